@@ -1,0 +1,71 @@
+// pybind11 bindings of rtc::SampleRing.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include "sample_ring.h"
+
+namespace py = pybind11;
+
+inline void bind_ring(py::module_& m) {
+  py::class_<rtc::SampleRing>(m, "SampleRing", R"doc(
+Lock-free single-producer single-consumer ring buffer of float32 samples.
+
+One thread pushes (an audio callback), one thread pops (a worker). ``push``
+never blocks: when a block does not fit, the oldest unread samples are dropped
+and counted in ``dropped``; a block longer than the capacity keeps only its
+last ``capacity`` samples.
+
+Parameters
+----------
+capacity : int
+    Minimum capacity in samples, 1 to 2**30; rounded up to a power of two.
+)doc")
+      .def(py::init<size_t>(), py::arg("capacity"))
+      .def(
+          "push",
+          [](rtc::SampleRing& r, py::array_t<float, py::array::c_style | py::array::forcecast> block) {
+            if (block.ndim() != 1)
+              throw py::value_error("block: must be 1-D (got " + std::to_string(block.ndim()) + "-D)");
+            const float* p = block.data();
+            const size_t n = static_cast<size_t>(block.size());
+            py::gil_scoped_release nogil;
+            return r.push(p, n);
+          },
+          py::arg("block"),
+          R"doc(Append a 1-D block of samples; returns how many old samples were dropped.)doc")
+      .def(
+          "pop",
+          [](rtc::SampleRing& r, size_t n, py::object out) -> py::object {
+            py::array_t<float> dst;
+            if (out.is_none()) {
+              dst = py::array_t<float>(static_cast<py::ssize_t>(n));
+            } else {
+              if (!py::isinstance<py::array_t<float>>(out))
+                throw py::type_error("out: must be a float32 numpy array");
+              dst = py::reinterpret_borrow<py::array_t<float>>(out);
+              if (dst.ndim() != 1 || !(dst.flags() & py::array::c_style) || !dst.writeable())
+                throw py::value_error("out: must be a writable, contiguous 1-D float32 array");
+              if (static_cast<size_t>(dst.size()) < n)
+                throw py::value_error("out: has " + std::to_string(dst.size()) +
+                                      " samples, fewer than n=" + std::to_string(n));
+            }
+            float* p = dst.mutable_data();
+            size_t k;
+            {
+              py::gil_scoped_release nogil;
+              k = r.pop(p, n);
+            }
+            return dst[py::slice(0, static_cast<py::ssize_t>(k), 1)];
+          },
+          py::arg("n"), py::arg("out") = py::none(),
+          R"doc(Pop up to ``n`` of the oldest samples.
+
+Returns a 1-D float32 array of the samples popped (a view of ``out`` when given).)doc")
+      .def_property_readonly("available", &rtc::SampleRing::available, "Unread samples (a snapshot).")
+      .def_property_readonly("capacity", &rtc::SampleRing::capacity, "Capacity in samples.")
+      .def_property_readonly("dropped", &rtc::SampleRing::dropped, "Samples dropped by overflow.")
+      .def_property_readonly("pushed", &rtc::SampleRing::pushed, "Samples pushed in total.")
+      .def("reset", &rtc::SampleRing::reset, "Empty the ring and zero the counters (no thread may be using it).");
+}

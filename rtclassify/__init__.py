@@ -1,0 +1,31 @@
+"""rtclassify: real-time music classification.
+
+Light at import: only numpy and the native core are loaded here. The model,
+engine and I/O layers load on first use.
+"""
+
+from __future__ import annotations
+
+from . import errors
+from ._core import MelFrontend, SampleRing, build_info
+from .errors import RtclassifyError
+
+__version__ = build_info()["version"]
+
+_LAZY = {
+    "Classifier": ("rtclassify.model.classifier", "Classifier"),
+    "Listener": ("rtclassify.engine.listener", "Listener"),
+}
+
+__all__ = ["MelFrontend", "SampleRing", "build_info", "errors", "RtclassifyError", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rtclassify' has no attribute {name!r}")

@@ -1,0 +1,67 @@
+"""The ``rtclassify`` command line.
+
+Each subcommand lives in its own module under :mod:`rtclassify.commands` and
+defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
+Heavy dependencies are imported inside ``run`` so that ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from . import commands as _commands_pkg
+from .errors import RtclassifyError
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line and exit code 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _command_modules():
+    for info in sorted(pkgutil.iter_modules(_commands_pkg.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        yield importlib.import_module(f"{_commands_pkg.__name__}.{info.name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(
+        prog="rtclassify",
+        description="Real-time music classification: instrument families, voice, vibrato and "
+        "tremolo, from a live audio device or a file, sent as MIDI and OSC.",
+    )
+    parser.add_argument("--version", action="version", version=f"rtclassify {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module in _command_modules():
+        p = sub.add_parser(module.NAME, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP))
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("rtclassify: interrupted", file=sys.stderr)
+        return 130
+    except RtclassifyError as exc:
+        print(f"rtclassify {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the rtclassify CLI, one module each (discovered by rtclassify.cli)."""

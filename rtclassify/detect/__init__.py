@@ -1,0 +1,1 @@
+"""Decoding model outputs and tracker states into events."""

@@ -1,0 +1,63 @@
+"""Exception hierarchy of rtclassify.
+
+Every error the package raises on purpose derives from :class:`RtclassifyError`.
+Bad parameters are also :class:`ValueError` and runtime faults also
+:class:`RuntimeError`, so callers can catch either the package's base class or
+the built-in one.
+"""
+
+from __future__ import annotations
+
+
+class RtclassifyError(Exception):
+    """Base class of every error raised by rtclassify."""
+
+
+class ParameterError(RtclassifyError, ValueError):
+    """A parameter has a bad value; the message names the parameter."""
+
+
+class BundleError(RtclassifyError, ValueError):
+    """A model bundle is missing, corrupt or inconsistent; the message names the file."""
+
+
+class ConfigError(RtclassifyError, ValueError):
+    """A configuration or mapping file is invalid; the message names the file, line and key."""
+
+
+class DeviceError(RtclassifyError, RuntimeError):
+    """An audio device is missing, busy or vanished."""
+
+
+class SinkError(RtclassifyError, RuntimeError):
+    """An output (MIDI port, OSC host, log file) cannot be opened or written."""
+
+
+class MissingDependencyError(RtclassifyError, ImportError):
+    """An optional dependency is not installed; the message names the extra or system package."""
+
+
+def require(module: str, extra: str | None = None, system: str | None = None):
+    """Import an optional dependency or raise :class:`MissingDependencyError`.
+
+    Parameters
+    ----------
+    module : str
+        Module name to import.
+    extra : str, optional
+        The pip extra that provides it (``pip install rtclassify[extra]``).
+    system : str, optional
+        The system package that provides it (for example a Debian package).
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        hints = []
+        if extra:
+            hints.append(f"pip install 'rtclassify[{extra}]'")
+        if system:
+            hints.append(f"install the system package {system}")
+        hint = " or ".join(hints) if hints else f"pip install {module}"
+        raise MissingDependencyError(f"{module} is not installed ({exc}); {hint}") from exc
