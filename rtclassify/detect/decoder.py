@@ -1,0 +1,321 @@
+"""Turning per-hop tag probabilities into on/off events and levels.
+
+For each tag, independently, once per model output (hop):
+
+1. **Smoothing** of the probability: an exponential moving average with time
+   constant ``smoothing_s`` (``alpha = 1 - exp(-hop_s / smoothing_s)``; the
+   first output initialises it; ``smoothing_s = 0`` disables it), or the
+   median of the last ``median_hops`` outputs (``smoothing="median"``).
+2. **Hysteresis**: an off tag turns on when the smoothed probability is above
+   its ``on`` threshold; an on tag turns off when it is below its ``off``
+   threshold (``off <= on``).
+3. **Minimum durations**: a tag that turned on stays on for at least
+   ``min_on_s`` and a tag that turned off stays off for at least
+   ``min_off_s`` (durations counted in hops: ``ceil(min_s / hop_s)``). A turn
+   that is held back happens at the first hop where it is allowed and the
+   threshold condition still holds. Onsets are never delayed by these rules:
+   at the start of a stream every tag counts as having been off for ever.
+
+Events per hop, in this order: :class:`~rtclassify.detect.events.TagOff` and
+:class:`~rtclassify.detect.events.TagOn` in label order (``prob`` of TagOn is
+the smoothed probability), then one :class:`~rtclassify.detect.events.TagLevel`
+per tag (smoothed probability) when a level is due: every hop by default
+(``level_rate=None``), at most ``level_rate`` times per second of stream time,
+or never (``level_rate=0``).
+
+Defaults come from the bundle (``thresholds``, ``decoder``); a dict of
+overrides (what a mapping file provides) replaces any of them::
+
+    {"smoothing": "ema" | "median", "smoothing_s": 0.1, "median_hops": 3,
+     "min_on_s": 0.2, "min_off_s": 0.2, "level_rate": 10.0,
+     "thresholds": {"piano": {"on": 0.6, "off": 0.4}}}
+
+The decoder works in preallocated arrays; :meth:`Decoder.step` allocates only
+the event objects it returns.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ParameterError
+from .events import Event, TagLevel, TagOff, TagOn
+
+__all__ = ["DecoderConfig", "Decoder", "OVERRIDE_KEYS"]
+
+#: keys accepted in a decoder override dict
+OVERRIDE_KEYS = ("smoothing", "smoothing_s", "median_hops", "min_on_s", "min_off_s", "level_rate", "thresholds")
+
+_LARGE = 1 << 60
+
+
+def _number(value, key: str, lo: float = 0.0, hi: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not math.isfinite(value):
+        raise ParameterError(f"{key} must be a finite number (got {value!r})")
+    if value < lo or (hi is not None and value > hi):
+        rng = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise ParameterError(f"{key} must be {rng} (got {value})")
+    return float(value)
+
+
+@dataclass
+class DecoderConfig:
+    """Decoder parameters (see the module notes).
+
+    Attributes
+    ----------
+    labels : tuple of str
+    thresholds : dict
+        ``{tag: (on, off)}`` for every label.
+    smoothing : {"ema", "median"}
+    smoothing_s : float
+        EMA time constant in seconds (0: no smoothing).
+    median_hops : int
+        Median length in hops (``smoothing="median"``).
+    min_on_s, min_off_s : float
+        Minimum on and off durations in seconds.
+    level_rate : float or None
+        TagLevel events per second; None: every hop; 0: none.
+    """
+
+    labels: tuple
+    thresholds: dict
+    smoothing: str = "ema"
+    smoothing_s: float = 0.0
+    median_hops: int = 3
+    min_on_s: float = 0.0
+    min_off_s: float = 0.0
+    level_rate: float | None = None
+    _extra: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_bundle(cls, bundle, overrides: dict | None = None, level_rate: float | None = None) -> "DecoderConfig":
+        """Bundle defaults, then ``overrides`` (a dict, see the module notes), then ``level_rate``.
+
+        Raises
+        ------
+        ParameterError
+            Unknown override key, unknown tag, or a value out of range; the
+            message names the key (``decoder.<key>``).
+        """
+        d = dict(bundle.decoder)
+        cfg = cls(
+            labels=tuple(bundle.labels),
+            thresholds=dict(bundle.thresholds),
+            smoothing=d.get("smoothing", "ema"),
+            smoothing_s=d.get("smoothing_s", 0.0),
+            median_hops=d.get("median_hops", 3),
+            min_on_s=d.get("min_on_s", 0.0),
+            min_off_s=d.get("min_off_s", 0.0),
+        )
+        if overrides:
+            cfg = cfg.override(overrides)
+        if level_rate is not None:
+            cfg.level_rate = _number(level_rate, "level_rate")
+        cfg.validate()
+        return cfg
+
+    def override(self, overrides: dict) -> "DecoderConfig":
+        """A copy with the keys of ``overrides`` replaced (validated)."""
+        if not isinstance(overrides, dict):
+            raise ParameterError(f"decoder overrides must be a dict (got {type(overrides).__name__})")
+        unknown = sorted(set(overrides) - set(OVERRIDE_KEYS))
+        if unknown:
+            raise ParameterError(f"unknown decoder key(s): {', '.join('decoder.' + k for k in unknown)} "
+                                 f"(known: {', '.join(OVERRIDE_KEYS)})")
+        new = DecoderConfig(**{k: getattr(self, k) for k in ("labels", "smoothing", "smoothing_s", "median_hops",
+                                                             "min_on_s", "min_off_s", "level_rate")},
+                            thresholds=dict(self.thresholds))
+        for key, value in overrides.items():
+            if key == "thresholds":
+                if not isinstance(value, dict):
+                    raise ParameterError("decoder.thresholds must be a dict {tag: {'on': p, 'off': p}}")
+                for tag, entry in value.items():
+                    if tag not in new.thresholds:
+                        raise ParameterError(f"decoder.thresholds: unknown tag {tag!r} (tags: {', '.join(self.labels)})")
+                    if not isinstance(entry, dict) or not set(entry) <= {"on", "off"}:
+                        raise ParameterError(f"decoder.thresholds.{tag} must be a dict with 'on' and/or 'off'")
+                    on, off = new.thresholds[tag]
+                    on = _number(entry.get("on", on), f"decoder.thresholds.{tag}.on", 0.0, 1.0)
+                    off = _number(entry.get("off", off), f"decoder.thresholds.{tag}.off", 0.0, 1.0)
+                    if "on" in entry and "off" not in entry:
+                        off = min(off, on)
+                    new.thresholds[tag] = (on, off)
+            elif key == "level_rate":
+                new.level_rate = None if value is None else _number(value, "decoder.level_rate")
+            elif key == "smoothing":
+                new.smoothing = value
+            elif key == "median_hops":
+                if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                    raise ParameterError(f"decoder.median_hops must be an integer >= 1 (got {value!r})")
+                new.median_hops = int(value)
+            else:
+                setattr(new, key, _number(value, f"decoder.{key}"))
+        new.validate()
+        return new
+
+    def validate(self) -> None:
+        if self.smoothing not in ("ema", "median"):
+            raise ParameterError(f"decoder.smoothing must be 'ema' or 'median' (got {self.smoothing!r})")
+        if isinstance(self.median_hops, bool) or int(self.median_hops) != self.median_hops or self.median_hops < 1:
+            raise ParameterError(f"decoder.median_hops must be an integer >= 1 (got {self.median_hops!r})")
+        for key in ("smoothing_s", "min_on_s", "min_off_s"):
+            _number(getattr(self, key), f"decoder.{key}")
+        if self.level_rate is not None:
+            _number(self.level_rate, "decoder.level_rate")
+        for tag in self.labels:
+            if tag not in self.thresholds:
+                raise ParameterError(f"decoder.thresholds: no thresholds for tag {tag!r}")
+            on, off = self.thresholds[tag]
+            if off > on:
+                raise ParameterError(f"decoder.thresholds.{tag}: off ({off}) must not exceed on ({on})")
+
+
+class Decoder:
+    """Per-tag smoothing, hysteresis and minimum durations (see the module notes).
+
+    Parameters
+    ----------
+    config : DecoderConfig
+    hop_s : float
+        Time between two model outputs, in seconds (> 0).
+    channel : int
+        Channel number written into the events.
+
+    Attributes
+    ----------
+    active : ndarray of bool, shape (n_tags,)
+        Current on/off state (read only; updated in place by :meth:`step`).
+    smoothed : ndarray of float32, shape (n_tags,)
+        Current smoothed probabilities (updated in place).
+    """
+
+    def __init__(self, config: DecoderConfig, hop_s: float, channel: int = 0):
+        config.validate()
+        hop_s = _number(hop_s, "hop_s")
+        if hop_s <= 0:
+            raise ParameterError(f"hop_s must be > 0 (got {hop_s})")
+        self.config = config
+        self.labels = tuple(config.labels)
+        self.hop_s = hop_s
+        self.channel = int(channel)
+        n = len(self.labels)
+        self.n_tags = n
+        self._on = np.array([config.thresholds[t][0] for t in self.labels], np.float32)
+        self._off = np.array([config.thresholds[t][1] for t in self.labels], np.float32)
+        eps = 1e-9
+        self.min_on_hops = int(math.ceil(config.min_on_s / hop_s - eps)) if config.min_on_s > 0 else 0
+        self.min_off_hops = int(math.ceil(config.min_off_s / hop_s - eps)) if config.min_off_s > 0 else 0
+        self._median = config.smoothing == "median" and config.median_hops > 1
+        self._alpha = np.float32(1.0 - math.exp(-hop_s / config.smoothing_s)) if config.smoothing_s > 0 else np.float32(1.0)
+        if self._median:
+            self._hist = np.zeros((config.median_hops, n), np.float32)
+        lr = config.level_rate
+        self._level_every_hop = lr is None
+        self._level_period = (1.0 / lr) if (lr is not None and lr > 0) else None
+        self.active = np.zeros(n, bool)
+        self.smoothed = np.zeros(n, np.float32)
+        self._held = np.zeros(n, np.int64)
+        self._tmp = np.zeros(n, np.float32)
+        self._b1 = np.zeros(n, bool)
+        self._b2 = np.zeros(n, bool)
+        self._b3 = np.zeros(n, bool)
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the start of a stream: every tag off, no smoothing history."""
+        self.active[:] = False
+        self.smoothed[:] = 0.0
+        self._held[:] = _LARGE
+        self._count = 0
+        self._next_level = None
+
+    def step(self, probs: np.ndarray, stream_time: float, level_time: float | None = None,
+             wall_time: float = 0.0) -> list[Event]:
+        """Decode one model output.
+
+        Parameters
+        ----------
+        probs : ndarray, float32, shape (n_tags,)
+            Probabilities of this hop.
+        stream_time : float
+            Input seconds consumed when the output was decided (written into the events).
+        level_time : float, optional
+            Time used to schedule levels at ``level_rate`` (default ``stream_time``).
+        wall_time : float
+            ``time.time()`` to write into the events.
+
+        Returns
+        -------
+        list of Event
+        """
+        p = probs
+        s = self.smoothed
+        if self._median:
+            k = self._hist.shape[0]
+            self._hist[self._count % k] = p
+            m = min(self._count + 1, k)
+            if m == k:
+                np.median(self._hist, axis=0, out=s)
+            else:
+                s[:] = np.median(self._hist[:m], axis=0)
+        elif self._count == 0 or self._alpha == 1.0:
+            s[:] = p
+        else:
+            np.subtract(p, s, out=self._tmp)
+            self._tmp *= self._alpha
+            s += self._tmp
+        self._count += 1
+        held = self._held
+        held += 1
+        active = self.active
+        events: list[Event] = []
+        # turn off: on, below off threshold, held on long enough
+        b1, b2 = self._b1, self._b2
+        np.less(s, self._off, out=b1)
+        b1 &= active
+        if self.min_on_hops:
+            np.greater_equal(held, self.min_on_hops, out=b2)
+            b1 &= b2
+        # turn on: off, above on threshold, held off long enough
+        if b1.any():
+            idx_off = np.flatnonzero(b1)
+        else:
+            idx_off = ()
+        b3 = self._b3
+        np.greater(s, self._on, out=b2)
+        np.logical_not(active, out=b3)
+        b2 &= b3
+        if self.min_off_hops:
+            np.greater_equal(held, self.min_off_hops, out=b3)
+            b2 &= b3
+        ch = self.channel
+        labels = self.labels
+        if len(idx_off) or b2.any():
+            changed = sorted([(int(i), False) for i in idx_off] + [(int(i), True) for i in np.flatnonzero(b2)])
+            for i, on in changed:
+                if on:
+                    events.append(TagOn(stream_time, wall_time, ch, labels[i], float(s[i])))
+                else:
+                    events.append(TagOff(stream_time, wall_time, ch, labels[i]))
+                active[i] = on
+                held[i] = 0
+        if self._level_every_hop:
+            events.extend(TagLevel(stream_time, wall_time, ch, labels[i], float(s[i])) for i in range(self.n_tags))
+        elif self._level_period is not None:
+            t = stream_time if level_time is None else level_time
+            if self._next_level is None or t >= self._next_level - 1e-9:
+                events.extend(TagLevel(stream_time, wall_time, ch, labels[i], float(s[i])) for i in range(self.n_tags))
+                nxt = (t if self._next_level is None else self._next_level) + self._level_period
+                self._next_level = nxt if nxt > t else t + self._level_period
+        return events
+
+    def flush(self, stream_time: float, wall_time: float = 0.0) -> list[Event]:
+        """TagOff for every active tag (end of stream); all tags are off afterwards."""
+        events = [TagOff(stream_time, wall_time, self.channel, self.labels[i]) for i in np.flatnonzero(self.active)]
+        self.active[:] = False
+        self._held[:] = _LARGE
+        return events

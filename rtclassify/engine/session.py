@@ -1,0 +1,467 @@
+"""The streaming path from audio samples to tag events, synchronous and without threads.
+
+:class:`StreamSession` is the one implementation of the runtime path: the
+live listener runs it on its worker thread, a host application calls it from
+its own audio loop (plugin style), and offline tagging
+(:meth:`rtclassify.Classifier.tag`, ``rtclassify tag``) feeds a file through
+it in large blocks. Any split of a stream into blocks gives the same frames,
+probabilities (bit for bit) and events.
+
+Per block (:meth:`StreamSession.process`):
+
+1. The block is validated and converted to mono float32 (int16 is scaled by
+   1/32768; a 2-D ``(frames, channels)`` block is reduced to the configured
+   channel or to the average of all channels). Blocks longer than
+   ``max_block`` are processed in pieces of ``max_block`` samples.
+2. If the input rate differs from the model's, a soxr stream resamples it
+   (non-finite samples are replaced by 0 and counted before resampling, since
+   the resampler would spread them). Otherwise the native frontend replaces and
+   counts them.
+3. :class:`rtclassify.MelFrontend`, built from the bundle's frontend config,
+   turns samples into log-mel frames, which go into a preallocated ring of the
+   last ``W`` frames (``W`` = the model's window). Before ``W`` frames exist,
+   the ring holds the frontend's value for silence (the frame it gives for
+   digital silence), so the first windows are padded with silence.
+4. Every ``hop_frames`` frames the backend runs on the last ``W`` frames and
+   the decoder turns its output into events.
+
+Timing conventions (all times are seconds of *input* audio):
+
+- Output ``k`` refers to frontend frame ``o_k = (k + 1) * hop_frames - 1``
+  (the frame at index ``W - 1 - lookahead`` of its window); its ``time`` is
+  that frame's centre, ``(o_k * hop_length + n_fft / 2) / model_rate``. The
+  resampler is time-aligned, so this is also the time in the input.
+- It is computed when frame ``o_k + lookahead`` is complete; events carry
+  ``stream_time`` = the input time by which that is guaranteed:
+  ``((o_k + lookahead) * hop_length + n_fft) / model_rate`` plus, when
+  resampling, the resampler's measured worst-case delay. Without resampling
+  this is exactly the number of input seconds consumed when the output
+  became due. It does not depend on how the stream is split into blocks.
+- :attr:`StreamSession.latency_samples` (input rate) is the algorithmic
+  latency a host should compensate: resampler delay + ``n_fft / 2`` (half a
+  frame) + ``lookahead * hop_length`` + one hop of scheduling
+  (``hop_frames * hop_length``).
+
+A session is not thread-safe; call it from one thread at a time.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..detect.decoder import Decoder, DecoderConfig
+from ..detect.events import Event
+from ..errors import ParameterError
+
+__all__ = ["StreamSession", "FrameResult"]
+
+_I16_SCALE = np.float32(1.0 / 32768.0)
+_TIMING_HISTORY = 4096
+
+
+@dataclass(slots=True)
+class FrameResult:
+    """One model output.
+
+    Attributes
+    ----------
+    index : int
+        Frontend frame the output refers to (``o_k``).
+    time : float
+        Centre of that frame, in input seconds.
+    stream_time : float
+        Input seconds by which the output was decided (as in the events).
+    probs : ndarray, float32, shape (n_tags,)
+        The model's probabilities.
+    smoothed : ndarray, float32, shape (n_tags,)
+        The decoder's smoothed probabilities.
+    active : ndarray, bool, shape (n_tags,)
+        The decoder's on/off state after this output.
+    events : list of Event
+        The events decided at this output.
+    """
+
+    index: int
+    time: float
+    stream_time: float
+    probs: np.ndarray
+    smoothed: np.ndarray
+    active: np.ndarray
+    events: list = field(default_factory=list)
+
+
+def _positive_int(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ParameterError(f"{name} must be an integer >= {minimum} (got {value!r})")
+    return int(value)
+
+
+class StreamSession:
+    """Synchronous streaming classifier: blocks of samples in, events out.
+
+    Create it with :meth:`rtclassify.Classifier.stream`.
+
+    Parameters
+    ----------
+    bundle : Bundle
+    backend : Backend
+    sample_rate : int
+        Input sample rate in Hz (resampled to the bundle's rate when different).
+    max_block : int
+        Largest block processed in one piece; larger blocks are split. Buffers
+        are preallocated for this size.
+    hop : float, optional
+        Time between model outputs in seconds, rounded to whole frontend
+        frames (at least one). Default: the bundle's ``hop_frames``.
+    channel : int or "mix"
+        For 2-D blocks ``(frames, channels)``: the channel to use, or
+        ``"mix"`` for the average of all channels. 1-D blocks are mono.
+    decoder : dict, optional
+        Decoder overrides (see :mod:`rtclassify.detect.decoder`).
+    level_rate : float, optional
+        TagLevel events per second (None: every hop, 0: none).
+    resample_quality : str
+        soxr quality when resampling (``"HQ"``).
+    record_frames : bool
+        Keep a :class:`FrameResult` per output in :attr:`last_frames`.
+    on_frame : callable, optional
+        Called with each :class:`FrameResult` as it is produced.
+
+    Attributes
+    ----------
+    sample_rate : int
+        Input rate.
+    model_rate : int
+        The bundle's frontend rate.
+    labels : tuple of str
+    hop_frames : int
+        Frontend frames per hop.
+    hop_s : float
+        Seconds per hop.
+    latency_samples : int
+        Algorithmic latency at the input rate (see the module notes).
+    last_frames : list of FrameResult
+        Outputs produced by the last :meth:`process` or :meth:`flush` call.
+    decoder : Decoder
+    """
+
+    def __init__(self, bundle, backend, sample_rate: int = 48000, max_block: int = 1024, hop: float | None = None,
+                 channel: int | str = 0, decoder: dict | None = None, level_rate: float | None = None,
+                 resample_quality: str = "HQ", record_frames: bool = True,
+                 on_frame: Callable[[FrameResult], None] | None = None):
+        from .._core import MelFrontend
+
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.integer, np.floating)) \
+                or not sample_rate > 0 or int(sample_rate) != sample_rate:
+            raise ParameterError(f"sample_rate must be a positive integer in Hz (got {sample_rate!r})")
+        self.sample_rate = int(sample_rate)
+        self.max_block = _positive_int(max_block, "max_block")
+        if channel != "mix":
+            if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or channel < 0:
+                raise ParameterError(f"channel must be an integer >= 0 or 'mix' (got {channel!r})")
+            channel = int(channel)
+        self.channel = channel
+        if on_frame is not None and not callable(on_frame):
+            raise ParameterError("on_frame must be callable")
+        self.bundle = bundle
+        self.backend = backend
+        self.labels = tuple(bundle.labels)
+        self.model_rate = bundle.sample_rate
+        self._hop_len = bundle.hop_length
+        self._n_fft = bundle.n_fft
+        self._W = bundle.window_frames
+        self._L = bundle.lookahead_frames
+        if hop is None:
+            self.hop_frames = bundle.hop_frames
+        else:
+            if isinstance(hop, bool) or not isinstance(hop, (int, float, np.integer, np.floating)) \
+                    or not math.isfinite(hop) or hop <= 0:
+                raise ParameterError(f"hop must be a positive number of seconds (got {hop!r})")
+            self.hop_frames = max(1, int(round(hop * self.model_rate / self._hop_len)))
+        self.hop_s = self.hop_frames * self._hop_len / self.model_rate
+        self.record_frames = bool(record_frames)
+        self.on_frame = on_frame
+
+        self._fe = MelFrontend(**bundle.frontend)
+        silence = MelFrontend(**bundle.frontend).push(np.zeros(self._n_fft, np.float32))
+        self._silence = np.array(silence[0], np.float32)
+        self._ring = np.empty((2 * self._W, bundle.n_mels), np.float32)
+        self._win = np.empty((1, bundle.n_mels, self._W), np.float32)
+        self._buf = np.empty(self.max_block, np.float32)
+        self._mix = np.empty(self.max_block, np.float64)
+        self._mask = np.empty(self.max_block, bool)
+        self._empty = np.zeros(0, np.float32)
+        ratio = self.model_rate / self.sample_rate
+        self._fbuf = np.empty((int(math.ceil(self.max_block * ratio / self._hop_len)) + 2, bundle.n_mels), np.float32)
+
+        if self.sample_rate != self.model_rate:
+            from ..audio.resample import StreamResampler
+
+            self._rs = StreamResampler(self.sample_rate, self.model_rate, resample_quality, chunk=self.max_block)
+            self.resampler_latency_s = self._rs.latency_s
+        else:
+            self._rs = None
+            self.resampler_latency_s = 0.0
+
+        self.decoder = Decoder(DecoderConfig.from_bundle(bundle, decoder, level_rate), self.hop_s,
+                               channel=0 if channel == "mix" else channel)
+        self._run = getattr(backend, "run_unchecked", backend.run)
+        latency_s = self.resampler_latency_s + (self._n_fft / 2 + (self._L + self.hop_frames) * self._hop_len) / self.model_rate
+        self.latency_samples = int(math.ceil(latency_s * self.sample_rate - 1e-9))
+        self._hop_times = np.zeros(_TIMING_HISTORY, np.float64)
+        self.reset()
+
+    # ------------------------------------------------------------------
+    @property
+    def latency_s(self) -> float:
+        """:attr:`latency_samples` in seconds."""
+        return self.latency_samples / self.sample_rate
+
+    @property
+    def active_tags(self) -> list[str]:
+        """Tags that are on now."""
+        return [self.labels[i] for i in np.flatnonzero(self.decoder.active)]
+
+    @property
+    def stream_time(self) -> float:
+        """Seconds of input consumed so far."""
+        return self._samples_in / self.sample_rate
+
+    def output_time(self, index: int) -> float:
+        """Time (input seconds) of the centre of frontend frame ``index``."""
+        return (index * self._hop_len + self._n_fft / 2) / self.model_rate
+
+    def reset(self) -> None:
+        """Start a new stream: clears audio state, decoder state and counters."""
+        self._fe.reset()
+        if self._rs is not None:
+            self._rs.reset()
+        self._ring[:] = self._silence
+        self._n_frames = 0
+        self._trigger = self.hop_frames - 1 + self._L
+        self.decoder.reset()
+        self._samples_in = 0
+        self._hops = 0
+        self._late = 0
+        self._nonfinite_own = 0
+        self._fe_nonfinite_base = self._frontend_nonfinite()
+        self._compute_sum = 0.0
+        self._pending = 0.0
+        self._last_decided = 0.0
+        self._hop_times[:] = 0.0
+        self._flushed = False
+        self.last_frames: list[FrameResult] = []
+
+    def _frontend_nonfinite(self) -> int:
+        return int(self._fe.nonfinite_replaced)
+
+    @property
+    def counters(self) -> dict:
+        """Counters of this stream (a new dict each call).
+
+        Keys: ``samples_in``, ``frames``, ``hops``, ``late_hops`` (hops whose
+        engine cost exceeded the hop duration), ``compute_ms_mean``,
+        ``compute_ms_p99`` (engine cost per hop: conversion, resampling,
+        frontend, inference, decoding; p99 over the last 4096 hops),
+        ``nonfinite_replaced``, ``hop_ms``, ``latency_algorithmic_ms``,
+        ``latency_compute_ms`` (= ``compute_ms_mean``) and
+        ``resampler_latency_ms`` (part of the algorithmic latency).
+        """
+        n = self._hops
+        recent = self._hop_times[: min(n, _TIMING_HISTORY)]
+        mean_ms = 1000.0 * self._compute_sum / n if n else 0.0
+        p99_ms = 1000.0 * float(np.percentile(recent, 99)) if n else 0.0
+        return {
+            "samples_in": self._samples_in,
+            "frames": self._n_frames,
+            "hops": n,
+            "late_hops": self._late,
+            "compute_ms_mean": mean_ms,
+            "compute_ms_p99": p99_ms,
+            "nonfinite_replaced": self._nonfinite_own + self._frontend_nonfinite() - self._fe_nonfinite_base,
+            "hop_ms": 1000.0 * self.hop_s,
+            "latency_algorithmic_ms": 1000.0 * self.latency_s,
+            "latency_compute_ms": mean_ms,
+            "resampler_latency_ms": 1000.0 * self.resampler_latency_s,
+        }
+
+    # ------------------------------------------------------------------
+    def _check_block(self, block) -> np.ndarray:
+        if not isinstance(block, np.ndarray):
+            block = np.asarray(block)
+        if block.dtype not in (np.float32, np.float64, np.int16):
+            raise ParameterError(f"block must be float32, float64 or int16 samples (got dtype {block.dtype})")
+        if block.ndim == 1:
+            return block
+        if block.ndim == 2:
+            n_ch = block.shape[1]
+            if self.channel == "mix":
+                return block
+            if self.channel >= n_ch:
+                raise ParameterError(f"channel {self.channel} out of range: the block has {n_ch} channel(s) "
+                                     f"(shape (frames, channels) = {block.shape})")
+            return block[:, self.channel]
+        raise ParameterError(f"block must be 1-D (frames,) or 2-D (frames, channels); got shape {block.shape}")
+
+    def process(self, block) -> list[Event]:
+        """Process a block of samples; returns the events it decided.
+
+        Parameters
+        ----------
+        block : ndarray, shape (n,) or (n, channels)
+            float32/float64 in [-1, 1] or int16 samples at :attr:`sample_rate`.
+            2-D blocks are reduced with the session's ``channel`` setting. Any
+            length is accepted (empty included); blocks longer than
+            ``max_block`` are split.
+
+        Returns
+        -------
+        list of Event
+            TagOn/TagOff/TagLevel events in order. :attr:`last_frames` holds
+            this call's outputs.
+
+        Raises
+        ------
+        ParameterError
+            Wrong dtype, rank or channel.
+        RuntimeError
+            The session was flushed and not reset.
+        """
+        if self._flushed:
+            raise RuntimeError("the stream was flushed; call reset() before processing more audio")
+        t0 = time.perf_counter()
+        x = self._check_block(block)
+        events: list[Event] = []
+        frames: list[FrameResult] = []
+        self._frames_out = frames
+        n = x.shape[0]
+        mb = self.max_block
+        hops_before = self._hops
+        for start in range(0, n, mb):
+            self._process_chunk(x[start:start + mb], events)
+        self.last_frames = frames
+        self._account(t0, hops_before)
+        return events
+
+    def flush(self) -> list[Event]:
+        """End the stream: drain the resampler and turn every active tag off.
+
+        Returns the remaining events (outputs from the resampler's last
+        samples, then a TagOff for every tag that is on). Afterwards the
+        session accepts no audio until :meth:`reset`.
+        """
+        if self._flushed:
+            return []
+        t0 = time.perf_counter()
+        events: list[Event] = []
+        frames: list[FrameResult] = []
+        self._frames_out = frames
+        hops_before = self._hops
+        if self._rs is not None:
+            tail = self._rs.process(self._empty, last=True)
+            if len(tail):
+                self._push(tail, events)
+        end = max(self._samples_in / self.sample_rate, self._last_decided)
+        events.extend(self.decoder.flush(end, time.time()))
+        self.last_frames = frames
+        self._account(t0, hops_before)
+        self._flushed = True
+        return events
+
+    # ------------------------------------------------------------------
+    def _account(self, t0: float, hops_before: int) -> None:
+        elapsed = time.perf_counter() - t0 + self._pending
+        h = self._hops - hops_before
+        if h == 0:
+            self._pending = elapsed
+            return
+        self._pending = 0.0
+        per = elapsed / h
+        self._compute_sum += elapsed
+        if per > self.hop_s:
+            self._late += h
+        hist = self._hop_times
+        for k in range(hops_before, self._hops):
+            hist[k % _TIMING_HISTORY] = per
+
+    def _process_chunk(self, x: np.ndarray, events: list) -> None:
+        n = x.shape[0]
+        if n == 0:
+            return
+        buf = self._buf[:n]
+        if x.ndim == 2:
+            mix = self._mix[:n]
+            np.mean(x, axis=1, dtype=np.float64, out=mix)
+            if x.dtype == np.int16:
+                mix *= 1.0 / 32768.0
+            np.copyto(buf, mix, casting="same_kind")
+        elif x.dtype == np.int16:
+            np.multiply(x, _I16_SCALE, out=buf)
+        else:
+            np.copyto(buf, x, casting="same_kind")
+        self._samples_in += n
+        if self._rs is not None:
+            mask = self._mask[:n]
+            np.isfinite(buf, out=mask)
+            if not mask.all():
+                bad = ~mask
+                self._nonfinite_own += int(np.count_nonzero(bad))
+                buf[bad] = 0.0
+            y = self._rs.process(buf)
+            if len(y) == 0:
+                return
+        else:
+            y = buf
+        self._push(y, events)
+
+    def _push(self, y: np.ndarray, events: list) -> None:
+        need = self._fe.frames_for(y.shape[0])
+        if need > self._fbuf.shape[0]:
+            self._fbuf = np.empty((need, self._fbuf.shape[1]), np.float32)
+        frames = self._fe.push(y, out=self._fbuf)
+        k = frames.shape[0]
+        if k == 0:
+            return
+        W = self._W
+        ring = self._ring
+        f = self._n_frames
+        for j in range(k):
+            p = f % W
+            row = frames[j]
+            ring[p] = row
+            ring[p + W] = row
+            if f == self._trigger:
+                self._n_frames = f + 1
+                self._hop(p, events)
+            f += 1
+        self._n_frames = f
+
+    def _hop(self, p: int, events: list) -> None:
+        W = self._W
+        np.copyto(self._win[0], self._ring[p + 1:p + 1 + W].T)
+        probs = self._run(self._win)[0]
+        trig = self._trigger
+        index = trig - self._L
+        t_frame = (index * self._hop_len + self._n_fft / 2) / self.model_rate
+        t_dec = (trig * self._hop_len + self._n_fft) / self.model_rate + self.resampler_latency_s
+        self._last_decided = t_dec
+        evs = self.decoder.step(probs, t_dec, level_time=t_frame, wall_time=time.time())
+        events.extend(evs)
+        self._trigger = trig + self.hop_frames
+        self._hops += 1
+        if self.record_frames or self.on_frame is not None:
+            fr = FrameResult(index, t_frame, t_dec, np.array(probs, np.float32), self.decoder.smoothed.copy(),
+                             self.decoder.active.copy(), evs)
+            if self.record_frames:
+                self._frames_out.append(fr)
+            if self.on_frame is not None:
+                self.on_frame(fr)
+
+    def __repr__(self) -> str:
+        return (f"<StreamSession {self.bundle.name!r} {self.sample_rate} Hz -> {self.model_rate} Hz, "
+                f"hop {self.hop_frames} frames ({self.hop_s * 1000:.0f} ms), latency {self.latency_samples} samples>")

@@ -1,0 +1,413 @@
+"""Model bundles: a folder or a zip file holding ``model.onnx`` and ``model.json``.
+
+The bundle is the single source of truth for the frontend (sample rate, FFT,
+mel filterbank, log scaling), the model's input window and output names, the
+lookahead, the scheduler's default hop and the decoder's defaults (per-tag
+thresholds, smoothing, minimum durations). :func:`load_bundle` reads and
+validates ``model.json``; every problem raises :class:`~rtclassify.errors.BundleError`
+naming the file. The ONNX file itself is checked when a backend opens it
+(:class:`rtclassify.model.backends.OnnxBackend`): an unreadable graph, a
+missing input or output name and a label count that does not match the
+``probs`` output also raise ``BundleError`` naming ``model.onnx``.
+
+A zip bundle may hold the two files at its root or inside one top-level folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import BundleError
+
+__all__ = ["Bundle", "load_bundle", "default_bundle_path", "MODEL_JSON", "MODEL_ONNX", "FORMAT_VERSION"]
+
+MODEL_JSON = "model.json"
+MODEL_ONNX = "model.onnx"
+FORMAT_VERSION = 1
+
+#: frontend keys passed to :class:`rtclassify.MelFrontend` (the first four are required)
+FRONTEND_REQUIRED = ("sample_rate", "n_fft", "hop_length", "n_mels")
+FRONTEND_OPTIONAL = ("win_length", "window", "fmin", "fmax", "mel_scale", "norm", "power", "log", "amin")
+
+
+def default_bundle_path() -> Path:
+    """Folder of the default bundle shipped inside the package."""
+    return Path(__file__).resolve().parent.parent / "data" / "default_bundle"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A validated model bundle.
+
+    Attributes
+    ----------
+    path : Path
+        The bundle folder or zip file.
+    meta : dict
+        The whole parsed ``model.json`` (provenance, metrics and training
+        details included).
+    name : str
+        Model name.
+    labels : tuple of str
+        Tag names, in the order of the model's ``probs`` output.
+    frontend : dict
+        Keyword arguments for :class:`rtclassify.MelFrontend`.
+    input_name : str
+        Name of the ONNX input (``"mel"``), shape ``(batch, n_mels, window_frames)``.
+    window_frames : int
+        Frames per model input window (``W``).
+    probs_name : str
+        Name of the ONNX output with the probabilities, shape ``(batch, n_tags)``.
+    embedding_name : str or None
+        Name of the ONNX embedding output, shape ``(batch, embedding_dim)``.
+    embedding_dim : int or None
+        Declared embedding size.
+    lookahead_frames : int
+        Each output refers to the frame at index ``window_frames - 1 - lookahead_frames``
+        of its window.
+    hop_frames : int
+        Default scheduler hop, in frontend frames.
+    thresholds : dict
+        ``{tag: (on, off)}`` hysteresis thresholds, one per label.
+    decoder : dict
+        Decoder defaults (``smoothing_s``, ``min_on_s``, ``min_off_s`` and,
+        optionally, ``smoothing`` and ``median_hops``).
+    """
+
+    path: Path
+    meta: dict = field(repr=False)
+    name: str
+    labels: tuple
+    frontend: dict
+    input_name: str
+    window_frames: int
+    probs_name: str
+    embedding_name: str | None
+    embedding_dim: int | None
+    lookahead_frames: int
+    hop_frames: int
+    thresholds: dict
+    decoder: dict
+
+    # -- derived values -------------------------------------------------
+    @property
+    def is_zip(self) -> bool:
+        """True when the bundle is a zip file."""
+        return self.path.is_file()
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate of the model's frontend (Hz)."""
+        return int(self.frontend["sample_rate"])
+
+    @property
+    def n_fft(self) -> int:
+        return int(self.frontend["n_fft"])
+
+    @property
+    def hop_length(self) -> int:
+        """Frontend hop in samples at :attr:`sample_rate`."""
+        return int(self.frontend["hop_length"])
+
+    @property
+    def n_mels(self) -> int:
+        return int(self.frontend["n_mels"])
+
+    @property
+    def n_tags(self) -> int:
+        return len(self.labels)
+
+    @property
+    def frame_rate(self) -> float:
+        """Frontend frames per second."""
+        return self.sample_rate / self.hop_length
+
+    def frame_time(self, index: int | float) -> float:
+        """Time in seconds of the centre of frame ``index`` (``(i*hop + n_fft/2) / sr``)."""
+        return (index * self.hop_length + self.n_fft / 2) / self.sample_rate
+
+    def file_label(self, name: str) -> str:
+        """How a file of the bundle is named in messages (``zip!name`` for a zip)."""
+        return f"{self.path}!{self._member(name)}" if self.is_zip else str(self.path / name)
+
+    def _member(self, name: str) -> str:
+        prefix = self.meta.get("__zip_prefix__", "") if isinstance(self.meta, dict) else ""
+        return prefix + name
+
+    def read_bytes(self, name: str) -> bytes:
+        """Read one file of the bundle (works for folders and zips).
+
+        Raises
+        ------
+        BundleError
+            If the file does not exist or cannot be read.
+        """
+        return _read(self.path, self.meta.get("__zip_prefix__", ""), name)
+
+    def model_source(self) -> str | bytes:
+        """What ONNX Runtime should open: a file path (folder) or the bytes (zip)."""
+        if self.is_zip:
+            return self.read_bytes(MODEL_ONNX)
+        return str(self.path / MODEL_ONNX)
+
+    def to_config(self) -> dict:
+        """The parsed ``model.json`` without internal keys (a deep copy)."""
+        meta = json.loads(json.dumps({k: v for k, v in self.meta.items() if not k.startswith("__")}))
+        return meta
+
+
+# ----------------------------------------------------------------------
+# reading
+# ----------------------------------------------------------------------
+def _read(path: Path, prefix: str, name: str) -> bytes:
+    if path.is_dir():
+        f = path / name
+        if not f.is_file():
+            raise BundleError(f"{f}: missing file in the model bundle")
+        try:
+            return f.read_bytes()
+        except OSError as exc:
+            raise BundleError(f"{f}: cannot read ({exc.strerror or exc})") from exc
+    try:
+        with zipfile.ZipFile(path) as zf:
+            try:
+                return zf.read(prefix + name)
+            except KeyError:
+                raise BundleError(f"{path}!{prefix}{name}: missing file in the model bundle") from None
+    except zipfile.BadZipFile as exc:
+        raise BundleError(f"{path}: not a valid zip file ({exc})") from exc
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+
+
+def _zip_prefix(path: Path) -> str:
+    """Where model.json sits in a zip: '' (root) or 'folder/'."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except zipfile.BadZipFile as exc:
+        raise BundleError(f"{path}: not a valid zip file ({exc})") from exc
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    if MODEL_JSON in names:
+        return ""
+    nested = sorted(n[: -len(MODEL_JSON)] for n in names if n.endswith("/" + MODEL_JSON) and n.count("/") == 1)
+    if len(nested) == 1:
+        return nested[0]
+    raise BundleError(f"{path}!{MODEL_JSON}: missing file in the model bundle (zip holds: {', '.join(names[:8]) or 'nothing'})")
+
+
+# ----------------------------------------------------------------------
+# validation helpers
+# ----------------------------------------------------------------------
+class _Checker:
+    def __init__(self, where: str):
+        self.where = where
+
+    def fail(self, msg: str):
+        raise BundleError(f"{self.where}: {msg}")
+
+    def get(self, obj: dict, key: str, parent: str = ""):
+        full = f"{parent}.{key}" if parent else key
+        if not isinstance(obj, dict):
+            self.fail(f"'{parent}' must be an object")
+        if key not in obj:
+            self.fail(f"missing key '{full}'")
+        return obj[key]
+
+    def integer(self, value, key: str, minimum: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                self.fail(f"'{key}' must be an integer (got {value!r})")
+        if minimum is not None and value < minimum:
+            self.fail(f"'{key}' must be >= {minimum} (got {value})")
+        return int(value)
+
+    def number(self, value, key: str, lo: float | None = None, hi: float | None = None) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            self.fail(f"'{key}' must be a finite number (got {value!r})")
+        if lo is not None and value < lo:
+            self.fail(f"'{key}' must be >= {lo} (got {value})")
+        if hi is not None and value > hi:
+            self.fail(f"'{key}' must be <= {hi} (got {value})")
+        return float(value)
+
+    def string(self, value, key: str) -> str:
+        if not isinstance(value, str) or not value:
+            self.fail(f"'{key}' must be a non-empty string (got {value!r})")
+        return value
+
+
+def _parse(path: Path, prefix: str, raw: bytes, where: str, check_frontend: bool) -> Bundle:
+    c = _Checker(where)
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        c.fail(f"not UTF-8 text ({exc})")
+    except json.JSONDecodeError as exc:
+        c.fail(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    if not isinstance(meta, dict):
+        c.fail("must hold a JSON object")
+
+    version = c.get(meta, "format_version")
+    if version != FORMAT_VERSION:
+        c.fail(f"unsupported format_version {version!r} (this rtclassify reads {FORMAT_VERSION})")
+    name = c.string(c.get(meta, "name"), "name")
+
+    labels = c.get(meta, "labels")
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
+        c.fail("'labels' must be a non-empty list of tag names")
+    if len(set(labels)) != len(labels):
+        c.fail("'labels' has duplicate names")
+
+    fe = c.get(meta, "frontend")
+    if not isinstance(fe, dict):
+        c.fail("'frontend' must be an object")
+    unknown = sorted(set(fe) - set(FRONTEND_REQUIRED) - set(FRONTEND_OPTIONAL))
+    if unknown:
+        c.fail(f"unknown key(s) in 'frontend': {', '.join(unknown)}")
+    frontend = {}
+    for key in FRONTEND_REQUIRED:
+        frontend[key] = c.integer(c.get(fe, key, "frontend"), f"frontend.{key}", 1)
+    for key in FRONTEND_OPTIONAL:
+        if key in fe:
+            frontend[key] = fe[key]
+    if check_frontend:
+        from .._core import MelFrontend
+
+        try:
+            MelFrontend(**frontend)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            c.fail(f"frontend config rejected by MelFrontend: {exc}")
+
+    inp = c.get(meta, "input")
+    input_name = c.string(c.get(inp, "name", "input"), "input.name")
+    window_frames = c.integer(c.get(inp, "window_frames", "input"), "input.window_frames", 1)
+    layout = inp.get("layout", "batch,mels,frames")
+    if layout != "batch,mels,frames":
+        c.fail(f"'input.layout' must be 'batch,mels,frames' (got {layout!r})")
+
+    outs = c.get(meta, "outputs")
+    probs_name = c.string(c.get(outs, "probs", "outputs"), "outputs.probs")
+    embedding_name = outs.get("embedding")
+    if embedding_name is not None:
+        embedding_name = c.string(embedding_name, "outputs.embedding")
+    embedding_dim = outs.get("embedding_dim")
+    if embedding_dim is not None:
+        embedding_dim = c.integer(embedding_dim, "outputs.embedding_dim", 1)
+
+    lookahead = c.integer(c.get(meta, "lookahead_frames"), "lookahead_frames", 0)
+    if lookahead >= window_frames:
+        c.fail(f"'lookahead_frames' ({lookahead}) must be smaller than input.window_frames ({window_frames})")
+    hop_frames = c.integer(c.get(meta, "hop_frames"), "hop_frames", 1)
+
+    th = c.get(meta, "thresholds")
+    if not isinstance(th, dict):
+        c.fail("'thresholds' must be an object {tag: {on, off}}")
+    unknown = sorted(set(th) - set(labels))
+    if unknown:
+        c.fail(f"'thresholds' names tags that are not in 'labels': {', '.join(unknown)}")
+    thresholds = {}
+    for tag in labels:
+        entry = c.get(th, tag, "thresholds")
+        on = c.number(c.get(entry, "on", f"thresholds.{tag}"), f"thresholds.{tag}.on", 0.0, 1.0)
+        off = c.number(c.get(entry, "off", f"thresholds.{tag}"), f"thresholds.{tag}.off", 0.0, 1.0)
+        if off > on:
+            c.fail(f"'thresholds.{tag}': off ({off}) must not exceed on ({on})")
+        thresholds[tag] = (on, off)
+
+    dec = c.get(meta, "decoder")
+    if not isinstance(dec, dict):
+        c.fail("'decoder' must be an object")
+    decoder = {}
+    for key in ("smoothing_s", "min_on_s", "min_off_s"):
+        decoder[key] = c.number(c.get(dec, key, "decoder"), f"decoder.{key}", 0.0)
+    if "smoothing" in dec:
+        if dec["smoothing"] not in ("ema", "median"):
+            c.fail(f"'decoder.smoothing' must be 'ema' or 'median' (got {dec['smoothing']!r})")
+        decoder["smoothing"] = dec["smoothing"]
+    if "median_hops" in dec:
+        decoder["median_hops"] = c.integer(dec["median_hops"], "decoder.median_hops", 1)
+
+    meta = dict(meta)
+    if prefix:
+        meta["__zip_prefix__"] = prefix
+    return Bundle(
+        path=path,
+        meta=meta,
+        name=name,
+        labels=tuple(labels),
+        frontend=frontend,
+        input_name=input_name,
+        window_frames=window_frames,
+        probs_name=probs_name,
+        embedding_name=embedding_name,
+        embedding_dim=embedding_dim,
+        lookahead_frames=lookahead,
+        hop_frames=hop_frames,
+        thresholds=thresholds,
+        decoder=decoder,
+    )
+
+
+def load_bundle(path: str | Path | None = None, *, check_frontend: bool = True) -> Bundle:
+    """Read and validate a model bundle.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A bundle folder, a zip file, or the ``model.json`` inside a folder.
+        ``None`` loads the default bundle shipped in the package.
+    check_frontend : bool
+        Build a :class:`rtclassify.MelFrontend` from the frontend config to
+        check that the native frontend accepts it (default True).
+
+    Returns
+    -------
+    Bundle
+
+    Raises
+    ------
+    BundleError
+        The folder, zip or one of its files is missing or unreadable,
+        ``model.json`` is not valid JSON or lacks a key, a value is out of
+        range, or the frontend config is rejected by ``MelFrontend``. The
+        message names the file.
+    """
+    if path is None:
+        path = default_bundle_path()
+        if not path.exists():
+            raise BundleError(f"{path}: the default model bundle is not installed")
+    path = Path(path).expanduser()
+    if path.is_file() and path.name == MODEL_JSON:
+        path = path.parent
+    if not path.exists():
+        raise BundleError(f"{path}: model bundle not found (expected a folder or zip with {MODEL_JSON} and {MODEL_ONNX})")
+    path = path.resolve()
+    if path.is_dir():
+        prefix = ""
+        where = str(path / MODEL_JSON)
+    elif zipfile.is_zipfile(path):
+        prefix = _zip_prefix(path)
+        where = f"{path}!{prefix}{MODEL_JSON}"
+    else:
+        raise BundleError(f"{path}: not a model bundle (expected a folder or a zip file)")
+    raw = _read(path, prefix, MODEL_JSON)
+    bundle = _parse(path, prefix, raw, where, check_frontend)
+    # model.onnx must at least exist; its contents are checked by the backend
+    if path.is_dir():
+        if not (path / MODEL_ONNX).is_file():
+            raise BundleError(f"{path / MODEL_ONNX}: missing file in the model bundle")
+    else:
+        with zipfile.ZipFile(path) as zf:
+            if prefix + MODEL_ONNX not in zf.namelist():
+                raise BundleError(f"{path}!{prefix}{MODEL_ONNX}: missing file in the model bundle")
+    return bundle
+

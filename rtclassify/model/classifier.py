@@ -1,0 +1,284 @@
+"""The user-facing classifier: a bundle plus a backend.
+
+::
+
+    from rtclassify import Classifier
+
+    clf = Classifier.load()                      # the default bundle, ONNX Runtime on the CPU
+    result = clf.tag(audio, 44100)               # offline, whole signal
+    session = clf.stream(sample_rate=48000, max_block=1024)
+    for block in blocks:                         # a host's own audio loop
+        for event in session.process(block):
+            ...
+    session.flush()
+
+Offline tagging (:meth:`Classifier.tag`, :meth:`Classifier.tag_file`) runs
+the same :class:`~rtclassify.engine.session.StreamSession` as live audio, fed
+with large blocks, so a file gives bit-for-bit the same outputs and the same
+events as the same samples streamed in any block size.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ..errors import ParameterError
+from .backends import Backend, make_backend
+from .bundle import Bundle, load_bundle
+
+__all__ = ["Classifier", "TagResult"]
+
+#: samples per block fed to the session by the offline path
+OFFLINE_BLOCK = 65536
+#: most channels accepted in a 2-D signal given to :meth:`Classifier.tag`
+MAX_CHANNELS = 8
+
+
+@dataclass
+class TagResult:
+    """Outputs of offline tagging.
+
+    Attributes
+    ----------
+    times : ndarray, float64, shape (n_out,)
+        Time (seconds of input) of the frame each output refers to.
+    probs : ndarray, float32, shape (n_out, n_tags)
+        Model probabilities.
+    labels : tuple of str
+        Tag names (columns of ``probs`` and ``active``).
+    active : ndarray, bool, shape (n_out, n_tags)
+        Decoder state after each output (bundle thresholds, smoothing and
+        minimum durations, or the overrides given).
+    smoothed : ndarray, float32, shape (n_out, n_tags)
+        The decoder's smoothed probabilities.
+    events : list of Event
+        Decoder events in order (TagOn/TagOff; TagLevel too when a level rate
+        was asked for), ending with a TagOff for every tag still on at the
+        end of the signal.
+    event_times : ndarray, float64, shape (n_events,)
+        For each event, the ``times`` value of the output that decided it
+        (the end of the signal for the final TagOffs).
+    duration : float
+        Length of the input in seconds.
+    sample_rate : int
+        Input sample rate.
+    """
+
+    times: np.ndarray
+    probs: np.ndarray
+    labels: tuple
+    active: np.ndarray
+    smoothed: np.ndarray
+    events: list = field(default_factory=list)
+    event_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    duration: float = 0.0
+    sample_rate: int = 0
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def active_tags(self, i: int) -> list[str]:
+        """Names of the tags on at output ``i``."""
+        return [self.labels[j] for j in np.flatnonzero(self.active[i])]
+
+
+def _collect(session, blocks: Iterable, total: int | None, progress: Callable | None) -> TagResult:
+    frames = []
+    events: list = []
+    event_times: list = []
+    done = 0
+    for block in blocks:
+        session.process(block)
+        for fr in session.last_frames:
+            frames.append(fr)
+            events.extend(fr.events)
+            event_times.extend([fr.time] * len(fr.events))
+        done += len(block)
+        if progress is not None:
+            progress(done, total)
+    tail = session.flush()
+    tail_frames = session.last_frames
+    frames.extend(tail_frames)
+    n_tail_frame_events = 0
+    for fr in tail_frames:
+        events.extend(fr.events)
+        event_times.extend([fr.time] * len(fr.events))
+        n_tail_frame_events += len(fr.events)
+    end = session.stream_time
+    final = tail[n_tail_frame_events:]
+    events.extend(final)
+    event_times.extend([end] * len(final))
+    n_tags = len(session.labels)
+    if frames:
+        times = np.array([fr.time for fr in frames], np.float64)
+        probs = np.stack([fr.probs for fr in frames]).astype(np.float32, copy=False)
+        smoothed = np.stack([fr.smoothed for fr in frames]).astype(np.float32, copy=False)
+        active = np.stack([fr.active for fr in frames])
+    else:
+        times = np.zeros(0, np.float64)
+        probs = np.zeros((0, n_tags), np.float32)
+        smoothed = np.zeros((0, n_tags), np.float32)
+        active = np.zeros((0, n_tags), bool)
+    return TagResult(times=times, probs=probs, labels=session.labels, active=active, smoothed=smoothed,
+                     events=events, event_times=np.array(event_times, np.float64), duration=end,
+                     sample_rate=session.sample_rate)
+
+
+class Classifier:
+    """A model bundle and the backend that runs it.
+
+    Parameters
+    ----------
+    bundle : Bundle
+    backend : Backend
+
+    Attributes
+    ----------
+    bundle : Bundle
+    backend : Backend
+    """
+
+    def __init__(self, bundle: Bundle, backend: Backend):
+        self.bundle = bundle
+        self.backend = backend
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, backend: str = "auto", threads: int = 1) -> "Classifier":
+        """Load a bundle and open its model.
+
+        Parameters
+        ----------
+        path : str or Path, optional
+            Bundle folder or zip; None: the default bundle shipped in the package.
+        backend : {"auto", "onnx", "torch"}
+            ``"auto"``/``"onnx"``: ONNX Runtime on the CPU; ``"torch"``:
+            development backend (``train`` extra).
+        threads : int
+            Intra-op threads of the backend (1 suits real time).
+
+        Raises
+        ------
+        BundleError
+            Missing or corrupt bundle (the message names the file).
+        MissingDependencyError
+            ``backend="torch"`` without torch.
+        ParameterError
+            Unknown backend or bad ``threads``.
+        """
+        bundle = load_bundle(path)
+        return cls(bundle, make_backend(bundle, backend, threads=threads))
+
+    @property
+    def labels(self) -> tuple:
+        """Tag names, in the order of the probabilities."""
+        return self.bundle.labels
+
+    @property
+    def config(self) -> dict:
+        """The bundle's ``model.json`` (a copy): frontend, window, hop, lookahead, thresholds, provenance, metrics."""
+        return self.bundle.to_config()
+
+    @property
+    def sample_rate(self) -> int:
+        """The model's sample rate (input of any rate is resampled to it)."""
+        return self.bundle.sample_rate
+
+    def stream(self, sample_rate: int = 48000, max_block: int = 1024, hop: float | None = None,
+               channel: int | str = 0, decoder: dict | None = None, level_rate: float | None = None,
+               resample_quality: str = "HQ", record_frames: bool = True, on_frame=None):
+        """A synchronous streaming session (plugin style, no threads).
+
+        See :class:`rtclassify.engine.session.StreamSession` for the
+        parameters, timing conventions and counters.
+
+        Returns
+        -------
+        StreamSession
+        """
+        from ..engine.session import StreamSession
+
+        return StreamSession(self.bundle, self.backend, sample_rate=sample_rate, max_block=max_block, hop=hop,
+                             channel=channel, decoder=decoder, level_rate=level_rate,
+                             resample_quality=resample_quality, record_frames=record_frames, on_frame=on_frame)
+
+    def tag(self, audio, sample_rate: int, *, channel: int | None = None, hop: float | None = None,
+            decoder: dict | None = None, level_rate: float | None = 0, progress: Callable | None = None) -> TagResult:
+        """Tag a whole signal.
+
+        Parameters
+        ----------
+        audio : ndarray, shape (n,), (n, channels) or (channels, n)
+            float32/float64 in [-1, 1] or int16. A 2-D signal's channel axis is
+            the shorter one and may hold at most 8 channels; ``(2, 2)`` and
+            other square shapes are read as ``(n, channels)``.
+        sample_rate : int
+            Rate of ``audio`` in Hz (any rate; resampled to the model's with soxr).
+        channel : int, optional
+            Channel to use; None averages all channels.
+        hop, decoder : optional
+            As in :meth:`stream`.
+        level_rate : float or None
+            TagLevel events in ``events``: 0 (default) none, None every hop.
+        progress : callable, optional
+            ``progress(samples_done, samples_total)`` after each block.
+
+        Returns
+        -------
+        TagResult
+
+        Raises
+        ------
+        ParameterError
+            Wrong shape, dtype, sample rate or channel.
+        """
+        a = audio if isinstance(audio, np.ndarray) else np.asarray(audio)
+        if a.ndim == 2:
+            n0, n1 = a.shape
+            if n1 <= MAX_CHANNELS and n0 >= n1:
+                pass
+            elif n0 <= MAX_CHANNELS and n0 < n1:
+                a = a.T
+            else:
+                raise ParameterError(f"audio must have shape (n,), (n, channels) or (channels, n) with at most "
+                                     f"{MAX_CHANNELS} channels; got {a.shape}")
+            if channel is not None and not (isinstance(channel, (int, np.integer)) and not isinstance(channel, bool)
+                                            and 0 <= channel < a.shape[1]):
+                raise ParameterError(f"channel {channel!r} out of range: the audio has {a.shape[1]} channel(s)")
+            ch = "mix" if channel is None else int(channel)
+        elif a.ndim == 1:
+            if channel not in (None, 0):
+                raise ParameterError(f"channel {channel!r} out of range: the audio is mono")
+            ch = 0
+        else:
+            raise ParameterError(f"audio must have shape (n,), (n, channels) or (channels, n); got {a.shape}")
+        session = self.stream(sample_rate=sample_rate, max_block=OFFLINE_BLOCK, hop=hop, channel=ch,
+                              decoder=decoder, level_rate=level_rate)
+        n = a.shape[0]
+        blocks = (a[i:i + OFFLINE_BLOCK] for i in range(0, n, OFFLINE_BLOCK))
+        return _collect(session, blocks, n, progress)
+
+    def tag_file(self, path, *, channel: int | None = None, hop: float | None = None, decoder: dict | None = None,
+                 level_rate: float | None = 0, progress: Callable | None = None) -> TagResult:
+        """Tag an audio file, read block by block (any length, any rate; channels averaged unless ``channel``).
+
+        Raises
+        ------
+        AudioFileError
+            Missing, unreadable or unsupported file.
+        """
+        from ..audio import files
+
+        info = files.info(path)
+        if channel is not None and not (isinstance(channel, (int, np.integer)) and 0 <= channel < info.channels):
+            raise ParameterError(f"channel {channel!r} out of range: {path} has {info.channels} channel(s)")
+        session = self.stream(sample_rate=info.sample_rate, max_block=OFFLINE_BLOCK, hop=hop, channel=0,
+                              decoder=decoder, level_rate=level_rate)
+        blocks = files.iter_blocks(path, OFFLINE_BLOCK, channel)
+        return _collect(session, blocks, info.frames, progress)
+
+    def __repr__(self) -> str:
+        return f"<Classifier {self.bundle.name!r} ({len(self.labels)} tags, backend {self.backend.name})>"
