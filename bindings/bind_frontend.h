@@ -151,6 +151,7 @@ ValueError
              c.norm = norm.value_or("");
              if (norm && (*norm).empty()) throw py::value_error("norm: must be None or 'slaney'");
              c.power = power;
+             c.amin = amin;
              c.log = log.value_or("");
              if (log && (*log).empty()) throw py::value_error("log: must be 'db', 'ln' or None");
              return new rtc::StreamingMelFrontend(c);

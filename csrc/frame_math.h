@@ -116,8 +116,8 @@ RTC_HD inline void fft_complex(T* re, T* im, int m, const T* tw_re, const T* tw_
 template <typename T>
 RTC_HD inline void rfft_bin(const T* re, const T* im, int m, int k, const FrameTables<T>& t,
                             T* xr, T* xi) {
-  const int k1 = k % m;
-  const int k2 = (m - k) % m;
+  const int k1 = k == m ? 0 : k;  // Z is periodic in m
+  const int k2 = k == 0 ? 0 : m - k;
   const T ar = re[k1], ai = im[k1];
   const T br = re[k2], bi = -im[k2];  // conj(Z[m-k])
   const T er = T(0.5) * (ar + br), ei = T(0.5) * (ai + bi);

@@ -1,0 +1,141 @@
+"""Frontend and ring benchmarks (issue: native streaming log-mel frontend).
+
+The peers are fed the same 256-sample blocks the way a streaming caller must
+use them: keep the last n_fft samples and compute the frame each block completes.
+"""
+
+import numpy as np
+import pytest
+
+import rtclassify
+
+from conftest import per_call_seconds
+
+SR, N_FFT, HOP, N_MELS, BLOCK = 16000, 512, 256, 128, 256
+
+
+def _blocks(n_blocks, seed=0):
+    y = np.random.default_rng(seed).uniform(-0.5, 0.5, BLOCK * n_blocks).astype(np.float32)
+    return y.reshape(n_blocks, BLOCK)
+
+
+class _Streamer:
+    """Feeds blocks to a whole-buffer function the way a streaming caller must."""
+
+    def __init__(self, frame_fn):
+        self.buf = np.zeros(N_FFT, np.float32)
+        self.frame_fn = frame_fn
+
+    def push(self, block):
+        self.buf[:-BLOCK] = self.buf[BLOCK:]
+        self.buf[-BLOCK:] = block
+        return self.frame_fn(self.buf)
+
+
+def _native():
+    fe = rtclassify.MelFrontend(SR, N_FFT, HOP, N_MELS)
+    out = np.empty((4, N_MELS), np.float32)
+    return lambda b: fe.push(b, out=out)
+
+
+def _librosa():
+    librosa = pytest.importorskip("librosa")
+
+    def frame(buf):
+        s = librosa.feature.melspectrogram(y=buf, sr=SR, n_fft=N_FFT, hop_length=HOP, center=False,
+                                           power=2.0, n_mels=N_MELS, htk=True, norm=None)
+        return librosa.power_to_db(s, ref=1.0, amin=1e-10, top_db=None)
+
+    return _Streamer(frame).push
+
+
+def _nnaudio():
+    torch = pytest.importorskip("torch")
+    features = pytest.importorskip("nnAudio.features")
+    torch.set_num_threads(1)
+    spec = features.MelSpectrogram(sr=SR, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS, center=False,
+                                   htk=True, power=2.0, trainable_mel=False, trainable_STFT=False,
+                                   verbose=False)
+
+    def frame(buf):
+        with torch.inference_mode():
+            s = spec(torch.from_numpy(buf)[None])
+            return 10.0 * torch.log10(torch.clamp(s, min=1e-10))
+
+    return _Streamer(frame).push
+
+
+def _numpy():
+    librosa = pytest.importorskip("librosa")
+    mel = librosa.filters.mel(sr=SR, n_fft=N_FFT, n_mels=N_MELS, htk=True, norm=None)
+    win = np.hanning(N_FFT + 1)[:-1].astype(np.float32)
+
+    def frame(buf):
+        p = np.abs(np.fft.rfft(buf * win)) ** 2
+        return 10.0 * np.log10(np.maximum(mel @ p, 1e-10))
+
+    return _Streamer(frame).push
+
+
+def _per_frame(push, blocks):
+    it = iter(range(10**12))
+
+    def call():
+        push(blocks[next(it) % len(blocks)])
+
+    return per_call_seconds(call, calls=400)
+
+
+def test_frontend_vs_peers(benchmark, report):
+    blocks = _blocks(64)
+    native = _native()
+    t_native = _per_frame(native, blocks)
+    t_librosa = _per_frame(_librosa(), blocks)
+    t_nnaudio = _per_frame(_nnaudio(), blocks)
+    t_numpy = _per_frame(_numpy(), blocks)
+    report(f"per-frame cost (256-sample blocks, n_fft 512, 128 mels): native {t_native*1e6:.2f} us, "
+           f"librosa {t_librosa*1e6:.1f} us, nnAudio {t_nnaudio*1e6:.1f} us, numpy {t_numpy*1e6:.1f} us")
+    report(f"speed-up of native: {t_librosa/t_native:.0f}x librosa, {t_nnaudio/t_native:.0f}x nnAudio, "
+           f"{t_numpy/t_native:.1f}x numpy")
+    benchmark.extra_info.update(librosa_ratio=t_librosa / t_native, nnaudio_ratio=t_nnaudio / t_native,
+                                numpy_ratio=t_numpy / t_native)
+    it = iter(range(10**12))
+    benchmark(lambda: native(blocks[next(it) % len(blocks)]))
+    assert t_librosa / t_native >= 50, "native must be at least 50x faster per frame than librosa"
+    assert t_nnaudio / t_native >= 20, "native must be at least 20x faster per frame than nnAudio"
+
+
+def test_frontend_realtime_factor(benchmark, report):
+    seconds = 10.0
+    y = np.random.default_rng(1).uniform(-0.5, 0.5, int(SR * seconds)).astype(np.float32)
+    fe = rtclassify.MelFrontend(SR, N_FFT, HOP, N_MELS)
+    blocks = np.array_split(y, len(y) // BLOCK)
+
+    def run():
+        fe.reset()
+        for b in blocks:
+            fe.push(b)
+
+    t = per_call_seconds(run, calls=1, repeats=5)
+    rtf = t / seconds
+    report(f"frontend real-time factor at 16 kHz, n_fft 512, hop 256, 128 mels, 256-sample blocks: {rtf:.5f}")
+    benchmark.extra_info["rtf"] = rtf
+    benchmark.pedantic(run, rounds=3, iterations=1)
+    assert rtf < 0.002
+
+
+def test_ring_push_pop(benchmark, report):
+    ring = rtclassify.SampleRing(1 << 14)
+    block = np.zeros(BLOCK, np.float32)
+    out = np.empty(BLOCK, np.float32)
+
+    def cycle():
+        ring.push(block)
+        ring.pop(BLOCK, out=out)
+
+    t = per_call_seconds(cycle, calls=20000)
+    ratio = t / (BLOCK / 48000)
+    report(f"SampleRing push+pop of 256 samples: {t*1e6:.2f} us = {ratio*100:.4f}% of the block at 48 kHz")
+    benchmark.extra_info["ratio"] = ratio
+    benchmark(cycle)
+    assert ratio < 0.001
