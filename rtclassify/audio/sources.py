@@ -1,0 +1,269 @@
+"""Audio sources for the live engine: a sound card and a clip played in real time.
+
+A source delivers blocks of float32 samples to an audio callback with the
+signature of a ``sounddevice`` input callback::
+
+    callback(indata, frames, time, status)
+
+where ``indata`` has shape ``(frames, channels)`` and ``status`` has a boolean
+``input_overflow`` attribute. :class:`DeviceSource` wraps a PortAudio input
+stream (the callback runs on PortAudio's audio thread); :class:`ClipSource`
+calls the same callback from its own thread at real-time pace, so a recording
+goes through exactly the code path live audio takes, with no audio hardware
+and no PortAudio (``rtclassify demo`` uses it).
+
+Both have the same small interface: ``samplerate``, ``channels``,
+``blocksize``, ``input_latency`` (seconds the device reports), ``name``,
+``start(callback, finished)``, ``stop()``, ``active`` and ``error``.
+``finished()`` is called once, from a non-audio context, when the source stops
+on its own (end of the clip, or the device stream ended); ``error`` then tells
+whether that was a fault.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DeviceError, ParameterError
+from .devices import DeviceInfo, describe_devices, find_input_device, import_sounddevice, list_input_devices
+
+__all__ = ["CallbackFlags", "DeviceSource", "ClipSource"]
+
+
+class CallbackFlags:
+    """Status flags passed by :class:`ClipSource` (no overflow ever happens)."""
+
+    __slots__ = ()
+    input_overflow = False
+    input_underflow = False
+
+    def __bool__(self) -> bool:
+        return False
+
+
+_NO_FLAGS = CallbackFlags()
+
+
+class DeviceSource:
+    """A PortAudio input stream on one device (through ``sounddevice``).
+
+    Parameters
+    ----------
+    device : int, str or None
+        PortAudio index, case-insensitive name substring, or None for the
+        default input device (see :func:`rtclassify.audio.devices.find_input_device`).
+    channels : int, optional
+        Number of input channels to open (the first ``channels`` of the
+        device). Default: all the device's input channels.
+    samplerate : float, optional
+        Sample rate in Hz; default the device's default rate.
+    blocksize : int
+        Frames per callback (fixed: PortAudio always delivers exactly this many).
+    latency : str or float
+        PortAudio input latency: ``"low"``, ``"high"`` or seconds.
+
+    Raises
+    ------
+    DeviceError
+        The device does not exist, has too few channels, or refuses the
+        sample rate (the message lists what exists).
+    """
+
+    def __init__(self, device=None, *, channels: int | None = None, samplerate: float | None = None,
+                 blocksize: int = 256, latency="low"):
+        if int(blocksize) <= 0:
+            raise ParameterError(f"blocksize must be a positive number of frames, got {blocksize}")
+        self._sd = import_sounddevice()
+        devices = list_input_devices()
+        self.info: DeviceInfo = find_input_device(device, devices)
+        if channels is None:
+            channels = self.info.channels
+        if not 1 <= int(channels) <= self.info.channels:
+            raise DeviceError(
+                f"device {self.info.label()} has {self.info.channels} input channel(s), {channels} requested"
+            )
+        self.channels = int(channels)
+        self.samplerate = float(samplerate or self.info.default_samplerate)
+        self.blocksize = int(blocksize)
+        self.latency_setting = latency
+        self.name = self.info.name
+        try:
+            self._sd.check_input_settings(
+                device=self.info.index, channels=self.channels, dtype="float32", samplerate=self.samplerate
+            )
+        except (self._sd.PortAudioError, ValueError) as exc:
+            raise DeviceError(
+                f"input device {self.info.label()} refuses {self.channels} ch at {self.samplerate:g} Hz: {exc}"
+            ) from None
+        self._stream = None
+        self._stopping = False
+        self.error: Exception | None = None
+        self.input_latency = 0.0
+
+    @property
+    def active(self) -> bool:
+        """True while the PortAudio stream runs."""
+        s = self._stream
+        return bool(s is not None and s.active)
+
+    def start(self, callback, finished=None) -> None:
+        """Open and start the stream; ``callback`` runs on the audio thread."""
+        sd = self._sd
+        self._stopping = False
+        self.error = None
+
+        def _finished():
+            if not self._stopping:
+                self.error = DeviceError(f"input device {self.info.name!r} stopped delivering audio (device lost?)")
+            if finished is not None:
+                finished()
+
+        try:
+            self._stream = sd.InputStream(
+                device=self.info.index, channels=self.channels, samplerate=self.samplerate,
+                blocksize=self.blocksize, dtype="float32", latency=self.latency_setting,
+                callback=callback, finished_callback=_finished,
+            )
+            self._stream.start()
+        except sd.PortAudioError as exc:
+            self._stream = None
+            raise DeviceError(
+                f"cannot open input device {self.info.label()}: {exc} "
+                f"(busy or gone? {describe_devices(list_input_devices())})"
+            ) from None
+        self.input_latency = float(self._stream.latency)
+
+    def stop(self) -> None:
+        """Stop and close the stream (idempotent); errors from a lost device are ignored."""
+        self._stopping = True
+        s, self._stream = self._stream, None
+        if s is None:
+            return
+        try:
+            s.abort(ignore_errors=True)
+            s.close(ignore_errors=True)
+        except Exception:  # pragma: no cover - PortAudio may fail on a vanished device
+            pass
+
+
+class ClipSource:
+    """Plays an array of samples to the callback at real-time pace from its own thread.
+
+    Parameters
+    ----------
+    audio : ndarray, shape (n,) or (n, channels)
+        Samples in [-1, 1] (converted to float32 C-contiguous once, here).
+    samplerate : float
+        Sample rate of ``audio`` in Hz.
+    blocksize : int
+        Frames per callback (the last block may be shorter).
+    speed : float
+        1.0 is real time; 2.0 twice as fast; ``float('inf')`` as fast as the
+        callback returns (only for tests: the consumer may fall behind and
+        the ring then drops samples, which is counted).
+    name : str
+        Name shown in the display and messages.
+    loop : bool
+        Start again at the end instead of finishing.
+    """
+
+    def __init__(self, audio, samplerate: float, *, blocksize: int = 256, speed: float = 1.0,
+                 name: str = "clip", loop: bool = False):
+        a = np.asarray(audio, dtype=np.float32)
+        if a.ndim == 1:
+            a = a[:, None]
+        if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
+            raise ParameterError(f"audio must have shape (n,) or (n, channels) with n > 0, got {np.shape(audio)}")
+        if not samplerate or samplerate <= 0:
+            raise ParameterError(f"samplerate must be positive, got {samplerate}")
+        if int(blocksize) <= 0:
+            raise ParameterError(f"blocksize must be a positive number of frames, got {blocksize}")
+        if not speed > 0:
+            raise ParameterError(f"speed must be positive, got {speed}")
+        self._audio = np.ascontiguousarray(a)
+        self.samplerate = float(samplerate)
+        self.channels = int(a.shape[1])
+        self.blocksize = int(blocksize)
+        self.speed = float(speed)
+        self.loop = bool(loop)
+        self.name = name
+        self.input_latency = 0.0
+        self.error: Exception | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        #: number of frames delivered so far
+        self.position = 0
+
+    @classmethod
+    def from_file(cls, path, *, blocksize: int = 256, speed: float = 1.0, loop: bool = False) -> "ClipSource":
+        """Load a sound file with ``soundfile`` (all channels, its own rate)."""
+        import soundfile as sf
+
+        p = Path(path)
+        try:
+            data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+        except Exception as exc:
+            raise ParameterError(f"cannot read audio file {p}: {exc}") from None
+        return cls(data, sr, blocksize=blocksize, speed=speed, name=p.name, loop=loop)
+
+    @property
+    def duration(self) -> float:
+        """Length of the clip in seconds."""
+        return self._audio.shape[0] / self.samplerate
+
+    @property
+    def active(self) -> bool:
+        t = self._thread
+        return bool(t is not None and t.is_alive())
+
+    def start(self, callback, finished=None) -> None:
+        """Start the feeding thread."""
+        if self.active:
+            raise RuntimeError("ClipSource is already running")
+        self._stop.clear()
+        self.position = 0
+        self._thread = threading.Thread(
+            target=self._run, args=(callback, finished), name=f"rtclassify-clip-{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, callback, finished) -> None:
+        audio, bs = self._audio, self.blocksize
+        n = audio.shape[0]
+        period = bs / self.samplerate / self.speed
+        realtime = np.isfinite(period) and period > 0
+        t0 = time.perf_counter()
+        k = 0
+        pos = 0
+        try:
+            while not self._stop.is_set():
+                if pos >= n:
+                    if not self.loop:
+                        break
+                    pos = 0
+                block = audio[pos:pos + bs]
+                callback(block, block.shape[0], None, _NO_FLAGS)
+                pos += block.shape[0]
+                self.position += block.shape[0]
+                k += 1
+                if realtime:
+                    delay = t0 + k * period - time.perf_counter()
+                    if delay > 0:
+                        self._stop.wait(delay)
+        except BaseException as exc:  # the callback failed: report it like a device fault
+            self.error = exc
+        finally:
+            if finished is not None:
+                finished()
+
+    def stop(self) -> None:
+        """Stop feeding (idempotent) and join the thread."""
+        self._stop.set()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join()
+        self._thread = None

@@ -1,0 +1,194 @@
+"""Shared parts of the live commands (``listen`` and ``demo``): output options, sinks, the run loop."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+
+from ..errors import ParameterError
+
+
+def osc_destination(text: str) -> str:
+    """argparse type for ``--osc HOST:PORT`` (a bad value is a one-line usage error, exit 2)."""
+    from ..sinks.osc import parse_destination
+
+    try:
+        parse_destination(text)
+    except ParameterError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--osc: ")) from None
+    return text
+
+
+def positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return v
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--bundle", metavar="PATH", help="model bundle folder or zip (default: the bundled model)")
+    g.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
+                   help="inference backend (default auto: ONNX Runtime on the CPU)")
+    g.add_argument("--hop", type=positive_float, metavar="SEC",
+                   help="seconds between two model runs (default: the bundle's, about 0.1 s)")
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("outputs")
+    m = g.add_mutually_exclusive_group()
+    m.add_argument("--midi", metavar="PORT",
+                   help="send MIDI to an existing port (index or part of its name; `rtclassify devices --midi` "
+                        "lists them)")
+    m.add_argument("--midi-virtual", metavar="NAME", help="create a virtual MIDI output port NAME")
+    g.add_argument("--midi-api", choices=("alsa", "jack"), default=None,
+                   help="MIDI system (default: ALSA on Linux, the native one elsewhere)")
+    g.add_argument("--osc", metavar="HOST:PORT", action="append", type=osc_destination, default=[],
+                   help="send OSC over UDP to HOST:PORT (repeat for several destinations)")
+    g.add_argument("--map", metavar="FILE.toml",
+                   help="mapping file: MIDI notes/CCs, OSC addresses, decoder overrides (see "
+                        "rtclassify/data/mapping.example.toml)")
+    g.add_argument("--no-display", action="store_true",
+                   help="no live display; print on/off events as lines instead")
+    g.add_argument("--log", metavar="FILE.jsonl", help="write every event as JSON lines ('-' for stdout)")
+
+
+def load_classifier(args):
+    from ..model.classifier import Classifier
+
+    return Classifier.load(args.bundle, backend=args.backend)
+
+
+def load_mapping(args, labels):
+    from ..sinks.mapping import Mapping, load_mapping
+
+    if args.map:
+        return load_mapping(args.map, labels)
+    return Mapping.default(labels)
+
+
+class EventPrinter:
+    """Sink that prints on/off (and technique) events as short lines, for ``--no-display``."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+
+    def open(self) -> None:
+        pass
+
+    def send(self, events) -> None:
+        lines = []
+        for ev in events:
+            if ev.kind == "on":
+                lines.append(f"{ev.stream_time:9.3f}s  on   {ev.tag:<10s} {ev.prob:.2f}")
+            elif ev.kind == "off":
+                lines.append(f"{ev.stream_time:9.3f}s  off  {ev.tag}")
+            elif ev.kind != "level":
+                d = ev.to_dict()
+                rest = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items()
+                                if k not in ("stream_time", "wall_time", "channel", "event"))
+                lines.append(f"{ev.stream_time:9.3f}s  {ev.kind:<4s} {rest}")
+        if lines:
+            print("\n".join(lines), file=self.stream, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def build_sinks(args, labels, mapping, title: str):
+    """The sinks asked for on the command line (not opened yet) and a description of them."""
+    from ..sinks.display import LiveDisplay
+    from ..sinks.log import JsonlSink
+    from ..sinks.midi import MidiSink
+    from ..sinks.osc import OscSink
+
+    sinks, outputs = [], []
+    if args.midi is not None or args.midi_virtual is not None:
+        sinks.append(MidiSink(mapping.midi, port=args.midi, virtual=args.midi_virtual, api=args.midi_api))
+    if args.osc:
+        sinks.append(OscSink(mapping.osc, args.osc))
+        outputs.append("OSC " + ", ".join(args.osc))
+    if args.log:
+        if args.log == "-" and not args.no_display:
+            raise ParameterError("--log -: standard output is used by the display; add --no-display")
+        sinks.append(JsonlSink(args.log))
+        outputs.append(f"log {args.log}")
+    if args.no_display:
+        if args.log != "-":
+            sinks.append(EventPrinter())
+    else:
+        sinks.append(LiveDisplay(labels, title=title))
+    return sinks, outputs
+
+
+def open_sinks(sinks) -> None:
+    """Open every sink now, so that a missing port or host fails before audio starts."""
+    from ..sinks.display import LiveDisplay
+
+    opened = []
+    try:
+        for s in sinks:
+            if not isinstance(s, LiveDisplay):  # the display starts with the listener, not before
+                s.open()
+                opened.append(s)
+    except BaseException:
+        for s in opened:
+            try:
+                s.close()
+            except Exception:
+                pass
+        raise
+
+
+def describe_midi(sinks) -> str | None:
+    from ..sinks.midi import MidiSink
+
+    for s in sinks:
+        if isinstance(s, MidiSink):
+            return f"MIDI {s.port_name} ch {s.mapping.channel}"
+    return None
+
+
+def run_listener(listener, duration: float | None, *, what: str) -> int:
+    """Run until ``duration`` passes, the source ends, a fault, or Ctrl-C; print one summary line.
+
+    Returns the exit code: 0 after a normal stop (Ctrl-C included), 1 after a fault.
+    """
+    from ..sinks.display import format_counters
+
+    t0 = time.monotonic()
+    interrupted = False
+    listener.start()
+    try:
+        listener.wait(duration)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        # a second Ctrl-C must not cut the clean stop (note-offs) short
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+        try:
+            listener.stop()
+        finally:
+            if old is not None:
+                signal.signal(signal.SIGINT, old)
+    elapsed = time.monotonic() - t0
+    c = listener.counters()
+    summary = " ".join(format_counters(c).split("\n"))
+    how = "interrupted (Ctrl-C)" if interrupted else "stopped"
+    print(f"rtclassify {what}: {how} after {elapsed:.1f} s, {c['events']} events; {summary}", file=sys.stderr)
+    if listener.error is not None:
+        print(f"rtclassify {what}: error: {listener.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

@@ -1,0 +1,58 @@
+"""``rtclassify devices``: list audio input devices (and MIDI ports)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+NAME = "devices"
+HELP = "list audio input devices (index, name, host API, channels, default rate) and MIDI ports"
+DESCRIPTION = """\
+List the audio input devices PortAudio sees: the index and name are what `rtclassify listen --device`
+takes (a name may be any part of it, in any case). The default input is marked with '*'. With
+--midi, also list the MIDI ports `listen --midi PORT` can send to.
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--midi", action="store_true", help="also list MIDI output ports")
+    p.add_argument("--midi-api", choices=("alsa", "jack"), default=None, help="MIDI system for --midi")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(args) -> int:
+    from ..audio.devices import list_input_devices
+
+    devices = list_input_devices()
+    ports = None
+    if args.midi:
+        from ..sinks.midi import list_midi_outputs
+
+        ports = list_midi_outputs(args.midi_api)
+    if args.json:
+        out = {"audio_inputs": [d.__dict__ for d in devices]}
+        if ports is not None:
+            out["midi_outputs"] = ports
+        print(json.dumps(out, indent=1))
+        return 0
+    if devices:
+        w = max(len(d.name) for d in devices)
+        hw = max(len(d.hostapi) for d in devices)
+        print(f"    {'index':>5}  {'name':<{w}}  {'host API':<{hw}}  {'in ch':>5}  {'default rate':>12}")
+        for d in devices:
+            mark = "*" if d.is_default else " "
+            print(f"  {mark} {d.index:>5}  {d.name:<{w}}  {d.hostapi:<{hw}}  {d.channels:>5}  "
+                  f"{d.default_samplerate:>9g} Hz")
+    else:
+        from ..audio.devices import describe_devices
+
+        msg = describe_devices(devices)
+        print(msg[0].upper() + msg[1:], file=sys.stderr)
+    if ports is not None:
+        print("\nMIDI ports:" if devices else "MIDI ports:")
+        for i, p in enumerate(ports):
+            print(f"  {i:>5}  {p}")
+        if not ports:
+            print("  (none: no program offers a MIDI input; use `listen --midi-virtual NAME` instead)")
+    return 0

@@ -1,0 +1,475 @@
+"""The threaded live engine: audio callback -> native ring -> worker thread -> session -> sinks.
+
+Threads
+-------
+- **Audio thread** (PortAudio's, or the clip source's feeding thread): runs
+  :meth:`Listener._callback` only. It picks the channel (or the downmix) into
+  a buffer preallocated at start, pushes it into the native lock-free
+  :class:`rtclassify.SampleRing`, and counts input overflows. No numpy array
+  is allocated, no lock is taken, nothing is logged there. (Python itself still
+  creates small objects to call a callback; that is the floor of any Python
+  audio callback.)
+- **Worker thread** (``rtclassify-listener``): polls the ring (a short sleep
+  when it is empty), pops what is there (at most ``max_block`` samples at a
+  time), runs ``session.process`` (resampling, frontend, model every hop,
+  decoder), calls ``on_event`` and every sink with the events, and updates
+  the counters. When the listener stops it drains the ring, calls
+  ``session.flush()`` (TagOff for every active tag) and sends those events,
+  then closes the sinks (the MIDI sink sends note-off for every note still
+  sounding).
+- **Caller's thread**: constructs, starts, waits, reads counters, stops.
+
+Thread safety
+-------------
+``start``, ``stop``, ``wait``, ``counters()``, ``latency()``, ``running``,
+``finished`` and ``error`` may be used from any thread. ``counters()`` returns
+a fresh dict (a snapshot; each value is read atomically). ``on_event`` and
+the sinks' ``send``/``status`` run on the worker thread only, one at a time,
+in stream order: they need no locking among themselves but must not block
+for long (the ring holds ``ring_seconds`` of audio; beyond that the oldest
+audio is dropped and counted). A sink's ``close`` runs on the thread that
+calls ``stop`` (or on the worker when the source ends by itself) after the
+worker has finished with it. Do not call ``session`` methods yourself while
+the listener runs.
+
+Latency parts (``latency()``, also in the counters, all in milliseconds)
+-------------------------------------------------------------------------
+- ``device``: one block plus the input latency the device reports;
+- ``algorithmic``: ``session.latency_samples`` (window, lookahead, resampler);
+- ``compute``: mean time of a ``session.process`` call that ran the model;
+- ``output``: mean time from the end of ``session.process`` until every sink
+  has sent the batch.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import DeviceError, ParameterError, RtclassifyError
+
+__all__ = ["Listener"]
+
+
+class Listener:
+    """Listen to an audio input (or a clip) in real time and send events to sinks.
+
+    Parameters
+    ----------
+    clf : Classifier
+        Anything with ``stream(sample_rate=, max_block=, hop=, channel=, ...)``
+        returning a session (see :class:`rtclassify.engine.session.StreamSession`).
+    device : int, str or None
+        Input device: PortAudio index, case-insensitive name substring, or
+        None for the default input (ignored when ``source`` is given).
+    sinks : sequence of Sink
+        Outputs (MIDI, OSC, display, log). The listener opens them on
+        :meth:`start` (unless already open) and closes them on :meth:`stop`.
+    channel : int, optional
+        0-based input channel to analyse. Default: channel 0, or the downmix
+        when ``mix`` is true.
+    mix : bool
+        Analyse the mean of all input channels.
+    samplerate : float, optional
+        Device sample rate; default the device's default rate.
+    blocksize : int
+        Frames per audio callback (256 by default).
+    hop : float, optional
+        Seconds between two model runs; default the bundle's hop.
+    on_event : callable, optional
+        ``on_event(event)`` for each event, on the worker thread.
+    source : DeviceSource or ClipSource, optional
+        An audio source to use instead of opening ``device``.
+    decoder : dict, optional
+        Decoder overrides for the session (a mapping file's ``[decoder]``).
+    level_rate : float, optional
+        TagLevel events per second (None: every hop; 0: none).
+    ring_seconds : float
+        Capacity of the sample ring in seconds of audio.
+    stall_timeout : float
+        A device that delivers no audio for this many seconds while it should
+        is treated as lost.
+    status_interval : float
+        Seconds between two ``status(counters)`` calls to sinks that have it.
+    latency : str or float
+        PortAudio input latency setting (``"low"``, ``"high"`` or seconds).
+
+    Raises
+    ------
+    ParameterError
+        Bad channel, blocksize or hop.
+    DeviceError
+        The device does not exist or refuses the settings (raised by
+        :meth:`start` or the constructor).
+
+    Examples
+    --------
+    >>> with rtclassify.Listener(clf, device="usb", sinks=[midi], on_event=print) as lis:  # doctest: +SKIP
+    ...     lis.wait(60)
+    """
+
+    def __init__(self, clf, device=None, sinks: Sequence = (), *, channel: int | None = None, mix: bool = False,
+                 samplerate: float | None = None, blocksize: int = 256, hop: float | None = None,
+                 on_event: Callable | None = None, source=None, decoder: dict | None = None,
+                 level_rate: float | None = None, ring_seconds: float = 2.0, stall_timeout: float = 2.0, status_interval: float = 0.1,
+                 latency="low"):
+        if channel is not None and mix:
+            raise ParameterError("channel and mix: give one of them, not both")
+        if channel is not None and (isinstance(channel, bool) or int(channel) != channel or channel < 0):
+            raise ParameterError(f"channel must be a 0-based channel index >= 0, got {channel!r}")
+        if isinstance(blocksize, bool) or int(blocksize) != blocksize or not 16 <= blocksize <= 65536:
+            raise ParameterError(f"blocksize must be an integer 16-65536 frames, got {blocksize!r}")
+        if hop is not None and not hop > 0:
+            raise ParameterError(f"hop must be > 0 seconds, got {hop!r}")
+        if not ring_seconds > 0:
+            raise ParameterError(f"ring_seconds must be > 0, got {ring_seconds!r}")
+        self.clf = clf
+        self.sinks = list(sinks)
+        self.channel = None if channel is None else int(channel)
+        self.mix = bool(mix)
+        self.blocksize = int(blocksize)
+        self.hop = hop
+        self.on_event = on_event
+        self.decoder = decoder
+        self.level_rate = level_rate
+        self.ring_seconds = float(ring_seconds)
+        self.stall_timeout = float(stall_timeout)
+        self.status_interval = float(status_interval)
+        if source is None:
+            from ..audio.sources import DeviceSource
+
+            need = None if self.mix else (self.channel or 0) + 1
+            source = DeviceSource(device, channels=need, samplerate=samplerate, blocksize=self.blocksize,
+                                  latency=latency)
+        elif self.channel is not None and self.channel >= source.channels:
+            raise ParameterError(f"channel {self.channel} does not exist: the source has {source.channels} channel(s)")
+        self.source = source
+        #: the error that stopped the listener (device lost, sink failed), or None
+        self.error: BaseException | None = None
+        self.session = None
+        self._ring = None
+        self._thread: threading.Thread | None = None
+        self._stop_req = threading.Event()
+        self._done = threading.Event()
+        self._source_finished = threading.Event()
+        self._closed = False
+        self._lifecycle = threading.Lock()
+        self._started_wall = 0.0
+        self._reset_counters()
+
+    # ------------------------------------------------------------------ counters
+    def _reset_counters(self) -> None:
+        self._overflows = np.zeros(1, dtype=np.int64)  # written by the audio thread (in place)
+        self._events = 0
+        self._samples_processed = 0
+        self._output_sum = 0.0
+        self._output_n = 0
+        self._busy = 0.0
+        self._max_backlog = 0
+
+    def counters(self) -> dict:
+        """A snapshot of the counters.
+
+        Returns
+        -------
+        dict
+            ``samples_in`` (pushed by the audio callback), ``samples_processed``,
+            ``dropped_samples`` (ring overflow: the worker fell behind by more
+            than ``ring_seconds``), ``input_overflows`` (reported by the
+            device), ``max_backlog_ms`` (most audio ever waiting in the ring),
+            ``hops`` (model runs), ``late_hops`` (hops whose engine cost
+            exceeded the hop duration), ``compute_ms_mean`` /
+            ``compute_ms_p99`` (engine cost per hop), ``events``,
+            ``realtime_ratio`` (worker busy time / audio time, sinks
+            included), the latency parts ``latency_device_ms``,
+            ``latency_algorithmic_ms``, ``latency_compute_ms``,
+            ``latency_output_ms`` and their sum ``latency_total_ms``, and the
+            session's other counters prefixed with ``session_``.
+        """
+        ring = self._ring
+        sr = self.source.samplerate
+        sc = dict(self.session.counters) if self.session is not None else {}
+        hops = int(sc.pop("hops", 0))
+        c = {
+            "samples_in": int(ring.pushed) if ring is not None else 0,
+            "samples_processed": self._samples_processed,
+            "dropped_samples": int(ring.dropped) if ring is not None else 0,
+            "input_overflows": int(self._overflows[0]),
+            "max_backlog_ms": 1e3 * self._max_backlog / sr,
+            "hops": hops,
+            "late_hops": int(sc.pop("late_hops", 0)),
+            "compute_ms_mean": sc.pop("compute_ms_mean", None) if hops else None,
+            "compute_ms_p99": sc.pop("compute_ms_p99", None) if hops else None,
+            "events": self._events,
+        }
+        audio_s = self._samples_processed / sr
+        c["realtime_ratio"] = self._busy / audio_s if audio_s > 0 else None
+        c.update({f"latency_{k}_ms": v for k, v in self._latency(c).items()})
+        for k, v in sc.items():
+            if not k.startswith("latency_"):
+                c[f"session_{k}"] = v
+        return c
+
+    def latency(self) -> dict:
+        """The four latency parts in milliseconds and their ``total`` (None: not measured yet).
+
+        ``device`` (one block + the device's input latency), ``algorithmic``
+        (``session.latency_samples``), ``compute`` (mean engine cost per hop),
+        ``output`` (mean time from the end of ``session.process`` until every
+        sink has sent the batch).
+        """
+        c = self.counters()
+        return {k: c[f"latency_{k}_ms"] for k in ("device", "algorithmic", "compute", "output", "total")}
+
+    def _latency(self, c: dict) -> dict:
+        sr = self.source.samplerate
+        device = (self.source.blocksize / sr + float(getattr(self.source, "input_latency", 0.0) or 0.0)) * 1e3
+        s = self.session
+        algo = float(s.latency_samples) / float(s.sample_rate) * 1e3 if s is not None else None
+        compute = c["compute_ms_mean"] if c["hops"] else None
+        output = self._output_sum / self._output_n * 1e3 if self._output_n else None
+        parts = {"device": device, "algorithmic": algo, "compute": compute, "output": output}
+        known = [v for v in parts.values() if v is not None]
+        parts["total"] = sum(known) if len(known) == 4 else None
+        return parts
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and the end of the worker."""
+        t = self._thread
+        return bool(t is not None and t.is_alive())
+
+    @property
+    def finished(self) -> bool:
+        """True once the listener has stopped (by :meth:`stop`, end of source or a fault)."""
+        return self._done.is_set()
+
+    def start(self) -> "Listener":
+        """Open the sinks, create the session, start the worker and the audio source."""
+        from .._core import SampleRing
+
+        with self._lifecycle:
+            if self._thread is not None:
+                raise RuntimeError("this Listener was already started; create a new one")
+            sr = float(self.source.samplerate)
+            self._max_block = max(4 * self.blocksize, 1024)
+            if sr != int(sr):
+                raise ParameterError(f"samplerate must be a whole number of Hz, got {sr}")
+            # the callback already picked the channel: the session gets mono blocks
+            kwargs = dict(sample_rate=int(sr), max_block=self._max_block, hop=self.hop, channel=0,
+                          level_rate=self.level_rate, record_frames=False)
+            if self.decoder:
+                kwargs["decoder"] = self.decoder
+            self.session = self.clf.stream(**kwargs)
+            self._ring = SampleRing(int(self.ring_seconds * sr) + self.blocksize)
+            self._pop_buf = np.zeros(self._max_block, dtype=np.float32)
+            self._callback = self._make_callback()
+            opened = []
+            try:
+                for s in self.sinks:
+                    s.open()
+                    opened.append(s)
+            except BaseException:
+                for s in opened:
+                    _close_quietly(s)
+                raise
+            self._started_wall = time.time()
+            self._thread = threading.Thread(target=self._run, name="rtclassify-listener", daemon=True)
+            self._thread.start()
+            try:
+                self.source.start(self._callback, self._source_finished.set)
+            except BaseException:
+                self._stop_req.set()
+                self._thread.join()
+                self._close_sinks()
+                raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the audio, let the worker drain the ring and flush, and close the sinks.
+
+        Idempotent; safe from any thread except the worker (``on_event``).
+        Does not raise the listener's fault: read :attr:`error`.
+        """
+        self._stop_req.set()
+        try:
+            self.source.stop()
+        finally:
+            t = self._thread
+            if t is not None and t is not threading.current_thread():
+                t.join()
+            self._close_sinks()
+            self._done.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the listener stops by itself (end of the clip, a fault) or ``timeout`` passes.
+
+        Returns
+        -------
+        bool
+            True when it has stopped, False on timeout. Ctrl-C in the waiting
+            thread raises ``KeyboardInterrupt`` as usual.
+        """
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            t = self._thread
+            if t is None:
+                return self._done.is_set()
+            remaining = None if end is None else end - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return not t.is_alive()
+            # short joins keep the waiting thread responsive to Ctrl-C
+            t.join(0.1 if remaining is None else min(0.1, remaining))
+            if not t.is_alive():
+                return True
+
+    def __enter__(self) -> "Listener":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _close_sinks(self) -> None:
+        with self._lifecycle:
+            if self._closed:
+                return
+            self._closed = True
+        for s in self.sinks:
+            _close_quietly(s)
+
+    # ------------------------------------------------------------------ audio thread
+    def _make_callback(self):
+        ring = self._ring
+        ovf = self._overflows
+        nch = self.source.channels
+        bs = self.blocksize
+        buf = np.zeros(bs, dtype=np.float32)
+        if self.mix and nch > 1:
+            scale = np.float32(1.0 / nch)
+
+            def callback(indata, frames, time_info, status):
+                if status.input_overflow:
+                    ovf[0] += 1
+                out = buf if frames == bs else buf[:frames]
+                np.sum(indata, axis=1, out=out)
+                out *= scale
+                ring.push(out)
+        elif nch == 1:
+
+            def callback(indata, frames, time_info, status):
+                if status.input_overflow:
+                    ovf[0] += 1
+                ring.push(indata[:, 0])  # a (frames, 1) C array: column 0 is contiguous, no copy
+        else:
+            ch = self.channel or 0
+
+            def callback(indata, frames, time_info, status):
+                if status.input_overflow:
+                    ovf[0] += 1
+                out = buf if frames == bs else buf[:frames]
+                np.copyto(out, indata[:, ch])
+                ring.push(out)
+
+        return callback
+
+    # ------------------------------------------------------------------ worker thread
+    def _run(self) -> None:
+        ring, session = self._ring, self.session
+        sr = self.source.samplerate
+        buf = self._pop_buf
+        poll = min(0.005, self.blocksize / sr / 2)
+        last_audio = time.monotonic()
+        last_status = 0.0
+        status_sinks = [s for s in self.sinks if callable(getattr(s, "status", None))]
+        try:
+            while True:
+                n = ring.available
+                now = time.monotonic()
+                if status_sinks and now - last_status > self.status_interval:
+                    last_status = now
+                    c = self.counters()
+                    for s in status_sinks:
+                        s.status(c)
+                if n == 0:
+                    if self._stop_req.is_set() or self._source_finished.is_set():
+                        if ring.available == 0:  # the source may have pushed its last block meanwhile
+                            break
+                        continue
+                    if now - last_audio > self.stall_timeout and self.source.active:
+                        raise DeviceError(
+                            f"no audio from {self.source.name!r} for {self.stall_timeout:g} s (device lost, or the "
+                            f"audio server stopped)")
+                    time.sleep(poll)
+                    continue
+                last_audio = now
+                if n > self._max_backlog:
+                    self._max_backlog = n
+                block = ring.pop(min(n, self._max_block), out=buf)
+                t0 = time.perf_counter()
+                events = session.process(block)
+                t1 = time.perf_counter()
+                self._samples_processed += block.shape[0]
+                if events:
+                    self._emit(events, t1)
+                self._busy += time.perf_counter() - t0
+            err = getattr(self.source, "error", None)
+            if err is not None and not self._stop_req.is_set():
+                raise err if isinstance(err, RtclassifyError) else DeviceError(f"audio source failed: {err}")
+        except BaseException as exc:
+            self.error = _as_clear_error(exc)
+        finally:
+            # flush: TagOff for every active tag, sent before the sinks close
+            try:
+                tail = session.flush()
+                if tail:
+                    self._emit(tail, time.perf_counter())
+            except BaseException as exc:
+                if self.error is None:
+                    self.error = _as_clear_error(exc)
+            for s in status_sinks:
+                try:
+                    s.status(self.counters())
+                except Exception:
+                    pass
+            if self._source_finished.is_set() or self.error is not None:
+                # stopped by itself: release the source and the sinks here, then signal waiters
+                try:
+                    self.source.stop()
+                except Exception:
+                    pass
+                self._close_sinks()
+                self._done.set()
+
+    def _emit(self, events, t_decided: float) -> None:
+        self._events += len(events)
+        cb = self.on_event
+        if cb is not None:
+            for ev in events:
+                cb(ev)
+        for s in self.sinks:
+            s.send(events)
+        self._output_sum += time.perf_counter() - t_decided
+        self._output_n += 1
+
+
+def _close_quietly(sink) -> None:
+    try:
+        sink.close()
+    except Exception:
+        pass
+
+
+def _as_clear_error(exc: BaseException) -> BaseException:
+    """Faults keep their class when they are ours; anything else becomes a one-line RuntimeError."""
+    if isinstance(exc, (RtclassifyError, KeyboardInterrupt)):
+        return exc
+    if os.environ.get("RTCLASSIFY_DEBUG"):
+        import traceback
+
+        traceback.print_exception(exc)
+    return RuntimeError(f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,151 @@
+"""Live terminal display (rich): one bar per tag with its on/off state, recent events, counters.
+
+The worker thread only stores the latest values (plain attribute and dict
+writes); rich's own refresh thread draws them ``refresh_per_second`` times a
+second in place (``rich.live.Live``), so the screen does not flicker and the
+audio path never waits for the terminal.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from typing import Sequence
+
+__all__ = ["LiveDisplay"]
+
+_BAR = 28
+
+
+class LiveDisplay:
+    """A rich Live view of the tags.
+
+    Parameters
+    ----------
+    labels : sequence of str
+        The tags, in the order to show them.
+    title : str
+        First line (source, rate, outputs).
+    console : rich.console.Console, optional
+        Where to draw (default: a Console on standard output).
+    refresh_per_second : float
+        Redraw rate.
+    recent : int
+        How many recent on/off events to list.
+    """
+
+    def __init__(self, labels: Sequence[str], *, title: str = "rtclassify", console=None,
+                 refresh_per_second: float = 12.0, recent: int = 6):
+        self.labels = list(labels)
+        self.title = title
+        self._console = console
+        self._rate = refresh_per_second
+        self.levels = {t: 0.0 for t in self.labels}
+        self.active = {t: False for t in self.labels}
+        self.on_counts = {t: 0 for t in self.labels}
+        self.technique: dict[str, str] = {}
+        self.recent: collections.deque = collections.deque(maxlen=recent)
+        self.counters: dict = {}
+        self.stream_time = 0.0
+        self._live = None
+        self._t0 = time.monotonic()
+
+    # ---------------------------------------------------------------- sink protocol
+    def open(self) -> None:
+        if self._live is not None:
+            return
+        from rich.console import Console
+        from rich.live import Live
+
+        console = self._console or Console()
+        self._t0 = time.monotonic()
+        self._live = Live(get_renderable=self.render, console=console, refresh_per_second=self._rate,
+                          transient=False, redirect_stdout=False, redirect_stderr=False)
+        self._live.start()
+
+    def send(self, events) -> None:
+        for ev in events:
+            k = ev.kind
+            self.stream_time = max(self.stream_time, ev.stream_time)
+            if k == "level":
+                self.levels[ev.tag] = ev.prob
+            elif k == "on":
+                self.active[ev.tag] = True
+                self.on_counts[ev.tag] = self.on_counts.get(ev.tag, 0) + 1
+                self.levels[ev.tag] = max(self.levels.get(ev.tag, 0.0), ev.prob)
+                self.recent.appendleft((ev.stream_time, f"+{ev.tag}", f"{ev.prob:.2f}"))
+            elif k == "off":
+                self.active[ev.tag] = False
+                self.recent.appendleft((ev.stream_time, f"-{ev.tag}", ""))
+            elif k in ("pitch",):
+                hz = getattr(ev, "hz", None) or getattr(ev, "f0", None)
+                if hz:
+                    self.technique["pitch"] = f"{hz:.1f} Hz"
+            elif k.endswith("_on") or k in ("vibrato", "tremolo"):
+                name = k.removesuffix("_on")
+                rate, depth = getattr(ev, "rate", None), getattr(ev, "depth", None)
+                self.technique[name] = (f"{rate:.1f} Hz / {depth:.2g}" if rate is not None and depth is not None
+                                        else "on")
+            elif k.endswith("_off"):
+                self.technique.pop(k.removesuffix("_off"), None)
+
+    def status(self, counters: dict) -> None:
+        self.counters = counters
+
+    def close(self) -> None:
+        live, self._live = self._live, None
+        if live is not None:
+            try:
+                live.refresh()
+                live.stop()
+            except Exception:  # pragma: no cover - the terminal went away
+                pass
+
+    # ---------------------------------------------------------------- drawing
+    def render(self):
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table.grid(padding=(0, 1))
+        table.add_column(justify="left", min_width=9)
+        table.add_column(width=_BAR)
+        table.add_column(justify="right", width=4)
+        table.add_column(width=3)
+        table.add_column(justify="right", width=4)
+        for tag in self.labels:
+            p = min(max(float(self.levels.get(tag, 0.0)), 0.0), 1.0)
+            on = self.active.get(tag, False)
+            filled = int(round(p * _BAR))
+            bar = Text("█" * filled, style="bold green" if on else "cyan")
+            bar.append("·" * (_BAR - filled), style="grey37")
+            table.add_row(
+                Text(tag, style="bold" if on else ""), bar, f"{p:.2f}",
+                Text("ON", style="bold green") if on else Text("--", style="grey50"),
+                Text(f"{self.on_counts.get(tag, 0)}x", style="grey50"),
+            )
+        parts = [Text(self.title, style="bold"), table]
+        if self.technique:
+            parts.append(Text("technique: " + "  ".join(f"{k} {v}" for k, v in self.technique.items())))
+        ev = "  ".join(f"{t:6.2f}s {name} {p}".rstrip() for t, name, p in list(self.recent))
+        parts.append(Text(f"events: {ev or '(none yet)'}", style="grey70"))
+        parts.append(Text(f"t = {self.stream_time:.1f} s · " + format_counters(self.counters), style="grey62"))
+        return Group(*parts)
+
+
+def format_counters(c: dict) -> str:
+    """The counters as one or two short lines (what the display and ``listen`` print)."""
+    if not c:
+        return "counters: (starting)"
+
+    def ms(key):
+        v = c.get(key)
+        return "-" if v is None else f"{v:.1f}"
+
+    return (
+        f"dropped {c.get('dropped_samples', 0)} samples · overflows {c.get('input_overflows', 0)} · "
+        f"late hops {c.get('late_hops', 0)}/{c.get('hops', 0)} · compute {ms('compute_ms_mean')} ms/hop "
+        f"(p99 {ms('compute_ms_p99')})\n"
+        f"latency ms: device {ms('latency_device_ms')} + algorithmic {ms('latency_algorithmic_ms')} + "
+        f"compute {ms('latency_compute_ms')} + output {ms('latency_output_ms')} = {ms('latency_total_ms')}"
+    )

@@ -1,0 +1,215 @@
+"""OSC output over UDP (python-osc message building, one socket, several destinations).
+
+Messages (addresses configurable in the mapping file, see
+:mod:`rtclassify.sinks.mapping`; ``/rtclassify`` is the default prefix):
+
+=============================  ======  ===========================================
+address                        types   meaning
+=============================  ======  ===========================================
+``/rtclassify/tag/<tag>``      ``f``   smoothed probability of a tag (0-1)
+``/rtclassify/on``             ``s``   a tag turned on (its name)
+``/rtclassify/off``            ``s``   a tag turned off (its name)
+``/rtclassify/pitch``          ``f``   f0 in Hz (technique trackers)
+``/rtclassify/vibrato``        ``ff``  vibrato rate (Hz) and depth (cents); 0 0 when it stops
+``/rtclassify/tremolo``        ``ff``  tremolo rate (Hz) and depth (0-1); 0 0 when it stops
+=============================  ======  ===========================================
+
+With ``bundle = true`` each batch of events goes out as one OSC bundle whose
+time tag is the wall time at which the engine decided the first event of the
+batch (in the past, so receivers act at once but can measure the delay).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Sequence
+
+from ..errors import ParameterError, SinkError
+from . import EventDispatch
+from .mapping import OscMapping
+
+__all__ = ["OscSink", "parse_destination"]
+
+
+def parse_destination(spec: str) -> tuple[str, int]:
+    """Parse ``HOST:PORT`` (or ``[v6addr]:PORT``) into (host, port).
+
+    Raises
+    ------
+    ParameterError
+        Not of the form HOST:PORT, or the port is not 1-65535.
+    """
+    s = str(spec).strip()
+    if s.startswith("["):
+        host, sep, rest = s[1:].partition("]")
+        port_s = rest[1:] if rest.startswith(":") else ""
+        ok = bool(sep) and bool(port_s)
+    else:
+        host, sep, port_s = s.rpartition(":")
+        ok = bool(sep) and bool(host)
+    if not ok or not port_s.isdigit() or not 1 <= int(port_s) <= 65535:
+        raise ParameterError(f"--osc: expected HOST:PORT with a port 1-65535, got {spec!r}")
+    return host, int(port_s)
+
+
+class OscSink(EventDispatch):
+    """Sends tags (and technique values) as OSC over UDP to one or more destinations.
+
+    Parameters
+    ----------
+    mapping : OscMapping
+        Addresses and switches (``Mapping.default(labels).osc`` gives the defaults).
+    destinations : sequence of (host, port) or "HOST:PORT"
+        Where to send; every message goes to each.
+
+    Notes
+    -----
+    :meth:`open` resolves every host and checks that a route to it exists (a
+    UDP ``connect`` on a probe socket, which sends nothing), so a typo or an
+    unreachable network fails at start with one line. UDP gives no delivery
+    guarantee: a receiver that is not running is not an error.
+    """
+
+    def __init__(self, mapping: OscMapping, destinations: Sequence):
+        if not destinations:
+            raise SinkError("OSC output needs at least one HOST:PORT destination")
+        self.mapping = mapping
+        self.destinations = [parse_destination(d) if isinstance(d, str) else (str(d[0]), int(d[1]))
+                             for d in destinations]
+        self._socks: dict[int, socket.socket] = {}
+        self._addrs: list[tuple[int, tuple]] = []
+        self._lock = threading.Lock()
+        self._pending: list = []
+        self._batch_time = 0.0
+        #: number of datagrams sent (to all destinations together)
+        self.datagrams_sent = 0
+
+    def open(self) -> None:
+        if self._addrs:
+            return
+        addrs = []
+        for host, port in self.destinations:
+            try:
+                info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+            except socket.gaierror as exc:
+                raise SinkError(f"OSC host {host!r} cannot be resolved: {exc.strerror}") from None
+            family, _, _, _, sockaddr = info[0]
+            probe = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                probe.connect(sockaddr)
+            except OSError as exc:
+                raise SinkError(f"OSC host {host}:{port} is unreachable: {exc.strerror or exc}") from None
+            finally:
+                probe.close()
+            addrs.append((family, sockaddr))
+        socks = {}
+        for family, _ in addrs:
+            if family not in socks:
+                s = socket.socket(family, socket.SOCK_DGRAM)
+                s.setblocking(True)
+                socks[family] = s
+        self._socks, self._addrs = socks, addrs
+
+    def close(self) -> None:
+        with self._lock:
+            for s in self._socks.values():
+                s.close()
+            self._socks, self._addrs = {}, []
+
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------------ sending
+    def send(self, events: Sequence) -> None:
+        from pythonosc.osc_bundle_builder import OscBundleBuilder
+
+        with self._lock:
+            if not self._addrs:
+                raise SinkError("OSC output is not open")
+            self._pending = []
+            self._batch_time = events[0].wall_time if events else 0.0
+            EventDispatch.send(self, events)
+            if not self._pending:
+                return
+            if self.mapping.bundle:
+                b = OscBundleBuilder(self._batch_time or 1e-6)
+                for m in self._pending:
+                    b.add_content(m)
+                self._sendto(b.build().dgram)
+            else:
+                for m in self._pending:
+                    self._sendto(m.dgram)
+
+    def _sendto(self, data: bytes) -> None:
+        for family, addr in self._addrs:
+            try:
+                self._socks[family].sendto(data, addr)
+            except OSError as exc:
+                raise SinkError(f"OSC send to {addr[0]}:{addr[1]} failed: {exc.strerror or exc}") from None
+            self.datagrams_sent += 1
+
+    def _msg(self, address: str, *args) -> None:
+        from pythonosc.osc_message_builder import OscMessageBuilder
+
+        b = OscMessageBuilder(address=address)
+        for a in args:
+            if isinstance(a, str):
+                b.add_arg(a, OscMessageBuilder.ARG_TYPE_STRING)
+            else:
+                b.add_arg(float(a), OscMessageBuilder.ARG_TYPE_FLOAT)
+        self._pending.append(b.build())
+
+    def _on(self, ev) -> None:
+        if self.mapping.on_off:
+            self._msg(self.mapping.on_address, ev.tag)
+        if self.mapping.levels:
+            self._msg(self.mapping.tag_address(ev.tag), ev.prob)
+
+    def _off(self, ev) -> None:
+        if self.mapping.on_off:
+            self._msg(self.mapping.off_address, ev.tag)
+
+    def _level(self, ev) -> None:
+        if self.mapping.levels:
+            self._msg(self.mapping.tag_address(ev.tag), ev.prob)
+
+    @staticmethod
+    def _attr(ev, *names, default=None):
+        for n in names:
+            v = getattr(ev, n, None)
+            if v is not None:
+                return float(v)
+        return default
+
+    def _pitch(self, ev) -> None:
+        hz = self._attr(ev, "hz", "f0", "frequency")
+        if self.mapping.technique and hz is not None:
+            self._msg(self.mapping.technique_address("pitch"), hz)
+
+    def _technique(self, ev, which: str, stopped: bool = False) -> None:
+        if not self.mapping.technique:
+            return
+        if stopped:
+            rate = depth = 0.0
+        else:
+            rate = self._attr(ev, "rate", "rate_hz", default=0.0)
+            depth = self._attr(ev, "depth", "depth_cents", default=0.0)
+        self._msg(self.mapping.technique_address(which), rate, depth)
+
+    handlers = {
+        "on": _on,
+        "off": _off,
+        "level": _level,
+        "pitch": _pitch,
+        "vibrato_on": lambda s, e: s._technique(e, "vibrato"),
+        "vibrato": lambda s, e: s._technique(e, "vibrato"),
+        "vibrato_off": lambda s, e: s._technique(e, "vibrato", stopped=True),
+        "tremolo_on": lambda s, e: s._technique(e, "tremolo"),
+        "tremolo": lambda s, e: s._technique(e, "tremolo"),
+        "tremolo_off": lambda s, e: s._technique(e, "tremolo", stopped=True),
+    }

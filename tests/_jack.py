@@ -1,0 +1,97 @@
+"""Test helper: a private JACK server with the dummy backend (no sound card), and tool lookups.
+
+Each server gets a unique name (``jackd -n NAME``); clients reach it through
+the ``JACK_DEFAULT_SERVER`` environment variable, so tests never touch a JACK
+server the user may be running.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+
+
+def missing(*programs: str) -> list[str]:
+    """The programs of the list that are not on PATH."""
+    return [p for p in programs if shutil.which(p) is None]
+
+
+class JackServer:
+    """``jackd -n NAME -d dummy -r RATE -p PERIOD`` as a context manager.
+
+    Attributes
+    ----------
+    name : str
+        Server name (put it in ``JACK_DEFAULT_SERVER``).
+    env : dict
+        A copy of ``os.environ`` with ``JACK_DEFAULT_SERVER`` set and server autostart off.
+    """
+
+    def __init__(self, rate: int = 48000, period: int = 256, realtime: bool = True):
+        self.name = f"rtc{uuid.uuid4().hex[:10]}"
+        self.rate, self.period = rate, period
+        self.realtime = realtime
+        self.proc: subprocess.Popen | None = None
+        self.env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_START_SERVER="1",
+                        JACK_NO_AUDIO_RESERVATION="1")
+        self.log = b""
+
+    def start(self, timeout: float = 10.0) -> "JackServer":
+        cmd = ["jackd", "-n", self.name]
+        if not self.realtime:
+            cmd.append("-r")
+        cmd += ["-d", "dummy", "-r", str(self.rate), "-p", str(self.period), "-C", "2", "-P", "2"]
+        self.proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                self.log = self.proc.stdout.read() if self.proc.stdout else b""
+                raise RuntimeError(f"jackd exited with {self.proc.returncode}: {self.log.decode(errors='replace')}")
+            r = subprocess.run(["jack_lsp"], env=self.env, capture_output=True, text=True)
+            if r.returncode == 0 and "system:capture_1" in r.stdout:
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"jackd did not come up in {timeout} s")
+
+    def ports(self, connections: bool = False) -> str:
+        args = ["jack_lsp", "-c"] if connections else ["jack_lsp"]
+        return subprocess.run(args, env=self.env, capture_output=True, text=True).stdout
+
+    def connect(self, src: str, dst: str) -> None:
+        subprocess.run(["jack_connect", src, dst], env=self.env, check=True, capture_output=True)
+
+    def stop(self) -> None:
+        p, self.proc = self.proc, None
+        if p is None:
+            return
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if p.stdout:
+            self.log = p.stdout.read()
+            p.stdout.close()
+
+    def __enter__(self) -> "JackServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def wait_for_port(server: JackServer, needle: str, timeout: float = 10.0) -> list[str]:
+    """Wait until ports whose name contains ``needle`` exist; returns them."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        found = [p for p in server.ports().splitlines() if needle in p]
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"no JACK port containing {needle!r} after {timeout} s; ports:\n{server.ports()}")

@@ -1,0 +1,115 @@
+"""Mapping files: defaults, the shipped example, and errors that name the line and the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from rtclassify.errors import ConfigError
+from rtclassify.sinks.mapping import Mapping, MidiMapping, example_path, load_mapping
+
+LABELS = ("piano", "organ", "guitar", "bass", "strings", "brass", "woodwind", "mallet", "drums", "synth", "singing",
+          "speech")
+
+
+def write(tmp_path, text: str):
+    p = tmp_path / "map.toml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_default_mapping_notes_and_ccs_follow_label_order():
+    m = Mapping.default(LABELS)
+    assert [m.midi.tags[t].note for t in LABELS] == list(range(36, 48))
+    assert [m.midi.tags[t].cc for t in LABELS] == list(range(20, 32))
+    assert m.midi.channel == 1
+    assert m.osc.tag_address("piano") == "/rtclassify/tag/piano"
+    assert m.osc.on_address == "/rtclassify/on" and m.osc.off_address == "/rtclassify/off"
+    assert m.osc.technique_address("vibrato") == "/rtclassify/vibrato"
+    assert m.osc.technique_address("pitch") == "/rtclassify/pitch"
+    assert not m.decoder and m.decoder.as_dict() == {}
+
+
+def test_velocity_and_level_scaling():
+    mm = MidiMapping(velocity_min=20, velocity_max=100)
+    assert mm.velocity(0.0) == 20 and mm.velocity(1.0) == 100 and mm.velocity(0.5) == 60
+    assert MidiMapping().velocity(0.0) == 1  # never 0: that would be a note-off
+    assert MidiMapping.level(0.0) == 0 and MidiMapping.level(1.0) == 127 and MidiMapping.level(2.0) == 127
+
+
+def test_shipped_example_loads_and_overrides(tmp_path):
+    m = load_mapping(example_path(), LABELS)
+    assert m.source == str(example_path())
+    assert m.midi.tags["speech"].cc is None and m.midi.tags["speech"].note == 47
+    assert m.osc.tag_address("singing") == "/voice/singing"
+    assert m.osc.tag_address("piano") == "/rtclassify/tag/piano"
+    d = m.decoder.as_dict()
+    assert d["thresholds"]["speech"] == {"on": 0.6, "off": 0.4}
+    assert d["min_on_s"] == pytest.approx(0.15)
+    assert m.midi.technique.vibrato_rate_cc == 103
+
+
+def test_example_decoder_section_is_accepted_by_the_decoder():
+    from rtclassify.detect.decoder import DecoderConfig
+
+    m = load_mapping(example_path(), LABELS)
+    base = DecoderConfig(labels=LABELS, thresholds={t: (0.5, 0.3) for t in LABELS})
+    cfg = base.override(m.decoder.as_dict())
+    assert cfg.thresholds["speech"] == (0.6, 0.4)
+    assert cfg.min_on_s == pytest.approx(0.15) and cfg.level_rate == pytest.approx(20)
+
+
+def test_partial_file_keeps_defaults(tmp_path):
+    m = load_mapping(write(tmp_path, "[midi]\nchannel = 10\n[midi.tags.organ]\nnote = 62\n"), LABELS)
+    assert m.midi.channel == 10
+    assert m.midi.tags["organ"].note == 62 and m.midi.tags["organ"].cc == 21
+    assert m.midi.tags["piano"].note == 36
+
+
+@pytest.mark.parametrize(
+    "text, line, key, words",
+    [
+        ("[midi]\nchannel = 17\n", 2, "midi.channel", "1-16"),
+        ("# comment\n\n[midi.tags.piano]\n  note = 200\n", 4, "midi.tags.piano.note", "0-127"),
+        ("[midi]\nchanel = 1\n", 2, "midi.chanel", "unknown key"),
+        ("[midi.tags.pianno]\nnote = 3\n", 1, "midi.tags.pianno", "unknown tag 'pianno'"),
+        ("[decoder.tags.piano]\non = 0.3\noff = 0.5\n", 3, "decoder.tags.piano.off", "hysteresis"),
+        ("[osc]\nbundle = true\nprefix = \"no-slash\"\n", 3, "osc.prefix", "OSC address"),
+        ("[midi]\nnotes = \"yes\"\n", 2, "midi.notes", "true or false"),
+        ("midi.tags.organ = { note = 36 }\n", 1, "midi.tags.organ.note", "also used by midi.tags.piano.note"),
+        ("[decoder]\nsmoothing = \"mean\"\n", 2, "decoder.smoothing", "ema"),
+        ("[osc.tags]\nspeech = 3\n", 2, "osc.tags.speech", "OSC address"),
+    ],
+)
+def test_bad_values_name_file_line_and_key(tmp_path, text, line, key, words):
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as ei:
+        load_mapping(p, LABELS)
+    msg = str(ei.value)
+    assert msg.startswith(f"{p}:{line}: {key}: "), msg
+    assert words in msg
+
+
+def test_collision_with_a_default_note_says_how_to_fix(tmp_path):
+    p = write(tmp_path, "[midi.tags.organ]\nnote = 60\n")
+    with pytest.raises(ConfigError, match=r":2: midi.tags.organ.note: note 60 is also used by "
+                                          r"midi.technique.vibrato_note \(default; set it to another value or -1\)"):
+        load_mapping(p, LABELS)
+    m = load_mapping(write(tmp_path, "[midi.tags.organ]\nnote = 60\n[midi.technique]\nvibrato_note = -1\n"), LABELS)
+    assert m.midi.tags["organ"].note == 60 and m.midi.technique.vibrato_note is None
+
+
+def test_toml_syntax_error_names_the_line(tmp_path):
+    p = write(tmp_path, "[midi]\nchannel = 1\n[osc\n")
+    with pytest.raises(ConfigError, match=r"invalid TOML: .*line 3"):
+        load_mapping(p, LABELS)
+
+
+def test_missing_file_is_one_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read mapping file .*nope.toml"):
+        load_mapping(tmp_path / "nope.toml", LABELS)
+
+
+def test_minus_one_switches_a_message_off(tmp_path):
+    m = load_mapping(write(tmp_path, "[midi.tags.piano]\nnote = -1\n[midi.technique]\npitch_cc = -1\n"), LABELS)
+    assert m.midi.tags["piano"].note is None and m.midi.tags["piano"].cc == 20
+    assert m.midi.technique.pitch_cc is None

@@ -1,0 +1,221 @@
+"""MIDI sink through a real rtmidi loopback: a MidiIn opens the sink's virtual port and records.
+
+Runs on the ALSA sequencer when /dev/snd/seq exists, and on a private dummy
+JACK server (``jackd -d dummy``) when jackd is installed; each API skips with
+its reason otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import pytest
+
+rtmidi = pytest.importorskip("rtmidi")
+
+from _jack import JackServer, missing  # noqa: E402
+
+from rtclassify.detect.events import Event, TagLevel, TagOff, TagOn  # noqa: E402
+from rtclassify.errors import SinkError  # noqa: E402
+from rtclassify.sinks.mapping import Mapping, MidiMapping, MidiTag  # noqa: E402
+from rtclassify.sinks.midi import MidiSink, list_midi_outputs  # noqa: E402
+
+LABELS = ("piano", "organ", "guitar", "bass", "strings", "brass", "woodwind", "mallet", "drums", "synth", "singing",
+          "speech")
+HAVE_SEQ = os.path.exists("/dev/snd/seq")
+
+
+@pytest.fixture(scope="module")
+def jack_server():
+    gone = missing("jackd", "jack_lsp")
+    if gone:
+        pytest.skip(f"JACK MIDI needs {', '.join(gone)} (Debian: jackd2)")
+    with JackServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["alsa", "jack"])
+def api(request, monkeypatch):
+    if request.param == "alsa":
+        if not HAVE_SEQ:
+            pytest.skip("the ALSA sequencer is not available here (/dev/snd/seq missing; modprobe snd-seq)")
+    else:
+        server = request.getfixturevalue("jack_server")
+        monkeypatch.setenv("JACK_DEFAULT_SERVER", server.name)
+        monkeypatch.setenv("JACK_NO_START_SERVER", "1")
+    return request.param
+
+
+class Recorder:
+    """A MidiIn connected to a port by name; records every message."""
+
+    def __init__(self, api: str, needle: str):
+        a = rtmidi.API_LINUX_ALSA if api == "alsa" else rtmidi.API_UNIX_JACK
+        self.midi_in = rtmidi.MidiIn(a, name="rtc-test-in")
+        self.messages: list[list[int]] = []
+        self._cv = threading.Condition()
+        ports = self.midi_in.get_ports()
+        hits = [i for i, p in enumerate(ports) if needle in p]
+        assert len(hits) == 1, f"port {needle!r} not found once in {ports}"
+        self.midi_in.open_port(hits[0])
+        self.midi_in.set_callback(self._cb)
+
+    def _cb(self, msg_dt, data):
+        with self._cv:
+            self.messages.append(list(msg_dt[0]))
+            self._cv.notify_all()
+
+    def wait_for(self, n: int, timeout: float = 5.0) -> list[list[int]]:
+        end = time.monotonic() + timeout
+        with self._cv:
+            while len(self.messages) < n and time.monotonic() < end:
+                self._cv.wait(0.05)
+            return list(self.messages)
+
+    def settle(self, quiet: float = 0.3) -> list[list[int]]:
+        """Wait until no message arrived for ``quiet`` seconds."""
+        n = -1
+        while n != len(self.messages):
+            n = len(self.messages)
+            time.sleep(quiet)
+        return list(self.messages)
+
+    def close(self):
+        self.midi_in.close_port()
+        self.midi_in.delete()
+
+
+def unique() -> str:
+    return f"rtc-{uuid.uuid4().hex[:6]}"
+
+
+def opened_sink(api: str, mapping: MidiMapping | None = None):
+    name = unique()
+    sink = MidiSink(mapping or Mapping.default(LABELS).midi, virtual=name, api=api)
+    sink.open()
+    rec = Recorder(api, name)
+    time.sleep(0.2)  # let the connection settle before the first message
+    return sink, rec
+
+
+def test_note_on_off_and_level_cc(api):
+    sink, rec = opened_sink(api)
+    try:
+        t = time.time()
+        sink.send([TagOn(1.0, t, 0, "piano", 1.0), TagLevel(1.0, t, 0, "piano", 0.5),
+                   TagOn(1.0, t, 0, "speech", 0.5)])
+        sink.send([TagOff(2.0, t, 0, "piano"), TagLevel(2.0, t, 0, "piano", 0.0)])
+        got = rec.wait_for(7)
+    finally:
+        sink.close()
+        rec.settle()
+        rec.close()
+    assert got[:7] == [
+        [0x90, 36, 127], [0xB0, 20, 127],   # piano on: note 36 full velocity, CC 20 = prob
+        [0xB0, 20, 64],                      # level 0.5
+        [0x90, 47, 64], [0xB0, 31, 64],      # speech: note 47, CC 31
+        [0x80, 36, 0],                       # piano off
+        [0xB0, 20, 0],                       # level 0
+    ]
+    # close sent the note-off of the note still sounding (speech)
+    assert rec.messages[7:] == [[0x80, 47, 0]]
+
+
+def test_every_note_on_gets_its_note_off_on_close(api):
+    sink, rec = opened_sink(api, MidiMapping(channel=10, cc=False, tags={
+        t: MidiTag(note=60 + i, cc=None) for i, t in enumerate(LABELS)}))
+    try:
+        sink.send([TagOn(0.1, 0.0, 0, t, 0.9) for t in ("piano", "drums", "bass")])
+        assert sink.sounding == {60: "piano", 68: "drums", 63: "bass"}
+    finally:
+        sink.close()
+    got = rec.settle()
+    rec.close()
+    ons = [m for m in got if m[0] == 0x99]
+    offs = [m for m in got if m[0] == 0x89]
+    assert sorted(m[1] for m in ons) == sorted(m[1] for m in offs) == [60, 63, 68]
+    assert sink.sounding == {}
+    sink.close()  # idempotent
+
+
+def test_retrigger_keeps_on_off_paired(api):
+    sink, rec = opened_sink(api)
+    try:
+        sink.send([TagOn(0.1, 0.0, 0, "organ", 0.7), TagOn(0.2, 0.0, 0, "organ", 0.9), TagOff(0.3, 0.0, 0, "organ"),
+                   TagOff(0.4, 0.0, 0, "organ")])
+    finally:
+        sink.close()
+    notes = [m for m in rec.settle() if m[0] in (0x90, 0x80)]
+    rec.close()
+    assert notes == [[0x90, 37, 89], [0x80, 37, 0], [0x90, 37, 114], [0x80, 37, 0]]
+
+
+def test_technique_events_map_to_notes_and_ccs(api):
+    @dataclass(frozen=True)
+    class TremoloOn(Event):
+        rate: float = 0.0
+        depth: float = 0.0
+        kind = "tremolo_on"
+
+    @dataclass(frozen=True)
+    class TremoloOff(Event):
+        kind = "tremolo_off"
+
+    @dataclass(frozen=True)
+    class Pitch(Event):
+        hz: float = 0.0
+        kind = "pitch"
+
+    sink, rec = opened_sink(api)
+    try:
+        sink.send([Pitch(0.1, 0.0, 0, 440.0), TremoloOn(0.1, 0.0, 0, 6.35, 0.5), TremoloOff(0.5, 0.0, 0)])
+    finally:
+        sink.close()
+    got = rec.settle()
+    rec.close()
+    assert got == [[0xB0, 102, 69], [0x90, 61, 127], [0xB0, 105, 64], [0xB0, 106, 64], [0x80, 61, 0]]
+
+
+def test_named_existing_port_and_missing_port_lists_ports(api):
+    # a MidiIn with a virtual input is the "existing port" a DAW would offer
+    a = rtmidi.API_LINUX_ALSA if api == "alsa" else rtmidi.API_UNIX_JACK
+    name = unique()
+    daw = rtmidi.MidiIn(a, name="fake-daw")
+    daw.open_virtual_port(name)
+    got: list = []
+    daw.set_callback(lambda m, d: got.append(list(m[0])))
+    try:
+        assert any(name in p for p in list_midi_outputs(api))
+        sink = MidiSink(Mapping.default(LABELS).midi, port=name.upper(), api=api)
+        sink.open()
+        assert name in sink.port_name
+        time.sleep(0.2)
+        sink.send([TagOn(0.1, 0.0, 0, "brass", 1.0)])
+        sink.close()
+        end = time.monotonic() + 5
+        while len(got) < 3 and time.monotonic() < end:
+            time.sleep(0.05)
+        assert got[:3] == [[0x90, 41, 127], [0xB0, 25, 127], [0x80, 41, 0]]
+        with pytest.raises(SinkError, match=r"no MIDI port matches 'no-such-port'; MIDI ports: .*" + name):
+            MidiSink(Mapping.default(LABELS).midi, port="no-such-port", api=api).open()
+    finally:
+        daw.close_port()
+        daw.delete()
+
+
+def test_alsa_without_sequencer_is_one_clear_error():
+    if HAVE_SEQ:
+        pytest.skip("this machine has an ALSA sequencer")
+    with pytest.raises(SinkError, match=r"cannot open the alsa MIDI system: is the ALSA sequencer available"):
+        MidiSink(Mapping.default(LABELS).midi, virtual="x", api="alsa").open()
+
+
+def test_exactly_one_of_port_or_virtual():
+    with pytest.raises(SinkError, match="exactly one"):
+        MidiSink(Mapping.default(LABELS).midi)
+    with pytest.raises(SinkError, match="exactly one"):
+        MidiSink(Mapping.default(LABELS).midi, port="a", virtual="b")

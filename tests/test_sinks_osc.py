@@ -1,0 +1,184 @@
+"""OSC sink against real UDP receivers on 127.0.0.1 (python-osc's threading server, raw sockets)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+from pythonosc.dispatcher import Dispatcher
+from pythonosc.osc_bundle import OscBundle
+from pythonosc.osc_server import ThreadingOSCUDPServer
+
+from rtclassify.detect.events import Event, TagLevel, TagOff, TagOn
+from rtclassify.errors import ParameterError, SinkError
+from rtclassify.sinks.mapping import Mapping, OscMapping
+from rtclassify.sinks.osc import OscSink, parse_destination
+
+LABELS = ("piano", "speech", "drums")
+
+
+class Receiver:
+    """A python-osc UDP server on an ephemeral port that records (address, args)."""
+
+    def __init__(self):
+        self.messages: list[tuple[str, tuple]] = []
+        self._cv = threading.Condition()
+        d = Dispatcher()
+        d.set_default_handler(self._handle)
+        self.server = ThreadingOSCUDPServer(("127.0.0.1", 0), d)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def _handle(self, address, *args):
+        with self._cv:
+            self.messages.append((address, args))
+            self._cv.notify_all()
+
+    def wait_for(self, n: int, timeout: float = 5.0) -> list:
+        end = time.monotonic() + timeout
+        with self._cv:
+            while len(self.messages) < n and time.monotonic() < end:
+                self._cv.wait(0.05)
+            return list(self.messages)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def events():
+    t = time.time()
+    return [
+        TagOn(1.0, t, 0, "piano", 0.8),
+        TagLevel(1.0, t, 0, "piano", 0.8),
+        TagLevel(1.0, t, 0, "speech", 0.1),
+        TagOff(2.0, t + 0.1, 0, "piano"),
+    ]
+
+
+def test_messages_are_well_formed(receiver):
+    sink = OscSink(Mapping.default(LABELS).osc, [f"127.0.0.1:{receiver.port}"])
+    with sink:
+        sink.send(events())
+    got = receiver.wait_for(5)
+    assert got[0] == ("/rtclassify/on", ("piano",))
+    assert got[1][0] == "/rtclassify/tag/piano" and got[1][1][0] == pytest.approx(0.8)
+    assert got[2][0] == "/rtclassify/tag/piano" and got[2][1][0] == pytest.approx(0.8)
+    assert got[3][0] == "/rtclassify/tag/speech" and got[3][1][0] == pytest.approx(0.1)
+    assert got[4] == ("/rtclassify/off", ("piano",))
+    assert len(got) == 5
+    assert all(isinstance(a[0], (str, float)) and len(a) == 1 for _, a in got)
+    assert sink.datagrams_sent == 5
+
+
+def test_several_destinations_get_everything():
+    r1, r2 = Receiver(), Receiver()
+    try:
+        sink = OscSink(Mapping.default(LABELS).osc, [("127.0.0.1", r1.port), f"localhost:{r2.port}"])
+        with sink:
+            sink.send([TagOn(0.5, time.time(), 0, "drums", 0.9)])
+        a, b = r1.wait_for(2), r2.wait_for(2)
+        assert a == b
+        assert a[0] == ("/rtclassify/on", ("drums",))
+    finally:
+        r1.close()
+        r2.close()
+
+
+def test_bundle_carries_the_decision_time_as_timetag():
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(5)
+    try:
+        mapping = OscMapping(bundle=True)
+        sink = OscSink(mapping, [("127.0.0.1", rx.getsockname()[1])])
+        evs = events()
+        with sink:
+            sink.send(evs)
+        data, _ = rx.recvfrom(65536)
+        assert OscBundle.dgram_is_bundle(data)
+        b = OscBundle(data)
+        assert b.num_contents == 5
+        assert b.timestamp == pytest.approx(evs[0].wall_time, abs=1e-3)
+        addrs = [m.address for m in b]
+        assert addrs[0] == "/rtclassify/on" and addrs[-1] == "/rtclassify/off"
+    finally:
+        rx.close()
+
+
+def test_custom_addresses_and_switches(receiver):
+    mapping = OscMapping(prefix="/show", levels=False, tags={"speech": "/voice"})
+    sink = OscSink(mapping, [("127.0.0.1", receiver.port)])
+    with sink:
+        sink.send(events())
+    got = receiver.wait_for(2)
+    time.sleep(0.1)
+    assert receiver.messages == [("/show/on", ("piano",)), ("/show/off", ("piano",))] == got
+
+
+def test_technique_messages_once_trackers_send_them(receiver):
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class VibratoOn(Event):
+        rate: float = 0.0
+        depth: float = 0.0
+        kind = "vibrato_on"
+
+    @dataclass(frozen=True)
+    class VibratoOff(Event):
+        kind = "vibrato_off"
+
+    @dataclass(frozen=True)
+    class Pitch(Event):
+        hz: float = 0.0
+        kind = "pitch"
+
+    sink = OscSink(Mapping.default(LABELS).osc, [("127.0.0.1", receiver.port)])
+    with sink:
+        sink.send([Pitch(1.0, 0.0, 0, 440.0), VibratoOn(1.0, 0.0, 0, 5.5, 40.0), VibratoOff(2.0, 0.0, 0)])
+    got = receiver.wait_for(3)
+    assert got[0][0] == "/rtclassify/pitch" and got[0][1] == pytest.approx((440.0,))
+    assert got[1][0] == "/rtclassify/vibrato" and got[1][1] == pytest.approx((5.5, 40.0))
+    assert got[2] == ("/rtclassify/vibrato", (0.0, 0.0))
+
+
+def test_unknown_event_kinds_are_ignored(receiver):
+    sink = OscSink(Mapping.default(LABELS).osc, [("127.0.0.1", receiver.port)])
+    with sink:
+        sink.send([Event(1.0), TagOn(1.0, 0.0, 0, "piano", 0.7)])
+    assert receiver.wait_for(1)[0] == ("/rtclassify/on", ("piano",))
+
+
+def test_unresolvable_host_is_one_clear_error():
+    sink = OscSink(OscMapping(), ["no-such-host.invalid:9000"])
+    with pytest.raises(SinkError, match="OSC host 'no-such-host.invalid' cannot be resolved"):
+        sink.open()
+
+
+def test_send_before_open_is_an_error():
+    with pytest.raises(SinkError, match="not open"):
+        OscSink(OscMapping(), ["127.0.0.1:9"]).send(events())
+
+
+@pytest.mark.parametrize("spec, expected", [("127.0.0.1:9000", ("127.0.0.1", 9000)), ("host:1", ("host", 1)),
+                                            ("[::1]:7000", ("::1", 7000))])
+def test_parse_destination(spec, expected):
+    assert parse_destination(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["9000", "host:", ":9000", "host:0", "host:70000", "host:port", "[::1]"])
+def test_parse_destination_rejects(spec):
+    with pytest.raises(ParameterError, match="HOST:PORT"):
+        parse_destination(spec)
