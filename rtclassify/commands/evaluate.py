@@ -1,0 +1,78 @@
+"""``rtclassify evaluate``: measure a bundle on a data split and on real recordings."""
+
+from __future__ import annotations
+
+NAME = "evaluate"
+HELP = "measure a bundle: ROC-AUC, PR-AUC, F1 per tag on a data split; on-fractions on real files"
+DESCRIPTION = (
+    "Run a bundle's ONNX graph (ONNX Runtime, native frontend) on a split made by `rtclassify data build` "
+    "and report per-tag and macro ROC-AUC, PR-AUC and F1 at the bundle's thresholds (JSON + PNG plots). "
+    "With --real DIR (a folder with labels.csv), also report per file the fraction of sounding frames in "
+    "which each tag is on."
+)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("bundle", metavar="BUNDLE", help="bundle folder or zip")
+    parser.add_argument("--data", metavar="DIR", help="dataset folder (rtclassify data build output)")
+    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    parser.add_argument("--real", metavar="DIR", help="folder of real recordings with labels.csv")
+    parser.add_argument("--out", metavar="DIR", default="eval", help="report folder (default: ./eval)")
+    parser.add_argument("--cache", metavar="DIR", help="feature cache (default: DATA/features)")
+    parser.add_argument("--rms-floor-db", type=float, default=-50.0,
+                        help="a frame is sounding when its RMS exceeds this (dBFS; default -50)")
+    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default 2)")
+
+
+def run(args) -> int:
+    import json
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..errors import ParameterError, require
+
+    require("sklearn", extra="train")
+    from ..train.evaluate import evaluate_real, evaluate_split, format_real_table, plot_split_report
+
+    if not args.data and not args.real:
+        raise ParameterError("give --data DIR and/or --real DIR")
+    if args.threads < 1:
+        raise ParameterError(f"--threads must be >= 1, got {args.threads}")
+    console = Console()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.data:
+        report, curves = evaluate_split(args.bundle, args.data, args.split, args.cache, threads=args.threads)
+        labels = list(report["per_tag"])
+        (out / f"{args.split}.json").write_text(json.dumps(report, indent=1))
+        plots = plot_split_report(report, curves, labels, out)
+        t = Table(title=f"{args.split}: {report['n']} frames (every {report['stride_frames']} frames)")
+        for c in ("tag", "ROC-AUC", "PR-AUC", "F1", "prevalence"):
+            t.add_column(c, justify="right" if c != "tag" else "left")
+
+        def f(v):
+            return "-" if v is None else f"{v:.3f}"
+
+        for tag, d in report["per_tag"].items():
+            t.add_row(tag, f(d["roc_auc"]), f(d["pr_auc"]), f(d.get("f1")), f"{d['prevalence']:.3f}")
+        m = report["macro"]
+        t.add_row("[bold]macro", f(m["roc_auc"]), f(m["pr_auc"]), f(m.get("f1")), "")
+        console.print(t)
+        console.print(f"wrote {out / (args.split + '.json')}, " + ", ".join(str(p) for p in plots))
+    if args.real:
+        rep = evaluate_real(args.bundle, args.real, rms_floor_db=args.rms_floor_db, threads=args.threads)
+        (out / "real.json").write_text(json.dumps(rep, indent=1))
+        console.print(format_real_table(rep))
+        tg = rep["targets"]
+        for group, rows in (("single-instrument (labelled tag on >= 70% of sounding frames)",
+                             tg["single_instrument"]),
+                            ("no music (every tag off on >= 90% of frames)", tg["no_music"]),
+                            ("speech (singing on <= 10% of frames)", tg["speech_no_singing"])):
+            passed = sum(r["pass"] for r in rows.values())
+            console.print(f"{group}: {passed}/{len(rows)} pass"
+                          + ("" if passed == len(rows) else
+                             " (fail: " + ", ".join(k for k, r in rows.items() if not r["pass"]) + ")"))
+        console.print(f"wrote {out / 'real.json'}")
+    return 0

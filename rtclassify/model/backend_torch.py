@@ -1,0 +1,119 @@
+"""Torch backend (development only): runs the training-side model on windows.
+
+It exists to check that the shipped ONNX graph behaves like the torch model it
+was exported from, and to iterate on models without exporting. torch is
+imported when a backend is created, never by ``import rtclassify``.
+
+The weights come from (first match):
+
+* an ``nn.Module`` passed directly (returns ``(probs, embedding)``);
+* a training checkpoint file (``model.pt``, ``best.pt``, ``last.pt``);
+* a bundle folder that holds ``weights.pt`` (``rtclassify export --include-weights``);
+* a bundle whose ``model.json`` names the checkpoint it was exported from
+  (``training.checkpoint``), when that file still exists.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BundleError, ParameterError, require
+
+__all__ = ["TorchBackend"]
+
+
+class TorchBackend:
+    """Run windows of log-mel frames through the torch model.
+
+    Parameters
+    ----------
+    source : path or torch.nn.Module
+        Checkpoint, bundle folder, or a module (see the module doc).
+    threads : int, optional
+        torch intra-op threads (unchanged when None).
+
+    Attributes
+    ----------
+    name : str
+        ``"torch"``.
+    labels : list of str or None
+    window_frames, n_mels : int
+    """
+
+    name = "torch"
+
+    def __init__(self, source, threads: int | None = None):
+        torch = require("torch", extra="train")
+        self._torch = torch
+        if threads is not None:
+            if int(threads) < 1:
+                raise ParameterError(f"threads must be >= 1, got {threads}")
+            torch.set_num_threads(int(threads))
+        self.labels = None
+        if isinstance(source, torch.nn.Module):
+            self.model = source
+            cfg = getattr(source, "config", None)
+            self.n_mels = getattr(cfg, "n_mels", None)
+            self.window_frames = getattr(cfg, "window_frames", None)
+        else:
+            ck = self._load(Path(source))
+            from ..train.export import build_model
+
+            self.model = build_model(ck)
+            self.labels = list(ck["tags"])
+            self.n_mels = int(ck["model_config"]["n_mels"])
+            self.window_frames = int(ck["model_config"]["window_frames"])
+        self.model.eval()
+
+    @staticmethod
+    def _load(path: Path) -> dict:
+        from ..train.trainer import load_checkpoint
+
+        if path.is_file():
+            return load_checkpoint(path)
+        if not path.is_dir():
+            raise BundleError(f"{path}: no such checkpoint or bundle folder")
+        if (path / "weights.pt").is_file():
+            return load_checkpoint(path / "weights.pt")
+        meta_path = path / "model.json"
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise BundleError(f"{meta_path}: cannot read ({exc})") from exc
+        ref = meta.get("training", {}).get("checkpoint")
+        if ref and Path(ref).is_file():
+            ck = load_checkpoint(ref)
+            if list(ck["tags"]) != list(meta.get("labels", [])):
+                raise BundleError(f"{ref}: its tags differ from {meta_path} labels")
+            return ck
+        raise BundleError(f"{path}: no weights.pt and the checkpoint named in model.json ({ref}) is not "
+                          f"available; the torch backend needs the training weights")
+
+    def run(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and embeddings of a batch of windows.
+
+        Parameters
+        ----------
+        windows : np.ndarray, shape (batch, n_mels, window_frames)
+            Raw log-mel dB.
+
+        Returns
+        -------
+        probs : np.ndarray, shape (batch, n_tags), float32
+        embedding : np.ndarray, shape (batch, D), float32
+        """
+        x = np.asarray(windows, dtype=np.float32)
+        if x.ndim == 2:
+            x = x[None]
+        if x.ndim != 3 or (self.n_mels and x.shape[1] != self.n_mels) or (
+                self.window_frames and x.shape[2] != self.window_frames):
+            raise ParameterError(f"windows must have shape (batch, {self.n_mels}, {self.window_frames}), "
+                                 f"got {np.shape(windows)}")
+        with self._torch.no_grad():
+            probs, emb = self.model(self._torch.from_numpy(np.ascontiguousarray(x)))
+        return probs.numpy(), emb.numpy()
+
+    __call__ = run

@@ -1,0 +1,213 @@
+"""Export a trained checkpoint as a model bundle (``model.onnx`` + ``model.json``).
+
+The ONNX graph is opset 17 with a dynamic batch axis, input ``mel``
+``(batch, n_mels, window_frames)`` and outputs ``probs`` ``(batch, n_tags)``
+and ``embedding`` ``(batch, D)``. Batch norm is folded into the convolutions,
+and the operator set is checked against the TensorRT-supported list below.
+After writing, ONNX Runtime and torch are run on the same inputs and must
+agree within ``1e-4``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BundleError, ParameterError, require
+
+__all__ = ["export_bundle", "build_model", "model_json", "check_parity", "update_bundle_metrics", "ALLOWED_OPS"]
+
+#: ONNX operators the exported graph may contain (all supported by TensorRT's ONNX parser).
+ALLOWED_OPS = frozenset({
+    "Conv", "BatchNormalization", "Relu", "MaxPool", "ReduceMax", "ReduceMean", "Gemm", "MatMul", "Add", "Sub",
+    "Mul", "Div", "Sigmoid", "Slice", "Gather", "Concat", "Unsqueeze", "Squeeze", "Reshape", "Flatten",
+    "Constant", "Identity", "Transpose",
+})
+
+FORMAT_VERSION = 1
+
+
+def build_model(checkpoint: dict):
+    """A :class:`ShortChunkCNN` in eval mode with the checkpoint's weights."""
+    from .model import ModelConfig, ShortChunkCNN
+
+    model = ShortChunkCNN(ModelConfig.from_dict(dict(checkpoint["model_config"])))
+    model.load_state_dict(checkpoint["state_dict"])
+    model.eval()
+    return model
+
+
+def model_json(checkpoint: dict, onnx_sha256: str = "", name: str | None = None) -> dict:
+    """The bundle's model.json for a finalized checkpoint (see the model contract)."""
+    from .features import DEFAULT_FRONTEND
+
+    mc = checkpoint["model_config"]
+    tags = list(checkpoint["tags"])
+    th = checkpoint.get("thresholds")
+    if th is None:
+        raise ParameterError("checkpoint has no thresholds; export the model.pt written at the end of training")
+    missing = [t for t in tags if t not in th]
+    if missing:
+        raise ParameterError(f"checkpoint thresholds miss tag(s) {missing}")
+    fe = dict(DEFAULT_FRONTEND, **checkpoint.get("frontend", {}))
+    if int(fe["n_mels"]) != int(mc["n_mels"]):
+        raise ParameterError(f"frontend n_mels={fe['n_mels']} but the model expects {mc['n_mels']}")
+    params = checkpoint.get("train_params", {})
+    history = checkpoint.get("history", [])
+    return {
+        "format_version": FORMAT_VERSION,
+        "name": name or checkpoint.get("name", "rtclassify-model"),
+        "labels": tags,
+        "frontend": {k: fe[k] for k in DEFAULT_FRONTEND},
+        "input": {"name": "mel", "window_frames": int(mc["window_frames"]), "layout": "batch,mels,frames"},
+        "outputs": {"probs": "probs", "embedding": "embedding", "embedding_dim": int(mc["embedding_dim"])},
+        "lookahead_frames": int(mc["lookahead_frames"]),
+        "hop_frames": int(checkpoint.get("hop_frames", 6)),
+        "thresholds": {t: {"on": float(th[t]["on"]), "off": float(th[t]["off"])} for t in tags},
+        "decoder": dict(checkpoint.get("decoder", {"smoothing_s": 0.15, "min_on_s": 0.1, "min_off_s": 0.2})),
+        "provenance": checkpoint.get("provenance", {}),
+        "metrics": checkpoint.get("metrics", {}),
+        "training": {
+            "model": mc,
+            "params": params,
+            "config": checkpoint.get("config", {}),
+            "epochs_run": len(history),
+            "best_epoch": checkpoint.get("best_epoch"),
+            "elapsed_s": checkpoint.get("elapsed_s"),
+            "history": history,
+            "onnx_sha256": onnx_sha256,
+        },
+    }
+
+
+def _export_onnx(model, path: Path, n_mels: int, window_frames: int):
+    torch = require("torch", extra="train")
+    x = torch.zeros(2, n_mels, window_frames) - 60.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (x,), str(path), input_names=["mel"], output_names=["probs", "embedding"],
+            opset_version=17, do_constant_folding=True, dynamo=False,
+            dynamic_axes={"mel": {0: "batch"}, "probs": {0: "batch"}, "embedding": {0: "batch"}},
+        )
+
+
+def check_graph(path) -> set:
+    """Check the ONNX file (checker, opset 17, allowed ops); returns its operator set."""
+    onnx = require("onnx", extra="train")
+    m = onnx.load(str(path))
+    onnx.checker.check_model(m)
+    opset = max((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if opset != 17:
+        raise BundleError(f"{path}: opset {opset}, expected 17")
+    ops = {n.op_type for n in m.graph.node}
+    bad = ops - ALLOWED_OPS
+    if bad:
+        raise BundleError(f"{path}: operators outside the TensorRT-supported set: {sorted(bad)}")
+    return ops
+
+
+def check_parity(model, onnx_path, n_mels: int, window_frames: int, atol: float = 1e-4, seed: int = 0,
+                 extra_inputs: np.ndarray | None = None) -> float:
+    """Run torch and ONNX Runtime on the same windows; raise when they differ by more than ``atol``.
+
+    Returns
+    -------
+    float
+        The largest absolute difference over both outputs.
+    """
+    import onnxruntime as ort
+
+    torch = require("torch", extra="train")
+    rng = np.random.default_rng(seed)
+    x = rng.normal(-45.0, 20.0, (5, n_mels, window_frames)).clip(-100.0, 20.0).astype(np.float32)
+    x[0] = -100.0  # digital silence
+    if extra_inputs is not None:
+        x = np.concatenate([x, np.asarray(extra_inputs, np.float32)])
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+    p_ort, e_ort = sess.run(["probs", "embedding"], {"mel": x})
+    with torch.no_grad():
+        p_t, e_t = (t.numpy() for t in model(torch.from_numpy(x)))
+    diff = float(max(np.abs(p_ort - p_t).max(), np.abs(e_ort - e_t).max()))
+    if not diff <= atol:
+        raise BundleError(f"{onnx_path}: ONNX Runtime and torch differ by {diff:.3g} (> {atol})")
+    return diff
+
+
+def export_bundle(checkpoint, out, name: str | None = None, include_weights: bool = False) -> Path:
+    """Write a bundle for a finalized checkpoint.
+
+    Parameters
+    ----------
+    checkpoint : path or dict
+        ``model.pt`` written at the end of training (it carries thresholds,
+        metrics and provenance), or the loaded dict.
+    out : path
+        Bundle folder, or a ``.zip`` file.
+    name : str, optional
+        Bundle name (default: the one in the checkpoint).
+    include_weights : bool
+        Also store the torch weights as ``weights.pt`` (for the torch backend).
+
+    Returns
+    -------
+    Path
+        The bundle folder or zip.
+    """
+    import hashlib
+
+    from .trainer import load_checkpoint
+
+    ck = load_checkpoint(checkpoint) if not isinstance(checkpoint, dict) else checkpoint
+    model = build_model(ck)
+    mc = ck["model_config"]
+    out = Path(out)
+    with tempfile.TemporaryDirectory(prefix="rtc-export-") as tmp:
+        tmp = Path(tmp)
+        onnx_path = tmp / "model.onnx"
+        _export_onnx(model, onnx_path, int(mc["n_mels"]), int(mc["window_frames"]))
+        check_graph(onnx_path)
+        check_parity(model, onnx_path, int(mc["n_mels"]), int(mc["window_frames"]))
+        sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+        meta = model_json(ck, sha, name)
+        if not isinstance(checkpoint, dict):
+            meta["training"]["checkpoint"] = str(Path(checkpoint).resolve())
+        (tmp / "model.json").write_text(json.dumps(meta, indent=1, allow_nan=False))
+        files = ["model.onnx", "model.json"]
+        if include_weights:
+            torch = require("torch", extra="train")
+            torch.save({"format": ck["format"], "model_config": mc, "state_dict": model.state_dict(),
+                        "tags": list(ck["tags"])}, tmp / "weights.pt")
+            files.append("weights.pt")
+        if out.suffix == ".zip":
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+                for f in files:
+                    z.write(tmp / f, f)
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            for f in ("model.onnx", "model.json", "weights.pt"):
+                if (out / f).exists() and f not in files:
+                    (out / f).unlink()
+            for f in files:
+                shutil.copyfile(tmp / f, out / f)
+    return out
+
+
+def update_bundle_metrics(bundle, metrics: dict) -> None:
+    """Merge ``metrics`` into the ``metrics`` of a bundle folder's model.json."""
+    bundle = Path(bundle)
+    path = bundle / "model.json"
+    if not path.is_file():
+        raise BundleError(f"{path} not found (metrics can be added to bundle folders only)")
+    meta = json.loads(path.read_text())
+    meta.setdefault("metrics", {}).update(metrics)
+    path.write_text(json.dumps(meta, indent=1, allow_nan=False))

@@ -1,0 +1,324 @@
+"""Log-mel features for training and evaluation, and their on-disk cache.
+
+Features are computed with the native streaming frontend
+(:class:`rtclassify.MelFrontend`), the same code the runtime uses, so the
+model is trained on exactly the frames it will see live.
+
+A split is cached as one contiguous array of frames for all its clips:
+
+``<cache>/<split>/mel.npy``
+    float16, shape (n_frames_total, n_mels): log-mel frames in dB.
+``<cache>/<split>/labels.npy``
+    uint8, shape (n_frames_total, n_tags): per-frame tag activity (0/1).
+``<cache>/<split>/offsets.npy``
+    int64, shape (n_clips + 1,): clip ``k`` owns frames
+    ``offsets[k]:offsets[k + 1]``.
+``<cache>/<split>/meta.json``
+    frontend config, tags, clip names and a fingerprint of the source data;
+    the cache is rebuilt when any of them changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from ..errors import ParameterError
+
+__all__ = [
+    "DEFAULT_FRONTEND",
+    "FeatureSet",
+    "Clip",
+    "make_frontend",
+    "logmel",
+    "frame_rms_db",
+    "build_feature_set",
+    "load_feature_set",
+    "window_batch",
+]
+
+#: Frontend of the default model (see the model contract).
+DEFAULT_FRONTEND = {
+    "sample_rate": 16000,
+    "n_fft": 512,
+    "win_length": 512,
+    "hop_length": 256,
+    "window": "hann",
+    "n_mels": 128,
+    "fmin": 0.0,
+    "fmax": 8000.0,
+    "mel_scale": "htk",
+    "norm": None,
+    "power": 2.0,
+    "log": "db",
+    "amin": 1e-10,
+}
+
+_CACHE_VERSION = 1
+
+
+@dataclass
+class Clip:
+    """One labelled clip.
+
+    Attributes
+    ----------
+    name : str
+        Identifier (relative path or id) used in error messages and the cache.
+    audio : np.ndarray, shape (n_samples,)
+        float32 mono audio at the frontend's sample rate.
+    labels : np.ndarray, shape (n_frames, n_tags)
+        Per-frontend-frame tag activity (0/1 or bool). Rows beyond the number
+        of frames the frontend produces are ignored; missing rows are an error.
+    """
+
+    name: str
+    audio: np.ndarray
+    labels: np.ndarray
+
+
+def make_frontend(frontend: dict | None = None):
+    """Construct a native :class:`rtclassify.MelFrontend` from a frontend dict.
+
+    Parameters
+    ----------
+    frontend : dict, optional
+        Keys as in :data:`DEFAULT_FRONTEND` (the bundle's ``frontend``).
+    """
+    from .. import MelFrontend
+
+    f = dict(DEFAULT_FRONTEND, **(frontend or {}))
+    return MelFrontend(
+        int(f["sample_rate"]), int(f["n_fft"]), int(f["hop_length"]), int(f["n_mels"]),
+        fmin=float(f["fmin"]), fmax=None if f["fmax"] is None else float(f["fmax"]),
+        win_length=None if f["win_length"] is None else int(f["win_length"]),
+        window=f["window"], mel_scale=f["mel_scale"], norm=f["norm"], power=float(f["power"]),
+        log=f["log"], amin=float(f["amin"]),
+    )
+
+
+def logmel(audio: np.ndarray, frontend: dict | None = None, _fe=None) -> np.ndarray:
+    """Log-mel frames of a whole signal through the native streaming frontend.
+
+    Parameters
+    ----------
+    audio : np.ndarray, shape (n_samples,)
+        Mono audio at the frontend's sample rate.
+    frontend : dict, optional
+        Frontend config (defaults to :data:`DEFAULT_FRONTEND`).
+
+    Returns
+    -------
+    np.ndarray, shape (n_frames, n_mels), float32
+        ``n_frames = 1 + (n_samples - n_fft) // hop`` (0 when shorter than n_fft).
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1:
+        raise ParameterError(f"audio must be 1-D (mono), got shape {audio.shape}")
+    fe = _fe if _fe is not None else make_frontend(frontend)
+    fe.reset()
+    out = fe.push(np.ascontiguousarray(audio))
+    fe.reset()
+    return np.asarray(out, dtype=np.float32)
+
+
+def frame_rms_db(audio: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """RMS level in dBFS of each frontend frame (frame i = samples [i*hop, i*hop+n_fft)).
+
+    Parameters
+    ----------
+    audio : np.ndarray, shape (n_samples,)
+
+    Returns
+    -------
+    np.ndarray, shape (n_frames,)
+    """
+    audio = np.asarray(audio, dtype=np.float64)
+    n = 0 if audio.size < n_fft else 1 + (audio.size - n_fft) // hop
+    if n == 0:
+        return np.zeros(0)
+    c = np.concatenate([[0.0], np.cumsum(audio * audio)])
+    starts = np.arange(n) * hop
+    ms = (c[starts + n_fft] - c[starts]) / n_fft
+    return 10.0 * np.log10(np.maximum(ms, 1e-12))
+
+
+@dataclass
+class FeatureSet:
+    """A split's cached frames, labels and clip boundaries (see the module doc).
+
+    Attributes
+    ----------
+    mel : np.ndarray, shape (n_frames_total, n_mels), float16 (may be memory-mapped)
+    labels : np.ndarray, shape (n_frames_total, n_tags), uint8
+    offsets : np.ndarray, shape (n_clips + 1,), int64
+    names : list of str
+    tags : list of str
+    frontend : dict
+    """
+
+    mel: np.ndarray
+    labels: np.ndarray
+    offsets: np.ndarray
+    names: list
+    tags: list
+    frontend: dict
+
+    @property
+    def n_clips(self) -> int:
+        return len(self.offsets) - 1
+
+    def target_frames(self, window_frames: int, lookahead: int, stride: int = 1) -> np.ndarray:
+        """Absolute indices of the frames a model can report, per clip, every ``stride`` frames.
+
+        A target frame ``t`` needs the window ``[t + lookahead - W + 1, t + lookahead]``
+        inside its clip.
+
+        Returns
+        -------
+        np.ndarray, shape (n_targets,), int64
+        """
+        out = []
+        for a, b in zip(self.offsets[:-1], self.offsets[1:]):
+            first = a + window_frames - 1 - lookahead
+            last = b - 1 - lookahead
+            if last >= first:
+                out.append(np.arange(first, last + 1, stride, dtype=np.int64))
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+def window_batch(mel: np.ndarray, ends: np.ndarray, window_frames: int) -> np.ndarray:
+    """Gather windows that end at the given absolute frames.
+
+    Parameters
+    ----------
+    mel : np.ndarray, shape (n_frames_total, n_mels)
+    ends : np.ndarray, shape (batch,)
+        Absolute index of each window's last frame (``>= window_frames - 1``).
+    window_frames : int
+
+    Returns
+    -------
+    np.ndarray, shape (batch, n_mels, window_frames), float32
+    """
+    idx = np.asarray(ends, np.int64)[:, None] + np.arange(1 - window_frames, 1, dtype=np.int64)[None, :]
+    return np.ascontiguousarray(np.asarray(mel[idx], dtype=np.float32).transpose(0, 2, 1))
+
+
+def _fingerprint(parts: Iterable[str]) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def build_feature_set(clips: Iterable[Clip], out_dir: str | os.PathLike, tags: list, frontend: dict | None = None,
+                      source_fingerprint: str = "", n_clips: int | None = None, progress: bool = True) -> FeatureSet:
+    """Compute log-mel frames for every clip and write the split cache.
+
+    Parameters
+    ----------
+    clips : iterable of Clip
+    out_dir : path
+        The split's cache folder (created).
+    tags : list of str
+        Tag names of the label columns.
+    frontend : dict, optional
+    source_fingerprint : str
+        Identifies the source data; stored so a changed source rebuilds the cache.
+    n_clips : int, optional
+        Total for the progress bar.
+    progress : bool
+        Show a rich progress bar.
+
+    Returns
+    -------
+    FeatureSet
+    """
+    f = dict(DEFAULT_FRONTEND, **(frontend or {}))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fe = make_frontend(f)
+    mels, labs, names, offsets = [], [], [], [0]
+    it: Iterator[Clip] = iter(clips)
+    ctx = None
+    if progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+        ctx = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                       TimeRemainingColumn(), transient=True)
+        ctx.start()
+        task = ctx.add_task(f"features {out_dir.name}", total=n_clips)
+    try:
+        for clip in it:
+            m = logmel(clip.audio, f, _fe=fe)
+            lab = np.asarray(clip.labels)
+            if lab.ndim != 2 or lab.shape[1] != len(tags):
+                raise ParameterError(f"labels of clip {clip.name!r} must have shape (n_frames, {len(tags)}), "
+                                     f"got {lab.shape}")
+            if lab.shape[0] < m.shape[0]:
+                raise ParameterError(f"clip {clip.name!r} has {lab.shape[0]} label frames for {m.shape[0]} "
+                                     f"frontend frames")
+            mels.append(m.astype(np.float16))
+            labs.append((lab[: m.shape[0]] > 0.5).astype(np.uint8))
+            names.append(clip.name)
+            offsets.append(offsets[-1] + m.shape[0])
+            if ctx is not None:
+                ctx.advance(task)
+    finally:
+        if ctx is not None:
+            ctx.stop()
+    n_mels = int(f["n_mels"])
+    mel = np.concatenate(mels) if mels else np.zeros((0, n_mels), np.float16)
+    labels = np.concatenate(labs) if labs else np.zeros((0, len(tags)), np.uint8)
+    offs = np.asarray(offsets, np.int64)
+    np.save(out_dir / "mel.npy", mel)
+    np.save(out_dir / "labels.npy", labels)
+    np.save(out_dir / "offsets.npy", offs)
+    meta = {"version": _CACHE_VERSION, "frontend": f, "tags": list(tags), "names": names,
+            "source": source_fingerprint, "n_frames": int(mel.shape[0])}
+    (out_dir / "meta.json").write_text(json.dumps(meta, indent=1))
+    return FeatureSet(mel, labels, offs, names, list(tags), f)
+
+
+def load_feature_set(out_dir: str | os.PathLike, tags: list | None = None, frontend: dict | None = None,
+                     source_fingerprint: str | None = None, mmap: bool = False) -> FeatureSet | None:
+    """Load a split cache; ``None`` when it is absent or stale.
+
+    Parameters
+    ----------
+    out_dir : path
+    tags, frontend, source_fingerprint : optional
+        When given, the cache must match them, else ``None`` is returned.
+    mmap : bool
+        Memory-map the arrays instead of reading them.
+    """
+    out_dir = Path(out_dir)
+    try:
+        meta = json.loads((out_dir / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("version") != _CACHE_VERSION:
+        return None
+    if tags is not None and list(tags) != meta.get("tags"):
+        return None
+    if frontend is not None and dict(DEFAULT_FRONTEND, **frontend) != meta.get("frontend"):
+        return None
+    if source_fingerprint is not None and source_fingerprint != meta.get("source"):
+        return None
+    mode = "r" if mmap else None
+    try:
+        mel = np.load(out_dir / "mel.npy", mmap_mode=mode)
+        labels = np.load(out_dir / "labels.npy", mmap_mode=mode)
+        offsets = np.load(out_dir / "offsets.npy")
+    except (OSError, ValueError):
+        return None
+    if mel.shape[0] != offsets[-1] or labels.shape[0] != offsets[-1]:
+        return None
+    return FeatureSet(mel, labels, offsets, meta["names"], meta["tags"], meta["frontend"])

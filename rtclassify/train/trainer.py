@@ -1,0 +1,736 @@
+"""Training loop of the short-chunk CNN (torch; the ``train`` extra).
+
+The loop is independent of where the frames come from: :class:`Trainer` takes
+a training :class:`~rtclassify.train.features.FeatureSet` and a validation one,
+so fine-tuning on other labelled audio only needs another way to build them.
+
+``rtclassify train --config FILE`` reads a TOML config (see
+``rtclassify/train/configs/default.toml``), caches features of the data
+builder's splits, trains with a fixed seed, balanced window sampling, mixup
+in the power domain and gain augmentation, keeps a checkpoint per epoch
+(``--resume`` continues from the last), stops early on validation macro PR-AUC
+(or at the time budget), saves loss curves as a PNG, chooses per-tag
+thresholds on validation, exports the bundle and evaluates it on the test split.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, ParameterError, require
+from .features import DEFAULT_FRONTEND, FeatureSet, build_feature_set, load_feature_set, window_batch
+from .model import TAGS, ModelConfig
+
+__all__ = [
+    "TrainParams",
+    "RunConfig",
+    "load_config",
+    "split_features",
+    "Trainer",
+    "run_training",
+    "CHECKPOINT_FORMAT",
+]
+
+CHECKPOINT_FORMAT = "rtclassify-checkpoint-1"
+_DB = 10.0 / math.log(10.0)  # dB = _DB * ln(power)
+_FLOOR_DB = -100.0           # 10*log10(amin) of the default frontend
+
+
+@dataclass
+class TrainParams:
+    """Optimization and augmentation parameters (the ``[train]`` table).
+
+    Attributes
+    ----------
+    seed : int
+    threads : int
+        torch intra-op threads.
+    epochs : int
+        Maximum epochs.
+    windows_per_epoch : int
+        Windows drawn (with balanced sampling) per epoch.
+    batch_size : int
+    lr : float
+        Peak learning rate (AdamW; linear warm-up, then cosine decay).
+    weight_decay : float
+    patience : int
+        Epochs without validation improvement before stopping.
+    balance : float
+        Exponent of the inverse tag frequency used to weight windows
+        (0: uniform, 1: fully balanced).
+    mixup : float
+        Probability that a window is mixed with another one (power-domain sum,
+        labels OR-ed).
+    mixup_gain_db : float
+        The second window is attenuated by a uniform gain in [-mixup_gain_db, 0].
+    gain_db : float
+        Uniform random gain in [-gain_db, gain_db] added to each window.
+    time_budget_min : float
+        Minutes of training (epochs + validation). The learning-rate schedule
+        follows the larger of step progress and time progress, so a run that is
+        slower than planned still anneals and ends inside the budget (on a fast
+        machine the steps bound it and the run is reproducible for a seed).
+    val_stride : int
+        Validation windows every this many frames.
+    max_val_windows : int
+        Cap on validation windows (evenly subsampled).
+    off_ratio : float
+        Hysteresis: off threshold = on threshold * off_ratio.
+    """
+
+    seed: int = 0
+    threads: int = 2
+    epochs: int = 12
+    windows_per_epoch: int = 60000
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    patience: int = 4
+    balance: float = 0.7
+    mixup: float = 0.4
+    mixup_gain_db: float = 12.0
+    gain_db: float = 6.0
+    time_budget_min: float = 50.0
+    val_stride: int = 6
+    max_val_windows: int = 30000
+    off_ratio: float = 0.7
+
+    def validate(self) -> "TrainParams":
+        for k in ("threads", "epochs", "windows_per_epoch", "batch_size", "patience", "val_stride",
+                  "max_val_windows"):
+            if int(getattr(self, k)) < 1:
+                raise ConfigError(f"[train] {k} must be >= 1, got {getattr(self, k)}")
+        for k in ("lr", "time_budget_min"):
+            if not float(getattr(self, k)) > 0:
+                raise ConfigError(f"[train] {k} must be > 0, got {getattr(self, k)}")
+        for k in ("mixup", "balance"):
+            if not 0 <= float(getattr(self, k)) <= 1:
+                raise ConfigError(f"[train] {k} must be in [0, 1], got {getattr(self, k)}")
+        if not 0 < self.off_ratio <= 1:
+            raise ConfigError(f"[train] off_ratio must be in (0, 1], got {self.off_ratio}")
+        return self
+
+
+@dataclass
+class RunConfig:
+    """A whole training config (the TOML file).
+
+    Attributes
+    ----------
+    data : dict
+        ``dir`` (data builder output), ``train``/``val``/``test`` split names,
+        ``cache`` (feature cache folder; default ``<dir>/features``).
+    model : ModelConfig
+    train : TrainParams
+    output : dict
+        ``dir`` (run folder: checkpoints, curves, reports), ``bundle`` (bundle
+        folder, default ``<dir>/bundle``), ``name`` (bundle name).
+    bundle : dict
+        ``hop_frames`` and ``decoder`` defaults written to model.json.
+    source : str
+        The config file (for messages and provenance).
+    """
+
+    data: dict
+    model: ModelConfig
+    train: TrainParams
+    output: dict
+    bundle: dict
+    source: str = ""
+    raw: dict = field(default_factory=dict)
+
+
+_DATA_DEFAULTS = {"dir": None, "train": "train", "val": "val", "test": "test", "cache": None}
+_OUTPUT_DEFAULTS = {"dir": "runs/default", "bundle": None, "name": "rtclassify-default"}
+_BUNDLE_DEFAULTS = {"hop_frames": 6, "decoder": {"smoothing_s": 0.15, "min_on_s": 0.1, "min_off_s": 0.2}}
+
+
+def _table(raw: dict, name: str, defaults: dict, path: str) -> dict:
+    t = raw.get(name, {})
+    if not isinstance(t, dict):
+        raise ConfigError(f"{path}: [{name}] must be a table")
+    unknown = set(t) - set(defaults)
+    if unknown:
+        raise ConfigError(f"{path}: [{name}] unknown key(s) {sorted(unknown)}; known: {sorted(defaults)}")
+    out = copy.deepcopy(defaults)
+    out.update(t)
+    return out
+
+
+def parse_config(raw: dict, source: str = "<config>", base: Path | None = None) -> RunConfig:
+    """Validate a config dict (as read from TOML) into a :class:`RunConfig`.
+
+    Relative paths are taken relative to ``base`` (default: the current directory).
+    """
+    unknown = set(raw) - {"data", "model", "train", "output", "bundle"}
+    if unknown:
+        raise ConfigError(f"{source}: unknown table(s) {sorted(unknown)}")
+    data = _table(raw, "data", _DATA_DEFAULTS, source)
+    if not data["dir"]:
+        raise ConfigError(f"{source}: [data] dir is required")
+    output = _table(raw, "output", _OUTPUT_DEFAULTS, source)
+    bundle = _table(raw, "bundle", _BUNDLE_DEFAULTS, source)
+    base = Path(base) if base else Path.cwd()
+
+    def resolve(p):
+        return None if p is None else str((base / os.path.expanduser(str(p))).resolve())
+
+    data["dir"] = resolve(data["dir"])
+    data["cache"] = resolve(data["cache"]) if data["cache"] else str(Path(data["dir"]) / "features")
+    output["dir"] = resolve(output["dir"])
+    output["bundle"] = resolve(output["bundle"]) if output["bundle"] else str(Path(output["dir"]) / "bundle")
+    try:
+        model = ModelConfig.from_dict(dict(raw.get("model", {})))
+    except (ParameterError, TypeError) as exc:
+        raise ConfigError(f"{source}: [model] {exc}") from exc
+    tdefaults = TrainParams().__dict__
+    t = _table(raw, "train", tdefaults, source)
+    try:
+        train = TrainParams(**{k: type(tdefaults[k])(v) for k, v in t.items()}).validate()
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: [train] {exc}") from exc
+    hop = int(bundle["hop_frames"])
+    if hop < 1:
+        raise ConfigError(f"{source}: [bundle] hop_frames must be >= 1")
+    dec = dict(_BUNDLE_DEFAULTS["decoder"], **bundle.get("decoder", {}))
+    bundle = {"hop_frames": hop, "decoder": {k: float(v) for k, v in dec.items()}}
+    return RunConfig(data, model, train, output, bundle, source, raw)
+
+
+def load_config(path, overrides: list[str] | None = None) -> RunConfig:
+    """Read a TOML training config; ``overrides`` are ``section.key=value`` strings (TOML values)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11
+        import tomli as tomllib
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
+    for ov in overrides or []:
+        if "=" not in ov or "." not in ov.split("=", 1)[0]:
+            raise ConfigError(f"--set {ov!r}: expected section.key=value")
+        key, value = ov.split("=", 1)
+        section, name = key.strip().split(".", 1)
+        try:
+            parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed = value.strip()
+        raw.setdefault(section, {})[name] = parsed
+    return parse_config(raw, str(path))
+
+
+# ----------------------------------------------------------------------------- data
+def _split_clips(data_dir: Path, split: str):
+    """(clips iterator, count, fingerprint, provenance) of a data-builder split."""
+    from .data import load_split
+
+    return load_split(data_dir, split)
+
+
+def split_features(data_dir, split: str, tags=TAGS, frontend: dict | None = None, cache_dir=None,
+                   progress: bool = True) -> FeatureSet:
+    """Features of a data-builder split, from the cache or computed (and cached).
+
+    Parameters
+    ----------
+    data_dir : path
+        Output folder of ``rtclassify data build``.
+    split : str
+    tags : sequence of str
+    frontend : dict, optional
+    cache_dir : path, optional
+        Default ``<data_dir>/features``.
+
+    Returns
+    -------
+    FeatureSet
+    """
+    from .data import split_fingerprint
+
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise ParameterError(f"data dir {data_dir} does not exist")
+    cache = Path(cache_dir) if cache_dir else data_dir / "features"
+    fp = split_fingerprint(data_dir, split)
+    fe = dict(DEFAULT_FRONTEND, **(frontend or {}))
+    fs = load_feature_set(cache / split, tags=list(tags), frontend=fe, source_fingerprint=fp)
+    if fs is not None:
+        return fs
+    clips, n = _split_clips(data_dir, split)
+    return build_feature_set(clips, cache / split, list(tags), fe, source_fingerprint=fp, n_clips=n,
+                             progress=progress)
+
+
+def data_provenance(data_dir) -> dict:
+    """Provenance of the training data (recipe, seed, sources and licenses) from the data manifest."""
+    from .data import provenance
+
+    return provenance(Path(data_dir))
+
+
+# ----------------------------------------------------------------------------- sampling
+class WindowSampler:
+    """Draws training windows from a FeatureSet with tag-balanced weights.
+
+    Parameters
+    ----------
+    fs : FeatureSet
+    window_frames, lookahead : int
+    balance : float
+        Weight of a target frame = max over its active tags (or the "no tag"
+        class) of ``frequency ** -balance``.
+    """
+
+    def __init__(self, fs: FeatureSet, window_frames: int, lookahead: int, balance: float):
+        self.fs = fs
+        self.W = window_frames
+        self.L = lookahead
+        self.targets = fs.target_frames(window_frames, lookahead, 1)
+        if len(self.targets) == 0:
+            raise ParameterError(f"no clip is long enough for a {window_frames}-frame window")
+        y = np.asarray(fs.labels[self.targets]).astype(bool)
+        none = ~y.any(axis=1)
+        freq = np.concatenate([y.mean(axis=0), [none.mean()]])
+        inv = np.where(freq > 0, np.maximum(freq, 1e-6) ** -balance, 0.0)
+        yy = np.concatenate([y, none[:, None]], axis=1)
+        w = (yy * inv[None, :]).max(axis=1)
+        self.p = w / w.sum()
+        self.tag_frequency = freq[:-1]
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Target frames (absolute indices), shape (n,)."""
+        return self.targets[rng.choice(len(self.targets), size=n, p=self.p)]
+
+    def batch(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Windows (n, n_mels, W) float32 and labels (n, n_tags) float32 for target frames."""
+        return (window_batch(self.fs.mel, targets + self.L, self.W),
+                np.asarray(self.fs.labels[targets], np.float32))
+
+
+def augment(x, y, rng: np.random.Generator, params: TrainParams, partner=None):
+    """Gain and power-domain mixup on a batch (torch tensors, in place semantics not assumed).
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (B, n_mels, W)  log-mel dB
+    y : torch.Tensor, shape (B, n_tags)
+    partner : (x2, y2) tensors of the same shapes, optional
+        Windows to mix in.
+    """
+    import torch
+
+    B = x.shape[0]
+    if partner is not None and params.mixup > 0:
+        x2, y2 = partner
+        sel = torch.from_numpy(np.flatnonzero(rng.random(B) < params.mixup))
+        g = torch.from_numpy(rng.uniform(-params.mixup_gain_db, 0.0, len(sel)).astype(np.float32))
+        if len(sel):
+            x = x.clone()
+            y = y.clone()
+            x[sel] = _DB * torch.logaddexp(x[sel] / _DB, (x2[sel] + g[:, None, None]) / _DB)
+            y[sel] = torch.maximum(y[sel], y2[sel])
+    if params.gain_db > 0:
+        g = torch.from_numpy(rng.uniform(-params.gain_db, params.gain_db, B).astype(np.float32))
+        x = torch.clamp(x + g[:, None, None], min=_FLOOR_DB)
+    return x, y
+
+
+# ----------------------------------------------------------------------------- training
+def _seed_all(seed: int):
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+def mel_statistics(fs: FeatureSet, max_frames: int = 200_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-mel mean and std (dB) of a FeatureSet (on up to ``max_frames`` random frames)."""
+    n = fs.mel.shape[0]
+    idx = np.arange(n) if n <= max_frames else np.sort(np.random.default_rng(seed).choice(n, max_frames, False))
+    m = np.asarray(fs.mel[idx], np.float64)
+    return m.mean(axis=0).astype(np.float32), np.maximum(m.std(axis=0), 1.0).astype(np.float32)
+
+
+class Trainer:
+    """Trains a :class:`~rtclassify.train.model.ShortChunkCNN` on FeatureSets.
+
+    Parameters
+    ----------
+    model_config : ModelConfig
+    params : TrainParams
+    train_set, val_set : FeatureSet
+    out_dir : path
+        Run folder: ``last.pt``, ``best.pt``, ``history.json``, ``curves.png``.
+    tags : sequence of str
+    extra : dict, optional
+        Stored in every checkpoint (config, provenance, bundle defaults...).
+    console : rich.console.Console, optional
+    init_state : dict, optional
+        A state dict to start from (fine-tuning); normalization is kept from it.
+    """
+
+    def __init__(self, model_config: ModelConfig, params: TrainParams, train_set: FeatureSet, val_set: FeatureSet,
+                 out_dir, tags=TAGS, extra: dict | None = None, console=None, init_state: dict | None = None):
+        torch = require("torch", extra="train")
+        from rich.console import Console
+
+        from .model import ShortChunkCNN
+
+        self.torch = torch
+        self.cfg = model_config.validate()
+        self.params = params.validate()
+        self.train_set, self.val_set = train_set, val_set
+        self.tags = list(tags)
+        if self.cfg.n_tags != len(self.tags):
+            raise ParameterError(f"model n_tags={self.cfg.n_tags} but {len(self.tags)} tags given")
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.extra = dict(extra or {})
+        self.console = console or Console()
+        torch.set_num_threads(int(params.threads))
+        _seed_all(params.seed)
+        self.model = ShortChunkCNN(self.cfg)
+        if init_state is not None:
+            self.model.load_state_dict(init_state)
+        else:
+            self.model.set_normalization(*mel_statistics(train_set, seed=params.seed))
+        self.sampler = WindowSampler(train_set, self.cfg.window_frames, self.cfg.lookahead_frames, params.balance)
+        self.steps_per_epoch = max(1, params.windows_per_epoch // params.batch_size)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+        self.total_steps = self.steps_per_epoch * params.epochs
+        self.global_step = 0
+        self.rng = np.random.default_rng(params.seed)
+        self.epoch = 0
+        self.history: list[dict] = []
+        self.best_score = -math.inf
+        self.best_epoch = 0
+        self.bad_epochs = 0
+        self.elapsed_s = 0.0
+        vt = val_set.target_frames(self.cfg.window_frames, self.cfg.lookahead_frames, params.val_stride)
+        if len(vt) == 0:
+            raise ParameterError("the validation split has no clip long enough for one window")
+        if len(vt) > params.max_val_windows:
+            vt = vt[np.linspace(0, len(vt) - 1, params.max_val_windows).astype(np.int64)]
+        self.val_targets = vt
+
+    # -- checkpoints
+    def state(self) -> dict:
+        """Everything needed to resume or export."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "model_config": self.cfg.to_dict(),
+            "state_dict": self.model.state_dict(),
+            "tags": self.tags,
+            "optimizer": self.opt.state_dict(),
+            "global_step": self.global_step,
+            "epoch": self.epoch,
+            "history": self.history,
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "elapsed_s": self.elapsed_s,
+            "rng": self.rng.bit_generator.state,
+            "torch_rng": self.torch.get_rng_state(),
+            "train_params": self.params.__dict__,
+            **self.extra,
+        }
+
+    def save(self, name: str) -> Path:
+        path = self.out_dir / name
+        tmp = path.with_suffix(".tmp")
+        self.torch.save(self.state(), tmp)
+        os.replace(tmp, path)
+        return path
+
+    def resume(self, path=None) -> bool:
+        """Load ``last.pt`` (or ``path``); returns False when there is none."""
+        path = Path(path) if path else self.out_dir / "last.pt"
+        if not path.is_file():
+            return False
+        ck = load_checkpoint(path)
+        if ck["model_config"] != self.cfg.to_dict():
+            raise ConfigError(f"{path}: model config differs from the current config; cannot resume")
+        self.model.load_state_dict(ck["state_dict"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.global_step = ck["global_step"]
+        self.epoch = ck["epoch"]
+        self.history = ck["history"]
+        self.best_score, self.best_epoch = ck["best_score"], ck["best_epoch"]
+        self.bad_epochs = ck["bad_epochs"]
+        self.elapsed_s = ck["elapsed_s"]
+        self.rng.bit_generator.state = ck["rng"]
+        self.torch.set_rng_state(ck["torch_rng"])
+        return True
+
+    # -- evaluation
+    def predict(self, fs: FeatureSet, targets: np.ndarray, batch: int = 512) -> np.ndarray:
+        """Probabilities (n, n_tags) of the current model for target frames of a FeatureSet."""
+        torch = self.torch
+        self.model.eval()
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(targets), batch):
+                t = targets[i:i + batch]
+                x = torch.from_numpy(window_batch(fs.mel, t + self.cfg.lookahead_frames, self.cfg.window_frames))
+                out.append(torch.sigmoid(self.model.logits_and_embedding(x)[0]).numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.tags)), np.float32)
+
+    def validate(self) -> dict:
+        from .evaluate import tag_metrics
+
+        probs = self.predict(self.val_set, self.val_targets)
+        y = np.asarray(self.val_set.labels[self.val_targets], np.float64)
+        p = np.clip(probs.astype(np.float64), 1e-7, 1 - 1e-7)
+        loss = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+        m = tag_metrics(y, probs, self.tags)
+        return {"val_loss": loss, "val_roc_auc": m["macro"]["roc_auc"], "val_pr_auc": m["macro"]["pr_auc"]}
+
+    # -- the loop
+    def progress_fraction(self, running_s: float = 0.0) -> float:
+        """Fraction of training done: the larger of steps done / total steps and time used / time budget."""
+        return max(self.global_step / self.total_steps,
+                   (self.elapsed_s + running_s) / (self.params.time_budget_min * 60.0))
+
+    def learning_rate(self, progress: float) -> float:
+        """Linear warm-up over the first 5%, then cosine decay to 1% of ``lr`` at progress 1."""
+        lr = self.params.lr
+        warm = min(1.0, progress / 0.05) if progress < 0.05 else 1.0
+        return lr * max(0.01, warm * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
+
+    def train_epoch(self, progress, task, t_start: float) -> tuple[float, bool]:
+        """One epoch (or until the schedule is complete). Returns (mean loss, finished)."""
+        torch = self.torch
+        F = torch.nn.functional
+        self.model.train()
+        bs = self.params.batch_size
+        total, steps, finished = 0.0, 0, False
+        for _ in range(self.steps_per_epoch):
+            frac = self.progress_fraction(time.perf_counter() - t_start)
+            if frac >= 1.0:
+                finished = True
+                break
+            lr = self.learning_rate(frac)
+            for g in self.opt.param_groups:
+                g["lr"] = lr
+            t1 = self.sampler.draw(self.rng, bs)
+            x, y = (torch.from_numpy(a) for a in self.sampler.batch(t1))
+            partner = None
+            if self.params.mixup > 0:
+                partner = tuple(torch.from_numpy(a) for a in self.sampler.batch(self.sampler.draw(self.rng, bs)))
+            x, y = augment(x, y, self.rng, self.params, partner)
+            logits, _ = self.model.logits_and_embedding(x)
+            loss = F.binary_cross_entropy_with_logits(logits, y)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.global_step += 1
+            steps += 1
+            total += loss.item()
+            progress.update(task, advance=1, loss=total / steps)
+        return total / max(1, steps), finished or self.global_step >= self.total_steps
+
+    def fit(self, resume: bool = False) -> dict:
+        """Train until ``epochs``, early stopping, or the time budget.
+
+        Returns
+        -------
+        dict
+            ``{"best": Path to best.pt, "history": [...], "stopped": reason}``.
+        """
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+            TimeRemainingColumn
+
+        if resume and self.resume():
+            self.console.print(f"resumed from {self.out_dir / 'last.pt'} after epoch {self.epoch}")
+        p = self.params
+        budget = p.time_budget_min * 60.0
+        stopped = "epochs"
+        n_params = sum(x.numel() for x in self.model.parameters())
+        self.console.print(f"training {n_params} parameters on {len(self.sampler.targets)} windows "
+                           f"({self.steps_per_epoch} steps x {p.batch_size} per epoch), "
+                           f"validating on {len(self.val_targets)}")
+        with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                      console=self.console, transient=True) as progress:
+            while self.epoch < p.epochs and self.global_step < self.total_steps:
+                if self.bad_epochs >= p.patience:
+                    stopped = "early stopping"
+                    break
+                if self.progress_fraction() >= 1.0:
+                    stopped = f"time budget ({p.time_budget_min:g} min)"
+                    break
+                t0 = time.perf_counter()
+                task = progress.add_task(f"epoch {self.epoch + 1}/{p.epochs}", total=self.steps_per_epoch, loss=0.0)
+                train_loss, finished = self.train_epoch(progress, task, t0)
+                progress.remove_task(task)
+                lr = self.opt.param_groups[0]["lr"]
+                metrics = self.validate()
+                self.epoch += 1
+                dt = time.perf_counter() - t0
+                self.elapsed_s += dt
+                rec = {"epoch": self.epoch, "train_loss": train_loss, **metrics, "seconds": dt, "lr": lr,
+                       "step": self.global_step}
+                self.history.append(rec)
+                score = metrics["val_pr_auc"] if metrics["val_pr_auc"] is not None else -metrics["val_loss"]
+                improved = score > self.best_score
+                if improved:
+                    self.best_score, self.best_epoch, self.bad_epochs = score, self.epoch, 0
+                else:
+                    self.bad_epochs += 1
+                self.save("last.pt")
+                if improved:
+                    self.save("best.pt")
+                self._write_history()
+                self.console.print(
+                    f"epoch {self.epoch:3d}  train {train_loss:.4f}  val {metrics['val_loss']:.4f}  "
+                    f"ROC-AUC {metrics['val_roc_auc']:.4f}  PR-AUC {metrics['val_pr_auc']:.4f}  "
+                    f"lr {lr:.2e}  {dt:5.0f}s{'  *' if improved else ''}")
+                if finished and self.global_step < self.total_steps:
+                    stopped = f"time budget ({p.time_budget_min:g} min)"
+                    break
+        self.console.print(f"stopped: {stopped}; best epoch {self.best_epoch} (val PR-AUC {self.best_score:.4f}), "
+                           f"{self.elapsed_s / 60:.1f} min")
+        return {"best": self.out_dir / "best.pt", "history": self.history, "stopped": stopped}
+
+    def _write_history(self):
+        (self.out_dir / "history.json").write_text(json.dumps(self.history, indent=1))
+        try:
+            plot_history(self.history, self.out_dir / "curves.png")
+        except Exception as exc:  # a plotting problem must not stop training
+            self.console.print(f"[yellow]could not plot curves: {exc}[/]")
+
+
+def plot_history(history: list[dict], path) -> Path:
+    """Loss curves (train/val) and validation AUCs per epoch, saved as PNG."""
+    require("matplotlib", extra="train")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    a1.plot(ep, [h["train_loss"] for h in history], "o-", label="train (augmented)")
+    a1.plot(ep, [h["val_loss"] for h in history], "o-", label="validation")
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("binary cross-entropy")
+    a1.legend()
+    a2.plot(ep, [h["val_roc_auc"] for h in history], "o-", label="macro ROC-AUC")
+    a2.plot(ep, [h["val_pr_auc"] for h in history], "o-", label="macro PR-AUC")
+    a2.set_xlabel("epoch")
+    a2.set_ylim(top=1.0)
+    a2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def load_checkpoint(path) -> dict:
+    """Load a training checkpoint (weights-only unpickling); raises ParameterError when invalid."""
+    torch = require("torch", extra="train")
+    path = Path(path)
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise ParameterError(f"checkpoint {path} not found") from exc
+    except Exception as exc:
+        raise ParameterError(f"{path}: not a readable checkpoint ({exc})") from exc
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise ParameterError(f"{path}: not an rtclassify checkpoint")
+    return ck
+
+
+def finalize_checkpoint(trainer: Trainer, best_path: Path) -> Path:
+    """Choose thresholds on validation with the best weights and write ``model.pt`` next to it."""
+    from .evaluate import choose_thresholds, hysteresis, tag_metrics
+
+    ck = load_checkpoint(best_path)
+    trainer.model.load_state_dict(ck["state_dict"])
+    probs = trainer.predict(trainer.val_set, trainer.val_targets)
+    y = np.asarray(trainer.val_set.labels[trainer.val_targets])
+    th = choose_thresholds(y, probs, trainer.tags, off_ratio=trainer.params.off_ratio)
+    on = np.array([th[t]["on"] for t in trainer.tags])
+    off = np.array([th[t]["off"] for t in trainer.tags])
+    clip = np.searchsorted(trainer.val_set.offsets, trainer.val_targets, side="right") - 1
+    active = np.zeros(probs.shape, bool)
+    for c in np.unique(clip):
+        sel = clip == c
+        active[sel] = hysteresis(probs[sel], on, off)
+    m = tag_metrics(y, probs, trainer.tags, active=active)
+    final = {k: ck[k] for k in ck if k not in ("optimizer", "rng", "torch_rng")}
+    final["thresholds"] = th
+    final.setdefault("metrics", {})["validation"] = m
+    out = best_path.parent / "model.pt"
+    trainer.torch.save(final, out)
+    return out
+
+
+def run_training(cfg: RunConfig, resume: bool = False, export: bool = True, evaluate_test: bool = True,
+                 console=None) -> dict:
+    """The whole ``rtclassify train`` recipe for a :class:`RunConfig`.
+
+    Returns
+    -------
+    dict
+        ``checkpoint`` (model.pt), ``bundle`` (or None), ``history``, ``stopped``, ``test`` (report or None).
+    """
+    from rich.console import Console
+
+    console = console or Console()
+    t0 = time.perf_counter()
+    data_dir = Path(cfg.data["dir"])
+    fe = dict(DEFAULT_FRONTEND)
+    train_set = split_features(data_dir, cfg.data["train"], TAGS, fe, cfg.data["cache"])
+    val_set = split_features(data_dir, cfg.data["val"], TAGS, fe, cfg.data["cache"])
+    console.print(f"features ready in {time.perf_counter() - t0:.0f}s: train {train_set.mel.shape[0]} frames "
+                  f"({train_set.n_clips} clips), val {val_set.mel.shape[0]} frames ({val_set.n_clips} clips)")
+    extra = {
+        "frontend": fe,
+        "hop_frames": cfg.bundle["hop_frames"],
+        "decoder": cfg.bundle["decoder"],
+        "name": cfg.output["name"],
+        "config": cfg.raw,
+        "provenance": data_provenance(data_dir),
+    }
+    trainer = Trainer(cfg.model, cfg.train, train_set, val_set, cfg.output["dir"], TAGS, extra, console)
+    result = trainer.fit(resume=resume)
+    model_pt = finalize_checkpoint(trainer, result["best"])
+    console.print(f"checkpoint with thresholds: {model_pt}")
+    out = {"checkpoint": model_pt, "bundle": None, "history": result["history"], "stopped": result["stopped"],
+           "test": None}
+    if export:
+        from .export import export_bundle
+
+        bundle = export_bundle(model_pt, cfg.output["bundle"])
+        out["bundle"] = bundle
+        console.print(f"bundle: {bundle}")
+        if evaluate_test and cfg.data.get("test"):
+            from .evaluate import evaluate_split, plot_split_report
+            from .export import update_bundle_metrics
+
+            report, curves = evaluate_split(bundle, data_dir, cfg.data["test"], cfg.data["cache"],
+                                            threads=cfg.train.threads)
+            rep_dir = Path(cfg.output["dir"]) / "eval"
+            rep_dir.mkdir(parents=True, exist_ok=True)
+            (rep_dir / f"{cfg.data['test']}.json").write_text(json.dumps(report, indent=1))
+            plot_split_report(report, curves, TAGS, rep_dir)
+            update_bundle_metrics(bundle, {"test": report})
+            out["test"] = report
+            console.print(f"test ({cfg.data['test']}): macro ROC-AUC {report['macro']['roc_auc']:.4f}  "
+                          f"PR-AUC {report['macro']['pr_auc']:.4f}  F1 {report['macro']['f1']:.4f}")
+    return out

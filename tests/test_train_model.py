@@ -1,0 +1,334 @@
+"""Tests of the short-chunk CNN, features cache, sampling/augmentation, metrics and the training loop."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+from rtclassify.errors import ConfigError, ParameterError  # noqa: E402
+from rtclassify.train.evaluate import (  # noqa: E402
+    OnnxWindowModel, choose_thresholds, hysteresis, predict_feature_set, tag_metrics)
+from rtclassify.train.features import (  # noqa: E402
+    DEFAULT_FRONTEND, Clip, FeatureSet, build_feature_set, frame_rms_db, load_feature_set, logmel, window_batch)
+from rtclassify.train.model import TAGS, ModelConfig, ShortChunkCNN  # noqa: E402
+from rtclassify.train.trainer import (  # noqa: E402
+    TrainParams, Trainer, WindowSampler, augment, finalize_checkpoint, load_checkpoint, parse_config)
+
+SR = 16000
+TINY = dict(width=4, multipliers=[1, 2, 2, 4], time_pools=4, embedding_dim=16)
+
+
+# ----------------------------------------------------------------------------- model
+def test_model_shapes_and_ranges():
+    m = ShortChunkCNN(ModelConfig(**TINY)).eval()
+    x = torch.randn(3, 128, 64) * 20 - 50
+    probs, emb = m(x)
+    assert probs.shape == (3, 12) and emb.shape == (3, 16)
+    assert torch.all((probs >= 0) & (probs <= 1))
+    assert torch.all(emb >= 0)  # ReLU embedding
+    logits, emb2 = m.logits_and_embedding(x)
+    torch.testing.assert_close(torch.sigmoid(logits), probs)
+    torch.testing.assert_close(emb, emb2)
+
+
+def test_default_model_is_small():
+    m = ShortChunkCNN(ModelConfig())
+    n = sum(p.numel() for p in m.parameters())
+    assert n * 4 < 5e6  # float32 weights under 5 MB
+
+
+def test_output_reads_the_end_of_the_window():
+    """Changing only the oldest frames changes the output less than changing the newest ones."""
+    torch.manual_seed(0)
+    m = ShortChunkCNN(ModelConfig(**TINY, dropout=0.0))
+    m.eval()
+    x = torch.full((1, 128, 64), -60.0)
+    base = m.logits_and_embedding(x)[1]
+    old = x.clone()
+    old[..., :8] = 0.0
+    new = x.clone()
+    new[..., -8:] = 0.0
+    d_old = (m.logits_and_embedding(old)[1] - base).abs().sum()
+    d_new = (m.logits_and_embedding(new)[1] - base).abs().sum()
+    assert d_new > d_old
+
+
+@pytest.mark.parametrize("kw, word", [
+    ({"window_frames": 60}, "window_frames"),
+    ({"lookahead_frames": 64}, "lookahead_frames"),
+    ({"width": 0}, "width"),
+    ({"dropout": 1.0}, "dropout"),
+])
+def test_model_config_validation(kw, word):
+    with pytest.raises(ParameterError, match=word):
+        ModelConfig(**kw).validate()
+
+
+def test_model_config_rejects_unknown_keys():
+    with pytest.raises(ParameterError, match="colour"):
+        ModelConfig.from_dict({"colour": 3})
+
+
+def test_normalization_is_stored_and_used():
+    m = ShortChunkCNN(ModelConfig(**TINY)).eval()
+    x = torch.randn(2, 128, 64) * 10 - 40
+    m.set_normalization(np.full(128, -40.0), np.full(128, 10.0))
+    a = m(x)[0]
+    # shifting the input and the mean by the same amount leaves the output unchanged
+    m.set_normalization(np.full(128, -30.0), np.full(128, 10.0))
+    torch.testing.assert_close(m(x + 10.0)[0], a)
+    with pytest.raises(ParameterError):
+        m.set_normalization(np.zeros(5), np.ones(5))
+
+
+# ----------------------------------------------------------------------------- features
+def test_logmel_uses_native_frontend_grid():
+    x = np.random.default_rng(0).normal(0, 0.1, SR).astype(np.float32)
+    m = logmel(x)
+    assert m.shape == (1 + (SR - 512) // 256, 128) and m.dtype == np.float32
+    import rtclassify
+
+    fe = rtclassify.MelFrontend(16000, 512, 256, 128, fmin=0.0, fmax=8000.0)
+    np.testing.assert_array_equal(m, fe.push(x))
+    with pytest.raises(ParameterError, match="mono"):
+        logmel(np.zeros((2, 1000), np.float32))
+
+
+def test_frame_rms_db():
+    x = np.concatenate([np.zeros(2048), 0.5 * np.ones(2048)]).astype(np.float32)
+    r = frame_rms_db(x, 512, 256)
+    assert r.shape == (1 + (4096 - 512) // 256,)
+    assert r[0] < -100 and abs(r[-1] - 20 * np.log10(0.5)) < 1e-6
+
+
+def _fs_with_index_frames(n_clips=3, n=100):
+    """A FeatureSet whose frame k holds the value k in every mel band."""
+    total = n_clips * n
+    mel = np.repeat(np.arange(total, dtype=np.float32)[:, None], 128, axis=1).astype(np.float16)
+    labels = np.zeros((total, 12), np.uint8)
+    labels[:, 0] = np.arange(total) % 2
+    offsets = np.arange(0, total + 1, n)
+    return FeatureSet(mel, labels, offsets, [f"c{i}" for i in range(n_clips)], list(TAGS), dict(DEFAULT_FRONTEND))
+
+
+def test_target_frames_and_windows_respect_lookahead_and_clips():
+    fs = _fs_with_index_frames()
+    W, L = 64, 3
+    t = fs.target_frames(W, L, 1)
+    # per clip of 100 frames: targets from W-1-L to 100-1-L
+    assert len(t) == 3 * (100 - W + 1)
+    assert t[0] == W - 1 - L and t[-1] == 299 - L
+    w = window_batch(fs.mel, t[:2] + L, W)
+    assert w.shape == (2, 128, W)
+    # the window ends L frames after the target
+    assert w[0, 0, -1] == t[0] + L and w[0, 0, -1 - L] == t[0] and w[0, 0, 0] == t[0] + L - W + 1
+    # no window crosses a clip boundary
+    starts = t + L - W + 1
+    clip_of_start = np.searchsorted(fs.offsets, starts, side="right")
+    clip_of_end = np.searchsorted(fs.offsets, t + L, side="right")
+    np.testing.assert_array_equal(clip_of_start, clip_of_end)
+
+
+def _clips(seed, n, seconds=3.0):
+    """Synthetic clips: a harmonic tone (organ), a noise burst pattern (drums) or near silence, with frame labels."""
+    rng = np.random.default_rng(seed)
+    T = int(seconds * SR)
+    nfr = 1 + (T - 512) // 256
+    for k in range(n):
+        a = (0.001 * rng.normal(size=T)).astype(np.float32)
+        lab = np.zeros((nfr, 12), np.uint8)
+        s = int(rng.integers(0, T // 4))  # the sound starts inside the clip and lasts to its end
+        e = T
+        t = np.arange(e - s) / SR
+        kind = k % 3
+        if kind == 0:
+            f0 = rng.uniform(110, 330)
+            a[s:e] += sum(0.3 / h * np.sin(2 * np.pi * h * f0 * t) for h in range(1, 9))
+            j = TAGS.index("organ")
+        elif kind == 1:
+            a[s:e] += 0.3 * rng.normal(size=e - s) * np.exp(-((t * 8) % 1) * 6)
+            j = TAGS.index("drums")
+        else:
+            j = None
+        if j is not None:
+            centre = np.arange(nfr) * 256 + 256
+            lab[(centre >= s) & (centre < e), j] = 1
+        yield Clip(f"clip{k}", a, lab)
+
+
+def test_feature_cache_roundtrip_and_staleness(tmp_path):
+    fs = build_feature_set(_clips(0, 4, 1.0), tmp_path / "train", list(TAGS), source_fingerprint="abc",
+                           progress=False)
+    assert fs.n_clips == 4 and fs.mel.dtype == np.float16 and fs.labels.dtype == np.uint8
+    again = load_feature_set(tmp_path / "train", tags=list(TAGS), frontend=DEFAULT_FRONTEND, source_fingerprint="abc")
+    assert again is not None
+    np.testing.assert_array_equal(again.mel, fs.mel)
+    np.testing.assert_array_equal(again.offsets, fs.offsets)
+    assert load_feature_set(tmp_path / "train", source_fingerprint="changed") is None
+    assert load_feature_set(tmp_path / "train", frontend={"n_mels": 64}) is None
+    assert load_feature_set(tmp_path / "nothing") is None
+
+
+def test_feature_set_rejects_short_labels(tmp_path):
+    bad = Clip("short", np.zeros(SR, np.float32), np.zeros((3, 12)))
+    with pytest.raises(ParameterError, match="short"):
+        build_feature_set([bad], tmp_path / "x", list(TAGS), progress=False)
+
+
+# ----------------------------------------------------------------------------- sampling and augmentation
+def test_balanced_sampler_oversamples_rare_tags():
+    total = 20000
+    mel = np.zeros((total, 128), np.float16)
+    labels = np.zeros((total, 12), np.uint8)
+    labels[:200, 5] = 1  # rare tag: 1% of frames
+    labels[200:15000, 0] = 1
+    fs = FeatureSet(mel, labels, np.array([0, total]), ["c"], list(TAGS), dict(DEFAULT_FRONTEND))
+    rng = np.random.default_rng(0)
+    uniform = WindowSampler(fs, 64, 0, balance=0.0)
+    balanced = WindowSampler(fs, 64, 0, balance=1.0)
+    f_u = labels[uniform.draw(rng, 5000), 5].mean()
+    f_b = labels[balanced.draw(rng, 5000), 5].mean()
+    assert f_b > 10 * max(f_u, 1e-3)
+
+
+def test_mixup_adds_power_and_ors_labels():
+    rng = np.random.default_rng(0)
+    x = torch.full((4, 128, 64), -40.0)
+    y = torch.zeros(4, 12)
+    y[:, 0] = 1
+    y2 = torch.zeros(4, 12)
+    y2[:, 3] = 1
+    p = TrainParams(mixup=1.0, mixup_gain_db=0.0, gain_db=0.0)
+    xm, ym = augment(x, y, rng, p, (x.clone(), y2))
+    torch.testing.assert_close(xm, torch.full_like(x, -40.0 + 10 * np.log10(2.0)))
+    assert torch.all(ym[:, 0] == 1) and torch.all(ym[:, 3] == 1)
+    assert torch.all(x == -40.0) and torch.all(y[:, 3] == 0)  # inputs untouched
+
+
+def test_gain_augmentation_respects_floor():
+    rng = np.random.default_rng(1)
+    x = torch.full((64, 128, 64), -100.0)
+    xm, _ = augment(x, torch.zeros(64, 12), rng, TrainParams(mixup=0.0, gain_db=6.0))
+    assert float(xm.min()) >= -100.0 and float(xm.max()) <= -94.0 and float(xm.max()) > -100.0
+
+
+# ----------------------------------------------------------------------------- metrics
+def test_hysteresis():
+    p = np.array([[0.1], [0.6], [0.4], [0.2], [0.55]])
+    a = hysteresis(p, np.array([0.5]), np.array([0.3]))
+    assert a[:, 0].tolist() == [False, True, True, False, True]
+
+
+def test_tag_metrics_and_thresholds():
+    rng = np.random.default_rng(0)
+    y = (rng.random((500, 12)) < 0.3).astype(np.uint8)
+    y[:, 11] = 0  # a tag without positives is left out of the macro means
+    perfect = y * 0.8 + 0.1
+    m = tag_metrics(y, perfect, TAGS, active=perfect > 0.5)
+    assert m["macro"]["roc_auc"] == pytest.approx(1.0) and m["macro"]["pr_auc"] == pytest.approx(1.0)
+    assert m["macro"]["f1"] == pytest.approx(1.0)
+    assert m["per_tag"]["speech"]["roc_auc"] is None
+    noisy = rng.random((500, 12))
+    assert tag_metrics(y, noisy, TAGS)["macro"]["roc_auc"] < 0.6
+    th = choose_thresholds(y, perfect, TAGS, off_ratio=0.5)
+    assert all(0.05 <= th[t]["on"] <= 0.95 and th[t]["off"] == pytest.approx(th[t]["on"] * 0.5, abs=1e-3)
+               for t in TAGS)
+    assert 0.1 < th["piano"]["on"] <= 0.9
+    with pytest.raises(ParameterError):
+        tag_metrics(y[:, :3], perfect, TAGS)
+
+
+# ----------------------------------------------------------------------------- config
+def test_config_parsing(tmp_path):
+    cfg = parse_config({"data": {"dir": "d"}, "model": {"width": 4}, "train": {"epochs": 2}}, "c.toml", tmp_path)
+    assert cfg.model.width == 4 and cfg.train.epochs == 2
+    assert cfg.data["dir"] == str(tmp_path / "d") and cfg.data["cache"] == str(tmp_path / "d" / "features")
+    with pytest.raises(ConfigError, match="epochz"):
+        parse_config({"data": {"dir": "d"}, "train": {"epochz": 2}}, "c.toml", tmp_path)
+    with pytest.raises(ConfigError, match=r"\[data\] dir"):
+        parse_config({}, "c.toml", tmp_path)
+    with pytest.raises(ConfigError, match="width"):
+        parse_config({"data": {"dir": "d"}, "model": {"width": -1}}, "c.toml", tmp_path)
+    with pytest.raises(ConfigError, match="mixup"):
+        parse_config({"data": {"dir": "d"}, "train": {"mixup": 2.0}}, "c.toml", tmp_path)
+
+
+def test_shipped_configs_parse():
+    from pathlib import Path
+
+    from rtclassify.train.trainer import load_config
+
+    d = Path(__file__).resolve().parent.parent / "rtclassify" / "train" / "configs"
+    for name in ("default.toml", "ci.toml"):
+        cfg = load_config(d / name, ["train.epochs=1"])
+        assert cfg.train.epochs == 1
+    with pytest.raises(ConfigError, match="section.key=value"):
+        load_config(d / "default.toml", ["epochs=1"])
+
+
+# ----------------------------------------------------------------------------- training loop end to end
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run")
+    train = build_feature_set(_clips(0, 12), tmp / "f" / "train", list(TAGS), progress=False)
+    val = build_feature_set(_clips(1, 6), tmp / "f" / "val", list(TAGS), progress=False)
+    params = TrainParams(epochs=2, windows_per_epoch=1280, batch_size=64, lr=5e-3, threads=1, seed=3)
+    mc = ModelConfig(**TINY, lookahead_frames=2)
+    trainer = Trainer(mc, params, train, val, tmp / "run", TAGS,
+                      extra={"provenance": {"recipe": "synthetic test clips"}, "name": "tiny", "hop_frames": 6})
+    result = trainer.fit()
+    return tmp, trainer, result, train, val
+
+
+def test_training_writes_checkpoints_history_and_curves(tiny_run):
+    tmp, trainer, result, _, _ = tiny_run
+    run = tmp / "run"
+    for f in ("last.pt", "best.pt", "history.json", "curves.png"):
+        assert (run / f).is_file(), f
+    hist = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in hist] == [1, 2]
+    assert all(np.isfinite(h["train_loss"]) and np.isfinite(h["val_loss"]) for h in hist)
+    # the toy task is learnable: organ and drums separate on validation
+    assert max(h["val_roc_auc"] for h in hist) > 0.9
+    ck = load_checkpoint(run / "last.pt")
+    assert ck["epoch"] == 2 and ck["model_config"]["lookahead_frames"] == 2
+
+
+def test_resume_continues_and_matches(tiny_run, tmp_path):
+    tmp, trainer, _, train, val = tiny_run
+    params = TrainParams(epochs=3, windows_per_epoch=1280, batch_size=64, lr=5e-3, threads=1, seed=3)
+    mc = ModelConfig(**TINY, lookahead_frames=2)
+    import shutil
+
+    shutil.copytree(tmp / "run", tmp_path / "run")
+    t2 = Trainer(mc, params, train, val, tmp_path / "run", TAGS)
+    assert t2.resume()
+    assert t2.epoch == 2 and len(t2.history) == 2
+    t2.fit(resume=False)
+    assert t2.epoch == 3 and [h["epoch"] for h in t2.history] == [1, 2, 3]
+    other = Trainer(ModelConfig(**TINY, lookahead_frames=1), params, train, val, tmp_path / "run", TAGS)
+    with pytest.raises(ConfigError, match="model config"):
+        other.resume()
+
+
+def test_finalize_export_and_onnx_inference(tiny_run):
+    from rtclassify.train.export import export_bundle
+
+    tmp, trainer, result, _, val = tiny_run
+    model_pt = finalize_checkpoint(trainer, result["best"])
+    ck = load_checkpoint(model_pt)
+    assert set(ck["thresholds"]) == set(TAGS) and "validation" in ck["metrics"]
+    bundle = export_bundle(model_pt, tmp / "bundle")
+    meta = json.loads((bundle / "model.json").read_text())
+    assert meta["lookahead_frames"] == 2 and meta["provenance"]["recipe"] == "synthetic test clips"
+    model = OnnxWindowModel(bundle)
+    probs, labels, clip = predict_feature_set(model, val, 6)
+    assert probs.shape == labels.shape and probs.shape[1] == 12
+    assert np.all(np.diff(clip) >= 0)
+    m = tag_metrics(labels, probs, TAGS)
+    assert m["per_tag"]["organ"]["roc_auc"] > 0.9
