@@ -8,10 +8,14 @@ server the user may be running.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import threading
 import time
 import uuid
+
+_XRUN = re.compile(r"XRun: client = (\S+) was not finished")
 
 
 def missing(*programs: str) -> list[str]:
@@ -38,6 +42,9 @@ class JackServer:
         self.env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_START_SERVER="1",
                         JACK_NO_AUDIO_RESERVATION="1")
         self.log = b""
+        #: (wall time, line) of the server's output, as it arrives
+        self.lines: list[tuple[float, str]] = []
+        self._reader: threading.Thread | None = None
 
     def start(self, timeout: float = 10.0) -> "JackServer":
         cmd = ["jackd", "-n", self.name]
@@ -45,10 +52,12 @@ class JackServer:
             cmd.append("-r")
         cmd += ["-d", "dummy", "-r", str(self.rate), "-p", str(self.period), "-C", "2", "-P", "2"]
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
+        self._reader.start()
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:
-                self.log = self.proc.stdout.read() if self.proc.stdout else b""
+                self._reader.join(2)
                 raise RuntimeError(f"jackd exited with {self.proc.returncode}: {self.log.decode(errors='replace')}")
             r = subprocess.run(["jack_lsp"], env=self.env, capture_output=True, text=True)
             if r.returncode == 0 and "system:capture_1" in r.stdout:
@@ -56,6 +65,20 @@ class JackServer:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"jackd did not come up in {timeout} s")
+
+    def _read(self, pipe) -> None:
+        for raw in pipe:
+            self.lines.append((time.time(), raw.decode(errors="replace").rstrip("\n")))
+            self.log += raw
+
+    def xruns(self, start: float = 0.0, end: float = float("inf")) -> list[str]:
+        """Clients the server reported late ("XRun: client = X was not finished") between two wall times."""
+        out = []
+        for t, line in self.lines:
+            m = _XRUN.search(line)
+            if m and start <= t <= end:
+                out.append(m.group(1))
+        return out
 
     def ports(self, connections: bool = False) -> str:
         args = ["jack_lsp", "-c"] if connections else ["jack_lsp"]
@@ -75,8 +98,9 @@ class JackServer:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        if self._reader is not None:
+            self._reader.join(5)
         if p.stdout:
-            self.log = p.stdout.read()
             p.stdout.close()
 
     def __enter__(self) -> "JackServer":

@@ -17,7 +17,7 @@ import pytest
 
 rtmidi = pytest.importorskip("rtmidi")
 
-from _jack import JackServer, missing  # noqa: E402
+from _jackd import JackServer, missing  # noqa: E402
 
 from rtclassify.detect.events import Event, TagLevel, TagOff, TagOn  # noqa: E402
 from rtclassify.errors import SinkError  # noqa: E402

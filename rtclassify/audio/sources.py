@@ -31,7 +31,19 @@ import numpy as np
 from ..errors import DeviceError, ParameterError
 from .devices import DeviceInfo, describe_devices, find_input_device, import_sounddevice, list_input_devices
 
-__all__ = ["CallbackFlags", "DeviceSource", "ClipSource"]
+__all__ = ["CallbackFlags", "DeviceSource", "ClipSource", "hard_exit_needed"]
+
+_HUNG: list[str] = []
+
+
+def hard_exit_needed() -> bool:
+    """True when a PortAudio stream could not be stopped (its device or audio server died).
+
+    PortAudio's exit handler (``Pa_Terminate``, registered by sounddevice)
+    would then block for ever too, so a command line program should leave
+    with ``os._exit`` after flushing its output.
+    """
+    return bool(_HUNG)
 
 
 class CallbackFlags:
@@ -103,6 +115,8 @@ class DeviceSource:
         self._stopping = False
         self.error: Exception | None = None
         self.input_latency = 0.0
+        #: True when stopping the stream hung (the device or audio server died)
+        self.hung = False
 
     @property
     def active(self) -> bool:
@@ -137,17 +151,40 @@ class DeviceSource:
             ) from None
         self.input_latency = float(self._stream.latency)
 
-    def stop(self) -> None:
-        """Stop and close the stream (idempotent); errors from a lost device are ignored."""
+    def stop(self, timeout: float = 3.0) -> bool:
+        """Stop and close the stream (idempotent); errors from a lost device are ignored.
+
+        PortAudio can block for ever stopping a stream whose device or audio
+        server died (JACK's does), so the stop runs in a helper thread and is
+        abandoned after ``timeout`` seconds.
+
+        Returns
+        -------
+        bool
+            False when the stop was abandoned (the device hangs): then
+            :attr:`hung` is true and the process should exit without
+            PortAudio's exit handler (see :func:`hard_exit_needed`).
+        """
         self._stopping = True
         s, self._stream = self._stream, None
         if s is None:
-            return
-        try:
-            s.abort(ignore_errors=True)
-            s.close(ignore_errors=True)
-        except Exception:  # pragma: no cover - PortAudio may fail on a vanished device
-            pass
+            return True
+
+        def _stop():
+            try:
+                s.abort(ignore_errors=True)
+                s.close(ignore_errors=True)
+            except Exception:  # PortAudio may fail on a vanished device
+                pass
+
+        t = threading.Thread(target=_stop, name="rtclassify-stream-stop", daemon=True)
+        t.start()
+        t.join(timeout)
+        if t.is_alive():
+            self.hung = True
+            _HUNG.append(self.info.name)
+            return False
+        return True
 
 
 class ClipSource:

@@ -188,6 +188,15 @@ def run_listener(listener, duration: float | None, *, what: str) -> int:
     return 0
 
 
+def hard_exit(code: int) -> None:
+    """Leave now, without atexit handlers (PortAudio's would block on a dead device)."""
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _main_thread() -> bool:
     import threading
 

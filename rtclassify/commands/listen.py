@@ -89,4 +89,10 @@ def run(args) -> int:
     for s in sinks:
         if hasattr(s, "title"):
             s.title = f"{title}\n→ {', '.join(outputs) or 'display only'}"
-    return _live.run_listener(listener, args.duration, what="listen")
+    code = _live.run_listener(listener, args.duration, what="listen")
+    from ..audio.sources import hard_exit_needed
+
+    if hard_exit_needed():
+        # the device (or audio server) died and PortAudio cannot be shut down: its exit handler would hang
+        _live.hard_exit(code)
+    return code

@@ -97,6 +97,13 @@ class Listener:
         Seconds between two ``status(counters)`` calls to sinks that have it.
     latency : str or float
         PortAudio input latency setting (``"low"``, ``"high"`` or seconds).
+    switch_interval : float or None
+        While any listener runs, Python's thread switch interval
+        (:func:`sys.setswitchinterval`) is lowered to this many seconds (default
+        1 ms, Python's default is 5 ms), so that the audio callback, which
+        needs the GIL to run, never waits for the worker for longer than that;
+        the old value comes back when the last listener stops. None leaves it
+        alone.
 
     Raises
     ------
@@ -116,7 +123,7 @@ class Listener:
                  samplerate: float | None = None, blocksize: int = 256, hop: float | None = None,
                  on_event: Callable | None = None, source=None, decoder: dict | None = None,
                  level_rate: float | None = None, ring_seconds: float = 2.0, stall_timeout: float = 2.0, status_interval: float = 0.1,
-                 latency="low"):
+                 latency="low", switch_interval: float | None = 0.001):
         if channel is not None and mix:
             raise ParameterError("channel and mix: give one of them, not both")
         if channel is not None and (isinstance(channel, bool) or int(channel) != channel or channel < 0):
@@ -139,6 +146,8 @@ class Listener:
         self.ring_seconds = float(ring_seconds)
         self.stall_timeout = float(stall_timeout)
         self.status_interval = float(status_interval)
+        self.switch_interval = switch_interval
+        self._switch_held = False
         if source is None:
             from ..audio.sources import DeviceSource
 
@@ -279,6 +288,7 @@ class Listener:
                     _close_quietly(s)
                 raise
             self._started_wall = time.time()
+            self._hold_switch_interval()
             self._thread = threading.Thread(target=self._run, name="rtclassify-listener", daemon=True)
             self._thread.start()
             try:
@@ -287,8 +297,41 @@ class Listener:
                 self._stop_req.set()
                 self._thread.join()
                 self._close_sinks()
+                self._release_switch_interval()
                 raise
         return self
+
+    # Python's switch interval, lowered while any listener runs (see ``switch_interval``)
+    _switch_lock = threading.Lock()
+    _switch_users = 0
+    _switch_saved: float | None = None
+
+    def _hold_switch_interval(self) -> None:
+        if self.switch_interval is None or self._switch_held:
+            return
+        import sys
+
+        cls = Listener
+        with cls._switch_lock:
+            if cls._switch_users == 0:
+                cls._switch_saved = sys.getswitchinterval()
+            cls._switch_users += 1
+            if sys.getswitchinterval() > self.switch_interval:
+                sys.setswitchinterval(self.switch_interval)
+        self._switch_held = True
+
+    def _release_switch_interval(self) -> None:
+        import sys
+
+        cls = Listener
+        with cls._switch_lock:
+            if not self._switch_held:
+                return
+            self._switch_held = False
+            cls._switch_users -= 1
+            if cls._switch_users == 0 and cls._switch_saved is not None:
+                sys.setswitchinterval(cls._switch_saved)
+                cls._switch_saved = None
 
     def stop(self) -> None:
         """Stop the audio, let the worker drain the ring and flush, and close the sinks.
@@ -296,14 +339,16 @@ class Listener:
         Idempotent; safe from any thread except the worker (``on_event``).
         Does not raise the listener's fault: read :attr:`error`.
         """
-        self._stop_req.set()
         try:
+            # the source first: the worker then drains every sample it pushed before it sees the request
             self.source.stop()
         finally:
+            self._stop_req.set()
             t = self._thread
             if t is not None and t is not threading.current_thread():
                 t.join()
             self._close_sinks()
+            self._release_switch_interval()
             self._done.set()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -400,7 +445,7 @@ class Listener:
                         if ring.available == 0:  # the source may have pushed its last block meanwhile
                             break
                         continue
-                    if now - last_audio > self.stall_timeout and self.source.active:
+                    if now - last_audio > self.stall_timeout:
                         raise DeviceError(
                             f"no audio from {self.source.name!r} for {self.stall_timeout:g} s (device lost, or the "
                             f"audio server stopped)")
@@ -443,6 +488,7 @@ class Listener:
                 except Exception:
                     pass
                 self._close_sinks()
+                self._release_switch_interval()
                 self._done.set()
 
     def _emit(self, events, t_decided: float) -> None:

@@ -4,14 +4,20 @@ A line looks like::
 
     {"stream_time": 3.072, "wall_time": 1716000000.123, "channel": 0, "tag": "piano", "prob": 0.91, "event": "on"}
 
-``-`` writes to standard output.
+``-`` writes to standard output. Once a second (``status_interval``), and
+once more when the log closes, a status line carries the engine counters
+(dropped samples, overflows, hops, compute time, latency parts)::
+
+    {"event": "status", "wall_time": 1716000001.0, "dropped_samples": 0, "input_overflows": 0, ...}
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -29,11 +35,16 @@ class JsonlSink:
         Output file (created or truncated) or ``"-"`` for standard output.
     levels : bool
         Also log ``level`` events (they come at the level rate for every tag).
+    status_interval : float
+        Seconds between two status lines (0: none).
     """
 
-    def __init__(self, path, *, levels: bool = True):
+    def __init__(self, path, *, levels: bool = True, status_interval: float = 1.0):
         self.path = str(path)
         self.levels = bool(levels)
+        self.status_interval = float(status_interval)
+        self._last_status = 0.0
+        self._pending_status: dict | None = None
         self._fh = None
         self._lock = threading.Lock()
         #: events written
@@ -67,7 +78,39 @@ class JsonlSink:
                 raise SinkError(f"writing the event log {self.path} failed: {exc.strerror or exc}") from None
             self.written += len(lines)
 
+    def status(self, counters: dict) -> None:
+        """Write the counters as a status line, at most every ``status_interval`` seconds."""
+        if self.status_interval <= 0:
+            return
+        now = time.time()
+        with self._lock:
+            self._pending_status = counters
+            if now - self._last_status < self.status_interval:
+                return
+        self._write_status(now)
+
+    def _write_status(self, now: float) -> None:
+        with self._lock:
+            c, self._pending_status = self._pending_status, None
+            fh = self._fh
+            if c is None or fh is None:
+                return
+            self._last_status = now
+            rec = {"event": "status", "wall_time": now}
+            for k, v in c.items():
+                rec[k] = None if isinstance(v, float) and not math.isfinite(v) else v
+            try:
+                fh.write(json.dumps(rec, separators=(", ", ": ")) + "\n")
+                fh.flush()
+            except OSError as exc:
+                raise SinkError(f"writing the event log {self.path} failed: {exc.strerror or exc}") from None
+
     def close(self) -> None:
+        if self._pending_status is not None:
+            try:
+                self._write_status(time.time())
+            except SinkError:
+                pass
         with self._lock:
             fh, self._fh = self._fh, None
             if fh is None or fh is sys.stdout:

@@ -1,0 +1,378 @@
+"""The real-components rig: a dummy JACK server, ``rtclassify listen`` on it, a JACK player, MIDI and OSC receivers.
+
+::
+
+    jackd -d dummy -r 48000 -p 256            (no sound card)
+      player (JACK client) --audio--> PortAudio:in_0  (rtclassify listen, PortAudio's JACK host API)
+      rtclassify:<name> (JACK MIDI, rtmidi) --> jack_midi_dump
+      OSC over UDP 127.0.0.1:<port>         --> oscdump
+
+The player writes real recordings into the listener's JACK input port and
+records, for every segment, the wall time of the JACK cycle that carried its
+first non-silent sample ("the sound entered the server"). The receivers'
+output lines are time-stamped as they arrive (both run line-buffered), so
+sound-to-message latency = receive time - sound time.
+
+Used by tests/integration/test_jack_e2e.py and bench/test_bench_live.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+TESTS = HERE.parent
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
+
+from _jackd import JackServer, missing, wait_for_port  # noqa: E402
+
+REPO = TESTS.parent
+DATA = Path(os.environ.get("RTCLASSIFY_DATA", REPO.parent / "shared" / "data")) / "sms-tools"
+PROGRAMS = ("jackd", "jack_lsp", "jack_connect", "jack_midi_dump", "oscdump", "stdbuf")
+RATE = 48000
+PERIOD = 256
+
+
+def why_skip() -> str | None:
+    """Why the rig cannot run here, or None."""
+    gone = missing(*PROGRAMS)
+    if gone:
+        return f"the JACK rig needs {', '.join(gone)} (Debian: jackd2 liblo-tools coreutils)"
+    try:
+        import jack  # noqa: F401
+    except (ImportError, OSError) as exc:
+        return f"the JACK player needs the JACK-Client package (pip install JACK-Client): {exc}"
+    if not (DATA / "piano.wav").exists():
+        return f"the recordings are missing: {DATA} (set RTCLASSIFY_DATA to the shared data folder)"
+    return None
+
+
+# ----------------------------------------------------------------------------- model
+@dataclass
+class ModelChoice:
+    """The bundle the rig runs, and which tag each recording must turn on."""
+
+    path: Path
+    labels: list
+    expected: dict  # recording file -> tag
+    description: str
+
+
+def choose_bundle(tmp: Path) -> ModelChoice:
+    """``RTCLASSIFY_E2E_BUNDLE``, else the shipped default bundle, else the training dev bundle, else the
+    small test graph (whose ``any`` tag follows the energy in all mel bands)."""
+    candidates = []
+    if os.environ.get("RTCLASSIFY_E2E_BUNDLE"):
+        candidates.append(Path(os.environ["RTCLASSIFY_E2E_BUNDLE"]))
+    candidates += [REPO / "rtclassify" / "data" / "default_bundle", REPO / "datasets" / "dev_bundle"]
+    for c in candidates:
+        if (c / "model.json").exists() or (c.suffix == ".zip" and c.exists()):
+            from rtclassify.model.bundle import load_bundle
+
+            labels = list(load_bundle(c).labels)
+            if {"piano", "speech"} <= set(labels):
+                return ModelChoice(c, labels, {"piano.wav": "piano", "speech-female.wav": "speech"},
+                                   f"model bundle {c}")
+    from _rtc_bundle import write_bundle
+
+    path = write_bundle(tmp / "e2e_bundle")
+    return ModelChoice(path, ["low", "high", "any"], {"piano.wav": "any", "speech-female.wav": "any"},
+                       "test graph (tag 'any' = energy in all mel bands; no trained model found)")
+
+
+# ----------------------------------------------------------------------------- player
+@dataclass
+class Segment:
+    file: str
+    start: int  # sample index of the first non-silent sample
+    end: int
+    sound_wall: float | None = None  # wall time of the JACK cycle that carried `start`
+
+
+def program(files: list[str], rounds: int, gap_s: float, lead_s: float = 1.0, seg_s: float = 2.5):
+    """The audio to play (48 kHz float32) and its segments: ``rounds`` x files, separated by silence."""
+    import soundfile as sf
+    import soxr
+
+    parts = [np.zeros(int(lead_s * RATE), np.float32)]
+    segs = []
+    pos = parts[0].shape[0]
+    clips = {}
+    for f in files:
+        x, sr = sf.read(DATA / f, dtype="float32", always_2d=True)
+        x = soxr.resample(x.mean(axis=1), sr, RATE).astype(np.float32)[: int(seg_s * RATE)]
+        fade = int(0.01 * RATE)
+        x[-fade:] *= np.linspace(1, 0, fade, dtype=np.float32)
+        clips[f] = x
+    for _ in range(rounds):
+        for f in files:
+            x = clips[f]
+            nz = np.flatnonzero(np.abs(x) > 1e-3)
+            first = int(nz[0]) if nz.size else 0
+            segs.append(Segment(f, pos + first, pos + x.shape[0]))
+            gap = np.zeros(int(gap_s * RATE), np.float32)
+            parts += [x, gap]
+            pos += x.shape[0] + gap.shape[0]
+    return np.concatenate(parts), segs
+
+
+class Player:
+    """A JACK client with one output port that plays ``audio`` once, from :meth:`play` on."""
+
+    def __init__(self, server: JackServer, audio: np.ndarray, segments: list[Segment], loop: bool = False):
+        import jack
+
+        self.loop = loop
+        self.audio = audio
+        self.segments = segments
+        self.pos = 0
+        self.playing = False
+        self.done = threading.Event()
+        self.client = jack.Client(f"rtc-player-{uuid.uuid4().hex[:4]}", servername=server.name,
+                                  no_start_server=True)
+        self.port = self.client.outports.register("out")
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+        self._next = 0
+
+    @property
+    def port_name(self) -> str:
+        return self.port.name
+
+    def play(self) -> None:
+        self.playing = True
+
+    def _process(self, frames: int) -> None:
+        buf = self.port.get_array()
+        if self.loop and self.pos >= self.audio.shape[0]:
+            self.pos = 0
+        if not self.playing or self.pos >= self.audio.shape[0]:
+            buf.fill(0.0)
+            if self.playing:
+                self.done.set()
+            return
+        now = time.time()
+        n = min(frames, self.audio.shape[0] - self.pos)
+        buf[:n] = self.audio[self.pos:self.pos + n]
+        buf[n:] = 0.0
+        end = self.pos + frames
+        while self._next < len(self.segments) and self.segments[self._next].start < end:
+            self.segments[self._next].sound_wall = now
+            self._next += 1
+        self.pos = end
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
+
+
+# ----------------------------------------------------------------------------- receivers
+class LineReader:
+    """Runs a line-buffered program and time-stamps each output line as it arrives."""
+
+    def __init__(self, args: list[str], env: dict):
+        self.proc = subprocess.Popen(["stdbuf", "-oL", *args], env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self.lines: list[tuple[float, str]] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append((time.time(), line.rstrip("\n")))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.thread.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+_MIDI_LINE = re.compile(r"^\s*(\d+):\s+((?:[0-9a-f]{2}\s?)+)")
+
+
+def parse_midi(lines):
+    """jack_midi_dump lines -> [(recv_wall, [status, data1, data2])]; raises on a malformed line."""
+    out = []
+    for t, line in lines:
+        m = _MIDI_LINE.match(line)
+        if not m:
+            continue
+        out.append((t, [int(b, 16) for b in m.group(2).split()]))
+    return out
+
+
+_OSC_LINE = re.compile(r'^(?:[0-9a-f]{8}\.[0-9a-f]{8} )?(/\S+) (\w+)(?: (.*))?$')
+
+
+def parse_osc(lines):
+    """oscdump lines -> [(recv_wall, address, typetags, [args])]."""
+    out = []
+    for t, line in lines:
+        m = _OSC_LINE.match(line.strip())
+        if not m:
+            continue
+        addr, types, rest = m.group(1), m.group(2), m.group(3) or ""
+        args = re.findall(r'"[^"]*"|\S+', rest)
+        vals = []
+        for ty, a in zip(types, args):
+            vals.append(a.strip('"') if ty == "s" else float(a))
+        out.append((t, addr, types, vals))
+    return out
+
+
+def free_udp_port() -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# ----------------------------------------------------------------------------- the run
+@dataclass
+class RigResult:
+    model: ModelChoice
+    segments: list
+    midi: list
+    osc: list
+    log_events: list
+    returncode: int
+    stdout: str
+    stderr: str
+    notes: dict  # tag -> MIDI note
+    play_start: float = 0.0
+    play_end: float = 0.0
+    xruns_during_play: list = field(default_factory=list)  # late JACK clients the server named
+    midi_raw: list = field(default_factory=list)
+    osc_raw: list = field(default_factory=list)
+
+    def latencies(self, kind: str = "midi") -> list[float]:
+        """Per segment: first message saying its expected tag turned on, minus the sound's wall time (s)."""
+        out = []
+        for seg in self.segments:
+            tag = self.model.expected[seg.file]
+            if seg.sound_wall is None:
+                continue
+            if kind == "midi":
+                note = self.notes[tag]
+                times = [t for t, m in self.midi if (m[0] & 0xF0) == 0x90 and m[1] == note and m[2] > 0
+                         and t >= seg.sound_wall]
+            else:
+                times = [t for t, a, _, v in self.osc if a.endswith("/on") and v == [tag] and t >= seg.sound_wall]
+            if times and times[0] - seg.sound_wall < (seg.end - seg.start) / RATE + 1.0:
+                out.append(times[0] - seg.sound_wall)
+        return out
+
+    @property
+    def status(self) -> list[dict]:
+        """The listener's status lines (counters once a second, and at the end)."""
+        return [e for e in self.log_events if e.get("event") == "status"]
+
+    @property
+    def final_counters(self) -> dict:
+        return self.status[-1] if self.status else {}
+
+    def during_play(self, key: str) -> int:
+        """Increase of counter ``key`` from the last status line before playback to the first one after it."""
+        before = [e[key] for e in self.status if e["wall_time"] <= self.play_start]
+        after = [e[key] for e in self.status if e["wall_time"] >= self.play_end]
+        if not before or not after:
+            raise AssertionError(f"no status lines around the playback: {self.status}")
+        return after[0] - before[-1]
+
+    def counters_line(self) -> str:
+        lines = [l for l in self.stderr.splitlines() if "rtclassify listen:" in l]
+        return lines[-1] if lines else ""
+
+
+def run_rig(tmp: Path, *, files=("piano.wav", "speech-female.wav"), rounds: int = 2, gap_s: float = 2.5,
+            hop: float | None = None, blocksize: int = PERIOD, stop_with_sigint: bool = True) -> RigResult:
+    """Start everything, play, stop ``listen`` (Ctrl-C by default) and collect what the receivers got."""
+    model = choose_bundle(tmp)
+    from rtclassify.sinks.mapping import Mapping
+
+    notes = {t: m.note for t, m in Mapping.default(model.labels).midi.tags.items()}
+    audio, segments = program(list(files), rounds, gap_s)
+    with JackServer(RATE, PERIOD) as server:
+        env = dict(server.env, PYTHONUNBUFFERED="1")
+        mon_name = f"mon{uuid.uuid4().hex[:4]}"
+        midi_rx = LineReader(["jack_midi_dump", mon_name], env)
+        port = free_udp_port()
+        osc_rx = LineReader(["oscdump", "-L", str(port)], env)
+        wait_for_port(server, f"{mon_name}:input")
+        devs = subprocess.run([sys.executable, "-m", "rtclassify", "devices", "--json"], env=env,
+                              capture_output=True, text=True, check=True)
+        jack_dev = [d for d in json.loads(devs.stdout)["audio_inputs"] if "JACK" in d["hostapi"]]
+        assert jack_dev, f"PortAudio sees no JACK device: {devs.stdout} {devs.stderr}"
+        virt = f"tags{uuid.uuid4().hex[:4]}"
+        log = tmp / "events.jsonl"
+        duration = audio.shape[0] / RATE + 30.0
+        cmd = [sys.executable, "-m", "rtclassify", "listen", "--device", str(jack_dev[0]["index"]),
+               "--bundle", str(model.path), "--midi-api", "jack", "--midi-virtual", virt,
+               "--osc", f"127.0.0.1:{port}", "--no-display", "--log", str(log), "--duration", f"{duration:.1f}",
+               "--blocksize", str(blocksize)]
+        if hop is not None:
+            cmd += ["--hop", str(hop)]
+        listen = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        player = None
+        play_start = play_end = 0.0
+        try:
+            wait_for_port(server, f"rtclassify:{virt}", timeout=30)
+            server.connect(f"rtclassify:{virt}", f"{mon_name}:input")
+            pa_in = wait_for_port(server, ":in_0", timeout=30)
+            pa_in = [p for p in pa_in if p.startswith("PortAudio")][0]
+            player = Player(server, audio, segments)
+            server.connect(player.port_name, pa_in)
+            time.sleep(2.5)  # let the graph changes pass and a status line be written
+            play_start = time.time()
+            player.play()
+            if not player.done.wait(audio.shape[0] / RATE + 20):
+                raise AssertionError("the player did not finish")
+            play_end = time.time()
+            time.sleep(1.5)
+            if stop_with_sigint:
+                listen.send_signal(signal.SIGINT)
+            out, err = listen.communicate(timeout=60)
+        finally:
+            if listen.poll() is None:
+                listen.kill()
+                out, err = listen.communicate()
+            if player is not None:
+                player.close()
+            time.sleep(0.3)
+            midi_rx.stop()
+            osc_rx.stop()
+        xruns = server.xruns(play_start, play_end)
+    events = [json.loads(l) for l in log.read_text().splitlines()] if log.exists() else []
+    return RigResult(model, segments, parse_midi(midi_rx.lines), parse_osc(osc_rx.lines), events,
+                     listen.returncode, out, err, notes, play_start, play_end, xruns,
+                     midi_rx.lines, osc_rx.lines)
+
+
+def summary(values: list[float]) -> str:
+    if not values:
+        return "no measurements"
+    v = np.asarray(values) * 1e3
+    return (f"n={v.size} median {np.median(v):.0f} ms, p95 {np.percentile(v, 95):.0f} ms, "
+            f"min {v.min():.0f} ms, max {v.max():.0f} ms")
