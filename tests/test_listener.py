@@ -1,0 +1,295 @@
+"""The threaded Listener: clip source -> callback -> SampleRing -> worker -> session -> sinks.
+
+Uses a real Classifier on the small test bundle (tests/_rtc_bundle.py) and the ClipSource,
+which calls the audio callback from its own thread exactly as PortAudio would.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+
+from _rtc_bundle import demo_signal, write_bundle  # noqa: E402
+
+from rtclassify.audio.sources import CallbackFlags, ClipSource  # noqa: E402
+from rtclassify.engine.listener import Listener  # noqa: E402
+from rtclassify.errors import DeviceError, ParameterError, SinkError  # noqa: E402
+from rtclassify.model.classifier import Classifier  # noqa: E402
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def clf(tmp_path_factory):
+    return Classifier.load(write_bundle(tmp_path_factory.mktemp("bundle")))
+
+
+class RecordingSink:
+    """Records what the listener sends, and the order of open/send/close."""
+
+    def __init__(self, fail_after: int | None = None):
+        self.calls: list[str] = []
+        self.events: list = []
+        self.statuses: list[dict] = []
+        self.fail_after = fail_after
+
+    def open(self):
+        self.calls.append("open")
+
+    def send(self, events):
+        if self.fail_after is not None and len(self.events) >= self.fail_after:
+            raise SinkError("the test sink failed")
+        self.calls.append("send")
+        self.events.extend(events)
+
+    def status(self, counters):
+        self.statuses.append(counters)
+
+    def close(self):
+        self.calls.append("close")
+
+
+def onoff(events):
+    return [(e.kind, e.tag, round(e.stream_time, 6)) for e in events if e.kind in ("on", "off")]
+
+
+def test_events_match_offline_tagging_and_end_of_clip_turns_tags_off(clf):
+    x = demo_signal(SR)
+    sink = RecordingSink()
+    got = []
+    lis = Listener(clf, sinks=[sink], source=ClipSource(x, SR, blocksize=256, speed=8.0), on_event=got.append)
+    with lis:
+        assert lis.wait(30)
+    assert lis.error is None
+    offline = clf.tag(x, SR, level_rate=0)
+    assert onoff(sink.events) == onoff(offline.events)
+    assert onoff(got) == onoff(sink.events)
+    assert any(k == "on" for k, _, _ in onoff(sink.events))
+    # every tag that went on went off again, and the sink was closed once, after the last send
+    state = {}
+    for k, tag, _ in onoff(sink.events):
+        state[tag] = k
+    assert set(state.values()) == {"off"}
+    assert sink.calls[0] == "open" and sink.calls[-1] == "close" and sink.calls.count("close") == 1
+    c = lis.counters()
+    assert c["samples_in"] == c["samples_processed"] == x.shape[0]
+    assert c["dropped_samples"] == 0 and c["input_overflows"] == 0
+    assert c["hops"] == len(offline.times)
+    assert c["latency_algorithmic_ms"] == pytest.approx(1e3 * lis.session.latency_samples / SR)
+    assert c["latency_device_ms"] == pytest.approx(1e3 * 256 / SR)
+    for k in ("compute", "output", "total"):
+        assert c[f"latency_{k}_ms"] is not None and c[f"latency_{k}_ms"] >= 0
+    assert sink.statuses and sink.statuses[-1]["samples_processed"] == x.shape[0]
+
+
+def test_clip_ending_while_a_tag_is_on_sends_the_final_off(clf):
+    x = demo_signal(SR)[: int(1.2 * SR)]  # cut inside the low tone (0.5-1.5 s)
+    sink = RecordingSink()
+    with Listener(clf, sinks=[sink], source=ClipSource(x, SR, blocksize=256, speed=8.0)) as lis:
+        lis.wait(30)
+    ev = onoff(sink.events)
+    assert ev and ev[-1][0] == "off"
+    on = {t for k, t, _ in ev if k == "on"}
+    assert on == {t for k, t, _ in ev if k == "off"}
+    assert ev[-1][2] == pytest.approx(x.shape[0] / SR, abs=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["channel", "mix"])
+def test_channel_selection_and_downmix(clf, mode):
+    x = demo_signal(SR)
+    two = np.zeros((x.shape[0], 2), np.float32)
+    two[:, 1] = x
+    sink = RecordingSink()
+    kw = {"channel": 1} if mode == "channel" else {"mix": True}
+    with Listener(clf, sinks=[sink], source=ClipSource(two, SR, blocksize=256, speed=8.0), **kw) as lis:
+        lis.wait(30)
+    expect = clf.tag(x if mode == "channel" else x * np.float32(0.5), SR, level_rate=0)
+    assert onoff(sink.events) == onoff(expect.events)
+    assert onoff(sink.events)
+    # channel 0 is silent: nothing turns on there
+    sink0 = RecordingSink()
+    with Listener(clf, sinks=[sink0], source=ClipSource(two, SR, blocksize=256, speed=8.0), channel=0) as lis:
+        lis.wait(30)
+    assert onoff(sink0.events) == []
+
+
+def test_stop_from_another_thread_flushes_and_closes_once(clf):
+    x = np.tile(demo_signal(SR)[int(0.6 * SR): int(1.4 * SR)], 20)  # a long low tone
+    sink = RecordingSink()
+    lis = Listener(clf, sinks=[sink], source=ClipSource(x, SR, blocksize=256, speed=2.0))
+    lis.start()
+    end = time.monotonic() + 20
+    while not any(e.kind == "on" for e in sink.events) and time.monotonic() < end:
+        time.sleep(0.02)
+    assert any(e.kind == "on" for e in sink.events)
+    t = threading.Thread(target=lis.stop)
+    t.start()
+    t.join(20)
+    assert lis.finished and not lis.running and lis.error is None
+    ev = onoff(sink.events)
+    assert ev[-1][0] == "off" and {t for k, t, _ in ev if k == "on"} == {t for k, t, _ in ev if k == "off"}
+    assert sink.calls.count("close") == 1
+    lis.stop()  # idempotent
+    assert sink.calls.count("close") == 1
+    c = lis.counters()
+    assert c["samples_in"] == c["samples_processed"]
+
+
+def test_failing_sink_stops_the_listener_and_closes_the_others(clf):
+    bad, good = RecordingSink(fail_after=3), RecordingSink()
+    lis = Listener(clf, sinks=[good, bad], source=ClipSource(demo_signal(SR), SR, blocksize=256, speed=4.0))
+    lis.start()
+    assert lis.wait(30)
+    assert isinstance(lis.error, SinkError) and "the test sink failed" in str(lis.error)
+    assert good.calls[-1] == "close" and bad.calls[-1] == "close"
+    lis.stop()
+    assert good.calls.count("close") == 1
+
+
+def test_on_event_exception_becomes_one_line_error(clf):
+    def boom(ev):
+        raise ZeroDivisionError("bad handler")
+
+    lis = Listener(clf, source=ClipSource(demo_signal(SR), SR, blocksize=256, speed=4.0), on_event=boom)
+    with lis:
+        assert lis.wait(30)
+    assert isinstance(lis.error, RuntimeError)
+    assert str(lis.error) == "ZeroDivisionError: bad handler"
+
+
+class StallingSource:
+    """Delivers ``blocks`` blocks of a tone, then nothing: like a device that vanished silently."""
+
+    def __init__(self, blocks: int, samplerate: int = SR, blocksize: int = 256):
+        self.samplerate, self.blocksize, self.channels = samplerate, blocksize, 1
+        self.input_latency, self.name, self.error = 0.0, "stalling test device", None
+        self.blocks = blocks
+        self.stopped = 0
+        self._t = None
+
+    @property
+    def active(self):
+        return True
+
+    def start(self, callback, finished=None):
+        tone = (0.5 * np.sin(2 * np.pi * 220 * np.arange(self.blocks * self.blocksize) / self.samplerate))
+        tone = tone.astype(np.float32)[:, None]
+
+        def run():
+            for i in range(self.blocks):
+                callback(tone[i * self.blocksize:(i + 1) * self.blocksize], self.blocksize, None, CallbackFlags())
+                time.sleep(self.blocksize / self.samplerate / 4)
+
+        self._t = threading.Thread(target=run, daemon=True)
+        self._t.start()
+
+    def stop(self):
+        self.stopped += 1
+
+
+def test_device_that_stops_delivering_is_detected_and_tags_turn_off(clf):
+    sink = RecordingSink()
+    src = StallingSource(blocks=120)
+    lis = Listener(clf, sinks=[sink], source=src, stall_timeout=0.5)
+    lis.start()
+    assert lis.wait(30)
+    assert isinstance(lis.error, DeviceError)
+    assert "no audio from 'stalling test device' for 0.5 s" in str(lis.error)
+    ev = onoff(sink.events)
+    assert ev and ev[-1][0] == "off"
+    assert src.stopped >= 1 and sink.calls[-1] == "close"
+
+
+class FailingSource(StallingSource):
+    """Delivers a few blocks, then reports a device error and finishes (like PortAudio's finished callback)."""
+
+    def start(self, callback, finished=None):
+        def run():
+            for _ in range(self.blocks):
+                callback(np.zeros((self.blocksize, 1), np.float32), self.blocksize, None, CallbackFlags())
+            self.error = DeviceError("input device 'x' stopped delivering audio (device lost?)")
+            finished()
+
+        self._t = threading.Thread(target=run, daemon=True)
+        self._t.start()
+
+
+def test_source_fault_becomes_the_listener_error(clf):
+    lis = Listener(clf, source=FailingSource(blocks=20))
+    with lis:
+        assert lis.wait(30)
+    assert isinstance(lis.error, DeviceError) and "device lost" in str(lis.error)
+
+
+def test_bad_parameters(clf):
+    src = ClipSource(np.zeros(1000, np.float32), SR)
+    with pytest.raises(ParameterError, match="channel and mix"):
+        Listener(clf, source=src, channel=0, mix=True)
+    with pytest.raises(ParameterError, match="channel 1 does not exist: the source has 1 channel"):
+        Listener(clf, source=src, channel=1)
+    with pytest.raises(ParameterError, match="blocksize"):
+        Listener(clf, source=src, blocksize=3)
+    with pytest.raises(ParameterError, match="hop"):
+        Listener(clf, source=src, hop=0)
+
+
+def test_switch_interval_is_lowered_while_running_and_restored(clf):
+    before = sys.getswitchinterval()
+    lis = Listener(clf, source=ClipSource(demo_signal(SR), SR, blocksize=256, speed=4.0), switch_interval=0.0007)
+    with lis:
+        assert sys.getswitchinterval() == pytest.approx(0.0007)
+        lis.wait(30)
+    assert sys.getswitchinterval() == pytest.approx(before)
+
+
+def test_decoder_overrides_reach_the_session(clf):
+    x = demo_signal(SR)
+    sink = RecordingSink()
+    thresholds = {t: {"on": 0.999999, "off": 0.99999} for t in clf.labels}
+    with Listener(clf, sinks=[sink], source=ClipSource(x, SR, blocksize=256, speed=8.0),
+                  decoder={"thresholds": thresholds}) as lis:
+        lis.wait(30)
+    assert onoff(sink.events) == onoff(clf.tag(x, SR, decoder={"thresholds": thresholds}, level_rate=0).events)
+    assert lis.session.decoder.config.thresholds[clf.labels[0]] == (0.999999, 0.99999)
+
+
+@pytest.mark.parametrize("channels, kw", [(1, {}), (4, {"channel": 2}), (4, {"mix": True})])
+def test_audio_callback_allocates_no_sample_buffers(clf, channels, kw):
+    """The callback copies into a preallocated buffer: no block-sized allocation per call."""
+    bs = 4096
+    src = ClipSource(np.zeros((bs, channels), np.float32), SR, blocksize=bs)
+    lis = Listener(clf, source=src, blocksize=bs, ring_seconds=4.0, **kw)
+    from rtclassify._core import SampleRing
+
+    lis._ring = SampleRing(16 * bs)
+    cb = lis._make_callback()
+    block = np.random.default_rng(0).standard_normal((bs, channels)).astype(np.float32)
+    flags = CallbackFlags()
+    for _ in range(3):
+        cb(block, bs, None, flags)
+        lis._ring.pop(bs)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        for _ in range(50):
+            cb(block, bs, None, flags)
+            lis._ring.reset()
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert peak < bs * 4 // 4, f"the callback allocated {peak} bytes at peak (a block is {bs * 4})"
+    # and it really delivered the selected channel
+    cb(block, bs, None, flags)
+    out = lis._ring.pop(bs)
+    if "mix" in kw:
+        np.testing.assert_allclose(out, block.mean(axis=1), rtol=1e-5, atol=1e-6)
+    else:
+        np.testing.assert_array_equal(out, block[:, kw.get("channel", 0)])
