@@ -203,7 +203,7 @@ def test_mixup_adds_power_and_ors_labels():
     y[:, 0] = 1
     y2 = torch.zeros(4, 12)
     y2[:, 3] = 1
-    p = TrainParams(mixup=1.0, mixup_gain_db=0.0, gain_db=0.0)
+    p = TrainParams(mixup=1.0, mixup_gain_db=0.0, gain_db=0.0, eq_db=0.0)
     xm, ym = augment(x, y, rng, p, (x.clone(), y2))
     torch.testing.assert_close(xm, torch.full_like(x, -40.0 + 10 * np.log10(2.0)))
     assert torch.all(ym[:, 0] == 1) and torch.all(ym[:, 3] == 1)
@@ -213,8 +213,22 @@ def test_mixup_adds_power_and_ors_labels():
 def test_gain_augmentation_respects_floor():
     rng = np.random.default_rng(1)
     x = torch.full((64, 128, 64), -100.0)
-    xm, _ = augment(x, torch.zeros(64, 12), rng, TrainParams(mixup=0.0, gain_db=6.0))
+    xm, _ = augment(x, torch.zeros(64, 12), rng, TrainParams(mixup=0.0, gain_db=6.0, eq_db=0.0))
     assert float(xm.min()) >= -100.0 and float(xm.max()) <= -94.0 and float(xm.max()) > -100.0
+    # gain is one value per window
+    x = torch.full((64, 128, 64), -40.0)
+    xm, _ = augment(x, torch.zeros(64, 12), rng, TrainParams(mixup=0.0, gain_db=6.0, eq_db=0.0))
+    assert torch.all(xm.std(dim=(1, 2)) < 1e-4) and float(xm.std()) > 1.0
+
+
+def test_eq_augmentation_colours_bands_smoothly():
+    rng = np.random.default_rng(2)
+    x = torch.full((32, 128, 64), -40.0)
+    xm, _ = augment(x, torch.zeros(32, 12), rng, TrainParams(mixup=0.0, gain_db=0.0, eq_db=6.0))
+    d = (xm - x)[:, :, 0]
+    assert torch.all((xm - x).std(dim=2) < 1e-4)  # the same colouring for every frame of a window
+    assert float(d.abs().max()) <= 12.0 + 1e-4 and float(d.std(dim=1).mean()) > 0.5  # varies across bands
+    assert float((d[:, 1:] - d[:, :-1]).abs().max()) < 1.0  # smooth across neighbouring bands
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -332,3 +346,56 @@ def test_finalize_export_and_onnx_inference(tiny_run):
     assert np.all(np.diff(clip) >= 0)
     m = tag_metrics(labels, probs, TAGS)
     assert m["per_tag"]["organ"]["roc_auc"] > 0.9
+
+
+def test_train_cli_end_to_end(tmp_path, monkeypatch):
+    """`rtclassify train --config` on a tiny data set: features, 1 epoch, export, test evaluation, bundle loads."""
+    import rtclassify.train.data as data
+    from rtclassify.cli import main
+
+    seeds = {"train": 10, "val": 11, "test": 12}
+    counts = {"train": 9, "val": 3, "test": 3}
+    monkeypatch.setattr(data, "load_split", lambda d, split: (_clips(seeds[split], counts[split], 2.0),
+                                                              counts[split]), raising=False)
+    monkeypatch.setattr(data, "split_fingerprint", lambda d, split: f"synthetic-{split}", raising=False)
+    monkeypatch.setattr(data, "provenance", lambda d: {"recipe": "synthetic clips of the test",
+                                                       "sources": [{"name": "numpy", "license": "BSD-3-Clause"}]},
+                        raising=False)
+    (tmp_path / "data").mkdir()
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(f"""
+[data]
+dir = "{tmp_path / 'data'}"
+[model]
+width = 4
+multipliers = [1, 2, 2, 4]
+embedding_dim = 16
+[train]
+epochs = 1
+windows_per_epoch = 256
+batch_size = 64
+threads = 1
+[output]
+dir = "{tmp_path / 'run'}"
+name = "tiny-cli"
+""")
+    assert main(["train", "--config", str(cfg)]) == 0
+    bundle = tmp_path / "run" / "bundle"
+    meta = json.loads((bundle / "model.json").read_text())
+    assert meta["name"] == "tiny-cli" and meta["provenance"]["recipe"] == "synthetic clips of the test"
+    assert {"validation", "test"} <= set(meta["metrics"])
+    assert meta["metrics"]["test"]["split"] == "test"
+    assert (tmp_path / "data" / "features" / "train" / "mel.npy").is_file()  # cached next to the data
+    assert (tmp_path / "run" / "eval" / "pr_curves.png").is_file()
+    from rtclassify.model.classifier import Classifier
+
+    clf = Classifier.load(bundle)
+    res = clf.tag(np.zeros(SR * 2, np.float32), SR)
+    assert res.probs.shape[1] == 12 and len(res.times) > 0
+    # evaluate command on the same data writes its JSON report and plots
+    assert main(["evaluate", str(bundle), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "ev")]) == 0
+    rep = json.loads((tmp_path / "ev" / "test.json").read_text())
+    assert rep["macro"]["roc_auc"] is not None and (tmp_path / "ev" / "per_tag.png").is_file()
+    # a bad config gives a one-line error naming the key
+    cfg.write_text(cfg.read_text().replace("epochs = 1", "epochs = 1\nwarp = 9"))
+    assert main(["train", "--config", str(cfg)]) == 1

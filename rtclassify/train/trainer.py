@@ -74,6 +74,11 @@ class TrainParams:
         The second window is attenuated by a uniform gain in [-mixup_gain_db, 0].
     gain_db : float
         Uniform random gain in [-gain_db, gain_db] added to each window.
+    eq_db : float
+        Random spectral colouring per window (a microphone/room "EQ" in the
+        feature domain): a linear tilt across the mel bands from -t to +t dB and
+        one Gaussian bump of height b dB, with t and b uniform in
+        [-eq_db, eq_db]; 0 disables it.
     time_budget_min : float
         Minutes of training (epochs + validation). The learning-rate schedule
         follows the larger of step progress and time progress, so a run that is
@@ -99,6 +104,7 @@ class TrainParams:
     mixup: float = 0.4
     mixup_gain_db: float = 12.0
     gain_db: float = 6.0
+    eq_db: float = 6.0
     time_budget_min: float = 50.0
     val_stride: int = 6
     max_val_windows: int = 30000
@@ -321,7 +327,7 @@ class WindowSampler:
 
 
 def augment(x, y, rng: np.random.Generator, params: TrainParams, partner=None):
-    """Gain and power-domain mixup on a batch (torch tensors, in place semantics not assumed).
+    """Power-domain mixup, random gain and random EQ on a batch (inputs are not modified).
 
     Parameters
     ----------
@@ -342,9 +348,19 @@ def augment(x, y, rng: np.random.Generator, params: TrainParams, partner=None):
             y = y.clone()
             x[sel] = _DB * torch.logaddexp(x[sel] / _DB, (x2[sel] + g[:, None, None]) / _DB)
             y[sel] = torch.maximum(y[sel], y2[sel])
+    shift = np.zeros((B, x.shape[1]), np.float32)
     if params.gain_db > 0:
-        g = torch.from_numpy(rng.uniform(-params.gain_db, params.gain_db, B).astype(np.float32))
-        x = torch.clamp(x + g[:, None, None], min=_FLOOR_DB)
+        shift += rng.uniform(-params.gain_db, params.gain_db, (B, 1))
+    if params.eq_db > 0:
+        n = x.shape[1]
+        pos = np.linspace(-1.0, 1.0, n)[None, :]
+        tilt = rng.uniform(-params.eq_db, params.eq_db, (B, 1))
+        height = rng.uniform(-params.eq_db, params.eq_db, (B, 1))
+        centre = rng.uniform(-1.0, 1.0, (B, 1))
+        width = rng.uniform(0.1, 0.5, (B, 1))
+        shift += tilt * pos + height * np.exp(-0.5 * ((pos - centre) / width) ** 2)
+    if params.gain_db > 0 or params.eq_db > 0:
+        x = torch.clamp(x + torch.from_numpy(shift.astype(np.float32))[:, :, None], min=_FLOOR_DB)
     return x, y
 
 
