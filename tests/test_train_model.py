@@ -393,9 +393,11 @@ name = "tiny-cli"
     res = clf.tag(np.zeros(SR * 2, np.float32), SR)
     assert res.probs.shape[1] == 12 and len(res.times) > 0
     # evaluate command on the same data writes its JSON report and plots
-    assert main(["evaluate", str(bundle), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "ev")]) == 0
+    assert main(["evaluate", str(bundle), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "ev"),
+                 "--update-bundle"]) == 0
     rep = json.loads((tmp_path / "ev" / "test.json").read_text())
     assert rep["macro"]["roc_auc"] is not None and (tmp_path / "ev" / "per_tag.png").is_file()
+    assert json.loads((bundle / "model.json").read_text())["metrics"]["test"]["n"] == rep["n"]
     # a bad config gives a one-line error naming the key
     cfg.write_text(cfg.read_text().replace("epochs = 1", "epochs = 1\nwarp = 9"))
     assert main(["train", "--config", str(cfg)]) == 1

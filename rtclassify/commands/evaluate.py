@@ -22,6 +22,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--rms-floor-db", type=float, default=-50.0,
                         help="a frame is sounding when its RMS exceeds this (dBFS; default -50)")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default 2)")
+    parser.add_argument("--update-bundle", action="store_true",
+                        help="also store the results in the bundle's model.json metrics (bundle folders only)")
 
 
 def run(args) -> int:
@@ -35,6 +37,7 @@ def run(args) -> int:
 
     require("sklearn", extra="train")
     from ..train.evaluate import evaluate_real, evaluate_split, format_real_table, plot_split_report
+    from ..train.export import update_bundle_metrics
 
     if not args.data and not args.real:
         raise ParameterError("give --data DIR and/or --real DIR")
@@ -61,6 +64,8 @@ def run(args) -> int:
         t.add_row("[bold]macro", f(m["roc_auc"]), f(m["pr_auc"]), f(m.get("f1")), "")
         console.print(t)
         console.print(f"wrote {out / (args.split + '.json')}, " + ", ".join(str(p) for p in plots))
+        if args.update_bundle:
+            update_bundle_metrics(args.bundle, {args.split: report})
     if args.real:
         rep = evaluate_real(args.bundle, args.real, rms_floor_db=args.rms_floor_db, threads=args.threads)
         (out / "real.json").write_text(json.dumps(rep, indent=1))
@@ -75,4 +80,9 @@ def run(args) -> int:
                           + ("" if passed == len(rows) else
                              " (fail: " + ", ".join(k for k, r in rows.items() if not r["pass"]) + ")"))
         console.print(f"wrote {out / 'real.json'}")
+        if args.update_bundle:
+            summary = {"data": Path(args.real).name, "rms_floor_db": rep["rms_floor_db"], "targets": tg,
+                       "labelled_on_fraction": {k: {t: f["on_fraction_sounding"][t] for t in f["labelled"]}
+                                                for k, f in rep["files"].items() if f["labelled"]}}
+            update_bundle_metrics(args.bundle, {"real": summary})
     return 0
