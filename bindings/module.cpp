@@ -2,6 +2,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "bind_cuda.h"
+#include "bind_framemath.h"
 #include "bind_frontend.h"
 #include "bind_ring.h"
 
@@ -52,6 +54,8 @@ PYBIND11_MODULE(_core, m) {
         "cuda_devices (GPUs visible now), build_type.");
   bind_ring(m);
   bind_frontend(m);
+  bind_cuda(m);
   auto internal = m.def_submodule("_internal", "Test-only hooks; not a public API.");
   bind_frontend_internal(internal);
+  bind_framemath_internal(internal);
 }

@@ -15,9 +15,12 @@ __version__ = build_info()["version"]
 _LAZY = {
     "Classifier": ("rtclassify.model.classifier", "Classifier"),
     "Listener": ("rtclassify.engine.listener", "Listener"),
+    # CUDA builds only; elsewhere the access raises AttributeError saying the build has no CUDA.
+    "CudaMelFrontend": ("rtclassify.cuda_frontend", "CudaMelFrontend"),
 }
 
-__all__ = ["MelFrontend", "SampleRing", "build_info", "errors", "RtclassifyError", *_LAZY]
+__all__ = ["MelFrontend", "SampleRing", "build_info", "errors", "RtclassifyError",
+           *(k for k in _LAZY if k != "CudaMelFrontend" or build_info()["cuda"])]
 
 
 def __getattr__(name: str):

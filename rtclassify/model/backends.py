@@ -15,8 +15,12 @@ Backends:
     for development only. torch is imported when this backend is asked for;
     without it a :class:`~rtclassify.errors.MissingDependencyError` names the
     ``train`` extra.
+``"tensorrt"``
+    TensorRT on a CUDA GPU (``rtclassify.model.backend_tensorrt``, the ``gpu``
+    extra: tensorrt and cupy), with an on-disk engine cache.
 ``"auto"``
-    ONNX Runtime on the CPU.
+    TensorRT when a GPU, tensorrt and cupy are present, else ONNX Runtime on
+    the CPU; the chosen backend's ``selection`` says which and why.
 
 :meth:`Backend.run` may be called from several threads at once for the ONNX
 backend (ONNX Runtime sessions allow concurrent runs); other backends document
@@ -33,7 +37,7 @@ from .bundle import MODEL_ONNX, Bundle
 __all__ = ["Backend", "OnnxBackend", "TorchAdapter", "make_backend", "BACKENDS"]
 
 #: names accepted by :func:`make_backend`
-BACKENDS = ("auto", "onnx", "torch")
+BACKENDS = ("auto", "onnx", "torch", "tensorrt")
 
 
 class Backend:
@@ -54,6 +58,8 @@ class Backend:
     """
 
     name = "base"
+    #: how :func:`make_backend` chose this backend ("auto: ..." and the reason; "" when named)
+    selection = ""
 
     def __init__(self, bundle: Bundle, threads: int = 1):
         self.bundle = bundle
@@ -217,31 +223,47 @@ class OnnxBackend(Backend):
         self._sess = None
 
 
-def make_backend(bundle: Bundle, name: str = "auto", threads: int = 1) -> Backend:
+def make_backend(bundle: Bundle, name: str = "auto", threads: int = 1, **options) -> Backend:
     """Open a bundle's model with the named backend.
 
     Parameters
     ----------
     bundle : Bundle
-    name : {"auto", "onnx", "torch"}
-        ``"auto"`` and ``"onnx"``: ONNX Runtime on the CPU. ``"torch"``: the
-        development backend (needs the ``train`` extra).
+    name : {"auto", "onnx", "torch", "tensorrt"}
+        ``"onnx"``: ONNX Runtime on the CPU. ``"torch"``: the development
+        backend (needs the ``train`` extra). ``"tensorrt"``: TensorRT on the
+        GPU (``gpu`` extra). ``"auto"``: TensorRT when a GPU, tensorrt and
+        cupy are present, else ONNX Runtime (``backend.selection`` says which).
     threads : int
         Intra-op threads.
+    **options
+        TensorRT options (``max_batch``, ``fp16``, ``cache_dir``, ``device``,
+        ``workspace_mb``); ignored when ONNX Runtime or torch runs.
 
     Raises
     ------
     ParameterError
         Unknown backend name.
     MissingDependencyError
-        ``"torch"`` without torch installed.
+        ``"torch"`` without torch installed, ``"tensorrt"`` without tensorrt or cupy.
+    GpuUnavailableError
+        ``"tensorrt"`` without a CUDA GPU.
     BundleError
         The model does not match the bundle.
     """
     if not isinstance(name, str) or name.lower() not in BACKENDS:
         raise ParameterError(f"backend must be one of {', '.join(BACKENDS)} (got {name!r})")
     name = name.lower()
-    if name in ("auto", "onnx"):
+    if name in ("auto", "tensorrt"):
+        from .backend_tensorrt import select_gpu_backend
+
+        gpu_backend, note = select_gpu_backend(bundle, name, threads=threads, **options)
+        if gpu_backend is not None:
+            return gpu_backend
+        backend = OnnxBackend(bundle, threads=threads)
+        backend.selection = note
+        return backend
+    if name == "onnx":
         return OnnxBackend(bundle, threads=threads)
     return TorchAdapter(bundle, threads=threads)
 

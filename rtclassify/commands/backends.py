@@ -1,0 +1,79 @@
+"""``rtclassify backends``: which inference backends and GPU parts can run here, and why not."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+NAME = "backends"
+HELP = "list the inference backends (onnx, torch, tensorrt) and the CUDA frontend: available, or why not"
+DESCRIPTION = """\
+List each inference backend and the CUDA frontend with "available" or the exact reason it is not
+(no GPU, a missing package and the extra that provides it, a build without CUDA), and which backend
+`--backend auto` picks. Nothing is loaded: packages are looked up, not imported, and the GPU is
+probed through the NVIDIA driver.
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _onnx():
+    from ..gpu import Availability, package_available
+
+    if not package_available("onnxruntime"):
+        return Availability(False, "onnxruntime is not installed (pip install onnxruntime)")
+    import onnxruntime as ort
+
+    providers = ", ".join(ort.get_available_providers())
+    return Availability(True, detail=f"CPU; ONNX Runtime {ort.__version__}; providers: {providers}")
+
+
+def _torch():
+    from ..gpu import Availability, package_available
+
+    if not package_available("torch"):
+        return Availability(False, "torch is not installed (pip install 'rtclassify[train]'); development only")
+    return Availability(True, detail="CPU; development only: runs the training model")
+
+
+def collect() -> dict:
+    """``{name: Availability}`` for onnx, torch, tensorrt and cuda-frontend, plus what auto picks."""
+    from .. import build_info
+    from ..gpu import cuda_frontend_availability, tensorrt_availability
+
+    items = {
+        "onnx": _onnx(),
+        "torch": _torch(),
+        "tensorrt": tensorrt_availability(),
+        "cuda-frontend": cuda_frontend_availability(),
+    }
+    info = build_info()
+    if items["cuda-frontend"].available:
+        items["cuda-frontend"] = type(items["cuda-frontend"])(
+            True, detail=f"{items['cuda-frontend'].detail}; CUDA {info['cuda_version']}, "
+                         f"architectures {info['cuda_architectures']}")
+    auto = "tensorrt" if items["tensorrt"].available else "onnx"
+    return {"items": items, "auto": auto}
+
+
+def run(args) -> int:
+    res = collect()
+    items, auto = res["items"], res["auto"]
+    if args.json:
+        print(json.dumps({
+            "backends": {k: {"available": v.available, "reason": v.reason, "detail": v.detail}
+                         for k, v in items.items()},
+            "auto": auto,
+        }, indent=1))
+        return 0
+    width = max(len(k) for k in items)
+    for name, a in items.items():
+        if a.available:
+            print(f"{name:<{width}}  available" + (f"  ({a.detail})" if a.detail else ""))
+        else:
+            print(f"{name:<{width}}  not available: {a.reason}")
+    why = "a GPU, tensorrt and cupy are present" if auto == "tensorrt" else "TensorRT cannot run here"
+    print(f"\n--backend auto picks: {auto} ({why})")
+    return 0
