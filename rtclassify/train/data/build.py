@@ -218,7 +218,16 @@ def _voice_track(ctx: WorkerContext, rng, job: ClipJob, t0: float, t1: float, su
     used = []
     engine_fn = voice_mod.festival if rng.random() < 0.45 else voice_mod.espeak
     while pos < end - int(0.5 * SAMPLE_RATE):
-        utt = engine_fn(rng, job.split, ctx.tmpdir, sung=sung)
+        utt = None
+        for attempt in range(6):  # a text the engine cannot say: draw another (the last tries use espeak-ng)
+            fn = engine_fn if attempt < 3 else voice_mod.espeak
+            try:
+                utt = fn(rng, job.split, ctx.tmpdir, sung=sung)
+                break
+            except voice_mod.SynthesisFailed:
+                continue
+        if utt is None:
+            raise RtclassifyError(f"clip {job.name}: the speech engines produced no audio in 6 attempts")
         x = utt.audio
         if sung:
             female = voice_mod.is_female(utt.voice) or (utt.engine == "espeak-ng" and rng.random() < 0.3)

@@ -152,11 +152,20 @@ def _festival_voice_dir(voice: str) -> str | None:
     return None
 
 
+class SynthesisFailed(RtclassifyError):
+    """A speech engine produced no usable audio for a text (the caller draws another one)."""
+
+
 def _read_wav(path: str) -> np.ndarray:
     import soundfile as sf
     import soxr
 
-    x, sr = sf.read(path, dtype="float32", always_2d=True)
+    try:
+        x, sr = sf.read(path, dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError) as exc:
+        raise SynthesisFailed(f"unreadable synthesizer output {path}: {exc}") from None
+    if len(x) == 0 or not np.any(x):
+        raise SynthesisFailed(f"empty synthesizer output {path}")
     x = x.mean(axis=1)
     if sr != SAMPLE_RATE:
         x = soxr.resample(x, sr, SAMPLE_RATE, quality="HQ").astype(np.float32)
@@ -186,9 +195,11 @@ def espeak(rng: np.random.Generator, split: str, tmpdir: str, sung: bool = False
     out = os.path.join(tmpdir, "espeak.wav")
     cmd = [exe, "-v", f"{lang}+{variant}", "-s", str(rate), "-p", str(pitch), "-g", str(gap),
            "-w", out, text]
+    if os.path.exists(out):
+        os.unlink(out)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 or not os.path.exists(out):
-        raise RtclassifyError(f"espeak-ng failed for voice {lang}+{variant}: {proc.stderr.strip()}")
+        raise SynthesisFailed(f"espeak-ng failed for voice {lang}+{variant}: {proc.stderr.strip()}")
     x = _read_wav(out)
     os.unlink(out)
     return Utterance(x, "espeak-ng", f"{lang}+{variant}", text)
@@ -207,9 +218,11 @@ def festival(rng: np.random.Generator, split: str, tmpdir: str, sung: bool = Fal
         fh.write(text + "\n")
     cmd = [exe, "-eval", f"(voice_{voice})", "-eval", f"(Parameter.set 'Duration_Stretch {stretch:.3f})",
            "-o", out, txt]
+    if os.path.exists(out):
+        os.unlink(out)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 or not os.path.exists(out):
-        raise RtclassifyError(f"festival failed for voice {voice}: {proc.stderr.strip()[-300:]}")
+        raise SynthesisFailed(f"festival failed for voice {voice}: {proc.stderr.strip()[-300:]}")
     x = _read_wav(out)
     os.unlink(out)
     os.unlink(txt)
