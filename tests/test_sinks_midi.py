@@ -27,6 +27,7 @@ from rtclassify.sinks.midi import MidiSink, list_midi_outputs  # noqa: E402
 LABELS = ("piano", "organ", "guitar", "bass", "strings", "brass", "woodwind", "mallet", "drums", "synth", "singing",
           "speech")
 HAVE_SEQ = os.path.exists("/dev/snd/seq")
+SERVER: dict[str, JackServer] = {}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,9 @@ def jack_server():
     if gone:
         pytest.skip(f"JACK MIDI needs {', '.join(gone)} (Debian: jackd2)")
     with JackServer() as server:
+        SERVER["jack"] = server
         yield server
+        SERVER.pop("jack", None)
 
 
 @pytest.fixture(params=["alsa", "jack"])
@@ -51,18 +54,28 @@ def api(request, monkeypatch):
 
 
 class Recorder:
-    """A MidiIn connected to a port by name; records every message."""
+    """A MidiIn that records every message from the port named ``source``.
 
-    def __init__(self, api: str, needle: str):
+    On JACK it opens a virtual input and connects ``source`` to it by exact name (jack_connect), so
+    ports that other tests are closing meanwhile cannot shift an index; on ALSA it opens the port by
+    index once the port list is stable.
+    """
+
+    def __init__(self, api: str, source: str, server: JackServer | None = None):
         a = rtmidi.API_LINUX_ALSA if api == "alsa" else rtmidi.API_UNIX_JACK
-        self.midi_in = rtmidi.MidiIn(a, name="rtc-test-in")
+        client = f"rec{uuid.uuid4().hex[:6]}"
+        self.midi_in = rtmidi.MidiIn(a, name=client)
         self.messages: list[list[int]] = []
         self._cv = threading.Condition()
-        ports = self.midi_in.get_ports()
-        hits = [i for i, p in enumerate(ports) if needle in p]
-        assert len(hits) == 1, f"port {needle!r} not found once in {ports}"
-        self.midi_in.open_port(hits[0])
         self.midi_in.set_callback(self._cb)
+        if api == "jack":
+            self.midi_in.open_virtual_port("in")
+            server.connect(source, f"{client}:in")
+        else:
+            ports = stable_ports(self.midi_in)
+            hits = [i for i, p in enumerate(ports) if source in p]
+            assert len(hits) == 1, f"port {source!r} not found once in {ports}"
+            self.midi_in.open_port(hits[0])
 
     def _cb(self, msg_dt, data):
         with self._cv:
@@ -89,6 +102,18 @@ class Recorder:
         self.midi_in.delete()
 
 
+def stable_ports(midi) -> list[str]:
+    """The port list once two reads 0.1 s apart agree."""
+    ports = midi.get_ports()
+    for _ in range(50):
+        time.sleep(0.1)
+        again = midi.get_ports()
+        if again == ports:
+            return ports
+        ports = again
+    return ports
+
+
 def unique() -> str:
     return f"rtc-{uuid.uuid4().hex[:6]}"
 
@@ -97,7 +122,7 @@ def opened_sink(api: str, mapping: MidiMapping | None = None):
     name = unique()
     sink = MidiSink(mapping or Mapping.default(LABELS).midi, virtual=name, api=api)
     sink.open()
-    rec = Recorder(api, name)
+    rec = Recorder(api, f"rtclassify:{name}" if api == "jack" else name, SERVER.get("jack"))
     time.sleep(0.2)  # let the connection settle before the first message
     return sink, rec
 
@@ -166,18 +191,27 @@ def test_technique_events_map_to_notes_and_ccs(api):
         kind = "tremolo_off"
 
     @dataclass(frozen=True)
-    class Pitch(Event):
-        hz: float = 0.0
-        kind = "pitch"
+    class TechniqueValues(Event):
+        pitch: float | None = None
+        midi: float | None = None
+        vibrato_rate: float = 0.0
+        vibrato_extent: float = 0.0
+        tremolo_rate: float = 0.0
+        tremolo_depth: float = 0.0
+        kind = "technique"
 
     sink, rec = opened_sink(api)
     try:
-        sink.send([Pitch(0.1, 0.0, 0, 440.0), TremoloOn(0.1, 0.0, 0, 6.35, 0.5), TremoloOff(0.5, 0.0, 0)])
+        sink.send([TechniqueValues(0.1, 0.0, 0, 440.0, 69.2, 5.0, 30.0),  # pitch CC 102, vibrato rate/extent
+                   TremoloOn(0.1, 0.0, 0, 6.35, 6.35),                       # note 61, rate/depth CCs 105/106
+                   TremoloOff(0.5, 0.0, 0)])
     finally:
         sink.close()
     got = rec.settle()
     rec.close()
-    assert got == [[0xB0, 102, 69], [0x90, 61, 127], [0xB0, 105, 64], [0xB0, 106, 64], [0x80, 61, 0]]
+    assert got == [[0xB0, 102, 69], [0xB0, 103, 50], [0xB0, 104, 30], [0xB0, 105, 0], [0xB0, 106, 0],
+                   [0x90, 61, 127], [0xB0, 105, 64], [0xB0, 106, 64],
+                   [0x80, 61, 0], [0xB0, 105, 0], [0xB0, 106, 0]]
 
 
 def test_named_existing_port_and_missing_port_lists_ports(api):

@@ -127,13 +127,13 @@ def test_custom_addresses_and_switches(receiver):
     assert receiver.messages == [("/show/on", ("piano",)), ("/show/off", ("piano",))] == got
 
 
-def test_technique_messages_once_trackers_send_them(receiver):
+def test_technique_messages(receiver):
     from dataclasses import dataclass
 
     @dataclass(frozen=True)
     class VibratoOn(Event):
         rate: float = 0.0
-        depth: float = 0.0
+        extent: float = 0.0
         kind = "vibrato_on"
 
     @dataclass(frozen=True)
@@ -141,17 +141,32 @@ def test_technique_messages_once_trackers_send_them(receiver):
         kind = "vibrato_off"
 
     @dataclass(frozen=True)
-    class Pitch(Event):
-        hz: float = 0.0
-        kind = "pitch"
+    class TechniqueValues(Event):
+        pitch: float | None = None
+        midi: float | None = None
+        vibrato_rate: float = 0.0
+        vibrato_extent: float = 0.0
+        tremolo_rate: float = 0.0
+        tremolo_depth: float = 0.0
+        kind = "technique"
 
     sink = OscSink(Mapping.default(LABELS).osc, [("127.0.0.1", receiver.port)])
     with sink:
-        sink.send([Pitch(1.0, 0.0, 0, 440.0), VibratoOn(1.0, 0.0, 0, 5.5, 40.0), VibratoOff(2.0, 0.0, 0)])
-    got = receiver.wait_for(3)
-    assert got[0][0] == "/rtclassify/pitch" and got[0][1] == pytest.approx((440.0,))
-    assert got[1][0] == "/rtclassify/vibrato" and got[1][1] == pytest.approx((5.5, 40.0))
-    assert got[2] == ("/rtclassify/vibrato", (0.0, 0.0))
+        sink.send([TechniqueValues(1.0, 0.0, 0, 440.0, 69.0), VibratoOn(1.0, 0.0, 0, 5.5, 40.0),
+                   TechniqueValues(1.1, 0.0, 0, 440.0, 69.0, 5.5, 40.0),   # vibrato values unchanged: not repeated
+                   TechniqueValues(1.2, 0.0, 0, None, None, 5.5, 41.0, 4.0, 3.0),
+                   VibratoOff(2.0, 0.0, 0)])
+    got = receiver.wait_for(6)
+    time.sleep(0.1)
+    assert [a for a, _ in receiver.messages] == ["/rtclassify/pitch", "/rtclassify/vibrato", "/rtclassify/tremolo",
+                                                 "/rtclassify/vibrato", "/rtclassify/vibrato", "/rtclassify/tremolo",
+                                                 "/rtclassify/vibrato"]
+    args = [a for _, a in got + receiver.messages[len(got):]]
+    assert args[0] == pytest.approx((440.0,))
+    assert args[1] == pytest.approx((0.0, 0.0)) and args[2] == pytest.approx((0.0, 0.0))
+    assert args[3] == pytest.approx((5.5, 40.0))
+    assert args[4] == pytest.approx((5.5, 41.0)) and args[5] == pytest.approx((4.0, 3.0))
+    assert args[6] == (0.0, 0.0)
 
 
 def test_unknown_event_kinds_are_ignored(receiver):

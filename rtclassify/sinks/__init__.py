@@ -10,10 +10,10 @@ MIDI sink has nothing sounding left; it still sends note-off for any note on).
 a second (the display shows them).
 
 Sinks dispatch on the event's ``kind`` (``"on"``, ``"off"``, ``"level"``, and
-the technique kinds ``"pitch"``, ``"vibrato_on"``, ``"vibrato_off"``,
-``"vibrato"``, ``"tremolo_on"``, ``"tremolo_off"``, ``"tremolo"``), through a
-per-class ``handlers`` table, so new event kinds drop in by adding a handler;
-kinds a sink does not know are ignored.
+the technique kinds ``"technique"`` (per-frame pitch/vibrato/tremolo values),
+``"vibrato_on"``, ``"vibrato_off"``, ``"tremolo_on"``, ``"tremolo_off"``),
+through a per-class ``handlers`` table, so new event kinds drop in by adding
+a handler; kinds a sink does not know are ignored.
 """
 
 from __future__ import annotations

@@ -77,17 +77,19 @@ class LiveDisplay:
             elif k == "off":
                 self.active[ev.tag] = False
                 self.recent.appendleft((ev.stream_time, f"-{ev.tag}", ""))
-            elif k in ("pitch",):
-                hz = getattr(ev, "hz", None) or getattr(ev, "f0", None)
-                if hz:
-                    self.technique["pitch"] = f"{hz:.1f} Hz"
-            elif k.endswith("_on") or k in ("vibrato", "tremolo"):
-                name = k.removesuffix("_on")
-                rate, depth = getattr(ev, "rate", None), getattr(ev, "depth", None)
-                self.technique[name] = (f"{rate:.1f} Hz / {depth:.2g}" if rate is not None and depth is not None
-                                        else "on")
-            elif k.endswith("_off"):
-                self.technique.pop(k.removesuffix("_off"), None)
+            elif k == "technique":
+                pitch = getattr(ev, "pitch", None)
+                self.technique["pitch"] = f"{pitch:.1f} Hz" if pitch else "-"
+                if getattr(ev, "vibrato", False):
+                    self.technique["vibrato"] = f"{ev.vibrato_rate:.1f} Hz ±{ev.vibrato_extent:.0f} c"
+                if getattr(ev, "tremolo", False):
+                    self.technique["tremolo"] = f"{ev.tremolo_rate:.1f} Hz {ev.tremolo_depth:.1f} dB"
+            elif k in ("vibrato_on", "tremolo_on"):
+                self.technique[k[:-3]] = "on"
+                self.recent.appendleft((ev.stream_time, f"+{k[:-3]}", ""))
+            elif k in ("vibrato_off", "tremolo_off"):
+                self.technique.pop(k[:-4], None)
+                self.recent.appendleft((ev.stream_time, f"-{k[:-4]}", ""))
 
     def status(self, counters: dict) -> None:
         self.counters = counters

@@ -17,8 +17,9 @@ package data: ``rtclassify/data/mapping.example.toml``
     (60), ``vibrato_rate_cc`` (103), ``vibrato_depth_cc`` (104),
     ``tremolo_note`` (61), ``tremolo_rate_cc`` (105), ``tremolo_depth_cc``
     (106), and the full-scale values of the CCs: ``rate_max_hz`` (12.7),
-    ``vibrato_depth_max_cents`` (127), ``tremolo_depth_max`` (1.0). Any of
-    them may be ``-1`` to switch that message off.
+    ``vibrato_depth_max_cents`` (127: vibrato extent, cents, half
+    peak-to-peak), ``tremolo_depth_max_db`` (12.7: tremolo depth, dB peak to
+    peak). Any CC or note may be ``-1`` to switch that message off.
 ``[osc]``
     ``prefix`` (``"/rtclassify"``), ``levels`` / ``on_off`` / ``technique``
     (send those messages, default true), ``bundle`` (send each batch as one
@@ -27,9 +28,9 @@ package data: ``rtclassify/data/mapping.example.toml``
     ``<tag> = "/address"``: the level address of a tag (default
     ``<prefix>/tag/<tag>``).
 ``[osc.technique]``
-    ``pitch`` (``<prefix>/pitch``, one float: Hz), ``vibrato``
-    (``<prefix>/vibrato``, two floats: rate Hz, depth cents), ``tremolo``
-    (``<prefix>/tremolo``, two floats: rate Hz, depth 0-1).
+    ``pitch`` (``<prefix>/pitch``, one float: f0 in Hz), ``vibrato``
+    (``<prefix>/vibrato``, two floats: rate Hz, extent cents), ``tremolo``
+    (``<prefix>/tremolo``, two floats: rate Hz, depth dB), ``enabled``.
 ``[decoder]``
     ``smoothing`` (``"ema"`` or ``"median"``), ``smoothing_s`` (EMA time
     constant), ``median_hops``, ``min_on_s``, ``min_off_s``, ``level_rate``
@@ -94,7 +95,7 @@ class MidiTechnique:
     tremolo_depth_cc: int | None = 106
     rate_max_hz: float = 12.7
     vibrato_depth_max_cents: float = 127.0
-    tremolo_depth_max: float = 1.0
+    tremolo_depth_max_db: float = 12.7
 
 
 @dataclass(frozen=True)
@@ -362,7 +363,7 @@ def _tag(name: str, labels: Sequence[str], path: list[str], loc: _Locator) -> st
 
 _TECH_INT = ("pitch_cc", "vibrato_note", "vibrato_rate_cc", "vibrato_depth_cc", "tremolo_note", "tremolo_rate_cc",
              "tremolo_depth_cc")
-_TECH_FLOAT = ("rate_max_hz", "vibrato_depth_max_cents", "tremolo_depth_max")
+_TECH_FLOAT = ("rate_max_hz", "vibrato_depth_max_cents", "tremolo_depth_max_db")
 _DEC_COMMON = ("smoothing", "smoothing_s", "median_hops", "min_on_s", "min_off_s", "level_rate")
 
 

@@ -6,14 +6,18 @@ Default messages (all configurable in the mapping file, see
 - tag i on: note-on, note 36 + i, velocity from the probability (1-127);
 - tag i off: note-off of that note;
 - tag i level: control change 20 + i, value round(prob * 127);
-- technique values (when the trackers send them): pitch as CC 102 (MIDI note
-  number of f0), vibrato on/off as note 60, rate / depth as CC 103 / 104,
-  tremolo on/off as note 61, rate / depth as CC 105 / 106.
+- technique values (from the pitch/vibrato/tremolo trackers): the f0 as a
+  MIDI note number on CC 102; vibrato on/off as note 60 with rate / extent on
+  CC 103 / 104; tremolo on/off as note 61 with rate / depth on CC 105 / 106
+  (scaled by the mapping's full-scale values; 0 when the technique stops).
 
-On :meth:`MidiSink.close` every note still sounding gets its note-off.
-Technique events are read duck-typed: ``pitch`` events carry ``hz`` (or
-``f0``), ``vibrato``/``tremolo`` events (and their ``_on`` forms) carry
-``rate`` (Hz) and ``depth`` (cents for vibrato, 0-1 for tremolo).
+On :meth:`MidiSink.close` every note still sounding gets its note-off. A CC
+is not sent again while its value does not change. Event kinds handled:
+``on``, ``off``, ``level``, ``technique`` (TechniqueValues: ``pitch``/``midi``,
+``vibrato_rate``, ``vibrato_extent``, ``tremolo_rate``, ``tremolo_depth``),
+``vibrato_on``/``vibrato_off`` (``rate``, ``extent``) and
+``tremolo_on``/``tremolo_off`` (``rate``, ``depth``); add more through
+:attr:`MidiSink.handlers`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 from typing import Sequence
 
 from ..errors import SinkError, require
@@ -30,6 +35,8 @@ from .mapping import MidiMapping
 __all__ = ["MidiSink", "list_midi_outputs", "midi_api"]
 
 _API_NAMES = ("alsa", "jack")
+#: seconds the JACK MIDI output is left open after the last message, so the JACK cycles deliver the queue
+JACK_DRAIN_S = 0.2
 
 
 def midi_api(name: str | None):
@@ -140,7 +147,14 @@ class MidiSink(EventDispatch):
                     raise SinkError(f"cannot create virtual MIDI port {self.virtual!r}: {exc}") from None
                 self.port_name = f"{self.client_name}:{self.virtual}"
             else:
+                # rtmidi opens ports by index: re-read the list until it is the same twice in a row, so that
+                # a port appearing or vanishing meanwhile cannot shift the index onto another program's port
                 ports = list(out.get_ports())
+                for _ in range(10):
+                    again = list(out.get_ports())
+                    if again == ports:
+                        break
+                    ports = again
                 idx = self._match(ports, self.port_spec)
                 try:
                     out.open_port(idx, name=f"{self.client_name} out")
@@ -182,6 +196,10 @@ class MidiSink(EventDispatch):
                     self._raw(out, [self._off_status, note, 0])
                 self.sounding.clear()
             finally:
+                # JACK MIDI output is queued and written by the next JACK cycles: closing the client at once
+                # loses or garbles what is still queued (the final note-offs), so give it a few cycles
+                if (self.api or "").lower() == "jack" and self.messages_sent:
+                    time.sleep(JACK_DRAIN_S)
                 try:
                     out.close_port()
                 finally:
@@ -252,53 +270,56 @@ class MidiSink(EventDispatch):
 
     # technique values -------------------------------------------------------
     @staticmethod
-    def _attr(ev, *names):
+    def _num(ev, *names):
         for n in names:
             v = getattr(ev, n, None)
             if v is not None:
-                return float(v)
+                v = float(v)
+                return v if math.isfinite(v) else None
         return None
 
-    def _scaled(self, value: float | None, full_scale: float) -> int | None:
-        if value is None or not math.isfinite(value):
+    @staticmethod
+    def _scaled(value: float | None, full_scale: float) -> int | None:
+        if value is None:
             return None
         return int(round(min(max(value / full_scale, 0.0), 1.0) * 127))
 
-    def _pitch(self, ev) -> None:
-        hz = self._attr(ev, "hz", "f0", "frequency")
+    def _values(self, which: str, rate: float | None, depth: float | None) -> None:
         tech = self.mapping.technique
-        if hz is None or hz <= 0 or tech.pitch_cc is None:
-            return
-        self._cc(tech.pitch_cc, int(min(max(round(69 + 12 * math.log2(hz / 440.0)), 0), 127)))
+        full = tech.vibrato_depth_max_cents if which == "vibrato" else tech.tremolo_depth_max_db
+        r, d = self._scaled(rate, tech.rate_max_hz), self._scaled(depth, full)
+        if r is not None:
+            self._cc(getattr(tech, f"{which}_rate_cc"), r)
+        if d is not None:
+            self._cc(getattr(tech, f"{which}_depth_cc"), d)
 
-    def _technique_values(self, ev, which: str) -> None:
+    def _technique_frame(self, ev) -> None:
+        """``technique`` events (TechniqueValues): pitch, vibrato and tremolo values as CCs."""
         tech = self.mapping.technique
-        rate = self._scaled(self._attr(ev, "rate", "rate_hz"), tech.rate_max_hz)
-        depth_full = tech.vibrato_depth_max_cents if which == "vibrato" else tech.tremolo_depth_max
-        depth = self._scaled(self._attr(ev, "depth", "depth_cents"), depth_full)
-        if rate is not None:
-            self._cc(getattr(tech, f"{which}_rate_cc"), rate)
-        if depth is not None:
-            self._cc(getattr(tech, f"{which}_depth_cc"), depth)
+        note = self._num(ev, "midi")
+        if note is None:
+            hz = self._num(ev, "pitch")
+            note = 69 + 12 * math.log2(hz / 440.0) if hz else None
+        if note is not None:
+            self._cc(tech.pitch_cc, int(min(max(round(note), 0), 127)))
+        self._values("vibrato", self._num(ev, "vibrato_rate"), self._num(ev, "vibrato_extent"))
+        self._values("tremolo", self._num(ev, "tremolo_rate"), self._num(ev, "tremolo_depth"))
 
     def _technique_on(self, ev, which: str) -> None:
-        note = getattr(self.mapping.technique, f"{which}_note")
-        prob = self._attr(ev, "prob", "confidence")
-        self._note_on(note, 1.0 if prob is None else prob, which)
-        self._technique_values(ev, which)
+        self._note_on(getattr(self.mapping.technique, f"{which}_note"), 1.0, which)
+        self._values(which, self._num(ev, "rate"), self._num(ev, "extent", "depth"))
 
     def _technique_off(self, ev, which: str) -> None:
         self._note_off(getattr(self.mapping.technique, f"{which}_note"))
+        self._values(which, 0.0, 0.0)
 
     handlers = {
         "on": _on,
         "off": _off,
         "level": _level,
-        "pitch": _pitch,
+        "technique": _technique_frame,
         "vibrato_on": lambda s, e: s._technique_on(e, "vibrato"),
         "vibrato_off": lambda s, e: s._technique_off(e, "vibrato"),
-        "vibrato": lambda s, e: s._technique_values(e, "vibrato"),
         "tremolo_on": lambda s, e: s._technique_on(e, "tremolo"),
         "tremolo_off": lambda s, e: s._technique_off(e, "tremolo"),
-        "tremolo": lambda s, e: s._technique_values(e, "tremolo"),
     }

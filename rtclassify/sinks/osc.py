@@ -9,14 +9,16 @@ address                        types   meaning
 ``/rtclassify/tag/<tag>``      ``f``   smoothed probability of a tag (0-1)
 ``/rtclassify/on``             ``s``   a tag turned on (its name)
 ``/rtclassify/off``            ``s``   a tag turned off (its name)
-``/rtclassify/pitch``          ``f``   f0 in Hz (technique trackers)
-``/rtclassify/vibrato``        ``ff``  vibrato rate (Hz) and depth (cents); 0 0 when it stops
-``/rtclassify/tremolo``        ``ff``  tremolo rate (Hz) and depth (0-1); 0 0 when it stops
+``/rtclassify/pitch``          ``f``   f0 in Hz (technique trackers; only while voiced)
+``/rtclassify/vibrato``        ``ff``  vibrato rate (Hz) and extent (cents); 0 0 when it stops
+``/rtclassify/tremolo``        ``ff``  tremolo rate (Hz) and depth (dB); 0 0 when it stops
 =============================  ======  ===========================================
 
 With ``bundle = true`` each batch of events goes out as one OSC bundle whose
 time tag is the wall time at which the engine decided the first event of the
 batch (in the past, so receivers act at once but can measure the delay).
+Technique messages come at the trackers' frame rate; a value that did not
+change since the last message on its address is not sent again.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class OscSink(EventDispatch):
         self._addrs: list[tuple[int, tuple]] = []
         self._lock = threading.Lock()
         self._pending: list = []
+        self._last: dict[str, tuple] = {}
         self._batch_time = 0.0
         #: number of datagrams sent (to all destinations together)
         self.datagrams_sent = 0
@@ -179,37 +182,36 @@ class OscSink(EventDispatch):
             self._msg(self.mapping.tag_address(ev.tag), ev.prob)
 
     @staticmethod
-    def _attr(ev, *names, default=None):
-        for n in names:
-            v = getattr(ev, n, None)
-            if v is not None:
-                return float(v)
-        return default
+    def _num(ev, name: str, default: float = 0.0) -> float:
+        v = getattr(ev, name, None)
+        return default if v is None else float(v)
 
-    def _pitch(self, ev) -> None:
-        hz = self._attr(ev, "hz", "f0", "frequency")
-        if self.mapping.technique and hz is not None:
-            self._msg(self.mapping.technique_address("pitch"), hz)
+    def _changed(self, address: str, *values) -> bool:
+        """Technique values repeat at the trackers' frame rate: send only what changed."""
+        if self._last.get(address) == values:
+            return False
+        self._last[address] = values
+        return True
 
-    def _technique(self, ev, which: str, stopped: bool = False) -> None:
-        if not self.mapping.technique:
-            return
-        if stopped:
-            rate = depth = 0.0
-        else:
-            rate = self._attr(ev, "rate", "rate_hz", default=0.0)
-            depth = self._attr(ev, "depth", "depth_cents", default=0.0)
-        self._msg(self.mapping.technique_address(which), rate, depth)
+    def _tech(self, which: str, *values) -> None:
+        addr = self.mapping.technique_address(which)
+        if self.mapping.technique and self._changed(addr, *values):
+            self._msg(addr, *values)
+
+    def _technique_frame(self, ev) -> None:
+        pitch = getattr(ev, "pitch", None)
+        if pitch is not None:
+            self._tech("pitch", float(pitch))
+        self._tech("vibrato", self._num(ev, "vibrato_rate"), self._num(ev, "vibrato_extent"))
+        self._tech("tremolo", self._num(ev, "tremolo_rate"), self._num(ev, "tremolo_depth"))
 
     handlers = {
         "on": _on,
         "off": _off,
         "level": _level,
-        "pitch": _pitch,
-        "vibrato_on": lambda s, e: s._technique(e, "vibrato"),
-        "vibrato": lambda s, e: s._technique(e, "vibrato"),
-        "vibrato_off": lambda s, e: s._technique(e, "vibrato", stopped=True),
-        "tremolo_on": lambda s, e: s._technique(e, "tremolo"),
-        "tremolo": lambda s, e: s._technique(e, "tremolo"),
-        "tremolo_off": lambda s, e: s._technique(e, "tremolo", stopped=True),
+        "technique": _technique_frame,
+        "vibrato_on": lambda s, e: s._tech("vibrato", s._num(e, "rate"), s._num(e, "extent")),
+        "vibrato_off": lambda s, e: s._tech("vibrato", 0.0, 0.0),
+        "tremolo_on": lambda s, e: s._tech("tremolo", s._num(e, "rate"), s._num(e, "depth")),
+        "tremolo_off": lambda s, e: s._tech("tremolo", 0.0, 0.0),
     }
