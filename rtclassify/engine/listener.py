@@ -3,11 +3,15 @@
 Threads
 -------
 - **Audio thread** (PortAudio's, or the clip source's feeding thread): runs
-  :meth:`Listener._callback` only. It picks the channel (or the downmix) into
-  a buffer preallocated at start, pushes it into the native lock-free
-  :class:`rtclassify.SampleRing`, and counts input overflows. No numpy array
-  is allocated, no lock is taken, nothing is logged there. (Python itself still
-  creates small objects to call a callback; that is the floor of any Python
+  only the callback built at start. The device stream is opened with the
+  first ``channel + 1`` channels (all of them for ``mix``); the callback
+  copies the chosen column, or the average of the columns, into a buffer
+  preallocated at start (a mono stream's single column is contiguous and goes
+  in without a copy), pushes it into the native lock-free
+  :class:`rtclassify.SampleRing`, and counts input overflows in a
+  preallocated counter. No sample buffer is allocated, no lock is taken,
+  nothing is logged there. (Python itself still creates a few small objects
+  to call a callback and slice a column; that is the floor of any Python
   audio callback.)
 - **Worker thread** (``rtclassify-listener``): polls the ring (a short sleep
   when it is empty), pops what is there (at most ``max_block`` samples at a
@@ -23,7 +27,8 @@ Thread safety
 -------------
 ``start``, ``stop``, ``wait``, ``counters()``, ``latency()``, ``running``,
 ``finished`` and ``error`` may be used from any thread. ``counters()`` returns
-a fresh dict (a snapshot; each value is read atomically). ``on_event`` and
+a fresh dict (a snapshot: each value is read whole, but values written by the
+worker between two reads may come from consecutive hops). ``on_event`` and
 the sinks' ``send``/``status`` run on the worker thread only, one at a time,
 in stream order: they need no locking among themselves but must not block
 for long (the ring holds ``ring_seconds`` of audio; beyond that the oldest
@@ -36,7 +41,8 @@ Latency parts (``latency()``, also in the counters, all in milliseconds)
 -------------------------------------------------------------------------
 - ``device``: one block plus the input latency the device reports;
 - ``algorithmic``: ``session.latency_samples`` (window, lookahead, resampler);
-- ``compute``: mean time of a ``session.process`` call that ran the model;
+- ``compute``: mean engine cost per hop (conversion, resampling, frontend,
+  inference, decoding; from the session's counters);
 - ``output``: mean time from the end of ``session.process`` until every sink
   has sent the batch.
 """
