@@ -76,8 +76,8 @@ class ModelConfig:
     n_mels: int = 128
     window_frames: int = 64
     n_tags: int = len(TAGS)
-    width: int = 16
-    multipliers: list[int] = field(default_factory=lambda: [1, 2, 4, 4, 8, 8])
+    width: int = 8
+    multipliers: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 8, 16])
     time_pools: int = 4
     embedding_dim: int = 128
     dropout: float = 0.3

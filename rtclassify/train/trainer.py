@@ -314,11 +314,13 @@ class WindowSampler:
         yy = np.concatenate([y, none[:, None]], axis=1)
         w = (yy * inv[None, :]).max(axis=1)
         self.p = w / w.sum()
+        self._cdf = np.cumsum(self.p)
         self.tag_frequency = freq[:-1]
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Target frames (absolute indices), shape (n,)."""
-        return self.targets[rng.choice(len(self.targets), size=n, p=self.p)]
+        i = np.searchsorted(self._cdf, rng.random(n) * self._cdf[-1], side="right")
+        return self.targets[np.minimum(i, len(self.targets) - 1)]
 
     def batch(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Windows (n, n_mels, W) float32 and labels (n, n_tags) float32 for target frames."""
