@@ -84,6 +84,8 @@ class TorchBackend:
         except (OSError, ValueError) as exc:
             raise BundleError(f"{meta_path}: cannot read ({exc})") from exc
         ref = meta.get("training", {}).get("checkpoint")
+        if ref and not Path(ref).is_absolute() and not Path(ref).is_file():
+            ref = str(path / ref) if (path / ref).is_file() else ref
         if ref and Path(ref).is_file():
             ck = load_checkpoint(ref)
             if list(ck["tags"]) != list(meta.get("labels", [])):

@@ -179,7 +179,12 @@ def export_bundle(checkpoint, out, name: str | None = None, include_weights: boo
         sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
         meta = model_json(ck, sha, name)
         if not isinstance(checkpoint, dict):
-            meta["training"]["checkpoint"] = str(Path(checkpoint).resolve())
+            ck_path = Path(checkpoint).resolve()
+            try:  # relative to the working directory (the repository root) when inside it
+                ck_path = ck_path.relative_to(Path.cwd())
+            except ValueError:
+                pass
+            meta["training"]["checkpoint"] = str(ck_path)
         (tmp / "model.json").write_text(json.dumps(meta, indent=1, allow_nan=False))
         files = ["model.onnx", "model.json"]
         if include_weights:
