@@ -1,0 +1,249 @@
+"""``rtclassify tag``: tag audio files offline through the streaming engine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "tag"
+HELP = "tag audio files offline (same engine as live audio): per-frame probabilities and on/off events"
+DESCRIPTION = """\
+Tag audio files offline. Each file goes through the same streaming engine as live
+audio (resampling, native log-mel frontend, model every hop, decoder), so it gives
+the same outputs and events as the file played live.
+
+jsonl (default): one object per model output
+  {"time": s, "probs": {tag: p, ...}, "active": [tags]}
+followed by one object per event decided at that output
+  {"time": s, "event": "on"|"off", "tag": name}   ("on" also has "prob")
+where "time" is the time in seconds of the frame the output refers to; TagOffs for
+tags still on at the end of a file carry the file's duration.
+csv: a header "time,<tag>,..." and one row of probabilities per output.
+With several files every object/row gets a "file" field/column.
+--plot PNG draws the waveform above a tag-activity heatmap (needs matplotlib,
+the `plot` extra); with several files, one PNG per file: NAME-<file stem>.png.
+"""
+
+_PROB_DIGITS = 5
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help="audio files (WAV, FLAC, OGG, MP3, AIFF, ...)")
+    parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="output format (default jsonl)")
+    parser.add_argument("--out", metavar="PATH", default="-", help="output file (default: standard output)")
+    parser.add_argument("--plot", metavar="PNG", help="also draw waveform + tag heatmap into this PNG")
+    parser.add_argument("--bundle", metavar="B", help="model bundle folder or zip (default: the shipped model)")
+    parser.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
+                        help="inference backend (default auto: ONNX Runtime on the CPU)")
+    parser.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="inference threads (default 1)")
+    parser.add_argument("--hop", type=_positive_float, metavar="SEC",
+                        help="time between model outputs in seconds (default: the bundle's, 96 ms)")
+    parser.add_argument("--channel", type=_channel, metavar="C",
+                        help="use channel C (0-based) of multi-channel files (default: average all channels)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _channel(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a channel number >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a channel number >= 0, got {text!r}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return v
+
+
+def _plot_path(base: str, file: str, several: bool) -> str:
+    from pathlib import Path
+
+    if not several:
+        return base
+    p = Path(base)
+    suffix = p.suffix or ".png"
+    return str(p.with_name(f"{p.stem}-{Path(file).stem}{suffix}"))
+
+
+def write_jsonl(out, result, file: str | None) -> None:
+    """Write one result as JSON lines (frames, each followed by its events)."""
+    import json
+
+    labels = result.labels
+    dumps = json.dumps
+    times = result.times.tolist()
+    probs = result.probs.tolist()
+    active = result.active
+    ev, ev_t = result.events, result.event_times.tolist()
+    j = 0
+    head = {"file": file} if file is not None else {}
+
+    def event_line(e, t):
+        d = dict(head)
+        d.update(time=round(t, 6), event=e.kind, tag=e.tag)
+        if e.kind == "on":
+            d["prob"] = round(e.prob, _PROB_DIGITS)
+        return dumps(d)
+
+    for i, t in enumerate(times):
+        d = dict(head)
+        d["time"] = round(t, 6)
+        d["probs"] = {tag: round(p, _PROB_DIGITS) for tag, p in zip(labels, probs[i])}
+        d["active"] = [labels[k] for k in active[i].nonzero()[0]]
+        out.write(dumps(d) + "\n")
+        while j < len(ev) and ev_t[j] <= t:
+            if ev[j].kind in ("on", "off"):
+                out.write(event_line(ev[j], ev_t[j]) + "\n")
+            j += 1
+    for e, t in zip(ev[j:], ev_t[j:]):
+        if e.kind in ("on", "off"):
+            out.write(event_line(e, t) + "\n")
+
+
+def write_csv(out, result, file: str | None, header: bool) -> None:
+    """Write one result as CSV rows (time + one probability column per tag)."""
+    import csv
+
+    w = csv.writer(out, lineterminator="\n")
+    if header:
+        w.writerow((["file"] if file is not None else []) + ["time"] + list(result.labels))
+    lead = [file] if file is not None else []
+    for t, row in zip(result.times.tolist(), result.probs.tolist()):
+        w.writerow(lead + [f"{t:.6f}"] + [f"{p:.{_PROB_DIGITS}f}" for p in row])
+
+
+def plot(result, path_audio: str, png: str, channel: int | None = None) -> None:
+    """Waveform (min/max envelope) above a heatmap of tag probabilities with the active spans marked."""
+    import numpy as np
+
+    from ..audio import files
+    from ..errors import require
+
+    matplotlib = require("matplotlib", extra="plot")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    info = files.info(path_audio)
+    n_bins = 2000
+    per = max(1, int(np.ceil(info.frames / n_bins)))
+    lo, hi = [], []
+    carry = np.zeros(0, np.float32)
+    for block in files.iter_blocks(path_audio, max(per, 65536 // per * per), channel):
+        x = np.concatenate([carry, block])
+        k = len(x) // per
+        if k:
+            seg = x[: k * per].reshape(k, per)
+            lo.append(seg.min(axis=1))
+            hi.append(seg.max(axis=1))
+        carry = x[k * per:]
+    if len(carry):
+        lo.append(carry.min(keepdims=True))
+        hi.append(carry.max(keepdims=True))
+    lo = np.concatenate(lo) if lo else np.zeros(1)
+    hi = np.concatenate(hi) if hi else np.zeros(1)
+    tw = (np.arange(len(lo)) + 0.5) * per / info.sample_rate
+
+    labels = result.labels
+    fig, (ax_w, ax_h) = plt.subplots(2, 1, sharex=True, figsize=(12, 2 + 0.3 * len(labels)),
+                                     gridspec_kw={"height_ratios": [1, max(2, len(labels) / 4)]})
+    ax_w.fill_between(tw, lo, hi, color="0.3", linewidth=0)
+    ax_w.set_ylabel("amplitude")
+    ax_w.set_ylim(-1.05, 1.05)
+    ax_w.set_title(path_audio)
+    if len(result.times):
+        dt = float(np.median(np.diff(result.times))) if len(result.times) > 1 else info.duration or 1.0
+        extent = [result.times[0] - dt / 2, result.times[-1] + dt / 2, len(labels) - 0.5, -0.5]
+        im = ax_h.imshow(result.probs.T, aspect="auto", interpolation="nearest", extent=extent, vmin=0, vmax=1,
+                         cmap="magma")
+        for k in range(len(labels)):
+            on = result.active[:, k]
+            if not on.any():
+                continue
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(np.int8), [0]])))
+            for a, b in zip(edges[::2], edges[1::2]):
+                ax_h.hlines(k + 0.35, result.times[a] - dt / 2, result.times[b - 1] + dt / 2, colors="cyan",
+                            linewidth=2.5)
+        fig.colorbar(im, ax=[ax_w, ax_h], label="probability (cyan: on)", fraction=0.03, pad=0.01)
+    ax_h.set_yticks(range(len(labels)), labels)
+    ax_h.set_xlabel("time (s)")
+    ax_h.set_xlim(0, max(info.duration, float(result.times[-1]) if len(result.times) else 0.0))
+    fig.savefig(png, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..audio import files as audio_files
+    from ..errors import RtclassifyError, SinkError, require
+    from ..model.classifier import Classifier
+
+    infos = [audio_files.info(f) for f in args.files]  # one clear line for a missing/unsupported file
+    if args.channel is not None:
+        for inf in infos:
+            if args.channel >= inf.channels:
+                raise RtclassifyError(f"{inf.path}: has {inf.channels} channel(s); --channel {args.channel} "
+                                      f"is out of range")
+    if args.plot:
+        require("matplotlib", extra="plot")
+    clf = Classifier.load(args.bundle, backend=args.backend, threads=args.threads)
+    several = len(args.files) > 1
+
+    if args.out == "-":
+        out, close = sys.stdout, False
+    else:
+        try:
+            out, close = open(args.out, "w", encoding="utf-8", newline=""), True
+        except OSError as exc:
+            raise SinkError(f"{args.out}: cannot write ({exc.strerror or exc})") from exc
+
+    show_progress = sys.stderr.isatty()
+    try:
+        for n, (path, inf) in enumerate(zip(args.files, infos)):
+            if show_progress and inf.duration > 20:
+                from rich.console import Console
+                from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+                with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                              TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+                    task = bar.add_task(f"tagging {path}", total=max(inf.frames, 1))
+                    result = clf.tag_file(path, channel=args.channel, hop=args.hop,
+                                          progress=lambda done, total: bar.update(task, completed=done))
+            else:
+                result = clf.tag_file(path, channel=args.channel, hop=args.hop)
+            file_field = path if several else None
+            if args.format == "jsonl":
+                write_jsonl(out, result, file_field)
+            else:
+                write_csv(out, result, file_field, header=(n == 0))
+            out.flush()
+            if args.plot:
+                plot(result, path, _plot_path(args.plot, path, several), args.channel)
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): stop quietly
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        return 0
+    finally:
+        if close:
+            out.close()
+    return 0

@@ -1,0 +1,295 @@
+"""Classifier.load / tag / tag_file, the `rtclassify tag` command, and the runtime without torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx", reason="the test bundles are built with the onnx package")
+
+import _rtc_bundle as tb  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+from rtclassify import cli  # noqa: E402
+from rtclassify.audio.files import AudioFileError  # noqa: E402
+from rtclassify.detect.events import TagOff, TagOn  # noqa: E402
+from rtclassify.errors import BundleError, ParameterError  # noqa: E402
+from rtclassify.model.classifier import Classifier, TagResult  # noqa: E402
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory):
+    return tb.write_bundle(tmp_path_factory.mktemp("b") / "bundle")
+
+
+@pytest.fixture(scope="module")
+def clf(bundle_dir):
+    return Classifier.load(bundle_dir)
+
+
+def test_load_labels_config(clf, bundle_dir):
+    assert clf.labels == tuple(tb.LABELS)
+    cfg = clf.config
+    assert cfg["frontend"]["n_mels"] == 32 and cfg["input"]["window_frames"] == 16
+    cfg["labels"].append("mutated")
+    assert clf.config["labels"] == tb.LABELS  # a copy
+    assert clf.sample_rate == 16000 and clf.backend.name == "onnx"
+    assert "rtc-test" in repr(clf)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(BundleError, match="not found"):
+        Classifier.load(tmp_path / "missing")
+    with pytest.raises(ParameterError, match="backend"):
+        Classifier.load(tb.write_bundle(tmp_path / "b"), backend="cuda")
+
+
+def test_tag_result(clf):
+    x = tb.demo_signal(16000)
+    r = clf.tag(x, 16000)
+    assert isinstance(r, TagResult) and r.labels == clf.labels
+    n = len(r)
+    assert r.times.shape == (n,) and r.probs.shape == (n, 3) and r.active.shape == (n, 3)
+    assert r.probs.dtype == np.float32 and r.active.dtype == bool and r.smoothed.shape == (n, 3)
+    hop_s = clf.bundle.hop_frames * clf.bundle.hop_length / clf.bundle.sample_rate
+    np.testing.assert_allclose(np.diff(r.times), hop_s)
+    assert r.duration == pytest.approx(4.0)
+    assert n == len(range(clf.bundle.hop_frames - 1 + clf.bundle.lookahead_frames,
+                          1 + (len(x) - 512) // 256, clf.bundle.hop_frames))
+    # the low tone (0.5-1.5 s) turns 'low' on and the silence after it turns it off; 'high' follows the high tone
+    lo = r.active[:, 0]
+    assert lo[(r.times > 0.7) & (r.times < 1.4)].all() and not lo[(r.times > 1.7) & (r.times < 2.0)].any()
+    hi = r.active[:, 1]
+    assert hi[(r.times > 2.3) & (r.times < 3.2)].all() and not hi[r.times < 0.4].any()
+    # events: alternate on/off per tag, final state all off, event_times are output times
+    for tag in clf.labels:
+        kinds = [type(e) for e in r.events if e.tag == tag]
+        assert kinds == [TagOn, TagOff] * (len(kinds) // 2)
+    assert len(r.event_times) == len(r.events) and set(r.event_times) <= set(r.times) | {r.duration}
+    assert r.active_tags(int(np.argmin(abs(r.times - 2.5)))) == ["low", "high", "any"]
+
+
+def test_tag_stereo_layouts_and_channel(clf):
+    x = tb.demo_signal(44100)
+    y = tb.demo_signal(44100, seed=5)[::-1].copy()
+    st_n2 = np.stack([x, y], axis=1)
+    r_n2 = clf.tag(st_n2, 44100)
+    r_2n = clf.tag(st_n2.T.copy(), 44100)
+    np.testing.assert_array_equal(r_n2.probs, r_2n.probs)
+    mean = st_n2.mean(axis=1, dtype=np.float64).astype(np.float32)
+    np.testing.assert_array_equal(r_n2.probs, clf.tag(mean, 44100).probs)
+    np.testing.assert_array_equal(clf.tag(st_n2, 44100, channel=1).probs, clf.tag(y, 44100).probs)
+    # int16 and float64 inputs are accepted
+    np.testing.assert_array_equal(clf.tag(x.astype(np.float64), 44100).probs, clf.tag(x, 44100).probs)
+    assert len(clf.tag((x * 32767).astype(np.int16), 44100)) == len(r_n2)
+
+
+@pytest.mark.parametrize("audio, kwargs, text", [
+    (np.zeros((4, 4, 100), np.float32), {}, "shape"),
+    (np.zeros((1000, 20), np.float32), {}, "at most 8 channels"),
+    (np.zeros((20, 20), np.float32), {}, "at most 8 channels"),
+    (np.zeros(1000, np.float32), {"channel": 1}, "out of range"),
+    (np.zeros((1000, 2), np.float32), {"channel": 2}, "out of range"),
+    (np.zeros(1000, np.int32), {}, "dtype"),
+    (np.zeros(()), {}, "shape"),
+])
+def test_tag_wrong_audio(clf, audio, kwargs, text):
+    with pytest.raises(ParameterError, match=text):
+        clf.tag(audio, 16000, **kwargs)
+
+
+@pytest.mark.parametrize("rate", [0, -44100, 44100.5, float("nan"), "44100"])
+def test_tag_bad_sample_rate(clf, rate):
+    with pytest.raises(ParameterError, match="sample_rate"):
+        clf.tag(np.zeros(1000, np.float32), rate)
+
+
+def test_tag_empty_and_short(clf):
+    r = clf.tag(np.zeros(0, np.float32), 16000)
+    assert r.probs.shape == (0, 3) and r.times.shape == (0,) and r.events == []
+    assert len(clf.tag(np.zeros(100, np.float32), 48000)) == 0
+
+
+def test_tag_progress(clf):
+    calls = []
+    x = np.zeros(200000, np.float32)
+    clf.tag(x, 16000, progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (200000, 200000) and len(calls) == 4
+
+
+def test_tag_file_equals_tag(clf, tmp_path):
+    x = tb.demo_signal(44100)
+    st = np.stack([x, 0.5 * x], axis=1)
+    path = tmp_path / "s.wav"
+    sf.write(path, st, 44100, subtype="FLOAT")
+    a = clf.tag_file(path)
+    b = clf.tag(st, 44100)
+    np.testing.assert_array_equal(a.probs, b.probs)
+    assert a.events == b.events
+    np.testing.assert_array_equal(clf.tag_file(path, channel=1).probs, clf.tag(0.5 * x, 44100).probs)
+    with pytest.raises(AudioFileError, match="no such file"):
+        clf.tag_file(tmp_path / "none.wav")
+    with pytest.raises(ParameterError, match="out of range"):
+        clf.tag_file(path, channel=3)
+
+
+def _cli_events(lines):
+    return [(d["time"], d["event"], d["tag"]) for d in lines if "event" in d]
+
+
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_session_process_on_file_gives_same_events_as_tag_command(bundle_dir, clf, tmp_path, rate, capsys):
+    """`rtclassify tag FILE` and session.process over the same file in any block size agree."""
+    x = tb.demo_signal(rate, seed=1)
+    path = tmp_path / "f.wav"
+    sf.write(path, x, rate, subtype="PCM_16")
+    out = tmp_path / "out.jsonl"
+    assert cli.main(["tag", str(path), "--bundle", str(bundle_dir), "--out", str(out)]) == 0
+    lines = [json.loads(s) for s in out.read_text().splitlines()]
+    frames = [d for d in lines if "probs" in d]
+    expected = _cli_events(lines)
+    assert expected and len(frames) > 50
+    for blocksize in (64, 256, 1000, 4096, 48000):
+        s = clf.stream(sample_rate=rate, max_block=1024, level_rate=0)
+        got, times = [], []
+        with sf.SoundFile(path) as f:
+            for block in f.blocks(blocksize, dtype="float32"):
+                for e in s.process(block):
+                    got.append(e)
+                for fr in s.last_frames:
+                    times += [fr.time] * len(fr.events)
+        tail = s.flush()
+        times += [s.stream_time] * len(tail)
+        got += tail
+        assert [(round(t, 6), e.kind, e.tag) for e, t in zip(got, times)] == expected, blocksize
+
+
+def test_tag_command_formats_and_errors(bundle_dir, tmp_path, capsys):
+    x = tb.demo_signal(16000)
+    a, b = tmp_path / "a.wav", tmp_path / "b.flac"
+    sf.write(a, x, 16000)
+    sf.write(b, np.stack([x, x], 1), 22050)
+    assert cli.main(["tag", str(a), str(b), "--bundle", str(bundle_dir), "--format", "csv"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0] == "file,time,low,high,any"
+    assert {r.split(",")[0] for r in rows[1:]} == {str(a), str(b)}
+    assert cli.main(["tag", str(a), "--bundle", str(bundle_dir)]) == 0
+    objs = [json.loads(s) for s in capsys.readouterr().out.splitlines()]
+    frame = objs[0]
+    assert set(frame) == {"time", "probs", "active"} and set(frame["probs"]) == set(tb.LABELS)
+    ev = [o for o in objs if "event" in o]
+    assert ev and all(set(o) - {"prob"} == {"time", "event", "tag"} and o["event"] in ("on", "off") for o in ev)
+    # missing and unsupported files: one line, exit 1
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    for f in (tmp_path / "missing.wav", bad):
+        assert cli.main(["tag", str(f), "--bundle", str(bundle_dir)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(f) in err
+    assert cli.main(["tag", str(a), "--bundle", str(tmp_path / "nob")]) == 1
+    assert "nob" in capsys.readouterr().err
+    assert cli.main(["tag", str(a), "--bundle", str(bundle_dir), "--channel", "3"]) == 1
+    assert "--channel 3" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["tag", str(a), "--format", "xml"])
+    assert exc.value.code == 2
+
+
+def test_tag_command_plot(bundle_dir, tmp_path):
+    pytest.importorskip("matplotlib")
+    x = tb.demo_signal(16000)
+    a = tmp_path / "a.wav"
+    sf.write(a, x, 16000)
+    png = tmp_path / "p.png"
+    assert cli.main(["tag", str(a), "--bundle", str(bundle_dir), "--plot", str(png), "--out",
+                     str(tmp_path / "o.jsonl")]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _run_blocked(code: str, bundle_dir) -> dict:
+    """Run code in a fresh interpreter where importing torch (or matplotlib) fails and is recorded."""
+    prelude = textwrap.dedent("""
+        import json, sys
+        attempts = []
+        class _Blocker:
+            def find_spec(self, name, path=None, target=None):
+                root = name.split(".")[0]
+                if root in BLOCKED:
+                    attempts.append(name)
+                    raise ImportError(f"{name} is blocked for this test")
+                return None
+        sys.meta_path.insert(0, _Blocker())
+    """)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    proc = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True,
+                          env=env, timeout=300, cwd=str(TESTS))
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_runtime_without_torch(bundle_dir):
+    code = f"""
+        BLOCKED = {{"torch"}}
+        import numpy as np
+        import rtclassify
+        from rtclassify import Classifier
+        from rtclassify.errors import MissingDependencyError
+        import _rtc_bundle as tb
+        clf = Classifier.load({str(bundle_dir)!r})
+        r = clf.tag(tb.demo_signal(44100), 44100)
+        s = clf.stream(sample_rate=48000)
+        s.process(np.zeros(48000, np.float32))
+        try:
+            Classifier.load({str(bundle_dir)!r}, backend="torch")
+            torch_error = None
+        except MissingDependencyError as exc:
+            torch_error = str(exc)
+        print(json.dumps({{"n": len(r), "on": sum(e.kind == "on" for e in r.events),
+                          "torch_loaded": "torch" in sys.modules, "attempts_runtime": attempts,
+                          "torch_error": torch_error}}))
+    """
+    res = _run_blocked(code, bundle_dir)
+    assert res["n"] > 50 and res["on"] > 0
+    assert not res["torch_loaded"]
+    # the only torch import attempt is the explicit backend="torch" request
+    assert res["attempts_runtime"] == ["torch"]
+    assert "train" in res["torch_error"]
+
+
+def test_tag_and_load_never_try_torch(bundle_dir):
+    code = f"""
+        BLOCKED = {{"torch"}}
+        from rtclassify import Classifier
+        import _rtc_bundle as tb
+        clf = Classifier.load({str(bundle_dir)!r})
+        r = clf.tag(tb.demo_signal(16000), 16000)
+        print(json.dumps({{"attempts": attempts, "n": len(r)}}))
+    """
+    res = _run_blocked(code, bundle_dir)
+    assert res["attempts"] == [] and res["n"] > 50
+
+
+def test_plot_without_matplotlib_names_extra(bundle_dir, tmp_path):
+    a = tmp_path / "a.wav"
+    sf.write(a, tb.demo_signal(16000)[:16000], 16000)
+    code = f"""
+        BLOCKED = {{"matplotlib"}}
+        from rtclassify import cli
+        import contextlib, io
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            rc = cli.main(["tag", {str(a)!r}, "--bundle", {str(bundle_dir)!r}, "--plot", {str(tmp_path / 'p.png')!r}])
+        print(json.dumps({{"rc": rc, "err": err.getvalue()}}))
+    """
+    res = _run_blocked(code, bundle_dir)
+    assert res["rc"] == 1 and "plot" in res["err"] and "matplotlib" in res["err"]

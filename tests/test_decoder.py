@@ -1,0 +1,198 @@
+"""Decoder: smoothing, hysteresis, minimum durations, levels and overrides on constructed inputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rtclassify.detect.decoder import Decoder, DecoderConfig
+from rtclassify.detect.events import TagLevel, TagOff, TagOn
+from rtclassify.errors import ParameterError
+
+HOP = 0.1
+LABELS = ("a", "b")
+
+
+def make(on=0.6, off=0.4, hop=HOP, **kw) -> Decoder:
+    cfg = DecoderConfig(labels=LABELS, thresholds={t: (on, off) for t in LABELS}, **kw)
+    return Decoder(cfg, hop)
+
+
+def run(dec: Decoder, seq_a, seq_b=None):
+    """Feed sequences (tag a, tag b); returns per-hop lists of (kind, tag) for on/off events and the states."""
+    seq_b = seq_b if seq_b is not None else [0.0] * len(seq_a)
+    changes, states = [], []
+    for k, (pa, pb) in enumerate(zip(seq_a, seq_b)):
+        evs = dec.step(np.array([pa, pb], np.float32), stream_time=k * HOP)
+        changes.append([(e.kind, e.tag) for e in evs if e.kind != "level"])
+        states.append(tuple(dec.active))
+    return changes, states
+
+
+def test_hysteresis():
+    dec = make(level_rate=0)
+    seq = [0.5, 0.59, 0.6, 0.61, 0.5, 0.41, 0.4, 0.39, 0.5, 0.61]
+    changes, states = run(dec, seq)
+    on_a = [s[0] for s in states]
+    # between thresholds nothing happens; exactly on the threshold is not above it; strictly above turns on;
+    # between thresholds it stays on; exactly off is not below; strictly below turns off
+    assert on_a == [False, False, False, True, True, True, True, False, False, True]
+    assert changes[3] == [("on", "a")] and changes[7] == [("off", "a")] and changes[9] == [("on", "a")]
+    assert sum(len(c) for c in changes) == 3
+
+
+def test_tagon_prob_and_times():
+    dec = make(level_rate=0)
+    evs = dec.step(np.array([0.9, 0.1], np.float32), stream_time=1.25, wall_time=99.0)
+    assert evs == [TagOn(1.25, 0.0, 0, "a", float(np.float32(0.9)))]
+    assert evs[0].wall_time == 99.0
+
+
+def test_min_on_duration_holds_tag_on():
+    # min_on 0.3 s = 3 hops: on at hop 0, below off at hop 1, 2 -> held; off at hop 3
+    dec = make(min_on_s=0.3, level_rate=0)
+    changes, states = run(dec, [0.9, 0.1, 0.1, 0.1, 0.1])
+    assert [s[0] for s in states] == [True, True, True, False, False]
+    assert changes[3] == [("off", "a")]
+
+
+def test_min_on_duration_off_only_if_still_below():
+    dec = make(min_on_s=0.3, level_rate=0)
+    changes, states = run(dec, [0.9, 0.1, 0.1, 0.5, 0.1])
+    # at hop 3 the hold expired but p=0.5 is not below off: stays on; turns off at hop 4
+    assert [s[0] for s in states] == [True, True, True, True, False]
+
+
+def test_min_off_duration_holds_tag_off():
+    dec = make(min_off_s=0.25, level_rate=0)  # ceil(0.25/0.1) = 3 hops
+    changes, states = run(dec, [0.9, 0.1, 0.9, 0.9, 0.9, 0.9])
+    assert [s[0] for s in states] == [True, False, False, False, True, True]
+    assert changes[4] == [("on", "a")]
+
+
+def test_onset_never_delayed_at_stream_start():
+    dec = make(min_off_s=10.0, level_rate=0)
+    changes, states = run(dec, [0.9])
+    assert states[0][0] and changes[0] == [("on", "a")]
+
+
+def test_ema_smoothing_step_response():
+    tau = 0.2
+    dec = make(smoothing_s=tau, level_rate=0)
+    alpha = 1 - math.exp(-HOP / tau)
+    seq = [0.0] + [1.0] * 6
+    expected = [0.0]
+    for p in seq[1:]:
+        expected.append(expected[-1] + alpha * (p - expected[-1]))
+    got = []
+    for k, p in enumerate(seq):
+        dec.step(np.array([p, p], np.float32), stream_time=k * HOP)
+        got.append(float(dec.smoothed[0]))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    # on threshold 0.6 crossed at the first smoothed value above it
+    first_above = next(i for i, v in enumerate(expected) if v > 0.6)
+    dec2 = make(smoothing_s=tau, level_rate=0)
+    _, states = run(dec2, seq)
+    assert [s[0] for s in states].index(True) == first_above
+
+
+def test_ema_first_output_initialises():
+    dec = make(smoothing_s=1.0, level_rate=0)
+    dec.step(np.array([0.8, 0.2], np.float32), 0.0)
+    np.testing.assert_array_equal(dec.smoothed, np.array([0.8, 0.2], np.float32))
+    assert dec.active.tolist() == [True, False]
+
+
+def test_median_smoothing_removes_single_spike():
+    dec = make(smoothing="median", median_hops=3, level_rate=0)
+    changes, states = run(dec, [0.1, 0.1, 0.95, 0.1, 0.1, 0.9, 0.9, 0.9])
+    assert [s[0] for s in states] == [False, False, False, False, False, False, True, True]
+    raw = make(level_rate=0)
+    _, raw_states = run(raw, [0.1, 0.1, 0.95, 0.1])
+    assert raw_states[2][0]  # without smoothing the spike turns the tag on
+
+
+def test_tags_are_independent_and_events_ordered():
+    dec = make(level_rate=0)
+    dec.step(np.array([0.9, 0.1], np.float32), 0.0)
+    evs = dec.step(np.array([0.1, 0.9], np.float32), 0.1)
+    assert [(type(e), e.tag) for e in evs] == [(TagOff, "a"), (TagOn, "b")]
+
+
+def test_levels_every_hop_by_default_and_after_changes():
+    dec = make()
+    evs = dec.step(np.array([0.9, 0.2], np.float32), 0.0)
+    assert [type(e) for e in evs] == [TagOn, TagLevel, TagLevel]
+    assert [(e.tag, e.prob) for e in evs[1:]] == [("a", float(np.float32(0.9))), ("b", float(np.float32(0.2)))]
+
+
+def test_level_rate():
+    dec = make(level_rate=2.5)  # every 0.4 s with a 0.1 s hop
+    level_hops = [k for k in range(20)
+                  if any(isinstance(e, TagLevel) for e in dec.step(np.zeros(2, np.float32), k * HOP))]
+    assert level_hops == [0, 4, 8, 12, 16]
+    none = make(level_rate=0)
+    assert not any(isinstance(e, TagLevel) for k in range(5) for e in none.step(np.zeros(2, np.float32), k * HOP))
+
+
+def test_flush_turns_everything_off():
+    dec = make(min_on_s=5.0, level_rate=0)
+    dec.step(np.array([0.9, 0.9], np.float32), 0.0)
+    evs = dec.flush(3.0, wall_time=7.0)
+    assert evs == [TagOff(3.0, 0.0, 0, "a"), TagOff(3.0, 0.0, 0, "b")]
+    assert not dec.active.any() and dec.flush(3.1) == []
+
+
+def test_reset_forgets_state():
+    dec = make(smoothing_s=1.0, level_rate=0)
+    run(dec, [0.9, 0.9])
+    dec.reset()
+    assert not dec.active.any()
+    dec.step(np.array([0.3, 0.3], np.float32), 0.0)
+    assert dec.smoothed[0] == np.float32(0.3)
+
+
+class _FakeBundle:
+    labels = LABELS
+    thresholds = {"a": (0.6, 0.4), "b": (0.7, 0.5)}
+    decoder = {"smoothing_s": 0.2, "min_on_s": 0.1, "min_off_s": 0.0}
+
+
+def test_config_from_bundle_and_overrides():
+    cfg = DecoderConfig.from_bundle(_FakeBundle)
+    assert cfg.thresholds == {"a": (0.6, 0.4), "b": (0.7, 0.5)} and cfg.smoothing_s == 0.2 and cfg.min_on_s == 0.1
+    cfg2 = DecoderConfig.from_bundle(_FakeBundle, {"thresholds": {"b": {"on": 0.8}}, "smoothing_s": 0,
+                                                    "smoothing": "median", "median_hops": 5, "level_rate": 10})
+    assert cfg2.thresholds["b"] == (0.8, 0.5) and cfg2.thresholds["a"] == (0.6, 0.4)
+    assert cfg2.smoothing == "median" and cfg2.median_hops == 5 and cfg2.level_rate == 10.0
+    assert cfg2.smoothing_s == 0.0 and cfg2.min_on_s == 0.1
+    # an 'on' below the old 'off' drags 'off' down with it
+    cfg3 = DecoderConfig.from_bundle(_FakeBundle, {"thresholds": {"b": {"on": 0.3}}})
+    assert cfg3.thresholds["b"] == (0.3, 0.3)
+    assert DecoderConfig.from_bundle(_FakeBundle, level_rate=4).level_rate == 4.0
+
+
+@pytest.mark.parametrize("overrides, text", [
+    ({"smoothness": 1}, "decoder.smoothness"),
+    ({"smoothing": "mean"}, "decoder.smoothing"),
+    ({"smoothing_s": -1}, "decoder.smoothing_s"),
+    ({"min_on_s": "long"}, "decoder.min_on_s"),
+    ({"median_hops": 0}, "decoder.median_hops"),
+    ({"level_rate": -2}, "decoder.level_rate"),
+    ({"thresholds": {"zz": {"on": 0.5}}}, "unknown tag 'zz'"),
+    ({"thresholds": {"a": {"on": 1.2}}}, "decoder.thresholds.a.on"),
+    ({"thresholds": {"a": {"on": 0.5, "off": 0.6}}}, "must not exceed"),
+    ({"thresholds": {"a": {"high": 0.5}}}, "decoder.thresholds.a"),
+])
+def test_bad_overrides_name_the_key(overrides, text):
+    with pytest.raises(ParameterError) as err:
+        DecoderConfig.from_bundle(_FakeBundle, overrides)
+    assert text in str(err.value)
+
+
+def test_bad_hop():
+    cfg = DecoderConfig.from_bundle(_FakeBundle)
+    with pytest.raises(ParameterError, match="hop_s"):
+        Decoder(cfg, 0.0)

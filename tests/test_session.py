@@ -1,0 +1,301 @@
+"""StreamSession: streaming invariance, timing, flush/reset, block validation, counters."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx", reason="the test bundles are built with the onnx package")
+
+import _rtc_bundle as tb  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rtclassify import MelFrontend  # noqa: E402
+from rtclassify.detect.events import TagOff, TagOn  # noqa: E402
+from rtclassify.errors import ParameterError  # noqa: E402
+from rtclassify.model.classifier import Classifier  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def clf(tmp_path_factory):
+    return Classifier.load(tb.write_bundle(tmp_path_factory.mktemp("b") / "bundle"))
+
+
+@pytest.fixture(scope="module")
+def signals():
+    return {sr: tb.demo_signal(sr) for sr in (16000, 44100, 48000)}
+
+
+def stream_all(session, x, sizes):
+    """Feed x in blocks of the given sizes (cycled), then flush; returns (events, frames)."""
+    assert any(sizes), "at least one block size must be positive"
+    events, frames = [], []
+    i = k = 0
+    while i < len(x):
+        n = sizes[k % len(sizes)]
+        k += 1
+        events += session.process(x[i:i + n])
+        frames += session.last_frames
+        i += n
+    events += session.flush()
+    frames += session.last_frames
+    return events, frames
+
+
+def test_reference_windows(clf, signals):
+    """The session's outputs equal the backend run on windows built independently from the frontend's frames."""
+    x = signals[16000]
+    b = clf.bundle
+    mel = MelFrontend(**b.frontend).push(x)
+    silence = MelFrontend(**b.frontend).push(np.zeros(b.n_fft, np.float32))[0]
+    W, L, H = b.window_frames, b.lookahead_frames, b.hop_frames
+    padded = np.concatenate([np.tile(silence, (W - 1, 1)), mel])  # frame f at row f + W - 1
+    triggers = np.arange(H - 1 + L, len(mel), H)
+    windows = np.stack([padded[t:t + W].T for t in triggers]).astype(np.float32)
+    expected = clf.backend.run(windows)
+    s = clf.stream(sample_rate=16000, max_block=1000, level_rate=0)
+    _, frames = stream_all(s, x, [1000])
+    assert len(frames) == len(triggers)
+    np.testing.assert_array_equal(np.stack([f.probs for f in frames]), expected)
+    idx = triggers - L
+    assert [f.index for f in frames] == idx.tolist()
+    np.testing.assert_allclose([f.time for f in frames], (idx * b.hop_length + b.n_fft / 2) / b.sample_rate)
+    # the first windows are padded with the frontend's silence value: silence gives the silence output
+    silent = clf.backend.run(np.tile(silence[:, None], (1, 1, W)).astype(np.float32))
+    np.testing.assert_array_equal(frames[0].probs, silent[0])
+
+
+@pytest.mark.parametrize("sr", [16000, 44100, 48000])
+def test_block_splits_match_tag(clf, signals, sr):
+    x = signals[sr]
+    ref = clf.tag(x, sr, level_rate=None)
+    rng = np.random.default_rng(sr)
+    for sizes in ([1024], [1, 7, 333, 4096, 0, 50], rng.integers(0, 3000, 64).tolist(), [len(x)]):
+        s = clf.stream(sample_rate=sr, max_block=1024)
+        events, frames = stream_all(s, x, sizes)
+        assert events == ref.events
+        probs = np.stack([f.probs for f in frames])
+        assert probs.dtype == np.float32
+        np.testing.assert_array_equal(probs, ref.probs)
+        np.testing.assert_array_equal(np.stack([f.active for f in frames]), ref.active)
+        np.testing.assert_array_equal([f.time for f in frames], ref.times)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sizes=st.lists(st.integers(min_value=0, max_value=5000), min_size=1, max_size=40).filter(any),
+       dtype=st.sampled_from(["float32", "float64", "int16"]), sr=st.sampled_from([16000, 44100]))
+def test_any_split_any_dtype_same_as_tag(clf, signals, sizes, dtype, sr):
+    x = signals[sr]
+    if dtype == "int16":
+        x = np.round(x * 32767).astype(np.int16)
+    else:
+        x = x.astype(dtype)
+    ref = clf.tag(x, sr)
+    s = clf.stream(sample_rate=sr, max_block=2048, level_rate=0)
+    events, frames = stream_all(s, x, sizes)
+    assert events == ref.events
+    np.testing.assert_array_equal(np.stack([f.probs for f in frames]), ref.probs)
+
+
+def test_times_in_input_seconds(clf, signals):
+    """The low tone starts at 0.5 s: whatever the input rate, the tag turns on near 0.5 s of input time."""
+    onsets = {}
+    for sr, x in signals.items():
+        r = clf.tag(x, sr)
+        on = [t for e, t in zip(r.events, r.event_times) if isinstance(e, TagOn) and e.tag == "low"]
+        onsets[sr] = on[0]
+        assert r.duration == pytest.approx(len(x) / sr)
+        assert r.times[-1] < r.duration
+    assert all(0.45 <= t <= 0.6 for t in onsets.values()), onsets
+    assert len(set(onsets.values())) == 1  # same frame whatever the input rate
+
+
+def test_event_stream_time_is_input_consumed(clf, signals):
+    """Without resampling, an event's stream_time is exactly the input consumed when it became due."""
+    x = signals[16000]
+    ref = clf.tag(x, 16000)
+    first = next(e for e in ref.events if isinstance(e, TagOn))
+    due = int(round(first.stream_time * 16000))
+    assert due == first.stream_time * 16000
+    s = clf.stream(sample_rate=16000, max_block=4096, level_rate=0)
+    assert s.process(x[:due - 1]) == []
+    evs = s.process(x[due - 1:due])
+    assert first in evs
+    assert s.stream_time == first.stream_time
+    b = clf.bundle
+    o = s.last_frames[0].index
+    assert first.stream_time == ((o + b.lookahead_frames) * b.hop_length + b.n_fft) / b.sample_rate
+
+
+def test_resampled_event_time_includes_resampler_delay(clf, signals):
+    s16 = clf.stream(sample_rate=16000, level_rate=0)
+    s48 = clf.stream(sample_rate=48000, level_rate=0)
+    e16, _ = stream_all(s16, signals[16000], [1024])
+    e48, _ = stream_all(s48, signals[48000], [1024])
+    on16 = next(e for e in e16 if isinstance(e, TagOn))
+    on48 = next(e for e in e48 if isinstance(e, TagOn))
+    assert s48.resampler_latency_s > 0
+    assert on48.stream_time == pytest.approx(on16.stream_time + s48.resampler_latency_s)
+
+
+def test_latency_samples(clf):
+    b = clf.bundle
+    s = clf.stream(sample_rate=16000)
+    expect = b.n_fft / 2 + (b.lookahead_frames + b.hop_frames) * b.hop_length
+    assert s.latency_samples == expect and isinstance(s.latency_samples, int)
+    assert s.counters["latency_algorithmic_ms"] == pytest.approx(1000 * expect / 16000)
+    s48 = clf.stream(sample_rate=48000)
+    assert s48.latency_samples == math.ceil((expect / 16000 + s48.resampler_latency_s) * 48000 - 1e-9)
+    s_hop = clf.stream(sample_rate=16000, hop=0.1)
+    assert s_hop.hop_frames == 6 and s_hop.latency_samples == expect + 3 * b.hop_length
+
+
+def test_hop_override(clf, signals):
+    s = clf.stream(sample_rate=16000, hop=0.1, level_rate=0)
+    _, frames = stream_all(s, signals[16000], [4096])
+    assert s.hop_frames == round(0.1 * 16000 / 256) == 6
+    assert s.hop_s == pytest.approx(6 * 256 / 16000)
+    np.testing.assert_allclose(np.diff([f.time for f in frames]), s.hop_s)
+    assert clf.stream(sample_rate=16000, hop=0.001).hop_frames == 1
+    for bad in (0, -0.1, float("nan"), "0.1"):
+        with pytest.raises(ParameterError, match="hop"):
+            clf.stream(hop=bad)
+
+
+def test_flush_turns_everything_off_and_reset(clf, signals):
+    x = signals[16000]
+    cut = int(2.5 * 16000)  # inside the high tone: tags are on
+    s = clf.stream(sample_rate=16000, level_rate=0)
+    s.process(x[:cut])
+    on = s.active_tags
+    assert on
+    tail = s.flush()
+    offs = [e for e in tail if isinstance(e, TagOff)]
+    assert sorted(e.tag for e in offs) == sorted(on) and len(offs) == len(tail)
+    assert s.active_tags == [] and all(e.stream_time == pytest.approx(cut / 16000) for e in offs)
+    assert s.flush() == []
+    with pytest.raises(RuntimeError, match="reset"):
+        s.process(x[:100])
+    s.reset()
+    assert s.counters["samples_in"] == 0 and s.counters["hops"] == 0
+    again, _ = stream_all(s, x, [777])
+    assert again == clf.tag(x, 16000).events
+
+
+def test_flush_drains_resampler(clf, signals):
+    x = signals[48000]
+    s = clf.stream(sample_rate=48000, level_rate=0)
+    s.process(x)
+    frames_before = s.counters["frames"]
+    s.flush()
+    assert s.counters["frames"] > frames_before  # the resampler's held-back samples made more frames
+
+
+def test_two_d_blocks(clf, signals):
+    x = signals[16000]
+    stereo = np.stack([x, np.zeros_like(x)], axis=1)
+    mono_ref = clf.tag(x, 16000)
+    s0 = clf.stream(sample_rate=16000, channel=0, level_rate=0)
+    e0, f0 = stream_all(s0, stereo, [1024])
+    assert e0 == mono_ref.events
+    s1 = clf.stream(sample_rate=16000, channel=1, level_rate=0)
+    e1, _ = stream_all(s1, stereo, [1024])
+    assert not [e for e in e1 if isinstance(e, TagOn)]  # channel 1 is silent
+    assert all(e.channel == 1 for e in e1)
+    smix = clf.stream(sample_rate=16000, channel="mix", level_rate=0)
+    _, fm = stream_all(smix, stereo, [1000, 24])
+    half = clf.tag((x.astype(np.float64) / 2).astype(np.float32), 16000)
+    np.testing.assert_array_equal(np.stack([f.probs for f in fm]), half.probs)
+    with pytest.raises(ParameterError, match="channel 2 out of range"):
+        clf.stream(sample_rate=16000, channel=2).process(stereo[:100])
+
+
+@pytest.mark.parametrize("block, text", [
+    (np.zeros((10, 2, 2), np.float32), "1-D"),
+    (np.zeros(10, np.int32), "dtype int32"),
+    (np.zeros(10, np.complex64), "dtype complex64"),
+    (np.array(["a", "b"]), "dtype"),
+])
+def test_bad_blocks(clf, block, text):
+    s = clf.stream(sample_rate=16000)
+    with pytest.raises(ParameterError, match=text):
+        s.process(block)
+
+
+@pytest.mark.parametrize("kwargs, text", [
+    ({"sample_rate": 0}, "sample_rate"), ({"sample_rate": 44100.5}, "sample_rate"),
+    ({"max_block": 0}, "max_block"), ({"channel": -1}, "channel"), ({"channel": "left"}, "channel"),
+    ({"on_frame": 3}, "on_frame"), ({"resample_quality": "best", "sample_rate": 44100}, "quality"),
+    ({"decoder": {"bogus": 1}}, "decoder.bogus"),
+])
+def test_bad_parameters(clf, kwargs, text):
+    with pytest.raises(ParameterError, match=text):
+        clf.stream(**kwargs)
+
+
+def test_empty_and_list_blocks(clf):
+    s = clf.stream(sample_rate=16000)
+    assert s.process(np.zeros(0, np.float32)) == [] and s.last_frames == []
+    assert s.process([]) == []
+    s.process([0.0] * 2000)
+    assert s.counters["samples_in"] == 2000
+
+
+def test_large_block_split(clf, signals):
+    x = signals[16000]
+    s = clf.stream(sample_rate=16000, max_block=256, level_rate=0)
+    events = s.process(x) + s.flush()
+    assert events == clf.tag(x, 16000).events
+
+
+@pytest.mark.parametrize("sr", [16000, 48000])
+def test_nonfinite_replaced_and_counted(clf, signals, sr):
+    x = signals[sr].copy()
+    x[1000:1010] = np.nan
+    x[5000] = np.inf
+    x[9000] = -np.inf
+    s = clf.stream(sample_rate=sr, level_rate=0)
+    _, frames = stream_all(s, x, [1024])
+    assert s.counters["nonfinite_replaced"] == 12
+    assert all(np.isfinite(f.probs).all() for f in frames)
+    clean = x.copy()
+    clean[~np.isfinite(clean)] = 0
+    np.testing.assert_array_equal(np.stack([f.probs for f in frames]), clf.tag(clean, sr).probs)
+
+
+def test_counters(clf, signals):
+    x = signals[16000]
+    s = clf.stream(sample_rate=16000)
+    stream_all(s, x, [512])
+    c = s.counters
+    assert c["samples_in"] == len(x)
+    assert c["frames"] == 1 + (len(x) - 512) // 256
+    assert c["hops"] == len(range(clf.bundle.hop_frames - 1 + clf.bundle.lookahead_frames, c["frames"],
+                                  clf.bundle.hop_frames))
+    assert c["compute_ms_mean"] > 0 and c["compute_ms_p99"] > 0 and c["latency_compute_ms"] == c["compute_ms_mean"]
+    assert 0 <= c["late_hops"] <= c["hops"]
+    assert c["hop_ms"] == pytest.approx(48.0) and c["nonfinite_replaced"] == 0
+    for key in ("latency_algorithmic_ms", "resampler_latency_ms"):
+        assert key in c
+
+
+def test_on_frame_callback_and_record_frames(clf, signals):
+    got = []
+    s = clf.stream(sample_rate=16000, record_frames=False, on_frame=got.append, level_rate=0)
+    s.process(signals[16000])
+    assert s.last_frames == [] and len(got) == s.counters["hops"]
+    np.testing.assert_array_equal(np.stack([f.probs for f in got]), clf.tag(signals[16000], 16000).probs[:len(got)])
+
+
+def test_levels_in_stream(clf, signals):
+    s = clf.stream(sample_rate=16000)  # levels every hop by default
+    evs = s.process(signals[16000][:16000])
+    levels = [e for e in evs if e.kind == "level"]
+    assert len(levels) == s.counters["hops"] * len(clf.labels)
+    s2 = clf.stream(sample_rate=16000, level_rate=5)
+    evs2 = s2.process(signals[16000][:32000])
+    n_levels = len([e for e in evs2 if e.kind == "level"]) // len(clf.labels)
+    assert n_levels == pytest.approx(2.0 * 5, abs=1)
