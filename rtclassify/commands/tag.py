@@ -7,22 +7,19 @@ import sys
 
 NAME = "tag"
 HELP = "tag audio files offline (same engine as live audio): per-frame probabilities and on/off events"
-DESCRIPTION = """\
-Tag audio files offline. Each file goes through the same streaming engine as live
-audio (resampling, native log-mel frontend, model every hop, decoder), so it gives
-the same outputs and events as the file played live.
-
-jsonl (default): one object per model output
-  {"time": s, "probs": {tag: p, ...}, "active": [tags]}
-followed by one object per event decided at that output
-  {"time": s, "event": "on"|"off", "tag": name}   ("on" also has "prob")
-where "time" is the time in seconds of the frame the output refers to; TagOffs for
-tags still on at the end of a file carry the file's duration.
-csv: a header "time,<tag>,..." and one row of probabilities per output.
-With several files every object/row gets a "file" field/column.
---plot PNG draws the waveform above a tag-activity heatmap (needs matplotlib,
-the `plot` extra); with several files, one PNG per file: NAME-<file stem>.png.
-"""
+DESCRIPTION = (
+    "Tag audio files offline. Each file goes through the same streaming engine as live audio (resampling, "
+    "native log-mel frontend, model every hop, decoder), so it gives the same outputs and events as the file "
+    "played live. "
+    "jsonl (default) writes one object per model output, {\"time\": s, \"probs\": {tag: p}, \"active\": [tags]}, "
+    "each followed by the events decided at that output, {\"time\": s, \"event\": \"on\"|\"off\", \"tag\": name} "
+    "(\"on\" also carries \"prob\"); \"time\" is the time in seconds of the frame the output refers to, and "
+    "tags still on at the end of a file get an \"off\" at the file's duration. "
+    "csv writes a header time,<tag>,... and one row of probabilities per output. "
+    "With several files every object or row gets a \"file\" field or column. "
+    "--plot PNG draws the waveform above a tag-activity heatmap (needs matplotlib: the plot extra); with several "
+    "files it writes one PNG per file, NAME-<file stem>.png."
+)
 
 _PROB_DIGITS = 5
 
@@ -33,8 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="PATH", default="-", help="output file (default: standard output)")
     parser.add_argument("--plot", metavar="PNG", help="also draw waveform + tag heatmap into this PNG")
     parser.add_argument("--bundle", metavar="B", help="model bundle folder or zip (default: the shipped model)")
-    parser.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
-                        help="inference backend (default auto: ONNX Runtime on the CPU)")
+    parser.add_argument("--backend", choices=("auto", "onnx", "torch", "tensorrt"), default="auto",
+                        help="inference backend (default auto: TensorRT on a GPU when available, else ONNX Runtime "
+                        "on the CPU)")
     parser.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="inference threads (default 1)")
     parser.add_argument("--hop", type=_positive_float, metavar="SEC",
                         help="time between model outputs in seconds (default: the bundle's, 96 ms)")

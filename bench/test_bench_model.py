@@ -1,0 +1,153 @@
+"""Model and engine benchmarks on the CPU (ONNX Runtime, one thread).
+
+Budgets (issues: model and real-time engine), as real-time ratios:
+
+- inference of one window (batch 1) on one thread: compute / hop duration < 0.05 at the bundle's
+  default hop (96 ms);
+- engine cost per hop (int16-free float32 blocks of 1024 samples at 48 kHz: resampling, native
+  frontend, inference, decoding, i.e. what ``StreamSession.process`` does): < 0.1 of the hop;
+- offline ``Classifier.tag`` throughput (44.1 kHz input, resampled): >= 50x real time.
+
+Times are best-of-rounds (the machine is shared); the numbers are printed. The model is the shipped
+default bundle, or the bundle named by ``RTCLASSIFY_BENCH_BUNDLE``, or the training developer's dev
+bundle (datasets/dev_bundle) while no default bundle exists.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+REAL = Path(os.environ.get("RTCLASSIFY_REAL_DATA", REPO.parent / "shared" / "data" / "sms-tools"))
+CLIPS = ("orchestra.wav", "piano.wav", "speech-male.wav", "sax-phrase.wav", "organ-C3.wav")
+AUDIO_SECONDS = 30.0
+
+
+def _bundle_path():
+    from rtclassify.model.bundle import default_bundle_path
+
+    env = os.environ.get("RTCLASSIFY_BENCH_BUNDLE")
+    if env:
+        return Path(env)
+    for p in (default_bundle_path(), REPO / "datasets" / "dev_bundle"):
+        if (p / "model.json").is_file():
+            return p
+    return None
+
+
+@pytest.fixture(scope="module")
+def clf():
+    from rtclassify.model.backends import OnnxBackend
+    from rtclassify.model.bundle import load_bundle
+    from rtclassify.model.classifier import Classifier
+
+    path = _bundle_path()
+    if path is None:
+        pytest.skip("no model bundle: neither rtclassify/data/default_bundle nor datasets/dev_bundle exists")
+    bundle = load_bundle(path)
+    return Classifier(bundle, OnnxBackend(bundle, threads=1))
+
+
+@pytest.fixture(scope="module")
+def audio():
+    """About 30 s of real recordings at 44.1 kHz (synthesized tones and noise when they are absent)."""
+    import soundfile as sf
+
+    parts = []
+    for name in CLIPS:
+        f = REAL / name
+        if f.is_file():
+            x, sr = sf.read(f, dtype="float32", always_2d=True)
+            if sr == 44100:
+                parts.append(x.mean(axis=1))
+    rate = 44100
+    if parts:
+        x = np.concatenate(parts)
+        reps = int(np.ceil(AUDIO_SECONDS * rate / len(x)))
+        x = np.tile(x, reps)[: int(AUDIO_SECONDS * rate)]
+    else:
+        rng = np.random.default_rng(0)
+        t = np.arange(int(AUDIO_SECONDS * rate)) / rate
+        x = (0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 0.25 * t) > 0)
+             + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+    return np.ascontiguousarray(x, dtype=np.float32), rate
+
+
+def test_inference_one_window_one_thread(benchmark, report, clf):
+    b = clf.bundle
+    rng = np.random.default_rng(0)
+    window = (rng.standard_normal((1, b.n_mels, b.window_frames)) * 15 - 50).astype(np.float32)
+    be = clf.backend
+    calls = 50
+    times = []
+
+    def run():
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            be.run(window)
+        times.append((time.perf_counter() - t0) / calls)
+
+    benchmark.pedantic(run, rounds=7, iterations=1, warmup_rounds=1)
+    per = min(times)
+    hop_s = b.hop_frames * b.hop_length / b.sample_rate
+    ratio = per / hop_s
+    report(f"inference of one window ({b.name}, {b.n_mels}x{b.window_frames}, ONNX Runtime, 1 thread): "
+           f"{per * 1e3:.3f} ms = {ratio:.4f} of the {hop_s * 1e3:.0f} ms hop (budget 0.05); "
+           f"median round {np.median(times) * 1e3:.3f} ms")
+    assert ratio < 0.05
+
+
+def test_engine_cost_per_hop(benchmark, report, clf, audio):
+    x44, _ = audio
+    import soxr
+
+    x = soxr.resample(x44, 44100, 48000).astype(np.float32)[: 10 * 48000]  # 10 s at 48 kHz
+    block = 1024
+    session = clf.stream(sample_rate=48000, max_block=block, record_frames=False)
+    per_hop = []
+    counters = []
+
+    def run():
+        session.reset()
+        t0 = time.perf_counter()
+        for i in range(0, len(x), block):
+            session.process(x[i:i + block])
+        elapsed = time.perf_counter() - t0
+        c = session.counters
+        per_hop.append(elapsed / c["hops"])
+        counters.append(c)
+
+    benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
+    best = int(np.argmin(per_hop))
+    c = counters[best]
+    ratio = per_hop[best] / session.hop_s
+    report(f"engine cost per hop (48 kHz, {block}-sample blocks: resample + frontend + inference + decode): "
+           f"{per_hop[best] * 1e3:.3f} ms = {ratio:.4f} of the {session.hop_s * 1e3:.0f} ms hop (budget 0.1); "
+           f"session counters: compute mean {c['compute_ms_mean']:.3f} ms, p99 {c['compute_ms_p99']:.3f} ms, "
+           f"late hops {c['late_hops']}/{c['hops']}, algorithmic latency {c['latency_algorithmic_ms']:.1f} ms "
+           f"(resampler {c['resampler_latency_ms']:.1f} ms)")
+    assert ratio < 0.1
+
+
+def test_offline_tag_throughput(benchmark, report, clf, audio):
+    x, rate = audio
+    seconds = len(x) / rate
+    times = []
+
+    def run():
+        t0 = time.perf_counter()
+        r = clf.tag(x, rate)
+        times.append(time.perf_counter() - t0)
+        return r
+
+    result = benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=0)
+    speed = seconds / min(times)
+    report(f"offline Classifier.tag: {seconds:.1f} s of 44.1 kHz audio in {min(times):.3f} s = {speed:.1f}x real "
+           f"time (budget >= 50x); {len(result)} outputs; rounds {', '.join(f'{t:.3f}' for t in times)} s")
+    assert len(result) > 0
+    assert speed >= 50
