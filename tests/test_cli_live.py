@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 
 import pytest
@@ -28,8 +29,10 @@ def env():
 
 
 def rtc(*args, timeout=120):
+    # run from outside the checkout: `python -m` puts the working directory first on sys.path, and the
+    # package to test is the installed one (in CI the checkout has no compiled extension)
     return subprocess.run([sys.executable, "-m", "rtclassify", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env())
+                          timeout=timeout, env=env(), cwd=tempfile.gettempdir())
 
 
 def our_lines(stderr: str) -> list[str]:

@@ -15,9 +15,9 @@ and no PortAudio (``rtclassify demo`` uses it).
 Both have the same small interface: ``samplerate``, ``channels``,
 ``blocksize``, ``input_latency`` (seconds the device reports), ``name``,
 ``start(callback, finished)``, ``stop()``, ``active`` and ``error``.
-``finished()`` is called once, from a non-audio context, when the source stops
-on its own (end of the clip, or the device stream ended); ``error`` then tells
-whether that was a fault.
+``finished()`` is called once, after the last callback has returned, when the
+source stops on its own (end of the clip, or the device stream ended without
+``stop()``); ``error`` then tells whether that was a fault.
 """
 
 from __future__ import annotations
@@ -131,8 +131,11 @@ class DeviceSource:
         self.error = None
 
         def _finished():
-            if not self._stopping:
-                self.error = DeviceError(f"input device {self.info.name!r} stopped delivering audio (device lost?)")
+            # only an end we did not ask for is signalled: after our own stop, the caller knows, and
+            # PortAudio may call this before the last callback has returned
+            if self._stopping:
+                return
+            self.error = DeviceError(f"input device {self.info.name!r} stopped delivering audio (device lost?)")
             if finished is not None:
                 finished()
 

@@ -171,6 +171,7 @@ class Listener:
         self._stop_req = threading.Event()
         self._done = threading.Event()
         self._source_finished = threading.Event()
+        self._worker_exit = threading.Event()  # set as the worker's last action
         self._closed = False
         self._lifecycle = threading.Lock()
         self._started_wall = 0.0
@@ -256,8 +257,7 @@ class Listener:
     @property
     def running(self) -> bool:
         """True between :meth:`start` and the end of the worker."""
-        t = self._thread
-        return bool(t is not None and t.is_alive())
+        return self._thread is not None and not self._worker_exit.is_set()
 
     @property
     def finished(self) -> bool:
@@ -301,7 +301,7 @@ class Listener:
                 self.source.start(self._callback, self._source_finished.set)
             except BaseException:
                 self._stop_req.set()
-                self._thread.join()
+                self._worker_exit.wait()
                 self._close_sinks()
                 self._release_switch_interval()
                 raise
@@ -352,7 +352,10 @@ class Listener:
             self._stop_req.set()
             t = self._thread
             if t is not None and t is not threading.current_thread():
-                t.join()
+                # wait on our own event, not Thread.join: in CPython 3.11 a join interrupted by Ctrl-C (in
+                # wait()) can leave the still-running thread marked as stopped, and a later join returns at once
+                self._worker_exit.wait()
+                t.join(1.0)
             self._close_sinks()
             self._release_switch_interval()
             self._done.set()
@@ -366,17 +369,15 @@ class Listener:
             True when it has stopped, False on timeout. Ctrl-C in the waiting
             thread raises ``KeyboardInterrupt`` as usual.
         """
+        if self._thread is None:
+            return self._done.is_set()
         end = None if timeout is None else time.monotonic() + timeout
         while True:
-            t = self._thread
-            if t is None:
-                return self._done.is_set()
             remaining = None if end is None else end - time.monotonic()
             if remaining is not None and remaining <= 0:
-                return not t.is_alive()
-            # short joins keep the waiting thread responsive to Ctrl-C
-            t.join(0.1 if remaining is None else min(0.1, remaining))
-            if not t.is_alive():
+                return self._worker_exit.is_set()
+            # short waits keep the waiting thread responsive to Ctrl-C
+            if self._worker_exit.wait(0.1 if remaining is None else min(0.1, remaining)):
                 return True
 
     def __enter__(self) -> "Listener":
@@ -478,37 +479,49 @@ class Listener:
         except BaseException as exc:
             self.error = _as_clear_error(exc)
         finally:
-            # flush: TagOff for every active tag, sent before the sinks close
             try:
-                tail = session.flush()
-                if tail:
-                    self._emit(tail, time.perf_counter())
-            except BaseException as exc:
-                if self.error is None:
-                    self.error = _as_clear_error(exc)
-            for s in status_sinks:
+                # flush: TagOff for every active tag, sent before the sinks close; a sink that fails here
+                # does not keep the others from getting them
                 try:
-                    s.status(self.counters())
-                except Exception:
-                    pass
-            if self._source_finished.is_set() or self.error is not None:
-                # stopped by itself: release the source and the sinks here, then signal waiters
-                try:
-                    self.source.stop()
-                except Exception:
-                    pass
-                self._close_sinks()
-                self._release_switch_interval()
-                self._done.set()
+                    tail = session.flush()
+                    if tail:
+                        self._emit(tail, time.perf_counter(), tolerant=True)
+                except BaseException as exc:
+                    if self.error is None:
+                        self.error = _as_clear_error(exc)
+                for s in status_sinks:
+                    try:
+                        s.status(self.counters())
+                    except Exception:
+                        pass
+                if self._source_finished.is_set() or self.error is not None:
+                    # stopped by itself: release the source and the sinks here, then signal waiters
+                    try:
+                        self.source.stop()
+                    except Exception:
+                        pass
+                    self._close_sinks()
+                    self._release_switch_interval()
+                    self._done.set()
+            finally:
+                self._worker_exit.set()
 
-    def _emit(self, events, t_decided: float) -> None:
+    def _emit(self, events, t_decided: float, tolerant: bool = False) -> None:
         self._events += len(events)
         cb = self.on_event
         if cb is not None:
             for ev in events:
                 cb(ev)
-        for s in self.sinks:
-            s.send(events)
+        if tolerant:
+            for s in self.sinks:
+                try:
+                    s.send(events)
+                except BaseException as exc:
+                    if self.error is None:
+                        self.error = _as_clear_error(exc)
+        else:
+            for s in self.sinks:
+                s.send(events)
         self._output_sum += time.perf_counter() - t_decided
         self._output_n += 1
 

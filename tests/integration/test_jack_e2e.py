@@ -123,7 +123,8 @@ def test_log_and_messages_agree(rig):
 def test_device_loss_mid_stream_is_one_line_and_turns_tags_off(rig_available, tmp_path):
     """Kill the JACK server while a tag is on: listen exits 1 with one clear line; OSC gets the offs."""
     from _jackd import JackServer
-    from jack_rig import RATE, LineReader, Player, choose_bundle, free_udp_port, parse_osc, program, wait_for_port
+    from jack_rig import (OUTSIDE, RATE, LineReader, Player, choose_bundle, free_udp_port, parse_osc, program,
+                          wait_for_port)
 
     model = choose_bundle(tmp_path)
     audio, segs = program(["piano.wav"], 1, 0.0, lead_s=0.0)
@@ -136,7 +137,7 @@ def test_device_loss_mid_stream_is_one_line_and_turns_tags_off(rig_available, tm
         listen = subprocess.Popen(
             [sys.executable, "-m", "rtclassify", "listen", "--device", "system", "--bundle", str(model.path),
              "--osc", f"127.0.0.1:{port}", "--no-display", "--duration", "60"],
-            env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=OUTSIDE)
         pa_in = [p for p in wait_for_port(server, ":in_0", timeout=30) if p.startswith("PortAudio")][0]
         player = Player(server, audio, segs, loop=True)
         server.connect(player.port_name, pa_in)
@@ -145,7 +146,7 @@ def test_device_loss_mid_stream_is_one_line_and_turns_tags_off(rig_available, tm
         while time.monotonic() < end and not any("/rtclassify/on" in l for _, l in osc_rx.lines):
             time.sleep(0.1)
         assert any("/rtclassify/on" in l for _, l in osc_rx.lines), "no tag turned on before the kill"
-        server.proc.send_signal(signal.SIGKILL)
+        server.proc.send_signal(signal.SIGTERM)  # SIGKILL would leave a stale entry in JACK's server registry
         out, err = listen.communicate(timeout=30)
     finally:
         if listen is not None and listen.poll() is None:
@@ -167,24 +168,24 @@ def test_device_loss_mid_stream_is_one_line_and_turns_tags_off(rig_available, tm
 
 def test_missing_device_and_midi_port_are_one_line(rig_available, tmp_path):
     from _jackd import JackServer
-    from jack_rig import choose_bundle
+    from jack_rig import OUTSIDE, choose_bundle
 
     model = choose_bundle(tmp_path)
     with JackServer() as server:
         base = [sys.executable, "-m", "rtclassify", "listen", "--bundle", str(model.path), "--no-display",
                 "--duration", "1"]
         r = subprocess.run(base + ["--device", "no-such-device"], env=server.env, capture_output=True, text=True,
-                           timeout=60)
+                           timeout=60, cwd=OUTSIDE)
         assert r.returncode == 1
         assert r.stderr.strip().splitlines()[-1].startswith(
             "rtclassify listen: error: no input device matches 'no-such-device'; input devices: 0 'system'")
         r = subprocess.run(base + ["--device", "system", "--midi-api", "jack", "--midi", f"nope{uuid.uuid4().hex}"],
-                           env=server.env, capture_output=True, text=True, timeout=60)
+                           env=server.env, capture_output=True, text=True, timeout=60, cwd=OUTSIDE)
         assert r.returncode == 1
         assert "error: no MIDI port matches" in r.stderr and "MIDI ports:" in r.stderr
         assert "Traceback" not in r.stderr
         r = subprocess.run(base + ["--device", "system", "--osc", "no-such-host.invalid:9000"], env=server.env,
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=60, cwd=OUTSIDE)
         assert r.returncode == 1
         assert r.stderr.strip().splitlines()[-1].startswith(
             "rtclassify listen: error: OSC host 'no-such-host.invalid' cannot be resolved")
