@@ -47,6 +47,17 @@ class JackServer:
         self._reader: threading.Thread | None = None
 
     def start(self, timeout: float = 10.0) -> "JackServer":
+        """Start the server; without real-time privileges, start it again in non-real-time mode."""
+        try:
+            return self._start(timeout)
+        except RuntimeError:
+            if not self.realtime:
+                raise
+            self.realtime = False
+            self.lines, self.log = [], b""
+            return self._start(timeout)
+
+    def _start(self, timeout: float) -> "JackServer":
         cmd = ["jackd", "-n", self.name]
         if not self.realtime:
             cmd.append("-r")

@@ -1,0 +1,93 @@
+"""Audio sources: the clip source feeds the callback like an audio device would."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from rtclassify.audio.sources import ClipSource
+from rtclassify.errors import ParameterError
+
+
+def run(src: ClipSource):
+    blocks, done = [], threading.Event()
+
+    def cb(indata, frames, time_info, status):
+        assert indata.shape == (frames, src.channels) and indata.dtype == np.float32
+        assert not status.input_overflow
+        blocks.append(indata.copy())
+
+    src.start(cb, done.set)
+    assert done.wait(10)
+    src.stop()
+    return blocks
+
+
+def test_clip_is_delivered_whole_in_blocks_then_finishes():
+    x = np.arange(1000, dtype=np.float32) / 1000
+    src = ClipSource(x, 8000, blocksize=256, speed=float("inf"))
+    blocks = run(src)
+    assert [b.shape[0] for b in blocks] == [256, 256, 256, 232]
+    np.testing.assert_array_equal(np.concatenate(blocks)[:, 0], x)
+    assert src.position == 1000 and not src.active and src.error is None
+    assert src.duration == pytest.approx(1000 / 8000)
+
+
+def test_multichannel_clip_keeps_its_channels():
+    x = np.stack([np.zeros(300), np.ones(300)], axis=1)
+    blocks = run(ClipSource(x, 8000, blocksize=128, speed=float("inf")))
+    y = np.concatenate(blocks)
+    assert y.shape == (300, 2) and (y[:, 1] == 1).all() and (y[:, 0] == 0).all()
+
+
+def test_stop_ends_a_looping_clip():
+    src = ClipSource(np.zeros(64, np.float32), 8000, blocksize=64, speed=4.0, loop=True)
+    done = threading.Event()
+    src.start(lambda *a: None, done.set)
+    assert not done.wait(0.1) and src.active
+    src.stop()
+    assert done.is_set() and not src.active
+
+
+def test_callback_error_is_reported_as_source_error():
+    src = ClipSource(np.zeros(512, np.float32), 8000, blocksize=256, speed=float("inf"))
+    done = threading.Event()
+
+    def cb(*a):
+        raise ValueError("callback broke")
+
+    src.start(cb, done.set)
+    assert done.wait(10)
+    assert isinstance(src.error, ValueError)
+
+
+def test_from_file(tmp_path):
+    import soundfile as sf
+
+    p = tmp_path / "a.wav"
+    sf.write(p, np.zeros((800, 2), np.float32), 16000)
+    src = ClipSource.from_file(p, blocksize=100)
+    assert src.samplerate == 16000 and src.channels == 2 and src.name == "a.wav"
+    with pytest.raises(ParameterError, match="cannot read audio file .*nope.wav"):
+        ClipSource.from_file(tmp_path / "nope.wav")
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"audio": np.zeros(0)}, "shape"), ({"samplerate": 0}, "samplerate"), ({"blocksize": 0}, "blocksize"),
+    ({"speed": 0}, "speed"), ({"audio": np.zeros((2, 2, 2))}, "shape"),
+])
+def test_bad_parameters(kw, words):
+    args = {"audio": np.zeros(10), "samplerate": 8000}
+    args.update(kw)
+    audio, sr = args.pop("audio"), args.pop("samplerate")
+    with pytest.raises(ParameterError, match=words):
+        ClipSource(audio, sr, **args)
+
+
+def test_demo_clip_ships_with_the_package():
+    from rtclassify.commands.demo import clip_path
+
+    src = ClipSource.from_file(clip_path())
+    assert src.samplerate == 16000 and src.channels == 1 and 20 < src.duration < 30
