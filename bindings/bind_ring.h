@@ -30,6 +30,10 @@ capacity : int
               throw py::value_error("block: must be 1-D (got " + std::to_string(block.ndim()) + "-D)");
             const float* p = block.data();
             const size_t n = static_cast<size_t>(block.size());
+            // An audio callback pushes small blocks: a copy of a few hundred samples
+            // costs far less than re-acquiring a GIL the worker may hold, so the GIL
+            // is only released for large blocks.
+            if (n < 16384) return r.push(p, n);
             py::gil_scoped_release nogil;
             return r.push(p, n);
           },
