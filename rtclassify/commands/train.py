@@ -13,18 +13,30 @@ DESCRIPTION = (
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--config", required=True, metavar="FILE", help="TOML training config")
+    parser.add_argument("--config", metavar="FILE", help="TOML training config (required unless --data)")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's last.pt")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config value (TOML syntax), e.g. --set train.epochs=3; repeatable")
     parser.add_argument("--no-export", action="store_true", help="stop after training (no bundle, no test)")
     parser.add_argument("--no-test", action="store_true", help="export the bundle but skip the test split")
+    from ..learn.finetune import add_arguments as add_finetune_arguments
+
+    add_finetune_arguments(parser)
 
 
 def run(args) -> int:
     from ..errors import require
 
     require("torch", extra="train")
+    if args.data is not None:
+        from ..learn.finetune import run as run_finetune
+
+        return run_finetune(args)
+    if not args.config:
+        from ..errors import ParameterError
+
+        raise ParameterError("train: give --config FILE (the default model's recipe) or --data FOLDER|CSV "
+                             "(fine-tuning on your own labelled audio)")
     from ..train.trainer import load_config, run_training
 
     cfg = load_config(args.config, args.set)

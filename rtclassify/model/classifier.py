@@ -280,5 +280,17 @@ class Classifier:
         blocks = files.iter_blocks(path, OFFLINE_BLOCK, channel)
         return _collect(session, blocks, info.frames, progress)
 
+    def learn(self, name: str, positives, negatives=None, sample_rate: int | None = None, **options) -> "Classifier":
+        """A classifier with this one's tags plus ``name``, learned from examples (see :func:`rtclassify.learn.learn_tag`)."""
+        from ..learn import learn_tag
+
+        return learn_tag(self, name, positives, negatives, sample_rate, **options)
+
+    def save(self, path) -> "os.PathLike":
+        """Write this classifier's bundle (model.onnx + model.json) to a folder or a .zip file; returns the path."""
+        from ..learn import save_classifier
+
+        return save_classifier(self, path)
+
     def __repr__(self) -> str:
         return f"<Classifier {self.bundle.name!r} ({len(self.labels)} tags, backend {self.backend.name})>"

@@ -1,0 +1,116 @@
+"""Learned tags: how long learning takes and what the new tag costs at inference (issue: your own tags).
+
+Budgets:
+
+- learning a tag from 10 examples of 5 s (50 s of audio) takes under 30 s, i.e. a ratio of learning
+  time to example duration under 0.6; measured cold (the generic negatives are embedded too, as on
+  a first use) and warm (cached generic negatives);
+- the learned bundle's inference (one window, batch 1, one thread: the live path) costs under 1.10x
+  the original bundle's, both measured interleaved in the same run;
+- the original tags' outputs of the learned bundle differ from the original bundle's by at most 1e-6
+  (over a streamed signal).
+
+The model is the shipped default bundle, else ``$RTCLASSIFY_BENCH_BUNDLE``, else the development
+bundle ``datasets/dev_bundle`` of the checkout (same architecture); without any the tests skip.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SR = 16000
+
+
+def _bundle_path():
+    from rtclassify.model.bundle import default_bundle_path
+
+    for p in (default_bundle_path(), os.environ.get("RTCLASSIFY_BENCH_BUNDLE"), REPO / "datasets" / "dev_bundle"):
+        if p and (Path(p) / "model.json").is_file():
+            return Path(p)
+    return None
+
+
+@pytest.fixture(scope="module")
+def clf():
+    from rtclassify import Classifier
+
+    path = _bundle_path()
+    if path is None:
+        pytest.skip("no model bundle of the default architecture (default bundle, $RTCLASSIFY_BENCH_BUNDLE or "
+                    "datasets/dev_bundle)")
+    return Classifier.load(path, backend="onnx", threads=1)
+
+
+def chime(seconds: float, seed: int) -> np.ndarray:
+    """A bright FM chime pattern (the 'new sound')."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    y = np.zeros(n)
+    t = 0.0
+    while t < seconds - 0.2:
+        d = float(rng.uniform(0.25, 0.8))
+        f = float(rng.uniform(900, 1800))
+        a = int(t * SR)
+        m = min(int(d * 1.5 * SR), n - a)
+        tt = np.arange(m) / SR
+        y[a:a + m] += 0.3 * np.sin(2 * np.pi * f * tt + 2.5 * np.sin(2 * np.pi * 1.41 * f * tt)) * np.exp(-tt / 0.3)
+        t += d
+    return y.astype(np.float32)
+
+
+def test_learning_time_ratio(clf, report, tmp_path):
+    from rtclassify.learn import learner
+
+    positives = [chime(5.0, i) for i in range(10)]
+    audio_s = sum(len(p) for p in positives) / SR
+    learner._GENERIC_CACHE.clear()
+    t0 = time.perf_counter()
+    new = clf.learn("chime", positives, sample_rate=SR, out=tmp_path / "cold")
+    cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    clf.learn("chime", positives, sample_rate=SR, out=tmp_path / "warm")
+    warm = time.perf_counter() - t0
+    rec = new.bundle.meta["learned_tags"][-1]
+    report(f"learning from 10 x 5 s ({clf.bundle.name}): cold {cold:.1f} s (ratio {cold / audio_s:.3f}), warm "
+           f"{warm:.1f} s (ratio {warm / audio_s:.3f}); embedding {rec['seconds']['embedding']:.1f} s, fit "
+           f"{rec['seconds']['fit']:.2f} s; {rec['windows']['positive']} positive / {rec['windows']['negative']} "
+           f"negative windows; budget ratio 0.6 (30 s)")
+    assert cold / audio_s < 0.6
+
+
+def test_learned_tag_inference_cost_and_unchanged_outputs(clf, report, tmp_path):
+    from rtclassify import Classifier
+
+    new = clf.learn("chime", [chime(5.0, i) for i in range(3)], sample_rate=SR, out=tmp_path / "b")
+    new = Classifier.load(tmp_path / "b", backend="onnx", threads=1)
+    rng = np.random.default_rng(0)
+    w = rng.normal(-50, 20, (1, clf.bundle.n_mels, clf.bundle.window_frames)).clip(-100, 20).astype(np.float32)
+    run0, run1 = clf.backend.run_unchecked, new.backend.run_unchecked
+    for _ in range(50):
+        run0(w), run1(w)
+    calls, best0, best1 = 200, float("inf"), float("inf")
+    for _ in range(15):  # interleaved rounds, best of each
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            run0(w)
+        t1 = time.perf_counter()
+        for _ in range(calls):
+            run1(w)
+        t2 = time.perf_counter()
+        best0, best1 = min(best0, (t1 - t0) / calls), min(best1, (t2 - t1) / calls)
+    ratio = best1 / best0
+    # original tags over a streamed signal
+    sig = np.concatenate([chime(3.0, 50), rng.normal(0, 0.05, SR * 2).astype(np.float32), chime(2.0, 51)])
+    r0, r1 = clf.tag(sig, SR), new.tag(sig, SR)
+    diff = float(np.abs(r1.probs[:, :clf.bundle.n_tags] - r0.probs).max())
+    report(f"inference per window ({clf.bundle.name}, batch 1, 1 thread): original {best0 * 1e3:.3f} ms, with the "
+           f"learned tag {best1 * 1e3:.3f} ms: ratio {ratio:.3f} (budget 1.10); original tags' largest change "
+           f"{diff:.2e} (budget 1e-6)")
+    assert ratio < 1.10
+    assert diff <= 1e-6

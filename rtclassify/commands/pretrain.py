@@ -1,0 +1,75 @@
+"""``rtclassify pretrain``: contrastive self-supervised pretraining of the CNN encoder on unlabelled audio."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "pretrain"
+HELP = "self-supervised (SimCLR/CLMR-style contrastive) pretraining of the CNN encoder on unlabelled audio"
+DESCRIPTION = """\
+Pretrain the short-chunk CNN encoder on a folder of unlabelled audio (searched recursively): two
+randomly augmented views of the same 1.5 s chunk (random crop, polarity, noise, gain, filters, delay,
+pitch shift, reverb) must be recognised among the other views of the batch (InfoNCE / NT-Xent loss on
+a projection of the embedding). The encoder has the base bundle's configuration and frontend.
+Writes OUT/encoder.pt and OUT/history.json. With --labelled DATA_DIR (an `rtclassify data build`
+folder) it then trains the usual supervised head with the default model's training loop, starting from
+the pretrained encoder, and exports OUT/bundle. Needs the 'train' extra (torch, scipy).
+
+examples:
+  nice -n 10 rtclassify pretrain --data my_recordings/ --out runs/ssl --minutes 10
+  rtclassify pretrain --data datasets/v1/train --out runs/ssl --labelled datasets/v1 --set train.time_budget_min=20
+"""
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if not v > 0 or v != v or v == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+        return v
+    return parse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("--data", required=True, metavar="FOLDER", help="folder of unlabelled audio files")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (encoder.pt, history.json)")
+    p.add_argument("--bundle", metavar="IN", help="bundle giving the frontend and CNN configuration (default: bundled)")
+    p.add_argument("--minutes", type=_positive(float), default=10.0, help="budget in minutes of CPU time (default 10)")
+    p.add_argument("--steps", type=_positive(int), default=None, help="stop after this many steps")
+    p.add_argument("--epochs", type=_positive(float), default=None,
+                   help="stop after this many passes over the loaded audio (counted in 1.5 s chunks)")
+    p.add_argument("--batch-size", type=_positive(int), default=32, help="chunks per batch (default 32)")
+    p.add_argument("--lr", type=_positive(float), default=1e-3, help="peak learning rate (default 1e-3)")
+    p.add_argument("--temperature", type=_positive(float), default=0.2, help="NT-Xent temperature (default 0.2)")
+    p.add_argument("--max-hours", type=_positive(float), default=1.0, help="most audio loaded (default 1 h)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=_positive(int), default=1, help="torch threads (default 1)")
+    p.add_argument("--labelled", metavar="DATA_DIR", help="then train the supervised head on this data-builder folder")
+    p.add_argument("--config", metavar="FILE", help="training config of the supervised step (default: default.toml)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a value of the supervised step's config (repeatable)")
+
+
+def run(args) -> int:
+    from ..errors import ParameterError, require
+
+    require("torch", extra="train")
+    from ..learn.pretrain import PretrainParams, pretrain, train_supervised_head
+    from ..model.bundle import load_bundle
+
+    if args.batch_size < 2:
+        raise ParameterError("--batch-size must be at least 2 (the other views of the batch are the negatives)")
+    params = PretrainParams(minutes=args.minutes, max_steps=args.steps or 0, epochs=args.epochs or 0.0, batch_size=args.batch_size, lr=args.lr,
+                            temperature=args.temperature, max_hours=args.max_hours, seed=args.seed,
+                            threads=args.threads)
+    bundle = load_bundle(args.bundle)
+    path = pretrain(args.data, args.out, bundle=bundle, params=params)
+    print(f"encoder: {path}")
+    if args.labelled:
+        res = train_supervised_head(path, args.labelled, args.out, args.config, args.set)
+        print(f"bundle: {res['bundle']}")
+    return 0

@@ -1,0 +1,172 @@
+"""Example audio given to :func:`rtclassify.learn.learn_tag`: validation and loading.
+
+An example is one of:
+
+* a path (``str`` or ``os.PathLike``) to an audio file: read with soundfile at
+  its own sample rate, channels averaged;
+* an array of samples, shape ``(n,)``, ``(n, channels)`` or ``(channels, n)``
+  (float32/float64 in [-1, 1] or int16): its rate is the ``sample_rate``
+  argument, which is then required;
+* a tuple ``(array, rate)``: an array with its own rate. When ``sample_rate``
+  is also given, the two must agree.
+
+Rules (each broken rule raises :class:`~rtclassify.errors.ParameterError`
+naming the parameter and the example's position):
+
+* at least :data:`MIN_POSITIVE_EXAMPLES` positive example;
+* every example at least :data:`MIN_EXAMPLE_SECONDS` long and finite;
+* an array without a rate (no ``sample_rate``), or with a rate that differs
+  from ``sample_rate``, is an error: rates are never guessed. Examples of
+  different rates are fine when each rate is known (everything is resampled
+  to the model's rate by the streaming path).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ParameterError
+
+__all__ = ["Example", "load_examples", "check_rate", "MIN_POSITIVE_EXAMPLES", "MIN_EXAMPLE_SECONDS", "MAX_CHANNELS"]
+
+#: Fewest positive examples accepted (one clear example already gives a usable tag; see RESULTS.md).
+MIN_POSITIVE_EXAMPLES = 1
+#: Shortest example accepted, in seconds (the streaming path needs about 0.15 s for its first output).
+MIN_EXAMPLE_SECONDS = 0.2
+#: Most channels accepted in a 2-D example.
+MAX_CHANNELS = 8
+
+
+@dataclass
+class Example:
+    """One example, mono float32 at its own rate.
+
+    Attributes
+    ----------
+    name : str
+        How messages and provenance name it: the file path, or ``positives[i]``.
+    audio : ndarray, float32, shape (n,)
+    sample_rate : int
+    """
+
+    name: str
+    audio: np.ndarray
+    sample_rate: int
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+
+def check_rate(rate, name: str) -> int:
+    """A sample rate in Hz as a positive int; ParameterError naming ``name`` otherwise."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(rate) or rate <= 0 or int(rate) != rate:
+        raise ParameterError(f"{name} must be a positive integer number of Hz (got {rate!r})")
+    return int(rate)
+
+
+def _mono(a: np.ndarray, where: str) -> np.ndarray:
+    if a.dtype == np.int16:
+        a = a.astype(np.float32) / np.float32(32768.0)
+    elif a.dtype.kind in "fiu" and a.dtype != np.bool_:
+        if a.dtype.kind in "iu":
+            raise ParameterError(f"{where}: integer samples must be int16 (got {a.dtype}); pass floats in [-1, 1]")
+    else:
+        raise ParameterError(f"{where}: samples must be float32, float64 or int16 (got dtype {a.dtype})")
+    if a.ndim == 2:
+        n0, n1 = a.shape
+        if n1 <= MAX_CHANNELS and n0 >= n1:
+            a = a.mean(axis=1, dtype=np.float64)
+        elif n0 <= MAX_CHANNELS and n0 < n1:
+            a = a.mean(axis=0, dtype=np.float64)
+        else:
+            raise ParameterError(f"{where}: audio must have shape (n,), (n, channels) or (channels, n) with at most "
+                                 f"{MAX_CHANNELS} channels; got {a.shape}")
+    elif a.ndim != 1:
+        raise ParameterError(f"{where}: audio must have shape (n,), (n, channels) or (channels, n); got {a.shape}")
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if not np.all(np.isfinite(a)):
+        raise ParameterError(f"{where}: holds NaN or infinite samples")
+    return a
+
+
+def load_examples(items, sample_rate, param: str) -> list[Example]:
+    """Validate and load the examples of one parameter (``positives`` or ``negatives``).
+
+    Parameters
+    ----------
+    items : sequence
+        Paths, arrays and ``(array, rate)`` tuples (see the module notes). A
+        single path is accepted as a one-item list.
+    sample_rate : int or None
+        Rate of the arrays given without their own rate.
+    param : str
+        The parameter name used in messages.
+
+    Returns
+    -------
+    list of Example
+
+    Raises
+    ------
+    ParameterError
+        A rule of the module notes is broken.
+    AudioFileError
+        A file is missing or unreadable (the message names it).
+    """
+    from ..audio.files import read_audio
+
+    if items is None:
+        return []
+    if isinstance(items, (str, os.PathLike)):
+        items = [items]
+    if isinstance(items, np.ndarray):
+        raise ParameterError(f"{param} must be a list of examples (paths, arrays or (array, rate) tuples), not one "
+                             f"array; wrap a single example in a list: {param}=[audio]")
+    try:
+        items = list(items)
+    except TypeError:
+        raise ParameterError(f"{param} must be a list of examples (paths, arrays or (array, rate) tuples); "
+                             f"got {type(items).__name__}") from None
+    sr = None if sample_rate is None else check_rate(sample_rate, "sample_rate")
+    out = []
+    for i, item in enumerate(items):
+        where = f"{param}[{i}]"
+        if isinstance(item, (str, os.PathLike)):
+            audio, rate = read_audio(item)
+            name = str(Path(os.fspath(item)))
+            where = f"{where} ({name})"
+            audio = _mono(audio, where)
+        else:
+            if isinstance(item, tuple):
+                if len(item) != 2:
+                    raise ParameterError(f"{where}: a tuple example must be (array, sample_rate); got {len(item)} items")
+                arr, rate = item
+                rate = check_rate(rate, f"{where} sample rate")
+                if sr is not None and rate != sr:
+                    raise ParameterError(f"{where}: its sample rate {rate} Hz differs from sample_rate={sr}; give "
+                                         f"one rate per array, not two different ones")
+            else:
+                arr, rate = item, sr
+                if rate is None:
+                    raise ParameterError(f"{where}: an array example needs its rate: pass sample_rate=<Hz> (or the "
+                                         f"example as an (array, rate) tuple)")
+            try:
+                arr = np.asarray(arr)
+            except (TypeError, ValueError) as exc:
+                raise ParameterError(f"{where}: not an array of samples ({exc})") from None
+            if arr.dtype == object:
+                raise ParameterError(f"{where}: not a path, an array of samples or an (array, rate) tuple "
+                                     f"(got {type(item).__name__})")
+            audio = _mono(arr, where)
+            name = where
+        if len(audio) < MIN_EXAMPLE_SECONDS * rate:
+            raise ParameterError(f"{where}: {len(audio) / rate:.3f} s is too short; every example needs at least "
+                                 f"{MIN_EXAMPLE_SECONDS} s")
+        out.append(Example(name, audio, int(rate)))
+    return out

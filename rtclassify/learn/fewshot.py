@@ -1,0 +1,510 @@
+"""Few-shot evaluation of learned tags on sounds the default model was never trained to tag (``train`` extra).
+
+Tasks (none of them is a tag of the default model; the data recipe never
+renders the GM programs 119-127 and keeps the npm instruments below for its
+test split only):
+
+* eight GM sound effects, GM programs 120-127: fret noise, breath noise,
+  seashore, bird tweet, telephone ring, helicopter, applause, gunshot;
+* distortion guitar (GM 29/30) against clean guitars (GM 26-28), a timbre
+  inside the default tag ``guitar``;
+* four held-out recorded instruments (npm ``tonejs-instrument-*``, test-only
+  timbres of the recipe): cello, clarinet, trombone, nylon guitar, each
+  against GM instruments of its own family.
+
+For each task the data are (:func:`build_fewshot_data`, deterministic for a seed):
+
+support pool
+    :data:`POOL` recordings of the sound alone, 3-5 s each, rendered from
+    the training soundfonts (FluidR3_GM, MuseScore_General) or the npm
+    samples, with a faint noise floor.
+query clips
+    :data:`N_QUERY` clips of :data:`QUERY_SECONDS` s: a background clip of
+    the recipe's *test* split (music, speech, singing, non-music, held-out
+    timbres), a part of a "confuser" of the same family in most clips (for
+    the tasks that have one), and the sound in a 2-6 s span at -6..+6 dB
+    against the background. One clip in six holds the sound alone, one in
+    six no sound at all. Frame labels follow the data recipe's rule (the
+    sound's frame energy within 40 dB of the mix's loudest frame and above
+    -70 dBFS). Query source ``same``: the support's soundfonts (another
+    rendering: other notes, other levels); ``other``: the held-out
+    soundfont TimGM6mb (an unseen sample of the same kind of sound; GM
+    tasks only).
+
+Protocol (:func:`evaluate_fewshot`): for k in (1, 5, 10) and several random
+draws of k support recordings, a head is fitted with the functions of
+``Classifier.learn`` (:func:`rtclassify.learn.learner.positive_rows`: the
+sounding windows of the k recordings and of their mixed copies, hop 2
+frames; :func:`rtclassify.learn.head.fit_head` against the generic
+negatives), on each encoder's embedding; the query windows (the live hop) give
+the frame-level ROC-AUC and the balanced accuracy at the learned threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ParameterError
+
+__all__ = ["Task", "TASKS", "build_fewshot_data", "evaluate_fewshot", "Encoder", "onnx_encoder", "melstats_encoder",
+           "combined", "format_tables", "POOL", "N_QUERY", "QUERY_SECONDS"]
+
+SR = 16000
+POOL = 15
+N_QUERY = 10
+QUERY_SECONDS = 8.0
+TRAIN_FONTS = ("FluidR3_GM", "MuseScore_General")
+HELDOUT_FONT = "TimGM6mb"
+
+
+@dataclass(frozen=True)
+class Task:
+    """A new tag to learn.
+
+    Attributes
+    ----------
+    name : str
+    kind : {"gm", "samples"}
+    programs : tuple of int
+        GM programs (bank 0) of the sound (``kind="gm"``).
+    instrument : str
+        npm instrument (``kind="samples"``).
+    tag : str
+        Default-model family used for the musical parts' register and role.
+    confusers : tuple of int
+        GM programs of the same family mixed into the query backgrounds.
+    fx : bool
+        Sparse sound-effect notes instead of musical parts.
+    """
+
+    name: str
+    kind: str
+    programs: tuple = ()
+    instrument: str = ""
+    tag: str = "synth"
+    confusers: tuple = ()
+    fx: bool = False
+
+
+TASKS: tuple = (
+    Task("fret_noise", "gm", (120,), fx=True),
+    Task("breath_noise", "gm", (121,), fx=True),
+    Task("seashore", "gm", (122,), fx=True),
+    Task("bird_tweet", "gm", (123,), fx=True),
+    Task("telephone", "gm", (124,), fx=True),
+    Task("helicopter", "gm", (125,), fx=True),
+    Task("applause", "gm", (126,), fx=True),
+    Task("gunshot", "gm", (127,), fx=True),
+    Task("distortion_guitar", "gm", (29, 30), tag="guitar", confusers=(26, 27, 28)),
+    Task("cello", "samples", instrument="cello", tag="strings", confusers=(40, 41, 48, 49)),
+    Task("clarinet", "samples", instrument="clarinet", tag="woodwind", confusers=(68, 70, 73, 65)),
+    Task("trombone", "samples", instrument="trombone", tag="brass", confusers=(56, 58, 60, 61)),
+    Task("nylon_guitar", "samples", instrument="guitar-nylon", tag="guitar", confusers=(25, 26, 27)),
+)
+
+
+# --------------------------------------------------------------------------------------------- rendering
+def _fx_notes(rng, t0: float, t1: float, short: bool):
+    from ..train.data.gm import Note
+
+    notes, t = [], t0 + float(rng.uniform(0.0, 0.3))
+    while t < t1 - 0.1:
+        d = float(rng.uniform(0.1, 0.5) if short else rng.uniform(0.4, 2.2))
+        notes.append(Note(t, min(t + d, t1), int(rng.integers(48, 77)), int(rng.integers(70, 121))))
+        t += d + float(rng.uniform(0.05, 0.7))
+    if not notes:
+        notes.append(Note(t0, min(t1, t0 + 0.5), 60, 100))
+    return notes
+
+
+def _stem(task: Task, ctx, rng, seconds: float, font: str, t0: float, t1: float) -> np.ndarray:
+    """The task's sound between t0 and t1 in a ``seconds``-long buffer (16 kHz, peak-normalized)."""
+    from ..train.data import gm
+
+    if task.kind == "gm":
+        prog = int(rng.choice(task.programs))
+        if task.fx:
+            notes = _fx_notes(rng, t0, t1, short=prog in (127, 120))
+            part = gm.PartSpec(tag=task.tag, role="fx", program=prog, bank=0, notes=notes)
+        else:
+            part = gm.make_part(rng, gm.random_song(rng), task.tag, prog, 0, t0, t1)
+        x = ctx.fluid.render_parts(font, [part], seconds)[0]
+    else:
+        lo, hi = ctx.samples.key_range(task.instrument)
+        part = gm.make_part(rng, gm.random_song(rng), task.tag, 0, 0, t0, t1, role="melody",
+                            key_range=(max(lo, 21), min(hi, 108)))
+        x = ctx.samples.render(task.instrument, part.notes, seconds, release=float(rng.uniform(0.05, 0.3)))
+    peak = float(np.max(np.abs(x))) if len(x) else 0.0
+    return (x / peak).astype(np.float32) if peak > 0 else x.astype(np.float32)
+
+
+def _rms_active(x: np.ndarray) -> float:
+    from ..train.data.labels import frame_energy
+
+    e = frame_energy(x)
+    if len(e) == 0 or e.max() <= 0:
+        return 0.0
+    return float(np.sqrt(e[e >= e.max() * 1e-3].mean()))
+
+
+def _frame_labels(stem: np.ndarray, mix: np.ndarray) -> np.ndarray:
+    from ..train.data.labels import FLOOR_DB, REL_DB, frame_energy
+
+    se, me = frame_energy(stem), frame_energy(mix)
+    if len(me) == 0:
+        return np.zeros(0, np.uint8)
+    peak = 10 * np.log10(max(float(me.max()), 1e-20))
+    return (10 * np.log10(np.maximum(se, 1e-20)) > max(peak - REL_DB, FLOOR_DB)).astype(np.uint8)
+
+
+def _support(task: Task, ctx, seed: int, n: int) -> list[np.ndarray]:
+    out = []
+    for i in range(n):
+        rng = np.random.default_rng([seed, 1, i])
+        seconds = float(rng.uniform(3.0, 5.0))
+        font = TRAIN_FONTS[i % len(TRAIN_FONTS)]
+        x = _stem(task, ctx, rng, seconds, font, 0.0, seconds)
+        x = x * float(10 ** (rng.uniform(-20, -1) / 20))
+        x = x + (10 ** (-65 / 20) * rng.standard_normal(len(x))).astype(np.float32)
+        out.append(np.clip(x, -1, 1).astype(np.float32))
+    return out
+
+
+_KINDS = ("music", "music", "speech", "singing", "music", "nonmusic")
+
+
+def _queries(task: Task, ctx, seed: int, n: int, source: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    from ..train.data import gm
+    from ..train.data.build import ClipJob, render_clip
+
+    out = []
+    for i in range(n):
+        rng = np.random.default_rng([seed, 2 if source == "same" else 3, i])
+        font = HELDOUT_FONT if source == "other" else TRAIN_FONTS[i % len(TRAIN_FONTS)]
+        nsamp = int(QUERY_SECONDS * SR)
+        alone, absent = i % 6 == 0, i % 6 == 1
+        if alone:
+            bg = np.zeros(nsamp, np.float32)
+        else:
+            job = ClipJob("test", 700_000 + 97 * seed % 10_000 + i + (0 if source == "same" else 50_000),
+                          _KINDS[i % len(_KINDS)], QUERY_SECONDS, int(seed))
+            bg = render_clip(job, ctx)[0]
+            if task.confusers and rng.random() < 0.7:
+                prog = int(rng.choice(task.confusers))
+                a = float(rng.uniform(0.0, 2.0))
+                part = gm.make_part(rng, gm.random_song(rng), task.tag, prog, 0, a, QUERY_SECONDS)
+                conf = ctx.fluid.render_parts(HELDOUT_FONT if source == "other" else font, [part], QUERY_SECONDS)[0]
+                ref = _rms_active(bg) or 0.05
+                cr = _rms_active(conf)
+                if cr > 0:
+                    bg = bg + conf * (ref / cr * float(10 ** (rng.uniform(-3, 3) / 20)))
+        if absent:
+            stem = np.zeros(nsamp, np.float32)
+        else:
+            length = float(rng.uniform(2.0, 6.0))
+            t0 = float(rng.uniform(0.0, QUERY_SECONDS - length))
+            stem = _stem(task, ctx, rng, QUERY_SECONDS, font, t0, t0 + length)
+            if not alone:
+                ref = _rms_active(bg) or 0.05
+                sr_ = _rms_active(stem)
+                if sr_ > 0:
+                    stem = stem * (ref / sr_ * float(10 ** (rng.uniform(-6, 6) / 20)))
+        mix = bg + stem
+        peak = float(np.max(np.abs(mix)))
+        g = float(10 ** (rng.uniform(-20, -1) / 20)) / peak if peak > 0 else 1.0
+        mix, stem = (mix * g).astype(np.float32), (stem * g).astype(np.float32)
+        out.append((mix, _frame_labels(stem, mix)))
+    return out
+
+
+def build_fewshot_data(out_dir, seed: int = 11, tasks=TASKS, pool: int = POOL, n_query: int = N_QUERY,
+                       npm_cache=None, progress: bool = True) -> Path:
+    """Render the support pools and query clips of every task into ``out_dir/<task>.npz`` (skips existing files).
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
+    """
+    from rich.progress import Progress
+
+    from ..train.data.build import WorkerContext
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx = WorkerContext(npm_cache)
+    try:
+        with Progress(transient=True, disable=not progress) as bar:
+            job = bar.add_task("few-shot data", total=len(tasks))
+            for ti, task in enumerate(tasks):
+                f = out_dir / f"{task.name}.npz"
+                if f.exists():
+                    bar.advance(job)
+                    continue
+                tseed = seed * 1000 + ti
+                sup = _support(task, ctx, tseed, pool)
+                arrays = {"support": np.concatenate(sup), "support_offsets": np.cumsum([0] + [len(s) for s in sup])}
+                sources = ["same"] + (["other"] if task.kind == "gm" else [])
+                for src in sources:
+                    q = _queries(task, ctx, tseed, n_query, src)
+                    arrays[f"query_{src}"] = np.stack([m for m, _ in q])
+                    arrays[f"labels_{src}"] = np.stack([lab for _, lab in q])
+                tmp = f.with_suffix(".tmp.npz")
+                np.savez_compressed(tmp, **arrays)
+                tmp.replace(f)
+                bar.advance(job)
+    finally:
+        ctx.close()
+    (out_dir / "about.json").write_text(json.dumps({"seed": seed, "pool": pool, "n_query": n_query,
+                                                    "query_seconds": QUERY_SECONDS,
+                                                    "tasks": [t.__dict__ for t in tasks]}, indent=1, default=list))
+    return out_dir
+
+
+# --------------------------------------------------------------------------------------------- encoders
+@dataclass
+class Encoder:
+    """A named function from model windows ``(n, n_mels, W)`` to embeddings ``(n, D)``."""
+
+    name: str
+    fn: object
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        return np.asarray(self.fn(windows), np.float32)
+
+
+def onnx_encoder(clf, name: str = "supervised") -> Encoder:
+    """The bundle's ONNX ``embedding`` output."""
+    from .embeddings import embed_windows, embedding_backend
+
+    backend = embedding_backend(clf)
+    return Encoder(name, lambda w: embed_windows(backend, w))
+
+
+def melstats_encoder(name: str = "mel-stats") -> Encoder:
+    """Baseline without a network: per-band mean of the whole window and of its last 16 frames (dB)."""
+    return Encoder(name, lambda w: np.concatenate([w.mean(axis=2), w[:, :, -16:].mean(axis=2)], axis=1))
+
+
+def combined(name: str, *parts: str) -> tuple:
+    """A combined encoder: the concatenation of the named encoders' embeddings."""
+    return (name, parts)
+
+
+# --------------------------------------------------------------------------------------------- evaluation
+def _split(arr: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+    return [arr[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+
+
+def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5, 10), repeats: int = 5,
+                     tasks=None, seed: int = 0, hop_frames: int = 2, mix_positives: bool = True, progress: bool = True,
+                     log=None) -> dict:
+    """Run the few-shot protocol (see the module notes).
+
+    Parameters
+    ----------
+    clf : Classifier
+        Gives the streaming path (frontend, window, lookahead, hop) of the windows.
+    data_dir : path
+        Output of :func:`build_fewshot_data`.
+    encoders : list of Encoder
+    combos : tuple of (name, (encoder names...))
+        Concatenated encoders (see :func:`combined`).
+    ks : sequence of int
+    repeats : int
+        Random draws of the support set per k.
+    tasks : list of str, optional
+        Task names (default: every ``.npz`` in ``data_dir``).
+    hop_frames, mix_positives
+        As in :func:`rtclassify.learn.learn_tag` (the same functions build the rows).
+
+    Returns
+    -------
+    dict
+        ``{"results": [{"task", "source", "k", "encoder", "auc", "bacc", ...}], "settings": {...}}``.
+    """
+    from .embeddings import embed_examples, stream_windows
+    from .examples import Example
+    from .head import fit_head, roc_auc
+    from .learner import positive_rows
+    from .negatives import generic_negative_examples
+
+    data_dir = Path(data_dir)
+    names = tasks or sorted(p.stem for p in data_dir.glob("*.npz") if not p.name.endswith(".tmp.npz"))
+    if not names:
+        raise ParameterError(f"data_dir: no few-shot task files in {data_dir}")
+    bundle = clf.bundle
+    hop_learn = hop_frames * bundle.hop_length / bundle.sample_rate
+    say = log or (lambda s: None)
+    t0 = time.perf_counter()
+    dims: dict = {}
+
+    def multi(windows):
+        outs = [e(windows) for e in encoders]
+        for e, o in zip(encoders, outs):
+            dims[e.name] = o.shape[1]
+        return np.concatenate(outs, axis=1)
+
+    def split(X) -> dict:
+        d, c = {}, 0
+        for e in encoders:
+            d[e.name] = X[:, c:c + dims[e.name]]
+            c += dims[e.name]
+        for cname, parts in combos:
+            d[cname] = np.concatenate([d[p] for p in parts], axis=1)
+        return d
+
+    generic = embed_examples(multi, bundle, generic_negative_examples(), hop_learn)
+    gen, gen_groups = split(generic.X), generic.group
+    say(f"generic negatives: {len(gen_groups)} windows ({time.perf_counter() - t0:.0f} s)")
+    all_names = [e.name for e in encoders] + [c[0] for c in combos]
+    results = []
+    for ti, name in enumerate(names):
+        z = np.load(data_dir / f"{name}.npz")
+        support = _split(z["support"], z["support_offsets"])
+        rows = []
+        for g, x in enumerate(support):
+            r = positive_rows(multi, bundle, [Example(f"support[{g}]", x, SR)], hop_frames, mix=mix_positives,
+                              seed=1000 * ti + g)
+            r.group[:] = g
+            rows.append(r)
+        sup_X = np.concatenate([r.X for r in rows])
+        sup_group = np.concatenate([r.group for r in rows])
+        sup = split(sup_X)
+        sources = [s for s in ("same", "other") if f"query_{s}" in z.files]
+        for src in sources:
+            q_X, q_lab = [], []
+            for mix, lab in zip(z[f"query_{src}"], z[f"labels_{src}"]):
+                sw = stream_windows(bundle, mix, SR)
+                q_lab.append(np.where(sw.index < len(lab), lab[np.minimum(sw.index, len(lab) - 1)], 0))
+                q_X.append(multi(sw.windows))
+            q = split(np.concatenate(q_X))
+            y = np.concatenate(q_lab).astype(bool)
+            for k in ks:
+                rng = np.random.default_rng([seed, k, ti])
+                for r in range(repeats):
+                    pick = rng.choice(len(support), size=min(k, len(support)), replace=False)
+                    sel = np.isin(sup_group, pick)
+                    for enc in all_names:
+                        head = fit_head(sup[enc][sel], gen[enc], sup_group[sel], gen_groups)
+                        p = head.predict_proba(q[enc])
+                        pred = p >= head.on
+                        bacc = 0.5 * (pred[y].mean() + (~pred[~y]).mean())
+                        results.append({"task": name, "source": src, "k": int(k), "repeat": r, "encoder": enc,
+                                        "auc": roc_auc(y, p), "bacc": float(bacc), "threshold": head.on,
+                                        "cv_auc": head.info["cv_roc_auc"]})
+            say(f"{name} ({src}): {len(y)} query windows, {int(y.sum())} positive "
+                f"({time.perf_counter() - t0:.0f} s)")
+    return {"results": results, "settings": {"ks": list(ks), "repeats": repeats, "hop_frames_learn": hop_frames,
+                                             "hop_frames_query": bundle.hop_frames, "bundle": bundle.name,
+                                             "mix_positives": bool(mix_positives), "encoders": all_names,
+                                             "tasks": names, "seconds": round(time.perf_counter() - t0, 1)}}
+
+
+def _mean(v):
+    v = [x for x in v if x is not None and np.isfinite(x)]
+    return float(np.mean(v)) if v else float("nan")
+
+
+def summarize(report: dict) -> dict:
+    """Mean AUC / balanced accuracy per (source, k, encoder), over tasks (each task: mean over repeats)."""
+    res = report["results"]
+    out = {}
+    keys = sorted({(r["source"], r["k"], r["encoder"]) for r in res})
+    for src, k, enc in keys:
+        per_task = {}
+        for r in res:
+            if (r["source"], r["k"], r["encoder"]) == (src, k, enc):
+                per_task.setdefault(r["task"], []).append(r)
+        aucs = {t: _mean([x["auc"] for x in v]) for t, v in per_task.items()}
+        baccs = {t: _mean([x["bacc"] for x in v]) for t, v in per_task.items()}
+        out[(src, k, enc)] = {"auc": _mean(list(aucs.values())), "bacc": _mean(list(baccs.values())),
+                              "tasks_auc_090": int(sum(a >= 0.90 for a in aucs.values())), "n_tasks": len(aucs),
+                              "per_task_auc": aucs,
+                              "auc_sd_repeats": _mean([float(np.std([x["auc"] for x in v])) for v in per_task.values()])}
+    return out
+
+
+def format_tables(report: dict) -> str:
+    """Markdown tables: mean frame-level ROC-AUC per k and encoder, and per task at the largest k."""
+    s = summarize(report)
+    encs = report["settings"]["encoders"]
+    ks = report["settings"]["ks"]
+    lines = []
+    for src in ("same", "other"):
+        if not any(key[0] == src for key in s):
+            continue
+        lines.append(f"\n**query source: {src}** (mean over tasks of the mean over {report['settings']['repeats']} "
+                     f"support draws; ROC-AUC / balanced accuracy at the learned threshold; tasks with AUC >= 0.90)\n")
+        lines.append("| k | " + " | ".join(encs) + " |")
+        lines.append("|---|" + "---|" * len(encs))
+        for k in ks:
+            cells = []
+            for e in encs:
+                v = s.get((src, k, e))
+                cells.append("n/a" if v is None else
+                             f"{v['auc']:.3f} / {v['bacc']:.3f} ({v['tasks_auc_090']}/{v['n_tasks']})")
+            lines.append(f"| {k} | " + " | ".join(cells) + " |")
+        kmax = max(ks)
+        tasks = sorted(next(v for key, v in s.items() if key[0] == src and key[1] == kmax)["per_task_auc"])
+        lines.append(f"\nper task, k = {kmax}, ROC-AUC ({src}):\n")
+        lines.append("| task | " + " | ".join(encs) + " |")
+        lines.append("|---|" + "---|" * len(encs))
+        for t in tasks:
+            lines.append(f"| {t} | " + " | ".join(f"{s[(src, kmax, e)]['per_task_auc'].get(t, float('nan')):.3f}"
+                                                 for e in encs) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    """``python -m rtclassify.learn.fewshot``: build the task data if needed, evaluate, write JSON and Markdown."""
+    import argparse
+
+    from rich.console import Console
+
+    from ..model.classifier import Classifier
+
+    ap = argparse.ArgumentParser(prog="python -m rtclassify.learn.fewshot", description=__doc__.split("\n")[0])
+    ap.add_argument("--data", required=True, help="task data folder (built there when missing)")
+    ap.add_argument("--bundle", default=None, help="bundle of the supervised encoder (default: the shipped one)")
+    ap.add_argument("--ssl", default=None, metavar="ENCODER_PT", help="self-supervised encoder (rtclassify pretrain)")
+    ap.add_argument("--out", required=True, help="report prefix: writes OUT.json and OUT.md")
+    ap.add_argument("--ks", default="1,5,10")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--tasks", default=None, help="comma-separated task names (default: all)")
+    ap.add_argument("--seed", type=int, default=11, help="seed of the task data")
+    ap.add_argument("--no-mix", action="store_true", help="learn without the mixed copies of the examples")
+    a = ap.parse_args(argv)
+    console = Console(stderr=True)
+    names = a.tasks.split(",") if a.tasks else None
+    tasks = [t for t in TASKS if names is None or t.name in names]
+    build_fewshot_data(a.data, seed=a.seed, tasks=tasks)
+    clf = Classifier.load(a.bundle, backend="onnx")
+    encoders = [onnx_encoder(clf, "supervised")]
+    combos = ()
+    if a.ssl:
+        from .pretrain import ssl_encoder
+
+        encoders.append(ssl_encoder(a.ssl, "self-supervised"))
+        combos = (combined("combined", "supervised", "self-supervised"),)
+    encoders.append(melstats_encoder("mel-stats"))
+    rep = evaluate_fewshot(clf, a.data, encoders, combos, ks=[int(k) for k in a.ks.split(",")], repeats=a.repeats,
+                           tasks=[t.name for t in tasks], mix_positives=not a.no_mix, log=console.print)
+    rep["settings"]["bundle_path"] = str(clf.bundle.path)
+    rep["settings"]["ssl"] = a.ssl
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(rep, indent=1))
+    table = format_tables(rep)
+    out.with_suffix(".md").write_text(table + "\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,394 @@
+"""Fine-tuning the tagger on your own labelled audio: ``rtclassify train --data FOLDER`` (``train`` extra).
+
+Two layouts of ``--data``:
+
+folder per tag
+    ``FOLDER/<tag>/*.wav`` (any audio format soundfile reads, searched
+    recursively inside each tag folder). A file is labelled with its folder's
+    tag wherever it sounds (frames within 40 dB of the file's loudest frame
+    and above -70 dBFS, gaps up to 6 frames filled: the data recipe's rule);
+    its silent frames are negatives. Files in a folder named ``_none``,
+    ``none`` or ``negatives`` carry no tag (pure negatives).
+CSV file
+    Rows ``file,start,end,tag`` (seconds; a header row is allowed; paths
+    relative to the CSV's folder). Frames whose centre lies in
+    ``[start, end)`` carry the tag; several rows may label one file
+    (multi-label). Every other frame of a listed file is a negative.
+
+The network starts from the base bundle's weights (its torch weights when the
+bundle has ``weights.pt`` or names an existing training checkpoint, else
+the ONNX graph's, see :func:`state_from_onnx`), with a new output head for the
+user's tags, and is trained by the default model's training loop
+(:class:`rtclassify.train.trainer.Trainer`: balanced sampling, mixup, gain and
+EQ augmentation, early stopping on validation, checkpoints) with the settings
+of ``rtclassify/train/configs/default.toml`` except a smaller learning rate
+and budget. Files are split into training and validation files
+(``--val-fraction``, at least one file of each tag on each side when a tag has
+two files or more). The exported bundle has the user's tags only; to add a
+tag to the built-in ones, use ``rtclassify learn``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ParameterError, require
+
+__all__ = ["read_labelled_data", "state_from_onnx", "base_state", "finetune", "add_arguments", "run",
+           "NONE_FOLDERS"]
+
+NONE_FOLDERS = ("_none", "none", "negatives")
+_AUDIO = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus")
+
+
+# ------------------------------------------------------------------------------------------------ data
+def _frames(n: int, hop: int, n_fft: int) -> int:
+    return 0 if n < n_fft else 1 + (n - n_fft) // hop
+
+
+def _load(path: Path, frontend: dict) -> np.ndarray:
+    from ..audio.files import read_audio
+    from ..audio.resample import resample
+
+    x, sr = read_audio(path)
+    if sr != int(frontend["sample_rate"]):
+        x = resample(x, sr, int(frontend["sample_rate"]))
+    return np.asarray(x, np.float32)
+
+
+def _sounding(x: np.ndarray, frontend: dict, rel_db=40.0, floor_db=-70.0, max_gap=6) -> np.ndarray:
+    hop, n_fft = int(frontend["hop_length"]), int(frontend["n_fft"])
+    n = _frames(len(x), hop, n_fft)
+    if n == 0:
+        return np.zeros(0, bool)
+    w = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+    w2 = w * w / np.sum(w * w)
+    seg = np.lib.stride_tricks.sliding_window_view(np.asarray(x, np.float64), n_fft)[::hop][:n]
+    db = 10 * np.log10(np.maximum((seg * seg) @ w2, 1e-20))
+    on = db > max(float(db.max()) - rel_db, floor_db)
+    idx = np.flatnonzero(on)
+    for a, b in zip(idx[:-1], idx[1:]):
+        if 1 < b - a <= max_gap + 1:
+            on[a:b] = True
+    return on
+
+
+def read_labelled_data(data, frontend: dict) -> tuple[list, list]:
+    """Read a folder-per-tag tree or a CSV (see the module notes).
+
+    Returns
+    -------
+    items : list of (name, audio float32 at the frontend rate, labels uint8 (n_frames, n_tags))
+    tags : list of str
+        Sorted tag names.
+
+    Raises
+    ------
+    ParameterError
+        Missing folder/CSV, no tag, a bad CSV row (the message names the file and line).
+    """
+    data = Path(data)
+    hop, n_fft, sr = int(frontend["hop_length"]), int(frontend["n_fft"]), int(frontend["sample_rate"])
+    if data.is_file():
+        rows = []
+        with open(data, newline="") as f:
+            for ln, row in enumerate(csv.reader(f), start=1):
+                if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
+                    continue
+                if len(row) != 4:
+                    raise ParameterError(f"{data}:{ln}: expected 4 columns file,start,end,tag (got {len(row)})")
+                try:
+                    start, end = float(row[1]), float(row[2])
+                except ValueError:
+                    if ln == 1:
+                        continue  # header
+                    raise ParameterError(f"{data}:{ln}: start and end must be numbers of seconds") from None
+                tag = row[3].strip()
+                if not tag:
+                    raise ParameterError(f"{data}:{ln}: empty tag")
+                if not 0 <= start < end:
+                    raise ParameterError(f"{data}:{ln}: need 0 <= start < end (got {start}, {end})")
+                p = Path(row[0].strip())
+                rows.append((p if p.is_absolute() else data.parent / p, start, end, tag, ln))
+        if not rows:
+            raise ParameterError(f"{data}: no labelled rows (file,start,end,tag)")
+        tags = sorted({r[3] for r in rows})
+        items = []
+        for path in sorted({r[0] for r in rows}):
+            x = _load(path, frontend)
+            n = _frames(len(x), hop, n_fft)
+            centre = (np.arange(n) * hop + n_fft / 2) / sr
+            lab = np.zeros((n, len(tags)), np.uint8)
+            for p, start, end, tag, _ in rows:
+                if p == path:
+                    lab[(centre >= start) & (centre < end), tags.index(tag)] = 1
+            items.append((str(path), x, lab))
+        return items, tags
+    if not data.is_dir():
+        raise ParameterError(f"--data: {data} is neither a folder of tag folders nor a CSV file")
+    folders = sorted(p for p in data.iterdir() if p.is_dir() and not p.name.startswith("."))
+    tags = [p.name for p in folders if p.name not in NONE_FOLDERS]
+    if not tags:
+        raise ParameterError(f"--data: {data} has no tag folder (expected {data}/<tag>/*.wav)")
+    items = []
+    for folder in folders:
+        files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in _AUDIO and f.is_file())
+        if not files and folder.name not in NONE_FOLDERS:
+            raise ParameterError(f"--data: the tag folder {folder} holds no audio file")
+        for f in files:
+            x = _load(f, frontend)
+            n = _frames(len(x), hop, n_fft)
+            lab = np.zeros((n, len(tags)), np.uint8)
+            if folder.name not in NONE_FOLDERS:
+                lab[:, tags.index(folder.name)] = _sounding(x, frontend)
+            items.append((str(f), x, lab))
+    return items, tags
+
+
+def _split_files(items, tags, val_fraction: float, seed: int) -> tuple[list, list]:
+    rng = np.random.default_rng(seed)
+    main_tag = [int(np.argmax(lab.sum(axis=0))) if lab.any() else -1 for _, _, lab in items]
+    val = set()
+    for t in sorted(set(main_tag)):
+        idx = [i for i, m in enumerate(main_tag) if m == t]
+        if len(idx) < 2:
+            continue
+        k = min(len(idx) - 1, max(1, int(round(len(idx) * val_fraction))))
+        val.update(rng.choice(idx, size=k, replace=False).tolist())
+    train = [items[i] for i in range(len(items)) if i not in val]
+    valid = [items[i] for i in sorted(val)]
+    return train, valid
+
+
+# ------------------------------------------------------------------------------------------------ weights
+def state_from_onnx(bundle, calibration: np.ndarray | None = None) -> dict:
+    """A ShortChunkCNN state dict from a bundle's ONNX graph (batch norm folded at export, unfolded here).
+
+    The exported graph has each convolution with batch norm folded into its
+    weights and bias. Here the convolution keeps the folded weights and the
+    batch norm layer is set so that, in eval mode, it adds the folded bias.
+    With ``calibration`` windows ``(n, n_mels, W)``, the batch norm's running
+    statistics are set to the convolution outputs' per-channel mean and
+    variance on them, and its scale and shift to undo them, so the function is
+    unchanged in eval mode and nearly unchanged in training mode (batch
+    statistics close to the running ones): fine-tuning starts where the
+    exported model is.
+
+    Returns
+    -------
+    dict
+        ``{"model_config": dict, "state_dict": dict, "tags": list}``.
+    """
+    onnx = require("onnx", extra="train")
+    torch = require("torch", extra="train")
+    from onnx import numpy_helper
+
+    from ..train.model import ModelConfig, ShortChunkCNN
+    from .pretrain import _base_model_config
+
+    model = onnx.load_from_string(bundle.read_bytes("model.onnx"))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    mc = ModelConfig.from_dict(_base_model_config(bundle))
+    net = ShortChunkCNN(mc)
+    sd = net.state_dict()
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    gemms = [n for n in model.graph.node if n.op_type == "Gemm"]
+    sub = [n for n in model.graph.node if n.op_type == "Sub"]
+    div = [n for n in model.graph.node if n.op_type == "Div"]
+    n_blocks = len(mc.multipliers)
+    where = bundle.file_label("model.onnx")
+    if len(convs) != n_blocks or len(gemms) != 2 or not sub or not div:
+        raise ParameterError(f"{where}: the graph does not look like an exported ShortChunkCNN "
+                             f"({len(convs)} Conv, {len(gemms)} Gemm for {n_blocks} blocks)")
+    eps = net.blocks[0][1].eps
+    for i, node in enumerate(convs):
+        w = inits[node.input[1]]
+        b = inits[node.input[2]] if len(node.input) > 2 else np.zeros(w.shape[0], np.float32)
+        if tuple(w.shape) != tuple(sd[f"blocks.{i}.0.weight"].shape):
+            raise ParameterError(f"{where}: Conv {i} has shape {w.shape}, the config expects "
+                                 f"{tuple(sd[f'blocks.{i}.0.weight'].shape)}")
+        sd[f"blocks.{i}.0.weight"] = torch.from_numpy(w.copy())
+        sd[f"blocks.{i}.1.weight"] = torch.ones(len(b))
+        sd[f"blocks.{i}.1.bias"] = torch.from_numpy(b.copy())
+        sd[f"blocks.{i}.1.running_mean"] = torch.zeros(len(b))
+        sd[f"blocks.{i}.1.running_var"] = torch.full((len(b),), 1.0 - eps)
+    for node, prefix in zip(gemms, ("embed.0", "head")):
+        sd[f"{prefix}.weight"] = torch.from_numpy(inits[node.input[1]].copy())
+        sd[f"{prefix}.bias"] = torch.from_numpy(inits[node.input[2]].copy())
+    sd["mel_mean"] = torch.from_numpy(inits[sub[0].input[1]].reshape(-1).copy())
+    sd["mel_std"] = torch.from_numpy(inits[div[0].input[1]].reshape(-1).copy())
+    net.load_state_dict(sd)
+    if calibration is not None and len(calibration):
+        stats = {}
+        hooks = [net.blocks[i][0].register_forward_hook(
+            lambda m, inp, out, i=i: stats.setdefault(i, []).append(
+                (out.mean(dim=(0, 2, 3)), out.var(dim=(0, 2, 3), unbiased=False)))) for i in range(n_blocks)]
+        net.eval()
+        with torch.no_grad():
+            net(torch.from_numpy(np.ascontiguousarray(calibration, np.float32)))
+        for h in hooks:
+            h.remove()
+        for i in range(n_blocks):
+            mu, var = stats[i][0]
+            bn = net.blocks[i][1]
+            bias = sd[f"blocks.{i}.1.bias"]
+            with torch.no_grad():
+                bn.running_mean.copy_(mu)
+                bn.running_var.copy_(var)
+                bn.weight.copy_(torch.sqrt(var + eps))
+                bn.bias.copy_(mu + bias)
+        sd = net.state_dict()
+    return {"model_config": mc.to_dict(), "state_dict": sd, "tags": list(bundle.labels)}
+
+
+def base_state(bundle, init=None, calibration=None) -> tuple[dict, str]:
+    """Weights to start from: ``init`` checkpoint, the bundle's torch weights, or its ONNX graph.
+
+    Returns
+    -------
+    (checkpoint-like dict, description of the source)
+    """
+    if init is not None:
+        from ..train.trainer import load_checkpoint
+
+        return load_checkpoint(init), f"checkpoint {init}"
+    if not bundle.is_zip:
+        from ..model.backend_torch import TorchBackend
+
+        from ..errors import BundleError
+
+        try:
+            return TorchBackend._load(bundle.path), f"torch weights of {bundle.path}"
+        except (BundleError, ParameterError):
+            pass
+    return state_from_onnx(bundle, calibration), f"ONNX graph of {bundle.file_label('model.onnx')}"
+
+
+# ------------------------------------------------------------------------------------------------ training
+def finetune(data, out, bundle=None, init=None, epochs: int = 6, minutes: float = 10.0, lr: float = 5e-4,
+             val_fraction: float = 0.2, seed: int = 0, threads: int = 1, windows_per_epoch: int = 4000,
+             console=None) -> dict:
+    """Fine-tune on labelled audio and export a bundle with the user's tags (see the module notes).
+
+    Returns
+    -------
+    dict
+        ``bundle`` (Path), ``checkpoint``, ``tags``, ``history``, ``validation`` metrics, ``source`` of the weights.
+    """
+    require("torch", extra="train")
+    from rich.console import Console
+
+    from ..model.bundle import load_bundle
+    from ..train.export import export_bundle
+    from ..train.features import Clip, build_feature_set, window_batch
+    from ..train.model import ModelConfig, ShortChunkCNN
+    from ..train.trainer import Trainer, TrainParams, finalize_checkpoint, load_config
+
+    console = console or Console()
+    t0 = time.perf_counter()
+    if not (Path(data).is_dir() or Path(data).is_file()):
+        raise ParameterError(f"--data: {data} is neither a folder of tag folders nor a CSV file")
+    base = load_bundle(bundle)
+    fe = dict(base.frontend)
+    items, tags = read_labelled_data(data, fe)
+    from .bundle_ext import check_tag_name
+
+    for t in tags:
+        check_tag_name(t, ())
+    train_items, val_items = _split_files(items, tags, val_fraction, seed)
+    if not val_items:
+        console.print("[yellow]too few files for a validation split: validating on the training files[/]")
+        val_items = train_items
+    out = Path(out)
+    run_dir = out.with_name(out.name + ".run") if out.suffix != ".zip" else out.with_suffix(".run")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    W = base.window_frames
+
+    def feats(its, split):
+        clips = [Clip(name, x, lab) for name, x, lab in its]
+        return build_feature_set(clips, run_dir / "features" / split, tags, fe, n_clips=len(clips), progress=False)
+
+    train_set, val_set = feats(train_items, "train"), feats(val_items, "val")
+    if len(train_set.target_frames(W, base.lookahead_frames)) == 0:
+        raise ParameterError(f"--data: no training file is long enough for one {W}-frame window "
+                             f"({W * base.hop_length / base.sample_rate:.2f} s)")
+    # weights: calibrate an ONNX-converted start on training windows
+    tt = train_set.target_frames(W, base.lookahead_frames, 4)
+    calib = window_batch(train_set.mel, tt[np.linspace(0, len(tt) - 1, min(256, len(tt))).astype(int)]
+                         + base.lookahead_frames, W)
+    ck, source = base_state(base, init, calib)
+    mcfg = ModelConfig.from_dict({**dict(ck["model_config"]), "n_tags": len(tags)})
+    init_sd = ShortChunkCNN(mcfg).state_dict()
+    for k, v in ck["state_dict"].items():
+        if not k.startswith("head."):
+            init_sd[k] = v
+    default_cfg = load_config(Path(__file__).resolve().parent.parent / "train" / "configs" / "default.toml",
+                              [f'data.dir="{run_dir}"'])
+    p = dict(default_cfg.train.__dict__)
+    p.update(epochs=int(epochs), time_budget_min=float(minutes), lr=float(lr), seed=int(seed), threads=int(threads),
+             windows_per_epoch=int(windows_per_epoch), patience=max(2, int(epochs) // 2),
+             batch_size=min(int(p["batch_size"]), 64))
+    params = TrainParams(**p)
+    extra = {"frontend": fe, "hop_frames": base.hop_frames, "decoder": dict(base.decoder),
+             "name": f"{base.name}-finetuned", "config": {"finetune": {"data": str(Path(data).resolve()),
+                                                                       "base": str(base.path), "weights": source}},
+             "provenance": {"data": "user-labelled audio (rtclassify train --data)",
+                            "folder": str(Path(data).resolve()), "files": len(items),
+                            "train_files": [n for n, _, _ in train_items], "val_files": [n for n, _, _ in val_items],
+                            "base_bundle": base.name, "base_provenance": base.meta.get("provenance", {})}}
+    console.print(f"fine-tuning from the {source} on {len(train_items)} training / {len(val_items)} validation "
+                  f"files, tags: {', '.join(tags)}")
+    trainer = Trainer(mcfg, params, train_set, val_set, run_dir, tags, extra, console, init_state=init_sd)
+    result = trainer.fit()
+    model_pt = finalize_checkpoint(trainer, result["best"])
+    bundle_path = export_bundle(model_pt, out)
+    from ..train.trainer import load_checkpoint
+
+    final = load_checkpoint(model_pt)
+    console.print(f"bundle: {bundle_path} ({time.perf_counter() - t0:.0f} s)")
+    return {"bundle": bundle_path, "checkpoint": model_pt, "tags": tags, "history": result["history"],
+            "validation": final.get("metrics", {}).get("validation"), "source": source}
+
+
+# ------------------------------------------------------------------------------------------------ command
+def add_arguments(parser) -> None:
+    """The ``--data`` options of ``rtclassify train``."""
+    g = parser.add_argument_group("fine-tuning on your own labelled audio (instead of --config)")
+    g.add_argument("--data", metavar="FOLDER|CSV",
+                   help="labelled audio: a folder per tag (FOLDER/<tag>/*.wav; '_none' for negatives) or a CSV "
+                        "of file,start,end,tag rows")
+    g.add_argument("--out", metavar="BUNDLE", help="output bundle folder or .zip (with --data; required)")
+    g.add_argument("--bundle", metavar="IN", help="base bundle to start from (default: the bundled model)")
+    g.add_argument("--init", metavar="CHECKPOINT", help="start from this training checkpoint instead of the bundle")
+    g.add_argument("--epochs", type=int, default=6, help="most epochs (default 6)")
+    g.add_argument("--minutes", type=float, default=10.0, help="time budget in minutes (default 10)")
+    g.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default 5e-4)")
+    g.add_argument("--val-fraction", type=float, default=0.2, help="share of files held out for validation")
+    g.add_argument("--windows-per-epoch", type=int, default=4000, help="training windows per epoch (default 4000)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+
+
+def run(args) -> int:
+    """Run ``rtclassify train --data``."""
+    if not args.out:
+        raise ParameterError("train --data needs --out BUNDLE")
+    if args.epochs < 1 or not args.minutes > 0 or not args.lr > 0 or not 0 <= args.val_fraction < 1 \
+            or args.windows_per_epoch < 1:
+        raise ParameterError("--epochs and --windows-per-epoch must be >= 1, --minutes and --lr > 0, --val-fraction "
+                             "in [0, 1)")
+    res = finetune(args.data, args.out, bundle=args.bundle, init=args.init, epochs=args.epochs, minutes=args.minutes,
+                   lr=args.lr, val_fraction=args.val_fraction, seed=args.seed, threads=args.threads,
+                   windows_per_epoch=args.windows_per_epoch)
+    val = res.get("validation") or {}
+    macro = val.get("macro", {}) if isinstance(val, dict) else {}
+    if macro:
+        print(json.dumps({"bundle": str(res["bundle"]), "tags": res["tags"], "validation_macro": macro}, indent=1,
+                         default=float))
+    return 0
+

@@ -1,0 +1,347 @@
+"""``learn_tag``: learn a new tag from a few examples and return a classifier that outputs it.
+
+See :mod:`rtclassify.learn` for the method and
+:mod:`rtclassify.learn.examples` for what an example may be.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import weakref
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ParameterError
+from .examples import MIN_POSITIVE_EXAMPLES, load_examples
+
+__all__ = ["learn_tag", "save_classifier", "generic_embeddings", "positive_rows", "mixed_copies", "LEARN_HOP_FRAMES",
+           "REL_DB", "FLOOR_DB", "MIX_REL_DB", "MIX_SNR_DB"]
+
+#: Frontend frames between the windows embedded for learning (denser than the live hop: more rows per example).
+LEARN_HOP_FRAMES = 2
+#: A positive window counts when its frame is within REL_DB of the example's loudest frame ...
+REL_DB = 40.0
+#: ... and above FLOOR_DB dB re full scale (the data recipe's labelling rule).
+FLOOR_DB = -70.0
+
+#: In the mixed copies of positive examples, only frames within MIX_REL_DB of the example's loudest frame count.
+MIX_REL_DB = 20.0
+#: The example sits this many dB (uniform range) above the background in its mixed copy.
+MIX_SNR_DB = (0.0, 10.0)
+
+_GENERIC_CACHE: dict = {}
+
+
+def _active_rms(x: np.ndarray) -> float:
+    n = len(x) // 512 * 512
+    if n == 0:
+        return float(np.sqrt(np.mean(x * x))) if len(x) else 0.0
+    e = np.mean(np.asarray(x[:n], np.float64).reshape(-1, 512) ** 2, axis=1)
+    if e.max() <= 0:
+        return 0.0
+    return float(np.sqrt(e[e >= e.max() * 1e-3].mean()))
+
+
+def mixed_copies(examples, backgrounds, model_rate: int, seed: int = 0) -> tuple[list, list]:
+    """Copies of positive examples mixed into generic material (music, speech, singing).
+
+    A learned tag must turn on when its sound plays with other sounds, while
+    the examples are usually recorded alone. Each example (at the model rate)
+    gets one copy over a background segment drawn from ``backgrounds``
+    (looped to its length), the example's active level ``MIX_SNR_DB`` above
+    the background's.
+
+    Returns
+    -------
+    mixes : list of Example
+        At ``model_rate``.
+    clean : list of (audio, rate)
+        The example alone at the model rate (its levels label the copy).
+    """
+    from ..audio.resample import resample
+    from .examples import Example
+
+    rng = np.random.default_rng(seed)
+    mixes, clean = [], []
+    if not backgrounds:
+        return mixes, clean
+    for ex in examples:
+        x = ex.audio if ex.sample_rate == model_rate else resample(ex.audio, ex.sample_rate, model_rate)
+        x = np.asarray(x, np.float32)
+        bg = backgrounds[int(rng.integers(len(backgrounds)))]
+        b = bg.audio if bg.sample_rate == model_rate else resample(bg.audio, bg.sample_rate, model_rate)
+        reps = int(np.ceil(len(x) / max(1, len(b))))
+        b = np.tile(b, reps)[:len(x)]
+        rx, rb = _active_rms(x), _active_rms(b)
+        if rx <= 0 or rb <= 0:
+            continue
+        snr = float(rng.uniform(*MIX_SNR_DB))
+        mix = x + b * (rx / rb * 10 ** (-snr / 20))
+        peak = float(np.max(np.abs(mix)))
+        g = min(1.0, 0.99 / peak) if peak > 0 else 1.0
+        mixes.append(Example(f"{ex.name}+mix", (mix * g).astype(np.float32), model_rate))
+        clean.append((x * g, model_rate))
+    return mixes, clean
+
+
+def positive_rows(embed, bundle, examples, hop_frames: int = LEARN_HOP_FRAMES, rel_db: float = REL_DB,
+                  floor_db: float = FLOOR_DB, mix: bool = True, seed: int = 0):
+    """Embeddings of the sounding windows of positive examples (and of their mixed copies).
+
+    Parameters
+    ----------
+    embed : Backend or callable
+        See :func:`rtclassify.learn.embeddings.embed_examples`.
+    bundle : Bundle
+    examples : list of Example
+    hop_frames : int
+    rel_db, floor_db : float
+        The sounding rule (the mixed copies use ``min(rel_db, MIX_REL_DB)``).
+    mix : bool
+        Add the mixed copies (:func:`mixed_copies`, backgrounds from the
+        generic negatives' music, speech and singing).
+
+    Returns
+    -------
+    Embedded
+        Rows of sounding windows; ``group`` is the example's position (its
+        mixed copy shares it, so cross-validation keeps them together).
+
+    Raises
+    ------
+    ParameterError
+        An example has no sounding window (silent).
+    """
+    from .embeddings import Embedded, embed_examples
+
+    hop = int(hop_frames) * bundle.hop_length / bundle.sample_rate
+    P = embed_examples(embed, bundle, examples, hop)
+    sounding = P.sounding(rel_db, floor_db)
+    for g, ex in enumerate(examples):
+        rows = P.group == g
+        if not sounding[rows].any():
+            peak = float(P.peak_db[rows][0]) if rows.any() else -200.0
+            loud = "digital silence" if peak <= -199 else f"its loudest frame is {peak:.1f} dBFS"
+            where = f"positives[{g}]" + ("" if ex.name == f"positives[{g}]" else f" ({ex.name})")
+            raise ParameterError(f"{where}: silent ({loud}); a positive example needs sound above {floor_db:g} dBFS")
+    parts = [P.select(sounding)]
+    if mix:
+        from .negatives import generic_negative_examples
+
+        backgrounds = [e for e in generic_negative_examples() if e.name.split(":")[1] in ("music", "speech", "singing")]
+        mixes, clean = mixed_copies(examples, backgrounds, bundle.sample_rate, seed)
+        if mixes:
+            keep = [g for g, ex in enumerate(examples) if any(m.name == f"{ex.name}+mix" for m in mixes)]
+            M = embed_examples(embed, bundle, mixes, hop, level_audio=clean, groups=keep)
+            parts.append(M.select(M.sounding(min(rel_db, MIX_REL_DB), floor_db)))
+    out = Embedded.concat(parts)
+    # concat shifts group numbers of later parts; restore the example positions
+    out.group = np.concatenate([p.group for p in parts]) if parts else out.group
+    out.names = [ex.name for ex in examples]
+    out.seconds = [ex.seconds for ex in examples]
+    return out
+
+
+def _bundle_key(bundle, hop_frames: int) -> tuple:
+    from ..model.bundle import MODEL_ONNX
+
+    p = bundle.path
+    try:
+        st = (p / MODEL_ONNX).stat() if p.is_dir() else p.stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = None
+    return (str(p), stamp, bundle.embedding_name, hop_frames)
+
+
+def generic_embeddings(backend, bundle, hop_frames: int = LEARN_HOP_FRAMES):
+    """Embeddings of the generic negatives for a bundle (cached per bundle file and hop in this process).
+
+    Returns
+    -------
+    Embedded
+    """
+    from .embeddings import embed_examples
+    from .negatives import generic_negative_examples
+
+    key = _bundle_key(bundle, hop_frames)
+    hit = _GENERIC_CACHE.get(key)
+    if hit is None:
+        hop = hop_frames * bundle.hop_length / bundle.sample_rate
+        hit = embed_examples(backend, bundle, generic_negative_examples(), hop)
+        if len(_GENERIC_CACHE) > 8:
+            _GENERIC_CACHE.clear()
+        _GENERIC_CACHE[key] = hit
+    return hit
+
+
+def _check_number(value, name: str, lo: float | None = None, hi: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value):
+        raise ParameterError(f"{name} must be a finite number (got {value!r})")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ParameterError(f"{name} must be in [{lo}, {hi}] (got {value})")
+    return float(value)
+
+
+def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None = None, *, out=None,
+              generic_negatives: bool = True, hop_frames: int = LEARN_HOP_FRAMES, l2: float | None = None,
+              off_ratio: float = 0.7, rel_db: float = REL_DB, floor_db: float = FLOOR_DB, mix_positives: bool = True,
+              backend: str | None = None, progress=None):
+    """Learn a new tag from examples; returns a classifier with the original tags plus ``name``.
+
+    Parameters
+    ----------
+    clf : Classifier
+        The base classifier (its bundle must have an ``embedding`` output).
+    name : str
+        The new tag: 1-64 letters, digits, ``_``, ``-`` or ``.``, not one of
+        the bundle's tags.
+    positives : list
+        Examples of the sound (see :mod:`rtclassify.learn.examples`): paths,
+        arrays (with ``sample_rate``) or ``(array, rate)`` tuples. At least
+        one; each at least 0.2 s long and not silent. Only the sounding part
+        of each example is learned as the tag (frames within ``rel_db`` of the
+        example's loudest frame and above ``floor_db`` dBFS).
+    negatives : list, optional
+        Examples of what the tag must stay off for (every window is a negative).
+    sample_rate : int, optional
+        Rate of the arrays given without their own rate. Required when such
+        arrays are given; an ``(array, rate)`` tuple whose rate differs from
+        it is an error.
+    out : path, optional
+        Where to write the new bundle (a folder, or a path ending in ``.zip``).
+        Default: a temporary folder that lives as long as the returned
+        classifier (use :func:`save_classifier` / ``Classifier.save`` to keep it).
+    generic_negatives : bool
+        Also use the generic negative audio (:mod:`.negatives`: music of all
+        twelve tags, speech, singing, noise, silence). Default True; with
+        False, ``negatives`` are required.
+    hop_frames : int
+        Frontend frames between embedded windows (default 2; the live hop is
+        the bundle's ``hop_frames``).
+    l2 : float, optional
+        Fixed L2 strength of the head (default: chosen by cross-validation).
+    off_ratio : float
+        ``off`` threshold = ``on`` * ``off_ratio``.
+    rel_db, floor_db : float
+        What counts as sounding in a positive example.
+    mix_positives : bool
+        Also learn from a copy of each positive example mixed into generic
+        music, speech or singing (the example 0-10 dB above it; frames within
+        20 dB of the example's loudest count), so the tag holds in a mix
+        (:func:`mixed_copies`). Default True.
+    backend : str, optional
+        Backend of the returned classifier (default: the base classifier's
+        backend kind, ``"onnx"`` for ONNX Runtime).
+    progress : callable, optional
+        ``progress(stage: str)`` before each stage.
+
+    Returns
+    -------
+    Classifier
+        Loaded from the new bundle through the normal bundle loader; its
+        ``bundle.meta["learned_tags"][-1]`` describes the new tag.
+
+    Raises
+    ------
+    ParameterError
+        Bad name, too few examples, a silent positive example, an array
+        without a sample rate, conflicting rates, or bad options (the message
+        names the parameter).
+    AudioFileError
+        An example file is missing or unreadable.
+    BundleError
+        The bundle has no embedding output.
+    """
+    from .bundle_ext import check_tag_name, write_learned_bundle
+    from .embeddings import Embedded, embed_examples, embedding_backend
+    from .head import fit_head
+
+    t_start = time.perf_counter()
+    note = progress or (lambda stage: None)
+    bundle = clf.bundle
+    check_tag_name(name, bundle.labels)
+    if isinstance(hop_frames, bool) or not isinstance(hop_frames, (int, np.integer)) or hop_frames < 1:
+        raise ParameterError(f"hop_frames must be an integer >= 1 (got {hop_frames!r})")
+    off_ratio = _check_number(off_ratio, "off_ratio", 0.01, 1.0)
+    rel_db = _check_number(rel_db, "rel_db", 1.0, 200.0)
+    floor_db = _check_number(floor_db, "floor_db", -200.0, 0.0)
+    if l2 is not None:
+        l2 = _check_number(l2, "l2", 1e-9, 1e6)
+
+    note("reading examples")
+    pos = load_examples(positives, sample_rate, "positives")
+    if len(pos) < MIN_POSITIVE_EXAMPLES:
+        raise ParameterError(f"positives: at least {MIN_POSITIVE_EXAMPLES} example is needed (got {len(pos)})")
+    neg = load_examples(negatives, sample_rate, "negatives")
+    if not neg and not generic_negatives:
+        raise ParameterError("negatives: none given and generic_negatives=False; give negative examples or allow "
+                             "the generic ones")
+
+    note("embedding examples")
+    emb_backend = embedding_backend(clf)
+    hop = int(hop_frames) * bundle.hop_length / bundle.sample_rate
+    P_s = positive_rows(emb_backend, bundle, pos, int(hop_frames), rel_db, floor_db, mix=mix_positives)
+    parts = []
+    if neg:
+        parts.append(embed_examples(emb_backend, bundle, neg, hop))
+    if generic_negatives:
+        parts.append(generic_embeddings(emb_backend, bundle, int(hop_frames)))
+    N = Embedded.concat(parts)
+    t_embedded = time.perf_counter()
+
+    note("fitting the head")
+    head = fit_head(P_s.X, N.X, P_s.group, N.group, l2=l2, off_ratio=off_ratio)
+    t_fit = time.perf_counter()
+
+    from .. import __version__
+
+    record = {
+        "learned_with": f"rtclassify {__version__} (rtclassify.learn)",
+        "positives": [{"name": ex.name,
+                       "seconds": round(ex.seconds, 3), "sample_rate": ex.sample_rate,
+                       "windows": int(np.sum(P_s.group == g))} for g, ex in enumerate(pos)],
+        "negatives": [{"name": ex.name, "seconds": round(ex.seconds, 3), "sample_rate": ex.sample_rate}
+                      for ex in neg],
+        "generic_negatives": bool(generic_negatives),
+        "windows": {"positive": int(len(P_s)), "negative": int(len(N)), "hop_frames": int(hop_frames)},
+        "mixed_positives": bool(mix_positives),
+        "sounding_rule": {"rel_db": rel_db, "floor_db": floor_db},
+        "cv": {k: v for k, v in head.info.items()},
+        "seconds": {"embedding": round(t_embedded - t_start, 3), "fit": round(t_fit - t_embedded, 3)},
+    }
+    note("writing the bundle")
+    tmp = None
+    if out is None:
+        tmp = tempfile.TemporaryDirectory(prefix="rtclassify-learned-")
+        path = Path(tmp.name) / "bundle"
+    else:
+        path = Path(os.path.expanduser(os.fspath(out)))
+    write_learned_bundle(bundle, name, head.weight, head.bias, head.on, head.off, path, record)
+
+    from ..model.classifier import Classifier
+
+    kind = backend or ("onnx" if getattr(clf.backend, "name", "onnx") == "onnx" else "auto")
+    new = Classifier.load(path, backend=kind, threads=max(1, int(getattr(clf.backend, "threads", 1))))
+    if tmp is not None:
+        new._learn_tmpdir = tmp
+        weakref.finalize(new, tmp.cleanup)
+    return new
+
+
+def save_classifier(clf, path) -> Path:
+    """Write a classifier's bundle (``model.onnx`` + ``model.json``) to a folder or a ``.zip`` file.
+
+    Returns
+    -------
+    Path
+    """
+    from .bundle_ext import copy_bundle
+
+    if path is None or (isinstance(path, str) and not path):
+        raise ParameterError("path must name a folder or a .zip file")
+    return copy_bundle(clf.bundle, path)

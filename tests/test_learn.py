@@ -1,0 +1,536 @@
+"""Learning a tag from examples (rtclassify.learn): the head, the ONNX extension, the bundle, live use, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+
+from _rtc_bundle import tone, write_bundle  # noqa: E402
+
+from rtclassify import Classifier  # noqa: E402
+from rtclassify.errors import BundleError, ParameterError  # noqa: E402
+from rtclassify.learn.bundle_ext import append_head, graph_names  # noqa: E402
+from rtclassify.learn.head import fit_head, roc_auc  # noqa: E402
+
+SR = 16000
+
+
+def bell(sr: int, seconds: float, seed: int) -> np.ndarray:
+    """Bursts of a 3 kHz-ish tone with a decaying envelope: the sound to learn."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    y = np.zeros(n, np.float32)
+    t = 0.0
+    while t < seconds - 0.3:
+        d = float(rng.uniform(0.3, 0.7))
+        f = float(rng.uniform(2800, 3300))
+        a = int(t * sr)
+        seg = tone(sr, d, f, 0.4)[: n - a]
+        y[a:a + len(seg)] += seg * np.exp(-np.arange(len(seg)) / (0.4 * sr)).astype(np.float32)
+        t += d * float(rng.uniform(0.6, 0.9))  # overlapping strikes: no silent gap inside the sound
+    return y
+
+
+def scene(sr: int) -> tuple[np.ndarray, slice]:
+    """Silence, a low tone, the bell, noise: returns the audio and the bell's span in seconds."""
+    rng = np.random.default_rng(5)
+    parts = [np.zeros(sr // 2, np.float32), tone(sr, 1.5, 220.0, 0.4), np.zeros(sr // 2, np.float32),
+             bell(sr, 2.0, 99), np.zeros(sr // 2, np.float32),
+             (0.1 * rng.standard_normal(int(1.5 * sr))).astype(np.float32)]
+    return np.concatenate(parts), slice(2.5, 4.5)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    folder = write_bundle(tmp_path_factory.mktemp("base"), window=16, hop_frames=3, lookahead=1)
+    return Classifier.load(folder)
+
+
+@pytest.fixture(scope="module")
+def learned(base, tmp_path_factory):
+    out = tmp_path_factory.mktemp("learned") / "bundle"
+    positives = [bell(SR, 2.0, i) for i in range(4)]
+    return base.learn("bell", positives, sample_rate=SR, out=out)
+
+
+# ----------------------------------------------------------------------------------------------- head
+def test_roc_auc_counts_ties_as_half():
+    assert roc_auc([0, 1], [0.2, 0.8]) == 1.0
+    assert roc_auc([0, 1], [0.8, 0.2]) == 0.0
+    assert roc_auc([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5]) == 0.5
+    assert np.isnan(roc_auc([1, 1], [0.1, 0.2]))
+    rng = np.random.default_rng(0)
+    y = rng.random(300) < 0.3
+    s = rng.normal(size=300) + y
+    # brute force over all pairs
+    pairs = (s[y][:, None] > s[~y][None, :]).mean() + 0.5 * (s[y][:, None] == s[~y][None, :]).mean()
+    assert roc_auc(y, s) == pytest.approx(pairs)
+
+
+def test_fit_head_separates_and_folds_standardization_into_the_weights():
+    rng = np.random.default_rng(1)
+    D = 6
+    scale = np.array([1, 10, 100, 0.1, 1, 1.0])
+    pos = (rng.normal(size=(80, D)) + np.array([2, 0, 0, 0, 0, 0])) * scale + 50
+    neg = rng.normal(size=(300, D)) * scale + 50
+    head = fit_head(pos, neg, np.repeat(np.arange(4), 20), np.repeat(np.arange(10), 30))
+    p_pos, p_neg = head.predict_proba(pos), head.predict_proba(neg)
+    assert roc_auc(np.r_[np.ones(80), np.zeros(300)], np.r_[p_pos, p_neg]) > 0.9
+    assert 0.05 <= head.off < head.on <= 0.95
+    assert head.info["cv_folds"] == 4 and head.info["cv_roc_auc"] > 0.85
+    # the head runs on raw features: logits equal the standardized model's
+    assert np.allclose(head.logit(pos), pos @ head.weight + head.bias)
+
+
+def test_fit_head_with_one_positive_example_uses_its_halves():
+    rng = np.random.default_rng(2)
+    pos = rng.normal(3.0, 1.0, (40, 4))
+    neg = rng.normal(0.0, 1.0, (200, 4))
+    head = fit_head(pos, neg, np.zeros(40, int), np.repeat(np.arange(5), 40))
+    assert head.info["cv_folds"] == 2
+    assert (head.predict_proba(pos) >= head.on).mean() > 0.95
+    assert (head.predict_proba(neg) < head.on).mean() > 0.95
+
+
+def test_fit_head_rejects_empty_classes():
+    with pytest.raises(ParameterError, match="positives"):
+        fit_head(np.zeros((0, 3)), np.ones((5, 3)))
+    with pytest.raises(ParameterError, match="negatives"):
+        fit_head(np.ones((5, 3)), np.zeros((0, 3)))
+
+
+# ----------------------------------------------------------------------------------------------- ONNX extension
+def test_append_head_keeps_the_graph_and_adds_an_output(tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    folder = write_bundle(tmp_path / "b", window=16)
+    model = (folder / "model.onnx").read_bytes()
+    names = graph_names(model)
+    assert names["inputs"] == ["mel"] and names["outputs"] == ["probs", "embedding"]
+    w = np.linspace(-0.02, 0.03, 32)
+    new, out = append_head(model, "embedding", "probs", 3, w, 0.25, "my tag")
+    assert out == "probs_my_tag"
+    from rtclassify.learn.bundle_ext import _split_model
+
+    assert _split_model(new, "new")[1].startswith(_split_model(model, "old")[1])  # the original graph, then the head
+    m = onnx.load_from_string(new)
+    onnx.checker.check_model(m, full_check=True)
+    from rtclassify.train.export import ALLOWED_OPS
+
+    assert {n.op_type for n in m.graph.node} <= ALLOWED_OPS
+    assert [o.name for o in m.graph.output] == ["probs", "embedding", "probs_my_tag"]
+    x = np.random.default_rng(0).normal(-50, 20, (7, 32, 16)).astype(np.float32)
+    s0 = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    s1 = ort.InferenceSession(new, providers=["CPUExecutionProvider"])
+    p0, e0 = s0.run(["probs", "embedding"], {"mel": x})
+    p1, e1 = s1.run([out, "embedding"], {"mel": x})
+    assert p1.shape == (7, 4)
+    assert np.array_equal(p1[:, :3], p0)
+    expect = 1 / (1 + np.exp(-(e0.astype(np.float64) @ w + 0.25)))
+    assert np.abs(p1[:, 3] - expect).max() < 1e-5
+    with pytest.raises(BundleError, match="no output 'nope'"):
+        append_head(model, "nope", "probs", 3, w, 0.0, "x")
+    with pytest.raises(BundleError, match="not a valid ONNX"):
+        append_head(b"\x0a\xff\xff", "embedding", "probs", 3, w, 0.0, "x")
+
+
+# ----------------------------------------------------------------------------------------------- learning
+def test_learned_tag_is_added_and_original_tags_are_unchanged(base, learned):
+    assert learned.labels == base.labels + ("bell",)
+    audio, span = scene(SR)
+    r0, r1 = base.tag(audio, SR), learned.tag(audio, SR)
+    assert np.array_equal(r0.times, r1.times)
+    assert np.abs(r1.probs[:, :3] - r0.probs).max() <= 1e-6
+    assert np.array_equal(r0.active, r1.active[:, :3])
+    p = r1.probs[:, 3]
+    inside = (r1.times > span.start + 0.3) & (r1.times < span.stop - 0.1)
+    outside = (r1.times < span.start - 1.1) | (r1.times > span.stop + 1.1)
+    assert p[inside].mean() > 0.8
+    assert p[outside].max() < 0.5
+    y = (r1.times >= span.start) & (r1.times <= span.stop)
+    assert roc_auc(y, p) > 0.9
+
+
+def test_learned_bundle_records_provenance(learned):
+    meta = learned.bundle.meta
+    assert meta["labels"][-1] == "bell"
+    assert meta["outputs"]["probs"] == "probs_bell" and meta["outputs"]["embedding"] == "embedding"
+    th = meta["thresholds"]["bell"]
+    assert 0 < th["off"] <= th["on"] < 1
+    rec = meta["learned_tags"][-1]
+    assert rec["tag"] == "bell" and rec["index"] == 3 and rec["base_output"] == "probs"
+    assert len(rec["head"]["weight"]) == 32
+    assert [p["name"] for p in rec["positives"]] == [f"positives[{i}]" for i in range(4)]
+    assert all(p["windows"] > 0 for p in rec["positives"])
+    assert rec["generic_negatives"] is True and rec["windows"]["negative"] > 500
+    assert rec["cv"]["cv_roc_auc"] > 0.9
+    assert rec["onnx_sha256"] != rec["base_onnx_sha256"]
+
+
+def test_save_and_load_folder_and_zip(learned, tmp_path):
+    audio, _ = scene(SR)
+    ref = learned.tag(audio, SR)
+    for target in (tmp_path / "copy", tmp_path / "copy.zip"):
+        path = learned.save(target)
+        clf = Classifier.load(path)
+        assert clf.labels == learned.labels
+        r = clf.tag(audio, SR)
+        assert np.array_equal(r.probs, ref.probs)
+        if target.suffix == ".zip":
+            assert sorted(zipfile.ZipFile(target).namelist()) == ["model.json", "model.onnx"]
+
+
+def test_learning_without_out_lives_with_the_classifier(base):
+    clf = base.learn("bell2", [(bell(44100, 1.5, 7), 44100)])
+    path = clf.bundle.path
+    assert (path / "model.onnx").is_file()
+    del clf
+    import gc
+
+    gc.collect()
+    assert not path.exists()
+
+
+def test_stream_session_turns_the_new_tag_on_and_off(learned):
+    sr = 48000
+    audio = np.concatenate([np.zeros(sr // 2, np.float32), bell(sr, 2.5, 42), np.zeros(sr, np.float32)])
+    session = learned.stream(sample_rate=sr, max_block=480, level_rate=0)
+    events = []
+    for i in range(0, len(audio), 480):
+        events += session.process(audio[i:i + 480])
+    events += session.flush()
+    bell_events = [e for e in events if getattr(e, "tag", None) == "bell"]
+    assert [e.kind for e in bell_events][:2] == ["on", "off"]
+    on = bell_events[0]
+    assert 0.5 < on.stream_time < 1.5
+    assert bell_events[1].stream_time > 2.5
+
+
+def test_learning_twice_chains_the_heads(learned):
+    hum = [(np.tile(tone(22050, 1.0, 120.0, 0.3) + tone(22050, 1.0, 240.0, 0.2), 2), 22050) for _ in range(2)]
+    clf3 = learned.learn("hum120", hum)
+    assert clf3.labels == learned.labels + ("hum120",)
+    audio, _ = scene(SR)
+    r2, r3 = learned.tag(audio, SR), clf3.tag(audio, SR)
+    assert np.abs(r3.probs[:, :4] - r2.probs).max() <= 1e-6
+    assert [t["tag"] for t in clf3.bundle.meta["learned_tags"]] == ["bell", "hum120"]
+
+
+def test_examples_of_different_rates_and_files(base, tmp_path):
+    import soundfile as sf
+
+    f = tmp_path / "bell.wav"
+    sf.write(f, np.stack([bell(22050, 2.0, 3), bell(22050, 2.0, 3)], axis=1), 22050)
+    clf = base.learn("bell3", [str(f), (bell(44100, 2.0, 4), 44100), (bell(SR, 2.0, 5), SR)],
+                     negatives=[(tone(8000, 1.0, 1000.0), 8000)])
+    rec = clf.bundle.meta["learned_tags"][-1]
+    assert [p["sample_rate"] for p in rec["positives"]] == [22050, 44100, SR]
+    assert rec["positives"][0]["name"] == str(f)
+    assert rec["negatives"][0]["seconds"] == 1.0
+
+
+# ----------------------------------------------------------------------------------------------- errors
+def test_too_few_examples(base):
+    with pytest.raises(ParameterError, match=r"positives: at least 1 example"):
+        base.learn("x", [], sample_rate=SR)
+    with pytest.raises(ParameterError, match=r"positives\[0\]: 0.100 s is too short"):
+        base.learn("x", [np.ones(1600, np.float32) * 0.1], sample_rate=SR)
+
+
+def test_silent_examples(base):
+    with pytest.raises(ParameterError, match=r"positives\[0\]: silent \(digital silence\)"):
+        base.learn("x", [np.zeros(SR, np.float32), np.zeros(SR, np.float32)], sample_rate=SR)
+    with pytest.raises(ParameterError, match=r"positives\[1\]: silent \(its loudest frame is -100.0 dBFS\)"):
+        base.learn("x", [bell(SR, 1.0, 1), np.full(SR, 1e-5, np.float32)], sample_rate=SR)
+
+
+def test_sample_rate_is_required_and_must_agree(base):
+    with pytest.raises(ParameterError, match=r"positives\[0\]: an array example needs its rate: pass sample_rate="):
+        base.learn("x", [bell(SR, 1.0, 1)])
+    with pytest.raises(ParameterError, match=r"negatives\[0\]: .*sample_rate"):
+        base.learn("x", [(bell(SR, 1.0, 1), SR)], negatives=[np.zeros(SR, np.float32)])
+    with pytest.raises(ParameterError, match=r"positives\[1\]: its sample rate 44100 Hz differs from sample_rate=16000"):
+        base.learn("x", [bell(SR, 1.0, 1), (bell(44100, 1.0, 1), 44100)], sample_rate=SR)
+    with pytest.raises(ParameterError, match="sample_rate must be a positive integer"):
+        base.learn("x", [bell(SR, 1.0, 1)], sample_rate=0)
+    with pytest.raises(ParameterError, match=r"positives\[0\] sample rate must be a positive integer"):
+        base.learn("x", [(bell(SR, 1.0, 1), 44100.5)])
+
+
+def test_bad_names_shapes_and_options(base, tmp_path):
+    b = bell(SR, 1.0, 1)
+    with pytest.raises(ParameterError, match="already a tag"):
+        base.learn("low", [b], sample_rate=SR)
+    with pytest.raises(ParameterError, match="name must be"):
+        base.learn("my tag", [b], sample_rate=SR)
+    with pytest.raises(ParameterError, match="wrap a single example in a list"):
+        base.learn("x", b, sample_rate=SR)
+    with pytest.raises(ParameterError, match=r"positives\[0\]: holds NaN"):
+        base.learn("x", [np.full(SR, np.nan, np.float32)], sample_rate=SR)
+    with pytest.raises(ParameterError, match=r"positives\[0\]: audio must have shape"):
+        base.learn("x", [np.zeros((3, 3, SR), np.float32)], sample_rate=SR)
+    with pytest.raises(ParameterError, match="generic_negatives=False"):
+        base.learn("x", [b], sample_rate=SR, generic_negatives=False)
+    with pytest.raises(ParameterError, match="hop_frames"):
+        base.learn("x", [b], sample_rate=SR, hop_frames=0)
+    from rtclassify.audio.files import AudioFileError
+
+    with pytest.raises(AudioFileError, match="nope.wav: no such file"):
+        base.learn("x", [str(tmp_path / "nope.wav")])
+
+
+def test_bundle_without_embedding_is_refused(tmp_path):
+    from _rtc_bundle import model_json
+
+    meta = model_json(window=16)
+    del meta["outputs"]["embedding"]
+    del meta["outputs"]["embedding_dim"]
+    clf = Classifier.load(write_bundle(tmp_path / "b", meta=meta))
+    with pytest.raises(BundleError, match="embedding"):
+        clf.learn("x", [bell(SR, 1.0, 1)], sample_rate=SR)
+
+
+# ----------------------------------------------------------------------------------------------- commands
+def rtc(*args, timeout=180):
+    env = dict(os.environ, JACK_NO_START_SERVER="1", COLUMNS="120")
+    return subprocess.run([sys.executable, "-m", "rtclassify", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=tempfile.gettempdir())
+
+
+@pytest.fixture(scope="module")
+def example_files(tmp_path_factory):
+    import soundfile as sf
+
+    d = tmp_path_factory.mktemp("examples")
+    files = []
+    for i in range(3):
+        f = d / f"bell{i}.wav"
+        sf.write(f, bell(44100, 2.0, 10 + i), 44100)
+        files.append(str(f))
+    neg = d / "low.flac"
+    sf.write(neg, tone(SR, 2.0, 200.0, 0.3), SR)
+    scene_f = d / "scene.wav"
+    sf.write(scene_f, scene(SR)[0], SR)
+    return files, str(neg), str(scene_f)
+
+
+def test_learn_command_writes_a_bundle_that_listen_and_demo_load(base, example_files, tmp_path):
+    files, neg, scene_f = example_files
+    out = tmp_path / "learned"
+    r = rtc("learn", "--tag", "bell", *files, "--negatives", neg, "--bundle", str(base.bundle.path), "--out",
+            str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(r.stdout)
+    assert rec["tag"] == "bell" and len(rec["positives"]) == 3 and rec["negatives"][0]["name"] == neg
+    assert "learned tag 'bell' from 3 example(s)" in r.stderr
+    clf = Classifier.load(out)
+    assert clf.labels[-1] == "bell"
+    # the live engine loads it through the normal bundle loader (--bundle) and emits the new tag
+    log = tmp_path / "events.jsonl"
+    r = rtc("demo", "--bundle", str(out), "--clip", scene_f, "--no-display", "--speed", "8", "--log", str(log))
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    kinds = [(e.get("event"), e.get("tag")) for e in events]
+    assert ("on", "bell") in kinds and ("off", "bell") in kinds
+    on = next(e for e in events if e.get("event") == "on" and e.get("tag") == "bell")
+    assert 2.3 < on["stream_time"] < 3.5
+
+
+def test_learn_command_errors_are_one_line(base, example_files, tmp_path):
+    files, neg, _ = example_files
+    r = rtc("learn", "--tag", "bell", str(tmp_path / "missing.wav"), "--bundle", str(base.bundle.path), "--out",
+            str(tmp_path / "o"))
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1].endswith("missing.wav: no such file")
+    r = rtc("learn", "--tag", "low", *files, "--bundle", str(base.bundle.path), "--out", str(tmp_path / "o"))
+    assert r.returncode == 1 and "already a tag" in r.stderr
+    r = rtc("learn", "--tag", "x", *files, "--no-generic", "--bundle", str(base.bundle.path), "--out",
+            str(tmp_path / "o"))
+    assert r.returncode == 1 and "--no-generic needs --negatives" in r.stderr
+    r = rtc("learn", *files, "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "--tag" in r.stderr
+
+
+def test_learning_needs_no_torch(base, tmp_path):
+    code = f"""
+import sys
+sys.modules['torch'] = None
+import numpy as np
+sys.path.insert(0, {os.path.dirname(__file__)!r})
+from test_learn import bell
+from rtclassify import Classifier
+clf = Classifier.load({str(base.bundle.path)!r})
+new = clf.learn('bell', [bell(16000, 1.5, 1)], sample_rate=16000, out={str(tmp_path / 'nt')!r})
+assert new.labels[-1] == 'bell'
+assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None and m.split('.')[0] == 'torch']
+print('ok')
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       cwd=tempfile.gettempdir())
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+# ----------------------------------------------------------------------------------------------- training side
+@pytest.fixture(scope="module")
+def cnn_bundle(tmp_path_factory):
+    """A tiny exported ShortChunkCNN bundle (random weights, batch-norm statistics made non-trivial)."""
+    torch = pytest.importorskip("torch")
+    from rtclassify.train.export import export_bundle
+    from rtclassify.train.model import TAGS, ModelConfig, ShortChunkCNN
+    from rtclassify.train.trainer import CHECKPOINT_FORMAT
+
+    cfg = ModelConfig(width=2, multipliers=[1, 2, 2, 2], time_pools=4, embedding_dim=16, lookahead_frames=2)
+    torch.manual_seed(0)
+    m = ShortChunkCNN(cfg)
+    with torch.no_grad():
+        for blk in m.blocks:
+            bn = blk[1]
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.2, 0.2)
+    ck = {"format": CHECKPOINT_FORMAT, "model_config": cfg.to_dict(), "state_dict": m.state_dict(),
+          "tags": list(TAGS), "thresholds": {t: {"on": 0.5, "off": 0.35} for t in TAGS}, "name": "tiny-cnn"}
+    return export_bundle(ck, tmp_path_factory.mktemp("cnn") / "bundle")
+
+
+def test_state_from_onnx_reproduces_the_exported_network(cnn_bundle):
+    torch = pytest.importorskip("torch")
+    from rtclassify.learn.finetune import state_from_onnx
+    from rtclassify.train.export import build_model
+
+    clf = Classifier.load(cnn_bundle)
+    x = np.random.default_rng(0).normal(-50, 20, (48, 128, 64)).clip(-100, 20).astype(np.float32)
+    for calib in (None, x[:24]):
+        net = build_model(state_from_onnx(clf.bundle, calib))
+        with torch.no_grad():
+            p, e = net(torch.from_numpy(x))
+        assert np.abs(p.numpy() - clf.backend.run(x)).max() < 1e-4
+        assert np.abs(e.numpy() - clf.backend.embed(x)).max() < 1e-3
+    # calibrated: training-mode batch norm on the calibration batch gives the same function
+    net.train()
+    net.dropout.p = 0.0
+    with torch.no_grad():
+        p_train = net(torch.from_numpy(x[:24]))[0].numpy()
+    assert np.abs(p_train - clf.backend.run(x[:24])).max() < 1e-4
+
+
+def test_read_labelled_data_folders_and_csv(tmp_path):
+    import soundfile as sf
+
+    from rtclassify.learn.finetune import read_labelled_data
+    from rtclassify.train.features import DEFAULT_FRONTEND
+
+    for tag in ("bell", "_none"):
+        (tmp_path / "tree" / tag).mkdir(parents=True)
+    x = np.concatenate([np.zeros(SR // 2, np.float32), bell(SR, 1.0, 1), np.zeros(SR // 2, np.float32)])
+    sf.write(tmp_path / "tree" / "bell" / "a.wav", x, SR)
+    sf.write(tmp_path / "tree" / "_none" / "n.wav", tone(44100, 1.0, 300.0), 44100)
+    items, tags = read_labelled_data(tmp_path / "tree", DEFAULT_FRONTEND)
+    assert tags == ["bell"]
+    lab = {name.split("/")[-1]: lab for name, _, lab in items}
+    assert lab["n.wav"].sum() == 0 and lab["n.wav"].shape[0] == 61  # resampled to 16 kHz: 1 s -> 61 frames
+    on = np.flatnonzero(lab["a.wav"][:, 0])
+    t = (on * 256 + 256) / SR
+    assert 0.4 < t.min() < 0.6 and 1.4 < t.max() < 1.6
+    csv = tmp_path / "labels.csv"
+    csv.write_text("file,start,end,tag\ntree/bell/a.wav,0.5,1.0,bell\ntree/bell/a.wav,0.8,1.5,ding\n")
+    items, tags = read_labelled_data(csv, DEFAULT_FRONTEND)
+    assert tags == ["bell", "ding"]
+    lab = items[0][2]
+    centre = (np.arange(len(lab)) * 256 + 256) / SR
+    assert np.array_equal(lab[:, 0].astype(bool), (centre >= 0.5) & (centre < 1.0))
+    assert np.array_equal(lab[:, 1].astype(bool), (centre >= 0.8) & (centre < 1.5))
+    csv.write_text("file,start,end,tag\ntree/bell/a.wav,0.5,x,bell\n")
+    with pytest.raises(ParameterError, match=r"labels.csv:2: start and end must be numbers"):
+        read_labelled_data(csv, DEFAULT_FRONTEND)
+    csv.write_text("file,start,end,tag\ntree/bell/a.wav,1.0,0.5,bell\n")
+    with pytest.raises(ParameterError, match=r"labels.csv:2: need 0 <= start < end"):
+        read_labelled_data(csv, DEFAULT_FRONTEND)
+    with pytest.raises(ParameterError, match="no tag folder"):
+        read_labelled_data(tmp_path / "tree" / "_none", DEFAULT_FRONTEND)
+
+
+@pytest.mark.slow
+def test_train_data_command_finetunes_a_bundle(cnn_bundle, tmp_path):
+    pytest.importorskip("torch")
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    for tag, make in (("bell", lambda i: bell(SR, 2.0, i)),
+                      ("hiss", lambda i: (0.2 * rng.standard_normal(2 * SR)).astype(np.float32)),
+                      ("_none", lambda i: tone(SR, 2.0, 150.0 * (i + 1), 0.3))):
+        (tmp_path / "data" / tag).mkdir(parents=True)
+        for i in range(3):
+            sf.write(tmp_path / "data" / tag / f"{i}.wav", make(i), SR)
+    out = tmp_path / "tuned"
+    r = rtc("train", "--data", str(tmp_path / "data"), "--bundle", str(cnn_bundle), "--out", str(out),
+            "--epochs", "1", "--windows-per-epoch", "256", timeout=300)
+    assert r.returncode == 0, r.stderr
+    clf = Classifier.load(out)
+    assert clf.labels == ("bell", "hiss")
+    prov = clf.bundle.meta["provenance"]
+    assert prov["files"] == 9 and prov["base_bundle"] == "tiny-cnn"
+    assert len(prov["val_files"]) == 3  # one file of each folder
+    r = rtc("train", "--data", str(tmp_path / "nope"), "--out", str(out))
+    assert r.returncode == 1 and "neither a folder of tag folders nor a CSV file" in r.stderr
+    r = rtc("train")
+    assert r.returncode == 1 and "--config FILE" in r.stderr and "--data FOLDER" in r.stderr
+
+
+def test_nt_xent_prefers_matching_views():
+    torch = pytest.importorskip("torch")
+    from rtclassify.learn.pretrain import nt_xent
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(16, 8, generator=g)
+    same = nt_xent(z, z + 0.01 * torch.randn(16, 8, generator=g), 0.2)
+    other = nt_xent(z, torch.randn(16, 8, generator=g), 0.2)
+    assert float(same) < 0.6 and float(other) > 2.0
+    assert abs(float(nt_xent(torch.zeros(4, 3) + 1, torch.zeros(4, 3) + 1, 1.0)) - np.log(7)) < 1e-5
+
+
+def test_augmenter_views_are_valid_and_seeded():
+    pytest.importorskip("scipy")
+    from rtclassify.learn.pretrain import Augmenter
+
+    aug = Augmenter(SR, 16640)
+    chunk = bell(SR, 1.5, 3)
+    views = [aug.view(chunk, np.random.default_rng(i)) for i in range(20)]
+    assert all(v.shape == (16640,) and v.dtype == np.float32 and np.all(np.isfinite(v)) for v in views)
+    assert all(np.abs(v).max() <= 1.0 for v in views)
+    assert np.array_equal(aug.view(chunk, np.random.default_rng(5)), views[5])
+    assert len({v.tobytes() for v in views}) == 20
+
+
+@pytest.mark.slow
+def test_pretrain_command_writes_an_encoder(cnn_bundle, tmp_path):
+    pytest.importorskip("torch")
+    import soundfile as sf
+
+    from rtclassify.learn.pretrain import load_encoder, ssl_encoder
+
+    (tmp_path / "audio" / "sub").mkdir(parents=True)
+    for i in range(3):
+        sf.write(tmp_path / "audio" / ("sub" if i else "") / f"{i}.flac", bell(22050, 3.0, i), 22050)
+    r = rtc("pretrain", "--data", str(tmp_path / "audio"), "--out", str(tmp_path / "ssl"), "--bundle",
+            str(cnn_bundle), "--steps", "2", "--batch-size", "4", timeout=300)
+    assert r.returncode == 0, r.stderr
+    model, ck = load_encoder(tmp_path / "ssl" / "encoder.pt")
+    assert ck["steps"] == 2 and ck["data"]["files"] == 3
+    assert ck["model_config"]["embedding_dim"] == 16
+    enc = ssl_encoder(tmp_path / "ssl" / "encoder.pt")
+    emb = enc(np.random.default_rng(0).normal(-50, 20, (5, 128, 64)).astype(np.float32))
+    assert emb.shape == (5, 16) and np.all(np.isfinite(emb))
+    r = rtc("pretrain", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "x"), "--bundle", str(cnn_bundle))
+    assert r.returncode == 1 and "is not a folder" in r.stderr
