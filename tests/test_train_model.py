@@ -401,3 +401,41 @@ name = "tiny-cli"
     # a bad config gives a one-line error naming the key
     cfg.write_text(cfg.read_text().replace("epochs = 1", "epochs = 1\nwarp = 9"))
     assert main(["train", "--config", str(cfg)]) == 1
+
+
+def test_data_build_train_export_recipe(tmp_path):
+    """The whole recipe on a tiny set: `data build` -> `train --config ci.toml` -> bundle -> Classifier."""
+    from pathlib import Path
+
+    from rtclassify.cli import main
+    from rtclassify.errors import MissingDependencyError
+    from rtclassify.train.data import build as B
+
+    try:
+        B.check_dependencies()
+    except MissingDependencyError as exc:
+        pytest.skip(f"data tools missing: {exc}")
+    data = tmp_path / "data"
+    B.build_dataset(data, 0.003, 7, clip_seconds=2.0, workers=1, progress=False)
+    ci = Path(__file__).resolve().parent.parent / "rtclassify" / "train" / "configs" / "ci.toml"
+    assert main(["train", "--config", str(ci), "--set", f'data.dir="{data}"',
+                 "--set", f'output.dir="{tmp_path / "run"}"']) == 0
+    meta = json.loads((tmp_path / "run" / "bundle" / "model.json").read_text())
+    assert meta["provenance"]["recipe"] == "rtclassify-synth"
+    assert meta["provenance"]["sources"]["soundfonts"]["TimGM6mb"]["license"] == "GPL-2.0"
+    assert "test" in meta["metrics"]
+    from rtclassify.model.classifier import Classifier
+
+    res = Classifier.load(tmp_path / "run" / "bundle").tag(np.zeros(SR, np.float32), SR)
+    assert res.probs.shape[1] == 12
+
+
+def test_split_plots_without_positives(tmp_path):
+    from rtclassify.train.evaluate import plot_split_report
+
+    y = np.zeros((50, 12), np.uint8)
+    p = np.random.default_rng(0).random((50, 12))
+    rep = tag_metrics(y, p, TAGS, active=p > 0.5)
+    assert rep["macro"]["roc_auc"] is None
+    paths = plot_split_report(rep, {"labels": y, "probs": p}, TAGS, tmp_path)
+    assert all(x.is_file() for x in paths)

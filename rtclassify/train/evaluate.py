@@ -273,7 +273,8 @@ def plot_split_report(report: dict, curves: dict, tags, out_dir) -> list[Path]:
         ax.set_ylabel("precision", fontsize=8)
     for k in range(n, rows * cols):
         axes[k // cols][k % cols].axis("off")
-    fig.suptitle(f"PR curves ({report.get('split', '')}, macro AP={report['macro']['pr_auc']:.3f})")
+    ap = report["macro"]["pr_auc"]
+    fig.suptitle(f"PR curves ({report.get('split', '')}, macro AP={'-' if ap is None else f'{ap:.3f}'})")
     fig.tight_layout()
     pr_path = out_dir / "pr_curves.png"
     fig.savefig(pr_path, dpi=90)

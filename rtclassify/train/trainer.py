@@ -367,6 +367,10 @@ def augment(x, y, rng: np.random.Generator, params: TrainParams, partner=None):
 
 
 # ----------------------------------------------------------------------------- training
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
 def _seed_all(seed: int):
     import torch
 
@@ -615,12 +619,12 @@ class Trainer:
                 self._write_history()
                 self.console.print(
                     f"epoch {self.epoch:3d}  train {train_loss:.4f}  val {metrics['val_loss']:.4f}  "
-                    f"ROC-AUC {metrics['val_roc_auc']:.4f}  PR-AUC {metrics['val_pr_auc']:.4f}  "
+                    f"ROC-AUC {_fmt(metrics['val_roc_auc'])}  PR-AUC {_fmt(metrics['val_pr_auc'])}  "
                     f"lr {lr:.2e}  {dt:5.0f}s{'  *' if improved else ''}")
                 if finished and self.global_step < self.total_steps:
                     stopped = f"time budget ({p.time_budget_min:g} min)"
                     break
-        self.console.print(f"stopped: {stopped}; best epoch {self.best_epoch} (val PR-AUC {self.best_score:.4f}), "
+        self.console.print(f"stopped: {stopped}; best epoch {self.best_epoch} (score {self.best_score:.4f}), "
                            f"{self.elapsed_s / 60:.1f} min")
         return {"best": self.out_dir / "best.pt", "history": self.history, "stopped": stopped}
 
@@ -647,8 +651,10 @@ def plot_history(history: list[dict], path) -> Path:
     a1.set_xlabel("epoch")
     a1.set_ylabel("binary cross-entropy")
     a1.legend()
-    a2.plot(ep, [h["val_roc_auc"] for h in history], "o-", label="macro ROC-AUC")
-    a2.plot(ep, [h["val_pr_auc"] for h in history], "o-", label="macro PR-AUC")
+    a2.plot(ep, [np.nan if h["val_roc_auc"] is None else h["val_roc_auc"] for h in history], "o-",
+            label="macro ROC-AUC")
+    a2.plot(ep, [np.nan if h["val_pr_auc"] is None else h["val_pr_auc"] for h in history], "o-",
+            label="macro PR-AUC")
     a2.set_xlabel("epoch")
     a2.set_ylim(top=1.0)
     a2.legend()
@@ -749,6 +755,7 @@ def run_training(cfg: RunConfig, resume: bool = False, export: bool = True, eval
             plot_split_report(report, curves, TAGS, rep_dir)
             update_bundle_metrics(bundle, {"test": report})
             out["test"] = report
-            console.print(f"test ({cfg.data['test']}): macro ROC-AUC {report['macro']['roc_auc']:.4f}  "
-                          f"PR-AUC {report['macro']['pr_auc']:.4f}  F1 {report['macro']['f1']:.4f}")
+            m = report["macro"]
+            console.print(f"test ({cfg.data['test']}): macro ROC-AUC {_fmt(m['roc_auc'])}  "
+                          f"PR-AUC {_fmt(m['pr_auc'])}  F1 {_fmt(m['f1'])}")
     return out
