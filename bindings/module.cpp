@@ -6,6 +6,7 @@
 #include "bind_framemath.h"
 #include "bind_frontend.h"
 #include "bind_ring.h"
+#include "bind_trackers.h"
 
 #ifdef RTCLASSIFY_WITH_CUDA
 #include "cuda/mel_cuda.h"
@@ -55,6 +56,7 @@ PYBIND11_MODULE(_core, m) {
   bind_ring(m);
   bind_frontend(m);
   bind_cuda(m);
+  bind_trackers(m);
   auto internal = m.def_submodule("_internal", "Test-only hooks; not a public API.");
   bind_frontend_internal(internal);
   bind_framemath_internal(internal);

@@ -52,3 +52,58 @@ class TagLevel(Event):
     tag: str = ""
     prob: float = 0.0
     kind = "level"
+
+
+@dataclass(frozen=True, slots=True)
+class VibratoOn(Event):
+    """A vibrato started: ``rate`` in Hz, ``extent`` in cents (half peak-to-peak) when detected."""
+
+    rate: float = 0.0
+    extent: float = 0.0
+    kind = "vibrato_on"
+
+
+@dataclass(frozen=True, slots=True)
+class VibratoOff(Event):
+    """The vibrato stopped."""
+
+    kind = "vibrato_off"
+
+
+@dataclass(frozen=True, slots=True)
+class TremoloOn(Event):
+    """A tremolo started: ``rate`` in Hz, ``depth`` in dB (peak-to-peak) when detected."""
+
+    rate: float = 0.0
+    depth: float = 0.0
+    kind = "tremolo_on"
+
+
+@dataclass(frozen=True, slots=True)
+class TremoloOff(Event):
+    """The tremolo stopped."""
+
+    kind = "tremolo_off"
+
+
+@dataclass(frozen=True, slots=True)
+class TechniqueValues(Event):
+    """Continuous pitch, vibrato and tremolo values at one tracker frame.
+
+    ``pitch`` is the f0 in Hz and ``midi`` the fractional MIDI note number
+    (both None when unvoiced); ``vibrato_rate`` (Hz) / ``vibrato_extent``
+    (cents, half peak-to-peak) and ``tremolo_rate`` (Hz) / ``tremolo_depth``
+    (dB peak-to-peak) are 0.0 while the technique is off.
+    """
+
+    pitch: float | None = None
+    midi: float | None = None
+    confidence: float = 0.0
+    level_db: float = -120.0
+    vibrato: bool = False
+    vibrato_rate: float = 0.0
+    vibrato_extent: float = 0.0
+    tremolo: bool = False
+    tremolo_rate: float = 0.0
+    tremolo_depth: float = 0.0
+    kind = "technique"

@@ -1,0 +1,533 @@
+// pybind11 bindings of the pitch, vibrato, tremolo and technique trackers.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "modulation.h"
+#include "pitch.h"
+#include "technique.h"
+#include "tremolo.h"
+#include "vibrato.h"
+
+namespace py = pybind11;
+
+namespace trackers_detail {
+
+using f32array = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+inline f32array as_1d(const py::handle& obj, const char* name) {
+  f32array a = f32array::ensure(obj);
+  if (!a) throw py::type_error(std::string(name) + ": must be convertible to a float32 array");
+  if (a.ndim() != 1) throw py::value_error(std::string(name) + ": must be 1-D (got " + std::to_string(a.ndim()) + "-D)");
+  return a;
+}
+
+inline py::array_t<bool> as_bool_1d(const py::handle& obj, const char* name, py::ssize_t n) {
+  auto a = py::array_t<bool, py::array::c_style | py::array::forcecast>::ensure(obj);
+  if (!a) throw py::type_error(std::string(name) + ": must be convertible to a bool array");
+  if (a.ndim() != 1 || a.size() != n)
+    throw py::value_error(std::string(name) + ": must be 1-D with " + std::to_string(n) + " values");
+  return a;
+}
+
+template <class T>
+py::array_t<T> column(const std::vector<T>& v) {
+  py::array_t<T> a(static_cast<py::ssize_t>(v.size()));
+  std::copy(v.begin(), v.end(), a.mutable_data());
+  return a;
+}
+
+// Fills a config struct from keyword arguments; unknown keys are errors naming the key.
+inline void set_vibrato(rtc::VibratoConfig& c, const py::dict& kw, const char* where) {
+  for (auto item : kw) {
+    const std::string k = py::str(item.first);
+    const py::handle v = item.second;
+    if (k == "rate_min") c.rate_min = v.cast<double>();
+    else if (k == "rate_max") c.rate_max = v.cast<double>();
+    else if (k == "extent_on") c.extent_on = v.cast<double>();
+    else if (k == "extent_off") c.extent_off = v.cast<double>();
+    else if (k == "regularity_on") c.regularity_on = v.cast<double>();
+    else if (k == "regularity_off") c.regularity_off = v.cast<double>();
+    else if (k == "jump_cents") c.jump_cents = v.cast<double>();
+    else if (k == "max_gap") c.max_gap = v.cast<int>();
+    else if (k == "max_glitch") c.max_glitch = v.cast<int>();
+    else if (k == "hold_frames") c.hold_frames = v.cast<int>();
+    else if (k == "window_periods") c.window_periods = v.cast<double>();
+    else if (k == "rate_step") c.rate_step = v.cast<double>();
+    else if (k == "release_periods") c.release_periods = v.cast<double>();
+    else throw py::value_error(std::string(where) + ": unknown vibrato parameter '" + k + "'");
+  }
+}
+
+inline void set_tremolo(rtc::TremoloConfig& c, const py::dict& kw, const char* where) {
+  for (auto item : kw) {
+    const std::string k = py::str(item.first);
+    const py::handle v = item.second;
+    if (k == "rate_min") c.rate_min = v.cast<double>();
+    else if (k == "rate_max") c.rate_max = v.cast<double>();
+    else if (k == "depth_on") c.depth_on = v.cast<double>();
+    else if (k == "depth_off") c.depth_off = v.cast<double>();
+    else if (k == "regularity_on") c.regularity_on = v.cast<double>();
+    else if (k == "regularity_off") c.regularity_off = v.cast<double>();
+    else if (k == "onset_db") c.onset_db = v.cast<double>();
+    else if (k == "onset_frames") c.onset_frames = v.cast<int>();
+    else if (k == "hold_frames") c.hold_frames = v.cast<int>();
+    else if (k == "vibrato_explained") c.vibrato_explained = v.cast<double>();
+    else if (k == "vibrato_harmonics") c.vibrato_harmonics = v.cast<int>();
+    else if (k == "window_periods") c.window_periods = v.cast<double>();
+    else if (k == "rate_step") c.rate_step = v.cast<double>();
+    else if (k == "release_periods") c.release_periods = v.cast<double>();
+    else if (k == "trend_ratio") c.trend_ratio = v.cast<double>();
+    else throw py::value_error(std::string(where) + ": unknown tremolo parameter '" + k + "'");
+  }
+}
+
+inline py::dict vibrato_config_dict(const rtc::VibratoConfig& c) {
+  py::dict d;
+  d["rate_min"] = c.rate_min;
+  d["rate_max"] = c.rate_max;
+  d["extent_on"] = c.extent_on;
+  d["extent_off"] = c.extent_off;
+  d["regularity_on"] = c.regularity_on;
+  d["regularity_off"] = c.regularity_off;
+  d["jump_cents"] = c.jump_cents;
+  d["max_gap"] = c.max_gap;
+  d["max_glitch"] = c.max_glitch;
+  d["hold_frames"] = c.hold_frames;
+  d["window_periods"] = c.window_periods;
+  d["release_periods"] = c.release_periods;
+  d["rate_step"] = c.rate_step;
+  return d;
+}
+
+inline py::dict tremolo_config_dict(const rtc::TremoloConfig& c) {
+  py::dict d;
+  d["rate_min"] = c.rate_min;
+  d["rate_max"] = c.rate_max;
+  d["depth_on"] = c.depth_on;
+  d["depth_off"] = c.depth_off;
+  d["regularity_on"] = c.regularity_on;
+  d["regularity_off"] = c.regularity_off;
+  d["onset_db"] = c.onset_db;
+  d["onset_frames"] = c.onset_frames;
+  d["hold_frames"] = c.hold_frames;
+  d["vibrato_explained"] = c.vibrato_explained;
+  d["vibrato_harmonics"] = c.vibrato_harmonics;
+  d["window_periods"] = c.window_periods;
+  d["release_periods"] = c.release_periods;
+  d["trend_ratio"] = c.trend_ratio;
+  d["rate_step"] = c.rate_step;
+  return d;
+}
+
+inline int default_hop(double sample_rate) {
+  return std::max(1, static_cast<int>(std::lround(0.005 * sample_rate)));
+}
+
+}  // namespace trackers_detail
+
+inline void bind_trackers(py::module_& m) {
+  using namespace trackers_detail;
+
+  py::class_<rtc::PitchTracker>(m, "PitchTracker", R"doc(
+Streaming f0 tracker of the YIN family with a voicing confidence.
+
+A coarse YIN search (cumulative mean normalized difference, absolute
+threshold, first dip) runs on a low-passed copy decimated to 11-22 kHz; the
+period is then refined at the input rate around the coarse lag with a short
+window (two periods, at least 12.5 ms) and parabolic interpolation. One frame
+every ``hop_length`` samples; frame k is decided after sample
+``(k + 1) * hop_length``. Any split of the stream into blocks gives the same
+frames.
+
+Parameters
+----------
+sample_rate : float
+    Input rate in Hz, 4000 to 384000 and above ``4 * fmax``.
+hop_length : int, optional
+    Samples between frames (default: 5 ms).
+fmin, fmax : float
+    f0 search range in Hz (default 50 to 2000).
+threshold : float
+    YIN absolute threshold on the normalized difference, in (0, 1).
+silence_db : float
+    Frames whose level is below this (dBFS) are unvoiced.
+level_window : float
+    Length of the Hann window of the level estimate, seconds.
+)doc")
+      .def(py::init([](double sample_rate, py::object hop_length, double fmin, double fmax, double threshold,
+                       double silence_db, double level_window) {
+             const int hop = hop_length.is_none() ? default_hop(sample_rate) : hop_length.cast<int>();
+             return new rtc::PitchTracker(sample_rate, hop, fmin, fmax, threshold, silence_db, level_window);
+           }),
+           py::arg("sample_rate"), py::arg("hop_length") = py::none(), py::arg("fmin") = 50.0,
+           py::arg("fmax") = 2000.0, py::arg("threshold") = 0.15, py::arg("silence_db") = -60.0,
+           py::arg("level_window") = 0.025)
+      .def(
+          "process",
+          [](rtc::PitchTracker& t, py::handle block) {
+            f32array x = as_1d(block, "block");
+            const std::size_t n = static_cast<std::size_t>(x.size());
+            std::vector<rtc::PitchFrame> frames(t.max_frames(n));
+            std::size_t k;
+            {
+              py::gil_scoped_release nogil;
+              k = t.process(x.data(), n, frames.data());
+            }
+            std::vector<float> f0(k), conf(k), level(k);
+            py::array_t<bool> voiced(static_cast<py::ssize_t>(k));
+            for (std::size_t i = 0; i < k; ++i) {
+              f0[i] = frames[i].f0_hz;
+              conf[i] = frames[i].confidence;
+              level[i] = frames[i].level_db;
+              voiced.mutable_data()[i] = frames[i].voiced;
+            }
+            py::dict d;
+            d["f0"] = column(f0);
+            d["confidence"] = column(conf);
+            d["level_db"] = column(level);
+            d["voiced"] = voiced;
+            return d;
+          },
+          py::arg("block"),
+          R"doc(Consume a 1-D block of samples.
+
+Returns
+-------
+dict
+    ``f0`` (n_frames,) float32 Hz, 0 where unvoiced; ``confidence`` (n_frames,)
+    float32 in [0, 1]; ``level_db`` (n_frames,) float32 dBFS; ``voiced``
+    (n_frames,) bool. Non-finite samples are replaced by 0 and counted.)doc")
+      .def("reset", &rtc::PitchTracker::reset, "Forget the stream.")
+      .def_property_readonly("sample_rate", &rtc::PitchTracker::sample_rate)
+      .def_property_readonly("hop_length", &rtc::PitchTracker::hop_length)
+      .def_property_readonly("frame_rate", &rtc::PitchTracker::frame_rate)
+      .def_property_readonly("fmin", &rtc::PitchTracker::fmin)
+      .def_property_readonly("fmax", &rtc::PitchTracker::fmax)
+      .def_property_readonly("threshold", &rtc::PitchTracker::threshold)
+      .def_property_readonly("decimation", &rtc::PitchTracker::decimation)
+      .def_property_readonly("samples", &rtc::PitchTracker::samples, "Samples consumed.")
+      .def_property_readonly("nonfinite_count", &rtc::PitchTracker::nonfinite_count,
+                             "Non-finite samples replaced by 0.");
+
+  py::class_<rtc::VibratoTracker>(m, "VibratoTracker", R"doc(
+Streaming vibrato detector on an f0 contour.
+
+A quadratic trend plus a sinusoid is fitted by least squares over the newest
+``window_periods`` periods of each candidate rate (grid ``rate_step``); the
+contour is in cents, restarts at note changes (``jump_cents``) and at gaps
+longer than ``max_gap`` frames. On/off with hysteresis on the regularity
+(variance explained by the sinusoid) and the extent (half peak-to-peak,
+cents).
+
+Parameters
+----------
+frame_rate : float
+    f0 frames per second, 20 to 2000.
+**config
+    rate_min, rate_max, extent_on, extent_off, regularity_on, regularity_off,
+    jump_cents, max_gap, max_glitch, hold_frames, window_periods, release_periods,
+    rate_step.
+)doc")
+      .def(py::init([](double frame_rate, py::kwargs kw) {
+             rtc::VibratoConfig c;
+             set_vibrato(c, kw, "VibratoTracker");
+             return new rtc::VibratoTracker(frame_rate, c);
+           }),
+           py::arg("frame_rate"))
+      .def(
+          "process",
+          [](rtc::VibratoTracker& t, py::handle f0) {
+            f32array x = as_1d(f0, "f0");
+            const std::size_t n = static_cast<std::size_t>(x.size());
+            std::vector<rtc::VibratoFrame> fr(n);
+            {
+              py::gil_scoped_release nogil;
+              t.process(x.data(), n, fr.data());
+            }
+            std::vector<float> rate(n), extent(n), reg(n);
+            py::array_t<bool> on(static_cast<py::ssize_t>(n)), re(static_cast<py::ssize_t>(n));
+            for (std::size_t i = 0; i < n; ++i) {
+              rate[i] = fr[i].rate;
+              extent[i] = fr[i].extent;
+              reg[i] = fr[i].regularity;
+              on.mutable_data()[i] = fr[i].on;
+              re.mutable_data()[i] = fr[i].restarted;
+            }
+            py::dict d;
+            d["on"] = on;
+            d["rate"] = column(rate);
+            d["extent"] = column(extent);
+            d["regularity"] = column(reg);
+            d["restarted"] = re;
+            return d;
+          },
+          py::arg("f0"),
+          R"doc(Consume f0 frames (Hz; 0, negative or NaN = unvoiced).
+
+Returns
+-------
+dict
+    ``on`` (n,) bool; ``rate`` (n,) float32 Hz; ``extent`` (n,) float32 cents
+    (half peak-to-peak); ``regularity`` (n,) float32; ``restarted`` (n,) bool.
+    rate/extent/regularity are the newest analysis (0 where none).)doc")
+      .def("reset", &rtc::VibratoTracker::reset, "Forget the contour.")
+      .def_property_readonly("frame_rate", &rtc::VibratoTracker::frame_rate)
+      .def_property_readonly("config", [](const rtc::VibratoTracker& t) { return vibrato_config_dict(t.config()); });
+
+  py::class_<rtc::TremoloTracker>(m, "TremoloTracker", R"doc(
+Streaming tremolo detector on a level contour in dB.
+
+A quadratic trend plus a sinusoid is fitted by least squares over the newest
+``window_periods`` periods of each candidate rate; the contour restarts at
+invalid frames, at given restarts and at onsets (a rise of more than
+``onset_db`` within ``onset_frames`` frames). On/off with hysteresis on the
+regularity and the depth (peak-to-peak, dB). While a vibrato is reported, a
+level modulation that a periodic signal at the vibrato rate (with
+``vibrato_harmonics`` harmonics) explains at least ``vibrato_explained``
+times as well as the tremolo's sinusoid is attributed to the vibrato.
+
+Parameters
+----------
+frame_rate : float
+    Level frames per second, 40 to 2000.
+**config
+    rate_min, rate_max, depth_on, depth_off, regularity_on, regularity_off,
+    trend_ratio, onset_db, onset_frames, hold_frames, vibrato_explained,
+    vibrato_harmonics, window_periods, release_periods, rate_step.
+)doc")
+      .def(py::init([](double frame_rate, py::kwargs kw) {
+             rtc::TremoloConfig c;
+             set_tremolo(c, kw, "TremoloTracker");
+             return new rtc::TremoloTracker(frame_rate, c);
+           }),
+           py::arg("frame_rate"))
+      .def(
+          "process",
+          [](rtc::TremoloTracker& t, py::handle level_db, py::object valid, py::object restart,
+             py::object vibrato_on, py::object vibrato_rate) {
+            f32array x = as_1d(level_db, "level_db");
+            const py::ssize_t n = x.size();
+            std::vector<unsigned char> va(static_cast<std::size_t>(n), 1), rs(static_cast<std::size_t>(n), 0),
+                vo(static_cast<std::size_t>(n), 0);
+            std::vector<float> vr(static_cast<std::size_t>(n), 0.0f);
+            if (!valid.is_none()) {
+              auto a = as_bool_1d(valid, "valid", n);
+              for (py::ssize_t i = 0; i < n; ++i) va[static_cast<std::size_t>(i)] = a.data()[i];
+            }
+            if (!restart.is_none()) {
+              auto a = as_bool_1d(restart, "restart", n);
+              for (py::ssize_t i = 0; i < n; ++i) rs[static_cast<std::size_t>(i)] = a.data()[i];
+            }
+            if (!vibrato_on.is_none()) {
+              auto a = as_bool_1d(vibrato_on, "vibrato_on", n);
+              for (py::ssize_t i = 0; i < n; ++i) vo[static_cast<std::size_t>(i)] = a.data()[i];
+            }
+            if (!vibrato_rate.is_none()) {
+              f32array a = as_1d(vibrato_rate, "vibrato_rate");
+              if (a.size() != n) throw py::value_error("vibrato_rate: must have " + std::to_string(n) + " values");
+              for (py::ssize_t i = 0; i < n; ++i) vr[static_cast<std::size_t>(i)] = a.data()[i];
+            }
+            std::vector<rtc::TremoloFrame> fr(static_cast<std::size_t>(n));
+            {
+              py::gil_scoped_release nogil;
+              for (std::size_t i = 0; i < fr.size(); ++i)
+                fr[i] = t.push(x.data()[i], va[i] != 0, rs[i] != 0, vo[i] != 0, vr[i]);
+            }
+            std::vector<float> rate(fr.size()), depth(fr.size()), reg(fr.size());
+            py::array_t<bool> on(n), re(n);
+            for (std::size_t i = 0; i < fr.size(); ++i) {
+              rate[i] = fr[i].rate;
+              depth[i] = fr[i].depth;
+              reg[i] = fr[i].regularity;
+              on.mutable_data()[i] = fr[i].on;
+              re.mutable_data()[i] = fr[i].restarted;
+            }
+            py::dict d;
+            d["on"] = on;
+            d["rate"] = column(rate);
+            d["depth"] = column(depth);
+            d["regularity"] = column(reg);
+            d["restarted"] = re;
+            return d;
+          },
+          py::arg("level_db"), py::arg("valid") = py::none(), py::arg("restart") = py::none(),
+          py::arg("vibrato_on") = py::none(), py::arg("vibrato_rate") = py::none(),
+          R"doc(Consume level frames (dB) with optional per-frame flags.
+
+Parameters
+----------
+level_db : (n,) float array
+valid, restart, vibrato_on : (n,) bool arrays, optional
+    Defaults: all valid, no restarts, no vibrato.
+vibrato_rate : (n,) float array, optional
+
+Returns
+-------
+dict
+    ``on`` (n,) bool; ``rate`` (n,) float32 Hz; ``depth`` (n,) float32 dB
+    peak-to-peak; ``regularity`` (n,) float32; ``restarted`` (n,) bool.)doc")
+      .def("reset", &rtc::TremoloTracker::reset, "Forget the contour.")
+      .def_property_readonly("frame_rate", &rtc::TremoloTracker::frame_rate)
+      .def_property_readonly("config", [](const rtc::TremoloTracker& t) { return tremolo_config_dict(t.config()); });
+
+  py::class_<rtc::TechniqueTracker>(m, "TechniqueTracker", R"doc(
+Pitch, vibrato and tremolo tracked together on one audio stream.
+
+Parameters
+----------
+sample_rate : float
+    Input rate in Hz.
+hop_length : int, optional
+    Samples between frames (default: 5 ms).
+fmin, fmax, threshold, silence_db, level_window :
+    As for :class:`PitchTracker`.
+tremolo_min_confidence : float
+    Pitch confidence from which the level counts as tonal for the tremolo.
+tremolo_restart_on_pitch_jump : bool
+    Also restart the level contour when the f0 contour restarts (a note change).
+compensate : bool
+    Undo the analysis windows' smoothing of the extent and depth.
+explained_high, explained_low, am_per_cent, cents_per_db, harmonics :
+    Joint attribution of by-products: a level wobble explained by the
+    vibrato's periodicity (or an f0 wobble explained by the tremolo's) is not
+    reported; see csrc/technique.h.
+vibrato, tremolo : dict, optional
+    Keyword parameters of :class:`VibratoTracker` / :class:`TremoloTracker`.
+)doc")
+      .def(py::init([](double sample_rate, py::object hop_length, double fmin, double fmax, double threshold,
+                       double silence_db, double level_window, double tremolo_min_confidence,
+                       bool tremolo_restart_on_pitch_jump, bool compensate,
+                       double explained_high, double explained_low, double am_per_cent, double cents_per_db,
+                       int harmonics, py::object vibrato, py::object tremolo) {
+             rtc::TechniqueConfig c;
+             c.hop_length = hop_length.is_none() ? default_hop(sample_rate) : hop_length.cast<int>();
+             c.fmin = fmin;
+             c.fmax = fmax;
+             c.threshold = threshold;
+             c.silence_db = silence_db;
+             c.level_window_s = level_window;
+             c.tremolo_min_confidence = tremolo_min_confidence;
+             c.tremolo_restart_on_pitch_jump = tremolo_restart_on_pitch_jump;
+             c.compensate = compensate;
+             c.explained_high = explained_high;
+             c.explained_low = explained_low;
+             c.am_per_cent = am_per_cent;
+             c.cents_per_db = cents_per_db;
+             c.harmonics = harmonics;
+             if (!vibrato.is_none()) {
+               if (!py::isinstance<py::dict>(vibrato)) throw py::type_error("vibrato: must be a dict");
+               set_vibrato(c.vibrato, vibrato.cast<py::dict>(), "vibrato");
+             }
+             if (!tremolo.is_none()) {
+               if (!py::isinstance<py::dict>(tremolo)) throw py::type_error("tremolo: must be a dict");
+               set_tremolo(c.tremolo, tremolo.cast<py::dict>(), "tremolo");
+             }
+             if (c.hop_length < 1) throw py::value_error("hop_length: must be >= 1");
+             return new rtc::TechniqueTracker(sample_rate, c);
+           }),
+           py::arg("sample_rate"), py::arg("hop_length") = py::none(), py::arg("fmin") = 50.0,
+           py::arg("fmax") = 2000.0, py::arg("threshold") = 0.15, py::arg("silence_db") = -60.0,
+           py::arg("level_window") = 0.025, py::arg("tremolo_min_confidence") = 0.5,
+           py::arg("tremolo_restart_on_pitch_jump") = false, py::arg("compensate") = true, py::arg("explained_high") = 0.8, py::arg("explained_low") = 0.5,
+           py::arg("am_per_cent") = 0.1, py::arg("cents_per_db") = 3.0, py::arg("harmonics") = 4,
+           py::arg("vibrato") = py::none(), py::arg("tremolo") = py::none())
+      .def(
+          "process",
+          [](rtc::TechniqueTracker& t, py::handle block) {
+            f32array x = as_1d(block, "block");
+            const std::size_t n = static_cast<std::size_t>(x.size());
+            std::vector<rtc::TechniqueFrame> fr(t.max_frames(n));
+            std::size_t k;
+            {
+              py::gil_scoped_release nogil;
+              k = t.process(x.data(), n, fr.data());
+            }
+            const py::ssize_t kk = static_cast<py::ssize_t>(k);
+            py::array_t<float> f0(kk), conf(kk), level(kk), vrate(kk), vext(kk), vreg(kk), trate(kk), tdepth(kk),
+                treg(kk), tshare(kk);
+            py::array_t<bool> voiced(kk), von(kk), ton(kk), vsup(kk), tsup(kk);
+            for (std::size_t i = 0; i < k; ++i) {
+              const rtc::TechniqueFrame& f = fr[i];
+              f0.mutable_data()[i] = f.pitch.f0_hz;
+              conf.mutable_data()[i] = f.pitch.confidence;
+              level.mutable_data()[i] = f.pitch.level_db;
+              voiced.mutable_data()[i] = f.pitch.voiced;
+              von.mutable_data()[i] = f.vibrato.on;
+              vrate.mutable_data()[i] = f.vibrato.rate;
+              vext.mutable_data()[i] = f.vibrato.extent;
+              vreg.mutable_data()[i] = f.vibrato.regularity;
+              ton.mutable_data()[i] = f.tremolo.on;
+              trate.mutable_data()[i] = f.tremolo.rate;
+              tdepth.mutable_data()[i] = f.tremolo.depth;
+              treg.mutable_data()[i] = f.tremolo.regularity;
+              tshare.mutable_data()[i] = f.tremolo.vibrato_share;
+              vsup.mutable_data()[i] = f.vibrato.suppressed;
+              tsup.mutable_data()[i] = f.tremolo.suppressed;
+            }
+            py::dict d;
+            d["f0"] = f0;
+            d["confidence"] = conf;
+            d["level_db"] = level;
+            d["voiced"] = voiced;
+            d["vibrato_on"] = von;
+            d["vibrato_rate"] = vrate;
+            d["vibrato_extent"] = vext;
+            d["vibrato_regularity"] = vreg;
+            d["tremolo_on"] = ton;
+            d["tremolo_rate"] = trate;
+            d["tremolo_depth"] = tdepth;
+            d["tremolo_regularity"] = treg;
+            d["tremolo_vibrato_share"] = tshare;
+            d["vibrato_suppressed"] = vsup;
+            d["tremolo_suppressed"] = tsup;
+            return d;
+          },
+          py::arg("block"),
+          R"doc(Consume a 1-D block of samples.
+
+Returns
+-------
+dict of (n_frames,) arrays
+    ``f0`` (Hz, 0 unvoiced), ``confidence``, ``level_db``, ``voiced``,
+    ``vibrato_on``, ``vibrato_rate`` (Hz), ``vibrato_extent`` (cents, half
+    peak-to-peak), ``vibrato_regularity``, ``tremolo_on``, ``tremolo_rate``
+    (Hz), ``tremolo_depth`` (dB peak-to-peak), ``tremolo_regularity``.
+    Rates/extent/depth are the newest analysis (0 where none), also while
+    off. Frame k of the stream is decided after sample (k + 1) * hop_length.)doc")
+      .def("reset", &rtc::TechniqueTracker::reset, "Forget the stream.")
+      .def_property_readonly("sample_rate", [](const rtc::TechniqueTracker& t) { return t.pitch().sample_rate(); })
+      .def_property_readonly("hop_length", [](const rtc::TechniqueTracker& t) { return t.pitch().hop_length(); })
+      .def_property_readonly("frame_rate", [](const rtc::TechniqueTracker& t) { return t.pitch().frame_rate(); })
+      .def_property_readonly("frames", &rtc::TechniqueTracker::frames, "Frames emitted.")
+      .def_property_readonly("samples", [](const rtc::TechniqueTracker& t) { return t.pitch().samples(); })
+      .def_property_readonly("nonfinite_count",
+                             [](const rtc::TechniqueTracker& t) { return t.pitch().nonfinite_count(); })
+      .def_property_readonly("config", [](const rtc::TechniqueTracker& t) {
+        const rtc::TechniqueConfig& c = t.config();
+        py::dict d;
+        d["sample_rate"] = t.pitch().sample_rate();
+        d["hop_length"] = c.hop_length;
+        d["fmin"] = c.fmin;
+        d["fmax"] = c.fmax;
+        d["threshold"] = c.threshold;
+        d["silence_db"] = c.silence_db;
+        d["level_window"] = c.level_window_s;
+        d["tremolo_min_confidence"] = c.tremolo_min_confidence;
+        d["tremolo_restart_on_pitch_jump"] = c.tremolo_restart_on_pitch_jump;
+        d["compensate"] = c.compensate;
+        d["explained_high"] = c.explained_high;
+        d["explained_low"] = c.explained_low;
+        d["am_per_cent"] = c.am_per_cent;
+        d["cents_per_db"] = c.cents_per_db;
+        d["harmonics"] = c.harmonics;
+        d["vibrato"] = vibrato_config_dict(c.vibrato);
+        d["tremolo"] = tremolo_config_dict(c.tremolo);
+        return d;
+      });
+}

@@ -1,0 +1,118 @@
+/// @file modulation.h
+/// @brief Streaming estimate of a periodic modulation of a control contour.
+///
+/// Shared by the vibrato tracker (f0 contour in cents) and the tremolo tracker
+/// (level contour in dB). The analyzer keeps the contour since the last
+/// restart() (a note change, a gap, an onset). analyze() fits, for each
+/// candidate rate f on a grid, the model
+///
+///     y(t) = p0 + p1 u + p2 u^2 + a cos(2 pi f t) + b sin(2 pi f t)
+///
+/// by least squares over the newest `window_periods` periods of f (u is time
+/// scaled to [-1, 1] over the window, so the quadratic absorbs the melody or
+/// a decay), and scores it by the fraction of the detrended variance that the
+/// sinusoid explains (the regularity, in [0, 1]). The scan over the grid
+/// reads every k-th frame (k = floor(frame_rate / (6 rate_max)), at least 1:
+/// the contour is oversampled); the best grid rate is refined by parabolic
+/// interpolation of the score and fitted again exactly on every frame.
+/// Candidates whose window is longer than the contour since the last restart
+/// are skipped.
+///
+/// Lifecycle: the constructor validates and allocates every table; push(),
+/// restart() and analyze() allocate nothing. Results depend only on the
+/// contour, so they are identical under any split of the stream.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace rtc {
+
+/// Result of one analysis.
+struct ModulationEstimate {
+  bool valid = false;       ///< at least one candidate window was available
+  double rate = 0.0;        ///< modulation rate in Hz
+  double amplitude = 0.0;   ///< half peak-to-peak amplitude of the sinusoid, in contour units
+  double regularity = 0.0;  ///< fraction of the detrended variance explained by the sinusoid, [0, 1]
+  double trend_range = 0.0; ///< max - min of the fitted quadratic trend over the window, contour units
+  int window = 0;           ///< frames in the final fit
+};
+
+/// Least-squares sinusoid-plus-trend analyzer over a sliding window (see file comment).
+class ModulationAnalyzer {
+ public:
+  /// Validates and allocates.
+  /// @param frame_rate contour frames per second, 10 to 2000
+  /// @param rate_min lowest modulation rate in Hz, > 0
+  /// @param rate_max highest modulation rate in Hz, > rate_min and < frame_rate / 4
+  /// @param window_periods analysis window in periods of the candidate rate, 1 to 8
+  /// @param rate_step spacing of the candidate grid in Hz, 0.01 to (rate_max - rate_min) / 2
+  /// @throws std::invalid_argument naming the offending parameter
+  ModulationAnalyzer(double frame_rate, double rate_min, double rate_max, double window_periods = 2.0,
+                     double rate_step = 0.25);
+
+  /// Appends one contour value (finite).
+  void push(double value) noexcept;
+  /// Starts a new segment: the contour before this call is no longer used.
+  void restart() noexcept;
+  /// Frames pushed since the last restart (saturates at the history length).
+  std::size_t run() const noexcept { return run_; }
+  /// Frames needed before the fastest candidate can be analyzed.
+  std::size_t min_run() const noexcept { return static_cast<std::size_t>(cand_len_.back()); }
+  /// Most recent value pushed, `age` frames ago (0 = newest); requires age < run().
+  double value(std::size_t age) const noexcept;
+
+  /// Analyzes the newest frames (see file comment).
+  ModulationEstimate analyze() noexcept;
+  /// Fits the model at one rate over the newest `window` frames (clamped to run()).
+  ModulationEstimate fit(double rate, int window) noexcept;
+  /// Fraction of the detrended variance of the newest `window` frames (clamped
+  /// to run()) explained by a periodic signal of fundamental `rate` Hz with
+  /// `harmonics` harmonics (1 to kMaxHarmonics), in [0, 1]; 0 when the fit is
+  /// not possible (too few frames).
+  double harmonic_fit(double rate, int harmonics, int window) noexcept;
+  /// Fraction of the detrended variance of the newest `window` frames (clamped
+  /// to both runs) explained by a cubic polynomial of another contour over the
+  /// same frames (an instantaneous dependence, such as the level of a tone
+  /// whose partials move across fixed resonances as its f0 moves), in [0, 1];
+  /// 0 when the fit is not possible. Both analyzers must receive one value per
+  /// frame in step.
+  double contour_fit(const ModulationAnalyzer& other, int window) noexcept;
+  /// Largest `harmonics` accepted by harmonic_fit().
+  static constexpr int kMaxHarmonics = 4;
+
+  /// Contour frame rate in Hz.
+  double frame_rate() const noexcept { return fs_; }
+  /// Lowest modulation rate reported, Hz.
+  double rate_min() const noexcept { return rate_min_; }
+  /// Highest modulation rate reported, Hz.
+  double rate_max() const noexcept { return rate_max_; }
+  /// Window length in periods.
+  double window_periods() const noexcept { return periods_; }
+  /// Window length in frames for a rate in Hz.
+  int window_for(double rate) const noexcept;
+
+ private:
+  void linearize(std::size_t n) noexcept;
+
+  double fs_, rate_min_, rate_max_, periods_, step_;
+  int n_cand_;
+  std::vector<double> cand_rate_;
+  std::vector<int> cand_len_;          // window of each candidate, frames
+  std::vector<int> cand_n_;            // frames of that window read by the scan
+  int stride_ = 1;                     // the scan reads every stride_-th frame
+  std::vector<std::size_t> cand_off_;  // offset of each candidate's basis in basis_
+  std::vector<float> basis_;           // per candidate: u, u^2, cos, sin (4 * len)
+  std::vector<double> ginv_;           // per candidate: 5x5 inverse normal matrix
+  std::vector<double> pinv_;           // per candidate: 3x3 inverse of the trend-only normal matrix
+  std::vector<double> score_;          // per candidate score of the last analysis
+  std::vector<double> hist_;           // ring of contour values
+  std::size_t hist_mask_;
+  std::uint64_t count_ = 0;
+  std::size_t run_ = 0;
+  std::vector<double> lin_;            // chronological copy of the newest frames
+  std::vector<float> linf_;            // the same in float, for the candidate scan
+};
+
+}  // namespace rtc

@@ -1,0 +1,405 @@
+#include "pitch.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace rtc {
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+// Periods shorter than this (input samples) are refined by windowed-sinc
+// interpolation of the difference function; longer ones by a parabola.
+constexpr int kSincBelow = 48;
+// Half-width (lags) of the Lanczos kernel used for that interpolation.
+constexpr int kLanczos = 6;
+// Periods from this length (input samples) are searched on every other lag first.
+constexpr int kCoarseStepFrom = 160;
+
+[[noreturn]] void bad(const std::string& name, const std::string& what) {
+  throw std::invalid_argument(name + ": " + what);
+}
+
+// Sum of squared differences x[j] - x[j + tau] over j in [0, w). Eight
+// independent lanes in a fixed order: deterministic and vectorizable.
+inline double diff_energy(const float* x, int w, int tau) noexcept {
+  const float* a = x;
+  const float* b = x + tau;
+  float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  int j = 0;
+  for (; j + 8 <= w; j += 8) {
+    for (int k = 0; k < 8; ++k) {
+      const float d = a[j + k] - b[j + k];
+      acc[k] += d * d;
+    }
+  }
+  for (int k = 0; j < w; ++j, ++k) {
+    const float d = a[j] - b[j];
+    acc[k] += d * d;
+  }
+  return ((static_cast<double>(acc[0]) + acc[4]) + (static_cast<double>(acc[1]) + acc[5])) +
+         ((static_cast<double>(acc[2]) + acc[6]) + (static_cast<double>(acc[3]) + acc[7]));
+}
+
+// Dot product of float vectors, eight lanes as above.
+inline double dot(const float* a, const float* b, int n) noexcept {
+  float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  int j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += a[j + k] * b[j + k];
+  for (int k = 0; j < n; ++j, ++k) acc[k] += a[j] * b[j];
+  return ((static_cast<double>(acc[0]) + acc[4]) + (static_cast<double>(acc[1]) + acc[5])) +
+         ((static_cast<double>(acc[2]) + acc[6]) + (static_cast<double>(acc[3]) + acc[7]));
+}
+
+// Offset of the extremum of the parabola through (-1, a), (0, b), (1, c), in [-1, 1].
+inline double parabolic_offset(double a, double b, double c) noexcept {
+  const double den = a - 2.0 * b + c;
+  if (!(den > 0.0)) return 0.0;
+  return std::clamp(0.5 * (a - c) / den, -1.0, 1.0);
+}
+
+// Value at that extremum.
+inline double parabolic_value(double a, double b, double c) noexcept {
+  const double den = a - 2.0 * b + c;
+  if (!(den > 0.0)) return b;
+  const double d = std::clamp(0.5 * (a - c) / den, -1.0, 1.0);
+  return b - 0.25 * (a - c) * d;
+}
+
+inline double lanczos(double x) noexcept {
+  if (std::fabs(x) < 1e-12) return 1.0;
+  if (std::fabs(x) >= kLanczos) return 0.0;
+  const double px = kPi * x;
+  return kLanczos * std::sin(px) * std::sin(px / kLanczos) / (px * px);
+}
+
+}  // namespace
+
+PitchTracker::PitchTracker(double sample_rate, int hop_length, double fmin, double fmax,
+                           double threshold, double silence_db, double level_window_s)
+    : sr_(sample_rate),
+      hop_(hop_length),
+      fmin_(fmin),
+      fmax_(fmax),
+      threshold_(threshold),
+      silence_db_(silence_db) {
+  if (!(sample_rate >= 4000.0 && sample_rate <= 384000.0))
+    bad("sample_rate", "must be in [4000, 384000] Hz (got " + std::to_string(sample_rate) + ")");
+  if (hop_length < 1 || hop_length > sample_rate / 10.0)
+    bad("hop_length", "must be in [1, sample_rate / 10] samples (got " + std::to_string(hop_length) + ")");
+  if (!(fmax > 0.0) || !(fmax <= sample_rate / 4.0))
+    bad("fmax", "must be in (0, sample_rate / 4] Hz (got " + std::to_string(fmax) + ")");
+  if (!(fmin >= 20.0) || !(fmin < fmax))
+    bad("fmin", "must be >= 20 Hz and below fmax (got " + std::to_string(fmin) + ")");
+  if (!(threshold > 0.0 && threshold < 1.0))
+    bad("threshold", "must be in (0, 1) (got " + std::to_string(threshold) + ")");
+  if (!(silence_db >= -120.0 && silence_db <= 0.0))
+    bad("silence_db", "must be in [-120, 0] dBFS (got " + std::to_string(silence_db) + ")");
+  if (!(level_window_s >= 0.002 && level_window_s <= 0.2))
+    bad("level_window_s", "must be in [0.002, 0.2] s (got " + std::to_string(level_window_s) + ")");
+
+  // Coarse rate: at least 11025 Hz and 3 * fmax, reached by an integer decimation.
+  const double min_int = std::max(11025.0, 3.0 * fmax);
+  dec_ = std::max(1, static_cast<int>(std::floor(sample_rate / min_int)));
+  sr_int_ = sample_rate / dec_;
+
+  // Anti-alias low-pass (Hann-windowed sinc, about 44 dB of stop-band
+  // rejection, plenty for a period search), cutoff 0.35 of the coarse rate,
+  // transition up to its Nyquist frequency.
+  if (dec_ > 1) {
+    int taps = static_cast<int>(std::ceil(3.3 * dec_ / 0.15));
+    if (taps % 2 == 0) ++taps;
+    const double fc = 0.35 / dec_;  // cycles per input sample
+    const double mid = 0.5 * (taps - 1);
+    std::vector<double> h(static_cast<std::size_t>(taps));
+    double sum = 0.0;
+    for (int k = 0; k < taps; ++k) {
+      const double t = k - mid;
+      const double sinc = t == 0.0 ? 2.0 * fc : std::sin(2.0 * kPi * fc * t) / (kPi * t);
+      const double u = static_cast<double>(k) / (taps - 1);
+      const double w = 0.5 - 0.5 * std::cos(2.0 * kPi * u);
+      h[static_cast<std::size_t>(k)] = sinc * w;
+      sum += sinc * w;
+    }
+    fir_.resize(static_cast<std::size_t>(taps));
+    for (int k = 0; k < taps; ++k) fir_[static_cast<std::size_t>(k)] = static_cast<float>(h[static_cast<std::size_t>(k)] / sum);
+  }
+
+  // Coarse YIN geometry (decimated samples): window of one period of fmin.
+  tau_min_c_ = std::max(2, static_cast<int>(std::floor(sr_int_ / fmax)));
+  tau_max_c_ = static_cast<int>(std::ceil(sr_int_ / fmin));
+  win_c_ = tau_max_c_;
+  span_c_ = win_c_ + tau_max_c_ + 2;
+  dring_len_ = static_cast<std::size_t>(span_c_);
+  dring_.assign(2 * dring_len_, 0.0f);
+  dc_.assign(static_cast<std::size_t>(tau_max_c_ + 2), 0.0);
+  cmnd_.assign(static_cast<std::size_t>(tau_max_c_ + 2), 1.0);
+
+  // Refinement geometry (input samples).
+  win_f_max_ = static_cast<int>(std::ceil(sample_rate / fmin));
+  win_f_min_ = std::min(win_f_max_, static_cast<int>(std::lround(0.0125 * sample_rate)));
+  tau_max_f_ = static_cast<int>(std::ceil(1.05 * sample_rate / fmin)) + 4 * dec_ + 2 * kLanczos + 16;
+  span_f_ = static_cast<std::size_t>(win_f_max_ + tau_max_f_ + 2);
+  dref_.assign(static_cast<std::size_t>(tau_max_f_ + 2), 0.0);
+
+  level_len_ = std::max(8, static_cast<int>(std::lround(level_window_s * sample_rate)));
+  level_win_.resize(static_cast<std::size_t>(level_len_));
+  level_win_sum_ = 0.0;
+  for (int j = 0; j < level_len_; ++j) {
+    const double w = 0.5 - 0.5 * std::cos(2.0 * kPi * (j + 1) / (level_len_ + 1));
+    level_win_[static_cast<std::size_t>(j)] = w;
+    level_win_sum_ += w;
+  }
+
+  // the coarse search runs about every 10 ms
+  coarse_every_ = std::max(1, static_cast<int>(std::lround(0.01 * sample_rate / hop_length)));
+
+  ring_len_ = std::max({span_f_, fir_.size(), static_cast<std::size_t>(level_len_)});
+  ring_.assign(2 * ring_len_, 0.0f);
+}
+
+std::size_t PitchTracker::max_frames(std::size_t n_samples) const noexcept {
+  return (static_cast<std::size_t>(hop_phase_) + n_samples) / static_cast<std::size_t>(hop_);
+}
+
+void PitchTracker::reset() noexcept {
+  std::fill(ring_.begin(), ring_.end(), 0.0f);
+  std::fill(dring_.begin(), dring_.end(), 0.0f);
+  ring_pos_ = 0;
+  dring_pos_ = 0;
+  total_ = 0;
+  dcount_ = 0;
+  nonfinite_ = 0;
+  hop_phase_ = 0;
+  coarse_valid_ = false;
+  coarse_age_ = 0;
+  last_period_ = 0.0;
+}
+
+const float* PitchTracker::recent(std::size_t len) const noexcept {
+  // the newest ring_len_ samples are ring_[ring_pos_ .. ring_pos_ + ring_len_)
+  return ring_.data() + ring_pos_ + ring_len_ - len;
+}
+
+const float* PitchTracker::recent_dec(std::size_t len) const noexcept {
+  return dring_.data() + dring_pos_ + dring_len_ - len;
+}
+
+float PitchTracker::fir_output() const noexcept {
+  // y = sum_k h[k] x[newest - k]; the filter is symmetric, so this is a plain dot product.
+  return static_cast<float>(dot(fir_.data(), recent(fir_.size()), static_cast<int>(fir_.size())));
+}
+
+std::size_t PitchTracker::process(const float* x, std::size_t n, PitchFrame* out) noexcept {
+  std::size_t n_out = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    float v = x[i];
+    if (!std::isfinite(v)) {
+      v = 0.0f;
+      ++nonfinite_;
+    }
+    ring_[ring_pos_] = v;
+    ring_[ring_pos_ + ring_len_] = v;
+    if (++ring_pos_ == ring_len_) ring_pos_ = 0;
+    ++total_;
+    if (total_ % static_cast<std::uint64_t>(dec_) == 0) {
+      const float y = dec_ > 1 ? fir_output() : v;
+      dring_[dring_pos_] = y;
+      dring_[dring_pos_ + dring_len_] = y;
+      if (++dring_pos_ == dring_len_) dring_pos_ = 0;
+      ++dcount_;
+    }
+    if (++hop_phase_ == hop_) {
+      hop_phase_ = 0;
+      analyze(out[n_out++]);
+    }
+  }
+  return n_out;
+}
+
+double PitchTracker::diff_at(int tau) const noexcept {
+  // 1 - normalized cross-correlation of the window with its copy `tau` samples
+  // later: insensitive to a level change between the two (a tremolo, a decay),
+  // unlike the plain difference function.
+  const double r = dot(xf_, xf_ + tau, win_f_);
+  const double et = dot(xf_ + tau, xf_ + tau, win_f_);
+  const double den = std::sqrt(e0_f_ * et);
+  return den > 0.0 ? 1.0 - r / den : 1.0;
+}
+
+double PitchTracker::refine(double coarse) noexcept {
+  win_f_ = std::clamp(static_cast<int>(std::lround(2.0 * coarse)), win_f_min_, win_f_max_);
+  // Search every lag within `reach` of the coarse period: the coarse
+  // resolution (dec_ samples) plus 4 % for the pitch moving between the
+  // coarse window and this shorter, more recent one. The span ends at the
+  // newest sample, so the analysis is as recent as the longest lag allows.
+  const int reach = 2 * dec_ + 2 + static_cast<int>(std::ceil(0.02 * coarse));
+  const int m0 = std::clamp(static_cast<int>(std::lround(coarse)), 3, tau_max_f_ - reach - kLanczos - 2);
+  const int lo = std::max(2, m0 - reach), hi = m0 + reach;
+  const int lag_cap = hi + kLanczos + 2;
+  xf_ = recent(static_cast<std::size_t>(win_f_ + lag_cap + 1));
+  e0_f_ = dot(xf_, xf_, win_f_);
+  // Long periods are searched on every other lag first (the correlation peak
+  // is many samples wide there), then around the best one.
+  const int step = m0 >= kCoarseStepFrom ? 2 : 1;
+  double et = dot(xf_ + lo, xf_ + lo, win_f_);  // energy of the lagged window
+  int m = lo;
+  double best = 2.0;
+  for (int t = lo; t <= hi; ++t) {
+    if (t > lo) {
+      const double a = xf_[t - 1], b = xf_[t - 1 + win_f_];
+      et += b * b - a * a;
+    }
+    double d = 2.0;
+    if ((t - lo) % step == 0) {
+      const double r = dot(xf_, xf_ + t, win_f_);
+      const double den = std::sqrt(e0_f_ * std::max(et, 0.0));
+      d = den > 0.0 ? 1.0 - r / den : 1.0;
+      if (d < best) {
+        best = d;
+        m = t;
+      }
+    }
+    dref_[static_cast<std::size_t>(t - lo)] = d;
+  }
+  if (step > 1) {
+    for (int t = m - 1; t <= m + 1; t += 2) {
+      if (t < lo || t > hi) continue;
+      const double d = diff_at(t);
+      dref_[static_cast<std::size_t>(t - lo)] = d;
+      if (d < best) {
+        best = d;
+        m = t;
+      }
+    }
+  }
+  const double dm = best;
+  auto known = [&](int t) {
+    const double v = (t >= lo && t <= hi) ? dref_[static_cast<std::size_t>(t - lo)] : 2.0;
+    return v < 2.0 ? v : diff_at(t);
+  };
+  const double dl = known(m - 1);
+  const double dr = known(m + 1);
+  if (m >= kSincBelow || m - kLanczos - 1 < 1) return m + parabolic_offset(dl, dm, dr);
+  // Short period: the correlation of a band-limited signal is band-limited in
+  // tau, so interpolate the distance with a Lanczos kernel on a 1/16-sample grid over [m-1, m+1]
+  // and refine the grid minimum with a parabola.
+  const int lo2 = m - kLanczos - 1, hi2 = m + kLanczos + 1;
+  for (int t = lo2; t <= hi2; ++t) dref_[static_cast<std::size_t>(t - lo2)] = diff_at(t);
+  auto interp = [&](double t) {
+    double acc = 0.0;
+    const int i0 = static_cast<int>(std::floor(t)) - kLanczos + 1;
+    for (int i = i0; i < i0 + 2 * kLanczos; ++i) acc += dref_[static_cast<std::size_t>(i - lo2)] * lanczos(t - i);
+    return acc;
+  };
+  constexpr int kSteps = 16;
+  double best_t = m, best_v = dm;
+  double prev = interp(m - 1.0), cur = 0.0;
+  for (int s = 1; s < 2 * kSteps; ++s) {
+    const double t = m - 1.0 + static_cast<double>(s) / kSteps;
+    cur = interp(t);
+    if (cur < best_v) {
+      best_v = cur;
+      best_t = t;
+    }
+    (void)prev;
+    prev = cur;
+  }
+  const double h = 1.0 / kSteps;
+  const double a = interp(best_t - h), c = interp(best_t + h);
+  return best_t + h * parabolic_offset(a, best_v, c);
+}
+
+void PitchTracker::analyze(PitchFrame& f) noexcept {
+  // Level: Hann-weighted mean square of the last level_len_ samples.
+  {
+    const float* x = recent(static_cast<std::size_t>(level_len_));
+    double acc = 0.0;
+    for (int j = 0; j < level_len_; ++j) {
+      const double v = x[j];
+      acc += level_win_[static_cast<std::size_t>(j)] * v * v;
+    }
+    const double ms = acc / level_win_sum_;
+    f.level_db = static_cast<float>(std::max(-120.0, 10.0 * std::log10(std::max(ms, 1e-12))));
+  }
+  f.f0_hz = 0.0f;
+  f.confidence = 0.0f;
+  f.period = 0.0f;
+  f.voiced = false;
+  if (f.level_db < silence_db_ || total_ < static_cast<std::uint64_t>(span_f_) ||
+      dcount_ < static_cast<std::uint64_t>(span_c_)) {
+    coarse_valid_ = false;
+    return;
+  }
+  if (coarse_valid_ && coarse_age_ + 1 < coarse_every_) {
+    // Between coarse searches: refine around the previous frame's period and
+    // keep the previous voicing decision and confidence.
+    ++coarse_age_;
+    const double period = refine(last_period_);
+    last_period_ = period;
+    f.period = static_cast<float>(period);
+    f.confidence = static_cast<float>(std::clamp(1.0 - coarse_ap_, 0.0, 1.0));
+    f.voiced = coarse_voiced_;
+    f.f0_hz = coarse_voiced_ && period > 0.0 ? static_cast<float>(sr_ / period) : 0.0f;
+    return;
+  }
+
+  // Coarse YIN on the decimated span: the first local minimum of the
+  // normalized difference whose interpolated value is under the threshold;
+  // otherwise the lowest one (unvoiced).
+  const float* xs = recent_dec(static_cast<std::size_t>(span_c_));
+  double cum = 0.0;
+  dc_[0] = 0.0;
+  cmnd_[0] = 1.0;
+  int found = -1;
+  int best_tau = -1;
+  double best_val = 1e300;
+  for (int tau = 1; tau <= tau_max_c_ + 1; ++tau) {
+    const double d = diff_energy(xs, win_c_, tau);
+    dc_[static_cast<std::size_t>(tau)] = d;
+    cum += d;
+    cmnd_[static_cast<std::size_t>(tau)] = cum > 0.0 ? d * tau / cum : 1.0;
+    const int c = tau - 1;  // candidate whose both neighbours are known
+    if (c < tau_min_c_ || c < 1) continue;
+    const double l = cmnd_[static_cast<std::size_t>(c - 1)], m = cmnd_[static_cast<std::size_t>(c)],
+                 r = cmnd_[static_cast<std::size_t>(c + 1)];
+    if (!(m < l && m <= r)) continue;
+    const double v = std::max(0.0, parabolic_value(l, m, r));
+    if (v < threshold_) {
+      found = c;
+      break;
+    }
+    if (v < best_val) {
+      best_val = v;
+      best_tau = c;
+    }
+  }
+  bool voiced = found >= 0;
+  int t0 = voiced ? found : best_tau;
+  if (t0 < 0) {
+    // no local minimum at all in range: take the lowest value
+    t0 = tau_min_c_;
+    for (int tau = tau_min_c_; tau <= tau_max_c_; ++tau)
+      if (cmnd_[static_cast<std::size_t>(tau)] < cmnd_[static_cast<std::size_t>(t0)]) t0 = tau;
+    t0 = std::clamp(t0, 2, tau_max_c_);
+  }
+  const double ap = std::max(0.0, parabolic_value(cmnd_[static_cast<std::size_t>(t0 - 1)], cmnd_[static_cast<std::size_t>(t0)],
+                                                  cmnd_[static_cast<std::size_t>(t0 + 1)]));
+  const double off = parabolic_offset(dc_[static_cast<std::size_t>(t0 - 1)], dc_[static_cast<std::size_t>(t0)],
+                                      dc_[static_cast<std::size_t>(t0 + 1)]);
+  const double period = refine((t0 + off) * dec_);
+  coarse_valid_ = true;
+  coarse_age_ = 0;
+  coarse_ap_ = ap;
+  coarse_voiced_ = voiced;
+  last_period_ = period;
+  f.period = static_cast<float>(period);
+  f.confidence = static_cast<float>(std::clamp(1.0 - ap, 0.0, 1.0));
+  f.voiced = voiced;
+  f.f0_hz = voiced && period > 0.0 ? static_cast<float>(sr_ / period) : 0.0f;
+}
+
+}  // namespace rtc

@@ -1,0 +1,139 @@
+#include "technique.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace rtc {
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+TechniqueConfig resolved(double sample_rate, TechniqueConfig c) {
+  if (c.hop_length == 0 && sample_rate > 0.0 && std::isfinite(sample_rate))
+    c.hop_length = std::max(1, static_cast<int>(std::lround(0.005 * sample_rate)));
+  if (!(c.tremolo_min_confidence >= 0.0 && c.tremolo_min_confidence <= 1.0))
+    throw std::invalid_argument("tremolo_min_confidence: must be in [0, 1] (got " +
+                                std::to_string(c.tremolo_min_confidence) + ")");
+  if (!(c.explained_high > 0.0))
+    throw std::invalid_argument("explained_high: must be > 0 (got " + std::to_string(c.explained_high) + ")");
+  if (!(c.explained_low > 0.0 && c.explained_low <= c.explained_high))
+    throw std::invalid_argument("explained_low: must be in (0, explained_high] (got " +
+                                std::to_string(c.explained_low) + ")");
+  if (!(c.am_per_cent > 0.0))
+    throw std::invalid_argument("am_per_cent: must be > 0 dB/cent (got " + std::to_string(c.am_per_cent) + ")");
+  if (!(c.cents_per_db > 0.0))
+    throw std::invalid_argument("cents_per_db: must be > 0 cents/dB (got " + std::to_string(c.cents_per_db) + ")");
+  if (c.harmonics < 1 || c.harmonics > ModulationAnalyzer::kMaxHarmonics)
+    throw std::invalid_argument("harmonics: must be in [1, 4] (got " + std::to_string(c.harmonics) + ")");
+  return c;
+}
+
+double sinc(double x) { return std::fabs(x) < 1e-9 ? 1.0 : std::sin(kPi * x) / (kPi * x); }
+
+}  // namespace
+
+TechniqueTracker::TechniqueTracker(double sample_rate, const TechniqueConfig& config)
+    : cfg_(resolved(sample_rate, config)),
+      pitch_(sample_rate, cfg_.hop_length, cfg_.fmin, cfg_.fmax, cfg_.threshold, cfg_.silence_db,
+             cfg_.level_window_s),
+      vibrato_(pitch_.frame_rate(), cfg_.vibrato),
+      tremolo_(pitch_.frame_rate(), cfg_.tremolo) {}
+
+void TechniqueTracker::reset() noexcept {
+  pitch_.reset();
+  vibrato_.reset();
+  tremolo_.reset();
+  frames_ = 0;
+  last_period_ = 0.0;
+  veto_v_ = veto_t_ = false;
+  share_t_ = 0.0f;
+  attribution_age_ = -1;
+}
+
+void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept {
+  out.pitch = p;
+  const double sr = pitch_.sample_rate();
+  VibratoFrame v = vibrato_.update(p.voiced ? p.f0_hz : 0.0f);
+  const bool valid = p.level_db >= cfg_.silence_db && p.confidence >= cfg_.tremolo_min_confidence;
+  TremoloFrame t = tremolo_.update(p.level_db, valid, cfg_.tremolo_restart_on_pitch_jump && v.restarted);
+
+  // Joint attribution of by-products (see the file comment), evaluated when
+  // both trackers become candidates and then every kAttributionEvery frames.
+  const bool both = vibrato_.candidate() && tremolo_.candidate();
+  if (!both) {
+    veto_v_ = veto_t_ = false;
+    share_t_ = 0.0f;
+    attribution_age_ = -1;
+  } else if (attribution_age_ < 0 || ++attribution_age_ >= kAttributionEvery) {
+    attribution_age_ = 0;
+    bool veto_v = false, veto_t = false;
+    const ModulationEstimate& ve = vibrato_.estimate();
+    const ModulationEstimate& te = tremolo_.estimate();
+    const double extent = ve.amplitude;
+    const double depth = 2.0 * te.amplitude;
+    // The level: periodic at the vibrato rate (a room's beating), or an
+    // instantaneous function of the f0 (resonances; such a dependence reads
+    // both ways, so it only counts with a plausible coupling). The f0:
+    // periodic at the tremolo rate (a room's phase shifts).
+    const double share_t = tremolo_.explained_by(ve.rate, cfg_.harmonics);
+    const double share_tc = tremolo_.explained_by_contour(vibrato_.analyzer());
+    const double share_v = vibrato_.explained_by(te.rate, cfg_.harmonics);
+    share_t_ = static_cast<float>(std::max(share_t, share_tc));
+    const bool t_by_v = share_t >= cfg_.explained_high ||
+                        (std::max(share_t, share_tc) >= cfg_.explained_low && depth <= cfg_.am_per_cent * extent);
+    const bool v_by_t = share_v >= cfg_.explained_high || (share_v >= cfg_.explained_low && extent <= cfg_.cents_per_db * depth);
+    if (t_by_v && v_by_t) {
+      const double pivot = std::sqrt(cfg_.am_per_cent / cfg_.cents_per_db);  // dB per cent
+      if (depth <= pivot * extent) veto_t = true;
+      else veto_v = true;
+    } else {
+      veto_t = t_by_v;
+      veto_v = v_by_t;
+    }
+    veto_v_ = veto_v;
+    veto_t_ = veto_t;
+  }
+  const bool veto_v = veto_v_, veto_t = veto_t_;
+  t.vibrato_share = share_t_;
+  v.on = vibrato_.decide(veto_v);
+  v.suppressed = veto_v;
+  if (vibrato_.estimate().valid) v.extent = static_cast<float>(vibrato_.reported_extent());
+  t.on = tremolo_.decide(veto_t);
+  t.suppressed = veto_t;
+  if (tremolo_.estimate().valid) t.depth = static_cast<float>(tremolo_.reported_depth());
+
+  if (p.voiced) last_period_ = p.period;
+  if (cfg_.compensate && v.rate > 0.0f && last_period_ > 0.0) {
+    // response of the refinement window (two periods, >= 12.5 ms, <= 1 / fmin) and of the lag
+    const double win = std::clamp(2.0 * last_period_, std::min(0.0125 * sr, sr / cfg_.fmin), std::ceil(sr / cfg_.fmin));
+    const double r = v.rate / sr;
+    const double h = sinc(r * win) * sinc(r * last_period_);
+    if (h > 0.5) v.extent = static_cast<float>(v.extent / h);
+  }
+  if (cfg_.compensate && t.rate > 0.0f) {
+    const double x = t.rate * pitch_.level_window() / sr;
+    const double h = sinc(x) / (1.0 - x * x);
+    if (h > 0.5) t.depth = static_cast<float>(t.depth / h);
+  }
+  out.vibrato = v;
+  out.tremolo = t;
+  ++frames_;
+}
+
+std::size_t TechniqueTracker::process(const float* x, std::size_t n, TechniqueFrame* out) noexcept {
+  std::size_t n_out = 0;
+  std::size_t i = 0;
+  const std::size_t hop = static_cast<std::size_t>(pitch_.hop_length());
+  while (i < n) {
+    const std::size_t m = std::min(hop, n - i);  // at most one frame per call
+    PitchFrame p;
+    if (pitch_.process(x + i, m, &p) == 1) track(p, out[n_out++]);
+    i += m;
+  }
+  return n_out;
+}
+
+}  // namespace rtc

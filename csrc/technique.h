@@ -1,0 +1,119 @@
+/// @file technique.h
+/// @brief Pitch, vibrato and tremolo tracked together on one audio stream.
+///
+/// TechniqueTracker feeds the samples to a PitchTracker and, at each of its
+/// frames, the f0 to a VibratoTracker and the level to a TremoloTracker (which
+/// restarts at onsets and silences; optionally also when the f0 contour
+/// restarts). The level contour is valid for the
+/// tremolo while it is above the silence level and the pitch confidence is at
+/// least `tremolo_min_confidence` (tonal sound, with a lower bar than the
+/// voicing threshold so that the troughs of a deep tremolo stay valid).
+///
+/// Each modulation can cause a small copy of itself in the other contour: a
+/// vibrato moves partials across an instrument's resonances and beats with a
+/// room's reflections (a level wobble), and a tremolo shifts the phase of the
+/// direct sound against the reverberation (an f0 wobble). When both trackers
+/// have a candidate at a frame, each contour is also fitted with a periodic
+/// signal at the other's rate (with `harmonics` harmonics), and the level also
+/// with a cubic polynomial of the f0 contour (an instantaneous dependence, as
+/// through resonances, which needs no rate estimate). A modulation is a
+/// by-product of the other when the periodic fit explains at least
+/// `explained_high` times what its own sinusoid explains, or when the better
+/// fit explains at least `explained_low` times as much with a plausible
+/// coupling: a level wobble of at most `am_per_cent` dB per
+/// cent of vibrato extent, an f0 wobble of at most `cents_per_db` cents per dB
+/// of tremolo depth. When each looks like a by-product of the other, the
+/// smaller one relative to the coupling (depth / extent against the geometric
+/// mean of the two couplings) is the by-product. A by-product is not
+/// reported (its tracker's detection is vetoed). The attribution is made when
+/// both trackers become candidates and refreshed every 4 frames.
+///
+/// The analysis windows smooth fast modulations a little; with `compensate`
+/// the reported extent and depth are divided by the known response of those
+/// windows at the detected rate: for the f0 (the refinement window of W
+/// samples and the lag T of one period) sinc(rW)·sinc(rT), for the level (a
+/// Hann window of L samples) sinc(rL)/(1 - (rL)^2), with r in cycles per
+/// sample.
+///
+/// Frame k is decided after stream sample (k + 1) * hop_length.
+/// Lifecycle: the constructor validates and allocates; process() and reset()
+/// allocate nothing; output is identical under any split of the stream.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "pitch.h"
+#include "tremolo.h"
+#include "vibrato.h"
+
+namespace rtc {
+
+/// Everything tracked at one frame.
+struct TechniqueFrame {
+  PitchFrame pitch;      ///< f0, confidence, level, voicing
+  VibratoFrame vibrato;  ///< vibrato state; extent compensated when enabled
+  TremoloFrame tremolo;  ///< tremolo state; depth compensated when enabled
+};
+
+/// Parameters of TechniqueTracker other than the sample rate.
+struct TechniqueConfig {
+  int hop_length = 0;                   ///< samples between frames; 0 = round(5 ms * sample_rate)
+  double fmin = 50.0;                   ///< lowest f0, Hz
+  double fmax = 2000.0;                 ///< highest f0, Hz
+  double threshold = 0.15;              ///< YIN threshold
+  double silence_db = -60.0;            ///< silence level, dBFS
+  double level_window_s = 0.025;        ///< level window, seconds
+  double tremolo_min_confidence = 0.5;  ///< pitch confidence for the level to count as tonal
+  bool tremolo_restart_on_pitch_jump = false;  ///< restart the level contour when the f0 contour restarts
+  bool compensate = true;               ///< undo the analysis windows' smoothing of extent and depth
+  double explained_high = 0.8;          ///< share that makes a by-product on its own
+  double explained_low = 0.5;           ///< share that makes a by-product with a plausible coupling
+  double am_per_cent = 0.1;             ///< largest level wobble per cent of vibrato, dB / cent
+  double cents_per_db = 3.0;            ///< largest f0 wobble per dB of tremolo, cents / dB
+  int harmonics = 4;                    ///< harmonics in the by-product fits (1 to 4)
+  VibratoConfig vibrato;                ///< vibrato detector parameters
+  TremoloConfig tremolo;                ///< tremolo detector parameters
+};
+
+/// Pitch + vibrato + tremolo on one stream (see file comment).
+class TechniqueTracker {
+ public:
+  /// Validates and allocates.
+  /// @param sample_rate input rate in Hz (see PitchTracker)
+  /// @param config parameters; each is validated and named on error
+  /// @throws std::invalid_argument naming the offending parameter
+  explicit TechniqueTracker(double sample_rate, const TechniqueConfig& config = TechniqueConfig());
+
+  /// Upper bound of the frames one process() call with `n_samples` samples can emit.
+  std::size_t max_frames(std::size_t n_samples) const noexcept { return pitch_.max_frames(n_samples); }
+  /// Consumes `n` samples; writes one frame per completed hop into `out`
+  /// (room for max_frames(n)); returns the number written.
+  std::size_t process(const float* x, std::size_t n, TechniqueFrame* out) noexcept;
+  /// Forgets the stream.
+  void reset() noexcept;
+
+  /// The pitch tracker (geometry and counters).
+  const PitchTracker& pitch() const noexcept { return pitch_; }
+  /// The configuration in use (hop_length resolved).
+  const TechniqueConfig& config() const noexcept { return cfg_; }
+  /// Frames emitted since construction or reset().
+  std::uint64_t frames() const noexcept { return frames_; }
+
+ private:
+  void track(const PitchFrame& p, TechniqueFrame& out) noexcept;
+
+  TechniqueConfig cfg_;
+  PitchTracker pitch_;
+  VibratoTracker vibrato_;
+  TremoloTracker tremolo_;
+  std::uint64_t frames_ = 0;
+  double last_period_ = 0.0;
+  // joint attribution, refreshed every kAttributionEvery frames
+  static constexpr int kAttributionEvery = 4;
+  bool veto_v_ = false, veto_t_ = false;
+  float share_t_ = 0.0f;
+  int attribution_age_ = -1;
+};
+
+}  // namespace rtc

@@ -1,0 +1,136 @@
+/// @file tremolo.h
+/// @brief Streaming tremolo detector on a level contour.
+///
+/// Input: one level value per frame in dB (for example the Hann-weighted
+/// mean-square level of PitchTracker), a validity flag (the frame belongs to a
+/// sounding, tonal note) and a restart flag (a note change seen elsewhere, for
+/// example by the vibrato tracker). A ModulationAnalyzer fits a quadratic
+/// trend (attacks' tails and decays) plus a sinusoid over the newest
+/// `window_periods` periods of each candidate rate. The contour restarts at
+/// an invalid frame, at a given restart, and at an onset: a rise of more than
+/// `onset_db` within `onset_frames` frames (faster than any tremolo in range).
+///
+/// Tremolo turns on when the regularity reaches `regularity_on`, the depth
+/// (peak-to-peak, dB) reaches `depth_on` and the depth is at least
+/// `trend_ratio` times the level change of the fitted trend over the window
+/// (a release or a fast decay is a large trend with a small wobble), for
+/// `hold_frames` consecutive frames. It turns off when the regularity or the
+/// depth falls below its `_off` threshold, when the depth fitted over only the
+/// newest `release_periods` periods falls below `depth_off`, or when the trend
+/// rule fails, for `hold_frames` frames; and at once on a restart.
+///
+/// Vibrato makes the level wobble too: partials move across an instrument's
+/// resonances, and in a room the direct sound beats with reflections of
+/// earlier pitches. That wobble repeats with the vibrato's period. push()
+/// takes the caller's vibrato state: while a vibrato of rate rv is on, the
+/// level is also fitted with a trend plus a periodic signal of fundamental rv
+/// and `vibrato_harmonics` harmonics (over at least three vibrato periods);
+/// when that fit explains at least `vibrato_explained` times the variance the
+/// tremolo's sinusoid explains, the modulation is attributed to the vibrato.
+/// (A tremolo at the vibrato's own rate or a multiple of it is therefore not
+/// reported while the vibrato lasts.) TechniqueTracker uses update(),
+/// explained_by() and decide() to make that call jointly with the vibrato.
+///
+/// Lifecycle: the constructor validates and allocates; update(), decide(),
+/// push(), explained_by() and reset() allocate nothing. Output depends only on
+/// the inputs.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+
+#include "modulation.h"
+
+namespace rtc {
+
+/// Tremolo state and estimates of one frame.
+struct TremoloFrame {
+  bool on = false;            ///< tremolo detected (with hysteresis)
+  float rate = 0.0f;          ///< modulation rate of the newest analysis, Hz (0 when none)
+  float depth = 0.0f;         ///< peak-to-peak level modulation of the newest analysis, dB
+  float regularity = 0.0f;    ///< fraction of the detrended level variance explained by a sinusoid, [0, 1]
+  float vibrato_share = 0.0f; ///< explained_by(vibrato rate) when it was evaluated, else 0
+  bool restarted = false;     ///< the contour restarted at this frame
+  bool suppressed = false;    ///< a detection was attributed to the vibrato at this frame
+};
+
+/// Parameters of TremoloTracker (defaults are the shipped tuning).
+struct TremoloConfig {
+  double rate_min = 2.0;            ///< lowest rate, Hz
+  double rate_max = 15.0;           ///< highest rate, Hz
+  double depth_on = 1.0;            ///< depth to turn on, dB peak-to-peak
+  double depth_off = 0.5;           ///< depth under which it turns off, dB
+  double regularity_on = 0.7;       ///< regularity to turn on
+  double regularity_off = 0.35;     ///< regularity under which it turns off
+  double trend_ratio = 0.25;        ///< minimum depth / trend level change over the window
+  double onset_db = 8.0;            ///< level rise that counts as an onset, dB
+  int onset_frames = 2;             ///< frames over which the rise is measured
+  int hold_frames = 3;              ///< frames a switching condition must persist
+  double vibrato_explained = 0.8;   ///< attribution share (vibrato-periodic fit / tremolo fit)
+  int vibrato_harmonics = 4;        ///< harmonics of the vibrato rate in the attribution fit (1 to 4)
+  double window_periods = 3.0;      ///< analysis window, periods of the candidate rate
+  double release_periods = 1.5;     ///< window of the release check, periods of the current rate
+  double rate_step = 0.25;          ///< candidate grid spacing, Hz
+};
+
+/// Streaming tremolo detector (see file comment).
+class TremoloTracker {
+ public:
+  /// Validates and allocates.
+  /// @param frame_rate level frames per second, 40 to 2000 (above 4 * rate_max)
+  /// @param config thresholds; each is validated and named on error
+  /// @throws std::invalid_argument naming the offending parameter
+  explicit TremoloTracker(double frame_rate, const TremoloConfig& config = TremoloConfig());
+
+  /// Consumes one frame and decides.
+  /// @param level_db level in dB (non-finite counts as invalid)
+  /// @param valid the frame belongs to a sounding note
+  /// @param restart a note change was seen at this frame
+  /// @param vibrato_on a vibrato is reported at this frame
+  /// @param vibrato_rate its rate in Hz
+  TremoloFrame push(float level_db, bool valid, bool restart = false, bool vibrato_on = false,
+                    float vibrato_rate = 0.0f) noexcept;
+
+  /// First step of a frame: updates the contour and analyzes it (the
+  /// returned frame's `on` is still the previous state).
+  TremoloFrame update(float level_db, bool valid, bool restart) noexcept;
+  /// Second step: applies the hysteresis; `suppress` vetoes a detection.
+  bool decide(bool suppress) noexcept;
+  /// Whether the newest analysis would keep or turn the tremolo on.
+  bool candidate() const noexcept;
+  /// Share of the newest analysis explained by a periodic signal at `rate`
+  /// Hz with `harmonics` harmonics (see VibratoTracker::explained_by()).
+  double explained_by(double rate, int harmonics) noexcept;
+  /// Share of the newest analysis explained by a cubic polynomial of another
+  /// contour fed in step (see ModulationAnalyzer::contour_fit()), over the
+  /// newest analysis window: that fit's fraction divided by the regularity.
+  double explained_by_contour(const ModulationAnalyzer& other) noexcept;
+  /// Forgets the contour and turns off.
+  void reset() noexcept;
+
+  /// Level frame rate, Hz.
+  double frame_rate() const noexcept { return fs_; }
+  /// The configuration in use.
+  const TremoloConfig& config() const noexcept { return cfg_; }
+  /// Newest analysis.
+  const ModulationEstimate& estimate() const noexcept { return est_; }
+  /// The contour analyzer (for cross-contour fits).
+  ModulationAnalyzer& analyzer() noexcept { return an_; }
+  /// Depth to report after decide(), dB peak-to-peak: the larger of the
+  /// whole window's and the newest `release_periods` periods' (at the onset
+  /// of a tremolo the window still holds the plain part before it).
+  double reported_depth() const noexcept {
+    return 2.0 * (recent_.valid ? std::max(est_.amplitude, recent_.amplitude) : est_.amplitude);
+  }
+
+ private:
+  double fs_;
+  TremoloConfig cfg_;
+  ModulationAnalyzer an_;
+  ModulationEstimate est_;
+  ModulationEstimate recent_;
+  bool on_ = false;
+  int pending_ = 0;
+};
+
+}  // namespace rtc

@@ -1,0 +1,161 @@
+"""Tests of the native streaming pitch tracker (rtclassify._core.PitchTracker)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rtclassify import _core
+
+SAMPLE_RATES = (16000, 22050, 44100, 48000)
+FREQS = (55.0, 82.41, 110.0, 196.0, 261.63, 440.0, 659.26, 987.77, 1318.5, 1760.0, 1975.5)
+
+
+def tone(kind: str, f0: float, sr: int, dur: float = 0.5, amp: float = 0.3) -> np.ndarray:
+    """A sine, a band-limited sawtooth or a harmonic tone with random phases."""
+    t = np.arange(int(sr * dur)) / sr
+    if kind == "sine":
+        x = np.sin(2 * np.pi * f0 * t)
+    else:
+        n = int(0.45 * sr / f0)
+        rng = np.random.default_rng(int(f0))
+        x = np.zeros_like(t)
+        for k in range(1, n + 1):
+            if kind == "sawtooth":
+                x += np.sin(2 * np.pi * k * f0 * t) / k
+            else:
+                x += k ** -1.3 * np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi))
+    return (amp * x / np.max(np.abs(x))).astype(np.float32)
+
+
+def cents(a, b):
+    return 1200 * np.log2(np.asarray(a, float) / b)
+
+
+@pytest.mark.parametrize("sr", SAMPLE_RATES)
+@pytest.mark.parametrize("kind", ["sine", "sawtooth", "harmonic"])
+def test_pitch_within_10_cents_across_range(sr, kind):
+    for f0 in FREQS:
+        tr = _core.PitchTracker(sr)
+        out = tr.process(tone(kind, f0, sr))
+        steady = slice(int(0.1 * tr.frame_rate), None)  # after the analysis span has filled
+        assert out["voiced"][steady].all(), (kind, sr, f0)
+        err = np.abs(cents(out["f0"][steady], f0))
+        assert err.max() < 10.0, (kind, sr, f0, float(err.max()))
+        assert (out["confidence"][steady] > 0.85).all()
+
+
+def test_frames_every_hop_and_default_hop_is_5_ms():
+    sr = 44100
+    tr = _core.PitchTracker(sr)
+    assert tr.hop_length == int(0.005 * sr + 0.5)  # 5 ms, rounded half up
+    assert tr.frame_rate == pytest.approx(sr / tr.hop_length)
+    out = tr.process(np.zeros(10 * tr.hop_length + 7, np.float32))
+    assert len(out["f0"]) == 10
+    assert len(tr.process(np.zeros(tr.hop_length - 8, np.float32))["f0"]) == 0
+    assert len(tr.process(np.zeros(1, np.float32))["f0"]) == 1
+    assert tr.samples == 11 * tr.hop_length
+    assert _core.PitchTracker(16000, hop_length=64).hop_length == 64
+
+
+def test_unvoiced_on_noise_and_silence():
+    sr = 44100
+    rng = np.random.default_rng(0)
+    noise = (0.3 * rng.standard_normal(sr)).astype(np.float32)
+    out = _core.PitchTracker(sr).process(noise)
+    assert out["voiced"].mean() < 0.02
+    assert np.all(out["f0"][~out["voiced"]] == 0)
+    out = _core.PitchTracker(sr).process(np.zeros(sr, np.float32))
+    assert not out["voiced"].any()
+    assert np.all(out["level_db"] <= -119.0)
+    quiet = tone("sine", 440.0, sr, amp=1e-4)  # -83 dBFS: below the silence level
+    assert not _core.PitchTracker(sr).process(quiet)["voiced"].any()
+
+
+def test_level_of_a_sine():
+    sr = 32000
+    out = _core.PitchTracker(sr).process(tone("sine", 440.0, sr, amp=0.5))
+    expected = 20 * np.log10(0.5 / np.sqrt(2))
+    assert np.abs(out["level_db"][20:] - expected).max() < 0.1
+
+
+def test_tracks_a_note_change_within_two_coarse_periods():
+    sr = 22050
+    x = np.concatenate([tone("harmonic", 220.0, sr, 0.5), tone("harmonic", 330.0, sr, 0.5)])
+    tr = _core.PitchTracker(sr)
+    out = tr.process(x)
+    t = (np.arange(len(out["f0"])) + 1) * tr.hop_length / sr
+    after = (t > 0.5 + 0.06) & out["voiced"]
+    assert np.abs(cents(out["f0"][after], 330.0)).max() < 10.0
+
+
+def test_nonfinite_samples_are_replaced_and_counted():
+    sr = 16000
+    x = tone("sine", 300.0, sr, 1.0)
+    x[1000:1010] = np.nan
+    x[5000] = np.inf
+    x[6000] = -np.inf
+    tr = _core.PitchTracker(sr)
+    out = tr.process(x)
+    assert tr.nonfinite_count == 12
+    for k in ("f0", "confidence", "level_db"):
+        assert np.isfinite(out[k]).all()
+    late = slice(int(0.5 * tr.frame_rate), None)
+    assert np.abs(cents(out["f0"][late], 300.0)).max() < 10.0
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cuts=st.lists(st.integers(min_value=0, max_value=24000), min_size=1, max_size=12),
+       sr=st.sampled_from(SAMPLE_RATES))
+def test_streaming_invariance_bit_identical(cuts, sr):
+    rng = np.random.default_rng(1)
+    n = 24000
+    t = np.arange(n) / sr
+    x = (0.3 * np.sin(2 * np.pi * 230 * t * (1 + 0.02 * np.sin(2 * np.pi * 5 * t)))
+         + 0.01 * rng.standard_normal(n)).astype(np.float32)
+    x[n // 2:n // 2 + 3000] = 0.0  # a silent gap
+    whole = _core.PitchTracker(sr).process(x)
+    tr = _core.PitchTracker(sr)
+    parts = [tr.process(b) for b in np.split(x, sorted(set(cuts)))]
+    for k in whole:
+        joined = np.concatenate([p[k] for p in parts])
+        assert joined.dtype == whole[k].dtype
+        assert np.array_equal(joined, whole[k]), k
+
+
+def test_reset_restarts_the_stream():
+    sr = 16000
+    x = tone("harmonic", 200.0, sr)
+    tr = _core.PitchTracker(sr)
+    a = tr.process(x)
+    tr.reset()
+    assert tr.samples == 0
+    b = tr.process(x)
+    for k in a:
+        assert np.array_equal(a[k], b[k])
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(sample_rate=1000), "sample_rate"),
+    (dict(sample_rate=float("nan")), "sample_rate"),
+    (dict(sample_rate=16000, hop_length=0), "hop_length"),
+    (dict(sample_rate=16000, hop_length=5000), "hop_length"),
+    (dict(sample_rate=16000, fmin=10.0), "fmin"),
+    (dict(sample_rate=16000, fmin=3000.0, fmax=2500.0), "fmin"),
+    (dict(sample_rate=16000, fmax=5000.0), "fmax"),
+    (dict(sample_rate=16000, threshold=0.0), "threshold"),
+    (dict(sample_rate=16000, threshold=1.5), "threshold"),
+    (dict(sample_rate=16000, silence_db=10.0), "silence_db"),
+    (dict(sample_rate=16000, level_window=1.0), "level_window"),
+])
+def test_bad_parameters_raise_value_error_naming_them(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        _core.PitchTracker(**kwargs)
+
+
+def test_bad_block_raises():
+    tr = _core.PitchTracker(16000)
+    with pytest.raises(ValueError, match="block"):
+        tr.process(np.zeros((2, 100), np.float32))

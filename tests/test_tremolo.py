@@ -1,0 +1,264 @@
+"""Tests of the tremolo tracker (native TremoloTracker and TechniqueTracker)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rtclassify import _core
+from rtclassify.detect.events import TremoloOff, TremoloOn
+from rtclassify.detect.techniques import TechniqueDetector
+
+
+def modulated_tone(sr, dur, f0, vib=None, trem=None, start=1.0, harmonics=8, amp=0.2, seed=0):
+    """Harmonic tone; vib = (rate Hz, extent cents half p-p), trem = (rate Hz, depth dB p-p), from `start` s."""
+    n = int(sr * dur)
+    t = np.arange(n) / sr
+    on = t >= start
+    c = np.zeros(n)
+    g = np.zeros(n)
+    if vib:
+        c[on] = vib[1] * np.sin(2 * np.pi * vib[0] * (t[on] - start))
+    if trem:
+        g[on] = 0.5 * trem[1] * np.sin(2 * np.pi * trem[0] * (t[on] - start))
+    f = f0 * 2 ** (c / 1200)
+    ph = 2 * np.pi * np.cumsum(f) / sr
+    rng = np.random.default_rng(seed)
+    x = sum(np.sin(k * ph + rng.uniform(0, 2 * np.pi)) / k for k in range(1, harmonics + 1) if k * f0 * 1.1 < sr / 2)
+    return (amp * x * 10 ** (g / 20)).astype(np.float32)
+
+
+def resonant_body(x, sr, peaks=((500.0, 6.0, 14.0), (1400.0, 8.0, 12.0), (2600.0, 5.0, 10.0))):
+    """A fixed 'instrument body': RBJ peaking biquads (f, Q, gain dB) in series."""
+    from scipy.signal import sosfilt
+
+    sos = []
+    for f, q, gain in peaks:
+        a = 10 ** (gain / 40)
+        w = 2 * np.pi * f / sr
+        alpha = np.sin(w) / (2 * q)
+        b0, b1, b2 = 1 + alpha * a, -2 * np.cos(w), 1 - alpha * a
+        a0, a1, a2 = 1 + alpha / a, -2 * np.cos(w), 1 - alpha / a
+        sos.append([b0 / a0, b1 / a0, b2 / a0, 1.0, a1 / a0, a2 / a0])
+    return sosfilt(np.array(sos), x).astype(np.float32)
+
+
+def plucked(sr, f0, dur, decay_s, seed=0):
+    """A plucked string: partials decaying exponentially, the higher ones faster."""
+    t = np.arange(int(sr * dur)) / sr
+    rng = np.random.default_rng(seed)
+    x = np.zeros_like(t)
+    for k in range(1, 12):
+        if k * f0 > 0.45 * sr:
+            break
+        x += np.exp(-t * k ** 0.7 / decay_s) * np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 6.3)) / k
+    x[: int(0.002 * sr)] *= np.linspace(0, 1, int(0.002 * sr))
+    return (0.3 * x).astype(np.float32)
+
+
+def run(sr, x, **kw):
+    tr = _core.TechniqueTracker(sr, **kw)
+    out = tr.process(x)
+    out["time"] = (np.arange(len(out["f0"])) + 1) * tr.hop_length / sr
+    return out
+
+
+@pytest.mark.parametrize("rate, depth, f0, sr", [
+    (3.0, 6.0, 220.0, 44100),
+    (5.0, 2.0, 440.0, 16000),
+    (7.5, 12.0, 330.0, 48000),
+    (9.0, 1.5, 150.0, 22050),
+    (12.0, 4.0, 523.0, 44100),
+])
+def test_rate_and_depth_of_a_synthetic_tremolo(rate, depth, f0, sr):
+    out = run(sr, modulated_tone(sr, 4.0, f0, trem=(rate, depth)))
+    t = out["time"]
+    steady = t > 1.0 + 3.5 / rate
+    assert out["tremolo_on"][steady].all()
+    assert not out["tremolo_on"][t < 1.0].any()
+    assert np.abs(out["tremolo_rate"][steady] - rate).max() < 0.2
+    assert np.abs(out["tremolo_depth"][steady] - depth).max() < max(0.3, 0.08 * depth)
+    assert not out["vibrato_on"].any()
+    first = t[np.argmax(out["tremolo_on"])]
+    assert (first - 1.0) * rate <= 2.5
+
+
+@pytest.mark.parametrize("rate, extent, f0", [(5.0, 50.0, 220.0), (6.5, 100.0, 392.0), (4.0, 25.0, 147.0)])
+def test_pure_vibrato_is_not_tremolo(rate, extent, f0):
+    sr = 32000
+    for x in (modulated_tone(sr, 4.0, f0, vib=(rate, extent), harmonics=1),
+              modulated_tone(sr, 4.0, f0, vib=(rate, extent))):
+        out = run(sr, x)
+        assert out["vibrato_on"][out["time"] > 2.0].all()
+        assert not out["tremolo_on"].any()
+
+
+@pytest.mark.parametrize("rate, extent, f0", [(5.5, 60.0, 196.0), (7.0, 100.0, 294.0), (4.5, 40.0, 440.0)])
+def test_vibrato_through_a_resonant_body_is_not_tremolo(rate, extent, f0):
+    sr = 44100
+    # resonances just above the 3rd and 5th harmonics: the vibrato moves them in and out
+    peaks = ((3.03 * f0, 10.0, 15.0), (5.05 * f0, 8.0, 12.0), (2500.0, 4.0, 8.0))
+    x = resonant_body(modulated_tone(sr, 4.0, f0, vib=(rate, extent), harmonics=20), sr, peaks)
+    out = run(sr, x)
+    t = out["time"]
+    # the body really makes the level wobble ...
+    level = out["level_db"][t > 2.0]
+    assert level.max() - level.min() > 1.0
+    # ... but that is the vibrato's doing. While the vibrato's own estimate
+    # settles (its first two periods or so) a blip of tremolo can slip through;
+    # once it is established, none.
+    assert out["vibrato_on"][t > 2.0].all()
+    assert not out["tremolo_on"][t > 1.0 + 3.0 / rate].any()
+    assert out["tremolo_on"].sum() / out["time"].size * t[-1] < 0.15
+
+
+def test_both_at_unrelated_rates_are_both_reported():
+    sr = 22050
+    out = run(sr, modulated_tone(sr, 4.0, 262.0, vib=(6.0, 40.0), trem=(3.5, 6.0)))
+    late = out["time"] > 2.2
+    assert out["vibrato_on"][late].all()
+    assert out["tremolo_on"][late].all()
+    assert np.abs(out["tremolo_rate"][late] - 3.5).max() < 0.2
+    assert np.abs(out["vibrato_rate"][late] - 6.0).max() < 0.2
+
+
+@pytest.mark.parametrize("f0, decay_s", [(110.0, 0.4), (196.0, 1.0), (440.0, 0.25), (82.4, 2.0)])
+def test_plucked_decays_and_onsets_are_not_tremolo(f0, decay_s):
+    sr = 44100
+    notes = [plucked(sr, f0 * r, 0.7, decay_s, seed=i) for i, r in enumerate((1.0, 1.0, 1.26, 1.5, 1.0))]
+    x = np.concatenate(notes)
+    out = run(sr, x)
+    assert not out["tremolo_on"].any()
+    assert not out["vibrato_on"].any()
+
+
+def test_release_of_a_note_is_not_tremolo():
+    sr = 32000
+    x = modulated_tone(sr, 3.0, 330.0)
+    t = np.arange(len(x)) / sr
+    fade = np.clip((2.6 - t) / 0.35, 0.0, 1.0) ** 2  # a 350 ms release ending at 2.6 s
+    out = run(sr, (x * fade).astype(np.float32))
+    assert not out["tremolo_on"].any()
+
+
+def test_tremolo_tracker_on_a_level_contour():
+    fs = 200.0
+    t = np.arange(int(4 * fs)) / fs
+    level = -20 - 3 * t + 2.5 * np.sin(2 * np.pi * 6.0 * t)  # 5 dB tremolo over a 3 dB/s decay
+    out = _core.TremoloTracker(fs).process(level.astype(np.float32))
+    late = t > 1.0
+    assert out["on"][late].all()
+    assert np.abs(out["rate"][late] - 6.0).max() < 0.05
+    assert np.abs(out["depth"][late] - 5.0).max() < 0.1
+    valid = np.ones(len(t), bool)
+    valid[400:420] = False
+    out = _core.TremoloTracker(fs).process(level.astype(np.float32), valid=valid)
+    assert out["restarted"][400]
+    assert not out["on"][400:420].any()
+    restart = np.zeros(len(t), bool)
+    restart[500] = True
+    out = _core.TremoloTracker(fs).process(level.astype(np.float32), restart=restart)
+    assert out["restarted"][500] and not out["on"][500]
+
+
+def test_tremolo_tracker_attributes_a_vibrato_rate_wobble_to_the_vibrato():
+    fs = 200.0
+    t = np.arange(int(4 * fs)) / fs
+    level = (-20 + 1.0 * np.sin(2 * np.pi * 5.0 * t) + 0.5 * np.sin(2 * np.pi * 10.0 * t + 1)).astype(np.float32)
+    n = len(t)
+    alone = _core.TremoloTracker(fs).process(level)
+    assert alone["on"][t > 1.0].all()
+    with_vib = _core.TremoloTracker(fs).process(level, vibrato_on=np.ones(n, bool),
+                                                vibrato_rate=np.full(n, 5.0, np.float32))
+    assert not with_vib["on"].any()
+    other = _core.TremoloTracker(fs).process(level, vibrato_on=np.ones(n, bool),
+                                             vibrato_rate=np.full(n, 3.3, np.float32))
+    assert other["on"][t > 1.0].all()
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(frame_rate=10.0), "frame_rate"),
+    (dict(frame_rate=200.0, rate_max=60.0), "rate_max"),
+    (dict(frame_rate=200.0, depth_on=0.0), "depth_on"),
+    (dict(frame_rate=200.0, depth_off=3.0), "depth_off"),
+    (dict(frame_rate=200.0, regularity_off=0.95), "regularity_off"),
+    (dict(frame_rate=200.0, trend_ratio=-1.0), "trend_ratio"),
+    (dict(frame_rate=200.0, onset_db=0.0), "onset_db"),
+    (dict(frame_rate=200.0, onset_frames=0), "onset_frames"),
+    (dict(frame_rate=200.0, vibrato_harmonics=9), "vibrato_harmonics"),
+    (dict(frame_rate=200.0, vibrato_explained=0.0), "vibrato_explained"),
+    (dict(frame_rate=200.0, rate_step=0.0), "rate_step"),
+    (dict(frame_rate=200.0, bogus=2), "bogus"),
+])
+def test_bad_tremolo_parameters_raise_value_error_naming_them(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        _core.TremoloTracker(**kwargs)
+
+
+def test_tremolo_inputs_are_checked():
+    tr = _core.TremoloTracker(200.0)
+    with pytest.raises(ValueError, match="valid"):
+        tr.process(np.zeros(10, np.float32), valid=np.ones(9, bool))
+    with pytest.raises(ValueError, match="vibrato_rate"):
+        tr.process(np.zeros(10, np.float32), vibrato_rate=np.zeros(3, np.float32))
+
+
+def test_nonfinite_audio_is_replaced_and_counted():
+    sr = 16000
+    x = modulated_tone(sr, 3.0, 300.0, trem=(5.0, 6.0), start=0.5)
+    x[10000:10100] = np.nan
+    tr = _core.TechniqueTracker(sr)
+    out = tr.process(x)
+    assert tr.nonfinite_count == 100
+    for k, v in out.items():
+        if v.dtype.kind == "f":
+            assert np.isfinite(v).all(), k
+    t = (np.arange(len(out["f0"])) + 1) * tr.hop_length / sr
+    assert out["tremolo_on"][t > 2.0].all()
+
+
+def test_detector_tremolo_events():
+    sr = 22050
+    x = modulated_tone(sr, 4.0, 330.0, trem=(4.0, 6.0), start=1.0)
+    x[int(3.2 * sr):] = 0.0
+    det = TechniqueDetector(sr)
+    events, values = det.process(x)
+    assert [type(e) for e in events] == [TremoloOn, TremoloOff]
+    on, off = events
+    assert 1.0 < on.stream_time < 1.0 + 2.5 / 4.0
+    assert on.rate == pytest.approx(4.0, abs=0.3) and on.depth == pytest.approx(6.0, abs=1.0)
+    assert 3.2 <= off.stream_time < 3.3
+    mid = [v for v in values if 2.0 < v.stream_time < 3.0]
+    assert all(v.tremolo and abs(v.tremolo_depth - 6.0) < 0.6 for v in mid)
+    assert det.frame_dict()["tremolo"] == {"on": False, "rate": 0.0, "depth": 0.0}
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cuts=st.lists(st.integers(min_value=0, max_value=3 * 16000), min_size=1, max_size=12),
+       hop=st.sampled_from([None, 64, 160]))
+def test_technique_tracker_split_invariance_bit_identical(cuts, hop):
+    sr = 16000
+    x = modulated_tone(sr, 3.0, 250.0, vib=(5.5, 40.0), trem=(3.3, 5.0), start=0.4)
+    x[int(1.8 * sr):int(2.0 * sr)] = 0.0
+    whole = _core.TechniqueTracker(sr, hop_length=hop).process(x)
+    tr = _core.TechniqueTracker(sr, hop_length=hop)
+    parts = [tr.process(b) for b in np.split(x, sorted(set(cuts)))]
+    for k in whole:
+        assert np.array_equal(np.concatenate([p[k] for p in parts]), whole[k]), k
+
+
+def test_detector_events_do_not_depend_on_the_block_size():
+    sr = 16000
+    x = modulated_tone(sr, 3.0, 250.0, vib=(5.5, 40.0), trem=(3.3, 5.0), start=0.4)
+
+    def events(block):
+        det = TechniqueDetector(sr)
+        out = []
+        for i in range(0, len(x), block):
+            out += det.process(x[i:i + block])[0]
+        return [(type(e).__name__, round(e.stream_time, 9)) for e in out]
+
+    ref = events(len(x))
+    assert ref and events(37) == ref and events(4096) == ref

@@ -1,0 +1,210 @@
+"""Tests of the vibrato tracker (native VibratoTracker, TechniqueTracker, TechniqueDetector events)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rtclassify import _core
+from rtclassify.detect.events import TechniqueValues, VibratoOff, VibratoOn
+from rtclassify.detect.techniques import TechniqueDetector, frame_dict, hz_to_midi
+from rtclassify.errors import ParameterError
+
+
+def modulated_tone(sr, dur, f0, vib=None, trem=None, start=1.0, harmonics=8, amp=0.2, seed=0):
+    """Harmonic tone; vib = (rate Hz, extent cents half p-p), trem = (rate Hz, depth dB p-p), from `start` s."""
+    n = int(sr * dur)
+    t = np.arange(n) / sr
+    on = t >= start
+    c = np.zeros(n)
+    g = np.zeros(n)
+    if vib:
+        c[on] = vib[1] * np.sin(2 * np.pi * vib[0] * (t[on] - start))
+    if trem:
+        g[on] = 0.5 * trem[1] * np.sin(2 * np.pi * trem[0] * (t[on] - start))
+    f = f0 * 2 ** (c / 1200)
+    ph = 2 * np.pi * np.cumsum(f) / sr
+    rng = np.random.default_rng(seed)
+    x = sum(np.sin(k * ph + rng.uniform(0, 2 * np.pi)) / k for k in range(1, harmonics + 1) if k * f0 * 1.1 < sr / 2)
+    return (amp * x * 10 ** (g / 20)).astype(np.float32)
+
+
+def run(sr, x, **kw):
+    tr = _core.TechniqueTracker(sr, **kw)
+    out = tr.process(x)
+    out["time"] = (np.arange(len(out["f0"])) + 1) * tr.hop_length / sr
+    return out
+
+
+@pytest.mark.parametrize("rate, extent, f0, sr", [
+    (3.0, 100.0, 196.0, 44100),
+    (5.5, 50.0, 440.0, 44100),
+    (7.0, 20.0, 261.6, 16000),
+    (9.0, 10.0, 659.3, 48000),
+    (6.0, 120.0, 110.0, 22050),
+])
+def test_rate_and_extent_of_a_synthetic_vibrato(rate, extent, f0, sr):
+    out = run(sr, modulated_tone(sr, 4.0, f0, vib=(rate, extent)))
+    t = out["time"]
+    steady = t > 1.0 + 3.0 / rate
+    assert out["vibrato_on"][steady].all()
+    assert not out["vibrato_on"][t < 1.0].any()
+    assert np.abs(out["vibrato_rate"][steady] - rate).max() < 0.2
+    assert np.abs(out["vibrato_extent"][steady] - extent).max() < max(2.0, 0.06 * extent)
+    assert not out["tremolo_on"].any()
+    # detected within 2.5 periods of the start
+    first = t[np.argmax(out["vibrato_on"])]
+    assert (first - 1.0) * rate <= 2.5
+
+
+def test_plain_tone_and_slow_glide_are_not_vibrato():
+    sr = 22050
+    out = run(sr, modulated_tone(sr, 3.0, 330.0))
+    assert not out["vibrato_on"].any()
+    # a glide of a whole tone over one second (portamento), then a held note
+    n = int(sr * 3.0)
+    t = np.arange(n) / sr
+    cents = np.clip(t - 1.0, 0.0, 1.0) * 200.0
+    ph = 2 * np.pi * np.cumsum(300.0 * 2 ** (cents / 1200)) / sr
+    x = (0.2 * (np.sin(ph) + 0.5 * np.sin(2 * ph))).astype(np.float32)
+    assert not run(sr, x)["vibrato_on"].any()
+
+
+def test_note_change_restarts_and_vibrato_resumes():
+    sr = 16000
+    a = modulated_tone(sr, 2.0, 262.0, vib=(6.0, 40.0), start=0.3)
+    b = modulated_tone(sr, 2.0, 330.0, vib=(6.0, 40.0), start=0.0)
+    out = run(sr, np.concatenate([a, b]))
+    t = out["time"]
+    assert out["vibrato_on"][(t > 1.2) & (t < 1.95)].all()
+    assert out["vibrato_on"][t > 2.0 + 3 / 6.0].all()
+    # the contour restarted at the note change, so vibrato was off for a moment
+    assert not out["vibrato_on"][(t > 2.0) & (t < 2.15)].all()
+
+
+def test_vibrato_tracker_on_an_f0_contour():
+    fs = 100.0
+    t = np.arange(int(4 * fs)) / fs
+    f0 = 440 * 2 ** ((30 * np.sin(2 * np.pi * 5.0 * t) + 100 * t / 4) / 1200)  # vibrato over a slow rise
+    f0[(t > 2.0) & (t < 2.03)] = 0.0  # a short unvoiced gap is bridged
+    out = _core.VibratoTracker(fs).process(f0.astype(np.float32))
+    late = t > 1.0
+    assert out["on"][late].all()
+    assert np.abs(out["rate"][late] - 5.0).max() < 0.1
+    assert np.abs(out["extent"][late] - 30.0).max() < 1.5
+    # a long gap turns it off and restarts the contour
+    f0[(t > 3.0) & (t < 3.2)] = 0.0
+    out = _core.VibratoTracker(fs).process(f0.astype(np.float32))
+    assert out["restarted"][(t > 3.0) & (t < 3.2)].any()
+    assert not out["on"][(t > 3.05) & (t < 3.2)].any()
+
+
+def test_a_single_f0_glitch_does_not_restart():
+    fs = 200.0
+    t = np.arange(int(3 * fs)) / fs
+    f0 = 300 * 2 ** (40 * np.sin(2 * np.pi * 6.0 * t) / 1200)
+    f0[400] *= 2.0  # an octave error for one frame
+    f0[450:452] *= 0.5
+    out = _core.VibratoTracker(fs).process(f0.astype(np.float32))
+    assert not out["restarted"][1:].any()
+    assert out["on"][t > 1.0].all()
+
+
+def test_nan_f0_counts_as_unvoiced():
+    fs = 100.0
+    f0 = np.full(300, np.nan, np.float32)
+    out = _core.VibratoTracker(fs).process(f0)
+    assert not out["on"].any()
+    assert np.all(out["rate"] == 0)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cuts=st.lists(st.integers(min_value=0, max_value=500), min_size=1, max_size=10))
+def test_vibrato_tracker_split_invariance(cuts):
+    fs = 100.0
+    t = np.arange(500) / fs
+    f0 = (220 * 2 ** (50 * np.sin(2 * np.pi * 4.5 * t) / 1200)).astype(np.float32)
+    f0[200:230] = 0
+    whole = _core.VibratoTracker(fs).process(f0)
+    tr = _core.VibratoTracker(fs)
+    parts = [tr.process(b) for b in np.split(f0, sorted(set(cuts)))]
+    for k in whole:
+        assert np.array_equal(np.concatenate([p[k] for p in parts]), whole[k]), k
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(frame_rate=5.0), "frame_rate"),
+    (dict(frame_rate=100.0, rate_min=0.0), "rate_min"),
+    (dict(frame_rate=100.0, rate_max=40.0), "rate_max"),
+    (dict(frame_rate=100.0, extent_on=0.0), "extent_on"),
+    (dict(frame_rate=100.0, extent_off=10.0), "extent_off"),
+    (dict(frame_rate=100.0, regularity_on=1.5), "regularity_on"),
+    (dict(frame_rate=100.0, regularity_off=0.9), "regularity_off"),
+    (dict(frame_rate=100.0, window_periods=0.5), "window_periods"),
+    (dict(frame_rate=100.0, release_periods=5.0), "release_periods"),
+    (dict(frame_rate=100.0, max_glitch=99), "max_glitch"),
+    (dict(frame_rate=100.0, hold_frames=0), "hold_frames"),
+    (dict(frame_rate=100.0, nonsense=1), "nonsense"),
+])
+def test_bad_vibrato_parameters_raise_value_error_naming_them(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        _core.VibratoTracker(**kwargs)
+
+
+def test_bad_technique_parameters_raise_parameter_error():
+    with pytest.raises(ParameterError, match="extent_on"):
+        TechniqueDetector(44100, vibrato={"extent_on": -1.0})
+    with pytest.raises(ParameterError, match="sample_rate"):
+        TechniqueDetector(100)
+    with pytest.raises(ParameterError, match="value_interval"):
+        TechniqueDetector(44100, value_interval=-1)
+    with pytest.raises(ValueError, match="am_per_cent"):
+        _core.TechniqueTracker(44100, am_per_cent=0.0)
+
+
+def test_detector_events_values_and_frame_dict():
+    sr = 22050
+    x = modulated_tone(sr, 4.0, 440.0, vib=(6.0, 60.0), start=1.0)
+    x[int(3.0 * sr):] = 0.0  # the note stops
+    det = TechniqueDetector(sr, value_interval=0.05)
+    assert det.frame_dict() == {"pitch": None, "vibrato": {"on": False, "rate": 0.0, "extent": 0.0},
+                                "tremolo": {"on": False, "rate": 0.0, "depth": 0.0}}
+    events, values = [], []
+    block = 1000
+    for i in range(0, len(x), block):
+        e, v = det.process(x[i:i + block])
+        events += e
+        values += v
+    kinds = [type(e) for e in events]
+    assert kinds == [VibratoOn, VibratoOff]
+    on, off = events
+    assert 1.0 < on.stream_time < 1.0 + 2.5 / 6.0
+    assert on.rate == pytest.approx(6.0, abs=0.3) and on.extent > 20
+    assert 3.0 <= off.stream_time < 3.1
+    assert all(isinstance(v, TechniqueValues) for v in values)
+    times = np.array([v.stream_time for v in values])
+    assert np.allclose(np.diff(times), 0.05, atol=det.hop_length / sr)
+    mid = [v for v in values if 2.0 < v.stream_time < 2.9]
+    assert all(v.vibrato and abs(v.vibrato_rate - 6.0) < 0.2 for v in mid)
+    assert all(abs(v.midi - hz_to_midi(v.pitch)) < 1e-9 and abs(v.midi - 69) < 1.2 for v in mid)
+    late = [v for v in values if v.stream_time > 3.1]
+    assert all(v.pitch is None and v.midi is None and not v.vibrato and v.vibrato_rate == 0.0 for v in late)
+    assert det.finish() == []
+    d = frame_dict(mid[-1])
+    assert d["vibrato"]["on"] is True and d["pitch"] == pytest.approx(mid[-1].pitch)
+    assert set(d["tremolo"]) == {"on", "rate", "depth"}
+    assert mid[-1].to_dict()["event"] == "technique"
+
+
+def test_detector_finish_sends_off_and_uses_given_stream_time():
+    sr = 16000
+    x = modulated_tone(sr, 2.5, 300.0, vib=(5.0, 50.0), start=0.2)
+    det = TechniqueDetector(sr)
+    events, _ = det.process(x, stream_time_offset=10.0)
+    assert [type(e) for e in events] == [VibratoOn]
+    assert 10.2 < events[0].stream_time < 10.8
+    offs = det.finish(stream_time=12.5)
+    assert [type(e) for e in offs] == [VibratoOff] and offs[0].stream_time == 12.5
+    assert det.finish() == []
