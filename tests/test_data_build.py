@@ -242,10 +242,12 @@ def test_nonmusic_clips_have_every_tag_off(index):
 
 @needs_tools
 def test_speech_and_music_clips_are_labelled():
+    # test-split clips: the small TimGM6mb soundfont loads fast
     ctx = B._local_context(None, 32000)
-    audio, lab, meta = B.render_clip(B.ClipJob("val", 3, "speech", 3.0, 5), ctx)
+    audio, lab, meta = B.render_clip(B.ClipJob("test", 3, "speech", 3.0, 5), ctx)
     assert lab[:, L.TAG_INDEX["speech"]].any() and not lab[:, L.TAG_INDEX["singing"]].any()
-    audio, lab, meta = B.render_clip(B.ClipJob("train", 4, "music", 3.0, 5), ctx)
+    audio, lab, meta = B.render_clip(B.ClipJob("test", 4, "music", 3.0, 5), ctx)
     tags = {s["tag"] for s in meta["sources"]}
     assert set(meta["tags"]) <= tags and meta["tags"]
     assert np.abs(audio).max() > 0
+    assert all(s.get("soundfont", "TimGM6mb") == "TimGM6mb" for s in meta["sources"])

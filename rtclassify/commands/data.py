@@ -48,7 +48,7 @@ def add_arguments(parser) -> None:
     b.add_argument("--clip-seconds", type=_positive(float), default=10.0, metavar="SEC",
                    help="length of each clip (default 10)")
     b.add_argument("--workers", type=_positive(int), default=None, metavar="N",
-                   help="worker processes (default: min(2, CPUs)); the output does not depend on it")
+                   help="worker processes (default: 1 for fewer than 40 clips, else min(2, CPUs)); the output does not depend on it")
     b.add_argument("--npm-cache", metavar="DIR", default=None,
                    help="folder of the npm sample packages (default ~/.cache/rtclassify/npm or $RTCLASSIFY_NPM_CACHE)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -14,8 +14,9 @@ instruments :data:`SAMPLE_INSTRUMENTS_TEST` (each family keeps other
 instruments for training), and held-out voices.
 
 Every clip has its own seed (``[seed, split, index]``), is rendered by a
-fresh synthesizer and written in a fixed order, so the output is byte-identical
-for a seed whatever the number of worker processes.
+fresh synthesizer in a fresh (spawned) worker process that loads FluidSynth
+before soundfile (see :func:`_worker_init`), and is written in a fixed order,
+so the output is byte-identical for a seed whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -336,7 +337,12 @@ _LOCAL: dict = {}
 
 
 def _local_context(npm_cache, render_rate) -> WorkerContext:
-    """A WorkerContext kept for this process (clips do not depend on what was rendered before)."""
+    """A WorkerContext kept for this process, for rendering single clips in process (tests, notebooks).
+
+    Clips do not depend on what was rendered before, but sf3 renders here may differ in their last
+    bits from :func:`build_dataset`'s when soundfile was imported before fluidsynth (see
+    :func:`_worker_init`).
+    """
     key = (str(npm_cache), int(render_rate))
     if key not in _LOCAL:
         import atexit
@@ -347,8 +353,21 @@ def _local_context(npm_cache, render_rate) -> WorkerContext:
 
 
 def _worker_init(npm_cache, render_rate):
+    """Start a clean render process: libfluidsynth is loaded before anything imports soundfile.
+
+    The soundfile wheel ships its own libsndfile with the SONAME libsndfile.so.1; when it is loaded
+    first, libfluidsynth binds to it instead of the system one, and the Ogg Vorbis samples of an sf3
+    soundfont (MuseScore_General) decode to slightly different values. Rendering only in fresh
+    processes that load FluidSynth first keeps the output byte-identical.
+    """
+    import sys
+
     global _CTX
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if "soundfile" in sys.modules and "fluidsynth" not in sys.modules:
+        raise RuntimeError("render worker: soundfile was imported before fluidsynth; renders would not be reproducible")
+    from .fluid import _fluidsynth
+
+    _fluidsynth()
     _CTX = WorkerContext(npm_cache, render_rate)
 
 
@@ -423,7 +442,8 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
     clip_seconds : float
         Length of each clip (>= 1 s).
     workers : int, optional
-        Worker processes (default: min(2, CPUs)); 1 renders in this process.
+        Worker processes (default: 1 for fewer than 40 clips, else min(2, CPUs)). Clips are always
+        rendered in fresh (spawned) processes; the output does not depend on their number.
     npm_cache : path, optional
         Folder of the npm sample packages (default ``~/.cache/rtclassify/npm``).
     render_rate : int
@@ -449,11 +469,11 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
         raise ParameterError(f"clip_seconds: must be >= 1, got {clip_seconds}")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"seed: must be a non-negative integer, got {seed!r}")
-    if workers is None:
-        workers = max(1, min(2, os.cpu_count() or 1))
-    if int(workers) < 1:
+    if workers is not None and int(workers) < 1:
         raise ParameterError(f"workers: must be >= 1, got {workers}")
     jobs = plan_clips(hours, int(seed), clip_seconds, kind_weights)
+    if workers is None:  # small sets: one process (each worker pays the soundfont and sample loading)
+        workers = 1 if len(jobs) < 40 else max(1, min(2, os.cpu_count() or 1))
     check_dependencies()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -466,16 +486,12 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
     stats = {s: {"clips": 0, "frames": 0, "active": np.zeros(len(TAGS), np.int64), "none": 0} for s in SPLITS}
 
     def results():
-        if int(workers) == 1:
-            ctx = _local_context(npm_cache, render_rate)
-            for job in jobs:
-                yield job, render_clip(job, ctx)
-        else:
-            import multiprocessing as mp
+        # always fresh worker processes (spawn), even for one worker: see _worker_init
+        import multiprocessing as mp
 
-            mpctx = mp.get_context("spawn")  # clean workers: no state inherited from this process
-            with mpctx.Pool(int(workers), initializer=_worker_init, initargs=(npm_cache, render_rate)) as pool:
-                yield from pool.imap(_worker_run, jobs, chunksize=1)
+        mpctx = mp.get_context("spawn")
+        with mpctx.Pool(int(workers), initializer=_worker_init, initargs=(npm_cache, render_rate)) as pool:
+            yield from pool.imap(_worker_run, jobs, chunksize=1)
 
     from contextlib import nullcontext
 
