@@ -21,6 +21,24 @@ def osc_destination(text: str) -> str:
     return text
 
 
+def channel_list(text: str) -> tuple[int, ...]:
+    """argparse type for ``--channels``: ``0-7``, ``0,2,5`` or ``0-3,8`` (0-based, like ``--channel``)."""
+    from ..engine.multistream import parse_channels
+
+    try:
+        return parse_channels(text, name="channels")
+    except ParameterError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("channels: ")) from None
+
+
+def channels_label(channels) -> str:
+    """``0-7`` for a contiguous run, else ``0,2,5``."""
+    c = list(channels)
+    if len(c) > 2 and c == list(range(c[0], c[0] + len(c))):
+        return f"{c[0]}-{c[-1]}"
+    return ",".join(map(str, c))
+
+
 def positive_float(text: str) -> float:
     try:
         v = float(text)
@@ -74,10 +92,14 @@ def load_mapping(args, labels):
 
 
 class EventPrinter:
-    """Sink that prints on/off (and technique) events as short lines, for ``--no-display``."""
+    """Sink that prints on/off (and technique) events as short lines, for ``--no-display``.
 
-    def __init__(self, stream=None):
+    With ``channels`` true (several streams) each line names the event's input channel.
+    """
+
+    def __init__(self, stream=None, channels: bool = False):
         self.stream = stream or sys.stdout
+        self.channels = bool(channels)
 
     def open(self) -> None:
         pass
@@ -85,15 +107,16 @@ class EventPrinter:
     def send(self, events) -> None:
         lines = []
         for ev in events:
+            t = f"{ev.stream_time:9.3f}s  ch {ev.channel:<2d}" if self.channels else f"{ev.stream_time:9.3f}s"
             if ev.kind == "on":
-                lines.append(f"{ev.stream_time:9.3f}s  on   {ev.tag:<10s} {ev.prob:.2f}")
+                lines.append(f"{t}  on   {ev.tag:<10s} {ev.prob:.2f}")
             elif ev.kind == "off":
-                lines.append(f"{ev.stream_time:9.3f}s  off  {ev.tag}")
+                lines.append(f"{t}  off  {ev.tag}")
             elif ev.kind != "level":
                 d = ev.to_dict()
                 rest = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items()
                                 if k not in ("stream_time", "wall_time", "channel", "event"))
-                lines.append(f"{ev.stream_time:9.3f}s  {ev.kind:<4s} {rest}")
+                lines.append(f"{t}  {ev.kind:<4s} {rest}")
         if lines:
             print("\n".join(lines), file=self.stream, flush=True)
 
@@ -101,8 +124,12 @@ class EventPrinter:
         pass
 
 
-def build_sinks(args, labels, mapping, title: str):
-    """The sinks asked for on the command line (not opened yet) and a description of them."""
+def build_sinks(args, labels, mapping, title: str, channels=None):
+    """The sinks asked for on the command line (not opened yet) and a description of them.
+
+    ``channels``: the input channel of each stream when several channels are
+    tagged as streams of their own (MIDI channel and OSC address per stream).
+    """
     from ..sinks.display import LiveDisplay
     from ..sinks.log import JsonlSink
     from ..sinks.midi import MidiSink
@@ -110,9 +137,10 @@ def build_sinks(args, labels, mapping, title: str):
 
     sinks, outputs = [], []
     if args.midi is not None or args.midi_virtual is not None:
-        sinks.append(MidiSink(mapping.midi, port=args.midi, virtual=args.midi_virtual, api=args.midi_api))
+        sinks.append(MidiSink(mapping.midi, port=args.midi, virtual=args.midi_virtual, api=args.midi_api,
+                              streams=channels))
     if args.osc:
-        sinks.append(OscSink(mapping.osc, args.osc))
+        sinks.append(OscSink(mapping.osc, args.osc, streams=channels))
         outputs.append("OSC " + ", ".join(args.osc))
     if args.log:
         if args.log == "-" and not args.no_display:
@@ -121,9 +149,9 @@ def build_sinks(args, labels, mapping, title: str):
         outputs.append(f"log {args.log}")
     if args.no_display:
         if args.log != "-":
-            sinks.append(EventPrinter())
+            sinks.append(EventPrinter(channels=channels is not None))
     else:
-        sinks.append(LiveDisplay(labels, title=title))
+        sinks.append(LiveDisplay(labels, title=title, channels=channels))
     return sinks, outputs
 
 
@@ -151,7 +179,9 @@ def describe_midi(sinks) -> str | None:
 
     for s in sinks:
         if isinstance(s, MidiSink):
-            return f"MIDI {s.port_name} ch {s.mapping.channel}"
+            chans = s.midi_channels
+            which = f"ch {chans[0]}" if len(chans) == 1 else f"ch {chans[0]}-{chans[-1]}"
+            return f"MIDI {s.port_name} {which}"
     return None
 
 

@@ -18,6 +18,7 @@ examples:
   rtclassify demo
   rtclassify demo --no-display --log events.jsonl
   rtclassify demo --osc 127.0.0.1:9000 --midi-virtual rtclassify
+  rtclassify demo --clip band.wav --channels 0-3    (each channel of a multichannel file as a stream)
 """
 
 
@@ -26,6 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=_live.positive_float, metavar="SEC",
                    help="stop after SEC seconds (default: the whole clip)")
     p.add_argument("--clip", metavar="FILE", help="play this audio file instead of the bundled clip")
+    p.add_argument("--channels", type=_live.channel_list, metavar="LIST",
+                   help="tag each of these channels of the clip as a stream of its own, e.g. 0-3 or 0,2 (0-based; "
+                        "default: the clip's channels mixed to one stream)")
     p.add_argument("--speed", type=_live.positive_float, default=1.0, help=argparse.SUPPRESS)
     _live.add_model_arguments(p)
     _live.add_output_arguments(p)
@@ -46,9 +50,16 @@ def run(args) -> int:
     mapping = _live.load_mapping(args, clf.labels)
     source = ClipSource.from_file(args.clip or clip_path(), blocksize=256, speed=args.speed)
     title = f"rtclassify demo · {source.name} ({source.duration:.1f} s, {source.samplerate:g} Hz, real time)"
-    sinks, outputs = _live.build_sinks(args, clf.labels, mapping, title)
-    listener = Listener(clf, sinks=sinks, source=source, mix=source.channels > 1, blocksize=256, hop=args.hop,
-                        decoder=mapping.decoder.as_dict() or None)
+    channels = args.channels
+    if channels is not None:
+        title += f" · {len(channels)} streams: channels {_live.channels_label(channels)}"
+    sinks, outputs = _live.build_sinks(args, clf.labels, mapping, title, channels=channels)
+    if channels is not None:
+        listener = Listener(clf, sinks=sinks, source=source, channels=channels, blocksize=256, hop=args.hop,
+                            decoder=mapping.decoder.as_dict() or None)
+    else:
+        listener = Listener(clf, sinks=sinks, source=source, mix=source.channels > 1, blocksize=256, hop=args.hop,
+                            decoder=mapping.decoder.as_dict() or None)
     _live.open_sinks(sinks)
     midi = _live.describe_midi(sinks)
     if midi:

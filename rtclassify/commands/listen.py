@@ -17,6 +17,7 @@ gets its note-off).
 examples:
   rtclassify listen --device 2 --midi-virtual rtclassify
   rtclassify listen --device usb --channel 1 --osc 127.0.0.1:9000 --osc 192.168.1.20:7000
+  rtclassify listen --device usb --channels 0-7 --midi-virtual stage --osc 127.0.0.1:9000
   rtclassify listen --device system --midi-api jack --midi-virtual tags --map mapping.toml
 """
 
@@ -60,6 +61,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ch = a.add_mutually_exclusive_group()
     ch.add_argument("--channel", type=_channel, metavar="C", help="analyse input channel C (0-based; default 0)")
     ch.add_argument("--mix", action="store_true", help="analyse the average of all input channels")
+    ch.add_argument("--channels", type=_live.channel_list, metavar="LIST",
+                    help="tag each of these input channels as a stream of its own, e.g. 0-7 or 0,2,5 (0-based, "
+                         "like --channel); one batched model run per hop for all; stream k sends on MIDI channel "
+                         "base+k and OSC /rtclassify/<channel>/...")
     a.add_argument("--samplerate", type=_rate, metavar="R", help="device sample rate in Hz (default: the device's)")
     a.add_argument("--blocksize", type=_blocksize, default=256, metavar="B",
                    help="frames per audio callback (default 256)")
@@ -74,14 +79,23 @@ def run(args) -> int:
 
     clf = _live.load_classifier(args)
     mapping = _live.load_mapping(args, clf.labels)
-    need = None if args.mix else (args.channel or 0) + 1
+    channels = args.channels
+    if channels is not None:
+        need = max(channels) + 1
+        what = f"{len(channels)} streams: channels {_live.channels_label(channels)}"
+    else:
+        need = None if args.mix else (args.channel or 0) + 1
+        what = "mix" if args.mix else f"channel {args.channel or 0}"
     source = DeviceSource(args.device, channels=need, samplerate=args.samplerate, blocksize=args.blocksize)
-    title = (f"rtclassify listen · {source.info.name} ({source.info.hostapi}) · "
-             f"{source.samplerate:g} Hz · {'mix' if args.mix else f'channel {args.channel or 0}'}")
-    sinks, outputs = _live.build_sinks(args, clf.labels, mapping, title)
-    listener = Listener(clf, sinks=sinks, source=source, channel=None if args.mix else (args.channel or 0),
-                        mix=args.mix, blocksize=args.blocksize, hop=args.hop,
-                        decoder=mapping.decoder.as_dict() or None)
+    title = f"rtclassify listen · {source.info.name} ({source.info.hostapi}) · {source.samplerate:g} Hz · {what}"
+    sinks, outputs = _live.build_sinks(args, clf.labels, mapping, title, channels=channels)
+    if channels is not None:
+        listener = Listener(clf, sinks=sinks, source=source, channels=channels, blocksize=args.blocksize,
+                            hop=args.hop, decoder=mapping.decoder.as_dict() or None)
+    else:
+        listener = Listener(clf, sinks=sinks, source=source, channel=None if args.mix else (args.channel or 0),
+                            mix=args.mix, blocksize=args.blocksize, hop=args.hop,
+                            decoder=mapping.decoder.as_dict() or None)
     _live.open_sinks(sinks)
     midi = _live.describe_midi(sinks)
     if midi:

@@ -1,10 +1,12 @@
-"""The streaming engine: :class:`StreamSession` (synchronous, no threads) and the threaded ``Listener``."""
+"""The streaming engine: :class:`StreamSession` (synchronous, no threads), :class:`MultiStreamSession`
+(several channels, one batched model run per hop) and the threaded ``Listener``."""
 
 from __future__ import annotations
 
+from .multistream import MultiStreamSession
 from .session import FrameResult, StreamSession
 
-__all__ = ["StreamSession", "FrameResult", "Listener"]
+__all__ = ["StreamSession", "MultiStreamSession", "FrameResult", "Listener"]
 
 
 def __getattr__(name: str):

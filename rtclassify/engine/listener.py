@@ -9,15 +9,25 @@ Threads
   preallocated at start (a mono stream's single column is contiguous and goes
   in without a copy), pushes it into the native lock-free
   :class:`rtclassify.SampleRing`, and counts input overflows in a
-  preallocated counter. No sample buffer is allocated, no lock is taken,
+  preallocated counter. With ``channels`` (several streams) the stream is
+  opened with the first ``max(channels) + 1`` channels and the callback copies
+  the chosen columns into a preallocated ``(blocksize, P)`` frame buffer
+  (``P`` = the number of streams rounded up to a power of two; the padding
+  columns stay 0) and pushes it, interleaved, into one ring: the ring's
+  capacity, a power of two, then holds whole frames, so an overflow drops
+  whole frames and the streams never slip against each other (when the device
+  delivers exactly the chosen channels, ``P`` of them in order, the block goes
+  in without a copy). No sample buffer is allocated, no lock is taken,
   nothing is logged there. (Python itself still creates a few small objects
   to call a callback and slice a column; that is the floor of any Python
   audio callback.)
 - **Worker thread** (``rtclassify-listener``): polls the ring (a short sleep
-  when it is empty), pops what is there (at most ``max_block`` samples at a
-  time), runs ``session.process`` (resampling, frontend, model every hop,
-  decoder), calls ``on_event`` and every sink with the events, and updates
-  the counters. When the listener stops it drains the ring, calls
+  when it is empty), pops what is there (at most ``max_block`` samples, or
+  frames with several streams, at a time), runs ``session.process``
+  (resampling, frontend, model every hop, decoder; with several streams a
+  :class:`~rtclassify.engine.multistream.MultiStreamSession`, one batched
+  model run per hop for all of them), calls ``on_event`` and every sink
+  with the events, and updates the counters. When the listener stops it drains the ring, calls
   ``session.flush()`` (TagOff for every active tag) and sends those events,
   then closes the sinks (the MIDI sink sends note-off for every note still
   sounding).
@@ -68,7 +78,9 @@ class Listener:
     ----------
     clf : Classifier
         Anything with ``stream(sample_rate=, max_block=, hop=, channel=, ...)``
-        returning a session (see :class:`rtclassify.engine.session.StreamSession`).
+        returning a session (see :class:`rtclassify.engine.session.StreamSession`),
+        and, for ``channels``, ``multistream(channels, sample_rate=, ...)``
+        (see :class:`rtclassify.engine.multistream.MultiStreamSession`).
     device : int, str or None
         Input device: PortAudio index, case-insensitive name substring, or
         None for the default input (ignored when ``source`` is given).
@@ -80,6 +92,14 @@ class Listener:
         when ``mix`` is true.
     mix : bool
         Analyse the mean of all input channels.
+    channels : sequence of int or str, optional
+        Tag each of these 0-based input channels as a stream of its own
+        (``[0, 1, 2, 3]``, ``"0-3"`` or ``"0,2,5"``), batched into one model
+        run per hop; events carry their channel. Excludes ``channel`` and
+        ``mix``. The session is then a
+        :class:`~rtclassify.engine.multistream.MultiStreamSession` (built with
+        ``clf.multistream``), and the sample counters count frames (one
+        sample of every stream).
     samplerate : float, optional
         Device sample rate; default the device's default rate.
     blocksize : int
@@ -114,7 +134,7 @@ class Listener:
     Raises
     ------
     ParameterError
-        Bad channel, blocksize or hop.
+        Bad channel(s), blocksize or hop.
     DeviceError
         The device does not exist or refuses the settings (raised by
         :meth:`start` or the constructor).
@@ -126,12 +146,18 @@ class Listener:
     """
 
     def __init__(self, clf, device=None, sinks: Sequence = (), *, channel: int | None = None, mix: bool = False,
-                 samplerate: float | None = None, blocksize: int = 256, hop: float | None = None,
+                 channels=None, samplerate: float | None = None, blocksize: int = 256, hop: float | None = None,
                  on_event: Callable | None = None, source=None, decoder: dict | None = None,
                  level_rate: float | None = None, ring_seconds: float = 2.0, stall_timeout: float = 2.0, status_interval: float = 0.1,
                  latency="low", switch_interval: float | None = 0.001):
         if channel is not None and mix:
             raise ParameterError("channel and mix: give one of them, not both")
+        if channels is not None:
+            if channel is not None or mix:
+                raise ParameterError("channels: give channels, channel or mix, not several of them")
+            from .multistream import parse_channels
+
+            channels = parse_channels(channels)
         if channel is not None and (isinstance(channel, bool) or int(channel) != channel or channel < 0):
             raise ParameterError(f"channel must be a 0-based channel index >= 0, got {channel!r}")
         if isinstance(blocksize, bool) or int(blocksize) != blocksize or not 16 <= blocksize <= 65536:
@@ -144,6 +170,10 @@ class Listener:
         self.sinks = list(sinks)
         self.channel = None if channel is None else int(channel)
         self.mix = bool(mix)
+        #: the input channel of each stream (several streams), or None
+        self.channels = channels
+        # frame stride of the interleaved ring (several streams): a power of two
+        self._stride = 1 if channels is None else 1 << (len(channels) - 1).bit_length()
         self.blocksize = int(blocksize)
         self.hop = hop
         self.on_event = on_event
@@ -157,11 +187,17 @@ class Listener:
         if source is None:
             from ..audio.sources import DeviceSource
 
-            need = None if self.mix else (self.channel or 0) + 1
+            if channels is not None:
+                need = max(channels) + 1
+            else:
+                need = None if self.mix else (self.channel or 0) + 1
             source = DeviceSource(device, channels=need, samplerate=samplerate, blocksize=self.blocksize,
                                   latency=latency)
         elif self.channel is not None and self.channel >= source.channels:
             raise ParameterError(f"channel {self.channel} does not exist: the source has {source.channels} channel(s)")
+        elif channels is not None and max(channels) >= source.channels:
+            raise ParameterError(f"channel {max(channels)} does not exist: the source has {source.channels} "
+                                 f"channel(s) (channels are 0-based)")
         self.source = source
         #: the error that stopped the listener (device lost, sink failed), or None
         self.error: BaseException | None = None
@@ -210,10 +246,11 @@ class Listener:
         sr = self.source.samplerate
         sc = dict(self.session.counters) if self.session is not None else {}
         hops = int(sc.pop("hops", 0))
+        P = self._stride
         c = {
-            "samples_in": int(ring.pushed) if ring is not None else 0,
+            "samples_in": int(ring.pushed) // P if ring is not None else 0,
             "samples_processed": self._samples_processed,
-            "dropped_samples": int(ring.dropped) if ring is not None else 0,
+            "dropped_samples": int(ring.dropped) // P if ring is not None else 0,
             "input_overflows": int(self._overflows[0]),
             "max_backlog_ms": 1e3 * self._max_backlog / sr,
             "hops": hops,
@@ -275,14 +312,18 @@ class Listener:
             self._max_block = max(4 * self.blocksize, 1024)
             if sr != int(sr):
                 raise ParameterError(f"samplerate must be a whole number of Hz, got {sr}")
-            # the callback already picked the channel: the session gets mono blocks
-            kwargs = dict(sample_rate=int(sr), max_block=self._max_block, hop=self.hop, channel=0,
+            kwargs = dict(sample_rate=int(sr), max_block=self._max_block, hop=self.hop,
                           level_rate=self.level_rate, record_frames=False)
             if self.decoder:
                 kwargs["decoder"] = self.decoder
-            self.session = self.clf.stream(**kwargs)
-            self._ring = SampleRing(int(self.ring_seconds * sr) + self.blocksize)
-            self._pop_buf = np.zeros(self._max_block, dtype=np.float32)
+            P = self._stride
+            if self.channels is None:
+                # the callback already picked the channel: the session gets mono blocks
+                self.session = self.clf.stream(channel=0, **kwargs)
+            else:
+                self.session = self.clf.multistream(self.channels, **kwargs)
+            self._ring = SampleRing((int(self.ring_seconds * sr) + self.blocksize) * P)
+            self._pop_buf = np.zeros(self._max_block * P, dtype=np.float32)
             self._callback = self._make_callback()
             opened = []
             try:
@@ -400,6 +441,8 @@ class Listener:
         ovf = self._overflows
         nch = self.source.channels
         bs = self.blocksize
+        if self.channels is not None:
+            return self._make_multi_callback(ring, ovf, nch, bs)
         buf = np.zeros(bs, dtype=np.float32)
         if self.mix and nch > 1:
             scale = np.float32(1.0 / nch)
@@ -433,11 +476,49 @@ class Listener:
 
         return callback
 
+    def _make_multi_callback(self, ring, ovf, nch: int, bs: int):
+        """Several streams: the chosen columns go interleaved, ``P`` samples per frame, into one ring."""
+        chans = self.channels
+        S, P = len(chans), self._stride
+        if S == P == nch and chans == tuple(range(nch)):
+
+            def callback(indata, frames, time_info, status):
+                if status.input_overflow:
+                    ovf[0] += 1
+                ring.push(indata.reshape(-1))  # exactly the streams' frames, C-contiguous: no copy
+
+            return callback
+        buf = np.zeros((bs, P), dtype=np.float32)  # columns S..P-1 stay 0
+        flat = buf.reshape(-1)
+        c0 = chans[0]
+        if chans == tuple(range(c0, c0 + S)):
+            hi = c0 + S
+
+            def callback(indata, frames, time_info, status):
+                if status.input_overflow:
+                    ovf[0] += 1
+                np.copyto(buf[:frames, :S], indata[:, c0:hi])
+                ring.push(flat[:frames * P])
+        else:
+            pairs = tuple(enumerate(chans))
+
+            def callback(indata, frames, time_info, status):
+                if status.input_overflow:
+                    ovf[0] += 1
+                for k, c in pairs:
+                    np.copyto(buf[:frames, k], indata[:, c])
+                ring.push(flat[:frames * P])
+
+        return callback
+
     # ------------------------------------------------------------------ worker thread
     def _run(self) -> None:
         ring, session = self._ring, self.session
         sr = self.source.samplerate
         buf = self._pop_buf
+        P = self._stride
+        S = 1 if self.channels is None else len(self.channels)
+        pop_max = self._max_block * P
         poll = min(0.005, self.blocksize / sr / 2)
         last_audio = time.monotonic()
         last_status = 0.0
@@ -463,9 +544,11 @@ class Listener:
                     time.sleep(poll)
                     continue
                 last_audio = now
-                if n > self._max_backlog:
-                    self._max_backlog = n
-                block = ring.pop(min(n, self._max_block), out=buf)
+                if n // P > self._max_backlog:
+                    self._max_backlog = n // P
+                block = ring.pop(min(n, pop_max), out=buf)
+                if P > 1:  # whole frames only: pushes, pops and overflow drops all move by multiples of P
+                    block = block.reshape(-1, P)[:, :S]
                 t0 = time.perf_counter()
                 events = session.process(block)
                 t1 = time.perf_counter()

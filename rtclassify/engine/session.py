@@ -95,6 +95,49 @@ class FrameResult:
     events: list = field(default_factory=list)
 
 
+class _HopTimer:
+    """Engine cost per hop: the time of each ``process``/``flush`` call, spread over the hops it produced.
+
+    A call that produced no hop carries its time over to the next call that does.
+    """
+
+    def __init__(self, hop_s: float):
+        self.hop_s = hop_s
+        self.times = np.zeros(_TIMING_HISTORY, np.float64)
+        self.reset()
+
+    def reset(self) -> None:
+        self.hops = 0
+        self.late = 0
+        self.sum = 0.0
+        self.pending = 0.0
+        self.times[:] = 0.0
+
+    def add(self, elapsed: float, hops: int) -> None:
+        """Account ``elapsed`` seconds of a call that produced ``hops`` hops."""
+        elapsed += self.pending
+        if hops == 0:
+            self.pending = elapsed
+            return
+        self.pending = 0.0
+        per = elapsed / hops
+        self.sum += elapsed
+        if per > self.hop_s:
+            self.late += hops
+        hist = self.times
+        for k in range(self.hops, self.hops + hops):
+            hist[k % _TIMING_HISTORY] = per
+        self.hops += hops
+
+    def stats_ms(self) -> tuple[float, float]:
+        """(mean, p99 over the last 4096 hops) engine cost per hop in milliseconds (0 before any hop)."""
+        n = self.hops
+        if not n:
+            return 0.0, 0.0
+        recent = self.times[: min(n, _TIMING_HISTORY)]
+        return 1000.0 * self.sum / n, 1000.0 * float(np.percentile(recent, 99))
+
+
 def _positive_int(value, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ParameterError(f"{name} must be an integer >= {minimum} (got {value!r})")
@@ -213,7 +256,7 @@ class StreamSession:
         self._run = getattr(backend, "run_unchecked", backend.run)
         latency_s = self.resampler_latency_s + (self._n_fft / 2 + (self._L + self.hop_frames) * self._hop_len) / self.model_rate
         self.latency_samples = int(math.ceil(latency_s * self.sample_rate - 1e-9))
-        self._hop_times = np.zeros(_TIMING_HISTORY, np.float64)
+        self._timer = _HopTimer(self.hop_s)
         self.reset()
 
     # ------------------------------------------------------------------
@@ -247,13 +290,10 @@ class StreamSession:
         self.decoder.reset()
         self._samples_in = 0
         self._hops = 0
-        self._late = 0
         self._nonfinite_own = 0
         self._fe_nonfinite_base = self._frontend_nonfinite()
-        self._compute_sum = 0.0
-        self._pending = 0.0
         self._last_decided = 0.0
-        self._hop_times[:] = 0.0
+        self._timer.reset()
         self._flushed = False
         self.last_frames: list[FrameResult] = []
 
@@ -272,15 +312,12 @@ class StreamSession:
         ``latency_compute_ms`` (= ``compute_ms_mean``) and
         ``resampler_latency_ms`` (part of the algorithmic latency).
         """
-        n = self._hops
-        recent = self._hop_times[: min(n, _TIMING_HISTORY)]
-        mean_ms = 1000.0 * self._compute_sum / n if n else 0.0
-        p99_ms = 1000.0 * float(np.percentile(recent, 99)) if n else 0.0
+        mean_ms, p99_ms = self._timer.stats_ms()
         return {
             "samples_in": self._samples_in,
             "frames": self._n_frames,
-            "hops": n,
-            "late_hops": self._late,
+            "hops": self._hops,
+            "late_hops": self._timer.late,
             "compute_ms_mean": mean_ms,
             "compute_ms_p99": p99_ms,
             "nonfinite_replaced": self._nonfinite_own + self._frontend_nonfinite() - self._fe_nonfinite_base,
@@ -362,37 +399,36 @@ class StreamSession:
         frames: list[FrameResult] = []
         self._frames_out = frames
         hops_before = self._hops
-        if self._rs is not None:
-            tail = self._rs.process(self._empty, last=True)
-            if len(tail):
-                self._push(tail, events)
-        end = max(self._samples_in / self.sample_rate, self._last_decided)
-        events.extend(self.decoder.flush(end, time.time()))
+        tail = self._tail_frames()
+        if tail is not None:
+            self._push_frames(tail, events)
+        self._end(events)
         self.last_frames = frames
         self._account(t0, hops_before)
-        self._flushed = True
         return events
 
     # ------------------------------------------------------------------
+    # The building blocks below are shared with MultiStreamSession (engine/multistream.py), which runs
+    # several sessions' front parts and decoders around one batched backend call per hop.
     def _account(self, t0: float, hops_before: int) -> None:
-        elapsed = time.perf_counter() - t0 + self._pending
-        h = self._hops - hops_before
-        if h == 0:
-            self._pending = elapsed
-            return
-        self._pending = 0.0
-        per = elapsed / h
-        self._compute_sum += elapsed
-        if per > self.hop_s:
-            self._late += h
-        hist = self._hop_times
-        for k in range(hops_before, self._hops):
-            hist[k % _TIMING_HISTORY] = per
+        self._timer.add(time.perf_counter() - t0, self._hops - hops_before)
 
     def _process_chunk(self, x: np.ndarray, events: list) -> None:
+        frames = self._ingest(x)
+        if frames is not None:
+            self._push_frames(frames, events)
+
+    def _ingest(self, x: np.ndarray) -> np.ndarray | None:
+        """Convert, count, resample and run the frontend on a chunk of at most ``max_block`` samples.
+
+        ``x``: 1-D (any stride) or 2-D (averaged) samples of the stream.
+        Returns the new frames, float32 (k, n_mels) (a view of a buffer the
+        next call overwrites), or None when the chunk gave no samples at the
+        model rate.
+        """
         n = x.shape[0]
         if n == 0:
-            return
+            return None
         buf = self._buf[:n]
         if x.ndim == 2:
             mix = self._mix[:n]
@@ -414,37 +450,78 @@ class StreamSession:
                 buf[bad] = 0.0
             y = self._rs.process(buf)
             if len(y) == 0:
-                return
+                return None
         else:
             y = buf
-        self._push(y, events)
+        return self._frontend(y)
 
-    def _push(self, y: np.ndarray, events: list) -> None:
+    def _frontend(self, y: np.ndarray) -> np.ndarray:
+        """Frontend frames of model-rate samples ``y``: float32 (k, n_mels), a view of a reused buffer."""
         need = self._fe.frames_for(y.shape[0])
         if need > self._fbuf.shape[0]:
             self._fbuf = np.empty((need, self._fbuf.shape[1]), np.float32)
-        frames = self._fe.push(y, out=self._fbuf)
+        return self._fe.push(y, out=self._fbuf)
+
+    def _tail_frames(self) -> np.ndarray | None:
+        """End of stream: the frames of the resampler's last samples (None without resampling or samples)."""
+        if self._rs is None:
+            return None
+        tail = self._rs.process(self._empty, last=True)
+        return self._frontend(tail) if len(tail) else None
+
+    def _end(self, events: list) -> None:
+        """End of stream: a TagOff for every active tag; no audio is accepted until :meth:`reset`."""
+        end = max(self._samples_in / self.sample_rate, self._last_decided)
+        events.extend(self.decoder.flush(end, time.time()))
+        self._flushed = True
+
+    def _push_frames(self, frames: np.ndarray, events: list) -> None:
         k = frames.shape[0]
-        if k == 0:
-            return
+        j = 0
+        while j < k:
+            j, p = self._advance(frames, j)
+            if p >= 0:
+                self._hop(p, events)
+
+    def _advance(self, frames: np.ndarray, j: int) -> tuple[int, int]:
+        """Write ``frames[j:]`` into the mel ring up to and including the next frame at which a hop is due.
+
+        Returns
+        -------
+        j : int
+            Index of the first frame not written.
+        p : int
+            Ring position of the due frame (pass it to :meth:`_window`), or -1
+            when every frame was written and no hop is due.
+        """
         W = self._W
         ring = self._ring
         f = self._n_frames
-        for j in range(k):
+        trig = self._trigger
+        k = frames.shape[0]
+        while j < k:
             p = f % W
             row = frames[j]
             ring[p] = row
             ring[p + W] = row
-            if f == self._trigger:
-                self._n_frames = f + 1
-                self._hop(p, events)
+            j += 1
             f += 1
+            if f - 1 == trig:
+                self._n_frames = f
+                return j, p
         self._n_frames = f
+        return j, -1
+
+    def _window(self, p: int, out: np.ndarray) -> None:
+        """Copy the last ``W`` frames, ending at ring position ``p``, into ``out`` (n_mels, W)."""
+        np.copyto(out, self._ring[p + 1:p + 1 + self._W].T)
 
     def _hop(self, p: int, events: list) -> None:
-        W = self._W
-        np.copyto(self._win[0], self._ring[p + 1:p + 1 + W].T)
-        probs = self._run(self._win)[0]
+        self._window(p, self._win[0])
+        self._decide(self._run(self._win)[0], events)
+
+    def _decide(self, probs: np.ndarray, events: list) -> None:
+        """Decode the model output ``probs`` (n_tags,) of the hop that is due; appends its events."""
         trig = self._trigger
         index = trig - self._L
         t_frame = (index * self._hop_len + self._n_fft / 2) / self.model_rate

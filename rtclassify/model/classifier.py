@@ -205,6 +205,25 @@ class Classifier:
                              channel=channel, decoder=decoder, level_rate=level_rate,
                              resample_quality=resample_quality, record_frames=record_frames, on_frame=on_frame)
 
+    def multistream(self, channels, sample_rate: int = 48000, max_block: int = 1024, hop: float | None = None,
+                    decoder: dict | None = None, level_rate: float | None = None, resample_quality: str = "HQ",
+                    record_frames: bool = True, on_frame=None):
+        """A synchronous session that tags several channels as separate streams, one batched model run per hop.
+
+        ``channels`` (e.g. ``[0, 1, 2, 3]`` or ``"0-3"``, 0-based) gives the
+        input channel of each stream; blocks are ``(frames, len(channels))``.
+        See :class:`rtclassify.engine.multistream.MultiStreamSession`.
+
+        Returns
+        -------
+        MultiStreamSession
+        """
+        from ..engine.multistream import MultiStreamSession
+
+        return MultiStreamSession(self.bundle, self.backend, channels, sample_rate=sample_rate, max_block=max_block,
+                                  hop=hop, decoder=decoder, level_rate=level_rate,
+                                  resample_quality=resample_quality, record_frames=record_frames, on_frame=on_frame)
+
     def tag(self, audio, sample_rate: int, *, channel: int | None = None, hop: float | None = None,
             decoder: dict | None = None, level_rate: float | None = 0, progress: Callable | None = None) -> TagResult:
         """Tag a whole signal.

@@ -1,5 +1,9 @@
 """Live terminal display (rich): one bar per tag with its on/off state, recent events, counters.
 
+With several streams (``channels=``, ``listen --channels``) it shows a matrix
+instead: one row per tag, one column per input channel, each cell a short bar
+of the tag's level on that channel, bright when the tag is on.
+
 The worker thread only stores the latest values (plain attribute and dict
 writes); rich's own refresh thread draws them ``refresh_per_second`` times a
 second in place (``rich.live.Live``), so the screen does not flicker and the
@@ -32,11 +36,18 @@ class LiveDisplay:
         Redraw rate.
     recent : int
         How many recent on/off events to list.
+    channels : sequence of int, optional
+        Several streams: the input channel of each (one column per channel).
     """
 
     def __init__(self, labels: Sequence[str], *, title: str = "rtclassify", console=None,
-                 refresh_per_second: float = 12.0, recent: int = 6):
+                 refresh_per_second: float = 12.0, recent: int = 6, channels=None):
         self.labels = list(labels)
+        #: input channels of the streams (several streams), or None
+        self.channels = None if channels is None else [int(c) for c in channels]
+        #: several streams: per channel, the levels and on/off states of the tags
+        self.levels_by_channel = {c: {t: 0.0 for t in self.labels} for c in self.channels or ()}
+        self.active_by_channel = {c: {t: False for t in self.labels} for c in self.channels or ()}
         self.title = title
         self._console = console
         self._rate = refresh_per_second
@@ -64,6 +75,9 @@ class LiveDisplay:
         self._live.start()
 
     def send(self, events) -> None:
+        if self.channels is not None:
+            self._send_streams(events)
+            return
         for ev in events:
             k = ev.kind
             self.stream_time = max(self.stream_time, ev.stream_time)
@@ -91,6 +105,24 @@ class LiveDisplay:
                 self.technique.pop(k[:-4], None)
                 self.recent.appendleft((ev.stream_time, f"-{k[:-4]}", ""))
 
+    def _send_streams(self, events) -> None:
+        for ev in events:
+            k = ev.kind
+            self.stream_time = max(self.stream_time, ev.stream_time)
+            levels = self.levels_by_channel.get(ev.channel)
+            if levels is None or k not in ("level", "on", "off"):
+                continue
+            if k == "level":
+                levels[ev.tag] = ev.prob
+            elif k == "on":
+                self.active_by_channel[ev.channel][ev.tag] = True
+                levels[ev.tag] = max(levels.get(ev.tag, 0.0), ev.prob)
+                self.on_counts[ev.tag] = self.on_counts.get(ev.tag, 0) + 1
+                self.recent.appendleft((ev.stream_time, f"+{ev.tag}@{ev.channel}", f"{ev.prob:.2f}"))
+            else:
+                self.active_by_channel[ev.channel][ev.tag] = False
+                self.recent.appendleft((ev.stream_time, f"-{ev.tag}@{ev.channel}", ""))
+
     def status(self, counters: dict) -> None:
         self.counters = counters
 
@@ -106,6 +138,45 @@ class LiveDisplay:
     # ---------------------------------------------------------------- drawing
     def render(self):
         from rich.console import Group
+        from rich.text import Text
+
+        if self.channels is not None:
+            table = self._matrix()
+        else:
+            table = self._bars()
+        parts = [Text(self.title, style="bold"), table]
+        if self.technique:
+            parts.append(Text("technique: " + "  ".join(f"{k} {v}" for k, v in self.technique.items())))
+        ev = "  ".join(f"{t:6.2f}s {name} {p}".rstrip() for t, name, p in list(self.recent))
+        parts.append(Text(f"events: {ev or '(none yet)'}", style="grey70"))
+        parts.append(Text(f"t = {self.stream_time:.1f} s · " + format_counters(self.counters), style="grey62"))
+        return Group(*parts)
+
+    def _matrix(self):
+        from rich.table import Table
+        from rich.text import Text
+
+        cell = 5
+        table = Table.grid(padding=(0, 1))
+        table.add_column(justify="left", min_width=9)
+        for _ in self.channels:
+            table.add_column(width=cell)
+        table.add_row(Text("channel", style="grey50"), *(Text(f"{c:>{cell}}", style="grey50") for c in self.channels))
+        for tag in self.labels:
+            row = []
+            any_on = False
+            for c in self.channels:
+                p = min(max(float(self.levels_by_channel[c].get(tag, 0.0)), 0.0), 1.0)
+                on = self.active_by_channel[c].get(tag, False)
+                any_on = any_on or on
+                filled = int(round(p * cell))
+                bar = Text("█" * filled, style="bold green" if on else "cyan")
+                bar.append("·" * (cell - filled), style="grey37")
+                row.append(bar)
+            table.add_row(Text(tag, style="bold" if any_on else ""), *row)
+        return table
+
+    def _bars(self):
         from rich.table import Table
         from rich.text import Text
 
@@ -126,13 +197,7 @@ class LiveDisplay:
                 Text("ON", style="bold green") if on else Text("--", style="grey50"),
                 Text(f"{self.on_counts.get(tag, 0)}x", style="grey50"),
             )
-        parts = [Text(self.title, style="bold"), table]
-        if self.technique:
-            parts.append(Text("technique: " + "  ".join(f"{k} {v}" for k, v in self.technique.items())))
-        ev = "  ".join(f"{t:6.2f}s {name} {p}".rstrip() for t, name, p in list(self.recent))
-        parts.append(Text(f"events: {ev or '(none yet)'}", style="grey70"))
-        parts.append(Text(f"t = {self.stream_time:.1f} s · " + format_counters(self.counters), style="grey62"))
-        return Group(*parts)
+        return table
 
 
 def format_counters(c: dict) -> str:

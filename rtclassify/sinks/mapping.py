@@ -6,9 +6,11 @@ package data: ``rtclassify/data/mapping.example.toml``
 (:func:`example_path`). Sections:
 
 ``[midi]``
-    ``channel`` (1-16, default 1), ``notes`` / ``cc`` (send note on/off and
-    level CCs, default true), ``velocity_min`` / ``velocity_max`` (note-on
-    velocity = min + prob * (max - min), default 1 / 127).
+    ``channel`` (1-16, default 1; with several streams, ``listen
+    --channels``, the channel of the first stream: stream k uses ``channel +
+    k``), ``notes`` / ``cc`` (send note on/off and level CCs, default true),
+    ``velocity_min`` / ``velocity_max`` (note-on velocity = min + prob * (max
+    - min), default 1 / 127).
 ``[midi.tags.<tag>]``
     ``note`` (0-127, default 36 + i for the i-th tag of the model),
     ``cc`` (0-127, default 20 + i), ``enabled`` (default true).
@@ -23,7 +25,11 @@ package data: ``rtclassify/data/mapping.example.toml``
 ``[osc]``
     ``prefix`` (``"/rtclassify"``), ``levels`` / ``on_off`` / ``technique``
     (send those messages, default true), ``bundle`` (send each batch as one
-    bundle with a time tag, default false).
+    bundle with a time tag, default false), ``streams`` (how several streams,
+    ``listen --channels``, are told apart: ``"path"`` (default) puts the
+    input channel into the address, ``<prefix>/<channel>/tag/<tag>``, and
+    appends it to addresses outside the prefix; ``"argument"`` keeps the
+    addresses and sends the channel as a first int32 argument).
 ``[osc.tags]``
     ``<tag> = "/address"``: the level address of a tag (default
     ``<prefix>/tag/<tag>``).
@@ -147,6 +153,19 @@ class OscMapping:
     bundle: bool = False
     tags: dict[str, str] = field(default_factory=dict)
     technique_addresses: dict[str, str] = field(default_factory=dict)
+    #: several streams: "path" (the channel in the address) or "argument" (a first int argument)
+    streams: str = "path"
+
+    def stream_address(self, address: str, channel: int) -> str:
+        """The address of a message of the stream on input ``channel`` in ``"path"`` mode.
+
+        ``<prefix>/<rest>`` becomes ``<prefix>/<channel>/<rest>``; an address
+        outside the prefix gets ``/<channel>`` appended.
+        """
+        p = self.prefix.rstrip("/")
+        if address.startswith(p + "/"):
+            return f"{p}/{channel}{address[len(p):]}"
+        return f"{address.rstrip('/')}/{channel}"
 
     @property
     def on_address(self) -> str:
@@ -162,6 +181,10 @@ class OscMapping:
     def technique_address(self, name: str) -> str:
         """Address of ``pitch``, ``vibrato`` or ``tremolo`` messages."""
         return self.technique_addresses.get(name) or f"{self.prefix}/{name}"
+
+    def __post_init__(self):
+        if self.streams not in ("path", "argument"):
+            raise ConfigError(f"osc.streams: must be \"path\" or \"argument\", got {self.streams!r}")
 
 
 @dataclass(frozen=True)
@@ -405,7 +428,8 @@ def _build(data: dict, labels: tuple[str, ...], loc: _Locator) -> Mapping:
                        tags=tags, technique=technique)
 
     # ---- osc
-    od = _table(data.get("osc", {}), ["osc"], ("prefix", "levels", "on_off", "technique", "bundle", "tags"), loc)
+    od = _table(data.get("osc", {}), ["osc"], ("prefix", "levels", "on_off", "technique", "bundle", "tags", "streams"),
+                loc)
     prefix = _address(od["prefix"], ["osc", "prefix"], loc) if "prefix" in od else "/rtclassify"
     tech = od.get("technique", True)
     tech_addr: dict[str, str] = {}
@@ -419,10 +443,13 @@ def _build(data: dict, labels: tuple[str, ...], loc: _Locator) -> Mapping:
         tech_on = _bool(od, "technique", ["osc"], loc, True)
     ot = _table(od.get("tags", {}), ["osc", "tags"], labels, _TagLoc(loc, labels))
     osc_tags = {tag: _address(v, ["osc", "tags", tag], loc) for tag, v in ot.items()}
+    streams = od.get("streams", "path")
+    if streams not in ("path", "argument"):
+        raise loc.error(["osc", "streams"], f"must be \"path\" or \"argument\", got {streams!r}")
     osc = OscMapping(prefix=prefix, levels=_bool(od, "levels", ["osc"], loc, True),
                      on_off=_bool(od, "on_off", ["osc"], loc, True), technique=tech_on,
                      bundle=_bool(od, "bundle", ["osc"], loc, False), tags=osc_tags,
-                     technique_addresses=tech_addr)
+                     technique_addresses=tech_addr, streams=streams)
 
     # ---- decoder
     dd = _table(data.get("decoder", {}), ["decoder"], _DEC_COMMON + ("tags",), loc)

@@ -11,6 +11,10 @@ Default messages (all configurable in the mapping file, see
   CC 103 / 104; tremolo on/off as note 61 with rate / depth on CC 105 / 106
   (scaled by the mapping's full-scale values; 0 when the technique stops).
 
+Several streams (``rtclassify listen --channels``, ``MidiSink(..., streams=)``):
+stream ``k`` (the k-th channel of the list) sends the same messages on MIDI
+channel ``channel + k``, so 8 streams from channel 1 use MIDI channels 1-8.
+
 On :meth:`MidiSink.close` every note still sounding gets its note-off. A CC
 is not sent again while its value does not change. Event kinds handled:
 ``on``, ``off``, ``level``, ``technique`` (TechniqueValues: ``pitch``/``midi``,
@@ -103,6 +107,18 @@ class MidiSink(EventDispatch):
         The MIDI system; default rtmidi's default (ALSA on Linux).
     client_name : str
         The MIDI client name (the port shows as ``client_name:virtual``).
+    streams : sequence of int, optional
+        Several streams: the input channel of each stream, in stream order
+        (the ``channel`` of their events). Stream ``k`` sends on MIDI channel
+        ``mapping.channel + k``; an event from another input channel raises
+        :class:`~rtclassify.errors.SinkError`. Default: every event on
+        ``mapping.channel``.
+
+    Raises
+    ------
+    SinkError
+        Neither or both of ``port`` and ``virtual``; more streams than MIDI
+        channels from ``mapping.channel`` to 16.
 
     Notes
     -----
@@ -111,7 +127,7 @@ class MidiSink(EventDispatch):
     """
 
     def __init__(self, mapping: MidiMapping, *, port: int | str | None = None, virtual: str | None = None,
-                 api: str | None = None, client_name: str = "rtclassify"):
+                 api: str | None = None, client_name: str = "rtclassify", streams=None):
         if (port is None) == (virtual is None):
             raise SinkError("MIDI output: give exactly one of an existing port or a virtual port name")
         if virtual is not None and not str(virtual).strip():
@@ -123,16 +139,39 @@ class MidiSink(EventDispatch):
         self.client_name = client_name
         self._out = None
         self._lock = threading.Lock()
-        self._status = 0x90 | (mapping.channel - 1)
-        self._cc_status = 0xB0 | (mapping.channel - 1)
-        self._off_status = 0x80 | (mapping.channel - 1)
-        #: notes currently sounding (note -> tag/technique name)
+        #: input channel of each stream (several streams), or None
+        self.streams = None if streams is None else tuple(int(c) for c in streams)
+        n = 1 if self.streams is None else len(self.streams)
+        if n == 0:
+            raise SinkError("MIDI output: streams is empty (give the input channel of each stream)")
+        if mapping.channel + n - 1 > 16:
+            raise SinkError(f"MIDI output: {n} streams from MIDI channel {mapping.channel} need channels "
+                            f"{mapping.channel}-{mapping.channel + n - 1}, but MIDI has 16 (set [midi] channel in the "
+                            f"mapping file lower, or tag fewer channels)")
+        # per MIDI channel: note-on, CC and note-off status bytes, sounding notes, last CC values
+        self._voices = [(0x90 | (ch - 1), 0xB0 | (ch - 1), 0x80 | (ch - 1), {}, {})
+                        for ch in range(mapping.channel, mapping.channel + n)]
+        self._voice_of = None if self.streams is None else dict(zip(self.streams, self._voices))
+        #: notes currently sounding (note -> tag/technique name); with several streams, stream 0's
         self.sounding: dict[int, str] = {}
-        self._last_cc: dict[int, int] = {}
+        self._select(self._voices[0])
         #: number of MIDI messages sent
         self.messages_sent = 0
         #: the port name actually used
         self.port_name: str | None = None
+
+    @property
+    def midi_channels(self) -> list[int]:
+        """The MIDI channel (1-16) of each stream (one entry for a single stream)."""
+        return [(v[0] & 0x0F) + 1 for v in self._voices]
+
+    @property
+    def sounding_by_channel(self) -> dict[int, dict[int, str]]:
+        """Notes sounding per MIDI channel (1-16): {channel: {note: name}}."""
+        return {(v[0] & 0x0F) + 1: dict(v[3]) for v in self._voices}
+
+    def _select(self, voice) -> None:
+        self._status, self._cc_status, self._off_status, self.sounding, self._last_cc = voice
 
     # ------------------------------------------------------------------ lifecycle
     def open(self) -> None:
@@ -192,9 +231,10 @@ class MidiSink(EventDispatch):
             if out is None:
                 return
             try:
-                for note in list(self.sounding):
-                    self._raw(out, [self._off_status, note, 0])
-                self.sounding.clear()
+                for _, _, off_status, sounding, _ in self._voices:
+                    for note in list(sounding):
+                        self._raw(out, [off_status, note, 0])
+                    sounding.clear()
             finally:
                 # JACK MIDI output is queued and written by the next JACK cycles: closing the client at once
                 # loses or garbles what is still queued (the final note-offs), so give it a few cycles
@@ -217,7 +257,19 @@ class MidiSink(EventDispatch):
         with self._lock:
             if self._out is None:
                 raise SinkError("MIDI output is not open")
-            EventDispatch.send(self, events)
+            if self._voice_of is None:
+                EventDispatch.send(self, events)
+                return
+            try:
+                for ev in events:
+                    voice = self._voice_of.get(ev.channel)
+                    if voice is None:
+                        raise SinkError(f"MIDI output: an event from input channel {ev.channel}, which is not one "
+                                        f"of the sink's streams ({', '.join(map(str, self.streams))})")
+                    self._select(voice)
+                    EventDispatch.send(self, (ev,))
+            finally:
+                self._select(self._voices[0])
 
     def _raw(self, out, msg: list[int]) -> None:
         try:

@@ -14,6 +14,15 @@ address                        types   meaning
 ``/rtclassify/tremolo``        ``ff``  tremolo rate (Hz) and depth (dB); 0 0 when it stops
 =============================  ======  ===========================================
 
+Several streams (``rtclassify listen --channels``, ``OscSink(..., streams=)``)
+are told apart by the events' input channel: with the mapping's ``streams =
+"path"`` (default) it goes into the address after the prefix
+(``/rtclassify/3/tag/piano``, ``/rtclassify/3/on``, ``/rtclassify/3/pitch``;
+an address outside the prefix, from ``[osc.tags]`` or ``[osc.technique]``, gets
+``/3`` appended), with ``streams = "argument"`` the addresses stay as above and
+every message starts with the channel as an int32 argument
+(``/rtclassify/on ,is 3 piano``).
+
 With ``bundle = true`` each batch of events goes out as one OSC bundle whose
 time tag is the wall time at which the engine decided the first event of the
 batch (in the past, so receivers act at once but can measure the delay).
@@ -64,6 +73,12 @@ class OscSink(EventDispatch):
         Addresses and switches (``Mapping.default(labels).osc`` gives the defaults).
     destinations : sequence of (host, port) or "HOST:PORT"
         Where to send; every message goes to each.
+    streams : sequence of int, optional
+        Several streams: the input channel of each stream (the ``channel`` of
+        their events); messages then say which stream they belong to (see
+        the module notes). An event from another channel raises
+        :class:`~rtclassify.errors.SinkError`. Default: one stream, addresses
+        without a channel.
 
     Notes
     -----
@@ -73,10 +88,16 @@ class OscSink(EventDispatch):
     guarantee: a receiver that is not running is not an error.
     """
 
-    def __init__(self, mapping: OscMapping, destinations: Sequence):
+    def __init__(self, mapping: OscMapping, destinations: Sequence, streams=None):
         if not destinations:
             raise SinkError("OSC output needs at least one HOST:PORT destination")
         self.mapping = mapping
+        #: input channel of each stream (several streams), or None
+        self.streams = None if streams is None else frozenset(int(c) for c in streams)
+        if self.streams is not None and not self.streams:
+            raise SinkError("OSC output: streams is empty (give the input channel of each stream)")
+        self._channel: int | None = None  # the channel of the event being dispatched (several streams)
+        self._addresses: dict[tuple[str, int], str] = {}
         self.destinations = [parse_destination(d) if isinstance(d, str) else (str(d[0]), int(d[1]))
                              for d in destinations]
         self._socks: dict[int, socket.socket] = {}
@@ -136,7 +157,15 @@ class OscSink(EventDispatch):
                 raise SinkError("OSC output is not open")
             self._pending = []
             self._batch_time = events[0].wall_time if events else 0.0
-            EventDispatch.send(self, events)
+            if self.streams is None:
+                EventDispatch.send(self, events)
+            else:
+                for ev in events:
+                    if ev.channel not in self.streams:
+                        raise SinkError(f"OSC output: an event from input channel {ev.channel}, which is not one of "
+                                        f"the sink's streams ({', '.join(map(str, sorted(self.streams)))})")
+                    self._channel = ev.channel
+                    EventDispatch.send(self, (ev,))
             if not self._pending:
                 return
             if self.mapping.bundle:
@@ -159,7 +188,19 @@ class OscSink(EventDispatch):
     def _msg(self, address: str, *args) -> None:
         from pythonosc.osc_message_builder import OscMessageBuilder
 
-        b = OscMessageBuilder(address=address)
+        ch = self._channel
+        if ch is not None:
+            if self.mapping.streams == "argument":
+                b = OscMessageBuilder(address=address)
+                b.add_arg(ch, OscMessageBuilder.ARG_TYPE_INT)
+            else:
+                key = (address, ch)
+                addr = self._addresses.get(key)
+                if addr is None:
+                    addr = self._addresses[key] = self.mapping.stream_address(address, ch)
+                b = OscMessageBuilder(address=addr)
+        else:
+            b = OscMessageBuilder(address=address)
         for a in args:
             if isinstance(a, str):
                 b.add_arg(a, OscMessageBuilder.ARG_TYPE_STRING)
@@ -188,9 +229,10 @@ class OscSink(EventDispatch):
 
     def _changed(self, address: str, *values) -> bool:
         """Technique values repeat at the trackers' frame rate: send only what changed."""
-        if self._last.get(address) == values:
+        key = (address, self._channel)
+        if self._last.get(key) == values:
             return False
-        self._last[address] = values
+        self._last[key] = values
         return True
 
     def _tech(self, which: str, *values) -> None:
