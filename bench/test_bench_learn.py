@@ -6,7 +6,8 @@ Budgets:
   time to example duration under 0.6; measured cold (the generic negatives are embedded too, as on
   a first use) and warm (cached generic negatives);
 - the learned bundle's inference (one window, batch 1, one thread: the live path) costs under 1.10x
-  the original bundle's, both measured interleaved in the same run;
+  the original bundle's: 40 paired rounds of 100 calls each, in alternating order, in the same run;
+  the budget applies to the median of the per-round ratios (robust on a shared machine);
 - the original tags' outputs of the learned bundle differ from the original bundle's by at most 1e-6
   (over a streamed signal).
 
@@ -94,23 +95,32 @@ def test_learned_tag_inference_cost_and_unchanged_outputs(clf, report, tmp_path)
     run0, run1 = clf.backend.run_unchecked, new.backend.run_unchecked
     for _ in range(50):
         run0(w), run1(w)
-    calls, best0, best1 = 200, float("inf"), float("inf")
-    for _ in range(15):  # interleaved rounds, best of each
+    calls = 100
+
+    def timed(fn):
         t0 = time.perf_counter()
         for _ in range(calls):
-            run0(w)
-        t1 = time.perf_counter()
-        for _ in range(calls):
-            run1(w)
-        t2 = time.perf_counter()
-        best0, best1 = min(best0, (t1 - t0) / calls), min(best1, (t2 - t1) / calls)
-    ratio = best1 / best0
+            fn(w)
+        return (time.perf_counter() - t0) / calls
+
+    t0s, t1s = [], []
+    for i in range(40):  # paired rounds in alternating order; the machine is shared, so pair and take medians
+        if i % 2 == 0:
+            a = timed(run0)
+            b = timed(run1)
+        else:
+            b = timed(run1)
+            a = timed(run0)
+        t0s.append(a)
+        t1s.append(b)
+    best0, best1 = float(np.median(t0s)), float(np.median(t1s))
+    ratio = float(np.median(np.array(t1s) / np.array(t0s)))
     # original tags over a streamed signal
     sig = np.concatenate([chime(3.0, 50), rng.normal(0, 0.05, SR * 2).astype(np.float32), chime(2.0, 51)])
     r0, r1 = clf.tag(sig, SR), new.tag(sig, SR)
     diff = float(np.abs(r1.probs[:, :clf.bundle.n_tags] - r0.probs).max())
-    report(f"inference per window ({clf.bundle.name}, batch 1, 1 thread): original {best0 * 1e3:.3f} ms, with the "
-           f"learned tag {best1 * 1e3:.3f} ms: ratio {ratio:.3f} (budget 1.10); original tags' largest change "
+    report(f"inference per window ({clf.bundle.name}, batch 1, 1 thread), medians: original {best0 * 1e3:.3f} ms, "
+           f"with the learned tag {best1 * 1e3:.3f} ms: paired ratio {ratio:.3f} (budget 1.10); original tags' largest change "
            f"{diff:.2e} (budget 1e-6)")
     assert ratio < 1.10
     assert diff <= 1e-6

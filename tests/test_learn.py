@@ -344,6 +344,16 @@ def test_learn_command_writes_a_bundle_that_listen_and_demo_load(base, example_f
     assert ("on", "bell") in kinds and ("off", "bell") in kinds
     on = next(e for e in events if e.get("event") == "on" and e.get("tag") == "bell")
     assert 2.3 < on["stream_time"] < 3.5
+    # listen loads it (and a mapping that names the new tag) before it looks for the device
+    mapping = tmp_path / "map.toml"
+    mapping.write_text("[midi.tags.bell]\nnote = 72\ncc = 40\n")
+    r = rtc("listen", "--bundle", str(out), "--map", str(mapping), "--device", "99", "--no-display", "--duration", "1")
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1].startswith("rtclassify listen: error: no input device with index 99")
+    from rtclassify.sinks.mapping import load_mapping
+
+    m = load_mapping(mapping, clf.labels)
+    assert m.midi.tags["bell"].note == 72 and m.midi.tags["bell"].cc == 40
 
 
 def test_learn_command_errors_are_one_line(base, example_files, tmp_path):
@@ -534,3 +544,40 @@ def test_pretrain_command_writes_an_encoder(cnn_bundle, tmp_path):
     assert emb.shape == (5, 16) and np.all(np.isfinite(emb))
     r = rtc("pretrain", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "x"), "--bundle", str(cnn_bundle))
     assert r.returncode == 1 and "is not a folder" in r.stderr
+
+
+def test_mixed_copies_put_the_example_over_generic_material():
+    from rtclassify.learn.examples import Example
+    from rtclassify.learn.learner import mixed_copies
+    from rtclassify.learn.negatives import generic_negative_examples
+
+    backgrounds = [e for e in generic_negative_examples() if e.name.split(":")[1] == "music"]
+    assert len(backgrounds) >= 8
+    ex = [Example("a", bell(44100, 1.5, 1), 44100), Example("b", bell(SR, 4.0, 2), SR)]
+    mixes, clean = mixed_copies(ex, backgrounds, SR, seed=3)
+    assert [m.name for m in mixes] == ["a+mix", "b+mix"]
+    for m, (c, rate), e in zip(mixes, clean, ex):
+        assert m.sample_rate == rate == SR and len(m.audio) == len(c) == round(e.seconds * SR)
+        rest = m.audio - c
+        assert np.abs(rest).max() > 0.01  # a background is there
+        # the example is 0-10 dB above the background
+        ratio_db = 20 * np.log10(np.sqrt(np.mean(c ** 2)) / np.sqrt(np.mean(rest ** 2)))
+        assert -3 < ratio_db < 16
+
+
+def test_query_audio_conditions():
+    pytest.importorskip("scipy")
+    from rtclassify.learn.fewshot import query_audio
+
+    bg = (0.1 * np.random.default_rng(0).standard_normal(4 * SR)).astype(np.float32)
+    snd = np.zeros(4 * SR, np.float32)
+    snd[SR:2 * SR] = tone(SR, 1.0, 1000.0, 0.3)
+    mix, lab = query_audio(bg, snd, "mix")
+    assert np.array_equal(mix, bg + snd)
+    t = (np.flatnonzero(lab) * 256 + 256) / SR
+    assert 0.9 < t.min() < 1.1 and 1.9 < t.max() < 2.1
+    alt, lab2 = query_audio(bg, snd, "alternate")
+    assert np.abs(alt[int(0.8 * SR):int(2.2 * SR)] - snd[int(0.8 * SR):int(2.2 * SR)]).max() < 1e-6
+    assert np.array_equal(alt[:int(0.7 * SR)], bg[:int(0.7 * SR)])
+    with pytest.raises(ParameterError, match="condition"):
+        query_audio(bg, snd, "both")

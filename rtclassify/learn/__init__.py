@@ -17,8 +17,11 @@ How it works (:func:`learn_tag`):
    is computed for each model window (:mod:`.embeddings`).
 2. Windows of the positive examples whose reported frame is sounding (within
    40 dB of the example's loudest frame and above -70 dBFS, the data recipe's
-   labelling rule) are positives; every window of the negative examples and of
-   the generic negative audio (:mod:`.negatives`) is a negative.
+   labelling rule) are positives, and so are the sounding windows of a copy
+   of each example mixed into generic music, speech or singing (so the tag
+   also holds when the sound plays with others); every window of the negative
+   examples and of the generic negative audio (:mod:`.negatives`) is a
+   negative.
 3. A logistic regression on the embedding (L2, Newton's method, balanced
    classes; strength and threshold chosen by cross-validation over the
    examples) is fitted in well under a second (:mod:`.head`).

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import BundleError
 
-__all__ = ["StreamWindows", "Embedded", "stream_windows", "frame_levels_db", "embed_windows", "embed_examples",
+__all__ = ["StreamWindows", "Embedded", "stream_windows", "stream_embed", "frame_levels_db", "embed_windows", "embed_examples",
            "embedding_backend"]
 
 _BLOCK = 65536
@@ -32,17 +32,30 @@ _BATCH = 256
 
 
 class _WindowRecorder:
-    """Takes the backend's place in a StreamSession and keeps a copy of every window."""
+    """Takes the backend's place in a StreamSession and keeps a copy of every window.
+
+    With ``sink``, every ``batch`` windows are handed to ``sink(windows)`` and
+    dropped, so memory stays bounded for long signals.
+    """
 
     name = "recorder"
 
-    def __init__(self, n_tags: int):
+    def __init__(self, n_tags: int, sink=None, batch: int = _BATCH):
         self.windows: list[np.ndarray] = []
         self._zeros = np.zeros((1, n_tags), np.float32)
+        self._sink = sink
+        self._batch = int(batch)
 
     def run(self, windows: np.ndarray) -> np.ndarray:
         self.windows.append(np.array(windows[0], np.float32))
+        if self._sink is not None and len(self.windows) >= self._batch:
+            self.drain()
         return self._zeros
+
+    def drain(self) -> None:
+        if self._sink is not None and self.windows:
+            self._sink(np.stack(self.windows))
+            self.windows = []
 
 
 @dataclass
@@ -67,7 +80,8 @@ class StreamWindows:
         return len(self.index)
 
 
-def stream_windows(bundle, audio: np.ndarray, sample_rate: int, hop: float | None = None) -> StreamWindows:
+def stream_windows(bundle, audio: np.ndarray, sample_rate: int, hop: float | None = None,
+                   sink=None) -> StreamWindows:
     """The windows the streaming path feeds to the model for one signal.
 
     Parameters
@@ -79,6 +93,9 @@ def stream_windows(bundle, audio: np.ndarray, sample_rate: int, hop: float | Non
         Input rate (resampled to the bundle's rate by the session).
     hop : float, optional
         Seconds between outputs (default: the bundle's ``hop_frames``).
+    sink : callable, optional
+        ``sink(windows)`` receives the windows in order, in batches of up to
+        256; the returned ``windows`` is then empty (bounded memory).
 
     Returns
     -------
@@ -86,7 +103,7 @@ def stream_windows(bundle, audio: np.ndarray, sample_rate: int, hop: float | Non
     """
     from ..engine.session import StreamSession
 
-    rec = _WindowRecorder(bundle.n_tags)
+    rec = _WindowRecorder(bundle.n_tags, sink)
     sess = StreamSession(bundle, rec, sample_rate=int(sample_rate), max_block=_BLOCK, hop=hop, level_rate=0,
                          record_frames=True)
     index, time = [], []
@@ -98,11 +115,27 @@ def stream_windows(bundle, audio: np.ndarray, sample_rate: int, hop: float | Non
     sess.flush()
     index.extend(fr.index for fr in sess.last_frames)
     time.extend(fr.time for fr in sess.last_frames)
+    rec.drain()
     if rec.windows:
         windows = np.stack(rec.windows)
     else:
         windows = np.zeros((0, bundle.n_mels, bundle.window_frames), np.float32)
     return StreamWindows(windows, np.asarray(index, np.int64), np.asarray(time, np.float64))
+
+
+def stream_embed(bundle, audio: np.ndarray, sample_rate: int, fn, hop: float | None = None):
+    """Embeddings of one signal's windows, computed batch by batch as the stream produces them.
+
+    Returns
+    -------
+    X : ndarray, float32, shape (n, D)
+    sw : StreamWindows
+        With the frame indices and times (and no windows).
+    """
+    outs: list[np.ndarray] = []
+    sw = stream_windows(bundle, audio, sample_rate, hop, sink=lambda w: outs.append(np.asarray(fn(w), np.float32)))
+    X = np.concatenate(outs) if outs else None
+    return X, sw
 
 
 def frame_levels_db(bundle, audio: np.ndarray, sample_rate: int, index: np.ndarray | None = None) -> np.ndarray:
@@ -262,14 +295,14 @@ def embed_examples(embed, bundle, examples, hop: float | None = None, level_audi
     fn = embed if callable(embed) and not hasattr(embed, "embed") else (lambda w: embed_windows(embed, w))
     Xs, lv, pk, gr, tm = [], [], [], [], []
     for g, ex in enumerate(examples):
-        sw = stream_windows(bundle, ex.audio, ex.sample_rate, hop)
+        X, sw = stream_embed(bundle, ex.audio, ex.sample_rate, fn, hop)
         ref = level_audio[g] if level_audio is not None and level_audio[g] is not None else (ex.audio, ex.sample_rate)
         every = frame_levels_db(bundle, ref[0], ref[1])
         peak = float(every.max()) if len(every) else -200.0
         levels = np.full(len(sw.index), -200.0)
         inside = sw.index < len(every)
         levels[inside] = every[sw.index[inside]]
-        Xs.append(np.asarray(fn(sw.windows), np.float32) if len(sw) else None)
+        Xs.append(X)
         lv.append(levels)
         pk.append(np.full(len(levels), peak))
         gr.append(np.full(len(levels), g if groups is None else groups[g], np.int64))

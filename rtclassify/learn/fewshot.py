@@ -24,9 +24,12 @@ query clips
     timbres), a part of a "confuser" of the same family in most clips (for
     the tasks that have one), and the sound in a 2-6 s span at -6..+6 dB
     against the background. One clip in six holds the sound alone, one in
-    six no sound at all. Frame labels follow the data recipe's rule (the
-    sound's frame energy within 40 dB of the mix's loudest frame and above
-    -70 dBFS). Query source ``same``: the support's soundfonts (another
+    six no sound at all. Background and sound are stored apart and heard in
+    two conditions (:func:`query_audio`): ``mix`` (the sound over the
+    background) and ``alternate`` (the background muted around the sound:
+    sound and other sounds take turns). Frame labels follow the data
+    recipe's rule (the sound's frame energy within 40 dB of the clip's
+    loudest frame and above -70 dBFS). Query source ``same``: the support's soundfonts (another
     rendering: other notes, other levels); ``other``: the held-out
     soundfont TimGM6mb (an unseen sample of the same kind of sound; GM
     tasks only).
@@ -162,6 +165,38 @@ def _frame_labels(stem: np.ndarray, mix: np.ndarray) -> np.ndarray:
     return (10 * np.log10(np.maximum(se, 1e-20)) > max(peak - REL_DB, FLOOR_DB)).astype(np.uint8)
 
 
+def query_audio(background: np.ndarray, sound: np.ndarray, condition: str) -> tuple[np.ndarray, np.ndarray]:
+    """A query clip and its frame labels.
+
+    ``condition="mix"``: the sound over the background. ``"alternate"``: the
+    background is muted (20 ms ramps) wherever the sound plays, plus 0.25 s
+    on either side, so the sound and the other sounds take turns.
+
+    Returns
+    -------
+    audio : ndarray, float32, shape (n,)
+    labels : ndarray, uint8, shape (n_frames,)
+    """
+    if condition == "mix":
+        audio = background + sound
+    elif condition == "alternate":
+        from ..train.data.labels import HOP, N_FFT
+
+        on = _frame_labels(sound, sound).astype(bool)
+        gate = np.ones(len(sound))
+        pad = int(0.25 * SR)
+        for i in np.flatnonzero(on):
+            a = max(0, i * HOP - pad)
+            gate[a:i * HOP + N_FFT + pad] = 0.0
+        ramp = int(0.02 * SR)
+        gate = np.convolve(np.pad(gate, ramp, mode="edge"), np.ones(ramp) / ramp, mode="same")[ramp:-ramp]
+        audio = background * gate + sound
+    else:
+        raise ParameterError(f"condition must be 'mix' or 'alternate' (got {condition!r})")
+    audio = np.asarray(audio, np.float32)
+    return audio, _frame_labels(sound, audio)
+
+
 def _support(task: Task, ctx, seed: int, n: int) -> list[np.ndarray]:
     out = []
     for i in range(n):
@@ -179,6 +214,7 @@ _KINDS = ("music", "music", "speech", "singing", "music", "nonmusic")
 
 
 def _queries(task: Task, ctx, seed: int, n: int, source: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Query clips as (background, sound) pairs at their final levels (the clip is their sum)."""
     from ..train.data import gm
     from ..train.data.build import ClipJob, render_clip
 
@@ -217,8 +253,7 @@ def _queries(task: Task, ctx, seed: int, n: int, source: str) -> list[tuple[np.n
         mix = bg + stem
         peak = float(np.max(np.abs(mix)))
         g = float(10 ** (rng.uniform(-20, -1) / 20)) / peak if peak > 0 else 1.0
-        mix, stem = (mix * g).astype(np.float32), (stem * g).astype(np.float32)
-        out.append((mix, _frame_labels(stem, mix)))
+        out.append(((bg * g).astype(np.float32), (stem * g).astype(np.float32)))
     return out
 
 
@@ -252,8 +287,8 @@ def build_fewshot_data(out_dir, seed: int = 11, tasks=TASKS, pool: int = POOL, n
                 sources = ["same"] + (["other"] if task.kind == "gm" else [])
                 for src in sources:
                     q = _queries(task, ctx, tseed, n_query, src)
-                    arrays[f"query_{src}"] = np.stack([m for m, _ in q])
-                    arrays[f"labels_{src}"] = np.stack([lab for _, lab in q])
+                    arrays[f"background_{src}"] = np.stack([b for b, _ in q])
+                    arrays[f"sound_{src}"] = np.stack([x for _, x in q])
                 tmp = f.with_suffix(".tmp.npz")
                 np.savez_compressed(tmp, **arrays)
                 tmp.replace(f)
@@ -302,8 +337,8 @@ def _split(arr: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
 
 
 def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5, 10), repeats: int = 5,
-                     tasks=None, seed: int = 0, hop_frames: int = 2, mix_positives: bool = True, progress: bool = True,
-                     log=None) -> dict:
+                     tasks=None, seed: int = 0, hop_frames: int = 2, mix_positives: bool = True,
+                     conditions=("mix", "alternate"), progress: bool = True, log=None) -> dict:
     """Run the few-shot protocol (see the module notes).
 
     Parameters
@@ -322,13 +357,15 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
         Task names (default: every ``.npz`` in ``data_dir``).
     hop_frames, mix_positives
         As in :func:`rtclassify.learn.learn_tag` (the same functions build the rows).
+    conditions : sequence of {"mix", "alternate"}
+        Query conditions (see :func:`query_audio`).
 
     Returns
     -------
     dict
         ``{"results": [{"task", "source", "k", "encoder", "auc", "bacc", ...}], "settings": {...}}``.
     """
-    from .embeddings import embed_examples, stream_windows
+    from .embeddings import embed_examples, stream_embed
     from .examples import Example
     from .head import fit_head, roc_auc
     from .learner import positive_rows
@@ -376,13 +413,15 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
         sup_X = np.concatenate([r.X for r in rows])
         sup_group = np.concatenate([r.group for r in rows])
         sup = split(sup_X)
-        sources = [s for s in ("same", "other") if f"query_{s}" in z.files]
+        sources = [f"{s}/{c}" for s in ("same", "other") if f"sound_{s}" in z.files for c in conditions]
         for src in sources:
+            origin, cond = src.split("/")
             q_X, q_lab = [], []
-            for mix, lab in zip(z[f"query_{src}"], z[f"labels_{src}"]):
-                sw = stream_windows(bundle, mix, SR)
+            for bg, snd in zip(z[f"background_{origin}"], z[f"sound_{origin}"]):
+                mix, lab = query_audio(bg, snd, cond)
+                X, sw = stream_embed(bundle, mix, SR, multi)
                 q_lab.append(np.where(sw.index < len(lab), lab[np.minimum(sw.index, len(lab) - 1)], 0))
-                q_X.append(multi(sw.windows))
+                q_X.append(X)
             q = split(np.concatenate(q_X))
             y = np.concatenate(q_lab).astype(bool)
             for k in ks:
@@ -402,7 +441,8 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
                 f"({time.perf_counter() - t0:.0f} s)")
     return {"results": results, "settings": {"ks": list(ks), "repeats": repeats, "hop_frames_learn": hop_frames,
                                              "hop_frames_query": bundle.hop_frames, "bundle": bundle.name,
-                                             "mix_positives": bool(mix_positives), "encoders": all_names,
+                                             "mix_positives": bool(mix_positives), "conditions": list(conditions),
+                                             "encoders": all_names,
                                              "tasks": names, "seconds": round(time.perf_counter() - t0, 1)}}
 
 
@@ -436,9 +476,7 @@ def format_tables(report: dict) -> str:
     encs = report["settings"]["encoders"]
     ks = report["settings"]["ks"]
     lines = []
-    for src in ("same", "other"):
-        if not any(key[0] == src for key in s):
-            continue
+    for src in sorted({key[0] for key in s}, key=lambda v: (v.split("/")[0] != "same", v)):
         lines.append(f"\n**query source: {src}** (mean over tasks of the mean over {report['settings']['repeats']} "
                      f"support draws; ROC-AUC / balanced accuracy at the learned threshold; tasks with AUC >= 0.90)\n")
         lines.append("| k | " + " | ".join(encs) + " |")

@@ -328,6 +328,7 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
     kind = backend or ("onnx" if getattr(clf.backend, "name", "onnx") == "onnx" else "auto")
     new = Classifier.load(path, backend=kind, threads=max(1, int(getattr(clf.backend, "threads", 1))))
     if tmp is not None:
+        # the folder lives as long as the classifier; cleaned explicitly (no implicit-cleanup warning)
         new._learn_tmpdir = tmp
         weakref.finalize(new, tmp.cleanup)
     return new

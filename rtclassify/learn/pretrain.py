@@ -475,7 +475,7 @@ def train_supervised_head(encoder_path, data_dir, out_dir, config_path=None, ove
     cfg = load_config(cfg_path, ov)
     model, ck = load_encoder(encoder_path)
     if ck["model_config"] != {**cfg.model.to_dict(), "n_tags": ck["model_config"]["n_tags"]}:
-        console.print("[yellow]the config's [model] differs from the encoder's; using the encoder's[/]")
+        console.print("[yellow]the config's \\[model] differs from the encoder's; using the encoder's[/]")
     from ..train.model import ModelConfig
 
     mcfg = ModelConfig.from_dict({**ck["model_config"], "n_tags": len(TAGS)})
@@ -493,5 +493,4 @@ def train_supervised_head(encoder_path, data_dir, out_dir, config_path=None, ove
     result = trainer.fit()
     model_pt = finalize_checkpoint(trainer, result["best"])
     bundle = export_bundle(model_pt, cfg.output["bundle"])
-    console.print(f"bundle: {bundle}")
     return {"checkpoint": model_pt, "bundle": bundle, "history": result["history"]}
