@@ -178,11 +178,17 @@ def test_tag_command_formats_and_errors(bundle_dir, tmp_path, capsys):
     a, b = tmp_path / "a.wav", tmp_path / "b.flac"
     sf.write(a, x, 16000)
     sf.write(b, np.stack([x, x], 1), 22050)
-    assert cli.main(["tag", str(a), str(b), "--bundle", str(bundle_dir), "--format", "csv"]) == 0
+    assert cli.main(["tag", str(a), str(b), "--bundle", str(bundle_dir), "--format", "csv", "--no-techniques"]) == 0
     rows = capsys.readouterr().out.splitlines()
     assert rows[0] == "file,time,low,high,any"
     assert {r.split(",")[0] for r in rows[1:]} == {str(a), str(b)}
+    assert cli.main(["tag", str(a), "--bundle", str(bundle_dir), "--format", "csv"]) == 0  # trackers on by default
+    assert capsys.readouterr().out.splitlines()[0] == ("time,low,high,any,pitch,vibrato,vibrato_rate,"
+                                                        "vibrato_extent,tremolo,tremolo_rate,tremolo_depth")
     assert cli.main(["tag", str(a), "--bundle", str(bundle_dir)]) == 0
+    objs = [json.loads(s) for s in capsys.readouterr().out.splitlines()]
+    assert set(objs[0]) == {"time", "probs", "active", "pitch", "vibrato", "tremolo"}
+    assert cli.main(["tag", str(a), "--bundle", str(bundle_dir), "--no-techniques"]) == 0
     objs = [json.loads(s) for s in capsys.readouterr().out.splitlines()]
     frame = objs[0]
     assert set(frame) == {"time", "probs", "active"} and set(frame["probs"]) == set(tb.LABELS)

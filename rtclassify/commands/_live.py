@@ -75,6 +75,8 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-display", action="store_true",
                    help="no live display; print on/off events as lines instead")
     g.add_argument("--log", metavar="FILE.jsonl", help="write every event as JSON lines ('-' for stdout)")
+    g.add_argument("--no-techniques", dest="techniques", action="store_false",
+                   help="do not run the pitch, vibrato and tremolo trackers")
 
 
 def load_classifier(args):
@@ -92,7 +94,10 @@ def load_mapping(args, labels):
 
 
 class EventPrinter:
-    """Sink that prints on/off (and technique) events as short lines, for ``--no-display``.
+    """Sink that prints on/off events of tags, vibrato and tremolo as short lines, for ``--no-display``.
+
+    Continuous values (tag levels, pitch and technique values) are left to the display, the log and
+    the MIDI/OSC outputs.
 
     With ``channels`` true (several streams) each line names the event's input channel.
     """
@@ -112,7 +117,7 @@ class EventPrinter:
                 lines.append(f"{t}  on   {ev.tag:<10s} {ev.prob:.2f}")
             elif ev.kind == "off":
                 lines.append(f"{t}  off  {ev.tag}")
-            elif ev.kind != "level":
+            elif ev.kind not in ("level", "technique"):
                 d = ev.to_dict()
                 rest = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items()
                                 if k not in ("stream_time", "wall_time", "channel", "event"))

@@ -91,11 +91,13 @@ def run(args) -> int:
     sinks, outputs = _live.build_sinks(args, clf.labels, mapping, title, channels=channels)
     if channels is not None:
         listener = Listener(clf, sinks=sinks, source=source, channels=channels, blocksize=args.blocksize,
-                            hop=args.hop, decoder=mapping.decoder.as_dict() or None)
+                            hop=args.hop, decoder=mapping.decoder.as_dict() or None,
+                            techniques=args.techniques)
     else:
         listener = Listener(clf, sinks=sinks, source=source, channel=None if args.mix else (args.channel or 0),
                             mix=args.mix, blocksize=args.blocksize, hop=args.hop,
-                            decoder=mapping.decoder.as_dict() or None)
+                            decoder=mapping.decoder.as_dict() or None,
+                            techniques=args.techniques)
     _live.open_sinks(sinks)
     midi = _live.describe_midi(sinks)
     if midi:

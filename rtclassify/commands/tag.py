@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="time between model outputs in seconds (default: the bundle's, 96 ms)")
     parser.add_argument("--channel", type=_channel, metavar="C",
                         help="use channel C (0-based) of multi-channel files (default: average all channels)")
+    parser.add_argument("--no-techniques", dest="techniques", action="store_false",
+                        help="skip the pitch, vibrato and tremolo trackers (frames then carry no pitch/vibrato/"
+                        "tremolo fields)")
 
 
 def _positive_int(text: str) -> int:
@@ -97,24 +100,45 @@ def write_jsonl(out, result, file: str | None) -> None:
 
     def event_line(e, t):
         d = dict(head)
-        d.update(time=round(t, 6), event=e.kind, tag=e.tag)
-        if e.kind == "on":
-            d["prob"] = round(e.prob, _PROB_DIGITS)
+        d["time"] = round(t, 6)
+        if e.kind in ("on", "off"):
+            d.update(event=e.kind, tag=e.tag)
+            if e.kind == "on":
+                d["prob"] = round(e.prob, _PROB_DIGITS)
+        else:  # vibrato_on / vibrato_off / tremolo_on / tremolo_off
+            technique, state = e.kind.split("_")
+            d.update(event=state, technique=technique)
+            if state == "on":
+                d.update({k: round(getattr(e, k), 3) for k in ("rate", "extent", "depth") if hasattr(e, k)})
         return dumps(d)
 
+    # tag events at the time of the output that decided them, technique switches at their own time
+    pending = sorted([(t, 0, n, e) for n, (e, t) in enumerate(zip(ev, ev_t)) if e.kind in ("on", "off")]
+                     + [(e.stream_time, 1, n, e) for n, e in enumerate(result.technique_events)],
+                     key=lambda x: x[:3])
+    techniques = result.techniques
     for i, t in enumerate(times):
         d = dict(head)
         d["time"] = round(t, 6)
         d["probs"] = {tag: round(p, _PROB_DIGITS) for tag, p in zip(labels, probs[i])}
         d["active"] = [labels[k] for k in active[i].nonzero()[0]]
+        if techniques is not None:
+            d.update(_rounded_technique(techniques[i]))
         out.write(dumps(d) + "\n")
-        while j < len(ev) and ev_t[j] <= t:
-            if ev[j].kind in ("on", "off"):
-                out.write(event_line(ev[j], ev_t[j]) + "\n")
+        while j < len(pending) and pending[j][0] <= t:
+            out.write(event_line(pending[j][3], pending[j][0]) + "\n")
             j += 1
-    for e, t in zip(ev[j:], ev_t[j:]):
-        if e.kind in ("on", "off"):
-            out.write(event_line(e, t) + "\n")
+    for t, _, _, e in pending[j:]:
+        out.write(event_line(e, t) + "\n")
+
+
+def _rounded_technique(tech: dict) -> dict:
+    pitch = tech["pitch"]
+    return {
+        "pitch": None if pitch is None else round(pitch, 2),
+        "vibrato": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in tech["vibrato"].items()},
+        "tremolo": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in tech["tremolo"].items()},
+    }
 
 
 def write_csv(out, result, file: str | None, header: bool) -> None:
@@ -122,11 +146,20 @@ def write_csv(out, result, file: str | None, header: bool) -> None:
     import csv
 
     w = csv.writer(out, lineterminator="\n")
+    tech = result.techniques
+    tech_cols = ["pitch", "vibrato", "vibrato_rate", "vibrato_extent", "tremolo", "tremolo_rate",
+                 "tremolo_depth"] if tech is not None else []
     if header:
-        w.writerow((["file"] if file is not None else []) + ["time"] + list(result.labels))
+        w.writerow((["file"] if file is not None else []) + ["time"] + list(result.labels) + tech_cols)
     lead = [file] if file is not None else []
-    for t, row in zip(result.times.tolist(), result.probs.tolist()):
-        w.writerow(lead + [f"{t:.6f}"] + [f"{p:.{_PROB_DIGITS}f}" for p in row])
+    for i, (t, row) in enumerate(zip(result.times.tolist(), result.probs.tolist())):
+        extra = []
+        if tech is not None:
+            x = tech[i]
+            v, r = x["vibrato"], x["tremolo"]
+            extra = ["" if x["pitch"] is None else f"{x['pitch']:.2f}", int(v["on"]), f"{v['rate']:.3f}",
+                     f"{v['extent']:.3f}", int(r["on"]), f"{r['rate']:.3f}", f"{r['depth']:.3f}"]
+        w.writerow(lead + [f"{t:.6f}"] + [f"{p:.{_PROB_DIGITS}f}" for p in row] + extra)
 
 
 def plot(result, path_audio: str, png: str, channel: int | None = None) -> None:
@@ -222,10 +255,10 @@ def run(args: argparse.Namespace) -> int:
                 with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                               TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
                     task = bar.add_task(f"tagging {path}", total=max(inf.frames, 1))
-                    result = clf.tag_file(path, channel=args.channel, hop=args.hop,
+                    result = clf.tag_file(path, channel=args.channel, hop=args.hop, techniques=args.techniques,
                                           progress=lambda done, total: bar.update(task, completed=done))
             else:
-                result = clf.tag_file(path, channel=args.channel, hop=args.hop)
+                result = clf.tag_file(path, channel=args.channel, hop=args.hop, techniques=args.techniques)
             file_field = path if several else None
             if args.format == "jsonl":
                 write_jsonl(out, result, file_field)

@@ -214,7 +214,8 @@ class TechniqueDetector:
         ch = self.channel
         for i in range(n):
             k = first_frame + i
-            t = base + ((k + 1) * hop - before) / sr
+            # without an offset the time depends on the frame index only (the same whatever the block split)
+            t = (k + 1) * hop / sr if stream_time_offset is None else base + ((k + 1) * hop - before) / sr
             if von[i] != self._vibrato_on:
                 self._vibrato_on = von[i]
                 events.append(VibratoOn(t, wall, ch, rate=vrate[i], extent=vext[i]) if von[i]

@@ -130,6 +130,10 @@ class Listener:
         needs the GIL to run, never waits for the worker for longer than that;
         the old value comes back when the last listener stops. None leaves it
         alone.
+    techniques : bool or dict
+        Run the pitch, vibrato and tremolo trackers on the same samples
+        (default True): vibrato/tremolo on/off and technique value events go to
+        the sinks. A dict passes options to the tracker.
 
     Raises
     ------
@@ -149,7 +153,7 @@ class Listener:
                  channels=None, samplerate: float | None = None, blocksize: int = 256, hop: float | None = None,
                  on_event: Callable | None = None, source=None, decoder: dict | None = None,
                  level_rate: float | None = None, ring_seconds: float = 2.0, stall_timeout: float = 2.0, status_interval: float = 0.1,
-                 latency="low", switch_interval: float | None = 0.001):
+                 latency="low", switch_interval: float | None = 0.001, techniques: bool | dict = True):
         if channel is not None and mix:
             raise ParameterError("channel and mix: give one of them, not both")
         if channels is not None:
@@ -179,6 +183,7 @@ class Listener:
         self.on_event = on_event
         self.decoder = decoder
         self.level_rate = level_rate
+        self.techniques = techniques
         self.ring_seconds = float(ring_seconds)
         self.stall_timeout = float(stall_timeout)
         self.status_interval = float(status_interval)
@@ -313,7 +318,7 @@ class Listener:
             if sr != int(sr):
                 raise ParameterError(f"samplerate must be a whole number of Hz, got {sr}")
             kwargs = dict(sample_rate=int(sr), max_block=self._max_block, hop=self.hop,
-                          level_rate=self.level_rate, record_frames=False)
+                          level_rate=self.level_rate, record_frames=False, techniques=self.techniques)
             if self.decoder:
                 kwargs["decoder"] = self.decoder
             P = self._stride

@@ -125,14 +125,14 @@ class MultiStreamSession:
     def __init__(self, bundle, backend, channels, sample_rate: int = 48000, max_block: int = 1024,
                  hop: float | None = None, decoder: dict | None = None, level_rate: float | None = None,
                  resample_quality: str = "HQ", record_frames: bool = True,
-                 on_frame: Callable[[int, FrameResult], None] | None = None):
+                 on_frame: Callable[[int, FrameResult], None] | None = None, techniques: bool | dict = False):
         self.channels = parse_channels(channels)
         if on_frame is not None and not callable(on_frame):
             raise ParameterError("on_frame must be callable")
         self.streams: list[StreamSession] = [
             StreamSession(bundle, backend, sample_rate=sample_rate, max_block=max_block, hop=hop, channel=c,
                           decoder=decoder, level_rate=level_rate, resample_quality=resample_quality,
-                          record_frames=record_frames,
+                          record_frames=record_frames, techniques=techniques,
                           on_frame=None if on_frame is None else functools.partial(on_frame, c))
             for c in self.channels
         ]
@@ -271,7 +271,10 @@ class MultiStreamSession:
         mb = self.max_block
         for start in range(0, x.shape[0], mb):
             chunk = x[start:start + mb]
+            first = len(events)
             self._push_frames([s._ingest(chunk[:, k]) for k, s in enumerate(streams)], events)
+            for s in streams:
+                s._merge_techniques(events, first)
         self._end_outputs()
         self._timer.add(time.perf_counter() - t0, self._hops - hops_before)
         return events

@@ -56,6 +56,7 @@ import numpy as np
 
 from ..detect.decoder import Decoder, DecoderConfig
 from ..detect.events import Event
+from ..detect.techniques import frame_dict
 from ..errors import ParameterError
 
 __all__ = ["StreamSession", "FrameResult"]
@@ -84,6 +85,10 @@ class FrameResult:
         The decoder's on/off state after this output.
     events : list of Event
         The events decided at this output.
+    technique : dict or None
+        With techniques on: pitch, vibrato and tremolo of the newest tracker
+        frame at the time the output was decided (see
+        :func:`rtclassify.detect.techniques.frame_dict`); None otherwise.
     """
 
     index: int
@@ -93,6 +98,7 @@ class FrameResult:
     smoothed: np.ndarray
     active: np.ndarray
     events: list = field(default_factory=list)
+    technique: dict | None = None
 
 
 class _HopTimer:
@@ -174,6 +180,13 @@ class StreamSession:
         Keep a :class:`FrameResult` per output in :attr:`last_frames`.
     on_frame : callable, optional
         Called with each :class:`FrameResult` as it is produced.
+    techniques : bool or dict
+        Run the native pitch, vibrato and tremolo trackers on the same input
+        samples (at the input rate): ``process`` then also returns
+        VibratoOn/Off, TremoloOn/Off and TechniqueValues events, merged in
+        stream-time order with the tag events of each block, and every
+        :class:`FrameResult` carries ``technique``. A dict passes options to
+        :class:`~rtclassify.detect.techniques.TechniqueDetector`.
 
     Attributes
     ----------
@@ -196,7 +209,7 @@ class StreamSession:
     def __init__(self, bundle, backend, sample_rate: int = 48000, max_block: int = 1024, hop: float | None = None,
                  channel: int | str = 0, decoder: dict | None = None, level_rate: float | None = None,
                  resample_quality: str = "HQ", record_frames: bool = True,
-                 on_frame: Callable[[FrameResult], None] | None = None):
+                 on_frame: Callable[[FrameResult], None] | None = None, techniques: bool | dict = False):
         from .._core import MelFrontend
 
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.integer, np.floating)) \
@@ -254,6 +267,13 @@ class StreamSession:
         self.decoder = Decoder(DecoderConfig.from_bundle(bundle, decoder, level_rate), self.hop_s,
                                channel=0 if channel == "mix" else channel)
         self._run = getattr(backend, "run_unchecked", backend.run)
+        if techniques:
+            from ..detect.techniques import TechniqueDetector
+
+            options = dict(techniques) if isinstance(techniques, dict) else {}
+            self._tech = TechniqueDetector(self.sample_rate, channel=0 if channel == "mix" else channel, **options)
+        else:
+            self._tech = None
         latency_s = self.resampler_latency_s + (self._n_fft / 2 + (self._L + self.hop_frames) * self._hop_len) / self.model_rate
         self.latency_samples = int(math.ceil(latency_s * self.sample_rate - 1e-9))
         self._timer = _HopTimer(self.hop_s)
@@ -264,6 +284,11 @@ class StreamSession:
     def latency_s(self) -> float:
         """:attr:`latency_samples` in seconds."""
         return self.latency_samples / self.sample_rate
+
+    @property
+    def technique_detector(self):
+        """The :class:`~rtclassify.detect.techniques.TechniqueDetector` (None when techniques are off)."""
+        return self._tech
 
     @property
     def active_tags(self) -> list[str]:
@@ -296,6 +321,12 @@ class StreamSession:
         self._timer.reset()
         self._flushed = False
         self.last_frames: list[FrameResult] = []
+        if self._tech is not None:
+            self._tech.reset()
+        self._tech_events: list[Event] = []  # technique events of the chunk being processed
+        self._tech_values: list = []  # TechniqueValues not yet passed by a model output
+        self._tech_next = 0
+        self._tech_now = None  # newest TechniqueValues at the last model output
 
     def _frontend_nonfinite(self) -> int:
         return int(self._fe.nonfinite_replaced)
@@ -414,9 +445,29 @@ class StreamSession:
         self._timer.add(time.perf_counter() - t0, self._hops - hops_before)
 
     def _process_chunk(self, x: np.ndarray, events: list) -> None:
+        start = len(events)
         frames = self._ingest(x)
         if frames is not None:
             self._push_frames(frames, events)
+        self._merge_techniques(events, start)
+
+    def _track(self, buf: np.ndarray) -> None:
+        """Run the technique trackers on a chunk of input-rate mono samples (before resampling)."""
+        evs, values = self._tech.process(buf)
+        self._tech_events.extend(evs)
+        self._tech_events.extend(values)
+        if self.record_frames or self.on_frame is not None:  # kept for the FrameResults' `technique`
+            if self._tech_next:
+                del self._tech_values[:self._tech_next]
+                self._tech_next = 0
+            self._tech_values.extend(values)
+
+    def _merge_techniques(self, events: list, start: int) -> None:
+        """Merge the chunk's technique events into ``events[start:]`` in stream-time order (stable)."""
+        if self._tech_events:
+            events.extend(self._tech_events)
+            self._tech_events.clear()
+            events[start:] = sorted(events[start:], key=lambda e: e.stream_time)
 
     def _ingest(self, x: np.ndarray) -> np.ndarray | None:
         """Convert, count, resample and run the frontend on a chunk of at most ``max_block`` samples.
@@ -441,6 +492,8 @@ class StreamSession:
         else:
             np.copyto(buf, x, casting="same_kind")
         self._samples_in += n
+        if self._tech is not None:
+            self._track(buf)
         if self._rs is not None:
             mask = self._mask[:n]
             np.isfinite(buf, out=mask)
@@ -470,9 +523,11 @@ class StreamSession:
         return self._frontend(tail) if len(tail) else None
 
     def _end(self, events: list) -> None:
-        """End of stream: a TagOff for every active tag; no audio is accepted until :meth:`reset`."""
+        """End of stream: a TagOff for every active tag (and technique offs); no audio is accepted until :meth:`reset`."""
         end = max(self._samples_in / self.sample_rate, self._last_decided)
         events.extend(self.decoder.flush(end, time.time()))
+        if self._tech is not None:
+            events.extend(self._tech.finish(end))
         self._flushed = True
 
     def _push_frames(self, frames: np.ndarray, events: list) -> None:
@@ -532,8 +587,19 @@ class StreamSession:
         self._trigger = trig + self.hop_frames
         self._hops += 1
         if self.record_frames or self.on_frame is not None:
+            technique = None
+            if self._tech is not None:
+                # tracker values up to the output's last model-rate sample (always consumed already, so the
+                # choice does not depend on how the input was split into blocks)
+                t_ref = t_dec - self.resampler_latency_s
+                vals, i = self._tech_values, self._tech_next
+                while i < len(vals) and vals[i].stream_time <= t_ref + 1e-9:
+                    self._tech_now = vals[i]
+                    i += 1
+                self._tech_next = i
+                technique = frame_dict(self._tech_now)
             fr = FrameResult(index, t_frame, t_dec, np.array(probs, np.float32), self.decoder.smoothed.copy(),
-                             self.decoder.active.copy(), evs)
+                             self.decoder.active.copy(), evs, technique)
             if self.record_frames:
                 self._frames_out.append(fr)
             if self.on_frame is not None:

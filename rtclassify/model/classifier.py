@@ -66,6 +66,12 @@ class TagResult:
         Length of the input in seconds.
     sample_rate : int
         Input sample rate.
+    techniques : list of dict or None
+        With ``techniques=True``: per output, pitch (Hz or None), vibrato
+        {on, rate, extent} and tremolo {on, rate, depth}; None otherwise.
+    technique_events : list of Event
+        With ``techniques=True``: VibratoOn/Off and TremoloOn/Off, each at its
+        own stream time.
     """
 
     times: np.ndarray
@@ -77,6 +83,8 @@ class TagResult:
     event_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
     duration: float = 0.0
     sample_rate: int = 0
+    techniques: list | None = None
+    technique_events: list = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.times)
@@ -86,13 +94,17 @@ class TagResult:
         return [self.labels[j] for j in np.flatnonzero(self.active[i])]
 
 
+_TECHNIQUE_SWITCHES = ("vibrato_on", "vibrato_off", "tremolo_on", "tremolo_off")
+
+
 def _collect(session, blocks: Iterable, total: int | None, progress: Callable | None) -> TagResult:
     frames = []
     events: list = []
     event_times: list = []
+    technique_events: list = []
     done = 0
     for block in blocks:
-        session.process(block)
+        technique_events.extend(e for e in session.process(block) if e.kind in _TECHNIQUE_SWITCHES)
         for fr in session.last_frames:
             frames.append(fr)
             events.extend(fr.events)
@@ -101,6 +113,8 @@ def _collect(session, blocks: Iterable, total: int | None, progress: Callable | 
         if progress is not None:
             progress(done, total)
     tail = session.flush()
+    technique_events.extend(e for e in tail if e.kind in _TECHNIQUE_SWITCHES)
+    tail = [e for e in tail if e.kind not in _TECHNIQUE_SWITCHES]
     tail_frames = session.last_frames
     frames.extend(tail_frames)
     n_tail_frame_events = 0
@@ -123,9 +137,12 @@ def _collect(session, blocks: Iterable, total: int | None, progress: Callable | 
         probs = np.zeros((0, n_tags), np.float32)
         smoothed = np.zeros((0, n_tags), np.float32)
         active = np.zeros((0, n_tags), bool)
+    with_techniques = session.technique_detector is not None
     return TagResult(times=times, probs=probs, labels=session.labels, active=active, smoothed=smoothed,
                      events=events, event_times=np.array(event_times, np.float64), duration=end,
-                     sample_rate=session.sample_rate)
+                     sample_rate=session.sample_rate,
+                     techniques=[fr.technique for fr in frames] if with_techniques else None,
+                     technique_events=technique_events)
 
 
 class Classifier:
@@ -189,7 +206,8 @@ class Classifier:
 
     def stream(self, sample_rate: int = 48000, max_block: int = 1024, hop: float | None = None,
                channel: int | str = 0, decoder: dict | None = None, level_rate: float | None = None,
-               resample_quality: str = "HQ", record_frames: bool = True, on_frame=None):
+               resample_quality: str = "HQ", record_frames: bool = True, on_frame=None,
+               techniques: bool | dict = False):
         """A synchronous streaming session (plugin style, no threads).
 
         See :class:`rtclassify.engine.session.StreamSession` for the
@@ -203,11 +221,12 @@ class Classifier:
 
         return StreamSession(self.bundle, self.backend, sample_rate=sample_rate, max_block=max_block, hop=hop,
                              channel=channel, decoder=decoder, level_rate=level_rate,
-                             resample_quality=resample_quality, record_frames=record_frames, on_frame=on_frame)
+                             resample_quality=resample_quality, record_frames=record_frames, on_frame=on_frame,
+                             techniques=techniques)
 
     def multistream(self, channels, sample_rate: int = 48000, max_block: int = 1024, hop: float | None = None,
                     decoder: dict | None = None, level_rate: float | None = None, resample_quality: str = "HQ",
-                    record_frames: bool = True, on_frame=None):
+                    record_frames: bool = True, on_frame=None, techniques: bool | dict = False):
         """A synchronous session that tags several channels as separate streams, one batched model run per hop.
 
         ``channels`` (e.g. ``[0, 1, 2, 3]`` or ``"0-3"``, 0-based) gives the
@@ -222,10 +241,12 @@ class Classifier:
 
         return MultiStreamSession(self.bundle, self.backend, channels, sample_rate=sample_rate, max_block=max_block,
                                   hop=hop, decoder=decoder, level_rate=level_rate,
-                                  resample_quality=resample_quality, record_frames=record_frames, on_frame=on_frame)
+                                  resample_quality=resample_quality, record_frames=record_frames, on_frame=on_frame,
+                                  techniques=techniques)
 
     def tag(self, audio, sample_rate: int, *, channel: int | None = None, hop: float | None = None,
-            decoder: dict | None = None, level_rate: float | None = 0, progress: Callable | None = None) -> TagResult:
+            decoder: dict | None = None, level_rate: float | None = 0, progress: Callable | None = None,
+            techniques: bool | dict = False) -> TagResult:
         """Tag a whole signal.
 
         Parameters
@@ -244,6 +265,9 @@ class Classifier:
             TagLevel events in ``events``: 0 (default) none, None every hop.
         progress : callable, optional
             ``progress(samples_done, samples_total)`` after each block.
+        techniques : bool or dict
+            Also run the pitch, vibrato and tremolo trackers
+            (:attr:`TagResult.techniques`, :attr:`TagResult.technique_events`).
 
         Returns
         -------
@@ -275,13 +299,14 @@ class Classifier:
         else:
             raise ParameterError(f"audio must have shape (n,), (n, channels) or (channels, n); got {a.shape}")
         session = self.stream(sample_rate=sample_rate, max_block=OFFLINE_BLOCK, hop=hop, channel=ch,
-                              decoder=decoder, level_rate=level_rate)
+                              decoder=decoder, level_rate=level_rate, techniques=techniques)
         n = a.shape[0]
         blocks = (a[i:i + OFFLINE_BLOCK] for i in range(0, n, OFFLINE_BLOCK))
         return _collect(session, blocks, n, progress)
 
     def tag_file(self, path, *, channel: int | None = None, hop: float | None = None, decoder: dict | None = None,
-                 level_rate: float | None = 0, progress: Callable | None = None) -> TagResult:
+                 level_rate: float | None = 0, progress: Callable | None = None,
+                 techniques: bool | dict = False) -> TagResult:
         """Tag an audio file, read block by block (any length, any rate; channels averaged unless ``channel``).
 
         Raises
@@ -295,7 +320,7 @@ class Classifier:
         if channel is not None and not (isinstance(channel, (int, np.integer)) and 0 <= channel < info.channels):
             raise ParameterError(f"channel {channel!r} out of range: {path} has {info.channels} channel(s)")
         session = self.stream(sample_rate=info.sample_rate, max_block=OFFLINE_BLOCK, hop=hop, channel=0,
-                              decoder=decoder, level_rate=level_rate)
+                              decoder=decoder, level_rate=level_rate, techniques=techniques)
         blocks = files.iter_blocks(path, OFFLINE_BLOCK, channel)
         return _collect(session, blocks, info.frames, progress)
 

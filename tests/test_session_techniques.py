@@ -1,0 +1,113 @@
+"""Technique trackers inside the streaming session: events, frame values, block-split invariance, tag output."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx", reason="the test bundles are built with the onnx package")
+
+import _rtc_bundle as tb  # noqa: E402
+
+from rtclassify.detect.events import TechniqueValues, VibratoOff, VibratoOn  # noqa: E402
+from rtclassify.model.classifier import Classifier  # noqa: E402
+
+SR = 44100
+
+
+@pytest.fixture(scope="module")
+def clf(tmp_path_factory):
+    return Classifier.load(tb.write_bundle(tmp_path_factory.mktemp("b") / "bundle"))
+
+
+def vibrato_tone(sr=SR, seconds=4.0, f0=330.0, rate=5.5, extent_cents=60.0, start=1.5):
+    """A plain harmonic tone whose vibrato starts at ``start`` seconds."""
+    t = np.arange(int(sr * seconds)) / sr
+    cents = np.where(t >= start, extent_cents * np.sin(2 * np.pi * rate * (t - start)), 0.0)
+    f = f0 * 2.0 ** (cents / 1200.0)
+    phase = 2 * np.pi * np.cumsum(f) / sr
+    y = sum(a * np.sin(k * phase) for k, a in ((1, 0.5), (2, 0.25), (3, 0.12)))
+    return (0.6 * y).astype(np.float32)
+
+
+def run(session, x, sizes):
+    events, frames = [], []
+    i = k = 0
+    while i < len(x):
+        n = sizes[k % len(sizes)]
+        k += 1
+        events += session.process(x[i:i + n])
+        frames += session.last_frames
+        i += n
+    events += session.flush()
+    frames += session.last_frames
+    return events, frames
+
+
+def test_vibrato_events_and_frame_values(clf):
+    x = vibrato_tone()
+    s = clf.stream(sample_rate=SR, techniques=True, level_rate=0)
+    events, frames = run(s, x, [1024])
+    on = [e for e in events if isinstance(e, VibratoOn)]
+    assert len(on) >= 1
+    assert 1.5 < on[0].stream_time < 1.5 + 2.5 / 5.5 + 0.3  # within a few modulation periods
+    assert on[0].rate == pytest.approx(5.5, abs=0.5)
+    assert any(isinstance(e, VibratoOff) for e in events)  # flush turns it off
+    assert any(isinstance(e, TechniqueValues) for e in events)
+    times = [e.stream_time for e in events]
+    assert times == sorted(times)  # one block's events come in stream-time order
+    late = [f.technique for f in frames if f.time > 3.0]
+    assert late and all(t["vibrato"]["on"] for t in late)
+    assert all(t["pitch"] == pytest.approx(330.0, rel=0.05) for t in late)
+    early = [f.technique for f in frames if 0.3 < f.time < 1.4]
+    assert early and not any(t["vibrato"]["on"] for t in early)
+
+
+def test_techniques_off_by_default(clf):
+    s = clf.stream(sample_rate=SR, level_rate=0)
+    events, frames = run(s, vibrato_tone(), [4096])
+    assert s.technique_detector is None
+    assert not any(e.kind in ("technique", "vibrato_on") for e in events)
+    assert all(f.technique is None for f in frames)
+
+
+@pytest.mark.parametrize("sr", [16000, SR])
+def test_block_splits_give_the_same_techniques(clf, sr):
+    x = vibrato_tone(sr=sr, seconds=3.0, start=1.0)
+    ref_events, ref_frames = run(clf.stream(sample_rate=sr, techniques=True, level_rate=0), x, [len(x)])
+
+    def key(e):
+        return (e.stream_time, e.kind, getattr(e, "tag", ""))
+
+    for sizes in ([256], [1, 999, 4096, 17], [3000, 0, 5]):
+        events, frames = run(clf.stream(sample_rate=sr, max_block=1024, techniques=True, level_rate=0), x, sizes)
+        assert sorted(events, key=key) == sorted(ref_events, key=key)
+        assert [f.technique for f in frames] == [f.technique for f in ref_frames]
+
+
+def test_tag_result_and_jsonl(clf):
+    from rtclassify.commands.tag import write_csv, write_jsonl
+
+    r = clf.tag(vibrato_tone(), SR, techniques=True)
+    assert r.techniques is not None and len(r.techniques) == len(r.times)
+    assert any(e.kind == "vibrato_on" for e in r.technique_events)
+    buf = io.StringIO()
+    write_jsonl(buf, r, None)
+    lines = [json.loads(line) for line in buf.getvalue().splitlines()]
+    frames = [d for d in lines if "probs" in d]
+    assert len(frames) == len(r.times)
+    assert {"pitch", "vibrato", "tremolo"} <= set(frames[-1])
+    assert frames[-1]["vibrato"]["on"] is True and frames[-1]["vibrato"]["extent"] > 20
+    tech_events = [d for d in lines if d.get("technique") == "vibrato"]
+    assert tech_events[0]["event"] == "on" and tech_events[0]["rate"] > 3
+    assert [d["time"] for d in lines if "event" in d] == sorted(d["time"] for d in lines if "event" in d)
+    csv = io.StringIO()
+    write_csv(csv, r, None, header=True)
+    head = csv.getvalue().splitlines()[0].split(",")
+    assert head[-7:] == ["pitch", "vibrato", "vibrato_rate", "vibrato_extent", "tremolo", "tremolo_rate",
+                         "tremolo_depth"]
+    plain = clf.tag(vibrato_tone(), SR)
+    assert plain.techniques is None and plain.technique_events == []
