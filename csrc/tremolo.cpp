@@ -109,7 +109,7 @@ bool TremoloTracker::decide(bool suppress) noexcept {
   // before the whole window does, and its full depth while the window still
   // holds the plain part before it.
   recent_ = ModulationEstimate();
-  if (e.valid && e.regularity >= cfg_.regularity_off) {
+  if ((on_ || cond_on) && e.valid && e.regularity >= cfg_.regularity_off) {
     const int win = std::max(8, static_cast<int>(std::lround(cfg_.release_periods * fs_ / e.rate)));
     recent_ = an_.fit(e.rate, win);
     if (on_ && !cond_off && recent_.valid && 2.0 * recent_.amplitude < cfg_.depth_off) cond_off = true;

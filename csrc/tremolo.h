@@ -117,8 +117,9 @@ class TremoloTracker {
   /// The contour analyzer (for cross-contour fits).
   ModulationAnalyzer& analyzer() noexcept { return an_; }
   /// Depth to report after decide(), dB peak-to-peak: the larger of the
-  /// whole window's and the newest `release_periods` periods' (at the onset
-  /// of a tremolo the window still holds the plain part before it).
+  /// whole window's and, while on or turning on, the newest `release_periods`
+  /// periods' (at the onset of a tremolo the window still holds the plain
+  /// part before it).
   double reported_depth() const noexcept {
     return 2.0 * (recent_.valid ? std::max(est_.amplitude, recent_.amplitude) : est_.amplitude);
   }

@@ -112,8 +112,9 @@ class VibratoTracker {
   /// The contour analyzer (for cross-contour fits).
   ModulationAnalyzer& analyzer() noexcept { return an_; }
   /// Extent to report after decide(), cents: the larger of the whole
-  /// window's and the newest `release_periods` periods' (at the onset of a
-  /// vibrato the window still holds the plain part before it).
+  /// window's and, while on or turning on, the newest `release_periods`
+  /// periods' (at the onset of a vibrato the window still holds the plain
+  /// part before it).
   double reported_extent() const noexcept {
     return recent_.valid ? std::max(est_.amplitude, recent_.amplitude) : est_.amplitude;
   }
