@@ -50,6 +50,7 @@ void TremoloTracker::reset() noexcept {
   an_.restart();
   est_ = ModulationEstimate();
   recent_ = ModulationEstimate();
+  skip_ = 0;
   on_ = false;
   pending_ = 0;
 }
@@ -73,7 +74,12 @@ TremoloFrame TremoloTracker::update(float level_db, bool valid, bool restart) no
     on_ = false;
     pending_ = 0;
   }
-  est_ = an_.run() >= an_.min_run() ? an_.analyze() : ModulationEstimate();
+  // The analysis runs every other frame (the contour moves little in one
+  // frame); the decision runs every frame.
+  if (restart || !est_.valid || ++skip_ >= 2) {
+    skip_ = 0;
+    est_ = an_.run() >= an_.min_run() ? an_.analyze() : ModulationEstimate();
+  }
   if (est_.valid) {
     out.rate = static_cast<float>(est_.rate);
     out.depth = static_cast<float>(2.0 * est_.amplitude);

@@ -31,6 +31,9 @@
 /// reported while the vibrato lasts.) TechniqueTracker uses update(),
 /// explained_by() and decide() to make that call jointly with the vibrato.
 ///
+/// The analysis runs every other frame (and at once after a restart); the
+/// hysteresis runs every frame on the newest analysis.
+///
 /// Lifecycle: the constructor validates and allocates; update(), decide(),
 /// push(), explained_by() and reset() allocate nothing. Output depends only on
 /// the inputs.
@@ -130,6 +133,7 @@ class TremoloTracker {
   ModulationAnalyzer an_;
   ModulationEstimate est_;
   ModulationEstimate recent_;
+  int skip_ = 0;
   bool on_ = false;
   int pending_ = 0;
 };

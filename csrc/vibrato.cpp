@@ -46,6 +46,7 @@ void VibratoTracker::reset() noexcept {
   an_.restart();
   est_ = ModulationEstimate();
   recent_ = ModulationEstimate();
+  skip_ = 0;
   on_ = false;
   pending_ = 0;
   gap_ = 0;
@@ -103,7 +104,12 @@ VibratoFrame VibratoTracker::update(float f0_hz) noexcept {
     on_ = false;
     pending_ = 0;
   }
-  est_ = an_.run() >= an_.min_run() ? an_.analyze() : ModulationEstimate();
+  // The analysis runs every other frame (the contour moves little in one
+  // frame); the decision runs every frame.
+  if (restart || !est_.valid || ++skip_ >= 2) {
+    skip_ = 0;
+    est_ = an_.run() >= an_.min_run() ? an_.analyze() : ModulationEstimate();
+  }
   if (est_.valid) {
     out.rate = static_cast<float>(est_.rate);
     out.extent = static_cast<float>(est_.amplitude);

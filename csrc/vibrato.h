@@ -20,6 +20,9 @@
 /// vibrato is seen without waiting for the whole window), for `hold_frames`
 /// frames; and at once when the contour restarts.
 ///
+/// The analysis runs every other frame (and at once after a restart); the
+/// hysteresis runs every frame on the newest analysis.
+///
 /// Each frame is handled in two steps, update() (contour and analysis) then
 /// decide() (hysteresis), so that a caller can veto a detection in between
 /// (TechniqueTracker does when the f0 wobble is a by-product of a tremolo);
@@ -125,6 +128,7 @@ class VibratoTracker {
   ModulationAnalyzer an_;
   ModulationEstimate est_;
   ModulationEstimate recent_;
+  int skip_ = 0;
   bool on_ = false;
   int pending_ = 0;
   int gap_ = 0;
