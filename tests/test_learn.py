@@ -138,6 +138,19 @@ def test_append_head_keeps_the_graph_and_adds_an_output(tmp_path):
     assert np.array_equal(p1[:, :3], p0)
     expect = 1 / (1 + np.exp(-(e0.astype(np.float64) @ w + 0.25)))
     assert np.abs(p1[:, 3] - expect).max() < 1e-5
+    # a head that also reads mel statistics of the input window
+    w2 = np.linspace(-0.01, 0.02, 32 + 64)
+    new2, out2 = append_head(model, "embedding", "probs", 3, w2, -0.5, "t2", mel="mel", window_frames=16,
+                             stats_frames=4)
+    m2 = onnx.load_from_string(new2)
+    onnx.checker.check_model(m2, full_check=True)
+    assert {n.op_type for n in m2.graph.node} <= ALLOWED_OPS
+    p2 = ort.InferenceSession(new2, providers=["CPUExecutionProvider"]).run([out2], {"mel": x})[0]
+    assert np.array_equal(p2[:, :3], p0)
+    feats = np.concatenate([e0, x.mean(axis=2), x[:, :, -4:].mean(axis=2)], axis=1).astype(np.float64)
+    assert np.abs(p2[:, 3] - 1 / (1 + np.exp(-(feats @ w2 - 0.5)))).max() < 1e-5
+    with pytest.raises(BundleError, match="no input 'x'"):
+        append_head(model, "embedding", "probs", 3, w2, 0.0, "t3", mel="x", window_frames=16)
     with pytest.raises(BundleError, match="no output 'nope'"):
         append_head(model, "nope", "probs", 3, w, 0.0, "x")
     with pytest.raises(BundleError, match="not a valid ONNX"):
@@ -169,7 +182,8 @@ def test_learned_bundle_records_provenance(learned):
     assert 0 < th["off"] <= th["on"] < 1
     rec = meta["learned_tags"][-1]
     assert rec["tag"] == "bell" and rec["index"] == 3 and rec["base_output"] == "probs"
-    assert len(rec["head"]["weight"]) == 32
+    assert len(rec["head"]["weight"]) == 32 + 2 * 32  # embedding, then two mel means
+    assert rec["head"]["features"] == "embedding+mel" and rec["features"] == "embedding+mel"
     assert [p["name"] for p in rec["positives"]] == [f"positives[{i}]" for i in range(4)]
     assert all(p["windows"] > 0 for p in rec["positives"])
     assert rec["generic_negatives"] is True and rec["windows"]["negative"] > 500
@@ -218,7 +232,8 @@ def test_stream_session_turns_the_new_tag_on_and_off(learned):
 
 def test_learning_twice_chains_the_heads(learned):
     hum = [(np.tile(tone(22050, 1.0, 120.0, 0.3) + tone(22050, 1.0, 240.0, 0.2), 2), 22050) for _ in range(2)]
-    clf3 = learned.learn("hum120", hum)
+    clf3 = learned.learn("hum120", hum, features="embedding")
+    assert len(clf3.bundle.meta["learned_tags"][-1]["head"]["weight"]) == 32
     assert clf3.labels == learned.labels + ("hum120",)
     audio, _ = scene(SR)
     r2, r3 = learned.tag(audio, SR), clf3.tag(audio, SR)
@@ -283,6 +298,8 @@ def test_bad_names_shapes_and_options(base, tmp_path):
         base.learn("x", [b], sample_rate=SR, generic_negatives=False)
     with pytest.raises(ParameterError, match="hop_frames"):
         base.learn("x", [b], sample_rate=SR, hop_frames=0)
+    with pytest.raises(ParameterError, match="features must be one of"):
+        base.learn("x", [b], sample_rate=SR, features="mel")
     from rtclassify.audio.files import AudioFileError
 
     with pytest.raises(AudioFileError, match="nope.wav: no such file"):

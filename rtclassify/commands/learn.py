@@ -9,7 +9,9 @@ HELP = "learn a new tag from a few example recordings (writes a bundle with the 
 DESCRIPTION = """\
 Learn your own tag (a pedal, a prepared piano, your voice) from a few recordings of it. Each example
 file goes through the bundle's streaming path; the bundle's CNN embedding (the layer before its output
-head) of every window is computed, and a logistic-regression head is fitted in seconds on the CPU.
+head) of every window is computed, and a logistic-regression head on it (and on two log-mel averages
+of the window) is fitted in seconds on the CPU. Each example is also learned mixed into generic music,
+so the tag holds when the sound plays with the band (--no-mix for a sound heard alone).
 The output is a normal bundle: the original graph plus the new head, so the original tags give exactly
 the same outputs, and `listen --bundle OUT` sends the new tag to MIDI and OSC like the built-in ones.
 
@@ -38,6 +40,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="BUNDLE", help="output bundle folder, or a path ending in .zip")
     p.add_argument("--no-generic", action="store_true",
                    help="do not add the generic negatives (then --negatives is required)")
+    p.add_argument("--no-mix", action="store_true",
+                   help="do not also learn from copies of the examples mixed into generic music (better for a "
+                        "sound that is heard alone, worse when it plays with the band; see rtclassify/learn/RESULTS.md)")
+    p.add_argument("--features", choices=("embedding+mel", "embedding"), default="embedding+mel",
+                   help="head input: the CNN embedding and log-mel means of the window (default), or the embedding")
     p.add_argument("--json", action="store_true", help="print the new tag's learned_tags record as JSON")
 
 
@@ -57,7 +64,8 @@ def run(args) -> int:
     clf = Classifier.load(args.bundle, backend="onnx")
     with console.status("learning") as status:
         new = clf.learn(args.tag, args.positives, args.negatives or None, out=args.out,
-                        generic_negatives=not args.no_generic, progress=lambda stage: status.update(stage))
+                        generic_negatives=not args.no_generic, mix_positives=not args.no_mix,
+                        features=args.features, progress=lambda stage: status.update(stage))
     dt = time.perf_counter() - t0
     rec = new.bundle.meta["learned_tags"][-1]
     if args.json:

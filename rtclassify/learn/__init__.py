@@ -22,13 +22,15 @@ How it works (:func:`learn_tag`):
    also holds when the sound plays with others); every window of the negative
    examples and of the generic negative audio (:mod:`.negatives`) is a
    negative.
-3. A logistic regression on the embedding (L2, Newton's method, balanced
-   classes; strength and threshold chosen by cross-validation over the
-   examples) is fitted in well under a second (:mod:`.head`).
+3. A logistic regression (L2, Newton's method, balanced classes; strength
+   and threshold chosen by cross-validation over the examples) is fitted in
+   a second or two (:mod:`.head`) on the embedding followed by two per-band
+   log-mel means of the window (``features="embedding+mel"``, the default;
+   ``"embedding"`` for the embedding alone; RESULTS.md says why).
 4. A new bundle is written (:mod:`.bundle_ext`): its ONNX graph is the
-   original graph, byte for byte, plus ``MatMul -> Add -> Sigmoid`` on the
-   ``embedding`` output and a ``Concat`` of the original ``probs`` with the
-   new probability. The original tags' outputs are therefore unchanged.
+   original graph, byte for byte, plus ``ReduceMean``/``Slice``/``Concat``
+   for the head's input, ``MatMul -> Add -> Sigmoid``, and a ``Concat`` of
+   the original ``probs`` with the new probability. The original tags' outputs are therefore unchanged.
    ``model.json`` gains the label, its thresholds and a ``learned_tags``
    section (provenance of the examples, the head, its cross-validated quality).
 

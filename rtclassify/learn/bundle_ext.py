@@ -1,11 +1,13 @@
 """Write a bundle that outputs the original tags plus learned ones.
 
-The new ``model.onnx`` is the original graph, unchanged, with four nodes
+The new ``model.onnx`` is the original graph, unchanged, with nodes
 appended::
 
-    logit_new = MatMul(embedding, W) ; Add(logit_new, b)  ->  Sigmoid  ->  p_new   (batch, 1)
-    probs_new = Concat(probs, p_new, axis=1)                                       (batch, n_tags + 1)
+    features  = Concat(embedding, ReduceMean(mel), ReduceMean(Slice(mel, last 16 frames)))  (batch, D + 2 n_mels)
+    logit_new = MatMul(features, W) ; Add(logit_new, b)  ->  Sigmoid  ->  p_new             (batch, 1)
+    probs_new = Concat(probs, p_new, axis=1)                                                 (batch, n_tags + 1)
 
+(``features = embedding`` for a head on the embedding alone).
 and ``probs_new`` declared as an extra graph output; ``model.json`` names it
 as ``outputs.probs``. The original nodes and the original ``probs`` output
 stay as they were, so the first ``n_tags`` columns are the original
@@ -16,9 +18,9 @@ The graph is edited at the protobuf wire level, without the ``onnx``
 package (a runtime dependency-free path): the top-level fields of the
 ``ModelProto`` are copied as they are, and the new nodes, initializers and
 output are appended to the ``GraphProto`` field (appending to repeated fields
-is what protobuf's concatenation rule gives). Only the operators MatMul, Add,
-Sigmoid and Concat of the default ONNX domain are added (opset 17, supported
-by TensorRT's parser).
+is what protobuf's concatenation rule gives). Only the operators ReduceMean,
+Slice, Concat, MatMul, Add and Sigmoid of the default ONNX domain are added
+(opset 17, supported by TensorRT's parser).
 
 ``model.json`` gains, besides the label and its thresholds, a top-level
 ``learned_tags`` list: one record per learned tag with the head's weights,
@@ -53,10 +55,11 @@ _MODEL_OPSET = 8
 _OPSET_DOMAIN, _OPSET_VERSION = 1, 2
 _GRAPH_NODE, _GRAPH_INIT, _GRAPH_INPUT, _GRAPH_OUTPUT, _GRAPH_VALUE_INFO = 1, 5, 11, 12, 13
 _NODE_INPUT, _NODE_OUTPUT, _NODE_NAME, _NODE_OP, _NODE_ATTR = 1, 2, 3, 4, 5
-_ATTR_NAME, _ATTR_I, _ATTR_TYPE = 1, 3, 20
-_ATTR_TYPE_INT = 2
+_ATTR_NAME, _ATTR_I, _ATTR_INTS, _ATTR_TYPE = 1, 3, 8, 20
+_ATTR_TYPE_INT, _ATTR_TYPE_INTS = 2, 7
 _TENSOR_DIMS, _TENSOR_TYPE, _TENSOR_NAME, _TENSOR_RAW = 1, 2, 8, 9
 _FLOAT = 1
+_INT64 = 7
 _VI_NAME, _VI_TYPE = 1, 2
 _TYPE_TENSOR = 1
 _TT_ELEM, _TT_SHAPE = 1, 2
@@ -200,18 +203,27 @@ def graph_names(model: bytes, where: str = "model.onnx") -> dict:
 
 
 def _tensor(name: str, array: np.ndarray) -> bytes:
-    a = np.ascontiguousarray(array, dtype="<f4")
+    arr = np.asarray(array)
+    if arr.dtype == np.int64:
+        a, dtype = np.ascontiguousarray(arr, dtype="<i8"), _INT64
+    else:
+        a, dtype = np.ascontiguousarray(arr, dtype="<f4"), _FLOAT
     body = b"".join(_int_field(_TENSOR_DIMS, d) for d in a.shape)
-    body += _int_field(_TENSOR_TYPE, _FLOAT) + _str_field(_TENSOR_NAME, name) + _len_field(_TENSOR_RAW, a.tobytes())
+    body += _int_field(_TENSOR_TYPE, dtype) + _str_field(_TENSOR_NAME, name) + _len_field(_TENSOR_RAW, a.tobytes())
     return body
 
 
-def _node(op: str, inputs: list[str], outputs: list[str], name: str, int_attrs: dict | None = None) -> bytes:
+def _node(op: str, inputs: list[str], outputs: list[str], name: str, int_attrs: dict | None = None,
+          ints_attrs: dict | None = None) -> bytes:
     body = b"".join(_str_field(_NODE_INPUT, i) for i in inputs)
     body += b"".join(_str_field(_NODE_OUTPUT, o) for o in outputs)
     body += _str_field(_NODE_NAME, name) + _str_field(_NODE_OP, op)
     for k, v in (int_attrs or {}).items():
         attr = _str_field(_ATTR_NAME, k) + _int_field(_ATTR_I, v) + _int_field(_ATTR_TYPE, _ATTR_TYPE_INT)
+        body += _len_field(_NODE_ATTR, attr)
+    for k, vs in (ints_attrs or {}).items():
+        attr = _str_field(_ATTR_NAME, k) + b"".join(_int_field(_ATTR_INTS, v) for v in vs) \
+            + _int_field(_ATTR_TYPE, _ATTR_TYPE_INTS)
         body += _len_field(_NODE_ATTR, attr)
     return body
 
@@ -235,8 +247,13 @@ def _unique(base: str, taken: set) -> str:
 
 
 def append_head(model: bytes, embedding: str, probs: str, n_tags: int, weight: np.ndarray, bias: float,
-                tag: str, where: str = "model.onnx") -> tuple[bytes, str]:
-    """Append a sigmoid head on ``embedding`` and a Concat with ``probs`` to an ONNX model.
+                tag: str, where: str = "model.onnx", mel: str | None = None, window_frames: int = 0,
+                stats_frames: int = 16) -> tuple[bytes, str]:
+    """Append a sigmoid head on ``embedding`` (and optionally mel statistics) and a Concat with ``probs``.
+
+    With ``mel`` (the graph input's name), the head's input is
+    ``Concat(embedding, ReduceMean(mel, frames), ReduceMean(Slice(mel, last
+    stats_frames frames), frames))`` (as :func:`rtclassify.learn.embeddings.mel_stats`).
 
     Parameters
     ----------
@@ -251,6 +268,11 @@ def append_head(model: bytes, embedding: str, probs: str, n_tags: int, weight: n
     bias : float
     tag : str
         The new tag (used in node names).
+    mel : str, optional
+        Name of the graph input ``(batch, n_mels, window_frames)`` when the
+        head also reads mel statistics.
+    window_frames, stats_frames : int
+        Window length, and frames at its end for the "recent" statistics.
 
     Returns
     -------
@@ -282,8 +304,34 @@ def append_head(model: bytes, embedding: str, probs: str, n_tags: int, weight: n
     out = _unique(f"probs_{safe}", taken)
     w = np.asarray(weight, np.float32).reshape(-1, 1)
     b = np.asarray([bias], np.float32)
-    extra = b"".join([
-        _len_field(_GRAPH_NODE, _node("MatMul", [embedding, w_name], [mm], _unique(f"learned_{safe}/MatMul", taken))),
+    head_in = embedding
+    pre = []
+    if mel is not None:
+        if mel not in names["inputs"]:
+            raise BundleError(f"{where}: has no input {mel!r} (inputs: {', '.join(names['inputs'])})")
+        last = int(min(stats_frames, window_frames))
+        starts, ends, axes = (_unique(f"learned_{safe}_{k}", taken) for k in ("starts", "ends", "axes"))
+        m_all, m_cut, m_last, feats = (_unique(f"learned_{safe}_{k}", taken)
+                                       for k in ("mel_mean", "mel_recent", "mel_recent_mean", "features"))
+        # ReduceMean takes its axes as an attribute up to opset 17, as an input from opset 18
+        rm_extra, rm_attr = ([axes], None) if opset >= 18 else ([], {"axes": [2]})
+        pre = [
+            _len_field(_GRAPH_NODE, _node("ReduceMean", [mel] + rm_extra, [m_all],
+                                          _unique(f"learned_{safe}/ReduceMean", taken), {"keepdims": 0}, rm_attr)),
+            _len_field(_GRAPH_NODE, _node("Slice", [mel, starts, ends, axes], [m_cut],
+                                          _unique(f"learned_{safe}/Slice", taken))),
+            _len_field(_GRAPH_NODE, _node("ReduceMean", [m_cut] + rm_extra, [m_last],
+                                          _unique(f"learned_{safe}/ReduceMean_recent", taken), {"keepdims": 0},
+                                          rm_attr)),
+            _len_field(_GRAPH_NODE, _node("Concat", [embedding, m_all, m_last], [feats],
+                                          _unique(f"learned_{safe}/Concat_features", taken), {"axis": 1})),
+            _len_field(_GRAPH_INIT, _tensor(starts, np.array([window_frames - last], np.int64))),
+            _len_field(_GRAPH_INIT, _tensor(ends, np.array([window_frames], np.int64))),
+            _len_field(_GRAPH_INIT, _tensor(axes, np.array([2], np.int64))),
+        ]
+        head_in = feats
+    extra = b"".join(pre + [
+        _len_field(_GRAPH_NODE, _node("MatMul", [head_in, w_name], [mm], _unique(f"learned_{safe}/MatMul", taken))),
         _len_field(_GRAPH_NODE, _node("Add", [mm, b_name], [lg], _unique(f"learned_{safe}/Add", taken))),
         _len_field(_GRAPH_NODE, _node("Sigmoid", [lg], [pr], _unique(f"learned_{safe}/Sigmoid", taken))),
         _len_field(_GRAPH_NODE, _node("Concat", [probs, pr], [out], _unique(f"learned_{safe}/Concat", taken),
@@ -313,7 +361,7 @@ def _sha256(data: bytes) -> str:
 
 
 def write_learned_bundle(bundle, tag: str, weight: np.ndarray, bias: float, on: float, off: float, out,
-                         record: dict | None = None) -> Path:
+                         record: dict | None = None, features: str = "embedding") -> Path:
     """Write a bundle with one more tag, computed by a linear head on the embedding.
 
     Parameters
@@ -332,6 +380,9 @@ def write_learned_bundle(bundle, tag: str, weight: np.ndarray, bias: float, on: 
         files are replaced), or a path ending in ``.zip``.
     record : dict, optional
         Extra provenance stored in the tag's ``learned_tags`` entry.
+    features : {"embedding", "embedding+mel"}
+        The head's input (see :func:`rtclassify.learn.embeddings.head_features`):
+        ``weight`` has ``D`` or ``D + 2 * n_mels`` values.
 
     Returns
     -------
@@ -350,16 +401,24 @@ def write_learned_bundle(bundle, tag: str, weight: np.ndarray, bias: float, on: 
     check_tag_name(tag, bundle.labels)
     if bundle.embedding_name is None:
         raise BundleError(f"{bundle.file_label(MODEL_JSON)}: no 'outputs.embedding'; a head needs the embedding")
+    from .embeddings import FEATURES, MEL_STATS_FRAMES
+
+    if features not in FEATURES:
+        raise ParameterError(f"features must be one of {', '.join(FEATURES)} (got {features!r})")
     w = np.asarray(weight, np.float64).reshape(-1)
-    if bundle.embedding_dim is not None and len(w) != bundle.embedding_dim:
-        raise ParameterError(f"weight has {len(w)} values but the embedding has {bundle.embedding_dim}")
+    extra_in = 2 * bundle.n_mels if features == "embedding+mel" else 0
+    if bundle.embedding_dim is not None and len(w) != bundle.embedding_dim + extra_in:
+        raise ParameterError(f"weight has {len(w)} values but the head's input ({features}) has "
+                             f"{bundle.embedding_dim + extra_in}")
     if not (np.all(np.isfinite(w)) and np.isfinite(bias)):
         raise ParameterError("the head's weight and bias must be finite")
     if not (0.0 <= off <= on <= 1.0):
         raise ParameterError(f"thresholds must satisfy 0 <= off <= on <= 1 (got on={on}, off={off})")
     base = bundle.read_bytes(MODEL_ONNX)
+    mel = bundle.input_name if features == "embedding+mel" else None
     onnx_bytes, probs_out = append_head(base, bundle.embedding_name, bundle.probs_name, bundle.n_tags, w, float(bias),
-                                        tag, bundle.file_label(MODEL_ONNX))
+                                        tag, bundle.file_label(MODEL_ONNX), mel=mel,
+                                        window_frames=bundle.window_frames, stats_frames=MEL_STATS_FRAMES)
     meta = bundle.to_config()
     meta["name"] = f"{meta['name']}+{tag}"
     meta["labels"] = list(meta["labels"]) + [tag]
@@ -371,8 +430,12 @@ def write_learned_bundle(bundle, tag: str, weight: np.ndarray, bias: float, on: 
         "output": probs_out,
         "base_output": bundle.probs_name,
         "embedding_output": bundle.embedding_name,
-        "head": {"type": "logistic", "weight": [float(x) for x in w.astype(np.float32)],
-                 "bias": float(np.float32(bias))},
+        "head": {"type": "logistic", "features": features,
+                 "inputs": [bundle.embedding_name] + ([f"mean of {bundle.input_name} over the window",
+                                                       f"mean of {bundle.input_name} over its last "
+                                                       f"{min(MEL_STATS_FRAMES, bundle.window_frames)} frames"]
+                                                      if mel else []),
+                 "weight": [float(x) for x in w.astype(np.float32)], "bias": float(np.float32(bias))},
         "thresholds": {"on": round(float(on), 6), "off": round(float(off), 6)},
         "base_onnx_sha256": _sha256(base),
         "onnx_sha256": _sha256(onnx_bytes),

@@ -24,11 +24,52 @@ import numpy as np
 
 from ..errors import BundleError
 
-__all__ = ["StreamWindows", "Embedded", "stream_windows", "stream_embed", "frame_levels_db", "embed_windows", "embed_examples",
+__all__ = ["StreamWindows", "Embedded", "stream_windows", "stream_embed", "frame_levels_db", "mel_stats",
+           "head_features", "FEATURES", "MEL_STATS_FRAMES", "embed_windows", "embed_examples",
            "embedding_backend"]
 
 _BLOCK = 65536
 _BATCH = 256
+
+#: Frames at the end of the window averaged for the "recent" mel statistics.
+MEL_STATS_FRAMES = 16
+#: Head inputs: the CNN embedding alone, or the embedding and two log-mel averages of the window.
+FEATURES = ("embedding+mel", "embedding")
+
+
+def mel_stats(windows: np.ndarray) -> np.ndarray:
+    """Per-band means of log-mel windows: over the whole window, then over its last frames.
+
+    Parameters
+    ----------
+    windows : ndarray, float32, shape (n, n_mels, W)
+
+    Returns
+    -------
+    ndarray, float32, shape (n, 2 * n_mels)
+        ``[mean over the W frames, mean over the last min(16, W) frames]`` (dB).
+    """
+    w = np.asarray(windows, np.float32)
+    last = min(MEL_STATS_FRAMES, w.shape[2])
+    return np.concatenate([w.mean(axis=2), w[:, :, -last:].mean(axis=2)], axis=1).astype(np.float32)
+
+
+def head_features(backend, features: str = "embedding+mel"):
+    """The function from windows to a learned head's inputs.
+
+    ``"embedding"``: the bundle's embedding output. ``"embedding+mel"``:
+    the embedding followed by :func:`mel_stats` of the window (the few-shot
+    evaluation found the CNN embedding of the default model partly blind to
+    timbre details inside its own tags, such as distortion on a guitar, which
+    the raw spectrum keeps; see RESULTS.md).
+    """
+    if features not in FEATURES:
+        from ..errors import ParameterError
+
+        raise ParameterError(f"features must be one of {', '.join(FEATURES)} (got {features!r})")
+    if features == "embedding":
+        return lambda w: embed_windows(backend, w)
+    return lambda w: np.concatenate([embed_windows(backend, w), mel_stats(w)], axis=1)
 
 
 class _WindowRecorder:

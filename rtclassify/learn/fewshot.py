@@ -323,7 +323,9 @@ def onnx_encoder(clf, name: str = "supervised") -> Encoder:
 
 def melstats_encoder(name: str = "mel-stats") -> Encoder:
     """Baseline without a network: per-band mean of the whole window and of its last 16 frames (dB)."""
-    return Encoder(name, lambda w: np.concatenate([w.mean(axis=2), w[:, :, -16:].mean(axis=2)], axis=1))
+    from .embeddings import mel_stats
+
+    return Encoder(name, mel_stats)
 
 
 def combined(name: str, *parts: str) -> tuple:
@@ -517,6 +519,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tasks", default=None, help="comma-separated task names (default: all)")
     ap.add_argument("--seed", type=int, default=11, help="seed of the task data")
     ap.add_argument("--no-mix", action="store_true", help="learn without the mixed copies of the examples")
+    ap.add_argument("--mel-combo", action="store_true",
+                    help="also evaluate the supervised embedding concatenated with the mel-statistics baseline")
     a = ap.parse_args(argv)
     console = Console(stderr=True)
     names = a.tasks.split(",") if a.tasks else None
@@ -531,6 +535,8 @@ def main(argv=None) -> int:
         encoders.append(ssl_encoder(a.ssl, "self-supervised"))
         combos = (combined("combined", "supervised", "self-supervised"),)
     encoders.append(melstats_encoder("mel-stats"))
+    if a.mel_combo:
+        combos = combos + (combined("supervised+mel-stats", "supervised", "mel-stats"),)
     rep = evaluate_fewshot(clf, a.data, encoders, combos, ks=[int(k) for k in a.ks.split(",")], repeats=a.repeats,
                            tasks=[t.name for t in tasks], mix_positives=not a.no_mix, log=console.print)
     rep["settings"]["bundle_path"] = str(clf.bundle.path)

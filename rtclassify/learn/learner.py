@@ -145,7 +145,7 @@ def positive_rows(embed, bundle, examples, hop_frames: int = LEARN_HOP_FRAMES, r
     return out
 
 
-def _bundle_key(bundle, hop_frames: int) -> tuple:
+def _bundle_key(bundle, hop_frames: int, features: str) -> tuple:
     from ..model.bundle import MODEL_ONNX
 
     p = bundle.path
@@ -154,24 +154,24 @@ def _bundle_key(bundle, hop_frames: int) -> tuple:
         stamp = (st.st_mtime_ns, st.st_size)
     except OSError:
         stamp = None
-    return (str(p), stamp, bundle.embedding_name, hop_frames)
+    return (str(p), stamp, bundle.embedding_name, hop_frames, features)
 
 
-def generic_embeddings(backend, bundle, hop_frames: int = LEARN_HOP_FRAMES):
-    """Embeddings of the generic negatives for a bundle (cached per bundle file and hop in this process).
+def generic_embeddings(backend, bundle, hop_frames: int = LEARN_HOP_FRAMES, features: str = "embedding+mel"):
+    """Head inputs of the generic negatives for a bundle (cached per bundle file, hop and features in this process).
 
     Returns
     -------
     Embedded
     """
-    from .embeddings import embed_examples
+    from .embeddings import embed_examples, head_features
     from .negatives import generic_negative_examples
 
-    key = _bundle_key(bundle, hop_frames)
+    key = _bundle_key(bundle, hop_frames, features)
     hit = _GENERIC_CACHE.get(key)
     if hit is None:
         hop = hop_frames * bundle.hop_length / bundle.sample_rate
-        hit = embed_examples(backend, bundle, generic_negative_examples(), hop)
+        hit = embed_examples(head_features(backend, features), bundle, generic_negative_examples(), hop)
         if len(_GENERIC_CACHE) > 8:
             _GENERIC_CACHE.clear()
         _GENERIC_CACHE[key] = hit
@@ -190,7 +190,7 @@ def _check_number(value, name: str, lo: float | None = None, hi: float | None = 
 def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None = None, *, out=None,
               generic_negatives: bool = True, hop_frames: int = LEARN_HOP_FRAMES, l2: float | None = None,
               off_ratio: float = 0.7, rel_db: float = REL_DB, floor_db: float = FLOOR_DB, mix_positives: bool = True,
-              backend: str | None = None, progress=None):
+              features: str = "embedding+mel", backend: str | None = None, progress=None):
     """Learn a new tag from examples; returns a classifier with the original tags plus ``name``.
 
     Parameters
@@ -234,6 +234,10 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
         music, speech or singing (the example 0-10 dB above it; frames within
         20 dB of the example's loudest count), so the tag holds in a mix
         (:func:`mixed_copies`). Default True.
+    features : {"embedding+mel", "embedding"}
+        The head's input: the bundle's embedding followed by two per-band
+        log-mel means of the window (whole window, last 16 frames; default),
+        or the embedding alone (see :func:`rtclassify.learn.embeddings.head_features`).
     backend : str, optional
         Backend of the returned classifier (default: the base classifier's
         backend kind, ``"onnx"`` for ONNX Runtime).
@@ -258,7 +262,7 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
         The bundle has no embedding output.
     """
     from .bundle_ext import check_tag_name, write_learned_bundle
-    from .embeddings import Embedded, embed_examples, embedding_backend
+    from .embeddings import Embedded, embed_examples, embedding_backend, head_features
     from .head import fit_head
 
     t_start = time.perf_counter()
@@ -272,6 +276,10 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
     floor_db = _check_number(floor_db, "floor_db", -200.0, 0.0)
     if l2 is not None:
         l2 = _check_number(l2, "l2", 1e-9, 1e6)
+    from .embeddings import FEATURES
+
+    if features not in FEATURES:
+        raise ParameterError(f"features must be one of {', '.join(FEATURES)} (got {features!r})")
 
     note("reading examples")
     pos = load_examples(positives, sample_rate, "positives")
@@ -284,13 +292,14 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
 
     note("embedding examples")
     emb_backend = embedding_backend(clf)
+    fn = head_features(emb_backend, features)
     hop = int(hop_frames) * bundle.hop_length / bundle.sample_rate
-    P_s = positive_rows(emb_backend, bundle, pos, int(hop_frames), rel_db, floor_db, mix=mix_positives)
+    P_s = positive_rows(fn, bundle, pos, int(hop_frames), rel_db, floor_db, mix=mix_positives)
     parts = []
     if neg:
-        parts.append(embed_examples(emb_backend, bundle, neg, hop))
+        parts.append(embed_examples(fn, bundle, neg, hop))
     if generic_negatives:
-        parts.append(generic_embeddings(emb_backend, bundle, int(hop_frames)))
+        parts.append(generic_embeddings(emb_backend, bundle, int(hop_frames), features))
     N = Embedded.concat(parts)
     t_embedded = time.perf_counter()
 
@@ -310,6 +319,7 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
         "generic_negatives": bool(generic_negatives),
         "windows": {"positive": int(len(P_s)), "negative": int(len(N)), "hop_frames": int(hop_frames)},
         "mixed_positives": bool(mix_positives),
+        "features": features,
         "sounding_rule": {"rel_db": rel_db, "floor_db": floor_db},
         "cv": {k: v for k, v in head.info.items()},
         "seconds": {"embedding": round(t_embedded - t_start, 3), "fit": round(t_fit - t_embedded, 3)},
@@ -321,7 +331,7 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
         path = Path(tmp.name) / "bundle"
     else:
         path = Path(os.path.expanduser(os.fspath(out)))
-    write_learned_bundle(bundle, name, head.weight, head.bias, head.on, head.off, path, record)
+    write_learned_bundle(bundle, name, head.weight, head.bias, head.on, head.off, path, record, features=features)
 
     from ..model.classifier import Classifier
 
