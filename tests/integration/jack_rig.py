@@ -413,3 +413,28 @@ def summary(values: list[float]) -> str:
     v = np.asarray(values) * 1e3
     return (f"n={v.size} median {np.median(v):.0f} ms, p95 {np.percentile(v, 95):.0f} ms, "
             f"min {v.min():.0f} ms, max {v.max():.0f} ms")
+
+
+def _play_forever(recording: str, destination: str) -> None:
+    """Loop a recording into ``destination`` on the server named by ``JACK_DEFAULT_SERVER`` until killed.
+
+    Runs as its own process (``python jack_rig.py RECORDING DESTINATION``) for tests that kill the
+    server under a playing client: libjack aborts a process that closes a client of a server that is
+    gone, so such a client must not live in the test process.
+    """
+    audio, segments = program([recording], 1, 0.0, lead_s=0.0)
+
+    class _Named:  # what Player needs of a JackServer
+        name = os.environ["JACK_DEFAULT_SERVER"]
+
+    player = Player(_Named(), audio, segments, loop=True)
+    player.client.connect(player.port_name, destination)
+    player.play()
+    print("playing", flush=True)
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    _play_forever(sys.argv[1], sys.argv[2])

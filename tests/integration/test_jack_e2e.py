@@ -17,6 +17,8 @@ import uuid
 
 import pytest
 
+from rtclassify.sinks.mapping import Mapping
+
 pytestmark = pytest.mark.integration
 
 
@@ -63,8 +65,11 @@ def test_expected_tags_turn_on_and_off_in_their_segments(rig):
 def test_every_note_on_has_its_note_off_and_messages_are_well_formed(rig):
     assert rig.midi, "jack_midi_dump received nothing"
     sounding = set()
-    valid_notes = set(rig.notes.values())
-    valid_ccs = set(range(20, 20 + len(rig.model.labels)))
+    tech = Mapping.default(rig.model.labels).midi.technique
+    # tag notes and level CCs, plus the technique trackers' notes (vibrato, tremolo) and CCs (pitch, rates, depths)
+    valid_notes = set(rig.notes.values()) | {tech.vibrato_note, tech.tremolo_note}
+    valid_ccs = set(range(20, 20 + len(rig.model.labels))) | {
+        tech.pitch_cc, tech.vibrato_rate_cc, tech.vibrato_depth_cc, tech.tremolo_rate_cc, tech.tremolo_depth_cc}
     for _, m in rig.midi:
         assert len(m) == 3 and m[0] in (0x90, 0x80, 0xB0), m
         assert all(0 <= b < 128 for b in m[1:]), m
@@ -96,6 +101,10 @@ def test_osc_messages_are_well_formed_and_paired(rig):
             else:
                 assert vals[0] in active
                 active.discard(vals[0])
+        elif addr == "/rtclassify/pitch":
+            assert types == "f" and 40.0 <= vals[0] <= 2200.0, (addr, types, vals)  # f0 in Hz, sent only while voiced
+        elif addr in ("/rtclassify/vibrato", "/rtclassify/tremolo"):
+            assert types == "ff" and all(v >= 0.0 for v in vals), (addr, types, vals)  # rate, extent or depth
         else:
             assert addr.startswith("/rtclassify/tag/") and addr.rsplit("/", 1)[1] in labels, addr
             assert types == "f" and 0.0 <= vals[0] <= 1.0, (addr, types, vals)
@@ -123,14 +132,14 @@ def test_log_and_messages_agree(rig):
 def test_device_loss_mid_stream_is_one_line_and_turns_tags_off(rig_available, tmp_path):
     """Kill the JACK server while a tag is on: listen exits 1 with one clear line; OSC gets the offs."""
     from _jackd import JackServer
-    from jack_rig import (OUTSIDE, RATE, LineReader, Player, choose_bundle, free_udp_port, parse_osc, program,
-                          wait_for_port)
+    import jack_rig
+    from jack_rig import OUTSIDE, RATE, LineReader, choose_bundle, free_udp_port, parse_osc, wait_for_port
 
     model = choose_bundle(tmp_path)
-    audio, segs = program(["piano.wav"], 1, 0.0, lead_s=0.0)
     server = JackServer(RATE, 256).start()
     osc_rx = None
     listen = None
+    player = None
     try:
         port = free_udp_port()
         osc_rx = LineReader(["oscdump", "-L", str(port)], server.env)
@@ -139,9 +148,12 @@ def test_device_loss_mid_stream_is_one_line_and_turns_tags_off(rig_available, tm
              "--osc", f"127.0.0.1:{port}", "--no-display", "--duration", "60"],
             env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=OUTSIDE)
         pa_in = [p for p in wait_for_port(server, ":in_0", timeout=30) if p.startswith("PortAudio")][0]
-        player = Player(server, audio, segs, loop=True)
-        server.connect(player.port_name, pa_in)
-        player.play()
+        # the player runs in its own process: it is still playing when its server dies (see jack_rig._play_forever)
+        player = LineReader([sys.executable, jack_rig.__file__, "piano.wav", pa_in], server.env)
+        end = time.monotonic() + 20
+        while time.monotonic() < end and not any(l == "playing" for _, l in player.lines):
+            time.sleep(0.05)
+        assert any(l == "playing" for _, l in player.lines), f"the player did not start: {player.lines}"
         end = time.monotonic() + 20
         while time.monotonic() < end and not any("/rtclassify/on" in l for _, l in osc_rx.lines):
             time.sleep(0.1)
@@ -153,6 +165,8 @@ def test_device_loss_mid_stream_is_one_line_and_turns_tags_off(rig_available, tm
             listen.kill()
             listen.communicate()
         server.stop()
+        if player is not None:
+            player.stop()
         time.sleep(0.3)
         if osc_rx is not None:
             osc_rx.stop()
