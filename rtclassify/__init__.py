@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import errors
 from ._core import MelFrontend, SampleRing, build_info
+from ._lazy import lazy_getattr
 from .errors import RtclassifyError
 
 __version__ = build_info()["version"]
@@ -22,13 +23,4 @@ _LAZY = {
 __all__ = ["MelFrontend", "SampleRing", "build_info", "errors", "RtclassifyError",
            *(k for k in _LAZY if k != "CudaMelFrontend" or build_info()["cuda"])]
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'rtclassify' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -8,6 +8,7 @@ import sys
 import time
 
 from ..errors import ParameterError
+from ._args import seconds
 
 
 def osc_destination(text: str) -> str:
@@ -39,14 +40,7 @@ def channels_label(channels) -> str:
     return ",".join(map(str, c))
 
 
-def positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not v > 0 or v != v or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return v
+positive_float = seconds
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -188,6 +182,30 @@ def describe_midi(sinks) -> str | None:
             which = f"ch {chans[0]}" if len(chans) == 1 else f"ch {chans[0]}-{chans[-1]}"
             return f"MIDI {s.port_name} {which}"
     return None
+
+
+def run_live(args, clf, mapping, source, title: str, *, what: str, blocksize: int, channels=None,
+             **select) -> int:
+    """Build the sinks and the listener of ``listen``/``demo``, open the sinks, run (see :func:`run_listener`).
+
+    ``channels``: several input channels as streams of their own; otherwise ``select`` says which
+    channel the one stream takes (``channel=``, ``mix=``).
+    """
+    from ..engine.listener import Listener
+
+    sinks, outputs = build_sinks(args, clf.labels, mapping, title, channels=channels)
+    if channels is not None:
+        select = {"channels": channels}
+    listener = Listener(clf, sinks=sinks, source=source, blocksize=blocksize, hop=args.hop,
+                        decoder=mapping.decoder.as_dict() or None, techniques=args.techniques, **select)
+    open_sinks(sinks)
+    midi = describe_midi(sinks)
+    if midi:
+        outputs.insert(0, midi)
+    for s in sinks:
+        if hasattr(s, "title"):
+            s.title = f"{title}\n→ {', '.join(outputs) or 'display only'}"
+    return run_listener(listener, args.duration, what=what)
 
 
 def run_listener(listener, duration: float | None, *, what: str) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
+from ._args import number
 
 NAME = "data"
 HELP = "build the training data set (FluidSynth, npm samples, speech, singing, noise) with frame labels"
@@ -17,25 +17,10 @@ DESCRIPTION = (
 
 
 def _positive(kind):
-    def parse(text):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if not v > 0 or v != v or v == float("inf"):
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-        return v
-    return parse
+    return number(kind, f"a {kind.__name__}", above=0)
 
 
-def _seed(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return v
+_seed = number(int, "a non-negative integer", lo=0)
 
 
 def add_arguments(parser) -> None:

@@ -44,7 +44,6 @@ def clip_path():
 
 def run(args) -> int:
     from ..audio.sources import ClipSource
-    from ..engine.listener import Listener
 
     clf = _live.load_classifier(args)
     mapping = _live.load_mapping(args, clf.labels)
@@ -53,20 +52,5 @@ def run(args) -> int:
     channels = args.channels
     if channels is not None:
         title += f" · {len(channels)} streams: channels {_live.channels_label(channels)}"
-    sinks, outputs = _live.build_sinks(args, clf.labels, mapping, title, channels=channels)
-    if channels is not None:
-        listener = Listener(clf, sinks=sinks, source=source, channels=channels, blocksize=256, hop=args.hop,
-                            decoder=mapping.decoder.as_dict() or None,
-                            techniques=args.techniques)
-    else:
-        listener = Listener(clf, sinks=sinks, source=source, mix=source.channels > 1, blocksize=256, hop=args.hop,
-                            decoder=mapping.decoder.as_dict() or None,
-                            techniques=args.techniques)
-    _live.open_sinks(sinks)
-    midi = _live.describe_midi(sinks)
-    if midi:
-        outputs.insert(0, midi)
-    for s in sinks:
-        if hasattr(s, "title"):
-            s.title = f"{title}\n→ {', '.join(outputs) or 'display'}"
-    return _live.run_listener(listener, args.duration, what="demo")
+    return _live.run_live(args, clf, mapping, source, title, what="demo", blocksize=256, channels=channels,
+                          mix=source.channels > 1)

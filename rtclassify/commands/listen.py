@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import channel, number
+
 from . import _live
 
 NAME = "listen"
@@ -22,34 +24,13 @@ examples:
 """
 
 
-def _channel(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a channel number (0-based), got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
-    return v
+_channel = channel
 
 
-def _rate(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of Hz, got {text!r}") from None
-    if not 1000 <= v <= 768000:
-        raise argparse.ArgumentTypeError(f"must be 1000-768000 Hz, got {v}")
-    return v
+_rate = number(int, "a whole number of Hz", 1000, 768000, unit=" Hz")
 
 
-def _blocksize(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of frames, got {text!r}") from None
-    if not 16 <= v <= 65536:
-        raise argparse.ArgumentTypeError(f"must be 16-65536 frames, got {v}")
-    return v
+_blocksize = number(int, "a number of frames", 16, 65536, unit=" frames")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -75,7 +56,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from ..audio.sources import DeviceSource
-    from ..engine.listener import Listener
 
     clf = _live.load_classifier(args)
     mapping = _live.load_mapping(args, clf.labels)
@@ -88,24 +68,8 @@ def run(args) -> int:
         what = "mix" if args.mix else f"channel {args.channel or 0}"
     source = DeviceSource(args.device, channels=need, samplerate=args.samplerate, blocksize=args.blocksize)
     title = f"rtclassify listen · {source.info.name} ({source.info.hostapi}) · {source.samplerate:g} Hz · {what}"
-    sinks, outputs = _live.build_sinks(args, clf.labels, mapping, title, channels=channels)
-    if channels is not None:
-        listener = Listener(clf, sinks=sinks, source=source, channels=channels, blocksize=args.blocksize,
-                            hop=args.hop, decoder=mapping.decoder.as_dict() or None,
-                            techniques=args.techniques)
-    else:
-        listener = Listener(clf, sinks=sinks, source=source, channel=None if args.mix else (args.channel or 0),
-                            mix=args.mix, blocksize=args.blocksize, hop=args.hop,
-                            decoder=mapping.decoder.as_dict() or None,
-                            techniques=args.techniques)
-    _live.open_sinks(sinks)
-    midi = _live.describe_midi(sinks)
-    if midi:
-        outputs.insert(0, midi)
-    for s in sinks:
-        if hasattr(s, "title"):
-            s.title = f"{title}\n→ {', '.join(outputs) or 'display only'}"
-    code = _live.run_listener(listener, args.duration, what="listen")
+    code = _live.run_live(args, clf, mapping, source, title, what="listen", blocksize=args.blocksize,
+                          channels=channels, channel=None if args.mix else (args.channel or 0), mix=args.mix)
     from ..audio.sources import hard_exit_needed
 
     if hard_exit_needed():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import number
+
 NAME = "pretrain"
 HELP = "self-supervised (SimCLR/CLMR-style contrastive) pretraining of the CNN encoder on unlabelled audio"
 DESCRIPTION = """\
@@ -22,15 +24,7 @@ examples:
 
 
 def _positive(kind):
-    def parse(text):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if not v > 0 or v != v or v == float("inf"):
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-        return v
-    return parse
+    return number(kind, f"a {kind.__name__}", above=0)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

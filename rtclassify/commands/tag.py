@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._args import channel, number, seconds
+
 NAME = "tag"
 HELP = "tag audio files offline (same engine as live audio): per-frame probabilities and on/off events"
 DESCRIPTION = (
@@ -43,36 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "tremolo fields)")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
+_positive_int = number(int, "a positive integer", lo=1)
 
 
-def _channel(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a channel number >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a channel number >= 0, got {text!r}")
-    return v
+_channel = channel
 
 
-def _positive_float(text: str) -> float:
-    import math
-
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return v
+_positive_float = seconds
 
 
 def _plot_path(base: str, file: str, several: bool) -> str:

@@ -41,6 +41,8 @@ self-supervised pretraining) and :mod:`.fewshot` (the few-shot evaluation).
 
 from __future__ import annotations
 
+from .._lazy import lazy_getattr
+
 __all__ = ["learn_tag", "save_classifier", "MIN_POSITIVE_EXAMPLES", "MIN_EXAMPLE_SECONDS"]
 
 _LAZY = {
@@ -50,13 +52,4 @@ _LAZY = {
     "MIN_EXAMPLE_SECONDS": ("rtclassify.learn.examples", "MIN_EXAMPLE_SECONDS"),
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'rtclassify.learn' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -41,7 +41,8 @@ class Sink(Protocol):
 
 
 class EventDispatch:
-    """Mixin: ``send`` calls ``handlers[event.kind](self, event)`` for each event.
+    """Mixin: ``send`` calls ``handlers[event.kind](self, event)`` for each event;
+    ``with sink:`` opens and closes it.
 
     Subclasses fill ``handlers`` (a dict kind -> function(sink, event)); to
     support a new event kind, add an entry::
@@ -57,3 +58,10 @@ class EventDispatch:
             fn = h.get(ev.kind)
             if fn is not None:
                 fn(self, ev)
+
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

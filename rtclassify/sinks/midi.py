@@ -245,13 +245,6 @@ class MidiSink(EventDispatch):
                 finally:
                     out.delete()
 
-    def __enter__(self):
-        self.open()
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
     # ------------------------------------------------------------------ sending
     def send(self, events: Sequence) -> None:
         with self._lock:

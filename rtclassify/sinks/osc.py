@@ -141,13 +141,6 @@ class OscSink(EventDispatch):
                 s.close()
             self._socks, self._addrs = {}, []
 
-    def __enter__(self):
-        self.open()
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
     # ------------------------------------------------------------------ sending
     def send(self, events: Sequence) -> None:
         from pythonosc.osc_bundle_builder import OscBundleBuilder

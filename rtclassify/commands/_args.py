@@ -1,0 +1,52 @@
+"""argparse value types shared by the commands (a bad value is a one-line usage error, exit 2)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Callable
+
+
+def number(kind: type, what: str, lo: float | None = None, hi: float | None = None, *,
+           above: float | None = None, unit: str = "") -> Callable[[str], float]:
+    """An argparse ``type=`` that parses ``kind`` (int or float) and checks its range.
+
+    Parameters
+    ----------
+    kind : type
+        ``int`` or ``float``.
+    what : str
+        What the value is, for the parse error: ``"expected <what>, got '...'"``.
+    lo, hi : float, optional
+        Inclusive bounds.
+    above : float, optional
+        Exclusive lower bound (``must be > above``).
+    unit : str
+        Unit named in the range error (``"must be 16-65536 frames"``).
+    """
+
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if isinstance(v, float) and not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        if above is not None and not v > above:
+            raise argparse.ArgumentTypeError(f"must be > {above:g}, got {text!r}")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            if hi is None:
+                raise argparse.ArgumentTypeError(f"must be >= {lo:g}, got {text!r}")
+            if lo is None:
+                raise argparse.ArgumentTypeError(f"must be <= {hi:g}{unit}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"must be {lo:g}-{hi:g}{unit}, got {text!r}")
+        return v
+
+    parse.__name__ = kind.__name__  # argparse names the type in "invalid <name> value" messages
+    return parse
+
+
+#: a positive number of seconds (``--hop``, ``--duration``)
+seconds = number(float, "a number of seconds", above=0)
+#: a 0-based input channel
+channel = number(int, "a channel number (0-based)", lo=0)
