@@ -98,6 +98,30 @@ def test_ema_smoothing_step_response():
     assert [s[0] for s in states].index(True) == first_above
 
 
+def test_attack_release_envelope_follower():
+    """attack_s while rising, smoothing_s (release) while falling, per tag."""
+    tau_a, tau_r = 0.05, 0.4
+    dec = make(smoothing_s=tau_r, attack_s=tau_a, level_rate=0)
+    aa, ar = 1 - math.exp(-HOP / tau_a), 1 - math.exp(-HOP / tau_r)
+    seq_a = [0.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+    seq_b = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0]  # the other way round at the same time
+    exp_a, exp_b = [0.0], [1.0]
+    for pa, pb in zip(seq_a[1:], seq_b[1:]):
+        exp_a.append(exp_a[-1] + (aa if pa > exp_a[-1] else ar) * (pa - exp_a[-1]))
+        exp_b.append(exp_b[-1] + (aa if pb > exp_b[-1] else ar) * (pb - exp_b[-1]))
+    got = []
+    for k, (pa, pb) in enumerate(zip(seq_a, seq_b)):
+        dec.step(np.array([pa, pb], np.float32), stream_time=k * HOP)
+        got.append(dec.smoothed.copy())
+    np.testing.assert_allclose(np.array(got), np.array([exp_a, exp_b]).T, rtol=1e-5, atol=1e-6)
+    # a fast attack turns the tag on at the first rising hop, the slow release keeps it on through the dip
+    changes, states = run(make(smoothing_s=tau_r, attack_s=0.0, level_rate=0), [0.0, 0.9, 0.1, 0.9, 0.9])
+    assert changes[1] == [("on", "a")] and all(s[0] for s in states[1:])
+    # the symmetric EMA with the same time constant is slower to turn on
+    _, states_sym = run(make(smoothing_s=tau_r, level_rate=0), [0.0, 0.9, 0.1, 0.9, 0.9])
+    assert not states_sym[1][0]
+
+
 def test_ema_first_output_initialises():
     dec = make(smoothing_s=1.0, level_rate=0)
     dec.step(np.array([0.8, 0.2], np.float32), 0.0)
@@ -178,6 +202,7 @@ def test_config_from_bundle_and_overrides():
     ({"smoothness": 1}, "decoder.smoothness"),
     ({"smoothing": "mean"}, "decoder.smoothing"),
     ({"smoothing_s": -1}, "decoder.smoothing_s"),
+    ({"attack_s": -0.1}, "decoder.attack_s"),
     ({"min_on_s": "long"}, "decoder.min_on_s"),
     ({"median_hops": 0}, "decoder.median_hops"),
     ({"level_rate": -2}, "decoder.level_rate"),

@@ -5,7 +5,11 @@ For each tag, independently, once per model output (hop):
 1. **Smoothing** of the probability: an exponential moving average with time
    constant ``smoothing_s`` (``alpha = 1 - exp(-hop_s / smoothing_s)``; the
    first output initialises it; ``smoothing_s = 0`` disables it), or the
-   median of the last ``median_hops`` outputs (``smoothing="median"``).
+   median of the last ``median_hops`` outputs (``smoothing="median"``). With
+   ``attack_s`` set, the EMA is an envelope follower: time constant
+   ``attack_s`` while the probability rises and ``smoothing_s`` (the release)
+   while it falls, so a tag turns on fast and a short dip does not turn it
+   off (``attack_s = 0``: a rise is taken at once).
 2. **Hysteresis**: an off tag turns on when the smoothed probability is above
    its ``on`` threshold; an on tag turns off when it is below its ``off``
    threshold (``off <= on``).
@@ -26,7 +30,7 @@ or never (``level_rate=0``).
 Defaults come from the bundle (``thresholds``, ``decoder``); a dict of
 overrides (what a mapping file provides) replaces any of them::
 
-    {"smoothing": "ema" | "median", "smoothing_s": 0.1, "median_hops": 3,
+    {"smoothing": "ema" | "median", "smoothing_s": 0.1, "attack_s": 0.0, "median_hops": 3,
      "min_on_s": 0.2, "min_off_s": 0.2, "level_rate": 10.0,
      "thresholds": {"piano": {"on": 0.6, "off": 0.4}}}
 
@@ -47,7 +51,7 @@ from .events import Event, TagLevel, TagOff, TagOn
 __all__ = ["DecoderConfig", "Decoder", "OVERRIDE_KEYS"]
 
 #: keys accepted in a decoder override dict
-OVERRIDE_KEYS = ("smoothing", "smoothing_s", "median_hops", "min_on_s", "min_off_s", "level_rate", "thresholds")
+OVERRIDE_KEYS = ("smoothing", "smoothing_s", "attack_s", "median_hops", "min_on_s", "min_off_s", "level_rate", "thresholds")
 
 _LARGE = 1 << 60
 
@@ -72,7 +76,10 @@ class DecoderConfig:
         ``{tag: (on, off)}`` for every label.
     smoothing : {"ema", "median"}
     smoothing_s : float
-        EMA time constant in seconds (0: no smoothing).
+        EMA time constant in seconds (0: no smoothing); the release time
+        constant when ``attack_s`` is set.
+    attack_s : float or None
+        EMA time constant while the probability rises (None: ``smoothing_s``).
     median_hops : int
         Median length in hops (``smoothing="median"``).
     min_on_s, min_off_s : float
@@ -85,6 +92,7 @@ class DecoderConfig:
     thresholds: dict
     smoothing: str = "ema"
     smoothing_s: float = 0.0
+    attack_s: float | None = None
     median_hops: int = 3
     min_on_s: float = 0.0
     min_off_s: float = 0.0
@@ -107,6 +115,7 @@ class DecoderConfig:
             thresholds=dict(bundle.thresholds),
             smoothing=d.get("smoothing", "ema"),
             smoothing_s=d.get("smoothing_s", 0.0),
+            attack_s=d.get("attack_s"),
             median_hops=d.get("median_hops", 3),
             min_on_s=d.get("min_on_s", 0.0),
             min_off_s=d.get("min_off_s", 0.0),
@@ -126,7 +135,7 @@ class DecoderConfig:
         if unknown:
             raise ParameterError(f"unknown decoder key(s): {', '.join('decoder.' + k for k in unknown)} "
                                  f"(known: {', '.join(OVERRIDE_KEYS)})")
-        new = DecoderConfig(**{k: getattr(self, k) for k in ("labels", "smoothing", "smoothing_s", "median_hops",
+        new = DecoderConfig(**{k: getattr(self, k) for k in ("labels", "smoothing", "smoothing_s", "attack_s", "median_hops",
                                                              "min_on_s", "min_off_s", "level_rate")},
                             thresholds=dict(self.thresholds))
         for key, value in overrides.items():
@@ -148,6 +157,8 @@ class DecoderConfig:
                 new.level_rate = None if value is None else _number(value, "decoder.level_rate")
             elif key == "smoothing":
                 new.smoothing = value
+            elif key == "attack_s":
+                new.attack_s = None if value is None else _number(value, "decoder.attack_s")
             elif key == "median_hops":
                 if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                     raise ParameterError(f"decoder.median_hops must be an integer >= 1 (got {value!r})")
@@ -164,6 +175,8 @@ class DecoderConfig:
             raise ParameterError(f"decoder.median_hops must be an integer >= 1 (got {self.median_hops!r})")
         for key in ("smoothing_s", "min_on_s", "min_off_s"):
             _number(getattr(self, key), f"decoder.{key}")
+        if self.attack_s is not None:
+            _number(self.attack_s, "decoder.attack_s")
         if self.level_rate is not None:
             _number(self.level_rate, "decoder.level_rate")
         for tag in self.labels:
@@ -210,7 +223,10 @@ class Decoder:
         self.min_on_hops = int(math.ceil(config.min_on_s / hop_s - eps)) if config.min_on_s > 0 else 0
         self.min_off_hops = int(math.ceil(config.min_off_s / hop_s - eps)) if config.min_off_s > 0 else 0
         self._median = config.smoothing == "median" and config.median_hops > 1
-        self._alpha = np.float32(1.0 - math.exp(-hop_s / config.smoothing_s)) if config.smoothing_s > 0 else np.float32(1.0)
+        self._alpha = self._ema_alpha(config.smoothing_s, hop_s)
+        # envelope follower: attack alpha while rising (None: symmetric EMA)
+        self._attack = None if config.attack_s is None else self._ema_alpha(config.attack_s, hop_s)
+        self._alphas = np.zeros(n, np.float32)
         if self._median:
             self._hist = np.zeros((config.median_hops, n), np.float32)
         lr = config.level_rate
@@ -224,6 +240,10 @@ class Decoder:
         self._b2 = np.zeros(n, bool)
         self._b3 = np.zeros(n, bool)
         self.reset()
+
+    @staticmethod
+    def _ema_alpha(time_constant_s: float, hop_s: float) -> np.float32:
+        return np.float32(1.0 - math.exp(-hop_s / time_constant_s)) if time_constant_s > 0 else np.float32(1.0)
 
     def reset(self) -> None:
         """Back to the start of a stream: every tag off, no smoothing history."""
@@ -262,11 +282,19 @@ class Decoder:
                 np.median(self._hist, axis=0, out=s)
             else:
                 s[:] = np.median(self._hist[:m], axis=0)
-        elif self._count == 0 or self._alpha == 1.0:
+        elif self._count == 0 or (self._alpha == 1.0 and self._attack in (None, 1.0)):
             s[:] = p
-        else:
+        elif self._attack is None:
             np.subtract(p, s, out=self._tmp)
             self._tmp *= self._alpha
+            s += self._tmp
+        else:
+            np.subtract(p, s, out=self._tmp)
+            rising = np.greater(self._tmp, 0.0, out=self._b3)
+            a = self._alphas  # alpha per tag: attack where rising, release elsewhere
+            np.multiply(rising, self._attack - self._alpha, out=a)
+            a += self._alpha
+            self._tmp *= a
             s += self._tmp
         self._count += 1
         held = self._held

@@ -329,6 +329,8 @@ def _parse(path: Path, prefix: str, raw: bytes, where: str, check_frontend: bool
     decoder = {}
     for key in ("smoothing_s", "min_on_s", "min_off_s"):
         decoder[key] = c.number(c.get(dec, key, "decoder"), f"decoder.{key}", 0.0)
+    if dec.get("attack_s") is not None:
+        decoder["attack_s"] = c.number(dec["attack_s"], "decoder.attack_s", 0.0)
     if "smoothing" in dec:
         if dec["smoothing"] not in ("ema", "median"):
             c.fail(f"'decoder.smoothing' must be 'ema' or 'median' (got {dec['smoothing']!r})")

@@ -39,7 +39,8 @@ package data: ``rtclassify/data/mapping.example.toml``
     (``<prefix>/tremolo``, two floats: rate Hz, depth dB), ``enabled``.
 ``[decoder]``
     ``smoothing`` (``"ema"`` or ``"median"``), ``smoothing_s`` (EMA time
-    constant), ``median_hops``, ``min_on_s``, ``min_off_s``, ``level_rate``
+    constant; the release when ``attack_s`` is set), ``attack_s`` (EMA time
+    constant while a probability rises), ``median_hops``, ``min_on_s``, ``min_off_s``, ``level_rate``
     (level messages per second; 0: none): override the bundle's decoder
     settings (they apply to every tag).
 ``[decoder.tags.<tag>]``
@@ -196,7 +197,7 @@ class DecoderOverrides:
     ----------
     defaults : dict
         Keys among ``smoothing`` (``"ema"`` or ``"median"``), ``smoothing_s``,
-        ``median_hops``, ``min_on_s``, ``min_off_s``, ``level_rate``, for all tags.
+        ``attack_s``, ``median_hops``, ``min_on_s``, ``min_off_s``, ``level_rate``, for all tags.
     tags : dict
         Tag -> ``{"on": p, "off": p}`` (either or both).
     """
@@ -387,7 +388,7 @@ def _tag(name: str, labels: Sequence[str], path: list[str], loc: _Locator) -> st
 _TECH_INT = ("pitch_cc", "vibrato_note", "vibrato_rate_cc", "vibrato_depth_cc", "tremolo_note", "tremolo_rate_cc",
              "tremolo_depth_cc")
 _TECH_FLOAT = ("rate_max_hz", "vibrato_depth_max_cents", "tremolo_depth_max_db")
-_DEC_COMMON = ("smoothing", "smoothing_s", "median_hops", "min_on_s", "min_off_s", "level_rate")
+_DEC_COMMON = ("smoothing", "smoothing_s", "attack_s", "median_hops", "min_on_s", "min_off_s", "level_rate")
 
 
 def _build(data: dict, labels: tuple[str, ...], loc: _Locator) -> Mapping:
@@ -454,7 +455,7 @@ def _build(data: dict, labels: tuple[str, ...], loc: _Locator) -> Mapping:
     # ---- decoder
     dd = _table(data.get("decoder", {}), ["decoder"], _DEC_COMMON + ("tags",), loc)
     defaults: dict[str, Any] = {}
-    for k in ("smoothing_s", "min_on_s", "min_off_s"):
+    for k in ("smoothing_s", "attack_s", "min_on_s", "min_off_s"):
         if k in dd:
             defaults[k] = _float(dd, k, ["decoder"], loc, 0.0, 60.0, None)
     if "level_rate" in dd:
