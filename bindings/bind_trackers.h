@@ -4,7 +4,9 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -42,87 +44,189 @@ py::array_t<T> column(const std::vector<T>& v) {
   return a;
 }
 
-// Fills a config struct from keyword arguments; unknown keys are errors naming the key.
-inline void set_vibrato(rtc::VibratoConfig& c, const py::dict& kw, const char* where) {
+// An optional per-frame bool argument as bytes: the array's values, or `fallback` where None.
+inline std::vector<unsigned char> flags_or(const py::object& obj, const char* name, py::ssize_t n,
+                                           unsigned char fallback) {
+  std::vector<unsigned char> out(static_cast<std::size_t>(n), fallback);
+  if (!obj.is_none()) {
+    auto a = as_bool_1d(obj, name, n);
+    std::copy(a.data(), a.data() + n, out.begin());
+  }
+  return out;
+}
+
+// One parameter of a config struct: its keyword name and its member.
+template <class C>
+struct Param {
+  const char* name;
+  double C::*real = nullptr;
+  int C::*whole = nullptr;
+  bool C::*flag = nullptr;
+  constexpr Param(const char* n, double C::*m) : name(n), real(m) {}
+  constexpr Param(const char* n, int C::*m) : name(n), whole(m) {}
+  constexpr Param(const char* n, bool C::*m) : name(n), flag(m) {}
+};
+
+// The parameters of each config struct, in the order of its config dict, and
+// the kind named in the error for an unknown one.
+template <class C>
+struct ConfigParams;
+
+template <>
+struct ConfigParams<rtc::VibratoConfig> {
+  using C = rtc::VibratoConfig;
+  static constexpr const char* kind = "vibrato";
+  static constexpr Param<C> list[] = {
+      {"rate_min", &C::rate_min},
+      {"rate_max", &C::rate_max},
+      {"extent_on", &C::extent_on},
+      {"extent_off", &C::extent_off},
+      {"regularity_on", &C::regularity_on},
+      {"regularity_off", &C::regularity_off},
+      {"jump_cents", &C::jump_cents},
+      {"max_gap", &C::max_gap},
+      {"max_glitch", &C::max_glitch},
+      {"hold_frames", &C::hold_frames},
+      {"window_periods", &C::window_periods},
+      {"release_periods", &C::release_periods},
+      {"rate_step", &C::rate_step},
+  };
+};
+
+template <>
+struct ConfigParams<rtc::TremoloConfig> {
+  using C = rtc::TremoloConfig;
+  static constexpr const char* kind = "tremolo";
+  static constexpr Param<C> list[] = {
+      {"rate_min", &C::rate_min},
+      {"rate_max", &C::rate_max},
+      {"depth_on", &C::depth_on},
+      {"depth_off", &C::depth_off},
+      {"regularity_on", &C::regularity_on},
+      {"regularity_off", &C::regularity_off},
+      {"onset_db", &C::onset_db},
+      {"onset_frames", &C::onset_frames},
+      {"hold_frames", &C::hold_frames},
+      {"vibrato_explained", &C::vibrato_explained},
+      {"vibrato_harmonics", &C::vibrato_harmonics},
+      {"window_periods", &C::window_periods},
+      {"release_periods", &C::release_periods},
+      {"trend_ratio", &C::trend_ratio},
+      {"rate_step", &C::rate_step},
+  };
+};
+
+// The scalar parameters of TechniqueConfig (its config dict starts with the
+// sample rate and ends with the vibrato and tremolo dicts).
+template <>
+struct ConfigParams<rtc::TechniqueConfig> {
+  using C = rtc::TechniqueConfig;
+  static constexpr const char* kind = "technique";
+  static constexpr Param<C> list[] = {
+      {"hop_length", &C::hop_length},
+      {"fmin", &C::fmin},
+      {"fmax", &C::fmax},
+      {"threshold", &C::threshold},
+      {"silence_db", &C::silence_db},
+      {"level_window", &C::level_window_s},
+      {"tremolo_min_confidence", &C::tremolo_min_confidence},
+      {"tremolo_restart_on_pitch_jump", &C::tremolo_restart_on_pitch_jump},
+      {"compensate", &C::compensate},
+      {"explained_high", &C::explained_high},
+      {"explained_low", &C::explained_low},
+      {"am_per_cent", &C::am_per_cent},
+      {"cents_per_db", &C::cents_per_db},
+      {"harmonics", &C::harmonics},
+  };
+};
+
+// Fills a config struct from keyword arguments; unknown keys are errors naming `where` and the key.
+template <class C>
+void set_config(C& c, const py::dict& kw, const char* where) {
+  const auto& list = ConfigParams<C>::list;
   for (auto item : kw) {
     const std::string k = py::str(item.first);
     const py::handle v = item.second;
-    if (k == "rate_min") c.rate_min = v.cast<double>();
-    else if (k == "rate_max") c.rate_max = v.cast<double>();
-    else if (k == "extent_on") c.extent_on = v.cast<double>();
-    else if (k == "extent_off") c.extent_off = v.cast<double>();
-    else if (k == "regularity_on") c.regularity_on = v.cast<double>();
-    else if (k == "regularity_off") c.regularity_off = v.cast<double>();
-    else if (k == "jump_cents") c.jump_cents = v.cast<double>();
-    else if (k == "max_gap") c.max_gap = v.cast<int>();
-    else if (k == "max_glitch") c.max_glitch = v.cast<int>();
-    else if (k == "hold_frames") c.hold_frames = v.cast<int>();
-    else if (k == "window_periods") c.window_periods = v.cast<double>();
-    else if (k == "rate_step") c.rate_step = v.cast<double>();
-    else if (k == "release_periods") c.release_periods = v.cast<double>();
-    else throw py::value_error(std::string(where) + ": unknown vibrato parameter '" + k + "'");
+    const auto* p = std::find_if(std::begin(list), std::end(list), [&](const Param<C>& q) { return k == q.name; });
+    if (p == std::end(list))
+      throw py::value_error(std::string(where) + ": unknown " + ConfigParams<C>::kind + " parameter '" + k + "'");
+    if (p->real) c.*(p->real) = v.cast<double>();
+    else if (p->whole) c.*(p->whole) = v.cast<int>();
+    else c.*(p->flag) = v.cast<bool>();
   }
 }
 
-inline void set_tremolo(rtc::TremoloConfig& c, const py::dict& kw, const char* where) {
-  for (auto item : kw) {
-    const std::string k = py::str(item.first);
-    const py::handle v = item.second;
-    if (k == "rate_min") c.rate_min = v.cast<double>();
-    else if (k == "rate_max") c.rate_max = v.cast<double>();
-    else if (k == "depth_on") c.depth_on = v.cast<double>();
-    else if (k == "depth_off") c.depth_off = v.cast<double>();
-    else if (k == "regularity_on") c.regularity_on = v.cast<double>();
-    else if (k == "regularity_off") c.regularity_off = v.cast<double>();
-    else if (k == "onset_db") c.onset_db = v.cast<double>();
-    else if (k == "onset_frames") c.onset_frames = v.cast<int>();
-    else if (k == "hold_frames") c.hold_frames = v.cast<int>();
-    else if (k == "vibrato_explained") c.vibrato_explained = v.cast<double>();
-    else if (k == "vibrato_harmonics") c.vibrato_harmonics = v.cast<int>();
-    else if (k == "window_periods") c.window_periods = v.cast<double>();
-    else if (k == "rate_step") c.rate_step = v.cast<double>();
-    else if (k == "release_periods") c.release_periods = v.cast<double>();
-    else if (k == "trend_ratio") c.trend_ratio = v.cast<double>();
-    else throw py::value_error(std::string(where) + ": unknown tremolo parameter '" + k + "'");
+// Adds the parameters of a config struct to a dict, in order.
+template <class C>
+void add_config(py::dict& d, const C& c) {
+  for (const Param<C>& p : ConfigParams<C>::list) {
+    if (p.real) d[p.name] = c.*(p.real);
+    else if (p.whole) d[p.name] = c.*(p.whole);
+    else d[p.name] = c.*(p.flag);
   }
 }
 
-inline py::dict vibrato_config_dict(const rtc::VibratoConfig& c) {
+// The parameters of a config struct as a dict, in order.
+template <class C>
+py::dict config_dict(const C& c) {
   py::dict d;
-  d["rate_min"] = c.rate_min;
-  d["rate_max"] = c.rate_max;
-  d["extent_on"] = c.extent_on;
-  d["extent_off"] = c.extent_off;
-  d["regularity_on"] = c.regularity_on;
-  d["regularity_off"] = c.regularity_off;
-  d["jump_cents"] = c.jump_cents;
-  d["max_gap"] = c.max_gap;
-  d["max_glitch"] = c.max_glitch;
-  d["hold_frames"] = c.hold_frames;
-  d["window_periods"] = c.window_periods;
-  d["release_periods"] = c.release_periods;
-  d["rate_step"] = c.rate_step;
+  add_config(d, c);
   return d;
 }
 
-inline py::dict tremolo_config_dict(const rtc::TremoloConfig& c) {
+// Frames of a vibrato or tremolo tracker as columns: on, rate, the size
+// (`size_name`, member `size`), regularity, restarted.
+template <class Frame>
+py::dict modulation_columns(const std::vector<Frame>& fr, const char* size_name, float Frame::*size) {
+  const std::size_t n = fr.size();
+  std::vector<float> rate(n), sz(n), reg(n);
+  py::array_t<bool> on(static_cast<py::ssize_t>(n)), re(static_cast<py::ssize_t>(n));
+  for (std::size_t i = 0; i < n; ++i) {
+    rate[i] = fr[i].rate;
+    sz[i] = fr[i].*size;
+    reg[i] = fr[i].regularity;
+    on.mutable_data()[i] = fr[i].on;
+    re.mutable_data()[i] = fr[i].restarted;
+  }
   py::dict d;
-  d["rate_min"] = c.rate_min;
-  d["rate_max"] = c.rate_max;
-  d["depth_on"] = c.depth_on;
-  d["depth_off"] = c.depth_off;
-  d["regularity_on"] = c.regularity_on;
-  d["regularity_off"] = c.regularity_off;
-  d["onset_db"] = c.onset_db;
-  d["onset_frames"] = c.onset_frames;
-  d["hold_frames"] = c.hold_frames;
-  d["vibrato_explained"] = c.vibrato_explained;
-  d["vibrato_harmonics"] = c.vibrato_harmonics;
-  d["window_periods"] = c.window_periods;
-  d["release_periods"] = c.release_periods;
-  d["trend_ratio"] = c.trend_ratio;
-  d["rate_step"] = c.rate_step;
+  d["on"] = on;
+  d["rate"] = column(rate);
+  d[size_name] = column(sz);
+  d["regularity"] = column(reg);
+  d["restarted"] = re;
   return d;
+}
+
+// Runs a block-based tracker (pitch, technique) on a 1-D block of samples
+// without the GIL; returns the frames it completed.
+template <class Frame, class Tracker>
+std::vector<Frame> process_block(Tracker& t, const py::handle& block) {
+  f32array x = as_1d(block, "block");
+  const std::size_t n = static_cast<std::size_t>(x.size());
+  std::vector<Frame> fr(t.max_frames(n));
+  {
+    py::gil_scoped_release nogil;
+    fr.resize(t.process(x.data(), n, fr.data()));
+  }
+  return fr;
+}
+
+// Binds what VibratoTracker and TremoloTracker share: the constructor
+// (frame_rate and the config's keyword parameters), reset(), frame_rate and
+// config. The caller adds process().
+template <class Tracker, class Config>
+py::class_<Tracker> bind_modulation_tracker(py::module_& m, const char* name, const char* doc) {
+  py::class_<Tracker> cls(m, name, doc);
+  cls.def(py::init([name](double frame_rate, py::kwargs kw) {
+            Config c;
+            set_config(c, kw, name);
+            return new Tracker(frame_rate, c);
+          }),
+          py::arg("frame_rate"));
+  cls.def("reset", &Tracker::reset, "Forget the contour.");
+  cls.def_property_readonly("frame_rate", &Tracker::frame_rate);
+  cls.def_property_readonly("config", [](const Tracker& t) { return config_dict(t.config()); });
+  return cls;
 }
 
 inline int default_hop(double sample_rate) {
@@ -171,14 +275,8 @@ level_window : float
       .def(
           "process",
           [](rtc::PitchTracker& t, py::handle block) {
-            f32array x = as_1d(block, "block");
-            const std::size_t n = static_cast<std::size_t>(x.size());
-            std::vector<rtc::PitchFrame> frames(t.max_frames(n));
-            std::size_t k;
-            {
-              py::gil_scoped_release nogil;
-              k = t.process(x.data(), n, frames.data());
-            }
+            const std::vector<rtc::PitchFrame> frames = process_block<rtc::PitchFrame>(t, block);
+            const std::size_t k = frames.size();
             std::vector<float> f0(k), conf(k), level(k);
             py::array_t<bool> voiced(static_cast<py::ssize_t>(k));
             for (std::size_t i = 0; i < k; ++i) {
@@ -215,7 +313,7 @@ dict
       .def_property_readonly("nonfinite_count", &rtc::PitchTracker::nonfinite_count,
                              "Non-finite samples replaced by 0.");
 
-  py::class_<rtc::VibratoTracker>(m, "VibratoTracker", R"doc(
+  bind_modulation_tracker<rtc::VibratoTracker, rtc::VibratoConfig>(m, "VibratoTracker", R"doc(
 Streaming vibrato detector on an f0 contour.
 
 A quadratic trend plus a sinusoid is fitted by least squares over the newest
@@ -234,12 +332,6 @@ frame_rate : float
     jump_cents, max_gap, max_glitch, hold_frames, window_periods, release_periods,
     rate_step.
 )doc")
-      .def(py::init([](double frame_rate, py::kwargs kw) {
-             rtc::VibratoConfig c;
-             set_vibrato(c, kw, "VibratoTracker");
-             return new rtc::VibratoTracker(frame_rate, c);
-           }),
-           py::arg("frame_rate"))
       .def(
           "process",
           [](rtc::VibratoTracker& t, py::handle f0) {
@@ -250,22 +342,7 @@ frame_rate : float
               py::gil_scoped_release nogil;
               t.process(x.data(), n, fr.data());
             }
-            std::vector<float> rate(n), extent(n), reg(n);
-            py::array_t<bool> on(static_cast<py::ssize_t>(n)), re(static_cast<py::ssize_t>(n));
-            for (std::size_t i = 0; i < n; ++i) {
-              rate[i] = fr[i].rate;
-              extent[i] = fr[i].extent;
-              reg[i] = fr[i].regularity;
-              on.mutable_data()[i] = fr[i].on;
-              re.mutable_data()[i] = fr[i].restarted;
-            }
-            py::dict d;
-            d["on"] = on;
-            d["rate"] = column(rate);
-            d["extent"] = column(extent);
-            d["regularity"] = column(reg);
-            d["restarted"] = re;
-            return d;
+            return modulation_columns(fr, "extent", &rtc::VibratoFrame::extent);
           },
           py::arg("f0"),
           R"doc(Consume f0 frames (Hz; 0, negative or NaN = unvoiced).
@@ -275,12 +352,9 @@ Returns
 dict
     ``on`` (n,) bool; ``rate`` (n,) float32 Hz; ``extent`` (n,) float32 cents
     (half peak-to-peak); ``regularity`` (n,) float32; ``restarted`` (n,) bool.
-    rate/extent/regularity are the newest analysis (0 where none).)doc")
-      .def("reset", &rtc::VibratoTracker::reset, "Forget the contour.")
-      .def_property_readonly("frame_rate", &rtc::VibratoTracker::frame_rate)
-      .def_property_readonly("config", [](const rtc::VibratoTracker& t) { return vibrato_config_dict(t.config()); });
+    rate/extent/regularity are the newest analysis (0 where none).)doc");
 
-  py::class_<rtc::TremoloTracker>(m, "TremoloTracker", R"doc(
+  bind_modulation_tracker<rtc::TremoloTracker, rtc::TremoloConfig>(m, "TremoloTracker", R"doc(
 Streaming tremolo detector on a level contour in dB.
 
 A quadratic trend plus a sinusoid is fitted by least squares over the newest
@@ -301,33 +375,16 @@ frame_rate : float
     trend_ratio, onset_db, onset_frames, hold_frames, vibrato_explained,
     vibrato_harmonics, window_periods, release_periods, rate_step.
 )doc")
-      .def(py::init([](double frame_rate, py::kwargs kw) {
-             rtc::TremoloConfig c;
-             set_tremolo(c, kw, "TremoloTracker");
-             return new rtc::TremoloTracker(frame_rate, c);
-           }),
-           py::arg("frame_rate"))
       .def(
           "process",
           [](rtc::TremoloTracker& t, py::handle level_db, py::object valid, py::object restart,
              py::object vibrato_on, py::object vibrato_rate) {
             f32array x = as_1d(level_db, "level_db");
             const py::ssize_t n = x.size();
-            std::vector<unsigned char> va(static_cast<std::size_t>(n), 1), rs(static_cast<std::size_t>(n), 0),
-                vo(static_cast<std::size_t>(n), 0);
+            const std::vector<unsigned char> va = flags_or(valid, "valid", n, 1);
+            const std::vector<unsigned char> rs = flags_or(restart, "restart", n, 0);
+            const std::vector<unsigned char> vo = flags_or(vibrato_on, "vibrato_on", n, 0);
             std::vector<float> vr(static_cast<std::size_t>(n), 0.0f);
-            if (!valid.is_none()) {
-              auto a = as_bool_1d(valid, "valid", n);
-              for (py::ssize_t i = 0; i < n; ++i) va[static_cast<std::size_t>(i)] = a.data()[i];
-            }
-            if (!restart.is_none()) {
-              auto a = as_bool_1d(restart, "restart", n);
-              for (py::ssize_t i = 0; i < n; ++i) rs[static_cast<std::size_t>(i)] = a.data()[i];
-            }
-            if (!vibrato_on.is_none()) {
-              auto a = as_bool_1d(vibrato_on, "vibrato_on", n);
-              for (py::ssize_t i = 0; i < n; ++i) vo[static_cast<std::size_t>(i)] = a.data()[i];
-            }
             if (!vibrato_rate.is_none()) {
               f32array a = as_1d(vibrato_rate, "vibrato_rate");
               if (a.size() != n) throw py::value_error("vibrato_rate: must have " + std::to_string(n) + " values");
@@ -339,22 +396,7 @@ frame_rate : float
               for (std::size_t i = 0; i < fr.size(); ++i)
                 fr[i] = t.push(x.data()[i], va[i] != 0, rs[i] != 0, vo[i] != 0, vr[i]);
             }
-            std::vector<float> rate(fr.size()), depth(fr.size()), reg(fr.size());
-            py::array_t<bool> on(n), re(n);
-            for (std::size_t i = 0; i < fr.size(); ++i) {
-              rate[i] = fr[i].rate;
-              depth[i] = fr[i].depth;
-              reg[i] = fr[i].regularity;
-              on.mutable_data()[i] = fr[i].on;
-              re.mutable_data()[i] = fr[i].restarted;
-            }
-            py::dict d;
-            d["on"] = on;
-            d["rate"] = column(rate);
-            d["depth"] = column(depth);
-            d["regularity"] = column(reg);
-            d["restarted"] = re;
-            return d;
+            return modulation_columns(fr, "depth", &rtc::TremoloFrame::depth);
           },
           py::arg("level_db"), py::arg("valid") = py::none(), py::arg("restart") = py::none(),
           py::arg("vibrato_on") = py::none(), py::arg("vibrato_rate") = py::none(),
@@ -371,10 +413,7 @@ Returns
 -------
 dict
     ``on`` (n,) bool; ``rate`` (n,) float32 Hz; ``depth`` (n,) float32 dB
-    peak-to-peak; ``regularity`` (n,) float32; ``restarted`` (n,) bool.)doc")
-      .def("reset", &rtc::TremoloTracker::reset, "Forget the contour.")
-      .def_property_readonly("frame_rate", &rtc::TremoloTracker::frame_rate)
-      .def_property_readonly("config", [](const rtc::TremoloTracker& t) { return tremolo_config_dict(t.config()); });
+    peak-to-peak; ``regularity`` (n,) float32; ``restarted`` (n,) bool.)doc");
 
   py::class_<rtc::TechniqueTracker>(m, "TechniqueTracker", R"doc(
 Pitch, vibrato and tremolo tracked together on one audio stream.
@@ -422,11 +461,11 @@ vibrato, tremolo : dict, optional
              c.harmonics = harmonics;
              if (!vibrato.is_none()) {
                if (!py::isinstance<py::dict>(vibrato)) throw py::type_error("vibrato: must be a dict");
-               set_vibrato(c.vibrato, vibrato.cast<py::dict>(), "vibrato");
+               set_config(c.vibrato, vibrato.cast<py::dict>(), "vibrato");
              }
              if (!tremolo.is_none()) {
                if (!py::isinstance<py::dict>(tremolo)) throw py::type_error("tremolo: must be a dict");
-               set_tremolo(c.tremolo, tremolo.cast<py::dict>(), "tremolo");
+               set_config(c.tremolo, tremolo.cast<py::dict>(), "tremolo");
              }
              if (c.hop_length < 1) throw py::value_error("hop_length: must be >= 1");
              return new rtc::TechniqueTracker(sample_rate, c);
@@ -440,14 +479,8 @@ vibrato, tremolo : dict, optional
       .def(
           "process",
           [](rtc::TechniqueTracker& t, py::handle block) {
-            f32array x = as_1d(block, "block");
-            const std::size_t n = static_cast<std::size_t>(x.size());
-            std::vector<rtc::TechniqueFrame> fr(t.max_frames(n));
-            std::size_t k;
-            {
-              py::gil_scoped_release nogil;
-              k = t.process(x.data(), n, fr.data());
-            }
+            const std::vector<rtc::TechniqueFrame> fr = process_block<rtc::TechniqueFrame>(t, block);
+            const std::size_t k = fr.size();
             const py::ssize_t kk = static_cast<py::ssize_t>(k);
             py::array_t<float> f0(kk), conf(kk), level(kk), vrate(kk), vext(kk), vreg(kk), trate(kk), tdepth(kk),
                 treg(kk), tshare(kk);
@@ -512,22 +545,9 @@ dict of (n_frames,) arrays
         const rtc::TechniqueConfig& c = t.config();
         py::dict d;
         d["sample_rate"] = t.pitch().sample_rate();
-        d["hop_length"] = c.hop_length;
-        d["fmin"] = c.fmin;
-        d["fmax"] = c.fmax;
-        d["threshold"] = c.threshold;
-        d["silence_db"] = c.silence_db;
-        d["level_window"] = c.level_window_s;
-        d["tremolo_min_confidence"] = c.tremolo_min_confidence;
-        d["tremolo_restart_on_pitch_jump"] = c.tremolo_restart_on_pitch_jump;
-        d["compensate"] = c.compensate;
-        d["explained_high"] = c.explained_high;
-        d["explained_low"] = c.explained_low;
-        d["am_per_cent"] = c.am_per_cent;
-        d["cents_per_db"] = c.cents_per_db;
-        d["harmonics"] = c.harmonics;
-        d["vibrato"] = vibrato_config_dict(c.vibrato);
-        d["tremolo"] = tremolo_config_dict(c.tremolo);
+        add_config(d, c);
+        d["vibrato"] = config_dict(c.vibrato);
+        d["tremolo"] = config_dict(c.tremolo);
         return d;
       });
 }

@@ -2,18 +2,16 @@
 
 #include <algorithm>
 #include <cmath>
-#include <stdexcept>
 #include <string>
+
+#include "lanes.h"
+#include "param_check.h"
 
 namespace rtc {
 
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
-
-[[noreturn]] void bad(const std::string& name, const std::string& what) {
-  throw std::invalid_argument(name + ": " + what);
-}
 
 // Solves the symmetric positive system A x = b of size n (row-major, n <= 11)
 // by Gaussian elimination with partial pivoting; A and b are overwritten.
@@ -55,36 +53,12 @@ bool invert(const double* a, double* inv, int n) {
   return true;
 }
 
-// Fills u, u^2, cos, sin of a window of `len` frames at `rate` (Hz) and frame rate fs.
-void fill_basis(double rate, int len, double fs, double* u, double* u2, double* c, double* s) noexcept {
-  const double mid = 0.5 * (len - 1);
-  const double scale = len > 1 ? 1.0 / mid : 1.0;
-  const double w = 2.0 * kPi * rate / fs;
-  // rotation recurrence from the window start, re-anchored every 64 frames
-  for (int j = 0; j < len; ++j) {
-    const double uj = (j - mid) * scale;
-    u[j] = uj;
-    u2[j] = uj * uj;
-  }
-  for (int j0 = 0; j0 < len; j0 += 64) {
-    const double ph = w * (j0 - mid);
-    double cr = std::cos(ph), sr = std::sin(ph);
-    const double cw = std::cos(w), sw = std::sin(w);
-    const int j1 = std::min(len, j0 + 64);
-    for (int j = j0; j < j1; ++j) {
-      c[j] = cr;
-      s[j] = sr;
-      const double nc = cr * cw - sr * sw;
-      sr = sr * cw + cr * sw;
-      cr = nc;
-    }
-  }
-}
-
-// Like fill_basis() for `m` frames of a window of `len`, every `stride`-th one
-// ending at the newest (positions len-1 - stride*(m-1-i)).
-void fill_basis_strided(double rate, int len, int stride, int m, double fs, double* u, double* u2, double* c,
-                        double* s) noexcept {
+// Fills u, u^2, cos, sin (rate in Hz, frame rate fs) at `m` frames of a
+// window of `len`, every `stride`-th one ending at the newest (positions
+// len-1 - stride*(m-1-i); stride 1 and m = len: the whole window). The
+// rotation recurrence is re-anchored every 64 values.
+void fill_basis(double rate, int len, int stride, int m, double fs, double* u, double* u2, double* c,
+                double* s) noexcept {
   const double mid = 0.5 * (len - 1);
   const double scale = len > 1 ? 1.0 / mid : 1.0;
   const double w = 2.0 * kPi * rate / fs;
@@ -128,16 +102,35 @@ void normal_matrix(const double* u, const double* u2, const double* c, const dou
   }
 }
 
-// Dot product of float vectors with eight independent lanes (fixed order:
-// deterministic and vectorizable).
-inline double dot8(const float* a, const float* b, int n) noexcept {
-  float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-  int j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int k = 0; k < 8; ++k) acc[k] += a[j + k] * b[j + k];
-  for (int k = 0; j < n; ++j, ++k) acc[k] += a[j] * b[j];
-  return ((static_cast<double>(acc[0]) + acc[4]) + (static_cast<double>(acc[1]) + acc[5])) +
-         ((static_cast<double>(acc[2]) + acc[6]) + (static_cast<double>(acc[3]) + acc[7]));
+// Least-squares fits of a model of p columns (p <= 11) whose first three are
+// the trend 1, u, u^2, and of the trend alone, from the normal equations: the
+// upper triangle of the p x p normal matrix g (row-major), the projections r
+// and the sum of squares yy of the data. Writes the model's coefficients to
+// beta (p values) and its residual sum of squares to ss_full, the trend's to
+// ss_trend. Returns false when either system is singular.
+bool fit_with_trend(const double* g, const double* r, double yy, int p, double* beta, double& ss_full,
+                    double& ss_trend) noexcept {
+  double a[121];
+  for (int i = 0; i < p; ++i)
+    for (int k = 0; k < p; ++k) a[i * p + k] = i <= k ? g[i * p + k] : g[k * p + i];
+  double a3[9], b3[3];
+  for (int i = 0; i < 3; ++i) {
+    for (int k = 0; k < 3; ++k) a3[i * 3 + k] = a[i * p + k];
+    b3[i] = r[i];
+  }
+  std::copy(r, r + p, beta);
+  if (!solve(a, beta, p) || !solve(a3, b3, 3)) return false;
+  ss_full = yy;
+  ss_trend = yy;
+  for (int i = 0; i < p; ++i) ss_full -= beta[i] * r[i];
+  for (int i = 0; i < 3; ++i) ss_trend -= b3[i] * r[i];
+  return true;
+}
+
+// Fraction of the detrended variance that the full model explains, in [0, 1];
+// 0 when the detrended variance is negligible (against the sum of squares yy).
+double explained_share(double ss_full, double ss_trend, double yy) noexcept {
+  return ss_trend > 1e-12 * (1.0 + yy) ? std::clamp(1.0 - std::max(ss_full, 0.0) / ss_trend, 0.0, 1.0) : 0.0;
 }
 
 }  // namespace
@@ -146,15 +139,15 @@ ModulationAnalyzer::ModulationAnalyzer(double frame_rate, double rate_min, doubl
                                        double window_periods, double rate_step)
     : fs_(frame_rate), rate_min_(rate_min), rate_max_(rate_max), periods_(window_periods), step_(rate_step) {
   if (!(frame_rate >= 10.0 && frame_rate <= 2000.0))
-    bad("frame_rate", "must be in [10, 2000] Hz (got " + std::to_string(frame_rate) + ")");
+    invalid_parameter("frame_rate", "must be in [10, 2000] Hz (got " + std::to_string(frame_rate) + ")");
   if (!(rate_min > 0.0))
-    bad("rate_min", "must be > 0 Hz (got " + std::to_string(rate_min) + ")");
+    invalid_parameter("rate_min", "must be > 0 Hz (got " + std::to_string(rate_min) + ")");
   if (!(rate_max > rate_min) || !(rate_max < frame_rate / 4.0))
-    bad("rate_max", "must be above rate_min and below frame_rate / 4 (got " + std::to_string(rate_max) + ")");
+    invalid_parameter("rate_max", "must be above rate_min and below frame_rate / 4 (got " + std::to_string(rate_max) + ")");
   if (!(window_periods >= 1.0 && window_periods <= 8.0))
-    bad("window_periods", "must be in [1, 8] (got " + std::to_string(window_periods) + ")");
+    invalid_parameter("window_periods", "must be in [1, 8] (got " + std::to_string(window_periods) + ")");
   if (!(rate_step >= 0.01 && rate_step <= 0.5 * (rate_max - rate_min)))
-    bad("rate_step", "must be in [0.01, (rate_max - rate_min) / 2] Hz (got " + std::to_string(rate_step) + ")");
+    invalid_parameter("rate_step", "must be in [0.01, (rate_max - rate_min) / 2] Hz (got " + std::to_string(rate_step) + ")");
 
   // Grid: one guard candidate below rate_min (when positive) and one above rate_max.
   std::vector<double> rates;
@@ -187,7 +180,8 @@ ModulationAnalyzer::ModulationAnalyzer(double frame_rate, double rate_min, doubl
     const int len = cand_len_[k];
     const int ns = cand_n_[k];
     full.assign(4 * static_cast<std::size_t>(len), 0.0);
-    fill_basis(rates[k], len, fs_, full.data(), full.data() + len, full.data() + 2 * len, full.data() + 3 * len);
+    fill_basis(rates[k], len, 1, len, fs_, full.data(), full.data() + len, full.data() + 2 * len,
+               full.data() + 3 * len);
     tmp.assign(4 * static_cast<std::size_t>(ns), 0.0);
     for (int col = 0; col < 4; ++col)
       for (int i = 0; i < ns; ++i) {
@@ -204,12 +198,12 @@ ModulationAnalyzer::ModulationAnalyzer(double frame_rate, double rate_min, doubl
     double g[25];
     normal_matrix(u, u2, c, s, ns, g);
     if (!invert(g, ginv_.data() + 25 * k, 5))
-      bad("window_periods", "gives a singular fit for rate " + std::to_string(rates[k]) + " Hz");
+      invalid_parameter("window_periods", "gives a singular fit for rate " + std::to_string(rates[k]) + " Hz");
     double p[9];
     for (int a = 0; a < 3; ++a)
       for (int b = 0; b < 3; ++b) p[a * 3 + b] = g[a * 5 + b];
     if (!invert(p, pinv_.data() + 9 * k, 3))
-      bad("window_periods", "gives a singular trend fit for rate " + std::to_string(rates[k]) + " Hz");
+      invalid_parameter("window_periods", "gives a singular trend fit for rate " + std::to_string(rates[k]) + " Hz");
   }
   const std::size_t longest = static_cast<std::size_t>(*std::max_element(cand_len_.begin(), cand_len_.end()));
   std::size_t cap = 1;
@@ -284,21 +278,9 @@ double ModulationAnalyzer::harmonic_fit(double rate, int harmonics, int window) 
     s1 = s1 * cw + c1 * sw;
     c1 = nc;
   }
-  for (int a = 0; a < p; ++a)
-    for (int b = 0; b < a; ++b) g[a * p + b] = g[b * p + a];
-  double a3[9], b3[3];
-  for (int i = 0; i < 3; ++i) {
-    for (int k = 0; k < 3; ++k) a3[i * 3 + k] = g[i * p + k];
-    b3[i] = r[i];
-  }
-  double bp[11];
-  std::copy(r, r + p, bp);
-  if (!solve(g, bp, p) || !solve(a3, b3, 3)) return 0.0;
-  double ss_full = yy, ss_trend = yy;
-  for (int i = 0; i < p; ++i) ss_full -= bp[i] * r[i];
-  for (int i = 0; i < 3; ++i) ss_trend -= b3[i] * r[i];
-  if (!(ss_trend > 1e-12 * (1.0 + yy))) return 0.0;
-  return std::clamp(1.0 - std::max(ss_full, 0.0) / ss_trend, 0.0, 1.0);
+  double beta[11], ss_full, ss_trend;
+  if (!fit_with_trend(g, r, yy, p, beta, ss_full, ss_trend)) return 0.0;
+  return explained_share(ss_full, ss_trend, yy);
 }
 
 double ModulationAnalyzer::contour_fit(const ModulationAnalyzer& other, int window) noexcept {
@@ -332,21 +314,9 @@ double ModulationAnalyzer::contour_fit(const ModulationAnalyzer& other, int wind
     }
     yy += y * y;
   }
-  for (int a = 0; a < p; ++a)
-    for (int b = 0; b < a; ++b) g[a * p + b] = g[b * p + a];
-  double a3[9], b3[3];
-  for (int i = 0; i < 3; ++i) {
-    for (int k = 0; k < 3; ++k) a3[i * 3 + k] = g[i * p + k];
-    b3[i] = r[i];
-  }
-  double bp[6];
-  std::copy(r, r + p, bp);
-  if (!solve(g, bp, p) || !solve(a3, b3, 3)) return 0.0;
-  double ss_full = yy, ss_trend = yy;
-  for (int i = 0; i < p; ++i) ss_full -= bp[i] * r[i];
-  for (int i = 0; i < 3; ++i) ss_trend -= b3[i] * r[i];
-  if (!(ss_trend > 1e-12 * (1.0 + yy))) return 0.0;
-  return std::clamp(1.0 - std::max(ss_full, 0.0) / ss_trend, 0.0, 1.0);
+  double beta[p], ss_full, ss_trend;
+  if (!fit_with_trend(g, r, yy, p, beta, ss_full, ss_trend)) return 0.0;
+  return explained_share(ss_full, ss_trend, yy);
 }
 
 double ModulationAnalyzer::value(std::size_t age) const noexcept {
@@ -373,7 +343,7 @@ ModulationEstimate ModulationAnalyzer::fit(double rate, int window) noexcept {
   double* c = u2 + hist_.size();
   double* s = c + hist_.size();
   for (int i = 0; i < m; ++i) ys[i] = lin_[static_cast<std::size_t>(n - 1 - stride_ * (m - 1 - i))];
-  fill_basis_strided(rate, n, stride_, m, fs_, u, u2, c, s);
+  fill_basis(rate, n, stride_, m, fs_, u, u2, c, s);
   double g[25];
   normal_matrix(u, u2, c, s, m, g);
   double r[5] = {0, 0, 0, 0, 0};
@@ -387,25 +357,12 @@ ModulationEstimate ModulationAnalyzer::fit(double rate, int window) noexcept {
     r[4] += s[j] * y;
     yy += y * y;
   }
-  double a5[25];
-  double b5[5];
-  std::copy(g, g + 25, a5);
-  std::copy(r, r + 5, b5);
-  if (!solve(a5, b5, 5)) return e;
-  double a3[9];
-  double b3[3];
-  for (int i = 0; i < 3; ++i) {
-    for (int k = 0; k < 3; ++k) a3[i * 3 + k] = g[i * 5 + k];
-    b3[i] = r[i];
-  }
-  if (!solve(a3, b3, 3)) return e;
-  double ss_full = yy, ss_trend = yy;
-  for (int i = 0; i < 5; ++i) ss_full -= b5[i] * r[i];
-  for (int i = 0; i < 3; ++i) ss_trend -= b3[i] * r[i];
+  double b5[5], ss_full, ss_trend;
+  if (!fit_with_trend(g, r, yy, 5, b5, ss_full, ss_trend)) return e;
   e.valid = true;
   e.rate = rate;
   e.amplitude = std::sqrt(b5[3] * b5[3] + b5[4] * b5[4]);
-  e.regularity = ss_trend > 1e-12 * (1.0 + yy) ? std::clamp(1.0 - std::max(ss_full, 0.0) / ss_trend, 0.0, 1.0) : 0.0;
+  e.regularity = explained_share(ss_full, ss_trend, yy);
   // range of p0 + p1 u + p2 u^2 over u in [-1, 1]
   const double p1 = b5[1], p2 = b5[2];
   double lo = std::min(-p1 + p2, p1 + p2), hi = std::max(-p1 + p2, p1 + p2);
@@ -473,7 +430,7 @@ ModulationEstimate ModulationAnalyzer::analyze() noexcept {
     }
     const double ss_trend = yy - fit_trend;
     const double ss_full = yy - fit_full;
-    const double sc = ss_trend > 1e-12 * (1.0 + yy) ? std::clamp(1.0 - std::max(ss_full, 0.0) / ss_trend, 0.0, 1.0) : 0.0;
+    const double sc = explained_share(ss_full, ss_trend, yy);
     score_[static_cast<std::size_t>(k)] = sc;
     const double rate = cand_rate_[static_cast<std::size_t>(k)];
     if (rate < rate_min_ - 1e-9 || rate > rate_max_ + 1e-9) continue;  // guard candidates

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <stdexcept>
 #include <string>
+
+#include "lanes.h"
+#include "param_check.h"
 
 namespace rtc {
 
@@ -18,12 +20,8 @@ constexpr int kLanczos = 6;
 // Periods from this length (input samples) are searched on every other lag first.
 constexpr int kCoarseStepFrom = 160;
 
-[[noreturn]] void bad(const std::string& name, const std::string& what) {
-  throw std::invalid_argument(name + ": " + what);
-}
-
 // Sum of squared differences x[j] - x[j + tau] over j in [0, w). Eight
-// independent lanes in a fixed order: deterministic and vectorizable.
+// independent lanes (see lanes.h).
 inline double diff_energy(const float* x, int w, int tau) noexcept {
   const float* a = x;
   const float* b = x + tau;
@@ -39,19 +37,7 @@ inline double diff_energy(const float* x, int w, int tau) noexcept {
     const float d = a[j] - b[j];
     acc[k] += d * d;
   }
-  return ((static_cast<double>(acc[0]) + acc[4]) + (static_cast<double>(acc[1]) + acc[5])) +
-         ((static_cast<double>(acc[2]) + acc[6]) + (static_cast<double>(acc[3]) + acc[7]));
-}
-
-// Dot product of float vectors, eight lanes as above.
-inline double dot(const float* a, const float* b, int n) noexcept {
-  float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-  int j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int k = 0; k < 8; ++k) acc[k] += a[j + k] * b[j + k];
-  for (int k = 0; j < n; ++j, ++k) acc[k] += a[j] * b[j];
-  return ((static_cast<double>(acc[0]) + acc[4]) + (static_cast<double>(acc[1]) + acc[5])) +
-         ((static_cast<double>(acc[2]) + acc[6]) + (static_cast<double>(acc[3]) + acc[7]));
+  return lane_sum(acc);
 }
 
 // Offset of the extremum of the parabola through (-1, a), (0, b), (1, c), in [-1, 1].
@@ -87,19 +73,19 @@ PitchTracker::PitchTracker(double sample_rate, int hop_length, double fmin, doub
       threshold_(threshold),
       silence_db_(silence_db) {
   if (!(sample_rate >= 4000.0 && sample_rate <= 384000.0))
-    bad("sample_rate", "must be in [4000, 384000] Hz (got " + std::to_string(sample_rate) + ")");
+    invalid_parameter("sample_rate", "must be in [4000, 384000] Hz (got " + std::to_string(sample_rate) + ")");
   if (hop_length < 1 || hop_length > sample_rate / 10.0)
-    bad("hop_length", "must be in [1, sample_rate / 10] samples (got " + std::to_string(hop_length) + ")");
+    invalid_parameter("hop_length", "must be in [1, sample_rate / 10] samples (got " + std::to_string(hop_length) + ")");
   if (!(fmax > 0.0) || !(fmax <= sample_rate / 4.0))
-    bad("fmax", "must be in (0, sample_rate / 4] Hz (got " + std::to_string(fmax) + ")");
+    invalid_parameter("fmax", "must be in (0, sample_rate / 4] Hz (got " + std::to_string(fmax) + ")");
   if (!(fmin >= 20.0) || !(fmin < fmax))
-    bad("fmin", "must be >= 20 Hz and below fmax (got " + std::to_string(fmin) + ")");
+    invalid_parameter("fmin", "must be >= 20 Hz and below fmax (got " + std::to_string(fmin) + ")");
   if (!(threshold > 0.0 && threshold < 1.0))
-    bad("threshold", "must be in (0, 1) (got " + std::to_string(threshold) + ")");
+    invalid_parameter("threshold", "must be in (0, 1) (got " + std::to_string(threshold) + ")");
   if (!(silence_db >= -120.0 && silence_db <= 0.0))
-    bad("silence_db", "must be in [-120, 0] dBFS (got " + std::to_string(silence_db) + ")");
+    invalid_parameter("silence_db", "must be in [-120, 0] dBFS (got " + std::to_string(silence_db) + ")");
   if (!(level_window_s >= 0.002 && level_window_s <= 0.2))
-    bad("level_window_s", "must be in [0.002, 0.2] s (got " + std::to_string(level_window_s) + ")");
+    invalid_parameter("level_window_s", "must be in [0.002, 0.2] s (got " + std::to_string(level_window_s) + ")");
 
   // Coarse rate: at least 11025 Hz and 3 * fmax, reached by an integer decimation.
   const double min_int = std::max(11025.0, 3.0 * fmax);
@@ -190,7 +176,7 @@ const float* PitchTracker::recent_dec(std::size_t len) const noexcept {
 
 float PitchTracker::fir_output() const noexcept {
   // y = sum_k h[k] x[newest - k]; the filter is symmetric, so this is a plain dot product.
-  return static_cast<float>(dot(fir_.data(), recent(fir_.size()), static_cast<int>(fir_.size())));
+  return static_cast<float>(dot8(fir_.data(), recent(fir_.size()), static_cast<int>(fir_.size())));
 }
 
 std::size_t PitchTracker::process(const float* x, std::size_t n, PitchFrame* out) noexcept {
@@ -224,8 +210,8 @@ double PitchTracker::diff_at(int tau) const noexcept {
   // 1 - normalized cross-correlation of the window with its copy `tau` samples
   // later: insensitive to a level change between the two (a tremolo, a decay),
   // unlike the plain difference function.
-  const double r = dot(xf_, xf_ + tau, win_f_);
-  const double et = dot(xf_ + tau, xf_ + tau, win_f_);
+  const double r = dot8(xf_, xf_ + tau, win_f_);
+  const double et = dot8(xf_ + tau, xf_ + tau, win_f_);
   const double den = std::sqrt(e0_f_ * et);
   return den > 0.0 ? 1.0 - r / den : 1.0;
 }
@@ -241,11 +227,11 @@ double PitchTracker::refine(double coarse) noexcept {
   const int lo = std::max(2, m0 - reach), hi = m0 + reach;
   const int lag_cap = hi + kLanczos + 2;
   xf_ = recent(static_cast<std::size_t>(win_f_ + lag_cap + 1));
-  e0_f_ = dot(xf_, xf_, win_f_);
+  e0_f_ = dot8(xf_, xf_, win_f_);
   // Long periods are searched on every other lag first (the correlation peak
   // is many samples wide there), then around the best one.
   const int step = m0 >= kCoarseStepFrom ? 2 : 1;
-  double et = dot(xf_ + lo, xf_ + lo, win_f_);  // energy of the lagged window
+  double et = dot8(xf_ + lo, xf_ + lo, win_f_);  // energy of the lagged window
   int m = lo;
   double best = 2.0;
   for (int t = lo; t <= hi; ++t) {
@@ -255,7 +241,7 @@ double PitchTracker::refine(double coarse) noexcept {
     }
     double d = 2.0;
     if ((t - lo) % step == 0) {
-      const double r = dot(xf_, xf_ + t, win_f_);
+      const double r = dot8(xf_, xf_ + t, win_f_);
       const double den = std::sqrt(e0_f_ * std::max(et, 0.0));
       d = den > 0.0 ? 1.0 - r / den : 1.0;
       if (d < best) {

@@ -2,8 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <stdexcept>
 #include <string>
+
+#include "param_check.h"
 
 namespace rtc {
 
@@ -15,19 +16,14 @@ TechniqueConfig resolved(double sample_rate, TechniqueConfig c) {
   if (c.hop_length == 0 && sample_rate > 0.0 && std::isfinite(sample_rate))
     c.hop_length = std::max(1, static_cast<int>(std::lround(0.005 * sample_rate)));
   if (!(c.tremolo_min_confidence >= 0.0 && c.tremolo_min_confidence <= 1.0))
-    throw std::invalid_argument("tremolo_min_confidence: must be in [0, 1] (got " +
-                                std::to_string(c.tremolo_min_confidence) + ")");
-  if (!(c.explained_high > 0.0))
-    throw std::invalid_argument("explained_high: must be > 0 (got " + std::to_string(c.explained_high) + ")");
+    invalid_parameter("tremolo_min_confidence",
+                      "must be in [0, 1] (got " + std::to_string(c.tremolo_min_confidence) + ")");
+  require_positive("explained_high", c.explained_high);
   if (!(c.explained_low > 0.0 && c.explained_low <= c.explained_high))
-    throw std::invalid_argument("explained_low: must be in (0, explained_high] (got " +
-                                std::to_string(c.explained_low) + ")");
-  if (!(c.am_per_cent > 0.0))
-    throw std::invalid_argument("am_per_cent: must be > 0 dB/cent (got " + std::to_string(c.am_per_cent) + ")");
-  if (!(c.cents_per_db > 0.0))
-    throw std::invalid_argument("cents_per_db: must be > 0 cents/dB (got " + std::to_string(c.cents_per_db) + ")");
-  if (c.harmonics < 1 || c.harmonics > ModulationAnalyzer::kMaxHarmonics)
-    throw std::invalid_argument("harmonics: must be in [1, 4] (got " + std::to_string(c.harmonics) + ")");
+    invalid_parameter("explained_low", "must be in (0, explained_high] (got " + std::to_string(c.explained_low) + ")");
+  require_positive("am_per_cent", c.am_per_cent, "dB/cent");
+  require_positive("cents_per_db", c.cents_per_db, "cents/dB");
+  require_in_range("harmonics", c.harmonics, 1, ModulationAnalyzer::kMaxHarmonics);
   return c;
 }
 

@@ -39,45 +39,33 @@
 /// the inputs.
 #pragma once
 
-#include <algorithm>
-#include <cstddef>
-
-#include "modulation.h"
+#include "modulation_tracker.h"
 
 namespace rtc {
 
-/// Tremolo state and estimates of one frame.
-struct TremoloFrame {
-  bool on = false;            ///< tremolo detected (with hysteresis)
-  float rate = 0.0f;          ///< modulation rate of the newest analysis, Hz (0 when none)
-  float depth = 0.0f;         ///< peak-to-peak level modulation of the newest analysis, dB
-  float regularity = 0.0f;    ///< fraction of the detrended level variance explained by a sinusoid, [0, 1]
-  float vibrato_share = 0.0f; ///< explained_by(vibrato rate) when it was evaluated, else 0
-  bool restarted = false;     ///< the contour restarted at this frame
-  bool suppressed = false;    ///< a detection was attributed to the vibrato at this frame
+/// Tremolo state and estimates of one frame (`suppressed`: a detection
+/// attributed to the vibrato).
+struct TremoloFrame : ModulationFrame {
+  float depth = 0.0f;          ///< peak-to-peak level modulation of the newest analysis, dB
+  float vibrato_share = 0.0f;  ///< explained_by(vibrato rate) when it was evaluated, else 0
 };
 
 /// Parameters of TremoloTracker (defaults are the shipped tuning).
-struct TremoloConfig {
-  double rate_min = 2.0;            ///< lowest rate, Hz
-  double rate_max = 15.0;           ///< highest rate, Hz
-  double depth_on = 1.0;            ///< depth to turn on, dB peak-to-peak
-  double depth_off = 0.5;           ///< depth under which it turns off, dB
-  double regularity_on = 0.7;       ///< regularity to turn on
-  double regularity_off = 0.35;     ///< regularity under which it turns off
-  double trend_ratio = 0.25;        ///< minimum depth / trend level change over the window
-  double onset_db = 8.0;            ///< level rise that counts as an onset, dB
-  int onset_frames = 2;             ///< frames over which the rise is measured
-  int hold_frames = 3;              ///< frames a switching condition must persist
-  double vibrato_explained = 0.8;   ///< attribution share (vibrato-periodic fit / tremolo fit)
-  int vibrato_harmonics = 4;        ///< harmonics of the vibrato rate in the attribution fit (1 to 4)
-  double window_periods = 3.0;      ///< analysis window, periods of the candidate rate
-  double release_periods = 1.5;     ///< window of the release check, periods of the current rate
-  double rate_step = 0.25;          ///< candidate grid spacing, Hz
+struct TremoloConfig : ModulationConfig {
+  /// The shipped tuning: rates 2 to 15 Hz, regularity_on 0.7, a window of 3 periods.
+  TremoloConfig() noexcept : ModulationConfig(2.0, 15.0, 0.7, 3.0) {}
+
+  double depth_on = 1.0;           ///< depth to turn on, dB peak-to-peak
+  double depth_off = 0.5;          ///< depth under which it turns off, dB
+  double trend_ratio = 0.25;       ///< minimum depth / trend level change over the window
+  double onset_db = 8.0;           ///< level rise that counts as an onset, dB
+  int onset_frames = 2;            ///< frames over which the rise is measured
+  double vibrato_explained = 0.8;  ///< attribution share (vibrato-periodic fit / tremolo fit)
+  int vibrato_harmonics = 4;       ///< harmonics of the vibrato rate in the attribution fit (1 to 4)
 };
 
 /// Streaming tremolo detector (see file comment).
-class TremoloTracker {
+class TremoloTracker : public ModulationTracker {
  public:
   /// Validates and allocates.
   /// @param frame_rate level frames per second, 40 to 2000 (above 4 * rate_max)
@@ -101,41 +89,17 @@ class TremoloTracker {
   bool decide(bool suppress) noexcept;
   /// Whether the newest analysis would keep or turn the tremolo on.
   bool candidate() const noexcept;
-  /// Share of the newest analysis explained by a periodic signal at `rate`
-  /// Hz with `harmonics` harmonics (see VibratoTracker::explained_by()).
-  double explained_by(double rate, int harmonics) noexcept;
-  /// Share of the newest analysis explained by a cubic polynomial of another
-  /// contour fed in step (see ModulationAnalyzer::contour_fit()), over the
-  /// newest analysis window: that fit's fraction divided by the regularity.
-  double explained_by_contour(const ModulationAnalyzer& other) noexcept;
   /// Forgets the contour and turns off.
   void reset() noexcept;
 
-  /// Level frame rate, Hz.
-  double frame_rate() const noexcept { return fs_; }
   /// The configuration in use.
   const TremoloConfig& config() const noexcept { return cfg_; }
-  /// Newest analysis.
-  const ModulationEstimate& estimate() const noexcept { return est_; }
-  /// The contour analyzer (for cross-contour fits).
-  ModulationAnalyzer& analyzer() noexcept { return an_; }
-  /// Depth to report after decide(), dB peak-to-peak: the larger of the
-  /// whole window's and, while on or turning on, the newest `release_periods`
-  /// periods' (at the onset of a tremolo the window still holds the plain
-  /// part before it).
-  double reported_depth() const noexcept {
-    return 2.0 * (recent_.valid ? std::max(est_.amplitude, recent_.amplitude) : est_.amplitude);
-  }
+  /// Depth to report after decide(), dB peak-to-peak (see
+  /// ModulationTracker::reported_amplitude()).
+  double reported_depth() const noexcept { return 2.0 * reported_amplitude(); }
 
  private:
-  double fs_;
   TremoloConfig cfg_;
-  ModulationAnalyzer an_;
-  ModulationEstimate est_;
-  ModulationEstimate recent_;
-  int skip_ = 0;
-  bool on_ = false;
-  int pending_ = 0;
 };
 
 }  // namespace rtc

@@ -33,44 +33,33 @@
 /// depends only on the contour.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
-#include <cstdint>
 
-#include "modulation.h"
+#include "modulation_tracker.h"
 
 namespace rtc {
 
-/// Vibrato state and estimates of one frame.
-struct VibratoFrame {
-  bool on = false;          ///< vibrato detected (with hysteresis)
-  float rate = 0.0f;        ///< modulation rate of the newest analysis, Hz (0 when none)
-  float extent = 0.0f;      ///< half peak-to-peak f0 deviation of the newest analysis, cents
-  float regularity = 0.0f;  ///< fraction of the detrended contour variance explained by a sinusoid, [0, 1]
-  bool restarted = false;   ///< the contour restarted at this frame (note change or gap)
-  bool suppressed = false;  ///< a detection was vetoed by the caller at this frame
+/// Vibrato state and estimates of one frame (`restarted`: a note change or a
+/// gap; `suppressed`: a detection vetoed by the caller).
+struct VibratoFrame : ModulationFrame {
+  float extent = 0.0f;  ///< half peak-to-peak f0 deviation of the newest analysis, cents
 };
 
 /// Parameters of VibratoTracker (defaults are the shipped tuning).
-struct VibratoConfig {
-  double rate_min = 3.0;        ///< lowest rate, Hz
-  double rate_max = 10.0;       ///< highest rate, Hz
-  double extent_on = 5.0;       ///< extent to turn on, cents
-  double extent_off = 3.5;      ///< extent under which it turns off, cents
-  double regularity_on = 0.6;   ///< regularity to turn on
-  double regularity_off = 0.35; ///< regularity under which it turns off
-  double jump_cents = 80.0;     ///< f0 step that counts as a note change, cents
-  int max_gap = 4;              ///< unvoiced frames bridged by holding the last value
-  int max_glitch = 4;           ///< frames an f0 jump may last and still count as a glitch
+struct VibratoConfig : ModulationConfig {
+  /// The shipped tuning: rates 3 to 10 Hz, regularity_on 0.6, a window of 2.5 periods.
+  VibratoConfig() noexcept : ModulationConfig(3.0, 10.0, 0.6, 2.5) {}
+
+  double extent_on = 5.0;    ///< extent to turn on, cents
+  double extent_off = 3.5;   ///< extent under which it turns off, cents
+  double jump_cents = 80.0;  ///< f0 step that counts as a note change, cents
+  int max_gap = 4;           ///< unvoiced frames bridged by holding the last value
+  int max_glitch = 4;        ///< frames an f0 jump may last and still count as a glitch
   static constexpr int kMaxGlitch = 8;  ///< largest accepted max_glitch
-  int hold_frames = 3;          ///< frames a switching condition must persist
-  double window_periods = 2.5;  ///< analysis window, periods of the candidate rate
-  double release_periods = 1.5; ///< window of the release check, periods of the current rate
-  double rate_step = 0.25;      ///< candidate grid spacing, Hz
 };
 
 /// Streaming vibrato detector (see file comment).
-class VibratoTracker {
+class VibratoTracker : public ModulationTracker {
  public:
   /// Validates and allocates.
   /// @param frame_rate f0 frames per second, 20 to 2000
@@ -92,45 +81,19 @@ class VibratoTracker {
   /// Whether the newest analysis would keep or turn the vibrato on
   /// (regularity and extent above the off thresholds).
   bool candidate() const noexcept;
-  /// Share of the newest analysis explained by a periodic signal at `rate`
-  /// Hz (with harmonics): the fraction of the detrended contour variance such
-  /// a signal explains over at least three of its periods, divided by the
-  /// regularity of the newest analysis. 0 when there is no analysis.
-  double explained_by(double rate, int harmonics) noexcept;
-  /// Share of the newest analysis explained by a cubic polynomial of another
-  /// contour fed in step (see ModulationAnalyzer::contour_fit()), over the
-  /// newest analysis window: that fit's fraction divided by the regularity.
-  double explained_by_contour(const ModulationAnalyzer& other) noexcept;
   /// Forgets the contour and turns off.
   void reset() noexcept;
 
-  /// Contour frame rate, Hz.
-  double frame_rate() const noexcept { return fs_; }
   /// The configuration in use.
   const VibratoConfig& config() const noexcept { return cfg_; }
   /// Newest contour value in cents re 440 Hz (0 before the first voiced frame).
   double last_cents() const noexcept { return last_cents_; }
-  /// Newest analysis.
-  const ModulationEstimate& estimate() const noexcept { return est_; }
-  /// The contour analyzer (for cross-contour fits).
-  ModulationAnalyzer& analyzer() noexcept { return an_; }
-  /// Extent to report after decide(), cents: the larger of the whole
-  /// window's and, while on or turning on, the newest `release_periods`
-  /// periods' (at the onset of a vibrato the window still holds the plain
-  /// part before it).
-  double reported_extent() const noexcept {
-    return recent_.valid ? std::max(est_.amplitude, recent_.amplitude) : est_.amplitude;
-  }
+  /// Extent to report after decide(), cents (see
+  /// ModulationTracker::reported_amplitude()).
+  double reported_extent() const noexcept { return reported_amplitude(); }
 
  private:
-  double fs_;
   VibratoConfig cfg_;
-  ModulationAnalyzer an_;
-  ModulationEstimate est_;
-  ModulationEstimate recent_;
-  int skip_ = 0;
-  bool on_ = false;
-  int pending_ = 0;
   int gap_ = 0;
   bool have_last_ = false;
   double last_cents_ = 0.0;
