@@ -4,9 +4,17 @@ Budgets are real-time ratios or ratios against peers measured in the same run;
 absolute times are printed but never asserted.
 """
 
+import os
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+#: real recordings (the sms-tools sounds) that the CPU benchmarks play when they are present
+REAL = Path(os.environ.get("RTCLASSIFY_REAL_DATA", REPO.parent / "shared" / "data" / "sms-tools"))
+CLIPS = ("orchestra.wav", "piano.wav", "speech-male.wav", "sax-phrase.wav", "organ-C3.wav")
 
 
 def per_call_seconds(fn, calls: int, repeats: int = 5) -> float:
@@ -19,6 +27,42 @@ def per_call_seconds(fn, calls: int, repeats: int = 5) -> float:
             fn()
         best = min(best, (time.perf_counter() - t0) / calls)
     return best
+
+
+def bench_bundle_path() -> Path | None:
+    """The bundle named by ``RTCLASSIFY_BENCH_BUNDLE``, else the shipped default bundle, else the training
+    developer's dev bundle (datasets/dev_bundle); None when there is none."""
+    from rtclassify.model.bundle import default_bundle_path
+
+    env = os.environ.get("RTCLASSIFY_BENCH_BUNDLE")
+    if env:
+        return Path(env)
+    for p in (default_bundle_path(), REPO / "datasets" / "dev_bundle"):
+        if (p / "model.json").is_file():
+            return p
+    return None
+
+
+@pytest.fixture(scope="module")
+def clf():
+    """A Classifier on the :func:`bench_bundle_path` bundle with ONNX Runtime on one thread (skips without one)."""
+    from rtclassify.model.backends import OnnxBackend
+    from rtclassify.model.bundle import load_bundle
+    from rtclassify.model.classifier import Classifier
+
+    path = bench_bundle_path()
+    if path is None:
+        pytest.skip("no model bundle: neither rtclassify/data/default_bundle nor datasets/dev_bundle exists")
+    bundle = load_bundle(path)
+    return Classifier(bundle, OnnxBackend(bundle, threads=1))
+
+
+def synthetic_audio(seconds: float, rate: int) -> np.ndarray:
+    """Stand-in for the real recordings: a 220 Hz tone gated at 0.25 Hz over quiet noise (float32)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 0.25 * t) > 0)
+            + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
 
 
 @pytest.fixture

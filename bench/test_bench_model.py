@@ -15,42 +15,13 @@ bundle (datasets/dev_bundle) while no default bundle exists.
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CLIPS, REAL, synthetic_audio
 
-REPO = Path(__file__).resolve().parent.parent
-REAL = Path(os.environ.get("RTCLASSIFY_REAL_DATA", REPO.parent / "shared" / "data" / "sms-tools"))
-CLIPS = ("orchestra.wav", "piano.wav", "speech-male.wav", "sax-phrase.wav", "organ-C3.wav")
 AUDIO_SECONDS = 30.0
-
-
-def _bundle_path():
-    from rtclassify.model.bundle import default_bundle_path
-
-    env = os.environ.get("RTCLASSIFY_BENCH_BUNDLE")
-    if env:
-        return Path(env)
-    for p in (default_bundle_path(), REPO / "datasets" / "dev_bundle"):
-        if (p / "model.json").is_file():
-            return p
-    return None
-
-
-@pytest.fixture(scope="module")
-def clf():
-    from rtclassify.model.backends import OnnxBackend
-    from rtclassify.model.bundle import load_bundle
-    from rtclassify.model.classifier import Classifier
-
-    path = _bundle_path()
-    if path is None:
-        pytest.skip("no model bundle: neither rtclassify/data/default_bundle nor datasets/dev_bundle exists")
-    bundle = load_bundle(path)
-    return Classifier(bundle, OnnxBackend(bundle, threads=1))
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +42,7 @@ def audio():
         reps = int(np.ceil(AUDIO_SECONDS * rate / len(x)))
         x = np.tile(x, reps)[: int(AUDIO_SECONDS * rate)]
     else:
-        rng = np.random.default_rng(0)
-        t = np.arange(int(AUDIO_SECONDS * rate)) / rate
-        x = (0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 0.25 * t) > 0)
-             + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+        x = synthetic_audio(AUDIO_SECONDS, rate)
     return np.ascontiguousarray(x, dtype=np.float32), rate
 
 

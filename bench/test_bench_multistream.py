@@ -29,14 +29,11 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CLIPS, REAL, synthetic_audio
 
-REPO = Path(__file__).resolve().parent.parent
-REAL = Path(os.environ.get("RTCLASSIFY_REAL_DATA", REPO.parent / "shared" / "data" / "sms-tools"))
-CLIPS = ("orchestra.wav", "piano.wav", "speech-male.wav", "sax-phrase.wav", "organ-C3.wav")
 RATE = 48000
 BLOCK = 1024  # frames per session.process call (the listener's block at its default 256-frame callbacks)
 SEGMENT_BLOCKS = 72  # 72 x 1024 frames at 48 kHz = 1.536 s = 16 hops of 96 ms: every segment does the same work
@@ -49,31 +46,6 @@ BUDGET = 0.5
 MIN_STREAMS = 16
 PEER_MARGIN = 1.15
 MAX_STREAMS = 256
-
-
-def _bundle_path():
-    from rtclassify.model.bundle import default_bundle_path
-
-    env = os.environ.get("RTCLASSIFY_BENCH_BUNDLE")
-    if env:
-        return Path(env)
-    for p in (default_bundle_path(), REPO / "datasets" / "dev_bundle"):
-        if (p / "model.json").is_file():
-            return p
-    return None
-
-
-@pytest.fixture(scope="module")
-def clf():
-    from rtclassify.model.backends import OnnxBackend
-    from rtclassify.model.bundle import load_bundle
-    from rtclassify.model.classifier import Classifier
-
-    path = _bundle_path()
-    if path is None:
-        pytest.skip("no model bundle: neither rtclassify/data/default_bundle nor datasets/dev_bundle exists")
-    bundle = load_bundle(path)
-    return Classifier(bundle, OnnxBackend(bundle, threads=1))
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +64,7 @@ def base():
     if parts:
         x = np.concatenate(parts)
     else:
-        rng = np.random.default_rng(0)
-        t = np.arange(20 * RATE) / RATE
-        x = (0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 0.25 * t) > 0)
-             + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+        x = synthetic_audio(20, RATE)
     return np.ascontiguousarray(np.tile(x, int(np.ceil(need / len(x))))[:need])
 
 

@@ -14,6 +14,9 @@ import pytest
 
 FORCE_ENV = "RTCLASSIFY_TEST_FORCE_CUDA"
 
+# shared helper modules whose asserts should report their values like the tests' own
+pytest.register_assert_rewrite("_trackers", "_streaming")
+
 
 def gpu_forced() -> bool:
     """True when gpu tests must run (``RTCLASSIFY_TEST_FORCE_CUDA=1``)."""

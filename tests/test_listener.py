@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ import pytest
 pytest.importorskip("onnx")
 
 from _rtc_bundle import demo_signal, write_bundle  # noqa: E402
+from _streaming import callback_peak_bytes, onoff  # noqa: E402
 
 from rtclassify.audio.sources import CallbackFlags, ClipSource  # noqa: E402
 from rtclassify.engine.listener import Listener  # noqa: E402
@@ -54,10 +54,6 @@ class RecordingSink:
 
     def close(self):
         self.calls.append("close")
-
-
-def onoff(events):
-    return [(e.kind, e.tag, round(e.stream_time, 6)) for e in events if e.kind in ("on", "off")]
 
 
 def test_events_match_offline_tagging_and_end_of_clip_turns_tags_off(clf):
@@ -272,19 +268,7 @@ def test_audio_callback_allocates_no_sample_buffers(clf, channels, kw):
     cb = lis._make_callback()
     block = np.random.default_rng(0).standard_normal((bs, channels)).astype(np.float32)
     flags = CallbackFlags()
-    for _ in range(3):
-        cb(block, bs, None, flags)
-        lis._ring.pop(bs)
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        for _ in range(50):
-            cb(block, bs, None, flags)
-            lis._ring.reset()
-        peak = tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
+    peak = callback_peak_bytes(cb, lis._ring, block, flags, pop=bs)
     assert peak < bs * 4 // 4, f"the callback allocated {peak} bytes at peak (a block is {bs * 4})"
     # and it really delivered the selected channel
     cb(block, bs, None, flags)

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 import uuid
 
 import numpy as np
@@ -24,6 +23,7 @@ import pytest
 pytest.importorskip("onnx", reason="the test bundles are built with the onnx package")
 
 import _rtc_bundle as tb  # noqa: E402
+from _streaming import callback_peak_bytes, onoff, stream_all  # noqa: E402
 
 from rtclassify.audio.sources import CallbackFlags, ClipSource  # noqa: E402
 from rtclassify.detect.events import TagLevel, TagOff, TagOn  # noqa: E402
@@ -62,34 +62,6 @@ def signals(sr: int, S: int) -> np.ndarray:
     return np.ascontiguousarray(np.stack(cols, axis=1))
 
 
-def feed(session, x, sizes, per_stream: bool):
-    """Feed x in blocks of the given sizes (cycled), then flush; returns events and frames (per stream if asked)."""
-    events = []
-    frames = [[] for _ in range(x.shape[1])] if per_stream else []
-    i = k = 0
-    while i < len(x):
-        n = sizes[k % len(sizes)]
-        k += 1
-        events += session.process(x[i:i + n])
-        if per_stream:
-            for s, fr in enumerate(session.last_frames):
-                frames[s] += fr
-        else:
-            frames += session.last_frames
-        i += n
-    events += session.flush()
-    if per_stream:
-        for s, fr in enumerate(session.last_frames):
-            frames[s] += fr
-    else:
-        frames += session.last_frames
-    return events, frames
-
-
-def onoff(events):
-    return [(e.kind, e.tag, round(e.stream_time, 6)) for e in events if e.kind in ("on", "off")]
-
-
 # ---------------------------------------------------------------------------------------------- channel lists
 @pytest.mark.parametrize("spec, want", [
     ("0-7", (0, 1, 2, 3, 4, 5, 6, 7)), ("0,2,5", (0, 2, 5)), ("0-2,8,10-11", (0, 1, 2, 8, 10, 11)),
@@ -116,11 +88,11 @@ def test_each_stream_equals_a_single_stream_session_bit_for_bit(clf, sr):
     chans = (4, 0, 2)  # any order: stream k is column k and carries channel chans[k]
     sizes = [700, 1, 2048, 333, 0, 4096]
     m = clf.multistream(chans, sample_rate=sr, max_block=1024, level_rate=None)
-    events, frames = feed(m, x, sizes, per_stream=True)
+    events, frames = stream_all(m, x, sizes, per_stream=True)
     total_on = 0
     for k, c in enumerate(chans):
         single = clf.stream(sample_rate=sr, max_block=1024, level_rate=None, channel=c)
-        ev1, fr1 = feed(single, x[:, k], sizes, per_stream=False)
+        ev1, fr1 = stream_all(single, x[:, k], sizes, per_stream=False)
         mine = [e for e in events if e.channel == c]
         assert mine == ev1  # same events, same times, and they carry the channel
         assert len(frames[k]) == len(fr1) > 0
@@ -140,14 +112,14 @@ def test_one_backend_call_per_hop_with_every_stream_in_the_batch(clf):
     x = signals(48000, S)
     backend = CountingBackend(clf.backend)
     m = MultiStreamSession(clf.bundle, backend, list(range(S)), sample_rate=48000, max_block=512)
-    events, frames = feed(m, x, [256], per_stream=True)
+    events, frames = stream_all(m, x, [256], per_stream=True)
     hops = m.counters["hops"]
     assert hops == len(frames[0]) > 10
     assert backend.batches == [S] * hops
     # the same audio through one stream: as many hops, one window per call
     one = CountingBackend(clf.backend)
     s = MultiStreamSession(clf.bundle, one, [0], sample_rate=48000, max_block=512)
-    feed(s, x[:, :1], [256], per_stream=True)
+    stream_all(s, x[:, :1], [256], per_stream=True)
     assert one.batches == [1] * hops
 
 
@@ -162,12 +134,12 @@ def test_blocks_longer_than_a_hop_still_batch_every_hop(clf):
 
 def test_dtypes_and_one_dimensional_single_stream(clf):
     x = signals(SR, 2)
-    ref, _ = feed(clf.multistream([0, 1], sample_rate=SR), x, [1000], per_stream=True)
-    got, _ = feed(clf.multistream([0, 1], sample_rate=SR), x.astype(np.float64), [1000], per_stream=True)
+    ref, _ = stream_all(clf.multistream([0, 1], sample_rate=SR), x, [1000], per_stream=True)
+    got, _ = stream_all(clf.multistream([0, 1], sample_rate=SR), x.astype(np.float64), [1000], per_stream=True)
     assert got == ref
     i16 = (np.clip(x, -1, 1) * 32767).astype(np.int16)
-    a, _ = feed(clf.multistream([0, 1], sample_rate=SR), i16, [1000], per_stream=True)
-    b, _ = feed(clf.multistream([0, 1], sample_rate=SR), i16.astype(np.float32) / 32768, [1000], per_stream=True)
+    a, _ = stream_all(clf.multistream([0, 1], sample_rate=SR), i16, [1000], per_stream=True)
+    b, _ = stream_all(clf.multistream([0, 1], sample_rate=SR), i16.astype(np.float32) / 32768, [1000], per_stream=True)
     assert a == b
     m = clf.multistream([3], sample_rate=SR)
     ev1 = m.process(x[:, 0]) + m.flush()
@@ -238,10 +210,10 @@ def test_trained_model_rows_are_independent_of_the_batch():
     clf = Classifier.load(path, backend="onnx")
     x = signals(SR, 4)[: 3 * SR]
     m = clf.multistream([0, 1, 2, 3], sample_rate=SR, level_rate=0)
-    _, frames = feed(m, x, [4096], per_stream=True)
+    _, frames = stream_all(m, x, [4096], per_stream=True)
     for k in range(4):
         s = clf.stream(sample_rate=SR, level_rate=0, channel=k)
-        _, fr1 = feed(s, x[:, k], [4096], per_stream=False)
+        _, fr1 = stream_all(s, x[:, k], [4096], per_stream=False)
         np.testing.assert_array_equal(np.stack([f.probs for f in frames[k]]), np.stack([f.probs for f in fr1]))
 
 
@@ -309,19 +281,7 @@ def test_multi_callback_copies_without_allocating(clf, nch, chans):
     cb = lis._make_callback()
     block = np.random.default_rng(0).standard_normal((bs, nch)).astype(np.float32)
     flags = CallbackFlags()
-    for _ in range(3):
-        cb(block, bs, None, flags)
-        lis._ring.pop(bs * P)
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        for _ in range(50):
-            cb(block, bs, None, flags)
-            lis._ring.reset()
-        peak = tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
+    peak = callback_peak_bytes(cb, lis._ring, block, flags, pop=bs * P)
     assert peak < bs, f"the callback allocated {peak} bytes at peak (a column is {bs * 4})"
     cb(block, bs, None, flags)
     cb(block[:100], 100, None, flags)  # a short last block

@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("onnx", reason="the test bundles are built with the onnx package")
 
 import _rtc_bundle as tb  # noqa: E402
+from _streaming import stream_all  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -27,22 +28,6 @@ def clf(tmp_path_factory):
 @pytest.fixture(scope="module")
 def signals():
     return {sr: tb.demo_signal(sr) for sr in (16000, 44100, 48000)}
-
-
-def stream_all(session, x, sizes):
-    """Feed x in blocks of the given sizes (cycled), then flush; returns (events, frames)."""
-    assert any(sizes), "at least one block size must be positive"
-    events, frames = [], []
-    i = k = 0
-    while i < len(x):
-        n = sizes[k % len(sizes)]
-        k += 1
-        events += session.process(x[i:i + n])
-        frames += session.last_frames
-        i += n
-    events += session.flush()
-    frames += session.last_frames
-    return events, frames
 
 
 def test_reference_windows(clf, signals):

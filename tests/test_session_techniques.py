@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("onnx", reason="the test bundles are built with the onnx package")
 
 import _rtc_bundle as tb  # noqa: E402
+from _streaming import stream_all  # noqa: E402
 
 from rtclassify.detect.events import TechniqueValues, VibratoOff, VibratoOn  # noqa: E402
 from rtclassify.model.classifier import Classifier  # noqa: E402
@@ -33,24 +34,10 @@ def vibrato_tone(sr=SR, seconds=4.0, f0=330.0, rate=5.5, extent_cents=60.0, star
     return (0.6 * y).astype(np.float32)
 
 
-def run(session, x, sizes):
-    events, frames = [], []
-    i = k = 0
-    while i < len(x):
-        n = sizes[k % len(sizes)]
-        k += 1
-        events += session.process(x[i:i + n])
-        frames += session.last_frames
-        i += n
-    events += session.flush()
-    frames += session.last_frames
-    return events, frames
-
-
 def test_vibrato_events_and_frame_values(clf):
     x = vibrato_tone()
     s = clf.stream(sample_rate=SR, techniques=True, level_rate=0)
-    events, frames = run(s, x, [1024])
+    events, frames = stream_all(s, x, [1024])
     on = [e for e in events if isinstance(e, VibratoOn)]
     assert len(on) >= 1
     assert 1.5 < on[0].stream_time < 1.5 + 2.5 / 5.5 + 0.3  # within a few modulation periods
@@ -68,7 +55,7 @@ def test_vibrato_events_and_frame_values(clf):
 
 def test_techniques_off_by_default(clf):
     s = clf.stream(sample_rate=SR, level_rate=0)
-    events, frames = run(s, vibrato_tone(), [4096])
+    events, frames = stream_all(s, vibrato_tone(), [4096])
     assert s.technique_detector is None
     assert not any(e.kind in ("technique", "vibrato_on") for e in events)
     assert all(f.technique is None for f in frames)
@@ -77,13 +64,13 @@ def test_techniques_off_by_default(clf):
 @pytest.mark.parametrize("sr", [16000, SR])
 def test_block_splits_give_the_same_techniques(clf, sr):
     x = vibrato_tone(sr=sr, seconds=3.0, start=1.0)
-    ref_events, ref_frames = run(clf.stream(sample_rate=sr, techniques=True, level_rate=0), x, [len(x)])
+    ref_events, ref_frames = stream_all(clf.stream(sample_rate=sr, techniques=True, level_rate=0), x, [len(x)])
 
     def key(e):
         return (e.stream_time, e.kind, getattr(e, "tag", ""))
 
     for sizes in ([256], [1, 999, 4096, 17], [3000, 0, 5]):
-        events, frames = run(clf.stream(sample_rate=sr, max_block=1024, techniques=True, level_rate=0), x, sizes)
+        events, frames = stream_all(clf.stream(sample_rate=sr, max_block=1024, techniques=True, level_rate=0), x, sizes)
         assert sorted(events, key=key) == sorted(ref_events, key=key)
         assert [f.technique for f in frames] == [f.technique for f in ref_frames]
 

@@ -11,7 +11,6 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 
 import pytest
 
@@ -19,7 +18,7 @@ rtmidi = pytest.importorskip("rtmidi")
 
 from _jackd import JackServer, missing  # noqa: E402
 
-from rtclassify.detect.events import Event, TagLevel, TagOff, TagOn  # noqa: E402
+from rtclassify.detect.events import TagLevel, TagOff, TagOn, TechniqueValues, TremoloOff, TremoloOn  # noqa: E402
 from rtclassify.errors import SinkError  # noqa: E402
 from rtclassify.sinks.mapping import Mapping, MidiMapping, MidiTag  # noqa: E402
 from rtclassify.sinks.midi import MidiSink, list_midi_outputs  # noqa: E402
@@ -180,30 +179,11 @@ def test_retrigger_keeps_on_off_paired(api):
 
 
 def test_technique_events_map_to_notes_and_ccs(api):
-    @dataclass(frozen=True)
-    class TremoloOn(Event):
-        rate: float = 0.0
-        depth: float = 0.0
-        kind = "tremolo_on"
-
-    @dataclass(frozen=True)
-    class TremoloOff(Event):
-        kind = "tremolo_off"
-
-    @dataclass(frozen=True)
-    class TechniqueValues(Event):
-        pitch: float | None = None
-        midi: float | None = None
-        vibrato_rate: float = 0.0
-        vibrato_extent: float = 0.0
-        tremolo_rate: float = 0.0
-        tremolo_depth: float = 0.0
-        kind = "technique"
-
     sink, rec = opened_sink(api)
     try:
-        sink.send([TechniqueValues(0.1, 0.0, 0, 440.0, 69.2, 5.0, 30.0),  # pitch CC 102, vibrato rate/extent
-                   TremoloOn(0.1, 0.0, 0, 6.35, 6.35),                       # note 61, rate/depth CCs 105/106
+        # pitch CC 102, vibrato rate/extent
+        sink.send([TechniqueValues(0.1, 0.0, 0, pitch=440.0, midi=69.2, vibrato_rate=5.0, vibrato_extent=30.0),
+                   TremoloOn(0.1, 0.0, 0, 6.35, 6.35),  # note 61, rate/depth CCs 105/106
                    TremoloOff(0.5, 0.0, 0)])
     finally:
         sink.close()

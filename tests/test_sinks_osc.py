@@ -11,7 +11,7 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_server import ThreadingOSCUDPServer
 
-from rtclassify.detect.events import Event, TagLevel, TagOff, TagOn
+from rtclassify.detect.events import Event, TagLevel, TagOff, TagOn, TechniqueValues, VibratoOff, VibratoOn
 from rtclassify.errors import ParameterError, SinkError
 from rtclassify.sinks.mapping import Mapping, OscMapping
 from rtclassify.sinks.osc import OscSink, parse_destination
@@ -128,33 +128,13 @@ def test_custom_addresses_and_switches(receiver):
 
 
 def test_technique_messages(receiver):
-    from dataclasses import dataclass
-
-    @dataclass(frozen=True)
-    class VibratoOn(Event):
-        rate: float = 0.0
-        extent: float = 0.0
-        kind = "vibrato_on"
-
-    @dataclass(frozen=True)
-    class VibratoOff(Event):
-        kind = "vibrato_off"
-
-    @dataclass(frozen=True)
-    class TechniqueValues(Event):
-        pitch: float | None = None
-        midi: float | None = None
-        vibrato_rate: float = 0.0
-        vibrato_extent: float = 0.0
-        tremolo_rate: float = 0.0
-        tremolo_depth: float = 0.0
-        kind = "technique"
-
     sink = OscSink(Mapping.default(LABELS).osc, [("127.0.0.1", receiver.port)])
     with sink:
-        sink.send([TechniqueValues(1.0, 0.0, 0, 440.0, 69.0), VibratoOn(1.0, 0.0, 0, 5.5, 40.0),
-                   TechniqueValues(1.1, 0.0, 0, 440.0, 69.0, 5.5, 40.0),   # vibrato values unchanged: not repeated
-                   TechniqueValues(1.2, 0.0, 0, None, None, 5.5, 41.0, 4.0, 3.0),
+        sink.send([TechniqueValues(1.0, 0.0, 0, pitch=440.0, midi=69.0), VibratoOn(1.0, 0.0, 0, 5.5, 40.0),
+                   # vibrato values unchanged: not repeated
+                   TechniqueValues(1.1, 0.0, 0, pitch=440.0, midi=69.0, vibrato_rate=5.5, vibrato_extent=40.0),
+                   TechniqueValues(1.2, 0.0, 0, pitch=None, midi=None, vibrato_rate=5.5, vibrato_extent=41.0,
+                                   tremolo_rate=4.0, tremolo_depth=3.0),
                    VibratoOff(2.0, 0.0, 0)])
     got = receiver.wait_for(6)
     time.sleep(0.1)

@@ -4,45 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _trackers import (assert_split_invariant, assert_steady_modulation, bad_parameters, detect_in_blocks,
+                       frame_times, modulated_tone, track)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rtclassify import _core
 from rtclassify.detect.events import TremoloOff, TremoloOn
 from rtclassify.detect.techniques import TechniqueDetector
-
-
-def modulated_tone(sr, dur, f0, vib=None, trem=None, start=1.0, harmonics=8, amp=0.2, seed=0):
-    """Harmonic tone; vib = (rate Hz, extent cents half p-p), trem = (rate Hz, depth dB p-p), from `start` s."""
-    n = int(sr * dur)
-    t = np.arange(n) / sr
-    on = t >= start
-    c = np.zeros(n)
-    g = np.zeros(n)
-    if vib:
-        c[on] = vib[1] * np.sin(2 * np.pi * vib[0] * (t[on] - start))
-    if trem:
-        g[on] = 0.5 * trem[1] * np.sin(2 * np.pi * trem[0] * (t[on] - start))
-    f = f0 * 2 ** (c / 1200)
-    ph = 2 * np.pi * np.cumsum(f) / sr
-    rng = np.random.default_rng(seed)
-    x = sum(np.sin(k * ph + rng.uniform(0, 2 * np.pi)) / k for k in range(1, harmonics + 1) if k * f0 * 1.1 < sr / 2)
-    return (amp * x * 10 ** (g / 20)).astype(np.float32)
-
-
-def resonant_body(x, sr, peaks=((500.0, 6.0, 14.0), (1400.0, 8.0, 12.0), (2600.0, 5.0, 10.0))):
-    """A fixed 'instrument body': RBJ peaking biquads (f, Q, gain dB) in series."""
-    from scipy.signal import sosfilt
-
-    sos = []
-    for f, q, gain in peaks:
-        a = 10 ** (gain / 40)
-        w = 2 * np.pi * f / sr
-        alpha = np.sin(w) / (2 * q)
-        b0, b1, b2 = 1 + alpha * a, -2 * np.cos(w), 1 - alpha * a
-        a0, a1, a2 = 1 + alpha / a, -2 * np.cos(w), 1 - alpha / a
-        sos.append([b0 / a0, b1 / a0, b2 / a0, 1.0, a1 / a0, a2 / a0])
-    return sosfilt(np.array(sos), x).astype(np.float32)
+from rtclassify.train.techniques_eval import resonant_body
 
 
 def plucked(sr, f0, dur, decay_s, seed=0):
@@ -58,13 +28,6 @@ def plucked(sr, f0, dur, decay_s, seed=0):
     return (0.3 * x).astype(np.float32)
 
 
-def run(sr, x, **kw):
-    tr = _core.TechniqueTracker(sr, **kw)
-    out = tr.process(x)
-    out["time"] = (np.arange(len(out["f0"])) + 1) * tr.hop_length / sr
-    return out
-
-
 @pytest.mark.parametrize("rate, depth, f0, sr", [
     (3.0, 6.0, 220.0, 44100),
     (5.0, 2.0, 440.0, 16000),
@@ -73,16 +36,8 @@ def run(sr, x, **kw):
     (12.0, 4.0, 523.0, 44100),
 ])
 def test_rate_and_depth_of_a_synthetic_tremolo(rate, depth, f0, sr):
-    out = run(sr, modulated_tone(sr, 4.0, f0, trem=(rate, depth)))
-    t = out["time"]
-    steady = t > 1.0 + 3.5 / rate
-    assert out["tremolo_on"][steady].all()
-    assert not out["tremolo_on"][t < 1.0].any()
-    assert np.abs(out["tremolo_rate"][steady] - rate).max() < 0.2
-    assert np.abs(out["tremolo_depth"][steady] - depth).max() < max(0.3, 0.08 * depth)
-    assert not out["vibrato_on"].any()
-    first = t[np.argmax(out["tremolo_on"])]
-    assert (first - 1.0) * rate <= 2.5
+    out = track(sr, modulated_tone(sr, 4.0, f0, trem=(rate, depth)))
+    assert_steady_modulation(out, "tremolo", rate, "depth", depth, tol=max(0.3, 0.08 * depth), settle_periods=3.5)
 
 
 @pytest.mark.parametrize("rate, extent, f0", [(5.0, 50.0, 220.0), (6.5, 100.0, 392.0), (4.0, 25.0, 147.0)])
@@ -90,7 +45,7 @@ def test_pure_vibrato_is_not_tremolo(rate, extent, f0):
     sr = 32000
     for x in (modulated_tone(sr, 4.0, f0, vib=(rate, extent), harmonics=1),
               modulated_tone(sr, 4.0, f0, vib=(rate, extent))):
-        out = run(sr, x)
+        out = track(sr, x)
         assert out["vibrato_on"][out["time"] > 2.0].all()
         assert not out["tremolo_on"].any()
 
@@ -100,8 +55,8 @@ def test_vibrato_through_a_resonant_body_is_not_tremolo(rate, extent, f0):
     sr = 44100
     # resonances just above the 3rd and 5th harmonics: the vibrato moves them in and out
     peaks = ((3.03 * f0, 10.0, 15.0), (5.05 * f0, 8.0, 12.0), (2500.0, 4.0, 8.0))
-    x = resonant_body(modulated_tone(sr, 4.0, f0, vib=(rate, extent), harmonics=20), sr, peaks)
-    out = run(sr, x)
+    x = resonant_body(modulated_tone(sr, 4.0, f0, vib=(rate, extent), harmonics=20), sr, peaks).astype(np.float32)
+    out = track(sr, x)
     t = out["time"]
     # the body really makes the level wobble ...
     level = out["level_db"][t > 2.0]
@@ -116,7 +71,7 @@ def test_vibrato_through_a_resonant_body_is_not_tremolo(rate, extent, f0):
 
 def test_both_at_unrelated_rates_are_both_reported():
     sr = 22050
-    out = run(sr, modulated_tone(sr, 4.0, 262.0, vib=(6.0, 40.0), trem=(3.5, 6.0)))
+    out = track(sr, modulated_tone(sr, 4.0, 262.0, vib=(6.0, 40.0), trem=(3.5, 6.0)))
     late = out["time"] > 2.2
     assert out["vibrato_on"][late].all()
     assert out["tremolo_on"][late].all()
@@ -129,7 +84,7 @@ def test_plucked_decays_and_onsets_are_not_tremolo(f0, decay_s):
     sr = 44100
     notes = [plucked(sr, f0 * r, 0.7, decay_s, seed=i) for i, r in enumerate((1.0, 1.0, 1.26, 1.5, 1.0))]
     x = np.concatenate(notes)
-    out = run(sr, x)
+    out = track(sr, x)
     assert not out["tremolo_on"].any()
     assert not out["vibrato_on"].any()
 
@@ -139,7 +94,7 @@ def test_release_of_a_note_is_not_tremolo():
     x = modulated_tone(sr, 3.0, 330.0)
     t = np.arange(len(x)) / sr
     fade = np.clip((2.6 - t) / 0.35, 0.0, 1.0) ** 2  # a 350 ms release ending at 2.6 s
-    out = run(sr, (x * fade).astype(np.float32))
+    out = track(sr, (x * fade).astype(np.float32))
     assert not out["tremolo_on"].any()
 
 
@@ -180,17 +135,9 @@ def test_tremolo_tracker_attributes_a_vibrato_rate_wobble_to_the_vibrato():
 
 @pytest.mark.parametrize("kwargs, name", [
     (dict(frame_rate=10.0), "frame_rate"),
-    (dict(frame_rate=200.0, rate_max=60.0), "rate_max"),
-    (dict(frame_rate=200.0, depth_on=0.0), "depth_on"),
-    (dict(frame_rate=200.0, depth_off=3.0), "depth_off"),
-    (dict(frame_rate=200.0, regularity_off=0.95), "regularity_off"),
-    (dict(frame_rate=200.0, trend_ratio=-1.0), "trend_ratio"),
-    (dict(frame_rate=200.0, onset_db=0.0), "onset_db"),
-    (dict(frame_rate=200.0, onset_frames=0), "onset_frames"),
-    (dict(frame_rate=200.0, vibrato_harmonics=9), "vibrato_harmonics"),
-    (dict(frame_rate=200.0, vibrato_explained=0.0), "vibrato_explained"),
-    (dict(frame_rate=200.0, rate_step=0.0), "rate_step"),
-    (dict(frame_rate=200.0, bogus=2), "bogus"),
+    *bad_parameters(dict(frame_rate=200.0), ("rate_max", 60.0), ("depth_on", 0.0), ("depth_off", 3.0),
+                    ("regularity_off", 0.95), ("trend_ratio", -1.0), ("onset_db", 0.0), ("onset_frames", 0),
+                    ("vibrato_harmonics", 9), ("vibrato_explained", 0.0), ("rate_step", 0.0), ("bogus", 2)),
 ])
 def test_bad_tremolo_parameters_raise_value_error_naming_them(kwargs, name):
     with pytest.raises(ValueError, match=name):
@@ -215,7 +162,7 @@ def test_nonfinite_audio_is_replaced_and_counted():
     for k, v in out.items():
         if v.dtype.kind == "f":
             assert np.isfinite(v).all(), k
-    t = (np.arange(len(out["f0"])) + 1) * tr.hop_length / sr
+    t = frame_times(len(out["f0"]), tr.hop_length, sr)
     assert out["tremolo_on"][t > 2.0].all()
 
 
@@ -242,11 +189,7 @@ def test_technique_tracker_split_invariance_bit_identical(cuts, hop):
     sr = 16000
     x = modulated_tone(sr, 3.0, 250.0, vib=(5.5, 40.0), trem=(3.3, 5.0), start=0.4)
     x[int(1.8 * sr):int(2.0 * sr)] = 0.0
-    whole = _core.TechniqueTracker(sr, hop_length=hop).process(x)
-    tr = _core.TechniqueTracker(sr, hop_length=hop)
-    parts = [tr.process(b) for b in np.split(x, sorted(set(cuts)))]
-    for k in whole:
-        assert np.array_equal(np.concatenate([p[k] for p in parts]), whole[k]), k
+    assert_split_invariant(lambda: _core.TechniqueTracker(sr, hop_length=hop), x, cuts)
 
 
 def test_detector_events_do_not_depend_on_the_block_size():
@@ -254,10 +197,7 @@ def test_detector_events_do_not_depend_on_the_block_size():
     x = modulated_tone(sr, 3.0, 250.0, vib=(5.5, 40.0), trem=(3.3, 5.0), start=0.4)
 
     def events(block):
-        det = TechniqueDetector(sr)
-        out = []
-        for i in range(0, len(x), block):
-            out += det.process(x[i:i + block])[0]
+        out, _ = detect_in_blocks(TechniqueDetector(sr), x, block)
         return [(type(e).__name__, round(e.stream_time, 9)) for e in out]
 
     ref = events(len(x))

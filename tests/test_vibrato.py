@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _trackers import (assert_split_invariant, assert_steady_modulation, bad_parameters, detect_in_blocks,
+                       modulated_tone, track)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -11,31 +13,6 @@ from rtclassify import _core
 from rtclassify.detect.events import TechniqueValues, VibratoOff, VibratoOn
 from rtclassify.detect.techniques import TechniqueDetector, frame_dict, hz_to_midi
 from rtclassify.errors import ParameterError
-
-
-def modulated_tone(sr, dur, f0, vib=None, trem=None, start=1.0, harmonics=8, amp=0.2, seed=0):
-    """Harmonic tone; vib = (rate Hz, extent cents half p-p), trem = (rate Hz, depth dB p-p), from `start` s."""
-    n = int(sr * dur)
-    t = np.arange(n) / sr
-    on = t >= start
-    c = np.zeros(n)
-    g = np.zeros(n)
-    if vib:
-        c[on] = vib[1] * np.sin(2 * np.pi * vib[0] * (t[on] - start))
-    if trem:
-        g[on] = 0.5 * trem[1] * np.sin(2 * np.pi * trem[0] * (t[on] - start))
-    f = f0 * 2 ** (c / 1200)
-    ph = 2 * np.pi * np.cumsum(f) / sr
-    rng = np.random.default_rng(seed)
-    x = sum(np.sin(k * ph + rng.uniform(0, 2 * np.pi)) / k for k in range(1, harmonics + 1) if k * f0 * 1.1 < sr / 2)
-    return (amp * x * 10 ** (g / 20)).astype(np.float32)
-
-
-def run(sr, x, **kw):
-    tr = _core.TechniqueTracker(sr, **kw)
-    out = tr.process(x)
-    out["time"] = (np.arange(len(out["f0"])) + 1) * tr.hop_length / sr
-    return out
 
 
 @pytest.mark.parametrize("rate, extent, f0, sr", [
@@ -46,22 +23,14 @@ def run(sr, x, **kw):
     (6.0, 120.0, 110.0, 22050),
 ])
 def test_rate_and_extent_of_a_synthetic_vibrato(rate, extent, f0, sr):
-    out = run(sr, modulated_tone(sr, 4.0, f0, vib=(rate, extent)))
-    t = out["time"]
-    steady = t > 1.0 + 3.0 / rate
-    assert out["vibrato_on"][steady].all()
-    assert not out["vibrato_on"][t < 1.0].any()
-    assert np.abs(out["vibrato_rate"][steady] - rate).max() < 0.2
-    assert np.abs(out["vibrato_extent"][steady] - extent).max() < max(2.0, 0.06 * extent)
-    assert not out["tremolo_on"].any()
-    # detected within 2.5 periods of the start
-    first = t[np.argmax(out["vibrato_on"])]
-    assert (first - 1.0) * rate <= 2.5
+    out = track(sr, modulated_tone(sr, 4.0, f0, vib=(rate, extent)))
+    # on from 3 periods after the start (detected within 2.5), off before, no tremolo
+    assert_steady_modulation(out, "vibrato", rate, "extent", extent, tol=max(2.0, 0.06 * extent), settle_periods=3.0)
 
 
 def test_plain_tone_and_slow_glide_are_not_vibrato():
     sr = 22050
-    out = run(sr, modulated_tone(sr, 3.0, 330.0))
+    out = track(sr, modulated_tone(sr, 3.0, 330.0))
     assert not out["vibrato_on"].any()
     # a glide of a whole tone over one second (portamento), then a held note
     n = int(sr * 3.0)
@@ -69,14 +38,14 @@ def test_plain_tone_and_slow_glide_are_not_vibrato():
     cents = np.clip(t - 1.0, 0.0, 1.0) * 200.0
     ph = 2 * np.pi * np.cumsum(300.0 * 2 ** (cents / 1200)) / sr
     x = (0.2 * (np.sin(ph) + 0.5 * np.sin(2 * ph))).astype(np.float32)
-    assert not run(sr, x)["vibrato_on"].any()
+    assert not track(sr, x)["vibrato_on"].any()
 
 
 def test_note_change_restarts_and_vibrato_resumes():
     sr = 16000
     a = modulated_tone(sr, 2.0, 262.0, vib=(6.0, 40.0), start=0.3)
     b = modulated_tone(sr, 2.0, 330.0, vib=(6.0, 40.0), start=0.0)
-    out = run(sr, np.concatenate([a, b]))
+    out = track(sr, np.concatenate([a, b]))
     t = out["time"]
     assert out["vibrato_on"][(t > 1.2) & (t < 1.95)].all()
     assert out["vibrato_on"][t > 2.0 + 3 / 6.0].all()
@@ -127,26 +96,14 @@ def test_vibrato_tracker_split_invariance(cuts):
     t = np.arange(500) / fs
     f0 = (220 * 2 ** (50 * np.sin(2 * np.pi * 4.5 * t) / 1200)).astype(np.float32)
     f0[200:230] = 0
-    whole = _core.VibratoTracker(fs).process(f0)
-    tr = _core.VibratoTracker(fs)
-    parts = [tr.process(b) for b in np.split(f0, sorted(set(cuts)))]
-    for k in whole:
-        assert np.array_equal(np.concatenate([p[k] for p in parts]), whole[k]), k
+    assert_split_invariant(lambda: _core.VibratoTracker(fs), f0, cuts)
 
 
 @pytest.mark.parametrize("kwargs, name", [
     (dict(frame_rate=5.0), "frame_rate"),
-    (dict(frame_rate=100.0, rate_min=0.0), "rate_min"),
-    (dict(frame_rate=100.0, rate_max=40.0), "rate_max"),
-    (dict(frame_rate=100.0, extent_on=0.0), "extent_on"),
-    (dict(frame_rate=100.0, extent_off=10.0), "extent_off"),
-    (dict(frame_rate=100.0, regularity_on=1.5), "regularity_on"),
-    (dict(frame_rate=100.0, regularity_off=0.9), "regularity_off"),
-    (dict(frame_rate=100.0, window_periods=0.5), "window_periods"),
-    (dict(frame_rate=100.0, release_periods=5.0), "release_periods"),
-    (dict(frame_rate=100.0, max_glitch=99), "max_glitch"),
-    (dict(frame_rate=100.0, hold_frames=0), "hold_frames"),
-    (dict(frame_rate=100.0, nonsense=1), "nonsense"),
+    *bad_parameters(dict(frame_rate=100.0), ("rate_min", 0.0), ("rate_max", 40.0), ("extent_on", 0.0),
+                    ("extent_off", 10.0), ("regularity_on", 1.5), ("regularity_off", 0.9), ("window_periods", 0.5),
+                    ("release_periods", 5.0), ("max_glitch", 99), ("hold_frames", 0), ("nonsense", 1)),
 ])
 def test_bad_vibrato_parameters_raise_value_error_naming_them(kwargs, name):
     with pytest.raises(ValueError, match=name):
@@ -171,12 +128,7 @@ def test_detector_events_values_and_frame_dict():
     det = TechniqueDetector(sr, value_interval=0.05)
     assert det.frame_dict() == {"pitch": None, "vibrato": {"on": False, "rate": 0.0, "extent": 0.0},
                                 "tremolo": {"on": False, "rate": 0.0, "depth": 0.0}}
-    events, values = [], []
-    block = 1000
-    for i in range(0, len(x), block):
-        e, v = det.process(x[i:i + block])
-        events += e
-        values += v
+    events, values = detect_in_blocks(det, x, 1000)
     kinds = [type(e) for e in events]
     assert kinds == [VibratoOn, VibratoOff]
     on, off = events

@@ -65,6 +65,7 @@ __all__ = [
     "Truth",
     "make_specs",
     "render_clip",
+    "resonant_body",
     "truth_at",
     "run_native",
     "run_pyin",
@@ -360,14 +361,11 @@ def _additive(spec: ClipSpec, t: np.ndarray, rng) -> np.ndarray:
     return x
 
 
-def _body_filter(x: np.ndarray, sr: int, rng) -> np.ndarray:
-    """A fixed resonant 'body': three RBJ peaking biquads in series."""
+def resonant_body(x: np.ndarray, sr: int, peaks) -> np.ndarray:
+    """A fixed resonant 'body': RBJ peaking biquads ``(f Hz, Q, gain dB)`` in series, applied to ``x`` (float64)."""
     signal = require("scipy.signal", extra="train")
     sos = []
-    for _ in range(3):
-        f = float(rng.uniform(300.0, min(3500.0, 0.4 * sr)))
-        q = float(rng.uniform(4.0, 10.0))
-        g = float(rng.uniform(8.0, 16.0))
+    for f, q, g in peaks:
         a = 10 ** (g / 40)
         w = 2 * np.pi * f / sr
         alpha = np.sin(w) / (2 * q)
@@ -375,6 +373,13 @@ def _body_filter(x: np.ndarray, sr: int, rng) -> np.ndarray:
         a0, a1, a2 = 1 + alpha / a, -2 * np.cos(w), 1 - alpha / a
         sos.append([b0 / a0, b1 / a0, b2 / a0, 1.0, a1 / a0, a2 / a0])
     return signal.sosfilt(np.array(sos), x)
+
+
+def _body_filter(x: np.ndarray, sr: int, rng) -> np.ndarray:
+    """A random resonant 'body': three peaks drawn from ``rng``, see :func:`resonant_body`."""
+    peaks = [(float(rng.uniform(300.0, min(3500.0, 0.4 * sr))), float(rng.uniform(4.0, 10.0)),
+              float(rng.uniform(8.0, 16.0))) for _ in range(3)]
+    return resonant_body(x, sr, peaks)
 
 
 def _karplus(spec: ClipSpec, t: np.ndarray, rng) -> np.ndarray:

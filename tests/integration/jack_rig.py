@@ -13,7 +13,8 @@ first non-silent sample ("the sound entered the server"). The receivers'
 output lines are time-stamped as they arrive (both run line-buffered), so
 sound-to-message latency = receive time - sound time.
 
-Used by tests/integration/test_jack_e2e.py and bench/test_bench_live.py.
+Used by tests/integration/test_jack_e2e.py, tests/integration/test_jack_multistream.py and
+bench/test_bench_live.py.
 """
 
 from __future__ import annotations
@@ -283,6 +284,45 @@ def free_udp_port() -> int:
     return port
 
 
+class Receivers:
+    """The rig's receivers, time-stamping what they get: jack_midi_dump on a new JACK client ``monitor``
+    and oscdump on a free UDP port ``osc_port``."""
+
+    def __init__(self, server: JackServer, env: dict):
+        self.server = server
+        self.monitor = f"mon{uuid.uuid4().hex[:4]}"
+        self.midi = LineReader(["jack_midi_dump", self.monitor], env)
+        self.osc_port = free_udp_port()
+        self.osc = LineReader(["oscdump", "-L", str(self.osc_port)], env)
+        wait_for_port(server, f"{self.monitor}:input")
+
+    def hear(self, midi_port: str) -> None:
+        """Wait for the JACK MIDI output ``midi_port`` (the listener's) and connect it to jack_midi_dump."""
+        wait_for_port(self.server, midi_port, timeout=30)
+        self.server.connect(midi_port, f"{self.monitor}:input")
+
+    def stop(self) -> None:
+        self.midi.stop()
+        self.osc.stop()
+
+
+def portaudio_input(server: JackServer, channel: int = 0) -> str:
+    """The JACK port of PortAudio's capture channel ``channel`` (the listener's input), waited for."""
+    return [p for p in wait_for_port(server, f":in_{channel}", timeout=30) if p.startswith("PortAudio")][0]
+
+
+def tear_down(listen: subprocess.Popen, players: list, rx: Receivers) -> None:
+    """After a run, a failed one too: kill ``listen`` if it still runs, close the players, give the last
+    messages time to arrive and stop the receivers."""
+    if listen.poll() is None:
+        listen.kill()
+        listen.communicate()
+    for p in players:
+        p.close()
+    time.sleep(0.3)
+    rx.stop()
+
+
 # ----------------------------------------------------------------------------- the run
 @dataclass
 class RigResult:
@@ -351,11 +391,7 @@ def run_rig(tmp: Path, *, files=("piano.wav", "speech-female.wav"), rounds: int 
     audio, segments = program(list(files), rounds, gap_s)
     with JackServer(RATE, PERIOD) as server:
         env = dict(server.env, PYTHONUNBUFFERED="1")
-        mon_name = f"mon{uuid.uuid4().hex[:4]}"
-        midi_rx = LineReader(["jack_midi_dump", mon_name], env)
-        port = free_udp_port()
-        osc_rx = LineReader(["oscdump", "-L", str(port)], env)
-        wait_for_port(server, f"{mon_name}:input")
+        rx = Receivers(server, env)
         devs = subprocess.run([sys.executable, "-m", "rtclassify", "devices", "--json"], env=env,
                               capture_output=True, text=True, check=True, cwd=OUTSIDE)
         jack_dev = [d for d in json.loads(devs.stdout)["audio_inputs"] if "JACK" in d["hostapi"]]
@@ -365,8 +401,8 @@ def run_rig(tmp: Path, *, files=("piano.wav", "speech-female.wav"), rounds: int 
         duration = audio.shape[0] / RATE + 30.0
         cmd = [sys.executable, "-m", "rtclassify", "listen", "--device", str(jack_dev[0]["index"]),
                "--bundle", str(model.path), "--midi-api", "jack", "--midi-virtual", virt,
-               "--osc", f"127.0.0.1:{port}", "--no-display", "--log", str(log), "--duration", f"{duration:.1f}",
-               "--blocksize", str(blocksize)]
+               "--osc", f"127.0.0.1:{rx.osc_port}", "--no-display", "--log", str(log),
+               "--duration", f"{duration:.1f}", "--blocksize", str(blocksize)]
         if hop is not None:
             cmd += ["--hop", str(hop)]
         cmd += list(extra_args)
@@ -375,10 +411,8 @@ def run_rig(tmp: Path, *, files=("piano.wav", "speech-female.wav"), rounds: int 
         player = None
         play_start = play_end = 0.0
         try:
-            wait_for_port(server, f"rtclassify:{virt}", timeout=30)
-            server.connect(f"rtclassify:{virt}", f"{mon_name}:input")
-            pa_in = wait_for_port(server, ":in_0", timeout=30)
-            pa_in = [p for p in pa_in if p.startswith("PortAudio")][0]
+            rx.hear(f"rtclassify:{virt}")
+            pa_in = portaudio_input(server)
             player = Player(server, audio, segments)
             server.connect(player.port_name, pa_in)
             time.sleep(2.5)  # let the graph changes pass and a status line be written
@@ -392,19 +426,12 @@ def run_rig(tmp: Path, *, files=("piano.wav", "speech-female.wav"), rounds: int 
                 listen.send_signal(signal.SIGINT)
             out, err = listen.communicate(timeout=60)
         finally:
-            if listen.poll() is None:
-                listen.kill()
-                out, err = listen.communicate()
-            if player is not None:
-                player.close()
-            time.sleep(0.3)
-            midi_rx.stop()
-            osc_rx.stop()
+            tear_down(listen, [] if player is None else [player], rx)
         xruns = server.xruns(play_start, play_end)
     events = [json.loads(l) for l in log.read_text().splitlines()] if log.exists() else []
-    return RigResult(model, segments, parse_midi(midi_rx.lines), parse_osc(osc_rx.lines), events,
+    return RigResult(model, segments, parse_midi(rx.midi.lines), parse_osc(rx.osc.lines), events,
                      listen.returncode, out, err, notes, play_start, play_end, xruns,
-                     midi_rx.lines, osc_rx.lines)
+                     rx.midi.lines, rx.osc.lines)
 
 
 def summary(values: list[float]) -> str:

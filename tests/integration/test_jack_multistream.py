@@ -26,8 +26,8 @@ FILES = ("piano.wav", "speech-female.wav")  # stream 0 (in_0), stream 1 (in_1)
 @pytest.fixture(scope="module")
 def run(rig_available, tmp_path_factory):
     from _jackd import JackServer
-    from jack_rig import (OUTSIDE, PERIOD, RATE, LineReader, Player, choose_bundle, free_udp_port, parse_midi,
-                          parse_osc, program, wait_for_port)
+    from jack_rig import (OUTSIDE, PERIOD, RATE, Player, Receivers, choose_bundle, parse_midi, parse_osc,
+                          portaudio_input, program, tear_down)
     from rtclassify.sinks.mapping import Mapping
 
     tmp = tmp_path_factory.mktemp("multi")
@@ -37,26 +37,18 @@ def run(rig_available, tmp_path_factory):
     log = tmp / "events.jsonl"
     with JackServer(RATE, PERIOD) as server:
         env = dict(server.env, PYTHONUNBUFFERED="1")
-        mon = f"mon{uuid.uuid4().hex[:4]}"
-        midi_rx = LineReader(["jack_midi_dump", mon], env)
-        port = free_udp_port()
-        osc_rx = LineReader(["oscdump", "-L", str(port)], env)
-        wait_for_port(server, f"{mon}:input")
+        rx = Receivers(server, env)
         virt = f"tags{uuid.uuid4().hex[:4]}"
         duration = max(a.shape[0] for a, _ in plays) / RATE + 30.0
         listen = subprocess.Popen(
             [sys.executable, "-m", "rtclassify", "listen", "--device", "system", "--channels", "0-1",
              "--bundle", str(model.path), "--midi-api", "jack", "--midi-virtual", virt,
-             "--osc", f"127.0.0.1:{port}", "--no-display", "--log", str(log), "--duration", f"{duration:.1f}"],
+             "--osc", f"127.0.0.1:{rx.osc_port}", "--no-display", "--log", str(log), "--duration", f"{duration:.1f}"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=OUTSIDE)
         players = []
         try:
-            wait_for_port(server, f"rtclassify:{virt}", timeout=30)
-            server.connect(f"rtclassify:{virt}", f"{mon}:input")
-            ins = []
-            for k in range(2):
-                found = wait_for_port(server, f":in_{k}", timeout=30)
-                ins.append([p for p in found if p.startswith("PortAudio")][0])
+            rx.hear(f"rtclassify:{virt}")
+            ins = [portaudio_input(server, k) for k in range(2)]
             for (audio, segs), pa_in in zip(plays, ins):
                 p = Player(server, audio, segs)
                 players.append(p)
@@ -71,17 +63,10 @@ def run(rig_available, tmp_path_factory):
             listen.send_signal(signal.SIGINT)
             out, err = listen.communicate(timeout=60)
         finally:
-            if listen.poll() is None:
-                listen.kill()
-                out, err = listen.communicate()
-            for p in players:
-                p.close()
-            time.sleep(0.3)
-            midi_rx.stop()
-            osc_rx.stop()
+            tear_down(listen, players, rx)
     events = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    r = {"model": model, "notes": notes, "plays": plays, "midi": parse_midi(midi_rx.lines),
-         "osc": parse_osc(osc_rx.lines), "log": events, "returncode": listen.returncode, "stdout": out,
+    r = {"model": model, "notes": notes, "plays": plays, "midi": parse_midi(rx.midi.lines),
+         "osc": parse_osc(rx.osc.lines), "log": events, "returncode": listen.returncode, "stdout": out,
          "stderr": err}
     print(f"\n[jack multi] model: {model.description}")
     print(f"[jack multi] {[line for line in err.splitlines() if 'rtclassify listen:' in line][-1:]}")
