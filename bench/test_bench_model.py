@@ -3,7 +3,7 @@
 Budgets (issues: model and real-time engine), as real-time ratios:
 
 - inference of one window (batch 1) on one thread: compute / hop duration < 0.05 at the bundle's
-  default hop (96 ms);
+  default hop (48 ms);
 - engine cost per hop (float32 blocks of 1024 samples at 48 kHz: resampling, native
   frontend, inference, decoding, i.e. what ``StreamSession.process`` does): < 0.1 of the hop;
 - offline ``Classifier.tag`` throughput (44.1 kHz input, resampled): >= 50x real time.

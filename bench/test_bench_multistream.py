@@ -5,7 +5,7 @@ frames into :class:`~rtclassify.engine.multistream.MultiStreamSession` (per stre
 the model rate, the native frontend, the mel ring and the decoder; for all streams: one ONNX Runtime
 call per hop, one intra-op thread). The process is pinned to one CPU core and its CPU time is measured
 (``time.process_time``), so other programs on a shared machine do not count against it. Each stream
-count is measured on three segments of 1.536 s (72 blocks: 16 hops of 96 ms, the same work each) after
+count is measured on three segments of 1.536 s (72 blocks: 32 hops of 48 ms at the default hop, the same work each) after
 a warm-up, and the cheapest segment counts (best of three, as the other CPU benchmarks do: what other
 programs add to a segment, through the shared caches and memory, is noise, not cost).
 
@@ -36,7 +36,7 @@ from conftest import CLIPS, REAL, synthetic_audio
 
 RATE = 48000
 BLOCK = 1024  # frames per session.process call (the listener's block at its default 256-frame callbacks)
-SEGMENT_BLOCKS = 72  # 72 x 1024 frames at 48 kHz = 1.536 s = 16 hops of 96 ms: every segment does the same work
+SEGMENT_BLOCKS = 72  # 72 x 1024 frames at 48 kHz = 1.536 s = 32 hops of 48 ms: every segment does the same work
 SEGMENTS = 3
 WARMUP_BLOCKS = 24
 FRAMES = (WARMUP_BLOCKS + SEGMENTS * SEGMENT_BLOCKS) * BLOCK

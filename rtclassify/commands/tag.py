@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "on the CPU)")
     parser.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="inference threads (default 1)")
     parser.add_argument("--hop", type=_positive_float, metavar="SEC",
-                        help="time between model outputs in seconds (default: the bundle's, 96 ms)")
+                        help="time between model outputs in seconds (default: the bundle's, 48 ms)")
     parser.add_argument("--channel", type=_channel, metavar="C",
                         help="use channel C (0-based) of multi-channel files (default: average all channels)")
     parser.add_argument("--no-techniques", dest="techniques", action="store_false",
