@@ -46,6 +46,7 @@ def run(rig_available, tmp_path_factory):
              "--osc", f"127.0.0.1:{rx.osc_port}", "--no-display", "--log", str(log), "--duration", f"{duration:.1f}"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=OUTSIDE)
         players = []
+        play_start = float("inf")
         try:
             rx.hear(f"rtclassify:{virt}")
             ins = [portaudio_input(server, k) for k in range(2)]
@@ -54,6 +55,7 @@ def run(rig_available, tmp_path_factory):
                 players.append(p)
                 server.connect(p.port_name, pa_in)
             time.sleep(2.5)  # let the graph changes pass
+            play_start = time.time()
             for p in players:
                 p.play()
             for p in players:
@@ -64,10 +66,11 @@ def run(rig_available, tmp_path_factory):
             out, err = listen.communicate(timeout=60)
         finally:
             tear_down(listen, players, rx)
+            xruns = server.xruns(play_start)
     events = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     r = {"model": model, "notes": notes, "plays": plays, "midi": parse_midi(rx.midi.lines),
          "osc": parse_osc(rx.osc.lines), "log": events, "returncode": listen.returncode, "stdout": out,
-         "stderr": err}
+         "stderr": err, "xruns": xruns, "monitor": rx.monitor}
     print(f"\n[jack multi] model: {model.description}")
     print(f"[jack multi] {[line for line in err.splitlines() if 'rtclassify listen:' in line][-1:]}")
     return r
@@ -84,35 +87,34 @@ def test_listen_with_two_streams_stops_cleanly(run):
 
 
 def test_each_stream_tags_its_own_recording_on_its_own_midi_channel(run):
+    from jack_rig import late_midi_clients
+
     model, notes = run["model"], run["notes"]
     for k, f in enumerate(FILES):
         tag = model.expected[f]
         note = notes[tag]
-        ons = [t for t, m in run["midi"] if m[0] == 0x90 | k and m[1] == note and m[2] > 0]
-        offs = [t for t, m in run["midi"] if m[0] == 0x80 | k and m[1] == note]
-        assert len(ons) >= 2, f"{tag} (note {note}) did not turn on twice on MIDI channel {k + 1} for {f}"
-        assert len(offs) == len(ons)
-        # the log says the same, with the input channel
+        # the engine's decisions (the log, with the input channel)
         log_on = [e for e in run["log"] if e.get("event") == "on" and e["tag"] == tag and e["channel"] == k]
-        assert len(log_on) == len(ons)
+        assert len(log_on) >= 2, f"{tag} did not turn on twice on stream {k} for {f}"
         # OSC: /rtclassify/<channel>/on
         osc_on = [v for _, a, _, v in run["osc"] if a == f"/rtclassify/{k}/on" and v == [tag]]
-        assert len(osc_on) == len(ons)
+        assert len(osc_on) == len(log_on)
+        # MIDI on channel k + 1: the same, unless JACK dropped a late cycle of the sender or receiver
+        ons = [t for t, m in run["midi"] if m[0] == 0x90 | k and m[1] == note and m[2] > 0]
+        offs = [t for t, m in run["midi"] if m[0] == 0x80 | k and m[1] == note]
+        assert (len(ons) == len(log_on) and len(offs) == len(ons)) or late_midi_clients(run["xruns"], run["monitor"]), \
+            f"{tag} (note {note}) on MIDI channel {k + 1}: {len(ons)} on, {len(offs)} off; the log has {len(log_on)} on"
 
 
 def test_messages_stay_on_the_streams_channels_and_are_paired(run):
+    from jack_rig import check_note_pairing, log_pairing_problems
+
     assert run["midi"], "jack_midi_dump received nothing"
-    sounding = {0: set(), 1: set()}
     for _, m in run["midi"]:
         kind, ch = m[0] & 0xF0, m[0] & 0x0F
         assert kind in (0x80, 0x90, 0xB0) and ch in (0, 1), m
-        if kind == 0x90:
-            assert m[1] not in sounding[ch], f"note {m[1]} on twice on channel {ch + 1}"
-            sounding[ch].add(m[1])
-        elif kind == 0x80:
-            assert m[1] in sounding[ch], f"note-off {m[1]} without a note-on on channel {ch + 1}"
-            sounding[ch].discard(m[1])
-    assert sounding == {0: set(), 1: set()}
+    assert not log_pairing_problems(run["log"])
+    check_note_pairing(run["midi"], run["xruns"], run["monitor"])
     assert {e["channel"] for e in run["log"] if e.get("event") in ("on", "off", "level")} == {0, 1}
     for _, addr, _, _ in run["osc"]:
         assert addr.startswith(("/rtclassify/0/", "/rtclassify/1/")), addr
