@@ -113,6 +113,25 @@ def stable_ports(midi) -> list[str]:
     return ports
 
 
+def as_sent(messages: list, api: str) -> list:
+    """The messages as the sink sent them, as far as a receiver can tell.
+
+    In a cycle where a client runs late (an xrun), JACK can hand the receiver the sender's MIDI buffer
+    of the cycle before once more, so a message arrives twice in a row. The sink never sends the same
+    message twice in a row (a retrigger sends a note-off first, a CC is not resent unchanged), so on
+    JACK, when this module's server has reported a late client, immediate repeats are dropped here;
+    anything else must match exactly.
+    """
+    server = SERVER.get("jack")
+    if api != "jack" or server is None or not server.xruns():
+        return list(messages)
+    out: list = []
+    for m in messages:
+        if not out or m != out[-1]:
+            out.append(m)
+    return out
+
+
 def unique() -> str:
     return f"rtc-{uuid.uuid4().hex[:6]}"
 
@@ -133,20 +152,19 @@ def test_note_on_off_and_level_cc(api):
         sink.send([TagOn(1.0, t, 0, "piano", 1.0), TagLevel(1.0, t, 0, "piano", 0.5),
                    TagOn(1.0, t, 0, "speech", 0.5)])
         sink.send([TagOff(2.0, t, 0, "piano"), TagLevel(2.0, t, 0, "piano", 0.0)])
-        got = rec.wait_for(7)
+        rec.wait_for(7)
     finally:
         sink.close()
         rec.settle()
         rec.close()
-    assert got[:7] == [
+    assert as_sent(rec.messages, api) == [
         [0x90, 36, 127], [0xB0, 20, 127],   # piano on: note 36 full velocity, CC 20 = prob
         [0xB0, 20, 64],                      # level 0.5
         [0x90, 47, 64], [0xB0, 31, 64],      # speech: note 47, CC 31
         [0x80, 36, 0],                       # piano off
         [0xB0, 20, 0],                       # level 0
+        [0x80, 47, 0],                       # close: the note-off of the note still sounding (speech)
     ]
-    # close sent the note-off of the note still sounding (speech)
-    assert rec.messages[7:] == [[0x80, 47, 0]]
 
 
 def test_every_note_on_gets_its_note_off_on_close(api):
@@ -157,7 +175,7 @@ def test_every_note_on_gets_its_note_off_on_close(api):
         assert sink.sounding == {60: "piano", 68: "drums", 63: "bass"}
     finally:
         sink.close()
-    got = rec.settle()
+    got = as_sent(rec.settle(), api)
     rec.close()
     ons = [m for m in got if m[0] == 0x99]
     offs = [m for m in got if m[0] == 0x89]
@@ -173,7 +191,7 @@ def test_retrigger_keeps_on_off_paired(api):
                    TagOff(0.4, 0.0, 0, "organ")])
     finally:
         sink.close()
-    notes = [m for m in rec.settle() if m[0] in (0x90, 0x80)]
+    notes = [m for m in as_sent(rec.settle(), api) if m[0] in (0x90, 0x80)]
     rec.close()
     assert notes == [[0x90, 37, 89], [0x80, 37, 0], [0x90, 37, 114], [0x80, 37, 0]]
 
@@ -187,7 +205,7 @@ def test_technique_events_map_to_notes_and_ccs(api):
                    TremoloOff(0.5, 0.0, 0)])
     finally:
         sink.close()
-    got = rec.settle()
+    got = as_sent(rec.settle(), api)
     rec.close()
     assert got == [[0xB0, 102, 69], [0xB0, 103, 50], [0xB0, 104, 30], [0xB0, 105, 0], [0xB0, 106, 0],
                    [0x90, 61, 127], [0xB0, 105, 64], [0xB0, 106, 64],
@@ -213,7 +231,8 @@ def test_named_existing_port_and_missing_port_lists_ports(api):
         end = time.monotonic() + 5
         while len(got) < 3 and time.monotonic() < end:
             time.sleep(0.05)
-        assert got[:3] == [[0x90, 41, 127], [0xB0, 25, 127], [0x80, 41, 0]]
+        time.sleep(0.3)
+        assert as_sent(got, api)[:3] == [[0x90, 41, 127], [0xB0, 25, 127], [0x80, 41, 0]]
         with pytest.raises(SinkError, match=r"no MIDI port matches 'no-such-port'; MIDI ports: .*" + name):
             MidiSink(Mapping.default(LABELS).midi, port="no-such-port", api=api).open()
     finally:
