@@ -10,7 +10,8 @@ Budgets (issue: real-time engine):
   path's own latency (device block + algorithmic + compute + output, declared by the engine: about
   140 ms at the default 48 ms hop) and the model's recognition time (how much of a sound the model
   must hear before the tag's probability crosses its threshold), which depends on the recording and
-  on where the hop grid falls. Asserted: every segment produced its MIDI and OSC message, MIDI and
+  on where the hop grid falls. Asserted: every segment produced its OSC and its MIDI message (a MIDI
+  message may be missing only where the JACK server reported the MIDI sender or receiver late), MIDI and
   OSC agree, no message came sooner than the declared algorithmic latency allows (the measurement
   is physical), and the live path's declared latency is under the budget. When the median exceeds
   the budget the test is reported as XFAIL with the measured numbers: that gap is the model's
@@ -74,7 +75,7 @@ def test_audio_callback_cost_per_block(benchmark, report, channels, kw):
 
 @pytest.mark.slow
 def test_sound_to_message_latency_on_jack(report, tmp_path):
-    from jack_rig import run_rig, summary, why_skip
+    from jack_rig import late_midi_clients, run_rig, summary, why_skip
 
     from rtclassify.model.bundle import load_bundle
 
@@ -92,9 +93,13 @@ def test_sound_to_message_latency_on_jack(report, tmp_path):
            "compute p99 {:.1f} ms/hop; dropped {}; input overflows {}; JACK xruns during playback: {}".format(
                c["latency_device_ms"], c["latency_algorithmic_ms"], c["latency_compute_ms"], c["latency_output_ms"],
                c["compute_ms_p99"], c["dropped_samples"], c["input_overflows"], r.xruns_during_play or "none"))
-    assert len(midi) == len(r.segments) and len(osc) == len(r.segments), "a segment got no message"
+    assert len(osc) == len(r.segments), "a segment got no OSC message"
+    # JACK drops the MIDI of a cycle in which the sender or receiver ran late (see jack_rig.check_note_pairing)
+    assert len(midi) == len(r.segments) or late_midi_clients(r.xruns_after_start, r.monitor), \
+        "a segment got no MIDI message (and no xrun of the MIDI sender or receiver was reported)"
     # MIDI and OSC are sent for the same decision, one after the other
-    assert abs(float(np.median(midi)) - float(np.median(osc))) < 0.05
+    pairs = [(m, o) for m, o in zip(r.segment_latencies("midi"), r.segment_latencies("osc")) if m is not None and o is not None]
+    assert all(abs(m - o) < 0.05 for m, o in pairs), pairs
     # no message can come sooner than the lookahead and the resampler delay after its sound (algorithmic
     # latency less one hop and half a frame; 30 ms allowed for where the sound falls in a JACK period)
     algorithmic_s = c["latency_algorithmic_ms"] / 1e3

@@ -405,12 +405,14 @@ class RigResult:
     monitor: str = ""  # jack_midi_dump's JACK client
     xruns_after_start: list = field(default_factory=list)  # late clients from the playback's start to the end
 
-    def latencies(self, kind: str = "midi") -> list[float]:
-        """Per segment: first message saying its expected tag turned on, minus the sound's wall time (s)."""
-        out = []
+    def segment_latencies(self, kind: str = "midi") -> list[float | None]:
+        """For each segment: first message saying its expected tag turned on, minus the sound's wall time
+        (s); None where no such message came while the segment played or within a second after it."""
+        out: list[float | None] = []
         for seg in self.segments:
             tag = self.model.expected[seg.file]
             if seg.sound_wall is None:
+                out.append(None)
                 continue
             if kind == "midi":
                 note = self.notes[tag]
@@ -418,9 +420,13 @@ class RigResult:
                          and t >= seg.sound_wall]
             else:
                 times = [t for t, a, _, v in self.osc if a.endswith("/on") and v == [tag] and t >= seg.sound_wall]
-            if times and times[0] - seg.sound_wall < (seg.end - seg.start) / RATE + 1.0:
-                out.append(times[0] - seg.sound_wall)
+            ok = times and times[0] - seg.sound_wall < (seg.end - seg.start) / RATE + 1.0
+            out.append(times[0] - seg.sound_wall if ok else None)
         return out
+
+    def latencies(self, kind: str = "midi") -> list[float]:
+        """The latencies of :meth:`segment_latencies` that were measured."""
+        return [x for x in self.segment_latencies(kind) if x is not None]
 
     @property
     def status(self) -> list[dict]:
