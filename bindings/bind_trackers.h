@@ -113,6 +113,8 @@ struct ConfigParams<rtc::TremoloConfig> {
       {"release_periods", &C::release_periods},
       {"trend_ratio", &C::trend_ratio},
       {"rate_step", &C::rate_step},
+      {"rate_stability", &C::rate_stability},
+      {"stability_periods", &C::stability_periods},
   };
 };
 
@@ -137,6 +139,11 @@ struct ConfigParams<rtc::TechniqueConfig> {
       {"am_per_cent", &C::am_per_cent},
       {"cents_per_db", &C::cents_per_db},
       {"harmonics", &C::harmonics},
+      {"purity_weight", &C::purity_weight},
+      {"hz_pivot", &C::hz_pivot},
+      {"tremolo_under_vibrato", &C::tremolo_under_vibrato},
+      {"exclusion", &C::exclusion},
+      {"under_vibrato_regularity", &C::under_vibrato_regularity},
   };
 };
 
@@ -432,7 +439,8 @@ tremolo_restart_on_pitch_jump : bool
     Also restart the level contour when the f0 contour restarts (a note change).
 compensate : bool
     Undo the analysis windows' smoothing of the extent and depth.
-explained_high, explained_low, am_per_cent, cents_per_db, harmonics :
+explained_high, explained_low, am_per_cent, cents_per_db, harmonics, purity_weight,
+hz_pivot, tremolo_under_vibrato, exclusion, under_vibrato_regularity :
     Joint attribution of by-products: a level wobble explained by the
     vibrato's periodicity (or an f0 wobble explained by the tremolo's) is not
     reported; see csrc/technique.h.
@@ -443,7 +451,7 @@ vibrato, tremolo : dict, optional
                        double silence_db, double level_window, double tremolo_min_confidence,
                        bool tremolo_restart_on_pitch_jump, bool compensate,
                        double explained_high, double explained_low, double am_per_cent, double cents_per_db,
-                       int harmonics, py::object vibrato, py::object tremolo) {
+                       int harmonics, double purity_weight, double hz_pivot, bool tremolo_under_vibrato, double exclusion, double under_vibrato_regularity, py::object vibrato, py::object tremolo) {
              rtc::TechniqueConfig c;
              c.hop_length = hop_length.is_none() ? default_hop(sample_rate) : hop_length.cast<int>();
              c.fmin = fmin;
@@ -459,6 +467,11 @@ vibrato, tremolo : dict, optional
              c.am_per_cent = am_per_cent;
              c.cents_per_db = cents_per_db;
              c.harmonics = harmonics;
+             c.purity_weight = purity_weight;
+             c.hz_pivot = hz_pivot;
+             c.tremolo_under_vibrato = tremolo_under_vibrato;
+             c.exclusion = exclusion;
+             c.under_vibrato_regularity = under_vibrato_regularity;
              if (!vibrato.is_none()) {
                if (!py::isinstance<py::dict>(vibrato)) throw py::type_error("vibrato: must be a dict");
                set_config(c.vibrato, vibrato.cast<py::dict>(), "vibrato");
@@ -475,7 +488,9 @@ vibrato, tremolo : dict, optional
            py::arg("level_window") = 0.025, py::arg("tremolo_min_confidence") = 0.5,
            py::arg("tremolo_restart_on_pitch_jump") = false, py::arg("compensate") = true, py::arg("explained_high") = 0.8, py::arg("explained_low") = 0.5,
            py::arg("am_per_cent") = 0.1, py::arg("cents_per_db") = 3.0, py::arg("harmonics") = 4,
-           py::arg("vibrato") = py::none(), py::arg("tremolo") = py::none())
+           py::arg("purity_weight") = 4.0, py::arg("hz_pivot") = 1.0,
+           py::arg("tremolo_under_vibrato") = true, py::arg("exclusion") = 0.1,
+           py::arg("under_vibrato_regularity") = 0.7, py::arg("vibrato") = py::none(), py::arg("tremolo") = py::none())
       .def(
           "process",
           [](rtc::TechniqueTracker& t, py::handle block) {

@@ -13,7 +13,7 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 
-// Solves the symmetric positive system A x = b of size n (row-major, n <= 11)
+// Solves the symmetric positive system A x = b of size n (row-major)
 // by Gaussian elimination with partial pivoting; A and b are overwritten.
 // Returns false when A is singular.
 bool solve(double* a, double* b, int n) noexcept {
@@ -102,15 +102,17 @@ void normal_matrix(const double* u, const double* u2, const double* c, const dou
   }
 }
 
-// Least-squares fits of a model of p columns (p <= 11) whose first three are
+// Least-squares fits of a model of p columns (p <= kMaxColumns) whose first three are
 // the trend 1, u, u^2, and of the trend alone, from the normal equations: the
 // upper triangle of the p x p normal matrix g (row-major), the projections r
 // and the sum of squares yy of the data. Writes the model's coefficients to
 // beta (p values) and its residual sum of squares to ss_full, the trend's to
 // ss_trend. Returns false when either system is singular.
+constexpr int kMaxColumns = 16;
+
 bool fit_with_trend(const double* g, const double* r, double yy, int p, double* beta, double& ss_full,
                     double& ss_trend) noexcept {
-  double a[121];
+  double a[kMaxColumns * kMaxColumns];
   for (int i = 0; i < p; ++i)
     for (int k = 0; k < p; ++k) a[i * p + k] = i <= k ? g[i * p + k] : g[k * p + i];
   double a3[9], b3[3];
@@ -317,6 +319,79 @@ double ModulationAnalyzer::contour_fit(const ModulationAnalyzer& other, int wind
   double beta[p], ss_full, ss_trend;
   if (!fit_with_trend(g, r, yy, p, beta, ss_full, ss_trend)) return 0.0;
   return explained_share(ss_full, ss_trend, yy);
+}
+
+int ModulationAnalyzer::residual(double rate, int harmonics, const ModulationAnalyzer* other, int window,
+                                 double* out) noexcept {
+  const int k_h = rate > 0.0 ? std::clamp(harmonics, 1, kMaxHarmonics) : 0;
+  const int n_x = other ? 3 : 0;
+  const int p = 3 + 2 * k_h + n_x;  // trend, cos/sin per harmonic, x, x^2, x^3
+  int n = std::min<int>(window, static_cast<int>(run_));
+  if (other) n = std::min<int>(n, static_cast<int>(other->run_));
+  if (n < 4 * p) return 0;
+  linearize(static_cast<std::size_t>(n));
+  double mean = 0.0, peak = 0.0;
+  if (other) {
+    for (int j = 0; j < n; ++j) mean += other->value(static_cast<std::size_t>(j));
+    mean /= n;
+    for (int j = 0; j < n; ++j) peak = std::max(peak, std::fabs(other->value(static_cast<std::size_t>(j)) - mean));
+    if (!(peak > 0.0)) return 0;
+  }
+  const double mid = 0.5 * (n - 1);
+  const double w = 2.0 * kPi * rate / fs_;
+  // one row of the design matrix at window position j (rotation re-anchored every 64 frames)
+  double c1 = 1.0, s1 = 0.0;
+  const double cw = std::cos(w), sw = std::sin(w);
+  auto row = [&](int j, double* v) {
+    if (k_h > 0 && j % 64 == 0) {
+      c1 = std::cos(w * (j - mid));
+      s1 = std::sin(w * (j - mid));
+    }
+    const double u = (j - mid) / mid;
+    v[0] = 1.0;
+    v[1] = u;
+    v[2] = u * u;
+    double ck = c1, sk = s1;
+    for (int k = 0; k < k_h; ++k) {
+      v[3 + 2 * k] = ck;
+      v[4 + 2 * k] = sk;
+      const double nc = ck * c1 - sk * s1;
+      sk = sk * c1 + ck * s1;
+      ck = nc;
+    }
+    if (other) {
+      const double x = (other->value(static_cast<std::size_t>(n - 1 - j)) - mean) / peak;
+      v[3 + 2 * k_h] = x;
+      v[4 + 2 * k_h] = x * x;
+      v[5 + 2 * k_h] = x * x * x;
+    }
+    const double nc = c1 * cw - s1 * sw;
+    s1 = s1 * cw + c1 * sw;
+    c1 = nc;
+  };
+  double g[kMaxColumns * kMaxColumns] = {};
+  double r[kMaxColumns] = {};
+  double v[kMaxColumns];
+  double yy = 0.0;
+  for (int j = 0; j < n; ++j) {
+    row(j, v);
+    const double y = lin_[static_cast<std::size_t>(j)];
+    for (int a = 0; a < p; ++a) {
+      r[a] += v[a] * y;
+      for (int b = a; b < p; ++b) g[a * p + b] += v[a] * v[b];
+    }
+    yy += y * y;
+  }
+  double beta[kMaxColumns], ss_full, ss_trend;
+  if (!fit_with_trend(g, r, yy, p, beta, ss_full, ss_trend)) return 0;
+  // the residual keeps the trend (the analysis fits its own)
+  for (int j = 0; j < n; ++j) {
+    row(j, v);
+    double fit = 0.0;
+    for (int a = 3; a < p; ++a) fit += beta[a] * v[a];
+    out[j] = lin_[static_cast<std::size_t>(j)] - fit;
+  }
+  return n;
 }
 
 double ModulationAnalyzer::value(std::size_t age) const noexcept {

@@ -23,6 +23,7 @@
 /// contour, so they are identical under any split of the stream.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -79,6 +80,16 @@ class ModulationAnalyzer {
   /// 0 when the fit is not possible. Both analyzers must receive one value per
   /// frame in step.
   double contour_fit(const ModulationAnalyzer& other, int window) noexcept;
+  /// The newest `window` frames (clamped to run() and to other->run()) less
+  /// their least-squares fit by `harmonics` harmonics of `rate` Hz (none when
+  /// rate <= 0) and, when `other` is given, a cubic polynomial of that contour
+  /// (fed in step), fitted together with a quadratic trend that is kept in the
+  /// result: the contour with a known modulation's by-product removed.
+  /// Writes the frames oldest first to `out` (room for `window` values) and
+  /// returns how many; 0 when the fit is not possible (too few frames).
+  int residual(double rate, int harmonics, const ModulationAnalyzer* other, int window, double* out) noexcept;
+  /// Frames of the longest candidate window (the history an analysis needs).
+  int longest_window() const noexcept { return *std::max_element(cand_len_.begin(), cand_len_.end()); }
   /// Largest `harmonics` accepted by harmonic_fit().
   static constexpr int kMaxHarmonics = 4;
 

@@ -75,13 +75,13 @@ double ModulationTracker::explained_by_contour(const ModulationAnalyzer& other) 
 }
 
 bool ModulationTracker::settle(bool cond_on, bool cond_off, double size_scale, double size_off,
-                               const ModulationConfig& c) noexcept {
+                               const ModulationConfig& c, bool release_check) noexcept {
   const ModulationEstimate& e = est_;
   // The newest release_periods periods alone: they show the end of a
   // modulation before the whole window does, and its full size while the
   // window still holds the plain part before it.
   recent_ = ModulationEstimate();
-  if ((on_ || cond_on) && e.valid && e.regularity >= c.regularity_off) {
+  if (release_check && (on_ || cond_on) && e.valid && e.regularity >= c.regularity_off) {
     const int win = std::max(8, static_cast<int>(std::lround(c.release_periods * fs_ / e.rate)));
     recent_ = an_.fit(e.rate, win);
     if (on_ && !cond_off && recent_.valid && size_scale * recent_.amplitude < size_off) cond_off = true;

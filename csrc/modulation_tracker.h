@@ -102,8 +102,10 @@ class ModulationTracker {
   /// @param size_off size under which the modulation turns off
   /// @param config regularity_off, release_periods and hold_frames
   /// @return the new state
+  /// @param release_check apply the release check (false: the conditions
+  ///        come from an estimate other than the newest analysis)
   bool settle(bool cond_on, bool cond_off, double size_scale, double size_off,
-              const ModulationConfig& config) noexcept;
+              const ModulationConfig& config, bool release_check = true) noexcept;
   /// Amplitude to report after settle(): the larger of the whole window's
   /// and, while on or turning on, the newest `release_periods` periods' (at
   /// the onset of a modulation the window still holds the plain part before it).

@@ -24,7 +24,25 @@ TechniqueConfig resolved(double sample_rate, TechniqueConfig c) {
   require_positive("am_per_cent", c.am_per_cent, "dB/cent");
   require_positive("cents_per_db", c.cents_per_db, "cents/dB");
   require_in_range("harmonics", c.harmonics, 1, ModulationAnalyzer::kMaxHarmonics);
+  if (!(c.purity_weight >= 0.0 && c.purity_weight <= 100.0))
+    invalid_parameter("purity_weight", "must be in [0, 100] (got " + std::to_string(c.purity_weight) + ")");
+  if (!(c.hz_pivot >= 0.0 && c.hz_pivot <= 100.0))
+    invalid_parameter("hz_pivot", "must be in [0, 100] dB/Hz (got " + std::to_string(c.hz_pivot) + ")");
+  if (!(c.exclusion >= 0.0 && c.exclusion <= 0.3))
+    invalid_parameter("exclusion", "must be in [0, 0.3] (got " + std::to_string(c.exclusion) + ")");
+  if (!(c.under_vibrato_regularity > c.tremolo.regularity_off && c.under_vibrato_regularity <= 1.0))
+    invalid_parameter("under_vibrato_regularity", "must be in (tremolo regularity_off, 1] (got " +
+                                                      std::to_string(c.under_vibrato_regularity) + ")");
   return c;
+}
+
+// Share of a contour's periodic fit at its own rate that the fundamental
+// alone explains (1: a sinusoid; lower: harmonics, as after a non-linear coupling).
+double purity(ModulationTracker& m, int harmonics) noexcept {
+  const double rate = m.estimate().rate;
+  const double all = m.explained_by(rate, harmonics);
+  if (!(all > 0.0)) return 1.0;
+  return std::clamp(m.explained_by(rate, 1) / all, 1e-3, 1.0);
 }
 
 double sinc(double x) { return std::fabs(x) < 1e-9 ? 1.0 : std::sin(kPi * x) / (kPi * x); }
@@ -47,10 +65,13 @@ void TechniqueTracker::reset() noexcept {
   veto_v_ = veto_t_ = false;
   share_t_ = 0.0f;
   attribution_age_ = -1;
+  clean_ = ModulationEstimate();
+  clean_age_ = -1;
 }
 
 void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept {
   out.pitch = p;
+  if (p.voiced) last_period_ = p.period;
   const double sr = pitch_.sample_rate();
   VibratoFrame v = vibrato_.update(p.voiced ? p.f0_hz : 0.0f);
   const bool valid = p.level_db >= cfg_.silence_db && p.confidence >= cfg_.tremolo_min_confidence;
@@ -83,7 +104,14 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
     const bool v_by_t = share_v >= cfg_.explained_high || (share_v >= cfg_.explained_low && extent <= cfg_.cents_per_db * depth);
     if (t_by_v && v_by_t) {
       const double pivot = std::sqrt(cfg_.am_per_cent / cfg_.cents_per_db);  // dB per cent
-      if (depth <= pivot * extent) veto_t = true;
+      double score = std::log(std::max(depth, 1e-9) / std::max(pivot * extent, 1e-9));
+      if (cfg_.hz_pivot > 0.0 && last_period_ > 0.0) {
+        const double deviation_hz = sr / last_period_ * (std::exp2(extent / 1200.0) - 1.0);
+        score = 0.5 * score + 0.5 * std::log(std::max(depth, 1e-9) / std::max(cfg_.hz_pivot * deviation_hz, 1e-9));
+      }
+      if (cfg_.purity_weight > 0.0)
+        score += cfg_.purity_weight * std::log(purity(tremolo_, cfg_.harmonics) / purity(vibrato_, cfg_.harmonics));
+      if (score <= 0.0) veto_t = true;
       else veto_v = true;
     } else {
       veto_t = t_by_v;
@@ -97,11 +125,36 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
   v.on = vibrato_.decide(veto_v);
   v.suppressed = veto_v;
   if (vibrato_.estimate().valid) v.extent = static_cast<float>(vibrato_.reported_extent());
-  t.on = tremolo_.decide(veto_t);
-  t.suppressed = veto_t;
-  if (tremolo_.estimate().valid) t.depth = static_cast<float>(tremolo_.reported_depth());
+  // A tremolo hidden under the vibrato's by-product (see the file comment).
+  bool own = tremolo_.candidate() && !veto_t;
+  if (own && vibrato_.candidate()) {
+    const double rv = vibrato_.estimate().rate, rt = tremolo_.estimate().rate;
+    for (int k = 1; k <= cfg_.harmonics; ++k)
+      if (std::fabs(rt - k * rv) < cfg_.exclusion * k * rv) own = false;
+  }
+  bool use_clean = false;
+  if (cfg_.tremolo_under_vibrato && vibrato_.candidate() && !own) {
+    if (clean_age_ < 0 || ++clean_age_ >= kAttributionEvery) {
+      clean_age_ = 0;
+      clean_ = tremolo_.analyze_without(vibrato_.estimate().rate, cfg_.harmonics, vibrato_.analyzer(), cfg_.exclusion);
+    }
+    use_clean = clean_.valid;
+  } else {
+    clean_age_ = -1;
+    clean_ = ModulationEstimate();
+  }
+  if (use_clean) {
+    t.on = tremolo_.decide_with(clean_, cfg_.under_vibrato_regularity);
+    t.suppressed = veto_t && !t.on;
+    t.rate = static_cast<float>(clean_.rate);
+    t.regularity = static_cast<float>(clean_.regularity);
+    t.depth = static_cast<float>(2.0 * clean_.amplitude);
+  } else {
+    t.on = tremolo_.decide(veto_t);
+    t.suppressed = veto_t;
+    if (tremolo_.estimate().valid) t.depth = static_cast<float>(tremolo_.reported_depth());
+  }
 
-  if (p.voiced) last_period_ = p.period;
   if (cfg_.compensate && v.rate > 0.0f && last_period_ > 0.0) {
     // response of the refinement window (two periods, >= 12.5 ms, <= 1 / fmin) and of the lag
     const double win = std::clamp(2.0 * last_period_, std::min(0.0125 * sr, sr / cfg_.fmin), std::ceil(sr / cfg_.fmin));

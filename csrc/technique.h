@@ -23,10 +23,33 @@
 /// coupling: a level wobble of at most `am_per_cent` dB per
 /// cent of vibrato extent, an f0 wobble of at most `cents_per_db` cents per dB
 /// of tremolo depth. When each looks like a by-product of the other, the
-/// smaller one relative to the coupling (depth / extent against the geometric
-/// mean of the two couplings) is the by-product. A by-product is not
+/// smaller one relative to the coupling is the by-product. Two couplings are
+/// weighed: an instrument's resonances scale with the pitch (depth / extent
+/// in cents against pivot, the geometric mean of am_per_cent and
+/// 1 / cents_per_db), a room's do not (its modes are a few Hz wide, and a
+/// tremolo moves the phase of the direct sound against the reverberation by
+/// a rate-bound number of Hz; depth / f0 deviation in Hz against
+/// `hz_pivot`). The shapes of the two contours weigh in too: a modulation
+/// is played as a near-sinusoid, while a by-product passes through a
+/// non-linear coupling and carries harmonics. Each contour's purity is the
+/// share its fundamental explains over the share `harmonics` harmonics
+/// explain at its rate. The tremolo is the by-product when
+///   0.5 log(depth / (pivot extent)) + 0.5 log(depth / (hz_pivot deviation_hz))
+///   + purity_weight log(purity_level / purity_f0) <= 0
+/// (with hz_pivot = 0 the first term alone counts in full). A by-product is not
 /// reported (its tracker's detection is vetoed). The attribution is made when
 /// both trackers become candidates and refreshed every 4 frames.
+///
+/// A vibrato's by-product can also hide a real tremolo: a wide vibrato
+/// through strong resonances wobbles the level more than a shallow tremolo
+/// does, so the level's own analysis finds the vibrato's rate (or a multiple)
+/// and is vetoed. With `tremolo_under_vibrato`, while a vibrato is a
+/// candidate and the level's own analysis gives no tremolo of its own, the
+/// level is analyzed again with the by-product removed (its fit by harmonics
+/// of the vibrato rate and a cubic polynomial of the f0 contour, see
+/// TremoloTracker::analyze_without()); a tremolo found there at a rate at
+/// least `exclusion` (relative) away from those harmonics is decided on that
+/// analysis, with the same thresholds. Refreshed every 4 frames.
 ///
 /// The analysis windows smooth fast modulations a little; with `compensate`
 /// the reported extent and depth are divided by the known response of those
@@ -72,6 +95,11 @@ struct TechniqueConfig {
   double am_per_cent = 0.1;             ///< largest level wobble per cent of vibrato, dB / cent
   double cents_per_db = 3.0;            ///< largest f0 wobble per dB of tremolo, cents / dB
   int harmonics = 4;                    ///< harmonics in the by-product fits (1 to 4)
+  double purity_weight = 4.0;           ///< weight of the shape evidence when each looks like a by-product of the other
+  double hz_pivot = 1.0;                ///< level wobble per Hz of f0 wobble that splits a room's couplings, dB/Hz (0: off)
+  bool tremolo_under_vibrato = true;    ///< look for a tremolo in the level with the vibrato's by-product removed
+  double exclusion = 0.1;               ///< relative distance from the vibrato's harmonics that such a tremolo needs
+  double under_vibrato_regularity = 0.7;  ///< regularity_on of such a tremolo (of the level less the by-product)
   VibratoConfig vibrato;                ///< vibrato detector parameters
   TremoloConfig tremolo;                ///< tremolo detector parameters
 };
@@ -114,6 +142,8 @@ class TechniqueTracker {
   bool veto_v_ = false, veto_t_ = false;
   float share_t_ = 0.0f;
   int attribution_age_ = -1;
+  ModulationEstimate clean_;  // the level's analysis with the vibrato's by-product removed
+  int clean_age_ = -1;
 };
 
 }  // namespace rtc

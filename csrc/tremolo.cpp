@@ -20,15 +20,36 @@ const TremoloConfig& validated(double frame_rate, const TremoloConfig& c) {
   require_positive("vibrato_explained", c.vibrato_explained);
   require_in_range("vibrato_harmonics", c.vibrato_harmonics, 1, ModulationAnalyzer::kMaxHarmonics);
   check_release_periods(c);
+  if (!(c.rate_stability >= 0.0 && c.rate_stability <= 1.0))
+    invalid_parameter("rate_stability", "must be in [0, 1] (got " + std::to_string(c.rate_stability) + ")");
+  if (!(c.stability_periods > 0.0 && c.stability_periods <= 2.0))
+    invalid_parameter("stability_periods", "must be in (0, 2] (got " + std::to_string(c.stability_periods) + ")");
   return c;
 }
 
 }  // namespace
 
 TremoloTracker::TremoloTracker(double frame_rate, const TremoloConfig& config)
-    : ModulationTracker(frame_rate, validated(frame_rate, config)), cfg_(config) {}
+    : ModulationTracker(frame_rate, validated(frame_rate, config)),
+      cfg_(config),
+      clean_(frame_rate, config.rate_min, config.rate_max, config.window_periods, config.rate_step),
+      resid_(static_cast<std::size_t>(an_.longest_window())),
+      rates_(static_cast<std::size_t>(std::ceil(config.stability_periods * frame_rate / config.rate_min)) + 2, 0.0f) {}
 
-void TremoloTracker::reset() noexcept { clear(); }
+bool TremoloTracker::rate_stable() const noexcept {
+  if (!(cfg_.rate_stability > 0.0)) return true;
+  if (!est_.valid || n_rates_ == 0) return false;
+  const std::size_t back = static_cast<std::size_t>(std::lround(cfg_.stability_periods * fs_ / est_.rate));
+  if (back >= n_rates_ || back >= rates_.size()) return false;
+  const float past = rates_[(n_rates_ - 1 - back) % rates_.size()];
+  return past > 0.0f && std::fabs(est_.rate - past) <= cfg_.rate_stability * est_.rate;
+}
+
+void TremoloTracker::reset() noexcept {
+  clear();
+  clean_.restart();
+  n_rates_ = 0;
+}
 
 TremoloFrame TremoloTracker::update(float level_db, bool valid, bool restart) noexcept {
   TremoloFrame out;
@@ -46,6 +67,7 @@ TremoloFrame TremoloTracker::update(float level_db, bool valid, bool restart) no
   }
   // A given restart analyzes at once; an onset or an invalid frame waits for the schedule.
   refresh(re, restart, out);
+  rates_[n_rates_++ % rates_.size()] = est_.valid ? static_cast<float>(est_.rate) : 0.0f;
   if (est_.valid) out.depth = static_cast<float>(2.0 * est_.amplitude);
   return out;
 }
@@ -54,15 +76,40 @@ bool TremoloTracker::candidate() const noexcept {
   return est_.valid && est_.regularity >= cfg_.regularity_off && 2.0 * est_.amplitude >= cfg_.depth_off;
 }
 
-bool TremoloTracker::decide(bool suppress) noexcept {
-  const ModulationEstimate& e = est_;
+bool TremoloTracker::conditions(const ModulationEstimate& e, bool suppress, double regularity_on, bool& cond_on,
+                                bool& cond_off) const noexcept {
   const double depth = 2.0 * e.amplitude;
   const bool trend_ok = depth >= cfg_.trend_ratio * e.trend_range;
-  const bool cond_on =
-      !suppress && e.valid && trend_ok && e.regularity >= cfg_.regularity_on && depth >= cfg_.depth_on;
-  const bool cond_off =
-      suppress || !e.valid || !trend_ok || e.regularity < cfg_.regularity_off || depth < cfg_.depth_off;
+  cond_on = !suppress && e.valid && trend_ok && e.regularity >= regularity_on && depth >= cfg_.depth_on;
+  cond_off = suppress || !e.valid || !trend_ok || e.regularity < cfg_.regularity_off || depth < cfg_.depth_off;
+  return cond_on;
+}
+
+bool TremoloTracker::decide(bool suppress) noexcept {
+  bool cond_on, cond_off;
+  conditions(est_, suppress, cfg_.regularity_on, cond_on, cond_off);
+  cond_on = cond_on && rate_stable();
   return settle(cond_on, cond_off, 2.0, cfg_.depth_off, cfg_);
+}
+
+bool TremoloTracker::decide_with(const ModulationEstimate& e, double regularity_on) noexcept {
+  bool cond_on, cond_off;
+  conditions(e, false, regularity_on, cond_on, cond_off);
+  return settle(cond_on, cond_off, 2.0, cfg_.depth_off, cfg_, false);
+}
+
+ModulationEstimate TremoloTracker::analyze_without(double vibrato_rate, int harmonics, const ModulationAnalyzer& f0,
+                                                   double exclusion) noexcept {
+  const int n = an_.residual(vibrato_rate, harmonics, &f0, static_cast<int>(resid_.size()), resid_.data());
+  if (n <= 0) return ModulationEstimate();
+  clean_.restart();
+  for (int j = 0; j < n; ++j) clean_.push(resid_[static_cast<std::size_t>(j)]);
+  ModulationEstimate e = clean_.analyze();
+  if (e.valid && vibrato_rate > 0.0) {
+    for (int k = 1; k <= harmonics; ++k)
+      if (std::fabs(e.rate - k * vibrato_rate) < exclusion * k * vibrato_rate) e.valid = false;
+  }
+  return e;
 }
 
 TremoloFrame TremoloTracker::push(float level_db, bool valid, bool restart, bool vibrato_on,

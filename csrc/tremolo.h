@@ -14,7 +14,10 @@
 /// (peak-to-peak, dB) reaches `depth_on` and the depth is at least
 /// `trend_ratio` times the level change of the fitted trend over the window
 /// (a release or a fast decay is a large trend with a small wobble), for
-/// `hold_frames` consecutive frames. It turns off when the regularity or the
+/// `hold_frames` consecutive frames, and the rate has moved by at most
+/// `rate_stability` (relative) over the last `stability_periods` periods (a
+/// tremolo keeps its rate; the wobble a room and a player's jitter and
+/// shimmer leave in a steady note drifts). It turns off when the regularity or the
 /// depth falls below its `_off` threshold, when the depth fitted over only the
 /// newest `release_periods` periods falls below `depth_off`, or when the trend
 /// rule fails, for `hold_frames` frames; and at once on a restart.
@@ -35,9 +38,12 @@
 /// hysteresis runs every frame on the newest analysis.
 ///
 /// Lifecycle: the constructor validates and allocates; update(), decide(),
-/// push(), explained_by() and reset() allocate nothing. Output depends only on
+/// decide_with(), analyze_without(), push(), explained_by() and reset()
+/// allocate nothing. Output depends only on
 /// the inputs.
 #pragma once
+
+#include <vector>
 
 #include "modulation_tracker.h"
 
@@ -62,6 +68,8 @@ struct TremoloConfig : ModulationConfig {
   int onset_frames = 2;            ///< frames over which the rise is measured
   double vibrato_explained = 0.8;  ///< attribution share (vibrato-periodic fit / tremolo fit)
   int vibrato_harmonics = 4;       ///< harmonics of the vibrato rate in the attribution fit (1 to 4)
+  double rate_stability = 0.05;    ///< largest relative rate change over stability_periods to turn on (0: off)
+  double stability_periods = 0.75; ///< span of that check, periods of the current rate
 };
 
 /// Streaming tremolo detector (see file comment).
@@ -89,6 +97,18 @@ class TremoloTracker : public ModulationTracker {
   bool decide(bool suppress) noexcept;
   /// Whether the newest analysis would keep or turn the tremolo on.
   bool candidate() const noexcept;
+  /// Analysis of the level contour with a vibrato's by-product removed: the
+  /// contour less its fit by `harmonics` harmonics of `vibrato_rate` and a
+  /// cubic polynomial of the f0 contour `f0` (see
+  /// ModulationAnalyzer::residual()), analyzed like the contour itself. A
+  /// rate within `exclusion` (relative) of one of those harmonics makes the
+  /// estimate invalid (what is left there is the fit's leakage).
+  ModulationEstimate analyze_without(double vibrato_rate, int harmonics, const ModulationAnalyzer& f0,
+                                     double exclusion) noexcept;
+  /// Second step on a given estimate (for example analyze_without()'s)
+  /// instead of the newest analysis, without the release check.
+  /// `regularity_on` replaces the configured one.
+  bool decide_with(const ModulationEstimate& e, double regularity_on) noexcept;
   /// Forgets the contour and turns off.
   void reset() noexcept;
 
@@ -99,7 +119,16 @@ class TremoloTracker : public ModulationTracker {
   double reported_depth() const noexcept { return 2.0 * reported_amplitude(); }
 
  private:
+  bool conditions(const ModulationEstimate& e, bool suppress, double regularity_on, bool& cond_on,
+                  bool& cond_off) const noexcept;
+
   TremoloConfig cfg_;
+  bool rate_stable() const noexcept;
+
+  ModulationAnalyzer clean_;   // analyzer of analyze_without()'s residual
+  std::vector<float> rates_;   // rate of the newest analysis at each recent frame (0: none), a ring
+  std::size_t n_rates_ = 0;    // frames written to rates_
+  std::vector<double> resid_;  // that residual
 };
 
 }  // namespace rtc

@@ -89,3 +89,19 @@ def assert_split_invariant(make, x, cuts):
 def bad_parameters(base: dict, *bad: tuple[str, object]) -> list[tuple[dict, str]]:
     """``(kwargs, name)`` cases: ``base`` with parameter ``name`` set to ``value``, one for each ``(name, value)``."""
     return [({**base, name: value}, name) for name, value in bad]
+
+
+def in_a_room(x, sr, rt60: float, drr_db: float, snr_db: float | None = None, seed: int = 0) -> np.ndarray:
+    """``x`` plus its reverberation (exponentially decaying noise, ``rt60`` s, direct-to-reverberant
+    ratio ``drr_db``) and, when ``snr_db`` is given, white noise that far below the result's level."""
+    from scipy import signal
+
+    rng = np.random.default_rng(seed)
+    k = np.arange(int(1.5 * rt60 * sr))
+    ir = rng.standard_normal(len(k)) * np.exp(-6.9078 * k / (rt60 * sr))
+    ir[: int(0.005 * sr)] = 0.0
+    ir /= np.sqrt(np.sum(ir ** 2))
+    y = x + 10 ** (-drr_db / 20) * signal.fftconvolve(x, ir)[: len(x)]
+    if snr_db is not None:
+        y = y + rng.standard_normal(len(y)) * np.sqrt(np.mean(y ** 2)) * 10 ** (-snr_db / 20)
+    return y.astype(np.float32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _trackers import (assert_split_invariant, assert_steady_modulation, bad_parameters, detect_in_blocks,
-                       frame_times, modulated_tone, track)
+                       frame_times, in_a_room, modulated_tone, track)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -67,6 +67,101 @@ def test_vibrato_through_a_resonant_body_is_not_tremolo(rate, extent, f0):
     assert out["vibrato_on"][t > 2.0].all()
     assert not out["tremolo_on"][t > 1.0 + 3.0 / rate].any()
     assert out["tremolo_on"].sum() / out["time"].size * t[-1] < 0.15
+
+
+def body_peaks(f0):
+    """Resonances just above the 3rd and 5th harmonics of ``f0`` (a vibrato moves them in and out)."""
+    return ((3.03 * f0, 10.0, 15.0), (5.05 * f0, 8.0, 12.0), (2500.0, 4.0, 8.0))
+
+
+@pytest.mark.parametrize("f0, vib, trem", [
+    (220.0, (5.0, 90.0), (6.6, 3.0)),   # the body's wobble is at the vibrato's rate and twice it
+    (196.0, (5.5, 100.0), (4.2, 2.5)),  # a tremolo slower than the vibrato
+    (294.0, (6.0, 70.0), (8.0, 3.0)),
+])
+def test_shallow_tremolo_under_a_wide_vibrato_through_a_resonant_body(f0, vib, trem):
+    sr = 44100
+    x = resonant_body(modulated_tone(sr, 5.0, f0, vib=vib, trem=trem, harmonics=20), sr, body_peaks(f0))
+    x = x.astype(np.float32)
+    out = track(sr, x)
+    late = out["time"] > 3.0
+    assert out["vibrato_on"][late].all()
+    assert out["tremolo_on"][late].all()
+    err = np.abs(out["tremolo_rate"][late] - trem[0])
+    assert np.median(err) < 0.15 and err.max() < 0.6
+    assert np.abs(np.median(out["tremolo_depth"][late]) - trem[1]) < 0.6
+    # the level's own analysis alone finds the vibrato's by-product and vetoes it
+    alone = track(sr, x, tremolo_under_vibrato=False)
+    assert not alone["tremolo_on"][late].any()
+
+
+def test_under_vibrato_analysis_is_split_invariant():
+    sr = 22050
+    x = resonant_body(modulated_tone(sr, 3.0, 220.0, vib=(5.0, 90.0), trem=(6.6, 3.0), harmonics=20, start=0.3),
+                      sr, body_peaks(220.0)).astype(np.float32)
+    assert track(sr, x)["tremolo_on"].any()
+    assert_split_invariant(lambda: _core.TechniqueTracker(sr), x, [1, 999, 20000, 20001, 45000])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_deep_tremolo_of_a_low_sine_in_a_room_is_tremolo_not_vibrato(seed):
+    # the room turns the tremolo into an f0 wobble of tens of cents at the same
+    # rate (the direct sound's phase against the reverberation): a low tone's
+    # few Hz of deviation, with a depth far beyond what a vibrato that small
+    # makes a room's level do
+    sr = 32000
+    x = in_a_room(modulated_tone(sr, 5.0, 150.0, trem=(8.0, 8.0), harmonics=1), sr, 1.1, 7.0, 11.0, seed)
+    out = track(sr, x)
+    late = out["time"] > 2.5
+    assert out["tremolo_on"][late].mean() > 0.9
+    assert out["vibrato_on"][late].mean() < 0.05
+
+
+def test_vibrato_of_a_sine_in_a_room_is_mostly_vibrato_not_tremolo():
+    # the other way round: a 15-cent vibrato at 660 Hz moves the tone across
+    # the room's modes by +-6 Hz and its level wobbles by 2-4 dB at the same rate
+    sr = 32000
+    t_on, v_on = [], []
+    for seed in range(3):
+        x = in_a_room(modulated_tone(sr, 5.0, 660.0, vib=(5.0, 15.0), harmonics=1), sr, 0.8, 10.0, 12.0, seed)
+        out = track(sr, x)
+        late = out["time"] > 2.5
+        t_on.append(out["tremolo_on"][late].mean())
+        v_on.append(out["vibrato_on"][late].mean())
+    assert np.mean(t_on) < 0.25
+    assert np.mean(v_on) > 0.5
+
+
+def test_a_random_level_wobble_turns_tremolo_on_less_often_than_without_the_rate_check():
+    # band-limited random level fluctuation (3-9 Hz, 0.4-0.6 dB RMS: shimmer,
+    # a room's beating) looks regular over a few periods now and then, but its
+    # rate drifts; a tremolo keeps its rate (only turning on is gated, so a
+    # tremolo whose rate the player changes stays on)
+    from scipy import signal
+
+    sr = 16000
+    with_check, without = [], []
+    for seed in range(6):
+        x = modulated_tone(sr, 6.0, 440.0, seed=seed)
+        rng = np.random.default_rng(seed)
+        v = signal.sosfiltfilt(signal.butter(2, [3.0, 9.0], btype="band", fs=200, output="sos"),
+                               rng.standard_normal(6 * 200 + 64))
+        g = (0.4 + 0.2 * (seed % 2)) * v / np.sqrt(np.mean(v ** 2))
+        y = (x * 10 ** (np.interp(np.arange(len(x)) / sr, np.arange(len(g)) / 200, g) / 20)).astype(np.float32)
+        a = track(sr, y)
+        b = track(sr, y, tremolo={"rate_stability": 0.0})
+        m = a["time"] > 0.5
+        with_check.append(a["tremolo_on"][m].mean())
+        without.append(b["tremolo_on"][m].mean())
+    assert all(w <= wo + 1e-9 for w, wo in zip(with_check, without))
+    assert np.mean(with_check) < 0.75 * np.mean(without)
+    # a tremolo whose rate sweeps 4 -> 8 -> 4 Hz turns on and stays on
+    x = modulated_tone(sr, 5.0, 330.0)
+    t = np.arange(len(x)) / sr
+    rate = 6.0 + 2.0 * np.sin(2 * np.pi * 0.8 * t)
+    y = (x * 10 ** (1.5 * np.sin(2 * np.pi * np.cumsum(rate) / sr) / 20)).astype(np.float32)
+    out = track(sr, y)
+    assert out["tremolo_on"][out["time"] > 1.0].all()
 
 
 def test_both_at_unrelated_rates_are_both_reported():
@@ -137,7 +232,8 @@ def test_tremolo_tracker_attributes_a_vibrato_rate_wobble_to_the_vibrato():
     (dict(frame_rate=10.0), "frame_rate"),
     *bad_parameters(dict(frame_rate=200.0), ("rate_max", 60.0), ("depth_on", 0.0), ("depth_off", 3.0),
                     ("regularity_off", 0.95), ("trend_ratio", -1.0), ("onset_db", 0.0), ("onset_frames", 0),
-                    ("vibrato_harmonics", 9), ("vibrato_explained", 0.0), ("rate_step", 0.0), ("bogus", 2)),
+                    ("vibrato_harmonics", 9), ("vibrato_explained", 0.0), ("rate_step", 0.0),
+                    ("rate_stability", 1.5), ("stability_periods", 0.0), ("bogus", 2)),
 ])
 def test_bad_tremolo_parameters_raise_value_error_naming_them(kwargs, name):
     with pytest.raises(ValueError, match=name):

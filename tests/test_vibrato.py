@@ -119,6 +119,12 @@ def test_bad_technique_parameters_raise_parameter_error():
         TechniqueDetector(44100, value_interval=-1)
     with pytest.raises(ValueError, match="am_per_cent"):
         _core.TechniqueTracker(44100, am_per_cent=0.0)
+    for name, value in (("purity_weight", -1.0), ("hz_pivot", -0.5), ("exclusion", 0.5),
+                        ("under_vibrato_regularity", 0.2)):
+        with pytest.raises(ValueError, match=name):
+            _core.TechniqueTracker(44100, **{name: value})
+    with pytest.raises(ParameterError, match="rate_stability"):
+        TechniqueDetector(44100, tremolo={"rate_stability": -0.1})
 
 
 def test_detector_events_values_and_frame_dict():
