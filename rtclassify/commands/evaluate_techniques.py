@@ -39,6 +39,9 @@ def add_arguments(parser) -> None:
                         help="folder with the sms-tools steady notes (default: ../shared/data/sms-tools when "
                              "present)")
     parser.add_argument("--no-anchors", action="store_true", help="skip pYIN and Essentia")
+    parser.add_argument("--no-room", action="store_true",
+                        help="render the clips without the synthetic room (a diagnostic: how much of the "
+                             "error the reverberation causes; the targets are for the clips with it)")
 
 
 def _fmt(v, digits=3):
@@ -79,11 +82,11 @@ def run(args) -> int:
             progress.update(task, completed=done, description=f"synthetic clips ({name})")
 
         report = te.evaluate(n_clips=n, seed=args.seed, data_dir=data_dir, anchors=not args.no_anchors,
-                             progress=step)
+                             progress=step, room=not args.no_room)
     (out / "techniques.json").write_text(json.dumps(report, indent=1, default=float))
 
     systems = list(report["systems"])
-    t = Table(title=f"techniques: {n} synthetic clips (seed {args.seed}), collar "
+    t = Table(title=f"techniques: {n} synthetic clips (seed {args.seed}{', no room' if args.no_room else ''}), collar "
                     f"{report['config']['collar_periods']} periods")
     t.add_column("metric")
     for s in systems:

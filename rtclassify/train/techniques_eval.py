@@ -499,8 +499,9 @@ def _room(x: np.ndarray, spec: ClipSpec, rng) -> np.ndarray:
     return x + 10 ** (-spec.drr_db / 20) * wet
 
 
-def render_clip(spec: ClipSpec) -> np.ndarray:
-    """Render a clip (float32 mono at ``spec.sample_rate``).
+def render_clip(spec: ClipSpec, room: bool = True) -> np.ndarray:
+    """Render a clip (float32 mono at ``spec.sample_rate``); ``room=False`` leaves out the
+    synthetic room (a diagnostic; the noise stays).
 
     For FluidSynth clips the spec's modulation amounts are replaced by the
     realized ones (controller quantization), so render before
@@ -517,7 +518,10 @@ def render_clip(spec: ClipSpec) -> np.ndarray:
         x = _karplus(spec, t, rng)
     else:
         raise ParameterError(f"source: unknown source {spec.source!r}")
-    x = _room(x, spec, rng)
+    if room:
+        x = _room(x, spec, rng)
+    else:
+        rng.standard_normal(int(1.5 * spec.rt60 * sr))  # the room's draws, so that the noise stays the same
     active = np.zeros(len(t), bool)
     for note in spec.notes:
         active[(t >= note.start) & (t < note.end)] = True
@@ -782,7 +786,7 @@ def _check(value: float, rule: tuple[str, float]) -> bool:
 
 
 def evaluate(n_clips: int = 60, seed: int = 0, data_dir: Path | None = None, anchors: bool = True,
-             progress=None) -> dict:
+             progress=None, room: bool = True) -> dict:
     """Run the whole evaluation.
 
     Parameters
@@ -797,6 +801,8 @@ def evaluate(n_clips: int = 60, seed: int = 0, data_dir: Path | None = None, anc
         Also run pYIN (+ the same modulation analysis) and Essentia.
     progress : callable, optional
         ``progress(done, total, name)`` after each clip.
+    room : bool
+        Render with the synthetic room (False: a diagnostic without it).
 
     Returns
     -------
@@ -821,7 +827,7 @@ def evaluate(n_clips: int = 60, seed: int = 0, data_dir: Path | None = None, anc
             anchor_status["essentia"] = "skipped: the essentia wheel does not import here"
     outputs: dict[str, list[SystemOutput]] = {k: [] for k in systems}
     for i, spec in enumerate(specs):
-        x = render_clip(spec)
+        x = render_clip(spec, room=room)
         for name, fn in systems.items():
             outputs[name].append(fn(x, spec.sample_rate))
         if progress:
@@ -848,7 +854,8 @@ def evaluate(n_clips: int = 60, seed: int = 0, data_dir: Path | None = None, anc
     targets = {k: {"value": values[k], "op": TARGETS[k][0], "bound": TARGETS[k][1], "met": _check(values[k], TARGETS[k])}
                for k in TARGETS}
     return {
-        "config": {"n_clips": n_clips, "seed": seed, "collar_periods": COLLAR_PERIODS, "anchors": anchor_status,
+        "config": {"n_clips": n_clips, "seed": seed, "room": room, "collar_periods": COLLAR_PERIODS,
+                   "anchors": anchor_status,
                    "sources": list(SOURCES), "fluid_presets": [p for p, _, _ in FLUID_PRESETS]},
         "specs": [asdict(s) for s in specs],
         "systems": metrics,
