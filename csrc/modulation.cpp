@@ -135,6 +135,32 @@ double explained_share(double ss_full, double ss_trend, double yy) noexcept {
   return ss_trend > 1e-12 * (1.0 + yy) ? std::clamp(1.0 - std::max(ss_full, 0.0) / ss_trend, 0.0, 1.0) : 0.0;
 }
 
+// Writes one row of a trend + harmonics design: 1, u, u^2, then cos/sin of
+// k = 1..k_h times the phase whose cos/sin are (c1, s1).
+void trend_harmonics_row(double u, double c1, double s1, int k_h, double* v) noexcept {
+  v[0] = 1.0;
+  v[1] = u;
+  v[2] = u * u;
+  double ck = c1, sk = s1;
+  for (int k = 0; k < k_h; ++k) {
+    v[3 + 2 * k] = ck;
+    v[4 + 2 * k] = sk;
+    const double nc = ck * c1 - sk * s1;
+    sk = sk * c1 + ck * s1;
+    ck = nc;
+  }
+}
+
+// Adds one row v (p values) with observation y to the normal equations: the
+// upper triangle of g (p x p, row-major), the projections r and the sum of squares yy.
+void add_row(const double* v, double y, int p, double* g, double* r, double& yy) noexcept {
+  for (int a = 0; a < p; ++a) {
+    r[a] += v[a] * y;
+    for (int b = a; b < p; ++b) g[a * p + b] += v[a] * v[b];
+  }
+  yy += y * y;
+}
+
 }  // namespace
 
 ModulationAnalyzer::ModulationAnalyzer(double frame_rate, double rate_min, double rate_max,
@@ -258,24 +284,8 @@ double ModulationAnalyzer::harmonic_fit(double rate, int harmonics, int window) 
       c1 = std::cos(w * (j - mid));
       s1 = std::sin(w * (j - mid));
     }
-    const double u = (j - mid) * scale;
-    v[0] = 1.0;
-    v[1] = u;
-    v[2] = u * u;
-    double ck = c1, sk = s1;
-    for (int k = 0; k < k_h; ++k) {
-      v[3 + 2 * k] = ck;
-      v[4 + 2 * k] = sk;
-      const double nc = ck * c1 - sk * s1;
-      sk = sk * c1 + ck * s1;
-      ck = nc;
-    }
-    const double y = lin_[static_cast<std::size_t>(j)];
-    for (int a = 0; a < p; ++a) {
-      r[a] += v[a] * y;
-      for (int b = a; b < p; ++b) g[a * p + b] += v[a] * v[b];
-    }
-    yy += y * y;
+    trend_harmonics_row((j - mid) * scale, c1, s1, k_h, v);
+    add_row(v, lin_[static_cast<std::size_t>(j)], p, g, r, yy);
     const double nc = c1 * cw - s1 * sw;
     s1 = s1 * cw + c1 * sw;
     c1 = nc;
@@ -309,12 +319,7 @@ double ModulationAnalyzer::contour_fit(const ModulationAnalyzer& other, int wind
     const double u = (j - mid) / mid;
     const double x = (other.value(static_cast<std::size_t>(n - 1 - j)) - mean) / peak;
     const double v[p] = {1.0, u, u * u, x, x * x, x * x * x};
-    const double y = lin_[static_cast<std::size_t>(j)];
-    for (int a = 0; a < p; ++a) {
-      r[a] += v[a] * y;
-      for (int b = a; b < p; ++b) g[a * p + b] += v[a] * v[b];
-    }
-    yy += y * y;
+    add_row(v, lin_[static_cast<std::size_t>(j)], p, g, r, yy);
   }
   double beta[p], ss_full, ss_trend;
   if (!fit_with_trend(g, r, yy, p, beta, ss_full, ss_trend)) return 0.0;
@@ -347,18 +352,7 @@ int ModulationAnalyzer::residual(double rate, int harmonics, const ModulationAna
       c1 = std::cos(w * (j - mid));
       s1 = std::sin(w * (j - mid));
     }
-    const double u = (j - mid) / mid;
-    v[0] = 1.0;
-    v[1] = u;
-    v[2] = u * u;
-    double ck = c1, sk = s1;
-    for (int k = 0; k < k_h; ++k) {
-      v[3 + 2 * k] = ck;
-      v[4 + 2 * k] = sk;
-      const double nc = ck * c1 - sk * s1;
-      sk = sk * c1 + ck * s1;
-      ck = nc;
-    }
+    trend_harmonics_row((j - mid) / mid, c1, s1, k_h, v);
     if (other) {
       const double x = (other->value(static_cast<std::size_t>(n - 1 - j)) - mean) / peak;
       v[3 + 2 * k_h] = x;
@@ -375,12 +369,7 @@ int ModulationAnalyzer::residual(double rate, int harmonics, const ModulationAna
   double yy = 0.0;
   for (int j = 0; j < n; ++j) {
     row(j, v);
-    const double y = lin_[static_cast<std::size_t>(j)];
-    for (int a = 0; a < p; ++a) {
-      r[a] += v[a] * y;
-      for (int b = a; b < p; ++b) g[a * p + b] += v[a] * v[b];
-    }
-    yy += y * y;
+    add_row(v, lin_[static_cast<std::size_t>(j)], p, g, r, yy);
   }
   double beta[kMaxColumns], ss_full, ss_trend;
   if (!fit_with_trend(g, r, yy, p, beta, ss_full, ss_trend)) return 0;
