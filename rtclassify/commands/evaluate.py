@@ -79,9 +79,15 @@ def run(args) -> int:
             console.print(f"{group}: {passed}/{len(rows)} pass"
                           + ("" if passed == len(rows) else
                              " (fail: " + ", ".join(k for k, r in rows.items() if not r["pass"]) + ")"))
+        on = rep["onsets"]
+        if on["n"]:
+            med = "-" if on["median_s"] is None else f"{1000 * on['median_s']:.0f} ms"
+            console.print(f"labelled tag's first on after the sound starts: median {med} over {on['n']} "
+                          f"(file, tag) pairs of real recordings, never on in {on['never']}")
         console.print(f"wrote {out / 'real.json'}")
         if args.update_bundle:
             summary = {"data": Path(args.real).name, "rms_floor_db": rep["rms_floor_db"], "targets": tg,
+                       "onsets": on,
                        "labelled_on_fraction": {k: {t: f["on_fraction_sounding"][t] for t in f["labelled"]}
                                                 for k, f in rep["files"].items() if f["labelled"]}}
             update_bundle_metrics(args.bundle, {"real": summary})

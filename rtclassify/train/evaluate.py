@@ -13,7 +13,6 @@ along each clip.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 
@@ -376,9 +375,33 @@ def evaluate_real(bundle, real_dir, rms_floor_db: float = -50.0, threads: int = 
                                 for j, t in enumerate(tags)},
             "mean_prob_sounding": {t: (float(res.probs[sounding, j].mean()) if n_s else None)
                                    for j, t in enumerate(tags)},
+            "onset_s": _onsets(audio, sr, res, labelled, tags, rms_floor_db),
         }
-    return {"files": files, "targets": real_targets(files), "rms_floor_db": rms_floor_db,
-            "hop_frames": hop_frames, "data": str(real_dir), "bundle": str(bundle)}
+    return {"files": files, "targets": real_targets(files), "onsets": onset_summary(files),
+            "rms_floor_db": rms_floor_db, "hop_frames": hop_frames, "data": str(real_dir), "bundle": str(bundle)}
+
+
+def _onsets(audio: np.ndarray, sr: int, res, labelled, tags, rms_floor_db: float) -> dict:
+    """Per labelled tag: seconds from the recording's first sample above ``rms_floor_db`` (as a peak
+    level) to the time of the first output in which the tag is on (None: never on)."""
+    loud = np.flatnonzero(np.abs(audio) > 10 ** (rms_floor_db / 20))
+    if not len(loud):
+        return {t: None for t in labelled}
+    start = loud[0] / sr
+    times = np.asarray(res.times)
+    out = {}
+    for t in labelled:
+        on = np.flatnonzero(np.asarray(res.active)[:, tags.index(t)] & (times >= start))
+        out[t] = float(times[on[0]] - start) if len(on) else None
+    return out
+
+
+def onset_summary(files: dict) -> dict:
+    """Median time to the labelled tag's first on over the real labelled files (see :func:`_onsets`)."""
+    vals = [v for f in files.values() if f.get("kind") == "real" for v in (f.get("onset_s") or {}).values()]
+    found = [v for v in vals if v is not None]
+    return {"n": len(vals), "never": len(vals) - len(found),
+            "median_s": float(np.median(found)) if found else None}
 
 
 def real_targets(files: dict) -> dict:
