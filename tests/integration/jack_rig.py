@@ -85,8 +85,10 @@ def choose_bundle(tmp: Path, files=("piano.wav", "speech-female.wav"), seg_s: fl
 
     ``RTCLASSIFY_E2E_BUNDLE`` if set, else the shipped default bundle, else the training developer's
     ``datasets/dev_bundle``; for a trained model, the expected tag of a recording is its labelled tag
-    (labels.csv) when the offline tagger (``Classifier.tag``, the same streaming engine) turns it on
-    for the segment the rig plays, otherwise the tag the offline tagger keeps on longest. These tests
+    (labels.csv) when the offline tagger (``Classifier.tag``, the same streaming engine) keeps it on
+    for at least half as long as its longest-on tag in the segment the rig plays (a tag that flickers
+    on for a moment offline may or may not do so live, depending on where the hop grid falls),
+    otherwise the tag the offline tagger keeps on longest. These tests
     are about the live path reproducing the engine's decisions over a real audio server; the model's
     accuracy is evaluated elsewhere. Without a trained model that turns something on for every
     recording: the small test graph, whose ``any`` tag follows the energy in all mel bands.
@@ -113,11 +115,12 @@ def choose_bundle(tmp: Path, files=("piano.wav", "speech-female.wav"), seg_s: fl
                 elif ev.kind == "off" and ev.tag in started:
                     on_time[ev.tag] = on_time.get(ev.tag, 0.0) + t - started.pop(ev.tag)
             want = LABELLED.get(f)
-            if want in on_time:
+            if want in on_time and on_time[want] >= 0.5 * max(on_time.values()):
                 expected[f] = want
             elif on_time:
                 expected[f] = max(on_time, key=on_time.get)
-                notes.append(f"{f}: {want} not detected offline, expecting {expected[f]}")
+                seen = f"on for {on_time[want]:.1f} s only" if want in on_time else "not detected"
+                notes.append(f"{f}: {want} {seen} offline, expecting {expected[f]}")
         if len(expected) == len(files):
             extra = f" ({'; '.join(notes)})" if notes else ""
             return ModelChoice(c, list(clf.labels), expected, f"model bundle {c}{extra}")
