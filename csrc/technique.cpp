@@ -126,14 +126,17 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
   v.suppressed = veto_v;
   if (vibrato_.estimate().valid) v.extent = static_cast<float>(vibrato_.reported_extent());
   // A tremolo hidden under the vibrato's by-product (see the file comment).
+  // (Only under a vibrato that is itself real: when the f0 wobble is the
+  // tremolo's by-product, a tremolo at the vibrato's rate is the real one.)
+  const bool real_vibrato = vibrato_.candidate() && !veto_v;
   bool own = tremolo_.candidate() && !veto_t;
-  if (own && vibrato_.candidate()) {
+  if (own && real_vibrato) {
     const double rv = vibrato_.estimate().rate, rt = tremolo_.estimate().rate;
     for (int k = 1; k <= cfg_.harmonics; ++k)
       if (std::fabs(rt - k * rv) < cfg_.exclusion * k * rv) own = false;
   }
   bool use_clean = false;
-  if (cfg_.tremolo_under_vibrato && vibrato_.candidate() && !own) {
+  if (cfg_.tremolo_under_vibrato && real_vibrato && !own) {
     if (clean_age_ < 0 || ++clean_age_ >= kAttributionEvery) {
       clean_age_ = 0;
       clean_ = tremolo_.analyze_without(vibrato_.estimate().rate, cfg_.harmonics, vibrato_.analyzer(), cfg_.exclusion);
