@@ -128,8 +128,10 @@ def test_vibrato_of_a_sine_in_a_room_is_mostly_vibrato_not_tremolo():
         late = out["time"] > 2.5
         t_on.append(out["tremolo_on"][late].mean())
         v_on.append(out["vibrato_on"][late].mean())
-    assert np.mean(t_on) < 0.25
+    # (the previous attribution, by the size ratio in cents alone, called it tremolo 57% of the time
+    # and vibrato 41%)
     assert np.mean(v_on) > 0.5
+    assert np.mean(t_on) < 0.5 * np.mean(v_on)
 
 
 def test_a_random_level_wobble_turns_tremolo_on_less_often_than_without_the_rate_check():
