@@ -150,7 +150,10 @@ RTC_HD inline void power_spectrum(const T* re, const T* im, const FrameTables<T>
 template <typename T>
 RTC_HD inline float log_scale(T s, const FrameTables<T>& t) {
   switch (t.log) {
-    case LogMode::Db: return float(T(10) * log10(s > t.amin ? s : t.amin));
+    // in float (the output is float32; 128 logs per frame dominated the frame's cost in double):
+    // 10 log10(s) = (10 / ln 10) ln(s)
+    // (the floor itself exactly as 10 log10(amin), so that silence reads e.g. -100 dB exactly)
+    case LogMode::Db: return s > t.amin ? 4.3429448190325175f * logf(float(s)) : float(T(10) * log10(t.amin));
     case LogMode::Ln: return float(log(s + t.amin));
     default: return float(s);
   }

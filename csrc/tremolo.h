@@ -122,13 +122,13 @@ class TremoloTracker : public ModulationTracker {
   bool conditions(const ModulationEstimate& e, bool suppress, double regularity_on, bool& cond_on,
                   bool& cond_off) const noexcept;
 
-  TremoloConfig cfg_;
   bool rate_stable() const noexcept;
 
+  TremoloConfig cfg_;
   ModulationAnalyzer clean_;   // analyzer of analyze_without()'s residual
+  std::vector<double> resid_;  // that residual
   std::vector<float> rates_;   // rate of the newest analysis at each recent frame (0: none), a ring
   std::size_t n_rates_ = 0;    // frames written to rates_
-  std::vector<double> resid_;  // that residual
 };
 
 }  // namespace rtc
