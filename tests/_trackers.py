@@ -92,15 +92,16 @@ def bad_parameters(base: dict, *bad: tuple[str, object]) -> list[tuple[dict, str
 
 
 def in_a_room(x, sr, rt60: float, drr_db: float, snr_db: float | None = None, seed: int = 0) -> np.ndarray:
-    """``x`` plus its reverberation (exponentially decaying noise, ``rt60`` s, direct-to-reverberant
-    ratio ``drr_db``) and, when ``snr_db`` is given, white noise that far below the result's level."""
+    """``x`` plus its reverberation (the technique evaluation's synthetic room: ``rt60`` s, direct-to-
+    reverberant ratio ``drr_db``) and, when ``snr_db`` is given, white noise that far below the result's level."""
+    from types import SimpleNamespace
+
     from scipy import signal
 
+    from rtclassify.train.techniques_eval import _room_ir
+
     rng = np.random.default_rng(seed)
-    k = np.arange(int(1.5 * rt60 * sr))
-    ir = rng.standard_normal(len(k)) * np.exp(-6.9078 * k / (rt60 * sr))
-    ir[: int(0.005 * sr)] = 0.0
-    ir /= np.sqrt(np.sum(ir ** 2))
+    ir = _room_ir(SimpleNamespace(sample_rate=sr, rt60=rt60), rng)
     y = x + 10 ** (-drr_db / 20) * signal.fftconvolve(x, ir)[: len(x)]
     if snr_db is not None:
         y = y + rng.standard_normal(len(y)) * np.sqrt(np.mean(y ** 2)) * 10 ** (-snr_db / 20)

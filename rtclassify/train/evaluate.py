@@ -389,9 +389,10 @@ def _onsets(audio: np.ndarray, sr: int, res, labelled, tags, rms_floor_db: float
         return {t: None for t in labelled}
     start = loud[0] / sr
     times = np.asarray(res.times)
+    active = np.asarray(res.active, bool) & (times >= start)[:, None]
     out = {}
     for t in labelled:
-        on = np.flatnonzero(np.asarray(res.active)[:, tags.index(t)] & (times >= start))
+        on = np.flatnonzero(active[:, tags.index(t)])
         out[t] = float(times[on[0]] - start) if len(on) else None
     return out
 

@@ -487,14 +487,18 @@ def _fluid(spec: ClipSpec, t: np.ndarray) -> np.ndarray:
     return (0.5 * (left + right))[: len(t)].astype(np.float64) * 10 ** (shimmer / 20)
 
 
-def _room(x: np.ndarray, spec: ClipSpec, rng) -> np.ndarray:
-    signal = require("scipy.signal", extra="train")
+def _room_ir(spec: ClipSpec, rng) -> np.ndarray:
+    """The synthetic room's impulse response (exponentially decaying noise, unit energy), drawn from ``rng``."""
     sr = spec.sample_rate
     n = int(1.5 * spec.rt60 * sr)
     k = np.arange(n)
     ir = rng.standard_normal(n) * np.exp(-6.9078 * k / (spec.rt60 * sr))
     ir[: int(0.005 * sr)] = 0.0
-    ir /= np.sqrt(np.sum(ir ** 2))
+    return ir / np.sqrt(np.sum(ir ** 2))
+
+
+def _room(x: np.ndarray, spec: ClipSpec, ir: np.ndarray) -> np.ndarray:
+    signal = require("scipy.signal", extra="train")
     wet = signal.fftconvolve(x, ir)[: len(x)]
     return x + 10 ** (-spec.drr_db / 20) * wet
 
@@ -518,10 +522,9 @@ def render_clip(spec: ClipSpec, room: bool = True) -> np.ndarray:
         x = _karplus(spec, t, rng)
     else:
         raise ParameterError(f"source: unknown source {spec.source!r}")
+    ir = _room_ir(spec, rng)  # drawn either way, so that the noise after it stays the same
     if room:
-        x = _room(x, spec, rng)
-    else:
-        rng.standard_normal(int(1.5 * spec.rt60 * sr))  # the room's draws, so that the noise stays the same
+        x = _room(x, spec, ir)
     active = np.zeros(len(t), bool)
     for note in spec.notes:
         active[(t >= note.start) & (t < note.end)] = True
