@@ -48,6 +48,7 @@ struct FrameTables {
   T power = T(2);          ///< exponent applied to the magnitude (2: power spectrum)
   LogMode log = LogMode::Db; ///< log scaling of the mel output
   T amin = T(1e-10);       ///< floor (dB) or offset (ln) of the log
+  float amin_db = -100.0f;  ///< 10 log10(amin), the dB output of a frame at or under the floor
 };
 
 /// Windows samples 2j and 2j+1 into slot bitrev[j] of the half-size complex
@@ -153,7 +154,7 @@ RTC_HD inline float log_scale(T s, const FrameTables<T>& t) {
     // in float (the output is float32; 128 logs per frame dominated the frame's cost in double):
     // 10 log10(s) = (10 / ln 10) ln(s)
     // (the floor itself exactly as 10 log10(amin), so that silence reads e.g. -100 dB exactly)
-    case LogMode::Db: return s > t.amin ? 4.3429448190325175f * logf(float(s)) : float(T(10) * log10(t.amin));
+    case LogMode::Db: return s > t.amin ? 4.3429448190325175f * logf(float(s)) : t.amin_db;
     case LogMode::Ln: return float(log(s + t.amin));
     default: return float(s);
   }

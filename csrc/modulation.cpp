@@ -161,6 +161,17 @@ void add_row(const double* v, double y, int p, double* g, double* r, double& yy)
   yy += y * y;
 }
 
+// The mean and the largest deviation from it of the newest n frames of a
+// contour (to centre and scale it to about [-1, 1]); false when it is flat.
+bool centre_and_scale(const ModulationAnalyzer& c, int n, double& mean, double& peak) noexcept {
+  mean = 0.0;
+  for (int j = 0; j < n; ++j) mean += c.value(static_cast<std::size_t>(j));
+  mean /= n;
+  peak = 0.0;
+  for (int j = 0; j < n; ++j) peak = std::max(peak, std::fabs(c.value(static_cast<std::size_t>(j)) - mean));
+  return peak > 0.0;
+}
+
 }  // namespace
 
 ModulationAnalyzer::ModulationAnalyzer(double frame_rate, double rate_min, double rate_max,
@@ -304,12 +315,8 @@ double ModulationAnalyzer::contour_fit(const ModulationAnalyzer& other, int wind
   linearize(static_cast<std::size_t>(n));
   const int j0 = n - 1 - stride * (m - 1);
   // the other contour over the same frames, centred and scaled to about [-1, 1]
-  double mean = 0.0;
-  for (int j = 0; j < n; ++j) mean += other.value(static_cast<std::size_t>(n - 1 - j));
-  mean /= n;
-  double peak = 0.0;
-  for (int j = 0; j < n; ++j) peak = std::max(peak, std::fabs(other.value(static_cast<std::size_t>(n - 1 - j)) - mean));
-  if (!(peak > 0.0)) return 0.0;
+  double mean, peak;
+  if (!centre_and_scale(other, n, mean, peak)) return 0.0;
   double g[36] = {};
   double r[6] = {};
   double yy = 0.0;
@@ -336,12 +343,7 @@ int ModulationAnalyzer::residual(double rate, int harmonics, const ModulationAna
   if (n < 4 * p) return 0;
   linearize(static_cast<std::size_t>(n));
   double mean = 0.0, peak = 0.0;
-  if (other) {
-    for (int j = 0; j < n; ++j) mean += other->value(static_cast<std::size_t>(j));
-    mean /= n;
-    for (int j = 0; j < n; ++j) peak = std::max(peak, std::fabs(other->value(static_cast<std::size_t>(j)) - mean));
-    if (!(peak > 0.0)) return 0;
-  }
+  if (other && !centre_and_scale(*other, n, mean, peak)) return 0;
   const double mid = 0.5 * (n - 1);
   const double w = 2.0 * kPi * rate / fs_;
   // one row of the design matrix at window position j (rotation re-anchored every 64 frames)

@@ -24,6 +24,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -39,6 +40,14 @@ struct ModulationEstimate {
   double trend_range = 0.0; ///< max - min of the fitted quadratic trend over the window, contour units
   int window = 0;           ///< frames in the final fit
 };
+
+/// Whether `rate` lies within `tolerance` (relative) of one of the first
+/// `harmonics` multiples of `fundamental` (Hz).
+inline bool near_harmonic(double rate, double fundamental, int harmonics, double tolerance) noexcept {
+  for (int k = 1; k <= harmonics; ++k)
+    if (std::fabs(rate - k * fundamental) < tolerance * k * fundamental) return true;
+  return false;
+}
 
 /// Least-squares sinusoid-plus-trend analyzer over a sliding window (see file comment).
 class ModulationAnalyzer {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 namespace rtc {
@@ -167,6 +168,7 @@ SpectralTables::SpectralTables(double sample_rate, int n_fft, int win_length, in
   view_.power = power;
   view_.log = log;
   view_.amin = amin;
+  view_.amin_db = amin > 0.0 ? static_cast<float>(10.0 * std::log10(amin)) : -std::numeric_limits<float>::infinity();
 }
 
 RealFft::RealFft(int n)

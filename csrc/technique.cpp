@@ -129,12 +129,9 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
   // (Only under a vibrato that is itself real: when the f0 wobble is the
   // tremolo's by-product, a tremolo at the vibrato's rate is the real one.)
   const bool real_vibrato = vibrato_.candidate() && !veto_v;
-  bool own = tremolo_.candidate() && !veto_t;
-  if (own && real_vibrato) {
-    const double rv = vibrato_.estimate().rate, rt = tremolo_.estimate().rate;
-    for (int k = 1; k <= cfg_.harmonics; ++k)
-      if (std::fabs(rt - k * rv) < cfg_.exclusion * k * rv) own = false;
-  }
+  const bool own = tremolo_.candidate() && !veto_t &&
+                   !(real_vibrato && near_harmonic(tremolo_.estimate().rate, vibrato_.estimate().rate,
+                                                   cfg_.harmonics, cfg_.exclusion));
   bool use_clean = false;
   if (cfg_.tremolo_under_vibrato && real_vibrato && !own) {
     if (clean_age_ < 0 || ++clean_age_ >= kAttributionEvery) {

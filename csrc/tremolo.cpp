@@ -76,13 +76,12 @@ bool TremoloTracker::candidate() const noexcept {
   return est_.valid && est_.regularity >= cfg_.regularity_off && 2.0 * est_.amplitude >= cfg_.depth_off;
 }
 
-bool TremoloTracker::conditions(const ModulationEstimate& e, bool suppress, double regularity_on, bool& cond_on,
+void TremoloTracker::conditions(const ModulationEstimate& e, bool suppress, double regularity_on, bool& cond_on,
                                 bool& cond_off) const noexcept {
   const double depth = 2.0 * e.amplitude;
   const bool trend_ok = depth >= cfg_.trend_ratio * e.trend_range;
   cond_on = !suppress && e.valid && trend_ok && e.regularity >= regularity_on && depth >= cfg_.depth_on;
   cond_off = suppress || !e.valid || !trend_ok || e.regularity < cfg_.regularity_off || depth < cfg_.depth_off;
-  return cond_on;
 }
 
 bool TremoloTracker::decide(bool suppress) noexcept {
@@ -105,10 +104,7 @@ ModulationEstimate TremoloTracker::analyze_without(double vibrato_rate, int harm
   clean_.restart();
   for (int j = 0; j < n; ++j) clean_.push(resid_[static_cast<std::size_t>(j)]);
   ModulationEstimate e = clean_.analyze();
-  if (e.valid && vibrato_rate > 0.0) {
-    for (int k = 1; k <= harmonics; ++k)
-      if (std::fabs(e.rate - k * vibrato_rate) < exclusion * k * vibrato_rate) e.valid = false;
-  }
+  if (e.valid && vibrato_rate > 0.0 && near_harmonic(e.rate, vibrato_rate, harmonics, exclusion)) e.valid = false;
   return e;
 }
 

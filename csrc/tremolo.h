@@ -119,7 +119,7 @@ class TremoloTracker : public ModulationTracker {
   double reported_depth() const noexcept { return 2.0 * reported_amplitude(); }
 
  private:
-  bool conditions(const ModulationEstimate& e, bool suppress, double regularity_on, bool& cond_on,
+  void conditions(const ModulationEstimate& e, bool suppress, double regularity_on, bool& cond_on,
                   bool& cond_off) const noexcept;
 
   bool rate_stable() const noexcept;
