@@ -6,6 +6,10 @@
 /// CPU tests cover. The real FFT of size N is computed as a complex FFT of size
 /// N/2 (iterative radix-2, precomputed twiddles and bit-reversal table)
 /// followed by the standard split step.
+///
+/// The CPU frontend runs compute_frame_host() (spectral.h): the same operations on
+/// the same values, laid out for the compiler to vectorize the FFT's butterflies and
+/// the power spectrum, so CPU and GPU frames stay equal bit for bit.
 #pragma once
 
 #include <cmath>

@@ -77,7 +77,7 @@ size_t StreamingMelFrontend::frames_for(size_t n) const noexcept {
 }
 
 void StreamingMelFrontend::emit(float* out) noexcept {
-  compute_frame(buf_.data(), tables_.view(), re_.data(), im_.data(), pow_.data(), out);
+  compute_frame_host(buf_.data(), tables_, re_.data(), im_.data(), pow_.data(), out);
   ++frames_emitted_;
   const size_t hop = static_cast<size_t>(cfg_.hop_length);
   const size_t keep = static_cast<size_t>(cfg_.n_fft) - hop;

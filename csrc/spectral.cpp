@@ -136,6 +136,15 @@ SpectralTables::SpectralTables(double sample_rate, int n_fft, int win_length, in
     post_re[k] = std::cos(-2.0 * kPi * k / n_fft);
     post_im[k] = std::sin(-2.0 * kPi * k / n_fft);
   }
+  stage_tw_re.clear();
+  stage_tw_im.clear();
+  for (int len = 4; len <= m; len <<= 1) {
+    const int step = m / len;
+    for (int k = 0; k < len / 2; ++k) {
+      stage_tw_re.push_back(tw_re[static_cast<size_t>(k * step)]);
+      stage_tw_im.push_back(tw_im[static_cast<size_t>(k * step)]);
+    }
+  }
   if (n_mels > 0) {
     dense_ = make_mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, scale, norm);
     const int n_bins = m + 1;
@@ -178,11 +187,81 @@ RealFft::RealFft(int n)
       re_(n / 2),
       im_(n / 2) {}
 
+namespace {
+/// `n` butterflies (a[k], b[k]) <- (a[k] + w[k] b[k], a[k] - w[k] b[k]) over disjoint runs:
+/// butterfly()'s operations in the same order, on consecutive memory (vectorizes).
+inline void butterflies(double* __restrict ar, double* __restrict ai, double* __restrict br,
+                        double* __restrict bi, const double* __restrict wr,
+                        const double* __restrict wi, int n) {
+  for (int k = 0; k < n; ++k) {
+    const double xr = br[k] * wr[k] - bi[k] * wi[k];
+    const double xi = br[k] * wi[k] + bi[k] * wr[k];
+    br[k] = ar[k] - xr;
+    bi[k] = ai[k] - xi;
+    ar[k] += xr;
+    ai[k] += xi;
+  }
+}
+}  // namespace
+
+void power_spectrum_host(const double* re, const double* im, const FrameTables<double>& t,
+                         double* power) {
+  const int m = t.n_fft / 2;
+  if (t.power != 2.0) {
+    power_spectrum(re, im, t, power);
+    return;
+  }
+  power[0] = rfft_bin_power(re, im, m, 0, t);
+  power[m] = rfft_bin_power(re, im, m, m, t);
+  const double* __restrict wr = t.post_re;
+  const double* __restrict wi = t.post_im;
+  double* __restrict p = power;
+  for (int k = 1; k < m; ++k) {  // rfft_bin() and |X|^2 without its branches for k = 0 and m
+    const double ar = re[k], ai = im[k];
+    const double br = re[m - k], bi = -im[m - k];
+    const double er = 0.5 * (ar + br), ei = 0.5 * (ai + bi);
+    const double dr = 0.5 * (ar - br), di = 0.5 * (ai - bi);
+    const double orr = di, oi = -dr;
+    const double xr = er + wr[k] * orr - wi[k] * oi;
+    const double xi = ei + wr[k] * oi + wi[k] * orr;
+    p[k] = xr * xr + xi * xi;
+  }
+}
+
+void fft_complex_host(double* re, double* im, const SpectralTables& tables) {
+  const int m = tables.view().n_fft / 2;
+  // span 2: the twiddle is exp(0) = (1, -0), so a + w b = a + b and a - w b = a - b exactly
+  // (up to the sign of a zero, which the power spectrum squares away)
+  for (int a = 0; a < m; a += 2) {
+    const double br = re[a + 1], bi = im[a + 1];
+    re[a + 1] = re[a] - br;
+    im[a + 1] = im[a] - bi;
+    re[a] += br;
+    im[a] += bi;
+  }
+  for (int len = 4; len <= m; len <<= 1) {
+    const int half = len / 2;
+    const double* wr = tables.stage_tw_re.data() + (half - 2);
+    const double* wi = tables.stage_tw_im.data() + (half - 2);
+    for (int start = 0; start < m; start += len)
+      butterflies(re + start, im + start, re + start + half, im + start + half, wr, wi, half);
+  }
+}
+
+void compute_frame_host(const float* x, const SpectralTables& tables, double* re, double* im,
+                        double* power, float* out) {
+  const auto& t = tables.view();
+  window_and_pack(x, t, re, im);
+  fft_complex_host(re, im, tables);
+  power_spectrum_host(re, im, t, power);
+  for (int b = 0; b < t.n_mels; ++b) out[b] = mel_band(power, t, b);
+}
+
 void RealFft::forward(const float* x, double* out) {
   const auto& t = tables_.view();
   const int m = n_ / 2;
   window_and_pack(x, t, re_.data(), im_.data());
-  fft_complex(re_.data(), im_.data(), m, t.tw_re, t.tw_im);
+  fft_complex_host(re_.data(), im_.data(), tables_);
   for (int k = 0; k <= m; ++k) rfft_bin(re_.data(), im_.data(), m, k, t, out + 2 * k, out + 2 * k + 1);
 }
 

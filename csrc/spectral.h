@@ -59,6 +59,12 @@ class SpectralTables {
   std::vector<double> tw_im;      ///< n_fft/4 FFT twiddles (imaginary)
   std::vector<double> post_re;    ///< n_fft/2+1 split twiddles (real)
   std::vector<double> post_im;    ///< n_fft/2+1 split twiddles (imaginary)
+  /// The twiddles of each radix-2 stage with span len = 4, 8, ..., n_fft/2, contiguous:
+  /// stage `len` starts at offset len/2 - 2 and holds tw[k * (n_fft/2) / len], k < len/2
+  /// (the same values as tw_re/tw_im, laid out so the CPU's butterfly loop runs on
+  /// consecutive memory and vectorizes).
+  std::vector<double> stage_tw_re;
+  std::vector<double> stage_tw_im;  ///< see stage_tw_re
   std::vector<int> mel_start;     ///< first bin of each band
   std::vector<int> mel_len;       ///< bins per band
   std::vector<int> mel_offset;    ///< offset of each band in mel_weights
@@ -68,6 +74,21 @@ class SpectralTables {
   std::vector<float> dense_;
   FrameTables<double> view_;
 };
+
+/// In-place complex FFT of size m on bit-reversed input, on the CPU: the same butterflies
+/// with the same twiddle values as fft_complex() (so the same result, bit for bit, for
+/// finite input), but the first stage (twiddle 1) without multiplications and the others
+/// over the tables' contiguous per-stage twiddles.
+void fft_complex_host(double* re, double* im, const SpectralTables& t);
+
+/// power_spectrum() on the CPU: for power 2, the inner bins in one branch-free loop (the same
+/// operations, so the same values); other powers through power_spectrum() itself.
+void power_spectrum_host(const double* re, const double* im, const FrameTables<double>& t,
+                         double* power);
+
+/// One log-mel frame on the CPU: compute_frame() with fft_complex_host().
+void compute_frame_host(const float* x, const SpectralTables& t, double* re, double* im,
+                        double* power, float* out);
 
 /// Real FFT of a power-of-two size (256 to 4096) using the shared per-frame math.
 class RealFft {
