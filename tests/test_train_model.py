@@ -439,3 +439,37 @@ def test_split_plots_without_positives(tmp_path):
     assert rep["macro"]["roc_auc"] is None
     paths = plot_split_report(rep, {"labels": y, "probs": p}, TAGS, tmp_path)
     assert all(x.is_file() for x in paths)
+
+
+def test_bf16_channels_last_training_learns_and_exports_a_float32_graph(tmp_path):
+    """precision = 'bf16' and channels_last change how steps run, not what is trained or exported:
+    the toy task is learned, the checkpoint holds float32 weights, and the ONNX graph computes the
+    float32 torch model's probabilities (the parity the runtime relies on)."""
+    import torch
+
+    from rtclassify.train.export import export_bundle
+
+    train = build_feature_set(_clips(0, 12), tmp_path / "f" / "train", list(TAGS), progress=False)
+    val = build_feature_set(_clips(1, 6), tmp_path / "f" / "val", list(TAGS), progress=False)
+    params = TrainParams(epochs=2, windows_per_epoch=1280, batch_size=64, lr=5e-3, threads=1, seed=3,
+                         precision="bf16", channels_last=True)
+    trainer = Trainer(ModelConfig(**TINY, lookahead_frames=2), params, train, val, tmp_path / "run", TAGS,
+                      extra={"provenance": {"recipe": "synthetic test clips"}, "name": "tiny", "hop_frames": 6})
+    result = trainer.fit()
+    assert max(h["val_roc_auc"] for h in trainer.history) > 0.9
+    ck = load_checkpoint(result["best"])
+    assert all(v.dtype in (torch.float32, torch.int64) for v in ck["state_dict"].values())
+    bundle = export_bundle(finalize_checkpoint(trainer, result["best"]), tmp_path / "bundle")
+    x = np.random.default_rng(0).normal(-40, 15, (5, 128, 64)).astype(np.float32)
+    model = ShortChunkCNN(ModelConfig(**TINY, lookahead_frames=2))
+    model.load_state_dict(load_checkpoint(result["best"])["state_dict"])
+    model.eval()
+    with torch.no_grad():
+        want = torch.sigmoid(model.logits_and_embedding(torch.from_numpy(x))[0]).numpy()
+    np.testing.assert_allclose(OnnxWindowModel(bundle)(x), want, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("kw, word", [({"precision": "fp16"}, "precision"), ({"channels_last": "yes"}, "channels_last")])
+def test_train_params_reject_bad_precision_options(kw, word):
+    with pytest.raises(ConfigError, match=word):
+        TrainParams(**kw).validate()

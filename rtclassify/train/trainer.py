@@ -90,6 +90,14 @@ class TrainParams:
         Cap on validation windows (evenly subsampled).
     off_ratio : float
         Hysteresis: off threshold = on threshold * off_ratio.
+    precision : str
+        ``"fp32"`` or ``"bf16"``: the training steps' forward and backward passes in bfloat16
+        under torch's CPU autocast, and so is the per-epoch validation (early stopping); the
+        weights, the optimizer, the thresholds' predictions and the export stay float32. Fast on
+        CPUs with AMX or AVX-512 BF16; elsewhere torch emulates it and it is slower than fp32.
+    channels_last : bool
+        Keep the convolutions' tensors in channels-last memory format (faster convolutions on
+        the CPU; the weights and the exported graph are the same).
     """
 
     seed: int = 0
@@ -109,6 +117,8 @@ class TrainParams:
     val_stride: int = 6
     max_val_windows: int = 30000
     off_ratio: float = 0.7
+    precision: str = "fp32"
+    channels_last: bool = False
 
     def validate(self) -> "TrainParams":
         for k in ("threads", "epochs", "windows_per_epoch", "batch_size", "patience", "val_stride",
@@ -123,7 +133,17 @@ class TrainParams:
                 raise ConfigError(f"[train] {k} must be in [0, 1], got {getattr(self, k)}")
         if not 0 < self.off_ratio <= 1:
             raise ConfigError(f"[train] off_ratio must be in (0, 1], got {self.off_ratio}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"[train] precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if not isinstance(self.channels_last, bool):
+            raise ConfigError(f"[train] channels_last must be true or false, got {self.channels_last!r}")
         return self
+
+
+def _cpu_has_bf16(torch) -> bool:
+    """Whether this CPU runs bfloat16 natively (AMX tiles or AVX-512 BF16), as torch reports it."""
+    cpu = getattr(torch, "cpu", None)
+    return any(bool(getattr(cpu, f, lambda: False)()) for f in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
 
 
 @dataclass
@@ -430,6 +450,11 @@ class Trainer:
             self.model.load_state_dict(init_state)
         else:
             self.model.set_normalization(*mel_statistics(train_set, seed=params.seed))
+        if params.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        if params.precision == "bf16" and not _cpu_has_bf16(torch):
+            self.console.print("[yellow]precision = 'bf16' on a CPU without AMX or AVX-512 BF16: torch emulates "
+                               "bfloat16 and training will be slower than with 'fp32'[/yellow]")
         self.sampler = WindowSampler(train_set, self.cfg.window_frames, self.cfg.lookahead_frames, params.balance)
         self.steps_per_epoch = max(1, params.windows_per_epoch // params.batch_size)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
@@ -499,22 +524,26 @@ class Trainer:
         return True
 
     # -- evaluation
-    def predict(self, fs: FeatureSet, targets: np.ndarray, batch: int = 512) -> np.ndarray:
-        """Probabilities (n, n_tags) of the current model for target frames of a FeatureSet."""
+    def predict(self, fs: FeatureSet, targets: np.ndarray, batch: int = 512, precision: str = "fp32") -> np.ndarray:
+        """Probabilities (n, n_tags) of the current model for target frames of a FeatureSet.
+
+        ``precision="bf16"`` runs the forward pass under bfloat16 autocast (the per-epoch validation
+        of a bf16 run); thresholds and reports use the float32 default, the exported graph's arithmetic.
+        """
         torch = self.torch
         self.model.eval()
         out = []
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             for i in range(0, len(targets), batch):
                 t = targets[i:i + batch]
                 x = torch.from_numpy(window_batch(fs.mel, t + self.cfg.lookahead_frames, self.cfg.window_frames))
-                out.append(torch.sigmoid(self.model.logits_and_embedding(x)[0]).numpy())
+                out.append(torch.sigmoid(self.model.logits_and_embedding(x)[0].float()).numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.tags)), np.float32)
 
     def validate(self) -> dict:
         from .evaluate import tag_metrics
 
-        probs = self.predict(self.val_set, self.val_targets)
+        probs = self.predict(self.val_set, self.val_targets, precision=self.params.precision)
         y = np.asarray(self.val_set.labels[self.val_targets], np.float64)
         p = np.clip(probs.astype(np.float64), 1e-7, 1 - 1e-7)
         loss = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
@@ -554,8 +583,9 @@ class Trainer:
             if self.params.mixup > 0:
                 partner = tuple(torch.from_numpy(a) for a in self.sampler.batch(self.sampler.draw(self.rng, bs)))
             x, y = augment(x, y, self.rng, self.params, partner)
-            logits, _ = self.model.logits_and_embedding(x)
-            loss = F.binary_cross_entropy_with_logits(logits, y)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.params.precision == "bf16"):
+                logits, _ = self.model.logits_and_embedding(x)
+            loss = F.binary_cross_entropy_with_logits(logits.float(), y)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
