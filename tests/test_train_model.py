@@ -231,6 +231,28 @@ def test_eq_augmentation_colours_bands_smoothly():
     assert float((d[:, 1:] - d[:, :-1]).abs().max()) < 1.0  # smooth across neighbouring bands
 
 
+def test_freq_shift_moves_the_spectrum_by_whole_bands_and_keeps_labels():
+    rng = np.random.default_rng(5)
+    x = torch.full((64, 128, 8), -80.0)
+    x[:, 60, :] = 0.0  # one peak band
+    x[:, 0, :] = -10.0  # a loud lowest band, repeated into the gap of an upward shift
+    y = torch.from_numpy(np.random.default_rng(0).integers(0, 2, (64, 12)).astype(np.float32))
+    p = TrainParams(mixup=0.0, gain_db=0.0, eq_db=0.0, freq_shift_bins=3)
+    xm, ym = augment(x, y, rng, p)
+    assert torch.equal(ym, y)
+    peak = xm[:, :, 0].argmax(dim=1).numpy()
+    assert set(peak) <= set(range(57, 64)) and len(set(peak)) > 3  # every shift in -3..3 shows up
+    for b in range(64):
+        s = peak[b] - 60
+        assert torch.equal(xm[b, :, :], xm[b, :, :1].expand(-1, 8))  # the same shift for every frame
+        if s > 0:
+            assert torch.all(xm[b, :s + 1, 0] == -10.0)  # the edge band fills the gap
+    x0, _ = augment(x, y, np.random.default_rng(5), TrainParams(mixup=0.0, gain_db=0.0, eq_db=0.0))
+    assert torch.equal(x0, x)  # 0 disables it
+    with pytest.raises(ConfigError, match="freq_shift_bins"):
+        TrainParams(freq_shift_bins=-1).validate()
+
+
 # ----------------------------------------------------------------------------- metrics
 def test_hysteresis():
     p = np.array([[0.1], [0.6], [0.4], [0.2], [0.55]])

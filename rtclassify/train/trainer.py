@@ -79,6 +79,13 @@ class TrainParams:
         feature domain): a linear tilt across the mel bands from -t to +t dB and
         one Gaussian bump of height b dB, with t and b uniform in
         [-eq_db, eq_db]; 0 disables it.
+    freq_shift_bins : int
+        Random shift of each window along the mel axis by a whole number of bands, uniform in
+        [-freq_shift_bins, freq_shift_bins] (the edge band repeated into the gap): moves the
+        spectral envelope (formants, body resonances) with the partials (on the default 128-band
+        HTK scale one band is about half a semitone above 1 kHz, 1-3 semitones under 200 Hz),
+        so a timbre family is learned over a range of body sizes
+        rather than the few instruments of the data; 0 disables it. Labels are unchanged.
     time_budget_min : float
         Minutes of training (epochs + validation). The learning-rate schedule
         follows the larger of step progress and time progress, so a run that is
@@ -113,6 +120,7 @@ class TrainParams:
     mixup_gain_db: float = 12.0
     gain_db: float = 6.0
     eq_db: float = 6.0
+    freq_shift_bins: int = 0
     time_budget_min: float = 50.0
     val_stride: int = 6
     max_val_windows: int = 30000
@@ -125,6 +133,8 @@ class TrainParams:
                   "max_val_windows"):
             if int(getattr(self, k)) < 1:
                 raise ConfigError(f"[train] {k} must be >= 1, got {getattr(self, k)}")
+        if not 0 <= int(self.freq_shift_bins) <= 16:
+            raise ConfigError(f"[train] freq_shift_bins must be in 0..16, got {self.freq_shift_bins}")
         for k in ("lr", "time_budget_min"):
             if not float(getattr(self, k)) > 0:
                 raise ConfigError(f"[train] {k} must be > 0, got {getattr(self, k)}")
@@ -383,6 +393,12 @@ def augment(x, y, rng: np.random.Generator, params: TrainParams, partner=None):
         shift += tilt * pos + height * np.exp(-0.5 * ((pos - centre) / width) ** 2)
     if params.gain_db > 0 or params.eq_db > 0:
         x = torch.clamp(x + torch.from_numpy(shift.astype(np.float32))[:, :, None], min=_FLOOR_DB)
+    k = int(params.freq_shift_bins)
+    if k > 0:
+        n = x.shape[1]
+        s = rng.integers(-k, k + 1, B)
+        idx = np.clip(np.arange(n)[None, :] - s[:, None], 0, n - 1)  # band m reads band m - s
+        x = torch.gather(x, 1, torch.from_numpy(idx)[:, :, None].expand(-1, -1, x.shape[2]))
     return x, y
 
 
