@@ -88,6 +88,9 @@ def test_sound_to_message_latency_on_jack(report, tmp_path):
     report(f"JACK rig model: {r.model.description}")
     report(f"sound-to-MIDI latency: {summary(midi)}")
     report(f"sound-to-OSC latency:  {summary(osc)}")
+    report("per segment (file: expected tag, MIDI ms): " + ", ".join(
+        f"{seg.file}: {r.model.expected[seg.file]} {'-' if t is None else f'{t * 1e3:.0f}'}"
+        for seg, t in zip(r.segments, r.segment_latencies("midi"))))
     c = r.final_counters
     report("engine latency parts (ms): device {:.1f} + algorithmic {:.1f} + compute {:.1f} + output {:.2f}; "
            "compute p99 {:.1f} ms/hop; dropped {}; input overflows {}; JACK xruns during playback: {}".format(

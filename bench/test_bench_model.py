@@ -113,7 +113,7 @@ def test_offline_tag_throughput(benchmark, report, clf, audio):
         times.append(time.perf_counter() - t0)
         return r
 
-    result = benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=0)
+    result = benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=0)  # best of 5: a burst of load elsewhere hits a round, not the figure
     speed = seconds / min(times)
     report(f"offline Classifier.tag: {seconds:.1f} s of 44.1 kHz audio in {min(times):.3f} s = {speed:.1f}x real "
            f"time (budget >= 50x); {len(result)} outputs; rounds {', '.join(f'{t:.3f}' for t in times)} s")
