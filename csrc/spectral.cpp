@@ -136,8 +136,6 @@ SpectralTables::SpectralTables(double sample_rate, int n_fft, int win_length, in
     post_re[k] = std::cos(-2.0 * kPi * k / n_fft);
     post_im[k] = std::sin(-2.0 * kPi * k / n_fft);
   }
-  stage_tw_re.clear();
-  stage_tw_im.clear();
   for (int len = 4; len <= m; len <<= 1) {
     const int step = m / len;
     for (int k = 0; k < len / 2; ++k) {
