@@ -94,14 +94,12 @@ def bad_parameters(base: dict, *bad: tuple[str, object]) -> list[tuple[dict, str
 def in_a_room(x, sr, rt60: float, drr_db: float, snr_db: float | None = None, seed: int = 0) -> np.ndarray:
     """``x`` plus its reverberation (the technique evaluation's synthetic room: ``rt60`` s, direct-to-
     reverberant ratio ``drr_db``) and, when ``snr_db`` is given, white noise that far below the result's level."""
-    from types import SimpleNamespace
-
     from scipy import signal
 
     from rtclassify.train.techniques_eval import _room_ir
 
     rng = np.random.default_rng(seed)
-    ir = _room_ir(SimpleNamespace(sample_rate=sr, rt60=rt60), rng)
+    ir = _room_ir(sr, rt60, rng)
     y = x + 10 ** (-drr_db / 20) * signal.fftconvolve(x, ir)[: len(x)]
     if snr_db is not None:
         y = y + rng.standard_normal(len(y)) * np.sqrt(np.mean(y ** 2)) * 10 ** (-snr_db / 20)

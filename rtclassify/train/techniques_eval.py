@@ -487,12 +487,12 @@ def _fluid(spec: ClipSpec, t: np.ndarray) -> np.ndarray:
     return (0.5 * (left + right))[: len(t)].astype(np.float64) * 10 ** (shimmer / 20)
 
 
-def _room_ir(spec: ClipSpec, rng) -> np.ndarray:
-    """The synthetic room's impulse response (exponentially decaying noise, unit energy), drawn from ``rng``."""
-    sr = spec.sample_rate
-    n = int(1.5 * spec.rt60 * sr)
+def _room_ir(sr: int, rt60: float, rng) -> np.ndarray:
+    """The synthetic room's impulse response (exponentially decaying noise, unit energy, ``rt60`` s at
+    ``sr`` Hz), drawn from ``rng``."""
+    n = int(1.5 * rt60 * sr)
     k = np.arange(n)
-    ir = rng.standard_normal(n) * np.exp(-6.9078 * k / (spec.rt60 * sr))
+    ir = rng.standard_normal(n) * np.exp(-6.9078 * k / (rt60 * sr))
     ir[: int(0.005 * sr)] = 0.0
     return ir / np.sqrt(np.sum(ir ** 2))
 
@@ -522,7 +522,7 @@ def render_clip(spec: ClipSpec, room: bool = True) -> np.ndarray:
         x = _karplus(spec, t, rng)
     else:
         raise ParameterError(f"source: unknown source {spec.source!r}")
-    ir = _room_ir(spec, rng)  # drawn either way, so that the noise after it stays the same
+    ir = _room_ir(spec.sample_rate, spec.rt60, rng)  # drawn either way, so that the noise after it stays the same
     if room:
         x = _room(x, spec, ir)
     active = np.zeros(len(t), bool)
