@@ -196,6 +196,29 @@ def test_balanced_sampler_oversamples_rare_tags():
     assert f_b > 10 * max(f_u, 1e-3)
 
 
+def test_onset_sampler_draws_the_frames_after_onsets():
+    total = 4000
+    mel = np.zeros((total, 128), np.float16)
+    labels = np.zeros((total, 12), np.uint8)
+    labels[500:1500, 2] = 1     # onset at 500 (clip 0)
+    labels[2000:2600, 4] = 1    # on from the start of clip 1: not an onset
+    labels[3000:3100, 4] = 1    # onset at 3000 (clip 1)
+    fs = FeatureSet(mel, labels, np.array([0, 2000, total]), ["a", "b"], list(TAGS), dict(DEFAULT_FRONTEND))
+    near = WindowSampler.targets_after_onsets(fs, np.arange(total), 25)
+    assert set(np.flatnonzero(near)) == set(range(500, 525)) | set(range(3000, 3025))
+    rng = np.random.default_rng(0)
+    plain = WindowSampler(fs, 64, 0, balance=0.5)
+    onsets = WindowSampler(fs, 64, 0, balance=0.5, onset_fraction=0.5, onset_frames=25)
+    f_plain = near[plain.draw(rng, 20000)].mean()
+    f_onset = near[onsets.draw(rng, 20000)].mean()
+    assert f_plain < 0.05
+    assert 0.45 < f_onset < 0.55 + f_plain
+    with pytest.raises(ConfigError, match="onset_fraction"):
+        TrainParams(onset_fraction=1.5).validate()
+    with pytest.raises(ConfigError, match="onset_ms"):
+        TrainParams(onset_ms=0).validate()
+
+
 def test_mixup_adds_power_and_ors_labels():
     rng = np.random.default_rng(0)
     x = torch.full((4, 128, 64), -40.0)

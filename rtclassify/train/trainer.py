@@ -86,6 +86,12 @@ class TrainParams:
         HTK scale one band is about half a semitone above 1 kHz, 1-3 semitones under 200 Hz),
         so a timbre family is learned over a range of body sizes
         rather than the few instruments of the data; 0 disables it. Labels are unchanged.
+    onset_fraction : float
+        Share of each batch's windows whose target frame lies within ``onset_ms`` after a tag
+        turned on (the tag still on): oversamples the moments a live classifier must recognize
+        a new sound from its first frames; 0 samples all frames alike.
+    onset_ms : float
+        Length of that stretch after each onset.
     time_budget_min : float
         Minutes of training (epochs + validation). The learning-rate schedule
         follows the larger of step progress and time progress, so a run that is
@@ -121,6 +127,8 @@ class TrainParams:
     gain_db: float = 6.0
     eq_db: float = 6.0
     freq_shift_bins: int = 0
+    onset_fraction: float = 0.0
+    onset_ms: float = 400.0
     time_budget_min: float = 50.0
     val_stride: int = 6
     max_val_windows: int = 30000
@@ -138,7 +146,9 @@ class TrainParams:
         for k in ("lr", "time_budget_min"):
             if not float(getattr(self, k)) > 0:
                 raise ConfigError(f"[train] {k} must be > 0, got {getattr(self, k)}")
-        for k in ("mixup", "balance"):
+        if not float(self.onset_ms) > 0:
+            raise ConfigError(f"[train] onset_ms must be > 0, got {self.onset_ms}")
+        for k in ("mixup", "balance", "onset_fraction"):
             if not 0 <= float(getattr(self, k)) <= 1:
                 raise ConfigError(f"[train] {k} must be in [0, 1], got {getattr(self, k)}")
         if not 0 < self.off_ratio <= 1:
@@ -328,9 +338,16 @@ class WindowSampler:
     balance : float
         Weight of a target frame = max over its active tags (or the "no tag"
         class) of ``frequency ** -balance``.
+    onset_fraction : float
+        Share of the drawn targets taken (with the same weights) from the first
+        ``onset_frames`` frames after a tag turned on inside a clip, while it is
+        still on: the frames a live classifier must decide with only a few
+        frames of the new sound in its window. 0 draws from all targets alike.
+    onset_frames : int
     """
 
-    def __init__(self, fs: FeatureSet, window_frames: int, lookahead: int, balance: float):
+    def __init__(self, fs: FeatureSet, window_frames: int, lookahead: int, balance: float,
+                 onset_fraction: float = 0.0, onset_frames: int = 25):
         self.fs = fs
         self.W = window_frames
         self.L = lookahead
@@ -346,11 +363,37 @@ class WindowSampler:
         self.p = w / w.sum()
         self._cdf = np.cumsum(self.p)
         self.tag_frequency = freq[:-1]
+        self.onset_fraction = float(onset_fraction)
+        self.onset_targets = np.zeros(0, np.int64)
+        if self.onset_fraction > 0:
+            near = self.targets_after_onsets(fs, self.targets, int(onset_frames))
+            if near.any():
+                self.onset_targets = self.targets[near]
+                self._onset_cdf = np.cumsum(w[near])
+
+    @staticmethod
+    def targets_after_onsets(fs: FeatureSet, targets: np.ndarray, frames: int) -> np.ndarray:
+        """Mask over ``targets``: a tag turned on (off -> on inside the same clip) at most
+        ``frames - 1`` frames before the target and is still on there."""
+        labels = np.asarray(fs.labels).astype(bool)
+        idx = np.arange(len(labels))
+        clip_start = np.repeat(fs.offsets[:-1], np.diff(fs.offsets))
+        prev = np.zeros_like(labels)
+        prev[1:] = labels[:-1]
+        onset = labels & ~prev & (idx != clip_start)[:, None]
+        last = np.maximum.accumulate(np.where(onset, idx[:, None], -1), axis=0)
+        recent = labels & (last >= clip_start[:, None]) & (idx[:, None] - last < frames)
+        return recent.any(axis=1)[targets]
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Target frames (absolute indices), shape (n,)."""
         i = np.searchsorted(self._cdf, rng.random(n) * self._cdf[-1], side="right")
-        return self.targets[np.minimum(i, len(self.targets) - 1)]
+        out = self.targets[np.minimum(i, len(self.targets) - 1)]
+        if self.onset_fraction > 0 and len(self.onset_targets):
+            near = np.flatnonzero(rng.random(n) < self.onset_fraction)
+            j = np.searchsorted(self._onset_cdf, rng.random(len(near)) * self._onset_cdf[-1], side="right")
+            out[near] = self.onset_targets[np.minimum(j, len(self.onset_targets) - 1)]
+        return out
 
     def batch(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Windows (n, n_mels, W) float32 and labels (n, n_tags) float32 for target frames."""
@@ -471,7 +514,9 @@ class Trainer:
         if params.precision == "bf16" and not _cpu_has_bf16(torch):
             self.console.print("[yellow]precision = 'bf16' on a CPU without AMX or AVX-512 BF16: torch emulates "
                                "bfloat16 and training will be slower than with 'fp32'[/yellow]")
-        self.sampler = WindowSampler(train_set, self.cfg.window_frames, self.cfg.lookahead_frames, params.balance)
+        hop_s = float(train_set.frontend["hop_length"]) / float(train_set.frontend["sample_rate"])
+        self.sampler = WindowSampler(train_set, self.cfg.window_frames, self.cfg.lookahead_frames, params.balance,
+                                     params.onset_fraction, max(1, round(params.onset_ms / 1000.0 / hop_s)))
         self.steps_per_epoch = max(1, params.windows_per_epoch // params.batch_size)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
         self.total_steps = self.steps_per_epoch * params.epochs
