@@ -12,7 +12,7 @@ pytest.importorskip("sklearn")
 
 from rtclassify.errors import ConfigError, ParameterError  # noqa: E402
 from rtclassify.train.evaluate import (  # noqa: E402
-    OnnxWindowModel, choose_thresholds, hysteresis, predict_feature_set, tag_metrics)
+    OnnxWindowModel, after_onset_metrics, choose_thresholds, hysteresis, predict_feature_set, tag_metrics)
 from rtclassify.train.features import (  # noqa: E402
     DEFAULT_FRONTEND, Clip, FeatureSet, build_feature_set, frame_rms_db, load_feature_set, logmel, window_batch)
 from rtclassify.train.model import TAGS, ModelConfig, ShortChunkCNN  # noqa: E402
@@ -204,8 +204,10 @@ def test_onset_sampler_draws_the_frames_after_onsets():
     labels[2000:2600, 4] = 1    # on from the start of clip 1: not an onset
     labels[3000:3100, 4] = 1    # onset at 3000 (clip 1)
     fs = FeatureSet(mel, labels, np.array([0, 2000, total]), ["a", "b"], list(TAGS), dict(DEFAULT_FRONTEND))
-    near = WindowSampler.targets_after_onsets(fs, np.arange(total), 25)
-    assert set(np.flatnonzero(near)) == set(range(500, 525)) | set(range(3000, 3025))
+    per_tag = fs.after_onsets(25)
+    assert set(np.flatnonzero(per_tag[:, 2])) == set(range(500, 525))
+    assert set(np.flatnonzero(per_tag[:, 4])) == set(range(3000, 3025))
+    near = per_tag.any(axis=1)
     rng = np.random.default_rng(0)
     plain = WindowSampler(fs, 64, 0, balance=0.5)
     onsets = WindowSampler(fs, 64, 0, balance=0.5, onset_fraction=0.5, onset_frames=25)
@@ -217,6 +219,19 @@ def test_onset_sampler_draws_the_frames_after_onsets():
         TrainParams(onset_fraction=1.5).validate()
     with pytest.raises(ConfigError, match="onset_ms"):
         TrainParams(onset_ms=0).validate()
+
+
+def test_after_onset_metrics_keep_only_early_positives():
+    y = np.zeros((8, 1))
+    y[2:8, 0] = 1
+    probs = np.array([[0.1], [0.2], [0.05], [0.15], [0.9], [0.9], [0.9], [0.9]])
+    recent = np.zeros((8, 1), bool)
+    recent[2:4, 0] = True           # the two frames after the onset score under a negative
+    rep = after_onset_metrics(y, probs, recent, ["piano"])
+    assert rep["per_tag"]["piano"]["positives"] == 2
+    assert rep["per_tag"]["piano"]["roc_auc"] == pytest.approx(0.25)
+    assert tag_metrics(y, probs, ["piano"])["per_tag"]["piano"]["roc_auc"] == pytest.approx(0.75)  # all positives
+    assert rep["macro"]["roc_auc"] == pytest.approx(0.25)
 
 
 def test_mixup_adds_power_and_ors_labels():
@@ -442,6 +457,11 @@ name = "tiny-cli"
                  "--update-bundle"]) == 0
     rep = json.loads((tmp_path / "ev" / "test.json").read_text())
     assert rep["macro"]["roc_auc"] is not None and (tmp_path / "ev" / "per_tag.png").is_file()
+    assert set(rep["after_onset"]) == {"100ms", "250ms"}
+    for span in rep["after_onset"].values():
+        assert set(span["per_tag"]) == set(rep["per_tag"]) and span["n"] == rep["n"]
+        for tag, d in span["per_tag"].items():
+            assert d["positives"] <= rep["per_tag"][tag]["positives"]
     assert json.loads((bundle / "model.json").read_text())["metrics"]["test"]["n"] == rep["n"]
     # a bad config gives a one-line error naming the key
     cfg.write_text(cfg.read_text().replace("epochs = 1", "epochs = 1\nwarp = 9"))

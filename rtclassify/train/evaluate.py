@@ -28,6 +28,7 @@ __all__ = [
     "format_real_table",
     "predict_feature_set",
     "evaluate_split",
+    "after_onset_metrics",
     "evaluate_real",
     "plot_split_report",
 ]
@@ -180,6 +181,45 @@ def _thresholds(bundle) -> tuple[np.ndarray, np.ndarray]:
     return on, off
 
 
+def _eval_targets(model: OnnxWindowModel, fs, stride: int, max_windows: int | None) -> np.ndarray:
+    targets = fs.target_frames(model.window_frames, int(model.meta["lookahead_frames"]), stride)
+    if max_windows and len(targets) > max_windows:
+        targets = targets[np.linspace(0, len(targets) - 1, max_windows).astype(np.int64)]
+    return targets
+
+
+#: Stretches after an onset scored on their own by :func:`evaluate_split`, ms.
+ONSET_SPANS_MS = (100, 250)
+
+
+def after_onset_metrics(y_true: np.ndarray, probs: np.ndarray, recent: np.ndarray, tags) -> dict:
+    """ROC-AUC and PR-AUC per tag with only the positives that lie just after the tag's onset.
+
+    Parameters
+    ----------
+    y_true, probs : np.ndarray, shape (n, n_tags)
+    recent : np.ndarray, shape (n, n_tags), bool
+        The positive frames to keep (for example :meth:`FeatureSet.after_onsets` at the
+        evaluated frames); every negative frame is kept.
+
+    Returns
+    -------
+    dict
+        Like :func:`tag_metrics` without F1 (``positives`` counts the kept ones).
+    """
+    y = np.asarray(y_true) > 0.5
+    recent = np.asarray(recent, bool) & y
+    per = {}
+    for j, tag in enumerate(tags):
+        keep = recent[:, j] | ~y[:, j]
+        per[tag] = tag_metrics(y[keep, j:j + 1], np.asarray(probs)[keep, j:j + 1], [tag])["per_tag"][tag]
+    macro = {}
+    for key in ("roc_auc", "pr_auc"):
+        vals = [d[key] for d in per.values() if d[key] is not None]
+        macro[key] = float(np.mean(vals)) if vals else None
+    return {"per_tag": per, "macro": macro, "n": int(len(y))}
+
+
 def predict_feature_set(model: OnnxWindowModel, fs, stride: int, max_windows: int | None = None):
     """Probabilities for every ``stride``-th reportable frame of every clip.
 
@@ -194,9 +234,7 @@ def predict_feature_set(model: OnnxWindowModel, fs, stride: int, max_windows: in
 
     W = model.window_frames
     L = int(model.meta["lookahead_frames"])
-    targets = fs.target_frames(W, L, stride)
-    if max_windows and len(targets) > max_windows:
-        targets = targets[np.linspace(0, len(targets) - 1, max_windows).astype(np.int64)]
+    targets = _eval_targets(model, fs, stride, max_windows)
     probs = []
     for i in range(0, len(targets), 2048):
         t = targets[i:i + 2048]
@@ -237,6 +275,12 @@ def evaluate_split(bundle, data_dir, split: str = "test", cache_dir=None, thread
     on, off = _thresholds(model.bundle)
     active = _decide(probs, clip_index, on, off)
     report = tag_metrics(labels, probs, meta["labels"], active=active)
+    targets = _eval_targets(model, fs, stride, max_windows)
+    hop_ms = 1000.0 * float(meta["frontend"]["hop_length"]) / float(meta["frontend"]["sample_rate"])
+    report["after_onset"] = {
+        f"{ms}ms": after_onset_metrics(labels, probs, fs.after_onsets(max(1, round(ms / hop_ms)))[targets],
+                                       meta["labels"])
+        for ms in ONSET_SPANS_MS}
     report.update(split=split, stride_frames=stride, data=str(data_dir))
     return report, {"labels": labels, "probs": probs}
 

@@ -192,6 +192,25 @@ class FeatureSet:
                 out.append(np.arange(first, last + 1, stride, dtype=np.int64))
         return np.concatenate(out) if out else np.zeros(0, np.int64)
 
+    def after_onsets(self, frames: int) -> np.ndarray:
+        """Per frame and tag: the tag turned on (off -> on inside the same clip, not at the clip's
+        first frame) at most ``frames - 1`` frames before and is still on.
+
+        Returns
+        -------
+        np.ndarray, shape (n_frames_total, n_tags), bool
+        """
+        if int(frames) < 1:
+            raise ParameterError(f"frames must be >= 1, got {frames}")
+        labels = np.asarray(self.labels).astype(bool)
+        idx = np.arange(len(labels))
+        clip_start = np.repeat(self.offsets[:-1], np.diff(self.offsets))
+        prev = np.zeros_like(labels)
+        prev[1:] = labels[:-1]
+        onset = labels & ~prev & (idx != clip_start)[:, None]
+        last = np.maximum.accumulate(np.where(onset, idx[:, None], -1), axis=0)
+        return labels & (last >= clip_start[:, None]) & (idx[:, None] - last < int(frames))
+
 
 def window_batch(mel: np.ndarray, ends: np.ndarray, window_frames: int) -> np.ndarray:
     """Gather windows that end at the given absolute frames.

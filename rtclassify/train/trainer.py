@@ -366,24 +366,10 @@ class WindowSampler:
         self.onset_fraction = float(onset_fraction)
         self.onset_targets = np.zeros(0, np.int64)
         if self.onset_fraction > 0:
-            near = self.targets_after_onsets(fs, self.targets, int(onset_frames))
+            near = fs.after_onsets(int(onset_frames)).any(axis=1)[self.targets]
             if near.any():
                 self.onset_targets = self.targets[near]
                 self._onset_cdf = np.cumsum(w[near])
-
-    @staticmethod
-    def targets_after_onsets(fs: FeatureSet, targets: np.ndarray, frames: int) -> np.ndarray:
-        """Mask over ``targets``: a tag turned on (off -> on inside the same clip) at most
-        ``frames - 1`` frames before the target and is still on there."""
-        labels = np.asarray(fs.labels).astype(bool)
-        idx = np.arange(len(labels))
-        clip_start = np.repeat(fs.offsets[:-1], np.diff(fs.offsets))
-        prev = np.zeros_like(labels)
-        prev[1:] = labels[:-1]
-        onset = labels & ~prev & (idx != clip_start)[:, None]
-        last = np.maximum.accumulate(np.where(onset, idx[:, None], -1), axis=0)
-        recent = labels & (last >= clip_start[:, None]) & (idx[:, None] - last < frames)
-        return recent.any(axis=1)[targets]
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Target frames (absolute indices), shape (n,)."""
