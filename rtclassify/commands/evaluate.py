@@ -64,8 +64,8 @@ def run(args) -> int:
         t.add_row("[bold]macro", f(m["roc_auc"]), f(m["pr_auc"]), f(m.get("f1")), "")
         console.print(t)
         for span, rep in report.get("after_onset", {}).items():
-            console.print(f"positives within {span} after their tag's onset (every negative kept): "
-                          f"macro ROC-AUC {f(rep['macro']['roc_auc'])}, PR-AUC {f(rep['macro']['pr_auc'])}")
+            console.print(f"first {span} after each onset: macro ROC-AUC {f(rep['macro']['roc_auc'])}, "
+                          f"PR-AUC {f(rep['macro']['pr_auc'])}")
         console.print(f"wrote {out / (args.split + '.json')}, " + ", ".join(str(p) for p in plots))
         if args.update_bundle:
             update_bundle_metrics(args.bundle, {args.split: report})

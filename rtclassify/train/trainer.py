@@ -656,7 +656,6 @@ class Trainer:
         if resume and self.resume():
             self.console.print(f"resumed from {self.out_dir / 'last.pt'} after epoch {self.epoch}")
         p = self.params
-        budget = p.time_budget_min * 60.0
         stopped = "epochs"
         n_params = sum(x.numel() for x in self.model.parameters())
         self.console.print(f"training {n_params} parameters on {len(self.sampler.targets)} windows "
