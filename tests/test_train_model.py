@@ -12,7 +12,7 @@ pytest.importorskip("sklearn")
 
 from rtclassify.errors import ConfigError, ParameterError  # noqa: E402
 from rtclassify.train.evaluate import (  # noqa: E402
-    OnnxWindowModel, after_onset_metrics, choose_thresholds, hysteresis, predict_feature_set, tag_metrics)
+    OnnxWindowModel, subset_metrics, choose_thresholds, hysteresis, predict_feature_set, tag_metrics)
 from rtclassify.train.features import (  # noqa: E402
     DEFAULT_FRONTEND, Clip, FeatureSet, build_feature_set, frame_rms_db, load_feature_set, logmel, window_batch)
 from rtclassify.train.model import TAGS, ModelConfig, ShortChunkCNN  # noqa: E402
@@ -221,17 +221,49 @@ def test_onset_sampler_draws_the_frames_after_onsets():
         TrainParams(onset_ms=0).validate()
 
 
-def test_after_onset_metrics_keep_only_early_positives():
+def test_subset_metrics_keep_only_early_positives():
     y = np.zeros((8, 1))
     y[2:8, 0] = 1
     probs = np.array([[0.1], [0.2], [0.05], [0.15], [0.9], [0.9], [0.9], [0.9]])
     recent = np.zeros((8, 1), bool)
     recent[2:4, 0] = True           # the two frames after the onset score under a negative
-    rep = after_onset_metrics(y, probs, recent, ["piano"])
+    rep = subset_metrics(y, probs, recent, ["piano"])
     assert rep["per_tag"]["piano"]["positives"] == 2
     assert rep["per_tag"]["piano"]["roc_auc"] == pytest.approx(0.25)
     assert tag_metrics(y, probs, ["piano"])["per_tag"]["piano"]["roc_auc"] == pytest.approx(0.75)  # all positives
     assert rep["macro"]["roc_auc"] == pytest.approx(0.25)
+
+
+def test_metrics_by_source_of_the_positives(tmp_path):
+    from rtclassify.train.evaluate import by_source_metrics, source_of_positives
+
+    recs = [
+        {"clip": "a", "split": "test", "sources": [
+            {"type": "fluidsynth", "soundfont": "TimGM6mb", "tag": "piano"},
+            {"type": "tonejs-samples", "instrument": "cello", "tag": "strings"}]},
+        {"clip": "b", "split": "test", "sources": [
+            {"type": "tonejs-samples", "instrument": "cello", "tag": "strings"},
+            {"type": "fluidsynth", "soundfont": "TimGM6mb", "tag": "strings"},
+            {"type": "espeak-ng", "tag": "speech"}]},
+        {"clip": "c", "split": "train", "sources": []},
+    ]
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    fs = FeatureSet(np.zeros((8, 128), np.float16), np.zeros((8, 12), np.uint8), np.array([0, 4, 8]), ["a", "b"],
+                    list(TAGS), dict(DEFAULT_FRONTEND))
+    src = source_of_positives(tmp_path, "test", fs, list(TAGS))
+    assert src == [{"piano": "soundfont TimGM6mb", "strings": "npm cello"},
+                   {"strings": None, "speech": "espeak-ng"}]  # two sources of strings in b: not told apart
+    assert source_of_positives(tmp_path / "none", "test", fs, list(TAGS)) == []
+    j = list(TAGS).index("strings")
+    labels = np.zeros((6, 12))
+    labels[[0, 1, 3, 4], j] = 1
+    probs = np.zeros((6, 12))
+    probs[:, j] = [0.9, 0.8, 0.5, 0.1, 0.2, 0.3]   # clip a's strings rank above every negative, clip b's under
+    clip_index = np.array([0, 0, 0, 1, 1, 1])
+    rep = by_source_metrics(labels, probs, clip_index, src, list(TAGS))
+    assert list(rep["strings"]) == ["npm cello"]
+    assert rep["strings"]["npm cello"]["positives"] == 2 and rep["strings"]["npm cello"]["roc_auc"] == 1.0
+    assert list(rep["piano"]) == ["soundfont TimGM6mb"] and rep["piano"]["soundfont TimGM6mb"]["roc_auc"] is None
 
 
 def test_mixup_adds_power_and_ors_labels():
@@ -489,6 +521,9 @@ def test_data_build_train_export_recipe(tmp_path):
     assert meta["provenance"]["recipe"] == "rtclassify-synth"
     assert meta["provenance"]["sources"]["soundfonts"]["TimGM6mb"]["license"] == "GPL-2.0"
     assert "test" in meta["metrics"]
+    by_source = meta["metrics"]["test"]["by_source"]
+    names = {name for rows in by_source.values() for name in rows}
+    assert names and not any(n.startswith("soundfont") and n != "soundfont TimGM6mb" for n in names)  # held out
     from rtclassify.model.classifier import Classifier
 
     res = Classifier.load(tmp_path / "run" / "bundle").tag(np.zeros(SR, np.float32), SR)

@@ -66,6 +66,10 @@ def run(args) -> int:
         for span, rep in report.get("after_onset", {}).items():
             console.print(f"first {span} after each onset: macro ROC-AUC {f(rep['macro']['roc_auc'])}, "
                           f"PR-AUC {f(rep['macro']['pr_auc'])}")
+        for tag, rows in report.get("by_source", {}).items():
+            if len(rows) > 1:
+                console.print(f"{tag} by source (ROC-AUC, positives): " + ", ".join(
+                    f"{name} {f(d['roc_auc'])} ({d['positives']})" for name, d in rows.items()))
         console.print(f"wrote {out / (args.split + '.json')}, " + ", ".join(str(p) for p in plots))
         if args.update_bundle:
             update_bundle_metrics(args.bundle, {args.split: report})

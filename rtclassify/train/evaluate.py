@@ -28,7 +28,9 @@ __all__ = [
     "format_real_table",
     "predict_feature_set",
     "evaluate_split",
-    "after_onset_metrics",
+    "subset_metrics",
+    "source_of_positives",
+    "by_source_metrics",
     "evaluate_real",
     "plot_split_report",
 ]
@@ -192,15 +194,16 @@ def _eval_targets(model: OnnxWindowModel, fs, stride: int, max_windows: int | No
 ONSET_SPANS_MS = (100, 250)
 
 
-def after_onset_metrics(y_true: np.ndarray, probs: np.ndarray, recent: np.ndarray, tags) -> dict:
-    """ROC-AUC and PR-AUC per tag with only the positives that lie just after the tag's onset.
+def subset_metrics(y_true: np.ndarray, probs: np.ndarray, recent: np.ndarray, tags) -> dict:
+    """ROC-AUC and PR-AUC per tag with only some of its positives (and every negative).
 
     Parameters
     ----------
     y_true, probs : np.ndarray, shape (n, n_tags)
     recent : np.ndarray, shape (n, n_tags), bool
         The positive frames to keep (for example :meth:`FeatureSet.after_onsets` at the
-        evaluated frames); every negative frame is kept.
+        evaluated frames: the positives just after the tag's onsets, or the frames of one
+        source); every negative frame is kept.
 
     Returns
     -------
@@ -218,6 +221,55 @@ def after_onset_metrics(y_true: np.ndarray, probs: np.ndarray, recent: np.ndarra
         vals = [d[key] for d in per.values() if d[key] is not None]
         macro[key] = float(np.mean(vals)) if vals else None
     return {"per_tag": per, "macro": macro, "n": int(len(y))}
+
+
+def _source_name(src: dict) -> str:
+    if src.get("type") == "fluidsynth":
+        return f"soundfont {src.get('soundfont', '?')}"
+    if src.get("type") == "tonejs-samples":
+        return f"npm {src.get('instrument', '?')}"
+    return str(src.get("type", "?"))
+
+
+def source_of_positives(data_dir, split: str, fs, tags) -> list[dict]:
+    """Per clip of ``fs``: for each tag, the one source its positives come from.
+
+    The source is the manifest's: ``soundfont NAME`` (FluidSynth renders), ``npm INSTRUMENT``
+    (recorded notes) or the source type (``espeak-ng``, ``sung-festival``, ...). A tag with
+    positives from more than one source in a clip gets None there (its frames cannot be told
+    apart). Empty when the data set has no manifest (not built by ``rtclassify data build``).
+    """
+    from .data.build import split_records
+
+    try:
+        recs = {r["clip"]: r for r in split_records(data_dir, split)}
+    except (ParameterError, OSError):
+        return []
+    out = []
+    for name in fs.names:
+        by_tag = {}
+        for src in recs.get(name, {}).get("sources", []):
+            t = src.get("tag")
+            if t in tags:
+                by_tag.setdefault(t, set()).add(_source_name(src))
+        out.append({t: next(iter(v)) if len(v) == 1 else None for t, v in by_tag.items()})
+    return out
+
+
+def by_source_metrics(labels: np.ndarray, probs: np.ndarray, clip_index: np.ndarray, sources: list[dict],
+                      tags) -> dict:
+    """``{tag: {source: {positives, roc_auc, pr_auc}}}``: each tag scored on the positives of one
+    source at a time (see :func:`source_of_positives`) against all its negatives."""
+    out = {}
+    for j, tag in enumerate(tags):
+        per_clip = np.array([src.get(tag) or "" for src in sources], dtype=object)
+        names = sorted(set(per_clip) - {""})
+        rows = {}
+        for name in names:
+            keep = (per_clip[clip_index] == name)[:, None]
+            rows[name] = subset_metrics(labels[:, j:j + 1], probs[:, j:j + 1], keep, [tag])["per_tag"][tag]
+        out[tag] = rows
+    return out
 
 
 def predict_feature_set(model: OnnxWindowModel, fs, stride: int, max_windows: int | None = None):
@@ -278,9 +330,12 @@ def evaluate_split(bundle, data_dir, split: str = "test", cache_dir=None, thread
     targets = _eval_targets(model, fs, stride, max_windows)
     hop_ms = 1000.0 * float(meta["frontend"]["hop_length"]) / float(meta["frontend"]["sample_rate"])
     report["after_onset"] = {
-        f"{ms}ms": after_onset_metrics(labels, probs, fs.after_onsets(max(1, round(ms / hop_ms)))[targets],
+        f"{ms}ms": subset_metrics(labels, probs, fs.after_onsets(max(1, round(ms / hop_ms)))[targets],
                                        meta["labels"])
         for ms in ONSET_SPANS_MS}
+    sources = source_of_positives(data_dir, split, fs, meta["labels"])
+    if sources:
+        report["by_source"] = by_source_metrics(labels, probs, clip_index, sources, meta["labels"])
     report.update(split=split, stride_frames=stride, data=str(data_dir))
     return report, {"labels": labels, "probs": probs}
 
