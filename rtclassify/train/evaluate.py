@@ -105,14 +105,17 @@ def tag_metrics(y_true: np.ndarray, probs: np.ndarray, tags, active: np.ndarray 
             d["f1"] = _f1(y[:, j], np.asarray(active)[:, j]) if pos > 0 else None
         per[tag] = d
 
-    def macro(key):
-        vals = [d[key] for d in per.values() if d.get(key) is not None]
-        return float(np.mean(vals)) if vals else None
-
-    out = {"per_tag": per, "macro": {"roc_auc": macro("roc_auc"), "pr_auc": macro("pr_auc")}, "n": int(len(y))}
+    out = {"per_tag": per, "macro": {"roc_auc": _macro(per, "roc_auc"), "pr_auc": _macro(per, "pr_auc")},
+           "n": int(len(y))}
     if active is not None:
-        out["macro"]["f1"] = macro("f1")
+        out["macro"]["f1"] = _macro(per, "f1")
     return out
+
+
+def _macro(per: dict, key: str):
+    """Mean of a per-tag metric over the tags that have it (None when none has)."""
+    vals = [d[key] for d in per.values() if d.get(key) is not None]
+    return float(np.mean(vals)) if vals else None
 
 
 def choose_thresholds(y_true: np.ndarray, probs: np.ndarray, tags, off_ratio: float = 0.7,
@@ -194,13 +197,13 @@ def _eval_targets(model: OnnxWindowModel, fs, stride: int, max_windows: int | No
 ONSET_SPANS_MS = (100, 250)
 
 
-def subset_metrics(y_true: np.ndarray, probs: np.ndarray, recent: np.ndarray, tags) -> dict:
+def subset_metrics(y_true: np.ndarray, probs: np.ndarray, keep: np.ndarray, tags) -> dict:
     """ROC-AUC and PR-AUC per tag with only some of its positives (and every negative).
 
     Parameters
     ----------
     y_true, probs : np.ndarray, shape (n, n_tags)
-    recent : np.ndarray, shape (n, n_tags), bool
+    keep : np.ndarray, shape (n, n_tags), bool
         The positive frames to keep (for example :meth:`FeatureSet.after_onsets` at the
         evaluated frames: the positives just after the tag's onsets, or the frames of one
         source); every negative frame is kept.
@@ -211,16 +214,12 @@ def subset_metrics(y_true: np.ndarray, probs: np.ndarray, recent: np.ndarray, ta
         Like :func:`tag_metrics` without F1 (``positives`` counts the kept ones).
     """
     y = np.asarray(y_true) > 0.5
-    recent = np.asarray(recent, bool) & y
+    keep = np.asarray(keep, bool) | ~y
     per = {}
     for j, tag in enumerate(tags):
-        keep = recent[:, j] | ~y[:, j]
-        per[tag] = tag_metrics(y[keep, j:j + 1], np.asarray(probs)[keep, j:j + 1], [tag])["per_tag"][tag]
-    macro = {}
-    for key in ("roc_auc", "pr_auc"):
-        vals = [d[key] for d in per.values() if d[key] is not None]
-        macro[key] = float(np.mean(vals)) if vals else None
-    return {"per_tag": per, "macro": macro, "n": int(len(y))}
+        rows = keep[:, j]
+        per[tag] = tag_metrics(y[rows, j:j + 1], np.asarray(probs)[rows, j:j + 1], [tag])["per_tag"][tag]
+    return {"per_tag": per, "macro": {k: _macro(per, k) for k in ("roc_auc", "pr_auc")}, "n": int(len(y))}
 
 
 def _source_name(src: dict) -> str:
@@ -282,11 +281,15 @@ def predict_feature_set(model: OnnxWindowModel, fs, stride: int, max_windows: in
     clip_index : np.ndarray, shape (n,)
         The clip of each row (rows of a clip are consecutive and in time order).
     """
+    return _predict_targets(model, fs, _eval_targets(model, fs, stride, max_windows))
+
+
+def _predict_targets(model: OnnxWindowModel, fs, targets: np.ndarray):
+    """:func:`predict_feature_set` at given target frames."""
     from .features import window_batch
 
     W = model.window_frames
     L = int(model.meta["lookahead_frames"])
-    targets = _eval_targets(model, fs, stride, max_windows)
     probs = []
     for i in range(0, len(targets), 2048):
         t = targets[i:i + 2048]
@@ -323,15 +326,13 @@ def evaluate_split(bundle, data_dir, split: str = "test", cache_dir=None, thread
     fs = split_features(data_dir, split, list(model.bundle.labels), meta["frontend"], cache_dir=cache_dir,
                         progress=progress)
     stride = int(model.bundle.hop_frames)
-    probs, labels, clip_index = predict_feature_set(model, fs, stride, max_windows)
+    targets = _eval_targets(model, fs, stride, max_windows)
+    probs, labels, clip_index = _predict_targets(model, fs, targets)
     on, off = _thresholds(model.bundle)
     active = _decide(probs, clip_index, on, off)
     report = tag_metrics(labels, probs, meta["labels"], active=active)
-    targets = _eval_targets(model, fs, stride, max_windows)
-    hop_ms = 1000.0 * float(meta["frontend"]["hop_length"]) / float(meta["frontend"]["sample_rate"])
     report["after_onset"] = {
-        f"{ms}ms": subset_metrics(labels, probs, fs.after_onsets(max(1, round(ms / hop_ms)))[targets],
-                                       meta["labels"])
+        f"{ms}ms": subset_metrics(labels, probs, fs.after_onsets(fs.frames_in(ms))[targets], meta["labels"])
         for ms in ONSET_SPANS_MS}
     sources = source_of_positives(data_dir, split, fs, meta["labels"])
     if sources:

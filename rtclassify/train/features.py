@@ -192,6 +192,11 @@ class FeatureSet:
                 out.append(np.arange(first, last + 1, stride, dtype=np.int64))
         return np.concatenate(out) if out else np.zeros(0, np.int64)
 
+    def frames_in(self, ms: float) -> int:
+        """Whole frames (at least one) nearest to ``ms`` milliseconds at this set's hop."""
+        hop_ms = 1000.0 * float(self.frontend["hop_length"]) / float(self.frontend["sample_rate"])
+        return max(1, round(float(ms) / hop_ms))
+
     def after_onsets(self, frames: int) -> np.ndarray:
         """Per frame and tag: the tag turned on (off -> on inside the same clip, not at the clip's
         first frame) at most ``frames - 1`` frames before and is still on.

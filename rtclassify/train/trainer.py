@@ -500,9 +500,8 @@ class Trainer:
         if params.precision == "bf16" and not _cpu_has_bf16(torch):
             self.console.print("[yellow]precision = 'bf16' on a CPU without AMX or AVX-512 BF16: torch emulates "
                                "bfloat16 and training will be slower than with 'fp32'[/yellow]")
-        hop_s = float(train_set.frontend["hop_length"]) / float(train_set.frontend["sample_rate"])
         self.sampler = WindowSampler(train_set, self.cfg.window_frames, self.cfg.lookahead_frames, params.balance,
-                                     params.onset_fraction, max(1, round(params.onset_ms / 1000.0 / hop_s)))
+                                     params.onset_fraction, train_set.frames_in(params.onset_ms))
         self.steps_per_epoch = max(1, params.windows_per_epoch // params.batch_size)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
         self.total_steps = self.steps_per_epoch * params.epochs
