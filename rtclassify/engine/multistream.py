@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
