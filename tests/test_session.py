@@ -85,6 +85,46 @@ def test_any_split_any_dtype_same_as_tag(clf, signals, sizes, dtype, sr):
     np.testing.assert_array_equal(np.stack([f.probs for f in frames]), ref.probs)
 
 
+class CountingBackend:
+    """The classifier's backend, counting calls and windows."""
+
+    def __init__(self, backend):
+        self.backend, self.calls, self.windows = backend, 0, 0
+
+    def run(self, windows):
+        self.calls += 1
+        self.windows += windows.shape[0]
+        return self.backend.run(windows)
+
+
+@pytest.mark.parametrize("sr", [16000, 44100])
+def test_batched_session_decides_the_same_outputs_in_fewer_calls(clf, signals, sr):
+    """batch > 1: every due window of a block in one backend call, outputs decided in the same order and times."""
+    x = signals[sr]
+    ref_events, ref = stream_all(clf.stream(sample_rate=sr, max_block=4096, level_rate=None, techniques=True), x,
+                                 [3000])
+    for batch, sizes, max_block in ((3, [3000], 4096), (16, [1, 4096, 77], 4096), (16, [len(x)], len(x))):
+        counting = CountingBackend(clf.backend)
+        seen = []
+        s = Classifier(clf.bundle, counting).stream(sample_rate=sr, max_block=max_block, level_rate=None,
+                                                    techniques=True, batch=batch, on_frame=seen.append)
+        events, frames = stream_all(s, x, sizes)
+        assert counting.windows == len(ref) == len(seen) == s.counters["hops"]
+        if max_block == len(x):  # one block: full batches, then the rest and the resampler's tail
+            assert counting.calls <= math.ceil(len(ref) / batch) + 1
+        else:
+            assert counting.calls < len(ref)
+        # tag and technique events each in the same order (how they interleave follows the block split)
+        for is_tag in (True, False):
+            assert [e for e in events if hasattr(e, "tag") == is_tag] == \
+                [e for e in ref_events if hasattr(e, "tag") == is_tag]
+        assert [f.index for f in frames] == [f.index for f in ref]
+        assert [f.time for f in frames] == [f.time for f in ref]
+        assert [f.stream_time for f in frames] == [f.stream_time for f in ref]
+        assert [f.technique for f in frames] == [f.technique for f in ref]
+        np.testing.assert_allclose(np.stack([f.probs for f in frames]), np.stack([f.probs for f in ref]), atol=1e-6)
+
+
 def test_times_in_input_seconds(clf, signals):
     """The low tone starts at 0.5 s: whatever the input rate, the tag turns on near 0.5 s of input time."""
     onsets = {}
@@ -214,7 +254,7 @@ def test_bad_blocks(clf, block, text):
     ({"sample_rate": 0}, "sample_rate"), ({"sample_rate": 44100.5}, "sample_rate"),
     ({"max_block": 0}, "max_block"), ({"channel": -1}, "channel"), ({"channel": "left"}, "channel"),
     ({"on_frame": 3}, "on_frame"), ({"resample_quality": "best", "sample_rate": 44100}, "quality"),
-    ({"decoder": {"bogus": 1}}, "decoder.bogus"),
+    ({"decoder": {"bogus": 1}}, "decoder.bogus"), ({"batch": 0}, "batch"), ({"batch": 2.5}, "batch"),
 ])
 def test_bad_parameters(clf, kwargs, text):
     with pytest.raises(ParameterError, match=text):

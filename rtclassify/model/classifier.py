@@ -34,6 +34,9 @@ __all__ = ["Classifier", "TagResult"]
 
 #: samples per block fed to the session by the offline path
 OFFLINE_BLOCK = 65536
+#: most hops of a block run through the model in one call by the offline path (several times fewer
+#: calls; about 20% less CPU per window with two ONNX Runtime threads, and what a GPU backend wants)
+OFFLINE_BATCH = 16
 #: most channels accepted in a 2-D signal given to :meth:`Classifier.tag`
 MAX_CHANNELS = 8
 
@@ -207,7 +210,7 @@ class Classifier:
     def stream(self, sample_rate: int = 48000, max_block: int = 1024, hop: float | None = None,
                channel: int | str = 0, decoder: dict | None = None, level_rate: float | None = None,
                resample_quality: str = "HQ", record_frames: bool = True, on_frame=None,
-               techniques: bool | dict = False):
+               techniques: bool | dict = False, batch: int = 1):
         """A synchronous streaming session (plugin style, no threads).
 
         See :class:`rtclassify.engine.session.StreamSession` for the
@@ -222,7 +225,7 @@ class Classifier:
         return StreamSession(self.bundle, self.backend, sample_rate=sample_rate, max_block=max_block, hop=hop,
                              channel=channel, decoder=decoder, level_rate=level_rate,
                              resample_quality=resample_quality, record_frames=record_frames, on_frame=on_frame,
-                             techniques=techniques)
+                             techniques=techniques, batch=batch)
 
     def multistream(self, channels, sample_rate: int = 48000, max_block: int = 1024, hop: float | None = None,
                     decoder: dict | None = None, level_rate: float | None = None, resample_quality: str = "HQ",
@@ -299,7 +302,7 @@ class Classifier:
         else:
             raise ParameterError(f"audio must have shape (n,), (n, channels) or (channels, n); got {a.shape}")
         session = self.stream(sample_rate=sample_rate, max_block=OFFLINE_BLOCK, hop=hop, channel=ch,
-                              decoder=decoder, level_rate=level_rate, techniques=techniques)
+                              decoder=decoder, level_rate=level_rate, techniques=techniques, batch=OFFLINE_BATCH)
         n = a.shape[0]
         blocks = (a[i:i + OFFLINE_BLOCK] for i in range(0, n, OFFLINE_BLOCK))
         return _collect(session, blocks, n, progress)
@@ -320,7 +323,7 @@ class Classifier:
         if channel is not None and not (isinstance(channel, (int, np.integer)) and 0 <= channel < info.channels):
             raise ParameterError(f"channel {channel!r} out of range: {path} has {info.channels} channel(s)")
         session = self.stream(sample_rate=info.sample_rate, max_block=OFFLINE_BLOCK, hop=hop, channel=0,
-                              decoder=decoder, level_rate=level_rate, techniques=techniques)
+                              decoder=decoder, level_rate=level_rate, techniques=techniques, batch=OFFLINE_BATCH)
         blocks = files.iter_blocks(path, OFFLINE_BLOCK, channel)
         return _collect(session, blocks, info.frames, progress)
 
