@@ -115,6 +115,7 @@ struct ConfigParams<rtc::TremoloConfig> {
       {"rate_step", &C::rate_step},
       {"rate_stability", &C::rate_stability},
       {"stability_periods", &C::stability_periods},
+      {"crest_floor", &C::crest_floor},
   };
 };
 

@@ -129,6 +129,28 @@ bool fit_with_trend(const double* g, const double* r, double yy, int p, double* 
   return true;
 }
 
+// Least-squares fit of y = p0 + p1 u + p2 u^2 + a c + b s over m frames (the
+// columns as fill_basis() writes them): coefficients to b5, the residual sums
+// of squares of the model and of the trend alone, and the data's sum of
+// squares. False when the fit is singular.
+bool fit_sinusoid(const double* ys, const double* u, const double* u2, const double* c, const double* s, int m,
+                  double* b5, double& ss_full, double& ss_trend, double& yy) noexcept {
+  double g[25];
+  normal_matrix(u, u2, c, s, m, g);
+  double r[5] = {0, 0, 0, 0, 0};
+  yy = 0.0;
+  for (int j = 0; j < m; ++j) {
+    const double y = ys[j];
+    r[0] += y;
+    r[1] += u[j] * y;
+    r[2] += u2[j] * y;
+    r[3] += c[j] * y;
+    r[4] += s[j] * y;
+    yy += y * y;
+  }
+  return fit_with_trend(g, r, yy, 5, b5, ss_full, ss_trend);
+}
+
 // Fraction of the detrended variance that the full model explains, in [0, 1];
 // 0 when the detrended variance is negligible (against the sum of squares yy).
 double explained_share(double ss_full, double ss_trend, double yy) noexcept {
@@ -252,6 +274,12 @@ ModulationAnalyzer::ModulationAnalyzer(double frame_rate, double rate_min, doubl
   // lin_ holds the window plus room for the on-the-fly fit's basis (4 columns)
   lin_.assign(6 * cap, 0.0);
   linf_.assign(cap, 0.0f);
+}
+
+void ModulationAnalyzer::set_crest_floor(double floor) {
+  if (!(floor >= -1.0 && floor < 1.0))
+    invalid_parameter("crest_floor", "must be in [-1, 1) (got " + std::to_string(floor) + ")");
+  crest_floor_ = floor;
 }
 
 int ModulationAnalyzer::window_for(double rate) const noexcept {
@@ -410,25 +438,29 @@ ModulationEstimate ModulationAnalyzer::fit(double rate, int window) noexcept {
   double* s = c + hist_.size();
   for (int i = 0; i < m; ++i) ys[i] = lin_[static_cast<std::size_t>(n - 1 - stride_ * (m - 1 - i))];
   fill_basis(rate, n, stride_, m, fs_, u, u2, c, s);
-  double g[25];
-  normal_matrix(u, u2, c, s, m, g);
-  double r[5] = {0, 0, 0, 0, 0};
-  double yy = 0.0;
-  for (int j = 0; j < m; ++j) {
-    const double y = ys[j];
-    r[0] += y;
-    r[1] += u[j] * y;
-    r[2] += u2[j] * y;
-    r[3] += c[j] * y;
-    r[4] += s[j] * y;
-    yy += y * y;
-  }
-  double b5[5], ss_full, ss_trend;
-  if (!fit_with_trend(g, r, yy, 5, b5, ss_full, ss_trend)) return e;
+  double b5[5], ss_full, ss_trend, yy;
+  if (!fit_sinusoid(ys, u, u2, c, s, m, b5, ss_full, ss_trend, yy)) return e;
   e.valid = true;
   e.rate = rate;
   e.amplitude = std::sqrt(b5[3] * b5[3] + b5[4] * b5[4]);
+  e.crest = e.amplitude;
   e.regularity = explained_share(ss_full, ss_trend, yy);
+  if (crest_floor_ > -1.0 && e.amplitude > 0.0) {
+    // keep the frames where the fitted sinusoid is above floor * amplitude, compacted in place
+    const double lim = crest_floor_ * e.amplitude;
+    int k = 0;
+    for (int j = 0; j < m; ++j) {
+      if (b5[3] * c[j] + b5[4] * s[j] <= lim) continue;
+      ys[k] = ys[j];
+      u[k] = u[j];
+      u2[k] = u2[j];
+      c[k] = c[j];
+      s[k] = s[j];
+      ++k;
+    }
+    double bk[5], sf, st, yk;
+    if (k >= 8 && fit_sinusoid(ys, u, u2, c, s, k, bk, sf, st, yk)) e.crest = std::sqrt(bk[3] * bk[3] + bk[4] * bk[4]);
+  }
   // range of p0 + p1 u + p2 u^2 over u in [-1, 1]
   const double p1 = b5[1], p2 = b5[2];
   double lo = std::min(-p1 + p2, p1 + p2), hi = std::max(-p1 + p2, p1 + p2);

@@ -39,6 +39,9 @@ struct ModulationEstimate {
   double regularity = 0.0;  ///< fraction of the detrended variance explained by the sinusoid, [0, 1]
   double trend_range = 0.0; ///< max - min of the fitted quadratic trend over the window, contour units
   int window = 0;           ///< frames in the final fit
+  /// Half peak-to-peak amplitude fitted away from the troughs (see
+  /// ModulationAnalyzer::set_crest_floor()); equals `amplitude` when that is off.
+  double crest = 0.0;
 };
 
 /// Whether `rate` lies within `tolerance` (relative) of one of the first
@@ -112,11 +115,25 @@ class ModulationAnalyzer {
   double window_periods() const noexcept { return periods_; }
   /// Window length in frames for a rate in Hz.
   int window_for(double rate) const noexcept;
+  /// From now on every fit (fit(), and analyze()'s final fit) also fits the
+  /// sinusoid again on the frames where the first fit's sinusoid, as a
+  /// fraction of its amplitude, lies above `floor` (in [-1, 1); -1: off, crest
+  /// = amplitude), with the same trend terms, and reports that amplitude as
+  /// ModulationEstimate::crest. A level contour's troughs are where additive
+  /// noise and reverberation fill it in and where a room's reflections can
+  /// cancel the direct sound; its crests are the direct sound's. The first
+  /// fit's amplitude, regularity and trend are unchanged (detection does not
+  /// depend on it). When fewer than 8 frames or a singular fit remain, crest =
+  /// amplitude.
+  /// @throws std::invalid_argument naming crest_floor
+  void set_crest_floor(double floor);
+  double crest_floor() const noexcept { return crest_floor_; }
 
  private:
   void linearize(std::size_t n) noexcept;
 
   double fs_, rate_min_, rate_max_, periods_, step_;
+  double crest_floor_ = -1.0;
   int n_cand_;
   std::vector<double> cand_rate_;
   std::vector<int> cand_len_;          // window of each candidate, frames

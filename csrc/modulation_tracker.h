@@ -108,9 +108,10 @@ class ModulationTracker {
               const ModulationConfig& config, bool release_check = true) noexcept;
   /// Amplitude to report after settle(): the larger of the whole window's
   /// and, while on or turning on, the newest `release_periods` periods' (at
-  /// the onset of a modulation the window still holds the plain part before it).
+  /// the onset of a modulation the window still holds the plain part before it),
+  /// each fitted away from the troughs when the analyzer has a crest floor.
   double reported_amplitude() const noexcept {
-    return recent_.valid ? std::max(est_.amplitude, recent_.amplitude) : est_.amplitude;
+    return recent_.valid ? std::max(est_.crest, recent_.crest) : est_.crest;
   }
 
   double fs_;                ///< contour frame rate, Hz

@@ -148,7 +148,7 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
     t.suppressed = veto_t && !t.on;
     t.rate = static_cast<float>(clean_.rate);
     t.regularity = static_cast<float>(clean_.regularity);
-    t.depth = static_cast<float>(2.0 * clean_.amplitude);
+    t.depth = static_cast<float>(2.0 * clean_.crest);
   } else {
     t.on = tremolo_.decide(veto_t);
     t.suppressed = veto_t;

@@ -70,6 +70,11 @@ struct TremoloConfig : ModulationConfig {
   int vibrato_harmonics = 4;       ///< harmonics of the vibrato rate in the attribution fit (1 to 4)
   double rate_stability = 0.05;    ///< largest relative rate change over stability_periods to turn on (0: off)
   double stability_periods = 0.75; ///< span of that check, periods of the current rate
+  /// The reported depth is fitted on the frames where the first fit's sinusoid
+  /// is above crest_floor times its amplitude (ModulationAnalyzer::set_crest_floor();
+  /// -0.5 leaves out the third of each period around the trough, which noise and
+  /// reverberation fill in or a room's reflections deepen); -1: the whole window.
+  double crest_floor = -0.5;
 };
 
 /// Streaming tremolo detector (see file comment).

@@ -215,6 +215,40 @@ def test_tremolo_tracker_on_a_level_contour():
     assert out["restarted"][500] and not out["on"][500]
 
 
+def _late_depth(level, fs, **config):
+    out = _core.TremoloTracker(fs, **config).process(level.astype(np.float32))
+    late = np.arange(len(level)) / fs > 1.5
+    assert out["on"][late].all()
+    return float(np.median(out["depth"][late]))
+
+
+@pytest.mark.parametrize("rate, depth", [(4.0, 6.0), (6.5, 10.0), (9.0, 3.0)])
+def test_depth_fitted_on_the_crests_is_less_hurt_by_filled_troughs(rate, depth):
+    """Noise added in power raises a level contour's troughs most; the crests stay nearer the source's."""
+    fs = 200.0
+    t = np.arange(int(4 * fs)) / fs
+    clean = -20 + 0.5 * depth * np.sin(2 * np.pi * rate * t)
+    assert abs(_late_depth(clean, fs) - depth) < 0.1
+    assert abs(_late_depth(clean, fs, crest_floor=-1.0) - depth) < 0.1
+    for noise_db in (-32, -26):  # 12 and 6 dB under the mean level
+        filled = 10 * np.log10(10 ** (clean / 10) + 10 ** (noise_db / 10))
+        whole = _late_depth(filled, fs, crest_floor=-1.0)
+        crest = _late_depth(filled, fs)
+        assert whole < crest < depth
+        assert depth - crest < 0.9 * (depth - whole), (whole, crest)
+
+
+@pytest.mark.parametrize("rate, depth", [(4.0, 6.0), (6.5, 10.0)])
+def test_depth_fitted_on_the_crests_ignores_cancellations_at_the_troughs(rate, depth):
+    """A room's reflections can cancel the direct sound near a tremolo's troughs: deep, narrow dips."""
+    fs = 200.0
+    t = np.arange(int(4 * fs)) / fs
+    phase = 2 * np.pi * rate * t
+    notched = -20 + 0.5 * depth * np.sin(phase) - 10 * np.maximum(0.0, -np.sin(phase)) ** 8
+    assert _late_depth(notched, fs, crest_floor=-1.0) > depth + 3.0
+    assert abs(_late_depth(notched, fs) - depth) < 0.2
+
+
 def test_tremolo_tracker_attributes_a_vibrato_rate_wobble_to_the_vibrato():
     fs = 200.0
     t = np.arange(int(4 * fs)) / fs
@@ -235,7 +269,8 @@ def test_tremolo_tracker_attributes_a_vibrato_rate_wobble_to_the_vibrato():
     *bad_parameters(dict(frame_rate=200.0), ("rate_max", 60.0), ("depth_on", 0.0), ("depth_off", 3.0),
                     ("regularity_off", 0.95), ("trend_ratio", -1.0), ("onset_db", 0.0), ("onset_frames", 0),
                     ("vibrato_harmonics", 9), ("vibrato_explained", 0.0), ("rate_step", 0.0),
-                    ("rate_stability", 1.5), ("stability_periods", 0.0), ("bogus", 2)),
+                    ("rate_stability", 1.5), ("stability_periods", 0.0), ("crest_floor", 1.0),
+                    ("crest_floor", -1.5), ("bogus", 2)),
 ])
 def test_bad_tremolo_parameters_raise_value_error_naming_them(kwargs, name):
     with pytest.raises(ValueError, match=name):
