@@ -598,3 +598,37 @@ def test_query_audio_conditions():
     assert np.array_equal(alt[:int(0.7 * SR)], bg[:int(0.7 * SR)])
     with pytest.raises(ParameterError, match="condition"):
         query_audio(bg, snd, "both")
+
+
+def test_fewshot_seeds_do_not_depend_on_the_other_tasks(tmp_path, monkeypatch):
+    """A task's data are rendered from the same seed whether it is built alone or with others."""
+    from rtclassify.learn import fewshot
+
+    seeds: dict = {}
+
+    class Context:
+        def __init__(self, cache=None):
+            pass
+
+        def close(self):
+            pass
+
+    def support(task, ctx, tseed, pool):
+        seeds.setdefault(task.name, set()).add(tseed)
+        return [np.zeros(10, np.float32)]
+
+    def queries(task, ctx, tseed, n_query, src):
+        seeds.setdefault(task.name, set()).add(tseed)
+        return [(np.zeros(10, np.float32), np.zeros(10, np.float32))]
+
+    monkeypatch.setattr("rtclassify.train.data.build.WorkerContext", Context)
+    monkeypatch.setattr(fewshot, "_support", support)
+    monkeypatch.setattr(fewshot, "_queries", queries)
+    by_name = {t.name: t for t in fewshot.TASKS}
+    fewshot.build_fewshot_data(tmp_path / "all", progress=False)
+    fewshot.build_fewshot_data(tmp_path / "two", tasks=[by_name["trombone"], by_name["clarinet"]], progress=False)
+    assert len(seeds) == len(fewshot.TASKS)
+    assert all(len(s) == 1 for s in seeds.values())  # each task: one seed, alone or in the full set
+    assert len({next(iter(s)) for s in seeds.values()}) == len(fewshot.TASKS)
+    assert fewshot.task_index("clarinet") == [t.name for t in fewshot.TASKS].index("clarinet")
+    assert fewshot.task_index("my_pedal") == fewshot.task_index("my_pedal") >= len(fewshot.TASKS)
