@@ -127,7 +127,6 @@ class ModulationAnalyzer {
   /// amplitude.
   /// @throws std::invalid_argument naming crest_floor
   void set_crest_floor(double floor);
-  double crest_floor() const noexcept { return crest_floor_; }
 
  private:
   void linearize(std::size_t n) noexcept;

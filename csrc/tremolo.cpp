@@ -22,8 +22,6 @@ const TremoloConfig& validated(double frame_rate, const TremoloConfig& c) {
   check_release_periods(c);
   if (!(c.rate_stability >= 0.0 && c.rate_stability <= 1.0))
     invalid_parameter("rate_stability", "must be in [0, 1] (got " + std::to_string(c.rate_stability) + ")");
-  if (!(c.crest_floor >= -1.0 && c.crest_floor < 1.0))
-    invalid_parameter("crest_floor", "must be in [-1, 1) (got " + std::to_string(c.crest_floor) + ")");
   if (!(c.stability_periods > 0.0 && c.stability_periods <= 2.0))
     invalid_parameter("stability_periods", "must be in (0, 2] (got " + std::to_string(c.stability_periods) + ")");
   return c;
@@ -37,7 +35,7 @@ TremoloTracker::TremoloTracker(double frame_rate, const TremoloConfig& config)
       clean_(frame_rate, config.rate_min, config.rate_max, config.window_periods, config.rate_step),
       resid_(static_cast<std::size_t>(an_.longest_window())),
       rates_(static_cast<std::size_t>(std::ceil(config.stability_periods * frame_rate / config.rate_min)) + 2, 0.0f) {
-  an_.set_crest_floor(config.crest_floor);
+  an_.set_crest_floor(config.crest_floor);  // validates crest_floor
   clean_.set_crest_floor(config.crest_floor);
 }
 

@@ -542,14 +542,9 @@ class StreamSession:
     def _push_frames(self, frames: np.ndarray, events: list) -> None:
         k = frames.shape[0]
         j = 0
-        if self.batch == 1:
-            while j < k:
-                j, p = self._advance(frames, j)
-                if p >= 0:
-                    self._hop(p, events)
-            return
-        # batched: copy each due window aside and move the trigger on, so _advance finds the next due
-        # frame; then run the batch and decide its outputs in order (_decide moves the trigger again)
+        # copy each due window aside and move the trigger on, so _advance finds the next due frame; at
+        # `batch` windows (and at the end of the frames) run them and decide their outputs in order
+        # (_decide moves the trigger again)
         n = 0
         first = self._trigger
         while j < k:
@@ -603,10 +598,6 @@ class StreamSession:
     def _window(self, p: int, out: np.ndarray) -> None:
         """Copy the last ``W`` frames, ending at ring position ``p``, into ``out`` (n_mels, W)."""
         np.copyto(out, self._ring[p + 1:p + 1 + self._W].T)
-
-    def _hop(self, p: int, events: list) -> None:
-        self._window(p, self._win[0])
-        self._decide(self._run(self._win)[0], events)
 
     def _decide(self, probs: np.ndarray, events: list) -> None:
         """Decode the model output ``probs`` (n_tags,) of the hop that is due; appends its events."""
