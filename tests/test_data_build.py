@@ -127,7 +127,31 @@ def test_plan_is_deterministic_and_sized():
         B.plan_clips(1, 1, kind_weights={"jazz": 1.0})
 
 
+def test_vibrato_curve_restarts_after_each_note_on():
+    v = gm.Vibrato(rate_hz=5.0, depth_cents=30.0, delay_s=0.2, ramp_s=0.3, drift=0.0, seed=1)
+    t = np.arange(0, 3.0, 0.002)
+    c = v.cents(t, np.array([0.5, 2.0]))
+    assert np.all(c[t < 0.5] == 0)                       # before the first note
+    assert np.all(c[(t >= 0.5) & (t < 0.7)] == 0)        # the delay after a note-on
+    full = (t >= 1.0) & (t < 2.0)
+    assert 29.0 < np.abs(c[full]).max() <= 30.0          # full extent after delay + ramp
+    assert np.all(c[(t >= 2.0) & (t < 2.2)] == 0)        # the next note starts steady again
+    ramp = (t >= 0.7) & (t < 1.0)
+    assert np.abs(c[ramp]).max() < 30.0
+    # about 5 cycles per second at full extent
+    crossings = np.sum(np.diff(np.sign(c[full])) != 0)
+    assert 9 <= crossings <= 11
+    assert np.array_equal(c, v.cents(t, np.array([0.5, 2.0])))  # deterministic for its seed
+    assert not v.cents(t, np.array([])).any()
+    d = gm.draw_vibrato(np.random.default_rng(0))
+    assert 4.5 <= d.rate_hz <= 7.0 and 8.0 <= d.depth_cents <= 50.0
+
+
 def test_bad_parameters(tmp_path):
+    with pytest.raises(ValueError, match="vibrato_p"):
+        B.build_dataset(tmp_path, 0.01, 1, vibrato_p=1.5)
+    with pytest.raises(ValueError, match="vibrato_p"):
+        B.build_dataset(tmp_path, 0.01, 1, vibrato_p="often")
     with pytest.raises(ValueError, match="hours"):
         B.build_dataset(tmp_path, 0, 1)
     with pytest.raises(ValueError, match="seed"):
@@ -251,3 +275,50 @@ def test_speech_and_music_clips_are_labelled():
     assert set(meta["tags"]) <= tags and meta["tags"]
     assert np.abs(audio).max() > 0
     assert all(s.get("soundfont", "TimGM6mb") == "TimGM6mb" for s in meta["sources"])
+
+
+@needs_tools
+def test_vibrato_is_rendered_as_pitch_bend():
+    from rtclassify import _core
+    from rtclassify.train.data.fluid import FluidRenderer
+
+    notes = [gm.Note(0.2, 1.6, 72, 90)]
+    vib = gm.Vibrato(rate_hz=5.5, depth_cents=40.0, delay_s=0.1, ramp_s=0.2, drift=0.0, seed=3)
+    r = FluidRenderer()
+    try:
+        plain, bent = r.render_parts("TimGM6mb", [gm.PartSpec("woodwind", "melody", 73, 0, notes),
+                                                  gm.PartSpec("woodwind", "melody", 73, 0, notes, vib)], 2.0)
+    finally:
+        r.close()
+    swing = []
+    for x in (plain, bent):
+        tr = _core.TechniqueTracker(L.SAMPLE_RATE)
+        out = tr.process(x)
+        t = (np.arange(len(out["f0"])) + 1) * tr.hop_length / L.SAMPLE_RATE
+        sel = (t > 0.8) & (t < 1.5) & np.asarray(out["voiced"], bool)
+        assert sel.sum() > 30
+        c = 1200 * np.log2(np.asarray(out["f0"])[sel] / 523.25)
+        swing.append(float(np.percentile(c, 95) - np.percentile(c, 5)))
+    assert swing[0] < 15.0          # the preset alone holds its pitch
+    assert 55.0 < swing[1] < 95.0   # +-40 cents
+
+
+@needs_tools
+def test_vibrato_p_changes_only_the_pitch_of_sustained_gm_parts():
+    ctx = B._local_context(None, 32000)
+    for index in range(40):  # the first test-split music clip with a string, wind, synth or voice preset
+        job = B.ClipJob("test", index, "music", 2.0, 5)
+        plain = B.render_clip(job, ctx)
+        if any(s["type"] == "fluidsynth" and s["tag"] in gm.VIBRATO_TAGS for s in plain[2]["sources"]):
+            break
+    else:
+        pytest.fail("no clip with a vibrato-capable part in 40")
+    bent = B.render_clip(B.ClipJob("test", index, "music", 2.0, 5, vibrato_p=1.0), ctx)
+    with_vib = [s for s in bent[2]["sources"] if "vibrato" in s]
+    assert with_vib and all(s["tag"] in gm.VIBRATO_TAGS for s in with_vib)
+    strip = [{k: v for k, v in s.items() if k != "vibrato"} for s in bent[2]["sources"]]
+    assert strip == plain[2]["sources"]  # the same parts, programs, spans and notes
+    # the same augmentation draws (a compressor's threshold follows the signal's level)
+    same = lambda a: {k: v for k, v in a.items() if k != "compression"}  # noqa: E731
+    assert same(bent[2]["augment"]) == same(plain[2]["augment"])
+    assert not np.array_equal(bent[0], plain[0])

@@ -30,6 +30,9 @@ def add_arguments(parser) -> None:
     b.add_argument("--hours", required=True, type=_positive(float), metavar="H",
                    help="hours of audio over all splits (e.g. 3; 0.01 for a tiny set)")
     b.add_argument("--seed", type=_seed, default=1, metavar="S", help="random seed (default 1)")
+    b.add_argument("--vibrato", type=float, default=None, metavar="P",
+                   help="probability that a GM string, wind, synth or voice part is played with vibrato "
+                        "(default 0: the recipe of the shipped model)")
     b.add_argument("--clip-seconds", type=_positive(float), default=10.0, metavar="SEC",
                    help="length of each clip (default 10)")
     b.add_argument("--workers", type=_positive(int), default=None, metavar="N",
@@ -62,7 +65,8 @@ def run(args) -> int:
 
     t0 = time.monotonic()
     m = build_dataset(args.out, args.hours, args.seed, clip_seconds=args.clip_seconds, workers=args.workers,
-                      npm_cache=args.npm_cache, progress=not args.no_progress)
+                      npm_cache=args.npm_cache, progress=not args.no_progress,
+                      **({} if args.vibrato is None else {"vibrato_p": args.vibrato}))
     dt = time.monotonic() - t0
     console = Console()
     table = Table(title=f"frame prevalence per tag ({args.out})")

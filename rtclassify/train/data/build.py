@@ -57,6 +57,14 @@ KIND_WEIGHTS = {"music": 0.58, "speech": 0.13, "singing": 0.15, "nonmusic": 0.14
 MUSIC_TAGS = ("piano", "organ", "guitar", "bass", "strings", "brass", "woodwind", "mallet", "drums", "synth")
 #: Probability that a part whose tag has recorded samples in the split is played from them.
 SAMPLE_PART_P = 0.35
+#: Default probability that a GM part of a tag in :data:`gm.VIBRATO_TAGS` is played with vibrato
+#: (``rtclassify data build --vibrato P``). Without it the soundfonts' strings, winds and brass never
+#: bend pitch while recorded violins, flutes and voices mostly do, so a model can learn "vibrato" as a
+#: sign of one family (the shipped one turns strings on for a flute played with vibrato).
+DEFAULT_VIBRATO_P = 0.0
+#: Random stream of the vibrato draws (apart from the clip's main stream, so that a build with
+#: ``vibrato_p=0`` renders the same notes, programs and levels as one with vibrato).
+VIBRATO_STREAM = 7
 NONMUSIC_KINDS = ("silence", "white", "pink", "brown", "hum", "wind", "surf", "rain", "tones")
 
 LICENSES = {
@@ -80,13 +88,15 @@ def split_timbres(split: str) -> dict:
 
 @dataclass(frozen=True)
 class ClipJob:
-    """What to render: the clip's split, index, kind, length and seed."""
+    """What to render: the clip's split, index, kind, length and seed, and the share of sustained
+    GM parts played with vibrato (:data:`DEFAULT_VIBRATO_P`)."""
 
     split: str
     index: int
     kind: str
     seconds: float
     seed: int
+    vibrato_p: float = 0.0
 
     @property
     def name(self) -> str:
@@ -105,7 +115,8 @@ def _kind_counts(n: int, weights: dict) -> dict:
     return counts
 
 
-def plan_clips(hours: float, seed: int, clip_seconds: float = 10.0, kind_weights: dict | None = None) -> list[ClipJob]:
+def plan_clips(hours: float, seed: int, clip_seconds: float = 10.0, kind_weights: dict | None = None,
+               vibrato_p: float = 0.0) -> list[ClipJob]:
     """Every clip of a build, in output order (train, val, test).
 
     Clip counts: ``round(hours*3600/clip_seconds)`` in all (at least 3), val
@@ -125,7 +136,7 @@ def plan_clips(hours: float, seed: int, clip_seconds: float = 10.0, kind_weights
         counts = _kind_counts(sizes[split], weights)
         kinds = [k for k in weights for _ in range(counts[k])]
         np.random.default_rng([seed, si, 999_999_999]).shuffle(kinds)
-        jobs += [ClipJob(split, i, k, float(clip_seconds), int(seed)) for i, k in enumerate(kinds)]
+        jobs += [ClipJob(split, i, k, float(clip_seconds), int(seed), float(vibrato_p)) for i, k in enumerate(kinds)]
     return jobs
 
 
@@ -171,8 +182,9 @@ def _level(x: np.ndarray, db: float) -> np.ndarray:
 
 
 def _music_parts(ctx: WorkerContext, rng, job: ClipJob, song: gm.Song, tags: list[str], sf_name: str,
-                 spans: list[tuple[float, float]]) -> list[_Stem]:
-    """Render parts for ``tags`` (GM soundfont or recorded samples), one stem each."""
+                 spans: list[tuple[float, float]], vrng) -> list[_Stem]:
+    """Render parts for ``tags`` (GM soundfont or recorded samples), one stem each; ``vrng`` draws the
+    vibrato of GM parts."""
     timbres = split_timbres(job.split)
     presets = ctx.fluid.presets(sf_name)
     gm_parts, gm_meta, stems = [], [], []
@@ -196,11 +208,17 @@ def _music_parts(ctx: WorkerContext, rng, job: ClipJob, song: gm.Song, tags: lis
             progs = [p for p in gm.TAG_PROGRAMS[tag] if (0, p) in presets]
             bank, prog = 0, int(rng.choice(progs))
         part = gm.make_part(rng, song, tag, prog, bank, t0, t1)
+        if bank == 0 and tag in gm.VIBRATO_TAGS and vrng.random() < job.vibrato_p:
+            part.vibrato = gm.draw_vibrato(vrng)
         gm_parts.append(part)
         gm_meta.append({"type": "fluidsynth", "tag": tag, "soundfont": sf_name,
                         "package": SOUNDFONTS[sf_name].package, "license": LICENSES[sf_name], "bank": bank,
                         "program": prog, "preset": presets.get((bank, prog), ""), "role": part.role,
                         "span_s": [round(t0, 3), round(t1, 3)], "notes": len(part.notes)})
+        if part.vibrato is not None:
+            v = part.vibrato
+            gm_meta[-1]["vibrato"] = {"rate_hz": round(v.rate_hz, 3), "depth_cents": round(v.depth_cents, 2),
+                                      "delay_s": round(v.delay_s, 3)}
         stems.append(None)
     if gm_parts:
         audio = iter(ctx.fluid.render_parts(sf_name, gm_parts, job.seconds))
@@ -267,6 +285,7 @@ def render_clip(job: ClipJob, ctx: WorkerContext) -> tuple[np.ndarray, np.ndarra
         Sources, augmentation parameters and the tags present.
     """
     rng = job.rng()
+    vrng = job.rng(VIBRATO_STREAM)
     n = int(round(job.seconds * SAMPLE_RATE))
     timbres = split_timbres(job.split)
     sf_name = str(rng.choice(timbres["soundfonts"]))
@@ -279,14 +298,14 @@ def render_clip(job: ClipJob, ctx: WorkerContext) -> tuple[np.ndarray, np.ndarra
         if rng.random() < 0.06:
             tags[-1] = "singing"  # a GM choir / voice part
         spans = [_span(rng, job.seconds) for _ in tags]
-        stems = _music_parts(ctx, rng, job, song, tags, sf_name, spans)
+        stems = _music_parts(ctx, rng, job, song, tags, sf_name, spans, vrng)
         levels = rng.uniform(-12, 0, len(stems))
         stems = [s._replace(audio=_level(s.audio, -20 + lv)) for s, lv in zip(stems, levels)]
     elif job.kind in ("speech", "singing"):
         sung = job.kind == "singing"
         t0, t1 = _span(rng, job.seconds, full_p=0.6, min_len=3.0)
         if sung and rng.random() < 0.4:
-            stems = _music_parts(ctx, rng, job, song, ["singing"], sf_name, [(t0, t1)])
+            stems = _music_parts(ctx, rng, job, song, ["singing"], sf_name, [(t0, t1)], vrng)
         else:
             st = _voice_track(ctx, rng, job, t0, t1, sung, song)
             stems = [st] if st is not None else []
@@ -298,7 +317,7 @@ def render_clip(job: ClipJob, ctx: WorkerContext) -> tuple[np.ndarray, np.ndarra
         if rng.random() < (0.6 if sung else 0.3):
             k = int(rng.integers(1, 4 if sung else 3))
             bed_tags = [str(t) for t in rng.choice(MUSIC_TAGS, size=k, replace=False)]
-            bed = _music_parts(ctx, rng, job, song, bed_tags, sf_name, [_span(rng, job.seconds) for _ in bed_tags])
+            bed = _music_parts(ctx, rng, job, song, bed_tags, sf_name, [_span(rng, job.seconds) for _ in bed_tags], vrng)
             rel = (-14, -3) if sung else (-24, -8)
             stems += [s._replace(audio=_level(s.audio, -20 + float(rng.uniform(*rel)))) for s in bed]
     elif job.kind == "nonmusic":
@@ -428,7 +447,7 @@ def _sources_summary(versions: dict) -> dict:
 
 def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.0, workers: int | None = None,
                   npm_cache=None, render_rate: int = 32000, kind_weights: dict | None = None,
-                  progress: bool = True) -> dict:
+                  vibrato_p: float = DEFAULT_VIBRATO_P, progress: bool = True) -> dict:
     """Synthesize a labelled data set (see the module docstring for the layout).
 
     Parameters
@@ -450,6 +469,10 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
         FluidSynth output rate before resampling to 16 kHz.
     kind_weights : dict, optional
         Shares of clip kinds (keys of :data:`KIND_WEIGHTS`).
+    vibrato_p : float
+        Probability in [0, 1] that a GM part of a string, wind, synth or voice preset is played with a
+        vibrato (:func:`gm.draw_vibrato`); 0 renders the recipe as it was before vibrato (the same
+        clips note for note).
     progress : bool
         Show a rich progress bar.
 
@@ -471,7 +494,13 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
         raise ParameterError(f"seed: must be a non-negative integer, got {seed!r}")
     if workers is not None and int(workers) < 1:
         raise ParameterError(f"workers: must be >= 1, got {workers}")
-    jobs = plan_clips(hours, int(seed), clip_seconds, kind_weights)
+    try:
+        vibrato_p = float(vibrato_p)
+    except (TypeError, ValueError):
+        raise ParameterError(f"vibrato_p: must be a number in [0, 1], got {vibrato_p!r}") from None
+    if not 0.0 <= vibrato_p <= 1.0:
+        raise ParameterError(f"vibrato_p: must be in [0, 1], got {vibrato_p}")
+    jobs = plan_clips(hours, int(seed), clip_seconds, kind_weights, vibrato_p)
     if workers is None:  # small sets: one process (each worker pays the soundfont and sample loading)
         workers = 1 if len(jobs) < 40 else max(1, min(2, os.cpu_count() or 1))
     check_dependencies()
@@ -530,7 +559,7 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
             fh.write(json.dumps(rec, sort_keys=True, ensure_ascii=False) + "\n")
     manifest = {
         "recipe": RECIPE, "recipe_version": RECIPE_VERSION, "seed": int(seed), "hours_requested": hours,
-        "clip_seconds": clip_seconds, "render_rate": int(render_rate),
+        "clip_seconds": clip_seconds, "render_rate": int(render_rate), "vibrato_p": vibrato_p,
         "sample_rate": SAMPLE_RATE, "frame_grid": {"n_fft": N_FFT, "hop_length": HOP, "center": False},
         "tags": list(TAGS),
         "labelling": {"rule": "stem frame energy (Hann-weighted mean square) within rel_db of the clip mix's "

@@ -25,6 +25,8 @@ from .gm import DRUM_KITS, PartSpec
 from .labels import SAMPLE_RATE
 
 BLOCK = 64  # FluidSynth's internal block size
+#: Samples (at the render rate) between pitch-bend updates of a part's vibrato (8 ms at 32 kHz).
+VIBRATO_CONTROL = 4 * BLOCK
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,19 @@ class FluidRenderer:
     def _render_block(self, synth, n: int, left: np.ndarray, right: np.ndarray, pos: int) -> None:
         self._write(synth.synth, n, left.ctypes.data + 4 * pos, 0, 1, right.ctypes.data + 4 * pos, 0, 1)
 
+    def _vibrato_events(self, synth, chan: int, part: PartSpec, n_total: int) -> list[tuple]:
+        """Pitch-bend events (position, 2, bend, 0) every :data:`VIBRATO_CONTROL` samples for the part's
+        vibrato; sets the channel's bend range to 2 semitones (RPN 0)."""
+        for cc, v in ((101, 0), (100, 0), (6, 2), (38, 0), (101, 127), (100, 127)):
+            synth.cc(chan, cc, v)
+        pos = np.arange(0, n_total, VIBRATO_CONTROL)
+        onsets = np.array(sorted({int(round(nt.start * self.render_rate / BLOCK)) * BLOCK for nt in part.notes}),
+                          np.float64) / self.render_rate
+        cents = part.vibrato.cents((pos + 0.5 * VIBRATO_CONTROL) / self.render_rate, onsets)
+        bend = np.clip(np.round(cents / 200.0 * 8192.0), -8192, 8191).astype(int)
+        keep = np.concatenate([[True], bend[1:] != bend[:-1]])
+        return [(int(p), 2, int(b), 0) for p, b in zip(pos[keep], bend[keep])]
+
     def render_parts(self, sf_name: str, parts: list[PartSpec], duration: float, tail: float = 0.0) -> list[np.ndarray]:
         """Render each part as a stem.
 
@@ -184,6 +199,8 @@ class FluidRenderer:
                     off = max(on + BLOCK, int(round(nt.end * self.render_rate / BLOCK)) * BLOCK)
                     events.append((on, 1, nt.key, nt.velocity))
                     events.append((off, 0, nt.key, 0))
+                if part.vibrato is not None:
+                    events += self._vibrato_events(synth, chan, part, n_total)
                 events.sort(key=lambda e: (e[0], e[1]))
                 left = np.zeros(n_total, np.float32)
                 right = np.zeros(n_total, np.float32)
@@ -193,7 +210,9 @@ class FluidRenderer:
                     if t > pos:
                         self._render_block(synth, t - pos, left, right, pos)
                         pos = t
-                    if kind:
+                    if kind == 2:
+                        synth.pitch_bend(chan, key)
+                    elif kind:
                         synth.noteon(chan, key, vel)
                     else:
                         synth.noteoff(chan, key)

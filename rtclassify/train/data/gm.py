@@ -400,15 +400,64 @@ def drum_pattern(rng: np.random.Generator, song: Song, t0: float, t1: float) -> 
     return notes
 
 
+#: Tags whose GM parts may be played with vibrato (:func:`draw_vibrato`): players and singers of these
+#: families use it; keys, plucked strings, bass, mallets and drums do not.
+VIBRATO_TAGS = frozenset({"strings", "brass", "woodwind", "synth", "singing"})
+
+
+@dataclass(frozen=True)
+class Vibrato:
+    """A performer's vibrato on a part, rendered as pitch bend (:meth:`FluidRenderer.render_parts`).
+
+    After each note-on the pitch stays steady for ``delay_s``, then the
+    sinusoid's extent grows linearly to ``depth_cents`` (half the peak-to-peak
+    swing) over ``ramp_s``; ``rate_hz`` drifts by up to ``drift`` (relative) in
+    a slow random walk, and every note starts at a random phase (``seed``).
+    """
+
+    rate_hz: float
+    depth_cents: float
+    delay_s: float
+    ramp_s: float
+    drift: float
+    seed: int
+
+    def cents(self, t: np.ndarray, onsets: np.ndarray) -> np.ndarray:
+        """The pitch offset (cents) at control times ``t`` (s) given the note-on times ``onsets`` (s, sorted)."""
+        t = np.asarray(t, np.float64)
+        out = np.zeros_like(t)
+        if len(onsets) == 0 or len(t) == 0:
+            return out
+        rng = np.random.default_rng(self.seed)
+        dt = np.diff(t, prepend=t[0])
+        walk = np.cumsum(rng.normal(0.0, 1.0, len(t)) * np.sqrt(np.maximum(dt, 0.0) / 0.5))
+        walk = self.drift * np.tanh(walk / 2.0)
+        phase = 2.0 * np.pi * np.cumsum(self.rate_hz * (1.0 + walk) * dt)
+        idx = np.searchsorted(onsets, t, side="right") - 1
+        note_phase = rng.uniform(0.0, 2.0 * np.pi, len(onsets))
+        on = idx >= 0
+        since = np.where(on, t - onsets[np.maximum(idx, 0)], 0.0)
+        env = np.clip((since - self.delay_s) / max(self.ramp_s, 1e-3), 0.0, 1.0) * on
+        return self.depth_cents * env * np.sin(phase + note_phase[np.maximum(idx, 0)])
+
+
+def draw_vibrato(rng: np.random.Generator) -> Vibrato:
+    """A vibrato in the range of players and singers: 4.5-7 Hz, extent 8-50 cents, after 0.05-0.4 s."""
+    return Vibrato(rate_hz=float(rng.uniform(4.5, 7.0)), depth_cents=float(rng.uniform(8.0, 50.0)),
+                   delay_s=float(rng.uniform(0.05, 0.4)), ramp_s=float(rng.uniform(0.15, 0.5)),
+                   drift=float(rng.uniform(0.0, 0.08)), seed=int(rng.integers(0, 2**31 - 1)))
+
+
 @dataclass
 class PartSpec:
-    """A generated part: which tag/program plays which notes."""
+    """A generated part: which tag/program plays which notes (and with which vibrato, if any)."""
 
     tag: str
     role: str                 # melody | chords | bass | drums
     program: int              # GM program (bank 0) or kit preset (bank 128)
     bank: int
     notes: list[Note] = field(default_factory=list)
+    vibrato: Vibrato | None = None
 
 
 def make_part(rng: np.random.Generator, song: Song, tag: str, program: int, bank: int,
