@@ -152,6 +152,8 @@ def test_bad_parameters(tmp_path):
         B.build_dataset(tmp_path, 0.01, 1, vibrato_p=1.5)
     with pytest.raises(ValueError, match="vibrato_p"):
         B.build_dataset(tmp_path, 0.01, 1, vibrato_p="often")
+    with pytest.raises(ValueError, match="splits"):
+        B.build_dataset(tmp_path, 0.01, 1, splits=["dev"])
     with pytest.raises(ValueError, match="hours"):
         B.build_dataset(tmp_path, 0, 1)
     with pytest.raises(ValueError, match="seed"):
@@ -239,6 +241,19 @@ def test_tiny_build_is_deterministic(tiny, tmp_path):
     a = B.render_clip(B.ClipJob("train", 0, "nonmusic", 2.0, 7), ctx)[0]
     b = B.render_clip(B.ClipJob("train", 0, "nonmusic", 2.0, 8), ctx)[0]
     assert not np.array_equal(a, b)
+
+
+@needs_tools
+def test_one_split_alone_is_the_full_builds_split(tiny, tmp_path):
+    out, _ = tiny
+    m = B.build_dataset(tmp_path / "test-only", 0.003, 7, clip_seconds=2.0, workers=1, splits=["test"],
+                        progress=False)
+    assert list(m["splits"]) == ["test"] and not (tmp_path / "test-only" / "train").exists()
+    full = {k: v for k, v in _digest(out).items() if k.startswith("test/")}
+    alone = {k: v for k, v in _digest(tmp_path / "test-only").items() if k.startswith("test/")}
+    assert full and alone == full
+    assert B.split_records(tmp_path / "test-only", "test") == B.split_records(out, "test")
+    assert B.provenance(tmp_path / "test-only")["test_timbres"]["soundfonts"] == ["TimGM6mb"]
 
 
 @needs_tools

@@ -33,6 +33,9 @@ def add_arguments(parser) -> None:
     b.add_argument("--vibrato", type=float, default=None, metavar="P",
                    help="probability that a GM string, wind, synth or voice part is played with vibrato "
                         "(default 0: the recipe of the shipped model)")
+    b.add_argument("--splits", default=None, metavar="LIST",
+                   help="comma-separated splits to render (default train,val,test); the clips are those of the "
+                        "full build, e.g. --splits test rebuilds a recipe's test split alone")
     b.add_argument("--clip-seconds", type=_positive(float), default=10.0, metavar="SEC",
                    help="length of each clip (default 10)")
     b.add_argument("--workers", type=_positive(int), default=None, metavar="N",
@@ -66,6 +69,7 @@ def run(args) -> int:
     t0 = time.monotonic()
     m = build_dataset(args.out, args.hours, args.seed, clip_seconds=args.clip_seconds, workers=args.workers,
                       npm_cache=args.npm_cache, progress=not args.no_progress,
+                      splits=args.splits.split(",") if args.splits else None,
                       **({} if args.vibrato is None else {"vibrato_p": args.vibrato}))
     dt = time.monotonic() - t0
     console = Console()

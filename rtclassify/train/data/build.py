@@ -447,7 +447,7 @@ def _sources_summary(versions: dict) -> dict:
 
 def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.0, workers: int | None = None,
                   npm_cache=None, render_rate: int = 32000, kind_weights: dict | None = None,
-                  vibrato_p: float = DEFAULT_VIBRATO_P, progress: bool = True) -> dict:
+                  vibrato_p: float = DEFAULT_VIBRATO_P, splits=None, progress: bool = True) -> dict:
     """Synthesize a labelled data set (see the module docstring for the layout).
 
     Parameters
@@ -473,13 +473,17 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
         Probability in [0, 1] that a GM part of a string, wind, synth or voice preset is played with a
         vibrato (:func:`gm.draw_vibrato`); 0 renders the recipe as it was before vibrato (the same
         clips note for note).
+    splits : sequence of str, optional
+        Render only these splits (default: all of :data:`SPLITS`). Their clips are the ones a full
+        build renders (same sizes, seeds and files), so ``splits=["test"]`` rebuilds a recipe's test
+        split alone, to evaluate a model on it.
     progress : bool
         Show a rich progress bar.
 
     Returns
     -------
     dict
-        The content of ``manifest.json``.
+        The content of ``manifest.json`` (its ``splits`` lists the rendered ones).
     """
     try:
         hours = float(hours)
@@ -500,19 +504,23 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
         raise ParameterError(f"vibrato_p: must be a number in [0, 1], got {vibrato_p!r}") from None
     if not 0.0 <= vibrato_p <= 1.0:
         raise ParameterError(f"vibrato_p: must be in [0, 1], got {vibrato_p}")
-    jobs = plan_clips(hours, int(seed), clip_seconds, kind_weights, vibrato_p)
+    built = list(SPLITS) if splits is None else [str(x) for x in splits]
+    if not built or any(x not in SPLITS for x in built):
+        raise ParameterError(f"splits: expected some of {', '.join(SPLITS)}, got {splits!r}")
+    built = [x for x in SPLITS if x in built]
+    jobs = [j for j in plan_clips(hours, int(seed), clip_seconds, kind_weights, vibrato_p) if j.split in built]
     if workers is None:  # small sets: one process (each worker pays the soundfont and sample loading)
         workers = 1 if len(jobs) < 40 else max(1, min(2, os.cpu_count() or 1))
     check_dependencies()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for s in SPLITS:
+    for s in built:
         (out / s).mkdir(exist_ok=True)
     versions = fetch_samples(npm_cache)
     import soundfile as sf
 
     records = []
-    stats = {s: {"clips": 0, "frames": 0, "active": np.zeros(len(TAGS), np.int64), "none": 0} for s in SPLITS}
+    stats = {s: {"clips": 0, "frames": 0, "active": np.zeros(len(TAGS), np.int64), "none": 0} for s in built}
 
     def results():
         # always fresh worker processes (spawn), even for one worker: see _worker_init
@@ -571,7 +579,7 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
                            tag_prevalence={t: round(float(stats[s]["active"][j] / max(1, stats[s]["frames"])), 4)
                                            for j, t in enumerate(TAGS)},
                            no_tag_fraction=round(stats[s]["none"] / max(1, stats[s]["frames"]), 4))
-                   for s in SPLITS},
+                   for s in built},
         "sources": _sources_summary(versions),
         "files": {"clips": "manifest.jsonl", "audio": "<split>/<clip>.flac (16 kHz mono PCM_16)",
                   "labels": "<split>/<clip>.labels.npy (uint8, n_frames x n_tags)"},
@@ -691,8 +699,9 @@ def provenance(data_dir) -> dict:
     """Recipe, seed, held-out timbres, sources and licenses of a built data set (for model.json)."""
     m = read_manifest(data_dir)
     return {"recipe": m["recipe"], "recipe_version": m["recipe_version"], "seed": m["seed"],
-            "hours": {s: m["splits"][s]["hours"] for s in SPLITS}, "clip_seconds": m["clip_seconds"],
-            "labelling": m["labelling"], "test_timbres": {k: v for k, v in m["splits"]["test"].items()
+            "hours": {s: m["splits"][s]["hours"] for s in SPLITS if s in m["splits"]},
+            "clip_seconds": m["clip_seconds"],
+            "labelling": m["labelling"], "test_timbres": {k: v for k, v in m["splits"].get("test", split_timbres("test")).items()
                                                           if k in ("soundfonts", "sample_instruments",
                                                                    "espeak_variants", "festival_voices")},
             "sources": m["sources"]}
