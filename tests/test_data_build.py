@@ -337,3 +337,20 @@ def test_vibrato_p_changes_only_the_pitch_of_sustained_gm_parts():
     same = lambda a: {k: v for k, v in a.items() if k != "compression"}  # noqa: E731
     assert same(bent[2]["augment"]) == same(plain[2]["augment"])
     assert not np.array_equal(bent[0], plain[0])
+
+
+@needs_tools
+def test_data_build_command_options(tmp_path, capsys):
+    import json
+
+    from rtclassify.cli import main
+
+    out = tmp_path / "d"
+    assert main(["data", "build", "--out", str(out), "--hours", "0.003", "--seed", "7", "--clip-seconds", "2",
+                 "--splits", "test", "--vibrato", "1", "--workers", "1", "--no-progress"]) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["vibrato_p"] == 1.0 and list(m["splits"]) == ["test"]
+    assert main(["data", "build", "--out", str(out), "--hours", "0.003", "--vibrato", "2", "--no-progress"]) == 1
+    assert "vibrato_p" in capsys.readouterr().err
+    assert main(["data", "build", "--out", str(out), "--hours", "0.003", "--splits", "tset", "--no-progress"]) == 1
+    assert "splits" in capsys.readouterr().err
