@@ -187,6 +187,7 @@ def test_learned_bundle_records_provenance(learned):
     assert [p["name"] for p in rec["positives"]] == [f"positives[{i}]" for i in range(4)]
     assert all(p["windows"] > 0 for p in rec["positives"])
     assert rec["generic_negatives"] is True and rec["windows"]["negative"] > 500
+    assert rec["pitch_shifts"] == [-2.0, 2.0]
     assert rec["cv"]["cv_roc_auc"] > 0.9
     assert rec["onnx_sha256"] != rec["base_onnx_sha256"]
 
@@ -300,6 +301,9 @@ def test_bad_names_shapes_and_options(base, tmp_path):
         base.learn("x", [b], sample_rate=SR, hop_frames=0)
     with pytest.raises(ParameterError, match="features must be one of"):
         base.learn("x", [b], sample_rate=SR, features="mel")
+    for bad in ((0,), (13,), (float("nan"),), ("up",), 2):
+        with pytest.raises(ParameterError, match="pitch_shifts"):
+            base.learn("x", [b], sample_rate=SR, pitch_shifts=bad)
     from rtclassify.audio.files import AudioFileError
 
     with pytest.raises(AudioFileError, match="nope.wav: no such file"):
@@ -345,10 +349,11 @@ def test_learn_command_writes_a_bundle_that_listen_and_demo_load(base, example_f
     files, neg, scene_f = example_files
     out = tmp_path / "learned"
     r = rtc("learn", "--tag", "bell", *files, "--negatives", neg, "--bundle", str(base.bundle.path), "--out",
-            str(out), "--json")
+            str(out), "--json", "--pitch-shifts=-1,1")
     assert r.returncode == 0, r.stderr
     rec = json.loads(r.stdout)
     assert rec["tag"] == "bell" and len(rec["positives"]) == 3 and rec["negatives"][0]["name"] == neg
+    assert rec["pitch_shifts"] == [-1.0, 1.0]
     assert "learned tag 'bell' from 3 example(s)" in r.stderr
     clf = Classifier.load(out)
     assert clf.labels[-1] == "bell"
@@ -386,6 +391,9 @@ def test_learn_command_errors_are_one_line(base, example_files, tmp_path):
     assert r.returncode == 1 and "--no-generic needs --negatives" in r.stderr
     r = rtc("learn", *files, "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "--tag" in r.stderr
+    r = rtc("learn", "--tag", "x", *files, "--pitch-shifts", "13", "--bundle", str(base.bundle.path), "--out",
+            str(tmp_path / "o"))
+    assert r.returncode == 1 and "pitch_shifts" in r.stderr.strip().splitlines()[-1]
 
 
 def test_learning_needs_no_torch(base, tmp_path):
@@ -632,3 +640,40 @@ def test_fewshot_seeds_do_not_depend_on_the_other_tasks(tmp_path, monkeypatch):
     assert len({next(iter(s)) for s in seeds.values()}) == len(fewshot.TASKS)
     assert fewshot.task_index("clarinet") == [t.name for t in fewshot.TASKS].index("clarinet")
     assert fewshot.task_index("my_pedal") == fewshot.task_index("my_pedal") >= len(fewshot.TASKS)
+
+
+def test_shifted_copies_move_pitch_and_length():
+    from rtclassify.learn.examples import Example
+    from rtclassify.learn.learner import parse_pitch_shifts, shifted_copies
+
+    x = tone(SR, 1.0, 440.0, 0.3)
+    out = shifted_copies([Example("a", x, SR)], (-2.0, 2.0))
+    assert [e.name for e in out] == ["a@-2st", "a@+2st"]
+    for e, st in zip(out, (-2.0, 2.0)):
+        ratio = 2 ** (st / 12)
+        assert e.sample_rate == SR and e.audio.dtype == np.float32
+        assert abs(len(e.audio) - SR / ratio) <= 2
+        spec = np.abs(np.fft.rfft(e.audio * np.hanning(len(e.audio))))
+        peak = np.argmax(spec) * SR / len(e.audio)
+        assert abs(1200 * np.log2(peak / (440.0 * ratio))) < 10  # cents
+    assert parse_pitch_shifts("-2,2") == (-2.0, 2.0) and parse_pitch_shifts("none") == ()
+    assert parse_pitch_shifts(None) is None
+    with pytest.raises(ParameterError, match="semitones"):
+        parse_pitch_shifts("up")
+
+
+def test_shifted_copies_join_their_examples_group(base):
+    from rtclassify.learn.examples import Example
+    from rtclassify.learn.learner import positive_rows
+
+    ex = [Example(f"positives[{i}]", bell(SR, 1.5, i), SR) for i in range(3)]
+    embed = lambda w: w.mean(axis=2)  # noqa: E731  (any function of the windows)
+    plain = positive_rows(embed, base.bundle, ex, mix=False)
+    shifted = positive_rows(embed, base.bundle, ex, mix=False, pitch_shifts=(-2.0, 2.0))
+    assert set(np.unique(shifted.group)) == {0, 1, 2}
+    for g in range(3):
+        n0, n1 = int(np.sum(plain.group == g)), int(np.sum(shifted.group == g))
+        assert 2.5 * n0 < n1 < 3.5 * n0  # the example and two copies, about as long
+    # the original rows come first and are the same
+    assert np.array_equal(shifted.X[: len(plain)], plain.X)
+    assert shifted.names == plain.names

@@ -11,7 +11,9 @@ Learn your own tag (a pedal, a prepared piano, your voice) from a few recordings
 file goes through the bundle's streaming path; the bundle's CNN embedding (the layer before its output
 head) of every window is computed, and a logistic-regression head on it (and on two log-mel averages
 of the window) is fitted in seconds on the CPU. Each example is also learned mixed into generic music,
-so the tag holds when the sound plays with the band (--no-mix for a sound heard alone).
+so the tag holds when the sound plays with the band (--no-mix for a sound heard alone), and shifted
+2 semitones up and down, so it holds over more of the instrument's register (--pitch-shifts none for a
+sound defined by its pitch).
 The output is a normal bundle: the original graph plus the new head, so the original tags give exactly
 the same outputs, and `listen --bundle OUT` sends the new tag to MIDI and OSC like the built-in ones.
 
@@ -43,6 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-mix", action="store_true",
                    help="do not also learn from copies of the examples mixed into generic music (better for a "
                         "sound that is heard alone, worse when it plays with the band; see rtclassify/learn/RESULTS.md)")
+    p.add_argument("--pitch-shifts", default=None, metavar="LIST",
+                   help="also learn from copies of each example shifted by these semitones (default -2,2: the tag "
+                        "holds over more of an instrument's register; 'none' for a sound defined by its pitch; "
+                        "write negative lists as --pitch-shifts=-1,1)")
     p.add_argument("--features", choices=("embedding+mel", "embedding"), default="embedding+mel",
                    help="head input: the CNN embedding and log-mel means of the window (default), or the embedding")
     p.add_argument("--json", action="store_true", help="print the new tag's learned_tags record as JSON")
@@ -60,12 +66,16 @@ def run(args) -> int:
     console = Console(stderr=True)
     if args.no_generic and not args.negatives:
         raise ParameterError("--no-generic needs --negatives FILE...")
+    from ..learn.learner import parse_pitch_shifts
+
+    shifts = parse_pitch_shifts(args.pitch_shifts)
     t0 = time.perf_counter()
     clf = Classifier.load(args.bundle, backend="onnx")
     with console.status("learning") as status:
         new = clf.learn(args.tag, args.positives, args.negatives or None, out=args.out,
                         generic_negatives=not args.no_generic, mix_positives=not args.no_mix,
-                        features=args.features, progress=lambda stage: status.update(stage))
+                        features=args.features, progress=lambda stage: status.update(stage),
+                        **({} if shifts is None else {"pitch_shifts": shifts}))
     dt = time.perf_counter() - t0
     rec = new.bundle.meta["learned_tags"][-1]
     if args.json:

@@ -354,7 +354,7 @@ def _split(arr: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
 
 def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5, 10), repeats: int = 5,
                      tasks=None, seed: int = 0, hop_frames: int = 2, mix_positives: bool = True,
-                     conditions=("mix", "alternate"), progress: bool = True, log=None) -> dict:
+                     pitch_shifts=None, conditions=("mix", "alternate"), progress: bool = True, log=None) -> dict:
     """Run the few-shot protocol (see the module notes).
 
     Parameters
@@ -371,8 +371,9 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
         Random draws of the support set per k.
     tasks : list of str, optional
         Task names (default: every ``.npz`` in ``data_dir``).
-    hop_frames, mix_positives
-        As in :func:`rtclassify.learn.learn_tag` (the same functions build the rows).
+    hop_frames, mix_positives, pitch_shifts
+        As in :func:`rtclassify.learn.learn_tag` (the same functions build the rows; ``pitch_shifts``
+        None: its default).
     conditions : sequence of {"mix", "alternate"}
         Query conditions (see :func:`query_audio`).
 
@@ -384,8 +385,10 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
     from .embeddings import embed_examples, stream_embed
     from .examples import Example
     from .head import fit_head, roc_auc
-    from .learner import positive_rows
+    from .learner import PITCH_SHIFTS, positive_rows
     from .negatives import generic_negative_examples
+
+    shifts = tuple(PITCH_SHIFTS if pitch_shifts is None else pitch_shifts)
 
     data_dir = Path(data_dir)
     names = tasks or sorted(p.stem for p in data_dir.glob("*.npz") if not p.name.endswith(".tmp.npz"))
@@ -424,7 +427,7 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
         rows = []
         for g, x in enumerate(support):
             r = positive_rows(multi, bundle, [Example(f"support[{g}]", x, SR)], hop_frames, mix=mix_positives,
-                              seed=1000 * ti + g)
+                              seed=1000 * ti + g, pitch_shifts=shifts)
             r.group[:] = g
             rows.append(r)
         sup_X = np.concatenate([r.X for r in rows])
@@ -459,6 +462,7 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
     return {"results": results, "settings": {"ks": list(ks), "repeats": repeats, "hop_frames_learn": hop_frames,
                                              "hop_frames_query": bundle.hop_frames, "bundle": bundle.name,
                                              "mix_positives": bool(mix_positives), "conditions": list(conditions),
+                                             "pitch_shifts": list(shifts),
                                              "encoders": all_names,
                                              "tasks": names, "seconds": round(time.perf_counter() - t0, 1)}}
 
@@ -523,6 +527,7 @@ def main(argv=None) -> int:
     from rich.console import Console
 
     from ..model.classifier import Classifier
+    from .learner import parse_pitch_shifts
 
     ap = argparse.ArgumentParser(prog="python -m rtclassify.learn.fewshot", description=__doc__.split("\n")[0])
     ap.add_argument("--data", required=True, help="task data folder (built there when missing)")
@@ -534,6 +539,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tasks", default=None, help="comma-separated task names (default: all)")
     ap.add_argument("--seed", type=int, default=11, help="seed of the task data")
     ap.add_argument("--no-mix", action="store_true", help="learn without the mixed copies of the examples")
+    ap.add_argument("--pitch-shifts", default=None, metavar="LIST",
+                    help="semitone shifts of the examples' extra copies (default: learn's, -2,2; 'none' for none)")
     ap.add_argument("--mel-combo", action="store_true",
                     help="also evaluate the supervised embedding concatenated with the mel-statistics baseline")
     a = ap.parse_args(argv)
@@ -553,7 +560,8 @@ def main(argv=None) -> int:
     if a.mel_combo:
         combos = combos + (combined("supervised+mel-stats", "supervised", "mel-stats"),)
     rep = evaluate_fewshot(clf, a.data, encoders, combos, ks=[int(k) for k in a.ks.split(",")], repeats=a.repeats,
-                           tasks=[t.name for t in tasks], mix_positives=not a.no_mix, log=console.print)
+                           tasks=[t.name for t in tasks], mix_positives=not a.no_mix,
+                           pitch_shifts=parse_pitch_shifts(a.pitch_shifts), log=console.print)
     rep["settings"]["bundle_path"] = str(clf.bundle.path)
     rep["settings"]["ssl"] = a.ssl
     out = Path(a.out)

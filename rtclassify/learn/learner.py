@@ -17,8 +17,8 @@ import numpy as np
 from ..errors import ParameterError
 from .examples import MIN_POSITIVE_EXAMPLES, load_examples
 
-__all__ = ["learn_tag", "save_classifier", "generic_embeddings", "positive_rows", "mixed_copies", "LEARN_HOP_FRAMES",
-           "REL_DB", "FLOOR_DB", "MIX_REL_DB", "MIX_SNR_DB"]
+__all__ = ["learn_tag", "save_classifier", "generic_embeddings", "positive_rows", "mixed_copies", "shifted_copies",
+           "parse_pitch_shifts", "LEARN_HOP_FRAMES", "REL_DB", "FLOOR_DB", "MIX_REL_DB", "MIX_SNR_DB", "PITCH_SHIFTS"]
 
 #: Frontend frames between the windows embedded for learning (denser than the live hop: more rows per example).
 LEARN_HOP_FRAMES = 2
@@ -31,6 +31,12 @@ FLOOR_DB = -70.0
 MIX_REL_DB = 20.0
 #: The example sits this many dB (uniform range) above the background in its mixed copy.
 MIX_SNR_DB = (0.0, 10.0)
+#: Default pitch shifts (semitones) of the extra copies of each positive example (:func:`shifted_copies`):
+#: ten examples rarely cover an instrument's register, and a shifted copy shows the head the same
+#: timbre a little higher and lower (the few-shot evaluation in RESULTS.md chose it).
+PITCH_SHIFTS = (-2.0, 2.0)
+#: Largest pitch shift accepted (semitones).
+MAX_PITCH_SHIFT = 12.0
 
 _GENERIC_CACHE: dict = {}
 
@@ -87,9 +93,39 @@ def mixed_copies(examples, backgrounds, model_rate: int, seed: int = 0) -> tuple
     return mixes, clean
 
 
+def parse_pitch_shifts(text):
+    """``"-2,2"`` -> (-2.0, 2.0); ``"none"`` or ``""`` -> (); None -> None (the default)."""
+    if text is None:
+        return None
+    text = text.strip().lower()
+    if text in ("", "none", "0"):
+        return ()
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ParameterError(f"pitch shifts: expected comma-separated semitones or 'none' (got {text!r})") from None
+
+
+def shifted_copies(examples, shifts) -> list:
+    """Copies of each example resampled (soxr) so that it plays ``s`` semitones higher, for each ``s`` in
+    ``shifts``: pitch and spectral envelope move together, and the copy is shorter or longer by the same
+    ratio. Returned example by example, shift by shift; names end in ``@+2st`` and the like."""
+    import soxr
+
+    from .examples import Example
+
+    out = []
+    for ex in examples:
+        for st in shifts:
+            ratio = 2.0 ** (float(st) / 12.0)
+            y = soxr.resample(np.asarray(ex.audio, np.float32), ex.sample_rate * ratio, ex.sample_rate)
+            out.append(Example(f"{ex.name}@{float(st):+g}st", np.asarray(y, np.float32), ex.sample_rate))
+    return out
+
+
 def positive_rows(embed, bundle, examples, hop_frames: int = LEARN_HOP_FRAMES, rel_db: float = REL_DB,
-                  floor_db: float = FLOOR_DB, mix: bool = True, seed: int = 0):
-    """Embeddings of the sounding windows of positive examples (and of their mixed copies).
+                  floor_db: float = FLOOR_DB, mix: bool = True, seed: int = 0, pitch_shifts=()):
+    """Embeddings of the sounding windows of positive examples (and of their mixed and shifted copies).
 
     Parameters
     ----------
@@ -103,12 +139,17 @@ def positive_rows(embed, bundle, examples, hop_frames: int = LEARN_HOP_FRAMES, r
     mix : bool
         Add the mixed copies (:func:`mixed_copies`, backgrounds from the
         generic negatives' music, speech and singing).
+    pitch_shifts : sequence of float
+        Also learn from copies of each example shifted by these many
+        semitones (:func:`shifted_copies`; each copy gets its own mixed copy
+        too). Empty: none.
 
     Returns
     -------
     Embedded
         Rows of sounding windows; ``group`` is the example's position (its
-        mixed copy shares it, so cross-validation keeps them together).
+        mixed and shifted copies share it, so cross-validation keeps them
+        together).
 
     Raises
     ------
@@ -118,9 +159,12 @@ def positive_rows(embed, bundle, examples, hop_frames: int = LEARN_HOP_FRAMES, r
     from .embeddings import Embedded, embed_examples
 
     hop = int(hop_frames) * bundle.hop_length / bundle.sample_rate
+    n_ex = len(examples)
+    shifts = [float(s) for s in pitch_shifts]
+    originals, examples = examples, list(examples) + shifted_copies(examples, shifts)
     P = embed_examples(embed, bundle, examples, hop)
     sounding = P.sounding(rel_db, floor_db)
-    for g, ex in enumerate(examples):
+    for g, ex in enumerate(originals):
         rows = P.group == g
         if not sounding[rows].any():
             peak = float(P.peak_db[rows][0]) if rows.any() else -200.0
@@ -138,10 +182,12 @@ def positive_rows(embed, bundle, examples, hop_frames: int = LEARN_HOP_FRAMES, r
             M = embed_examples(embed, bundle, mixes, hop, level_audio=clean, groups=keep)
             parts.append(M.select(M.sounding(min(rel_db, MIX_REL_DB), floor_db)))
     out = Embedded.concat(parts)
-    # concat shifts group numbers of later parts; restore the example positions
-    out.group = np.concatenate([p.group for p in parts]) if parts else out.group
-    out.names = [ex.name for ex in examples]
-    out.seconds = [ex.seconds for ex in examples]
+    # concat shifts group numbers of later parts; restore the example positions (a shifted copy's
+    # position maps back to its original's)
+    group = np.concatenate([p.group for p in parts]) if parts else out.group
+    out.group = np.where(group < n_ex, group, (group - n_ex) // max(1, len(shifts)))
+    out.names = [ex.name for ex in originals]
+    out.seconds = [ex.seconds for ex in originals]
     return out
 
 
@@ -190,7 +236,8 @@ def _check_number(value, name: str, lo: float | None = None, hi: float | None = 
 def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None = None, *, out=None,
               generic_negatives: bool = True, hop_frames: int = LEARN_HOP_FRAMES, l2: float | None = None,
               off_ratio: float = 0.7, rel_db: float = REL_DB, floor_db: float = FLOOR_DB, mix_positives: bool = True,
-              features: str = "embedding+mel", backend: str | None = None, progress=None):
+              pitch_shifts=PITCH_SHIFTS, features: str = "embedding+mel", backend: str | None = None,
+              progress=None):
     """Learn a new tag from examples; returns a classifier with the original tags plus ``name``.
 
     Parameters
@@ -234,6 +281,12 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
         music, speech or singing (the example 0-10 dB above it; frames within
         20 dB of the example's loudest count), so the tag holds in a mix
         (:func:`mixed_copies`). Default True.
+    pitch_shifts : sequence of float
+        Also learn from copies of each positive example shifted by these
+        many semitones (each within +-12; default :data:`PITCH_SHIFTS`,
+        -2 and +2), so the tag holds over more of an instrument's register
+        than the examples play. ``()`` learns the examples as they are
+        (better for a sound defined by its pitch, such as one ringtone).
     features : {"embedding+mel", "embedding"}
         The head's input: the bundle's embedding followed by two per-band
         log-mel means of the window (whole window, last 16 frames; default),
@@ -276,6 +329,13 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
     floor_db = _check_number(floor_db, "floor_db", -200.0, 0.0)
     if l2 is not None:
         l2 = _check_number(l2, "l2", 1e-9, 1e6)
+    try:
+        shifts = tuple(float(s) for s in (pitch_shifts or ()))
+    except (TypeError, ValueError):
+        raise ParameterError(f"pitch_shifts must be a sequence of semitones (got {pitch_shifts!r})") from None
+    if any(not np.isfinite(s) or s == 0 or abs(s) > MAX_PITCH_SHIFT for s in shifts):
+        raise ParameterError(f"pitch_shifts: each shift must be non-zero and within +-{MAX_PITCH_SHIFT:g} "
+                             f"semitones (got {pitch_shifts!r})")
     from .embeddings import FEATURES
 
     if features not in FEATURES:
@@ -294,7 +354,7 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
     emb_backend = embedding_backend(clf)
     fn = head_features(emb_backend, features)
     hop = int(hop_frames) * bundle.hop_length / bundle.sample_rate
-    P_s = positive_rows(fn, bundle, pos, int(hop_frames), rel_db, floor_db, mix=mix_positives)
+    P_s = positive_rows(fn, bundle, pos, int(hop_frames), rel_db, floor_db, mix=mix_positives, pitch_shifts=shifts)
     parts = []
     if neg:
         parts.append(embed_examples(fn, bundle, neg, hop))
@@ -319,6 +379,7 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
         "generic_negatives": bool(generic_negatives),
         "windows": {"positive": int(len(P_s)), "negative": int(len(N)), "hop_frames": int(hop_frames)},
         "mixed_positives": bool(mix_positives),
+        "pitch_shifts": list(shifts),
         "features": features,
         "sounding_rule": {"rel_db": rel_db, "floor_db": floor_db},
         "cv": {k: v for k, v in head.info.items()},
