@@ -417,6 +417,8 @@ def _fluid(spec: ClipSpec, t: np.ndarray) -> np.ndarray:
     ``spec``'s modulation amounts to the realized (quantized) ones."""
     import ctypes
 
+    from .data.fluid import set_bend_range
+
     fs = require("fluidsynth", extra="train", system="fluidsynth (libfluidsynth3)")
     if not Path(FLUID_SF2).exists():
         raise MissingDependencyError(f"{FLUID_SF2} not found; apt-get install fluid-soundfont-gm")
@@ -426,9 +428,7 @@ def _fluid(spec: ClipSpec, t: np.ndarray) -> np.ndarray:
     try:
         sfid = synth.sfload(FLUID_SF2)
         synth.program_select(0, sfid, 0, spec.program)
-        # pitch-bend range: RPN 0 = 2 semitones
-        for cc, v in ((101, 0), (100, 0), (6, 2), (38, 0), (101, 127), (100, 127)):
-            synth.cc(0, cc, v)
+        set_bend_range(synth, 0, 2)
         write = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
                                  ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int)(
             ("fluid_synth_write_float", fs._fl))

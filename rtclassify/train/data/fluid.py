@@ -29,6 +29,12 @@ BLOCK = 64  # FluidSynth's internal block size
 VIBRATO_CONTROL = 4 * BLOCK
 
 
+def set_bend_range(synth, chan: int, semitones: int = 2) -> None:
+    """Set a channel's pitch-bend range (RPN 0) to ``semitones``, then deselect the RPN."""
+    for cc, v in ((101, 0), (100, 0), (6, int(semitones)), (38, 0), (101, 127), (100, 127)):
+        synth.cc(chan, cc, v)
+
+
 @dataclass(frozen=True)
 class SoundFont:
     """A GM soundfont from a Debian package."""
@@ -153,15 +159,13 @@ class FluidRenderer:
     def _render_block(self, synth, n: int, left: np.ndarray, right: np.ndarray, pos: int) -> None:
         self._write(synth.synth, n, left.ctypes.data + 4 * pos, 0, 1, right.ctypes.data + 4 * pos, 0, 1)
 
-    def _vibrato_events(self, synth, chan: int, part: PartSpec, n_total: int) -> list[tuple]:
-        """Pitch-bend events (position, 2, bend, 0) every :data:`VIBRATO_CONTROL` samples for the part's
-        vibrato; sets the channel's bend range to 2 semitones (RPN 0)."""
-        for cc, v in ((101, 0), (100, 0), (6, 2), (38, 0), (101, 127), (100, 127)):
-            synth.cc(chan, cc, v)
+    def _vibrato_events(self, synth, chan: int, vibrato, note_ons: list[int], n_total: int) -> list[tuple]:
+        """Pitch-bend events (position, 2, bend, 0) every :data:`VIBRATO_CONTROL` samples for a part's
+        ``vibrato`` given its note-on positions (samples); sets the channel's bend range to 2 semitones."""
+        set_bend_range(synth, chan, 2)
         pos = np.arange(0, n_total, VIBRATO_CONTROL)
-        onsets = np.array(sorted({int(round(nt.start * self.render_rate / BLOCK)) * BLOCK for nt in part.notes}),
-                          np.float64) / self.render_rate
-        cents = part.vibrato.cents((pos + 0.5 * VIBRATO_CONTROL) / self.render_rate, onsets)
+        onsets = np.array(sorted(set(note_ons)), np.float64) / self.render_rate
+        cents = vibrato.cents((pos + 0.5 * VIBRATO_CONTROL) / self.render_rate, onsets)
         bend = np.clip(np.round(cents / 200.0 * 8192.0), -8192, 8191).astype(int)
         keep = np.concatenate([[True], bend[1:] != bend[:-1]])
         return [(int(p), 2, int(b), 0) for p, b in zip(pos[keep], bend[keep])]
@@ -200,7 +204,8 @@ class FluidRenderer:
                     events.append((on, 1, nt.key, nt.velocity))
                     events.append((off, 0, nt.key, 0))
                 if part.vibrato is not None:
-                    events += self._vibrato_events(synth, chan, part, n_total)
+                    events += self._vibrato_events(synth, chan, part.vibrato, [e[0] for e in events if e[1] == 1],
+                                                   n_total)
                 events.sort(key=lambda e: (e[0], e[1]))
                 left = np.zeros(n_total, np.float32)
                 right = np.zeros(n_total, np.float32)
