@@ -159,12 +159,9 @@ def positive_rows(embed, bundle, examples, hop_frames: int = LEARN_HOP_FRAMES, r
     from .embeddings import Embedded, embed_examples
 
     hop = int(hop_frames) * bundle.hop_length / bundle.sample_rate
-    n_ex = len(examples)
-    shifts = [float(s) for s in pitch_shifts]
-    originals, examples = examples, list(examples) + shifted_copies(examples, shifts)
     P = embed_examples(embed, bundle, examples, hop)
     sounding = P.sounding(rel_db, floor_db)
-    for g, ex in enumerate(originals):
+    for g, ex in enumerate(examples):
         rows = P.group == g
         if not sounding[rows].any():
             peak = float(P.peak_db[rows][0]) if rows.any() else -200.0
@@ -172,22 +169,27 @@ def positive_rows(embed, bundle, examples, hop_frames: int = LEARN_HOP_FRAMES, r
             where = f"positives[{g}]" + ("" if ex.name == f"positives[{g}]" else f" ({ex.name})")
             raise ParameterError(f"{where}: silent ({loud}); a positive example needs sound above {floor_db:g} dBFS")
     parts = [P.select(sounding)]
+    # shifted copies (example by example, shift by shift) are learned in their example's group
+    copies = shifted_copies(examples, pitch_shifts)
+    copy_owner = [g for g in range(len(examples)) for _ in pitch_shifts]
+    if copies:
+        S = embed_examples(embed, bundle, copies, hop, groups=copy_owner)
+        parts.append(S.select(S.sounding(rel_db, floor_db)))
     if mix:
         from .negatives import generic_negative_examples
 
         backgrounds = [e for e in generic_negative_examples() if e.name.split(":")[1] in ("music", "speech", "singing")]
-        mixes, clean = mixed_copies(examples, backgrounds, bundle.sample_rate, seed)
+        every, owner = list(examples) + copies, list(range(len(examples))) + copy_owner
+        mixes, clean = mixed_copies(every, backgrounds, bundle.sample_rate, seed)
         if mixes:
-            keep = [g for g, ex in enumerate(examples) if any(m.name == f"{ex.name}+mix" for m in mixes)]
+            keep = [owner[g] for g, ex in enumerate(every) if any(m.name == f"{ex.name}+mix" for m in mixes)]
             M = embed_examples(embed, bundle, mixes, hop, level_audio=clean, groups=keep)
             parts.append(M.select(M.sounding(min(rel_db, MIX_REL_DB), floor_db)))
     out = Embedded.concat(parts)
-    # concat shifts group numbers of later parts; restore the example positions (a shifted copy's
-    # position maps back to its original's)
-    group = np.concatenate([p.group for p in parts]) if parts else out.group
-    out.group = np.where(group < n_ex, group, (group - n_ex) // max(1, len(shifts)))
-    out.names = [ex.name for ex in originals]
-    out.seconds = [ex.seconds for ex in originals]
+    # concat shifts group numbers of later parts; restore the example positions
+    out.group = np.concatenate([p.group for p in parts]) if parts else out.group
+    out.names = [ex.name for ex in examples]
+    out.seconds = [ex.seconds for ex in examples]
     return out
 
 
