@@ -28,7 +28,7 @@ def _missing_tools() -> list[str]:
             __import__(mod)
         except (ImportError, OSError):
             missing.append(f"python module {mod}")
-    for sf in SOUNDFONTS.values():
+    for sf in (SOUNDFONTS[n] for n in B.SOUNDFONTS_TRAIN + B.SOUNDFONTS_TEST):  # the recipe's own fonts
         if not os.path.exists(sf.path):
             missing.append(f"{sf.path} (apt-get install {sf.package})")
     if shutil.which("espeak-ng") is None:
@@ -154,6 +154,10 @@ def test_bad_parameters(tmp_path):
         B.build_dataset(tmp_path, 0.01, 1, vibrato_p="often")
     with pytest.raises(ValueError, match="splits"):
         B.build_dataset(tmp_path, 0.01, 1, splits=["dev"])
+    with pytest.raises(ValueError, match="extra_soundfonts"):
+        B.build_dataset(tmp_path, 0.01, 1, extra_soundfonts=["TimGM6mb"])  # the test timbre never trains
+    with pytest.raises(ValueError, match="extra_soundfonts"):
+        B.build_dataset(tmp_path, 0.01, 1, extra_soundfonts=["OPL3_FM", "OPL3_FM"])
     with pytest.raises(ValueError, match="hours"):
         B.build_dataset(tmp_path, 0, 1)
     with pytest.raises(ValueError, match="seed"):
@@ -354,3 +358,25 @@ def test_data_build_command_options(tmp_path, capsys):
     assert "vibrato_p" in capsys.readouterr().err
     assert main(["data", "build", "--out", str(out), "--hours", "0.003", "--splits", "tset", "--no-progress"]) == 1
     assert "splits" in capsys.readouterr().err
+    assert main(["data", "build", "--out", str(out), "--hours", "0.003", "--extra-soundfonts", "TimGM6mb",
+                 "--no-progress"]) == 1
+    assert "extra_soundfonts" in capsys.readouterr().err
+
+
+@needs_tools
+@pytest.mark.skipif(not os.path.exists(SOUNDFONTS["OPL3_FM"].path),
+                    reason="apt-get install opl3-soundfont")
+def test_extra_soundfonts_join_the_training_timbres_only():
+    ctx = B._local_context(None, 32000)
+    extra = ("OPL3_FM",)
+    fonts = set()
+    for index in range(12):
+        job = B.ClipJob("train", index, "music", 2.0, 5, extra_soundfonts=extra)
+        fonts |= {s["soundfont"] for s in B.render_clip(job, ctx)[2]["sources"] if "soundfont" in s}
+    assert "OPL3_FM" in fonts and fonts <= {"FluidR3_GM", "MuseScore_General", "OPL3_FM"}
+    for index in range(3):  # the test split renders the same clips with or without them
+        a = B.render_clip(B.ClipJob("test", index, "music", 2.0, 5), ctx)
+        b = B.render_clip(B.ClipJob("test", index, "music", 2.0, 5, extra_soundfonts=extra), ctx)
+        assert np.array_equal(a[0], b[0]) and a[2]["sources"] == b[2]["sources"]
+    assert B.split_timbres("val", extra)["soundfonts"] == ["FluidR3_GM", "MuseScore_General", "OPL3_FM"]
+    assert B.split_timbres("test", extra)["soundfonts"] == ["TimGM6mb"]

