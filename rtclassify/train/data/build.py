@@ -8,7 +8,8 @@ Output layout of ``build_dataset(out_dir, ...)``::
     out_dir/<split>/<clip>.labels.npy  uint8 (n_frames, 12): tag activity on the model's frame grid
 
 Splits: ``train`` and ``val`` use the training timbres (soundfonts FluidR3_GM
-and MuseScore_General, the npm instruments not held out, the training voices);
+and MuseScore_General, plus those of ``extra_soundfonts``; the npm instruments
+not held out, the training voices);
 ``test`` uses only held-out timbres: the whole TimGM6mb soundfont, the npm
 instruments :data:`SAMPLE_INSTRUMENTS_TEST` (each family keeps other
 instruments for training), and held-out voices.
