@@ -28,7 +28,7 @@ def _missing_tools() -> list[str]:
             __import__(mod)
         except (ImportError, OSError):
             missing.append(f"python module {mod}")
-    for sf in (SOUNDFONTS[n] for n in B.SOUNDFONTS_TRAIN + B.SOUNDFONTS_TEST):  # the recipe's own fonts
+    for sf in (SOUNDFONTS[n] for n in B.build_soundfonts()):  # the recipe's own fonts
         if not os.path.exists(sf.path):
             missing.append(f"{sf.path} (apt-get install {sf.package})")
     if shutil.which("espeak-ng") is None:

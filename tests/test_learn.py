@@ -660,6 +660,10 @@ def test_shifted_copies_move_pitch_and_length():
     assert parse_pitch_shifts(None) is None
     with pytest.raises(ParameterError, match="semitones"):
         parse_pitch_shifts("up")
+    from rtclassify.learn.fewshot import evaluate_fewshot
+
+    with pytest.raises(ParameterError, match="pitch_shifts"):  # the evaluation checks them as learn does
+        evaluate_fewshot(None, "unused", [], pitch_shifts=(13,))
 
 
 def test_shifted_copies_join_their_examples_group(base):

