@@ -323,6 +323,32 @@ def test_freq_shift_moves_the_spectrum_by_whole_bands_and_keeps_labels():
         TrainParams(freq_shift_bins=-1).validate()
 
 
+def test_freq_masks_set_runs_of_bands_to_the_window_mean_and_keep_labels():
+    rng = np.random.default_rng(7)
+    x = torch.randn(256, 128, 16) * 10.0 - 50.0
+    y = torch.from_numpy(np.random.default_rng(0).integers(0, 2, (256, 12)).astype(np.float32))
+    p = TrainParams(mixup=0.0, gain_db=0.0, eq_db=0.0, freq_masks=2, freq_mask_bins=10)
+    xm, ym = augment(x, y, rng, p)
+    assert torch.equal(ym, y)
+    changed = (xm != x).any(dim=2)  # (B, bands): a masked band differs from its noisy original
+    mean = x.mean(dim=(1, 2))
+    widths = []
+    for b in range(256):
+        bands = torch.nonzero(changed[b]).flatten()
+        assert len(bands) >= 1
+        assert torch.allclose(xm[b, bands, :], mean[b].expand(len(bands), 16))  # filled with the window mean
+        assert torch.equal(xm[b, ~changed[b], :], x[b, ~changed[b], :])  # the rest untouched
+        runs = np.split(bands.numpy(), np.flatnonzero(np.diff(bands.numpy()) > 1) + 1)
+        assert len(runs) <= 2 and all(len(r) <= 10 for r in runs) or len(bands) <= 20
+        widths.append(len(bands))
+    assert max(widths) > 10 and min(widths) < 5  # two masks of 1..10 bands each, varied
+    x0, _ = augment(x, y, np.random.default_rng(7), TrainParams(mixup=0.0, gain_db=0.0, eq_db=0.0))
+    assert torch.equal(x0, x)  # 0 disables it
+    for bad in (dict(freq_masks=-1), dict(freq_masks=5), dict(freq_mask_bins=0)):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            TrainParams(**bad).validate()
+
+
 # ----------------------------------------------------------------------------- metrics
 def test_hysteresis():
     p = np.array([[0.1], [0.6], [0.4], [0.2], [0.55]])
@@ -498,6 +524,36 @@ name = "tiny-cli"
     # a bad config gives a one-line error naming the key
     cfg.write_text(cfg.read_text().replace("epochs = 1", "epochs = 1\nwarp = 9"))
     assert main(["train", "--config", str(cfg)]) == 1
+
+
+def test_train_on_a_data_dir_without_training_clips_says_so(tmp_path, monkeypatch, capsys):
+    """A data folder built with --splits test has no train split: a one-line error, not a crash in training."""
+    import rtclassify.train.data as data
+    from rtclassify.cli import main
+
+    monkeypatch.setattr(data, "load_split", lambda d, split: (_clips(10, 3 if split != "train" else 0, 2.0),
+                                                              3 if split != "train" else 0), raising=False)
+    monkeypatch.setattr(data, "split_fingerprint", lambda d, split: f"synthetic-{split}", raising=False)
+    (tmp_path / "data").mkdir()
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(f"""
+[data]
+dir = "{tmp_path / 'data'}"
+[model]
+width = 4
+multipliers = [1, 2, 2, 4]
+embedding_dim = 16
+[train]
+epochs = 1
+windows_per_epoch = 64
+threads = 1
+[output]
+dir = "{tmp_path / 'run'}"
+""")
+    assert main(["train", "--config", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert "'train' split has no clips" in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "last.pt").exists()
 
 
 def test_data_build_train_export_recipe(tmp_path):

@@ -86,6 +86,13 @@ class TrainParams:
         HTK scale one band is about half a semitone above 1 kHz, 1-3 semitones under 200 Hz),
         so a timbre family is learned over a range of body sizes
         rather than the few instruments of the data; 0 disables it. Labels are unchanged.
+    freq_masks : int
+        Frequency masks per window (SpecAugment, Park et al. 2019): each sets a run of
+        1..``freq_mask_bins`` neighbouring mel bands, over the whole window, to the window's mean
+        level, so that no single region of the spectrum can decide a tag; 0 disables it.
+        Labels are unchanged. (No time masks: the labels are per frame.)
+    freq_mask_bins : int
+        Widest frequency mask, in mel bands.
     onset_fraction : float
         Share of each batch's windows whose target frame lies within ``onset_ms`` after a tag
         turned on (the tag still on): oversamples the moments a live classifier must recognize
@@ -127,6 +134,8 @@ class TrainParams:
     gain_db: float = 6.0
     eq_db: float = 6.0
     freq_shift_bins: int = 0
+    freq_masks: int = 0
+    freq_mask_bins: int = 16
     onset_fraction: float = 0.0
     onset_ms: float = 400.0
     time_budget_min: float = 50.0
@@ -143,6 +152,10 @@ class TrainParams:
                 raise ConfigError(f"[train] {k} must be >= 1, got {getattr(self, k)}")
         if not 0 <= int(self.freq_shift_bins) <= 16:
             raise ConfigError(f"[train] freq_shift_bins must be in 0..16, got {self.freq_shift_bins}")
+        if not 0 <= int(self.freq_masks) <= 4:
+            raise ConfigError(f"[train] freq_masks must be in 0..4, got {self.freq_masks}")
+        if not 1 <= int(self.freq_mask_bins) <= 64:
+            raise ConfigError(f"[train] freq_mask_bins must be in 1..64, got {self.freq_mask_bins}")
         for k in ("lr", "time_budget_min"):
             if not float(getattr(self, k)) > 0:
                 raise ConfigError(f"[train] {k} must be > 0, got {getattr(self, k)}")
@@ -242,6 +255,8 @@ def parse_config(raw: dict, source: str = "<config>", base: Path | None = None) 
     t = _table(raw, "train", tdefaults, source)
     try:
         train = TrainParams(**{k: type(tdefaults[k])(v) for k, v in t.items()}).validate()
+    except ConfigError as exc:  # already names its table
+        raise ConfigError(f"{source}: {exc}") from exc
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: [train] {exc}") from exc
     hop = int(bundle["hop_frames"])
@@ -388,7 +403,7 @@ class WindowSampler:
 
 
 def augment(x, y, rng: np.random.Generator, params: TrainParams, partner=None):
-    """Power-domain mixup, random gain and random EQ on a batch (inputs are not modified).
+    """Power-domain mixup, random gain, random EQ, band shifts and frequency masks on a batch (inputs are not modified).
 
     Parameters
     ----------
@@ -428,6 +443,16 @@ def augment(x, y, rng: np.random.Generator, params: TrainParams, partner=None):
         s = rng.integers(-k, k + 1, B)
         idx = np.clip(np.arange(n)[None, :] - s[:, None], 0, n - 1)  # band m reads band m - s
         x = torch.gather(x, 1, torch.from_numpy(idx)[:, :, None].expand(-1, -1, x.shape[2]))
+    if int(params.freq_masks) > 0:
+        n = x.shape[1]
+        band = np.arange(n)[None, :]
+        masked = np.zeros((B, n), bool)
+        for _ in range(int(params.freq_masks)):
+            width = rng.integers(1, int(params.freq_mask_bins) + 1, (B, 1))
+            lo = rng.integers(0, n - width + 1)
+            masked |= (band >= lo) & (band < lo + width)
+        m = torch.from_numpy(masked)[:, :, None]
+        x = torch.where(m, x.mean(dim=(1, 2), keepdim=True), x)
     return x, y
 
 
@@ -798,6 +823,10 @@ def run_training(cfg: RunConfig, resume: bool = False, export: bool = True, eval
     val_set = split_features(data_dir, cfg.data["val"], TAGS, fe, cfg.data["cache"])
     console.print(f"features ready in {time.perf_counter() - t0:.0f}s: train {train_set.mel.shape[0]} frames "
                   f"({train_set.n_clips} clips), val {val_set.mel.shape[0]} frames ({val_set.n_clips} clips)")
+    for split, fs in ((cfg.data["train"], train_set), (cfg.data["val"], val_set)):
+        if fs.n_clips == 0 or fs.mel.shape[0] == 0:
+            raise ParameterError(f"data dir {data_dir}: the {split!r} split has no clips (a build with "
+                                 f"--splits that left it out?); rebuild it with rtclassify data build")
     extra = {
         "frontend": fe,
         "hop_frames": cfg.bundle["hop_frames"],
