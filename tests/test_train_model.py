@@ -466,7 +466,7 @@ def test_finalize_export_and_onnx_inference(tiny_run):
     assert m["per_tag"]["organ"]["roc_auc"] > 0.9
 
 
-def test_train_cli_end_to_end(tmp_path, monkeypatch):
+def test_train_cli_end_to_end(tmp_path, monkeypatch, capsys):
     """`rtclassify train --config` on a tiny data set: features, 1 epoch, export, test evaluation, bundle loads."""
     import rtclassify.train.data as data
     from rtclassify.cli import main
@@ -521,39 +521,18 @@ name = "tiny-cli"
         for tag, d in span["per_tag"].items():
             assert d["positives"] <= rep["per_tag"][tag]["positives"]
     assert json.loads((bundle / "model.json").read_text())["metrics"]["test"]["n"] == rep["n"]
+    # a data folder without training clips (built with --splits test) gives a one-line error
+    monkeypatch.setattr(data, "load_split", lambda d, split: (_clips(seeds[split], 0 if split == "train" else 3, 2.0),
+                                                              0 if split == "train" else 3), raising=False)
+    monkeypatch.setattr(data, "split_fingerprint", lambda d, split: f"synthetic-{split}-2", raising=False)
+    capsys.readouterr()
+    assert main(["train", "--config", str(cfg), "--set", f'output.dir="{tmp_path / "run2"}"']) == 1
+    err = capsys.readouterr().err
+    assert "'train' split has no clips" in err and "Traceback" not in err
+    assert not (tmp_path / "run2" / "last.pt").exists()
     # a bad config gives a one-line error naming the key
     cfg.write_text(cfg.read_text().replace("epochs = 1", "epochs = 1\nwarp = 9"))
     assert main(["train", "--config", str(cfg)]) == 1
-
-
-def test_train_on_a_data_dir_without_training_clips_says_so(tmp_path, monkeypatch, capsys):
-    """A data folder built with --splits test has no train split: a one-line error, not a crash in training."""
-    import rtclassify.train.data as data
-    from rtclassify.cli import main
-
-    monkeypatch.setattr(data, "load_split", lambda d, split: (_clips(10, 3 if split != "train" else 0, 2.0),
-                                                              3 if split != "train" else 0), raising=False)
-    monkeypatch.setattr(data, "split_fingerprint", lambda d, split: f"synthetic-{split}", raising=False)
-    (tmp_path / "data").mkdir()
-    cfg = tmp_path / "tiny.toml"
-    cfg.write_text(f"""
-[data]
-dir = "{tmp_path / 'data'}"
-[model]
-width = 4
-multipliers = [1, 2, 2, 4]
-embedding_dim = 16
-[train]
-epochs = 1
-windows_per_epoch = 64
-threads = 1
-[output]
-dir = "{tmp_path / 'run'}"
-""")
-    assert main(["train", "--config", str(cfg)]) == 1
-    err = capsys.readouterr().err
-    assert "'train' split has no clips" in err and "Traceback" not in err
-    assert not (tmp_path / "run" / "last.pt").exists()
 
 
 def test_data_build_train_export_recipe(tmp_path):
