@@ -376,6 +376,23 @@ def portaudio_input(server: JackServer, channel: int = 0) -> str:
     return [p for p in wait_for_port(server, f":in_{channel}", timeout=30) if p.startswith("PortAudio")][0]
 
 
+def start_listener(cmd: list, env: dict) -> subprocess.Popen:
+    """Start ``rtclassify listen`` so that a later SIGINT reaches it as Ctrl-C would.
+
+    A test runner started as a background job of a non-interactive shell ignores SIGINT, and a
+    child inherits an ignored signal (Python then installs no KeyboardInterrupt handler): the
+    listener is started with SIGINT at its default instead, as from a terminal.
+    """
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:  # a handled signal is reset to its default in the child at exec
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=OUTSIDE)
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def tear_down(listen: subprocess.Popen, players: list, rx: Receivers) -> None:
     """After a run, a failed one too: kill ``listen`` if it still runs, close the players, give the last
     messages time to arrive and stop the receivers."""
@@ -479,8 +496,7 @@ def run_rig(tmp: Path, *, files=("piano.wav", "speech-female.wav"), rounds: int 
         if hop is not None:
             cmd += ["--hop", str(hop)]
         cmd += list(extra_args)
-        listen = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  cwd=OUTSIDE)
+        listen = start_listener(cmd, env)
         player = None
         play_start = play_end = 0.0
         try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -26,8 +25,8 @@ FILES = ("piano.wav", "speech-female.wav")  # stream 0 (in_0), stream 1 (in_1)
 @pytest.fixture(scope="module")
 def run(rig_available, tmp_path_factory):
     from _jackd import JackServer
-    from jack_rig import (OUTSIDE, PERIOD, RATE, Player, Receivers, choose_bundle, parse_midi, parse_osc,
-                          portaudio_input, program, tear_down)
+    from jack_rig import (PERIOD, RATE, Player, Receivers, choose_bundle, parse_midi, parse_osc, portaudio_input,
+                          program, start_listener, tear_down)
     from rtclassify.sinks.mapping import Mapping
 
     tmp = tmp_path_factory.mktemp("multi")
@@ -40,11 +39,11 @@ def run(rig_available, tmp_path_factory):
         rx = Receivers(server, env)
         virt = f"tags{uuid.uuid4().hex[:4]}"
         duration = max(a.shape[0] for a, _ in plays) / RATE + 30.0
-        listen = subprocess.Popen(
+        listen = start_listener(
             [sys.executable, "-m", "rtclassify", "listen", "--device", "system", "--channels", "0-1",
              "--bundle", str(model.path), "--midi-api", "jack", "--midi-virtual", virt,
              "--osc", f"127.0.0.1:{rx.osc_port}", "--no-display", "--log", str(log), "--duration", f"{duration:.1f}"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=OUTSIDE)
+            env)
         players = []
         play_start = float("inf")
         try:
