@@ -318,6 +318,11 @@ def split_features(data_dir, split: str, tags=TAGS, frontend: dict | None = None
     Returns
     -------
     FeatureSet
+
+    Raises
+    ------
+    ParameterError
+        The folder is missing, or the split has no clips (a build with ``--splits`` that left it out).
     """
     from .data import split_fingerprint
 
@@ -328,9 +333,12 @@ def split_features(data_dir, split: str, tags=TAGS, frontend: dict | None = None
     fp = split_fingerprint(data_dir, split)
     fe = dict(DEFAULT_FRONTEND, **(frontend or {}))
     fs = load_feature_set(cache / split, tags=list(tags), frontend=fe, source_fingerprint=fp)
-    if fs is not None:
+    if fs is not None and fs.n_clips > 0:
         return fs
     clips, n = _split_clips(data_dir, split)
+    if n == 0:
+        raise ParameterError(f"data dir {data_dir}: the {split!r} split has no clips (a build with --splits "
+                             f"that left it out?); rebuild it with rtclassify data build")
     return build_feature_set(clips, cache / split, list(tags), fe, source_fingerprint=fp, n_clips=n,
                              progress=progress)
 
@@ -823,10 +831,6 @@ def run_training(cfg: RunConfig, resume: bool = False, export: bool = True, eval
     val_set = split_features(data_dir, cfg.data["val"], TAGS, fe, cfg.data["cache"])
     console.print(f"features ready in {time.perf_counter() - t0:.0f}s: train {train_set.mel.shape[0]} frames "
                   f"({train_set.n_clips} clips), val {val_set.mel.shape[0]} frames ({val_set.n_clips} clips)")
-    for split, fs in ((cfg.data["train"], train_set), (cfg.data["val"], val_set)):
-        if fs.n_clips == 0 or fs.mel.shape[0] == 0:
-            raise ParameterError(f"data dir {data_dir}: the {split!r} split has no clips (a build with "
-                                 f"--splits that left it out?); rebuild it with rtclassify data build")
     extra = {
         "frontend": fe,
         "hop_frames": cfg.bundle["hop_frames"],
