@@ -127,6 +127,36 @@ def test_plan_is_deterministic_and_sized():
         B.plan_clips(1, 1, kind_weights={"jazz": 1.0})
 
 
+def test_solo_share_changes_only_train_and_val_music_clips():
+    base = B.plan_clips(3, 1)
+    solo = B.plan_clips(3, 1, solo_p=0.3)
+    assert len(solo) == len(base)
+    changed = [(a, b) for a, b in zip(base, solo) if a != b]
+    assert changed and all(a.kind == "music" and b.kind == "solo" and a.split != "test"
+                           and (a.split, a.index) == (b.split, b.index) for a, b in changed)
+    music = sum(j.kind == "music" and j.split != "test" for j in base)
+    assert 0.2 < len(changed) / music < 0.4
+    assert B.plan_clips(3, 1, solo_p=0.0) == base
+    every = B.plan_clips(3, 1, solo_p=1.0)
+    assert not any(j.kind == "music" and j.split != "test" for j in every)
+    assert [j for j in every if j.split == "test"] == [j for j in base if j.split == "test"]
+
+
+def test_held_notes_cover_the_range_one_at_a_time():
+    rng = np.random.default_rng(3)
+    notes = [n for _ in range(40) for n in gm.held_notes(rng, 40, 70, 0.0, 10.0)]
+    keys = np.array([n.key for n in notes])
+    assert keys.min() == 40 and keys.max() == 70
+    for _ in range(20):
+        one = gm.held_notes(rng, 40, 70, 1.0, 9.0)
+        assert one and one[0].start >= 1.0 and one[-1].end <= 9.0
+        for a, b in zip(one, one[1:]):
+            assert a.end < b.start  # never two at once
+        assert all(0.6 - 1e-9 <= n.end - n.start <= 3.5 or n.end == 9.0 for n in one)
+    part = gm.make_part(rng, gm.random_song(rng), "strings", 40, 0, 0.0, 5.0, role="held")
+    assert part.role == "held" and all(55 <= n.key <= 100 for n in part.notes)
+
+
 def test_vibrato_curve_restarts_after_each_note_on():
     v = gm.Vibrato(rate_hz=5.0, depth_cents=30.0, delay_s=0.2, ramp_s=0.3, drift=0.0, seed=1)
     t = np.arange(0, 3.0, 0.002)
@@ -152,6 +182,8 @@ def test_bad_parameters(tmp_path):
         B.build_dataset(tmp_path, 0.01, 1, vibrato_p=1.5)
     with pytest.raises(ValueError, match="vibrato_p"):
         B.build_dataset(tmp_path, 0.01, 1, vibrato_p="often")
+    with pytest.raises(ValueError, match="solo_p"):
+        B.build_dataset(tmp_path, 0.01, 1, solo_p=-0.1)
     with pytest.raises(ValueError, match="splits"):
         B.build_dataset(tmp_path, 0.01, 1, splits=["dev"])
     with pytest.raises(ValueError, match="extra_soundfonts"):
@@ -297,6 +329,21 @@ def test_speech_and_music_clips_are_labelled():
 
 
 @needs_tools
+def test_solo_clips_play_one_instrument_in_held_notes():
+    ctx = B._local_context(None, 32000)
+    types, on = set(), []
+    for index in range(6):
+        audio, lab, meta = B.render_clip(B.ClipJob("val", index, "solo", 4.0, 5), ctx)
+        (src,) = meta["sources"]
+        assert src["role"] == "held" and src["tag"] in B.SOLO_TAGS
+        assert meta["tags"] == [src["tag"]]
+        on.append(lab[:, L.TAG_INDEX[src["tag"]]].mean())
+        types.add(src["type"])
+    assert types == {"fluidsynth", "tonejs-samples"}
+    assert min(on) > 0.2 and np.mean(on) > 0.6  # a struck bell decays soon; held notes sound most of the clip
+
+
+@needs_tools
 def test_vibrato_is_rendered_as_pitch_bend():
     from rtclassify import _core
     from rtclassify.train.data.fluid import FluidRenderer
@@ -356,6 +403,8 @@ def test_data_build_command_options(tmp_path, capsys):
     assert m["vibrato_p"] == 1.0 and list(m["splits"]) == ["test"]
     assert main(["data", "build", "--out", str(out), "--hours", "0.003", "--vibrato", "2", "--no-progress"]) == 1
     assert "vibrato_p" in capsys.readouterr().err
+    assert main(["data", "build", "--out", str(out), "--hours", "0.003", "--solo", "1.5", "--no-progress"]) == 1
+    assert "solo_p" in capsys.readouterr().err
     assert main(["data", "build", "--out", str(out), "--hours", "0.003", "--splits", "tset", "--no-progress"]) == 1
     assert "splits" in capsys.readouterr().err
     assert main(["data", "build", "--out", str(out), "--hours", "0.003", "--extra-soundfonts", "TimGM6mb",

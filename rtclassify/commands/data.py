@@ -33,6 +33,10 @@ def add_arguments(parser) -> None:
     b.add_argument("--vibrato", type=float, default=None, metavar="P",
                    help="probability that a GM string, wind, synth or voice part is played with vibrato "
                         "(default 0: the recipe of the shipped model)")
+    b.add_argument("--solo", type=float, default=None, metavar="P",
+                   help="share of the train/val music clips rendered as one instrument playing single held notes "
+                        "over its whole range (default 0: the recipe of the shipped model; the test split is the "
+                        "same for every value)")
     b.add_argument("--splits", default=None, metavar="LIST",
                    help="comma-separated splits to render (default train,val,test); the clips are those of the "
                         "full build, e.g. --splits test rebuilds a recipe's test split alone")
@@ -74,7 +78,8 @@ def run(args) -> int:
                       npm_cache=args.npm_cache, progress=not args.no_progress,
                       splits=args.splits.split(",") if args.splits else None,
                       extra_soundfonts=args.extra_soundfonts.split(",") if args.extra_soundfonts else (),
-                      **({} if args.vibrato is None else {"vibrato_p": args.vibrato}))
+                      **({} if args.vibrato is None else {"vibrato_p": args.vibrato}),
+                      **({} if args.solo is None else {"solo_p": args.solo}))
     dt = time.monotonic() - t0
     console = Console()
     table = Table(title=f"frame prevalence per tag ({args.out})")

@@ -58,6 +58,11 @@ SAMPLE_INSTRUMENTS_TRAIN = tuple(i for i in SAMPLE_INSTRUMENT_TAGS if i not in S
 KIND_WEIGHTS = {"music": 0.58, "speech": 0.13, "singing": 0.15, "nonmusic": 0.14}
 #: Instrument tags drawn for music parts (uniformly, without repetition in a clip).
 MUSIC_TAGS = ("piano", "organ", "guitar", "bass", "strings", "brass", "woodwind", "mallet", "drums", "synth")
+#: Tags a ``solo`` clip plays (single held notes: every pitched family).
+SOLO_TAGS = tuple(t for t in MUSIC_TAGS if t != "drums")
+#: Share of music clips of the train and val splits rendered as solo held notes by default (0: the
+#: recipe as it was before solo clips, the same clips file for file).
+DEFAULT_SOLO_P = 0.0
 #: Probability that a part whose tag has recorded samples in the split is played from them.
 SAMPLE_PART_P = 0.35
 #: Default probability that a GM part of a tag in :data:`gm.VIBRATO_TAGS` is played with vibrato
@@ -127,12 +132,15 @@ def _kind_counts(n: int, weights: dict) -> dict:
 
 
 def plan_clips(hours: float, seed: int, clip_seconds: float = 10.0, kind_weights: dict | None = None,
-               vibrato_p: float = 0.0, extra_soundfonts=()) -> list[ClipJob]:
+               vibrato_p: float = 0.0, extra_soundfonts=(), solo_p: float = 0.0) -> list[ClipJob]:
     """Every clip of a build, in output order (train, val, test).
 
     Clip counts: ``round(hours*3600/clip_seconds)`` in all (at least 3), val
     and test 10 % each (at least 1); kinds in proportion to ``kind_weights``
-    (largest remainders), order shuffled by the seed.
+    (largest remainders), order shuffled by the seed. In the train and val
+    splits each music clip becomes a ``solo`` clip (one instrument, single
+    held notes over its whole range) with probability ``solo_p``; the other
+    clips, and the whole test split, are the same whatever ``solo_p`` is.
     """
     weights = dict(KIND_WEIGHTS if kind_weights is None else kind_weights)
     if not weights or any(k not in KIND_WEIGHTS for k in weights) or any(w < 0 for w in weights.values()) \
@@ -147,6 +155,9 @@ def plan_clips(hours: float, seed: int, clip_seconds: float = 10.0, kind_weights
         counts = _kind_counts(sizes[split], weights)
         kinds = [k for k in weights for _ in range(counts[k])]
         np.random.default_rng([seed, si, 999_999_999]).shuffle(kinds)
+        if split != "test" and solo_p > 0:
+            draws = np.random.default_rng([seed, si, 999_999_998]).random(len(kinds))
+            kinds = ["solo" if k == "music" and u < solo_p else k for k, u in zip(kinds, draws)]
         jobs += [ClipJob(split, i, k, float(clip_seconds), int(seed), float(vibrato_p), tuple(extra_soundfonts))
                  for i, k in enumerate(kinds)]
     return jobs
@@ -194,9 +205,9 @@ def _level(x: np.ndarray, db: float) -> np.ndarray:
 
 
 def _music_parts(ctx: WorkerContext, rng, job: ClipJob, song: gm.Song, tags: list[str], sf_name: str,
-                 spans: list[tuple[float, float]], vrng) -> list[_Stem]:
+                 spans: list[tuple[float, float]], vrng, role: str | None = None) -> list[_Stem]:
     """Render parts for ``tags`` (GM soundfont or recorded samples), one stem each; ``vrng`` draws the
-    vibrato of GM parts."""
+    vibrato of GM parts; ``role`` (e.g. ``"held"``) overrides the part roles drawn by tag."""
     timbres = split_timbres(job.split, job.extra_soundfonts)
     presets = ctx.fluid.presets(sf_name)
     gm_parts, gm_meta, stems = [], [], []
@@ -205,8 +216,12 @@ def _music_parts(ctx: WorkerContext, rng, job: ClipJob, song: gm.Song, tags: lis
         if instruments and rng.random() < SAMPLE_PART_P:
             inst = str(rng.choice(instruments))
             lo, hi = ctx.samples.key_range(inst)
-            role = "bass" if tag == "bass" else ("chords" if inst in POLYPHONIC and rng.random() < 0.4 else "melody")
-            part = gm.make_part(rng, song, tag, 0, 0, t0, t1, role=role, key_range=(max(lo, 21), min(hi, 108)))
+            if role is None:
+                part_role = "bass" if tag == "bass" else ("chords" if inst in POLYPHONIC and rng.random() < 0.4
+                                                          else "melody")
+            else:
+                part_role = role
+            part = gm.make_part(rng, song, tag, 0, 0, t0, t1, role=part_role, key_range=(max(lo, 21), min(hi, 108)))
             audio = ctx.samples.render(inst, part.notes, job.seconds, release=float(rng.uniform(0.05, 0.3)))
             stems.append(_Stem(audio, tag, {
                 "type": "tonejs-samples", "tag": tag, "instrument": inst, "package": package_name(inst),
@@ -219,7 +234,7 @@ def _music_parts(ctx: WorkerContext, rng, job: ClipJob, song: gm.Song, tags: lis
         else:
             progs = [p for p in gm.TAG_PROGRAMS[tag] if (0, p) in presets]
             bank, prog = 0, int(rng.choice(progs))
-        part = gm.make_part(rng, song, tag, prog, bank, t0, t1)
+        part = gm.make_part(rng, song, tag, prog, bank, t0, t1, role=role)
         if bank == 0 and tag in gm.VIBRATO_TAGS and vrng.random() < job.vibrato_p:
             part.vibrato = gm.draw_vibrato(vrng)
         gm_parts.append(part)
@@ -313,6 +328,10 @@ def render_clip(job: ClipJob, ctx: WorkerContext) -> tuple[np.ndarray, np.ndarra
         stems = _music_parts(ctx, rng, job, song, tags, sf_name, spans, vrng)
         levels = rng.uniform(-12, 0, len(stems))
         stems = [s._replace(audio=_level(s.audio, -20 + lv)) for s, lv in zip(stems, levels)]
+    elif job.kind == "solo":
+        tag = str(rng.choice(SOLO_TAGS))
+        stems = _music_parts(ctx, rng, job, song, [tag], sf_name, [(0.0, job.seconds)], vrng, role="held")
+        stems = [s._replace(audio=_level(s.audio, -20 + float(rng.uniform(-6, 0)))) for s in stems]
     elif job.kind in ("speech", "singing"):
         sung = job.kind == "singing"
         t0, t1 = _span(rng, job.seconds, full_p=0.6, min_len=3.0)
@@ -346,7 +365,7 @@ def render_clip(job: ClipJob, ctx: WorkerContext) -> tuple[np.ndarray, np.ndarra
         stems = [_Stem(x.astype(np.float32), None, {"type": "nonmusic", "kind": kind, "tag": None,
                                                     "license": "generated (rtclassify)"})]
     else:
-        raise ParameterError(f"clip kind {job.kind!r} is not one of {sorted(KIND_WEIGHTS)}")
+        raise ParameterError(f"clip kind {job.kind!r} is not one of {sorted(KIND_WEIGHTS) + ['solo']}")
     if not stems:
         stems = [_Stem(noise_mod.silence(rng, n), None, {"type": "nonmusic", "kind": "silence", "tag": None,
                                                           "license": "generated (rtclassify)"})]
@@ -458,10 +477,20 @@ def _sources_summary(versions: dict, extra_soundfonts=()) -> dict:
     }
 
 
+def _probability(name: str, value) -> float:
+    try:
+        p = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name}: must be a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= p <= 1.0:
+        raise ParameterError(f"{name}: must be in [0, 1], got {p}")
+    return p
+
+
 def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.0, workers: int | None = None,
                   npm_cache=None, render_rate: int = 32000, kind_weights: dict | None = None,
                   vibrato_p: float = DEFAULT_VIBRATO_P, splits=None, extra_soundfonts=(),
-                  progress: bool = True) -> dict:
+                  solo_p: float = DEFAULT_SOLO_P, progress: bool = True) -> dict:
     """Synthesize a labelled data set (see the module docstring for the layout).
 
     Parameters
@@ -494,6 +523,10 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
     extra_soundfonts : sequence of str
         Soundfonts of :data:`SOUNDFONTS_EXTRA` added to the training ones: each GM clip of the train
         and val splits draws its soundfont among all of them alike. The test split is unchanged.
+    solo_p : float
+        Probability in [0, 1] that a music clip of the train or val split is a ``solo`` clip instead: one
+        instrument (GM preset or samples) playing single held notes over its whole key range. 0 renders
+        the recipe as it was before solo clips; the test split is the same for every value.
     progress : bool
         Show a rich progress bar.
 
@@ -515,12 +548,8 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
         raise ParameterError(f"seed: must be a non-negative integer, got {seed!r}")
     if workers is not None and int(workers) < 1:
         raise ParameterError(f"workers: must be >= 1, got {workers}")
-    try:
-        vibrato_p = float(vibrato_p)
-    except (TypeError, ValueError):
-        raise ParameterError(f"vibrato_p: must be a number in [0, 1], got {vibrato_p!r}") from None
-    if not 0.0 <= vibrato_p <= 1.0:
-        raise ParameterError(f"vibrato_p: must be in [0, 1], got {vibrato_p}")
+    vibrato_p = _probability("vibrato_p", vibrato_p)
+    solo_p = _probability("solo_p", solo_p)
     built = list(SPLITS) if splits is None else [str(x) for x in splits]
     if not built or any(x not in SPLITS for x in built):
         raise ParameterError(f"splits: expected some of {', '.join(SPLITS)}, got {splits!r}")
@@ -529,7 +558,7 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
     if any(x not in SOUNDFONTS_EXTRA for x in extra_soundfonts) or len(set(extra_soundfonts)) < len(extra_soundfonts):
         raise ParameterError(f"extra_soundfonts: expected some of {', '.join(SOUNDFONTS_EXTRA)}, "
                              f"got {list(extra_soundfonts)!r}")
-    jobs = [j for j in plan_clips(hours, int(seed), clip_seconds, kind_weights, vibrato_p, extra_soundfonts)
+    jobs = [j for j in plan_clips(hours, int(seed), clip_seconds, kind_weights, vibrato_p, extra_soundfonts, solo_p)
             if j.split in built]
     if workers is None:  # small sets: one process (each worker pays the soundfont and sample loading)
         workers = 1 if len(jobs) < 40 else max(1, min(2, os.cpu_count() or 1))
@@ -590,6 +619,7 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
     manifest = {
         "recipe": RECIPE, "recipe_version": RECIPE_VERSION, "seed": int(seed), "hours_requested": hours,
         "clip_seconds": clip_seconds, "render_rate": int(render_rate), "vibrato_p": vibrato_p,
+        "solo_p": solo_p,
         "extra_soundfonts": list(extra_soundfonts),
         "sample_rate": SAMPLE_RATE, "frame_grid": {"n_fft": N_FFT, "hop_length": HOP, "center": False},
         "tags": list(TAGS),

@@ -460,12 +460,25 @@ class PartSpec:
     vibrato: Vibrato | None = None
 
 
+def held_notes(rng: np.random.Generator, lo: int, hi: int, t0: float, t1: float) -> list[Note]:
+    """Single held notes anywhere in keys ``[lo, hi]`` (chromatic, uniform), 0.6 to 3.5 s each with
+    short gaps, between ``t0`` and ``t1`` s: an instrument played alone, the way a note library or a
+    player trying out a sound plays it."""
+    notes: list[Note] = []
+    t = t0 + float(rng.uniform(0.0, 0.3))
+    while t < t1 - 0.3:
+        end = min(t1, t + float(rng.uniform(0.6, 3.5)))
+        notes.append(Note(t, end, int(rng.integers(lo, hi + 1)), int(rng.uniform(50, 121))))
+        t = end + float(rng.uniform(0.05, 0.8))
+    return notes
+
+
 def make_part(rng: np.random.Generator, song: Song, tag: str, program: int, bank: int,
               t0: float, t1: float, role: str | None = None, key_range: tuple[int, int] | None = None) -> PartSpec:
     """Generate the notes of a part for ``tag`` played by a program between ``t0`` and ``t1``.
 
     ``role`` defaults by tag: bass -> bass line, drum kit -> drum pattern, others
-    melody or chords. ``key_range`` overrides the program's range (used for
+    melody or chords; ``"held"`` plays single held notes over the whole range (:func:`held_notes`). ``key_range`` overrides the program's range (used for
     sampled instruments).
     """
     lo, hi = key_range if key_range is not None else (program_range(program) if bank != 128 else (35, 81))
@@ -480,6 +493,8 @@ def make_part(rng: np.random.Generator, song: Song, tag: str, program: int, bank
             role = "chords" if rng.random() < p_chords else "melody"
     if role == "drums":
         notes = drum_pattern(rng, song, t0, t1)
+    elif role == "held":
+        notes = held_notes(rng, lo, hi, t0, t1)
     elif role == "bass":
         notes = bass_line(rng, song, lo, hi, t0, t1)
     elif role == "chords":
