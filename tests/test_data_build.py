@@ -412,20 +412,33 @@ def test_data_build_command_options(tmp_path, capsys):
     assert "extra_soundfonts" in capsys.readouterr().err
 
 
+def _has_soundfont(name):
+    from rtclassify.errors import MissingDependencyError
+    from rtclassify.train.data.fluid import check_soundfonts
+
+    try:
+        check_soundfonts([name])
+    except MissingDependencyError:
+        return False
+    return True
+
+
 @needs_tools
-@pytest.mark.skipif(not os.path.exists(SOUNDFONTS["OPL3_FM"].path),
-                    reason="apt-get install opl3-soundfont")
-def test_extra_soundfonts_join_the_training_timbres_only():
+@pytest.mark.parametrize("font", [
+    pytest.param("OPL3_FM", marks=pytest.mark.skipif(not _has_soundfont("OPL3_FM"), reason="apt-get install opl3-soundfont")),
+    pytest.param("FreePats", marks=pytest.mark.skipif(not _has_soundfont("FreePats"),
+                                                      reason="apt-get install timidity freepats"))])
+def test_extra_soundfonts_join_the_training_timbres_only(font):
     ctx = B._local_context(None, 32000)
-    extra = ("OPL3_FM",)
+    extra = (font,)
     fonts = set()
     for index in range(12):
         job = B.ClipJob("train", index, "music", 2.0, 5, extra_soundfonts=extra)
         fonts |= {s["soundfont"] for s in B.render_clip(job, ctx)[2]["sources"] if "soundfont" in s}
-    assert "OPL3_FM" in fonts and fonts <= {"FluidR3_GM", "MuseScore_General", "OPL3_FM"}
+    assert font in fonts and fonts <= {"FluidR3_GM", "MuseScore_General", font}
     for index in range(3):  # the test split renders the same clips with or without them
         a = B.render_clip(B.ClipJob("test", index, "music", 2.0, 5), ctx)
         b = B.render_clip(B.ClipJob("test", index, "music", 2.0, 5, extra_soundfonts=extra), ctx)
         assert np.array_equal(a[0], b[0]) and a[2]["sources"] == b[2]["sources"]
-    assert B.split_timbres("val", extra)["soundfonts"] == ["FluidR3_GM", "MuseScore_General", "OPL3_FM"]
+    assert B.split_timbres("val", extra)["soundfonts"] == ["FluidR3_GM", "MuseScore_General", font]
     assert B.split_timbres("test", extra)["soundfonts"] == ["TimGM6mb"]

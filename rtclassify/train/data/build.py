@@ -50,7 +50,7 @@ SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 SOUNDFONTS_TRAIN = ("FluidR3_GM", "MuseScore_General")
 SOUNDFONTS_TEST = ("TimGM6mb",)
 #: Soundfonts that ``--extra-soundfonts`` may add to the training timbres (train and val splits).
-SOUNDFONTS_EXTRA = ("OPL3_FM",)
+SOUNDFONTS_EXTRA = ("OPL3_FM", "FreePats")
 SAMPLE_INSTRUMENTS_TEST = ("guitar-nylon", "cello", "clarinet", "trombone")
 SAMPLE_INSTRUMENTS_TRAIN = tuple(i for i in SAMPLE_INSTRUMENT_TAGS if i not in SAMPLE_INSTRUMENTS_TEST)
 
@@ -77,6 +77,7 @@ NONMUSIC_KINDS = ("silence", "white", "pink", "brown", "hum", "wind", "surf", "r
 
 LICENSES = {
     "FluidR3_GM": "MIT", "MuseScore_General": "MIT", "TimGM6mb": "GPL-2.0", "OPL3_FM": "CC-BY-SA-4.0",
+    "FreePats": SOUNDFONTS["FreePats"].license,
     "tonejs": SAMPLE_LICENSE, "espeak-ng": voice_mod.ESPEAK_LICENSE,
 }
 
@@ -238,7 +239,7 @@ def _music_parts(ctx: WorkerContext, rng, job: ClipJob, song: gm.Song, tags: lis
         if bank == 0 and tag in gm.VIBRATO_TAGS and vrng.random() < job.vibrato_p:
             part.vibrato = gm.draw_vibrato(vrng)
         gm_parts.append(part)
-        gm_meta.append({"type": "fluidsynth", "tag": tag, "soundfont": sf_name,
+        gm_meta.append({"type": SOUNDFONTS[sf_name].engine, "tag": tag, "soundfont": sf_name,
                         "package": SOUNDFONTS[sf_name].package, "license": LICENSES[sf_name], "bank": bank,
                         "program": prog, "preset": presets.get((bank, prog), ""), "role": part.role,
                         "span_s": [round(t0, 3), round(t1, 3)], "notes": len(part.notes)})

@@ -37,12 +37,14 @@ def set_bend_range(synth, chan: int, semitones: int = 2) -> None:
 
 @dataclass(frozen=True)
 class SoundFont:
-    """A GM soundfont from a Debian package."""
+    """A GM soundfont from a Debian package (``engine`` "timidity": a GUS patch set, ``path`` its
+    TiMidity++ configuration, rendered by :mod:`.timidity`)."""
 
     name: str
     path: str
     package: str
     license: str
+    engine: str = "fluidsynth"
 
 
 def _musescore_path() -> str:
@@ -59,6 +61,9 @@ SOUNDFONTS: dict[str, SoundFont] = {
     "TimGM6mb": SoundFont("TimGM6mb", "/usr/share/sounds/sf2/TimGM6mb.sf2", "timgm6mb-soundfont", "GPL-2.0"),
     # FM synthesis of the OPL3 chip (one drum kit); an optional training timbre (data build --extra-soundfonts)
     "OPL3_FM": SoundFont("OPL3_FM", "/usr/share/sounds/sf2/OPL-3_FM_128M.sf2", "opl3-soundfont", "CC-BY-SA-4.0"),
+    # sampled instruments of the FreePats project through TiMidity++; an optional training timbre
+    "FreePats": SoundFont("FreePats", "/etc/timidity/freepats.cfg", "freepats",
+                          "GPL-2.0-or-later with a composition exception", engine="timidity"),
 }
 
 
@@ -66,7 +71,11 @@ def check_soundfonts(names) -> None:
     """Raise MissingDependencyError naming the Debian package of any missing soundfont."""
     for n in names:
         sf = SOUNDFONTS[n]
-        if not os.path.exists(sf.path):
+        if sf.engine == "timidity":
+            from .timidity import check_timidity
+
+            check_timidity(sf.path, sf.package)
+        elif not os.path.exists(sf.path):
             raise MissingDependencyError(
                 f"soundfont {sf.name} not found at {sf.path}; install the Debian package {sf.package} "
                 f"(apt-get install {sf.package})")
@@ -117,6 +126,7 @@ class FluidRenderer:
             ctypes.c_void_p, ctypes.c_int, ctypes.c_int)(("fluid_synth_write_float", self._fs._fl))
         self._holders: dict[str, object] = {}
         self._presets: dict[str, dict[tuple[int, int], str]] = {}
+        self._timidity: dict[str, object] = {}
 
     # -- synth lifecycle
     def _new_synth(self, sf_name: str):
@@ -147,8 +157,21 @@ class FluidRenderer:
             self._presets[sf_name] = presets
         return self._holders[sf_name]
 
+    def _patch_set(self, sf_name: str):
+        """The TiMidity++ renderer of a patch set (``engine`` "timidity"), or None for a soundfont."""
+        sf = SOUNDFONTS[sf_name]
+        if sf.engine != "timidity":
+            return None
+        if sf_name not in self._timidity:
+            from .timidity import TimidityRenderer
+
+            self._timidity[sf_name] = TimidityRenderer(sf.path, sf.package, self.render_rate)
+        return self._timidity[sf_name]
+
     def presets(self, sf_name: str) -> dict[tuple[int, int], str]:
         """``{(bank, program): preset name}`` available in a soundfont."""
+        if (ts := self._patch_set(sf_name)) is not None:
+            return ts.presets()
         self._holder(sf_name)
         return self._presets[sf_name]
 
@@ -189,6 +212,8 @@ class FluidRenderer:
         """
         import soxr
 
+        if (ts := self._patch_set(sf_name)) is not None:
+            return ts.render_parts(parts, duration)
         self._holder(sf_name)
         synth, sfid = self._new_synth(sf_name)
         out = []
