@@ -41,8 +41,9 @@ def add_arguments(parser) -> None:
                    help="comma-separated splits to render (default train,val,test); the clips are those of the "
                         "full build, e.g. --splits test rebuilds a recipe's test split alone")
     b.add_argument("--extra-soundfonts", default=None, metavar="LIST",
-                   help="soundfonts added to the training timbres (train and val splits), e.g. OPL3_FM "
-                        "(Debian opl3-soundfont; default none: the recipe of the shipped model)")
+                   help="soundfonts added to the training timbres (train and val splits): OPL3_FM (Debian "
+                        "opl3-soundfont), FreePats (Debian freepats, through timidity); default none: the recipe "
+                        "of the shipped model")
     b.add_argument("--clip-seconds", type=_positive(float), default=10.0, metavar="SEC",
                    help="length of each clip (default 10)")
     b.add_argument("--workers", type=_positive(int), default=None, metavar="N",
