@@ -442,3 +442,18 @@ def test_extra_soundfonts_join_the_training_timbres_only(font):
         assert np.array_equal(a[0], b[0]) and a[2]["sources"] == b[2]["sources"]
     assert B.split_timbres("val", extra)["soundfonts"] == ["FluidR3_GM", "MuseScore_General", font]
     assert B.split_timbres("test", extra)["soundfonts"] == ["TimGM6mb"]
+
+
+@needs_tools
+@pytest.mark.skipif(not _has_soundfont("FreePats"), reason="apt-get install timidity freepats")
+def test_a_patch_set_for_pitched_parts_leaves_the_drums_to_fluidr3():
+    ctx = B._local_context(None, 32000)
+    drum_fonts, pitched_fonts = set(), set()
+    for index in range(30):
+        job = B.ClipJob("train", index, "music", 2.0, 5, extra_soundfonts=("FreePats_pitched",))
+        for src in B.render_clip(job, ctx)[2]["sources"]:
+            if "soundfont" in src:
+                (drum_fonts if src["tag"] == "drums" else pitched_fonts).add(src["soundfont"])
+                assert src["type"] == ("timidity" if src["soundfont"].startswith("FreePats") else "fluidsynth")
+    assert "FreePats_pitched" in pitched_fonts and drum_fonts and "FreePats_pitched" not in drum_fonts
+

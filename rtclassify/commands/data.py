@@ -42,8 +42,8 @@ def add_arguments(parser) -> None:
                         "full build, e.g. --splits test rebuilds a recipe's test split alone")
     b.add_argument("--extra-soundfonts", default=None, metavar="LIST",
                    help="soundfonts added to the training timbres (train and val splits): OPL3_FM (Debian "
-                        "opl3-soundfont), FreePats (Debian freepats, through timidity); default none: the recipe "
-                        "of the shipped model")
+                        "opl3-soundfont), FreePats (Debian freepats, through timidity), FreePats_pitched (the same "
+                        "for pitched parts, drums by FluidR3_GM); default none: the recipe of the shipped model")
     b.add_argument("--clip-seconds", type=_positive(float), default=10.0, metavar="SEC",
                    help="length of each clip (default 10)")
     b.add_argument("--workers", type=_positive(int), default=None, metavar="N",

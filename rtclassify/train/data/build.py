@@ -50,7 +50,7 @@ SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 SOUNDFONTS_TRAIN = ("FluidR3_GM", "MuseScore_General")
 SOUNDFONTS_TEST = ("TimGM6mb",)
 #: Soundfonts that ``--extra-soundfonts`` may add to the training timbres (train and val splits).
-SOUNDFONTS_EXTRA = ("OPL3_FM", "FreePats")
+SOUNDFONTS_EXTRA = ("OPL3_FM", "FreePats", "FreePats_pitched")
 SAMPLE_INSTRUMENTS_TEST = ("guitar-nylon", "cello", "clarinet", "trombone")
 SAMPLE_INSTRUMENTS_TRAIN = tuple(i for i in SAMPLE_INSTRUMENT_TAGS if i not in SAMPLE_INSTRUMENTS_TEST)
 
@@ -77,7 +77,7 @@ NONMUSIC_KINDS = ("silence", "white", "pink", "brown", "hum", "wind", "surf", "r
 
 LICENSES = {
     "FluidR3_GM": "MIT", "MuseScore_General": "MIT", "TimGM6mb": "GPL-2.0", "OPL3_FM": "CC-BY-SA-4.0",
-    "FreePats": SOUNDFONTS["FreePats"].license,
+    "FreePats": SOUNDFONTS["FreePats"].license, "FreePats_pitched": SOUNDFONTS["FreePats_pitched"].license,
     "tonejs": SAMPLE_LICENSE, "espeak-ng": voice_mod.ESPEAK_LICENSE,
 }
 
@@ -210,9 +210,10 @@ def _music_parts(ctx: WorkerContext, rng, job: ClipJob, song: gm.Song, tags: lis
     """Render parts for ``tags`` (GM soundfont or recorded samples), one stem each; ``vrng`` draws the
     vibrato of GM parts; ``role`` (e.g. ``"held"``) overrides the part roles drawn by tag."""
     timbres = split_timbres(job.split, job.extra_soundfonts)
-    presets = ctx.fluid.presets(sf_name)
     gm_parts, gm_meta, stems = [], [], []
     for tag, (t0, t1) in zip(tags, spans):
+        font = SOUNDFONTS[sf_name].drums_from if tag == "drums" and SOUNDFONTS[sf_name].drums_from else sf_name
+        presets = ctx.fluid.presets(font)
         instruments = [i for i in timbres["sample_instruments"] if SAMPLE_INSTRUMENT_TAGS[i] == tag]
         if instruments and rng.random() < SAMPLE_PART_P:
             inst = str(rng.choice(instruments))
@@ -239,8 +240,8 @@ def _music_parts(ctx: WorkerContext, rng, job: ClipJob, song: gm.Song, tags: lis
         if bank == 0 and tag in gm.VIBRATO_TAGS and vrng.random() < job.vibrato_p:
             part.vibrato = gm.draw_vibrato(vrng)
         gm_parts.append(part)
-        gm_meta.append({"type": SOUNDFONTS[sf_name].engine, "tag": tag, "soundfont": sf_name,
-                        "package": SOUNDFONTS[sf_name].package, "license": LICENSES[sf_name], "bank": bank,
+        gm_meta.append({"type": SOUNDFONTS[font].engine, "tag": tag, "soundfont": font,
+                        "package": SOUNDFONTS[font].package, "license": LICENSES[font], "bank": bank,
                         "program": prog, "preset": presets.get((bank, prog), ""), "role": part.role,
                         "span_s": [round(t0, 3), round(t1, 3)], "notes": len(part.notes)})
         if part.vibrato is not None:
@@ -248,8 +249,13 @@ def _music_parts(ctx: WorkerContext, rng, job: ClipJob, song: gm.Song, tags: lis
             gm_meta[-1]["vibrato"] = {"rate_hz": round(v.rate_hz, 3), "depth_cents": round(v.depth_cents, 2),
                                       "delay_s": round(v.delay_s, 3)}
         stems.append(None)
-    if gm_parts:
-        audio = iter(ctx.fluid.render_parts(sf_name, gm_parts, job.seconds))
+    if gm_parts:  # one render per soundfont, in order of first use
+        fonts = list(dict.fromkeys(m["soundfont"] for m in gm_meta))
+        rendered = {}
+        for f in fonts:
+            idx = [i for i, m in enumerate(gm_meta) if m["soundfont"] == f]
+            rendered.update(zip(idx, ctx.fluid.render_parts(f, [gm_parts[i] for i in idx], job.seconds)))
+        audio = iter(rendered[i] for i in range(len(gm_parts)))
         meta = iter(gm_meta)
         stems = [s if s is not None else _Stem(next(audio), (m := next(meta))["tag"], m) for s in stems]
     return stems

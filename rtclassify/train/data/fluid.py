@@ -38,13 +38,15 @@ def set_bend_range(synth, chan: int, semitones: int = 2) -> None:
 @dataclass(frozen=True)
 class SoundFont:
     """A GM soundfont from a Debian package (``engine`` "timidity": a GUS patch set, ``path`` its
-    TiMidity++ configuration, rendered by :mod:`.timidity`)."""
+    TiMidity++ configuration, rendered by :mod:`.timidity`; ``drums_from``: the soundfont that plays
+    this one's drum parts instead)."""
 
     name: str
     path: str
     package: str
     license: str
     engine: str = "fluidsynth"
+    drums_from: str | None = None
 
 
 def _musescore_path() -> str:
@@ -64,6 +66,10 @@ SOUNDFONTS: dict[str, SoundFont] = {
     # sampled instruments of the FreePats project through TiMidity++; an optional training timbre
     "FreePats": SoundFont("FreePats", "/etc/timidity/freepats.cfg", "freepats",
                           "GPL-2.0-or-later with a composition exception", engine="timidity"),
+    # the same patch set for pitched parts only; its clips' drum parts are played by FluidR3_GM
+    "FreePats_pitched": SoundFont("FreePats_pitched", "/etc/timidity/freepats.cfg", "freepats",
+                                  "GPL-2.0-or-later with a composition exception", engine="timidity",
+                                  drums_from="FluidR3_GM"),
 }
 
 
