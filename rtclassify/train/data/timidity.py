@@ -82,7 +82,7 @@ def part_midi(part: PartSpec, duration: float) -> bytes:
         # pitch-bend range: 2 semitones (RPN 0), then deselect the RPN
         for cc, v in ((101, 0), (100, 0), (6, 2), (38, 0), (101, 127), (100, 127)):
             events.append((0, 1, bytes([0xB0 | ch, cc, v])))
-    events.append((0, 2, bytes([0xC0 | ch, part.program if not drums else part.program & 0x7F])))
+    events.append((0, 2, bytes([0xC0 | ch, int(part.program) & 0x7F])))
     end_tick = int(round(duration * TICKS_PER_S))
     onsets = []
     for note in part.notes:
