@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import MissingDependencyError, require
-from .gm import DRUM_KITS, PartSpec
+from .gm import DRUM_KITS, PartSpec, bend_range_ccs, vibrato_bends
 from .labels import SAMPLE_RATE
 
 BLOCK = 64  # FluidSynth's internal block size
@@ -31,7 +31,7 @@ VIBRATO_CONTROL = 4 * BLOCK
 
 def set_bend_range(synth, chan: int, semitones: int = 2) -> None:
     """Set a channel's pitch-bend range (RPN 0) to ``semitones``, then deselect the RPN."""
-    for cc, v in ((101, 0), (100, 0), (6, int(semitones)), (38, 0), (101, 127), (100, 127)):
+    for cc, v in bend_range_ccs(semitones):
         synth.cc(chan, cc, v)
 
 
@@ -193,13 +193,11 @@ class FluidRenderer:
     def _vibrato_events(self, synth, chan: int, vibrato, note_ons: list[int], n_total: int) -> list[tuple]:
         """Pitch-bend events (position, 2, bend, 0) every :data:`VIBRATO_CONTROL` samples for a part's
         ``vibrato`` given its note-on positions (samples); sets the channel's bend range to 2 semitones."""
-        set_bend_range(synth, chan, 2)
+        set_bend_range(synth, chan)
         pos = np.arange(0, n_total, VIBRATO_CONTROL)
         onsets = np.array(sorted(set(note_ons)), np.float64) / self.render_rate
-        cents = vibrato.cents((pos + 0.5 * VIBRATO_CONTROL) / self.render_rate, onsets)
-        bend = np.clip(np.round(cents / 200.0 * 8192.0), -8192, 8191).astype(int)
-        keep = np.concatenate([[True], bend[1:] != bend[:-1]])
-        return [(int(p), 2, int(b), 0) for p, b in zip(pos[keep], bend[keep])]
+        keep, bend = vibrato_bends(vibrato, (pos + 0.5 * VIBRATO_CONTROL) / self.render_rate, onsets)
+        return [(int(p), 2, int(b), 0) for p, b in zip(pos[keep], bend)]
 
     def render_parts(self, sf_name: str, parts: list[PartSpec], duration: float, tail: float = 0.0) -> list[np.ndarray]:
         """Render each part as a stem.

@@ -441,6 +441,26 @@ class Vibrato:
         return self.depth_cents * env * np.sin(phase + note_phase[np.maximum(idx, 0)])
 
 
+#: Pitch-bend range (semitones) that a vibrato is written for.
+BEND_RANGE_SEMITONES = 2
+
+
+def bend_range_ccs(semitones: int = BEND_RANGE_SEMITONES) -> tuple[tuple[int, int], ...]:
+    """Controller messages (cc, value) that set a channel's pitch-bend range (RPN 0) to ``semitones``,
+    then deselect the RPN."""
+    return ((101, 0), (100, 0), (6, int(semitones)), (38, 0), (101, 127), (100, 127))
+
+
+def vibrato_bends(vibrato: Vibrato, t: np.ndarray, onsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pitch-bend values (-8192..8191 at :data:`BEND_RANGE_SEMITONES`) of ``vibrato`` at control times
+    ``t`` (s) given the sorted note-on times ``onsets`` (s); returns ``(keep, bend)``: the indices of
+    ``t`` where the value changes (the first always) and the values there."""
+    cents = vibrato.cents(t, onsets)
+    bend = np.clip(np.round(cents / (100.0 * BEND_RANGE_SEMITONES) * 8192.0), -8192, 8191).astype(int)
+    keep = np.flatnonzero(np.concatenate([[True], bend[1:] != bend[:-1]]))
+    return keep, bend[keep]
+
+
 def draw_vibrato(rng: np.random.Generator) -> Vibrato:
     """A vibrato in the range of players and singers: 4.5-7 Hz, extent 8-50 cents, after 0.05-0.4 s."""
     return Vibrato(rate_hz=float(rng.uniform(4.5, 7.0)), depth_cents=float(rng.uniform(8.0, 50.0)),

@@ -20,7 +20,7 @@ import tempfile
 import numpy as np
 
 from ...errors import MissingDependencyError, RtclassifyError
-from .gm import DRUM_KITS, PartSpec
+from .gm import DRUM_KITS, PartSpec, bend_range_ccs, vibrato_bends
 from .labels import SAMPLE_RATE
 
 #: MIDI ticks per second (tempo 500000 us per quarter note, 480 ticks per quarter): 1.04 ms steps.
@@ -79,9 +79,7 @@ def part_midi(part: PartSpec, duration: float) -> bytes:
     ch = _DRUM_CHANNEL if drums else 0
     events: list[tuple[int, int, bytes]] = [(0, 0, b"\xff\x51\x03" + (500000).to_bytes(3, "big"))]
     if not drums:
-        # pitch-bend range: 2 semitones (RPN 0), then deselect the RPN
-        for cc, v in ((101, 0), (100, 0), (6, 2), (38, 0), (101, 127), (100, 127)):
-            events.append((0, 1, bytes([0xB0 | ch, cc, v])))
+        events += [(0, 1, bytes([0xB0 | ch, cc, v])) for cc, v in bend_range_ccs()]
     events.append((0, 2, bytes([0xC0 | ch, int(part.program) & 0x7F])))
     end_tick = int(round(duration * TICKS_PER_S))
     onsets = []
@@ -95,10 +93,8 @@ def part_midi(part: PartSpec, duration: float) -> bytes:
         onsets.append(note.start)
     if part.vibrato is not None and not drums and onsets:
         t = np.arange(0.0, duration, VIBRATO_STEP_S)
-        cents = part.vibrato.cents(t, np.array(sorted(set(onsets)), np.float64))
-        bend = np.clip(np.round(cents / 200.0 * 8192.0), -8192, 8191).astype(int) + 8192
-        keep = np.concatenate([[True], bend[1:] != bend[:-1]])
-        for ti, b in zip(t[keep], bend[keep]):
+        keep, bend = vibrato_bends(part.vibrato, t, np.array(sorted(set(onsets)), np.float64))
+        for ti, b in zip(t[keep], bend + 8192):  # the 14-bit value, centre 8192
             events.append((int(round(ti * TICKS_PER_S)), 2, bytes([0xE0 | ch, int(b) & 0x7F, int(b) >> 7])))
     events.sort(key=lambda e: (e[0], e[1]))
     track, last = bytearray(), 0
