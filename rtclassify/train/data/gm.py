@@ -473,7 +473,7 @@ class PartSpec:
     """A generated part: which tag/program plays which notes (and with which vibrato, if any)."""
 
     tag: str
-    role: str                 # melody | chords | bass | drums
+    role: str                 # melody | chords | bass | drums | held
     program: int              # GM program (bank 0) or kit preset (bank 128)
     bank: int
     notes: list[Note] = field(default_factory=list)
@@ -498,7 +498,8 @@ def make_part(rng: np.random.Generator, song: Song, tag: str, program: int, bank
     """Generate the notes of a part for ``tag`` played by a program between ``t0`` and ``t1``.
 
     ``role`` defaults by tag: bass -> bass line, drum kit -> drum pattern, others
-    melody or chords; ``"held"`` plays single held notes over the whole range (:func:`held_notes`). ``key_range`` overrides the program's range (used for
+    melody or chords; ``"held"`` plays single held notes over the whole range
+    (:func:`held_notes`). ``key_range`` overrides the program's range (used for
     sampled instruments).
     """
     lo, hi = key_range if key_range is not None else (program_range(program) if bank != 128 else (35, 81))
