@@ -427,7 +427,8 @@ def _has_soundfont(name):
 @pytest.mark.parametrize("font", [
     pytest.param("OPL3_FM", marks=pytest.mark.skipif(not _has_soundfont("OPL3_FM"), reason="apt-get install opl3-soundfont")),
     pytest.param("FreePats", marks=pytest.mark.skipif(not _has_soundfont("FreePats"),
-                                                      reason="apt-get install timidity freepats"))])
+                                                      reason="apt-get install timidity freepats")),
+    pytest.param("STK", marks=pytest.mark.skipif(not _has_soundfont("STK"), reason="apt-get install stk faketime"))])
 def test_extra_soundfonts_join_the_training_timbres_only(font):
     ctx = B._local_context(None, 32000)
     extra = (font,)
@@ -445,15 +446,33 @@ def test_extra_soundfonts_join_the_training_timbres_only(font):
 
 
 @needs_tools
-@pytest.mark.skipif(not _has_soundfont("FreePats"), reason="apt-get install timidity freepats")
-def test_a_patch_set_for_pitched_parts_leaves_the_drums_to_fluidr3():
+@pytest.mark.parametrize("font, engine", [
+    pytest.param("FreePats_pitched", "timidity", marks=pytest.mark.skipif(
+        not _has_soundfont("FreePats"), reason="apt-get install timidity freepats")),
+    pytest.param("STK", "stk", marks=pytest.mark.skipif(not _has_soundfont("STK"), reason="apt-get install stk faketime"))])
+def test_a_patch_set_for_pitched_parts_leaves_the_drums_to_fluidr3(font, engine):
     ctx = B._local_context(None, 32000)
     drum_fonts, pitched_fonts = set(), set()
     for index in range(30):
-        job = B.ClipJob("train", index, "music", 2.0, 5, extra_soundfonts=("FreePats_pitched",))
+        job = B.ClipJob("train", index, "music", 2.0, 5, extra_soundfonts=(font,))
         for src in B.render_clip(job, ctx)[2]["sources"]:
             if "soundfont" in src:
                 (drum_fonts if src["tag"] == "drums" else pitched_fonts).add(src["soundfont"])
-                assert src["type"] == ("timidity" if src["soundfont"].startswith("FreePats") else "fluidsynth")
-    assert "FreePats_pitched" in pitched_fonts and drum_fonts and "FreePats_pitched" not in drum_fonts
+                assert src["type"] == (engine if src["soundfont"] == font else "fluidsynth")
+    assert font in pitched_fonts and drum_fonts and font not in drum_fonts
 
+
+
+@needs_tools
+@pytest.mark.skipif(not _has_soundfont("STK"), reason="apt-get install stk faketime")
+def test_stk_parts_take_no_pitch_bend_vibrato():
+    ctx = B._local_context(None, 32000)
+    stk, bent = 0, 0
+    for index in range(20):
+        job = B.ClipJob("train", index, "music", 2.0, 5, vibrato_p=1.0, extra_soundfonts=("STK",))
+        for src in B.render_clip(job, ctx)[2]["sources"]:
+            if src.get("soundfont") == "STK":
+                stk += 1
+                assert "vibrato" not in src  # the physical models draw their own
+            bent += "vibrato" in src
+    assert stk and bent

@@ -43,7 +43,8 @@ def add_arguments(parser) -> None:
     b.add_argument("--extra-soundfonts", default=None, metavar="LIST",
                    help="soundfonts added to the training timbres (train and val splits): OPL3_FM (Debian "
                         "opl3-soundfont), FreePats (Debian freepats, through timidity), FreePats_pitched (the same "
-                        "for pitched parts, drums by FluidR3_GM); default none: the recipe of the shipped model")
+                        "for pitched parts, drums by FluidR3_GM), STK (physical models with controls drawn per "
+                        "part, Debian stk and faketime; drums by FluidR3_GM); default none: the recipe of the shipped model")
     b.add_argument("--clip-seconds", type=_positive(float), default=10.0, metavar="SEC",
                    help="length of each clip (default 10)")
     b.add_argument("--workers", type=_positive(int), default=None, metavar="N",

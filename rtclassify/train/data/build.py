@@ -50,7 +50,7 @@ SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 SOUNDFONTS_TRAIN = ("FluidR3_GM", "MuseScore_General")
 SOUNDFONTS_TEST = ("TimGM6mb",)
 #: Soundfonts that ``--extra-soundfonts`` may add to the training timbres (train and val splits).
-SOUNDFONTS_EXTRA = ("OPL3_FM", "FreePats", "FreePats_pitched")
+SOUNDFONTS_EXTRA = ("OPL3_FM", "FreePats", "FreePats_pitched", "STK")
 SAMPLE_INSTRUMENTS_TEST = ("guitar-nylon", "cello", "clarinet", "trombone")
 SAMPLE_INSTRUMENTS_TRAIN = tuple(i for i in SAMPLE_INSTRUMENT_TAGS if i not in SAMPLE_INSTRUMENTS_TEST)
 
@@ -78,6 +78,7 @@ NONMUSIC_KINDS = ("silence", "white", "pink", "brown", "hum", "wind", "surf", "r
 LICENSES = {
     "FluidR3_GM": "MIT", "MuseScore_General": "MIT", "TimGM6mb": "GPL-2.0", "OPL3_FM": "CC-BY-SA-4.0",
     "FreePats": SOUNDFONTS["FreePats"].license, "FreePats_pitched": SOUNDFONTS["FreePats_pitched"].license,
+    "STK": SOUNDFONTS["STK"].license,
     "tonejs": SAMPLE_LICENSE, "espeak-ng": voice_mod.ESPEAK_LICENSE,
 }
 
@@ -237,7 +238,8 @@ def _music_parts(ctx: WorkerContext, rng, job: ClipJob, song: gm.Song, tags: lis
             progs = [p for p in gm.TAG_PROGRAMS[tag] if (0, p) in presets]
             bank, prog = 0, int(rng.choice(progs))
         part = gm.make_part(rng, song, tag, prog, bank, t0, t1, role=role)
-        if bank == 0 and tag in gm.VIBRATO_TAGS and vrng.random() < job.vibrato_p:
+        if bank == 0 and tag in gm.VIBRATO_TAGS and SOUNDFONTS[font].engine != "stk" \
+                and vrng.random() < job.vibrato_p:  # STK's models draw their own vibrato
             part.vibrato = gm.draw_vibrato(vrng)
         gm_parts.append(part)
         gm_meta.append({"type": SOUNDFONTS[font].engine, "tag": tag, "soundfont": font,

@@ -38,8 +38,9 @@ def set_bend_range(synth, chan: int, semitones: int = 2) -> None:
 @dataclass(frozen=True)
 class SoundFont:
     """A GM soundfont from a Debian package (``engine`` "timidity": a GUS patch set, ``path`` its
-    TiMidity++ configuration, rendered by :mod:`.timidity`; ``drums_from``: the soundfont that plays
-    this one's drum parts instead)."""
+    TiMidity++ configuration, rendered by :mod:`.timidity`; ``engine`` "stk": STK's physical models,
+    rendered by :mod:`.stk`; ``drums_from``: the soundfont that plays this one's drum parts
+    instead)."""
 
     name: str
     path: str
@@ -70,6 +71,10 @@ SOUNDFONTS: dict[str, SoundFont] = {
     "FreePats_pitched": SoundFont("FreePats_pitched", "/etc/timidity/freepats.cfg", "freepats",
                                   "GPL-2.0-or-later with a composition exception", engine="timidity",
                                   drums_from="FluidR3_GM"),
+    # STK's physical models with controls drawn per part (rendered by :mod:`.stk`); an optional
+    # training timbre, its clips' drum parts played by FluidR3_GM
+    "STK": SoundFont("STK", "/usr/share/stk/rawwaves/", "stk", "STK license (MIT-style)", engine="stk",
+                     drums_from="FluidR3_GM"),
 }
 
 
@@ -81,6 +86,10 @@ def check_soundfonts(names) -> None:
             from .timidity import check_timidity
 
             check_timidity(sf.path, sf.package)
+        elif sf.engine == "stk":
+            from .stk import check_stk
+
+            check_stk(sf.package)
         elif not os.path.exists(sf.path):
             raise MissingDependencyError(
                 f"soundfont {sf.name} not found at {sf.path}; install the Debian package {sf.package} "
@@ -132,7 +141,7 @@ class FluidRenderer:
             ctypes.c_void_p, ctypes.c_int, ctypes.c_int)(("fluid_synth_write_float", self._fs._fl))
         self._holders: dict[str, object] = {}
         self._presets: dict[str, dict[tuple[int, int], str]] = {}
-        self._timidity: dict[str, object] = {}
+        self._patch_sets: dict[str, object] = {}
 
     # -- synth lifecycle
     def _new_synth(self, sf_name: str):
@@ -164,15 +173,20 @@ class FluidRenderer:
         return self._holders[sf_name]
 
     def _patch_set(self, sf_name: str):
-        """The TiMidity++ renderer of a patch set (``engine`` "timidity"), or None for a soundfont."""
+        """The renderer of a patch set (``engine`` "timidity" or "stk"), or None for a soundfont."""
         sf = SOUNDFONTS[sf_name]
-        if sf.engine != "timidity":
+        if sf.engine == "fluidsynth":
             return None
-        if sf_name not in self._timidity:
-            from .timidity import TimidityRenderer
+        if sf_name not in self._patch_sets:
+            if sf.engine == "stk":
+                from .stk import StkRenderer
 
-            self._timidity[sf_name] = TimidityRenderer(sf.path, sf.package, self.render_rate)
-        return self._timidity[sf_name]
+                self._patch_sets[sf_name] = StkRenderer(sf.package, self.render_rate)
+            else:
+                from .timidity import TimidityRenderer
+
+                self._patch_sets[sf_name] = TimidityRenderer(sf.path, sf.package, self.render_rate)
+        return self._patch_sets[sf_name]
 
     def presets(self, sf_name: str) -> dict[tuple[int, int], str]:
         """``{(bank, program): preset name}`` available in a soundfont."""
