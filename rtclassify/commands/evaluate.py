@@ -22,6 +22,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--rms-floor-db", type=float, default=-50.0,
                         help="a frame is sounding when its RMS exceeds this (dBFS; default -50)")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default 2)")
+    parser.add_argument("--held-notes", metavar="FONTS",
+                        help="also tag single held notes of GM programs across their range, rendered through these "
+                             "soundfonts (comma-separated, e.g. FluidR3_GM,TimGM6mb,STK): held_notes.json and a table")
+    parser.add_argument("--programs", metavar="LIST",
+                        help="GM programs for --held-notes (comma-separated; default: violin, cello, strings, oboe, "
+                             "clarinet, flute, church and drawbar organ, vibraphone, marimba, trumpet, horn, nylon "
+                             "guitar, piano)")
+    parser.add_argument("--key-step", type=int, default=6, metavar="N",
+                        help="--held-notes: every N-th key of each program's range (default 6)")
     parser.add_argument("--update-bundle", action="store_true",
                         help="also store the results in the bundle's model.json metrics (bundle folders only)")
 
@@ -39,8 +48,10 @@ def run(args) -> int:
     from ..train.evaluate import evaluate_real, evaluate_split, format_real_table, plot_split_report
     from ..train.export import update_bundle_metrics
 
-    if not args.data and not args.real:
-        raise ParameterError("give --data DIR and/or --real DIR")
+    if not args.data and not args.real and not args.held_notes:
+        raise ParameterError("give --data DIR, --real DIR and/or --held-notes FONTS")
+    if args.programs and not args.held_notes:
+        raise ParameterError("--programs goes with --held-notes")
     if args.threads < 1:
         raise ParameterError(f"--threads must be >= 1, got {args.threads}")
     console = Console()
@@ -98,4 +109,20 @@ def run(args) -> int:
                        "labelled_on_fraction": {k: {t: f["on_fraction_sounding"][t] for t in f["labelled"]}
                                                 for k, f in rep["files"].items() if f["labelled"]}}
             update_bundle_metrics(args.bundle, {"real": summary})
+    if args.held_notes:
+        from ..model.classifier import Classifier
+        from ..train.held_notes import DEFAULT_PROGRAMS, format_held_notes, held_note_table
+
+        try:
+            programs = [int(p) for p in args.programs.split(",")] if args.programs else list(DEFAULT_PROGRAMS)
+        except ValueError:
+            raise ParameterError(f"--programs: expected comma-separated GM program numbers, got {args.programs!r}")
+        fonts = [s.strip() for s in args.held_notes.split(",") if s.strip()]
+        clf = Classifier.load(args.bundle, backend="onnx", threads=args.threads)
+        with console.status("rendering and tagging held notes") as status:
+            rows = held_note_table(clf, fonts, programs, step=args.key_step,
+                                   progress=lambda msg: status.update(f"held notes: {msg}"))
+        (out / "held_notes.json").write_text(json.dumps(rows, indent=1))
+        console.print(format_held_notes(rows))
+        console.print(f"wrote {out / 'held_notes.json'}")
     return 0
