@@ -10,8 +10,9 @@ played by FluidR3_GM.
 
 Each part becomes a SKINI score rendered by its own ``stk-demo`` process at ``render_rate``
 (16-bit WAV) and resampled to 16 kHz with soxr. Some models excite with noise that STK seeds
-from the wall clock; the process runs under ``faketime`` at a time drawn from the part's own
-controls, so the output is byte-identical from run to run.
+from the wall clock; the process runs under ``faketime`` with its clock stopped at a time drawn
+from the part's own controls, so the output is byte-identical from run to run (a running fake
+clock is not enough: a process that starts slowly on a loaded machine reads the next second).
 """
 
 from __future__ import annotations
@@ -188,7 +189,7 @@ class StkRenderer:
             ski, wav = os.path.join(tmp, "part.ski"), os.path.join(tmp, "part.wav")
             with open(ski, "w") as fh:
                 fh.write(part_skini(part, duration, ccs))
-            cmd = ["faketime", stamp, "stk-demo", instrument, "-n", str(_polyphony(part) + 1),
+            cmd = ["faketime", "-f", stamp, "stk-demo", instrument, "-n", str(_polyphony(part) + 1),
                    "-s", str(self.render_rate), "-ow", wav, "-if", ski]
             env = dict(os.environ, RAWWAVE_PATH=RAWWAVES)
             res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp, env=env)
