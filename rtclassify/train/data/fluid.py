@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import ctypes
 import os
+import subprocess
 from dataclasses import dataclass
 
 import numpy as np
 
-from ...errors import MissingDependencyError, require
+from ...errors import MissingDependencyError, RtclassifyError, require
 from .gm import DRUM_KITS, PartSpec, bend_range_ccs, vibrato_bends
 from .labels import SAMPLE_RATE
 
@@ -76,6 +77,24 @@ SOUNDFONTS: dict[str, SoundFont] = {
     "STK": SoundFont("STK", "/usr/share/stk/rawwaves/", "stk", "STK license (MIT-style)", engine="stk",
                      drums_from="FluidR3_GM"),
 }
+
+
+def external_stem(cmd: list[str], wav: str, n_out: int, failure: str, **run_kw) -> np.ndarray:
+    """Run an external renderer (TiMidity++, stk-demo) that writes the WAV file ``wav`` and return it as
+    a 16 kHz mono float32 stem of ``n_out`` samples (cut or zero-padded); raise RtclassifyError
+    starting with ``failure`` when it fails."""
+    import soundfile as sf
+    import soxr
+
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, **run_kw)
+    if res.returncode != 0 or not os.path.exists(wav):
+        raise RtclassifyError(f"{failure}: {(res.stderr or res.stdout).strip()[-300:]}")
+    x, sr = sf.read(wav, dtype="float32", always_2d=True)
+    x = x.mean(axis=1)
+    y = soxr.resample(x, sr, SAMPLE_RATE, quality="HQ").astype(np.float32) if len(x) else np.zeros(0, np.float32)
+    out = np.zeros(n_out, np.float32)
+    out[:min(n_out, len(y))] = y[:n_out]
+    return out
 
 
 def check_soundfonts(names) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 
@@ -179,11 +178,9 @@ class StkRenderer:
         return {(0, p): v.instrument for p, v in STK_PROGRAMS.items()}
 
     def render_part(self, part: PartSpec, duration: float) -> np.ndarray:
-        import soundfile as sf
-        import soxr
+        from .fluid import external_stem
 
         instrument, ccs, clock = part_controls(part)
-        n_out = int(round(duration * SAMPLE_RATE))
         stamp = f"2001-01-01 {clock // 3600 % 24:02d}:{clock // 60 % 60:02d}:{clock % 60:02d}"
         with tempfile.TemporaryDirectory(prefix="rtclassify-stk-") as tmp:
             ski, wav = os.path.join(tmp, "part.ski"), os.path.join(tmp, "part.wav")
@@ -191,17 +188,9 @@ class StkRenderer:
                 fh.write(part_skini(part, duration, ccs))
             cmd = ["faketime", "-f", stamp, "stk-demo", instrument, "-n", str(_polyphony(part) + 1),
                    "-s", str(self.render_rate), "-ow", wav, "-if", ski]
-            env = dict(os.environ, RAWWAVE_PATH=RAWWAVES)
-            res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp, env=env)
-            if res.returncode != 0 or not os.path.exists(wav):
-                raise RtclassifyError(f"stk-demo {instrument} failed on a part of program {part.program}: "
-                                      f"{(res.stderr or res.stdout).strip()[-300:]}")
-            x, sr = sf.read(wav, dtype="float32", always_2d=True)
-        x = x.mean(axis=1)
-        y = soxr.resample(x, sr, SAMPLE_RATE, quality="HQ").astype(np.float32) if len(x) else np.zeros(0, np.float32)
-        out = np.zeros(n_out, np.float32)
-        out[:min(n_out, len(y))] = y[:n_out]
-        return out
+            return external_stem(cmd, wav, int(round(duration * SAMPLE_RATE)),
+                                 f"stk-demo {instrument} failed on a part of program {part.program}",
+                                 cwd=tmp, env=dict(os.environ, RAWWAVE_PATH=RAWWAVES))
 
     def render_parts(self, parts: list[PartSpec], duration: float) -> list[np.ndarray]:
         """Render each part as a stem: float32 arrays of ``round(duration*16000)`` samples."""

@@ -14,12 +14,11 @@ import os
 import re
 import shutil
 import struct
-import subprocess
 import tempfile
 
 import numpy as np
 
-from ...errors import MissingDependencyError, RtclassifyError
+from ...errors import MissingDependencyError
 from .gm import DRUM_KITS, PartSpec, bend_range_ccs, vibrato_bends
 from .labels import SAMPLE_RATE
 
@@ -129,26 +128,16 @@ class TimidityRenderer:
         return dict(self._presets)
 
     def render_part(self, part: PartSpec, duration: float) -> np.ndarray:
-        import soundfile as sf
-        import soxr
+        from .fluid import external_stem
 
-        n_out = int(round(duration * SAMPLE_RATE))
         with tempfile.TemporaryDirectory(prefix="rtclassify-timidity-") as tmp:
             mid, wav = os.path.join(tmp, "part.mid"), os.path.join(tmp, "part.wav")
             with open(mid, "wb") as fh:
                 fh.write(part_midi(part, duration))
             cmd = ["timidity", "-c", self.cfg_path, "-idq", "--preserve-silence", "-OwM2", "-s", str(self.render_rate), "-A80",
                    "-EFreverb=d", "-EFchorus=d", "-EFdelay=d", "-EFns=0", "-o", wav, mid]
-            res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-            if res.returncode != 0 or not os.path.exists(wav):
-                raise RtclassifyError(f"timidity failed on a part of program {part.program} (bank {part.bank}): "
-                                      f"{(res.stderr or res.stdout).strip()[-300:]}")
-            x, sr = sf.read(wav, dtype="float32", always_2d=True)
-        x = x.mean(axis=1)
-        y = soxr.resample(x, sr, SAMPLE_RATE, quality="HQ").astype(np.float32) if len(x) else np.zeros(0, np.float32)
-        out = np.zeros(n_out, np.float32)
-        out[:min(n_out, len(y))] = y[:n_out]
-        return out
+            return external_stem(cmd, wav, int(round(duration * SAMPLE_RATE)),
+                                 f"timidity failed on a part of program {part.program} (bank {part.bank})")
 
     def render_parts(self, parts: list[PartSpec], duration: float) -> list[np.ndarray]:
         """Render each part as a stem: float32 arrays of ``round(duration*16000)`` samples."""
