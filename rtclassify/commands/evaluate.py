@@ -8,7 +8,8 @@ DESCRIPTION = (
     "Run a bundle's ONNX graph (ONNX Runtime, native frontend) on a split made by `rtclassify data build` "
     "and report per-tag and macro ROC-AUC, PR-AUC and F1 at the bundle's thresholds (JSON + PNG plots). "
     "With --real DIR (a folder with labels.csv), also report per file the fraction of sounding frames in "
-    "which each tag is on."
+    "which each tag is on. With --held-notes FONTS, tag single held notes of GM programs across their "
+    "range, rendered through those soundfonts (a look at which timbres and registers a model misreads)."
 )
 
 
