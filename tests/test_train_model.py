@@ -240,7 +240,8 @@ def test_metrics_by_source_of_the_positives(tmp_path):
     recs = [
         {"clip": "a", "split": "test", "sources": [
             {"type": "fluidsynth", "soundfont": "TimGM6mb", "tag": "piano"},
-            {"type": "tonejs-samples", "instrument": "cello", "tag": "strings"}]},
+            {"type": "tonejs-samples", "instrument": "cello", "tag": "strings"},
+            {"type": "stk", "soundfont": "STK", "tag": "woodwind"}]},
         {"clip": "b", "split": "test", "sources": [
             {"type": "tonejs-samples", "instrument": "cello", "tag": "strings"},
             {"type": "fluidsynth", "soundfont": "TimGM6mb", "tag": "strings"},
@@ -251,7 +252,7 @@ def test_metrics_by_source_of_the_positives(tmp_path):
     fs = FeatureSet(np.zeros((8, 128), np.float16), np.zeros((8, 12), np.uint8), np.array([0, 4, 8]), ["a", "b"],
                     list(TAGS), dict(DEFAULT_FRONTEND))
     src = source_of_positives(tmp_path, "test", fs, list(TAGS))
-    assert src == [{"piano": "soundfont TimGM6mb", "strings": "npm cello"},
+    assert src == [{"piano": "soundfont TimGM6mb", "strings": "npm cello", "woodwind": "soundfont STK"},
                    {"strings": None, "speech": "espeak-ng"}]  # two sources of strings in b: not told apart
     assert source_of_positives(tmp_path / "none", "test", fs, list(TAGS)) == []
     j = list(TAGS).index("strings")

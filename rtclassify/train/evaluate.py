@@ -223,7 +223,7 @@ def subset_metrics(y_true: np.ndarray, probs: np.ndarray, keep: np.ndarray, tags
 
 
 def _source_name(src: dict) -> str:
-    if src.get("type") in ("fluidsynth", "timidity"):
+    if src.get("type") in ("fluidsynth", "timidity", "stk"):
         return f"soundfont {src.get('soundfont', '?')}"
     if src.get("type") == "tonejs-samples":
         return f"npm {src.get('instrument', '?')}"
