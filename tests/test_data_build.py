@@ -142,6 +142,27 @@ def test_solo_share_changes_only_train_and_val_music_clips():
     assert [j for j in every if j.split == "test"] == [j for j in base if j.split == "test"]
 
 
+def test_sample_share_applies_to_train_and_val_only():
+    base = B.plan_clips(3, 1)
+    more = B.plan_clips(3, 1, sample_p=0.9)
+    assert all(j.sample_p == B.SAMPLE_PART_P for j in base)
+    assert all(j.sample_p == (B.SAMPLE_PART_P if j.split == "test" else 0.9) for j in more)
+    assert [j for j in more if j.split == "test"] == [j for j in base if j.split == "test"]
+
+
+@needs_tools
+def test_sample_share_sets_the_recorded_parts():
+    ctx = B._local_context(None, 32000)
+    kinds = {0.0: set(), 1.0: set()}
+    for p in kinds:
+        for index in range(8):
+            job = B.ClipJob("train", index, "music", 2.0, 5, sample_p=p)
+            for src in B.render_clip(job, ctx)[2]["sources"]:
+                if src.get("tag") in {B.SAMPLE_INSTRUMENT_TAGS[i] for i in B.SAMPLE_INSTRUMENTS_TRAIN}:
+                    kinds[p].add(src["type"])
+    assert kinds[0.0] == {"fluidsynth"} and kinds[1.0] == {"tonejs-samples"}
+
+
 def test_held_notes_cover_the_range_one_at_a_time():
     rng = np.random.default_rng(3)
     notes = [n for _ in range(40) for n in gm.held_notes(rng, 40, 70, 0.0, 10.0)]
@@ -405,6 +426,8 @@ def test_data_build_command_options(tmp_path, capsys):
     assert "vibrato_p" in capsys.readouterr().err
     assert main(["data", "build", "--out", str(out), "--hours", "0.003", "--solo", "1.5", "--no-progress"]) == 1
     assert "solo_p" in capsys.readouterr().err
+    assert main(["data", "build", "--out", str(out), "--hours", "0.003", "--sample-parts", "-0.1", "--no-progress"]) == 1
+    assert "sample_p" in capsys.readouterr().err
     assert main(["data", "build", "--out", str(out), "--hours", "0.003", "--splits", "tset", "--no-progress"]) == 1
     assert "splits" in capsys.readouterr().err
     assert main(["data", "build", "--out", str(out), "--hours", "0.003", "--extra-soundfonts", "TimGM6mb",

@@ -37,6 +37,10 @@ def add_arguments(parser) -> None:
                    help="share of the train/val music clips rendered as one instrument playing single held notes "
                         "over its whole range (default 0: the recipe of the shipped model; the test split is the "
                         "same for every value)")
+    b.add_argument("--sample-parts", type=float, default=None, metavar="P",
+                   help="probability that a train/val part of a family with recorded npm notes is played from them "
+                        "instead of a soundfont (default 0.35: the recipe of the shipped model; the test split "
+                        "always uses 0.35)")
     b.add_argument("--splits", default=None, metavar="LIST",
                    help="comma-separated splits to render (default train,val,test); the clips are those of the "
                         "full build, e.g. --splits test rebuilds a recipe's test split alone")
@@ -81,7 +85,8 @@ def run(args) -> int:
                       splits=args.splits.split(",") if args.splits else None,
                       extra_soundfonts=args.extra_soundfonts.split(",") if args.extra_soundfonts else (),
                       **({} if args.vibrato is None else {"vibrato_p": args.vibrato}),
-                      **({} if args.solo is None else {"solo_p": args.solo}))
+                      **({} if args.solo is None else {"solo_p": args.solo}),
+                      **({} if args.sample_parts is None else {"sample_p": args.sample_parts}))
     dt = time.monotonic() - t0
     console = Console()
     table = Table(title=f"frame prevalence per tag ({args.out})")

@@ -115,6 +115,7 @@ class ClipJob:
     seed: int
     vibrato_p: float = 0.0
     extra_soundfonts: tuple = ()
+    sample_p: float = SAMPLE_PART_P
 
     @property
     def name(self) -> str:
@@ -134,7 +135,8 @@ def _kind_counts(n: int, weights: dict) -> dict:
 
 
 def plan_clips(hours: float, seed: int, clip_seconds: float = 10.0, kind_weights: dict | None = None,
-               vibrato_p: float = 0.0, extra_soundfonts=(), solo_p: float = 0.0) -> list[ClipJob]:
+               vibrato_p: float = 0.0, extra_soundfonts=(), solo_p: float = 0.0,
+               sample_p: float = SAMPLE_PART_P) -> list[ClipJob]:
     """Every clip of a build, in output order (train, val, test).
 
     Clip counts: ``round(hours*3600/clip_seconds)`` in all (at least 3), val
@@ -143,6 +145,9 @@ def plan_clips(hours: float, seed: int, clip_seconds: float = 10.0, kind_weights
     splits each music clip becomes a ``solo`` clip (one instrument, single
     held notes over its whole range) with probability ``solo_p``; the other
     clips, and the whole test split, are the same whatever ``solo_p`` is.
+    ``sample_p`` is the train and val splits' probability that a part of a
+    family with recorded notes is played from them (the test split keeps
+    :data:`SAMPLE_PART_P`).
     """
     weights = dict(KIND_WEIGHTS if kind_weights is None else kind_weights)
     if not weights or any(k not in KIND_WEIGHTS for k in weights) or any(w < 0 for w in weights.values()) \
@@ -160,7 +165,8 @@ def plan_clips(hours: float, seed: int, clip_seconds: float = 10.0, kind_weights
         if split != "test" and solo_p > 0:
             draws = np.random.default_rng([seed, si, 999_999_998]).random(len(kinds))
             kinds = ["solo" if k == "music" and u < solo_p else k for k, u in zip(kinds, draws)]
-        jobs += [ClipJob(split, i, k, float(clip_seconds), int(seed), float(vibrato_p), tuple(extra_soundfonts))
+        sp = SAMPLE_PART_P if split == "test" else float(sample_p)
+        jobs += [ClipJob(split, i, k, float(clip_seconds), int(seed), float(vibrato_p), tuple(extra_soundfonts), sp)
                  for i, k in enumerate(kinds)]
     return jobs
 
@@ -216,7 +222,7 @@ def _music_parts(ctx: WorkerContext, rng, job: ClipJob, song: gm.Song, tags: lis
         font = SOUNDFONTS[sf_name].drums_from if tag == "drums" and SOUNDFONTS[sf_name].drums_from else sf_name
         presets = ctx.fluid.presets(font)
         instruments = [i for i in timbres["sample_instruments"] if SAMPLE_INSTRUMENT_TAGS[i] == tag]
-        if instruments and rng.random() < SAMPLE_PART_P:
+        if instruments and rng.random() < job.sample_p:
             inst = str(rng.choice(instruments))
             lo, hi = ctx.samples.key_range(inst)
             if role is None:
@@ -499,7 +505,7 @@ def _probability(name: str, value) -> float:
 def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.0, workers: int | None = None,
                   npm_cache=None, render_rate: int = 32000, kind_weights: dict | None = None,
                   vibrato_p: float = DEFAULT_VIBRATO_P, splits=None, extra_soundfonts=(),
-                  solo_p: float = DEFAULT_SOLO_P, progress: bool = True) -> dict:
+                  solo_p: float = DEFAULT_SOLO_P, sample_p: float = SAMPLE_PART_P, progress: bool = True) -> dict:
     """Synthesize a labelled data set (see the module docstring for the layout).
 
     Parameters
@@ -536,6 +542,10 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
         Probability in [0, 1] that a music clip of the train or val split is a ``solo`` clip instead: one
         instrument (GM preset or samples) playing single held notes over its whole key range. 0 renders
         the recipe as it was before solo clips; the test split is the same for every value.
+    sample_p : float
+        Probability in [0, 1] that a part of the train or val split whose family has recorded npm notes
+        is played from them instead of a soundfont (default :data:`SAMPLE_PART_P`, the recipe of the
+        shipped model); the test split always uses the default.
     progress : bool
         Show a rich progress bar.
 
@@ -559,6 +569,7 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
         raise ParameterError(f"workers: must be >= 1, got {workers}")
     vibrato_p = _probability("vibrato_p", vibrato_p)
     solo_p = _probability("solo_p", solo_p)
+    sample_p = _probability("sample_p", sample_p)
     built = list(SPLITS) if splits is None else [str(x) for x in splits]
     if not built or any(x not in SPLITS for x in built):
         raise ParameterError(f"splits: expected some of {', '.join(SPLITS)}, got {splits!r}")
@@ -567,8 +578,8 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
     if any(x not in SOUNDFONTS_EXTRA for x in extra_soundfonts) or len(set(extra_soundfonts)) < len(extra_soundfonts):
         raise ParameterError(f"extra_soundfonts: expected some of {', '.join(SOUNDFONTS_EXTRA)}, "
                              f"got {list(extra_soundfonts)!r}")
-    jobs = [j for j in plan_clips(hours, int(seed), clip_seconds, kind_weights, vibrato_p, extra_soundfonts, solo_p)
-            if j.split in built]
+    jobs = [j for j in plan_clips(hours, int(seed), clip_seconds, kind_weights, vibrato_p, extra_soundfonts, solo_p,
+                                  sample_p) if j.split in built]
     if workers is None:  # small sets: one process (each worker pays the soundfont and sample loading)
         workers = 1 if len(jobs) < 40 else max(1, min(2, os.cpu_count() or 1))
     check_dependencies(extra_soundfonts)
@@ -628,7 +639,7 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
     manifest = {
         "recipe": RECIPE, "recipe_version": RECIPE_VERSION, "seed": int(seed), "hours_requested": hours,
         "clip_seconds": clip_seconds, "render_rate": int(render_rate), "vibrato_p": vibrato_p,
-        "solo_p": solo_p,
+        "solo_p": solo_p, "sample_p": sample_p,
         "extra_soundfonts": list(extra_soundfonts),
         "sample_rate": SAMPLE_RATE, "frame_grid": {"n_fft": N_FFT, "hop_length": HOP, "center": False},
         "tags": list(TAGS),
