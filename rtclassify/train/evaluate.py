@@ -223,7 +223,9 @@ def subset_metrics(y_true: np.ndarray, probs: np.ndarray, keep: np.ndarray, tags
 
 
 def _source_name(src: dict) -> str:
-    if src.get("type") in ("fluidsynth", "timidity", "stk"):
+    from .data.fluid import SOUNDFONTS
+
+    if src.get("type") in {sf.engine for sf in SOUNDFONTS.values()}:
         return f"soundfont {src.get('soundfont', '?')}"
     if src.get("type") == "tonejs-samples":
         return f"npm {src.get('instrument', '?')}"

@@ -62,6 +62,11 @@ _FM_KEYS = ((2, 30, 90), (4, 30, 90), (11, 30, 80), (1, 0, 10))
 _ORGAN = StkVoice("BeeThree", ((2, 20, 100), (4, 20, 100), (11, 30, 80), (1, 0, 30)), volume=64)
 _VOICE = StkVoice("VoicForm", ((2, 110, 128), (4, 0, 40), (11, 40, 75), (1, 0, 40)), min_velocity=60, volume=48)
 
+_GUITAR = StkVoice("StifKarp", ((4, 10, 100), (11, 60, 120), (1, 0, 40)))
+_BASS = StkVoice("StifKarp", ((4, 10, 100), (11, 70, 120), (1, 0, 30)))
+_MANDOLIN = StkVoice("Mandolin", ((2, 40, 90), (4, 10, 90), (11, 60, 120), (1, 0, 20)))
+_MOOG = StkVoice("Moog", ((2, 20, 110), (4, 0, 60), (11, 40, 75), (1, 0, 15)))
+
 STK_PROGRAMS: dict[int, StkVoice] = {
     4: StkVoice("Rhodey", _FM_KEYS), 5: StkVoice("Wurley", _FM_KEYS),
     11: StkVoice("ModalBar", ((2, 40, 110), (4, 20, 100), (11, 0, 40), (1, 0, 60)), ((16, 1),)),
@@ -69,15 +74,8 @@ STK_PROGRAMS: dict[int, StkVoice] = {
     13: StkVoice("ModalBar", ((2, 60, 120), (4, 20, 100), (1, 0, 60)), ((16, 3),)),
     14: StkVoice("TubeBell", _FM_KEYS),
     16: _ORGAN, 17: _ORGAN, 18: _ORGAN,
-    24: StkVoice("StifKarp", ((4, 10, 100), (11, 60, 120), (1, 0, 40))),
-    25: StkVoice("StifKarp", ((4, 10, 100), (11, 60, 120), (1, 0, 40))),
-    26: StkVoice("Plucked"),
-    27: StkVoice("Mandolin", ((2, 40, 90), (4, 10, 90), (11, 60, 120), (1, 0, 20))),
-    104: StkVoice("Sitar"),
-    105: StkVoice("Mandolin", ((2, 40, 90), (4, 10, 90), (11, 60, 120), (1, 0, 20))),
-    32: StkVoice("StifKarp", ((4, 10, 100), (11, 70, 120), (1, 0, 30))),
-    33: StkVoice("Plucked"),
-    34: StkVoice("StifKarp", ((4, 10, 100), (11, 70, 120), (1, 0, 30))),
+    24: _GUITAR, 25: _GUITAR, 26: StkVoice("Plucked"), 27: _MANDOLIN, 104: StkVoice("Sitar"), 105: _MANDOLIN,
+    32: _BASS, 33: StkVoice("Plucked"), 34: _BASS,
     40: _BOWED, 41: _BOWED, 42: _BOWED, 43: _BOWED, 48: _BOWED, 49: _BOWED,
     52: _VOICE, 53: _VOICE,
     54: StkVoice("FMVoices", ((2, 0, 127), (4, 20, 100), (11, 40, 75), (1, 0, 30)), volume=64),
@@ -86,9 +84,7 @@ STK_PROGRAMS: dict[int, StkVoice] = {
     71: _CLARINET, 72: _FLUTE, 73: _FLUTE,
     74: StkVoice("Recorder", ((11, 40, 75), (1, 0, 16)), min_velocity=80, volume=40),
     76: StkVoice("BlowBotl", ((4, 5, 40), (11, 40, 75), (1, 0, 16)), min_velocity=80, volume=64),
-    80: StkVoice("Moog", ((2, 20, 110), (4, 0, 60), (11, 40, 75), (1, 0, 15))),
-    81: StkVoice("Moog", ((2, 20, 110), (4, 0, 60), (11, 40, 75), (1, 0, 15))),
-    87: StkVoice("Moog", ((2, 20, 110), (4, 0, 60), (11, 40, 75), (1, 0, 15))),
+    80: _MOOG, 81: _MOOG, 87: _MOOG,
 }
 
 
