@@ -11,6 +11,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "bind_common.h"
 #include "bind_framemath.h"
 #include "bind_frontend.h"
 
@@ -69,6 +70,7 @@ RuntimeError
           "push_ptr",
           [](CudaMelFrontend& f, std::uintptr_t x, size_t n, size_t row_stride, bool on_device,
              std::uintptr_t out, size_t out_frames, std::uintptr_t stream) {
+            const rtc_bind::ExclusiveUse in_use(&f, "CudaMelFrontend.push_ptr");
             py::gil_scoped_release nogil;
             return f.push(reinterpret_cast<const float*>(x), n, row_stride, on_device,
                           reinterpret_cast<float*>(out), out_frames, reinterpret_cast<void*>(stream));
@@ -87,6 +89,7 @@ RuntimeError
                                     ", n)");
             const size_t n = static_cast<size_t>(x.shape(1));
             const float* src = x.data();
+            const rtc_bind::ExclusiveUse in_use(&f, "CudaMelFrontend.push_host");
             py::gil_scoped_release nogil;
             return f.push(src, n, n, false, reinterpret_cast<float*>(out), out_frames,
                           reinterpret_cast<void*>(stream));

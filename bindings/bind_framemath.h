@@ -176,10 +176,10 @@ ndarray, shape (n_frames, n_mels), float32
         const size_t S = static_cast<size_t>(x.shape(0)), total = static_cast<size_t>(x.shape(1));
         size_t sum = 0, longest = 1;
         for (size_t b : blocks) {
+          if (b > total - sum) throw py::value_error("blocks: add up to more samples than x has per stream");
           sum += b;
           longest = std::max(longest, b);
         }
-        if (sum > total) throw py::value_error("blocks: add up to more samples than x has per stream");
         const rtc::MelConfig c = rtc_bind::mel_config_from_dict(config);
         const rtc::SpectralTables tables = rtc_bind::tables_for(c);
         const size_t n_mels = static_cast<size_t>(c.n_mels);

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "bind_common.h"
 #include "frontend.h"
 
 namespace py = pybind11;
@@ -20,8 +21,7 @@ namespace rtc_bind {
 inline py::array_t<float> checked_out(py::object out, size_t rows, size_t cols) {
   if (out.is_none())
     return py::array_t<float>({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)});
-  if (!py::isinstance<py::array>(out) || !py::array(out).dtype().is(py::dtype::of<float>()))
-    throw py::type_error("out: must be a float32 numpy array");
+  if (!has_dtype<float>(out)) throw py::type_error("out: must be a float32 numpy array");
   auto a = py::reinterpret_borrow<py::array_t<float>>(out);
   if (a.ndim() != 2 || !(a.flags() & py::array::c_style) || !a.writeable())
     throw py::value_error("out: must be a writable, C-contiguous 2-D float32 array");
@@ -35,11 +35,13 @@ inline py::array_t<float> checked_out(py::object out, size_t rows, size_t cols) 
 }
 
 /// Pushes a 1-D numpy block of a supported dtype; returns the new frames.
-inline py::object frontend_push(rtc::StreamingMelFrontend& f, py::array block, py::object out) {
+inline py::object frontend_push(rtc::StreamingMelFrontend& f, py::array block_in, py::object out) {
+  const py::object block_obj = aligned(block_in);
+  const py::array block = py::reinterpret_borrow<py::array>(block_obj);
   if (block.ndim() != 1)
     throw py::value_error("block: must be 1-D mono audio (got " + std::to_string(block.ndim()) +
                           "-D; pick a channel or downmix first)");
-  const auto dt = block.dtype();
+  const ExclusiveUse in_use(&f, "MelFrontend.push");
   const size_t n = static_cast<size_t>(block.size());
   const size_t n_mels = static_cast<size_t>(f.config().n_mels);
   const size_t rows = f.frames_for(n);
@@ -47,21 +49,21 @@ inline py::object frontend_push(rtc::StreamingMelFrontend& f, py::array block, p
   float* o = dst.mutable_data();
   const size_t cap = static_cast<size_t>(dst.shape(0));
   size_t written = 0;
-  if (dt.is(py::dtype::of<float>())) {
+  if (has_dtype<float>(block)) {
     auto a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(block);
     py::gil_scoped_release nogil;
     written = f.push(a.data(), n, o, cap);
-  } else if (dt.is(py::dtype::of<double>())) {
+  } else if (has_dtype<double>(block)) {
     auto a = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(block);
     py::gil_scoped_release nogil;
     written = f.push(a.data(), n, o, cap);
-  } else if (dt.is(py::dtype::of<int16_t>())) {
+  } else if (has_dtype<int16_t>(block)) {
     auto a = py::array_t<int16_t, py::array::c_style | py::array::forcecast>::ensure(block);
     py::gil_scoped_release nogil;
     written = f.push(a.data(), n, o, cap);
   } else {
     throw py::type_error("block: dtype must be float32, float64 or int16 (got " +
-                         std::string(py::str(dt)) + ")");
+                         std::string(py::str(block.dtype())) + ")");
   }
   if (out.is_none()) return std::move(dst);
   // a view of the first `written` rows of `out` (C-contiguous, checked above), built directly: cheaper
@@ -96,7 +98,9 @@ Streaming log-mel frontend (native).
 Frame ``i`` covers stream samples ``[i*hop_length, i*hop_length + n_fft)``
 (no centering); its time is ``(i*hop_length + n_fft/2) / sample_rate``.
 Any split of a stream into blocks gives bit-for-bit the frames of one push of
-the whole stream. NaN/Inf samples are replaced by 0 and counted.
+the whole stream. NaN/Inf samples are replaced by 0 and counted. One object
+serves one thread at a time: a push while another thread's push runs raises
+RuntimeError (give each thread its own frontend).
 
 Parameters
 ----------

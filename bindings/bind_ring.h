@@ -4,6 +4,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include "bind_common.h"
 #include "sample_ring.h"
 
 namespace py = pybind11;
@@ -12,7 +13,9 @@ inline void bind_ring(py::module_& m) {
   py::class_<rtc::SampleRing>(m, "SampleRing", R"doc(
 Lock-free single-producer single-consumer ring buffer of float32 samples.
 
-One thread pushes (an audio callback), one thread pops (a worker). ``push``
+One thread pushes (an audio callback), one thread pops (a worker); a second
+concurrent pusher or popper raises RuntimeError. Samples must be float
+(float32 or float64; integer PCM is refused rather than read unscaled). ``push``
 never blocks: when a block does not fit, the oldest unread samples are dropped
 and counted in ``dropped``; a block longer than the capacity keeps only its
 last ``capacity`` samples.
@@ -25,11 +28,17 @@ capacity : int
       .def(py::init<size_t>(), py::arg("capacity"))
       .def(
           "push",
-          [](rtc::SampleRing& r, py::array_t<float, py::array::c_style | py::array::forcecast> block) {
+          [](rtc::SampleRing& r, py::handle block_in) {
+            rtc_bind::require_float_samples(block_in, "block");
+            const auto block = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(
+                rtc_bind::aligned(block_in));
+            if (!block) throw py::type_error("block: must be convertible to a float32 array");
             if (block.ndim() != 1)
               throw py::value_error("block: must be 1-D (got " + std::to_string(block.ndim()) + "-D)");
             const float* p = block.data();
             const size_t n = static_cast<size_t>(block.size());
+            // one producer at a time (a second one would break the ring's single-producer rule)
+            const rtc_bind::ExclusiveUse in_use(&r, "SampleRing.push");
             // An audio callback pushes small blocks: a copy of a few hundred samples
             // costs far less than re-acquiring a GIL the worker may hold, so the GIL
             // is only released for large blocks.
@@ -57,6 +66,8 @@ capacity : int
             }
             float* p = dst.mutable_data();
             size_t k;
+            // one consumer at a time; the address after the ring's stands for its consumer side
+            const rtc_bind::ExclusiveUse in_use(reinterpret_cast<const char*>(&r) + 1, "SampleRing.pop");
             {
               py::gil_scoped_release nogil;
               k = r.pop(p, n);

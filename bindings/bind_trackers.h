@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <cmath>
 #include <iterator>
+#include <limits>
 #include <string>
 #include <vector>
 
+#include "bind_common.h"
 #include "modulation.h"
 #include "pitch.h"
 #include "technique.h"
@@ -23,7 +25,7 @@ namespace trackers_detail {
 using f32array = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
 inline f32array as_1d(const py::handle& obj, const char* name) {
-  f32array a = f32array::ensure(obj);
+  f32array a = f32array::ensure(rtc_bind::aligned(obj));
   if (!a) throw py::type_error(std::string(name) + ": must be convertible to a float32 array");
   if (a.ndim() != 1) throw py::value_error(std::string(name) + ": must be 1-D (got " + std::to_string(a.ndim()) + "-D)");
   return a;
@@ -208,8 +210,10 @@ py::dict modulation_columns(const std::vector<Frame>& fr, const char* size_name,
 // Runs a block-based tracker (pitch, technique) on a 1-D block of samples
 // without the GIL; returns the frames it completed.
 template <class Frame, class Tracker>
-std::vector<Frame> process_block(Tracker& t, const py::handle& block) {
+std::vector<Frame> process_block(Tracker& t, const py::handle& block, const char* what) {
+  rtc_bind::require_float_samples(block, "block");
   f32array x = as_1d(block, "block");
+  const rtc_bind::ExclusiveUse in_use(&t, what);
   const std::size_t n = static_cast<std::size_t>(x.size());
   std::vector<Frame> fr(t.max_frames(n));
   {
@@ -241,6 +245,21 @@ inline int default_hop(double sample_rate) {
   return std::max(1, static_cast<int>(std::lround(0.005 * sample_rate)));
 }
 
+// The hop_length argument: None (5 ms) or an integer (Python or numpy); the tracker checks its
+// range. Anything else, or a value beyond int, is named in the error instead of a cast failure.
+inline int hop_length_arg(const py::object& hop, double sample_rate) {
+  if (hop.is_none()) return default_hop(sample_rate);
+  if (py::isinstance<py::bool_>(hop) || !PyIndex_Check(hop.ptr()))
+    throw py::type_error("hop_length: must be an integer number of samples or None (got " +
+                         std::string(py::str(hop)) + ")");
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(py::int_(hop).ptr(), &overflow);
+  if (overflow || v < 1 || v > std::numeric_limits<int>::max())
+    throw py::value_error("hop_length: must be a positive number of samples within int range (got " +
+                          std::string(py::str(hop)) + ")");
+  return static_cast<int>(v);
+}
+
 }  // namespace trackers_detail
 
 inline void bind_trackers(py::module_& m) {
@@ -248,6 +267,8 @@ inline void bind_trackers(py::module_& m) {
 
   py::class_<rtc::PitchTracker>(m, "PitchTracker", R"doc(
 Streaming f0 tracker of the YIN family with a voicing confidence.
+One object serves one thread at a time (a concurrent call raises RuntimeError),
+and the samples must be float32 or float64 (integer PCM is refused, not read unscaled).
 
 A coarse YIN search (cumulative mean normalized difference, absolute
 threshold, first dip) runs on a low-passed copy decimated to 11-22 kHz; the
@@ -274,7 +295,7 @@ level_window : float
 )doc")
       .def(py::init([](double sample_rate, py::object hop_length, double fmin, double fmax, double threshold,
                        double silence_db, double level_window) {
-             const int hop = hop_length.is_none() ? default_hop(sample_rate) : hop_length.cast<int>();
+             const int hop = hop_length_arg(hop_length, sample_rate);
              return new rtc::PitchTracker(sample_rate, hop, fmin, fmax, threshold, silence_db, level_window);
            }),
            py::arg("sample_rate"), py::arg("hop_length") = py::none(), py::arg("fmin") = 50.0,
@@ -283,7 +304,7 @@ level_window : float
       .def(
           "process",
           [](rtc::PitchTracker& t, py::handle block) {
-            const std::vector<rtc::PitchFrame> frames = process_block<rtc::PitchFrame>(t, block);
+            const std::vector<rtc::PitchFrame> frames = process_block<rtc::PitchFrame>(t, block, "PitchTracker.process");
             const std::size_t k = frames.size();
             std::vector<float> f0(k), conf(k), level(k);
             py::array_t<bool> voiced(static_cast<py::ssize_t>(k));
@@ -343,9 +364,11 @@ frame_rate : float
       .def(
           "process",
           [](rtc::VibratoTracker& t, py::handle f0) {
+            rtc_bind::require_float_samples(f0, "f0");
             f32array x = as_1d(f0, "f0");
             const std::size_t n = static_cast<std::size_t>(x.size());
             std::vector<rtc::VibratoFrame> fr(n);
+            const rtc_bind::ExclusiveUse in_use(&t, "VibratoTracker.process");
             {
               py::gil_scoped_release nogil;
               t.process(x.data(), n, fr.data());
@@ -387,6 +410,7 @@ frame_rate : float
           "process",
           [](rtc::TremoloTracker& t, py::handle level_db, py::object valid, py::object restart,
              py::object vibrato_on, py::object vibrato_rate) {
+            rtc_bind::require_float_samples(level_db, "level_db");
             f32array x = as_1d(level_db, "level_db");
             const py::ssize_t n = x.size();
             const std::vector<unsigned char> va = flags_or(valid, "valid", n, 1);
@@ -399,6 +423,7 @@ frame_rate : float
               for (py::ssize_t i = 0; i < n; ++i) vr[static_cast<std::size_t>(i)] = a.data()[i];
             }
             std::vector<rtc::TremoloFrame> fr(static_cast<std::size_t>(n));
+            const rtc_bind::ExclusiveUse in_use(&t, "TremoloTracker.process");
             {
               py::gil_scoped_release nogil;
               for (std::size_t i = 0; i < fr.size(); ++i)
@@ -425,6 +450,8 @@ dict
 
   py::class_<rtc::TechniqueTracker>(m, "TechniqueTracker", R"doc(
 Pitch, vibrato and tremolo tracked together on one audio stream.
+One object serves one thread at a time (a concurrent call raises RuntimeError),
+and the samples must be float32 or float64 (integer PCM is refused, not read unscaled).
 
 Parameters
 ----------
@@ -454,7 +481,7 @@ vibrato, tremolo : dict, optional
                        double explained_high, double explained_low, double am_per_cent, double cents_per_db,
                        int harmonics, double purity_weight, double hz_pivot, bool tremolo_under_vibrato, double exclusion, double under_vibrato_regularity, py::object vibrato, py::object tremolo) {
              rtc::TechniqueConfig c;
-             c.hop_length = hop_length.is_none() ? default_hop(sample_rate) : hop_length.cast<int>();
+             c.hop_length = hop_length_arg(hop_length, sample_rate);
              c.fmin = fmin;
              c.fmax = fmax;
              c.threshold = threshold;
@@ -495,7 +522,7 @@ vibrato, tremolo : dict, optional
       .def(
           "process",
           [](rtc::TechniqueTracker& t, py::handle block) {
-            const std::vector<rtc::TechniqueFrame> fr = process_block<rtc::TechniqueFrame>(t, block);
+            const std::vector<rtc::TechniqueFrame> fr = process_block<rtc::TechniqueFrame>(t, block, "TechniqueTracker.process");
             const std::size_t k = fr.size();
             const py::ssize_t kk = static_cast<py::ssize_t>(k);
             py::array_t<float> f0(kk), conf(kk), level(kk), vrate(kk), vext(kk), vreg(kk), trate(kk), tdepth(kk),

@@ -12,6 +12,7 @@
 /// the power spectrum, so CPU and GPU frames stay equal bit for bit.
 #pragma once
 
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 
@@ -151,6 +152,14 @@ RTC_HD inline void power_spectrum(const T* re, const T* im, const FrameTables<T>
   for (int k = 0; k <= m; ++k) power[k] = rfft_bin_power(re, im, m, k, t);
 }
 
+/// A mel power as float32, bounded: samples far beyond full scale can overflow it (to inf, or to
+/// NaN through inf - inf in the FFT), and it is then read as the largest float, so no non-finite
+/// value reaches the model. Unchanged for every power a float can hold.
+template <typename T>
+RTC_HD inline float bounded_power(T s) {
+  return s <= T(FLT_MAX) ? float(s) : FLT_MAX;
+}
+
 /// Applies the log scaling selected in the tables to one mel power value.
 template <typename T>
 RTC_HD inline float log_scale(T s, const FrameTables<T>& t) {
@@ -158,9 +167,12 @@ RTC_HD inline float log_scale(T s, const FrameTables<T>& t) {
     // in float (the output is float32; 128 logs per frame dominated the frame's cost in double):
     // 10 log10(s) = (10 / ln 10) ln(s)
     // (the floor itself exactly as 10 log10(amin), so that silence reads e.g. -100 dB exactly)
-    case LogMode::Db: return s > t.amin ? 4.3429448190325175f * logf(float(s)) : t.amin_db;
-    case LogMode::Ln: return float(log(s + t.amin));
-    default: return float(s);
+    case LogMode::Db: {
+      const float p = bounded_power(s);
+      return p > t.amin ? 4.3429448190325175f * logf(p) : t.amin_db;
+    }
+    case LogMode::Ln: return float(log(s <= T(FLT_MAX) ? s + t.amin : T(FLT_MAX)));
+    default: return bounded_power(s);
   }
 }
 

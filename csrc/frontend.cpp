@@ -70,10 +70,11 @@ StreamingMelFrontend::StreamingMelFrontend(MelConfig cfg)
       pow_(static_cast<size_t>(cfg_.n_fft / 2 + 1)) {}
 
 size_t StreamingMelFrontend::frames_for(size_t n) const noexcept {
-  const size_t total = fill_ + n;
+  // samples still missing for the first frame; counted this way, no n can overflow the sum
   const size_t nfft = static_cast<size_t>(cfg_.n_fft);
-  if (total < nfft) return 0;
-  return (total - nfft) / static_cast<size_t>(cfg_.hop_length) + 1;
+  const size_t need = fill_ >= nfft ? 0 : nfft - fill_;
+  if (n < need) return 0;
+  return (n - need) / static_cast<size_t>(cfg_.hop_length) + 1;
 }
 
 void StreamingMelFrontend::emit(float* out) noexcept {

@@ -1,0 +1,82 @@
+// Helpers shared by the bindings: one caller at a time per native object, and input arrays.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+namespace py = pybind11;
+
+namespace rtc_bind {
+
+/// Refuses a second concurrent call on one native object.
+///
+/// The bindings release the GIL while an object works, so without this two Python threads could
+/// run one single-threaded object (a frontend, a tracker, one side of a ring) at once and corrupt
+/// its state. Construct it with the GIL held, before the GIL is released, in a scope that ends after
+/// the GIL is taken back: the bookkeeping is then serialized by the GIL itself (no lock, and no
+/// allocation once the list has grown to the number of objects ever busy at once).
+class ExclusiveUse {
+ public:
+  /// @param obj the object (or a distinct address per side, e.g. a ring's producer and consumer)
+  /// @param what "Class.method", for the message
+  ExclusiveUse(const void* obj, const char* what) : obj_(obj) {
+    std::vector<const void*>& b = busy();
+    if (std::find(b.begin(), b.end(), obj) != b.end())
+      throw std::runtime_error(std::string(what) +
+                               ": this object is already running in another thread; give each thread its own");
+    b.push_back(obj);
+  }
+  ~ExclusiveUse() {
+    std::vector<const void*>& b = busy();
+    b.erase(std::find(b.begin(), b.end(), obj_));
+  }
+  ExclusiveUse(const ExclusiveUse&) = delete;
+  ExclusiveUse& operator=(const ExclusiveUse&) = delete;
+
+ private:
+  static std::vector<const void*>& busy() {
+    static std::vector<const void*> b = [] {
+      std::vector<const void*> v;
+      v.reserve(64);
+      return v;
+    }();
+    return b;
+  }
+  const void* obj_;
+};
+
+/// True when `a` is a numpy array of element type T (by equivalence, not identity: a dtype that
+/// came through pickle or another module is a different object with the same meaning).
+template <class T>
+bool has_dtype(const py::handle& a) {
+  return py::isinstance<py::array_t<T>>(a);
+}
+
+/// Rejects a numpy array of integer, boolean or complex samples, which a cast to float would
+/// silently misread (int16 PCM unscaled, the imaginary part dropped). Lists and float arrays pass.
+inline void require_float_samples(const py::handle& obj, const char* name) {
+  if (!py::isinstance<py::array>(obj)) return;
+  const char k = py::reinterpret_borrow<py::array>(obj).dtype().kind();
+  if (k == 'f') return;
+  const std::string dt = py::str(py::reinterpret_borrow<py::array>(obj).dtype());
+  if (k == 'i' || k == 'u')
+    throw py::type_error(std::string(name) + ": samples must be float32 or float64 (got " + dt +
+                         "); scale integer PCM first, e.g. int16 / 32768");
+  throw py::type_error(std::string(name) + ": samples must be float32 or float64 (got " + dt + ")");
+}
+
+/// `obj` itself, or an aligned copy when it is a numpy array whose data is not aligned for its
+/// element type (e.g. np.frombuffer with an odd offset): a float pointer into such a buffer is
+/// undefined behaviour in the native code. Rare, so the copy goes through numpy.require.
+inline py::object aligned(const py::handle& obj) {
+  constexpr int kAligned = 0x0100;  // NPY_ARRAY_ALIGNED
+  if (py::isinstance<py::array>(obj) && !(py::reinterpret_borrow<py::array>(obj).flags() & kAligned))
+    return py::module_::import("numpy").attr("require")(obj, py::none(), "A");
+  return py::reinterpret_borrow<py::object>(obj);
+}
+
+}  // namespace rtc_bind

@@ -1,0 +1,150 @@
+"""Inputs at the edges of the native bindings: dtypes that came through pickle, misaligned buffers,
+integer or complex samples, values far beyond full scale, overflowing sizes, and one object used
+from two threads at once (the bindings release the GIL while an object works)."""
+
+import pickle
+import threading
+
+import numpy as np
+import pytest
+
+from rtclassify import _core
+
+
+def _frontend(n_fft=512, hop=256, n_mels=64):
+    return _core.MelFrontend(16000, n_fft, hop, n_mels)
+
+
+def test_a_dtype_that_came_through_pickle_is_accepted():
+    x = np.random.default_rng(0).standard_normal(2048).astype(np.float32) * 0.1
+    y = pickle.loads(pickle.dumps(x))
+    assert y.dtype is not np.dtype(np.float32)  # another object with the same meaning
+    out = pickle.loads(pickle.dumps(np.zeros((16, 64), np.float32)))
+    a = _frontend().push(x)
+    b = _frontend().push(y, out=out)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_a_misaligned_buffer_gives_the_frames_of_an_aligned_one():
+    x = np.random.default_rng(1).standard_normal(4096).astype(np.float32) * 0.1
+    raw = np.zeros(x.nbytes + 1, np.uint8)
+    raw[1:] = np.frombuffer(x.tobytes(), np.uint8)
+    y = np.frombuffer(raw.tobytes(), np.float32, count=x.size, offset=1)
+    assert not y.flags.aligned
+    np.testing.assert_array_equal(_frontend().push(y), _frontend().push(x))
+    t1, t2 = _core.PitchTracker(16000), _core.PitchTracker(16000)
+    np.testing.assert_array_equal(t1.process(y)["f0"], t2.process(x)["f0"])
+
+
+def test_samples_far_beyond_full_scale_give_finite_frames():
+    for v in (3e38, 1e30, -3e38):
+        f = _frontend()
+        m = f.push(np.full(2048, v, np.float32))
+        assert m.shape == (7, 64) and np.isfinite(m).all()
+        assert f.nonfinite_replaced == 0
+        m64 = _frontend().push(np.full(2048, v, np.float64))
+        assert np.isfinite(m64).all()
+    # ordinary levels are not touched by the bound
+    x = np.random.default_rng(2).standard_normal(2048).astype(np.float32)
+    assert np.abs(_frontend().push(x) - _frontend().push(x.astype(np.float64))).max() < 1e-3
+
+
+def test_frames_for_does_not_wrap_on_huge_counts():
+    f = _frontend(512, 256)
+    f.push(np.zeros(300, np.float32))  # 300 pending samples
+    assert f.frames_for(211) == 0 and f.frames_for(212) == 1
+    assert f.frames_for(2**64 - 1) == (2**64 - 1 - 212) // 256 + 1
+
+
+@pytest.mark.parametrize("bad", [np.array([16384, -32768], np.int16), np.array([1, 2], np.int32),
+                                 np.array([1 + 1j]), np.array([True, False])])
+def test_integer_or_complex_samples_are_refused_where_they_would_be_misread(bad):
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _core.SampleRing(64).push(bad)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _core.PitchTracker(16000).process(bad)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _core.TechniqueTracker(16000).process(bad)
+    # ... while MelFrontend documents int16 (scaled by 1/32768)
+    if bad.dtype == np.int16:
+        assert _frontend().push(np.zeros(600, np.int16)).shape == (1, 64)
+
+
+def test_lists_and_float64_still_pass():
+    r = _core.SampleRing(64)
+    r.push([0.25, -0.5])
+    r.push(np.array([1.0]))
+    np.testing.assert_array_equal(r.pop(8), np.array([0.25, -0.5, 1.0], np.float32))
+    assert _core.VibratoTracker(100.0).process([0, 220, 221])["on"].shape == (3,)
+
+
+@pytest.mark.parametrize("hop, err", [(80.5, TypeError), ("160", TypeError), (True, TypeError),
+                                      (2**40, ValueError), (2**70, ValueError), (0, ValueError)])
+def test_bad_hop_length_is_named(hop, err):
+    for cls in (_core.PitchTracker, _core.TechniqueTracker):
+        with pytest.raises(err, match="hop_length"):
+            cls(16000, hop_length=hop)
+    assert _core.PitchTracker(16000, hop_length=np.int64(160)).hop_length == 160
+
+
+def test_batched_stream_blocks_that_overflow_are_refused():
+    cfg = _frontend().config
+    with pytest.raises(ValueError, match="blocks"):
+        _core._internal.batched_stream_cpu(np.zeros((1, 1000), np.float32), [2**64 - 1, 2], cfg)
+
+
+def _refused_while_busy(long_call, short_call):
+    """Runs long_call in a thread and short_call here until one is refused or long_call ends."""
+    started, done, errors = threading.Event(), threading.Event(), []
+
+    def worker():
+        started.set()
+        try:
+            long_call()
+        finally:
+            done.set()
+
+    th = threading.Thread(target=worker)
+    th.start()
+    started.wait()
+    refused = 0
+    while not done.is_set():
+        try:
+            short_call()
+        except RuntimeError as e:
+            assert "another thread" in str(e)
+            refused += 1
+            break
+    th.join()
+    return refused
+
+
+def test_one_frontend_used_from_two_threads_is_refused_not_corrupted():
+    f = _core.MelFrontend(16000, 4096, 16, 128)  # a slow push: one 4096-point frame per 16 samples
+    big = np.random.default_rng(3).standard_normal(400_000).astype(np.float32) * 0.1
+    small = np.zeros(4096, np.float32)
+    accepted = []
+
+    def short():
+        f.push(small)
+        accepted.append(small.size)
+
+    assert _refused_while_busy(lambda: f.push(big), short) == 1
+    # the state stayed whole: every accepted sample counted, and the object is usable again
+    assert f.samples_consumed == big.size + sum(accepted)
+    assert f.push(small).shape[1] == 128
+
+
+def test_one_tracker_and_one_ring_side_used_from_two_threads_are_refused():
+    t = _core.PitchTracker(16000, hop_length=1)
+    x = (0.3 * np.sin(2 * np.pi * 220 * np.arange(160_000) / 16000)).astype(np.float32)
+    assert _refused_while_busy(lambda: t.process(x), lambda: t.process(x[:64])) == 1
+    assert t.process(x[:1600])["f0"].shape == (1600,)
+
+    r = _core.SampleRing(2**22)
+    block = np.zeros(2**21, np.float32)  # large blocks release the GIL
+    got = _refused_while_busy(lambda: [r.push(block) for _ in range(40)], lambda: r.push(block))
+    assert got == 1
+    # a producer and a consumer at once is the ring's purpose, and stays allowed
+    r2 = _core.SampleRing(2**22)
+    assert _refused_while_busy(lambda: [r2.push(block) for _ in range(20)], lambda: r2.pop(1024)) == 0
