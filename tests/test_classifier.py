@@ -117,6 +117,11 @@ def test_tag_empty_and_short(clf):
     r = clf.tag(np.zeros(0, np.float32), 16000)
     assert r.probs.shape == (0, 3) and r.times.shape == (0,) and r.events == []
     assert len(clf.tag(np.zeros(100, np.float32), 48000)) == 0
+    for empty in (np.zeros((0, 1), np.float32), np.zeros((0, 2), np.float32)):  # no samples yet: not transposed
+        r = clf.tag(empty, 16000)
+        assert r.probs.shape == (0, 3) and r.duration == 0.0
+    with pytest.raises(ParameterError, match="no channels"):
+        clf.tag(np.zeros((1000, 0), np.float32), 16000)
 
 
 def test_tag_progress(clf):
@@ -219,6 +224,19 @@ def test_tag_command_plot(bundle_dir, tmp_path):
     assert cli.main(["tag", str(a), "--bundle", str(bundle_dir), "--plot", str(png), "--out",
                      str(tmp_path / "o.jsonl")]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tag_command_plot_to_a_missing_folder_fails_before_tagging(bundle_dir, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from rtclassify.model.classifier import Classifier
+
+    a = tmp_path / "a.wav"
+    sf.write(a, tb.demo_signal(16000)[:16000], 16000)
+    monkeypatch.setattr(Classifier, "tag_file", lambda *a, **k: pytest.fail("tagged before checking --plot"))
+    png = tmp_path / "no" / "p.png"
+    assert cli.main(["tag", str(a), "--bundle", str(bundle_dir), "--plot", str(png)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "does not exist" in err and str(png) in err
 
 
 def _run_blocked(code: str, bundle_dir) -> dict:

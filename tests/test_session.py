@@ -267,6 +267,9 @@ def test_empty_and_list_blocks(clf):
     assert s.process([]) == []
     s.process([0.0] * 2000)
     assert s.counters["samples_in"] == 2000
+    with pytest.raises(ParameterError, match="no channels"):
+        s.process(np.zeros((1000, 0), np.float32))
+    assert s.counters["samples_in"] == 2000 and s.counters["nonfinite_replaced"] == 0
 
 
 def test_large_block_split(clf, signals):

@@ -162,6 +162,13 @@ def test_unresolvable_host_is_one_clear_error():
         sink.open()
 
 
+@pytest.mark.parametrize("host", ["a..b", "x" * 300])
+def test_invalid_host_name_is_one_clear_error(host):
+    # the resolver raises UnicodeError (empty or over-long label) rather than gaierror for these
+    with pytest.raises(SinkError, match="not a valid host name"):
+        OscSink(OscMapping(), [f"{host}:9000"]).open()
+
+
 def test_send_before_open_is_an_error():
     with pytest.raises(SinkError, match="not open"):
         OscSink(OscMapping(), ["127.0.0.1:9"]).send(events())

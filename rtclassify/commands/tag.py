@@ -196,8 +196,27 @@ def plot(result, path_audio: str, png: str, channel: int | None = None) -> None:
     ax_h.set_yticks(range(len(labels)), labels)
     ax_h.set_xlabel("time (s)")
     ax_h.set_xlim(0, max(info.duration, float(result.times[-1]) if len(result.times) else 0.0))
-    fig.savefig(png, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        fig.savefig(png, dpi=100, bbox_inches="tight")
+    except OSError as exc:
+        from ..errors import SinkError
+
+        raise SinkError(f"{png}: cannot write the plot ({exc.strerror or exc})") from exc
+    finally:
+        plt.close(fig)
+
+
+def _check_writable_folder(path: str, option: str) -> None:
+    """Fails before any work when the folder that will hold ``path`` is missing or not writable."""
+    import os
+
+    from ..errors import SinkError
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise SinkError(f"{option} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise SinkError(f"{option} {path}: the folder {folder} is not writable")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -213,6 +232,7 @@ def run(args: argparse.Namespace) -> int:
                                       f"is out of range")
     if args.plot:
         require("matplotlib", extra="plot")
+        _check_writable_folder(args.plot, "--plot")
     clf = Classifier.load(args.bundle, backend=args.backend, threads=args.threads)
     several = len(args.files) > 1
 

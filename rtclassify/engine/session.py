@@ -377,6 +377,8 @@ class StreamSession:
             return block
         if block.ndim == 2:
             n_ch = block.shape[1]
+            if n_ch == 0:
+                raise ParameterError(f"block has no channels (shape (frames, channels) = {block.shape})")
             if self.channel == "mix":
                 return block
             if self.channel >= n_ch:

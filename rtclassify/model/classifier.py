@@ -284,7 +284,9 @@ class Classifier:
         a = audio if isinstance(audio, np.ndarray) else np.asarray(audio)
         if a.ndim == 2:
             n0, n1 = a.shape
-            if n1 <= MAX_CHANNELS and n0 >= n1:
+            if n1 == 0:
+                raise ParameterError(f"audio has no channels: shape {a.shape}")
+            if n1 <= MAX_CHANNELS and (n0 >= n1 or n0 == 0):  # (0, channels): no samples yet, not transposed
                 pass
             elif n0 <= MAX_CHANNELS and n0 < n1:
                 a = a.T

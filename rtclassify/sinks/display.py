@@ -145,8 +145,11 @@ class LiveDisplay:
         else:
             table = self._bars()
         parts = [Text(self.title, style="bold"), table]
-        if self.technique:
-            parts.append(Text("technique: " + "  ".join(f"{k} {v}" for k, v in self.technique.items())))
+        # a copy in one C call: the worker adds and removes technique keys while this runs on rich's
+        # refresh thread, and iterating the live dict would raise there and freeze the display
+        technique = dict(self.technique)
+        if technique:
+            parts.append(Text("technique: " + "  ".join(f"{k} {v}" for k, v in technique.items())))
         ev = "  ".join(f"{t:6.2f}s {name} {p}".rstrip() for t, name, p in list(self.recent))
         parts.append(Text(f"events: {ev or '(none yet)'}", style="grey70"))
         parts.append(Text(f"t = {self.stream_time:.1f} s · " + format_counters(self.counters), style="grey62"))

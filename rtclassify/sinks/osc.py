@@ -118,6 +118,8 @@ class OscSink(EventDispatch):
                 info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
             except socket.gaierror as exc:
                 raise SinkError(f"OSC host {host!r} cannot be resolved: {exc.strerror}") from None
+            except (UnicodeError, ValueError) as exc:  # e.g. an empty label: 'a..b', or one over 63 characters
+                raise SinkError(f"OSC host {host!r} is not a valid host name: {exc}") from None
             family, _, _, _, sockaddr = info[0]
             probe = socket.socket(family, socket.SOCK_DGRAM)
             try:
