@@ -75,6 +75,7 @@ def test_parse_channels(spec, want):
     ("", "expected channel numbers"), ("a-b", "expected channel numbers"), ("3-1", "runs backwards"),
     ("1,1", "channel 1 is given twice"), ("0-3,2", "given twice"), ("-1", "expected channel numbers"),
     ([], "no channel given"), ([0, -1], ">= 0"), ([True], ">= 0"), (3, "sequence"),
+    ("0-999999999", "beyond the last possible channel, 1023"), ([2, 1024], "channel 1024 is beyond"),
 ])
 def test_parse_channels_errors(spec, text):
     with pytest.raises(ParameterError, match=text):

@@ -185,9 +185,11 @@ def test_hop_override(clf, signals):
     assert s.hop_s == pytest.approx(6 * 256 / 16000)
     np.testing.assert_allclose(np.diff([f.time for f in frames]), s.hop_s)
     assert clf.stream(sample_rate=16000, hop=0.001).hop_frames == 1
-    for bad in (0, -0.1, float("nan"), "0.1"):
+    for bad in (0, -0.1, float("nan"), "0.1", 100000.0):
         with pytest.raises(ParameterError, match="hop"):
             clf.stream(hop=bad)
+    window_s = clf.bundle.window_frames * clf.bundle.hop_length / 16000
+    assert clf.stream(sample_rate=16000, hop=window_s).hop_frames == clf.bundle.window_frames
 
 
 def test_flush_turns_everything_off_and_reset(clf, signals):

@@ -38,6 +38,10 @@ from .session import FrameResult, StreamSession, _HopTimer
 __all__ = ["MultiStreamSession", "parse_channels"]
 
 
+#: the highest 0-based input channel a channel list may name (more than any audio interface has)
+MAX_CHANNEL_INDEX = 1023
+
+
 def parse_channels(spec, *, name: str = "channels") -> tuple[int, ...]:
     """Channel list from ``"0-7"``, ``"0,2,5"``, ``"0-3,8,10-11"`` or a sequence of integers.
 
@@ -65,6 +69,8 @@ def parse_channels(spec, *, name: str = "channels") -> tuple[int, ...]:
                 raise ParameterError(f"{name}: channels are 0-based numbers >= 0, got {spec!r}")
             if b < a:
                 raise ParameterError(f"{name}: the range {part!r} runs backwards")
+            if b > MAX_CHANNEL_INDEX:  # checked before the range is built: '0-999999999' is one error, not a huge list
+                raise ParameterError(f"{name}: channel {b} is beyond the last possible channel, {MAX_CHANNEL_INDEX}")
             out.extend(range(a, b + 1))
     else:
         try:
@@ -75,6 +81,8 @@ def parse_channels(spec, *, name: str = "channels") -> tuple[int, ...]:
         for c in items:
             if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 0:
                 raise ParameterError(f"{name}: channels must be integers >= 0 (0-based), got {c!r}")
+            if c > MAX_CHANNEL_INDEX:
+                raise ParameterError(f"{name}: channel {c} is beyond the last possible channel, {MAX_CHANNEL_INDEX}")
             out.append(int(c))
     if not out:
         raise ParameterError(f"{name}: no channel given")

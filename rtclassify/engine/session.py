@@ -248,6 +248,10 @@ class StreamSession:
                     or not math.isfinite(hop) or hop <= 0:
                 raise ParameterError(f"hop must be a positive number of seconds (got {hop!r})")
             self.hop_frames = max(1, int(round(hop * self.model_rate / self._hop_len)))
+            if self.hop_frames > self._W:
+                window_s = self._W * self._hop_len / self.model_rate
+                raise ParameterError(f"hop {hop!r} s is longer than the model's window ({window_s:.2f} s): the audio "
+                                     f"between two outputs would never be heard")
         self.hop_s = self.hop_frames * self._hop_len / self.model_rate
         self.record_frames = bool(record_frames)
         self.on_frame = on_frame
