@@ -177,3 +177,178 @@ def test_devices_runs_without_any_device():
     r = rtc("devices", "--json")
     assert r.returncode == 0
     assert isinstance(json.loads(r.stdout)["audio_inputs"], list)
+
+
+def test_help_says_which_backend_and_hop_the_code_uses():
+    from rtclassify.commands._live import BACKEND_CHOICES, DEFAULT_HOP_MS
+    from rtclassify.model.backends import BACKENDS
+    from rtclassify.model.bundle import default_bundle_path, load_bundle
+
+    b = load_bundle(default_bundle_path())
+    assert DEFAULT_HOP_MS == pytest.approx(1e3 * b.hop_frames * b.hop_length / b.sample_rate)
+    assert set(BACKEND_CHOICES) == set(BACKENDS)
+    for cmd in ("listen", "demo"):
+        r = rtc(cmd, "--help")
+        assert r.returncode == 0
+        text = " ".join(r.stdout.split())
+        assert "{auto,onnx,torch,tensorrt}" in text
+        assert "default auto: TensorRT on a GPU when available, else ONNX Runtime on the CPU" in text
+        assert f"the bundle's; {DEFAULT_HOP_MS} ms for the shipped model" in text
+        assert "about 0.1 s" not in text
+
+
+def _small_pipe():
+    """A pipe (read end, write end) holding one page, so that a writer nobody reads blocks soon."""
+    import fcntl
+
+    r, w = os.pipe()
+    fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 4096)
+    return r, w
+
+
+def _pipe_bytes(fd: int) -> int:
+    import array
+    import fcntl
+    import termios
+
+    b = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, b)
+    return b[0]
+
+
+def _popen_ctrl_c(cmd: list, stdout) -> subprocess.Popen:
+    """Start ``cmd`` so that a later SIGINT reaches it as Ctrl-C would.
+
+    A test runner started as a background job of a non-interactive shell ignores SIGINT, and a child
+    inherits an ignored signal (Python then installs no KeyboardInterrupt handler): the child starts
+    with SIGINT at its default instead, as from a terminal.
+    """
+    import signal
+
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:  # a handled signal is reset to its default in the child at exec
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env(),
+                                cwd=tempfile.gettempdir())
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_first_ctrl_c_stops_cleanly_with_the_final_offs(tmp_path, bundle):
+    import signal
+    import time
+
+    log = tmp_path / "ev.jsonl"
+    with _popen_ctrl_c([sys.executable, "-m", "rtclassify", "demo", "--bundle", bundle, "--no-display", "--log",
+                        str(log), "--speed", "2"], stdout=subprocess.DEVNULL) as p:
+        try:
+            end = time.monotonic() + 60
+            while not (log.exists() and '"event": "on"' in log.read_text()):
+                assert p.poll() is None and time.monotonic() < end, "no tag turned on"
+                time.sleep(0.05)
+            p.send_signal(signal.SIGINT)
+            _, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    assert p.returncode == 0, err
+    assert "rtclassify demo: stopping (Ctrl-C again to quit at once)" in err
+    assert "rtclassify demo: interrupted (Ctrl-C) after" in err and "Traceback" not in err
+    state = {}
+    for e in map(json.loads, log.read_text().splitlines()):
+        if e["event"] in ("on", "off"):
+            state[e["tag"]] = e["event"]
+    assert state and set(state.values()) == {"off"}
+
+
+def test_second_ctrl_c_quits_while_the_log_is_blocked_on_a_full_pipe(bundle):
+    import queue
+    import signal
+    import threading
+    import time
+
+    r, w = _small_pipe()
+    lines: queue.Queue = queue.Queue()
+    try:
+        with _popen_ctrl_c([sys.executable, "-m", "rtclassify", "demo", "--bundle", bundle, "--no-display",
+                            "--log", "-", "--speed", "4"], stdout=w) as p:
+            os.close(w)
+            w = None
+            reader = threading.Thread(target=lambda: [lines.put(l) for l in p.stderr], daemon=True)
+            reader.start()
+            try:
+                # the log fills the pipe (nobody reads it) and its writer blocks: the pipe then stops growing
+                last, since, end = -1, time.monotonic(), time.monotonic() + 60
+                while time.monotonic() < end:
+                    n = _pipe_bytes(r)
+                    if n != last:
+                        last, since = n, time.monotonic()
+                    elif n > 0 and time.monotonic() - since > 1.0:
+                        break
+                    assert p.poll() is None, list(lines.queue)
+                    time.sleep(0.05)
+                else:
+                    pytest.fail("the event log never filled the pipe")
+                p.send_signal(signal.SIGINT)
+                got = []
+                end = time.monotonic() + 30
+                while not any("stopping (Ctrl-C again to quit at once)" in l for l in got):
+                    try:
+                        got.append(lines.get(timeout=max(0.01, end - time.monotonic())))
+                    except queue.Empty:
+                        pytest.fail(f"no 'stopping' line after the first Ctrl-C: {got}")
+                p.send_signal(signal.SIGINT)
+                assert p.wait(20) == 130
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            reader.join(10)
+    finally:
+        os.close(r)
+        if w is not None:
+            os.close(w)
+    got += list(lines.queue)
+    assert "rtclassify demo: Ctrl-C again: quitting without waiting for the stop\n" in got
+
+
+_BLOCKED_STOP = """
+import errno, os, sys
+import numpy as np
+from rtclassify.audio.sources import ClipSource
+from rtclassify.commands._live import run_listener
+from rtclassify.engine.listener import Listener
+from rtclassify.model.classifier import Classifier
+from rtclassify.sinks.log import JsonlSink
+
+os.set_blocking(1, False)
+try:
+    while True:  # fill standard output (a pipe nobody reads): the log's first write blocks
+        os.write(1, b"x" * 512)
+except BlockingIOError:
+    pass
+os.set_blocking(1, True)
+clf = Classifier.load(sys.argv[1])
+x = (0.5 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)).astype(np.float32)
+lis = Listener(clf, sinks=[JsonlSink("-")], source=ClipSource(x, 16000, speed=4.0, loop=True))
+sys.exit(run_listener(lis, 0.5, what="test", stop_timeout=0.5))
+"""
+
+
+def test_a_stop_blocked_on_a_full_pipe_is_reported_and_the_program_leaves(bundle):
+    r, w = _small_pipe()
+    try:
+        p = subprocess.run([sys.executable, "-c", _BLOCKED_STOP, bundle], stdout=w, stderr=subprocess.PIPE,
+                           text=True, env=env(), cwd=tempfile.gettempdir(), timeout=120)
+    finally:
+        os.close(w)
+        os.close(r)
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stderr and "Fatal Python error" not in p.stderr
+    err = our_lines(p.stderr)[-1]
+    assert err.startswith("rtclassify test: error: the listener did not stop within 0.5 s: the worker is blocked in "
+                          "sink JsonlSink('-') ("), err
+    assert " at sinks/log.py:" in err and "fh.write(" in err

@@ -277,3 +277,213 @@ def test_audio_callback_allocates_no_sample_buffers(clf, channels, kw):
         np.testing.assert_allclose(out, block.mean(axis=1), rtol=1e-5, atol=1e-6)
     else:
         np.testing.assert_array_equal(out, block[:, kw.get("channel", 0)])
+
+
+# ---------------------------------------------------------------- block size from the source
+
+
+@pytest.mark.parametrize("kw", [{"channel": 1}, {"mix": True}])
+def test_blocksize_comes_from_the_source(clf, kw):
+    """A source with 512-frame blocks (the Listener's default would be 256) is taken whole, not refused per block."""
+    x = demo_signal(SR)
+    two = np.zeros((x.shape[0], 2), np.float32)
+    two[:, 1] = x
+    sink = RecordingSink()
+    lis = Listener(clf, sinks=[sink], source=ClipSource(two, SR, blocksize=512, speed=8.0), **kw)
+    assert lis.blocksize == 512
+    with lis:
+        assert lis.wait(30)
+    assert lis.error is None
+    c = lis.counters()
+    assert c["samples_processed"] == c["samples_in"] == x.shape[0] and c["callback_errors"] == 0
+    expect = clf.tag(x if "channel" in kw else x * np.float32(0.5), SR, level_rate=0)
+    assert onoff(sink.events) == onoff(expect.events) and onoff(sink.events)
+
+
+def test_blocksize_differing_from_the_source_is_refused(clf):
+    src = ClipSource(np.zeros(4096, np.float32), SR, blocksize=512)
+    with pytest.raises(ParameterError, match="blocksize 256 differs from the source's blocksize 512"):
+        Listener(clf, source=src, blocksize=256)
+    assert Listener(clf, source=src, blocksize=512).blocksize == 512
+
+
+@pytest.mark.parametrize("channels, kw", [(1, {}), (4, {"channel": 2}), (4, {"mix": True}),
+                                          (4, {"channels": [1, 2]}), (4, {"channels": [0, 3]})])
+def test_callback_takes_a_block_longer_than_its_buffers_in_pieces(clf, channels, kw):
+    """A source that delivers more frames than it said: stored whole, piece by piece, without allocating."""
+    bs = 4096
+    n = 3 * bs + 100
+    src = ClipSource(np.zeros((bs, channels), np.float32), SR, blocksize=bs)
+    lis = Listener(clf, source=src, ring_seconds=4.0, **kw)
+    from rtclassify._core import SampleRing
+
+    P = lis._stride
+    lis._ring = SampleRing(4 * n * P)
+    cb = lis._make_callback()
+    block = np.random.default_rng(1).standard_normal((n, channels)).astype(np.float32)
+    flags = CallbackFlags()
+    cb(block, n, None, flags)  # raised "could not broadcast" before
+    out = lis._ring.pop(n * P)
+    assert out.shape == (n * P,)
+    if "mix" in kw:
+        np.testing.assert_allclose(out, block.mean(axis=1), rtol=1e-5, atol=1e-6)
+    elif "channels" in kw:
+        np.testing.assert_array_equal(out.reshape(n, P)[:, :2], block[:, kw["channels"]])
+    else:
+        np.testing.assert_array_equal(out, block[:, kw.get("channel", 0)])
+    assert lis.counters()["callback_errors"] == 0
+    peak = callback_peak_bytes(cb, lis._ring, block, flags, pop=n * P)
+    assert peak < bs * 4 // 4, f"the callback allocated {peak} bytes at peak (a piece is {bs * 4})"
+
+
+class MalformedSource(StallingSource):
+    """Delivers blocks with one channel fewer than it says it has."""
+
+    def __init__(self):
+        super().__init__(blocks=8)
+        self.channels = 2
+
+    def start(self, callback, finished=None):
+        def run():
+            for _ in range(self.blocks):
+                callback(np.zeros((self.blocksize, 1), np.float32), self.blocksize, None, CallbackFlags())
+
+        self._t = threading.Thread(target=run, daemon=True)
+        self._t.start()
+
+
+def test_a_failing_callback_never_raises_and_stops_the_listener_with_the_error(clf):
+    src = MalformedSource()
+    lis = Listener(clf, source=src, channel=1)
+    from rtclassify._core import SampleRing
+
+    lis._ring = SampleRing(4096)
+    cb = lis._make_callback()
+    cb(np.zeros((256, 1), np.float32), 256, None, CallbackFlags())  # column 1 missing: counted, not raised
+    assert lis._cb_faults.tolist() == [1, 256]
+    lis = Listener(clf, source=MalformedSource(), channel=1)
+    with lis:
+        assert lis.wait(30)
+    assert isinstance(lis.error, RuntimeError)
+    assert str(lis.error).startswith("the audio callback failed on ") and "IndexError" in str(lis.error)
+    assert lis.counters()["callback_errors"] >= 1
+
+
+# ---------------------------------------------------------------- stall timeout
+
+
+def test_stall_timeout_is_at_least_two_block_periods(clf):
+    src = ClipSource(np.zeros(16, np.float32), SR, blocksize=65536)
+    assert Listener(clf, source=src).stall_limit() == pytest.approx(2 * 65536 / SR)  # 8.2 s, not 2 s
+    assert Listener(clf, source=src, stall_timeout=30).stall_limit() == 30
+    assert Listener(clf, source=ClipSource(np.zeros(16, np.float32), SR)).stall_limit() == 2.0
+
+
+def test_blocks_longer_than_the_stall_timeout_are_not_a_lost_device(clf):
+    # one 8192-frame block every 0.512 s; the stall timeout (0.05 s) is far shorter than a block period
+    x = demo_signal(SR)[: 4 * 8192]
+    lis = Listener(clf, source=ClipSource(x, SR, blocksize=8192), stall_timeout=0.05)
+    with lis:
+        assert lis.wait(30)
+    assert lis.error is None
+    assert lis.counters()["samples_processed"] == x.shape[0]
+
+
+@pytest.mark.parametrize("value", [-1, 0, float("inf"), float("nan"), "2", True])
+def test_bad_stall_timeout_is_refused_by_name(clf, value):
+    with pytest.raises(ParameterError, match="stall_timeout"):
+        Listener(clf, source=ClipSource(np.zeros(1000, np.float32), SR), stall_timeout=value)
+
+
+# ---------------------------------------------------------------- ring_seconds and hop
+
+
+@pytest.mark.parametrize("name, value", [
+    ("ring_seconds", float("inf")), ("ring_seconds", float("nan")), ("ring_seconds", 0), ("ring_seconds", -2),
+    ("ring_seconds", 1e6), ("ring_seconds", "2"), ("hop", "0.1"), ("hop", float("inf")), ("hop", float("nan")),
+    ("hop", -0.1), ("hop", True),
+])
+def test_bad_ring_seconds_and_hop_are_refused_by_name(clf, name, value):
+    with pytest.raises(ParameterError, match=f"^{name}"):
+        Listener(clf, source=ClipSource(np.zeros(1000, np.float32), SR), **{name: value})
+
+
+def test_ring_seconds_limit_names_the_largest_allowed(clf):
+    with pytest.raises(ParameterError, match=r"ring_seconds: 1e\+06 s at 16000 Hz .* 2\^30; give at most 67108"):
+        Listener(clf, source=ClipSource(np.zeros(1000, np.float32), SR), ring_seconds=1e6)
+    Listener(clf, source=ClipSource(np.zeros(1000, np.float32), SR), ring_seconds=60.0)
+
+
+# ---------------------------------------------------------------- on_event errors
+
+
+def test_on_event_error_does_not_keep_events_from_the_sinks(clf):
+    """on_event raising on the first TagOn: the sinks still get that TagOn, and its final TagOff."""
+    seen = []
+
+    def boom(ev):
+        seen.append(ev)
+        if ev.kind == "on":
+            raise ZeroDivisionError("bad handler")
+
+    x = np.tile(demo_signal(SR)[int(0.6 * SR): int(1.4 * SR)], 20)  # a long low tone
+    sinks = [RecordingSink(), RecordingSink()]
+    lis = Listener(clf, sinks=sinks, source=ClipSource(x, SR, blocksize=256, speed=4.0), on_event=boom)
+    with lis:
+        assert lis.wait(30)
+    assert str(lis.error) == "ZeroDivisionError: bad handler"
+    for sink in sinks:
+        ev = onoff(sink.events)
+        assert ev and ev[0][0] == "on" and ev[-1][0] == "off"
+        assert {t for k, t, _ in ev if k == "on"} == {t for k, t, _ in ev if k == "off"}
+        assert sink.calls[-1] == "close"
+    assert onoff(seen)[0] == onoff(sinks[0].events)[0]
+
+
+# ---------------------------------------------------------------- stop with a blocked sink
+
+
+class BlockedSink(RecordingSink):
+    """Blocks in its second send until released (like a write to a full pipe)."""
+
+    def __init__(self):
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def send(self, events):
+        if self.events:
+            self.entered.set()
+            self.release.wait()
+        super().send(events)
+
+
+def test_stop_gives_up_on_a_blocked_sink_says_where_and_closes_the_others(clf):
+    blocked, other = BlockedSink(), RecordingSink()
+    x = np.tile(demo_signal(SR), 4)
+    lis = Listener(clf, sinks=[other, blocked], source=ClipSource(x, SR, blocksize=256, speed=4.0))
+    lis.start()
+    try:
+        assert blocked.entered.wait(30)
+        result = []
+        t = threading.Thread(target=lambda: result.append(lis.stop(timeout=0.3)), daemon=True)
+        t.start()
+        t.join(20)
+        assert not t.is_alive(), "stop() waited for ever on the blocked sink"
+        assert result == [False]
+        assert lis.finished and lis.running
+        assert lis.hung.startswith("sink BlockedSink (send at ")
+        assert isinstance(lis.error, RuntimeError)
+        assert str(lis.error).startswith("the listener did not stop within 0.3 s: the worker is blocked in sink "
+                                         "BlockedSink")
+        assert other.calls[-1] == "close" and "close" not in blocked.calls
+    finally:
+        blocked.release.set()
+    assert lis.wait(20) and not lis.running
+    assert lis.stop(timeout=5) is True
+
+
+def test_stop_timeout_is_checked(clf):
+    lis = Listener(clf, source=ClipSource(np.zeros(1000, np.float32), SR))
+    with pytest.raises(ParameterError, match="timeout"):
+        lis.stop(timeout=-1)

@@ -42,14 +42,22 @@ def channels_label(channels) -> str:
 
 positive_float = seconds
 
+#: ``--backend`` choices: the names :func:`rtclassify.model.backends.make_backend` takes (as ``tag --backend``)
+BACKEND_CHOICES = ("auto", "onnx", "torch", "tensorrt")
+
+#: the shipped model's hop in milliseconds (3 frames of 256 samples at 16 kHz; a test checks it against the bundle)
+DEFAULT_HOP_MS = 48
+
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--bundle", metavar="PATH", help="model bundle folder or zip (default: the bundled model)")
-    g.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto",
-                   help="inference backend (default auto: ONNX Runtime on the CPU)")
+    g.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                   help="inference backend (default auto: TensorRT on a GPU when available, else ONNX Runtime "
+                        "on the CPU)")
     g.add_argument("--hop", type=positive_float, metavar="SEC",
-                   help="seconds between two model runs (default: the bundle's, about 0.1 s)")
+                   help=f"seconds between two model runs (default: the bundle's; {DEFAULT_HOP_MS:g} ms for the "
+                        f"shipped model)")
 
 
 def add_output_arguments(p: argparse.ArgumentParser) -> None:
@@ -208,8 +216,16 @@ def run_live(args, clf, mapping, source, title: str, *, what: str, blocksize: in
     return run_listener(listener, args.duration, what=what)
 
 
-def run_listener(listener, duration: float | None, *, what: str) -> int:
+def run_listener(listener, duration: float | None, *, what: str, stop_timeout: float = 10.0) -> int:
     """Run until ``duration`` passes, the source ends, a fault, or Ctrl-C; print one summary line.
+
+    The first Ctrl-C stops cleanly (the sinks get the final offs, the MIDI
+    notes their note-offs); a Ctrl-C while stopping quits at once, with exit
+    status 130. A stop that does not finish within ``stop_timeout`` seconds
+    (the worker is blocked: a sink that cannot write, e.g. a full pipe) is a
+    fault: the summary says where it is blocked and the process leaves at
+    once with status 1 (it does not return: interpreter shutdown would wait
+    for the lock the blocked write holds).
 
     Returns the exit code: 0 after a normal stop (Ctrl-C included), 1 after a fault.
     """
@@ -223,31 +239,76 @@ def run_listener(listener, duration: float | None, *, what: str) -> int:
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        # a second Ctrl-C must not cut the clean stop (note-offs) short
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+        # a Ctrl-C while stopping (the second one) quits at once, without waiting for the stop
+        old = signal.signal(signal.SIGINT, _force_quit(what)) if _main_thread() else None
+        if interrupted:
+            _say(f"rtclassify {what}: stopping (Ctrl-C again to quit at once)")
         try:
-            listener.stop()
+            stopped = listener.stop(timeout=stop_timeout)
         finally:
             if old is not None:
                 signal.signal(signal.SIGINT, old)
     elapsed = time.monotonic() - t0
-    c = listener.counters()
-    summary = " ".join(format_counters(c).split("\n"))
+    try:
+        c = listener.counters()
+        summary = " ".join(format_counters(c).split("\n"))
+    except Exception as exc:  # the worker is blocked inside the session
+        c, summary = {"events": "?"}, f"(counters unavailable: {exc})"
     how = "interrupted (Ctrl-C)" if interrupted else "stopped"
     print(f"rtclassify {what}: {how} after {elapsed:.1f} s, {c['events']} events; {summary}", file=sys.stderr)
     if listener.error is not None:
         print(f"rtclassify {what}: error: {listener.error}", file=sys.stderr)
-        return 1
-    return 0
+    if not stopped:
+        hard_exit(1)
+    return 1 if listener.error is not None else 0
+
+
+def _say(line: str) -> None:
+    """One line on standard error, now."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def _force_quit(what: str):
+    """SIGINT handler while stopping: leave now with status 130 (no flush: standard output may be blocked)."""
+    import os
+
+    msg = f"rtclassify {what}: Ctrl-C again: quitting without waiting for the stop\n".encode()
+
+    def handler(signum, frame):
+        try:
+            sys.stderr.flush()
+        except Exception:
+            pass
+        try:
+            os.write(2, msg)
+        except OSError:
+            pass
+        os._exit(130)
+
+    return handler
 
 
 def hard_exit(code: int) -> None:
-    """Leave now, without atexit handlers (PortAudio's would block on a dead device)."""
-    import os
+    """Leave now, without atexit handlers (PortAudio's would block on a dead device).
 
-    sys.stdout.flush()
-    sys.stderr.flush()
+    Standard output and error are flushed, each for at most a second (a
+    blocked writer, e.g. a full pipe, may hold standard output).
+    """
+    import os
+    import threading
+
+    for stream in (sys.stdout, sys.stderr):
+        t = threading.Thread(target=_flush_quietly, args=(stream,), daemon=True)
+        t.start()
+        t.join(1.0)
     os._exit(code)
+
+
+def _flush_quietly(stream) -> None:
+    try:
+        stream.flush()
+    except Exception:
+        pass
 
 
 def _main_thread() -> bool:

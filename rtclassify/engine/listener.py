@@ -17,8 +17,12 @@ Threads
   capacity, a power of two, then holds whole frames, so an overflow drops
   whole frames and the streams never slip against each other (when the device
   delivers exactly the chosen channels, ``P`` of them in order, the block goes
-  in without a copy). No sample buffer is allocated, no lock is taken,
-  nothing is logged there. (Python itself still creates a few small objects
+  in without a copy). The buffers are sized from the source's block size; a
+  block longer than that (a source that delivers more than it said) goes in
+  through the same buffers in pieces. The callback never raises: a failure
+  there is counted (``callback_errors``) and the worker stops the listener
+  with it. No sample buffer is allocated, no lock is taken, nothing is logged
+  there. (Python itself still creates a few small objects
   to call a callback and slice a column; that is the floor of any Python
   audio callback.)
 - **Worker thread** (``rtclassify-listener``): polls the ring (a short sleep
@@ -31,7 +35,9 @@ Threads
   ``session.flush()`` (TagOff for every active tag) and sends those events,
   then closes the sinks (the MIDI sink sends note-off for every note still
   sounding).
-- **Caller's thread**: constructs, starts, waits, reads counters, stops.
+- **Caller's thread**: constructs, starts, waits, reads counters, stops
+  (``stop`` waits a bounded time for the worker; a worker blocked in a sink
+  or ``on_event`` is abandoned and reported in :attr:`Listener.hung`).
 
 Thread safety
 -------------
@@ -59,6 +65,8 @@ Latency parts (``latency()``, also in the counters, all in milliseconds)
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import threading
 import time
@@ -69,6 +77,9 @@ import numpy as np
 from ..errors import DeviceError, ParameterError, RtclassifyError
 
 __all__ = ["Listener"]
+
+#: the native ring's largest capacity in samples
+_RING_MAX = 1 << 30
 
 
 class Listener:
@@ -102,12 +113,18 @@ class Listener:
         sample of every stream).
     samplerate : float, optional
         Device sample rate; default the device's default rate.
-    blocksize : int
-        Frames per audio callback (256 by default).
+    blocksize : int, optional
+        Frames per audio callback: 256 by default, or the source's blocksize
+        when ``source`` is given (the callback's buffers are sized from it; a
+        different ``blocksize`` is a ParameterError). A source block longer
+        than that still goes in, in ``blocksize`` pieces.
     hop : float, optional
-        Seconds between two model runs; default the bundle's hop.
+        Seconds between two model runs (a finite number > 0); default the
+        bundle's hop.
     on_event : callable, optional
-        ``on_event(event)`` for each event, on the worker thread.
+        ``on_event(event)`` for each event, on the worker thread. If it
+        raises, the sinks still get the events, the error becomes
+        :attr:`error` and the listener stops (flushing TagOffs to the sinks).
     source : DeviceSource or ClipSource, optional
         An audio source to use instead of opening ``device``.
     decoder : dict, optional
@@ -115,10 +132,12 @@ class Listener:
     level_rate : float, optional
         TagLevel events per second (None: every hop; 0: none).
     ring_seconds : float
-        Capacity of the sample ring in seconds of audio.
+        Capacity of the sample ring in seconds of audio (finite, > 0; the
+        ring holds at most 2^30 samples).
     stall_timeout : float
-        A device that delivers no audio for this many seconds while it should
-        is treated as lost.
+        A device that delivers no audio for this many seconds (finite, > 0)
+        while it should is treated as lost; never less than two block periods
+        plus the device's input latency (see :meth:`stall_limit`).
     status_interval : float
         Seconds between two ``status(counters)`` calls to sinks that have it.
     latency : str or float
@@ -138,7 +157,7 @@ class Listener:
     Raises
     ------
     ParameterError
-        Bad channel(s), blocksize or hop.
+        Bad channel(s), blocksize, hop, ring_seconds or stall_timeout.
     DeviceError
         The device does not exist or refuses the settings (raised by
         :meth:`start` or the constructor).
@@ -150,7 +169,7 @@ class Listener:
     """
 
     def __init__(self, clf, device=None, sinks: Sequence = (), *, channel: int | None = None, mix: bool = False,
-                 channels=None, samplerate: float | None = None, blocksize: int = 256, hop: float | None = None,
+                 channels=None, samplerate: float | None = None, blocksize: int | None = None, hop: float | None = None,
                  on_event: Callable | None = None, source=None, decoder: dict | None = None,
                  level_rate: float | None = None, ring_seconds: float = 2.0, stall_timeout: float = 2.0, status_interval: float = 0.1,
                  latency="low", switch_interval: float | None = 0.001, techniques: bool | dict = True):
@@ -164,12 +183,13 @@ class Listener:
             channels = parse_channels(channels)
         if channel is not None and (isinstance(channel, bool) or int(channel) != channel or channel < 0):
             raise ParameterError(f"channel must be a 0-based channel index >= 0, got {channel!r}")
-        if isinstance(blocksize, bool) or int(blocksize) != blocksize or not 16 <= blocksize <= 65536:
+        if blocksize is not None and (not _is_real(blocksize) or int(blocksize) != blocksize
+                                      or not 16 <= blocksize <= 65536):
             raise ParameterError(f"blocksize must be an integer 16-65536 frames, got {blocksize!r}")
-        if hop is not None and not hop > 0:
-            raise ParameterError(f"hop must be > 0 seconds, got {hop!r}")
-        if not ring_seconds > 0:
-            raise ParameterError(f"ring_seconds must be > 0, got {ring_seconds!r}")
+        if hop is not None:
+            _check_seconds("hop", hop)
+        _check_seconds("ring_seconds", ring_seconds)
+        _check_seconds("stall_timeout", stall_timeout)
         self.clf = clf
         self.sinks = list(sinks)
         self.channel = None if channel is None else int(channel)
@@ -178,8 +198,7 @@ class Listener:
         self.channels = channels
         # frame stride of the interleaved ring (several streams): a power of two
         self._stride = 1 if channels is None else 1 << (len(channels) - 1).bit_length()
-        self.blocksize = int(blocksize)
-        self.hop = hop
+        self.hop = None if hop is None else float(hop)
         self.on_event = on_event
         self.decoder = decoder
         self.level_rate = level_rate
@@ -196,14 +215,28 @@ class Listener:
                 need = max(channels) + 1
             else:
                 need = None if self.mix else (self.channel or 0) + 1
-            source = DeviceSource(device, channels=need, samplerate=samplerate, blocksize=self.blocksize,
-                                  latency=latency)
-        elif self.channel is not None and self.channel >= source.channels:
+            source = DeviceSource(device, channels=need, samplerate=samplerate,
+                                  blocksize=256 if blocksize is None else int(blocksize), latency=latency)
+        src_bs = getattr(source, "blocksize", None)
+        if not _is_real(src_bs) or int(src_bs) != src_bs or src_bs < 1:
+            raise ParameterError(f"source: its blocksize must be a positive whole number of frames, got {src_bs!r}")
+        if blocksize is not None and int(blocksize) != int(src_bs):
+            raise ParameterError(f"blocksize {int(blocksize)} differs from the source's blocksize {int(src_bs)}: "
+                                 f"leave blocksize out when giving a source (its blocksize is used)")
+        #: frames per audio callback: the source's (the callback's buffers are sized from it)
+        self.blocksize = int(src_bs)
+        if self.channel is not None and self.channel >= source.channels:
             raise ParameterError(f"channel {self.channel} does not exist: the source has {source.channels} channel(s)")
-        elif channels is not None and max(channels) >= source.channels:
+        if channels is not None and max(channels) >= source.channels:
             raise ParameterError(f"channel {max(channels)} does not exist: the source has {source.channels} "
                                  f"channel(s) (channels are 0-based)")
         self.source = source
+        sr = float(source.samplerate)
+        cap = self._ring_capacity(sr)
+        if cap > _RING_MAX:
+            most = (_RING_MAX // self._stride - self.blocksize) / sr
+            raise ParameterError(f"ring_seconds: {self.ring_seconds:g} s at {sr:g} Hz needs a ring of {cap} samples, "
+                                 f"more than the limit of 2^30; give at most {most:g} s")
         #: the error that stopped the listener (device lost, sink failed), or None
         self.error: BaseException | None = None
         self.session = None
@@ -213,14 +246,38 @@ class Listener:
         self._done = threading.Event()
         self._source_finished = threading.Event()
         self._worker_exit = threading.Event()  # set as the worker's last action
+        self._stage = None  # what the worker is calling now (the session, on_event, a sink): for stop()'s report
+        #: what kept the worker from stopping within stop()'s timeout (a sink, on_event, the session), or None
+        self.hung: str | None = None
         self._closed = False
         self._lifecycle = threading.Lock()
         self._started_wall = 0.0
         self._reset_counters()
 
+    def _ring_capacity(self, sr: float) -> int:
+        """Samples in the ring: ``ring_seconds`` of audio plus one block, times the frame stride."""
+        return (int(self.ring_seconds * sr) + self.blocksize) * self._stride
+
+    def stall_limit(self) -> float:
+        """Seconds without audio after which the device counts as lost.
+
+        ``stall_timeout``, but never less than two block periods plus the
+        input latency the device reports (a source that delivers one long
+        block every few seconds is not stalled between two blocks).
+        """
+        sr = float(self.source.samplerate)
+        speed = getattr(self.source, "speed", 1.0)
+        speed = min(float(speed), 1.0) if _is_real(speed) and speed > 0 else 1.0
+        latency = getattr(self.source, "input_latency", 0.0)
+        latency = float(latency) if _is_real(latency) and latency > 0 else 0.0
+        return max(self.stall_timeout, 2.0 * self.blocksize / sr / speed + latency)
+
     # ------------------------------------------------------------------ counters
     def _reset_counters(self) -> None:
         self._overflows = np.zeros(1, dtype=np.int64)  # written by the audio thread (in place)
+        # [callback faults, frames they lost]: written by the audio thread (in place)
+        self._cb_faults = np.zeros(2, dtype=np.int64)
+        self._cb_error: str | None = None
         self._events = 0
         self._samples_processed = 0
         self._output_sum = 0.0
@@ -257,6 +314,7 @@ class Listener:
             "samples_processed": self._samples_processed,
             "dropped_samples": int(ring.dropped) // P if ring is not None else 0,
             "input_overflows": int(self._overflows[0]),
+            "callback_errors": int(self._cb_faults[0]),
             "max_backlog_ms": 1e3 * self._max_backlog / sr,
             "hops": hops,
             "late_hops": int(sc.pop("late_hops", 0)),
@@ -327,7 +385,7 @@ class Listener:
                 self.session = self.clf.stream(channel=0, **kwargs)
             else:
                 self.session = self.clf.multistream(self.channels, **kwargs)
-            self._ring = SampleRing((int(self.ring_seconds * sr) + self.blocksize) * P)
+            self._ring = SampleRing(self._ring_capacity(sr))
             self._pop_buf = np.zeros(self._max_block * P, dtype=np.float32)
             self._callback = self._make_callback()
             opened = []
@@ -347,8 +405,9 @@ class Listener:
                 self.source.start(self._callback, self._source_finished.set)
             except BaseException:
                 self._stop_req.set()
-                self._worker_exit.wait()
-                self._close_sinks()
+                if not self._worker_exit.wait(10.0):
+                    self.hung = self._describe_stuck(self._stage, self._thread)
+                self._close_sinks(skip=self._stage if self.hung else None)
                 self._release_switch_interval()
                 raise
         return self
@@ -385,12 +444,40 @@ class Listener:
                 sys.setswitchinterval(cls._switch_saved)
                 cls._switch_saved = None
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = 10.0) -> bool:
         """Stop the audio, let the worker drain the ring and flush, and close the sinks.
 
         Idempotent; safe from any thread except the worker (``on_event``).
         Does not raise the listener's fault: read :attr:`error`.
+
+        Parameters
+        ----------
+        timeout : float or None
+            Seconds to wait for the worker to drain, flush and finish (None:
+            for ever). A worker still busy after that is blocked somewhere (a
+            sink that cannot write, an ``on_event`` that never returns): it is
+            abandoned, :attr:`hung` says where it is blocked, :attr:`error`
+            becomes a ``RuntimeError`` saying so (unless a fault came first),
+            and every other sink is closed. The worker is a daemon thread; a
+            program should then leave without waiting for it (its blocked
+            call may hold a lock that interpreter shutdown needs, e.g.
+            standard output's).
+
+        Returns
+        -------
+        bool
+            True when the worker finished, False when it was abandoned.
+
+        Raises
+        ------
+        ParameterError
+            ``timeout`` is not None and not a finite number >= 0.
         """
+        if timeout is not None:
+            if not _is_real(timeout) or not math.isfinite(timeout) or timeout < 0:
+                raise ParameterError(f"timeout must be None or a finite number of seconds >= 0, got {timeout!r}")
+        stuck = None
+        abandoned = False
         try:
             # the source first: the worker then drains every sample it pushed before it sees the request
             self.source.stop()
@@ -400,11 +487,45 @@ class Listener:
             if t is not None and t is not threading.current_thread():
                 # wait on our own event, not Thread.join: in CPython 3.11 a join interrupted by Ctrl-C (in
                 # wait()) can leave the still-running thread marked as stopped, and a later join returns at once
-                self._worker_exit.wait()
-                t.join(1.0)
-            self._close_sinks()
+                if self._worker_exit.wait(timeout):
+                    t.join(1.0)
+                else:
+                    abandoned = True
+                    stuck = self._stage
+                    self.hung = self._describe_stuck(stuck, t)
+                    if self.error is None:
+                        self.error = RuntimeError(f"the listener did not stop within {timeout:g} s: the worker is "
+                                                  f"blocked in {self.hung}")
+            self._close_sinks(skip=stuck)
             self._release_switch_interval()
             self._done.set()
+        return not abandoned
+
+    def _describe_stuck(self, stage, thread) -> str:
+        """Where the worker is blocked: the sink, ``on_event`` or the session, and its innermost Python line."""
+        if stage is None:
+            what = "the listener's worker"
+        elif stage is self.session:
+            what = "the session (model or frontend)"
+        elif stage is self.on_event:
+            what = f"on_event {getattr(stage, '__qualname__', None) or repr(stage)}"
+        else:
+            what = f"sink {_sink_name(stage)}"
+        import sys
+        import traceback
+
+        frame = sys._current_frames().get(thread.ident)
+        if frame is not None:
+            import sysconfig
+
+            stdlib = os.path.realpath(sysconfig.get_paths()["stdlib"]) + os.sep
+            stack = traceback.extract_stack(frame)
+            # the innermost line outside Python's own library (a sink's write, not threading's wait)
+            fs = next((f for f in reversed(stack) if not os.path.realpath(f.filename).startswith(stdlib)), stack[-1])
+            where = os.path.join(os.path.basename(os.path.dirname(fs.filename)), os.path.basename(fs.filename))
+            line = f": {fs.line}" if fs.line else ""
+            what += f" ({fs.name} at {where}:{fs.lineno}{line})"
+        return what
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the listener stops by itself (end of the clip, a fault) or ``timeout`` passes.
@@ -432,89 +553,108 @@ class Listener:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def _close_sinks(self) -> None:
+    def _close_sinks(self, skip=None) -> None:
+        """Close every sink once (``skip``: a sink the worker is blocked in: closing it could block too)."""
         with self._lifecycle:
             if self._closed:
                 return
             self._closed = True
         for s in self.sinks:
-            _close_quietly(s)
+            if s is not skip:
+                _close_quietly(s)
 
     # ------------------------------------------------------------------ audio thread
     def _make_callback(self):
+        """The audio callback: never raises, never allocates a sample buffer.
+
+        Blocks of up to ``blocksize`` frames are copied into a buffer sized at
+        start; a longer block (a source that delivers more than it said) goes
+        through the same buffer in ``blocksize`` pieces. Anything that fails
+        in the callback is counted with the frames it lost, and the worker
+        stops the listener with that error (the callback itself must not
+        raise: PortAudio would abort the stream as if the device were lost).
+        """
         ring = self._ring
         ovf = self._overflows
         nch = self.source.channels
         bs = self.blocksize
         if self.channels is not None:
-            return self._make_multi_callback(ring, ovf, nch, bs)
+            store = self._make_multi_store(ring, nch, bs)
+        else:
+            store = self._make_mono_store(ring, nch, bs)
+        faults = self._cb_faults
+
+        def callback(indata, frames, time_info, status):
+            try:
+                if status.input_overflow:
+                    ovf[0] += 1
+                store(indata, frames)
+            except BaseException as exc:  # noqa: BLE001 - nothing may escape to the audio thread
+                faults[1] += frames if isinstance(frames, int) else 0
+                faults[0] += 1
+                if self._cb_error is None:  # the error path only: a message, once
+                    self._cb_error = f"{type(exc).__name__}: {exc}"
+
+        return callback
+
+    def _make_mono_store(self, ring, nch: int, bs: int):
+        """``store(indata, frames)``: the chosen column (or the downmix) of a block into the ring."""
         buf = np.zeros(bs, dtype=np.float32)
         if self.mix and nch > 1:
             scale = np.float32(1.0 / nch)
-
             rest = range(1, nch)
 
-            def callback(indata, frames, time_info, status):
-                if status.input_overflow:
-                    ovf[0] += 1
-                out = buf if frames == bs else buf[:frames]
-                np.copyto(out, indata[:, 0])  # column by column: far cheaper than a reduction over axis 1
+            def piece(x, n):
+                out = buf if n == bs else buf[:n]
+                np.copyto(out, x[:, 0])  # column by column: far cheaper than a reduction over axis 1
                 for c in rest:
-                    np.add(out, indata[:, c], out=out)
+                    np.add(out, x[:, c], out=out)
                 out *= scale
                 ring.push(out)
         elif nch == 1:
 
-            def callback(indata, frames, time_info, status):
-                if status.input_overflow:
-                    ovf[0] += 1
+            def store(indata, frames):
                 ring.push(indata[:, 0])  # a (frames, 1) C array: column 0 is contiguous, no copy
+
+            return store
         else:
             ch = self.channel or 0
 
-            def callback(indata, frames, time_info, status):
-                if status.input_overflow:
-                    ovf[0] += 1
-                out = buf if frames == bs else buf[:frames]
-                np.copyto(out, indata[:, ch])
+            def piece(x, n):
+                out = buf if n == bs else buf[:n]
+                np.copyto(out, x[:, ch])
                 ring.push(out)
 
-        return callback
+        return _in_pieces(piece, bs)
 
-    def _make_multi_callback(self, ring, ovf, nch: int, bs: int):
+    def _make_multi_store(self, ring, nch: int, bs: int):
         """Several streams: the chosen columns go interleaved, ``P`` samples per frame, into one ring."""
         chans = self.channels
         S, P = len(chans), self._stride
         if S == P == nch and chans == tuple(range(nch)):
 
-            def callback(indata, frames, time_info, status):
-                if status.input_overflow:
-                    ovf[0] += 1
+            def store(indata, frames):
                 ring.push(indata.reshape(-1))  # exactly the streams' frames, C-contiguous: no copy
 
-            return callback
+            return store
         buf = np.zeros((bs, P), dtype=np.float32)  # columns S..P-1 stay 0
         flat = buf.reshape(-1)
         c0 = chans[0]
         if chans == tuple(range(c0, c0 + S)):
             hi = c0 + S
 
-            def callback(indata, frames, time_info, status):
-                if status.input_overflow:
-                    ovf[0] += 1
-                np.copyto(buf[:frames, :S], indata[:, c0:hi])
-                ring.push(flat[:frames * P])
+            def piece(x, n):
+                np.copyto(buf[:n, :S], x[:, c0:hi])
+                ring.push(flat[:n * P])
         else:
             pairs = tuple(enumerate(chans))
 
-            def callback(indata, frames, time_info, status):
-                if status.input_overflow:
-                    ovf[0] += 1
+            def piece(x, n):
                 for k, c in pairs:
-                    np.copyto(buf[:frames, k], indata[:, c])
-                ring.push(flat[:frames * P])
+                    np.copyto(buf[:n, k], x[:, c])
+                ring.push(flat[:n * P])
 
-        return callback
+        return _in_pieces(piece, bs)
 
     # ------------------------------------------------------------------ worker thread
     def _run(self) -> None:
@@ -528,24 +668,34 @@ class Listener:
         last_audio = time.monotonic()
         last_status = 0.0
         status_sinks = [s for s in self.sinks if callable(getattr(s, "status", None))]
+        cb_faults = self._cb_faults
         try:
             while True:
+                if cb_faults[0]:
+                    self.error = RuntimeError(f"the audio callback failed on {int(cb_faults[0])} block(s) "
+                                              f"({int(cb_faults[1])} frames lost): {self._cb_error}")
+                    break
                 n = ring.available
                 now = time.monotonic()
                 if status_sinks and now - last_status > self.status_interval:
                     last_status = now
                     c = self.counters()
                     for s in status_sinks:
+                        self._stage = s
                         s.status(c)
+                    self._stage = None
                 if n == 0:
                     if self._stop_req.is_set() or self._source_finished.is_set():
                         if ring.available == 0:  # the source may have pushed its last block meanwhile
                             break
                         continue
                     if now - last_audio > self.stall_timeout:
-                        raise DeviceError(
-                            f"no audio from {self.source.name!r} for {self.stall_timeout:g} s (device lost, or the "
-                            f"audio server stopped)")
+                        # the input latency is known once the source has started: read it here, not up front
+                        limit = self.stall_limit()
+                        if now - last_audio > limit:
+                            raise DeviceError(
+                                f"no audio from {self.source.name!r} for {limit:g} s (device lost, or the "
+                                f"audio server stopped)")
                     time.sleep(poll)
                     continue
                 last_audio = now
@@ -555,14 +705,16 @@ class Listener:
                 if P > 1:  # whole frames only: pushes, pops and overflow drops all move by multiples of P
                     block = block.reshape(-1, P)[:, :S]
                 t0 = time.perf_counter()
+                self._stage = session
                 events = session.process(block)
+                self._stage = None
                 t1 = time.perf_counter()
                 self._samples_processed += block.shape[0]
                 if events:
                     self._emit(events, t1)
                 self._busy += time.perf_counter() - t0
             err = getattr(self.source, "error", None)
-            if err is not None and not self._stop_req.is_set():
+            if err is not None and not self._stop_req.is_set() and self.error is None:
                 raise err if isinstance(err, RtclassifyError) else DeviceError(f"audio source failed: {err}")
         except BaseException as exc:
             self.error = _as_clear_error(exc)
@@ -571,17 +723,21 @@ class Listener:
                 # flush: TagOff for every active tag, sent before the sinks close; a sink that fails here
                 # does not keep the others from getting them
                 try:
+                    self._stage = session
                     tail = session.flush()
+                    self._stage = None
                     if tail:
                         self._emit(tail, time.perf_counter(), tolerant=True)
                 except BaseException as exc:
                     if self.error is None:
                         self.error = _as_clear_error(exc)
                 for s in status_sinks:
+                    self._stage = s
                     try:
                         s.status(self.counters())
                     except Exception:
                         pass
+                self._stage = None
                 if self._source_finished.is_set() or self.error is not None:
                     # stopped by itself: release the source and the sinks here, then signal waiters
                     try:
@@ -595,23 +751,71 @@ class Listener:
                 self._worker_exit.set()
 
     def _emit(self, events, t_decided: float, tolerant: bool = False) -> None:
+        """Hand a batch to ``on_event`` and then to every sink.
+
+        Every sink gets the batch even when ``on_event`` raises: its error
+        becomes the listener's (first) error and, unless ``tolerant`` (the
+        final flush, which must reach every sink), stops the listener after
+        the sinks have sent the batch. A failing sink stops the listener too
+        (``tolerant``: the other sinks still get the batch).
+        """
         self._events += len(events)
         cb = self.on_event
+        cb_exc = None
         if cb is not None:
-            for ev in events:
-                cb(ev)
-        if tolerant:
-            for s in self.sinks:
+            self._stage = cb
+            try:
+                for ev in events:
+                    cb(ev)
+            except BaseException as exc:
+                cb_exc = exc
+                if self.error is None:
+                    self.error = _as_clear_error(exc)
+        for s in self.sinks:
+            self._stage = s
+            if tolerant or cb_exc is not None:
                 try:
                     s.send(events)
                 except BaseException as exc:
                     if self.error is None:
                         self.error = _as_clear_error(exc)
-        else:
-            for s in self.sinks:
+            else:
                 s.send(events)
+        self._stage = None
         self._output_sum += time.perf_counter() - t_decided
         self._output_n += 1
+        if cb_exc is not None and not tolerant:
+            raise cb_exc
+
+
+def _in_pieces(piece, bs: int):
+    """``store(indata, frames)`` calling ``piece(x, n)`` on ``indata`` directly, or in ``bs``-frame pieces."""
+
+    def store(indata, frames):
+        if frames <= bs:
+            piece(indata, frames)
+            return
+        for a in range(0, frames, bs):  # a block longer than the buffers: same buffer, piece by piece
+            x = indata[a:a + bs]
+            piece(x, x.shape[0])
+
+    return store
+
+
+def _is_real(x) -> bool:
+    """A real number (bools and strings are not)."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _check_seconds(name: str, value) -> None:
+    """``value`` must be a finite number of seconds > 0; else a ParameterError naming ``name``."""
+    if not _is_real(value) or not math.isfinite(value) or not value > 0:
+        raise ParameterError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+
+
+def _sink_name(sink) -> str:
+    r = repr(sink)
+    return type(sink).__name__ if r.startswith("<") else r
 
 
 def _close_quietly(sink) -> None:

@@ -91,27 +91,38 @@ class JsonlSink:
 
     def _write_status(self, now: float) -> None:
         with self._lock:
-            c, self._pending_status = self._pending_status, None
-            fh = self._fh
-            if c is None or fh is None:
-                return
-            self._last_status = now
-            rec = {"event": "status", "wall_time": now}
-            for k, v in c.items():
-                rec[k] = None if isinstance(v, float) and not math.isfinite(v) else v
-            try:
-                fh.write(json.dumps(rec, separators=(", ", ": ")) + "\n")
-                fh.flush()
-            except OSError as exc:
-                raise SinkError(f"writing the event log {self.path} failed: {exc.strerror or exc}") from None
+            self._write_status_locked(now)
 
-    def close(self) -> None:
-        if self._pending_status is not None:
-            try:
-                self._write_status(time.time())
-            except SinkError:
-                pass
-        with self._lock:
+    def _write_status_locked(self, now: float) -> None:
+        c, self._pending_status = self._pending_status, None
+        fh = self._fh
+        if c is None or fh is None:
+            return
+        self._last_status = now
+        rec = {"event": "status", "wall_time": now}
+        for k, v in c.items():
+            rec[k] = None if isinstance(v, float) and not math.isfinite(v) else v
+        try:
+            fh.write(json.dumps(rec, separators=(", ", ": ")) + "\n")
+            fh.flush()
+        except OSError as exc:
+            raise SinkError(f"writing the event log {self.path} failed: {exc.strerror or exc}") from None
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Write the last status line and close the file (standard output stays open).
+
+        A write blocked in another thread (a full pipe nobody reads) holds the
+        log: after ``timeout`` seconds ``close`` gives up instead of blocking
+        too, and the log is left to that write.
+        """
+        if not self._lock.acquire(timeout=timeout):
+            return
+        try:
+            if self._pending_status is not None:
+                try:
+                    self._write_status_locked(time.time())
+                except SinkError:
+                    pass
             fh, self._fh = self._fh, None
             if fh is None or fh is sys.stdout:
                 return
@@ -119,3 +130,8 @@ class JsonlSink:
                 fh.close()
             except OSError:  # pragma: no cover - the disk vanished
                 pass
+        finally:
+            self._lock.release()
+
+    def __repr__(self) -> str:
+        return f"JsonlSink({self.path!r})"
