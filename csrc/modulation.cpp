@@ -201,8 +201,11 @@ ModulationAnalyzer::ModulationAnalyzer(double frame_rate, double rate_min, doubl
     : fs_(frame_rate), rate_min_(rate_min), rate_max_(rate_max), periods_(window_periods), step_(rate_step) {
   if (!(frame_rate >= 10.0 && frame_rate <= 2000.0))
     invalid_parameter("frame_rate", "must be in [10, 2000] Hz (got " + std::to_string(frame_rate) + ")");
-  if (!(rate_min > 0.0))
-    invalid_parameter("rate_min", "must be > 0 Hz (got " + std::to_string(rate_min) + ")");
+  // a floor keeps the analysis window (window_periods / rate_min seconds) and its tables bounded
+  if (!(rate_min >= kMinModulationRate))
+    invalid_parameter("rate_min", "must be >= " + std::to_string(kMinModulationRate) +
+                                      " Hz: slower is a change of level or pitch, not a modulation (got " +
+                                      std::to_string(rate_min) + ")");
   if (!(rate_max > rate_min) || !(rate_max < frame_rate / 4.0))
     invalid_parameter("rate_max", "must be above rate_min and below frame_rate / 4 (got " + std::to_string(rate_max) + ")");
   if (!(window_periods >= 1.0 && window_periods <= 8.0))

@@ -52,12 +52,15 @@ inline bool near_harmonic(double rate, double fundamental, int harmonics, double
   return false;
 }
 
+/// Lowest rate_min a modulation analyzer takes, Hz.
+inline constexpr double kMinModulationRate = 0.5;
+
 /// Least-squares sinusoid-plus-trend analyzer over a sliding window (see file comment).
 class ModulationAnalyzer {
  public:
   /// Validates and allocates.
   /// @param frame_rate contour frames per second, 10 to 2000
-  /// @param rate_min lowest modulation rate in Hz, > 0
+  /// @param rate_min lowest modulation rate in Hz, >= kMinModulationRate
   /// @param rate_max highest modulation rate in Hz, > rate_min and < frame_rate / 4
   /// @param window_periods analysis window in periods of the candidate rate, 1 to 8
   /// @param rate_step spacing of the candidate grid in Hz, 0.01 to (rate_max - rate_min) / 2
