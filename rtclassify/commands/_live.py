@@ -8,6 +8,7 @@ import sys
 import time
 
 from ..errors import ParameterError
+from ..model.backends import BACKENDS as BACKEND_CHOICES  # ``--backend``: the names make_backend takes
 from ._args import seconds
 
 
@@ -42,8 +43,6 @@ def channels_label(channels) -> str:
 
 positive_float = seconds
 
-#: ``--backend`` choices: the names :func:`rtclassify.model.backends.make_backend` takes (as ``tag --backend``)
-BACKEND_CHOICES = ("auto", "onnx", "torch", "tensorrt")
 
 #: the shipped model's hop in milliseconds (3 frames of 256 samples at 16 kHz; a test checks it against the bundle)
 DEFAULT_HOP_MS = 48

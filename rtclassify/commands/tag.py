@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="PATH", default="-", help="output file (default: standard output)")
     parser.add_argument("--plot", metavar="PNG", help="also draw waveform + tag heatmap into this PNG")
     parser.add_argument("--bundle", metavar="B", help="model bundle folder or zip (default: the shipped model)")
-    parser.add_argument("--backend", choices=("auto", "onnx", "torch", "tensorrt"), default="auto",
+    from ..model.backends import BACKENDS
+
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="inference backend (default auto: TensorRT on a GPU when available, else ONNX Runtime "
                         "on the CPU)")
     parser.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="inference threads (default 1)")

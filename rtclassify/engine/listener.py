@@ -75,6 +75,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import DeviceError, ParameterError, RtclassifyError
+from .session import _positive_seconds
 
 __all__ = ["Listener"]
 
@@ -187,9 +188,9 @@ class Listener:
                                       or not 16 <= blocksize <= 65536):
             raise ParameterError(f"blocksize must be an integer 16-65536 frames, got {blocksize!r}")
         if hop is not None:
-            _check_seconds("hop", hop)
-        _check_seconds("ring_seconds", ring_seconds)
-        _check_seconds("stall_timeout", stall_timeout)
+            _positive_seconds(hop, "hop")
+        _positive_seconds(ring_seconds, "ring_seconds")
+        _positive_seconds(stall_timeout, "stall_timeout")
         self.clf = clf
         self.sinks = list(sinks)
         self.channel = None if channel is None else int(channel)
@@ -805,12 +806,6 @@ def _in_pieces(piece, bs: int):
 def _is_real(x) -> bool:
     """A real number (bools and strings are not)."""
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
-
-
-def _check_seconds(name: str, value) -> None:
-    """``value`` must be a finite number of seconds > 0; else a ParameterError naming ``name``."""
-    if not _is_real(value) or not math.isfinite(value) or not value > 0:
-        raise ParameterError(f"{name} must be a finite number of seconds > 0, got {value!r}")
 
 
 def _sink_name(sink) -> str:

@@ -144,6 +144,14 @@ class _HopTimer:
         return 1000.0 * self.sum / n, 1000.0 * float(np.percentile(recent, 99))
 
 
+def _positive_seconds(value, name: str) -> float:
+    """``value`` as float seconds: a finite number > 0 (not a bool or a string), else a ParameterError naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or value <= 0:
+        raise ParameterError(f"{name} must be a positive number of seconds (got {value!r})")
+    return float(value)
+
+
 def _positive_int(value, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ParameterError(f"{name} must be an integer >= {minimum} (got {value!r})")
@@ -244,9 +252,7 @@ class StreamSession:
         if hop is None:
             self.hop_frames = bundle.hop_frames
         else:
-            if isinstance(hop, bool) or not isinstance(hop, (int, float, np.integer, np.floating)) \
-                    or not math.isfinite(hop) or hop <= 0:
-                raise ParameterError(f"hop must be a positive number of seconds (got {hop!r})")
+            _positive_seconds(hop, "hop")
             self.hop_frames = max(1, int(round(hop * self.model_rate / self._hop_len)))
             if self.hop_frames > self._W:
                 window_s = self._W * self._hop_len / self.model_rate
