@@ -56,17 +56,18 @@ bool has_dtype(const py::handle& a) {
   return py::isinstance<py::array_t<T>>(a);
 }
 
-/// Rejects a numpy array of integer, boolean or complex samples, which a cast to float would
+/// Rejects a numpy array of integer, boolean or complex values, which a cast to float would
 /// silently misread (int16 PCM unscaled, the imaginary part dropped). Lists and float arrays pass.
-inline void require_float_samples(const py::handle& obj, const char* name) {
+/// `pcm`: the values are audio samples (the message then says how to scale integer PCM).
+inline void require_float_samples(const py::handle& obj, const char* name, bool pcm = true) {
   if (!py::isinstance<py::array>(obj)) return;
-  const char k = py::reinterpret_borrow<py::array>(obj).dtype().kind();
+  const py::dtype dt = py::reinterpret_borrow<py::array>(obj).dtype();
+  const char k = dt.kind();
   if (k == 'f') return;
-  const std::string dt = py::str(py::reinterpret_borrow<py::array>(obj).dtype());
-  if (k == 'i' || k == 'u')
-    throw py::type_error(std::string(name) + ": samples must be float32 or float64 (got " + dt +
-                         "); scale integer PCM first, e.g. int16 / 32768");
-  throw py::type_error(std::string(name) + ": samples must be float32 or float64 (got " + dt + ")");
+  std::string msg = std::string(name) + (pcm ? ": samples" : ": values") + " must be float32 or float64 (got " +
+                    std::string(py::str(dt)) + ")";
+  if (pcm && (k == 'i' || k == 'u')) msg += "; scale integer PCM first, e.g. int16 / 32768";
+  throw py::type_error(msg);
 }
 
 /// `obj` itself, or an aligned copy when it is a numpy array whose data is not aligned for its

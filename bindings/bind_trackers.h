@@ -364,7 +364,7 @@ frame_rate : float
       .def(
           "process",
           [](rtc::VibratoTracker& t, py::handle f0) {
-            rtc_bind::require_float_samples(f0, "f0");
+            rtc_bind::require_float_samples(f0, "f0", false);
             f32array x = as_1d(f0, "f0");
             const std::size_t n = static_cast<std::size_t>(x.size());
             std::vector<rtc::VibratoFrame> fr(n);
@@ -410,7 +410,7 @@ frame_rate : float
           "process",
           [](rtc::TremoloTracker& t, py::handle level_db, py::object valid, py::object restart,
              py::object vibrato_on, py::object vibrato_rate) {
-            rtc_bind::require_float_samples(level_db, "level_db");
+            rtc_bind::require_float_samples(level_db, "level_db", false);
             f32array x = as_1d(level_db, "level_db");
             const py::ssize_t n = x.size();
             const std::vector<unsigned char> va = flags_or(valid, "valid", n, 1);

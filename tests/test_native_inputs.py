@@ -95,7 +95,7 @@ def test_batched_stream_blocks_that_overflow_are_refused():
 
 def _refused_while_busy(long_call, short_call):
     """Runs long_call in a thread and short_call here until one is refused or long_call ends."""
-    started, done, errors = threading.Event(), threading.Event(), []
+    started, done = threading.Event(), threading.Event()
 
     def worker():
         started.set()
