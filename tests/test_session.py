@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -294,6 +295,24 @@ def test_nonfinite_replaced_and_counted(clf, signals, sr):
     clean = x.copy()
     clean[~np.isfinite(clean)] = 0
     np.testing.assert_array_equal(np.stack([f.probs for f in frames]), clf.tag(clean, sr).probs)
+
+
+@pytest.mark.parametrize("sr", [16000, 48000])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_float64_beyond_float32_counted_without_warning(clf, signals, sr, channels):
+    # float64 samples too large for float32 become +-inf in the cast: counted and replaced like
+    # NaN, with no RuntimeWarning on the way (the audio thread must not print)
+    x = signals[sr].astype(np.float64)
+    x[3000] = 1e300
+    x[7000] = -1e300
+    if channels == 2:
+        x = np.stack([x, x], axis=1)
+    s = clf.stream(sample_rate=sr, level_rate=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, frames = stream_all(s, x, [1024])
+    assert s.counters["nonfinite_replaced"] == 2
+    assert all(np.isfinite(f.probs).all() for f in frames)
 
 
 def test_counters(clf, signals):

@@ -507,11 +507,15 @@ class StreamSession:
             np.mean(x, axis=1, dtype=np.float64, out=mix)
             if x.dtype == np.int16:
                 mix *= 1.0 / 32768.0
-            np.copyto(buf, mix, casting="same_kind")
+            with np.errstate(over="ignore"):  # beyond float32 becomes +-inf: counted below, like NaN
+                np.copyto(buf, mix, casting="same_kind")
         elif x.dtype == np.int16:
             np.multiply(x, _I16_SCALE, out=buf)
+        elif x.dtype == np.float32:
+            np.copyto(buf, x)
         else:
-            np.copyto(buf, x, casting="same_kind")
+            with np.errstate(over="ignore"):
+                np.copyto(buf, x, casting="same_kind")
         self._samples_in += n
         if self._tech is not None:
             self._track(buf)
