@@ -487,3 +487,49 @@ def test_stop_timeout_is_checked(clf):
     lis = Listener(clf, source=ClipSource(np.zeros(1000, np.float32), SR))
     with pytest.raises(ParameterError, match="timeout"):
         lis.stop(timeout=-1)
+
+
+class SlowStartSource(StallingSource):
+    """A source whose start() takes a while (a device being opened); records the order of start and stop."""
+
+    def __init__(self):
+        super().__init__(blocks=0)
+        self.order: list[str] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def start(self, callback, finished=None):
+        self.entered.set()
+        self.release.wait(10)
+        self.order.append("start")
+
+    def stop(self):
+        self.order.append("stop")
+
+
+def test_stop_during_start_from_another_thread_stops_the_started_source(clf):
+    src = SlowStartSource()
+    sink = RecordingSink()
+    lis = Listener(clf, sinks=[sink], source=src)
+    starter = threading.Thread(target=lis.start)
+    starter.start()
+    assert src.entered.wait(10)
+    stopper = threading.Thread(target=lis.stop)
+    stopper.start()
+    time.sleep(0.2)  # the stop is waiting for start() to finish, not stopping the source before it starts
+    assert src.order == []
+    src.release.set()
+    starter.join(10)
+    stopper.join(10)
+    assert src.order == ["start", "stop"]
+    assert lis.finished and not lis.running and sink.calls[-1] == "close"
+
+
+def test_start_after_stop_is_refused(clf):
+    src = ClipSource(np.zeros(1000, np.float32), SR)
+    sink = RecordingSink()
+    lis = Listener(clf, sinks=[sink], source=src)
+    lis.stop()
+    with pytest.raises(RuntimeError, match="stopped before it started"):
+        lis.start()
+    assert "open" not in sink.calls and lis.finished

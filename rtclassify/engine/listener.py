@@ -252,6 +252,9 @@ class Listener:
         self.hung: str | None = None
         self._closed = False
         self._lifecycle = threading.Lock()
+        self._starter: int | None = None  # the thread inside start(), if any
+        self._stopping = False  # stop() was called
+        self._start_over = threading.Event()  # set when start() has returned or raised
         self._started_wall = 0.0
         self._reset_counters()
 
@@ -366,52 +369,66 @@ class Listener:
         return self._done.is_set()
 
     def start(self) -> "Listener":
-        """Open the sinks, create the session, start the worker and the audio source."""
-        from .._core import SampleRing
+        """Open the sinks, create the session, start the worker and the audio source.
 
+        Raises ``RuntimeError`` when the listener was already started, or stopped before it started.
+        """
         with self._lifecycle:
             if self._thread is not None:
                 raise RuntimeError("this Listener was already started; create a new one")
-            sr = float(self.source.samplerate)
-            self._max_block = max(4 * self.blocksize, 1024)
-            if sr != int(sr):
-                raise ParameterError(f"samplerate must be a whole number of Hz, got {sr}")
-            kwargs = dict(sample_rate=int(sr), max_block=self._max_block, hop=self.hop,
-                          level_rate=self.level_rate, record_frames=False, techniques=self.techniques)
-            if self.decoder:
-                kwargs["decoder"] = self.decoder
-            P = self._stride
-            if self.channels is None:
-                # the callback already picked the channel: the session gets mono blocks
-                self.session = self.clf.stream(channel=0, **kwargs)
-            else:
-                self.session = self.clf.multistream(self.channels, **kwargs)
-            self._ring = SampleRing(self._ring_capacity(sr))
-            self._pop_buf = np.zeros(self._max_block * P, dtype=np.float32)
-            self._callback = self._make_callback()
-            opened = []
+            self._starter = threading.get_ident()
+            if self._stopping:  # read after _starter is set; stop() sets _stopping before it reads _starter
+                self._starter = None
+                raise RuntimeError("this Listener was stopped before it started; create a new one")
             try:
-                for s in self.sinks:
-                    s.open()
-                    opened.append(s)
-            except BaseException:
-                for s in opened:
-                    _close_quietly(s)
-                raise
-            self._started_wall = time.time()
-            self._hold_switch_interval()
-            self._thread = threading.Thread(target=self._run, name="rtclassify-listener", daemon=True)
-            self._thread.start()
-            try:
-                self.source.start(self._callback, self._source_finished.set)
-            except BaseException:
-                self._stop_req.set()
-                if not self._worker_exit.wait(10.0):
-                    self.hung = self._describe_stuck(self._stage, self._thread)
-                self._close_sinks(skip=self._stage if self.hung else None)
-                self._release_switch_interval()
-                raise
+                self._start_locked()
+            finally:
+                self._starter = None
+                self._start_over.set()
         return self
+
+    def _start_locked(self) -> None:
+        from .._core import SampleRing
+
+        sr = float(self.source.samplerate)
+        self._max_block = max(4 * self.blocksize, 1024)
+        if sr != int(sr):
+            raise ParameterError(f"samplerate must be a whole number of Hz, got {sr}")
+        kwargs = dict(sample_rate=int(sr), max_block=self._max_block, hop=self.hop,
+                      level_rate=self.level_rate, record_frames=False, techniques=self.techniques)
+        if self.decoder:
+            kwargs["decoder"] = self.decoder
+        P = self._stride
+        if self.channels is None:
+            # the callback already picked the channel: the session gets mono blocks
+            self.session = self.clf.stream(channel=0, **kwargs)
+        else:
+            self.session = self.clf.multistream(self.channels, **kwargs)
+        self._ring = SampleRing(self._ring_capacity(sr))
+        self._pop_buf = np.zeros(self._max_block * P, dtype=np.float32)
+        self._callback = self._make_callback()
+        opened = []
+        try:
+            for s in self.sinks:
+                s.open()
+                opened.append(s)
+        except BaseException:
+            for s in opened:
+                _close_quietly(s)
+            raise
+        self._started_wall = time.time()
+        self._hold_switch_interval()
+        self._thread = threading.Thread(target=self._run, name="rtclassify-listener", daemon=True)
+        self._thread.start()
+        try:
+            self.source.start(self._callback, self._source_finished.set)
+        except BaseException:
+            self._stop_req.set()
+            if not self._worker_exit.wait(10.0):
+                self.hung = self._describe_stuck(self._stage, self._thread)
+            self._close_sinks(skip=self._stage if self.hung else None)
+            self._release_switch_interval()
+            raise
 
     # Python's switch interval, lowered while any listener runs (see ``switch_interval``)
     _switch_lock = threading.Lock()
@@ -449,7 +466,10 @@ class Listener:
         """Stop the audio, let the worker drain the ring and flush, and close the sinks.
 
         Idempotent; safe from any thread except the worker (``on_event``).
-        Does not raise the listener's fault: read :attr:`error`.
+        Called while :meth:`start` runs in another thread, it first waits (up
+        to ``timeout``) for the start to finish, so that the source it stops
+        is not started after it. Does not raise the listener's fault: read
+        :attr:`error`.
 
         Parameters
         ----------
@@ -477,6 +497,12 @@ class Listener:
         if timeout is not None:
             if not _is_real(timeout) or not math.isfinite(timeout) or timeout < 0:
                 raise ParameterError(f"timeout must be None or a finite number of seconds >= 0, got {timeout!r}")
+        self._stopping = True
+        starter = self._starter
+        if starter is not None and starter != threading.get_ident():
+            # start() is running in another thread: let it finish, or its source.start() would come after
+            # our source.stop() and leave the audio running with no worker
+            self._start_over.wait(timeout)
         stuck = None
         abandoned = False
         try:
