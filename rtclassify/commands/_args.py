@@ -6,6 +6,10 @@ import argparse
 import math
 from typing import Callable
 
+#: the shipped model's hop in milliseconds, for --help (3 frames of 256 samples at 16 kHz; a test checks it against
+#: the bundle, which --help does not read)
+DEFAULT_HOP_MS = 48
+
 
 def number(kind: type, what: str, lo: float | None = None, hi: float | None = None, *,
            above: float | None = None, unit: str = "") -> Callable[[str], float]:
@@ -50,3 +54,12 @@ def number(kind: type, what: str, lo: float | None = None, hi: float | None = No
 seconds = number(float, "a number of seconds", above=0)
 #: a 0-based input channel
 channel = number(int, "a channel number (0-based)", lo=0)
+
+
+def add_backend(parser) -> None:
+    """``--backend`` with the names :func:`rtclassify.model.backends.make_backend` takes."""
+    from ..model.backends import BACKENDS
+
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="inference backend (default auto: TensorRT on a GPU when available, else ONNX Runtime "
+                             "on the CPU)")

@@ -8,8 +8,7 @@ import sys
 import time
 
 from ..errors import ParameterError
-from ..model.backends import BACKENDS as BACKEND_CHOICES  # ``--backend``: the names make_backend takes
-from ._args import seconds
+from ._args import DEFAULT_HOP_MS, add_backend, seconds
 
 
 def osc_destination(text: str) -> str:
@@ -44,16 +43,12 @@ def channels_label(channels) -> str:
 positive_float = seconds
 
 
-#: the shipped model's hop in milliseconds (3 frames of 256 samples at 16 kHz; a test checks it against the bundle)
-DEFAULT_HOP_MS = 48
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--bundle", metavar="PATH", help="model bundle folder or zip (default: the bundled model)")
-    g.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
-                   help="inference backend (default auto: TensorRT on a GPU when available, else ONNX Runtime "
-                        "on the CPU)")
+    add_backend(g)
     g.add_argument("--hop", type=positive_float, metavar="SEC",
                    help=f"seconds between two model runs (default: the bundle's; {DEFAULT_HOP_MS:g} ms for the "
                         f"shipped model)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import channel, number, seconds
+from ._args import DEFAULT_HOP_MS, add_backend, channel, number, seconds
 
 NAME = "tag"
 HELP = "tag audio files offline (same engine as live audio): per-frame probabilities and on/off events"
@@ -32,14 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="PATH", default="-", help="output file (default: standard output)")
     parser.add_argument("--plot", metavar="PNG", help="also draw waveform + tag heatmap into this PNG")
     parser.add_argument("--bundle", metavar="B", help="model bundle folder or zip (default: the shipped model)")
-    from ..model.backends import BACKENDS
-
-    parser.add_argument("--backend", choices=BACKENDS, default="auto",
-                        help="inference backend (default auto: TensorRT on a GPU when available, else ONNX Runtime "
-                        "on the CPU)")
+    add_backend(parser)
     parser.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="inference threads (default 1)")
     parser.add_argument("--hop", type=_positive_float, metavar="SEC",
-                        help="time between model outputs in seconds (default: the bundle's, 48 ms)")
+                        help=f"time between model outputs in seconds (default: the bundle's; {DEFAULT_HOP_MS:g} ms for "
+                             f"the shipped model)")
     parser.add_argument("--channel", type=_channel, metavar="C",
                         help="use channel C (0-based) of multi-channel files (default: average all channels)")
     parser.add_argument("--no-techniques", dest="techniques", action="store_false",
