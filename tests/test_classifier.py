@@ -239,6 +239,72 @@ def test_tag_command_plot_to_a_missing_folder_fails_before_tagging(bundle_dir, t
     assert len(err.splitlines()) == 1 and "does not exist" in err and str(png) in err
 
 
+def test_tag_command_keeps_an_existing_output_when_it_fails(bundle_dir, tmp_path, capsys):
+    a, bad = tmp_path / "a.wav", tmp_path / "bad.flac"
+    sf.write(a, tb.demo_signal(16000)[:32000], 16000)
+    rng = np.random.default_rng(0)
+    sf.write(bad, 0.5 * rng.standard_normal(160000), 16000)
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])  # cut: its header reads, its frames do not
+    out = tmp_path / "out.jsonl"
+    out.write_text("earlier results\n")
+    # a bad hop, and a second file that cannot be decoded after the first was written
+    assert cli.main(["tag", str(a), "--bundle", str(bundle_dir), "--hop", "10", "--out", str(out)]) == 1
+    assert cli.main(["tag", str(a), str(bad), "--bundle", str(bundle_dir), "--out", str(out)]) == 1
+    assert "bad.flac" in capsys.readouterr().err
+    assert out.read_text() == "earlier results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "bad.flac", "out.jsonl"]  # no temporary left
+    # success replaces it, with the permissions it had
+    out.chmod(0o640)
+    assert cli.main(["tag", str(a), "--bundle", str(bundle_dir), "--out", str(out), "--no-techniques"]) == 0
+    assert json.loads(out.read_text().splitlines()[0])["probs"] and (out.stat().st_mode & 0o777) == 0o640
+    # the output may not be one of the inputs
+    assert cli.main(["tag", str(a), "--bundle", str(bundle_dir), "--out", str(a)]) == 1
+    assert "one of the audio files" in capsys.readouterr().err
+    assert sf.info(a).frames == 32000
+
+
+def test_tag_command_format_from_the_extension(bundle_dir, tmp_path, capsys):
+    a = tmp_path / "a.wav"
+    sf.write(a, tb.demo_signal(16000)[:32000], 16000)
+    assert cli.main(["tag", str(a), "--bundle", str(bundle_dir), "--out", str(tmp_path / "o.csv")]) == 0
+    assert (tmp_path / "o.csv").read_text().startswith("time,low,high,any")
+    assert cli.main(["tag", str(a), "--bundle", str(bundle_dir), "--out", str(tmp_path / "o.CSV"),
+                     "--format", "jsonl"]) == 1
+    assert "--format is jsonl" in capsys.readouterr().err
+    assert cli.main(["tag", str(a), "--bundle", str(bundle_dir), "--out", str(tmp_path / "o.txt"),
+                     "--format", "csv"]) == 0
+    assert (tmp_path / "o.txt").read_text().startswith("time,")
+
+
+def test_tag_command_write_errors_are_one_line(bundle_dir, tmp_path, capsys):
+    import os
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    a = tmp_path / "a.wav"
+    sf.write(a, tb.demo_signal(16000)[:32000], 16000)
+    assert cli.main(["tag", str(a), "--bundle", str(bundle_dir), "--out", "/dev/full"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot write to /dev/full" in err
+    assert os.path.exists("/dev/full") and not os.path.isfile("/dev/full")  # written to, never replaced
+
+
+def test_tag_command_plot_names_and_formats(bundle_dir, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    a = tmp_path / "a.wav"
+    (tmp_path / "sub").mkdir()
+    sf.write(a, tb.demo_signal(16000)[:32000], 16000)
+    sf.write(tmp_path / "sub" / "a.wav", tb.demo_signal(16000)[:16000], 16000)
+    png = tmp_path / "p.png"
+    assert cli.main(["tag", str(a), str(tmp_path / "sub" / "a.wav"), "--bundle", str(bundle_dir), "--plot", str(png),
+                     "--out", str(tmp_path / "o.jsonl")]) == 0
+    assert (tmp_path / "p-a.png").is_file() and (tmp_path / "p-a-2.png").is_file()
+    for plot, words in ((tmp_path / "p.txt", "cannot write .txt"), (tmp_path / "sub", "is a folder")):
+        assert cli.main(["tag", str(a), "--bundle", str(bundle_dir), "--plot", str(plot)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and words in err
+
+
 def _run_blocked(code: str, bundle_dir) -> dict:
     """Run code in a fresh interpreter where importing torch (or matplotlib) fails and is recorded."""
     prelude = textwrap.dedent("""

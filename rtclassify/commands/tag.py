@@ -15,28 +15,38 @@ DESCRIPTION = (
     "played live. "
     "jsonl (default) writes one object per model output, {\"time\": s, \"probs\": {tag: p}, \"active\": [tags]}, "
     "each followed by the events decided at that output, {\"time\": s, \"event\": \"on\"|\"off\", \"tag\": name} "
-    "(\"on\" also carries \"prob\"); \"time\" is the time in seconds of the frame the output refers to, and "
+    "(\"on\" also carries \"prob\"), and vibrato/tremolo switches, {\"time\": s, \"event\": \"on\"|\"off\", "
+    "\"technique\": \"vibrato\"|\"tremolo\"} (\"on\" also carries \"rate\" and \"extent\" or \"depth\"); "
+    "\"time\" is the time in seconds of the frame the output refers to, and "
     "tags still on at the end of a file get an \"off\" at the file's duration. "
     "csv writes a header time,<tag>,... and one row of probabilities per output. "
+    "The format follows --out's extension (.csv or .jsonl) unless --format is given. "
     "With several files every object or row gets a \"file\" field or column. "
+    "--out is written to a temporary file that replaces PATH only when every file was tagged, so a failed run "
+    "leaves an existing PATH as it was. "
     "--plot PNG draws the waveform above a tag-activity heatmap (needs matplotlib: the plot extra); with several "
-    "files it writes one PNG per file, NAME-<file stem>.png."
+    "files it writes one PNG per file, NAME-<file stem>.png (NAME-<file stem>-2.png and so on for a repeated stem)."
 )
 
 _PROB_DIGITS = 5
 
+FORMATS = ("jsonl", "csv")
+#: output file extensions and the format each implies
+_EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files (WAV, FLAC, OGG, MP3, AIFF, ...)")
-    parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="output format (default jsonl)")
+    parser.add_argument("--format", choices=FORMATS,
+                        help="output format (default: csv for an --out ending in .csv, else jsonl)")
     parser.add_argument("--out", metavar="PATH", default="-", help="output file (default: standard output)")
     parser.add_argument("--plot", metavar="PNG", help="also draw waveform + tag heatmap into this PNG")
     parser.add_argument("--bundle", metavar="B", help="model bundle folder or zip (default: the shipped model)")
     add_backend(parser)
     parser.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="inference threads (default 1)")
     parser.add_argument("--hop", type=_positive_float, metavar="SEC",
-                        help=f"time between model outputs in seconds (default: the bundle's; {DEFAULT_HOP_MS:g} ms for "
-                             f"the shipped model)")
+                        help=f"time between model outputs in seconds, rounded to whole frontend hops (16 ms for the "
+                             f"shipped model; default: the bundle's; {DEFAULT_HOP_MS:g} ms for the shipped model)")
     parser.add_argument("--channel", type=_channel, metavar="C",
                         help="use channel C (0-based) of multi-channel files (default: average all channels)")
     parser.add_argument("--no-techniques", dest="techniques", action="store_false",
@@ -53,14 +63,37 @@ _channel = channel
 _positive_float = seconds
 
 
-def _plot_path(base: str, file: str, several: bool) -> str:
+def plot_paths(base: str, files: list[str]) -> list[str]:
+    """The PNG of each file: ``base`` for one file, else ``NAME-<stem>.png``, made unique for repeated stems."""
     from pathlib import Path
 
-    if not several:
-        return base
+    if len(files) == 1:
+        return [base]
     p = Path(base)
     suffix = p.suffix or ".png"
-    return str(p.with_name(f"{p.stem}-{Path(file).stem}{suffix}"))
+    out, seen = [], {}
+    for f in files:
+        stem = Path(f).stem
+        seen[stem] = seen.get(stem, 0) + 1
+        tail = f"-{seen[stem]}" if seen[stem] > 1 else ""
+        out.append(str(p.with_name(f"{p.stem}-{stem}{tail}{suffix}")))
+    return out
+
+
+def output_format(fmt: str | None, out: str) -> str:
+    """The format to write: ``--format`` when given (refused when --out's extension says the other), else from
+    --out's extension (jsonl when it has none of them, and for standard output)."""
+    from pathlib import Path
+
+    from ..errors import ParameterError
+
+    implied = _EXTENSIONS.get(Path(out).suffix.lower()) if out != "-" else None
+    if fmt is None:
+        return implied or "jsonl"
+    if implied is not None and implied != fmt:
+        raise ParameterError(f"--out {out} ends in {Path(out).suffix} but --format is {fmt}; give an --out that "
+                             f"matches, or leave --format out")
+    return fmt
 
 
 def write_jsonl(out, result, file: str | None) -> None:
@@ -194,23 +227,25 @@ def plot(result, path_audio: str, png: str, channel: int | None = None) -> None:
         fig.colorbar(im, ax=[ax_w, ax_h], label="probability (cyan: on)", fraction=0.03, pad=0.01)
     ax_h.set_yticks(range(len(labels)), labels)
     ax_h.set_xlabel("time (s)")
-    ax_h.set_xlim(0, max(info.duration, float(result.times[-1]) if len(result.times) else 0.0))
+    ax_h.set_xlim(0, max(info.duration, float(result.times[-1]) if len(result.times) else 0.0, 1e-3))
     try:
         fig.savefig(png, dpi=100, bbox_inches="tight")
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         from ..errors import SinkError
 
-        raise SinkError(f"{png}: cannot write the plot ({exc.strerror or exc})") from exc
+        raise SinkError(f"{png}: cannot write the plot ({getattr(exc, 'strerror', None) or exc})") from exc
     finally:
         plt.close(fig)
 
 
 def _check_writable_folder(path: str, option: str) -> None:
-    """Fails before any work when the folder that will hold ``path`` is missing or not writable."""
+    """Fails before any work when ``path`` is a folder, or the folder that will hold it is missing or not writable."""
     import os
 
     from ..errors import SinkError
 
+    if os.path.isdir(path):
+        raise SinkError(f"{option} {path}: is a folder; give a file name")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise SinkError(f"{option} {path}: the folder {folder} does not exist")
@@ -218,11 +253,95 @@ def _check_writable_folder(path: str, option: str) -> None:
         raise SinkError(f"{option} {path}: the folder {folder} is not writable")
 
 
+def _check_plot_format(path: str) -> None:
+    """Fails before any work when matplotlib cannot write ``path``'s extension."""
+    from pathlib import Path
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from ..errors import ParameterError
+
+    kinds = FigureCanvasAgg.get_supported_filetypes()
+    ext = Path(path).suffix.lower().lstrip(".")
+    if ext and ext not in kinds:
+        raise ParameterError(f"--plot {path}: matplotlib cannot write .{ext} files; use one of "
+                             f"{', '.join('.' + k for k in sorted(kinds))}")
+
+
+def _check_not_an_input(out: str, files: list[str]) -> None:
+    import os
+
+    from ..errors import ParameterError
+
+    if not os.path.exists(out):
+        return
+    for f in files:
+        if os.path.exists(f) and os.path.samefile(out, f):
+            raise ParameterError(f"--out {out} is one of the audio files to tag; give another output file")
+
+
+class _AtomicOutput:
+    """A text file written next to ``path`` and moved over it by :meth:`commit` (an existing ``path`` stays as it
+    was until then, and for good when the run fails). A ``path`` that exists and is not a regular file (a device
+    such as /dev/stdout, a named pipe) is written directly."""
+
+    def __init__(self, path: str):
+        import os
+        import stat
+        import tempfile
+
+        from ..errors import SinkError
+
+        folder, name = os.path.split(os.path.abspath(path))
+        self.path = path
+        self.tmp = None
+        try:
+            if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+                self.file = open(path, "w", encoding="utf-8", newline="")
+                return
+            fd, self.tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+        except OSError as exc:
+            raise SinkError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+        self.file = os.fdopen(fd, "w", encoding="utf-8", newline="")
+
+    def commit(self) -> None:
+        import os
+
+        self.file.close()
+        if self.tmp is None:
+            return
+        if os.path.exists(self.path):  # keep the permissions of the file it replaces
+            os.chmod(self.tmp, os.stat(self.path).st_mode & 0o7777)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.tmp, 0o666 & ~umask)
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        import os
+
+        try:
+            self.file.close()
+        except OSError:
+            pass
+        if self.tmp is None:
+            return
+        try:
+            os.unlink(self.tmp)
+        except OSError:
+            pass
+
+
 def run(args: argparse.Namespace) -> int:
+    import os
+    import stat
+
     from ..audio import files as audio_files
     from ..errors import RtclassifyError, SinkError, require
     from ..model.classifier import Classifier
 
+    fmt = output_format(args.format, args.out)
     infos = [audio_files.info(f) for f in args.files]  # one clear line for a missing/unsupported file
     if args.channel is not None:
         for inf in infos:
@@ -232,20 +351,23 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         require("matplotlib", extra="plot")
         _check_writable_folder(args.plot, "--plot")
+        _check_plot_format(args.plot)
+    if args.out != "-":
+        if not os.path.exists(args.out) or os.path.isdir(args.out) or stat.S_ISREG(os.stat(args.out).st_mode):
+            _check_writable_folder(args.out, "--out")  # (a device or pipe is written directly)
+        _check_not_an_input(args.out, args.files)
     clf = Classifier.load(args.bundle, backend=args.backend, threads=args.threads)
     several = len(args.files) > 1
+    pngs = plot_paths(args.plot, args.files) if args.plot else None
 
-    if args.out == "-":
-        out, close = sys.stdout, False
-    else:
-        try:
-            out, close = open(args.out, "w", encoding="utf-8", newline=""), True
-        except OSError as exc:
-            raise SinkError(f"{args.out}: cannot write ({exc.strerror or exc})") from exc
-
+    target = None if args.out == "-" else _AtomicOutput(args.out)
+    out = sys.stdout if target is None else target.file
+    where = "standard output" if target is None else args.out
     show_progress = sys.stderr.isatty()
     try:
         for n, (path, inf) in enumerate(zip(args.files, infos)):
+            if inf.frames == 0:
+                print(f"{path}: no samples: nothing to tag", file=sys.stderr)
             if show_progress and inf.duration > 20:
                 from rich.console import Console
                 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -258,13 +380,24 @@ def run(args: argparse.Namespace) -> int:
             else:
                 result = clf.tag_file(path, channel=args.channel, hop=args.hop, techniques=args.techniques)
             file_field = path if several else None
-            if args.format == "jsonl":
-                write_jsonl(out, result, file_field)
-            else:
-                write_csv(out, result, file_field, header=(n == 0))
-            out.flush()
-            if args.plot:
-                plot(result, path, _plot_path(args.plot, path, several), args.channel)
+            try:
+                if fmt == "jsonl":
+                    write_jsonl(out, result, file_field)
+                else:
+                    write_csv(out, result, file_field, header=(n == 0))
+                out.flush()
+            except BrokenPipeError:
+                raise
+            except OSError as exc:
+                raise SinkError(f"cannot write to {where} ({exc.strerror or exc})") from exc
+            if pngs and inf.frames:
+                plot(result, path, pngs[n], args.channel)
+        if target is not None:
+            try:
+                target.commit()
+            except OSError as exc:
+                raise SinkError(f"{args.out}: cannot write ({exc.strerror or exc})") from exc
+            target = None
     except BrokenPipeError:
         # the reader went away (e.g. `| head`): stop quietly
         import os
@@ -273,6 +406,6 @@ def run(args: argparse.Namespace) -> int:
         os.dup2(devnull, out.fileno())
         return 0
     finally:
-        if close:
-            out.close()
+        if target is not None:
+            target.discard()
     return 0
