@@ -69,6 +69,7 @@ class LiveDisplay:
         from rich.live import Live
 
         console = self._console or Console()
+        self._console = console
         self._t0 = time.monotonic()
         self._live = Live(get_renderable=self.render, console=console, refresh_per_second=self._rate,
                           transient=False, redirect_stdout=False, redirect_stderr=False)
@@ -132,6 +133,8 @@ class LiveDisplay:
             try:
                 live.refresh()
                 live.stop()
+                if not live.console.is_terminal:
+                    live.console.line()  # rich ends the final snapshot of a file or pipe without a newline
             except Exception:  # pragma: no cover - the terminal went away
                 pass
 
@@ -155,20 +158,33 @@ class LiveDisplay:
         parts.append(Text(f"t = {self.stream_time:.1f} s · " + format_counters(self.counters), style="grey62"))
         return Group(*parts)
 
+    def _width(self) -> int:
+        """The console's width now (it follows a resized terminal)."""
+        return int(self._console.width) if self._console is not None else 80
+
+    def _tag_width(self) -> int:
+        return max([9] + [len(t) for t in self.labels])
+
     def _matrix(self):
+        from rich.console import Group
         from rich.table import Table
         from rich.text import Text
 
-        cell = 5
+        tag_w = self._tag_width()
+        chans = self.channels
+        widest = max(len(str(c)) for c in chans)
+        avail = self._width() - tag_w  # each cell takes its width plus one column of padding
+        cell = max(widest, min(5, avail // len(chans) - 1))
+        shown = chans[:max(1, avail // (cell + 1))]
         table = Table.grid(padding=(0, 1))
-        table.add_column(justify="left", min_width=9)
-        for _ in self.channels:
-            table.add_column(width=cell)
-        table.add_row(Text("channel", style="grey50"), *(Text(f"{c:>{cell}}", style="grey50") for c in self.channels))
+        table.add_column(justify="left", min_width=tag_w, no_wrap=True)
+        for _ in shown:
+            table.add_column(width=cell, no_wrap=True)
+        table.add_row(Text("channel", style="grey50"), *(Text(f"{c:>{cell}}", style="grey50") for c in shown))
         for tag in self.labels:
             row = []
             any_on = False
-            for c in self.channels:
+            for c in shown:
                 p = min(max(float(self.levels_by_channel[c].get(tag, 0.0)), 0.0), 1.0)
                 on = self.active_by_channel[c].get(tag, False)
                 any_on = any_on or on
@@ -177,29 +193,36 @@ class LiveDisplay:
                 bar.append("·" * (cell - filled), style="grey37")
                 row.append(bar)
             table.add_row(Text(tag, style="bold" if any_on else ""), *row)
-        return table
+        if len(shown) == len(chans):
+            return table
+        return Group(table, Text(f"channels {', '.join(map(str, chans[len(shown):]))} not shown: the terminal is "
+                                 f"too narrow", style="grey50"))
 
     def _bars(self):
         from rich.table import Table
         from rich.text import Text
 
+        tag_w = self._tag_width()
+        room = self._width() - tag_w - 1
+        # value, on/off state and on count beside the bar, dropped from the right in a narrow terminal
+        extras = [4, 3, 4]
+        while extras and room - sum(w + 1 for w in extras) < 4:
+            extras.pop()
+        width = max(4, min(_BAR, room - sum(w + 1 for w in extras)))
         table = Table.grid(padding=(0, 1))
-        table.add_column(justify="left", min_width=9)
-        table.add_column(width=_BAR)
-        table.add_column(justify="right", width=4)
-        table.add_column(width=3)
-        table.add_column(justify="right", width=4)
+        table.add_column(justify="left", min_width=tag_w, no_wrap=True)
+        table.add_column(width=width, no_wrap=True)
+        for w in extras:
+            table.add_column(justify="right" if w == 4 else "left", width=w, no_wrap=True)
         for tag in self.labels:
             p = min(max(float(self.levels.get(tag, 0.0)), 0.0), 1.0)
             on = self.active.get(tag, False)
-            filled = int(round(p * _BAR))
+            filled = int(round(p * width))
             bar = Text("█" * filled, style="bold green" if on else "cyan")
-            bar.append("·" * (_BAR - filled), style="grey37")
-            table.add_row(
-                Text(tag, style="bold" if on else ""), bar, f"{p:.2f}",
-                Text("ON", style="bold green") if on else Text("--", style="grey50"),
-                Text(f"{self.on_counts.get(tag, 0)}x", style="grey50"),
-            )
+            bar.append("·" * (width - filled), style="grey37")
+            cells = [f"{p:.2f}", Text("ON", style="bold green") if on else Text("--", style="grey50"),
+                     Text(f"{self.on_counts.get(tag, 0)}x", style="grey50")]
+            table.add_row(Text(tag, style="bold" if on else ""), bar, *cells[:len(extras)])
         return table
 
 
