@@ -351,3 +351,22 @@ def test_a_stop_blocked_on_a_full_pipe_is_reported_and_the_program_leaves(bundle
     assert err.startswith("rtclassify test: error: the listener did not stop within 0.5 s: the worker is blocked in "
                           "sink JsonlSink('-') ("), err
     assert " at sinks/log.py:" in err and "fh.write(" in err
+
+
+def test_devices_still_lists_audio_when_midi_cannot_open(monkeypatch, capsys):
+    from rtclassify import cli
+    from rtclassify.errors import SinkError
+    from rtclassify.sinks import midi
+
+    def no_midi(api=None):
+        raise SinkError("cannot open the default MIDI system: is the ALSA sequencer available?")
+
+    monkeypatch.setattr(midi, "list_midi_outputs", no_midi)
+    assert cli.main(["devices", "--midi"]) == 1
+    out, err = capsys.readouterr()
+    assert ("index" in out and "host API" in out) or "No audio input device exists" in err
+    assert err.strip().splitlines()[-1] == ("rtclassify devices: error: MIDI ports: cannot open the default MIDI "
+                                            "system: is the ALSA sequencer available?")
+    assert cli.main(["devices", "--midi", "--json"]) == 1
+    d = json.loads(capsys.readouterr().out)
+    assert isinstance(d["audio_inputs"], list) and "ALSA sequencer" in d["midi_error"]

@@ -24,18 +24,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from ..audio.devices import list_input_devices
 
+    from ..errors import SinkError
+
     devices = list_input_devices()
     ports = None
+    midi_error = None
     if args.midi:
         from ..sinks.midi import list_midi_outputs
 
-        ports = list_midi_outputs(args.midi_api)
+        try:
+            ports = list_midi_outputs(args.midi_api)
+        except SinkError as exc:  # the audio list is still worth printing
+            midi_error = str(exc)
     if args.json:
         out = {"audio_inputs": [d.__dict__ for d in devices]}
         if ports is not None:
             out["midi_outputs"] = ports
+        if midi_error is not None:
+            out["midi_error"] = midi_error
         print(json.dumps(out, indent=1))
-        return 0
+        return 0 if midi_error is None else 1
     if devices:
         w = max(len(d.name) for d in devices)
         hw = max(len(d.hostapi) for d in devices)
@@ -55,4 +63,7 @@ def run(args) -> int:
             print(f"  {i:>5}  {p}")
         if not ports:
             print("  (none: no program offers a MIDI input; use `listen --midi-virtual NAME` instead)")
+    if midi_error is not None:
+        print(f"rtclassify devices: error: MIDI ports: {midi_error}", file=sys.stderr)
+        return 1
     return 0

@@ -71,9 +71,10 @@ def _new_midiout(api_name: str | None, client_name: str):
         return rtmidi.MidiOut(api, name=client_name)
     except rtmidi.SystemError as exc:
         which = (api_name or "default").lower()
-        if which == "jack":
+        if api == rtmidi.API_UNIX_JACK:
             hint = "is the JACK server running?"
-        elif which == "alsa":
+        elif api == rtmidi.API_LINUX_ALSA or (api == rtmidi.API_UNSPECIFIED
+                                               and rtmidi.API_LINUX_ALSA in rtmidi.get_compiled_api()):
             hint = ("is the ALSA sequencer available (/dev/snd/seq; modprobe snd-seq)? "
                     "With JACK running, try --midi-api jack")
         else:
