@@ -33,6 +33,10 @@ class SinkError(RtclassifyError, RuntimeError):
     """An output (MIDI port, OSC host, log file) cannot be opened or written."""
 
 
+class OutputClosed(SinkError):
+    """The reader of standard output went away (``listen --log - | head``): the end of the run, not a fault."""
+
+
 class MissingDependencyError(RtclassifyError, ImportError):
     """An optional dependency is not installed; the message names the extra or system package."""
 

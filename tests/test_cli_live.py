@@ -147,6 +147,27 @@ def test_log_to_stdout_with_no_display(bundle):
     assert recs and all("event" in e for e in recs)
 
 
+@pytest.mark.parametrize("cmd", ["demo", "tag"])
+def test_a_reader_that_leaves_early_ends_the_run_quietly(bundle, cmd):
+    # `rtclassify demo --log - | head -1`: the closed pipe is the end of the run, not an error
+    from rtclassify.commands.demo import clip_path
+
+    if cmd == "demo":
+        args = ["demo", "--bundle", bundle, "--no-display", "--log", "-", "--duration", "20", "--speed", "4"]
+    else:
+        args = ["tag", str(clip_path()), "--bundle", bundle]
+    p = subprocess.Popen([sys.executable, "-m", "rtclassify", *args], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env(), cwd=tempfile.gettempdir())
+    first = p.stdout.readline()
+    p.stdout.close()
+    _, err = p.communicate(timeout=60)
+    assert json.loads(first)
+    assert p.returncode == 0, err
+    assert "Traceback" not in err and "error" not in err
+    if cmd == "demo":
+        assert "stopped (standard output closed)" in our_lines(err)[-1]
+
+
 def test_missing_device_is_one_line(bundle):
     r = rtc("listen", "--bundle", bundle, "--device", "99", "--no-display", "--duration", "1")
     assert r.returncode == 1

@@ -113,3 +113,24 @@ def test_minus_one_switches_a_message_off(tmp_path):
     m = load_mapping(write(tmp_path, "[midi.tags.piano]\nnote = -1\n[midi.technique]\npitch_cc = -1\n"), LABELS)
     assert m.midi.tags["piano"].note is None and m.midi.tags["piano"].cc == 20
     assert m.midi.technique.pitch_cc is None
+
+
+def test_root_prefix_gives_single_slash_addresses(tmp_path):
+    osc = load_mapping(write(tmp_path, "[osc]\nprefix = \"/\"\n"), LABELS).osc
+    assert (osc.on_address, osc.off_address, osc.tag_address("piano"), osc.technique_address("pitch")) == (
+        "/on", "/off", "/tag/piano", "/pitch")
+    assert osc.stream_address(osc.tag_address("piano"), 3) == "/3/tag/piano"
+    osc = load_mapping(write(tmp_path, "[osc]\nprefix = \"/show/\"\n"), LABELS).osc
+    assert osc.tag_address("piano") == "/show/tag/piano" and osc.stream_address("/show/on", 2) == "/show/2/on"
+
+
+def test_a_lone_off_is_checked_against_the_models_on_threshold(tmp_path):
+    th = {t: (0.6, 0.4) for t in LABELS}
+    path = write(tmp_path, "[decoder]\nmin_on_s = 0.1\n\n[decoder.tags.speech]\noff = 0.9\n")
+    with pytest.raises(ConfigError) as exc:
+        load_mapping(path, LABELS, th)
+    assert str(exc.value) == (f"{path}:5: decoder.tags.speech.off: must be <= the model's on threshold (0.6) for "
+                              f"hysteresis, got 0.9; set on as well")
+    assert load_mapping(path, LABELS).decoder.tags == {"speech": {"off": 0.9}}  # without thresholds: not checked
+    ok = load_mapping(write(tmp_path, "[decoder.tags.speech]\noff = 0.5\n"), LABELS, th)
+    assert ok.decoder.tags == {"speech": {"off": 0.5}}

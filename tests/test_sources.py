@@ -7,6 +7,7 @@ import threading
 import numpy as np
 import pytest
 
+from rtclassify.audio.files import AudioFileError
 from rtclassify.audio.sources import ClipSource
 from rtclassify.errors import ParameterError
 
@@ -70,8 +71,15 @@ def test_from_file(tmp_path):
     sf.write(p, np.zeros((800, 2), np.float32), 16000)
     src = ClipSource.from_file(p, blocksize=100)
     assert src.samplerate == 16000 and src.channels == 2 and src.name == "a.wav"
-    with pytest.raises(ParameterError, match="cannot read audio file .*nope.wav"):
-        ClipSource.from_file(tmp_path / "nope.wav")
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros((0, 1), np.float32), 16000)
+    junk = tmp_path / "junk.wav"
+    junk.write_text("not audio")
+    for path, words in ((tmp_path / "nope.wav", "no such file"), (tmp_path, "is a folder"),
+                        (empty, "no samples"), (junk, "cannot read audio")):
+        with pytest.raises(AudioFileError) as exc:
+            ClipSource.from_file(path)
+        assert str(exc.value).startswith(f"{path}: ") and words in str(exc.value)
 
 
 @pytest.mark.parametrize("kw, words", [

@@ -240,14 +240,22 @@ class ClipSource:
 
     @classmethod
     def from_file(cls, path, *, blocksize: int = 256, speed: float = 1.0, loop: bool = False) -> "ClipSource":
-        """Load a sound file with ``soundfile`` (all channels, its own rate)."""
-        import soundfile as sf
+        """Load a sound file with ``soundfile`` (all channels, its own rate).
 
-        p = Path(path)
-        try:
-            data, sr = sf.read(str(p), dtype="float32", always_2d=True)
-        except Exception as exc:
-            raise ParameterError(f"cannot read audio file {p}: {exc}") from None
+        Raises :class:`~rtclassify.errors.AudioFileError` naming the file when it is missing, a folder,
+        unreadable or holds no samples.
+        """
+        from .files import AudioFileError, _open
+
+        with _open(path) as f:
+            p = Path(f.name)
+            try:
+                data = f.read(dtype="float32", always_2d=True)
+            except Exception as exc:
+                raise AudioFileError(f"{p}: cannot decode audio ({exc})") from None
+            sr = f.samplerate
+        if data.shape[0] == 0:
+            raise AudioFileError(f"{p}: no samples (an empty audio file)")
         return cls(data, sr, blocksize=blocksize, speed=speed, name=p.name, loop=loop)
 
     @property

@@ -63,3 +63,17 @@ def add_backend(parser) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="inference backend (default auto: TensorRT on a GPU when available, else ONNX Runtime "
                              "on the CPU)")
+
+
+def drop_stdout() -> None:
+    """Point standard output at /dev/null after its reader went away (``| head``), so that the interpreter's
+    last flush meets no closed pipe."""
+    import os
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

@@ -7,8 +7,8 @@ import signal
 import sys
 import time
 
-from ..errors import ParameterError
-from ._args import DEFAULT_HOP_MS, add_backend, seconds
+from ..errors import OutputClosed, ParameterError
+from ._args import DEFAULT_HOP_MS, add_backend, drop_stdout, seconds
 
 
 def osc_destination(text: str) -> str:
@@ -81,12 +81,12 @@ def load_classifier(args):
     return Classifier.load(args.bundle, backend=args.backend)
 
 
-def load_mapping(args, labels):
+def load_mapping(args, clf):
     from ..sinks.mapping import Mapping, load_mapping
 
     if args.map:
-        return load_mapping(args.map, labels)
-    return Mapping.default(labels)
+        return load_mapping(args.map, clf.labels, clf.bundle.thresholds)
+    return Mapping.default(clf.labels)
 
 
 class EventPrinter:
@@ -249,12 +249,16 @@ def run_listener(listener, duration: float | None, *, what: str, stop_timeout: f
     except Exception as exc:  # the worker is blocked inside the session
         c, summary = {"events": "?"}, f"(counters unavailable: {exc})"
     how = "interrupted (Ctrl-C)" if interrupted else "stopped"
+    error = listener.error
+    if isinstance(error, OutputClosed):  # `--log - | head`: the reader has what it wanted
+        how, error = "stopped (standard output closed)", None
+        drop_stdout()
     print(f"rtclassify {what}: {how} after {elapsed:.1f} s, {c['events']} events; {summary}", file=sys.stderr)
-    if listener.error is not None:
-        print(f"rtclassify {what}: error: {listener.error}", file=sys.stderr)
+    if error is not None:
+        print(f"rtclassify {what}: error: {error}", file=sys.stderr)
     if not stopped:
         hard_exit(1)
-    return 1 if listener.error is not None else 0
+    return 1 if error is not None else 0
 
 
 def _say(line: str) -> None:

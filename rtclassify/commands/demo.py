@@ -46,7 +46,7 @@ def run(args) -> int:
     from ..audio.sources import ClipSource
 
     clf = _live.load_classifier(args)
-    mapping = _live.load_mapping(args, clf.labels)
+    mapping = _live.load_mapping(args, clf)
     source = ClipSource.from_file(args.clip or clip_path(), blocksize=256, speed=args.speed)
     title = f"rtclassify demo · {source.name} ({source.duration:.1f} s, {source.samplerate:g} Hz, real time)"
     channels = args.channels

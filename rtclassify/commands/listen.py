@@ -58,7 +58,7 @@ def run(args) -> int:
     from ..audio.sources import DeviceSource
 
     clf = _live.load_classifier(args)
-    mapping = _live.load_mapping(args, clf.labels)
+    mapping = _live.load_mapping(args, clf)
     channels = args.channels
     if channels is not None:
         need = max(channels) + 1

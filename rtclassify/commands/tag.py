@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import DEFAULT_HOP_MS, add_backend, channel, number, seconds
+from ._args import DEFAULT_HOP_MS, add_backend, channel, drop_stdout, number, seconds
 
 NAME = "tag"
 HELP = "tag audio files offline (same engine as live audio): per-frame probabilities and on/off events"
@@ -400,10 +400,8 @@ def run(args: argparse.Namespace) -> int:
             target = None
     except BrokenPipeError:
         # the reader went away (e.g. `| head`): stop quietly
-        import os
-
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, out.fileno())
+        if target is None:
+            drop_stdout()
         return 0
     finally:
         if target is not None:

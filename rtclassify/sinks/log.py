@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import SinkError
+from ..errors import OutputClosed, SinkError
 
 __all__ = ["JsonlSink"]
 
@@ -75,7 +75,7 @@ class JsonlSink:
                 fh.write("\n".join(lines) + "\n")
                 fh.flush()
             except OSError as exc:
-                raise SinkError(f"writing the event log {self.path} failed: {exc.strerror or exc}") from None
+                raise self._write_error(exc) from None
             self.written += len(lines)
 
     def status(self, counters: dict) -> None:
@@ -106,7 +106,12 @@ class JsonlSink:
             fh.write(json.dumps(rec, separators=(", ", ": ")) + "\n")
             fh.flush()
         except OSError as exc:
-            raise SinkError(f"writing the event log {self.path} failed: {exc.strerror or exc}") from None
+            raise self._write_error(exc) from None
+
+    def _write_error(self, exc: OSError) -> SinkError:
+        if self.path == "-" and isinstance(exc, BrokenPipeError):
+            return OutputClosed("the reader of standard output went away")
+        return SinkError(f"writing the event log {self.path} failed: {exc.strerror or exc}")
 
     def close(self, timeout: float = 2.0) -> None:
         """Write the last status line and close the file (standard output stays open).

@@ -163,25 +163,30 @@ class OscMapping:
         ``<prefix>/<rest>`` becomes ``<prefix>/<channel>/<rest>``; an address
         outside the prefix gets ``/<channel>`` appended.
         """
-        p = self.prefix.rstrip("/")
+        p = self._root
         if address.startswith(p + "/"):
             return f"{p}/{channel}{address[len(p):]}"
         return f"{address.rstrip('/')}/{channel}"
 
     @property
+    def _root(self) -> str:
+        """The prefix without a trailing slash: ``""`` for the prefix ``"/"`` (addresses ``/on``, ``/tag/piano``)."""
+        return self.prefix.rstrip("/")
+
+    @property
     def on_address(self) -> str:
-        return f"{self.prefix}/on"
+        return f"{self._root}/on"
 
     @property
     def off_address(self) -> str:
-        return f"{self.prefix}/off"
+        return f"{self._root}/off"
 
     def tag_address(self, tag: str) -> str:
-        return self.tags.get(tag) or f"{self.prefix}/tag/{tag}"
+        return self.tags.get(tag) or f"{self._root}/tag/{tag}"
 
     def technique_address(self, name: str) -> str:
         """Address of ``pitch``, ``vibrato`` or ``tremolo`` messages."""
-        return self.technique_addresses.get(name) or f"{self.prefix}/{name}"
+        return self.technique_addresses.get(name) or f"{self._root}/{name}"
 
     def __post_init__(self):
         if self.streams not in ("path", "argument"):
@@ -232,7 +237,7 @@ class Mapping:
         return _build({}, tuple(labels), _Locator("", "<default>"))
 
 
-def load_mapping(path, labels: Sequence[str]) -> Mapping:
+def load_mapping(path, labels: Sequence[str], thresholds: dict | None = None) -> Mapping:
     """Load and validate a TOML mapping file for a model with these labels.
 
     Parameters
@@ -242,6 +247,9 @@ def load_mapping(path, labels: Sequence[str]) -> Mapping:
     labels : sequence of str
         The model's tags, in order (they give the default notes and CCs and
         the valid tag names).
+    thresholds : dict, optional
+        The model's ``{tag: (on, off)}`` thresholds: a ``[decoder.tags.<tag>]``
+        that sets only one of them is checked against the other.
 
     Raises
     ------
@@ -260,7 +268,7 @@ def load_mapping(path, labels: Sequence[str]) -> Mapping:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: invalid TOML: {exc}") from None
-    m = _build(data, tuple(labels), _Locator(text, str(p)))
+    m = _build(data, tuple(labels), _Locator(text, str(p)), thresholds)
     return Mapping(labels=m.labels, midi=m.midi, osc=m.osc, decoder=m.decoder, source=str(p))
 
 
@@ -391,7 +399,7 @@ _TECH_FLOAT = ("rate_max_hz", "vibrato_depth_max_cents", "tremolo_depth_max_db")
 _DEC_COMMON = ("smoothing", "smoothing_s", "attack_s", "median_hops", "min_on_s", "min_off_s", "level_rate")
 
 
-def _build(data: dict, labels: tuple[str, ...], loc: _Locator) -> Mapping:
+def _build(data: dict, labels: tuple[str, ...], loc: _Locator, thresholds: dict | None = None) -> Mapping:
     if not labels:
         raise ConfigError("the model has no labels; a mapping needs at least one tag")
     _table(data, [], ("midi", "osc", "decoder"), loc)
@@ -474,6 +482,11 @@ def _build(data: dict, labels: tuple[str, ...], loc: _Locator) -> Mapping:
         d = {k: _float(t, k, p, loc, 0.0, 1.0, None) for k in ("on", "off") if k in t}
         if "on" in d and "off" in d and d["off"] > d["on"]:
             raise loc.error(p + ["off"], f"must be <= on ({d['on']:g}) for hysteresis, got {d['off']:g}")
+        if thresholds and tag in thresholds and len(d) == 1:
+            on, off = thresholds[tag]
+            if "off" in d and d["off"] > on:
+                raise loc.error(p + ["off"], f"must be <= the model's on threshold ({on:g}) for hysteresis, got "
+                                             f"{d['off']:g}; set on as well")
         dec_tags[tag] = d
     decoder = DecoderOverrides(defaults=defaults, tags=dec_tags)
     return Mapping(labels=labels, midi=midi, osc=osc, decoder=decoder)
