@@ -29,6 +29,9 @@ def run(args) -> int:
     require("onnx", extra="train")
     from ..train.export import export_bundle
 
+    from ..model.bundle_write import check_bundle_out
+
+    check_bundle_out(args.out, "--out")
     if not Path(args.checkpoint).is_file():
         raise ParameterError(f"checkpoint {args.checkpoint} not found")
     out = export_bundle(args.checkpoint, args.out, name=args.name, include_weights=args.include_weights)

@@ -63,7 +63,10 @@ def run(args) -> int:
     from ..errors import ParameterError
     from ..model.classifier import Classifier
 
+    from ..model.bundle_write import check_bundle_out
+
     console = Console(stderr=True)
+    check_bundle_out(args.out, "--out")
     if args.no_generic and not args.negatives:
         raise ParameterError("--no-generic needs --negatives FILE...")
     from ..learn.learner import parse_pitch_shifts

@@ -32,15 +32,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import BundleError, ParameterError
+from ..model.bundle_write import write_bundle
 
 __all__ = ["append_head", "graph_names", "write_learned_bundle", "copy_bundle", "check_tag_name", "TAG_NAME_RE"]
 
@@ -444,47 +442,14 @@ def write_learned_bundle(bundle, tag: str, weight: np.ndarray, bias: float, on: 
         entry.update(record)
     meta["learned_tags"] = list(meta.get("learned_tags", [])) + [entry]
     text = json.dumps(meta, indent=1, allow_nan=False)
-    out = Path(os.path.expanduser(os.fspath(out)))
-    if out.suffix.lower() == ".zip":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".rtc-learn-", suffix=".zip")
-        os.close(fd)
-        try:
-            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-                z.writestr(MODEL_ONNX, onnx_bytes)
-                z.writestr(MODEL_JSON, text)
-            os.replace(tmp, out)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return out
-    if out.exists() and not out.is_dir():
-        raise ParameterError(f"out: {out} exists and is not a folder (give a folder, or a path ending in .zip)")
-    out.mkdir(parents=True, exist_ok=True)
-    for fname, data in ((MODEL_ONNX, onnx_bytes), (MODEL_JSON, text.encode("utf-8"))):
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{fname}.")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, out / fname)
-    return out
+    return write_bundle(out, {MODEL_ONNX: onnx_bytes, MODEL_JSON: text.encode("utf-8")})
 
 
 def copy_bundle(bundle, out) -> Path:
-    """Copy a bundle's ``model.onnx`` and ``model.json`` to a folder or a ``.zip`` file."""
+    """Copy a bundle's ``model.onnx`` and ``model.json`` to a folder or a ``.zip`` file (see
+    :func:`rtclassify.model.bundle_write.write_bundle`)."""
     from ..model.bundle import MODEL_JSON, MODEL_ONNX
 
-    out = Path(os.path.expanduser(os.fspath(out)))
-    files = {MODEL_ONNX: bundle.read_bytes(MODEL_ONNX), MODEL_JSON: bundle.read_bytes(MODEL_JSON)}
-    if out.suffix.lower() == ".zip":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-            for k, v in files.items():
-                z.writestr(k, v)
-        return out
-    if out.exists() and not out.is_dir():
-        raise ParameterError(f"path: {out} exists and is not a folder (give a folder, or a path ending in .zip)")
-    out.mkdir(parents=True, exist_ok=True)
-    for k, v in files.items():
-        (out / k).write_bytes(v)
-    return out
+    return write_bundle(out, {MODEL_ONNX: bundle.read_bytes(MODEL_ONNX), MODEL_JSON: bundle.read_bytes(MODEL_JSON)},
+                        what="path")
 

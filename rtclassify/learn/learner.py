@@ -6,7 +6,6 @@ See :mod:`rtclassify.learn` for the method and
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 import weakref
@@ -350,6 +349,10 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
 
     if features not in FEATURES:
         raise ParameterError(f"features must be one of {', '.join(FEATURES)} (got {features!r})")
+    if out is not None:
+        from ..model.bundle_write import check_bundle_out
+
+        check_bundle_out(out, "out")  # before the learning, not after it
 
     note("reading examples")
     pos = load_examples(positives, sample_rate, "positives")
@@ -401,8 +404,9 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
         tmp = tempfile.TemporaryDirectory(prefix="rtclassify-learned-")
         path = Path(tmp.name) / "bundle"
     else:
-        path = Path(os.path.expanduser(os.fspath(out)))
-    write_learned_bundle(bundle, name, head.weight, head.bias, head.on, head.off, path, record, features=features)
+        path = out
+    path = write_learned_bundle(bundle, name, head.weight, head.bias, head.on, head.off, path, record,
+                                features=features)
 
     from ..model.classifier import Classifier
 
@@ -424,6 +428,6 @@ def save_classifier(clf, path) -> Path:
     """
     from .bundle_ext import copy_bundle
 
-    if path is None or (isinstance(path, str) and not path):
+    if path is None:
         raise ParameterError("path must name a folder or a .zip file")
     return copy_bundle(clf.bundle, path)

@@ -11,10 +11,8 @@ agree within ``1e-4``.
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -166,10 +164,12 @@ def export_bundle(checkpoint, out, name: str | None = None, include_weights: boo
 
     from .trainer import load_checkpoint
 
+    from ..model.bundle_write import check_bundle_out, write_bundle
+
+    out = check_bundle_out(out, "out")
     ck = load_checkpoint(checkpoint) if not isinstance(checkpoint, dict) else checkpoint
     model = build_model(ck)
     mc = ck["model_config"]
-    out = Path(out)
     with tempfile.TemporaryDirectory(prefix="rtc-export-") as tmp:
         tmp = Path(tmp)
         onnx_path = tmp / "model.onnx"
@@ -192,19 +192,7 @@ def export_bundle(checkpoint, out, name: str | None = None, include_weights: boo
             torch.save({"format": ck["format"], "model_config": mc, "state_dict": model.state_dict(),
                         "tags": list(ck["tags"])}, tmp / "weights.pt")
             files.append("weights.pt")
-        if out.suffix == ".zip":
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-                for f in files:
-                    z.write(tmp / f, f)
-        else:
-            out.mkdir(parents=True, exist_ok=True)
-            for f in ("model.onnx", "model.json", "weights.pt"):
-                if (out / f).exists() and f not in files:
-                    (out / f).unlink()
-            for f in files:
-                shutil.copyfile(tmp / f, out / f)
-    return out
+        return write_bundle(out, {f: tmp / f for f in files}, stale=("weights.pt",))
 
 
 def update_bundle_metrics(bundle, metrics: dict) -> None:
