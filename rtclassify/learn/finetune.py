@@ -31,7 +31,9 @@ tag to the built-in ones, use ``rtclassify learn``.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
 import time
 from pathlib import Path
 
@@ -39,14 +41,28 @@ import numpy as np
 
 from ..errors import ParameterError, require
 
-__all__ = ["read_labelled_data", "state_from_onnx", "base_state", "finetune", "add_arguments", "run",
-           "NONE_FOLDERS"]
+__all__ = ["read_labelled_data", "state_from_onnx", "base_state", "finetune", "check_settings", "add_arguments",
+           "run", "NONE_FOLDERS", "MAX_LR"]
 
 NONE_FOLDERS = ("_none", "none", "negatives")
 _AUDIO = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus")
 
 
 # ------------------------------------------------------------------------------------------------ data
+def _looks_like_audio(path: Path) -> bool:
+    """An audio file by its extension or its first bytes (RIFF/WAVE, FLAC, Ogg, MP3, AIFF)."""
+    if path.suffix.lower() in _AUDIO:
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return (head[:4] in (b"fLaC", b"OggS", b"ID3\x03", b"ID3\x04", b"ID3\x02")
+            or (head[:4] in (b"RIFF", b"RIFX", b"RF64") and head[8:12] == b"WAVE")
+            or (head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC")))
+
+
 def _frames(n: int, hop: int, n_fft: int) -> int:
     return 0 if n < n_fft else 1 + (n - n_fft) // hop
 
@@ -95,26 +111,39 @@ def read_labelled_data(data, frontend: dict) -> tuple[list, list]:
     data = Path(data)
     hop, n_fft, sr = int(frontend["hop_length"]), int(frontend["n_fft"]), int(frontend["sample_rate"])
     if data.is_file():
+        if _looks_like_audio(data):
+            raise ParameterError(f"--data: {data} is an audio file; give a folder of tag folders "
+                                 f"(FOLDER/<tag>/*.wav) or a CSV file of file,start,end,tag rows")
+        try:
+            text = data.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ParameterError(f"--data: {data} is not UTF-8 text (byte {exc.start}); expected a CSV file of "
+                                 f"file,start,end,tag rows (save it as UTF-8)") from None
+        except OSError as exc:
+            raise ParameterError(f"--data: cannot read {data} ({exc.strerror or exc})") from None
+        try:
+            table = list(csv.reader(io.StringIO(text, newline="")))
+        except csv.Error as exc:
+            raise ParameterError(f"--data: {data} is not a valid CSV file ({exc})") from None
         rows = []
-        with open(data, newline="") as f:
-            for ln, row in enumerate(csv.reader(f), start=1):
-                if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
-                    continue
-                if len(row) != 4:
-                    raise ParameterError(f"{data}:{ln}: expected 4 columns file,start,end,tag (got {len(row)})")
-                try:
-                    start, end = float(row[1]), float(row[2])
-                except ValueError:
-                    if ln == 1:
-                        continue  # header
-                    raise ParameterError(f"{data}:{ln}: start and end must be numbers of seconds") from None
-                tag = row[3].strip()
-                if not tag:
-                    raise ParameterError(f"{data}:{ln}: empty tag")
-                if not 0 <= start < end:
-                    raise ParameterError(f"{data}:{ln}: need 0 <= start < end (got {start}, {end})")
-                p = Path(row[0].strip())
-                rows.append((p if p.is_absolute() else data.parent / p, start, end, tag, ln))
+        for ln, row in enumerate(table, start=1):
+            if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
+                continue
+            if len(row) != 4:
+                raise ParameterError(f"{data}:{ln}: expected 4 columns file,start,end,tag (got {len(row)})")
+            try:
+                start, end = float(row[1]), float(row[2])
+            except ValueError:
+                if ln == 1:
+                    continue  # header
+                raise ParameterError(f"{data}:{ln}: start and end must be numbers of seconds") from None
+            tag = row[3].strip()
+            if not tag:
+                raise ParameterError(f"{data}:{ln}: empty tag")
+            if not 0 <= start < end:
+                raise ParameterError(f"{data}:{ln}: need 0 <= start < end (got {start}, {end})")
+            p = Path(row[0].strip())
+            rows.append((p if p.is_absolute() else data.parent / p, start, end, tag, ln))
         if not rows:
             raise ParameterError(f"{data}: no labelled rows (file,start,end,tag)")
         tags = sorted({r[3] for r in rows})
@@ -179,20 +208,35 @@ def state_from_onnx(bundle, calibration: np.ndarray | None = None) -> dict:
     statistics close to the running ones): fine-tuning starts where the
     exported model is.
 
+    A bundle written by ``rtclassify learn`` gives its base network: the
+    learned tags' heads are appended to the graph (see
+    :mod:`rtclassify.learn.bundle_ext`) and are not part of it.
+
     Returns
     -------
     dict
-        ``{"model_config": dict, "state_dict": dict, "tags": list}``.
+        ``{"model_config": dict, "state_dict": dict, "tags": list, "learned_tags": list}``: ``tags`` are the
+        network's outputs, ``learned_tags`` the bundle's learned tags left out.
     """
     onnx = require("onnx", extra="train")
     torch = require("torch", extra="train")
     from onnx import numpy_helper
 
     from ..train.model import ModelConfig, ShortChunkCNN
-    from .pretrain import _base_model_config
+    from .pretrain import _base_model_config, learned_tags
 
     model = onnx.load_from_string(bundle.read_bytes("model.onnx"))
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    # the exporter shares equal initializers (equal folded biases) through Identity nodes
+    aliases = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "Identity" and n.input and n.output}
+    for name in aliases:
+        src, seen = aliases[name], {name}
+        while src in aliases and src not in seen:
+            seen.add(src)
+            src = aliases[src]
+        if src in inits and name not in inits:
+            inits[name] = inits[src]
+    learned = learned_tags(bundle)
     mc = ModelConfig.from_dict(_base_model_config(bundle))
     net = ShortChunkCNN(mc)
     sd = net.state_dict()
@@ -206,9 +250,14 @@ def state_from_onnx(bundle, calibration: np.ndarray | None = None) -> dict:
         raise ParameterError(f"{where}: the graph does not look like an exported ShortChunkCNN "
                              f"({len(convs)} Conv, {len(gemms)} Gemm for {n_blocks} blocks)")
     eps = net.blocks[0][1].eps
+    missing = [n for node in convs + gemms for n in node.input[1:] if n and n not in inits]
+    missing += [n for node in (sub[0], div[0]) for n in node.input[1:] if n not in inits]
+    if missing:
+        raise ParameterError(f"{where}: the graph does not look like an exported ShortChunkCNN "
+                             f"(no initializer {', '.join(missing)})")
     for i, node in enumerate(convs):
         w = inits[node.input[1]]
-        b = inits[node.input[2]] if len(node.input) > 2 else np.zeros(w.shape[0], np.float32)
+        b = inits[node.input[2]] if len(node.input) > 2 and node.input[2] else np.zeros(w.shape[0], np.float32)
         if tuple(w.shape) != tuple(sd[f"blocks.{i}.0.weight"].shape):
             raise ParameterError(f"{where}: Conv {i} has shape {w.shape}, the config expects "
                                  f"{tuple(sd[f'blocks.{i}.0.weight'].shape)}")
@@ -218,8 +267,15 @@ def state_from_onnx(bundle, calibration: np.ndarray | None = None) -> dict:
         sd[f"blocks.{i}.1.running_mean"] = torch.zeros(len(b))
         sd[f"blocks.{i}.1.running_var"] = torch.full((len(b),), 1.0 - eps)
     for node, prefix in zip(gemms, ("embed.0", "head")):
-        sd[f"{prefix}.weight"] = torch.from_numpy(inits[node.input[1]].copy())
-        sd[f"{prefix}.bias"] = torch.from_numpy(inits[node.input[2]].copy())
+        for k, name in (("weight", 1), ("bias", 2)):
+            v = inits.get(node.input[name]) if len(node.input) > name else None
+            if v is None or tuple(v.shape) != tuple(sd[f"{prefix}.{k}"].shape):
+                raise ParameterError(f"{where}: the {prefix} layer's {k} has shape "
+                                     f"{None if v is None else tuple(v.shape)}, the config "
+                                     f"({mc.n_tags} tags of the network"
+                                     + (f", learned tags {', '.join(learned)} left out" if learned else "")
+                                     + f") expects {tuple(sd[f'{prefix}.{k}'].shape)}")
+            sd[f"{prefix}.{k}"] = torch.from_numpy(v.copy())
     sd["mel_mean"] = torch.from_numpy(inits[sub[0].input[1]].reshape(-1).copy())
     sd["mel_std"] = torch.from_numpy(inits[div[0].input[1]].reshape(-1).copy())
     net.load_state_dict(sd)
@@ -243,7 +299,8 @@ def state_from_onnx(bundle, calibration: np.ndarray | None = None) -> dict:
                 bn.weight.copy_(torch.sqrt(var + eps))
                 bn.bias.copy_(mu + bias)
         sd = net.state_dict()
-    return {"model_config": mc.to_dict(), "state_dict": sd, "tags": list(bundle.labels)}
+    return {"model_config": mc.to_dict(), "state_dict": sd, "tags": list(bundle.labels)[:mc.n_tags],
+            "learned_tags": learned}
 
 
 def base_state(bundle, init=None, calibration=None) -> tuple[dict, str]:
@@ -270,6 +327,42 @@ def base_state(bundle, init=None, calibration=None) -> tuple[dict, str]:
 
 
 # ------------------------------------------------------------------------------------------------ training
+#: the largest learning rate accepted (far above any that trains this network; a larger one only diverges)
+MAX_LR = 10.0
+#: seeds are 0 .. MAX_SEED (what every generator of the run takes)
+MAX_SEED = 2 ** 32 - 1
+
+
+def check_settings(epochs=6, minutes=10.0, lr=5e-4, val_fraction=0.2, seed=0, threads=1,
+                   windows_per_epoch=4000) -> None:
+    """Check the numbers of :func:`finetune` (named as the ``train --data`` options).
+
+    Raises
+    ------
+    ParameterError
+        The first bad value, with the option's name, the allowed range and the value given.
+    """
+    def integer(v, name, lo, hi=None):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo or (hi is not None and v > hi):
+            rng = f"from {lo} to {hi}" if hi is not None else f">= {lo}"
+            raise ParameterError(f"--{name} must be an integer {rng} (got {v!r})")
+
+    def real(v, name, lo, hi, lo_open=True, hi_open=False):
+        ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+        ok = ok and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+        if not ok:
+            rng = f"> {lo:g}" if hi == math.inf else f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+            raise ParameterError(f"--{name} must be a finite number {rng} (got {v!r})")
+
+    integer(epochs, "epochs", 1)
+    integer(windows_per_epoch, "windows-per-epoch", 1)
+    integer(threads, "threads", 1)
+    integer(seed, "seed", 0, MAX_SEED)
+    real(minutes, "minutes", 0.0, math.inf, hi_open=True)
+    real(lr, "lr", 0.0, MAX_LR)
+    real(val_fraction, "val-fraction", 0.0, 1.0, lo_open=False, hi_open=True)
+
+
 def finetune(data, out, bundle=None, init=None, epochs: int = 6, minutes: float = 10.0, lr: float = 5e-4,
              val_fraction: float = 0.2, seed: int = 0, threads: int = 1, windows_per_epoch: int = 4000,
              console=None) -> dict:
@@ -291,9 +384,13 @@ def finetune(data, out, bundle=None, init=None, epochs: int = 6, minutes: float 
 
     console = console or Console()
     t0 = time.perf_counter()
+    check_settings(epochs, minutes, lr, val_fraction, seed, threads, windows_per_epoch)
     if not (Path(data).is_dir() or Path(data).is_file()):
         raise ParameterError(f"--data: {data} is neither a folder of tag folders nor a CSV file")
     base = load_bundle(bundle)
+    from .pretrain import learned_tags
+
+    dropped = learned_tags(base)
     fe = dict(base.frontend)
     items, tags = read_labelled_data(data, fe)
     from .bundle_ext import check_tag_name
@@ -305,7 +402,7 @@ def finetune(data, out, bundle=None, init=None, epochs: int = 6, minutes: float 
         console.print("[yellow]too few files for a validation split: validating on the training files[/]")
         val_items = train_items
     out = Path(out)
-    run_dir = out.with_name(out.name + ".run") if out.suffix != ".zip" else out.with_suffix(".run")
+    run_dir = out.with_name(out.name + ".run") if out.suffix.lower() != ".zip" else out.with_suffix(".run")
     run_dir.mkdir(parents=True, exist_ok=True)
     W = base.window_frames
 
@@ -322,6 +419,13 @@ def finetune(data, out, bundle=None, init=None, epochs: int = 6, minutes: float 
     calib = window_batch(train_set.mel, tt[np.linspace(0, len(tt) - 1, min(256, len(tt))).astype(int)]
                          + base.lookahead_frames, W)
     ck, source = base_state(base, init, calib)
+    if dropped:
+        console.print(f"[yellow]note: {base.path} has learned tag(s) {', '.join(dropped)} (rtclassify learn): "
+                      f"fine-tuning starts from its base network, whose tags are replaced by yours, so "
+                      f"{'they are' if len(dropped) > 1 else 'it is'} not in the new bundle; label "
+                      f"{'them' if len(dropped) > 1 else 'it'} in --data to train "
+                      f"{'them' if len(dropped) > 1 else 'it'} with your tags, or learn "
+                      f"{'them' if len(dropped) > 1 else 'it'} again on the new bundle[/]")
     mcfg = ModelConfig.from_dict({**dict(ck["model_config"]), "n_tags": len(tags)})
     init_sd = ShortChunkCNN(mcfg).state_dict()
     for k, v in ck["state_dict"].items():
@@ -336,7 +440,8 @@ def finetune(data, out, bundle=None, init=None, epochs: int = 6, minutes: float 
     params = TrainParams(**p)
     extra = {"frontend": fe, "hop_frames": base.hop_frames, "decoder": dict(base.decoder),
              "name": f"{base.name}-finetuned", "config": {"finetune": {"data": str(Path(data).resolve()),
-                                                                       "base": str(base.path), "weights": source}},
+                                                                       "base": str(base.path), "weights": source,
+                                                                       "learned_tags_left_out": dropped}},
              "provenance": {"data": "user-labelled audio (rtclassify train --data)",
                             "folder": str(Path(data).resolve()), "files": len(items),
                             "train_files": [n for n, _, _ in train_items], "val_files": [n for n, _, _ in val_items],
@@ -367,10 +472,10 @@ def add_arguments(parser) -> None:
     g.add_argument("--init", metavar="CHECKPOINT", help="start from this training checkpoint instead of the bundle")
     g.add_argument("--epochs", type=int, default=6, help="most epochs (default 6)")
     g.add_argument("--minutes", type=float, default=10.0, help="time budget in minutes (default 10)")
-    g.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default 5e-4)")
+    g.add_argument("--lr", type=float, default=5e-4, help=f"peak learning rate (default 5e-4; at most {MAX_LR:g})")
     g.add_argument("--val-fraction", type=float, default=0.2, help="share of files held out for validation")
     g.add_argument("--windows-per-epoch", type=int, default=4000, help="training windows per epoch (default 4000)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help=f"random seed, 0..{MAX_SEED} (default 0)")
     g.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
 
 
@@ -378,10 +483,8 @@ def run(args) -> int:
     """Run ``rtclassify train --data``."""
     if not args.out:
         raise ParameterError("train --data needs --out BUNDLE")
-    if args.epochs < 1 or not args.minutes > 0 or not args.lr > 0 or not 0 <= args.val_fraction < 1 \
-            or args.windows_per_epoch < 1:
-        raise ParameterError("--epochs and --windows-per-epoch must be >= 1, --minutes and --lr > 0, --val-fraction "
-                             "in [0, 1)")
+    check_settings(args.epochs, args.minutes, args.lr, args.val_fraction, args.seed, args.threads,
+                   args.windows_per_epoch)
     res = finetune(args.data, args.out, bundle=args.bundle, init=args.init, epochs=args.epochs, minutes=args.minutes,
                    lr=args.lr, val_fraction=args.val_fraction, seed=args.seed, threads=args.threads,
                    windows_per_epoch=args.windows_per_epoch)

@@ -271,8 +271,31 @@ def _projector(dim: int, out: int):
     return nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, out))
 
 
+def learned_tags(bundle) -> list[str]:
+    """The tags ``rtclassify learn`` added to a bundle: heads appended to its graph after the network's own
+    output (the last labels), not rows of the network's output layer.
+
+    Raises
+    ------
+    BundleError
+        ``learned_tags`` of model.json does not name the last labels of the bundle.
+    """
+    from ..errors import BundleError
+
+    rec = bundle.meta.get("learned_tags") or []
+    names = [e.get("tag") for e in rec if isinstance(e, dict)] if isinstance(rec, list) else None
+    labels = list(bundle.labels)
+    if names is None or len(names) != len(rec) or len(names) >= len(labels) or labels[len(labels) - len(names):] != names:
+        raise BundleError(f"{bundle.file_label('model.json')}: 'learned_tags' does not name the last labels "
+                          f"of the bundle ({', '.join(labels)})")
+    return names
+
+
 def _base_model_config(bundle) -> dict:
-    """The base bundle's ShortChunkCNN configuration (model.json ``training.model``), or the defaults."""
+    """The base bundle's ShortChunkCNN configuration (model.json ``training.model``), or the defaults.
+
+    ``n_tags`` counts the network's own outputs: the labels less the learned tags (:func:`learned_tags`).
+    """
     from ..train.model import ModelConfig
 
     mc = (bundle.meta.get("training") or {}).get("model")
@@ -281,7 +304,7 @@ def _base_model_config(bundle) -> dict:
     else:
         cfg = ModelConfig(n_mels=bundle.n_mels, window_frames=bundle.window_frames,
                           lookahead_frames=bundle.lookahead_frames)
-    cfg.n_tags = len(bundle.labels)
+    cfg.n_tags = len(bundle.labels) - len(learned_tags(bundle))
     return cfg.to_dict()
 
 
