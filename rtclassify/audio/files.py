@@ -98,13 +98,25 @@ def read_audio(path, channel: int | None = None) -> tuple[np.ndarray, int]:
     ParameterError
         ``channel`` out of range.
     """
+    data, sr = read_channels(path)
+    return to_mono(data, channel), sr
+
+
+def read_channels(path) -> tuple[np.ndarray, int]:
+    """All channels of an audio file: float32 ``(n, channels)`` and the sample rate.
+
+    Raises
+    ------
+    AudioFileError
+        Missing, unreadable, unsupported or undecodable file (the message names it).
+    """
     with _open(path) as f:
         sr = int(f.samplerate)
         try:
             data = f.read(dtype="float32", always_2d=True)
         except RuntimeError as exc:
             raise AudioFileError(f"{path}: cannot decode audio ({exc})") from exc
-    return to_mono(data, channel), sr
+    return data, sr
 
 
 def iter_blocks(path, blocksize: int = 65536, channel: int | None = None) -> Iterator[np.ndarray]:

@@ -245,18 +245,12 @@ class ClipSource:
         Raises :class:`~rtclassify.errors.AudioFileError` naming the file when it is missing, a folder,
         unreadable or holds no samples.
         """
-        from .files import AudioFileError, _open
+        from .files import AudioFileError, read_channels
 
-        with _open(path) as f:
-            p = Path(f.name)
-            try:
-                data = f.read(dtype="float32", always_2d=True)
-            except Exception as exc:
-                raise AudioFileError(f"{p}: cannot decode audio ({exc})") from None
-            sr = f.samplerate
+        data, sr = read_channels(path)
         if data.shape[0] == 0:
-            raise AudioFileError(f"{p}: no samples (an empty audio file)")
-        return cls(data, sr, blocksize=blocksize, speed=speed, name=p.name, loop=loop)
+            raise AudioFileError(f"{path}: no samples (an empty audio file)")
+        return cls(data, sr, blocksize=blocksize, speed=speed, name=Path(path).name, loop=loop)
 
     @property
     def duration(self) -> float:
