@@ -109,6 +109,13 @@ def write_bundle(folder: Path, meta: dict | None = None, onnx_tags: int | None =
     return folder
 
 
+def rewrite_meta(folder: Path, mutate) -> None:
+    """Change a bundle folder's model.json in place: ``mutate(meta)`` edits the loaded dict."""
+    meta = json.loads((folder / "model.json").read_text())
+    mutate(meta)
+    (folder / "model.json").write_text(json.dumps(meta))
+
+
 def tone(sr: int, seconds: float, freq: float, amp: float = 0.5, start: float = 0.0) -> np.ndarray:
     """A sine of ``seconds`` seconds, float32."""
     t = start + np.arange(int(round(seconds * sr))) / sr

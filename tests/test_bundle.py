@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import zipfile
 
 import numpy as np
@@ -21,12 +20,6 @@ from rtclassify.model.classifier import Classifier  # noqa: E402
 @pytest.fixture
 def bdir(tmp_path):
     return tb.write_bundle(tmp_path / "bundle")
-
-
-def _rewrite(bdir, mutate):
-    meta = json.loads((bdir / "model.json").read_text())
-    mutate(meta)
-    (bdir / "model.json").write_text(json.dumps(meta))
 
 
 def test_valid_folder_loads(bdir):
@@ -117,7 +110,7 @@ def test_missing_key(bdir, key):
             obj = obj[p]
         del obj[parts[-1]]
 
-    _rewrite(bdir, drop)
+    tb.rewrite_meta(bdir, drop)
     with pytest.raises(BundleError) as err:
         load_bundle(bdir)
     assert "model.json" in str(err.value) and f"missing key '{key}'" in str(err.value)
@@ -139,7 +132,7 @@ def test_missing_key(bdir, key):
     (lambda m: m["decoder"].update(smoothing="mean"), "decoder.smoothing"),
 ])
 def test_bad_values(bdir, mutate, text):
-    _rewrite(bdir, mutate)
+    tb.rewrite_meta(bdir, mutate)
     with pytest.raises(BundleError) as err:
         load_bundle(bdir)
     assert "model.json" in str(err.value) and text in str(err.value)
@@ -147,7 +140,7 @@ def test_bad_values(bdir, mutate, text):
 
 @pytest.mark.parametrize("change", [{"n_fft": 500}, {"window": "kaiser"}, {"fmax": 12000.0}, {"mel_scale": "bark"}])
 def test_frontend_config_rejected_by_melfrontend(bdir, change):
-    _rewrite(bdir, lambda m: m["frontend"].update(change))
+    tb.rewrite_meta(bdir, lambda m: m["frontend"].update(change))
     with pytest.raises(BundleError) as err:
         load_bundle(bdir)
     assert "model.json" in str(err.value) and "rejected by MelFrontend" in str(err.value)
@@ -179,25 +172,25 @@ def test_truncated_onnx(bdir):
 
 
 def test_input_and_output_names_checked(bdir):
-    _rewrite(bdir, lambda m: m["input"].update(name="spectrogram"))
+    tb.rewrite_meta(bdir, lambda m: m["input"].update(name="spectrogram"))
     with pytest.raises(BundleError, match=r"model\.onnx: has no input named 'spectrogram'"):
         Classifier.load(bdir)
 
 
 def test_output_name_checked(bdir):
-    _rewrite(bdir, lambda m: m["outputs"].update(probs="scores"))
+    tb.rewrite_meta(bdir, lambda m: m["outputs"].update(probs="scores"))
     with pytest.raises(BundleError, match=r"model\.onnx: has no output named 'scores'"):
         Classifier.load(bdir)
 
 
 def test_window_size_mismatch(bdir):
-    _rewrite(bdir, lambda m: m["input"].update(window_frames=20))
+    tb.rewrite_meta(bdir, lambda m: m["input"].update(window_frames=20))
     with pytest.raises(BundleError, match=r"model\.onnx: input axis 2 has size 16 but model.json gives window_frames = 20"):
         Classifier.load(bdir)
 
 
 def test_embedding_dim_mismatch(bdir):
-    _rewrite(bdir, lambda m: m["outputs"].update(embedding_dim=7))
+    tb.rewrite_meta(bdir, lambda m: m["outputs"].update(embedding_dim=7))
     with pytest.raises(BundleError, match=r"model\.onnx: output 'embedding' has size 32 .* embedding_dim = 7"):
         Classifier.load(bdir)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,19 @@ FORMAT_VERSION = 1
 #: frontend keys passed to :class:`rtclassify.MelFrontend` (the first four are required)
 FRONTEND_REQUIRED = ("sample_rate", "n_fft", "hop_length", "n_mels")
 FRONTEND_OPTIONAL = ("win_length", "window", "fmin", "fmax", "mel_scale", "norm", "power", "log", "amin")
+
+#: plausible ranges of the frontend and window values; generous for real models, they keep a
+#: hostile ``model.json`` from asking the frontend or the session for gigabytes
+FRONTEND_RANGES = {
+    "sample_rate": (1000, 384000),
+    "n_fft": (1, 65536),
+    "hop_length": (1, 65536),
+    "n_mels": (1, 1024),
+}
+MAX_WINDOW_FRAMES = 16384
+MAX_MEDIAN_HOPS = 1000
+#: the largest ``model.json`` read (the default bundle's is about 40 KiB)
+MAX_JSON_BYTES = 16 * 1024 * 1024
 
 
 def default_bundle_path() -> Path:
@@ -163,25 +177,61 @@ class Bundle:
 # ----------------------------------------------------------------------
 # reading
 # ----------------------------------------------------------------------
-def _read(path: Path, prefix: str, name: str) -> bytes:
+def _too_large(where: str, limit: int) -> BundleError:
+    return BundleError(f"{where}: too large (over {limit // (1024 * 1024)} MiB)")
+
+
+def _read(path: Path, prefix: str, name: str, limit: int | None = None) -> bytes:
+    """Bytes of one bundle file; ``limit`` refuses a file larger than that many bytes."""
     if path.is_dir():
         f = path / name
         if not f.is_file():
             raise BundleError(f"{f}: missing file in the model bundle")
         try:
+            if limit is not None and f.stat().st_size > limit:
+                raise _too_large(str(f), limit)
             return f.read_bytes()
         except OSError as exc:
             raise BundleError(f"{f}: cannot read ({exc.strerror or exc})") from exc
     try:
         with zipfile.ZipFile(path) as zf:
-            try:
-                return zf.read(prefix + name)
-            except KeyError:
-                raise BundleError(f"{path}!{prefix}{name}: missing file in the model bundle") from None
+            return _read_member(zf, path, prefix + name, limit)
     except zipfile.BadZipFile as exc:
         raise BundleError(f"{path}: not a valid zip file ({exc})") from exc
     except OSError as exc:
         raise BundleError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+
+
+def _open_member(zf: zipfile.ZipFile, path: Path, member: str):
+    """Open one zip member for reading; a member zipfile cannot read is a BundleError naming it."""
+    where = f"{path}!{member}"
+    try:
+        info = zf.getinfo(member)
+    except KeyError:
+        raise BundleError(f"{where}: missing file in the model bundle") from None
+    if info.flag_bits & 0x1:
+        raise BundleError(f"{where}: encrypted (a model bundle's zip must not use a password)")
+    try:
+        return zf.open(info)
+    except (NotImplementedError, RuntimeError) as exc:
+        # zipfile raises NotImplementedError for an unknown method and RuntimeError
+        # when the module of a known one (bz2, lzma) is missing
+        raise BundleError(f"{where}: compressed with an unsupported method ({info.compress_type}: {exc}); "
+                          f"store or deflate the bundle's files") from exc
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise BundleError(f"{where}: corrupt zip member ({exc})") from exc
+
+
+def _read_member(zf: zipfile.ZipFile, path: Path, member: str, limit: int | None = None) -> bytes:
+    where = f"{path}!{member}"
+    with _open_member(zf, path, member) as f:
+        try:
+            data = f.read() if limit is None else f.read(limit + 1)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise BundleError(f"{where}: corrupt zip member ({exc})") from exc
+    if limit is not None and len(data) > limit:
+        raise _too_large(where, limit)
+    return data
 
 
 def _zip_prefix(path: Path) -> str:
@@ -219,12 +269,16 @@ class _Checker:
             self.fail(f"missing key '{full}'")
         return obj[key]
 
-    def integer(self, value, key: str, minimum: int | None = None) -> int:
+    def integer(self, value, key: str, minimum: int | None = None, maximum: int | None = None,
+                unit: str = "") -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             else:
                 self.fail(f"'{key}' must be an integer (got {value!r})")
+        if maximum is not None and (value > maximum or (minimum is not None and value < minimum)):
+            lo = f"from {minimum} " if minimum is not None else ""
+            self.fail(f"'{key}' must be {lo}to {maximum}{unit} (got {value})")
         if minimum is not None and value < minimum:
             self.fail(f"'{key}' must be >= {minimum} (got {value})")
         return int(value)
@@ -252,6 +306,10 @@ def _parse(path: Path, prefix: str, raw: bytes, where: str, check_frontend: bool
         c.fail(f"not UTF-8 text ({exc})")
     except json.JSONDecodeError as exc:
         c.fail(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    except RecursionError:
+        c.fail("not valid JSON (nested too deeply)")
+    except ValueError as exc:  # an integer with more digits than Python converts
+        c.fail(f"not valid JSON ({exc})")
     if not isinstance(meta, dict):
         c.fail("must hold a JSON object")
 
@@ -274,7 +332,9 @@ def _parse(path: Path, prefix: str, raw: bytes, where: str, check_frontend: bool
         c.fail(f"unknown key(s) in 'frontend': {', '.join(unknown)}")
     frontend = {}
     for key in FRONTEND_REQUIRED:
-        frontend[key] = c.integer(c.get(fe, key, "frontend"), f"frontend.{key}", 1)
+        lo, hi = FRONTEND_RANGES[key]
+        frontend[key] = c.integer(c.get(fe, key, "frontend"), f"frontend.{key}", lo, hi,
+                                  " Hz" if key == "sample_rate" else "")
     for key in FRONTEND_OPTIONAL:
         if key in fe:
             frontend[key] = fe[key]
@@ -283,12 +343,14 @@ def _parse(path: Path, prefix: str, raw: bytes, where: str, check_frontend: bool
 
         try:
             MelFrontend(**frontend)
-        except (ValueError, TypeError, RuntimeError) as exc:
+        except (ValueError, TypeError, RuntimeError, OverflowError) as exc:
             c.fail(f"frontend config rejected by MelFrontend: {exc}")
+        except MemoryError as exc:
+            c.fail(f"frontend config rejected by MelFrontend: it needs more memory than there is ({exc})")
 
     inp = c.get(meta, "input")
     input_name = c.string(c.get(inp, "name", "input"), "input.name")
-    window_frames = c.integer(c.get(inp, "window_frames", "input"), "input.window_frames", 1)
+    window_frames = c.integer(c.get(inp, "window_frames", "input"), "input.window_frames", 1, MAX_WINDOW_FRAMES)
     layout = inp.get("layout", "batch,mels,frames")
     if layout != "batch,mels,frames":
         c.fail(f"'input.layout' must be 'batch,mels,frames' (got {layout!r})")
@@ -306,6 +368,9 @@ def _parse(path: Path, prefix: str, raw: bytes, where: str, check_frontend: bool
     if lookahead >= window_frames:
         c.fail(f"'lookahead_frames' ({lookahead}) must be smaller than input.window_frames ({window_frames})")
     hop_frames = c.integer(c.get(meta, "hop_frames"), "hop_frames", 1)
+    if hop_frames > window_frames:
+        c.fail(f"'hop_frames' ({hop_frames}) is longer than the model's window ({window_frames} frames): "
+               f"the audio between two outputs would never be heard")
 
     th = c.get(meta, "thresholds")
     if not isinstance(th, dict):
@@ -335,7 +400,7 @@ def _parse(path: Path, prefix: str, raw: bytes, where: str, check_frontend: bool
             c.fail(f"'decoder.smoothing' must be 'ema' or 'median' (got {dec['smoothing']!r})")
         decoder["smoothing"] = dec["smoothing"]
     if "median_hops" in dec:
-        decoder["median_hops"] = c.integer(dec["median_hops"], "decoder.median_hops", 1)
+        decoder["median_hops"] = c.integer(dec["median_hops"], "decoder.median_hops", 1, MAX_MEDIAN_HOPS)
 
     meta = dict(meta)
     if prefix:
@@ -377,10 +442,13 @@ def load_bundle(path: str | Path | None = None, *, check_frontend: bool = True) 
     Raises
     ------
     BundleError
-        The folder, zip or one of its files is missing or unreadable,
-        ``model.json`` is not valid JSON or lacks a key, a value is out of
-        range, or the frontend config is rejected by ``MelFrontend``. The
-        message names the file.
+        The folder, zip or one of its files is missing or unreadable (a zip
+        member that is encrypted or compressed with a method zipfile cannot
+        read included), ``model.json`` is larger than 16 MiB, is not valid
+        JSON or lacks a key, a value is out of range (see
+        :data:`FRONTEND_RANGES`, :data:`MAX_WINDOW_FRAMES`; ``hop_frames`` may
+        not exceed the window), or the frontend config is rejected by
+        ``MelFrontend``. The message names the file.
     """
     if path is None:
         path = default_bundle_path()
@@ -400,15 +468,21 @@ def load_bundle(path: str | Path | None = None, *, check_frontend: bool = True) 
         where = f"{path}!{prefix}{MODEL_JSON}"
     else:
         raise BundleError(f"{path}: not a model bundle (expected a folder or a zip file)")
-    raw = _read(path, prefix, MODEL_JSON)
+    raw = _read(path, prefix, MODEL_JSON, MAX_JSON_BYTES)
     bundle = _parse(path, prefix, raw, where, check_frontend)
     # model.onnx must at least exist; its contents are checked by the backend
     if path.is_dir():
         if not (path / MODEL_ONNX).is_file():
             raise BundleError(f"{path / MODEL_ONNX}: missing file in the model bundle")
     else:
-        with zipfile.ZipFile(path) as zf:
-            if prefix + MODEL_ONNX not in zf.namelist():
-                raise BundleError(f"{path}!{prefix}{MODEL_ONNX}: missing file in the model bundle")
+        # opening the member (without reading it) also refuses an encrypted one or an
+        # unsupported compression method now rather than when a backend loads the graph
+        try:
+            with zipfile.ZipFile(path) as zf, _open_member(zf, path, prefix + MODEL_ONNX):
+                pass
+        except zipfile.BadZipFile as exc:
+            raise BundleError(f"{path}: not a valid zip file ({exc})") from exc
+        except OSError as exc:
+            raise BundleError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     return bundle
 
