@@ -10,8 +10,8 @@ folder per tag
     its silent frames are negatives. Files in a folder named ``_none``,
     ``none`` or ``negatives`` carry no tag (pure negatives).
 CSV file
-    Rows ``file,start,end,tag`` (seconds; a header row is allowed; paths
-    relative to the CSV's folder). Frames whose centre lies in
+    Rows ``file,start,end,tag`` (UTF-8 text; seconds; a header row is allowed;
+    paths relative to the CSV's folder). Frames whose centre lies in
     ``[start, end)`` carry the tag; several rows may label one file
     (multi-label). Every other frame of a listed file is a negative.
 
@@ -25,7 +25,10 @@ of ``rtclassify/train/configs/default.toml`` except a smaller learning rate
 and budget. Files are split into training and validation files
 (``--val-fraction``, at least one file of each tag on each side when a tag has
 two files or more). The exported bundle has the user's tags only; to add a
-tag to the built-in ones, use ``rtclassify learn``.
+tag to the built-in ones, use ``rtclassify learn``. A base bundle written by
+``rtclassify learn`` gives its base network: its learned tags (heads appended
+to the graph, on the embedding and mel statistics, which the network's
+output layer cannot hold) are left out like its other tags, with a note.
 """
 
 from __future__ import annotations
@@ -40,9 +43,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ParameterError, require
+from ..train import MAX_LR, MAX_SEED
 
 __all__ = ["read_labelled_data", "state_from_onnx", "base_state", "finetune", "check_settings", "add_arguments",
-           "run", "NONE_FOLDERS", "MAX_LR"]
+           "run", "NONE_FOLDERS"]
 
 NONE_FOLDERS = ("_none", "none", "negatives")
 _AUDIO = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus")
@@ -327,10 +331,6 @@ def base_state(bundle, init=None, calibration=None) -> tuple[dict, str]:
 
 
 # ------------------------------------------------------------------------------------------------ training
-#: the largest learning rate accepted (far above any that trains this network; a larger one only diverges)
-MAX_LR = 10.0
-#: seeds are 0 .. MAX_SEED (what every generator of the run takes)
-MAX_SEED = 2 ** 32 - 1
 
 
 def check_settings(epochs=6, minutes=10.0, lr=5e-4, val_fraction=0.2, seed=0, threads=1,
@@ -385,6 +385,9 @@ def finetune(data, out, bundle=None, init=None, epochs: int = 6, minutes: float 
     console = console or Console()
     t0 = time.perf_counter()
     check_settings(epochs, minutes, lr, val_fraction, seed, threads, windows_per_epoch)
+    from ..model.bundle_write import check_bundle_out
+
+    check_bundle_out(out, "--out")  # before the training, not after it
     if not (Path(data).is_dir() or Path(data).is_file()):
         raise ParameterError(f"--data: {data} is neither a folder of tag folders nor a CSV file")
     base = load_bundle(bundle)

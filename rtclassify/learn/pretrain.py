@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ParameterError, require
+from ..train import MAX_LR, MAX_SEED
 
 __all__ = ["PretrainParams", "AudioPool", "Augmenter", "pretrain", "load_encoder", "ssl_encoder", "nt_xent",
            "ENCODER_FORMAT", "AUDIO_EXTENSIONS"]
@@ -101,10 +102,15 @@ class PretrainParams:
                 raise ParameterError(f"{name} must be a positive number (got {v!r})")
         if not (isinstance(self.epochs, (int, float)) and math.isfinite(self.epochs) and self.epochs >= 0):
             raise ParameterError(f"epochs must be a number >= 0 (got {self.epochs!r})")
+        if self.lr > MAX_LR:
+            raise ParameterError(f"lr must be at most {MAX_LR:g} (got {self.lr!r})")
         for name, lo in (("batch_size", 2), ("projection_dim", 1), ("threads", 1), ("max_steps", 0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ParameterError(f"{name} must be an integer >= {lo} (got {v!r})")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) \
+                or not 0 <= self.seed <= MAX_SEED:
+            raise ParameterError(f"seed must be an integer from 0 to {MAX_SEED} (got {self.seed!r})")
         return self
 
 
@@ -337,7 +343,12 @@ def pretrain(data, out_dir, bundle=None, params: PretrainParams | None = None, c
     p = (params or PretrainParams()).validate()
     bundle = bundle if bundle is not None else load_bundle(None)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ParameterError(f"--out {out_dir}: exists and is not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ParameterError(f"--out {out_dir}: cannot create the folder ({exc.strerror or exc})") from None
     torch.set_num_threads(p.threads)
     torch.manual_seed(p.seed)
     rng = np.random.default_rng(p.seed)
@@ -405,6 +416,9 @@ def pretrain(data, out_dir, bundle=None, params: PretrainParams | None = None, c
             opt.step()
             step += 1
             li = float(loss.item())
+            if not math.isfinite(li):
+                raise ParameterError(f"pretraining diverged: the loss became {li} at step {step} (lr {p.lr:g}); "
+                                     f"pretrain again with a lower learning rate")
             running = li if running is None else 0.95 * running + 0.05 * li
             if step % 10 == 0 or step == 1:
                 history.append({"step": step, "loss": li, "loss_smoothed": running, "lr": lr,

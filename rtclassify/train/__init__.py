@@ -3,3 +3,8 @@
 Nothing here is imported by the runtime. :mod:`rtclassify.train.data` builds
 the labelled training set (``rtclassify data build``).
 """
+
+#: the largest learning rate the trainers accept (far above any that trains this network; more only diverges)
+MAX_LR = 10.0
+#: seeds are 0 .. MAX_SEED (what every random generator of a run takes)
+MAX_SEED = 2 ** 32 - 1

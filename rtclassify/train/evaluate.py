@@ -13,6 +13,7 @@ along each clip.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 
@@ -413,6 +414,33 @@ def _load_audio(path: Path, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(audio, np.float32)
 
 
+def _read_labels_csv(csv_path: Path) -> list[tuple[int, dict]]:
+    """``(line number, row)`` of a real-recordings ``labels.csv`` (UTF-8, with a header naming ``file``).
+
+    Raises
+    ------
+    ParameterError
+        Not UTF-8 text, not CSV, or no ``file`` column (the message names the file).
+    """
+    try:
+        text = csv_path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ParameterError(f"--real: {csv_path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise ParameterError(f"--real: cannot read {csv_path} ({exc.strerror or exc})") from None
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        header = [c.strip() for c in (reader.fieldnames or [])]
+        missing = [c for c in ("file",) if c not in header]
+        if missing:
+            raise ParameterError(f"--real: {csv_path} has no column {', '.join(repr(c) for c in missing)} "
+                                 f"(header: {', '.join(header) if header else 'none'}; expected file,tags,kind,...)")
+        reader.fieldnames = header
+        return [(reader.line_num, {k: v for k, v in row.items() if k is not None}) for row in reader]
+    except csv.Error as exc:
+        raise ParameterError(f"--real: {csv_path} is not a valid CSV file ({exc})") from None
+
+
 def evaluate_real(bundle, real_dir, rms_floor_db: float = -50.0, threads: int = 2) -> dict:
     """Per file of ``labels.csv``: fraction of sounding frames in which each tag is on.
 
@@ -425,8 +453,10 @@ def evaluate_real(bundle, real_dir, rms_floor_db: float = -50.0, threads: int = 
     ----------
     bundle : path
     real_dir : path
-        Folder with ``labels.csv`` (columns ``file, tags, kind, ...``; tags
-        separated by ``;``, ``,`` or spaces) and the audio files.
+        Folder with ``labels.csv`` (UTF-8, a header row naming at least the
+        ``file`` column: ``file, tags, kind, ...``; tags separated by ``;``,
+        ``,`` or spaces) and the audio files. A file shorter than one frame
+        is reported with no frames (``n_frames`` 0).
     rms_floor_db : float
         An output is "sounding" when the loudest frontend frame of its hop
         (the ``hop_frames`` frames ending at the reported frame) has an RMS
@@ -443,6 +473,8 @@ def evaluate_real(bundle, real_dir, rms_floor_db: float = -50.0, threads: int = 
 
     real_dir = Path(real_dir)
     csv_path = real_dir / "labels.csv"
+    if real_dir.is_file():
+        raise ParameterError(f"--real: {real_dir} is a file; give the folder that holds labels.csv and the recordings")
     if not csv_path.is_file():
         raise ParameterError(f"--real: {csv_path} not found")
     clf = Classifier.load(bundle, threads=threads)
@@ -451,10 +483,11 @@ def evaluate_real(bundle, real_dir, rms_floor_db: float = -50.0, threads: int = 
     sr, n_fft, hop = int(fe["sample_rate"]), int(fe["n_fft"]), int(fe["hop_length"])
     hop_frames = int(clf.bundle.hop_frames)
     files = {}
-    with open(csv_path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    for row in rows:
-        name = row["file"].strip()
+    rows = _read_labels_csv(csv_path)
+    for ln, row in rows:
+        name = (row.get("file") or "").strip()
+        if not name:
+            raise ParameterError(f"{csv_path}:{ln}: empty 'file'")
         labelled = [t for t in (row.get("tags") or "").replace(";", " ").replace(",", " ").split() if t]
         unknown = [t for t in labelled if t not in tags]
         if unknown:
@@ -542,6 +575,9 @@ def format_real_table(report: dict):
     t.add_column("others on (top 3)")
     t.add_column("sounding", justify="right")
     for name, f in report["files"].items():
+        if not f["n_frames"]:  # shorter than one frame (an empty file): nothing was tagged
+            t.add_row(name, " ".join(f["labelled"]) or "-", "no sounding frames", "-", "0/0")
+            continue
         fr = f["on_fraction_sounding"] if f["n_sounding"] else f["on_fraction_all"]
         lab = ", ".join(f"{x} {fr[x]:.0%}" for x in f["labelled"]) or "-"
         others = sorted(((v or 0.0, k) for k, v in fr.items() if k not in f["labelled"]), reverse=True)[:3]

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, ParameterError, require
+from . import MAX_LR, MAX_SEED
 from .features import DEFAULT_FRONTEND, FeatureSet, build_feature_set, load_feature_set, window_batch
 from .model import TAGS, ModelConfig
 
@@ -156,9 +157,13 @@ class TrainParams:
             raise ConfigError(f"[train] freq_masks must be in 0..4, got {self.freq_masks}")
         if not 1 <= int(self.freq_mask_bins) <= 64:
             raise ConfigError(f"[train] freq_mask_bins must be in 1..64, got {self.freq_mask_bins}")
-        for k in ("lr", "time_budget_min"):
-            if not float(getattr(self, k)) > 0:
-                raise ConfigError(f"[train] {k} must be > 0, got {getattr(self, k)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) \
+                or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"[train] seed must be an integer from 0 to {MAX_SEED}, got {self.seed!r}")
+        if not (math.isfinite(float(self.lr)) and 0 < float(self.lr) <= MAX_LR):
+            raise ConfigError(f"[train] lr must be a finite number in (0, {MAX_LR:g}], got {self.lr}")
+        if not float(self.time_budget_min) > 0:
+            raise ConfigError(f"[train] time_budget_min must be > 0, got {self.time_budget_min}")
         if not float(self.onset_ms) > 0:
             raise ConfigError(f"[train] onset_ms must be > 0, got {self.onset_ms}")
         for k in ("mixup", "balance", "onset_fraction"):
@@ -623,6 +628,8 @@ class Trainer:
         from .evaluate import tag_metrics
 
         probs = self.predict(self.val_set, self.val_targets, precision=self.params.precision)
+        if not np.all(np.isfinite(probs)):
+            self._diverged(f"the network's outputs became NaN after step {self.global_step}")
         y = np.asarray(self.val_set.labels[self.val_targets], np.float64)
         p = np.clip(probs.astype(np.float64), 1e-7, 1 - 1e-7)
         loss = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
@@ -630,6 +637,10 @@ class Trainer:
         return {"val_loss": loss, "val_roc_auc": m["macro"]["roc_auc"], "val_pr_auc": m["macro"]["pr_auc"]}
 
     # -- the loop
+    def _diverged(self, what: str):
+        raise ParameterError(f"training diverged: {what} (epoch {self.epoch + 1}, lr {self.params.lr:g}); "
+                             f"train again with a lower learning rate")
+
     def progress_fraction(self, running_s: float = 0.0) -> float:
         """Fraction of training done: the larger of steps done / total steps and time used / time budget."""
         return max(self.global_step / self.total_steps,
@@ -665,12 +676,15 @@ class Trainer:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.params.precision == "bf16"):
                 logits, _ = self.model.logits_and_embedding(x)
             loss = F.binary_cross_entropy_with_logits(logits.float(), y)
+            value = loss.item()
+            if not math.isfinite(value):
+                self._diverged(f"the training loss became {value} at step {self.global_step + 1}")
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
             self.global_step += 1
             steps += 1
-            total += loss.item()
+            total += value
             progress.update(task, advance=1, loss=total / steps)
         return total / max(1, steps), finished or self.global_step >= self.total_steps
 

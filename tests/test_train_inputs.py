@@ -1,0 +1,255 @@
+"""Bad inputs of the training commands (train --data, pretrain, evaluate --real) and fine-tuning a learned bundle."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+pytest.importorskip("sklearn")
+
+from _rtc_bundle import tone  # noqa: E402
+from test_learn import SR, bell  # noqa: E402
+from test_train_model import TINY, _clips  # noqa: E402
+
+from rtclassify import Classifier, cli  # noqa: E402
+from rtclassify.errors import ConfigError, ParameterError  # noqa: E402
+from rtclassify.train.features import DEFAULT_FRONTEND, build_feature_set  # noqa: E402
+from rtclassify.train.model import TAGS, ModelConfig, ShortChunkCNN  # noqa: E402
+
+
+def _cnn_bundle(folder, randomize_bn: bool = True):
+    """A tiny exported ShortChunkCNN bundle (as test_learn's ``cnn_bundle``)."""
+    from rtclassify.train.export import export_bundle
+    from rtclassify.train.trainer import CHECKPOINT_FORMAT
+
+    cfg = ModelConfig(width=2, multipliers=[1, 2, 2, 2], time_pools=4, embedding_dim=16, lookahead_frames=2)
+    torch.manual_seed(0)
+    m = ShortChunkCNN(cfg)
+    if randomize_bn:
+        with torch.no_grad():
+            for blk in m.blocks:
+                bn = blk[1]
+                bn.running_mean.uniform_(-0.5, 0.5)
+                bn.running_var.uniform_(0.5, 2.0)
+                bn.weight.uniform_(0.5, 1.5)
+                bn.bias.uniform_(-0.2, 0.2)
+    ck = {"format": CHECKPOINT_FORMAT, "model_config": cfg.to_dict(), "state_dict": m.state_dict(),
+          "tags": list(TAGS), "thresholds": {t: {"on": 0.5, "off": 0.35} for t in TAGS}, "name": "tiny-cnn"}
+    return export_bundle(ck, folder)
+
+
+@pytest.fixture(scope="module")
+def learned_bundle(tmp_path_factory):
+    """A tiny CNN bundle plus a tag learned with Classifier.learn: 13 labels, a 12-row network head."""
+    tmp = tmp_path_factory.mktemp("learned")
+    base = Classifier.load(_cnn_bundle(tmp / "base"))
+    clf = base.learn("bell", [bell(SR, 2.0, i) for i in range(2)], sample_rate=SR, out=tmp / "learned")
+    assert len(clf.labels) == 13 and clf.labels[-1] == "bell"
+    return clf
+
+
+def _tag_folders(root, seconds=1.5):
+    import soundfile as sf
+
+    for tag in ("ding", "_none"):
+        (root / tag).mkdir(parents=True)
+        for i in range(2):
+            x = bell(SR, seconds, i) if tag == "ding" else tone(SR, seconds, 200.0 * (i + 1), 0.3)
+            sf.write(root / tag / f"{i}.wav", x, SR)
+    return root
+
+
+# ------------------------------------------------------------------------------------------- 1. learned bundle
+def test_state_from_onnx_of_a_learned_bundle_is_its_base_network(learned_bundle):
+    from rtclassify.learn.finetune import state_from_onnx
+    from rtclassify.train.export import build_model
+
+    st = state_from_onnx(learned_bundle.bundle)
+    assert st["tags"] == list(TAGS) and st["learned_tags"] == ["bell"]
+    assert st["model_config"]["n_tags"] == 12
+    x = np.random.default_rng(0).normal(-50, 20, (8, 128, 64)).clip(-100, 20).astype(np.float32)
+    with torch.no_grad():
+        p, _ = build_model(st)(torch.from_numpy(x))
+    assert np.abs(p.numpy() - learned_bundle.backend.run(x)[:, :12]).max() < 1e-4
+
+
+def test_state_from_onnx_reads_initializers_the_exporter_shared(tmp_path):
+    # fresh batch norm: equal folded biases, which torch's exporter shares through Identity nodes
+    from rtclassify.learn.finetune import state_from_onnx
+    from rtclassify.train.export import build_model
+
+    clf = Classifier.load(_cnn_bundle(tmp_path / "b", randomize_bn=False))
+    x = np.random.default_rng(1).normal(-50, 20, (4, 128, 64)).clip(-100, 20).astype(np.float32)
+    with torch.no_grad():
+        p, _ = build_model(state_from_onnx(clf.bundle))(torch.from_numpy(x))
+    assert np.abs(p.numpy() - clf.backend.run(x)).max() < 1e-4
+
+
+@pytest.mark.slow
+def test_train_data_from_a_learned_bundle(learned_bundle, tmp_path, capsys):
+    data = _tag_folders(tmp_path / "data")
+    out = tmp_path / "tuned"
+    rc = cli.main(["train", "--data", str(data), "--bundle", str(learned_bundle.bundle.path), "--out", str(out),
+                   "--epochs", "1", "--windows-per-epoch", "64"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert rc == 0
+    assert "learned tag(s) bell" in text and "not in the new bundle" in text
+    clf = Classifier.load(out)
+    assert clf.labels == ("ding",)
+    assert clf.bundle.meta["training"]["config"]["finetune"]["learned_tags_left_out"] == ["bell"]
+
+
+def test_run_folder_of_a_zip_output_is_case_insensitive(learned_bundle, tmp_path):
+    from rtclassify.learn.finetune import finetune
+    from rich.console import Console
+
+    data = _tag_folders(tmp_path / "data", seconds=0.2)  # too short for a window: stops after the run folder
+    with pytest.raises(ParameterError, match="long enough"):
+        finetune(data, tmp_path / "b.ZIP", bundle=_cnn_bundle(tmp_path / "base"), epochs=1,
+                 console=Console(file=io.StringIO()))
+    assert (tmp_path / "b.run").is_dir()
+    assert not (tmp_path / "b.ZIP.run").exists()
+
+
+# ------------------------------------------------------------------------------------------- 2. CSV encodings
+def test_labels_csv_must_be_utf8_and_may_have_a_bom(tmp_path):
+    import soundfile as sf
+
+    from rtclassify.learn.finetune import read_labelled_data
+
+    sf.write(tmp_path / "a.wav", bell(SR, 1.0, 1), SR)
+    csv = tmp_path / "labels.csv"
+    csv.write_bytes(b"file,start,end,tag\ncaf\xe9.wav,0,1,bell\n")
+    with pytest.raises(ParameterError, match=r"labels\.csv is not UTF-8 text"):
+        read_labelled_data(csv, DEFAULT_FRONTEND)
+    csv.write_bytes("\ufeffa.wav,0.2,0.8,bell\n".encode("utf-8"))  # a BOM, no header
+    items, tags = read_labelled_data(csv, DEFAULT_FRONTEND)
+    assert tags == ["bell"] and items[0][0].endswith("a.wav")
+    for audio in (tmp_path / "a.wav", tmp_path / "noext"):
+        if audio.name == "noext":
+            audio.write_bytes((tmp_path / "a.wav").read_bytes())
+        with pytest.raises(ParameterError, match="is an audio file; give a folder of tag folders"):
+            read_labelled_data(audio, DEFAULT_FRONTEND)
+
+
+def test_train_data_csv_errors_are_one_line(tmp_path, capsys):
+    csv = tmp_path / "x.csv"
+    csv.write_bytes(b"caf\xe9.wav,0,1,bell\n")
+    assert cli.main(["train", "--data", str(csv), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "x.csv is not UTF-8 text" in err[0]
+
+
+# ------------------------------------------------------------------------------------------- 2-3. evaluate --real
+def _real_dir(tmp_path, labels: bytes):
+    import soundfile as sf
+
+    sf.write(tmp_path / "tone.wav", tone(SR, 1.0, 440.0, 0.3), SR)
+    sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), SR)
+    (tmp_path / "labels.csv").write_bytes(labels)
+    return tmp_path
+
+
+def test_real_labels_csv_errors(tmp_path, capsys):
+    from rtclassify.model.bundle import default_bundle_path
+    from rtclassify.train.evaluate import evaluate_real
+
+    bundle = default_bundle_path()
+    _real_dir(tmp_path, b"file,tags,kind\ncaf\xe9.wav,piano,real\n")
+    with pytest.raises(ParameterError, match=r"labels\.csv is not UTF-8 text"):
+        evaluate_real(bundle, tmp_path)
+    _real_dir(tmp_path, b"name,tags,kind\ntone.wav,piano,real\n")
+    with pytest.raises(ParameterError, match=r"labels\.csv has no column 'file'"):
+        evaluate_real(bundle, tmp_path)
+    assert cli.main(["evaluate", str(bundle), "--real", str(tmp_path), "--out", str(tmp_path / "ev")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no column 'file'" in err[0]
+    with pytest.raises(ParameterError, match="is a file; give the folder"):
+        evaluate_real(bundle, tmp_path / "tone.wav")
+
+
+def test_real_report_with_an_empty_file(tmp_path):
+    from rich.console import Console
+
+    from rtclassify.model.bundle import default_bundle_path
+    from rtclassify.train.evaluate import evaluate_real, format_real_table
+
+    _real_dir(tmp_path, "\ufefffile,tags,kind\nempty.wav,piano,real\ntone.wav,piano,real\n".encode("utf-8"))
+    rep = evaluate_real(default_bundle_path(), tmp_path)
+    assert rep["files"]["empty.wav"]["n_frames"] == 0 and rep["files"]["tone.wav"]["n_frames"] > 0
+    con = Console(file=io.StringIO(), width=200)
+    con.print(format_real_table(rep))
+    text = con.file.getvalue()
+    assert "empty.wav" in text and "no sounding frames" in text and "tone.wav" in text
+
+
+# ------------------------------------------------------------------------------------------- 4. numbers
+@pytest.mark.parametrize("opts, word", [(["--seed", "-1"], "--seed must be an integer from 0"),
+                                        (["--lr", "inf"], "--lr must be a finite number in (0, 10]"),
+                                        (["--lr", "1e6"], "--lr must be a finite number in (0, 10]"),
+                                        (["--lr", "nan"], "--lr must be a finite number"),
+                                        (["--minutes", "inf"], "--minutes must be a finite number > 0")])
+def test_train_data_rejects_bad_numbers(tmp_path, capsys, opts, word):
+    _tag_folders(tmp_path / "data", seconds=0.2)
+    assert cli.main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "o"), *opts]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and word in err[0]
+    assert not (tmp_path / "o.run").exists()
+
+
+def test_train_and_pretrain_params_check_seed_and_lr(tmp_path, capsys):
+    from rtclassify.learn.pretrain import PretrainParams
+    from rtclassify.train import MAX_LR
+    from rtclassify.train.trainer import TrainParams, parse_config
+
+    for kw, word in (({"seed": -1}, "seed"), ({"lr": math.inf}, "lr"), ({"lr": 1e6}, "lr"),
+                     ({"lr": math.nan}, "lr"), ({"lr": 0.0}, "lr")):
+        with pytest.raises(ConfigError, match=rf"\[train\] {word} must be"):
+            TrainParams(**kw).validate()
+        with pytest.raises(ParameterError, match=rf"^{word} must be"):
+            PretrainParams(**kw).validate()
+    with pytest.raises(ConfigError, match=r"c\.toml: \[train\] seed must be an integer from 0"):
+        parse_config({"data": {"dir": "d"}, "train": {"seed": -1}}, "c.toml", tmp_path)
+    TrainParams(seed=7, lr=MAX_LR).validate()
+    with pytest.raises(SystemExit) as e:
+        cli.main(["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--seed", "-1"])
+    assert e.value.code == 2 and "--seed: must be >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        cli.main(["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--lr", "1e6"])
+    assert e.value.code == 2 and "--lr: must be <= 10" in capsys.readouterr().err
+
+
+def test_a_diverging_loss_stops_with_a_clear_error(tmp_path):
+    from rtclassify.train.trainer import TrainParams, Trainer
+
+    train = build_feature_set(_clips(0, 3, 2.0), tmp_path / "f" / "train", list(TAGS), progress=False)
+    val = build_feature_set(_clips(1, 3, 2.0), tmp_path / "f" / "val", list(TAGS), progress=False)
+    mc = ModelConfig(**TINY, lookahead_frames=2)
+    init = ShortChunkCNN(mc).state_dict()
+    init["head.bias"] = torch.full_like(init["head.bias"], float("nan"))
+    params = TrainParams(epochs=1, windows_per_epoch=64, batch_size=32, lr=1e-3, threads=1)
+    trainer = Trainer(mc, params, train, val, tmp_path / "run", TAGS, init_state=init)
+    with pytest.raises(ParameterError, match="training diverged: the training loss became nan at step 1.*lower "
+                                             "learning rate"):
+        trainer.fit()
+    assert not (tmp_path / "run" / "history.json").exists() or json.loads(
+        (tmp_path / "run" / "history.json").read_text()) == []
+
+
+def test_train_data_and_pretrain_refuse_a_file_as_out_before_any_work(tmp_path, capsys):
+    _tag_folders(tmp_path / "data", seconds=0.2)
+    (tmp_path / "afile.txt").write_text("x")
+    assert cli.main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "afile.txt")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exists and is not a folder" in err[0]
+    assert not (tmp_path / "afile.txt.run").exists()
+    assert cli.main(["pretrain", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "afile.txt")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exists and is not a folder" in err[0]
+    assert (tmp_path / "afile.txt").read_text() == "x"
