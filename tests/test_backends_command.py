@@ -12,7 +12,6 @@ import json
 import pytest
 
 from rtclassify import cli, gpu
-from rtclassify.commands import backends as cmd
 
 
 def _fake_machine(monkeypatch, *, gpus=(), why="no GPU: the NVIDIA driver library (libcuda) is not installed",
