@@ -21,6 +21,7 @@ Budgets (issue: real-time engine):
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,10 @@ for p in (REPO / "tests", REPO / "tests" / "integration"):
 RATE = 48000
 BLOCK = 256
 BUDGET_S = 0.25  # sound-to-message median at the default settings
+#: a median over BUDGET_S is an expected failure up to this bound (the shipped model's medians were 216-317 ms
+#: over eight runs: it depends on where the recordings' first notes fall on the hop grid); above it the run
+#: fails, as the 16- and 32-hour models would have (371-395 and 573 ms)
+HARD_S = 0.35
 CALLS = 64
 
 
@@ -59,14 +64,25 @@ def test_audio_callback_cost_per_block(benchmark, report, channels, kw):
     flags = CallbackFlags()
     ring = lis._ring
 
+    times = []  # timed here too: benchmark.stats is empty under --benchmark-disable
+
     def run():
+        t0 = time.perf_counter()
         for _ in range(CALLS):
             cb(frames, BLOCK, None, flags)
+        times.append(time.perf_counter() - t0)
         ring.reset()
 
     benchmark.pedantic(run, rounds=100, iterations=1, warmup_rounds=5)
-    per_block = benchmark.stats.stats.median / CALLS
+    per_block = float(np.median(times)) / CALLS
     block_s = BLOCK / RATE
+    # the callback swallows its faults (PortAudio must never see one): a fast callback that stored nothing
+    # would pass the budget, so check that it stored every block
+    for _ in range(CALLS):
+        cb(frames, BLOCK, None, flags)
+    assert lis._cb_faults[0] == 0, lis._cb_error
+    assert ring.available == CALLS * BLOCK * lis._stride
+    ring.reset()
     ratio = per_block / block_s
     report(f"audio callback {channels} ch {kw or 'mono'}: {per_block * 1e6:.2f} us per {BLOCK}-sample block "
            f"= {100 * ratio:.3f}% of the block's {block_s * 1e3:.2f} ms (budget 1%)")
@@ -113,6 +129,8 @@ def test_sound_to_message_latency_on_jack(report, tmp_path):
     report(f"live path's declared latency {declared_ms:.1f} ms (budget {BUDGET_S * 1e3:.0f} ms)")
     assert declared_ms < BUDGET_S * 1e3
     median = max(float(np.median(midi)), float(np.median(osc)))
+    assert median < HARD_S, (f"sound-to-message median {median * 1e3:.0f} ms: over the {BUDGET_S * 1e3:.0f} ms budget "
+                             f"by more than the run-to-run spread ({HARD_S * 1e3:.0f} ms)")
     if median >= BUDGET_S:
         pytest.xfail(f"sound-to-message median {median * 1e3:.0f} ms is over the {BUDGET_S * 1e3:.0f} ms budget; the live "
                      f"path declares {declared_ms:.0f} ms, the rest is the model's recognition time on these recordings")
