@@ -134,3 +134,19 @@ def test_a_lone_off_is_checked_against_the_models_on_threshold(tmp_path):
     assert load_mapping(path, LABELS).decoder.tags == {"speech": {"off": 0.9}}  # without thresholds: not checked
     ok = load_mapping(write(tmp_path, "[decoder.tags.speech]\noff = 0.5\n"), LABELS, th)
     assert ok.decoder.tags == {"speech": {"off": 0.5}}
+
+
+def test_the_readme_example_loads_and_its_error_example_is_what_the_loader_says(tmp_path):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    start = readme.index("### The mapping file")
+    block = readme[readme.index("```toml\n", start) + len("```toml\n"):]
+    block = block[:block.index("```")]
+    m = load_mapping(write(tmp_path, block), LABELS)
+    assert m.midi.tags["drums"].note == 50 and m.osc.prefix == "/show"
+    bad = block.replace("note = 50", "note = 300", 1)
+    with pytest.raises(ConfigError) as exc:
+        load_mapping(write(tmp_path, bad), LABELS)
+    msg = str(exc.value).replace(str(tmp_path / "map.toml"), "mapping.toml")
+    assert msg in " ".join(readme[start:].split())
