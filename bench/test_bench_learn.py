@@ -17,31 +17,22 @@ bundle ``datasets/dev_bundle`` of the checkout (same architecture); without any 
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import bench_bundle_path
 
 REPO = Path(__file__).resolve().parent.parent
 SR = 16000
-
-
-def _bundle_path():
-    from rtclassify.model.bundle import default_bundle_path
-
-    for p in (default_bundle_path(), os.environ.get("RTCLASSIFY_BENCH_BUNDLE"), REPO / "datasets" / "dev_bundle"):
-        if p and (Path(p) / "model.json").is_file():
-            return Path(p)
-    return None
 
 
 @pytest.fixture(scope="module")
 def clf():
     from rtclassify import Classifier
 
-    path = _bundle_path()
+    path = bench_bundle_path()
     if path is None:
         pytest.skip("no model bundle of the default architecture (default bundle, $RTCLASSIFY_BENCH_BUNDLE or "
                     "datasets/dev_bundle)")
