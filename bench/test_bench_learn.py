@@ -18,13 +18,11 @@ bundle ``datasets/dev_bundle`` of the checkout (same architecture); without any 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import bench_bundle_path
 
-REPO = Path(__file__).resolve().parent.parent
 SR = 16000
 
 
