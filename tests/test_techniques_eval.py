@@ -88,8 +88,9 @@ def test_command_end_to_end(tmp_path, capsys):
 
 
 def test_command_errors(tmp_path, capsys):
-    assert cli.main(["evaluate-techniques", "--clips", "0", "--out", str(tmp_path)]) != 0
-    assert "--clips must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # a usage error
+        cli.main(["evaluate-techniques", "--clips", "0", "--out", str(tmp_path)])
+    assert exc.value.code == 2 and "--clips: must be >= 1" in capsys.readouterr().err
     assert cli.main(["evaluate-techniques", "--clips", "1", "--data", str(tmp_path / "missing"), "--out",
                      str(tmp_path)]) != 0
     assert "is not a folder" in capsys.readouterr().err

@@ -29,6 +29,9 @@ def number(kind: type, what: str, lo: float | None = None, hi: float | None = No
         Unit named in the range error (``"must be 16-65536 frames"``).
     """
 
+    def b(x) -> str:  # a bound as written: whole numbers in full (2**32 - 1, not 4.29497e+09)
+        return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
+
     def parse(text: str):
         try:
             v = kind(text)
@@ -37,13 +40,13 @@ def number(kind: type, what: str, lo: float | None = None, hi: float | None = No
         if isinstance(v, float) and not math.isfinite(v):
             raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
         if above is not None and not v > above:
-            raise argparse.ArgumentTypeError(f"must be > {above:g}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"must be > {b(above)}, got {text!r}")
         if (lo is not None and v < lo) or (hi is not None and v > hi):
             if hi is None:
-                raise argparse.ArgumentTypeError(f"must be >= {lo:g}, got {text!r}")
+                raise argparse.ArgumentTypeError(f"must be >= {b(lo)}, got {text!r}")
             if lo is None:
-                raise argparse.ArgumentTypeError(f"must be <= {hi:g}{unit}, got {text!r}")
-            raise argparse.ArgumentTypeError(f"must be {lo:g}-{hi:g}{unit}, got {text!r}")
+                raise argparse.ArgumentTypeError(f"must be <= {b(hi)}{unit}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"must be {b(lo)}-{b(hi)}{unit}, got {text!r}")
         return v
 
     parse.__name__ = kind.__name__  # argparse names the type in "invalid <name> value" messages

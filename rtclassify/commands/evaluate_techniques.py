@@ -20,6 +20,9 @@ QUICK_CLIPS = 12
 
 
 def _default_data_dir():
+    """The default ``--data``: ``shared/data/sms-tools`` beside the source checkout (``<checkout>/../shared``, as
+    the README's ``../shared/data/sms-tools`` from the checkout's root), else inside it; None when neither is a
+    folder. It does not depend on the current folder."""
     from pathlib import Path
 
     here = Path(__file__).resolve().parents[2]
@@ -30,18 +33,32 @@ def _default_data_dir():
 
 
 def add_arguments(parser) -> None:
+    from ..train import MAX_SEED
+    from ._args import number
+
+    default = _default_data_dir()
+    where = (f"now {default}" if default is not None
+             else "neither exists here, so the steady notes are skipped").replace("%", "%%")
     parser.add_argument("--out", metavar="DIR", default="eval-techniques",
                         help="report folder (default: ./eval-techniques)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic set (default 0)")
+    parser.add_argument("--seed", type=number(int, "an integer", lo=0, hi=MAX_SEED), default=0, help=f"seed of the synthetic set, 0..{MAX_SEED} (default 0)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_CLIPS} clips instead of {DEFAULT_CLIPS}")
-    parser.add_argument("--clips", type=int, metavar="N", help="number of synthetic clips (overrides --quick)")
+    parser.add_argument("--clips", type=number(int, "a number of clips", lo=1), metavar="N",
+                        help="number of synthetic clips, >= 1 (overrides --quick)")
     parser.add_argument("--data", metavar="DIR",
-                        help="folder with the sms-tools steady notes (default: ../shared/data/sms-tools when "
-                             "present)")
+                        help="folder with the sms-tools steady notes (default: shared/data/sms-tools beside the "
+                             "rtclassify source checkout, i.e. ../shared/data/sms-tools from the checkout's root, "
+                             f"else inside the checkout; not relative to the current folder: {where})")
     parser.add_argument("--no-anchors", action="store_true", help="skip pYIN and Essentia")
     parser.add_argument("--no-room", action="store_true",
                         help="render the clips without the synthetic room (a diagnostic: how much of the "
                              "error the reverberation causes; the targets are for the clips with it)")
+
+
+def _met(target) -> str:
+    if not target.get("measured", True):
+        return "[yellow]not measured"
+    return "[green]yes" if target["met"] else "[red]no"
 
 
 def _fmt(v, digits=3):
@@ -50,6 +67,23 @@ def _fmt(v, digits=3):
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
     return f"{v:.{digits}f}"
+
+
+def _check_out(out) -> None:
+    """Create the report folder ``out`` (before the evaluation) or fail with one line naming --out."""
+    import os
+
+    from ..errors import ParameterError
+
+    if out.exists() and not out.is_dir():
+        raise ParameterError(f"--out {out}: is a file, not a folder; give a folder for techniques.json")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ParameterError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
+    if not os.access(out, os.W_OK | os.X_OK) or \
+            ((out / "techniques.json").exists() and not os.access(out / "techniques.json", os.W_OK)):
+        raise ParameterError(f"--out {out}: not writable")
 
 
 def run(args) -> int:
@@ -66,14 +100,17 @@ def run(args) -> int:
     from ..train import techniques_eval as te
 
     n = args.clips if args.clips is not None else (QUICK_CLIPS if args.quick else DEFAULT_CLIPS)
-    if n < 1:
+    if n < 1:  # (argparse refuses it from the command line)
         raise ParameterError(f"--clips must be >= 1, got {n}")
+    # everything checked before the synthetic clips (minutes), so that a bad option loses nothing
     data_dir = Path(args.data) if args.data else _default_data_dir()
-    if args.data and not data_dir.is_dir():
-        raise ParameterError(f"--data: {data_dir} is not a folder")
-    console = Console()
+    if data_dir is not None:
+        if args.data and not data_dir.is_dir():
+            raise ParameterError(f"--data {data_dir}: is not a folder")
+        te.check_steady_notes(data_dir, what="--data" if args.data else "--data (default)")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    _check_out(out)
+    console = Console()
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True) as progress:
         task = progress.add_task("synthetic clips", total=n)
@@ -122,15 +159,14 @@ def run(args) -> int:
             cells.append(str(v) if isinstance(v, int) else _fmt(v))
         if key:
             tg = targets[key]
-            cells += [f"{tg['op']} {tg['bound']:g}", "[green]yes" if tg["met"] else "[red]no"]
+            cells += [f"{tg['op']} {tg['bound']:g}", _met(tg)]
         else:
             cells += ["", ""]
         t.add_row(label, *cells)
     if steady:
         cells = [_fmt(steady[s]["false_fraction"]) for s in systems]
         tg = targets["steady_false_fraction"]
-        t.add_row("steady real notes: vib/trem on", *cells, f"{tg['op']} {tg['bound']:g}",
-                  "[green]yes" if tg["met"] else "[red]no")
+        t.add_row("steady real notes: vib/trem on", *cells, f"{tg['op']} {tg['bound']:g}", _met(tg))
     console.print(t)
     if steady:
         st = Table(title="steady real notes (sms-tools): fraction of voiced frames called vibrato / tremolo")
@@ -150,6 +186,9 @@ def run(args) -> int:
     for name, status in report["config"]["anchors"].items():
         if status != "ran":
             console.print(f"{name}: {status}")
-    met = sum(1 for v in targets.values() if v["met"])
-    console.print(f"targets met: {met}/{len(targets)}; wrote {out / 'techniques.json'}")
+    summary = report["targets_summary"]
+    counts = f"{summary['met']}/{summary['measured']}"
+    if summary["not_measured"]:
+        counts += f", {len(summary['not_measured'])} not measured ({', '.join(summary['not_measured'])})"
+    console.print(f"targets met: {counts}; wrote {out / 'techniques.json'}")
     return 0

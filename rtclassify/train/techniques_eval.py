@@ -741,6 +741,37 @@ def score_system(specs: list[ClipSpec], outputs: list[SystemOutput]) -> dict:
 
 
 # ----------------------------------------------------------------------------- real notes
+def check_steady_notes(data_dir: Path, what: str = "data_dir") -> None:
+    """Fail, before any evaluation, when ``data_dir`` lacks a steady note of :data:`STEADY_NOTES` or holds one
+    that is not a readable sound file.
+
+    Parameters
+    ----------
+    data_dir : Path
+        Folder with the sms-tools recordings.
+    what : str
+        What the folder is called in the error (``"--data"`` for the command).
+
+    Raises
+    ------
+    ParameterError
+        One line naming ``what``, the folder and every missing file (or the unreadable one).
+    """
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise ParameterError(f"{what} {data_dir}: is not a folder")
+    missing = [f for f in STEADY_NOTES if not (data_dir / f).is_file()]
+    if missing:
+        raise ParameterError(f"{what} {data_dir}: missing {', '.join(missing)} (the steady notes of sms-tools)")
+    sf = require("soundfile")
+    for fname in STEADY_NOTES:
+        try:
+            sf.info(str(data_dir / fname))
+        except (RuntimeError, OSError) as exc:
+            detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise ParameterError(f"{what} {data_dir / fname}: not a readable sound file ({detail})") from None
+
+
 def steady_notes(data_dir: Path, systems: dict) -> dict:
     """Fraction of voiced frames called vibrato or tremolo on the steady real notes.
 
@@ -781,10 +812,16 @@ def steady_notes(data_dir: Path, systems: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- driver
-def _check(value: float, rule: tuple[str, float]) -> bool:
+def _measured(value) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _check(value: float | None, rule: tuple[str, float]) -> bool | None:
+    """Whether ``value`` meets ``rule``; None when it could not be measured (None or NaN: no steady notes, no
+    matched frames), which is neither met nor missed."""
     op, bound = rule
-    if value is None or not math.isfinite(value):
-        return False
+    if not _measured(value):
+        return None
     return value >= bound if op == ">=" else value <= bound
 
 
@@ -811,8 +848,17 @@ def evaluate(n_clips: int = 60, seed: int = 0, data_dir: Path | None = None, anc
     -------
     dict
         ``{"config", "systems": {name: metrics}, "steady": {...}, "targets":
-        {metric: {value, bound, op, met}}, "by_source": {...}}``.
+        {metric: {value, bound, op, measured, met}}, "targets_summary": {total, measured, met,
+        not_measured}, "by_source": {...}}``. A target that could not be measured (the steady notes skipped,
+        no matched frames) has ``value`` and ``met`` None and ``measured`` False: neither met nor missed.
+
+    Raises
+    ------
+    ParameterError
+        ``data_dir`` lacks a steady note or holds an unreadable one (checked before the synthetic clips).
     """
+    if data_dir is not None:
+        check_steady_notes(data_dir)  # before the long synthetic part, not after it
     specs = make_specs(n_clips, seed)
     systems = {"rtclassify": lambda x, sr: run_native(x, sr)}
     anchor_status = {}
@@ -854,8 +900,12 @@ def evaluate(n_clips: int = 60, seed: int = 0, data_dir: Path | None = None, anc
         "tremolo_delay_periods": ours["tremolo"]["delay_periods"],
         "steady_false_fraction": steady["rtclassify"]["false_fraction"] if steady else math.nan,
     }
-    targets = {k: {"value": values[k], "op": TARGETS[k][0], "bound": TARGETS[k][1], "met": _check(values[k], TARGETS[k])}
+    targets = {k: {"value": values[k] if _measured(values[k]) else None, "op": TARGETS[k][0],
+                   "bound": TARGETS[k][1], "measured": _measured(values[k]), "met": _check(values[k], TARGETS[k])}
                for k in TARGETS}
+    not_measured = [k for k, t in targets.items() if not t["measured"]]
+    targets_summary = {"total": len(targets), "measured": len(targets) - len(not_measured),
+                       "met": sum(1 for t in targets.values() if t["met"]), "not_measured": not_measured}
     return {
         "config": {"n_clips": n_clips, "seed": seed, "room": room, "collar_periods": COLLAR_PERIODS,
                    "anchors": anchor_status,
@@ -865,4 +915,5 @@ def evaluate(n_clips: int = 60, seed: int = 0, data_dir: Path | None = None, anc
         "by_source": by_source,
         "steady": steady,
         "targets": targets,
+        "targets_summary": targets_summary,
     }
