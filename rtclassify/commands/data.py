@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from ._args import number
 
 NAME = "data"
@@ -20,44 +22,82 @@ def _positive(kind):
     return number(kind, f"a {kind.__name__}", above=0)
 
 
+# the same as rtclassify.train.data.build's (not imported here: it loads the synthesizers; a test compares them)
+SPLITS = ("train", "val", "test")
+SOUNDFONTS_EXTRA = ("OPL3_FM", "FreePats", "FreePats_pitched", "STK")
+MAX_HOURS = 10000.0
+MIN_CLIP_SECONDS, MAX_CLIP_SECONDS = 1.0, 600.0
+
 _seed = number(int, "a non-negative integer", lo=0)
+_hours = number(float, "a number of hours", hi=MAX_HOURS, above=0, unit=" h")
+_clip_seconds = number(float, "a number of seconds", lo=MIN_CLIP_SECONDS, hi=MAX_CLIP_SECONDS, unit=" s")
+_probability = number(float, "a probability (0-1)", lo=0, hi=1)
+
+
+def _names(choices: tuple):
+    """An argparse ``type=``: a comma-separated list of some of ``choices``, each once, not empty."""
+
+    def parse(text: str) -> list:
+        names = [x.strip() for x in text.split(",")]
+        if not all(names):
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(choices)}, got {text!r}")
+        for x in names:
+            if x not in choices:
+                raise argparse.ArgumentTypeError(f"{x!r} is not one of {', '.join(choices)}")
+            if names.count(x) > 1:
+                raise argparse.ArgumentTypeError(f"{x!r} is given twice")
+        return names
+
+    parse.__name__ = "list"
+    return parse
+
+
+def _folder(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder, got ''")
+    return text
 
 
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
     b = sub.add_parser("build", help="synthesize a labelled data set", description=DESCRIPTION)
-    b.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    b.add_argument("--hours", required=True, type=_positive(float), metavar="H",
-                   help="hours of audio over all splits (e.g. 3; 0.01 for a tiny set)")
+    b.add_argument("--out", required=True, type=_folder, metavar="DIR",
+                   help="output folder: new, empty, or holding a build of the same recipe (rebuilt in place; with "
+                        "--splits its other splits are kept)")
+    b.add_argument("--hours", required=True, type=_hours, metavar="H",
+                   help=f"hours of audio over all splits (e.g. 3; 0.01 for a tiny set; at most {MAX_HOURS:g}, at "
+                        "least one clip)")
     b.add_argument("--seed", type=_seed, default=1, metavar="S", help="random seed (default 1)")
-    b.add_argument("--vibrato", type=float, default=None, metavar="P",
+    b.add_argument("--vibrato", type=_probability, default=None, metavar="P",
                    help="probability that a GM string, wind, synth or voice part is played with vibrato "
                         "(default 0: the recipe of the shipped model)")
-    b.add_argument("--solo", type=float, default=None, metavar="P",
+    b.add_argument("--solo", type=_probability, default=None, metavar="P",
                    help="share of the train/val music clips rendered as one instrument playing single held notes "
                         "over its whole range (default 0: the recipe of the shipped model; the test split is the "
                         "same for every value)")
-    b.add_argument("--sample-parts", type=float, default=None, metavar="P",
+    b.add_argument("--sample-parts", type=_probability, default=None, metavar="P",
                    help="probability that a train/val part of a family with recorded npm notes is played from them "
                         "instead of a soundfont (default 0.35: the recipe of the shipped model; the test split "
                         "always uses 0.35)")
-    b.add_argument("--splits", default=None, metavar="LIST",
+    b.add_argument("--splits", type=_names(SPLITS), default=None, metavar="LIST",
                    help="comma-separated splits to render (default train,val,test); the clips are those of the "
                         "full build, e.g. --splits test rebuilds a recipe's test split alone")
-    b.add_argument("--extra-soundfonts", default=None, metavar="LIST",
+    b.add_argument("--extra-soundfonts", type=_names(SOUNDFONTS_EXTRA), default=None, metavar="LIST",
                    help="soundfonts added to the training timbres (train and val splits): OPL3_FM (Debian "
                         "opl3-soundfont), FreePats (Debian freepats, through timidity), FreePats_pitched (the same "
                         "for pitched parts, drums by FluidR3_GM), STK (physical models with controls drawn per "
                         "part, Debian stk and faketime; drums by FluidR3_GM); default none: the recipe of the shipped model")
-    b.add_argument("--clip-seconds", type=_positive(float), default=10.0, metavar="SEC",
-                   help="length of each clip (default 10)")
+    b.add_argument("--clip-seconds", type=_clip_seconds, default=10.0, metavar="SEC",
+                   help=f"length of each clip ({MIN_CLIP_SECONDS:g}-{MAX_CLIP_SECONDS:g}; default 10)")
     b.add_argument("--workers", type=_positive(int), default=None, metavar="N",
-                   help="worker processes (default: 1 for fewer than 40 clips, else min(2, CPUs)); the output does not depend on it")
-    b.add_argument("--npm-cache", metavar="DIR", default=None,
+                   help="worker processes (default: 1 for fewer than 40 clips, else min(2, CPUs); never more than the "
+                        "clips); the output does not depend on it")
+    b.add_argument("--npm-cache", type=_folder, metavar="DIR", default=None,
                    help="folder of the npm sample packages (default ~/.cache/rtclassify/npm or $RTCLASSIFY_NPM_CACHE)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     f = sub.add_parser("fetch", help="fetch the npm sample packages into the cache (npm pack)")
-    f.add_argument("--npm-cache", metavar="DIR", default=None, help="cache folder (default ~/.cache/rtclassify/npm)")
+    f.add_argument("--npm-cache", type=_folder, metavar="DIR", default=None,
+                   help="cache folder (default ~/.cache/rtclassify/npm)")
 
 
 def run(args) -> int:
@@ -82,8 +122,7 @@ def run(args) -> int:
     t0 = time.monotonic()
     m = build_dataset(args.out, args.hours, args.seed, clip_seconds=args.clip_seconds, workers=args.workers,
                       npm_cache=args.npm_cache, progress=not args.no_progress,
-                      splits=args.splits.split(",") if args.splits else None,
-                      extra_soundfonts=args.extra_soundfonts.split(",") if args.extra_soundfonts else (),
+                      splits=args.splits, extra_soundfonts=args.extra_soundfonts or (),
                       **({} if args.vibrato is None else {"vibrato_p": args.vibrato}),
                       **({} if args.solo is None else {"solo_p": args.solo}),
                       **({} if args.sample_parts is None else {"sample_p": args.sample_parts}))
@@ -100,7 +139,10 @@ def run(args) -> int:
             row.append(f"{100 * v:.1f}%")
         table.add_row(*row)
     console.print(table)
-    total_h = sum(i["hours"] for i in m["splits"].values())
+    rendered = args.splits or list(m["splits"])
+    kept = [s for s in m["splits"] if s not in rendered]
+    total_h = sum(m["splits"][s]["hours"] for s in rendered)
     console.print(f"{total_h:.3f} h of audio in {dt:.1f} s ({total_h * 3600 / max(dt, 1e-9):.0f}x real time); "
-                  f"manifest: {args.out}/manifest.json")
+                  + (f"{', '.join(kept)} kept from the build there; " if kept else "")
+                  + f"manifest: {args.out}/manifest.json")
     return 0

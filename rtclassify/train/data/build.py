@@ -6,6 +6,10 @@ Output layout of ``build_dataset(out_dir, ...)``::
     out_dir/manifest.jsonl             one JSON object per clip (see ``_clip_record``)
     out_dir/<split>/<clip>.flac        16 kHz mono 16-bit audio, ``clip_seconds`` long
     out_dir/<split>/<clip>.labels.npy  uint8 (n_frames, 12): tag activity on the model's frame grid
+    out_dir/build-unfinished.json      only while a build runs (or after one stopped): no manifest then
+
+The manifest files are written last, so a folder is either a finished build or refused by
+:func:`load_split` (see :func:`build_dataset`).
 
 Splits: ``train`` and ``val`` use the training timbres (soundfonts FluidR3_GM
 and MuseScore_General, plus those of ``extra_soundfonts``; the npm instruments
@@ -25,6 +29,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +52,31 @@ RECIPE_VERSION = 1
 
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
+
+#: Most hours of audio one build may ask for (``--hours``).
+MAX_HOURS = 10000.0
+#: Shortest and longest clip (``--clip-seconds``): a clip must hold the model's training windows, and one
+#: clip is rendered in memory at the FluidSynth rate, with every stem.
+MIN_CLIP_SECONDS = 1.0
+MAX_CLIP_SECONDS = 600.0
+#: Bytes a build writes per second of audio, FLAC and labels together, for the free-space check. Measured
+#: on ``build_dataset(out, 0.2, 3, clip_seconds=10)`` (72 clips): 14.6 kB/s on average (FLAC of 16-bit
+#: 16 kHz mono about 13.8 kB/s, labels 0.76 kB/s), 26 kB/s for the loudest noise clip; rounded up to
+#: 16 kB/s. Raw 16-bit PCM is 32 kB/s, which no clip can exceed by much.
+BYTES_PER_SECOND = 16_000
+#: Bytes added per clip to :data:`BYTES_PER_SECOND` (two files: headers and the file system's blocks).
+BYTES_PER_CLIP = 8192
+#: Written by :func:`build_dataset` before it removes the manifest of a folder, removed once the new
+#: manifest is in place: the recipe being built and the records of the splits it keeps. Its presence (and
+#: no manifest) marks a build that did not finish.
+UNFINISHED = "build-unfinished.json"
+#: Manifest keys that make up a build's recipe: a folder holding a build with the same values may be
+#: rebuilt in place, or have some of its splits rendered again; with their ``rtclassify data build`` option.
+RECIPE_KEYS = {"recipe": "recipe", "recipe_version": "recipe version", "seed": "--seed", "hours_requested": "--hours",
+               "clip_seconds": "--clip-seconds", "render_rate": "render_rate", "vibrato_p": "--vibrato",
+               "solo_p": "--solo", "sample_p": "--sample-parts", "extra_soundfonts": "--extra-soundfonts",
+               "kind_weights": "kind_weights"}
+_CLIP_FILE = re.compile(r"^(train|val|test)_[0-9]{6}\.(flac|labels\.npy)$")
 
 SOUNDFONTS_TRAIN = ("FluidR3_GM", "MuseScore_General")
 SOUNDFONTS_TEST = ("TimGM6mb",)
@@ -74,6 +105,10 @@ DEFAULT_VIBRATO_P = 0.0
 #: ``vibrato_p=0`` renders the same notes, programs and levels as one with vibrato).
 VIBRATO_STREAM = 7
 NONMUSIC_KINDS = ("silence", "white", "pink", "brown", "hum", "wind", "surf", "rain", "tones")
+#: Values of the recipe keys added after the first builds, for a manifest written before them (their
+#: defaults render the same clips as before they existed).
+RECIPE_DEFAULTS = {"vibrato_p": DEFAULT_VIBRATO_P, "solo_p": DEFAULT_SOLO_P, "sample_p": SAMPLE_PART_P,
+                   "extra_soundfonts": []}
 
 LICENSES = {
     "FluidR3_GM": "MIT", "MuseScore_General": "MIT", "TimGM6mb": "GPL-2.0", "OPL3_FM": "CC-BY-SA-4.0",
@@ -134,13 +169,34 @@ def _kind_counts(n: int, weights: dict) -> dict:
     return counts
 
 
+def split_sizes(hours: float, clip_seconds: float = 10.0) -> dict:
+    """Clips per split of a build: ``round(hours*3600/clip_seconds)`` in all (at least 3), val and test
+    10 % each (at least 1).
+
+    ``hours`` must be at most :data:`MAX_HOURS` and hold at least one clip, so that the floor of 3 clips
+    never renders more than 3 times the hours asked for.
+    """
+    hours, clip_seconds = float(hours), float(clip_seconds)
+    if not (np.isfinite(hours) and 0 < hours <= MAX_HOURS):
+        raise ParameterError(f"hours: must be > 0 and <= {MAX_HOURS:g}, got {hours}")
+    if not (np.isfinite(clip_seconds) and MIN_CLIP_SECONDS <= clip_seconds <= MAX_CLIP_SECONDS):
+        raise ParameterError(f"clip_seconds: must be {MIN_CLIP_SECONDS:g}-{MAX_CLIP_SECONDS:g}, got {clip_seconds}")
+    if hours * 3600.0 < clip_seconds:
+        raise ParameterError(f"--hours {hours:g} ({hours * 3600:.3g} s) is less than one clip of --clip-seconds "
+                             f"{clip_seconds:g}; ask for at least {clip_seconds / 3600:.3g} h or shorter clips")
+    total = max(3, int(round(hours * 3600.0 / clip_seconds)))
+    n_val = max(1, int(round(total * SPLIT_FRACTIONS["val"])))
+    n_test = max(1, int(round(total * SPLIT_FRACTIONS["test"])))
+    return {"train": total - n_val - n_test, "val": n_val, "test": n_test}
+
+
 def plan_clips(hours: float, seed: int, clip_seconds: float = 10.0, kind_weights: dict | None = None,
                vibrato_p: float = 0.0, extra_soundfonts=(), solo_p: float = 0.0,
                sample_p: float = SAMPLE_PART_P) -> list[ClipJob]:
     """Every clip of a build, in output order (train, val, test).
 
-    Clip counts: ``round(hours*3600/clip_seconds)`` in all (at least 3), val
-    and test 10 % each (at least 1); kinds in proportion to ``kind_weights``
+    Clip counts: :func:`split_sizes` (``round(hours*3600/clip_seconds)`` in
+    all, at least 3; val and test 10 % each, at least 1); kinds in proportion to ``kind_weights``
     (largest remainders), order shuffled by the seed. In the train and val
     splits each music clip becomes a ``solo`` clip (one instrument, single
     held notes over its whole range) with probability ``solo_p``; the other
@@ -153,10 +209,7 @@ def plan_clips(hours: float, seed: int, clip_seconds: float = 10.0, kind_weights
     if not weights or any(k not in KIND_WEIGHTS for k in weights) or any(w < 0 for w in weights.values()) \
             or sum(weights.values()) <= 0:
         raise ParameterError(f"kind_weights: expected non-negative weights for {sorted(KIND_WEIGHTS)}, got {weights}")
-    total = max(3, int(round(hours * 3600.0 / clip_seconds)))
-    n_val = max(1, int(round(total * SPLIT_FRACTIONS["val"])))
-    n_test = max(1, int(round(total * SPLIT_FRACTIONS["test"])))
-    sizes = {"train": total - n_val - n_test, "val": n_val, "test": n_test}
+    sizes = split_sizes(hours, clip_seconds)
     jobs = []
     for si, split in enumerate(SPLITS):
         counts = _kind_counts(sizes[split], weights)
@@ -441,8 +494,9 @@ def _worker_run(job: ClipJob):
     return job, render_clip(job, _CTX)
 
 
-def check_dependencies(extra_soundfonts=()) -> None:
-    """Raise MissingDependencyError (naming the package) for any missing tool or soundfont."""
+def check_dependencies(extra_soundfonts=(), npm_cache=None) -> None:
+    """Raise MissingDependencyError (naming the package) for any missing tool or soundfont (``npm_cache``:
+    the npm sample folder, which makes npm unnecessary when it holds every package)."""
     check_fluidsynth()
     check_soundfonts(list(build_soundfonts(extra_soundfonts)))
     voice_mod.check_espeak()
@@ -457,9 +511,9 @@ def check_dependencies(extra_soundfonts=()) -> None:
         if importlib.util.find_spec(mod) is None:
             raise MissingDependencyError(f"{mod} is not installed; pip install 'rtclassify[train]' (or pip install {pip})")
     if _sh.which("npm") is None:
-        cache = SampleBank().cache_dir
-        if not all((cache / package_name(i) / "package.json").exists() or list(cache.glob(f"{package_name(i)}-*.tgz"))
-                   for i in SAMPLE_INSTRUMENT_TAGS):
+        cache = SampleBank(npm_cache).cache_dir
+        if not all((cache / package_name(i) / "package.json").exists()
+                   or list(cache.glob(f"{package_name(i)}-[0-9]*.tgz")) for i in SAMPLE_INSTRUMENT_TAGS):
             raise MissingDependencyError(f"npm not found and the npm cache {cache} is incomplete; install the Debian "
                                          "package npm")
 
@@ -502,25 +556,168 @@ def _probability(name: str, value) -> float:
     return p
 
 
+def _size(n: float) -> str:
+    for unit, f in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= f:
+            return f"{n / f:.3g} {unit}"
+    return f"{n / 1e3:.3g} kB"
+
+
+def _prepare_out(out: Path) -> Path | None:
+    """Create ``out`` (a folder this process can write in); the topmost folder it created, or None.
+
+    Raises ParameterError naming ``--out`` when it is a file, lies under one, or cannot be created or written.
+    """
+    if out.exists() and not out.is_dir():
+        raise ParameterError(f"--out {out}: exists and is not a folder")
+    top = None
+    if not out.exists():
+        top = out
+        while not top.parent.exists() and top.parent != top:
+            top = top.parent
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".rtclassify-probe-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        _remove_created(out, top)
+        raise ParameterError(f"--out {out}: cannot create or write the folder ({exc.strerror or exc})") from None
+    return top
+
+
+def _remove_created(out: Path, top: Path | None) -> None:
+    """Remove the empty folders from ``out`` up to ``top`` that :func:`_prepare_out` created."""
+    if top is None:
+        return
+    d = out
+    while True:
+        try:
+            d.rmdir()
+        except OSError:
+            return
+        if d == top or d.parent == d:
+            return
+        d = d.parent
+
+
+def _recipe_text(m: dict) -> str:
+    try:
+        return f"seed {m['seed']}, {float(m['hours_requested']):g} h"
+    except (KeyError, TypeError, ValueError):
+        return "an unknown recipe"
+
+
+def _our_entry(p: Path) -> bool:
+    """A file or folder a build (or training's feature cache) leaves in its output folder."""
+    if p.name in SPLITS and p.is_dir():
+        return all(_CLIP_FILE.match(f.name) for f in p.iterdir())
+    return (p.name == "features" and p.is_dir()) or p.name.startswith(".rtclassify-probe-") or p.name in (
+        "manifest.jsonl", UNFINISHED, ".manifest.json.tmp", ".manifest.jsonl.tmp", f".{UNFINISHED}.tmp")
+
+
+def _kept_splits(out: Path, recipe: dict, built: list) -> dict:
+    """The splits of the build in ``out`` that a build of ``recipe`` rendering the splits ``built`` keeps,
+    ``{split: {"info": its manifest.json entry, "records": its manifest.jsonl records}}``.
+
+    Raises ParameterError when ``out`` holds a build of another recipe, or files that are not a build.
+    """
+    mpath, upath = out / "manifest.json", out / UNFINISHED
+    if mpath.exists():
+        try:
+            old = json.loads(mpath.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = None
+        if not isinstance(old, dict) or old.get("recipe") != RECIPE or not isinstance(old.get("splits"), dict):
+            raise ParameterError(f"--out {out} holds a manifest.json not written by 'rtclassify data build'; "
+                                 "give an empty or new folder")
+        diff = [opt for k, opt in RECIPE_KEYS.items() if old.get(k, RECIPE_DEFAULTS.get(k)) != recipe[k]]
+        if diff:
+            raise ParameterError(f"--out {out} holds another build ({_recipe_text(old)}; {', '.join(diff)} "
+                                 f"differ{'s' if len(diff) == 1 else ''}); give an empty or new folder")
+        keep = [s for s in SPLITS if s in old["splits"] and s not in built]
+        if not keep:
+            return {}
+        try:
+            with open(out / "manifest.jsonl", encoding="utf-8") as fh:
+                recs = [json.loads(line) for line in fh if line.strip()]
+        except (OSError, ValueError):
+            raise ParameterError(f"--out {out}: its manifest.jsonl is missing or invalid, so its {', '.join(keep)} "
+                                 "split(s) cannot be kept; build every split (leave out --splits) or give an empty "
+                                 "or new folder") from None
+        return {s: {"info": old["splits"][s], "records": [r for r in recs if r.get("split") == s]} for s in keep}
+    if upath.exists():  # a build that did not finish
+        try:
+            state = json.loads(upath.read_text(encoding="utf-8"))
+            old, kept = state["recipe"], state["kept"]
+            if not isinstance(old, dict) or not isinstance(kept, dict):
+                raise TypeError
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ParameterError(f"--out {out}: {UNFINISHED} is unreadable; give an empty or new folder") from None
+        if any(old.get(k) != recipe[k] for k in RECIPE_KEYS):
+            if kept:  # it holds finished splits of another recipe
+                raise ParameterError(f"--out {out} holds another build ({_recipe_text(old)}; unfinished, with its "
+                                     f"{', '.join(kept)} split(s) done); run that build again to finish it, or give "
+                                     "an empty or new folder")
+            return {}
+        return {s: v for s, v in kept.items() if s in SPLITS and s not in built}
+    foreign = sorted(p.name for p in out.iterdir() if not _our_entry(p))
+    if foreign:
+        raise ParameterError(f"--out {out} holds files that are not a data set build ({foreign[0]}"
+                             f"{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}); give an empty or new "
+                             "folder")
+    return {}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary file that replaces it (never a half-written file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _render_jobs(jobs: list, workers: int, npm_cache, render_rate: int):
+    """Yield ``(job, (audio, labels, meta))`` in the order of ``jobs``, rendered in fresh (spawned) worker
+    processes (see :func:`_worker_init`), at most one per job."""
+    import multiprocessing as mp
+
+    mpctx = mp.get_context("spawn")
+    with mpctx.Pool(max(1, min(int(workers), len(jobs))), initializer=_worker_init,
+                    initargs=(npm_cache, render_rate)) as pool:
+        yield from pool.imap(_worker_run, jobs, chunksize=1)
+
+
 def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.0, workers: int | None = None,
                   npm_cache=None, render_rate: int = 32000, kind_weights: dict | None = None,
                   vibrato_p: float = DEFAULT_VIBRATO_P, splits=None, extra_soundfonts=(),
                   solo_p: float = DEFAULT_SOLO_P, sample_p: float = SAMPLE_PART_P, progress: bool = True) -> dict:
     """Synthesize a labelled data set (see the module docstring for the layout).
 
+    The folder may be new, empty, or hold a build of the same recipe (seed, hours, clip length and every
+    option but ``splits``, ``workers`` and ``progress``): that build's files are rendered again in place,
+    and the splits it has that ``splits`` leaves out are kept in the new manifest. Anything else in it is
+    refused (ParameterError naming ``--out``). The manifest files are removed before the first clip is
+    written and written again only after the last one, through temporary files: a build that stops half
+    way leaves no manifest (and :data:`UNFINISHED`), so :func:`load_split` refuses the folder until the
+    same build is run again.
+
     Parameters
     ----------
     out_dir : path
-        Output folder (created; existing clips of the same names are overwritten).
+        Output folder (created; see above for one that exists).
     hours : float
-        Total audio in hours over all splits (> 0).
+        Total audio in hours over all splits (> 0, at most :data:`MAX_HOURS`, at least one clip).
     seed : int
         Seed of every random draw; the same seed gives byte-identical files.
     clip_seconds : float
-        Length of each clip (>= 1 s).
+        Length of each clip (:data:`MIN_CLIP_SECONDS` to :data:`MAX_CLIP_SECONDS`).
     workers : int, optional
-        Worker processes (default: 1 for fewer than 40 clips, else min(2, CPUs)). Clips are always
-        rendered in fresh (spawned) processes; the output does not depend on their number.
+        Worker processes (default: 1 for fewer than 40 clips, else min(2, CPUs); never more than the
+        clips). Clips are always rendered in fresh (spawned) processes; the output does not depend on
+        their number.
     npm_cache : path, optional
         Folder of the npm sample packages (default ``~/.cache/rtclassify/npm``).
     render_rate : int
@@ -552,17 +749,23 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
     Returns
     -------
     dict
-        The content of ``manifest.json`` (its ``splits`` lists the rendered ones).
+        The content of ``manifest.json`` (its ``splits`` lists the rendered ones and those kept).
+
+    Raises
+    ------
+    ParameterError
+        A bad parameter; ``out_dir`` unusable or holding another build; not enough free space there
+        for about :data:`BYTES_PER_SECOND` per second of audio.
     """
     try:
         hours = float(hours)
         clip_seconds = float(clip_seconds)
     except (TypeError, ValueError) as exc:
         raise ParameterError(f"hours/clip_seconds must be numbers ({exc})") from None
-    if not np.isfinite(hours) or hours <= 0:
-        raise ParameterError(f"hours: must be > 0, got {hours}")
-    if not np.isfinite(clip_seconds) or clip_seconds < 1.0:
-        raise ParameterError(f"clip_seconds: must be >= 1, got {clip_seconds}")
+    if not np.isfinite(hours) or not 0 < hours <= MAX_HOURS:
+        raise ParameterError(f"hours: must be > 0 and <= {MAX_HOURS:g}, got {hours}")
+    if not np.isfinite(clip_seconds) or not MIN_CLIP_SECONDS <= clip_seconds <= MAX_CLIP_SECONDS:
+        raise ParameterError(f"clip_seconds: must be {MIN_CLIP_SECONDS:g}-{MAX_CLIP_SECONDS:g}, got {clip_seconds}")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"seed: must be a non-negative integer, got {seed!r}")
     if workers is not None and int(workers) < 1:
@@ -578,30 +781,58 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
     if any(x not in SOUNDFONTS_EXTRA for x in extra_soundfonts) or len(set(extra_soundfonts)) < len(extra_soundfonts):
         raise ParameterError(f"extra_soundfonts: expected some of {', '.join(SOUNDFONTS_EXTRA)}, "
                              f"got {list(extra_soundfonts)!r}")
-    jobs = [j for j in plan_clips(hours, int(seed), clip_seconds, kind_weights, vibrato_p, extra_soundfonts, solo_p,
-                                  sample_p) if j.split in built]
+    sizes = split_sizes(hours, clip_seconds)
+    n_render = sum(sizes[s] for s in built)
+    # the manifest's recipe keys, as JSON gives them back (to compare with a build already in the folder)
+    recipe = json.loads(json.dumps({
+        "recipe": RECIPE, "recipe_version": RECIPE_VERSION, "seed": int(seed), "hours_requested": hours,
+        "clip_seconds": clip_seconds, "render_rate": int(render_rate), "vibrato_p": vibrato_p, "solo_p": solo_p,
+        "sample_p": sample_p, "extra_soundfonts": list(extra_soundfonts),
+        "kind_weights": dict(KIND_WEIGHTS if kind_weights is None else kind_weights)}))
+
+    out = Path(out_dir)
+    created = _prepare_out(out)
+    try:
+        kept = _kept_splits(out, recipe, built)
+        need = n_render * (clip_seconds * BYTES_PER_SECOND + BYTES_PER_CLIP)
+        reclaimed = sum(f.stat().st_size for s in SPLITS if s not in kept and (out / s).is_dir()
+                        for f in (out / s).iterdir() if _CLIP_FILE.match(f.name))  # rewritten or removed
+        free = shutil.disk_usage(out).free
+        if need - reclaimed > free:
+            raise ParameterError(f"--out {out}: the build needs about {_size(need)} ({n_render} clips of "
+                                 f"{clip_seconds:g} s) but {_size(free)} is free there; ask for fewer --hours or "
+                                 "free some space")
+        jobs = [j for j in plan_clips(hours, int(seed), clip_seconds, kind_weights, vibrato_p, extra_soundfonts,
+                                      solo_p, sample_p) if j.split in built]
+        check_dependencies(extra_soundfonts, npm_cache)
+        versions = fetch_samples(npm_cache)
+    except BaseException:
+        _remove_created(out, created)
+        raise
     if workers is None:  # small sets: one process (each worker pays the soundfont and sample loading)
         workers = 1 if len(jobs) < 40 else max(1, min(2, os.cpu_count() or 1))
-    check_dependencies(extra_soundfonts)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+
+    # From here the folder holds no manifest until every clip is written: an interrupted build leaves
+    # UNFINISHED (the recipe and the kept splits' records) and no manifest, which load_split refuses.
+    _write_atomic(out / UNFINISHED, json.dumps({"recipe": recipe, "rendering": built, "kept": kept},
+                                               sort_keys=True, ensure_ascii=False))
+    for name in ("manifest.json", "manifest.jsonl"):
+        (out / name).unlink(missing_ok=True)
+    for s in SPLITS:  # clip files no manifest will list (an interrupted build of another size)
+        if s in kept or not (out / s).is_dir():
+            continue
+        names = {f"{j.name}{ext}" for j in jobs if j.split == s for ext in (".flac", ".labels.npy")}
+        for f in (out / s).iterdir():
+            if _CLIP_FILE.match(f.name) and f.name not in names:
+                f.unlink()
     for s in built:
         (out / s).mkdir(exist_ok=True)
-    versions = fetch_samples(npm_cache)
     import soundfile as sf
 
     records = []
     stats = {s: {"clips": 0, "frames": 0, "active": np.zeros(len(TAGS), np.int64), "none": 0} for s in built}
 
-    def results():
-        # always fresh worker processes (spawn), even for one worker: see _worker_init
-        import multiprocessing as mp
-
-        mpctx = mp.get_context("spawn")
-        with mpctx.Pool(int(workers), initializer=_worker_init, initargs=(npm_cache, render_rate)) as pool:
-            yield from pool.imap(_worker_run, jobs, chunksize=1)
-
-    from contextlib import nullcontext
+    from contextlib import closing, nullcontext
 
     prog_cm = nullcontext()
     task = None
@@ -611,10 +842,11 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
 
         prog_cm = Progress(TextColumn("[bold]data build[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
                            TextColumn("clips"), TimeElapsedColumn(), TimeRemainingColumn())
-    with prog_cm as prog:
+    rendered = _render_jobs(jobs, workers, npm_cache, render_rate)
+    with prog_cm as prog, closing(rendered):  # an error or Ctrl-C here ends the workers at once
         if prog is not None:
             task = prog.add_task("", total=len(jobs))
-        for job, (audio, labels, meta) in results():
+        for job, (audio, labels, meta) in rendered:
             rel_audio = f"{job.split}/{job.name}.flac"
             rel_labels = f"{job.split}/{job.name}.labels.npy"
             sf.write(out / rel_audio, audio, SAMPLE_RATE, subtype="PCM_16", format="FLAC")
@@ -633,33 +865,33 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
             st["none"] += int((labels.sum(axis=1) == 0).sum())
             if prog is not None:
                 prog.update(task, advance=1, description=f"{job.split} {job.kind:<8}")
-    with open(out / "manifest.jsonl", "w", encoding="utf-8") as fh:
-        for rec in records:
-            fh.write(json.dumps(rec, sort_keys=True, ensure_ascii=False) + "\n")
-    manifest = {
-        "recipe": RECIPE, "recipe_version": RECIPE_VERSION, "seed": int(seed), "hours_requested": hours,
-        "clip_seconds": clip_seconds, "render_rate": int(render_rate), "vibrato_p": vibrato_p,
-        "solo_p": solo_p, "sample_p": sample_p,
-        "extra_soundfonts": list(extra_soundfonts),
+    split_info = {s: dict(split_timbres(s, extra_soundfonts), clips=stats[s]["clips"], frames=int(stats[s]["frames"]),
+                          hours=round(stats[s]["clips"] * clip_seconds / 3600, 4),
+                          tag_prevalence={t: round(float(stats[s]["active"][j] / max(1, stats[s]["frames"])), 4)
+                                          for j, t in enumerate(TAGS)},
+                          no_tag_fraction=round(stats[s]["none"] / max(1, stats[s]["frames"]), 4))
+                  for s in built}
+    for s, k in kept.items():
+        split_info[s] = k["info"]
+        records += k["records"]
+    order = {s: i for i, s in enumerate(SPLITS)}
+    records.sort(key=lambda r: order[r["split"]])  # stable: each split's clips stay in order
+    manifest = dict(recipe, **{
         "sample_rate": SAMPLE_RATE, "frame_grid": {"n_fft": N_FFT, "hop_length": HOP, "center": False},
         "tags": list(TAGS),
         "labelling": {"rule": "stem frame energy (Hann-weighted mean square) within rel_db of the clip mix's "
                               "loudest frame and above floor_db; off gaps of at most fill_gap_frames filled",
                       "rel_db": REL_DB, "floor_db": FLOOR_DB, "fill_gap_frames": FILL_GAP_FRAMES},
-        "kind_weights": dict(KIND_WEIGHTS if kind_weights is None else kind_weights),
-        "splits": {s: dict(split_timbres(s, extra_soundfonts), clips=stats[s]["clips"], frames=int(stats[s]["frames"]),
-                           hours=round(stats[s]["clips"] * clip_seconds / 3600, 4),
-                           tag_prevalence={t: round(float(stats[s]["active"][j] / max(1, stats[s]["frames"])), 4)
-                                           for j, t in enumerate(TAGS)},
-                           no_tag_fraction=round(stats[s]["none"] / max(1, stats[s]["frames"]), 4))
-                   for s in built},
+        "splits": {s: split_info[s] for s in SPLITS if s in split_info},
         "sources": _sources_summary(versions, extra_soundfonts),
         "files": {"clips": "manifest.jsonl", "audio": "<split>/<clip>.flac (16 kHz mono PCM_16)",
                   "labels": "<split>/<clip>.labels.npy (uint8, n_frames x n_tags)"},
-    }
-    with open(out / "manifest.json", "w", encoding="utf-8") as fh:
-        json.dump(manifest, fh, indent=2, sort_keys=True, ensure_ascii=False)
-        fh.write("\n")
+    })
+    # last: the clip list, then the manifest, then the end of UNFINISHED (which load_split refuses)
+    _write_atomic(out / "manifest.jsonl",
+                  "".join(json.dumps(rec, sort_keys=True, ensure_ascii=False) + "\n" for rec in records))
+    _write_atomic(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    (out / UNFINISHED).unlink()
     return manifest
 
 
@@ -680,11 +912,24 @@ class SplitClips(NamedTuple):
     count: int
 
 
-def read_manifest(data_dir) -> dict:
-    """The ``manifest.json`` of a built data set (ParameterError naming the file when missing)."""
-    p = Path(data_dir) / "manifest.json"
+def _check_built(data_dir, name: str) -> Path:
+    """``data_dir/name`` of a finished build; ParameterError (saying to build it again) when the build did
+    not finish or the file is missing."""
+    root = Path(data_dir)
+    if (root / UNFINISHED).exists():
+        raise ParameterError(f"{root}: its 'rtclassify data build' did not finish ({UNFINISHED} is there, no "
+                             "manifest); run the same build again to finish it")
+    p = root / name
     if not p.exists():
-        raise ParameterError(f"{p} not found: not a data set built by 'rtclassify data build'")
+        raise ParameterError(f"{p} not found: not a data set built by 'rtclassify data build', or its build was "
+                             "interrupted; build it (again) with rtclassify data build")
+    return p
+
+
+def read_manifest(data_dir) -> dict:
+    """The ``manifest.json`` of a built data set (ParameterError naming the file when missing, or when the
+    build did not finish)."""
+    p = _check_built(data_dir, "manifest.json")
     try:
         return json.loads(p.read_text(encoding="utf-8"))
     except ValueError as exc:
@@ -692,12 +937,11 @@ def read_manifest(data_dir) -> dict:
 
 
 def split_records(data_dir, split: str) -> list[dict]:
-    """The manifest.jsonl records of one split, in order."""
+    """The manifest.jsonl records of one split, in order (ParameterError when the file is missing or the
+    build did not finish)."""
     if split not in SPLITS:
         raise ParameterError(f"split: {split!r} is not one of {SPLITS}")
-    p = Path(data_dir) / "manifest.jsonl"
-    if not p.exists():
-        raise ParameterError(f"{p} not found: not a data set built by 'rtclassify data build'")
+    p = _check_built(data_dir, "manifest.jsonl")
     out = []
     with open(p, encoding="utf-8") as fh:
         for i, line in enumerate(fh, 1):
