@@ -416,9 +416,9 @@ print('ok')
 
 
 # ----------------------------------------------------------------------------------------------- training side
-@pytest.fixture(scope="module")
-def cnn_bundle(tmp_path_factory):
-    """A tiny exported ShortChunkCNN bundle (random weights, batch-norm statistics made non-trivial)."""
+def write_cnn_bundle(folder, randomize_bn: bool = True):
+    """A tiny exported ShortChunkCNN bundle (random weights; batch-norm statistics made non-trivial unless
+    ``randomize_bn`` is false)."""
     torch = pytest.importorskip("torch")
     from rtclassify.train.export import export_bundle
     from rtclassify.train.model import TAGS, ModelConfig, ShortChunkCNN
@@ -427,16 +427,22 @@ def cnn_bundle(tmp_path_factory):
     cfg = ModelConfig(width=2, multipliers=[1, 2, 2, 2], time_pools=4, embedding_dim=16, lookahead_frames=2)
     torch.manual_seed(0)
     m = ShortChunkCNN(cfg)
-    with torch.no_grad():
-        for blk in m.blocks:
-            bn = blk[1]
-            bn.running_mean.uniform_(-0.5, 0.5)
-            bn.running_var.uniform_(0.5, 2.0)
-            bn.weight.uniform_(0.5, 1.5)
-            bn.bias.uniform_(-0.2, 0.2)
+    if randomize_bn:
+        with torch.no_grad():
+            for blk in m.blocks:
+                bn = blk[1]
+                bn.running_mean.uniform_(-0.5, 0.5)
+                bn.running_var.uniform_(0.5, 2.0)
+                bn.weight.uniform_(0.5, 1.5)
+                bn.bias.uniform_(-0.2, 0.2)
     ck = {"format": CHECKPOINT_FORMAT, "model_config": cfg.to_dict(), "state_dict": m.state_dict(),
           "tags": list(TAGS), "thresholds": {t: {"on": 0.5, "off": 0.35} for t in TAGS}, "name": "tiny-cnn"}
-    return export_bundle(ck, tmp_path_factory.mktemp("cnn") / "bundle")
+    return export_bundle(ck, folder)
+
+
+@pytest.fixture(scope="module")
+def cnn_bundle(tmp_path_factory):
+    return write_cnn_bundle(tmp_path_factory.mktemp("cnn") / "bundle")
 
 
 def test_state_from_onnx_reproduces_the_exported_network(cnn_bundle):

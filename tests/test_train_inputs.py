@@ -14,7 +14,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("sklearn")
 
 from _rtc_bundle import tone  # noqa: E402
-from test_learn import SR, bell  # noqa: E402
+from test_learn import SR, bell, write_cnn_bundle  # noqa: E402
 from test_train_model import TINY, _clips  # noqa: E402
 
 from rtclassify import Classifier, cli  # noqa: E402
@@ -23,32 +23,11 @@ from rtclassify.train.features import DEFAULT_FRONTEND, build_feature_set  # noq
 from rtclassify.train.model import TAGS, ModelConfig, ShortChunkCNN  # noqa: E402
 
 
-def _cnn_bundle(folder, randomize_bn: bool = True):
-    """A tiny exported ShortChunkCNN bundle (as test_learn's ``cnn_bundle``)."""
-    from rtclassify.train.export import export_bundle
-    from rtclassify.train.trainer import CHECKPOINT_FORMAT
-
-    cfg = ModelConfig(width=2, multipliers=[1, 2, 2, 2], time_pools=4, embedding_dim=16, lookahead_frames=2)
-    torch.manual_seed(0)
-    m = ShortChunkCNN(cfg)
-    if randomize_bn:
-        with torch.no_grad():
-            for blk in m.blocks:
-                bn = blk[1]
-                bn.running_mean.uniform_(-0.5, 0.5)
-                bn.running_var.uniform_(0.5, 2.0)
-                bn.weight.uniform_(0.5, 1.5)
-                bn.bias.uniform_(-0.2, 0.2)
-    ck = {"format": CHECKPOINT_FORMAT, "model_config": cfg.to_dict(), "state_dict": m.state_dict(),
-          "tags": list(TAGS), "thresholds": {t: {"on": 0.5, "off": 0.35} for t in TAGS}, "name": "tiny-cnn"}
-    return export_bundle(ck, folder)
-
-
 @pytest.fixture(scope="module")
 def learned_bundle(tmp_path_factory):
     """A tiny CNN bundle plus a tag learned with Classifier.learn: 13 labels, a 12-row network head."""
     tmp = tmp_path_factory.mktemp("learned")
-    base = Classifier.load(_cnn_bundle(tmp / "base"))
+    base = Classifier.load(write_cnn_bundle(tmp / "base"))
     clf = base.learn("bell", [bell(SR, 2.0, i) for i in range(2)], sample_rate=SR, out=tmp / "learned")
     assert len(clf.labels) == 13 and clf.labels[-1] == "bell"
     return clf
@@ -84,7 +63,7 @@ def test_state_from_onnx_reads_initializers_the_exporter_shared(tmp_path):
     from rtclassify.learn.finetune import state_from_onnx
     from rtclassify.train.export import build_model
 
-    clf = Classifier.load(_cnn_bundle(tmp_path / "b", randomize_bn=False))
+    clf = Classifier.load(write_cnn_bundle(tmp_path / "b", randomize_bn=False))
     x = np.random.default_rng(1).normal(-50, 20, (4, 128, 64)).clip(-100, 20).astype(np.float32)
     with torch.no_grad():
         p, _ = build_model(state_from_onnx(clf.bundle))(torch.from_numpy(x))
@@ -111,7 +90,7 @@ def test_run_folder_of_a_zip_output_is_case_insensitive(learned_bundle, tmp_path
 
     data = _tag_folders(tmp_path / "data", seconds=0.2)  # too short for a window: stops after the run folder
     with pytest.raises(ParameterError, match="long enough"):
-        finetune(data, tmp_path / "b.ZIP", bundle=_cnn_bundle(tmp_path / "base"), epochs=1,
+        finetune(data, tmp_path / "b.ZIP", bundle=write_cnn_bundle(tmp_path / "base"), epochs=1,
                  console=Console(file=io.StringIO()))
     assert (tmp_path / "b.run").is_dir()
     assert not (tmp_path / "b.ZIP.run").exists()

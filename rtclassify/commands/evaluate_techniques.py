@@ -74,16 +74,11 @@ def _check_out(out) -> None:
     import os
 
     from ..errors import ParameterError
+    from ..model.bundle_write import make_output_folder
 
-    if out.exists() and not out.is_dir():
-        raise ParameterError(f"--out {out}: is a file, not a folder; give a folder for techniques.json")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ParameterError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
-    if not os.access(out, os.W_OK | os.X_OK) or \
-            ((out / "techniques.json").exists() and not os.access(out / "techniques.json", os.W_OK)):
-        raise ParameterError(f"--out {out}: not writable")
+    make_output_folder(out)
+    if (out / "techniques.json").exists() and not os.access(out / "techniques.json", os.W_OK):
+        raise ParameterError(f"--out {out}: techniques.json is not writable")
 
 
 def run(args) -> int:

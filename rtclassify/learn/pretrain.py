@@ -342,13 +342,9 @@ def pretrain(data, out_dir, bundle=None, params: PretrainParams | None = None, c
     console = console or Console()
     p = (params or PretrainParams()).validate()
     bundle = bundle if bundle is not None else load_bundle(None)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ParameterError(f"--out {out_dir}: exists and is not a folder")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ParameterError(f"--out {out_dir}: cannot create the folder ({exc.strerror or exc})") from None
+    from ..model.bundle_write import make_output_folder
+
+    out_dir = make_output_folder(out_dir)
     torch.set_num_threads(p.threads)
     torch.manual_seed(p.seed)
     rng = np.random.default_rng(p.seed)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import ParameterError
 
-__all__ = ["check_bundle_out", "write_bundle", "is_zip_path"]
+__all__ = ["check_bundle_out", "write_bundle", "is_zip_path", "make_output_folder"]
 
 
 def is_zip_path(path) -> bool:
@@ -157,3 +157,23 @@ def write_bundle(out, files: dict, stale=(), what: str = "out") -> Path:
         return p
     except OSError as exc:
         raise ParameterError(f"{what} {p}: cannot write the bundle ({exc.strerror or exc})") from exc
+
+
+def make_output_folder(path, what: str = "--out") -> Path:
+    """Create an output folder (a run's, a report's) with its parents, or fail with one line naming ``what``.
+
+    Raises
+    ------
+    ParameterError
+        ``path`` is empty, is a file, cannot be created or is not writable.
+    """
+    p = _as_path(path, what)
+    if p.exists() and not p.is_dir():
+        raise ParameterError(f"{what} {p}: exists and is not a folder")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ParameterError(f"{what} {p}: cannot create the folder ({exc.strerror or exc})") from None
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise ParameterError(f"{what} {p}: the folder is not writable")
+    return p
