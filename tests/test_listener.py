@@ -533,3 +533,42 @@ def test_start_after_stop_is_refused(clf):
     with pytest.raises(RuntimeError, match="stopped before it started"):
         lis.start()
     assert "open" not in sink.calls and lis.finished
+
+
+def test_a_failing_sink_does_not_keep_the_next_sinks_from_the_batch(clf):
+    # the sink that fails comes first, on the batch with the first "on": the one after it must still get that
+    # batch and then the final flush with its "off"
+    class FailsOnFirstOn(RecordingSink):
+        def send(self, events):
+            if any(e.kind == "on" for e in events):
+                raise SinkError("the test sink failed")
+            super().send(events)
+
+    failing, after = FailsOnFirstOn(), RecordingSink()
+    lis = Listener(clf, sinks=[failing, after], source=ClipSource(demo_signal(SR), SR, blocksize=256, speed=8.0))
+    lis.start()
+    assert lis.wait(30)
+    assert isinstance(lis.error, SinkError)
+    ev = onoff(after.events)
+    on = {}
+    for kind, tag in ((e[0], e[1]) for e in ev):
+        on[tag] = on.get(tag, 0) + (1 if kind == "on" else -1)
+    assert ev and ev[0][0] == "on" and all(v == 0 for v in on.values()), ev  # the on, then its off
+    assert [k for k, _, _ in onoff(failing.events)] == ["off"] * len(onoff(failing.events))  # only the flush
+
+
+def test_blocked_says_where_an_output_holds_up_the_worker(clf):
+    blocked = BlockedSink()
+    x = np.tile(demo_signal(SR), 4)
+    lis = Listener(clf, sinks=[blocked], source=ClipSource(x, SR, blocksize=256, speed=4.0))
+    lis.start()
+    try:
+        assert lis.blocked(0.0) is None or blocked.entered.is_set()
+        assert blocked.entered.wait(30)
+        time.sleep(0.3)
+        assert lis.blocked(10.0) is None  # not that long yet
+        assert lis.blocked(0.2).startswith("sink BlockedSink (send at ")
+    finally:
+        blocked.release.set()
+    lis.stop(timeout=10)
+    assert lis.blocked(0.0) is None

@@ -150,3 +150,8 @@ def test_the_readme_example_loads_and_its_error_example_is_what_the_loader_says(
         load_mapping(write(tmp_path, bad), LABELS)
     msg = str(exc.value).replace(str(tmp_path / "map.toml"), "mapping.toml")
     assert msg in " ".join(readme[start:].split())
+
+
+def test_an_absurdly_long_osc_address_is_refused_at_load(tmp_path):
+    with pytest.raises(ConfigError, match=r"map.toml:2: osc.prefix: must be at most 512 characters long, got 600"):
+        load_mapping(write(tmp_path, "[osc]\nprefix = \"/" + "a" * 599 + "\"\n"), LABELS)

@@ -88,9 +88,10 @@ def test_several_destinations_get_everything():
         sink = OscSink(Mapping.default(LABELS).osc, [("127.0.0.1", r1.port), f"localhost:{r2.port}"])
         with sink:
             sink.send([TagOn(0.5, time.time(), 0, "drums", 0.9)])
-        a, b = r1.wait_for(2), r2.wait_for(2)
-        assert a == b
-        assert a[0] == ("/rtclassify/on", ("drums",))
+        # the tag left on gets its /off when the sink closes
+        a, b = r1.wait_for(3), r2.wait_for(3)
+        assert a == b and len(a) == 3
+        assert a[0] == ("/rtclassify/on", ("drums",)) and a[2] == ("/rtclassify/off", ("drums",))
     finally:
         r1.close()
         r2.close()
@@ -184,3 +185,74 @@ def test_parse_destination(spec, expected):
 def test_parse_destination_rejects(spec):
     with pytest.raises(ParameterError, match="HOST:PORT"):
         parse_destination(spec)
+
+
+class _FlakySocket:
+    """Wraps a UDP socket: sends to ``bad_port`` fail as a lost route does."""
+
+    def __init__(self, sock, bad_port):
+        self.sock, self.bad_port = sock, bad_port
+
+    def sendto(self, data, addr):
+        if addr[1] == self.bad_port:
+            raise OSError(113, "No route to host")
+        return self.sock.sendto(data, addr)
+
+    def close(self):
+        self.sock.close()
+
+
+def test_a_destination_that_fails_mid_run_is_counted_and_the_others_get_everything():
+    good, bad = Receiver(), Receiver()
+    said = []
+    try:
+        sink = OscSink(Mapping.default(LABELS).osc, [f"127.0.0.1:{bad.port}", f"127.0.0.1:{good.port}"],
+                       on_fault=said.append)
+        with sink:
+            fam = next(iter(sink._socks))
+            sink._socks[fam] = _FlakySocket(sink._socks[fam], bad.port)
+            sink.send(events())  # no exception: the show goes on
+            sink.send([TagOn(3.0, time.time(), 0, "drums", 0.9)])
+            assert sink.send_errors == {f"127.0.0.1:{bad.port}": 7}
+            assert said == [f"OSC send to 127.0.0.1:{bad.port} failed: No route to host; going on (failures are "
+                            f"counted)"]  # once
+        got = good.wait_for(8)
+        assert [m for m in got if m[0].endswith(("/on", "/off"))] == [
+            ("/rtclassify/on", ("piano",)), ("/rtclassify/off", ("piano",)), ("/rtclassify/on", ("drums",)),
+            ("/rtclassify/off", ("drums",))]  # drums' /off at close
+        assert sink.fault == f"OSC to 127.0.0.1:{bad.port}: 8 datagram(s) not sent (No route to host)"
+    finally:
+        good.close()
+        bad.close()
+
+
+def test_a_large_batch_is_split_into_bundles_under_the_datagram_limit():
+    from rtclassify.sinks.osc import MAX_DATAGRAM
+
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(0.5)
+    try:
+        channels = range(64)
+        sink = OscSink(OscMapping(bundle=True), [("127.0.0.1", rx.getsockname()[1])], streams=channels)
+        t = time.time()
+        batch = [e for c in channels for e in (TagOn(1.0, t, c, "piano", 0.8), TagLevel(1.0, t, c, "speech", 0.3),
+                                               TagLevel(1.0, t, c, "drums", 0.2))]
+        with sink:
+            sink.send(batch)
+            sink.send([TagOff(2.0, t, c, "piano") for c in channels])
+        sizes, ons, offs = [], 0, 0
+        while True:
+            try:
+                data = rx.recv(70000)
+            except socket.timeout:
+                break
+            sizes.append(len(data))
+            b = OscBundle(data)
+            for m in b:
+                ons += m.address.endswith("/on")
+                offs += m.address.endswith("/off")
+        assert len(sizes) > 2 and max(sizes) <= MAX_DATAGRAM
+        assert ons == 64 and offs == 64 and not sink.send_errors
+    finally:
+        rx.close()

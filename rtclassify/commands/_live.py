@@ -98,9 +98,13 @@ class EventPrinter:
     With ``channels`` true (several streams) each line names the event's input channel.
     """
 
-    def __init__(self, stream=None, channels: bool = False):
+    def __init__(self, stream=None, channels: bool = False, alone: bool = True):
         self.stream = stream or sys.stdout
         self.channels = bool(channels)
+        #: the only output: when its reader goes away (``| head``) the run ends; beside MIDI, OSC or a log
+        #: file the printer just goes quiet and the show goes on
+        self.alone = bool(alone)
+        self._closed = False
 
     def open(self) -> None:
         pass
@@ -118,8 +122,15 @@ class EventPrinter:
                 rest = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items()
                                 if k not in ("stream_time", "wall_time", "channel", "event"))
                 lines.append(f"{t}  {ev.kind:<4s} {rest}")
-        if lines:
-            print("\n".join(lines), file=self.stream, flush=True)
+        if lines and not self._closed:
+            try:
+                print("\n".join(lines), file=self.stream, flush=True)
+            except BrokenPipeError:
+                self._closed = True
+                if self.stream is sys.stdout:
+                    drop_stdout()
+                if self.alone:
+                    raise OutputClosed("the reader of standard output went away") from None
 
     def close(self) -> None:
         pass
@@ -150,7 +161,7 @@ def build_sinks(args, labels, mapping, title: str, channels=None):
         outputs.append(f"log {args.log}")
     if args.no_display:
         if args.log != "-":
-            sinks.append(EventPrinter(channels=channels is not None))
+            sinks.append(EventPrinter(channels=channels is not None, alone=not sinks))
     else:
         sinks.append(LiveDisplay(labels, title=title, channels=channels))
     return sinks, outputs
@@ -229,7 +240,7 @@ def run_listener(listener, duration: float | None, *, what: str, stop_timeout: f
     interrupted = False
     listener.start()
     try:
-        listener.wait(duration)
+        _wait_watching(listener, duration, what)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -256,9 +267,32 @@ def run_listener(listener, duration: float | None, *, what: str, stop_timeout: f
     print(f"rtclassify {what}: {how} after {elapsed:.1f} s, {c['events']} events; {summary}", file=sys.stderr)
     if error is not None:
         print(f"rtclassify {what}: error: {error}", file=sys.stderr)
+    faults = [f for f in (getattr(s, "fault", None) for s in listener.sinks) if f]
+    for f in faults:  # outputs that failed during the run while the show went on
+        print(f"rtclassify {what}: error: {f}", file=sys.stderr)
     if not stopped:
         hard_exit(1)
-    return 1 if error is not None else 0
+    return 1 if error is not None or faults else 0
+
+
+#: seconds the worker may spend in one output call before the run says so (the audio is then being dropped)
+BLOCKED_WARNING_S = 2.0
+
+
+def _wait_watching(listener, duration: float | None, what: str) -> None:
+    """``listener.wait(duration)``, saying once when an output has held up the worker for a while."""
+    end = None if duration is None else time.monotonic() + duration
+    warned = False
+    while True:
+        step = 0.25 if end is None else min(0.25, end - time.monotonic())
+        if step <= 0 or listener.wait(step):
+            return
+        if not warned:
+            where = listener.blocked(BLOCKED_WARNING_S)
+            if where:
+                _say(f"rtclassify {what}: warning: blocked for more than {BLOCKED_WARNING_S:g} s in {where}; "
+                     f"the audio arriving meanwhile is dropped")
+                warned = True
 
 
 def _say(line: str) -> None:

@@ -248,6 +248,7 @@ class Listener:
         self._source_finished = threading.Event()
         self._worker_exit = threading.Event()  # set as the worker's last action
         self._stage = None  # what the worker is calling now (the session, on_event, a sink): for stop()'s report
+        self._stage_t = 0.0  # when it started calling an output (on_event or a sink), time.monotonic()
         #: what kept the worker from stopping within stop()'s timeout (a sink, on_event, the session), or None
         self.hung: str | None = None
         self._closed = False
@@ -528,6 +529,18 @@ class Listener:
             self._done.set()
         return not abandoned
 
+    def blocked(self, seconds: float = 2.0) -> str | None:
+        """Where the worker has been blocked for more than ``seconds`` in an output (a sink or ``on_event``),
+        described as in :attr:`hung`; None when it is not. Audio that arrives meanwhile fills the ring and is
+        then dropped (counted), so a caller can say so while the show goes on."""
+        stage, t = self._stage, self._stage_t
+        thread = self._thread
+        if stage is None or stage is self.session or thread is None or self._worker_exit.is_set():
+            return None
+        if time.monotonic() - t <= seconds or stage is not self._stage:
+            return None
+        return self._describe_stuck(stage, thread)
+
     def _describe_stuck(self, stage, thread) -> str:
         """Where the worker is blocked: the sink, ``on_event`` or the session, and its innermost Python line."""
         if stage is None:
@@ -780,17 +793,17 @@ class Listener:
     def _emit(self, events, t_decided: float, tolerant: bool = False) -> None:
         """Hand a batch to ``on_event`` and then to every sink.
 
-        Every sink gets the batch even when ``on_event`` raises: its error
-        becomes the listener's (first) error and, unless ``tolerant`` (the
-        final flush, which must reach every sink), stops the listener after
-        the sinks have sent the batch. A failing sink stops the listener too
-        (``tolerant``: the other sinks still get the batch).
+        Every sink gets the batch even when ``on_event`` or another sink
+        raises: the first error becomes the listener's and, unless
+        ``tolerant`` (the final flush), stops the listener after every sink
+        has had the batch, so no output misses an off that another one sent.
         """
         self._events += len(events)
         cb = self.on_event
         cb_exc = None
         if cb is not None:
             self._stage = cb
+            self._stage_t = time.monotonic()
             try:
                 for ev in events:
                     cb(ev)
@@ -798,21 +811,25 @@ class Listener:
                 cb_exc = exc
                 if self.error is None:
                     self.error = _as_clear_error(exc)
+        sink_exc = None
         for s in self.sinks:
             self._stage = s
-            if tolerant or cb_exc is not None:
-                try:
-                    s.send(events)
-                except BaseException as exc:
-                    if self.error is None:
-                        self.error = _as_clear_error(exc)
-            else:
+            self._stage_t = time.monotonic()
+            try:
                 s.send(events)
+            except BaseException as exc:  # the other sinks still get the batch (their offs, their note-offs)
+                if sink_exc is None:
+                    sink_exc = exc
+                if tolerant and self.error is None:
+                    self.error = _as_clear_error(exc)
         self._stage = None
         self._output_sum += time.perf_counter() - t_decided
         self._output_n += 1
-        if cb_exc is not None and not tolerant:
-            raise cb_exc
+        if not tolerant:
+            if cb_exc is not None:
+                raise cb_exc
+            if sink_exc is not None:
+                raise sink_exc
 
 
 def _in_pieces(piece, bs: int):

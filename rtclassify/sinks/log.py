@@ -9,6 +9,14 @@ once more when the log closes, a status line carries the engine counters
 (dropped samples, overflows, hops, compute time, latency parts)::
 
     {"event": "status", "wall_time": 1716000001.0, "dropped_samples": 0, "input_overflows": 0, ...}
+
+A file that can no longer be written during a run (a full disk) does not stop
+the show: the log stops at the last whole batch, the problem is reported once
+through ``on_fault`` (default: one line on standard error) and
+:attr:`JsonlSink.fault` says where the log ends. Standard output whose reader
+went away (``--log - | head``) ends the run instead
+(:class:`~rtclassify.errors.OutputClosed`): there the log is what the user
+asked for.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ class JsonlSink:
         Seconds between two status lines (0: none).
     """
 
-    def __init__(self, path, *, levels: bool = True, status_interval: float = 1.0):
+    def __init__(self, path, *, levels: bool = True, status_interval: float = 1.0, on_fault=None):
         self.path = str(path)
         self.levels = bool(levels)
         self.status_interval = float(status_interval)
@@ -49,6 +57,9 @@ class JsonlSink:
         self._lock = threading.Lock()
         #: events written
         self.written = 0
+        #: why the log stopped during the run (a file that could not be written), or None
+        self.fault: str | None = None
+        self._on_fault = on_fault
 
     def open(self) -> None:
         if self._fh is not None:
@@ -66,6 +77,8 @@ class JsonlSink:
         with self._lock:
             fh = self._fh
             if fh is None:
+                if self.fault is not None:
+                    return  # stopped during the run (reported once)
                 raise SinkError("the event log is not open")
             lines = [json.dumps(ev.to_dict(), separators=(", ", ": ")) for ev in events
                      if self.levels or ev.kind != "level"]
@@ -75,7 +88,8 @@ class JsonlSink:
                 fh.write("\n".join(lines) + "\n")
                 fh.flush()
             except OSError as exc:
-                raise self._write_error(exc) from None
+                self._failed(exc)
+                return
             self.written += len(lines)
 
     def status(self, counters: dict) -> None:
@@ -106,12 +120,26 @@ class JsonlSink:
             fh.write(json.dumps(rec, separators=(", ", ": ")) + "\n")
             fh.flush()
         except OSError as exc:
-            raise self._write_error(exc) from None
+            self._failed(exc)
 
-    def _write_error(self, exc: OSError) -> SinkError:
-        if self.path == "-" and isinstance(exc, BrokenPipeError):
-            return OutputClosed("the reader of standard output went away")
-        return SinkError(f"writing the event log {self.path} failed: {exc.strerror or exc}")
+    def _failed(self, exc: OSError) -> None:
+        """A write failed (the lock is held): standard output's reader gone ends the run; a file stops logging."""
+        if self.path == "-":
+            if isinstance(exc, BrokenPipeError):
+                raise OutputClosed("the reader of standard output went away") from None
+            raise SinkError(f"writing the event log to standard output failed: {exc.strerror or exc}") from None
+        fh, self._fh = self._fh, None
+        self.fault = (f"the event log {self.path} stopped after {self.written} events: "
+                      f"{exc.strerror or exc} (its last line may be cut)")
+        try:
+            fh.close()
+        except OSError:
+            pass
+        say = self._on_fault
+        if say is None:
+            print(f"rtclassify: warning: {self.fault}; going on without it", file=sys.stderr, flush=True)
+        else:
+            say(self.fault)
 
     def close(self, timeout: float = 2.0) -> None:
         """Write the last status line and close the file (standard output stays open).

@@ -381,9 +381,15 @@ def _float(d: dict, key: str, path: list[str], loc: _Locator, lo: float, hi: flo
     return v
 
 
+#: the longest OSC address (or prefix) a mapping may give
+MAX_ADDRESS = 512
+
+
 def _address(v, path: list[str], loc: _Locator) -> str:
     if not isinstance(v, str) or not v.startswith("/") or any(c in v for c in " #*,?[]{}"):
         raise loc.error(path, f"must be an OSC address starting with '/' without spaces or any of #*,?[]{{}}, got {v!r}")
+    if len(v) > MAX_ADDRESS:
+        raise loc.error(path, f"must be at most {MAX_ADDRESS} characters long, got {len(v)}")
     return v.rstrip("/") or "/"
 
 

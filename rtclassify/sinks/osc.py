@@ -23,9 +23,19 @@ an address outside the prefix, from ``[osc.tags]`` or ``[osc.technique]``, gets
 every message starts with the channel as an int32 argument
 (``/rtclassify/on ,is 3 piano``).
 
-With ``bundle = true`` each batch of events goes out as one OSC bundle whose
-time tag is the wall time at which the engine decided the first event of the
-batch (in the past, so receivers act at once but can measure the delay).
+With ``bundle = true`` each batch of events goes out as OSC bundles (one, or
+several of at most :data:`MAX_DATAGRAM` bytes each when the batch is larger,
+e.g. many streams) whose time tag is the wall time at which the engine decided
+the first event of the batch (in the past, so receivers act at once but can
+measure the delay).
+
+A send that fails during a run (the network went away, no route to the host)
+does not stop the show: the message still goes to every other destination, the
+failures are counted per destination (:attr:`OscSink.send_errors`), the first
+one is reported through ``on_fault`` (default: one line on standard error) and
+:attr:`OscSink.fault` sums them up for the end of the run. Tags still on when
+the sink closes get their ``/off`` then (a run that ended without its final
+flush: a blocked output, a fault).
 Technique messages come at the trackers' frame rate; a value that did not
 change since the last message on its address is not sent again.
 """
@@ -40,7 +50,12 @@ from ..errors import ParameterError, SinkError
 from . import EventDispatch
 from .mapping import OscMapping
 
-__all__ = ["OscSink", "parse_destination"]
+__all__ = ["OscSink", "parse_destination", "MAX_DATAGRAM"]
+
+#: the largest bundle sent (bytes): a batch larger than this (many streams) is split over several bundles,
+#: well under UDP's 65507-byte limit and the receive buffers of common OSC receivers
+MAX_DATAGRAM = 8192
+_BUNDLE_HEADER = 16  # "#bundle\0" and the time tag; each element adds a 4-byte size before its message
 
 
 def parse_destination(spec: str) -> tuple[str, int]:
@@ -88,7 +103,7 @@ class OscSink(EventDispatch):
     guarantee: a receiver that is not running is not an error.
     """
 
-    def __init__(self, mapping: OscMapping, destinations: Sequence, streams=None):
+    def __init__(self, mapping: OscMapping, destinations: Sequence, streams=None, on_fault=None):
         if not destinations:
             raise SinkError("OSC output needs at least one HOST:PORT destination")
         self.mapping = mapping
@@ -108,6 +123,11 @@ class OscSink(EventDispatch):
         self._batch_time = 0.0
         #: number of datagrams sent (to all destinations together)
         self.datagrams_sent = 0
+        #: "host:port" -> datagrams that could not be sent there (the run went on)
+        self.send_errors: dict[str, int] = {}
+        self._first_error: dict[str, str] = {}
+        self._on_fault = on_fault if on_fault is not None else _say
+        self._on: set = set()  # (channel, tag) of the tags that are on: their /off is sent at close if still on
 
     def open(self) -> None:
         if self._addrs:
@@ -137,16 +157,34 @@ class OscSink(EventDispatch):
                 socks[family] = s
         self._socks, self._addrs = socks, addrs
 
+    @property
+    def fault(self) -> str | None:
+        """The sends that failed during the run, in one line (None when every one went out)."""
+        if not self.send_errors:
+            return None
+        return "; ".join(f"OSC to {d}: {n} datagram(s) not sent ({self._first_error[d]})"
+                         for d, n in self.send_errors.items())
+
     def close(self) -> None:
         with self._lock:
-            for s in self._socks.values():
-                s.close()
-            self._socks, self._addrs = {}, []
+            try:
+                if self._on and self._addrs and self.mapping.on_off:
+                    # tags the run left on (it ended without its final flush): their /off, so that no receiver
+                    # keeps one on
+                    self._pending = []
+                    for ch, tag in sorted(self._on, key=lambda x: (x[0] is None, x[0] or 0, x[1])):
+                        self._channel = ch
+                        self._msg(self.mapping.off_address, tag)
+                    self._channel = None
+                    self._flush_pending()
+            finally:
+                self._on.clear()
+                for s in self._socks.values():
+                    s.close()
+                self._socks, self._addrs = {}, []
 
     # ------------------------------------------------------------------ sending
     def send(self, events: Sequence) -> None:
-        from pythonosc.osc_bundle_builder import OscBundleBuilder
-
         with self._lock:
             if not self._addrs:
                 raise SinkError("OSC output is not open")
@@ -161,23 +199,47 @@ class OscSink(EventDispatch):
                                         f"the sink's streams ({', '.join(map(str, sorted(self.streams)))})")
                     self._channel = ev.channel
                     EventDispatch.send(self, (ev,))
-            if not self._pending:
-                return
-            if self.mapping.bundle:
+            self._channel = None
+            self._flush_pending()
+
+    def _flush_pending(self) -> None:
+        """Send the messages of the batch: one by one, or as bundles of at most MAX_DATAGRAM bytes."""
+        from pythonosc.osc_bundle_builder import OscBundleBuilder
+
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        if not self.mapping.bundle:
+            for m in pending:
+                self._sendto(m.dgram)
+            return
+        group, size = [], _BUNDLE_HEADER
+        for m in pending + [None]:
+            n = 0 if m is None else 4 + len(m.dgram)
+            if group and (m is None or size + n > MAX_DATAGRAM):
                 b = OscBundleBuilder(self._batch_time or 1e-6)
-                for m in self._pending:
-                    b.add_content(m)
+                for g in group:
+                    b.add_content(g)
                 self._sendto(b.build().dgram)
-            else:
-                for m in self._pending:
-                    self._sendto(m.dgram)
+                group, size = [], _BUNDLE_HEADER
+            if m is not None:
+                group.append(m)
+                size += n
 
     def _sendto(self, data: bytes) -> None:
+        """Send to every destination; a failure is counted (and its first one reported), never raised."""
         for family, addr in self._addrs:
             try:
                 self._socks[family].sendto(data, addr)
             except OSError as exc:
-                raise SinkError(f"OSC send to {addr[0]}:{addr[1]} failed: {exc.strerror or exc}") from None
+                dest = f"{addr[0]}:{addr[1]}"
+                n = self.send_errors.get(dest, 0)
+                self.send_errors[dest] = n + 1
+                if n == 0:
+                    self._first_error[dest] = exc.strerror or str(exc)
+                    self._on_fault(f"OSC send to {dest} failed: {exc.strerror or exc}; going on (failures are "
+                                   f"counted)")
+                continue
             self.datagrams_sent += 1
 
     def _msg(self, address: str, *args) -> None:
@@ -203,13 +265,15 @@ class OscSink(EventDispatch):
                 b.add_arg(float(a), OscMessageBuilder.ARG_TYPE_FLOAT)
         self._pending.append(b.build())
 
-    def _on(self, ev) -> None:
+    def _tag_on(self, ev) -> None:
+        self._on.add((self._channel, ev.tag))
         if self.mapping.on_off:
             self._msg(self.mapping.on_address, ev.tag)
         if self.mapping.levels:
             self._msg(self.mapping.tag_address(ev.tag), ev.prob)
 
-    def _off(self, ev) -> None:
+    def _tag_off(self, ev) -> None:
+        self._on.discard((self._channel, ev.tag))
         if self.mapping.on_off:
             self._msg(self.mapping.off_address, ev.tag)
 
@@ -243,8 +307,8 @@ class OscSink(EventDispatch):
         self._tech("tremolo", self._num(ev, "tremolo_rate"), self._num(ev, "tremolo_depth"))
 
     handlers = {
-        "on": _on,
-        "off": _off,
+        "on": _tag_on,
+        "off": _tag_off,
         "level": _level,
         "technique": _technique_frame,
         "vibrato_on": lambda s, e: s._tech("vibrato", s._num(e, "rate"), s._num(e, "extent")),
@@ -252,3 +316,9 @@ class OscSink(EventDispatch):
         "tremolo_on": lambda s, e: s._tech("tremolo", s._num(e, "rate"), s._num(e, "depth")),
         "tremolo_off": lambda s, e: s._tech("tremolo", 0.0, 0.0),
     }
+
+
+def _say(line: str) -> None:
+    import sys
+
+    print(f"rtclassify: warning: {line}", file=sys.stderr, flush=True)
