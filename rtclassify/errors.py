@@ -37,6 +37,10 @@ class OutputClosed(SinkError):
     """The reader of standard output went away (``listen --log - | head``): the end of the run, not a fault."""
 
 
+class StateError(RtclassifyError, RuntimeError):
+    """A call the object's state does not allow (audio after ``flush()`` without ``reset()``)."""
+
+
 class MissingDependencyError(RtclassifyError, ImportError):
     """An optional dependency is not installed; the message names the extra or system package."""
 

@@ -348,3 +348,37 @@ def test_levels_in_stream(clf, signals):
     evs2 = s2.process(signals[16000][:32000])
     n_levels = len([e for e in evs2 if e.kind == "level"]) // len(clf.labels)
     assert n_levels == pytest.approx(2.0 * 5, abs=1)
+
+
+def test_an_on_frame_exception_leaves_the_session_consistent(clf, signals):
+    x = signals[16000]
+    calls = {"n": 0}
+
+    def host_bug(fr):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("host bug")
+
+    s = clf.stream(sample_rate=16000, on_frame=host_bug, max_block=4096, level_rate=0)
+    ref = clf.stream(sample_rate=16000, max_block=4096, level_rate=0, record_frames=True)
+    with pytest.raises(RuntimeError, match="host bug"):
+        s.process(x[:4096])
+    n_first = calls["n"]
+    ref.process(x[:4096])
+    assert n_first == len(ref.last_frames)  # every output of the call got its on_frame, the error after
+    got = []
+    s.on_frame = got.append
+    s.process(x[4096:])
+    ref.process(x[4096:])
+    assert [f.index for f in got] == [f.index for f in ref.last_frames]
+    np.testing.assert_array_equal(np.stack([f.probs for f in got]), np.stack([f.probs for f in ref.last_frames]))
+
+
+def test_audio_after_flush_is_a_state_error(clf, signals):
+    from rtclassify.errors import RtclassifyError, StateError
+
+    s = clf.stream(sample_rate=16000)
+    s.flush()
+    with pytest.raises(StateError, match="reset") as exc:
+        s.process(signals[16000][:100])
+    assert isinstance(exc.value, RtclassifyError) and isinstance(exc.value, RuntimeError)

@@ -32,7 +32,7 @@ from typing import Callable
 import numpy as np
 
 from ..detect.events import Event
-from ..errors import ParameterError
+from ..errors import ParameterError, StateError
 from .session import FrameResult, StreamSession, _HopTimer
 
 __all__ = ["MultiStreamSession", "parse_channels"]
@@ -113,7 +113,8 @@ class MultiStreamSession:
         every stream.
     on_frame : callable, optional
         ``on_frame(channel, frame)`` with each stream's
-        :class:`~rtclassify.engine.session.FrameResult` as it is produced.
+        :class:`~rtclassify.engine.session.FrameResult`, at the end of the
+        ``process``/``flush`` call that produced it.
 
     Attributes
     ----------
@@ -265,11 +266,11 @@ class MultiStreamSession:
         ------
         ParameterError
             Wrong dtype or shape.
-        RuntimeError
-            The session was flushed and not reset.
+        StateError
+            The session was flushed and not reset (a RuntimeError).
         """
         if self._flushed:
-            raise RuntimeError("the streams were flushed; call reset() before processing more audio")
+            raise StateError("the streams were flushed; call reset() before processing more audio")
         t0 = time.perf_counter()
         x = self._check_block(block)
         events: list[Event] = []
@@ -285,7 +286,28 @@ class MultiStreamSession:
                 s._merge_techniques(events, first)
         self._end_outputs()
         self._timer.add(time.perf_counter() - t0, self._hops - hops_before)
+        self._deliver_frames()
         return events
+
+    def _deliver_frames(self) -> None:
+        """The ``on_frame`` calls of this call, hop by hop (stream 0, stream 1, ... of each hop; see
+        StreamSession._deliver_frames); the first exception is raised after all of them."""
+        pending = [s._pending_frames for s in self.streams]
+        if not any(pending):
+            return
+        for s in self.streams:
+            s._pending_frames = []
+        first = None
+        for i in range(max(len(p) for p in pending)):
+            for s, p in zip(self.streams, pending):
+                if i < len(p):
+                    try:
+                        s.on_frame(p[i])
+                    except BaseException as exc:  # noqa: BLE001 - raised below, after the other outputs
+                        if first is None:
+                            first = exc
+        if first is not None:
+            raise first
 
     def flush(self) -> list[Event]:
         """End every stream: drain the resamplers and turn every active tag off.
@@ -306,6 +328,7 @@ class MultiStreamSession:
         self._end_outputs()
         self._timer.add(time.perf_counter() - t0, self._hops - hops_before)
         self._flushed = True
+        self._deliver_frames()
         return events
 
     # ------------------------------------------------------------------

@@ -57,7 +57,7 @@ import numpy as np
 from ..detect.decoder import Decoder, DecoderConfig
 from ..detect.events import Event
 from ..detect.techniques import frame_dict
-from ..errors import ParameterError
+from ..errors import ParameterError, StateError
 
 __all__ = ["StreamSession", "FrameResult"]
 
@@ -187,7 +187,9 @@ class StreamSession:
     record_frames : bool
         Keep a :class:`FrameResult` per output in :attr:`last_frames`.
     on_frame : callable, optional
-        Called with each :class:`FrameResult` as it is produced.
+        Called with each :class:`FrameResult`, in order, at the end of the
+        ``process``/``flush`` call that produced it (once the block is taken
+        in, so an exception from it leaves the session consistent).
     techniques : bool or dict
         Run the native pitch, vibrato and tremolo trackers on the same input
         samples (at the input rate): ``process`` then also returns
@@ -340,6 +342,7 @@ class StreamSession:
         self._timer.reset()
         self._flushed = False
         self.last_frames: list[FrameResult] = []
+        self._pending_frames: list[FrameResult] = []
         if self._tech is not None:
             self._tech.reset()
         self._tech_events: list[Event] = []  # technique events of the chunk being processed
@@ -418,11 +421,15 @@ class StreamSession:
         ------
         ParameterError
             Wrong dtype, rank or channel.
-        RuntimeError
-            The session was flushed and not reset.
+        StateError
+            The session was flushed and not reset (a RuntimeError).
+        Exception
+            Whatever ``on_frame`` raised: after the whole block was taken
+            in and every output handed to ``on_frame``, so the session stays
+            consistent; this call's events are in the FrameResults it got.
         """
         if self._flushed:
-            raise RuntimeError("the stream was flushed; call reset() before processing more audio")
+            raise StateError("the stream was flushed; call reset() before processing more audio")
         t0 = time.perf_counter()
         x = self._check_block(block)
         events: list[Event] = []
@@ -435,6 +442,7 @@ class StreamSession:
             self._process_chunk(x[start:start + mb], events)
         self.last_frames = frames
         self._account(t0, hops_before)
+        self._deliver_frames()
         return events
 
     def flush(self) -> list[Event]:
@@ -457,7 +465,25 @@ class StreamSession:
         self._end(events)
         self.last_frames = frames
         self._account(t0, hops_before)
+        self._deliver_frames()
         return events
+
+    def _deliver_frames(self) -> None:
+        """Hand the outputs of the call to ``on_frame``, once the audio is taken in (an exception from it then
+        leaves the session consistent); every output gets its call, then the first exception is raised."""
+        pending = self._pending_frames
+        if not pending:
+            return
+        self._pending_frames = []
+        first = None
+        for fr in pending:
+            try:
+                self.on_frame(fr)
+            except BaseException as exc:  # noqa: BLE001 - raised below, after the other outputs
+                if first is None:
+                    first = exc
+        if first is not None:
+            raise first
 
     # ------------------------------------------------------------------
     # The building blocks below are shared with MultiStreamSession (engine/multistream.py), which runs
@@ -643,7 +669,7 @@ class StreamSession:
             if self.record_frames:
                 self._frames_out.append(fr)
             if self.on_frame is not None:
-                self.on_frame(fr)
+                self._pending_frames.append(fr)  # called at the end of process()/flush()
 
     def __repr__(self) -> str:
         return (f"<StreamSession {self.bundle.name!r} {self.sample_rate} Hz -> {self.model_rate} Hz, "
