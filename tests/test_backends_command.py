@@ -137,3 +137,12 @@ def test_explicit_tensorrt_names_what_is_missing(bundle):
     else:
         with pytest.raises(gpu.GpuUnavailableError, match="needs a CUDA GPU"):
             make_backend(bundle, "tensorrt")
+
+
+@pytest.mark.parametrize("threads", [0, 257, 10 ** 9, True, 1.5])
+def test_threads_out_of_range_are_refused_by_name(threads):
+    from rtclassify import Classifier
+    from rtclassify.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="threads must be an integer from 1 to 256"):
+        Classifier.load(threads=threads)

@@ -572,3 +572,16 @@ def test_blocked_says_where_an_output_holds_up_the_worker(clf):
         blocked.release.set()
     lis.stop(timeout=10)
     assert lis.blocked(0.0) is None
+
+
+@pytest.mark.parametrize("kw, name", [({"channel": float("nan")}, "channel"), ({"channel": float("inf")}, "channel"),
+                                      ({"channel": "x"}, "channel"), ({"switch_interval": 0}, "switch_interval"),
+                                      ({"switch_interval": float("nan")}, "switch_interval"),
+                                      ({"status_interval": -1}, "status_interval"),
+                                      ({"status_interval": "x"}, "status_interval")])
+def test_bad_listener_numbers_are_refused_by_name_before_anything_opens(clf, kw, name):
+    sink = RecordingSink()
+    before = sys.getswitchinterval()
+    with pytest.raises(ParameterError, match=f"^{name} must be"):
+        Listener(clf, sinks=[sink], source=ClipSource(np.zeros(1000, np.float32), SR), **kw)
+    assert sink.calls == [] and sys.getswitchinterval() == before

@@ -382,3 +382,22 @@ def test_audio_after_flush_is_a_state_error(clf, signals):
     with pytest.raises(StateError, match="reset") as exc:
         s.process(signals[16000][:100])
     assert isinstance(exc.value, RtclassifyError) and isinstance(exc.value, RuntimeError)
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"sample_rate": float("inf")}, "sample_rate must be a whole number of Hz from 1000 to 768000"),
+    ({"sample_rate": 1}, "sample_rate must be"), ({"sample_rate": 10 ** 9}, "sample_rate must be"),
+    ({"hop": 1e308}, "longer than the model's window"),
+    ({"max_block": 10 ** 12}, "max_block must be an integer from 1 to"),
+    ({"batch": 10 ** 9}, "batch must be an integer from 1 to"),
+])
+def test_absurd_session_parameters_are_refused_by_name(clf, kw, words):
+    with pytest.raises(ParameterError, match=words):
+        clf.stream(**kw)
+
+
+def test_techniques_below_8_khz_lower_the_default_pitch_ceiling(clf):
+    s = clf.stream(sample_rate=6000, techniques=True)
+    s.process(np.zeros(6000, np.float32))
+    with pytest.raises(ParameterError, match="fmax"):  # one the caller sets is still checked
+        clf.stream(sample_rate=6000, techniques={"fmax": 2000.0})

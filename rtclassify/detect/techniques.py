@@ -64,6 +64,16 @@ def frame_dict(values: TechniqueValues | None) -> dict:
     }
 
 
+_DEFAULT_FMAX: list = []
+
+
+def _default_fmax() -> float:
+    """The native tracker's default pitch ceiling (Hz), read once."""
+    if not _DEFAULT_FMAX:
+        _DEFAULT_FMAX.append(float(_core.TechniqueTracker(48000.0).config["fmax"]))
+    return _DEFAULT_FMAX[0]
+
+
 class TechniqueDetector:
     """Streaming pitch, vibrato and tremolo detector for one audio channel.
 
@@ -94,6 +104,12 @@ class TechniqueDetector:
                  value_interval: float = 0.02, **tracker):
         if not (isinstance(value_interval, (int, float)) and math.isfinite(value_interval) and value_interval >= 0):
             raise ParameterError(f"value_interval: must be a number >= 0 seconds (got {value_interval!r})")
+        if "fmax" not in tracker and isinstance(sample_rate, (int, float)) and math.isfinite(sample_rate):
+            # the default pitch ceiling needs 4x its rate: lower it for slower input instead of refusing a
+            # parameter the caller never set
+            top = _default_fmax()
+            if 0 < sample_rate / 4 < top:
+                tracker["fmax"] = sample_rate / 4
         try:
             self._tracker = _core.TechniqueTracker(float(sample_rate), hop_length, **tracker)
         except (ValueError, TypeError) as exc:

@@ -75,6 +75,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import DeviceError, ParameterError, RtclassifyError
+from .multistream import MAX_CHANNEL_INDEX
 from .session import _positive_seconds
 
 __all__ = ["Listener"]
@@ -182,8 +183,9 @@ class Listener:
             from .multistream import parse_channels
 
             channels = parse_channels(channels)
-        if channel is not None and (isinstance(channel, bool) or int(channel) != channel or channel < 0):
-            raise ParameterError(f"channel must be a 0-based channel index >= 0, got {channel!r}")
+        if channel is not None and (not _is_real(channel) or not math.isfinite(channel) or int(channel) != channel
+                                    or not 0 <= channel <= MAX_CHANNEL_INDEX):
+            raise ParameterError(f"channel must be a 0-based channel index 0-{MAX_CHANNEL_INDEX}, got {channel!r}")
         if blocksize is not None and (not _is_real(blocksize) or int(blocksize) != blocksize
                                       or not 16 <= blocksize <= 65536):
             raise ParameterError(f"blocksize must be an integer 16-65536 frames, got {blocksize!r}")
@@ -191,6 +193,12 @@ class Listener:
             _positive_seconds(hop, "hop")
         _positive_seconds(ring_seconds, "ring_seconds")
         _positive_seconds(stall_timeout, "stall_timeout")
+        if not _is_real(status_interval) or not math.isfinite(status_interval) or status_interval < 0:
+            raise ParameterError(f"status_interval must be a number of seconds >= 0, got {status_interval!r}")
+        if switch_interval is not None and (not _is_real(switch_interval) or not math.isfinite(switch_interval)
+                                            or not 0 < switch_interval <= 1):
+            raise ParameterError(f"switch_interval must be None or a number of seconds in (0, 1], got "
+                                 f"{switch_interval!r}")
         self.clf = clf
         self.sinks = list(sinks)
         self.channel = None if channel is None else int(channel)

@@ -152,10 +152,19 @@ def _positive_seconds(value, name: str) -> float:
     return float(value)
 
 
-def _positive_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ParameterError(f"{name} must be an integer >= {minimum} (got {value!r})")
+def _positive_int(value, name: str, minimum: int = 1, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum \
+            or (maximum is not None and value > maximum):
+        rng = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise ParameterError(f"{name} must be an integer {rng} (got {value!r})")
     return int(value)
+
+
+#: input sample rates a session takes (Hz)
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768000
+#: the largest block a session takes in one piece (samples; longer blocks are split) and the largest batch
+MAX_BLOCK = 1 << 24
+MAX_BATCH = 4096
 
 
 class StreamSession:
@@ -231,11 +240,13 @@ class StreamSession:
         from .._core import MelFrontend
 
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.integer, np.floating)) \
-                or not sample_rate > 0 or int(sample_rate) != sample_rate:
-            raise ParameterError(f"sample_rate must be a positive integer in Hz (got {sample_rate!r})")
+                or not math.isfinite(sample_rate) or int(sample_rate) != sample_rate \
+                or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+            raise ParameterError(f"sample_rate must be a whole number of Hz from {MIN_SAMPLE_RATE} to "
+                                 f"{MAX_SAMPLE_RATE} (got {sample_rate!r})")
         self.sample_rate = int(sample_rate)
-        self.max_block = _positive_int(max_block, "max_block")
-        self.batch = _positive_int(batch, "batch")
+        self.max_block = _positive_int(max_block, "max_block", maximum=MAX_BLOCK)
+        self.batch = _positive_int(batch, "batch", maximum=MAX_BATCH)
         if channel != "mix":
             if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or channel < 0:
                 raise ParameterError(f"channel must be an integer >= 0 or 'mix' (got {channel!r})")
@@ -255,9 +266,9 @@ class StreamSession:
             self.hop_frames = bundle.hop_frames
         else:
             _positive_seconds(hop, "hop")
-            self.hop_frames = max(1, int(round(hop * self.model_rate / self._hop_len)))
+            window_s = self._W * self._hop_len / self.model_rate
+            self.hop_frames = max(1, int(round(min(hop, 2 * window_s) * self.model_rate / self._hop_len)))
             if self.hop_frames > self._W:
-                window_s = self._W * self._hop_len / self.model_rate
                 raise ParameterError(f"hop {hop!r} s is longer than the model's window ({window_s:.2f} s): the audio "
                                      f"between two outputs would never be heard")
         self.hop_s = self.hop_frames * self._hop_len / self.model_rate

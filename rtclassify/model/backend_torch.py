@@ -49,9 +49,9 @@ class TorchBackend:
         torch = require("torch", extra="train")
         self._torch = torch
         if threads is not None:
-            if int(threads) < 1:
-                raise ParameterError(f"threads must be >= 1, got {threads}")
-            torch.set_num_threads(int(threads))
+            from .backends import check_threads
+
+            torch.set_num_threads(check_threads(threads))
         self.labels = None
         if isinstance(source, torch.nn.Module):
             self.model = source

@@ -136,8 +136,7 @@ class OnnxBackend(Backend):
     name = "onnx"
 
     def __init__(self, bundle: Bundle, threads: int = 1, providers: list | None = None):
-        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-            raise ParameterError(f"threads must be an integer >= 1 (got {threads!r})")
+        check_threads(threads)
         super().__init__(bundle, threads)
         import onnxruntime as ort
 
@@ -223,6 +222,18 @@ class OnnxBackend(Backend):
         self._sess = None
 
 
+#: the most intra-op threads a backend takes (far above the cores of any machine this runs on; more only
+#: makes the thread pools ask for absurd memory)
+MAX_THREADS = 256
+
+
+def check_threads(threads) -> int:
+    """``threads`` as an int from 1 to :data:`MAX_THREADS`, else a ParameterError naming it."""
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= MAX_THREADS:
+        raise ParameterError(f"threads must be an integer from 1 to {MAX_THREADS} (got {threads!r})")
+    return int(threads)
+
+
 def make_backend(bundle: Bundle, name: str = "auto", threads: int = 1, **options) -> Backend:
     """Open a bundle's model with the named backend.
 
@@ -253,6 +264,7 @@ def make_backend(bundle: Bundle, name: str = "auto", threads: int = 1, **options
     """
     if not isinstance(name, str) or name.lower() not in BACKENDS:
         raise ParameterError(f"backend must be one of {', '.join(BACKENDS)} (got {name!r})")
+    check_threads(threads)
     name = name.lower()
     if name in ("auto", "tensorrt"):
         from .backend_tensorrt import select_gpu_backend
