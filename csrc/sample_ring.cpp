@@ -25,6 +25,7 @@ size_t SampleRing::push(const float* data, size_t n) noexcept {
     lost = n - capacity_;
     data += lost;
     n = capacity_;
+    skipped_.fetch_add(lost, std::memory_order_relaxed);
   }
   const uint64_t head = head_.load(std::memory_order_relaxed);
   uint64_t tail = tail_.load(std::memory_order_acquire);
@@ -73,6 +74,7 @@ void SampleRing::reset() noexcept {
   head_.store(0, std::memory_order_relaxed);
   tail_.store(0, std::memory_order_relaxed);
   dropped_.store(0, std::memory_order_relaxed);
+  skipped_.store(0, std::memory_order_relaxed);
 }
 
 }  // namespace rtc

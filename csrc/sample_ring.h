@@ -40,8 +40,11 @@ class SampleRing {
   size_t capacity() const noexcept { return capacity_; }
   /// Total samples dropped by overflow since construction or reset().
   uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
-  /// Total samples pushed since construction or reset().
-  uint64_t pushed() const noexcept { return head_.load(std::memory_order_relaxed); }
+  /// Total samples pushed since construction or reset(), those of a block longer than the
+  /// capacity that never entered the ring included (they are counted in dropped() too).
+  uint64_t pushed() const noexcept {
+    return head_.load(std::memory_order_relaxed) + skipped_.load(std::memory_order_relaxed);
+  }
   /// Empties the ring and zeroes the counters. Only call while neither side runs.
   void reset() noexcept;
 
@@ -52,6 +55,7 @@ class SampleRing {
   alignas(64) std::atomic<uint64_t> head_{0};
   alignas(64) std::atomic<uint64_t> tail_{0};
   alignas(64) std::atomic<uint64_t> dropped_{0};
+  std::atomic<uint64_t> skipped_{0};  // samples of over-long blocks never stored (producer only)
 };
 
 }  // namespace rtc

@@ -139,3 +139,13 @@ def test_overflow_under_concurrency_keeps_order():
     got = np.concatenate(chunks)
     assert np.all(np.diff(got) > 0)  # strictly increasing: nothing reordered or duplicated
     assert got.size + ring.dropped == total
+
+
+def test_pushed_counts_every_sample_given_also_of_a_block_longer_than_the_ring():
+    ring = rtclassify.SampleRing(8)
+    ring.push(np.arange(10, dtype=np.float32))  # only the last 8 fit
+    assert ring.pushed == 10 and ring.dropped == 2 and ring.available == 8
+    ring.push(np.arange(3, dtype=np.float32))  # overflow of a block that fits: the 3 oldest go
+    assert ring.pushed == 13 and ring.dropped == 5
+    ring.reset()
+    assert ring.pushed == 0 and ring.dropped == 0
