@@ -401,3 +401,16 @@ def test_techniques_below_8_khz_lower_the_default_pitch_ceiling(clf):
     s.process(np.zeros(6000, np.float32))
     with pytest.raises(ParameterError, match="fmax"):  # one the caller sets is still checked
         clf.stream(sample_rate=6000, techniques={"fmax": 2000.0})
+
+
+@pytest.mark.parametrize("techniques, words", [("yes", "techniques must be True, False or a dict"),
+                                               (1, "techniques must be True, False or a dict"),
+                                               ({"bogus": 1}, "unknown technique tracker option.*'bogus'.*fmin")])
+def test_bad_techniques_are_one_clear_error(clf, techniques, words):
+    with pytest.raises(ParameterError, match=words):
+        clf.stream(techniques=techniques)
+
+
+def test_progress_must_be_callable_before_any_work(clf):
+    with pytest.raises(ParameterError, match="progress must be a callable"):
+        clf.tag(np.zeros(20000, np.float32), 16000, progress=1)

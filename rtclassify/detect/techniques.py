@@ -74,6 +74,11 @@ def _default_fmax() -> float:
     return _DEFAULT_FMAX[0]
 
 
+def _tracker_options() -> set:
+    """The keyword options of the native TechniqueTracker (its configuration's keys less the positional ones)."""
+    return set(_core.TechniqueTracker(48000.0).config) - {"sample_rate", "hop_length"}
+
+
 class TechniqueDetector:
     """Streaming pitch, vibrato and tremolo detector for one audio channel.
 
@@ -110,6 +115,11 @@ class TechniqueDetector:
             top = _default_fmax()
             if 0 < sample_rate / 4 < top:
                 tracker["fmax"] = sample_rate / 4
+        known = _tracker_options()
+        unknown = sorted(set(tracker) - known)
+        if unknown:
+            raise ParameterError(f"unknown technique tracker option(s): {', '.join(map(repr, unknown))} (known: "
+                                 f"{', '.join(sorted(known))})")
         try:
             self._tracker = _core.TechniqueTracker(float(sample_rate), hop_length, **tracker)
         except (ValueError, TypeError) as exc:

@@ -299,6 +299,8 @@ class StreamSession:
         self.decoder = Decoder(DecoderConfig.from_bundle(bundle, decoder, level_rate), self.hop_s,
                                channel=0 if channel == "mix" else channel)
         self._run = getattr(backend, "run_unchecked", backend.run)
+        if not isinstance(techniques, (bool, dict)):
+            raise ParameterError(f"techniques must be True, False or a dict of tracker options (got {techniques!r})")
         if techniques:
             from ..detect.techniques import TechniqueDetector
 

@@ -101,6 +101,8 @@ _TECHNIQUE_SWITCHES = ("vibrato_on", "vibrato_off", "tremolo_on", "tremolo_off")
 
 
 def _collect(session, blocks: Iterable, total: int | None, progress: Callable | None) -> TagResult:
+    if progress is not None and not callable(progress):
+        raise ParameterError(f"progress must be a callable progress(done, total) or None (got {progress!r})")
     frames = []
     events: list = []
     event_times: list = []
