@@ -204,7 +204,11 @@ class StreamSession:
         samples (at the input rate): ``process`` then also returns
         VibratoOn/Off, TremoloOn/Off and TechniqueValues events, merged in
         stream-time order with the tag events of each block, and every
-        :class:`FrameResult` carries ``technique``. A dict passes options to
+        :class:`FrameResult` carries ``technique``. With resampling, a tag
+        event's time includes the resampler's delay, so a later block can
+        bring technique events with earlier times than tag events already
+        returned: the events are the same for any split of the input, their
+        order across blocks is not (sort by ``stream_time`` if it matters). A dict passes options to
         :class:`~rtclassify.detect.techniques.TechniqueDetector`.
     batch : int
         Most hops of one block run through the model in one call (1: one
