@@ -138,28 +138,40 @@ struct CudaMelFrontend::Impl {
     cudaGetLastError();
   }
 
-  void allocate_rows(size_t block) {
-    row = round_up(BatchStreamPlan::row_capacity(cfg.n_fft, block), kRowAlign);
-    const size_t bytes = static_cast<size_t>(streams) * row * sizeof(float);
-    work[0] = DeviceMemory(bytes);
-    work[1] = DeviceMemory(bytes);
-    staging = DeviceMemory(static_cast<size_t>(streams) * block * sizeof(float));
+  /// The work and staging buffers for blocks of `block` samples, allocated before any member changes.
+  struct Buffers {
+    size_t row;
+    DeviceMemory work0, work1, staging;
+  };
+  Buffers make_buffers(size_t block) const {
+    const size_t r = round_up(BatchStreamPlan::row_capacity(cfg.n_fft, block), kRowAlign);
+    const size_t bytes = static_cast<size_t>(streams) * r * sizeof(float);
+    // each allocation may throw (out of device memory): the frontend is then left as it was
+    return Buffers{r, DeviceMemory(bytes), DeviceMemory(bytes),
+                   DeviceMemory(static_cast<size_t>(streams) * block * sizeof(float))};
+  }
+  void commit(Buffers&& b, size_t block) noexcept {
+    work[0] = std::move(b.work0);
+    work[1] = std::move(b.work1);
+    staging = std::move(b.staging);
+    row = b.row;
     max_block = block;
+    cur = 0;
   }
 
-  /// Grows the buffers for blocks of n samples, keeping the pending samples.
+  void allocate_rows(size_t block) { commit(make_buffers(block), block); }
+
+  /// Grows the buffers for blocks of n samples, keeping the pending samples. A failure (out of
+  /// device memory) leaves the old buffers and sizes in place, so the frontend stays usable.
   void grow(size_t n, cudaStream_t st) {
-    const size_t old_row = row;
-    DeviceMemory old = std::move(work[cur]);
-    DeviceMemory other = std::move(work[1 - cur]);
-    allocate_rows(n);
-    cur = 0;
+    Buffers b = make_buffers(n);
     if (plan.pending() > 0)
-      check(cudaMemcpy2DAsync(work[0].as<float>(), row * sizeof(float), old.as<float>(),
-                              old_row * sizeof(float), plan.pending() * sizeof(float),
+      check(cudaMemcpy2DAsync(b.work0.as<float>(), b.row * sizeof(float), work[cur].as<float>(),
+                              row * sizeof(float), plan.pending() * sizeof(float),
                               static_cast<size_t>(streams), cudaMemcpyDeviceToDevice, st),
             "cudaMemcpy2DAsync (growing the work buffers)");
     check(cudaStreamSynchronize(st), "cudaStreamSynchronize (growing the work buffers)");
+    commit(std::move(b), n);
   }
 
   void upload_tables(const SpectralTables& t) {
