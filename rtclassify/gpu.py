@@ -111,6 +111,21 @@ def cuda_build() -> bool:
     return bool(build_info()["cuda"])
 
 
+def cuda_runtime() -> tuple[bool, str]:
+    """(usable, why not) of the CUDA runtime the native core links: it needs a driver at least as new as
+    the CUDA it was built with, so a driver that sees a GPU is not enough (CUDA builds only)."""
+    from . import _core
+
+    ok, why = _core._cuda_device_available()
+    return bool(ok), str(why)
+
+
+def _cuda_version() -> str:
+    from ._core import build_info
+
+    return str(build_info().get("cuda_version") or "?")
+
+
 def package_available(module: str) -> bool:
     """True when ``module`` can be imported (checked without importing it)."""
     try:
@@ -132,6 +147,11 @@ def cuda_frontend_availability() -> Availability:
     names, why = gpu_devices()
     if not names:
         reasons.append(why)
+    elif cuda_build():
+        ok, runtime_why = cuda_runtime()
+        if not ok:
+            reasons.append(f"the CUDA runtime of this build cannot use the GPU: {runtime_why} (update the NVIDIA "
+                           f"driver to one that supports CUDA {_cuda_version()})")
     if not package_available("cupy"):
         reasons.append(_missing("cupy", "cupy"))
     if reasons:

@@ -84,7 +84,8 @@ def test_every_key_field_is_in_the_digest():
     base = _key()
     for f in dataclasses.fields(bt.EngineKey):
         value = getattr(base, f.name)
-        changed = tuple(v + 1 for v in value) if isinstance(value, tuple) else value + "x"
+        changed = (tuple(v + 1 for v in value) if isinstance(value, tuple)
+                   else value + 1 if isinstance(value, int) else value + "x")
         if f.name == "precision":
             changed = "fp16"
         other = dataclasses.replace(base, **{f.name: changed})

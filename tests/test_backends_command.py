@@ -19,6 +19,7 @@ def _fake_machine(monkeypatch, *, gpus=(), why="no GPU: the NVIDIA driver librar
     monkeypatch.setattr(gpu, "gpu_devices", lambda: (list(gpus), "" if gpus else why))
     monkeypatch.setattr(gpu, "package_available", lambda m: m in packages or m == "onnxruntime")
     monkeypatch.setattr(gpu, "cuda_build", lambda: cuda_build)
+    monkeypatch.setattr(gpu, "cuda_runtime", lambda: (True, ""))
 
 
 def test_gpu_probe_is_consistent():
@@ -146,3 +147,45 @@ def test_threads_out_of_range_are_refused_by_name(threads):
 
     with pytest.raises(ParameterError, match="threads must be an integer from 1 to 256"):
         Classifier.load(threads=threads)
+
+
+@pytest.mark.parametrize("error, shown", [(TypeError("factory function returned nullptr"),
+                                           "TypeError: factory function returned nullptr"),
+                                          (MemoryError("Out of memory allocating 2,147,483,648 bytes"),
+                                           "MemoryError: Out of memory allocating")])
+def test_auto_falls_back_whatever_stops_tensorrt(monkeypatch, bundle, error, shown):
+    # cupy's OutOfMemoryError is a MemoryError; a TensorRT builder without a CUDA context raises TypeError
+    from rtclassify.model import OnnxBackend, make_backend
+    from rtclassify.model import backend_tensorrt as bt
+
+    _fake_machine(monkeypatch, gpus=["NVIDIA L4"], packages=("tensorrt", "cupy"))
+
+    def failing(*a, **k):
+        raise error
+
+    monkeypatch.setattr(bt, "TensorRTBackend", failing)
+    b = make_backend(bundle, "auto")
+    assert isinstance(b, OnnxBackend) and shown in b.selection
+
+
+@pytest.mark.parametrize("options, words", [({"max_bacth": 4}, "unknown TensorRT option.*max_bacth"),
+                                            ({"max_batch": 0}, "max_batch must be an integer from 1"),
+                                            ({"fp16": "yes"}, "fp16 must be True or False"),
+                                            ({"device": -1}, "device must be an integer from 0")])
+@pytest.mark.parametrize("gpus", [(), ("NVIDIA L4",)])
+def test_tensorrt_options_are_checked_on_every_machine(monkeypatch, bundle, options, words, gpus):
+    from rtclassify.errors import ParameterError
+    from rtclassify.model import make_backend
+
+    _fake_machine(monkeypatch, gpus=list(gpus), packages=("tensorrt", "cupy") if gpus else ())
+    with pytest.raises(ParameterError, match=words):
+        make_backend(bundle, "auto", **options)
+
+
+def test_a_driver_too_old_for_the_builds_cuda_runtime_is_reported(monkeypatch):
+    _fake_machine(monkeypatch, gpus=["NVIDIA L4"], packages=("cupy",))
+    monkeypatch.setattr(gpu, "cuda_runtime", lambda: (False, "CUDA driver version is insufficient for CUDA runtime "
+                                                              "version"))
+    a = gpu.cuda_frontend_availability()
+    assert not a.available
+    assert "CUDA driver version is insufficient" in a.reason and "update the NVIDIA driver" in a.reason

@@ -217,7 +217,8 @@ def test_engine_cache_reuse_and_rebuild(cp, trt_bundle, tmp_path):
     first.engine_path.write_bytes(b"corrupt engine bytes")
     third = TensorRTBackend(trt_bundle, max_batch=4, cache_dir=tmp_path)
     assert third.engine_source == "rebuilt"
-    np.testing.assert_array_equal(third.run(w), ref)
+    # a rebuilt engine may pick other tactics (chosen by timing): equal up to rounding, not bit for bit
+    np.testing.assert_allclose(third.run(w), ref, rtol=0, atol=1e-5)
     assert TensorRTBackend(trt_bundle, max_batch=4, cache_dir=tmp_path).engine_source == "cache"
     # another profile is another engine
     assert TensorRTBackend(trt_bundle, max_batch=2, cache_dir=tmp_path).engine_source == "built"
@@ -249,3 +250,18 @@ def test_auto_picks_tensorrt_on_a_gpu(cp, trt_bundle, tmp_path):
     b = make_backend(trt_bundle, "auto", cache_dir=tmp_path, max_batch=2)
     assert b.name == "tensorrt"
     assert b.selection.startswith("auto: tensorrt (")
+
+
+def test_tensorrt_takes_device_windows_at_any_offset(cp, trt_bundle, tmp_path):
+    """A view one window in (not 256-byte aligned for most window sizes) is copied, not bound in place."""
+    from rtclassify.model import make_backend
+    from rtclassify.model.backend_tensorrt import TENSOR_ALIGNMENT
+
+    host = _windows(trt_bundle, 5, seed=3)
+    ref = make_backend(trt_bundle, "onnx").run(host[1:])
+    backend = make_backend(trt_bundle, "tensorrt", max_batch=2, cache_dir=tmp_path)
+    dev = cp.asarray(host)
+    view = dev[1:]  # C-contiguous, at an offset of one window
+    got = cp.asnumpy(backend.run(view))
+    np.testing.assert_allclose(got, ref, rtol=0, atol=PROB_TOL)
+    assert backend.last_input_address % TENSOR_ALIGNMENT == 0

@@ -41,7 +41,7 @@ import numpy as np
 
 from ..errors import BundleError, ParameterError, RtclassifyError, require
 from ..gpu import GPU_EXTRA, GpuUnavailableError, gpu_devices, tensorrt_availability
-from .backends import Backend
+from .backends import Backend, check_threads
 from .bundle import MODEL_ONNX, Bundle
 
 __all__ = [
@@ -59,7 +59,7 @@ log = logging.getLogger("rtclassify.model")
 #: environment variable that overrides the engine cache folder
 CACHE_ENV = "RTCLASSIFY_TRT_CACHE"
 #: version of the cache key's layout (part of the key)
-KEY_FORMAT = 1
+KEY_FORMAT = 2  # 2: the workspace limit is part of the key
 PRECISIONS = ("fp32", "fp16")
 
 
@@ -89,6 +89,8 @@ class EngineKey:
     input_name : str
     min_shape, opt_shape, max_shape : tuple of int
         The optimization profile of the input, ``(batch, n_mels, W)``.
+    workspace_mb : int
+        The builder's workspace limit (it decides which tactics TensorRT may choose).
     """
 
     onnx_sha256: str
@@ -100,6 +102,7 @@ class EngineKey:
     min_shape: tuple
     opt_shape: tuple
     max_shape: tuple
+    workspace_mb: int = 1024
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -109,7 +112,8 @@ class EngineKey:
 
     @classmethod
     def for_model(cls, onnx_bytes: bytes, tensorrt_version: str, gpu_name: str, compute_capability: str,
-                  precision: str, input_name: str, n_mels: int, window_frames: int, max_batch: int) -> "EngineKey":
+                  precision: str, input_name: str, n_mels: int, window_frames: int, max_batch: int,
+                  workspace_mb: int = 1024) -> "EngineKey":
         """The key of an engine for batch 1..max_batch of ``(n_mels, window_frames)`` windows."""
         return cls(
             onnx_sha256=hashlib.sha256(onnx_bytes).hexdigest(),
@@ -121,6 +125,7 @@ class EngineKey:
             min_shape=(1, n_mels, window_frames),
             opt_shape=(max_batch, n_mels, window_frames),
             max_shape=(max_batch, n_mels, window_frames),
+            workspace_mb=int(workspace_mb),
         )
 
     def to_dict(self) -> dict:
@@ -333,14 +338,8 @@ class TensorRTBackend(Backend):
 
     def __init__(self, bundle: Bundle, threads: int = 1, max_batch: int = 16, fp16: bool = False,
                  cache_dir: str | os.PathLike | None = None, device: int = 0, workspace_mb: int = 1024):
-        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-            raise ParameterError(f"threads must be an integer >= 1 (got {threads!r})")
-        if isinstance(max_batch, bool) or not isinstance(max_batch, (int, np.integer)) or max_batch < 1:
-            raise ParameterError(f"max_batch must be an integer >= 1 (got {max_batch!r})")
-        if isinstance(device, bool) or not isinstance(device, (int, np.integer)) or device < 0:
-            raise ParameterError(f"device must be a CUDA device index >= 0 (got {device!r})")
-        if isinstance(workspace_mb, bool) or not isinstance(workspace_mb, (int, np.integer)) or workspace_mb < 1:
-            raise ParameterError(f"workspace_mb must be an integer >= 1 (got {workspace_mb!r})")
+        check_threads(threads)
+        check_options(max_batch=max_batch, fp16=fp16, cache_dir=cache_dir, device=device, workspace_mb=workspace_mb)
         super().__init__(bundle, threads)
         trt = require("tensorrt", extra=GPU_EXTRA)
         cp = require("cupy", extra=GPU_EXTRA)
@@ -364,7 +363,7 @@ class TensorRTBackend(Backend):
             gpu_name = props["name"].decode(errors="replace") if isinstance(props["name"], bytes) else str(props["name"])
             cc = f"{props['major']}.{props['minor']}"
             self.key = EngineKey.for_model(onnx_bytes, trt.__version__, gpu_name, cc, self.precision,
-                                           bundle.input_name, M, W, self.max_batch)
+                                           bundle.input_name, M, W, self.max_batch, workspace_mb)
             self._logger = trt.Logger(trt.Logger.WARNING)
             self._runtime = trt.Runtime(self._logger)
             cache = EngineCache(cache_dir)
@@ -489,7 +488,13 @@ class TensorRTBackend(Backend):
                 self._ev_in.record(caller)
                 self._stream.wait_event(self._ev_in)  # the windows are written
                 self._stream.wait_event(self._released)  # the outputs of the last run are copied out
-                self._execute(int(w.data.ptr) + i * per_window, b)
+                address = int(w.data.ptr) + i * per_window
+                if address % TENSOR_ALIGNMENT:
+                    # TensorRT needs tensor addresses aligned to 256 bytes: copy the chunk to the engine's input
+                    with self._stream:
+                        self._in[:b] = w[i:i + b]
+                    address = int(self._in.data.ptr)
+                self._execute(address, b)
                 self._ev_out.record(self._stream)
                 caller.wait_event(self._ev_out)
                 result[i:i + b] = self._outs[output][:b]  # device copy, on the caller's stream
@@ -538,6 +543,37 @@ class TensorRTBackend(Backend):
                 f"max_batch={self.max_batch} engine={self.engine_source}>")
 
 
+#: the alignment TensorRT requires of a tensor's address (IExecutionContext.setTensorAddress), bytes
+TENSOR_ALIGNMENT = 256
+
+#: the options of :class:`TensorRTBackend` (beside ``threads``)
+OPTIONS = ("max_batch", "fp16", "cache_dir", "device", "workspace_mb")
+
+
+def check_options(**options) -> None:
+    """Refuse unknown TensorRT option names and bad values (ParameterError naming them), on any machine."""
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ParameterError(f"unknown TensorRT option(s): {', '.join(unknown)} (known: {', '.join(OPTIONS)})")
+
+    def integer(name, lo, hi):
+        v = options[name]
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
+            raise ParameterError(f"{name} must be an integer from {lo} to {hi} (got {v!r})")
+
+    if "max_batch" in options:
+        integer("max_batch", 1, 65536)
+    if "device" in options:
+        integer("device", 0, 1023)
+    if "workspace_mb" in options:
+        integer("workspace_mb", 1, 1 << 20)
+    if "fp16" in options and not isinstance(options["fp16"], (bool, np.bool_)):
+        raise ParameterError(f"fp16 must be True or False (got {options['fp16']!r})")
+    cache_dir = options.get("cache_dir")
+    if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+        raise ParameterError(f"cache_dir must be a folder path or None (got {cache_dir!r})")
+
+
 def select_gpu_backend(bundle: Bundle, name: str, threads: int = 1, **options):
     """The GPU half of :func:`rtclassify.model.backends.make_backend`.
 
@@ -560,6 +596,7 @@ def select_gpu_backend(bundle: Bundle, name: str, threads: int = 1, **options):
     MissingDependencyError, GpuUnavailableError, BundleError
         For ``"tensorrt"`` when it cannot be used (the reason named).
     """
+    check_options(**options)  # a mistyped option is an error on every machine, not only on one with a GPU
     if name == "tensorrt":
         backend = TensorRTBackend(bundle, threads=threads, **options)
         return backend, backend.selection
@@ -570,8 +607,12 @@ def select_gpu_backend(bundle: Bundle, name: str, threads: int = 1, **options):
         return None, note
     try:
         backend = TensorRTBackend(bundle, threads=threads, **options)
-    except (RtclassifyError, RuntimeError) as exc:
-        note = f"auto: onnx (ONNX Runtime on the CPU; TensorRT failed: {str(exc).splitlines()[0][:300]})"
+    except ParameterError:
+        raise  # the caller's mistake (a device that does not exist): said, not hidden behind the fallback
+    except Exception as exc:  # noqa: BLE001 - any failure to start TensorRT (out of GPU memory included)
+        first = (str(exc).splitlines() or [""])[0][:300]
+        what = first if isinstance(exc, RtclassifyError) else f"{type(exc).__name__}: {first}".rstrip(": ")
+        note = f"auto: onnx (ONNX Runtime on the CPU; TensorRT failed: {what})"
         log.warning("backend %s", note)
         return None, note
     backend.selection = f"auto: {backend.selection}"
