@@ -243,7 +243,7 @@ class _CudaMelFrontend:
                 if len(shape) != 2 or shape[0] != S:
                     raise ParameterError(f"block: must have shape (streams={S}, n) (got {shape})")
                 n = int(shape[1])
-                self._wait_for_producer(cp, cai, st)
+                self._order_with_producer(cp, cai, st, before=True)
                 ptr, row_stride, block = self._device_view(cp, block, cai, n)
             else:
                 host = np.asarray(block)
@@ -256,6 +256,7 @@ class _CudaMelFrontend:
             out_ptr = int(out.data.ptr) if out.size else 0
             if cai is not None:
                 self._native.push_ptr(ptr, n, row_stride, True, out_ptr, frames, handle)
+                self._order_with_producer(cp, cai, st, before=False)
             else:
                 self._native.push_host(host, out_ptr, frames, handle)
         return out
@@ -276,13 +277,24 @@ class _CudaMelFrontend:
         raise ParameterError(f"block: dtype must be float32, float64 or int16 (got {host.dtype})")
 
     @staticmethod
-    def _wait_for_producer(cp, cai: dict, st) -> None:
+    def _order_with_producer(cp, cai: dict, st, before: bool) -> None:
+        """Order ``st`` and the stream a device block's interface names (its producer), if they differ.
+
+        ``before``: ``st`` waits until the block is written. After the push: the producer waits for the work
+        that reads the block, since cupy's pool hands a freed block's memory out again in the producer's
+        stream order (as torch's ``record_stream``).
+        """
         producer = cai.get("stream")
         if producer is None or _same_stream(int(producer), int(st.ptr)):
             return
+        other = _external_stream(cp, int(producer))
         event = cp.cuda.Event(disable_timing=True)
-        event.record(_external_stream(cp, int(producer)))
-        st.wait_event(event)
+        if before:
+            event.record(other)
+            st.wait_event(event)
+        else:
+            event.record(st)
+            other.wait_event(event)
 
     def _device_view(self, cp, block, cai: dict, n: int):
         """(pointer, row stride in floats, object kept alive) of a float32 device array with unit inner stride."""

@@ -161,6 +161,10 @@ struct CudaMelFrontend::Impl {
 
   void allocate_rows(size_t block) { commit(make_buffers(block), block); }
 
+  /// The device work of a push once the buffers are large enough (see CudaMelFrontend::push).
+  size_t push_enqueued(const float* x, size_t n, size_t row_stride, bool x_on_device, float* out,
+                       const BatchStep& step, cudaStream_t st);
+
   /// Grows the buffers for blocks of n samples, keeping the pending samples. A failure (out of
   /// device memory) leaves the old buffers and sizes in place, so the frontend stays usable.
   void grow(size_t n, cudaStream_t st) {
@@ -268,10 +272,22 @@ size_t CudaMelFrontend::push(const float* x, size_t n, size_t row_stride, bool x
 
   DeviceScope scope(d.device);
   cudaStream_t st = static_cast<cudaStream_t>(stream);
-  const size_t S = static_cast<size_t>(d.streams);
   check(cudaStreamWaitEvent(st, d.done, 0), "cudaStreamWaitEvent");
   if (n > d.max_block) d.grow(n, st);
+  try {
+    return d.push_enqueued(x, n, row_stride, x_on_device, out, step, st);
+  } catch (...) {
+    // work already queued on st (a copy, the ingest kernel) must still order the next push, which may
+    // come on another stream: `done` marks it even when a later step failed (the plan is not committed)
+    cudaEventRecord(d.done, st);
+    throw;
+  }
+}
 
+size_t CudaMelFrontend::Impl::push_enqueued(const float* x, size_t n, size_t row_stride, bool x_on_device,
+                                             float* out, const BatchStep& step, cudaStream_t st) {
+  Impl& d = *this;
+  const size_t S = static_cast<size_t>(d.streams);
   const float* src = x;
   size_t src_stride = row_stride;
   if (!x_on_device) {
@@ -300,9 +316,10 @@ size_t CudaMelFrontend::push(const float* x, size_t n, size_t row_stride, bool x
                               cudaMemcpyDeviceToDevice, st),
             "cudaMemcpy2DAsync (pending samples)");
     }
-    d.cur = 1 - d.cur;
   }
   check(cudaEventRecord(d.done, st), "cudaEventRecord");
+  // the state moves on only once every step was queued (a failure above leaves it as it was)
+  if (step.frames > 0) d.cur = 1 - d.cur;
   d.plan.commit(step);
   d.frames_emitted += step.frames;
   d.samples += n;
