@@ -85,7 +85,7 @@ PitchTracker::PitchTracker(double sample_rate, int hop_length, double fmin, doub
   if (!(silence_db >= -120.0 && silence_db <= 0.0))
     invalid_parameter("silence_db", "must be in [-120, 0] dBFS (got " + std::to_string(silence_db) + ")");
   if (!(level_window_s >= 0.002 && level_window_s <= 0.2))
-    invalid_parameter("level_window_s", "must be in [0.002, 0.2] s (got " + std::to_string(level_window_s) + ")");
+    invalid_parameter("level_window", "must be in [0.002, 0.2] s (got " + std::to_string(level_window_s) + ")");
 
   // Coarse rate: at least 11025 Hz and 3 * fmax, reached by an integer decimation.
   const double min_int = std::max(11025.0, 3.0 * fmax);

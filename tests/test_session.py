@@ -414,3 +414,13 @@ def test_bad_techniques_are_one_clear_error(clf, techniques, words):
 def test_progress_must_be_callable_before_any_work(clf):
     with pytest.raises(ParameterError, match="progress must be a callable"):
         clf.tag(np.zeros(20000, np.float32), 16000, progress=1)
+
+
+def test_sessions_cannot_be_copied_or_pickled(clf):
+    import copy
+    import pickle
+
+    for s in (clf.stream(sample_rate=16000), clf.multistream([0, 1], sample_rate=16000)):
+        for fn in (copy.copy, copy.deepcopy, pickle.dumps):
+            with pytest.raises(TypeError, match="cannot be (copied|pickled)"):
+                fn(s)

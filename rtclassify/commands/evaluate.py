@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._args import number
+
 NAME = "evaluate"
 HELP = "measure a bundle: ROC-AUC, PR-AUC, F1 per tag on a data split; on-fractions on real files"
 DESCRIPTION = (
@@ -30,7 +32,7 @@ def add_arguments(parser) -> None:
                         help="GM programs for --held-notes (comma-separated; default: violin, cello, strings, oboe, "
                              "clarinet, flute, church and drawbar organ, vibraphone, marimba, trumpet, horn, nylon "
                              "guitar, piano)")
-    parser.add_argument("--key-step", type=int, default=6, metavar="N",
+    parser.add_argument("--key-step", type=number(int, "a number of keys", lo=1, hi=127), default=6, metavar="N",
                         help="--held-notes: every N-th key of each program's range (default 6)")
     parser.add_argument("--update-bundle", action="store_true",
                         help="also store the results in the bundle's model.json metrics (bundle folders only)")

@@ -367,6 +367,19 @@ class MultiStreamSession:
                 s._decide(probs[i], events)
             self._hops += 1
 
+    def __copy__(self):
+        # a copy would share the native frontend, resampler and trackers with this session: both would then
+        # corrupt each other's stream
+        raise TypeError("a MultiStreamSession cannot be copied (its native state would be shared); create another with "
+                        "Classifier.multistream()")
+
+    def __deepcopy__(self, memo):
+        self.__copy__()
+
+    def __reduce__(self):
+        raise TypeError("a MultiStreamSession cannot be pickled (it holds native state); create one where it runs with "
+                        "Classifier.multistream()")
+
     def __repr__(self) -> str:
         return (f"<MultiStreamSession {self.bundle.name!r} {len(self.streams)} streams (channels "
                 f"{','.join(map(str, self.channels))}) {self.sample_rate} Hz -> {self.model_rate} Hz, "

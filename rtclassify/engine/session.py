@@ -688,6 +688,19 @@ class StreamSession:
             if self.on_frame is not None:
                 self._pending_frames.append(fr)  # called at the end of process()/flush()
 
+    def __copy__(self):
+        # a copy would share the native frontend, resampler and trackers with this session: both would then
+        # corrupt each other's stream
+        raise TypeError("a StreamSession cannot be copied (its native state would be shared); create another with "
+                        "Classifier.stream()")
+
+    def __deepcopy__(self, memo):
+        self.__copy__()
+
+    def __reduce__(self):
+        raise TypeError("a StreamSession cannot be pickled (it holds native state); create one where it runs with "
+                        "Classifier.stream()")
+
     def __repr__(self) -> str:
         return (f"<StreamSession {self.bundle.name!r} {self.sample_rate} Hz -> {self.model_rate} Hz, "
                 f"hop {self.hop_frames} frames ({self.hop_s * 1000:.0f} ms), latency {self.latency_samples} samples>")
