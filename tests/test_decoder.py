@@ -221,3 +221,41 @@ def test_bad_hop():
     cfg = DecoderConfig.from_bundle(_FakeBundle)
     with pytest.raises(ParameterError, match="hop_s"):
         Decoder(cfg, 0.0)
+
+
+@pytest.mark.parametrize("kw", [dict(smoothing_s=0.1), dict(smoothing_s=0.1, attack_s=0.0),
+                                dict(smoothing="median", median_hops=3)])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), 1.7, -0.3])
+def test_a_bad_model_output_never_sticks_or_reaches_the_events(kw, bad):
+    d = make(**kw)
+    events = []
+    for p in [0.9, bad] + [0.1] * 30:
+        events += d.step(np.array([p, 0.0], np.float32), 0.0)
+    assert not d.active[0] and np.isfinite(d.smoothed).all()  # the tag recovered and turned off
+    assert all(0.0 <= e.prob <= 1.0 for e in events if hasattr(e, "prob"))
+    assert [type(e) for e in events if not isinstance(e, TagLevel)] == [TagOn, TagOff]
+    assert d.bad_probabilities == 1
+    d.reset()
+    assert d.bad_probabilities == 0
+
+
+def test_median_over_one_hop_is_no_smoothing():
+    d = make(smoothing="median", median_hops=1, smoothing_s=0.5, level_rate=0)
+    got = []
+    for p in (0.0, 0.9, 0.9):
+        d.step(np.array([p, 0.0], np.float32), 0.0)
+        got.append(float(d.smoothed[0]))
+    assert got == pytest.approx([0.0, 0.9, 0.9])
+
+
+def test_a_float_median_hops_is_refused():
+    with pytest.raises(ParameterError, match="median_hops"):
+        make(smoothing="median", median_hops=3.0)
+
+
+def test_midi_values_of_a_bad_probability_are_in_range():
+    from rtclassify.sinks.mapping import MidiMapping
+
+    m = MidiMapping()
+    assert m.level(float("nan")) == 0 and m.level(float("inf")) == 127 and m.level(-1) == 0
+    assert 1 <= m.velocity(float("nan")) <= 127

@@ -171,7 +171,8 @@ class DecoderConfig:
     def validate(self) -> None:
         if self.smoothing not in ("ema", "median"):
             raise ParameterError(f"decoder.smoothing must be 'ema' or 'median' (got {self.smoothing!r})")
-        if isinstance(self.median_hops, bool) or int(self.median_hops) != self.median_hops or self.median_hops < 1:
+        if isinstance(self.median_hops, bool) or not isinstance(self.median_hops, (int, np.integer)) \
+                or self.median_hops < 1:
             raise ParameterError(f"decoder.median_hops must be an integer >= 1 (got {self.median_hops!r})")
         for key in ("smoothing_s", "min_on_s", "min_off_s"):
             _number(getattr(self, key), f"decoder.{key}")
@@ -222,13 +223,16 @@ class Decoder:
         eps = 1e-9
         self.min_on_hops = int(math.ceil(config.min_on_s / hop_s - eps)) if config.min_on_s > 0 else 0
         self.min_off_hops = int(math.ceil(config.min_off_s / hop_s - eps)) if config.min_off_s > 0 else 0
-        self._median = config.smoothing == "median" and config.median_hops > 1
-        self._alpha = self._ema_alpha(config.smoothing_s, hop_s)
+        median = config.smoothing == "median"
+        self._median = median and int(config.median_hops) > 1
+        # median over one hop: no smoothing at all (not the EMA of smoothing_s)
+        self._alpha = np.float32(1.0) if median else self._ema_alpha(config.smoothing_s, hop_s)
         # envelope follower: attack alpha while rising (None: symmetric EMA)
-        self._attack = None if config.attack_s is None else self._ema_alpha(config.attack_s, hop_s)
+        self._attack = (None if config.attack_s is None or median
+                        else self._ema_alpha(config.attack_s, hop_s))
         self._alphas = np.zeros(n, np.float32)
         if self._median:
-            self._hist = np.zeros((config.median_hops, n), np.float32)
+            self._hist = np.zeros((int(config.median_hops), n), np.float32)
         lr = config.level_rate
         self._level_every_hop = lr is None
         self._level_period = (1.0 / lr) if (lr is not None and lr > 0) else None
@@ -236,6 +240,9 @@ class Decoder:
         self.smoothed = np.zeros(n, np.float32)
         self._held = np.zeros(n, np.int64)
         self._tmp = np.zeros(n, np.float32)
+        self._p = np.zeros(n, np.float32)
+        #: model outputs that were NaN, infinite or outside [0, 1] (replaced: NaN by 0, the others clipped)
+        self.bad_probabilities = 0
         self._b1 = np.zeros(n, bool)
         self._b2 = np.zeros(n, bool)
         self._b3 = np.zeros(n, bool)
@@ -249,6 +256,7 @@ class Decoder:
         """Back to the start of a stream: every tag off, no smoothing history."""
         self.active[:] = False
         self.smoothed[:] = 0.0
+        self.bad_probabilities = 0
         self._held[:] = _LARGE
         self._count = 0
         self._next_level = None
@@ -272,7 +280,15 @@ class Decoder:
         -------
         list of Event
         """
-        p = probs
+        # a model output that is not a probability (NaN from a broken backend, inf, 1.7) would stick in the
+        # smoothing for ever and reach the outputs: it is taken as 0 (NaN) or clipped to [0, 1], and counted
+        p = self._p
+        np.copyto(p, probs, casting="same_kind")
+        if not (p.min(initial=0.0) >= 0.0 and p.max(initial=0.0) <= 1.0):  # False for NaN too
+            bad = ~((p >= 0.0) & (p <= 1.0))
+            self.bad_probabilities += int(np.count_nonzero(bad))
+            np.nan_to_num(p, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+            np.clip(p, 0.0, 1.0, out=p)
         s = self.smoothed
         if self._median:
             k = self._hist.shape[0]

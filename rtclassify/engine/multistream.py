@@ -224,6 +224,7 @@ class MultiStreamSession:
             "compute_ms_mean": mean_ms,
             "compute_ms_p99": p99_ms,
             "nonfinite_replaced": sum(s.counters["nonfinite_replaced"] for s in self.streams),
+            "bad_probabilities": sum(s.decoder.bad_probabilities for s in self.streams),
             "hop_ms": 1000.0 * self.hop_s,
             "latency_algorithmic_ms": 1000.0 * self.latency_s,
             "latency_compute_ms": mean_ms,

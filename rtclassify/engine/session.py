@@ -378,7 +378,9 @@ class StreamSession:
         engine cost exceeded the hop duration), ``compute_ms_mean``,
         ``compute_ms_p99`` (engine cost per hop: conversion, resampling,
         frontend, inference, decoding; p99 over the last 4096 hops),
-        ``nonfinite_replaced``, ``hop_ms``, ``latency_algorithmic_ms``,
+        ``nonfinite_replaced``, ``bad_probabilities`` (model outputs that
+        were NaN, infinite or outside [0, 1]: taken as 0 or clipped),
+        ``hop_ms``, ``latency_algorithmic_ms``,
         ``latency_compute_ms`` (= ``compute_ms_mean``) and
         ``resampler_latency_ms`` (part of the algorithmic latency).
         """
@@ -391,6 +393,7 @@ class StreamSession:
             "compute_ms_mean": mean_ms,
             "compute_ms_p99": p99_ms,
             "nonfinite_replaced": self._nonfinite_own + self._frontend_nonfinite() - self._fe_nonfinite_base,
+            "bad_probabilities": self.decoder.bad_probabilities,
             "hop_ms": 1000.0 * self.hop_s,
             "latency_algorithmic_ms": 1000.0 * self.latency_s,
             "latency_compute_ms": mean_ms,

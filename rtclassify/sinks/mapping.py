@@ -132,15 +132,20 @@ class MidiMapping:
 
     def velocity(self, prob: float) -> int:
         """Note-on velocity for a probability (1-127, never 0 which means note-off)."""
-        p = min(max(float(prob), 0.0), 1.0)
+        p = _unit(prob)
         v = round(self.velocity_min + p * (self.velocity_max - self.velocity_min))
         return int(min(max(v, 1), 127))
 
     @staticmethod
     def level(prob: float) -> int:
         """CC value (0-127) for a probability."""
-        p = min(max(float(prob), 0.0), 1.0)
-        return int(round(p * 127))
+        return int(round(_unit(prob) * 127))
+
+
+def _unit(prob: float) -> float:
+    """A probability clipped to [0, 1]; NaN is 0."""
+    p = float(prob)
+    return 0.0 if p != p else min(max(p, 0.0), 1.0)
 
 
 @dataclass(frozen=True)
