@@ -389,6 +389,30 @@ def test_config_parsing(tmp_path):
         parse_config({"data": {"dir": "d"}, "model": {"width": -1}}, "c.toml", tmp_path)
     with pytest.raises(ConfigError, match="mixup"):
         parse_config({"data": {"dir": "d"}, "train": {"mixup": 2.0}}, "c.toml", tmp_path)
+    assert parse_config({"data": {"dir": "d"}, "train": {"lr": 1}}, "c.toml", tmp_path).train.lr == 1.0
+
+
+@pytest.mark.parametrize("table, key, value, words", [
+    ("train", "channels_last", "false", "channels_last must be true or false"),
+    ("train", "seed", 1.9, "seed must be a whole number"),
+    ("train", "epochs", "3", "epochs must be a whole number"),
+    ("train", "time_budget_min", float("inf"), "time_budget_min must be a finite number"),
+    ("train", "gain_db", float("nan"), "gain_db must be a finite number"),
+    ("train", "weight_decay", -1.0, "weight_decay must be from 0"),
+    ("train", "batch_size", 10 ** 9, "batch_size must be from 1 to"),
+    ("model", "width", True, "width must be a whole number"),
+    ("model", "width", 10 ** 6, "width must be a whole number from 0 to 1024"),
+    ("model", "multipliers", "abc", "multipliers must be a list"),
+    ("model", "window_frames", 0, "window_frames must be >= 1"),
+    ("bundle", "hop_frames", 10 ** 6, "hop_frames must be a whole number from 1 to the model's window"),
+    ("bundle", "decoder", {"smoothng_s": 0.2}, "unknown decoder key"),
+    ("bundle", "decoder", {"min_on_s": float("nan")}, "min_on_s"),
+    ("output", "dir", "", r"\[output\] dir is empty"),
+])
+def test_config_values_are_checked_by_name_before_training(tmp_path, table, key, value, words):
+    raw = {"data": {"dir": "d"}, table: {key: value}}
+    with pytest.raises(ConfigError, match=words):
+        parse_config(raw, "c.toml", tmp_path)
 
 
 def test_shipped_configs_parse():
@@ -531,6 +555,18 @@ name = "tiny-cli"
     err = capsys.readouterr().err
     assert "'train' split has no clips" in err and "Traceback" not in err
     assert not (tmp_path / "run2" / "last.pt").exists()
+    # a second run into the same folder would replace the first one's checkpoints: refused before any work
+    capsys.readouterr()
+    before = (tmp_path / "run" / "model.pt").read_bytes()
+    assert main(["train", "--config", str(cfg)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a training run" in err[0] and "--resume" in err[0]
+    assert (tmp_path / "run" / "model.pt").read_bytes() == before
+    # an output bundle path that is a file is refused before the features, not after the training
+    (tmp_path / "afile").write_text("x")
+    assert main(["train", "--config", str(cfg), "--set", f'output.dir="{tmp_path / "run3"}"', "--set",
+                 f'output.bundle="{tmp_path / "afile"}"']) == 1
+    assert "exists and is not a folder" in capsys.readouterr().err and not (tmp_path / "run3").exists()
     # a bad config gives a one-line error naming the key
     cfg.write_text(cfg.read_text().replace("epochs = 1", "epochs = 1\nwarp = 9"))
     assert main(["train", "--config", str(cfg)]) == 1

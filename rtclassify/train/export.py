@@ -35,8 +35,14 @@ def build_model(checkpoint: dict):
     """A :class:`ShortChunkCNN` in eval mode with the checkpoint's weights."""
     from .model import ModelConfig, ShortChunkCNN
 
-    model = ShortChunkCNN(ModelConfig.from_dict(dict(checkpoint["model_config"])))
-    model.load_state_dict(checkpoint["state_dict"])
+    try:
+        model = ShortChunkCNN(ModelConfig.from_dict(dict(checkpoint["model_config"])))
+        model.load_state_dict(checkpoint["state_dict"])
+    except KeyError as exc:
+        raise ParameterError(f"the checkpoint has no {exc.args[0]}") from None
+    except (RuntimeError, TypeError, ParameterError) as exc:  # weights of another architecture
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ParameterError(f"the checkpoint's weights do not fit its model_config ({first[:200]})") from None
     model.eval()
     return model
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -85,6 +86,21 @@ class ModelConfig:
 
     def validate(self) -> "ModelConfig":
         """Check the values; raises :class:`ParameterError` naming the bad one."""
+        def whole(v) -> bool:
+            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+        for k, hi in (("n_mels", 1024), ("window_frames", 16384), ("n_tags", 4096), ("width", 1024),
+                      ("time_pools", 64), ("embedding_dim", 65536), ("lookahead_frames", 16384)):
+            v = getattr(self, k)
+            if not whole(v) or not 0 <= v <= hi:
+                raise ParameterError(f"{k} must be a whole number from 0 to {hi}, got {v!r}")
+        if not isinstance(self.multipliers, (list, tuple)) or not all(whole(m) and 1 <= m <= 1024
+                                                                      for m in self.multipliers):
+            raise ParameterError(f"multipliers must be a list of whole numbers from 1 to 1024, got {self.multipliers!r}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
+            raise ParameterError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
+        if self.window_frames < 1:
+            raise ParameterError(f"window_frames must be >= 1, got {self.window_frames}")
         if self.n_mels < 2 ** len(self.multipliers):
             raise ParameterError(f"n_mels={self.n_mels} is too small for {len(self.multipliers)} blocks")
         if self.width < 1:

@@ -147,10 +147,28 @@ class TrainParams:
     channels_last: bool = False
 
     def validate(self) -> "TrainParams":
-        for k in ("threads", "epochs", "windows_per_epoch", "batch_size", "patience", "val_stride",
-                  "max_val_windows"):
-            if int(getattr(self, k)) < 1:
-                raise ConfigError(f"[train] {k} must be >= 1, got {getattr(self, k)}")
+        # types first: a string, a bool or a fraction where a whole number belongs is refused, not converted
+        for k, default in TrainParams.__dataclass_fields__.items():
+            v, want = getattr(self, k), type(default.default)
+            if want is bool:
+                ok = isinstance(v, bool)
+            elif want is int:
+                ok = isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+            elif want is float:
+                ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) \
+                    and math.isfinite(v)
+            else:
+                ok = isinstance(v, want)
+            if not ok:
+                kind = {bool: "true or false", int: "a whole number", float: "a finite number"}.get(want, want.__name__)
+                raise ConfigError(f"[train] {k} must be {kind}, got {v!r}")
+        for k, hi in (("threads", 256), ("epochs", 10 ** 9), ("windows_per_epoch", 10 ** 9), ("batch_size", 65536),
+                      ("patience", 10 ** 6), ("val_stride", 10 ** 6), ("max_val_windows", 10 ** 9)):
+            if not 1 <= int(getattr(self, k)) <= hi:
+                raise ConfigError(f"[train] {k} must be from 1 to {hi}, got {getattr(self, k)}")
+        for k in ("weight_decay", "mixup_gain_db", "gain_db", "eq_db"):
+            if not 0 <= float(getattr(self, k)) <= 1000:
+                raise ConfigError(f"[train] {k} must be from 0 to 1000, got {getattr(self, k)}")
         if not 0 <= int(self.freq_shift_bins) <= 16:
             raise ConfigError(f"[train] freq_shift_bins must be in 0..16, got {self.freq_shift_bins}")
         if not 0 <= int(self.freq_masks) <= 4:
@@ -259,16 +277,32 @@ def parse_config(raw: dict, source: str = "<config>", base: Path | None = None) 
     tdefaults = TrainParams().__dict__
     t = _table(raw, "train", tdefaults, source)
     try:
-        train = TrainParams(**{k: type(tdefaults[k])(v) for k, v in t.items()}).validate()
+        # an integer where a float belongs is fine (lr = 1); anything else keeps its type for validate()
+        train = TrainParams(**{k: (float(v) if type(tdefaults[k]) is float and isinstance(v, int)
+                                   and not isinstance(v, bool) else v) for k, v in t.items()}).validate()
     except ConfigError as exc:  # already names its table
         raise ConfigError(f"{source}: {exc}") from exc
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: [train] {exc}") from exc
-    hop = int(bundle["hop_frames"])
-    if hop < 1:
-        raise ConfigError(f"{source}: [bundle] hop_frames must be >= 1")
-    dec = dict(_BUNDLE_DEFAULTS["decoder"], **bundle.get("decoder", {}))
-    bundle = {"hop_frames": hop, "decoder": {k: float(v) for k, v in dec.items()}}
+    hop = bundle["hop_frames"]
+    if isinstance(hop, bool) or not isinstance(hop, int) or not 1 <= hop <= model.window_frames:
+        raise ConfigError(f"{source}: [bundle] hop_frames must be a whole number from 1 to the model's window "
+                          f"({model.window_frames} frames), got {hop!r}")
+    dec_raw = bundle.get("decoder", {})
+    if not isinstance(dec_raw, dict):
+        raise ConfigError(f"{source}: [bundle.decoder] must be a table, got {dec_raw!r}")
+    dec = dict(_BUNDLE_DEFAULTS["decoder"], **dec_raw)
+    try:  # the keys and values the runtime decoder takes, checked now rather than when the bundle loads
+        from ..detect.decoder import DecoderConfig
+
+        DecoderConfig(labels=("t",), thresholds={"t": (0.5, 0.35)}).override(dec)
+    except ParameterError as exc:
+        raise ConfigError(f"{source}: [bundle.decoder] {exc}") from None
+    bundle = {"hop_frames": hop, "decoder": {k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                 else v) for k, v in dec.items()}}
+    for key in ("dir", "bundle"):
+        if not str(raw.get("output", {}).get(key, "x")).strip():
+            raise ConfigError(f"{source}: [output] {key} is empty; give a folder")
     return RunConfig(data, model, train, output, bundle, source, raw)
 
 
@@ -794,10 +828,17 @@ def load_checkpoint(path) -> dict:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
         raise ParameterError(f"checkpoint {path} not found") from exc
-    except Exception as exc:
-        raise ParameterError(f"{path}: not a readable checkpoint ({exc})") from exc
-    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-        raise ParameterError(f"{path}: not an rtclassify checkpoint")
+    except Exception as exc:  # torch's message spans lines and suggests weights_only=False (unsafe): not shown
+        raise ParameterError(f"{path}: not a readable training checkpoint (a file written by rtclassify train; "
+                             f"torch could not load it: {type(exc).__name__})") from exc
+    if not isinstance(ck, dict) or not str(ck.get("format", "")).startswith("rtclassify-checkpoint"):
+        raise ParameterError(f"{path}: not an rtclassify training checkpoint")
+    if ck.get("format") != CHECKPOINT_FORMAT:
+        raise ParameterError(f"{path}: a checkpoint of another format ({ck.get('format')!r}; this version reads "
+                             f"{CHECKPOINT_FORMAT!r})")
+    for key in ("model_config", "state_dict"):
+        if not isinstance(ck.get(key), dict):
+            raise ParameterError(f"{path}: the checkpoint has no {key}")
     return ck
 
 
@@ -826,6 +867,42 @@ def finalize_checkpoint(trainer: Trainer, best_path: Path) -> Path:
     return out
 
 
+def check_outputs(cfg: RunConfig, resume: bool, export: bool, console) -> None:
+    """The run folder and the bundle path, checked before any work (features take minutes).
+
+    Refuses a run folder that is a file, or that holds another run's checkpoints when not resuming (they
+    would be replaced); says when there is nothing to resume and when the bundle written is the one the
+    package ships.
+    """
+    from ..model.bundle import default_bundle_path
+    from ..model.bundle_write import check_bundle_out, make_output_folder
+
+    run_dir = Path(cfg.output["dir"])
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{cfg.source}: [output] dir {run_dir} exists and is not a folder")
+    last = run_dir / "last.pt"
+    if resume and not last.is_file():
+        console.print(f"[yellow]--resume: no checkpoint in {run_dir}: starting a new run[/yellow]")
+    elif not resume and (last.is_file() or (run_dir / "model.pt").is_file()):
+        raise ConfigError(f"{cfg.source}: [output] dir {run_dir} holds a training run (last.pt/model.pt); "
+                          f"--resume continues it, or give another output.dir (--set 'output.dir=\"...\"') or "
+                          f"remove that run")
+    if export:
+        try:
+            check_bundle_out(cfg.output["bundle"], "[output] bundle")
+        except ParameterError as exc:
+            raise ConfigError(f"{cfg.source}: {exc}") from None
+        shipped = default_bundle_path()
+        try:
+            same = Path(cfg.output["bundle"]).resolve() == shipped.resolve()
+        except OSError:
+            same = False
+        if same:
+            console.print(f"[yellow]this run replaces the package's shipped default bundle ({shipped}) when it "
+                          f"ends[/yellow]")
+    make_output_folder(run_dir, "[output] dir")
+
+
 def run_training(cfg: RunConfig, resume: bool = False, export: bool = True, evaluate_test: bool = True,
                  console=None) -> dict:
     """The whole ``rtclassify train`` recipe for a :class:`RunConfig`.
@@ -839,6 +916,7 @@ def run_training(cfg: RunConfig, resume: bool = False, export: bool = True, eval
 
     console = console or Console()
     t0 = time.perf_counter()
+    check_outputs(cfg, resume, export, console)
     data_dir = Path(cfg.data["dir"])
     fe = dict(DEFAULT_FRONTEND)
     train_set = split_features(data_dir, cfg.data["train"], TAGS, fe, cfg.data["cache"])
