@@ -33,7 +33,7 @@ import numpy as np
 
 from ..detect.events import Event
 from ..errors import ParameterError, StateError
-from .session import FrameResult, StreamSession, _HopTimer
+from .session import FrameResult, NativeStateMixin, StreamSession, _HopTimer
 
 __all__ = ["MultiStreamSession", "parse_channels"]
 
@@ -94,7 +94,7 @@ def parse_channels(spec, *, name: str = "channels") -> tuple[int, ...]:
     return tuple(out)
 
 
-class MultiStreamSession:
+class MultiStreamSession(NativeStateMixin):
     """Synchronous multi-stream classifier: ``(frames, streams)`` blocks in, events of every stream out.
 
     Create it with :meth:`rtclassify.Classifier.multistream`.
@@ -130,6 +130,8 @@ class MultiStreamSession:
     decoders : list of Decoder
         Per stream.
     """
+
+    _create_with = "Classifier.multistream()"
 
     def __init__(self, bundle, backend, channels, sample_rate: int = 48000, max_block: int = 1024,
                  hop: float | None = None, decoder: dict | None = None, level_rate: float | None = None,
@@ -367,19 +369,6 @@ class MultiStreamSession:
             for i, s in enumerate(streams):
                 s._decide(probs[i], events)
             self._hops += 1
-
-    def __copy__(self):
-        # a copy would share the native frontend, resampler and trackers with this session: both would then
-        # corrupt each other's stream
-        raise TypeError("a MultiStreamSession cannot be copied (its native state would be shared); create another with "
-                        "Classifier.multistream()")
-
-    def __deepcopy__(self, memo):
-        self.__copy__()
-
-    def __reduce__(self):
-        raise TypeError("a MultiStreamSession cannot be pickled (it holds native state); create one where it runs with "
-                        "Classifier.multistream()")
 
     def __repr__(self) -> str:
         return (f"<MultiStreamSession {self.bundle.name!r} {len(self.streams)} streams (channels "

@@ -167,7 +167,25 @@ MAX_BLOCK = 1 << 24
 MAX_BATCH = 4096
 
 
-class StreamSession:
+class NativeStateMixin:
+    """Refuses copy and pickle: a copy would share the native frontend, resampler and trackers with the
+    original, and each would corrupt the other's stream. ``_create_with`` says how to make another."""
+
+    _create_with = "its Classifier"
+
+    def __copy__(self):
+        raise TypeError(f"a {type(self).__name__} cannot be copied (its native state would be shared); create "
+                        f"another with {self._create_with}")
+
+    def __deepcopy__(self, memo):
+        self.__copy__()
+
+    def __reduce__(self):
+        raise TypeError(f"a {type(self).__name__} cannot be pickled (it holds native state); create one where it "
+                        f"runs with {self._create_with}")
+
+
+class StreamSession(NativeStateMixin):
     """Synchronous streaming classifier: blocks of samples in, events out.
 
     Create it with :meth:`rtclassify.Classifier.stream`.
@@ -235,6 +253,8 @@ class StreamSession:
         Outputs produced by the last :meth:`process` or :meth:`flush` call.
     decoder : Decoder
     """
+
+    _create_with = "Classifier.stream()"
 
     def __init__(self, bundle, backend, sample_rate: int = 48000, max_block: int = 1024, hop: float | None = None,
                  channel: int | str = 0, decoder: dict | None = None, level_rate: float | None = None,
@@ -690,19 +710,6 @@ class StreamSession:
                 self._frames_out.append(fr)
             if self.on_frame is not None:
                 self._pending_frames.append(fr)  # called at the end of process()/flush()
-
-    def __copy__(self):
-        # a copy would share the native frontend, resampler and trackers with this session: both would then
-        # corrupt each other's stream
-        raise TypeError("a StreamSession cannot be copied (its native state would be shared); create another with "
-                        "Classifier.stream()")
-
-    def __deepcopy__(self, memo):
-        self.__copy__()
-
-    def __reduce__(self):
-        raise TypeError("a StreamSession cannot be pickled (it holds native state); create one where it runs with "
-                        "Classifier.stream()")
 
     def __repr__(self) -> str:
         return (f"<StreamSession {self.bundle.name!r} {self.sample_rate} Hz -> {self.model_rate} Hz, "
