@@ -645,3 +645,16 @@ def test_bf16_channels_last_training_learns_and_exports_a_float32_graph(tmp_path
 def test_train_params_reject_bad_precision_options(kw, word):
     with pytest.raises(ConfigError, match=word):
         TrainParams(**kw).validate()
+
+
+def test_set_reaches_nested_tables(tmp_path):
+    from rtclassify.train.trainer import load_config
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[data]\ndir = "d"\n')
+    c = load_config(cfg, ["bundle.decoder.smoothing_s=0.2", "train.epochs=3"])
+    assert c.bundle["decoder"]["smoothing_s"] == 0.2 and c.train.epochs == 3
+    with pytest.raises(ConfigError, match="epochs is a value, not a table"):
+        load_config(cfg, ["train.epochs.x=1"])
+    with pytest.raises(ConfigError, match="expected section.key=value"):
+        load_config(cfg, ["bundle..x=1"])

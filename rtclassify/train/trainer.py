@@ -323,12 +323,19 @@ def load_config(path, overrides: list[str] | None = None) -> RunConfig:
         if "=" not in ov or "." not in ov.split("=", 1)[0]:
             raise ConfigError(f"--set {ov!r}: expected section.key=value")
         key, value = ov.split("=", 1)
-        section, name = key.strip().split(".", 1)
+        *tables, name = [part.strip() for part in key.strip().split(".")]
+        if not all(tables) or not name:
+            raise ConfigError(f"--set {ov!r}: expected section.key=value (or section.table.key=value)")
         try:
             parsed = tomllib.loads(f"v = {value.strip()}")["v"]
         except tomllib.TOMLDecodeError:
             parsed = value.strip()
-        raw.setdefault(section, {})[name] = parsed
+        node = raw
+        for t in tables:  # bundle.decoder.smoothing_s reaches the [bundle.decoder] table
+            node = node.setdefault(t, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {ov!r}: {t} is a value, not a table")
+        node[name] = parsed
     return parse_config(raw, str(path))
 
 
