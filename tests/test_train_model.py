@@ -655,6 +655,8 @@ def test_set_reaches_nested_tables(tmp_path):
     c = load_config(cfg, ["bundle.decoder.smoothing_s=0.2", "train.epochs=3"])
     assert c.bundle["decoder"]["smoothing_s"] == 0.2 and c.train.epochs == 3
     with pytest.raises(ConfigError, match="epochs is a value, not a table"):
+        load_config(cfg, ["train.epochs=3", "train.epochs.x=1"])
+    with pytest.raises(ConfigError, match=r"\[train\] epochs must be a whole number"):
         load_config(cfg, ["train.epochs.x=1"])
     with pytest.raises(ConfigError, match="expected section.key=value"):
         load_config(cfg, ["bundle..x=1"])
