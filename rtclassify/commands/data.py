@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+# the build's own limits, from a light module (the build itself loads the synthesizers)
+from ..train.data.limits import MAX_CLIP_SECONDS, MAX_HOURS, MIN_CLIP_SECONDS, SOUNDFONTS_EXTRA, SPLITS
 from ._args import number
 
 NAME = "data"
@@ -22,11 +24,6 @@ def _positive(kind):
     return number(kind, f"a {kind.__name__}", above=0)
 
 
-# the same as rtclassify.train.data.build's (not imported here: it loads the synthesizers; a test compares them)
-SPLITS = ("train", "val", "test")
-SOUNDFONTS_EXTRA = ("OPL3_FM", "FreePats", "FreePats_pitched", "STK")
-MAX_HOURS = 10000.0
-MIN_CLIP_SECONDS, MAX_CLIP_SECONDS = 1.0, 600.0
 
 _seed = number(int, "a non-negative integer", lo=0)
 _hours = number(float, "a number of hours", hi=MAX_HOURS, above=0, unit=" h")

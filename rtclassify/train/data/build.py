@@ -45,20 +45,14 @@ from . import noise as noise_mod
 from . import voice as voice_mod
 from .fluid import SOUNDFONTS, FluidRenderer, check_fluidsynth, check_soundfonts
 from .labels import FLOOR_DB, HOP, N_FFT, REL_DB, FILL_GAP_FRAMES, SAMPLE_RATE, TAGS, frame_energy, label_stems, n_frames
+from .limits import MAX_CLIP_SECONDS, MAX_HOURS, MIN_CLIP_SECONDS, SOUNDFONTS_EXTRA, SPLITS
 from .samples import SAMPLE_INSTRUMENT_TAGS, SAMPLE_LICENSE, SampleBank, POLYPHONIC, package_name
 
 RECIPE = "rtclassify-synth"
 RECIPE_VERSION = 1
 
-SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 
-#: Most hours of audio one build may ask for (``--hours``).
-MAX_HOURS = 10000.0
-#: Shortest and longest clip (``--clip-seconds``): a clip must hold the model's training windows, and one
-#: clip is rendered in memory at the FluidSynth rate, with every stem.
-MIN_CLIP_SECONDS = 1.0
-MAX_CLIP_SECONDS = 600.0
 #: Bytes a build writes per second of audio, FLAC and labels together, for the free-space check. Measured
 #: on ``build_dataset(out, 0.2, 3, clip_seconds=10)`` (72 clips): 14.6 kB/s on average (FLAC of 16-bit
 #: 16 kHz mono about 13.8 kB/s, labels 0.76 kB/s), 26 kB/s for the loudest noise clip; rounded up to
@@ -80,8 +74,6 @@ _CLIP_FILE = re.compile(r"^(train|val|test)_[0-9]{6}\.(flac|labels\.npy)$")
 
 SOUNDFONTS_TRAIN = ("FluidR3_GM", "MuseScore_General")
 SOUNDFONTS_TEST = ("TimGM6mb",)
-#: Soundfonts that ``--extra-soundfonts`` may add to the training timbres (train and val splits).
-SOUNDFONTS_EXTRA = ("OPL3_FM", "FreePats", "FreePats_pitched", "STK")
 SAMPLE_INSTRUMENTS_TEST = ("guitar-nylon", "cello", "clarinet", "trombone")
 SAMPLE_INSTRUMENTS_TRAIN = tuple(i for i in SAMPLE_INSTRUMENT_TAGS if i not in SAMPLE_INSTRUMENTS_TEST)
 
