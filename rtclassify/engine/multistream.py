@@ -33,7 +33,7 @@ import numpy as np
 
 from ..detect.events import Event
 from ..errors import ParameterError, StateError
-from .session import FrameResult, NativeStateMixin, StreamSession, _HopTimer
+from .session import FrameResult, NativeStateMixin, StreamSession, _HopTimer, call_all
 
 __all__ = ["MultiStreamSession", "parse_channels"]
 
@@ -300,17 +300,8 @@ class MultiStreamSession(NativeStateMixin):
             return
         for s in self.streams:
             s._pending_frames = []
-        first = None
-        for i in range(max(len(p) for p in pending)):
-            for s, p in zip(self.streams, pending):
-                if i < len(p):
-                    try:
-                        s.on_frame(p[i])
-                    except BaseException as exc:  # noqa: BLE001 - raised below, after the other outputs
-                        if first is None:
-                            first = exc
-        if first is not None:
-            raise first
+        call_all((s.on_frame, p[i]) for i in range(max(len(p) for p in pending))
+                 for s, p in zip(self.streams, pending) if i < len(p))
 
     def flush(self) -> list[Event]:
         """End every stream: drain the resamplers and turn every active tag off.

@@ -152,6 +152,20 @@ def _positive_seconds(value, name: str) -> float:
     return float(value)
 
 
+def call_all(calls) -> None:
+    """Make every ``(function, argument)`` call, then raise the first exception one of them raised (the
+    callbacks of a block's outputs: one that fails does not keep the others from theirs)."""
+    first = None
+    for fn, arg in calls:
+        try:
+            fn(arg)
+        except BaseException as exc:  # noqa: BLE001 - raised below, after the other calls
+            if first is None:
+                first = exc
+    if first is not None:
+        raise first
+
+
 def _positive_int(value, name: str, minimum: int = 1, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum \
             or (maximum is not None and value > maximum):
@@ -512,18 +526,9 @@ class StreamSession(NativeStateMixin):
         """Hand the outputs of the call to ``on_frame``, once the audio is taken in (an exception from it then
         leaves the session consistent); every output gets its call, then the first exception is raised."""
         pending = self._pending_frames
-        if not pending:
-            return
-        self._pending_frames = []
-        first = None
-        for fr in pending:
-            try:
-                self.on_frame(fr)
-            except BaseException as exc:  # noqa: BLE001 - raised below, after the other outputs
-                if first is None:
-                    first = exc
-        if first is not None:
-            raise first
+        if pending:
+            self._pending_frames = []
+            call_all((self.on_frame, fr) for fr in pending)
 
     # ------------------------------------------------------------------
     # The building blocks below are shared with MultiStreamSession (engine/multistream.py), which runs
