@@ -313,9 +313,9 @@ class _AtomicOutput:
         if os.path.exists(self.path):  # keep the permissions of the file it replaces
             os.chmod(self.tmp, os.stat(self.path).st_mode & 0o7777)
         else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self.tmp, 0o666 & ~umask)
+            from ..model.bundle_write import new_file_mode
+
+            os.chmod(self.tmp, new_file_mode())
         os.replace(self.tmp, self.path)
 
     def discard(self) -> None:

@@ -81,10 +81,12 @@ def check_bundle_out(out, what: str = "--out") -> Path:
     return p
 
 
-def _umask() -> int:
+def new_file_mode() -> int:
+    """The permission bits a file created now gets (``0o666`` less the umask): for files written under a
+    temporary name (``mkstemp`` makes them owner-only) and renamed into place."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 def _write_atomic(dest: Path, write) -> None:
@@ -93,7 +95,7 @@ def _write_atomic(dest: Path, write) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, dest)
     except BaseException:
         try:
