@@ -22,7 +22,7 @@ from typing import Protocol, Sequence, runtime_checkable
 
 from ..detect.events import Event
 
-__all__ = ["Sink", "EventDispatch"]
+__all__ = ["Sink", "EventDispatch", "warn"]
 
 
 @runtime_checkable
@@ -65,3 +65,11 @@ class EventDispatch:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def warn(line: str) -> None:
+    """One warning line on standard error: an output problem the run goes on through (the sinks' default
+    ``on_fault``)."""
+    import sys
+
+    print(f"rtclassify: warning: {line}", file=sys.stderr, flush=True)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import OutputClosed, SinkError
+from . import warn
 
 __all__ = ["JsonlSink"]
 
@@ -135,11 +136,10 @@ class JsonlSink:
             fh.close()
         except OSError:
             pass
-        say = self._on_fault
-        if say is None:
-            print(f"rtclassify: warning: {self.fault}; going on without it", file=sys.stderr, flush=True)
+        if self._on_fault is None:
+            warn(f"{self.fault}; going on without it")
         else:
-            say(self.fault)
+            self._on_fault(self.fault)
 
     def close(self, timeout: float = 2.0) -> None:
         """Write the last status line and close the file (standard output stays open).

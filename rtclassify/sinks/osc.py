@@ -47,7 +47,7 @@ import threading
 from typing import Sequence
 
 from ..errors import ParameterError, SinkError
-from . import EventDispatch
+from . import EventDispatch, warn
 from .mapping import OscMapping
 
 __all__ = ["OscSink", "parse_destination", "MAX_DATAGRAM"]
@@ -126,7 +126,7 @@ class OscSink(EventDispatch):
         #: "host:port" -> datagrams that could not be sent there (the run went on)
         self.send_errors: dict[str, int] = {}
         self._first_error: dict[str, str] = {}
-        self._on_fault = on_fault if on_fault is not None else _say
+        self._on_fault = on_fault if on_fault is not None else warn
         self._on: set = set()  # (channel, tag) of the tags that are on: their /off is sent at close if still on
 
     def open(self) -> None:
@@ -316,9 +316,3 @@ class OscSink(EventDispatch):
         "tremolo_on": lambda s, e: s._tech("tremolo", s._num(e, "rate"), s._num(e, "depth")),
         "tremolo_off": lambda s, e: s._tech("tremolo", 0.0, 0.0),
     }
-
-
-def _say(line: str) -> None:
-    import sys
-
-    print(f"rtclassify: warning: {line}", file=sys.stderr, flush=True)
