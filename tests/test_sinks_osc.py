@@ -97,25 +97,29 @@ def test_several_destinations_get_everything():
         r2.close()
 
 
-def test_bundle_carries_the_decision_time_as_timetag():
+@pytest.fixture
+def raw_rx():
+    """A bare UDP socket on 127.0.0.1 (whole datagrams, bundles undecoded)."""
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.bind(("127.0.0.1", 0))
-    rx.settimeout(5)
-    try:
-        mapping = OscMapping(bundle=True)
-        sink = OscSink(mapping, [("127.0.0.1", rx.getsockname()[1])])
-        evs = events()
-        with sink:
-            sink.send(evs)
-        data, _ = rx.recvfrom(65536)
-        assert OscBundle.dgram_is_bundle(data)
-        b = OscBundle(data)
-        assert b.num_contents == 5
-        assert b.timestamp == pytest.approx(evs[0].wall_time, abs=1e-3)
-        addrs = [m.address for m in b]
-        assert addrs[0] == "/rtclassify/on" and addrs[-1] == "/rtclassify/off"
-    finally:
-        rx.close()
+    yield rx
+    rx.close()
+
+
+def test_bundle_carries_the_decision_time_as_timetag(raw_rx):
+    raw_rx.settimeout(5)
+    mapping = OscMapping(bundle=True)
+    sink = OscSink(mapping, [("127.0.0.1", raw_rx.getsockname()[1])])
+    evs = events()
+    with sink:
+        sink.send(evs)
+    data, _ = raw_rx.recvfrom(65536)
+    assert OscBundle.dgram_is_bundle(data)
+    b = OscBundle(data)
+    assert b.num_contents == 5
+    assert b.timestamp == pytest.approx(evs[0].wall_time, abs=1e-3)
+    addrs = [m.address for m in b]
+    assert addrs[0] == "/rtclassify/on" and addrs[-1] == "/rtclassify/off"
 
 
 def test_custom_addresses_and_switches(receiver):
@@ -226,33 +230,28 @@ def test_a_destination_that_fails_mid_run_is_counted_and_the_others_get_everythi
         bad.close()
 
 
-def test_a_large_batch_is_split_into_bundles_under_the_datagram_limit():
+def test_a_large_batch_is_split_into_bundles_under_the_datagram_limit(raw_rx):
     from rtclassify.sinks.osc import MAX_DATAGRAM
 
-    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rx.bind(("127.0.0.1", 0))
-    rx.settimeout(0.5)
-    try:
-        channels = range(64)
-        sink = OscSink(OscMapping(bundle=True), [("127.0.0.1", rx.getsockname()[1])], streams=channels)
-        t = time.time()
-        batch = [e for c in channels for e in (TagOn(1.0, t, c, "piano", 0.8), TagLevel(1.0, t, c, "speech", 0.3),
-                                               TagLevel(1.0, t, c, "drums", 0.2))]
-        with sink:
-            sink.send(batch)
-            sink.send([TagOff(2.0, t, c, "piano") for c in channels])
-        sizes, ons, offs = [], 0, 0
-        while True:
-            try:
-                data = rx.recv(70000)
-            except socket.timeout:
-                break
-            sizes.append(len(data))
-            b = OscBundle(data)
-            for m in b:
-                ons += m.address.endswith("/on")
-                offs += m.address.endswith("/off")
-        assert len(sizes) > 2 and max(sizes) <= MAX_DATAGRAM
-        assert ons == 64 and offs == 64 and not sink.send_errors
-    finally:
-        rx.close()
+    raw_rx.settimeout(0.5)
+    channels = range(64)
+    sink = OscSink(OscMapping(bundle=True), [("127.0.0.1", raw_rx.getsockname()[1])], streams=channels)
+    t = time.time()
+    batch = [e for c in channels for e in (TagOn(1.0, t, c, "piano", 0.8), TagLevel(1.0, t, c, "speech", 0.3),
+                                           TagLevel(1.0, t, c, "drums", 0.2))]
+    with sink:
+        sink.send(batch)
+        sink.send([TagOff(2.0, t, c, "piano") for c in channels])
+    sizes, ons, offs = [], 0, 0
+    while True:
+        try:
+            data = raw_rx.recv(70000)
+        except socket.timeout:
+            break
+        sizes.append(len(data))
+        b = OscBundle(data)
+        for m in b:
+            ons += m.address.endswith("/on")
+            offs += m.address.endswith("/off")
+    assert len(sizes) > 2 and max(sizes) <= MAX_DATAGRAM
+    assert ons == 64 and offs == 64 and not sink.send_errors
