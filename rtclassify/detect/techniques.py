@@ -19,6 +19,7 @@ frames and events.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -64,19 +65,20 @@ def frame_dict(values: TechniqueValues | None) -> dict:
     }
 
 
-_DEFAULT_FMAX: list = []
+@functools.lru_cache(maxsize=1)
+def _native_defaults() -> dict:
+    """The native TechniqueTracker's default configuration, read once (a tracker is built to read it)."""
+    return dict(_core.TechniqueTracker(48000.0).config)
 
 
 def _default_fmax() -> float:
-    """The native tracker's default pitch ceiling (Hz), read once."""
-    if not _DEFAULT_FMAX:
-        _DEFAULT_FMAX.append(float(_core.TechniqueTracker(48000.0).config["fmax"]))
-    return _DEFAULT_FMAX[0]
+    """The native tracker's default pitch ceiling (Hz)."""
+    return float(_native_defaults()["fmax"])
 
 
 def _tracker_options() -> set:
     """The keyword options of the native TechniqueTracker (its configuration's keys less the positional ones)."""
-    return set(_core.TechniqueTracker(48000.0).config) - {"sample_rate", "hop_length"}
+    return set(_native_defaults()) - {"sample_rate", "hop_length"}
 
 
 class TechniqueDetector:
