@@ -473,6 +473,31 @@ def test_resume_continues_and_matches(tiny_run, tmp_path):
         other.resume()
 
 
+def test_resume_refuses_other_training_settings_and_other_data(tiny_run, tmp_path):
+    import shutil
+
+    tmp, trainer, _, train, val = tiny_run
+    shutil.copytree(tmp / "run", tmp_path / "run")
+    mc = ModelConfig(**TINY, lookahead_frames=2)
+    base = dict(epochs=2, windows_per_epoch=1280, batch_size=64, lr=5e-3, threads=1, seed=3)
+    # another batch size and learning rate: named with both values, nothing loaded
+    other = Trainer(mc, TrainParams(**{**base, "batch_size": 32, "lr": 1e-3}), train, val, tmp_path / "run", TAGS)
+    with pytest.raises(ConfigError, match=r"train\.batch_size 64 -> 32; train\.lr 0\.005 -> 0\.001") as exc:
+        other.resume()
+    assert "epochs" in str(exc.value) and other.epoch == 0 and other.global_step == 0
+    # another validation split (the training split's clips in its place)
+    with pytest.raises(ConfigError, match=r"the val split \(\d+ frames in 6 clips -> \d+ in 12\)"):
+        Trainer(mc, TrainParams(**base), train, train, tmp_path / "run", TAGS).resume()
+    # another build of the data
+    with pytest.raises(ConfigError, match="provenance"):
+        Trainer(mc, TrainParams(**base), train, val, tmp_path / "run", TAGS,
+                extra={"provenance": {"recipe": "another"}}).resume()
+    # what a resume may change: more epochs, time, patience, threads
+    longer = Trainer(mc, TrainParams(**{**base, "epochs": 4, "time_budget_min": 90.0, "patience": 9}), train, val,
+                     tmp_path / "run", TAGS, extra={"provenance": {"recipe": "synthetic test clips"}})
+    assert longer.resume() and longer.epoch == 2
+
+
 def test_finalize_export_and_onnx_inference(tiny_run):
     from rtclassify.train.export import export_bundle
 

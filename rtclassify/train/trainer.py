@@ -46,6 +46,11 @@ _DB = 10.0 / math.log(10.0)  # dB = _DB * ln(power)
 _FLOOR_DB = -100.0           # 10*log10(amin) of the default frontend
 
 
+#: ``[train]`` settings a ``--resume`` may change: how long, how patiently and how fast it runs, and the
+#: thresholds' hysteresis (applied after training). Any other change makes the resumed run a different one.
+RESUME_MAY_CHANGE = ("epochs", "time_budget_min", "patience", "threads", "off_ratio", "channels_last")
+
+
 @dataclass
 class TrainParams:
     """Optimization and augmentation parameters (the ``[train]`` table).
@@ -618,8 +623,33 @@ class Trainer:
             "rng": self.rng.bit_generator.state,
             "torch_rng": self.torch.get_rng_state(),
             "train_params": self.params.__dict__,
+            "data_frames": self._data_frames(),
             **self.extra,
         }
+
+    def _data_frames(self) -> dict:
+        return {"train": [int(self.train_set.mel.shape[0]), int(self.train_set.n_clips)],
+                "val": [int(self.val_set.mel.shape[0]), int(self.val_set.n_clips)]}
+
+    def _resume_conflicts(self, ck: dict) -> list[str]:
+        """What a checkpoint's run and this one disagree on, beyond the settings a resume may change."""
+        out = []
+        saved = ck.get("train_params") or {}
+        for key, now in self.params.__dict__.items():
+            if key in RESUME_MAY_CHANGE or key not in saved:
+                continue
+            if saved[key] != now:
+                out.append(f"train.{key} {saved[key]!r} -> {now!r}")
+        frames = ck.get("data_frames")
+        if frames is not None and frames != self._data_frames():
+            for split in ("train", "val"):
+                old, new = frames.get(split), self._data_frames()[split]
+                if old != new:
+                    out.append(f"the {split} split ({old[0]} frames in {old[1]} clips -> {new[0]} in {new[1]})"
+                               if old else f"the {split} split")
+        if "provenance" in ck and "provenance" in self.extra and ck["provenance"] != self.extra["provenance"]:
+            out.append("the data's provenance (another build of the data)")
+        return out
 
     def save(self, name: str) -> Path:
         path = self.out_dir / name
@@ -636,6 +666,11 @@ class Trainer:
         ck = load_checkpoint(path)
         if ck["model_config"] != self.cfg.to_dict():
             raise ConfigError(f"{path}: model config differs from the current config; cannot resume")
+        conflicts = self._resume_conflicts(ck)
+        if conflicts:
+            raise ConfigError(f"{path}: this run differs from the checkpoint's in {'; '.join(conflicts)}; cannot "
+                              f"resume (only {', '.join(RESUME_MAY_CHANGE)} may change): restore those settings "
+                              f"or start a new run in another output.dir")
         self.model.load_state_dict(ck["state_dict"])
         self.opt.load_state_dict(ck["optimizer"])
         self.global_step = ck["global_step"]
