@@ -47,20 +47,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"random seed, 0..{MAX_SEED} (default 0)")
     p.add_argument("--threads", type=_positive(int), default=1, help="torch threads (default 1)")
     p.add_argument("--labelled", metavar="DATA_DIR", help="then train the supervised head on this data-builder folder")
-    p.add_argument("--config", metavar="FILE", help="training config of the supervised step (default: default.toml)")
+    p.add_argument("--config", metavar="FILE",
+                   help="training config of the supervised step (with --labelled; default: default.toml)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a value of the supervised step's config (repeatable)")
+                   help="override a value of the supervised step's config (with --labelled; repeatable)")
 
 
 def run(args) -> int:
     from ..errors import ParameterError, require
 
     require("torch", extra="train")
-    from ..learn.pretrain import PretrainParams, pretrain, train_supervised_head
+    from ..learn.pretrain import PretrainParams, check_supervised_step, pretrain, train_supervised_head
     from ..model.bundle import load_bundle
 
     if args.batch_size < 2:
         raise ParameterError("--batch-size must be at least 2 (the other views of the batch are the negatives)")
+    if not args.labelled and (args.config or args.set):
+        raise ParameterError(f"{'--config' if args.config else '--set'} sets the supervised step, which runs "
+                             f"only with --labelled DATA_DIR")
+    if args.labelled:
+        check_supervised_step(args.labelled, args.out, args.config, args.set)  # before minutes of pretraining
     params = PretrainParams(minutes=args.minutes, max_steps=args.steps or 0, epochs=args.epochs or 0.0, batch_size=args.batch_size, lr=args.lr,
                             temperature=args.temperature, max_hours=args.max_hours, seed=args.seed,
                             threads=args.threads)

@@ -37,6 +37,9 @@ def run(args) -> int:
 
         raise ParameterError("train: give --config FILE (the default model's recipe) or --data FOLDER|CSV "
                              "(fine-tuning on your own labelled audio)")
+    from ..learn.finetune import check_config_run
+
+    check_config_run(args)
     from ..train.trainer import load_config, run_training
 
     cfg = load_config(args.config, args.set)

@@ -13,7 +13,7 @@ unused); the windows are then embedded in batches with the bundle's ONNX
 Each window is described by the frontend frame it reports (``index``), that
 frame's time, and the frame's level: the Hann-weighted mean square of the
 frame's ``n_fft`` samples at the model rate, in dB re full scale (the data
-recipe's labelling measure).
+recipe's labelling measure), of the signal less its mean (a DC offset is not sound).
 """
 
 from __future__ import annotations
@@ -179,7 +179,8 @@ def stream_embed(bundle, audio: np.ndarray, sample_rate: int, fn, hop: float | N
     return X, sw
 
 
-def frame_levels_db(bundle, audio: np.ndarray, sample_rate: int, index: np.ndarray | None = None) -> np.ndarray:
+def frame_levels_db(bundle, audio: np.ndarray, sample_rate: int, index: np.ndarray | None = None,
+                    remove_dc: bool = True) -> np.ndarray:
     """Level of frontend frames, in dB re full scale.
 
     Parameters
@@ -191,15 +192,22 @@ def frame_levels_db(bundle, audio: np.ndarray, sample_rate: int, index: np.ndarr
     index : ndarray of int, shape (k,), optional
         Frontend frames (frame ``i`` covers model-rate samples ``[i*hop, i*hop + n_fft)``;
         samples past the end count as zeros). Default: every complete frame.
+    remove_dc : bool
+        Measure the signal less its mean (default): a DC offset is not sound.
 
     Returns
     -------
     ndarray, float64, shape (k,)
-        ``10*log10`` of the Hann-weighted mean square of each frame (-200 for digital silence).
+        ``10*log10`` of the Hann-weighted mean square of each frame (of the signal less its mean with
+        ``remove_dc``; -200 for digital silence, or a constant with ``remove_dc``).
     """
     from ..audio.resample import resample
 
     x = np.asarray(audio, np.float32)
+    if remove_dc and len(x):
+        # a DC offset is not sound: without it, a constant (or a recording's offset in its pauses) would count
+        # as sounding; removed before resampling, whose filter would turn the constant's edges into clicks
+        x = (x - np.mean(x, dtype=np.float64)).astype(np.float32)
     if int(sample_rate) != bundle.sample_rate and len(x):
         x = resample(x, int(sample_rate), bundle.sample_rate)
     hop, n_fft = bundle.hop_length, bundle.n_fft

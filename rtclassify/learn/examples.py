@@ -15,6 +15,10 @@ naming the parameter and the example's position):
 
 * at least :data:`MIN_POSITIVE_EXAMPLES` positive example;
 * every example at least :data:`MIN_EXAMPLE_SECONDS` long and finite;
+* the same audio (the same file, under any path, or an equal array) as a
+  positive and as a negative is an error (a sound that is both the tag and
+  not the tag cannot be learned); given twice in one list, its copies count
+  as one example for cross-validation (never scored against each other);
 * an array without a rate (no ``sample_rate``), or with a rate that differs
   from ``sample_rate``, is an error: rates are never guessed. Examples of
   different rates are fine when each rate is known (everything is resampled
@@ -23,6 +27,7 @@ naming the parameter and the example's position):
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +36,8 @@ import numpy as np
 
 from ..errors import ParameterError
 
-__all__ = ["Example", "load_examples", "check_rate", "MIN_POSITIVE_EXAMPLES", "MIN_EXAMPLE_SECONDS", "MAX_CHANNELS"]
+__all__ = ["Example", "load_examples", "check_rate", "check_distinct", "same_audio_groups", "MIN_POSITIVE_EXAMPLES",
+           "MIN_EXAMPLE_SECONDS", "MAX_CHANNELS"]
 
 #: Fewest positive examples accepted (one clear example already gives a usable tag; see RESULTS.md).
 MIN_POSITIVE_EXAMPLES = 1
@@ -170,3 +176,43 @@ def load_examples(items, sample_rate, param: str) -> list[Example]:
                                  f"{MIN_EXAMPLE_SECONDS} s")
         out.append(Example(name, audio, int(rate)))
     return out
+
+
+def _where(ex: Example, param: str, i: int) -> str:
+    where = f"{param}[{i}]"
+    return where if ex.name == where else f"{where} ({ex.name})"
+
+
+def _audio_key(ex: Example) -> tuple:
+    return (int(ex.sample_rate), len(ex.audio),
+            hashlib.sha256(np.ascontiguousarray(ex.audio, np.float32).tobytes()).hexdigest())
+
+
+def same_audio_groups(examples: list) -> np.ndarray:
+    """For each example, the position of the first example with the same audio (equal samples at the same rate):
+    copies of one recording must stay on one side of a cross-validation split.
+
+    Returns
+    -------
+    ndarray of int64, shape (len(examples),)
+    """
+    first: dict = {}
+    return np.array([first.setdefault(_audio_key(ex), i) for i, ex in enumerate(examples)], np.int64)
+
+
+def check_distinct(positives: list, negatives: list) -> None:
+    """ParameterError when a negative example holds the same audio as a positive one, naming both.
+
+    Parameters
+    ----------
+    positives, negatives : list of Example
+    """
+    seen = {}
+    for i, ex in enumerate(positives):
+        seen.setdefault(_audio_key(ex), i)
+    for i, ex in enumerate(negatives):
+        j = seen.get(_audio_key(ex))
+        if j is not None:
+            raise ParameterError(f"{_where(ex, 'negatives', i)}: the same audio as "
+                                 f"{_where(positives[j], 'positives', j)}; an example cannot be both a positive "
+                                 f"and a negative")

@@ -8,12 +8,15 @@ folder per tag
     tag wherever it sounds (frames within 40 dB of the file's loudest frame
     and above -70 dBFS, gaps up to 6 frames filled: the data recipe's rule);
     its silent frames are negatives. Files in a folder named ``_none``,
-    ``none`` or ``negatives`` carry no tag (pure negatives).
+    ``none`` or ``negatives`` carry no tag (pure negatives). A tag whose
+    files have no sounding frame at all is an error.
 CSV file
     Rows ``file,start,end,tag`` (UTF-8 text; seconds; a header row is allowed;
     paths relative to the CSV's folder). Frames whose centre lies in
     ``[start, end)`` carry the tag; several rows may label one file
-    (multi-label). Every other frame of a listed file is a negative.
+    (multi-label), under any spelling of its path. Every other frame of a
+    listed file is a negative. A row that labels no frame (it starts after
+    the file's end, or is shorter than a frame step) is an error.
 
 The network starts from the base bundle's weights (its torch weights when the
 bundle has ``weights.pt`` or names an existing training checkpoint, else
@@ -37,6 +40,7 @@ import csv
 import io
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -46,7 +50,7 @@ from ..errors import ParameterError, require
 from ..train import MAX_LR, MAX_SEED
 
 __all__ = ["read_labelled_data", "state_from_onnx", "base_state", "finetune", "check_settings", "add_arguments",
-           "run", "NONE_FOLDERS"]
+           "check_config_run", "run", "NONE_FOLDERS"]
 
 NONE_FOLDERS = ("_none", "none", "negatives")
 _AUDIO = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus")
@@ -151,15 +155,23 @@ def read_labelled_data(data, frontend: dict) -> tuple[list, list]:
         if not rows:
             raise ParameterError(f"{data}: no labelled rows (file,start,end,tag)")
         tags = sorted({r[3] for r in rows})
+        # one file under several spellings (a/x.wav, ./a/../a/x.wav, a link) is one file: its rows label it together
+        key = {r[0]: Path(os.path.realpath(r[0])) for r in rows}
         items = []
-        for path in sorted({r[0] for r in rows}):
+        for real in sorted(set(key.values())):
+            path = next(r[0] for r in rows if key[r[0]] == real)
             x = _load(path, frontend)
             n = _frames(len(x), hop, n_fft)
             centre = (np.arange(n) * hop + n_fft / 2) / sr
             lab = np.zeros((n, len(tags)), np.uint8)
-            for p, start, end, tag, _ in rows:
-                if p == path:
-                    lab[(centre >= start) & (centre < end), tags.index(tag)] = 1
+            for p, start, end, tag, ln in rows:
+                if key[p] == real:
+                    span = (centre >= start) & (centre < end)
+                    if not span.any():
+                        raise ParameterError(f"{data}:{ln}: {start:g}-{end:g} s labels no frame of {p} "
+                                             f"({len(x) / sr:.2f} s long, a frame centre every "
+                                             f"{1000 * hop / sr:.0f} ms from {500 * n_fft / sr:.0f} ms)")
+                    lab[span, tags.index(tag)] = 1
             items.append((str(path), x, lab))
         return items, tags
     if not data.is_dir():
@@ -181,6 +193,18 @@ def read_labelled_data(data, frontend: dict) -> tuple[list, list]:
                 lab[:, tags.index(folder.name)] = _sounding(x, frontend)
             items.append((str(f), x, lab))
     return items, tags
+
+
+def _check_tags_sound(items, tags, data) -> None:
+    """ParameterError naming the tags that label no frame (a tag folder of silent files): such a tag would be
+    trained to be always off."""
+    counts = np.zeros(len(tags), np.int64)
+    for _, _, lab in items:
+        counts += lab.sum(axis=0, dtype=np.int64)
+    empty = [t for t, c in zip(tags, counts) if c == 0]
+    if empty:
+        raise ParameterError(f"--data: no sounding frame (above -70 dBFS) carries the tag(s) {', '.join(empty)} in "
+                             f"{data}: the files of their folders are silent; a tag needs examples of its sound")
 
 
 def _split_files(items, tags, val_fraction: float, seed: int) -> tuple[list, list]:
@@ -417,6 +441,7 @@ def finetune(data, out, bundle=None, init=None, epochs: int = 6, minutes: float 
     if len(train_set.target_frames(W, base.lookahead_frames)) == 0:
         raise ParameterError(f"--data: no training file is long enough for one {W}-frame window "
                              f"({W * base.hop_length / base.sample_rate:.2f} s)")
+    _check_tags_sound(items, tags, data)
     # weights: calibrate an ONNX-converted start on training windows
     tt = train_set.target_frames(W, base.lookahead_frames, 4)
     calib = window_batch(train_set.mel, tt[np.linspace(0, len(tt) - 1, min(256, len(tt))).astype(int)]
@@ -464,6 +489,15 @@ def finetune(data, out, bundle=None, init=None, epochs: int = 6, minutes: float 
 
 
 # ------------------------------------------------------------------------------------------------ command
+#: Defaults of the ``--data`` options (None on the parsed arguments: given or not can be told apart).
+_OPTION_DEFAULTS = {"epochs": 6, "minutes": 10.0, "lr": 5e-4, "val_fraction": 0.2, "windows_per_epoch": 4000,
+                    "seed": 0, "threads": 1}
+_DATA_OPTIONS = ("out", "bundle", "init") + tuple(_OPTION_DEFAULTS)
+#: Options of ``rtclassify train --config`` that fine-tuning does not read.
+_CONFIG_OPTIONS = {"config": "--config", "set": "--set", "resume": "--resume", "no_export": "--no-export",
+                   "no_test": "--no-test"}
+
+
 def add_arguments(parser) -> None:
     """The ``--data`` options of ``rtclassify train``."""
     g = parser.add_argument_group("fine-tuning on your own labelled audio (instead of --config)")
@@ -473,28 +507,49 @@ def add_arguments(parser) -> None:
     g.add_argument("--out", metavar="BUNDLE", help="output bundle folder or .zip (with --data; required)")
     g.add_argument("--bundle", metavar="IN", help="base bundle to start from (default: the bundled model)")
     g.add_argument("--init", metavar="CHECKPOINT", help="start from this training checkpoint instead of the bundle")
-    g.add_argument("--epochs", type=int, default=6, help="most epochs (default 6)")
-    g.add_argument("--minutes", type=float, default=10.0, help="time budget in minutes (default 10)")
-    g.add_argument("--lr", type=float, default=5e-4, help=f"peak learning rate (default 5e-4; at most {MAX_LR:g})")
-    g.add_argument("--val-fraction", type=float, default=0.2, help="share of files held out for validation")
-    g.add_argument("--windows-per-epoch", type=int, default=4000, help="training windows per epoch (default 4000)")
-    g.add_argument("--seed", type=int, default=0, help=f"random seed, 0..{MAX_SEED} (default 0)")
-    g.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    g.add_argument("--epochs", type=int, default=None, help="most epochs (default 6)")
+    g.add_argument("--minutes", type=float, default=None, help="time budget in minutes (default 10)")
+    g.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default 5e-4; at most {MAX_LR:g})")
+    g.add_argument("--val-fraction", type=float, default=None,
+                   help="share of files held out for validation (default 0.2)")
+    g.add_argument("--windows-per-epoch", type=int, default=None, help="training windows per epoch (default 4000)")
+    g.add_argument("--seed", type=int, default=None, help=f"random seed, 0..{MAX_SEED} (default 0)")
+    g.add_argument("--threads", type=int, default=None, help="torch threads (default 1)")
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_config_run(args) -> None:
+    """Refuse ``--data`` options on a ``train --config`` run (the config's training reads none of them).
+
+    Raises
+    ------
+    ParameterError
+        Naming the options given.
+    """
+    given = [_option(k) for k in _DATA_OPTIONS if getattr(args, k, None) is not None]
+    if given:
+        raise ParameterError(f"{', '.join(given)}: for fine-tuning with --data, not for training from --config "
+                             f"(set the run's values in its config or with --set SECTION.KEY=VALUE)")
 
 
 def run(args) -> int:
     """Run ``rtclassify train --data``."""
+    given = [flag for k, flag in _CONFIG_OPTIONS.items() if getattr(args, k, None)]
+    if given:
+        raise ParameterError(f"{', '.join(given)}: for training from --config, not for fine-tuning with --data "
+                             f"(which takes --epochs, --minutes, --lr and the other options of its group)")
     if not args.out:
         raise ParameterError("train --data needs --out BUNDLE")
-    check_settings(args.epochs, args.minutes, args.lr, args.val_fraction, args.seed, args.threads,
-                   args.windows_per_epoch)
-    res = finetune(args.data, args.out, bundle=args.bundle, init=args.init, epochs=args.epochs, minutes=args.minutes,
-                   lr=args.lr, val_fraction=args.val_fraction, seed=args.seed, threads=args.threads,
-                   windows_per_epoch=args.windows_per_epoch)
+    opts = {k: (v if (v := getattr(args, k, None)) is not None else d) for k, d in _OPTION_DEFAULTS.items()}
+    check_settings(opts["epochs"], opts["minutes"], opts["lr"], opts["val_fraction"], opts["seed"], opts["threads"],
+                   opts["windows_per_epoch"])
+    res = finetune(args.data, args.out, bundle=args.bundle, init=args.init, **opts)
     val = res.get("validation") or {}
     macro = val.get("macro", {}) if isinstance(val, dict) else {}
     if macro:
         print(json.dumps({"bundle": str(res["bundle"]), "tags": res["tags"], "validation_macro": macro}, indent=1,
                          default=float))
     return 0
-

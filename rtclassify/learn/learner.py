@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ParameterError
-from .examples import MIN_POSITIVE_EXAMPLES, load_examples
+from .examples import MIN_POSITIVE_EXAMPLES, check_distinct, load_examples, same_audio_groups
 
 __all__ = ["learn_tag", "save_classifier", "generic_embeddings", "positive_rows", "mixed_copies", "shifted_copies",
            "parse_pitch_shifts", "check_pitch_shifts", "LEARN_HOP_FRAMES", "REL_DB", "FLOOR_DB", "MIX_REL_DB",
@@ -108,7 +108,11 @@ def parse_pitch_shifts(text):
 
 def check_pitch_shifts(pitch_shifts) -> tuple:
     """``pitch_shifts`` as a tuple of floats; ParameterError unless each is non-zero and within
-    +-:data:`MAX_PITCH_SHIFT` semitones (None or empty: no shifts)."""
+    +-:data:`MAX_PITCH_SHIFT` semitones (None or empty: no shifts; a string is read as
+    :func:`parse_pitch_shifts` reads it)."""
+    if isinstance(pitch_shifts, str):
+        # the command line's form ("-2,2", "none"); iterated as characters, "12" would be shifts 1 and 2
+        pitch_shifts = parse_pitch_shifts(pitch_shifts)
     try:
         shifts = tuple(float(s) for s in (pitch_shifts or ()))
     except (TypeError, ValueError):
@@ -162,14 +166,15 @@ def positive_rows(embed, bundle, examples, hop_frames: int = LEARN_HOP_FRAMES, r
     Embedded
         Rows of sounding windows; ``group`` is the example's position (its
         mixed and shifted copies share it, so cross-validation keeps them
-        together).
+        together); the extra attribute ``place`` (shape ``(n,)``) is where each
+        row's frame lies in its example or copy, from 0 (start) to 1 (end).
 
     Raises
     ------
     ParameterError
         An example has no sounding window (silent).
     """
-    from .embeddings import Embedded, embed_examples
+    from .embeddings import Embedded, embed_examples, frame_levels_db
 
     hop = int(hop_frames) * bundle.hop_length / bundle.sample_rate
     P = embed_examples(embed, bundle, examples, hop)
@@ -178,16 +183,26 @@ def positive_rows(embed, bundle, examples, hop_frames: int = LEARN_HOP_FRAMES, r
         rows = P.group == g
         if not sounding[rows].any():
             peak = float(P.peak_db[rows][0]) if rows.any() else -200.0
-            loud = "digital silence" if peak <= -199 else f"its loudest frame is {peak:.1f} dBFS"
+            raw = frame_levels_db(bundle, ex.audio, ex.sample_rate, remove_dc=False)
+            raw = float(raw.max()) if len(raw) else -200.0
+            if raw <= floor_db:
+                loud = "digital silence" if raw <= -199 else f"its loudest frame is {raw:.1f} dBFS"
+            else:  # loud only by its DC offset
+                loud = "a DC offset only" if peak <= -199 else \
+                    f"its loudest frame is {peak:.1f} dBFS once its DC offset is removed"
             where = f"positives[{g}]" + ("" if ex.name == f"positives[{g}]" else f" ({ex.name})")
             raise ParameterError(f"{where}: silent ({loud}); a positive example needs sound above {floor_db:g} dBFS")
     parts = [P.select(sounding)]
+    places = [_place(P, examples)[sounding]]
     # shifted copies (example by example, shift by shift) are learned in their example's group
     copies = shifted_copies(examples, pitch_shifts)
     copy_owner = [g for g in range(len(examples)) for _ in pitch_shifts]
     if copies:
-        S = embed_examples(embed, bundle, copies, hop, groups=copy_owner)
-        parts.append(S.select(S.sounding(rel_db, floor_db)))
+        S = embed_examples(embed, bundle, copies, hop)
+        keep_rows = S.sounding(rel_db, floor_db)
+        places.append(_place(S, copies)[keep_rows])
+        S.group = np.asarray(copy_owner, np.int64)[S.group]
+        parts.append(S.select(keep_rows))
     if mix:
         from .negatives import generic_negative_examples
 
@@ -196,14 +211,24 @@ def positive_rows(embed, bundle, examples, hop_frames: int = LEARN_HOP_FRAMES, r
         mixes, clean = mixed_copies(every, backgrounds, bundle.sample_rate, seed)
         if mixes:
             keep = [owner[g] for g, ex in enumerate(every) if any(m.name == f"{ex.name}+mix" for m in mixes)]
-            M = embed_examples(embed, bundle, mixes, hop, level_audio=clean, groups=keep)
-            parts.append(M.select(M.sounding(min(rel_db, MIX_REL_DB), floor_db)))
+            M = embed_examples(embed, bundle, mixes, hop, level_audio=clean)
+            keep_rows = M.sounding(min(rel_db, MIX_REL_DB), floor_db)
+            places.append(_place(M, mixes)[keep_rows])
+            M.group = np.asarray(keep, np.int64)[M.group]
+            parts.append(M.select(keep_rows))
     out = Embedded.concat(parts)
     # concat shifts group numbers of later parts; restore the example positions
     out.group = np.concatenate([p.group for p in parts]) if parts else out.group
     out.names = [ex.name for ex in examples]
     out.seconds = [ex.seconds for ex in examples]
+    out.place = np.concatenate(places)
     return out
+
+
+def _place(E, examples) -> np.ndarray:
+    """Where each row's frame lies in its example (``E.group`` numbers ``examples``): 0 at the start, 1 at the end."""
+    secs = np.array([max(ex.seconds, 1e-9) for ex in examples], np.float64)
+    return np.clip(E.time / secs[E.group], 0.0, 1.0) if len(E) else np.zeros(0)
 
 
 def _bundle_key(bundle, hop_frames: int, features: str) -> tuple:
@@ -321,9 +346,9 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
     Raises
     ------
     ParameterError
-        Bad name, too few examples, a silent positive example, an array
-        without a sample rate, conflicting rates, or bad options (the message
-        names the parameter).
+        Bad name, too few examples, a silent positive example, the same audio
+        as a positive and a negative, an array without a sample rate,
+        conflicting rates, or bad options (the message names the parameter).
     AudioFileError
         An example file is missing or unreadable.
     BundleError
@@ -359,6 +384,7 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
     if len(pos) < MIN_POSITIVE_EXAMPLES:
         raise ParameterError(f"positives: at least {MIN_POSITIVE_EXAMPLES} example is needed (got {len(pos)})")
     neg = load_examples(negatives, sample_rate, "negatives")
+    check_distinct(pos, neg)
     if not neg and not generic_negatives:
         raise ParameterError("negatives: none given and generic_negatives=False; give negative examples or allow "
                              "the generic ones")
@@ -377,7 +403,19 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
     t_embedded = time.perf_counter()
 
     note("fitting the head")
-    head = fit_head(P_s.X, N.X, P_s.group, N.group, l2=l2, off_ratio=off_ratio)
+    # copies of one recording (the same file twice) are one example for cross-validation
+    groups = same_audio_groups(pos)[P_s.group]
+    neg_groups = N.group.copy()
+    user = neg_groups < len(neg)  # the user's negatives come first in N, numbered by position
+    neg_groups[user] = same_audio_groups(neg)[neg_groups[user]]
+    if len(np.unique(groups)) == 1:
+        # one example: its earlier and later halves (in every copy alike) are the two cross-validation folds,
+        # so each fold holds clean, shifted and mixed rows (split by row order, the mixed copies alone would
+        # be one fold, scored by a head that never saw a mix: a threshold far too low)
+        half = (P_s.place >= np.median(P_s.place)).astype(np.int64)
+        if 0 < half.sum() < len(half):
+            groups = half
+    head = fit_head(P_s.X, N.X, groups, neg_groups, l2=l2, off_ratio=off_ratio)
     t_fit = time.perf_counter()
 
     from .. import __version__

@@ -46,7 +46,7 @@ from ..errors import ParameterError, require
 from ..train import MAX_LR, MAX_SEED
 
 __all__ = ["PretrainParams", "AudioPool", "Augmenter", "pretrain", "load_encoder", "ssl_encoder", "nt_xent",
-           "ENCODER_FORMAT", "AUDIO_EXTENSIONS"]
+           "check_supervised_step", "train_supervised_head", "ENCODER_FORMAT", "AUDIO_EXTENSIONS"]
 
 ENCODER_FORMAT = "rtclassify-ssl-encoder-1"
 CHUNK_SECONDS = 1.5
@@ -487,6 +487,37 @@ def ssl_encoder(path, name: str = "self-supervised", batch: int = 256):
     return Encoder(name, fn)
 
 
+def check_supervised_step(data_dir, out_dir, config_path=None, overrides=None):
+    """The supervised step's config (``config_path`` or default.toml, with ``overrides``), its data folder
+    checked: cheap, so ``pretrain --labelled`` can refuse a bad folder, config or ``--set`` before pretraining.
+
+    Returns
+    -------
+    RunConfig
+
+    Raises
+    ------
+    ParameterError, ConfigError
+        The config or an override is invalid, or ``data_dir`` is not a finished ``rtclassify data build`` folder
+        with clips in its training and validation splits.
+    """
+    from ..train.data.build import split_records
+    from ..train.trainer import load_config
+
+    cfg_path = Path(config_path) if config_path else Path(__file__).resolve().parent.parent / "train" / "configs" / "default.toml"
+    ov = [f'data.dir="{Path(data_dir).resolve()}"', f'output.dir="{Path(out_dir).resolve()}"',
+          f'output.bundle="{(Path(out_dir) / "bundle").resolve()}"', 'output.name="rtclassify-ssl"'] + list(overrides or [])
+    cfg = load_config(cfg_path, ov)
+    d = Path(cfg.data["dir"])
+    if not d.is_dir():
+        raise ParameterError(f"--labelled: {d} is not a folder (give an rtclassify data build output folder)")
+    for split in (cfg.data["train"], cfg.data["val"]):
+        if not split_records(d, split):
+            raise ParameterError(f"--labelled {d}: the {split!r} split has no clips; rebuild it with rtclassify "
+                                 f"data build")
+    return cfg
+
+
 def train_supervised_head(encoder_path, data_dir, out_dir, config_path=None, overrides=None, console=None) -> dict:
     """The usual supervised training (the default model's loop and config), starting from a pretrained encoder.
 
@@ -499,13 +530,10 @@ def train_supervised_head(encoder_path, data_dir, out_dir, config_path=None, ove
     from ..train.export import export_bundle
     from ..train.features import DEFAULT_FRONTEND
     from ..train.model import TAGS, ShortChunkCNN
-    from ..train.trainer import Trainer, data_provenance, finalize_checkpoint, load_config, split_features
+    from ..train.trainer import Trainer, data_provenance, finalize_checkpoint, split_features
 
     console = console or Console()
-    cfg_path = Path(config_path) if config_path else Path(__file__).resolve().parent.parent / "train" / "configs" / "default.toml"
-    ov = [f'data.dir="{Path(data_dir).resolve()}"', f'output.dir="{Path(out_dir).resolve()}"',
-          f'output.bundle="{(Path(out_dir) / "bundle").resolve()}"', 'output.name="rtclassify-ssl"'] + list(overrides or [])
-    cfg = load_config(cfg_path, ov)
+    cfg = check_supervised_step(data_dir, out_dir, config_path, overrides)
     model, ck = load_encoder(encoder_path)
     if ck["model_config"] != {**cfg.model.to_dict(), "n_tags": ck["model_config"]["n_tags"]}:
         console.print("[yellow]the config's \\[model] differs from the encoder's; using the encoder's[/]")

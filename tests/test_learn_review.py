@@ -1,0 +1,238 @@
+"""Own tags (learn, train --data, pretrain): hostile inputs found in review, each one a clear error or a right result."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+
+from _rtc_bundle import tone, write_bundle  # noqa: E402
+from test_learn import bell, write_cnn_bundle  # noqa: E402
+
+from rtclassify import Classifier, cli  # noqa: E402
+from rtclassify.errors import ParameterError  # noqa: E402
+from rtclassify.train.features import DEFAULT_FRONTEND  # noqa: E402
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    return Classifier.load(write_bundle(tmp_path_factory.mktemp("base"), window=16, hop_frames=3, lookahead=1))
+
+
+# ----------------------------------------------------------------------------------------------- learn
+def test_one_example_is_cross_validated_by_its_halves_in_time(base, monkeypatch):
+    """With one example, the folds were its rows' first and second halves in row order: the clean and shifted
+    copies against the mixed copies, so the threshold was chosen on mixes a head had never seen (0.05)."""
+    import rtclassify.learn.head as head_mod
+    from rtclassify.learn.embeddings import embedding_backend, head_features
+    from rtclassify.learn.examples import Example
+    from rtclassify.learn.learner import positive_rows
+
+    seen = {}
+    fit = head_mod.fit_head
+
+    def spy(X_pos, X_neg, groups_pos=None, groups_neg=None, **kw):
+        seen["groups"] = np.asarray(groups_pos)
+        return fit(X_pos, X_neg, groups_pos, groups_neg, **kw)
+
+    monkeypatch.setattr(head_mod, "fit_head", spy)
+    x = bell(SR, 3.0, 1)
+    new = base.learn("bell", [x], sample_rate=SR)
+    assert new.bundle.meta["learned_tags"][-1]["thresholds"]["on"] > 0.2  # was 0.05, the lowest allowed
+
+    fn, ex = head_features(embedding_backend(base)), [Example("positives[0]", x, SR)]
+    P = positive_rows(fn, base.bundle, ex, pitch_shifts=(-2.0, 2.0))
+    n_clean = len(positive_rows(fn, base.bundle, ex, mix=False, pitch_shifts=()))
+    n_mix = len(P) - len(positive_rows(fn, base.bundle, ex, mix=False, pitch_shifts=(-2.0, 2.0)))
+    g = seen["groups"]
+    assert len(g) == len(P) and set(np.unique(g)) == {0, 1}
+    # each fold holds rows of the clean example and of its mixed copies: the earlier part of every copy in one
+    # fold, the later part in the other
+    assert set(g[:n_clean]) == {0, 1} and set(g[len(P) - n_mix:]) == {0, 1}
+    early = int(g[0])
+    assert P.place[g == early].max() <= P.place[g != early].min()
+
+
+def test_the_same_audio_as_positive_and_negative_is_refused(base, tmp_path):
+    import soundfile as sf
+
+    f = tmp_path / "a.wav"
+    sf.write(f, bell(SR, 2.0, 1), SR)
+    with pytest.raises(ParameterError, match=r"negatives\[1\] \(.*a\.wav\): the same audio as positives\[0\] "
+                                             r"\(.*a\.wav\); an example cannot be both"):
+        base.learn("x", [str(f)], [tone(SR, 1.0, 200.0), str(tmp_path / "." / "a.wav")], sample_rate=SR)
+    x = bell(SR, 2.0, 2)
+    with pytest.raises(ParameterError, match=r"negatives\[0\]: the same audio as positives\[1\]"):
+        base.learn("x", [bell(SR, 2.0, 3), x], [x.copy()], sample_rate=SR)
+
+
+def test_copies_of_one_example_are_one_cross_validation_group(base, monkeypatch):
+    """The same file given twice used to sit in two folds: scored against itself, an inflated ROC-AUC."""
+    import rtclassify.learn.head as head_mod
+
+    seen = {}
+    fit = head_mod.fit_head
+
+    def spy(X_pos, X_neg, groups_pos=None, groups_neg=None, **kw):
+        seen["pos"], seen["neg"] = np.asarray(groups_pos), np.asarray(groups_neg)
+        return fit(X_pos, X_neg, groups_pos, groups_neg, **kw)
+
+    monkeypatch.setattr(head_mod, "fit_head", spy)
+    a, b, n = bell(SR, 2.0, 1), bell(SR, 2.0, 2), tone(SR, 1.0, 300.0, 0.3)
+    new = base.learn("x", [a, b, a.copy()], [n, n.copy()], sample_rate=SR, pitch_shifts=())
+    assert set(np.unique(seen["pos"])) == {0, 1}  # the third example is the first one's copy
+    assert not np.any(seen["neg"] == 1)  # the second negative is the first one's copy
+    rec = new.bundle.meta["learned_tags"][-1]
+    assert len(rec["positives"]) == 3 and rec["positives"][2]["windows"] == rec["positives"][0]["windows"]
+
+
+def test_a_dc_offset_is_not_sound(base):
+    with pytest.raises(ParameterError, match=r"positives\[0\]: silent \(a DC offset only\)"):
+        base.learn("x", [np.full(2 * SR, 0.5, np.float32)], sample_rate=SR)
+    quiet = (0.3 + 1e-4 * bell(44100, 2.0, 1)).astype(np.float32)
+    with pytest.raises(ParameterError, match=r"positives\[0\]: silent \(its loudest frame is -\d+\.\d dBFS once "
+                                             r"its DC offset is removed\)"):
+        base.learn("x", [quiet], sample_rate=44100)
+    # an offset under a real sound: its pauses are not sounding (they were, 40 dB under the peak)
+    from rtclassify.learn.embeddings import frame_levels_db
+
+    x = np.concatenate([np.zeros(SR, np.float32), bell(SR, 2.0, 1)]) + np.float32(0.05)
+    lv = frame_levels_db(base.bundle, x, SR)
+    assert lv[:50].max() < -70 < -30 < lv.max()  # the pauses were at -26 dBFS, 20 dB under the peak
+
+
+def test_pitch_shifts_as_a_string_is_read_like_the_command_line():
+    from rtclassify.learn.learner import check_pitch_shifts
+
+    assert check_pitch_shifts("12") == (12.0,)  # not shifts 1 and 2
+    assert check_pitch_shifts("-2,2") == (-2.0, 2.0)
+    assert check_pitch_shifts("none") == ()
+    with pytest.raises(ParameterError, match="pitch_shifts"):
+        check_pitch_shifts("13")
+
+
+# ----------------------------------------------------------------------------------------------- train --data
+def test_csv_rows_that_label_no_frame_are_errors(tmp_path):
+    import soundfile as sf
+
+    from rtclassify.learn.finetune import read_labelled_data
+
+    sf.write(tmp_path / "a.wav", bell(SR, 2.0, 1), SR)
+    csv = tmp_path / "labels.csv"
+    for row in ("a.wav,5,9,bell", "a.wav,0.5,0.51,bell"):
+        csv.write_text(f"file,start,end,tag\na.wav,0,1,ding\n{row}\n")
+        with pytest.raises(ParameterError, match=r"labels\.csv:3: .* labels no frame of .*a\.wav \(2\.00 s long"):
+            read_labelled_data(csv, DEFAULT_FRONTEND)
+    csv.write_text("a.wav,1.5,90,bell\n")  # past the end: labelled up to the end
+    (_, _, lab), = read_labelled_data(csv, DEFAULT_FRONTEND)[0]
+    assert lab[-1, 0] == 1 and lab[:80, 0].sum() == 0
+
+
+def test_csv_rows_of_one_file_under_two_spellings_label_it_together(tmp_path):
+    import soundfile as sf
+
+    from rtclassify.learn.finetune import read_labelled_data
+
+    (tmp_path / "d").mkdir()
+    sf.write(tmp_path / "d" / "a.wav", bell(SR, 2.0, 1), SR)
+    csv = tmp_path / "d" / "labels.csv"
+    csv.write_text("a.wav,0,1,bell\n../d/a.wav,0.5,2,ding\n")
+    items, tags = read_labelled_data(csv, DEFAULT_FRONTEND)
+    assert tags == ["bell", "ding"] and len(items) == 1
+    lab = items[0][2]
+    assert lab[:, 0].any() and lab[:, 1].any() and (lab[:, 0] & lab[:, 1]).any()
+
+
+def test_a_tag_folder_of_silent_files_is_an_error(tmp_path):
+    pytest.importorskip("torch")
+    import soundfile as sf
+    from rich.console import Console
+
+    from rtclassify.learn.finetune import finetune
+
+    for tag in ("ding", "hum", "_none"):
+        (tmp_path / "data" / tag).mkdir(parents=True)
+        for i in range(2):
+            x = {"ding": bell(SR, 1.5, i), "hum": np.zeros(int(1.5 * SR), np.float32),
+                 "_none": tone(SR, 1.5, 200.0 * (i + 1), 0.3)}[tag]
+            sf.write(tmp_path / "data" / tag / f"{i}.wav", x, SR)
+    with pytest.raises(ParameterError, match=r"no sounding frame .* carries the tag\(s\) hum in"):
+        finetune(tmp_path / "data", tmp_path / "out", bundle=write_cnn_bundle(tmp_path / "base"), epochs=1,
+                 console=Console(file=io.StringIO()))
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_options_of_the_other_mode_are_refused(tmp_path, capsys):
+    """--set, --no-test and the like were ignored with --data; --out, --epochs and the like without it."""
+    cfg = tmp_path / "nope.toml"
+    for argv, named in ((["--data", str(tmp_path), "--out", str(tmp_path / "o"), "--set", "train.epochs=1",
+                          "--no-test"], "--set, --no-test: for training from --config"),
+                        (["--data", str(tmp_path), "--out", str(tmp_path / "o"), "--config", str(cfg), "--resume"],
+                         "--config, --resume: for training from --config"),
+                        (["--config", str(cfg), "--out", str(tmp_path / "o"), "--epochs", "2"],
+                         "--out, --epochs: for fine-tuning with --data")):
+        assert cli.main(["train", *argv]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and named in err[0], err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.run").exists()
+
+
+def test_train_data_defaults_apply_when_the_options_are_left_out(monkeypatch, tmp_path):
+    import rtclassify.learn.finetune as ft
+
+    got = {}
+    monkeypatch.setattr(ft, "finetune", lambda data, out, **kw: got.update(kw) or {"bundle": out, "tags": []})
+    args = cli.build_parser().parse_args(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+                                          "--epochs", "2"])
+    assert ft.run(args) == 0
+    assert got == {"bundle": None, "init": None, "epochs": 2, "minutes": 10.0, "lr": 5e-4, "val_fraction": 0.2,
+                   "windows_per_epoch": 4000, "seed": 0, "threads": 1}
+
+
+# ----------------------------------------------------------------------------------------------- pretrain
+def _pretrain_args(tmp_path, *extra):
+    return ["pretrain", "--data", str(tmp_path / "audio"), "--out", str(tmp_path / "ssl"), "--steps", "1",
+            "--batch-size", "2", *extra]
+
+
+def test_pretrain_checks_the_supervised_step_before_pretraining(tmp_path, capsys, monkeypatch):
+    """A bad --labelled folder, --config or --set failed only after the whole pretraining."""
+    pytest.importorskip("torch")
+    import rtclassify.learn.pretrain as pt
+
+    monkeypatch.setattr(pt, "pretrain", lambda *a, **k: pytest.fail("pretrained before checking --labelled"))
+    for extra, named in ((["--labelled", str(tmp_path / "missing")], "is not a folder"),
+                         (["--labelled", str(tmp_path)], "manifest.jsonl not found"),
+                         (["--labelled", str(tmp_path), "--config", str(tmp_path / "no.toml")], "cannot read config"),
+                         (["--labelled", str(tmp_path), "--set", "nodot"], "expected section.key=value")):
+        assert cli.main(_pretrain_args(tmp_path, *extra)) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and named in err[0], err
+    assert not (tmp_path / "ssl").exists()
+    # a finished build with both splits passes the check
+    data = tmp_path / "built"
+    data.mkdir()
+    (data / "manifest.json").write_text("{}")
+    (data / "manifest.jsonl").write_text("".join(json.dumps({"split": s}) + "\n" for s in ("train", "val")))
+    cfg = pt.check_supervised_step(data, tmp_path / "ssl", None, ["train.epochs=1"])
+    assert cfg.train.epochs == 1 and cfg.data["dir"] == str(data.resolve())
+    (data / "manifest.jsonl").write_text(json.dumps({"split": "train"}) + "\n")
+    with pytest.raises(ParameterError, match="the 'val' split has no clips"):
+        pt.check_supervised_step(data, tmp_path / "ssl")
+
+
+def test_pretrain_refuses_supervised_options_without_labelled(tmp_path, capsys):
+    pytest.importorskip("torch")
+    for extra in (["--set", "train.epochs=1"], ["--config", str(tmp_path / "c.toml")]):
+        assert cli.main(_pretrain_args(tmp_path, *extra)) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "only with --labelled" in err[0], err
+    assert not (tmp_path / "ssl").exists()
+    assert isinstance(cli.build_parser(), argparse.ArgumentParser)
