@@ -70,14 +70,27 @@ inline void require_float_samples(const py::handle& obj, const char* name, bool 
   throw py::type_error(msg);
 }
 
+/// NPY_ARRAY_ALIGNED: the array's data is aligned for its element type.
+constexpr int kNpyAligned = 0x0100;
+
+/// ExtraFlags of a py::array_t input that the native code reads through a T pointer: C-contiguous
+/// and aligned (numpy converts or copies an array that is not; a plain c_style | forcecast
+/// array_t lets a misaligned one, e.g. np.frombuffer at an odd offset, through).
+constexpr int kAlignedIn = py::array::c_style | py::array::forcecast | kNpyAligned;
+
 /// `obj` itself, or an aligned copy when it is a numpy array whose data is not aligned for its
 /// element type (e.g. np.frombuffer with an odd offset): a float pointer into such a buffer is
 /// undefined behaviour in the native code. Rare, so the copy goes through numpy.require.
 inline py::object aligned(const py::handle& obj) {
-  constexpr int kAligned = 0x0100;  // NPY_ARRAY_ALIGNED
-  if (py::isinstance<py::array>(obj) && !(py::reinterpret_borrow<py::array>(obj).flags() & kAligned))
+  if (py::isinstance<py::array>(obj) && !(py::reinterpret_borrow<py::array>(obj).flags() & kNpyAligned))
     return py::module_::import("numpy").attr("require")(obj, py::none(), "A");
   return py::reinterpret_borrow<py::object>(obj);
+}
+
+/// Whether an `out=` array can be written through a pointer of its element type: writable,
+/// C-contiguous and aligned (an output cannot be copied aside like an input: the caller reads it).
+inline bool writable_aligned(const py::array& a) {
+  return (a.flags() & py::array::c_style) && (a.flags() & kNpyAligned) && a.writeable();
 }
 
 }  // namespace rtc_bind

@@ -82,7 +82,7 @@ RuntimeError
           "returns the frames per stream.")
       .def(
           "push_host",
-          [](CudaMelFrontend& f, py::array_t<float, py::array::c_style | py::array::forcecast> x,
+          [](CudaMelFrontend& f, py::array_t<float, rtc_bind::kAlignedIn> x,
              std::uintptr_t out, size_t out_frames, std::uintptr_t stream) {
             if (x.ndim() != 2 || x.shape(0) != f.streams())
               throw py::value_error("block: must have shape (streams=" + std::to_string(f.streams()) +

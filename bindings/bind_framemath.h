@@ -121,7 +121,7 @@ class BlockOrderFrame {
   std::vector<int> order_;
 };
 
-using f32_in = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using f32_in = py::array_t<float, kAlignedIn>;
 
 }  // namespace rtc_bind
 

@@ -17,14 +17,14 @@ namespace py = pybind11;
 
 namespace rtc_bind {
 
-/// Checks an `out=` array: writable C-contiguous float32 of shape (>= rows, cols).
+/// Checks an `out=` array: writable, C-contiguous, aligned float32 of shape (>= rows, cols).
 inline py::array_t<float> checked_out(py::object out, size_t rows, size_t cols) {
   if (out.is_none())
     return py::array_t<float>({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)});
   if (!has_dtype<float>(out)) throw py::type_error("out: must be a float32 numpy array");
   auto a = py::reinterpret_borrow<py::array_t<float>>(out);
-  if (a.ndim() != 2 || !(a.flags() & py::array::c_style) || !a.writeable())
-    throw py::value_error("out: must be a writable, C-contiguous 2-D float32 array");
+  if (a.ndim() != 2 || !writable_aligned(a))
+    throw py::value_error("out: must be a writable, C-contiguous, aligned 2-D float32 array");
   if (static_cast<size_t>(a.shape(1)) != cols)
     throw py::value_error("out: must have n_mels=" + std::to_string(cols) + " columns (got " +
                           std::to_string(a.shape(1)) + ")");
@@ -111,7 +111,7 @@ n_fft : int
 hop_length : int
     Frame advance in samples, 1 to ``n_fft``.
 n_mels : int
-    Number of mel bands (>= 1).
+    Number of mel bands, 1 to 4096.
 fmin, fmax : float
     Band edges in Hz; ``fmax=None`` means ``sample_rate / 2``.
 win_length : int, optional
@@ -213,7 +213,7 @@ ndarray, shape (n_new, n_mels), float32
 inline void bind_frontend_internal(py::module_& internal) {
   internal.def(
       "rfft",
-      [](py::array_t<float, py::array::c_style | py::array::forcecast> x) {
+      [](py::array_t<float, rtc_bind::kAlignedIn> x) {
         if (x.ndim() != 1) throw py::value_error("x: must be 1-D");
         rtc::RealFft fft(static_cast<int>(x.size()));
         py::array_t<std::complex<double>> out(x.size() / 2 + 1);

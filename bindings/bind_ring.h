@@ -58,8 +58,8 @@ capacity : int
               if (!py::isinstance<py::array_t<float>>(out))
                 throw py::type_error("out: must be a float32 numpy array");
               dst = py::reinterpret_borrow<py::array_t<float>>(out);
-              if (dst.ndim() != 1 || !(dst.flags() & py::array::c_style) || !dst.writeable())
-                throw py::value_error("out: must be a writable, contiguous 1-D float32 array");
+              if (dst.ndim() != 1 || !rtc_bind::writable_aligned(dst))
+                throw py::value_error("out: must be a writable, contiguous, aligned 1-D float32 array");
               if (static_cast<size_t>(dst.size()) < n)
                 throw py::value_error("out: has " + std::to_string(dst.size()) +
                                       " samples, fewer than n=" + std::to_string(n));

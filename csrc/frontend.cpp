@@ -39,8 +39,11 @@ void validate(MelConfig& c) {
   if (c.win_length < 1 || c.win_length > c.n_fft)
     throw std::invalid_argument("win_length: must be from 1 to n_fft=" + std::to_string(c.n_fft) +
                                 " (got " + std::to_string(c.win_length) + ")");
-  if (c.n_mels < 1)
-    throw std::invalid_argument("n_mels: must be at least 1 (got " + std::to_string(c.n_mels) + ")");
+  // bounded: the filterbank holds n_mels * (n_fft/2 + 1) weights and its construction counts
+  // n_mels + 2 band edges in int (beyond 4096, more bands than the largest FFT has bins)
+  if (c.n_mels < 1 || c.n_mels > kMaxMels)
+    throw std::invalid_argument("n_mels: must be from 1 to " + std::to_string(kMaxMels) + " (got " +
+                                std::to_string(c.n_mels) + ")");
   const double nyquist = c.sample_rate / 2.0;
   if (c.fmax < 0.0) c.fmax = nyquist;
   if (!std::isfinite(c.fmin) || c.fmin < 0.0)

@@ -17,13 +17,16 @@
 
 namespace rtc {
 
+/// Largest n_mels a MelConfig accepts.
+inline constexpr int kMaxMels = 4096;
+
 /// Parameters of a MelFrontend (validated by StreamingMelFrontend's constructor).
 struct MelConfig {
   double sample_rate = 16000.0;  ///< input sample rate in Hz
   int n_fft = 512;               ///< frame length, power of two in [256, 4096]
   int hop_length = 256;          ///< frame advance in samples, 1..n_fft
   int win_length = 0;            ///< window length, 1..n_fft (0: n_fft)
-  int n_mels = 128;              ///< number of mel bands, >= 1
+  int n_mels = 128;              ///< number of mel bands, 1..kMaxMels
   double fmin = 0.0;             ///< lowest band edge in Hz
   double fmax = -1.0;            ///< highest band edge in Hz (< 0: sample_rate / 2)
   std::string window = "hann";   ///< window name (hann, hamming, blackman, rect)

@@ -303,7 +303,8 @@ double ModulationAnalyzer::harmonic_fit(double rate, int harmonics, int window) 
   const int n = std::min<int>(window, static_cast<int>(run_));
   if (!(rate > 0.0)) return 0.0;
   // every stride-th frame, keeping the highest harmonic under 0.4 of that rate
-  const int stride = std::clamp(static_cast<int>(std::floor(fs_ / (2.5 * k_h * rate))), 1, stride_);
+  // (clamped as a double: a rate near 0 gives a quotient beyond int)
+  const int stride = static_cast<int>(std::clamp(std::floor(fs_ / (2.5 * k_h * rate)), 1.0, static_cast<double>(stride_)));
   const int m = n > 0 ? (n - 1) / stride + 1 : 0;
   if (m < 2 * p) return 0.0;
   linearize(static_cast<std::size_t>(n));

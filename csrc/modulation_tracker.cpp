@@ -1,6 +1,7 @@
 #include "modulation_tracker.h"
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "param_check.h"
@@ -65,7 +66,10 @@ void ModulationTracker::refresh(bool restarted, bool reanalyze, ModulationFrame&
 
 double ModulationTracker::explained_by(double rate, int harmonics) noexcept {
   if (!est_.valid || !(est_.regularity > 0.0) || !(rate > 0.0)) return 0.0;
-  const int win = std::max(est_.window, static_cast<int>(std::lround(3.0 * fs_ / rate)));
+  // three periods, capped in double before the conversion (a rate near 0 gives more frames than
+  // an int holds; the fit reads at most the history anyway)
+  const double periods = std::min(3.0 * fs_ / rate, static_cast<double>(std::numeric_limits<int>::max()));
+  const int win = std::max(est_.window, static_cast<int>(std::lround(periods)));
   return an_.harmonic_fit(rate, harmonics, win) / est_.regularity;
 }
 

@@ -40,19 +40,20 @@ inline double diff_energy(const float* x, int w, int tau) noexcept {
   return lane_sum(acc);
 }
 
-// Offset of the extremum of the parabola through (-1, a), (0, b), (1, c), in [-1, 1].
+// Offset of the extremum of the parabola through (-1, a), (0, b), (1, c), in [-1, 1];
+// 0 when there is none or it is not a number (a = c = inf gives inf - inf: the
+// offset must stay finite, since the period it refines is converted to an int).
 inline double parabolic_offset(double a, double b, double c) noexcept {
   const double den = a - 2.0 * b + c;
   if (!(den > 0.0)) return 0.0;
-  return std::clamp(0.5 * (a - c) / den, -1.0, 1.0);
+  const double d = 0.5 * (a - c) / den;
+  return d >= -1.0 ? std::min(d, 1.0) : (d < -1.0 ? -1.0 : 0.0);
 }
 
 // Value at that extremum.
 inline double parabolic_value(double a, double b, double c) noexcept {
-  const double den = a - 2.0 * b + c;
-  if (!(den > 0.0)) return b;
-  const double d = std::clamp(0.5 * (a - c) / den, -1.0, 1.0);
-  return b - 0.25 * (a - c) * d;
+  const double d = parabolic_offset(a, b, c);
+  return d == 0.0 ? b : b - 0.25 * (a - c) * d;
 }
 
 inline double lanczos(double x) noexcept {
@@ -217,6 +218,8 @@ double PitchTracker::diff_at(int tau) const noexcept {
 }
 
 double PitchTracker::refine(double coarse) noexcept {
+  // in range before any conversion to int (the lags below are bounded by tau_max_f_ anyway)
+  coarse = coarse >= 2.0 ? std::min(coarse, static_cast<double>(tau_max_f_)) : 2.0;
   win_f_ = std::clamp(static_cast<int>(std::lround(2.0 * coarse)), win_f_min_, win_f_max_);
   // Search every lag within `reach` of the coarse period: the coarse
   // resolution (dec_ samples) plus 4 % for the pitch moving between the
@@ -262,6 +265,8 @@ double PitchTracker::refine(double coarse) noexcept {
       }
     }
   }
+  // no lag gave a number (the windows' energies overflowed): keep the coarse period
+  if (!(best < 2.0)) return coarse;
   const double dm = best;
   auto known = [&](int t) {
     const double v = (t >= lo && t <= hi) ? dref_[static_cast<std::size_t>(t - lo)] : 2.0;
@@ -362,6 +367,11 @@ void PitchTracker::analyze(PitchFrame& f) noexcept {
       best_val = v;
       best_tau = c;
     }
+  }
+  if (found < 0 && !std::isfinite(cum)) {
+    // the differences overflowed (samples far beyond full scale): no period can be read
+    coarse_valid_ = false;
+    return;
   }
   bool voiced = found >= 0;
   int t0 = voiced ? found : best_tau;

@@ -66,7 +66,7 @@ VibratoFrame VibratoTracker::update(float f0_hz) noexcept {
     have_last_ = true;
     gap_ = 0;
   } else {
-    ++gap_;
+    if (gap_ <= cfg_.max_gap) ++gap_;  // saturates: only gap_ > max_gap matters, and an int would overflow
     pending_n_ = 0;
     if (have_last_ && gap_ <= cfg_.max_gap && an_.run() > 0) {
       an_.push(last_cents_);
