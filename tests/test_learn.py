@@ -614,6 +614,38 @@ def test_query_audio_conditions():
         query_audio(bg, snd, "both")
 
 
+def test_fewshot_one_support_example_uses_the_folds_of_learn(tmp_path, monkeypatch):
+    """At k = 1 the few-shot protocol cross-validates the example by its halves in time, as learn does."""
+    pytest.importorskip("scipy")
+    from rtclassify.learn import fewshot, head
+    from rtclassify.learn.learner import one_example_folds
+
+    sr = fewshot.SR
+    support = [tone(sr, 2.0, f, 0.3) for f in (440.0, 523.0, 659.0)]
+    bg = (0.05 * np.random.default_rng(1).standard_normal((2, 3 * sr))).astype(np.float32)
+    snd = np.zeros((2, 3 * sr), np.float32)
+    snd[:, sr:2 * sr] = tone(sr, 1.0, 587.0, 0.3)
+    np.savez(tmp_path / "bell.npz", support=np.concatenate(support),
+             support_offsets=np.cumsum([0] + [len(x) for x in support]), background_same=bg, sound_same=snd)
+    folds = []
+    real_fit = head.fit_head
+
+    def spy(pos, neg, groups, neg_groups, **kw):
+        folds.append(np.unique(groups))
+        return real_fit(pos, neg, groups, neg_groups, **kw)
+
+    monkeypatch.setattr(head, "fit_head", spy)
+    out = fewshot.evaluate_fewshot(Classifier.load(), tmp_path, [fewshot.melstats_encoder()], ks=(1, 2), repeats=1,
+                                   conditions=("alternate",), pitch_shifts=(), mix_positives=False, progress=False)
+    assert [r["k"] for r in out["results"]] == [1, 2]
+    assert list(folds[0]) == [0, 1]          # k = 1: the example's two halves
+    assert len(folds[1]) == 2                # k = 2: the two examples drawn
+    g = np.zeros(10, np.int64)
+    place = np.linspace(0, 1, 10)
+    assert list(one_example_folds(g, place)) == [0] * 5 + [1] * 5
+    assert one_example_folds(np.array([3, 3, 5]), place[:3]).tolist() == [3, 3, 5]
+
+
 def test_fewshot_seeds_do_not_depend_on_the_other_tasks(tmp_path, monkeypatch):
     """A task's data are rendered from the same seed whether it is built alone or with others."""
     from rtclassify.learn import fewshot

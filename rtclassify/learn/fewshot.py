@@ -385,7 +385,7 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
     from .embeddings import embed_examples, stream_embed
     from .examples import Example
     from .head import fit_head, roc_auc
-    from .learner import PITCH_SHIFTS, check_pitch_shifts, positive_rows
+    from .learner import PITCH_SHIFTS, check_pitch_shifts, one_example_folds, positive_rows
     from .negatives import generic_negative_examples
 
     shifts = check_pitch_shifts(PITCH_SHIFTS if pitch_shifts is None else pitch_shifts)
@@ -432,6 +432,7 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
             rows.append(r)
         sup_X = np.concatenate([r.X for r in rows])
         sup_group = np.concatenate([r.group for r in rows])
+        sup_place = np.concatenate([r.place for r in rows])
         sup = split(sup_X)
         sources = [f"{s}/{c}" for s in ("same", "other") if f"sound_{s}" in z.files for c in conditions]
         for src in sources:
@@ -450,7 +451,9 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
                     pick = rng.choice(len(support), size=min(k, len(support)), replace=False)
                     sel = np.isin(sup_group, pick)
                     for enc in all_names:
-                        head = fit_head(sup[enc][sel], gen[enc], sup_group[sel], gen_groups)
+                        # the folds Classifier.learn uses (one example: its two halves in time)
+                        head = fit_head(sup[enc][sel], gen[enc], one_example_folds(sup_group[sel], sup_place[sel]),
+                                        gen_groups)
                         p = head.predict_proba(q[enc])
                         pred = p >= head.on
                         bacc = 0.5 * (pred[y].mean() + (~pred[~y]).mean())

@@ -17,7 +17,7 @@ from ..errors import ParameterError
 from .examples import MIN_POSITIVE_EXAMPLES, check_distinct, load_examples, same_audio_groups
 
 __all__ = ["learn_tag", "save_classifier", "generic_embeddings", "positive_rows", "mixed_copies", "shifted_copies",
-           "parse_pitch_shifts", "check_pitch_shifts", "LEARN_HOP_FRAMES", "REL_DB", "FLOOR_DB", "MIX_REL_DB",
+           "parse_pitch_shifts", "check_pitch_shifts", "one_example_folds", "LEARN_HOP_FRAMES", "REL_DB", "FLOOR_DB", "MIX_REL_DB",
            "MIX_SNR_DB", "PITCH_SHIFTS"]
 
 #: Frontend frames between the windows embedded for learning (denser than the live hop: more rows per example).
@@ -225,6 +225,20 @@ def positive_rows(embed, bundle, examples, hop_frames: int = LEARN_HOP_FRAMES, r
     return out
 
 
+def one_example_folds(groups: np.ndarray, place: np.ndarray) -> np.ndarray:
+    """Cross-validation groups of positive rows; from one example, its earlier and later halves.
+
+    With one example, its earlier and later halves in time (in every copy alike) are the two folds, so
+    each fold holds clean, shifted and mixed rows (split by row order, the mixed copies alone would be
+    one fold, scored by a head that never saw a mix: a threshold far too low). ``place`` is
+    :func:`positive_rows`' ``place``. Other groups are returned as they are.
+    """
+    if len(np.unique(groups)) != 1:
+        return groups
+    half = (place >= np.median(place)).astype(np.int64)
+    return half if 0 < half.sum() < len(half) else groups
+
+
 def _place(E, examples) -> np.ndarray:
     """Where each row's frame lies in its example (``E.group`` numbers ``examples``): 0 at the start, 1 at the end."""
     secs = np.array([max(ex.seconds, 1e-9) for ex in examples], np.float64)
@@ -408,13 +422,7 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
     neg_groups = N.group.copy()
     user = neg_groups < len(neg)  # the user's negatives come first in N, numbered by position
     neg_groups[user] = same_audio_groups(neg)[neg_groups[user]]
-    if len(np.unique(groups)) == 1:
-        # one example: its earlier and later halves (in every copy alike) are the two cross-validation folds,
-        # so each fold holds clean, shifted and mixed rows (split by row order, the mixed copies alone would
-        # be one fold, scored by a head that never saw a mix: a threshold far too low)
-        half = (P_s.place >= np.median(P_s.place)).astype(np.int64)
-        if 0 < half.sum() < len(half):
-            groups = half
+    groups = one_example_folds(groups, P_s.place)
     head = fit_head(P_s.X, N.X, groups, neg_groups, l2=l2, off_ratio=off_ratio)
     t_fit = time.perf_counter()
 
