@@ -310,7 +310,8 @@ class Listener:
             device), ``max_backlog_ms`` (most audio ever waiting in the ring),
             ``hops`` (model runs), ``late_hops`` (hops whose engine cost
             exceeded the hop duration), ``compute_ms_mean`` /
-            ``compute_ms_p99`` (engine cost per hop), ``events``,
+            ``compute_ms_p99`` (engine cost per hop, wall-clock: it includes
+            time the OS gave the CPU to other processes), ``events``,
             ``realtime_ratio`` (worker busy time / audio time, sinks
             included), the latency parts ``latency_device_ms``,
             ``latency_algorithmic_ms``, ``latency_compute_ms``,

@@ -210,7 +210,8 @@ class MultiStreamSession(NativeStateMixin):
         ``late_hops`` (hops whose engine cost, for all streams together,
         exceeded the hop duration), ``compute_ms_mean``, ``compute_ms_p99``
         (engine cost per hop for all streams: conversion, resampling,
-        frontends, one backend call, decoding), ``nonfinite_replaced`` (all
+        frontends, one backend call, decoding; wall-clock, so it includes time
+        the OS gave the CPU to other processes), ``nonfinite_replaced`` (all
         streams), ``hop_ms``, ``latency_algorithmic_ms``,
         ``latency_compute_ms`` (= ``compute_ms_mean``) and
         ``resampler_latency_ms``.

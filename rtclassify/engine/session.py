@@ -411,7 +411,9 @@ class StreamSession(NativeStateMixin):
         Keys: ``samples_in``, ``frames``, ``hops``, ``late_hops`` (hops whose
         engine cost exceeded the hop duration), ``compute_ms_mean``,
         ``compute_ms_p99`` (engine cost per hop: conversion, resampling,
-        frontend, inference, decoding; p99 over the last 4096 hops),
+        frontend, inference, decoding; p99 over the last 4096 hops; wall-clock
+        time, so it includes any time the OS gave the CPU to other processes:
+        on a busy machine a late hop need not be the engine's own cost),
         ``nonfinite_replaced``, ``bad_probabilities`` (model outputs that
         were NaN, infinite or outside [0, 1]: taken as 0 or clipped),
         ``hop_ms``, ``latency_algorithmic_ms``,
