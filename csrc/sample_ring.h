@@ -8,6 +8,17 @@
 /// compare-and-swap by the consumer (after a read) and by the producer (when it
 /// drops old samples), so a read that raced with an overwrite is detected and
 /// retried.
+///
+/// Threads: push() from one thread, pop() from one other thread, concurrently;
+/// available(), pushed(), dropped() and capacity() from any thread at any time
+/// (each a snapshot; pushed() and dropped() never decrease as seen from one
+/// thread). reset() only while no other thread uses the ring.
+///
+/// The samples are stored as relaxed atomics: a pop that races with an overrun
+/// reads slots the producer is overwriting (and then discards its copy, since
+/// the tail moved), which with plain float stores would be a data race, i.e.
+/// undefined behaviour (found by ThreadSanitizer, csrc/tests/tsan_sample_ring.cpp).
+/// On the usual targets a relaxed float load or store is a plain move.
 #pragma once
 
 #include <atomic>
@@ -34,7 +45,7 @@ class SampleRing {
   /// @return the number of samples copied.
   size_t pop(float* out, size_t n) noexcept;
 
-  /// Number of unread samples (a snapshot).
+  /// Number of unread samples (a snapshot, at most capacity()).
   size_t available() const noexcept;
   /// Capacity in samples (a power of two).
   size_t capacity() const noexcept { return capacity_; }
@@ -51,7 +62,7 @@ class SampleRing {
  private:
   size_t capacity_;
   size_t mask_;
-  std::unique_ptr<float[]> data_;
+  std::unique_ptr<std::atomic<float>[]> data_;
   alignas(64) std::atomic<uint64_t> head_{0};
   alignas(64) std::atomic<uint64_t> tail_{0};
   alignas(64) std::atomic<uint64_t> dropped_{0};
