@@ -82,5 +82,13 @@ Returns a 1-D float32 array of the samples popped (a view of ``out`` when given)
       .def_property_readonly("capacity", &rtc::SampleRing::capacity, "Capacity in samples.")
       .def_property_readonly("dropped", &rtc::SampleRing::dropped, "Samples dropped by overflow.")
       .def_property_readonly("pushed", &rtc::SampleRing::pushed, "Samples pushed in total.")
-      .def("reset", &rtc::SampleRing::reset, "Empty the ring and zero the counters (no thread may be using it).");
+      .def(
+          "reset",
+          [](rtc::SampleRing& r) {
+            // neither side may be running in another thread (push and pop release the GIL)
+            const rtc_bind::ExclusiveUse producer(&r, "SampleRing.reset");
+            const rtc_bind::ExclusiveUse consumer(reinterpret_cast<const char*>(&r) + 1, "SampleRing.reset");
+            r.reset();
+          },
+          "Empty the ring and zero the counters (RuntimeError while another thread pushes or pops).");
 }

@@ -149,3 +149,32 @@ def test_pushed_counts_every_sample_given_also_of_a_block_longer_than_the_ring()
     assert ring.pushed == 13 and ring.dropped == 5
     ring.reset()
     assert ring.pushed == 0 and ring.dropped == 0
+
+
+def test_reset_while_another_thread_pushes_is_refused():
+    """reset() must not run while a push (which releases the GIL for large blocks) is in progress."""
+    ring = rtclassify.SampleRing(1 << 22)
+    block = np.ones(1 << 22, np.float32)
+    stop = threading.Event()
+
+    def producer():
+        while not stop.is_set():
+            ring.push(block)
+
+    t = threading.Thread(target=producer)
+    t.start()
+    refused = 0
+    try:
+        deadline = time.monotonic() + 10.0
+        while refused == 0 and time.monotonic() < deadline:
+            try:
+                ring.reset()
+            except RuntimeError as exc:
+                assert "SampleRing.reset" in str(exc) and "another thread" in str(exc)
+                refused += 1
+    finally:
+        stop.set()
+        t.join()
+    assert refused > 0
+    ring.reset()  # idle again: allowed
+    assert ring.available == 0 and ring.pushed == 0
