@@ -156,8 +156,8 @@ class _Timing:
         self.n = np.full(calls, -1, np.int64)
         self.hops = np.full(calls, -1, np.int64)
         # the worker thread's run-queue wait (s) at the start and at the end of the call's work
-        self.q0 = np.zeros(calls)
-        self.q1 = np.zeros(calls)
+        self.q0 = np.full(calls, 0.0)  # written through (np.zeros pages would fill in during the run: RSS creep)
+        self.q1 = np.full(calls, 0.0)
         self.count = 0
         self.current = -1
         self.fd = None  # /proc/thread-self/schedstat of the worker (opened on the worker's first call)
