@@ -236,3 +236,24 @@ def test_pretrain_refuses_supervised_options_without_labelled(tmp_path, capsys):
         assert len(err) == 1 and "only with --labelled" in err[0], err
     assert not (tmp_path / "ssl").exists()
     assert isinstance(cli.build_parser(), argparse.ArgumentParser)
+
+
+def test_pauses_stay_silent_around_a_sound_whose_waveform_is_not_symmetric():
+    """Removing a whole example's mean must not put an offset into its pauses (they would all count as sound)."""
+    from rtclassify import Classifier
+    from rtclassify.learn.embeddings import frame_levels_db
+
+    sr = 16000
+    t = np.arange(sr) / sr
+    burst = np.maximum(np.sin(2 * np.pi * 220 * t), 0.0).astype(np.float32) * 0.5  # mean 0.16
+    x = np.concatenate([np.zeros(sr, np.float32), burst, np.zeros(sr, np.float32)])
+    bundle = Classifier.load().bundle
+    lv = frame_levels_db(bundle, x, sr)
+    hop = bundle.hop_length
+    starts = np.arange(len(lv)) * hop
+    pause = (starts + bundle.n_fft <= sr) | (starts >= 2 * sr)
+    sound = (starts >= sr) & (starts + bundle.n_fft <= 2 * sr)
+    assert lv[pause].max() < -150 and lv[sound].min() > -20
+    # a constant offset in the pauses is not sound either
+    lv2 = frame_levels_db(bundle, x + 0.3, sr)
+    assert lv2[pause].max() < -150 and lv2[sound].min() > -20

@@ -13,7 +13,7 @@ unused); the windows are then embedded in batches with the bundle's ONNX
 Each window is described by the frontend frame it reports (``index``), that
 frame's time, and the frame's level: the Hann-weighted mean square of the
 frame's ``n_fft`` samples at the model rate, in dB re full scale (the data
-recipe's labelling measure), of the signal less its mean (a DC offset is not sound).
+recipe's labelling measure), of each frame less its own mean (a DC offset is not sound).
 """
 
 from __future__ import annotations
@@ -193,20 +193,21 @@ def frame_levels_db(bundle, audio: np.ndarray, sample_rate: int, index: np.ndarr
         Frontend frames (frame ``i`` covers model-rate samples ``[i*hop, i*hop + n_fft)``;
         samples past the end count as zeros). Default: every complete frame.
     remove_dc : bool
-        Measure the signal less its mean (default): a DC offset is not sound.
+        Measure each frame less its (Hann-weighted) mean (default): a DC offset is not sound.
 
     Returns
     -------
     ndarray, float64, shape (k,)
-        ``10*log10`` of the Hann-weighted mean square of each frame (of the signal less its mean with
+        ``10*log10`` of the Hann-weighted mean square of each frame (less the frame's weighted mean with
         ``remove_dc``; -200 for digital silence, or a constant with ``remove_dc``).
     """
     from ..audio.resample import resample
 
     x = np.asarray(audio, np.float32)
     if remove_dc and len(x):
-        # a DC offset is not sound: without it, a constant (or a recording's offset in its pauses) would count
-        # as sounding; removed before resampling, whose filter would turn the constant's edges into clicks
+        # a constant offset is not sound; the whole signal's mean is removed before resampling (whose filter
+        # would turn a constant's edges into clicks), and each frame's own mean below (the whole signal's
+        # mean alone would put an offset into the pauses of a sound whose waveform is not symmetric)
         x = (x - np.mean(x, dtype=np.float64)).astype(np.float32)
     if int(sample_rate) != bundle.sample_rate and len(x):
         x = resample(x, int(sample_rate), bundle.sample_rate)
@@ -223,6 +224,8 @@ def frame_levels_db(bundle, audio: np.ndarray, sample_rate: int, index: np.ndarr
     w2 = w * w / np.sum(w * w)
     seg = np.lib.stride_tricks.sliding_window_view(xx, n_fft)[index * hop]
     e = (seg * seg) @ w2
+    if remove_dc:
+        e = np.maximum(e - (seg @ w2) ** 2, 0.0)  # the frame's weighted variance: its own offset left out
     return 10.0 * np.log10(np.maximum(e, 1e-20))
 
 
