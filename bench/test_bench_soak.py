@@ -63,17 +63,19 @@ import gc
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import REAL
+
+_TESTS = Path(__file__).resolve().parent.parent / "tests"
+if str(_TESTS) not in sys.path:
+    sys.path.append(str(_TESTS))
 
 RATE = 48000
 BLOCK = 256  # frames per audio callback (the default of `rtclassify listen`)
@@ -358,48 +360,6 @@ class _SoakSource:
 
 
 # ------------------------------------------------------------------ MIDI (a private JACK server)
-class _Jack:
-    """``jackd -n NAME -r -d dummy`` (no real-time privileges needed) for a virtual MIDI port; None-safe."""
-
-    def __init__(self):
-        self.name = f"rtcsoak{uuid.uuid4().hex[:8]}"
-        self.proc = None
-        self.why = None
-
-    def start(self) -> bool:
-        gone = [p for p in ("jackd", "jack_lsp") if shutil.which(p) is None]
-        if gone:
-            self.why = f"{', '.join(gone)} not installed (Debian: jackd2)"
-            return False
-        env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_START_SERVER="1",
-                   JACK_NO_AUDIO_RESERVATION="1")
-        self.proc = subprocess.Popen(["jackd", "-n", self.name, "-r", "-d", "dummy", "-r", str(RATE), "-p",
-                                      str(BLOCK), "-C", "0", "-P", "0"], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                self.why = f"jackd exited with {self.proc.returncode}"
-                return False
-            r = subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True)
-            if r.returncode == 0:
-                return True
-            time.sleep(0.1)
-        self.why = "jackd did not come up in 10 s"
-        self.stop()
-        return False
-
-    def stop(self):
-        p, self.proc = self.proc, None
-        if p is not None and p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-
 @pytest.fixture(scope="module")
 def midi_sink(clf):
     """A MidiSink on a virtual port of a private JACK server, or (None, why) where that cannot be had."""
@@ -407,10 +367,18 @@ def midi_sink(clf):
     from rtclassify.sinks.mapping import Mapping
     from rtclassify.sinks.midi import MidiSink
 
-    jack = _Jack()
-    if not jack.start():
-        yield None, jack.why
-        jack.stop()
+    gone = [p for p in ("jackd", "jack_lsp") if shutil.which(p) is None]
+    if gone:
+        yield None, f"{', '.join(gone)} not installed (Debian: jackd2)"
+        return
+    from _jackd import JackServer
+
+    # no real-time privileges needed; the server's output is discarded (no list growing during the soak)
+    jack = JackServer(rate=RATE, period=BLOCK, realtime=False, keep_output=False)
+    try:
+        jack.start()
+    except RuntimeError as exc:
+        yield None, f"no JACK server: {exc}"
         return
     saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
     os.environ.update(JACK_DEFAULT_SERVER=jack.name, JACK_NO_START_SERVER="1")

@@ -34,10 +34,13 @@ class JackServer:
         A copy of ``os.environ`` with ``JACK_DEFAULT_SERVER`` set and server autostart off.
     """
 
-    def __init__(self, rate: int = 48000, period: int = 256, realtime: bool = True):
+    def __init__(self, rate: int = 48000, period: int = 256, realtime: bool = True, keep_output: bool = True):
         self.name = f"rtc{uuid.uuid4().hex[:10]}"
         self.rate, self.period = rate, period
         self.realtime = realtime
+        #: keep the server's output (``log``, ``lines``, :meth:`xruns`); False discards it, so a long run
+        #: holds no growing list of the server's messages
+        self.keep_output = keep_output
         self.proc: subprocess.Popen | None = None
         self.env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_START_SERVER="1",
                         JACK_NO_AUDIO_RESERVATION="1")
@@ -62,13 +65,16 @@ class JackServer:
         if not self.realtime:
             cmd.append("-r")
         cmd += ["-d", "dummy", "-r", str(self.rate), "-p", str(self.period), "-C", "2", "-P", "2"]
-        self.proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
-        self._reader.start()
+        out = subprocess.PIPE if self.keep_output else subprocess.DEVNULL
+        self.proc = subprocess.Popen(cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        if self.keep_output:
+            self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
+            self._reader.start()
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:
-                self._reader.join(2)
+                if self._reader is not None:
+                    self._reader.join(2)
                 raise RuntimeError(f"jackd exited with {self.proc.returncode}: {self.log.decode(errors='replace')}")
             r = subprocess.run(["jack_lsp"], env=self.env, capture_output=True, text=True)
             if r.returncode == 0 and "system:capture_1" in r.stdout:
