@@ -6,6 +6,8 @@ import argparse
 import io
 import json
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -257,3 +259,39 @@ def test_pauses_stay_silent_around_a_sound_whose_waveform_is_not_symmetric():
     # a constant offset in the pauses is not sound either
     lv2 = frame_levels_db(bundle, x + 0.3, sr)
     assert lv2[pause].max() < -150 and lv2[sound].min() > -20
+
+
+def test_pretrain_interrupted_leaves_no_folder_and_no_partial_checkpoint(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    pytest.importorskip("scipy")
+    import soundfile as sf
+
+    from rtclassify.learn import pretrain as pt
+
+    (tmp_path / "audio").mkdir()
+    sr = 16000
+    t = np.arange(3 * sr) / sr
+    sf.write(tmp_path / "audio" / "a.wav", (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), sr)
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pt, "nt_xent", interrupted)
+    out = tmp_path / "new" / "ssl"
+    with pytest.raises(KeyboardInterrupt):
+        pt.pretrain(tmp_path / "audio", out, params=pt.PretrainParams(max_steps=2, batch_size=2))
+    assert not out.exists()
+    # a folder that was there before stays, with nothing of the failed run in it
+    out.mkdir(parents=True)
+    (out / "notes.txt").write_text("mine")
+    import torch
+
+    def save_then_interrupted(obj, path):
+        Path(path).write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", save_then_interrupted)
+    monkeypatch.setattr(pt, "nt_xent", lambda z1, z2, temp: (z1 * z2).sum() * 0.0 + 1.0)
+    with pytest.raises(KeyboardInterrupt):
+        pt.pretrain(tmp_path / "audio", out, params=pt.PretrainParams(max_steps=1, batch_size=2))
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
