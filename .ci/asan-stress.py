@@ -246,7 +246,6 @@ def stress_pitch(deadline):
 
 def rand_mod_kw(kind, frame_rate):
     kw = {}
-    rmin_lo = 0.5
     if rng.random() < 0.7:
         rmin = float(pick([0.5, 1.0, 3.0, 0.5000001]))
         rmax = float(pick([rmin + 0.02, frame_rate / 4 * 0.999, 10.0, 15.0, min(40.0, frame_rate / 4 * 0.99)]))
@@ -411,7 +410,7 @@ def stress_internal(deadline):
                     fn(xs, blocks, cfgd)
                 else:
                     fn(x, cfgd, block_dim=int(pick([1, 128, 1000])), seed=int(pick([0, 1, 7])))
-            except (ValueError, TypeError) as e:
+            except (ValueError, TypeError):
                 pass
     return n
 
