@@ -32,11 +32,13 @@ pytest bench/test_bench_soak.py -s``, 1200 s of audio, MIDI on JACK dummy; 6 run
 with the run-queue correction below): 22-30x real time (40-55 s); per call p50 0.011-0.012, p99.9
 0.10-0.21, max 0.43-0.90 of the call's audio (1024 frames); per hop p50 0.033, p99.9 0.065-0.12, max
 0.20-0.41 of the 48 ms hop; RSS +1.0 to +1.6 MB from 180 s to 1200 s (most of it before 300 s; in some
-runs a creep of ~0.05 MB per minute of audio follows), Python objects +0 to +2, pymalloc blocks +290 to
+runs a creep of ~0.05 MB per minute of audio followed: the bench's own timing arrays filling in, since
+written through up front), Python objects +0 to +2, pymalloc blocks +290 to
 +380; 24 999 model outputs (as expected), nothing dropped. Budgets, and why:
 
-- RSS growth from the warm-up to the end < ``RSS_GROWTH_MB`` (4 MB over 17 minutes of audio; 1.6 MB
-  measured at most). A healthy engine allocates nothing per block in steady state; what RSS moves by is
+- RSS growth from the warm-up to the end < ``RSS_GROWTH_MB`` (6 MB over 17 minutes of audio; 1.6 MB
+  measured at most alone, 2.2 MB in a clean-clone CI run after the other benches, one step of 1.2 MB
+  at 420 s and flat after it; a first budget of 4 MB left too little room for such steps). A healthy engine allocates nothing per block in steady state; what RSS moves by is
   allocator noise (glibc arenas of several threads, ONNX Runtime's arena). Keeping one Event per batch
   made it +15 MB (and +47 800 objects), one 1 KB buffer per batch +50 MB.
 - Python objects growth < ``OBJECTS_GROWTH`` (500; measured +0 to +2) and pymalloc blocks growth <
@@ -85,7 +87,7 @@ BACKLOG_S = 0.5  # most audio the feeding source keeps waiting in the listener's
 RSS_EVERY_S = 60.0
 
 # ---- budgets (see the module notes)
-RSS_GROWTH_MB = 4.0
+RSS_GROWTH_MB = 6.0
 OBJECTS_GROWTH = 500
 BLOCKS_GROWTH = 2000
 HOP_P999 = 0.5
