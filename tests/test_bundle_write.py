@@ -71,7 +71,7 @@ def test_a_failed_write_keeps_the_existing_zip(tmp_path, monkeypatch):
     def full_disk(dest, write):  # the temporary file fills the disk half-way
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(bundle_write, "_write_atomic", full_disk)
+    monkeypatch.setattr(bundle_write, "write_atomic", full_disk)
     with pytest.raises(ParameterError, match="cannot write the bundle .No space left on device"):
         write_bundle(out, {"model.onnx": b"new", "model.json": b"new"})
     assert out.read_bytes() == before
@@ -86,7 +86,7 @@ def test_a_partly_written_temporary_is_removed(tmp_path):
         raise OSError(28, "No space left on device")
 
     with pytest.raises(OSError):
-        bundle_write._write_atomic(dest, fail_half_way)
+        bundle_write.write_atomic(dest, fail_half_way)
     assert dest.read_bytes() == b"old" and os.listdir(tmp_path) == ["m.bin"]
 
 

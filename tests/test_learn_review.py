@@ -6,8 +6,6 @@ import argparse
 import io
 import json
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -286,8 +284,8 @@ def test_pretrain_interrupted_leaves_no_folder_and_no_partial_checkpoint(tmp_pat
     (out / "notes.txt").write_text("mine")
     import torch
 
-    def save_then_interrupted(obj, path):
-        Path(path).write_bytes(b"half")
+    def save_then_interrupted(obj, f):
+        f.write(b"half")  # half a checkpoint written, then Ctrl-C
         raise KeyboardInterrupt
 
     monkeypatch.setattr(torch, "save", save_then_interrupted)

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -342,7 +341,7 @@ def pretrain(data, out_dir, bundle=None, params: PretrainParams | None = None, c
     console = console or Console()
     p = (params or PretrainParams()).validate()
     bundle = bundle if bundle is not None else load_bundle(None)
-    from ..model.bundle_write import make_output_folder
+    from ..model.bundle_write import make_output_folder, write_atomic
 
     created = not Path(out_dir).exists()
     out_dir = make_output_folder(out_dir)
@@ -444,14 +443,11 @@ def pretrain(data, out_dir, bundle=None, params: PretrainParams | None = None, c
             "augmentations": ["random crop", "polarity", "noise", "gain", "filters", "delay", "pitch shift", "reverb"],
         }
         path = out_dir / "encoder.pt"
-        tmp = path.with_suffix(".tmp")
-        torch.save(ck, tmp)
-        os.replace(tmp, path)
+        write_atomic(path, lambda f: torch.save(ck, f))
         (out_dir / "history.json").write_text(json.dumps(history, indent=1))
         return path
     except BaseException:
-        # an error or Ctrl-C: no half-written checkpoint, and no empty folder left behind by this run
-        Path(out_dir / "encoder.tmp").unlink(missing_ok=True)
+        # an error or Ctrl-C (write_atomic leaves no half-written checkpoint): no empty folder left by this run
         if created and not any(out_dir.iterdir()):
             out_dir.rmdir()
         raise

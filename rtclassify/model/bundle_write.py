@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import ParameterError
 
-__all__ = ["check_bundle_out", "write_bundle", "is_zip_path", "make_output_folder"]
+__all__ = ["check_bundle_out", "write_bundle", "write_atomic", "is_zip_path", "make_output_folder"]
 
 
 def is_zip_path(path) -> bool:
@@ -89,7 +89,7 @@ def new_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def _write_atomic(dest: Path, write) -> None:
+def write_atomic(dest: Path, write) -> None:
     """Write ``dest`` through a temporary file in its folder (``write(fileobj)``), then rename it over ``dest``."""
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
@@ -147,12 +147,12 @@ def write_bundle(out, files: dict, stale=(), what: str = "out") -> Path:
                     for name, v in files.items():
                         z.writestr(name, data(v))
 
-            _write_atomic(p, write_zip)
+            write_atomic(p, write_zip)
             return p
         p.mkdir(parents=True, exist_ok=True)
         for name, v in files.items():
             blob = data(v)
-            _write_atomic(p / name, lambda f, b=blob: f.write(b))
+            write_atomic(p / name, lambda f, b=blob: f.write(b))
         for name in stale:
             if name not in files and (p / name).is_file():
                 (p / name).unlink()

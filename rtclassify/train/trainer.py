@@ -652,10 +652,11 @@ class Trainer:
         return out
 
     def save(self, name: str) -> Path:
+        from ..model.bundle_write import write_atomic
+
         path = self.out_dir / name
-        tmp = path.with_suffix(".tmp")
-        self.torch.save(self.state(), tmp)
-        os.replace(tmp, path)
+        state = self.state()
+        write_atomic(path, lambda f: self.torch.save(state, f))
         return path
 
     def resume(self, path=None) -> bool:
