@@ -640,10 +640,10 @@ class Trainer:
                 continue
             if saved[key] != now:
                 out.append(f"train.{key} {saved[key]!r} -> {now!r}")
-        frames = ck.get("data_frames")
-        if frames is not None and frames != self._data_frames():
+        frames, now_frames = ck.get("data_frames"), self._data_frames()
+        if frames is not None:
             for split in ("train", "val"):
-                old, new = frames.get(split), self._data_frames()[split]
+                old, new = frames.get(split), now_frames[split]
                 if old != new:
                     out.append(f"the {split} split ({old[0]} frames in {old[1]} clips -> {new[0]} in {new[1]})"
                                if old else f"the {split} split")
