@@ -507,14 +507,17 @@ def add_arguments(parser) -> None:
     g.add_argument("--out", metavar="BUNDLE", help="output bundle folder or .zip (with --data; required)")
     g.add_argument("--bundle", metavar="IN", help="base bundle to start from (default: the bundled model)")
     g.add_argument("--init", metavar="CHECKPOINT", help="start from this training checkpoint instead of the bundle")
-    g.add_argument("--epochs", type=int, default=None, help="most epochs (default 6)")
-    g.add_argument("--minutes", type=float, default=None, help="time budget in minutes (default 10)")
-    g.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default 5e-4; at most {MAX_LR:g})")
+    d = _OPTION_DEFAULTS  # the defaults apply in run(): None here tells a given option from an absent one
+    g.add_argument("--epochs", type=int, default=None, help=f"most epochs (default {d['epochs']})")
+    g.add_argument("--minutes", type=float, default=None, help=f"time budget in minutes (default {d['minutes']:g})")
+    g.add_argument("--lr", type=float, default=None,
+                   help=f"peak learning rate (default {d['lr']:g}; at most {MAX_LR:g})")
     g.add_argument("--val-fraction", type=float, default=None,
-                   help="share of files held out for validation (default 0.2)")
-    g.add_argument("--windows-per-epoch", type=int, default=None, help="training windows per epoch (default 4000)")
-    g.add_argument("--seed", type=int, default=None, help=f"random seed, 0..{MAX_SEED} (default 0)")
-    g.add_argument("--threads", type=int, default=None, help="torch threads (default 1)")
+                   help=f"share of files held out for validation (default {d['val_fraction']:g})")
+    g.add_argument("--windows-per-epoch", type=int, default=None,
+                   help=f"training windows per epoch (default {d['windows_per_epoch']})")
+    g.add_argument("--seed", type=int, default=None, help=f"random seed, 0..{MAX_SEED} (default {d['seed']})")
+    g.add_argument("--threads", type=int, default=None, help=f"torch threads (default {d['threads']})")
 
 
 def _option(name: str) -> str:
