@@ -263,10 +263,6 @@ class _Meter:
         pass
 
 
-class _Flags:
-    input_overflow = False
-
-
 class _SoakSource:
     """Stands in for the audio device: 256-frame blocks to the listener's callback from its own thread, as
     fast as the worker takes them (at most ``BACKLOG_S`` waiting in the ring), each pass over ``audio``
@@ -325,7 +321,9 @@ class _SoakSource:
         warm = int(WARMUP_S * RATE) // BLOCK * BLOCK
         every = int(RSS_EVERY_S * RATE) // BLOCK * BLOCK
         stride = 12345 * BLOCK + 77  # where each pass starts: another offset against the hop grid each time
-        flags = _Flags()
+        from rtclassify.audio.sources import CallbackFlags
+
+        flags = CallbackFlags()  # no overflow: the source waits for the worker
         try:
             while self.session is None and not self._stop.is_set():
                 time.sleep(0.001)
@@ -382,23 +380,20 @@ def midi_sink(clf):
     except RuntimeError as exc:
         yield None, f"no JACK server: {exc}"
         return
-    saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
-    os.environ.update(JACK_DEFAULT_SERVER=jack.name, JACK_NO_START_SERVER="1")
     try:
-        sink = MidiSink(Mapping.default(clf.labels).midi, virtual="soak", api="jack")
-        try:
-            sink.open()
-        except (RtclassifyError, OSError) as exc:
-            yield None, f"no virtual JACK MIDI port: {exc}"
-            return
-        yield sink, None
-        sink.close()
+        with pytest.MonkeyPatch.context() as mp:
+            for k, v in jack.env.items():
+                if k.startswith("JACK_"):
+                    mp.setenv(k, v)
+            sink = MidiSink(Mapping.default(clf.labels).midi, virtual="soak", api="jack")
+            try:
+                sink.open()
+            except (RtclassifyError, OSError) as exc:
+                yield None, f"no virtual JACK MIDI port: {exc}"
+                return
+            yield sink, None
+            sink.close()
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         jack.stop()
 
 
