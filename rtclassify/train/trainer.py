@@ -905,8 +905,10 @@ def finalize_checkpoint(trainer: Trainer, best_path: Path) -> Path:
     final = {k: ck[k] for k in ck if k not in ("optimizer", "rng", "torch_rng")}
     final["thresholds"] = th
     final.setdefault("metrics", {})["validation"] = m
+    from ..model.bundle_write import write_atomic
+
     out = best_path.parent / "model.pt"
-    trainer.torch.save(final, out)
+    write_atomic(out, lambda f: trainer.torch.save(final, f))
     return out
 
 
