@@ -113,3 +113,46 @@ def test_learned_tag_inference_cost_and_unchanged_outputs(clf, report, tmp_path)
            f"{diff:.2e} (budget 1e-6)")
     assert ratio < 1.10
     assert diff <= 1e-6
+
+
+_LONG_SCRIPT = """
+import json, resource, sys, time
+sys.path.insert(0, sys.argv[3])
+from test_bench_learn import chime, SR
+from rtclassify import Classifier
+clf = Classifier.load(sys.argv[1], backend="onnx", threads=1)
+x = chime(float(sys.argv[2]), 7)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+new = clf.learn("chime", [x], sample_rate=SR)
+sec = time.perf_counter() - t0
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+rec = new.bundle.meta["learned_tags"][-1]
+print(json.dumps({"seconds": sec, "rss_growth_mb": (after - before) / 1024.0,
+                  "windows": rec["windows"]["positive"], "hop_frames": rec["positives"][0].get("hop_frames", 2)}))
+"""
+
+
+def test_long_example_time_and_memory_bounded(clf, report):
+    """One 5-minute example costs about what one 30-s example costs: under 2x the time and 1.5x the growth of
+    the peak resident memory (each learned in a fresh process, generic negatives embedded cold in both)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def run(seconds: float) -> dict:
+        out = subprocess.run([sys.executable, "-c", _LONG_SCRIPT, str(clf.bundle.path), str(seconds),
+                              str(Path(__file__).parent)], capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    short, long_ = run(30.0), run(300.0)
+    t_ratio = long_["seconds"] / short["seconds"]
+    m_ratio = long_["rss_growth_mb"] / short["rss_growth_mb"]
+    report(f"learning from one example ({clf.bundle.name}): 30 s -> {short['seconds']:.1f} s, peak RSS "
+           f"+{short['rss_growth_mb']:.0f} MB, {short['windows']} windows; 300 s -> {long_['seconds']:.1f} s, "
+           f"+{long_['rss_growth_mb']:.0f} MB, {long_['windows']} windows (every {long_['hop_frames']} frames); "
+           f"ratios {t_ratio:.2f} (budget 2) and {m_ratio:.2f} (budget 1.5)")
+    assert t_ratio < 2.0
+    assert m_ratio < 1.5

@@ -34,6 +34,9 @@ _BLOCK = 65536
 #: same 25 s (the embeddings are equal bit for bit).
 _BATCH = 64
 
+#: Frames measured at a time by :func:`frame_levels_db`.
+_LEVEL_CHUNK = 2048
+
 #: Frames at the end of the window averaged for the "recent" mel statistics.
 MEL_STATS_FRAMES = 16
 #: Head inputs: the CNN embedding alone, or the embedding and two log-mel averages of the window.
@@ -221,14 +224,18 @@ def frame_levels_db(bundle, audio: np.ndarray, sample_rate: int, index: np.ndarr
     if len(index) == 0:
         return np.zeros(0)
     need = int(index.max()) * hop + n_fft
-    xx = np.zeros(max(need, len(x)), np.float64)
+    xx = np.zeros(max(need, len(x)), np.float32)
     xx[:len(x)] = x
     w = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
     w2 = w * w / np.sum(w * w)
-    seg = np.lib.stride_tricks.sliding_window_view(xx, n_fft)[index * hop]
-    e = (seg * seg) @ w2
-    if remove_dc:
-        e = np.maximum(e - (seg @ w2) ** 2, 0.0)  # the frame's weighted variance: its own offset left out
+    frames = np.lib.stride_tricks.sliding_window_view(xx, n_fft)
+    e = np.empty(len(index), np.float64)
+    for a in range(0, len(index), _LEVEL_CHUNK):  # in chunks: the frames' copy of a long signal is n_fft times its size
+        seg = frames[index[a:a + _LEVEL_CHUNK] * hop].astype(np.float64)
+        ee = (seg * seg) @ w2
+        if remove_dc:
+            ee = np.maximum(ee - (seg @ w2) ** 2, 0.0)  # the frame's weighted variance: its own offset left out
+        e[a:a + len(ee)] = ee
     return 10.0 * np.log10(np.maximum(e, 1e-20))
 
 
@@ -335,8 +342,8 @@ def embed_examples(embed, bundle, examples, hop: float | None = None, level_audi
         a function from windows ``(n, n_mels, W)`` to embeddings ``(n, D)``.
     bundle : Bundle
     examples : list of Example
-    hop : float, optional
-        Seconds between outputs (default: the bundle's hop).
+    hop : float or sequence of float, optional
+        Seconds between outputs (default: the bundle's hop); a sequence gives each example its own.
     level_audio : list, optional
         Per example, ``None`` or an ``(audio, rate)`` pair whose frame levels
         replace the example's own (a clean source for a mixed example).
@@ -349,8 +356,11 @@ def embed_examples(embed, bundle, examples, hop: float | None = None, level_audi
     """
     fn = embed if callable(embed) and not hasattr(embed, "embed") else (lambda w: embed_windows(embed, w))
     Xs, lv, pk, gr, tm = [], [], [], [], []
+    hops = list(hop) if isinstance(hop, (list, tuple, np.ndarray)) else [hop] * len(examples)
+    if len(hops) != len(examples):
+        raise ValueError(f"hop: {len(hops)} values for {len(examples)} examples")
     for g, ex in enumerate(examples):
-        X, sw = stream_embed(bundle, ex.audio, ex.sample_rate, fn, hop)
+        X, sw = stream_embed(bundle, ex.audio, ex.sample_rate, fn, hops[g])
         ref = level_audio[g] if level_audio is not None and level_audio[g] is not None else (ex.audio, ex.sample_rate)
         every = frame_levels_db(bundle, ref[0], ref[1])
         peak = float(every.max()) if len(every) else -200.0

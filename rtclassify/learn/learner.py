@@ -17,7 +17,7 @@ from ..errors import ParameterError
 from .examples import MIN_POSITIVE_EXAMPLES, check_distinct, load_examples, same_audio_groups
 
 __all__ = ["learn_tag", "save_classifier", "generic_embeddings", "positive_rows", "mixed_copies", "shifted_copies",
-           "parse_pitch_shifts", "check_pitch_shifts", "one_example_folds", "LEARN_HOP_FRAMES", "REL_DB", "FLOOR_DB", "MIX_REL_DB",
+           "parse_pitch_shifts", "check_pitch_shifts", "example_hop_frames", "DENSE_SECONDS", "one_example_folds", "LEARN_HOP_FRAMES", "REL_DB", "FLOOR_DB", "MIX_REL_DB",
            "MIX_SNR_DB", "PITCH_SHIFTS"]
 
 #: Frontend frames between the windows embedded for learning (denser than the live hop: more rows per example).
@@ -37,6 +37,11 @@ MIX_SNR_DB = (0.0, 10.0)
 PITCH_SHIFTS = (-2.0, 2.0)
 #: Largest pitch shift accepted (semitones).
 MAX_PITCH_SHIFT = 12.0
+#: Up to this many seconds of an example are embedded at the learning hop; a longer one is embedded at a
+#: multiple of it (:func:`example_hop_frames`), its windows spread over all of it, so it gives about as many
+#: rows as a 15-30-s example. Learning from one 2-minute example otherwise took 28 s and 723 MB of resident
+#: memory, growing with the length (the head's fit holds a few float64 copies of every row).
+DENSE_SECONDS = 30.0
 
 _GENERIC_CACHE: dict = {}
 
@@ -91,6 +96,12 @@ def mixed_copies(examples, backgrounds, model_rate: int, seed: int = 0) -> tuple
         mixes.append(Example(f"{ex.name}+mix", (mix * g).astype(np.float32), model_rate))
         clean.append((x * g, model_rate))
     return mixes, clean
+
+
+def example_hop_frames(seconds: float, hop_frames: int) -> int:
+    """Frontend frames between the embedded windows of an example ``seconds`` long: ``hop_frames``, times
+    ``ceil(seconds / DENSE_SECONDS)`` for an example longer than :data:`DENSE_SECONDS`."""
+    return int(hop_frames) * max(1, int(np.ceil(float(seconds) / DENSE_SECONDS)))
 
 
 def parse_pitch_shifts(text):
@@ -176,8 +187,10 @@ def positive_rows(embed, bundle, examples, hop_frames: int = LEARN_HOP_FRAMES, r
     """
     from .embeddings import Embedded, embed_examples, frame_levels_db
 
-    hop = int(hop_frames) * bundle.hop_length / bundle.sample_rate
-    P = embed_examples(embed, bundle, examples, hop)
+    frame_s = bundle.hop_length / bundle.sample_rate
+    # seconds between windows, per example (a long one is strided: DENSE_SECONDS); its copies use the same
+    hops = [example_hop_frames(ex.seconds, hop_frames) * frame_s for ex in examples]
+    P = embed_examples(embed, bundle, examples, hops)
     sounding = P.sounding(rel_db, floor_db)
     for g, ex in enumerate(examples):
         rows = P.group == g
@@ -198,7 +211,7 @@ def positive_rows(embed, bundle, examples, hop_frames: int = LEARN_HOP_FRAMES, r
     copies = shifted_copies(examples, pitch_shifts)
     copy_owner = [g for g in range(len(examples)) for _ in pitch_shifts]
     if copies:
-        S = embed_examples(embed, bundle, copies, hop)
+        S = embed_examples(embed, bundle, copies, [hops[g] for g in copy_owner])
         keep_rows = S.sounding(rel_db, floor_db)
         places.append(_place(S, copies)[keep_rows])
         S.group = np.asarray(copy_owner, np.int64)[S.group]
@@ -211,7 +224,7 @@ def positive_rows(embed, bundle, examples, hop_frames: int = LEARN_HOP_FRAMES, r
         mixes, clean = mixed_copies(every, backgrounds, bundle.sample_rate, seed)
         if mixes:
             keep = [owner[g] for g, ex in enumerate(every) if any(m.name == f"{ex.name}+mix" for m in mixes)]
-            M = embed_examples(embed, bundle, mixes, hop, level_audio=clean)
+            M = embed_examples(embed, bundle, mixes, [hops[g] for g in keep], level_audio=clean)
             keep_rows = M.sounding(min(rel_db, MIX_REL_DB), floor_db)
             places.append(_place(M, mixes)[keep_rows])
             M.group = np.asarray(keep, np.int64)[M.group]
@@ -323,7 +336,9 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
         False, ``negatives`` are required.
     hop_frames : int
         Frontend frames between embedded windows (default 2; the live hop is
-        the bundle's ``hop_frames``).
+        the bundle's ``hop_frames``). An example longer than
+        :data:`DENSE_SECONDS` (30 s) is embedded at a multiple of it
+        (:func:`example_hop_frames`), so time and memory stay bounded.
     l2 : float, optional
         Fixed L2 strength of the head (default: chosen by cross-validation).
     off_ratio : float
@@ -406,11 +421,12 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
     note("embedding examples")
     emb_backend = embedding_backend(clf)
     fn = head_features(emb_backend, features)
-    hop = int(hop_frames) * bundle.hop_length / bundle.sample_rate
+    frame_s = bundle.hop_length / bundle.sample_rate
     P_s = positive_rows(fn, bundle, pos, int(hop_frames), rel_db, floor_db, mix=mix_positives, pitch_shifts=shifts)
     parts = []
     if neg:
-        parts.append(embed_examples(fn, bundle, neg, hop))
+        parts.append(embed_examples(fn, bundle, neg, [example_hop_frames(ex.seconds, hop_frames) * frame_s
+                                                      for ex in neg]))
     if generic_negatives:
         parts.append(generic_embeddings(emb_backend, bundle, int(hop_frames), features))
     N = Embedded.concat(parts)
@@ -432,9 +448,10 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
         "learned_with": f"rtclassify {__version__} (rtclassify.learn)",
         "positives": [{"name": ex.name,
                        "seconds": round(ex.seconds, 3), "sample_rate": ex.sample_rate,
-                       "windows": int(np.sum(P_s.group == g))} for g, ex in enumerate(pos)],
-        "negatives": [{"name": ex.name, "seconds": round(ex.seconds, 3), "sample_rate": ex.sample_rate}
-                      for ex in neg],
+                       "windows": int(np.sum(P_s.group == g)),
+                       "hop_frames": example_hop_frames(ex.seconds, hop_frames)} for g, ex in enumerate(pos)],
+        "negatives": [{"name": ex.name, "seconds": round(ex.seconds, 3), "sample_rate": ex.sample_rate,
+                       "hop_frames": example_hop_frames(ex.seconds, hop_frames)} for ex in neg],
         "generic_negatives": bool(generic_negatives),
         "windows": {"positive": int(len(P_s)), "negative": int(len(N)), "hop_frames": int(hop_frames)},
         "mixed_positives": bool(mix_positives),
