@@ -237,3 +237,92 @@ def test_exactly_one_of_port_or_virtual():
         MidiSink(Mapping.default(LABELS).midi)
     with pytest.raises(SinkError, match="exactly one"):
         MidiSink(Mapping.default(LABELS).midi, port="a", virtual="b")
+
+
+# ------------------------------------------------------------------ JACK server loss (no server needed)
+class _FakeOut:
+    def __init__(self):
+        self.sent = []
+        self.closed = False
+
+    def send_message(self, msg):
+        self.sent.append(list(msg))
+
+    def close_port(self):
+        self.closed = True
+
+    def delete(self):
+        pass
+
+
+class _FakeWatch:
+    def __init__(self):
+        self.lost = False
+        self.reason = None
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+
+
+def _jack_sink():
+    sink = MidiSink(Mapping.default(LABELS).midi, virtual="tags", api="jack")
+    sink._out, sink.watch, sink.port_name = _FakeOut(), _FakeWatch(), "rtclassify:tags"
+    return sink
+
+
+def test_jack_server_loss_is_a_sink_error_and_close_sends_nothing(monkeypatch):
+    """Once the watch reports the server gone, no message reaches python-rtmidi (whose JACK send would block
+    forever once its queue is full): send raises, and close neither sends note-offs nor waits for JACK cycles."""
+    sink = _jack_sink()
+    out = sink._out
+    sink.send([TagOn(0.0, tag="piano", prob=0.9)])
+    assert len(out.sent) == 2 and sink.sounding
+    sink.watch.lost, sink.watch.reason = True, "JACK server has been closed"
+    with pytest.raises(SinkError, match=r"MIDI output 'rtclassify:tags' lost: the JACK server stopped "
+                                        r"\(JACK server has been closed\)"):
+        sink.send([TagLevel(0.1, tag="organ", prob=0.5)])
+    slept = []
+    monkeypatch.setattr("rtclassify.sinks.midi.time.sleep", slept.append)
+    sink.close()
+    assert len(out.sent) == 2 and not sink.sounding and out.closed and sink.watch.closed and not slept
+
+
+def test_jack_close_with_the_server_alive_sends_note_offs(monkeypatch):
+    sink = _jack_sink()
+    out = sink._out
+    sink.send([TagOn(0.0, tag="piano", prob=0.9)])
+    slept = []
+    monkeypatch.setattr("rtclassify.sinks.midi.time.sleep", slept.append)
+    sink.close()
+    assert out.sent[-1] == [0x80, 36, 0] and slept and sink.watch.closed
+
+
+def test_jack_without_jack_client_warns_and_goes_on(monkeypatch, capsys):
+    import rtclassify.sinks.jack_watch as jw
+
+    def no_jack(name):
+        raise ImportError("No module named 'jack'")
+
+    monkeypatch.setattr(jw, "JackServerWatch", no_jack)
+    sink = MidiSink(Mapping.default(LABELS).midi, virtual="tags", api="jack")
+    assert sink._open_watch() is None
+    assert "cannot be noticed without JACK-Client" in capsys.readouterr().err
+
+
+def test_jack_watch_sees_the_server_stop(jack_server, monkeypatch):
+    from rtclassify.sinks.jack_watch import JackServerWatch
+
+    server = JackServer().start()
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", server.name)
+    try:
+        watch = JackServerWatch("rtc-watch-test")
+        assert not watch.lost
+        server.proc.terminate()
+        assert watch.wait(5) and "closed" in watch.reason
+        watch.close()
+        watch.close()
+    finally:
+        server.stop()
+    with pytest.raises(SinkError, match="is the JACK server running"):
+        JackServerWatch("rtc-watch-test")

@@ -33,7 +33,7 @@ import time
 from typing import Sequence
 
 from ..errors import SinkError, require
-from . import EventDispatch
+from . import EventDispatch, warn
 from .mapping import MidiMapping
 
 __all__ = ["MidiSink", "list_midi_outputs", "midi_api"]
@@ -160,6 +160,8 @@ class MidiSink(EventDispatch):
         self.messages_sent = 0
         #: the port name actually used
         self.port_name: str | None = None
+        #: with JACK, the client that notices the server stopping (see :mod:`rtclassify.sinks.jack_watch`)
+        self.watch = None
 
     @property
     def midi_channels(self) -> list[int]:
@@ -201,10 +203,27 @@ class MidiSink(EventDispatch):
                 except Exception as exc:
                     raise SinkError(f"cannot open MIDI port {ports[idx]!r}: {exc}") from None
                 self.port_name = ports[idx]
+            if (self.api or "").lower() == "jack":
+                self.watch = self._open_watch()
         except BaseException:
             out.delete()
             raise
         self._out = out
+
+    def _open_watch(self):
+        from .jack_watch import JackServerWatch
+
+        try:
+            return JackServerWatch(f"{self.client_name}-watch")
+        except (ImportError, OSError) as exc:
+            warn(f"MIDI over JACK: the JACK server stopping cannot be noticed without JACK-Client and the JACK "
+                 f"library ({exc}); if it stops, MIDI output will hang")
+            return None
+
+    @property
+    def lost(self) -> bool:
+        """True when the output is gone for good (the JACK server stopped)."""
+        return self.watch is not None and self.watch.lost
 
     @staticmethod
     def _match(ports: list[str], spec) -> int:
@@ -231,20 +250,24 @@ class MidiSink(EventDispatch):
             out, self._out = self._out, None
             if out is None:
                 return
+            gone = self.lost  # with the JACK server gone, a note-off could only queue up (and block, queue full)
             try:
                 for _, _, off_status, sounding, _ in self._voices:
                     for note in list(sounding):
-                        self._raw(out, [off_status, note, 0])
+                        if not gone:
+                            self._raw(out, [off_status, note, 0])
                     sounding.clear()
             finally:
                 # JACK MIDI output is queued and written by the next JACK cycles: closing the client at once
                 # loses or garbles what is still queued (the final note-offs), so give it a few cycles
-                if (self.api or "").lower() == "jack" and self.messages_sent:
+                if (self.api or "").lower() == "jack" and self.messages_sent and not gone:
                     time.sleep(JACK_DRAIN_S)
                 try:
                     out.close_port()
                 finally:
                     out.delete()
+                    if self.watch is not None:
+                        self.watch.close()
 
     # ------------------------------------------------------------------ sending
     def send(self, events: Sequence) -> None:
@@ -266,6 +289,8 @@ class MidiSink(EventDispatch):
                 self._select(self._voices[0])
 
     def _raw(self, out, msg: list[int]) -> None:
+        if self.watch is not None and self.watch.lost:
+            raise SinkError(f"MIDI output {self.port_name!r} lost: the JACK server stopped ({self.watch.reason})")
         try:
             out.send_message(msg)
         except Exception as exc:

@@ -1,0 +1,73 @@
+"""Notice the JACK server going away, which python-rtmidi's JACK output does not report.
+
+When the JACK server stops, python-rtmidi's JACK ``send_message`` raises nothing and calls no error
+callback: it queues each message in its ring buffer, and once the buffer is full (about 2,300
+messages: 10-20 s of tag levels) it waits for space that never comes. The listener's worker would
+hang inside the MIDI sink, and so would the final note-offs on exit. :class:`JackServerWatch` opens
+a JACK client of its own (through JACK-Client), never activated, so it takes no part in the
+server's processing, and registers a shutdown callback; :class:`~rtclassify.sinks.midi.MidiSink`
+checks :attr:`JackServerWatch.lost` before every message and raises SinkError instead. The server's
+shutdown reaches the callback within about 10 ms.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from ..errors import SinkError
+
+__all__ = ["JackServerWatch"]
+
+
+class JackServerWatch:
+    """A JACK client that only waits for the server's shutdown.
+
+    Parameters
+    ----------
+    client_name : str
+        JACK client name (the server may add a suffix when it is taken).
+
+    Raises
+    ------
+    SinkError
+        The JACK server is not reachable.
+    ImportError, OSError
+        JACK-Client or the JACK library is not available (the caller decides whether to go on).
+    """
+
+    def __init__(self, client_name: str):
+        import jack
+
+        self._lost = threading.Event()
+        #: the server's reason, once it has shut down
+        self.reason: str | None = None
+        try:
+            self._client = jack.Client(client_name, no_start_server=True)
+        except jack.JackError as exc:
+            raise SinkError(f"cannot open a JACK client to watch the server: is the JACK server running? ({exc})") \
+                from None
+        self._client.set_shutdown_callback(self._on_shutdown)
+        self.name = self._client.name
+
+    def _on_shutdown(self, status, reason: str) -> None:
+        # a JACK thread, as from a signal handler: record and flag, nothing more
+        self.reason = str(reason) or "no reason given"
+        self._lost.set()
+
+    @property
+    def lost(self) -> bool:
+        """True once the JACK server has shut down (or shut this client out)."""
+        return self._lost.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the server shuts down; returns :attr:`lost`."""
+        return self._lost.wait(timeout)
+
+    def close(self) -> None:
+        """Close the client (idempotent, never raises)."""
+        client, self._client = getattr(self, "_client", None), None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:
+                pass
