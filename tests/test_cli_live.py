@@ -391,3 +391,52 @@ def test_devices_still_lists_audio_when_midi_cannot_open(monkeypatch, capsys):
     assert cli.main(["devices", "--midi", "--json"]) == 1
     d = json.loads(capsys.readouterr().out)
     assert isinstance(d["audio_inputs"], list) and "ALSA sequencer" in d["midi_error"]
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_stop_cleanly_with_the_final_offs(tmp_path, bundle, sig):
+    """A process manager's stop (SIGTERM) or a closed terminal (SIGHUP) killed the run at once, leaving every
+    sounding MIDI note hanging; now it stops as the first Ctrl-C does."""
+    import signal
+    import time
+
+    log = tmp_path / "ev.jsonl"
+    with subprocess.Popen([sys.executable, "-m", "rtclassify", "demo", "--bundle", bundle, "--no-display", "--log",
+                           str(log), "--speed", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          env=env(), cwd=tempfile.gettempdir()) as p:
+        try:
+            end = time.monotonic() + 60
+            while not (log.exists() and '"event": "on"' in log.read_text()):
+                assert p.poll() is None and time.monotonic() < end, "no tag turned on"
+                time.sleep(0.05)
+            p.send_signal(getattr(signal, sig))
+            _, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    assert p.returncode == 0, err
+    assert f"rtclassify demo: {sig}: stopping" in err
+    assert f"rtclassify demo: stopped ({sig}) after" in err and "Traceback" not in err
+    state = {}
+    for e in map(json.loads, log.read_text().splitlines()):
+        if e["event"] in ("on", "off"):
+            state[e["tag"]] = e["event"]
+    assert state and set(state.values()) == {"off"}
+
+
+def test_second_sigterm_quits_at_once(monkeypatch):
+    """The handler records the first signal and quits with 128 + the signal on the second."""
+    import signal
+
+    from rtclassify.commands._live import _StopSignals
+
+    exits = []
+    monkeypatch.setattr("os._exit", exits.append)
+    with _StopSignals("demo") as requested:
+        assert signal.getsignal(signal.SIGTERM) == requested._handler
+        requested._handler(signal.SIGTERM, None)
+        assert requested.name == "SIGTERM" and not exits
+        requested._handler(signal.SIGHUP, None)
+        assert exits == [128 + signal.SIGHUP]
+    assert signal.getsignal(signal.SIGTERM) != requested._handler

@@ -222,54 +222,57 @@ def run_live(args, clf, mapping, source, title: str, *, what: str, blocksize: in
 
 
 def run_listener(listener, duration: float | None, *, what: str, stop_timeout: float = 10.0) -> int:
-    """Run until ``duration`` passes, the source ends, a fault, or Ctrl-C; print one summary line.
+    """Run until ``duration`` passes, the source ends, a fault, Ctrl-C, SIGTERM or SIGHUP; print one summary line.
 
     The first Ctrl-C stops cleanly (the sinks get the final offs, the MIDI
     notes their note-offs); a Ctrl-C while stopping quits at once, with exit
-    status 130. A stop that does not finish within ``stop_timeout`` seconds
+    status 130. SIGTERM and SIGHUP stop cleanly too (see :class:`_StopSignals`). A stop that does not finish within ``stop_timeout`` seconds
     (the worker is blocked: a sink that cannot write, e.g. a full pipe) is a
     fault: the summary says where it is blocked and the process leaves at
     once with status 1 (it does not return: interpreter shutdown would wait
     for the lock the blocked write holds).
 
-    Returns the exit code: 0 after a normal stop (Ctrl-C included), 1 after a fault.
+    Returns the exit code: 0 after a normal stop (Ctrl-C, SIGTERM and SIGHUP included), 1 after a fault.
     """
     from ..sinks.display import format_counters
 
     t0 = time.monotonic()
     interrupted = False
     listener.start()
-    try:
-        _wait_watching(listener, duration, what)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        # a Ctrl-C while stopping (the second one) quits at once, without waiting for the stop
-        old = signal.signal(signal.SIGINT, _force_quit(what)) if _main_thread() else None
-        if interrupted:
-            _say(f"rtclassify {what}: stopping (Ctrl-C again to quit at once)")
+    with _StopSignals(what) as requested:
         try:
-            stopped = listener.stop(timeout=stop_timeout)
+            _wait_watching(listener, duration, what, requested)
+        except KeyboardInterrupt:
+            interrupted = True
         finally:
-            if old is not None:
-                signal.signal(signal.SIGINT, old)
+            # a Ctrl-C while stopping (the second one) quits at once, without waiting for the stop
+            old = signal.signal(signal.SIGINT, _force_quit(what)) if _main_thread() else None
+            if interrupted:
+                _say(f"rtclassify {what}: stopping (Ctrl-C again to quit at once)")
+            elif requested.name:
+                _say(f"rtclassify {what}: {requested.name}: stopping")
+            try:
+                stopped = listener.stop(timeout=stop_timeout)
+            finally:
+                if old is not None:
+                    signal.signal(signal.SIGINT, old)
     elapsed = time.monotonic() - t0
     try:
         c = listener.counters()
         summary = " ".join(format_counters(c).split("\n"))
     except Exception as exc:  # the worker is blocked inside the session
         c, summary = {"events": "?"}, f"(counters unavailable: {exc})"
-    how = "interrupted (Ctrl-C)" if interrupted else "stopped"
+    how = "interrupted (Ctrl-C)" if interrupted else f"stopped ({requested.name})" if requested.name else "stopped"
     error = listener.error
     if isinstance(error, OutputClosed):  # `--log - | head`: the reader has what it wanted
         how, error = "stopped (standard output closed)", None
         drop_stdout()
-    print(f"rtclassify {what}: {how} after {elapsed:.1f} s, {c['events']} events; {summary}", file=sys.stderr)
+    _say(f"rtclassify {what}: {how} after {elapsed:.1f} s, {c['events']} events; {summary}")
     if error is not None:
-        print(f"rtclassify {what}: error: {error}", file=sys.stderr)
+        _say(f"rtclassify {what}: error: {error}")
     faults = [f for f in (getattr(s, "fault", None) for s in listener.sinks) if f]
     for f in faults:  # outputs that failed during the run while the show went on
-        print(f"rtclassify {what}: error: {f}", file=sys.stderr)
+        _say(f"rtclassify {what}: error: {f}")
     if not stopped:
         hard_exit(1)
     return 1 if error is not None or faults else 0
@@ -279,13 +282,14 @@ def run_listener(listener, duration: float | None, *, what: str, stop_timeout: f
 BLOCKED_WARNING_S = 2.0
 
 
-def _wait_watching(listener, duration: float | None, what: str) -> None:
-    """``listener.wait(duration)``, saying once when an output has held up the worker for a while."""
+def _wait_watching(listener, duration: float | None, what: str, requested=None) -> None:
+    """``listener.wait(duration)``, saying once when an output has held up the worker for a while; returns
+    early when ``requested`` (:class:`_StopSignals`) has caught a stop signal."""
     end = None if duration is None else time.monotonic() + duration
     warned = False
     while True:
         step = 0.25 if end is None else min(0.25, end - time.monotonic())
-        if step <= 0 or listener.wait(step):
+        if step <= 0 or listener.wait(step) or (requested is not None and requested.name):
             return
         if not warned:
             where = listener.blocked(BLOCKED_WARNING_S)
@@ -296,8 +300,56 @@ def _wait_watching(listener, duration: float | None, what: str) -> None:
 
 
 def _say(line: str) -> None:
-    """One line on standard error, now."""
-    print(line, file=sys.stderr, flush=True)
+    """One line on standard error, now (nothing when standard error is gone: a closed terminal)."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+class _StopSignals:
+    """SIGTERM and SIGHUP (a process manager's stop, a closed terminal) stop the run as the first Ctrl-C
+    does: the sinks get the final offs, the MIDI notes their note-offs, and the exit status is 0. Killed by
+    the signal's default action instead, the process left every sounding MIDI note hanging in the
+    receiver. A second one quits at once with status 128 + the signal.
+
+    The handler only records the signal; :func:`_wait_watching` sees it within 0.25 s. Installed in the
+    main thread only (elsewhere signals cannot be handled).
+    """
+
+    SIGNALS = ("SIGTERM", "SIGHUP")
+
+    def __init__(self, what: str):
+        self.what = what
+        #: the name of the signal that asked for the stop, or None
+        self.name: str | None = None
+        self._old: dict = {}
+
+    def __enter__(self) -> "_StopSignals":
+        if _main_thread():
+            for n in self.SIGNALS:
+                sig = getattr(signal, n, None)
+                if sig is not None:
+                    self._old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
+
+    def _handler(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.name is None:  # the first: stop cleanly (when already stopping, the stop goes on)
+            self.name = name
+            return
+        import os
+
+        try:
+            os.write(2, f"rtclassify {self.what}: {name} again: quitting without waiting for the stop\n".encode())
+        except OSError:
+            pass
+        os._exit(128 + signum)
 
 
 def _force_quit(what: str):
