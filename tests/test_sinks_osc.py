@@ -255,3 +255,39 @@ def test_a_large_batch_is_split_into_bundles_under_the_datagram_limit(raw_rx):
             offs += m.address.endswith("/off")
     assert len(sizes) > 2 and max(sizes) <= MAX_DATAGRAM
     assert ons == 64 and offs == 64 and not sink.send_errors
+
+
+@pytest.mark.parametrize("dest", ["255.255.255.255", "subnet"])
+def test_broadcast_destination_reaches_a_receiver(dest):
+    """A broadcast destination was refused at start ("Permission denied": no SO_BROADCAST on the socket)."""
+    import ipaddress
+
+    r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    r.bind(("0.0.0.0", 0))
+    r.settimeout(5)
+    port = r.getsockname()[1]
+    if dest == "subnet":
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet: asks which local address routes outwards
+            local = probe.getsockname()[0]
+        except OSError:
+            pytest.skip("no IPv4 route out of this machine")
+        finally:
+            probe.close()
+        if local.startswith("127."):
+            pytest.skip("no IPv4 network interface")
+        dest = str(ipaddress.ip_network(f"{local}/24", strict=False).broadcast_address)
+    sink = OscSink(Mapping.default(LABELS).osc, [f"{dest}:{port}"])
+    try:
+        sink.open()
+        sink.send(events())
+        data, _ = r.recvfrom(65536)
+    except OSError as exc:
+        if getattr(exc, "errno", None) in (101, 113) or isinstance(exc, socket.timeout):
+            pytest.skip(f"broadcast to {dest} does not reach this machine's own sockets here: {exc}")
+        raise
+    finally:
+        sink.close()
+        r.close()
+    assert b"/rtclassify/on" in data

@@ -79,6 +79,16 @@ def parse_destination(spec: str) -> tuple[str, int]:
     return host, int(port_s)
 
 
+def _udp_socket(family) -> socket.socket:
+    """A UDP socket; an IPv4 one may send to broadcast addresses (``--osc 192.168.1.255:9000`` reaches every
+    receiver on the network, as lighting and visuals rigs often listen; without SO_BROADCAST the system
+    refuses such a destination with "Permission denied")."""
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    if family == socket.AF_INET:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    return s
+
+
 class OscSink(EventDispatch):
     """Sends tags (and technique values) as OSC over UDP to one or more destinations.
 
@@ -100,7 +110,9 @@ class OscSink(EventDispatch):
     :meth:`open` resolves every host and checks that a route to it exists (a
     UDP ``connect`` on a probe socket, which sends nothing), so a typo or an
     unreachable network fails at start with one line. UDP gives no delivery
-    guarantee: a receiver that is not running is not an error.
+    guarantee: a receiver that is not running is not an error. A broadcast
+    address (``255.255.255.255`` or a network's, such as ``192.168.1.255``)
+    reaches every receiver on that network.
     """
 
     def __init__(self, mapping: OscMapping, destinations: Sequence, streams=None, on_fault=None):
@@ -141,7 +153,7 @@ class OscSink(EventDispatch):
             except (UnicodeError, ValueError) as exc:  # e.g. an empty label: 'a..b', or one over 63 characters
                 raise SinkError(f"OSC host {host!r} is not a valid host name: {exc}") from None
             family, _, _, _, sockaddr = info[0]
-            probe = socket.socket(family, socket.SOCK_DGRAM)
+            probe = _udp_socket(family)
             try:
                 probe.connect(sockaddr)
             except OSError as exc:
@@ -152,7 +164,7 @@ class OscSink(EventDispatch):
         socks = {}
         for family, _ in addrs:
             if family not in socks:
-                s = socket.socket(family, socket.SOCK_DGRAM)
+                s = _udp_socket(family)
                 s.setblocking(True)
                 socks[family] = s
         self._socks, self._addrs = socks, addrs
