@@ -256,32 +256,44 @@ def _popen_ctrl_c(cmd: list, stdout) -> subprocess.Popen:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def test_first_ctrl_c_stops_cleanly_with_the_final_offs(tmp_path, bundle):
+def _demo_stopped_by(sig: str, bundle: str, log) -> tuple[int, str]:
+    """Run the demo until a tag is on, send ``sig``; the exit status and standard error. Every tag that turned
+    on must have turned off again in the log (the final offs)."""
     import signal
     import time
 
-    log = tmp_path / "ev.jsonl"
-    with _popen_ctrl_c([sys.executable, "-m", "rtclassify", "demo", "--bundle", bundle, "--no-display", "--log",
-                        str(log), "--speed", "2"], stdout=subprocess.DEVNULL) as p:
+    cmd = [sys.executable, "-m", "rtclassify", "demo", "--bundle", bundle, "--no-display", "--log", str(log),
+           "--speed", "2"]
+    if sig == "SIGINT":
+        p = _popen_ctrl_c(cmd, stdout=subprocess.DEVNULL)
+    else:
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env(),
+                             cwd=tempfile.gettempdir())
+    with p:
         try:
             end = time.monotonic() + 60
             while not (log.exists() and '"event": "on"' in log.read_text()):
                 assert p.poll() is None and time.monotonic() < end, "no tag turned on"
                 time.sleep(0.05)
-            p.send_signal(signal.SIGINT)
+            p.send_signal(getattr(signal, sig))
             _, err = p.communicate(timeout=60)
         finally:
             if p.poll() is None:
                 p.kill()
                 p.communicate()
-    assert p.returncode == 0, err
-    assert "rtclassify demo: stopping (Ctrl-C again to quit at once)" in err
-    assert "rtclassify demo: interrupted (Ctrl-C) after" in err and "Traceback" not in err
     state = {}
     for e in map(json.loads, log.read_text().splitlines()):
         if e["event"] in ("on", "off"):
             state[e["tag"]] = e["event"]
-    assert state and set(state.values()) == {"off"}
+    assert state and set(state.values()) == {"off"}, err
+    return p.returncode, err
+
+
+def test_first_ctrl_c_stops_cleanly_with_the_final_offs(tmp_path, bundle):
+    code, err = _demo_stopped_by("SIGINT", bundle, tmp_path / "ev.jsonl")
+    assert code == 0, err
+    assert "rtclassify demo: stopping (Ctrl-C again to quit at once)" in err
+    assert "rtclassify demo: interrupted (Ctrl-C) after" in err and "Traceback" not in err
 
 
 def test_second_ctrl_c_quits_while_the_log_is_blocked_on_a_full_pipe(bundle):
@@ -397,32 +409,10 @@ def test_devices_still_lists_audio_when_midi_cannot_open(monkeypatch, capsys):
 def test_sigterm_and_sighup_stop_cleanly_with_the_final_offs(tmp_path, bundle, sig):
     """A process manager's stop (SIGTERM) or a closed terminal (SIGHUP) killed the run at once, leaving every
     sounding MIDI note hanging; now it stops as the first Ctrl-C does."""
-    import signal
-    import time
-
-    log = tmp_path / "ev.jsonl"
-    with subprocess.Popen([sys.executable, "-m", "rtclassify", "demo", "--bundle", bundle, "--no-display", "--log",
-                           str(log), "--speed", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                          env=env(), cwd=tempfile.gettempdir()) as p:
-        try:
-            end = time.monotonic() + 60
-            while not (log.exists() and '"event": "on"' in log.read_text()):
-                assert p.poll() is None and time.monotonic() < end, "no tag turned on"
-                time.sleep(0.05)
-            p.send_signal(getattr(signal, sig))
-            _, err = p.communicate(timeout=60)
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
-    assert p.returncode == 0, err
+    code, err = _demo_stopped_by(sig, bundle, tmp_path / "ev.jsonl")
+    assert code == 0, err
     assert f"rtclassify demo: {sig}: stopping" in err
     assert f"rtclassify demo: stopped ({sig}) after" in err and "Traceback" not in err
-    state = {}
-    for e in map(json.loads, log.read_text().splitlines()):
-        if e["event"] in ("on", "off"):
-            state[e["tag"]] = e["event"]
-    assert state and set(state.values()) == {"off"}
 
 
 def test_second_sigterm_quits_at_once(monkeypatch):
