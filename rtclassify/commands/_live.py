@@ -226,7 +226,8 @@ def run_listener(listener, duration: float | None, *, what: str, stop_timeout: f
 
     The first Ctrl-C stops cleanly (the sinks get the final offs, the MIDI
     notes their note-offs); a Ctrl-C while stopping quits at once, with exit
-    status 130. SIGTERM and SIGHUP stop cleanly too (see :class:`_StopSignals`). A stop that does not finish within ``stop_timeout`` seconds
+    status 130. SIGTERM and SIGHUP stop cleanly too (see :class:`_StopSignals`).
+    A stop that does not finish within ``stop_timeout`` seconds
     (the worker is blocked: a sink that cannot write, e.g. a full pipe) is a
     fault: the summary says where it is blocked and the process leaves at
     once with status 1 (it does not return: interpreter shutdown would wait

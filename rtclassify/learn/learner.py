@@ -17,8 +17,8 @@ from ..errors import ParameterError
 from .examples import MIN_POSITIVE_EXAMPLES, check_distinct, load_examples, same_audio_groups
 
 __all__ = ["learn_tag", "save_classifier", "generic_embeddings", "positive_rows", "mixed_copies", "shifted_copies",
-           "parse_pitch_shifts", "check_pitch_shifts", "example_hop_frames", "DENSE_SECONDS", "one_example_folds", "LEARN_HOP_FRAMES", "REL_DB", "FLOOR_DB", "MIX_REL_DB",
-           "MIX_SNR_DB", "PITCH_SHIFTS"]
+           "parse_pitch_shifts", "check_pitch_shifts", "example_hop_frames", "one_example_folds", "LEARN_HOP_FRAMES",
+           "REL_DB", "FLOOR_DB", "MIX_REL_DB", "MIX_SNR_DB", "PITCH_SHIFTS", "DENSE_SECONDS"]
 
 #: Frontend frames between the windows embedded for learning (denser than the live hop: more rows per example).
 LEARN_HOP_FRAMES = 2
