@@ -42,16 +42,18 @@ Threads
 Thread safety
 -------------
 ``start``, ``stop``, ``wait``, ``counters()``, ``latency()``, ``running``,
-``finished`` and ``error`` may be used from any thread. ``counters()`` returns
+``finished`` and ``error`` may be used from any thread (``stop`` on the worker
+thread, from ``on_event`` or a sink, only asks the worker to stop; ``wait``
+there is refused: it would wait for itself). ``counters()`` returns
 a fresh dict (a snapshot: each value is read whole, but values written by the
 worker between two reads may come from consecutive hops). ``on_event`` and
 the sinks' ``send``/``status`` run on the worker thread only, one at a time,
 in stream order: they need no locking among themselves but must not block
 for long (the ring holds ``ring_seconds`` of audio; beyond that the oldest
 audio is dropped and counted). A sink's ``close`` runs on the thread that
-calls ``stop`` (or on the worker when the source ends by itself) after the
-worker has finished with it. Do not call ``session`` methods yourself while
-the listener runs.
+calls ``stop`` (or on the worker when the source ends by itself, or when
+``stop`` is called on the worker) after the worker has finished with it. Do
+not call ``session`` methods yourself while the listener runs.
 
 Latency parts (``latency()``, also in the counters, all in milliseconds)
 -------------------------------------------------------------------------
@@ -263,6 +265,7 @@ class Listener:
         self._lifecycle = threading.Lock()
         self._starter: int | None = None  # the thread inside start(), if any
         self._stopping = False  # stop() was called
+        self._stop_on_worker = False  # stop() was called on the worker thread: the worker closes the sinks
         self._start_over = threading.Event()  # set when start() has returned or raised
         self._started_wall = 0.0
         self._reset_counters()
@@ -475,10 +478,14 @@ class Listener:
     def stop(self, timeout: float | None = 10.0) -> bool:
         """Stop the audio, let the worker drain the ring and flush, and close the sinks.
 
-        Idempotent; safe from any thread except the worker (``on_event``).
-        Called while :meth:`start` runs in another thread, it first waits (up
-        to ``timeout``) for the start to finish, so that the source it stops
-        is not started after it. Does not raise the listener's fault: read
+        Idempotent; safe from any thread. Called while :meth:`start` runs in
+        another thread, it first waits (up to ``timeout``) for the start to
+        finish, so that the source it stops is not started after it. Called
+        on the worker thread itself (from ``on_event`` or a sink's
+        ``send``/``status``), it stops the source and returns at once
+        (True): the worker then finishes the current batch, drains the ring,
+        sends the final TagOffs and closes the sinks itself; :meth:`wait`
+        tells when it is done. Does not raise the listener's fault: read
         :attr:`error`.
 
         Parameters
@@ -508,6 +515,16 @@ class Listener:
             if not _is_real(timeout) or not math.isfinite(timeout) or timeout < 0:
                 raise ParameterError(f"timeout must be None or a finite number of seconds >= 0, got {timeout!r}")
         self._stopping = True
+        t = self._thread
+        if t is not None and t is threading.current_thread():
+            # on the worker (on_event, a sink): it cannot wait for itself, and the sinks must stay open for
+            # the rest of this batch and the final TagOffs; the worker closes them when it leaves
+            self._stop_on_worker = True
+            try:
+                self.source.stop()
+            finally:
+                self._stop_req.set()
+            return True
         starter = self._starter
         if starter is not None and starter != threading.get_ident():
             # start() is running in another thread: let it finish, or its source.start() would come after
@@ -584,7 +601,16 @@ class Listener:
         bool
             True when it has stopped, False on timeout. Ctrl-C in the waiting
             thread raises ``KeyboardInterrupt`` as usual.
+
+        Raises
+        ------
+        RuntimeError
+            Called on the worker thread (from ``on_event`` or a sink), where
+            it would wait for itself: call :meth:`stop` there instead.
         """
+        if self._thread is not None and self._thread is threading.current_thread():
+            raise RuntimeError("Listener.wait() was called on the listener's own worker thread (from on_event or a "
+                               "sink), where it would wait for itself; call stop() there, or wait from another thread")
         if self._thread is None:
             return self._done.is_set()
         end = None if timeout is None else time.monotonic() + timeout
@@ -787,8 +813,9 @@ class Listener:
                     except Exception:
                         pass
                 self._stage = None
-                if self._source_finished.is_set() or self.error is not None:
-                    # stopped by itself: release the source and the sinks here, then signal waiters
+                if self._source_finished.is_set() or self.error is not None or self._stop_on_worker:
+                    # stopped by itself (or by stop() on this thread): release the source and the sinks here,
+                    # then signal waiters
                     try:
                         self.source.stop()
                     except Exception:

@@ -1,0 +1,116 @@
+"""The Listener and the sessions used as a library by a host: calls from callbacks, other threads, odd orders.
+
+Uses a real Classifier on the small test bundle (tests/_rtc_bundle.py) and the ClipSource, which calls
+the audio callback from its own thread as PortAudio would.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+
+from _rtc_bundle import demo_signal, write_bundle  # noqa: E402
+from _streaming import onoff  # noqa: E402
+
+from rtclassify.audio.sources import ClipSource  # noqa: E402
+from rtclassify.engine.listener import Listener  # noqa: E402
+from rtclassify.model.classifier import Classifier  # noqa: E402
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def clf(tmp_path_factory):
+    return Classifier.load(write_bundle(tmp_path_factory.mktemp("bundle")))
+
+
+class OrderSink:
+    """Records open/send/close in order; ``on_send(events)`` runs inside ``send``."""
+
+    def __init__(self, on_send=None):
+        self.calls: list[str] = []
+        self.events: list = []
+        self.on_send = on_send
+
+    def open(self):
+        self.calls.append("open")
+
+    def send(self, events):
+        self.calls.append("close-then-send" if "close" in self.calls else "send")
+        self.events.extend(events)
+        if self.on_send is not None:
+            self.on_send(events)
+
+    def close(self):
+        self.calls.append("close")
+
+
+def _assert_stopped_cleanly(lis, sink):
+    assert lis.wait(30)
+    assert lis.finished and not lis.running and lis.error is None
+    # nothing was sent to a closed sink, the sink was closed once, last, and every tag that went on went off
+    assert "close-then-send" not in sink.calls
+    assert sink.calls[-1] == "close" and sink.calls.count("close") == 1
+    ev = onoff(sink.events)
+    on = {t for k, t, _ in ev if k == "on"}
+    assert on and on == {t for k, t, _ in ev if k == "off"}
+    assert ev[-1][0] == "off"
+
+
+def test_stop_from_on_event_sends_the_final_offs_before_the_sinks_close(clf):
+    # a host that stops the listener from its event callback (the worker thread): the worker must not close the
+    # sinks under itself and then send the final TagOffs to closed sinks
+    sink = OrderSink()
+    box = {}
+
+    def on_event(ev):
+        if ev.kind == "on":
+            box["ret"] = box["lis"].stop()
+
+    lis = Listener(clf, sinks=[sink], source=ClipSource(demo_signal(SR), SR, blocksize=256, speed=8.0),
+                   on_event=on_event)
+    box["lis"] = lis
+    lis.start()
+    _assert_stopped_cleanly(lis, sink)
+    assert box["ret"] is True
+    assert lis.stop() is True and sink.calls.count("close") == 1  # a later stop() from the host is harmless
+
+
+def test_stop_from_a_sinks_send_sends_the_final_offs_before_the_sinks_close(clf):
+    box = {}
+
+    def on_send(events):
+        if any(e.kind == "on" for e in events):
+            box["lis"].stop()
+
+    stopper, other = OrderSink(on_send), OrderSink()
+    lis = Listener(clf, sinks=[stopper, other], source=ClipSource(demo_signal(SR), SR, blocksize=256, speed=8.0))
+    box["lis"] = lis
+    lis.start()
+    _assert_stopped_cleanly(lis, stopper)
+    _assert_stopped_cleanly(lis, other)
+
+
+def test_wait_on_the_worker_thread_is_refused_instead_of_waiting_for_itself(clf):
+    # wait() in on_event would wait for the worker that runs it: with no timeout it never returned
+    box = {}
+
+    def on_event(ev):
+        if ev.kind == "on" and "got" not in box:
+            try:
+                box["got"] = box["lis"].wait(1.0)
+            except RuntimeError as exc:
+                box["got"] = exc
+            box["lis"].stop()
+
+    lis = Listener(clf, source=ClipSource(demo_signal(SR), SR, blocksize=256, speed=8.0), on_event=on_event)
+    box["lis"] = lis
+    lis.start()
+    assert lis.wait(30)
+    lis.stop()
+    assert isinstance(box["got"], RuntimeError) and "worker thread" in str(box["got"])
+    assert lis.error is None
