@@ -114,3 +114,58 @@ def test_wait_on_the_worker_thread_is_refused_instead_of_waiting_for_itself(clf)
     lis.stop()
     assert isinstance(box["got"], RuntimeError) and "worker thread" in str(box["got"])
     assert lis.error is None
+
+
+_EXIT_SCRIPT = r"""
+import sys, time
+sys.path.insert(0, sys.argv[3])
+from _rtc_bundle import demo_signal
+from rtclassify.audio.sources import ClipSource
+from rtclassify.engine.listener import Listener
+from rtclassify.model.classifier import Classifier
+
+log = open(sys.argv[2], "w", buffering=1)
+
+class FileSink:
+    def open(self):
+        log.write("open\n")
+    def send(self, events):
+        for e in events:
+            if e.kind in ("on", "off"):
+                log.write(f"{e.kind} {e.tag}\n")
+    def close(self):
+        log.write("close\n")
+
+x = demo_signal(16000)[: int(1.2 * 16000)]  # ends inside the low tone: a tag is on
+lis = Listener(Classifier.load(sys.argv[1]), sinks=[FileSink()],
+               source=ClipSource(x, 16000, blocksize=256, speed=1.0, loop=True))
+lis.start()
+end = time.monotonic() + 60
+while time.monotonic() < end:
+    with open(sys.argv[2]) as f:
+        if "on " in f.read():
+            break
+    time.sleep(0.05)
+# the host leaves without stop()
+"""
+
+
+def test_a_listener_left_running_at_exit_is_stopped_and_its_sinks_get_the_offs(clf, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "host.py"
+    script.write_text(_EXIT_SCRIPT)
+    log = tmp_path / "sink.log"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                         env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, str(script), str(clf.bundle.path), str(log), os.path.dirname(__file__)],
+                          env=env, timeout=120, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = log.read_text().splitlines()
+    assert lines[0] == "open" and lines[-1] == "close", lines
+    on = {ln.split()[1] for ln in lines if ln.startswith("on ")}
+    off = {ln.split()[1] for ln in lines if ln.startswith("off ")}
+    assert on and on <= off

@@ -63,15 +63,26 @@ Latency parts (``latency()``, also in the counters, all in milliseconds)
   inference, decoding; from the session's counters);
 - ``output``: mean time from the end of ``session.process`` until every sink
   has sent the batch.
+
+Leaving without stop
+--------------------
+A listener that is still running when the interpreter exits (the host
+returned from its main function or was interrupted without calling
+:meth:`Listener.stop`) is stopped by an exit handler, waiting at most
+:data:`EXIT_STOP_TIMEOUT` seconds for the worker: the sinks get the final
+TagOffs and are closed (the MIDI sink's note-offs), as at any other stop. A
+running listener is never garbage collected (its worker holds it).
 """
 
 from __future__ import annotations
 
+import atexit
 import math
 import numbers
 import os
 import threading
 import time
+import weakref
 from typing import Callable, Sequence
 
 import numpy as np
@@ -84,6 +95,36 @@ __all__ = ["Listener"]
 
 #: the native ring's largest capacity in samples
 _RING_MAX = 1 << 30
+
+#: seconds the exit handler waits for each listener still running at interpreter exit
+EXIT_STOP_TIMEOUT = 3.0
+
+# listeners started and not yet stopped, for the exit handler (weak: a stopped one is not kept alive)
+_live: "weakref.WeakSet[Listener]" = weakref.WeakSet()
+_live_lock = threading.Lock()
+_exit_hook_registered = False
+
+
+def _track_for_exit(lis: "Listener") -> None:
+    """Remember a started listener; the first one registers the exit handler (after sounddevice's, which an
+    audio device's source imported already, so it runs before PortAudio is terminated)."""
+    global _exit_hook_registered
+    with _live_lock:
+        _live.add(lis)
+        if not _exit_hook_registered:
+            atexit.register(_stop_at_exit)
+            _exit_hook_registered = True
+
+
+def _stop_at_exit() -> None:
+    """At interpreter exit: stop every listener still running, so its sinks get the final offs and close."""
+    with _live_lock:
+        running = [lis for lis in _live if lis.running and not lis.finished]
+    for lis in running:
+        try:
+            lis.stop(timeout=EXIT_STOP_TIMEOUT)
+        except Exception:  # noqa: BLE001 - the interpreter is leaving: stop the others all the same
+            pass
 
 
 class Listener:
@@ -433,6 +474,7 @@ class Listener:
         self._hold_switch_interval()
         self._thread = threading.Thread(target=self._run, name="rtclassify-listener", daemon=True)
         self._thread.start()
+        _track_for_exit(self)
         try:
             self.source.start(self._callback, self._source_finished.set)
         except BaseException:
