@@ -78,6 +78,13 @@ class DeviceSource:
     latency : str or float
         PortAudio input latency: ``"low"``, ``"high"`` or seconds.
 
+    Attributes
+    ----------
+    input_latency : float
+        Set by :meth:`start`: the stream's input latency as PortAudio reports it, but at least the device's
+        default low input latency minus one block (PortAudio's JACK host API reports 0, while a sample
+        waits for the end of the server's period, however short the block).
+
     Raises
     ------
     DeviceError
@@ -152,7 +159,12 @@ class DeviceSource:
                 f"cannot open input device {self.info.label()}: {exc} "
                 f"(busy or gone? {describe_devices(list_input_devices())})"
             ) from None
-        self.input_latency = float(self._stream.latency)
+        # one block plus this is the device's part of the latency, and it is never less than the device's
+        # default low input latency: under JACK that is the capture port's latency (one server period and
+        # more), while PortAudio reports 0 for the stream; with a block shorter than the server's period
+        # (listen's 256 frames under a 2048-frame period), every sample still waits for the period's end
+        floor = self.info.default_latency - self.blocksize / self.samplerate
+        self.input_latency = max(float(self._stream.latency), floor, 0.0)
 
     def stop(self, timeout: float = 3.0) -> bool:
         """Stop and close the stream (idempotent); errors from a lost device are ignored.
