@@ -20,12 +20,16 @@ row of a batch independently of the others (ONNX Runtime on the CPU does, for
 the models tested), bit-for-bit the same probabilities. Events carry the
 stream's input ``channel``.
 
-A session is not thread-safe; call it from one thread at a time.
+A session is not thread-safe; call it from one thread at a time. A call of
+``process``, ``flush`` or ``reset`` made while another thread is inside one of
+them is refused with :class:`~rtclassify.errors.StateError` before it touches
+anything (the running call is not disturbed).
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from typing import Callable
 
@@ -164,6 +168,7 @@ class MultiStreamSession(NativeStateMixin):
         self._pos = [0] * S
         self._run = getattr(backend, "run_unchecked", backend.run)
         self._timer = _HopTimer(self.hop_s)
+        self._in_use = threading.Lock()
         self.reset()
 
     # ------------------------------------------------------------------
@@ -193,12 +198,16 @@ class MultiStreamSession(NativeStateMixin):
 
     def reset(self) -> None:
         """Start new streams: clears audio state, decoder state and counters of every stream."""
-        for s in self.streams:
-            s.reset()
-        self._hops = 0
-        self._timer.reset()
-        self._flushed = False
-        self.last_frames: list[list[FrameResult]] = [[] for _ in self.streams]
+        self._enter("reset")
+        try:
+            for s in self.streams:
+                s.reset()
+            self._hops = 0
+            self._timer.reset()
+            self._flushed = False
+            self.last_frames: list[list[FrameResult]] = [[] for _ in self.streams]
+        finally:
+            self._in_use.release()
 
     @property
     def counters(self) -> dict:
@@ -271,25 +280,30 @@ class MultiStreamSession(NativeStateMixin):
         ParameterError
             Wrong dtype or shape.
         StateError
-            The session was flushed and not reset (a RuntimeError).
+            The session was flushed and not reset, or another thread is
+            inside ``process``/``flush``/``reset`` now (a RuntimeError).
         """
-        if self._flushed:
-            raise StateError("the streams were flushed; call reset() before processing more audio")
-        t0 = time.perf_counter()
-        x = self._check_block(block)
-        events: list[Event] = []
-        self._start_outputs()
-        hops_before = self._hops
-        streams = self.streams
-        mb = self.max_block
-        for start in range(0, x.shape[0], mb):
-            chunk = x[start:start + mb]
-            first = len(events)
-            self._push_frames([s._ingest(chunk[:, k]) for k, s in enumerate(streams)], events)
-            for s in streams:
-                s._merge_techniques(events, first)
-        self._end_outputs()
-        self._timer.add(time.perf_counter() - t0, self._hops - hops_before)
+        self._enter("process")
+        try:
+            if self._flushed:
+                raise StateError("the streams were flushed; call reset() before processing more audio")
+            t0 = time.perf_counter()
+            x = self._check_block(block)
+            events: list[Event] = []
+            self._start_outputs()
+            hops_before = self._hops
+            streams = self.streams
+            mb = self.max_block
+            for start in range(0, x.shape[0], mb):
+                chunk = x[start:start + mb]
+                first = len(events)
+                self._push_frames([s._ingest(chunk[:, k]) for k, s in enumerate(streams)], events)
+                for s in streams:
+                    s._merge_techniques(events, first)
+            self._end_outputs()
+            self._timer.add(time.perf_counter() - t0, self._hops - hops_before)
+        finally:
+            self._in_use.release()
         self._deliver_frames()
         return events
 
@@ -311,18 +325,22 @@ class MultiStreamSession(NativeStateMixin):
         samples, batched like any hop, then a TagOff for every tag that is on,
         stream by stream). Afterwards no audio is accepted until :meth:`reset`.
         """
-        if self._flushed:
-            return []
-        t0 = time.perf_counter()
-        events: list[Event] = []
-        self._start_outputs()
-        hops_before = self._hops
-        self._push_frames([s._tail_frames() for s in self.streams], events)
-        for s in self.streams:
-            s._end(events)
-        self._end_outputs()
-        self._timer.add(time.perf_counter() - t0, self._hops - hops_before)
-        self._flushed = True
+        self._enter("flush")
+        try:
+            if self._flushed:
+                return []
+            t0 = time.perf_counter()
+            events: list[Event] = []
+            self._start_outputs()
+            hops_before = self._hops
+            self._push_frames([s._tail_frames() for s in self.streams], events)
+            for s in self.streams:
+                s._end(events)
+            self._end_outputs()
+            self._timer.add(time.perf_counter() - t0, self._hops - hops_before)
+            self._flushed = True
+        finally:
+            self._in_use.release()
         self._deliver_frames()
         return events
 

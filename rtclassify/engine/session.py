@@ -42,12 +42,16 @@ Timing conventions (all times are seconds of *input* audio):
   frame) + ``lookahead * hop_length`` + one hop of scheduling
   (``hop_frames * hop_length``).
 
-A session is not thread-safe; call it from one thread at a time.
+A session is not thread-safe; call it from one thread at a time. A call of
+``process``, ``flush`` or ``reset`` made while another thread is inside one of
+them is refused with :class:`~rtclassify.errors.StateError` before it touches
+anything (the running call is not disturbed).
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -186,6 +190,14 @@ class NativeStateMixin:
     original, and each would corrupt the other's stream. ``_create_with`` says how to make another."""
 
     _create_with = "its Classifier"
+
+    def _enter(self, what: str) -> None:
+        """Take the session for one ``process``/``flush``/``reset`` call (release ``self._in_use`` after it), or
+        refuse with a StateError when another thread is inside one: two calls at once would interleave the
+        stream's state (native objects refuse only while both run native code, after state has moved)."""
+        if not self._in_use.acquire(blocking=False):
+            raise StateError(f"{type(self).__name__}.{what}: another thread is using this session now; a session "
+                             f"takes one call at a time (give each thread its own session)")
 
     def __copy__(self):
         raise TypeError(f"a {type(self).__name__} cannot be copied (its native state would be shared); create "
@@ -349,6 +361,7 @@ class StreamSession(NativeStateMixin):
         latency_s = self.resampler_latency_s + (self._n_fft / 2 + (self._L + self.hop_frames) * self._hop_len) / self.model_rate
         self.latency_samples = int(math.ceil(latency_s * self.sample_rate - 1e-9))
         self._timer = _HopTimer(self.hop_s)
+        self._in_use = threading.Lock()
         self.reset()
 
     # ------------------------------------------------------------------
@@ -378,6 +391,13 @@ class StreamSession(NativeStateMixin):
 
     def reset(self) -> None:
         """Start a new stream: clears audio state, decoder state and counters."""
+        self._enter("reset")
+        try:
+            self._reset()
+        finally:
+            self._in_use.release()
+
+    def _reset(self) -> None:
         self._fe.reset()
         if self._rs is not None:
             self._rs.reset()
@@ -478,26 +498,31 @@ class StreamSession(NativeStateMixin):
         ParameterError
             Wrong dtype, rank or channel.
         StateError
-            The session was flushed and not reset (a RuntimeError).
+            The session was flushed and not reset, or another thread is
+            inside ``process``/``flush``/``reset`` now (a RuntimeError).
         Exception
             Whatever ``on_frame`` raised: after the whole block was taken
             in and every output handed to ``on_frame``, so the session stays
             consistent; this call's events are in the FrameResults it got.
         """
-        if self._flushed:
-            raise StateError("the stream was flushed; call reset() before processing more audio")
-        t0 = time.perf_counter()
-        x = self._check_block(block)
-        events: list[Event] = []
-        frames: list[FrameResult] = []
-        self._frames_out = frames
-        n = x.shape[0]
-        mb = self.max_block
-        hops_before = self._hops
-        for start in range(0, n, mb):
-            self._process_chunk(x[start:start + mb], events)
-        self.last_frames = frames
-        self._account(t0, hops_before)
+        self._enter("process")
+        try:
+            if self._flushed:
+                raise StateError("the stream was flushed; call reset() before processing more audio")
+            t0 = time.perf_counter()
+            x = self._check_block(block)
+            events: list[Event] = []
+            frames: list[FrameResult] = []
+            self._frames_out = frames
+            n = x.shape[0]
+            mb = self.max_block
+            hops_before = self._hops
+            for start in range(0, n, mb):
+                self._process_chunk(x[start:start + mb], events)
+            self.last_frames = frames
+            self._account(t0, hops_before)
+        finally:
+            self._in_use.release()
         self._deliver_frames()
         return events
 
@@ -508,19 +533,23 @@ class StreamSession(NativeStateMixin):
         samples, then a TagOff for every tag that is on). Afterwards the
         session accepts no audio until :meth:`reset`.
         """
-        if self._flushed:
-            return []
-        t0 = time.perf_counter()
-        events: list[Event] = []
-        frames: list[FrameResult] = []
-        self._frames_out = frames
-        hops_before = self._hops
-        tail = self._tail_frames()
-        if tail is not None:
-            self._push_frames(tail, events)
-        self._end(events)
-        self.last_frames = frames
-        self._account(t0, hops_before)
+        self._enter("flush")
+        try:
+            if self._flushed:
+                return []
+            t0 = time.perf_counter()
+            events: list[Event] = []
+            frames: list[FrameResult] = []
+            self._frames_out = frames
+            hops_before = self._hops
+            tail = self._tail_frames()
+            if tail is not None:
+                self._push_frames(tail, events)
+            self._end(events)
+            self.last_frames = frames
+            self._account(t0, hops_before)
+        finally:
+            self._in_use.release()
         self._deliver_frames()
         return events
 
