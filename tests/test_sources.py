@@ -99,3 +99,52 @@ def test_demo_clip_ships_with_the_package():
 
     src = ClipSource.from_file(clip_path())
     assert src.samplerate == 16000 and src.channels == 1 and 20 < src.duration < 30
+
+
+class _FakeStream:
+    """What DeviceSource uses of a sounddevice InputStream."""
+
+    latency = 0.0  # what PortAudio's JACK host API reports
+    active = True
+
+    def __init__(self, **kw):
+        pass
+
+    def start(self):
+        pass
+
+    def abort(self, ignore_errors=True):
+        pass
+
+    def close(self, ignore_errors=True):
+        pass
+
+
+class _FakeSoundDevice:
+    PortAudioError = RuntimeError
+    InputStream = _FakeStream
+
+    @staticmethod
+    def check_input_settings(**kw):
+        pass
+
+
+@pytest.mark.parametrize("blocksize, reported, device_ms", [
+    (256, 0.0, 1e3 * 4096 / 44100),  # a JACK period of 4096 frames under 256-frame blocks: one period
+    (8192, 0.0, 1e3 * 8192 / 44100),  # blocks longer than the period: one block
+    (256, 0.2, 1e3 * (256 / 44100 + 0.2)),  # a device that reports more: as reported
+])
+def test_device_latency_is_at_least_the_devices_default_latency(monkeypatch, blocksize, reported, device_ms):
+    from rtclassify.audio import sources
+    from rtclassify.audio.devices import DeviceInfo
+
+    dev = DeviceInfo(0, "system", "JACK Audio Connection Kit", 2, 44100.0, default_latency=4096 / 44100)
+    monkeypatch.setattr(sources, "import_sounddevice", lambda: _FakeSoundDevice)
+    monkeypatch.setattr(sources, "list_input_devices", lambda: [dev])
+    monkeypatch.setattr(_FakeStream, "latency", reported)
+    src = sources.DeviceSource("system", channels=1, blocksize=blocksize)
+    src.start(lambda *a: None)
+    try:
+        assert 1e3 * (blocksize / src.samplerate + src.input_latency) == pytest.approx(device_ms)
+    finally:
+        src.stop()
