@@ -17,10 +17,12 @@ import numpy as np
 
 from ..errors import ParameterError
 
-__all__ = ["StreamResampler", "resample", "measure_stream_latency", "QUALITIES"]
+__all__ = ["StreamResampler", "resample", "measure_stream_latency", "stream_quality", "QUALITIES", "AUTO"]
 
 #: soxr quality names, fastest to best
 QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
+#: The streaming default: MQ or HQ, whichever holds samples back less at the stream's rates (see :func:`stream_quality`).
+AUTO = "AUTO"
 
 _LATENCY_CACHE: dict = {}
 
@@ -33,10 +35,30 @@ def _check_rate(rate, name: str) -> int:
     return int(rate)
 
 
-def _check_quality(quality: str) -> str:
-    if not isinstance(quality, str) or quality.upper() not in QUALITIES:
-        raise ParameterError(f"resample quality must be one of {', '.join(QUALITIES)} (got {quality!r})")
+def _check_quality(quality: str, auto: bool = False) -> str:
+    names = QUALITIES + ((AUTO,) if auto else ())
+    if not isinstance(quality, str) or quality.upper() not in names:
+        raise ParameterError(f"resample quality must be one of {', '.join(names)} (got {quality!r})")
     return quality.upper()
+
+
+def stream_quality(in_rate: int, out_rate: int, quality: str = AUTO, chunk: int = 256) -> str:
+    """The soxr quality a stream from ``in_rate`` to ``out_rate`` uses: ``quality``, or for ``"AUTO"`` the one
+    of MQ and HQ whose stream holds samples back less (:func:`measure_stream_latency`; HQ on a tie).
+
+    To a 16 kHz model rate the two are alike where it matters: the same passband (flat within 0.1 dB up to
+    7.5 kHz) and aliases at least 116 dB down (HQ: 140), far below the log-mel frontend's floor. But
+    soxr's HQ filter for some ratios is twice as long: from 96 or 192 kHz it holds samples back 79 ms,
+    MQ's 37 ms, a difference that is pure latency on stage. From 44.1 and 48 kHz HQ is the shorter one
+    (40.0 against 41.1 ms, 36.5 against 37.7), so those streams are unchanged.
+    """
+    q = _check_quality(quality, auto=True)
+    if q != AUTO:
+        return q
+    in_rate, out_rate = _check_rate(in_rate, "in_rate"), _check_rate(out_rate, "out_rate")
+    hq = measure_stream_latency(in_rate, out_rate, "HQ", chunk)
+    mq = measure_stream_latency(in_rate, out_rate, "MQ", chunk)
+    return "MQ" if mq < hq else "HQ"
 
 
 def resample(x: np.ndarray, in_rate: int, out_rate: int, quality: str = "HQ") -> np.ndarray:
@@ -95,13 +117,16 @@ class StreamResampler:
     in_rate, out_rate : int
         Sample rates in Hz.
     quality : str
-        soxr quality (default ``"HQ"``).
+        soxr quality (default ``"HQ"``), or ``"AUTO"``: MQ or HQ, whichever holds samples back
+        less at these rates (:func:`stream_quality`).
     chunk : int
         Typical number of input samples per :meth:`process` call, used to
         measure :attr:`latency_s`.
 
     Attributes
     ----------
+    quality : str
+        The soxr quality in use (``"AUTO"`` resolved).
     latency_s : float
         Worst-case delay between input pushed and output available (seconds).
     """
@@ -111,9 +136,9 @@ class StreamResampler:
 
         self.in_rate = _check_rate(in_rate, "in_rate")
         self.out_rate = _check_rate(out_rate, "out_rate")
-        self.quality = _check_quality(quality)
         if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
             raise ParameterError(f"chunk must be an integer >= 1 (got {chunk!r})")
+        self.quality = stream_quality(self.in_rate, self.out_rate, quality, int(min(chunk, 256)))
         self._stream = soxr.ResampleStream(self.in_rate, self.out_rate, 1, dtype="float32", quality=self.quality)
         self.latency_s = measure_stream_latency(self.in_rate, self.out_rate, self.quality, int(min(chunk, 256)))
 
