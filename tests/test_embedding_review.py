@@ -227,3 +227,37 @@ def test_a_session_call_from_a_second_thread_during_one_is_refused_untouched(clf
     assert onoff(out["events"]) == onoff(ref_events) and np.array_equal(probs(sess), ref_probs)
     assert len(ref_probs) > 0
     sess.process(x[:512])  # and the session takes calls again
+
+
+class _FailingStartSource(ClipSource):
+    """A source whose start fails, as an audio device that is busy or gone."""
+
+    def start(self, callback, finished=None):
+        from rtclassify.errors import DeviceError
+
+        raise DeviceError("input device 'test' is busy")
+
+
+def test_a_source_that_fails_to_start_raises_from_start_instead_of_hanging_it(clf):
+    # start() holds its lifecycle lock while it runs; its failure path closed the sinks under the same lock
+    # and waited for it for ever
+    from rtclassify.errors import DeviceError
+
+    sink = OrderSink()
+    lis = Listener(clf, sinks=[sink], source=_FailingStartSource(demo_signal(SR), SR, blocksize=256))
+    out = {}
+
+    def start():
+        try:
+            lis.start()
+        except BaseException as exc:  # noqa: BLE001 - looked at below
+            out["exc"] = exc
+
+    t = threading.Thread(target=start, daemon=True)
+    t.start()
+    t.join(20)
+    assert not t.is_alive(), "Listener.start() hung after the source failed to start"
+    assert isinstance(out.get("exc"), DeviceError)
+    assert sink.calls == ["open", "close"]
+    assert lis.finished and not lis.running and lis.wait(5)
+    assert lis.stop() is True and sink.calls.count("close") == 1

@@ -303,6 +303,8 @@ class Listener:
         #: what kept the worker from stopping within stop()'s timeout (a sink, on_event, the session), or None
         self.hung: str | None = None
         self._closed = False
+        # guards _closed only: start() holds _lifecycle while it runs, and its failure path closes the sinks
+        self._close_lock = threading.Lock()
         self._lifecycle = threading.Lock()
         self._starter: int | None = None  # the thread inside start(), if any
         self._stopping = False  # stop() was called
@@ -483,6 +485,7 @@ class Listener:
                 self.hung = self._describe_stuck(self._stage, self._thread)
             self._close_sinks(skip=self._stage if self.hung else None)
             self._release_switch_interval()
+            self._done.set()
             raise
 
     # Python's switch interval, lowered while any listener runs (see ``switch_interval``)
@@ -672,7 +675,7 @@ class Listener:
 
     def _close_sinks(self, skip=None) -> None:
         """Close every sink once (``skip``: a sink the worker is blocked in: closing it could block too)."""
-        with self._lifecycle:
+        with self._close_lock:
             if self._closed:
                 return
             self._closed = True
