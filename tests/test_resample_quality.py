@@ -49,3 +49,34 @@ def test_bad_quality_names_auto_among_the_choices():
         StreamResampler(96000, 16000, "best", 256)
     with pytest.raises(ParameterError, match="QQ, LQ, MQ, HQ, VHQ \\(got"):  # one-shot resampling has no latency
         resample(np.zeros(100, np.float32), 96000, 16000, quality="auto")
+
+
+def test_sessions_default_to_auto(tmp_path):
+    """A session from 96 kHz declares about 41 ms less latency than with HQ, and its model outputs match HQ's
+    (the 16 kHz input differs by less than -60 dB); from 48 kHz nothing changes, bit for bit."""
+    pytest.importorskip("onnx", reason="the test bundle is built with the onnx package")
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import _rtc_bundle as tb
+    from _streaming import stream_all
+
+    from rtclassify.model.classifier import Classifier
+
+    clf = Classifier.load(tb.write_bundle(tmp_path / "bundle"))
+    rng = np.random.default_rng(1)
+    for rate in (96000, 48000):
+        t = np.arange(rate * 3) / rate
+        x = (0.3 * np.sin(2 * np.pi * 330 * t) * (t % 1 < 0.6) + 0.02 * rng.normal(size=len(t))).astype(np.float32)
+        auto, hq = clf.stream(sample_rate=rate), clf.stream(sample_rate=rate, resample_quality="HQ")
+        _, fa = stream_all(auto, x, [1024])
+        _, fh = stream_all(hq, x, [1024])
+        pa = np.array([f.probs for f in fa])
+        ph = np.array([f.probs for f in fh])
+        assert pa.shape == ph.shape
+        if rate == 96000:
+            assert (hq.latency_samples - auto.latency_samples) / rate > 0.035
+            assert np.abs(pa - ph).max() < 1e-3
+        else:
+            assert auto.latency_samples == hq.latency_samples and np.array_equal(pa, ph)

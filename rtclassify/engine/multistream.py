@@ -139,7 +139,7 @@ class MultiStreamSession(NativeStateMixin):
 
     def __init__(self, bundle, backend, channels, sample_rate: int = 48000, max_block: int = 1024,
                  hop: float | None = None, decoder: dict | None = None, level_rate: float | None = None,
-                 resample_quality: str = "HQ", record_frames: bool = True,
+                 resample_quality: str = "auto", record_frames: bool = True,
                  on_frame: Callable[[int, FrameResult], None] | None = None, techniques: bool | dict = False):
         self.channels = parse_channels(channels)
         if on_frame is not None and not callable(on_frame):

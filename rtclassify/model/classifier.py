@@ -211,7 +211,7 @@ class Classifier:
 
     def stream(self, sample_rate: int = 48000, max_block: int = 1024, hop: float | None = None,
                channel: int | str = 0, decoder: dict | None = None, level_rate: float | None = None,
-               resample_quality: str = "HQ", record_frames: bool = True, on_frame=None,
+               resample_quality: str = "auto", record_frames: bool = True, on_frame=None,
                techniques: bool | dict = False, batch: int = 1):
         """A synchronous streaming session (plugin style, no threads).
 
@@ -230,7 +230,7 @@ class Classifier:
                              techniques=techniques, batch=batch)
 
     def multistream(self, channels, sample_rate: int = 48000, max_block: int = 1024, hop: float | None = None,
-                    decoder: dict | None = None, level_rate: float | None = None, resample_quality: str = "HQ",
+                    decoder: dict | None = None, level_rate: float | None = None, resample_quality: str = "auto",
                     record_frames: bool = True, on_frame=None, techniques: bool | dict = False):
         """A synchronous session that tags several channels as separate streams, one batched model run per hop.
 
