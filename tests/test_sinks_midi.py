@@ -256,10 +256,11 @@ class _FakeOut:
 
 
 class _FakeWatch:
-    def __init__(self):
+    def __init__(self, period_s=None):
         self.lost = False
         self.reason = None
         self.closed = False
+        self.period_s = period_s
 
     def close(self):
         self.closed = True
@@ -295,7 +296,17 @@ def test_jack_close_with_the_server_alive_sends_note_offs(monkeypatch):
     slept = []
     monkeypatch.setattr("rtclassify.sinks.midi.time.sleep", slept.append)
     sink.close()
-    assert out.sent[-1] == [0x80, 36, 0] and slept and sink.watch.closed
+    assert out.sent[-1] == [0x80, 36, 0] and slept == [0.2] and sink.watch.closed
+
+
+def test_jack_close_waits_two_periods_of_a_slow_server(monkeypatch):
+    sink = _jack_sink()
+    sink.watch.period_s = 8192 / 22050
+    sink.send([TagOn(0.0, tag="piano", prob=0.9)])
+    slept = []
+    monkeypatch.setattr("rtclassify.sinks.midi.time.sleep", slept.append)
+    sink.close()
+    assert slept == [pytest.approx(2 * 8192 / 22050)]
 
 
 def test_jack_without_jack_client_warns_and_goes_on(monkeypatch, capsys):
@@ -317,7 +328,7 @@ def test_jack_watch_sees_the_server_stop(jack_server, monkeypatch):
     monkeypatch.setenv("JACK_DEFAULT_SERVER", server.name)
     try:
         watch = JackServerWatch("rtc-watch-test")
-        assert not watch.lost
+        assert not watch.lost and watch.period_s == pytest.approx(server.period / server.rate)
         server.proc.terminate()
         assert watch.wait(5) and "closed" in watch.reason
         watch.close()

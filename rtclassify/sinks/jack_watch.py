@@ -55,6 +55,14 @@ class JackServerWatch:
         self._lost.set()
 
     @property
+    def period_s(self) -> float | None:
+        """The server's period in seconds (frames per cycle / rate); None when it cannot be read."""
+        try:
+            return float(self._client.blocksize) / float(self._client.samplerate)
+        except Exception:
+            return None
+
+    @property
     def lost(self) -> bool:
         """True once the JACK server has shut down (or shut this client out)."""
         return self._lost.is_set()

@@ -40,6 +40,7 @@ __all__ = ["MidiSink", "list_midi_outputs", "midi_api"]
 
 _API_NAMES = ("alsa", "jack")
 #: seconds the JACK MIDI output is left open after the last message, so the JACK cycles deliver the queue
+#: (at least two of the server's periods: 0.37 s each at 8192 frames and 22.05 kHz)
 JACK_DRAIN_S = 0.2
 
 
@@ -261,7 +262,8 @@ class MidiSink(EventDispatch):
                 # JACK MIDI output is queued and written by the next JACK cycles: closing the client at once
                 # loses or garbles what is still queued (the final note-offs), so give it a few cycles
                 if (self.api or "").lower() == "jack" and self.messages_sent and not gone:
-                    time.sleep(JACK_DRAIN_S)
+                    period = self.watch.period_s if self.watch is not None else None
+                    time.sleep(max(JACK_DRAIN_S, 2.0 * (period or 0.0)))  # a long period: two of its cycles
                 try:
                     out.close_port()
                 finally:
