@@ -37,7 +37,7 @@ import numpy as np
 
 from ..detect.events import Event
 from ..errors import ParameterError, StateError
-from .session import FrameResult, NativeStateMixin, StreamSession, _HopTimer, call_all
+from .session import FrameResult, NativeStateMixin, StreamSession, _HopTimer, call_all, one_call_at_a_time
 
 __all__ = ["MultiStreamSession", "parse_channels"]
 
@@ -196,18 +196,15 @@ class MultiStreamSession(NativeStateMixin):
         """Time (input seconds) of the centre of frontend frame ``index``."""
         return self.streams[0].output_time(index)
 
+    @one_call_at_a_time()
     def reset(self) -> None:
         """Start new streams: clears audio state, decoder state and counters of every stream."""
-        self._enter("reset")
-        try:
-            for s in self.streams:
-                s.reset()
-            self._hops = 0
-            self._timer.reset()
-            self._flushed = False
-            self.last_frames: list[list[FrameResult]] = [[] for _ in self.streams]
-        finally:
-            self._in_use.release()
+        for s in self.streams:
+            s.reset()
+        self._hops = 0
+        self._timer.reset()
+        self._flushed = False
+        self.last_frames: list[list[FrameResult]] = [[] for _ in self.streams]
 
     @property
     def counters(self) -> dict:
@@ -257,6 +254,7 @@ class MultiStreamSession(NativeStateMixin):
                                  f"{','.join(map(str, self.channels))}); got shape {block.shape}")
         return block
 
+    @one_call_at_a_time(deliver=True)
     def process(self, block) -> list[Event]:
         """Process a block of every stream; returns the events it decided.
 
@@ -283,28 +281,23 @@ class MultiStreamSession(NativeStateMixin):
             The session was flushed and not reset, or another thread is
             inside ``process``/``flush``/``reset`` now (a RuntimeError).
         """
-        self._enter("process")
-        try:
-            if self._flushed:
-                raise StateError("the streams were flushed; call reset() before processing more audio")
-            t0 = time.perf_counter()
-            x = self._check_block(block)
-            events: list[Event] = []
-            self._start_outputs()
-            hops_before = self._hops
-            streams = self.streams
-            mb = self.max_block
-            for start in range(0, x.shape[0], mb):
-                chunk = x[start:start + mb]
-                first = len(events)
-                self._push_frames([s._ingest(chunk[:, k]) for k, s in enumerate(streams)], events)
-                for s in streams:
-                    s._merge_techniques(events, first)
-            self._end_outputs()
-            self._timer.add(time.perf_counter() - t0, self._hops - hops_before)
-        finally:
-            self._in_use.release()
-        self._deliver_frames()
+        if self._flushed:
+            raise StateError("the streams were flushed; call reset() before processing more audio")
+        t0 = time.perf_counter()
+        x = self._check_block(block)
+        events: list[Event] = []
+        self._start_outputs()
+        hops_before = self._hops
+        streams = self.streams
+        mb = self.max_block
+        for start in range(0, x.shape[0], mb):
+            chunk = x[start:start + mb]
+            first = len(events)
+            self._push_frames([s._ingest(chunk[:, k]) for k, s in enumerate(streams)], events)
+            for s in streams:
+                s._merge_techniques(events, first)
+        self._end_outputs()
+        self._timer.add(time.perf_counter() - t0, self._hops - hops_before)
         return events
 
     def _deliver_frames(self) -> None:
@@ -318,6 +311,7 @@ class MultiStreamSession(NativeStateMixin):
         call_all((s.on_frame, p[i]) for i in range(max(len(p) for p in pending))
                  for s, p in zip(self.streams, pending) if i < len(p))
 
+    @one_call_at_a_time(deliver=True)
     def flush(self) -> list[Event]:
         """End every stream: drain the resamplers and turn every active tag off.
 
@@ -325,23 +319,18 @@ class MultiStreamSession(NativeStateMixin):
         samples, batched like any hop, then a TagOff for every tag that is on,
         stream by stream). Afterwards no audio is accepted until :meth:`reset`.
         """
-        self._enter("flush")
-        try:
-            if self._flushed:
-                return []
-            t0 = time.perf_counter()
-            events: list[Event] = []
-            self._start_outputs()
-            hops_before = self._hops
-            self._push_frames([s._tail_frames() for s in self.streams], events)
-            for s in self.streams:
-                s._end(events)
-            self._end_outputs()
-            self._timer.add(time.perf_counter() - t0, self._hops - hops_before)
-            self._flushed = True
-        finally:
-            self._in_use.release()
-        self._deliver_frames()
+        if self._flushed:
+            return []
+        t0 = time.perf_counter()
+        events: list[Event] = []
+        self._start_outputs()
+        hops_before = self._hops
+        self._push_frames([s._tail_frames() for s in self.streams], events)
+        for s in self.streams:
+            s._end(events)
+        self._end_outputs()
+        self._timer.add(time.perf_counter() - t0, self._hops - hops_before)
+        self._flushed = True
         return events
 
     # ------------------------------------------------------------------

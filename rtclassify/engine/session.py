@@ -50,6 +50,7 @@ anything (the running call is not disturbed).
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -183,6 +184,31 @@ MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768000
 #: the largest block a session takes in one piece (samples; longer blocks are split) and the largest batch
 MAX_BLOCK = 1 << 24
 MAX_BATCH = 4096
+
+
+def one_call_at_a_time(deliver: bool = False):
+    """Decorator of a session's ``process``, ``flush`` and ``reset``: the call takes the session
+    (:meth:`NativeStateMixin._enter`: refused with a StateError while another thread is inside one of them)
+    and releases it before handing its outputs to ``on_frame`` (``deliver``), so ``on_frame`` may call the
+    session."""
+
+    def wrap(fn):
+        what = fn.__name__
+
+        @functools.wraps(fn)
+        def call(self, *args, **kwargs):
+            self._enter(what)
+            try:
+                out = fn(self, *args, **kwargs)
+            finally:
+                self._in_use.release()
+            if deliver:
+                self._deliver_frames()
+            return out
+
+        return call
+
+    return wrap
 
 
 class NativeStateMixin:
@@ -392,15 +418,9 @@ class StreamSession(NativeStateMixin):
         """Time (input seconds) of the centre of frontend frame ``index``."""
         return (index * self._hop_len + self._n_fft / 2) / self.model_rate
 
+    @one_call_at_a_time()
     def reset(self) -> None:
         """Start a new stream: clears audio state, decoder state and counters."""
-        self._enter("reset")
-        try:
-            self._reset()
-        finally:
-            self._in_use.release()
-
-    def _reset(self) -> None:
         self._fe.reset()
         if self._rs is not None:
             self._rs.reset()
@@ -479,6 +499,7 @@ class StreamSession(NativeStateMixin):
             return block[:, self.channel]
         raise ParameterError(f"block must be 1-D (frames,) or 2-D (frames, channels); got shape {block.shape}")
 
+    @one_call_at_a_time(deliver=True)
     def process(self, block) -> list[Event]:
         """Process a block of samples; returns the events it decided.
 
@@ -508,27 +529,23 @@ class StreamSession(NativeStateMixin):
             in and every output handed to ``on_frame``, so the session stays
             consistent; this call's events are in the FrameResults it got.
         """
-        self._enter("process")
-        try:
-            if self._flushed:
-                raise StateError("the stream was flushed; call reset() before processing more audio")
-            t0 = time.perf_counter()
-            x = self._check_block(block)
-            events: list[Event] = []
-            frames: list[FrameResult] = []
-            self._frames_out = frames
-            n = x.shape[0]
-            mb = self.max_block
-            hops_before = self._hops
-            for start in range(0, n, mb):
-                self._process_chunk(x[start:start + mb], events)
-            self.last_frames = frames
-            self._account(t0, hops_before)
-        finally:
-            self._in_use.release()
-        self._deliver_frames()
+        if self._flushed:
+            raise StateError("the stream was flushed; call reset() before processing more audio")
+        t0 = time.perf_counter()
+        x = self._check_block(block)
+        events: list[Event] = []
+        frames: list[FrameResult] = []
+        self._frames_out = frames
+        n = x.shape[0]
+        mb = self.max_block
+        hops_before = self._hops
+        for start in range(0, n, mb):
+            self._process_chunk(x[start:start + mb], events)
+        self.last_frames = frames
+        self._account(t0, hops_before)
         return events
 
+    @one_call_at_a_time(deliver=True)
     def flush(self) -> list[Event]:
         """End the stream: drain the resampler and turn every active tag off.
 
@@ -536,24 +553,19 @@ class StreamSession(NativeStateMixin):
         samples, then a TagOff for every tag that is on). Afterwards the
         session accepts no audio until :meth:`reset`.
         """
-        self._enter("flush")
-        try:
-            if self._flushed:
-                return []
-            t0 = time.perf_counter()
-            events: list[Event] = []
-            frames: list[FrameResult] = []
-            self._frames_out = frames
-            hops_before = self._hops
-            tail = self._tail_frames()
-            if tail is not None:
-                self._push_frames(tail, events)
-            self._end(events)
-            self.last_frames = frames
-            self._account(t0, hops_before)
-        finally:
-            self._in_use.release()
-        self._deliver_frames()
+        if self._flushed:
+            return []
+        t0 = time.perf_counter()
+        events: list[Event] = []
+        frames: list[FrameResult] = []
+        self._frames_out = frames
+        hops_before = self._hops
+        tail = self._tail_frames()
+        if tail is not None:
+            self._push_frames(tail, events)
+        self._end(events)
+        self.last_frames = frames
+        self._account(t0, hops_before)
         return events
 
     def _deliver_frames(self) -> None:
