@@ -333,124 +333,131 @@ def pretrain(data, out_dir, bundle=None, params: PretrainParams | None = None, c
     torch = require("torch", extra="train")
     require("scipy", extra="train")
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..model.bundle import load_bundle
-    from ..train.model import ModelConfig, ShortChunkCNN
+    from ..model.bundle_write import make_output_folder
 
     console = console or Console()
     p = (params or PretrainParams()).validate()
     bundle = bundle if bundle is not None else load_bundle(None)
-    from ..model.bundle_write import make_output_folder, write_atomic
-
     created = not Path(out_dir).exists()
     out_dir = make_output_folder(out_dir)
     try:
-        torch.set_num_threads(p.threads)
-        torch.manual_seed(p.seed)
-        rng = np.random.default_rng(p.seed)
-        files = list_audio(data)
-        t_load = time.perf_counter()
-        pool = AudioPool(files, bundle.sample_rate, p.max_hours, p.seed)
-        console.print(f"pretraining data: {pool.seconds / 3600:.2f} h from {len(pool.clips)} of {len(files)} files "
-                      f"({time.perf_counter() - t_load:.0f} s to load)")
-
-        from .. import MelFrontend
-
-        fe = MelFrontend(**bundle.frontend)
-        W = bundle.window_frames
-        view_n = (W - 1) * bundle.hop_length + bundle.n_fft
-        chunk_n = max(view_n + 1, int(CHUNK_SECONDS * bundle.sample_rate))
-        aug = Augmenter(bundle.sample_rate, view_n)
-
-        mc = _base_model_config(bundle)
-        cfg = ModelConfig.from_dict(mc)
-        model = ShortChunkCNN(cfg)
-        # per-mel normalization from unaugmented windows of the data
-        sample = np.stack([_mel(fe, pool.chunk(rng, view_n)) for _ in range(256)])  # (256, n_mels, W)
-        mean = sample.mean(axis=(0, 2))
-        std = np.maximum(sample.std(axis=(0, 2)), 1.0)
-        model.set_normalization(mean, std)
-        proj = _projector(cfg.embedding_dim, p.projection_dim)
-        params_all = list(model.blocks.parameters()) + list(model.embed.parameters()) + list(proj.parameters())
-        opt = torch.optim.AdamW(params_all, lr=p.lr, weight_decay=p.weight_decay)
-        budget = p.minutes * 60.0
-        max_steps = p.max_steps
-        if p.epochs:
-            by_epochs = max(1, int(p.epochs * pool.seconds / CHUNK_SECONDS / p.batch_size))
-            max_steps = min(max_steps, by_epochs) if max_steps else by_epochs
-        history = []
-        step = 0
-        t0 = time.perf_counter()
-        c0 = time.process_time()
-        model.train()
-        proj.train()
-        with Progress(TextColumn("pretraining"), BarColumn(), TextColumn("step {task.fields[step]} loss {task.fields[loss]:.3f}"),
-                      TimeElapsedColumn(), console=console, transient=True) as bar:
-            task = bar.add_task("pretrain", total=budget, step=0, loss=0.0)
-            running = None
-            while True:
-                elapsed = time.process_time() - c0
-                frac = elapsed / budget
-                if max_steps:
-                    frac = max(frac, step / max_steps)
-                if frac >= 1.0:
-                    break
-                lr = p.lr * (min(1.0, frac / 0.05) if frac < 0.05 else 0.5 * (1 + math.cos(math.pi * frac)))
-                for g in opt.param_groups:
-                    g["lr"] = max(lr, p.lr * 0.01)
-                v1, v2 = [], []
-                for _ in range(p.batch_size):
-                    c = pool.chunk(rng, chunk_n)
-                    v1.append(_mel(fe, aug.view(c, rng)))
-                    v2.append(_mel(fe, aug.view(c, rng)))
-                x = torch.from_numpy(np.stack(v1 + v2))
-                _, emb = model.logits_and_embedding(x)
-                z = proj(emb)
-                loss = nt_xent(z[:p.batch_size], z[p.batch_size:], p.temperature)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                step += 1
-                li = float(loss.item())
-                if not math.isfinite(li):
-                    raise ParameterError(f"pretraining diverged: the loss became {li} at step {step} (lr {p.lr:g}); "
-                                         f"pretrain again with a lower learning rate")
-                running = li if running is None else 0.95 * running + 0.05 * li
-                if step % 10 == 0 or step == 1:
-                    history.append({"step": step, "loss": li, "loss_smoothed": running, "lr": lr,
-                                    "seconds": round(time.perf_counter() - t0, 1),
-                                    "cpu_seconds": round(time.process_time() - c0, 1)})
-                bar.update(task, completed=min(budget, time.process_time() - c0), step=step, loss=running)
-        model.eval()
-        dt = time.perf_counter() - t0
-        cpu = time.process_time() - c0
-        chance = math.log(2 * p.batch_size - 1)
-        console.print(f"pretrained {step} steps in {cpu / 60:.1f} CPU min ({dt / 60:.1f} min wall): NT-Xent {running:.3f} "
-                      f"(chance level {chance:.3f})")
-        ck = {
-            "format": ENCODER_FORMAT,
-            "model_config": cfg.to_dict(),
-            "state_dict": model.state_dict(),
-            "projector": proj.state_dict(),
-            "frontend": dict(bundle.frontend),
-            "params": asdict(p),
-            "history": history,
-            "steps": step,
-            "seconds": dt,
-            "cpu_seconds": cpu,
-            "data": {"folder": str(Path(data).resolve()), "files": len(pool.clips), "hours": pool.seconds / 3600},
-            "augmentations": ["random crop", "polarity", "noise", "gain", "filters", "delay", "pitch shift", "reverb"],
-        }
-        path = out_dir / "encoder.pt"
-        write_atomic(path, lambda f: torch.save(ck, f))
-        (out_dir / "history.json").write_text(json.dumps(history, indent=1))
-        return path
+        return _pretrain_into(torch, data, out_dir, bundle, p, console)
     except BaseException:
         # an error or Ctrl-C (write_atomic leaves no half-written checkpoint): no empty folder left by this run
         if created and not any(out_dir.iterdir()):
             out_dir.rmdir()
         raise
+
+
+def _pretrain_into(torch, data, out_dir: Path, bundle, p: PretrainParams, console) -> Path:
+    """:func:`pretrain`'s work, into the existing folder ``out_dir``."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..model.bundle_write import write_atomic
+    from ..train.model import ModelConfig, ShortChunkCNN
+
+    torch.set_num_threads(p.threads)
+    torch.manual_seed(p.seed)
+    rng = np.random.default_rng(p.seed)
+    files = list_audio(data)
+    t_load = time.perf_counter()
+    pool = AudioPool(files, bundle.sample_rate, p.max_hours, p.seed)
+    console.print(f"pretraining data: {pool.seconds / 3600:.2f} h from {len(pool.clips)} of {len(files)} files "
+                  f"({time.perf_counter() - t_load:.0f} s to load)")
+
+    from .. import MelFrontend
+
+    fe = MelFrontend(**bundle.frontend)
+    W = bundle.window_frames
+    view_n = (W - 1) * bundle.hop_length + bundle.n_fft
+    chunk_n = max(view_n + 1, int(CHUNK_SECONDS * bundle.sample_rate))
+    aug = Augmenter(bundle.sample_rate, view_n)
+
+    mc = _base_model_config(bundle)
+    cfg = ModelConfig.from_dict(mc)
+    model = ShortChunkCNN(cfg)
+    # per-mel normalization from unaugmented windows of the data
+    sample = np.stack([_mel(fe, pool.chunk(rng, view_n)) for _ in range(256)])  # (256, n_mels, W)
+    mean = sample.mean(axis=(0, 2))
+    std = np.maximum(sample.std(axis=(0, 2)), 1.0)
+    model.set_normalization(mean, std)
+    proj = _projector(cfg.embedding_dim, p.projection_dim)
+    params_all = list(model.blocks.parameters()) + list(model.embed.parameters()) + list(proj.parameters())
+    opt = torch.optim.AdamW(params_all, lr=p.lr, weight_decay=p.weight_decay)
+    budget = p.minutes * 60.0
+    max_steps = p.max_steps
+    if p.epochs:
+        by_epochs = max(1, int(p.epochs * pool.seconds / CHUNK_SECONDS / p.batch_size))
+        max_steps = min(max_steps, by_epochs) if max_steps else by_epochs
+    history = []
+    step = 0
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    model.train()
+    proj.train()
+    with Progress(TextColumn("pretraining"), BarColumn(), TextColumn("step {task.fields[step]} loss {task.fields[loss]:.3f}"),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("pretrain", total=budget, step=0, loss=0.0)
+        running = None
+        while True:
+            elapsed = time.process_time() - c0
+            frac = elapsed / budget
+            if max_steps:
+                frac = max(frac, step / max_steps)
+            if frac >= 1.0:
+                break
+            lr = p.lr * (min(1.0, frac / 0.05) if frac < 0.05 else 0.5 * (1 + math.cos(math.pi * frac)))
+            for g in opt.param_groups:
+                g["lr"] = max(lr, p.lr * 0.01)
+            v1, v2 = [], []
+            for _ in range(p.batch_size):
+                c = pool.chunk(rng, chunk_n)
+                v1.append(_mel(fe, aug.view(c, rng)))
+                v2.append(_mel(fe, aug.view(c, rng)))
+            x = torch.from_numpy(np.stack(v1 + v2))
+            _, emb = model.logits_and_embedding(x)
+            z = proj(emb)
+            loss = nt_xent(z[:p.batch_size], z[p.batch_size:], p.temperature)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            li = float(loss.item())
+            if not math.isfinite(li):
+                raise ParameterError(f"pretraining diverged: the loss became {li} at step {step} (lr {p.lr:g}); "
+                                     f"pretrain again with a lower learning rate")
+            running = li if running is None else 0.95 * running + 0.05 * li
+            if step % 10 == 0 or step == 1:
+                history.append({"step": step, "loss": li, "loss_smoothed": running, "lr": lr,
+                                "seconds": round(time.perf_counter() - t0, 1),
+                                "cpu_seconds": round(time.process_time() - c0, 1)})
+            bar.update(task, completed=min(budget, time.process_time() - c0), step=step, loss=running)
+    model.eval()
+    dt = time.perf_counter() - t0
+    cpu = time.process_time() - c0
+    chance = math.log(2 * p.batch_size - 1)
+    console.print(f"pretrained {step} steps in {cpu / 60:.1f} CPU min ({dt / 60:.1f} min wall): NT-Xent {running:.3f} "
+                  f"(chance level {chance:.3f})")
+    ck = {
+        "format": ENCODER_FORMAT,
+        "model_config": cfg.to_dict(),
+        "state_dict": model.state_dict(),
+        "projector": proj.state_dict(),
+        "frontend": dict(bundle.frontend),
+        "params": asdict(p),
+        "history": history,
+        "steps": step,
+        "seconds": dt,
+        "cpu_seconds": cpu,
+        "data": {"folder": str(Path(data).resolve()), "files": len(pool.clips), "hours": pool.seconds / 3600},
+        "augmentations": ["random crop", "polarity", "noise", "gain", "filters", "delay", "pitch shift", "reverb"],
+    }
+    path = out_dir / "encoder.pt"
+    write_atomic(path, lambda f: torch.save(ck, f))
+    (out_dir / "history.json").write_text(json.dumps(history, indent=1))
+    return path
 
 
 def load_encoder(path):
