@@ -344,33 +344,32 @@ class _StopSignals:
         if self.name is None:  # the first: stop cleanly (when already stopping, the stop goes on)
             self.name = name
             return
-        import os
-
-        try:
-            os.write(2, f"rtclassify {self.what}: {name} again: quitting without waiting for the stop\n".encode())
-        except OSError:
-            pass
-        os._exit(128 + signum)
+        _leave_now(f"rtclassify {self.what}: {name} again: quitting without waiting for the stop", 128 + signum)
 
 
 def _force_quit(what: str):
-    """SIGINT handler while stopping: leave now with status 130 (no flush: standard output may be blocked)."""
-    import os
-
-    msg = f"rtclassify {what}: Ctrl-C again: quitting without waiting for the stop\n".encode()
+    """SIGINT handler while stopping: leave now with status 130 (see :func:`_leave_now`)."""
 
     def handler(signum, frame):
-        try:
-            sys.stderr.flush()
-        except Exception:
-            pass
-        try:
-            os.write(2, msg)
-        except OSError:
-            pass
-        os._exit(130)
+        _leave_now(f"rtclassify {what}: Ctrl-C again: quitting without waiting for the stop", 130)
 
     return handler
+
+
+def _leave_now(line: str, code: int) -> None:
+    """Write ``line`` to standard error and leave at once with ``code`` (from a signal handler; standard output
+    is not flushed: it may be blocked)."""
+    import os
+
+    try:
+        sys.stderr.flush()
+    except Exception:
+        pass
+    try:
+        os.write(2, f"{line}\n".encode())
+    except OSError:
+        pass
+    os._exit(code)
 
 
 def hard_exit(code: int) -> None:
