@@ -204,7 +204,7 @@ class MidiSink(EventDispatch):
                 except Exception as exc:
                     raise SinkError(f"cannot open MIDI port {ports[idx]!r}: {exc}") from None
                 self.port_name = ports[idx]
-            if (self.api or "").lower() == "jack":
+            if self.on_jack:
                 self.watch = self._open_watch()
         except BaseException:
             out.delete()
@@ -220,6 +220,11 @@ class MidiSink(EventDispatch):
             warn(f"MIDI over JACK: the JACK server stopping cannot be noticed without JACK-Client and the JACK "
                  f"library ({exc}); if it stops, MIDI output will hang")
             return None
+
+    @property
+    def on_jack(self) -> bool:
+        """True when the output goes through JACK MIDI."""
+        return (self.api or "").lower() == "jack"
 
     @property
     def lost(self) -> bool:
@@ -261,7 +266,7 @@ class MidiSink(EventDispatch):
             finally:
                 # JACK MIDI output is queued and written by the next JACK cycles: closing the client at once
                 # loses or garbles what is still queued (the final note-offs), so give it a few cycles
-                if (self.api or "").lower() == "jack" and self.messages_sent and not gone:
+                if self.on_jack and self.messages_sent and not gone:
                     period = self.watch.period_s if self.watch is not None else None
                     time.sleep(max(JACK_DRAIN_S, 2.0 * (period or 0.0)))  # a long period: two of its cycles
                 try:
