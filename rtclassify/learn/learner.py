@@ -104,6 +104,11 @@ def example_hop_frames(seconds: float, hop_frames: int) -> int:
     return int(hop_frames) * max(1, int(np.ceil(float(seconds) / DENSE_SECONDS)))
 
 
+def _example_hops_s(bundle, examples, hop_frames: int) -> list[float]:
+    """Seconds between the embedded windows of each example (:func:`example_hop_frames`)."""
+    return [example_hop_frames(ex.seconds, hop_frames) * bundle.hop_length / bundle.sample_rate for ex in examples]
+
+
 def parse_pitch_shifts(text):
     """``"-2,2"`` -> (-2.0, 2.0); ``"none"`` or ``""`` -> (); None -> None (the default)."""
     if text is None:
@@ -187,9 +192,8 @@ def positive_rows(embed, bundle, examples, hop_frames: int = LEARN_HOP_FRAMES, r
     """
     from .embeddings import Embedded, embed_examples, frame_levels_db
 
-    frame_s = bundle.hop_length / bundle.sample_rate
     # seconds between windows, per example (a long one is strided: DENSE_SECONDS); its copies use the same
-    hops = [example_hop_frames(ex.seconds, hop_frames) * frame_s for ex in examples]
+    hops = _example_hops_s(bundle, examples, hop_frames)
     P = embed_examples(embed, bundle, examples, hops)
     sounding = P.sounding(rel_db, floor_db)
     for g, ex in enumerate(examples):
@@ -421,12 +425,10 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
     note("embedding examples")
     emb_backend = embedding_backend(clf)
     fn = head_features(emb_backend, features)
-    frame_s = bundle.hop_length / bundle.sample_rate
     P_s = positive_rows(fn, bundle, pos, int(hop_frames), rel_db, floor_db, mix=mix_positives, pitch_shifts=shifts)
     parts = []
     if neg:
-        parts.append(embed_examples(fn, bundle, neg, [example_hop_frames(ex.seconds, hop_frames) * frame_s
-                                                      for ex in neg]))
+        parts.append(embed_examples(fn, bundle, neg, _example_hops_s(bundle, neg, hop_frames)))
     if generic_negatives:
         parts.append(generic_embeddings(emb_backend, bundle, int(hop_frames), features))
     N = Embedded.concat(parts)
