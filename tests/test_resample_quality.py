@@ -55,10 +55,6 @@ def test_sessions_default_to_auto(tmp_path):
     """A session from 96 kHz declares about 41 ms less latency than with HQ, and its model outputs match HQ's
     (the 16 kHz input differs by less than -60 dB); from 48 kHz nothing changes, bit for bit."""
     pytest.importorskip("onnx", reason="the test bundle is built with the onnx package")
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent))
     import _rtc_bundle as tb
     from _streaming import stream_all
 
