@@ -555,7 +555,7 @@ def train_supervised_head(encoder_path, data_dir, out_dir, config_path=None, ove
     for k, v in model.state_dict().items():
         if not k.startswith("head."):
             init[k] = v
-    fe = dict(DEFAULT_FRONTEND)
+    fe = dict(DEFAULT_FRONTEND, **ck.get("frontend", {}))  # the frontend the encoder was pretrained on
     train_set = split_features(cfg.data["dir"], cfg.data["train"], TAGS, fe, cfg.data["cache"])
     val_set = split_features(cfg.data["dir"], cfg.data["val"], TAGS, fe, cfg.data["cache"])
     extra = {"frontend": fe, "hop_frames": cfg.bundle["hop_frames"], "decoder": cfg.bundle["decoder"],

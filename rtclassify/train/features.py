@@ -16,6 +16,10 @@ A split is cached as one contiguous array of frames for all its clips:
 ``<cache>/<split>/meta.json``
     frontend config, tags, clip names and a fingerprint of the source data;
     the cache is rebuilt when any of them changes.
+
+A frontend other than :data:`DEFAULT_FRONTEND` is cached beside it, in
+``<cache>/<split>-<key>`` (:func:`cache_folder`), so that models with
+different frontends can be trained and evaluated on one data folder.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ __all__ = [
     "logmel",
     "frame_rms_db",
     "build_feature_set",
+    "cache_folder",
     "load_feature_set",
     "window_batch",
 ]
@@ -61,6 +66,19 @@ DEFAULT_FRONTEND = {
 }
 
 _CACHE_VERSION = 1
+
+
+def cache_folder(cache: str | os.PathLike, split: str, frontend: dict | None = None) -> Path:
+    """The cache folder of a split for a frontend.
+
+    ``<cache>/<split>`` for :data:`DEFAULT_FRONTEND` (the folder every earlier
+    cache used), ``<cache>/<split>-<key>`` for any other, where ``key`` is a
+    short hash of the frontend's values.
+    """
+    f = dict(DEFAULT_FRONTEND, **(frontend or {}))
+    if f == DEFAULT_FRONTEND:
+        return Path(cache) / split
+    return Path(cache) / f"{split}-{_fingerprint(f'{k}={f[k]!r}' for k in sorted(f))[:8]}"
 
 
 @dataclass
@@ -244,7 +262,8 @@ def _fingerprint(parts: Iterable[str]) -> str:
 
 
 def build_feature_set(clips: Iterable[Clip], out_dir: str | os.PathLike, tags: list, frontend: dict | None = None,
-                      source_fingerprint: str = "", n_clips: int | None = None, progress: bool = True) -> FeatureSet:
+                      source_fingerprint: str = "", n_clips: int | None = None, progress: bool = True,
+                      label_offset: int = 0) -> FeatureSet:
     """Compute log-mel frames for every clip and write the split cache.
 
     Parameters
@@ -261,11 +280,19 @@ def build_feature_set(clips: Iterable[Clip], out_dir: str | os.PathLike, tags: l
         Total for the progress bar.
     progress : bool
         Show a rich progress bar.
+    label_offset : int
+        The clips' label row of frontend frame ``i`` is ``i + label_offset``: labels made on a
+        grid of shorter frames than the frontend's, with the same hop, whose frame
+        ``i + label_offset`` has the centre of the frontend's frame ``i`` (see
+        :func:`rtclassify.train.trainer.grid_label_offset`). 0 when the labels are on the
+        frontend's own frames.
 
     Returns
     -------
     FeatureSet
     """
+    if isinstance(label_offset, bool) or not isinstance(label_offset, int) or label_offset < 0:
+        raise ParameterError(f"label_offset must be a whole number >= 0, got {label_offset!r}")
     f = dict(DEFAULT_FRONTEND, **(frontend or {}))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -286,11 +313,11 @@ def build_feature_set(clips: Iterable[Clip], out_dir: str | os.PathLike, tags: l
             if lab.ndim != 2 or lab.shape[1] != len(tags):
                 raise ParameterError(f"labels of clip {clip.name!r} must have shape (n_frames, {len(tags)}), "
                                      f"got {lab.shape}")
-            if lab.shape[0] < m.shape[0]:
+            if lab.shape[0] < m.shape[0] + label_offset:
                 raise ParameterError(f"clip {clip.name!r} has {lab.shape[0]} label frames for {m.shape[0]} "
-                                     f"frontend frames")
+                                     f"frontend frames" + (f" from label frame {label_offset}" if label_offset else ""))
             mels.append(m.astype(np.float16))
-            labs.append((lab[: m.shape[0]] > 0.5).astype(np.uint8))
+            labs.append((lab[label_offset: label_offset + m.shape[0]] > 0.5).astype(np.uint8))
             names.append(clip.name)
             offsets.append(offsets[-1] + m.shape[0])
             if ctx is not None:

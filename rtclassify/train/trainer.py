@@ -28,7 +28,8 @@ import numpy as np
 
 from ..errors import ConfigError, ParameterError, require
 from . import MAX_LR, MAX_SEED
-from .features import DEFAULT_FRONTEND, FeatureSet, build_feature_set, load_feature_set, window_batch
+from .features import (DEFAULT_FRONTEND, FeatureSet, build_feature_set, cache_folder, load_feature_set,
+                       window_batch)
 from .model import TAGS, ModelConfig
 
 __all__ = [
@@ -225,6 +226,11 @@ class RunConfig:
         ``hop_frames`` and ``decoder`` defaults written to model.json.
     source : str
         The config file (for messages and provenance).
+    raw : dict
+        The config as read.
+    frontend : dict
+        The model's log-mel frontend: :data:`DEFAULT_FRONTEND` with the ``[frontend]`` table's
+        values (``n_fft``, ``win_length``).
     """
 
     data: dict
@@ -234,11 +240,60 @@ class RunConfig:
     bundle: dict
     source: str = ""
     raw: dict = field(default_factory=dict)
+    frontend: dict = field(default_factory=lambda: dict(DEFAULT_FRONTEND))
 
 
 _DATA_DEFAULTS = {"dir": None, "train": "train", "val": "val", "test": "test", "cache": None}
 _OUTPUT_DEFAULTS = {"dir": "runs/default", "bundle": None, "name": "rtclassify-default"}
 _BUNDLE_DEFAULTS = {"hop_frames": 6, "decoder": {"smoothing_s": 0.15, "min_on_s": 0.1, "min_off_s": 0.2}}
+#: ``[frontend]`` keys a config may set. The sample rate, hop and mel bands are the data builder's
+#: frame grid and the model's input, so only the analysis window may grow (finer frequency resolution).
+_FRONTEND_KEYS = ("n_fft", "win_length")
+
+
+def grid_label_offset(frontend: dict) -> int:
+    """The data builder's label frame that has the centre of the frontend's frame 0.
+
+    The builder labels frames of ``N_FFT`` samples every ``HOP`` (``rtclassify.train.data.labels``).
+    A frontend with the same hop and a longer FFT has frames centred ``(n_fft - N_FFT) / 2``
+    samples later, which is a whole number of label frames when ``n_fft - N_FFT`` is a multiple of
+    ``2 * HOP``.
+
+    Raises
+    ------
+    ConfigError
+        The frontend's rate or hop is not the grid's, or its frames do not fall on the grid's centres.
+    """
+    from .data.labels import HOP, N_FFT, SAMPLE_RATE
+
+    f = dict(DEFAULT_FRONTEND, **frontend)
+    n_fft = f["n_fft"]
+    if int(f["sample_rate"]) != SAMPLE_RATE or int(f["hop_length"]) != HOP:
+        raise ConfigError(f"the frontend must keep the data's {SAMPLE_RATE} Hz and hop of {HOP} samples, got "
+                          f"{f['sample_rate']} Hz and {f['hop_length']}")
+    if isinstance(n_fft, bool) or not isinstance(n_fft, int) or n_fft < N_FFT or (n_fft - N_FFT) % (2 * HOP):
+        raise ConfigError(f"[frontend] n_fft must be {N_FFT} plus a multiple of {2 * HOP} (so that its frames are "
+                          f"centred on the data's label frames: {N_FFT}, {N_FFT + 2 * HOP}, ...), got {n_fft!r}")
+    return (n_fft - N_FFT) // (2 * HOP)
+
+
+def _frontend_table(raw: dict, source: str) -> dict:
+    t = _table(raw, "frontend", {k: None for k in _FRONTEND_KEYS}, source)
+    f = dict(DEFAULT_FRONTEND)
+    if t["n_fft"] is not None:
+        f["n_fft"] = t["n_fft"]
+        f["win_length"] = t["n_fft"]
+    try:
+        grid_label_offset(f)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    win = t["win_length"]
+    if win is not None:
+        if isinstance(win, bool) or not isinstance(win, int) or not 1 <= win <= f["n_fft"]:
+            raise ConfigError(f"{source}: [frontend] win_length must be a whole number from 1 to n_fft "
+                              f"({f['n_fft']}), got {win!r}")
+        f["win_length"] = win
+    return f
 
 
 def _table(raw: dict, name: str, defaults: dict, path: str) -> dict:
@@ -258,7 +313,7 @@ def parse_config(raw: dict, source: str = "<config>", base: Path | None = None) 
 
     Relative paths are taken relative to ``base`` (default: the current directory).
     """
-    unknown = set(raw) - {"data", "model", "train", "output", "bundle"}
+    unknown = set(raw) - {"data", "model", "train", "output", "bundle", "frontend"}
     if unknown:
         raise ConfigError(f"{source}: unknown table(s) {sorted(unknown)}")
     data = _table(raw, "data", _DATA_DEFAULTS, source)
@@ -266,6 +321,7 @@ def parse_config(raw: dict, source: str = "<config>", base: Path | None = None) 
         raise ConfigError(f"{source}: [data] dir is required")
     output = _table(raw, "output", _OUTPUT_DEFAULTS, source)
     bundle = _table(raw, "bundle", _BUNDLE_DEFAULTS, source)
+    frontend = _frontend_table(raw, source)
     base = Path(base) if base else Path.cwd()
 
     def resolve(p):
@@ -308,7 +364,7 @@ def parse_config(raw: dict, source: str = "<config>", base: Path | None = None) 
     for key in ("dir", "bundle"):
         if not str(raw.get("output", {}).get(key, "x")).strip():
             raise ConfigError(f"{source}: [output] {key} is empty; give a folder")
-    return RunConfig(data, model, train, output, bundle, source, raw)
+    return RunConfig(data, model, train, output, bundle, source, raw, frontend)
 
 
 def load_config(path, overrides: list[str] | None = None) -> RunConfig:
@@ -383,15 +439,20 @@ def split_features(data_dir, split: str, tags=TAGS, frontend: dict | None = None
     cache = Path(cache_dir) if cache_dir else data_dir / "features"
     fp = split_fingerprint(data_dir, split)
     fe = dict(DEFAULT_FRONTEND, **(frontend or {}))
-    fs = load_feature_set(cache / split, tags=list(tags), frontend=fe, source_fingerprint=fp)
+    try:
+        offset = grid_label_offset(fe)
+    except ConfigError as exc:
+        raise ParameterError(f"data dir {data_dir}: {exc}") from None
+    folder = cache_folder(cache, split, fe)
+    fs = load_feature_set(folder, tags=list(tags), frontend=fe, source_fingerprint=fp)
     if fs is not None and fs.n_clips > 0:
         return fs
     clips, n = _split_clips(data_dir, split)
     if n == 0:
         raise ParameterError(f"data dir {data_dir}: the {split!r} split has no clips (a build with --splits "
                              f"that left it out?); rebuild it with rtclassify data build")
-    return build_feature_set(clips, cache / split, list(tags), fe, source_fingerprint=fp, n_clips=n,
-                             progress=progress)
+    return build_feature_set(clips, folder, list(tags), fe, source_fingerprint=fp, n_clips=n,
+                             progress=progress, label_offset=offset)
 
 
 def data_provenance(data_dir) -> dict:
@@ -649,6 +710,10 @@ class Trainer:
                                if old else f"the {split} split")
         if "provenance" in ck and "provenance" in self.extra and ck["provenance"] != self.extra["provenance"]:
             out.append("the data's provenance (another build of the data)")
+        old_fe, new_fe = ck.get("frontend"), self.extra.get("frontend")
+        if old_fe is not None and new_fe is not None and old_fe != new_fe:
+            out.extend(f"frontend.{k} {old_fe.get(k)!r} -> {new_fe.get(k)!r}"
+                       for k in sorted(set(old_fe) | set(new_fe)) if old_fe.get(k) != new_fe.get(k))
         return out
 
     def save(self, name: str) -> Path:
@@ -963,7 +1028,7 @@ def run_training(cfg: RunConfig, resume: bool = False, export: bool = True, eval
     t0 = time.perf_counter()
     check_outputs(cfg, resume, export, console)
     data_dir = Path(cfg.data["dir"])
-    fe = dict(DEFAULT_FRONTEND)
+    fe = dict(cfg.frontend)
     train_set = split_features(data_dir, cfg.data["train"], TAGS, fe, cfg.data["cache"])
     val_set = split_features(data_dir, cfg.data["val"], TAGS, fe, cfg.data["cache"])
     console.print(f"features ready in {time.perf_counter() - t0:.0f}s: train {train_set.mel.shape[0]} frames "
