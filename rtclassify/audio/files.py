@@ -8,6 +8,7 @@ file is averaged over its channels (``channel=None``) or one channel is picked
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -32,11 +33,63 @@ class AudioInfo:
     frames: int
     channels: int
     format: str
+    #: frames that the file's header declares beyond the audio present (a WAV file cut short, as by a
+    #: recorder that was stopped or a copy that did not finish); 0 when it is whole or the format does
+    #: not say. ``frames`` counts only what is present, and only that is read.
+    missing_frames: int = 0
 
     @property
     def duration(self) -> float:
         """Length in seconds."""
         return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+    @property
+    def truncation(self) -> str | None:
+        """One line saying how much of a truncated file is missing, or None when it is whole."""
+        if self.missing_frames <= 0:
+            return None
+        have, declared = self.frames, self.frames + self.missing_frames
+        return (f"{self.path}: the file is cut short: its header declares {_seconds(declared, self.sample_rate)} "
+                f"of audio and {_seconds(have, self.sample_rate)} is there; only that is read")
+
+
+def _seconds(frames: int, rate: int) -> str:
+    return f"{frames / rate:.3f} s" if rate else f"{frames} frames"
+
+
+def _wav_missing_frames(path, frames_present: int) -> int:
+    """Frames that a RIFF/WAVE header's data chunk declares beyond ``frames_present``.
+
+    libsndfile reads a WAV file whose data chunk is shorter than its header says as far as the data
+    goes, and says nothing. 0 when the file is whole, when the data size is a streaming writer's
+    placeholder (0 or 0xFFFFFFFF), or when the header cannot be read (libsndfile judged the file).
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return 0
+            block_align = 0
+            while True:
+                ch = fh.read(8)
+                if len(ch) < 8:
+                    return 0
+                cid, size = ch[:4], struct.unpack("<I", ch[4:])[0]
+                if cid == b"fmt ":
+                    fmt = fh.read(size)
+                    if len(fmt) < 14:
+                        return 0
+                    block_align = struct.unpack("<H", fmt[12:14])[0]
+                    if size % 2:
+                        fh.seek(1, os.SEEK_CUR)
+                elif cid == b"data":
+                    if block_align <= 0 or size in (0, 0xFFFFFFFF):
+                        return 0
+                    return max(0, size // block_align - int(frames_present))
+                else:
+                    fh.seek(size + (size % 2), os.SEEK_CUR)
+    except (OSError, struct.error):
+        return 0
 
 
 def _open(path):
@@ -56,9 +109,11 @@ def _open(path):
 
 
 def info(path) -> AudioInfo:
-    """Sample rate, length and channel count of an audio file."""
+    """Sample rate, length and channel count of an audio file, and what a truncated WAV file misses."""
     with _open(path) as f:
-        return AudioInfo(str(path), int(f.samplerate), int(f.frames), int(f.channels), f.format)
+        frames = int(f.frames)
+        missing = _wav_missing_frames(f.name, frames) if f.format in ("WAV", "WAVEX") else 0
+        return AudioInfo(str(path), int(f.samplerate), frames, int(f.channels), f.format, missing)
 
 
 def to_mono(block: np.ndarray, channel: int | None = None) -> np.ndarray:

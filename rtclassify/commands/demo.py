@@ -43,11 +43,17 @@ def clip_path():
 
 
 def run(args) -> int:
+    import sys
+
+    from ..audio.files import info
     from ..audio.sources import ClipSource
 
     clf = _live.load_classifier(args)
     mapping = _live.load_mapping(args, clf)
     source = ClipSource.from_file(args.clip or clip_path(), blocksize=256, speed=args.speed)
+    truncation = info(args.clip or clip_path()).truncation
+    if truncation:
+        print(f"warning: {truncation}", file=sys.stderr)
     title = f"rtclassify demo · {source.name} ({source.duration:.1f} s, {source.samplerate:g} Hz, real time)"
     channels = args.channels
     if channels is not None:

@@ -343,6 +343,9 @@ def run(args: argparse.Namespace) -> int:
 
     fmt = output_format(args.format, args.out)
     infos = [audio_files.info(f) for f in args.files]  # one clear line for a missing/unsupported file
+    for inf in infos:
+        if inf.truncation:
+            print(f"warning: {inf.truncation}", file=sys.stderr)
     if args.channel is not None:
         for inf in infos:
             if args.channel >= inf.channels:

@@ -1,0 +1,104 @@
+"""A WAV file cut short (its header declares more audio than it holds) is read as far as it goes, and said so."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import _rtc_bundle as tb
+from rtclassify import cli
+from rtclassify.audio import files
+
+SR = 16000
+
+
+def _wav(path, seconds=1.0, subtype="PCM_16", channels=1):
+    x = 0.3 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * SR)) / SR).astype(np.float32)
+    if channels > 1:
+        x = np.stack([x] * channels, axis=1)
+    sf.write(path, x, SR, subtype=subtype, format="WAV")
+    return path
+
+
+def _cut(path, keep_bytes):
+    with open(path, "r+b") as fh:
+        fh.truncate(keep_bytes)
+
+
+def _data_start(path):
+    return Path(path).read_bytes().index(b"data") + 8
+
+
+@pytest.mark.parametrize("subtype, channels, width", [("PCM_16", 1, 2), ("PCM_24", 2, 6), ("FLOAT", 1, 4)])
+def test_a_cut_wav_reports_the_frames_its_header_declares_beyond_the_data(tmp_path, subtype, channels, width):
+    path = _wav(tmp_path / "a.wav", 1.0, subtype, channels)
+    whole = files.info(path)
+    assert whole.frames == SR and whole.missing_frames == 0 and whole.truncation is None
+    _cut(path, _data_start(path) + 4000 * width)
+    cut = files.info(path)
+    assert cut.frames == 4000 and cut.missing_frames == SR - 4000
+    assert cut.truncation == (f"{path}: the file is cut short: its header declares 1.000 s of audio and 0.250 s is "
+                              f"there; only that is read")
+    data, rate = files.read_channels(path)  # what is there is read, as before
+    assert rate == SR and data.shape == (4000, channels)
+
+
+def test_whole_files_placeholders_and_other_chunks_are_not_flagged(tmp_path):
+    # FLAC: the format does not say
+    flac = tmp_path / "a.flac"
+    sf.write(flac, np.zeros(SR, np.float32), SR)
+    assert files.info(flac).missing_frames == 0
+    # a streaming writer's placeholder sizes (0 and 0xFFFFFFFF) declare nothing
+    for placeholder in (0, 0xFFFFFFFF):
+        path = _wav(tmp_path / f"p{placeholder}.wav", 0.5)
+        raw = bytearray(path.read_bytes())
+        i = raw.index(b"data")
+        raw[i + 4:i + 8] = struct.pack("<I", placeholder)
+        path.write_bytes(bytes(raw))
+        assert files.info(path).missing_frames == 0
+    # an odd-sized chunk before the data (padded to even) is stepped over
+    path = _wav(tmp_path / "list.wav", 0.5)
+    raw = path.read_bytes()
+    i = raw.index(b"data")
+    extra = b"LIST" + struct.pack("<I", 5) + b"abcde" + b"\0"
+    raw = raw[:i] + extra + raw[i:]
+    raw = raw[:4] + struct.pack("<I", len(raw) - 8) + raw[8:]
+    path.write_bytes(raw)
+    assert files.info(path).frames == SR // 2 and files.info(path).missing_frames == 0
+    _cut(path, len(raw) - 2000)
+    assert files.info(path).missing_frames == 1000
+
+
+def test_tag_warns_and_tags_what_is_there(tmp_path, capsys):
+    bundle = tb.write_bundle(tmp_path / "bundle")
+    path = tmp_path / "cut.wav"
+    sf.write(path, tb.demo_signal(SR), SR, subtype="PCM_16")
+    _cut(path, _data_start(path) + 2 * SR)  # 1 s of about 4
+    out = tmp_path / "out.jsonl"
+    assert cli.main(["tag", str(path), "--bundle", str(bundle), "--out", str(out), "--no-techniques"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {path}: the file is cut short" in err and "1.000 s is there" in err
+    frames = [json.loads(s) for s in out.read_text().splitlines() if '"probs"' in s]
+    assert frames and max(d["time"] for d in frames) < 1.0
+
+
+def test_demo_warns_about_a_cut_clip(tmp_path):
+    bundle = tb.write_bundle(tmp_path / "bundle")
+    path = tmp_path / "cut.wav"
+    sf.write(path, tb.demo_signal(SR), SR, subtype="PCM_16")
+    _cut(path, _data_start(path) + SR)  # 0.5 s
+    env = dict(os.environ, JACK_NO_START_SERVER="1", JACK_DEFAULT_SERVER="none-truncated")
+    r = subprocess.run([sys.executable, "-m", "rtclassify", "demo", "--bundle", str(bundle), "--clip", str(path),
+                        "--no-display", "--speed", "4"], capture_output=True, text=True, timeout=120, env=env,
+                       cwd=tempfile.gettempdir())
+    assert r.returncode == 0, r.stderr
+    assert "the file is cut short: its header declares" in r.stderr and "0.500 s is there" in r.stderr
