@@ -458,7 +458,10 @@ class BlockedSink(RecordingSink):
         super().send(events)
 
 
-def test_stop_gives_up_on_a_blocked_sink_says_where_and_closes_the_others(clf):
+def test_stop_gives_up_on_a_blocked_sink_says_where_and_closes_the_others(clf, monkeypatch):
+    import rtclassify.engine.listener as L
+
+    monkeypatch.setattr(L, "BLOCKED_AFTER_S", 0.1)  # the sink counts as blocked once it has held the worker 0.1 s
     blocked, other = BlockedSink(), RecordingSink()
     x = np.tile(demo_signal(SR), 4)
     lis = Listener(clf, sinks=[other, blocked], source=ClipSource(x, SR, blocksize=256, speed=4.0))
@@ -481,6 +484,60 @@ def test_stop_gives_up_on_a_blocked_sink_says_where_and_closes_the_others(clf):
         blocked.release.set()
     assert lis.wait(20) and not lis.running
     assert lis.stop(timeout=5) is True
+
+
+class SlowSink(RecordingSink):
+    """Takes a while over every send (a slow network write), but never blocks."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
+        self.first = threading.Event()
+
+    def send(self, events):
+        time.sleep(self.seconds)
+        super().send(events)
+        self.first.set()
+
+
+def test_a_short_stop_leaves_a_working_worker_to_finish_and_close_the_sinks_itself(clf):
+    """stop(timeout=0) on a healthy listener: the worker is working, not blocked. It is not reported as hung,
+    and the sinks stay open for its final offs, which it sends before it closes them."""
+    slow, other = SlowSink(0.05), RecordingSink()
+    x = np.tile(demo_signal(SR), 6)
+    lis = Listener(clf, sinks=[other, slow], source=ClipSource(x, SR, blocksize=256, speed=8.0))
+    lis.start()
+    assert slow.first.wait(30)
+    assert lis.stop(timeout=0) is False  # not finished yet
+    assert lis.hung is None and lis.error is None
+    assert lis.wait(30) and not lis.running
+    for sink in (other, slow):
+        assert sink.calls[-1] == "close" and sink.calls.count("close") == 1
+        ev = onoff(sink.events)
+        assert {t for k, t, _ in ev if k == "on"} == {t for k, t, _ in ev if k == "off"}  # every on got its off
+    assert lis.stop(timeout=5) is True and lis.error is None
+
+
+def test_a_later_stop_abandons_a_worker_that_has_become_blocked(clf, monkeypatch):
+    import rtclassify.engine.listener as L
+
+    monkeypatch.setattr(L, "BLOCKED_AFTER_S", 0.2)
+    blocked, other = BlockedSink(), RecordingSink()
+    x = np.tile(demo_signal(SR), 4)
+    lis = Listener(clf, sinks=[other, blocked], source=ClipSource(x, SR, blocksize=256, speed=4.0))
+    lis.start()
+    try:
+        assert blocked.entered.wait(30)
+        assert lis.stop(timeout=0) is False  # in the sink for a moment only: still working
+        assert lis.hung is None and "close" not in other.calls
+        time.sleep(0.3)
+        assert lis.stop(timeout=0.1) is False  # now it has been in the sink for longer than 0.2 s
+        assert lis.hung.startswith("sink BlockedSink (send at ")
+        assert str(lis.error).startswith("the listener did not stop within 0.1 s: the worker is blocked in sink")
+        assert other.calls[-1] == "close" and "close" not in blocked.calls
+    finally:
+        blocked.release.set()
+    assert lis.wait(20) and not lis.running
 
 
 def test_stop_timeout_is_checked(clf):

@@ -98,6 +98,9 @@ _RING_MAX = 1 << 30
 
 #: seconds the exit handler waits for each listener still running at interpreter exit
 EXIT_STOP_TIMEOUT = 3.0
+#: seconds in one call (the session, on_event, a sink) after which a worker that outlasts stop()'s timeout
+#: counts as blocked there; one that is further along is still working and finishes the stop itself
+BLOCKED_AFTER_S = 2.0
 
 # listeners started and not yet stopped, for the exit handler (weak: a stopped one is not kept alive)
 _live: "weakref.WeakSet[Listener]" = weakref.WeakSet()
@@ -299,7 +302,7 @@ class Listener:
         self._source_finished = threading.Event()
         self._worker_exit = threading.Event()  # set as the worker's last action
         self._stage = None  # what the worker is calling now (the session, on_event, a sink): for stop()'s report
-        self._stage_t = 0.0  # when it started calling an output (on_event or a sink), time.monotonic()
+        self._stage_t = 0.0  # when it started calling the session or an output, time.monotonic()
         #: what kept the worker from stopping within stop()'s timeout (a sink, on_event, the session), or None
         self.hung: str | None = None
         self._closed = False
@@ -308,7 +311,12 @@ class Listener:
         self._lifecycle = threading.Lock()
         self._starter: int | None = None  # the thread inside start(), if any
         self._stopping = False  # stop() was called
-        self._stop_on_worker = False  # stop() was called on the worker thread: the worker closes the sinks
+        # the worker closes the sinks when it leaves: stop() was called on the worker thread, or stop()'s
+        # timeout ran out while the worker was still working (not blocked); _handover makes that decision
+        # and the worker's own (whether to close) one after the other
+        self._stop_on_worker = False
+        self._handover = threading.Lock()
+        self._worker_leaving = False  # the worker has decided whether it closes the sinks
         self._start_over = threading.Event()  # set when start() has returned or raised
         self._started_wall = 0.0
         self._reset_counters()
@@ -537,19 +545,26 @@ class Listener:
         ----------
         timeout : float or None
             Seconds to wait for the worker to drain, flush and finish (None:
-            for ever). A worker still busy after that is blocked somewhere (a
-            sink that cannot write, an ``on_event`` that never returns): it is
+            for ever). A worker still busy after that and inside one call
+            for more than :data:`BLOCKED_AFTER_S` is blocked there (a sink
+            that cannot write, an ``on_event`` that never returns): it is
             abandoned, :attr:`hung` says where it is blocked, :attr:`error`
             becomes a ``RuntimeError`` saying so (unless a fault came first),
             and every other sink is closed. The worker is a daemon thread; a
             program should then leave without waiting for it (its blocked
             call may hold a lock that interpreter shutdown needs, e.g.
-            standard output's).
+            standard output's). A worker that is still working (a short
+            timeout, a long backlog) is not blocked: it finishes the stop
+            itself, sends the final TagOffs to the open sinks and closes
+            them; :attr:`hung` and :attr:`error` stay None and :meth:`wait`
+            tells when it is done (a later ``stop()`` waits again, and
+            abandons it if it has become blocked).
 
         Returns
         -------
         bool
-            True when the worker finished, False when it was abandoned.
+            True when the worker finished, False when it had not (abandoned,
+            or still finishing the stop).
 
         Raises
         ------
@@ -583,22 +598,38 @@ class Listener:
         finally:
             self._stop_req.set()
             t = self._thread
+            handed_over = False
             if t is not None and t is not threading.current_thread():
                 # wait on our own event, not Thread.join: in CPython 3.11 a join interrupted by Ctrl-C (in
                 # wait()) can leave the still-running thread marked as stopped, and a later join returns at once
                 if self._worker_exit.wait(timeout):
                     t.join(1.0)
-                else:
+                elif self._hand_over_stop():
+                    handed_over = abandoned = True
+                elif not self._worker_exit.wait(0.5 if self._worker_leaving else 0.0):
                     abandoned = True
                     stuck = self._stage
                     self.hung = self._describe_stuck(stuck, t)
                     if self.error is None:
                         self.error = RuntimeError(f"the listener did not stop within {timeout:g} s: the worker is "
                                                   f"blocked in {self.hung}")
-            self._close_sinks(skip=stuck)
-            self._release_switch_interval()
-            self._done.set()
+            if not handed_over:
+                self._close_sinks(skip=stuck)
+                self._release_switch_interval()
+                self._done.set()
         return not abandoned
+
+    def _hand_over_stop(self) -> bool:
+        """stop()'s timeout ran out: when the worker is still working (in no call for longer than
+        :data:`BLOCKED_AFTER_S`), leave the rest of the stop to it, so that the final offs reach open sinks;
+        False when it is blocked, or already leaving (then stop() finishes the stop as before)."""
+        if self._stage is not None and time.monotonic() - self._stage_t > BLOCKED_AFTER_S:
+            return False
+        with self._handover:
+            if self._worker_leaving:
+                return False
+            self._stop_on_worker = True
+            return True
 
     def blocked(self, seconds: float = 2.0) -> str | None:
         """Where the worker has been blocked for more than ``seconds`` in an output (a sink or ``on_event``),
@@ -826,6 +857,7 @@ class Listener:
                     block = block.reshape(-1, P)[:, :S]
                 t0 = time.perf_counter()
                 self._stage = session
+                self._stage_t = t0
                 events = session.process(block)
                 self._stage = None
                 t1 = time.perf_counter()
@@ -858,7 +890,10 @@ class Listener:
                     except Exception:
                         pass
                 self._stage = None
-                if self._source_finished.is_set() or self.error is not None or self._stop_on_worker:
+                with self._handover:
+                    self._worker_leaving = True
+                    close_here = self._source_finished.is_set() or self.error is not None or self._stop_on_worker
+                if close_here:
                     # stopped by itself (or by stop() on this thread): release the source and the sinks here,
                     # then signal waiters
                     try:
