@@ -458,14 +458,21 @@ class BlockedSink(RecordingSink):
         super().send(events)
 
 
-def test_stop_gives_up_on_a_blocked_sink_says_where_and_closes_the_others(clf, monkeypatch):
+def _start_with_a_blocked_sink(clf, monkeypatch, blocked_after_s):
+    """A running listener with a RecordingSink and a BlockedSink; a sink counts as blocked once it has held
+    the worker for ``blocked_after_s``."""
     import rtclassify.engine.listener as L
 
-    monkeypatch.setattr(L, "BLOCKED_AFTER_S", 0.1)  # the sink counts as blocked once it has held the worker 0.1 s
+    monkeypatch.setattr(L, "BLOCKED_AFTER_S", blocked_after_s)
     blocked, other = BlockedSink(), RecordingSink()
     x = np.tile(demo_signal(SR), 4)
     lis = Listener(clf, sinks=[other, blocked], source=ClipSource(x, SR, blocksize=256, speed=4.0))
     lis.start()
+    return lis, blocked, other
+
+
+def test_stop_gives_up_on_a_blocked_sink_says_where_and_closes_the_others(clf, monkeypatch):
+    lis, blocked, other = _start_with_a_blocked_sink(clf, monkeypatch, 0.1)
     try:
         assert blocked.entered.wait(30)
         result = []
@@ -519,13 +526,7 @@ def test_a_short_stop_leaves_a_working_worker_to_finish_and_close_the_sinks_itse
 
 
 def test_a_later_stop_abandons_a_worker_that_has_become_blocked(clf, monkeypatch):
-    import rtclassify.engine.listener as L
-
-    monkeypatch.setattr(L, "BLOCKED_AFTER_S", 0.2)
-    blocked, other = BlockedSink(), RecordingSink()
-    x = np.tile(demo_signal(SR), 4)
-    lis = Listener(clf, sinks=[other, blocked], source=ClipSource(x, SR, blocksize=256, speed=4.0))
-    lis.start()
+    lis, blocked, other = _start_with_a_blocked_sink(clf, monkeypatch, 0.2)
     try:
         assert blocked.entered.wait(30)
         assert lis.stop(timeout=0) is False  # in the sink for a moment only: still working
