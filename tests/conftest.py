@@ -18,6 +18,18 @@ FORCE_ENV = "RTCLASSIFY_TEST_FORCE_CUDA"
 pytest.register_assert_rewrite("_trackers", "_streaming")
 
 
+@pytest.fixture(scope="module")
+def clf(tmp_path_factory):
+    """A Classifier on the small test bundle (tests/_rtc_bundle.py), one per test module (a module may define
+    its own ``clf``)."""
+    pytest.importorskip("onnx", reason="the test bundles are built with the onnx package")
+    from _rtc_bundle import write_bundle
+
+    from rtclassify.model.classifier import Classifier
+
+    return Classifier.load(write_bundle(tmp_path_factory.mktemp("bundle")))
+
+
 def gpu_forced() -> bool:
     """True when gpu tests must run (``RTCLASSIFY_TEST_FORCE_CUDA=1``)."""
     return os.environ.get(FORCE_ENV, "") == "1"

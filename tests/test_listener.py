@@ -15,20 +15,14 @@ import pytest
 
 pytest.importorskip("onnx")
 
-from _rtc_bundle import demo_signal, write_bundle  # noqa: E402
+from _rtc_bundle import demo_signal  # noqa: E402
 from _streaming import callback_peak_bytes, onoff  # noqa: E402
 
 from rtclassify.audio.sources import CallbackFlags, ClipSource  # noqa: E402
 from rtclassify.engine.listener import Listener  # noqa: E402
 from rtclassify.errors import DeviceError, ParameterError, SinkError  # noqa: E402
-from rtclassify.model.classifier import Classifier  # noqa: E402
 
 SR = 16000
-
-
-@pytest.fixture(scope="module")
-def clf(tmp_path_factory):
-    return Classifier.load(write_bundle(tmp_path_factory.mktemp("bundle")))
 
 
 class RecordingSink:

@@ -48,11 +48,6 @@ class CountingBackend:
         return self.inner.run(windows)
 
 
-@pytest.fixture(scope="module")
-def clf(tmp_path_factory):
-    return Classifier.load(tb.write_bundle(tmp_path_factory.mktemp("b") / "bundle"))
-
-
 def signals(sr: int, S: int) -> np.ndarray:
     """(n, S) float32: different material per stream (other seeds, gains and offsets of the demo signal)."""
     cols = []

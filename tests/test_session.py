@@ -22,11 +22,6 @@ from rtclassify.model.classifier import Classifier  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def clf(tmp_path_factory):
-    return Classifier.load(tb.write_bundle(tmp_path_factory.mktemp("b") / "bundle"))
-
-
-@pytest.fixture(scope="module")
 def signals():
     return {sr: tb.demo_signal(sr) for sr in (16000, 44100, 48000)}
 

@@ -10,18 +10,11 @@ import pytest
 
 pytest.importorskip("onnx", reason="the test bundles are built with the onnx package")
 
-import _rtc_bundle as tb  # noqa: E402
 from _streaming import stream_all  # noqa: E402
 
 from rtclassify.detect.events import TechniqueValues, VibratoOff, VibratoOn  # noqa: E402
-from rtclassify.model.classifier import Classifier  # noqa: E402
 
 SR = 44100
-
-
-@pytest.fixture(scope="module")
-def clf(tmp_path_factory):
-    return Classifier.load(tb.write_bundle(tmp_path_factory.mktemp("b") / "bundle"))
 
 
 def vibrato_tone(sr=SR, seconds=4.0, f0=330.0, rate=5.5, extent_cents=60.0, start=1.5):
