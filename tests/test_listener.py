@@ -519,6 +519,45 @@ def test_a_short_stop_leaves_a_working_worker_to_finish_and_close_the_sinks_itse
     assert lis.stop(timeout=5) is True and lis.error is None
 
 
+class SlowFinalSink(RecordingSink):
+    """Takes ``seconds`` over each send once ``stopping`` is set (the final offs over a slow link);
+    ``sounding`` is set while a tag is on."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
+        self.stopping = threading.Event()
+        self.sounding = threading.Event()
+
+    def send(self, events):
+        if self.stopping.is_set():
+            time.sleep(self.seconds)
+        super().send(events)
+        on = set()
+        for kind, tag, _ in onoff(self.events):
+            (on.add if kind == "on" else on.discard)(tag)
+        if on and not self.stopping.is_set():
+            self.stopping.set()  # from here on every send is slow, the final offs included
+            self.sounding.set()
+
+
+def test_stop_and_finish_gives_a_working_worker_time_to_send_the_final_offs(clf):
+    """What the commands and the exit handler use: a stop whose timeout runs out while the final offs are
+    still going out waits as long again, so the offs reach the sinks before they close."""
+    from rtclassify.engine.listener import stop_and_finish
+
+    slow = SlowFinalSink(0.3)
+    x = np.tile(demo_signal(SR), 6)
+    lis = Listener(clf, sinks=[slow], source=ClipSource(x, SR, blocksize=256, speed=8.0))
+    lis.start()
+    assert slow.sounding.wait(30)
+    assert stop_and_finish(lis, 0.2) is True
+    assert lis.hung is None and lis.error is None and not lis.running
+    assert slow.calls[-1] == "close" and slow.calls.count("close") == 1
+    ev = onoff(slow.events)
+    assert {t for k, t, _ in ev if k == "on"} == {t for k, t, _ in ev if k == "off"}
+
+
 def test_a_later_stop_abandons_a_worker_that_has_become_blocked(clf, monkeypatch):
     lis, blocked, other = _start_with_a_blocked_sink(clf, monkeypatch, 0.2)
     try:

@@ -235,6 +235,7 @@ def run_listener(listener, duration: float | None, *, what: str, stop_timeout: f
 
     Returns the exit code: 0 after a normal stop (Ctrl-C, SIGTERM and SIGHUP included), 1 after a fault.
     """
+    from ..engine.listener import stop_and_finish
     from ..sinks.display import format_counters
 
     t0 = time.monotonic()
@@ -253,7 +254,7 @@ def run_listener(listener, duration: float | None, *, what: str, stop_timeout: f
             elif requested.name:
                 _say(f"rtclassify {what}: {requested.name}: stopping")
             try:
-                stopped = listener.stop(timeout=stop_timeout)
+                stopped = stop_and_finish(listener, stop_timeout)
             finally:
                 if old is not None:
                     signal.signal(signal.SIGINT, old)

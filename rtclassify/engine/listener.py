@@ -125,9 +125,24 @@ def _stop_at_exit() -> None:
         running = [lis for lis in _live if lis.running and not lis.finished]
     for lis in running:
         try:
-            lis.stop(timeout=EXIT_STOP_TIMEOUT)
+            stop_and_finish(lis, EXIT_STOP_TIMEOUT)
         except Exception:  # noqa: BLE001 - the interpreter is leaving: stop the others all the same
             pass
+
+
+def stop_and_finish(lis: "Listener", timeout: float) -> bool:
+    """``lis.stop(timeout)`` for a caller that leaves right after (a command, interpreter exit): a worker
+    that was still working when the timeout ran out (not blocked: it finishes the stop itself) gets as
+    long again to send its final offs and close the sinks, then one more ``stop`` judges it.
+
+    Returns
+    -------
+    bool
+        True when the listener has stopped; False when its worker was abandoned (:attr:`Listener.hung`).
+    """
+    if lis.stop(timeout=timeout) or lis.hung is not None:
+        return lis.hung is None
+    return lis.wait(timeout) or lis.stop(timeout=0.0)
 
 
 class Listener:
