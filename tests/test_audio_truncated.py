@@ -102,3 +102,43 @@ def test_demo_warns_about_a_cut_clip(tmp_path):
                        cwd=tempfile.gettempdir())
     assert r.returncode == 0, r.stderr
     assert "the file is cut short: its header declares" in r.stderr and "0.500 s is there" in r.stderr
+
+
+def test_sizes_that_declare_nothing_and_other_layouts(tmp_path):
+    # SoX's placeholder for a header it could not rewrite (output into a pipe)
+    path = _wav(tmp_path / "sox.wav", 0.5)
+    raw = bytearray(path.read_bytes())
+    i = raw.index(b"data")
+    raw[i + 4:i + 8] = struct.pack("<I", 0x7FFFF000)
+    path.write_bytes(bytes(raw))
+    assert files.info(path).missing_frames == 0
+    # four channels, cut short
+    path = _wav(tmp_path / "wavex.wav", 0.5, "PCM_16", 4)
+    _cut(path, _data_start(path) + 1000 * 8)
+    assert files.info(path).missing_frames == SR // 2 - 1000
+
+
+def test_a_pipe_is_read_by_libsndfile_alone(tmp_path):
+    """info() on a FIFO (process substitution, `tag <(ffmpeg ...)`): opening it a second time would block for
+    ever once the writer is done, or take the stream's bytes while it writes."""
+    import threading
+
+    src = _wav(tmp_path / "a.wav", 0.5)
+    fifo = tmp_path / "fifo.wav"
+    os.mkfifo(fifo)
+    # the header check leaves a pipe alone: here no writer is left, where a second open() blocks for ever
+    result = []
+    t = threading.Thread(target=lambda: result.append(files._wav_missing_frames(fifo, 0)), daemon=True)
+    t.start()
+    t.join(10)
+    assert not t.is_alive(), "the header check opened the pipe again"
+    assert result == [0]
+    # and info() on a pipe that a writer fills
+    writer = subprocess.Popen(["sh", "-c", f"cat '{src}' > '{fifo}'"])
+    result = []
+    t = threading.Thread(target=lambda: result.append(files.info(fifo)), daemon=True)
+    t.start()
+    t.join(20)
+    writer.wait(20)
+    assert not t.is_alive(), "info() blocked on the pipe"
+    assert result and result[0].missing_frames == 0 and result[0].sample_rate == SR

@@ -8,6 +8,7 @@ file is averaged over its channels (``channel=None``) or one channel is picked
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,14 +58,22 @@ def _seconds(frames: int, rate: int) -> str:
     return f"{frames / rate:.3f} s" if rate else f"{frames} frames"
 
 
+#: data chunk sizes that streaming writers put in a header they cannot go back to (0, SoX's 0x7ffff000 and
+#: anything above it, 0xffffffff): they declare nothing
+_UNKNOWN_DATA_SIZE = 0x7FFFF000
+
+
 def _wav_missing_frames(path, frames_present: int) -> int:
     """Frames that a RIFF/WAVE header's data chunk declares beyond ``frames_present``.
 
     libsndfile reads a WAV file whose data chunk is shorter than its header says as far as the data
     goes, and says nothing. 0 when the file is whole, when the data size is a streaming writer's
-    placeholder (0 or 0xFFFFFFFF), or when the header cannot be read (libsndfile judged the file).
+    placeholder, when the path is not a regular file (a pipe: reading it again would block or take
+    its data), or when the header cannot be read (libsndfile judged the file).
     """
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return 0
         with open(path, "rb") as fh:
             head = fh.read(12)
             if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
@@ -83,7 +92,7 @@ def _wav_missing_frames(path, frames_present: int) -> int:
                     if size % 2:
                         fh.seek(1, os.SEEK_CUR)
                 elif cid == b"data":
-                    if block_align <= 0 or size in (0, 0xFFFFFFFF):
+                    if block_align <= 0 or size == 0 or size >= _UNKNOWN_DATA_SIZE:
                         return 0
                     return max(0, size // block_align - int(frames_present))
                 else:
@@ -112,7 +121,8 @@ def info(path) -> AudioInfo:
     """Sample rate, length and channel count of an audio file, and what a truncated WAV file misses."""
     with _open(path) as f:
         frames = int(f.frames)
-        missing = _wav_missing_frames(f.name, frames) if f.format in ("WAV", "WAVEX") else 0
+        pcm = f.subtype.startswith("PCM_") or f.subtype in ("FLOAT", "DOUBLE", "ULAW", "ALAW")
+        missing = _wav_missing_frames(f.name, frames) if f.format in ("WAV", "WAVEX") and pcm else 0
         return AudioInfo(str(path), int(f.samplerate), frames, int(f.channels), f.format, missing)
 
 
