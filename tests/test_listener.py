@@ -520,17 +520,19 @@ def test_a_short_stop_leaves_a_working_worker_to_finish_and_close_the_sinks_itse
 
 
 class SlowFinalSink(RecordingSink):
-    """Takes ``seconds`` over each send once ``stopping`` is set (the final offs over a slow link);
-    ``sounding`` is set while a tag is on."""
+    """Once a tag is on (``sounding``), takes ``seconds`` over its next send (the final offs over a slow
+    link), and no time over the others."""
 
     def __init__(self, seconds: float):
         super().__init__()
         self.seconds = seconds
         self.stopping = threading.Event()
         self.sounding = threading.Event()
+        self.slow_done = False
 
     def send(self, events):
-        if self.stopping.is_set():
+        if self.stopping.is_set() and not self.slow_done:
+            self.slow_done = True
             time.sleep(self.seconds)
         super().send(events)
         on = set()
@@ -546,16 +548,79 @@ def test_stop_and_finish_gives_a_working_worker_time_to_send_the_final_offs(clf)
     still going out waits as long again, so the offs reach the sinks before they close."""
     from rtclassify.engine.listener import stop_and_finish
 
-    slow = SlowFinalSink(0.3)
+    slow = SlowFinalSink(1.4)  # longer than the timeout, shorter than twice it and than BLOCKED_AFTER_S
     x = np.tile(demo_signal(SR), 6)
     lis = Listener(clf, sinks=[slow], source=ClipSource(x, SR, blocksize=256, speed=8.0))
     lis.start()
     assert slow.sounding.wait(30)
-    assert stop_and_finish(lis, 0.2) is True
+    assert stop_and_finish(lis, 1.0) is True
     assert lis.hung is None and lis.error is None and not lis.running
     assert slow.calls[-1] == "close" and slow.calls.count("close") == 1
     ev = onoff(slow.events)
     assert {t for k, t, _ in ev if k == "on"} == {t for k, t, _ in ev if k == "off"}
+
+
+class SlowCloseSink(RecordingSink):
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
+        self.closing = threading.Event()
+
+    def close(self):
+        self.closing.set()
+        time.sleep(self.seconds)
+        super().close()
+
+
+def test_a_worker_slowly_closing_the_sinks_after_a_handover_is_not_called_hung(clf):
+    slow = SlowCloseSink(0.8)
+    x = np.tile(demo_signal(SR), 4)
+    lis = Listener(clf, sinks=[slow], source=ClipSource(x, SR, blocksize=256, speed=8.0))
+    lis.start()
+    assert lis.stop(timeout=0) is False  # handed over
+    assert slow.closing.wait(30)  # the worker is in the sink's close() now
+    assert lis.stop(timeout=0.2) is False  # still working: 0.2 s into a 0.8 s close
+    assert lis.hung is None and lis.error is None
+    assert lis.wait(10) and slow.calls.count("close") == 1
+
+
+def test_stop_and_finish_abandons_a_worker_still_busy_after_twice_the_timeout(clf):
+    """A worker that is never blocked in one call but has not finished after twice the timeout (a long
+    backlog into a slow sink): the commands must leave, so it is abandoned with a reason."""
+    from rtclassify.engine.listener import stop_and_finish
+
+    slow, other = SlowSink(0.1), RecordingSink()
+    x = np.tile(demo_signal(SR), 8)
+    lis = Listener(clf, sinks=[other, slow], source=ClipSource(x, SR, blocksize=256, speed=16.0))
+    lis.start()
+    assert slow.first.wait(30)
+    t0 = time.monotonic()
+    assert stop_and_finish(lis, 0.3) is False
+    assert time.monotonic() - t0 < 0.3 * 2 + 1.0
+    assert lis.hung is not None and str(lis.error).startswith("the listener did not stop within 0.6 s")
+    assert other.calls[-1] == "close"
+
+
+def test_a_slow_flush_after_a_quiet_stretch_is_work_not_a_block(clf, monkeypatch):
+    """The worker's call times are taken at every call (the flush included): a flush after a quiet stretch
+    is not judged by the time of the last hop."""
+    import rtclassify.engine.listener as L
+
+    monkeypatch.setattr(L, "BLOCKED_AFTER_S", 0.5)
+    sink = RecordingSink()
+    lis = Listener(clf, sinks=[sink], source=StallingSource(blocks=20), stall_timeout=30.0)
+    lis.start()
+    time.sleep(1.0)  # the blocks are in; the worker idles
+    real_flush = lis.session.flush
+
+    def slow_flush():
+        time.sleep(0.4)
+        return real_flush()
+
+    monkeypatch.setattr(lis.session, "flush", slow_flush)
+    assert lis.stop(timeout=0.1) is False  # 0.1 s into a 0.4 s flush: working
+    assert lis.hung is None and lis.error is None
+    assert lis.wait(10) and sink.calls[-1] == "close"
 
 
 def test_a_later_stop_abandons_a_worker_that_has_become_blocked(clf, monkeypatch):
@@ -614,6 +679,20 @@ def test_stop_during_start_from_another_thread_stops_the_started_source(clf):
     stopper.join(10)
     assert src.order == ["start", "stop"]
     assert lis.finished and not lis.running and sink.calls[-1] == "close"
+
+
+def test_a_stop_that_gives_up_waiting_for_a_slow_start_still_leaves_the_source_stopped(clf):
+    """stop(timeout) shorter than the source's start: the stop goes ahead (and stops a source not started yet);
+    start() then stops the source it has just started, so no audio runs without a worker."""
+    src = SlowStartSource()
+    lis = Listener(clf, sinks=[RecordingSink()], source=src)
+    starter = threading.Thread(target=lis.start)
+    starter.start()
+    assert src.entered.wait(10)
+    assert lis.stop(timeout=0.1) is True
+    src.release.set()
+    starter.join(10)
+    assert src.order[:2] == ["stop", "start"] and src.order[-1] == "stop"
 
 
 def test_start_after_stop_is_refused(clf):

@@ -227,11 +227,13 @@ def run_listener(listener, duration: float | None, *, what: str, stop_timeout: f
     The first Ctrl-C stops cleanly (the sinks get the final offs, the MIDI
     notes their note-offs); a Ctrl-C while stopping quits at once, with exit
     status 130. SIGTERM and SIGHUP stop cleanly too (see :class:`_StopSignals`).
-    A stop that does not finish within ``stop_timeout`` seconds
-    (the worker is blocked: a sink that cannot write, e.g. a full pipe) is a
-    fault: the summary says where it is blocked and the process leaves at
-    once with status 1 (it does not return: interpreter shutdown would wait
-    for the lock the blocked write holds).
+    A stop that does not finish within ``stop_timeout`` seconds, or within
+    twice that when the worker was still working at the first deadline
+    (:func:`~rtclassify.engine.listener.stop_and_finish`), is a fault (the
+    worker is blocked: a sink that cannot write, e.g. a full pipe): the
+    summary says where it is blocked and the process leaves at once with
+    status 1 (it does not return: interpreter shutdown would wait for the
+    lock the blocked write holds).
 
     Returns the exit code: 0 after a normal stop (Ctrl-C, SIGTERM and SIGHUP included), 1 after a fault.
     """

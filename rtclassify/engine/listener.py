@@ -101,6 +101,7 @@ EXIT_STOP_TIMEOUT = 3.0
 #: seconds in one call (the session, on_event, a sink) after which a worker that outlasts stop()'s timeout
 #: counts as blocked there; one that is further along is still working and finishes the stop itself
 BLOCKED_AFTER_S = 2.0
+_IDLE = (None, 0.0)  # the worker is in none of those calls
 
 # listeners started and not yet stopped, for the exit handler (weak: a stopped one is not kept alive)
 _live: "weakref.WeakSet[Listener]" = weakref.WeakSet()
@@ -142,7 +143,10 @@ def stop_and_finish(lis: "Listener", timeout: float) -> bool:
     """
     if lis.stop(timeout=timeout) or lis.hung is not None:
         return lis.hung is None
-    return lis.wait(timeout) or lis.stop(timeout=0.0)
+    if lis.wait(timeout):
+        return True
+    lis._abandon(2 * timeout)  # working or not, it has had twice the time: say where it is and close the rest
+    return lis.hung is None
 
 
 class Listener:
@@ -316,8 +320,9 @@ class Listener:
         self._done = threading.Event()
         self._source_finished = threading.Event()
         self._worker_exit = threading.Event()  # set as the worker's last action
-        self._stage = None  # what the worker is calling now (the session, on_event, a sink): for stop()'s report
-        self._stage_t = 0.0  # when it started calling the session or an output, time.monotonic()
+        # (what the worker is calling now: the session, on_event, a sink, or None; when it started that call,
+        # time.monotonic()): one tuple, written and read whole, for stop()'s and blocked()'s judgement
+        self._call = _IDLE
         #: what kept the worker from stopping within stop()'s timeout (a sink, on_event, the session), or None
         self.hung: str | None = None
         self._closed = False
@@ -326,12 +331,14 @@ class Listener:
         self._lifecycle = threading.Lock()
         self._starter: int | None = None  # the thread inside start(), if any
         self._stopping = False  # stop() was called
+        self._source_stop_requested = False  # stop() has come to the source's stop (start() may still be running)
         # the worker closes the sinks when it leaves: stop() was called on the worker thread, or stop()'s
         # timeout ran out while the worker was still working (not blocked); _handover makes that decision
         # and the worker's own (whether to close) one after the other
         self._stop_on_worker = False
         self._handover = threading.Lock()
-        self._worker_leaving = False  # the worker has decided whether it closes the sinks
+        self._worker_leaving = False  # the worker has decided whether it closes the sinks ...
+        self._worker_closes = False  # ... and this is what it decided
         self._start_over = threading.Event()  # set when start() has returned or raised
         self._started_wall = 0.0
         self._reset_counters()
@@ -461,6 +468,10 @@ class Listener:
                 raise RuntimeError("this Listener was stopped before it started; create a new one")
             try:
                 self._start_locked()
+                if self._source_stop_requested:
+                    # a stop() that gave up waiting for this start may have stopped the source before it
+                    # started: stop it again, or the audio would run with no worker
+                    self.source.stop()
             finally:
                 self._starter = None
                 self._start_over.set()
@@ -605,56 +616,81 @@ class Listener:
             # start() is running in another thread: let it finish, or its source.start() would come after
             # our source.stop() and leave the audio running with no worker
             self._start_over.wait(timeout)
-        stuck = None
-        abandoned = False
         try:
             # the source first: the worker then drains every sample it pushed before it sees the request
+            self._source_stop_requested = True
             self.source.stop()
         finally:
             self._stop_req.set()
             t = self._thread
-            handed_over = False
+            outcome = "finished"
             if t is not None and t is not threading.current_thread():
                 # wait on our own event, not Thread.join: in CPython 3.11 a join interrupted by Ctrl-C (in
                 # wait()) can leave the still-running thread marked as stopped, and a later join returns at once
                 if self._worker_exit.wait(timeout):
                     t.join(1.0)
                 elif self._hand_over_stop():
-                    handed_over = abandoned = True
-                elif not self._worker_exit.wait(0.5 if self._worker_leaving else 0.0):
-                    abandoned = True
-                    stuck = self._stage
-                    self.hung = self._describe_stuck(stuck, t)
-                    if self.error is None:
-                        self.error = RuntimeError(f"the listener did not stop within {timeout:g} s: the worker is "
-                                                  f"blocked in {self.hung}")
-            if not handed_over:
-                self._close_sinks(skip=stuck)
+                    outcome = "handed over"  # the worker sends the final offs and closes the sinks
+                else:
+                    self._abandon(timeout)  # closes the other sinks
+                    outcome = "finished" if self.hung is None else "abandoned"
+            if outcome == "finished" and not self._done.is_set():
+                self._close_sinks()
                 self._release_switch_interval()
                 self._done.set()
-        return not abandoned
+        return outcome == "finished"
 
     def _hand_over_stop(self) -> bool:
         """stop()'s timeout ran out: when the worker is still working (in no call for longer than
-        :data:`BLOCKED_AFTER_S`), leave the rest of the stop to it, so that the final offs reach open sinks;
-        False when it is blocked, or already leaving (then stop() finishes the stop as before)."""
-        if self._stage is not None and time.monotonic() - self._stage_t > BLOCKED_AFTER_S:
+        :data:`BLOCKED_AFTER_S`), leave the rest of the stop to it, so that the final offs reach open sinks.
+        True when the worker finishes the stop (closes the sinks) itself; False when it is blocked, or is
+        leaving without closing them (then stop() finishes the stop as before)."""
+        if self._is_blocked(BLOCKED_AFTER_S):
             return False
         with self._handover:
-            if self._worker_leaving:
-                return False
-            self._stop_on_worker = True
-            return True
+            if not self._worker_leaving:
+                self._stop_on_worker = True
+                return True
+            return self._worker_closes
+
+    def _abandon(self, waited_s: float) -> None:
+        """Give up on a worker that has not finished within ``waited_s``: say where it is, close every sink
+        but the one it is inside, and mark the listener done."""
+        t = self._thread
+        if self._worker_exit.wait(0.5 if self._worker_leaving and not self._worker_closes else 0.0):
+            stuck = None  # it left meanwhile
+        else:
+            stuck = self._stage
+            self.hung = self._describe_stuck(stuck, t)
+            if self.error is None:
+                self.error = RuntimeError(f"the listener did not stop within {waited_s:g} s: the worker is "
+                                          f"blocked in {self.hung}")
+        self._close_sinks(skip=stuck)
+        self._release_switch_interval()
+        self._done.set()
+
+    @property
+    def _stage(self):
+        """What the worker is calling now (the session, on_event, a sink), or None."""
+        return self._call[0]
+
+    def _enter(self, stage) -> None:
+        self._call = (stage, time.monotonic())
+
+    def _is_blocked(self, seconds: float) -> bool:
+        """The worker has been inside one call for more than ``seconds``."""
+        stage, since = self._call
+        return stage is not None and time.monotonic() - since > seconds
 
     def blocked(self, seconds: float = 2.0) -> str | None:
         """Where the worker has been blocked for more than ``seconds`` in an output (a sink or ``on_event``),
         described as in :attr:`hung`; None when it is not. Audio that arrives meanwhile fills the ring and is
         then dropped (counted), so a caller can say so while the show goes on."""
-        stage, t = self._stage, self._stage_t
-        thread = self._thread
+        call = self._call
+        stage, thread = call[0], self._thread
         if stage is None or stage is self.session or thread is None or self._worker_exit.is_set():
             return None
-        if time.monotonic() - t <= seconds or stage is not self._stage:
+        if time.monotonic() - call[1] <= seconds or self._call is not call:
             return None
         return self._describe_stuck(stage, thread)
 
@@ -717,7 +753,7 @@ class Listener:
         return self.start()
 
     def __exit__(self, *exc) -> None:
-        self.stop()
+        stop_and_finish(self, 10.0)
 
     def _close_sinks(self, skip=None) -> None:
         """Close every sink once (``skip``: a sink the worker is blocked in: closing it could block too)."""
@@ -725,9 +761,14 @@ class Listener:
             if self._closed:
                 return
             self._closed = True
+        on_worker = self._thread is not None and threading.current_thread() is self._thread
         for s in self.sinks:
             if s is not skip:
+                if on_worker:  # stop() judges a slow close like any other call
+                    self._enter(s)
                 _close_quietly(s)
+        if on_worker:
+            self._call = _IDLE
 
     # ------------------------------------------------------------------ audio thread
     def _make_callback(self):
@@ -847,9 +888,9 @@ class Listener:
                     last_status = now
                     c = self.counters()
                     for s in status_sinks:
-                        self._stage = s
+                        self._enter(s)
                         s.status(c)
-                    self._stage = None
+                    self._call = _IDLE
                 if n == 0:
                     if self._stop_req.is_set() or self._source_finished.is_set():
                         if ring.available == 0:  # the source may have pushed its last block meanwhile
@@ -871,10 +912,9 @@ class Listener:
                 if P > 1:  # whole frames only: pushes, pops and overflow drops all move by multiples of P
                     block = block.reshape(-1, P)[:, :S]
                 t0 = time.perf_counter()
-                self._stage = session
-                self._stage_t = t0
+                self._enter(session)
                 events = session.process(block)
-                self._stage = None
+                self._call = _IDLE
                 t1 = time.perf_counter()
                 self._samples_processed += block.shape[0]
                 if events:
@@ -890,24 +930,25 @@ class Listener:
                 # flush: TagOff for every active tag, sent before the sinks close; a sink that fails here
                 # does not keep the others from getting them
                 try:
-                    self._stage = session
+                    self._enter(session)
                     tail = session.flush()
-                    self._stage = None
+                    self._call = _IDLE
                     if tail:
                         self._emit(tail, time.perf_counter(), tolerant=True)
                 except BaseException as exc:
                     if self.error is None:
                         self.error = _as_clear_error(exc)
                 for s in status_sinks:
-                    self._stage = s
+                    self._enter(s)
                     try:
                         s.status(self.counters())
                     except Exception:
                         pass
-                self._stage = None
+                self._call = _IDLE
                 with self._handover:
                     self._worker_leaving = True
                     close_here = self._source_finished.is_set() or self.error is not None or self._stop_on_worker
+                    self._worker_closes = close_here
                 if close_here:
                     # stopped by itself (or by stop() on this thread): release the source and the sinks here,
                     # then signal waiters
@@ -933,8 +974,7 @@ class Listener:
         cb = self.on_event
         cb_exc = None
         if cb is not None:
-            self._stage = cb
-            self._stage_t = time.monotonic()
+            self._enter(cb)
             try:
                 for ev in events:
                     cb(ev)
@@ -944,8 +984,7 @@ class Listener:
                     self.error = _as_clear_error(exc)
         sink_exc = None
         for s in self.sinks:
-            self._stage = s
-            self._stage_t = time.monotonic()
+            self._enter(s)
             try:
                 s.send(events)
             except BaseException as exc:  # the other sinks still get the batch (their offs, their note-offs)
@@ -953,7 +992,7 @@ class Listener:
                     sink_exc = exc
                 if tolerant and self.error is None:
                     self.error = _as_clear_error(exc)
-        self._stage = None
+        self._call = _IDLE
         self._output_sum += time.perf_counter() - t_decided
         self._output_n += 1
         if not tolerant:
