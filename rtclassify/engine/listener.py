@@ -91,7 +91,7 @@ from ..errors import DeviceError, ParameterError, RtclassifyError
 from .multistream import MAX_CHANNEL_INDEX
 from .session import _positive_seconds
 
-__all__ = ["Listener"]
+__all__ = ["Listener", "stop_and_finish"]
 
 #: the native ring's largest capacity in samples
 _RING_MAX = 1 << 30
