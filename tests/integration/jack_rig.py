@@ -141,8 +141,16 @@ class Segment:
     sound_wall: float | None = None  # wall time of the JACK cycle that carried `start`
 
 
-def program(files: list[str], rounds: int, gap_s: float, lead_s: float = 1.0, seg_s: float = 2.5):
-    """The audio to play (48 kHz float32) and its segments: ``rounds`` x files, separated by silence."""
+def program(files: list[str], rounds: int, gap_s: float, lead_s: float = 1.0, seg_s: float = 2.5,
+            hop_s: float | None = None):
+    """The audio to play (48 kHz float32) and its segments: ``rounds`` x files, separated by silence.
+
+    With ``hop_s`` (the model's hop), each round is padded with silence so that it starts ``hop_s /
+    rounds`` later on the model's hop grid than the one before: the rounds then hear every recording
+    at ``rounds`` evenly spread phases of the hop and of the frontend's frame grid (a fixed-length
+    round that is a whole number of frames, as 10 s is of 16 ms frames, would hear every round at the
+    same phase, so a run's latencies would all depend on one phase).
+    """
     import soundfile as sf
     import soxr
 
@@ -157,6 +165,7 @@ def program(files: list[str], rounds: int, gap_s: float, lead_s: float = 1.0, se
         x[-fade:] *= np.linspace(1, 0, fade, dtype=np.float32)
         clips[f] = x
     for _ in range(rounds):
+        round_start = pos
         for f in files:
             x = clips[f]
             nz = np.flatnonzero(np.abs(x) > 1e-3)
@@ -165,6 +174,11 @@ def program(files: list[str], rounds: int, gap_s: float, lead_s: float = 1.0, se
             gap = np.zeros(int(gap_s * RATE), np.float32)
             parts += [x, gap]
             pos += x.shape[0] + gap.shape[0]
+        if hop_s:
+            hop, step = hop_s * RATE, hop_s * RATE / rounds
+            pad = int(round((step - (pos - round_start)) % hop))
+            parts.append(np.zeros(pad, np.float32))
+            pos += pad
     return np.concatenate(parts), segs
 
 
@@ -472,13 +486,21 @@ class RigResult:
 
 def run_rig(tmp: Path, *, files=("piano.wav", "speech-female.wav"), rounds: int = 2, gap_s: float = 2.5,
             hop: float | None = None, blocksize: int = PERIOD, stop_with_sigint: bool = True,
-            extra_args: tuple = ()) -> RigResult:
-    """Start everything, play, stop ``listen`` (Ctrl-C by default) and collect what the receivers got."""
+            extra_args: tuple = (), spread_phases: bool = False) -> RigResult:
+    """Start everything, play, stop ``listen`` (Ctrl-C by default) and collect what the receivers got.
+
+    ``spread_phases``: the rounds hear the recordings at evenly spread phases of the model's hop
+    (see :func:`program`)."""
     model = choose_bundle(tmp, files)
+    from rtclassify.model.bundle import load_bundle
     from rtclassify.sinks.mapping import Mapping
 
     notes = {t: m.note for t, m in Mapping.default(model.labels).midi.tags.items()}
-    audio, segments = program(list(files), rounds, gap_s)
+    hop_s = None
+    if spread_phases:
+        b = load_bundle(model.path)
+        hop_s = hop if hop is not None else b.hop_frames / b.frame_rate
+    audio, segments = program(list(files), rounds, gap_s, hop_s=hop_s)
     with JackServer(RATE, PERIOD) as server:
         env = dict(server.env, PYTHONUNBUFFERED="1")
         rx = Receivers(server, env)
