@@ -16,7 +16,7 @@ from rtclassify.train.trainer import grid_label_offset, parse_config  # noqa: E4
 FE_1024 = dict(DEFAULT_FRONTEND, n_fft=1024, win_length=1024)
 
 
-@pytest.mark.parametrize("n_fft, offset", [(512, 0), (1024, 1), (1536, 2), (2048, 3)])
+@pytest.mark.parametrize("n_fft, offset", [(512, 0), (1024, 1), (2048, 3), (4096, 7)])
 def test_label_offset_puts_frame_centres_on_the_grid(n_fft, offset):
     assert grid_label_offset(dict(DEFAULT_FRONTEND, n_fft=n_fft)) == offset
     # frame 0 of the frontend is centred on label frame `offset` of the data's grid
@@ -24,8 +24,10 @@ def test_label_offset_puts_frame_centres_on_the_grid(n_fft, offset):
 
 
 @pytest.mark.parametrize("change, words", [
-    ({"n_fft": 768}, "n_fft must be 512 plus a multiple of 512"),
-    ({"n_fft": 256}, "n_fft must be 512 plus a multiple of 512"),
+    ({"n_fft": 768}, "n_fft must be one of 512, 1024, 2048, 4096"),
+    ({"n_fft": 256}, "n_fft must be one of"),
+    ({"n_fft": 1536}, "n_fft must be one of"),  # on the grid, but not a size the native frontend computes
+    ({"n_fft": 8192}, "n_fft must be one of"),
     ({"n_fft": 1024.0}, "n_fft must be"),
     ({"hop_length": 128}, "hop of 256 samples"),
     ({"sample_rate": 22050}, "16000 Hz"),
@@ -42,7 +44,7 @@ def test_config_frontend_table(tmp_path):
     assert cfg.frontend == FE_1024  # the window grows with the FFT unless given
     cfg = parse_config({**base, "frontend": {"n_fft": 1024, "win_length": 800}}, "c.toml", tmp_path)
     assert cfg.frontend["win_length"] == 800 and cfg.frontend["n_fft"] == 1024
-    for table, words in [({"n_fft": 1000}, r"c\.toml: \[frontend\] n_fft must be 512 plus"),
+    for table, words in [({"n_fft": 1000}, r"c\.toml: \[frontend\] n_fft must be one of"),
                          ({"n_fft": 1024, "win_length": 2048}, "win_length must be a whole number from 1 to n_fft"),
                          ({"n_fft": "1024"}, "n_fft must be"),
                          ({"hop_length": 128}, r"\[frontend\] unknown key\(s\) \['hop_length'\]"),
@@ -75,6 +77,18 @@ def test_feature_set_takes_labels_from_the_offset(tmp_path):
         build_feature_set([short], tmp_path / "g", list(TAGS), FE_1024, progress=False, label_offset=1)
     with pytest.raises(ParameterError, match="label_offset"):
         build_feature_set(clips, tmp_path / "h", list(TAGS), FE_1024, progress=False, label_offset=-1)
+
+
+def test_a_longer_fft_gets_a_window_as_long_unless_given():
+    from rtclassify import MelFrontend
+    from rtclassify.train.features import full_frontend, make_frontend
+
+    assert full_frontend({"n_fft": 1024})["win_length"] == 1024  # as the native frontend takes it
+    assert MelFrontend(16000, 1024, 256, 128).config["win_length"] == 1024
+    assert make_frontend({"n_fft": 1024}).config["win_length"] == 1024
+    assert full_frontend({"n_fft": 1024, "win_length": 800})["win_length"] == 800
+    assert full_frontend({"n_fft": 1024, "win_length": None})["win_length"] == 1024
+    assert full_frontend(None) == DEFAULT_FRONTEND
 
 
 def test_cache_folders_keep_frontends_apart(tmp_path):

@@ -492,8 +492,10 @@ def test_resume_refuses_other_training_settings_and_other_data(tiny_run, tmp_pat
     with pytest.raises(ConfigError, match="provenance"):
         Trainer(mc, TrainParams(**base), train, val, tmp_path / "run", TAGS,
                 extra={"provenance": {"recipe": "another"}}).resume()
-    # what a resume may change: more epochs, time, patience, threads
-    longer = Trainer(mc, TrainParams(**{**base, "epochs": 4, "time_budget_min": 90.0, "patience": 9}), train, val,
+    # what a resume may change: more epochs, time, patience, threads, the precision of the steps (a run of the
+    # config that said "bf16" resumed with the one that says "auto")
+    longer = Trainer(mc, TrainParams(**{**base, "epochs": 4, "time_budget_min": 90.0, "patience": 9,
+                                        "precision": "auto"}), train, val,
                      tmp_path / "run", TAGS, extra={"provenance": {"recipe": "synthetic test clips"}})
     assert longer.resume() and longer.epoch == 2
 

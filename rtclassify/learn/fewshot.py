@@ -415,6 +415,11 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
             d[cname] = np.concatenate([d[p] for p in parts], axis=1)
         return d
 
+    from ..train.trainer import grid_label_offset
+
+    # the query labels are the data builder's 512-sample frames; a bundle with a longer window has the centre
+    # of its frame i at label frame i + label_offset
+    label_offset = grid_label_offset(bundle.frontend)
     generic = embed_examples(multi, bundle, generic_negative_examples(), hop_learn)
     gen, gen_groups = split(generic.X), generic.group
     say(f"generic negatives: {len(gen_groups)} windows ({time.perf_counter() - t0:.0f} s)")
@@ -441,7 +446,8 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
             for bg, snd in zip(z[f"background_{origin}"], z[f"sound_{origin}"]):
                 mix, lab = query_audio(bg, snd, cond)
                 X, sw = stream_embed(bundle, mix, SR, multi)
-                q_lab.append(np.where(sw.index < len(lab), lab[np.minimum(sw.index, len(lab) - 1)], 0))
+                j = sw.index + label_offset  # the builder's label frame with this frame's centre
+                q_lab.append(np.where(j < len(lab), lab[np.minimum(j, len(lab) - 1)], 0))
                 q_X.append(X)
             q = split(np.concatenate(q_X))
             y = np.concatenate(q_lab).astype(bool)

@@ -539,7 +539,7 @@ def train_supervised_head(encoder_path, data_dir, out_dir, config_path=None, ove
     from rich.console import Console
 
     from ..train.export import export_bundle
-    from ..train.features import DEFAULT_FRONTEND
+    from ..train.features import DEFAULT_FRONTEND, full_frontend
     from ..train.model import TAGS, ShortChunkCNN
     from ..train.trainer import Trainer, data_provenance, finalize_checkpoint, split_features
 
@@ -555,7 +555,10 @@ def train_supervised_head(encoder_path, data_dir, out_dir, config_path=None, ove
     for k, v in model.state_dict().items():
         if not k.startswith("head."):
             init[k] = v
-    fe = dict(DEFAULT_FRONTEND, **ck.get("frontend", {}))  # the frontend the encoder was pretrained on
+    fe = full_frontend(ck.get("frontend", {}))  # the frontend the encoder was pretrained on
+    if cfg.frontend != DEFAULT_FRONTEND and cfg.frontend != fe:
+        console.print(f"[yellow]the config's \\[frontend] differs from the encoder's; using the encoder's "
+                      f"(n_fft {fe['n_fft']})[/]")
     train_set = split_features(cfg.data["dir"], cfg.data["train"], TAGS, fe, cfg.data["cache"])
     val_set = split_features(cfg.data["dir"], cfg.data["val"], TAGS, fe, cfg.data["cache"])
     extra = {"frontend": fe, "hop_frames": cfg.bundle["hop_frames"], "decoder": cfg.bundle["decoder"],

@@ -49,7 +49,7 @@ def build_model(checkpoint: dict):
 
 def model_json(checkpoint: dict, onnx_sha256: str = "", name: str | None = None) -> dict:
     """The bundle's model.json for a finalized checkpoint (see the model contract)."""
-    from .features import DEFAULT_FRONTEND
+    from .features import DEFAULT_FRONTEND, full_frontend
 
     mc = checkpoint["model_config"]
     tags = list(checkpoint["tags"])
@@ -59,7 +59,7 @@ def model_json(checkpoint: dict, onnx_sha256: str = "", name: str | None = None)
     missing = [t for t in tags if t not in th]
     if missing:
         raise ParameterError(f"checkpoint thresholds miss tag(s) {missing}")
-    fe = dict(DEFAULT_FRONTEND, **checkpoint.get("frontend", {}))
+    fe = full_frontend(checkpoint.get("frontend", {}))
     if int(fe["n_mels"]) != int(mc["n_mels"]):
         raise ParameterError(f"frontend n_mels={fe['n_mels']} but the model expects {mc['n_mels']}")
     params = checkpoint.get("train_params", {})

@@ -44,6 +44,7 @@ __all__ = [
     "frame_rms_db",
     "build_feature_set",
     "cache_folder",
+    "full_frontend",
     "load_feature_set",
     "window_batch",
 ]
@@ -68,6 +69,16 @@ DEFAULT_FRONTEND = {
 _CACHE_VERSION = 1
 
 
+def full_frontend(frontend: dict | None = None) -> dict:
+    """Every key of a frontend config: :data:`DEFAULT_FRONTEND` with ``frontend``'s values. A config that
+    sets ``n_fft`` but not ``win_length`` gets a window as long as the FFT, as the native frontend does."""
+    fe = dict(frontend or {})
+    f = dict(DEFAULT_FRONTEND, **fe)
+    if "n_fft" in fe and fe.get("win_length") is None:
+        f["win_length"] = fe["n_fft"]
+    return f
+
+
 def cache_folder(cache: str | os.PathLike, split: str, frontend: dict | None = None) -> Path:
     """The cache folder of a split for a frontend.
 
@@ -75,7 +86,7 @@ def cache_folder(cache: str | os.PathLike, split: str, frontend: dict | None = N
     cache used), ``<cache>/<split>-<key>`` for any other, where ``key`` is a
     short hash of the frontend's values.
     """
-    f = dict(DEFAULT_FRONTEND, **(frontend or {}))
+    f = full_frontend(frontend)
     if f == DEFAULT_FRONTEND:
         return Path(cache) / split
     return Path(cache) / f"{split}-{_fingerprint(f'{k}={f[k]!r}' for k in sorted(f))[:8]}"
@@ -111,7 +122,7 @@ def make_frontend(frontend: dict | None = None):
     """
     from .. import MelFrontend
 
-    f = dict(DEFAULT_FRONTEND, **(frontend or {}))
+    f = full_frontend(frontend)
     return MelFrontend(
         int(f["sample_rate"]), int(f["n_fft"]), int(f["hop_length"]), int(f["n_mels"]),
         fmin=float(f["fmin"]), fmax=None if f["fmax"] is None else float(f["fmax"]),
@@ -293,7 +304,7 @@ def build_feature_set(clips: Iterable[Clip], out_dir: str | os.PathLike, tags: l
     """
     if isinstance(label_offset, bool) or not isinstance(label_offset, int) or label_offset < 0:
         raise ParameterError(f"label_offset must be a whole number >= 0, got {label_offset!r}")
-    f = dict(DEFAULT_FRONTEND, **(frontend or {}))
+    f = full_frontend(frontend)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     fe = make_frontend(f)
@@ -359,7 +370,7 @@ def load_feature_set(out_dir: str | os.PathLike, tags: list | None = None, front
         return None
     if tags is not None and list(tags) != meta.get("tags"):
         return None
-    if frontend is not None and dict(DEFAULT_FRONTEND, **frontend) != meta.get("frontend"):
+    if frontend is not None and full_frontend(frontend) != meta.get("frontend"):
         return None
     if source_fingerprint is not None and source_fingerprint != meta.get("source"):
         return None

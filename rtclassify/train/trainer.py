@@ -28,8 +28,8 @@ import numpy as np
 
 from ..errors import ConfigError, ParameterError, require
 from . import MAX_LR, MAX_SEED
-from .features import (DEFAULT_FRONTEND, FeatureSet, build_feature_set, cache_folder, load_feature_set,
-                       window_batch)
+from .features import (DEFAULT_FRONTEND, FeatureSet, build_feature_set, cache_folder, full_frontend,
+                       load_feature_set, window_batch)
 from .model import TAGS, ModelConfig
 
 __all__ = [
@@ -47,9 +47,11 @@ _DB = 10.0 / math.log(10.0)  # dB = _DB * ln(power)
 _FLOOR_DB = -100.0           # 10*log10(amin) of the default frontend
 
 
-#: ``[train]`` settings a ``--resume`` may change: how long, how patiently and how fast it runs, and the
-#: thresholds' hysteresis (applied after training). Any other change makes the resumed run a different one.
-RESUME_MAY_CHANGE = ("epochs", "time_budget_min", "patience", "threads", "off_ratio", "channels_last")
+#: ``[train]`` settings a ``--resume`` may change: how long, how patiently and how fast it runs (the precision of
+#: the steps included: the weights and the optimizer stay float32, and each epoch's record says which ran), and
+#: the thresholds' hysteresis (applied after training). Any other change makes the resumed run a different one.
+RESUME_MAY_CHANGE = ("epochs", "time_budget_min", "patience", "threads", "off_ratio", "channels_last",
+                     "precision")
 
 
 @dataclass
@@ -252,6 +254,9 @@ _BUNDLE_DEFAULTS = {"hop_frames": 6, "decoder": {"smoothing_s": 0.15, "min_on_s"
 #: ``[frontend]`` keys a config may set. The sample rate, hop and mel bands are the data builder's
 #: frame grid and the model's input, so only the analysis window may grow (finer frequency resolution).
 _FRONTEND_KEYS = ("n_fft", "win_length")
+#: the FFT sizes a training frontend may take: powers of two up to the native frontend's 4096, from the
+#: data builder's 512-sample label frames
+_GRID_FFT_SIZES = (512, 1024, 2048, 4096)
 
 
 def grid_label_offset(frontend: dict) -> int:
@@ -269,14 +274,15 @@ def grid_label_offset(frontend: dict) -> int:
     """
     from .data.labels import HOP, N_FFT, SAMPLE_RATE
 
-    f = dict(DEFAULT_FRONTEND, **frontend)
+    f = full_frontend(frontend)
     n_fft = f["n_fft"]
     if int(f["sample_rate"]) != SAMPLE_RATE or int(f["hop_length"]) != HOP:
         raise ConfigError(f"the frontend must keep the data's {SAMPLE_RATE} Hz and hop of {HOP} samples, got "
                           f"{f['sample_rate']} Hz and {f['hop_length']}")
-    if isinstance(n_fft, bool) or not isinstance(n_fft, int) or n_fft < N_FFT or (n_fft - N_FFT) % (2 * HOP):
-        raise ConfigError(f"[frontend] n_fft must be {N_FFT} plus a multiple of {2 * HOP} (so that its frames are "
-                          f"centred on the data's label frames: {N_FFT}, {N_FFT + 2 * HOP}, ...), got {n_fft!r}")
+    if (isinstance(n_fft, bool) or not isinstance(n_fft, int) or n_fft not in _GRID_FFT_SIZES
+            or (n_fft - N_FFT) % (2 * HOP)):
+        raise ConfigError(f"[frontend] n_fft must be one of {', '.join(map(str, _GRID_FFT_SIZES))} (a power of two "
+                          f"the frontend computes, whose frames are centred on the data's label frames), got {n_fft!r}")
     return (n_fft - N_FFT) // (2 * HOP)
 
 
@@ -441,7 +447,7 @@ def split_features(data_dir, split: str, tags=TAGS, frontend: dict | None = None
         raise ParameterError(f"data dir {data_dir} does not exist")
     cache = Path(cache_dir) if cache_dir else data_dir / "features"
     fp = split_fingerprint(data_dir, split)
-    fe = dict(DEFAULT_FRONTEND, **(frontend or {}))
+    fe = full_frontend(frontend)
     try:
         offset = grid_label_offset(fe)
     except ConfigError as exc:
