@@ -134,15 +134,17 @@ def _stop_at_exit() -> None:
 def stop_and_finish(lis: "Listener", timeout: float) -> bool:
     """``lis.stop(timeout)`` for a caller that leaves right after (a command, interpreter exit): a worker
     that was still working when the timeout ran out (not blocked: it finishes the stop itself) gets as
-    long again to send its final offs and close the sinks, then one more ``stop`` judges it.
+    long again to send its final offs and close the sinks, and is then abandoned with a reason.
 
     Returns
     -------
     bool
         True when the listener has stopped; False when its worker was abandoned (:attr:`Listener.hung`).
     """
-    if lis.stop(timeout=timeout) or lis.hung is not None:
-        return lis.hung is None
+    if lis.stop(timeout=timeout):
+        return True
+    if lis.hung is not None:
+        return False
     if lis.wait(timeout):
         return True
     lis._abandon(2 * timeout)  # working or not, it has had twice the time: say where it is and close the rest
