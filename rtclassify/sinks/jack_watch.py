@@ -18,6 +18,9 @@ from ..errors import SinkError
 
 __all__ = ["JackServerWatch"]
 
+#: seconds :meth:`JackServerWatch.close` waits for the JACK library to close the client
+CLOSE_TIMEOUT_S = 2.0
+
 
 class JackServerWatch:
     """A JACK client that only waits for the server's shutdown.
@@ -71,11 +74,26 @@ class JackServerWatch:
         """Wait until the server shuts down; returns :attr:`lost`."""
         return self._lost.wait(timeout)
 
-    def close(self) -> None:
-        """Close the client (idempotent, never raises)."""
+    def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
+        """Close the client (idempotent, never raises, returns within ``timeout`` seconds).
+
+        ``jack_client_close`` waits for the server; once in a clean-clone CI run it never returned (right
+        after the MIDI sink had deleted python-rtmidi's own client). The watch takes no part in the
+        server's processing, so a close that has not come back in time is left to finish (or to end with
+        the process) on its own thread rather than freeze the sink's close and the run's exit.
+        """
         client, self._client = getattr(self, "_client", None), None
-        if client is not None:
+        if client is None:
+            return
+        done = threading.Event()
+
+        def close_client():
             try:
                 client.close()
             except Exception:
                 pass
+            finally:
+                done.set()
+
+        threading.Thread(target=close_client, name="rtclassify-jack-watch-close", daemon=True).start()
+        done.wait(timeout)
