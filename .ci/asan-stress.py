@@ -380,6 +380,40 @@ def stress_technique(deadline):
     return n
 
 
+def stress_resampler(deadline):
+    n = 0
+    while time.time() < deadline:
+        rates = [1, 2, 7, 8000, 11025, 16000, 22050, 44100, 48000, 96000, 192000, 4_000_000, 44101, 0, -5]
+        kw = dict(in_rate=int(pick(rates)), out_rate=int(pick(rates + [16000] * 4)))
+        if rng.random() < 0.3:
+            kw["attenuation_db"] = float(pick([40.0, 60.0, 120.0, 180.0, 39.9, 181.0, float("nan")]))
+        if rng.random() < 0.3:
+            kw["passband"] = float(pick([0.5, 0.8, 0.913, 0.99, 0.49, 1.0, float("inf")]))
+        r = ok_errors(C.Resampler, **kw)
+        if isinstance(r, Exception):
+            continue
+        n += 1
+        log("resampler", kw, r.taps_per_phase)
+        total_in = total_out = 0
+        for _ in range(int(rng.integers(1, 12))):
+            x = signal(min(block_size(), 50_000), sr=float(max(r.in_rate, 1)))
+            want = r.max_output(len(x))
+            last = bool(rng.random() < 0.15)
+            try:
+                y = r.process(x, last=last)
+            except (ValueError, TypeError):
+                continue
+            total_in += len(x)
+            total_out += len(y)
+            if last:
+                assert total_out == -(-total_in * r.up // r.down), (kw, total_in, total_out)
+                r.reset()
+                total_in = total_out = 0
+            else:
+                assert len(y) == want, (kw, len(y), want)
+    return n
+
+
 def stress_internal(deadline):
     n = 0
     while time.time() < deadline:
@@ -419,6 +453,7 @@ STAGES = [
     ("frontend", stress_frontend),
     ("rfft", stress_rfft),
     ("ring", stress_ring),
+    ("resampler", stress_resampler),
     ("pitch", stress_pitch),
     ("modulation", stress_modulation),
     ("technique", stress_technique),

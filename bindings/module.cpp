@@ -5,6 +5,7 @@
 #include "bind_cuda.h"
 #include "bind_framemath.h"
 #include "bind_frontend.h"
+#include "bind_resampler.h"
 #include "bind_ring.h"
 #include "bind_trackers.h"
 
@@ -49,11 +50,12 @@ py::dict build_info() {
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
-  m.doc() = "rtclassify native core: ring buffers, streaming log-mel frontend, trackers.";
+  m.doc() = "rtclassify native core: ring buffers, resampler, streaming log-mel frontend, trackers.";
   m.def("build_info", &build_info,
         "What was compiled: version, compiler, cuda (bool), cuda_version, cuda_architectures, "
         "cuda_devices (GPUs visible now), build_type.");
   bind_ring(m);
+  bind_resampler(m);
   bind_frontend(m);
   bind_cuda(m);
   bind_trackers(m);

@@ -1,14 +1,19 @@
-"""Sample-rate conversion with soxr.
+"""Sample-rate conversion: the native low-latency resampler for streams, soxr for whole signals.
 
-:class:`StreamResampler` wraps a ``soxr.ResampleStream`` (mono float32). Its
-output is time-aligned with its input (sample ``j`` of the output is at
-``j / out_rate`` seconds, like sample ``i`` of the input at ``i / in_rate``),
-and any split of the input into chunks gives bit-for-bit the same output. It
-does, however, hold samples back: after ``t`` seconds of input have been
-pushed, output is available only up to ``t - d`` seconds, where ``d`` varies
-with soxr's internal block processing. :attr:`StreamResampler.latency_s` is the
-largest ``d`` measured for the stream's rates, quality and chunk size, which is
-what the engine reports as the resampler's share of the latency.
+:class:`StreamResampler` runs the native polyphase resampler
+(:class:`rtclassify._core.Resampler`, quality ``"NATIVE"``, the streaming
+default) or a ``soxr.ResampleStream`` (mono float32). Either way its output is
+time-aligned with its input (sample ``j`` of the output is at ``j / out_rate``
+seconds, like sample ``i`` of the input at ``i / in_rate``), and any split of
+the input into chunks gives bit-for-bit the same output. Both hold samples
+back: after ``t`` seconds of input have been pushed, output is available only
+up to ``t - d`` seconds. The native filter gives each output sample as soon as
+its newest input sample is there, so ``d`` is the filter's newer half (5.6 ms
+from 44.1, 48, 96 or 192 kHz to 16 kHz, 11.2 ms from 8 kHz); soxr filters in
+blocks, and ``d`` varies with them (36.5 ms from 48 kHz with HQ, 113 ms from
+8 kHz). :attr:`StreamResampler.latency_s` is the largest ``d`` (measured for
+soxr, for the stream's rates, quality and chunk size), which is what the engine
+reports as the resampler's share of the latency.
 """
 
 from __future__ import annotations
@@ -17,11 +22,14 @@ import numpy as np
 
 from ..errors import ParameterError
 
-__all__ = ["StreamResampler", "resample", "measure_stream_latency", "stream_quality", "QUALITIES", "AUTO"]
+__all__ = ["StreamResampler", "resample", "measure_stream_latency", "stream_quality", "QUALITIES", "AUTO", "NATIVE"]
 
 #: soxr quality names, fastest to best
 QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
-#: The streaming default: MQ or HQ, whichever holds samples back less at the stream's rates (see :func:`stream_quality`).
+#: The native polyphase resampler (streams only): soxr's passband, 120 dB stopband, lowest latency.
+NATIVE = "NATIVE"
+#: The streaming default: NATIVE, or for rates whose ratio it cannot take (a filter of more than 2**22
+#: coefficients, e.g. 44101 Hz), MQ or HQ, whichever holds samples back less (see :func:`stream_quality`).
 AUTO = "AUTO"
 
 _LATENCY_CACHE: dict = {}
@@ -36,17 +44,46 @@ def _check_rate(rate, name: str) -> int:
 
 
 def _check_quality(quality: str, auto: bool = False) -> str:
-    names = QUALITIES + ((AUTO,) if auto else ())
+    names = QUALITIES + ((NATIVE, AUTO) if auto else ())
     if not isinstance(quality, str) or quality.upper() not in names:
         raise ParameterError(f"resample quality must be one of {', '.join(names)} (got {quality!r})")
     return quality.upper()
 
 
-def stream_quality(in_rate: int, out_rate: int, quality: str = AUTO, chunk: int = 256) -> str:
-    """The soxr quality a stream from ``in_rate`` to ``out_rate`` uses: ``quality``, or for ``"AUTO"`` the one
-    of MQ and HQ whose stream holds samples back less (:func:`measure_stream_latency`; HQ on a tie).
+_NATIVE_TAKES: dict = {}
 
-    To a 16 kHz model rate the two are alike where it matters: the same passband (flat within 0.1 dB up to
+
+def _native(in_rate: int, out_rate: int):
+    """The native resampler for these rates, or None when their ratio needs too long a filter."""
+    from .. import _core
+
+    try:
+        r = _core.Resampler(in_rate, out_rate)
+    except ValueError:
+        r = None
+    _NATIVE_TAKES[(in_rate, out_rate)] = r is not None
+    return r
+
+
+def _native_takes(in_rate: int, out_rate: int) -> bool:
+    """Whether the native resampler converts ``in_rate`` to ``out_rate`` (cached per pair of rates)."""
+    key = (in_rate, out_rate)
+    if key not in _NATIVE_TAKES:
+        _native(in_rate, out_rate)
+    return _NATIVE_TAKES[key]
+
+
+def stream_quality(in_rate: int, out_rate: int, quality: str = AUTO, chunk: int = 256) -> str:
+    """The quality a stream from ``in_rate`` to ``out_rate`` uses: ``quality``, or for ``"AUTO"``
+    ``"NATIVE"`` (the native resampler), unless the rates' ratio needs a longer filter than it designs
+    (e.g. 44101 Hz); then the one of soxr's MQ and HQ whose stream holds samples back less
+    (:func:`measure_stream_latency`; HQ on a tie).
+
+    The native filter has soxr's passband (flat up to 0.913 of the lower Nyquist frequency, 7.3 kHz to
+    16 kHz) and a 120 dB stopband from the lower Nyquist frequency on, and holds samples back 5.6 ms from
+    44.1-192 kHz (soxr: 36.5-79 ms).
+
+    Of soxr's two, to a 16 kHz model rate MQ and HQ are alike where it matters: the same passband (flat within 0.1 dB up to
     7.5 kHz) and aliases at least 116 dB down (HQ: 140), far below the log-mel frontend's floor. But
     soxr's HQ filter for some ratios is twice as long: from 96 or 192 kHz it holds samples back 79 ms,
     MQ's 37 ms, a difference that is pure latency on stage. From 44.1 and 48 kHz HQ is the shorter one
@@ -56,6 +93,8 @@ def stream_quality(in_rate: int, out_rate: int, quality: str = AUTO, chunk: int 
     if q != AUTO:
         return q
     in_rate, out_rate = _check_rate(in_rate, "in_rate"), _check_rate(out_rate, "out_rate")
+    if _native_takes(in_rate, out_rate):
+        return NATIVE
     hq = measure_stream_latency(in_rate, out_rate, "HQ", chunk)
     mq = measure_stream_latency(in_rate, out_rate, "MQ", chunk)
     return "MQ" if mq < hq else "HQ"
@@ -110,14 +149,15 @@ def measure_stream_latency(in_rate: int, out_rate: int, quality: str = "HQ", chu
 
 
 class StreamResampler:
-    """Streaming mono resampler (soxr).
+    """Streaming mono resampler (native or soxr).
 
     Parameters
     ----------
     in_rate, out_rate : int
         Sample rates in Hz.
     quality : str
-        soxr quality (default ``"HQ"``), or ``"AUTO"``: MQ or HQ, whichever holds samples back
+        ``"NATIVE"`` (the native low-latency resampler), a soxr quality (default ``"HQ"``), or
+        ``"AUTO"``: NATIVE where it takes the rates, else MQ or HQ, whichever holds samples back
         less at these rates (:func:`stream_quality`).
     chunk : int
         Typical number of input samples per :meth:`process` call, used to
@@ -126,7 +166,7 @@ class StreamResampler:
     Attributes
     ----------
     quality : str
-        The soxr quality in use (``"AUTO"`` resolved).
+        The quality in use: ``"NATIVE"`` or a soxr quality name (``"AUTO"`` resolved).
     latency_s : float
         Worst-case delay between input pushed and output available (seconds).
     """
@@ -138,14 +178,29 @@ class StreamResampler:
         self.out_rate = _check_rate(out_rate, "out_rate")
         if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
             raise ParameterError(f"chunk must be an integer >= 1 (got {chunk!r})")
-        self.quality = stream_quality(self.in_rate, self.out_rate, quality, int(min(chunk, 256)))
+        q = _check_quality(quality, auto=True)
+        self._native = _native(self.in_rate, self.out_rate) if q in (NATIVE, AUTO) else None
+        self.quality = NATIVE if self._native is not None else stream_quality(self.in_rate, self.out_rate, q,
+                                                                              int(min(chunk, 256)))
+        if self.quality == NATIVE:
+            if self._native is None:
+                raise ParameterError(f"resample quality NATIVE cannot convert {self.in_rate} Hz to {self.out_rate} Hz "
+                                     f"(the ratio needs too long a filter); use AUTO or a soxr quality")
+            self.latency_s = float(self._native.latency_s)
+            return
         self._stream = soxr.ResampleStream(self.in_rate, self.out_rate, 1, dtype="float32", quality=self.quality)
         self.latency_s = measure_stream_latency(self.in_rate, self.out_rate, self.quality, int(min(chunk, 256)))
 
     def process(self, x: np.ndarray, last: bool = False) -> np.ndarray:
-        """Push mono float32 samples (shape (n,)); returns the output now available (float32)."""
+        """Push mono float32 samples (shape (n,)); returns the output now available (float32). ``last``: the end
+        of the stream (the rest of the output follows; :meth:`reset` before new input)."""
+        if self._native is not None:
+            return self._native.process(x, last=last)
         return self._stream.resample_chunk(x, last=last)
 
     def reset(self) -> None:
         """Forget all buffered input (start of a new stream)."""
-        self._stream.clear()
+        if self._native is not None:
+            self._native.reset()
+        else:
+            self._stream.clear()
