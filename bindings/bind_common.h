@@ -49,6 +49,16 @@ class ExclusiveUse {
   const void* obj_;
 };
 
+/// A reset() binding that takes the object like its push/process does: a reset from another thread
+/// while a push runs without the GIL would otherwise change the state under it.
+template <class T>
+auto exclusive_reset(std::string what) {
+  return [what](T& obj) {
+    const ExclusiveUse in_use(&obj, what.c_str());
+    obj.reset();
+  };
+}
+
 /// True when `a` is a numpy array of element type T (by equivalence, not identity: a dtype that
 /// came through pickle or another module is a different object with the same meaning).
 template <class T>

@@ -184,7 +184,8 @@ ndarray, shape (n_new, n_mels), float32
 )doc")
       .def("frames_for", &rtc::StreamingMelFrontend::frames_for, py::arg("n"),
            "Number of frames a push of ``n`` more samples will return.")
-      .def("reset", &rtc::StreamingMelFrontend::reset, "Forget buffered samples and zero the counters.")
+      .def("reset", rtc_bind::exclusive_reset<rtc::StreamingMelFrontend>("MelFrontend.reset"),
+           "Forget buffered samples and zero the counters (RuntimeError while another thread pushes).")
       .def_property_readonly("config", [](const rtc::StreamingMelFrontend& f) { return rtc_bind::frontend_config(f.config()); },
                              "Parameters as a dict; ``MelFrontend(**config)`` rebuilds the frontend.")
       .def_property_readonly("frames_emitted", &rtc::StreamingMelFrontend::frames_emitted,

@@ -235,7 +235,7 @@ py::class_<Tracker> bind_modulation_tracker(py::module_& m, const char* name, co
             return new Tracker(frame_rate, c);
           }),
           py::arg("frame_rate"));
-  cls.def("reset", &Tracker::reset, "Forget the contour.");
+  cls.def("reset", rtc_bind::exclusive_reset<Tracker>(std::string(name) + ".reset"), "Forget the contour.");
   cls.def_property_readonly("frame_rate", &Tracker::frame_rate);
   cls.def_property_readonly("config", [](const Tracker& t) { return config_dict(t.config()); });
   return cls;
@@ -330,7 +330,7 @@ dict
     ``f0`` (n_frames,) float32 Hz, 0 where unvoiced; ``confidence`` (n_frames,)
     float32 in [0, 1]; ``level_db`` (n_frames,) float32 dBFS; ``voiced``
     (n_frames,) bool. Non-finite samples are replaced by 0 and counted.)doc")
-      .def("reset", &rtc::PitchTracker::reset, "Forget the stream.")
+      .def("reset", rtc_bind::exclusive_reset<rtc::PitchTracker>("PitchTracker.reset"), "Forget the stream.")
       .def_property_readonly("sample_rate", &rtc::PitchTracker::sample_rate)
       .def_property_readonly("hop_length", &rtc::PitchTracker::hop_length)
       .def_property_readonly("frame_rate", &rtc::PitchTracker::frame_rate)
@@ -576,7 +576,7 @@ dict of (n_frames,) arrays
     (Hz), ``tremolo_depth`` (dB peak-to-peak), ``tremolo_regularity``.
     Rates/extent/depth are the newest analysis (0 where none), also while
     off. Frame k of the stream is decided after sample (k + 1) * hop_length.)doc")
-      .def("reset", &rtc::TechniqueTracker::reset, "Forget the stream.")
+      .def("reset", rtc_bind::exclusive_reset<rtc::TechniqueTracker>("TechniqueTracker.reset"), "Forget the stream.")
       .def_property_readonly("sample_rate", [](const rtc::TechniqueTracker& t) { return t.pitch().sample_rate(); })
       .def_property_readonly("hop_length", [](const rtc::TechniqueTracker& t) { return t.pitch().hop_length(); })
       .def_property_readonly("frame_rate", [](const rtc::TechniqueTracker& t) { return t.pitch().frame_rate(); })

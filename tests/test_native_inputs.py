@@ -148,3 +148,22 @@ def test_one_tracker_and_one_ring_side_used_from_two_threads_are_refused():
     # a producer and a consumer at once is the ring's purpose, and stays allowed
     r2 = _core.SampleRing(2**22)
     assert _refused_while_busy(lambda: [r2.push(block) for _ in range(20)], lambda: r2.pop(1024)) == 0
+
+
+def test_a_reset_from_another_thread_is_refused_while_the_object_works():
+    """reset() takes the object like push/process do: it would otherwise change the state under a push that runs
+    without the GIL."""
+    f = _core.MelFrontend(16000, 4096, 16, 128)
+    big = np.random.default_rng(3).standard_normal(400_000).astype(np.float32) * 0.1
+    assert _refused_while_busy(lambda: f.push(big), f.reset) == 1
+    assert f.samples_consumed == big.size  # no reset ran during the push
+
+    r = _core.Resampler(192000, 16000)
+    x = np.random.default_rng(4).standard_normal(192000 * 60).astype(np.float32) * 0.1
+    assert _refused_while_busy(lambda: r.process(x), r.reset) == 1
+    assert r.samples_in == x.size
+
+    t = _core.PitchTracker(16000, hop_length=1)
+    s = (0.3 * np.sin(2 * np.pi * 220 * np.arange(160_000) / 16000)).astype(np.float32)
+    assert _refused_while_busy(lambda: t.process(s), t.reset) == 1
+    t.reset()  # once the push is over, reset works

@@ -270,6 +270,17 @@ def test_empty_and_list_blocks(clf):
     assert s.counters["samples_in"] == 2000 and s.counters["nonfinite_replaced"] == 0
 
 
+@pytest.mark.parametrize("channel", [0, "mix"])
+def test_a_channels_first_block_is_refused_not_read_as_two_samples(clf, channel):
+    """(channels, frames) read as (frames, channels) would take two seconds of stereo as two samples."""
+    s = clf.stream(sample_rate=22050, channel=channel)
+    with pytest.raises(ParameterError, match=r"44100 channels.*transpose"):
+        s.process(np.zeros((2, 44100), np.float32))
+    assert s.counters["samples_in"] == 0
+    s.process(np.zeros((64, 1024), np.float32))  # a 1024-channel interface's block is still taken
+    assert s.counters["samples_in"] == 64
+
+
 def test_large_block_split(clf, signals):
     x = signals[16000]
     s = clf.stream(sample_rate=16000, max_block=256, level_rate=0)

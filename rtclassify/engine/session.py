@@ -184,6 +184,8 @@ MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768000
 #: the largest block a session takes in one piece (samples; longer blocks are split) and the largest batch
 MAX_BLOCK = 1 << 24
 MAX_BATCH = 4096
+#: the most channels a 2-D block may have (more is a (channels, frames) block read the wrong way round)
+MAX_BLOCK_CHANNELS = 1024
 
 
 def one_call_at_a_time(deliver: bool = False):
@@ -262,10 +264,12 @@ class StreamSession(NativeStateMixin):
     level_rate : float, optional
         TagLevel events per second (None: every hop, 0: none).
     resample_quality : str
-        soxr quality when resampling: ``"auto"`` (default) takes MQ or HQ,
-        whichever holds samples back less at the input rate (from 96 or
-        192 kHz MQ: 37 ms against 79; from 44.1 and 48 kHz HQ), see
-        :func:`rtclassify.audio.resample.stream_quality`; or a soxr quality name.
+        When resampling: ``"auto"`` (default) takes the native low-latency
+        resampler (``"native"``: 5.6 ms from 44.1-192 kHz, where soxr's HQ
+        holds samples back 36.5-79 ms), or for a ratio it cannot take (e.g.
+        from 44101 Hz) soxr's MQ or HQ, whichever holds samples back less; see
+        :func:`rtclassify.audio.resample.stream_quality`. Or ``"native"`` or a
+        soxr quality name.
     record_frames : bool
         Keep a :class:`FrameResult` per output in :attr:`last_frames`.
     on_frame : callable, optional
@@ -491,6 +495,11 @@ class StreamSession(NativeStateMixin):
             n_ch = block.shape[1]
             if n_ch == 0:
                 raise ParameterError(f"block has no channels (shape (frames, channels) = {block.shape})")
+            if n_ch > MAX_BLOCK_CHANNELS:
+                # (channels, frames) read as (frames, channels) would take seconds of audio as a few samples
+                raise ParameterError(f"block of shape {block.shape} has {n_ch} channels, more than any device "
+                                     f"({MAX_BLOCK_CHANNELS}); blocks are (frames, channels): transpose a "
+                                     f"(channels, frames) block first")
             if self.channel == "mix":
                 return block
             if self.channel >= n_ch:
