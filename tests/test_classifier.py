@@ -215,6 +215,33 @@ def test_tag_command_formats_and_errors(bundle_dir, tmp_path, capsys):
     assert exc.value.code == 2
 
 
+def test_tag_command_says_what_it_could_not_tag(bundle_dir, tmp_path, capsys):
+    """A rate the trackers cannot take is refused before any file is tagged (and named, with the way out); NaN
+    samples are counted; a file too short for one output says so."""
+    x = tb.demo_signal(16000)
+    ok, low = tmp_path / "ok.wav", tmp_path / "low.wav"
+    sf.write(ok, x, 16000)
+    sf.write(low, x[::8], 2000)
+    assert cli.main(["tag", str(ok), str(low), "--bundle", str(bundle_dir)]) == 1
+    cap = capsys.readouterr()
+    assert cap.out == "" and f"{low}: 2000 Hz is outside the 4000-384000 Hz" in cap.err and "--no-techniques" in cap.err
+    assert cli.main(["tag", str(ok), str(low), "--bundle", str(bundle_dir), "--no-techniques"]) == 0
+    capsys.readouterr()
+
+    nan = tmp_path / "nan.wav"
+    y = x.copy()
+    y[1000:1100] = np.nan
+    sf.write(nan, y, 16000, subtype="FLOAT")
+    assert cli.main(["tag", str(nan), "--bundle", str(bundle_dir)]) == 0
+    assert f"warning: {nan}: 100 NaN or infinite sample(s) were taken as 0" in capsys.readouterr().err
+
+    short = tmp_path / "short.wav"
+    sf.write(short, x[:300], 16000)
+    assert cli.main(["tag", str(short), "--bundle", str(bundle_dir)]) == 0
+    cap = capsys.readouterr()
+    assert cap.out == "" and f"{short}: 0.019 s is shorter than one output of the model needs" in cap.err
+
+
 def test_tag_command_plot(bundle_dir, tmp_path):
     pytest.importorskip("matplotlib")
     x = tb.demo_signal(16000)

@@ -346,6 +346,14 @@ def run(args: argparse.Namespace) -> int:
     for inf in infos:
         if inf.truncation:
             print(f"warning: {inf.truncation}", file=sys.stderr)
+    if args.techniques:
+        from ..detect.techniques import SAMPLE_RATES
+
+        lo, hi = SAMPLE_RATES
+        for inf in infos:
+            if inf.frames and not lo <= inf.sample_rate <= hi:
+                raise RtclassifyError(f"{inf.path}: {inf.sample_rate} Hz is outside the {lo}-{hi} Hz that the pitch, "
+                                      f"vibrato and tremolo trackers take; tag it with --no-techniques")
     if args.channel is not None:
         for inf in infos:
             if args.channel >= inf.channels:
@@ -382,6 +390,12 @@ def run(args: argparse.Namespace) -> int:
                                           progress=lambda done, total: bar.update(task, completed=done))
             else:
                 result = clf.tag_file(path, channel=args.channel, hop=args.hop, techniques=args.techniques)
+            if result.nonfinite_replaced:
+                print(f"warning: {path}: {result.nonfinite_replaced} NaN or infinite sample(s) were taken as 0",
+                      file=sys.stderr)
+            if inf.frames and not len(result):
+                print(f"{path}: {inf.frames / inf.sample_rate:.3f} s is shorter than one output of the model "
+                      f"needs: nothing to tag", file=sys.stderr)
             file_field = path if several else None
             try:
                 if fmt == "jsonl":

@@ -29,7 +29,10 @@ from .. import _core
 from ..errors import ParameterError
 from .events import Event, TechniqueValues, TremoloOff, TremoloOn, VibratoOff, VibratoOn
 
-__all__ = ["TechniqueDetector", "hz_to_midi", "frame_dict"]
+__all__ = ["TechniqueDetector", "hz_to_midi", "frame_dict", "SAMPLE_RATES"]
+
+#: input sample rates (Hz) the native pitch tracker takes, and with it the vibrato and tremolo trackers
+SAMPLE_RATES = (4000, 384000)
 
 
 def hz_to_midi(hz: float) -> float:

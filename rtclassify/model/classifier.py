@@ -75,6 +75,8 @@ class TagResult:
     technique_events : list of Event
         With ``techniques=True``: VibratoOn/Off and TremoloOn/Off, each at its
         own stream time.
+    nonfinite_replaced : int
+        NaN or infinite input samples, taken as 0.
     """
 
     times: np.ndarray
@@ -88,6 +90,7 @@ class TagResult:
     sample_rate: int = 0
     techniques: list | None = None
     technique_events: list = field(default_factory=list)
+    nonfinite_replaced: int = 0
 
     def __len__(self) -> int:
         return len(self.times)
@@ -147,7 +150,8 @@ def _collect(session, blocks: Iterable, total: int | None, progress: Callable | 
                      events=events, event_times=np.array(event_times, np.float64), duration=end,
                      sample_rate=session.sample_rate,
                      techniques=[fr.technique for fr in frames] if with_techniques else None,
-                     technique_events=technique_events)
+                     technique_events=technique_events,
+                     nonfinite_replaced=int(session.counters["nonfinite_replaced"]))
 
 
 class Classifier:
