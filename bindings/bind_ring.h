@@ -50,7 +50,9 @@ capacity : int
           R"doc(Append a 1-D block of samples; returns how many old samples were dropped.)doc")
       .def(
           "pop",
-          [](rtc::SampleRing& r, size_t n, py::object out) -> py::object {
+          [](rtc::SampleRing& r, size_t n_asked, py::object out) -> py::object {
+            // no pop returns more than the capacity: a huge n must not allocate a huge array
+            const size_t n = std::min(n_asked, r.capacity());
             py::array_t<float> dst;
             if (out.is_none()) {
               dst = py::array_t<float>(static_cast<py::ssize_t>(n));
@@ -75,9 +77,10 @@ capacity : int
             return dst[py::slice(0, static_cast<py::ssize_t>(k), 1)];
           },
           py::arg("n"), py::arg("out") = py::none(),
-          R"doc(Pop up to ``n`` of the oldest samples.
+          R"doc(Pop up to ``n`` of the oldest samples (at most ``capacity``).
 
-Returns a 1-D float32 array of the samples popped (a view of ``out`` when given).)doc")
+Returns a 1-D float32 array of the samples popped (a view of ``out`` when given; ``out``
+needs room for ``min(n, capacity)``).)doc")
       .def_property_readonly("available", &rtc::SampleRing::available, "Unread samples (a snapshot).")
       .def_property_readonly("capacity", &rtc::SampleRing::capacity, "Capacity in samples.")
       .def_property_readonly("dropped", &rtc::SampleRing::dropped, "Samples dropped by overflow.")

@@ -99,7 +99,8 @@ def test_tag_stereo_layouts_and_channel(clf):
     (np.zeros((20, 20), np.float32), {}, "at most 8 channels"),
     (np.zeros(1000, np.float32), {"channel": 1}, "out of range"),
     (np.zeros((1000, 2), np.float32), {"channel": 2}, "out of range"),
-    (np.zeros(1000, np.int32), {}, "dtype"),
+    (np.zeros(1000, np.int32), {}, r"audio must be .*int32.*scale integer PCM"),
+    (np.zeros(1000, np.complex64), {}, "audio must be .*complex64"),
     (np.zeros(()), {}, "shape"),
 ])
 def test_tag_wrong_audio(clf, audio, kwargs, text):
@@ -111,6 +112,11 @@ def test_tag_wrong_audio(clf, audio, kwargs, text):
 def test_tag_bad_sample_rate(clf, rate):
     with pytest.raises(ParameterError, match="sample_rate"):
         clf.tag(np.zeros(1000, np.float32), rate)
+
+
+def test_tag_takes_float16_as_float32(clf):
+    x = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float16)
+    assert np.array_equal(clf.tag(x, 16000).probs, clf.tag(x.astype(np.float32), 16000).probs)
 
 
 def test_tag_empty_and_short(clf):

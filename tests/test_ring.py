@@ -178,3 +178,13 @@ def test_reset_while_another_thread_pushes_is_refused():
     assert refused > 0
     ring.reset()  # idle again: allowed
     assert ring.available == 0 and ring.pushed == 0
+
+
+def test_a_pop_larger_than_the_ring_allocates_no_more_than_the_ring():
+    r = rtclassify.SampleRing(4096)
+    r.push(np.ones(100, np.float32))
+    got = r.pop(2**40)  # would be a 4 TiB array
+    assert got.shape == (100,) and r.available == 0
+    out = np.empty(4096, np.float32)
+    r.push(np.ones(10, np.float32))
+    assert r.pop(2**40, out=out).shape == (10,)  # out needs room for the capacity only

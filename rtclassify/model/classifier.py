@@ -261,11 +261,12 @@ class Classifier:
         Parameters
         ----------
         audio : ndarray, shape (n,), (n, channels) or (channels, n)
-            float32/float64 in [-1, 1] or int16. A 2-D signal's channel axis is
+            float32/float64 in [-1, 1] or int16 (float16 is taken as float32). A 2-D signal's channel axis is
             the shorter one and may hold at most 8 channels; ``(2, 2)`` and
             other square shapes are read as ``(n, channels)``.
         sample_rate : int
-            Rate of ``audio`` in Hz (any rate; resampled to the model's with soxr).
+            Rate of ``audio`` in Hz (any rate; resampled to the model's by the session's resampler, see
+            ``resample_quality`` in :meth:`stream`).
         channel : int, optional
             Channel to use; None averages all channels.
         hop, decoder : optional
@@ -288,6 +289,11 @@ class Classifier:
             Wrong shape, dtype, sample rate or channel.
         """
         a = audio if isinstance(audio, np.ndarray) else np.asarray(audio)
+        if a.dtype == np.float16:
+            a = a.astype(np.float32)  # exact
+        elif a.dtype not in (np.float32, np.float64, np.int16):
+            hint = "; scale integer PCM to [-1, 1] first, e.g. int32 / 2**31" if a.dtype.kind in "iu" else ""
+            raise ParameterError(f"audio must be float32, float64 or int16 samples (got dtype {a.dtype}){hint}")
         if a.ndim == 2:
             n0, n1 = a.shape
             if n1 == 0:
