@@ -101,17 +101,38 @@ def _wav_missing_frames(path, frames_present: int) -> int:
         return 0
 
 
+def _os_reason(exc: OSError) -> str:
+    """What an OSError says about a path, in the words of the other messages here."""
+    import errno
+
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return "no such file"
+    return f"cannot open ({exc.strerror or exc})"
+
+
 def _open(path):
     import soundfile as sf
 
     p = Path(os.fspath(path)).expanduser()
-    if not p.exists():
-        raise AudioFileError(f"{p}: no such file")
-    if p.is_dir():
+    try:
+        st = os.stat(p)
+    except OSError as exc:  # a missing file, or a folder on the way that cannot be searched
+        raise AudioFileError(f"{p}: {_os_reason(exc)}") from None
+    if stat.S_ISDIR(st.st_mode):
         raise AudioFileError(f"{p}: is a folder, not an audio file")
+    if stat.S_ISREG(st.st_mode) and not os.access(p, os.R_OK):
+        raise AudioFileError(f"{p}: permission denied")
     try:
         return sf.SoundFile(str(p))
     except (RuntimeError, sf.LibsndfileError, OSError) as exc:  # LibsndfileError derives from RuntimeError
+        if stat.S_ISREG(st.st_mode):
+            try:  # libsndfile says "System error." for any failed open(2): ask the system which
+                with open(p, "rb"):
+                    pass
+            except OSError as os_exc:
+                raise AudioFileError(f"{p}: {_os_reason(os_exc)}") from exc
         msg = str(exc).split(":")[-1].strip() or type(exc).__name__
         raise AudioFileError(f"{p}: cannot read audio ({msg}); supported: WAV, FLAC, OGG, MP3, AIFF and others "
                              "that libsndfile reads") from exc

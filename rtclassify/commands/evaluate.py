@@ -22,7 +22,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--real", metavar="DIR", help="folder of real recordings with labels.csv")
     parser.add_argument("--out", metavar="DIR", default="eval", help="report folder (default: ./eval)")
     parser.add_argument("--cache", metavar="DIR", help="feature cache (default: DATA/features)")
-    parser.add_argument("--rms-floor-db", type=float, default=-50.0,
+    parser.add_argument("--rms-floor-db", type=number(float, "a level in dBFS"), default=-50.0, metavar="DB",
                         help="a frame is sounding when its RMS exceeds this (dBFS; default -50)")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default 2)")
     parser.add_argument("--held-notes", metavar="FONTS",
@@ -48,8 +48,11 @@ def run(args) -> int:
     from ..errors import ParameterError, require
 
     require("sklearn", extra="train")
-    from ..train.evaluate import evaluate_real, evaluate_split, format_real_table, plot_split_report
-    from ..train.export import update_bundle_metrics
+    from ..model.bundle import load_bundle
+    from ..model.bundle_write import make_output_folder
+    from ..train.evaluate import (check_real_labels, evaluate_real, evaluate_split, format_real_table,
+                                  plot_split_report)
+    from ..train.export import check_metrics_bundle, update_bundle_metrics
 
     if not args.data and not args.real and not args.held_notes:
         raise ParameterError("give --data DIR, --real DIR and/or --held-notes FONTS")
@@ -57,9 +60,30 @@ def run(args) -> int:
         raise ParameterError("--programs goes with --held-notes")
     if args.threads < 1:
         raise ParameterError(f"--threads must be >= 1, got {args.threads}")
+    programs = None
+    if args.held_notes:
+        from ..train.held_notes import DEFAULT_PROGRAMS
+
+        try:
+            programs = [int(p) for p in args.programs.split(",")] if args.programs else list(DEFAULT_PROGRAMS)
+        except ValueError:
+            raise ParameterError(f"--programs: expected comma-separated GM program numbers, got {args.programs!r}")
+    # the bundle and the data are checked before the report folder is made and before any work
+    bundle = load_bundle(args.bundle)
+    if args.update_bundle:
+        check_metrics_bundle(args.bundle, "--update-bundle")
+    if args.data:
+        from ..train.data import split_fingerprint
+
+        data = Path(args.data)
+        if not data.is_dir():
+            raise ParameterError(f"--data {data}: " + ("is a file; give the folder `rtclassify data build` wrote"
+                                                       if data.exists() else "not found"))
+        split_fingerprint(data, args.split)  # the split's manifest records, which the features are made from
+    if args.real:
+        check_real_labels(args.real, list(bundle.labels))
     console = Console()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_folder(args.out, "--out")
     if args.data:
         report, curves = evaluate_split(args.bundle, args.data, args.split, args.cache, threads=args.threads)
         labels = list(report["per_tag"])
@@ -114,12 +138,8 @@ def run(args) -> int:
             update_bundle_metrics(args.bundle, {"real": summary})
     if args.held_notes:
         from ..model.classifier import Classifier
-        from ..train.held_notes import DEFAULT_PROGRAMS, format_held_notes, held_note_table
+        from ..train.held_notes import format_held_notes, held_note_table
 
-        try:
-            programs = [int(p) for p in args.programs.split(",")] if args.programs else list(DEFAULT_PROGRAMS)
-        except ValueError:
-            raise ParameterError(f"--programs: expected comma-separated GM program numbers, got {args.programs!r}")
         fonts = [s.strip() for s in args.held_notes.split(",") if s.strip()]
         clf = Classifier.load(args.bundle, backend="onnx", threads=args.threads)
         with console.status("rendering and tagging held notes") as status:

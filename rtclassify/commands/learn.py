@@ -16,6 +16,8 @@ so the tag holds when the sound plays with the band (--no-mix for a sound heard 
 sound defined by its pitch).
 The output is a normal bundle: the original graph plus the new head, so the original tags give exactly
 the same outputs, and `listen --bundle OUT` sends the new tag to MIDI and OSC like the built-in ones.
+--out is a new or empty folder (or a new .zip); --force replaces a bundle there, whole, and a folder that
+holds other files is never written into.
 
 Positive examples: recordings of the sound, up to a few seconds each (1 is enough to start, 5-10
 give a steadier tag); only their sounding frames are used. Negatives: recordings of what the tag
@@ -39,7 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--negatives", nargs="+", default=[], metavar="FILE",
                    help="recordings the tag must stay off for")
     p.add_argument("--bundle", metavar="IN", help="base bundle folder or zip (default: the bundled model)")
-    p.add_argument("--out", required=True, metavar="BUNDLE", help="output bundle folder, or a path ending in .zip")
+    p.add_argument("--out", required=True, metavar="BUNDLE",
+                   help="output bundle folder, or a path ending in .zip (a new or empty folder; see --force)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing bundle at --out (a folder holding other files is still refused)")
     p.add_argument("--no-generic", action="store_true",
                    help="do not add the generic negatives (then --negatives is required)")
     p.add_argument("--no-mix", action="store_true",
@@ -61,12 +66,11 @@ def run(args) -> int:
     from rich.console import Console
 
     from ..errors import ParameterError
+    from ..model.bundle_write import check_bundle_out
     from ..model.classifier import Classifier
 
-    from ..model.bundle_write import check_bundle_out
-
     console = Console(stderr=True)
-    check_bundle_out(args.out, "--out")
+    check_bundle_out(args.out, "--out", force=args.force, shipped=False)
     if args.no_generic and not args.negatives:
         raise ParameterError("--no-generic needs --negatives FILE...")
     from ..learn.learner import parse_pitch_shifts

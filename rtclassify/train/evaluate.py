@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ __all__ = [
     "source_of_positives",
     "by_source_metrics",
     "evaluate_real",
+    "check_real_labels",
     "plot_split_report",
 ]
 
@@ -400,12 +402,14 @@ def plot_split_report(report: dict, curves: dict, tags, out_dir) -> list[Path]:
 
 # ----------------------------------------------------------------------------- real recordings
 def _load_audio(path: Path, sample_rate: int) -> np.ndarray:
-    import soundfile as sf
+    """Mono float32 at ``sample_rate`` (the channels averaged); a missing, unreadable or undecodable file is a
+    :class:`ParameterError` naming it and saying why."""
+    from ..audio.files import AudioFileError, read_channels
 
     try:
-        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # soundfile raises its own error types
-        raise ParameterError(f"cannot read audio file {path}: {exc}") from exc
+        audio, sr = read_channels(path)
+    except AudioFileError as exc:
+        raise ParameterError(str(exc)) from exc
     audio = audio.mean(axis=1)
     if sr != sample_rate:
         import soxr
@@ -441,6 +445,61 @@ def _read_labels_csv(csv_path: Path) -> list[tuple[int, dict]]:
         raise ParameterError(f"--real: {csv_path} is not a valid CSV file ({exc})") from None
 
 
+def check_real_labels(real_dir, tags) -> list[tuple[int, str, list, dict]]:
+    """The rows of a real-recordings folder's ``labels.csv``, checked before any file is tagged.
+
+    Parameters
+    ----------
+    real_dir : path
+        Folder with ``labels.csv`` and the audio files (see :func:`evaluate_real`).
+    tags : sequence of str
+        The bundle's labels.
+
+    Returns
+    -------
+    list of (int, str, list of str, dict)
+        ``(line number, file, labelled tags, row)`` per row, in order.
+
+    Raises
+    ------
+    ParameterError
+        ``real_dir`` is a file or has no ``labels.csv``; a row has an empty ``file``, an unknown tag, a file
+        that an earlier row lists already (both line numbers are named) or a file that is missing or a folder.
+    """
+    real_dir = Path(real_dir)
+    csv_path = real_dir / "labels.csv"
+    if real_dir.is_file():
+        raise ParameterError(f"--real: {real_dir} is a file; give the folder that holds labels.csv and the recordings")
+    if not csv_path.is_file():
+        raise ParameterError(f"--real: {csv_path} not found")
+    out = []
+    seen: dict[str, int] = {}
+    for ln, row in _read_labels_csv(csv_path):
+        name = (row.get("file") or "").strip()
+        if not name:
+            raise ParameterError(f"{csv_path}:{ln}: empty 'file'")
+        labelled = [t for t in (row.get("tags") or "").replace(";", " ").replace(",", " ").split() if t]
+        unknown = [t for t in labelled if t not in tags]
+        if unknown:
+            raise ParameterError(f"{csv_path}: file {name}: unknown tag(s) {unknown}")
+        key = os.path.normpath(name)
+        if key in seen:
+            raise ParameterError(f"{csv_path}:{ln}: file {name} is listed twice (lines {seen[key]} and {ln}); "
+                                 f"list each file once")
+        seen[key] = ln
+        path = real_dir / name
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ParameterError(f"{csv_path}:{ln}: file {path} is missing") from None
+        except OSError:
+            st = None  # unreadable: reading it says why
+        if st is not None and os.path.isdir(path):
+            raise ParameterError(f"{csv_path}:{ln}: {path} is a folder, not an audio file")
+        out.append((ln, name, labelled, row))
+    return out
+
+
 def evaluate_real(bundle, real_dir, rms_floor_db: float = -50.0, threads: int = 2) -> dict:
     """Per file of ``labels.csv``: fraction of sounding frames in which each tag is on.
 
@@ -455,22 +514,32 @@ def evaluate_real(bundle, real_dir, rms_floor_db: float = -50.0, threads: int = 
     real_dir : path
         Folder with ``labels.csv`` (UTF-8, a header row naming at least the
         ``file`` column: ``file, tags, kind, ...``; tags separated by ``;``,
-        ``,`` or spaces) and the audio files. A file shorter than one frame
-        is reported with no frames (``n_frames`` 0).
+        ``,`` or spaces; each file listed once) and the audio files. A file
+        shorter than one frame is reported with no frames (``n_frames`` 0).
     rms_floor_db : float
         An output is "sounding" when the loudest frontend frame of its hop
         (the ``hop_frames`` frames ending at the reported frame) has an RMS
-        above this level in dBFS.
+        above this level in dBFS (a finite number).
 
     Returns
     -------
     dict
         ``{"files": {file: {...}}, "targets": {...}, "rms_floor_db": ...}``;
         see :func:`format_real_table`.
+
+    Raises
+    ------
+    ParameterError
+        A bad ``rms_floor_db``, ``real_dir`` or ``labels.csv`` (see :func:`check_real_labels`; every row is
+        checked before any file is tagged), or a file that cannot be read (the message names the row).
     """
     from ..model.classifier import Classifier
     from .features import frame_rms_db
 
+    if (isinstance(rms_floor_db, bool) or not isinstance(rms_floor_db, (int, float, np.integer, np.floating))
+            or not math.isfinite(rms_floor_db)):
+        raise ParameterError(f"rms_floor_db must be a finite number (got {rms_floor_db!r})")
+    rms_floor_db = float(rms_floor_db)
     real_dir = Path(real_dir)
     csv_path = real_dir / "labels.csv"
     if real_dir.is_file():
@@ -483,16 +552,11 @@ def evaluate_real(bundle, real_dir, rms_floor_db: float = -50.0, threads: int = 
     sr, n_fft, hop = int(fe["sample_rate"]), int(fe["n_fft"]), int(fe["hop_length"])
     hop_frames = int(clf.bundle.hop_frames)
     files = {}
-    rows = _read_labels_csv(csv_path)
-    for ln, row in rows:
-        name = (row.get("file") or "").strip()
-        if not name:
-            raise ParameterError(f"{csv_path}:{ln}: empty 'file'")
-        labelled = [t for t in (row.get("tags") or "").replace(";", " ").replace(",", " ").split() if t]
-        unknown = [t for t in labelled if t not in tags]
-        if unknown:
-            raise ParameterError(f"{csv_path}: file {name}: unknown tag(s) {unknown}")
-        audio = _load_audio(real_dir / name, sr)
+    for ln, name, labelled, row in check_real_labels(real_dir, tags):
+        try:
+            audio = _load_audio(real_dir / name, sr)
+        except ParameterError as exc:
+            raise ParameterError(f"{csv_path}:{ln}: {exc}") from exc
         res = clf.tag(audio, sr)
         active = np.asarray(res.active, bool)
         frames = np.rint((np.asarray(res.times) * sr - n_fft / 2) / hop).astype(np.int64)

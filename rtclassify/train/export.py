@@ -19,7 +19,8 @@ import numpy as np
 
 from ..errors import BundleError, ParameterError, require
 
-__all__ = ["export_bundle", "build_model", "model_json", "check_parity", "update_bundle_metrics", "ALLOWED_OPS"]
+__all__ = ["export_bundle", "build_model", "model_json", "check_parity", "update_bundle_metrics",
+           "check_metrics_bundle", "check_checkpoint_path", "ALLOWED_OPS"]
 
 #: ONNX operators the exported graph may contain (all supported by TensorRT's ONNX parser).
 ALLOWED_OPS = frozenset({
@@ -173,6 +174,8 @@ def export_bundle(checkpoint, out, name: str | None = None, include_weights: boo
     from ..model.bundle_write import check_bundle_out, write_bundle
 
     out = check_bundle_out(out, "out")
+    if not isinstance(checkpoint, dict):
+        check_checkpoint_path(checkpoint)
     ck = load_checkpoint(checkpoint) if not isinstance(checkpoint, dict) else checkpoint
     model = build_model(ck)
     mc = ck["model_config"]
@@ -201,12 +204,71 @@ def export_bundle(checkpoint, out, name: str | None = None, include_weights: boo
         return write_bundle(out, {f: tmp / f for f in files}, stale=("weights.pt",))
 
 
+def check_checkpoint_path(path, what: str = "checkpoint") -> Path:
+    """Refuse a checkpoint path that is missing or a folder, before torch reads it.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ParameterError
+        The path does not exist, or is a folder (the message names the ``model.pt`` in it when there is one).
+    """
+    p = Path(path).expanduser()
+    if p.is_dir():
+        hint = f" ({p / 'model.pt'} is there)" if (p / "model.pt").is_file() else ""
+        raise ParameterError(f"{what} {p}: is a folder; give the checkpoint file (model.pt) that "
+                             f"`rtclassify train` wrote{hint}")
+    if not p.exists():
+        raise ParameterError(f"{what} {p} not found")
+    return p
+
+
+def check_metrics_bundle(bundle, what: str = "--update-bundle") -> Path:
+    """Refuse a bundle whose metrics cannot be updated (a zip, or not a bundle folder), before any work.
+
+    Returns
+    -------
+    Path
+        The bundle folder.
+
+    Raises
+    ------
+    BundleError
+        ``bundle`` is a zip file or has no ``model.json`` (metrics can be added to bundle folders only).
+    """
+    from ..model.bundle_write import is_zip_path
+
+    bundle = Path(bundle).expanduser()
+    if bundle.is_file() or is_zip_path(bundle):
+        kind = "a zip" if is_zip_path(bundle) else "a file"
+        raise BundleError(f"{what}: {bundle} is {kind}; metrics can be added to bundle folders only")
+    if not (bundle / "model.json").is_file():
+        raise BundleError(f"{what}: {bundle / 'model.json'} not found (metrics can be added to bundle folders only)")
+    return bundle
+
+
 def update_bundle_metrics(bundle, metrics: dict) -> None:
-    """Merge ``metrics`` into the ``metrics`` of a bundle folder's model.json."""
-    bundle = Path(bundle)
-    path = bundle / "model.json"
-    if not path.is_file():
-        raise BundleError(f"{path} not found (metrics can be added to bundle folders only)")
+    """Merge ``metrics`` into the ``metrics`` of a bundle folder's model.json.
+
+    The file is replaced in one step (written beside it, then renamed), so an interruption keeps the old one.
+
+    Raises
+    ------
+    BundleError
+        ``bundle`` is not a bundle folder (see :func:`check_metrics_bundle`).
+    ParameterError
+        ``metrics`` holds values JSON cannot store (NaN, infinity).
+    """
+    from ..model.bundle_write import write_atomic
+
+    path = check_metrics_bundle(bundle, "bundle") / "model.json"
     meta = json.loads(path.read_text())
     meta.setdefault("metrics", {}).update(metrics)
-    path.write_text(json.dumps(meta, indent=1, allow_nan=False))
+    try:
+        text = json.dumps(meta, indent=1, allow_nan=False)
+    except ValueError as exc:
+        raise ParameterError(f"{path}: the metrics hold a value JSON cannot store ({exc})") from None
+    write_atomic(path, lambda f: f.write(text.encode("utf-8")))

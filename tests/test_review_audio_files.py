@@ -1,0 +1,95 @@
+"""An audio file that cannot be opened says why: permission denied, no such file, not libsndfile's
+"System error."."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rtclassify.audio import files
+from rtclassify.audio.files import AudioFileError
+
+SR = 16000
+ROOT = Path(__file__).resolve().parents[1]
+#: run a child without the capabilities that let root read any file
+DROP = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps", "-dac_override,-dac_read_search"]
+
+
+@pytest.fixture
+def wav(tmp_path):
+    import soundfile as sf
+
+    p = tmp_path / "take.wav"
+    sf.write(p, np.zeros(SR // 4, np.float32), SR)
+    return p
+
+
+def test_a_file_without_read_permission_is_named_so(wav, monkeypatch):
+    real_access = os.access
+    monkeypatch.setattr(files.os, "access", lambda p, mode: False if Path(p) == wav else real_access(p, mode))
+    for read in (files.info, files.read_audio, lambda p: next(files.iter_blocks(p))):
+        with pytest.raises(AudioFileError) as exc:
+            read(wav)
+        assert str(exc.value) == f"{wav}: permission denied"
+
+
+def test_a_failed_open_asks_the_system_why(wav, monkeypatch):
+    import soundfile as sf
+
+    def system_error(*a, **k):
+        raise sf.LibsndfileError(2, prefix=f"Error opening {str(wav)!r}: ")
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied", str(wav))
+
+    monkeypatch.setattr(sf, "SoundFile", system_error)
+    monkeypatch.setattr("builtins.open", denied)
+    with pytest.raises(AudioFileError) as exc:
+        files.info(wav)
+    assert str(exc.value) == f"{wav}: permission denied"
+
+
+def test_a_missing_file_under_an_unsearchable_folder(tmp_path, monkeypatch):
+    def denied(path, *a, **k):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(files.os, "stat", denied)
+    with pytest.raises(AudioFileError) as exc:
+        files.info(tmp_path / "locked" / "take.wav")
+    assert str(exc.value) == f"{tmp_path / 'locked' / 'take.wav'}: permission denied"
+
+
+def _as_user_without_override(code: str, tmp_path):
+    """Run ``code`` where file permissions hold: this user, or root without its override capabilities."""
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root reads any file and setpriv is not there to drop that")
+        prefix = DROP
+    else:
+        prefix = []
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([*prefix, sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=env, cwd=tmp_path)
+
+
+def test_tag_and_learn_say_permission_denied(wav, tmp_path):
+    os.chmod(wav, 0)
+    code = f"""
+import sys
+from rtclassify import cli
+for argv in (["tag", {str(wav)!r}, "--out", "o.csv"],
+             ["learn", "--tag", "t", {str(wav)!r}, "--out", "o"]):
+    print(cli.main(argv), file=sys.stderr)
+"""
+    r = _as_user_without_override(code, tmp_path)
+    if "Operation not permitted" in r.stderr and "setpriv" in r.stderr:
+        pytest.skip(f"setpriv cannot drop capabilities here: {r.stderr.strip()}")
+    lines = r.stderr.strip().splitlines()
+    assert lines[-4:] == [f"rtclassify tag: error: {wav}: permission denied", "1",
+                          f"rtclassify learn: error: {wav}: permission denied", "1"], r.stderr
