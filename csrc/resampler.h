@@ -12,8 +12,8 @@
 /// a stream from 48 kHz to 16 kHz holds samples back 36.5 ms with its HQ quality (from 8 kHz, 113 ms).
 /// This filter has the same passband edge (0.913 of the lower Nyquist frequency) and stopband (from the
 /// lower Nyquist frequency on, `attenuation_db` down, 120 dB by default: nothing aliases into the band
-/// below it) and gives each output sample as soon as its newest input sample has arrived: 5.6 ms from
-/// 44.1, 48, 96 or 192 kHz, 11.2 ms from 8 kHz.
+/// below it) and gives each output sample as soon as its newest input sample has arrived: 5.9 ms from
+/// 44.1, 48, 96 or 192 kHz, 11.8 ms from 8 kHz.
 ///
 /// Any split of the input into blocks gives bit-for-bit the output of one call. process() allocates
 /// nothing; construction designs the filter (up to max_taps() coefficients).
@@ -34,13 +34,14 @@ class PolyphaseResampler {
 
   /// Designs the filter.
   /// @param in_rate, out_rate sample rates in Hz, 1 .. 4'000'000
-  /// @param attenuation_db stopband attenuation, 40 .. 180 dB
+  /// @param attenuation_db stopband attenuation, 40 .. 130 dB (float32 holds about 135)
   /// @param passband passband edge as a fraction of the lower Nyquist frequency, 0.5 .. 0.99
   /// @throws std::invalid_argument naming the parameter; for rates whose ratio needs more than
   ///   max_taps() coefficients (e.g. 44101 -> 16000), naming `in_rate` and `out_rate`.
   PolyphaseResampler(int in_rate, int out_rate, double attenuation_db = 120.0, double passband = 0.913);
 
-  /// Number of output samples a process() of `n` more input samples returns at most.
+  /// Number of output samples a process() of `n` more input samples returns at most (SIZE_MAX for an `n`
+  /// far beyond any array).
   size_t max_output(size_t n) const noexcept;
 
   /// Pushes `n` input samples and writes every output sample that they complete to `out`.

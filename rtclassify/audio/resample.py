@@ -8,8 +8,8 @@ seconds, like sample ``i`` of the input at ``i / in_rate``), and any split of
 the input into chunks gives bit-for-bit the same output. Both hold samples
 back: after ``t`` seconds of input have been pushed, output is available only
 up to ``t - d`` seconds. The native filter gives each output sample as soon as
-its newest input sample is there, so ``d`` is the filter's newer half (5.6 ms
-from 44.1, 48, 96 or 192 kHz to 16 kHz, 11.2 ms from 8 kHz); soxr filters in
+its newest input sample is there, so ``d`` is the filter's newer half (5.9 ms
+from 44.1, 48, 96 or 192 kHz to 16 kHz, 11.8 ms from 8 kHz); soxr filters in
 blocks, and ``d`` varies with them (36.5 ms from 48 kHz with HQ, 113 ms from
 8 kHz). :attr:`StreamResampler.latency_s` is the largest ``d`` (measured for
 soxr, for the stream's rates, quality and chunk size), which is what the engine
@@ -80,7 +80,7 @@ def stream_quality(in_rate: int, out_rate: int, quality: str = AUTO, chunk: int 
     (:func:`measure_stream_latency`; HQ on a tie).
 
     The native filter has soxr's passband (flat up to 0.913 of the lower Nyquist frequency, 7.3 kHz to
-    16 kHz) and a 120 dB stopband from the lower Nyquist frequency on, and holds samples back 5.6 ms from
+    16 kHz) and a 120 dB stopband from the lower Nyquist frequency on, and holds samples back 5.9 ms from
     44.1-192 kHz (soxr: 36.5-79 ms).
 
     Of soxr's two, to a 16 kHz model rate MQ and HQ are alike where it matters: the same passband (flat within 0.1 dB up to

@@ -2,7 +2,7 @@
 
 :class:`MultiStreamSession` tags every channel of a multi-channel input as a
 stream of its own. It holds one :class:`~rtclassify.engine.session.StreamSession`
-per stream for the per-stream parts (block conversion, soxr resampler, native
+per stream for the per-stream parts (block conversion, resampler, native
 frontend, mel-frame ring, decoder, counters) and shares the session's backend:
 whenever a hop is due, the windows of all streams go to the backend as one
 batch ``(S, n_mels, W)``, so ONNX Runtime, TensorRT or torch runs once per hop

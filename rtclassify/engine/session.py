@@ -13,8 +13,9 @@ Per block (:meth:`StreamSession.process`):
    1/32768; a 2-D ``(frames, channels)`` block is reduced to the configured
    channel or to the average of all channels). Blocks longer than
    ``max_block`` are processed in pieces of ``max_block`` samples.
-2. If the input rate differs from the model's, a soxr stream resamples it
-   (non-finite samples are replaced by 0 and counted before resampling, since
+2. If the input rate differs from the model's, the streaming resampler
+   (:class:`rtclassify.audio.resample.StreamResampler`: the native
+   low-latency one by default, or soxr) resamples it (non-finite samples are replaced by 0 and counted before resampling, since
    the resampler would spread them). Otherwise the native frontend replaces and
    counts them.
 3. :class:`rtclassify.MelFrontend`, built from the bundle's frontend config,
@@ -34,7 +35,8 @@ Timing conventions (all times are seconds of *input* audio):
 - It is computed when frame ``o_k + lookahead`` is complete; events carry
   ``stream_time`` = the input time by which that is guaranteed:
   ``((o_k + lookahead) * hop_length + n_fft) / model_rate`` plus, when
-  resampling, the resampler's measured worst-case delay. Without resampling
+  resampling, the resampler's worst-case delay (the native filter's newer
+  half, or soxr's measured hold-back). Without resampling
   this is exactly the number of input seconds consumed when the output
   became due. It does not depend on how the stream is split into blocks.
 - :attr:`StreamSession.latency_samples` (input rate) is the algorithmic
@@ -265,7 +267,7 @@ class StreamSession(NativeStateMixin):
         TagLevel events per second (None: every hop, 0: none).
     resample_quality : str
         When resampling: ``"auto"`` (default) takes the native low-latency
-        resampler (``"native"``: 5.6 ms from 44.1-192 kHz, where soxr's HQ
+        resampler (``"native"``: 5.9 ms from 44.1-192 kHz, where soxr's HQ
         holds samples back 36.5-79 ms), or for a ratio it cannot take (e.g.
         from 44101 Hz) soxr's MQ or HQ, whichever holds samples back less; see
         :func:`rtclassify.audio.resample.stream_quality`. Or ``"native"`` or a
