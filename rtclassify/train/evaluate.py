@@ -445,6 +445,17 @@ def _read_labels_csv(csv_path: Path) -> list[tuple[int, dict]]:
         raise ParameterError(f"--real: {csv_path} is not a valid CSV file ({exc})") from None
 
 
+def _labels_csv(real_dir) -> tuple[Path, Path]:
+    """``real_dir`` and its ``labels.csv``; ParameterError when it is a file or has none."""
+    real_dir = Path(real_dir)
+    csv_path = real_dir / "labels.csv"
+    if real_dir.is_file():
+        raise ParameterError(f"--real: {real_dir} is a file; give the folder that holds labels.csv and the recordings")
+    if not csv_path.is_file():
+        raise ParameterError(f"--real: {csv_path} not found")
+    return real_dir, csv_path
+
+
 def check_real_labels(real_dir, tags) -> list[tuple[int, str, list, dict]]:
     """The rows of a real-recordings folder's ``labels.csv``, checked before any file is tagged.
 
@@ -466,12 +477,7 @@ def check_real_labels(real_dir, tags) -> list[tuple[int, str, list, dict]]:
         ``real_dir`` is a file or has no ``labels.csv``; a row has an empty ``file``, an unknown tag, a file
         that an earlier row lists already (both line numbers are named) or a file that is missing or a folder.
     """
-    real_dir = Path(real_dir)
-    csv_path = real_dir / "labels.csv"
-    if real_dir.is_file():
-        raise ParameterError(f"--real: {real_dir} is a file; give the folder that holds labels.csv and the recordings")
-    if not csv_path.is_file():
-        raise ParameterError(f"--real: {csv_path} not found")
+    real_dir, csv_path = _labels_csv(real_dir)
     out = []
     seen: dict[str, int] = {}
     for ln, row in _read_labels_csv(csv_path):
@@ -540,12 +546,7 @@ def evaluate_real(bundle, real_dir, rms_floor_db: float = -50.0, threads: int = 
             or not math.isfinite(rms_floor_db)):
         raise ParameterError(f"rms_floor_db must be a finite number (got {rms_floor_db!r})")
     rms_floor_db = float(rms_floor_db)
-    real_dir = Path(real_dir)
-    csv_path = real_dir / "labels.csv"
-    if real_dir.is_file():
-        raise ParameterError(f"--real: {real_dir} is a file; give the folder that holds labels.csv and the recordings")
-    if not csv_path.is_file():
-        raise ParameterError(f"--real: {csv_path} not found")
+    real_dir, csv_path = _labels_csv(real_dir)
     clf = Classifier.load(bundle, threads=threads)
     tags = list(clf.labels)
     fe = clf.bundle.frontend
