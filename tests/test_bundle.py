@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,6 +82,15 @@ def test_not_a_bundle_file(tmp_path):
     f.write_bytes(b"\x00\x01garbage")
     with pytest.raises(BundleError, match="model.bin: not a model bundle"):
         load_bundle(f)
+
+
+def test_a_cut_zip_is_called_a_bad_zip(bdir, tmp_path):
+    import shutil
+
+    z = Path(shutil.make_archive(str(tmp_path / "b"), "zip", bdir))
+    z.write_bytes(z.read_bytes()[:200])  # the central directory is gone
+    with pytest.raises(BundleError, match=r"b\.zip: not a readable zip file \(cut short or corrupt\?\)"):
+        load_bundle(z)
 
 
 def test_corrupt_json(bdir):

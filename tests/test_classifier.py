@@ -248,6 +248,15 @@ def test_tag_command_says_what_it_could_not_tag(bundle_dir, tmp_path, capsys):
     assert cap.out == "" and f"{short}: 0.019 s is shorter than one output of the model needs" in cap.err
 
 
+def test_tag_command_refuses_a_pipe(bundle_dir, tmp_path, capsys):
+    import os
+
+    fifo = tmp_path / "in.wav"
+    os.mkfifo(fifo)  # never opened: the check reads only its type
+    assert cli.main(["tag", str(fifo), "--bundle", str(bundle_dir)]) == 1
+    assert f"{fifo}: is a pipe" in capsys.readouterr().err
+
+
 def test_tag_command_plot(bundle_dir, tmp_path):
     pytest.importorskip("matplotlib")
     x = tb.demo_signal(16000)

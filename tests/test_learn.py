@@ -287,6 +287,8 @@ def test_bad_names_shapes_and_options(base, tmp_path):
     b = bell(SR, 1.0, 1)
     with pytest.raises(ParameterError, match="already a tag"):
         base.learn("low", [b], sample_rate=SR)
+    with pytest.raises(ParameterError, match="differs from this bundle's tag 'low' only by case"):
+        base.learn("Low", [b], sample_rate=SR)
     with pytest.raises(ParameterError, match="name must be"):
         base.learn("my tag", [b], sample_rate=SR)
     with pytest.raises(ParameterError, match="wrap a single example in a list"):

@@ -342,6 +342,15 @@ def run(args: argparse.Namespace) -> int:
     from ..model.classifier import Classifier
 
     fmt = output_format(args.format, args.out)
+    for f in args.files:
+        try:
+            pipe = stat.S_ISFIFO(os.stat(f).st_mode)
+        except OSError:
+            pipe = False  # info() names a missing or unreadable file
+        if pipe:
+            # its header would be read once for the checks and be gone for the tagging
+            raise RtclassifyError(f"{f}: is a pipe; rtclassify tag reads audio files (save the stream to a file "
+                                  f"first, or use Classifier.tag on the samples)")
     infos = [audio_files.info(f) for f in args.files]  # one clear line for a missing/unsupported file
     for inf in infos:
         if inf.truncation:

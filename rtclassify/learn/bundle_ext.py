@@ -351,6 +351,11 @@ def check_tag_name(name, labels) -> str:
                              f"(it becomes an OSC address part and a mapping key); got {name!r}")
     if name in labels:
         raise ParameterError(f"name {name!r} is already a tag of this bundle ({', '.join(labels)})")
+    same = [t for t in labels if t.casefold() == name.casefold()]
+    if same:
+        # 'Piano' beside 'piano' would be two OSC addresses and mapping keys that differ only by case
+        raise ParameterError(f"name {name!r} differs from this bundle's tag {same[0]!r} only by case; choose "
+                             f"another name")
     return name
 
 

@@ -466,6 +466,9 @@ def load_bundle(path: str | Path | None = None, *, check_frontend: bool = True) 
     elif zipfile.is_zipfile(path):
         prefix = _zip_prefix(path)
         where = f"{path}!{prefix}{MODEL_JSON}"
+    elif path.suffix.lower() == ".zip":
+        raise BundleError(f"{path}: not a readable zip file (cut short or corrupt?); a model bundle is a folder or "
+                          f"a zip with {MODEL_JSON} and {MODEL_ONNX}")
     else:
         raise BundleError(f"{path}: not a model bundle (expected a folder or a zip file)")
     raw = _read(path, prefix, MODEL_JSON, MAX_JSON_BYTES)
