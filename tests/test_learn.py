@@ -299,6 +299,8 @@ def test_bad_names_shapes_and_options(base, tmp_path):
         base.learn("x", [np.zeros((3, 3, SR), np.float32)], sample_rate=SR)
     with pytest.raises(ParameterError, match="generic_negatives=False"):
         base.learn("x", [b], sample_rate=SR, generic_negatives=False)
+    with pytest.raises(ParameterError, match=r"negatives: every window .*\(silent\).*silence is not 'x'"):
+        base.learn("x", [b], negatives=[np.zeros(2 * SR, np.float32)], sample_rate=SR, generic_negatives=False)
     with pytest.raises(ParameterError, match="hop_frames"):
         base.learn("x", [b], sample_rate=SR, hop_frames=0)
     with pytest.raises(ParameterError, match="features must be one of"):

@@ -429,6 +429,11 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
     parts = []
     if neg:
         parts.append(embed_examples(fn, bundle, neg, _example_hops_s(bundle, neg, hop_frames)))
+        if not generic_negatives and not (parts[0].level_db > floor_db).any():
+            # a head fitted against silence alone scores perfectly and tells nothing
+            raise ParameterError(f"negatives: every window of every negative example is below {floor_db:g} dBFS "
+                                 f"(silent), and the generic negatives are off; the head would only learn that "
+                                 f"silence is not {name!r}: give negatives with sound, or allow the generic ones")
     if generic_negatives:
         parts.append(generic_embeddings(emb_backend, bundle, int(hop_frames), features))
     N = Embedded.concat(parts)
