@@ -180,14 +180,15 @@ class StreamResampler:
             raise ParameterError(f"chunk must be an integer >= 1 (got {chunk!r})")
         q = _check_quality(quality, auto=True)
         self._native = _native(self.in_rate, self.out_rate) if q in (NATIVE, AUTO) else None
-        self.quality = NATIVE if self._native is not None else stream_quality(self.in_rate, self.out_rate, q,
-                                                                              int(min(chunk, 256)))
-        if self.quality == NATIVE:
-            if self._native is None:
-                raise ParameterError(f"resample quality NATIVE cannot convert {self.in_rate} Hz to {self.out_rate} Hz "
-                                     f"(the ratio needs too long a filter); use AUTO or a soxr quality")
+        if self._native is not None:
+            self.quality = NATIVE
             self.latency_s = float(self._native.latency_s)
             return
+        if q == NATIVE:
+            raise ParameterError(f"resample quality NATIVE cannot convert {self.in_rate} Hz to {self.out_rate} Hz "
+                                 f"(the ratio needs too long a filter); use AUTO or a soxr quality")
+        # a soxr quality, or AUTO where the native resampler cannot take the rates: MQ or HQ
+        self.quality = stream_quality(self.in_rate, self.out_rate, q, int(min(chunk, 256)))
         self._stream = soxr.ResampleStream(self.in_rate, self.out_rate, 1, dtype="float32", quality=self.quality)
         self.latency_s = measure_stream_latency(self.in_rate, self.out_rate, self.quality, int(min(chunk, 256)))
 

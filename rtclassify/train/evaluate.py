@@ -16,6 +16,7 @@ import csv
 import io
 import math
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -500,7 +501,7 @@ def check_real_labels(real_dir, tags) -> list[tuple[int, str, list, dict]]:
             raise ParameterError(f"{csv_path}:{ln}: file {path} is missing") from None
         except OSError:
             st = None  # unreadable: reading it says why
-        if st is not None and os.path.isdir(path):
+        if st is not None and stat.S_ISDIR(st.st_mode):
             raise ParameterError(f"{csv_path}:{ln}: {path} is a folder, not an audio file")
         out.append((ln, name, labelled, row))
     return out
