@@ -286,7 +286,7 @@ def _umask() -> int:
     return mask
 
 
-def write_bundle(out, files: dict, stale=(), what: str = "out") -> Path:
+def write_bundle(out, files: dict, what: str = "out") -> Path:
     """Write the bundle files to a folder or a ``.zip``.
 
     Parameters
@@ -298,10 +298,8 @@ def write_bundle(out, files: dict, stale=(), what: str = "out") -> Path:
         files is refused.
     files : dict
         Name in the bundle -> ``bytes``, or a path whose content is copied.
-    stale : sequence of str
-        Names an existing folder bundle may hold that ``files`` replaces by
-        leaving them out (an older export's ``weights.pt``, for example); the
-        new folder holds exactly ``files``, so these are always gone.
+        A folder holds exactly these afterwards (an older export's
+        ``weights.pt`` that ``files`` leaves out is gone).
     what : str
         How to name ``out`` in errors.
 

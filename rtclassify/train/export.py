@@ -201,7 +201,7 @@ def export_bundle(checkpoint, out, name: str | None = None, include_weights: boo
             torch.save({"format": ck["format"], "model_config": mc, "state_dict": model.state_dict(),
                         "tags": list(ck["tags"])}, tmp / "weights.pt")
             files.append("weights.pt")
-        return write_bundle(out, {f: tmp / f for f in files}, stale=("weights.pt",))
+        return write_bundle(out, {f: tmp / f for f in files})
 
 
 def check_checkpoint_path(path, what: str = "checkpoint") -> Path:
