@@ -122,8 +122,13 @@ def _macro(per: dict, key: str):
     return float(np.mean(vals)) if vals else None
 
 
+#: Fewest quiet frames a quiet-frame floor is taken from (fewer leave the thresholds to F1 alone).
+MIN_QUIET_FRAMES = 500
+
+
 def choose_thresholds(y_true: np.ndarray, probs: np.ndarray, tags, off_ratio: float = 0.7,
-                      lo: float = 0.05, hi: float = 0.95) -> dict:
+                      lo: float = 0.05, hi: float = 0.95, quiet_false_rate: float = 0.0,
+                      quiet: np.ndarray | None = None, report: dict | None = None) -> dict:
     """Per-tag thresholds that maximize frame F1, with hysteresis ``off = on * off_ratio``.
 
     Parameters
@@ -134,6 +139,19 @@ def choose_thresholds(y_true: np.ndarray, probs: np.ndarray, tags, off_ratio: fl
         Ratio of the off threshold to the on threshold (0 < ratio <= 1).
     lo, hi : float
         Range the on threshold is clipped to.
+    quiet_false_rate : float
+        In [0, 0.5). When > 0, each on threshold is at least the ``1 - quiet_false_rate`` quantile of
+        the tag's probability over the quiet frames, so that a tag crosses it in at most that share
+        of them. F1 counts a few hundred false frames in noise as next to nothing, while on stage
+        they are a tag lit by rain. Needs at least :data:`MIN_QUIET_FRAMES` quiet frames; with fewer
+        the floor is not applied.
+    quiet : np.ndarray of bool, shape (n,), optional
+        Which rows are quiet. Default: the rows with every tag off. The trainer passes the frames of
+        clips with every tag off throughout (noise, ambiences, test tones, silence): the gaps
+        between notes of music clips are mostly near-silent and would dilute the quantile.
+    report : dict, optional
+        Filled with ``{tag: {"f1_on": ..., "quiet_floor": ...}}`` for each tag whose floor raised
+        its threshold, and ``"quiet_frames"``.
 
     Returns
     -------
@@ -144,7 +162,16 @@ def choose_thresholds(y_true: np.ndarray, probs: np.ndarray, tags, off_ratio: fl
 
     if not 0 < off_ratio <= 1:
         raise ParameterError(f"off_ratio must be in (0, 1], got {off_ratio}")
+    if not (math.isfinite(quiet_false_rate) and 0 <= quiet_false_rate < 0.5):
+        raise ParameterError(f"quiet_false_rate must be in [0, 0.5), got {quiet_false_rate}")
     y = np.asarray(y_true) > 0.5
+    probs = np.asarray(probs)
+    quiet = ~y.any(axis=1) if quiet is None else np.asarray(quiet, bool)
+    if quiet.shape != (len(y),):
+        raise ParameterError(f"quiet must be a bool mask of {len(y)} rows, got shape {quiet.shape}")
+    use_floor = quiet_false_rate > 0 and int(quiet.sum()) >= MIN_QUIET_FRAMES
+    if report is not None:
+        report["quiet_frames"] = int(quiet.sum())
     out = {}
     for j, tag in enumerate(tags):
         on = 0.5
@@ -152,6 +179,12 @@ def choose_thresholds(y_true: np.ndarray, probs: np.ndarray, tags, off_ratio: fl
             p, r, t = precision_recall_curve(y[:, j], probs[:, j])
             f = 2 * p[:-1] * r[:-1] / np.maximum(p[:-1] + r[:-1], 1e-12)
             on = float(t[int(np.argmax(f))])
+        if use_floor:
+            floor = float(np.quantile(probs[quiet, j], 1.0 - quiet_false_rate))
+            if floor > on:
+                if report is not None:
+                    report[tag] = {"f1_on": round(on, 4), "quiet_floor": round(floor, 4)}
+                on = floor
         on = float(min(max(on, lo), hi))
         out[tag] = {"on": round(on, 4), "off": round(on * off_ratio, 4)}
     return out

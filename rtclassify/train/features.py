@@ -203,11 +203,13 @@ class FeatureSet:
     def n_clips(self) -> int:
         return len(self.offsets) - 1
 
-    def target_frames(self, window_frames: int, lookahead: int, stride: int = 1) -> np.ndarray:
+    def target_frames(self, window_frames: int, lookahead: int, stride: int = 1, starts: bool = False) -> np.ndarray:
         """Absolute indices of the frames a model can report, per clip, every ``stride`` frames.
 
         A target frame ``t`` needs the window ``[t + lookahead - W + 1, t + lookahead]``
-        inside its clip.
+        inside its clip. With ``starts``, the frames of a clip's first window are targets too:
+        their windows reach back before the clip, where :func:`window_batch` puts the frontend's
+        frame for digital silence, as a live stream or a file has before its first sample.
 
         Returns
         -------
@@ -215,11 +217,19 @@ class FeatureSet:
         """
         out = []
         for a, b in zip(self.offsets[:-1], self.offsets[1:]):
-            first = a + window_frames - 1 - lookahead
+            first = a if starts else a + window_frames - 1 - lookahead
             last = b - 1 - lookahead
             if last >= first:
                 out.append(np.arange(first, last + 1, stride, dtype=np.int64))
         return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+    def silence_frame(self) -> np.ndarray:
+        """The frontend's frame for digital silence (n_mels,) float32: what the runtime's window holds
+        before a stream's first frame."""
+        if getattr(self, "_silence", None) is None:
+            n_fft = int(full_frontend(self.frontend)["n_fft"])
+            self._silence = np.asarray(make_frontend(self.frontend).push(np.zeros(n_fft, np.float32))[0], np.float32)
+        return self._silence
 
     def frames_in(self, ms: float) -> int:
         """Whole frames (at least one) nearest to ``ms`` milliseconds at this set's hop."""
@@ -246,22 +256,38 @@ class FeatureSet:
         return labels & (last >= clip_start[:, None]) & (idx[:, None] - last < int(frames))
 
 
-def window_batch(mel: np.ndarray, ends: np.ndarray, window_frames: int) -> np.ndarray:
+def window_batch(mel: np.ndarray, ends: np.ndarray, window_frames: int, offsets: np.ndarray | None = None,
+                 pad: np.ndarray | None = None) -> np.ndarray:
     """Gather windows that end at the given absolute frames.
 
     Parameters
     ----------
     mel : np.ndarray, shape (n_frames_total, n_mels)
     ends : np.ndarray, shape (batch,)
-        Absolute index of each window's last frame (``>= window_frames - 1``).
+        Absolute index of each window's last frame (``>= window_frames - 1`` unless ``offsets``
+        is given).
     window_frames : int
+    offsets, pad : np.ndarray, optional
+        The clips' first frames (a FeatureSet's ``offsets``) and a frame (n_mels,): the frames of
+        a window before its clip's first frame become ``pad`` (the frontend's frame for silence,
+        :meth:`FeatureSet.silence_frame`), as in the runtime's first windows of a stream.
 
     Returns
     -------
     np.ndarray, shape (batch, n_mels, window_frames), float32
     """
-    idx = np.asarray(ends, np.int64)[:, None] + np.arange(1 - window_frames, 1, dtype=np.int64)[None, :]
-    return np.ascontiguousarray(np.asarray(mel[idx], dtype=np.float32).transpose(0, 2, 1))
+    ends = np.asarray(ends, np.int64)
+    idx = ends[:, None] + np.arange(1 - window_frames, 1, dtype=np.int64)[None, :]
+    if offsets is None:
+        return np.ascontiguousarray(np.asarray(mel[idx], dtype=np.float32).transpose(0, 2, 1))
+    if pad is None:
+        raise ParameterError("window_batch: offsets need a pad frame")
+    offsets = np.asarray(offsets, np.int64)
+    starts = offsets[np.searchsorted(offsets, ends, side="right") - 1]
+    before = idx < starts[:, None]
+    out = np.asarray(mel[np.maximum(idx, starts[:, None])], dtype=np.float32)
+    out[before] = np.asarray(pad, np.float32)
+    return np.ascontiguousarray(out.transpose(0, 2, 1))
 
 
 def _fingerprint(parts: Iterable[str]) -> str:

@@ -50,8 +50,8 @@ _FLOOR_DB = -100.0           # 10*log10(amin) of the default frontend
 #: ``[train]`` settings a ``--resume`` may change: how long, how patiently and how fast it runs (the precision of
 #: the steps included: the weights and the optimizer stay float32, and each epoch's record says which ran), and
 #: the thresholds' hysteresis (applied after training). Any other change makes the resumed run a different one.
-RESUME_MAY_CHANGE = ("epochs", "time_budget_min", "patience", "threads", "off_ratio", "channels_last",
-                     "precision")
+RESUME_MAY_CHANGE = ("epochs", "time_budget_min", "patience", "threads", "off_ratio", "quiet_false_rate",
+                     "channels_last", "precision")
 
 
 @dataclass
@@ -119,6 +119,16 @@ class TrainParams:
         Cap on validation windows (evenly subsampled).
     off_ratio : float
         Hysteresis: off threshold = on threshold * off_ratio.
+    stream_starts : bool
+        Train (and validate) on the frames of each clip's first window too, their windows padded
+        before the clip with the frontend's frame for digital silence, as the runtime's windows are
+        for the first second of every stream and file. Without them the model never sees that
+        padding, and noise that starts after it (a file of rain, a live input opened in a noisy
+        room) reads as a drum hit.
+    quiet_false_rate : float
+        In [0, 0.5): each tag's on threshold is at least the ``1 - quiet_false_rate`` quantile of its
+        validation probability over the frames where every tag is off (noise, ambiences, silence);
+        0 leaves the thresholds to F1 alone (:func:`rtclassify.train.evaluate.choose_thresholds`).
     precision : str
         ``"fp32"``, ``"bf16"`` or ``"auto"``. ``"bf16"``: the training steps' forward and backward
         passes in bfloat16 under torch's CPU autocast, and so is the per-epoch validation (early
@@ -154,6 +164,8 @@ class TrainParams:
     val_stride: int = 6
     max_val_windows: int = 30000
     off_ratio: float = 0.7
+    stream_starts: bool = False
+    quiet_false_rate: float = 0.0
     precision: str = "fp32"  # "auto" in the shipped configs
     channels_last: bool = False
 
@@ -200,6 +212,8 @@ class TrainParams:
                 raise ConfigError(f"[train] {k} must be in [0, 1], got {getattr(self, k)}")
         if not 0 < self.off_ratio <= 1:
             raise ConfigError(f"[train] off_ratio must be in (0, 1], got {self.off_ratio}")
+        if not 0 <= self.quiet_false_rate < 0.5:
+            raise ConfigError(f"[train] quiet_false_rate must be in [0, 0.5), got {self.quiet_false_rate}")
         if self.precision not in ("fp32", "bf16", "auto"):
             raise ConfigError(f"[train] precision must be 'fp32', 'bf16' or 'auto', got {self.precision!r}")
         if not isinstance(self.channels_last, bool):
@@ -472,6 +486,14 @@ def data_provenance(data_dir) -> dict:
 
 
 # ----------------------------------------------------------------------------- sampling
+def windows(fs: FeatureSet, targets: np.ndarray, window_frames: int, lookahead: int, starts: bool) -> np.ndarray:
+    """The windows (n, n_mels, W) float32 of target frames; with ``starts``, padded with silence before
+    each clip (see ``stream_starts``)."""
+    if starts:
+        return window_batch(fs.mel, targets + lookahead, window_frames, fs.offsets, fs.silence_frame())
+    return window_batch(fs.mel, targets + lookahead, window_frames)
+
+
 class WindowSampler:
     """Draws training windows from a FeatureSet with tag-balanced weights.
 
@@ -488,14 +510,18 @@ class WindowSampler:
         still on: the frames a live classifier must decide with only a few
         frames of the new sound in its window. 0 draws from all targets alike.
     onset_frames : int
+    starts : bool
+        Also draw the frames of each clip's first window, padded with silence before the clip
+        (``stream_starts``).
     """
 
     def __init__(self, fs: FeatureSet, window_frames: int, lookahead: int, balance: float,
-                 onset_fraction: float = 0.0, onset_frames: int = 25):
+                 onset_fraction: float = 0.0, onset_frames: int = 25, starts: bool = False):
         self.fs = fs
         self.W = window_frames
         self.L = lookahead
-        self.targets = fs.target_frames(window_frames, lookahead, 1)
+        self.starts = bool(starts)
+        self.targets = fs.target_frames(window_frames, lookahead, 1, starts=self.starts)
         if len(self.targets) == 0:
             raise ParameterError(f"no clip is long enough for a {window_frames}-frame window")
         y = np.asarray(fs.labels[self.targets]).astype(bool)
@@ -527,7 +553,7 @@ class WindowSampler:
 
     def batch(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Windows (n, n_mels, W) float32 and labels (n, n_tags) float32 for target frames."""
-        return (window_batch(self.fs.mel, targets + self.L, self.W),
+        return (windows(self.fs, targets, self.W, self.L, self.starts),
                 np.asarray(self.fs.labels[targets], np.float32))
 
 
@@ -662,7 +688,8 @@ class Trainer:
                                "bfloat16 and training will be about ten times slower than with 'fp32' "
                                "(precision = 'auto' chooses for the CPU)[/yellow]")
         self.sampler = WindowSampler(train_set, self.cfg.window_frames, self.cfg.lookahead_frames, params.balance,
-                                     params.onset_fraction, train_set.frames_in(params.onset_ms))
+                                     params.onset_fraction, train_set.frames_in(params.onset_ms),
+                                     starts=params.stream_starts)
         self.steps_per_epoch = max(1, params.windows_per_epoch // params.batch_size)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
         self.total_steps = self.steps_per_epoch * params.epochs
@@ -674,7 +701,8 @@ class Trainer:
         self.best_epoch = 0
         self.bad_epochs = 0
         self.elapsed_s = 0.0
-        vt = val_set.target_frames(self.cfg.window_frames, self.cfg.lookahead_frames, params.val_stride)
+        vt = val_set.target_frames(self.cfg.window_frames, self.cfg.lookahead_frames, params.val_stride,
+                                   starts=params.stream_starts)
         if len(vt) == 0:
             raise ParameterError("the validation split has no clip long enough for one window")
         if len(vt) > params.max_val_windows:
@@ -778,7 +806,8 @@ class Trainer:
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             for i in range(0, len(targets), batch):
                 t = targets[i:i + batch]
-                x = torch.from_numpy(window_batch(fs.mel, t + self.cfg.lookahead_frames, self.cfg.window_frames))
+                x = torch.from_numpy(windows(fs, t, self.cfg.window_frames, self.cfg.lookahead_frames,
+                                             self.params.stream_starts))
                 out.append(torch.sigmoid(self.model.logits_and_embedding(x)[0].float()).numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.tags)), np.float32)
 
@@ -966,6 +995,14 @@ def load_checkpoint(path) -> dict:
     return ck
 
 
+def quiet_clips(fs: FeatureSet) -> np.ndarray:
+    """Per clip of a FeatureSet: True where every tag is off in every frame (noise, ambiences, silence)."""
+    on = np.asarray(fs.labels).any(axis=1)
+    cum = np.concatenate([[0], np.cumsum(on, dtype=np.int64)])
+    offsets = np.asarray(fs.offsets, np.int64)
+    return (cum[offsets[1:]] - cum[offsets[:-1]]) == 0
+
+
 def finalize_checkpoint(trainer: Trainer, best_path: Path) -> Path:
     """Choose thresholds on validation with the best weights and write ``model.pt`` next to it."""
     from .evaluate import choose_thresholds, hysteresis, tag_metrics
@@ -974,10 +1011,19 @@ def finalize_checkpoint(trainer: Trainer, best_path: Path) -> Path:
     trainer.model.load_state_dict(ck["state_dict"])
     probs = trainer.predict(trainer.val_set, trainer.val_targets)
     y = np.asarray(trainer.val_set.labels[trainer.val_targets])
-    th = choose_thresholds(y, probs, trainer.tags, off_ratio=trainer.params.off_ratio)
+    clip = np.searchsorted(trainer.val_set.offsets, trainer.val_targets, side="right") - 1
+    floors: dict = {}
+    th = choose_thresholds(y, probs, trainer.tags, off_ratio=trainer.params.off_ratio,
+                           quiet_false_rate=trainer.params.quiet_false_rate,
+                           quiet=quiet_clips(trainer.val_set)[clip], report=floors)
+    raised = {t: v for t, v in floors.items() if isinstance(v, dict)}
+    if raised:
+        trainer.console.print(
+            f"thresholds raised to their quiet-frame floor ({floors['quiet_frames']} validation frames of clips with "
+            f"every tag off, at most {trainer.params.quiet_false_rate:g} of them over): "
+            + ", ".join(f"{t} {v['f1_on']:.3f} -> {v['quiet_floor']:.3f}" for t, v in raised.items()))
     on = np.array([th[t]["on"] for t in trainer.tags])
     off = np.array([th[t]["off"] for t in trainer.tags])
-    clip = np.searchsorted(trainer.val_set.offsets, trainer.val_targets, side="right") - 1
     active = np.zeros(probs.shape, bool)
     for c in np.unique(clip):
         sel = clip == c
@@ -985,6 +1031,8 @@ def finalize_checkpoint(trainer: Trainer, best_path: Path) -> Path:
     m = tag_metrics(y, probs, trainer.tags, active=active)
     final = {k: ck[k] for k in ck if k not in ("optimizer", "rng", "torch_rng")}
     final["thresholds"] = th
+    if trainer.params.quiet_false_rate > 0:
+        m["quiet_floor"] = {"quiet_false_rate": trainer.params.quiet_false_rate, **floors}
     final.setdefault("metrics", {})["validation"] = m
     from ..model.bundle_write import write_atomic
 
