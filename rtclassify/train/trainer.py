@@ -1005,7 +1005,7 @@ def quiet_clips(fs: FeatureSet) -> np.ndarray:
 
 def finalize_checkpoint(trainer: Trainer, best_path: Path) -> Path:
     """Choose thresholds on validation with the best weights and write ``model.pt`` next to it."""
-    from .evaluate import choose_thresholds, hysteresis, tag_metrics
+    from .evaluate import MIN_QUIET_FRAMES, choose_thresholds, hysteresis, tag_metrics
 
     ck = load_checkpoint(best_path)
     trainer.model.load_state_dict(ck["state_dict"])
@@ -1017,11 +1017,16 @@ def finalize_checkpoint(trainer: Trainer, best_path: Path) -> Path:
                            quiet_false_rate=trainer.params.quiet_false_rate,
                            quiet=quiet_clips(trainer.val_set)[clip], report=floors)
     raised = {t: v for t, v in floors.items() if isinstance(v, dict)}
-    if raised:
-        trainer.console.print(
-            f"thresholds raised to their quiet-frame floor ({floors['quiet_frames']} validation frames of clips with "
-            f"every tag off, at most {trainer.params.quiet_false_rate:g} of them over): "
-            + ", ".join(f"{t} {v['f1_on']:.3f} -> {v['quiet_floor']:.3f}" for t, v in raised.items()))
+    if trainer.params.quiet_false_rate > 0:
+        n_quiet = floors["quiet_frames"]
+        if n_quiet < MIN_QUIET_FRAMES:
+            said = f"not applied: {n_quiet} validation frames of clips with every tag off, {MIN_QUIET_FRAMES} needed"
+        elif raised:
+            said = "raised " + ", ".join(f"{t} {v['f1_on']:.3f} -> {v['quiet_floor']:.3f}" for t, v in raised.items())
+        else:
+            said = "raised no threshold"
+        trainer.console.print(f"quiet-frame floor ({n_quiet} validation frames of clips with every tag off, at most "
+                              f"{trainer.params.quiet_false_rate:g} of them over a threshold): {said}")
     on = np.array([th[t]["on"] for t in trainer.tags])
     off = np.array([th[t]["off"] for t in trainer.tags])
     active = np.zeros(probs.shape, bool)
@@ -1112,24 +1117,34 @@ def run_training(cfg: RunConfig, resume: bool = False, export: bool = True, eval
     out = {"checkpoint": model_pt, "bundle": None, "history": result["history"], "stopped": result["stopped"],
            "test": None}
     if export:
+        import tempfile
+
+        from ..model.bundle_write import is_zip_path, write_bundle
         from .export import export_bundle
 
-        bundle = export_bundle(model_pt, cfg.output["bundle"])
+        target = cfg.output["bundle"]
+        test = cfg.data.get("test") if evaluate_test else None
+        # the test metrics go into model.json, which a zip cannot take in place: a zip is packed from an
+        # evaluated folder (in the run folder, removed after)
+        with tempfile.TemporaryDirectory(prefix=".bundle-", dir=cfg.output["dir"]) as tmp:
+            via = Path(tmp) / "bundle" if test and is_zip_path(target) else None
+            bundle = export_bundle(model_pt, via or target)
+            if test:
+                from .evaluate import evaluate_split, plot_split_report
+                from .export import update_bundle_metrics
+
+                report, curves = evaluate_split(bundle, data_dir, test, cfg.data["cache"], threads=cfg.train.threads)
+                rep_dir = Path(cfg.output["dir"]) / "eval"
+                rep_dir.mkdir(parents=True, exist_ok=True)
+                (rep_dir / f"{test}.json").write_text(json.dumps(report, indent=1))
+                plot_split_report(report, curves, TAGS, rep_dir)
+                update_bundle_metrics(bundle, {"test": report})
+                out["test"] = report
+                m = report["macro"]
+                console.print(f"test ({test}): macro ROC-AUC {_fmt(m['roc_auc'])}  "
+                              f"PR-AUC {_fmt(m['pr_auc'])}  F1 {_fmt(m['f1'])}")
+            if via is not None:
+                bundle = write_bundle(target, {f.name: f for f in sorted(via.iterdir())}, "[output] bundle")
         out["bundle"] = bundle
         console.print(f"bundle: {bundle}")
-        if evaluate_test and cfg.data.get("test"):
-            from .evaluate import evaluate_split, plot_split_report
-            from .export import update_bundle_metrics
-
-            report, curves = evaluate_split(bundle, data_dir, cfg.data["test"], cfg.data["cache"],
-                                            threads=cfg.train.threads)
-            rep_dir = Path(cfg.output["dir"]) / "eval"
-            rep_dir.mkdir(parents=True, exist_ok=True)
-            (rep_dir / f"{cfg.data['test']}.json").write_text(json.dumps(report, indent=1))
-            plot_split_report(report, curves, TAGS, rep_dir)
-            update_bundle_metrics(bundle, {"test": report})
-            out["test"] = report
-            m = report["macro"]
-            console.print(f"test ({cfg.data['test']}): macro ROC-AUC {_fmt(m['roc_auc'])}  "
-                          f"PR-AUC {_fmt(m['pr_auc'])}  F1 {_fmt(m['f1'])}")
     return out

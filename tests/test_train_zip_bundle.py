@@ -1,0 +1,62 @@
+"""`rtclassify train` with a `.zip` output bundle: the test metrics reach the zip.
+
+The test evaluation writes its report into the bundle's model.json, which a zip cannot take in place;
+the run packs the zip from an evaluated folder instead of failing after the training.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+from test_train_model import SR, _clips  # noqa: E402
+
+
+def test_train_writes_a_zip_bundle_with_its_test_metrics(tmp_path, monkeypatch):
+    import rtclassify.train.data as data
+    from rtclassify.cli import main
+    from rtclassify.model.classifier import Classifier
+
+    seeds = {"train": 20, "val": 21, "test": 22}
+    counts = {"train": 6, "val": 3, "test": 3}
+    monkeypatch.setattr(data, "load_split", lambda d, split: (_clips(seeds[split], counts[split], 2.0),
+                                                              counts[split]), raising=False)
+    monkeypatch.setattr(data, "split_fingerprint", lambda d, split: f"zip-{split}", raising=False)
+    monkeypatch.setattr(data, "provenance", lambda d: {"recipe": "synthetic clips of the test"}, raising=False)
+    (tmp_path / "data").mkdir()
+    out = tmp_path / "out" / "tiny.zip"
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(f"""
+[data]
+dir = "{tmp_path / 'data'}"
+[model]
+width = 4
+multipliers = [1, 2, 2, 4]
+embedding_dim = 16
+[train]
+epochs = 1
+windows_per_epoch = 128
+batch_size = 64
+threads = 1
+[output]
+dir = "{tmp_path / 'run'}"
+bundle = "{out}"
+name = "tiny-zip"
+""")
+    assert main(["train", "--config", str(cfg)]) == 0
+    with zipfile.ZipFile(out) as z:
+        assert sorted(z.namelist()) == ["model.json", "model.onnx"]
+        meta = json.loads(z.read("model.json"))
+    assert meta["name"] == "tiny-zip" and {"validation", "test"} <= set(meta["metrics"])
+    assert meta["metrics"]["test"]["split"] == "test"
+    report = json.loads((tmp_path / "run" / "eval" / "test.json").read_text())
+    assert meta["metrics"]["test"]["macro"] == report["macro"]
+    # the folder it was packed from is gone; the run folder holds the run only
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".bundle-")]
+    assert Classifier.load(out).tag(np.zeros(SR, np.float32), SR).probs.shape[1] == 12
