@@ -56,6 +56,16 @@ def test_missing_path(tmp_path):
         load_bundle(tmp_path / "nowhere")
 
 
+@pytest.mark.parametrize("path", ["", "  "])
+def test_empty_path_is_refused_not_taken_for_the_working_folder(path):
+    from rtclassify.model.classifier import Classifier
+
+    with pytest.raises(BundleError, match="bundle path is empty"):
+        load_bundle(path)
+    with pytest.raises(BundleError, match="bundle path is empty"):
+        Classifier.load(path)
+
+
 def test_missing_default_bundle(monkeypatch, tmp_path):
     monkeypatch.setattr(bundle_mod, "default_bundle_path", lambda: tmp_path / "no_default")
     with pytest.raises(BundleError, match="no_default.*default model bundle"):

@@ -454,6 +454,9 @@ def load_bundle(path: str | Path | None = None, *, check_frontend: bool = True) 
         path = default_bundle_path()
         if not path.exists():
             raise BundleError(f"{path}: the default model bundle is not installed")
+    if isinstance(path, str) and not path.strip():
+        raise BundleError("the model bundle path is empty (give a bundle folder or zip, or None for the default "
+                          "bundle)")
     path = Path(path).expanduser()
     if path.is_file() and path.name == MODEL_JSON:
         path = path.parent
