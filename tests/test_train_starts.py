@@ -165,6 +165,15 @@ def test_quiet_floor_raises_a_threshold_to_its_quantile_in_quiet_frames():
     assert choose_thresholds(y, probs, TAGS, quiet_false_rate=0.01) == th
 
 
+def test_a_floor_over_the_cap_is_reported_as_not_met():
+    y, probs, quiet = _scores()
+    probs[np.flatnonzero(quiet)[::5], 0] = 0.999  # a fifth of the quiet frames: the floor is over hi
+    report = {}
+    th = choose_thresholds(y, probs, TAGS, quiet_false_rate=0.01, quiet=quiet, report=report)
+    assert th["piano"]["on"] == 0.95
+    assert report["piano"]["on"] == 0.95 and report["piano"]["quiet_floor"] > 0.99 and report["piano"]["met"] is False
+
+
 def test_quiet_floor_needs_enough_quiet_frames_and_a_valid_rate():
     y, probs, quiet = _scores()
     few = np.zeros_like(quiet)
@@ -199,6 +208,15 @@ def test_a_run_with_stream_starts_and_a_quiet_floor(tmp_path):
                       console=Console(file=out, width=200))
     first = val.offsets[:-1]
     assert set(first) <= set(trainer.val_targets)  # validation scores the padded windows too
+    assert trainer.sampler.starts and set(train.offsets[:-1]) <= set(trainer.sampler.targets)
+    # the validation predictions read the padded windows, not frames before the clip
+    import torch
+
+    trainer.model.eval()
+    with torch.no_grad():
+        want = torch.sigmoid(trainer.model.logits_and_embedding(
+            torch.from_numpy(windows(val, first, mc.window_frames, mc.lookahead_frames, True)))[0]).numpy()
+    np.testing.assert_allclose(trainer.predict(val, first), want, atol=1e-6)
     result = trainer.fit()
     ck = load_checkpoint(finalize_checkpoint(trainer, result["best"]))
     floor = ck["metrics"]["validation"]["quiet_floor"]
@@ -210,6 +228,20 @@ def test_a_run_with_stream_starts_and_a_quiet_floor(tmp_path):
     assert q.sum() >= MIN_QUIET_FRAMES
     for j, tag in enumerate(TAGS):
         assert ck["thresholds"][tag]["on"] >= min(0.95, np.quantile(probs[q, j], 0.99)) - 1e-4
+    # the floor is taken over whole clips with every tag off, not over every all-off row
+    import rtclassify.train.evaluate as E
+
+    seen = {}
+    real = E.choose_thresholds
+
+    def spy(*a, **kw):
+        seen["quiet"] = kw.get("quiet")
+        return real(*a, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(E, "choose_thresholds", spy)
+        finalize_checkpoint(trainer, result["best"])
+    np.testing.assert_array_equal(seen["quiet"], q)
     # a resume may change the floor but not what is trained on
     for p, ok in ((TrainParams(**base, stream_starts=True, quiet_false_rate=0.05), True),
                   (TrainParams(**base, stream_starts=False, quiet_false_rate=0.01), False)):
@@ -219,3 +251,7 @@ def test_a_run_with_stream_starts_and_a_quiet_floor(tmp_path):
         else:
             with pytest.raises(ConfigError, match="stream_starts True -> False"):
                 again.resume()
+    # a checkpoint from before the option trained without it: resuming it with the option is another run
+    ck = load_checkpoint(tmp_path / "run" / "last.pt")
+    del ck["train_params"]["stream_starts"]
+    assert trainer._resume_conflicts(ck) == ["train.stream_starts False -> True"]

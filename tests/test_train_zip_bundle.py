@@ -18,10 +18,8 @@ pytest.importorskip("sklearn")
 from test_train_model import SR, _clips  # noqa: E402
 
 
-def test_train_writes_a_zip_bundle_with_its_test_metrics(tmp_path, monkeypatch):
+def _tiny(tmp_path, monkeypatch, out):
     import rtclassify.train.data as data
-    from rtclassify.cli import main
-    from rtclassify.model.classifier import Classifier
 
     seeds = {"train": 20, "val": 21, "test": 22}
     counts = {"train": 6, "val": 3, "test": 3}
@@ -30,7 +28,6 @@ def test_train_writes_a_zip_bundle_with_its_test_metrics(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "split_fingerprint", lambda d, split: f"zip-{split}", raising=False)
     monkeypatch.setattr(data, "provenance", lambda d: {"recipe": "synthetic clips of the test"}, raising=False)
     (tmp_path / "data").mkdir()
-    out = tmp_path / "out" / "tiny.zip"
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(f"""
 [data]
@@ -49,6 +46,15 @@ dir = "{tmp_path / 'run'}"
 bundle = "{out}"
 name = "tiny-zip"
 """)
+    return cfg
+
+
+def test_train_writes_a_zip_bundle_with_its_test_metrics(tmp_path, monkeypatch):
+    from rtclassify.cli import main
+    from rtclassify.model.classifier import Classifier
+
+    out = tmp_path / "out" / "tiny.zip"
+    cfg = _tiny(tmp_path, monkeypatch, out)
     assert main(["train", "--config", str(cfg)]) == 0
     with zipfile.ZipFile(out) as z:
         assert sorted(z.namelist()) == ["model.json", "model.onnx"]
@@ -60,3 +66,23 @@ name = "tiny-zip"
     # the folder it was packed from is gone; the run folder holds the run only
     assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".bundle-")]
     assert Classifier.load(out).tag(np.zeros(SR, np.float32), SR).probs.shape[1] == 12
+
+
+def test_a_failed_test_evaluation_still_leaves_the_zip(tmp_path, monkeypatch, capsys):
+    """The trained model is not lost with the evaluation: the zip is packed without test metrics."""
+    import rtclassify.train.trainer as T
+    from rtclassify.cli import main
+    from rtclassify.errors import ParameterError
+
+    def fail(*a, **kw):
+        raise ParameterError("the test split cannot be read")
+
+    monkeypatch.setattr(T, "_evaluate_test", fail)
+    out = tmp_path / "tiny.zip"
+    assert main(["train", "--config", str(_tiny(tmp_path, monkeypatch, out))]) == 1
+    captured = capsys.readouterr()
+    assert "the test split cannot be read" in captured.err and "without test metrics" in captured.out
+    with zipfile.ZipFile(out) as z:
+        meta = json.loads(z.read("model.json"))
+    assert "validation" in meta["metrics"] and "test" not in meta["metrics"]
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".bundle-")]

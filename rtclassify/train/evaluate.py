@@ -150,8 +150,9 @@ def choose_thresholds(y_true: np.ndarray, probs: np.ndarray, tags, off_ratio: fl
         clips with every tag off throughout (noise, ambiences, test tones, silence): the gaps
         between notes of music clips are mostly near-silent and would dilute the quantile.
     report : dict, optional
-        Filled with ``{tag: {"f1_on": ..., "quiet_floor": ...}}`` for each tag whose floor raised
-        its threshold, and ``"quiet_frames"``.
+        Filled with ``"quiet_frames"`` and, for each tag whose floor raised its threshold,
+        ``{tag: {"f1_on", "quiet_floor", "on", "met"}}``: the F1 threshold, the floor, the
+        threshold kept (at most ``hi``), and whether it reaches the floor.
 
     Returns
     -------
@@ -179,13 +180,15 @@ def choose_thresholds(y_true: np.ndarray, probs: np.ndarray, tags, off_ratio: fl
             p, r, t = precision_recall_curve(y[:, j], probs[:, j])
             f = 2 * p[:-1] * r[:-1] / np.maximum(p[:-1] + r[:-1], 1e-12)
             on = float(t[int(np.argmax(f))])
+        f1_on = float(min(max(on, lo), hi))
+        on = f1_on
         if use_floor:
             floor = float(np.quantile(probs[quiet, j], 1.0 - quiet_false_rate))
-            if floor > on:
-                if report is not None:
-                    report[tag] = {"f1_on": round(on, 4), "quiet_floor": round(floor, 4)}
-                on = floor
-        on = float(min(max(on, lo), hi))
+            on = float(min(max(on, floor), hi))
+            if on > f1_on and report is not None:
+                # the floor is held up to ``hi`` only: above it the tag crosses the threshold in more quiet frames
+                report[tag] = {"f1_on": round(f1_on, 4), "quiet_floor": round(floor, 4), "on": round(on, 4),
+                               "met": bool(floor <= hi)}
         out[tag] = {"on": round(on, 4), "off": round(on * off_ratio, 4)}
     return out
 

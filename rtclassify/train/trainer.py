@@ -20,6 +20,7 @@ import json
 import math
 import os
 import random
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -523,7 +524,9 @@ class WindowSampler:
         self.starts = bool(starts)
         self.targets = fs.target_frames(window_frames, lookahead, 1, starts=self.starts)
         if len(self.targets) == 0:
-            raise ParameterError(f"no clip is long enough for a {window_frames}-frame window")
+            need = lookahead + 1 if self.starts else window_frames
+            raise ParameterError(f"no clip is long enough for a {window_frames}-frame window (at least {need} "
+                                 f"frames{' with stream_starts' if self.starts else ''})")
         y = np.asarray(fs.labels[self.targets]).astype(bool)
         none = ~y.any(axis=1)
         freq = np.concatenate([y.mean(axis=0), [none.mean()]])
@@ -740,11 +743,14 @@ class Trainer:
         """What a checkpoint's run and this one disagree on, beyond the settings a resume may change."""
         out = []
         saved = ck.get("train_params") or {}
+        defaults = TrainParams.__dataclass_fields__
         for key, now in self.params.__dict__.items():
-            if key in RESUME_MAY_CHANGE or key not in saved:
+            if key in RESUME_MAY_CHANGE:
                 continue
-            if saved[key] != now:
-                out.append(f"train.{key} {saved[key]!r} -> {now!r}")
+            # a setting newer than the checkpoint was off there: its default, which is how older runs trained
+            was = saved[key] if key in saved else defaults[key].default
+            if was != now:
+                out.append(f"train.{key} {was!r} -> {now!r}")
         frames, now_frames = ck.get("data_frames"), self._data_frames()
         if frames is not None:
             for split in ("train", "val"):
@@ -1022,7 +1028,10 @@ def finalize_checkpoint(trainer: Trainer, best_path: Path) -> Path:
         if n_quiet < MIN_QUIET_FRAMES:
             said = f"not applied: {n_quiet} validation frames of clips with every tag off, {MIN_QUIET_FRAMES} needed"
         elif raised:
-            said = "raised " + ", ".join(f"{t} {v['f1_on']:.3f} -> {v['quiet_floor']:.3f}" for t, v in raised.items())
+            said = "raised " + ", ".join(
+                f"{t} {v['f1_on']:.3f} -> {v['on']:.3f}"
+                + ("" if v["met"] else f" (its floor {v['quiet_floor']:.3f} is over the 0.95 cap)")
+                for t, v in raised.items())
         else:
             said = "raised no threshold"
         trainer.console.print(f"quiet-frame floor ({n_quiet} validation frames of clips with every tag off, at most "
@@ -1082,6 +1091,22 @@ def check_outputs(cfg: RunConfig, resume: bool, export: bool, console) -> None:
     make_output_folder(run_dir, "[output] dir")
 
 
+def _evaluate_test(cfg: RunConfig, bundle: Path, test: str, out: dict, console) -> None:
+    """Evaluate a bundle folder on the run's test split: report and plots in ``<run>/eval``, metrics into the bundle."""
+    from .evaluate import evaluate_split, plot_split_report
+    from .export import update_bundle_metrics
+
+    report, curves = evaluate_split(bundle, Path(cfg.data["dir"]), test, cfg.data["cache"], threads=cfg.train.threads)
+    rep_dir = Path(cfg.output["dir"]) / "eval"
+    rep_dir.mkdir(parents=True, exist_ok=True)
+    (rep_dir / f"{test}.json").write_text(json.dumps(report, indent=1))
+    plot_split_report(report, curves, TAGS, rep_dir)
+    update_bundle_metrics(bundle, {"test": report})
+    out["test"] = report
+    m = report["macro"]
+    console.print(f"test ({test}): macro ROC-AUC {_fmt(m['roc_auc'])}  PR-AUC {_fmt(m['pr_auc'])}  F1 {_fmt(m['f1'])}")
+
+
 def run_training(cfg: RunConfig, resume: bool = False, export: bool = True, evaluate_test: bool = True,
                  console=None) -> dict:
     """The whole ``rtclassify train`` recipe for a :class:`RunConfig`.
@@ -1117,34 +1142,24 @@ def run_training(cfg: RunConfig, resume: bool = False, export: bool = True, eval
     out = {"checkpoint": model_pt, "bundle": None, "history": result["history"], "stopped": result["stopped"],
            "test": None}
     if export:
-        import tempfile
-
         from ..model.bundle_write import is_zip_path, write_bundle
         from .export import export_bundle
 
         target = cfg.output["bundle"]
         test = cfg.data.get("test") if evaluate_test else None
-        # the test metrics go into model.json, which a zip cannot take in place: a zip is packed from an
-        # evaluated folder (in the run folder, removed after)
-        with tempfile.TemporaryDirectory(prefix=".bundle-", dir=cfg.output["dir"]) as tmp:
-            via = Path(tmp) / "bundle" if test and is_zip_path(target) else None
-            bundle = export_bundle(model_pt, via or target)
+        if test and is_zip_path(target):
+            # the test metrics go into model.json, which a zip cannot take in place: the zip is packed from an
+            # evaluated folder in the run folder (removed after), and packed without them if the evaluation fails
+            with tempfile.TemporaryDirectory(prefix=".bundle-", dir=cfg.output["dir"]) as tmp:
+                via = export_bundle(model_pt, Path(tmp) / "bundle")
+                try:
+                    _evaluate_test(cfg, via, test, out, console)
+                finally:
+                    out["bundle"] = write_bundle(target, {f.name: f for f in sorted(via.iterdir())}, "[output] bundle")
+                    console.print(f"bundle: {out['bundle']}" + ("" if out["test"] else " (without test metrics)"))
+        else:
+            out["bundle"] = export_bundle(model_pt, target)
+            console.print(f"bundle: {out['bundle']}")
             if test:
-                from .evaluate import evaluate_split, plot_split_report
-                from .export import update_bundle_metrics
-
-                report, curves = evaluate_split(bundle, data_dir, test, cfg.data["cache"], threads=cfg.train.threads)
-                rep_dir = Path(cfg.output["dir"]) / "eval"
-                rep_dir.mkdir(parents=True, exist_ok=True)
-                (rep_dir / f"{test}.json").write_text(json.dumps(report, indent=1))
-                plot_split_report(report, curves, TAGS, rep_dir)
-                update_bundle_metrics(bundle, {"test": report})
-                out["test"] = report
-                m = report["macro"]
-                console.print(f"test ({test}): macro ROC-AUC {_fmt(m['roc_auc'])}  "
-                              f"PR-AUC {_fmt(m['pr_auc'])}  F1 {_fmt(m['f1'])}")
-            if via is not None:
-                bundle = write_bundle(target, {f.name: f for f in sorted(via.iterdir())}, "[output] bundle")
-        out["bundle"] = bundle
-        console.print(f"bundle: {bundle}")
+                _evaluate_test(cfg, out["bundle"], test, out, console)
     return out
