@@ -518,6 +518,27 @@ def test_finalize_export_and_onnx_inference(tiny_run):
     assert m["per_tag"]["organ"]["roc_auc"] > 0.9
 
 
+def tiny_config(tmp_path, windows_per_epoch: int, output: str) -> str:
+    """A config of one epoch of a width-4 model on ``tmp_path/data``, run in ``tmp_path/run``; ``output`` adds
+    lines to its [output] table."""
+    return f"""
+[data]
+dir = "{tmp_path / 'data'}"
+[model]
+width = 4
+multipliers = [1, 2, 2, 4]
+embedding_dim = 16
+[train]
+epochs = 1
+windows_per_epoch = {windows_per_epoch}
+batch_size = 64
+threads = 1
+[output]
+dir = "{tmp_path / 'run'}"
+{output}
+"""
+
+
 def test_train_cli_end_to_end(tmp_path, monkeypatch, capsys):
     """`rtclassify train --config` on a tiny data set: features, 1 epoch, export, test evaluation, bundle loads."""
     import rtclassify.train.data as data
@@ -533,22 +554,7 @@ def test_train_cli_end_to_end(tmp_path, monkeypatch, capsys):
                         raising=False)
     (tmp_path / "data").mkdir()
     cfg = tmp_path / "tiny.toml"
-    cfg.write_text(f"""
-[data]
-dir = "{tmp_path / 'data'}"
-[model]
-width = 4
-multipliers = [1, 2, 2, 4]
-embedding_dim = 16
-[train]
-epochs = 1
-windows_per_epoch = 256
-batch_size = 64
-threads = 1
-[output]
-dir = "{tmp_path / 'run'}"
-name = "tiny-cli"
-""")
+    cfg.write_text(tiny_config(tmp_path, 256, 'name = "tiny-cli"'))
     assert main(["train", "--config", str(cfg)]) == 0
     bundle = tmp_path / "run" / "bundle"
     meta = json.loads((bundle / "model.json").read_text())

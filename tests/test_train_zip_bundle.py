@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from test_train_model import SR, _clips  # noqa: E402
+from test_train_model import SR, _clips, tiny_config  # noqa: E402
 
 
 def _tiny(tmp_path, monkeypatch, out):
@@ -29,23 +29,7 @@ def _tiny(tmp_path, monkeypatch, out):
     monkeypatch.setattr(data, "provenance", lambda d: {"recipe": "synthetic clips of the test"}, raising=False)
     (tmp_path / "data").mkdir()
     cfg = tmp_path / "tiny.toml"
-    cfg.write_text(f"""
-[data]
-dir = "{tmp_path / 'data'}"
-[model]
-width = 4
-multipliers = [1, 2, 2, 4]
-embedding_dim = 16
-[train]
-epochs = 1
-windows_per_epoch = 128
-batch_size = 64
-threads = 1
-[output]
-dir = "{tmp_path / 'run'}"
-bundle = "{out}"
-name = "tiny-zip"
-""")
+    cfg.write_text(tiny_config(tmp_path, 128, f'bundle = "{out}"\nname = "tiny-zip"'))
     return cfg
 
 
