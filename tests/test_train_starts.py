@@ -22,7 +22,7 @@ from rtclassify import Classifier  # noqa: E402
 from rtclassify.errors import ConfigError, ParameterError  # noqa: E402
 from rtclassify.train.evaluate import MIN_QUIET_FRAMES, OnnxWindowModel, choose_thresholds  # noqa: E402
 from rtclassify.train.features import (  # noqa: E402
-    DEFAULT_FRONTEND, Clip, FeatureSet, build_feature_set, make_frontend, window_batch)
+    DEFAULT_FRONTEND, Clip, FeatureSet, build_feature_set, clip_index, make_frontend, window_batch)
 from rtclassify.train.model import TAGS, ModelConfig  # noqa: E402
 from rtclassify.train.trainer import (  # noqa: E402
     TrainParams, Trainer, WindowSampler, finalize_checkpoint, load_checkpoint, quiet_clips, windows)
@@ -118,7 +118,7 @@ def test_sampler_draws_padded_start_windows(tmp_path):
     both = WindowSampler(fs, W, L, 0.5, starts=True)
     assert len(both.targets) == len(plain.targets) + fs.n_clips * (W - 1 - L)
     t = both.draw(np.random.default_rng(0), 4000)
-    clip_start = fs.offsets[np.searchsorted(fs.offsets, t, side="right") - 1]
+    clip_start = fs.offsets[clip_index(fs.offsets, t)]
     early = t - clip_start < W - 1 - L
     assert 0.05 < early.mean() < 0.8
     x, _ = both.batch(t[early][:8])
@@ -221,10 +221,10 @@ def test_a_run_with_stream_starts_and_a_quiet_floor(tmp_path):
     ck = load_checkpoint(finalize_checkpoint(trainer, result["best"]))
     floor = ck["metrics"]["validation"]["quiet_floor"]
     # the eight noise clips of validation are the quiet frames, enough for a floor
-    n_quiet = int(quiet_clips(val)[np.searchsorted(val.offsets, trainer.val_targets, side="right") - 1].sum())
+    n_quiet = int(quiet_clips(val)[clip_index(val.offsets, trainer.val_targets)].sum())
     assert floor["quiet_false_rate"] == 0.01 and floor["quiet_frames"] == n_quiet
     probs = trainer.predict(val, trainer.val_targets)
-    q = quiet_clips(val)[np.searchsorted(val.offsets, trainer.val_targets, side="right") - 1]
+    q = quiet_clips(val)[clip_index(val.offsets, trainer.val_targets)]
     assert q.sum() >= MIN_QUIET_FRAMES
     for j, tag in enumerate(TAGS):
         assert ck["thresholds"][tag]["on"] >= min(0.95, np.quantile(probs[q, j], 0.99)) - 1e-4

@@ -241,6 +241,14 @@ class NativeStateMixin:
                         f"runs with {self._create_with}")
 
 
+def silence_frame(frontend: dict) -> np.ndarray:
+    """The frame (n_mels,) float32 a frontend config gives for digital silence: what a session's window
+    holds before a stream's first frame (the trainer pads its stream-start windows with the same frame)."""
+    from .._core import MelFrontend
+
+    return np.array(MelFrontend(**frontend).push(np.zeros(int(frontend["n_fft"]), np.float32))[0], np.float32)
+
+
 class StreamSession(NativeStateMixin):
     """Synchronous streaming classifier: blocks of samples in, events out.
 
@@ -361,8 +369,7 @@ class StreamSession(NativeStateMixin):
         self.on_frame = on_frame
 
         self._fe = MelFrontend(**bundle.frontend)
-        silence = MelFrontend(**bundle.frontend).push(np.zeros(self._n_fft, np.float32))
-        self._silence = np.array(silence[0], np.float32)
+        self._silence = silence_frame(bundle.frontend)
         self._ring = np.empty((2 * self._W, bundle.n_mels), np.float32)
         self._win = np.empty((self.batch, bundle.n_mels, self._W), np.float32)
         self._buf = np.empty(self.max_block, np.float32)

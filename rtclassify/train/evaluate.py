@@ -328,7 +328,7 @@ def predict_feature_set(model: OnnxWindowModel, fs, stride: int, max_windows: in
 
 def _predict_targets(model: OnnxWindowModel, fs, targets: np.ndarray):
     """:func:`predict_feature_set` at given target frames."""
-    from .features import window_batch
+    from .features import clip_index, window_batch
 
     W = model.window_frames
     L = int(model.meta["lookahead_frames"])
@@ -337,8 +337,7 @@ def _predict_targets(model: OnnxWindowModel, fs, targets: np.ndarray):
         t = targets[i:i + 2048]
         probs.append(model(window_batch(fs.mel, t + L, W)))
     probs = np.concatenate(probs) if probs else np.zeros((0, len(fs.tags)), np.float32)
-    clip_index = np.searchsorted(fs.offsets, targets, side="right") - 1
-    return probs, np.asarray(fs.labels[targets]), clip_index
+    return probs, np.asarray(fs.labels[targets]), clip_index(fs.offsets, targets)
 
 
 def _decide(probs: np.ndarray, clip_index: np.ndarray, on: np.ndarray, off: np.ndarray) -> np.ndarray:

@@ -44,6 +44,7 @@ __all__ = [
     "frame_rms_db",
     "build_feature_set",
     "cache_folder",
+    "clip_index",
     "full_frontend",
     "load_feature_set",
     "window_batch",
@@ -227,8 +228,9 @@ class FeatureSet:
         """The frontend's frame for digital silence (n_mels,) float32: what the runtime's window holds
         before a stream's first frame."""
         if getattr(self, "_silence", None) is None:
-            n_fft = int(full_frontend(self.frontend)["n_fft"])
-            self._silence = np.asarray(make_frontend(self.frontend).push(np.zeros(n_fft, np.float32))[0], np.float32)
+            from ..engine.session import silence_frame
+
+            self._silence = silence_frame(full_frontend(self.frontend))
         return self._silence
 
     def frames_in(self, ms: float) -> int:
@@ -254,6 +256,11 @@ class FeatureSet:
         onset = labels & ~prev & (idx != clip_start)[:, None]
         last = np.maximum.accumulate(np.where(onset, idx[:, None], -1), axis=0)
         return labels & (last >= clip_start[:, None]) & (idx[:, None] - last < int(frames))
+
+
+def clip_index(offsets: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """The clip (an index into ``offsets[:-1]``) of each absolute frame of a FeatureSet."""
+    return np.searchsorted(offsets, frames, side="right") - 1
 
 
 def window_batch(mel: np.ndarray, ends: np.ndarray, window_frames: int, offsets: np.ndarray | None = None,
@@ -283,7 +290,7 @@ def window_batch(mel: np.ndarray, ends: np.ndarray, window_frames: int, offsets:
     if pad is None:
         raise ParameterError("window_batch: offsets need a pad frame")
     offsets = np.asarray(offsets, np.int64)
-    starts = offsets[np.searchsorted(offsets, ends, side="right") - 1]
+    starts = offsets[clip_index(offsets, ends)]
     before = idx < starts[:, None]
     out = np.asarray(mel[np.maximum(idx, starts[:, None])], dtype=np.float32)
     out[before] = np.asarray(pad, np.float32)

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import ConfigError, ParameterError, require
 from . import MAX_LR, MAX_SEED
-from .features import (DEFAULT_FRONTEND, FeatureSet, build_feature_set, cache_folder, full_frontend,
+from .features import (DEFAULT_FRONTEND, FeatureSet, build_feature_set, cache_folder, clip_index, full_frontend,
                        load_feature_set, window_batch)
 from .model import TAGS, ModelConfig
 
@@ -1017,7 +1017,7 @@ def finalize_checkpoint(trainer: Trainer, best_path: Path) -> Path:
     trainer.model.load_state_dict(ck["state_dict"])
     probs = trainer.predict(trainer.val_set, trainer.val_targets)
     y = np.asarray(trainer.val_set.labels[trainer.val_targets])
-    clip = np.searchsorted(trainer.val_set.offsets, trainer.val_targets, side="right") - 1
+    clip = clip_index(trainer.val_set.offsets, trainer.val_targets)
     floors: dict = {}
     th = choose_thresholds(y, probs, trainer.tags, off_ratio=trainer.params.off_ratio,
                            quiet_false_rate=trainer.params.quiet_false_rate,
@@ -1030,7 +1030,7 @@ def finalize_checkpoint(trainer: Trainer, best_path: Path) -> Path:
         elif raised:
             said = "raised " + ", ".join(
                 f"{t} {v['f1_on']:.3f} -> {v['on']:.3f}"
-                + ("" if v["met"] else f" (its floor {v['quiet_floor']:.3f} is over the 0.95 cap)")
+                + ("" if v["met"] else f" (its floor {v['quiet_floor']:.3f} is over the cap)")
                 for t, v in raised.items())
         else:
             said = "raised no threshold"
