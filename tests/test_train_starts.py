@@ -248,6 +248,12 @@ def test_a_run_with_stream_starts_and_a_quiet_floor(tmp_path):
         again = Trainer(mc, p, train, val, tmp_path / "run", TAGS, extra={"name": "tiny", "hop_frames": 3})
         if ok:
             assert again.resume()
+            # the thresholds of model.pt (and the bundle's training.params) come from the resumed floor,
+            # though best.pt was written before it
+            done = load_checkpoint(finalize_checkpoint(again, result["best"]))
+            assert done["train_params"]["quiet_false_rate"] == 0.05
+            assert done["metrics"]["validation"]["quiet_floor"]["quiet_false_rate"] == 0.05
+            assert load_checkpoint(result["best"])["train_params"]["quiet_false_rate"] == 0.01
         else:
             with pytest.raises(ConfigError, match="stream_starts True -> False"):
                 again.resume()

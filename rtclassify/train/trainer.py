@@ -1045,6 +1045,9 @@ def finalize_checkpoint(trainer: Trainer, best_path: Path) -> Path:
     m = tag_metrics(y, probs, trainer.tags, active=active)
     final = {k: ck[k] for k in ck if k not in ("optimizer", "rng", "torch_rng")}
     final["thresholds"] = th
+    # best.pt may come from before a --resume that changed how thresholds are chosen: record the values used
+    final["train_params"] = dict(ck.get("train_params") or {}, off_ratio=trainer.params.off_ratio,
+                                 quiet_false_rate=trainer.params.quiet_false_rate)
     if trainer.params.quiet_false_rate > 0:
         m["quiet_floor"] = {"quiet_false_rate": trainer.params.quiet_false_rate, **floors}
     final.setdefault("metrics", {})["validation"] = m
