@@ -15,7 +15,7 @@ pytest.importorskip("scipy")
 
 from rtclassify.errors import MissingDependencyError, RtclassifyError  # noqa: E402
 from rtclassify.train.data import build as B  # noqa: E402
-from rtclassify.train.data import gm, labels as L, samples, voice  # noqa: E402
+from rtclassify.train.data import gm, labels as L, noise as noise_mod, samples, voice  # noqa: E402
 from rtclassify.train.data.fluid import SOUNDFONTS  # noqa: E402
 
 
@@ -142,6 +142,53 @@ def test_solo_share_changes_only_train_and_val_music_clips():
     assert [j for j in every if j.split == "test"] == [j for j in base if j.split == "test"]
 
 
+def test_extra_nonmusic_changes_only_train_and_val_nonmusic_jobs():
+    base = B.plan_clips(3, 1)
+    more = B.plan_clips(3, 1, extra_nonmusic=("drips", "crackle"))
+    assert [(j.split, j.index, j.kind) for j in more] == [(j.split, j.index, j.kind) for j in base]
+    changed = [(a, b) for a, b in zip(base, more) if a != b]
+    assert changed and all(a.kind == "nonmusic" and a.split != "test" and b.extra_nonmusic == ("drips", "crackle")
+                           for a, b in changed)
+    assert len(changed) == sum(j.kind == "nonmusic" and j.split != "test" for j in base)
+    assert B.plan_clips(3, 1, extra_nonmusic=()) == base
+
+
+@needs_tools
+def test_extra_nonmusic_kinds_are_drawn_with_every_tag_off():
+    ctx = B._local_context(None, 32000)
+    kinds = set()
+    for index in range(40):
+        job = B.ClipJob("train", index, "nonmusic", 2.0, 5, extra_nonmusic=B.NONMUSIC_EXTRA)
+        audio, labels, meta = B.render_clip(job, ctx)
+        kinds.add(meta["sources"][0]["kind"])
+        assert not labels.any() and np.isfinite(audio).all()
+        if index < 6:  # the same clip, rendered again, is the same to the bit
+            assert np.array_equal(audio, B.render_clip(job, ctx)[0])
+    assert set(B.NONMUSIC_EXTRA) <= kinds <= set(B.NONMUSIC_KINDS) | set(B.NONMUSIC_EXTRA)
+    for index in range(8):  # without the option a non-music clip is what it always was
+        job = B.ClipJob("train", index, "nonmusic", 2.0, 5)
+        a = B.render_clip(job, ctx)
+        assert a[2]["sources"][0]["kind"] in B.NONMUSIC_KINDS
+        assert np.array_equal(a[0], B.render_clip(B.ClipJob("train", index, "nonmusic", 2.0, 5, extra_nonmusic=()),
+                                                  ctx)[0])
+
+
+@pytest.mark.parametrize("kind", ["drips", "crackle"])
+def test_transient_ambiences_are_random_bursts_not_a_beat(kind):
+    gen = noise_mod.GENERATORS[kind]
+    n = 5 * 16000
+    outs = [gen(np.random.default_rng([11, s]), n) for s in range(8)]
+    for x in outs:
+        assert x.dtype == np.float32 and x.shape == (n,) and np.isfinite(x).all()
+        assert np.isclose(np.abs(x).max(), 1.0)
+    assert np.array_equal(outs[0], gen(np.random.default_rng([11, 0]), n))  # deterministic for its generator
+    assert not np.array_equal(outs[0], outs[1])
+    # transient: in most clips the loudest 10 ms are at least 10 dB above the median 10 ms
+    frames = [np.sqrt(np.mean(x[: n // 160 * 160].reshape(-1, 160).astype(np.float64) ** 2, axis=1)) for x in outs]
+    peaky = [20 * np.log10(f.max() / max(np.median(f), 1e-12)) >= 10 for f in frames]
+    assert sum(peaky) >= 5
+
+
 def test_sample_share_applies_to_train_and_val_only():
     base = B.plan_clips(3, 1)
     more = B.plan_clips(3, 1, sample_p=0.9)
@@ -211,6 +258,8 @@ def test_bad_parameters(tmp_path):
         B.build_dataset(tmp_path, 0.01, 1, extra_soundfonts=["TimGM6mb"])  # the test timbre never trains
     with pytest.raises(ValueError, match="extra_soundfonts"):
         B.build_dataset(tmp_path, 0.01, 1, extra_soundfonts=["OPL3_FM", "OPL3_FM"])
+    with pytest.raises(ValueError, match="extra_nonmusic"):
+        B.build_dataset(tmp_path, 0.01, 1, extra_nonmusic=["rain"])  # a kind of every build already
     with pytest.raises(ValueError, match="hours"):
         B.build_dataset(tmp_path, 0, 1)
     with pytest.raises(ValueError, match="seed"):

@@ -38,6 +38,8 @@ def _build(out, **kw):
     (["--extra-soundfonts="], "--extra-soundfonts"),
     (["--extra-soundfonts", "TimGM6mb"], "--extra-soundfonts"),
     (["--extra-soundfonts", "STK,STK"], "--extra-soundfonts"),
+    (["--extra-nonmusic", "rain"], "--extra-nonmusic"),  # already a kind of every build
+    (["--extra-nonmusic", "drips,drips"], "--extra-nonmusic"),
     (["--clip-seconds", "0.5"], "--clip-seconds"),
     (["--clip-seconds", "1e6"], "--clip-seconds"),
     (["--hours", "10001", "--clip-seconds", "600"], "--hours"),  # 1e9 h: see test_planned_audio_is_bounded
@@ -60,6 +62,7 @@ def test_bad_options_are_usage_errors(tmp_path, capsys, argv, option):
 
 def test_cli_limits_are_the_builders():
     assert data_cmd.SPLITS == B.SPLITS and data_cmd.SOUNDFONTS_EXTRA == B.SOUNDFONTS_EXTRA
+    assert data_cmd.NONMUSIC_EXTRA == B.NONMUSIC_EXTRA
     assert data_cmd.MAX_HOURS == B.MAX_HOURS
     assert (data_cmd.MIN_CLIP_SECONDS, data_cmd.MAX_CLIP_SECONDS) == (B.MIN_CLIP_SECONDS, B.MAX_CLIP_SECONDS)
 
@@ -234,7 +237,8 @@ def test_manifest_is_written_last_through_temporary_files(full, tmp_path, monkey
 @needs_tools
 def test_another_recipe_is_refused_and_changes_nothing(full, tmp_path):
     out = _copy(full, tmp_path)
-    for kw in ({"seed": 1}, {"splits": ["test"], "seed": 1}, {"vibrato_p": 1.0}, {"hours": 0.003}):
+    for kw in ({"seed": 1}, {"splits": ["test"], "seed": 1}, {"vibrato_p": 1.0}, {"hours": 0.003},
+               {"extra_nonmusic": ["drips"]}):
         with pytest.raises(ParameterError, match=r"holds another build \(seed 2, 0.002 h; .*differ"):
             _build(out, **kw)
     assert _digest(out) == full[1]
@@ -276,7 +280,7 @@ def test_workers_never_outnumber_the_clips(tmp_path, monkeypatch):
 def test_a_manifest_from_before_the_newer_options_is_the_same_recipe(full, tmp_path):
     out = _copy(full, tmp_path)
     m = json.loads((out / "manifest.json").read_text())
-    for key in ("vibrato_p", "solo_p", "sample_p", "extra_soundfonts"):  # options added later, at their defaults
+    for key in ("vibrato_p", "solo_p", "sample_p", "extra_soundfonts", "extra_nonmusic"):  # added later, at defaults
         del m[key]
     (out / "manifest.json").write_text(json.dumps(m))
     assert list(_build(out, splits=["val"])["splits"]) == list(B.SPLITS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 # the build's own limits, from a light module (the build itself loads the synthesizers)
-from ..train.data.limits import MAX_CLIP_SECONDS, MAX_HOURS, MIN_CLIP_SECONDS, SOUNDFONTS_EXTRA, SPLITS
+from ..train.data.limits import MAX_CLIP_SECONDS, MAX_HOURS, MIN_CLIP_SECONDS, NONMUSIC_EXTRA, SOUNDFONTS_EXTRA, SPLITS
 from ._args import number
 
 NAME = "data"
@@ -84,6 +84,10 @@ def add_arguments(parser) -> None:
                         "opl3-soundfont), FreePats (Debian freepats, through timidity), FreePats_pitched (the same "
                         "for pitched parts, drums by FluidR3_GM), STK (physical models with controls drawn per "
                         "part, Debian stk and faketime; drums by FluidR3_GM); default none: the recipe of the shipped model")
+    b.add_argument("--extra-nonmusic", type=_names(NONMUSIC_EXTRA), default=None, metavar="LIST",
+                   help="non-music kinds added to the train/val clips where every tag is off: drips (water drops "
+                        "that ring and knock, from drips to a downpour), crackle (fire, frying, a worn record); "
+                        "default none: the recipe of the shipped model (the test split is the same either way)")
     b.add_argument("--clip-seconds", type=_clip_seconds, default=10.0, metavar="SEC",
                    help=f"length of each clip ({MIN_CLIP_SECONDS:g}-{MAX_CLIP_SECONDS:g}; default 10)")
     b.add_argument("--workers", type=_positive(int), default=None, metavar="N",
@@ -120,6 +124,7 @@ def run(args) -> int:
     m = build_dataset(args.out, args.hours, args.seed, clip_seconds=args.clip_seconds, workers=args.workers,
                       npm_cache=args.npm_cache, progress=not args.no_progress,
                       splits=args.splits, extra_soundfonts=args.extra_soundfonts or (),
+                      extra_nonmusic=args.extra_nonmusic or (),
                       **({} if args.vibrato is None else {"vibrato_p": args.vibrato}),
                       **({} if args.solo is None else {"solo_p": args.solo}),
                       **({} if args.sample_parts is None else {"sample_p": args.sample_parts}))

@@ -45,7 +45,7 @@ from . import noise as noise_mod
 from . import voice as voice_mod
 from .fluid import SOUNDFONTS, FluidRenderer, check_fluidsynth, check_soundfonts
 from .labels import FLOOR_DB, HOP, N_FFT, REL_DB, FILL_GAP_FRAMES, SAMPLE_RATE, TAGS, frame_energy, label_stems, n_frames
-from .limits import MAX_CLIP_SECONDS, MAX_HOURS, MIN_CLIP_SECONDS, SOUNDFONTS_EXTRA, SPLITS
+from .limits import MAX_CLIP_SECONDS, MAX_HOURS, MIN_CLIP_SECONDS, NONMUSIC_EXTRA, SOUNDFONTS_EXTRA, SPLITS
 from .samples import SAMPLE_INSTRUMENT_TAGS, SAMPLE_LICENSE, SampleBank, POLYPHONIC, package_name
 
 RECIPE = "rtclassify-synth"
@@ -69,7 +69,7 @@ UNFINISHED = "build-unfinished.json"
 RECIPE_KEYS = {"recipe": "recipe", "recipe_version": "recipe version", "seed": "--seed", "hours_requested": "--hours",
                "clip_seconds": "--clip-seconds", "render_rate": "render_rate", "vibrato_p": "--vibrato",
                "solo_p": "--solo", "sample_p": "--sample-parts", "extra_soundfonts": "--extra-soundfonts",
-               "kind_weights": "kind_weights"}
+               "extra_nonmusic": "--extra-nonmusic", "kind_weights": "kind_weights"}
 _CLIP_FILE = re.compile(r"^(train|val|test)_[0-9]{6}\.(flac|labels\.npy)$")
 
 SOUNDFONTS_TRAIN = ("FluidR3_GM", "MuseScore_General")
@@ -100,7 +100,7 @@ NONMUSIC_KINDS = ("silence", "white", "pink", "brown", "hum", "wind", "surf", "r
 #: Values of the recipe keys added after the first builds, for a manifest written before them (their
 #: defaults render the same clips as before they existed).
 RECIPE_DEFAULTS = {"vibrato_p": DEFAULT_VIBRATO_P, "solo_p": DEFAULT_SOLO_P, "sample_p": SAMPLE_PART_P,
-                   "extra_soundfonts": []}
+                   "extra_soundfonts": [], "extra_nonmusic": []}
 
 LICENSES = {
     "FluidR3_GM": "MIT", "MuseScore_General": "MIT", "TimGM6mb": "GPL-2.0", "OPL3_FM": "CC-BY-SA-4.0",
@@ -132,8 +132,9 @@ def split_timbres(split: str, extra_soundfonts=()) -> dict:
 @dataclass(frozen=True)
 class ClipJob:
     """What to render: the clip's split, index, kind, length and seed, and the share of sustained
-    GM parts played with vibrato (:data:`DEFAULT_VIBRATO_P`), and the soundfonts added to the training
-    ones (:data:`SOUNDFONTS_EXTRA`)."""
+    GM parts played with vibrato (:data:`DEFAULT_VIBRATO_P`), the soundfonts added to the training
+    ones (:data:`SOUNDFONTS_EXTRA`) and the non-music kinds added to :data:`NONMUSIC_KINDS`
+    (:data:`NONMUSIC_EXTRA`)."""
 
     split: str
     index: int
@@ -143,6 +144,7 @@ class ClipJob:
     vibrato_p: float = 0.0
     extra_soundfonts: tuple = ()
     sample_p: float = SAMPLE_PART_P
+    extra_nonmusic: tuple = ()
 
     @property
     def name(self) -> str:
@@ -184,7 +186,7 @@ def split_sizes(hours: float, clip_seconds: float = 10.0) -> dict:
 
 def plan_clips(hours: float, seed: int, clip_seconds: float = 10.0, kind_weights: dict | None = None,
                vibrato_p: float = 0.0, extra_soundfonts=(), solo_p: float = 0.0,
-               sample_p: float = SAMPLE_PART_P) -> list[ClipJob]:
+               sample_p: float = SAMPLE_PART_P, extra_nonmusic=()) -> list[ClipJob]:
     """Every clip of a build, in output order (train, val, test).
 
     Clip counts: :func:`split_sizes` (``round(hours*3600/clip_seconds)`` in
@@ -195,7 +197,9 @@ def plan_clips(hours: float, seed: int, clip_seconds: float = 10.0, kind_weights
     clips, and the whole test split, are the same whatever ``solo_p`` is.
     ``sample_p`` is the train and val splits' probability that a part of a
     family with recorded notes is played from them (the test split keeps
-    :data:`SAMPLE_PART_P`).
+    :data:`SAMPLE_PART_P`). ``extra_nonmusic`` (some of :data:`NONMUSIC_EXTRA`) joins the kinds a
+    train or val non-music clip draws from; the music, speech and singing clips, and the whole test
+    split, are the same whatever it is.
     """
     weights = dict(KIND_WEIGHTS if kind_weights is None else kind_weights)
     if not weights or any(k not in KIND_WEIGHTS for k in weights) or any(w < 0 for w in weights.values()) \
@@ -211,7 +215,9 @@ def plan_clips(hours: float, seed: int, clip_seconds: float = 10.0, kind_weights
             draws = np.random.default_rng([seed, si, 999_999_998]).random(len(kinds))
             kinds = ["solo" if k == "music" and u < solo_p else k for k, u in zip(kinds, draws)]
         sp = SAMPLE_PART_P if split == "test" else float(sample_p)
-        jobs += [ClipJob(split, i, k, float(clip_seconds), int(seed), float(vibrato_p), tuple(extra_soundfonts), sp)
+        xn = () if split == "test" else tuple(extra_nonmusic)
+        jobs += [ClipJob(split, i, k, float(clip_seconds), int(seed), float(vibrato_p), tuple(extra_soundfonts), sp,
+                         xn if k == "nonmusic" else ())
                  for i, k in enumerate(kinds)]
     return jobs
 
@@ -412,7 +418,7 @@ def render_clip(job: ClipJob, ctx: WorkerContext) -> tuple[np.ndarray, np.ndarra
             rel = (-14, -3) if sung else (-24, -8)
             stems += [s._replace(audio=_level(s.audio, -20 + float(rng.uniform(*rel)))) for s in bed]
     elif job.kind == "nonmusic":
-        kind = str(rng.choice(NONMUSIC_KINDS))
+        kind = str(rng.choice(NONMUSIC_KINDS + tuple(job.extra_nonmusic)))
         if kind == "silence":
             x = noise_mod.silence(rng, n)
             augment_kw = {"noise_p": 0.0, "reverb_p": 0.0, "compress_p": 0.0, "peak_db": None}
@@ -685,7 +691,8 @@ def _render_jobs(jobs: list, workers: int, npm_cache, render_rate: int):
 def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.0, workers: int | None = None,
                   npm_cache=None, render_rate: int = 32000, kind_weights: dict | None = None,
                   vibrato_p: float = DEFAULT_VIBRATO_P, splits=None, extra_soundfonts=(),
-                  solo_p: float = DEFAULT_SOLO_P, sample_p: float = SAMPLE_PART_P, progress: bool = True) -> dict:
+                  solo_p: float = DEFAULT_SOLO_P, sample_p: float = SAMPLE_PART_P, extra_nonmusic=(),
+                  progress: bool = True) -> dict:
     """Synthesize a labelled data set (see the module docstring for the layout).
 
     The folder may be new, empty, or hold a build of the same recipe (seed, hours, clip length and every
@@ -735,6 +742,9 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
         Probability in [0, 1] that a part of the train or val split whose family has recorded npm notes
         is played from them instead of a soundfont (default :data:`SAMPLE_PART_P`, the recipe of the
         shipped model); the test split always uses the default.
+    extra_nonmusic : sequence of str
+        Kinds of :data:`NONMUSIC_EXTRA` added to those a non-music clip of the train or val split draws
+        from (:data:`NONMUSIC_KINDS`). Every other clip, and the test split, is the same whatever it is.
     progress : bool
         Show a rich progress bar.
 
@@ -773,13 +783,17 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
     if any(x not in SOUNDFONTS_EXTRA for x in extra_soundfonts) or len(set(extra_soundfonts)) < len(extra_soundfonts):
         raise ParameterError(f"extra_soundfonts: expected some of {', '.join(SOUNDFONTS_EXTRA)}, "
                              f"got {list(extra_soundfonts)!r}")
+    extra_nonmusic = tuple(str(x) for x in extra_nonmusic)
+    if any(x not in NONMUSIC_EXTRA for x in extra_nonmusic) or len(set(extra_nonmusic)) < len(extra_nonmusic):
+        raise ParameterError(f"extra_nonmusic: expected some of {', '.join(NONMUSIC_EXTRA)}, "
+                             f"got {list(extra_nonmusic)!r}")
     sizes = split_sizes(hours, clip_seconds)
     n_render = sum(sizes[s] for s in built)
     # the manifest's recipe keys, as JSON gives them back (to compare with a build already in the folder)
     recipe = json.loads(json.dumps({
         "recipe": RECIPE, "recipe_version": RECIPE_VERSION, "seed": int(seed), "hours_requested": hours,
         "clip_seconds": clip_seconds, "render_rate": int(render_rate), "vibrato_p": vibrato_p, "solo_p": solo_p,
-        "sample_p": sample_p, "extra_soundfonts": list(extra_soundfonts),
+        "sample_p": sample_p, "extra_soundfonts": list(extra_soundfonts), "extra_nonmusic": list(extra_nonmusic),
         "kind_weights": dict(KIND_WEIGHTS if kind_weights is None else kind_weights)}))
 
     out = Path(out_dir)
@@ -795,7 +809,7 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
                                  f"{clip_seconds:g} s) but {_size(free)} is free there; ask for fewer --hours or "
                                  "free some space")
         jobs = [j for j in plan_clips(hours, int(seed), clip_seconds, kind_weights, vibrato_p, extra_soundfonts,
-                                      solo_p, sample_p) if j.split in built]
+                                      solo_p, sample_p, extra_nonmusic) if j.split in built]
         check_dependencies(extra_soundfonts, npm_cache)
         versions = fetch_samples(npm_cache)
     except BaseException:

@@ -83,6 +83,64 @@ def rain(rng: np.random.Generator, n: int) -> np.ndarray:
     return _norm(mix)
 
 
+def drips(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Water: drops at random times (a Poisson stream, from a few drips to a downpour), each the ring of
+    an air bubble (a decaying sine whose pitch rises) or a short tap on a surface, their rate drifting,
+    sometimes over a bed of rain noise. Unlike :func:`rain`, whose drops are all clicks above 1 kHz,
+    these ring and knock at any height, and loud ones come out of a quiet stream."""
+    sr = SAMPLE_RATE
+    rate = float(np.exp(rng.uniform(np.log(2.0), np.log(300.0))))
+    env = _slow_envelope(rng, n, float(rng.uniform(0.2, 2.0)), float(rng.uniform(0.0, 0.9)))
+    count = int(rng.poisson(rate * n / sr))
+    longest = int(0.2 * sr)
+    streams = np.zeros((2, n + longest))  # bubbles, taps
+    pos = rng.integers(0, n, count)
+    amp = (rng.pareto(2.0, count) + 0.2) * rng.choice([-1.0, 1.0], count) * env[pos]
+    bubble_p = float(rng.uniform(0.2, 0.9))
+    for p, a in zip(pos, amp):
+        tau = float(rng.uniform(0.002, 0.02))
+        t = np.arange(min(longest, int(6 * tau * sr) + 1)) / sr
+        decay = np.exp(-t / tau)
+        if rng.random() < bubble_p:  # rising by 0.3-1.5 octaves within a few tens of ms: no struck bar does
+            f0 = float(np.exp(rng.uniform(np.log(300.0), np.log(5000.0))))
+            f = np.minimum(f0 * 2.0 ** (float(rng.uniform(0.3, 1.5)) * (1.0 - decay)), 7500.0)
+            streams[0, p:p + len(t)] += a * np.sin(2 * np.pi * np.cumsum(f) / sr + rng.uniform(0, 2 * np.pi)) * decay
+        else:
+            streams[1, p:p + len(t)] += a * rng.standard_normal(len(t)) * decay
+    lo = float(np.exp(rng.uniform(np.log(150.0), np.log(2500.0))))
+    band = signal.butter(2, [lo, min(7500.0, lo * float(rng.uniform(2.0, 12.0)))], btype="band", fs=sr,
+                         output="sos")
+    x = streams[0, :n] + signal.sosfilt(band, streams[1])[:n]
+    if rng.random() < 0.6:
+        x = _norm(x) + float(10 ** (rng.uniform(-30, -6) / 20)) * rain(rng, n)
+    return _norm(x)
+
+
+def crackle(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Crackle: a fire, frying, a worn record -- clicks at random times with heavy-tailed sizes, some
+    widened into pops, over a faint hiss or rumble."""
+    sr = SAMPLE_RATE
+    rate = float(np.exp(rng.uniform(np.log(5.0), np.log(2000.0))))
+    count = int(rng.poisson(rate * n / sr))
+    clicks = np.zeros(n)
+    pos = rng.integers(0, n, count)
+    np.add.at(clicks, pos, (rng.pareto(1.5, count) + 0.1) * rng.choice([-1.0, 1.0], count))
+    hp = signal.butter(2, float(np.exp(rng.uniform(np.log(100.0), np.log(3000.0)))), btype="high", fs=sr,
+                       output="sos")
+    x = signal.sosfilt(hp, clicks)
+    n_pops = int(rng.poisson(float(rng.uniform(0.0, 8.0)) * n / sr))
+    longest = int(0.03 * sr)
+    pops = np.zeros(n + longest)
+    for p in rng.integers(0, n, n_pops):
+        tau = float(rng.uniform(0.002, 0.01))
+        t = np.arange(min(longest, int(5 * tau * sr) + 1)) / sr
+        pops[p:p + len(t)] += (rng.pareto(1.5) + 0.5) * rng.standard_normal(len(t)) * np.exp(-t / tau)
+    lp = signal.butter(2, float(rng.uniform(800.0, 5000.0)), fs=sr, output="sos")
+    x = _norm(x) + float(rng.uniform(0.2, 1.0)) * _norm(signal.sosfilt(lp, pops)[:n])
+    x = _norm(x) + float(10 ** (rng.uniform(-45, -15) / 20)) * coloured_noise(rng, n, float(rng.uniform(0.0, 2.0)))
+    return _norm(x)
+
+
 def tones(rng: np.random.Generator, n: int) -> np.ndarray:
     """Test signals that are not instruments: steady sines, sweeps, multi-sines, clicks."""
     t = np.arange(n) / SAMPLE_RATE
@@ -124,6 +182,7 @@ GENERATORS = {
     "pink": lambda rng, n: coloured_noise(rng, n, 1.0),
     "brown": lambda rng, n: coloured_noise(rng, n, 2.0),
     "hum": hum, "wind": wind, "surf": surf, "rain": rain, "tones": tones,
+    "drips": drips, "crackle": crackle,
 }
 
 #: Background noises mixed under music at a random SNR (augmentation).
