@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -527,7 +528,25 @@ def test_train_data_command_finetunes_a_bundle(cnn_bundle, tmp_path):
     prov = clf.bundle.meta["provenance"]
     assert prov["files"] == 9 and prov["base_bundle"] == "tiny-cnn"
     assert len(prov["val_files"]) == 3  # one file of each folder
-    r = rtc("train", "--data", str(tmp_path / "nope"), "--out", str(out))
+    # a bundle already at --out is replaced only with --force, as learn and export do, and the
+    # package's own bundle never; both are refused before any training
+    before = (out / "model.onnx").read_bytes()
+    args = ["train", "--data", str(tmp_path / "data"), "--bundle", str(cnn_bundle), "--epochs", "1",
+            "--windows-per-epoch", "256", "--seed", "1"]
+    r = rtc(*args, "--out", str(out), timeout=300)
+    assert r.returncode == 1 and "--force" in r.stderr and "fine-tuning from" not in r.stdout
+    assert (out / "model.onnx").read_bytes() == before
+    import rtclassify
+
+    shipped = Path(rtclassify.__file__).parent / "data" / "default_bundle"
+    r = rtc(*args, "--out", str(shipped), "--force", timeout=300)
+    assert r.returncode == 1 and "own default bundle" in r.stderr and "fine-tuning from" not in r.stdout
+    r = rtc(*args, "--out", str(out), "--force", timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert Classifier.load(out).labels == ("bell", "hiss") and (out / "model.onnx").read_bytes() != before
+    r = rtc("train", "--config", "x.toml", "--force")
+    assert r.returncode == 1 and "--force: for fine-tuning with --data" in r.stderr
+    r = rtc("train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "tuned2"))
     assert r.returncode == 1 and "neither a folder of tag folders nor a CSV file" in r.stderr
     r = rtc("train")
     assert r.returncode == 1 and "--config FILE" in r.stderr and "--data FOLDER" in r.stderr

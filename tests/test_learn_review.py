@@ -193,7 +193,7 @@ def test_train_data_defaults_apply_when_the_options_are_left_out(monkeypatch, tm
                                           "--epochs", "2"])
     assert ft.run(args) == 0
     assert got == {"bundle": None, "init": None, "epochs": 2, "minutes": 10.0, "lr": 5e-4, "val_fraction": 0.2,
-                   "windows_per_epoch": 4000, "seed": 0, "threads": 1}
+                   "windows_per_epoch": 4000, "seed": 0, "threads": 1, "force": False, "shipped": False}
 
 
 # ----------------------------------------------------------------------------------------------- pretrain

@@ -389,8 +389,12 @@ def check_settings(epochs=6, minutes=10.0, lr=5e-4, val_fraction=0.2, seed=0, th
 
 def finetune(data, out, bundle=None, init=None, epochs: int = 6, minutes: float = 10.0, lr: float = 5e-4,
              val_fraction: float = 0.2, seed: int = 0, threads: int = 1, windows_per_epoch: int = 4000,
-             console=None) -> dict:
+             console=None, force: bool | None = None, shipped: bool = True) -> dict:
     """Fine-tune on labelled audio and export a bundle with the user's tags (see the module notes).
+
+    ``force`` and ``shipped`` say what happens to a bundle already at ``out``, checked before any work
+    (:func:`rtclassify.model.bundle_write.check_bundle_out`): the Python API replaces it (``None``);
+    the command refuses it without ``--force`` and never writes over the package's own bundle.
 
     Returns
     -------
@@ -411,7 +415,7 @@ def finetune(data, out, bundle=None, init=None, epochs: int = 6, minutes: float 
     check_settings(epochs, minutes, lr, val_fraction, seed, threads, windows_per_epoch)
     from ..model.bundle_write import check_bundle_out
 
-    check_bundle_out(out, "--out")  # before the training, not after it
+    check_bundle_out(out, "--out", force=force, shipped=shipped)  # before the training, not after it
     if not (Path(data).is_dir() or Path(data).is_file()):
         raise ParameterError(f"--data: {data} is neither a folder of tag folders nor a CSV file")
     base = load_bundle(bundle)
@@ -492,7 +496,7 @@ def finetune(data, out, bundle=None, init=None, epochs: int = 6, minutes: float 
 #: Defaults of the ``--data`` options (None on the parsed arguments: given or not can be told apart).
 _OPTION_DEFAULTS = {"epochs": 6, "minutes": 10.0, "lr": 5e-4, "val_fraction": 0.2, "windows_per_epoch": 4000,
                     "seed": 0, "threads": 1}
-_DATA_OPTIONS = ("out", "bundle", "init") + tuple(_OPTION_DEFAULTS)
+_DATA_OPTIONS = ("out", "bundle", "init", "force") + tuple(_OPTION_DEFAULTS)
 #: Options of ``rtclassify train --config`` that fine-tuning does not read.
 _CONFIG_OPTIONS = {"config": "--config", "set": "--set", "resume": "--resume", "no_export": "--no-export",
                    "no_test": "--no-test"}
@@ -507,6 +511,8 @@ def add_arguments(parser) -> None:
     g.add_argument("--out", metavar="BUNDLE", help="output bundle folder or .zip (with --data; required)")
     g.add_argument("--bundle", metavar="IN", help="base bundle to start from (default: the bundled model)")
     g.add_argument("--init", metavar="CHECKPOINT", help="start from this training checkpoint instead of the bundle")
+    g.add_argument("--force", action="store_true", default=None,
+                   help="replace a bundle already at --out (whole, once the new one is written)")
     d = _OPTION_DEFAULTS  # the defaults apply in run(): None here tells a given option from an absent one
     g.add_argument("--epochs", type=int, default=None, help=f"most epochs (default {d['epochs']})")
     g.add_argument("--minutes", type=float, default=None, help=f"time budget in minutes (default {d['minutes']:g})")
@@ -549,7 +555,8 @@ def run(args) -> int:
     opts = {k: (v if (v := getattr(args, k, None)) is not None else d) for k, d in _OPTION_DEFAULTS.items()}
     check_settings(opts["epochs"], opts["minutes"], opts["lr"], opts["val_fraction"], opts["seed"], opts["threads"],
                    opts["windows_per_epoch"])
-    res = finetune(args.data, args.out, bundle=args.bundle, init=args.init, **opts)
+    res = finetune(args.data, args.out, bundle=args.bundle, init=args.init, force=bool(args.force), shipped=False,
+                   **opts)
     val = res.get("validation") or {}
     macro = val.get("macro", {}) if isinstance(val, dict) else {}
     if macro:
