@@ -539,19 +539,26 @@ dir = "{tmp_path / 'run'}"
 """
 
 
+def fake_data(monkeypatch, seeds: dict, counts: dict, name: str, provenance: dict) -> None:
+    """Serve synthetic clips as a built data set's splits: ``counts[split]`` clips of 2 s drawn with
+    ``seeds[split]``, fingerprinted ``<name>-<split>``, with ``provenance``."""
+    import copy
+
+    import rtclassify.train.data as data
+
+    monkeypatch.setattr(data, "load_split", lambda d, split: (_clips(seeds[split], counts[split], 2.0),
+                                                              counts[split]), raising=False)
+    monkeypatch.setattr(data, "split_fingerprint", lambda d, split: f"{name}-{split}", raising=False)
+    monkeypatch.setattr(data, "provenance", lambda d: copy.deepcopy(provenance), raising=False)
+
+
 def test_train_cli_end_to_end(tmp_path, monkeypatch, capsys):
     """`rtclassify train --config` on a tiny data set: features, 1 epoch, export, test evaluation, bundle loads."""
-    import rtclassify.train.data as data
     from rtclassify.cli import main
 
     seeds = {"train": 10, "val": 11, "test": 12}
-    counts = {"train": 9, "val": 3, "test": 3}
-    monkeypatch.setattr(data, "load_split", lambda d, split: (_clips(seeds[split], counts[split], 2.0),
-                                                              counts[split]), raising=False)
-    monkeypatch.setattr(data, "split_fingerprint", lambda d, split: f"synthetic-{split}", raising=False)
-    monkeypatch.setattr(data, "provenance", lambda d: {"recipe": "synthetic clips of the test",
-                                                       "sources": [{"name": "numpy", "license": "BSD-3-Clause"}]},
-                        raising=False)
+    provenance = {"recipe": "synthetic clips of the test", "sources": [{"name": "numpy", "license": "BSD-3-Clause"}]}
+    fake_data(monkeypatch, seeds, {"train": 9, "val": 3, "test": 3}, "synthetic", provenance)
     (tmp_path / "data").mkdir()
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(tiny_config(tmp_path, 256, 'name = "tiny-cli"'))
@@ -580,9 +587,7 @@ def test_train_cli_end_to_end(tmp_path, monkeypatch, capsys):
             assert d["positives"] <= rep["per_tag"][tag]["positives"]
     assert json.loads((bundle / "model.json").read_text())["metrics"]["test"]["n"] == rep["n"]
     # a data folder without training clips (built with --splits test) gives a one-line error
-    monkeypatch.setattr(data, "load_split", lambda d, split: (_clips(seeds[split], 0 if split == "train" else 3, 2.0),
-                                                              0 if split == "train" else 3), raising=False)
-    monkeypatch.setattr(data, "split_fingerprint", lambda d, split: f"synthetic-{split}-2", raising=False)
+    fake_data(monkeypatch, seeds, {"train": 0, "val": 3, "test": 3}, "synthetic-2", provenance)
     capsys.readouterr()
     assert main(["train", "--config", str(cfg), "--set", f'output.dir="{tmp_path / "run2"}"']) == 1
     err = capsys.readouterr().err

@@ -15,18 +15,12 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from test_train_model import SR, _clips, tiny_config  # noqa: E402
+from test_train_model import SR, fake_data, tiny_config  # noqa: E402
 
 
 def _tiny(tmp_path, monkeypatch, out):
-    import rtclassify.train.data as data
-
-    seeds = {"train": 20, "val": 21, "test": 22}
-    counts = {"train": 6, "val": 3, "test": 3}
-    monkeypatch.setattr(data, "load_split", lambda d, split: (_clips(seeds[split], counts[split], 2.0),
-                                                              counts[split]), raising=False)
-    monkeypatch.setattr(data, "split_fingerprint", lambda d, split: f"zip-{split}", raising=False)
-    monkeypatch.setattr(data, "provenance", lambda d: {"recipe": "synthetic clips of the test"}, raising=False)
+    fake_data(monkeypatch, {"train": 20, "val": 21, "test": 22}, {"train": 6, "val": 3, "test": 3}, "zip",
+              {"recipe": "synthetic clips of the test"})
     (tmp_path / "data").mkdir()
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(tiny_config(tmp_path, 128, f'bundle = "{out}"\nname = "tiny-zip"'))
