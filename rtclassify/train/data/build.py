@@ -554,6 +554,14 @@ def _probability(name: str, value) -> float:
     return p
 
 
+def _some_of(name: str, values, allowed: tuple) -> tuple:
+    """``values`` as a tuple of str, each one of ``allowed`` and none twice (else a ParameterError naming ``name``)."""
+    values = tuple(str(x) for x in values)
+    if any(x not in allowed for x in values) or len(set(values)) < len(values):
+        raise ParameterError(f"{name}: expected some of {', '.join(allowed)}, got {list(values)!r}")
+    return values
+
+
 def _size(n: float) -> str:
     for unit, f in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
         if n >= f:
@@ -779,14 +787,8 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
     if not built or any(x not in SPLITS for x in built):
         raise ParameterError(f"splits: expected some of {', '.join(SPLITS)}, got {splits!r}")
     built = [x for x in SPLITS if x in built]
-    extra_soundfonts = tuple(str(x) for x in extra_soundfonts)
-    if any(x not in SOUNDFONTS_EXTRA for x in extra_soundfonts) or len(set(extra_soundfonts)) < len(extra_soundfonts):
-        raise ParameterError(f"extra_soundfonts: expected some of {', '.join(SOUNDFONTS_EXTRA)}, "
-                             f"got {list(extra_soundfonts)!r}")
-    extra_nonmusic = tuple(str(x) for x in extra_nonmusic)
-    if any(x not in NONMUSIC_EXTRA for x in extra_nonmusic) or len(set(extra_nonmusic)) < len(extra_nonmusic):
-        raise ParameterError(f"extra_nonmusic: expected some of {', '.join(NONMUSIC_EXTRA)}, "
-                             f"got {list(extra_nonmusic)!r}")
+    extra_soundfonts = _some_of("extra_soundfonts", extra_soundfonts, SOUNDFONTS_EXTRA)
+    extra_nonmusic = _some_of("extra_nonmusic", extra_nonmusic, NONMUSIC_EXTRA)
     sizes = split_sizes(hours, clip_seconds)
     n_render = sum(sizes[s] for s in built)
     # the manifest's recipe keys, as JSON gives them back (to compare with a build already in the folder)
