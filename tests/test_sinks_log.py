@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import json
+import threading
 import time
 
 import pytest
 
 from rtclassify.commands._live import EventPrinter, run_listener
 from rtclassify.detect.events import TagOff, TagOn
-from rtclassify.errors import OutputClosed
+from rtclassify.errors import OutputClosed, SinkError
 from rtclassify.sinks.log import JsonlSink
 
 
@@ -38,13 +40,100 @@ def test_a_full_disk_stops_the_log_not_the_run(tmp_path):
     sink.open()
     sink._fh.close()
     sink._fh = _FullDisk(room=1)
-    sink.send(_batch(1.0))  # written
-    sink.send(_batch(2.0))  # the disk is full: no exception
-    sink.send(_batch(3.0))  # the log has stopped: nothing, no second report
+    for t in (1.0, 2.0, 3.0):  # written; the disk is full (no exception); stopped: nothing, no second report
+        sink.send(_batch(t))
+        assert sink.flush(timeout=10)
     assert sink.written == 2
     assert said == [sink.fault]
     assert sink.fault.startswith(f"the event log {tmp_path / 'ev.jsonl'} stopped after 2 events: No space left")
     sink.close()
+
+
+class _StalledDisk(io.StringIO):
+    """A file whose writes wait until ``go`` is set (a disk that stalls), recording each write."""
+
+    def __init__(self):
+        super().__init__()
+        self.go = threading.Event()
+        self.writes = 0
+
+    def write(self, text):
+        assert self.go.wait(30), "never released"
+        self.writes += 1
+        return super().write(text)
+
+
+def _stalled(tmp_path, **kw):
+    sink = JsonlSink(tmp_path / "ev.jsonl", **kw)
+    sink.open()
+    sink._fh.close()
+    disk = sink._fh = _StalledDisk()
+    return sink, disk
+
+
+def test_a_stalled_file_does_not_hold_the_caller(tmp_path):
+    sink, disk = _stalled(tmp_path, status_interval=0)
+    for t in range(20):  # all return while the first write waits on the disk
+        sink.send(_batch(float(t)))
+    assert not sink.flush(timeout=0.2) and disk.writes == 0
+    disk.go.set()
+    assert sink.flush(timeout=10)
+    lines = [json.loads(x) for x in disk.getvalue().splitlines()]
+    assert sink.written == len(lines) == 40
+    assert [x["stream_time"] for x in lines] == [t + d for t in range(20) for d in (0.0, 0.5)]  # in order
+    assert disk.writes < 40  # what queued up while the disk stalled went out together
+    sink.close()
+    assert sink.fault is None
+
+
+def test_a_file_too_far_behind_drops_batches_and_says_so(tmp_path):
+    said = []
+    sink, disk = _stalled(tmp_path, status_interval=0, on_fault=said.append, max_pending=6)
+    for t in range(5):  # 3 batches of 2 events are held; the 4th and 5th are dropped
+        sink.send(_batch(float(t)))
+    assert sink.dropped == 4
+    assert said == [f"the event log {tmp_path / 'ev.jsonl'} fell 6 events behind its file: dropping events until "
+                    f"it catches up"]
+    disk.go.set()
+    assert sink.flush(timeout=10)
+    sink.send(_batch(9.0))  # caught up: taken again
+    sink.close()
+    assert sink.written == 8 and sink.dropped == 4
+    assert sink.fault == f"the event log {tmp_path / 'ev.jsonl'} lost 4 events: its file fell more than 6 events behind"
+
+
+def test_the_last_status_line_is_written_at_close(tmp_path):
+    path = tmp_path / "ev.jsonl"
+    sink = JsonlSink(path, status_interval=3600)
+    sink.open()
+    sink.status({"hops": 1})  # written: the first
+    sink.send(_batch())
+    sink.status({"hops": 2})  # held back by the interval ...
+    sink.status({"hops": 3, "latency": float("nan")})
+    sink.close()  # ... the latest goes out at the end
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert [x.get("hops") for x in lines] == [1, None, None, 3]
+    assert lines[-1]["latency"] is None and lines[-1]["event"] == "status"
+    with pytest.raises(SinkError, match="not open"):
+        sink.send(_batch())
+
+
+def test_close_gives_up_on_a_write_that_never_returns(tmp_path):
+    sink, disk = _stalled(tmp_path, status_interval=0)
+    sink.send(_batch())
+    t0 = time.monotonic()
+    sink.close(timeout=0.3)
+    assert time.monotonic() - t0 < 5
+    disk.go.set()  # let the writer go (it finishes, and stops)
+    sink._writer.join(10)
+    assert not sink._writer.is_alive()
+
+
+def test_a_log_that_was_never_opened_says_so(tmp_path):
+    with pytest.raises(SinkError, match="not open"):
+        JsonlSink(tmp_path / "ev.jsonl").send(_batch())
+    with pytest.raises(SinkError, match="not open"):
+        JsonlSink("-").send(_batch())
 
 
 def test_standard_output_closed_ends_the_run():

@@ -10,11 +10,20 @@ once more when the log closes, a status line carries the engine counters
 
     {"event": "status", "wall_time": 1716000001.0, "dropped_samples": 0, "input_overflows": 0, ...}
 
+A file is written by a thread of its own: ``send`` and ``status`` only queue
+the batch, so a disk that stalls (a busy or network file system, a full
+page cache being written back) never holds the listener's worker. The
+writer flushes whenever it has caught up. If the file falls more than
+``max_pending`` events behind, further batches are dropped and counted
+rather than held in memory without end; ``close`` waits for the writer to
+write what it has.
+
 A file that can no longer be written during a run (a full disk) does not stop
 the show: the log stops at the last whole batch, the problem is reported once
 through ``on_fault`` (default: one line on standard error) and
-:attr:`JsonlSink.fault` says where the log ends. Standard output whose reader
-went away (``--log - | head``) ends the run instead
+:attr:`JsonlSink.fault` says where the log ends. Standard output is written
+on the caller's thread: its reader sets the pace the user asked for, and a
+reader that went away (``--log - | head``) ends the run
 (:class:`~rtclassify.errors.OutputClosed`): there the log is what the user
 asked for.
 """
@@ -34,6 +43,8 @@ from . import warn
 
 __all__ = ["JsonlSink"]
 
+_STOP = object()  # the writer thread's last item
+
 
 class JsonlSink:
     """Writes every event (``levels=False`` leaves out the frequent level events) as JSONL.
@@ -46,22 +57,39 @@ class JsonlSink:
         Also log ``level`` events (they come at the level rate for every tag).
     status_interval : float
         Seconds between two status lines (0: none).
+    on_fault : callable or None
+        Called once with a line when the file stops being written or falls behind
+        (default: a warning on standard error). For a file it is called on the writer thread.
+    max_pending : int
+        Most events a file's writer may have waiting before batches are dropped.
     """
 
-    def __init__(self, path, *, levels: bool = True, status_interval: float = 1.0, on_fault=None):
+    def __init__(self, path, *, levels: bool = True, status_interval: float = 1.0, on_fault=None,
+                 max_pending: int = 200_000):
         self.path = str(path)
         self.levels = bool(levels)
         self.status_interval = float(status_interval)
+        self.max_pending = int(max_pending)
         self._last_status = 0.0
         self._pending_status: dict | None = None
         self._fh = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the file handle (held by whoever writes)
         #: events written
         self.written = 0
-        #: why the log stopped during the run (a file that could not be written), or None
+        #: events dropped because the file's writer fell ``max_pending`` events behind
+        self.dropped = 0
+        #: why the log stopped or lost events during the run, or None
         self.fault: str | None = None
         self._on_fault = on_fault
+        # the file's writer: a queue of batches (lists of events, or ("status", dict, time))
+        self._queue: list = []
+        self._queued = 0  # events in the queue or being written
+        self._cv = threading.Condition(threading.Lock())  # the queue and the status throttle
+        self._writer: threading.Thread | None = None
+        self._accepting = False  # a file's writer takes batches (from open to close)
+        self._busy = False  # the writer is writing a set of items
 
+    # ------------------------------------------------------------------ opening
     def open(self) -> None:
         if self._fh is not None:
             return
@@ -73,57 +101,136 @@ class JsonlSink:
             self._fh = p.open("w", encoding="utf-8")
         except OSError as exc:
             raise SinkError(f"cannot write the event log {p}: {exc.strerror or exc}") from None
+        self._writer = threading.Thread(target=self._write_loop, name="rtclassify-log", daemon=True)
+        self._accepting = True
+        self._writer.start()
 
+    # ------------------------------------------------------------------ the caller's side
     def send(self, events: Sequence) -> None:
+        if self.path != "-":
+            if self._accepting:
+                batch = [ev for ev in events if self.levels or ev.kind != "level"]
+                if batch and self.fault is None:
+                    self._put(batch, len(batch))
+            elif self.fault is None:
+                raise SinkError("the event log is not open")
+            return
         with self._lock:
             fh = self._fh
             if fh is None:
-                if self.fault is not None:
-                    return  # stopped during the run (reported once)
                 raise SinkError("the event log is not open")
-            lines = [json.dumps(ev.to_dict(), separators=(", ", ": ")) for ev in events
-                     if self.levels or ev.kind != "level"]
-            if not lines:
-                return
-            try:
-                fh.write("\n".join(lines) + "\n")
-                fh.flush()
-            except OSError as exc:
-                self._failed(exc)
-                return
-            self.written += len(lines)
+            self._write_events(fh, events)
 
     def status(self, counters: dict) -> None:
         """Write the counters as a status line, at most every ``status_interval`` seconds."""
         if self.status_interval <= 0:
             return
         now = time.time()
-        with self._lock:
+        with self._cv:
             self._pending_status = counters
             if now - self._last_status < self.status_interval:
                 return
-        self._write_status(now)
-
-    def _write_status(self, now: float) -> None:
-        with self._lock:
-            self._write_status_locked(now)
-
-    def _write_status_locked(self, now: float) -> None:
-        c, self._pending_status = self._pending_status, None
-        fh = self._fh
-        if c is None or fh is None:
+            self._last_status = now
+            self._pending_status = None
+        if self.path != "-":
+            if self._accepting:
+                self._put(("status", dict(counters), now), 0)
             return
-        self._last_status = now
+        with self._lock:
+            if self._fh is not None:
+                self._write_status(self._fh, counters, now)
+
+    def _put(self, item, n: int) -> None:
+        """Queue an item for the file's writer (never blocks on the file)."""
+        with self._cv:
+            behind = self._queued
+            if not n or behind + n <= self.max_pending:
+                self._queue.append(item)
+                self._queued += n
+                self._cv.notify()
+                return
+            first = self.dropped == 0
+            self.dropped += n
+        if first:
+            self._report(f"the event log {self.path} fell {behind} events behind its file: "
+                         f"dropping events until it catches up")
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the file's writer has written (and flushed) everything queued; False on timeout."""
+        writer = self._writer
+        if writer is None:
+            return True
+        with self._cv:
+            return self._cv.wait_for(lambda: (self._queued == 0 and not self._queue and not self._busy)
+                                     or not writer.is_alive(), timeout)
+
+    # ------------------------------------------------------------------ the writer's side
+    def _write_loop(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue:
+                    self._cv.wait()
+                items, self._queue = self._queue, []
+                self._busy = True
+            stop = False
+            with self._lock:
+                fh = self._fh
+                for item in items:
+                    if item is _STOP:
+                        stop = True
+                        break
+                    if fh is None:
+                        continue  # stopped after a fault (reported once): the rest is dropped
+                    if isinstance(item, tuple):
+                        ok = self._write_status(fh, item[1], item[2], flush=False)
+                    else:
+                        ok = self._write_events(fh, item, flush=False)
+                    if not ok:
+                        fh = None
+                if fh is not None:  # caught up: one flush for everything written
+                    try:
+                        fh.flush()
+                    except (OSError, ValueError) as exc:
+                        self._failed(exc)
+            with self._cv:
+                self._queued -= sum(len(i) for i in items if isinstance(i, list))
+                self._busy = False
+                self._cv.notify_all()
+            if stop:
+                return
+
+    def _write_events(self, fh, events, flush: bool = True) -> bool:
+        """Write one batch (the lock is held); False when the log stopped on it."""
+        lines = [json.dumps(ev.to_dict(), separators=(", ", ": ")) for ev in events
+                 if self.levels or ev.kind != "level"]
+        if not lines:
+            return True
+        try:
+            fh.write("\n".join(lines) + "\n")
+            if flush:
+                fh.flush()
+        except (OSError, ValueError) as exc:  # ValueError: a closed file, text it cannot encode
+            self._failed(exc)
+            return False
+        self.written += len(lines)
+        return True
+
+    def _write_status(self, fh, counters: dict, now: float, flush: bool = True) -> bool:
+        if fh is None:
+            return True
         rec = {"event": "status", "wall_time": now}
-        for k, v in c.items():
+        for k, v in counters.items():
             rec[k] = None if isinstance(v, float) and not math.isfinite(v) else v
         try:
             fh.write(json.dumps(rec, separators=(", ", ": ")) + "\n")
-            fh.flush()
-        except OSError as exc:
+            if flush:
+                fh.flush()
+        except (OSError, ValueError) as exc:  # ValueError: a closed file, text it cannot encode
             self._failed(exc)
+            return False
+        return True
 
-    def _failed(self, exc: OSError) -> None:
+    def _failed(self, exc: Exception) -> None:
         """A write failed (the lock is held): standard output's reader gone ends the run; a file stops logging."""
         if self.path == "-":
             if isinstance(exc, BrokenPipeError):
@@ -131,32 +238,52 @@ class JsonlSink:
             raise SinkError(f"writing the event log to standard output failed: {exc.strerror or exc}") from None
         fh, self._fh = self._fh, None
         self.fault = (f"the event log {self.path} stopped after {self.written} events: "
-                      f"{exc.strerror or exc} (its last line may be cut)")
+                      f"{getattr(exc, 'strerror', None) or exc} (its last line may be cut)")
         try:
             fh.close()
         except OSError:
             pass
-        if self._on_fault is None:
-            warn(f"{self.fault}; going on without it")
-        else:
-            self._on_fault(self.fault)
+        self._report(self.fault)
 
+    def _report(self, line: str) -> None:
+        if self._on_fault is None:
+            warn(f"{line}; going on without it" if line is self.fault else line)
+        else:
+            self._on_fault(line)
+
+    # ------------------------------------------------------------------ closing
     def close(self, timeout: float = 2.0) -> None:
         """Write the last status line and close the file (standard output stays open).
 
-        A write blocked in another thread (a full pipe nobody reads) holds the
-        log: after ``timeout`` seconds ``close`` gives up instead of blocking
-        too, and the log is left to that write.
+        A write blocked in another thread (a full pipe nobody reads, a stalled
+        disk) holds the log: after ``timeout`` seconds ``close`` gives up
+        instead of blocking too, and the log is left to that write.
         """
-        if not self._lock.acquire(timeout=timeout):
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            c, self._pending_status = self._pending_status, None
+            writer, self._accepting = self._writer, False
+            if writer is not None:
+                if c is not None:
+                    self._queue.append(("status", dict(c), time.time()))
+                    c = None
+                self._queue.append(_STOP)
+                self._cv.notify()
+        if writer is not None:
+            writer.join(timeout)
+            if writer.is_alive():
+                return
+            self._writer = None
+            self._note_dropped()
+        if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             return
         try:
-            if self._pending_status is not None:
+            fh, self._fh = self._fh, None
+            if c is not None and fh is not None:
                 try:
-                    self._write_status_locked(time.time())
+                    self._write_status(fh, c, time.time())
                 except SinkError:
                     pass
-            fh, self._fh = self._fh, None
             if fh is None or fh is sys.stdout:
                 return
             try:
@@ -165,6 +292,11 @@ class JsonlSink:
                 pass
         finally:
             self._lock.release()
+
+    def _note_dropped(self) -> None:
+        if self.dropped and self.fault is None:
+            self.fault = (f"the event log {self.path} lost {self.dropped} events: its file fell more than "
+                          f"{self.max_pending} events behind")
 
     def __repr__(self) -> str:
         return f"JsonlSink({self.path!r})"
