@@ -428,6 +428,24 @@ def test_shipped_configs_parse():
         load_config(d / "default.toml", ["epochs=1"])
 
 
+def test_the_default_config_is_the_recipe_of_the_shipped_model():
+    import json
+    from pathlib import Path
+
+    from rtclassify.train.trainer import load_config
+
+    root = Path(__file__).resolve().parent.parent / "rtclassify"
+    cfg = load_config(root / "train" / "configs" / "default.toml", [])
+    shipped = json.loads((root / "data" / "default_bundle" / "model.json").read_text())
+    ran = shipped["training"]["config"]  # the run's config, --set values included
+    assert ran["model"] == {k: v for k, v in cfg.model.__dict__.items() if k in ran["model"]}
+    assert ran["train"] == {k: v for k, v in cfg.train.__dict__.items() if k in ran["train"]}
+    assert Path(cfg.data["dir"]).parts[-2:] == Path(ran["data"]["dir"]).parts[-2:]  # relative to the run's folder
+    assert ran["bundle"]["hop_frames"] == cfg.bundle["hop_frames"] == shipped["hop_frames"]
+    assert shipped["frontend"] == cfg.frontend
+    assert ran["output"]["name"] == shipped["name"] == cfg.output["name"]
+
+
 # ----------------------------------------------------------------------------- training loop end to end
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
