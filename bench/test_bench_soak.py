@@ -51,6 +51,14 @@ written through up front), Python objects +0 to +2, pymalloc blocks +290 to
   sleep in one ``process`` call fails it (2.45x). The ring (2 s) would absorb one, but a run of them
   is a glitch on stage.
 
+The memory snapshots are taken on the feeding source's thread once the worker is done with every
+frame pushed, its sinks' sends included (the meter, the last sink, marks a call's frames done when the
+call had events), and the bench asserts that no worker call overlapped one. ``gc.collect()`` holds the
+GIL: an earlier version waited only for ``session.process`` to return, so the end snapshot could run
+while the worker was still sending the stream's last events, and that call then took the collection's
+time (116-128 ms "in the sinks" at 1200.0 s, in 3 whole-suite runs of 2026-12-06, where the heap of the
+earlier benches makes the collection slower). The snapshot times are printed.
+
 The time measure: wall clock of each call minus the time the worker thread waited on a run queue
 (``/proc/thread-self/schedstat``: the CPU was taken by other programs or threads), so that a
 neighbour taking the core does not count, while everything the worker does or blocks on (its work, a
@@ -164,6 +172,10 @@ class _Timing:
         self.q1 = np.full(calls, 0.0)
         self.count = 0
         self.current = -1
+        # frames whose call is over, sinks included (what the feeding source waits on), and the frames of a call
+        # whose events the sinks still have to get (the last sink, the meter, adds them)
+        self.frames_done = 0
+        self.owed = 0
         self.fd = None  # /proc/thread-self/schedstat of the worker (opened on the worker's first call)
         self.schedstat = None  # whether it could be read
 
@@ -180,7 +192,11 @@ class _TimedSession:
     def __init__(self, session, timing: _Timing):
         self._s = session
         self._t = timing
-        self.frames = 0  # frames processed (read by the feeding source)
+
+    @property
+    def frames(self) -> int:
+        """Frames the worker is done with, its sinks' sends included (read by the feeding source)."""
+        return self._t.frames_done
 
     def process(self, block):
         t = self._t
@@ -201,7 +217,10 @@ class _TimedSession:
         t.n[i] = block.shape[0]
         t.hops[i] = self._s._hops  # the session's model-output count (read without building its counters dict)
         t.count = i + 1
-        self.frames += block.shape[0]
+        if events:  # the worker sends them to the sinks next: the meter, last of them, counts the frames done
+            t.owed = block.shape[0]
+        else:
+            t.frames_done += block.shape[0]
         return events
 
     def flush(self):
@@ -254,10 +273,14 @@ class _Meter:
                     self.on_now.discard(ev.tag)
             else:
                 self.other += 1
-        i = self._t.current
+        t = self._t
+        i = t.current
         if i >= 0:
-            self._t.t2[i] = time.perf_counter()
-            self._t.q1[i] = self._t.queued()
+            t.t2[i] = time.perf_counter()
+            t.q1[i] = t.queued()
+        if t.owed:
+            t.frames_done += t.owed
+            t.owed = 0
 
     def close(self):
         pass
@@ -282,6 +305,7 @@ class _SoakSource:
         self.osc_received = 0
         self.rss: list[tuple[float, int]] = []  # (audio seconds, RSS kB)
         self.snapshots: dict[str, dict] = {}
+        self.snapshot_spans: list[tuple[float, float]] = []  # perf_counter start, end of each snapshot
         self.pushed = 0
         self._stop = threading.Event()
         self._thread = None
@@ -349,9 +373,11 @@ class _SoakSource:
                 if self.pushed % every == 0:
                     self.rss.append((self.pushed / RATE, _rss_kb()))
                 if self.pushed == warm or self.pushed == self.total:
-                    self._wait_until(0)  # the worker idle: nothing it does is in the snapshot's way
+                    self._wait_until(0)  # the worker idle, its sinks done: nothing it does is in the snapshot's way
                     self.drain_osc()
+                    t0 = time.perf_counter()
                     self.snapshots["warm" if self.pushed == warm else "end"] = _snapshot()
+                    self.snapshot_spans.append((t0, time.perf_counter()))
         except BaseException as exc:  # noqa: BLE001 - reported as a device fault by the listener
             self.error = exc
         finally:
@@ -482,6 +508,10 @@ def test_soak(benchmark, report, clf, midi_sink):
     hop_p = _pct(hop_ratio[hop_after])
     worst = int(np.argmax(np.where(after, call_ratio, -1)))
     raw_p = _pct((wall_work / (n / RATE))[after])
+    # the memory snapshots (gc.collect holds the GIL for ~0.1 s) must fall between the worker's calls
+    call_end = np.where(t2 > 0, t2, t1)
+    spans = source.snapshot_spans
+    overlapping = sum(int(np.sum((t0 < b) & (call_end > a))) for a, b in spans)
     if timing.fd is not None:
         os.close(timing.fd)
 
@@ -519,6 +549,8 @@ def test_soak(benchmark, report, clf, midi_sink):
         f"(wall clock {1e3 * wall_work[worst]:.2f} ms, of which session {1e3 * (t1[worst] - t0[worst]):.2f} ms, "
         f"sinks {1e3 * max(0.0, t2[worst] - t1[worst]):.2f} ms, waiting for a CPU {1e3 * queued[worst]:.2f} ms); "
         f"run-queue wait in all calls {queued.sum():.2f} s; median call {np.median(n[after]):.0f} frames",
+        f"memory snapshots: {', '.join(f'{1e3 * (b - a):.0f} ms' for a, b in spans)} (gc.collect), during "
+        f"{overlapping} worker call(s)",
         f"memory from {WARMUP_S:.0f} s to the end: RSS {warm['rss_kb'] / 1024:.1f} -> {end['rss_kb'] / 1024:.1f} MB "
         f"({rss_mb:+.2f} MB, budget < {RSS_GROWTH_MB}; slope {slope:+.2f} MB per hour of audio), "
         f"Python objects {obj_growth:+d} (budget < {OBJECTS_GROWTH}), pymalloc blocks {blk_growth:+d} "
@@ -553,6 +585,7 @@ def test_soak(benchmark, report, clf, midi_sink):
     assert obj_growth < OBJECTS_GROWTH, f"{obj_growth} more Python objects after {audio_s - WARMUP_S:.0f} s of audio"
     assert blk_growth < BLOCKS_GROWTH, f"{blk_growth} more pymalloc blocks after {audio_s - WARMUP_S:.0f} s of audio"
     # worst-case time
+    assert overlapping == 0, f"a memory snapshot ran during {overlapping} worker call(s): the bench stalled the worker"
     assert hop_p["p99.9"] < HOP_P999, f"per-hop cost p99.9 {hop_p['p99.9']:.3f} of the hop (budget {HOP_P999})"
     assert call_p["p99.9"] < CALL_P999, f"per-call cost p99.9 {call_p['p99.9']:.3f} of its audio (budget {CALL_P999})"
     assert call_p["max"] < CALL_MAX, (f"a call took {call_p['max']:.2f}x its audio duration ({work[worst] * 1e3:.1f} ms "
