@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,47 @@ inline void require_float_samples(const py::handle& obj, const char* name, bool 
                     std::string(py::str(dt)) + ")";
   if (pcm && (k == 'i' || k == 'u')) msg += "; scale integer PCM first, e.g. int16 / 32768";
   throw py::type_error(msg);
+}
+
+/// "'x' (str)": an argument's value and type for an error message (the value cut at 40 characters).
+inline std::string describe_arg(const py::handle& v) {
+  std::string r = py::repr(v).cast<std::string>();
+  if (r.size() > 40) r = r.substr(0, 37) + "...";
+  return r + " (" + std::string(py::str(py::type::handle_of(v).attr("__name__"))) + ")";
+}
+
+/// A whole-number constructor argument (a Python or numpy integer; not a bool or a float) within
+/// [lo, hi], named in the error: pybind's own conversion would only say "incompatible constructor
+/// arguments" and list the signature.
+inline long long whole_arg(const py::handle& v, const char* name, long long lo, long long hi) {
+  if (py::isinstance<py::bool_>(v) || !PyIndex_Check(v.ptr()))
+    throw py::type_error(std::string(name) + ": must be a whole number (got " + describe_arg(v) + ")");
+  int overflow = 0;
+  const long long x = PyLong_AsLongLongAndOverflow(py::int_(py::reinterpret_borrow<py::object>(v)).ptr(), &overflow);
+  if (overflow || x < lo || x > hi)
+    throw py::value_error(std::string(name) + ": must be from " + std::to_string(lo) + " to " + std::to_string(hi) +
+                          " (got " + describe_arg(v) + ")");
+  return x;
+}
+
+/// A real-number constructor argument (an int or a float, numpy ones too; not a bool, a string or a
+/// complex number), named in the error. Range checks stay with the native code, which names them too.
+inline double real_arg(const py::handle& v, const char* name) {
+  if (py::isinstance<py::bool_>(v) || py::isinstance<py::str>(v) || py::isinstance<py::bytes>(v) ||
+      !PyNumber_Check(v.ptr()) || PyComplex_Check(v.ptr()))
+    throw py::type_error(std::string(name) + ": must be a real number (got " + describe_arg(v) + ")");
+  const double x = PyFloat_AsDouble(v.ptr());
+  if (x == -1.0 && PyErr_Occurred()) {
+    PyErr_Clear();
+    throw py::type_error(std::string(name) + ": must be a real number (got " + describe_arg(v) + ")");
+  }
+  return x;
+}
+
+/// None, or real_arg.
+inline std::optional<double> optional_real_arg(const py::handle& v, const char* name) {
+  if (v.is_none()) return std::nullopt;
+  return real_arg(v, name);
 }
 
 /// NPY_ARRAY_ALIGNED: the array's data is aligned for its element type.

@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include <complex>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -133,31 +134,33 @@ Raises
 ValueError
     A parameter is out of range; the message names it.
 )doc")
-      .def(py::init([](double sample_rate, int n_fft, int hop_length, int n_mels, double fmin,
-                       std::optional<double> fmax, std::optional<int> win_length,
+      .def(py::init([](py::handle sample_rate, py::handle n_fft, py::handle hop_length, py::handle n_mels,
+                       py::handle fmin, py::handle fmax_in, py::handle win_length,
                        const std::string& window, const std::string& mel_scale,
-                       std::optional<std::string> norm, double power,
-                       std::optional<std::string> log, double amin) {
+                       std::optional<std::string> norm, py::handle power,
+                       std::optional<std::string> log, py::handle amin) {
+             using rtc_bind::real_arg;
+             using rtc_bind::whole_arg;
+             constexpr long long kIntMax = std::numeric_limits<int>::max();
              rtc::MelConfig c;
-             c.sample_rate = sample_rate;
-             c.n_fft = n_fft;
-             c.hop_length = hop_length;
-             c.n_mels = n_mels;
-             c.fmin = fmin;
-             if (fmax) {
+             c.sample_rate = real_arg(sample_rate, "sample_rate");
+             c.n_fft = static_cast<int>(whole_arg(n_fft, "n_fft", 1, kIntMax));
+             c.hop_length = static_cast<int>(whole_arg(hop_length, "hop_length", 1, kIntMax));
+             c.n_mels = static_cast<int>(whole_arg(n_mels, "n_mels", 1, kIntMax));
+             c.fmin = real_arg(fmin, "fmin");
+             if (const auto fmax = rtc_bind::optional_real_arg(fmax_in, "fmax")) {
                if (*fmax < 0) throw py::value_error("fmax: must be positive or None");
                c.fmax = *fmax;
              }
-             if (win_length) {
-               if (*win_length < 1) throw py::value_error("win_length: must be at least 1 or None");
-               c.win_length = *win_length;
+             if (!win_length.is_none()) {
+               c.win_length = static_cast<int>(whole_arg(win_length, "win_length", 1, kIntMax));
              }
              c.window = window;
              c.mel_scale = mel_scale;
              c.norm = norm.value_or("");
              if (norm && (*norm).empty()) throw py::value_error("norm: must be None or 'slaney'");
-             c.power = power;
-             c.amin = amin;
+             c.power = real_arg(power, "power");
+             c.amin = real_arg(amin, "amin");
              c.log = log.value_or("");
              if (log && (*log).empty()) throw py::value_error("log: must be 'db', 'ln' or None");
              return new rtc::StreamingMelFrontend(c);

@@ -4,6 +4,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <limits>
+
 #include "bind_common.h"
 #include "resampler.h"
 
@@ -34,8 +36,16 @@ passband : float
     Passband edge as a fraction of the lower Nyquist frequency, 0.5 to 0.99
     (default 0.913, soxr's).
 )doc")
-      .def(py::init<int, int, double, double>(), py::arg("in_rate"), py::arg("out_rate"),
-           py::arg("attenuation_db") = 120.0, py::arg("passband") = 0.913)
+      .def(py::init([](py::handle in_rate, py::handle out_rate, py::handle attenuation_db, py::handle passband) {
+             constexpr long long kIntMax = std::numeric_limits<int>::max();
+             // whole rates only: 44100.5 would otherwise be cut to 44100 without a word; the native code
+             // checks the range and names it
+             return new rtc::PolyphaseResampler(static_cast<int>(rtc_bind::whole_arg(in_rate, "in_rate", 1, kIntMax)),
+                                                static_cast<int>(rtc_bind::whole_arg(out_rate, "out_rate", 1, kIntMax)),
+                                                rtc_bind::real_arg(attenuation_db, "attenuation_db"),
+                                                rtc_bind::real_arg(passband, "passband"));
+           }),
+           py::arg("in_rate"), py::arg("out_rate"), py::arg("attenuation_db") = 120.0, py::arg("passband") = 0.913)
       .def(
           "process",
           [](rtc::PolyphaseResampler& r, py::handle block_in, bool last) {

@@ -25,7 +25,10 @@ Parameters
 capacity : int
     Minimum capacity in samples, 1 to 2**30; rounded up to a power of two.
 )doc")
-      .def(py::init<size_t>(), py::arg("capacity"))
+      .def(py::init([](py::handle capacity) {
+             return new rtc::SampleRing(static_cast<size_t>(rtc_bind::whole_arg(capacity, "capacity", 1, 1LL << 30)));
+           }),
+           py::arg("capacity"))
       .def(
           "push",
           [](rtc::SampleRing& r, py::handle block_in) {

@@ -229,10 +229,11 @@ std::vector<Frame> process_block(Tracker& t, const py::handle& block, const char
 template <class Tracker, class Config>
 py::class_<Tracker> bind_modulation_tracker(py::module_& m, const char* name, const char* doc) {
   py::class_<Tracker> cls(m, name, doc);
-  cls.def(py::init([name](double frame_rate, py::kwargs kw) {
+  cls.def(py::init([name](py::handle frame_rate, py::kwargs kw) {
+            const double rate = rtc_bind::real_arg(frame_rate, "frame_rate");
             Config c;
             set_config(c, kw, name);
-            return new Tracker(frame_rate, c);
+            return new Tracker(rate, c);
           }),
           py::arg("frame_rate"));
   cls.def("reset", rtc_bind::exclusive_reset<Tracker>(std::string(name) + ".reset"), "Forget the contour.");
@@ -249,15 +250,7 @@ inline int default_hop(double sample_rate) {
 // range. Anything else, or a value beyond int, is named in the error instead of a cast failure.
 inline int hop_length_arg(const py::object& hop, double sample_rate) {
   if (hop.is_none()) return default_hop(sample_rate);
-  if (py::isinstance<py::bool_>(hop) || !PyIndex_Check(hop.ptr()))
-    throw py::type_error("hop_length: must be an integer number of samples or None (got " +
-                         std::string(py::str(hop)) + ")");
-  int overflow = 0;
-  const long long v = PyLong_AsLongLongAndOverflow(py::int_(hop).ptr(), &overflow);
-  if (overflow || v < 1 || v > std::numeric_limits<int>::max())
-    throw py::value_error("hop_length: must be a positive number of samples within int range (got " +
-                          std::string(py::str(hop)) + ")");
-  return static_cast<int>(v);
+  return static_cast<int>(rtc_bind::whole_arg(hop, "hop_length", 1, std::numeric_limits<int>::max()));
 }
 
 }  // namespace trackers_detail
@@ -293,10 +286,14 @@ silence_db : float
 level_window : float
     Length of the Hann window of the level estimate, seconds.
 )doc")
-      .def(py::init([](double sample_rate, py::object hop_length, double fmin, double fmax, double threshold,
-                       double silence_db, double level_window) {
-             const int hop = hop_length_arg(hop_length, sample_rate);
-             return new rtc::PitchTracker(sample_rate, hop, fmin, fmax, threshold, silence_db, level_window);
+      .def(py::init([](py::handle sample_rate, py::object hop_length, py::handle fmin, py::handle fmax,
+                       py::handle threshold, py::handle silence_db, py::handle level_window) {
+             using rtc_bind::real_arg;
+             const double sr = real_arg(sample_rate, "sample_rate");
+             const int hop = hop_length_arg(hop_length, sr);
+             return new rtc::PitchTracker(sr, hop, real_arg(fmin, "fmin"), real_arg(fmax, "fmax"),
+                                          real_arg(threshold, "threshold"), real_arg(silence_db, "silence_db"),
+                                          real_arg(level_window, "level_window"));
            }),
            py::arg("sample_rate"), py::arg("hop_length") = py::none(), py::arg("fmin") = 50.0,
            py::arg("fmax") = 2000.0, py::arg("threshold") = 0.15, py::arg("silence_db") = -60.0,
@@ -475,15 +472,16 @@ hz_pivot, tremolo_under_vibrato, exclusion, under_vibrato_regularity :
 vibrato, tremolo : dict, optional
     Keyword parameters of :class:`VibratoTracker` / :class:`TremoloTracker`.
 )doc")
-      .def(py::init([](double sample_rate, py::object hop_length, double fmin, double fmax, double threshold,
-                       double silence_db, double level_window, double tremolo_min_confidence,
+      .def(py::init([](py::handle sample_rate_in, py::object hop_length, py::handle fmin_in, py::handle fmax_in,
+                       double threshold, double silence_db, double level_window, double tremolo_min_confidence,
                        bool tremolo_restart_on_pitch_jump, bool compensate,
                        double explained_high, double explained_low, double am_per_cent, double cents_per_db,
                        int harmonics, double purity_weight, double hz_pivot, bool tremolo_under_vibrato, double exclusion, double under_vibrato_regularity, py::object vibrato, py::object tremolo) {
+             const double sample_rate = rtc_bind::real_arg(sample_rate_in, "sample_rate");
              rtc::TechniqueConfig c;
              c.hop_length = hop_length_arg(hop_length, sample_rate);
-             c.fmin = fmin;
-             c.fmax = fmax;
+             c.fmin = rtc_bind::real_arg(fmin_in, "fmin");
+             c.fmax = rtc_bind::real_arg(fmax_in, "fmax");
              c.threshold = threshold;
              c.silence_db = silence_db;
              c.level_window_s = level_window;

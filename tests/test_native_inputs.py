@@ -87,6 +87,44 @@ def test_bad_hop_length_is_named(hop, err):
     assert _core.PitchTracker(16000, hop_length=np.int64(160)).hop_length == 160
 
 
+@pytest.mark.parametrize("make, err, said", [
+    (lambda: _core.MelFrontend(16000, 512.5, 256, 64), TypeError, "n_fft: must be a whole number (got 512.5 (float))"),
+    (lambda: _core.MelFrontend("16000", 512, 256, 64), TypeError, "sample_rate: must be a real number (got '16000' (str))"),
+    (lambda: _core.MelFrontend(16000, 512, 256, True), TypeError, "n_mels: must be a whole number (got True (bool))"),
+    (lambda: _core.MelFrontend(16000, 512, 256, 2**40), ValueError, "n_mels: must be from 1 to 2147483647"),
+    (lambda: _core.MelFrontend(16000, 512, 256, 64, fmax="8000"), TypeError, "fmax: must be a real number"),
+    (lambda: _core.MelFrontend(16000, 512, 256, 64, power=2j), TypeError, "power: must be a real number"),
+    (lambda: _core.MelFrontend(16000, 512, 256, 64, win_length=0), ValueError, "win_length: must be from 1"),
+    (lambda: _core.MelFrontend(16000, 512, [256], 64), TypeError, "hop_length: must be a whole number (got [256] (list))"),
+    (lambda: _core.Resampler(48000.5, 16000), TypeError, "in_rate: must be a whole number (got 48000.5 (float))"),
+    (lambda: _core.Resampler(48000, "16k"), TypeError, "out_rate: must be a whole number"),
+    (lambda: _core.Resampler(48000, 16000, attenuation_db=None), TypeError, "attenuation_db: must be a real number"),
+    (lambda: _core.SampleRing(64.0), TypeError, "capacity: must be a whole number (got 64.0 (float))"),
+    (lambda: _core.SampleRing(-1), ValueError, "capacity: must be from 1 to 1073741824 (got -1 (int))"),
+    (lambda: _core.SampleRing(2**31), ValueError, "capacity: must be from 1 to 1073741824"),
+    (lambda: _core.PitchTracker("16000"), TypeError, "sample_rate: must be a real number (got '16000' (str))"),
+    (lambda: _core.PitchTracker(16000, fmax=None), TypeError, "fmax: must be a real number (got None (NoneType))"),
+    (lambda: _core.TechniqueTracker(16000, fmin="50"), TypeError, "fmin: must be a real number"),
+    (lambda: _core.VibratoTracker([200.0]), TypeError, "frame_rate: must be a real number"),
+    (lambda: _core.TremoloTracker(True), TypeError, "frame_rate: must be a real number (got True (bool))"),
+])
+def test_bad_constructor_arguments_are_named(make, err, said):
+    # pybind's own conversion would say only "incompatible constructor arguments" and print the signature
+    with pytest.raises(err) as info:
+        make()
+    assert str(info.value).startswith(said), str(info.value)
+
+
+def test_numpy_numbers_are_taken_as_constructor_arguments():
+    f = _core.MelFrontend(np.float32(16000), np.int64(512), np.int32(256), np.int16(64), fmax=np.float64(8000))
+    assert f.push(np.zeros(512, np.float32)).shape == (1, 64)
+    assert _core.Resampler(np.int64(48000), 16000, attenuation_db=np.float32(100)).process(
+        np.zeros(480, np.float32)).dtype == np.float32
+    assert _core.SampleRing(np.uint16(64)).capacity == 64
+    assert _core.PitchTracker(np.float32(16000), fmin=np.int64(60)).hop_length == 80
+    assert _core.VibratoTracker(np.float64(200.0)).frame_rate == 200.0
+
+
 def test_batched_stream_blocks_that_overflow_are_refused():
     cfg = _frontend().config
     with pytest.raises(ValueError, match="blocks"):
