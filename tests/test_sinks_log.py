@@ -136,6 +136,16 @@ def test_a_log_that_was_never_opened_says_so(tmp_path):
         JsonlSink("-").send(_batch())
 
 
+def test_standard_output_that_was_closed_under_the_log_is_a_clear_error():
+    sink = JsonlSink("-", status_interval=0)
+    sink.open()
+    closed = io.StringIO()
+    closed.close()
+    sink._fh = closed  # writing raises ValueError (no strerror)
+    with pytest.raises(SinkError, match="^writing the event log to standard output failed: I/O operation on closed"):
+        sink.send(_batch())
+
+
 def test_standard_output_closed_ends_the_run():
     sink = JsonlSink("-", status_interval=0)
     sink.open()

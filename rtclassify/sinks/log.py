@@ -107,9 +107,9 @@ class JsonlSink:
 
     # ------------------------------------------------------------------ the caller's side
     def send(self, events: Sequence) -> None:
+        batch = [ev for ev in events if self.levels or ev.kind != "level"]
         if self.path != "-":
             if self._accepting:
-                batch = [ev for ev in events if self.levels or ev.kind != "level"]
                 if batch and self.fault is None:
                     self._put(batch, len(batch))
             elif self.fault is None:
@@ -119,7 +119,7 @@ class JsonlSink:
             fh = self._fh
             if fh is None:
                 raise SinkError("the event log is not open")
-            self._write_events(fh, events)
+            self._write_events(fh, batch)
 
     def status(self, counters: dict) -> None:
         """Write the counters as a status line, at most every ``status_interval`` seconds."""
@@ -161,8 +161,7 @@ class JsonlSink:
         if writer is None:
             return True
         with self._cv:
-            return self._cv.wait_for(lambda: (self._queued == 0 and not self._queue and not self._busy)
-                                     or not writer.is_alive(), timeout)
+            return self._cv.wait_for(lambda: not (self._queue or self._busy) or not writer.is_alive(), timeout)
 
     # ------------------------------------------------------------------ the writer's side
     def _write_loop(self) -> None:
@@ -200,11 +199,11 @@ class JsonlSink:
                 return
 
     def _write_events(self, fh, events, flush: bool = True) -> bool:
-        """Write one batch (the lock is held); False when the log stopped on it."""
-        lines = [json.dumps(ev.to_dict(), separators=(", ", ": ")) for ev in events
-                 if self.levels or ev.kind != "level"]
-        if not lines:
+        """Write one batch, level events already left out as asked (the lock is held); False when the log
+        stopped on it."""
+        if not events:
             return True
+        lines = [json.dumps(ev.to_dict(), separators=(", ", ": ")) for ev in events]
         try:
             fh.write("\n".join(lines) + "\n")
             if flush:
@@ -216,8 +215,6 @@ class JsonlSink:
         return True
 
     def _write_status(self, fh, counters: dict, now: float, flush: bool = True) -> bool:
-        if fh is None:
-            return True
         rec = {"event": "status", "wall_time": now}
         for k, v in counters.items():
             rec[k] = None if isinstance(v, float) and not math.isfinite(v) else v
@@ -232,13 +229,13 @@ class JsonlSink:
 
     def _failed(self, exc: Exception) -> None:
         """A write failed (the lock is held): standard output's reader gone ends the run; a file stops logging."""
+        why = getattr(exc, "strerror", None) or exc  # a ValueError (a closed file) has no strerror
         if self.path == "-":
             if isinstance(exc, BrokenPipeError):
                 raise OutputClosed("the reader of standard output went away") from None
-            raise SinkError(f"writing the event log to standard output failed: {exc.strerror or exc}") from None
+            raise SinkError(f"writing the event log to standard output failed: {why}") from None
         fh, self._fh = self._fh, None
-        self.fault = (f"the event log {self.path} stopped after {self.written} events: "
-                      f"{getattr(exc, 'strerror', None) or exc} (its last line may be cut)")
+        self.fault = f"the event log {self.path} stopped after {self.written} events: {why} (its last line may be cut)"
         try:
             fh.close()
         except OSError:
@@ -274,7 +271,9 @@ class JsonlSink:
             if writer.is_alive():
                 return
             self._writer = None
-            self._note_dropped()
+            if self.dropped and self.fault is None:
+                self.fault = (f"the event log {self.path} lost {self.dropped} events: its file fell more than "
+                              f"{self.max_pending} events behind")
         if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             return
         try:
@@ -292,11 +291,6 @@ class JsonlSink:
                 pass
         finally:
             self._lock.release()
-
-    def _note_dropped(self) -> None:
-        if self.dropped and self.fault is None:
-            self.fault = (f"the event log {self.path} lost {self.dropped} events: its file fell more than "
-                          f"{self.max_pending} events behind")
 
     def __repr__(self) -> str:
         return f"JsonlSink({self.path!r})"
