@@ -5,7 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
-#include <optional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -105,21 +105,18 @@ inline long long whole_arg(const py::handle& v, const char* name, long long lo, 
 /// A real-number constructor argument (an int or a float, numpy ones too; not a bool, a string or a
 /// complex number), named in the error. Range checks stay with the native code, which names them too.
 inline double real_arg(const py::handle& v, const char* name) {
-  if (py::isinstance<py::bool_>(v) || py::isinstance<py::str>(v) || py::isinstance<py::bytes>(v) ||
-      !PyNumber_Check(v.ptr()) || PyComplex_Check(v.ptr()))
-    throw py::type_error(std::string(name) + ": must be a real number (got " + describe_arg(v) + ")");
-  const double x = PyFloat_AsDouble(v.ptr());
-  if (x == -1.0 && PyErr_Occurred()) {
+  if (!py::isinstance<py::bool_>(v) && !py::isinstance<py::str>(v) && !py::isinstance<py::bytes>(v) &&
+      PyNumber_Check(v.ptr()) && !PyComplex_Check(v.ptr())) {
+    const double x = PyFloat_AsDouble(v.ptr());
+    if (!(x == -1.0 && PyErr_Occurred())) return x;
     PyErr_Clear();
-    throw py::type_error(std::string(name) + ": must be a real number (got " + describe_arg(v) + ")");
   }
-  return x;
+  throw py::type_error(std::string(name) + ": must be a real number (got " + describe_arg(v) + ")");
 }
 
-/// None, or real_arg.
-inline std::optional<double> optional_real_arg(const py::handle& v, const char* name) {
-  if (v.is_none()) return std::nullopt;
-  return real_arg(v, name);
+/// whole_arg for a positive C int (sizes, rates, hops): 1 to INT_MAX.
+inline int positive_int_arg(const py::handle& v, const char* name) {
+  return static_cast<int>(whole_arg(v, name, 1, std::numeric_limits<int>::max()));
 }
 
 /// NPY_ARRAY_ALIGNED: the array's data is aligned for its element type.

@@ -7,7 +7,6 @@
 #include <pybind11/stl.h>
 
 #include <complex>
-#include <limits>
 #include <optional>
 #include <string>
 
@@ -135,26 +134,23 @@ ValueError
     A parameter is out of range; the message names it.
 )doc")
       .def(py::init([](py::handle sample_rate, py::handle n_fft, py::handle hop_length, py::handle n_mels,
-                       py::handle fmin, py::handle fmax_in, py::handle win_length,
+                       py::handle fmin, py::handle fmax, py::handle win_length,
                        const std::string& window, const std::string& mel_scale,
                        std::optional<std::string> norm, py::handle power,
                        std::optional<std::string> log, py::handle amin) {
+             using rtc_bind::positive_int_arg;
              using rtc_bind::real_arg;
-             using rtc_bind::whole_arg;
-             constexpr long long kIntMax = std::numeric_limits<int>::max();
              rtc::MelConfig c;
              c.sample_rate = real_arg(sample_rate, "sample_rate");
-             c.n_fft = static_cast<int>(whole_arg(n_fft, "n_fft", 1, kIntMax));
-             c.hop_length = static_cast<int>(whole_arg(hop_length, "hop_length", 1, kIntMax));
-             c.n_mels = static_cast<int>(whole_arg(n_mels, "n_mels", 1, kIntMax));
+             c.n_fft = positive_int_arg(n_fft, "n_fft");
+             c.hop_length = positive_int_arg(hop_length, "hop_length");
+             c.n_mels = positive_int_arg(n_mels, "n_mels");
              c.fmin = real_arg(fmin, "fmin");
-             if (const auto fmax = rtc_bind::optional_real_arg(fmax_in, "fmax")) {
-               if (*fmax < 0) throw py::value_error("fmax: must be positive or None");
-               c.fmax = *fmax;
+             if (!fmax.is_none()) {
+               c.fmax = real_arg(fmax, "fmax");
+               if (c.fmax < 0) throw py::value_error("fmax: must be positive or None");
              }
-             if (!win_length.is_none()) {
-               c.win_length = static_cast<int>(whole_arg(win_length, "win_length", 1, kIntMax));
-             }
+             if (!win_length.is_none()) c.win_length = positive_int_arg(win_length, "win_length");
              c.window = window;
              c.mel_scale = mel_scale;
              c.norm = norm.value_or("");

@@ -4,8 +4,6 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include <limits>
-
 #include "bind_common.h"
 #include "resampler.h"
 
@@ -37,11 +35,9 @@ passband : float
     (default 0.913, soxr's).
 )doc")
       .def(py::init([](py::handle in_rate, py::handle out_rate, py::handle attenuation_db, py::handle passband) {
-             constexpr long long kIntMax = std::numeric_limits<int>::max();
-             // whole rates only: 44100.5 would otherwise be cut to 44100 without a word; the native code
-             // checks the range and names it
-             return new rtc::PolyphaseResampler(static_cast<int>(rtc_bind::whole_arg(in_rate, "in_rate", 1, kIntMax)),
-                                                static_cast<int>(rtc_bind::whole_arg(out_rate, "out_rate", 1, kIntMax)),
+             // whole rates only; the native code checks their range and names it
+             return new rtc::PolyphaseResampler(rtc_bind::positive_int_arg(in_rate, "in_rate"),
+                                                rtc_bind::positive_int_arg(out_rate, "out_rate"),
                                                 rtc_bind::real_arg(attenuation_db, "attenuation_db"),
                                                 rtc_bind::real_arg(passband, "passband"));
            }),

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <iterator>
-#include <limits>
 #include <string>
 #include <vector>
 
@@ -250,7 +249,7 @@ inline int default_hop(double sample_rate) {
 // range. Anything else, or a value beyond int, is named in the error instead of a cast failure.
 inline int hop_length_arg(const py::object& hop, double sample_rate) {
   if (hop.is_none()) return default_hop(sample_rate);
-  return static_cast<int>(rtc_bind::whole_arg(hop, "hop_length", 1, std::numeric_limits<int>::max()));
+  return rtc_bind::positive_int_arg(hop, "hop_length");
 }
 
 }  // namespace trackers_detail
