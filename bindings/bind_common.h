@@ -114,6 +114,18 @@ inline double real_arg(const py::handle& v, const char* name) {
   throw py::type_error(std::string(name) + ": must be a real number (got " + describe_arg(v) + ")");
 }
 
+/// A flag argument: a Python or numpy bool only (an int or a string is refused, not read as true).
+inline bool flag_arg(const py::handle& v, const char* name) {
+  if (PyBool_Check(v.ptr())) return v.ptr() == Py_True;
+  if (py::isinstance(v, py::module_::import("numpy").attr("bool_"))) return PyObject_IsTrue(v.ptr()) == 1;
+  throw py::type_error(std::string(name) + ": must be True or False (got " + describe_arg(v) + ")");
+}
+
+/// whole_arg for any C int.
+inline int int_arg(const py::handle& v, const char* name) {
+  return static_cast<int>(whole_arg(v, name, std::numeric_limits<int>::min(), std::numeric_limits<int>::max()));
+}
+
 /// whole_arg for a positive C int (sizes, rates, hops): 1 to INT_MAX.
 inline int positive_int_arg(const py::handle& v, const char* name) {
   return static_cast<int>(whole_arg(v, name, 1, std::numeric_limits<int>::max()));

@@ -149,9 +149,10 @@ struct ConfigParams<rtc::TechniqueConfig> {
   };
 };
 
-// Fills a config struct from keyword arguments; unknown keys are errors naming `where` and the key.
+// Fills a config struct from keyword arguments; unknown keys are errors naming `where` and the key,
+// values of the wrong type errors naming `prefix` + the key.
 template <class C>
-void set_config(C& c, const py::dict& kw, const char* where) {
+void set_config(C& c, const py::dict& kw, const char* where, const std::string& prefix = "") {
   const auto& list = ConfigParams<C>::list;
   for (auto item : kw) {
     const std::string k = py::str(item.first);
@@ -159,9 +160,10 @@ void set_config(C& c, const py::dict& kw, const char* where) {
     const auto* p = std::find_if(std::begin(list), std::end(list), [&](const Param<C>& q) { return k == q.name; });
     if (p == std::end(list))
       throw py::value_error(std::string(where) + ": unknown " + ConfigParams<C>::kind + " parameter '" + k + "'");
-    if (p->real) c.*(p->real) = v.cast<double>();
-    else if (p->whole) c.*(p->whole) = v.cast<int>();
-    else c.*(p->flag) = v.cast<bool>();
+    const std::string name = prefix + k;
+    if (p->real) c.*(p->real) = rtc_bind::real_arg(v, name.c_str());
+    else if (p->whole) c.*(p->whole) = rtc_bind::int_arg(v, name.c_str());
+    else c.*(p->flag) = rtc_bind::flag_arg(v, name.c_str());
   }
 }
 
@@ -471,39 +473,44 @@ hz_pivot, tremolo_under_vibrato, exclusion, under_vibrato_regularity :
 vibrato, tremolo : dict, optional
     Keyword parameters of :class:`VibratoTracker` / :class:`TremoloTracker`.
 )doc")
-      .def(py::init([](py::handle sample_rate_in, py::object hop_length, py::handle fmin_in, py::handle fmax_in,
-                       double threshold, double silence_db, double level_window, double tremolo_min_confidence,
-                       bool tremolo_restart_on_pitch_jump, bool compensate,
-                       double explained_high, double explained_low, double am_per_cent, double cents_per_db,
-                       int harmonics, double purity_weight, double hz_pivot, bool tremolo_under_vibrato, double exclusion, double under_vibrato_regularity, py::object vibrato, py::object tremolo) {
-             const double sample_rate = rtc_bind::real_arg(sample_rate_in, "sample_rate");
+      .def(py::init([](py::handle sample_rate_in, py::object hop_length, py::handle fmin, py::handle fmax,
+                       py::handle threshold, py::handle silence_db, py::handle level_window,
+                       py::handle tremolo_min_confidence, py::handle tremolo_restart_on_pitch_jump,
+                       py::handle compensate, py::handle explained_high, py::handle explained_low,
+                       py::handle am_per_cent, py::handle cents_per_db, py::handle harmonics,
+                       py::handle purity_weight, py::handle hz_pivot, py::handle tremolo_under_vibrato,
+                       py::handle exclusion, py::handle under_vibrato_regularity, py::object vibrato,
+                       py::object tremolo) {
+             using rtc_bind::flag_arg;
+             using rtc_bind::real_arg;
+             const double sample_rate = real_arg(sample_rate_in, "sample_rate");
              rtc::TechniqueConfig c;
              c.hop_length = hop_length_arg(hop_length, sample_rate);
-             c.fmin = rtc_bind::real_arg(fmin_in, "fmin");
-             c.fmax = rtc_bind::real_arg(fmax_in, "fmax");
-             c.threshold = threshold;
-             c.silence_db = silence_db;
-             c.level_window_s = level_window;
-             c.tremolo_min_confidence = tremolo_min_confidence;
-             c.tremolo_restart_on_pitch_jump = tremolo_restart_on_pitch_jump;
-             c.compensate = compensate;
-             c.explained_high = explained_high;
-             c.explained_low = explained_low;
-             c.am_per_cent = am_per_cent;
-             c.cents_per_db = cents_per_db;
-             c.harmonics = harmonics;
-             c.purity_weight = purity_weight;
-             c.hz_pivot = hz_pivot;
-             c.tremolo_under_vibrato = tremolo_under_vibrato;
-             c.exclusion = exclusion;
-             c.under_vibrato_regularity = under_vibrato_regularity;
+             c.fmin = real_arg(fmin, "fmin");
+             c.fmax = real_arg(fmax, "fmax");
+             c.threshold = real_arg(threshold, "threshold");
+             c.silence_db = real_arg(silence_db, "silence_db");
+             c.level_window_s = real_arg(level_window, "level_window");
+             c.tremolo_min_confidence = real_arg(tremolo_min_confidence, "tremolo_min_confidence");
+             c.tremolo_restart_on_pitch_jump = flag_arg(tremolo_restart_on_pitch_jump, "tremolo_restart_on_pitch_jump");
+             c.compensate = flag_arg(compensate, "compensate");
+             c.explained_high = real_arg(explained_high, "explained_high");
+             c.explained_low = real_arg(explained_low, "explained_low");
+             c.am_per_cent = real_arg(am_per_cent, "am_per_cent");
+             c.cents_per_db = real_arg(cents_per_db, "cents_per_db");
+             c.harmonics = rtc_bind::int_arg(harmonics, "harmonics");
+             c.purity_weight = real_arg(purity_weight, "purity_weight");
+             c.hz_pivot = real_arg(hz_pivot, "hz_pivot");
+             c.tremolo_under_vibrato = flag_arg(tremolo_under_vibrato, "tremolo_under_vibrato");
+             c.exclusion = real_arg(exclusion, "exclusion");
+             c.under_vibrato_regularity = real_arg(under_vibrato_regularity, "under_vibrato_regularity");
              if (!vibrato.is_none()) {
                if (!py::isinstance<py::dict>(vibrato)) throw py::type_error("vibrato: must be a dict");
-               set_config(c.vibrato, vibrato.cast<py::dict>(), "vibrato");
+               set_config(c.vibrato, vibrato.cast<py::dict>(), "vibrato", "vibrato.");
              }
              if (!tremolo.is_none()) {
                if (!py::isinstance<py::dict>(tremolo)) throw py::type_error("tremolo: must be a dict");
-               set_config(c.tremolo, tremolo.cast<py::dict>(), "tremolo");
+               set_config(c.tremolo, tremolo.cast<py::dict>(), "tremolo", "tremolo.");
              }
              if (c.hop_length < 1) throw py::value_error("hop_length: must be >= 1");
              return new rtc::TechniqueTracker(sample_rate, c);

@@ -107,6 +107,19 @@ def test_bad_hop_length_is_named(hop, err):
     (lambda: _core.TechniqueTracker(16000, fmin="50"), TypeError, "fmin: must be a real number"),
     (lambda: _core.VibratoTracker([200.0]), TypeError, "frame_rate: must be a real number"),
     (lambda: _core.TremoloTracker(True), TypeError, "frame_rate: must be a real number (got True (bool))"),
+    (lambda: _core.TechniqueTracker(16000, threshold="0.2"), TypeError, "threshold: must be a real number"),
+    (lambda: _core.TechniqueTracker(16000, harmonics=4.0), TypeError,
+     "harmonics: must be a whole number (got 4.0 (float))"),
+    (lambda: _core.TechniqueTracker(16000, compensate="no"), TypeError,
+     "compensate: must be True or False (got 'no' (str))"),
+    (lambda: _core.TechniqueTracker(16000, tremolo_under_vibrato=1), TypeError,
+     "tremolo_under_vibrato: must be True or False (got 1 (int))"),
+    (lambda: _core.TechniqueTracker(16000, vibrato={"rate_min": "4"}), TypeError,
+     "vibrato.rate_min: must be a real number (got '4' (str))"),
+    (lambda: _core.TechniqueTracker(16000, tremolo={"hold_frames": 2.5}), TypeError,
+     "tremolo.hold_frames: must be a whole number (got 2.5 (float))"),
+    (lambda: _core.VibratoTracker(200.0, extent_on=None), TypeError, "extent_on: must be a real number"),
+    (lambda: _core.TremoloTracker(200.0, onset_frames=2**40), ValueError, "onset_frames: must be from"),
 ])
 def test_bad_constructor_arguments_are_named(make, err, said):
     # pybind's own conversion would say only "incompatible constructor arguments" and print the signature
@@ -123,6 +136,10 @@ def test_numpy_numbers_are_taken_as_constructor_arguments():
     assert _core.SampleRing(np.uint16(64)).capacity == 64
     assert _core.PitchTracker(np.float32(16000), fmin=np.int64(60)).hop_length == 80
     assert _core.VibratoTracker(np.float64(200.0)).frame_rate == 200.0
+    t = _core.TechniqueTracker(16000, harmonics=np.int32(3), compensate=np.bool_(False), threshold=np.float32(0.25),
+                               vibrato={"hold_frames": np.int64(3), "rate_min": 4})
+    assert (t.config["harmonics"], t.config["compensate"], t.config["vibrato"]["hold_frames"]) == (3, False, 3)
+    assert t.config["vibrato"]["rate_min"] == 4.0 and abs(t.config["threshold"] - 0.25) < 1e-7
 
 
 def test_batched_stream_blocks_that_overflow_are_refused():
