@@ -9,7 +9,8 @@ and negative embeddings:
 * the two classes weigh the same in the loss whatever their sizes;
 * the loss (weighted mean log-loss + ``l2/2 * |w|^2``, bias unpenalized) is
   minimized by Newton's method with a backtracking line search (a few
-  iterations; strictly convex for ``l2 > 0``, so the solution is unique);
+  iterations; strictly convex for ``l2 > 0``, so the solution is unique; the
+  Hessian is formed in single precision, the gradient and loss in double);
 * the L2 strength is chosen among :data:`L2_GRID` by cross-validation (at
   most four folds; in each fold the strengths are fitted from the strongest
   down, each starting from the previous solution) over the examples (rows of one example never sit on both sides of a split; with a
@@ -107,6 +108,10 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray, l2: fl
     """
     n, D = X.shape
     A = np.concatenate([X, np.ones((n, 1))], axis=1)
+    # The Hessian in single precision, as B.T @ B (numpy computes that as a symmetric rank-k update, half the
+    # products): 2.8x faster on 11 000 rows of 900 columns. The gradient, the loss and the solve stay in double,
+    # so the optimum is the same (an inexact Hessian only changes the path; the heads agreed to 4e-8 in logit).
+    A32 = A.astype(np.float32)
     reg = np.full(D + 1, float(l2))
     reg[-1] = 0.0
     theta = np.zeros(D + 1) if init is None else np.array(init, np.float64)
@@ -123,8 +128,8 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray, l2: fl
     for _ in range(max_iter):
         p = _sigmoid(A @ theta)
         g = A.T @ (s * (p - y)) + reg * theta
-        h = s * p * (1.0 - p)
-        H = (A * h[:, None]).T @ A
+        B = A32 * np.sqrt(s * p * (1.0 - p)).astype(np.float32)[:, None]
+        H = (B.T @ B).astype(np.float64)
         H[np.diag_indices_from(H)] += reg + 1e-10
         try:
             step = np.linalg.solve(H, g)
