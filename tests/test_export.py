@@ -74,8 +74,7 @@ def test_bundle_has_every_contract_key(bundle):
     assert meta["frontend"]["sample_rate"] == 16000 and meta["frontend"]["n_mels"] == 128
     assert meta["labels"] == list(TAGS)
     assert meta["input"] == {"name": "mel", "window_frames": 64, "layout": "batch,mels,frames"}
-    assert meta["outputs"] == {"probs": "probs", "embedding": "embedding", "embedding_dim": 24,
-                               "features": "features", "features_dim": 2 * 4 * 8}  # [now, context] of 32 channels
+    assert meta["outputs"] == {"probs": "probs", "embedding": "embedding", "embedding_dim": 24}
     assert meta["lookahead_frames"] == 3 and meta["hop_frames"] == 6
     assert set(meta["thresholds"]) == set(TAGS)
     assert set(meta["decoder"]) == {"smoothing_s", "min_on_s", "min_off_s"}
@@ -95,7 +94,7 @@ def test_onnx_graph_is_opset17_with_allowed_ops_and_dynamic_batch(bundle):
     assert inp.name == "mel"
     dims = inp.type.tensor_type.shape.dim
     assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [128, 64]
-    assert [o.name for o in m.graph.output] == ["probs", "embedding", "features"]
+    assert [o.name for o in m.graph.output] == ["probs", "embedding"]
     assert (b / "model.onnx").stat().st_size < 5e6
 
 
@@ -107,16 +106,12 @@ def test_onnxruntime_and_torch_agree(bundle):
     rng = np.random.default_rng(7)
     for batch in (1, 7):
         x = rng.normal(-45, 20, (batch, 128, 64)).astype(np.float32)
-        p, e, f = sess.run(["probs", "embedding", "features"], {"mel": x})
+        p, e = sess.run(["probs", "embedding"], {"mel": x})
         with torch.no_grad():
             pt, et = model(torch.from_numpy(x))
-            ft = model.features(torch.from_numpy(x))
-            e_from_f = model.embed(ft)
-        assert p.shape == (batch, 12) and e.shape == (batch, 24) and f.shape == (batch, 64)
+        assert p.shape == (batch, 12) and e.shape == (batch, 24)
         np.testing.assert_allclose(p, pt.numpy(), atol=1e-4, rtol=0)
         np.testing.assert_allclose(e, et.numpy(), atol=1e-4, rtol=0)
-        np.testing.assert_allclose(f, ft.numpy(), atol=1e-4, rtol=0)
-        assert torch.equal(e_from_f, et)  # the features are what the embedding layer reads
 
 
 def test_parity_check_detects_a_different_model(bundle):
@@ -133,13 +128,8 @@ def test_runtime_loads_the_bundle(bundle):
     b, model, _ = bundle
     bd = load_bundle(b)
     assert bd.labels == tuple(TAGS) and bd.lookahead_frames == 3 and bd.embedding_dim == 24
-    assert (bd.features_name, bd.features_dim) == ("features", 64)
     x = np.random.default_rng(3).normal(-50, 15, (4, 128, 64)).astype(np.float32)
-    onnx_backend = make_backend(bd, "onnx")
-    assert onnx_backend.features_dim == 64
-    wide = onnx_backend.embed_with_features(x)
-    assert wide.shape == (4, 24 + 64) and np.array_equal(wide[:, :24], onnx_backend.embed(x))
-    onnx_probs = onnx_backend.run(x)
+    onnx_probs = make_backend(bd, "onnx").run(x)
     torch_probs = make_backend(bd, "torch").run(x)
     np.testing.assert_allclose(onnx_probs, torch_probs, atol=1e-4, rtol=0)
 

@@ -304,7 +304,7 @@ def test_bad_names_shapes_and_options(base, tmp_path):
         base.learn("x", [b], negatives=[np.zeros(2 * SR, np.float32)], sample_rate=SR, generic_negatives=False)
     with pytest.raises(ParameterError, match="hop_frames"):
         base.learn("x", [b], sample_rate=SR, hop_frames=0)
-    with pytest.raises(ParameterError, match="features must be auto or one of"):
+    with pytest.raises(ParameterError, match="features must be one of"):
         base.learn("x", [b], sample_rate=SR, features="mel")
     for bad in ((0,), (13,), (float("nan"),), ("up",), 2):
         with pytest.raises(ParameterError, match="pitch_shifts"):

@@ -6,7 +6,7 @@ NAME = "export"
 HELP = "export a training checkpoint (model.pt) as a bundle: model.onnx + model.json"
 DESCRIPTION = (
     "Export the model.pt written at the end of `rtclassify train` as a bundle folder (or a .zip): an "
-    "opset-17 ONNX graph with outputs probs, embedding and features, and model.json with labels, frontend, "
+    "opset-17 ONNX graph with outputs probs and embedding, and model.json with labels, frontend, "
     "thresholds, decoder defaults, provenance, metrics and the training config. ONNX Runtime and torch "
     "are checked to agree within 1e-4. --out is a new or empty folder (or a new .zip); --force replaces a bundle "
     "there, whole, and a folder that holds other files is never written into."

@@ -54,11 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also learn from copies of each example shifted by these semitones (default -2,2: the tag "
                         "holds over more of an instrument's register; 'none' for a sound defined by its pitch; "
                         "write negative lists as --pitch-shifts=-1,1)")
-    p.add_argument("--features", choices=("auto", "embedding+features+mel", "embedding+mel", "embedding"),
-                   default="auto",
-                   help="head input: the CNN embedding, the features its embedding layer reads and log-mel means of "
-                        "the window; the embedding and the means; or the embedding (default auto: the first when "
-                        "the bundle has a features output, else the second)")
+    p.add_argument("--features", choices=("embedding+mel", "embedding"), default="embedding+mel",
+                   help="head input: the CNN embedding and log-mel means of the window (default), or the embedding")
     p.add_argument("--json", action="store_true", help="print the new tag's learned_tags record as JSON")
 
 

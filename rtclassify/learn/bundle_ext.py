@@ -3,14 +3,11 @@
 The new ``model.onnx`` is the original graph, unchanged, with nodes
 appended::
 
-    head_in   = Concat(embedding, features, ReduceMean(mel), ReduceMean(Slice(mel, last 16 frames)))
-                                                                              (batch, D + F + 2 n_mels)
-    logit_new = MatMul(head_in, W) ; Add(logit_new, b)  ->  Sigmoid  ->  p_new          (batch, 1)
-    probs_new = Concat(probs, p_new, axis=1)                                            (batch, n_tags + 1)
+    features  = Concat(embedding, ReduceMean(mel), ReduceMean(Slice(mel, last 16 frames)))  (batch, D + 2 n_mels)
+    logit_new = MatMul(features, W) ; Add(logit_new, b)  ->  Sigmoid  ->  p_new             (batch, 1)
+    probs_new = Concat(probs, p_new, axis=1)                                                 (batch, n_tags + 1)
 
-(``features``, the graph's output of what its embedding layer reads, only in a head on
-"embedding+features+mel"; the mel means not in a head on the embedding alone, where
-``head_in = embedding``).
+(``features = embedding`` for a head on the embedding alone).
 and ``probs_new`` declared as an extra graph output; ``model.json`` names it
 as ``outputs.probs``. The original nodes and the original ``probs`` output
 stay as they were, so the first ``n_tags`` columns are the original
@@ -249,13 +246,12 @@ def _unique(base: str, taken: set) -> str:
 
 def append_head(model: bytes, embedding: str, probs: str, n_tags: int, weight: np.ndarray, bias: float,
                 tag: str, where: str = "model.onnx", mel: str | None = None, window_frames: int = 0,
-                stats_frames: int = 16, features: str | None = None) -> tuple[bytes, str]:
-    """Append a sigmoid head on ``embedding`` (and optionally features and mel statistics) and a Concat with ``probs``.
+                stats_frames: int = 16) -> tuple[bytes, str]:
+    """Append a sigmoid head on ``embedding`` (and optionally mel statistics) and a Concat with ``probs``.
 
-    With ``features`` (a graph output's name), it follows the embedding in the
-    head's input. With ``mel`` (the graph input's name), the head's input ends
-    with ``ReduceMean(mel, frames), ReduceMean(Slice(mel, last stats_frames
-    frames), frames)`` (as :func:`rtclassify.learn.embeddings.mel_stats`).
+    With ``mel`` (the graph input's name), the head's input is
+    ``Concat(embedding, ReduceMean(mel, frames), ReduceMean(Slice(mel, last
+    stats_frames frames), frames))`` (as :func:`rtclassify.learn.embeddings.mel_stats`).
 
     Parameters
     ----------
@@ -264,8 +260,6 @@ def append_head(model: bytes, embedding: str, probs: str, n_tags: int, weight: n
     embedding, probs : str
         Names of the graph outputs with the embedding ``(batch, D)`` and the
         probabilities ``(batch, n_tags)``.
-    features : str, optional
-        Name of a graph output ``(batch, F)`` the head also reads.
     n_tags : int
         Columns of ``probs``.
     weight : ndarray, shape (D,)
@@ -292,8 +286,8 @@ def append_head(model: bytes, embedding: str, probs: str, n_tags: int, weight: n
         default opset is older than 13.
     """
     names = graph_names(model, where)
-    for what, nm in (("embedding", embedding), ("probs", probs), ("features", features)):
-        if nm is not None and nm not in names["outputs"]:
+    for what, nm in (("embedding", embedding), ("probs", probs)):
+        if nm not in names["outputs"]:
             raise BundleError(f"{where}: has no output {nm!r} for '{what}' (outputs: {', '.join(names['outputs'])})")
     opset = _default_opset(model, where)
     if opset < 13:
@@ -308,15 +302,15 @@ def append_head(model: bytes, embedding: str, probs: str, n_tags: int, weight: n
     out = _unique(f"probs_{safe}", taken)
     w = np.asarray(weight, np.float32).reshape(-1, 1)
     b = np.asarray([bias], np.float32)
-    parts = [embedding] + ([features] if features is not None else [])
+    head_in = embedding
     pre = []
     if mel is not None:
         if mel not in names["inputs"]:
             raise BundleError(f"{where}: has no input {mel!r} (inputs: {', '.join(names['inputs'])})")
         last = int(min(stats_frames, window_frames))
         starts, ends, axes = (_unique(f"learned_{safe}_{k}", taken) for k in ("starts", "ends", "axes"))
-        m_all, m_cut, m_last = (_unique(f"learned_{safe}_{k}", taken)
-                                for k in ("mel_mean", "mel_recent", "mel_recent_mean"))
+        m_all, m_cut, m_last, feats = (_unique(f"learned_{safe}_{k}", taken)
+                                       for k in ("mel_mean", "mel_recent", "mel_recent_mean", "features"))
         # ReduceMean takes its axes as an attribute up to opset 17, as an input from opset 18
         rm_extra, rm_attr = ([axes], None) if opset >= 18 else ([], {"axes": [2]})
         pre = [
@@ -327,16 +321,13 @@ def append_head(model: bytes, embedding: str, probs: str, n_tags: int, weight: n
             _len_field(_GRAPH_NODE, _node("ReduceMean", [m_cut] + rm_extra, [m_last],
                                           _unique(f"learned_{safe}/ReduceMean_recent", taken), {"keepdims": 0},
                                           rm_attr)),
+            _len_field(_GRAPH_NODE, _node("Concat", [embedding, m_all, m_last], [feats],
+                                          _unique(f"learned_{safe}/Concat_features", taken), {"axis": 1})),
             _len_field(_GRAPH_INIT, _tensor(starts, np.array([window_frames - last], np.int64))),
             _len_field(_GRAPH_INIT, _tensor(ends, np.array([window_frames], np.int64))),
             _len_field(_GRAPH_INIT, _tensor(axes, np.array([2], np.int64))),
         ]
-        parts += [m_all, m_last]
-    head_in = parts[0]
-    if len(parts) > 1:
-        head_in = _unique(f"learned_{safe}_features", taken)
-        pre.append(_len_field(_GRAPH_NODE, _node("Concat", parts, [head_in],
-                                                 _unique(f"learned_{safe}/Concat_features", taken), {"axis": 1})))
+        head_in = feats
     extra = b"".join(pre + [
         _len_field(_GRAPH_NODE, _node("MatMul", [head_in, w_name], [mm], _unique(f"learned_{safe}/MatMul", taken))),
         _len_field(_GRAPH_NODE, _node("Add", [mm, b_name], [lg], _unique(f"learned_{safe}/Add", taken))),
@@ -392,9 +383,9 @@ def write_learned_bundle(bundle, tag: str, weight: np.ndarray, bias: float, on: 
         files are replaced), or a path ending in ``.zip``.
     record : dict, optional
         Extra provenance stored in the tag's ``learned_tags`` entry.
-    features : {"embedding", "embedding+mel", "embedding+features+mel"}
+    features : {"embedding", "embedding+mel"}
         The head's input (see :func:`rtclassify.learn.embeddings.head_features`):
-        ``weight`` has ``D``, ``D + 2 * n_mels`` or ``D + F + 2 * n_mels`` values.
+        ``weight`` has ``D`` or ``D + 2 * n_mels`` values.
 
     Returns
     -------
@@ -417,12 +408,8 @@ def write_learned_bundle(bundle, tag: str, weight: np.ndarray, bias: float, on: 
 
     if features not in FEATURES:
         raise ParameterError(f"features must be one of {', '.join(FEATURES)} (got {features!r})")
-    wide = features == "embedding+features+mel"
-    if wide and (bundle.features_name is None or bundle.features_dim is None):
-        raise BundleError(f"{bundle.file_label(MODEL_JSON)}: no 'outputs.features' and 'outputs.features_dim'; a "
-                          f"head on {features} needs them")
     w = np.asarray(weight, np.float64).reshape(-1)
-    extra_in = (2 * bundle.n_mels if features != "embedding" else 0) + (bundle.features_dim if wide else 0)
+    extra_in = 2 * bundle.n_mels if features == "embedding+mel" else 0
     if bundle.embedding_dim is not None and len(w) != bundle.embedding_dim + extra_in:
         raise ParameterError(f"weight has {len(w)} values but the head's input ({features}) has "
                              f"{bundle.embedding_dim + extra_in}")
@@ -431,15 +418,10 @@ def write_learned_bundle(bundle, tag: str, weight: np.ndarray, bias: float, on: 
     if not (0.0 <= off <= on <= 1.0):
         raise ParameterError(f"thresholds must satisfy 0 <= off <= on <= 1 (got on={on}, off={off})")
     base = bundle.read_bytes(MODEL_ONNX)
-    mel = bundle.input_name if features != "embedding" else None
+    mel = bundle.input_name if features == "embedding+mel" else None
     onnx_bytes, probs_out = append_head(base, bundle.embedding_name, bundle.probs_name, bundle.n_tags, w, float(bias),
                                         tag, bundle.file_label(MODEL_ONNX), mel=mel,
-                                        window_frames=bundle.window_frames, stats_frames=MEL_STATS_FRAMES,
-                                        features=bundle.features_name if wide else None)
-    head_inputs = [bundle.embedding_name] + ([bundle.features_name] if wide else [])
-    if mel:
-        head_inputs += [f"mean of {mel} over the window",
-                        f"mean of {mel} over its last {min(MEL_STATS_FRAMES, bundle.window_frames)} frames"]
+                                        window_frames=bundle.window_frames, stats_frames=MEL_STATS_FRAMES)
     meta = bundle.to_config()
     meta["name"] = f"{meta['name']}+{tag}"
     meta["labels"] = list(meta["labels"]) + [tag]
@@ -452,7 +434,10 @@ def write_learned_bundle(bundle, tag: str, weight: np.ndarray, bias: float, on: 
         "base_output": bundle.probs_name,
         "embedding_output": bundle.embedding_name,
         "head": {"type": "logistic", "features": features,
-                 "inputs": head_inputs,
+                 "inputs": [bundle.embedding_name] + ([f"mean of {bundle.input_name} over the window",
+                                                       f"mean of {bundle.input_name} over its last "
+                                                       f"{min(MEL_STATS_FRAMES, bundle.window_frames)} frames"]
+                                                      if mel else []),
                  "weight": [float(x) for x in w.astype(np.float32)], "bias": float(np.float32(bias))},
         "thresholds": {"on": round(float(on), 6), "off": round(float(off), 6)},
         "base_onnx_sha256": _sha256(base),

@@ -25,8 +25,8 @@ import numpy as np
 from ..errors import BundleError
 
 __all__ = ["StreamWindows", "Embedded", "stream_windows", "stream_embed", "frame_levels_db", "mel_stats",
-           "head_features", "head_column_scale", "resolve_features", "FEATURES", "FEATURES_WEIGHT",
-           "MEL_STATS_FRAMES", "embed_windows", "embed_examples", "embedding_backend"]
+           "head_features", "FEATURES", "MEL_STATS_FRAMES", "embed_windows", "embed_examples",
+           "embedding_backend"]
 
 _BLOCK = 65536
 #: Windows per embedding call. 64 rather than 256: ONNX Runtime's arena grows with the batch, and learning
@@ -39,12 +39,8 @@ _LEVEL_CHUNK = 2048
 
 #: Frames at the end of the window averaged for the "recent" mel statistics.
 MEL_STATS_FRAMES = 16
-#: Head inputs: the CNN embedding, the CNN's ``features`` output (what its embedding layer reads) and two
-#: log-mel averages of the window; the embedding and the averages; or the embedding alone.
-FEATURES = ("embedding+features+mel", "embedding+mel", "embedding")
-#: Scale of the ``features`` columns after standardization in "embedding+features+mel" (so their L2 penalty
-#: is 1 / 0.25**2 = 16 times the other columns'): chosen on the few-shot data of seed 12 (RESULTS.md).
-FEATURES_WEIGHT = 0.25
+#: Head inputs: the CNN embedding alone, or the embedding and two log-mel averages of the window.
+FEATURES = ("embedding+mel", "embedding")
 
 
 def mel_stats(windows: np.ndarray) -> np.ndarray:
@@ -64,29 +60,6 @@ def mel_stats(windows: np.ndarray) -> np.ndarray:
     return np.concatenate([w.mean(axis=2), w[:, :, -last:].mean(axis=2)], axis=1).astype(np.float32)
 
 
-def resolve_features(bundle, features: str = "auto") -> str:
-    """The head input for a bundle: ``"auto"`` is ``"embedding+features+mel"`` when the bundle has a
-    ``features`` output, else ``"embedding+mel"``.
-
-    Raises
-    ------
-    ParameterError
-        An unknown name.
-    BundleError
-        ``"embedding+features+mel"`` asked of a bundle without a ``features`` output.
-    """
-    if features == "auto":
-        return FEATURES[0] if bundle.features_name else "embedding+mel"
-    if features not in FEATURES:
-        from ..errors import ParameterError
-
-        raise ParameterError(f"features must be auto or one of {', '.join(FEATURES)} (got {features!r})")
-    if features == FEATURES[0] and not bundle.features_name:
-        raise BundleError(f"{bundle.file_label('model.json')}: no 'outputs.features' (a bundle exported before "
-                          f"it); use features='embedding+mel'")
-    return features
-
-
 def head_features(backend, features: str = "embedding+mel"):
     """The function from windows to a learned head's inputs.
 
@@ -94,10 +67,7 @@ def head_features(backend, features: str = "embedding+mel"):
     the embedding followed by :func:`mel_stats` of the window (the few-shot
     evaluation found the CNN embedding of the default model partly blind to
     timbre details inside its own tags, such as distortion on a guitar, which
-    the raw spectrum keeps; see RESULTS.md). ``"embedding+features+mel"``: the
-    embedding, the ``features`` output (the 512 values the embedding layer
-    reads, which keep what the twelve tags did not need, such as one woodwind
-    against another) and the mel statistics.
+    the raw spectrum keeps; see RESULTS.md).
     """
     if features not in FEATURES:
         from ..errors import ParameterError
@@ -105,18 +75,7 @@ def head_features(backend, features: str = "embedding+mel"):
         raise ParameterError(f"features must be one of {', '.join(FEATURES)} (got {features!r})")
     if features == "embedding":
         return lambda w: embed_windows(backend, w)
-    if features == "embedding+mel":
-        return lambda w: np.concatenate([embed_windows(backend, w), mel_stats(w)], axis=1)
-    return lambda w: np.concatenate([embed_windows(backend, w, wide=True), mel_stats(w)], axis=1)
-
-
-def head_column_scale(backend, features: str) -> np.ndarray | None:
-    """Per-column scale of the head's standardized inputs (None: all 1), for :func:`rtclassify.learn.head.fit_head`:
-    :data:`FEATURES_WEIGHT` on the ``features`` columns of ``"embedding+features+mel"``."""
-    if features != FEATURES[0]:
-        return None
-    d, f = int(backend.embedding_dim), int(backend.features_dim)
-    return np.concatenate([np.ones(d), np.full(f, FEATURES_WEIGHT), np.ones(2 * backend.bundle.n_mels)])
+    return lambda w: np.concatenate([embed_windows(backend, w), mel_stats(w)], axis=1)
 
 
 class _WindowRecorder:
@@ -280,9 +239,8 @@ def frame_levels_db(bundle, audio: np.ndarray, sample_rate: int, index: np.ndarr
     return 10.0 * np.log10(np.maximum(e, 1e-20))
 
 
-def embedding_backend(clf, wide: bool = False):
-    """A backend of ``clf`` that gives embeddings (its own, or an ONNX Runtime one on the same bundle);
-    with ``wide``, one that gives the embeddings with the features (:meth:`Backend.embed_with_features`).
+def embedding_backend(clf):
+    """A backend of ``clf`` that gives embeddings (its own, or an ONNX Runtime one on the same bundle).
 
     Raises
     ------
@@ -296,21 +254,17 @@ def embedding_backend(clf, wide: bool = False):
     from ..model.backends import Backend, OnnxBackend
 
     backend = clf.backend
-    method, size = ("embed_with_features", "features_dim") if wide else ("embed", "embedding_dim")
-    if getattr(backend, size, None) is None or getattr(type(backend), method) is getattr(Backend, method):
+    if getattr(backend, "embedding_dim", None) is None or type(backend).embed is Backend.embed:
         backend = OnnxBackend(bundle, threads=max(1, int(getattr(clf.backend, "threads", 1))))
     return backend
 
 
-def embed_windows(backend, windows: np.ndarray, batch: int = _BATCH, wide: bool = False) -> np.ndarray:
-    """Embeddings of windows, float32 (n, D), computed in batches; with ``wide``, followed by the
-    features (n, D + F)."""
+def embed_windows(backend, windows: np.ndarray, batch: int = _BATCH) -> np.ndarray:
+    """Embeddings of windows, float32 (n, D), computed in batches."""
     n = len(windows)
     if n == 0:
-        return np.zeros((0, int(backend.embedding_dim or 0) + (int(backend.features_dim or 0) if wide else 0)),
-                        np.float32)
-    fn = backend.embed_with_features if wide else backend.embed
-    out = [np.asarray(fn(windows[i:i + batch]), np.float32) for i in range(0, n, batch)]
+        return np.zeros((0, int(backend.embedding_dim or 0)), np.float32)
+    out = [np.asarray(backend.embed(windows[i:i + batch]), np.float32) for i in range(0, n, batch)]
     return np.concatenate(out)
 
 

@@ -318,14 +318,10 @@ def build_fewshot_data(out_dir, seed: int = 11, tasks=TASKS, pool: int = POOL, n
 # --------------------------------------------------------------------------------------------- encoders
 @dataclass
 class Encoder:
-    """A named function from model windows ``(n, n_mels, W)`` to embeddings ``(n, D)``.
-
-    ``evaluate``: whether a head on this encoder alone is evaluated (False for a part of combined ones only).
-    """
+    """A named function from model windows ``(n, n_mels, W)`` to embeddings ``(n, D)``."""
 
     name: str
     fn: object
-    evaluate: bool = True
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
         return np.asarray(self.fn(windows), np.float32)
@@ -339,25 +335,6 @@ def onnx_encoder(clf, name: str = "supervised") -> Encoder:
     return Encoder(name, lambda w: embed_windows(backend, w))
 
 
-def onnx_encoders(clf, name: str = "supervised", features: str = "features") -> list:
-    """The bundle's ``embedding`` output, and its ``features`` output where it has one (from the same ONNX
-    run; the features only as a part of combined encoders)."""
-    from .embeddings import embed_windows, embedding_backend
-
-    if not clf.bundle.features_name:
-        return [onnx_encoder(clf, name)]
-    backend = embedding_backend(clf, wide=True)
-    d = int(backend.embedding_dim)
-    last: dict = {}
-
-    def wide(w):
-        if last.get("windows") is not w:  # the caller passes one array to every encoder in turn
-            last["windows"], last["out"] = w, embed_windows(backend, w, wide=True)
-        return last["out"]
-
-    return [Encoder(name, lambda w: wide(w)[:, :d]), Encoder(features, lambda w: wide(w)[:, d:], evaluate=False)]
-
-
 def melstats_encoder(name: str = "mel-stats") -> Encoder:
     """Baseline without a network: per-band mean of the whole window and of its last 16 frames (dB)."""
     from .embeddings import mel_stats
@@ -365,13 +342,9 @@ def melstats_encoder(name: str = "mel-stats") -> Encoder:
     return Encoder(name, mel_stats)
 
 
-def combined(name: str, *parts) -> tuple:
-    """A combined encoder: the concatenation of the named encoders' embeddings.
-
-    A part is an encoder's name, or ``(name, weight)``: its columns are scaled by ``weight`` after the head's
-    standardization (see ``col_scale`` of :func:`rtclassify.learn.head.fit_head`).
-    """
-    return (name, tuple(p if isinstance(p, tuple) else (p, 1.0) for p in parts))
+def combined(name: str, *parts: str) -> tuple:
+    """A combined encoder: the concatenation of the named encoders' embeddings."""
+    return (name, parts)
 
 
 # --------------------------------------------------------------------------------------------- evaluation
@@ -391,7 +364,7 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
     data_dir : path
         Output of :func:`build_fewshot_data`.
     encoders : list of Encoder
-    combos : tuple of (name, ((encoder name, weight), ...))
+    combos : tuple of (name, (encoder names...))
         Concatenated encoders (see :func:`combined`).
     ks : sequence of int
     repeats : int
@@ -439,14 +412,8 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
             d[e.name] = X[:, c:c + dims[e.name]]
             c += dims[e.name]
         for cname, parts in combos:
-            d[cname] = np.concatenate([d[p] for p, _ in parts], axis=1)
+            d[cname] = np.concatenate([d[p] for p in parts], axis=1)
         return d
-
-    def col_scale(enc):
-        parts = dict(combos).get(enc, ())
-        if all(wt == 1.0 for _, wt in parts):
-            return None
-        return np.concatenate([np.full(dims[p], wt) for p, wt in parts])
 
     from ..train.trainer import grid_label_offset
 
@@ -456,7 +423,7 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
     generic = embed_examples(multi, bundle, generic_negative_examples(), hop_learn)
     gen, gen_groups = split(generic.X), generic.group
     say(f"generic negatives: {len(gen_groups)} windows ({time.perf_counter() - t0:.0f} s)")
-    all_names = [e.name for e in encoders if e.evaluate] + [c[0] for c in combos]
+    all_names = [e.name for e in encoders] + [c[0] for c in combos]
     results = []
     for name in names:
         ti = task_index(name)
@@ -492,7 +459,7 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
                     for enc in all_names:
                         # the folds Classifier.learn uses (one example: its two halves in time)
                         head = fit_head(sup[enc][sel], gen[enc], one_example_folds(sup_group[sel], sup_place[sel]),
-                                        gen_groups, col_scale=col_scale(enc))
+                                        gen_groups)
                         p = head.predict_proba(q[enc])
                         pred = p >= head.on
                         bacc = 0.5 * (pred[y].mean() + (~pred[~y]).mean())
@@ -584,16 +551,14 @@ def main(argv=None) -> int:
     ap.add_argument("--pitch-shifts", default=None, metavar="LIST",
                     help="semitone shifts of the examples' extra copies (default: learn's, -2,2; 'none' for none)")
     ap.add_argument("--mel-combo", action="store_true",
-                    help="also evaluate the supervised embedding concatenated with the mel-statistics baseline "
-                         "(and, for a bundle with a features output, learn's default head: embedding, features "
-                         "and mel statistics)")
+                    help="also evaluate the supervised embedding concatenated with the mel-statistics baseline")
     a = ap.parse_args(argv)
     console = Console(stderr=True)
     names = a.tasks.split(",") if a.tasks else None
     tasks = [t for t in TASKS if names is None or t.name in names]
     build_fewshot_data(a.data, seed=a.seed, tasks=tasks)
     clf = Classifier.load(a.bundle, backend="onnx")
-    encoders = onnx_encoders(clf, "supervised")
+    encoders = [onnx_encoder(clf, "supervised")]
     combos = ()
     if a.ssl:
         from .pretrain import ssl_encoder
@@ -603,11 +568,6 @@ def main(argv=None) -> int:
     encoders.append(melstats_encoder("mel-stats"))
     if a.mel_combo:
         combos = combos + (combined("supervised+mel-stats", "supervised", "mel-stats"),)
-        if clf.bundle.features_name:
-            from .embeddings import FEATURES_WEIGHT
-
-            combos = combos + (combined("supervised+features+mel-stats", "supervised", ("features", FEATURES_WEIGHT),
-                                        "mel-stats"),)
     rep = evaluate_fewshot(clf, a.data, encoders, combos, ks=[int(k) for k in a.ks.split(",")], repeats=a.repeats,
                            tasks=[t.name for t in tasks], mix_positives=not a.no_mix,
                            pitch_shifts=parse_pitch_shifts(a.pitch_shifts), log=console.print)

@@ -242,7 +242,7 @@ class LinearHead:
 
 def fit_head(X_pos: np.ndarray, X_neg: np.ndarray, groups_pos: np.ndarray | None = None,
              groups_neg: np.ndarray | None = None, l2: float | None = None, off_ratio: float = 0.7,
-             max_folds: int = 4, seed: int = 0, col_scale: np.ndarray | None = None) -> LinearHead:
+             max_folds: int = 4, seed: int = 0) -> LinearHead:
     """Fit a :class:`LinearHead` (see the module notes).
 
     Parameters
@@ -263,9 +263,6 @@ def fit_head(X_pos: np.ndarray, X_neg: np.ndarray, groups_pos: np.ndarray | None
         Most cross-validation folds.
     seed : int
         Fold assignment seed.
-    col_scale : ndarray, shape (D,), optional
-        Scale of each standardized column (default all 1): a column scaled by
-        ``a`` has an L2 penalty ``1 / a**2`` times the others'.
 
     Returns
     -------
@@ -277,10 +274,10 @@ def fit_head(X_pos: np.ndarray, X_neg: np.ndarray, groups_pos: np.ndarray | None
         No rows in a class, mismatched dimensions or non-finite embeddings.
     """
     with single_thread_blas():
-        return _fit_head(X_pos, X_neg, groups_pos, groups_neg, l2, off_ratio, max_folds, seed, col_scale)
+        return _fit_head(X_pos, X_neg, groups_pos, groups_neg, l2, off_ratio, max_folds, seed)
 
 
-def _fit_head(X_pos, X_neg, groups_pos, groups_neg, l2, off_ratio, max_folds, seed, col_scale=None) -> LinearHead:
+def _fit_head(X_pos, X_neg, groups_pos, groups_neg, l2, off_ratio, max_folds, seed) -> LinearHead:
     X_pos = np.asarray(X_pos, np.float64)
     X_neg = np.asarray(X_neg, np.float64)
     if X_pos.ndim != 2 or X_neg.ndim != 2 or X_pos.shape[1] != X_neg.shape[1]:
@@ -301,11 +298,6 @@ def _fit_head(X_pos, X_neg, groups_pos, groups_neg, l2, off_ratio, max_folds, se
     mu = X.mean(axis=0)
     sd = X.std(axis=0)
     sd = np.where(sd > 1e-6 * max(1.0, float(sd.max(initial=0.0))), sd, 1.0)
-    if col_scale is not None:
-        scale = np.asarray(col_scale, np.float64).reshape(-1)
-        if scale.shape != sd.shape or not (np.all(np.isfinite(scale)) and np.all(scale > 0)):
-            raise ParameterError(f"col_scale must hold {len(sd)} finite positive values (got shape {scale.shape})")
-        sd = sd / scale
     Z = (X - mu) / sd
 
     # folds: positives by example (one example: its two halves), negatives by example

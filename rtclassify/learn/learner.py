@@ -307,7 +307,7 @@ def _check_number(value, name: str, lo: float | None = None, hi: float | None = 
 def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None = None, *, out=None,
               generic_negatives: bool = True, hop_frames: int = LEARN_HOP_FRAMES, l2: float | None = None,
               off_ratio: float = 0.7, rel_db: float = REL_DB, floor_db: float = FLOOR_DB, mix_positives: bool = True,
-              pitch_shifts=PITCH_SHIFTS, features: str = "auto", backend: str | None = None,
+              pitch_shifts=PITCH_SHIFTS, features: str = "embedding+mel", backend: str | None = None,
               progress=None):
     """Learn a new tag from examples; returns a classifier with the original tags plus ``name``.
 
@@ -360,13 +360,10 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
         -2 and +2), so the tag holds over more of an instrument's register
         than the examples play. ``()`` learns the examples as they are
         (better for a sound defined by its pitch, such as one ringtone).
-    features : {"auto", "embedding+features+mel", "embedding+mel", "embedding"}
-        The head's input: the bundle's embedding, its ``features`` output (what
-        the embedding layer reads) and two per-band log-mel means of the window
-        (whole window, last 16 frames); the embedding and the means; or the
-        embedding alone (see :func:`rtclassify.learn.embeddings.head_features`).
-        ``"auto"`` (default): the first when the bundle has a ``features``
-        output (bundles exported since it), else the second.
+    features : {"embedding+mel", "embedding"}
+        The head's input: the bundle's embedding followed by two per-band
+        log-mel means of the window (whole window, last 16 frames; default),
+        or the embedding alone (see :func:`rtclassify.learn.embeddings.head_features`).
     backend : str, optional
         Backend of the returned classifier (default: the base classifier's
         backend kind, ``"onnx"`` for ONNX Runtime).
@@ -388,12 +385,10 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
     AudioFileError
         An example file is missing or unreadable.
     BundleError
-        The bundle has no embedding output (or no features output for
-        ``features="embedding+features+mel"``).
+        The bundle has no embedding output.
     """
     from .bundle_ext import check_tag_name, write_learned_bundle
-    from .embeddings import (FEATURES, FEATURES_WEIGHT, Embedded, embed_examples, embedding_backend,
-                             head_column_scale, head_features, resolve_features)
+    from .embeddings import Embedded, embed_examples, embedding_backend, head_features
     from .head import fit_head
 
     t_start = time.perf_counter()
@@ -408,7 +403,10 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
     if l2 is not None:
         l2 = _check_number(l2, "l2", 1e-9, 1e6)
     shifts = check_pitch_shifts(pitch_shifts)
-    features = resolve_features(bundle, features)
+    from .embeddings import FEATURES
+
+    if features not in FEATURES:
+        raise ParameterError(f"features must be one of {', '.join(FEATURES)} (got {features!r})")
     if out is not None:
         from ..model.bundle_write import check_bundle_out
 
@@ -425,7 +423,7 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
                              "the generic ones")
 
     note("embedding examples")
-    emb_backend = embedding_backend(clf, wide=features == FEATURES[0])
+    emb_backend = embedding_backend(clf)
     fn = head_features(emb_backend, features)
     P_s = positive_rows(fn, bundle, pos, int(hop_frames), rel_db, floor_db, mix=mix_positives, pitch_shifts=shifts)
     parts = []
@@ -448,8 +446,7 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
     user = neg_groups < len(neg)  # the user's negatives come first in N, numbered by position
     neg_groups[user] = same_audio_groups(neg)[neg_groups[user]]
     groups = one_example_folds(groups, P_s.place)
-    head = fit_head(P_s.X, N.X, groups, neg_groups, l2=l2, off_ratio=off_ratio,
-                    col_scale=head_column_scale(emb_backend, features))
+    head = fit_head(P_s.X, N.X, groups, neg_groups, l2=l2, off_ratio=off_ratio)
     t_fit = time.perf_counter()
 
     from .. import __version__
@@ -467,7 +464,6 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
         "mixed_positives": bool(mix_positives),
         "pitch_shifts": list(shifts),
         "features": features,
-        **({"features_weight": FEATURES_WEIGHT} if features == FEATURES[0] else {}),
         "sounding_rule": {"rel_db": rel_db, "floor_db": floor_db},
         "cv": {k: v for k, v in head.info.items()},
         "seconds": {"embedding": round(t_embedded - t_start, 3), "fit": round(t_fit - t_embedded, 3)},

@@ -4,7 +4,6 @@ A backend turns a batch of log-mel windows into tag probabilities::
 
     probs = backend.run(windows)   # windows: float32 (B, n_mels, W) -> probs: float32 (B, n_tags)
     emb = backend.embed(windows)   # optional: float32 (B, embedding_dim)
-    wide = backend.embed_with_features(windows)  # optional: (B, embedding_dim + features_dim)
 
 Backends:
 
@@ -54,8 +53,6 @@ class Backend:
         Number of probabilities per window (``len(bundle.labels)``).
     embedding_dim : int or None
         Size of :meth:`embed` outputs, None when the model has no embedding.
-    features_dim : int or None
-        Size of the model's ``features`` output, None when it has none.
     threads : int
         Intra-op threads used by the backend.
     """
@@ -69,7 +66,6 @@ class Backend:
         self.threads = int(threads)
         self.n_tags = bundle.n_tags
         self.embedding_dim = bundle.embedding_dim
-        self.features_dim = None
         self._shape = (bundle.n_mels, bundle.window_frames)
 
     def check_windows(self, windows) -> np.ndarray:
@@ -100,10 +96,6 @@ class Backend:
     def embed(self, windows: np.ndarray) -> np.ndarray:
         """Embeddings of a batch of windows, float32 (B, embedding_dim)."""
         raise NotImplementedError(f"the {self.name} backend gives no embedding")
-
-    def embed_with_features(self, windows: np.ndarray) -> np.ndarray:
-        """Embeddings followed by the ``features`` output, float32 (B, embedding_dim + features_dim)."""
-        raise NotImplementedError(f"the {self.name} backend gives no features")
 
     def close(self) -> None:
         """Release the model (optional)."""
@@ -168,8 +160,7 @@ class OnnxBackend(Backend):
         outputs = {o.name: o for o in self._sess.get_outputs()}
         if bundle.input_name not in inputs:
             raise BundleError(f"{where}: has no input named {bundle.input_name!r} (inputs: {', '.join(inputs)})")
-        for key, oname in (("probs", bundle.probs_name), ("embedding", bundle.embedding_name),
-                           ("features", bundle.features_name)):
+        for key, oname in (("probs", bundle.probs_name), ("embedding", bundle.embedding_name)):
             if oname is not None and oname not in outputs:
                 raise BundleError(f"{where}: has no output named {oname!r} for '{key}' (outputs: {', '.join(outputs)})")
         shape = inputs[bundle.input_name].shape
@@ -182,11 +173,7 @@ class OnnxBackend(Backend):
         self._input = bundle.input_name
         self._probs_out = [bundle.probs_name]
         self._emb_out = [bundle.embedding_name] if bundle.embedding_name else None
-        self._wide_out = ([bundle.embedding_name, bundle.features_name]
-                          if bundle.embedding_name and bundle.features_name else None)
-        declared = [(n, d) for n, d in ((bundle.embedding_name, bundle.embedding_dim),
-                                        (bundle.features_name, bundle.features_dim)) if n]
-        names = [bundle.probs_name] + [n for n, _ in declared]
+        names = [bundle.probs_name] + ([bundle.embedding_name] if bundle.embedding_name else [])
         probe = np.zeros((1, *self._shape), np.float32)
         try:
             res = self._sess.run(names, {self._input: probe})
@@ -204,18 +191,18 @@ class OnnxBackend(Backend):
             )
         if probs.dtype != np.float32:
             raise BundleError(f"{where}: output {bundle.probs_name!r} is {probs.dtype}, expected float32")
-        sizes = {}
-        for (oname, dim), out in zip(declared, res[1:]):
-            what = "embedding" if oname == bundle.embedding_name else "features"
-            if out.ndim != 2 or out.shape[0] != 1:
-                raise BundleError(f"{where}: output {oname!r} has shape {out.shape}, expected (batch, D)")
-            if dim is not None and out.shape[1] != dim:
+        if self._emb_out is not None:
+            emb = res[1]
+            if emb.ndim != 2 or emb.shape[0] != 1:
+                raise BundleError(f"{where}: output {bundle.embedding_name!r} has shape {emb.shape}, expected (batch, D)")
+            if bundle.embedding_dim is not None and emb.shape[1] != bundle.embedding_dim:
                 raise BundleError(
-                    f"{where}: output {oname!r} has size {out.shape[1]} but model.json gives {what}_dim = {dim}"
+                    f"{where}: output {bundle.embedding_name!r} has size {emb.shape[1]} but model.json gives "
+                    f"embedding_dim = {bundle.embedding_dim}"
                 )
-            sizes[what] = int(out.shape[1])
-        self.embedding_dim = sizes.get("embedding")
-        self.features_dim = sizes.get("features")
+            self.embedding_dim = int(emb.shape[1])
+        else:
+            self.embedding_dim = None
 
     def run(self, windows: np.ndarray) -> np.ndarray:
         w = self.check_windows(windows)
@@ -230,12 +217,6 @@ class OnnxBackend(Backend):
             raise NotImplementedError(f"{self.bundle.file_label(MODEL_ONNX)} has no embedding output")
         w = self.check_windows(windows)
         return self._sess.run(self._emb_out, {self._input: w})[0]
-
-    def embed_with_features(self, windows: np.ndarray) -> np.ndarray:
-        if self._wide_out is None:
-            raise NotImplementedError(f"{self.bundle.file_label(MODEL_ONNX)} has no embedding and features outputs")
-        w = self.check_windows(windows)
-        return np.concatenate(self._sess.run(self._wide_out, {self._input: w}), axis=1)
 
     def close(self) -> None:
         self._sess = None

@@ -80,12 +80,6 @@ class Bundle:
         Name of the ONNX embedding output, shape ``(batch, embedding_dim)``.
     embedding_dim : int or None
         Declared embedding size.
-    features_name : str or None
-        Name of the optional ONNX output with the convolutional features the
-        embedding layer reads, shape ``(batch, features_dim)`` (learned heads
-        may read it; bundles exported before it have none).
-    features_dim : int or None
-        Declared features size.
     lookahead_frames : int
         Each output refers to the frame at index ``window_frames - 1 - lookahead_frames``
         of its window.
@@ -112,8 +106,6 @@ class Bundle:
     hop_frames: int
     thresholds: dict
     decoder: dict
-    features_name: str | None = None
-    features_dim: int | None = None
 
     # -- derived values -------------------------------------------------
     @property
@@ -371,12 +363,6 @@ def _parse(path: Path, prefix: str, raw: bytes, where: str, check_frontend: bool
     embedding_dim = outs.get("embedding_dim")
     if embedding_dim is not None:
         embedding_dim = c.integer(embedding_dim, "outputs.embedding_dim", 1)
-    features_name = outs.get("features")
-    if features_name is not None:
-        features_name = c.string(features_name, "outputs.features")
-    features_dim = outs.get("features_dim")
-    if features_dim is not None:
-        features_dim = c.integer(features_dim, "outputs.features_dim", 1)
 
     lookahead = c.integer(c.get(meta, "lookahead_frames"), "lookahead_frames", 0)
     if lookahead >= window_frames:
@@ -434,8 +420,6 @@ def _parse(path: Path, prefix: str, raw: bytes, where: str, check_frontend: bool
         hop_frames=hop_frames,
         thresholds=thresholds,
         decoder=decoder,
-        features_name=features_name,
-        features_dim=features_dim,
     )
 
 

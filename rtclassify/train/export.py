@@ -2,8 +2,7 @@
 
 The ONNX graph is opset 17 with a dynamic batch axis, input ``mel``
 ``(batch, n_mels, window_frames)`` and outputs ``probs`` ``(batch, n_tags)``
-``embedding`` ``(batch, D)`` and ``features`` ``(batch, F)`` (the convolutional
-features the embedding layer reads, for learned heads). Batch norm is folded into the convolutions,
+and ``embedding`` ``(batch, D)``. Batch norm is folded into the convolutions,
 and the operator set is checked against the TensorRT-supported list below.
 After writing, ONNX Runtime and torch are run on the same inputs and must
 agree within ``1e-4``.
@@ -72,8 +71,7 @@ def model_json(checkpoint: dict, onnx_sha256: str = "", name: str | None = None)
         "labels": tags,
         "frontend": {k: fe[k] for k in DEFAULT_FRONTEND},
         "input": {"name": "mel", "window_frames": int(mc["window_frames"]), "layout": "batch,mels,frames"},
-        "outputs": {"probs": "probs", "embedding": "embedding", "embedding_dim": int(mc["embedding_dim"]),
-                    "features": "features", "features_dim": features_dim(mc)},
+        "outputs": {"probs": "probs", "embedding": "embedding", "embedding_dim": int(mc["embedding_dim"])},
         "lookahead_frames": int(mc["lookahead_frames"]),
         "hop_frames": int(checkpoint.get("hop_frames", 6)),
         "thresholds": {t: {"on": float(th[t]["on"]), "off": float(th[t]["off"])} for t in tags},
@@ -93,36 +91,15 @@ def model_json(checkpoint: dict, onnx_sha256: str = "", name: str | None = None)
     }
 
 
-def features_dim(model_config: dict) -> int:
-    """Size of the ``features`` output: twice the last block's channels."""
-    from .model import ModelConfig
-
-    cfg = ModelConfig.from_dict(dict(model_config))
-    return 2 * cfg.width * int(cfg.multipliers[-1])
-
-
-#: Names of the exported graph's outputs, in order.
-OUTPUTS = ("probs", "embedding", "features")
-
-
 def _export_onnx(model, path: Path, n_mels: int, window_frames: int):
     torch = require("torch", extra="train")
-
-    class _Outputs(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, mel):
-            return self.m.export_outputs(mel)
-
     x = torch.zeros(2, n_mels, window_frames) - 60.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _Outputs(model).eval(), (x,), str(path), input_names=["mel"], output_names=list(OUTPUTS),
+            model, (x,), str(path), input_names=["mel"], output_names=["probs", "embedding"],
             opset_version=17, do_constant_folding=True, dynamo=False,
-            dynamic_axes={k: {0: "batch"} for k in ("mel",) + OUTPUTS},
+            dynamic_axes={"mel": {0: "batch"}, "probs": {0: "batch"}, "embedding": {0: "batch"}},
         )
 
 
@@ -148,7 +125,7 @@ def check_parity(model, onnx_path, n_mels: int, window_frames: int, atol: float 
     Returns
     -------
     float
-        The largest absolute difference over the outputs.
+        The largest absolute difference over both outputs.
     """
     import onnxruntime as ort
 
@@ -161,11 +138,10 @@ def check_parity(model, onnx_path, n_mels: int, window_frames: int, atol: float 
     so = ort.SessionOptions()
     so.log_severity_level = 3
     sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs() if o.name in OUTPUTS]
-    got = sess.run(names, {"mel": x})
+    p_ort, e_ort = sess.run(["probs", "embedding"], {"mel": x})
     with torch.no_grad():
-        want = dict(zip(OUTPUTS, (t.numpy() for t in model.export_outputs(torch.from_numpy(x)))))
-    diff = float(max(np.abs(g - want[n]).max() for n, g in zip(names, got)))
+        p_t, e_t = (t.numpy() for t in model(torch.from_numpy(x)))
+    diff = float(max(np.abs(p_ort - p_t).max(), np.abs(e_ort - e_t).max()))
     if not diff <= atol:
         raise BundleError(f"{onnx_path}: ONNX Runtime and torch differ by {diff:.3g} (> {atol})")
     return diff

@@ -209,29 +209,15 @@ class ShortChunkCNN(nn.Module):
         logits : torch.Tensor, shape (batch, n_tags)
         embedding : torch.Tensor, shape (batch, embedding_dim)
         """
-        emb = self.embed(self.features(mel))
-        return self.head(self.dropout(emb)), emb
-
-    def features(self, mel: torch.Tensor) -> torch.Tensor:
-        """The convolutional features the embedding layer reads, shape (batch, 2 * channels).
-
-        ``[now, context]``: the last block's map, max over frequency, at its newest column and
-        averaged over the window.
-        """
         x = (mel - self.mel_mean[:, None]) / self.mel_std[:, None]
         x = self.blocks(x.unsqueeze(1))          # (B, C, F', T')
         x = torch.amax(x, dim=2)                 # (B, C, T'): max over frequency
         now = x[:, :, -1]                        # the column covering the newest frames
         context = torch.mean(x, dim=2)           # the whole window
-        return torch.cat([now, context], dim=1)
+        emb = self.embed(torch.cat([now, context], dim=1))
+        return self.head(self.dropout(emb)), emb
 
     def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Probabilities and embedding; see the class notes for shapes."""
         logits, emb = self.logits_and_embedding(mel)
         return torch.sigmoid(logits), emb
-
-    def export_outputs(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Probabilities, embedding and :meth:`features`: the three outputs of the exported graph."""
-        feats = self.features(mel)
-        emb = self.embed(feats)
-        return torch.sigmoid(self.head(self.dropout(emb))), emb, feats
