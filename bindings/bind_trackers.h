@@ -473,56 +473,27 @@ hz_pivot, tremolo_under_vibrato, exclusion, under_vibrato_regularity :
 vibrato, tremolo : dict, optional
     Keyword parameters of :class:`VibratoTracker` / :class:`TremoloTracker`.
 )doc")
-      .def(py::init([](py::handle sample_rate_in, py::object hop_length, py::handle fmin, py::handle fmax,
-                       py::handle threshold, py::handle silence_db, py::handle level_window,
-                       py::handle tremolo_min_confidence, py::handle tremolo_restart_on_pitch_jump,
-                       py::handle compensate, py::handle explained_high, py::handle explained_low,
-                       py::handle am_per_cent, py::handle cents_per_db, py::handle harmonics,
-                       py::handle purity_weight, py::handle hz_pivot, py::handle tremolo_under_vibrato,
-                       py::handle exclusion, py::handle under_vibrato_regularity, py::object vibrato,
-                       py::object tremolo) {
-             using rtc_bind::flag_arg;
-             using rtc_bind::real_arg;
-             const double sample_rate = real_arg(sample_rate_in, "sample_rate");
+      .def(py::init([](py::handle sample_rate_in, py::object hop_length, py::kwargs kw) {
+             const double sample_rate = rtc_bind::real_arg(sample_rate_in, "sample_rate");
              rtc::TechniqueConfig c;
              c.hop_length = hop_length_arg(hop_length, sample_rate);
-             c.fmin = real_arg(fmin, "fmin");
-             c.fmax = real_arg(fmax, "fmax");
-             c.threshold = real_arg(threshold, "threshold");
-             c.silence_db = real_arg(silence_db, "silence_db");
-             c.level_window_s = real_arg(level_window, "level_window");
-             c.tremolo_min_confidence = real_arg(tremolo_min_confidence, "tremolo_min_confidence");
-             c.tremolo_restart_on_pitch_jump = flag_arg(tremolo_restart_on_pitch_jump, "tremolo_restart_on_pitch_jump");
-             c.compensate = flag_arg(compensate, "compensate");
-             c.explained_high = real_arg(explained_high, "explained_high");
-             c.explained_low = real_arg(explained_low, "explained_low");
-             c.am_per_cent = real_arg(am_per_cent, "am_per_cent");
-             c.cents_per_db = real_arg(cents_per_db, "cents_per_db");
-             c.harmonics = rtc_bind::int_arg(harmonics, "harmonics");
-             c.purity_weight = real_arg(purity_weight, "purity_weight");
-             c.hz_pivot = real_arg(hz_pivot, "hz_pivot");
-             c.tremolo_under_vibrato = flag_arg(tremolo_under_vibrato, "tremolo_under_vibrato");
-             c.exclusion = real_arg(exclusion, "exclusion");
-             c.under_vibrato_regularity = real_arg(under_vibrato_regularity, "under_vibrato_regularity");
-             if (!vibrato.is_none()) {
-               if (!py::isinstance<py::dict>(vibrato)) throw py::type_error("vibrato: must be a dict");
-               set_config(c.vibrato, vibrato.cast<py::dict>(), "vibrato", "vibrato.");
+             py::dict scalars;
+             for (auto item : kw) {
+               const std::string k = py::str(item.first);
+               if (k != "vibrato" && k != "tremolo") {
+                 scalars[item.first] = item.second;
+               } else if (!item.second.is_none()) {
+                 if (!py::isinstance<py::dict>(item.second)) throw py::type_error(k + ": must be a dict");
+                 const py::dict d = py::reinterpret_borrow<py::dict>(item.second);
+                 if (k == "vibrato") set_config(c.vibrato, d, "vibrato", "vibrato.");
+                 else set_config(c.tremolo, d, "tremolo", "tremolo.");
+               }
              }
-             if (!tremolo.is_none()) {
-               if (!py::isinstance<py::dict>(tremolo)) throw py::type_error("tremolo: must be a dict");
-               set_config(c.tremolo, tremolo.cast<py::dict>(), "tremolo", "tremolo.");
-             }
+             set_config(c, scalars, "TechniqueTracker");
              if (c.hop_length < 1) throw py::value_error("hop_length: must be >= 1");
              return new rtc::TechniqueTracker(sample_rate, c);
            }),
-           py::arg("sample_rate"), py::arg("hop_length") = py::none(), py::arg("fmin") = 50.0,
-           py::arg("fmax") = 2000.0, py::arg("threshold") = 0.15, py::arg("silence_db") = -60.0,
-           py::arg("level_window") = 0.025, py::arg("tremolo_min_confidence") = 0.5,
-           py::arg("tremolo_restart_on_pitch_jump") = false, py::arg("compensate") = true, py::arg("explained_high") = 0.8, py::arg("explained_low") = 0.5,
-           py::arg("am_per_cent") = 0.1, py::arg("cents_per_db") = 3.0, py::arg("harmonics") = 4,
-           py::arg("purity_weight") = 4.0, py::arg("hz_pivot") = 1.0,
-           py::arg("tremolo_under_vibrato") = true, py::arg("exclusion") = 0.1,
-           py::arg("under_vibrato_regularity") = 0.7, py::arg("vibrato") = py::none(), py::arg("tremolo") = py::none())
+           py::arg("sample_rate"), py::arg("hop_length") = py::none())
       .def(
           "process",
           [](rtc::TechniqueTracker& t, py::handle block) {

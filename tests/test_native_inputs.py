@@ -118,6 +118,10 @@ def test_bad_hop_length_is_named(hop, err):
      "vibrato.rate_min: must be a real number (got '4' (str))"),
     (lambda: _core.TechniqueTracker(16000, tremolo={"hold_frames": 2.5}), TypeError,
      "tremolo.hold_frames: must be a whole number (got 2.5 (float))"),
+    (lambda: _core.TechniqueTracker(16000, vibrato="slow"), TypeError, "vibrato: must be a dict"),
+    (lambda: _core.TechniqueTracker(16000, treshold=0.2), ValueError,
+     "TechniqueTracker: unknown technique parameter 'treshold'"),
+    (lambda: _core.TechniqueTracker(16000, vibrato={"rate": 5}), ValueError, "vibrato: unknown vibrato parameter 'rate'"),
     (lambda: _core.VibratoTracker(200.0, extent_on=None), TypeError, "extent_on: must be a real number"),
     (lambda: _core.TremoloTracker(200.0, onset_frames=2**40), ValueError, "onset_frames: must be from"),
 ])
