@@ -293,3 +293,66 @@ def test_pretrain_interrupted_leaves_no_folder_and_no_partial_checkpoint(tmp_pat
     with pytest.raises(KeyboardInterrupt):
         pt.pretrain(tmp_path / "audio", out, params=pt.PretrainParams(max_steps=1, batch_size=2))
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+# ----------------------------------------------------------------------------------------------- review, fifteenth session
+def _noise(seconds: float, seed: int = 3) -> np.ndarray:
+    return (0.1 * np.random.default_rng(seed).standard_normal(int(seconds * SR))).astype(np.float32)
+
+
+def test_a_very_long_example_is_embedded_at_most_one_window_apart(base):
+    """Above 8 window lengths x 30 s the widened hop passed the model's window and the session refused it."""
+    from rtclassify.learn.learner import DENSE_SECONDS, example_hop_frames
+
+    assert example_hop_frames(10 * DENSE_SECONDS, 3, 16) == 16
+    assert example_hop_frames(10 * DENSE_SECONDS, 3) == 30
+    assert example_hop_frames(5.0, 20, 16) == 20  # never below the hop asked for (that one is checked apart)
+    new = base.learn("bellx", [bell(SR, 2.0, 1)], negatives=[_noise(300.0)], sample_rate=SR,
+                     generic_negatives=False, mix_positives=False, pitch_shifts=())
+    rec = new.bundle.meta["learned_tags"][-1]
+    assert rec["negatives"][0]["hop_frames"] == base.bundle.window_frames == 16
+    with pytest.raises(ParameterError, match="hop_frames must be an integer from 1 to the model's window, 16"):
+        base.learn("bellx", [bell(SR, 2.0, 1)], sample_rate=SR, hop_frames=17)
+
+
+def test_a_pitch_shifted_copy_too_short_for_a_window_is_left_out():
+    """A 0.2-s example shifted up an octave gave no window, and its (0, 0) rows broke the concatenation."""
+    from rtclassify.learn.embeddings import Embedded
+
+    parts = [Embedded(np.ones((2, 3), np.float32), np.zeros(2), np.zeros(2), np.zeros(2, np.int64), np.zeros(2),
+                      ["a"], [1.0]),
+             Embedded(np.zeros((0, 0), np.float32), np.zeros(0), np.zeros(0), np.zeros(0, np.int64), np.zeros(0),
+                      ["b"], [0.1])]
+    both = Embedded.concat(parts)
+    assert both.X.shape == (2, 3) and both.names == ["a", "b"]
+    clf = Classifier.load()
+    x = tone(SR, 0.2, 440.0, 0.3)
+    new = clf.learn("beep", [x], negatives=[_noise(1.0)], sample_rate=SR, generic_negatives=False,
+                    mix_positives=False, pitch_shifts=(12,))
+    assert new.labels[-1] == "beep"
+
+
+def test_a_bad_backend_is_refused_before_learning(base, tmp_path):
+    out = tmp_path / "never"
+    for bad in ("cuda", "torch", 3):
+        with pytest.raises(ParameterError, match="backend must be one of auto, onnx, tensorrt"):
+            base.learn("bellx", [bell(SR, 2.0, 1)], sample_rate=SR, backend=bad, out=out)
+    assert not out.exists()
+    assert base.learn("bellx", [bell(SR, 2.0, 1)], sample_rate=SR, backend="ONNX").backend.name == "onnx"
+
+
+def test_one_tuple_rates_and_array_shifts_are_read_as_meant(base):
+    from rtclassify.learn.examples import load_examples
+    from rtclassify.learn.learner import check_pitch_shifts
+
+    x = bell(SR, 2.0, 1)
+    with pytest.raises(ParameterError, match=r"not one \(array, rate\) tuple; wrap a single example in a list: "
+                                             r"positives=\[\(audio, rate\)\]"):
+        load_examples((x, SR), None, "positives")
+    with pytest.raises(ParameterError, match=r"positives\[0\] sample rate must be a whole number of Hz from 1000"):
+        base.learn("bellx", [(x, 800)], sample_rate=None)
+    with pytest.raises(ParameterError, match="sample_rate must be a whole number of Hz from 1000 to 768000 "
+                                             r"\(got 48\)"):
+        load_examples([x], 48, "positives")
+    assert check_pitch_shifts(np.array([-2.0, 2.0])) == (-2.0, 2.0)
+    assert check_pitch_shifts(None) == ()

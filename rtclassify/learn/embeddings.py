@@ -315,8 +315,10 @@ class Embedded:
         """Stack several sets; example numbers are shifted so they stay distinct."""
         Xs, lv, pk, gr, tm, names, secs = [], [], [], [], [], [], []
         off = 0
+        D = max((p.X.shape[1] for p in parts), default=0)
         for p in parts:
-            Xs.append(p.X)
+            # a part without windows (an example shorter than the window after a pitch shift) may carry no width
+            Xs.append(p.X if len(p.X) else np.zeros((0, D), np.float32))
             lv.append(p.level_db)
             pk.append(p.peak_db)
             gr.append(p.group + off)
@@ -324,7 +326,6 @@ class Embedded:
             names += p.names
             secs += p.seconds
             off += len(p.names)
-        D = parts[0].X.shape[1] if parts else 0
         return Embedded(np.concatenate(Xs) if Xs else np.zeros((0, D), np.float32),
                         np.concatenate(lv) if lv else np.zeros(0), np.concatenate(pk) if pk else np.zeros(0),
                         np.concatenate(gr) if gr else np.zeros(0, np.int64), np.concatenate(tm) if tm else np.zeros(0),

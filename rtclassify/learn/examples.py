@@ -69,10 +69,14 @@ class Example:
 
 
 def check_rate(rate, name: str) -> int:
-    """A sample rate in Hz as a positive int; ParameterError naming ``name`` otherwise."""
+    """A sample rate in Hz as an int within the streaming session's range; ParameterError naming ``name``
+    otherwise."""
+    from ..engine.session import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+
     if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(rate) or rate <= 0 or int(rate) != rate:
-        raise ParameterError(f"{name} must be a positive integer number of Hz (got {rate!r})")
+            or not np.isfinite(rate) or int(rate) != rate or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise ParameterError(f"{name} must be a whole number of Hz from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} "
+                             f"(got {rate!r})")
     return int(rate)
 
 
@@ -134,6 +138,10 @@ def load_examples(items, sample_rate, param: str) -> list[Example]:
     if isinstance(items, np.ndarray):
         raise ParameterError(f"{param} must be a list of examples (paths, arrays or (array, rate) tuples), not one "
                              f"array; wrap a single example in a list: {param}=[audio]")
+    if isinstance(items, tuple) and len(items) == 2 and not isinstance(items[0], (str, os.PathLike, tuple)) \
+            and isinstance(items[1], (int, float, np.integer, np.floating)) and not isinstance(items[1], bool):
+        raise ParameterError(f"{param} must be a list of examples, not one (array, rate) tuple; wrap a single "
+                             f"example in a list: {param}=[(audio, rate)]")
     try:
         items = list(items)
     except TypeError:
@@ -147,6 +155,7 @@ def load_examples(items, sample_rate, param: str) -> list[Example]:
             audio, rate = read_audio(item)
             name = str(Path(os.fspath(item)))
             where = f"{where} ({name})"
+            rate = check_rate(rate, f"{where} sample rate")
             audio = _mono(audio, where)
         else:
             if isinstance(item, tuple):

@@ -98,15 +98,19 @@ def mixed_copies(examples, backgrounds, model_rate: int, seed: int = 0) -> tuple
     return mixes, clean
 
 
-def example_hop_frames(seconds: float, hop_frames: int) -> int:
+def example_hop_frames(seconds: float, hop_frames: int, max_frames: int | None = None) -> int:
     """Frontend frames between the embedded windows of an example ``seconds`` long: ``hop_frames``, times
-    ``ceil(seconds / DENSE_SECONDS)`` for an example longer than :data:`DENSE_SECONDS`."""
-    return int(hop_frames) * max(1, int(np.ceil(float(seconds) / DENSE_SECONDS)))
+    ``ceil(seconds / DENSE_SECONDS)`` for an example longer than :data:`DENSE_SECONDS`, and at most
+    ``max_frames`` (the model's window: a wider hop would skip audio; a very long example then gives more
+    windows than a 30-s one, one per window length)."""
+    hop = int(hop_frames) * max(1, int(np.ceil(float(seconds) / DENSE_SECONDS)))
+    return hop if max_frames is None else max(int(hop_frames), min(hop, int(max_frames)))
 
 
 def _example_hops_s(bundle, examples, hop_frames: int) -> list[float]:
     """Seconds between the embedded windows of each example (:func:`example_hop_frames`)."""
-    return [example_hop_frames(ex.seconds, hop_frames) * bundle.hop_length / bundle.sample_rate for ex in examples]
+    return [example_hop_frames(ex.seconds, hop_frames, bundle.window_frames) * bundle.hop_length / bundle.sample_rate
+            for ex in examples]
 
 
 def parse_pitch_shifts(text):
@@ -130,7 +134,7 @@ def check_pitch_shifts(pitch_shifts) -> tuple:
         # the command line's form ("-2,2", "none"); iterated as characters, "12" would be shifts 1 and 2
         pitch_shifts = parse_pitch_shifts(pitch_shifts)
     try:
-        shifts = tuple(float(s) for s in (pitch_shifts or ()))
+        shifts = tuple(float(s) for s in (() if pitch_shifts is None else pitch_shifts))
     except (TypeError, ValueError):
         raise ParameterError(f"pitch_shifts must be a sequence of semitones (got {pitch_shifts!r})") from None
     if any(not np.isfinite(s) or s == 0 or abs(s) > MAX_PITCH_SHIFT for s in shifts):
@@ -395,8 +399,17 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
     note = progress or (lambda stage: None)
     bundle = clf.bundle
     check_tag_name(name, bundle.labels)
-    if isinstance(hop_frames, bool) or not isinstance(hop_frames, (int, np.integer)) or hop_frames < 1:
-        raise ParameterError(f"hop_frames must be an integer >= 1 (got {hop_frames!r})")
+    if isinstance(hop_frames, bool) or not isinstance(hop_frames, (int, np.integer)) \
+            or not 1 <= hop_frames <= bundle.window_frames:
+        raise ParameterError(f"hop_frames must be an integer from 1 to the model's window, {bundle.window_frames} "
+                             f"frames (got {hop_frames!r})")
+    if backend is not None:
+        from ..model.backends import BACKENDS
+
+        if not isinstance(backend, str) or backend.lower() not in BACKENDS or backend.lower() == "torch":
+            raise ParameterError(f"backend must be one of {', '.join(b for b in BACKENDS if b != 'torch')} for a "
+                                 f"learned bundle (the torch backend needs training weights, which it has not); "
+                                 f"got {backend!r}")
     off_ratio = _check_number(off_ratio, "off_ratio", 0.01, 1.0)
     rel_db = _check_number(rel_db, "rel_db", 1.0, 200.0)
     floor_db = _check_number(floor_db, "floor_db", -200.0, 0.0)
@@ -456,9 +469,11 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
         "positives": [{"name": ex.name,
                        "seconds": round(ex.seconds, 3), "sample_rate": ex.sample_rate,
                        "windows": int(np.sum(P_s.group == g)),
-                       "hop_frames": example_hop_frames(ex.seconds, hop_frames)} for g, ex in enumerate(pos)],
+                       "hop_frames": example_hop_frames(ex.seconds, hop_frames, bundle.window_frames)}
+                      for g, ex in enumerate(pos)],
         "negatives": [{"name": ex.name, "seconds": round(ex.seconds, 3), "sample_rate": ex.sample_rate,
-                       "hop_frames": example_hop_frames(ex.seconds, hop_frames)} for ex in neg],
+                       "hop_frames": example_hop_frames(ex.seconds, hop_frames, bundle.window_frames)}
+                      for ex in neg],
         "generic_negatives": bool(generic_negatives),
         "windows": {"positive": int(len(P_s)), "negative": int(len(N)), "hop_frames": int(hop_frames)},
         "mixed_positives": bool(mix_positives),
@@ -475,13 +490,17 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
         path = Path(tmp.name) / "bundle"
     else:
         path = out
-    path = write_learned_bundle(bundle, name, head.weight, head.bias, head.on, head.off, path, record,
-                                features=features)
-
     from ..model.classifier import Classifier
 
     kind = backend or ("onnx" if getattr(clf.backend, "name", "onnx") == "onnx" else "auto")
-    new = Classifier.load(path, backend=kind, threads=max(1, int(getattr(clf.backend, "threads", 1))))
+    try:
+        path = write_learned_bundle(bundle, name, head.weight, head.bias, head.on, head.off, path, record,
+                                    features=features)
+        new = Classifier.load(path, backend=kind, threads=max(1, int(getattr(clf.backend, "threads", 1))))
+    except BaseException:
+        if tmp is not None:
+            tmp.cleanup()
+        raise
     if tmp is not None:
         # the folder lives as long as the classifier; cleaned explicitly (no implicit-cleanup warning)
         new._learn_tmpdir = tmp
