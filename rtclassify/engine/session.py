@@ -183,6 +183,16 @@ def _positive_int(value, name: str, minimum: int = 1, maximum: int | None = None
 
 #: input sample rates a session takes (Hz)
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768000
+
+
+def check_sample_rate(rate, name: str = "sample_rate") -> int:
+    """``rate`` as an int of Hz a session takes (:data:`MIN_SAMPLE_RATE` to :data:`MAX_SAMPLE_RATE`);
+    ParameterError naming ``name`` otherwise."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(rate) or int(rate) != rate or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise ParameterError(f"{name} must be a whole number of Hz from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} "
+                             f"(got {rate!r})")
+    return int(rate)
 #: the largest block a session takes in one piece (samples; longer blocks are split) and the largest batch
 MAX_BLOCK = 1 << 24
 MAX_BATCH = 4096
@@ -332,12 +342,7 @@ class StreamSession(NativeStateMixin):
                  batch: int = 1):
         from .._core import MelFrontend
 
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(sample_rate) or int(sample_rate) != sample_rate \
-                or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
-            raise ParameterError(f"sample_rate must be a whole number of Hz from {MIN_SAMPLE_RATE} to "
-                                 f"{MAX_SAMPLE_RATE} (got {sample_rate!r})")
-        self.sample_rate = int(sample_rate)
+        self.sample_rate = check_sample_rate(sample_rate)
         self.max_block = _positive_int(max_block, "max_block", maximum=MAX_BLOCK)
         self.batch = _positive_int(batch, "batch", maximum=MAX_BATCH)
         if channel != "mix":

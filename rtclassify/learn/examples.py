@@ -36,7 +36,7 @@ import numpy as np
 
 from ..errors import ParameterError
 
-__all__ = ["Example", "load_examples", "check_rate", "check_distinct", "same_audio_groups", "MIN_POSITIVE_EXAMPLES",
+__all__ = ["Example", "load_examples", "check_distinct", "same_audio_groups", "MIN_POSITIVE_EXAMPLES",
            "MIN_EXAMPLE_SECONDS", "MAX_CHANNELS"]
 
 #: Fewest positive examples accepted (one clear example already gives a usable tag; see RESULTS.md).
@@ -66,18 +66,6 @@ class Example:
     @property
     def seconds(self) -> float:
         return len(self.audio) / self.sample_rate
-
-
-def check_rate(rate, name: str) -> int:
-    """A sample rate in Hz as an int within the streaming session's range; ParameterError naming ``name``
-    otherwise."""
-    from ..engine.session import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
-
-    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(rate) or int(rate) != rate or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
-        raise ParameterError(f"{name} must be a whole number of Hz from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} "
-                             f"(got {rate!r})")
-    return int(rate)
 
 
 def _mono(a: np.ndarray, where: str) -> np.ndarray:
@@ -130,6 +118,7 @@ def load_examples(items, sample_rate, param: str) -> list[Example]:
         A file is missing or unreadable (the message names it).
     """
     from ..audio.files import read_audio
+    from ..engine.session import check_sample_rate
 
     if items is None:
         return []
@@ -147,7 +136,7 @@ def load_examples(items, sample_rate, param: str) -> list[Example]:
     except TypeError:
         raise ParameterError(f"{param} must be a list of examples (paths, arrays or (array, rate) tuples); "
                              f"got {type(items).__name__}") from None
-    sr = None if sample_rate is None else check_rate(sample_rate, "sample_rate")
+    sr = None if sample_rate is None else check_sample_rate(sample_rate, "sample_rate")
     out = []
     for i, item in enumerate(items):
         where = f"{param}[{i}]"
@@ -155,14 +144,14 @@ def load_examples(items, sample_rate, param: str) -> list[Example]:
             audio, rate = read_audio(item)
             name = str(Path(os.fspath(item)))
             where = f"{where} ({name})"
-            rate = check_rate(rate, f"{where} sample rate")
+            rate = check_sample_rate(rate, f"{where} sample rate")
             audio = _mono(audio, where)
         else:
             if isinstance(item, tuple):
                 if len(item) != 2:
                     raise ParameterError(f"{where}: a tuple example must be (array, sample_rate); got {len(item)} items")
                 arr, rate = item
-                rate = check_rate(rate, f"{where} sample rate")
+                rate = check_sample_rate(rate, f"{where} sample rate")
                 if sr is not None and rate != sr:
                     raise ParameterError(f"{where}: its sample rate {rate} Hz differs from sample_rate={sr}; give "
                                          f"one rate per array, not two different ones")
