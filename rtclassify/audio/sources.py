@@ -225,13 +225,21 @@ class ClipSource:
 
     def __init__(self, audio, samplerate: float, *, blocksize: int = 256, speed: float = 1.0,
                  name: str = "clip", loop: bool = False):
-        a = np.asarray(audio, dtype=np.float32)
+        a = np.asarray(audio)
+        if a.dtype == np.int16:
+            a = a.astype(np.float32) * np.float32(1.0 / 32768.0)  # as the session scales int16 blocks
+        elif a.dtype.kind == "f":
+            a = a.astype(np.float32, copy=False)
+        else:
+            hint = "; scale integer PCM to [-1, 1] first, e.g. int32 / 2**31" if a.dtype.kind in "iu" else ""
+            raise ParameterError(f"audio must be float or int16 samples (got dtype {a.dtype}){hint}")
         if a.ndim == 1:
             a = a[:, None]
         if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
             raise ParameterError(f"audio must have shape (n,) or (n, channels) with n > 0, got {np.shape(audio)}")
-        if not samplerate or samplerate <= 0:
-            raise ParameterError(f"samplerate must be positive, got {samplerate}")
+        if isinstance(samplerate, bool) or not isinstance(samplerate, (int, float, np.integer, np.floating)) \
+                or not (0 < samplerate < float("inf")):
+            raise ParameterError(f"samplerate must be a positive number of Hz, got {samplerate!r}")
         if int(blocksize) <= 0:
             raise ParameterError(f"blocksize must be a positive number of frames, got {blocksize}")
         if not speed > 0:

@@ -266,6 +266,8 @@ class Listener:
                                             or not 0 < switch_interval <= 1):
             raise ParameterError(f"switch_interval must be None or a number of seconds in (0, 1], got "
                                  f"{switch_interval!r}")
+        if on_event is not None and not callable(on_event):
+            raise ParameterError(f"on_event must be callable (a function of the event list), got {on_event!r}")
         self.clf = clf
         self.sinks = list(sinks)
         self.channel = None if channel is None else int(channel)
@@ -315,12 +317,16 @@ class Listener:
                                  f"more than the limit of 2^30; give at most {most:g} s")
         #: the error that stopped the listener (device lost, sink failed), or None
         self.error: BaseException | None = None
-        self.session = None
+        self._max_block = max(4 * self.blocksize, 1024)
+        # the session is built here, so that its parameters (hop, sample rate, decoder) are refused before
+        # anything is opened
+        self.session = self._make_session(sr)
         self._ring = None
         self._thread: threading.Thread | None = None
         self._stop_req = threading.Event()
         self._done = threading.Event()
         self._source_finished = threading.Event()
+        self._source_started = threading.Event()  # source.start() has returned: the stall clock runs
         self._worker_exit = threading.Event()  # set as the worker's last action
         # (what the worker is calling now: the session, on_event, a sink, or None; when it started that call,
         # time.monotonic()): one tuple, written and read whole, for stop()'s and blocked()'s judgement
@@ -344,6 +350,18 @@ class Listener:
         self._start_over = threading.Event()  # set when start() has returned or raised
         self._started_wall = 0.0
         self._reset_counters()
+
+    def _make_session(self, sr: float):
+        if sr != int(sr):
+            raise ParameterError(f"samplerate must be a whole number of Hz, got {sr}")
+        kwargs = dict(sample_rate=int(sr), max_block=self._max_block, hop=self.hop,
+                      level_rate=self.level_rate, record_frames=False, techniques=self.techniques)
+        if self.decoder:
+            kwargs["decoder"] = self.decoder
+        if self.channels is None:
+            # the callback already picked the channel: the session gets mono blocks
+            return self.clf.stream(channel=0, **kwargs)
+        return self.clf.multistream(self.channels, **kwargs)
 
     def _ring_capacity(self, sr: float) -> int:
         """Samples in the ring: ``ring_seconds`` of audio plus one block, times the frame stride."""
@@ -483,30 +501,17 @@ class Listener:
         from .._core import SampleRing
 
         sr = float(self.source.samplerate)
-        self._max_block = max(4 * self.blocksize, 1024)
-        if sr != int(sr):
-            raise ParameterError(f"samplerate must be a whole number of Hz, got {sr}")
-        kwargs = dict(sample_rate=int(sr), max_block=self._max_block, hop=self.hop,
-                      level_rate=self.level_rate, record_frames=False, techniques=self.techniques)
-        if self.decoder:
-            kwargs["decoder"] = self.decoder
         P = self._stride
-        if self.channels is None:
-            # the callback already picked the channel: the session gets mono blocks
-            self.session = self.clf.stream(channel=0, **kwargs)
-        else:
-            self.session = self.clf.multistream(self.channels, **kwargs)
-        self._ring = SampleRing(self._ring_capacity(sr))
-        self._pop_buf = np.zeros(self._max_block * P, dtype=np.float32)
-        self._callback = self._make_callback()
-        opened = []
         try:
+            self._ring = SampleRing(self._ring_capacity(sr))
+            self._pop_buf = np.zeros(self._max_block * P, dtype=np.float32)
+            self._callback = self._make_callback()
             for s in self.sinks:
                 s.open()
-                opened.append(s)
         except BaseException:
-            for s in opened:
-                _close_quietly(s)
+            # the sinks are the listener's once given: a start that fails closes them all, those the caller
+            # opened beforehand too
+            self._close_sinks()
             raise
         self._started_wall = time.time()
         self._hold_switch_interval()
@@ -515,6 +520,10 @@ class Listener:
         _track_for_exit(self)
         try:
             self.source.start(self._callback, self._source_finished.set)
+            self._source_started.set()
+            if self._worker_exit.is_set():
+                # the worker ended (and stopped the source) while start() was still opening it
+                self.source.stop()
         except BaseException:
             self._stop_req.set()
             if not self._worker_exit.wait(10.0):
@@ -898,7 +907,9 @@ class Listener:
                         if ring.available == 0:  # the source may have pushed its last block meanwhile
                             break
                         continue
-                    if now - last_audio > self.stall_timeout:
+                    if not self._source_started.is_set():
+                        last_audio = now  # a device may take seconds to open: no stall before it has
+                    elif now - last_audio > self.stall_timeout:
                         # the input latency is known once the source has started: read it here, not up front
                         limit = self.stall_limit()
                         if now - last_audio > limit:

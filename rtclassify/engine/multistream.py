@@ -300,16 +300,17 @@ class MultiStreamSession(NativeStateMixin):
         self._timer.add(time.perf_counter() - t0, self._hops - hops_before)
         return events
 
-    def _deliver_frames(self) -> None:
+    def _deliver_frames(self) -> bool:
         """The ``on_frame`` calls of this call, hop by hop (stream 0, stream 1, ... of each hop; see
         StreamSession._deliver_frames); the first exception is raised after all of them."""
         pending = [s._pending_frames for s in self.streams]
         if not any(pending):
-            return
+            return False
         for s in self.streams:
             s._pending_frames = []
         call_all((s.on_frame, p[i]) for i in range(max(len(p) for p in pending))
                  for s, p in zip(self.streams, pending) if i < len(p))
+        return True
 
     @one_call_at_a_time(deliver=True)
     def flush(self) -> list[Event]:

@@ -198,13 +198,16 @@ MAX_BLOCK = 1 << 24
 MAX_BATCH = 4096
 #: the most channels a 2-D block may have (more is a (channels, frames) block read the wrong way round)
 MAX_BLOCK_CHANNELS = 1024
+#: a stream's channels are taken from its first 2-D block with at least as many frames as channels; before
+#: it, a block of at most this many frames and more channels than that is (channels, frames) the wrong way round
+TRANSPOSED_CHANNELS = 8
 
 
 def one_call_at_a_time(deliver: bool = False):
     """Decorator of a session's ``process``, ``flush`` and ``reset``: the call takes the session
     (:meth:`NativeStateMixin._enter`: refused with a StateError while another thread is inside one of them)
     and releases it before handing its outputs to ``on_frame`` (``deliver``), so ``on_frame`` may call the
-    session."""
+    session: the outputs of such a nested call are handed over after the outer call's, in order."""
 
     def wrap(fn):
         what = fn.__name__
@@ -216,8 +219,13 @@ def one_call_at_a_time(deliver: bool = False):
                 out = fn(self, *args, **kwargs)
             finally:
                 self._in_use.release()
-            if deliver:
-                self._deliver_frames()
+            if deliver and not self._delivering:
+                self._delivering = True
+                try:
+                    while self._deliver_frames():  # a nested call from on_frame leaves its outputs queued
+                        pass
+                finally:
+                    self._delivering = False
             return out
 
         return call
@@ -230,6 +238,7 @@ class NativeStateMixin:
     original, and each would corrupt the other's stream. ``_create_with`` says how to make another."""
 
     _create_with = "its Classifier"
+    _delivering = False  # handing outputs to on_frame (one_call_at_a_time)
 
     def _enter(self, what: str) -> None:
         """Take the session for one ``process``/``flush``/``reset`` call (release ``self._in_use`` after it), or
@@ -447,6 +456,7 @@ class StreamSession(NativeStateMixin):
         self._trigger = self.hop_frames - 1 + self._L
         self.decoder.reset()
         self._samples_in = 0
+        self._block_channels = 0  # channels of this stream's 2-D blocks, once a block has shown them
         self._hops = 0
         self._nonfinite_own = 0
         self._fe_nonfinite_base = self._frontend_nonfinite()
@@ -506,14 +516,23 @@ class StreamSession(NativeStateMixin):
         if block.ndim == 1:
             return block
         if block.ndim == 2:
-            n_ch = block.shape[1]
+            n_fr, n_ch = block.shape
             if n_ch == 0:
                 raise ParameterError(f"block has no channels (shape (frames, channels) = {block.shape})")
+            # (channels, frames) read as (frames, channels) would take seconds of audio as a few samples
+            transpose = "blocks are (frames, channels): transpose a (channels, frames) block first"
             if n_ch > MAX_BLOCK_CHANNELS:
-                # (channels, frames) read as (frames, channels) would take seconds of audio as a few samples
                 raise ParameterError(f"block of shape {block.shape} has {n_ch} channels, more than any device "
-                                     f"({MAX_BLOCK_CHANNELS}); blocks are (frames, channels): transpose a "
-                                     f"(channels, frames) block first")
+                                     f"({MAX_BLOCK_CHANNELS}); {transpose}")
+            if self._block_channels and n_ch != self._block_channels:
+                raise ParameterError(f"block of shape {block.shape} has {n_ch} channels, the stream's earlier "
+                                     f"blocks {self._block_channels}; {transpose} (a new stream: reset())")
+            if not self._block_channels:
+                if n_fr <= TRANSPOSED_CHANNELS < n_ch:
+                    raise ParameterError(f"block of shape {block.shape} looks like (channels, frames): {n_fr} "
+                                         f"frame(s) of {n_ch} channels; {transpose}")
+                if n_fr >= n_ch:
+                    self._block_channels = n_ch
             if self.channel == "mix":
                 return block
             if self.channel >= n_ch:
@@ -591,13 +610,15 @@ class StreamSession(NativeStateMixin):
         self._account(t0, hops_before)
         return events
 
-    def _deliver_frames(self) -> None:
+    def _deliver_frames(self) -> bool:
         """Hand the outputs of the call to ``on_frame``, once the audio is taken in (an exception from it then
         leaves the session consistent); every output gets its call, then the first exception is raised."""
         pending = self._pending_frames
-        if pending:
-            self._pending_frames = []
-            call_all((self.on_frame, fr) for fr in pending)
+        if not pending:
+            return False
+        self._pending_frames = []
+        call_all((self.on_frame, fr) for fr in pending)
+        return True
 
     # ------------------------------------------------------------------
     # The building blocks below are shared with MultiStreamSession (engine/multistream.py), which runs
@@ -644,10 +665,11 @@ class StreamSession(NativeStateMixin):
         buf = self._buf[:n]
         if x.ndim == 2:
             mix = self._mix[:n]
-            np.mean(x, axis=1, dtype=np.float64, out=mix)
-            if x.dtype == np.int16:
-                mix *= 1.0 / 32768.0
-            with np.errstate(over="ignore"):  # beyond float32 becomes +-inf: counted below, like NaN
+            # beyond float64's or float32's range becomes +-inf: counted below, like NaN
+            with np.errstate(over="ignore", invalid="ignore"):
+                np.mean(x, axis=1, dtype=np.float64, out=mix)
+                if x.dtype == np.int16:
+                    mix *= 1.0 / 32768.0
                 np.copyto(buf, mix, casting="same_kind")
         elif x.dtype == np.int16:
             np.multiply(x, _I16_SCALE, out=buf)
