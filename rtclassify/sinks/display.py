@@ -16,6 +16,8 @@ import collections
 import time
 from typing import Sequence
 
+from .mapping import clip_unit
+
 __all__ = ["LiveDisplay"]
 
 _BAR = 28
@@ -185,7 +187,7 @@ class LiveDisplay:
             row = []
             any_on = False
             for c in shown:
-                p = min(max(float(self.levels_by_channel[c].get(tag, 0.0)), 0.0), 1.0)
+                p = clip_unit(self.levels_by_channel[c].get(tag, 0.0))
                 on = self.active_by_channel[c].get(tag, False)
                 any_on = any_on or on
                 filled = int(round(p * cell))
@@ -215,7 +217,7 @@ class LiveDisplay:
         for w in extras:
             table.add_column(justify="right" if w == 4 else "left", width=w, no_wrap=True)
         for tag in self.labels:
-            p = min(max(float(self.levels.get(tag, 0.0)), 0.0), 1.0)
+            p = clip_unit(self.levels.get(tag, 0.0))
             on = self.active.get(tag, False)
             filled = int(round(p * width))
             bar = Text("█" * filled, style="bold green" if on else "cyan")

@@ -46,6 +46,14 @@ __all__ = ["JsonlSink"]
 _STOP = object()  # the writer thread's last item
 
 
+def _json_value(v):
+    """A numpy number in an event (a library caller's own event) as the Python number JSON writes."""
+    item = getattr(v, "item", None)
+    if callable(item):
+        return item()
+    raise TypeError(f"an event holds {v!r} ({type(v).__name__}), which JSON cannot hold")
+
+
 class JsonlSink:
     """Writes every event (``levels=False`` leaves out the frequent level events) as JSONL.
 
@@ -87,6 +95,7 @@ class JsonlSink:
         self._cv = threading.Condition(threading.Lock())  # the queue and the status throttle
         self._writer: threading.Thread | None = None
         self._accepting = False  # a file's writer takes batches (from open to close)
+        self._abandoned = False  # close() gave up on a stalled writer, which closes the file when it is done
         self._busy = False  # the writer is writing a set of items
 
     # ------------------------------------------------------------------ opening
@@ -102,6 +111,7 @@ class JsonlSink:
         except OSError as exc:
             raise SinkError(f"cannot write the event log {p}: {exc.strerror or exc}") from None
         self._writer = threading.Thread(target=self._write_loop, name="rtclassify-log", daemon=True)
+        self._abandoned = False
         self._accepting = True
         self._writer.start()
 
@@ -195,6 +205,15 @@ class JsonlSink:
                 self._queued -= sum(len(i) for i in items if isinstance(i, list))
                 self._busy = False
                 self._cv.notify_all()
+                abandoned = stop and self._abandoned
+            if abandoned:  # close() gave up waiting: the file is this thread's to close
+                with self._lock:
+                    fh, self._fh = self._fh, None
+                    if fh is not None:
+                        try:
+                            fh.close()
+                        except OSError:
+                            pass
             if stop:
                 return
 
@@ -203,13 +222,13 @@ class JsonlSink:
         stopped on it."""
         if not events:
             return True
-        lines = [json.dumps(ev.to_dict(), separators=(", ", ": ")) for ev in events]
         try:
+            lines = [json.dumps(ev.to_dict(), separators=(", ", ": "), default=_json_value) for ev in events]
             fh.write("\n".join(lines) + "\n")
             if flush:
                 fh.flush()
-        except (OSError, ValueError) as exc:  # ValueError: a closed file, text it cannot encode
-            self._failed(exc)
+        except (OSError, ValueError, TypeError) as exc:  # a closed file, text it cannot encode, a value JSON
+            self._failed(exc)                                 # cannot hold
             return False
         self.written += len(lines)
         return True
@@ -269,6 +288,12 @@ class JsonlSink:
         if writer is not None:
             writer.join(timeout)
             if writer.is_alive():
+                with self._cv:
+                    behind = self._queued
+                    self._abandoned = True
+                if self.fault is None:
+                    self.fault = (f"the event log {self.path} did not finish writing within {timeout:g} s (its "
+                                  f"reader or disk is stalled): up to {behind} events not written")
                 return
             self._writer = None
             if self.dropped and self.fault is None:

@@ -53,6 +53,8 @@ Errors name the file, the line and the dotted key::
 
 from __future__ import annotations
 
+import math
+import numbers
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +82,23 @@ def example_path() -> Path:
     return Path(__file__).resolve().parent.parent / "data" / "mapping.example.toml"
 
 
+def _check_fields(obj, ints: dict[str, tuple[int, int]], reals: Sequence[str] = (), off: bool = True) -> None:
+    """The mapping classes built in code (the loader checks a file's values with their line): each field of
+    ``ints`` a whole number in its range (or None, not sent, where ``off``), each of ``reals`` a finite
+    number > 0."""
+    what = type(obj).__name__
+    for name, (lo, hi) in ints.items():
+        v = getattr(obj, name)
+        if (v is not None or not off) and (isinstance(v, bool) or not isinstance(v, numbers.Integral)
+                                           or not lo <= v <= hi):
+            none = " or None (not sent)" if off else ""
+            raise ConfigError(f"{what}.{name}: must be a whole number {lo}-{hi}{none}, got {v!r}")
+    for name in reals:
+        v = getattr(obj, name)
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 < v < math.inf:
+            raise ConfigError(f"{what}.{name}: must be a number > 0, got {v!r}")
+
+
 @dataclass(frozen=True)
 class MidiTag:
     """MIDI messages of one tag: note on/off and a level CC (None: not sent)."""
@@ -87,6 +106,9 @@ class MidiTag:
     note: int | None
     cc: int | None
     enabled: bool = True
+
+    def __post_init__(self):
+        _check_fields(self, {"note": (0, 127), "cc": (0, 119)})
 
 
 @dataclass(frozen=True)
@@ -103,6 +125,9 @@ class MidiTechnique:
     rate_max_hz: float = 12.7
     vibrato_depth_max_cents: float = 127.0
     tremolo_depth_max_db: float = 12.7
+
+    def __post_init__(self):
+        _check_fields(self, {k: (0, 127 if k.endswith("note") else 119) for k in _TECH_INT}, _TECH_FLOAT)
 
 
 @dataclass(frozen=True)
@@ -130,19 +155,30 @@ class MidiMapping:
     tags: dict[str, MidiTag] = field(default_factory=dict)
     technique: MidiTechnique = field(default_factory=MidiTechnique)
 
+    def __post_init__(self):
+        _check_fields(self, {"channel": (1, 16), "velocity_min": (1, 127), "velocity_max": (1, 127)}, off=False)
+        if self.velocity_min > self.velocity_max:
+            raise ConfigError(f"MidiMapping.velocity_min: must be <= velocity_max ({self.velocity_max}), "
+                              f"got {self.velocity_min}")
+        for tag, t in self.tags.items():
+            if not isinstance(t, MidiTag):
+                raise ConfigError(f"MidiMapping.tags[{tag!r}]: must be a MidiTag, got {t!r}")
+        if not isinstance(self.technique, MidiTechnique):
+            raise ConfigError(f"MidiMapping.technique: must be a MidiTechnique, got {self.technique!r}")
+
     def velocity(self, prob: float) -> int:
         """Note-on velocity for a probability (1-127, never 0 which means note-off)."""
-        p = _unit(prob)
+        p = clip_unit(prob)
         v = round(self.velocity_min + p * (self.velocity_max - self.velocity_min))
         return int(min(max(v, 1), 127))
 
     @staticmethod
     def level(prob: float) -> int:
         """CC value (0-127) for a probability."""
-        return int(round(_unit(prob) * 127))
+        return int(round(clip_unit(prob) * 127))
 
 
-def _unit(prob: float) -> float:
+def clip_unit(prob: float) -> float:
     """A probability clipped to [0, 1]; NaN is 0."""
     p = float(prob)
     return 0.0 if p != p else min(max(p, 0.0), 1.0)
@@ -391,8 +427,12 @@ MAX_ADDRESS = 512
 
 
 def _address(v, path: list[str], loc: _Locator) -> str:
-    if not isinstance(v, str) or not v.startswith("/") or any(c in v for c in " #*,?[]{}"):
-        raise loc.error(path, f"must be an OSC address starting with '/' without spaces or any of #*,?[]{{}}, got {v!r}")
+    # printable ASCII only: a control character (a NUL ends the address on the wire) or a non-ASCII one
+    # would make messages that a receiver, or python-osc itself, cannot parse
+    if not isinstance(v, str) or not v.startswith("/") or any(c in v for c in " #*,?[]{}") \
+            or not all("!" <= c <= "~" for c in v):
+        raise loc.error(path, f"must be an OSC address of printable ASCII starting with '/', without spaces or "
+                              f"any of #*,?[]{{}}, got {v!r}")
     if len(v) > MAX_ADDRESS:
         raise loc.error(path, f"must be at most {MAX_ADDRESS} characters long, got {len(v)}")
     return v.rstrip("/") or "/"

@@ -234,7 +234,7 @@ class MidiSink(EventDispatch):
     @staticmethod
     def _match(ports: list[str], spec) -> int:
         listing = "; ".join(f"{i} {p!r}" for i, p in enumerate(ports)) or "none (no program offers a MIDI input)"
-        if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
+        if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isascii() and spec.strip().isdigit()):
             i = int(spec)
             if 0 <= i < len(ports):
                 return i
@@ -257,12 +257,21 @@ class MidiSink(EventDispatch):
             if out is None:
                 return
             gone = self.lost  # with the JACK server gone, a note-off could only queue up (and block, queue full)
+            failed = None
             try:
-                for _, _, off_status, sounding, _ in self._voices:
+                # every note gets its note-off even when one fails; the last values sent are forgotten, so
+                # that the next open() sends them again (to another port, or another program on the same)
+                for _, _, off_status, sounding, last_cc in self._voices:
                     for note in list(sounding):
                         if not gone:
-                            self._raw(out, [off_status, note, 0])
+                            try:
+                                self._raw(out, [off_status, note, 0])
+                            except SinkError as exc:
+                                failed = failed or exc
                     sounding.clear()
+                    last_cc.clear()
+                if failed is not None:
+                    warn(f"{failed}: the notes still sounding may hang")
             finally:
                 # JACK MIDI output is queued and written by the next JACK cycles: closing the client at once
                 # loses or garbles what is still queued (the final note-offs), so give it a few cycles

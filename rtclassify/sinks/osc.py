@@ -42,6 +42,7 @@ change since the last message on its address is not sent again.
 
 from __future__ import annotations
 
+import numbers
 import socket
 import threading
 from typing import Sequence
@@ -74,9 +75,22 @@ def parse_destination(spec: str) -> tuple[str, int]:
     else:
         host, sep, port_s = s.rpartition(":")
         ok = bool(sep) and bool(host)
-    if not ok or not port_s.isdigit() or not 1 <= int(port_s) <= 65535:
+    if not ok or not (port_s.isascii() and port_s.isdigit()) or not 1 <= int(port_s) <= 65535:
         raise ParameterError(f"--osc: expected HOST:PORT with a port 1-65535, got {spec!r}")
     return host, int(port_s)
+
+
+def _destination(d) -> tuple[str, int]:
+    """``"HOST:PORT"`` or a ``(host, port)`` pair, checked alike."""
+    if isinstance(d, str):
+        return parse_destination(d)
+    try:
+        host, port = d
+    except (TypeError, ValueError):
+        raise ParameterError(f"OSC destination must be \"HOST:PORT\" or (host, port), got {d!r}") from None
+    if isinstance(port, bool) or not isinstance(port, numbers.Integral) or not 1 <= port <= 65535:
+        raise ParameterError(f"OSC destination {d!r}: the port must be a whole number 1-65535")
+    return str(host), int(port)
 
 
 def _udp_socket(family) -> socket.socket:
@@ -125,8 +139,7 @@ class OscSink(EventDispatch):
             raise SinkError("OSC output: streams is empty (give the input channel of each stream)")
         self._channel: int | None = None  # the channel of the event being dispatched (several streams)
         self._addresses: dict[tuple[str, int], str] = {}
-        self.destinations = [parse_destination(d) if isinstance(d, str) else (str(d[0]), int(d[1]))
-                             for d in destinations]
+        self.destinations = [_destination(d) for d in destinations]
         self._socks: dict[int, socket.socket] = {}
         self._addrs: list[tuple[int, tuple]] = []
         self._lock = threading.Lock()
@@ -191,6 +204,7 @@ class OscSink(EventDispatch):
                     self._flush_pending()
             finally:
                 self._on.clear()
+                self._last.clear()  # the next open() sends every value again
                 for s in self._socks.values():
                     s.close()
                 self._socks, self._addrs = {}, []
