@@ -203,3 +203,29 @@ def test_display_draws_a_nan_level_as_empty():
     console = Console(width=80, file=io.StringIO(), force_terminal=False)
     console.print(d._bars())
     assert "piano" in console.file.getvalue() and "nan" not in console.file.getvalue()
+
+
+def test_osc_a_bad_event_mid_batch_still_sends_the_messages_before_it():
+    from pythonosc.osc_message import OscMessage
+
+    from rtclassify.errors import SinkError
+
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(0.5)
+    try:
+        sink = OscSink(Mapping.default(["piano"]).osc, [("127.0.0.1", rx.getsockname()[1])], streams=[0])
+        sink.open()
+        with pytest.raises(SinkError, match="input channel 3"):
+            sink.send([TagOn(0.0, channel=0, tag="piano", prob=0.5), TagOn(0.0, channel=3, tag="piano", prob=0.5)])
+        sink.close()  # the /off of the tag the first event turned on
+        got = []
+        try:
+            while True:
+                m = OscMessage(rx.recv(65536))
+                got.append((m.address, m.params))
+        except socket.timeout:
+            pass
+        assert ("/rtclassify/0/on", ["piano"]) in got and ("/rtclassify/0/off", ["piano"]) in got
+    finally:
+        rx.close()

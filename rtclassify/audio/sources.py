@@ -119,6 +119,7 @@ class DeviceSource:
                 f"input device {self.info.label()} refuses {self.channels} ch at {self.samplerate:g} Hz: {exc}"
             ) from None
         self._stream = None
+        self._take_lock = threading.Lock()  # stop() from the worker and from the caller: one of them closes
         self._stopping = False
         self.error: Exception | None = None
         self.input_latency = 0.0
@@ -181,7 +182,8 @@ class DeviceSource:
             PortAudio's exit handler (see :func:`hard_exit_needed`).
         """
         self._stopping = True
-        s, self._stream = self._stream, None
+        with self._take_lock:
+            s, self._stream = self._stream, None
         if s is None:
             return True
 

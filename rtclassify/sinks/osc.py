@@ -216,17 +216,20 @@ class OscSink(EventDispatch):
                 raise SinkError("OSC output is not open")
             self._pending = []
             self._batch_time = events[0].wall_time if events else 0.0
-            if self.streams is None:
-                EventDispatch.send(self, events)
-            else:
-                for ev in events:
-                    if ev.channel not in self.streams:
-                        raise SinkError(f"OSC output: an event from input channel {ev.channel}, which is not one of "
-                                        f"the sink's streams ({', '.join(map(str, sorted(self.streams)))})")
-                    self._channel = ev.channel
-                    EventDispatch.send(self, (ev,))
-            self._channel = None
-            self._flush_pending()
+            try:
+                if self.streams is None:
+                    EventDispatch.send(self, events)
+                else:
+                    for ev in events:
+                        if ev.channel not in self.streams:
+                            raise SinkError(f"OSC output: an event from input channel {ev.channel}, which is not "
+                                            f"one of the sink's streams ({', '.join(map(str, sorted(self.streams)))})")
+                        self._channel = ev.channel
+                        EventDispatch.send(self, (ev,))
+            finally:
+                # the messages of the events before a bad one go out: their on/off state is already kept
+                self._channel = None
+                self._flush_pending()
 
     def _flush_pending(self) -> None:
         """Send the messages of the batch: one by one, or as bundles of at most MAX_DATAGRAM bytes."""
