@@ -103,6 +103,8 @@ def test_channel_selection_and_downmix(clf, mode):
     expect = clf.tag(x if mode == "channel" else x * np.float32(0.5), SR, level_rate=0)
     assert onoff(sink.events) == onoff(expect.events)
     assert onoff(sink.events)
+    # the events say which input channel they came from (a downmix: 0), as Classifier.tag's do
+    assert {e.channel for e in sink.events} == {1 if mode == "channel" else 0}
     # channel 0 is silent: nothing turns on there
     sink0 = RecordingSink()
     with Listener(clf, sinks=[sink0], source=ClipSource(two, SR, blocksize=256, speed=8.0), channel=0) as lis:

@@ -359,8 +359,9 @@ class Listener:
         if self.decoder:
             kwargs["decoder"] = self.decoder
         if self.channels is None:
-            # the callback already picked the channel: the session gets mono blocks
-            return self.clf.stream(channel=0, **kwargs)
+            # the callback already picked the channel: the session gets mono blocks, and its events carry the
+            # input channel they came from (as Classifier.tag's do)
+            return self.clf.stream(channel=self.channel or 0, **kwargs)
         return self.clf.multistream(self.channels, **kwargs)
 
     def _ring_capacity(self, sr: float) -> int:
