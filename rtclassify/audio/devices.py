@@ -13,6 +13,8 @@ the error lists the candidates with their indices.
 
 from __future__ import annotations
 
+import numbers
+import re
 from dataclasses import dataclass
 
 from ..errors import DeviceError, MissingDependencyError
@@ -155,9 +157,10 @@ def find_input_device(spec: int | str | None, devices: list[DeviceInfo] | None =
         if devices:
             return devices[0]
         raise DeviceError(f"no default input device; {describe_devices(devices)}")
-    if isinstance(spec, str) and spec.strip().lstrip("-").isdigit():
+    if isinstance(spec, str) and re.fullmatch(r"-?[0-9]+", spec.strip()):  # ASCII digits only: int() takes them
         spec = int(spec.strip())
-    if isinstance(spec, int) and not isinstance(spec, bool):
+    if isinstance(spec, numbers.Integral) and not isinstance(spec, bool):
+        spec = int(spec)  # a numpy integer too
         for d in devices:
             if d.index == spec:
                 return d

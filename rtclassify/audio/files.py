@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import struct
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -18,7 +19,7 @@ import numpy as np
 
 from ..errors import ParameterError, RtclassifyError
 
-__all__ = ["AudioFileError", "AudioInfo", "info", "read_audio", "iter_blocks", "to_mono"]
+__all__ = ["AudioFileError", "AudioInfo", "info", "read_audio", "iter_blocks", "open_blocks", "to_mono"]
 
 
 class AudioFileError(RtclassifyError, OSError):
@@ -124,8 +125,8 @@ def _open(path):
         raise AudioFileError(f"{p}: is a folder, not an audio file")
     if stat.S_ISREG(st.st_mode) and not os.access(p, os.R_OK):
         raise AudioFileError(f"{p}: permission denied")
-    try:
-        return sf.SoundFile(str(p))
+    try:  # as bytes: a name that is not valid UTF-8 (held as surrogates) opens as the file system spells it
+        return sf.SoundFile(os.fsencode(p))
     except (RuntimeError, sf.LibsndfileError, OSError) as exc:  # LibsndfileError derives from RuntimeError
         if stat.S_ISREG(st.st_mode):
             try:  # libsndfile says "System error." for any failed open(2): ask the system which
@@ -138,13 +139,17 @@ def _open(path):
                              "that libsndfile reads") from exc
 
 
+def _info_of(f, path) -> AudioInfo:
+    frames = int(f.frames)
+    pcm = f.subtype.startswith("PCM_") or f.subtype in ("FLOAT", "DOUBLE", "ULAW", "ALAW")
+    missing = _wav_missing_frames(f.name, frames) if f.format in ("WAV", "WAVEX") and pcm else 0
+    return AudioInfo(str(path), int(f.samplerate), frames, int(f.channels), f.format, missing)
+
+
 def info(path) -> AudioInfo:
     """Sample rate, length and channel count of an audio file, and what a truncated WAV file misses."""
     with _open(path) as f:
-        frames = int(f.frames)
-        pcm = f.subtype.startswith("PCM_") or f.subtype in ("FLOAT", "DOUBLE", "ULAW", "ALAW")
-        missing = _wav_missing_frames(f.name, frames) if f.format in ("WAV", "WAVEX") and pcm else 0
-        return AudioInfo(str(path), int(f.samplerate), frames, int(f.channels), f.format, missing)
+        return _info_of(f, path)
 
 
 def to_mono(block: np.ndarray, channel: int | None = None) -> np.ndarray:
@@ -209,18 +214,44 @@ def iter_blocks(path, blocksize: int = 65536, channel: int | None = None) -> Ite
     """Mono float32 blocks of at most ``blocksize`` samples, in order.
 
     The file is opened (and errors raised) when the first block is requested;
-    call :func:`info` first to check it.
+    call :func:`info` first to check it, or use :func:`open_blocks`, which
+    opens it once for both (a pipe can be read only once).
+    """
+    with open_blocks(path, blocksize, channel) as (_, blocks):
+        yield from blocks
+
+
+@contextmanager
+def open_blocks(path, blocksize: int = 65536, channel: int | None = None):
+    """Open an audio file once for what it holds and its blocks: ``with open_blocks(p) as (info, blocks):``.
+
+    ``blocks`` yields mono float32 blocks of at most ``blocksize`` samples, in
+    order, from the same open file as ``info``, so a named pipe or
+    ``/dev/fd/N`` (which can be read only once) works too. The file is closed
+    when the ``with`` block ends.
+
+    Raises
+    ------
+    AudioFileError
+        Missing, unreadable, unsupported or undecodable file (the message names it).
+    ParameterError
+        ``blocksize`` below 1, or ``channel`` out of range.
     """
     if isinstance(blocksize, bool) or not isinstance(blocksize, (int, np.integer)) or blocksize < 1:
         raise ParameterError(f"blocksize must be an integer >= 1 (got {blocksize!r})")
     with _open(path) as f:
-        if channel is not None and not (0 <= channel < f.channels):
+        if channel is not None and (isinstance(channel, bool) or not isinstance(channel, (int, np.integer))
+                                    or not 0 <= channel < f.channels):
             raise ParameterError(f"channel {channel!r} out of range: {path} has {f.channels} channel(s)")
-        while True:
-            try:
-                data = f.read(blocksize, dtype="float32", always_2d=True)
-            except RuntimeError as exc:
-                raise AudioFileError(f"{path}: cannot decode audio ({exc})") from exc
-            if len(data) == 0:
-                return
-            yield to_mono(data, channel)
+        yield _info_of(f, path), _blocks_of(f, path, int(blocksize), channel)
+
+
+def _blocks_of(f, path, blocksize: int, channel: int | None) -> Iterator[np.ndarray]:
+    while True:
+        try:
+            data = f.read(blocksize, dtype="float32", always_2d=True)
+        except RuntimeError as exc:
+            raise AudioFileError(f"{path}: cannot decode audio ({exc})") from exc
+        if len(data) == 0:
+            return
+        yield to_mono(data, channel)

@@ -105,7 +105,8 @@ def resample(x: np.ndarray, in_rate: int, out_rate: int, quality: str = "HQ") ->
 
     Parameters
     ----------
-    x : ndarray, shape (n,)
+    x : ndarray, float, shape (n,)
+        Samples in [-1, 1] (integer PCM is refused: scale it first, e.g. int16 / 32768).
     in_rate, out_rate : int
         Sample rates in Hz.
     quality : str
@@ -114,11 +115,23 @@ def resample(x: np.ndarray, in_rate: int, out_rate: int, quality: str = "HQ") ->
     Returns
     -------
     ndarray, float32, shape (round(n * out_rate / in_rate),)
+
+    Raises
+    ------
+    ParameterError
+        ``x`` is not a 1-D float array, or a rate or the quality is bad.
     """
     import soxr
 
     in_rate = _check_rate(in_rate, "in_rate")
     out_rate = _check_rate(out_rate, "out_rate")
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        hint = "; scale integer PCM to [-1, 1] first, e.g. int16 / 32768" if x.dtype.kind in "iu" else ""
+        raise ParameterError(f"x must be float samples in [-1, 1] (got dtype {x.dtype}){hint}")
+    if x.ndim != 1:
+        raise ParameterError(f"x must be mono, shape (n,); got shape {x.shape} (pick a channel or average "
+                             f"the channels first)")
     x = np.ascontiguousarray(x, dtype=np.float32)
     if in_rate == out_rate:
         return x

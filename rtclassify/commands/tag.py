@@ -21,7 +21,8 @@ DESCRIPTION = (
     "tags still on at the end of a file get an \"off\" at the file's duration. "
     "csv writes a header time,<tag>,... and one row of probabilities per output. "
     "The format follows --out's extension (.csv or .jsonl) unless --format is given. "
-    "With several files every object or row gets a \"file\" field or column. "
+    "With several files every object or row gets a \"file\" field or column (the bytes of a name that is not "
+    "valid UTF-8 written as \\xNN). "
     "--out is written to a temporary file that replaces PATH only when every file was tagged, so a failed run "
     "leaves an existing PATH as it was. "
     "--plot PNG draws the waveform above a tag-activity heatmap (needs matplotlib: the plot extra); with several "
@@ -71,13 +72,30 @@ def plot_paths(base: str, files: list[str]) -> list[str]:
         return [base]
     p = Path(base)
     suffix = p.suffix or ".png"
-    out, seen = [], {}
+    out, taken = [], set()
     for f in files:
         stem = Path(f).stem
-        seen[stem] = seen.get(stem, 0) + 1
-        tail = f"-{seen[stem]}" if seen[stem] > 1 else ""
-        out.append(str(p.with_name(f"{p.stem}-{stem}{tail}{suffix}")))
+        name, k = f"{p.stem}-{stem}{suffix}", 1
+        # a stem that ends in -2 may be another file's second name: count on until the name is free
+        # (compared without case, as a case-insensitive file system would)
+        while name.casefold() in taken:
+            k += 1
+            name = f"{p.stem}-{stem}-{k}{suffix}"
+        taken.add(name.casefold())
+        out.append(str(p.with_name(name)))
     return out
+
+
+def file_text(path: str) -> str:
+    """``path`` as text that any UTF-8 output can hold: the bytes of a name that is not valid UTF-8 (which
+    Python holds as surrogates) are written as ``\\xNN``; other names are returned as they are."""
+    import os
+
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
+    return path
 
 
 def output_format(fmt: str | None, out: str) -> str:
@@ -97,7 +115,7 @@ def output_format(fmt: str | None, out: str) -> str:
 
 
 def write_jsonl(out, result, file: str | None) -> None:
-    """Write one result as JSON lines (frames, each followed by its events)."""
+    """Write one result as JSON lines (frames, each followed by its events); ``file`` as :func:`file_text` gives it."""
     import json
 
     labels = result.labels
@@ -107,7 +125,7 @@ def write_jsonl(out, result, file: str | None) -> None:
     active = result.active
     ev, ev_t = result.events, result.event_times.tolist()
     j = 0
-    head = {"file": file} if file is not None else {}
+    head = {"file": file_text(file)} if file is not None else {}
 
     def event_line(e, t):
         d = dict(head)
@@ -153,7 +171,7 @@ def _rounded_technique(tech: dict) -> dict:
 
 
 def write_csv(out, result, file: str | None, header: bool) -> None:
-    """Write one result as CSV rows (time + one probability column per tag)."""
+    """Write one result as CSV rows (time + one probability column per tag); ``file`` as :func:`file_text` gives it."""
     import csv
 
     w = csv.writer(out, lineterminator="\n")
@@ -162,7 +180,7 @@ def write_csv(out, result, file: str | None, header: bool) -> None:
                  "tremolo_depth"] if tech is not None else []
     if header:
         w.writerow((["file"] if file is not None else []) + ["time"] + list(result.labels) + tech_cols)
-    lead = [file] if file is not None else []
+    lead = [file_text(file)] if file is not None else []
     for i, (t, row) in enumerate(zip(result.times.tolist(), result.probs.tolist())):
         extra = []
         if tech is not None:
@@ -210,7 +228,7 @@ def plot(result, path_audio: str, png: str, channel: int | None = None) -> None:
     ax_w.fill_between(tw, lo, hi, color="0.3", linewidth=0)
     ax_w.set_ylabel("amplitude")
     ax_w.set_ylim(-1.05, 1.05)
-    ax_w.set_title(path_audio)
+    ax_w.set_title(file_text(path_audio))
     if len(result.times):
         dt = float(np.median(np.diff(result.times))) if len(result.times) > 1 else info.duration or 1.0
         extent = [result.times[0] - dt / 2, result.times[-1] + dt / 2, len(labels) - 0.5, -0.5]
@@ -338,6 +356,7 @@ def run(args: argparse.Namespace) -> int:
     import stat
 
     from ..audio import files as audio_files
+    from ..engine.session import check_sample_rate
     from ..errors import RtclassifyError, SinkError, require
     from ..model.classifier import Classifier
 
@@ -350,11 +369,13 @@ def run(args: argparse.Namespace) -> int:
         if pipe:
             # its header would be read once for the checks and be gone for the tagging
             raise RtclassifyError(f"{f}: is a pipe; rtclassify tag reads audio files (save the stream to a file "
-                                  f"first, or use Classifier.tag on the samples)")
+                                  f"first, or use Classifier.tag_file, which reads it once)")
     infos = [audio_files.info(f) for f in args.files]  # one clear line for a missing/unsupported file
     for inf in infos:
         if inf.truncation:
             print(f"warning: {inf.truncation}", file=sys.stderr)
+    for inf in infos:  # before any output: a later file's rate would otherwise fail after earlier files went out
+        check_sample_rate(inf.sample_rate, f"{inf.path}: the sample rate")
     if args.techniques:
         from ..detect.techniques import SAMPLE_RATES
 

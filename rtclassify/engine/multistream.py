@@ -37,7 +37,8 @@ import numpy as np
 
 from ..detect.events import Event
 from ..errors import ParameterError, StateError
-from .session import FrameResult, NativeStateMixin, StreamSession, _HopTimer, call_all, one_call_at_a_time
+from .session import (FrameResult, NativeStateMixin, StreamSession, _HopTimer, call_all, native_order,
+                      one_call_at_a_time)
 
 __all__ = ["MultiStreamSession", "parse_channels"]
 
@@ -244,6 +245,7 @@ class MultiStreamSession(NativeStateMixin):
     def _check_block(self, block) -> np.ndarray:
         if not isinstance(block, np.ndarray):
             block = np.asarray(block)
+        block = native_order(block)
         if block.dtype not in (np.float32, np.float64, np.int16):
             raise ParameterError(f"block must be float32, float64 or int16 samples (got dtype {block.dtype})")
         S = len(self.streams)

@@ -193,6 +193,12 @@ def check_sample_rate(rate, name: str = "sample_rate") -> int:
         raise ParameterError(f"{name} must be a whole number of Hz from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} "
                              f"(got {rate!r})")
     return int(rate)
+def native_order(a: np.ndarray) -> np.ndarray:
+    """``a`` with its values in the machine's byte order: a byte-swapped array (``'>f4'``, ``'>i2'`` from a
+    big-endian file or a network stream) is converted, any other is returned as it is (no copy)."""
+    return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
+
+
 #: the largest block a session takes in one piece (samples; longer blocks are split) and the largest batch
 MAX_BLOCK = 1 << 24
 MAX_BATCH = 4096
@@ -511,6 +517,7 @@ class StreamSession(NativeStateMixin):
     def _check_block(self, block) -> np.ndarray:
         if not isinstance(block, np.ndarray):
             block = np.asarray(block)
+        block = native_order(block)
         if block.dtype not in (np.float32, np.float64, np.int16):
             raise ParameterError(f"block must be float32, float64 or int16 samples (got dtype {block.dtype})")
         if block.ndim == 1:

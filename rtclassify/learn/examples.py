@@ -69,6 +69,9 @@ class Example:
 
 
 def _mono(a: np.ndarray, where: str) -> np.ndarray:
+    from ..engine.session import native_order
+
+    a = native_order(a)
     if a.dtype == np.int16:
         a = a.astype(np.float32) / np.float32(32768.0)
     elif a.dtype.kind in "fiu" and a.dtype != np.bool_:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import BundleError, ParameterError, require
+from ..errors import BundleError, ParameterError, StateError, require
 from .bundle import MODEL_ONNX, Bundle
 
 __all__ = ["Backend", "OnnxBackend", "TorchAdapter", "make_backend", "BACKENDS"]
@@ -55,9 +55,13 @@ class Backend:
         Size of :meth:`embed` outputs, None when the model has no embedding.
     threads : int
         Intra-op threads used by the backend.
+    max_batch : int or None
+        The most windows the model takes in one run (None: any number);
+        :meth:`run` and :meth:`embed` take larger batches and run them in parts.
     """
 
     name = "base"
+    max_batch = None
     #: how :func:`make_backend` chose this backend ("auto: ..." and the reason; "" when named)
     selection = ""
 
@@ -114,6 +118,9 @@ class OnnxBackend(Backend):
 
     Opens ``model.onnx`` of the bundle, checks its input and output names and
     sizes against ``model.json`` with one probe run, and keeps the session.
+    A model exported with a fixed batch of 1 is run one window at a time
+    (:attr:`max_batch` is 1), so batches from offline tagging or several
+    streams work with it too.
 
     Parameters
     ----------
@@ -129,8 +136,9 @@ class OnnxBackend(Backend):
     ------
     BundleError
         ``model.onnx`` cannot be loaded, lacks the input or an output named in
-        ``model.json``, rejects a window of shape (1, n_mels, W), or gives a
-        number of probabilities different from the number of labels.
+        ``model.json``, has a fixed batch other than 1, rejects a window of
+        shape (1, n_mels, W), or gives a number of probabilities different
+        from the number of labels.
     """
 
     name = "onnx"
@@ -166,6 +174,13 @@ class OnnxBackend(Backend):
         shape = inputs[bundle.input_name].shape
         if len(shape) != 3:
             raise BundleError(f"{where}: input {bundle.input_name!r} has rank {len(shape)}, expected 3 (batch, mels, frames)")
+        # a model exported with a fixed batch axis (an int, not a name) takes exactly that many windows per run
+        shapes = [shape] + [outputs[o].shape for o in (bundle.probs_name, bundle.embedding_name) if o is not None]
+        fixed = sorted({dims[0] for dims in shapes if dims and isinstance(dims[0], int)})
+        if fixed and fixed != [1]:
+            raise BundleError(f"{where}: has a fixed batch of {' and '.join(map(str, fixed))} windows; the stream "
+                              f"runs one window at a time: export the model with a dynamic batch axis (or a batch "
+                              f"of 1)")
         for axis, (dim, want, what) in enumerate(zip(shape[1:], self._shape, ("n_mels", "window_frames")), start=1):
             if isinstance(dim, int) and dim != want:
                 raise BundleError(f"{where}: input axis {axis} has size {dim} but model.json gives {what} = {want}")
@@ -181,6 +196,9 @@ class OnnxBackend(Backend):
             raise BundleError(
                 f"{where}: fails on a window of shape (1, {self._shape[0]}, {self._shape[1]}): {_first_line(exc)}"
             ) from exc
+        if fixed:
+            self.max_batch = 1
+            self._sess = _OneWindowAtATime(self._sess)
         probs = res[0]
         if probs.ndim != 2 or probs.shape[0] != 1:
             raise BundleError(f"{where}: output {bundle.probs_name!r} has shape {probs.shape}, expected (batch, n_tags)")
@@ -219,7 +237,35 @@ class OnnxBackend(Backend):
         return self._sess.run(self._emb_out, {self._input: w})[0]
 
     def close(self) -> None:
-        self._sess = None
+        """Release the model; any later :meth:`run` or :meth:`embed` raises :class:`~rtclassify.errors.StateError`."""
+        self._sess = _ClosedSession(self.bundle.file_label(MODEL_ONNX))
+
+
+class _OneWindowAtATime:
+    """The ONNX Runtime session of a model exported with a batch of 1, behind the same ``run``: a batch of
+    windows is run one window at a time and the outputs are stacked."""
+
+    def __init__(self, sess):
+        self._sess = sess
+
+    def run(self, names, feeds):
+        (key, w), = feeds.items()
+        if len(w) == 1:
+            return self._sess.run(names, feeds)
+        if len(w) == 0:
+            return [r[:0] for r in self._sess.run(names, {key: np.zeros((1, *w.shape[1:]), w.dtype)})]
+        parts = [self._sess.run(names, {key: w[i:i + 1]}) for i in range(len(w))]
+        return [np.concatenate(out) for out in zip(*parts)]
+
+
+class _ClosedSession:
+    """Stands in for the ONNX Runtime session after :meth:`OnnxBackend.close` (so a run costs no check)."""
+
+    def __init__(self, where: str):
+        self._where = where
+
+    def run(self, names, feeds):
+        raise StateError(f"{self._where}: the backend was closed; load the classifier again to run the model")
 
 
 #: the most intra-op threads a backend takes (far above the cores of any machine this runs on; more only

@@ -288,7 +288,9 @@ class Classifier:
         ParameterError
             Wrong shape, dtype, sample rate or channel.
         """
-        a = audio if isinstance(audio, np.ndarray) else np.asarray(audio)
+        from ..engine.session import native_order
+
+        a = native_order(audio if isinstance(audio, np.ndarray) else np.asarray(audio))
         if a.dtype == np.float16:
             a = a.astype(np.float32)  # exact
         elif a.dtype not in (np.float32, np.float64, np.int16):
@@ -326,20 +328,25 @@ class Classifier:
                  techniques: bool | dict = False) -> TagResult:
         """Tag an audio file, read block by block (any length, any rate; channels averaged unless ``channel``).
 
+        The file is opened once, so a named pipe or ``/dev/fd/N`` can be tagged too.
+
         Raises
         ------
         AudioFileError
             Missing, unreadable or unsupported file.
+        ParameterError
+            ``channel`` out of range, or a sample rate the session does not take (the message names the file).
         """
         from ..audio import files
+        from ..engine.session import check_sample_rate
 
-        info = files.info(path)
-        if channel is not None and not (isinstance(channel, (int, np.integer)) and 0 <= channel < info.channels):
-            raise ParameterError(f"channel {channel!r} out of range: {path} has {info.channels} channel(s)")
-        session = self.stream(sample_rate=info.sample_rate, max_block=OFFLINE_BLOCK, hop=hop, channel=0,
-                              decoder=decoder, level_rate=level_rate, techniques=techniques, batch=OFFLINE_BATCH)
-        blocks = files.iter_blocks(path, OFFLINE_BLOCK, channel)
-        return _collect(session, blocks, info.frames, progress)
+        # one open for the header and the samples: a named pipe or /dev/fd/N can be read only once
+        with files.open_blocks(path, OFFLINE_BLOCK, channel) as (info, blocks):
+            check_sample_rate(info.sample_rate, f"{path}: the sample rate")
+            session = self.stream(sample_rate=info.sample_rate, max_block=OFFLINE_BLOCK, hop=hop, channel=0,
+                                  decoder=decoder, level_rate=level_rate, techniques=techniques,
+                                  batch=OFFLINE_BATCH)
+            return _collect(session, blocks, info.frames, progress)
 
     def learn(self, name: str, positives, negatives=None, sample_rate: int | None = None, **options) -> "Classifier":
         """A classifier with this one's tags plus ``name``, learned from examples (see :func:`rtclassify.learn.learn_tag`)."""
