@@ -193,6 +193,8 @@ def check_sample_rate(rate, name: str = "sample_rate") -> int:
         raise ParameterError(f"{name} must be a whole number of Hz from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} "
                              f"(got {rate!r})")
     return int(rate)
+
+
 def native_order(a: np.ndarray) -> np.ndarray:
     """``a`` with its values in the machine's byte order: a byte-swapped array (``'>f4'``, ``'>i2'`` from a
     big-endian file or a network stream) is converted, any other is returned as it is (no copy)."""
