@@ -198,7 +198,7 @@ def test_train_and_pretrain_params_check_seed_and_lr(tmp_path, capsys):
     TrainParams(seed=7, lr=MAX_LR).validate()
     with pytest.raises(SystemExit) as e:
         cli.main(["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--seed", "-1"])
-    assert e.value.code == 2 and "--seed: must be >= 0" in capsys.readouterr().err
+    assert e.value.code == 2 and "--seed: must be 0-4294967295" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         cli.main(["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--lr", "1e6"])
     assert e.value.code == 2 and "--lr: must be <= 10" in capsys.readouterr().err

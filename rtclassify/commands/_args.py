@@ -59,6 +59,16 @@ seconds = number(float, "a number of seconds", above=0)
 channel = number(int, "a channel number (0-based)", lo=0)
 
 
+def threads(text: str) -> int:
+    """``--threads``: 1 to the most threads a backend or torch is given."""
+    from ..model.backends import MAX_THREADS
+
+    return number(int, "a number of threads", lo=1, hi=MAX_THREADS)(text)
+
+
+threads.__name__ = "int"
+
+
 def add_backend(parser) -> None:
     """``--backend`` with the names :func:`rtclassify.model.backends.make_backend` takes."""
     from ..model.backends import BACKENDS
@@ -80,3 +90,33 @@ def drop_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError):
         pass
+
+
+def check_not_an_input(option: str, out, inputs) -> None:
+    """Refuse an output path that is one of the run's inputs (``inputs``: (what, path) pairs; a folder stands
+    for every file in it, as a bundle folder does), before anything is written: the output would destroy it."""
+    import os
+
+    from ..errors import ParameterError
+
+    if not out or out == "-" or not os.path.exists(out):
+        return
+    for what, path in inputs:
+        if not path:
+            continue
+        files = [os.path.join(path, f) for f in os.listdir(path)] if os.path.isdir(path) else [path]
+        for f in files:
+            if os.path.exists(f) and os.path.samefile(out, f):
+                raise ParameterError(f"{option} {out} is {what}; give another output file")
+
+
+def check_technique_rate(rate: float, where: str) -> None:
+    """Refuse a sample rate the pitch, vibrato and tremolo trackers do not take, naming ``where`` (a file, the
+    clip, the device) and the way out."""
+    from ..detect.techniques import SAMPLE_RATES
+    from ..errors import ParameterError
+
+    lo, hi = SAMPLE_RATES
+    if not lo <= rate <= hi:
+        raise ParameterError(f"{where}: {rate:g} Hz is outside the {lo}-{hi} Hz that the pitch, vibrato and tremolo "
+                             f"trackers take; run it with --no-techniques")

@@ -8,7 +8,7 @@ import sys
 import time
 
 from ..errors import OutputClosed, ParameterError
-from ._args import DEFAULT_HOP_MS, add_backend, drop_stdout, seconds
+from ._args import DEFAULT_HOP_MS, add_backend, check_not_an_input, drop_stdout, seconds
 
 
 def osc_destination(text: str) -> str:
@@ -157,6 +157,11 @@ def build_sinks(args, labels, mapping, title: str, channels=None):
     if args.log:
         if args.log == "-" and not args.no_display:
             raise ParameterError("--log -: standard output is used by the display; add --no-display")
+        from ..model.bundle import default_bundle_path
+
+        check_not_an_input("--log", args.log, [("the clip to play", getattr(args, "clip", None)),
+                                               ("the mapping file", args.map),
+                                               ("a file of the model bundle", args.bundle or default_bundle_path())])
         sinks.append(JsonlSink(args.log))
         outputs.append(f"log {args.log}")
     if args.no_display:

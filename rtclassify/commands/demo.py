@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from . import _live
+from ._args import check_technique_rate
 
 NAME = "demo"
 HELP = "play a short bundled clip through the live engine at real-time pace (no audio hardware needed)"
@@ -51,6 +52,8 @@ def run(args) -> int:
     clf = _live.load_classifier(args)
     mapping = _live.load_mapping(args, clf)
     source = ClipSource.from_file(args.clip or clip_path(), blocksize=256, speed=args.speed)
+    if args.techniques:
+        check_technique_rate(source.samplerate, str(args.clip or clip_path()))
     truncation = info(args.clip or clip_path()).truncation
     if truncation:
         print(f"warning: {truncation}", file=sys.stderr)

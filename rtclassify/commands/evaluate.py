@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._args import number
+from ._args import number, threads
 
 NAME = "evaluate"
 HELP = "measure a bundle: ROC-AUC, PR-AUC, F1 per tag on a data split; on-fractions on real files"
@@ -24,7 +24,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cache", metavar="DIR", help="feature cache (default: DATA/features)")
     parser.add_argument("--rms-floor-db", type=number(float, "a level in dBFS"), default=-50.0, metavar="DB",
                         help="a frame is sounding when its RMS exceeds this (dBFS; default -50)")
-    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default 2)")
+    parser.add_argument("--threads", type=threads, default=2, help="ONNX Runtime threads (default 2)")
     parser.add_argument("--held-notes", metavar="FONTS",
                         help="also tag single held notes of GM programs across their range, rendered through these "
                              "soundfonts (comma-separated, e.g. FluidR3_GM,TimGM6mb,STK): held_notes.json and a table")
@@ -58,8 +58,6 @@ def run(args) -> int:
         raise ParameterError("give --data DIR, --real DIR and/or --held-notes FONTS")
     if args.programs and not args.held_notes:
         raise ParameterError("--programs goes with --held-notes")
-    if args.threads < 1:
-        raise ParameterError(f"--threads must be >= 1, got {args.threads}")
     programs = None
     if args.held_notes:
         from ..train.held_notes import DEFAULT_PROGRAMS
@@ -108,6 +106,8 @@ def run(args) -> int:
             if len(rows) > 1:
                 console.print(f"{tag} by source (ROC-AUC, positives): " + ", ".join(
                     f"{name} {f(d['roc_auc'])} ({d['positives']})" for name, d in rows.items()))
+        if report.get("not_in_data"):
+            console.print(f"not scored (the data has no labels for them): {', '.join(report['not_in_data'])}")
         console.print(f"wrote {out / (args.split + '.json')}, " + ", ".join(str(p) for p in plots))
         if args.update_bundle:
             update_bundle_metrics(args.bundle, {args.split: report})

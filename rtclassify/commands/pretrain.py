@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..train import MAX_LR, MAX_SEED
-from ._args import number
+from ._args import number, threads
 
 
 NAME = "pretrain"
@@ -43,9 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"peak learning rate (default 1e-3; at most {MAX_LR:g})")
     p.add_argument("--temperature", type=_positive(float), default=0.2, help="NT-Xent temperature (default 0.2)")
     p.add_argument("--max-hours", type=_positive(float), default=1.0, help="most audio loaded (default 1 h)")
-    p.add_argument("--seed", type=number(int, "an integer", lo=0), default=0,
+    p.add_argument("--seed", type=number(int, "an integer", lo=0, hi=MAX_SEED), default=0,
                    help=f"random seed, 0..{MAX_SEED} (default 0)")
-    p.add_argument("--threads", type=_positive(int), default=1, help="torch threads (default 1)")
+    p.add_argument("--threads", type=threads, default=1, help="torch threads (default 1)")
     p.add_argument("--labelled", metavar="DATA_DIR", help="then train the supervised head on this data-builder folder")
     p.add_argument("--config", metavar="FILE",
                    help="training config of the supervised step (with --labelled; default: default.toml)")

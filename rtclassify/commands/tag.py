@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import DEFAULT_HOP_MS, add_backend, channel, drop_stdout, number, seconds
+from ._args import (DEFAULT_HOP_MS, add_backend, channel, check_not_an_input, check_technique_rate, drop_stdout,
+                    seconds, threads)
 
 NAME = "tag"
 HELP = "tag audio files offline (same engine as live audio): per-frame probabilities and on/off events"
@@ -44,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", metavar="PNG", help="also draw waveform + tag heatmap into this PNG")
     parser.add_argument("--bundle", metavar="B", help="model bundle folder or zip (default: the shipped model)")
     add_backend(parser)
-    parser.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="inference threads (default 1)")
+    parser.add_argument("--threads", type=threads, default=1, metavar="N", help="inference threads (default 1)")
     parser.add_argument("--hop", type=_positive_float, metavar="SEC",
                         help=f"time between model outputs in seconds, rounded to whole frontend hops (16 ms for the "
                              f"shipped model; default: the bundle's; {DEFAULT_HOP_MS:g} ms for the shipped model)")
@@ -53,9 +54,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-techniques", dest="techniques", action="store_false",
                         help="skip the pitch, vibrato and tremolo trackers (frames then carry no pitch/vibrato/"
                         "tremolo fields)")
-
-
-_positive_int = number(int, "a positive integer", lo=1)
 
 
 _channel = channel
@@ -286,18 +284,6 @@ def _check_plot_format(path: str) -> None:
                              f"{', '.join('.' + k for k in sorted(kinds))}")
 
 
-def _check_not_an_input(out: str, files: list[str]) -> None:
-    import os
-
-    from ..errors import ParameterError
-
-    if not os.path.exists(out):
-        return
-    for f in files:
-        if os.path.exists(f) and os.path.samefile(out, f):
-            raise ParameterError(f"--out {out} is one of the audio files to tag; give another output file")
-
-
 class _AtomicOutput:
     """A text file written next to ``path`` and moved over it by :meth:`commit` (an existing ``path`` stays as it
     was until then, and for good when the run fails). A ``path`` that exists and is not a regular file (a device
@@ -310,8 +296,9 @@ class _AtomicOutput:
 
         from ..errors import SinkError
 
-        folder, name = os.path.split(os.path.abspath(path))
-        self.path = path
+        # through a symbolic link: the file it points to is replaced, the link stays
+        folder, name = os.path.split(os.path.realpath(path))
+        self.path = os.path.join(folder, name)
         self.tmp = None
         try:
             if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
@@ -357,7 +344,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..audio import files as audio_files
     from ..engine.session import check_sample_rate
-    from ..errors import RtclassifyError, SinkError, require
+    from ..errors import ParameterError, RtclassifyError, SinkError, require
     from ..model.classifier import Classifier
 
     fmt = output_format(args.format, args.out)
@@ -377,13 +364,9 @@ def run(args: argparse.Namespace) -> int:
     for inf in infos:  # before any output: a later file's rate would otherwise fail after earlier files went out
         check_sample_rate(inf.sample_rate, f"{inf.path}: the sample rate")
     if args.techniques:
-        from ..detect.techniques import SAMPLE_RATES
-
-        lo, hi = SAMPLE_RATES
         for inf in infos:
-            if inf.frames and not lo <= inf.sample_rate <= hi:
-                raise RtclassifyError(f"{inf.path}: {inf.sample_rate} Hz is outside the {lo}-{hi} Hz that the pitch, "
-                                      f"vibrato and tremolo trackers take; tag it with --no-techniques")
+            if inf.frames:
+                check_technique_rate(inf.sample_rate, inf.path)
     if args.channel is not None:
         for inf in infos:
             if args.channel >= inf.channels:
@@ -393,10 +376,12 @@ def run(args: argparse.Namespace) -> int:
         require("matplotlib", extra="plot")
         _check_writable_folder(args.plot, "--plot")
         _check_plot_format(args.plot)
+    if not args.out.strip():
+        raise ParameterError("--out is empty; give a file (or - for standard output)")
     if args.out != "-":
         if not os.path.exists(args.out) or os.path.isdir(args.out) or stat.S_ISREG(os.stat(args.out).st_mode):
             _check_writable_folder(args.out, "--out")  # (a device or pipe is written directly)
-        _check_not_an_input(args.out, args.files)
+        check_not_an_input("--out", args.out, [("one of the audio files to tag", f) for f in args.files])
     clf = Classifier.load(args.bundle, backend=args.backend, threads=args.threads)
     several = len(args.files) > 1
     pngs = plot_paths(args.plot, args.files) if args.plot else None

@@ -72,7 +72,7 @@ __all__ = [
     "load_mapping", "example_path",
 ]
 
-#: default note of tag i is NOTE_BASE + i; default level CC is CC_BASE + i
+#: default note of tag i is NOTE_BASE + i; default level CC is CC_BASE + i (past the technique's notes and CCs)
 NOTE_BASE = 36
 CC_BASE = 20
 
@@ -463,16 +463,6 @@ def _build(data: dict, labels: tuple[str, ...], loc: _Locator, thresholds: dict 
     vmax = _int(md, "velocity_max", ["midi"], loc, 1, 127, 127)
     if vmin > vmax:
         raise loc.error(["midi", "velocity_min"], f"must be <= velocity_max ({vmax}), got {vmin}")
-    tag_tables = _table(md.get("tags", {}), ["midi", "tags"], labels, _TagLoc(loc, labels))
-    tags: dict[str, MidiTag] = {}
-    for i, tag in enumerate(labels):
-        t = _table(tag_tables.get(tag, {}), ["midi", "tags", tag], ("note", "cc", "enabled"), loc)
-        p = ["midi", "tags", tag]
-        tags[tag] = MidiTag(
-            note=_int(t, "note", p, loc, 0, 127, NOTE_BASE + i if NOTE_BASE + i <= 127 else None, allow_off=True),
-            cc=_int(t, "cc", p, loc, 0, 119, CC_BASE + i if CC_BASE + i <= 119 else None, allow_off=True),
-            enabled=_bool(t, "enabled", p, loc, True),
-        )
     td = _table(md.get("technique", {}), ["midi", "technique"], _TECH_INT + _TECH_FLOAT, loc)
     base = MidiTechnique()
     tech_kwargs: dict[str, Any] = {}
@@ -482,6 +472,21 @@ def _build(data: dict, labels: tuple[str, ...], loc: _Locator, thresholds: dict 
     for k in _TECH_FLOAT:
         tech_kwargs[k] = _float(td, k, ["midi", "technique"], loc, 0.0, 1e6, getattr(base, k), lo_open=True)
     technique = MidiTechnique(**tech_kwargs)
+    tag_tables = _table(md.get("tags", {}), ["midi", "tags"], labels, _TagLoc(loc, labels))
+    # a tag's default note and CC count up from NOTE_BASE and CC_BASE past the technique's own (a model of more
+    # than 24 tags would otherwise land on the vibrato note), and stop at MIDI's last (None: not sent)
+    tech_numbers = {getattr(technique, k) for k in _TECH_INT}
+    notes = iter([n for n in range(NOTE_BASE, 128) if n not in tech_numbers])
+    ccs = iter([c for c in range(CC_BASE, 120) if c not in tech_numbers])
+    tags: dict[str, MidiTag] = {}
+    for tag in labels:
+        t = _table(tag_tables.get(tag, {}), ["midi", "tags", tag], ("note", "cc", "enabled"), loc)
+        p = ["midi", "tags", tag]
+        tags[tag] = MidiTag(
+            note=_int(t, "note", p, loc, 0, 127, next(notes, None), allow_off=True),
+            cc=_int(t, "cc", p, loc, 0, 119, next(ccs, None), allow_off=True),
+            enabled=_bool(t, "enabled", p, loc, True),
+        )
     _check_unique(tags, technique, md, loc)
     midi = MidiMapping(channel=channel, notes=_bool(md, "notes", ["midi"], loc, True),
                        cc=_bool(md, "cc", ["midi"], loc, True), velocity_min=vmin, velocity_max=vmax,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ParameterError, require
+from ..errors import ParameterError, RtclassifyError, require
 
 __all__ = [
     "tag_metrics",
@@ -220,9 +220,10 @@ class OnnxWindowModel:
         return np.concatenate(out) if out else np.zeros((0, self.bundle.n_tags), np.float32)
 
 
-def _thresholds(bundle) -> tuple[np.ndarray, np.ndarray]:
-    on = np.array([bundle.thresholds[t][0] for t in bundle.labels], np.float64)
-    off = np.array([bundle.thresholds[t][1] for t in bundle.labels], np.float64)
+def _thresholds(bundle, tags=None) -> tuple[np.ndarray, np.ndarray]:
+    tags = bundle.labels if tags is None else tags
+    on = np.array([bundle.thresholds[t][0] for t in tags], np.float64)
+    off = np.array([bundle.thresholds[t][1] for t in tags], np.float64)
     return on, off
 
 
@@ -364,22 +365,44 @@ def evaluate_split(bundle, data_dir, split: str = "test", cache_dir=None, thread
 
     model = OnnxWindowModel(bundle, threads=threads)
     meta = model.meta
-    fs = split_features(data_dir, split, list(model.bundle.labels), meta["frontend"], cache_dir=cache_dir,
-                        progress=progress)
+    names = list(model.bundle.labels)
+    data_tags = _data_tags(data_dir, names)
+    # the tags both have: a learned or fine-tuned bundle is scored on the data's tags it outputs
+    tags = [t for t in names if t in data_tags]
+    if not tags:
+        raise ParameterError(f"the bundle's tags ({', '.join(names)}) and those of the data in {data_dir} "
+                             f"({', '.join(data_tags)}) have none in common")
+    fs = split_features(data_dir, split, data_tags, meta["frontend"], cache_dir=cache_dir, progress=progress)
     stride = int(model.bundle.hop_frames)
     targets = _eval_targets(model, fs, stride, max_windows)
     probs, labels, clip_index = _predict_targets(model, fs, targets)
-    on, off = _thresholds(model.bundle)
+    probs = probs[:, [names.index(t) for t in tags]]
+    labels = labels[:, [data_tags.index(t) for t in tags]]
+    on, off = _thresholds(model.bundle, tags)
     active = _decide(probs, clip_index, on, off)
-    report = tag_metrics(labels, probs, meta["labels"], active=active)
+    report = tag_metrics(labels, probs, tags, active=active)
     report["after_onset"] = {
-        f"{ms}ms": subset_metrics(labels, probs, fs.after_onsets(fs.frames_in(ms))[targets], meta["labels"])
+        f"{ms}ms": subset_metrics(labels, probs, fs.after_onsets(fs.frames_in(ms))[targets], tags)
         for ms in ONSET_SPANS_MS}
-    sources = source_of_positives(data_dir, split, fs, meta["labels"])
+    sources = source_of_positives(data_dir, split, fs, tags)
     if sources:
-        report["by_source"] = by_source_metrics(labels, probs, clip_index, sources, meta["labels"])
+        report["by_source"] = by_source_metrics(labels, probs, clip_index, sources, tags)
     report.update(split=split, stride_frames=stride, data=str(data_dir))
+    if len(tags) < len(names):
+        report["not_in_data"] = [t for t in names if t not in data_tags]
     return report, {"labels": labels, "probs": probs}
+
+
+def _data_tags(data_dir, default) -> list[str]:
+    """The tags of a built data set, in the order of its label columns (``default`` for a folder without a
+    manifest's tag list)."""
+    from .data.build import read_manifest
+
+    try:
+        tags = read_manifest(data_dir).get("tags")
+    except (ParameterError, RtclassifyError, OSError):
+        return list(default)
+    return list(tags) if isinstance(tags, list) and tags else list(default)
 
 
 def plot_split_report(report: dict, curves: dict, tags, out_dir) -> list[Path]:

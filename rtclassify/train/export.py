@@ -171,9 +171,12 @@ def export_bundle(checkpoint, out, name: str | None = None, include_weights: boo
 
     from .trainer import load_checkpoint
 
+    from ..model.bundle import load_bundle
     from ..model.bundle_write import check_bundle_out, write_bundle
 
     out = check_bundle_out(out, "out")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise ParameterError(f"name must be a non-empty string (got {name!r})")
     if not isinstance(checkpoint, dict):
         check_checkpoint_path(checkpoint)
     ck = load_checkpoint(checkpoint) if not isinstance(checkpoint, dict) else checkpoint
@@ -201,6 +204,11 @@ def export_bundle(checkpoint, out, name: str | None = None, include_weights: boo
             torch.save({"format": ck["format"], "model_config": mc, "state_dict": model.state_dict(),
                         "tags": list(ck["tags"])}, tmp / "weights.pt")
             files.append("weights.pt")
+        try:  # a bundle that would not load must not replace the one at ``out``
+            load_bundle(tmp)
+        except BundleError as exc:
+            raise ParameterError(f"the exported bundle would not load, {out} is left as it was: "
+                                 f"{str(exc).replace(str(tmp), 'bundle')}") from None
         return write_bundle(out, {f: tmp / f for f in files})
 
 

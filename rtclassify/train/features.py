@@ -338,8 +338,9 @@ def build_feature_set(clips: Iterable[Clip], out_dir: str | os.PathLike, tags: l
     if isinstance(label_offset, bool) or not isinstance(label_offset, int) or label_offset < 0:
         raise ParameterError(f"label_offset must be a whole number >= 0, got {label_offset!r}")
     f = full_frontend(frontend)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from ..model.bundle_write import make_output_folder
+
+    out_dir = make_output_folder(out_dir, "the feature cache folder (--cache, [data] cache)")
     fe = make_frontend(f)
     mels, labs, names, offsets = [], [], [], [0]
     it: Iterator[Clip] = iter(clips)

@@ -344,6 +344,10 @@ def parse_config(raw: dict, source: str = "<config>", base: Path | None = None) 
     if not data["dir"]:
         raise ConfigError(f"{source}: [data] dir is required")
     output = _table(raw, "output", _OUTPUT_DEFAULTS, source)
+    for table, d, keys in (("data", data, ("dir", "cache")), ("output", output, ("dir", "bundle"))):
+        for key in keys:
+            if d[key] is not None and not isinstance(d[key], str):
+                raise ConfigError(f"{source}: [{table}] {key} must be a path (a string), got {d[key]!r}")
     bundle = _table(raw, "bundle", _BUNDLE_DEFAULTS, source)
     frontend = _frontend_table(raw, source)
     base = Path(base) if base else Path.cwd()
@@ -388,6 +392,9 @@ def parse_config(raw: dict, source: str = "<config>", base: Path | None = None) 
     for key in ("dir", "bundle"):
         if not str(raw.get("output", {}).get(key, "x")).strip():
             raise ConfigError(f"{source}: [output] {key} is empty; give a folder")
+    if not isinstance(output["name"], str) or not output["name"].strip():
+        raise ConfigError(f"{source}: [output] name must be a non-empty string (the bundle's name), got "
+                          f"{output['name']!r}")
     return RunConfig(data, model, train, output, bundle, source, raw, frontend)
 
 
@@ -399,7 +406,9 @@ def load_config(path, overrides: list[str] | None = None) -> RunConfig:
         import tomli as tomllib
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text (a TOML file must be UTF-8)") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:

