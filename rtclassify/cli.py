@@ -61,6 +61,29 @@ def main(argv: list[str] | None = None) -> int:
     except RtclassifyError as exc:
         print(f"rtclassify {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # the reader of standard output went away (``| head``): stop quietly, as other tools do
+        from .commands._args import drop_stdout
+
+        drop_stdout()
+        return 141
+    except OSError as exc:
+        if not _is_stdout_error(exc):
+            raise
+        from .commands._args import drop_stdout
+
+        drop_stdout()
+        print(f"rtclassify {args.command}: error: writing to standard output failed: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+
+
+def _is_stdout_error(exc: OSError) -> bool:
+    """True for the errors of writing standard output that the commands leave to here (a full disk, a device
+    error): no file named, an errno of a failed write. The commands name their own files' errors."""
+    import errno
+
+    return exc.filename is None and exc.errno in (errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EBADF)
 
 
 if __name__ == "__main__":  # pragma: no cover

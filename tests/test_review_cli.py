@@ -145,9 +145,14 @@ def test_tag_out_through_a_link_writes_the_file_it_points_to(tmp_path):
     assert target.read_text().startswith("{")
 
 
-def test_tag_out_empty_is_refused_before_tagging(capsys):
-    assert cli.main(["tag", str(DEMO), "--out", ""]) == 1
-    assert "--out is empty" in _err(capsys)
+@pytest.mark.parametrize("argv", [["tag", str(DEMO), "--out", ""], ["tag", str(DEMO), "--plot", " "],
+                                  ["demo", "--clip", ""], ["demo", "--log", ""], ["evaluate-techniques", "--out", ""],
+                                  ["train", "--data", ""], ["evaluate", "b", "--data", ""]])
+def test_an_empty_path_is_refused_not_taken_as_the_current_folder_or_as_not_given(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    assert "expected a" in _err(capsys)
 
 
 def test_subprocess_demo_log_refusal_keeps_the_mapping(tmp_path):
@@ -188,3 +193,32 @@ def test_evaluate_scores_a_learned_bundle_on_the_tags_the_data_has(tmp_path):
     assert "not_in_data" not in plain
     # the original tags score as they do in the bundle the tag was learned onto
     assert json.dumps(report["per_tag"]["piano"]) == json.dumps(plain["per_tag"]["piano"])
+
+
+def test_a_zip_bundle_exported_with_its_weights_runs_on_the_torch_backend(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from test_export import _checkpoint, _random_model
+
+    from rtclassify import Classifier
+    from rtclassify.errors import BundleError
+    from rtclassify.train.export import export_bundle
+
+    ck = _checkpoint(_random_model())
+    with_w = export_bundle(ck, tmp_path / "w.zip", include_weights=True)
+    x = (0.1 * np.random.default_rng(0).standard_normal(32000)).astype(np.float32)
+    a = Classifier.load(with_w, backend="torch").tag(x, 16000).probs
+    b = Classifier.load(with_w, backend="onnx").tag(x, 16000).probs
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    without = export_bundle(ck, tmp_path / "plain.zip")
+    with pytest.raises(BundleError, match=r"no weights.pt in the bundle zip.*--include-weights"):
+        Classifier.load(without, backend="torch")
+
+
+def test_standard_output_that_cannot_take_more_is_one_line(tmp_path):
+    for argv in (["backends"], ["demo", "--no-display", "--duration", "1"]):
+        with open("/dev/full", "w") as full:
+            r = subprocess.run([sys.executable, "-m", "rtclassify", *argv], stdout=full, stderr=subprocess.PIPE,
+                               text=True, cwd=tmp_path, timeout=120)
+        assert r.returncode == 1, r.stderr
+        assert "Traceback" not in r.stderr and "standard output failed: No space left on device" in r.stderr

@@ -59,6 +59,19 @@ seconds = number(float, "a number of seconds", above=0)
 channel = number(int, "a channel number (0-based)", lo=0)
 
 
+def nonempty(what: str) -> Callable[[str], str]:
+    """An argparse ``type=`` for a path: an empty one (``--out ''``) is refused, not taken as the current folder
+    or as "not given"."""
+
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return text
+
+    parse.__name__ = "path"
+    return parse
+
+
 def threads(text: str) -> int:
     """``--threads``: 1 to the most threads a backend or torch is given."""
     from ..model.backends import MAX_THREADS

@@ -7,8 +7,8 @@ import signal
 import sys
 import time
 
-from ..errors import OutputClosed, ParameterError
-from ._args import DEFAULT_HOP_MS, add_backend, check_not_an_input, drop_stdout, seconds
+from ..errors import OutputClosed, ParameterError, SinkError
+from ._args import DEFAULT_HOP_MS, add_backend, check_not_an_input, drop_stdout, nonempty, seconds
 
 
 def osc_destination(text: str) -> str:
@@ -47,7 +47,8 @@ positive_float = seconds
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--bundle", metavar="PATH", help="model bundle folder or zip (default: the bundled model)")
+    g.add_argument("--bundle", metavar="PATH", type=nonempty("a bundle folder or zip"),
+                   help="model bundle folder or zip (default: the bundled model)")
     add_backend(g)
     g.add_argument("--hop", type=positive_float, metavar="SEC",
                    help=f"seconds between two model runs (default: the bundle's; {DEFAULT_HOP_MS:g} ms for the "
@@ -65,12 +66,13 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
                    help="MIDI system (default: ALSA on Linux, the native one elsewhere)")
     g.add_argument("--osc", metavar="HOST:PORT", action="append", type=osc_destination, default=[],
                    help="send OSC over UDP to HOST:PORT (repeat for several destinations)")
-    g.add_argument("--map", metavar="FILE.toml",
+    g.add_argument("--map", metavar="FILE.toml", type=nonempty("a mapping file"),
                    help="mapping file: MIDI notes/CCs, OSC addresses, decoder overrides (see "
                         "rtclassify/data/mapping.example.toml)")
     g.add_argument("--no-display", action="store_true",
                    help="no live display; print on/off events as lines instead")
-    g.add_argument("--log", metavar="FILE.jsonl", help="write every event as JSON lines ('-' for stdout)")
+    g.add_argument("--log", metavar="FILE.jsonl", type=nonempty("a file (or -)"),
+                   help="write every event as JSON lines ('-' for stdout)")
     g.add_argument("--no-techniques", dest="techniques", action="store_false",
                    help="do not run the pitch, vibrato and tremolo trackers")
 
@@ -131,6 +133,9 @@ class EventPrinter:
                     drop_stdout()
                 if self.alone:
                     raise OutputClosed("the reader of standard output went away") from None
+            except OSError as exc:  # a full disk, a device error
+                self._closed = True
+                raise SinkError(f"printing the events to standard output failed: {exc.strerror or exc}") from None
 
     def close(self) -> None:
         pass

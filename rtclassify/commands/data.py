@@ -6,7 +6,7 @@ import argparse
 
 # the build's own limits, from a light module (the build itself loads the synthesizers)
 from ..train.data.limits import MAX_CLIP_SECONDS, MAX_HOURS, MIN_CLIP_SECONDS, NONMUSIC_EXTRA, SOUNDFONTS_EXTRA, SPLITS
-from ._args import number
+from ._args import nonempty, number
 
 NAME = "data"
 HELP = "build the training data set (FluidSynth, npm samples, speech, singing, noise) with frame labels"
@@ -49,16 +49,10 @@ def _names(choices: tuple):
     return parse
 
 
-def _folder(text: str) -> str:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("expected a folder, got ''")
-    return text
-
-
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
     b = sub.add_parser("build", help="synthesize a labelled data set", description=DESCRIPTION)
-    b.add_argument("--out", required=True, type=_folder, metavar="DIR",
+    b.add_argument("--out", required=True, type=nonempty("a folder"), metavar="DIR",
                    help="output folder: new, empty, or holding a build of the same recipe (rebuilt in place; with "
                         "--splits its other splits are kept)")
     b.add_argument("--hours", required=True, type=_hours, metavar="H",
@@ -93,11 +87,11 @@ def add_arguments(parser) -> None:
     b.add_argument("--workers", type=_positive(int), default=None, metavar="N",
                    help="worker processes (default: 1 for fewer than 40 clips, else min(2, CPUs); never more than the "
                         "clips); the output does not depend on it")
-    b.add_argument("--npm-cache", type=_folder, metavar="DIR", default=None,
+    b.add_argument("--npm-cache", type=nonempty("a folder"), metavar="DIR", default=None,
                    help="folder of the npm sample packages (default ~/.cache/rtclassify/npm or $RTCLASSIFY_NPM_CACHE)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     f = sub.add_parser("fetch", help="fetch the npm sample packages into the cache (npm pack)")
-    f.add_argument("--npm-cache", type=_folder, metavar="DIR", default=None,
+    f.add_argument("--npm-cache", type=nonempty("a folder"), metavar="DIR", default=None,
                    help="cache folder (default ~/.cache/rtclassify/npm)")
 
 

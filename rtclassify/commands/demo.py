@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from . import _live
-from ._args import check_technique_rate
+from ._args import check_technique_rate, nonempty
 
 NAME = "demo"
 HELP = "play a short bundled clip through the live engine at real-time pace (no audio hardware needed)"
@@ -27,7 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--duration", type=_live.positive_float, metavar="SEC",
                    help="stop after SEC seconds (default: the whole clip)")
-    p.add_argument("--clip", metavar="FILE", help="play this audio file instead of the bundled clip")
+    p.add_argument("--clip", metavar="FILE", type=nonempty("an audio file"),
+                   help="play this audio file instead of the bundled clip")
     p.add_argument("--channels", type=_live.channel_list, metavar="LIST",
                    help="tag each of these channels of the clip as a stream of its own, e.g. 0-3 or 0,2 (0-based; "
                         "default: the clip's channels mixed to one stream)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._args import number, threads
+from ._args import nonempty, number, threads
 
 NAME = "evaluate"
 HELP = "measure a bundle: ROC-AUC, PR-AUC, F1 per tag on a data split; on-fractions on real files"
@@ -17,11 +17,15 @@ DESCRIPTION = (
 
 def add_arguments(parser) -> None:
     parser.add_argument("bundle", metavar="BUNDLE", help="bundle folder or zip")
-    parser.add_argument("--data", metavar="DIR", help="dataset folder (rtclassify data build output)")
+    parser.add_argument("--data", metavar="DIR", type=nonempty("a folder"),
+                        help="dataset folder (rtclassify data build output)")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    parser.add_argument("--real", metavar="DIR", help="folder of real recordings with labels.csv")
-    parser.add_argument("--out", metavar="DIR", default="eval", help="report folder (default: ./eval)")
-    parser.add_argument("--cache", metavar="DIR", help="feature cache (default: DATA/features)")
+    parser.add_argument("--real", metavar="DIR", type=nonempty("a folder"),
+                        help="folder of real recordings with labels.csv")
+    parser.add_argument("--out", metavar="DIR", type=nonempty("a folder"),
+                        default="eval", help="report folder (default: ./eval)")
+    parser.add_argument("--cache", metavar="DIR", type=nonempty("a folder"),
+                        help="feature cache (default: DATA/features)")
     parser.add_argument("--rms-floor-db", type=number(float, "a level in dBFS"), default=-50.0, metavar="DB",
                         help="a frame is sounding when its RMS exceeds this (dBFS; default -50)")
     parser.add_argument("--threads", type=threads, default=2, help="ONNX Runtime threads (default 2)")

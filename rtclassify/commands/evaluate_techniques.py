@@ -34,18 +34,18 @@ def _default_data_dir():
 
 def add_arguments(parser) -> None:
     from ..train import MAX_SEED
-    from ._args import number
+    from ._args import nonempty, number
 
     default = _default_data_dir()
     where = (f"now {default}" if default is not None
              else "neither exists here, so the steady notes are skipped").replace("%", "%%")
-    parser.add_argument("--out", metavar="DIR", default="eval-techniques",
+    parser.add_argument("--out", metavar="DIR", type=nonempty("a folder"), default="eval-techniques",
                         help="report folder (default: ./eval-techniques)")
     parser.add_argument("--seed", type=number(int, "an integer", lo=0, hi=MAX_SEED), default=0, help=f"seed of the synthetic set, 0..{MAX_SEED} (default 0)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_CLIPS} clips instead of {DEFAULT_CLIPS}")
     parser.add_argument("--clips", type=number(int, "a number of clips", lo=1), metavar="N",
                         help="number of synthetic clips, >= 1 (overrides --quick)")
-    parser.add_argument("--data", metavar="DIR",
+    parser.add_argument("--data", metavar="DIR", type=nonempty("a folder"),
                         help="folder with the sms-tools steady notes (default: shared/data/sms-tools beside the "
                              "rtclassify source checkout, i.e. ../shared/data/sms-tools from the checkout's root, "
                              f"else inside the checkout; not relative to the current folder: {where})")

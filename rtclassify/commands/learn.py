@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import nonempty
+
 NAME = "learn"
 HELP = "learn a new tag from a few example recordings (writes a bundle with the original tags plus the new one)"
 DESCRIPTION = """\
@@ -40,7 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="name of the new tag (letters, digits, '_', '-', '.'; becomes the OSC address part)")
     p.add_argument("--negatives", nargs="+", default=[], metavar="FILE",
                    help="recordings the tag must stay off for")
-    p.add_argument("--bundle", metavar="IN", help="base bundle folder or zip (default: the bundled model)")
+    p.add_argument("--bundle", metavar="IN", type=nonempty("a bundle folder or zip"),
+                   help="base bundle folder or zip (default: the bundled model)")
     p.add_argument("--out", required=True, metavar="BUNDLE",
                    help="output bundle folder, or a path ending in .zip (a new or empty folder; see --force)")
     p.add_argument("--force", action="store_true",

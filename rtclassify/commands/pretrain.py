@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..train import MAX_LR, MAX_SEED
-from ._args import number, threads
+from ._args import nonempty, number, threads
 
 
 NAME = "pretrain"
@@ -31,9 +31,11 @@ def _positive(kind):
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("--data", required=True, metavar="FOLDER", help="folder of unlabelled audio files")
+    p.add_argument("--data", required=True, metavar="FOLDER", type=nonempty("a folder"),
+                   help="folder of unlabelled audio files")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (encoder.pt, history.json)")
-    p.add_argument("--bundle", metavar="IN", help="bundle giving the frontend and CNN configuration (default: bundled)")
+    p.add_argument("--bundle", metavar="IN", type=nonempty("a bundle folder or zip"),
+                   help="bundle giving the frontend and CNN configuration (default: bundled)")
     p.add_argument("--minutes", type=_positive(float), default=10.0, help="budget in minutes of CPU time (default 10)")
     p.add_argument("--steps", type=_positive(int), default=None, help="stop after this many steps")
     p.add_argument("--epochs", type=_positive(float), default=None,
@@ -46,8 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=number(int, "an integer", lo=0, hi=MAX_SEED), default=0,
                    help=f"random seed, 0..{MAX_SEED} (default 0)")
     p.add_argument("--threads", type=threads, default=1, help="torch threads (default 1)")
-    p.add_argument("--labelled", metavar="DATA_DIR", help="then train the supervised head on this data-builder folder")
-    p.add_argument("--config", metavar="FILE",
+    p.add_argument("--labelled", metavar="DATA_DIR", type=nonempty("a folder"),
+                   help="then train the supervised head on this data-builder folder")
+    p.add_argument("--config", metavar="FILE", type=nonempty("a config file"),
                    help="training config of the supervised step (with --labelled; default: default.toml)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a value of the supervised step's config (with --labelled; repeatable)")

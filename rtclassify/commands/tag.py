@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ._args import (DEFAULT_HOP_MS, add_backend, channel, check_not_an_input, check_technique_rate, drop_stdout,
-                    seconds, threads)
+                    nonempty, seconds, threads)
 
 NAME = "tag"
 HELP = "tag audio files offline (same engine as live audio): per-frame probabilities and on/off events"
@@ -41,9 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files (WAV, FLAC, OGG, MP3, AIFF, ...)")
     parser.add_argument("--format", choices=FORMATS,
                         help="output format (default: csv for an --out ending in .csv, else jsonl)")
-    parser.add_argument("--out", metavar="PATH", default="-", help="output file (default: standard output)")
-    parser.add_argument("--plot", metavar="PNG", help="also draw waveform + tag heatmap into this PNG")
-    parser.add_argument("--bundle", metavar="B", help="model bundle folder or zip (default: the shipped model)")
+    parser.add_argument("--out", metavar="PATH", type=nonempty("a file (or -)"),
+                        default="-", help="output file (default: standard output)")
+    parser.add_argument("--plot", metavar="PNG", type=nonempty("a PNG file"),
+                        help="also draw waveform + tag heatmap into this PNG")
+    parser.add_argument("--bundle", metavar="B", type=nonempty("a bundle folder or zip"),
+                        help="model bundle folder or zip (default: the shipped model)")
     add_backend(parser)
     parser.add_argument("--threads", type=threads, default=1, metavar="N", help="inference threads (default 1)")
     parser.add_argument("--hop", type=_positive_float, metavar="SEC",
@@ -344,7 +347,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..audio import files as audio_files
     from ..engine.session import check_sample_rate
-    from ..errors import ParameterError, RtclassifyError, SinkError, require
+    from ..errors import RtclassifyError, SinkError, require
     from ..model.classifier import Classifier
 
     fmt = output_format(args.format, args.out)
@@ -376,8 +379,6 @@ def run(args: argparse.Namespace) -> int:
         require("matplotlib", extra="plot")
         _check_writable_folder(args.plot, "--plot")
         _check_plot_format(args.plot)
-    if not args.out.strip():
-        raise ParameterError("--out is empty; give a file (or - for standard output)")
     if args.out != "-":
         if not os.path.exists(args.out) or os.path.isdir(args.out) or stat.S_ISREG(os.stat(args.out).st_mode):
             _check_writable_folder(args.out, "--out")  # (a device or pipe is written directly)

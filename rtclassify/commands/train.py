@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._args import nonempty
+
 NAME = "train"
 HELP = "train the tagging CNN from a TOML config (needs the 'train' extra)"
 DESCRIPTION = (
@@ -13,7 +15,8 @@ DESCRIPTION = (
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="TOML training config (required unless --data)")
+    parser.add_argument("--config", metavar="FILE", type=nonempty("a config file"),
+                        help="TOML training config (required unless --data)")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's last.pt")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config value (TOML syntax), e.g. --set train.epochs=3; repeatable")

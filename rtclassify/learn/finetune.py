@@ -504,13 +504,16 @@ _CONFIG_OPTIONS = {"config": "--config", "set": "--set", "resume": "--resume", "
 
 def add_arguments(parser) -> None:
     """The ``--data`` options of ``rtclassify train``."""
+    from ..commands._args import nonempty
+
     g = parser.add_argument_group("fine-tuning on your own labelled audio (instead of --config)")
-    g.add_argument("--data", metavar="FOLDER|CSV",
+    g.add_argument("--data", metavar="FOLDER|CSV", type=nonempty("a folder or CSV file"),
                    help="labelled audio: a folder per tag (FOLDER/<tag>/*.wav; '_none' for negatives) or a CSV "
                         "of file,start,end,tag rows")
     g.add_argument("--out", metavar="BUNDLE", help="output bundle folder or .zip (with --data; required)")
     g.add_argument("--bundle", metavar="IN", help="base bundle to start from (default: the bundled model)")
-    g.add_argument("--init", metavar="CHECKPOINT", help="start from this training checkpoint instead of the bundle")
+    g.add_argument("--init", metavar="CHECKPOINT", type=nonempty("a checkpoint file"),
+                   help="start from this training checkpoint instead of the bundle")
     g.add_argument("--force", action="store_true", default=None,
                    help="replace a bundle already at --out (whole, once the new one is written)")
     d = _OPTION_DEFAULTS  # the defaults apply in run(): None here tells a given option from an absent one

@@ -73,6 +73,8 @@ class TorchBackend:
         from ..train.trainer import load_checkpoint
 
         if path.is_file():
+            if _is_bundle_zip(path):
+                return _zip_weights(path)
             return load_checkpoint(path)
         if not path.is_dir():
             raise BundleError(f"{path}: no such checkpoint or bundle folder")
@@ -119,3 +121,39 @@ class TorchBackend:
         return probs.numpy(), emb.numpy()
 
     __call__ = run
+
+
+def _is_bundle_zip(path: Path) -> bool:
+    """A bundle zip (model.json inside); a torch checkpoint is a zip too, without it."""
+    import zipfile
+
+    from .bundle import MODEL_JSON
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n == MODEL_JSON or n.endswith("/" + MODEL_JSON) for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _zip_weights(path: Path) -> dict:
+    """The checkpoint in a bundle zip's ``weights.pt`` (export --include-weights)."""
+    import shutil
+    import tempfile
+    import zipfile
+
+    from ..train.trainer import load_checkpoint
+    from .bundle import _zip_prefix
+
+    member = _zip_prefix(path) + "weights.pt"
+    with zipfile.ZipFile(path) as zf:
+        if member not in zf.namelist():
+            raise BundleError(f"{path}: no weights.pt in the bundle zip; the torch backend needs the training "
+                              f"weights (export with --include-weights)")
+        with tempfile.TemporaryDirectory(prefix="rtc-weights-") as tmp:
+            with zf.open(member) as src, open(Path(tmp) / "weights.pt", "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            try:
+                return load_checkpoint(Path(tmp) / "weights.pt")
+            except ParameterError as exc:
+                raise BundleError(f"{path}!{member}: {str(exc).split(': ', 1)[-1]}") from None
