@@ -222,3 +222,11 @@ def test_standard_output_that_cannot_take_more_is_one_line(tmp_path):
                                text=True, cwd=tmp_path, timeout=120)
         assert r.returncode == 1, r.stderr
         assert "Traceback" not in r.stderr and "standard output failed: No space left on device" in r.stderr
+
+
+def test_pretrain_temperature_is_bounded_where_the_loss_stays_finite():
+    from rtclassify.learn.pretrain import PretrainParams
+
+    with pytest.raises(ParameterError, match="temperature must be 0.001-100"):
+        PretrainParams(temperature=1e-40).validate()
+    PretrainParams(temperature=0.05).validate()

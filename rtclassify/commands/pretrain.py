@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..train import MAX_LR, MAX_SEED
+from ..train import MAX_LR, MAX_SEED, MAX_TEMPERATURE, MIN_TEMPERATURE
 from ._args import nonempty, number, threads
 
 
@@ -43,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=_positive(int), default=32, help="chunks per batch (default 32)")
     p.add_argument("--lr", type=number(float, "a number", above=0, hi=MAX_LR), default=1e-3,
                    help=f"peak learning rate (default 1e-3; at most {MAX_LR:g})")
-    p.add_argument("--temperature", type=_positive(float), default=0.2, help="NT-Xent temperature (default 0.2)")
+    p.add_argument("--temperature", type=number(float, "a number", lo=MIN_TEMPERATURE, hi=MAX_TEMPERATURE), default=0.2,
+                   help=f"NT-Xent temperature, {MIN_TEMPERATURE:g}-{MAX_TEMPERATURE:g} (default 0.2)")
     p.add_argument("--max-hours", type=_positive(float), default=1.0, help="most audio loaded (default 1 h)")
     p.add_argument("--seed", type=number(int, "an integer", lo=0, hi=MAX_SEED), default=0,
                    help=f"random seed, 0..{MAX_SEED} (default 0)")

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ParameterError, require
-from ..train import MAX_LR, MAX_SEED
+from ..train import MAX_LR, MAX_SEED, MAX_TEMPERATURE, MIN_TEMPERATURE
 
 __all__ = ["PretrainParams", "AudioPool", "Augmenter", "pretrain", "load_encoder", "ssl_encoder", "nt_xent",
            "check_supervised_step", "train_supervised_head", "ENCODER_FORMAT", "AUDIO_EXTENSIONS"]
@@ -101,6 +101,9 @@ class PretrainParams:
                 raise ParameterError(f"{name} must be a positive number (got {v!r})")
         if not (isinstance(self.epochs, (int, float)) and math.isfinite(self.epochs) and self.epochs >= 0):
             raise ParameterError(f"epochs must be a number >= 0 (got {self.epochs!r})")
+        if not MIN_TEMPERATURE <= self.temperature <= MAX_TEMPERATURE:
+            # below it the similarities over the temperature overflow at once; SimCLR's range is 0.05-1
+            raise ParameterError(f"temperature must be {MIN_TEMPERATURE:g}-{MAX_TEMPERATURE:g} (got {self.temperature!r})")
         if self.lr > MAX_LR:
             raise ParameterError(f"lr must be at most {MAX_LR:g} (got {self.lr!r})")
         for name, lo in (("batch_size", 2), ("projection_dim", 1), ("threads", 1), ("max_steps", 0)):
@@ -426,8 +429,8 @@ def _pretrain_into(torch, data, out_dir: Path, bundle, p: PretrainParams, consol
             step += 1
             li = float(loss.item())
             if not math.isfinite(li):
-                raise ParameterError(f"pretraining diverged: the loss became {li} at step {step} (lr {p.lr:g}); "
-                                     f"pretrain again with a lower learning rate")
+                raise ParameterError(f"pretraining diverged: the loss became {li} at step {step} (lr {p.lr:g}, "
+                                     f"temperature {p.temperature:g}); pretrain again with a lower learning rate")
             running = li if running is None else 0.95 * running + 0.05 * li
             if step % 10 == 0 or step == 1:
                 history.append({"step": step, "loss": li, "loss_smoothed": running, "lr": lr,

@@ -8,3 +8,5 @@ the labelled training set (``rtclassify data build``).
 MAX_LR = 10.0
 #: seeds are 0 .. MAX_SEED (what every random generator of a run takes)
 MAX_SEED = 2 ** 32 - 1
+#: the NT-Xent temperatures contrastive pretraining takes (below them the scaled similarities overflow)
+MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-3, 100.0
