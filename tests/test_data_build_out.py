@@ -4,7 +4,6 @@ holds a build (merge, refusal, interruption)."""
 from __future__ import annotations
 
 import json
-import multiprocessing.context
 import os
 import shutil
 from pathlib import Path
@@ -264,14 +263,16 @@ def test_some_splits_into_the_same_recipe_keep_the_others(full, tmp_path, monkey
 
 @needs_tools
 def test_workers_never_outnumber_the_clips(tmp_path, monkeypatch):
+    import concurrent.futures
+
     sizes = []
-    real = multiprocessing.context.BaseContext.Pool
+    real = concurrent.futures.ProcessPoolExecutor
 
-    def pool(self, processes=None, *a, **k):
-        sizes.append(processes)
-        return real(self, processes, *a, **k)
+    def pool(max_workers=None, *a, **k):
+        sizes.append(max_workers)
+        return real(max_workers, *a, **k)
 
-    monkeypatch.setattr(multiprocessing.context.BaseContext, "Pool", pool)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", pool)
     m = B.build_dataset(tmp_path / "d", 0.002, 2, clip_seconds=1, splits=["test"], workers=3, progress=False)
     assert m["splits"]["test"]["clips"] == 1 and sizes == [1]
 
@@ -285,3 +286,61 @@ def test_a_manifest_from_before_the_newer_options_is_the_same_recipe(full, tmp_p
     (out / "manifest.json").write_text(json.dumps(m))
     assert list(_build(out, splits=["val"])["splits"]) == list(B.SPLITS)
     assert _digest(out) == full[1]
+
+
+@needs_tools
+def test_a_render_worker_that_cannot_start_is_one_error_not_a_hang(tmp_path):
+    import subprocess
+    import sys
+
+    fake = tmp_path / "lib"
+    fake.mkdir()
+    (fake / "libfluidsynth.so.3").write_text("not a library\n")
+    env = dict(os.environ, LD_LIBRARY_PATH=str(fake))
+    r = subprocess.run([sys.executable, "-m", "rtclassify", "data", "build", "--out", str(tmp_path / "d"), "--hours",
+                        "0.002", "--clip-seconds", "1", "--no-progress"], capture_output=True, text=True, env=env,
+                       timeout=240)
+    assert r.returncode == 1 and "cannot load libfluidsynth" in r.stderr and "Traceback" not in r.stderr
+
+
+@needs_tools
+def test_a_render_worker_that_dies_ends_the_build_with_an_error(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    p = subprocess.Popen([sys.executable, "-m", "rtclassify", "data", "build", "--out", str(tmp_path / "d"),
+                          "--hours", "0.05", "--clip-seconds", "2", "--workers", "1", "--no-progress"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        killed = None
+        deadline = time.monotonic() + 120
+        while killed is None and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.5)
+            for d in os.listdir("/proc"):
+                if d.isdigit():
+                    try:
+                        stat = Path(f"/proc/{d}/stat").read_text()
+                        cmd = Path(f"/proc/{d}/cmdline").read_bytes()
+                    except OSError:
+                        continue
+                    if int(stat.rsplit(")", 1)[1].split()[1]) == p.pid and b"spawn_main" in cmd \
+                            and (tmp_path / "d" / "train").is_dir() and any((tmp_path / "d" / "train").iterdir()):
+                        os.kill(int(d), signal.SIGKILL)
+                        killed = int(d)
+                        break
+        assert killed is not None, "no render worker was found to kill"
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 1 and "a render worker process died" in err, err[-2000:]
+
+
+@needs_tools
+def test_every_job_is_rendered_once_in_order_whatever_the_workers(tmp_path):
+    m1 = B.build_dataset(tmp_path / "a", 0.003, 7, clip_seconds=1.0, workers=1, progress=False)
+    m2 = B.build_dataset(tmp_path / "b", 0.003, 7, clip_seconds=1.0, workers=2, progress=False)
+    assert m1["splits"] == m2["splits"] and sum(s["clips"] for s in m1["splits"].values()) == 11
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")

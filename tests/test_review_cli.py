@@ -230,3 +230,15 @@ def test_pretrain_temperature_is_bounded_where_the_loss_stays_finite():
     with pytest.raises(ParameterError, match="temperature must be 0.001-100"):
         PretrainParams(temperature=1e-40).validate()
     PretrainParams(temperature=0.05).validate()
+
+
+@pytest.mark.parametrize("line, match", [('val = "test"', r"\[data\] val and test are both the split 'test'"),
+                                         ('train = "val"', r"\[data\] train and val are both the split 'val'"),
+                                         ('val = ""', r"\[data\] val must be a split name")])
+def test_train_config_splits_must_differ(tmp_path, line, match):
+    from rtclassify.train.trainer import load_config
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[data]\ndir = "d"\n{line}\n')
+    with pytest.raises(ConfigError, match=match):
+        load_config(cfg)

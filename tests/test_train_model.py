@@ -503,6 +503,12 @@ def test_resume_refuses_other_training_settings_and_other_data(tiny_run, tmp_pat
     with pytest.raises(ConfigError, match=r"train\.batch_size 64 -> 32; train\.lr 0\.005 -> 0\.001") as exc:
         other.resume()
     assert "epochs" in str(exc.value) and other.epoch == 0 and other.global_step == 0
+    # another validation split of the same size: the same frame counts, other clips
+    import dataclasses
+
+    other = dataclasses.replace(val, names=[f"test_{i:06d}" for i in range(len(val.names))])
+    with pytest.raises(ConfigError, match=r"the val split's clips"):
+        Trainer(mc, TrainParams(**base), train, other, tmp_path / "run", TAGS).resume()
     # another validation split (the training split's clips in its place)
     with pytest.raises(ConfigError, match=r"the val split \(\d+ frames in 6 clips -> \d+ in 12\)"):
         Trainer(mc, TrainParams(**base), train, train, tmp_path / "run", TAGS).resume()

@@ -344,6 +344,13 @@ def parse_config(raw: dict, source: str = "<config>", base: Path | None = None) 
     if not data["dir"]:
         raise ConfigError(f"{source}: [data] dir is required")
     output = _table(raw, "output", _OUTPUT_DEFAULTS, source)
+    named = [(k, data[k]) for k in ("train", "val", "test")]
+    for i, (k, v) in enumerate(named):
+        if not isinstance(v, str) or not v.strip():
+            raise ConfigError(f"{source}: [data] {k} must be a split name, got {v!r}")
+        for k2, v2 in named[:i]:
+            if v == v2:  # thresholds and the best epoch chosen on the test split would not be a test
+                raise ConfigError(f"{source}: [data] {k2} and {k} are both the split {v!r}; each needs its own")
     for table, d, keys in (("data", data, ("dir", "cache")), ("output", output, ("dir", "bundle"))):
         for key in keys:
             if d[key] is not None and not isinstance(d[key], str):
@@ -741,12 +748,21 @@ class Trainer:
             "torch_rng": self.torch.get_rng_state(),
             "train_params": self.params.__dict__,
             "data_frames": self._data_frames(),
+            "data_clips": self._data_clips(),
             **self.extra,
         }
 
     def _data_frames(self) -> dict:
         return {"train": [int(self.train_set.mel.shape[0]), int(self.train_set.n_clips)],
                 "val": [int(self.val_set.mel.shape[0]), int(self.val_set.n_clips)]}
+
+    def _data_clips(self) -> dict:
+        """A digest of each split's clip names: a validation split swapped for the test split of the same size
+        has the same frame counts, not the same clips."""
+        import hashlib
+
+        return {split: hashlib.sha256("\n".join(fs.names).encode()).hexdigest()[:16]
+                for split, fs in (("train", self.train_set), ("val", self.val_set))}
 
     def _resume_conflicts(self, ck: dict) -> list[str]:
         """What a checkpoint's run and this one disagree on, beyond the settings a resume may change."""
@@ -767,6 +783,10 @@ class Trainer:
                 if old != new:
                     out.append(f"the {split} split ({old[0]} frames in {old[1]} clips -> {new[0]} in {new[1]})"
                                if old else f"the {split} split")
+        clips, now_clips = ck.get("data_clips") or {}, self._data_clips()
+        out.extend(f"the {split} split's clips" for split in ("train", "val")
+                   if split in clips and clips[split] != now_clips[split]
+                   and not any(o.startswith(f"the {split} split") for o in out))
         if "provenance" in ck and "provenance" in self.extra and ck["provenance"] != self.extra["provenance"]:
             out.append("the data's provenance (another build of the data)")
         old_fe, new_fe = ck.get("frontend"), self.extra.get("frontend")

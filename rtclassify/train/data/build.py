@@ -449,6 +449,7 @@ def render_clip(job: ClipJob, ctx: WorkerContext) -> tuple[np.ndarray, np.ndarra
 # --------------------------------------------------------------------------- building
 
 _CTX: WorkerContext | None = None
+_INIT_ERROR: Exception | None = None  # why this render worker could not start
 _LOCAL: dict = {}
 
 
@@ -478,16 +479,22 @@ def _worker_init(npm_cache, render_rate):
     """
     import sys
 
-    global _CTX
-    if "soundfile" in sys.modules and "fluidsynth" not in sys.modules:
-        raise RuntimeError("render worker: soundfile was imported before fluidsynth; renders would not be reproducible")
-    from .fluid import _fluidsynth
+    global _CTX, _INIT_ERROR
+    try:
+        if "soundfile" in sys.modules and "fluidsynth" not in sys.modules:
+            raise RuntimeError("render worker: soundfile was imported before fluidsynth; renders would not be "
+                               "reproducible")
+        from .fluid import _fluidsynth
 
-    _fluidsynth()
-    _CTX = WorkerContext(npm_cache, render_rate)
+        _fluidsynth()
+        _CTX = WorkerContext(npm_cache, render_rate)
+    except Exception as exc:  # noqa: BLE001 - handed to the build with the first job (an initializer that
+        _INIT_ERROR = exc     # raised would leave the pool without workers, and the build waiting)
 
 
 def _worker_run(job: ClipJob):
+    if _INIT_ERROR is not None:
+        raise _INIT_ERROR
     assert _CTX is not None
     return job, render_clip(job, _CTX)
 
@@ -687,13 +694,37 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def _render_jobs(jobs: list, workers: int, npm_cache, render_rate: int):
     """Yield ``(job, (audio, labels, meta))`` in the order of ``jobs``, rendered in fresh (spawned) worker
-    processes (see :func:`_worker_init`), at most one per job."""
-    import multiprocessing as mp
+    processes (see :func:`_worker_init`), a few jobs per worker ahead of the one yielded.
 
-    mpctx = mp.get_context("spawn")
-    with mpctx.Pool(max(1, min(int(workers), len(jobs))), initializer=_worker_init,
-                    initargs=(npm_cache, render_rate)) as pool:
-        yield from pool.imap(_worker_run, jobs, chunksize=1)
+    A worker that dies (killed, out of memory, a crash in a native library) ends the build with an
+    error instead of leaving it waiting for the clip it held.
+    """
+    import collections
+    import itertools
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    n = max(1, min(int(workers), len(jobs)))
+    pool = ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                               initargs=(npm_cache, render_rate))
+    try:
+        todo = iter(jobs)
+        ahead = collections.deque(pool.submit(_worker_run, j) for j in itertools.islice(todo, 4 * n))
+        while ahead:
+            fut = ahead.popleft()
+            try:
+                done = fut.result()
+            except BrokenProcessPool:
+                raise RtclassifyError("a render worker process died (killed, out of memory, or a crash in "
+                                      "FluidSynth or another native library), and the build stopped; run the same "
+                                      "command again") from None
+            nxt = next(todo, None)
+            if nxt is not None:
+                ahead.append(pool.submit(_worker_run, nxt))
+            yield done
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.0, workers: int | None = None,
