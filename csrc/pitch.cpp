@@ -225,9 +225,13 @@ double PitchTracker::refine(double coarse) noexcept {
   // resolution (dec_ samples) plus 4 % for the pitch moving between the
   // coarse window and this shorter, more recent one. The span ends at the
   // newest sample, so the analysis is as recent as the longest lag allows.
+  // The lags also stay within [0.75, 1.5] times the coarse period: for a
+  // period of a few samples the reach alone spans two periods, and the
+  // minimum at twice the period (an octave down) would win.
   const int reach = 2 * dec_ + 2 + static_cast<int>(std::ceil(0.02 * coarse));
   const int m0 = std::clamp(static_cast<int>(std::lround(coarse)), 3, tau_max_f_ - reach - kLanczos - 2);
-  const int lo = std::max(2, m0 - reach), hi = m0 + reach;
+  const int lo = std::max({2, m0 - reach, std::min(m0 - 1, static_cast<int>(std::ceil(0.75 * coarse)))});
+  const int hi = std::min(m0 + reach, std::max(m0 + 1, static_cast<int>(std::floor(1.5 * coarse))));
   const int lag_cap = hi + kLanczos + 2;
   xf_ = recent(static_cast<std::size_t>(win_f_ + lag_cap + 1));
   e0_f_ = dot8(xf_, xf_, win_f_);

@@ -14,8 +14,9 @@
 ///  2. a refinement at the full input rate: the normalized cross-correlation
 ///     of a shorter window (two periods, at least 12.5 ms) with its copy one
 ///     period later is evaluated at the lags around the coarse period (within
-///     2 decimated samples plus 2 %; every other lag first for periods of 160
-///     samples or more),
+///     2 decimated samples plus 2 %, and within 0.75 to 1.5 times the coarse
+///     period, so never at the next multiple of a short period; every other
+///     lag first for periods of 160 samples or more),
 ///     and its maximum is located by parabolic interpolation (Lanczos
 ///     interpolation for periods under 48 samples). The short window keeps
 ///     fast pitch modulation (vibrato) from being smoothed away, and the

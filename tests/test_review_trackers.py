@@ -1,0 +1,44 @@
+"""Pitch, vibrato and tremolo trackers and the detectors around them: cases found in review.
+
+Each test runs a synthetic signal whose answer is known (a sine near the top of the pitch range, a pulse
+train, a modulation from the first frame of a note, a level window of one tremolo period) or a bad input
+that must be refused with its parameter named.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rtclassify import _core
+from rtclassify.detect.techniques import TechniqueDetector
+
+
+def sine(f, sr, dur, amp=0.3):
+    t = np.arange(int(sr * dur)) / sr
+    return (amp * np.sin(2 * np.pi * f * t)).astype(np.float32)
+
+
+def cents(f, ref):
+    return 1200 * np.log2(np.maximum(f, 1e-3) / ref)
+
+
+# ---------------------------------------------------------------- pitch: top of the range, no decimation
+
+@pytest.mark.parametrize("sr, fmax, f", [(8000, 2000, 1760.0), (11025, 2000, 1975.5), (11025, 2000, 2000.0),
+                                         (48000, 12000, 8500.0), (48000, 12000, 11000.0)])
+def test_short_periods_are_not_read_an_octave_down(sr, fmax, f):
+    # periods of 4 to 6 samples at the full rate: the refinement's lags must not reach twice the period
+    tr = _core.PitchTracker(sr, fmax=fmax)
+    assert tr.decimation == 1
+    out = tr.process(sine(f, sr, 0.5))
+    late = slice(len(out["f0"]) // 2, None)
+    assert out["voiced"][late].all()
+    assert np.abs(cents(out["f0"][late], f)).max() < 30.0
+
+
+@pytest.mark.parametrize("sr, f", [(8000, 1760.0), (11025, 1975.5)])
+def test_detector_reads_the_note_near_its_pitch_ceiling(sr, f):
+    det = TechniqueDetector(sr)
+    _, values = det.process(sine(f, sr, 1.0))
+    assert values[-1].midi == pytest.approx(69 + 12 * np.log2(f / 440.0), abs=0.3)
