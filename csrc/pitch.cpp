@@ -217,7 +217,7 @@ double PitchTracker::diff_at(int tau) const noexcept {
   return den > 0.0 ? 1.0 - r / den : 1.0;
 }
 
-double PitchTracker::refine(double coarse) noexcept {
+double PitchTracker::refine(double coarse, bool periodic) noexcept {
   // in range before any conversion to int (the lags below are bounded by tau_max_f_ anyway)
   coarse = coarse >= 2.0 ? std::min(coarse, static_cast<double>(tau_max_f_)) : 2.0;
   win_f_ = std::clamp(static_cast<int>(std::lround(2.0 * coarse)), win_f_min_, win_f_max_);
@@ -257,6 +257,22 @@ double PitchTracker::refine(double coarse) noexcept {
       }
     }
     dref_[static_cast<std::size_t>(t - lo)] = d;
+  }
+  if (step > 1 && periodic && !(best < threshold_)) {
+    // The coarse search found the sound periodic but no searched lag is: a
+    // flat spectrum (a pulse train) has a correlation peak about one lag
+    // wide, which every other lag can miss altogether. The other lags within
+    // the coarse resolution of the coarse period are searched too.
+    const int near = dec_ + 1;
+    for (int t = std::max(lo, m0 - near); t <= std::min(hi, m0 + near); ++t) {
+      if ((t - lo) % step == 0) continue;
+      const double d = diff_at(t);
+      dref_[static_cast<std::size_t>(t - lo)] = d;
+      if (d < best) {
+        best = d;
+        m = t;
+      }
+    }
   }
   if (step > 1) {
     for (int t = m - 1; t <= m + 1; t += 2) {
@@ -333,7 +349,7 @@ void PitchTracker::analyze(PitchFrame& f) noexcept {
     // Between coarse searches: refine around the previous frame's period and
     // keep the previous voicing decision and confidence.
     ++coarse_age_;
-    const double period = refine(last_period_);
+    const double period = refine(last_period_, coarse_voiced_);
     last_period_ = period;
     f.period = static_cast<float>(period);
     f.confidence = static_cast<float>(std::clamp(1.0 - coarse_ap_, 0.0, 1.0));
@@ -390,7 +406,7 @@ void PitchTracker::analyze(PitchFrame& f) noexcept {
                                                   cmnd_[static_cast<std::size_t>(t0 + 1)]));
   const double off = parabolic_offset(dc_[static_cast<std::size_t>(t0 - 1)], dc_[static_cast<std::size_t>(t0)],
                                       dc_[static_cast<std::size_t>(t0 + 1)]);
-  const double period = refine((t0 + off) * dec_);
+  const double period = refine((t0 + off) * dec_, voiced);
   coarse_valid_ = true;
   coarse_age_ = 0;
   coarse_ap_ = ap;

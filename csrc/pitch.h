@@ -16,7 +16,9 @@
 ///     period later is evaluated at the lags around the coarse period (within
 ///     2 decimated samples plus 2 %, and within 0.75 to 1.5 times the coarse
 ///     period, so never at the next multiple of a short period; every other
-///     lag first for periods of 160 samples or more),
+///     lag first for periods of 160 samples or more, then every lag within
+///     the coarse resolution when the coarse search found the sound periodic
+///     but none of those lags is),
 ///     and its maximum is located by parabolic interpolation (Lanczos
 ///     interpolation for periods under 48 samples). The short window keeps
 ///     fast pitch modulation (vibrato) from being smoothed away, and the
@@ -100,7 +102,7 @@ class PitchTracker {
  private:
   void analyze(PitchFrame& f) noexcept;
   float fir_output() const noexcept;
-  double refine(double coarse_period_full) noexcept;
+  double refine(double coarse_period_full, bool periodic) noexcept;
   double diff_at(int tau) const noexcept;
   const float* recent(std::size_t len) const noexcept;
   const float* recent_dec(std::size_t len) const noexcept;

@@ -42,3 +42,22 @@ def test_detector_reads_the_note_near_its_pitch_ceiling(sr, f):
     det = TechniqueDetector(sr)
     _, values = det.process(sine(f, sr, 1.0))
     assert values[-1].midi == pytest.approx(69 + 12 * np.log2(f / 440.0), abs=0.3)
+
+
+# ---------------------------------------------------------------- pitch: a correlation peak one lag wide
+
+def pulse_train(f, sr, dur, amp=0.3):
+    """Band-limited pulse train: every harmonic below 0.49 sr at the same amplitude (a flat spectrum)."""
+    t = np.arange(int(sr * dur)) / sr
+    x = sum(np.cos(2 * np.pi * k * f * t) for k in range(1, int(0.49 * sr / f) + 1))
+    return (amp * x / np.abs(x).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize("period", [225, 250, 300])
+def test_a_pulse_train_with_a_whole_period_is_not_missed_between_lags(period):
+    # its correlation peak is one lag wide: the search on every other lag (periods >= 160) can miss it
+    sr = 22050
+    out = _core.PitchTracker(sr).process(pulse_train(sr / period, sr, 2.0))
+    late = slice(60, None)
+    assert out["voiced"][late].all()
+    assert np.abs(cents(out["f0"][late], sr / period)).max() < 5.0
