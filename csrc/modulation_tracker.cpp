@@ -45,15 +45,17 @@ void ModulationTracker::clear() noexcept {
   pending_ = 0;
 }
 
-void ModulationTracker::refresh(bool restarted, bool reanalyze, ModulationFrame& out) noexcept {
+void ModulationTracker::refresh(bool restarted, ModulationFrame& out) noexcept {
   out.restarted = restarted;
   if (restarted) {
+    // the analysis of the contour before the restart says nothing about this one
     on_ = false;
     pending_ = 0;
+    est_ = ModulationEstimate();
   }
   // The analysis runs every other frame (the contour moves little in one
   // frame); the decision runs every frame.
-  if (reanalyze || !est_.valid || ++skip_ >= 2) {
+  if (!est_.valid || ++skip_ >= 2) {
     skip_ = 0;
     est_ = an_.run() >= an_.min_run() ? an_.analyze() : ModulationEstimate();
   }

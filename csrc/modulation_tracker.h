@@ -8,7 +8,8 @@
 /// `_on` thresholds for `hold_frames` consecutive frames, and off when either
 /// falls below its `_off` threshold, or when the size fitted over only the
 /// newest `release_periods` periods falls below the size's `_off` threshold,
-/// for `hold_frames` frames; and at once when the contour restarts. The size
+/// for `hold_frames` frames; and at once when the contour restarts (which also
+/// drops the analysis of the contour before it). The size
 /// is a multiple of the fitted amplitude (the vibrato's extent is the
 /// amplitude, the tremolo's depth twice it).
 ///
@@ -90,11 +91,12 @@ class ModulationTracker {
 
   /// Forgets the contour and the analysis and turns off.
   void clear() noexcept;
-  /// Ends the contour update of a frame: turns off when the contour
-  /// `restarted`, analyzes when due (every other frame, or at once when
-  /// `reanalyze`) and fills the common fields of `out` (`on` is still the
+  /// Ends the contour update of a frame: turns off and drops the analysis
+  /// when the contour `restarted`, analyzes when due (every other frame, and
+  /// at every frame while there is no valid analysis, so at once after a
+  /// restart) and fills the common fields of `out` (`on` is still the
   /// previous state).
-  void refresh(bool restarted, bool reanalyze, ModulationFrame& out) noexcept;
+  void refresh(bool restarted, ModulationFrame& out) noexcept;
   /// Applies the release check and the hysteresis to the newest analysis.
   /// @param cond_on the analysis meets the tracker's on conditions
   /// @param cond_off the analysis meets one of the tracker's off conditions

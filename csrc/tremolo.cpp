@@ -68,8 +68,7 @@ TremoloFrame TremoloTracker::update(float level_db, bool valid, bool restart) no
     if (re) an_.restart();
     an_.push(level_db);
   }
-  // A given restart analyzes at once; an onset or an invalid frame waits for the schedule.
-  refresh(re, restart, out);
+  refresh(re, out);
   rates_[n_rates_++ % rates_.size()] = est_.valid ? static_cast<float>(est_.rate) : 0.0f;
   if (est_.valid) out.depth = static_cast<float>(2.0 * est_.crest);
   return out;

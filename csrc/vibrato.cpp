@@ -75,7 +75,7 @@ VibratoFrame VibratoTracker::update(float f0_hz) noexcept {
       restart = true;
     }
   }
-  refresh(restart, restart, out);
+  refresh(restart, out);
   if (est_.valid) out.extent = static_cast<float>(est_.amplitude);
   return out;
 }

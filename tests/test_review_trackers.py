@@ -61,3 +61,29 @@ def test_a_pulse_train_with_a_whole_period_is_not_missed_between_lags(period):
     late = slice(60, None)
     assert out["voiced"][late].all()
     assert np.abs(cents(out["f0"][late], sr / period)).max() < 5.0
+
+
+# ---------------------------------------------------------------- tremolo: restarts of the level contour
+
+@pytest.mark.parametrize("cut", [500, 501])
+def test_no_stale_tremolo_estimate_at_an_invalid_frame(cut):
+    # with hold_frames=1 the analysis of the contour before the restart turned the tremolo on again
+    fs = 200.0
+    t = np.arange(int(3 * fs)) / fs
+    level = (-20 + 1.5 * np.sin(2 * np.pi * 6 * t)).astype(np.float32)
+    valid = np.ones(len(t), bool)
+    valid[cut:] = False
+    out = _core.TremoloTracker(fs, hold_frames=1).process(level, valid=valid)
+    assert out["on"][cut - 1] and out["restarted"][cut]
+    assert not out["on"][cut:].any()
+    assert (out["rate"][cut:] == 0).all() and (out["depth"][cut:] == 0).all()
+
+
+def test_no_stale_tremolo_estimate_at_an_onset():
+    fs = 200.0
+    t = np.arange(int(3 * fs)) / fs
+    level = -20 + 1.5 * np.sin(2 * np.pi * 6 * t)
+    level[400:] += 12.0  # a new note: a rise faster than any tremolo restarts the contour
+    out = _core.TremoloTracker(fs, hold_frames=1).process(level.astype(np.float32))
+    assert out["on"][399] and out["restarted"][400]
+    assert not out["on"][400] and out["rate"][400] == 0
