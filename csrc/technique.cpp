@@ -132,6 +132,13 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
   const bool own = tremolo_.candidate() && !veto_t &&
                    !(real_vibrato && near_harmonic(tremolo_.estimate().rate, vibrato_.estimate().rate,
                                                    cfg_.harmonics, cfg_.exclusion));
+  // An analysis of the level with the vibrato's by-product removed belongs to
+  // the contour it was made on: a restart of that contour (or a contour still
+  // too short to analyze) drops it, so it is made again on the new contour.
+  if (t.restarted || tremolo_.analyzer().run() < tremolo_.analyzer().min_run()) {
+    clean_age_ = -1;
+    clean_ = ModulationEstimate();
+  }
   bool use_clean = false;
   if (cfg_.tremolo_under_vibrato && real_vibrato && !own) {
     if (clean_age_ < 0 || ++clean_age_ >= kAttributionEvery) {

@@ -49,7 +49,8 @@
 /// of the vibrato rate and a cubic polynomial of the f0 contour, see
 /// TremoloTracker::analyze_without()); a tremolo found there at a rate at
 /// least `exclusion` (relative) away from those harmonics is decided on that
-/// analysis, with the same thresholds. Refreshed every 4 frames.
+/// analysis, with the same thresholds. Refreshed every 4 frames, and made
+/// again at once after a restart of the level contour.
 ///
 /// The analysis windows smooth fast modulations a little; with `compensate`
 /// the reported extent and depth are divided by the known response of those

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _trackers import modulated_tone, track
 
 from rtclassify import _core
+from rtclassify.detect.events import TremoloOn
 from rtclassify.detect.techniques import TechniqueDetector
 
 
@@ -87,3 +89,27 @@ def test_no_stale_tremolo_estimate_at_an_onset():
     out = _core.TremoloTracker(fs, hold_frames=1).process(level.astype(np.float32))
     assert out["on"][399] and out["restarted"][400]
     assert not out["on"][400] and out["rate"][400] == 0
+
+
+def test_tremolo_under_vibrato_does_not_outlive_a_restart_of_the_level():
+    # a tremolo found under a vibrato's by-product (the level less its fit by the vibrato) on a resonant
+    # body; 8 ms of noise at the tone's level makes the pitch confidence dip and restarts the level
+    # contour: the analysis made before the restart turned the tremolo on again for a few frames
+    from rtclassify.train.techniques_eval import resonant_body
+
+    sr, f0 = 22050, 220.0
+    peaks = ((3.03 * f0, 10.0, 15.0), (5.05 * f0, 8.0, 12.0), (2500.0, 4.0, 8.0))
+    x = 0.2 * resonant_body(modulated_tone(sr, 5.0, f0, vib=(5.0, 90.0), trem=(6.6, 3.0), harmonics=20, start=0.3),
+                            sr, peaks)
+    a, b = int(3.06 * sr), int(3.06 * sr) + int(0.008 * sr)
+    x[a:b] = np.random.default_rng(0).standard_normal(b - a) * np.sqrt(np.mean(x[a - 2000:a] ** 2))
+    out = track(sr, x.astype(np.float32))
+    on, t = out["tremolo_on"], out["time"]
+    offs = np.flatnonzero(on[:-1] & ~on[1:]) + 1  # the frames it turned off at
+    off = offs[t[offs] > 3.0][0]
+    assert 3.06 <= t[off] < 3.1
+    # off until a whole new analysis: at least one window of the fastest rate (3 periods of 15 Hz)
+    back_on = off + int(np.argmax(on[off:]))
+    assert t[back_on] - t[off] >= 0.2
+    events, _ = TechniqueDetector(sr).process(x.astype(np.float32))
+    assert len([e for e in events if isinstance(e, TremoloOn)]) == 2  # the first, and one after the restart
