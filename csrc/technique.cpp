@@ -47,6 +47,20 @@ double purity(ModulationTracker& m, int harmonics) noexcept {
 
 double sinc(double x) { return std::fabs(x) < 1e-9 ? 1.0 : std::sin(kPi * x) / (kPi * x); }
 
+// Amplitude response of a Hann window of L samples to a modulation of x
+// cycles per window (x = rate * L / sample_rate, >= 0): sinc(x) / (1 - x^2).
+// Written as sinc(1 - x) / (x (1 + x)) from x = 0.5 on (the same function,
+// since sin(pi x) = sin(pi (1 - x))), which has no 0 / 0 at x = 1, where
+// the response is 1/2.
+double hann_response(double x) {
+  return x < 0.5 ? sinc(x) / (1.0 - x * x) : sinc(1.0 - x) / (x * (1.0 + x));
+}
+
+// What a size read through a window of response h is divided by: h, but not
+// under 1/2 (a gain of at most 2: a window that keeps less than half of the
+// modulation reads mostly noise). Continuous in h.
+double bounded_response(double h) { return std::max(h, 0.5); }
+
 }  // namespace
 
 TechniqueTracker::TechniqueTracker(double sample_rate, const TechniqueConfig& config)
@@ -166,13 +180,11 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
     // response of the refinement window (two periods, >= 12.5 ms, <= 1 / fmin) and of the lag
     const double win = std::clamp(2.0 * last_period_, std::min(0.0125 * sr, sr / cfg_.fmin), std::ceil(sr / cfg_.fmin));
     const double r = v.rate / sr;
-    const double h = sinc(r * win) * sinc(r * last_period_);
-    if (h > 0.5) v.extent = static_cast<float>(v.extent / h);
+    v.extent = static_cast<float>(v.extent / bounded_response(sinc(r * win) * sinc(r * last_period_)));
   }
   if (cfg_.compensate && t.rate > 0.0f) {
     const double x = t.rate * pitch_.level_window() / sr;
-    const double h = sinc(x) / (1.0 - x * x);
-    if (h > 0.5) t.depth = static_cast<float>(t.depth / h);
+    t.depth = static_cast<float>(t.depth / bounded_response(hann_response(x)));
   }
   out.vibrato = v;
   out.tremolo = t;

@@ -56,8 +56,9 @@
 /// the reported extent and depth are divided by the known response of those
 /// windows at the detected rate: for the f0 (the refinement window of W
 /// samples and the lag T of one period) sinc(rW)·sinc(rT), for the level (a
-/// Hann window of L samples) sinc(rL)/(1 - (rL)^2), with r in cycles per
-/// sample.
+/// Hann window of L samples) sinc(rL)/(1 - (rL)^2) (1/2 at rL = 1), with r
+/// in cycles per sample; a response under 1/2 counts as 1/2 (a gain of at
+/// most 2).
 ///
 /// Frame k is decided after stream sample (k + 1) * hop_length.
 /// Lifecycle: the constructor validates and allocates; process() and reset()

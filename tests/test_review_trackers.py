@@ -113,3 +113,24 @@ def test_tremolo_under_vibrato_does_not_outlive_a_restart_of_the_level():
     assert t[back_on] - t[off] >= 0.2
     events, _ = TechniqueDetector(sr).process(x.astype(np.float32))
     assert len([e for e in events if isinstance(e, TremoloOn)]) == 2  # the first, and one after the restart
+
+
+# ---------------------------------------------------------------- depth compensation at x = 1
+
+def test_depth_compensation_where_the_level_window_holds_one_tremolo_period():
+    # level_window = 1 / rate: the Hann window's response sinc(x) / (1 - x^2) is 0 / 0 at x = 1 (limit 1/2)
+    sr = 48000
+    x = modulated_tone(sr, 4.0, 330.0, trem=(15.0, 6.0), start=0.5)
+    depth = {}
+    for lw in (0.066, 1 / 15, 0.0675):
+        out = track(sr, x, level_window=lw)
+        late = slice(len(out["f0"]) // 2, None)
+        assert out["tremolo_on"][late].all()
+        at_top = out["tremolo_rate"][late] == 15.0  # rate_max: x = 1 exactly where level_window = 1 / 15
+        assert at_top.sum() > 100
+        assert (out["tremolo_depth"][late] > 3.0).all()
+        depth[lw] = float(np.median(out["tremolo_depth"][late][at_top]))
+    assert depth[1 / 15] == pytest.approx(6.0, abs=0.5)
+    # no jump across x = 1 and across the cutoff of the compensation
+    assert depth[0.0675] == pytest.approx(depth[1 / 15], rel=0.05)
+    assert depth[0.066] == pytest.approx(depth[1 / 15], rel=0.05)
