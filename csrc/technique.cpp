@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <string>
 
 #include "param_check.h"
@@ -12,9 +13,53 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 
+int default_hop(double sample_rate) { return std::max(1, static_cast<int>(std::lround(0.005 * sample_rate))); }
+
+// The hop against the frame rates the vibrato and tremolo trackers take
+// (40 to 2000 Hz, above 4 * rate_max), named hop_length: those trackers would
+// name their frame_rate or rate_max, which the caller never set. When the
+// hop is the default, a rate_max above it is the parameter at fault (the
+// trackers' own error names it).
+void check_hop(double sample_rate, const TechniqueConfig& c) {
+  if (!(sample_rate >= 4000.0 && sample_rate <= 384000.0) || c.hop_length < 1) return;  // PitchTracker names these
+  const double fr = sample_rate / c.hop_length;
+  const std::string at = " samples at sample_rate " + std::to_string(sample_rate) + " Hz";
+  const std::string got = " (got " + std::to_string(c.hop_length) + ")";
+  if (!(fr >= 40.0 && fr <= 2000.0)) {
+    const auto lo = static_cast<long long>(std::ceil(sample_rate / 2000.0));
+    const auto hi = static_cast<long long>(std::floor(sample_rate / 40.0));
+    invalid_parameter("hop_length", "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]" + at +
+                                        " (a frame rate of 40 to 2000 Hz)" + got);
+  }
+  if (c.hop_length == default_hop(sample_rate)) return;
+  const struct {
+    const char* name;
+    const ModulationConfig& m;
+  } trackers[] = {{"vibrato", c.vibrato}, {"tremolo", c.tremolo}};
+  for (const auto& t : trackers) {
+    if (!(t.m.rate_max > t.m.rate_min) || t.m.rate_max < fr / 4.0) continue;
+    // the largest hop strictly under sample_rate / (4 rate_max)
+    const auto most = static_cast<long long>(std::ceil(sample_rate / (4.0 * t.m.rate_max))) - 1;
+    invalid_parameter("hop_length", "must be at most " + std::to_string(most) + at +
+                                        ": the frame rate (sample_rate / hop_length) must exceed 4 * " + t.name +
+                                        ".rate_max = " + std::to_string(4.0 * t.m.rate_max) + " Hz" + got);
+  }
+}
+
+// A sub-tracker built with its errors named as TechniqueTracker's keyword
+// arguments give them ("vibrato.rate_max").
+template <class Tracker, class Config>
+Tracker sub_tracker(const char* prefix, double frame_rate, const Config& c) {
+  try {
+    return Tracker(frame_rate, c);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string(prefix) + "." + e.what());
+  }
+}
+
 TechniqueConfig resolved(double sample_rate, TechniqueConfig c) {
-  if (c.hop_length == 0 && sample_rate > 0.0 && std::isfinite(sample_rate))
-    c.hop_length = std::max(1, static_cast<int>(std::lround(0.005 * sample_rate)));
+  if (c.hop_length == 0 && sample_rate > 0.0 && std::isfinite(sample_rate)) c.hop_length = default_hop(sample_rate);
+  check_hop(sample_rate, c);
   if (!(c.tremolo_min_confidence >= 0.0 && c.tremolo_min_confidence <= 1.0))
     invalid_parameter("tremolo_min_confidence",
                       "must be in [0, 1] (got " + std::to_string(c.tremolo_min_confidence) + ")");
@@ -67,8 +112,8 @@ TechniqueTracker::TechniqueTracker(double sample_rate, const TechniqueConfig& co
     : cfg_(resolved(sample_rate, config)),
       pitch_(sample_rate, cfg_.hop_length, cfg_.fmin, cfg_.fmax, cfg_.threshold, cfg_.silence_db,
              cfg_.level_window_s),
-      vibrato_(pitch_.frame_rate(), cfg_.vibrato),
-      tremolo_(pitch_.frame_rate(), cfg_.tremolo) {}
+      vibrato_(sub_tracker<VibratoTracker>("vibrato", pitch_.frame_rate(), cfg_.vibrato)),
+      tremolo_(sub_tracker<TremoloTracker>("tremolo", pitch_.frame_rate(), cfg_.tremolo)) {}
 
 void TechniqueTracker::reset() noexcept {
   pitch_.reset();

@@ -14,6 +14,7 @@ from _trackers import modulated_tone, track
 from rtclassify import _core
 from rtclassify.detect.events import TremoloOn
 from rtclassify.detect.techniques import TechniqueDetector
+from rtclassify.errors import ParameterError
 
 
 def sine(f, sr, dur, amp=0.3):
@@ -134,3 +135,34 @@ def test_depth_compensation_where_the_level_window_holds_one_tremolo_period():
     # no jump across x = 1 and across the cutoff of the compensation
     assert depth[0.0675] == pytest.approx(depth[1 / 15], rel=0.05)
     assert depth[0.066] == pytest.approx(depth[1 / 15], rel=0.05)
+
+
+# ---------------------------------------------------------------- hop_length named
+
+@pytest.mark.parametrize("sr, hop", [(16000, 4), (16000, 1000), (48000, 1), (4000, 101)])
+def test_a_hop_outside_the_frame_rates_is_named(sr, hop):
+    with pytest.raises(ValueError, match=r"^hop_length: must be in \[\d+, \d+\] samples") as err:
+        _core.TechniqueTracker(sr, hop_length=hop)
+    assert "frame_rate" not in str(err.value)
+    with pytest.raises(ParameterError, match="^hop_length"):
+        TechniqueDetector(sr, hop_length=hop)
+
+
+def test_a_hop_too_long_for_rate_max_is_named():
+    with pytest.raises(ValueError, match=r"^hop_length: must be at most 266 samples .*tremolo\.rate_max") as err:
+        _core.TechniqueTracker(16000, hop_length=320)
+    assert "(got 320)" in str(err.value)
+    with pytest.raises(ValueError, match=r"^hop_length: .*vibrato\.rate_max"):
+        _core.TechniqueTracker(16000, hop_length=200, vibrato={"rate_max": 20.0}, tremolo={"rate_max": 10.0})
+    assert _core.TechniqueTracker(16000, hop_length=266).hop_length == 266
+    assert _core.TechniqueTracker(16000, hop_length=320, tremolo={"rate_max": 12.0}).hop_length == 320
+
+
+def test_rate_max_errors_name_their_tracker():
+    # with the default hop the rate_max is the parameter at fault
+    with pytest.raises(ValueError, match=r"^tremolo\.rate_max"):
+        _core.TechniqueTracker(16000, tremolo={"rate_max": 60.0})
+    with pytest.raises(ValueError, match=r"^vibrato\.rate_max"):
+        _core.TechniqueTracker(16000, vibrato={"rate_max": 2.0})
+    with pytest.raises(ParameterError, match=r"^vibrato\.extent_on"):
+        TechniqueDetector(16000, vibrato={"extent_on": -1.0})
