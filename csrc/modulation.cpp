@@ -12,6 +12,9 @@ namespace rtc {
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
+// Share of a candidate's window that the contour must cover for the candidate
+// to be fitted over the contour alone (see ModulationAnalyzer::analyze()).
+constexpr double kPartialWindow = 0.8;
 
 // Solves the symmetric positive system A x = b of size n (row-major)
 // by Gaussian elimination with partial pivoting; A and b are overwritten.
@@ -277,6 +280,7 @@ ModulationAnalyzer::ModulationAnalyzer(double frame_rate, double rate_min, doubl
   // lin_ holds the window plus room for the on-the-fly fit's basis (4 columns)
   lin_.assign(6 * cap, 0.0);
   linf_.assign(cap, 0.0f);
+  trend_.assign(3 * cap, 0.0f);
 }
 
 void ModulationAnalyzer::set_crest_floor(double floor) {
@@ -500,11 +504,12 @@ ModulationEstimate ModulationAnalyzer::analyze() noexcept {
     sy[j] = sy[j + 1] + y;
     syy[j] = syy[j + 1] + y * y;
   }
-  int best = -1;
+  bool partial = false;  // some candidates' windows are longer than the contour
   for (int k = 0; k < n_cand_; ++k) {
     const int len = cand_len_[static_cast<std::size_t>(k)];
     if (static_cast<std::size_t>(len) > n) {
       score_[static_cast<std::size_t>(k)] = -1.0;
+      partial = true;
       continue;
     }
     const int ns = cand_n_[static_cast<std::size_t>(k)];
@@ -532,18 +537,82 @@ ModulationEstimate ModulationAnalyzer::analyze() noexcept {
     }
     const double ss_trend = yy - fit_trend;
     const double ss_full = yy - fit_full;
-    const double sc = explained_share(ss_full, ss_trend, yy);
-    score_[static_cast<std::size_t>(k)] = sc;
+    score_[static_cast<std::size_t>(k)] = explained_share(ss_full, ss_trend, yy);
+  }
+  auto in_range = [&](int k) {
     const double rate = cand_rate_[static_cast<std::size_t>(k)];
-    if (rate < rate_min_ - 1e-9 || rate > rate_max_ + 1e-9) continue;  // guard candidates
+    return rate >= rate_min_ - 1e-9 && rate <= rate_max_ + 1e-9;  // not a guard candidate
+  };
+  int best = -1;
+  for (int k = 0; k < n_cand_; ++k) {
+    const double sc = score_[static_cast<std::size_t>(k)];
+    if (sc < 0.0 || !in_range(k)) continue;
     if (best < 0 || sc > score_[static_cast<std::size_t>(best)]) best = k;
   }
+  // no estimate before the fastest rate's whole window is there
   if (best < 0) return e;
+  if (partial) {
+    // Where the best is the slowest candidate whose whole window is there,
+    // the maximum may lie at a slower rate: the slower candidates whose window
+    // the contour covers for the most part (kPartialWindow of it) are fitted
+    // over the whole contour, one after the other while the score rises. The
+    // newest frames of their scan basis give the sinusoid, and a quadratic in
+    // time over the contour the trend.
+    const int mp = static_cast<int>(m);  // the scan's frames of the whole contour
+    const float* y = linf_.data();
+    float* one = trend_.data();
+    float* tt = one + hist_.size();
+    float* tt2 = tt + hist_.size();
+    const float* trend[3] = {one, tt, tt2};
+    double g[25], r[5];
+    bool trend_done = false;
+    while (best > 0) {
+      const std::size_t kk = static_cast<std::size_t>(best - 1);
+      const int ns = cand_n_[kk];
+      const bool covered = static_cast<double>(n) >= kPartialWindow * cand_len_[kk] && mp <= ns && mp >= 10;
+      if (!(score_[kk] < 0.0) || !covered) break;
+      if (!trend_done) {
+        // the trend's part of the normal equations, the same for every candidate
+        const double mid = 0.5 * (mp - 1);
+        for (int j = 0; j < mp; ++j) {
+          const double u = (j - mid) / mid;
+          one[j] = 1.0f;
+          tt[j] = static_cast<float>(u);
+          tt2[j] = static_cast<float>(u * u);
+        }
+        for (int p = 0; p < 3; ++p) {
+          r[p] = dot8(trend[p], y, mp);
+          for (int q = p; q < 3; ++q) g[p * 5 + q] = dot8(trend[p], trend[q], mp);
+        }
+        trend_done = true;
+      }
+      const float* c = basis_.data() + cand_off_[kk] + static_cast<std::size_t>(2 * ns + ns - mp);
+      const float* sn = c + ns;
+      for (int p = 0; p < 3; ++p) {
+        g[p * 5 + 3] = dot8(trend[p], c, mp);
+        g[p * 5 + 4] = dot8(trend[p], sn, mp);
+      }
+      g[3 * 5 + 3] = dot8(c, c, mp);
+      g[3 * 5 + 4] = dot8(c, sn, mp);
+      g[4 * 5 + 4] = dot8(sn, sn, mp);
+      r[3] = dot8(c, y, mp);
+      r[4] = dot8(sn, y, mp);
+      double beta[5], ss_full, ss_trend;
+      if (!fit_with_trend(g, r, syy[0], 5, beta, ss_full, ss_trend)) break;
+      score_[kk] = explained_share(ss_full, ss_trend, syy[0]);
+      if (!in_range(best - 1) || !(score_[kk] > score_[static_cast<std::size_t>(best)])) break;
+      --best;
+    }
+  }
   const std::size_t b = static_cast<std::size_t>(best);
   const double sb = score_[b];
   const double sl = b > 0 ? score_[b - 1] : -1.0;
   const double sr = b + 1 < score_.size() ? score_[b + 1] : -1.0;
   double rate = cand_rate_[b];
+  // The slower neighbour cannot be analyzed yet (the contour covers less than
+  // kPartialWindow of its window): the maximum is not bracketed, and the best
+  // rate may only be the slowest one analyzed so far.
+  const bool bracketed = !(b > 0 && sl < 0.0);
   bool edge = false;
   if (sl >= 0.0 && sr >= 0.0) {
     if (sl > sb || sr > sb) edge = true;  // the maximum lies on a guard candidate
@@ -557,6 +626,7 @@ ModulationEstimate ModulationAnalyzer::analyze() noexcept {
   rate = std::clamp(rate, rate_min_, rate_max_);
   e = fit(rate, window_for(rate));
   if (edge) e.regularity = 0.0;
+  e.bracketed = bracketed;
   return e;
 }
 

@@ -15,8 +15,15 @@
 /// reads every k-th frame (k = floor(frame_rate / (6 rate_max)), at least 1:
 /// the contour is oversampled); the best grid rate is refined by parabolic
 /// interpolation of the score and fitted again exactly on every frame.
-/// Candidates whose window is longer than the contour since the last restart
-/// are skipped.
+/// There is no estimate before the contour since the last restart covers the
+/// window of the fastest candidate in [rate_min, rate_max]. From then on,
+/// while the best candidate is the slowest one whose whole window is there,
+/// the slower candidates whose window the contour covers for at least 80 %
+/// are fitted over the whole contour, one after the other while the score
+/// rises. While the best candidate's slower neighbour cannot be analyzed, the
+/// maximum is not bracketed (a modulation that started with the contour would
+/// read as the slowest rate analyzed so far): the estimate says so
+/// (ModulationEstimate::bracketed), and the trackers do not turn on from it.
 ///
 /// Lifecycle: the constructor validates and allocates every table; push(),
 /// restart() and analyze() allocate nothing. Results depend only on the
@@ -42,6 +49,12 @@ struct ModulationEstimate {
   /// Half peak-to-peak amplitude fitted away from the troughs (see
   /// ModulationAnalyzer::set_crest_floor()); equals `amplitude` when that is off.
   double crest = 0.0;
+  /// The best candidate's slower neighbour was analyzed too (always, once the
+  /// contour covers the longest window). False while it cannot be (the contour
+  /// covers less than 80 % of its window): the maximum may lie at a slower
+  /// rate, and the rate and amplitude are those of the slowest candidate
+  /// analyzed so far.
+  bool bracketed = true;
 };
 
 /// Whether `rate` lies within `tolerance` (relative) of one of the first
@@ -152,6 +165,7 @@ class ModulationAnalyzer {
   std::size_t run_ = 0;
   std::vector<double> lin_;            // chronological copy of the newest frames
   std::vector<float> linf_;            // the same in float, for the candidate scan
+  std::vector<float> trend_;           // 1, u, u^2 over the contour, for the candidates fitted over it
 };
 
 }  // namespace rtc

@@ -5,11 +5,12 @@
 /// (VibratoTracker: the f0 in cents; TremoloTracker: the level in dB) and
 /// decide the same way: the analysis runs every other frame (and at once after
 /// a restart); a modulation turns on when its regularity and size reach the
-/// `_on` thresholds for `hold_frames` consecutive frames, and off when either
-/// falls below its `_off` threshold, or when the size fitted over only the
-/// newest `release_periods` periods falls below the size's `_off` threshold,
-/// for `hold_frames` frames; and at once when the contour restarts (which also
-/// drops the analysis of the contour before it). The size
+/// `_on` thresholds on an analysis whose best rate is bracketed
+/// (ModulationEstimate::bracketed) for `hold_frames` consecutive frames, and
+/// off when either falls below its `_off` threshold, or when the size fitted
+/// over only the newest `release_periods` periods falls below the size's
+/// `_off` threshold, for `hold_frames` frames; and at once when the contour
+/// restarts (which also drops the analysis of the contour before it). The size
 /// is a multiple of the fitted amplitude (the vibrato's extent is the
 /// amplitude, the tremolo's depth twice it).
 ///

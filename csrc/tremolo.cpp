@@ -82,7 +82,7 @@ void TremoloTracker::conditions(const ModulationEstimate& e, bool suppress, doub
                                 bool& cond_off) const noexcept {
   const double depth = 2.0 * e.amplitude;
   const bool trend_ok = depth >= cfg_.trend_ratio * e.trend_range;
-  cond_on = !suppress && e.valid && trend_ok && e.regularity >= regularity_on && depth >= cfg_.depth_on;
+  cond_on = !suppress && e.valid && e.bracketed && trend_ok && e.regularity >= regularity_on && depth >= cfg_.depth_on;
   cond_off = suppress || !e.valid || !trend_ok || e.regularity < cfg_.regularity_off || depth < cfg_.depth_off;
 }
 

@@ -86,7 +86,8 @@ bool VibratoTracker::candidate() const noexcept {
 
 bool VibratoTracker::decide(bool suppress) noexcept {
   const ModulationEstimate& e = est_;
-  const bool cond_on = !suppress && e.valid && e.regularity >= cfg_.regularity_on && e.amplitude >= cfg_.extent_on;
+  const bool cond_on = !suppress && e.valid && e.bracketed && e.regularity >= cfg_.regularity_on &&
+                       e.amplitude >= cfg_.extent_on;
   const bool cond_off = suppress || !e.valid || e.regularity < cfg_.regularity_off || e.amplitude < cfg_.extent_off;
   return settle(cond_on, cond_off, 1.0, cfg_.extent_off, cfg_);
 }

@@ -12,7 +12,7 @@ import pytest
 from _trackers import modulated_tone, track
 
 from rtclassify import _core
-from rtclassify.detect.events import TremoloOn
+from rtclassify.detect.events import TremoloOn, VibratoOn
 from rtclassify.detect.techniques import TechniqueDetector
 from rtclassify.errors import ParameterError
 
@@ -166,3 +166,43 @@ def test_rate_max_errors_name_their_tracker():
         _core.TechniqueTracker(16000, vibrato={"rate_max": 2.0})
     with pytest.raises(ParameterError, match=r"^vibrato\.extent_on"):
         TechniqueDetector(16000, vibrato={"extent_on": -1.0})
+
+
+# ---------------------------------------------------------------- a modulation from the first frame of a contour
+
+def test_vibrato_from_the_contour_start_turns_on_at_its_own_rate():
+    fs = 200.0
+    t = np.arange(int(2 * fs)) / fs
+    f0 = (440 * 2 ** (50 * np.sin(2 * np.pi * 5.5 * t) / 1200)).astype(np.float32)
+    out = _core.VibratoTracker(fs).process(f0)
+    on = out["on"]
+    assert on.any()
+    first = int(np.argmax(on))
+    # never on at a rate pinned to the slowest candidate analyzed so far (it was 6.25 Hz, 44 cents)
+    assert np.abs(out["rate"][on] - 5.5).max() < 0.1
+    assert np.abs(out["extent"][on] - 50.0).max() < 1.5
+    assert (first + 1) / fs * 5.5 <= 2.5  # detected within 2.5 periods of the start
+
+
+@pytest.mark.parametrize("rate, extent", [(4.0, 50.0), (5.5, 50.0), (7.0, 30.0), (8.5, 30.0)])
+def test_vibrato_on_event_of_a_note_that_starts_with_it(rate, extent):
+    sr = 16000
+    x = np.concatenate([np.zeros(sr // 2, np.float32), modulated_tone(sr, 3.0, 330.0, vib=(rate, extent), start=0.0)])
+    events, _ = TechniqueDetector(sr).process(x)
+    on = [e for e in events if isinstance(e, VibratoOn)]
+    assert len(on) == 1
+    assert on[0].rate == pytest.approx(rate, abs=0.1)
+    assert on[0].extent == pytest.approx(extent, abs=2.5)
+    assert (on[0].stream_time - 0.5) * rate <= 2.5
+
+
+@pytest.mark.parametrize("rate", [4.0, 6.0, 10.0])
+def test_tremolo_on_event_of_a_note_that_starts_with_it(rate):
+    sr = 16000
+    x = np.concatenate([np.zeros(sr // 2, np.float32), modulated_tone(sr, 3.0, 330.0, trem=(rate, 3.0), start=0.0)])
+    events, _ = TechniqueDetector(sr).process(x)
+    on = [e for e in events if isinstance(e, TremoloOn)]
+    assert len(on) == 1
+    assert on[0].rate == pytest.approx(rate, abs=0.1)
+    assert on[0].depth == pytest.approx(3.0, abs=0.3)
+    assert not any(isinstance(e, VibratoOn) for e in events)
