@@ -206,3 +206,26 @@ def test_tremolo_on_event_of_a_note_that_starts_with_it(rate):
     assert on[0].rate == pytest.approx(rate, abs=0.1)
     assert on[0].depth == pytest.approx(3.0, abs=0.3)
     assert not any(isinstance(e, VibratoOn) for e in events)
+
+
+# ---------------------------------------------------------------- detector inputs
+
+@pytest.mark.parametrize("bad", [np.array([16384, -32768] * 200, np.int16), np.arange(400, dtype=np.int32),
+                                 np.full(400, 0.1 + 0.1j), np.zeros(400, bool)])
+def test_detector_refuses_samples_it_would_misread(bad):
+    with pytest.raises(TypeError) as native:
+        _core.TechniqueTracker(16000).process(bad)
+    det = TechniqueDetector(16000)
+    with pytest.raises(ParameterError) as err:
+        det.process(bad)
+    assert str(err.value) == str(native.value)  # the native binding's message
+    assert det.samples == 0
+    with pytest.raises(ParameterError, match="float32 or float64"):
+        det.track(bad)
+
+
+def test_detector_still_takes_float_samples():
+    x = modulated_tone(16000, 1.0, 330.0)
+    a = TechniqueDetector(16000).track(x.astype(np.float64))
+    b = TechniqueDetector(16000).track(x)
+    np.testing.assert_array_equal(a["f0"], b["f0"])

@@ -189,16 +189,26 @@ class TechniqueDetector:
         Parameters
         ----------
         block : np.ndarray, shape (n_samples,)
-            Mono samples (converted to float32).
+            Mono float samples in [-1, 1] (converted to float32).
 
         Returns
         -------
         dict of np.ndarray, each shape (n_frames,)
             See :meth:`rtclassify._core.TechniqueTracker.process`.
+
+        Raises
+        ------
+        ParameterError
+            A block that is not 1-D, or not of a float dtype (integer PCM would
+            be read unscaled, complex values would lose their imaginary part).
         """
         x = np.asarray(block)
         if x.ndim != 1:
             raise ParameterError(f"block: must be 1-D mono samples (got shape {x.shape})")
+        if x.dtype.kind != "f":
+            # the native tracker's refusal, which the float32 conversion below would defeat
+            hint = "; scale integer PCM first, e.g. int16 / 32768" if x.dtype.kind in "iu" else ""
+            raise ParameterError(f"block: samples must be float32 or float64 (got {x.dtype}){hint}")
         return self._tracker.process(np.ascontiguousarray(x, dtype=np.float32))
 
     def process(self, block: np.ndarray, stream_time_offset: float | None = None
@@ -208,7 +218,8 @@ class TechniqueDetector:
         Parameters
         ----------
         block : np.ndarray, shape (n_samples,)
-            Mono samples at ``sample_rate``.
+            Mono float samples at ``sample_rate`` (integer PCM and complex
+            values are refused, see :meth:`track`).
         stream_time_offset : float, optional
             Stream time in seconds of the block's first sample. Default: the
             samples this detector has consumed, divided by the sample rate.
