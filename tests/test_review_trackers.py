@@ -229,3 +229,8 @@ def test_detector_still_takes_float_samples():
     a = TechniqueDetector(16000).track(x.astype(np.float64))
     b = TechniqueDetector(16000).track(x)
     np.testing.assert_array_equal(a["f0"], b["f0"])
+
+
+@pytest.mark.parametrize("sr", [6000, np.int64(6000), np.float32(6000.0), np.float64(6000.0), np.int32(6000)])
+def test_detector_lowers_fmax_for_any_numeric_sample_rate(sr):
+    assert TechniqueDetector(sr).config["fmax"] == 1500.0

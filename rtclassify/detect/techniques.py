@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import time
 
 import numpy as np
@@ -114,7 +115,8 @@ class TechniqueDetector:
                  value_interval: float = 0.02, **tracker):
         if not (isinstance(value_interval, (int, float)) and math.isfinite(value_interval) and value_interval >= 0):
             raise ParameterError(f"value_interval: must be a number >= 0 seconds (got {value_interval!r})")
-        if "fmax" not in tracker and isinstance(sample_rate, (int, float)) and math.isfinite(sample_rate):
+        if "fmax" not in tracker and isinstance(sample_rate, numbers.Real) and not isinstance(sample_rate, bool) \
+                and math.isfinite(sample_rate):
             # the default pitch ceiling needs 4x its rate: lower it for slower input instead of refusing a
             # parameter the caller never set
             top = _default_fmax()
