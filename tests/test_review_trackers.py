@@ -12,6 +12,7 @@ import pytest
 from _trackers import modulated_tone, track
 
 from rtclassify import _core
+from rtclassify.detect.decoder import Decoder, DecoderConfig
 from rtclassify.detect.events import TremoloOn, VibratoOn
 from rtclassify.detect.techniques import TechniqueDetector
 from rtclassify.errors import ParameterError
@@ -234,3 +235,19 @@ def test_detector_still_takes_float_samples():
 @pytest.mark.parametrize("sr", [6000, np.int64(6000), np.float32(6000.0), np.float64(6000.0), np.int32(6000)])
 def test_detector_lowers_fmax_for_any_numeric_sample_rate(sr):
     assert TechniqueDetector(sr).config["fmax"] == 1500.0
+
+
+# ---------------------------------------------------------------- decoder
+
+def test_decoder_refuses_outputs_that_are_not_one_per_tag():
+    labels = ("piano", "voice", "drums")
+    d = Decoder(DecoderConfig(labels=labels, thresholds={t: (0.5, 0.4) for t in labels}), 0.1)
+    for probs in (np.array([0.9], np.float32), 0.9, np.float32(0.9), np.array([0.9, 0.1], np.float32),
+                  np.zeros(4, np.float32), np.zeros((1, 3), np.float32), [0.9]):
+        with pytest.raises(ParameterError, match=r"probs: must have shape \(3,\)"):
+            d.step(probs, 0.1)
+    assert not d.active.any()
+    ev = d.step(np.array([0.9, 0.1, 0.1], np.float32), 0.1)
+    assert [e.tag for e in ev if type(e).__name__ == "TagOn"] == ["piano"]
+    d.reset()
+    assert [e.tag for e in d.step([0.1, 0.9, 0.1], 0.1) if type(e).__name__ == "TagOn"] == ["voice"]

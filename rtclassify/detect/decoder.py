@@ -218,6 +218,7 @@ class Decoder:
         self.channel = int(channel)
         n = len(self.labels)
         self.n_tags = n
+        self._shape = (n,)
         self._on = np.array([config.thresholds[t][0] for t in self.labels], np.float32)
         self._off = np.array([config.thresholds[t][1] for t in self.labels], np.float32)
         eps = 1e-9
@@ -279,7 +280,17 @@ class Decoder:
         Returns
         -------
         list of Event
+
+        Raises
+        ------
+        ParameterError
+            ``probs`` does not hold exactly one value per tag (a single value would
+            otherwise be broadcast to every tag).
         """
+        shape = probs.shape if isinstance(probs, np.ndarray) else np.shape(probs)
+        if shape != self._shape:
+            raise ParameterError(f"probs: must have shape ({self.n_tags},), one probability per tag "
+                                 f"(got shape {shape})")
         # a model output that is not a probability (NaN from a broken backend, inf, 1.7) would stick in the
         # smoothing for ever and reach the outputs: it is taken as 0 (NaN) or clipped to [0, 1], and counted
         p = self._p
