@@ -15,9 +15,11 @@ Pretrain the short-chunk CNN encoder on a folder of unlabelled audio (searched r
 randomly augmented views of the same 1.5 s chunk (random crop, polarity, noise, gain, filters, delay,
 pitch shift, reverb) must be recognised among the other views of the batch (InfoNCE / NT-Xent loss on
 a projection of the embedding). The encoder has the base bundle's configuration and frontend.
-Writes OUT/encoder.pt and OUT/history.json. With --labelled DATA_DIR (an `rtclassify data build`
-folder) it then trains the usual supervised head with the default model's training loop, starting from
-the pretrained encoder, and exports OUT/bundle. Needs the 'train' extra (torch, scipy).
+Writes OUT/encoder.pt and OUT/pretrain_history.json (the loss every 10 steps). With --labelled
+DATA_DIR (an `rtclassify data build` folder) it then trains the usual supervised head with the default
+model's training loop, starting from the pretrained encoder, into OUT (last.pt, best.pt, model.pt,
+history.json, curves.png), and exports OUT/bundle. An OUT that already holds such a run is refused
+before any work unless --force. Needs the 'train' extra (torch, scipy).
 
 examples:
   nice -n 10 rtclassify pretrain --data my_recordings/ --out runs/ssl --minutes 10
@@ -33,7 +35,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--data", required=True, metavar="FOLDER", type=nonempty("a folder"),
                    help="folder of unlabelled audio files")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (encoder.pt, history.json)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder (encoder.pt, pretrain_history.json; with --labelled also the supervised "
+                        "run and its bundle)")
+    p.add_argument("--force", action="store_true",
+                   help="replace a pretraining run already in --out (the run's files are written over)")
     p.add_argument("--bundle", metavar="IN", type=nonempty("a bundle folder or zip"),
                    help="bundle giving the frontend and CNN configuration (default: bundled)")
     p.add_argument("--minutes", type=_positive(float), default=10.0, help="budget in minutes of CPU time (default 10)")
@@ -61,7 +67,8 @@ def run(args) -> int:
     from ..errors import ParameterError, require
 
     require("torch", extra="train")
-    from ..learn.pretrain import PretrainParams, check_supervised_step, pretrain, train_supervised_head
+    from ..learn.pretrain import (PretrainParams, check_pretrain_out, check_supervised_step, pretrain,
+                                  train_supervised_head)
     from ..model.bundle import load_bundle
 
     if args.batch_size < 2:
@@ -69,8 +76,9 @@ def run(args) -> int:
     if not args.labelled and (args.config or args.set):
         raise ParameterError(f"{'--config' if args.config else '--set'} sets the supervised step, which runs "
                              f"only with --labelled DATA_DIR")
-    if args.labelled:
-        check_supervised_step(args.labelled, args.out, args.config, args.set)  # before minutes of pretraining
+    # the supervised step's config and every output, before minutes of pretraining
+    cfg = check_supervised_step(args.labelled, args.out, args.config, args.set) if args.labelled else None
+    check_pretrain_out(args.out, bool(args.force), cfg)
     params = PretrainParams(minutes=args.minutes, max_steps=args.steps or 0, epochs=args.epochs or 0.0, batch_size=args.batch_size, lr=args.lr,
                             temperature=args.temperature, max_hours=args.max_hours, seed=args.seed,
                             threads=args.threads)

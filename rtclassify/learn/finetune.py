@@ -8,15 +8,23 @@ folder per tag
     tag wherever it sounds (frames within 40 dB of the file's loudest frame
     and above -70 dBFS, gaps up to 6 frames filled: the data recipe's rule);
     its silent frames are negatives. Files in a folder named ``_none``,
-    ``none`` or ``negatives`` carry no tag (pure negatives). A tag whose
-    files have no sounding frame at all is an error.
+    ``none`` or ``negatives`` (in any case) carry no tag (pure negatives). A
+    tag whose files have no sounding frame at all is an error.
 CSV file
-    Rows ``file,start,end,tag`` (UTF-8 text; seconds; a header row is allowed;
-    paths relative to the CSV's folder). Frames whose centre lies in
-    ``[start, end)`` carry the tag; several rows may label one file
-    (multi-label), under any spelling of its path. Every other frame of a
-    listed file is a negative. A row that labels no frame (it starts after
-    the file's end, or is shorter than a frame step) is an error.
+    Rows ``file,start,end,tag`` (UTF-8 text; seconds; paths relative to the
+    CSV's folder). The first row may be a header: ``file,start,end,tag`` in
+    any case, or a row whose start and end cells are words without a digit;
+    a first row with a mistyped number (``1s``) is reported like any other.
+    Lines starting with ``#`` and blank lines are skipped anywhere. Frames
+    whose centre lies in ``[start, end)`` carry the tag; several rows may
+    label one file (multi-label), under any spelling of its path. Every other
+    frame of a listed file is a negative. A row that labels no frame (it
+    starts after the file's end, or is shorter than a frame step) is an error.
+
+Tag names (the tag folders' names, the CSV's tags) are checked before any
+audio is read: the rule of :func:`rtclassify.learn.bundle_ext.check_tag_name`,
+and no two tags that differ only by case. NaN or infinite samples are
+replaced by 0, with a note naming the file.
 
 The network starts from the base bundle's weights (its torch weights when the
 bundle has ``weights.pt`` or names an existing training checkpoint, else
@@ -27,8 +35,11 @@ EQ augmentation, early stopping on validation, checkpoints) with the settings
 of ``rtclassify/train/configs/default.toml`` except a smaller learning rate
 and budget. Files are split into training and validation files
 (``--val-fraction``, at least one file of each tag on each side when a tag has
-two files or more). The exported bundle has the user's tags only; to add a
-tag to the built-in ones, use ``rtclassify learn``. A base bundle written by
+two files or more, and every tag keeps a training file; 0 holds out none and
+validates on the training files). The run's features and checkpoints go to the
+folder ``OUT.run`` beside the bundle ``OUT`` (checked with it before any work).
+The exported bundle has the user's tags only; to add a tag to the built-in
+ones, use ``rtclassify learn``. A base bundle written by
 ``rtclassify learn`` gives its base network: its learned tags (heads appended
 to the graph, on the embedding and mel statistics, which the network's
 output layer cannot hold) are left out like its other tags, with a note.
@@ -50,7 +61,7 @@ from ..errors import ParameterError, require
 from ..train import MAX_LR, MAX_SEED
 
 __all__ = ["read_labelled_data", "state_from_onnx", "base_state", "finetune", "check_settings", "add_arguments",
-           "check_config_run", "run", "NONE_FOLDERS"]
+           "check_config_run", "run", "run_folder", "NONE_FOLDERS"]
 
 NONE_FOLDERS = ("_none", "none", "negatives")
 _AUDIO = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus")
@@ -75,11 +86,18 @@ def _frames(n: int, hop: int, n_fft: int) -> int:
     return 0 if n < n_fft else 1 + (n - n_fft) // hop
 
 
-def _load(path: Path, frontend: dict) -> np.ndarray:
+def _load(path: Path, frontend: dict, warn) -> np.ndarray:
+    """A file at the frontend's rate; NaN and infinite samples are replaced by 0 (before resampling, which would
+    spread them) and counted in a note through ``warn`` naming the file, so that labels and features come from
+    its finite audio."""
     from ..audio.files import read_audio
     from ..audio.resample import resample
 
     x, sr = read_audio(path)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        x = np.where(bad, np.float32(0.0), x)
+        warn(f"{path}: {int(np.count_nonzero(bad))} of {len(x)} samples are NaN or infinite; replaced by 0")
     if sr != int(frontend["sample_rate"]):
         x = resample(x, sr, int(frontend["sample_rate"]))
     return np.asarray(x, np.float32)
@@ -102,8 +120,44 @@ def _sounding(x: np.ndarray, frontend: dict, rel_db=40.0, floor_db=-70.0, max_ga
     return on
 
 
-def read_labelled_data(data, frontend: dict) -> tuple[list, list]:
+_HEADER = ("file", "start", "end", "tag")
+
+
+def _is_header(row) -> bool:
+    """The first row of a CSV names its columns: ``file,start,end,tag`` in any case, or start and end cells
+    that hold words without a digit (a mistyped number such as ``1s`` is a data row, reported)."""
+    cells = [c.strip() for c in row]
+    if [c.casefold() for c in cells] == list(_HEADER):
+        return True
+    try:
+        float(cells[1]), float(cells[2])
+    except ValueError:
+        return all(c and not any(ch.isdigit() for ch in c) for c in cells[1:3])
+    return False  # numbers (nan and inf among them): data
+
+
+def _check_tag(tag: str, where: str, place: str, seen: dict) -> None:
+    """Check a tag name (:func:`rtclassify.learn.bundle_ext.check_tag_name`) against the tags ``seen`` before
+    (name -> where it was first seen), so that two spellings differing only by case are refused; the message
+    starts with ``where``. ``place`` says where this tag is, for later messages."""
+    from .bundle_ext import check_tag_name
+
+    others = [t for t in seen if t != tag]
+    try:
+        check_tag_name(tag, others)
+    except ParameterError as exc:
+        clash = next((t for t in others if t.casefold() == tag.casefold()), None)
+        raise ParameterError(f"{where}: tag {exc}"
+                             + (f" (the tag {clash!r} comes from {seen[clash]})" if clash else "")) from None
+    seen.setdefault(tag, place)
+
+
+def read_labelled_data(data, frontend: dict, console=None) -> tuple[list, list]:
     """Read a folder-per-tag tree or a CSV (see the module notes).
+
+    Tag names are checked (:func:`_check_tag`) before any audio is read. NaN
+    or infinite samples of a file are replaced by 0 and counted in a note
+    on ``console`` (default: standard error) that names the file.
 
     Returns
     -------
@@ -114,10 +168,20 @@ def read_labelled_data(data, frontend: dict) -> tuple[list, list]:
     Raises
     ------
     ParameterError
-        Missing folder/CSV, no tag, a bad CSV row (the message names the file and line).
+        Missing folder/CSV, no tag, a bad tag name, a bad CSV row (the message names the file and line, or the
+        tag folder).
     """
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = console or Console(stderr=True)
+
+    def warn(text):
+        console.print(f"[yellow]{escape(text)}[/]")
+
     data = Path(data)
     hop, n_fft, sr = int(frontend["hop_length"]), int(frontend["n_fft"]), int(frontend["sample_rate"])
+    seen: dict = {}
     if data.is_file():
         if _looks_like_audio(data):
             raise ParameterError(f"--data: {data} is an audio file; give a folder of tag folders "
@@ -134,20 +198,24 @@ def read_labelled_data(data, frontend: dict) -> tuple[list, list]:
         except csv.Error as exc:
             raise ParameterError(f"--data: {data} is not a valid CSV file ({exc})") from None
         rows = []
+        first = True
         for ln, row in enumerate(table, start=1):
             if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
                 continue
             if len(row) != 4:
                 raise ParameterError(f"{data}:{ln}: expected 4 columns file,start,end,tag (got {len(row)})")
+            header, first = first and _is_header(row), False
+            if header:
+                continue
             try:
                 start, end = float(row[1]), float(row[2])
             except ValueError:
-                if ln == 1:
-                    continue  # header
-                raise ParameterError(f"{data}:{ln}: start and end must be numbers of seconds") from None
+                raise ParameterError(f"{data}:{ln}: start and end must be numbers of seconds (got "
+                                     f"{row[1].strip()!r}, {row[2].strip()!r})") from None
             tag = row[3].strip()
             if not tag:
                 raise ParameterError(f"{data}:{ln}: empty tag")
+            _check_tag(tag, f"{data}:{ln}", f"line {ln}", seen)
             if not 0 <= start < end:
                 raise ParameterError(f"{data}:{ln}: need 0 <= start < end (got {start}, {end})")
             p = Path(row[0].strip())
@@ -160,7 +228,7 @@ def read_labelled_data(data, frontend: dict) -> tuple[list, list]:
         items = []
         for real in sorted(set(key.values())):
             path = next(r[0] for r in rows if key[r[0]] == real)
-            x = _load(path, frontend)
+            x = _load(path, frontend, warn)
             n = _frames(len(x), hop, n_fft)
             centre = (np.arange(n) * hop + n_fft / 2) / sr
             lab = np.zeros((n, len(tags)), np.uint8)
@@ -177,21 +245,26 @@ def read_labelled_data(data, frontend: dict) -> tuple[list, list]:
     if not data.is_dir():
         raise ParameterError(f"--data: {data} is neither a folder of tag folders nor a CSV file")
     folders = sorted(p for p in data.iterdir() if p.is_dir() and not p.name.startswith("."))
-    tags = [p.name for p in folders if p.name not in NONE_FOLDERS]
+    tags = [p.name for p in folders if p.name.casefold() not in NONE_FOLDERS]
     if not tags:
         raise ParameterError(f"--data: {data} has no tag folder (expected {data}/<tag>/*.wav)")
-    items = []
+    listed = []
     for folder in folders:
         files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in _AUDIO and f.is_file())
-        if not files and folder.name not in NONE_FOLDERS:
-            raise ParameterError(f"--data: the tag folder {folder} holds no audio file")
-        for f in files:
-            x = _load(f, frontend)
-            n = _frames(len(x), hop, n_fft)
-            lab = np.zeros((n, len(tags)), np.uint8)
-            if folder.name not in NONE_FOLDERS:
-                lab[:, tags.index(folder.name)] = _sounding(x, frontend)
-            items.append((str(f), x, lab))
+        tag = None if folder.name.casefold() in NONE_FOLDERS else folder.name
+        if tag is not None:
+            _check_tag(tag, f"--data: {folder}", f"the folder {folder}", seen)
+            if not files:
+                raise ParameterError(f"--data: the tag folder {folder} holds no audio file")
+        listed += [(f, tag) for f in files]
+    items = []
+    for f, tag in listed:
+        x = _load(f, frontend, warn)
+        n = _frames(len(x), hop, n_fft)
+        lab = np.zeros((n, len(tags)), np.uint8)
+        if tag is not None:
+            lab[:, tags.index(tag)] = _sounding(x, frontend)
+        items.append((str(f), x, lab))
     return items, tags
 
 
@@ -208,6 +281,15 @@ def _check_tags_sound(items, tags, data) -> None:
 
 
 def _split_files(items, tags, val_fraction: float, seed: int) -> tuple[list, list]:
+    """Training and validation files.
+
+    Files are grouped by their main tag (the tag of most of their frames; none for negatives); of a group of
+    two files or more, ``val_fraction`` of them (at least one, never all) are held out at random. Then held-out
+    files go back to training until every tag labels some frame of a training file (a tag that labels part of
+    one file, in a CSV, would otherwise have no training example). ``val_fraction`` 0 holds out no file.
+    """
+    if val_fraction <= 0:
+        return list(items), []
     rng = np.random.default_rng(seed)
     main_tag = [int(np.argmax(lab.sum(axis=0))) if lab.any() else -1 for _, _, lab in items]
     val = set()
@@ -217,6 +299,11 @@ def _split_files(items, tags, val_fraction: float, seed: int) -> tuple[list, lis
             continue
         k = min(len(idx) - 1, max(1, int(round(len(idx) * val_fraction))))
         val.update(rng.choice(idx, size=k, replace=False).tolist())
+    for t in range(len(tags)):
+        if not any(items[i][2][:, t].any() for i in range(len(items)) if i not in val):
+            back = [i for i in sorted(val) if items[i][2][:, t].any()]
+            if back:
+                val.discard(back[0])
     train = [items[i] for i in range(len(items)) if i not in val]
     valid = [items[i] for i in sorted(val)]
     return train, valid
@@ -404,37 +491,56 @@ def finetune(data, out, bundle=None, init=None, epochs: int = 6, minutes: float 
     require("torch", extra="train")
     from rich.console import Console
 
+    from ..model.bundle_write import check_bundle_out, make_output_folder
+
+    console = console or Console()
+    t0 = time.perf_counter()
+    check_settings(epochs, minutes, lr, val_fraction, seed, threads, windows_per_epoch)
+    out = check_bundle_out(out, "--out", force=force, shipped=shipped)  # before the training, not after it
+    if not (Path(data).is_dir() or Path(data).is_file()):
+        raise ParameterError(f"--data: {data} is neither a folder of tag folders nor a CSV file")
+    run_dir = run_folder(out)
+    created = not run_dir.exists()
+    make_output_folder(run_dir, "--out's run folder")
+    try:
+        return _finetune_into(data, out, run_dir, bundle, init, epochs, minutes, lr, val_fraction, seed, threads,
+                              windows_per_epoch, console, t0)
+    except BaseException:
+        # refused data or an interruption before anything was written: no empty run folder left by this run
+        if created and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        raise
+
+
+def run_folder(out) -> Path:
+    """The folder beside the bundle ``out`` that holds a fine-tuning run's features and checkpoints: ``OUT.run``
+    (``NAME.run`` for ``NAME.zip``)."""
+    out = Path(out)
+    return out.with_name(out.name + ".run") if out.suffix.lower() != ".zip" else out.with_suffix(".run")
+
+
+def _finetune_into(data, out: Path, run_dir: Path, bundle, init, epochs, minutes, lr, val_fraction, seed, threads,
+                   windows_per_epoch, console, t0) -> dict:
+    """:func:`finetune`'s work, its outputs checked and its run folder made."""
+    torch = require("torch", extra="train")
+
     from ..model.bundle import load_bundle
     from ..train.export import export_bundle
     from ..train.features import Clip, build_feature_set, window_batch
     from ..train.model import ModelConfig, ShortChunkCNN
     from ..train.trainer import Trainer, TrainParams, finalize_checkpoint, load_config
 
-    console = console or Console()
-    t0 = time.perf_counter()
-    check_settings(epochs, minutes, lr, val_fraction, seed, threads, windows_per_epoch)
-    from ..model.bundle_write import check_bundle_out
-
-    check_bundle_out(out, "--out", force=force, shipped=shipped)  # before the training, not after it
-    if not (Path(data).is_dir() or Path(data).is_file()):
-        raise ParameterError(f"--data: {data} is neither a folder of tag folders nor a CSV file")
     base = load_bundle(bundle)
-    from .pretrain import learned_tags
+    from .pretrain import learned_tags, toml_string
 
     dropped = learned_tags(base)
     fe = dict(base.frontend)
-    items, tags = read_labelled_data(data, fe)
-    from .bundle_ext import check_tag_name
-
-    for t in tags:
-        check_tag_name(t, ())
+    items, tags = read_labelled_data(data, fe, console)
     train_items, val_items = _split_files(items, tags, val_fraction, seed)
     if not val_items:
-        console.print("[yellow]too few files for a validation split: validating on the training files[/]")
+        console.print("[yellow]--val-fraction 0: validating on the training files[/]" if val_fraction == 0 else
+                      "[yellow]too few files for a validation split: validating on the training files[/]")
         val_items = train_items
-    out = Path(out)
-    run_dir = out.with_name(out.name + ".run") if out.suffix.lower() != ".zip" else out.with_suffix(".run")
-    run_dir.mkdir(parents=True, exist_ok=True)
     W = base.window_frames
 
     def feats(its, split):
@@ -450,6 +556,8 @@ def finetune(data, out, bundle=None, init=None, epochs: int = 6, minutes: float 
     tt = train_set.target_frames(W, base.lookahead_frames, 4)
     calib = window_batch(train_set.mel, tt[np.linspace(0, len(tt) - 1, min(256, len(tt))).astype(int)]
                          + base.lookahead_frames, W)
+    # the new output head's initial weights come from torch's generator: seeded, so a seed gives one run
+    torch.manual_seed(int(seed))
     ck, source = base_state(base, init, calib)
     if dropped:
         console.print(f"[yellow]note: {base.path} has learned tag(s) {', '.join(dropped)} (rtclassify learn): "
@@ -464,7 +572,7 @@ def finetune(data, out, bundle=None, init=None, epochs: int = 6, minutes: float 
         if not k.startswith("head."):
             init_sd[k] = v
     default_cfg = load_config(Path(__file__).resolve().parent.parent / "train" / "configs" / "default.toml",
-                              [f'data.dir="{run_dir}"'])
+                              [f"data.dir={toml_string(str(run_dir))}"])
     p = dict(default_cfg.train.__dict__)
     p.update(epochs=int(epochs), time_budget_min=float(minutes), lr=float(lr), seed=int(seed), threads=int(threads),
              windows_per_epoch=int(windows_per_epoch), patience=max(2, int(epochs) // 2),
@@ -510,7 +618,9 @@ def add_arguments(parser) -> None:
     g.add_argument("--data", metavar="FOLDER|CSV", type=nonempty("a folder or CSV file"),
                    help="labelled audio: a folder per tag (FOLDER/<tag>/*.wav; '_none' for negatives) or a CSV "
                         "of file,start,end,tag rows")
-    g.add_argument("--out", metavar="BUNDLE", help="output bundle folder or .zip (with --data; required)")
+    g.add_argument("--out", metavar="BUNDLE",
+                   help="output bundle folder or .zip (with --data; required); the run's features and checkpoints "
+                        "go to the folder BUNDLE.run beside it (NAME.run for NAME.zip)")
     g.add_argument("--bundle", metavar="IN", help="base bundle to start from (default: the bundled model)")
     g.add_argument("--init", metavar="CHECKPOINT", type=nonempty("a checkpoint file"),
                    help="start from this training checkpoint instead of the bundle")
@@ -522,7 +632,8 @@ def add_arguments(parser) -> None:
     g.add_argument("--lr", type=float, default=None,
                    help=f"peak learning rate (default {d['lr']:g}; at most {MAX_LR:g})")
     g.add_argument("--val-fraction", type=float, default=None,
-                   help=f"share of files held out for validation (default {d['val_fraction']:g})")
+                   help=f"share of files held out for validation, 0 to below 1 (0: none, validating on the "
+                        f"training files; default {d['val_fraction']:g})")
     g.add_argument("--windows-per-epoch", type=int, default=None,
                    help=f"training windows per epoch (default {d['windows_per_epoch']})")
     g.add_argument("--seed", type=int, default=None, help=f"random seed, 0..{MAX_SEED} (default {d['seed']})")

@@ -25,16 +25,20 @@ base bundle, its embedding layer included) and a projection MLP
 view of its chunk is the positive and the other ``2B - 2`` views of the batch
 are negatives, on cosine similarities divided by a temperature.
 
-``rtclassify pretrain --data FOLDER --out DIR`` writes ``DIR/encoder.pt``; with
-``--labelled DATA_DIR`` (an ``rtclassify data build`` folder) it then trains
-the usual supervised head (the whole network, the training loop of the default
-model, starting from the pretrained encoder) and exports a bundle.
+``rtclassify pretrain --data FOLDER --out DIR`` writes ``DIR/encoder.pt`` and
+``DIR/pretrain_history.json``; with ``--labelled DATA_DIR`` (an ``rtclassify
+data build`` folder) it then trains the usual supervised head (the whole
+network, the training loop of the default model, starting from the pretrained
+encoder) into the same folder (its checkpoints, ``history.json``) and exports
+``DIR/bundle``. A folder that already holds such a run is replaced only with
+``--force`` (:func:`check_pretrain_out`, before any work).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,11 +49,17 @@ from ..errors import ParameterError, require
 from ..train import MAX_LR, MAX_SEED, MAX_TEMPERATURE, MIN_TEMPERATURE
 
 __all__ = ["PretrainParams", "AudioPool", "Augmenter", "pretrain", "load_encoder", "ssl_encoder", "nt_xent",
-           "check_supervised_step", "train_supervised_head", "ENCODER_FORMAT", "AUDIO_EXTENSIONS"]
+           "check_supervised_step", "check_pretrain_out", "train_supervised_head", "toml_string", "ENCODER_FORMAT",
+           "AUDIO_EXTENSIONS", "HISTORY_NAME", "RUN_FILES"]
 
 ENCODER_FORMAT = "rtclassify-ssl-encoder-1"
 CHUNK_SECONDS = 1.5
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus")
+#: the pretraining loss history in the output folder (``history.json`` there is the supervised step's)
+HISTORY_NAME = "pretrain_history.json"
+#: what a pretraining run leaves in its folder (with ``--labelled``, the supervised run's files and bundle too;
+#: ``history.json`` also held the pretraining history before it had a name of its own)
+RUN_FILES = ("encoder.pt", HISTORY_NAME, "last.pt", "best.pt", "model.pt", "history.json", "bundle")
 
 
 @dataclass
@@ -317,7 +327,7 @@ def _base_model_config(bundle) -> dict:
 
 
 def pretrain(data, out_dir, bundle=None, params: PretrainParams | None = None, console=None) -> Path:
-    """Contrastive pretraining on a folder of audio; writes ``out_dir/encoder.pt`` and ``history.json``.
+    """Contrastive pretraining on a folder of audio; writes ``out_dir/encoder.pt`` and ``pretrain_history.json``.
 
     Parameters
     ----------
@@ -459,7 +469,7 @@ def _pretrain_into(torch, data, out_dir: Path, bundle, p: PretrainParams, consol
     }
     path = out_dir / "encoder.pt"
     write_atomic(path, lambda f: torch.save(ck, f))
-    (out_dir / "history.json").write_text(json.dumps(history, indent=1))
+    (out_dir / HISTORY_NAME).write_text(json.dumps(history, indent=1))
     return path
 
 
@@ -501,6 +511,58 @@ def ssl_encoder(path, name: str = "self-supervised", batch: int = 256):
     return Encoder(name, fn)
 
 
+def toml_string(text: str) -> str:
+    """``text`` as a TOML basic string, for a ``section.key=value`` override: quotes, backslashes and control
+    characters escaped (JSON's escapes are TOML's, and TOML wants DEL escaped too)."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def check_pretrain_out(out_dir, force: bool | None = None, supervised=None) -> Path:
+    """Refuse ``pretrain``'s outputs that cannot be written, before any work.
+
+    Parameters
+    ----------
+    out_dir : path
+        The ``--out`` folder.
+    force : bool or None
+        ``False`` (the command without ``--force``) refuses a folder that holds a pretraining run (any of
+        :data:`RUN_FILES`); ``True`` or ``None`` (the Python API) lets the run replace it.
+    supervised : RunConfig, optional
+        The supervised step's config (:func:`check_supervised_step`): its run folder and bundle are checked too.
+
+    Returns
+    -------
+    Path
+        ``out_dir`` with ``~`` expanded.
+
+    Raises
+    ------
+    ParameterError
+        Naming ``--out`` (or the ``--set`` key that moved an output elsewhere).
+    """
+    from ..model.bundle_write import check_bundle_out
+
+    out = Path(os.path.expanduser(os.fspath(out_dir)))
+    again = "pass --force to replace it, or give another folder"
+
+    def check_run_folder(folder: Path, what: str) -> None:
+        if folder.exists() and not folder.is_dir():
+            raise ParameterError(f"{what} {folder}: exists and is not a folder")
+        held = [n for n in RUN_FILES if (folder / n).exists()] if folder.is_dir() else []
+        if held and force is False:
+            raise ParameterError(f"{what} {folder}: holds a pretraining run ({', '.join(held)}); {again}")
+
+    check_run_folder(out, "--out")
+    if supervised is not None:
+        run_dir = Path(supervised.output["dir"])
+        if run_dir != out.resolve():
+            check_run_folder(run_dir, "--set output.dir")
+        bundle = Path(supervised.output["bundle"])
+        named = "--out" if bundle == (out / "bundle").resolve() else "--set output.bundle"
+        check_bundle_out(bundle, named, force=force, shipped=False)
+    return out
+
+
 def check_supervised_step(data_dir, out_dir, config_path=None, overrides=None):
     """The supervised step's config (``config_path`` or default.toml, with ``overrides``), its data folder
     checked: cheap, so ``pretrain --labelled`` can refuse a bad folder, config or ``--set`` before pretraining.
@@ -519,8 +581,11 @@ def check_supervised_step(data_dir, out_dir, config_path=None, overrides=None):
     from ..train.trainer import load_config
 
     cfg_path = Path(config_path) if config_path else Path(__file__).resolve().parent.parent / "train" / "configs" / "default.toml"
-    ov = [f'data.dir="{Path(data_dir).resolve()}"', f'output.dir="{Path(out_dir).resolve()}"',
-          f'output.bundle="{(Path(out_dir) / "bundle").resolve()}"', 'output.name="rtclassify-ssl"'] + list(overrides or [])
+    # the paths are values, not TOML text: 'ssl\test' is a backslash and a t, not a tab
+    ov = [f"data.dir={toml_string(str(Path(data_dir).resolve()))}",
+          f"output.dir={toml_string(str(Path(out_dir).resolve()))}",
+          f"output.bundle={toml_string(str((Path(out_dir) / 'bundle').resolve()))}",
+          'output.name="rtclassify-ssl"'] + list(overrides or [])
     cfg = load_config(cfg_path, ov)
     d = Path(cfg.data["dir"])
     if not d.is_dir():
@@ -546,14 +611,18 @@ def train_supervised_head(encoder_path, data_dir, out_dir, config_path=None, ove
     from ..train.model import TAGS, ShortChunkCNN
     from ..train.trainer import Trainer, data_provenance, finalize_checkpoint, split_features
 
+    torch = require("torch", extra="train")
     console = console or Console()
     cfg = check_supervised_step(data_dir, out_dir, config_path, overrides)
+    check_pretrain_out(out_dir, None, cfg)  # the bundle's path, before the training
     model, ck = load_encoder(encoder_path)
     if ck["model_config"] != {**cfg.model.to_dict(), "n_tags": ck["model_config"]["n_tags"]}:
         console.print("[yellow]the config's \\[model] differs from the encoder's; using the encoder's[/]")
     from ..train.model import ModelConfig
 
     mcfg = ModelConfig.from_dict({**ck["model_config"], "n_tags": len(TAGS)})
+    # the new tag head's initial weights come from torch's generator: seeded, so a seed gives one run
+    torch.manual_seed(int(cfg.train.seed))
     init = ShortChunkCNN(mcfg).state_dict()
     for k, v in model.state_dict().items():
         if not k.startswith("head."):

@@ -1,0 +1,330 @@
+"""train --data and pretrain (found in review): reproducible seeds, non-finite samples, CSV headers, the file split,
+tag names, and outputs checked before any work."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+from _rtc_bundle import tone  # noqa: E402
+from test_learn import SR, bell, write_cnn_bundle  # noqa: E402
+
+from rtclassify import cli  # noqa: E402
+from rtclassify.errors import ParameterError  # noqa: E402
+from rtclassify.train.features import DEFAULT_FRONTEND  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    return write_cnn_bundle(tmp_path_factory.mktemp("tiny") / "base")
+
+
+def _write(path, x, sr=SR):
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, x, sr, subtype="FLOAT")
+    return path
+
+
+def _tag_folders(root, tags=("ding", "hum"), seconds=1.5):
+    for t, tag in enumerate(tags):
+        for i in range(2):
+            x = bell(SR, seconds, i) if t == 0 else tone(SR, seconds, 110.0 * (t + i), 0.3)
+            _write(root / tag / f"{i}.wav", x)
+    _write(root / "_none" / "n.wav", tone(SR, seconds, 900.0, 0.01))
+    return root
+
+
+def _quiet():
+    from rich.console import Console
+
+    return Console(file=io.StringIO())
+
+
+def _no_audio(monkeypatch):
+    import rtclassify.learn.finetune as ft
+
+    monkeypatch.setattr(ft, "_load", lambda *a, **k: pytest.fail("audio read before the check"))
+
+
+def _help(capsys, command) -> str:
+    with pytest.raises(SystemExit) as exc:
+        cli.main([command, "--help"])
+    assert exc.value.code == 0
+    return " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
+
+
+def _one_line_error(capsys, argv):
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+# ------------------------------------------------------------------------------------------- 1. seeds
+def test_a_seed_gives_one_finetuned_bundle(tiny_base, tmp_path, monkeypatch):
+    """The new output head was built before the trainer seeded torch: one seed, two different bundles."""
+    from rtclassify.learn.finetune import finetune
+
+    data = _tag_folders(tmp_path / "data")
+    # the learning-rate schedule also follows the time used; frozen, the steps alone set it
+    monkeypatch.setattr(time, "perf_counter", lambda: 1000.0)
+    onnx = []
+    for i in range(2):
+        torch.manual_seed(100 + i)  # whatever state torch's generator was left in
+        finetune(data, tmp_path / f"out{i}", bundle=tiny_base, epochs=1, windows_per_epoch=32, seed=3,
+                 console=_quiet())
+        onnx.append((tmp_path / f"out{i}" / "model.onnx").read_bytes())
+    assert onnx[0] == onnx[1]
+
+
+def test_a_seed_gives_one_start_of_the_supervised_step(tmp_path, monkeypatch):
+    """pretrain --labelled built its new tag head the same way, unseeded."""
+    import rtclassify.learn.pretrain as pt
+    import rtclassify.train.trainer as tr
+    from rtclassify.train.model import ModelConfig, ShortChunkCNN
+
+    cfg = ModelConfig(width=2, multipliers=[1, 2, 2, 2], time_pools=4, embedding_dim=16, lookahead_frames=2)
+    enc = tmp_path / "encoder.pt"
+    torch.save({"format": pt.ENCODER_FORMAT, "model_config": cfg.to_dict(),
+                "state_dict": ShortChunkCNN(cfg).state_dict(), "frontend": {}}, enc)
+    data = tmp_path / "built"
+    data.mkdir()
+    (data / "manifest.json").write_text("{}")
+    (data / "manifest.jsonl").write_text("".join(json.dumps({"split": s}) + "\n" for s in ("train", "val")))
+
+    class Stop(Exception):
+        pass
+
+    starts = []
+
+    def trainer(*a, init_state=None, **k):
+        starts.append(init_state)
+        raise Stop
+
+    monkeypatch.setattr(tr, "split_features", lambda *a, **k: None)
+    monkeypatch.setattr(tr, "data_provenance", lambda *a, **k: {})
+    monkeypatch.setattr(tr, "Trainer", trainer)
+    for i in range(2):
+        torch.manual_seed(100 + i)
+        with pytest.raises(Stop):
+            pt.train_supervised_head(enc, data, tmp_path / "ssl", None, ["train.seed=5"], console=_quiet())
+    assert starts[0].keys() == starts[1].keys()
+    assert all(torch.equal(starts[0][k], starts[1][k]) for k in starts[0])
+
+
+# ------------------------------------------------------------------------------------------- 2. non-finite samples
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_non_finite_sample_is_replaced_and_named(tmp_path, capsys, bad):
+    """One NaN made the whole tag file silent (every frame a negative)."""
+    from rtclassify.learn.finetune import read_labelled_data
+
+    x = bell(SR, 1.5, 1)
+    x[SR // 2] = bad
+    _write(tmp_path / "data" / "ding" / "a.wav", x)
+    items, tags = read_labelled_data(tmp_path / "data", DEFAULT_FRONTEND)
+    (_, audio, lab), = items
+    assert tags == ["ding"] and np.all(np.isfinite(audio))
+    assert lab[:, 0].mean() > 0.8
+    note = "".join(capsys.readouterr().err.split())  # the console wraps the line
+    assert f"{tmp_path}/data/ding/a.wav:1of24000samplesareNaNorinfinite;replacedby0" in note
+
+
+# ------------------------------------------------------------------------------------------- 3. CSV header
+def _csv_files(tmp_path):
+    _write(tmp_path / "a.wav", bell(SR, 3.0, 1))
+    _write(tmp_path / "b.wav", bell(SR, 3.0, 2))
+
+
+def test_a_first_row_with_a_bad_number_is_reported_not_taken_for_a_header(tmp_path, monkeypatch):
+    from rtclassify.learn.finetune import read_labelled_data
+
+    _csv_files(tmp_path)
+    _no_audio(monkeypatch)
+    csv = tmp_path / "labels.csv"
+    for first, got in (("a.wav,1s,2.5,beep", "'1s', '2.5'"), ("a.wav,0.5,2.5s,beep", "'0.5', '2.5s'")):
+        csv.write_text(f"{first}\nb.wav,0,3,beep\n")
+        with pytest.raises(ParameterError, match=rf"labels\.csv:1: start and end must be numbers of seconds "
+                                                 rf"\(got {got}\)"):
+            read_labelled_data(csv, DEFAULT_FRONTEND)
+
+
+@pytest.mark.parametrize("header", ["file,start,end,tag", "File,Start,End,Tag", "path, begin, stop, label"])
+def test_a_header_may_follow_comments_and_blank_lines(tmp_path, header):
+    from rtclassify.learn.finetune import read_labelled_data
+
+    _csv_files(tmp_path)
+    csv = tmp_path / "labels.csv"
+    csv.write_text(f"# my labels\n\n{header}\na.wav,0,3,beep\n# the second take\n\nb.wav,0.5,3,beep\n")
+    items, tags = read_labelled_data(csv, DEFAULT_FRONTEND)
+    assert tags == ["beep"] and len(items) == 2
+    csv.write_text(f"a.wav,0,3,beep\n{header}\n")  # a header among the data rows is a bad row
+    with pytest.raises(ParameterError, match=r"labels\.csv:2: "):
+        read_labelled_data(csv, DEFAULT_FRONTEND)
+
+
+# ------------------------------------------------------------------------------------------- 4. split
+def _item(name, n, tags_on):
+    lab = np.zeros((n, 2), np.uint8)
+    for t, frames in tags_on.items():
+        lab[frames, t] = 1
+    return (name, np.zeros(1, np.float32), lab)
+
+
+def test_every_tag_keeps_a_training_file(tmp_path):
+    """A CSV tag on part of one file went to validation with that file and had no training example."""
+    from rtclassify.learn.finetune import _split_files
+
+    items = [_item("a", 100, {0: slice(0, 100), 1: slice(10, 20)}), _item("b", 100, {0: slice(0, 100)}),
+             _item("n1", 100, {}), _item("n2", 100, {})]
+    for seed in range(12):
+        train, val = _split_files(items, ["beep", "click"], 0.5, seed)
+        assert [n for n, _, _ in train].count("a") == 1, seed
+        assert len(train) + len(val) == 4 and val, seed
+
+
+def test_val_fraction_0_holds_out_no_file(capsys):
+    from rtclassify.learn.finetune import _split_files, check_settings
+
+    check_settings(val_fraction=0.0)
+    items = [_item(f"f{i}", 100, {i % 2: slice(0, 100)}) for i in range(6)]
+    train, val = _split_files(items, ["beep", "click"], 0.0, 0)
+    assert val == [] and [n for n, _, _ in train] == [n for n, _, _ in items]
+    assert len(_split_files(items, ["beep", "click"], 0.2, 0)[1]) == 2
+    assert "0 to below 1 (0: none, validating on the training files" in _help(capsys, "train")
+
+
+# ------------------------------------------------------------------------------------------- 5-6. pretrain outputs
+def _built(tmp_path):
+    data = tmp_path / "built"
+    data.mkdir()
+    (data / "manifest.json").write_text("{}")
+    (data / "manifest.jsonl").write_text("".join(json.dumps({"split": s}) + "\n" for s in ("train", "val")))
+    return data
+
+
+def _pretrain_audio(tmp_path):
+    for i in range(2):
+        _write(tmp_path / "audio" / f"{i}.wav", bell(SR, 2.0, i))
+    return tmp_path / "audio"
+
+
+def test_pretrain_labelled_checks_its_bundle_before_pretraining(tmp_path, capsys, monkeypatch):
+    """A bad OUT/bundle was refused after pretraining and the whole supervised training."""
+    import rtclassify.learn.pretrain as pt
+    from rtclassify.model.bundle import default_bundle_path
+
+    monkeypatch.setattr(pt, "pretrain", lambda *a, **k: pytest.fail("pretrained before checking the bundle"))
+    data = _built(tmp_path)
+    args = ["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "ssl"), "--labelled", str(data)]
+    err = _one_line_error(capsys, [*args, "--set", f"output.bundle={json.dumps(str(default_bundle_path()))}"])
+    assert "--set output.bundle" in err and "the package's own default bundle" in err, err
+    assert (default_bundle_path() / "model.onnx").is_file()
+    (tmp_path / "ssl").mkdir()
+    (tmp_path / "ssl" / "bundle").write_text("not a bundle")
+    err = _one_line_error(capsys, [*args, "--force"])
+    assert err.endswith(f"--out {(tmp_path / 'ssl' / 'bundle').resolve()}: exists and is not a folder (give a folder, "
+                        f"or a path ending in .zip)"), err
+    assert (tmp_path / "ssl" / "bundle").read_text() == "not a bundle"
+
+
+def test_pretrain_history_run_folder_and_force(tiny_base, tmp_path, capsys, monkeypatch):
+    """The supervised step's history.json replaced the pretraining history; a second run replaced the first."""
+    import rtclassify.learn.pretrain as pt
+
+    audio = _pretrain_audio(tmp_path)
+    out = tmp_path / "ssl"
+    args = ["pretrain", "--data", str(audio), "--out", str(out), "--bundle", str(tiny_base), "--steps", "1",
+            "--batch-size", "2"]
+    assert cli.main(args) == 0
+    capsys.readouterr()
+    hist = json.loads((out / "pretrain_history.json").read_text())
+    assert hist[0]["step"] == 1 and not (out / "history.json").exists()
+    encoder = (out / "encoder.pt").read_bytes()
+    real = pt.pretrain
+    monkeypatch.setattr(pt, "pretrain", lambda *a, **k: pytest.fail("pretrained into a folder holding a run"))
+    err = _one_line_error(capsys, args)
+    assert err.endswith(f"--out {out}: holds a pretraining run (encoder.pt, pretrain_history.json); pass --force to "
+                        f"replace it, or give another folder"), err
+    assert (out / "encoder.pt").read_bytes() == encoder
+    monkeypatch.setattr(pt, "pretrain", real)
+    assert cli.main([*args, "--seed", "1", "--force"]) == 0
+    assert (out / "encoder.pt").read_bytes() != encoder
+    help_text = _help(capsys, "pretrain")
+    assert "OUT/pretrain_history.json" in help_text and "--force" in help_text
+
+
+def test_supervised_step_paths_are_values_not_toml_text(tmp_path):
+    r"""--out 'ssl\test' became 'ssl<TAB>est' in the supervised step's config."""
+    from rtclassify.learn.pretrain import check_supervised_step
+
+    data = _built(tmp_path)
+    odd = tmp_path / 'd\\t "q" \udcff'
+    data.rename(odd)
+    for out in (tmp_path / "ssl\\test", tmp_path / 'o"ut', tmp_path / "a\x7fb"):
+        cfg = check_supervised_step(odd, out)
+        assert cfg.output["dir"] == str(out.resolve()) and cfg.data["dir"] == str(odd.resolve())
+        assert cfg.output["bundle"] == str((out / "bundle").resolve())
+
+
+# ------------------------------------------------------------------------------------------- 7. tag names
+def test_tag_names_are_checked_before_any_audio(tmp_path, monkeypatch):
+    from rtclassify.learn.finetune import read_labelled_data
+
+    data = _tag_folders(tmp_path / "data", tags=("Beep", "beep"))
+    _no_audio(monkeypatch)
+    with pytest.raises(ParameterError, match=rf"--data: {tmp_path / 'data' / 'beep'}: tag name 'beep' differs from "
+                                             rf"this bundle's tag 'Beep' only by case; .*comes from the folder "
+                                             rf"{tmp_path / 'data' / 'Beep'}"):
+        read_labelled_data(data, DEFAULT_FRONTEND)
+    (data / "beep").rename(data / "be ep")
+    with pytest.raises(ParameterError, match=rf"--data: {tmp_path / 'data' / 'be ep'}: tag name must be 1-64"):
+        read_labelled_data(data, DEFAULT_FRONTEND)
+    csv = tmp_path / "labels.csv"
+    csv.write_text("file,start,end,tag\na.wav,0,3,beep\nb.wav,0,3,beep\nb.wav,0,3,Beep\n")
+    with pytest.raises(ParameterError, match=r"labels\.csv:4: tag name 'Beep' differs from this bundle's tag "
+                                             r"'beep' only by case; .*comes from line 2"):
+        read_labelled_data(csv, DEFAULT_FRONTEND)
+
+
+def test_none_folders_are_negatives_in_any_case(tmp_path):
+    from rtclassify.learn.finetune import read_labelled_data
+
+    data = tmp_path / "data"
+    _write(data / "beep" / "a.wav", bell(SR, 1.0, 1))
+    for name in ("None", "NEGATIVES", "_None"):
+        _write(data / name / "n.wav", tone(SR, 1.0, 300.0, 0.3))
+    items, tags = read_labelled_data(data, DEFAULT_FRONTEND)
+    assert tags == ["beep"] and len(items) == 4
+    assert sum(int(lab.sum()) for name, _, lab in items if "beep" not in name) == 0
+
+
+# ------------------------------------------------------------------------------------------- 8. OUT.run
+def test_the_run_folder_is_checked_before_any_work(tmp_path, capsys, monkeypatch):
+    """A file at OUT.run crashed with a FileExistsError traceback after all the audio was read."""
+    import rtclassify.learn.finetune as ft
+
+    data = _tag_folders(tmp_path / "data", seconds=0.5)
+    monkeypatch.setattr(ft, "read_labelled_data", lambda *a, **k: pytest.fail("data read before the run folder"))
+    (tmp_path / "b.run").write_text("x")
+    for out in ("b", "b.zip"):
+        err = _one_line_error(capsys, ["train", "--data", str(data), "--out", str(tmp_path / out)])
+        assert err.endswith(f"--out's run folder {tmp_path / 'b.run'}: exists and is not a folder"), err
+    assert (tmp_path / "b.run").read_text() == "x" and not (tmp_path / "b").exists()
+    assert "go to the folder BUNDLE.run beside it" in _help(capsys, "train")
+
+
+def test_refused_data_leaves_no_run_folder(tmp_path, capsys):
+    data = tmp_path / "data"
+    _write(data / "a b" / "a.wav", bell(SR, 1.0, 1))
+    err = _one_line_error(capsys, ["train", "--data", str(data), "--out", str(tmp_path / "o")])
+    assert "tag name must be 1-64" in err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.run").exists()
