@@ -242,3 +242,11 @@ def test_train_config_splits_must_differ(tmp_path, line, match):
     cfg.write_text(f'[data]\ndir = "d"\n{line}\n')
     with pytest.raises(ConfigError, match=match):
         load_config(cfg)
+
+
+@pytest.mark.parametrize("argv", [["pretrain", "--data", ".", "--out", ""], ["export", "m.pt", "--out", ""],
+                                  ["learn", "--tag", "x", "a.wav", "--out", ""]])
+def test_an_empty_out_of_the_model_commands_is_refused_at_parse_time(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2 and "expected a" in _err(capsys)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._args import nonempty
+
 NAME = "export"
 HELP = "export a training checkpoint (model.pt) as a bundle: model.onnx + model.json"
 DESCRIPTION = (
@@ -15,7 +17,7 @@ DESCRIPTION = (
 
 def add_arguments(parser) -> None:
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="model.pt from a training run")
-    parser.add_argument("--out", required=True, metavar="BUNDLE",
+    parser.add_argument("--out", required=True, metavar="BUNDLE", type=nonempty("a bundle folder or .zip"),
                         help="bundle folder or .zip to write (a new or empty folder; see --force)")
     parser.add_argument("--force", action="store_true",
                         help="replace an existing bundle at --out (a folder holding other files is still refused)")

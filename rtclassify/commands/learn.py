@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="recordings the tag must stay off for")
     p.add_argument("--bundle", metavar="IN", type=nonempty("a bundle folder or zip"),
                    help="base bundle folder or zip (default: the bundled model)")
-    p.add_argument("--out", required=True, metavar="BUNDLE",
+    p.add_argument("--out", required=True, metavar="BUNDLE", type=nonempty("a bundle folder or .zip"),
                    help="output bundle folder, or a path ending in .zip (a new or empty folder; see --force)")
     p.add_argument("--force", action="store_true",
                    help="replace an existing bundle at --out (a folder holding other files is still refused)")

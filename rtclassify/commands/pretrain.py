@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--data", required=True, metavar="FOLDER", type=nonempty("a folder"),
                    help="folder of unlabelled audio files")
-    p.add_argument("--out", required=True, metavar="DIR",
+    p.add_argument("--out", required=True, metavar="DIR", type=nonempty("a folder"),
                    help="output folder (encoder.pt, pretrain_history.json; with --labelled also the supervised "
                         "run and its bundle)")
     p.add_argument("--force", action="store_true",

@@ -618,7 +618,7 @@ def add_arguments(parser) -> None:
     g.add_argument("--data", metavar="FOLDER|CSV", type=nonempty("a folder or CSV file"),
                    help="labelled audio: a folder per tag (FOLDER/<tag>/*.wav; '_none' for negatives) or a CSV "
                         "of file,start,end,tag rows")
-    g.add_argument("--out", metavar="BUNDLE",
+    g.add_argument("--out", metavar="BUNDLE", type=nonempty("a bundle folder or .zip"),
                    help="output bundle folder or .zip (with --data; required); the run's features and checkpoints "
                         "go to the folder BUNDLE.run beside it (NAME.run for NAME.zip)")
     g.add_argument("--bundle", metavar="IN", help="base bundle to start from (default: the bundled model)")
