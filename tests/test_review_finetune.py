@@ -328,3 +328,25 @@ def test_refused_data_leaves_no_run_folder(tmp_path, capsys):
     err = _one_line_error(capsys, ["train", "--data", str(data), "--out", str(tmp_path / "o")])
     assert "tag name must be 1-64" in err
     assert not (tmp_path / "o").exists() and not (tmp_path / "o.run").exists()
+
+
+def test_pretraining_audio_with_nan_is_loaded_finite_and_noted(tmp_path):
+    import soundfile as sf
+
+    from rtclassify.learn.pretrain import AudioPool
+
+    x = (0.1 * np.random.default_rng(0).standard_normal(48000)).astype(np.float32)
+    x[1000] = np.nan
+    x[2000] = np.inf
+    sf.write(tmp_path / "a.wav", x, 16000, subtype="FLOAT")
+    pool = AudioPool([tmp_path / "a.wav"], 16000)
+    assert pool.nonfinite == {str(tmp_path / "a.wav"): 2}
+    assert pool.clips[0][1000] == 0 and pool.clips[0][2000] == 0 and abs(int(pool.clips[0][1001])) < 32767
+
+
+def test_technique_detector_value_interval_takes_numpy_numbers_not_bools():
+    from rtclassify.detect.techniques import TechniqueDetector
+
+    TechniqueDetector(16000, value_interval=np.float32(0.02))
+    with pytest.raises(ParameterError, match="value_interval"):
+        TechniqueDetector(16000, value_interval=True)

@@ -113,7 +113,8 @@ class TechniqueDetector:
 
     def __init__(self, sample_rate: float, *, hop_length: int | None = None, channel: int = 0,
                  value_interval: float = 0.02, **tracker):
-        if not (isinstance(value_interval, (int, float)) and math.isfinite(value_interval) and value_interval >= 0):
+        if isinstance(value_interval, bool) or not isinstance(value_interval, numbers.Real) \
+                or not math.isfinite(value_interval) or value_interval < 0:
             raise ParameterError(f"value_interval: must be a number >= 0 seconds (got {value_interval!r})")
         if "fmax" not in tracker and isinstance(sample_rate, numbers.Real) and not isinstance(sample_rate, bool) \
                 and math.isfinite(sample_rate):

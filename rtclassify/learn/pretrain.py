@@ -161,9 +161,15 @@ class AudioPool:
         chunk = int(CHUNK_SECONDS * sample_rate)
         self.clips: list[np.ndarray] = []
         self.names: list[str] = []
+        #: file -> NaN or infinite samples replaced by 0 (before resampling, which would spread them)
+        self.nonfinite: dict[str, int] = {}
         total = 0
         for i in order:
             x, sr = read_audio(files[i])
+            bad = ~np.isfinite(x)
+            if bad.any():
+                x = np.where(bad, np.float32(0.0), x)
+                self.nonfinite[str(files[i])] = int(np.count_nonzero(bad))
             if sr != self.sample_rate:
                 x = resample(x, sr, self.sample_rate)
             if len(x) < chunk:
@@ -377,6 +383,8 @@ def _pretrain_into(torch, data, out_dir: Path, bundle, p: PretrainParams, consol
     files = list_audio(data)
     t_load = time.perf_counter()
     pool = AudioPool(files, bundle.sample_rate, p.max_hours, p.seed)
+    for name, n in pool.nonfinite.items():
+        console.print(f"note: {name}: {n} NaN or infinite samples replaced by 0")
     console.print(f"pretraining data: {pool.seconds / 3600:.2f} h from {len(pool.clips)} of {len(files)} files "
                   f"({time.perf_counter() - t_load:.0f} s to load)")
 
