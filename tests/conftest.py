@@ -19,15 +19,35 @@ pytest.register_assert_rewrite("_trackers", "_streaming")
 
 
 @pytest.fixture(scope="module")
-def clf(tmp_path_factory):
-    """A Classifier on the small test bundle (tests/_rtc_bundle.py), one per test module (a module may define
-    its own ``clf``)."""
+def bundle_dir(tmp_path_factory):
+    """The small test bundle (tests/_rtc_bundle.py), written once per test module."""
     pytest.importorskip("onnx", reason="the test bundles are built with the onnx package")
     from _rtc_bundle import write_bundle
 
+    return write_bundle(tmp_path_factory.mktemp("b") / "bundle")
+
+
+@pytest.fixture(scope="module")
+def clf(bundle_dir):
+    """A Classifier on the small test bundle, one per test module (a module may define its own ``clf``)."""
     from rtclassify.model.classifier import Classifier
 
-    return Classifier.load(write_bundle(tmp_path_factory.mktemp("bundle")))
+    return Classifier.load(bundle_dir)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """A data set built by the data builder in seconds (0.003 h of 2-s clips, seed 7); skips without its tools."""
+    from rtclassify.errors import MissingDependencyError
+    from rtclassify.train.data import build as B
+
+    try:
+        B.check_dependencies()
+    except MissingDependencyError as exc:
+        pytest.skip(f"data tools missing: {exc}")
+    data = tmp_path_factory.mktemp("tiny") / "data"
+    B.build_dataset(data, 0.003, 7, clip_seconds=2.0, workers=1, progress=False)
+    return data
 
 
 def gpu_forced() -> bool:

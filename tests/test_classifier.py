@@ -26,14 +26,6 @@ from rtclassify.model.classifier import Classifier, TagResult  # noqa: E402
 TESTS = Path(__file__).resolve().parent
 
 
-@pytest.fixture(scope="module")
-def bundle_dir(tmp_path_factory):
-    return tb.write_bundle(tmp_path_factory.mktemp("b") / "bundle")
-
-
-@pytest.fixture(scope="module")
-def clf(bundle_dir):
-    return Classifier.load(bundle_dir)
 
 
 def test_load_labels_config(clf, bundle_dir):

@@ -27,6 +27,14 @@ def _err(capsys) -> str:
     return err
 
 
+def _usage_error(argv, capsys) -> str:
+    """The one-line message of a command line refused at parse time (exit status 2)."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    return _err(capsys)
+
+
 # ------------------------------------------------------------------------------------------ export and train
 def test_export_refuses_an_empty_name_and_never_replaces_a_bundle_with_one_that_would_not_load(tmp_path):
     torch = pytest.importorskip("torch")
@@ -75,10 +83,7 @@ def test_a_config_that_is_not_utf8_is_one_line(tmp_path, capsys):
                                   ["tag", "x.wav", "--threads", "0"],
                                   ["evaluate", "b", "--data", "d", "--threads", "300"]])
 def test_thread_counts_and_seeds_are_bounded_at_parse_time(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        cli.main(argv)
-    assert exc.value.code == 2
-    assert "must be" in _err(capsys)
+    assert "must be" in _usage_error(argv, capsys)
 
 
 def test_an_unwritable_feature_cache_or_npm_cache_names_itself(tmp_path):
@@ -149,10 +154,7 @@ def test_tag_out_through_a_link_writes_the_file_it_points_to(tmp_path):
                                   ["demo", "--clip", ""], ["demo", "--log", ""], ["evaluate-techniques", "--out", ""],
                                   ["train", "--data", ""], ["evaluate", "b", "--data", ""]])
 def test_an_empty_path_is_refused_not_taken_as_the_current_folder_or_as_not_given(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        cli.main(argv)
-    assert exc.value.code == 2
-    assert "expected a" in _err(capsys)
+    assert "expected a" in _usage_error(argv, capsys)
 
 
 def test_subprocess_demo_log_refusal_keeps_the_mapping(tmp_path):
@@ -165,24 +167,17 @@ def test_subprocess_demo_log_refusal_keeps_the_mapping(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------- evaluate
-def test_evaluate_scores_a_learned_bundle_on_the_tags_the_data_has(tmp_path):
+def test_evaluate_scores_a_learned_bundle_on_the_tags_the_data_has(tmp_path, tiny_data):
     pytest.importorskip("torch")
     pytest.importorskip("onnx")
     pytest.importorskip("sklearn")
     from test_learn import SR, bell, write_cnn_bundle
 
     from rtclassify import Classifier
-    from rtclassify.errors import MissingDependencyError
-    from rtclassify.train.data import build as B
     from rtclassify.train.evaluate import evaluate_split
     from rtclassify.train.model import TAGS
 
-    try:
-        B.check_dependencies()
-    except MissingDependencyError as exc:
-        pytest.skip(f"data tools missing: {exc}")
-    data = tmp_path / "data"
-    B.build_dataset(data, 0.003, 7, clip_seconds=2.0, workers=1, progress=False)
+    data = tiny_data
     base = Classifier.load(write_cnn_bundle(tmp_path / "base"))
     learned = tmp_path / "learned"
     base.learn("bell", [bell(SR, 2.0, i) for i in range(2)], sample_rate=SR, out=learned)
@@ -247,6 +242,4 @@ def test_train_config_splits_must_differ(tmp_path, line, match):
 @pytest.mark.parametrize("argv", [["pretrain", "--data", ".", "--out", ""], ["export", "m.pt", "--out", ""],
                                   ["learn", "--tag", "x", "a.wav", "--out", ""]])
 def test_an_empty_out_of_the_model_commands_is_refused_at_parse_time(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        cli.main(argv)
-    assert exc.value.code == 2 and "expected a" in _err(capsys)
+    assert "expected a" in _usage_error(argv, capsys)

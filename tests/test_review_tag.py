@@ -23,14 +23,6 @@ from rtclassify.model.classifier import Classifier  # noqa: E402
 SR = 16000
 
 
-@pytest.fixture(scope="module")
-def bundle_dir(tmp_path_factory):
-    return tb.write_bundle(tmp_path_factory.mktemp("b") / "bundle")
-
-
-@pytest.fixture(scope="module")
-def clf(bundle_dir):
-    return Classifier.load(bundle_dir)
 
 
 @pytest.fixture(scope="module")

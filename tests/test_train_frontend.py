@@ -100,20 +100,6 @@ def test_cache_folders_keep_frontends_apart(tmp_path):
     assert cache_folder(tmp_path, "train", dict(FE_1024, win_length=800)) != other
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    from rtclassify.errors import MissingDependencyError
-    from rtclassify.train.data import build as B
-
-    try:
-        B.check_dependencies()
-    except MissingDependencyError as exc:
-        pytest.skip(f"data tools missing: {exc}")
-    data = tmp_path_factory.mktemp("frontend") / "data"
-    B.build_dataset(data, 0.003, 7, clip_seconds=2.0, workers=1, progress=False)
-    return data
-
-
 def test_split_features_align_a_longer_window_with_the_builders_labels(tiny_data):
     from rtclassify.train.data import load_split
     from rtclassify.train.trainer import split_features
