@@ -73,14 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         from .commands._args import drop_stdout
 
         drop_stdout()
-        print(f"rtclassify {args.command}: error: writing to standard output failed: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(f"rtclassify {args.command}: error: writing the output failed: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
 
 def _is_stdout_error(exc: OSError) -> bool:
-    """True for the errors of writing standard output that the commands leave to here (a full disk, a device
-    error): no file named, an errno of a failed write. The commands name their own files' errors."""
+    """True for the errors of a failed write (a full disk, a device error) that no command turned into its own
+    message: no file named (a write to standard output, or to a report file, says no name)."""
     import errno
 
     return exc.filename is None and exc.errno in (errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EBADF)

@@ -115,8 +115,12 @@ def test_learn_and_export_commands_refuse_a_bad_out_first(tmp_path, capsys):
     from rtclassify import cli
 
     (tmp_path / "afile.txt").write_text("x")
-    for argv in (["learn", "--tag", "t", str(tmp_path / "missing.wav"), "--out", ""],
+    for argv in (["learn", "--tag", "t", str(tmp_path / "missing.wav"), "--out", str(tmp_path / "afile.txt")],
                  ["export", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "afile.txt")]):
         assert cli.main(argv) == 1
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "--out" in err and "missing" not in err, err
+    # an empty --out is a usage error, before anything else is looked at
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["learn", "--tag", "t", str(tmp_path / "missing.wav"), "--out", ""])
+    assert exc.value.code == 2 and "--out" in capsys.readouterr().err

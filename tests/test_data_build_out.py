@@ -299,7 +299,7 @@ def test_a_render_worker_that_cannot_start_is_one_error_not_a_hang(tmp_path):
     env = dict(os.environ, LD_LIBRARY_PATH=str(fake))
     r = subprocess.run([sys.executable, "-m", "rtclassify", "data", "build", "--out", str(tmp_path / "d"), "--hours",
                         "0.002", "--clip-seconds", "1", "--no-progress"], capture_output=True, text=True, env=env,
-                       timeout=240)
+                       timeout=240, cwd=tmp_path)  # outside the checkout: the installed package
     assert r.returncode == 1 and "cannot load libfluidsynth" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -310,31 +310,33 @@ def test_a_render_worker_that_dies_ends_the_build_with_an_error(tmp_path):
     import sys
     import time
 
-    p = subprocess.Popen([sys.executable, "-m", "rtclassify", "data", "build", "--out", str(tmp_path / "d"),
-                          "--hours", "0.05", "--clip-seconds", "2", "--workers", "1", "--no-progress"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        killed = None
-        deadline = time.monotonic() + 120
-        while killed is None and time.monotonic() < deadline and p.poll() is None:
-            time.sleep(0.5)
-            for d in os.listdir("/proc"):
-                if d.isdigit():
+    out = tmp_path / "d"
+    with subprocess.Popen([sys.executable, "-m", "rtclassify", "data", "build", "--out", str(out), "--hours", "0.05",
+                           "--clip-seconds", "2", "--workers", "1", "--no-progress"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, cwd=tmp_path) as p:  # cwd: the installed package
+        try:
+            killed = None
+            deadline = time.monotonic() + 120
+            while killed is None and time.monotonic() < deadline and p.poll() is None:
+                time.sleep(0.5)
+                if not (out / "train").is_dir() or not any((out / "train").iterdir()):
+                    continue  # a clip written: the worker is rendering the next ones
+                for d in filter(str.isdigit, os.listdir("/proc")):
                     try:
                         stat = Path(f"/proc/{d}/stat").read_text()
                         cmd = Path(f"/proc/{d}/cmdline").read_bytes()
                     except OSError:
                         continue
-                    if int(stat.rsplit(")", 1)[1].split()[1]) == p.pid and b"spawn_main" in cmd \
-                            and (tmp_path / "d" / "train").is_dir() and any((tmp_path / "d" / "train").iterdir()):
+                    if int(stat.rsplit(")", 1)[1].split()[1]) == p.pid and b"spawn_main" in cmd:
                         os.kill(int(d), signal.SIGKILL)
                         killed = int(d)
                         break
-        assert killed is not None, "no render worker was found to kill"
-        out, err = p.communicate(timeout=120)
-    finally:
-        if p.poll() is None:
-            p.kill()
+            assert killed is not None, "no render worker was found to kill"
+            _, err = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
     assert p.returncode == 1 and "a render worker process died" in err, err[-2000:]
 
 
@@ -344,3 +346,15 @@ def test_every_job_is_rendered_once_in_order_whatever_the_workers(tmp_path):
     m2 = B.build_dataset(tmp_path / "b", 0.003, 7, clip_seconds=1.0, workers=2, progress=False)
     assert m1["splits"] == m2["splits"] and sum(s["clips"] for s in m1["splits"].values()) == 11
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+
+
+@needs_tools
+def test_stopping_the_build_early_ends_the_workers_at_once(tmp_path):
+    import time
+
+    jobs = B.plan_clips(0.05, 3, clip_seconds=60.0)
+    gen = B._render_jobs(jobs, 1, None, 32000)
+    next(gen)
+    t0 = time.monotonic()
+    gen.close()
+    assert time.monotonic() - t0 < 2.0

@@ -120,3 +120,56 @@ def test_demo_with_a_bad_hop_leaves_an_existing_log_alone(tmp_path):
     assert r.returncode == 1
     assert "hop" in r.stderr and "Traceback" not in r.stderr
     assert json.loads(log.read_text()) == {"previous": "run"}
+
+
+def test_a_refused_block_does_not_set_the_streams_channels_and_short_first_blocks_pass(clf):
+    s = clf.stream(sample_rate=48000, channel=3)
+    with pytest.raises(ParameterError, match="channel 3 out of range"):
+        s.process(np.zeros((512, 2), np.float32))
+    s.process(np.zeros((512, 4), np.float32))
+    m = clf.stream(sample_rate=48000, channel="mix")
+    m.process(np.zeros((0, 16), np.float32))
+    m.process(np.zeros((8, 16), np.float32))  # a 16-channel device's short first block
+    m.process(np.zeros((256, 16), np.float32))
+
+
+def test_frames_of_a_call_from_another_thread_are_delivered_on_that_thread(clf):
+    import threading
+
+    x = (0.1 * np.random.default_rng(2).standard_normal(SR * 2)).astype(np.float32)
+    on = {}
+    started = threading.Event()
+
+    def on_frame(fr):
+        on.setdefault(threading.get_ident(), []).append(fr.index)
+        if threading.current_thread() is threading.main_thread() and not started.is_set():
+            started.set()
+            t.start()
+            t.join(10)  # the other thread's process() runs while this on_frame does
+
+    s = clf.stream(sample_rate=SR, on_frame=on_frame, record_frames=False)
+    t = threading.Thread(target=lambda: s.process(x[SR:]))
+    s.process(x[:SR])
+    assert t.ident in on and threading.main_thread().ident in on
+
+
+def test_a_raising_on_frame_still_gets_the_nested_calls_outputs(clf):
+    x = (0.1 * np.random.default_rng(3).standard_normal(SR * 3)).astype(np.float32)
+    seen, state = [], {"n": 0}
+
+    def on_frame(fr):
+        seen.append(fr.index)
+        state["n"] += 1
+        if state["n"] == 1:
+            s.process(x[SR:2 * SR])
+            raise RuntimeError("once")
+
+    s = clf.stream(sample_rate=SR, on_frame=on_frame, record_frames=False)
+    with pytest.raises(RuntimeError, match="once"):
+        s.process(x[:SR])
+    assert not s._pending_frames and seen == sorted(seen) and len(seen) > 20
+
+
+def test_clip_source_takes_byte_swapped_samples(clf):
+    x = (np.arange(100) * 300).astype(np.int16)
+    np.testing.assert_array_equal(ClipSource(x.astype(">i2"), SR)._audio, ClipSource(x, SR)._audio)

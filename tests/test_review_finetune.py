@@ -157,7 +157,8 @@ def test_a_first_row_with_a_bad_number_is_reported_not_taken_for_a_header(tmp_pa
             read_labelled_data(csv, DEFAULT_FRONTEND)
 
 
-@pytest.mark.parametrize("header", ["file,start,end,tag", "File,Start,End,Tag", "path, begin, stop, label"])
+@pytest.mark.parametrize("header", ["file,start,end,tag", "File,Start,End,Tag", "path, begin, stop, label",
+                                    "path,t0,t1,label"])
 def test_a_header_may_follow_comments_and_blank_lines(tmp_path, header):
     from rtclassify.learn.finetune import read_labelled_data
 

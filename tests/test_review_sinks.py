@@ -110,8 +110,8 @@ def test_osc_address_with_a_control_or_non_ascii_character_is_refused_at_load(tm
         load_mapping(f, ["piano"])
 
 
-@pytest.mark.parametrize("dest", [("127.0.0.1", 70000), ("127.0.0.1", 0), ("127.0.0.1", "9000"),
-                                  ("127.0.0.1",), "127.0.0.1:²"])
+@pytest.mark.parametrize("dest", [("127.0.0.1", 70000), ("127.0.0.1", 0), ("127.0.0.1", "90000"),
+                                  ("127.0.0.1",), "127.0.0.1:²", ("127.0.0.1", "²")])
 def test_osc_destinations_are_checked_as_pairs_too(dest):
     with pytest.raises(ParameterError, match="OSC destination|--osc"):
         OscSink(Mapping.default(["piano"]).osc, [dest])

@@ -227,7 +227,9 @@ class ClipSource:
 
     def __init__(self, audio, samplerate: float, *, blocksize: int = 256, speed: float = 1.0,
                  name: str = "clip", loop: bool = False):
-        a = np.asarray(audio)
+        from ..engine.session import native_order
+
+        a = native_order(np.asarray(audio))
         if a.dtype == np.int16:
             a = a.astype(np.float32) * np.float32(1.0 / 32768.0)  # as the session scales int16 blocks
         elif a.dtype.kind == "f":

@@ -207,7 +207,8 @@ MAX_BATCH = 4096
 #: the most channels a 2-D block may have (more is a (channels, frames) block read the wrong way round)
 MAX_BLOCK_CHANNELS = 1024
 #: a stream's channels are taken from its first 2-D block with at least as many frames as channels; before
-#: it, a block of at most this many frames and more channels than that is (channels, frames) the wrong way round
+#: it, a block of at most this many frames and 64 times as many channels is (channels, frames) the wrong way
+#: round (a stereo block of 128 samples or more; a 16-channel device's short first block passes)
 TRANSPOSED_CHANNELS = 8
 
 
@@ -227,13 +228,8 @@ def one_call_at_a_time(deliver: bool = False):
                 out = fn(self, *args, **kwargs)
             finally:
                 self._in_use.release()
-            if deliver and not self._delivering:
-                self._delivering = True
-                try:
-                    while self._deliver_frames():  # a nested call from on_frame leaves its outputs queued
-                        pass
-                finally:
-                    self._delivering = False
+            if deliver:
+                self._deliver_all()
             return out
 
         return call
@@ -246,7 +242,28 @@ class NativeStateMixin:
     original, and each would corrupt the other's stream. ``_create_with`` says how to make another."""
 
     _create_with = "its Classifier"
-    _delivering = False  # handing outputs to on_frame (one_call_at_a_time)
+    _delivering = None  # the thread handing outputs to on_frame (one_call_at_a_time), or None
+
+    def _deliver_all(self) -> None:
+        """Hand every queued output to ``on_frame``. A call from inside ``on_frame`` on the same thread only
+        queues its outputs: this loop hands them over after the outer call's, in order. Every output gets
+        its call even when one raises; then the first exception is raised."""
+        me = threading.get_ident()
+        if self._delivering == me:
+            return
+        self._delivering, outer = me, self._delivering
+        first = None
+        try:
+            while True:
+                try:
+                    if not self._deliver_frames():
+                        break
+                except BaseException as exc:  # noqa: BLE001 - raised below, once everything is delivered
+                    first = first or exc
+        finally:
+            self._delivering = outer
+        if first is not None:
+            raise first
 
     def _enter(self, what: str) -> None:
         """Take the session for one ``process``/``flush``/``reset`` call (release ``self._in_use`` after it), or
@@ -536,18 +553,15 @@ class StreamSession(NativeStateMixin):
             if self._block_channels and n_ch != self._block_channels:
                 raise ParameterError(f"block of shape {block.shape} has {n_ch} channels, the stream's earlier "
                                      f"blocks {self._block_channels}; {transpose} (a new stream: reset())")
-            if not self._block_channels:
-                if n_fr <= TRANSPOSED_CHANNELS < n_ch:
-                    raise ParameterError(f"block of shape {block.shape} looks like (channels, frames): {n_fr} "
-                                         f"frame(s) of {n_ch} channels; {transpose}")
-                if n_fr >= n_ch:
-                    self._block_channels = n_ch
-            if self.channel == "mix":
-                return block
-            if self.channel >= n_ch:
+            if not self._block_channels and 0 < n_fr <= TRANSPOSED_CHANNELS and n_ch >= 64 * n_fr:
+                raise ParameterError(f"block of shape {block.shape} looks like (channels, frames): {n_fr} "
+                                     f"frame(s) of {n_ch} channels; {transpose}")
+            if self.channel != "mix" and self.channel >= n_ch:
                 raise ParameterError(f"channel {self.channel} out of range: the block has {n_ch} channel(s) "
                                      f"(shape (frames, channels) = {block.shape})")
-            return block[:, self.channel]
+            if not self._block_channels and n_fr >= n_ch:  # a block that passed every check shows them
+                self._block_channels = n_ch
+            return block if self.channel == "mix" else block[:, self.channel]
         raise ParameterError(f"block must be 1-D (frames,) or 2-D (frames, channels); got shape {block.shape}")
 
     @one_call_at_a_time(deliver=True)

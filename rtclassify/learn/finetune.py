@@ -13,7 +13,7 @@ folder per tag
 CSV file
     Rows ``file,start,end,tag`` (UTF-8 text; seconds; paths relative to the
     CSV's folder). The first row may be a header: ``file,start,end,tag`` in
-    any case, or a row whose start and end cells are words without a digit;
+    any case, or a row whose start and end cells are names (``t0``, ``begin``);
     a first row with a mistyped number (``1s``) is reported like any other.
     Lines starting with ``#`` and blank lines are skipped anywhere. Frames
     whose centre lies in ``[start, end)`` carry the tag; several rows may
@@ -52,6 +52,7 @@ import io
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 
@@ -121,18 +122,20 @@ def _sounding(x: np.ndarray, frontend: dict, rel_db=40.0, floor_db=-70.0, max_ga
 
 
 _HEADER = ("file", "start", "end", "tag")
+_NUMBER_START = re.compile(r"[+-]?\.?\d")  # a cell that begins like a number
 
 
 def _is_header(row) -> bool:
     """The first row of a CSV names its columns: ``file,start,end,tag`` in any case, or start and end cells
-    that hold words without a digit (a mistyped number such as ``1s`` is a data row, reported)."""
+    that are names, not numbers (``t0``, ``begin``); a cell that starts like a number (``1s``, ``.5x``) is a
+    mistyped number in a data row, reported."""
     cells = [c.strip() for c in row]
     if [c.casefold() for c in cells] == list(_HEADER):
         return True
     try:
         float(cells[1]), float(cells[2])
     except ValueError:
-        return all(c and not any(ch.isdigit() for ch in c) for c in cells[1:3])
+        return all(c and not _NUMBER_START.match(c) for c in cells[1:3])
     return False  # numbers (nan and inf among them): data
 
 

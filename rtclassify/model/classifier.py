@@ -343,8 +343,9 @@ class Classifier:
         # one open for the header and the samples: a named pipe or /dev/fd/N can be read only once
         with files.open_blocks(path, OFFLINE_BLOCK, channel) as (info, blocks):
             check_sample_rate(info.sample_rate, f"{path}: the sample rate")
-            session = self.stream(sample_rate=info.sample_rate, max_block=OFFLINE_BLOCK, hop=hop, channel=0,
-                                  decoder=decoder, level_rate=level_rate, techniques=techniques,
+            # mono blocks of the chosen channel; the events carry it (as Classifier.tag's and the listener's)
+            session = self.stream(sample_rate=info.sample_rate, max_block=OFFLINE_BLOCK, hop=hop,
+                                  channel=channel or 0, decoder=decoder, level_rate=level_rate, techniques=techniques,
                                   batch=OFFLINE_BATCH)
             return _collect(session, blocks, info.frames, progress)
 

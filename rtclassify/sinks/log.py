@@ -96,6 +96,7 @@ class JsonlSink:
         self._writer: threading.Thread | None = None
         self._accepting = False  # a file's writer takes batches (from open to close)
         self._abandoned = False  # close() gave up on a stalled writer, which closes the file when it is done
+        self._writer_stopped = False  # the writer has taken its stop item (and decided who closes the file)
         self._busy = False  # the writer is writing a set of items
 
     # ------------------------------------------------------------------ opening
@@ -112,6 +113,7 @@ class JsonlSink:
             raise SinkError(f"cannot write the event log {p}: {exc.strerror or exc}") from None
         self._writer = threading.Thread(target=self._write_loop, name="rtclassify-log", daemon=True)
         self._abandoned = False
+        self._writer_stopped = False
         self._accepting = True
         self._writer.start()
 
@@ -206,6 +208,7 @@ class JsonlSink:
                 self._busy = False
                 self._cv.notify_all()
                 abandoned = stop and self._abandoned
+                self._writer_stopped = stop
             if abandoned:  # close() gave up waiting: the file is this thread's to close
                 with self._lock:
                     fh, self._fh = self._fh, None
@@ -291,10 +294,13 @@ class JsonlSink:
                 with self._cv:
                     behind = self._queued
                     self._abandoned = True
-                if self.fault is None:
-                    self.fault = (f"the event log {self.path} did not finish writing within {timeout:g} s (its "
-                                  f"reader or disk is stalled): up to {behind} events not written")
-                return
+                    past = self._writer_stopped  # it took the stop without seeing _abandoned: it is leaving
+                if not past:
+                    if self.fault is None:
+                        self.fault = (f"the event log {self.path} did not finish writing within {timeout:g} s "
+                                      f"(its reader or disk is stalled): up to {behind} events not written")
+                    return
+                writer.join()
             self._writer = None
             if self.dropped and self.fault is None:
                 self.fault = (f"the event log {self.path} lost {self.dropped} events: its file fell more than "

@@ -475,9 +475,10 @@ def _build(data: dict, labels: tuple[str, ...], loc: _Locator, thresholds: dict 
     tag_tables = _table(md.get("tags", {}), ["midi", "tags"], labels, _TagLoc(loc, labels))
     # a tag's default note and CC count up from NOTE_BASE and CC_BASE past the technique's own (a model of more
     # than 24 tags would otherwise land on the vibrato note), and stop at MIDI's last (None: not sent)
-    tech_numbers = {getattr(technique, k) for k in _TECH_INT}
-    notes = iter([n for n in range(NOTE_BASE, 128) if n not in tech_numbers])
-    ccs = iter([c for c in range(CC_BASE, 120) if c not in tech_numbers])
+    tech_notes = {getattr(technique, k) for k in _TECH_INT if k.endswith("_note")}
+    tech_ccs = {getattr(technique, k) for k in _TECH_INT if k.endswith("_cc")}
+    notes = iter([n for n in range(NOTE_BASE, 128) if n not in tech_notes])
+    ccs = iter([c for c in range(CC_BASE, 120) if c not in tech_ccs])
     tags: dict[str, MidiTag] = {}
     for tag in labels:
         t = _table(tag_tables.get(tag, {}), ["midi", "tags", tag], ("note", "cc", "enabled"), loc)

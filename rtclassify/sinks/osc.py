@@ -88,6 +88,8 @@ def _destination(d) -> tuple[str, int]:
         host, port = d
     except (TypeError, ValueError):
         raise ParameterError(f"OSC destination must be \"HOST:PORT\" or (host, port), got {d!r}") from None
+    if isinstance(port, str) and port.strip().isascii() and port.strip().isdigit():
+        port = int(port)
     if isinstance(port, bool) or not isinstance(port, numbers.Integral) or not 1 <= port <= 65535:
         raise ParameterError(f"OSC destination {d!r}: the port must be a whole number 1-65535")
     return str(host), int(port)

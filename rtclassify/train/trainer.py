@@ -346,6 +346,8 @@ def parse_config(raw: dict, source: str = "<config>", base: Path | None = None) 
     output = _table(raw, "output", _OUTPUT_DEFAULTS, source)
     named = [(k, data[k]) for k in ("train", "val", "test")]
     for i, (k, v) in enumerate(named):
+        if k == "test" and v == "":
+            continue  # no test split: training without the test evaluation (README)
         if not isinstance(v, str) or not v.strip():
             raise ConfigError(f"{source}: [data] {k} must be a split name, got {v!r}")
         for k2, v2 in named[:i]:

@@ -708,6 +708,7 @@ def _render_jobs(jobs: list, workers: int, npm_cache, render_rate: int):
     n = max(1, min(int(workers), len(jobs)))
     pool = ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                                initargs=(npm_cache, render_rate))
+    finished = False
     try:
         todo = iter(jobs)
         ahead = collections.deque(pool.submit(_worker_run, j) for j in itertools.islice(todo, 4 * n))
@@ -723,8 +724,17 @@ def _render_jobs(jobs: list, workers: int, npm_cache, render_rate: int):
             if nxt is not None:
                 ahead.append(pool.submit(_worker_run, nxt))
             yield done
+        finished = True
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if finished:
+            pool.shutdown(wait=True)
+        else:  # an error or Ctrl-C in the build: the workers end now, not after the clips they are rendering
+            workers = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for w in workers:
+                w.terminate()
+            for w in workers:
+                w.join(5)
 
 
 def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.0, workers: int | None = None,
