@@ -61,7 +61,11 @@ def test_audio_callback_cost_per_block(benchmark, report, channels, kw):
     from rtclassify.audio.sources import CallbackFlags
     from rtclassify.engine.listener import Listener
 
-    lis = Listener(clf=None, source=_Source(channels), blocksize=BLOCK, **kw)
+    from rtclassify import Classifier
+
+    # the listener builds its session when constructed (its parameters are checked before anything opens);
+    # only the callback runs here
+    lis = Listener(clf=Classifier.load(), source=_Source(channels), blocksize=BLOCK, **kw)
     lis._ring = SampleRing(4 * CALLS * BLOCK)
     cb = lis._make_callback()
     frames = np.random.default_rng(0).uniform(-0.5, 0.5, (BLOCK, channels)).astype(np.float32)
