@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         drop_stdout()
         return 141
     except OSError as exc:
-        if not _is_stdout_error(exc):
+        if not _is_unnamed_write_error(exc):
             raise
         from .commands._args import drop_stdout
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _is_stdout_error(exc: OSError) -> bool:
+def _is_unnamed_write_error(exc: OSError) -> bool:
     """True for the errors of a failed write (a full disk, a device error) that no command turned into its own
     message: no file named (a write to standard output, or to a report file, says no name)."""
     import errno

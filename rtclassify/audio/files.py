@@ -168,6 +168,14 @@ def to_mono(block: np.ndarray, channel: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(block[:, channel], dtype=np.float32)
 
 
+def finite_samples(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """``x`` with NaN and infinite samples replaced by 0, and how many there were (replace them before
+    resampling, which would spread them)."""
+    bad = ~np.isfinite(x)
+    n = int(np.count_nonzero(bad))
+    return (np.where(bad, np.zeros((), x.dtype), x) if n else x), n
+
+
 def read_audio(path, channel: int | None = None) -> tuple[np.ndarray, int]:
     """Read a whole file as mono float32.
 

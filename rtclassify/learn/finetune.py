@@ -91,14 +91,13 @@ def _load(path: Path, frontend: dict, warn) -> np.ndarray:
     """A file at the frontend's rate; NaN and infinite samples are replaced by 0 (before resampling, which would
     spread them) and counted in a note through ``warn`` naming the file, so that labels and features come from
     its finite audio."""
-    from ..audio.files import read_audio
+    from ..audio.files import finite_samples, read_audio
     from ..audio.resample import resample
 
     x, sr = read_audio(path)
-    bad = ~np.isfinite(x)
-    if bad.any():
-        x = np.where(bad, np.float32(0.0), x)
-        warn(f"{path}: {int(np.count_nonzero(bad))} of {len(x)} samples are NaN or infinite; replaced by 0")
+    x, bad = finite_samples(x)
+    if bad:
+        warn(f"{path}: {bad} of {len(x)} samples are NaN or infinite; replaced by 0")
     if sr != int(frontend["sample_rate"]):
         x = resample(x, sr, int(frontend["sample_rate"]))
     return np.asarray(x, np.float32)

@@ -152,7 +152,7 @@ class AudioPool:
     """
 
     def __init__(self, files, sample_rate: int, max_hours: float = 1.0, seed: int = 0):
-        from ..audio.files import read_audio
+        from ..audio.files import finite_samples, read_audio
         from ..audio.resample import resample
 
         self.sample_rate = int(sample_rate)
@@ -166,10 +166,9 @@ class AudioPool:
         total = 0
         for i in order:
             x, sr = read_audio(files[i])
-            bad = ~np.isfinite(x)
-            if bad.any():
-                x = np.where(bad, np.float32(0.0), x)
-                self.nonfinite[str(files[i])] = int(np.count_nonzero(bad))
+            x, bad = finite_samples(x)
+            if bad:
+                self.nonfinite[str(files[i])] = bad
             if sr != self.sample_rate:
                 x = resample(x, sr, self.sample_rate)
             if len(x) < chunk:

@@ -124,16 +124,15 @@ class TorchBackend:
 
 
 def _is_bundle_zip(path: Path) -> bool:
-    """A bundle zip (model.json inside); a torch checkpoint is a zip too, without it."""
-    import zipfile
-
-    from .bundle import MODEL_JSON
+    """A zip the bundle reader takes (model.json at its root or in one folder); a torch checkpoint is a zip
+    too, without it."""
+    from .bundle import _zip_prefix
 
     try:
-        with zipfile.ZipFile(path) as zf:
-            return any(n == MODEL_JSON or n.endswith("/" + MODEL_JSON) for n in zf.namelist())
-    except (zipfile.BadZipFile, OSError):
+        _zip_prefix(path)
+    except BundleError:
         return False
+    return True
 
 
 def _zip_weights(path: Path) -> dict:
