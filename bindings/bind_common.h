@@ -75,9 +75,11 @@ inline void require_float_samples(const py::handle& obj, const char* name, bool 
   const py::dtype dt = py::reinterpret_borrow<py::array>(obj).dtype();
   const char k = dt.kind();
   if (k == 'f') return;
-  std::string msg = std::string(name) + (pcm ? ": samples" : ": values") + " must be float32 or float64 (got " +
-                    std::string(py::str(dt)) + ")";
-  if (pcm && (k == 'i' || k == 'u')) msg += "; scale integer PCM first, e.g. int16 / 32768";
+  // the samples' wording is rtclassify.audio.samples.check_samples_dtype's (int16=False)
+  std::string msg = pcm ? std::string(name) + " must be float32 or float64 samples (got dtype " +
+                              std::string(py::str(dt)) + ")"
+                        : std::string(name) + ": values must be float32 or float64 (got " + std::string(py::str(dt)) + ")";
+  if (pcm && (k == 'i' || k == 'u')) msg += "; scale integer PCM to [-1, 1] first, e.g. int16 / 32768";
   throw py::type_error(msg);
 }
 

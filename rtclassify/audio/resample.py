@@ -125,10 +125,9 @@ def resample(x: np.ndarray, in_rate: int, out_rate: int, quality: str = "HQ") ->
 
     in_rate = _check_rate(in_rate, "in_rate")
     out_rate = _check_rate(out_rate, "out_rate")
-    x = np.asarray(x)
-    if x.dtype.kind != "f":
-        hint = "; scale integer PCM to [-1, 1] first, e.g. int16 / 32768" if x.dtype.kind in "iu" else ""
-        raise ParameterError(f"x must be float samples in [-1, 1] (got dtype {x.dtype}){hint}")
+    from .samples import check_samples_dtype
+
+    x = check_samples_dtype(np.asarray(x), "x", int16=False)
     if x.ndim != 1:
         raise ParameterError(f"x must be mono, shape (n,); got shape {x.shape} (pick a channel or average "
                              f"the channels first)")

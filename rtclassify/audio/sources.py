@@ -227,16 +227,13 @@ class ClipSource:
 
     def __init__(self, audio, samplerate: float, *, blocksize: int = 256, speed: float = 1.0,
                  name: str = "clip", loop: bool = False):
-        from ..engine.session import native_order
+        from .samples import I16_SCALE, check_samples_dtype
 
-        a = native_order(np.asarray(audio))
+        a = check_samples_dtype(np.asarray(audio), "audio")
         if a.dtype == np.int16:
-            a = a.astype(np.float32) * np.float32(1.0 / 32768.0)  # as the session scales int16 blocks
-        elif a.dtype.kind == "f":
-            a = a.astype(np.float32, copy=False)
+            a = a.astype(np.float32) * I16_SCALE  # as the session scales int16 blocks
         else:
-            hint = "; scale integer PCM to [-1, 1] first, e.g. int32 / 2**31" if a.dtype.kind in "iu" else ""
-            raise ParameterError(f"audio must be float or int16 samples (got dtype {a.dtype}){hint}")
+            a = a.astype(np.float32, copy=False)
         if a.ndim == 1:
             a = a[:, None]
         if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:

@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 from .. import _core
+from ..audio.samples import check_samples_dtype
 from ..errors import ParameterError
 from .events import Event, TechniqueValues, TremoloOff, TremoloOn, VibratoOff, VibratoOn
 
@@ -208,10 +209,8 @@ class TechniqueDetector:
         x = np.asarray(block)
         if x.ndim != 1:
             raise ParameterError(f"block: must be 1-D mono samples (got shape {x.shape})")
-        if x.dtype.kind != "f":
-            # the native tracker's refusal, which the float32 conversion below would defeat
-            hint = "; scale integer PCM first, e.g. int16 / 32768" if x.dtype.kind in "iu" else ""
-            raise ParameterError(f"block: samples must be float32 or float64 (got {x.dtype}){hint}")
+        # the native tracker's refusal, which the float32 conversion below would defeat
+        x = check_samples_dtype(x, "block", int16=False)
         return self._tracker.process(np.ascontiguousarray(x, dtype=np.float32))
 
     def process(self, block: np.ndarray, stream_time_offset: float | None = None

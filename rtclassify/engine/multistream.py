@@ -35,9 +35,10 @@ from typing import Callable
 
 import numpy as np
 
+from ..audio.samples import check_samples_dtype
 from ..detect.events import Event
 from ..errors import ParameterError, StateError
-from .session import (FrameResult, NativeStateMixin, StreamSession, _HopTimer, call_all, native_order,
+from .session import (FrameResult, NativeStateMixin, StreamSession, _HopTimer, call_all,
                       one_call_at_a_time)
 
 __all__ = ["MultiStreamSession", "parse_channels"]
@@ -245,9 +246,7 @@ class MultiStreamSession(NativeStateMixin):
     def _check_block(self, block) -> np.ndarray:
         if not isinstance(block, np.ndarray):
             block = np.asarray(block)
-        block = native_order(block)
-        if block.dtype not in (np.float32, np.float64, np.int16):
-            raise ParameterError(f"block must be float32, float64 or int16 samples (got dtype {block.dtype})")
+        block = check_samples_dtype(block, "block")
         S = len(self.streams)
         if block.ndim == 1 and S == 1:
             return block[:, None]

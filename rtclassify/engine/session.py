@@ -61,6 +61,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..audio.samples import I16_SCALE, check_samples_dtype
 from ..detect.decoder import Decoder, DecoderConfig
 from ..detect.events import Event
 from ..detect.techniques import frame_dict
@@ -68,7 +69,6 @@ from ..errors import ParameterError, StateError
 
 __all__ = ["StreamSession", "FrameResult"]
 
-_I16_SCALE = np.float32(1.0 / 32768.0)
 _TIMING_HISTORY = 4096
 
 
@@ -193,12 +193,6 @@ def check_sample_rate(rate, name: str = "sample_rate") -> int:
         raise ParameterError(f"{name} must be a whole number of Hz from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} "
                              f"(got {rate!r})")
     return int(rate)
-
-
-def native_order(a: np.ndarray) -> np.ndarray:
-    """``a`` with its values in the machine's byte order: a byte-swapped array (``'>f4'``, ``'>i2'`` from a
-    big-endian file or a network stream) is converted, any other is returned as it is (no copy)."""
-    return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
 
 
 #: the largest block a session takes in one piece (samples; longer blocks are split) and the largest batch
@@ -536,9 +530,7 @@ class StreamSession(NativeStateMixin):
     def _check_block(self, block) -> np.ndarray:
         if not isinstance(block, np.ndarray):
             block = np.asarray(block)
-        block = native_order(block)
-        if block.dtype not in (np.float32, np.float64, np.int16):
-            raise ParameterError(f"block must be float32, float64 or int16 samples (got dtype {block.dtype})")
+        block = check_samples_dtype(block, "block")
         if block.ndim == 1:
             return block
         if block.ndim == 2:
@@ -695,7 +687,7 @@ class StreamSession(NativeStateMixin):
                     mix *= 1.0 / 32768.0
                 np.copyto(buf, mix, casting="same_kind")
         elif x.dtype == np.int16:
-            np.multiply(x, _I16_SCALE, out=buf)
+            np.multiply(x, I16_SCALE, out=buf)
         elif x.dtype == np.float32:
             np.copyto(buf, x)
         else:

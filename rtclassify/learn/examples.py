@@ -69,16 +69,11 @@ class Example:
 
 
 def _mono(a: np.ndarray, where: str) -> np.ndarray:
-    from ..engine.session import native_order
+    from ..audio.samples import I16_SCALE, check_samples_dtype
 
-    a = native_order(a)
+    a = check_samples_dtype(a, where)
     if a.dtype == np.int16:
-        a = a.astype(np.float32) / np.float32(32768.0)
-    elif a.dtype.kind in "fiu" and a.dtype != np.bool_:
-        if a.dtype.kind in "iu":
-            raise ParameterError(f"{where}: integer samples must be int16 (got {a.dtype}); pass floats in [-1, 1]")
-    else:
-        raise ParameterError(f"{where}: samples must be float32, float64 or int16 (got dtype {a.dtype})")
+        a = a.astype(np.float32) * I16_SCALE
     if a.ndim == 2:
         n0, n1 = a.shape
         if n1 <= MAX_CHANNELS and n0 >= n1:

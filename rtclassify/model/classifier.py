@@ -288,14 +288,9 @@ class Classifier:
         ParameterError
             Wrong shape, dtype, sample rate or channel.
         """
-        from ..engine.session import native_order
+        from ..audio.samples import check_samples_dtype
 
-        a = native_order(audio if isinstance(audio, np.ndarray) else np.asarray(audio))
-        if a.dtype == np.float16:
-            a = a.astype(np.float32)  # exact
-        elif a.dtype not in (np.float32, np.float64, np.int16):
-            hint = "; scale integer PCM to [-1, 1] first, e.g. int32 / 2**31" if a.dtype.kind in "iu" else ""
-            raise ParameterError(f"audio must be float32, float64 or int16 samples (got dtype {a.dtype}){hint}")
+        a = check_samples_dtype(audio if isinstance(audio, np.ndarray) else np.asarray(audio), "audio")
         if a.ndim == 2:
             n0, n1 = a.shape
             if n1 == 0:
