@@ -93,11 +93,17 @@ inline std::string describe_arg(const py::handle& v) {
 /// A whole-number constructor argument (a Python or numpy integer; not a bool or a float) within
 /// [lo, hi], named in the error: pybind's own conversion would only say "incompatible constructor
 /// arguments" and list the signature.
-inline long long whole_arg(const py::handle& v, const char* name, long long lo, long long hi) {
+/// whole_value: its value, or `overflow` set to -1 or 1 when it is beyond a long long.
+inline long long whole_value(const py::handle& v, const char* name, int& overflow) {
   if (py::isinstance<py::bool_>(v) || !PyIndex_Check(v.ptr()))
     throw py::type_error(std::string(name) + ": must be a whole number (got " + describe_arg(v) + ")");
+  overflow = 0;
+  return PyLong_AsLongLongAndOverflow(py::int_(py::reinterpret_borrow<py::object>(v)).ptr(), &overflow);
+}
+
+inline long long whole_arg(const py::handle& v, const char* name, long long lo, long long hi) {
   int overflow = 0;
-  const long long x = PyLong_AsLongLongAndOverflow(py::int_(py::reinterpret_borrow<py::object>(v)).ptr(), &overflow);
+  const long long x = whole_value(v, name, overflow);
   if (overflow || x < lo || x > hi)
     throw py::value_error(std::string(name) + ": must be from " + std::to_string(lo) + " to " + std::to_string(hi) +
                           " (got " + describe_arg(v) + ")");
@@ -129,8 +135,17 @@ inline int int_arg(const py::handle& v, const char* name) {
 }
 
 /// whole_arg for a positive C int (sizes, rates, hops): 1 to INT_MAX.
+/// Out of that range the message says only what is wrong (not positive, or too large for the native
+/// code): "from 1 to 2147483647" would read as the valid range, which the native checks narrow (n_fft:
+/// powers of two from 256 to 4096, hop_length: up to a tenth of the rate, ...).
 inline int positive_int_arg(const py::handle& v, const char* name) {
-  return static_cast<int>(whole_arg(v, name, 1, std::numeric_limits<int>::max()));
+  int overflow = 0;
+  const long long x = whole_value(v, name, overflow);
+  if (overflow < 0 || (overflow == 0 && x < 1))
+    throw py::value_error(std::string(name) + ": must be positive (got " + describe_arg(v) + ")");
+  if (overflow > 0 || x > std::numeric_limits<int>::max())
+    throw py::value_error(std::string(name) + ": is far too large (got " + describe_arg(v) + ")");
+  return static_cast<int>(x);
 }
 
 /// NPY_ARRAY_ALIGNED: the array's data is aligned for its element type.

@@ -98,7 +98,11 @@ RuntimeError
           "Push a host float32 array (streams, n); frames go to device address ``out``.")
       .def(
           "reset",
-          [](CudaMelFrontend& f, std::uintptr_t stream) { f.reset(reinterpret_cast<void*>(stream)); },
+          [](CudaMelFrontend& f, std::uintptr_t stream) {
+            // not while a push runs (it releases the GIL): as every other native object's reset
+            const rtc_bind::ExclusiveUse in_use(&f, "CudaMelFrontend.reset");
+            f.reset(reinterpret_cast<void*>(stream));
+          },
           py::arg("stream") = 0, "Forget the pending samples and zero the counters.")
       .def_property_readonly("config",
                              [](const CudaMelFrontend& f) { return rtc_bind::frontend_config(f.config()); })

@@ -7,8 +7,10 @@
 #include <pybind11/stl.h>
 
 #include <complex>
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 
 #include "bind_common.h"
 #include "frontend.h"
@@ -34,6 +36,24 @@ inline py::array_t<float> checked_out(py::object out, size_t rows, size_t cols) 
   return a;
 }
 
+/// Whether `a` holds elements of type T whatever their byte order: a byte-swapped block ('>i2' read from
+/// a big-endian file) is converted to the machine's order by the forcecast that reads it, as the
+/// other bindings' blocks are.
+template <class T>
+bool holds(const py::array& a) {
+  const py::dtype dt = a.dtype();
+  return dt.itemsize() == static_cast<py::ssize_t>(sizeof(T)) &&
+         dt.kind() == (std::is_floating_point<T>::value ? 'f' : 'i');
+}
+
+/// Refuses an `out=` whose memory overlaps the samples being read: frames written over samples not yet
+/// read would be computed from the frames' bytes.
+inline void check_no_overlap(const void* in, size_t in_bytes, const float* out, size_t out_bytes) {
+  const auto a = reinterpret_cast<std::uintptr_t>(in), b = reinterpret_cast<std::uintptr_t>(out);
+  if (in_bytes > 0 && out_bytes > 0 && a < b + out_bytes && b < a + in_bytes)
+    throw py::value_error("out: overlaps the block's samples (give the frames a buffer of their own)");
+}
+
 /// Pushes a 1-D numpy block of a supported dtype; returns the new frames.
 inline py::object frontend_push(rtc::StreamingMelFrontend& f, py::array block_in, py::object out) {
   const py::object block_obj = aligned(block_in);
@@ -49,16 +69,20 @@ inline py::object frontend_push(rtc::StreamingMelFrontend& f, py::array block_in
   float* o = dst.mutable_data();
   const size_t cap = static_cast<size_t>(dst.shape(0));
   size_t written = 0;
-  if (has_dtype<float>(block)) {
+  const size_t out_bytes = cap * n_mels * sizeof(float);
+  if (holds<float>(block)) {
     auto a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(block);
+    check_no_overlap(a.data(), n * sizeof(float), o, out_bytes);
     py::gil_scoped_release nogil;
     written = f.push(a.data(), n, o, cap);
-  } else if (has_dtype<double>(block)) {
+  } else if (holds<double>(block)) {
     auto a = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(block);
+    check_no_overlap(a.data(), n * sizeof(double), o, out_bytes);
     py::gil_scoped_release nogil;
     written = f.push(a.data(), n, o, cap);
-  } else if (has_dtype<int16_t>(block)) {
+  } else if (holds<int16_t>(block)) {
     auto a = py::array_t<int16_t, py::array::c_style | py::array::forcecast>::ensure(block);
+    check_no_overlap(a.data(), n * sizeof(int16_t), o, out_bytes);
     py::gil_scoped_release nogil;
     written = f.push(a.data(), n, o, cap);
   } else {
@@ -148,7 +172,8 @@ ValueError
              c.fmin = real_arg(fmin, "fmin");
              if (!fmax.is_none()) {
                c.fmax = real_arg(fmax, "fmax");
-               if (c.fmax < 0) throw py::value_error("fmax: must be positive or None");
+               if (!(c.fmax > 0))  // 0 or NaN: the native check would blame fmin
+                 throw py::value_error("fmax: must be positive or None (got " + rtc_bind::describe_arg(fmax) + ")");
              }
              if (!win_length.is_none()) c.win_length = positive_int_arg(win_length, "win_length");
              c.window = window;

@@ -294,12 +294,15 @@ double PitchTracker::refine(double coarse, bool periodic) noexcept {
   };
   const double dl = known(m - 1);
   const double dr = known(m + 1);
-  if (m >= kSincBelow || m - kLanczos - 1 < 1) return m + parabolic_offset(dl, dm, dr);
+  if (m >= kSincBelow) return m + parabolic_offset(dl, dm, dr);
   // Short period: the correlation of a band-limited signal is band-limited in
   // tau, so interpolate the distance with a Lanczos kernel on a 1/16-sample grid over [m-1, m+1]
   // and refine the grid minimum with a parabola.
   const int lo2 = m - kLanczos - 1, hi2 = m + kLanczos + 1;
-  for (int t = lo2; t <= hi2; ++t) dref_[static_cast<std::size_t>(t - lo2)] = diff_at(t);
+  // A period under kLanczos + 2 samples (a high note at a low sample rate) needs lags under 1: the distance
+  // is even in the lag and 0 at lag 0 (the window against itself), so they are mirrored rather than the
+  // parabola taken instead (up to 17 cents off at periods of 4-7 samples).
+  for (int t = lo2; t <= hi2; ++t) dref_[static_cast<std::size_t>(t - lo2)] = t == 0 ? 0.0 : diff_at(t < 0 ? -t : t);
   auto interp = [&](double t) {
     double acc = 0.0;
     const int i0 = static_cast<int>(std::floor(t)) - kLanczos + 1;

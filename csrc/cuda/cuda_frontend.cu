@@ -19,6 +19,17 @@ namespace {
 constexpr int kIngestThreads = 256;
 constexpr size_t kRowAlign = 32;  // floats: rows start on 128-byte boundaries
 
+/// Whether `p` points into page-locked host memory (cudaMallocHost, cudaHostRegister), which the
+/// asynchronous copies read after they return. A failed query counts as pageable (and is cleared).
+bool page_locked(const void* p) {
+  cudaPointerAttributes a{};
+  if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return a.type == cudaMemoryTypeHost;
+}
+
 void check(cudaError_t err, const char* what) {
   if (err != cudaSuccess) {
     cudaGetLastError();  // clear a non-sticky error so later calls are not blamed
@@ -120,7 +131,8 @@ struct CudaMelFrontend::Impl {
   int cur = 0;
   DeviceMemory staging;        // S * max_block floats for host input
   DeviceMemory nonfinite;      // S counters
-  cudaEvent_t done = nullptr;  // recorded at the end of every push / reset
+  cudaEvent_t done = nullptr;      // recorded at the end of every push / reset
+  cudaEvent_t uploaded = nullptr;  // recorded after a copy from page-locked host samples
   uint64_t frames_emitted = 0, samples = 0, host_uploads = 0;
 
   Impl(int n_fft, int hop) : plan(n_fft, hop) {}
@@ -134,6 +146,7 @@ struct CudaMelFrontend::Impl {
       cudaEventSynchronize(done);
       cudaEventDestroy(done);
     }
+    if (uploaded) cudaEventDestroy(uploaded);
     if (previous >= 0 && previous != device) cudaSetDevice(previous);
     cudaGetLastError();
   }
@@ -248,6 +261,7 @@ CudaMelFrontend::CudaMelFrontend(int streams, MelConfig cfg, size_t max_block, i
   check(cudaMemset(d.nonfinite.as<void>(), 0, static_cast<size_t>(streams) * sizeof(unsigned long long)),
         "cudaMemset (counters)");
   check(cudaEventCreateWithFlags(&d.done, cudaEventDisableTiming), "cudaEventCreate");
+  check(cudaEventCreateWithFlags(&d.uploaded, cudaEventDisableTiming), "cudaEventCreate");
   check(cudaEventRecord(d.done, nullptr), "cudaEventRecord");
 }
 
@@ -294,6 +308,13 @@ size_t CudaMelFrontend::Impl::push_enqueued(const float* x, size_t n, size_t row
     check(cudaMemcpy2DAsync(d.staging.as<float>(), n * sizeof(float), x, row_stride * sizeof(float),
                             n * sizeof(float), S, cudaMemcpyHostToDevice, st),
           "cudaMemcpy2DAsync (host samples to the device)");
+    // From pageable memory the copy has read the samples when the call returns; from page-locked memory
+    // (cupyx.empty_pinned, a reused staging buffer) it runs later, so wait for that copy alone: the caller
+    // may refill or free its block once push() returns.
+    if (page_locked(x)) {
+      check(cudaEventRecord(d.uploaded, st), "cudaEventRecord (host samples)");
+      check(cudaEventSynchronize(d.uploaded), "cudaEventSynchronize (host samples)");
+    }
     src = d.staging.as<float>();
     src_stride = n;
     ++d.host_uploads;
