@@ -13,6 +13,7 @@ import pkgutil
 import sys
 
 from . import commands as _commands_pkg
+from .commands._args import UsageError
 from .errors import RtclassifyError
 
 
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rtclassify: interrupted", file=sys.stderr)
         return 130
+    except UsageError as exc:
+        print(f"rtclassify {args.command}: error: {exc} (see rtclassify {args.command} --help)", file=sys.stderr)
+        return 2
     except RtclassifyError as exc:
         print(f"rtclassify {args.command}: error: {exc}", file=sys.stderr)
         return 1

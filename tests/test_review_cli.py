@@ -105,11 +105,11 @@ def test_live_log_may_not_be_the_clip_the_mapping_or_a_bundle_file(tmp_path, cap
     clip = tmp_path / "victim.flac"
     shutil.copy(DEMO, clip)
     before = clip.read_bytes()
-    assert cli.main(["demo", "--no-display", "--clip", str(clip), "--log", str(clip)]) == 1
+    assert cli.main(["demo", "--no-display", "--clip", str(clip), "--log", str(clip)]) == 2
     assert "is the clip to play" in _err(capsys)
     bundle = tmp_path / "b"
     shutil.copytree(default_bundle_path(), bundle)
-    assert cli.main(["demo", "--no-display", "--bundle", str(bundle), "--log", str(bundle / "model.json")]) == 1
+    assert cli.main(["demo", "--no-display", "--bundle", str(bundle), "--log", str(bundle / "model.json")]) == 2
     assert "is a file of the model bundle" in _err(capsys)
     assert clip.read_bytes() == before
     load_bundle(bundle)
@@ -158,12 +158,19 @@ def test_an_empty_path_is_refused_not_taken_as_the_current_folder_or_as_not_give
     assert "expected a" in _usage_error(argv, capsys)
 
 
+def test_log_to_standard_output_beside_the_display_is_a_wrong_argument(capsys):
+    # README: wrong arguments exit with code 2 (this one exited 1)
+    assert cli.main(["demo", "--log", "-"]) == 2
+    err = _err(capsys)
+    assert "add --no-display" in err and "--help" in err
+
+
 def test_subprocess_demo_log_refusal_keeps_the_mapping(tmp_path):
     m = tmp_path / "m.toml"
     m.write_text("[midi]\nchannel = 2\n")
     r = subprocess.run([sys.executable, "-m", "rtclassify", "demo", "--no-display", "--map", str(m), "--log", str(m)],
                        capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert r.returncode == 1 and "is the mapping file" in r.stderr
+    assert r.returncode == 2 and "is the mapping file" in r.stderr
     assert m.read_text() == "[midi]\nchannel = 2\n"
 
 

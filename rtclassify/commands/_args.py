@@ -6,6 +6,8 @@ import argparse
 import math
 from typing import Callable
 
+from ..errors import ParameterError
+
 #: the shipped model's hop in milliseconds, for --help (3 frames of 256 samples at 16 kHz; a test checks it against
 #: the bundle, which --help does not read)
 DEFAULT_HOP_MS = 48
@@ -105,12 +107,15 @@ def drop_stdout() -> None:
         pass
 
 
+class UsageError(ParameterError):
+    """Arguments that each parse but do not go together (an output that is one of the inputs, ``--log -``
+    beside the display): the command line exits with code 2 like any other wrong argument."""
+
+
 def check_not_an_input(option: str, out, inputs) -> None:
     """Refuse an output path that is one of the run's inputs (``inputs``: (what, path) pairs; a folder stands
     for every file in it, as a bundle folder does), before anything is written: the output would destroy it."""
     import os
-
-    from ..errors import ParameterError
 
     if not out or out == "-" or not os.path.exists(out):
         return
@@ -120,7 +125,7 @@ def check_not_an_input(option: str, out, inputs) -> None:
         files = [os.path.join(path, f) for f in os.listdir(path)] if os.path.isdir(path) else [path]
         for f in files:
             if os.path.exists(f) and os.path.samefile(out, f):
-                raise ParameterError(f"{option} {out} is {what}; give another output file")
+                raise UsageError(f"{option} {out} is {what}; give another output file")
 
 
 def check_technique_rate(rate: float, where: str) -> None:

@@ -8,7 +8,7 @@ import sys
 import time
 
 from ..errors import OutputClosed, ParameterError, SinkError
-from ._args import DEFAULT_HOP_MS, add_backend, check_not_an_input, drop_stdout, nonempty, seconds
+from ._args import DEFAULT_HOP_MS, UsageError, add_backend, check_not_an_input, drop_stdout, nonempty, seconds
 
 
 def osc_destination(text: str) -> str:
@@ -161,7 +161,7 @@ def build_sinks(args, labels, mapping, title: str, channels=None):
         outputs.append("OSC " + ", ".join(args.osc))
     if args.log:
         if args.log == "-" and not args.no_display:
-            raise ParameterError("--log -: standard output is used by the display; add --no-display")
+            raise UsageError("--log -: standard output is used by the display; add --no-display")
         from ..model.bundle import default_bundle_path
 
         check_not_an_input("--log", args.log, [("the clip to play", getattr(args, "clip", None)),

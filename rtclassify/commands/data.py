@@ -81,7 +81,7 @@ def add_arguments(parser) -> None:
     b.add_argument("--extra-nonmusic", type=_names(NONMUSIC_EXTRA), default=None, metavar="LIST",
                    help="non-music kinds added to the train/val clips where every tag is off: drips (water drops "
                         "that ring and knock, from drips to a downpour), crackle (fire, frying, a worn record); "
-                        "default none: the recipe of the shipped model (the test split is the same either way)")
+                        "default none (the shipped model's recipe adds drips,crackle; the test split is the same either way)")
     b.add_argument("--clip-seconds", type=_clip_seconds, default=10.0, metavar="SEC",
                    help=f"length of each clip ({MIN_CLIP_SECONDS:g}-{MAX_CLIP_SECONDS:g}; default 10)")
     b.add_argument("--workers", type=_positive(int), default=None, metavar="N",

@@ -618,8 +618,8 @@ def add_arguments(parser) -> None:
 
     g = parser.add_argument_group("fine-tuning on your own labelled audio (instead of --config)")
     g.add_argument("--data", metavar="FOLDER|CSV", type=nonempty("a folder or CSV file"),
-                   help="labelled audio: a folder per tag (FOLDER/<tag>/*.wav; '_none' for negatives) or a CSV "
-                        "of file,start,end,tag rows")
+                   help="labelled audio: a folder per tag (FOLDER/<tag>/*.wav; '_none', 'none' or 'negatives', in "
+                        "any case, for negatives) or a CSV of file,start,end,tag rows")
     g.add_argument("--out", metavar="BUNDLE", type=nonempty("a bundle folder or .zip"),
                    help="output bundle folder or .zip (with --data; required); the run's features and checkpoints "
                         "go to the folder BUNDLE.run beside it (NAME.run for NAME.zip)")
