@@ -136,7 +136,7 @@ def test_bad_mapping_file_is_one_line(tmp_path, bundle):
 
 def test_log_to_stdout_needs_no_display(bundle):
     r = rtc("demo", "--bundle", bundle, "--duration", "1", "--log", "-")
-    assert r.returncode == 1
+    assert r.returncode == 2  # a wrong argument (README: exit code 2)
     assert "add --no-display" in our_lines(r.stderr)[-1]
 
 

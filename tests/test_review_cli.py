@@ -158,13 +158,6 @@ def test_an_empty_path_is_refused_not_taken_as_the_current_folder_or_as_not_give
     assert "expected a" in _usage_error(argv, capsys)
 
 
-def test_log_to_standard_output_beside_the_display_is_a_wrong_argument(capsys):
-    # README: wrong arguments exit with code 2 (this one exited 1)
-    assert cli.main(["demo", "--log", "-"]) == 2
-    err = _err(capsys)
-    assert "add --no-display" in err and "--help" in err
-
-
 def test_subprocess_demo_log_refusal_keeps_the_mapping(tmp_path):
     m = tmp_path / "m.toml"
     m.write_text("[midi]\nchannel = 2\n")
