@@ -48,10 +48,14 @@ import numpy as np
 from ..errors import ParameterError
 from .events import Event, TagLevel, TagOff, TagOn
 
-__all__ = ["DecoderConfig", "Decoder", "OVERRIDE_KEYS"]
+__all__ = ["DecoderConfig", "Decoder", "OVERRIDE_KEYS", "DURATION_KEYS", "MAX_DURATION_S"]
 
 #: keys accepted in a decoder override dict
 OVERRIDE_KEYS = ("smoothing", "smoothing_s", "attack_s", "median_hops", "min_on_s", "min_off_s", "level_rate", "thresholds")
+#: the decoder's time constants and minimum durations, in seconds
+DURATION_KEYS = ("smoothing_s", "attack_s", "min_on_s", "min_off_s")
+#: the longest of them (an hour: far beyond any musical use; 1e308 overflowed the count of hops)
+MAX_DURATION_S = 3600.0
 
 _LARGE = 1 << 60
 
@@ -158,13 +162,14 @@ class DecoderConfig:
             elif key == "smoothing":
                 new.smoothing = value
             elif key == "attack_s":
-                new.attack_s = None if value is None else _number(value, "decoder.attack_s")
+                new.attack_s = None if value is None else _number(value, "decoder.attack_s", 0.0, MAX_DURATION_S)
             elif key == "median_hops":
                 if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                     raise ParameterError(f"decoder.median_hops must be an integer >= 1 (got {value!r})")
                 new.median_hops = int(value)
             else:
-                setattr(new, key, _number(value, f"decoder.{key}"))
+                hi = MAX_DURATION_S if key in DURATION_KEYS else None
+                setattr(new, key, _number(value, f"decoder.{key}", 0.0, hi))
         new.validate()
         return new
 
@@ -175,9 +180,9 @@ class DecoderConfig:
                 or self.median_hops < 1:
             raise ParameterError(f"decoder.median_hops must be an integer >= 1 (got {self.median_hops!r})")
         for key in ("smoothing_s", "min_on_s", "min_off_s"):
-            _number(getattr(self, key), f"decoder.{key}")
+            _number(getattr(self, key), f"decoder.{key}", 0.0, MAX_DURATION_S)
         if self.attack_s is not None:
-            _number(self.attack_s, "decoder.attack_s")
+            _number(self.attack_s, "decoder.attack_s", 0.0, MAX_DURATION_S)
         if self.level_rate is not None:
             _number(self.level_rate, "decoder.level_rate")
         for tag in self.labels:

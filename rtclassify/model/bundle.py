@@ -11,24 +11,35 @@ missing input or output name and a label count that does not match the
 ``probs`` output also raise ``BundleError`` naming ``model.onnx``.
 
 A zip bundle may hold the two files at its root or inside one top-level folder.
+:func:`bundle_from_bytes` validates a bundle held in memory (a learned bundle
+before it is written), so a bundle that would not load is never written.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import re
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..detect.decoder import MAX_DURATION_S
 from ..errors import BundleError
 
-__all__ = ["Bundle", "load_bundle", "default_bundle_path", "MODEL_JSON", "MODEL_ONNX", "FORMAT_VERSION"]
+__all__ = ["Bundle", "load_bundle", "bundle_from_bytes", "default_bundle_path", "check_labels", "MODEL_JSON",
+           "MODEL_ONNX", "WEIGHTS", "FORMAT_VERSION", "LABEL_RE"]
 
 MODEL_JSON = "model.json"
 MODEL_ONNX = "model.onnx"
+#: the torch weights a bundle may hold (``rtclassify export --include-weights``)
+WEIGHTS = "weights.pt"
 FORMAT_VERSION = 1
+
+#: Allowed tag names (labels): they become OSC address parts and mapping-file keys.
+LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 #: frontend keys passed to :class:`rtclassify.MelFrontend` (the first four are required)
 FRONTEND_REQUIRED = ("sample_rate", "n_fft", "hop_length", "n_mels")
@@ -46,6 +57,15 @@ MAX_WINDOW_FRAMES = 16384
 MAX_MEDIAN_HOPS = 1000
 #: the largest ``model.json`` read (the default bundle's is about 40 KiB)
 MAX_JSON_BYTES = 16 * 1024 * 1024
+#: the largest ``model.onnx`` (or ``weights.pt``) read: protobuf's limit on one serialized message, so
+#: ONNX Runtime could not open a larger graph held in memory anyway (the default bundle's is 2.4 MB); a zip
+#: member is refused by its declared size, before anything is inflated
+MAX_MODEL_BYTES = 2**31 - 1
+
+
+def _limit(name: str) -> int | None:
+    """The most bytes read of a bundle file (looked up at each read, so tests can lower the limits)."""
+    return MAX_JSON_BYTES if name == MODEL_JSON else MAX_MODEL_BYTES if name in (MODEL_ONNX, WEIGHTS) else None
 
 
 def default_bundle_path() -> Path:
@@ -90,6 +110,11 @@ class Bundle:
     decoder : dict
         Decoder defaults (``smoothing_s``, ``min_on_s``, ``min_off_s`` and,
         optionally, ``smoothing`` and ``median_hops``).
+    zip_prefix : str
+        Where the files sit in a zip bundle: ``""`` (its root) or ``"folder/"``.
+    files : dict or None
+        The files of a bundle held in memory (:func:`bundle_from_bytes`);
+        None for a folder or zip. ``path`` then only names it.
     """
 
     path: Path
@@ -106,12 +131,19 @@ class Bundle:
     hop_frames: int
     thresholds: dict
     decoder: dict
+    zip_prefix: str = ""
+    files: dict | None = field(default=None, repr=False, compare=False)
 
     # -- derived values -------------------------------------------------
     @property
     def is_zip(self) -> bool:
         """True when the bundle is a zip file."""
-        return self.path.is_file()
+        return self.files is None and self.path.is_file()
+
+    @property
+    def in_memory(self) -> bool:
+        """True for a bundle held in memory (:func:`bundle_from_bytes`), not read from a folder or zip."""
+        return self.files is not None
 
     @property
     def sample_rate(self) -> int:
@@ -145,33 +177,47 @@ class Bundle:
         return (index * self.hop_length + self.n_fft / 2) / self.sample_rate
 
     def file_label(self, name: str) -> str:
-        """How a file of the bundle is named in messages (``zip!name`` for a zip)."""
-        return f"{self.path}!{self._member(name)}" if self.is_zip else str(self.path / name)
-
-    def _member(self, name: str) -> str:
-        prefix = self.meta.get("__zip_prefix__", "") if isinstance(self.meta, dict) else ""
-        return prefix + name
+        """How a file of the bundle is named in messages (``zip!name`` for a zip, ``name of LABEL`` in memory)."""
+        if self.files is not None:
+            return f"{name} of {self.path}"
+        return f"{self.path}!{self.zip_prefix}{name}" if self.is_zip else str(self.path / name)
 
     def read_bytes(self, name: str) -> bytes:
-        """Read one file of the bundle (works for folders and zips).
+        """Read one file of the bundle (works for folders, zips and bundles in memory).
 
         Raises
         ------
         BundleError
-            If the file does not exist or cannot be read.
+            If the file does not exist, cannot be read, or is larger than the
+            limit of its kind (:data:`MAX_JSON_BYTES`, :data:`MAX_MODEL_BYTES`).
         """
-        return _read(self.path, self.meta.get("__zip_prefix__", ""), name)
+        if self.files is not None:
+            if name not in self.files:
+                raise BundleError(f"{self.file_label(name)}: missing file in the model bundle")
+            return bytes(self.files[name])
+        return _read(self.path, self.zip_prefix, name, _limit(name))
+
+    def has_file(self, name: str) -> bool:
+        """True when the bundle holds a file ``name`` (``weights.pt``, say)."""
+        if self.files is not None:
+            return name in self.files
+        if not self.is_zip:
+            return (self.path / name).is_file()
+        try:
+            with zipfile.ZipFile(self.path) as zf:
+                return self.zip_prefix + name in zf.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return False
 
     def model_source(self) -> str | bytes:
-        """What ONNX Runtime should open: a file path (folder) or the bytes (zip)."""
-        if self.is_zip:
+        """What ONNX Runtime should open: a file path (folder) or the bytes (zip, or a bundle in memory)."""
+        if self.files is not None or self.is_zip:
             return self.read_bytes(MODEL_ONNX)
         return str(self.path / MODEL_ONNX)
 
     def to_config(self) -> dict:
-        """The parsed ``model.json`` without internal keys (a deep copy)."""
-        meta = json.loads(json.dumps({k: v for k, v in self.meta.items() if not k.startswith("__")}))
-        return meta
+        """The parsed ``model.json`` (a deep copy)."""
+        return json.loads(json.dumps(self.meta))
 
 
 # ----------------------------------------------------------------------
@@ -224,6 +270,7 @@ def _open_member(zf: zipfile.ZipFile, path: Path, member: str):
 
 def _read_member(zf: zipfile.ZipFile, path: Path, member: str, limit: int | None = None) -> bytes:
     where = f"{path}!{member}"
+    _check_declared_size(zf, path, member, limit)
     with _open_member(zf, path, member) as f:
         try:
             data = f.read() if limit is None else f.read(limit + 1)
@@ -232,6 +279,20 @@ def _read_member(zf: zipfile.ZipFile, path: Path, member: str, limit: int | None
     if limit is not None and len(data) > limit:
         raise _too_large(where, limit)
     return data
+
+
+def _check_declared_size(zf: zipfile.ZipFile, path: Path, member: str, limit: int | None) -> None:
+    """Refuse a zip member whose declared (inflated) size is over ``limit``, before it is inflated: a small
+    zip may declare gigabytes of zeros. (The read itself stops at ``limit + 1`` bytes too, whatever it
+    declares.)"""
+    if limit is None:
+        return
+    try:
+        size = zf.getinfo(member).file_size
+    except KeyError:
+        return  # _open_member names the missing file
+    if size > limit:
+        raise _too_large(f"{path}!{member}", limit)
 
 
 def _zip_prefix(path: Path) -> str:
@@ -248,6 +309,14 @@ def _zip_prefix(path: Path) -> str:
     nested = sorted(n[: -len(MODEL_JSON)] for n in names if n.endswith("/" + MODEL_JSON) and n.count("/") == 1)
     if len(nested) == 1:
         return nested[0]
+    if len(nested) > 1:
+        raise BundleError(f"{path}: holds several bundles ({', '.join(n + MODEL_JSON for n in nested[:8])}); a "
+                          f"bundle zip holds one, at its root or in one top-level folder")
+    backslashed = [n for n in names if "\\" in n]
+    if any(n.replace("\\", "/").split("/")[-1] == MODEL_JSON for n in backslashed):
+        raise BundleError(f"{path}: its member names use backslashes ({', '.join(backslashed[:4])}), which zip "
+                          f"does not take as folder separators; re-create the zip with a tool that writes '/' "
+                          f"(Python's zipfile, 7-Zip, Explorer's 'Compress')")
     raise BundleError(f"{path}!{MODEL_JSON}: missing file in the model bundle (zip holds: {', '.join(names[:8]) or 'nothing'})")
 
 
@@ -312,6 +381,10 @@ def _parse(path: Path, prefix: str, raw: bytes, where: str, check_frontend: bool
         c.fail(f"not valid JSON ({exc})")
     if not isinstance(meta, dict):
         c.fail("must hold a JSON object")
+    internal = sorted(k for k in meta if k.startswith("__"))
+    if internal:
+        c.fail(f"key(s) {', '.join(repr(k) for k in internal)}: names starting with '__' are reserved for "
+               f"rtclassify's own use")
 
     version = c.get(meta, "format_version")
     if version != FORMAT_VERSION:
@@ -323,6 +396,9 @@ def _parse(path: Path, prefix: str, raw: bytes, where: str, check_frontend: bool
         c.fail("'labels' must be a non-empty list of tag names")
     if len(set(labels)) != len(labels):
         c.fail("'labels' has duplicate names")
+    problem = check_labels(labels)
+    if problem:
+        c.fail(f"'labels': {problem}")
 
     fe = c.get(meta, "frontend")
     if not isinstance(fe, dict):
@@ -392,9 +468,9 @@ def _parse(path: Path, prefix: str, raw: bytes, where: str, check_frontend: bool
         c.fail("'decoder' must be an object")
     decoder = {}
     for key in ("smoothing_s", "min_on_s", "min_off_s"):
-        decoder[key] = c.number(c.get(dec, key, "decoder"), f"decoder.{key}", 0.0)
+        decoder[key] = c.number(c.get(dec, key, "decoder"), f"decoder.{key}", 0.0, MAX_DURATION_S)
     if dec.get("attack_s") is not None:
-        decoder["attack_s"] = c.number(dec["attack_s"], "decoder.attack_s", 0.0)
+        decoder["attack_s"] = c.number(dec["attack_s"], "decoder.attack_s", 0.0, MAX_DURATION_S)
     if "smoothing" in dec:
         if dec["smoothing"] not in ("ema", "median"):
             c.fail(f"'decoder.smoothing' must be 'ema' or 'median' (got {dec['smoothing']!r})")
@@ -402,9 +478,10 @@ def _parse(path: Path, prefix: str, raw: bytes, where: str, check_frontend: bool
     if "median_hops" in dec:
         decoder["median_hops"] = c.integer(dec["median_hops"], "decoder.median_hops", 1, MAX_MEDIAN_HOPS)
 
-    meta = dict(meta)
-    if prefix:
-        meta["__zip_prefix__"] = prefix
+    learned = meta.get("learned_tags", [])
+    if not isinstance(learned, list) or not all(isinstance(e, dict) for e in learned):
+        c.fail(f"'learned_tags' must be a list of objects, one per learned tag (got {_short(learned)})")
+
     return Bundle(
         path=path,
         meta=meta,
@@ -420,7 +497,32 @@ def _parse(path: Path, prefix: str, raw: bytes, where: str, check_frontend: bool
         hop_frames=hop_frames,
         thresholds=thresholds,
         decoder=decoder,
+        zip_prefix=prefix,
     )
+
+
+def _short(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_labels(labels) -> str:
+    """What is wrong with a bundle's tag names, or ``""``.
+
+    Each label must match :data:`LABEL_RE` (1-64 letters, digits, ``_``,
+    ``-`` or ``.``, starting with a letter or digit), and no two may differ
+    only by case: labels become OSC address parts and mapping-file keys.
+    """
+    for tag in labels:
+        if not LABEL_RE.match(tag):
+            return (f"{tag!r} is not a tag name: 1-64 letters, digits, '_', '-' or '.', starting with a letter or "
+                    f"digit (it becomes an OSC address part and a mapping key)")
+    seen: dict = {}
+    for tag in labels:
+        other = seen.setdefault(tag.casefold(), tag)
+        if other != tag:
+            return f"{other!r} and {tag!r} differ only by case (they would be one OSC address and mapping key)"
+    return ""
 
 
 def load_bundle(path: str | Path | None = None, *, check_frontend: bool = True) -> Bundle:
@@ -447,8 +549,12 @@ def load_bundle(path: str | Path | None = None, *, check_frontend: bool = True) 
         read included), ``model.json`` is larger than 16 MiB, is not valid
         JSON or lacks a key, a value is out of range (see
         :data:`FRONTEND_RANGES`, :data:`MAX_WINDOW_FRAMES`; ``hop_frames`` may
-        not exceed the window), or the frontend config is rejected by
-        ``MelFrontend``. The message names the file.
+        not exceed the window; decoder durations are at most an hour), a
+        label is not a tag name (:func:`check_labels`), a key starts with
+        ``__`` (reserved), ``learned_tags`` is not a list of objects, the
+        frontend config is rejected by ``MelFrontend``, or a zip's
+        ``model.onnx`` declares more than :data:`MAX_MODEL_BYTES`. The message
+        names the file.
     """
     if path is None:
         path = default_bundle_path()
@@ -481,14 +587,54 @@ def load_bundle(path: str | Path | None = None, *, check_frontend: bool = True) 
         if not (path / MODEL_ONNX).is_file():
             raise BundleError(f"{path / MODEL_ONNX}: missing file in the model bundle")
     else:
-        # opening the member (without reading it) also refuses an encrypted one or an
-        # unsupported compression method now rather than when a backend loads the graph
+        # opening the member (without reading it) also refuses an encrypted one, an unsupported
+        # compression method or a declared size over the limit now rather than when a backend loads the graph
         try:
-            with zipfile.ZipFile(path) as zf, _open_member(zf, path, prefix + MODEL_ONNX):
-                pass
+            with zipfile.ZipFile(path) as zf:
+                _check_declared_size(zf, path, prefix + MODEL_ONNX, _limit(MODEL_ONNX))
+                with _open_member(zf, path, prefix + MODEL_ONNX):
+                    pass
         except zipfile.BadZipFile as exc:
             raise BundleError(f"{path}: not a valid zip file ({exc})") from exc
         except OSError as exc:
             raise BundleError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     return bundle
 
+
+def bundle_from_bytes(files: dict, label: str, *, check_frontend: bool = True) -> Bundle:
+    """Validate a bundle held in memory, as :func:`load_bundle` validates one on disk.
+
+    A writer checks a bundle this way (and opens its graph with a backend)
+    before it writes it, so a bundle that would not load never replaces one
+    that does.
+
+    Parameters
+    ----------
+    files : dict
+        ``{"model.json": bytes, "model.onnx": bytes}`` (and optionally ``weights.pt``).
+    label : str
+        How the bundle is named in messages (``model.onnx of LABEL``); also its ``path``.
+    check_frontend : bool
+        As in :func:`load_bundle`.
+
+    Returns
+    -------
+    Bundle
+        With :attr:`Bundle.files` set; :meth:`Bundle.read_bytes` and
+        :meth:`Bundle.model_source` serve the bytes.
+
+    Raises
+    ------
+    BundleError
+        As :func:`load_bundle`, naming ``model.json of LABEL``.
+    """
+    files = {name: bytes(data) for name, data in files.items()}
+    where = f"{MODEL_JSON} of {label}"
+    for name in (MODEL_JSON, MODEL_ONNX):
+        if name not in files:
+            raise BundleError(f"{name} of {label}: missing file in the model bundle")
+        limit = _limit(name)
+        if len(files[name]) > limit:
+            raise _too_large(f"{name} of {label}", limit)
+    parsed = _parse(Path(label), "", files[MODEL_JSON], where, check_frontend)
+    return dataclasses.replace(parsed, files=files)

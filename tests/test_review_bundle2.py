@@ -1,0 +1,369 @@
+"""Bundles, learning and backends: findings of the second bundle review, each one a clear error or a right result.
+
+The TensorRT backend runs here on named fakes (no GPU): ``FakeCupy`` holds device arrays as numpy arrays,
+``FakeTensorRT``'s "engine" is the ONNX graph itself run by ONNX Runtime (``_build_serialized`` is replaced
+by one that returns the graph's bytes, and ``deserialize_cuda_engine`` opens them), so the backend's own
+code (options, engine cache, binding, probe, run, close) runs as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import types
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx", reason="the test bundles are built with the onnx package")
+
+import _rtc_bundle as tb  # noqa: E402
+
+from rtclassify import cli, gpu  # noqa: E402
+from rtclassify.errors import BundleError, MissingDependencyError, ParameterError, StateError  # noqa: E402
+from rtclassify.model import bundle as bundle_mod  # noqa: E402
+from rtclassify.model.backends import make_backend  # noqa: E402
+from rtclassify.model.bundle import load_bundle  # noqa: E402
+from rtclassify.model.classifier import Classifier  # noqa: E402
+
+SR = tb.FRONTEND["sample_rate"]
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _contents(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _edit_graph(folder: Path, edit, outputs: dict) -> Path:
+    """Change a bundle folder's graph (``edit(graph)`` appends nodes and outputs) and its ``outputs`` names."""
+    import onnx
+
+    m = onnx.load(str(folder / "model.onnx"))
+    edit(m.graph)
+    onnx.save(m, str(folder / "model.onnx"))
+    tb.rewrite_meta(folder, lambda meta: meta["outputs"].update(outputs))
+    return folder
+
+
+def _learn_fast(clf, **kw):
+    """A learn on the small test bundle in about a second: own negatives only, no copies."""
+    pos = tb.tone(SR, 1.5, 3000.0, 0.4)
+    neg = tb.tone(SR, 1.5, 200.0, 0.4)
+    return clf.learn("bell", [pos], [neg], sample_rate=SR, generic_negatives=False, mix_positives=False,
+                     pitch_shifts=(), **kw)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 1. a learned graph that does not load is never written; a float64 embedding is refused at load
+# ----------------------------------------------------------------------------------------------------------
+def _broken_head(monkeypatch):
+    from rtclassify.learn import bundle_ext
+
+    monkeypatch.setattr(bundle_ext, "append_head", lambda *a, **k: (b"not an ONNX graph", "probs_bell"))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 2. the API does not write over the package's own default bundle
+# ----------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
+# 3. probabilities outside [0, 1] are refused at load
+# ----------------------------------------------------------------------------------------------------------
+def _times_ten(g):
+    from onnx import TensorProto, helper
+
+    g.initializer.append(helper.make_tensor("ten", TensorProto.FLOAT, [], [10.0]))
+    g.node.append(helper.make_node("Mul", ["probs", "ten"], ["probs10"]))
+    g.output.append(helper.make_tensor_value_info("probs10", TensorProto.FLOAT, ["batch", 3]))
+
+
+def _logits_output(g):
+    from onnx import TensorProto, helper
+
+    g.output.append(helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3]))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 4, 10. TensorRT on fakes: learning keeps the backend's options; run() after close() is a StateError
+# ----------------------------------------------------------------------------------------------------------
+class FakeCupy(types.ModuleType):
+    """Stands for cupy: device arrays are numpy arrays, registered by address so the fake engine finds them."""
+
+    class ndarray(np.ndarray):
+        @property
+        def data(self):
+            return types.SimpleNamespace(ptr=self.__array_interface__["data"][0])
+
+        def set(self, a, stream=None):
+            self[...] = a
+
+        def get(self, stream=None):
+            return np.array(self)
+
+    float32 = np.float32
+
+    class _Context:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    class _Stream(_Context):
+        ptr = 0
+
+        def __init__(self, non_blocking=False):
+            pass
+
+        def wait_event(self, event):
+            pass
+
+        def synchronize(self):
+            pass
+
+    class _Event:
+        def __init__(self, disable_timing=True):
+            pass
+
+        def record(self, stream=None):
+            pass
+
+    def __init__(self):
+        super().__init__("cupy")
+        self.arrays = {}
+        self.cuda = types.SimpleNamespace(
+            Device=lambda i: self._Context(), Stream=self._Stream, Event=self._Event,
+            get_current_stream=lambda: self._Stream(),
+            runtime=types.SimpleNamespace(getDeviceProperties=lambda i: {"name": b"FakeGPU", "major": 9, "minor": 0}))
+
+    def empty(self, shape, dtype=np.float32):
+        a = np.zeros(shape, dtype).view(self.ndarray)
+        self.arrays[a.data.ptr] = a
+        return a
+
+
+class FakeTensorRT(types.ModuleType):
+    """Stands for tensorrt: a serialized "engine" is the ONNX graph, run by ONNX Runtime."""
+
+    __version__ = "10.0.0"
+    TensorIOMode = types.SimpleNamespace(INPUT="input", OUTPUT="output")
+
+    class Logger:
+        WARNING = 1
+
+        def __init__(self, level=None):
+            pass
+
+    def __init__(self, cupy: FakeCupy):
+        super().__init__("tensorrt")
+        cp = cupy
+
+        class Engine:
+            def __init__(self, data: bytes):
+                import onnxruntime as ort
+
+                self.sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+                self.inp = self.sess.get_inputs()[0].name
+                self.outs = [o.name for o in self.sess.get_outputs()]
+                self.shapes = {o.name: o.shape for o in self.sess.get_outputs()}
+                self.num_io_tensors = 1 + len(self.outs)
+
+            def get_tensor_name(self, i):
+                return ([self.inp] + self.outs)[i]
+
+            def get_tensor_mode(self, name):
+                return "input" if name == self.inp else "output"
+
+            def get_tensor_shape(self, name):
+                return [d if isinstance(d, int) else -1 for d in self.shapes[name]]
+
+            def get_tensor_dtype(self, name):
+                return np.float32
+
+            def create_execution_context(self):
+                engine = self
+
+                class Context:
+                    def __init__(self):
+                        self.address, self.shape = {}, None
+
+                    def set_tensor_address(self, name, address):
+                        self.address[name] = address
+                        return True
+
+                    def set_input_shape(self, name, shape):
+                        self.shape = tuple(shape)
+                        return True
+
+                    def execute_async_v3(self, stream):
+                        x = np.array(cp.arrays[self.address[engine.inp]][:self.shape[0]])
+                        for name, r in zip(engine.outs, engine.sess.run(engine.outs, {engine.inp: x})):
+                            cp.arrays[self.address[name]][:len(r)] = r
+                        return True
+
+                return Context()
+
+        class Runtime:
+            def __init__(self, logger):
+                pass
+
+            def deserialize_cuda_engine(self, data):
+                return Engine(bytes(data))
+
+        self.Runtime = Runtime
+
+    @staticmethod
+    def nptype(dtype):
+        return dtype
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch, tmp_path):
+    """Two fake GPUs with (fake) tensorrt and cupy; the default engine cache is a folder of tmp_path."""
+    from rtclassify.model import backend_tensorrt as bt
+
+    cp = FakeCupy()
+    monkeypatch.setitem(sys.modules, "cupy", cp)
+    monkeypatch.setitem(sys.modules, "tensorrt", FakeTensorRT(cp))
+    monkeypatch.setattr(bt, "gpu_devices", lambda: (["FakeGPU0", "FakeGPU1"], ""))
+    monkeypatch.setattr(bt, "tensorrt_availability", lambda: gpu.Availability(True, detail="FakeGPU0, FakeGPU1"))
+    monkeypatch.setattr(bt, "_build_serialized", lambda trt, logger, onnx_bytes, where, key, ws: onnx_bytes)
+    monkeypatch.setenv(bt.CACHE_ENV, str(tmp_path / "default-cache"))
+    return bt
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 5. a zip member declared larger than the limit is refused before it is inflated
+# ----------------------------------------------------------------------------------------------------------
+def test_a_zip_bomb_model_onnx_is_refused_by_its_declared_size(bundle_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(bundle_mod, "MAX_MODEL_BYTES", 64 * 1024, raising=False)  # 2 GiB in use; lowered here
+    z = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(bundle_dir / "model.json", "model.json")
+        zf.writestr("model.onnx", bytes(1 << 20))  # 1 MiB of zeros in about 1 KiB
+    assert z.stat().st_size < 8 * 1024
+    with pytest.raises(BundleError, match=r"bomb\.zip!model\.onnx: too large"):
+        load_bundle(z)
+    # a bundle within the limit loads
+    good = tmp_path / "good.zip"
+    with zipfile.ZipFile(good, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(bundle_dir / "model.json", "model.json")
+        zf.write(bundle_dir / "model.onnx", "model.onnx")
+    assert Classifier.load(good).labels == tuple(tb.LABELS)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 6. the torch backend takes the checkpoint a bundle names only when it is the one it was exported from
+# ----------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
+# 7. the cache of embedded generic negatives knows the bundle's frontend, window and graph
+# ----------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
+# 8. internal keys and learned_tags in model.json
+# ----------------------------------------------------------------------------------------------------------
+def test_model_json_keys_starting_with_two_underscores_are_refused(bundle_dir, tmp_path):
+    b = _copy(bundle_dir, tmp_path / "b")
+    tb.rewrite_meta(b, lambda m: m.update(__zip_prefix__="other/"))
+    with pytest.raises(BundleError, match=r"model\.json: key\(s\) '__zip_prefix__': names starting with '__' are "
+                                          r"reserved"):
+        load_bundle(b)
+    z = tmp_path / "b.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.write(b / "model.json", "model.json")
+        zf.write(b / "model.onnx", "model.onnx")
+        zf.writestr("other/model.onnx", b"not an ONNX graph")
+    with pytest.raises(BundleError, match=r"b\.zip!model\.json: key\(s\) '__zip_prefix__'"):
+        load_bundle(z)
+
+
+def test_a_zip_bundle_in_a_folder_keeps_its_prefix_out_of_model_json(bundle_dir, tmp_path):
+    z = tmp_path / "nested.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.write(bundle_dir / "model.json", "bundle/model.json")
+        zf.write(bundle_dir / "model.onnx", "bundle/model.onnx")
+    clf = Classifier.load(z)
+    assert clf.bundle.zip_prefix == "bundle/" and not any(k.startswith("__") for k in clf.bundle.meta)
+    assert clf.bundle.file_label("model.onnx") == f"{z.resolve()}!bundle/model.onnx"
+    for out in (tmp_path / "copy.zip", tmp_path / "copy"):
+        assert Classifier.load(clf.save(out)).labels == clf.labels
+
+
+@pytest.mark.parametrize("value", [None, "abc", 5, {"tag": "x"}, [1], ["bell"]])
+def test_learned_tags_must_be_a_list_of_objects(bundle_dir, tmp_path, value):
+    b = _copy(bundle_dir, tmp_path / "b")
+    tb.rewrite_meta(b, lambda m: m.update(learned_tags=value))
+    with pytest.raises(BundleError, match=r"model\.json: 'learned_tags' must be a list of objects"):
+        load_bundle(b)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 9. decoder durations are bounded
+# ----------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("key", ["smoothing_s", "min_on_s", "min_off_s", "attack_s"])
+def test_decoder_durations_over_an_hour_are_refused(bundle_dir, tmp_path, key):
+    b = _copy(bundle_dir, tmp_path / "b")
+    tb.rewrite_meta(b, lambda m: m["decoder"].update({key: 1e308}))
+    with pytest.raises(BundleError, match=rf"model\.json: 'decoder\.{key}' must be <= 3600"):
+        load_bundle(b)
+    tb.rewrite_meta(b, lambda m: m["decoder"].update({key: 3600.0}))
+    clf = Classifier.load(b)
+    x = tb.tone(SR, 0.5, 440.0)
+    assert len(clf.tag(x, SR)) > 0
+    with pytest.raises(ParameterError, match=rf"decoder\.{key} must be in \[0\.0, 3600\.0\] \(got 1e\+308\)"):
+        clf.tag(x, SR, decoder={key: 1e308})
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 11. messages: odd zips, an unavailable TensorRT, and save() keeps weights.pt
+# ----------------------------------------------------------------------------------------------------------
+def test_a_zip_with_two_bundles_or_backslash_names_says_so(bundle_dir, tmp_path):
+    two = tmp_path / "two.zip"
+    with zipfile.ZipFile(two, "w") as zf:
+        for folder in ("a", "b"):
+            zf.write(bundle_dir / "model.json", f"{folder}/model.json")
+            zf.write(bundle_dir / "model.onnx", f"{folder}/model.onnx")
+    with pytest.raises(BundleError, match=r"two\.zip: holds several bundles \(a/model\.json, b/model\.json\)"):
+        load_bundle(two)
+    bs = tmp_path / "bs.zip"
+    with zipfile.ZipFile(bs, "w") as zf:
+        zf.write(bundle_dir / "model.json", "bundle\\model.json")
+        zf.write(bundle_dir / "model.onnx", "bundle\\model.onnx")
+    with pytest.raises(BundleError, match=r"bs\.zip: its member names use backslashes \(bundle\\model\.json"):
+        load_bundle(bs)
+
+
+def _no_gpu_machine(monkeypatch):
+    monkeypatch.setattr(gpu, "gpu_devices", lambda: ([], "no GPU: the NVIDIA driver library (libcuda) is not "
+                                                          "installed"))
+    monkeypatch.setattr(gpu, "package_available", lambda m: m == "onnxruntime")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 12. labels follow the rule of learned tag names
+# ----------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("labels, words", [
+    (["piano/x", "high", "any"], r"'piano/x' is not a tag name"),
+    ([" piano", "high", "any"], r"' piano' is not a tag name"),
+    (["Piano", "piano", "any"], r"'Piano' and 'piano' differ only by case"),
+])
+def test_labels_are_tag_names(bundle_dir, tmp_path, labels, words):
+    b = _copy(bundle_dir, tmp_path / "b")
+
+    def rename(m):
+        m["labels"] = labels
+        m["thresholds"] = {t: {"on": 0.6, "off": 0.4} for t in labels}
+
+    tb.rewrite_meta(b, rename)
+    with pytest.raises(BundleError, match=rf"model\.json: 'labels': {words}"):
+        load_bundle(b)
+
+
+def test_the_shipped_and_test_bundles_still_load(bundle_dir):
+    assert len(load_bundle().labels) == 12
+    assert load_bundle(bundle_dir).labels == tuple(tb.LABELS)
