@@ -69,6 +69,19 @@ def _broken_head(monkeypatch):
     monkeypatch.setattr(bundle_ext, "append_head", lambda *a, **k: (b"not an ONNX graph", "probs_bell"))
 
 
+def test_a_float64_embedding_is_refused_at_load(tmp_path):
+    from onnx import TensorProto, helper
+
+    def cast(g):
+        g.node.append(helper.make_node("Cast", ["embedding"], ["emb64"], to=TensorProto.DOUBLE))
+        g.output.append(helper.make_tensor_value_info("emb64", TensorProto.DOUBLE, ["batch", 32]))
+
+    b = _edit_graph(tb.write_bundle(tmp_path / "b"), cast, {"embedding": "emb64"})
+    with pytest.raises(BundleError, match=r"model\.onnx: output 'emb64' \(outputs\.embedding\) is float64, "
+                                          r"expected float32"):
+        Classifier.load(b)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # 2. the API does not write over the package's own default bundle
 # ----------------------------------------------------------------------------------------------------------
@@ -87,6 +100,17 @@ def _logits_output(g):
     from onnx import TensorProto, helper
 
     g.output.append(helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3]))
+
+
+def test_a_graph_without_its_sigmoid_is_refused_at_load(tmp_path):
+    b = _edit_graph(tb.write_bundle(tmp_path / "b"), _times_ten, {"probs": "probs10"})
+    with pytest.raises(BundleError, match=r"model\.onnx: output 'probs10' \(outputs\.probs\) is not probabilities "
+                                          r"in \[0, 1\] on the probe windows \(values from .* to 10"):
+        Classifier.load(b)
+    # the logits of the test graph, before its sigmoid
+    b2 = _edit_graph(tb.write_bundle(tmp_path / "b2"), _logits_output, {"probs": "logits"})
+    with pytest.raises(BundleError, match=r"'logits' \(outputs\.probs\) is not probabilities"):
+        Classifier.load(b2)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -238,6 +262,24 @@ def fake_gpu(monkeypatch, tmp_path):
     return bt
 
 
+def test_tensorrt_run_after_close_is_a_state_error(fake_gpu, bundle_dir):
+    b = load_bundle(bundle_dir)
+    be = make_backend(b, "tensorrt")
+    w = np.zeros((1, b.n_mels, b.window_frames), np.float32)
+    assert be.run(w).shape == (1, 3)
+    be.close()
+    with pytest.raises(StateError, match=r"model\.onnx: the backend was closed; load the classifier again"):
+        be.run(w)
+    with pytest.raises(StateError, match="the backend was closed"):
+        be.embed(w)
+
+
+def test_tensorrt_refuses_probabilities_outside_0_1(fake_gpu, tmp_path):
+    b = load_bundle(_edit_graph(tb.write_bundle(tmp_path / "b"), _times_ten, {"probs": "probs10"}))
+    with pytest.raises(BundleError, match=r"'probs10' \(outputs\.probs\) is not probabilities in \[0, 1\]"):
+        make_backend(b, "tensorrt")
+
+
 # ----------------------------------------------------------------------------------------------------------
 # 5. a zip member declared larger than the limit is refused before it is inflated
 # ----------------------------------------------------------------------------------------------------------
@@ -342,6 +384,16 @@ def _no_gpu_machine(monkeypatch):
     monkeypatch.setattr(gpu, "gpu_devices", lambda: ([], "no GPU: the NVIDIA driver library (libcuda) is not "
                                                           "installed"))
     monkeypatch.setattr(gpu, "package_available", lambda m: m == "onnxruntime")
+
+
+def test_tensorrt_unavailable_names_every_reason(bundle_dir, monkeypatch):
+    _no_gpu_machine(monkeypatch)
+    with pytest.raises(MissingDependencyError) as err:
+        make_backend(load_bundle(bundle_dir), "tensorrt")
+    msg = str(err.value)
+    assert "no GPU: the NVIDIA driver library" in msg
+    assert "tensorrt is not installed (pip install 'rtclassify[gpu]')" in msg
+    assert "cupy is not installed (pip install 'rtclassify[gpu]')" in msg
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -39,9 +39,10 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import BundleError, ParameterError, RtclassifyError, require
+from .. import gpu
+from ..errors import BundleError, MissingDependencyError, ParameterError, RtclassifyError, StateError, require
 from ..gpu import GPU_EXTRA, GpuUnavailableError, gpu_devices, tensorrt_availability
-from .backends import Backend, check_threads
+from .backends import Backend, check_embedding_dtype, check_probabilities, check_threads, probe_windows
 from .bundle import MODEL_ONNX, Bundle
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "obtain_engine",
     "default_cache_dir",
     "select_gpu_backend",
+    "check_available",
     "CACHE_ENV",
 ]
 
@@ -307,6 +309,10 @@ class TensorRTBackend(Backend):
 
     Attributes
     ----------
+    options : dict
+        The options it was opened with (``max_batch``, ``fp16``,
+        ``cache_dir``, ``device``, ``workspace_mb``): what a classifier
+        learned from this one is opened with too.
     engine_source : {"cache", "built", "rebuilt"}
         Where the engine came from.
     engine_path : Path
@@ -349,6 +355,9 @@ class TensorRTBackend(Backend):
         if device >= len(names):
             raise ParameterError(f"device {device} does not exist ({len(names)} CUDA device(s): {', '.join(names)})")
         self._trt, self._cp = trt, cp
+        self.options = {"max_batch": int(max_batch), "fp16": bool(fp16), "cache_dir": cache_dir, "device": int(device),
+                        "workspace_mb": int(workspace_mb)}
+        self._closed = False
         self.device = int(device)
         self.max_batch = int(max_batch)
         self.precision = "fp16" if fp16 else "fp32"
@@ -413,6 +422,8 @@ class TensorRTBackend(Backend):
             self._outs[name] = buf
             if not self._context.set_tensor_address(name, int(buf.data.ptr)):
                 raise RuntimeError(f"TensorRT rejected the address of output {name!r}")
+        if b.embedding_name is not None:
+            check_embedding_dtype(self._outs[b.embedding_name].dtype, where, b.embedding_name)
         probs = self._outs[b.probs_name]
         if probs.dtype != np.float32 or probs.ndim != 2:
             raise BundleError(f"{where}: output {b.probs_name!r} is {probs.dtype} {probs.shape}, expected float32 (batch, n_tags)")
@@ -431,6 +442,11 @@ class TensorRTBackend(Backend):
         if p.shape != (1, self.n_tags):
             raise BundleError(f"{where}: the TensorRT engine gives probabilities of shape {p.shape}, expected "
                               f"(1, {self.n_tags})")
+        try:
+            more = self.run(probe_windows(self._shape))
+        except Exception as exc:
+            raise BundleError(f"{where}: the TensorRT engine fails on a batch of 2 probe windows: {exc}") from exc
+        check_probabilities(np.concatenate([p, more]), where, self.bundle.probs_name)
 
     # -- inference -------------------------------------------------------
     def _execute(self, address: int, batch: int) -> None:
@@ -503,6 +519,9 @@ class TensorRTBackend(Backend):
             return result
 
     def _run(self, windows, output: str):
+        if self._closed:
+            raise StateError(f"{self.bundle.file_label(MODEL_ONNX)}: the backend was closed; load the classifier "
+                             f"again to run the model")
         if hasattr(windows, "__cuda_array_interface__"):
             return self._run_device(windows, output)
         return self._run_host(windows, output)
@@ -530,7 +549,9 @@ class TensorRTBackend(Backend):
         return self._run(windows, self.bundle.embedding_name)
 
     def close(self) -> None:
+        """Release the engine; any later :meth:`run` or :meth:`embed` raises :class:`~rtclassify.errors.StateError`."""
         with self._lock:
+            self._closed = True
             if getattr(self, "_stream", None) is not None:
                 self._stream.synchronize()
             self._context = None
@@ -574,6 +595,26 @@ def check_options(**options) -> None:
         raise ParameterError(f"cache_dir must be a folder path or None (got {cache_dir!r})")
 
 
+def check_available() -> None:
+    """Raise unless the TensorRT backend can run here, naming every missing piece (as ``rtclassify backends``:
+    no GPU, tensorrt not installed, cupy not installed).
+
+    Raises
+    ------
+    MissingDependencyError
+        tensorrt or cupy is not installed (the message also names a missing GPU).
+    GpuUnavailableError
+        Both are installed but there is no CUDA GPU.
+    """
+    avail = tensorrt_availability()
+    if avail.available:
+        return
+    text = f"the TensorRT backend needs a CUDA GPU, tensorrt and cupy: {avail.reason}"
+    if not (gpu.package_available("tensorrt") and gpu.package_available("cupy")):
+        raise MissingDependencyError(text)
+    raise GpuUnavailableError(text)
+
+
 def select_gpu_backend(bundle: Bundle, name: str, threads: int = 1, **options):
     """The GPU half of :func:`rtclassify.model.backends.make_backend`.
 
@@ -598,6 +639,7 @@ def select_gpu_backend(bundle: Bundle, name: str, threads: int = 1, **options):
     """
     check_options(**options)  # a mistyped option is an error on every machine, not only on one with a GPU
     if name == "tensorrt":
+        check_available()
         backend = TensorRTBackend(bundle, threads=threads, **options)
         return backend, backend.selection
     avail = tensorrt_availability()

@@ -137,8 +137,10 @@ class OnnxBackend(Backend):
     BundleError
         ``model.onnx`` cannot be loaded, lacks the input or an output named in
         ``model.json``, has a fixed batch other than 1, rejects a window of
-        shape (1, n_mels, W), or gives a number of probabilities different
-        from the number of labels.
+        shape (1, n_mels, W), gives a number of probabilities different
+        from the number of labels, probabilities that are not float32 or not
+        in [0, 1] on the probe windows (:func:`probe_windows`), or an
+        embedding that is not float32 (batch, D).
     """
 
     name = "onnx"
@@ -209,10 +211,16 @@ class OnnxBackend(Backend):
             )
         if probs.dtype != np.float32:
             raise BundleError(f"{where}: output {bundle.probs_name!r} is {probs.dtype}, expected float32")
+        try:
+            more = self._sess.run(self._probs_out, {self._input: probe_windows(self._shape)})[0]
+        except Exception as exc:
+            raise BundleError(f"{where}: fails on a batch of 2 probe windows: {_first_line(exc)}") from exc
+        check_probabilities(np.concatenate([probs, more]), where, bundle.probs_name)
         if self._emb_out is not None:
             emb = res[1]
             if emb.ndim != 2 or emb.shape[0] != 1:
                 raise BundleError(f"{where}: output {bundle.embedding_name!r} has shape {emb.shape}, expected (batch, D)")
+            check_embedding_dtype(emb.dtype, where, bundle.embedding_name)
             if bundle.embedding_dim is not None and emb.shape[1] != bundle.embedding_dim:
                 raise BundleError(
                     f"{where}: output {bundle.embedding_name!r} has size {emb.shape[1]} but model.json gives "
@@ -239,6 +247,35 @@ class OnnxBackend(Backend):
     def close(self) -> None:
         """Release the model; any later :meth:`run` or :meth:`embed` raises :class:`~rtclassify.errors.StateError`."""
         self._sess = _ClosedSession(self.bundle.file_label(MODEL_ONNX))
+
+
+def probe_windows(shape: tuple) -> np.ndarray:
+    """Windows a backend runs when it opens a model, beside the all-zero one: digital silence (-100 dB, the
+    floor of the default log scaling) and a seeded random window of music-like levels (-100 to 20 dB).
+    float32, shape (2, n_mels, W)."""
+    rng = np.random.default_rng(0)
+    noise = rng.normal(-45.0, 20.0, shape).clip(-100.0, 20.0)
+    return np.stack([np.full(shape, -100.0), noise]).astype(np.float32)
+
+
+def check_probabilities(probs: np.ndarray, where: str, name: str) -> None:
+    """Refuse a model whose ``probs`` output, on the probe windows, holds values that are not probabilities
+    (outside [0, 1], NaN or infinite): the decoder would clip them for ever after, silently."""
+    p = np.asarray(probs)
+    finite = np.isfinite(p)
+    if finite.all() and p.min() >= 0.0 and p.max() <= 1.0:
+        return
+    shown = f"values from {float(p[finite].min()):.4g} to {float(p[finite].max()):.4g}" if finite.any() else ""
+    if not finite.all():
+        shown = ", ".join(x for x in (shown, "NaN or infinite values") if x)
+    raise BundleError(f"{where}: output {name!r} (outputs.probs) is not probabilities in [0, 1] on the probe "
+                      f"windows ({shown}); a graph exported without its final sigmoid gives logits")
+
+
+def check_embedding_dtype(dtype, where: str, name: str) -> None:
+    """Refuse an embedding output that is not float32 (a learned head reads it as float32)."""
+    if np.dtype(dtype) != np.float32:
+        raise BundleError(f"{where}: output {name!r} (outputs.embedding) is {np.dtype(dtype)}, expected float32")
 
 
 class _OneWindowAtATime:
