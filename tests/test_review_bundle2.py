@@ -69,6 +69,39 @@ def _broken_head(monkeypatch):
     monkeypatch.setattr(bundle_ext, "append_head", lambda *a, **k: (b"not an ONNX graph", "probs_bell"))
 
 
+def test_a_learned_bundle_that_does_not_load_leaves_out_as_it_was(bundle_dir, tmp_path, monkeypatch):
+    clf = Classifier.load(bundle_dir)
+    out = _copy(bundle_dir, tmp_path / "out")
+    before = _contents(out)
+    _broken_head(monkeypatch)
+    with pytest.raises(BundleError) as err:
+        _learn_fast(clf, out=out)
+    assert _contents(out) == before
+    Classifier.load(out)
+    assert f"'bell': the learned bundle does not load, so it was not written; {out} is left as it was: model.onnx " \
+           f"of the learned bundle: cannot be loaded by ONNX Runtime" in str(err.value)
+    # without out: the message names no temporary folder (it is gone by then)
+    with pytest.raises(BundleError) as err:
+        _learn_fast(clf)
+    assert "rtclassify-learned-" not in str(err.value) and "/tmp" not in str(err.value)
+    assert "model.onnx of the learned bundle" in str(err.value)
+
+
+def test_learn_force_keeps_the_old_bundle_when_the_new_one_does_not_load(bundle_dir, tmp_path, monkeypatch, capsys):
+    import soundfile as sf
+
+    sf.write(tmp_path / "pos.wav", tb.tone(SR, 1.5, 3000.0, 0.4), SR)
+    sf.write(tmp_path / "neg.wav", tb.tone(SR, 1.5, 200.0, 0.4), SR)
+    out = _copy(bundle_dir, tmp_path / "out")
+    before = _contents(out)
+    _broken_head(monkeypatch)
+    assert cli.main(["learn", "--tag", "bell", str(tmp_path / "pos.wav"), "--negatives", str(tmp_path / "neg.wav"),
+                     "--no-generic", "--no-mix", "--pitch-shifts", "none", "--bundle", str(bundle_dir),
+                     "--out", str(out), "--force"]) == 1
+    assert _contents(out) == before
+    assert "the learned bundle does not load, so it was not written" in capsys.readouterr().err
+
+
 def test_a_float64_embedding_is_refused_at_load(tmp_path):
     from onnx import TensorProto, helper
 
@@ -85,6 +118,22 @@ def test_a_float64_embedding_is_refused_at_load(tmp_path):
 # ----------------------------------------------------------------------------------------------------------
 # 2. the API does not write over the package's own default bundle
 # ----------------------------------------------------------------------------------------------------------
+def test_learn_and_save_refuse_the_shipped_bundle(bundle_dir, tmp_path, monkeypatch):
+    shipped = _copy(bundle_dir, tmp_path / "shipped")  # stands for the default bundle: the real one is never written
+    monkeypatch.setattr(bundle_mod, "default_bundle_path", lambda: shipped)
+    before = _contents(shipped)
+    clf = Classifier.load()
+    assert clf.bundle.path == shipped.resolve()
+    with pytest.raises(ParameterError, match="is the package's own default bundle"):
+        clf.save(shipped)
+    with pytest.raises(ParameterError, match="is the package's own default bundle"):
+        clf.learn("bell", ["missing.wav"], out=shipped)  # refused before the examples are read
+    with pytest.raises(ParameterError, match="is the package's own default bundle"):
+        clf.learn("bell", ["missing.wav"], out=shipped / "sub")
+    assert _contents(shipped) == before
+    assert load_bundle(clf.save(tmp_path / "mine.zip")).labels == clf.labels  # elsewhere it is written
+
+
 # ----------------------------------------------------------------------------------------------------------
 # 3. probabilities outside [0, 1] are refused at load
 # ----------------------------------------------------------------------------------------------------------
@@ -262,6 +311,23 @@ def fake_gpu(monkeypatch, tmp_path):
     return bt
 
 
+def test_learning_on_tensorrt_keeps_the_backend_options(fake_gpu, bundle_dir, tmp_path):
+    b = load_bundle(bundle_dir)
+    cache = tmp_path / "my-cache"
+    base = Classifier(b, make_backend(b, "tensorrt", device=1, max_batch=8, fp16=True, cache_dir=cache,
+                                      workspace_mb=256))
+    assert base.backend.name == "tensorrt" and base.backend.engine_path.parent == cache
+    new = _learn_fast(base)
+    be = new.backend
+    assert be.name == "tensorrt" and new.labels == (*b.labels, "bell")
+    assert (be.device, be.max_batch, be.precision) == (1, 8, "fp16")
+    assert be.engine_path.parent == cache and be.key.workspace_mb == 256
+    assert not (tmp_path / "default-cache").exists()
+    # the learned graph runs: its first columns are the base's
+    w = np.random.default_rng(1).normal(-40, 15, (3, b.n_mels, b.window_frames)).astype(np.float32)
+    np.testing.assert_allclose(be.run(w)[:, :3], base.backend.run(w), atol=1e-6)
+
+
 def test_tensorrt_run_after_close_is_a_state_error(fake_gpu, bundle_dir):
     b = load_bundle(bundle_dir)
     be = make_backend(b, "tensorrt")
@@ -306,6 +372,23 @@ def test_a_zip_bomb_model_onnx_is_refused_by_its_declared_size(bundle_dir, tmp_p
 # ----------------------------------------------------------------------------------------------------------
 # 7. the cache of embedded generic negatives knows the bundle's frontend, window and graph
 # ----------------------------------------------------------------------------------------------------------
+def test_the_generic_negatives_cache_follows_an_edited_frontend(bundle_dir, tmp_path, monkeypatch):
+    from rtclassify.learn import learner
+
+    monkeypatch.setattr(learner, "_GENERIC_CACHE", {})
+    b = _copy(bundle_dir, tmp_path / "b")
+    first = Classifier.load(b)
+    E1 = learner.generic_embeddings(first.backend, first.bundle, 2, "embedding+mel")
+    assert learner.generic_embeddings(first.backend, first.bundle, 2, "embedding+mel") is E1  # still a cache
+    tb.rewrite_meta(b, lambda m: m["frontend"].update(fmax=4000.0))  # model.onnx untouched
+    second = Classifier.load(b)
+    E2 = learner.generic_embeddings(second.backend, second.bundle, 2, "embedding+mel")
+    assert E2 is not E1 and E2.X.shape == E1.X.shape and not np.allclose(E2.X, E1.X)
+    tb.rewrite_meta(b, lambda m: m.update(lookahead_frames=3))
+    third = Classifier.load(b)
+    assert learner.generic_embeddings(third.backend, third.bundle, 2, "embedding+mel") is not E2
+
+
 # ----------------------------------------------------------------------------------------------------------
 # 8. internal keys and learned_tags in model.json
 # ----------------------------------------------------------------------------------------------------------
@@ -394,6 +477,23 @@ def test_tensorrt_unavailable_names_every_reason(bundle_dir, monkeypatch):
     assert "no GPU: the NVIDIA driver library" in msg
     assert "tensorrt is not installed (pip install 'rtclassify[gpu]')" in msg
     assert "cupy is not installed (pip install 'rtclassify[gpu]')" in msg
+
+
+def test_learn_with_tensorrt_is_checked_before_the_work(clf, monkeypatch):
+    _no_gpu_machine(monkeypatch)
+    # the examples are never read: the missing file would be the error otherwise
+    with pytest.raises(MissingDependencyError, match="no GPU: .*tensorrt is not installed.*cupy is not installed"):
+        clf.learn("bell", ["missing.wav"], backend="tensorrt")
+
+
+def test_save_keeps_weights_pt(bundle_dir, tmp_path):
+    b = _copy(bundle_dir, tmp_path / "b")
+    (b / "weights.pt").write_bytes(b"the torch weights")
+    clf = Classifier.load(b)
+    assert (clf.save(tmp_path / "copy") / "weights.pt").read_bytes() == b"the torch weights"
+    with zipfile.ZipFile(clf.save(tmp_path / "copy.zip")) as zf:
+        assert zf.read("weights.pt") == b"the torch weights"
+    assert not (Classifier.load(bundle_dir).save(tmp_path / "plain") / "weights.pt").exists()
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -38,12 +38,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BundleError, ParameterError
+from ..model.bundle import LABEL_RE
 from ..model.bundle_write import write_bundle
 
-__all__ = ["append_head", "graph_names", "write_learned_bundle", "copy_bundle", "check_tag_name", "TAG_NAME_RE"]
+__all__ = ["append_head", "graph_names", "learned_bundle_files", "write_learned_bundle", "copy_bundle",
+           "check_tag_name", "TAG_NAME_RE"]
 
-#: Allowed tag names: they become OSC address parts and mapping-file keys.
-TAG_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+#: Allowed tag names: they become OSC address parts and mapping-file keys (the rule a bundle's labels follow).
+TAG_NAME_RE = LABEL_RE
 
 # ---------------------------------------------------------------------------- protobuf wire format
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
@@ -367,6 +369,24 @@ def write_learned_bundle(bundle, tag: str, weight: np.ndarray, bias: float, on: 
                          record: dict | None = None, features: str = "embedding") -> Path:
     """Write a bundle with one more tag, computed by a linear head on the embedding.
 
+    :func:`learned_bundle_files` gives the files and says what the parameters
+    are; ``out`` is a folder to write ``model.onnx`` + ``model.json`` into
+    (created; the two files are replaced), or a path ending in ``.zip``. The
+    package's own default bundle is refused as ``out``.
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
+    files = learned_bundle_files(bundle, tag, weight, bias, on, off, record, features)
+    return write_bundle(out, files, shipped=False)
+
+
+def learned_bundle_files(bundle, tag: str, weight: np.ndarray, bias: float, on: float, off: float,
+                         record: dict | None = None, features: str = "embedding") -> dict:
+    """The files of a bundle with one more tag, computed by a linear head on the embedding.
+
     Parameters
     ----------
     bundle : Bundle
@@ -378,9 +398,6 @@ def write_learned_bundle(bundle, tag: str, weight: np.ndarray, bias: float, on: 
         The head (on raw embeddings).
     on, off : float
         Decoder thresholds of the new tag.
-    out : path
-        Folder to write ``model.onnx`` + ``model.json`` into (created; the two
-        files are replaced), or a path ending in ``.zip``.
     record : dict, optional
         Extra provenance stored in the tag's ``learned_tags`` entry.
     features : {"embedding", "embedding+mel"}
@@ -389,8 +406,8 @@ def write_learned_bundle(bundle, tag: str, weight: np.ndarray, bias: float, on: 
 
     Returns
     -------
-    Path
-        ``out``.
+    dict
+        ``{"model.onnx": bytes, "model.json": bytes}`` (nothing is written).
 
     Raises
     ------
@@ -447,14 +464,16 @@ def write_learned_bundle(bundle, tag: str, weight: np.ndarray, bias: float, on: 
         entry.update(record)
     meta["learned_tags"] = list(meta.get("learned_tags", [])) + [entry]
     text = json.dumps(meta, indent=1, allow_nan=False)
-    return write_bundle(out, {MODEL_ONNX: onnx_bytes, MODEL_JSON: text.encode("utf-8")})
+    return {MODEL_ONNX: onnx_bytes, MODEL_JSON: text.encode("utf-8")}
 
 
 def copy_bundle(bundle, out) -> Path:
-    """Copy a bundle's ``model.onnx`` and ``model.json`` to a folder or a ``.zip`` file (see
-    :func:`rtclassify.model.bundle_write.write_bundle`)."""
-    from ..model.bundle import MODEL_JSON, MODEL_ONNX
+    """Copy a bundle's ``model.onnx``, ``model.json`` and, when it has one, ``weights.pt`` (the torch
+    backend's weights) to a folder or a ``.zip`` file (see
+    :func:`rtclassify.model.bundle_write.write_bundle`); the package's own default bundle is refused as
+    ``out``."""
+    from ..model.bundle import MODEL_JSON, MODEL_ONNX, WEIGHTS
 
-    return write_bundle(out, {MODEL_ONNX: bundle.read_bytes(MODEL_ONNX), MODEL_JSON: bundle.read_bytes(MODEL_JSON)},
-                        what="path")
+    names = [MODEL_ONNX, MODEL_JSON] + ([WEIGHTS] if bundle.has_file(WEIGHTS) else [])
+    return write_bundle(out, {name: bundle.read_bytes(name) for name in names}, what="path", shipped=False)
 

@@ -267,19 +267,24 @@ def _place(E, examples) -> np.ndarray:
 
 
 def _bundle_key(bundle, hop_frames: int, features: str) -> tuple:
+    """What the generic negatives' head inputs depend on: the graph (its sha256) and everything of
+    ``model.json`` that decides the windows (frontend, window, lookahead, input and embedding names), so
+    an edit of either in place is not served the rows of the old bundle."""
+    import hashlib
+    import json
+
     from ..model.bundle import MODEL_ONNX
 
-    p = bundle.path
-    try:
-        st = (p / MODEL_ONNX).stat() if p.is_dir() else p.stat()
-        stamp = (st.st_mtime_ns, st.st_size)
-    except OSError:
-        stamp = None
-    return (str(p), stamp, bundle.embedding_name, hop_frames, features)
+    graph = hashlib.sha256(bundle.read_bytes(MODEL_ONNX)).hexdigest()
+    windows = json.dumps({"frontend": bundle.frontend, "window_frames": bundle.window_frames,
+                          "lookahead_frames": bundle.lookahead_frames, "input": bundle.input_name,
+                          "embedding": bundle.embedding_name}, sort_keys=True)
+    return (graph, hashlib.sha256(windows.encode()).hexdigest(), int(hop_frames), features)
 
 
 def generic_embeddings(backend, bundle, hop_frames: int = LEARN_HOP_FRAMES, features: str = "embedding+mel"):
-    """Head inputs of the generic negatives for a bundle (cached per bundle file, hop and features in this process).
+    """Head inputs of the generic negatives for a bundle (cached in this process per graph, frontend, window,
+    lookahead, hop and features: :func:`_bundle_key`).
 
     Returns
     -------
@@ -335,7 +340,10 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
         arrays are given; an ``(array, rate)`` tuple whose rate differs from
         it is an error.
     out : path, optional
-        Where to write the new bundle (a folder, or a path ending in ``.zip``).
+        Where to write the new bundle (a folder, or a path ending in ``.zip``;
+        not the package's own default bundle). The new bundle is opened by the
+        backend from memory first and written only when it loads, so a
+        bundle at ``out`` is replaced only by one that works.
         Default: a temporary folder that lives as long as the returned
         classifier (use :func:`save_classifier` / ``Classifier.save`` to keep it).
     generic_negatives : bool
@@ -370,7 +378,11 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
         or the embedding alone (see :func:`rtclassify.learn.embeddings.head_features`).
     backend : str, optional
         Backend of the returned classifier (default: the base classifier's
-        backend kind, ``"onnx"`` for ONNX Runtime).
+        backend kind, ``"onnx"`` for ONNX Runtime). A TensorRT base
+        classifier's options (``device``, ``max_batch``, ``fp16``,
+        ``cache_dir``, ``workspace_mb``) are kept. ``"tensorrt"`` is checked
+        before any work: without a GPU, tensorrt or cupy the error names what
+        is missing.
     progress : callable, optional
         ``progress(stage: str)`` before each stage.
 
@@ -389,9 +401,12 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
     AudioFileError
         An example file is missing or unreadable.
     BundleError
-        The bundle has no embedding output.
+        The bundle has no embedding output, or the learned bundle does not
+        load (then nothing is written and a bundle at ``out`` is left as it was).
+    MissingDependencyError, GpuUnavailableError
+        ``backend="tensorrt"`` where TensorRT cannot run.
     """
-    from .bundle_ext import check_tag_name, write_learned_bundle
+    from .bundle_ext import check_tag_name, learned_bundle_files
     from .embeddings import Embedded, embed_examples, embedding_backend, head_features
     from .head import fit_head
 
@@ -410,6 +425,10 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
             raise ParameterError(f"backend must be one of {', '.join(b for b in BACKENDS if b != 'torch')} for a "
                                  f"learned bundle (the torch backend needs training weights, which it has not); "
                                  f"got {backend!r}")
+        if backend.lower() == "tensorrt":
+            from ..model.backend_tensorrt import check_available
+
+            check_available()  # before the learning, not after it
     off_ratio = _check_number(off_ratio, "off_ratio", 0.01, 1.0)
     rel_db = _check_number(rel_db, "rel_db", 1.0, 200.0)
     floor_db = _check_number(floor_db, "floor_db", -200.0, 0.0)
@@ -423,7 +442,7 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
     if out is not None:
         from ..model.bundle_write import check_bundle_out
 
-        check_bundle_out(out, "out")  # before the learning, not after it
+        check_bundle_out(out, "out", shipped=False)  # before the learning, not after it
 
     note("reading examples")
     pos = load_examples(positives, sample_rate, "positives")
@@ -483,6 +502,26 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
         "cv": {k: v for k, v in head.info.items()},
         "seconds": {"embedding": round(t_embedded - t_start, 3), "fit": round(t_fit - t_embedded, 3)},
     }
+    note("checking the new bundle")
+    from ..errors import BundleError
+    from ..model.backends import make_backend
+    from ..model.bundle import bundle_from_bytes, load_bundle
+    from ..model.bundle_write import write_bundle
+    from ..model.classifier import Classifier
+
+    files = learned_bundle_files(bundle, name, head.weight, head.bias, head.on, head.off, record, features=features)
+    kind = backend or ("onnx" if getattr(clf.backend, "name", "onnx") == "onnx" else "auto")
+    # a TensorRT base keeps its device, batch, precision and engine cache
+    trt_base = getattr(clf.backend, "name", "") == "tensorrt"
+    options = dict(getattr(clf.backend, "options", None) or {}) if trt_base else {}
+    threads = max(1, int(getattr(clf.backend, "threads", 1)))
+    # the graph is opened (and probed) from memory, by the backend that will run it, before anything is written
+    try:
+        opened = make_backend(bundle_from_bytes(files, "the learned bundle"), kind, threads=threads, **options)
+    except BundleError as exc:
+        kept = f"; {out} is left as it was" if out is not None else ""
+        raise BundleError(f"{name!r}: the learned bundle does not load, so it was not written{kept}: {exc}") from exc
+
     note("writing the bundle")
     tmp = None
     if out is None:
@@ -490,14 +529,15 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
         path = Path(tmp.name) / "bundle"
     else:
         path = out
-    from ..model.classifier import Classifier
-
-    kind = backend or ("onnx" if getattr(clf.backend, "name", "onnx") == "onnx" else "auto")
     try:
-        path = write_learned_bundle(bundle, name, head.weight, head.bias, head.on, head.off, path, record,
-                                    features=features)
-        new = Classifier.load(path, backend=kind, threads=max(1, int(getattr(clf.backend, "threads", 1))))
+        path = write_bundle(path, files, shipped=False)
+        # the classifier's bundle is the one written, read back by the normal loader; the backend opened from
+        # the same bytes runs it (a second open would build a TensorRT engine twice where no cache is writable)
+        written = load_bundle(path)
+        opened.bundle = written
+        new = Classifier(written, opened)
     except BaseException:
+        opened.close()
         if tmp is not None:
             tmp.cleanup()
         raise
@@ -509,11 +549,18 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
 
 
 def save_classifier(clf, path) -> Path:
-    """Write a classifier's bundle (``model.onnx`` + ``model.json``) to a folder or a ``.zip`` file.
+    """Write a classifier's bundle (``model.onnx`` + ``model.json``, and ``weights.pt`` when the bundle has
+    one) to a folder or a ``.zip`` file.
 
     Returns
     -------
     Path
+
+    Raises
+    ------
+    ParameterError
+        A bad path, or the package's own default bundle (see
+        :func:`rtclassify.model.bundle_write.write_bundle`).
     """
     from .bundle_ext import copy_bundle
 

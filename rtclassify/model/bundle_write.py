@@ -286,7 +286,7 @@ def _umask() -> int:
     return mask
 
 
-def write_bundle(out, files: dict, what: str = "out") -> Path:
+def write_bundle(out, files: dict, what: str = "out", *, shipped: bool = True) -> Path:
     """Write the bundle files to a folder or a ``.zip``.
 
     Parameters
@@ -302,6 +302,10 @@ def write_bundle(out, files: dict, what: str = "out") -> Path:
         ``weights.pt`` that ``files`` leaves out is gone).
     what : str
         How to name ``out`` in errors.
+    shipped : bool
+        False refuses the package's own default bundle as ``out`` (what
+        ``learn`` and ``Classifier.save`` write); the training recipe that
+        rebuilds the default model writes it on purpose.
 
     Returns
     -------
@@ -310,12 +314,13 @@ def write_bundle(out, files: dict, what: str = "out") -> Path:
     Raises
     ------
     ParameterError
-        A bad path, or the files cannot be written (the message says why;
-        an existing bundle at ``out`` is left as it was).
+        A bad path, the shipped bundle with ``shipped=False``, or the files
+        cannot be written (the message says why; an existing bundle at
+        ``out`` is left as it was).
     """
     import zipfile
 
-    p = check_bundle_out(out, what)
+    p = check_bundle_out(out, what, shipped=shipped)
 
     def data(v) -> bytes:
         return v if isinstance(v, (bytes, bytearray, memoryview)) else Path(v).read_bytes()

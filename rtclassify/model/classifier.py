@@ -351,7 +351,8 @@ class Classifier:
         return learn_tag(self, name, positives, negatives, sample_rate, **options)
 
     def save(self, path) -> "os.PathLike":
-        """Write this classifier's bundle (model.onnx + model.json) to a folder or a .zip file; returns the path."""
+        """Write this classifier's bundle (model.onnx + model.json, and weights.pt when it has one) to a folder or
+        a .zip file (not the package's own default bundle); returns the path."""
         from ..learn import save_classifier
 
         return save_classifier(self, path)
