@@ -369,6 +369,46 @@ def test_a_zip_bomb_model_onnx_is_refused_by_its_declared_size(bundle_dir, tmp_p
 # ----------------------------------------------------------------------------------------------------------
 # 6. the torch backend takes the checkpoint a bundle names only when it is the one it was exported from
 # ----------------------------------------------------------------------------------------------------------
+def test_the_torch_backend_refuses_another_runs_checkpoint(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    from test_export import _checkpoint, _random_model
+
+    from rtclassify.model.backend_torch import TorchBackend
+    from rtclassify.train.export import export_bundle
+
+    proj, other = tmp_path / "proj", tmp_path / "other"
+    ours = _checkpoint(_random_model(seed=0))
+    theirs = _checkpoint(_random_model(seed=1), frontend={"n_fft": 1024})  # same tags, another run
+    for folder, ck in ((proj, ours), (other, theirs)):
+        (folder / "runs" / "x").mkdir(parents=True)
+        torch.save(ck, folder / "runs" / "x" / "model.pt")
+    monkeypatch.chdir(proj)
+    bundle = export_bundle("runs/x/model.pt", proj / "bundle")
+    meta = json.loads((bundle / "model.json").read_text())
+    assert meta["training"]["checkpoint"] == str(Path("runs/x/model.pt"))
+    assert len(meta["training"]["checkpoint_sha256"]) == 64
+    x = np.random.default_rng(2).normal(-45, 15, (2, 128, 64)).astype(np.float32)
+    ref = TorchBackend(proj / "runs" / "x" / "model.pt").run(x)[0]
+    np.testing.assert_allclose(TorchBackend(bundle).run(x)[0], ref, atol=1e-6)  # from the repository root
+
+    monkeypatch.chdir(other)  # another project with a runs/x/model.pt of its own
+    with pytest.raises(BundleError, match=r"training\.checkpoint 'runs/x/model\.pt': not the checkpoint this bundle "
+                                          r"was exported from: .*other/runs/x/model\.pt \(its sha256 differs"):
+        TorchBackend(bundle)
+    # a bundle that records no sha256 (as the shipped one): the recorded frontend tells the runs apart
+    del meta["training"]["checkpoint_sha256"]
+    (bundle / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match=r"other/runs/x/model\.pt \(its frontend differs\)"):
+        TorchBackend(bundle)
+    monkeypatch.chdir(proj)
+    np.testing.assert_allclose(TorchBackend(bundle).run(x)[0], ref, atol=1e-6)
+    # a copy beside the bundle (relative to the bundle folder) comes before the current folder's file
+    (bundle / "runs" / "x").mkdir(parents=True)
+    shutil.copy(proj / "runs" / "x" / "model.pt", bundle / "runs" / "x" / "model.pt")
+    monkeypatch.chdir(other)
+    np.testing.assert_allclose(TorchBackend(bundle).run(x)[0], ref, atol=1e-6)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # 7. the cache of embedded generic negatives knows the bundle's frontend, window and graph
 # ----------------------------------------------------------------------------------------------------------

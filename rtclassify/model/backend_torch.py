@@ -10,11 +10,19 @@ The weights come from (first match):
 * a training checkpoint file (``model.pt``, ``best.pt``, ``last.pt``);
 * a bundle folder that holds ``weights.pt`` (``rtclassify export --include-weights``);
 * a bundle whose ``model.json`` names the checkpoint it was exported from
-  (``training.checkpoint``), when that file still exists.
+  (``training.checkpoint``), when that file still exists and is that
+  checkpoint. A relative name is looked up in the bundle folder, then in the
+  current folder (export writes it relative to the folder it ran in, the
+  repository root). A file found is taken only when it is the same
+  checkpoint: its sha256 equals ``training.checkpoint_sha256`` where
+  ``model.json`` records one; else its tags, frontend and model configuration
+  (and, where both record them, its best epoch and training time) equal the
+  bundle's. Another run's ``model.pt`` under the same name is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -85,14 +93,22 @@ class TorchBackend:
             meta = json.loads(meta_path.read_text())
         except (OSError, ValueError) as exc:
             raise BundleError(f"{meta_path}: cannot read ({exc})") from exc
-        ref = meta.get("training", {}).get("checkpoint")
-        if ref and not Path(ref).is_absolute() and not Path(ref).is_file():
-            ref = str(path / ref) if (path / ref).is_file() else ref
-        if ref and Path(ref).is_file():
-            ck = load_checkpoint(ref)
-            if list(ck["tags"]) != list(meta.get("labels", [])):
-                raise BundleError(f"{ref}: its tags differ from {meta_path} labels")
-            return ck
+        training = meta.get("training") if isinstance(meta, dict) else None
+        training = training if isinstance(training, dict) else {}
+        ref = training.get("checkpoint")
+        if not isinstance(ref, str) or not ref:
+            ref = None
+        refused = []
+        for candidate in _checkpoint_candidates(path, ref):
+            ck = load_checkpoint(candidate)
+            why = _not_the_checkpoint(candidate, ck, meta, training)
+            if not why:
+                return ck
+            refused.append(f"{candidate} ({why})")
+        if refused:
+            raise BundleError(f"{meta_path}: training.checkpoint {ref!r}: not the checkpoint this bundle was "
+                              f"exported from: {'; '.join(refused)}; the torch backend needs that run's weights (or "
+                              f"a bundle exported with --include-weights)")
         raise BundleError(f"{path}: no weights.pt and the checkpoint named in model.json ({ref}) is not "
                           f"available; the torch backend needs the training weights")
 
@@ -121,6 +137,57 @@ class TorchBackend:
         return probs.numpy(), emb.numpy()
 
     __call__ = run
+
+
+def _checkpoint_candidates(folder: Path, ref: str | None) -> list[Path]:
+    """The files ``training.checkpoint`` may name: itself when absolute; else in the bundle folder, then in the
+    current folder (each once, existing files only)."""
+    if ref is None:
+        return []
+    p = Path(ref).expanduser()
+    places = [p] if p.is_absolute() else [folder / p, Path.cwd() / p]
+    out: list[Path] = []
+    for c in places:
+        try:
+            real = c.resolve()
+        except (OSError, RuntimeError):
+            continue
+        if c.is_file() and all(real != o.resolve() for o in out):
+            out.append(c)
+    return out
+
+
+def _canonical(value) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _not_the_checkpoint(path: Path, ck: dict, meta: dict, training: dict) -> str:
+    """Why the checkpoint at ``path`` is not the one the bundle of ``meta`` was exported from ("" when it is)."""
+    sha = training.get("checkpoint_sha256")
+    if isinstance(sha, str) and sha:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return "" if h.hexdigest() == sha.lower() else "its sha256 differs from training.checkpoint_sha256"
+    from ..train.features import full_frontend
+
+    if list(ck.get("tags", [])) != list(meta.get("labels", [])):
+        return "its tags differ from the labels"
+    bundle_fe = meta.get("frontend")
+    try:
+        fe = full_frontend(ck.get("frontend") or {})
+    except (TypeError, ValueError):
+        return "its frontend cannot be read"
+    if not isinstance(bundle_fe, dict) or _canonical({k: fe.get(k) for k in bundle_fe}) != _canonical(bundle_fe):
+        return "its frontend differs"
+    if "model" in training and _canonical(ck.get("model_config")) != _canonical(training["model"]):
+        return "its model configuration differs from training.model"
+    for key in ("best_epoch", "elapsed_s"):
+        if training.get(key) is not None and ck.get(key) is not None and \
+                _canonical(ck[key]) != _canonical(training[key]):
+            return f"its {key} differs from training.{key}"
+    return ""
 
 
 def _is_bundle_zip(path: Path) -> bool:

@@ -192,6 +192,8 @@ def export_bundle(checkpoint, out, name: str | None = None, include_weights: boo
         meta = model_json(ck, sha, name)
         if not isinstance(checkpoint, dict):
             ck_path = Path(checkpoint).resolve()
+            # the torch backend takes a file of this name only when it is this checkpoint
+            meta["training"]["checkpoint_sha256"] = hashlib.sha256(ck_path.read_bytes()).hexdigest()
             try:  # relative to the working directory (the repository root) when inside it
                 ck_path = ck_path.relative_to(Path.cwd())
             except ValueError:
