@@ -27,6 +27,8 @@
 
 namespace rtc {
 
+/// Streaming rational-ratio resampler of one mono float32 stream (see the file comment): construct with
+/// the rates, process() blocks of any size, finish() at the end of the stream, reset() to start another.
 class PolyphaseResampler {
  public:
   /// Largest number of filter coefficients (all phases) a resampler may need.
@@ -61,10 +63,13 @@ class PolyphaseResampler {
   /// Forgets the input and starts a new stream.
   void reset() noexcept;
 
+  /// Input sample rate in Hz.
   int in_rate() const noexcept { return in_rate_; }
+  /// Output sample rate in Hz.
   int out_rate() const noexcept { return out_rate_; }
-  /// Up-sampling factor L and down-sampling factor M (out_rate / in_rate = L / M).
+  /// Up-sampling factor L (out_rate / in_rate = L / M).
   int up() const noexcept { return L_; }
+  /// Down-sampling factor M (out_rate / in_rate = L / M).
   int down() const noexcept { return M_; }
   /// Coefficients per output sample (filter length / L, rounded up to a multiple of 8).
   int taps_per_phase() const noexcept { return T_; }
@@ -73,10 +78,13 @@ class PolyphaseResampler {
   /// How far the output lags the input, at most, in seconds: the filter's newer half, `D / (L * in_rate)`.
   /// After `t` seconds of input, the output reaches at least `t - latency_s()` seconds.
   double latency_s() const noexcept;
+  /// Stopband attenuation in dB, as constructed.
   double attenuation_db() const noexcept { return attenuation_db_; }
+  /// Passband edge as a fraction of the lower Nyquist frequency, as constructed.
   double passband() const noexcept { return passband_; }
-  /// Input samples taken and output samples given since construction or reset().
+  /// Input samples taken since construction or reset().
   uint64_t samples_in() const noexcept { return n_in_; }
+  /// Output samples given since construction or reset().
   uint64_t samples_out() const noexcept { return n_out_; }
 
  private:

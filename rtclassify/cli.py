@@ -32,6 +32,7 @@ def _command_modules():
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``rtclassify`` argument parser: one subcommand per module of :mod:`rtclassify.commands`."""
     from . import __version__
 
     parser = _Parser(
@@ -49,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``) and return its exit status.
+
+    0: done; 1: an error the command reported in one line; 2: wrong arguments (argparse exits with it);
+    130: interrupted; 141: standard output's reader went away.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):

@@ -45,7 +45,7 @@ class MissingDependencyError(RtclassifyError, ImportError):
     """An optional dependency is not installed; the message names the extra or system package."""
 
 
-def require(module: str, extra: str | None = None, system: str | None = None):
+def require(module: str, extra: str | None = None, system: str | None = None, pip: str | None = None):
     """Import an optional dependency or raise :class:`MissingDependencyError`.
 
     Parameters
@@ -56,6 +56,9 @@ def require(module: str, extra: str | None = None, system: str | None = None):
         The pip extra that provides it (``pip install rtclassify[extra]``).
     system : str, optional
         The system package that provides it (for example a Debian package).
+    pip : str, optional
+        The pip package that provides it, where its name is not the module's
+        (``python-rtmidi`` for ``rtmidi``); the module's name otherwise.
     """
     import importlib
 
@@ -65,6 +68,8 @@ def require(module: str, extra: str | None = None, system: str | None = None):
         hints = []
         if extra:
             hints.append(f"pip install 'rtclassify[{extra}]'")
+        if pip:
+            hints.append(f"pip install {pip}")
         if system:
             hints.append(f"install the system package {system}")
         hint = " or ".join(hints) if hints else f"pip install {module}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import ctypes.util
 import hashlib
 import os
@@ -538,3 +539,14 @@ def test_stk_parts_take_no_pitch_bend_vibrato():
                 assert "vibrato" not in src  # the physical models draw their own
             bent += "vibrato" in src
     assert stk and bent
+
+
+def test_data_build_without_scipy_names_the_extra(tmp_path, capsys, monkeypatch):
+    # the builder's filters import scipy as their modules load: a traceback before any check ran
+    from rtclassify import cli
+
+    monkeypatch.setitem(sys.modules, "scipy", None)  # as where it is not installed
+    assert cli.main(["data", "build", "--out", str(tmp_path / "d"), "--hours", "0.003"]) == 1
+    err = capsys.readouterr().err
+    assert "scipy is not installed" in err and "rtclassify[train]" in err and "Traceback" not in err
+    assert not (tmp_path / "d").exists()

@@ -146,3 +146,19 @@ def test_help_says_where_the_default_data_folder_is(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         cli.main(["evaluate-techniques", "--help"])
     assert "thesteadynotesareskipped" in "".join(capsys.readouterr().out.split())
+
+
+def test_an_anchor_status_naming_an_extra_is_printed_whole(tmp_path, capsys, monkeypatch):
+    # rich read "[train]" in "pip install 'rtclassify[train]'" as markup and printed "pip install 'rtclassify'"
+    real = te.evaluate
+    status = "skipped: librosa is not installed; pip install 'rtclassify[train]'"
+
+    def with_a_skipped_anchor(**kwargs):
+        report = real(**kwargs)
+        report["config"]["anchors"] = {"pyin": status}
+        return report
+
+    monkeypatch.setattr(te, "evaluate", with_a_skipped_anchor)
+    monkeypatch.setattr(cmd, "_default_data_dir", lambda: None)
+    assert cli.main(["evaluate-techniques", "--clips", "1", "--no-anchors", "--out", str(tmp_path / "o")]) == 0
+    assert f"pyin: {status}" in " ".join(capsys.readouterr().out.split())

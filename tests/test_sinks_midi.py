@@ -8,6 +8,7 @@ its reason otherwise.
 from __future__ import annotations
 
 import os
+import sys
 import time
 import uuid
 
@@ -337,3 +338,13 @@ def test_jack_watch_sees_the_server_stop(jack_server, monkeypatch):
         server.stop()
     with pytest.raises(SinkError, match="is the JACK server running"):
         JackServerWatch("rtc-watch-test")
+
+
+def test_a_missing_python_rtmidi_names_the_pip_package(monkeypatch):
+    # the hint said "install the system package python-rtmidi" (pip's name; Debian's is python3-rtmidi)
+    from rtclassify.errors import MissingDependencyError
+    from rtclassify.sinks.midi import midi_api
+
+    monkeypatch.setitem(sys.modules, 'rtmidi', None)  # as where it is not installed
+    with pytest.raises(MissingDependencyError, match=r"pip install python-rtmidi$"):
+        midi_api(None)

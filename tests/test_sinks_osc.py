@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 
@@ -291,3 +292,13 @@ def test_broadcast_destination_reaches_a_receiver(dest):
         sink.close()
         r.close()
     assert b"/rtclassify/on" in data
+
+
+def test_a_missing_python_osc_is_named_when_the_sink_opens(monkeypatch):
+    # it was found at the first message, after the run had started, as a bare ModuleNotFoundError
+    from rtclassify.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, 'pythonosc', None)  # as where it is not installed
+    sink = OscSink(OscMapping(), [("127.0.0.1", 9)])
+    with pytest.raises(MissingDependencyError, match="pip install python-osc"):
+        sink.open()

@@ -141,3 +141,32 @@ def test_train_with_a_longer_window_exports_its_frontend(tiny_data, tmp_path, ca
     assert main(["train", "--config", str(ci), "--set", f'data.dir="{tiny_data}"',
                  "--set", f'output.dir="{tmp_path / "run"}"', "--resume", "--no-export"]) == 1
     assert "frontend.n_fft 1024 -> 512" in " ".join(capsys.readouterr().err.split())
+
+
+def test_evaluating_a_bundle_on_a_split_needs_no_torch(tiny_data, tmp_path):
+    # `rtclassify evaluate --data` checks for scikit-learn only: the split's features and their label grid
+    # came from the trainer's module, which imports torch
+    import subprocess
+    import sys
+
+    from rtclassify.model.bundle import default_bundle_path
+
+    code = f"""
+import sys
+
+class NoTorch:  # as where torch is not installed (a None in sys.modules trips scipy's array-API checks)
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] == 'torch':
+            raise ModuleNotFoundError(f"No module named {{name!r}}")
+
+sys.meta_path.insert(0, NoTorch())
+from rtclassify.train.evaluate import evaluate_split
+from rtclassify.train.features import grid_label_offset
+report, _ = evaluate_split({str(default_bundle_path())!r}, {str(tiny_data)!r}, 'train',
+                           cache_dir={str(tmp_path / 'feat')!r}, progress=False)
+assert report['split'] == 'train' and grid_label_offset(dict(sample_rate=16000, n_fft=1024, hop_length=256, n_mels=128)) == 1
+assert not [m for m in sys.modules if m.split('.')[0] == 'torch']
+print('ok')
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

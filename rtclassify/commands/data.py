@@ -98,8 +98,9 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import time
 
-    from ..errors import ParameterError
+    from ..errors import ParameterError, require
 
+    require("scipy", extra="train")  # the builder's filters import it as they load; say so rather than a traceback
     if args.data_command == "fetch":
         from ..train.data.build import fetch_samples
 

@@ -180,7 +180,7 @@ def run(args) -> int:
         console.print("steady real notes: skipped (no sms-tools folder; give --data DIR)")
     for name, status in report["config"]["anchors"].items():
         if status != "ran":
-            console.print(f"{name}: {status}")
+            console.print(f"{name}: {status}", markup=False)  # a status may name an extra, "rtclassify[train]"
     summary = report["targets_summary"]
     counts = f"{summary['met']}/{summary['measured']}"
     if summary["not_measured"]:

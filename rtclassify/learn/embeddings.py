@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import BundleError
+from ..errors import BundleError, ParameterError
 
 __all__ = ["StreamWindows", "Embedded", "stream_windows", "stream_embed", "frame_levels_db", "mel_stats",
            "head_features", "FEATURES", "MEL_STATS_FRAMES", "embed_windows", "embed_examples",
@@ -359,7 +359,7 @@ def embed_examples(embed, bundle, examples, hop: float | None = None, level_audi
     Xs, lv, pk, gr, tm = [], [], [], [], []
     hops = list(hop) if isinstance(hop, (list, tuple, np.ndarray)) else [hop] * len(examples)
     if len(hops) != len(examples):
-        raise ValueError(f"hop: {len(hops)} values for {len(examples)} examples")
+        raise ParameterError(f"hop: {len(hops)} values for {len(examples)} examples")
     for g, ex in enumerate(examples):
         X, sw = stream_embed(bundle, ex.audio, ex.sample_rate, fn, hops[g])
         ref = level_audio[g] if level_audio is not None and level_audio[g] is not None else (ex.audio, ex.sample_rate)

@@ -415,7 +415,7 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
             d[cname] = np.concatenate([d[p] for p in parts], axis=1)
         return d
 
-    from ..train.trainer import grid_label_offset
+    from ..train.features import grid_label_offset
 
     # the query labels are the data builder's 512-sample frames; a bundle with a longer window has the centre
     # of its frame i at label frame i + label_offset

@@ -325,6 +325,28 @@ class Classifier:
 
         The file is opened once, so a named pipe or ``/dev/fd/N`` can be tagged too.
 
+        Parameters
+        ----------
+        path : str or path-like
+            An audio file soundfile reads (WAV, FLAC, OGG, MP3, ...), or a pipe.
+        channel : int, optional
+            The 0-based channel to tag; default the channels' average.
+        hop : float, optional
+            Seconds between model outputs (rounded to whole frames); default the bundle's.
+        decoder : dict, optional
+            Decoder settings over the bundle's (``attack_s``, ``smoothing_s``, ``min_on_s``, ``min_off_s``).
+        level_rate : float or None
+            Tag level events per second (0: none, the default; None: one per model output).
+        progress : callable, optional
+            Called with the fraction done (0 to 1) as the file is read.
+        techniques : bool or dict
+            Also track pitch, vibrato and tremolo (a dict sets the trackers' parameters).
+
+        Returns
+        -------
+        TagResult
+            ``times``, ``probs``, ``active``, ``labels`` and the events, as :meth:`tag` gives.
+
         Raises
         ------
         AudioFileError
@@ -345,7 +367,34 @@ class Classifier:
             return _collect(session, blocks, info.frames, progress)
 
     def learn(self, name: str, positives, negatives=None, sample_rate: int | None = None, **options) -> "Classifier":
-        """A classifier with this one's tags plus ``name``, learned from examples (see :func:`rtclassify.learn.learn_tag`)."""
+        """A classifier with this one's tags plus ``name``, learned from examples.
+
+        The original tags' outputs are unchanged; the new tag's head reads the model's embedding.
+
+        Parameters
+        ----------
+        name : str
+            The new tag: 1-64 letters, digits, ``_``, ``-`` or ``.``, not one of :attr:`labels`.
+        positives : sequence
+            Examples of the sound: file paths, arrays at ``sample_rate``, or ``(array, rate)`` pairs; at
+            least one, each at least 0.2 s long and not silent.
+        negatives : sequence, optional
+            Examples of other sounds, as ``positives``; default generic audio and the bundle's own.
+        sample_rate : int, optional
+            The rate of array examples given without one.
+        **options
+            Passed to :func:`rtclassify.learn.learn_tag` (``out``, ``backend``, ``pitch_shifts``, ...).
+
+        Returns
+        -------
+        Classifier
+            A new classifier; this one is unchanged.
+
+        Raises
+        ------
+        ParameterError
+            Too few, silent or unreadable examples, a bad name or rate (the message names the example).
+        """
         from ..learn import learn_tag
 
         return learn_tag(self, name, positives, negatives, sample_rate, **options)

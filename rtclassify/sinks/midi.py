@@ -46,7 +46,7 @@ JACK_DRAIN_S = 0.2
 
 def midi_api(name: str | None):
     """The rtmidi API constant for ``"alsa"``, ``"jack"`` or None (rtmidi's default)."""
-    rtmidi = require("rtmidi", system="python-rtmidi")
+    rtmidi = require("rtmidi", pip="python-rtmidi")
     if name is None:
         return rtmidi.API_UNSPECIFIED
     key = name.strip().lower()
@@ -63,7 +63,7 @@ def midi_api(name: str | None):
 
 
 def _new_midiout(api_name: str | None, client_name: str):
-    rtmidi = require("rtmidi", system="python-rtmidi")
+    rtmidi = require("rtmidi", pip="python-rtmidi")
     api = midi_api(api_name)
     if api == rtmidi.API_UNIX_JACK:
         # never let a MIDI port start a JACK server behind the user's back

@@ -47,7 +47,7 @@ import socket
 import threading
 from typing import Sequence
 
-from ..errors import ParameterError, SinkError
+from ..errors import ParameterError, SinkError, require
 from . import EventDispatch, warn
 from .mapping import OscMapping
 
@@ -159,6 +159,7 @@ class OscSink(EventDispatch):
     def open(self) -> None:
         if self._addrs:
             return
+        require("pythonosc", pip="python-osc")  # the messages are built with it: missing, say so before the run
         addrs = []
         for host, port in self.destinations:
             try:

@@ -361,7 +361,7 @@ def evaluate_split(bundle, data_dir, split: str = "test", cache_dir=None, thread
     curves : dict
         Arrays for plotting: ``labels``, ``probs``.
     """
-    from .trainer import split_features
+    from .features import split_features
 
     model = OnnxWindowModel(bundle, threads=threads)
     meta = model.meta

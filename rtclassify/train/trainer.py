@@ -29,8 +29,7 @@ import numpy as np
 
 from ..errors import ConfigError, ParameterError, require
 from . import MAX_LR, MAX_SEED
-from .features import (DEFAULT_FRONTEND, FeatureSet, build_feature_set, cache_folder, clip_index, full_frontend,
-                       load_feature_set, window_batch)
+from .features import DEFAULT_FRONTEND, FeatureSet, clip_index, grid_label_offset, split_features, window_batch
 from .model import TAGS, ModelConfig
 
 __all__ = [
@@ -269,36 +268,6 @@ _BUNDLE_DEFAULTS = {"hop_frames": 6, "decoder": {"smoothing_s": 0.15, "min_on_s"
 #: ``[frontend]`` keys a config may set. The sample rate, hop and mel bands are the data builder's
 #: frame grid and the model's input, so only the analysis window may grow (finer frequency resolution).
 _FRONTEND_KEYS = ("n_fft", "win_length")
-#: the FFT sizes a training frontend may take: powers of two up to the native frontend's 4096, from the
-#: data builder's 512-sample label frames
-_GRID_FFT_SIZES = (512, 1024, 2048, 4096)
-
-
-def grid_label_offset(frontend: dict) -> int:
-    """The data builder's label frame that has the centre of the frontend's frame 0.
-
-    The builder labels frames of ``N_FFT`` samples every ``HOP`` (``rtclassify.train.data.labels``).
-    A frontend with the same hop and a longer FFT has frames centred ``(n_fft - N_FFT) / 2``
-    samples later, which is a whole number of label frames when ``n_fft - N_FFT`` is a multiple of
-    ``2 * HOP``.
-
-    Raises
-    ------
-    ConfigError
-        The frontend's rate or hop is not the grid's, or its frames do not fall on the grid's centres.
-    """
-    from .data.labels import HOP, N_FFT, SAMPLE_RATE
-
-    f = full_frontend(frontend)
-    n_fft = f["n_fft"]
-    if int(f["sample_rate"]) != SAMPLE_RATE or int(f["hop_length"]) != HOP:
-        raise ConfigError(f"the frontend must keep the data's {SAMPLE_RATE} Hz and hop of {HOP} samples, got "
-                          f"{f['sample_rate']} Hz and {f['hop_length']}")
-    if (isinstance(n_fft, bool) or not isinstance(n_fft, int) or n_fft not in _GRID_FFT_SIZES
-            or (n_fft - N_FFT) % (2 * HOP)):
-        raise ConfigError(f"[frontend] n_fft must be one of {', '.join(map(str, _GRID_FFT_SIZES))} (a power of two "
-                          f"the frontend computes, whose frames are centred on the data's label frames), got {n_fft!r}")
-    return (n_fft - N_FFT) // (2 * HOP)
 
 
 def _frontend_table(raw: dict, source: str) -> dict:
@@ -443,60 +412,6 @@ def load_config(path, overrides: list[str] | None = None) -> RunConfig:
 
 
 # ----------------------------------------------------------------------------- data
-def _split_clips(data_dir: Path, split: str):
-    """(clips iterator, count, fingerprint, provenance) of a data-builder split."""
-    from .data import load_split
-
-    return load_split(data_dir, split)
-
-
-def split_features(data_dir, split: str, tags=TAGS, frontend: dict | None = None, cache_dir=None,
-                   progress: bool = True) -> FeatureSet:
-    """Features of a data-builder split, from the cache or computed (and cached).
-
-    Parameters
-    ----------
-    data_dir : path
-        Output folder of ``rtclassify data build``.
-    split : str
-    tags : sequence of str
-    frontend : dict, optional
-    cache_dir : path, optional
-        Default ``<data_dir>/features``.
-
-    Returns
-    -------
-    FeatureSet
-
-    Raises
-    ------
-    ParameterError
-        The folder is missing, or the split has no clips (a build with ``--splits`` that left it out).
-    """
-    from .data import split_fingerprint
-
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise ParameterError(f"data dir {data_dir} does not exist")
-    cache = Path(cache_dir) if cache_dir else data_dir / "features"
-    fp = split_fingerprint(data_dir, split)
-    fe = full_frontend(frontend)
-    try:
-        offset = grid_label_offset(fe)
-    except ConfigError as exc:
-        raise ParameterError(f"data dir {data_dir}: {exc}") from None
-    folder = cache_folder(cache, split, fe)
-    fs = load_feature_set(folder, tags=list(tags), frontend=fe, source_fingerprint=fp)
-    if fs is not None and fs.n_clips > 0:
-        return fs
-    clips, n = _split_clips(data_dir, split)
-    if n == 0:
-        raise ParameterError(f"data dir {data_dir}: the {split!r} split has no clips (a build with --splits "
-                             f"that left it out?); rebuild it with rtclassify data build")
-    return build_feature_set(clips, folder, list(tags), fe, source_fingerprint=fp, n_clips=n,
-                             progress=progress, label_offset=offset)
-
-
 def data_provenance(data_dir) -> dict:
     """Provenance of the training data (recipe, seed, sources and licenses) from the data manifest."""
     from .data import provenance
@@ -979,7 +894,9 @@ class Trainer:
         try:
             plot_history(self.history, self.out_dir / "curves.png")
         except Exception as exc:  # a plotting problem must not stop training
-            self.console.print(f"[yellow]could not plot curves: {exc}[/]")
+            from rich.markup import escape
+
+            self.console.print(f"[yellow]could not plot curves: {escape(str(exc))}[/]")  # "[train]" is text
 
 
 def plot_history(history: list[dict], path) -> Path:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...errors import MissingDependencyError, RtclassifyError, require
+from ...errors import MissingDependencyError, ParameterError, RtclassifyError, require
 from .gm import DRUM_KITS, PartSpec, bend_range_ccs, vibrato_bends
 from .labels import SAMPLE_RATE
 
@@ -152,7 +152,7 @@ class FluidRenderer:
 
     def __init__(self, render_rate: int = 32000):
         if not 8000 <= int(render_rate) <= 96000:
-            raise ValueError(f"render_rate: {render_rate} outside 8000..96000 Hz")
+            raise ParameterError(f"render_rate: {render_rate} outside 8000..96000 Hz")
         self.render_rate = int(render_rate)
         self._fs = _fluidsynth()
         self._write = ctypes.CFUNCTYPE(

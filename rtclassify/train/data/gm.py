@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...errors import ParameterError
 from .labels import TAGS
 
 
@@ -115,7 +116,7 @@ SUSTAINED_TAGS = frozenset({"organ", "strings", "brass", "woodwind", "synth", "s
 def program_tag(program: int, bank: int = 0) -> str | None:
     """Tag of a GM preset (``bank`` 128 is a drum kit); None for programs left out."""
     if not 0 <= int(program) <= 127:
-        raise ValueError(f"program: {program} is not a GM program number (0-127)")
+        raise ParameterError(f"program: {program} is not a GM program number (0-127)")
     if bank == 128:
         return DRUM_KIT_TAG
     return GM_PROGRAM_TAGS[int(program)]

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...errors import ParameterError
+
 TAGS: tuple[str, ...] = (
     "piano", "organ", "guitar", "bass", "strings", "brass",
     "woodwind", "mallet", "drums", "synth", "singing", "speech",
@@ -141,7 +143,7 @@ def label_stems(stems, stem_tags, mix: np.ndarray, rel_db: float = REL_DB,
         if tag is None:
             continue
         if tag not in TAG_INDEX:
-            raise ValueError(f"stem_tags: unknown tag {tag!r}")
+            raise ParameterError(f"stem_tags: unknown tag {tag!r}")
         per_tag[:, TAG_INDEX[tag]] |= _db(frame_energy(stem)) > thresh
     for j in range(N_TAGS):
         if per_tag[:, j].any():

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import MissingDependencyError, RtclassifyError
+from ...errors import MissingDependencyError, ParameterError, RtclassifyError
 from .gm import Note
 from .labels import SAMPLE_RATE
 
@@ -53,7 +53,7 @@ _PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 def package_name(instrument: str) -> str:
     """npm package name of an instrument."""
     if instrument not in SAMPLE_INSTRUMENT_TAGS:
-        raise ValueError(f"instrument: {instrument!r} is not one of {sorted(SAMPLE_INSTRUMENT_TAGS)}")
+        raise ParameterError(f"instrument: {instrument!r} is not one of {sorted(SAMPLE_INSTRUMENT_TAGS)}")
     return f"tonejs-instrument-{instrument}-mp3"
 
 
