@@ -80,6 +80,18 @@ def test_command_json_and_auto_tensorrt(monkeypatch, capsys):
     assert "rtclassify[train]" in data["backends"]["torch"]["reason"]
 
 
+def test_command_without_onnxruntime_says_auto_has_nothing_to_pick(monkeypatch, capsys):
+    # it listed onnx as not available and then said "--backend auto picks: onnx"
+    _fake_machine(monkeypatch)
+    monkeypatch.setattr(gpu, "package_available", lambda m: False)
+    assert cli.main(["backends"]) == 0
+    out = capsys.readouterr().out
+    assert "onnx           not available: onnxruntime is not installed" in out
+    assert "--backend auto picks: nothing" in out and "picks: onnx" not in out
+    assert cli.main(["backends", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["auto"] is None
+
+
 def test_command_without_cuda_build(monkeypatch, capsys):
     _fake_machine(monkeypatch, gpus=["NVIDIA L4"], packages=("tensorrt", "cupy"), cuda_build=False)
     assert cli.main(["backends"]) == 0

@@ -54,7 +54,8 @@ def collect() -> dict:
         items["cuda-frontend"] = type(items["cuda-frontend"])(
             True, detail=f"{items['cuda-frontend'].detail}; CUDA {info['cuda_version']}, "
                          f"architectures {info['cuda_architectures']}")
-    auto = "tensorrt" if items["tensorrt"].available else "onnx"
+    # None: neither runs here (auto then fails, naming both)
+    auto = "tensorrt" if items["tensorrt"].available else "onnx" if items["onnx"].available else None
     return {"items": items, "auto": auto}
 
 
@@ -74,6 +75,9 @@ def run(args) -> int:
             print(f"{name:<{width}}  available" + (f"  ({a.detail})" if a.detail else ""))
         else:
             print(f"{name:<{width}}  not available: {a.reason}")
+    if auto is None:
+        print("\n--backend auto picks: nothing (neither TensorRT nor ONNX Runtime can run here)")
+        return 0
     why = "a GPU, tensorrt and cupy are present" if auto == "tensorrt" else "TensorRT cannot run here"
     print(f"\n--backend auto picks: {auto} ({why})")
     return 0
