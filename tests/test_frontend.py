@@ -236,3 +236,43 @@ def test_build_info():
     assert {"version", "compiler", "cuda"} <= set(info)
     assert info["version"] == rtclassify.__version__
     assert isinstance(info["cuda"], bool)
+
+
+# ------------------------------------------------- out= overlapping the block, byte order, size messages
+def test_frontend_out_overlapping_the_block_is_refused():
+    rng = np.random.default_rng(1)
+    buf = rng.standard_normal(29 * 64 + 4096).astype(np.float32) * 0.1
+    fe = rtclassify.MelFrontend(16000, 512, 256, 64)
+    out = buf[-29 * 64:].reshape(29, 64)  # over samples the push has not read yet
+    with pytest.raises(ValueError, match="out: overlaps the block"):
+        fe.push(buf, out=out)
+    assert fe.frames_emitted == 0
+    own = np.empty((29, 64), np.float32)
+    assert np.array_equal(fe.push(buf, out=own), rtclassify.MelFrontend(16000, 512, 256, 64).push(buf))
+
+
+@pytest.mark.parametrize("dtype", [">i2", ">f4", ">f8"])
+def test_frontend_takes_byte_swapped_blocks(dtype):
+    x = (0.3 * np.sin(2 * np.pi * 440.0 * np.arange(6400) / 16000)).astype(np.float32)
+    native = (x * 32767).astype(np.int16) if dtype == ">i2" else x.astype(dtype[1:].replace("f", "float").replace(
+        "float4", "float32").replace("float8", "float64"))
+    swapped = native.astype(dtype)
+    a = rtclassify.MelFrontend(16000, 512, 256, 64).push(swapped)
+    b = rtclassify.MelFrontend(16000, 512, 256, 64).push(native)
+    assert a.shape[0] > 0 and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("make, said", [
+    (lambda: rtclassify.MelFrontend(16000, 0, 256, 64), "n_fft: must be positive (got 0 (int))"),
+    (lambda: rtclassify.MelFrontend(16000, 2**40, 256, 64), "n_fft: is far too large"),
+    (lambda: rtclassify.MelFrontend(16000, 2**70, 256, 64), "n_fft: is far too large"),
+    (lambda: rtclassify.MelFrontend(16000, -2**70, 256, 64), "n_fft: must be positive"),
+    (lambda: rtclassify._core.PitchTracker(16000.0, hop_length=0), "hop_length: must be positive"),
+    (lambda: rtclassify.MelFrontend(16000, 512, 256, 64, fmax=0.0), "fmax: must be positive or None (got 0.0"),
+    (lambda: rtclassify.MelFrontend(16000, 512, 256, 64, fmax=float("nan")), "fmax: must be positive or None"),
+])
+def test_size_and_fmax_messages_say_what_is_wrong(make, said):
+    with pytest.raises(ValueError) as err:
+        make()
+    assert said in str(err.value)
+    assert "2147483647" not in str(err.value)
