@@ -167,6 +167,10 @@ class Listener:
     sinks : sequence of Sink
         Outputs (MIDI, OSC, display, log). The listener opens them on
         :meth:`start` (unless already open) and closes them on :meth:`stop`.
+        A :class:`~rtclassify.sinks.midi.MidiSink` or
+        :class:`~rtclassify.sinks.osc.OscSink` must be told the streams
+        (``streams=``, the input channels) when ``channels`` is given, and
+        must include ``channel`` in its streams when it has any.
     channel : int, optional
         0-based input channel to analyse. Default: channel 0, or the downmix
         when ``mix`` is true.
@@ -226,7 +230,8 @@ class Listener:
     Raises
     ------
     ParameterError
-        Bad channel(s), blocksize, hop, ring_seconds or stall_timeout.
+        Bad channel(s), blocksize, hop, ring_seconds or stall_timeout; a MIDI
+        or OSC sink whose ``streams`` do not match the channels.
     DeviceError
         The device does not exist or refuses the settings (raised by
         :meth:`start` or the constructor).
@@ -268,8 +273,10 @@ class Listener:
                                  f"{switch_interval!r}")
         if on_event is not None and not callable(on_event):
             raise ParameterError(f"on_event must be callable (a function of the event list), got {on_event!r}")
+        sinks = list(sinks)
+        _check_sink_streams(sinks, channels, 0 if channel is None else int(channel))
         self.clf = clf
-        self.sinks = list(sinks)
+        self.sinks = sinks
         self.channel = None if channel is None else int(channel)
         self.mix = bool(mix)
         #: the input channel of each stream (several streams), or None
@@ -1014,6 +1021,45 @@ class Listener:
                 raise cb_exc
             if sink_exc is not None:
                 raise sink_exc
+
+
+def _check_sink_streams(sinks, channels, channel: int) -> None:
+    """Refuse a MIDI or OSC sink that would not tell the listener's streams apart.
+
+    Those sinks keep the streams apart by the events' input channel, as
+    their ``streams`` (input channels) say: one told of no streams sends
+    every stream on one MIDI channel (one stream's note-off ends another's
+    note) or one set of OSC addresses, and one that lacks a channel stops the
+    run at that channel's first event. Other sinks (the JSONL log, the
+    display, a host's own) take any stream.
+    """
+    from ..sinks.midi import MidiSink
+    from ..sinks.osc import OscSink
+
+    for s in sinks:
+        if not isinstance(s, (MidiSink, OscSink)):
+            continue
+        streams = s.streams
+        given = None if streams is None else list(streams) if isinstance(streams, (tuple, list)) else sorted(streams)
+        if channels is not None:
+            want = f"streams={list(channels)}"
+            if streams is None:
+                apart = "MIDI channel" if isinstance(s, MidiSink) else "set of OSC addresses"
+                raise ParameterError(
+                    f"sinks: {_sink_name(s)} was given no streams, but the listener tags channels "
+                    f"{','.join(map(str, channels))} as streams of their own, which it would send on one {apart}; "
+                    f"give it {want} (the input channels)")
+            lacking = [c for c in channels if c not in streams]
+            if lacking:
+                chans = ",".join(map(str, channels))
+                raise ParameterError(
+                    f"sinks: {_sink_name(s)} has streams={given}, which lacks channel{'s' if len(lacking) > 1 else ''} "
+                    f"{','.join(map(str, lacking))} of the listener's channels {chans}; give it {want} (streams "
+                    f"are the input channels, 0-based, not stream numbers)")
+        elif streams is not None and channel not in streams:
+            raise ParameterError(
+                f"sinks: {_sink_name(s)} has streams={given}, which lacks the listener's channel {channel} "
+                f"(its events carry it); give it no streams, or streams=[{channel}]")
 
 
 def _in_pieces(piece, bs: int):
