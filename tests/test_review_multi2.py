@@ -63,6 +63,180 @@ def test_multistream_runs_the_model_again_after_a_failed_run(clf):
     assert hops - 3 <= got[0] < hops
 
 
+# ---------------------------------------------------------------------------------------------- audio devices
+class _FakeStream:
+    """What DeviceSource uses of a sounddevice InputStream; ``start`` fails when ``fail_start`` is set."""
+
+    latency = 0.0
+    active = True
+    fail_start = False
+    made: list = []
+
+    def __init__(self, **kw):
+        self.kw = kw
+        self.closed = False
+        _FakeStream.made.append(self)
+
+    def start(self):
+        if self.fail_start:
+            raise RuntimeError("Error starting stream (fake)")
+
+    def abort(self, ignore_errors=True):
+        pass
+
+    def close(self, ignore_errors=True):
+        self.closed = True
+
+
+class _FakeSoundDevice:
+    PortAudioError = RuntimeError
+    InputStream = _FakeStream
+
+    @staticmethod
+    def check_input_settings(**kw):
+        pass
+
+
+@pytest.fixture
+def fake_device(monkeypatch):
+    """A 2-channel 48 kHz device named 'system' behind a fake sounddevice; returns the fake stream class."""
+    from rtclassify.audio import sources
+    from rtclassify.audio.devices import DeviceInfo
+
+    dev = DeviceInfo(0, "system", "JACK Audio Connection Kit", 2, 48000.0, default_latency=0.005)
+    monkeypatch.setattr(sources, "import_sounddevice", lambda: _FakeSoundDevice)
+    monkeypatch.setattr(sources, "list_input_devices", lambda: [dev])
+    monkeypatch.setattr(_FakeStream, "made", [])
+    return _FakeStream
+
+
+def test_a_stream_that_fails_to_start_is_closed(fake_device, monkeypatch):
+    from rtclassify.audio import sources
+    from rtclassify.errors import DeviceError
+
+    monkeypatch.setattr(fake_device, "fail_start", True)
+    before = getattr(sources, "_open_streams", None)
+    src = sources.DeviceSource("system", channels=2)
+    for _ in range(2):
+        with pytest.raises(DeviceError, match="cannot open input device 0 'system'.*Error starting stream"):
+            src.start(lambda *a: None)
+    assert len(fake_device.made) == 2 and all(s.closed for s in fake_device.made)
+    assert not src.active and not src.hung and sources._open_streams == before
+    monkeypatch.setattr(fake_device, "fail_start", False)
+    src.start(lambda *a: None)  # a later start works
+    assert src.active and sources._open_streams == before + 1
+    assert src.stop() and fake_device.made[-1].closed and sources._open_streams == before
+
+
+@pytest.mark.parametrize("channels, highest", [(6, 5), (3, 2)])
+def test_a_channel_beyond_the_device_is_named(fake_device, clf, channels, highest):
+    from rtclassify.audio.sources import DeviceSource
+    from rtclassify.engine.listener import Listener
+    from rtclassify.errors import DeviceError
+
+    want = f"^channel {highest} does not exist: device 'system' has 2 input channels \\(0-1\\)$"
+    with pytest.raises(DeviceError, match=want):
+        DeviceSource("system", channels=channels)
+    with pytest.raises(DeviceError, match=want):
+        Listener(clf, device="system", channels=[0, highest])
+    with pytest.raises(DeviceError, match=want):
+        Listener(clf, device="system", channel=highest)
+
+
+@pytest.mark.parametrize("kw, name", [
+    ({"samplerate": 0}, "samplerate"), ({"samplerate": -48000}, "samplerate"),
+    ({"samplerate": float("nan")}, "samplerate"), ({"samplerate": float("inf")}, "samplerate"),
+    ({"samplerate": "48000"}, "samplerate"),
+    ({"latency": "bogus"}, "latency"), ({"latency": -1.0}, "latency"), ({"latency": float("nan")}, "latency"),
+    ({"latency": None}, "latency"), ({"channels": 2.5}, "channels"), ({"channels": 0}, "channels"),
+    ({"channels": True}, "channels"), ({"blocksize": 256.9}, "blocksize"), ({"blocksize": "x"}, "blocksize"),
+    ({"blocksize": 0}, "blocksize"),
+])
+def test_bad_device_settings_are_refused_by_name(fake_device, clf, kw, name):
+    from rtclassify.audio.sources import DeviceSource
+    from rtclassify.engine.listener import Listener
+    from rtclassify.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=f"^{name} must be"):
+        DeviceSource("system", **kw)
+    if name not in ("blocksize", "channels"):  # the listener's own (its blocksize is 16-65536, channels a list)
+        with pytest.raises(ParameterError, match=f"^{name} must be"):
+            Listener(clf, device="system", **kw)
+
+
+@pytest.mark.parametrize("kw", [{}, {"latency": "high"}, {"latency": 0}, {"latency": 0.01}, {"samplerate": 44100},
+                                {"channels": 1}, {"blocksize": 512.0}])
+def test_good_device_settings_are_taken(fake_device, kw):
+    from rtclassify.audio.sources import DeviceSource
+
+    src = DeviceSource("system", **kw)
+    assert src.samplerate == kw.get("samplerate", 48000.0)
+    assert src.channels == kw.get("channels", 2) and src.blocksize == int(kw.get("blocksize", 256))
+    src.start(lambda *a: None)
+    try:
+        assert fake_device.made[-1].kw["latency"] == kw.get("latency", "low")
+    finally:
+        src.stop()
+
+
+def test_a_default_device_set_by_name_in_sounddevice_breaks_no_lookup():
+    sd = pytest.importorskip("sounddevice", exc_type=ImportError)
+    from rtclassify.audio.devices import find_input_device, list_input_devices
+    from rtclassify.errors import DeviceError
+
+    pair = list(sd.default.device._pair)
+    plain = list_input_devices()
+    try:
+        sd.default.device = "no such device, anywhere"  # a host program's setting that matches nothing
+        assert list_input_devices() == plain  # the default falls back to PortAudio's
+        if plain:
+            assert find_input_device(None) in plain
+        else:
+            with pytest.raises(DeviceError, match="no default input device"):
+                find_input_device(None)
+    finally:
+        sd.default.device = tuple(pair)
+
+
+def test_a_device_missing_while_a_stream_is_open_says_the_list_is_not_re_read(fake_device, monkeypatch):
+    from rtclassify.audio import sources
+    from rtclassify.errors import DeviceError
+
+    called = []
+    monkeypatch.setattr(sources, "_open_streams", 1)  # a stream of ours is open: PortAudio stays as it is
+    monkeypatch.setattr(_FakeSoundDevice, "_terminate", lambda: called.append("terminate"), raising=False)
+    monkeypatch.setattr(_FakeSoundDevice, "_initialize", lambda: called.append("initialize"), raising=False)
+    monkeypatch.setattr(_FakeSoundDevice, "_initialized", 1, raising=False)
+    monkeypatch.setattr(sources, "import_sounddevice", lambda: _FakeSoundDevice)
+    monkeypatch.setattr("rtclassify.audio.devices.import_sounddevice", lambda: _FakeSoundDevice)
+    with pytest.raises(DeviceError) as ei:
+        sources.DeviceSource("usb")
+    msg = str(ei.value)
+    assert msg.startswith("no input device matches 'usb'; input devices: 0 'system'")
+    assert "cannot be re-read while an audio stream is open" in msg and "not running" not in msg
+    assert called == []
+
+
+def test_a_source_made_before_the_device_list_was_re_read_finds_its_device_again(fake_device, monkeypatch):
+    from rtclassify.audio import sources
+    from rtclassify.audio.devices import DeviceInfo
+    from rtclassify.errors import DeviceError
+
+    src = sources.DeviceSource("system")
+    other = sources.DeviceSource("system")
+    # PortAudio re-initialised since: the device has another index now
+    moved = DeviceInfo(3, "system", "JACK Audio Connection Kit", 2, 48000.0, default_latency=0.005)
+    monkeypatch.setattr(sources, "_pa_generation", sources._pa_generation + 1)
+    monkeypatch.setattr(sources, "list_input_devices", lambda: [moved])
+    src.start(lambda *a: None)
+    assert fake_device.made[-1].kw["device"] == 3 and src.info == moved
+    src.stop()
+    monkeypatch.setattr(sources, "list_input_devices", lambda: [])  # and now it is gone
+    with pytest.raises(DeviceError, match=r"^input device 'system' \(JACK Audio Connection Kit\) is gone since "
+                                          r"PortAudio's device list was re-read; no audio input device exists"):
+        other.start(lambda *a: None)
+
+
 # ---------------------------------------------------------------------------------------------- the listener's sinks
 def _clip4():
     from rtclassify.audio.sources import ClipSource
@@ -117,3 +291,120 @@ def test_sinks_told_about_the_streams_and_other_sinks_are_taken(clf):
                  log]
         lis = Listener(clf, source=_clip4(), sinks=sinks, **select)
         assert lis.sinks == sinks
+
+
+# ---------------------------------------------------------------------------------------------- on a JACK server
+def _need_jack():
+    from _jackd import missing
+
+    gone = missing("jackd", "jack_lsp")
+    if gone:
+        pytest.skip(f"needs {', '.join(gone)} (Debian: jackd2)")
+
+
+def _run_host(script: str, env: dict, tmp_path, *args, timeout: float = 60.0, stdin=None):
+    """Run ``script`` as a host program of its own (a fresh PortAudio); returns the CompletedProcess."""
+    import subprocess
+    import sys
+    import textwrap
+
+    path = tmp_path / "host.py"
+    path.write_text(textwrap.dedent(script))
+    return subprocess.run([sys.executable, str(path), *map(str, args)], env=env, cwd=tmp_path, timeout=timeout,
+                          capture_output=True, text=True, input=stdin)
+
+
+_DEFAULT_BY_NAME = """
+    import sounddevice as sd
+    from rtclassify.audio.devices import find_input_device, list_input_devices
+    from rtclassify.audio.sources import DeviceSource
+
+    sd.default.device = "system"
+    print([(d.name, d.is_default) for d in list_input_devices()])
+    print(find_input_device(None).name, find_input_device("system").name, DeviceSource("system").name)
+"""
+
+
+def test_a_default_device_set_by_name_is_the_default(tmp_path):
+    _need_jack()
+    from _jackd import JackServer
+
+    with JackServer(48000, 256) as server:
+        r = _run_host(_DEFAULT_BY_NAME, server.env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["[('system', True)]", "system system system"]
+
+
+_LATE_SERVER = """
+    import sys
+    from rtclassify.audio.devices import list_input_devices
+    from rtclassify.audio.sources import DeviceSource
+    from rtclassify.errors import DeviceError
+
+    print([d.name for d in list_input_devices()], flush=True)  # before the server runs: PortAudio reads its list
+    sys.stdin.readline()  # the server is started meanwhile
+    try:
+        DeviceSource("no such device")
+    except DeviceError as exc:
+        print(exc)
+    src = DeviceSource("system")
+    src.start(lambda *a: None)
+    print(src.name, src.active, src.stop())
+"""
+
+
+def test_a_device_that_appears_later_is_found(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    _need_jack()
+    from _jackd import JackServer
+
+    path = tmp_path / "host.py"
+    path.write_text(textwrap.dedent(_LATE_SERVER))
+    server = JackServer(48000, 256)
+    host = subprocess.Popen([sys.executable, str(path)], env=server.env, cwd=tmp_path, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert host.stdout.readline().strip() == "[]", host.communicate(timeout=30)
+        server.start()
+        out, err = host.communicate("\n", timeout=60)
+    finally:
+        if host.poll() is None:
+            host.kill()
+            host.communicate()
+        server.stop()
+    assert host.returncode == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("no input device matches 'no such device'; input devices (the list was re-read): "
+                               "0 'system' (JACK Audio Connection Kit, 2 ch, 48000 Hz)"), out
+    assert lines[1] == "system True True"
+
+
+_HOST_STREAM_OPEN = """
+    import sounddevice as sd
+    from rtclassify.audio.sources import DeviceSource
+    from rtclassify.errors import DeviceError
+
+    own = sd.InputStream(device="system", channels=1, callback=lambda *a: None)  # the host's own stream
+    own.start()
+    try:
+        DeviceSource("no such device")
+    except DeviceError as exc:
+        print(exc)
+    print(own.active, own.closed)
+    own.close()
+"""
+
+
+def test_the_device_list_is_not_re_read_under_a_hosts_open_stream(tmp_path):
+    _need_jack()
+    from _jackd import JackServer
+
+    with JackServer(48000, 256) as server:
+        r = _run_host(_HOST_STREAM_OPEN, server.env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "cannot be re-read while an audio stream is open" in lines[0], r.stdout
+    assert lines[1] == "True False"  # re-initialising PortAudio would have closed it

@@ -9,6 +9,12 @@ A device is chosen by its PortAudio index (``2`` or ``"2"``) or by a
 case-insensitive substring of its name (``"usb"``). A substring that matches
 several devices is an error unless exactly one of them has that exact name;
 the error lists the candidates with their indices.
+
+PortAudio reads its device list once, when it starts (``Pa_Initialize``): a
+device or audio server that appears later is not in it.
+:class:`~rtclassify.audio.sources.DeviceSource` re-reads the list when the
+device it is asked for is not there (see
+:func:`rtclassify.audio.sources.reread_device_list`).
 """
 
 from __future__ import annotations
@@ -95,13 +101,7 @@ def list_input_devices() -> list[DeviceInfo]:
         hostapis = sd.query_hostapis()
     except sd.PortAudioError as exc:  # pragma: no cover - depends on the host
         raise DeviceError(f"cannot query audio devices: {exc}") from exc
-    try:
-        default_in = sd.default.device[0]
-    except Exception:  # pragma: no cover - defensive: sounddevice may raise on odd hosts
-        default_in = -1
-    if default_in is None or default_in < 0:
-        # PortAudio's own default input device of the first host API that has one
-        default_in = next((h["default_input_device"] for h in hostapis if h["default_input_device"] >= 0), -1)
+    default_in = _default_input_index(sd, hostapis)
     out = []
     for d in devices:
         if d["max_input_channels"] <= 0:
@@ -120,14 +120,52 @@ def list_input_devices() -> list[DeviceInfo]:
     return out
 
 
-def describe_devices(devices: list[DeviceInfo]) -> str:
-    """The list of input devices as one line for error messages."""
+def _default_input_index(sd, hostapis) -> int:
+    """The PortAudio index of the default input device, or -1.
+
+    ``sd.default.device`` may hold an index or a name (a host program may set
+    it either way, as sounddevice's documentation shows): sounddevice resolves
+    it. One that names no input device, or several, counts as no default;
+    then PortAudio's default input of the first host API that has one.
+    """
+    try:
+        index = sd.query_devices(kind="input")["index"]
+        if isinstance(index, numbers.Integral) and index >= 0:
+            return int(index)
+    except Exception:  # noqa: BLE001 - no default, a name that matches nothing or several, a PortAudio error
+        pass
+    return next((int(h["default_input_device"]) for h in hostapis if h["default_input_device"] >= 0), -1)
+
+
+class _DeviceNotFound(DeviceError):
+    """No input device matches (raised by :func:`find_input_device`; the list may be out of date)."""
+
+
+def describe_devices(devices: list[DeviceInfo], *, reread: bool | None = None) -> str:
+    """The list of input devices as one line for error messages.
+
+    Parameters
+    ----------
+    devices : list of DeviceInfo
+    reread : bool, optional
+        True: PortAudio's device list was re-read just before (the line says
+        so); False: it could not be re-read (the line says that it dates from
+        PortAudio's start); None: nothing is said about it.
+    """
+    names = "; ".join(d.label() for d in devices)
+    if reread is False:
+        stale = ("PortAudio's device list dates from when it started and cannot be re-read while an audio stream "
+                 "is open: a device or audio server that appeared since is not in it")
+        return f"input devices: {names} ({stale})" if devices else f"no audio input device is known ({stale})"
+    again = "; the device list was re-read" if reread else ""
     if not devices:
-        return "no audio input device exists (no sound card, or the audio server (JACK/PulseAudio) is not running)"
-    return "input devices: " + "; ".join(d.label() for d in devices)
+        return ("no audio input device exists (no sound card, or the audio server (JACK/PulseAudio) is not "
+                f"running{again})")
+    return f"input devices{' (the list was re-read)' if reread else ''}: {names}"
 
 
-def find_input_device(spec: int | str | None, devices: list[DeviceInfo] | None = None) -> DeviceInfo:
+def find_input_device(spec: int | str | None, devices: list[DeviceInfo] | None = None, *,
+                      reread: bool | None = None) -> DeviceInfo:
     """Find an input device by index or by a case-insensitive name substring.
 
     Parameters
@@ -137,6 +175,9 @@ def find_input_device(spec: int | str | None, devices: list[DeviceInfo] | None =
         None for the default input device.
     devices : list of DeviceInfo, optional
         The candidates; by default :func:`list_input_devices`.
+    reread : bool, optional
+        Whether ``devices`` comes from a device list re-read just before, for
+        the error messages (see :func:`describe_devices`).
 
     Returns
     -------
@@ -156,7 +197,7 @@ def find_input_device(spec: int | str | None, devices: list[DeviceInfo] | None =
                 return d
         if devices:
             return devices[0]
-        raise DeviceError(f"no default input device; {describe_devices(devices)}")
+        raise _DeviceNotFound(f"no default input device; {describe_devices(devices, reread=reread)}")
     if isinstance(spec, str) and re.fullmatch(r"-?[0-9]+", spec.strip()):  # ASCII digits only: int() takes them
         spec = int(spec.strip())
     if isinstance(spec, numbers.Integral) and not isinstance(spec, bool):
@@ -164,9 +205,10 @@ def find_input_device(spec: int | str | None, devices: list[DeviceInfo] | None =
         for d in devices:
             if d.index == spec:
                 return d
-        raise DeviceError(f"no input device with index {spec}; {describe_devices(devices)}")
+        raise _DeviceNotFound(f"no input device with index {spec}; {describe_devices(devices, reread=reread)}")
     if not isinstance(spec, str) or not spec.strip():
-        raise DeviceError(f"device must be an index or a name, got {spec!r}; {describe_devices(devices)}")
+        raise DeviceError(f"device must be an index or a name, got {spec!r}; "
+                          f"{describe_devices(devices, reread=reread)}")
     needle = spec.strip().casefold()
     matches = [d for d in devices if needle in d.name.casefold() or needle in f"{d.name} ({d.hostapi})".casefold()]
     if len(matches) == 1:
@@ -175,7 +217,7 @@ def find_input_device(spec: int | str | None, devices: list[DeviceInfo] | None =
     if len(exact) == 1:
         return exact[0]
     if not matches:
-        raise DeviceError(f"no input device matches {spec!r}; {describe_devices(devices)}")
+        raise _DeviceNotFound(f"no input device matches {spec!r}; {describe_devices(devices, reread=reread)}")
     raise DeviceError(
         f"{len(matches)} input devices match {spec!r}, give the index instead: "
         + "; ".join(d.label() for d in matches)

@@ -22,6 +22,8 @@ source stops on its own (end of the clip, or the device stream ended without
 
 from __future__ import annotations
 
+import math
+import numbers
 import threading
 import time
 from pathlib import Path
@@ -29,11 +31,19 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DeviceError, ParameterError
-from .devices import DeviceInfo, describe_devices, find_input_device, import_sounddevice, list_input_devices
+from .devices import (DeviceInfo, _DeviceNotFound, describe_devices, find_input_device, import_sounddevice,
+                      list_input_devices)
 
-__all__ = ["CallbackFlags", "DeviceSource", "ClipSource", "hard_exit_needed"]
+__all__ = ["CallbackFlags", "DeviceSource", "ClipSource", "hard_exit_needed", "reread_device_list"]
 
 _HUNG: list[str] = []
+
+# PortAudio streams this module has opened and not yet closed (an abandoned one stays counted), and the lock that
+# keeps a re-initialisation of PortAudio (reread_device_list) and the opening of a stream apart
+_open_streams = 0
+_pa_lock = threading.Lock()
+# how many times PortAudio was re-initialised: a device index from before may name another device now
+_pa_generation = 0
 
 
 def hard_exit_needed() -> bool:
@@ -44,6 +54,66 @@ def hard_exit_needed() -> bool:
     with ``os._exit`` after flushing its output.
     """
     return bool(_HUNG)
+
+
+def reread_device_list() -> bool:
+    """Re-initialise PortAudio, so that it reads its device list again.
+
+    PortAudio reads the list once, when it starts: a device plugged in or an
+    audio server (JACK) started later is not in it. :class:`DeviceSource`
+    calls this when the device it is asked for is not in the list.
+    Re-initialising closes every open PortAudio stream, so it is done only
+    when none is open: none of this module's, and no other ``sounddevice``
+    stream of the process (a host's own playback, say), and no stream whose
+    stop was abandoned.
+
+    Returns
+    -------
+    bool
+        True when the list was re-read; False when it could not be (a stream
+        is open, PortAudio was initialised more than once by the host, or it
+        failed).
+    """
+    global _pa_generation
+    sd = import_sounddevice()
+    terminate, initialize = getattr(sd, "_terminate", None), getattr(sd, "_initialize", None)
+    with _pa_lock:
+        if _open_streams or _HUNG or terminate is None or initialize is None \
+                or getattr(sd, "_initialized", None) != 1 or _any_stream_open(sd):
+            return False
+        try:
+            terminate()
+        except Exception:  # noqa: BLE001 - PortAudio refused: it is still running with the old list
+            return False
+        _pa_generation += 1
+        for _ in range(2):
+            try:
+                initialize()
+                return True
+            except Exception:  # noqa: BLE001 - try once more; without PortAudio every device call fails clearly
+                pass
+        return False
+
+
+def _any_stream_open(sd) -> bool:
+    """True when any ``sounddevice`` stream of the process is open (or when that cannot be told)."""
+    import gc
+
+    base = getattr(sd, "_StreamBase", None)
+    if base is None:
+        return True
+    for obj in gc.get_objects():
+        if isinstance(obj, base):
+            try:
+                if not obj.closed:
+                    return True
+            except Exception:  # noqa: BLE001 - a stream whose construction failed half-way
+                return True
+    return False
+
+
+def _is_real(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
 class CallbackFlags:
@@ -68,15 +138,17 @@ class DeviceSource:
     device : int, str or None
         PortAudio index, case-insensitive name substring, or None for the
         default input device (see :func:`rtclassify.audio.devices.find_input_device`).
+        One that is not in PortAudio's device list has the list re-read
+        once (see :func:`reread_device_list`) before it is an error.
     channels : int, optional
         Number of input channels to open (the first ``channels`` of the
-        device). Default: all the device's input channels.
+        device, a whole number >= 1). Default: all the device's input channels.
     samplerate : float, optional
-        Sample rate in Hz; default the device's default rate.
+        Sample rate in Hz (a finite number > 0); default the device's default rate.
     blocksize : int
-        Frames per callback (fixed: PortAudio always delivers exactly this many).
+        Frames per callback, a whole number >= 1 (fixed: PortAudio always delivers exactly this many).
     latency : str or float
-        PortAudio input latency: ``"low"``, ``"high"`` or seconds.
+        PortAudio input latency: ``"low"``, ``"high"`` or seconds (a finite number >= 0).
 
     Attributes
     ----------
@@ -87,6 +159,9 @@ class DeviceSource:
 
     Raises
     ------
+    ParameterError
+        ``channels``, ``samplerate``, ``blocksize`` or ``latency`` is not a
+        value of its kind (named in the message).
     DeviceError
         The device does not exist, has too few channels, or refuses the
         sample rate (the message lists what exists).
@@ -94,21 +169,36 @@ class DeviceSource:
 
     def __init__(self, device=None, *, channels: int | None = None, samplerate: float | None = None,
                  blocksize: int = 256, latency="low"):
-        if int(blocksize) <= 0:
-            raise ParameterError(f"blocksize must be a positive number of frames, got {blocksize}")
+        if not _is_real(blocksize) or not math.isfinite(blocksize) or int(blocksize) != blocksize or blocksize < 1:
+            raise ParameterError(f"blocksize must be a whole number of frames >= 1, got {blocksize!r}")
+        if channels is not None and (not _is_real(channels) or not math.isfinite(channels)
+                                     or int(channels) != channels or channels < 1):
+            raise ParameterError(f"channels must be None or a whole number of channels >= 1, got {channels!r}")
+        if samplerate is not None and (not _is_real(samplerate) or not math.isfinite(samplerate) or samplerate <= 0):
+            raise ParameterError(f"samplerate must be None or a number of Hz > 0, got {samplerate!r}")
+        if not (latency in ("low", "high") if isinstance(latency, str)
+                else _is_real(latency) and math.isfinite(latency) and latency >= 0):
+            raise ParameterError(f"latency must be 'low', 'high' or a number of seconds >= 0, got {latency!r}")
         self._sd = import_sounddevice()
-        devices = list_input_devices()
-        self.info: DeviceInfo = find_input_device(device, devices)
+        try:
+            info = find_input_device(device, list_input_devices())
+        except _DeviceNotFound:
+            # PortAudio's list dates from its start: a device or audio server that appeared since is not in it
+            reread = reread_device_list()
+            info = find_input_device(device, list_input_devices(), reread=reread)
+        self.info: DeviceInfo = info
+        self._generation = _pa_generation
+        n = self.info.channels
         if channels is None:
-            channels = self.info.channels
-        if not 1 <= int(channels) <= self.info.channels:
-            raise DeviceError(
-                f"device {self.info.label()} has {self.info.channels} input channel(s), {channels} requested"
-            )
+            channels = n
+        if channels > n:
+            have = "0" if n == 1 else f"0-{n - 1}"
+            raise DeviceError(f"channel {int(channels) - 1} does not exist: device {self.info.name!r} has {n} input "
+                              f"channel{'s' if n != 1 else ''} ({have})")
         self.channels = int(channels)
-        self.samplerate = float(samplerate or self.info.default_samplerate)
+        self.samplerate = float(self.info.default_samplerate if samplerate is None else samplerate)
         self.blocksize = int(blocksize)
-        self.latency_setting = latency
+        self.latency_setting = latency if isinstance(latency, str) else float(latency)
         self.name = self.info.name
         try:
             self._sd.check_input_settings(
@@ -133,10 +223,17 @@ class DeviceSource:
         return bool(s is not None and s.active)
 
     def start(self, callback, finished=None) -> None:
-        """Open and start the stream; ``callback`` runs on the audio thread."""
+        """Open and start the stream; ``callback`` runs on the audio thread.
+
+        A stream that opens but fails to start is closed again before the
+        :class:`~rtclassify.errors.DeviceError` is raised.
+        """
+        global _open_streams
         sd = self._sd
         self._stopping = False
         self.error = None
+        if self._generation != _pa_generation:
+            self._find_again()
 
         def _finished():
             # only an end we did not ask for is signalled: after our own stop, the caller knows, and
@@ -147,25 +244,47 @@ class DeviceSource:
             if finished is not None:
                 finished()
 
+        stream = None
         try:
-            self._stream = sd.InputStream(
-                device=self.info.index, channels=self.channels, samplerate=self.samplerate,
-                blocksize=self.blocksize, dtype="float32", latency=self.latency_setting,
-                callback=callback, finished_callback=_finished,
-            )
-            self._stream.start()
-        except sd.PortAudioError as exc:
-            self._stream = None
-            raise DeviceError(
-                f"cannot open input device {self.info.label()}: {exc} "
-                f"(busy or gone? {describe_devices(list_input_devices())})"
-            ) from None
+            with _pa_lock:  # not while reread_device_list re-initialises PortAudio
+                stream = sd.InputStream(
+                    device=self.info.index, channels=self.channels, samplerate=self.samplerate,
+                    blocksize=self.blocksize, dtype="float32", latency=self.latency_setting,
+                    callback=callback, finished_callback=_finished,
+                )
+                _open_streams += 1
+            self._stream = stream
+            stream.start()
+        except BaseException as exc:
+            with self._take_lock:
+                self._stream = None
+            if stream is not None:  # opened, but it did not start: close it, or it stays open in PortAudio
+                self._stopping = True
+                self._close(stream)
+            if isinstance(exc, sd.PortAudioError):
+                raise DeviceError(
+                    f"cannot open input device {self.info.label()}: {exc} "
+                    f"(busy or gone? {describe_devices(list_input_devices())})"
+                ) from None
+            raise
         # one block plus this is the device's part of the latency, and it is never less than the device's
         # default low input latency: under JACK that is the capture port's latency (one server period and
         # more), while PortAudio reports 0 for the stream; with a block shorter than the server's period
         # (listen's 256 frames under a 2048-frame period), every sample still waits for the period's end
         floor = self.info.default_latency - self.blocksize / self.samplerate
-        self.input_latency = max(float(self._stream.latency), floor, 0.0)
+        self.input_latency = max(float(stream.latency), floor, 0.0)
+
+    def _find_again(self) -> None:
+        """PortAudio was re-initialised since this source found its device (its index may name another device
+        now): find the device again by name and host API."""
+        devices = list_input_devices()
+        same = [d for d in devices if d.name == self.info.name and d.hostapi == self.info.hostapi]
+        if len(same) != 1:
+            raise DeviceError(f"input device {self.info.name!r} ({self.info.hostapi}) is "
+                              f"{'gone' if not same else 'no longer one device'} since PortAudio's device list was "
+                              f"re-read; {describe_devices(devices, reread=True)}")
+        self.info = same[0]
+        self._generation = _pa_generation
 
     def stop(self, timeout: float = 3.0) -> bool:
         """Stop and close the stream (idempotent); errors from a lost device are ignored.
@@ -186,13 +305,20 @@ class DeviceSource:
             s, self._stream = self._stream, None
         if s is None:
             return True
+        return self._close(s, timeout)
+
+    def _close(self, s, timeout: float = 3.0) -> bool:
+        """Abort and close stream ``s`` in a helper thread; False when that is abandoned after ``timeout``."""
 
         def _stop():
+            global _open_streams
             try:
                 s.abort(ignore_errors=True)
                 s.close(ignore_errors=True)
             except Exception:  # PortAudio may fail on a vanished device
                 pass
+            with _pa_lock:
+                _open_streams -= 1
 
         t = threading.Thread(target=_stop, name="rtclassify-stream-stop", daemon=True)
         t.start()

@@ -185,7 +185,7 @@ class Listener:
         ``clf.multistream``), and the sample counters count frames (one
         sample of every stream).
     samplerate : float, optional
-        Device sample rate; default the device's default rate.
+        Device sample rate in Hz (a whole number > 0); default the device's default rate.
     blocksize : int, optional
         Frames per audio callback: 256 by default, or the source's blocksize
         when ``source`` is given (the callback's buffers are sized from it; a
@@ -230,8 +230,9 @@ class Listener:
     Raises
     ------
     ParameterError
-        Bad channel(s), blocksize, hop, ring_seconds or stall_timeout; a MIDI
-        or OSC sink whose ``streams`` do not match the channels.
+        Bad channel(s), blocksize, samplerate, latency, hop, ring_seconds or
+        stall_timeout; a MIDI or OSC sink whose ``streams`` do not match the
+        channels.
     DeviceError
         The device does not exist or refuses the settings (raised by
         :meth:`start` or the constructor).
