@@ -314,6 +314,58 @@ def _run_host(script: str, env: dict, tmp_path, *args, timeout: float = 60.0, st
                           capture_output=True, text=True, input=stdin)
 
 
+_SERVER_DIES = """
+    import sys, time
+    from rtclassify.audio import sources
+    from rtclassify.engine.listener import Listener
+    from rtclassify.model.classifier import Classifier
+
+    lis = Listener(Classifier.load(sys.argv[1]), device="system", channels=[0, 1], techniques=False)
+    lis.start()
+    print("started", flush=True)
+    sys.stdin.readline()  # the server is stopped meanwhile
+    assert lis.wait(30), "the listener did not notice the server stopping"
+    print("error:", lis.error, flush=True)
+    print("stop:", lis.stop(), flush=True)
+    print("hung:", lis.hung, flush=True)
+    print("hard_exit_needed:", sources.hard_exit_needed(), flush=True)
+    # the host returns from main without os._exit
+"""
+
+
+def test_a_host_can_exit_after_the_audio_server_dies(clf, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    _need_jack()
+    from _jackd import JackServer
+
+    path = tmp_path / "host.py"
+    path.write_text(textwrap.dedent(_SERVER_DIES))
+    with JackServer(48000, 256) as server:
+        host = subprocess.Popen([sys.executable, str(path), str(clf.bundle.path)], env=server.env, cwd=tmp_path,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert host.stdout.readline().strip() == "started", host.communicate(timeout=30)
+            server.proc.send_signal(signal.SIGTERM)
+            server.proc.wait(10)
+            host.stdin.write("\n")
+            host.stdin.flush()
+            out, err = host.communicate(timeout=40)  # PortAudio's exit handler would block it for ever
+        finally:
+            if host.poll() is None:
+                host.kill()
+                host.communicate()
+    assert host.returncode == 0, err
+    lines = dict(ln.split(": ", 1) for ln in out.splitlines() if ": " in ln)
+    assert lines["error"].startswith("no audio from 'system'")
+    assert lines["stop"] == "False"
+    assert lines["hung"].startswith("the audio source 'system' (its stream could not be stopped")
+    assert lines["hard_exit_needed"] == "True"
+
+
 _DEFAULT_BY_NAME = """
     import sounddevice as sd
     from rtclassify.audio.devices import find_input_device, list_input_devices
@@ -408,3 +460,56 @@ def test_the_device_list_is_not_re_read_under_a_hosts_open_stream(tmp_path):
     lines = r.stdout.splitlines()
     assert "cannot be re-read while an audio stream is open" in lines[0], r.stdout
     assert lines[1] == "True False"  # re-initialising PortAudio would have closed it
+
+
+# ------------------------------------------------------------------------------------------ a stream that cannot stop
+def test_an_abandoned_stream_stop_unregisters_portaudios_exit_handler(fake_device, monkeypatch):
+    import atexit
+    import threading
+
+    from rtclassify.audio import sources
+
+    release = threading.Event()
+    monkeypatch.setattr(fake_device, "abort", lambda self, ignore_errors=True: release.wait(30))
+    monkeypatch.setattr(sources, "_HUNG", [])  # this process's hard_exit_needed() stays as it was
+
+    def exit_handler():  # stands for sounddevice's (Pa_Terminate: it would block the exit for ever)
+        pass
+
+    monkeypatch.setattr(_FakeSoundDevice, "_exit_handler", exit_handler, raising=False)
+    unregistered = []
+    real_unregister = atexit.unregister
+    monkeypatch.setattr(atexit, "unregister", lambda f: (unregistered.append(f), real_unregister(f)))
+    atexit.register(exit_handler)
+    try:
+        src = sources.DeviceSource("system")
+        src.start(lambda *a: None)
+        assert src.stop(timeout=0.2) is False
+        assert src.hung and sources.hard_exit_needed()
+        assert unregistered == [exit_handler]
+    finally:
+        real_unregister(exit_handler)
+        release.set()
+
+
+def test_a_listener_whose_source_cannot_stop_says_so(clf):
+    from rtclassify.audio.sources import ClipSource
+    from rtclassify.engine.listener import Listener, stop_and_finish
+    from rtclassify.errors import DeviceError
+
+    class StuckSource(ClipSource):
+        """A source whose stop is abandoned, as DeviceSource's is when its audio server has died."""
+
+        def stop(self):
+            super().stop()
+            return False
+
+    for by in ("itself", "stop"):
+        src = StuckSource(tb.demo_signal(SR)[:SR // 2], SR, speed=8.0, name="usb", loop=by == "stop")
+        lis = Listener(clf, source=src, techniques=False).start()
+        if by == "itself":
+            assert lis.wait(30)  # the clip ended: the worker stopped the source
+        assert lis.stop() is False and stop_and_finish(lis, 1.0) is False
+        assert lis.finished and not lis.running
+        assert lis.hung == "the audio source 'usb' (its stream could not be stopped: the device or audio server died)"
+        assert isinstance(lis.error, DeviceError) and "could not be stopped" in str(lis.error)

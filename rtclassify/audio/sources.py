@@ -22,6 +22,7 @@ source stops on its own (end of the clip, or the device stream ended without
 
 from __future__ import annotations
 
+import atexit
 import math
 import numbers
 import threading
@@ -50,10 +51,22 @@ def hard_exit_needed() -> bool:
     """True when a PortAudio stream could not be stopped (its device or audio server died).
 
     PortAudio's exit handler (``Pa_Terminate``, registered by sounddevice)
-    would then block for ever too, so a command line program should leave
-    with ``os._exit`` after flushing its output.
+    would then block for ever too: the first such stream unregisters it, so
+    that the interpreter can still exit. A command line program leaves with
+    ``os._exit`` after flushing its output all the same (the stream's stop
+    is still blocked in a thread inside PortAudio); an embedding host may do
+    the same, or just exit.
     """
     return bool(_HUNG)
+
+
+def _abandoned(sd, name: str) -> None:
+    """A stream of ``name`` could not be stopped: remember it, and drop sounddevice's exit handler, whose
+    ``Pa_Terminate`` would block the interpreter's exit for ever."""
+    _HUNG.append(name)
+    handler = getattr(sd, "_exit_handler", None)
+    if handler is not None:
+        atexit.unregister(handler)
 
 
 def reread_device_list() -> bool:
@@ -297,8 +310,10 @@ class DeviceSource:
         -------
         bool
             False when the stop was abandoned (the device hangs): then
-            :attr:`hung` is true and the process should exit without
-            PortAudio's exit handler (see :func:`hard_exit_needed`).
+            :attr:`hung` is true, sounddevice's exit handler (whose
+            ``Pa_Terminate`` would block the interpreter's exit for ever too)
+            is unregistered, and a program should leave with ``os._exit``
+            once its output is flushed (see :func:`hard_exit_needed`).
         """
         self._stopping = True
         with self._take_lock:
@@ -325,7 +340,7 @@ class DeviceSource:
         t.join(timeout)
         if t.is_alive():
             self.hung = True
-            _HUNG.append(self.info.name)
+            _abandoned(self._sd, self.info.name)
             return False
         return True
 

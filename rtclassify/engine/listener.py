@@ -339,8 +339,10 @@ class Listener:
         # (what the worker is calling now: the session, on_event, a sink, or None; when it started that call,
         # time.monotonic()): one tuple, written and read whole, for stop()'s and blocked()'s judgement
         self._call = _IDLE
-        #: what kept the worker from stopping within stop()'s timeout (a sink, on_event, the session), or None
+        #: what kept the worker from stopping within stop()'s timeout (a sink, on_event, the session), or the audio
+        #: source whose stream could not be stopped (its device or audio server died), or None
         self.hung: str | None = None
+        self._source_hung = False
         self._closed = False
         # guards _closed only: start() holds _lifecycle while it runs, and its failure path closes the sinks
         self._close_lock = threading.Lock()
@@ -500,7 +502,7 @@ class Listener:
                 if self._source_stop_requested:
                     # a stop() that gave up waiting for this start may have stopped the source before it
                     # started: stop it again, or the audio would run with no worker
-                    self.source.stop()
+                    self._stop_source()
             finally:
                 self._starter = None
                 self._start_over.set()
@@ -532,7 +534,7 @@ class Listener:
             self._source_started.set()
             if self._worker_exit.is_set():
                 # the worker ended (and stopped the source) while start() was still opening it
-                self.source.stop()
+                self._stop_source()
         except BaseException:
             self._stop_req.set()
             if not self._worker_exit.wait(10.0):
@@ -582,10 +584,10 @@ class Listener:
         finish, so that the source it stops is not started after it. Called
         on the worker thread itself (from ``on_event`` or a sink's
         ``send``/``status``), it stops the source and returns at once
-        (True): the worker then finishes the current batch, drains the ring,
-        sends the final TagOffs and closes the sinks itself; :meth:`wait`
-        tells when it is done. Does not raise the listener's fault: read
-        :attr:`error`.
+        (True, unless the source could not be stopped): the worker then
+        finishes the current batch, drains the ring, sends the final TagOffs
+        and closes the sinks itself; :meth:`wait` tells when it is done.
+        Does not raise the listener's fault: read :attr:`error`.
 
         Parameters
         ----------
@@ -610,7 +612,12 @@ class Listener:
         -------
         bool
             True when the worker finished, False when it had not (abandoned,
-            or still finishing the stop).
+            or still finishing the stop), and False when the audio source's
+            stream could not be stopped (its device or audio server died:
+            PortAudio blocks there): :attr:`hung` then names the source,
+            :attr:`error` says so unless a fault came first, and the
+            process should leave without waiting for PortAudio (see
+            :func:`rtclassify.audio.sources.hard_exit_needed`).
 
         Raises
         ------
@@ -627,10 +634,10 @@ class Listener:
             # the rest of this batch and the final TagOffs; the worker closes them when it leaves
             self._stop_on_worker = True
             try:
-                self.source.stop()
+                self._stop_source()
             finally:
                 self._stop_req.set()
-            return True
+            return not self._source_hung
         starter = self._starter
         if starter is not None and starter != threading.get_ident():
             # start() is running in another thread: let it finish, or its source.start() would come after
@@ -639,7 +646,7 @@ class Listener:
         try:
             # the source first: the worker then drains every sample it pushed before it sees the request
             self._source_stop_requested = True
-            self.source.stop()
+            self._stop_source()
         finally:
             self._stop_req.set()
             t = self._thread
@@ -658,7 +665,21 @@ class Listener:
                 self._close_sinks()
                 self._release_switch_interval()
                 self._done.set()
-        return outcome == "finished"
+        return outcome == "finished" and not self._source_hung
+
+    def _stop_source(self) -> None:
+        """Stop the audio source. One whose stream could not be stopped (``DeviceSource.stop`` returned False:
+        its device or audio server died, and PortAudio blocks) is recorded in :attr:`hung` and :attr:`error`, and
+        :meth:`stop` then returns False."""
+        if self.source.stop() is not False:
+            return
+        self._source_hung = True
+        name = getattr(self.source, "name", None)
+        if self.hung is None:
+            self.hung = f"the audio source {name!r} (its stream could not be stopped: the device or audio server died)"
+        if self.error is None:
+            self.error = DeviceError(f"the audio stream of {name!r} could not be stopped (the device or audio server "
+                                     f"died)")
 
     def _hand_over_stop(self) -> bool:
         """stop()'s timeout ran out: when the worker is still working (in no call for longer than
@@ -975,7 +996,7 @@ class Listener:
                     # stopped by itself (or by stop() on this thread): release the source and the sinks here,
                     # then signal waiters
                     try:
-                        self.source.stop()
+                        self._stop_source()
                     except Exception:
                         pass
                     self._close_sinks()
