@@ -513,3 +513,19 @@ def test_a_listener_whose_source_cannot_stop_says_so(clf):
         assert lis.finished and not lis.running
         assert lis.hung == "the audio source 'usb' (its stream could not be stopped: the device or audio server died)"
         assert isinstance(lis.error, DeviceError) and "could not be stopped" in str(lis.error)
+
+
+# ---------------------------------------------------------------------------------------------- clip source
+def test_a_looping_clip_keeps_real_time_pace_with_a_short_last_block():
+    import time
+
+    from rtclassify.audio.sources import ClipSource
+
+    # 300 samples in 256-sample blocks: every loop ends with a 44-sample block, which must take 44 samples' time
+    src = ClipSource(np.zeros(300, np.float32), SR, blocksize=256, loop=True)
+    t0 = time.perf_counter()
+    src.start(lambda *a: None)
+    time.sleep(1.5)
+    audio_s, wall_s = src.position / SR, time.perf_counter() - t0
+    src.stop()
+    assert 0.85 < audio_s / wall_s < 1.1, (audio_s, wall_s)  # paced by blocks, it was 0.59

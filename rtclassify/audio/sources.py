@@ -438,10 +438,10 @@ class ClipSource:
     def _run(self, callback, finished) -> None:
         audio, bs = self._audio, self.blocksize
         n = audio.shape[0]
-        period = bs / self.samplerate / self.speed
-        realtime = np.isfinite(period) and period > 0
+        frame_s = 1.0 / self.samplerate / self.speed
+        realtime = np.isfinite(frame_s) and frame_s > 0
         t0 = time.perf_counter()
-        k = 0
+        sent = 0  # frames delivered: the pace follows them, so a loop's short last block takes its own length
         pos = 0
         try:
             while not self._stop.is_set():
@@ -453,9 +453,9 @@ class ClipSource:
                 callback(block, block.shape[0], None, _NO_FLAGS)
                 pos += block.shape[0]
                 self.position += block.shape[0]
-                k += 1
+                sent += block.shape[0]
                 if realtime:
-                    delay = t0 + k * period - time.perf_counter()
+                    delay = t0 + sent * frame_s - time.perf_counter()
                     if delay > 0:
                         self._stop.wait(delay)
         except BaseException as exc:  # the callback failed: report it like a device fault
