@@ -20,7 +20,7 @@ from _streaming import callback_peak_bytes, onoff  # noqa: E402
 
 from rtclassify.audio.sources import CallbackFlags, ClipSource  # noqa: E402
 from rtclassify.engine.listener import Listener  # noqa: E402
-from rtclassify.errors import DeviceError, ParameterError, SinkError  # noqa: E402
+from rtclassify.errors import DeviceError, ParameterError, SinkError, StateError  # noqa: E402
 
 SR = 16000
 
@@ -702,7 +702,7 @@ def test_start_after_stop_is_refused(clf):
     sink = RecordingSink()
     lis = Listener(clf, sinks=[sink], source=src)
     lis.stop()
-    with pytest.raises(RuntimeError, match="stopped before it started"):
+    with pytest.raises(StateError, match="stopped before it started"):  # a RuntimeError, of the project's kind
         lis.start()
     assert "open" not in sink.calls and lis.finished
 

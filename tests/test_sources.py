@@ -148,3 +148,25 @@ def test_device_latency_is_at_least_the_devices_default_latency(monkeypatch, blo
         assert 1e3 * (blocksize / src.samplerate + src.input_latency) == pytest.approx(device_ms)
     finally:
         src.stop()
+
+
+def test_misuse_of_a_running_source_or_listener_is_a_state_error(clf):
+    # plain RuntimeErrors before: outside the project's error hierarchy, which the command line reports in one line
+    from rtclassify.engine.listener import Listener
+    from rtclassify.errors import RtclassifyError, StateError
+
+    src = ClipSource(np.zeros(16000, np.float32), 16000, loop=True)
+    src.start(lambda block, frames, t, status: None)
+    try:
+        with pytest.raises(StateError, match="already running"):
+            src.start(lambda block, frames, t, status: None)
+    finally:
+        src.stop()
+    lis = Listener(clf, source=ClipSource(np.zeros(16000, np.float32), 16000, loop=True), sinks=[])
+    lis.start()
+    try:
+        with pytest.raises(StateError, match="already started") as err:
+            lis.start()
+        assert isinstance(err.value, RtclassifyError) and isinstance(err.value, RuntimeError)
+    finally:
+        lis.stop()

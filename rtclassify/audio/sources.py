@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DeviceError, ParameterError
+from ..errors import DeviceError, ParameterError, StateError
 from .devices import (DeviceInfo, _DeviceNotFound, describe_devices, find_input_device, import_sounddevice,
                       list_input_devices)
 
@@ -427,7 +427,7 @@ class ClipSource:
     def start(self, callback, finished=None) -> None:
         """Start the feeding thread."""
         if self.active:
-            raise RuntimeError("ClipSource is already running")
+            raise StateError("ClipSource is already running")
         self._stop.clear()
         self.position = 0
         self._thread = threading.Thread(

@@ -87,7 +87,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import DeviceError, ParameterError, RtclassifyError
+from ..errors import DeviceError, ParameterError, RtclassifyError, StateError
 from .multistream import MAX_CHANNEL_INDEX
 from .session import _positive_seconds
 
@@ -492,11 +492,11 @@ class Listener:
         """
         with self._lifecycle:
             if self._thread is not None:
-                raise RuntimeError("this Listener was already started; create a new one")
+                raise StateError("this Listener was already started; create a new one")
             self._starter = threading.get_ident()
             if self._stopping:  # read after _starter is set; stop() sets _stopping before it reads _starter
                 self._starter = None
-                raise RuntimeError("this Listener was stopped before it started; create a new one")
+                raise StateError("this Listener was stopped before it started; create a new one")
             try:
                 self._start_locked()
                 if self._source_stop_requested:
@@ -777,7 +777,7 @@ class Listener:
             it would wait for itself: call :meth:`stop` there instead.
         """
         if self._thread is not None and self._thread is threading.current_thread():
-            raise RuntimeError("Listener.wait() was called on the listener's own worker thread (from on_event or a "
+            raise StateError("Listener.wait() was called on the listener's own worker thread (from on_event or a "
                                "sink), where it would wait for itself; call stop() there, or wait from another thread")
         if self._thread is None:
             return self._done.is_set()
