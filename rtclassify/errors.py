@@ -29,6 +29,10 @@ class DeviceError(RtclassifyError, RuntimeError):
     """An audio device is missing, busy or vanished."""
 
 
+class DeviceNotFoundError(DeviceError):
+    """No audio input device matches the one asked for (PortAudio's list may date from before it appeared)."""
+
+
 class SinkError(RtclassifyError, RuntimeError):
     """An output (MIDI port, OSC host, log file) cannot be opened or written."""
 

@@ -23,7 +23,7 @@ import numbers
 import re
 from dataclasses import dataclass
 
-from ..errors import DeviceError, MissingDependencyError
+from ..errors import DeviceError, DeviceNotFoundError, MissingDependencyError
 
 __all__ = ["DeviceInfo", "import_sounddevice", "list_input_devices", "find_input_device", "describe_devices"]
 
@@ -137,10 +137,6 @@ def _default_input_index(sd, hostapis) -> int:
     return next((int(h["default_input_device"]) for h in hostapis if h["default_input_device"] >= 0), -1)
 
 
-class _DeviceNotFound(DeviceError):
-    """No input device matches (raised by :func:`find_input_device`; the list may be out of date)."""
-
-
 def describe_devices(devices: list[DeviceInfo], *, reread: bool | None = None) -> str:
     """The list of input devices as one line for error messages.
 
@@ -197,7 +193,7 @@ def find_input_device(spec: int | str | None, devices: list[DeviceInfo] | None =
                 return d
         if devices:
             return devices[0]
-        raise _DeviceNotFound(f"no default input device; {describe_devices(devices, reread=reread)}")
+        raise DeviceNotFoundError(f"no default input device; {describe_devices(devices, reread=reread)}")
     if isinstance(spec, str) and re.fullmatch(r"-?[0-9]+", spec.strip()):  # ASCII digits only: int() takes them
         spec = int(spec.strip())
     if isinstance(spec, numbers.Integral) and not isinstance(spec, bool):
@@ -205,7 +201,7 @@ def find_input_device(spec: int | str | None, devices: list[DeviceInfo] | None =
         for d in devices:
             if d.index == spec:
                 return d
-        raise _DeviceNotFound(f"no input device with index {spec}; {describe_devices(devices, reread=reread)}")
+        raise DeviceNotFoundError(f"no input device with index {spec}; {describe_devices(devices, reread=reread)}")
     if not isinstance(spec, str) or not spec.strip():
         raise DeviceError(f"device must be an index or a name, got {spec!r}; "
                           f"{describe_devices(devices, reread=reread)}")
@@ -217,7 +213,7 @@ def find_input_device(spec: int | str | None, devices: list[DeviceInfo] | None =
     if len(exact) == 1:
         return exact[0]
     if not matches:
-        raise _DeviceNotFound(f"no input device matches {spec!r}; {describe_devices(devices, reread=reread)}")
+        raise DeviceNotFoundError(f"no input device matches {spec!r}; {describe_devices(devices, reread=reread)}")
     raise DeviceError(
         f"{len(matches)} input devices match {spec!r}, give the index instead: "
         + "; ".join(d.label() for d in matches)

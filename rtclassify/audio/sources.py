@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DeviceError, ParameterError, StateError
-from .devices import (DeviceInfo, _DeviceNotFound, describe_devices, find_input_device, import_sounddevice,
+from ..errors import DeviceError, DeviceNotFoundError, ParameterError, StateError
+from .devices import (DeviceInfo, describe_devices, find_input_device, import_sounddevice,
                       list_input_devices)
 
 __all__ = ["CallbackFlags", "DeviceSource", "ClipSource", "hard_exit_needed", "reread_device_list"]
@@ -115,8 +115,11 @@ def _any_stream_open(sd) -> bool:
     base = getattr(sd, "_StreamBase", None)
     if base is None:
         return True
+    gc.collect()  # a stream whose construction failed may wait in a reference cycle (an error's traceback)
     for obj in gc.get_objects():
-        if isinstance(obj, base):
+        # the type, not isinstance(): that reads each object's __class__, which some libraries' objects answer
+        # with a warning (or, under -W error, an exception)
+        if issubclass(type(obj), base):
             try:
                 if not obj.closed:
                     return True
@@ -195,7 +198,7 @@ class DeviceSource:
         self._sd = import_sounddevice()
         try:
             info = find_input_device(device, list_input_devices())
-        except _DeviceNotFound:
+        except DeviceNotFoundError:
             # PortAudio's list dates from its start: a device or audio server that appeared since is not in it
             reread = reread_device_list()
             info = find_input_device(device, list_input_devices(), reread=reread)

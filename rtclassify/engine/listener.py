@@ -143,10 +143,11 @@ def stop_and_finish(lis: "Listener", timeout: float) -> bool:
     """
     if lis.stop(timeout=timeout):
         return True
-    if lis.hung is not None:
+    if lis.hung is not None and not lis._source_hung:  # the worker was abandoned
         return False
+    # the worker is still working (or done) — also when the audio source hung: it sends the final offs
     if lis.wait(timeout):
-        return True
+        return not lis._source_hung
     lis._abandon(2 * timeout)  # working or not, it has had twice the time: say where it is and close the rest
     return lis.hung is None
 
@@ -1065,13 +1066,13 @@ def _check_sink_streams(sinks, channels, channel: int) -> None:
         given = None if streams is None else list(streams) if isinstance(streams, (tuple, list)) else sorted(streams)
         if channels is not None:
             want = f"streams={list(channels)}"
-            if streams is None:
+            if streams is None and len(channels) > 1:  # one stream has nothing to keep apart
                 apart = "MIDI channel" if isinstance(s, MidiSink) else "set of OSC addresses"
                 raise ParameterError(
                     f"sinks: {_sink_name(s)} was given no streams, but the listener tags channels "
                     f"{','.join(map(str, channels))} as streams of their own, which it would send on one {apart}; "
                     f"give it {want} (the input channels)")
-            lacking = [c for c in channels if c not in streams]
+            lacking = [] if streams is None else [c for c in channels if c not in streams]
             if lacking:
                 chans = ",".join(map(str, channels))
                 raise ParameterError(
