@@ -78,7 +78,10 @@ def reread_device_list() -> bool:
     Re-initialising closes every open PortAudio stream, so it is done only
     when none is open: none of this module's, and no other ``sounddevice``
     stream of the process (a host's own playback, say), and no stream whose
-    stop was abandoned.
+    stop was abandoned. A host that queries PortAudio from another thread at
+    the same time (``sounddevice.query_devices`` in a UI thread) must not
+    create a :class:`DeviceSource` then: PortAudio's calls are not safe
+    against a re-initialisation running beside them.
 
     Returns
     -------
