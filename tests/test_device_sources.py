@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("onnx", reason="the test bundles are built with the onnx package")
 
 import _rtc_bundle as tb  # noqa: E402
+from _fake_sounddevice import FakeSoundDevice, FakeStream  # noqa: E402
 
 from rtclassify.engine.multistream import MultiStreamSession  # noqa: E402
 
@@ -64,39 +65,6 @@ def test_multistream_runs_the_model_again_after_a_failed_run(clf):
 
 
 # ---------------------------------------------------------------------------------------------- audio devices
-class _FakeStream:
-    """What DeviceSource uses of a sounddevice InputStream; ``start`` fails when ``fail_start`` is set."""
-
-    latency = 0.0
-    active = True
-    fail_start = False
-    made: list = []
-
-    def __init__(self, **kw):
-        self.kw = kw
-        self.closed = False
-        _FakeStream.made.append(self)
-
-    def start(self):
-        if self.fail_start:
-            raise RuntimeError("Error starting stream (fake)")
-
-    def abort(self, ignore_errors=True):
-        pass
-
-    def close(self, ignore_errors=True):
-        self.closed = True
-
-
-class _FakeSoundDevice:
-    PortAudioError = RuntimeError
-    InputStream = _FakeStream
-
-    @staticmethod
-    def check_input_settings(**kw):
-        pass
-
-
 @pytest.fixture
 def fake_device(monkeypatch):
     """A 2-channel 48 kHz device named 'system' behind a fake sounddevice; returns the fake stream class."""
@@ -104,10 +72,10 @@ def fake_device(monkeypatch):
     from rtclassify.audio.devices import DeviceInfo
 
     dev = DeviceInfo(0, "system", "JACK Audio Connection Kit", 2, 48000.0, default_latency=0.005)
-    monkeypatch.setattr(sources, "import_sounddevice", lambda: _FakeSoundDevice)
+    monkeypatch.setattr(sources, "import_sounddevice", lambda: FakeSoundDevice)
     monkeypatch.setattr(sources, "list_input_devices", lambda: [dev])
-    monkeypatch.setattr(_FakeStream, "made", [])
-    return _FakeStream
+    monkeypatch.setattr(FakeStream, "made", [])
+    return FakeStream
 
 
 def test_a_stream_that_fails_to_start_is_closed(fake_device, monkeypatch):
@@ -204,11 +172,11 @@ def test_a_device_missing_while_a_stream_is_open_says_the_list_is_not_re_read(fa
 
     called = []
     monkeypatch.setattr(sources, "_open_streams", 1)  # a stream of ours is open: PortAudio stays as it is
-    monkeypatch.setattr(_FakeSoundDevice, "_terminate", lambda: called.append("terminate"), raising=False)
-    monkeypatch.setattr(_FakeSoundDevice, "_initialize", lambda: called.append("initialize"), raising=False)
-    monkeypatch.setattr(_FakeSoundDevice, "_initialized", 1, raising=False)
-    monkeypatch.setattr(sources, "import_sounddevice", lambda: _FakeSoundDevice)
-    monkeypatch.setattr("rtclassify.audio.devices.import_sounddevice", lambda: _FakeSoundDevice)
+    monkeypatch.setattr(FakeSoundDevice, "_terminate", lambda: called.append("terminate"), raising=False)
+    monkeypatch.setattr(FakeSoundDevice, "_initialize", lambda: called.append("initialize"), raising=False)
+    monkeypatch.setattr(FakeSoundDevice, "_initialized", 1, raising=False)
+    monkeypatch.setattr(sources, "import_sounddevice", lambda: FakeSoundDevice)
+    monkeypatch.setattr("rtclassify.audio.devices.import_sounddevice", lambda: FakeSoundDevice)
     with pytest.raises(DeviceError) as ei:
         sources.DeviceSource("usb")
     msg = str(ei.value)
@@ -520,7 +488,7 @@ def test_an_abandoned_stream_stop_unregisters_portaudios_exit_handler(fake_devic
     def exit_handler():  # stands for sounddevice's (Pa_Terminate: it would block the exit for ever)
         pass
 
-    monkeypatch.setattr(_FakeSoundDevice, "_exit_handler", exit_handler, raising=False)
+    monkeypatch.setattr(FakeSoundDevice, "_exit_handler", exit_handler, raising=False)
     unregistered = []
     real_unregister = atexit.unregister
     monkeypatch.setattr(atexit, "unregister", lambda f: (unregistered.append(f), real_unregister(f)))
@@ -591,10 +559,11 @@ def test_the_open_stream_scan_reads_no_objects_class_attribute(recwarn):
             warnings.warn("deprecated", FutureWarning)
             return Noisy
 
-    keep = Noisy()  # noqa: F841 - alive during the scan
+    alive = [Noisy()]  # during the scan
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _any_stream_open(sd)
+    assert len(alive) == 1
 
 
 def test_a_missing_device_is_a_device_not_found_error(fake_device):

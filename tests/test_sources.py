@@ -7,6 +7,8 @@ import threading
 import numpy as np
 import pytest
 
+from _fake_sounddevice import FakeSoundDevice, FakeStream
+
 from rtclassify.audio.files import AudioFileError
 from rtclassify.audio.sources import ClipSource
 from rtclassify.errors import ParameterError
@@ -101,34 +103,6 @@ def test_demo_clip_ships_with_the_package():
     assert src.samplerate == 16000 and src.channels == 1 and 20 < src.duration < 30
 
 
-class _FakeStream:
-    """What DeviceSource uses of a sounddevice InputStream."""
-
-    latency = 0.0  # what PortAudio's JACK host API reports
-    active = True
-
-    def __init__(self, **kw):
-        pass
-
-    def start(self):
-        pass
-
-    def abort(self, ignore_errors=True):
-        pass
-
-    def close(self, ignore_errors=True):
-        pass
-
-
-class _FakeSoundDevice:
-    PortAudioError = RuntimeError
-    InputStream = _FakeStream
-
-    @staticmethod
-    def check_input_settings(**kw):
-        pass
-
-
 @pytest.mark.parametrize("blocksize, reported, device_ms", [
     (256, 0.0, 1e3 * 4096 / 44100),  # a JACK period of 4096 frames under 256-frame blocks: one period
     (8192, 0.0, 1e3 * 8192 / 44100),  # blocks longer than the period: one block
@@ -139,9 +113,9 @@ def test_device_latency_is_at_least_the_devices_default_latency(monkeypatch, blo
     from rtclassify.audio.devices import DeviceInfo
 
     dev = DeviceInfo(0, "system", "JACK Audio Connection Kit", 2, 44100.0, default_latency=4096 / 44100)
-    monkeypatch.setattr(sources, "import_sounddevice", lambda: _FakeSoundDevice)
+    monkeypatch.setattr(sources, "import_sounddevice", lambda: FakeSoundDevice)
     monkeypatch.setattr(sources, "list_input_devices", lambda: [dev])
-    monkeypatch.setattr(_FakeStream, "latency", reported)
+    monkeypatch.setattr(FakeStream, "latency", reported)
     src = sources.DeviceSource("system", channels=1, blocksize=blocksize)
     src.start(lambda *a: None)
     try:
