@@ -371,14 +371,14 @@ def test_a_zip_bomb_model_onnx_is_refused_by_its_declared_size(bundle_dir, tmp_p
 # ----------------------------------------------------------------------------------------------------------
 def test_the_torch_backend_refuses_another_runs_checkpoint(tmp_path, monkeypatch):
     torch = pytest.importorskip("torch")
-    from test_export import _checkpoint, _random_model
+    from _models import checkpoint_of, random_model
 
     from rtclassify.model.backend_torch import TorchBackend
     from rtclassify.train.export import export_bundle
 
     proj, other = tmp_path / "proj", tmp_path / "other"
-    ours = _checkpoint(_random_model(seed=0))
-    theirs = _checkpoint(_random_model(seed=1), frontend={"n_fft": 1024})  # same tags, another run
+    ours = checkpoint_of(random_model(seed=0))
+    theirs = checkpoint_of(random_model(seed=1), frontend={"n_fft": 1024})  # same tags, another run
     for folder, ck in ((proj, ours), (other, theirs)):
         (folder / "runs" / "x").mkdir(parents=True)
         torch.save(ck, folder / "runs" / "x" / "model.pt")

@@ -96,9 +96,9 @@ def test_force_gets_past_the_out_check_and_an_empty_folder_needs_none(tmp_path, 
 def test_export_force_replaces_a_bundle_whole(tmp_path, capsys):
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    from test_export import _checkpoint, _random_model
+    from _models import checkpoint_of, random_model
 
-    torch.save(_checkpoint(_random_model()), tmp_path / "model.pt")
+    torch.save(checkpoint_of(random_model()), tmp_path / "model.pt")
     out = _folder(tmp_path / "bundle", {**OLD, "weights.pt": b"old weights"})
     assert cli.main(["export", str(tmp_path / "model.pt"), "--out", str(out), "--name", "again", "--force"]) == 0
     assert sorted(os.listdir(out)) == ["model.json", "model.onnx"]

@@ -39,16 +39,16 @@ def _usage_error(argv, capsys) -> str:
 def test_export_refuses_an_empty_name_and_never_replaces_a_bundle_with_one_that_would_not_load(tmp_path):
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    from test_export import _checkpoint, _random_model
+    from _models import checkpoint_of, random_model
 
     from rtclassify.train.export import export_bundle
 
-    good = export_bundle(_checkpoint(_random_model()), tmp_path / "good")
+    good = export_bundle(checkpoint_of(random_model()), tmp_path / "good")
     before = (good / "model.json").read_bytes()
     with pytest.raises(ParameterError, match="name must be a non-empty string"):
-        export_bundle(_checkpoint(_random_model()), good, name="")
+        export_bundle(checkpoint_of(random_model()), good, name="")
     with pytest.raises(ParameterError, match=r"would not load, .*good is left as it was: .*'name'"):
-        export_bundle(_checkpoint(_random_model(), name=""), good)
+        export_bundle(checkpoint_of(random_model(), name=""), good)
     assert (good / "model.json").read_bytes() == before
     load_bundle(good)
     del torch
@@ -172,7 +172,8 @@ def test_evaluate_scores_a_learned_bundle_on_the_tags_the_data_has(tmp_path, tin
     pytest.importorskip("torch")
     pytest.importorskip("onnx")
     pytest.importorskip("sklearn")
-    from test_learn import SR, bell, write_cnn_bundle
+    from _models import write_cnn_bundle
+    from _sounds import SR, bell
 
     from rtclassify import Classifier
     from rtclassify.train.evaluate import evaluate_split
@@ -194,13 +195,13 @@ def test_evaluate_scores_a_learned_bundle_on_the_tags_the_data_has(tmp_path, tin
 def test_a_zip_bundle_exported_with_its_weights_runs_on_the_torch_backend(tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    from test_export import _checkpoint, _random_model
+    from _models import checkpoint_of, random_model
 
     from rtclassify import Classifier
     from rtclassify.errors import BundleError
     from rtclassify.train.export import export_bundle
 
-    ck = _checkpoint(_random_model())
+    ck = checkpoint_of(random_model())
     with_w = export_bundle(ck, tmp_path / "w.zip", include_weights=True)
     x = (0.1 * np.random.default_rng(0).standard_normal(32000)).astype(np.float32)
     a = Classifier.load(with_w, backend="torch").tag(x, 16000).probs

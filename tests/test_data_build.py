@@ -3,51 +3,18 @@
 from __future__ import annotations
 
 import sys
-import ctypes.util
-import hashlib
-import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("scipy")
 
+from _data_build import MISSING, needs_tools, tree_digest  # noqa: E402
+
 from rtclassify.errors import MissingDependencyError, RtclassifyError  # noqa: E402
 from rtclassify.train.data import build as B  # noqa: E402
 from rtclassify.train.data import gm, labels as L, noise as noise_mod, samples, voice  # noqa: E402
-from rtclassify.train.data.fluid import SOUNDFONTS  # noqa: E402
-
-
-def _missing_tools() -> list[str]:
-    missing = []
-    if ctypes.util.find_library("fluidsynth") is None:
-        missing.append("libfluidsynth (apt-get install fluidsynth)")
-    for mod in ("fluidsynth", "parselmouth", "soxr"):
-        try:
-            __import__(mod)
-        except (ImportError, OSError):
-            missing.append(f"python module {mod}")
-    for sf in (SOUNDFONTS[n] for n in B.build_soundfonts()):  # the recipe's own fonts
-        if not os.path.exists(sf.path):
-            missing.append(f"{sf.path} (apt-get install {sf.package})")
-    if shutil.which("espeak-ng") is None:
-        missing.append("espeak-ng")
-    try:
-        voice.check_festival()
-    except MissingDependencyError as exc:
-        missing.append(str(exc))
-    cache = samples.default_cache_dir()
-    have_cache = all((cache / samples.package_name(i) / "package.json").exists()
-                     or list(cache.glob(f"{samples.package_name(i)}-[0-9]*.tgz")) for i in samples.SAMPLE_INSTRUMENT_TAGS)
-    if shutil.which("npm") is None and not have_cache:
-        missing.append("npm (and no npm sample cache)")
-    return missing
-
-
-MISSING = _missing_tools()
-needs_tools = pytest.mark.skipif(bool(MISSING), reason="data tools missing: " + "; ".join(MISSING))
 
 
 # --------------------------------------------------------------------------- pure parts
@@ -298,11 +265,6 @@ def test_offline_npm_gives_clear_error(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- rendering
 
-def _digest(root: Path) -> dict:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     if MISSING:
@@ -342,7 +304,7 @@ def test_tiny_build_layout_and_labels(tiny):
 def test_tiny_build_is_deterministic(tiny, tmp_path):
     out, _ = tiny
     B.build_dataset(tmp_path / "again", 0.003, 7, clip_seconds=2.0, workers=1, progress=False)
-    assert _digest(out) == _digest(tmp_path / "again")
+    assert tree_digest(out) == tree_digest(tmp_path / "again")
     # another seed gives other audio
     ctx = B._local_context(None, 32000)
     a = B.render_clip(B.ClipJob("train", 0, "nonmusic", 2.0, 7), ctx)[0]
@@ -356,8 +318,8 @@ def test_one_split_alone_is_the_full_builds_split(tiny, tmp_path):
     m = B.build_dataset(tmp_path / "test-only", 0.003, 7, clip_seconds=2.0, workers=1, splits=["test"],
                         progress=False)
     assert list(m["splits"]) == ["test"] and not (tmp_path / "test-only" / "train").exists()
-    full = {k: v for k, v in _digest(out).items() if k.startswith("test/")}
-    alone = {k: v for k, v in _digest(tmp_path / "test-only").items() if k.startswith("test/")}
+    full = {k: v for k, v in tree_digest(out).items() if k.startswith("test/")}
+    alone = {k: v for k, v in tree_digest(tmp_path / "test-only").items() if k.startswith("test/")}
     assert full and alone == full
     assert B.split_records(tmp_path / "test-only", "test") == B.split_records(out, "test")
     assert B.provenance(tmp_path / "test-only")["test_timbres"]["soundfonts"] == ["TimGM6mb"]

@@ -12,11 +12,12 @@ import pytest
 
 pytest.importorskip("scipy")
 
+from _data_build import MISSING, needs_tools, tree_digest  # noqa: E402
+
 from rtclassify.cli import main  # noqa: E402
 from rtclassify.commands import data as data_cmd  # noqa: E402
 from rtclassify.errors import MissingDependencyError, ParameterError  # noqa: E402
 from rtclassify.train.data import build as B, samples  # noqa: E402
-from test_data_build import MISSING, _digest, needs_tools  # noqa: E402
 
 #: a tiny recipe: 7 clips of 1 s (train 5, val 1, test 1)
 TINY = dict(hours=0.002, seed=2, clip_seconds=1.0)
@@ -168,7 +169,7 @@ def full(tmp_path_factory):
         pytest.skip("data tools missing: " + "; ".join(MISSING))
     out = tmp_path_factory.mktemp("full") / "d"
     _build(out)
-    return out, _digest(out)
+    return out, tree_digest(out)
 
 
 def _copy(full, tmp_path) -> Path:
@@ -206,7 +207,7 @@ def test_interrupted_rebuild_leaves_a_folder_training_refuses(full, tmp_path, mo
     # the same build finishes it: the same files as the first build
     monkeypatch.undo()
     _build(out)
-    assert _digest(out) == full[1]
+    assert tree_digest(out) == full[1]
 
 
 @needs_tools
@@ -230,7 +231,7 @@ def test_manifest_is_written_last_through_temporary_files(full, tmp_path, monkey
     assert events[0] == ("write", B.UNFINISHED)
     assert events[1:-2] == [("clip", False, False)] * 7  # no manifest while clips are written
     assert events[-2:] == [("write", "manifest.jsonl"), ("write", "manifest.json")]
-    assert not (out / B.UNFINISHED).exists() and _digest(out) == full[1]
+    assert not (out / B.UNFINISHED).exists() and tree_digest(out) == full[1]
 
 
 @needs_tools
@@ -240,7 +241,7 @@ def test_another_recipe_is_refused_and_changes_nothing(full, tmp_path):
                {"extra_nonmusic": ["drips"]}):
         with pytest.raises(ParameterError, match=r"holds another build \(seed 2, 0.002 h; .*differ"):
             _build(out, **kw)
-    assert _digest(out) == full[1]
+    assert tree_digest(out) == full[1]
 
 
 @needs_tools
@@ -248,7 +249,7 @@ def test_some_splits_into_the_same_recipe_keep_the_others(full, tmp_path, monkey
     out = _copy(full, tmp_path)
     m = _build(out, splits=["test"])
     assert list(m["splits"]) == list(B.SPLITS)
-    assert _digest(out) == full[1]  # manifests included: byte for byte the full build
+    assert tree_digest(out) == full[1]  # manifests included: byte for byte the full build
     assert [B.load_split(out, s).count for s in B.SPLITS] == [5, 1, 1]
     # interrupted before its one clip, it keeps train and val's records until the same build finishes it
     _interrupt_after(monkeypatch, 0)
@@ -258,7 +259,7 @@ def test_some_splits_into_the_same_recipe_keep_the_others(full, tmp_path, monkey
         B.load_split(out, "train")
     monkeypatch.undo()
     _build(out, splits=["test"])
-    assert _digest(out) == full[1]
+    assert tree_digest(out) == full[1]
 
 
 @needs_tools
@@ -285,7 +286,7 @@ def test_a_manifest_from_before_the_newer_options_is_the_same_recipe(full, tmp_p
         del m[key]
     (out / "manifest.json").write_text(json.dumps(m))
     assert list(_build(out, splits=["val"])["splits"]) == list(B.SPLITS)
-    assert _digest(out) == full[1]
+    assert tree_digest(out) == full[1]
 
 
 @needs_tools
@@ -345,7 +346,7 @@ def test_every_job_is_rendered_once_in_order_whatever_the_workers(tmp_path):
     m1 = B.build_dataset(tmp_path / "a", 0.003, 7, clip_seconds=1.0, workers=1, progress=False)
     m2 = B.build_dataset(tmp_path / "b", 0.003, 7, clip_seconds=1.0, workers=2, progress=False)
     assert m1["splits"] == m2["splits"] and sum(s["clips"] for s in m1["splits"].values()) == 11
-    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
 
 
 @needs_tools

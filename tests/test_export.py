@@ -11,10 +11,11 @@ import pytest
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
+from _models import checkpoint_of, random_model  # noqa: E402
+
 from rtclassify.errors import BundleError, ParameterError  # noqa: E402
 from rtclassify.train.export import ALLOWED_OPS, check_parity, export_bundle, model_json  # noqa: E402
-from rtclassify.train.model import TAGS, ModelConfig, ShortChunkCNN  # noqa: E402
-from rtclassify.train.trainer import CHECKPOINT_FORMAT  # noqa: E402
+from rtclassify.train.model import TAGS  # noqa: E402
 
 CONTRACT_KEYS = {"format_version", "name", "labels", "frontend", "input", "outputs", "lookahead_frames",
                  "hop_frames", "thresholds", "decoder", "provenance", "metrics", "training"}
@@ -22,47 +23,12 @@ FRONTEND_KEYS = {"sample_rate", "n_fft", "win_length", "hop_length", "window", "
                  "mel_scale", "norm", "power", "log", "amin"}
 
 
-def _random_model(seed=0, **kw):
-    """A model with non-trivial weights and batch-norm statistics (so folding is exercised)."""
-    torch.manual_seed(seed)
-    cfg = ModelConfig(**{"width": 4, "multipliers": [1, 2, 2, 4, 4, 8], "embedding_dim": 24, **kw})
-    m = ShortChunkCNN(cfg)
-    m.set_normalization(np.linspace(-70, -30, 128), np.linspace(8, 20, 128))
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.running_mean.uniform_(-0.5, 0.5)
-                mod.running_var.uniform_(0.5, 2.0)
-                mod.weight.uniform_(0.5, 1.5)
-                mod.bias.uniform_(-0.2, 0.2)
-    return m.eval()
-
-
-def _checkpoint(model, **extra):
-    tags = list(TAGS)
-    ck = {
-        "format": CHECKPOINT_FORMAT,
-        "model_config": model.config.to_dict(),
-        "state_dict": model.state_dict(),
-        "tags": tags,
-        "thresholds": {t: {"on": 0.5, "off": 0.35} for t in tags},
-        "hop_frames": 6,
-        "decoder": {"smoothing_s": 0.15, "min_on_s": 0.1, "min_off_s": 0.2},
-        "provenance": {"recipe": "test", "sources": [{"name": "synthetic", "license": "CC0"}]},
-        "metrics": {"validation": {"macro": {"roc_auc": 0.5}}},
-        "name": "test-model",
-        "history": [{"epoch": 1, "train_loss": 0.5}],
-    }
-    ck.update(extra)
-    return ck
-
-
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("export")
-    model = _random_model(lookahead_frames=3)
+    model = random_model(lookahead_frames=3)
     path = tmp / "model.pt"
-    torch.save(_checkpoint(model), path)
+    torch.save(checkpoint_of(model), path)
     return export_bundle(path, tmp / "bundle", include_weights=True), model, path
 
 
@@ -116,7 +82,7 @@ def test_onnxruntime_and_torch_agree(bundle):
 
 def test_parity_check_detects_a_different_model(bundle):
     b, _, _ = bundle
-    other = _random_model(seed=1, lookahead_frames=3)
+    other = random_model(seed=1, lookahead_frames=3)
     with pytest.raises(BundleError, match="differ"):
         check_parity(other, b / "model.onnx", 128, 64)
 
@@ -158,8 +124,8 @@ def test_torch_backend_sources(bundle, tmp_path):
 
 
 def test_zip_bundle(tmp_path):
-    model = _random_model()
-    out = export_bundle(_checkpoint(model), tmp_path / "m.zip")
+    model = random_model()
+    out = export_bundle(checkpoint_of(model), tmp_path / "m.zip")
     with zipfile.ZipFile(out) as z:
         assert set(z.namelist()) == {"model.onnx", "model.json"}
         meta = json.loads(z.read("model.json"))
@@ -170,12 +136,12 @@ def test_zip_bundle(tmp_path):
 
 
 def test_export_needs_thresholds():
-    model = _random_model()
-    ck = _checkpoint(model)
+    model = random_model()
+    ck = checkpoint_of(model)
     del ck["thresholds"]
     with pytest.raises(ParameterError, match="thresholds"):
         model_json(ck)
-    ck = _checkpoint(model, thresholds={"piano": {"on": 0.5, "off": 0.3}})
+    ck = checkpoint_of(model, thresholds={"piano": {"on": 0.5, "off": 0.3}})
     with pytest.raises(ParameterError, match="organ"):
         model_json(ck)
 
@@ -183,8 +149,8 @@ def test_export_needs_thresholds():
 def test_export_cli(tmp_path, capsys):
     from rtclassify.cli import main
 
-    model = _random_model()
-    torch.save(_checkpoint(model), tmp_path / "model.pt")
+    model = random_model()
+    torch.save(checkpoint_of(model), tmp_path / "model.pt")
     assert main(["export", str(tmp_path / "model.pt"), "--out", str(tmp_path / "b"), "--name", "cli"]) == 0
     assert json.loads((tmp_path / "b" / "model.json").read_text())["name"] == "cli"
     assert main(["export", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "c")]) == 1

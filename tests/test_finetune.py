@@ -13,8 +13,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
+from _models import write_cnn_bundle  # noqa: E402
 from _rtc_bundle import tone  # noqa: E402
-from test_learn import SR, bell, write_cnn_bundle  # noqa: E402
+from _sounds import SR, bell  # noqa: E402
 
 from rtclassify import cli  # noqa: E402
 from rtclassify.errors import ParameterError  # noqa: E402

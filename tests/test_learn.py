@@ -15,31 +15,14 @@ import pytest
 
 pytest.importorskip("onnx")
 
+from _models import write_cnn_bundle  # noqa: E402
 from _rtc_bundle import tone, write_bundle  # noqa: E402
+from _sounds import SR, bell  # noqa: E402
 
 from rtclassify import Classifier  # noqa: E402
 from rtclassify.errors import BundleError, ParameterError  # noqa: E402
 from rtclassify.learn.bundle_ext import append_head, graph_names  # noqa: E402
 from rtclassify.learn.head import fit_head, roc_auc  # noqa: E402
-
-SR = 16000
-
-
-def bell(sr: int, seconds: float, seed: int) -> np.ndarray:
-    """Bursts of a 3 kHz-ish tone with a decaying envelope: the sound to learn."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * sr)
-    y = np.zeros(n, np.float32)
-    t = 0.0
-    while t < seconds - 0.3:
-        d = float(rng.uniform(0.3, 0.7))
-        f = float(rng.uniform(2800, 3300))
-        a = int(t * sr)
-        seg = tone(sr, d, f, 0.4)[: n - a]
-        y[a:a + len(seg)] += seg * np.exp(-np.arange(len(seg)) / (0.4 * sr)).astype(np.float32)
-        t += d * float(rng.uniform(0.6, 0.9))  # overlapping strikes: no silent gap inside the sound
-    return y
-
 
 def scene(sr: int) -> tuple[np.ndarray, slice]:
     """Silence, a low tone, the bell, noise: returns the audio and the bell's span in seconds."""
@@ -407,7 +390,7 @@ import sys
 sys.modules['torch'] = None
 import numpy as np
 sys.path.insert(0, {os.path.dirname(__file__)!r})
-from test_learn import bell
+from _sounds import bell
 from rtclassify import Classifier
 clf = Classifier.load({str(base.bundle.path)!r})
 new = clf.learn('bell', [bell(16000, 1.5, 1)], sample_rate=16000, out={str(tmp_path / 'nt')!r})
@@ -421,30 +404,6 @@ print('ok')
 
 
 # ----------------------------------------------------------------------------------------------- training side
-def write_cnn_bundle(folder, randomize_bn: bool = True):
-    """A tiny exported ShortChunkCNN bundle (random weights; batch-norm statistics made non-trivial unless
-    ``randomize_bn`` is false)."""
-    torch = pytest.importorskip("torch")
-    from rtclassify.train.export import export_bundle
-    from rtclassify.train.model import TAGS, ModelConfig, ShortChunkCNN
-    from rtclassify.train.trainer import CHECKPOINT_FORMAT
-
-    cfg = ModelConfig(width=2, multipliers=[1, 2, 2, 2], time_pools=4, embedding_dim=16, lookahead_frames=2)
-    torch.manual_seed(0)
-    m = ShortChunkCNN(cfg)
-    if randomize_bn:
-        with torch.no_grad():
-            for blk in m.blocks:
-                bn = blk[1]
-                bn.running_mean.uniform_(-0.5, 0.5)
-                bn.running_var.uniform_(0.5, 2.0)
-                bn.weight.uniform_(0.5, 1.5)
-                bn.bias.uniform_(-0.2, 0.2)
-    ck = {"format": CHECKPOINT_FORMAT, "model_config": cfg.to_dict(), "state_dict": m.state_dict(),
-          "tags": list(TAGS), "thresholds": {t: {"on": 0.5, "off": 0.35} for t in TAGS}, "name": "tiny-cnn"}
-    return export_bundle(ck, folder)
-
-
 @pytest.fixture(scope="module")
 def cnn_bundle(tmp_path_factory):
     return write_cnn_bundle(tmp_path_factory.mktemp("cnn") / "bundle")

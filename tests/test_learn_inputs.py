@@ -11,8 +11,9 @@ import pytest
 
 pytest.importorskip("onnx")
 
+from _models import write_cnn_bundle  # noqa: E402
 from _rtc_bundle import tone, write_bundle  # noqa: E402
-from test_learn import bell, write_cnn_bundle  # noqa: E402
+from _sounds import bell  # noqa: E402
 
 from rtclassify import Classifier, cli  # noqa: E402
 from rtclassify.errors import ParameterError  # noqa: E402

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("onnx")
 
 from _rtc_bundle import write_bundle  # noqa: E402
-from test_learn import bell  # noqa: E402
+from _sounds import bell  # noqa: E402
 
 from rtclassify import Classifier  # noqa: E402
 from rtclassify.learn import embeddings, learner  # noqa: E402

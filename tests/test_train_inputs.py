@@ -13,9 +13,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 pytest.importorskip("sklearn")
 
+from _models import write_cnn_bundle  # noqa: E402
 from _rtc_bundle import tone  # noqa: E402
-from test_learn import SR, bell, write_cnn_bundle  # noqa: E402
-from test_train_model import TINY, _clips  # noqa: E402
+from _sounds import SR, bell  # noqa: E402
+from _train import TINY, synthetic_clips  # noqa: E402
 
 from rtclassify import Classifier, cli  # noqa: E402
 from rtclassify.errors import ConfigError, ParameterError  # noqa: E402
@@ -207,8 +208,8 @@ def test_train_and_pretrain_params_check_seed_and_lr(tmp_path, capsys):
 def test_a_diverging_loss_stops_with_a_clear_error(tmp_path):
     from rtclassify.train.trainer import TrainParams, Trainer
 
-    train = build_feature_set(_clips(0, 3, 2.0), tmp_path / "f" / "train", list(TAGS), progress=False)
-    val = build_feature_set(_clips(1, 3, 2.0), tmp_path / "f" / "val", list(TAGS), progress=False)
+    train = build_feature_set(synthetic_clips(0, 3, 2.0), tmp_path / "f" / "train", list(TAGS), progress=False)
+    val = build_feature_set(synthetic_clips(1, 3, 2.0), tmp_path / "f" / "val", list(TAGS), progress=False)
     mc = ModelConfig(**TINY, lookahead_frames=2)
     init = ShortChunkCNN(mc).state_dict()
     init["head.bias"] = torch.full_like(init["head.bias"], float("nan"))

@@ -10,6 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
+from _train import SR, TINY, fake_data, synthetic_clips, tiny_config  # noqa: E402
+
 from rtclassify.errors import ConfigError, ParameterError  # noqa: E402
 from rtclassify.train.evaluate import (  # noqa: E402
     OnnxWindowModel, subset_metrics, choose_thresholds, hysteresis, predict_feature_set, tag_metrics)
@@ -18,9 +20,6 @@ from rtclassify.train.features import (  # noqa: E402
 from rtclassify.train.model import TAGS, ModelConfig, ShortChunkCNN  # noqa: E402
 from rtclassify.train.trainer import (  # noqa: E402
     TrainParams, Trainer, WindowSampler, augment, finalize_checkpoint, load_checkpoint, parse_config)
-
-SR = 16000
-TINY = dict(width=4, multipliers=[1, 2, 2, 4], time_pools=4, embedding_dim=16)
 
 
 # ----------------------------------------------------------------------------- model
@@ -134,35 +133,8 @@ def test_target_frames_and_windows_respect_lookahead_and_clips():
     np.testing.assert_array_equal(clip_of_start, clip_of_end)
 
 
-def _clips(seed, n, seconds=3.0):
-    """Synthetic clips: a harmonic tone (organ), a noise burst pattern (drums) or near silence, with frame labels."""
-    rng = np.random.default_rng(seed)
-    T = int(seconds * SR)
-    nfr = 1 + (T - 512) // 256
-    for k in range(n):
-        a = (0.001 * rng.normal(size=T)).astype(np.float32)
-        lab = np.zeros((nfr, 12), np.uint8)
-        s = int(rng.integers(0, T // 4))  # the sound starts inside the clip and lasts to its end
-        e = T
-        t = np.arange(e - s) / SR
-        kind = k % 3
-        if kind == 0:
-            f0 = rng.uniform(110, 330)
-            a[s:e] += sum(0.3 / h * np.sin(2 * np.pi * h * f0 * t) for h in range(1, 9))
-            j = TAGS.index("organ")
-        elif kind == 1:
-            a[s:e] += 0.3 * rng.normal(size=e - s) * np.exp(-((t * 8) % 1) * 6)
-            j = TAGS.index("drums")
-        else:
-            j = None
-        if j is not None:
-            centre = np.arange(nfr) * 256 + 256
-            lab[(centre >= s) & (centre < e), j] = 1
-        yield Clip(f"clip{k}", a, lab)
-
-
 def test_feature_cache_roundtrip_and_staleness(tmp_path):
-    fs = build_feature_set(_clips(0, 4, 1.0), tmp_path / "train", list(TAGS), source_fingerprint="abc",
+    fs = build_feature_set(synthetic_clips(0, 4, 1.0), tmp_path / "train", list(TAGS), source_fingerprint="abc",
                            progress=False)
     assert fs.n_clips == 4 and fs.mel.dtype == np.float16 and fs.labels.dtype == np.uint8
     again = load_feature_set(tmp_path / "train", tags=list(TAGS), frontend=DEFAULT_FRONTEND, source_fingerprint="abc")
@@ -450,8 +422,8 @@ def test_the_default_config_is_the_recipe_of_the_shipped_model():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")
-    train = build_feature_set(_clips(0, 12), tmp / "f" / "train", list(TAGS), progress=False)
-    val = build_feature_set(_clips(1, 6), tmp / "f" / "val", list(TAGS), progress=False)
+    train = build_feature_set(synthetic_clips(0, 12), tmp / "f" / "train", list(TAGS), progress=False)
+    val = build_feature_set(synthetic_clips(1, 6), tmp / "f" / "val", list(TAGS), progress=False)
     params = TrainParams(epochs=2, windows_per_epoch=1280, batch_size=64, lr=5e-3, threads=1, seed=3)
     mc = ModelConfig(**TINY, lookahead_frames=2)
     trainer = Trainer(mc, params, train, val, tmp / "run", TAGS,
@@ -540,40 +512,6 @@ def test_finalize_export_and_onnx_inference(tiny_run):
     assert np.all(np.diff(clip) >= 0)
     m = tag_metrics(labels, probs, TAGS)
     assert m["per_tag"]["organ"]["roc_auc"] > 0.9
-
-
-def tiny_config(tmp_path, windows_per_epoch: int, output: str) -> str:
-    """A config of one epoch of a width-4 model on ``tmp_path/data``, run in ``tmp_path/run``; ``output`` adds
-    lines to its [output] table."""
-    return f"""
-[data]
-dir = "{tmp_path / 'data'}"
-[model]
-width = 4
-multipliers = [1, 2, 2, 4]
-embedding_dim = 16
-[train]
-epochs = 1
-windows_per_epoch = {windows_per_epoch}
-batch_size = 64
-threads = 1
-[output]
-dir = "{tmp_path / 'run'}"
-{output}
-"""
-
-
-def fake_data(monkeypatch, seeds: dict, counts: dict, name: str, provenance: dict) -> None:
-    """Serve synthetic clips as a built data set's splits: ``counts[split]`` clips of 2 s drawn with
-    ``seeds[split]``, fingerprinted ``<name>-<split>``, with ``provenance``."""
-    import copy
-
-    import rtclassify.train.data as data
-
-    monkeypatch.setattr(data, "load_split", lambda d, split: (_clips(seeds[split], counts[split], 2.0),
-                                                              counts[split]), raising=False)
-    monkeypatch.setattr(data, "split_fingerprint", lambda d, split: f"{name}-{split}", raising=False)
-    monkeypatch.setattr(data, "provenance", lambda d: copy.deepcopy(provenance), raising=False)
 
 
 def test_train_cli_end_to_end(tmp_path, monkeypatch, capsys):
@@ -683,8 +621,8 @@ def test_bf16_channels_last_training_learns_and_exports_a_float32_graph(tmp_path
 
     from rtclassify.train.export import export_bundle
 
-    train = build_feature_set(_clips(0, 12), tmp_path / "f" / "train", list(TAGS), progress=False)
-    val = build_feature_set(_clips(1, 6), tmp_path / "f" / "val", list(TAGS), progress=False)
+    train = build_feature_set(synthetic_clips(0, 12), tmp_path / "f" / "train", list(TAGS), progress=False)
+    val = build_feature_set(synthetic_clips(1, 6), tmp_path / "f" / "val", list(TAGS), progress=False)
     params = TrainParams(epochs=2, windows_per_epoch=1280, batch_size=64, lr=5e-3, threads=1, seed=3,
                          precision="bf16", channels_last=True)
     trainer = Trainer(ModelConfig(**TINY, lookahead_frames=2), params, train, val, tmp_path / "run", TAGS,
@@ -728,8 +666,8 @@ def test_auto_precision_follows_the_cpu(tmp_path, monkeypatch, asked, native, ru
         return real_autocast(*a, **kw)
 
     monkeypatch.setattr(torch, "autocast", spy)
-    train = build_feature_set(_clips(0, 4), tmp_path / "f" / "train", list(TAGS), progress=False)
-    val = build_feature_set(_clips(1, 2), tmp_path / "f" / "val", list(TAGS), progress=False)
+    train = build_feature_set(synthetic_clips(0, 4), tmp_path / "f" / "train", list(TAGS), progress=False)
+    val = build_feature_set(synthetic_clips(1, 2), tmp_path / "f" / "val", list(TAGS), progress=False)
     out = io.StringIO()
     params = TrainParams(epochs=1, windows_per_epoch=128, batch_size=64, lr=5e-3, threads=1, seed=3, precision=asked)
     trainer = Trainer(ModelConfig(**TINY, lookahead_frames=2), params, train, val, tmp_path / "run", TAGS,

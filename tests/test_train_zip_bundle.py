@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from test_train_model import SR, fake_data, tiny_config  # noqa: E402
+from _train import SR, fake_data, tiny_config  # noqa: E402
 
 
 def _tiny(tmp_path, monkeypatch, out):
