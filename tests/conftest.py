@@ -38,6 +38,7 @@ def clf(bundle_dir):
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     """A data set built by the data builder in seconds (0.003 h of 2-s clips, seed 7); skips without its tools."""
+    pytest.importorskip("scipy", reason="the data builder's filters need scipy (the train extra)")
     from rtclassify.errors import MissingDependencyError
     from rtclassify.train.data import build as B
 

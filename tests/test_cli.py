@@ -72,6 +72,7 @@ def test_train_config_values_of_the_wrong_type_are_refused_before_training(tmp_p
 
 
 def test_a_config_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    pytest.importorskip("torch")  # train --config
     cfg = tmp_path / "latin1.toml"
     cfg.write_bytes(b"\xff\xfe[data]\n")
     assert cli.main(["train", "--config", str(cfg)]) == 1
@@ -173,6 +174,7 @@ def test_evaluate_scores_a_learned_bundle_on_the_tags_the_data_has(tmp_path, tin
     pytest.importorskip("torch")
     pytest.importorskip("onnx")
     pytest.importorskip("sklearn")
+    pytest.importorskip("scipy")
     from _models import write_cnn_bundle
     from _sounds import SR, bell
 

@@ -12,6 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
+pytest.importorskip("scipy")  # the pretraining augmentations and the data helpers
 
 from _models import write_cnn_bundle  # noqa: E402
 from _rtc_bundle import tone  # noqa: E402

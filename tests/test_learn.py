@@ -469,6 +469,7 @@ def test_read_labelled_data_folders_and_csv(tmp_path):
 @pytest.mark.slow
 def test_train_data_command_finetunes_a_bundle(cnn_bundle, tmp_path):
     pytest.importorskip("torch")
+    pytest.importorskip("scipy")
     import soundfile as sf
 
     rng = np.random.default_rng(0)
@@ -539,6 +540,7 @@ def test_augmenter_views_are_valid_and_seeded():
 @pytest.mark.slow
 def test_pretrain_command_writes_an_encoder(cnn_bundle, tmp_path):
     pytest.importorskip("torch")
+    pytest.importorskip("scipy")
     import soundfile as sf
 
     from rtclassify.learn.pretrain import load_encoder, ssl_encoder
@@ -630,6 +632,7 @@ def test_fewshot_one_support_example_uses_the_folds_of_learn(tmp_path, monkeypat
 
 def test_fewshot_seeds_do_not_depend_on_the_other_tasks(tmp_path, monkeypatch):
     """A task's data are rendered from the same seed whether it is built alone or with others."""
+    pytest.importorskip("scipy")
     from rtclassify.learn import fewshot
 
     seeds: dict = {}

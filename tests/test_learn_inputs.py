@@ -172,6 +172,7 @@ def test_a_tag_folder_of_silent_files_is_an_error(tmp_path):
 
 def test_train_options_of_the_other_mode_are_refused(tmp_path, capsys):
     """--set, --no-test and the like were ignored with --data; --out, --epochs and the like without it."""
+    pytest.importorskip("torch")
     cfg = tmp_path / "nope.toml"
     for argv, named in ((["--data", str(tmp_path), "--out", str(tmp_path / "o"), "--set", "train.epochs=1",
                           "--no-test"], "--set, --no-test: for training from --config"),
@@ -206,6 +207,7 @@ def _pretrain_args(tmp_path, *extra):
 def test_pretrain_checks_the_supervised_step_before_pretraining(tmp_path, capsys, monkeypatch):
     """A bad --labelled folder, --config or --set failed only after the whole pretraining."""
     pytest.importorskip("torch")
+    pytest.importorskip("scipy")
     import rtclassify.learn.pretrain as pt
 
     monkeypatch.setattr(pt, "pretrain", lambda *a, **k: pytest.fail("pretrained before checking --labelled"))

@@ -9,6 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
+pytest.importorskip("onnx")  # export
 
 from _train import SR, TINY, fake_data, synthetic_clips, tiny_config  # noqa: E402
 

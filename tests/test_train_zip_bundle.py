@@ -14,6 +14,7 @@ import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
+pytest.importorskip("onnx")  # export
 
 from _train import SR, fake_data, tiny_config  # noqa: E402
 
