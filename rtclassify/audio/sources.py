@@ -132,6 +132,7 @@ def _any_stream_open(sd) -> bool:
 
 
 def _is_real(x) -> bool:
+    """A real number (bools and strings are not); the listener's checks use it too."""
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 

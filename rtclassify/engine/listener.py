@@ -78,7 +78,6 @@ from __future__ import annotations
 
 import atexit
 import math
-import numbers
 import os
 import threading
 import time
@@ -87,6 +86,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..audio.sources import _is_real
 from ..errors import DeviceError, ParameterError, RtclassifyError, StateError
 from .multistream import MAX_CHANNEL_INDEX
 from .session import _positive_seconds
@@ -1097,11 +1097,6 @@ def _in_pieces(piece, bs: int):
             piece(x, x.shape[0])
 
     return store
-
-
-def _is_real(x) -> bool:
-    """A real number (bools and strings are not)."""
-    return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
 def _sink_name(sink) -> str:
