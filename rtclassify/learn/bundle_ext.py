@@ -38,14 +38,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BundleError, ParameterError
-from ..model.bundle import LABEL_RE
+from ..model.bundle import LABEL_RE, LABEL_RULE
 from ..model.bundle_write import write_bundle
 
-__all__ = ["append_head", "graph_names", "learned_bundle_files", "write_learned_bundle", "copy_bundle",
-           "check_tag_name", "TAG_NAME_RE"]
-
-#: Allowed tag names: they become OSC address parts and mapping-file keys (the rule a bundle's labels follow).
-TAG_NAME_RE = LABEL_RE
+__all__ = ["append_head", "graph_names", "learned_bundle_files", "copy_bundle", "check_tag_name"]
 
 # ---------------------------------------------------------------------------- protobuf wire format
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
@@ -347,10 +343,10 @@ def append_head(model: bytes, embedding: str, probs: str, n_tags: int, weight: n
 
 # ---------------------------------------------------------------------------- bundle
 def check_tag_name(name, labels) -> str:
-    """Validate a new tag name against :data:`TAG_NAME_RE` and the existing labels."""
-    if not isinstance(name, str) or not TAG_NAME_RE.match(name):
-        raise ParameterError(f"name must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit "
-                             f"(it becomes an OSC address part and a mapping key); got {name!r}")
+    """Validate a new tag name against the rule of a bundle's labels
+    (:data:`rtclassify.model.bundle.LABEL_RE`) and the existing labels."""
+    if not isinstance(name, str) or not LABEL_RE.match(name):
+        raise ParameterError(f"name must be {LABEL_RULE}; got {name!r}")
     if name in labels:
         raise ParameterError(f"name {name!r} is already a tag of this bundle ({', '.join(labels)})")
     same = [t for t in labels if t.casefold() == name.casefold()]
@@ -363,24 +359,6 @@ def check_tag_name(name, labels) -> str:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def write_learned_bundle(bundle, tag: str, weight: np.ndarray, bias: float, on: float, off: float, out,
-                         record: dict | None = None, features: str = "embedding") -> Path:
-    """Write a bundle with one more tag, computed by a linear head on the embedding.
-
-    :func:`learned_bundle_files` gives the files and says what the parameters
-    are; ``out`` is a folder to write ``model.onnx`` + ``model.json`` into
-    (created; the two files are replaced), or a path ending in ``.zip``. The
-    package's own default bundle is refused as ``out``.
-
-    Returns
-    -------
-    Path
-        ``out``.
-    """
-    files = learned_bundle_files(bundle, tag, weight, bias, on, off, record, features)
-    return write_bundle(out, files, shipped=False)
 
 
 def learned_bundle_files(bundle, tag: str, weight: np.ndarray, bias: float, on: float, off: float,

@@ -30,7 +30,7 @@ from ..detect.decoder import MAX_DURATION_S
 from ..errors import BundleError
 
 __all__ = ["Bundle", "load_bundle", "bundle_from_bytes", "default_bundle_path", "check_labels", "MODEL_JSON",
-           "MODEL_ONNX", "WEIGHTS", "FORMAT_VERSION", "LABEL_RE"]
+           "MODEL_ONNX", "WEIGHTS", "FORMAT_VERSION", "LABEL_RE", "LABEL_RULE"]
 
 MODEL_JSON = "model.json"
 MODEL_ONNX = "model.onnx"
@@ -40,6 +40,9 @@ FORMAT_VERSION = 1
 
 #: Allowed tag names (labels): they become OSC address parts and mapping-file keys.
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+#: :data:`LABEL_RE` in words, for messages
+LABEL_RULE = ("1-64 letters, digits, '_', '-' or '.', starting with a letter or digit (it becomes an OSC address "
+              "part and a mapping key)")
 
 #: frontend keys passed to :class:`rtclassify.MelFrontend` (the first four are required)
 FRONTEND_REQUIRED = ("sample_rate", "n_fft", "hop_length", "n_mels")
@@ -515,8 +518,7 @@ def check_labels(labels) -> str:
     """
     for tag in labels:
         if not LABEL_RE.match(tag):
-            return (f"{tag!r} is not a tag name: 1-64 letters, digits, '_', '-' or '.', starting with a letter or "
-                    f"digit (it becomes an OSC address part and a mapping key)")
+            return f"{tag!r} is not a tag name: {LABEL_RULE}"
     seen: dict = {}
     for tag in labels:
         other = seen.setdefault(tag.casefold(), tag)
