@@ -364,16 +364,16 @@ class MultiStreamSession(NativeStateMixin):
             j = nxt
             if pos[0] < 0:
                 continue
-            # every stream's trigger moves on before the run, as StreamSession's does: a run that fails loses
-            # this hop only, and the next due frame still triggers one (with the trigger left on a frame
-            # already written, no hop would ever be due again)
-            hop = self.hop_frames
             for i, s in enumerate(streams):
                 s._window(pos[i], batch[i])
-                s._trigger += hop
-            probs = self._run(batch)
-            for s in streams:
-                s._trigger -= hop  # _decide decides the hop at the trigger and moves it on itself
+            try:
+                probs = self._run(batch)
+            except BaseException:
+                # a run that fails loses this hop only: every stream's trigger moves on as _decide would have
+                # moved it (left on a frame already written, no hop would ever be due again)
+                for s in streams:
+                    s._trigger += self.hop_frames
+                raise
             for i, s in enumerate(streams):
                 s._decide(probs[i], events)
             self._hops += 1
