@@ -353,3 +353,106 @@ def test_technique_detector_value_interval_takes_numpy_numbers_not_bools():
     TechniqueDetector(16000, value_interval=np.float32(0.02))
     with pytest.raises(ParameterError, match="value_interval"):
         TechniqueDetector(16000, value_interval=True)
+
+
+# ------------------------------------------------------------------------------------ third review round
+def test_a_file_in_two_tag_folders_carries_both_tags(tmp_path):
+    """A duet linked into piano/ and singing/ was read twice, each copy a negative for the other tag."""
+    from rtclassify.learn.finetune import read_labelled_data
+
+    data = tmp_path / "data"
+    duet = _write(data / "ding" / "duet.wav", bell(SR, 1.0, 1))
+    (data / "hum").mkdir()
+    (data / "hum" / "duet.wav").symlink_to(duet)
+    _write(data / "hum" / "solo.wav", tone(SR, 1.0, 220.0, 0.3))
+    items, tags = read_labelled_data(data, DEFAULT_FRONTEND, _quiet())
+    assert tags == ["ding", "hum"] and len(items) == 2
+    lab = dict((name, lab) for name, _, lab in items)[str(duet)]
+    assert lab[:, 0].sum() > 0 and np.array_equal(lab[:, 0], lab[:, 1])
+
+
+def test_hidden_files_are_skipped_and_loose_files_noted(tmp_path):
+    """macOS '._a.wav' resource forks aborted the run (cannot read audio); files beside the tag folders vanished
+    without a word."""
+    from rtclassify.learn.finetune import read_labelled_data
+    from rtclassify.learn.pretrain import list_audio
+
+    data = tmp_path / "data"
+    _write(data / "ding" / "a.wav", bell(SR, 1.0, 1))
+    (data / "ding" / "._a.wav").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    (data / "ding" / ".cache").mkdir()
+    (data / "ding" / ".cache" / "b.wav").write_bytes(b"junk")
+    _write(data / "loose.wav", bell(SR, 1.0, 2))
+    console = _quiet()
+    items, tags = read_labelled_data(data, DEFAULT_FRONTEND, console)
+    assert [name for name, _, _ in items] == [str(data / "ding" / "a.wav")]
+    note = " ".join(console.file.getvalue().split())
+    assert f"1 audio file(s) directly in {data} carry no tag and are left out (loose.wav)" in note, note
+    assert list_audio(data / "ding") == [data / "ding" / "a.wav"]
+
+
+def test_csv_rows_tagged_none_list_negatives(tmp_path):
+    """'none' in a CSV became a tag called none (sent as MIDI and OSC); a negatives-only file could not be listed."""
+    from rtclassify.learn.finetune import read_labelled_data
+
+    _write(tmp_path / "a.wav", bell(SR, 1.0, 1))
+    _write(tmp_path / "n.wav", tone(SR, 1.0, 300.0, 0.3))
+    csv = tmp_path / "labels.csv"
+    for none in ("none", "NONE", "_none", "Negatives"):
+        csv.write_text(f"file,start,end,tag\na.wav,0,1,beep\nn.wav,0,1,{none}\n")
+        items, tags = read_labelled_data(csv, DEFAULT_FRONTEND, _quiet())
+        assert tags == ["beep"] and len(items) == 2
+        assert dict((n, lab) for n, _, lab in items)[str(tmp_path / "n.wav")].sum() == 0
+    csv.write_text("n.wav,0,1,none\n")
+    with pytest.raises(ParameterError, match=r"every row is tagged as a negative"):
+        read_labelled_data(csv, DEFAULT_FRONTEND, _quiet())
+
+
+def test_csv_missing_file_names_its_line_and_a_long_row_is_noted(tmp_path):
+    from rtclassify.learn.finetune import read_labelled_data
+
+    _write(tmp_path / "a.wav", bell(SR, 1.0, 1))
+    csv = tmp_path / "labels.csv"
+    csv.write_text("a.wav,0,1,beep\n# note\nnope.wav,0,1,beep\n")
+    with pytest.raises(ParameterError, match=rf"labels\.csv:3: {tmp_path / 'nope.wav'}: no such file"):
+        read_labelled_data(csv, DEFAULT_FRONTEND, _quiet())
+    csv.write_text("a.wav,0,1500,beep\n")
+    console = _quiet()
+    items, _ = read_labelled_data(csv, DEFAULT_FRONTEND, console)
+    assert items[0][2].all()
+    note = " ".join(console.file.getvalue().split())
+    assert "labels.csv:1: the row ends at 1500 s, past the end of" in note and "(are the times in seconds?)" in note
+
+
+def test_out_inside_data_is_refused_before_any_work(tmp_path, capsys):
+    """The run folder made inside --data was then read as a tag folder holding no audio."""
+    data = _tag_folders(tmp_path / "data", seconds=0.5)
+    err = _one_line_error(capsys, ["train", "--data", str(data), "--out", str(data / "mine")])
+    assert err.endswith(f"error: --out {data / 'mine'} is inside --data {data}: the bundle and its run folder mine.run "
+                   f"would be read as tag folders; write them outside the data folder"), err
+    assert sorted(p.name for p in data.iterdir()) == ["_none", "ding", "hum"]
+
+
+@pytest.mark.parametrize("what", ["n_mels", "frontend"])
+def test_an_init_checkpoint_for_other_frames_is_refused_before_the_data_is_read(tiny_base, tmp_path, capsys,
+                                                                                  monkeypatch, what):
+    """A 64-mel checkpoint against a 128-mel base crashed with a tensor-size traceback after the features were
+    built; one whose frontend differed trained silently on frames its network never saw."""
+    import rtclassify.learn.finetune as ft
+    from rtclassify.train.model import TAGS, ModelConfig, ShortChunkCNN
+    from rtclassify.train.trainer import CHECKPOINT_FORMAT
+
+    cfg = ModelConfig(n_mels=64 if what == "n_mels" else 128, width=2, multipliers=[1, 2, 2, 2], time_pools=4,
+                      embedding_dim=16, lookahead_frames=2)
+    ck = {"format": CHECKPOINT_FORMAT, "model_config": cfg.to_dict(), "state_dict": ShortChunkCNN(cfg).state_dict(),
+          "tags": list(TAGS)}
+    if what == "frontend":
+        ck["frontend"] = {**DEFAULT_FRONTEND, "fmax": 4000.0}
+    torch.save(ck, tmp_path / "other.pt")
+    data = _tag_folders(tmp_path / "data", seconds=0.5)
+    monkeypatch.setattr(ft, "read_labelled_data", lambda *a, **k: pytest.fail("data read before --init's check"))
+    err = _one_line_error(capsys, ["train", "--data", str(data), "--out", str(tmp_path / "ft"), "--bundle",
+                                   str(tiny_base), "--init", str(tmp_path / "other.pt")])
+    assert f"error: --init {tmp_path / 'other.pt'}: its " in err, err
+    assert ("n_mels 64, the base bundle" in err) if what == "n_mels" else ("fmax (4000.0 against 8000.0)" in err)
+    assert not (tmp_path / "ft").exists() and not (tmp_path / "ft.run").exists()

@@ -19,7 +19,20 @@ import numpy as np
 
 from ..errors import ParameterError, RtclassifyError
 
-__all__ = ["AudioFileError", "AudioInfo", "info", "read_audio", "iter_blocks", "open_blocks", "to_mono"]
+__all__ = ["AudioFileError", "AudioInfo", "info", "read_audio", "iter_blocks", "open_blocks", "to_mono",
+           "AUDIO_EXTENSIONS", "audio_files_under"]
+
+#: File name extensions taken for audio when a folder is searched (``rtclassify pretrain``, ``train --data``).
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus")
+
+
+def audio_files_under(folder) -> list:
+    """The audio files under ``folder`` (by extension, searched recursively, sorted). Hidden files and folders
+    (a name starting with ``.``: the ``._x.wav`` resource forks macOS leaves on other file systems, ``.Trash``)
+    are skipped."""
+    folder = Path(folder)
+    return sorted(f for f in folder.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file()
+                  and not any(part.startswith(".") for part in f.relative_to(folder).parts))
 
 
 class AudioFileError(RtclassifyError, OSError):

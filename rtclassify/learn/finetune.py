@@ -9,7 +9,11 @@ folder per tag
     and above -70 dBFS, gaps up to 6 frames filled: the data recipe's rule);
     its silent frames are negatives. Files in a folder named ``_none``,
     ``none`` or ``negatives`` (in any case) carry no tag (pure negatives). A
-    tag whose files have no sounding frame at all is an error.
+    tag whose files have no sounding frame at all is an error. One file in
+    several tag folders (a link or the same real path) carries each of their
+    tags. Hidden files and folders (names starting with ``.``) are skipped;
+    audio files directly in ``FOLDER`` carry no tag and are left out, with a
+    note.
 CSV file
     Rows ``file,start,end,tag`` (UTF-8 text; seconds; paths relative to the
     CSV's folder). The first row may be a header: ``file,start,end,tag`` in
@@ -18,8 +22,10 @@ CSV file
     Lines starting with ``#`` and blank lines are skipped anywhere. Frames
     whose centre lies in ``[start, end)`` carry the tag; several rows may
     label one file (multi-label), under any spelling of its path. Every other
-    frame of a listed file is a negative. A row that labels no frame (it
-    starts after the file's end, or is shorter than a frame step) is an error.
+    frame of a listed file is a negative; a row tagged ``none``, ``_none`` or
+    ``negatives`` lists a file as negatives only. A row that labels no frame
+    (it starts after the file's end, or is shorter than a frame step) is an
+    error; one that ends past the file's end gets a note.
 
 Tag names (the tag folders' names, the CSV's tags) are checked before any
 audio is read: the rule of :func:`rtclassify.learn.bundle_ext.check_tag_name`,
@@ -58,20 +64,20 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio.files import AUDIO_EXTENSIONS, audio_files_under
 from ..errors import ParameterError, require
 from ..train import MAX_LR, MAX_SEED
 
 __all__ = ["read_labelled_data", "state_from_onnx", "base_state", "finetune", "check_settings", "add_arguments",
-           "check_config_run", "run", "run_folder", "NONE_FOLDERS"]
+           "check_config_run", "run", "run_folder", "load_init", "NONE_FOLDERS"]
 
 NONE_FOLDERS = ("_none", "none", "negatives")
-_AUDIO = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus")
 
 
 # ------------------------------------------------------------------------------------------------ data
 def _looks_like_audio(path: Path) -> bool:
     """An audio file by its extension or its first bytes (RIFF/WAVE, FLAC, Ogg, MP3, AIFF)."""
-    if path.suffix.lower() in _AUDIO:
+    if path.suffix.lower() in AUDIO_EXTENSIONS:
         return True
     try:
         with open(path, "rb") as f:
@@ -217,19 +223,28 @@ def read_labelled_data(data, frontend: dict, console=None) -> tuple[list, list]:
             tag = row[3].strip()
             if not tag:
                 raise ParameterError(f"{data}:{ln}: empty tag")
-            _check_tag(tag, f"{data}:{ln}", f"line {ln}", seen)
+            if tag.casefold() in NONE_FOLDERS:
+                tag = None  # a negatives row: the file is listed, the span carries no tag
+            else:
+                _check_tag(tag, f"{data}:{ln}", f"line {ln}", seen)
             if not 0 <= start < end:
                 raise ParameterError(f"{data}:{ln}: need 0 <= start < end (got {start}, {end})")
             p = Path(row[0].strip())
             rows.append((p if p.is_absolute() else data.parent / p, start, end, tag, ln))
         if not rows:
             raise ParameterError(f"{data}: no labelled rows (file,start,end,tag)")
-        tags = sorted({r[3] for r in rows})
+        tags = sorted({r[3] for r in rows if r[3] is not None})
+        if not tags:
+            raise ParameterError(f"{data}: every row is tagged as a negative (none, _none or negatives) (negatives only); "
+                                 f"at least one row must carry a tag to train")
         # one file under several spellings (a/x.wav, ./a/../a/x.wav, a link) is one file: its rows label it together
         key = {r[0]: Path(os.path.realpath(r[0])) for r in rows}
         items = []
         for real in sorted(set(key.values())):
-            path = next(r[0] for r in rows if key[r[0]] == real)
+            path, first_ln = next((r[0], r[4]) for r in rows if key[r[0]] == real)
+            if not path.is_file():
+                raise ParameterError(f"{data}:{first_ln}: {path}: "
+                                     f"{'not a file' if path.exists() else 'no such file'}")
             x = _load(path, frontend, warn)
             n = _frames(len(x), hop, n_fft)
             centre = (np.arange(n) * hop + n_fft / 2) / sr
@@ -241,7 +256,11 @@ def read_labelled_data(data, frontend: dict, console=None) -> tuple[list, list]:
                         raise ParameterError(f"{data}:{ln}: {start:g}-{end:g} s labels no frame of {p} "
                                              f"({len(x) / sr:.2f} s long, a frame centre every "
                                              f"{1000 * hop / sr:.0f} ms from {500 * n_fft / sr:.0f} ms)")
-                    lab[span, tags.index(tag)] = 1
+                    if end > len(x) / sr + 0.5:
+                        warn(f"{data}:{ln}: the row ends at {end:g} s, past the end of {p} ({len(x) / sr:.2f} s): "
+                             f"it labels the file to its end (are the times in seconds?)")
+                    if tag is not None:
+                        lab[span, tags.index(tag)] = 1
             items.append((str(path), x, lab))
         return items, tags
     if not data.is_dir():
@@ -250,24 +269,37 @@ def read_labelled_data(data, frontend: dict, console=None) -> tuple[list, list]:
     tags = [p.name for p in folders if p.name.casefold() not in NONE_FOLDERS]
     if not tags:
         raise ParameterError(f"--data: {data} has no tag folder (expected {data}/<tag>/*.wav)")
-    listed = []
+    loose = sorted(f.name for f in data.iterdir() if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS
+                   and not f.name.startswith("."))
+    if loose:
+        warn(f"--data: {len(loose)} audio file(s) directly in {data} carry no tag and are left out "
+             f"({', '.join(loose[:3])}{', ...' if len(loose) > 3 else ''}); put them in a tag folder, or in "
+             f"{data}/_none as negatives")
+    # one file in several tag folders (copies by link) is one file carrying each of their tags
+    listed: dict = {}
     for folder in folders:
-        files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in _AUDIO and f.is_file())
+        files = audio_files_under(folder)
         tag = None if folder.name.casefold() in NONE_FOLDERS else folder.name
         if tag is not None:
             _check_tag(tag, f"--data: {folder}", f"the folder {folder}", seen)
             if not files:
                 raise ParameterError(f"--data: the tag folder {folder} holds no audio file")
-        listed += [(f, tag) for f in files]
+        for f in files:
+            path, file_tags = listed.setdefault(Path(os.path.realpath(f)), (f, set()))
+            if tag is not None:
+                file_tags.add(tag)
     items = []
-    for f, tag in listed:
-        x = _load(f, frontend, warn)
+    for path, file_tags in listed.values():
+        x = _load(path, frontend, warn)
         n = _frames(len(x), hop, n_fft)
         lab = np.zeros((n, len(tags)), np.uint8)
-        if tag is not None:
-            lab[:, tags.index(tag)] = _sounding(x, frontend)
-        items.append((str(f), x, lab))
+        if file_tags:
+            on = _sounding(x, frontend)
+            for tag in file_tags:
+                lab[:, tags.index(tag)] = on
+        items.append((str(path), x, lab))
     return items, tags
+
 
 
 def _check_tags_sound(items, tags, data) -> None:
@@ -420,17 +452,44 @@ def state_from_onnx(bundle, calibration: np.ndarray | None = None) -> dict:
             "learned_tags": learned}
 
 
+def load_init(init, bundle) -> dict:
+    """The ``--init`` checkpoint, checked against the base bundle: its network must read the bundle's frames
+    (mel bands, window, lookahead) and, where the checkpoint records it, from the same frontend.
+
+    Raises
+    ------
+    ParameterError
+        An unreadable checkpoint, or the first setting that differs, naming ``--init``.
+    """
+    from ..train.trainer import load_checkpoint
+
+    ck = load_checkpoint(init)
+    mc = ck["model_config"]
+    for key, want in (("n_mels", bundle.n_mels), ("window_frames", bundle.window_frames),
+                      ("lookahead_frames", bundle.lookahead_frames)):
+        if key in mc and int(mc[key]) != int(want):
+            raise ParameterError(f"--init {init}: its network has {key} {mc[key]}, the base bundle {bundle.path} "
+                                 f"{want}: a checkpoint must come from a run on the base bundle's frontend and window")
+    fe = ck.get("frontend")
+    if isinstance(fe, dict):
+        diff = sorted(k for k in set(fe) | set(bundle.frontend) if fe.get(k) != bundle.frontend.get(k))
+        if diff:
+            raise ParameterError(f"--init {init}: its frontend differs from the base bundle's ({bundle.path}) in "
+                                 + ", ".join(f"{k} ({fe.get(k)!r} against {bundle.frontend.get(k)!r})" for k in diff)
+                                 + ": its network was trained on other frames")
+    return ck
+
+
 def base_state(bundle, init=None, calibration=None) -> tuple[dict, str]:
-    """Weights to start from: ``init`` checkpoint, the bundle's torch weights, or its ONNX graph.
+    """Weights to start from: ``init`` checkpoint (checked by :func:`load_init`), the bundle's torch weights, or
+    its ONNX graph.
 
     Returns
     -------
     (checkpoint-like dict, description of the source)
     """
     if init is not None:
-        from ..train.trainer import load_checkpoint
-
-        return load_checkpoint(init), f"checkpoint {init}"
+        return load_init(init, bundle), f"checkpoint {init}"
     if not bundle.is_zip:
         from ..model.backend_torch import TorchBackend
 
@@ -502,6 +561,9 @@ def finetune(data, out, bundle=None, init=None, epochs: int = 6, minutes: float 
     if not (Path(data).is_dir() or Path(data).is_file()):
         raise ParameterError(f"--data: {data} is neither a folder of tag folders nor a CSV file")
     run_dir = run_folder(out)
+    if Path(data).is_dir() and Path(data).resolve() in run_dir.resolve().parents:
+        raise ParameterError(f"--out {out} is inside --data {data}: the bundle and its run folder {run_dir.name} "
+                             f"would be read as tag folders; write them outside the data folder")
     created = not run_dir.exists()
     make_output_folder(run_dir, "--out's run folder")
     try:
@@ -537,6 +599,7 @@ def _finetune_into(data, out: Path, run_dir: Path, bundle, init, epochs, minutes
 
     dropped = learned_tags(base)
     fe = dict(base.frontend)
+    init_ck = load_init(init, base) if init is not None else None  # before the data is read
     items, tags = read_labelled_data(data, fe, console)
     train_items, val_items = _split_files(items, tags, val_fraction, seed)
     if not val_items:
@@ -560,7 +623,7 @@ def _finetune_into(data, out: Path, run_dir: Path, bundle, init, epochs, minutes
                          + base.lookahead_frames, W)
     # the new output head's initial weights come from torch's generator: seeded, so a seed gives one run
     torch.manual_seed(int(seed))
-    ck, source = base_state(base, init, calib)
+    ck, source = (init_ck, f"checkpoint {init}") if init is not None else base_state(base, None, calib)
     if dropped:
         console.print(f"[yellow]note: {base.path} has learned tag(s) {', '.join(dropped)} (rtclassify learn): "
                       f"fine-tuning starts from its base network, whose tags are replaced by yours, so "

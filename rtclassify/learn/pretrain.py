@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio.files import AUDIO_EXTENSIONS, audio_files_under
 from ..errors import ParameterError, require
 from ..train import MAX_LR, MAX_SEED, MAX_TEMPERATURE, MIN_TEMPERATURE
 
@@ -54,7 +55,6 @@ __all__ = ["PretrainParams", "AudioPool", "Augmenter", "pretrain", "load_encoder
 
 ENCODER_FORMAT = "rtclassify-ssl-encoder-1"
 CHUNK_SECONDS = 1.5
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus")
 #: the pretraining loss history in the output folder (``history.json`` there is the supervised step's)
 HISTORY_NAME = "pretrain_history.json"
 #: what a pretraining run leaves in its folder (with ``--labelled``, the supervised run's files and bundle too;
@@ -128,11 +128,11 @@ class PretrainParams:
 
 # ------------------------------------------------------------------------------------------------ data
 def list_audio(folder) -> list[Path]:
-    """Audio files under ``folder`` (recursive, sorted), by extension."""
+    """Audio files under ``folder`` (recursive, sorted, by extension; hidden files skipped)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ParameterError(f"--data: {folder} is not a folder")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+    files = audio_files_under(folder)
     if not files:
         raise ParameterError(f"--data: no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {folder}")
     return files
