@@ -8,9 +8,12 @@ Heavy dependencies are imported inside ``run`` so that ``--help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import pkgutil
+import signal
 import sys
+import threading
 
 from . import commands as _commands_pkg
 from .commands._args import UsageError
@@ -22,6 +25,38 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D401 - argparse API
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP during a command, raised where the main thread was: the command unwinds as after Ctrl-C
+    (a data build ends its render workers, a training run keeps its last checkpoint) instead of dying with its
+    child processes left running."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+
+
+@contextlib.contextmanager
+def _signals_unwind():
+    """SIGTERM and SIGHUP raise :class:`Terminated` while a command runs, where their action is the default one
+    (a host that handles them keeps its handlers; the live commands install their own clean stop); the handlers
+    in place before are put back after. Main thread only (elsewhere signals cannot be handled)."""
+    old = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGTERM", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
+                old[sig] = signal.signal(sig, _raise_terminated)
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(signum)
 
 
 def _command_modules():
@@ -53,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return its exit status.
 
     0: done; 1: an error the command reported in one line; 2: wrong arguments (argparse exits with it);
-    130: interrupted; 141: standard output's reader went away.
+    130: interrupted (Ctrl-C); 128 + the signal (143, 129): stopped by SIGTERM or SIGHUP, after the command
+    unwound (see :class:`Terminated`); 141: standard output's reader went away.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -61,7 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args._run(args) or 0)
+        with _signals_unwind():
+            return int(args._run(args) or 0)
+    except Terminated as exc:
+        print(f"rtclassify: stopped by {exc.args[0]}", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("rtclassify: interrupted", file=sys.stderr)
         return 130

@@ -304,8 +304,53 @@ def test_a_render_worker_that_cannot_start_is_one_error_not_a_hang(tmp_path):
     assert r.returncode == 1 and "cannot load libfluidsynth" in r.stderr and "Traceback" not in r.stderr
 
 
+def _render_workers_once_rendering(p, out, timeout=120.0) -> list[int]:
+    """The process ids of the render workers of the build ``p`` (children running multiprocessing's spawn_main),
+    once it has written a clip of ``out`` (its workers then render the next ones); [] if it ended first."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.5)
+        if not (out / "train").is_dir() or not any((out / "train").iterdir()):
+            continue
+        found = [pid for pid in _children(p.pid) if b"spawn_main" in _cmdline(pid)]
+        if found:
+            return found
+    return []
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for d in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            kids.append(int(d))
+    return kids
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _alive(pid: int) -> bool:
+    """Running (not a zombie: a child already ended, not yet reaped by its parent's parent)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 @needs_tools
-def test_a_render_worker_that_dies_ends_the_build_with_an_error(tmp_path):
+def test_sigterm_ends_the_build_and_its_render_workers(tmp_path):
+    """SIGTERM (a scheduler's cancel, `timeout`, `kill`) ended the build but left its render workers waiting on
+    their job queue for good, each holding hundreds of MB."""
     import signal
     import subprocess
     import sys
@@ -313,26 +358,44 @@ def test_a_render_worker_that_dies_ends_the_build_with_an_error(tmp_path):
 
     out = tmp_path / "d"
     with subprocess.Popen([sys.executable, "-m", "rtclassify", "data", "build", "--out", str(out), "--hours", "0.05",
+                           "--clip-seconds", "2", "--workers", "2", "--no-progress"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, cwd=tmp_path) as p:
+        workers = []
+        try:
+            workers = _render_workers_once_rendering(p, out)
+            assert workers, "no render worker was found"
+            p.send_signal(signal.SIGTERM)
+            _, err = p.communicate(timeout=60)
+            deadline = time.monotonic() + 10
+            while any(map(_alive, workers)) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            left = [w for w in workers if _alive(w)]
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+            for w in workers:
+                if _alive(w):
+                    os.kill(w, signal.SIGKILL)
+    assert p.returncode == 143 and "rtclassify: stopped by SIGTERM" in err and "Traceback" not in err, err[-2000:]
+    assert not left, f"render workers still running after the build ended: {left}"
+    assert (out / "build-unfinished.json").is_file()  # the next run of the command picks up from here
+
+
+@needs_tools
+def test_a_render_worker_that_dies_ends_the_build_with_an_error(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "d"
+    with subprocess.Popen([sys.executable, "-m", "rtclassify", "data", "build", "--out", str(out), "--hours", "0.05",
                            "--clip-seconds", "2", "--workers", "1", "--no-progress"], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, cwd=tmp_path) as p:  # cwd: the installed package
         try:
-            killed = None
-            deadline = time.monotonic() + 120
-            while killed is None and time.monotonic() < deadline and p.poll() is None:
-                time.sleep(0.5)
-                if not (out / "train").is_dir() or not any((out / "train").iterdir()):
-                    continue  # a clip written: the worker is rendering the next ones
-                for d in filter(str.isdigit, os.listdir("/proc")):
-                    try:
-                        stat = Path(f"/proc/{d}/stat").read_text()
-                        cmd = Path(f"/proc/{d}/cmdline").read_bytes()
-                    except OSError:
-                        continue
-                    if int(stat.rsplit(")", 1)[1].split()[1]) == p.pid and b"spawn_main" in cmd:
-                        os.kill(int(d), signal.SIGKILL)
-                        killed = int(d)
-                        break
-            assert killed is not None, "no render worker was found to kill"
+            workers = _render_workers_once_rendering(p, out)
+            assert workers, "no render worker was found to kill"
+            os.kill(workers[0], signal.SIGKILL)
             _, err = p.communicate(timeout=120)
         finally:
             if p.poll() is None:
@@ -359,3 +422,23 @@ def test_stopping_the_build_early_ends_the_workers_at_once(tmp_path):
     t0 = time.monotonic()
     gen.close()
     assert time.monotonic() - t0 < 2.0
+
+
+@needs_tools
+@pytest.mark.parametrize("damage", ["audio gone", "audio cut", "labels gone", "labels cut"])
+def test_a_damaged_clip_is_one_error_naming_it(full, tmp_path, damage):
+    """A clip missing or cut short in a copied data set gave soundfile's or numpy's traceback in train/evaluate."""
+    from rtclassify.errors import RtclassifyError
+
+    out = _copy(full, tmp_path)
+    rec = B.split_records(out, "val")[0]
+    path = out / rec["audio" if damage.startswith("audio") else "labels"]
+    if damage.endswith("gone"):
+        path.unlink()
+    else:
+        path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(RtclassifyError) as err:
+        list(B.iter_split(out, "val"))
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: ") and ("no such file" in msg) == damage.endswith("gone"), msg
+    assert f"the data set {out} is incomplete or damaged" in msg and "Traceback" not in msg

@@ -1008,11 +1008,25 @@ def iter_split(data_dir, split: str) -> Iterator[Clip]:
     import soundfile as sf
 
     root = Path(data_dir)
+
+    def damaged(path, why):
+        return RtclassifyError(f"{path}: {why}: the data set {root} is incomplete or damaged (a copy or sync "
+                               f"that did not finish, a full disk?); build it again (delete the folder and run "
+                               f"the same 'rtclassify data build' command)")
+
     for rec in split_records(root, split):
-        audio, sr = sf.read(root / rec["audio"], dtype="float32")
+        path = root / rec["audio"]
+        try:
+            audio, sr = sf.read(path, dtype="float32")
+        except (OSError, RuntimeError, ValueError) as exc:  # soundfile's errors are RuntimeErrors
+            raise damaged(path, "no such file" if not path.exists() else f"cannot read ({exc})") from None
         if sr != SAMPLE_RATE or audio.ndim != 1:
             raise RtclassifyError(f"{root / rec['audio']}: expected 16 kHz mono, got {sr} Hz {audio.shape}")
-        labels = np.load(root / rec["labels"])
+        path = root / rec["labels"]
+        try:
+            labels = np.load(path)
+        except (OSError, ValueError, EOFError) as exc:
+            raise damaged(path, "no such file" if not path.exists() else f"cannot read ({exc})") from None
         if labels.shape != (n_frames(len(audio)), len(TAGS)):
             raise RtclassifyError(f"{root / rec['labels']}: shape {labels.shape} does not match the audio "
                                   f"({n_frames(len(audio))} frames x {len(TAGS)} tags)")
