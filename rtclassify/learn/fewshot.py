@@ -271,30 +271,86 @@ def _queries(task: Task, ctx, seed: int, n: int, source: str) -> list[tuple[np.n
     return out
 
 
-def build_fewshot_data(out_dir, seed: int = 11, tasks=TASKS, pool: int = POOL, n_query: int = N_QUERY,
-                       npm_cache=None, progress: bool = True) -> Path:
+#: the rendering settings a data folder's about.json records; the folder holds data of these settings only
+RENDER_SETTINGS = ("seed", "pool", "n_query", "query_seconds")
+DEFAULT_SEED = 11
+
+
+def read_about(data_dir) -> dict | None:
+    """A data folder's ``about.json`` (what :func:`build_fewshot_data` rendered there), or None when it has none."""
+    f = Path(data_dir) / "about.json"
+    if not f.exists():
+        return None
+    try:
+        about = json.loads(f.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ParameterError(f"{f}: not a readable few-shot data record ({exc})") from None
+    if not isinstance(about, dict):
+        raise ParameterError(f"{f}: not a few-shot data record (expected a JSON object)")
+    return about
+
+
+def data_settings(data_dir, seed: int | None = None, pool: int | None = None, n_query: int | None = None) -> dict:
+    """The rendering settings for ``data_dir``: each one given, else the folder's (its about.json), else the default.
+
+    Raises
+    ------
+    ParameterError
+        A given setting differs from the one the folder's about.json records (its files were rendered
+        with the recorded one; another data folder is needed), or a setting is out of range.
+    """
+    about = read_about(data_dir) or {}
+    given = {"seed": seed, "pool": pool, "n_query": n_query, "query_seconds": QUERY_SECONDS}
+    defaults = {"seed": DEFAULT_SEED, "pool": POOL, "n_query": N_QUERY}
+    out = {}
+    for key in RENDER_SETTINGS:
+        value, recorded = given[key], about.get(key)
+        if value is not None and recorded is not None and value != recorded:
+            raise ParameterError(f"{key}: the data folder {data_dir} holds task data rendered with {key} {recorded} "
+                                 f"(its about.json), not {value}; give another data folder (--data) for {key} "
+                                 f"{value}")
+        out[key] = value if value is not None else recorded if recorded is not None else defaults[key]
+    for key, lo in (("seed", 0), ("pool", 1), ("n_query", 1)):
+        v = out[key]
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise ParameterError(f"{key} must be an integer >= {lo} (got {v!r})")
+    return out
+
+
+def build_fewshot_data(out_dir, seed: int | None = None, tasks=TASKS, pool: int | None = None,
+                       n_query: int | None = None, npm_cache=None, progress: bool = True) -> Path:
     """Render the support pools and query clips of every task into ``out_dir/<task>.npz`` (skips existing files).
+
+    ``seed``, ``pool``, ``n_query``: None takes the folder's (its ``about.json``), or the default
+    (11, :data:`POOL`, :data:`N_QUERY`) for a new folder; one that differs from the folder's is refused
+    (:func:`data_settings`), as the folder's files were rendered with it. ``about.json`` records these
+    settings and the tasks rendered into the folder; it is written only when a task is rendered.
 
     Returns
     -------
     Path
         ``out_dir``.
     """
+    out_dir = Path(out_dir)
+    settings = data_settings(out_dir, seed, pool, n_query)
+    about = read_about(out_dir) or {}
+    todo = [t for t in tasks if not (out_dir / f"{t.name}.npz").exists()]
+    if not todo:
+        return out_dir  # nothing to render: the folder and its about.json stay as they are
+
     from rich.progress import Progress
 
     from ..train.data.build import WorkerContext
 
-    out_dir = Path(out_dir)
+    seed, pool, n_query = settings["seed"], settings["pool"], settings["n_query"]
+    recorded = [t for t in about.get("tasks", []) if isinstance(t, dict)]
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = WorkerContext(npm_cache)
     try:
         with Progress(transient=True, disable=not progress) as bar:
-            job = bar.add_task("few-shot data", total=len(tasks))
-            for task in tasks:
+            job = bar.add_task("few-shot data", total=len(todo))
+            for task in todo:
                 f = out_dir / f"{task.name}.npz"
-                if f.exists():
-                    bar.advance(job)
-                    continue
                 tseed = seed * 1000 + task_index(task.name)
                 sup = _support(task, ctx, tseed, pool)
                 arrays = {"support": np.concatenate(sup), "support_offsets": np.cumsum([0] + [len(s) for s in sup])}
@@ -306,12 +362,15 @@ def build_fewshot_data(out_dir, seed: int = 11, tasks=TASKS, pool: int = POOL, n
                 tmp = f.with_suffix(".tmp.npz")
                 np.savez_compressed(tmp, **arrays)
                 tmp.replace(f)
+                # the record: the folder's earlier tasks and each one rendered now, written as each file lands
+                recorded = [t for t in recorded if t.get("name") != task.name] + [dict(task.__dict__)]
+                record = {**about, **settings, "tasks": recorded}
+                rec_tmp = out_dir / "about.json.tmp"
+                rec_tmp.write_text(json.dumps(record, indent=1, default=list))
+                rec_tmp.replace(out_dir / "about.json")
                 bar.advance(job)
     finally:
         ctx.close()
-    (out_dir / "about.json").write_text(json.dumps({"seed": seed, "pool": pool, "n_query": n_query,
-                                                    "query_seconds": QUERY_SECONDS,
-                                                    "tasks": [t.__dict__ for t in tasks]}, indent=1, default=list))
     return out_dir
 
 
@@ -348,6 +407,20 @@ def combined(name: str, *parts: str) -> tuple:
 
 
 # --------------------------------------------------------------------------------------------- evaluation
+def _check_counts(name: str, values) -> tuple:
+    """``values`` as a tuple of ints, each >= 1 and at least one (ParameterError naming ``name`` otherwise)."""
+    import operator
+
+    bad = ParameterError(f"{name} must be whole numbers >= 1 (got {values!r})")
+    try:
+        out = tuple(int(operator.index(v)) for v in values)
+    except TypeError:
+        raise bad from None
+    if not out or min(out) < 1:
+        raise bad
+    return out
+
+
 def _split(arr: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
     return [arr[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
 
@@ -389,11 +462,20 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
     from .negatives import generic_negative_examples
 
     shifts = check_pitch_shifts(PITCH_SHIFTS if pitch_shifts is None else pitch_shifts)
+    ks = _check_counts("ks", ks)
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
+        raise ParameterError(f"repeats must be an integer >= 1 (got {repeats!r})")
 
     data_dir = Path(data_dir)
-    names = tasks or sorted(p.stem for p in data_dir.glob("*.npz") if not p.name.endswith(".tmp.npz"))
+    found = sorted(p.stem for p in data_dir.glob("*.npz") if not p.name.endswith(".tmp.npz"))
+    names = found if tasks is None else list(dict.fromkeys(tasks))
     if not names:
-        raise ParameterError(f"data_dir: no few-shot task files in {data_dir}")
+        raise ParameterError(f"data_dir: no few-shot task files in {data_dir}" if tasks is None else
+                             "tasks: no task names given")
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise ParameterError(f"tasks: no task file {', '.join(f'{n}.npz' for n in missing)} in {data_dir} "
+                             f"(it holds: {', '.join(found) or 'none'})")
     bundle = clf.bundle
     hop_learn = hop_frames * bundle.hop_length / bundle.sample_rate
     say = log or (lambda s: None)
@@ -529,35 +611,129 @@ def format_tables(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    """``python -m rtclassify.learn.fewshot``: build the task data if needed, evaluate, write JSON and Markdown."""
+def _ks_arg(text: str) -> tuple:
+    """``--ks``: comma-separated support sizes, each a whole number >= 1, each once."""
     import argparse
 
-    from rich.console import Console
+    out = []
+    for v in text.split(","):
+        try:
+            k = int(v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers >= 1, got {text!r}") from None
+        if k < 1:
+            raise argparse.ArgumentTypeError(f"each k must be >= 1, got {text!r}")
+        if k in out:
+            raise argparse.ArgumentTypeError(f"k {k} is given twice in {text!r}")
+        out.append(k)
+    return tuple(out)
 
-    from ..model.classifier import Classifier
-    from .learner import parse_pitch_shifts
+
+_ks_arg.__name__ = "list"
+
+
+def _tasks_arg(text: str) -> list:
+    """``--tasks``: comma-separated names of :data:`TASKS`, each once (an unknown name lists the valid ones)."""
+    import argparse
+
+    valid = [t.name for t in TASKS]
+    names = [v.strip() for v in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated task names, got {text!r} "
+                                         f"(tasks: {', '.join(valid)})")
+    for v in names:
+        if v not in valid:
+            raise argparse.ArgumentTypeError(f"unknown task {v!r} (tasks: {', '.join(valid)})")
+        if names.count(v) > 1:
+            raise argparse.ArgumentTypeError(f"task {v!r} is given twice")
+    return names
+
+
+_tasks_arg.__name__ = "list"
+
+
+def _pitch_shifts_arg(text: str) -> tuple:
+    """``--pitch-shifts``: read and checked as ``learn`` reads and checks them."""
+    import argparse
+
+    from .learner import check_pitch_shifts, parse_pitch_shifts
+
+    try:
+        return check_pitch_shifts(parse_pitch_shifts(text))
+    except ParameterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_pitch_shifts_arg.__name__ = "list"
+
+
+def report_paths(out) -> tuple[Path, Path]:
+    """The report files of ``--out OUT``: ``OUT.json`` and ``OUT.md``, the suffixes added to the name as given
+    (``runs/k1.v2`` -> ``runs/k1.v2.json``, never ``runs/k1.json``)."""
+    out = Path(out)
+    return out.with_name(out.name + ".json"), out.with_name(out.name + ".md")
+
+
+def build_parser():
+    """The argument parser of ``python -m rtclassify.learn.fewshot`` (every value checked as it is read)."""
+    import argparse
+
+    from ..commands._args import nonempty, number
 
     ap = argparse.ArgumentParser(prog="python -m rtclassify.learn.fewshot", description=__doc__.split("\n")[0])
-    ap.add_argument("--data", required=True, help="task data folder (built there when missing)")
+    ap.add_argument("--data", required=True, type=nonempty("a data folder"),
+                    help="task data folder (the missing tasks are rendered there; its about.json records the seed)")
     ap.add_argument("--bundle", default=None, help="bundle of the supervised encoder (default: the shipped one)")
     ap.add_argument("--ssl", default=None, metavar="ENCODER_PT", help="self-supervised encoder (rtclassify pretrain)")
-    ap.add_argument("--out", required=True, help="report prefix: writes OUT.json and OUT.md")
-    ap.add_argument("--ks", default="1,5,10")
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--tasks", default=None, help="comma-separated task names (default: all)")
-    ap.add_argument("--seed", type=int, default=11, help="seed of the task data")
+    ap.add_argument("--out", required=True, type=nonempty("a report prefix"),
+                    help="report prefix: writes OUT.json and OUT.md (added to the name: --out runs/k1.v2 writes "
+                         "runs/k1.v2.json and runs/k1.v2.md)")
+    ap.add_argument("--ks", default=(1, 5, 10), type=_ks_arg, metavar="LIST",
+                    help="comma-separated numbers of support recordings k, each >= 1 (default 1,5,10)")
+    ap.add_argument("--repeats", type=number(int, "a number of support draws", lo=1), default=5,
+                    help="random draws of the support set per k (default 5)")
+    ap.add_argument("--tasks", default=None, type=_tasks_arg, metavar="LIST",
+                    help="comma-separated task names (default: all): " + ", ".join(t.name for t in TASKS))
+    ap.add_argument("--seed", type=number(int, "a whole number >= 0", lo=0), default=None,
+                    help=f"seed of the task data (default: the one the data folder's about.json records; "
+                         f"{DEFAULT_SEED} for a new folder); a folder holds the data of one seed")
     ap.add_argument("--no-mix", action="store_true", help="learn without the mixed copies of the examples")
-    ap.add_argument("--pitch-shifts", default=None, metavar="LIST",
+    ap.add_argument("--pitch-shifts", default=None, type=_pitch_shifts_arg, metavar="LIST",
                     help="semitone shifts of the examples' extra copies (default: learn's, -2,2; 'none' for none)")
     ap.add_argument("--mel-combo", action="store_true",
                     help="also evaluate the supervised embedding concatenated with the mel-statistics baseline")
+    return ap
+
+
+def main(argv=None) -> int:
+    """``python -m rtclassify.learn.fewshot``: build the task data if needed, evaluate, write JSON and Markdown.
+
+    Exit status: 0 done; 1 an error reported in one line (a data folder of another seed, a bad bundle...);
+    2 wrong arguments (argparse).
+    """
+    import sys
+
+    from ..errors import RtclassifyError
+
+    ap = build_parser()
     a = ap.parse_args(argv)
+    try:
+        return _run(a)
+    except RtclassifyError as exc:
+        print(f"{ap.prog}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(a) -> int:
+    from rich.console import Console
+
+    from ..model.classifier import Classifier
+
     console = Console(stderr=True)
-    names = a.tasks.split(",") if a.tasks else None
-    tasks = [t for t in TASKS if names is None or t.name in names]
-    build_fewshot_data(a.data, seed=a.seed, tasks=tasks)
+    tasks = [t for t in TASKS if a.tasks is None or t.name in a.tasks]
+    data_settings(a.data, a.seed)  # a folder of another seed is refused before the model loads
     clf = Classifier.load(a.bundle, backend="onnx")
+    build_fewshot_data(a.data, seed=a.seed, tasks=tasks)
     encoders = [onnx_encoder(clf, "supervised")]
     combos = ()
     if a.ssl:
@@ -568,16 +744,16 @@ def main(argv=None) -> int:
     encoders.append(melstats_encoder("mel-stats"))
     if a.mel_combo:
         combos = combos + (combined("supervised+mel-stats", "supervised", "mel-stats"),)
-    rep = evaluate_fewshot(clf, a.data, encoders, combos, ks=[int(k) for k in a.ks.split(",")], repeats=a.repeats,
+    rep = evaluate_fewshot(clf, a.data, encoders, combos, ks=a.ks, repeats=a.repeats,
                            tasks=[t.name for t in tasks], mix_positives=not a.no_mix,
-                           pitch_shifts=parse_pitch_shifts(a.pitch_shifts), log=console.print)
+                           pitch_shifts=a.pitch_shifts, log=console.print)
     rep["settings"]["bundle_path"] = str(clf.bundle.path)
     rep["settings"]["ssl"] = a.ssl
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(rep, indent=1))
+    json_path, md_path = report_paths(a.out)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(rep, indent=1))
     table = format_tables(rep)
-    out.with_suffix(".md").write_text(table + "\n")
+    md_path.write_text(table + "\n")
     print(table)
     return 0
 
