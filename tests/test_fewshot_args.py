@@ -166,3 +166,5 @@ def test_fewshot_report_names_add_the_suffixes(tmp_path, monkeypatch):
                              "--ks", "1", "--repeats", "1"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["k1.json", "k1.md", "k1.v2.json", "k1.v2.md"]
     assert fewshot.report_paths("a/b.c") == (Path("a/b.c.json"), Path("a/b.c.md"))
+    assert fewshot.report_paths("runs/k1.json") == (Path("runs/k1.json"), Path("runs/k1.md"))
+    assert fewshot.report_paths("runs/k1.MD") == (Path("runs/k1.json"), Path("runs/k1.md"))

@@ -669,8 +669,11 @@ _pitch_shifts_arg.__name__ = "list"
 
 def report_paths(out) -> tuple[Path, Path]:
     """The report files of ``--out OUT``: ``OUT.json`` and ``OUT.md``, the suffixes added to the name as given
-    (``runs/k1.v2`` -> ``runs/k1.v2.json``, never ``runs/k1.json``)."""
+    (``runs/k1.v2`` -> ``runs/k1.v2.json``, never ``runs/k1.json``); an ``OUT`` that names one of the reports
+    (``runs/k1.json``, ``runs/k1.md``) gives the pair ``runs/k1.json``, ``runs/k1.md``."""
     out = Path(out)
+    if out.suffix.lower() in (".json", ".md"):
+        out = out.with_suffix("")
     return out.with_name(out.name + ".json"), out.with_name(out.name + ".md")
 
 
