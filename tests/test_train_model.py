@@ -380,6 +380,12 @@ def test_config_parsing(tmp_path):
     ("bundle", "hop_frames", 10 ** 6, "hop_frames must be a whole number from 1 to the model's window"),
     ("bundle", "decoder", {"smoothng_s": 0.2}, "unknown decoder key"),
     ("bundle", "decoder", {"min_on_s": float("nan")}, "min_on_s"),
+    # taken and written into model.json, then ignored at load (level_rate), or refused naming a dummy tag
+    ("bundle", "decoder", {"level_rate": 5.0}, r"unknown decoder key\(s\) for a bundle: \['level_rate'\] .*mapping"),
+    ("bundle", "decoder", {"thresholds": {"piano": {"on": 0.9}}}, r"\['thresholds'\] .*chosen on validation"),
+    # refused only after the features were computed ("mean and std must have 64 values")
+    ("model", "n_mels", 64, r"\[model\] n_mels 64 differs from the frontend's 128 mel bands"),
+    ("model", "n_tags", 3, r"\[model\] n_tags 3 differs from the 12 tags of the training data"),
     ("output", "dir", "", r"\[output\] dir is empty"),
 ])
 def test_config_values_are_checked_by_name_before_training(tmp_path, table, key, value, words):
@@ -497,6 +503,30 @@ def test_resume_refuses_other_training_settings_and_other_data(tiny_run, tmp_pat
     assert longer.resume() and longer.epoch == 2
 
 
+def test_the_bundle_records_the_whole_run_not_the_run_up_to_its_best_epoch(tiny_run, tmp_path):
+    """model.json's training record came from best.pt: epochs_run, history and time stopped at the best epoch,
+    and the settings were those before a --resume."""
+    import shutil
+
+    from rtclassify.train.export import export_bundle
+
+    tmp, _, _, train, val = tiny_run
+    shutil.copytree(tmp / "run", tmp_path / "run")
+    (tmp_path / "best").mkdir()
+    shutil.copy(tmp / "run" / "best.pt", tmp_path / "best" / "best.pt")  # a best epoch of the first two
+    best_epoch = load_checkpoint(tmp_path / "best" / "best.pt")["best_epoch"]
+    params = TrainParams(epochs=3, windows_per_epoch=1280, batch_size=64, lr=5e-3, threads=1, seed=3, patience=7)
+    t2 = Trainer(ModelConfig(**TINY, lookahead_frames=2), params, train, val, tmp_path / "run", TAGS,
+                 extra={"provenance": {"recipe": "synthetic test clips"}, "name": "tiny", "hop_frames": 6})
+    t2.fit(resume=True)
+    meta = json.loads((export_bundle(finalize_checkpoint(t2, tmp_path / "best" / "best.pt"), tmp_path / "b")
+                       / "model.json").read_text())["training"]
+    assert meta["epochs_run"] == 3 and [h["epoch"] for h in meta["history"]] == [1, 2, 3]
+    assert meta["best_epoch"] == best_epoch <= 2
+    assert meta["elapsed_s"] == pytest.approx(t2.elapsed_s) and meta["params"]["epochs"] == 3
+    assert meta["params"]["patience"] == 7
+
+
 def test_finalize_export_and_onnx_inference(tiny_run):
     from rtclassify.train.export import export_bundle
 
@@ -556,6 +586,14 @@ def test_train_cli_end_to_end(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "'train' split has no clips" in err and "Traceback" not in err
     assert not (tmp_path / "run2" / "last.pt").exists()
+    # a data folder without the test split (built with --splits train,val): said before the training, not after
+    fake_data(monkeypatch, seeds, {"train": 9, "val": 3, "test": 0}, "synthetic-3", provenance)
+    capsys.readouterr()
+    assert main(["train", "--config", str(cfg), "--set", f'output.dir="{tmp_path / "run2"}"']) == 1
+    cap = capsys.readouterr()
+    err = cap.err
+    assert "[data] test: the data dir" in err and "has no 'test' split" in err and "--no-test" in err, err
+    assert "features ready" not in cap.out and not (tmp_path / "run2" / "last.pt").exists()
     # a second run into the same folder would replace the first one's checkpoints: refused before any work
     capsys.readouterr()
     before = (tmp_path / "run" / "model.pt").read_bytes()
@@ -704,3 +742,7 @@ def test_set_reaches_nested_tables(tmp_path):
         load_config(cfg, ["train.epochs.x=1"])
     with pytest.raises(ConfigError, match="expected section.key=value"):
         load_config(cfg, ["bundle..x=1"])
+    # a number Python reads and TOML does not was taken for a string: "lr must be a finite number, got '.001'"
+    with pytest.raises(ConfigError, match=r"--set 'train.lr=.001': .001 is not a TOML number; write it as 0.001"):
+        load_config(cfg, ["train.lr=.001"])
+    assert load_config(cfg, ["data.dir=./d2"]).data["dir"].endswith("/d2")  # a bare path stays a string

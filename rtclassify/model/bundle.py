@@ -58,6 +58,9 @@ FRONTEND_RANGES = {
 }
 MAX_WINDOW_FRAMES = 16384
 MAX_MEDIAN_HOPS = 1000
+#: the keys of model.json's ``decoder`` (the rest of the runtime decoder's settings, per-tag thresholds and
+#: ``level_rate``, come from ``thresholds`` and from a mapping file)
+DECODER_KEYS = ("smoothing_s", "min_on_s", "min_off_s", "attack_s", "smoothing", "median_hops")
 #: the largest ``model.json`` read (the default bundle's is about 40 KiB)
 MAX_JSON_BYTES = 16 * 1024 * 1024
 #: the largest ``model.onnx`` (or ``weights.pt``) read: protobuf's limit on one serialized message, so

@@ -341,6 +341,14 @@ def parse_config(raw: dict, source: str = "<config>", base: Path | None = None) 
         model = ModelConfig.from_dict(dict(raw.get("model", {})))
     except (ParameterError, TypeError) as exc:
         raise ConfigError(f"{source}: [model] {exc}") from exc
+    # the input and output sizes follow the frontend and the tag set: checked now, not after the features
+    if model.n_mels != int(frontend["n_mels"]):
+        raise ConfigError(f"{source}: [model] n_mels {model.n_mels} differs from the frontend's "
+                          f"{frontend['n_mels']} mel bands (the data builder's frame grid); leave it out")
+    if model.n_tags != len(TAGS):
+        raise ConfigError(f"{source}: [model] n_tags {model.n_tags} differs from the {len(TAGS)} tags of the "
+                          f"training data ({', '.join(TAGS)}); leave it out (rtclassify train --data trains "
+                          f"your own tags)")
     tdefaults = TrainParams().__dict__
     t = _table(raw, "train", tdefaults, source)
     try:
@@ -358,6 +366,13 @@ def parse_config(raw: dict, source: str = "<config>", base: Path | None = None) 
     dec_raw = bundle.get("decoder", {})
     if not isinstance(dec_raw, dict):
         raise ConfigError(f"{source}: [bundle.decoder] must be a table, got {dec_raw!r}")
+    from ..model.bundle import DECODER_KEYS
+
+    carried_not = sorted(set(dec_raw) - set(DECODER_KEYS))
+    if carried_not:
+        raise ConfigError(f"{source}: [bundle.decoder] unknown decoder key(s) for a bundle: {carried_not} (it "
+                          f"carries {', '.join(DECODER_KEYS)}; its thresholds are chosen on validation, and "
+                          f"level_rate is a mapping file's setting)")
     dec = dict(_BUNDLE_DEFAULTS["decoder"], **dec_raw)
     try:  # the keys and values the runtime decoder takes, checked now rather than when the bundle loads
         from ..detect.decoder import DecoderConfig
@@ -401,7 +416,13 @@ def load_config(path, overrides: list[str] | None = None) -> RunConfig:
         try:
             parsed = tomllib.loads(f"v = {value.strip()}")["v"]
         except tomllib.TOMLDecodeError:
-            parsed = value.strip()
+            parsed = value.strip()  # a bare word: a string (data.dir=datasets/v3)
+            try:
+                number = float(parsed)
+            except ValueError:
+                pass
+            else:  # .001, 1., +.5: numbers to Python, not to TOML
+                raise ConfigError(f"--set {ov!r}: {parsed} is not a TOML number; write it as {number!r}") from None
         node = raw
         for t in tables:  # bundle.decoder.smoothing_s reaches the [bundle.decoder] table
             node = node.setdefault(t, {})
@@ -993,9 +1014,11 @@ def finalize_checkpoint(trainer: Trainer, best_path: Path) -> Path:
     m = tag_metrics(y, probs, trainer.tags, active=active)
     final = {k: ck[k] for k in ck if k not in ("optimizer", "rng", "torch_rng")}
     final["thresholds"] = th
-    # best.pt may come from before a --resume that changed how thresholds are chosen: record the values used
-    final["train_params"] = dict(ck.get("train_params") or {}, off_ratio=trainer.params.off_ratio,
-                                 quiet_false_rate=trainer.params.quiet_false_rate)
+    # the weights are best.pt's (best_epoch says which epoch); the record is the whole run's: best.pt stops at
+    # its epoch, before the epochs that came after it and before a --resume that changed the settings
+    final.update(trainer.extra)
+    final.update(history=list(trainer.history), epoch=trainer.epoch, elapsed_s=trainer.elapsed_s,
+                 train_params=dict(trainer.params.__dict__))
     if trainer.params.quiet_false_rate > 0:
         m["quiet_floor"] = {"quiet_false_rate": trainer.params.quiet_false_rate, **floors}
     final.setdefault("metrics", {})["validation"] = m
@@ -1073,6 +1096,14 @@ def run_training(cfg: RunConfig, resume: bool = False, export: bool = True, eval
     t0 = time.perf_counter()
     check_outputs(cfg, resume, export, console)
     data_dir = Path(cfg.data["dir"])
+    test = cfg.data.get("test") if export and evaluate_test else None
+    if test:  # the test evaluation comes after the training: a split that is not there is said now
+        from .data import load_split
+
+        if load_split(data_dir, test)[1] == 0:  # the count of the split's records: no audio is read
+            raise ConfigError(f"{cfg.source}: [data] test: the data dir {data_dir} has no {test!r} split (a build "
+                              f"with --splits that left it out?); train without the test evaluation (--no-test, or "
+                              f"--set 'data.test=\"\"'), or build the split (rtclassify data build ... --splits {test})")
     fe = dict(cfg.frontend)
     train_set = split_features(data_dir, cfg.data["train"], TAGS, fe, cfg.data["cache"])
     val_set = split_features(data_dir, cfg.data["val"], TAGS, fe, cfg.data["cache"])
@@ -1097,7 +1128,6 @@ def run_training(cfg: RunConfig, resume: bool = False, export: bool = True, eval
         from .export import export_bundle
 
         target = cfg.output["bundle"]
-        test = cfg.data.get("test") if evaluate_test else None
         if test and is_zip_path(target):
             # the test metrics go into model.json, which a zip cannot take in place: the zip is packed from an
             # evaluated folder in the run folder (removed after), and packed without them if the evaluation fails
