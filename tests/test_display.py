@@ -1,12 +1,15 @@
 """The live terminal display: drawing while the worker changes what it shows."""
 
 import io
+import re
 import sys
 import threading
 
+import pytest
 from rich.console import Console
+from rich.live_render import LiveRender
 
-from rtclassify.detect.events import TagOn, TremoloOff, TremoloOn, VibratoOff, VibratoOn
+from rtclassify.detect.events import TagOn, TechniqueValues, TremoloOff, TremoloOn, VibratoOff, VibratoOn
 from rtclassify.sinks.display import LiveDisplay
 
 
@@ -49,9 +52,9 @@ LABELS = ("piano", "organ", "guitar", "bass", "strings", "brass", "woodwind", "m
           "singing", "speech")
 
 
-def _draw(width, **kw):
-    console = Console(file=io.StringIO(), width=width)
-    d = LiveDisplay(LABELS, console=console, **kw)
+def _draw(width, height=25, labels=LABELS, **kw):
+    console = Console(file=io.StringIO(), width=width, height=height, color_system=None)
+    d = LiveDisplay(labels, console=console, **kw)
     d._console = console  # as open() sets it
     return d, console
 
@@ -89,3 +92,101 @@ def test_final_snapshot_to_a_file_ends_with_a_newline():
     d.open()
     d.close()
     assert buf.getvalue().endswith("\n")
+
+
+def _live_frame(d, console):
+    """One frame as rich Live draws it (cut to the console's height, "..." on the last line when cut)."""
+    console.print(LiveRender(d.render(), vertical_overflow="ellipsis"))
+    return console.file.getvalue()
+
+
+def _states(text, labels):
+    """Each tag's on/off state as drawn beside its bar (several tags may share a line)."""
+    found = {}
+    for tag in labels:
+        m = re.findall(rf"(?<!\S){re.escape(tag)} +[█·]+ +(?:\d\.\d\d +)?(ON|--)(?!\S)", text)
+        assert len(m) == 1, (tag, text)
+        found[tag] = m[0]
+    return found
+
+
+LEARNED = LABELS + tuple(f"learned{i}" for i in range(1, 19))
+COUNTERS = {"dropped_samples": 0, "hops": 10, "latency_total_ms": 130.0}
+
+
+@pytest.mark.parametrize("width,height,n", [(80, 24, 19), (80, 24, 30), (60, 20, 30), (40, 30, 30), (100, 12, 30)])
+def test_many_tags_fit_the_terminal_height_with_each_state_and_the_counters(width, height, n):
+    labels = LEARNED[:n]
+    d, console = _draw(width, height, labels=labels)
+    d.send([TagOn(tag=labels[-1], prob=0.9, stream_time=2.0), TagOn(tag="piano", prob=0.7, stream_time=2.0),
+            TechniqueValues(2.0, 0.0, 0, pitch=220.0)])
+    d.status(COUNTERS)
+    text = _live_frame(d, console)
+    lines = text.splitlines()
+    assert len(lines) <= height and "..." not in text
+    assert all(len(line.rstrip()) <= width for line in lines)
+    assert _states(text, labels) == {t: "ON" if t in ("piano", labels[-1]) else "--" for t in labels}
+    flat = " ".join(text.split())
+    assert "late hops 0/10" in flat and "= 130.0" in flat
+
+
+def test_tags_that_fit_keep_one_row_each():
+    d, console = _draw(80, 40, labels=LEARNED)
+    d.send([TagOn(tag="learned18", prob=0.9, stream_time=2.0)])
+    d.status(COUNTERS)
+    rows = _live_frame(d, console).splitlines()[1:1 + len(LEARNED)]
+    assert [r.split()[0] for r in rows] == list(LEARNED)
+    assert rows[-1].split()[2:] == ["0.90", "ON", "1x"] and rows[0].split()[1:] == ["·" * 28, "0.00", "--", "0x"]
+
+
+def test_too_many_tags_for_any_layout_name_the_ones_on():
+    d, console = _draw(40, 10, labels=LEARNED)
+    d.send([TagOn(tag="learned18", prob=0.9, stream_time=2.0)])
+    d.status(COUNTERS)
+    text = _live_frame(d, console)
+    flat = " ".join(text.split())
+    assert len(text.splitlines()) <= 10 and "..." not in text
+    assert "on: learned18 · 29 of 30 off" in flat and "= 130.0" in flat
+
+
+def test_many_tags_on_several_streams_fit_the_terminal_height():
+    d, console = _draw(80, 24, labels=LEARNED, channels=[0, 1])
+    d.send([TagOn(tag="learned18", prob=1.0, stream_time=2.0, channel=1)])
+    d.status(COUNTERS)
+    text = _live_frame(d, console)
+    assert len(text.splitlines()) <= 24 and "..." not in text
+    rows = re.findall(r"(?<!\S)(\S+) +([█·]{5}) +([█·]{5})(?!\S)", text)
+    assert sorted(r[0] for r in rows) == sorted(LEARNED)
+    assert [r for r in rows if "█" in r[1] + r[2]] == [("learned18", "·····", "█████")]
+    assert "not shown" not in text and "= 130.0" in " ".join(text.split())
+
+
+LONG = "fuzz_pedal_through_the_marshall_recorded_at_home_take_one_1234"  # 63 characters (64 are legal)
+
+
+@pytest.mark.parametrize("width", [40, 45, 50, 60, 80, 120])
+def test_a_long_tag_name_is_cut_so_that_state_and_value_stay(width):
+    labels = LABELS + (LONG,)
+    d, console = _draw(width, 40, labels=labels)
+    d.send([TagOn(tag="piano", prob=0.8, stream_time=1.0), TagOn(tag=LONG, prob=0.9, stream_time=1.0)])
+    console.print(d.render())
+    lines = console.file.getvalue().splitlines()
+    rows = lines[1:1 + len(labels)]
+    assert all(len(line.rstrip()) <= width for line in lines)
+    assert [r.split()[0] for r in rows[:-1]] == list(LABELS)
+    name = rows[-1].split()[0]
+    assert (name == LONG) if width >= 120 else (name.startswith("fuzz_") and name.endswith("_1234") and "…" in name)
+    cells = [r.split()[1:4] for r in rows]
+    assert all(len(bar) >= 8 and set(bar) <= set("█·") for bar, _, _ in cells)
+    assert [c[1:] for c in cells] == [["0.80", "ON"]] + [["0.00", "--"]] * (len(LABELS) - 1) + [["0.90", "ON"]]
+    if width >= 60:
+        assert all(len(bar) == 28 for bar, _, _ in cells)  # the name is cut before the bars shrink
+
+
+def test_a_long_tag_name_leaves_room_for_the_channels():
+    d, console = _draw(60, 40, labels=("piano", LONG), channels=[0, 1, 2, 3])
+    console.print(d.render())
+    text = console.file.getvalue()
+    header = text.splitlines()[1].split()
+    assert header == ["channel", "0", "1", "2", "3"] and "not shown" not in text
+    assert all(len(line.rstrip()) <= 60 for line in text.splitlines())

@@ -4,6 +4,11 @@ With several streams (``channels=``, ``listen --channels``) it shows a matrix
 instead: one row per tag, one column per input channel, each cell a short bar
 of the tag's level on that channel, bright when the tag is on.
 
+The view fits the terminal: a long tag name is cut (its middle replaced by
+"…") before the bars shrink, and tags too many for the terminal's height are
+laid out in blocks side by side, so that each tag's state and the counters
+always show.
+
 The worker thread only stores the latest values (plain attribute and dict
 writes); rich's own refresh thread draws them ``refresh_per_second`` times a
 second in place (``rich.live.Live``), so the screen does not flicker and the
@@ -21,6 +26,8 @@ from .mapping import clip_unit
 __all__ = ["LiveDisplay"]
 
 _BAR = 28
+_NAME = 16  # a tag name longer than the width allows is cut down to no less than this
+_GAP = 2  # columns between blocks of tags side by side
 
 
 class LiveDisplay:
@@ -142,48 +149,187 @@ class LiveDisplay:
 
     # ---------------------------------------------------------------- drawing
     def render(self):
+        """What rich draws: the title, the tags, technique values, recent events and the counters.
+
+        The tags take today's one-row-per-tag layout when it fits the console's
+        height with the lines around it; otherwise they are laid out in several
+        blocks side by side, then the lines around them are cut to one line
+        each, and as a last resort only the tags that are on are named, so that
+        every tag's state and the counters are always on screen (rich cuts off
+        whatever does not fit the terminal's height).
+        """
         from rich.console import Group
         from rich.text import Text
 
-        if self.channels is not None:
-            table = self._matrix()
-        else:
-            table = self._bars()
-        parts = [Text(self.title, style="bold"), table]
+        title = Text(self.title, style="bold")
         # a copy in one C call: the worker adds and removes technique keys while this runs on rich's
         # refresh thread, and iterating the live dict would raise there and freeze the display
         technique = dict(self.technique)
+        below = []
         if technique:
-            parts.append(Text("technique: " + "  ".join(f"{k} {v}" for k, v in technique.items())))
+            below.append(Text("technique: " + "  ".join(f"{k} {v}" for k, v in technique.items())))
         ev = "  ".join(f"{t:6.2f}s {name} {p}".rstrip() for t, name, p in list(self.recent))
-        parts.append(Text(f"events: {ev or '(none yet)'}", style="grey70"))
-        parts.append(Text(f"t = {self.stream_time:.1f} s · " + format_counters(self.counters), style="grey62"))
-        return Group(*parts)
+        below.append(Text(f"events: {ev or '(none yet)'}", style="grey70"))
+        counters = Text(f"t = {self.stream_time:.1f} s · " + format_counters(self.counters), style="grey62")
+        parts = (title, *below, counters)
+        width, height = self._width(), self._height()
+        bound = 0 if height is None else sum(self._lines_at_most(t, width) for t in parts)
+        if height is None or len(self.labels) + (self.channels is not None) + bound <= height:
+            view = self._tags(1, width)
+            if height is None or view[1] + bound <= height:
+                return Group(title, view[0], *below, counters)  # fits surely (or nothing to fit): not measured
+        for cut in (False, True):
+            if cut:  # the title, technique and events lines cut to one line each
+                for text in (title, *below):
+                    text.no_wrap, text.overflow = True, "ellipsis"
+            spare = height - sum(self._lines(t, width) for t in parts)
+            for blocks in self._block_counts():
+                if -(-len(self.labels) // blocks) + (self.channels is not None) > spare:
+                    continue  # too tall before any note: not worth drawing
+                view = self._tags(blocks, width)
+                if view is None:
+                    break  # the blocks are too narrow already; more would be narrower still
+                if view[1] <= spare:
+                    return Group(title, view[0], *below, counters)
+        return Group(title, self._tags_on(), *below, counters)
 
     def _width(self) -> int:
         """The console's width now (it follows a resized terminal)."""
         return int(self._console.width) if self._console is not None else 80
 
-    def _tag_width(self) -> int:
-        return max([9] + [len(t) for t in self.labels])
+    def _height(self) -> int | None:
+        """The console's height now (it follows a resized terminal), or None without a console."""
+        return int(self._console.height) if self._console is not None else None
 
-    def _matrix(self):
+    def _lines(self, text, width: int) -> int:
+        """How many lines ``text`` takes at ``width`` columns (at most that many, without a console)."""
+        if self._console is None:
+            return self._lines_at_most(text, width)
+        return len(text.wrap(self._console, width))
+
+    @staticmethod
+    def _lines_at_most(text, width: int) -> int:
+        """At least as many lines as ``text`` takes at ``width`` columns, cheaply (without wrapping it).
+
+        Word wrapping starts a line only when the next word does not fit, so
+        any two lines in a row hold ``width - 1`` cells or more.
+        """
+        from rich.cells import cell_len
+
+        if text.no_wrap:
+            return text.plain.count("\n") + 1
+        if width < 2:
+            return sum(max(1, cell_len(line)) for line in text.plain.split("\n"))
+        return sum(1 if n <= width else 2 * (n // (width - 1)) + 2 for n in map(cell_len, text.plain.split("\n")))
+
+    def _block_counts(self):
+        """The numbers of side-by-side blocks worth trying, fewest first (each gives fewer rows)."""
+        n = len(self.labels)
+        rows = None
+        for blocks in range(1, max(1, n) + 1):
+            r = -(-n // blocks)
+            if r != rows:
+                rows = r
+                yield -(-n // r) if n else 1
+
+    def _tag_width(self, width: int, rest: int, least: int) -> int:
+        """The name column's width: the longest tag, cut down to leave the other columns room.
+
+        Parameters
+        ----------
+        width : int
+            Columns for the whole row.
+        rest : int
+            Columns the other columns take at their widest: names longer than
+            what is left are cut, though not below ``_NAME`` characters.
+        least : int
+            Columns the other columns need at the least (what must stay
+            visible): names are cut below ``_NAME`` characters to leave them
+            that, though never below 9 (no tag of the default bundle is cut).
+        """
+        return min(max([9] + [len(t) for t in self.labels]), max(_NAME, width - rest), max(9, width - least))
+
+    def _tags(self, blocks: int, width: int):
+        """The tags in ``blocks`` blocks side by side, and how many lines that takes.
+
+        Returns
+        -------
+        (renderable, int) or None
+            None when a block at this width could not show each tag's state.
+        """
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
 
-        tag_w = self._tag_width()
+        labels = self.labels
+        rows = -(-len(labels) // blocks) if labels else 0
+        chunks = [labels[i:i + rows] for i in range(0, len(labels), rows)] if rows else [labels]
+        cell = (width - _GAP * (len(chunks) - 1)) // len(chunks)
+        if self.channels is None:
+            views = [self._bars(chunk, cell, compact=blocks > 1) for chunk in chunks]
+            if any(v is None for v in views):
+                return None
+            shown, lines = 0, rows
+        else:
+            views = [self._matrix(chunk, cell, least=1 if blocks == 1 else 0) for chunk in chunks]
+            shown = min(n for _, n in views)
+            if shown == 0:
+                return None
+            views = [v for v, _ in views]
+            lines = rows + 1
+        if len(views) == 1:
+            view = views[0]
+        else:
+            view = Table.grid(padding=(0, _GAP))
+            for _ in views:
+                view.add_column(width=cell, no_wrap=True)
+            view.add_row(*views)
+        if self.channels is None or shown == len(self.channels):
+            return view, lines
+        note = Text(f"channels {', '.join(map(str, self.channels[shown:]))} not shown: the terminal is "
+                    f"too narrow", style="grey50")
+        return Group(view, note), lines + self._lines(note, width)
+
+    def _tags_on(self):
+        """The last resort when the tags fit no layout: the tags that are on, and how many are off."""
+        from rich.text import Text
+
+        if self.channels is None:
+            on = [t for t in self.labels if self.active.get(t, False)]
+        else:
+            on = [f"{t}@{c}" for c in self.channels for t in self.labels if self.active_by_channel[c].get(t, False)]
+        total = len(self.labels) * len(self.channels or (0,))
+        return Text(f"on: {', '.join(on) or 'none'} · {total - len(on)} of {total} off (too many tags to show "
+                    f"each in this terminal)", style="bold" if on else "")
+
+    def _matrix(self, labels: Sequence[str] | None = None, width: int | None = None, least: int = 1):
+        """The tags (rows) by channels (columns) matrix at ``width`` columns.
+
+        It shows the channels that fit the width, and at least ``least`` of them.
+
+        Returns
+        -------
+        (rich.table.Table, int)
+            The matrix and how many channels it shows (the first ones; those
+            that fit the width).
+        """
+        from rich.table import Table
+        from rich.text import Text
+
+        labels = self.labels if labels is None else labels
+        width = self._width() if width is None else width
         chans = self.channels
         widest = max(len(str(c)) for c in chans)
-        avail = self._width() - tag_w  # each cell takes its width plus one column of padding
+        tag_w = self._tag_width(width, (max(widest, 5) + 1) * len(chans), max(widest, 5) + 1)
+        avail = width - tag_w  # each cell takes its width plus one column of padding
         cell = max(widest, min(5, avail // len(chans) - 1))
-        shown = chans[:max(1, avail // (cell + 1))]
+        shown = chans[:max(least, avail // (cell + 1))]
         table = Table.grid(padding=(0, 1))
         table.add_column(justify="left", min_width=tag_w, no_wrap=True)
         for _ in shown:
             table.add_column(width=cell, no_wrap=True)
         table.add_row(Text("channel", style="grey50"), *(Text(f"{c:>{cell}}", style="grey50") for c in shown))
-        for tag in self.labels:
+        for tag in labels:
             row = []
             any_on = False
             for c in shown:
@@ -194,38 +340,61 @@ class LiveDisplay:
                 bar = Text("█" * filled, style="bold green" if on else "cyan")
                 bar.append("·" * (cell - filled), style="grey37")
                 row.append(bar)
-            table.add_row(Text(tag, style="bold" if any_on else ""), *row)
-        if len(shown) == len(chans):
-            return table
-        return Group(table, Text(f"channels {', '.join(map(str, chans[len(shown):]))} not shown: the terminal is "
-                                 f"too narrow", style="grey50"))
+            table.add_row(Text(shorten(tag, tag_w), style="bold" if any_on else ""), *row)
+        return table, len(shown)
 
-    def _bars(self):
+    def _bars(self, labels: Sequence[str] | None = None, width: int | None = None, compact: bool = False):
+        """One row per tag: name, level bar, value, on/off state and on count, at ``width`` columns.
+
+        The side columns are dropped from the right when the width is short
+        (count, then state, then value); ``compact`` (one of several blocks
+        side by side) drops the value before the state and gives up (None)
+        when the state would not fit beside a bar.
+        """
         from rich.table import Table
         from rich.text import Text
 
-        tag_w = self._tag_width()
-        room = self._width() - tag_w - 1
-        # value, on/off state and on count beside the bar, dropped from the right in a narrow terminal
-        extras = [4, 3, 4]
-        while extras and room - sum(w + 1 for w in extras) < 4:
-            extras.pop()
-        width = max(4, min(_BAR, room - sum(w + 1 for w in extras)))
+        labels = self.labels if labels is None else labels
+        width = self._width() if width is None else width
+        # value, on/off state and on count beside the bar, dropped in a narrow terminal
+        extras = {"value": 4, "state": 3, "count": 4}
+        drop = ["count", "value"] if compact else ["count", "state", "value"]
+        # what stays visible at the least: a bar of 4 and the state (and the value, but in a block)
+        least = 1 + 4 + sum(extras[k] + 1 for k in extras if k == "state" or (k == "value" and not compact))
+        tag_w = self._tag_width(width, 1 + _BAR + sum(w + 1 for w in extras.values()), least)
+        room = width - tag_w - 1
+        while drop and room - sum(w + 1 for w in extras.values()) < 4:
+            del extras[drop.pop(0)]
+        if compact and room - sum(w + 1 for w in extras.values()) < 4:
+            return None
+        width = max(4, min(_BAR, room - sum(w + 1 for w in extras.values())))
         table = Table.grid(padding=(0, 1))
         table.add_column(justify="left", min_width=tag_w, no_wrap=True)
         table.add_column(width=width, no_wrap=True)
-        for w in extras:
-            table.add_column(justify="right" if w == 4 else "left", width=w, no_wrap=True)
-        for tag in self.labels:
+        for key, w in extras.items():
+            table.add_column(justify="left" if key == "state" else "right", width=w, no_wrap=True)
+        for tag in labels:
             p = clip_unit(self.levels.get(tag, 0.0))
             on = self.active.get(tag, False)
             filled = int(round(p * width))
             bar = Text("█" * filled, style="bold green" if on else "cyan")
             bar.append("·" * (width - filled), style="grey37")
-            cells = [f"{p:.2f}", Text("ON", style="bold green") if on else Text("--", style="grey50"),
-                     Text(f"{self.on_counts.get(tag, 0)}x", style="grey50")]
-            table.add_row(Text(tag, style="bold" if on else ""), bar, *cells[:len(extras)])
+            cells = {"value": f"{p:.2f}", "state": Text("ON", style="bold green") if on else Text("--", style="grey50"),
+                     "count": Text(f"{self.on_counts.get(tag, 0)}x", style="grey50")}
+            table.add_row(Text(shorten(tag, tag_w), style="bold" if on else ""), bar, *(cells[k] for k in extras))
         return table
+
+
+def shorten(name: str, width: int) -> str:
+    """``name`` in at most ``width`` characters: its middle replaced by "…" when it is longer.
+
+    The start and the end both stay, so learned tags that differ only at the
+    end (``..._take1``, ``..._take2``) stay apart.
+    """
+    if len(name) <= width:
+        return name
+    head = width // 2
+    return name[:head] + "…" + name[len(name) - (width - 1 - head):]
 
 
 def format_counters(c: dict) -> str:
