@@ -259,10 +259,30 @@ def test_pretrain_history_run_folder_and_force(tiny_base, tmp_path, capsys, monk
                         f"replace it, or give another folder"), err
     assert (out / "encoder.pt").read_bytes() == encoder
     monkeypatch.setattr(pt, "pretrain", real)
+    # an earlier --labelled run's files beside the new encoder described another run: removed at the end
+    for name in ("last.pt", "best.pt", "model.pt", "history.json", "curves.png"):
+        (out / name).write_bytes(b"earlier run")
+    (out / "bundle").mkdir()
+    (out / "bundle" / "model.json").write_text("{}")
+    (out / "notes.txt").write_text("mine")
     assert cli.main([*args, "--seed", "1", "--force"]) == 0
     assert (out / "encoder.pt").read_bytes() != encoder
+    assert sorted(p.name for p in out.iterdir()) == ["encoder.pt", "notes.txt", "pretrain_history.json"]
+    assert "removed the earlier run's last.pt, best.pt, model.pt, history.json, curves.png, bundle" in \
+        capsys.readouterr().out
     help_text = _help(capsys, "pretrain")
     assert "OUT/pretrain_history.json" in help_text and "--force" in help_text
+
+
+def test_pretraining_refuses_too_little_audio_for_its_batch(tiny_base, tmp_path, capsys):
+    """1.6 s of audio with --batch-size 8 pretrained without a word: every negative was the positive's sound."""
+    _write(tmp_path / "audio" / "a.wav", bell(SR, 1.6, 0))
+    err = _one_line_error(capsys, ["pretrain", "--data", str(tmp_path / "audio"), "--out", str(tmp_path / "ssl"),
+                                   "--bundle", str(tiny_base), "--steps", "1", "--batch-size", "8"])
+    assert err.endswith("--data: 1.6 s of audio is too little to pretrain with batches of 8 chunks of 1.5 s (the "
+                        "other chunks of a batch are the negatives, so they must be other sound): give 12 s or "
+                        "more, or a smaller --batch-size"), err
+    assert not (tmp_path / "ssl").exists()
 
 
 def test_supervised_step_paths_are_values_not_toml_text(tmp_path):

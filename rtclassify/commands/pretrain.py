@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 from ..train import MAX_LR, MAX_SEED, MAX_TEMPERATURE, MIN_TEMPERATURE
 from ._args import nonempty, number, threads
@@ -39,7 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="output folder (encoder.pt, pretrain_history.json; with --labelled also the supervised "
                         "run and its bundle)")
     p.add_argument("--force", action="store_true",
-                   help="replace a pretraining run already in --out (the run's files are written over)")
+                   help="replace a pretraining run already in --out (the run's files are written over, and "
+                        "those of the earlier run that this one does not write, such as an earlier --labelled "
+                        "run's checkpoints and bundle, are removed when it ends)")
     p.add_argument("--bundle", metavar="IN", type=nonempty("a bundle folder or zip"),
                    help="bundle giving the frontend and CNN configuration (default: bundled)")
     p.add_argument("--minutes", type=_positive(float), default=10.0, help="budget in minutes of CPU time (default 10)")
@@ -68,7 +71,7 @@ def run(args) -> int:
 
     require("torch", extra="train")
     from ..learn.pretrain import (PretrainParams, check_pretrain_out, check_supervised_step, pretrain,
-                                  train_supervised_head)
+                                  remove_stale_run_files, train_supervised_head)
     from ..model.bundle import load_bundle
 
     if args.batch_size < 2:
@@ -83,9 +86,14 @@ def run(args) -> int:
                             temperature=args.temperature, max_hours=args.max_hours, seed=args.seed,
                             threads=args.threads)
     bundle = load_bundle(args.bundle)
+    started = time.time()
     path = pretrain(args.data, args.out, bundle=bundle, params=params)
     print(f"encoder: {path}")
     if args.labelled:
         res = train_supervised_head(path, args.labelled, args.out, args.config, args.set)
         print(f"bundle: {res['bundle']}")
+    if args.force:  # the earlier run's files that this one did not write over: the folder holds one run
+        gone = remove_stale_run_files(path.parent, started)
+        if gone:
+            print(f"removed the earlier run's {', '.join(gone)} from {path.parent}")
     return 0
