@@ -162,3 +162,15 @@ def test_an_anchor_status_naming_an_extra_is_printed_whole(tmp_path, capsys, mon
     monkeypatch.setattr(cmd, "_default_data_dir", lambda: None)
     assert cli.main(["evaluate-techniques", "--clips", "1", "--no-anchors", "--out", str(tmp_path / "o")]) == 0
     assert f"pyin: {status}" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_missing_soundfont_fails_before_the_evaluation_when_the_clips_need_it(tmp_path, capsys, monkeypatch,
+                                                                                 no_evaluation):
+    """Without FluidR3_GM the run failed at its fifth clip, after the first ones were rendered and tracked."""
+    monkeypatch.setattr(te, "FLUID_SF2", str(tmp_path / "FluidR3_GM.sf2"))
+    assert te.needs_fluid(te.make_specs(6, 0)) and not te.needs_fluid(te.make_specs(1, 0))
+    out = tmp_path / "out"
+    assert cli.main(["evaluate-techniques", "--clips", "6", "--no-anchors", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"{tmp_path / 'FluidR3_GM.sf2'} not found; apt-get install fluid-soundfont-gm"), err
+    assert not no_evaluation and not out.exists()

@@ -103,6 +103,8 @@ def run(args) -> int:
         if args.data and not data_dir.is_dir():
             raise ParameterError(f"--data {data_dir}: is not a folder")
         te.check_steady_notes(data_dir, what="--data" if args.data else "--data (default)")
+    if te.needs_fluid(te.make_specs(n, args.seed)):
+        te.check_fluid()
     out = Path(args.out)
     _check_out(out)
     console = Console()

@@ -412,6 +412,20 @@ def _karplus(spec: ClipSpec, t: np.ndarray, rng) -> np.ndarray:
     return x
 
 
+def check_fluid():
+    """pyfluidsynth, and the FluidR3_GM soundfont the ``fluidsynth`` and sampled ``pluck`` clips play
+    (MissingDependencyError naming what to install); returns the fluidsynth module."""
+    fs = require("fluidsynth", extra="train", system="fluidsynth (libfluidsynth3)")
+    if not Path(FLUID_SF2).exists():
+        raise MissingDependencyError(f"{FLUID_SF2} not found; apt-get install fluid-soundfont-gm")
+    return fs
+
+
+def needs_fluid(specs) -> bool:
+    """Whether rendering ``specs`` plays the FluidR3_GM soundfont (see :func:`render_clip`)."""
+    return any(s.source == "fluidsynth" or (s.source == "pluck" and s.program >= 0) for s in specs)
+
+
 def _fluid(spec: ClipSpec, t: np.ndarray) -> np.ndarray:
     """Render through FluidSynth with per-block pitch-bend and CC11 LFOs; updates
     ``spec``'s modulation amounts to the realized (quantized) ones."""
@@ -419,9 +433,7 @@ def _fluid(spec: ClipSpec, t: np.ndarray) -> np.ndarray:
 
     from .data.fluid import set_bend_range
 
-    fs = require("fluidsynth", extra="train", system="fluidsynth (libfluidsynth3)")
-    if not Path(FLUID_SF2).exists():
-        raise MissingDependencyError(f"{FLUID_SF2} not found; apt-get install fluid-soundfont-gm")
+    fs = check_fluid()
     sr = spec.sample_rate
     synth = fs.Synth(gain=0.4, samplerate=float(sr), **{
         "synth.reverb.active": 0, "synth.chorus.active": 0, "synth.cpu-cores": 1, "synth.verbose": 0})
@@ -516,7 +528,7 @@ def render_clip(spec: ClipSpec, room: bool = True) -> np.ndarray:
     t = np.arange(int(round(spec.duration * sr))) / sr
     if spec.source in ("sine", "sawtooth", "harmonic", "body"):
         x = _additive(spec, t, rng)
-    elif spec.source == "fluidsynth" or (spec.source == "pluck" and spec.program >= 0):
+    elif needs_fluid([spec]):
         x = _fluid(spec, t)
     elif spec.source == "pluck":
         x = _karplus(spec, t, rng)
