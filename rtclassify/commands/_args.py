@@ -74,6 +74,27 @@ def nonempty(what: str) -> Callable[[str], str]:
     return parse
 
 
+def names_of(choices, what: str = "") -> Callable[[str], list]:
+    """An argparse ``type=``: a comma-separated list of some of ``choices``, each once, not empty; an unknown
+    name lists the choices (``what`` names them in the message: "task")."""
+    choices = tuple(choices)
+    listed = ", ".join(choices)
+
+    def parse(text: str) -> list:
+        names = [x.strip() for x in text.split(",")]
+        if not all(names):
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {listed}, got {text!r}")
+        for x in names:
+            if x not in choices:
+                raise argparse.ArgumentTypeError(f"{what + ' ' if what else ''}{x!r} is not one of {listed}")
+            if names.count(x) > 1:
+                raise argparse.ArgumentTypeError(f"{x!r} is given twice")
+        return names
+
+    parse.__name__ = "list"
+    return parse
+
+
 def threads(text: str) -> int:
     """``--threads``: 1 to the most threads a backend or torch is given."""
     from ..model.backends import MAX_THREADS

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 
 # the build's own limits, from a light module (the build itself loads the synthesizers)
 from ..train.data.limits import MAX_CLIP_SECONDS, MAX_HOURS, MIN_CLIP_SECONDS, NONMUSIC_EXTRA, SOUNDFONTS_EXTRA, SPLITS
-from ._args import nonempty, number
+from ._args import names_of, nonempty, number
 
 NAME = "data"
 HELP = "build the training data set (FluidSynth, npm samples, speech, singing, noise) with frame labels"
@@ -31,24 +30,6 @@ _clip_seconds = number(float, "a number of seconds", lo=MIN_CLIP_SECONDS, hi=MAX
 _probability = number(float, "a probability (0-1)", lo=0, hi=1)
 
 
-def _names(choices: tuple):
-    """An argparse ``type=``: a comma-separated list of some of ``choices``, each once, not empty."""
-
-    def parse(text: str) -> list:
-        names = [x.strip() for x in text.split(",")]
-        if not all(names):
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(choices)}, got {text!r}")
-        for x in names:
-            if x not in choices:
-                raise argparse.ArgumentTypeError(f"{x!r} is not one of {', '.join(choices)}")
-            if names.count(x) > 1:
-                raise argparse.ArgumentTypeError(f"{x!r} is given twice")
-        return names
-
-    parse.__name__ = "list"
-    return parse
-
-
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
     b = sub.add_parser("build", help="synthesize a labelled data set", description=DESCRIPTION)
@@ -70,15 +51,15 @@ def add_arguments(parser) -> None:
                    help="probability that a train/val part of a family with recorded npm notes is played from them "
                         "instead of a soundfont (default 0.35: the recipe of the shipped model; the test split "
                         "always uses 0.35)")
-    b.add_argument("--splits", type=_names(SPLITS), default=None, metavar="LIST",
+    b.add_argument("--splits", type=names_of(SPLITS), default=None, metavar="LIST",
                    help="comma-separated splits to render (default train,val,test); the clips are those of the "
                         "full build, e.g. --splits test rebuilds a recipe's test split alone")
-    b.add_argument("--extra-soundfonts", type=_names(SOUNDFONTS_EXTRA), default=None, metavar="LIST",
+    b.add_argument("--extra-soundfonts", type=names_of(SOUNDFONTS_EXTRA), default=None, metavar="LIST",
                    help="soundfonts added to the training timbres (train and val splits): OPL3_FM (Debian "
                         "opl3-soundfont), FreePats (Debian freepats, through timidity), FreePats_pitched (the same "
                         "for pitched parts, drums by FluidR3_GM), STK (physical models with controls drawn per "
                         "part, Debian stk and faketime; drums by FluidR3_GM); default none: the recipe of the shipped model")
-    b.add_argument("--extra-nonmusic", type=_names(NONMUSIC_EXTRA), default=None, metavar="LIST",
+    b.add_argument("--extra-nonmusic", type=names_of(NONMUSIC_EXTRA), default=None, metavar="LIST",
                    help="non-music kinds added to the train/val clips where every tag is off: drips (water drops "
                         "that ring and knock, from drips to a downpour), crackle (fire, frying, a worn record); "
                         "default none (the shipped model's recipe adds drips,crackle; the test split is the same either way)")

@@ -632,26 +632,6 @@ def _ks_arg(text: str) -> tuple:
 _ks_arg.__name__ = "list"
 
 
-def _tasks_arg(text: str) -> list:
-    """``--tasks``: comma-separated names of :data:`TASKS`, each once (an unknown name lists the valid ones)."""
-    import argparse
-
-    valid = [t.name for t in TASKS]
-    names = [v.strip() for v in text.split(",")]
-    if not all(names):
-        raise argparse.ArgumentTypeError(f"expected comma-separated task names, got {text!r} "
-                                         f"(tasks: {', '.join(valid)})")
-    for v in names:
-        if v not in valid:
-            raise argparse.ArgumentTypeError(f"unknown task {v!r} (tasks: {', '.join(valid)})")
-        if names.count(v) > 1:
-            raise argparse.ArgumentTypeError(f"task {v!r} is given twice")
-    return names
-
-
-_tasks_arg.__name__ = "list"
-
-
 def _pitch_shifts_arg(text: str) -> tuple:
     """``--pitch-shifts``: read and checked as ``learn`` reads and checks them."""
     import argparse
@@ -681,7 +661,7 @@ def build_parser():
     """The argument parser of ``python -m rtclassify.learn.fewshot`` (every value checked as it is read)."""
     import argparse
 
-    from ..commands._args import nonempty, number
+    from ..commands._args import names_of, nonempty, number
 
     ap = argparse.ArgumentParser(prog="python -m rtclassify.learn.fewshot", description=__doc__.split("\n")[0])
     ap.add_argument("--data", required=True, type=nonempty("a data folder"),
@@ -695,7 +675,7 @@ def build_parser():
                     help="comma-separated numbers of support recordings k, each >= 1 (default 1,5,10)")
     ap.add_argument("--repeats", type=number(int, "a number of support draws", lo=1), default=5,
                     help="random draws of the support set per k (default 5)")
-    ap.add_argument("--tasks", default=None, type=_tasks_arg, metavar="LIST",
+    ap.add_argument("--tasks", default=None, type=names_of([t.name for t in TASKS], "task"), metavar="LIST",
                     help="comma-separated task names (default: all): " + ", ".join(t.name for t in TASKS))
     ap.add_argument("--seed", type=number(int, "a whole number >= 0", lo=0), default=None,
                     help=f"seed of the task data (default: the one the data folder's about.json records; "
