@@ -79,7 +79,8 @@ def test_engine_cost_per_hop(benchmark, report, clf, audio):
 
     x = soxr.resample(x44, 44100, 48000).astype(np.float32)[: 10 * 48000]  # 10 s at 48 kHz
     block = 1024
-    session = clf.stream(sample_rate=48000, max_block=block, record_frames=False)
+    # the live listener's session: its trackers on, as listen and the Listener run them by default
+    session = clf.stream(sample_rate=48000, max_block=block, record_frames=False, techniques=True)
     per_hop = []
     counters = []
 
@@ -97,7 +98,8 @@ def test_engine_cost_per_hop(benchmark, report, clf, audio):
     best = int(np.argmin(per_hop))
     c = counters[best]
     ratio = per_hop[best] / session.hop_s
-    report(f"engine cost per hop (48 kHz, {block}-sample blocks: resample + frontend + inference + decode): "
+    report(f"engine cost per hop (48 kHz, {block}-sample blocks: resample + frontend + inference + trackers + "
+           f"decode): "
            f"{per_hop[best] * 1e3:.3f} ms = {ratio:.4f} of the {session.hop_s * 1e3:.0f} ms hop (budget 0.1); "
            f"session counters: compute mean {c['compute_ms_mean']:.3f} ms, p99 {c['compute_ms_p99']:.3f} ms, "
            f"late hops {c['late_hops']}/{c['hops']}, algorithmic latency {c['latency_algorithmic_ms']:.1f} ms "
@@ -109,7 +111,7 @@ def test_offline_tag_throughput(benchmark, report, clf, audio):
     import os
 
     from rtclassify.model.backends import OnnxBackend
-    from rtclassify.model.classifier import OFFLINE_BATCH, OFFLINE_BLOCK, Classifier
+    from rtclassify.model.classifier import OFFLINE_BATCH, OFFLINE_BLOCK, OFFLINE_THREADS, Classifier
 
     x, rate = audio
     seconds = len(x) / rate
@@ -142,10 +144,19 @@ def test_offline_tag_throughput(benchmark, report, clf, audio):
     for _ in range(3):
         single = timed(clf, one)
         hop_probs = unbatched(per_hop)
+    # what `rtclassify tag` runs by default: its threads, and the pitch, vibrato and tremolo trackers on
+    command = multi if threads == OFFLINE_THREADS else Classifier(clf.bundle, OnnxBackend(clf.bundle,
+                                                                                        threads=OFFLINE_THREADS))
+    with_trackers = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        command.tag(x, rate, techniques=True)
+        with_trackers.append(time.perf_counter() - t0)
     report(f"offline Classifier.tag: {seconds:.1f} s of 44.1 kHz audio in {min(times):.3f} s = {speed:.1f}x real "
            f"time with {threads} thread(s) and batches of {OFFLINE_BATCH} (budget >= 50x); one model call per hop "
            f"{seconds / min(per_hop):.1f}x; one thread {seconds / min(one):.1f}x; {len(result)} outputs; rounds "
-           f"{', '.join(f'{t:.3f}' for t in times)} s")
+           f"{', '.join(f'{t:.3f}' for t in times)} s; `rtclassify tag`'s default ({OFFLINE_THREADS} thread(s), "
+           f"trackers on) {seconds / min(with_trackers):.1f}x")
     assert len(result) > 0
     # the same tags, only faster
     np.testing.assert_allclose(result.probs, single.probs, atol=1e-5)

@@ -1,9 +1,10 @@
 """Multi-stream throughput on the CPU: how many real-time streams one core sustains at the default hop.
 
 Each stream is one channel of a 48 kHz input, processed as the live listener does it: blocks of 1024
-frames into :class:`~rtclassify.engine.multistream.MultiStreamSession` (per stream: soxr resampling to
-the model rate, the native frontend, the mel ring and the decoder; for all streams: one ONNX Runtime
-call per hop, one intra-op thread). The process is pinned to one CPU core and its CPU time is measured
+frames into :class:`~rtclassify.engine.multistream.MultiStreamSession` (per stream: the native
+resampler to the model rate, the native frontend, the mel ring, the pitch, vibrato and tremolo
+trackers and the decoder, as ``listen --channels`` runs them by default; for all streams: one ONNX
+Runtime call per hop, one intra-op thread). The process is pinned to one CPU core and its CPU time is measured
 (``time.process_time``), so other programs on a shared machine do not count against it. Each stream
 count is measured on three segments of 1.536 s (72 blocks: 32 hops of 48 ms at the default hop, the same work each) after
 a warm-up, and the cheapest segment counts (best of three, as the other CPU benchmarks do: what other
@@ -107,7 +108,7 @@ def _feed(process, x) -> tuple[float, float]:
 
 def measure(clf, base, S: int) -> dict:
     """CPU time per second of audio of one batched session with S streams."""
-    session = clf.multistream(range(S), sample_rate=RATE, max_block=BLOCK, record_frames=False)
+    session = clf.multistream(range(S), sample_rate=RATE, max_block=BLOCK, record_frames=False, techniques=True)
     cpu, wall = _feed(session.process, streams_view(base, S))
     return {"streams": S, "cpu_ratio": cpu / SEGMENT_S, "wall_ratio": wall / SEGMENT_S,
             "cpu_ms_per_hop": 1e3 * cpu / (SEGMENT_S / session.hop_s), "hop_ms": 1e3 * session.hop_s}
@@ -115,7 +116,8 @@ def measure(clf, base, S: int) -> dict:
 
 def measure_unbatched(clf, base, S: int) -> float:
     """CPU time per second of audio of S separate single-stream sessions (S backend calls per hop)."""
-    sessions = [clf.stream(sample_rate=RATE, max_block=BLOCK, record_frames=False) for _ in range(S)]
+    sessions = [clf.stream(sample_rate=RATE, max_block=BLOCK, record_frames=False, techniques=True)
+                for _ in range(S)]
     x = streams_view(base, S)
 
     def process(block):

@@ -18,6 +18,24 @@ import uuid
 _XRUN = re.compile(r"XRun: client = (\S+) was not finished")
 
 
+#: set to 1 (``.ci/run`` does) to make the live rig's benches and tests fail where they would skip or fall back
+#: (JACK programs or the shared recordings missing), so that a machine meant to run them cannot pass by skipping
+REQUIRE_ENV = "RTCLASSIFY_REQUIRE_RIG"
+
+
+def rig_required() -> bool:
+    return os.environ.get(REQUIRE_ENV, "") == "1"
+
+
+def skip_or_fail(reason: str) -> None:
+    """``pytest.skip(reason)``, or ``pytest.fail`` under ``RTCLASSIFY_REQUIRE_RIG=1``."""
+    import pytest
+
+    if rig_required():
+        pytest.fail(f"{reason} ({REQUIRE_ENV}=1: required here)")
+    pytest.skip(reason)
+
+
 def missing(*programs: str) -> list[str]:
     """The programs of the list that are not on PATH."""
     return [p for p in programs if shutil.which(p) is None]

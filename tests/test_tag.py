@@ -217,3 +217,15 @@ def test_byte_swapped_examples_are_read_as_native_ones(signal):
     got = load_examples([(x.astype(">i2"), SR)], None, "positives")
     want = load_examples([(x, SR)], None, "positives")
     np.testing.assert_array_equal(got[0].audio, want[0].audio)
+
+
+def test_tag_uses_the_machines_cores_by_default(monkeypatch):
+    """`rtclassify tag` ran one inference thread on any machine (44x real time where two gave 66x)."""
+    import os
+
+    from rtclassify.cli import build_parser
+    from rtclassify.model.classifier import OFFLINE_THREADS
+
+    assert OFFLINE_THREADS == max(1, min(8, len(os.sched_getaffinity(0))))
+    assert build_parser().parse_args(["tag", "x.wav"]).threads == OFFLINE_THREADS
+    assert build_parser().parse_args(["tag", "x.wav", "--threads", "1"]).threads == 1

@@ -8,6 +8,8 @@ import sys
 from ._args import (DEFAULT_HOP_MS, add_backend, channel, check_not_an_input, check_technique_rate, drop_stdout,
                     nonempty, seconds, threads)
 
+from ..model.classifier import OFFLINE_THREADS
+
 NAME = "tag"
 HELP = "tag audio files offline (same engine as live audio): per-frame probabilities and on/off events"
 DESCRIPTION = (
@@ -48,7 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", metavar="B", type=nonempty("a bundle folder or zip"),
                         help="model bundle folder or zip (default: the shipped model)")
     add_backend(parser)
-    parser.add_argument("--threads", type=threads, default=1, metavar="N", help="inference threads (default 1)")
+    parser.add_argument("--threads", type=threads, default=OFFLINE_THREADS, metavar="N",
+                        help=f"inference threads (default: the CPU's cores up to 8, {OFFLINE_THREADS} here; a file "
+                             f"is not real time, so it takes what the machine has)")
     parser.add_argument("--hop", type=_positive_float, metavar="SEC",
                         help=f"time between model outputs in seconds, rounded to whole frontend hops (16 ms for the "
                              f"shipped model; default: the bundle's; {DEFAULT_HOP_MS:g} ms for the shipped model)")

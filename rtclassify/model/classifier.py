@@ -37,6 +37,18 @@ OFFLINE_BLOCK = 65536
 #: most hops of a block run through the model in one call by the offline path (several times fewer
 #: calls; about 20% less CPU per window with two ONNX Runtime threads, and what a GPU backend wants)
 OFFLINE_BATCH = 16
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the CPUs this process may run on (taskset, a container's limit)
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+#: inference threads of ``rtclassify tag`` by default: the CPUs this process may use, up to 8 (a file is not
+#: real time; live sessions keep one thread)
+OFFLINE_THREADS = max(1, min(8, _usable_cpus()))
 #: most channels accepted in a 2-D signal given to :meth:`Classifier.tag`
 MAX_CHANNELS = 8
 

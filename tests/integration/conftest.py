@@ -19,8 +19,9 @@ for p in (HERE, HERE.parent):
 
 @pytest.fixture(scope="session")
 def rig_available():
+    from _jackd import skip_or_fail
     from jack_rig import why_skip
 
     reason = why_skip()
     if reason:
-        pytest.skip(reason)
+        skip_or_fail(reason)
