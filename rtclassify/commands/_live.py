@@ -252,8 +252,10 @@ def run_listener(listener, duration: float | None, *, what: str, stop_timeout: f
 
     t0 = time.monotonic()
     interrupted = False
-    listener.start()
+    # the signals' clean stop is in place before the listener starts: in between, SIGTERM would unwind the
+    # command (rtclassify.cli) and leave the listener's threads running
     with _StopSignals(what) as requested:
+        listener.start()
         try:
             _wait_watching(listener, duration, what, requested)
         except KeyboardInterrupt:
