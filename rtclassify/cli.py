@@ -59,6 +59,19 @@ def _raise_terminated(signum, frame):
     raise Terminated(signum)
 
 
+def _end_by(signum: int) -> None:
+    """The command has unwound: the signal now does what it would have done (the process ends by it, so that
+    its parent, a host program calling :func:`main` included, sees it ended by the signal)."""
+    import os
+
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
 def _command_modules():
     for info in sorted(pkgutil.iter_modules(_commands_pkg.__path__), key=lambda i: i.name):
         if info.name.startswith("_"):
@@ -88,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return its exit status.
 
     0: done; 1: an error the command reported in one line; 2: wrong arguments (argparse exits with it);
-    130: interrupted (Ctrl-C); 128 + the signal (143, 129): stopped by SIGTERM or SIGHUP, after the command
-    unwound (see :class:`Terminated`); 141: standard output's reader went away.
+    130: interrupted (Ctrl-C); 141: standard output's reader went away. SIGTERM or SIGHUP: the command
+    unwinds (see :class:`Terminated`), then the process ends by the signal, as it would have without the
+    handler (a shell reports 143 or 129).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -100,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         with _signals_unwind():
             return int(args._run(args) or 0)
     except Terminated as exc:
-        print(f"rtclassify: stopped by {exc.args[0]}", file=sys.stderr)
+        try:
+            print(f"rtclassify: stopped by {exc.args[0]}", file=sys.stderr)
+        except (OSError, ValueError):  # SIGHUP: the terminal (standard error) is gone
+            pass
+        _end_by(exc.signum)
         return 128 + exc.signum
     except KeyboardInterrupt:
         print("rtclassify: interrupted", file=sys.stderr)

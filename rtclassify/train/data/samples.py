@@ -12,6 +12,7 @@ sampler).
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import shutil
@@ -122,10 +123,12 @@ def fetch_package(instrument: str, cache_dir: str | os.PathLike | None = None) -
         try:
             with tarfile.open(tarball, "r:gz") as tf:
                 tf.extractall(tmp, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
-        except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:  # the tarball itself
             raise RtclassifyError(f"{tarball}: not a whole npm package tarball ({exc or type(exc).__name__}: a "
                                   f"download or copy that did not finish?); delete it and run again to fetch "
                                   f"{pkg}") from None
+        except OSError as exc:  # writing the files out (a full disk, no permission)
+            raise RtclassifyError(f"cannot unpack {tarball.name} into {cache}: {exc.strerror or exc}") from None
         src = tmp / "package"
         if not (src / "package.json").is_file():
             raise RtclassifyError(f"{tarball}: holds no package/package.json (not an npm package tarball); delete "
