@@ -38,6 +38,51 @@ def per_call_seconds(fn, calls: int, repeats: int = 5) -> float:
     return best
 
 
+#: one window of the shipped model through a plain ONNX Runtime session on one thread, on the development machine
+#: where the speed targets were set and met (AMD EPYC, 2 cores: 0.926-0.930 ms in the seventeenth session's
+#: clean-clone CI runs)
+REFERENCE_WINDOW_S = 0.93e-3
+#: a machine counts as slower than the development machine from this factor on (below it, run-to-run noise)
+SLOWER_FROM = 1.25
+
+
+def machine_slowdown(bundle) -> float | None:
+    """How many times longer than on the development machine one window of the shipped model takes here (> 1:
+    slower), measured now with a plain ONNX Runtime session (none of rtclassify's code); None for another bundle."""
+    import onnxruntime as ort
+
+    from rtclassify.model.bundle import default_bundle_path
+
+    if bundle.is_zip or Path(bundle.path).resolve() != default_bundle_path().resolve():
+        return None
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(Path(bundle.path) / "model.onnx"), so, providers=["CPUExecutionProvider"])
+    feed = {sess.get_inputs()[0].name: np.full((1, bundle.n_mels, bundle.window_frames), -40.0, np.float32)}
+    return per_call_seconds(lambda: sess.run(None, feed), calls=50, repeats=7) / REFERENCE_WINDOW_S
+
+
+def hold_speed_target(met: bool, what: str, met_at_reference_speed, bundle, report) -> None:
+    """Assert a speed target of the issues, set on the development machine (a real-time ratio).
+
+    Missed here, it fails, except on a machine that runs the model clearly slower than the development
+    machine (:func:`machine_slowdown` >= :data:`SLOWER_FROM`, measured now) where the figure scaled to the
+    development machine's speed, ``met_at_reference_speed(slowdown)``, meets it: that is reported as an
+    expected failure (XFAIL) saying the target is not met on this machine and why. A miss that the machine's
+    speed does not explain (rtclassify's own cost grew) fails on any machine.
+    """
+    if met:
+        return
+    f = machine_slowdown(bundle)
+    if f is not None:
+        report(f"this machine runs one window of the shipped model in {f * REFERENCE_WINDOW_S * 1e3:.2f} ms, "
+               f"{f:.2f}x the development machine's {REFERENCE_WINDOW_S * 1e3:.2f} ms")
+    if f is not None and f >= SLOWER_FROM and met_at_reference_speed(f):
+        pytest.xfail(f"not met on this machine: {what}; it runs the model {f:.2f}x slower than the development "
+                     f"machine the target is set on, and at that machine's speed the figure meets it")
+    raise AssertionError(what)
+
+
 def bench_bundle_path() -> Path | None:
     """The bundle named by ``RTCLASSIFY_BENCH_BUNDLE``, else the shipped default bundle, else the training
     developer's dev bundle (datasets/dev_bundle); None when there is none."""

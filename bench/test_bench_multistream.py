@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import CLIPS, REAL, synthetic_audio
+from conftest import CLIPS, REAL, hold_speed_target, synthetic_audio
 
 RATE = 48000
 BLOCK = 1024  # frames per session.process call (the listener's block at its default 256-frame callbacks)
@@ -166,7 +166,8 @@ def test_streams_per_core(benchmark, report, clf, base, one_core):
     benchmark.extra_info.update(streams_per_core=sustained, budget=BUDGET,
                                 **{f"cpu_ratio_{k}": v["cpu_ratio"] for k, v in sorted(results.items())})
     r16 = results[MIN_STREAMS]["cpu_ratio"]
-    assert r16 <= BUDGET, f"{MIN_STREAMS} streams need {r16:.3f} of one core (budget {BUDGET})"
+    hold_speed_target(r16 <= BUDGET, f"{MIN_STREAMS} streams need {r16:.3f} of one core (budget {BUDGET})",
+                      lambda slowdown: r16 / slowdown <= BUDGET, clf.bundle, report)
     assert sustained >= MIN_STREAMS, f"one core sustains only {sustained} streams (need {MIN_STREAMS})"
 
 
