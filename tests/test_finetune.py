@@ -424,7 +424,7 @@ def test_csv_rows_tagged_none_list_negatives(tmp_path):
         assert tags == ["beep"] and len(items) == 2
         assert dict((n, lab) for n, _, lab in items)[str(tmp_path / "n.wav")].sum() == 0
     csv.write_text("n.wav,0,1,none\n")
-    with pytest.raises(ParameterError, match=r"every row is tagged as a negative"):
+    with pytest.raises(ParameterError, match=r"every row is tagged none, _none or negatives \(negatives only\): at least one row must carry"):
         read_labelled_data(csv, DEFAULT_FRONTEND, _quiet())
 
 

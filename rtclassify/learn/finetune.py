@@ -235,8 +235,8 @@ def read_labelled_data(data, frontend: dict, console=None) -> tuple[list, list]:
             raise ParameterError(f"{data}: no labelled rows (file,start,end,tag)")
         tags = sorted({r[3] for r in rows if r[3] is not None})
         if not tags:
-            raise ParameterError(f"{data}: every row is tagged as a negative (none, _none or negatives) (negatives only); "
-                                 f"at least one row must carry a tag to train")
+            raise ParameterError(f"{data}: every row is tagged none, _none or negatives (negatives only): at least "
+                                 f"one row must carry a tag to train")
         # one file under several spellings (a/x.wav, ./a/../a/x.wav, a link) is one file: its rows label it together
         key = {r[0]: Path(os.path.realpath(r[0])) for r in rows}
         items = []
@@ -299,7 +299,6 @@ def read_labelled_data(data, frontend: dict, console=None) -> tuple[list, list]:
                 lab[:, tags.index(tag)] = on
         items.append((str(path), x, lab))
     return items, tags
-
 
 
 def _check_tags_sound(items, tags, data) -> None:
