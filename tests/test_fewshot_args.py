@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from _fewshot import fake_renderers
 from rtclassify.errors import ParameterError
 from rtclassify.learn import fewshot
 
@@ -98,26 +98,7 @@ def test_fewshot_data_record_describes_only_what_was_rendered(tmp_path, monkeypa
     assert (data / "about.json").read_bytes() == before
 
     # a new task is rendered with the folder's settings and added to its record
-    calls = []
-
-    class Context:
-        def __init__(self, cache=None):
-            pass
-
-        def close(self):
-            pass
-
-    def support(task, ctx, tseed, pool):
-        calls.append(("support", task.name, tseed, pool))
-        return [np.zeros(10, np.float32)]
-
-    def queries(task, ctx, tseed, n_query, src):
-        calls.append(("queries", task.name, tseed, n_query))
-        return [(np.zeros(10, np.float32), np.zeros(10, np.float32))]
-
-    monkeypatch.setattr("rtclassify.train.data.build.WorkerContext", Context)
-    monkeypatch.setattr(fewshot, "_support", support)
-    monkeypatch.setattr(fewshot, "_queries", queries)
+    calls = fake_renderers(monkeypatch)
     fewshot.build_fewshot_data(data, tasks=[by_name["telephone"], by_name["cello"]], progress=False)
     tseed = 12 * 1000 + fewshot.task_index("cello")
     assert calls == [("support", "cello", tseed, 3), ("queries", "cello", tseed, 2)]

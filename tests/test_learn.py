@@ -635,29 +635,15 @@ def test_fewshot_seeds_do_not_depend_on_the_other_tasks(tmp_path, monkeypatch):
     pytest.importorskip("scipy")
     from rtclassify.learn import fewshot
 
-    seeds: dict = {}
+    from _fewshot import fake_renderers
 
-    class Context:
-        def __init__(self, cache=None):
-            pass
-
-        def close(self):
-            pass
-
-    def support(task, ctx, tseed, pool):
-        seeds.setdefault(task.name, set()).add(tseed)
-        return [np.zeros(10, np.float32)]
-
-    def queries(task, ctx, tseed, n_query, src):
-        seeds.setdefault(task.name, set()).add(tseed)
-        return [(np.zeros(10, np.float32), np.zeros(10, np.float32))]
-
-    monkeypatch.setattr("rtclassify.train.data.build.WorkerContext", Context)
-    monkeypatch.setattr(fewshot, "_support", support)
-    monkeypatch.setattr(fewshot, "_queries", queries)
+    calls = fake_renderers(monkeypatch)
     by_name = {t.name: t for t in fewshot.TASKS}
     fewshot.build_fewshot_data(tmp_path / "all", progress=False)
     fewshot.build_fewshot_data(tmp_path / "two", tasks=[by_name["trombone"], by_name["clarinet"]], progress=False)
+    seeds: dict = {}
+    for _, name, tseed, _ in calls:
+        seeds.setdefault(name, set()).add(tseed)
     assert len(seeds) == len(fewshot.TASKS)
     assert all(len(s) == 1 for s in seeds.values())  # each task: one seed, alone or in the full set
     assert len({next(iter(s)) for s in seeds.values()}) == len(fewshot.TASKS)
