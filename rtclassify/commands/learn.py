@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import nonempty
+from ..model.classifier import OFFLINE_THREADS
+from ._args import nonempty, threads
 
 NAME = "learn"
 HELP = "learn a new tag from a few example recordings (writes a bundle with the original tags plus the new one)"
@@ -60,6 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", choices=("embedding+mel", "embedding"), default="embedding+mel",
                    help="head input: the CNN embedding and log-mel means of the window (default), or the embedding")
     p.add_argument("--json", action="store_true", help="print the new tag's learned_tags record as JSON")
+    p.add_argument("--threads", type=threads, default=OFFLINE_THREADS, metavar="N",
+                   help=f"inference threads of the embedding runs (default: the CPU's cores up to 8, "
+                        f"{OFFLINE_THREADS} here; the results are the same with any number)")
 
 
 def run(args) -> int:
@@ -80,7 +84,7 @@ def run(args) -> int:
 
     shifts = parse_pitch_shifts(args.pitch_shifts)
     t0 = time.perf_counter()
-    clf = Classifier.load(args.bundle, backend="onnx")
+    clf = Classifier.load(args.bundle, backend="onnx", threads=args.threads)
     with console.status("learning") as status:
         new = clf.learn(args.tag, args.positives, args.negatives or None, out=args.out,
                         generic_negatives=not args.no_generic, mix_positives=not args.no_mix,
