@@ -66,11 +66,21 @@ def test_learning_time_ratio(clf, report, tmp_path):
     t0 = time.perf_counter()
     clf.learn("chime", positives, sample_rate=SR, out=tmp_path / "warm")
     warm = time.perf_counter() - t0
+    # what `rtclassify learn` runs by default: the embedding windows on the CPU's cores
+    from rtclassify.model.backends import OnnxBackend
+    from rtclassify.model.classifier import OFFLINE_THREADS, Classifier
+
+    command = Classifier(clf.bundle, OnnxBackend(clf.bundle, threads=OFFLINE_THREADS))
+    t0 = time.perf_counter()
+    command.learn("chime", positives, sample_rate=SR, out=tmp_path / "command")
+    by_command = time.perf_counter() - t0
     rec = new.bundle.meta["learned_tags"][-1]
     report(f"learning from 10 x 5 s ({clf.bundle.name}): cold {cold:.1f} s (ratio {cold / audio_s:.3f}), warm "
            f"{warm:.1f} s (ratio {warm / audio_s:.3f}); embedding {rec['seconds']['embedding']:.1f} s, fit "
            f"{rec['seconds']['fit']:.2f} s; {rec['windows']['positive']} positive / {rec['windows']['negative']} "
-           f"negative windows; budget ratio 0.6 (30 s)")
+           f"negative windows; budget ratio 0.6 (30 s); `rtclassify learn`'s default ({OFFLINE_THREADS} "
+           f"thread(s)), warm: {by_command:.1f} s")
+    assert (tmp_path / "command" / "model.onnx").read_bytes() == (tmp_path / "warm" / "model.onnx").read_bytes()
     ratio = cold / audio_s
     hold_speed_target(ratio < 0.6, f"learning took {cold:.1f} s (budget 30 s)",
                       lambda slowdown: ratio / slowdown < 0.6, clf.bundle, report)
