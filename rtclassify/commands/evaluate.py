@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..model.classifier import OFFLINE_THREADS
 from ._args import nonempty, number, threads
 
 NAME = "evaluate"
@@ -28,7 +29,8 @@ def add_arguments(parser) -> None:
                         help="feature cache (default: DATA/features)")
     parser.add_argument("--rms-floor-db", type=number(float, "a level in dBFS"), default=-50.0, metavar="DB",
                         help="a frame is sounding when its RMS exceeds this (dBFS; default -50)")
-    parser.add_argument("--threads", type=threads, default=2, help="ONNX Runtime threads (default 2)")
+    parser.add_argument("--threads", type=threads, default=OFFLINE_THREADS,
+                        help=f"ONNX Runtime threads (default: the CPU's cores up to 8, {OFFLINE_THREADS} here)")
     parser.add_argument("--held-notes", metavar="FONTS",
                         help="also tag single held notes of GM programs across their range, rendered through these "
                              "soundfonts (comma-separated, e.g. FluidR3_GM,TimGM6mb,STK): held_notes.json and a table")
