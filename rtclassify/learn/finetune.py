@@ -471,7 +471,9 @@ def load_init(init, bundle) -> dict:
                                  f"{want}: a checkpoint must come from a run on the base bundle's frontend and window")
     fe = ck.get("frontend")
     if isinstance(fe, dict):
-        diff = sorted(k for k in set(fe) | set(bundle.frontend) if fe.get(k) != bundle.frontend.get(k))
+        from ..train.features import frontend_differences
+
+        diff = frontend_differences(fe, bundle.frontend)
         if diff:
             raise ParameterError(f"--init {init}: its frontend differs from the base bundle's ({bundle.path}) in "
                                  + ", ".join(f"{k} ({fe.get(k)!r} against {bundle.frontend.get(k)!r})" for k in diff)

@@ -46,6 +46,7 @@ __all__ = [
     "cache_folder",
     "clip_index",
     "full_frontend",
+    "frontend_differences",
     "load_feature_set",
     "window_batch",
 ]
@@ -78,6 +79,11 @@ def full_frontend(frontend: dict | None = None) -> dict:
     if "n_fft" in fe and fe.get("win_length") is None:
         f["win_length"] = fe["n_fft"]
     return f
+
+
+def frontend_differences(a: dict, b: dict) -> list[str]:
+    """The keys, sorted, whose values differ between two frontend configs (a key one lacks counts as None)."""
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
 def cache_folder(cache: str | os.PathLike, split: str, frontend: dict | None = None) -> Path:

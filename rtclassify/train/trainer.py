@@ -29,7 +29,8 @@ import numpy as np
 
 from ..errors import ConfigError, ParameterError, require
 from . import MAX_LR, MAX_SEED
-from .features import DEFAULT_FRONTEND, FeatureSet, clip_index, grid_label_offset, split_features, window_batch
+from .features import (DEFAULT_FRONTEND, FeatureSet, clip_index, frontend_differences, grid_label_offset,
+                       split_features, window_batch)
 from .model import TAGS, ModelConfig
 
 __all__ = [
@@ -728,9 +729,9 @@ class Trainer:
         if "provenance" in ck and "provenance" in self.extra and ck["provenance"] != self.extra["provenance"]:
             out.append("the data's provenance (another build of the data)")
         old_fe, new_fe = ck.get("frontend"), self.extra.get("frontend")
-        if old_fe is not None and new_fe is not None and old_fe != new_fe:
+        if old_fe is not None and new_fe is not None:
             out.extend(f"frontend.{k} {old_fe.get(k)!r} -> {new_fe.get(k)!r}"
-                       for k in sorted(set(old_fe) | set(new_fe)) if old_fe.get(k) != new_fe.get(k))
+                       for k in frontend_differences(old_fe, new_fe))
         return out
 
     def save(self, name: str) -> Path:
