@@ -19,6 +19,11 @@ constexpr int kSincBelow = 48;
 constexpr int kLanczos = 6;
 // Periods from this length (input samples) are searched on every other lag first.
 constexpr int kCoarseStepFrom = 160;
+// The coarse period's fractions 1/kMaxDivisor .. 1/2 are checked (see analyze()), each at
+// 2 kSubSteps + 1 lags kSubStep coarse samples apart around it.
+constexpr int kMaxDivisor = 4;
+constexpr int kSubSteps = 2;
+constexpr double kSubStep = 0.125;
 
 // Sum of squared differences x[j] - x[j + tau] over j in [0, w). Eight
 // independent lanes (see lanes.h).
@@ -327,6 +332,28 @@ double PitchTracker::refine(double coarse, bool periodic) noexcept {
   return best_t + h * parabolic_offset(a, best_v, c);
 }
 
+double PitchTracker::cmnd_between(double tau) noexcept {
+  // The difference function of a band-limited signal is band-limited in the
+  // lag and even in it (0 at lag 0): interpolated with a Lanczos kernel from
+  // the coarse search's whole-lag values, mirrored below lag 0. The
+  // cumulative mean takes the whole lags up to tau and the last fraction.
+  const int i0 = static_cast<int>(std::floor(tau));
+  const int need = i0 + kLanczos;
+  if (tau < 1.0 || need > tau_max_c_ + 1) return 2.0;
+  if (dc_known_ < need) {
+    // the coarse search stopped at its first dip: the lags after it are computed now
+    const float* xs = recent_dec(static_cast<std::size_t>(span_c_));
+    for (int t = dc_known_ + 1; t <= need; ++t) dc_[static_cast<std::size_t>(t)] = diff_energy(xs, win_c_, t);
+    dc_known_ = need;
+  }
+  double d = 0.0;
+  for (int i = i0 - kLanczos + 1; i <= need; ++i) d += dc_[static_cast<std::size_t>(i < 0 ? -i : i)] * lanczos(tau - i);
+  d = std::max(d, 0.0);
+  double cum = (tau - i0) * d;
+  for (int i = 1; i <= i0; ++i) cum += dc_[static_cast<std::size_t>(i)];
+  return cum > 0.0 ? d * tau / cum : 2.0;
+}
+
 void PitchTracker::analyze(PitchFrame& f) noexcept {
   // Level: Hann-weighted mean square of the last level_len_ samples.
   {
@@ -391,6 +418,7 @@ void PitchTracker::analyze(PitchFrame& f) noexcept {
       best_tau = c;
     }
   }
+  dc_known_ = found >= 0 ? found + 1 : tau_max_c_ + 1;
   if (found < 0 && !std::isfinite(cum)) {
     // the differences overflowed (samples far beyond full scale): no period can be read
     coarse_valid_ = false;
@@ -409,7 +437,36 @@ void PitchTracker::analyze(PitchFrame& f) noexcept {
                                                   cmnd_[static_cast<std::size_t>(t0 + 1)]));
   const double off = parabolic_offset(dc_[static_cast<std::size_t>(t0 - 1)], dc_[static_cast<std::size_t>(t0)],
                                       dc_[static_cast<std::size_t>(t0 + 1)]);
-  const double period = refine((t0 + off) * dec_, voiced);
+  double period = refine((t0 + off) * dec_, voiced);
+  // The coarse search reads the difference at whole lags only. When the
+  // sound has strong harmonics near the Nyquist frequency (a bright tone at a
+  // low sample rate, where no low-pass precedes it), the dip at the period
+  // is narrower than a lag, falls between two lags and stays over the
+  // threshold, and the search stops at a multiple of the period (an octave or
+  // more down). The refined period's fractions that are in range are
+  // measured between the lags (the normalized difference interpolated),
+  // shortest first, and the first under the threshold is refined and taken:
+  // YIN's first dip.
+  if (voiced) {
+    const double shortest = 0.97 * sr_ / fmax_;
+    for (int n = kMaxDivisor; n >= 2; --n) {
+      if (period / n < shortest) continue;
+      const double tau = period / (n * dec_);  // coarse samples
+      double best_v = 2.0, best_tau = tau;
+      for (int k = -kSubSteps; k <= kSubSteps; ++k) {
+        const double t = tau + k * kSubStep;
+        const double v = cmnd_between(t);
+        if (v < best_v) {
+          best_v = v;
+          best_tau = t;
+        }
+      }
+      if (best_v < threshold_) {
+        period = refine(best_tau * dec_, true);
+        break;
+      }
+    }
+  }
   coarse_valid_ = true;
   coarse_age_ = 0;
   coarse_ap_ = ap;

@@ -20,9 +20,16 @@
 ///     the coarse resolution when the coarse search found the sound periodic
 ///     but none of those lags is),
 ///     and its maximum is located by parabolic interpolation (Lanczos
-///     interpolation for periods under 48 samples). The short window keeps
-///     fast pitch modulation (vibrato) from being smoothed away, and the
-///     normalization keeps level changes (tremolo, decays) from biasing it.
+///     interpolation for periods under 48 samples). When the coarse search
+///     found the sound periodic, its cumulative mean normalized difference is
+///     read between the lags (interpolated) at the fractions 1/4, 1/3 and 1/2
+///     of the period that are within fmax, and the shortest under the
+///     threshold is taken and refined instead (YIN's first dip): the coarse
+///     search reads whole lags, which miss the narrow dip of a bright tone at
+///     a low sample rate and stop at a multiple of its period. The
+///     short window keeps fast pitch modulation (vibrato) from being smoothed
+///     away, and the normalization keeps level changes (tremolo, decays) from
+///     biasing it.
 /// The voicing confidence is 1 minus the normalized difference at the chosen
 /// lag (the aperiodicity). Frame k is decided after stream sample
 /// (k + 1) * hop_length; all its analysis windows end at that sample.
@@ -104,6 +111,7 @@ class PitchTracker {
   float fir_output() const noexcept;
   double refine(double coarse_period_full, bool periodic) noexcept;
   double diff_at(int tau) const noexcept;
+  double cmnd_between(double tau) noexcept;
   const float* recent(std::size_t len) const noexcept;
   const float* recent_dec(std::size_t len) const noexcept;
 
@@ -133,6 +141,7 @@ class PitchTracker {
   int span_c_;                 // decimated samples of the coarse span
   std::vector<double> dc_;     // difference function
   std::vector<double> cmnd_;   // normalized difference
+  int dc_known_ = 0;           // dc_ holds this frame's values up to this lag
   // refinement
   int win_f_max_, win_f_min_, tau_max_f_;
   std::size_t span_f_;         // full-rate samples the refinement may read

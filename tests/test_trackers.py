@@ -41,6 +41,42 @@ def test_short_periods_are_not_read_an_octave_down(sr, fmax, f):
     assert np.abs(cents(out["f0"][late], f)).max() < 30.0
 
 
+def bright(f, sr, dur, n_harmonics, tilt=0.0, amp=0.3):
+    """Harmonics 1..n_harmonics below the Nyquist frequency, amplitude 1 / k**tilt (0: all equal)."""
+    t = np.arange(int(sr * dur)) / sr
+    ks = [k for k in range(1, n_harmonics + 1) if k * f < sr / 2]
+    x = sum(np.sin(2 * np.pi * k * f * t) / k ** tilt for k in ks)
+    return (amp * x / np.abs(x).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize("sr, fmax, f, n, tilt", [
+    (8000, 2000, 411.2, 8, 0.0), (8000, 2000, 456.9, 8, 0.0), (11025, 2000, 594.7, 8, 0.0),
+    (16000, 2000, 823.3, 8, 0.0), (16000, 4000, 860.3, 8, 0.0), (8000, 2000, 1768.5, 3, 1.0),
+    (8000, 2000, 760.7, 6, 0.5), (11025, 2000, 883.2, 6, 0.5)])
+def test_bright_tones_at_low_rates_are_not_read_an_octave_down(sr, fmax, f, n, tilt):
+    # harmonics near the Nyquist frequency make the period's dip narrower than one lag: the coarse search's
+    # whole lags miss it and stop at twice the period unless the period's fractions are measured too
+    tr = _core.PitchTracker(sr, fmax=fmax)
+    out = tr.process(bright(f, sr, 0.6, n, tilt))
+    late = slice(len(out["f0"]) // 2, None)
+    assert out["voiced"][late].all()
+    assert np.abs(cents(np.median(out["f0"][late]), f)) < 20.0
+    assert np.abs(cents(out["f0"][late], f)).max() < 100.0
+
+
+@pytest.mark.parametrize("sr, f", [(8000, 110.0), (16000, 220.0), (11025, 300.0), (48000, 440.0)])
+def test_low_notes_with_strong_even_harmonics_keep_their_octave(sr, f):
+    # the fractions of the period are taken only when periodic: a note whose second harmonic is twice as
+    # strong as its fundamental (and has odd harmonics above) is still read at its own period
+    t = np.arange(int(sr * 0.6)) / sr
+    x = (0.1 * np.sin(2 * np.pi * f * t) + 0.2 * np.sin(2 * np.pi * 2 * f * t) + 0.08 * np.sin(2 * np.pi * 3 * f * t)
+         + 0.05 * np.sin(2 * np.pi * 5 * f * t)).astype(np.float32)
+    out = _core.PitchTracker(sr).process(x)
+    late = slice(len(out["f0"]) // 2, None)
+    assert out["voiced"][late].all()
+    assert np.abs(cents(out["f0"][late], f)).max() < 20.0
+
+
 @pytest.mark.parametrize("sr, f", [(8000, 1760.0), (11025, 1975.5)])
 def test_detector_reads_the_note_near_its_pitch_ceiling(sr, f):
     det = TechniqueDetector(sr)
