@@ -74,6 +74,23 @@ def test_render_is_deterministic_and_the_room_is_optional():
     assert corr > 0.99 and 0.2 < ratio < 5.0
 
 
+@pytest.mark.parametrize("sr, midi", [(16000, 79.0), (22050, 84.0), (48000, 60.0)])
+def test_plucked_notes_sound_at_their_pitch(sr, midi):
+    # the truth says the note's pitch: the string loop (a delay line and a two-point average, which delays by
+    # half a sample) must have the note's period, or high plucked notes sound tens of cents flat
+    note = te.Note(0.1, 1.1, midi)
+    spec = te.ClipSpec(name="p", source="pluck", sample_rate=sr, duration=1.3, notes=[note], snr_db=80.0,
+                       rt60=0.3, drr_db=20.0, level_db=-20.0, seed=5)
+    x = te.render_clip(spec, room=False).astype(np.float64)
+    seg = x[int(0.15 * sr):int(0.95 * sr)] * np.hanning(int(0.8 * sr))
+    n_fft = 1 << 22
+    mag = np.abs(np.fft.rfft(seg, n_fft))
+    f = 440.0 * 2 ** ((midi - 69) / 12)
+    band = slice(int(f * 0.9 * n_fft / sr), int(f * 1.1 * n_fft / sr))
+    peak = (band.start + np.argmax(mag[band])) * sr / n_fft
+    assert abs(1200 * np.log2(peak / f)) < 2.0
+
+
 def test_command_end_to_end(tmp_path, capsys):
     out = tmp_path / "eval"
     assert cli.main(["evaluate-techniques", "--clips", "3", "--no-anchors", "--out", str(out)]) == 0

@@ -387,10 +387,13 @@ def _karplus(spec: ClipSpec, t: np.ndarray, rng) -> np.ndarray:
     x = np.zeros_like(t)
     for note in spec.notes:
         f = 440.0 * 2 ** ((note.midi - 69) / 12)
-        period = sr / f
+        # the loop's two-point average delays by half a sample: the delay line
+        # is half a sample shorter, so that the loop (and the tone) has the
+        # note's period
+        delay = sr / f - 0.5
         n = int((note.end - note.start + 0.06) * sr)
-        p = int(period)
-        frac = period - p
+        p = int(delay)
+        frac = delay - p
         buf = rng.uniform(-1, 1, p + 2)
         out = np.zeros(n)
         decay = float(rng.uniform(0.990, 0.998))
