@@ -484,6 +484,17 @@ def test_decoder_durations_over_an_hour_are_refused(bundle_dir, tmp_path, key):
         clf.tag(x, SR, decoder={key: 1e308})
 
 
+def test_decoder_keys_are_the_keys_the_bundle_reader_keeps(bundle_dir, tmp_path):
+    # DECODER_KEYS (what `train` lets a config write into model.json) must be what load_bundle reads:
+    # each one set to a value no default has comes back, and a key outside it is not kept
+    values = {"smoothing_s": 0.123, "min_on_s": 0.234, "min_off_s": 0.345, "attack_s": 0.0456,
+              "smoothing": "median", "median_hops": 7}
+    assert set(values) == set(bundle_mod.DECODER_KEYS)
+    b = _copy(bundle_dir, tmp_path / "b")
+    tb.rewrite_meta(b, lambda m: m["decoder"].update(values, level_rate=3.0))
+    assert load_bundle(b).decoder == values
+
+
 # ----------------------------------------------------------------------------------------------------------
 # 11. messages: odd zips, an unavailable TensorRT, and save() keeps weights.pt
 # ----------------------------------------------------------------------------------------------------------

@@ -83,6 +83,11 @@ def reread_device_list() -> bool:
     create a :class:`DeviceSource` then: PortAudio's calls are not safe
     against a re-initialisation running beside them.
 
+    It calls ``sounddevice._terminate`` and ``sounddevice._initialize``, the
+    wrappers of ``Pa_Terminate`` and ``Pa_Initialize`` that sounddevice's
+    maintainers give for re-reading the list (PortAudio has no hot-plug call
+    yet); a sounddevice without them makes this return False.
+
     Returns
     -------
     bool

@@ -290,8 +290,11 @@ def read_about(data_dir) -> dict | None:
     return about
 
 
-def data_settings(data_dir, seed: int | None = None, pool: int | None = None, n_query: int | None = None) -> dict:
+def data_settings(data_dir, seed: int | None = None, pool: int | None = None, n_query: int | None = None,
+                  about: dict | None = None) -> dict:
     """The rendering settings for ``data_dir``: each one given, else the folder's (its about.json), else the default.
+
+    ``about``: the folder's record when the caller has read it already (:func:`read_about`), else it is read here.
 
     Raises
     ------
@@ -299,7 +302,8 @@ def data_settings(data_dir, seed: int | None = None, pool: int | None = None, n_
         A given setting differs from the one the folder's about.json records (its files were rendered
         with the recorded one; another data folder is needed), or a setting is out of range.
     """
-    about = read_about(data_dir) or {}
+    if about is None:
+        about = read_about(data_dir) or {}
     given = {"seed": seed, "pool": pool, "n_query": n_query, "query_seconds": QUERY_SECONDS}
     defaults = {"seed": DEFAULT_SEED, "pool": POOL, "n_query": N_QUERY}
     out = {}
@@ -332,8 +336,8 @@ def build_fewshot_data(out_dir, seed: int | None = None, tasks=TASKS, pool: int 
         ``out_dir``.
     """
     out_dir = Path(out_dir)
-    settings = data_settings(out_dir, seed, pool, n_query)
     about = read_about(out_dir) or {}
+    settings = data_settings(out_dir, seed, pool, n_query, about=about)
     todo = [t for t in tasks if not (out_dir / f"{t.name}.npz").exists()]
     if not todo:
         return out_dir  # nothing to render: the folder and its about.json stay as they are
