@@ -126,3 +126,33 @@ def test_update_bundle_of_a_folder_still_works(tmp_path, capsys):
     assert real["rms_floor_db"] == -60.0 and real["data"] == "real"
     rep = json.loads((tmp_path / "ev" / "real.json").read_text())
     assert np.isfinite(rep["rms_floor_db"]) and rep["files"]["tone.wav"]["n_sounding"] > 0
+
+
+def test_split_f1_decides_as_the_live_decoder(tmp_path):
+    # evaluate_split's F1 is of the tags' states as listen and Classifier.tag set them: the bundle's
+    # smoothing and minimum durations along each clip, not its thresholds on the raw outputs
+    from _rtc_bundle import write_bundle
+
+    from rtclassify.model.bundle import load_bundle
+
+    bundle = load_bundle(write_bundle(tmp_path / "b", smoothing_s=0.1, min_on_s=0.2, min_off_s=0.3))
+    hop_s = bundle.hop_frames * bundle.hop_length / bundle.sample_rate
+    n_tags = len(bundle.labels)
+    p = np.full((40, n_tags), 0.1, np.float32)
+    p[5:20] = 0.9          # a sound
+    p[12] = 0.0            # one output's dip: raw thresholds turn off for one hop, the decoder holds on
+    p[30] = 0.95           # one output's spike
+    clip = np.r_[np.zeros(25, int), np.ones(15, int)]   # two clips: the decoder starts again at row 25
+    active = ev._decide(bundle, p, clip, hop_s)
+    from rtclassify.detect.decoder import Decoder, DecoderConfig
+
+    expect = np.zeros_like(active)
+    for rows in (range(0, 25), range(25, 40)):
+        d = Decoder(DecoderConfig.from_bundle(bundle, level_rate=0.0), hop_s)
+        for i in rows:
+            d.step(p[i], i * hop_s)
+            expect[i] = d.active
+    assert np.array_equal(active, expect)
+    raw = ev.hysteresis(p, np.full(n_tags, 0.6), np.full(n_tags, 0.4))
+    assert not raw[12].any() and active[12].all()
+    assert not np.array_equal(active, raw)

@@ -5,9 +5,9 @@ ONNX Runtime on windows of the native frontend's frames), never through torch,
 so the numbers describe what users get.
 
 Metrics per tag and macro (mean over tags that have positives and negatives):
-ROC-AUC and PR-AUC (average precision) from scikit-learn, and F1 of the
-bundle's thresholds applied with hysteresis (on above ``on``, off below ``off``)
-along each clip.
+ROC-AUC and PR-AUC (average precision) from scikit-learn, and F1 of the tags'
+states as the live decoder sets them along each clip (the bundle's smoothing,
+thresholds with hysteresis and minimum durations, one output per hop).
 """
 
 from __future__ import annotations
@@ -220,13 +220,6 @@ class OnnxWindowModel:
         return np.concatenate(out) if out else np.zeros((0, self.bundle.n_tags), np.float32)
 
 
-def _thresholds(bundle, tags=None) -> tuple[np.ndarray, np.ndarray]:
-    tags = bundle.labels if tags is None else tags
-    on = np.array([bundle.thresholds[t][0] for t in tags], np.float64)
-    off = np.array([bundle.thresholds[t][1] for t in tags], np.float64)
-    return on, off
-
-
 def _eval_targets(model: OnnxWindowModel, fs, stride: int, max_windows: int | None) -> np.ndarray:
     targets = fs.target_frames(model.window_frames, int(model.meta["lookahead_frames"]), stride)
     if max_windows and len(targets) > max_windows:
@@ -341,18 +334,28 @@ def _predict_targets(model: OnnxWindowModel, fs, targets: np.ndarray):
     return probs, np.asarray(fs.labels[targets]), clip_index(fs.offsets, targets)
 
 
-def _decide(probs: np.ndarray, clip_index: np.ndarray, on: np.ndarray, off: np.ndarray) -> np.ndarray:
+def _decide(bundle, probs: np.ndarray, clip_index: np.ndarray, hop_s: float) -> np.ndarray:
+    """The live decoder's states over each clip's outputs (one row per hop, every tag of ``bundle``): the
+    bundle's smoothing, thresholds and minimum durations, as ``listen`` and ``Classifier.tag`` decide."""
+    from ..detect.decoder import Decoder, DecoderConfig
+
+    config = DecoderConfig.from_bundle(bundle, level_rate=0.0)
     active = np.zeros(probs.shape, bool)
     bounds = np.flatnonzero(np.diff(clip_index)) + 1
     for seg in np.split(np.arange(len(probs)), bounds):
-        if len(seg):
-            active[seg] = hysteresis(probs[seg], on, off)
+        decoder = Decoder(config, hop_s)
+        for i in seg:
+            decoder.step(probs[i], float(i) * hop_s)
+            active[i] = decoder.active
     return active
 
 
 def evaluate_split(bundle, data_dir, split: str = "test", cache_dir=None, threads: int = 2,
                    max_windows: int | None = None, progress: bool = True) -> tuple[dict, dict]:
     """Metrics of a bundle on a data split (every hop_frames-th frame of every clip).
+
+    F1 is of the live decoder's states over each clip's outputs (:func:`_decide`); with ``max_windows`` the
+    rows are thinned and the decoder takes them as consecutive hops.
 
     Returns
     -------
@@ -376,10 +379,11 @@ def evaluate_split(bundle, data_dir, split: str = "test", cache_dir=None, thread
     stride = int(model.bundle.hop_frames)
     targets = _eval_targets(model, fs, stride, max_windows)
     probs, labels, clip_index = _predict_targets(model, fs, targets)
-    probs = probs[:, [names.index(t) for t in tags]]
+    hop_s = stride * model.bundle.hop_length / model.bundle.sample_rate
+    columns = [names.index(t) for t in tags]
+    active = _decide(model.bundle, probs, clip_index, hop_s)[:, columns]
+    probs = probs[:, columns]
     labels = labels[:, [data_tags.index(t) for t in tags]]
-    on, off = _thresholds(model.bundle, tags)
-    active = _decide(probs, clip_index, on, off)
     report = tag_metrics(labels, probs, tags, active=active)
     report["after_onset"] = {
         f"{ms}ms": subset_metrics(labels, probs, fs.after_onsets(fs.frames_in(ms))[targets], tags)
