@@ -622,12 +622,42 @@ def test_fewshot_one_support_example_uses_the_folds_of_learn(tmp_path, monkeypat
     out = fewshot.evaluate_fewshot(Classifier.load(), tmp_path, [fewshot.melstats_encoder()], ks=(1, 2), repeats=1,
                                    conditions=("alternate",), pitch_shifts=(), mix_positives=False, progress=False)
     assert [r["k"] for r in out["results"]] == [1, 2]
-    assert list(folds[0]) == [0, 1]          # k = 1: the example's two halves
+    assert list(folds[0]) == [-1, 0, 1]      # k = 1: the example's two halves, a window apart
     assert len(folds[1]) == 2                # k = 2: the two examples drawn
     g = np.zeros(10, np.int64)
     place = np.linspace(0, 1, 10)
     assert list(one_example_folds(g, place)) == [0] * 5 + [1] * 5
     assert one_example_folds(np.array([3, 3, 5]), place[:3]).tolist() == [3, 3, 5]
+
+
+def test_one_example_halves_leave_out_the_rows_whose_windows_reach_across():
+    # a window of 0.15 of the example: the rows within 0.075 of the boundary are left out of the
+    # cross-validation (-1), so no scored row's window holds audio of the other half
+    from rtclassify.learn.learner import one_example_folds, window_share
+
+    g = np.zeros(11, np.int64)
+    place = np.linspace(0, 1, 11)
+    assert one_example_folds(g, place, gap=0.15).tolist() == [0] * 5 + [-1] + [1] * 5
+    assert one_example_folds(g, place, gap=0.45).tolist() == [0, 0, 0, -1, -1, -1, -1, -1, 1, 1, 1]
+    # an example too short for a gap keeps its whole halves
+    assert one_example_folds(g, place, gap=2.0).tolist() == [0] * 5 + [1] * 6
+    bundle = Classifier.load().bundle
+    w = bundle.window_frames * bundle.hop_length / bundle.sample_rate
+    assert window_share(bundle, 4 * w) == pytest.approx(0.25)
+
+
+def test_rows_out_of_the_cross_validation_are_not_scored_there_but_are_fitted():
+    from rtclassify.learn.head import fit_head
+
+    rng = np.random.default_rng(0)
+    pos = rng.normal(2.0, 0.3, (40, 3))
+    neg = rng.normal(-2.0, 0.3, (60, 3))
+    odd = rng.normal(-2.0, 0.3, (8, 3))   # positives that look like negatives
+    groups = np.r_[np.arange(40) % 4, np.full(8, -1)]
+    h = fit_head(np.r_[pos, odd], neg, groups, np.arange(60) % 4)
+    assert h.info["cv_roc_auc"] == pytest.approx(1.0) and h.info["n_positive"] == 48
+    scored = fit_head(np.r_[pos, odd], neg, np.r_[np.arange(40) % 4, np.arange(8) % 4], np.arange(60) % 4)
+    assert scored.info["cv_roc_auc"] < 0.95
 
 
 def test_fewshot_seeds_do_not_depend_on_the_other_tasks(tmp_path, monkeypatch):

@@ -462,7 +462,7 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
     from .embeddings import embed_examples, stream_embed
     from .examples import Example
     from .head import fit_head, roc_auc
-    from .learner import PITCH_SHIFTS, check_pitch_shifts, one_example_folds, positive_rows
+    from .learner import PITCH_SHIFTS, check_pitch_shifts, one_example_folds, positive_rows, window_share
     from .negatives import generic_negative_examples
 
     shifts = check_pitch_shifts(PITCH_SHIFTS if pitch_shifts is None else pitch_shifts)
@@ -544,8 +544,9 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
                     sel = np.isin(sup_group, pick)
                     for enc in all_names:
                         # the folds Classifier.learn uses (one example: its two halves in time)
-                        head = fit_head(sup[enc][sel], gen[enc], one_example_folds(sup_group[sel], sup_place[sel]),
-                                        gen_groups)
+                        gap = window_share(bundle, max(len(support[g]) for g in pick) / SR)
+                        head = fit_head(sup[enc][sel], gen[enc],
+                                        one_example_folds(sup_group[sel], sup_place[sel], gap), gen_groups)
                         p = head.predict_proba(q[enc])
                         pred = p >= head.on
                         bacc = 0.5 * (pred[y].mean() + (~pred[~y]).mean())

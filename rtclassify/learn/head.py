@@ -253,7 +253,9 @@ def fit_head(X_pos: np.ndarray, X_neg: np.ndarray, groups_pos: np.ndarray | None
         Embeddings of negative windows.
     groups_pos, groups_neg : ndarray of int, optional
         Example of each row (for the cross-validation folds); default: one
-        group per row.
+        group per row. A positive row of a negative group is left out of
+        the cross-validation (neither trained on nor scored there) and is
+        in the final fit.
     l2 : float, optional
         A fixed L2 strength (skips the search; the threshold is still chosen
         by cross-validation).
@@ -300,27 +302,31 @@ def _fit_head(X_pos, X_neg, groups_pos, groups_neg, l2, off_ratio, max_folds, se
     sd = np.where(sd > 1e-6 * max(1.0, float(sd.max(initial=0.0))), sd, 1.0)
     Z = (X - mu) / sd
 
-    # folds: positives by example (one example: its two halves), negatives by example
-    n_pos_groups = len(np.unique(gp))
+    # folds: positives by example (one example: its two halves), negatives by example; fold -1: not in the
+    # cross-validation
+    cv = gp >= 0
+    n_pos_groups = len(np.unique(gp[cv]))
+    fp = np.full(len(X_pos), -1, np.int64)
     if n_pos_groups >= 2:
         k = int(min(max_folds, n_pos_groups))
-        fp = fold_ids(gp, k, seed)
+        fp[cv] = fold_ids(gp[cv], k, seed)
     else:
         k = 2
-        fp = (np.arange(len(X_pos)) >= len(X_pos) / 2).astype(np.int64)
+        fp[cv] = (np.arange(int(cv.sum())) >= cv.sum() / 2).astype(np.int64)
     if len(np.unique(gn)) >= k:
         fn = fold_ids(gn, k, seed + 1)
     else:
         fn = (np.arange(len(X_neg)) * k // max(1, len(X_neg))).astype(np.int64)
     folds = np.concatenate([fp, fn])
+    in_cv = folds >= 0
     usable = [f for f in range(k) if (y[folds == f] == 1).any() and (y[folds == f] == 0).any()
-              and (y[folds != f] == 1).any() and (y[folds != f] == 0).any()]
+              and (y[in_cv & (folds != f)] == 1).any() and (y[in_cv & (folds != f)] == 0).any()]
 
     grid = (float(l2),) if l2 is not None else tuple(sorted(L2_GRID, reverse=True))
     oof_by_l2 = {lam: np.full(len(y), np.nan) for lam in grid}
     last_theta = {}
     for f in usable:
-        tr, te = folds != f, folds == f
+        tr, te = in_cv & (folds != f), folds == f
         wt = w[tr].copy()
         wt[y[tr] == 1] *= 0.5 / wt[y[tr] == 1].sum()
         wt[y[tr] == 0] *= 0.5 / wt[y[tr] == 0].sum()

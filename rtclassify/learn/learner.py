@@ -17,7 +17,8 @@ from ..errors import ParameterError
 from .examples import MIN_POSITIVE_EXAMPLES, check_distinct, load_examples, same_audio_groups
 
 __all__ = ["learn_tag", "save_classifier", "generic_embeddings", "positive_rows", "mixed_copies", "shifted_copies",
-           "parse_pitch_shifts", "check_pitch_shifts", "example_hop_frames", "one_example_folds", "LEARN_HOP_FRAMES",
+           "parse_pitch_shifts", "check_pitch_shifts", "example_hop_frames", "one_example_folds", "window_share",
+           "LEARN_HOP_FRAMES",
            "REL_DB", "FLOOR_DB", "MIX_REL_DB", "MIX_SNR_DB", "PITCH_SHIFTS", "DENSE_SECONDS"]
 
 #: Frontend frames between the windows embedded for learning (denser than the live hop: more rows per example).
@@ -246,18 +247,32 @@ def positive_rows(embed, bundle, examples, hop_frames: int = LEARN_HOP_FRAMES, r
     return out
 
 
-def one_example_folds(groups: np.ndarray, place: np.ndarray) -> np.ndarray:
+def one_example_folds(groups: np.ndarray, place: np.ndarray, gap: float = 0.0) -> np.ndarray:
     """Cross-validation groups of positive rows; from one example, its earlier and later halves.
 
     With one example, its earlier and later halves in time (in every copy alike) are the two folds, so
     each fold holds clean, shifted and mixed rows (split by row order, the mixed copies alone would be
     one fold, scored by a head that never saw a mix: a threshold far too low). ``place`` is
-    :func:`positive_rows`' ``place``. Other groups are returned as they are.
+    :func:`positive_rows`' ``place``. ``gap``: one model window as a fraction of the example; the rows
+    within half of it of the boundary get group -1 (left out of the cross-validation, kept for the final
+    fit), since their windows reach into the other half's audio, which the cross-validation would score
+    them against or train them with (one example's cross-validated AUC read about 0.06 high). When that
+    leaves a half empty (an example under about two windows), the halves stay whole. Other groups are
+    returned as they are.
     """
     if len(np.unique(groups)) != 1:
         return groups
-    half = (place >= np.median(place)).astype(np.int64)
-    return half if 0 < half.sum() < len(half) else groups
+    mid = np.median(place)
+    half = (place >= mid).astype(np.int64)
+    if not 0 < half.sum() < len(half):
+        return groups
+    out = np.where(np.abs(place - mid) < 0.5 * gap, -1, half)
+    return out if (out == 0).any() and (out == 1).any() else half
+
+
+def window_share(bundle, seconds: float) -> float:
+    """One model window of ``bundle`` as a fraction of ``seconds`` of audio (``one_example_folds``' gap)."""
+    return bundle.window_frames * bundle.hop_length / bundle.sample_rate / max(float(seconds), 1e-9)
 
 
 def _place(E, examples) -> np.ndarray:
@@ -477,7 +492,7 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
     neg_groups = N.group.copy()
     user = neg_groups < len(neg)  # the user's negatives come first in N, numbered by position
     neg_groups[user] = same_audio_groups(neg)[neg_groups[user]]
-    groups = one_example_folds(groups, P_s.place)
+    groups = one_example_folds(groups, P_s.place, window_share(bundle, max(P_s.seconds)))
     head = fit_head(P_s.X, N.X, groups, neg_groups, l2=l2, off_ratio=off_ratio)
     t_fit = time.perf_counter()
 
