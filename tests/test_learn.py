@@ -623,6 +623,12 @@ def test_fewshot_one_support_example_uses_the_folds_of_learn(tmp_path, monkeypat
                                    conditions=("alternate",), pitch_shifts=(), mix_positives=False, progress=False)
     assert [r["k"] for r in out["results"]] == [1, 2]
     assert list(folds[0]) == [-1, 0, 1]      # k = 1: the example's two halves, a window apart
+    # the AUC over sounding frames leaves out the muted margins around the sound (digital silence)
+    assert all(np.isfinite(r["auc_sounding"]) for r in out["results"])
+    assert "sounding frames only" in fewshot.format_tables(out)
+    x = np.r_[np.zeros(fewshot.SR), tone(fewshot.SR, 1.0, 440.0, 0.001)].astype(np.float32)
+    frames = fewshot._sounding_frames(x)
+    assert not frames[:20].any() and frames[-20:].all()
     assert len(folds[1]) == 2                # k = 2: the two examples drawn
     g = np.zeros(10, np.int64)
     place = np.linspace(0, 1, 10)
