@@ -53,12 +53,17 @@ def test_one_example_is_cross_validated_by_its_halves_in_time(base, monkeypatch)
     n_clean = len(positive_rows(fn, base.bundle, ex, mix=False, pitch_shifts=()))
     n_mix = len(P) - len(positive_rows(fn, base.bundle, ex, mix=False, pitch_shifts=(-2.0, 2.0)))
     g = seen["groups"]
-    assert len(g) == len(P) and set(np.unique(g)) == {0, 1}
+    assert len(g) == len(P) and set(np.unique(g)) == {-1, 0, 1}
     # each fold holds rows of the clean example and of its mixed copies: the earlier part of every copy in one
-    # fold, the later part in the other
-    assert set(g[:n_clean]) == {0, 1} and set(g[len(P) - n_mix:]) == {0, 1}
+    # fold, the later part in the other, and the rows whose windows reach across the boundary in neither (-1)
+    assert {0, 1} <= set(g[:n_clean]) and {0, 1} <= set(g[len(P) - n_mix:])
     early = int(g[0])
-    assert P.place[g == early].max() <= P.place[g != early].min()
+    late = 1 - early
+    assert P.place[g == early].max() <= P.place[g == -1].min() <= P.place[g == -1].max() <= P.place[g == late].min()
+    # the gap is one model window: no scored row's window holds audio of the other fold
+    b = base.bundle
+    window_s = b.window_frames * b.hop_length / b.sample_rate
+    assert (P.place[g == late].min() - P.place[g == early].max()) * len(x) / SR >= window_s * 0.99
 
 
 def test_the_same_audio_as_positive_and_negative_is_refused(base, tmp_path):

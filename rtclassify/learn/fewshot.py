@@ -23,9 +23,12 @@ query clips
     the recipe's *test* split (music, speech, singing, non-music, held-out
     timbres), a part of a "confuser" of the same family in most clips (for
     the tasks that have one), and the sound in a 2-6 s span at -6..+6 dB
-    against the background. One clip in six holds the sound alone, one in
-    six no sound at all. Background and sound are stored apart and heard in
-    two conditions (:func:`query_audio`): ``mix`` (the sound over the
+    against the background. The clip's number picks its role and its
+    background's kind: of :data:`N_QUERY` = 10 clips, 2 hold the sound
+    alone, 2 a music background without the sound, and 6 the sound over a
+    background (1 music, 2 speech, 2 singing, 1 non-music; so ``mix`` is
+    the sound over other sounds, mostly voices). Background and sound are
+    stored apart and heard in two conditions (:func:`query_audio`): ``mix`` (the sound over the
     background) and ``alternate`` (the background muted around the sound:
     sound and other sounds take turns). Frame labels follow the data
     recipe's rule (the sound's frame energy within 40 dB of the clip's
