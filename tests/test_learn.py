@@ -648,8 +648,8 @@ def test_one_example_halves_leave_out_the_rows_whose_windows_reach_across():
     # an example too short for a gap keeps its whole halves
     assert one_example_folds(g, place, gap=2.0).tolist() == [0] * 5 + [1] * 6
     bundle = Classifier.load().bundle
-    w = bundle.window_frames * bundle.hop_length / bundle.sample_rate
-    assert window_share(bundle, 4 * w) == pytest.approx(0.25)
+    span = ((bundle.window_frames - 1) * bundle.hop_length + bundle.frontend["n_fft"]) / bundle.sample_rate
+    assert window_share(bundle, 4 * span) == pytest.approx(0.25)
 
 
 def test_rows_out_of_the_cross_validation_are_not_scored_there_but_are_fitted():

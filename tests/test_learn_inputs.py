@@ -55,14 +55,14 @@ def test_one_example_is_cross_validated_by_its_halves_in_time(base, monkeypatch)
     g = seen["groups"]
     assert len(g) == len(P) and set(np.unique(g)) == {-1, 0, 1}
     # each fold holds rows of the clean example and of its mixed copies: the earlier part of every copy in one
-    # fold, the later part in the other, and the rows whose windows reach across the boundary in neither (-1)
+    # fold, the later part in the other, and the rows around the boundary in neither (-1)
     assert {0, 1} <= set(g[:n_clean]) and {0, 1} <= set(g[len(P) - n_mix:])
     early = int(g[0])
     late = 1 - early
     assert P.place[g == early].max() <= P.place[g == -1].min() <= P.place[g == -1].max() <= P.place[g == late].min()
-    # the gap is one model window: no scored row's window holds audio of the other fold
+    # the gap is the audio of one model window: no window of one fold holds audio a window of the other holds
     b = base.bundle
-    window_s = b.window_frames * b.hop_length / b.sample_rate
+    window_s = ((b.window_frames - 1) * b.hop_length + b.frontend["n_fft"]) / b.sample_rate
     assert (P.place[g == late].min() - P.place[g == early].max()) * len(x) / SR >= window_s * 0.99
 
 

@@ -253,12 +253,12 @@ def one_example_folds(groups: np.ndarray, place: np.ndarray, gap: float = 0.0) -
     With one example, its earlier and later halves in time (in every copy alike) are the two folds, so
     each fold holds clean, shifted and mixed rows (split by row order, the mixed copies alone would be
     one fold, scored by a head that never saw a mix: a threshold far too low). ``place`` is
-    :func:`positive_rows`' ``place``. ``gap``: one model window as a fraction of the example; the rows
-    within half of it of the boundary get group -1 (left out of the cross-validation, kept for the final
-    fit), since their windows reach into the other half's audio, which the cross-validation would score
-    them against or train them with (one example's cross-validated AUC read about 0.06 high). When that
-    leaves a half empty (an example under about two windows), the halves stay whole. Other groups are
-    returned as they are.
+    :func:`positive_rows`' ``place``. ``gap``: the audio of one model window as a fraction of the example
+    (:func:`window_share`); the rows within half of it of the boundary get group -1 (left out of the
+    cross-validation, kept for the final fit), so that no window of one fold holds audio that a window of
+    the other holds (with the halves touching, a row just after the boundary reached back into the earlier
+    half, and one example's cross-validated AUC read about 0.06 high). When that leaves a half empty (an
+    example under about two windows), the halves stay whole. Other groups are returned as they are.
     """
     if len(np.unique(groups)) != 1:
         return groups
@@ -271,8 +271,11 @@ def one_example_folds(groups: np.ndarray, place: np.ndarray, gap: float = 0.0) -
 
 
 def window_share(bundle, seconds: float) -> float:
-    """One model window of ``bundle`` as a fraction of ``seconds`` of audio (``one_example_folds``' gap)."""
-    return bundle.window_frames * bundle.hop_length / bundle.sample_rate / max(float(seconds), 1e-9)
+    """The audio one model window of ``bundle`` reads (its frames' hops and one analysis frame) as a fraction
+    of ``seconds`` of audio (``one_example_folds``' gap)."""
+    fe = bundle.frontend
+    span = ((bundle.window_frames - 1) * bundle.hop_length + int(fe["n_fft"])) / bundle.sample_rate
+    return span / max(float(seconds), 1e-9)
 
 
 def _place(E, examples) -> np.ndarray:
