@@ -296,7 +296,15 @@ def test_sigterm_in_a_host_calling_main_unwinds_the_command_then_ends_the_host(t
         "from rtclassify import cli\n"
         f"sf.write({str(tmp_path / 'long.wav')!r}, np.zeros(16000 * 600, np.float32), 16000)\n"
         "sig = getattr(signal, sys.argv[1])\n"
-        "threading.Timer(1.5, lambda: os.kill(os.getpid(), sig)).start()\n"
+        # a host with the default disposition (a test run under nohup inherits SIGHUP ignored, which cli.main
+        # keeps, as it keeps any host's own)
+        "signal.signal(sig, signal.SIG_DFL)\n"
+        "def kill_once_running():\n"
+        "    while signal.getsignal(sig) is signal.SIG_DFL:  # until cli.main has taken the signal\n"
+        "        threading.Event().wait(0.01)\n"
+        "    threading.Event().wait(0.5)\n"
+        "    os.kill(os.getpid(), sig)\n"
+        "threading.Thread(target=kill_once_running, daemon=True).start()\n"
         f"rc = cli.main(['tag', {str(tmp_path / 'long.wav')!r}, '--out', {str(tmp_path / 'o.jsonl')!r}])\n"
         "print('host went on after the signal', rc, flush=True)\n")
     for name in ("SIGTERM", "SIGHUP"):
