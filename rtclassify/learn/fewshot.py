@@ -548,8 +548,9 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
                 mix, lab = query_audio(bg, snd, cond)
                 X, sw = stream_embed(bundle, mix, SR, multi)
                 j = sw.index + label_offset  # the builder's label frame with this frame's centre
-                q_lab.append(np.where(j < len(lab), lab[np.minimum(j, len(lab) - 1)], 0))
-                q_sounding.append(_sounding_frames(mix)[np.minimum(j, len(lab) - 1)])
+                jj = np.minimum(j, len(lab) - 1)
+                q_lab.append(np.where(j < len(lab), lab[jj], 0))
+                q_sounding.append(_sounding_frames(mix)[jj])
                 q_X.append(X)
             q = split(np.concatenate(q_X))
             y = np.concatenate(q_lab).astype(bool)
@@ -559,11 +560,11 @@ def evaluate_fewshot(clf, data_dir, encoders: list, combos: tuple = (), ks=(1, 5
                 for r in range(repeats):
                     pick = rng.choice(len(support), size=min(k, len(support)), replace=False)
                     sel = np.isin(sup_group, pick)
+                    # the folds Classifier.learn uses (one example: its two halves in time), one set per draw
+                    gap = window_share(bundle, max(len(support[g]) for g in pick) / SR)
+                    folds = one_example_folds(sup_group[sel], sup_place[sel], gap)
                     for enc in all_names:
-                        # the folds Classifier.learn uses (one example: its two halves in time)
-                        gap = window_share(bundle, max(len(support[g]) for g in pick) / SR)
-                        head = fit_head(sup[enc][sel], gen[enc],
-                                        one_example_folds(sup_group[sel], sup_place[sel], gap), gen_groups)
+                        head = fit_head(sup[enc][sel], gen[enc], folds, gen_groups)
                         p = head.predict_proba(q[enc])
                         pred = p >= head.on
                         bacc = 0.5 * (pred[y].mean() + (~pred[~y]).mean())
