@@ -120,11 +120,9 @@ def clf():
 def synthetic_audio(seconds: float, rate: int) -> np.ndarray:
     """Stand-in for the real recordings: a 220 Hz tone gated at 0.25 Hz over quiet noise (float32). Under
     ``RTCLASSIFY_REQUIRE_RIG=1`` (CI) the recordings are required: the benchmark fails instead."""
-    from _jackd import REQUIRE_ENV, rig_required
+    from _jackd import fail_if_required
 
-    if rig_required():
-        pytest.fail(f"the recordings the benchmarks play are missing: {REAL} ({REQUIRE_ENV}=1: required here; "
-                    f"set RTCLASSIFY_REAL_DATA)")
+    fail_if_required(f"the recordings the benchmarks play are missing: {REAL} (set RTCLASSIFY_REAL_DATA)")
     rng = np.random.default_rng(0)
     t = np.arange(int(seconds * rate)) / rate
     return (0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 0.25 * t) > 0)

@@ -27,12 +27,20 @@ def rig_required() -> bool:
     return os.environ.get(REQUIRE_ENV, "") == "1"
 
 
-def skip_or_fail(reason: str) -> None:
-    """``pytest.skip(reason)``, or ``pytest.fail`` under ``RTCLASSIFY_REQUIRE_RIG=1``."""
+def fail_if_required(reason: str) -> None:
+    """``pytest.fail`` under ``RTCLASSIFY_REQUIRE_RIG=1`` (what the rig needs is missing); else nothing, and the
+    caller skips or falls back."""
     import pytest
 
     if rig_required():
         pytest.fail(f"{reason} ({REQUIRE_ENV}=1: required here)")
+
+
+def skip_or_fail(reason: str) -> None:
+    """``pytest.skip(reason)``, or ``pytest.fail`` under ``RTCLASSIFY_REQUIRE_RIG=1``."""
+    import pytest
+
+    fail_if_required(reason)
     pytest.skip(reason)
 
 
