@@ -598,6 +598,40 @@ def test_query_audio_conditions():
         query_audio(bg, snd, "both")
 
 
+def test_fewshot_backgrounds_never_play_the_tasks_own_sound(monkeypatch):
+    """A query background is negative throughout: a test-split clip that plays the task's npm instrument or
+    GM program is passed over for the next draw (a trombone clip once sat under the trombone task's query)."""
+    from rtclassify.learn import fewshot
+    from rtclassify.train.data import build
+
+    by_name = {t.name: t for t in fewshot.TASKS}
+    npm = {"type": "tonejs-samples", "instrument": "trombone", "program": 57}
+    gm = {"type": "soundfont", "bank": 0, "program": 29}
+    assert fewshot._holds_sound(by_name["trombone"], [gm, npm])
+    assert not fewshot._holds_sound(by_name["cello"], [gm, npm])
+    assert fewshot._holds_sound(by_name["distortion_guitar"], [gm])
+    # an npm sample whose GM number matches is not the soundfont's program; drum banks are not programs
+    assert not fewshot._holds_sound(by_name["distortion_guitar"], [{**npm, "program": 29}, {**gm, "bank": 128}])
+    assert not fewshot._holds_sound(by_name["gunshot"], [{"type": "nonmusic", "kind": "rain"}])
+
+    seen = []
+
+    def render(job, ctx):
+        seen.append(job.index)
+        draw = len(seen) - 1
+        sources = [npm] if draw < 2 else [{"type": "tonejs-samples", "instrument": "cello"}]
+        return np.full(4, draw, np.float32), None, {"sources": sources}
+
+    monkeypatch.setattr(build, "render_clip", render)
+    bg = fewshot._background(by_name["trombone"], None, 11_011, 3, "same")
+    assert bg[0] == 2 and len(set(seen)) == 3   # the third draw, each a clip of its own
+    seen.clear()
+    assert fewshot._background(by_name["cello"], None, 11_011, 3, "same")[0] == 0
+    monkeypatch.setattr(build, "render_clip", lambda job, ctx: (np.zeros(4, np.float32), None, {"sources": [npm]}))
+    with pytest.raises(RuntimeError, match="trombone.*query 3"):
+        fewshot._background(by_name["trombone"], None, 11_011, 3, "same")
+
+
 def test_fewshot_one_support_example_uses_the_folds_of_learn(tmp_path, monkeypatch):
     """At k = 1 the few-shot protocol cross-validates the example by its halves in time, as learn does."""
     pytest.importorskip("scipy")

@@ -21,7 +21,7 @@ support pool
 query clips
     :data:`N_QUERY` clips of :data:`QUERY_SECONDS` s: a background clip of
     the recipe's *test* split (music, speech, singing, non-music, held-out
-    timbres), a part of a "confuser" of the same family in most clips (for
+    timbres; never one that plays the task's own sound), a part of a "confuser" of the same family in most clips (for
     the tasks that have one), and the sound in a 2-6 s span at -6..+6 dB
     against the background. The clip's number picks its role and its
     background's kind: of :data:`N_QUERY` = 10 clips, 2 hold the sound
@@ -242,10 +242,43 @@ def _support(task: Task, ctx, seed: int, n: int) -> list[np.ndarray]:
 _KINDS = ("music", "music", "speech", "singing", "music", "nonmusic")
 
 
+#: test-split clips drawn for one query background before giving up on one without the task's sound
+_BACKGROUND_DRAWS = 20
+
+
+def _holds_sound(task: Task, sources) -> bool:
+    """True when a rendered clip's ``sources`` (its meta's list) play the task's own sound: its npm
+    instrument, or one of its GM programs (bank 0) from a soundfont."""
+    for s in sources:
+        if not isinstance(s, dict):
+            continue
+        if task.kind == "samples" and s.get("instrument") == task.instrument:
+            return True
+        if (task.kind == "gm" and s.get("type") != "tonejs-samples" and s.get("bank", 0) == 0
+                and s.get("program") in task.programs):
+            return True
+    return False
+
+
+def _background(task: Task, ctx, seed: int, i: int, source: str) -> np.ndarray:
+    """Query ``i``'s background: a clip of the recipe's test split of the kind the clip's number picks, the
+    first of a fixed sequence of draws that does not play the task's own sound (a background is negative
+    throughout; the held-out npm instruments the sample tasks use are test-split timbres)."""
+    from ..train.data.build import ClipJob, render_clip
+
+    base = 700_000 + 97 * seed % 10_000 + i + (0 if source == "same" else 50_000)
+    for draw in range(_BACKGROUND_DRAWS):
+        job = ClipJob("test", base + 100_000 * draw, _KINDS[i % len(_KINDS)], QUERY_SECONDS, int(seed))
+        audio, _, meta = render_clip(job, ctx)
+        if not _holds_sound(task, meta.get("sources", ())):
+            return audio
+    raise RuntimeError(f"{task.name}: {_BACKGROUND_DRAWS} test-split clips drawn for query {i} ({source}) all "
+                       f"play the task's own sound")
+
+
 def _queries(task: Task, ctx, seed: int, n: int, source: str) -> list[tuple[np.ndarray, np.ndarray]]:
     """Query clips as (background, sound) pairs at their final levels (the clip is their sum)."""
     from ..train.data import gm
-    from ..train.data.build import ClipJob, render_clip
 
     out = []
     for i in range(n):
@@ -256,9 +289,7 @@ def _queries(task: Task, ctx, seed: int, n: int, source: str) -> list[tuple[np.n
         if alone:
             bg = np.zeros(nsamp, np.float32)
         else:
-            job = ClipJob("test", 700_000 + 97 * seed % 10_000 + i + (0 if source == "same" else 50_000),
-                          _KINDS[i % len(_KINDS)], QUERY_SECONDS, int(seed))
-            bg = render_clip(job, ctx)[0]
+            bg = _background(task, ctx, seed, i, source)
             if task.confusers and rng.random() < 0.7:
                 prog = int(rng.choice(task.confusers))
                 a = float(rng.uniform(0.0, 2.0))
