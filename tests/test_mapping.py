@@ -98,6 +98,22 @@ def test_collision_with_a_default_note_says_how_to_fix(tmp_path):
     assert m.midi.tags["organ"].note == 60 and m.midi.technique.vibrato_note is None
 
 
+def test_a_mapping_built_in_code_refuses_a_note_two_outputs_share():
+    """The MIDI sink keeps one state per note: two outputs on one note would end each other's notes, so a
+    MidiMapping made in code is checked as a mapping file is."""
+    from rtclassify.sinks.mapping import MidiTag, MidiTechnique
+
+    with pytest.raises(ConfigError, match=r"note 60 is used by midi.tags.piano.note and midi.technique.vibrato_note"):
+        MidiMapping(tags={"piano": MidiTag(note=60, cc=None)})
+    with pytest.raises(ConfigError, match=r"CC 20 is used by midi.tags.a.cc and midi.tags.b.cc"):
+        MidiMapping(tags={"a": MidiTag(note=36, cc=20), "b": MidiTag(note=37, cc=20)})
+    # a disabled tag or an output that is off (None) shares nothing; the defaults share nothing
+    MidiMapping(tags={"piano": MidiTag(note=60, cc=None, enabled=False)})
+    MidiMapping(tags={"piano": MidiTag(note=60, cc=None)}, technique=MidiTechnique(vibrato_note=None))
+    m = Mapping.default([f"t{i}" for i in range(40)])
+    assert len({t.note for t in m.midi.tags.values()}) == 40
+
+
 def test_toml_syntax_error_names_the_line(tmp_path):
     p = write(tmp_path, "[midi]\nchannel = 1\n[osc\n")
     with pytest.raises(ConfigError, match=r"invalid TOML: .*line 3"):

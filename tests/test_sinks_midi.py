@@ -163,17 +163,17 @@ def test_note_on_off_and_level_cc(api):
 
 def test_every_note_on_gets_its_note_off_on_close(api):
     sink, rec = opened_sink(api, MidiMapping(channel=10, cc=False, tags={
-        t: MidiTag(note=60 + i, cc=None) for i, t in enumerate(LABELS)}))
+        t: MidiTag(note=70 + i, cc=None) for i, t in enumerate(LABELS)}))
     try:
         sink.send([TagOn(0.1, 0.0, 0, t, 0.9) for t in ("piano", "drums", "bass")])
-        assert sink.sounding == {60: "piano", 68: "drums", 63: "bass"}
+        assert sink.sounding == {70: "piano", 78: "drums", 73: "bass"}
     finally:
         sink.close()
     got = rec.settle()
     rec.close()
     ons = [m for m in got if m[0] == 0x99]
     offs = [m for m in got if m[0] == 0x89]
-    assert sorted(m[1] for m in ons) == sorted(m[1] for m in offs) == [60, 63, 68], late_clients()
+    assert sorted(m[1] for m in ons) == sorted(m[1] for m in offs) == [70, 73, 78], late_clients()
     assert sink.sounding == {}
     sink.close()  # idempotent
 

@@ -165,6 +165,9 @@ class MidiMapping:
                 raise ConfigError(f"MidiMapping.tags[{tag!r}]: must be a MidiTag, got {t!r}")
         if not isinstance(self.technique, MidiTechnique):
             raise ConfigError(f"MidiMapping.technique: must be a MidiTechnique, got {self.technique!r}")
+        for kind, num, keys in _shared_numbers(self.tags, self.technique)[:1]:
+            raise ConfigError(f"MidiMapping: {kind} {num} is used by {' and '.join(keys)}; each output needs a "
+                              f"{kind} of its own (None: not sent)")
 
     def velocity(self, prob: float) -> int:
         """Note-on velocity for a probability (1-127, never 0 which means note-off)."""
@@ -561,7 +564,10 @@ class _TagLoc(_Locator):
         return _Locator.error(self, path, message)
 
 
-def _check_unique(tags: dict[str, MidiTag], tech: MidiTechnique, md: dict, loc: _Locator) -> None:
+def _shared_numbers(tags: dict[str, MidiTag], tech: MidiTechnique) -> list[tuple[str, int, list[str]]]:
+    """The notes and CCs that more than one enabled output uses, as (``"note"`` or ``"CC"``, number, the
+    mapping keys that use it): the MIDI sink keeps one state per note, so one output's note-off would end
+    the other's note."""
     notes: dict[int, list[str]] = {}
     ccs: dict[int, list[str]] = {}
     for tag, t in tags.items():
@@ -575,15 +581,18 @@ def _check_unique(tags: dict[str, MidiTag], tech: MidiTechnique, md: dict, loc: 
         v = getattr(tech, k)
         if v is not None:
             (notes if k.endswith("note") else ccs).setdefault(v, []).append(f"midi.technique.{k}")
-    for kind, table in (("note", notes), ("CC", ccs)):
-        for num, keys in table.items():
-            if len(keys) > 1:
-                # blame the key the user wrote, if one of them was written
-                written = [k for k in keys if _written(md, k)]
-                key = (written or keys)[-1]
-                others = ", ".join(k if _written(md, k) else f"{k} (default; set it to another value or -1)"
-                                   for k in keys if k != key)
-                raise loc.error(key.split("."), f"{kind} {num} is also used by {others}")
+    return [(kind, num, keys) for kind, table in (("note", notes), ("CC", ccs))
+            for num, keys in table.items() if len(keys) > 1]
+
+
+def _check_unique(tags: dict[str, MidiTag], tech: MidiTechnique, md: dict, loc: _Locator) -> None:
+    for kind, num, keys in _shared_numbers(tags, tech)[:1]:
+        # blame the key the user wrote, if one of them was written
+        written = [k for k in keys if _written(md, k)]
+        key = (written or keys)[-1]
+        others = ", ".join(k if _written(md, k) else f"{k} (default; set it to another value or -1)"
+                           for k in keys if k != key)
+        raise loc.error(key.split("."), f"{kind} {num} is also used by {others}")
 
 
 def _written(md: dict, dotted: str) -> bool:
