@@ -147,6 +147,20 @@ def test_good_device_settings_are_taken(fake_device, kw):
         src.stop()
 
 
+def test_listen_refuses_a_rate_the_trackers_do_not_take_before_it_opens_the_device(fake_device, tmp_path, capsys):
+    """The trackers (on by default) take 4-384 kHz; listen says so, names the device and the way out, as demo
+    and tag do, before a stream is opened."""
+    from rtclassify import cli
+
+    bundle = tb.write_bundle(tmp_path / "b")
+    argv = ["listen", "--bundle", str(bundle), "--device", "system", "--samplerate", "768000", "--no-display"]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("rtclassify listen: error: input device 0 'system': 768000 Hz is outside the 4000-384000 Hz that "
+                   "the pitch, vibrato and tremolo trackers take; run it with --no-techniques"), err
+    assert fake_device.made == []
+
+
 def test_a_default_device_set_by_name_in_sounddevice_breaks_no_lookup():
     sd = pytest.importorskip("sounddevice", exc_type=ImportError)
     from rtclassify.audio.devices import find_input_device, list_input_devices

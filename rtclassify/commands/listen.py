@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import channel, number
+from ._args import channel, check_technique_rate, number
 
 from . import _live
 
@@ -67,6 +67,8 @@ def run(args) -> int:
         need = None if args.mix else (args.channel or 0) + 1
         what = "mix" if args.mix else f"channel {args.channel or 0}"
     source = DeviceSource(args.device, channels=need, samplerate=args.samplerate, blocksize=args.blocksize)
+    if args.techniques:
+        check_technique_rate(source.samplerate, f"input device {source.info.index} {source.info.name!r}")
     title = f"rtclassify listen · {source.info.name} ({source.info.hostapi}) · {source.samplerate:g} Hz · {what}"
     code = _live.run_live(args, clf, mapping, source, title, what="listen", blocksize=args.blocksize,
                           channels=channels, channel=None if args.mix else (args.channel or 0), mix=args.mix)
