@@ -48,6 +48,7 @@ class RecordingSink:
 
     def close(self):
         self.calls.append("close")
+        self.close_thread = threading.current_thread()
 
 
 def test_events_match_offline_tagging_and_end_of_clip_turns_tags_off(clf):
@@ -128,10 +129,27 @@ def test_stop_from_another_thread_flushes_and_closes_once(clf):
     ev = onoff(sink.events)
     assert ev[-1][0] == "off" and {t for k, t, _ in ev if k == "on"} == {t for k, t, _ in ev if k == "off"}
     assert sink.calls.count("close") == 1
+    assert sink.close_thread is t  # a sink closes on the thread that stops the listener, not on the worker
     lis.stop()  # idempotent
     assert sink.calls.count("close") == 1
     c = lis.counters()
     assert c["samples_in"] == c["samples_processed"]
+
+
+def test_a_clip_source_says_finished_only_when_it_ends_on_its_own():
+    calls = []
+    src = ClipSource(np.zeros(SR * 30, np.float32), SR, blocksize=256)
+    src.start(lambda *a: None, lambda: calls.append("finished"))
+    time.sleep(0.1)
+    src.stop()
+    assert calls == []  # stopped: the caller knows
+    src = ClipSource(np.zeros(1024, np.float32), SR, blocksize=256, speed=8.0)
+    src.start(lambda *a: None, lambda: calls.append("finished"))
+    end = time.monotonic() + 10
+    while not calls and time.monotonic() < end:
+        time.sleep(0.01)
+    src.stop()
+    assert calls == ["finished"]
 
 
 def test_failing_sink_stops_the_listener_and_closes_the_others(clf):

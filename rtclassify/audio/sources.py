@@ -473,7 +473,7 @@ class ClipSource:
         except BaseException as exc:  # the callback failed: report it like a device fault
             self.error = exc
         finally:
-            if finished is not None:
+            if finished is not None and not self._stop.is_set():  # on its own only, not after stop()
                 finished()
 
     def stop(self) -> None:
