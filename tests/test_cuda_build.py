@@ -54,6 +54,40 @@ def test_build_info_cuda_matches_nvcc_at_build():
         assert archs and all(re.fullmatch(r"\d+[a-z]?", a) for a in archs), archs  # explicit, never "native"
 
 
+def _configure(tmp_path, *defs):
+    """Run CMake's configure step of this checkout in ``tmp_path`` with ``defs`` (-D...); (exit status, output)."""
+    import subprocess
+    import sys
+
+    cmake = shutil.which("cmake")
+    if cmake is None or shutil.which("nvcc") is None:
+        pytest.skip("needs cmake and nvcc on PATH")
+    pybind11 = pytest.importorskip("pybind11")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    gen = ["-G", "Ninja"] if shutil.which("ninja") else []
+    cmd = [cmake, "-S", root, "-B", str(tmp_path), *gen, f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
+           f"-DPython_EXECUTABLE={sys.executable}", *defs]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    return r.returncode, " ".join((r.stdout + r.stderr).split())
+
+
+@pytest.mark.slow
+def test_auto_builds_without_the_architectures_nvcc_cannot_compile(tmp_path):
+    """An older nvcc cannot compile for every listed architecture (one before CUDA 11.8 has no 89/90): AUTO
+    builds for the others, or without CUDA, instead of failing the configure and with it the whole install;
+    ON refuses, naming them. This nvcc stands in with architecture 60, which CUDA 13 dropped."""
+    rc, out = _configure(tmp_path / "some", "-DRTCLASSIFY_CUDA=AUTO", "-DRTCLASSIFY_CUDA_ARCHITECTURES=60;75")
+    if "rtclassify: CUDA ON (architectures: 60;75)" in out:
+        pytest.skip("this nvcc still compiles for architecture 60")
+    assert rc == 0, out
+    assert "cannot compile for the architecture(s) 60" in out and "building for 75 only" in out, out
+    assert "rtclassify: CUDA ON (architectures: 75)" in out, out
+    rc, out = _configure(tmp_path / "none", "-DRTCLASSIFY_CUDA=AUTO", "-DRTCLASSIFY_CUDA_ARCHITECTURES=60")
+    assert rc == 0 and "rtclassify: CUDA OFF" in out and "building without CUDA" in out, out
+    rc, out = _configure(tmp_path / "on", "-DRTCLASSIFY_CUDA=ON", "-DRTCLASSIFY_CUDA_ARCHITECTURES=60;75")
+    assert rc != 0 and "RTCLASSIFY_CUDA=ON but" in out and "architecture(s) 60 of RTCLASSIFY_CUDA_ARCHITECTURES" in out
+
+
 def test_cuda_symbols_follow_build_info():
     info = rtclassify.build_info()
     assert hasattr(_core, "_CudaMelFrontend") is info["cuda"]
