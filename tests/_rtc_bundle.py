@@ -133,3 +133,19 @@ def demo_signal(sr: int, seed: int = 0) -> np.ndarray:
         np.zeros(int(0.7 * sr), np.float32),
     ]
     return np.concatenate(parts).astype(np.float32)
+
+
+def fixed_batch_bundle(src, dst, batch: int) -> Path:
+    """A copy of bundle ``src`` whose model declares a fixed batch axis of ``batch`` (as some exporters write)."""
+    import shutil
+
+    import onnx
+
+    shutil.copytree(src, dst)
+    m = onnx.load(dst / "model.onnx")
+    for v in list(m.graph.input) + list(m.graph.output):
+        d = v.type.tensor_type.shape.dim[0]
+        d.ClearField("dim_param")
+        d.dim_value = batch
+    onnx.save(m, dst / "model.onnx")
+    return dst

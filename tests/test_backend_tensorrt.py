@@ -314,3 +314,27 @@ def test_build_reports_parser_errors_and_failed_builds():
 
 def test_cache_path_is_in_the_given_folder(tmp_path):
     assert bt.EngineCache(tmp_path).path(_key()).parent == Path(tmp_path)
+
+
+# ----------------------------------------------------------------------
+# a model exported with a fixed batch of 1
+# ----------------------------------------------------------------------
+def test_a_fixed_batch_of_one_gets_a_profile_of_batch_one(bundle_dir, tmp_path):
+    """TensorRT refuses a profile range on a static axis: a model that fixes its batch at 1 is built for batch 1
+    only and run one window at a time (as ONNX Runtime runs it); another fixed batch is refused by name."""
+    pytest.importorskip("onnx", reason="the test bundles are built with the onnx package")
+    import _rtc_bundle as tb
+
+    from rtclassify.model.bundle import MODEL_ONNX, load_bundle
+
+    def fixed(folder):
+        b = load_bundle(folder)
+        return bt.onnx_fixed_batch_of_one(b.read_bytes(MODEL_ONNX), b, b.file_label(MODEL_ONNX))
+
+    assert fixed(bundle_dir) is False
+    assert fixed(tb.fixed_batch_bundle(bundle_dir, tmp_path / "one", 1)) is True
+    with pytest.raises(BundleError, match="model.onnx: has a fixed batch of 4 windows"):
+        fixed(tb.fixed_batch_bundle(bundle_dir, tmp_path / "four", 4))
+    fake = FakeTensorRT()
+    bt._build_serialized(fake, fake.Logger(), ONNX, "b/model.onnx", _key(max_batch=1), 1 << 20)
+    assert ("set_shape", "mel", (1, 128, 64), (1, 128, 64), (1, 128, 64)) in fake.log

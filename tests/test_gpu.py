@@ -253,15 +253,22 @@ def test_auto_picks_tensorrt_on_a_gpu(cp, trt_bundle, tmp_path):
 
 
 def test_tensorrt_takes_device_windows_at_any_offset(cp, trt_bundle, tmp_path):
-    """A view one window in (not 256-byte aligned for most window sizes) is copied, not bound in place."""
+    """Device windows at an address TensorRT cannot bind (not 256-byte aligned) are copied to the engine's own
+    input; aligned ones are bound in place."""
     from rtclassify.model import make_backend
     from rtclassify.model.backend_tensorrt import TENSOR_ALIGNMENT
 
     host = _windows(trt_bundle, 5, seed=3)
-    ref = make_backend(trt_bundle, "onnx").run(host[1:])
+    ref = make_backend(trt_bundle, "onnx").run(host)
     backend = make_backend(trt_bundle, "tensorrt", max_batch=2, cache_dir=tmp_path)
-    dev = cp.asarray(host)
-    view = dev[1:]  # C-contiguous, at an offset of one window
+    flat = cp.zeros(host.size + 1, dtype=cp.float32)
+    flat[1:] = cp.asarray(host.ravel())
+    view = flat[1:].reshape(host.shape)  # C-contiguous, 4 bytes past an aligned address
+    assert view.data.ptr % TENSOR_ALIGNMENT == 4
     got = cp.asnumpy(backend.run(view))
     np.testing.assert_allclose(got, ref, rtol=0, atol=PROB_TOL)
-    assert backend.last_input_address % TENSOR_ALIGNMENT == 0
+    assert backend.last_input_address == backend._in.data.ptr  # the copy was bound, not the view
+    dev = cp.asarray(host)
+    assert dev.data.ptr % TENSOR_ALIGNMENT == 0
+    np.testing.assert_allclose(cp.asnumpy(backend.run(dev)), ref, rtol=0, atol=PROB_TOL)
+    assert backend.last_input_address == dev.data.ptr + 4 * host[0].nbytes  # in place: the last chunk, window 4

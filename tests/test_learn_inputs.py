@@ -349,6 +349,35 @@ def test_a_bad_backend_is_refused_before_learning(base, tmp_path):
     assert base.learn("bellx", [bell(SR, 2.0, 1)], sample_rate=SR, backend="ONNX").backend.name == "onnx"
 
 
+def test_a_tensorrt_base_learns_into_tensorrt_with_its_options(base, monkeypatch):
+    """A TensorRT classifier's learned tag runs on TensorRT with the base's options, not on "auto" (which would
+    fall back to the CPU with only a log line when the new engine fails to build)."""
+    import copy
+
+    from rtclassify.model import backends
+
+    options = {"max_batch": 4, "fp16": False, "cache_dir": None, "device": 0, "workspace_mb": 512}
+    trt_base = copy.copy(base)
+    trt_base.backend = copy.copy(base.backend)  # named and optioned as a TensorRT one, ONNX Runtime underneath
+    trt_base.backend.__class__ = type("TrtLike", (type(base.backend),), {"name": "tensorrt"})
+    trt_base.backend.options = options
+    calls = []
+    real = backends.make_backend
+
+    def spy(bundle, kind="auto", threads=1, **options):
+        calls.append((kind, options))
+        return real(bundle, "onnx", threads=threads)
+
+    monkeypatch.setattr(backends, "make_backend", spy)
+    trt_base.learn("bellx", [bell(SR, 2.0, 1)], sample_rate=SR, generic_negatives=False, mix_positives=False,
+                   negatives=[_noise(1.0)], pitch_shifts=())
+    assert calls[-1] == ("tensorrt", options)
+    calls.clear()
+    base.learn("bellx", [bell(SR, 2.0, 1)], sample_rate=SR, generic_negatives=False, mix_positives=False,
+               negatives=[_noise(1.0)], pitch_shifts=())
+    assert calls[-1] == ("onnx", {})
+
+
 def test_one_tuple_rates_and_array_shifts_are_read_as_meant(base):
     from rtclassify.learn.examples import load_examples
     from rtclassify.learn.learner import check_pitch_shifts

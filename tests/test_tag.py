@@ -30,22 +30,6 @@ def signal():
     return tb.demo_signal(SR)[: 2 * SR]
 
 
-def _fixed_batch_bundle(src, dst, batch: int):
-    """A copy of bundle ``src`` whose model declares a fixed batch axis of ``batch`` (as some exporters write)."""
-    import shutil
-
-    import onnx
-
-    shutil.copytree(src, dst)
-    m = onnx.load(dst / "model.onnx")
-    for v in list(m.graph.input) + list(m.graph.output):
-        d = v.type.tensor_type.shape.dim[0]
-        d.ClearField("dim_param")
-        d.dim_value = batch
-    onnx.save(m, dst / "model.onnx")
-    return dst
-
-
 # 1 -- a file name that is not valid UTF-8
 def test_a_file_name_that_is_not_utf8_is_read_and_written(clf, bundle_dir, signal, tmp_path, capsys):
     ok = tmp_path / "ok.wav"
@@ -79,7 +63,7 @@ def test_a_file_name_that_is_not_utf8_is_plotted(bundle_dir, signal, tmp_path):
 
 # 2 -- a model exported with a batch of 1
 def test_a_model_with_a_fixed_batch_of_one_tags_offline(clf, bundle_dir, signal, tmp_path):
-    one = Classifier.load(_fixed_batch_bundle(bundle_dir, tmp_path / "one", 1))
+    one = Classifier.load(tb.fixed_batch_bundle(bundle_dir, tmp_path / "one", 1))
     assert one.backend.max_batch == 1 and clf.backend.max_batch is None
     want = clf.tag(signal, SR)
     got = one.tag(signal, SR)
@@ -98,7 +82,7 @@ def test_a_model_with_a_fixed_batch_of_one_tags_offline(clf, bundle_dir, signal,
 
 def test_a_model_with_a_fixed_batch_other_than_one_is_refused_at_load(bundle_dir, tmp_path):
     with pytest.raises(BundleError, match="model.onnx: has a fixed batch of 4 windows"):
-        Classifier.load(_fixed_batch_bundle(bundle_dir, tmp_path / "four", 4))
+        Classifier.load(tb.fixed_batch_bundle(bundle_dir, tmp_path / "four", 4))
 
 
 # 3 -- a named pipe is opened once

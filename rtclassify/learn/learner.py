@@ -396,7 +396,8 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
         or the embedding alone (see :func:`rtclassify.learn.embeddings.head_features`).
     backend : str, optional
         Backend of the returned classifier (default: the base classifier's
-        backend kind, ``"onnx"`` for ONNX Runtime). A TensorRT base
+        backend kind: ``"tensorrt"`` for a TensorRT base, ``"onnx"`` for any
+        other, since a learned bundle has no torch weights). A TensorRT base
         classifier's options (``device``, ``max_batch``, ``fp16``,
         ``cache_dir``, ``workspace_mb``) are kept. ``"tensorrt"`` is checked
         before any work: without a GPU, tensorrt or cupy the error names what
@@ -528,9 +529,10 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
     from ..model.classifier import Classifier
 
     files = learned_bundle_files(bundle, name, head.weight, head.bias, head.on, head.off, record, features=features)
-    kind = backend or ("onnx" if getattr(clf.backend, "name", "onnx") == "onnx" else "auto")
-    # a TensorRT base keeps its device, batch, precision and engine cache
+    # a TensorRT base keeps TensorRT (never "auto", which could land on the CPU with only a log line) and its device,
+    # batch, precision and engine cache; any other base gets ONNX Runtime (a learned bundle has no torch weights)
     trt_base = getattr(clf.backend, "name", "") == "tensorrt"
+    kind = backend or ("tensorrt" if trt_base else "onnx")
     options = dict(getattr(clf.backend, "options", None) or {}) if trt_base else {}
     threads = max(1, int(getattr(clf.backend, "threads", 1)))
     # the graph is opened (and probed) from memory, by the backend that will run it, before anything is written

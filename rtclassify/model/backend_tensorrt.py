@@ -42,7 +42,8 @@ import numpy as np
 from .. import gpu
 from ..errors import BundleError, MissingDependencyError, ParameterError, RtclassifyError, StateError, require
 from ..gpu import GPU_EXTRA, GpuUnavailableError, gpu_devices, tensorrt_availability
-from .backends import Backend, check_embedding_dtype, check_probabilities, check_threads, probe_windows
+from .backends import (Backend, check_embedding_dtype, check_probabilities, check_threads, fixed_batch_of_one,
+                       probe_windows)
 from .bundle import MODEL_ONNX, Bundle
 
 __all__ = [
@@ -284,6 +285,21 @@ def _build_serialized(trt, logger, onnx_bytes: bytes, where: str, key: EngineKey
     return bytes(memoryview(plan))
 
 
+def onnx_fixed_batch_of_one(onnx_bytes: bytes, bundle: Bundle, where: str) -> bool:
+    """:func:`~rtclassify.model.backends.fixed_batch_of_one` of an ONNX graph, read with ONNX Runtime (on the CPU,
+    unoptimized: only the graph's declared shapes are read)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(onnx_bytes, so, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ONNX Runtime raises its own exception types
+        raise BundleError(f"{where}: cannot be read by ONNX Runtime: {str(exc).strip().splitlines()[0][:400]}") from exc
+    return fixed_batch_of_one(sess, bundle, where)
+
+
 class TensorRTBackend(Backend):
     """TensorRT backend on a CUDA GPU.
 
@@ -295,7 +311,8 @@ class TensorRTBackend(Backend):
     max_batch : int
         Largest batch (the number of streams served at once); the engine's
         profile covers batch 1 to ``max_batch``. Larger batches are run in
-        chunks.
+        chunks. A model exported with a fixed batch of 1 gets an engine of
+        batch 1 and runs one window at a time (:attr:`max_batch` is 1).
     fp16 : bool
         Let TensorRT use FP16 kernels (inputs and outputs stay float32).
         Needs TensorRT 10's FP16 builder flag; TensorRT 11 builds strongly
@@ -359,12 +376,14 @@ class TensorRTBackend(Backend):
                         "workspace_mb": int(workspace_mb)}
         self._closed = False
         self.device = int(device)
-        self.max_batch = int(max_batch)
         self.precision = "fp16" if fp16 else "fp32"
         self._lock = threading.Lock()
         self.last_input_address = 0
         where = bundle.file_label(MODEL_ONNX)
         onnx_bytes = bundle.read_bytes(MODEL_ONNX)
+        # a model exported with a fixed batch of 1 gets a profile of batch 1 only (TensorRT refuses a range on a
+        # static axis) and runs one window at a time, as on ONNX Runtime
+        self.max_batch = 1 if onnx_fixed_batch_of_one(onnx_bytes, bundle, where) else int(max_batch)
         M, W = self._shape
 
         with cp.cuda.Device(self.device):

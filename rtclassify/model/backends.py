@@ -113,6 +113,25 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:400]
 
 
+def fixed_batch_of_one(sess, bundle: Bundle, where: str) -> bool:
+    """True when an ONNX Runtime session's model fixes its batch axis at 1 (an int, not a name, on the input or
+    the outputs ``model.json`` names), False for a dynamic batch axis.
+
+    Raises
+    ------
+    BundleError
+        The model fixes another batch: the stream runs one window at a time.
+    """
+    shapes = [i.shape for i in sess.get_inputs() if i.name == bundle.input_name]
+    shapes += [o.shape for o in sess.get_outputs() if o.name in (bundle.probs_name, bundle.embedding_name)]
+    fixed = sorted({dims[0] for dims in shapes if dims and isinstance(dims[0], int)})
+    if fixed and fixed != [1]:
+        raise BundleError(f"{where}: has a fixed batch of {' and '.join(map(str, fixed))} windows; the stream "
+                          f"runs one window at a time: export the model with a dynamic batch axis (or a batch "
+                          f"of 1)")
+    return bool(fixed)
+
+
 class OnnxBackend(Backend):
     """ONNX Runtime backend (CPU).
 
@@ -176,13 +195,7 @@ class OnnxBackend(Backend):
         shape = inputs[bundle.input_name].shape
         if len(shape) != 3:
             raise BundleError(f"{where}: input {bundle.input_name!r} has rank {len(shape)}, expected 3 (batch, mels, frames)")
-        # a model exported with a fixed batch axis (an int, not a name) takes exactly that many windows per run
-        shapes = [shape] + [outputs[o].shape for o in (bundle.probs_name, bundle.embedding_name) if o is not None]
-        fixed = sorted({dims[0] for dims in shapes if dims and isinstance(dims[0], int)})
-        if fixed and fixed != [1]:
-            raise BundleError(f"{where}: has a fixed batch of {' and '.join(map(str, fixed))} windows; the stream "
-                              f"runs one window at a time: export the model with a dynamic batch axis (or a batch "
-                              f"of 1)")
+        fixed = fixed_batch_of_one(self._sess, bundle, where)
         for axis, (dim, want, what) in enumerate(zip(shape[1:], self._shape, ("n_mels", "window_frames")), start=1):
             if isinstance(dim, int) and dim != want:
                 raise BundleError(f"{where}: input axis {axis} has size {dim} but model.json gives {what} = {want}")

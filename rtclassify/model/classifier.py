@@ -192,9 +192,13 @@ class Classifier:
         ----------
         path : str or Path, optional
             Bundle folder or zip; None: the default bundle shipped in the package.
-        backend : {"auto", "onnx", "torch"}
-            ``"auto"``/``"onnx"``: ONNX Runtime on the CPU; ``"torch"``:
-            development backend (``train`` extra).
+        backend : {"auto", "onnx", "tensorrt", "torch"}
+            ``"onnx"``: ONNX Runtime on the CPU; ``"tensorrt"``: TensorRT on a
+            CUDA GPU (``gpu`` extra); ``"auto"``: TensorRT when a GPU, tensorrt
+            and cupy are all there (its first use on a GPU builds and caches
+            the engine, which can take minutes), else ONNX Runtime; ``"torch"``:
+            development backend (``train`` extra). See
+            :func:`rtclassify.model.backends.make_backend`.
         threads : int
             Intra-op threads of the backend (1 suits real time).
 
@@ -203,7 +207,9 @@ class Classifier:
         BundleError
             Missing or corrupt bundle (the message names the file).
         MissingDependencyError
-            ``backend="torch"`` without torch.
+            ``backend="torch"`` without torch, ``"tensorrt"`` without tensorrt or cupy.
+        GpuUnavailableError
+            ``backend="tensorrt"`` without a CUDA GPU.
         ParameterError
             Unknown backend or bad ``threads``.
         """
