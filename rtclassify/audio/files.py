@@ -152,8 +152,62 @@ def _open(path):
                              "that libsndfile reads") from exc
 
 
+#: libsndfile's frame count for a file whose header gives none (SF_COUNT_MAX): a FLAC written to a pipe
+#: (``ffmpeg ... -f flac - > x.flac``, ``sox ... -t flac -``) has no total sample count
+UNKNOWN_FRAMES = 2 ** 63 - 1
+
+
+def _read_frames(f, path, blocksize: int) -> Iterator[np.ndarray]:
+    """Float32 ``(n, channels)`` blocks of the open file ``f`` to its end, from its start.
+
+    A file whose header gives no length (:data:`UNKNOWN_FRAMES`) is read by libsndfile until a request reaches
+    past its end: that request fails ("Internal psf_fseek() failed.") and leaves the handle unusable. The
+    rest is then read from a fresh open of the file, sought to where the good reads ended, in requests 16
+    times smaller, down to one frame; libsndfile cannot read the very last frame of such a file.
+    """
+    unknown = int(f.frames) >= UNKNOWN_FRAMES
+    step, done, own = blocksize, 0, None
+    try:
+        while True:
+            try:
+                data = f.read(step, dtype="float32", always_2d=True)
+            except RuntimeError as exc:
+                if not (unknown and "psf_fseek" in str(exc)):
+                    raise AudioFileError(f"{path}: cannot decode audio ({exc})") from exc
+                if step == 1:
+                    return
+                if own is not None:
+                    own.close()
+                f = own = _reopen_unknown_length(path)
+                f.seek(done)
+                step = max(1, step // 16)
+                continue
+            if len(data) == 0:
+                return
+            done += len(data)
+            yield data
+    finally:
+        if own is not None:
+            own.close()
+
+
+def _reopen_unknown_length(path):
+    p = Path(os.fspath(path)).expanduser()
+    try:
+        regular = stat.S_ISREG(os.stat(p).st_mode)
+    except OSError:
+        regular = False
+    if not regular:
+        raise AudioFileError(f"{p}: the file's header gives no length (as a FLAC written to a pipe), so it is read "
+                             "to its end twice, which a pipe cannot be; write it to a file first")
+    return _open(p)
+
+
 def _info_of(f, path) -> AudioInfo:
     frames = int(f.frames)
+    if frames >= UNKNOWN_FRAMES:  # no length in the header: count the frames (a second open, read through once)
+        with _reopen_unknown_length(path) as g:
+            frames = sum(len(b) for b in _read_frames(g, path, 1 << 16))
     pcm = f.subtype.startswith("PCM_") or f.subtype in ("FLOAT", "DOUBLE", "ULAW", "ALAW")
     missing = _wav_missing_frames(f.name, frames) if f.format in ("WAV", "WAVEX") and pcm else 0
     return AudioInfo(str(path), int(f.samplerate), frames, int(f.channels), f.format, missing)
@@ -224,10 +278,14 @@ def read_channels(path) -> tuple[np.ndarray, int]:
     """
     with _open(path) as f:
         sr = int(f.samplerate)
-        try:
-            data = f.read(dtype="float32", always_2d=True)
-        except RuntimeError as exc:
-            raise AudioFileError(f"{path}: cannot decode audio ({exc})") from exc
+        if int(f.frames) < UNKNOWN_FRAMES:
+            try:
+                data = f.read(dtype="float32", always_2d=True)
+            except RuntimeError as exc:
+                raise AudioFileError(f"{path}: cannot decode audio ({exc})") from exc
+        else:
+            blocks = list(_read_frames(f, path, 1 << 16))
+            data = np.concatenate(blocks) if blocks else np.zeros((0, int(f.channels)), np.float32)
     return data, sr
 
 
@@ -268,11 +326,5 @@ def open_blocks(path, blocksize: int = 65536, channel: int | None = None):
 
 
 def _blocks_of(f, path, blocksize: int, channel: int | None) -> Iterator[np.ndarray]:
-    while True:
-        try:
-            data = f.read(blocksize, dtype="float32", always_2d=True)
-        except RuntimeError as exc:
-            raise AudioFileError(f"{path}: cannot decode audio ({exc})") from exc
-        if len(data) == 0:
-            return
+    for data in _read_frames(f, path, blocksize):
         yield to_mono(data, channel)
