@@ -29,11 +29,13 @@ def test_onset_is_measured_from_the_first_loud_sample():
     on = _onsets(audio, sr, res, ["piano", "speech"], TAGS, -50.0)
     assert on["piano"] == pytest.approx(0.15)  # first output at or after 0.62 s is 0.65 s
     assert on["speech"] is None
-    assert _onsets(np.zeros(100, np.float32), sr, res, ["piano"], TAGS, -50.0) == {"piano": None}
+    # no sample above the floor: nothing is timed (not "never on")
+    assert _onsets(np.zeros(100, np.float32), sr, res, ["piano"], TAGS, -50.0) is None
     files = {"a": {"kind": "real", "onset_s": on}, "b": {"kind": "synthetic", "onset_s": {"piano": 0.0}},
-             "c": {"kind": "real", "onset_s": {"piano": 0.35}}}
-    assert onset_summary(files) == {"n": 3, "never": 1, "median_s": pytest.approx(0.25)}
-    assert onset_summary({}) == {"n": 0, "never": 0, "median_s": None}
+             "c": {"kind": "real", "onset_s": {"piano": 0.35}},
+             "d": {"kind": "real", "labelled": ["organ", "bass"], "onset_s": None}}
+    assert onset_summary(files) == {"n": 3, "never": 1, "unmeasured": 2, "median_s": pytest.approx(0.25)}
+    assert onset_summary({}) == {"n": 0, "never": 0, "unmeasured": 0, "median_s": None}
 
 
 @pytest.mark.skipif(not (SMS / "labels.csv").exists(), reason="../shared/data/sms-tools is not beside the checkout")
@@ -59,6 +61,16 @@ def test_real_report_with_the_default_bundle(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "first on after the sound starts" in out and "no music" in out
     assert json.loads((tmp_path / "ev" / "real.json").read_text())["onsets"]["n"] == 2
+    # a floor no frame reaches: nothing is measured, and that is said, not counted as passes or as never on
+    assert cli.main(["evaluate", str(default_bundle_path()), "--real", str(tmp_path), "--out",
+                     str(tmp_path / "ev2"), "--rms-floor-db", "10"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    rep = json.loads((tmp_path / "ev2" / "real.json").read_text())
+    assert rep["targets"]["single_instrument"] == {} and rep["targets"]["unmeasured"] == ["flute-A4.wav"]
+    assert rep["targets"]["all_pass"] is False
+    assert rep["onsets"]["n"] == 0 and rep["onsets"]["unmeasured"] == 2
+    assert "single-instrument, not measured (no frame above --rms-floor-db 10 dBFS): flute-A4.wav" in out
+    assert "not timed for 2 (file, tag) pair(s)" in out and "never on in" not in out
 
 
 def test_real_errors(tmp_path):

@@ -130,11 +130,17 @@ def run(args) -> int:
             console.print(f"{group}: {passed}/{len(rows)} pass"
                           + ("" if passed == len(rows) else
                              " (fail: " + ", ".join(k for k, r in rows.items() if not r["pass"]) + ")"))
+        if tg.get("unmeasured"):
+            console.print(f"single-instrument, not measured (no frame above --rms-floor-db "
+                          f"{rep['rms_floor_db']:g} dBFS): {', '.join(tg['unmeasured'])}")
         on = rep["onsets"]
         if on["n"]:
             med = "-" if on["median_s"] is None else f"{1000 * on['median_s']:.0f} ms"
             console.print(f"labelled tag's first on after the sound starts: median {med} over {on['n']} "
                           f"(file, tag) pairs of real recordings, never on in {on['never']}")
+        if on.get("unmeasured"):
+            console.print(f"labelled tag's first on: not timed for {on['unmeasured']} (file, tag) pair(s) whose "
+                          f"recording has no sample above --rms-floor-db {rep['rms_floor_db']:g} dBFS")
         console.print(f"wrote {out / 'real.json'}")
         if args.update_bundle:
             summary = {"data": Path(args.real).name, "rms_floor_db": rep["rms_floor_db"], "targets": tg,

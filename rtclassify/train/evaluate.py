@@ -644,12 +644,13 @@ def evaluate_real(bundle, real_dir, rms_floor_db: float = -50.0, threads: int = 
             "rms_floor_db": rms_floor_db, "hop_frames": hop_frames, "data": str(real_dir), "bundle": str(bundle)}
 
 
-def _onsets(audio: np.ndarray, sr: int, res, labelled, tags, rms_floor_db: float) -> dict:
+def _onsets(audio: np.ndarray, sr: int, res, labelled, tags, rms_floor_db: float) -> dict | None:
     """Per labelled tag: seconds from the recording's first sample above ``rms_floor_db`` (as a peak
-    level) to the time of the first output in which the tag is on (None: never on)."""
+    level) to the time of the first output in which the tag is on (None: never on). None when no sample
+    is above the floor: the sound never starts, so nothing is timed."""
     loud = np.flatnonzero(np.abs(audio) > 10 ** (rms_floor_db / 20))
     if not len(loud):
-        return {t: None for t in labelled}
+        return None
     start = loud[0] / sr
     times = np.asarray(res.times)
     active = np.asarray(res.active, bool) & (times >= start)[:, None]
@@ -661,10 +662,13 @@ def _onsets(audio: np.ndarray, sr: int, res, labelled, tags, rms_floor_db: float
 
 
 def onset_summary(files: dict) -> dict:
-    """Median time to the labelled tag's first on over the real labelled files (see :func:`_onsets`)."""
-    vals = [v for f in files.values() if f.get("kind") == "real" for v in (f.get("onset_s") or {}).values()]
+    """Median time to the labelled tag's first on over the real labelled files (see :func:`_onsets`);
+    ``unmeasured`` counts the (file, tag) pairs of files with no sample above the floor."""
+    real = [f for f in files.values() if f.get("kind") == "real"]
+    vals = [v for f in real for v in (f.get("onset_s") or {}).values()]
     found = [v for v in vals if v is not None]
-    return {"n": len(vals), "never": len(vals) - len(found),
+    unmeasured = sum(len(f.get("labelled") or ()) for f in real if f.get("onset_s", {}) is None)
+    return {"n": len(vals), "never": len(vals) - len(found), "unmeasured": unmeasured,
             "median_s": float(np.median(found)) if found else None}
 
 
@@ -675,9 +679,11 @@ def real_targets(files: dict) -> dict:
     * files with "ocean" or "rain" in the name: every tag off on >= 90% of frames;
     * files labelled speech: singing on in <= 10% of frames.
     """
-    out = {"single_instrument": {}, "no_music": {}, "speech_no_singing": {}}
+    out = {"single_instrument": {}, "no_music": {}, "speech_no_singing": {}, "unmeasured": []}
     for name, f in files.items():
-        if f["kind"] == "real" and len(f["labelled"]) == 1 and f["labelled"][0] != "speech" and f["n_sounding"]:
+        if f["kind"] == "real" and len(f["labelled"]) == 1 and f["labelled"][0] != "speech" and not f["n_sounding"]:
+            out["unmeasured"].append(name)  # no sounding frame: the target says nothing of it, and it does not pass
+        elif f["kind"] == "real" and len(f["labelled"]) == 1 and f["labelled"][0] != "speech":
             tag = f["labelled"][0]
             v = f["on_fraction_sounding"][tag]
             out["single_instrument"][name] = {"tag": tag, "on": v, "pass": v >= 0.70}
@@ -687,8 +693,9 @@ def real_targets(files: dict) -> dict:
         if "speech" in f["labelled"] and f["n_frames"]:
             v = f["on_fraction_all"]["singing"]
             out["speech_no_singing"][name] = {"singing_on": v, "pass": v <= 0.10}
-    out["all_pass"] = all(d["pass"] for grp in ("single_instrument", "no_music", "speech_no_singing")
-                          for d in out[grp].values())
+    out["all_pass"] = not out["unmeasured"] and all(d["pass"] for grp in ("single_instrument", "no_music",
+                                                                          "speech_no_singing")
+                                                    for d in out[grp].values())
     return out
 
 
