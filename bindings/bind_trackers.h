@@ -357,7 +357,9 @@ frame_rate : float
 **config
     rate_min, rate_max, extent_on, extent_off, regularity_on, regularity_off,
     jump_cents, max_gap, max_glitch, hold_frames, window_periods, release_periods,
-    rate_step.
+    rate_step. A grid whose candidate fits need more than 2**20 values (too
+    fine a ``rate_step`` over too wide a rate range and window) is refused: it
+    would not run in real time.
 )doc")
       .def(
           "process",
@@ -402,7 +404,8 @@ frame_rate : float
 **config
     rate_min, rate_max, depth_on, depth_off, regularity_on, regularity_off,
     trend_ratio, onset_db, onset_frames, hold_frames, vibrato_explained,
-    vibrato_harmonics, window_periods, release_periods, rate_step.
+    vibrato_harmonics, window_periods, release_periods, rate_step (its grid limited as
+    for VibratoTracker).
 )doc")
       .def(
           "process",

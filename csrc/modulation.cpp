@@ -241,6 +241,12 @@ ModulationAnalyzer::ModulationAnalyzer(double frame_rate, double rate_min, doubl
     cand_off_[k] = total;
     total += 4 * static_cast<std::size_t>(cand_n_[k]);
   }
+  // each analysis step scans the whole table: a grid this fine and this long is not real time
+  if (total > kMaxScanValues)
+    invalid_parameter("rate_step", "gives " + std::to_string(rates.size()) + " candidate rates whose fits need " +
+                                       std::to_string(total) + " values (at most " + std::to_string(kMaxScanValues) +
+                                       " keep the analysis real time); use a coarser rate_step, a narrower rate "
+                                       "range or fewer window_periods (got " + std::to_string(rate_step) + ")");
   basis_.resize(total);
   std::vector<double> full, tmp;
   for (std::size_t k = 0; k < rates.size(); ++k) {

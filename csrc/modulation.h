@@ -68,6 +68,11 @@ inline bool near_harmonic(double rate, double fundamental, int harmonics, double
 /// Lowest rate_min a modulation analyzer takes, Hz.
 inline constexpr double kMinModulationRate = 0.5;
 
+/// Most values the candidate fits' table may hold (4 per scanned frame of each candidate window): every
+/// analysis step scans all of them, and a finer or longer grid is not real time (the defaults need a few
+/// thousand; at this limit the scan costs about a fifth of real time at 2000 frames/s).
+inline constexpr std::size_t kMaxScanValues = std::size_t{1} << 20;
+
 /// Least-squares sinusoid-plus-trend analyzer over a sliding window (see file comment).
 class ModulationAnalyzer {
  public:
@@ -76,7 +81,8 @@ class ModulationAnalyzer {
   /// @param rate_min lowest modulation rate in Hz, >= kMinModulationRate
   /// @param rate_max highest modulation rate in Hz, > rate_min and < frame_rate / 4
   /// @param window_periods analysis window in periods of the candidate rate, 1 to 8
-  /// @param rate_step spacing of the candidate grid in Hz, 0.01 to (rate_max - rate_min) / 2
+  /// @param rate_step spacing of the candidate grid in Hz, 0.01 to (rate_max - rate_min) / 2, and coarse
+  ///        enough that the candidate fits need at most kMaxScanValues values
   /// @throws std::invalid_argument naming the offending parameter
   ModulationAnalyzer(double frame_rate, double rate_min, double rate_max, double window_periods = 2.0,
                      double rate_step = 0.25);
