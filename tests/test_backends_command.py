@@ -12,6 +12,7 @@ import json
 import pytest
 
 from rtclassify import cli, gpu
+from rtclassify.model.bundle import default_bundle_path
 
 
 def _fake_machine(monkeypatch, *, gpus=(), why="no GPU: the NVIDIA driver library (libcuda) is not installed",
@@ -57,14 +58,22 @@ def test_missing_single_package_is_the_only_reason(monkeypatch):
     assert gpu.tensorrt_availability().reason == "tensorrt is not installed (pip install 'rtclassify[gpu]')"
 
 
-def test_command_lists_each_backend(monkeypatch, capsys):
+def test_command_lists_each_backend(monkeypatch, capsys, tmp_path):
     _fake_machine(monkeypatch, packages=("torch",))
+    monkeypatch.chdir(tmp_path)  # the default bundle's checkpoint is looked up here too: not here
     assert cli.main(["backends"]) == 0
     out = capsys.readouterr().out
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip() and not line.startswith("--")}
     assert set(lines) == {"onnx", "torch", "tensorrt", "cuda-frontend"}
     assert "available" in lines["onnx"] and "CPUExecutionProvider" in lines["onnx"]
     assert lines["torch"].split()[1] == "available"
+    # torch runs training weights, which the package does not install: said, so that --backend torch is no surprise
+    ref = json.loads((default_bundle_path() / "model.json").read_text())["training"]["checkpoint"]
+    assert f"the default bundle's are not here (its checkpoint {ref} is not installed" in lines["torch"]
+    (tmp_path / ref).parent.mkdir(parents=True)
+    (tmp_path / ref).write_bytes(b"")
+    assert cli.main(["backends"]) == 0
+    assert f"the default bundle's checkpoint {ref} is here" in capsys.readouterr().out
     assert "not available: no GPU" in lines["tensorrt"] and "rtclassify[gpu]" in lines["tensorrt"]
     assert "not available: no GPU" in lines["cuda-frontend"]
     assert "--backend auto picks: onnx" in out

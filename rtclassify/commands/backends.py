@@ -35,7 +35,28 @@ def _torch():
 
     if not package_available("torch"):
         return Availability(False, "torch is not installed (pip install 'rtclassify[train]'); development only")
-    return Availability(True, detail="CPU; development only: runs the training model")
+    return Availability(True, detail="CPU; development only: runs a bundle's training weights (its weights.pt or "
+                                     f"the checkpoint its model.json names); {_default_weights()}")
+
+
+def _default_weights() -> str:
+    """Whether the default bundle's training weights are here (looked up, not loaded or verified)."""
+    import json
+
+    from ..model.backend_torch import _checkpoint_candidates
+    from ..model.bundle import default_bundle_path
+
+    folder = default_bundle_path()
+    if (folder / "weights.pt").is_file():
+        return "the default bundle holds them"
+    try:
+        ref = json.loads((folder / "model.json").read_text()).get("training", {}).get("checkpoint")
+    except (OSError, ValueError, AttributeError):
+        ref = None
+    if isinstance(ref, str) and ref and _checkpoint_candidates(folder, ref):
+        return f"the default bundle's checkpoint {ref} is here"
+    return (f"the default bundle's are not here (its checkpoint {ref} is not installed with the package)"
+            if isinstance(ref, str) and ref else "the default bundle has none")
 
 
 def collect() -> dict:
