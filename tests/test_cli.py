@@ -271,6 +271,16 @@ def test_train_config_may_leave_out_the_test_split(tmp_path):
     assert load_config(cfg).data["test"] == ""
 
 
+def test_train_on_a_folder_that_is_not_a_data_set_leaves_no_run_folder(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("torch")  # the trainer's module imports it
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[data]\ndir = "{tmp_path / "nothing"}"\n[output]\ndir = "runs/x"\n')
+    assert cli.main(["train", "--config", str(cfg)]) == 1
+    assert "manifest.jsonl not found: not a data set built by 'rtclassify data build'" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_tag_file_events_carry_the_chosen_channel(clf, tmp_path):
     import soundfile as sf
 

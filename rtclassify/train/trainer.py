@@ -1095,16 +1095,17 @@ def run_training(cfg: RunConfig, resume: bool = False, export: bool = True, eval
 
     console = console or Console()
     t0 = time.perf_counter()
-    check_outputs(cfg, resume, export, console)
+    from .data import load_split
+
     data_dir = Path(cfg.data["dir"])
+    load_split(data_dir, cfg.data["train"])  # a folder that is not a built data set is said before the run folder
     test = cfg.data.get("test") if export and evaluate_test else None
     if test:  # the test evaluation comes after the training: a split that is not there is said now
-        from .data import load_split
-
         if load_split(data_dir, test)[1] == 0:  # the count of the split's records: no audio is read
             raise ConfigError(f"{cfg.source}: [data] test: the data dir {data_dir} has no {test!r} split (a build "
                               f"with --splits that left it out?); train without the test evaluation (--no-test, or "
                               f"--set 'data.test=\"\"'), or build the split (rtclassify data build ... --splits {test})")
+    check_outputs(cfg, resume, export, console)
     fe = dict(cfg.frontend)
     train_set = split_features(data_dir, cfg.data["train"], TAGS, fe, cfg.data["cache"])
     val_set = split_features(data_dir, cfg.data["val"], TAGS, fe, cfg.data["cache"])
