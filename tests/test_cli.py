@@ -281,6 +281,27 @@ def test_train_on_a_folder_that_is_not_a_data_set_leaves_no_run_folder(tmp_path,
     assert not (tmp_path / "runs").exists()
 
 
+def test_learn_says_where_the_positive_files_go(tmp_path, capsys):
+    """--negatives takes every file after it: positives put after it are not lost in a bare 'required' error."""
+    out = tmp_path / "b"
+    assert cli.main(["learn", "--tag", "fuzz", "--negatives", "piano.wav", "fuzz.wav", "--out", str(out)]) == 2
+    assert _err(capsys) == ("rtclassify learn: error: no POSITIVE_FILE: every file after --negatives is a negative "
+                            "(piano.wav, fuzz.wav); give the positive files before --negatives (see rtclassify learn "
+                            "--help)")
+    assert cli.main(["learn", "--tag", "fuzz", "--out", str(out)]) == 2
+    assert "give at least one POSITIVE_FILE" in _err(capsys)
+    assert not out.exists()
+    # the hand-written usage line names every option of the parser
+    import argparse
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["learn"]
+    usage = sub.format_usage()
+    assert "POSITIVE_FILE [POSITIVE_FILE ...]" in usage
+    for action in sub._actions:
+        assert any(o in usage for o in action.option_strings) or not action.option_strings, action.option_strings
+
+
 def test_tag_file_events_carry_the_chosen_channel(clf, tmp_path):
     import soundfile as sf
 

@@ -38,7 +38,12 @@ examples:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("positives", nargs="+", metavar="POSITIVE_FILE", help="recordings of the new sound")
+    p.usage = ("%(prog)s [-h] --tag NAME POSITIVE_FILE [POSITIVE_FILE ...] [--negatives FILE [FILE ...]] --out BUNDLE\n"
+               "       [--bundle IN] [--force] [--no-generic] [--no-mix] [--pitch-shifts LIST]\n"
+               "       [--features {embedding+mel,embedding}] [--json] [--threads N]")
+    # "*", checked in run(): a usage error that can say the files after --negatives all went to --negatives
+    p.add_argument("positives", nargs="*", metavar="POSITIVE_FILE", help="recordings of the new sound (at least one; "
+                                                                         "before --negatives)")
     p.add_argument("--tag", required=True, metavar="NAME",
                    help="name of the new tag (letters, digits, '_', '-', '.'; becomes the OSC address part)")
     p.add_argument("--negatives", nargs="+", default=[], metavar="FILE",
@@ -77,6 +82,13 @@ def run(args) -> int:
     from ..model.classifier import Classifier
 
     console = Console(stderr=True)
+    if not args.positives:
+        from ._args import UsageError
+
+        if args.negatives:
+            raise UsageError(f"no POSITIVE_FILE: every file after --negatives is a negative "
+                             f"({', '.join(args.negatives)}); give the positive files before --negatives")
+        raise UsageError("give at least one POSITIVE_FILE (a recording of the new sound)")
     check_bundle_out(args.out, "--out", force=args.force, shipped=False)
     if args.no_generic and not args.negatives:
         raise ParameterError("--no-generic needs --negatives FILE...")
