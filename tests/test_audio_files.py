@@ -136,3 +136,35 @@ def test_a_flac_without_a_length_in_its_header_is_read_whole(tmp_path, capsys):
     (tmp_path / "bad.flac").write_bytes(bytes(bad))
     with pytest.raises(AudioFileError, match="bad.flac: cannot decode audio"):
         files.read_audio(tmp_path / "bad.flac")
+
+
+def test_a_flac_cut_short_is_read_as_far_as_it_goes_and_said_so(tmp_path, capsys):
+    """As a WAV cut short is: the frames present are tagged, with one warning (the whole file was refused)."""
+    import soundfile as sf
+
+    from rtclassify import cli
+
+    x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(SR * 4) / SR)).astype(np.float32)
+    whole = tmp_path / "whole.flac"
+    sf.write(whole, x, SR, subtype="PCM_16", format="FLAC")
+    assert files.info(whole).missing_frames == 0 and files.info(whole).frames == len(x)
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(whole.read_bytes()[:len(whole.read_bytes()) // 2])
+    inf = files.info(cut)
+    assert 0.3 * len(x) < inf.frames < 0.7 * len(x) and inf.frames + inf.missing_frames == len(x)
+    assert inf.truncation.startswith(f"{cut}: the file is cut short: its header declares 4.000 s of audio")
+    ref = sf.read(whole, dtype="float32", frames=inf.frames)[0]
+    got, _ = files.read_audio(cut)
+    assert np.array_equal(got, ref)
+    assert np.array_equal(np.concatenate(list(files.iter_blocks(cut, 4096))), ref)
+    out = tmp_path / "tags.csv"
+    assert cli.main(["tag", str(cut), "--out", str(out), "--no-techniques"]) == 0
+    assert f"warning: {cut}: the file is cut short" in capsys.readouterr().err
+    # damage inside a whole FLAC is still refused, with where it was found
+    bad = bytearray(whole.read_bytes())
+    bad[len(bad) // 2:len(bad) // 2 + 64] = bytes(64)
+    (tmp_path / "bad.flac").write_bytes(bytes(bad))
+    with pytest.raises(AudioFileError, match="bad.flac: cannot decode audio"):
+        files.read_audio(tmp_path / "bad.flac")
+    with pytest.raises(AudioFileError, match=r"bad.flac: cannot decode audio at \d+\.\d+ s .*: the file is damaged"):
+        list(files.iter_blocks(tmp_path / "bad.flac", 4096))

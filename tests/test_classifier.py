@@ -278,7 +278,9 @@ def test_tag_command_keeps_an_existing_output_when_it_fails(bundle_dir, tmp_path
     sf.write(a, tb.demo_signal(16000)[:32000], 16000)
     rng = np.random.default_rng(0)
     sf.write(bad, 0.5 * rng.standard_normal(160000), 16000)
-    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])  # cut: its header reads, its frames do not
+    data = bytearray(bad.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 64] = bytes(64)  # damaged: its header reads, its frames do not
+    bad.write_bytes(bytes(data))
     out = tmp_path / "out.jsonl"
     out.write_text("earlier results\n")
     # a bad hop, and a second file that cannot be decoded after the first was written

@@ -157,13 +157,15 @@ def _open(path):
 UNKNOWN_FRAMES = 2 ** 63 - 1
 
 
-def _read_frames(f, path, blocksize: int) -> Iterator[np.ndarray]:
+def _read_frames(f, path, blocksize: int, cut_short: bool = False) -> Iterator[np.ndarray]:
     """Float32 ``(n, channels)`` blocks of the open file ``f`` to its end, from its start.
 
     A file whose header gives no length (:data:`UNKNOWN_FRAMES`) is read by libsndfile until a request reaches
     past its end: that request fails ("Internal psf_fseek() failed.") and leaves the handle unusable. The
     rest is then read from a fresh open of the file, sought to where the good reads ended, in requests 16
-    times smaller, down to one frame; libsndfile cannot read the very last frame of such a file.
+    times smaller, down to one frame; libsndfile cannot read the very last frame of such a file. A FLAC
+    ``cut_short`` (:func:`_flac_cut_short`) ends the same way, or with a decoding error at its partial last
+    frame, and is read the same way up to there. Any other decoding error is damage: an AudioFileError.
     """
     unknown = int(f.frames) >= UNKNOWN_FRAMES
     step, done, own = blocksize, 0, None
@@ -172,8 +174,9 @@ def _read_frames(f, path, blocksize: int) -> Iterator[np.ndarray]:
             try:
                 data = f.read(step, dtype="float32", always_2d=True)
             except RuntimeError as exc:
-                if not (unknown and "psf_fseek" in str(exc)):
-                    raise AudioFileError(f"{path}: cannot decode audio ({exc})") from exc
+                if not (cut_short or (unknown and "psf_fseek" in str(exc))):
+                    at = f" at {_seconds(done, int(f.samplerate))}" if done else ""
+                    raise AudioFileError(f"{path}: cannot decode audio{at} ({exc}): the file is damaged") from exc
                 if step == 1:
                     return
                 if own is not None:
@@ -203,13 +206,36 @@ def _reopen_unknown_length(path):
     return _open(p)
 
 
+def _flac_cut_short(path, declared: int) -> bool:
+    """True when a FLAC file cannot give the last frame its header declares (a file cut short, as a copy that
+    did not finish), read on a second open so that the caller's position stays."""
+    p = Path(os.fspath(path)).expanduser()
+    try:
+        if declared <= 0 or not stat.S_ISREG(os.stat(p).st_mode):
+            return False
+    except OSError:
+        return False
+    with _open(p) as g:
+        try:
+            g.seek(declared - 1)
+            return len(g.read(1, dtype="float32")) == 0
+        except RuntimeError:
+            return True
+
+
 def _info_of(f, path) -> AudioInfo:
     frames = int(f.frames)
-    if frames >= UNKNOWN_FRAMES:  # no length in the header: count the frames (a second open, read through once)
+    missing = 0
+    cut = f.format == "FLAC" and frames < UNKNOWN_FRAMES and _flac_cut_short(path, frames)
+    if frames >= UNKNOWN_FRAMES or cut:
+        # no length in the header, or less audio than it declares: count the frames (a second open, read through)
         with _reopen_unknown_length(path) as g:
-            frames = sum(len(b) for b in _read_frames(g, path, 1 << 16))
+            present = sum(len(b) for b in _read_frames(g, path, 1 << 16, cut_short=cut))
+        missing = 0 if frames >= UNKNOWN_FRAMES else max(0, frames - present)
+        frames = present
     pcm = f.subtype.startswith("PCM_") or f.subtype in ("FLOAT", "DOUBLE", "ULAW", "ALAW")
-    missing = _wav_missing_frames(f.name, frames) if f.format in ("WAV", "WAVEX") and pcm else 0
+    if f.format in ("WAV", "WAVEX") and pcm:
+        missing = _wav_missing_frames(f.name, frames)
     return AudioInfo(str(path), int(f.samplerate), frames, int(f.channels), f.format, missing)
 
 
@@ -278,13 +304,14 @@ def read_channels(path) -> tuple[np.ndarray, int]:
     """
     with _open(path) as f:
         sr = int(f.samplerate)
-        if int(f.frames) < UNKNOWN_FRAMES:
+        cut = f.format == "FLAC" and int(f.frames) < UNKNOWN_FRAMES and _flac_cut_short(path, int(f.frames))
+        if int(f.frames) < UNKNOWN_FRAMES and not cut:
             try:
                 data = f.read(dtype="float32", always_2d=True)
             except RuntimeError as exc:
                 raise AudioFileError(f"{path}: cannot decode audio ({exc})") from exc
         else:
-            blocks = list(_read_frames(f, path, 1 << 16))
+            blocks = list(_read_frames(f, path, 1 << 16, cut_short=cut))
             data = np.concatenate(blocks) if blocks else np.zeros((0, int(f.channels)), np.float32)
     return data, sr
 
@@ -322,9 +349,10 @@ def open_blocks(path, blocksize: int = 65536, channel: int | None = None):
         if channel is not None and (isinstance(channel, bool) or not isinstance(channel, (int, np.integer))
                                     or not 0 <= channel < f.channels):
             raise ParameterError(f"channel {channel!r} out of range: {path} has {f.channels} channel(s)")
-        yield _info_of(f, path), _blocks_of(f, path, int(blocksize), channel)
+        inf = _info_of(f, path)
+        yield inf, _blocks_of(f, path, int(blocksize), channel, inf.format == "FLAC" and inf.missing_frames > 0)
 
 
-def _blocks_of(f, path, blocksize: int, channel: int | None) -> Iterator[np.ndarray]:
-    for data in _read_frames(f, path, blocksize):
+def _blocks_of(f, path, blocksize: int, channel: int | None, cut_short: bool = False) -> Iterator[np.ndarray]:
+    for data in _read_frames(f, path, blocksize, cut_short):
         yield to_mono(data, channel)
