@@ -82,7 +82,7 @@ size_t StreamingMelFrontend::frames_for(size_t n) const noexcept {
 
 void StreamingMelFrontend::emit(float* out) noexcept {
   compute_frame_host(buf_.data(), tables_, re_.data(), im_.data(), pow_.data(), out);
-  ++frames_emitted_;
+  frames_emitted_.add(1);
   const size_t hop = static_cast<size_t>(cfg_.hop_length);
   const size_t keep = static_cast<size_t>(cfg_.n_fft) - hop;
   std::memmove(buf_.data(), buf_.data() + hop, keep * sizeof(float));
@@ -100,18 +100,20 @@ size_t StreamingMelFrontend::push_impl(const In* x, size_t n, float* out,
   while (i < n) {
     const size_t take = std::min(n - i, nfft - fill_);
     float* dst = buf_.data() + fill_;
+    uint64_t bad = 0;
     for (size_t j = 0; j < take; ++j) {
       const float v = to_float(x[i + j]);
       if (std::isfinite(v)) {
         dst[j] = v;
       } else {
         dst[j] = 0.0f;
-        ++nonfinite_;
+        ++bad;
       }
     }
+    nonfinite_.add(bad);
     fill_ += take;
     i += take;
-    samples_ += take;
+    samples_.add(take);
     if (fill_ == nfft) {
       emit(out + written * n_mels);
       ++written;
@@ -133,7 +135,9 @@ size_t StreamingMelFrontend::push(const int16_t* x, size_t n, float* out, size_t
 void StreamingMelFrontend::reset() noexcept {
   std::fill(buf_.begin(), buf_.end(), 0.0f);
   fill_ = 0;
-  frames_emitted_ = samples_ = nonfinite_ = 0;
+  frames_emitted_.reset();
+  samples_.reset();
+  nonfinite_.reset();
 }
 
 }  // namespace rtc

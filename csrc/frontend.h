@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "counter.h"
 #include "spectral.h"
 
 namespace rtc {
@@ -67,11 +68,11 @@ class StreamingMelFrontend {
   /// The validated configuration.
   const MelConfig& config() const noexcept { return cfg_; }
   /// Frames emitted since construction or reset().
-  uint64_t frames_emitted() const noexcept { return frames_emitted_; }
+  uint64_t frames_emitted() const noexcept { return frames_emitted_.get(); }
   /// Samples consumed since construction or reset().
-  uint64_t samples_consumed() const noexcept { return samples_; }
+  uint64_t samples_consumed() const noexcept { return samples_.get(); }
   /// NaN/Inf samples replaced by 0 since construction or reset().
-  uint64_t nonfinite_replaced() const noexcept { return nonfinite_; }
+  uint64_t nonfinite_replaced() const noexcept { return nonfinite_.get(); }
   /// Dense mel filterbank (n_mels x n_fft/2+1).
   const std::vector<float>& filterbank() const noexcept { return tables_.dense_filterbank(); }
   /// Table view shared with the CUDA kernels.
@@ -87,7 +88,7 @@ class StreamingMelFrontend {
   std::vector<float> buf_;     // pending samples (n_fft)
   size_t fill_ = 0;            // samples in buf_
   std::vector<double> re_, im_, pow_;
-  uint64_t frames_emitted_ = 0, samples_ = 0, nonfinite_ = 0;
+  Counter frames_emitted_, samples_, nonfinite_;  // read by other threads (counter.h)
 };
 
 }  // namespace rtc

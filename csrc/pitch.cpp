@@ -164,7 +164,7 @@ void PitchTracker::reset() noexcept {
   dring_pos_ = 0;
   total_ = 0;
   dcount_ = 0;
-  nonfinite_ = 0;
+  nonfinite_.reset();
   hop_phase_ = 0;
   coarse_valid_ = false;
   coarse_age_ = 0;
@@ -191,7 +191,7 @@ std::size_t PitchTracker::process(const float* x, std::size_t n, PitchFrame* out
     float v = x[i];
     if (!std::isfinite(v)) {
       v = 0.0f;
-      ++nonfinite_;
+      nonfinite_.add(1);
     }
     ring_[ring_pos_] = v;
     ring_[ring_pos_ + ring_len_] = v;

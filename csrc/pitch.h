@@ -43,6 +43,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "counter.h"
+
 namespace rtc {
 
 /// One pitch estimate, decided at the end of a hop.
@@ -104,7 +106,7 @@ class PitchTracker {
   /// Samples consumed since construction or reset().
   std::uint64_t samples() const noexcept { return total_; }
   /// Non-finite input samples replaced by 0 since construction or reset().
-  std::uint64_t nonfinite_count() const noexcept { return nonfinite_; }
+  std::uint64_t nonfinite_count() const noexcept { return nonfinite_.get(); }
 
  private:
   void analyze(PitchFrame& f) noexcept;
@@ -158,7 +160,7 @@ class PitchTracker {
   double last_period_ = 0.0;
   // counters
   std::uint64_t total_ = 0;
-  std::uint64_t nonfinite_ = 0;
+  Counter nonfinite_;  // read by other threads (counter.h)
   int hop_phase_ = 0;
 };
 
