@@ -169,6 +169,15 @@ def test_flush_turns_everything_off():
     assert not dec.active.any() and dec.flush(3.1) == []
 
 
+def test_flush_sends_every_level_to_zero_when_levels_are_sent():
+    """A receiver's level (a MIDI CC, an OSC value) would otherwise keep its last value after the stream ends."""
+    dec = make(min_on_s=5.0, level_rate=2.5)
+    dec.step(np.array([0.9, 0.3], np.float32), 0.0)
+    evs = dec.flush(3.0)
+    assert [type(e) for e in evs] == [TagOff, TagLevel, TagLevel]
+    assert [(e.tag, e.prob, e.stream_time) for e in evs[1:]] == [("a", 0.0, 3.0), ("b", 0.0, 3.0)]
+
+
 def test_reset_forgets_state():
     dec = make(smoothing_s=1.0, level_rate=0)
     run(dec, [0.9, 0.9])

@@ -374,8 +374,12 @@ class Decoder:
         return events
 
     def flush(self, stream_time: float, wall_time: float = 0.0) -> list[Event]:
-        """TagOff for every active tag (end of stream); all tags are off afterwards."""
+        """TagOff for every active tag (end of stream), then, when levels are sent, a TagLevel of 0 for every
+        tag (a receiver's level, a MIDI CC or an OSC value, would otherwise keep the last one); all tags are off
+        afterwards."""
         events = [TagOff(stream_time, wall_time, self.channel, self.labels[i]) for i in np.flatnonzero(self.active)]
+        if self._level_every_hop or self._level_period is not None:
+            events.extend(TagLevel(stream_time, wall_time, self.channel, label, 0.0) for label in self.labels)
         self.active[:] = False
         self._held[:] = _LARGE
         return events
