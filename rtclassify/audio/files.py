@@ -48,8 +48,8 @@ class AudioInfo:
     frames: int
     channels: int
     format: str
-    #: frames that the file's header declares beyond the audio present (a WAV file cut short, as by a
-    #: recorder that was stopped or a copy that did not finish); 0 when it is whole or the format does
+    #: frames that the file's header declares beyond the audio present (a WAV or FLAC file cut short, as by
+    #: a recorder that was stopped or a copy that did not finish); 0 when it is whole or the format does
     #: not say. ``frames`` counts only what is present, and only that is read.
     missing_frames: int = 0
 
@@ -167,7 +167,7 @@ def _read_frames(f, path, blocksize: int, cut_short: bool = False) -> Iterator[n
     ``cut_short`` (:func:`_flac_cut_short`) ends the same way, or with a decoding error at its partial last
     frame, and is read the same way up to there. Any other decoding error is damage: an AudioFileError.
     """
-    unknown = int(f.frames) >= UNKNOWN_FRAMES
+    unknown = _flac_without_length(f)
     step, done, own = blocksize, 0, None
     try:
         while True:
@@ -176,13 +176,17 @@ def _read_frames(f, path, blocksize: int, cut_short: bool = False) -> Iterator[n
             except RuntimeError as exc:
                 if not (cut_short or (unknown and "psf_fseek" in str(exc))):
                     at = f" at {_seconds(done, int(f.samplerate))}" if done else ""
-                    raise AudioFileError(f"{path}: cannot decode audio{at} ({exc}): the file is damaged") from exc
+                    raise AudioFileError(f"{path}: cannot decode audio{at} ({exc})") from exc
                 if step == 1:
                     return
                 if own is not None:
                     own.close()
                 f = own = _reopen_unknown_length(path)
-                f.seek(done)
+                try:
+                    f.seek(done)
+                except RuntimeError as exc:
+                    raise AudioFileError(f"{path}: cannot decode audio after {_seconds(done, int(f.samplerate))} "
+                                         f"({exc})") from exc
                 step = max(1, step // 16)
                 continue
             if len(data) == 0:
@@ -194,13 +198,22 @@ def _read_frames(f, path, blocksize: int, cut_short: bool = False) -> Iterator[n
             own.close()
 
 
+def _flac_without_length(f) -> bool:
+    """True for a FLAC whose header gives no length (libsndfile: :data:`UNKNOWN_FRAMES`). Other formats read
+    from a pipe (Ogg, Opus) report that count too and end their reads by themselves: they are read as they come."""
+    return f.format == "FLAC" and int(f.frames) >= UNKNOWN_FRAMES
+
+
+def _regular_file(path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(Path(os.fspath(path)).expanduser()).st_mode)
+    except OSError:
+        return False
+
+
 def _reopen_unknown_length(path):
     p = Path(os.fspath(path)).expanduser()
-    try:
-        regular = stat.S_ISREG(os.stat(p).st_mode)
-    except OSError:
-        regular = False
-    if not regular:
+    if not _regular_file(p):
         raise AudioFileError(f"{p}: the file's header gives no length (as a FLAC written to a pipe), so it is read "
                              "to its end twice, which a pipe cannot be; write it to a file first")
     return _open(p)
@@ -210,10 +223,7 @@ def _flac_cut_short(path, declared: int) -> bool:
     """True when a FLAC file cannot give the last frame its header declares (a file cut short, as a copy that
     did not finish), read on a second open so that the caller's position stays."""
     p = Path(os.fspath(path)).expanduser()
-    try:
-        if declared <= 0 or not stat.S_ISREG(os.stat(p).st_mode):
-            return False
-    except OSError:
+    if declared <= 0 or not _regular_file(p):
         return False
     with _open(p) as g:
         try:
@@ -227,8 +237,9 @@ def _info_of(f, path) -> AudioInfo:
     frames = int(f.frames)
     missing = 0
     cut = f.format == "FLAC" and frames < UNKNOWN_FRAMES and _flac_cut_short(path, frames)
-    if frames >= UNKNOWN_FRAMES or cut:
-        # no length in the header, or less audio than it declares: count the frames (a second open, read through)
+    if (_flac_without_length(f) and _regular_file(path)) or cut:
+        # no length in the header, or less audio than it declares: count the frames (a second open, read through;
+        # from a pipe, which cannot be read twice, the count stays unknown)
         with _reopen_unknown_length(path) as g:
             present = sum(len(b) for b in _read_frames(g, path, 1 << 16, cut_short=cut))
         missing = 0 if frames >= UNKNOWN_FRAMES else max(0, frames - present)
@@ -240,7 +251,7 @@ def _info_of(f, path) -> AudioInfo:
 
 
 def info(path) -> AudioInfo:
-    """Sample rate, length and channel count of an audio file, and what a truncated WAV file misses."""
+    """Sample rate, length and channel count of an audio file, and what a truncated WAV or FLAC file misses."""
     with _open(path) as f:
         return _info_of(f, path)
 
