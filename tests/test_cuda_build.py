@@ -54,8 +54,9 @@ def test_build_info_cuda_matches_nvcc_at_build():
         assert archs and all(re.fullmatch(r"\d+[a-z]?", a) for a in archs), archs  # explicit, never "native"
 
 
-def _configure(tmp_path, *defs):
-    """Run CMake's configure step of this checkout in ``tmp_path`` with ``defs`` (-D...); (exit status, output)."""
+def _configure(tmp_path, *defs, env=None):
+    """Run CMake's configure step of this checkout in ``tmp_path`` with ``defs`` (-D...) and the environment
+    variables ``env`` added; (exit status, output)."""
     import subprocess
     import sys
 
@@ -67,7 +68,7 @@ def _configure(tmp_path, *defs):
     gen = ["-G", "Ninja"] if shutil.which("ninja") else []
     cmd = [cmake, "-S", root, "-B", str(tmp_path), *gen, f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
            f"-DPython_EXECUTABLE={sys.executable}", *defs]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
     return r.returncode, " ".join((r.stdout + r.stderr).split())
 
 
@@ -86,6 +87,11 @@ def test_auto_builds_without_the_architectures_nvcc_cannot_compile(tmp_path):
     assert rc == 0 and "rtclassify: CUDA OFF" in out and "building without CUDA" in out, out
     rc, out = _configure(tmp_path / "on", "-DRTCLASSIFY_CUDA=ON", "-DRTCLASSIFY_CUDA_ARCHITECTURES=60;75")
     assert rc != 0 and "RTCLASSIFY_CUDA=ON but" in out and "architecture(s) 60 of RTCLASSIFY_CUDA_ARCHITECTURES" in out
+    # the probe compiles with the flags enable_language(CUDA) would use (CUDAFLAGS): one nvcc refuses is found
+    # by the probe, not by enable_language after it
+    rc, out = _configure(tmp_path / "flags", "-DRTCLASSIFY_CUDA=AUTO", "-DRTCLASSIFY_CUDA_ARCHITECTURES=75",
+                         env={"CUDAFLAGS": "--no-such-nvcc-flag"})
+    assert rc == 0 and "rtclassify: CUDA OFF" in out, out
 
 
 def test_cuda_symbols_follow_build_info():
