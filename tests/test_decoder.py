@@ -176,6 +176,9 @@ def test_flush_sends_every_level_to_zero_when_levels_are_sent():
     evs = dec.flush(3.0)
     assert [type(e) for e in evs] == [TagOff, TagLevel, TagLevel]
     assert [(e.tag, e.prob, e.stream_time) for e in evs[1:]] == [("a", 0.0, 3.0), ("b", 0.0, 3.0)]
+    assert dec.flush(3.1) == []
+    # a stream that never sent a level (no output yet) sends no zeros either
+    assert make(level_rate=2.5).flush(0.0) == []
 
 
 def test_reset_forgets_state():

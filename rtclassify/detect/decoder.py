@@ -266,6 +266,7 @@ class Decoder:
         self._held[:] = _LARGE
         self._count = 0
         self._next_level = None
+        self._levels_sent = False  # a TagLevel went out since the start: flush() sends the zeros
 
     def step(self, probs: np.ndarray, stream_time: float, level_time: float | None = None,
              wall_time: float = 0.0) -> list[Event]:
@@ -365,21 +366,24 @@ class Decoder:
                 held[i] = 0
         if self._level_every_hop:
             events.extend(TagLevel(stream_time, wall_time, ch, labels[i], float(s[i])) for i in range(self.n_tags))
+            self._levels_sent = True
         elif self._level_period is not None:
             t = stream_time if level_time is None else level_time
             if self._next_level is None or t >= self._next_level - 1e-9:
                 events.extend(TagLevel(stream_time, wall_time, ch, labels[i], float(s[i])) for i in range(self.n_tags))
+                self._levels_sent = True
                 nxt = (t if self._next_level is None else self._next_level) + self._level_period
                 self._next_level = nxt if nxt > t else t + self._level_period
         return events
 
     def flush(self, stream_time: float, wall_time: float = 0.0) -> list[Event]:
-        """TagOff for every active tag (end of stream), then, when levels are sent, a TagLevel of 0 for every
+        """TagOff for every active tag (end of stream), then, when levels were sent, a TagLevel of 0 for every
         tag (a receiver's level, a MIDI CC or an OSC value, would otherwise keep the last one); all tags are off
-        afterwards."""
+        afterwards, and a second flush sends nothing."""
         events = [TagOff(stream_time, wall_time, self.channel, self.labels[i]) for i in np.flatnonzero(self.active)]
-        if self._level_every_hop or self._level_period is not None:
+        if self._levels_sent:
             events.extend(TagLevel(stream_time, wall_time, self.channel, label, 0.0) for label in self.labels)
+            self._levels_sent = False
         self.active[:] = False
         self._held[:] = _LARGE
         return events

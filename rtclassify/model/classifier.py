@@ -73,10 +73,11 @@ class TagResult:
     events : list of Event
         Decoder events in order (TagOn/TagOff; TagLevel too when a level rate
         was asked for), ending with a TagOff for every tag still on at the
-        end of the signal.
+        end of the signal and, with levels, a TagLevel of 0 for every tag:
+        the end of the stream, as a live run sends it to MIDI and OSC.
     event_times : ndarray, float64, shape (n_events,)
         For each event, the ``times`` value of the output that decided it
-        (the end of the signal for the final TagOffs).
+        (the end of the signal for the final TagOffs and levels).
     duration : float
         Length of the input in seconds.
     sample_rate : int

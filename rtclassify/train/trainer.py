@@ -1035,10 +1035,11 @@ def check_outputs(cfg: RunConfig, resume: bool, export: bool, console) -> None:
 
     Refuses a run folder that is a file, or that holds another run's checkpoints when not resuming (they
     would be replaced); says when there is nothing to resume and when the bundle written is the one the
-    package ships.
+    package ships. The folder is made by :func:`run_training` once the data are checked too, so that a
+    failed check leaves no empty folder.
     """
     from ..model.bundle import default_bundle_path
-    from ..model.bundle_write import check_bundle_out, make_output_folder
+    from ..model.bundle_write import check_bundle_out
 
     run_dir = Path(cfg.output["dir"])
     if run_dir.exists() and not run_dir.is_dir():
@@ -1063,7 +1064,6 @@ def check_outputs(cfg: RunConfig, resume: bool, export: bool, console) -> None:
         if same:
             console.print(f"[yellow]this run replaces the package's shipped default bundle ({shipped}) when it "
                           f"ends[/yellow]")
-    make_output_folder(run_dir, "[output] dir")
 
 
 def _evaluate_test(cfg: RunConfig, bundle: Path, test: str, out: dict, console) -> None:
@@ -1095,8 +1095,10 @@ def run_training(cfg: RunConfig, resume: bool = False, export: bool = True, eval
 
     console = console or Console()
     t0 = time.perf_counter()
+    from ..model.bundle_write import make_output_folder
     from .data import load_split
 
+    check_outputs(cfg, resume, export, console)
     data_dir = Path(cfg.data["dir"])
     load_split(data_dir, cfg.data["train"])  # a folder that is not a built data set is said before the run folder
     test = cfg.data.get("test") if export and evaluate_test else None
@@ -1105,7 +1107,7 @@ def run_training(cfg: RunConfig, resume: bool = False, export: bool = True, eval
             raise ConfigError(f"{cfg.source}: [data] test: the data dir {data_dir} has no {test!r} split (a build "
                               f"with --splits that left it out?); train without the test evaluation (--no-test, or "
                               f"--set 'data.test=\"\"'), or build the split (rtclassify data build ... --splits {test})")
-    check_outputs(cfg, resume, export, console)
+    make_output_folder(cfg.output["dir"], "[output] dir")
     fe = dict(cfg.frontend)
     train_set = split_features(data_dir, cfg.data["train"], TAGS, fe, cfg.data["cache"])
     val_set = split_features(data_dir, cfg.data["val"], TAGS, fe, cfg.data["cache"])
