@@ -610,6 +610,9 @@ def test_fewshot_backgrounds_never_play_the_tasks_own_sound(monkeypatch):
     assert fewshot._holds_sound(by_name["trombone"], [gm, npm])
     assert not fewshot._holds_sound(by_name["cello"], [gm, npm])
     assert fewshot._holds_sound(by_name["distortion_guitar"], [gm])
+    # a soundfont playing a samples task's instrument (GM 57, trombone) is that instrument too
+    assert fewshot._holds_sound(by_name["trombone"], [{**gm, "program": 57}])
+    assert not fewshot._holds_sound(by_name["trombone"], [{**gm, "program": 56}])  # a trumpet: a confuser
     # an npm sample whose GM number matches is not the soundfont's program; drum banks are not programs
     assert not fewshot._holds_sound(by_name["distortion_guitar"], [{**npm, "program": 29}, {**gm, "bank": 128}])
     assert not fewshot._holds_sound(by_name["gunshot"], [{"type": "nonmusic", "kind": "rain"}])

@@ -77,7 +77,9 @@ class Task:
     name : str
     kind : {"gm", "samples"}
     programs : tuple of int
-        GM programs (bank 0) of the sound (``kind="gm"``).
+        GM programs (bank 0) of the sound: what a ``kind="gm"`` task renders;
+        for a ``kind="samples"`` task, its instrument's GM programs, which no
+        query background may play (they are the sound, not a confuser).
     instrument : str
         npm instrument (``kind="samples"``).
     tag : str
@@ -107,10 +109,10 @@ TASKS: tuple = (
     Task("applause", "gm", (126,), fx=True),
     Task("gunshot", "gm", (127,), fx=True),
     Task("distortion_guitar", "gm", (29, 30), tag="guitar", confusers=(26, 27, 28)),
-    Task("cello", "samples", instrument="cello", tag="strings", confusers=(40, 41, 48, 49)),
-    Task("clarinet", "samples", instrument="clarinet", tag="woodwind", confusers=(68, 70, 73, 65)),
-    Task("trombone", "samples", instrument="trombone", tag="brass", confusers=(56, 58, 60, 61)),
-    Task("nylon_guitar", "samples", instrument="guitar-nylon", tag="guitar", confusers=(25, 26, 27)),
+    Task("cello", "samples", (42,), instrument="cello", tag="strings", confusers=(40, 41, 48, 49)),
+    Task("clarinet", "samples", (71,), instrument="clarinet", tag="woodwind", confusers=(68, 70, 73, 65)),
+    Task("trombone", "samples", (57,), instrument="trombone", tag="brass", confusers=(56, 58, 60, 61)),
+    Task("nylon_guitar", "samples", (24,), instrument="guitar-nylon", tag="guitar", confusers=(25, 26, 27)),
 )
 
 
@@ -248,14 +250,14 @@ _BACKGROUND_DRAWS = 20
 
 def _holds_sound(task: Task, sources) -> bool:
     """True when a rendered clip's ``sources`` (its meta's list) play the task's own sound: its npm
-    instrument, or one of its GM programs (bank 0) from a soundfont."""
+    instrument, or one of its GM programs (bank 0) from a soundfont (a samples task's instrument played by
+    a soundfont is that instrument too)."""
     for s in sources:
         if not isinstance(s, dict):
             continue
         if task.kind == "samples" and s.get("instrument") == task.instrument:
             return True
-        if (task.kind == "gm" and s.get("type") != "tonejs-samples" and s.get("bank", 0) == 0
-                and s.get("program") in task.programs):
+        if s.get("type") != "tonejs-samples" and s.get("bank", 0) == 0 and s.get("program") in task.programs:
             return True
     return False
 
