@@ -9,7 +9,9 @@
 ///
 /// The CPU frontend runs compute_frame_host() (spectral.h): the same operations on
 /// the same values, laid out for the compiler to vectorize the FFT's butterflies and
-/// the power spectrum, so CPU and GPU frames stay equal bit for bit.
+/// the power spectrum: run on the CPU in the kernel's order, these functions give the CPU
+/// frames bit for bit (tests/test_cuda_build.py). On a GPU, nvcc contracts multiply-adds and
+/// CUDA's logf differs from glibc's, so GPU frames agree with the CPU's within rounding.
 #pragma once
 
 #include <cfloat>

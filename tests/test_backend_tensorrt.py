@@ -327,14 +327,14 @@ def test_a_fixed_batch_of_one_gets_a_profile_of_batch_one(bundle_dir, tmp_path):
 
     from rtclassify.model.bundle import MODEL_ONNX, load_bundle
 
-    def fixed(folder):
+    def max_batch(folder, asked=16):  # what TensorRTBackend.__init__ builds the engine and its key for
         b = load_bundle(folder)
-        return bt.onnx_fixed_batch_of_one(b.read_bytes(MODEL_ONNX), b, b.file_label(MODEL_ONNX))
+        return bt.engine_max_batch(b.read_bytes(MODEL_ONNX), b, b.file_label(MODEL_ONNX), asked)
 
-    assert fixed(bundle_dir) is False
-    assert fixed(tb.fixed_batch_bundle(bundle_dir, tmp_path / "one", 1)) is True
+    assert max_batch(bundle_dir) == 16 and max_batch(bundle_dir, 3) == 3
+    assert max_batch(tb.fixed_batch_bundle(bundle_dir, tmp_path / "one", 1)) == 1
     with pytest.raises(BundleError, match="model.onnx: has a fixed batch of 4 windows"):
-        fixed(tb.fixed_batch_bundle(bundle_dir, tmp_path / "four", 4))
+        max_batch(tb.fixed_batch_bundle(bundle_dir, tmp_path / "four", 4))
     fake = FakeTensorRT()
     bt._build_serialized(fake, fake.Logger(), ONNX, "b/model.onnx", _key(max_batch=1), 1 << 20)
     assert ("set_shape", "mel", (1, 128, 64), (1, 128, 64), (1, 128, 64)) in fake.log

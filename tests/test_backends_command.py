@@ -73,7 +73,7 @@ def test_command_lists_each_backend(monkeypatch, capsys, tmp_path):
     (tmp_path / ref).parent.mkdir(parents=True)
     (tmp_path / ref).write_bytes(b"")
     assert cli.main(["backends"]) == 0
-    assert f"the default bundle's checkpoint {ref} is here" in capsys.readouterr().out
+    assert f"a file named as the default bundle's checkpoint ({ref}) is here" in capsys.readouterr().out
     assert "not available: no GPU" in lines["tensorrt"] and "rtclassify[gpu]" in lines["tensorrt"]
     assert "not available: no GPU" in lines["cuda-frontend"]
     assert "--backend auto picks: onnx" in out

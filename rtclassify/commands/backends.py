@@ -54,7 +54,7 @@ def _default_weights() -> str:
     except (OSError, ValueError, AttributeError):
         ref = None
     if isinstance(ref, str) and ref and _checkpoint_candidates(folder, ref):
-        return f"the default bundle's checkpoint {ref} is here"
+        return f"a file named as the default bundle's checkpoint ({ref}) is here; loading checks it is that one"
     return (f"the default bundle's are not here (its checkpoint {ref} is not installed with the package)"
             if isinstance(ref, str) and ref else "the default bundle has none")
 

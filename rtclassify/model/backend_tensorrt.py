@@ -285,6 +285,13 @@ def _build_serialized(trt, logger, onnx_bytes: bytes, where: str, key: EngineKey
     return bytes(memoryview(plan))
 
 
+def engine_max_batch(onnx_bytes: bytes, bundle: Bundle, where: str, max_batch: int) -> int:
+    """The largest batch of the engine built for a model: ``max_batch``, or 1 for a model exported with a fixed
+    batch of 1 (its profile is batch 1 only: TensorRT refuses a range on a static axis; it runs one window at a
+    time, as on ONNX Runtime). Another fixed batch raises BundleError."""
+    return 1 if onnx_fixed_batch_of_one(onnx_bytes, bundle, where) else int(max_batch)
+
+
 def onnx_fixed_batch_of_one(onnx_bytes: bytes, bundle: Bundle, where: str) -> bool:
     """:func:`~rtclassify.model.backends.fixed_batch_of_one` of an ONNX graph, read with ONNX Runtime (on the CPU,
     unoptimized: only the graph's declared shapes are read)."""
@@ -381,9 +388,7 @@ class TensorRTBackend(Backend):
         self.last_input_address = 0
         where = bundle.file_label(MODEL_ONNX)
         onnx_bytes = bundle.read_bytes(MODEL_ONNX)
-        # a model exported with a fixed batch of 1 gets a profile of batch 1 only (TensorRT refuses a range on a
-        # static axis) and runs one window at a time, as on ONNX Runtime
-        self.max_batch = 1 if onnx_fixed_batch_of_one(onnx_bytes, bundle, where) else int(max_batch)
+        self.max_batch = engine_max_batch(onnx_bytes, bundle, where, max_batch)
         M, W = self._shape
 
         with cp.cuda.Device(self.device):
