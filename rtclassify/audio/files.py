@@ -160,12 +160,13 @@ UNKNOWN_FRAMES = 2 ** 63 - 1
 def _read_frames(f, path, blocksize: int, cut_short: bool = False) -> Iterator[np.ndarray]:
     """Float32 ``(n, channels)`` blocks of the open file ``f`` to its end, from its start.
 
-    A file whose header gives no length (:data:`UNKNOWN_FRAMES`) is read by libsndfile until a request reaches
+    A FLAC whose header gives no length (:data:`UNKNOWN_FRAMES`) is read by libsndfile until a request reaches
     past its end: that request fails ("Internal psf_fseek() failed.") and leaves the handle unusable. The
     rest is then read from a fresh open of the file, sought to where the good reads ended, in requests 16
     times smaller, down to one frame; libsndfile cannot read the very last frame of such a file. A FLAC
     ``cut_short`` (:func:`_flac_cut_short`) ends the same way, or with a decoding error at its partial last
-    frame, and is read the same way up to there. Any other decoding error is damage: an AudioFileError.
+    frame, and is read the same way up to there. Any other decoding error is an AudioFileError that says
+    where it happened.
     """
     unknown = _flac_without_length(f)
     step, done, own = blocksize, 0, None
