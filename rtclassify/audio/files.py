@@ -220,13 +220,14 @@ def _reopen_unknown_length(path):
     return _open(p)
 
 
-def _flac_cut_short(path, declared: int) -> bool:
-    """True when a FLAC file cannot give the last frame its header declares (a file cut short, as a copy that
-    did not finish), read on a second open so that the caller's position stays."""
-    p = Path(os.fspath(path)).expanduser()
-    if declared <= 0 or not _regular_file(p):
+def _flac_cut_short(f, path) -> bool:
+    """True when the open file ``f`` is a FLAC with a length in its header that cannot give the last frame the
+    header declares (a file cut short, as a copy that did not finish); read on a second open of ``path`` so that
+    the caller's position stays (a pipe, which cannot be opened twice, is taken as whole)."""
+    declared = int(f.frames)
+    if f.format != "FLAC" or not 0 < declared < UNKNOWN_FRAMES or not _regular_file(path):
         return False
-    with _open(p) as g:
+    with _open(path) as g:
         try:
             g.seek(declared - 1)
             return len(g.read(1, dtype="float32")) == 0
@@ -237,7 +238,7 @@ def _flac_cut_short(path, declared: int) -> bool:
 def _info_of(f, path) -> AudioInfo:
     frames = int(f.frames)
     missing = 0
-    cut = f.format == "FLAC" and frames < UNKNOWN_FRAMES and _flac_cut_short(path, frames)
+    cut = _flac_cut_short(f, path)
     if (_flac_without_length(f) and _regular_file(path)) or cut:
         # no length in the header, or less audio than it declares: count the frames (a second open, read through;
         # from a pipe, which cannot be read twice, the count stays unknown)
@@ -316,7 +317,7 @@ def read_channels(path) -> tuple[np.ndarray, int]:
     """
     with _open(path) as f:
         sr = int(f.samplerate)
-        cut = f.format == "FLAC" and int(f.frames) < UNKNOWN_FRAMES and _flac_cut_short(path, int(f.frames))
+        cut = _flac_cut_short(f, path)
         if int(f.frames) < UNKNOWN_FRAMES and not cut:
             try:
                 data = f.read(dtype="float32", always_2d=True)
