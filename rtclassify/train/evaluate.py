@@ -681,9 +681,10 @@ def real_targets(files: dict) -> dict:
     """
     out = {"single_instrument": {}, "no_music": {}, "speech_no_singing": {}, "unmeasured": []}
     for name, f in files.items():
-        if f["kind"] == "real" and len(f["labelled"]) == 1 and f["labelled"][0] != "speech" and not f["n_sounding"]:
+        single = f["kind"] == "real" and len(f["labelled"]) == 1 and f["labelled"][0] != "speech"
+        if single and not f["n_sounding"]:
             out["unmeasured"].append(name)  # no sounding frame: the target says nothing of it, and it does not pass
-        elif f["kind"] == "real" and len(f["labelled"]) == 1 and f["labelled"][0] != "speech":
+        elif single:
             tag = f["labelled"][0]
             v = f["on_fraction_sounding"][tag]
             out["single_instrument"][name] = {"tag": tag, "on": v, "pass": v >= 0.70}
@@ -693,9 +694,8 @@ def real_targets(files: dict) -> dict:
         if "speech" in f["labelled"] and f["n_frames"]:
             v = f["on_fraction_all"]["singing"]
             out["speech_no_singing"][name] = {"singing_on": v, "pass": v <= 0.10}
-    out["all_pass"] = not out["unmeasured"] and all(d["pass"] for grp in ("single_instrument", "no_music",
-                                                                          "speech_no_singing")
-                                                    for d in out[grp].values())
+    groups = ("single_instrument", "no_music", "speech_no_singing")
+    out["all_pass"] = not out["unmeasured"] and all(d["pass"] for grp in groups for d in out[grp].values())
     return out
 
 
