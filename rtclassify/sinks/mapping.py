@@ -165,7 +165,9 @@ class MidiMapping:
                 raise ConfigError(f"MidiMapping.tags[{tag!r}]: must be a MidiTag, got {t!r}")
         if not isinstance(self.technique, MidiTechnique):
             raise ConfigError(f"MidiMapping.technique: must be a MidiTechnique, got {self.technique!r}")
-        for kind, num, keys in _shared_numbers(self.tags, self.technique)[:1]:
+        shared = _shared_numbers(self.tags, self.technique)
+        if shared:
+            kind, num, keys = shared[0]
             raise ConfigError(f"MidiMapping: {kind} {num} is used by {' and '.join(keys)}; each output needs a "
                               f"{kind} of its own (None: not sent)")
 
@@ -586,13 +588,16 @@ def _shared_numbers(tags: dict[str, MidiTag], tech: MidiTechnique) -> list[tuple
 
 
 def _check_unique(tags: dict[str, MidiTag], tech: MidiTechnique, md: dict, loc: _Locator) -> None:
-    for kind, num, keys in _shared_numbers(tags, tech)[:1]:
-        # blame the key the user wrote, if one of them was written
-        written = [k for k in keys if _written(md, k)]
-        key = (written or keys)[-1]
-        others = ", ".join(k if _written(md, k) else f"{k} (default; set it to another value or -1)"
-                           for k in keys if k != key)
-        raise loc.error(key.split("."), f"{kind} {num} is also used by {others}")
+    shared = _shared_numbers(tags, tech)
+    if not shared:
+        return
+    kind, num, keys = shared[0]
+    # blame the key the user wrote, if one of them was written
+    written = [k for k in keys if _written(md, k)]
+    key = (written or keys)[-1]
+    others = ", ".join(k if _written(md, k) else f"{k} (default; set it to another value or -1)"
+                       for k in keys if k != key)
+    raise loc.error(key.split("."), f"{kind} {num} is also used by {others}")
 
 
 def _written(md: dict, dotted: str) -> bool:
