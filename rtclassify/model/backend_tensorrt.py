@@ -42,8 +42,8 @@ import numpy as np
 from .. import gpu
 from ..errors import BundleError, MissingDependencyError, ParameterError, RtclassifyError, StateError, require
 from ..gpu import GPU_EXTRA, GpuUnavailableError, gpu_devices, tensorrt_availability
-from .backends import (Backend, check_embedding_dtype, check_probabilities, check_threads, fixed_batch_of_one,
-                       probe_windows)
+from .backends import (Backend, _first_line, check_embedding_dtype, check_probabilities, check_threads,
+                       fixed_batch_of_one, probe_windows)
 from .bundle import MODEL_ONNX, Bundle
 
 __all__ = [
@@ -303,7 +303,7 @@ def onnx_fixed_batch_of_one(onnx_bytes: bytes, bundle: Bundle, where: str) -> bo
     try:
         sess = ort.InferenceSession(onnx_bytes, so, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ONNX Runtime raises its own exception types
-        raise BundleError(f"{where}: cannot be read by ONNX Runtime: {str(exc).strip().splitlines()[0][:400]}") from exc
+        raise BundleError(f"{where}: cannot be read by ONNX Runtime: {_first_line(exc)}") from exc
     return fixed_batch_of_one(sess, bundle, where)
 
 
