@@ -164,10 +164,10 @@ def test_a_flac_cut_short_is_read_as_far_as_it_goes_and_said_so(tmp_path, capsys
     bad = bytearray(whole.read_bytes())
     bad[len(bad) // 2:len(bad) // 2 + 64] = bytes(64)
     (tmp_path / "bad.flac").write_bytes(bytes(bad))
-    with pytest.raises(AudioFileError, match="bad.flac: cannot decode audio"):
-        files.read_audio(tmp_path / "bad.flac")
-    with pytest.raises(AudioFileError, match=r"bad.flac: cannot decode audio at \d+\.\d+ s \("):
-        list(files.iter_blocks(tmp_path / "bad.flac", 4096))
+    for read in (files.read_audio, lambda p: list(files.iter_blocks(p, 4096))):
+        with pytest.raises(AudioFileError, match=r"bad.flac: cannot decode audio at (\d+\.\d+) s \(") as err:
+            read(tmp_path / "bad.flac")
+        assert 1.0 < float(err.value.args[0].split(" at ")[1].split(" s")[0]) < 3.0  # near the middle of 4 s
 
 
 def test_an_ogg_file_read_from_a_pipe_is_read_as_it_comes(tmp_path):

@@ -322,11 +322,22 @@ def read_channels(path) -> tuple[np.ndarray, int]:
             try:
                 data = f.read(dtype="float32", always_2d=True)
             except RuntimeError as exc:
+                _raise_where_decoding_fails(path)
                 raise AudioFileError(f"{path}: cannot decode audio ({exc})") from exc
         else:
             blocks = list(_read_frames(f, path, 1 << 16, cut_short=cut))
             data = np.concatenate(blocks) if blocks else np.zeros((0, int(f.channels)), np.float32)
     return data, sr
+
+
+def _raise_where_decoding_fails(path) -> None:
+    """After a whole-file read failed: read a second open of ``path`` in blocks, whose error says where the
+    damage is (to within a block); returns when that cannot be done (a pipe) or the blocks read through."""
+    if not _regular_file(path):
+        return
+    with _open(path) as g:
+        for _ in _read_frames(g, path, 1 << 12):
+            pass
 
 
 def iter_blocks(path, blocksize: int = 65536, channel: int | None = None) -> Iterator[np.ndarray]:
