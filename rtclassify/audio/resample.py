@@ -206,7 +206,11 @@ class StreamResampler:
 
     def process(self, x: np.ndarray, last: bool = False) -> np.ndarray:
         """Push mono float32 samples (shape (n,)); returns the output now available (float32). ``last``: the end
-        of the stream (the rest of the output follows; :meth:`reset` before new input)."""
+        of the stream (the rest of the output follows; :meth:`reset` before new input).
+
+        The samples are not checked here (the hot path): a NaN or infinite sample spreads over the filter's
+        length of output, so a caller replaces them first, as the stream session does (counting them) and
+        :func:`rtclassify.audio.files.finite_samples` does for whole signals."""
         if self._native is not None:
             return self._native.process(x, last=last)
         return self._stream.resample_chunk(x, last=last)
