@@ -24,6 +24,11 @@ constexpr int kCoarseStepFrom = 160;
 constexpr int kMaxDivisor = 4;
 constexpr int kSubSteps = 2;
 constexpr double kSubStep = 0.125;
+// A coarse search with no whole-lag dip under the threshold reads its lowest dip between the lags, at
+// kSubStep steps up to kBetweenSteps of them either side, when that dip is under kBetweenBelow times
+// the threshold (a dip narrower than a lag: see analyze()).
+constexpr int kBetweenSteps = 8;
+constexpr double kBetweenBelow = 2.0;
 
 // Sum of squared differences x[j] - x[j + tau] over j in [0, w). Eight
 // independent lanes (see lanes.h).
@@ -433,11 +438,36 @@ void PitchTracker::analyze(PitchFrame& f) noexcept {
       if (cmnd_[static_cast<std::size_t>(tau)] < cmnd_[static_cast<std::size_t>(t0)]) t0 = tau;
     t0 = std::clamp(t0, 2, tau_max_c_);
   }
-  const double ap = std::max(0.0, parabolic_value(cmnd_[static_cast<std::size_t>(t0 - 1)], cmnd_[static_cast<std::size_t>(t0)],
-                                                  cmnd_[static_cast<std::size_t>(t0 + 1)]));
+  double ap = std::max(0.0, parabolic_value(cmnd_[static_cast<std::size_t>(t0 - 1)], cmnd_[static_cast<std::size_t>(t0)],
+                                            cmnd_[static_cast<std::size_t>(t0 + 1)]));
   const double off = parabolic_offset(dc_[static_cast<std::size_t>(t0 - 1)], dc_[static_cast<std::size_t>(t0)],
                                       dc_[static_cast<std::size_t>(t0 + 1)]);
-  double period = refine((t0 + off) * dec_, voiced);
+  double coarse_tau = t0 + off;
+  // A bright tone at a low sample rate (strong harmonics near the Nyquist
+  // frequency, no low-pass before the search) can have a dip narrower than a
+  // lag at its period and at each multiple of it: every whole lag reads it
+  // over the threshold and the parabola through three of them cannot reach
+  // it. When the lowest whole-lag dip is near the threshold, it is read
+  // between the lags (the normalized difference interpolated); under the
+  // threshold there, the frame is voiced with that dip's period, which the
+  // check of its fractions below may still shorten to the first dip.
+  if (!voiced && best_tau > 0 && best_val < kBetweenBelow * threshold_) {
+    double best_v = 2.0, best_t = coarse_tau;
+    for (int k = -kBetweenSteps; k <= kBetweenSteps; ++k) {
+      const double t = best_tau + k * kSubStep;
+      const double v = cmnd_between(t);
+      if (v < best_v) {
+        best_v = v;
+        best_t = t;
+      }
+    }
+    if (best_v < threshold_) {
+      voiced = true;
+      ap = best_v;
+      coarse_tau = best_t;
+    }
+  }
+  double period = refine(coarse_tau * dec_, voiced);
   // The coarse search reads the difference at whole lags only. When the
   // sound has strong harmonics near the Nyquist frequency (a bright tone at a
   // low sample rate, where no low-pass precedes it), the dip at the period

@@ -48,6 +48,20 @@ def test_pitch_within_10_cents_across_range(sr, kind):
         assert (out["confidence"][steady] > 0.85).all()
 
 
+@pytest.mark.parametrize("sr,f0", [(8000, 55.0), (8000, 94.58), (11025, 70.0), (11025, 83.26), (16000, 61.89),
+                                   (16000, 68.85)])
+def test_bright_low_tones_at_low_rates_are_voiced(sr, f0):
+    """Equal harmonics up to 0.45 of the rate, whose period falls between two lags: at these rates no low-pass
+    precedes the search, the dip is narrower than a lag, and read at whole lags only the note was unvoiced."""
+    t = np.arange(int(sr * 0.5)) / sr
+    x = sum(np.cos(2 * np.pi * k * f0 * t) for k in range(1, int(0.45 * sr // f0) + 1))
+    tr = _core.PitchTracker(sr)
+    out = tr.process((0.9 * x / np.abs(x).max()).astype(np.float32))
+    steady = slice(len(out["f0"]) // 2, None)
+    assert out["voiced"][steady].mean() > 0.9, (sr, f0)
+    assert np.abs(cents(out["f0"][steady][out["voiced"][steady]], f0)).max() < 10.0
+
+
 def test_frames_every_hop_and_default_hop_is_5_ms():
     sr = 44100
     tr = _core.PitchTracker(sr)
@@ -68,6 +82,8 @@ def test_unvoiced_on_noise_and_silence():
     out = _core.PitchTracker(sr).process(noise)
     assert out["voiced"].mean() < 0.02
     assert np.all(out["f0"][~out["voiced"]] == 0)
+    for rate in (8000, 16000):  # where dips are also read between the lags
+        assert _core.PitchTracker(rate).process(noise[:rate])["voiced"].mean() < 0.02
     out = _core.PitchTracker(sr).process(np.zeros(sr, np.float32))
     assert not out["voiced"].any()
     assert np.all(out["level_db"] <= -119.0)
