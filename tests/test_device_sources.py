@@ -321,11 +321,11 @@ def test_stop_and_finish_waits_for_the_final_offs_when_the_source_hung():
 
 # ---------------------------------------------------------------------------------------------- on a JACK server
 def _need_jack():
-    from _jackd import missing
+    from _jackd import missing, skip_or_fail
 
     gone = missing("jackd", "jack_lsp")
     if gone:
-        pytest.skip(f"needs {', '.join(gone)} (Debian: jackd2)")
+        skip_or_fail(f"needs {', '.join(gone)} (Debian: jackd2)")
 
 
 def _run_host(script: str, env: dict, tmp_path, *args, timeout: float = 60.0, stdin=None):
@@ -542,19 +542,34 @@ def test_a_listener_whose_source_cannot_stop_says_so(clf):
 
 
 # ---------------------------------------------------------------------------------------------- clip source
-def test_a_looping_clip_keeps_real_time_pace_with_a_short_last_block():
-    import time
+def test_a_looping_clip_keeps_real_time_pace_with_a_short_last_block(monkeypatch):
+    from types import SimpleNamespace
 
+    from rtclassify.audio import sources
     from rtclassify.audio.sources import ClipSource
 
-    # 300 samples in 256-sample blocks: every loop ends with a 44-sample block, which must take 44 samples' time
+    # 300 samples in 256-sample blocks: every loop ends with a 44-sample block, which must take 44 samples' time.
+    # On a fake clock that only the source's waits move (the callback takes no time), each wait is the length
+    # of the block just sent (paced by blocks, each was 256 samples' time: 0.59 of real time)
+    clock = SimpleNamespace(now=100.0)
+    waits = []
+
+    class Stop:
+        def is_set(self):
+            return len(waits) >= 8
+
+        def wait(self, delay):
+            waits.append(delay)
+            clock.now += delay
+
+    monkeypatch.setattr(sources, "time", SimpleNamespace(perf_counter=lambda: clock.now))
     src = ClipSource(np.zeros(300, np.float32), SR, blocksize=256, loop=True)
-    t0 = time.perf_counter()
-    src.start(lambda *a: None)
-    time.sleep(1.5)
-    audio_s, wall_s = src.position / SR, time.perf_counter() - t0
-    src.stop()
-    assert 0.85 < audio_s / wall_s < 1.1, (audio_s, wall_s)  # paced by blocks, it was 0.59
+    src._stop = Stop()
+    sizes = []
+    src._run(lambda block, n, *_: sizes.append(n), None)
+    assert sizes == [256, 44] * 4
+    assert waits == pytest.approx([n / SR for n in sizes], abs=1e-9)
+    assert src.position == 1200
 
 
 def test_the_open_stream_scan_reads_no_objects_class_attribute(recwarn):

@@ -29,8 +29,10 @@ def test_a_close_that_the_jack_library_never_returns_from_is_left_behind():
     w = _watch(client)
     t0 = time.monotonic()
     w.close(timeout=0.3)
-    assert 0.25 <= time.monotonic() - t0 < 2.0
-    assert client.closed == 1
+    assert time.monotonic() - t0 < 2.0  # returned: not held by the close that never comes back
+    assert client.closed == 1 and not client.release.is_set()
+    left = [t for t in threading.enumerate() if t.name == "rtclassify-jack-watch-close"]
+    assert left and all(t.is_alive() for t in left)  # that close goes on, on a thread of its own
     w.close(timeout=0.3)  # idempotent: the client is not closed twice
     assert client.closed == 1
     client.release.set()

@@ -161,7 +161,10 @@ def test_standard_output_closed_ends_the_run():
 
 
 class _ClosedPipe(io.StringIO):
+    writes = 0
+
     def write(self, text):
+        self.writes += 1
         raise BrokenPipeError(32, "Broken pipe")
 
 
@@ -172,9 +175,13 @@ def test_the_printer_alone_ends_the_run_when_its_reader_goes_away():
 
 
 def test_the_printer_beside_other_outputs_goes_quiet():
-    p = EventPrinter(stream=_ClosedPipe(), alone=False)
+    pipe = _ClosedPipe()
+    p = EventPrinter(stream=pipe, alone=False)
     p.send(_batch(1.0))  # no exception: MIDI or OSC go on
+    assert pipe.writes == 1
     p.send(_batch(2.0))
+    p.send(_batch(3.0))
+    assert pipe.writes == 1  # quiet: the dead pipe is not written again
 
 
 def test_an_output_fault_the_run_went_on_through_is_reported_and_exits_1(capsys):

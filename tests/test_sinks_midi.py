@@ -16,7 +16,7 @@ import pytest
 
 rtmidi = pytest.importorskip("rtmidi")
 
-from _jackd import JackServer, missing  # noqa: E402
+from _jackd import JackServer, missing, skip_or_fail  # noqa: E402
 
 from rtclassify.detect.events import TagLevel, TagOff, TagOn, TechniqueValues, TremoloOff, TremoloOn  # noqa: E402
 from rtclassify.errors import SinkError  # noqa: E402
@@ -33,7 +33,7 @@ SERVER: dict[str, JackServer] = {}
 def jack_server():
     gone = missing("jackd", "jack_lsp")
     if gone:
-        pytest.skip(f"JACK MIDI needs {', '.join(gone)} (Debian: jackd2)")
+        skip_or_fail(f"JACK MIDI needs {', '.join(gone)} (Debian: jackd2)")
     with JackServer() as server:
         SERVER["jack"] = server
         yield server
