@@ -338,3 +338,20 @@ def test_a_fixed_batch_of_one_gets_a_profile_of_batch_one(bundle_dir, tmp_path):
     fake = FakeTensorRT()
     bt._build_serialized(fake, fake.Logger(), ONNX, "b/model.onnx", _key(max_batch=1), 1 << 20)
     assert ("set_shape", "mel", (1, 128, 64), (1, 128, 64), (1, 128, 64)) in fake.log
+
+
+def test_every_backend_shares_one_tensorrt_logger(monkeypatch):
+    """TensorRT keeps one logger pointer per process: each backend passing its own gave a warning and the
+    first one's logger, freed when that backend went."""
+    made = []
+
+    class Logger:
+        WARNING = 2
+
+        def __init__(self, level):
+            made.append(level)
+
+    fake = type("trt", (), {"Logger": Logger})
+    monkeypatch.setattr(bt, "_LOGGER", None)
+    first = bt._shared_logger(fake)
+    assert bt._shared_logger(fake) is first and made == [Logger.WARNING]

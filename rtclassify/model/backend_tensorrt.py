@@ -250,6 +250,21 @@ def obtain_engine(cache: EngineCache, key: EngineKey, build: Callable[[], bytes]
 # ----------------------------------------------------------------------
 # the TensorRT boundary
 # ----------------------------------------------------------------------
+_LOGGER = None
+_LOGGER_LOCK = threading.Lock()
+
+
+def _shared_logger(trt):
+    """The process's one TensorRT logger. TensorRT keeps a single logger pointer while any builder or runtime
+    exists: a second backend that passed a logger of its own would get a warning and the first one's logger,
+    which that backend's close may free while the second still runs. One logger, never freed, for all."""
+    global _LOGGER
+    with _LOGGER_LOCK:
+        if _LOGGER is None:
+            _LOGGER = trt.Logger(trt.Logger.WARNING)
+        return _LOGGER
+
+
 def _trt_major(trt) -> int:
     try:
         return int(str(trt.__version__).split(".")[0])
@@ -397,7 +412,7 @@ class TensorRTBackend(Backend):
             cc = f"{props['major']}.{props['minor']}"
             self.key = EngineKey.for_model(onnx_bytes, trt.__version__, gpu_name, cc, self.precision,
                                            bundle.input_name, M, W, self.max_batch, workspace_mb)
-            self._logger = trt.Logger(trt.Logger.WARNING)
+            self._logger = _shared_logger(trt)
             self._runtime = trt.Runtime(self._logger)
             cache = EngineCache(cache_dir)
             self.engine_path = cache.path(self.key)
