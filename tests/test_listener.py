@@ -775,3 +775,12 @@ def test_bad_listener_numbers_are_refused_by_name_before_anything_opens(clf, kw,
     with pytest.raises(ParameterError, match=f"^{name} must be"):
         Listener(clf, sinks=[sink], source=ClipSource(np.zeros(1000, np.float32), SR), **kw)
     assert sink.calls == [] and sys.getswitchinterval() == before
+
+
+def test_a_source_blocksize_beyond_the_listeners_limit_is_refused_in_the_sources_name(clf):
+    """Not as ``max_block`` (4 blocks, an internal setting the caller never gave)."""
+    src = ClipSource(np.zeros(1000, np.float32), SR, blocksize=10**7)
+    with pytest.raises(ParameterError, match=r"^source: its blocksize must be a whole number of frames from 1 to "
+                                             r"65536, got 10000000$"):
+        Listener(clf, source=src)
+    assert Listener(clf, source=ClipSource(np.zeros(1000, np.float32), SR, blocksize=65536)).blocksize == 65536

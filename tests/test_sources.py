@@ -145,3 +145,29 @@ def test_misuse_of_a_running_source_or_listener_is_a_state_error(clf):
         assert isinstance(err.value, RtclassifyError) and isinstance(err.value, RuntimeError)
     finally:
         lis.stop()
+
+
+def test_a_channel_first_clip_is_refused_with_the_way_out():
+    """A (channels, n) clip read as (n, channels) would play a second of audio as 2 frames of 48000 channels."""
+    x = np.zeros(48000, np.float32)
+    for audio in (np.stack([x, x]), np.zeros((1, 300), np.float32), np.zeros((40, 2000), np.float32),
+                  np.zeros((2000, 1025), np.float32)):
+        with pytest.raises(ParameterError, match=r"^audio of shape .* looks like \(channels, n\).*pass audio\.T$"):
+            ClipSource(audio, 48000)
+    src = ClipSource(np.stack([x, x]).T, 48000)  # the documented layout, and a square one, are taken
+    assert src.channels == 2 and src.duration == pytest.approx(1.0)
+    assert ClipSource(np.zeros((2, 2), np.float32), 8000).channels == 2
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"blocksize": 2.5}, "blocksize must be a whole number of frames >= 1, got 2.5"),
+    ({"blocksize": "x"}, "blocksize must be a whole number of frames >= 1, got 'x'"),
+    ({"blocksize": float("inf")}, "blocksize must be"), ({"blocksize": True}, "blocksize must be"),
+    ({"speed": "fast"}, "speed must be a number > 0"), ({"speed": float("nan")}, "speed must be a number > 0"),
+    ({"speed": -1.0}, "speed must be a number > 0"),
+])
+def test_clip_parameters_of_the_wrong_kind_are_refused_by_name(kw, words):
+    with pytest.raises(ParameterError, match=f"^{words}"):
+        ClipSource(np.zeros(1000, np.float32), 8000, **kw)
+    src = ClipSource(np.zeros(1000, np.float32), 8000, blocksize=np.int64(100), speed=float("inf"))
+    assert src.blocksize == 100 and isinstance(src.blocksize, int)

@@ -364,14 +364,21 @@ class ClipSource:
     ----------
     audio : ndarray, shape (n,) or (n, channels)
         Samples in [-1, 1] (converted to float32 C-contiguous once, here).
+        Frames first, as a sound card delivers them and as
+        :meth:`StreamSession.process <rtclassify.engine.session.StreamSession.process>`
+        takes blocks: a 2-D clip with more channels than frames, or more
+        than 1024 channels, is a ``(channels, n)`` clip the wrong way round
+        and is refused (pass ``audio.T``).
     samplerate : float
         Sample rate of ``audio`` in Hz.
     blocksize : int
-        Frames per callback (the last block may be shorter).
+        Frames per callback, a whole number >= 1 (the last block may be shorter).
+        A :class:`~rtclassify.engine.listener.Listener` takes sources whose
+        blocksize is at most 65536.
     speed : float
         1.0 is real time; 2.0 twice as fast; ``float('inf')`` as fast as the
         callback returns (only for tests: the consumer may fall behind and
-        the ring then drops samples, which is counted).
+        the ring then drops samples, which is counted). A number > 0.
     name : str
         Name shown in the display and messages.
     loop : bool
@@ -380,6 +387,7 @@ class ClipSource:
 
     def __init__(self, audio, samplerate: float, *, blocksize: int = 256, speed: float = 1.0,
                  name: str = "clip", loop: bool = False):
+        from ..engine.session import MAX_BLOCK_CHANNELS
         from .samples import I16_SCALE, check_samples_dtype
 
         a = check_samples_dtype(np.asarray(audio), "audio")
@@ -391,13 +399,20 @@ class ClipSource:
             a = a[:, None]
         if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
             raise ParameterError(f"audio must have shape (n,) or (n, channels) with n > 0, got {np.shape(audio)}")
+        n_fr, n_ch = a.shape
+        if n_ch > n_fr or n_ch > MAX_BLOCK_CHANNELS:
+            # (channels, n) read as (n, channels) would play seconds of audio as a few frames of many channels
+            raise ParameterError(f"audio of shape {a.shape} looks like (channels, n): {n_fr} frame(s) of {n_ch} "
+                                 f"channels; a clip is (n,) or (n, channels), frames first as a sound card delivers them, "
+                                 f"with at most {MAX_BLOCK_CHANNELS} channels: pass audio.T")
         if isinstance(samplerate, bool) or not isinstance(samplerate, (int, float, np.integer, np.floating)) \
                 or not (0 < samplerate < float("inf")):
             raise ParameterError(f"samplerate must be a positive number of Hz, got {samplerate!r}")
-        if int(blocksize) <= 0:
-            raise ParameterError(f"blocksize must be a positive number of frames, got {blocksize}")
-        if not speed > 0:
-            raise ParameterError(f"speed must be positive, got {speed}")
+        if not _is_real(blocksize) or not math.isfinite(blocksize) or int(blocksize) != blocksize or blocksize < 1:
+            raise ParameterError(f"blocksize must be a whole number of frames >= 1, got {blocksize!r}")
+        if not _is_real(speed) or math.isnan(speed) or not speed > 0:
+            raise ParameterError(f"speed must be a number > 0 (1.0: real time; float('inf'): as fast as the "
+                                 f"callback returns), got {speed!r}")
         self._audio = np.ascontiguousarray(a)
         self.samplerate = float(samplerate)
         self.channels = int(a.shape[1])

@@ -95,6 +95,8 @@ __all__ = ["Listener", "stop_and_finish"]
 
 #: the native ring's largest capacity in samples
 _RING_MAX = 1 << 30
+#: the most frames per audio callback: the ``blocksize`` argument's and a given source's limit
+MAX_BLOCKSIZE = 65536
 
 #: seconds the exit handler waits for each listener still running at interpreter exit
 EXIT_STOP_TIMEOUT = 3.0
@@ -261,8 +263,8 @@ class Listener:
                                     or not 0 <= channel <= MAX_CHANNEL_INDEX):
             raise ParameterError(f"channel must be a 0-based channel index 0-{MAX_CHANNEL_INDEX}, got {channel!r}")
         if blocksize is not None and (not _is_real(blocksize) or int(blocksize) != blocksize
-                                      or not 16 <= blocksize <= 65536):
-            raise ParameterError(f"blocksize must be an integer 16-65536 frames, got {blocksize!r}")
+                                      or not 16 <= blocksize <= MAX_BLOCKSIZE):
+            raise ParameterError(f"blocksize must be an integer 16-{MAX_BLOCKSIZE} frames, got {blocksize!r}")
         if hop is not None:
             _positive_seconds(hop, "hop")
         _positive_seconds(ring_seconds, "ring_seconds")
@@ -305,8 +307,9 @@ class Listener:
             source = DeviceSource(device, channels=need, samplerate=samplerate,
                                   blocksize=256 if blocksize is None else int(blocksize), latency=latency)
         src_bs = getattr(source, "blocksize", None)
-        if not _is_real(src_bs) or int(src_bs) != src_bs or src_bs < 1:
-            raise ParameterError(f"source: its blocksize must be a positive whole number of frames, got {src_bs!r}")
+        if not _is_real(src_bs) or not math.isfinite(src_bs) or int(src_bs) != src_bs or not 1 <= src_bs <= MAX_BLOCKSIZE:
+            raise ParameterError(f"source: its blocksize must be a whole number of frames from 1 to {MAX_BLOCKSIZE}, "
+                                 f"got {src_bs!r}")
         if blocksize is not None and int(blocksize) != int(src_bs):
             raise ParameterError(f"blocksize {int(blocksize)} differs from the source's blocksize {int(src_bs)}: "
                                  f"leave blocksize out when giving a source (its blocksize is used)")
