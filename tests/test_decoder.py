@@ -271,3 +271,24 @@ def test_midi_values_of_a_bad_probability_are_in_range():
     m = MidiMapping()
     assert m.level(float("nan")) == 0 and m.level(float("inf")) == 127 and m.level(-1) == 0
     assert 1 <= m.velocity(float("nan")) <= 127
+
+
+@pytest.mark.parametrize("hops", [1001, 10**9, np.int64(10**7)])
+def test_median_hops_has_the_bound_of_a_bundle_and_a_mapping_file(hops):
+    """10**9 hops asked the decoder for a 45 GiB history (MemoryError), 10**7 got 480 MB, through the Python API."""
+    words = r"^decoder\.median_hops must be a whole number from 1 to 1000 \(got "
+    with pytest.raises(ParameterError, match=words):
+        DecoderConfig.from_bundle(_FakeBundle, {"smoothing": "median", "median_hops": hops})
+    with pytest.raises(ParameterError, match=words):  # a config built by hand is checked before any allocation
+        make(smoothing="median", median_hops=hops)
+
+
+def test_median_hops_one_bound_for_the_api_the_bundle_and_the_mapping_file():
+    from rtclassify.detect import decoder
+    from rtclassify.model import bundle
+    from rtclassify.sinks import mapping
+
+    assert decoder.MAX_MEDIAN_HOPS == 1000
+    assert bundle.MAX_MEDIAN_HOPS is decoder.MAX_MEDIAN_HOPS and mapping.MAX_MEDIAN_HOPS is decoder.MAX_MEDIAN_HOPS
+    cfg = DecoderConfig.from_bundle(_FakeBundle, {"smoothing": "median", "median_hops": 1000})
+    assert cfg.median_hops == 1000 and Decoder(cfg, HOP)._hist.shape == (1000, 2)

@@ -48,7 +48,7 @@ import numpy as np
 from ..errors import ParameterError
 from .events import Event, TagLevel, TagOff, TagOn
 
-__all__ = ["DecoderConfig", "Decoder", "OVERRIDE_KEYS", "DURATION_KEYS", "MAX_DURATION_S"]
+__all__ = ["DecoderConfig", "Decoder", "OVERRIDE_KEYS", "DURATION_KEYS", "MAX_DURATION_S", "MAX_MEDIAN_HOPS"]
 
 #: keys accepted in a decoder override dict
 OVERRIDE_KEYS = ("smoothing", "smoothing_s", "attack_s", "median_hops", "min_on_s", "min_off_s", "level_rate", "thresholds")
@@ -56,6 +56,9 @@ OVERRIDE_KEYS = ("smoothing", "smoothing_s", "attack_s", "median_hops", "min_on_
 DURATION_KEYS = ("smoothing_s", "attack_s", "min_on_s", "min_off_s")
 #: the longest of them (an hour: far beyond any musical use; 1e308 overflowed the count of hops)
 MAX_DURATION_S = 3600.0
+#: the longest median (``median_hops``): the one bound of the Python API, a bundle's ``model.json`` and a
+#: mapping file's ``[decoder]`` (the median's history is preallocated: median_hops x tags floats)
+MAX_MEDIAN_HOPS = 1000
 
 _LARGE = 1 << 60
 
@@ -67,6 +70,12 @@ def _number(value, key: str, lo: float = 0.0, hi: float | None = None) -> float:
         rng = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
         raise ParameterError(f"{key} must be {rng} (got {value})")
     return float(value)
+
+
+def _median_hops(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_MEDIAN_HOPS:
+        raise ParameterError(f"decoder.median_hops must be a whole number from 1 to {MAX_MEDIAN_HOPS} (got {value!r})")
+    return int(value)
 
 
 @dataclass
@@ -85,7 +94,7 @@ class DecoderConfig:
     attack_s : float or None
         EMA time constant while the probability rises (None: ``smoothing_s``).
     median_hops : int
-        Median length in hops (``smoothing="median"``).
+        Median length in hops (``smoothing="median"``), 1 to :data:`MAX_MEDIAN_HOPS` (1000).
     min_on_s, min_off_s : float
         Minimum on and off durations in seconds.
     level_rate : float or None
@@ -164,9 +173,7 @@ class DecoderConfig:
             elif key == "attack_s":
                 new.attack_s = None if value is None else _number(value, "decoder.attack_s", 0.0, MAX_DURATION_S)
             elif key == "median_hops":
-                if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                    raise ParameterError(f"decoder.median_hops must be an integer >= 1 (got {value!r})")
-                new.median_hops = int(value)
+                new.median_hops = _median_hops(value)
             else:
                 hi = MAX_DURATION_S if key in DURATION_KEYS else None
                 setattr(new, key, _number(value, f"decoder.{key}", 0.0, hi))
@@ -176,9 +183,7 @@ class DecoderConfig:
     def validate(self) -> None:
         if self.smoothing not in ("ema", "median"):
             raise ParameterError(f"decoder.smoothing must be 'ema' or 'median' (got {self.smoothing!r})")
-        if isinstance(self.median_hops, bool) or not isinstance(self.median_hops, (int, np.integer)) \
-                or self.median_hops < 1:
-            raise ParameterError(f"decoder.median_hops must be an integer >= 1 (got {self.median_hops!r})")
+        _median_hops(self.median_hops)
         for key in ("smoothing_s", "min_on_s", "min_off_s"):
             _number(getattr(self, key), f"decoder.{key}", 0.0, MAX_DURATION_S)
         if self.attack_s is not None:

@@ -26,7 +26,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..detect.decoder import MAX_DURATION_S
+from ..detect.decoder import MAX_DURATION_S, MAX_MEDIAN_HOPS
 from ..errors import BundleError
 
 __all__ = ["Bundle", "load_bundle", "bundle_from_bytes", "default_bundle_path", "check_labels", "MODEL_JSON",
@@ -57,7 +57,6 @@ FRONTEND_RANGES = {
     "n_mels": (1, 1024),
 }
 MAX_WINDOW_FRAMES = 16384
-MAX_MEDIAN_HOPS = 1000
 #: the keys of model.json's ``decoder`` (the rest of the runtime decoder's settings, per-tag thresholds and
 #: ``level_rate``, come from ``thresholds`` and from a mapping file)
 DECODER_KEYS = ("smoothing_s", "min_on_s", "min_off_s", "attack_s", "smoothing", "median_hops")

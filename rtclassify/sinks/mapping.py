@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..detect.decoder import MAX_MEDIAN_HOPS
 from ..errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -531,7 +532,7 @@ def _build(data: dict, labels: tuple[str, ...], loc: _Locator, thresholds: dict 
     if "level_rate" in dd:
         defaults["level_rate"] = _float(dd, "level_rate", ["decoder"], loc, 0.0, 1000.0, None)
     if "median_hops" in dd:
-        defaults["median_hops"] = _int(dd, "median_hops", ["decoder"], loc, 1, 1000, None)
+        defaults["median_hops"] = _int(dd, "median_hops", ["decoder"], loc, 1, MAX_MEDIAN_HOPS, None)
     if "smoothing" in dd:
         if dd["smoothing"] not in ("ema", "median"):
             raise loc.error(["decoder", "smoothing"], f"must be \"ema\" or \"median\", got {dd['smoothing']!r}")
