@@ -213,3 +213,100 @@ def test_an_output_fault_the_run_went_on_through_is_reported_and_exits_1(capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "rtclassify demo: error: the event log x.jsonl stopped after 2 events: No space left on device"
     assert run_listener(Listener([object()]), 1.0, what="demo") == 0
+
+
+def _strict_lines(path):
+    """The log's lines parsed as strict JSON (Python's json reads a bare NaN or Infinity, which JSON has not)."""
+    def no_constant(name):
+        raise AssertionError(f"{name} is not JSON")
+
+    return [json.loads(x, parse_constant=no_constant) for x in path.read_text().splitlines()]
+
+
+def test_numpy_counters_in_a_status_line_are_written_and_the_writer_goes_on(tmp_path):
+    """A numpy integer in a host's status dict killed the writer thread: every later event was lost while flush()
+    said True, fault stayed None and dropped 0."""
+    import numpy as np
+
+    path = tmp_path / "ev.jsonl"
+    said = []
+    sink = JsonlSink(path, status_interval=1e-9, on_fault=said.append)
+    sink.open()
+    sink.send(_batch(0.0))
+    sink.status({"hops": np.int64(3), "load": np.float32(0.5), "parts": np.array([1, 2])})
+    for t in range(1, 51):
+        sink.send(_batch(float(t)))
+    assert sink.flush(timeout=10)
+    sink.close()
+    lines = _strict_lines(path)
+    assert sink.written == 102 and len([x for x in lines if x["event"] != "status"]) == 102
+    status = [x for x in lines if x["event"] == "status"][0]
+    assert status["hops"] == 3 and status["load"] == 0.5 and status["parts"] == [1, 2]
+    assert sink.fault is None and sink.unwritable == 0 and said == []
+
+
+def test_nan_and_infinities_are_written_as_null_not_as_invalid_json(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "ev.jsonl"
+    sink = JsonlSink(path, status_interval=1e-9)
+    sink.open()
+    sink.send([TagOn(1.0, 0.0, 0, "piano", float("nan")), TagOn(2.0, 0.0, 0, "voice", np.float32("inf")),
+               TagOn(3.0, 0.0, 0, "drums", 0.5)])
+    sink.status({"latency": np.float64("nan"), "ratio": float("-inf"), "hops": 4})
+    sink.close()
+    lines = _strict_lines(path)
+    assert [x.get("prob") for x in lines] == [None, None, 0.5, None]
+    assert lines[-1]["latency"] is None and lines[-1]["ratio"] is None and lines[-1]["hops"] == 4
+    assert sink.fault is None and sink.written == 3
+
+
+def test_a_record_json_cannot_hold_is_left_out_counted_and_reported_once_and_the_log_goes_on(tmp_path):
+    class BrokenEvent:
+        kind = "on"
+
+        def to_dict(self):
+            raise KeyError("no dict for this one")
+
+    path = tmp_path / "ev.jsonl"
+    said = []
+    sink = JsonlSink(path, status_interval=1e-9, on_fault=said.append)
+    sink.open()
+    sink.send([TagOn(1.0, 0.0, 0, "piano", object()), TagOn(1.5, 0.0, 0, "piano", 0.5)])
+    sink.send([BrokenEvent()])
+    sink.status({"hops": object()})
+    for t in range(2, 12):
+        sink.send(_batch(float(t)))
+    assert sink.flush(timeout=10)
+    sink.close()
+    lines = _strict_lines(path)
+    assert sink.written == len(lines) == 21 and lines[0]["stream_time"] == 1.5  # the rest of each batch, and later
+    assert sink.unwritable == 3
+    assert len(said) == 1 and "the log goes on" in said[0] and "JSON cannot hold" in said[0]
+    assert sink.fault.startswith(f"the event log {path} left out 3 records that JSON cannot hold, the first an "
+                                 f"event TagOn: TypeError: ")
+
+
+@pytest.mark.parametrize("error", [RuntimeError, SystemExit])
+def test_a_writer_that_fails_is_a_fault_and_flush_says_so(tmp_path, error):
+    """Any failure in the writer thread, not only OSError and ValueError, is reported like a full disk; one that
+    ends the thread itself (not an Exception) makes flush() False."""
+    path = tmp_path / "ev.jsonl"
+    said = []
+    sink = JsonlSink(path, status_interval=0, on_fault=said.append)
+    sink.open()
+    sink.send(_batch(1.0))
+    assert sink.flush(timeout=10)
+
+    def broken(*a, **kw):
+        raise error("a bug in the writer")
+
+    sink._write_events = broken
+    sink.send(_batch(2.0))
+    assert sink.flush(timeout=10) is (error is RuntimeError)  # caught up (the log stopped) / the writer is gone
+    assert said == [sink.fault]
+    assert sink.fault == f"the event log {path} stopped after 2 events: a bug in the writer (its last line may be cut)"
+    sink.send(_batch(3.0))  # not queued for a log that stopped
+    assert not sink._queue
+    sink.close(timeout=5)
+    assert sink.fault.startswith(f"the event log {path} stopped after 2 events") and path.read_text().count("\n") == 2

@@ -26,6 +26,13 @@ on the caller's thread: its reader sets the pace the user asked for, and a
 reader that went away (``--log - | head``) ends the run
 (:class:`~rtclassify.errors.OutputClosed`): there the log is what the user
 asked for.
+
+Values JSON has no form for are written as near as JSON allows: numpy
+numbers (a host's own event or status counters) as plain numbers, NaN and
+infinities as ``null``. A record that still cannot be written (an object JSON
+cannot hold, an event whose ``to_dict`` fails) is left out, counted in
+:attr:`JsonlSink.unwritable` and reported once as a fault; the log goes on
+with the next one.
 """
 
 from __future__ import annotations
@@ -44,14 +51,45 @@ from . import warn
 __all__ = ["JsonlSink"]
 
 _STOP = object()  # the writer thread's last item
+_SEPARATORS = (", ", ": ")
 
 
 def _json_value(v):
-    """A numpy number in an event (a library caller's own event) as the Python number JSON writes."""
-    item = getattr(v, "item", None)
-    if callable(item):
-        return item()
-    raise TypeError(f"an event holds {v!r} ({type(v).__name__}), which JSON cannot hold")
+    """A numpy number or array in a record (a library caller's own event or counters) as the Python number or
+    list JSON writes."""
+    tolist = getattr(v, "tolist", None)
+    if callable(tolist) and not isinstance(v, type):
+        try:
+            return tolist()
+        except Exception:  # noqa: BLE001 - not numpy's: said below
+            pass
+    raise TypeError(f"{v!r} ({type(v).__name__}) is a value JSON cannot hold")
+
+
+def _finite(v, depth: int = 0):
+    """``v`` with NaN and infinities (JSON has neither) as None, through dicts and lists, numpy values included."""
+    if depth > 64:  # a record that holds itself: left for json to refuse
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _finite(x, depth + 1) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x, depth + 1) for x in v]
+    if not isinstance(v, (str, int)) and callable(getattr(v, "tolist", None)):
+        try:
+            return _finite(_json_value(v), depth + 1)
+        except TypeError:
+            return v
+    return v
+
+
+def _dumps(record: dict) -> str:
+    """One JSON line of ``record``; raises (TypeError, ValueError) when it holds a value JSON cannot hold."""
+    try:
+        return json.dumps(record, separators=_SEPARATORS, allow_nan=False, default=_json_value)
+    except ValueError:  # NaN or an infinity, which JSON has no form for (Python would write a bare NaN): null
+        return json.dumps(_finite(record), separators=_SEPARATORS, allow_nan=False, default=_json_value)
 
 
 class JsonlSink:
@@ -86,6 +124,11 @@ class JsonlSink:
         self.written = 0
         #: events dropped because the file's writer fell ``max_pending`` events behind
         self.dropped = 0
+        #: events and status lines left out because they hold a value JSON cannot hold (or their ``to_dict``
+        #: failed); the first is reported as :attr:`fault`
+        self.unwritable = 0
+        self._unwritable_why: str | None = None
+        self._stopped = False  # the log stopped on a fault (a full disk, its writer failed): nothing more is queued
         #: why the log stopped or lost events during the run, or None
         self.fault: str | None = None
         self._on_fault = on_fault
@@ -114,6 +157,8 @@ class JsonlSink:
         self._writer = threading.Thread(target=self._write_loop, name="rtclassify-log", daemon=True)
         self._abandoned = False
         self._writer_stopped = False
+        self._writer_failed = False
+        self._stopped = False
         self._accepting = True
         self._writer.start()
 
@@ -122,7 +167,7 @@ class JsonlSink:
         batch = [ev for ev in events if self.levels or ev.kind != "level"]
         if self.path != "-":
             if self._accepting:
-                if batch and self.fault is None:
+                if batch and not self._stopped:
                     self._put(batch, len(batch))
             elif self.fault is None:
                 raise SinkError("the event log is not open")
@@ -168,15 +213,38 @@ class JsonlSink:
                          f"dropping events until it catches up")
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until the file's writer has written (and flushed) everything queued; False on timeout."""
+        """Wait until the file's writer has written (and flushed) everything queued; False on timeout, and
+        when the writer itself failed (:attr:`fault` says how)."""
         writer = self._writer
         if writer is None:
             return True
         with self._cv:
-            return self._cv.wait_for(lambda: not (self._queue or self._busy) or not writer.is_alive(), timeout)
+            done = self._cv.wait_for(lambda: not (self._queue or self._busy) or not writer.is_alive(), timeout)
+            return bool(done) and not self._writer_failed and not (self._queue or self._busy)
 
     # ------------------------------------------------------------------ the writer's side
     def _write_loop(self) -> None:
+        try:
+            self._write_items()
+        except BaseException as exc:  # noqa: BLE001 - the writer itself failed: the log stops, and says so
+            try:
+                with self._lock:
+                    if self._fh is not None:
+                        self._failed(exc)
+                    else:
+                        self._stopped = True
+                        if self.fault is None:
+                            self.fault = (f"the event log {self.path} stopped after {self.written} events: its "
+                                          f"writer failed: {type(exc).__name__}: {exc}")
+                            self._report(self.fault)
+            finally:  # flush() and close() wait for it no longer
+                with self._cv:
+                    self._writer_failed = True
+                    self._busy = False
+                    self._writer_stopped = True
+                    self._cv.notify_all()
+
+    def _write_items(self) -> None:
         while True:
             with self._cv:
                 while not self._queue:
@@ -192,16 +260,20 @@ class JsonlSink:
                         break
                     if fh is None:
                         continue  # stopped after a fault (reported once): the rest is dropped
-                    if isinstance(item, tuple):
-                        ok = self._write_status(fh, item[1], item[2], flush=False)
-                    else:
-                        ok = self._write_events(fh, item, flush=False)
+                    try:
+                        if isinstance(item, tuple):
+                            ok = self._write_status(fh, item[1], item[2], flush=False)
+                        else:
+                            ok = self._write_events(fh, item, flush=False)
+                    except Exception as exc:  # noqa: BLE001 - a file object that fails otherwise: the log stops
+                        self._failed(exc)
+                        ok = False
                     if not ok:
                         fh = None
                 if fh is not None:  # caught up: one flush for everything written
                     try:
                         fh.flush()
-                    except (OSError, ValueError) as exc:
+                    except Exception as exc:  # noqa: BLE001 - OSError, ValueError (closed) or a file's own
                         self._failed(exc)
             with self._cv:
                 self._queued -= sum(len(i) for i in items if isinstance(i, list))
@@ -225,29 +297,55 @@ class JsonlSink:
         stopped on it."""
         if not events:
             return True
+        lines = []
+        for ev in events:
+            try:
+                lines.append(_dumps(ev.to_dict()))
+            except Exception as exc:  # noqa: BLE001 - a value JSON cannot hold, a host's to_dict that fails
+                self._unwritable(f"an event {type(ev).__name__}", exc)
+        if not lines:
+            return True
         try:
-            lines = [json.dumps(ev.to_dict(), separators=(", ", ": "), default=_json_value) for ev in events]
             fh.write("\n".join(lines) + "\n")
             if flush:
                 fh.flush()
-        except (OSError, ValueError, TypeError) as exc:  # a closed file, text it cannot encode, a value JSON
-            self._failed(exc)                                 # cannot hold
+        except (OSError, ValueError) as exc:  # a closed file, text it cannot encode
+            self._failed(exc)
             return False
         self.written += len(lines)
         return True
 
     def _write_status(self, fh, counters: dict, now: float, flush: bool = True) -> bool:
         rec = {"event": "status", "wall_time": now}
-        for k, v in counters.items():
-            rec[k] = None if isinstance(v, float) and not math.isfinite(v) else v
         try:
-            fh.write(json.dumps(rec, separators=(", ", ": ")) + "\n")
+            rec.update(counters)
+            line = _dumps(rec)
+        except Exception as exc:  # noqa: BLE001 - a counter JSON cannot hold: this line is left out
+            self._unwritable("a status line", exc)
+            return True
+        try:
+            fh.write(line + "\n")
             if flush:
                 fh.flush()
         except (OSError, ValueError) as exc:  # ValueError: a closed file, text it cannot encode
             self._failed(exc)
             return False
         return True
+
+    def _unwritable(self, what: str, exc: Exception) -> None:
+        """A record JSON cannot hold was left out (the lock is held): counted; the first is a fault, reported."""
+        self.unwritable += 1
+        if self._unwritable_why is not None:
+            return
+        self._unwritable_why = f"{what}: {type(exc).__name__}: {exc}"
+        if self.fault is None:
+            self.fault = self._unwritable_fault()
+            self._report(f"{self.fault}; the log goes on without it")
+
+    def _unwritable_fault(self) -> str:
+        n = self.unwritable
+        return (f"the event log {self.path} left out {n} record{'s' if n != 1 else ''} that JSON cannot hold, "
+                f"the first {self._unwritable_why}")
 
     def _failed(self, exc: Exception) -> None:
         """A write failed (the lock is held): standard output's reader gone ends the run; a file stops logging."""
@@ -257,6 +355,7 @@ class JsonlSink:
                 raise OutputClosed("the reader of standard output went away") from None
             raise SinkError(f"writing the event log to standard output failed: {why}") from None
         fh, self._fh = self._fh, None
+        self._stopped = True
         self.fault = f"the event log {self.path} stopped after {self.written} events: {why} (its last line may be cut)"
         try:
             fh.close()
@@ -278,6 +377,14 @@ class JsonlSink:
         disk) holds the log: after ``timeout`` seconds ``close`` gives up
         instead of blocking too, and the log is left to that write.
         """
+        try:
+            self._close(timeout)
+        finally:
+            why = self._unwritable_why
+            if why is not None and self.fault is not None and self.fault.endswith(why):
+                self.fault = self._unwritable_fault()  # how many in all, now that the log is done
+
+    def _close(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         with self._cv:
             c, self._pending_status = self._pending_status, None
