@@ -35,6 +35,10 @@ __all__ = ["TechniqueDetector", "hz_to_midi", "frame_dict", "SAMPLE_RATES"]
 
 #: input sample rates (Hz) the native pitch tracker takes, and with it the vibrato and tremolo trackers
 SAMPLE_RATES = (4000, 384000)
+#: the longest ``value_interval`` (seconds) a TechniqueDetector takes
+MAX_VALUE_INTERVAL = 3600.0
+#: the dtype of the blocks handed to the native tracker as they are (the session's own buffer)
+_F32 = np.dtype(np.float32)
 
 
 def hz_to_midi(hz: float) -> float:
@@ -115,8 +119,11 @@ class TechniqueDetector:
     def __init__(self, sample_rate: float, *, hop_length: int | None = None, channel: int = 0,
                  value_interval: float = 0.02, **tracker):
         if isinstance(value_interval, bool) or not isinstance(value_interval, numbers.Real) \
-                or not math.isfinite(value_interval) or value_interval < 0:
-            raise ParameterError(f"value_interval: must be a number >= 0 seconds (got {value_interval!r})")
+                or not math.isfinite(value_interval) or not 0 <= value_interval <= MAX_VALUE_INTERVAL:
+            raise ParameterError(f"value_interval: must be a number of seconds from 0 to {MAX_VALUE_INTERVAL:g} "
+                                 f"(got {value_interval!r})")
+        if isinstance(channel, bool) or not isinstance(channel, (numbers.Integral, np.integer)) or channel < 0:
+            raise ParameterError(f"channel: must be an integer >= 0 (got {channel!r})")
         if "fmax" not in tracker and isinstance(sample_rate, numbers.Real) and not isinstance(sample_rate, bool) \
                 and math.isfinite(sample_rate):
             # the default pitch ceiling needs 4x its rate: lower it for slower input instead of refusing a
@@ -130,17 +137,23 @@ class TechniqueDetector:
             raise ParameterError(f"unknown technique tracker option(s): {', '.join(map(repr, unknown))} (known: "
                                  f"{', '.join(sorted(known))})")
         try:
-            self._tracker = _core.TechniqueTracker(float(sample_rate), hop_length, **tracker)
+            # the rate as given: the native constructor names a string or None as sample_rate (float() would
+            # take "48000" and word a None's refusal without the parameter's name)
+            self._tracker = _core.TechniqueTracker(sample_rate, hop_length, **tracker)
         except (ValueError, TypeError) as exc:
             raise ParameterError(str(exc)) from exc
         self.channel = int(channel)
-        self.sample_rate = float(sample_rate)
+        self.sample_rate = float(self._tracker.sample_rate)
         self.hop_length = int(self._tracker.hop_length)
         self.frame_rate = self.sample_rate / self.hop_length
         self._value_every = max(1, int(round(value_interval * self.frame_rate)))
         self._vibrato_on = False
         self._tremolo_on = False
         self._latest: TechniqueValues | None = None
+        # the newest frame when it is not a value frame: (the block's native frames, its index, time, wall time),
+        # made a TechniqueValues by :attr:`latest` (the block's frames are held until the next block)
+        self._latest_at: tuple | None = None
+        self._latest_made: tuple | None = None  # (_latest_at, its TechniqueValues), once asked for
         self._last_time = 0.0
 
     # ------------------------------------------------------------------ state
@@ -152,7 +165,16 @@ class TechniqueDetector:
     @property
     def latest(self) -> TechniqueValues | None:
         """Values of the newest tracker frame (None before the first one)."""
-        return self._latest
+        # made when asked (most blocks' newest frame is not a value frame), from one read of the pending frame and
+        # without changing it: a reader on another thread never undoes a newer block's update
+        at = self._latest_at
+        if at is None:
+            return self._latest
+        made = self._latest_made
+        if made is None or made[0] is not at:
+            made = (at, self._value(*at))
+            self._latest_made = made
+        return made[1]
 
     @property
     def vibrato_on(self) -> bool:
@@ -176,7 +198,7 @@ class TechniqueDetector:
 
     def frame_dict(self) -> dict:
         """The technique part of a JSONL frame for the newest values (see :func:`frame_dict`)."""
-        return frame_dict(self._latest)
+        return frame_dict(self.latest)
 
     def reset(self) -> None:
         """Forget the stream (without emitting offs; see :meth:`finish`)."""
@@ -184,6 +206,8 @@ class TechniqueDetector:
         self._vibrato_on = False
         self._tremolo_on = False
         self._latest = None
+        self._latest_at = None
+        self._latest_made = None
         self._last_time = 0.0
 
     # ------------------------------------------------------------ processing
@@ -206,6 +230,10 @@ class TechniqueDetector:
             A block that is not 1-D, or not of a float dtype (integer PCM would
             be read unscaled, complex values would lose their imaginary part).
         """
+        if type(block) is np.ndarray and block.dtype is _F32 and block.ndim == 1:
+            # float32 samples in the machine's order (the session's own buffer): as they are, the native side
+            # reads them in place (contiguous) or copies them (strided) as ascontiguousarray would
+            return self._tracker.process(block)
         x = np.asarray(block)
         if x.ndim != 1:
             raise ParameterError(f"block: must be 1-D mono samples (got shape {x.shape})")
@@ -233,61 +261,118 @@ class TechniqueDetector:
         values : list of TechniqueValues
             One every ``value_interval`` seconds of stream.
         """
-        before = self._tracker.samples
-        first_frame = int(self._tracker.frames)
+        tracker = self._tracker
+        first_frame = tracker.frames
+        # the samples before the block matter only for an offset's times
+        before = tracker.samples if stream_time_offset is not None else 0
         fr = self.track(block)
-        n = len(fr["f0"])
+        von = fr["vibrato_on"]
+        n = len(von)
         events: list[Event] = []
         values: list[TechniqueValues] = []
         if n == 0:
             return events, values
-        base = (before / self.sample_rate) if stream_time_offset is None else float(stream_time_offset)
+        base = None if stream_time_offset is None else float(stream_time_offset)
         wall = time.time()
-        sr = self.sample_rate
-        hop = self.hop_length
-        f0 = fr["f0"].tolist()
-        conf = fr["confidence"].tolist()
-        level = fr["level_db"].tolist()
-        voiced = fr["voiced"].tolist()
+        # No per-frame Python work unless a frame gives an output: a switch of either technique (rare; one
+        # frame's bool, or a block's bools' bytes, compared with the state) or a value frame (every
+        # ``_value_every``-th frame of the stream, the newest frame's only when asked for, see :attr:`latest`).
+        ton = fr["tremolo_on"]
+        if n == 1:
+            switch = von.item(0) != self._vibrato_on or ton.item(0) != self._tremolo_on
+        else:
+            switch = (b"\0" if self._vibrato_on else b"\1") in von.tobytes() \
+                or (b"\0" if self._tremolo_on else b"\1") in ton.tobytes()
+        if switch:
+            self._switches(fr, n, first_frame, before, base, wall, events)
+        every = self._value_every
+        first_value = -first_frame % every  # index in this block of its first value frame
+        if first_value < n:
+            if first_value + every >= n:  # one
+                values.append(self._value(fr, first_value, self._time(first_frame + first_value, before, base), wall))
+            else:
+                values.extend(self._values(fr, range(first_value, n, every), first_frame, before, base, wall))
+        k = first_frame + n - 1
+        t = self._time(k, before, base)
+        if values and k % every == 0:  # the newest frame is a value frame
+            self._latest = values[-1]
+            self._latest_at = self._latest_made = None  # (in this order: a reader sees the older or the newer)
+        else:
+            self._latest_at = (fr, n - 1, t, wall)
+        self._last_time = t
+        return events, values
+
+    def _time(self, k: int, before: int, base: float | None) -> float:
+        """Stream time of the stream's frame ``k`` (``base``: the block's offset, its first sample ``before``).
+        Without an offset it depends on the frame index only (the same whatever the block split)."""
+        if base is None:
+            return (k + 1) * self.hop_length / self.sample_rate
+        return base + ((k + 1) * self.hop_length - before) / self.sample_rate
+
+    def _switches(self, fr: dict, n: int, first_frame: int, before: int, base: float | None, wall: float,
+                  events: list) -> None:
+        """Append the VibratoOn/Off and TremoloOn/Off of a block's frames to ``events`` (frame order; a vibrato's
+        before a tremolo's in one frame) and follow the on states."""
         von = fr["vibrato_on"].tolist()
-        vrate = fr["vibrato_rate"].tolist()
-        vext = fr["vibrato_extent"].tolist()
         ton = fr["tremolo_on"].tolist()
-        trate = fr["tremolo_rate"].tolist()
-        tdepth = fr["tremolo_depth"].tolist()
         ch = self.channel
         for i in range(n):
-            k = first_frame + i
-            # without an offset the time depends on the frame index only (the same whatever the block split)
-            t = (k + 1) * hop / sr if stream_time_offset is None else base + ((k + 1) * hop - before) / sr
-            if von[i] != self._vibrato_on:
-                self._vibrato_on = von[i]
-                events.append(VibratoOn(t, wall, ch, rate=vrate[i], extent=vext[i]) if von[i]
-                              else VibratoOff(t, wall, ch))
-            if ton[i] != self._tremolo_on:
-                self._tremolo_on = ton[i]
-                events.append(TremoloOn(t, wall, ch, rate=trate[i], depth=tdepth[i]) if ton[i]
-                              else TremoloOff(t, wall, ch))
-            if k % self._value_every == 0 or i == n - 1:
-                pitch = f0[i] if voiced[i] else None
-                v = TechniqueValues(
-                    t, wall, ch,
-                    pitch=pitch,
-                    midi=hz_to_midi(pitch) if pitch else None,
-                    confidence=conf[i],
-                    level_db=level[i],
-                    vibrato=von[i],
-                    vibrato_rate=vrate[i] if von[i] else 0.0,
-                    vibrato_extent=vext[i] if von[i] else 0.0,
-                    tremolo=ton[i],
-                    tremolo_rate=trate[i] if ton[i] else 0.0,
-                    tremolo_depth=tdepth[i] if ton[i] else 0.0,
-                )
-                if k % self._value_every == 0:
-                    values.append(v)
-                self._latest = v
-            self._last_time = t
-        return events, values
+            v, tr = von[i], ton[i]
+            if v == self._vibrato_on and tr == self._tremolo_on:
+                continue
+            t = self._time(first_frame + i, before, base)
+            if v != self._vibrato_on:
+                self._vibrato_on = v
+                events.append(VibratoOn(t, wall, ch, rate=fr["vibrato_rate"].item(i),
+                                        extent=fr["vibrato_extent"].item(i)) if v else VibratoOff(t, wall, ch))
+            if tr != self._tremolo_on:
+                self._tremolo_on = tr
+                events.append(TremoloOn(t, wall, ch, rate=fr["tremolo_rate"].item(i),
+                                        depth=fr["tremolo_depth"].item(i)) if tr else TremoloOff(t, wall, ch))
+
+    def _value(self, fr: dict, i: int, t: float, wall: float) -> TechniqueValues:
+        """The TechniqueValues of frame ``i`` of a block's frames ``fr``, at stream time ``t``."""
+        pitch = fr["f0"].item(i) if fr["voiced"].item(i) else None
+        von = fr["vibrato_on"].item(i)
+        ton = fr["tremolo_on"].item(i)
+        return TechniqueValues(
+            t, wall, self.channel,
+            pitch=pitch,
+            midi=hz_to_midi(pitch) if pitch else None,
+            confidence=fr["confidence"].item(i),
+            level_db=fr["level_db"].item(i),
+            vibrato=von,
+            vibrato_rate=fr["vibrato_rate"].item(i) if von else 0.0,
+            vibrato_extent=fr["vibrato_extent"].item(i) if von else 0.0,
+            tremolo=ton,
+            tremolo_rate=fr["tremolo_rate"].item(i) if ton else 0.0,
+            tremolo_depth=fr["tremolo_depth"].item(i) if ton else 0.0,
+        )
+
+    def _values(self, fr: dict, idx: range, first_frame: int, before: int, base: float | None,
+                wall: float) -> list[TechniqueValues]:
+        """The TechniqueValues of the block's frames ``idx`` (a range), each column read once (strided)."""
+        sl = slice(idx.start, idx.stop, idx.step)
+        cols = [fr[k][sl].tolist() for k in ("f0", "voiced", "confidence", "level_db", "vibrato_on", "vibrato_rate",
+                                              "vibrato_extent", "tremolo_on", "tremolo_rate", "tremolo_depth")]
+        ch = self.channel
+        out = []
+        for j, (f0, voiced, conf, level, von, vrate, vext, ton, trate, tdepth) in enumerate(zip(*cols)):
+            pitch = f0 if voiced else None
+            out.append(TechniqueValues(
+                self._time(first_frame + idx[j], before, base), wall, ch,
+                pitch=pitch,
+                midi=hz_to_midi(pitch) if pitch else None,
+                confidence=conf,
+                level_db=level,
+                vibrato=von,
+                vibrato_rate=vrate if von else 0.0,
+                vibrato_extent=vext if von else 0.0,
+                tremolo=ton,
+                tremolo_rate=trate if ton else 0.0,
+                tremolo_depth=tdepth if ton else 0.0,
+            ))
+        return out
 
     def finish(self, stream_time: float | None = None) -> list[Event]:
         """Offs for every technique that is on (call when the stream stops).
