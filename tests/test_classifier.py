@@ -419,3 +419,18 @@ def test_plot_without_matplotlib_names_extra(bundle_dir, tmp_path):
     """
     res = _run_blocked(code, bundle_dir)
     assert res["rc"] == 1 and "plot" in res["err"] and "matplotlib" in res["err"]
+
+
+def test_tag_file_progress_is_called_as_its_docstring_says(clf, tmp_path):
+    """The docstring said "the fraction done (0 to 1)"; the call is progress(samples_done, samples_total)."""
+    import inspect
+
+    doc = inspect.getdoc(Classifier.tag_file)
+    assert "progress(samples_done, samples_total)" in doc and "fraction done (0 to 1)" not in doc
+    path = tmp_path / "p.wav"
+    n = 200_000
+    sf.write(path, np.zeros((n, 2), np.float32), 16000)
+    calls = []
+    clf.tag_file(path, progress=lambda done, total: calls.append((done, total)))
+    assert len(calls) > 1 and calls[-1] == (n, n) and all(t == n for _, t in calls)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)

@@ -357,7 +357,9 @@ class Classifier:
         level_rate : float or None
             Tag level events per second (0: none, the default; None: one per model output).
         progress : callable, optional
-            Called with the fraction done (0 to 1) as the file is read.
+            ``progress(samples_done, samples_total)`` after each block read (as in :meth:`tag`): the frames
+            (samples per channel) read so far and the file's length in frames
+            (``rtclassify.audio.files.info(path).frames``). The fraction done is ``samples_done / samples_total``.
         techniques : bool or dict
             Also track pitch, vibrato and tremolo (a dict sets the trackers' parameters).
 
