@@ -288,7 +288,7 @@ class TechniqueDetector:
         every = self._value_every
         first_value = -first_frame % every  # index in this block of its first value frame
         if first_value < n:
-            if first_value + every >= n:  # one
+            if first_value + every >= n:  # the block holds a single value frame
                 values.append(self._value(fr, first_value, self._time(first_frame + first_value, before, base), wall))
             else:
                 values.extend(self._values(fr, range(first_value, n, every), first_frame, before, base, wall))
