@@ -784,3 +784,21 @@ def test_a_source_blocksize_beyond_the_listeners_limit_is_refused_in_the_sources
                                              r"65536, got 10000000$"):
         Listener(clf, source=src)
     assert Listener(clf, source=ClipSource(np.zeros(1000, np.float32), SR, blocksize=65536)).blocksize == 65536
+
+
+@pytest.mark.parametrize("rate", [2000, 768000])
+@pytest.mark.parametrize("channels", [None, "0,1"])
+def test_a_rate_the_technique_trackers_refuse_says_so_and_the_way_out(clf, rate, channels):
+    """The session takes 1000-768000 Hz, the trackers (on by default) 4000-384000: the refusal names them."""
+    sink = RecordingSink()
+    src = ClipSource(np.zeros((4096, 2), np.float32), rate, name="take.wav")
+    with pytest.raises(ParameterError, match=rf"^samplerate: {rate} Hz \(the source 'take.wav'\) is outside the "
+                                             r"4000-384000 Hz that the pitch, vibrato and tremolo trackers take "
+                                             r"\(techniques, on by default\); pass techniques=False to tag without "
+                                             r"them$"):
+        Listener(clf, sinks=[sink], source=src, channels=channels)
+    with pytest.raises(ParameterError, match="pass techniques=False"):
+        Listener(clf, sinks=[sink], source=src, channels=channels, techniques={"fmin": 80.0})
+    assert sink.calls == [] and not src.active
+    lis = Listener(clf, sinks=[sink], source=src, channels=channels, techniques=False)
+    assert lis.session.sample_rate == rate

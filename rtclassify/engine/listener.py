@@ -228,13 +228,16 @@ class Listener:
     techniques : bool or dict
         Run the pitch, vibrato and tremolo trackers on the same samples
         (default True): vibrato/tremolo on/off and technique value events go to
-        the sinks. A dict passes options to the tracker.
+        the sinks. A dict passes options to the tracker. The trackers take
+        4000-384000 Hz: at other rates the listener is refused (a
+        ParameterError saying so) unless ``techniques=False``.
 
     Raises
     ------
     ParameterError
         Bad channel(s), blocksize, samplerate, latency, hop, ring_seconds or
-        stall_timeout; a MIDI or OSC sink whose ``streams`` do not match the
+        stall_timeout; a sample rate the technique trackers do not take while
+        ``techniques`` is on; a MIDI or OSC sink whose ``streams`` do not match the
         channels.
     DeviceError
         The device does not exist or refuses the settings (raised by
@@ -368,6 +371,7 @@ class Listener:
     def _make_session(self, sr: float):
         if sr != int(sr):
             raise ParameterError(f"samplerate must be a whole number of Hz, got {sr}")
+        self._check_technique_rate(sr)
         kwargs = dict(sample_rate=int(sr), max_block=self._max_block, hop=self.hop,
                       level_rate=self.level_rate, record_frames=False, techniques=self.techniques)
         if self.decoder:
@@ -377,6 +381,21 @@ class Listener:
             # input channel they came from (as Classifier.tag's do)
             return self.clf.stream(channel=self.channel or 0, **kwargs)
         return self.clf.multistream(self.channels, **kwargs)
+
+    def _check_technique_rate(self, sr: float) -> None:
+        """A rate the session takes but the pitch, vibrato and tremolo trackers (on by default) do not is refused
+        in their name, with the way out (the CLI's check_technique_rate, for the library)."""
+        from ..detect.techniques import SAMPLE_RATES
+        from .session import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+
+        lo, hi = SAMPLE_RATES
+        if (isinstance(self.techniques, (bool, dict)) and self.techniques and not lo <= sr <= hi
+                and MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE):
+            name = getattr(self.source, "name", None)
+            where = f" (the source {name!r})" if isinstance(name, str) and name else ""
+            raise ParameterError(f"samplerate: {sr:g} Hz{where} is outside the {lo}-{hi} Hz that the pitch, vibrato "
+                                 f"and tremolo trackers take (techniques, on by default); pass techniques=False "
+                                 f"to tag without them")
 
     def _ring_capacity(self, sr: float) -> int:
         """Samples in the ring: ``ring_seconds`` of audio plus one block, times the frame stride."""
