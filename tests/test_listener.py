@@ -802,3 +802,35 @@ def test_a_rate_the_technique_trackers_refuse_says_so_and_the_way_out(clf, rate,
     assert sink.calls == [] and not src.active
     lis = Listener(clf, sinks=[sink], source=src, channels=channels, techniques=False)
     assert lis.session.sample_rate == rate
+
+
+class _SendOnly:
+    def send(self, events):
+        pass
+
+
+@pytest.mark.parametrize("sinks, words", [
+    (None, r"^sinks must be a list of sinks \(objects with open\(\), send\(events\) and close\(\); status\(counters\) "
+           r"optional\), got None \(none: sinks=\[\] or leave it out\)$"),
+    ("midi", r"^sinks must be a list of sinks .* got 'midi'"),
+    (RecordingSink(), r"^sinks must be a list of sinks .*\(one sink: sinks=\[sink\]\)$"),
+    ([RecordingSink(), _SendOnly()], r"^sinks\[1\]: _SendOnly has no open\(\) or close\(\): a sink needs open\(\), "
+                                     r"send\(events\) and close\(\) \(see rtclassify\.sinks\.Sink\)$"),
+    ([object()], r"^sinks\[0\]: object has no open\(\) or send\(\) or close\(\)"),
+])
+def test_bad_sinks_are_refused_at_construction_by_name(clf, sinks, words):
+    """A sink without open/close was accepted and failed in start() with an AttributeError; sinks=None was a
+    bare TypeError."""
+    with pytest.raises(ParameterError, match=words):
+        Listener(clf, sinks=sinks, source=ClipSource(np.zeros(1000, np.float32), SR))
+
+
+def test_sinks_may_be_any_iterable_of_sinks(clf):
+    sink = RecordingSink()
+    assert Listener(clf, sinks=(s for s in [sink]), source=ClipSource(np.zeros(1000, np.float32), SR)).sinks == [sink]
+
+
+def test_on_event_refusal_says_it_is_called_per_event(clf):
+    with pytest.raises(ParameterError, match=r"^on_event must be callable \(a function called once per event, "
+                                             r"on_event\(event\)\), got 5$"):
+        Listener(clf, source=ClipSource(np.zeros(1000, np.float32), SR), on_event=5)

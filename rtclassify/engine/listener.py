@@ -82,6 +82,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Iterable
 from typing import Callable, Sequence
 
 import numpy as np
@@ -168,8 +169,10 @@ class Listener:
         Input device: PortAudio index, case-insensitive name substring, or
         None for the default input (ignored when ``source`` is given).
     sinks : sequence of Sink
-        Outputs (MIDI, OSC, display, log). The listener opens them on
-        :meth:`start` (unless already open) and closes them on :meth:`stop`.
+        Outputs (MIDI, OSC, display, log, or a host's own object with
+        ``open()``, ``send(events)`` and ``close()``, and optionally
+        ``status(counters)``: see :class:`rtclassify.sinks.Sink`). The listener
+        opens them on :meth:`start` (unless already open) and closes them on :meth:`stop`.
         A :class:`~rtclassify.sinks.midi.MidiSink` or
         :class:`~rtclassify.sinks.osc.OscSink` must be told the streams
         (``streams=``, the input channels) when ``channels`` is given, and
@@ -236,7 +239,8 @@ class Listener:
     ------
     ParameterError
         Bad channel(s), blocksize, samplerate, latency, hop, ring_seconds or
-        stall_timeout; a sample rate the technique trackers do not take while
+        stall_timeout; ``sinks`` not a sequence, or a sink without ``open``,
+        ``send`` or ``close``; ``on_event`` not callable; a sample rate the technique trackers do not take while
         ``techniques`` is on; a MIDI or OSC sink whose ``streams`` do not match the
         channels.
     DeviceError
@@ -279,8 +283,9 @@ class Listener:
             raise ParameterError(f"switch_interval must be None or a number of seconds in (0, 1], got "
                                  f"{switch_interval!r}")
         if on_event is not None and not callable(on_event):
-            raise ParameterError(f"on_event must be callable (a function of the event list), got {on_event!r}")
-        sinks = list(sinks)
+            raise ParameterError(f"on_event must be callable (a function called once per event, on_event(event)), "
+                                 f"got {on_event!r}")
+        sinks = _check_sinks(sinks)
         _check_sink_streams(sinks, channels, 0 if channel is None else int(channel))
         self.clf = clf
         self.sinks = sinks
@@ -1119,6 +1124,23 @@ def _in_pieces(piece, bs: int):
             piece(x, x.shape[0])
 
     return store
+
+
+def _check_sinks(sinks) -> list:
+    """``sinks`` as a list, each with the :class:`~rtclassify.sinks.Sink` methods; a ParameterError naming what is
+    wrong otherwise (not an AttributeError from start(), or a TypeError from list(None))."""
+    what = "a list of sinks (objects with open(), send(events) and close(); status(counters) optional)"
+    if isinstance(sinks, (str, bytes)) or not isinstance(sinks, Iterable):
+        hint = (" (one sink: sinks=[sink])" if callable(getattr(sinks, "send", None)) else
+                " (none: sinks=[] or leave it out)" if sinks is None else "")
+        raise ParameterError(f"sinks must be {what}, got {sinks!r}{hint}")
+    sinks = list(sinks)
+    for i, s in enumerate(sinks):
+        missing = [m for m in ("open", "send", "close") if not callable(getattr(s, m, None))]
+        if missing:
+            raise ParameterError(f"sinks[{i}]: {_sink_name(s)} has no {' or '.join(m + '()' for m in missing)}: a sink "
+                                 f"needs open(), send(events) and close() (see rtclassify.sinks.Sink)")
+    return sinks
 
 
 def _sink_name(sink) -> str:
