@@ -403,8 +403,8 @@ class ClipSource:
         if n_ch > n_fr or n_ch > MAX_BLOCK_CHANNELS:
             # (channels, n) read as (n, channels) would play seconds of audio as a few frames of many channels
             raise ParameterError(f"audio of shape {a.shape} looks like (channels, n): {n_fr} frame(s) of {n_ch} "
-                                 f"channels; a clip is (n,) or (n, channels), frames first as a sound card delivers them, "
-                                 f"with at most {MAX_BLOCK_CHANNELS} channels: pass audio.T")
+                                 f"channels; a clip is (n,) or (n, channels), frames first as a sound card delivers "
+                                 f"them, with at most {MAX_BLOCK_CHANNELS} channels: pass audio.T")
         if isinstance(samplerate, bool) or not isinstance(samplerate, (int, float, np.integer, np.floating)) \
                 or not (0 < samplerate < float("inf")):
             raise ParameterError(f"samplerate must be a positive number of Hz, got {samplerate!r}")

@@ -240,9 +240,9 @@ class Listener:
     ParameterError
         Bad channel(s), blocksize, samplerate, latency, hop, ring_seconds or
         stall_timeout; ``sinks`` not a sequence, or a sink without ``open``,
-        ``send`` or ``close``; ``on_event`` not callable; a sample rate the technique trackers do not take while
-        ``techniques`` is on; a MIDI or OSC sink whose ``streams`` do not match the
-        channels.
+        ``send`` or ``close``; ``on_event`` not callable; a sample rate the
+        technique trackers do not take while ``techniques`` is on; a MIDI or
+        OSC sink whose ``streams`` do not match the channels.
     DeviceError
         The device does not exist or refuses the settings (raised by
         :meth:`start` or the constructor).
@@ -315,7 +315,8 @@ class Listener:
             source = DeviceSource(device, channels=need, samplerate=samplerate,
                                   blocksize=256 if blocksize is None else int(blocksize), latency=latency)
         src_bs = getattr(source, "blocksize", None)
-        if not _is_real(src_bs) or not math.isfinite(src_bs) or int(src_bs) != src_bs or not 1 <= src_bs <= MAX_BLOCKSIZE:
+        if (not _is_real(src_bs) or not math.isfinite(src_bs) or int(src_bs) != src_bs
+                or not 1 <= src_bs <= MAX_BLOCKSIZE):
             raise ParameterError(f"source: its blocksize must be a whole number of frames from 1 to {MAX_BLOCKSIZE}, "
                                  f"got {src_bs!r}")
         if blocksize is not None and int(blocksize) != int(src_bs):
