@@ -4,7 +4,7 @@ Budgets (issues: model and real-time engine), as real-time ratios:
 
 - inference of one window (batch 1) on one thread: compute / hop duration < 0.05 at the bundle's
   default hop (48 ms);
-- engine cost per hop (float32 blocks of 1024 samples at 48 kHz: resampling, native
+- engine cost per hop (float32 blocks of 256 samples at 48 kHz, as the listener's worker pops them: resampling, native
   frontend, inference, decoding, i.e. what ``StreamSession.process`` does): < 0.1 of the hop;
 - offline ``Classifier.tag`` throughput (44.1 kHz input, resampled): >= 50x real time, with the
   machine's cores (ONNX Runtime intra-op threads = min(2, CPUs), as ``rtclassify tag --threads 2``);
@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import CLIPS, REAL, hold_speed_target, synthetic_audio
+from conftest import CLIPS, REAL, InferenceTime, at_reference_speed, hold_speed_target, synthetic_audio
 
 AUDIO_SECONDS = 30.0
 
@@ -57,21 +57,26 @@ def test_inference_one_window_one_thread(benchmark, report, clf):
     calls = 50
     times = []
 
+    in_model = []
+
     def run():
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            be.run(window)
-        times.append((time.perf_counter() - t0) / calls)
+        with InferenceTime(be) as model:
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                be.run(window)
+            times.append((time.perf_counter() - t0) / calls)
+        in_model.append(model.seconds / calls)
 
     benchmark.pedantic(run, rounds=7, iterations=1, warmup_rounds=1)
-    per = min(times)
+    best = int(np.argmin(times))
+    per, model_per = times[best], in_model[best]
     hop_s = b.hop_frames * b.hop_length / b.sample_rate
     ratio = per / hop_s
     report(f"inference of one window ({b.name}, {b.n_mels}x{b.window_frames}, ONNX Runtime, 1 thread): "
-           f"{per * 1e3:.3f} ms = {ratio:.4f} of the {hop_s * 1e3:.0f} ms hop (budget 0.05); "
-           f"median round {np.median(times) * 1e3:.3f} ms")
+           f"{per * 1e3:.3f} ms = {ratio:.4f} of the {hop_s * 1e3:.0f} ms hop (budget 0.05), of which the ONNX "
+           f"Runtime session {model_per * 1e3:.3f} ms; median round {np.median(times) * 1e3:.3f} ms")
     hold_speed_target(ratio < 0.05, f"one window takes {ratio:.4f} of the hop (budget 0.05)",
-                      lambda slowdown: ratio / slowdown < 0.05, b, report)
+                      lambda slowdown: at_reference_speed(per, model_per, slowdown) / hop_s < 0.05, report)
 
 
 def test_engine_cost_per_hop(benchmark, report, clf, audio):
@@ -79,9 +84,10 @@ def test_engine_cost_per_hop(benchmark, report, clf, audio):
     import soxr
 
     x = soxr.resample(x44, 44100, 48000).astype(np.float32)[: 10 * 48000]  # 10 s at 48 kHz
-    block = 1024
-    # the live listener's session: its trackers on, as listen and the Listener run them by default
-    session = clf.stream(sample_rate=48000, max_block=block, record_frames=False, techniques=True)
+    # the live listener's session and calls: its trackers on, as listen and the Listener run them by default, its
+    # max_block (1024 at the default 256-frame callbacks) and the 256 frames its worker pops while it keeps up
+    block = 256
+    session = clf.stream(sample_rate=48000, max_block=1024, record_frames=False, techniques=True)
     per_hop = []
     counters = []
 
@@ -119,10 +125,15 @@ def test_offline_tag_throughput(benchmark, report, clf, audio):
     threads = min(2, os.cpu_count() or 1)
     multi = Classifier(clf.bundle, OnnxBackend(clf.bundle, threads=threads))
 
+    in_model = []
+
     def timed(c, times):
-        t0 = time.perf_counter()
-        r = c.tag(x, rate)
-        times.append(time.perf_counter() - t0)
+        with InferenceTime(c.backend) as model:
+            t0 = time.perf_counter()
+            r = c.tag(x, rate)
+            times.append(time.perf_counter() - t0)
+        if times is batched:
+            in_model.append(model.seconds)
         return r
 
     def unbatched(times):
@@ -139,6 +150,7 @@ def test_offline_tag_throughput(benchmark, report, clf, audio):
         return np.stack([f.probs for f in frames])
 
     times, one, per_hop = [], [], []
+    batched = times
     # best of 5: a burst of load elsewhere hits a round, not the figure
     result = benchmark.pedantic(timed, args=(multi, times), rounds=5, iterations=1, warmup_rounds=0)
     speed = seconds / min(times)
@@ -162,5 +174,9 @@ def test_offline_tag_throughput(benchmark, report, clf, audio):
     # the same tags, only faster
     np.testing.assert_allclose(result.probs, single.probs, atol=1e-5)
     np.testing.assert_allclose(result.probs, hop_probs, atol=1e-5)
+    best = int(np.argmin(times))
+    report(f"offline Classifier.tag's best round: {times[best]:.3f} s, of which {in_model[best]:.3f} s in the ONNX "
+           f"Runtime session")
     hold_speed_target(speed >= 50, f"offline Classifier.tag {speed:.1f}x real time (budget >= 50x)",
-                      lambda slowdown: speed * slowdown >= 50, clf.bundle, report)
+                      lambda slowdown: seconds / at_reference_speed(times[best], in_model[best], slowdown) >= 50,
+                      report)
