@@ -38,6 +38,33 @@ inline py::array_t<bool> as_bool_1d(const py::handle& obj, const char* name, py:
   return a;
 }
 
+// One TechniqueTracker frame as a row of a structured numpy array: the fields of process()'s dict, in its
+// order (process_frames() returns one array of these per call instead of a dict of 15 arrays).
+struct TechniqueRow {
+  float f0;
+  float confidence;
+  float level_db;
+  bool voiced;
+  bool vibrato_on;
+  float vibrato_rate;
+  float vibrato_extent;
+  float vibrato_regularity;
+  bool tremolo_on;
+  float tremolo_rate;
+  float tremolo_depth;
+  float tremolo_regularity;
+  float tremolo_vibrato_share;
+  bool vibrato_suppressed;
+  bool tremolo_suppressed;
+};
+
+inline TechniqueRow technique_row(const rtc::TechniqueFrame& f) {
+  return {f.pitch.f0_hz,      f.pitch.confidence,    f.pitch.level_db,        f.pitch.voiced,
+          f.vibrato.on,       f.vibrato.rate,        f.vibrato.extent,        f.vibrato.regularity,
+          f.tremolo.on,       f.tremolo.rate,        f.tremolo.depth,         f.tremolo.regularity,
+          f.tremolo.vibrato_share, f.vibrato.suppressed, f.tremolo.suppressed};
+}
+
 template <class T>
 py::array_t<T> column(const std::vector<T>& v) {
   py::array_t<T> a(static_cast<py::ssize_t>(v.size()));
@@ -257,6 +284,9 @@ inline int hop_length_arg(const py::object& hop, double sample_rate) {
 }  // namespace trackers_detail
 
 inline void bind_trackers(py::module_& m) {
+  PYBIND11_NUMPY_DTYPE(trackers_detail::TechniqueRow, f0, confidence, level_db, voiced, vibrato_on, vibrato_rate, vibrato_extent,
+                       vibrato_regularity, tremolo_on, tremolo_rate, tremolo_depth, tremolo_regularity,
+                       tremolo_vibrato_share, vibrato_suppressed, tremolo_suppressed);
   using namespace trackers_detail;
 
   py::class_<rtc::PitchTracker>(m, "PitchTracker", R"doc(
@@ -554,6 +584,25 @@ dict of (n_frames,) arrays
     (Hz), ``tremolo_depth`` (dB peak-to-peak), ``tremolo_regularity``.
     Rates/extent/depth are the newest analysis (0 where none), also while
     off. Frame k of the stream is decided after sample (k + 1) * hop_length.)doc")
+      .def(
+          "process_frames",
+          [](rtc::TechniqueTracker& t, py::handle block) {
+            const std::vector<rtc::TechniqueFrame> fr =
+                process_block<rtc::TechniqueFrame>(t, block, "TechniqueTracker.process_frames");
+            py::array_t<TechniqueRow> out(static_cast<py::ssize_t>(fr.size()));
+            TechniqueRow* row = out.mutable_data();
+            for (const rtc::TechniqueFrame& f : fr) *row++ = technique_row(f);
+            return out;
+          },
+          py::arg("block"),
+          R"doc(Consume a 1-D block of samples, as :meth:`process` does.
+
+Returns
+-------
+ndarray, shape (n_frames,), structured
+    One record per frame with the fields of :meth:`process`'s dict, in its
+    order (``out["f0"]``, ``out["vibrato_on"]``, ...): one array per call
+    instead of a dict of fifteen, for the stream's per-block path.)doc")
       .def("reset", rtc_bind::exclusive_reset<rtc::TechniqueTracker>("TechniqueTracker.reset"), "Forget the stream.")
       .def_property_readonly("sample_rate", [](const rtc::TechniqueTracker& t) { return t.pitch().sample_rate(); })
       .def_property_readonly("hop_length", [](const rtc::TechniqueTracker& t) { return t.pitch().hop_length(); })

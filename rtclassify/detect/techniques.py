@@ -230,16 +230,25 @@ class TechniqueDetector:
             A block that is not 1-D, or not of a float dtype (integer PCM would
             be read unscaled, complex values would lose their imaginary part).
         """
+        return self._tracker.process(self._samples(block))
+
+    def _frames(self, block: np.ndarray) -> np.ndarray:
+        """:meth:`track`'s frames as one structured array (a field per key of its dict: one array per call)."""
+        return self._tracker.process_frames(self._samples(block))
+
+    @staticmethod
+    def _samples(block) -> np.ndarray:
+        """``block`` as 1-D float32 samples for the native tracker (see :meth:`track`)."""
         if type(block) is np.ndarray and block.dtype is _F32 and block.ndim == 1:
             # float32 samples in the machine's order (the session's own buffer): as they are, the native side
             # reads them in place (contiguous) or copies them (strided) as ascontiguousarray would
-            return self._tracker.process(block)
+            return block
         x = np.asarray(block)
         if x.ndim != 1:
             raise ParameterError(f"block: must be 1-D mono samples (got shape {x.shape})")
         # the native tracker's refusal, which the float32 conversion below would defeat
         x = check_samples_dtype(x, "block", int16=False)
-        return self._tracker.process(np.ascontiguousarray(x, dtype=np.float32))
+        return np.ascontiguousarray(x, dtype=np.float32)
 
     def process(self, block: np.ndarray, stream_time_offset: float | None = None
                 ) -> tuple[list[Event], list[TechniqueValues]]:
@@ -265,7 +274,7 @@ class TechniqueDetector:
         first_frame = tracker.frames
         # the samples before the block matter only for an offset's times
         before = tracker.samples if stream_time_offset is not None else 0
-        fr = self.track(block)
+        fr = self._frames(block)
         von = fr["vibrato_on"]
         n = len(von)
         events: list[Event] = []
@@ -309,7 +318,7 @@ class TechniqueDetector:
             return (k + 1) * self.hop_length / self.sample_rate
         return base + ((k + 1) * self.hop_length - before) / self.sample_rate
 
-    def _switches(self, fr: dict, n: int, first_frame: int, before: int, base: float | None, wall: float,
+    def _switches(self, fr: np.ndarray, n: int, first_frame: int, before: int, base: float | None, wall: float,
                   events: list) -> None:
         """Append the VibratoOn/Off and TremoloOn/Off of a block's frames to ``events`` (frame order; a vibrato's
         before a tremolo's in one frame) and follow the on states."""
@@ -330,8 +339,8 @@ class TechniqueDetector:
                 events.append(TremoloOn(t, wall, ch, rate=fr["tremolo_rate"].item(i),
                                         depth=fr["tremolo_depth"].item(i)) if tr else TremoloOff(t, wall, ch))
 
-    def _value(self, fr: dict, i: int, t: float, wall: float) -> TechniqueValues:
-        """The TechniqueValues of frame ``i`` of a block's frames ``fr``, at stream time ``t``."""
+    def _value(self, fr: np.ndarray, i: int, t: float, wall: float) -> TechniqueValues:
+        """The TechniqueValues of frame ``i`` of a block's frames ``fr`` (:meth:`_frames`), at stream time ``t``."""
         pitch = fr["f0"].item(i) if fr["voiced"].item(i) else None
         von = fr["vibrato_on"].item(i)
         ton = fr["tremolo_on"].item(i)
@@ -349,7 +358,7 @@ class TechniqueDetector:
             tremolo_depth=fr["tremolo_depth"].item(i) if ton else 0.0,
         )
 
-    def _values(self, fr: dict, idx: range, first_frame: int, before: int, base: float | None,
+    def _values(self, fr: np.ndarray, idx: range, first_frame: int, before: int, base: float | None,
                 wall: float) -> list[TechniqueValues]:
         """The TechniqueValues of the block's frames ``idx`` (a range), each column read once (strided)."""
         sl = slice(idx.start, idx.stop, idx.step)
