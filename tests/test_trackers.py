@@ -287,3 +287,24 @@ def test_decoder_refuses_outputs_that_are_not_one_per_tag():
     assert [e.tag for e in ev if type(e).__name__ == "TagOn"] == ["piano"]
     d.reset()
     assert [e.tag for e in d.step([0.1, 0.9, 0.1], 0.1) if type(e).__name__ == "TagOn"] == ["voice"]
+
+
+def test_process_frames_gives_process_s_frames_as_one_structured_array():
+    """The per-block path (TechniqueDetector) reads process_frames: the same values as process's dict, field by
+    field and in its order, and the same stream state afterwards."""
+    rng = np.random.default_rng(3)
+    sr = 16000
+    t = np.arange(sr * 3) / sr
+    x = (0.3 * np.sin(2 * np.pi * 220 * t + 0.5 * np.sin(2 * np.pi * 5.5 * t))
+         * (1 + 0.3 * np.sin(2 * np.pi * 4 * t)) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+    a, b = _core.TechniqueTracker(sr), _core.TechniqueTracker(sr)
+    for i in range(0, len(x), 1000):
+        d = a.process(x[i:i + 1000])
+        f = b.process_frames(x[i:i + 1000])
+        assert f.dtype.names == tuple(d) and len(f) == len(d["f0"])
+        for k, v in d.items():
+            assert f[k].dtype == v.dtype and np.array_equal(f[k], v), k
+    assert a.frames == b.frames and a.samples == b.samples
+    assert b.process_frames(np.zeros(0, np.float32)).shape == (0,)
+    with pytest.raises((TypeError, ValueError)):
+        b.process_frames(np.zeros((2, 2), np.float32))

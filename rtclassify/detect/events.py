@@ -1,7 +1,10 @@
 """Events produced by the engine.
 
 Every event carries ``stream_time`` (seconds of audio consumed by the stream
-when the event was decided, in the input's own time base) and ``wall_time``
+when the event was decided, in the input's own time base: the input time by
+which it is decided whatever the block split; behind a resampler that can be up
+to one model-rate sample after the audio consumed when it actually was, since
+the resampler's delay is counted at its worst case) and ``wall_time``
 (``time.time()`` when it was emitted), so that latency can be measured, and the
 input ``channel`` it belongs to (0 for a mono stream).
 """
