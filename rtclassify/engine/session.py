@@ -69,6 +69,7 @@ from ..errors import ParameterError, StateError
 
 __all__ = ["StreamSession", "FrameResult"]
 
+_F32 = np.dtype(np.float32)
 _TIMING_HISTORY = 4096
 
 
@@ -678,18 +679,19 @@ class StreamSession(NativeStateMixin):
         if n == 0:
             return None
         buf = self._buf[:n]
+        dtype = x.dtype
         if x.ndim == 2:
             mix = self._mix[:n]
             # beyond float64's or float32's range becomes +-inf: counted below, like NaN
             with np.errstate(over="ignore", invalid="ignore"):
                 np.mean(x, axis=1, dtype=np.float64, out=mix)
-                if x.dtype == np.int16:
+                if dtype == np.int16:
                     mix *= 1.0 / 32768.0
                 np.copyto(buf, mix, casting="same_kind")
-        elif x.dtype == np.int16:
-            np.multiply(x, I16_SCALE, out=buf)
-        elif x.dtype == np.float32:
+        elif dtype is _F32 or dtype == np.float32:
             np.copyto(buf, x)
+        elif dtype == np.int16:
+            np.multiply(x, I16_SCALE, out=buf)
         else:
             with np.errstate(over="ignore"):
                 np.copyto(buf, x, casting="same_kind")
@@ -697,9 +699,9 @@ class StreamSession(NativeStateMixin):
         if self._tech is not None:
             self._track(buf)
         if self._rs is not None:
+            # one pass finds that every sample is finite (a float64 sum of finite float32 samples is finite)
             mask = self._mask[:n]
-            np.isfinite(buf, out=mask)
-            if not mask.all():
+            if not math.isfinite(np.add.reduce(buf, dtype=np.float64)) and not np.isfinite(buf, out=mask).all():
                 bad = ~mask
                 self._nonfinite_own += int(np.count_nonzero(bad))
                 buf[bad] = 0.0
