@@ -91,3 +91,11 @@ def test_tag_result_and_jsonl(clf):
                          "tremolo_depth"]
     plain = clf.tag(vibrato_tone(), SR)
     assert plain.techniques is None and plain.technique_events == []
+
+
+def test_a_channel_among_the_tracker_options_is_refused_by_name(clf):
+    from rtclassify.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="techniques: 'channel' is not a tracker option"):
+        clf.stream(sample_rate=16000, techniques={"channel": 3})
+    assert clf.stream(sample_rate=16000, techniques={"value_interval": 0.05}) is not None

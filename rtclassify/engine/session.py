@@ -431,6 +431,8 @@ class StreamSession(NativeStateMixin):
             from ..detect.techniques import TechniqueDetector
 
             options = dict(techniques) if isinstance(techniques, dict) else {}
+            if "channel" in options:
+                raise ParameterError("techniques: 'channel' is not a tracker option; the session's channel= sets it")
             self._tech = TechniqueDetector(self.sample_rate, channel=0 if channel == "mix" else channel, **options)
         else:
             self._tech = None
