@@ -110,6 +110,21 @@ inline long long whole_arg(const py::handle& v, const char* name, long long lo, 
   return x;
 }
 
+/// A count argument (a Python or numpy integer, 0 to SIZE_MAX), named in the error.
+inline size_t size_arg(const py::handle& v, const char* name) {
+  int overflow = 0;
+  const long long x = whole_value(v, name, overflow);
+  if (overflow < 0 || (overflow == 0 && x < 0))
+    throw py::value_error(std::string(name) + ": must be 0 or more (got " + describe_arg(v) + ")");
+  if (overflow == 0) return static_cast<size_t>(x);
+  const unsigned long long u = PyLong_AsUnsignedLongLong(py::int_(py::reinterpret_borrow<py::object>(v)).ptr());
+  if (u == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+    PyErr_Clear();
+    throw py::value_error(std::string(name) + ": is far too large (got " + describe_arg(v) + ")");
+  }
+  return static_cast<size_t>(u);
+}
+
 /// A real-number constructor argument (an int or a float, numpy ones too; not a bool, a string or a
 /// complex number), named in the error. Range checks stay with the native code, which names them too.
 inline double real_arg(const py::handle& v, const char* name) {

@@ -55,7 +55,12 @@ inline void check_no_overlap(const void* in, size_t in_bytes, const float* out, 
 }
 
 /// Pushes a 1-D numpy block of a supported dtype; returns the new frames.
-inline py::object frontend_push(rtc::StreamingMelFrontend& f, py::array block_in, py::object out) {
+inline py::object frontend_push(rtc::StreamingMelFrontend& f, py::handle block_arg, py::object out) {
+  // any array-like, as the trackers and the ring take (a list, a numpy scalar): named in the error, not
+  // pybind11's list of signatures
+  const py::array block_in = py::array::ensure(block_arg);
+  if (!block_in || block_in.dtype().kind() == 'O')
+    throw py::type_error("block: must be an array of samples (got " + describe_arg(block_arg) + ")");
   const py::object block_obj = aligned(block_in);
   const py::array block = py::reinterpret_borrow<py::array>(block_obj);
   if (block.ndim() != 1)
@@ -206,8 +211,12 @@ Returns
 ndarray, shape (n_new, n_mels), float32
     The completed frames (a view of ``out`` when given).
 )doc")
-      .def("frames_for", &rtc::StreamingMelFrontend::frames_for, py::arg("n"),
-           "Number of frames a push of ``n`` more samples will return.")
+      .def(
+          "frames_for",
+          [](const rtc::StreamingMelFrontend& f, py::handle n) {
+            return f.frames_for(rtc_bind::size_arg(n, "n"));
+          },
+          py::arg("n"), "Number of frames a push of ``n`` more samples will return.")
       .def("reset", rtc_bind::exclusive_reset<rtc::StreamingMelFrontend>("MelFrontend.reset"),
            "Forget buffered samples and zero the counters (RuntimeError while another thread pushes).")
       .def_property_readonly("config", [](const rtc::StreamingMelFrontend& f) { return rtc_bind::frontend_config(f.config()); },

@@ -53,8 +53,9 @@ capacity : int
           R"doc(Append a 1-D block of samples; returns how many old samples were dropped.)doc")
       .def(
           "pop",
-          [](rtc::SampleRing& r, size_t n_asked, py::object out) -> py::object {
+          [](rtc::SampleRing& r, py::handle n_arg, py::object out) -> py::object {
             // no pop returns more than the capacity: a huge n must not allocate a huge array
+            const size_t n_asked = rtc_bind::size_arg(n_arg, "n");
             const size_t n = std::min(n_asked, r.capacity());
             py::array_t<float> dst;
             if (out.is_none()) {

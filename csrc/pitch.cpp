@@ -337,6 +337,20 @@ double PitchTracker::refine(double coarse, bool periodic) noexcept {
   return best_t + h * parabolic_offset(a, best_v, c);
 }
 
+double PitchTracker::lowest_between(double tau, int steps, double& at) noexcept {
+  double lowest = 2.0;
+  at = tau;
+  for (int k = -steps; k <= steps; ++k) {
+    const double t = tau + k * kSubStep;
+    const double v = cmnd_between(t);
+    if (v < lowest) {
+      lowest = v;
+      at = t;
+    }
+  }
+  return lowest;
+}
+
 double PitchTracker::cmnd_between(double tau) noexcept {
   // The difference function of a band-limited signal is band-limited in the
   // lag and even in it (0 at lag 0): interpolated with a Lanczos kernel from
@@ -452,15 +466,8 @@ void PitchTracker::analyze(PitchFrame& f) noexcept {
   // threshold there, the frame is voiced with that dip's period, which the
   // check of its fractions below may still shorten to the first dip.
   if (!voiced && best_tau > 0 && best_val < kBetweenBelow * threshold_) {
-    double best_v = 2.0, best_t = coarse_tau;
-    for (int k = -kBetweenSteps; k <= kBetweenSteps; ++k) {
-      const double t = best_tau + k * kSubStep;
-      const double v = cmnd_between(t);
-      if (v < best_v) {
-        best_v = v;
-        best_t = t;
-      }
-    }
+    double best_t = 0.0;
+    const double best_v = lowest_between(best_tau, kBetweenSteps, best_t);
     if (best_v < threshold_) {
       voiced = true;
       ap = best_v;
@@ -481,16 +488,8 @@ void PitchTracker::analyze(PitchFrame& f) noexcept {
     const double shortest = 0.97 * sr_ / fmax_;
     for (int n = kMaxDivisor; n >= 2; --n) {
       if (period / n < shortest) continue;
-      const double tau = period / (n * dec_);  // coarse samples
-      double best_v = 2.0, best_tau = tau;
-      for (int k = -kSubSteps; k <= kSubSteps; ++k) {
-        const double t = tau + k * kSubStep;
-        const double v = cmnd_between(t);
-        if (v < best_v) {
-          best_v = v;
-          best_tau = t;
-        }
-      }
+      double best_tau = 0.0;
+      const double best_v = lowest_between(period / (n * dec_), kSubSteps, best_tau);  // in coarse samples
       if (best_v < threshold_) {
         period = refine(best_tau * dec_, true);
         break;

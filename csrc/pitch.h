@@ -114,6 +114,8 @@ class PitchTracker {
   double refine(double coarse_period_full, bool periodic) noexcept;
   double diff_at(int tau) const noexcept;
   double cmnd_between(double tau) noexcept;
+  // The lowest cmnd_between over tau +- steps sub-lag steps (kSubStep coarse samples apart); `at` gets its lag.
+  double lowest_between(double tau, int steps, double& at) noexcept;
   const float* recent(std::size_t len) const noexcept;
   const float* recent_dec(std::size_t len) const noexcept;
 

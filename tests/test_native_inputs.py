@@ -226,3 +226,22 @@ def test_a_reset_from_another_thread_is_refused_while_the_object_works():
     s = (0.3 * np.sin(2 * np.pi * 220 * np.arange(160_000) / 16000)).astype(np.float32)
     assert _refused_while_busy(lambda: t.process(s), t.reset) == 1
     t.reset()  # once the push is over, reset works
+
+
+@pytest.mark.parametrize("call, err, said", [
+    (lambda f, r: f.push(None), TypeError, "block: must be an array of samples"),
+    (lambda f, r: f.push(np.float32(1.0)), ValueError, "block: must be 1-D"),
+    (lambda f, r: f.frames_for(-1), ValueError, "n: must be 0 or more"),
+    (lambda f, r: f.frames_for(2.5), TypeError, "n: must be a whole number"),
+    (lambda f, r: r.pop(-1), ValueError, "n: must be 0 or more"),
+    (lambda f, r: r.pop(2.5), TypeError, "n: must be a whole number"),
+    (lambda f, r: r.pop("8"), TypeError, "n: must be a whole number"),
+])
+def test_wrong_arguments_of_the_per_block_calls_are_named(call, err, said):
+    """Not pybind11's 'incompatible function arguments' and its list of signatures; the object goes on."""
+    f, r = _frontend(), _core.SampleRing(64)
+    with pytest.raises(err, match=said):
+        call(f, r)
+    assert f.push([0.0] * 600).shape == (1, 64)  # a list, as the trackers and the ring take
+    r.push(np.ones(3, np.float32))
+    assert r.pop(np.int64(8)).shape == (3,)
