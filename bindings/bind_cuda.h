@@ -64,8 +64,9 @@ RuntimeError
              return std::make_unique<CudaMelFrontend>(streams, c, max_block, device);
            }),
            py::arg("streams"), py::arg("config"), py::arg("max_block") = 4096, py::arg("device") = -1)
-      .def("frames_for", &CudaMelFrontend::frames_for, py::arg("n"),
-           "Frames per stream a push of ``n`` samples per stream will write.")
+      .def(
+          "frames_for", [](const CudaMelFrontend& f, py::handle n) { return f.frames_for(rtc_bind::size_arg(n, "n")); },
+          py::arg("n"), "Frames per stream a push of ``n`` samples per stream will write.")
       .def(
           "push_ptr",
           [](CudaMelFrontend& f, std::uintptr_t x, size_t n, size_t row_stride, bool on_device,

@@ -468,7 +468,8 @@ void PitchTracker::analyze(PitchFrame& f) noexcept {
   if (!voiced && best_tau > 0 && best_val < kBetweenBelow * threshold_) {
     double best_t = 0.0;
     const double best_v = lowest_between(best_tau, kBetweenSteps, best_t);
-    if (best_v < threshold_) {
+    // (a dip read just outside the searched lags would give an f0 beyond fmin..fmax: the frame stays unvoiced)
+    if (best_v < threshold_ && best_t >= tau_min_c_ && best_t <= tau_max_c_) {
       voiced = true;
       ap = best_v;
       coarse_tau = best_t;

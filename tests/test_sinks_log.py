@@ -40,9 +40,9 @@ def test_a_full_disk_stops_the_log_not_the_run(tmp_path):
     sink.open()
     sink._fh.close()
     sink._fh = _FullDisk(room=1)
-    for t in (1.0, 2.0, 3.0):  # written; the disk is full (no exception); stopped: nothing, no second report
-        sink.send(_batch(t))
-        assert sink.flush(timeout=10)
+    for t, flushed in ((1.0, True), (2.0, False), (3.0, False)):  # written; the disk is full (no exception);
+        sink.send(_batch(t))                                         # stopped: nothing, no second report
+        assert sink.flush(timeout=10) is flushed  # False: what was queued was not written
     assert sink.written == 2
     assert said == [sink.fault]
     assert sink.fault.startswith(f"the event log {tmp_path / 'ev.jsonl'} stopped after 2 events: No space left")
@@ -289,8 +289,8 @@ def test_a_record_json_cannot_hold_is_left_out_counted_and_reported_once_and_the
 
 @pytest.mark.parametrize("error", [RuntimeError, SystemExit])
 def test_a_writer_that_fails_is_a_fault_and_flush_says_so(tmp_path, error):
-    """Any failure in the writer thread, not only OSError and ValueError, is reported like a full disk; one that
-    ends the thread itself (not an Exception) makes flush() False."""
+    """Any failure in the writer thread, not only OSError and ValueError, is reported like a full disk, and
+    flush() says False: what was queued was not written."""
     path = tmp_path / "ev.jsonl"
     said = []
     sink = JsonlSink(path, status_interval=0, on_fault=said.append)
@@ -303,10 +303,39 @@ def test_a_writer_that_fails_is_a_fault_and_flush_says_so(tmp_path, error):
 
     sink._write_events = broken
     sink.send(_batch(2.0))
-    assert sink.flush(timeout=10) is (error is RuntimeError)  # caught up (the log stopped) / the writer is gone
+    assert sink.flush(timeout=10) is False  # the log stopped / the writer is gone
     assert said == [sink.fault]
     assert sink.fault == f"the event log {path} stopped after 2 events: a bug in the writer (its last line may be cut)"
-    sink.send(_batch(3.0))  # not queued for a log that stopped
+    sink.send(_batch(3.0))  # not queued for a log that stopped, nor a status line
+    sink.status_interval = 1e-9
+    sink.status({"hops": 1})
     assert not sink._queue
     sink.close(timeout=5)
     assert sink.fault.startswith(f"the event log {path} stopped after 2 events") and path.read_text().count("\n") == 2
+
+
+def test_events_lost_behind_the_file_are_named_beside_a_record_left_out(tmp_path):
+    """A record JSON cannot hold is the log's fault while it goes on; events it later drops (the file fell
+    behind) are still said at close, with the records left out."""
+    path = tmp_path / "ev.jsonl"
+    sink = JsonlSink(path, status_interval=0, on_fault=lambda line: None)
+    sink.max_pending = 1
+    sink.open()
+    sink.status_interval = 1e-9
+    sink.status({"host": object()})  # a record JSON cannot hold
+    assert sink.flush(timeout=10)
+    assert sink.unwritable == 1 and "JSON cannot hold" in sink.fault
+    release = threading.Event()
+    real = sink._write_events
+
+    def slow(*a, **kw):
+        release.wait(10)
+        return real(*a, **kw)
+
+    sink._write_events = slow
+    for k in range(6):
+        sink.send(_batch(float(k)))
+    release.set()
+    sink.close(timeout=5)
+    assert sink.dropped > 0
+    assert sink.fault.startswith(f"the event log {path} lost {sink.dropped} events") and "JSON cannot hold" in sink.fault

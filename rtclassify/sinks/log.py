@@ -190,7 +190,7 @@ class JsonlSink:
             self._last_status = now
             self._pending_status = None
         if self.path != "-":
-            if self._accepting:
+            if self._accepting and not self._stopped:  # (a log that stopped queues nothing more)
                 self._put(("status", dict(counters), now), 0)
             return
         with self._lock:
@@ -214,13 +214,15 @@ class JsonlSink:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until the file's writer has written (and flushed) everything queued; False on timeout, and
-        when the writer itself failed (:attr:`fault` says how)."""
+        when the log stopped on a fault instead (a full disk, a write that failed, the writer itself:
+        :attr:`fault` says how)."""
         writer = self._writer
         if writer is None:
             return True
         with self._cv:
             done = self._cv.wait_for(lambda: not (self._queue or self._busy) or not writer.is_alive(), timeout)
-            return bool(done) and not self._writer_failed and not (self._queue or self._busy)
+            return (bool(done) and not self._writer_failed and not self._stopped
+                    and not (self._queue or self._busy))
 
     # ------------------------------------------------------------------ the writer's side
     def _write_loop(self) -> None:
@@ -342,6 +344,10 @@ class JsonlSink:
             self.fault = self._unwritable_fault()
             self._report(f"{self.fault}; the log goes on without it")
 
+    def _lost(self) -> str:
+        return (f"the event log {self.path} lost {self.dropped} events: its file fell more than {self.max_pending} "
+                f"events behind")
+
     def _unwritable_fault(self) -> str:
         n = self.unwritable
         return (f"the event log {self.path} left out {n} record{'s' if n != 1 else ''} that JSON cannot hold, "
@@ -382,7 +388,9 @@ class JsonlSink:
         finally:
             why = self._unwritable_why
             if why is not None and self.fault is not None and self.fault.endswith(why):
-                self.fault = self._unwritable_fault()  # how many in all, now that the log is done
+                # how many in all, now that the log is done, after the events it lost if it lost some
+                lost = self._lost() if self.dropped else None
+                self.fault = "; ".join(x for x in (lost, self._unwritable_fault()) if x)
 
     def _close(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -410,8 +418,7 @@ class JsonlSink:
                 writer.join()
             self._writer = None
             if self.dropped and self.fault is None:
-                self.fault = (f"the event log {self.path} lost {self.dropped} events: its file fell more than "
-                              f"{self.max_pending} events behind")
+                self.fault = self._lost()
         if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             return
         try:
