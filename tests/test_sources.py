@@ -151,12 +151,15 @@ def test_a_channel_first_clip_is_refused_with_the_way_out():
     """A (channels, n) clip read as (n, channels) would play a second of audio as 2 frames of 48000 channels."""
     x = np.zeros(48000, np.float32)
     for audio in (np.stack([x, x]), np.zeros((1, 300), np.float32), np.zeros((40, 2000), np.float32),
-                  np.zeros((2000, 1025), np.float32)):
+                  np.zeros((2000, 1025), np.float32), np.zeros((8, 512), np.float32)):
         with pytest.raises(ParameterError, match=r"^audio of shape .* looks like \(channels, n\).*pass audio\.T$"):
             ClipSource(audio, 48000)
     src = ClipSource(np.stack([x, x]).T, 48000)  # the documented layout, and a square one, are taken
     assert src.channels == 2 and src.duration == pytest.approx(1.0)
     assert ClipSource(np.zeros((2, 2), np.float32), 8000).channels == 2
+    # short multichannel clips the session would take as they are: one stereo frame, 10 frames of 16 channels
+    assert ClipSource(np.zeros((1, 2), np.float32), 8000).channels == 2
+    assert ClipSource(np.zeros((10, 16), np.float32), 8000).channels == 16
 
 
 @pytest.mark.parametrize("kw, words", [

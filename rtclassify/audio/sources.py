@@ -366,9 +366,10 @@ class ClipSource:
         Samples in [-1, 1] (converted to float32 C-contiguous once, here).
         Frames first, as a sound card delivers them and as
         :meth:`StreamSession.process <rtclassify.engine.session.StreamSession.process>`
-        takes blocks: a 2-D clip with more channels than frames, or more
-        than 1024 channels, is a ``(channels, n)`` clip the wrong way round
-        and is refused (pass ``audio.T``).
+        takes blocks: a 2-D clip with more than 1024 channels, or with at
+        most 8 frames of 64 times as many channels, is a ``(channels, n)``
+        clip the wrong way round and is refused, as the session refuses such
+        a block (pass ``audio.T``).
     samplerate : float
         Sample rate of ``audio`` in Hz.
     blocksize : int
@@ -387,7 +388,7 @@ class ClipSource:
 
     def __init__(self, audio, samplerate: float, *, blocksize: int = 256, speed: float = 1.0,
                  name: str = "clip", loop: bool = False):
-        from ..engine.session import MAX_BLOCK_CHANNELS
+        from ..engine.session import MAX_BLOCK_CHANNELS, TRANSPOSED_CHANNELS
         from .samples import I16_SCALE, check_samples_dtype
 
         a = check_samples_dtype(np.asarray(audio), "audio")
@@ -400,7 +401,7 @@ class ClipSource:
         if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
             raise ParameterError(f"audio must have shape (n,) or (n, channels) with n > 0, got {np.shape(audio)}")
         n_fr, n_ch = a.shape
-        if n_ch > n_fr or n_ch > MAX_BLOCK_CHANNELS:
+        if n_ch > MAX_BLOCK_CHANNELS or (n_fr <= TRANSPOSED_CHANNELS and n_ch >= 64 * n_fr):  # the session's rule
             # (channels, n) read as (n, channels) would play seconds of audio as a few frames of many channels
             raise ParameterError(f"audio of shape {a.shape} looks like (channels, n): {n_fr} frame(s) of {n_ch} "
                                  f"channels; a clip is (n,) or (n, channels), frames first as a sound card delivers "
