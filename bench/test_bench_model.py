@@ -22,7 +22,8 @@ import time
 
 import numpy as np
 import pytest
-from conftest import CLIPS, REAL, InferenceTime, at_reference_speed, hold_speed_target, synthetic_audio
+from conftest import (CLIPS, REAL, InferenceTime, at_reference_speed, hold_speed_target, machine_slowdown,
+                      synthetic_audio)
 
 AUDIO_SECONDS = 30.0
 
@@ -154,6 +155,9 @@ def test_offline_tag_throughput(benchmark, report, clf, audio):
     # best of 5: a burst of load elsewhere hits a round, not the figure
     result = benchmark.pedantic(timed, args=(multi, times), rounds=5, iterations=1, warmup_rounds=0)
     speed = seconds / min(times)
+    # the machine's speed now, beside the figure (the other figures below take a while); one thread, as the
+    # reference was measured: the model's share, on two threads here, is scaled by it
+    slowdown = machine_slowdown() if speed < 50 else None
     for _ in range(3):
         single = timed(clf, one)
         hop_probs = unbatched(per_hop)
@@ -178,5 +182,5 @@ def test_offline_tag_throughput(benchmark, report, clf, audio):
     report(f"offline Classifier.tag's best round: {times[best]:.3f} s, of which {in_model[best]:.3f} s in the ONNX "
            f"Runtime session")
     hold_speed_target(speed >= 50, f"offline Classifier.tag {speed:.1f}x real time (budget >= 50x)",
-                      lambda slowdown: seconds / at_reference_speed(times[best], in_model[best], slowdown) >= 50,
-                      report)
+                      lambda f: seconds / at_reference_speed(times[best], in_model[best], f) >= 50, report,
+                      slowdown=slowdown)
