@@ -63,7 +63,7 @@ def machine_slowdown(clock=time.perf_counter) -> float:
     (> 1: slower), with a plain ONNX Runtime session on one thread (none of rtclassify's code), measured now.
 
     It is measured right after the figure it scales, on the figure's clock, so that both see the machine in the
-    same state: this machine's speed drifts between benches of one run (the reference window took 1.8-2.2 ms
+    same state: this machine's speed drifts between benches of one run (the reference window took 1.8-2.4 ms
     within one session on the slower machine), and a figure's model share follows it (16 streams: a share of
     0.634, 0.657 and 0.724 of a core against slowdowns of 1.91, 2.05 and 2.36, the same 0.31-0.33 scaled). A
     figure in CPU time (``time.process_time``) needs the slowdown in CPU time: other programs on a shared core
@@ -83,7 +83,8 @@ def machine_slowdown(clock=time.perf_counter) -> float:
 class InferenceTime:
     """Seconds (by ``clock``) that ONNX Runtime spends in ``backends``' model calls while it is open: the model's
     share of a figure, which :func:`at_reference_speed` scales by the machine's slowdown (the rest of the work,
-    rtclassify's own, is not scaled). Wraps each backend's ONNX Runtime session; every call goes through it."""
+    rtclassify's own, by at most :data:`OWN_WORK_LEEWAY`). Wraps each backend's ONNX Runtime session; every call
+    goes through it."""
 
     def __init__(self, *backends, clock=time.perf_counter):
         self.clock = clock
