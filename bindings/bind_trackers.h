@@ -251,6 +251,15 @@ std::vector<Frame> process_block(Tracker& t, const py::handle& block, const char
   return fr;
 }
 
+// A block's TechniqueTracker frames as a structured array of TechniqueRow (process_frames; process's dict).
+inline py::array_t<TechniqueRow> technique_rows(rtc::TechniqueTracker& t, const py::handle& block, const char* what) {
+  const std::vector<rtc::TechniqueFrame> fr = process_block<rtc::TechniqueFrame>(t, block, what);
+  py::array_t<TechniqueRow> out(static_cast<py::ssize_t>(fr.size()));
+  TechniqueRow* row = out.mutable_data();
+  for (const rtc::TechniqueFrame& f : fr) *row++ = technique_row(f);
+  return out;
+}
+
 // Binds what VibratoTracker and TremoloTracker share: the constructor
 // (frame_rate and the config's keyword parameters), reset(), frame_rate and
 // config. The caller adds process().
@@ -530,46 +539,10 @@ vibrato, tremolo : dict, optional
       .def(
           "process",
           [](rtc::TechniqueTracker& t, py::handle block) {
-            const std::vector<rtc::TechniqueFrame> fr = process_block<rtc::TechniqueFrame>(t, block, "TechniqueTracker.process");
-            const std::size_t k = fr.size();
-            const py::ssize_t kk = static_cast<py::ssize_t>(k);
-            py::array_t<float> f0(kk), conf(kk), level(kk), vrate(kk), vext(kk), vreg(kk), trate(kk), tdepth(kk),
-                treg(kk), tshare(kk);
-            py::array_t<bool> voiced(kk), von(kk), ton(kk), vsup(kk), tsup(kk);
-            for (std::size_t i = 0; i < k; ++i) {
-              const rtc::TechniqueFrame& f = fr[i];
-              f0.mutable_data()[i] = f.pitch.f0_hz;
-              conf.mutable_data()[i] = f.pitch.confidence;
-              level.mutable_data()[i] = f.pitch.level_db;
-              voiced.mutable_data()[i] = f.pitch.voiced;
-              von.mutable_data()[i] = f.vibrato.on;
-              vrate.mutable_data()[i] = f.vibrato.rate;
-              vext.mutable_data()[i] = f.vibrato.extent;
-              vreg.mutable_data()[i] = f.vibrato.regularity;
-              ton.mutable_data()[i] = f.tremolo.on;
-              trate.mutable_data()[i] = f.tremolo.rate;
-              tdepth.mutable_data()[i] = f.tremolo.depth;
-              treg.mutable_data()[i] = f.tremolo.regularity;
-              tshare.mutable_data()[i] = f.tremolo.vibrato_share;
-              vsup.mutable_data()[i] = f.vibrato.suppressed;
-              tsup.mutable_data()[i] = f.tremolo.suppressed;
-            }
+            // the rows of process_frames, a contiguous array per field (TechniqueRow lists them once)
+            const py::array rows = technique_rows(t, block, "TechniqueTracker.process");
             py::dict d;
-            d["f0"] = f0;
-            d["confidence"] = conf;
-            d["level_db"] = level;
-            d["voiced"] = voiced;
-            d["vibrato_on"] = von;
-            d["vibrato_rate"] = vrate;
-            d["vibrato_extent"] = vext;
-            d["vibrato_regularity"] = vreg;
-            d["tremolo_on"] = ton;
-            d["tremolo_rate"] = trate;
-            d["tremolo_depth"] = tdepth;
-            d["tremolo_regularity"] = treg;
-            d["tremolo_vibrato_share"] = tshare;
-            d["vibrato_suppressed"] = vsup;
-            d["tremolo_suppressed"] = tsup;
+            for (const py::handle name : rows.dtype().attr("names")) d[name] = rows[name].attr("copy")();
             return d;
           },
           py::arg("block"),
@@ -587,12 +560,7 @@ dict of (n_frames,) arrays
       .def(
           "process_frames",
           [](rtc::TechniqueTracker& t, py::handle block) {
-            const std::vector<rtc::TechniqueFrame> fr =
-                process_block<rtc::TechniqueFrame>(t, block, "TechniqueTracker.process_frames");
-            py::array_t<TechniqueRow> out(static_cast<py::ssize_t>(fr.size()));
-            TechniqueRow* row = out.mutable_data();
-            for (const rtc::TechniqueFrame& f : fr) *row++ = technique_row(f);
-            return out;
+            return technique_rows(t, block, "TechniqueTracker.process_frames");
           },
           py::arg("block"),
           R"doc(Consume a 1-D block of samples, as :meth:`process` does.
