@@ -8,6 +8,8 @@ from ..errors import ParameterError
 
 #: the scale of int16 samples (full scale 1.0), as every reader of int16 blocks applies it
 I16_SCALE = np.float32(1.0 / 32768.0)
+#: float32 as numpy's one dtype object: the blocks the native code reads as they are (``dtype is F32``, a fast test)
+F32 = np.dtype(np.float32)
 
 
 def native_order(a: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from .. import _core
-from ..audio.samples import check_samples_dtype
+from ..audio.samples import F32, check_samples_dtype
 from ..errors import ParameterError
 from .events import Event, TechniqueValues, TremoloOff, TremoloOn, VibratoOff, VibratoOn
 
@@ -37,8 +37,6 @@ __all__ = ["TechniqueDetector", "hz_to_midi", "frame_dict", "SAMPLE_RATES"]
 SAMPLE_RATES = (4000, 384000)
 #: the longest ``value_interval`` (seconds) a TechniqueDetector takes
 MAX_VALUE_INTERVAL = 3600.0
-#: the dtype of the blocks handed to the native tracker as they are (the session's own buffer)
-_F32 = np.dtype(np.float32)
 
 
 def hz_to_midi(hz: float) -> float:
@@ -239,7 +237,7 @@ class TechniqueDetector:
     @staticmethod
     def _samples(block) -> np.ndarray:
         """``block`` as 1-D float32 samples for the native tracker (see :meth:`track`)."""
-        if type(block) is np.ndarray and block.dtype is _F32 and block.ndim == 1:
+        if type(block) is np.ndarray and block.dtype is F32 and block.ndim == 1:
             # float32 samples in the machine's order (the session's own buffer): as they are, the native side
             # reads them in place (contiguous) or copies them (strided) as ascontiguousarray would
             return block
@@ -339,49 +337,40 @@ class TechniqueDetector:
                 events.append(TremoloOn(t, wall, ch, rate=fr["tremolo_rate"].item(i),
                                         depth=fr["tremolo_depth"].item(i)) if tr else TremoloOff(t, wall, ch))
 
+    #: the fields of a block's frames (:meth:`_frames`) that a TechniqueValues reads, in :meth:`_values_of`'s order
+    _VALUE_FIELDS = ("f0", "voiced", "confidence", "level_db", "vibrato_on", "vibrato_rate", "vibrato_extent",
+                     "tremolo_on", "tremolo_rate", "tremolo_depth")
+
     def _value(self, fr: np.ndarray, i: int, t: float, wall: float) -> TechniqueValues:
         """The TechniqueValues of frame ``i`` of a block's frames ``fr`` (:meth:`_frames`), at stream time ``t``."""
-        pitch = fr["f0"].item(i) if fr["voiced"].item(i) else None
-        von = fr["vibrato_on"].item(i)
-        ton = fr["tremolo_on"].item(i)
-        return TechniqueValues(
-            t, wall, self.channel,
-            pitch=pitch,
-            midi=hz_to_midi(pitch) if pitch else None,
-            confidence=fr["confidence"].item(i),
-            level_db=fr["level_db"].item(i),
-            vibrato=von,
-            vibrato_rate=fr["vibrato_rate"].item(i) if von else 0.0,
-            vibrato_extent=fr["vibrato_extent"].item(i) if von else 0.0,
-            tremolo=ton,
-            tremolo_rate=fr["tremolo_rate"].item(i) if ton else 0.0,
-            tremolo_depth=fr["tremolo_depth"].item(i) if ton else 0.0,
-        )
+        return self._values_of(t, wall, *(fr[k].item(i) for k in self._VALUE_FIELDS))
 
     def _values(self, fr: np.ndarray, idx: range, first_frame: int, before: int, base: float | None,
                 wall: float) -> list[TechniqueValues]:
         """The TechniqueValues of the block's frames ``idx`` (a range), each column read once (strided)."""
         sl = slice(idx.start, idx.stop, idx.step)
-        cols = [fr[k][sl].tolist() for k in ("f0", "voiced", "confidence", "level_db", "vibrato_on", "vibrato_rate",
-                                              "vibrato_extent", "tremolo_on", "tremolo_rate", "tremolo_depth")]
-        ch = self.channel
-        out = []
-        for j, (f0, voiced, conf, level, von, vrate, vext, ton, trate, tdepth) in enumerate(zip(*cols)):
-            pitch = f0 if voiced else None
-            out.append(TechniqueValues(
-                self._time(first_frame + idx[j], before, base), wall, ch,
-                pitch=pitch,
-                midi=hz_to_midi(pitch) if pitch else None,
-                confidence=conf,
-                level_db=level,
-                vibrato=von,
-                vibrato_rate=vrate if von else 0.0,
-                vibrato_extent=vext if von else 0.0,
-                tremolo=ton,
-                tremolo_rate=trate if ton else 0.0,
-                tremolo_depth=tdepth if ton else 0.0,
-            ))
-        return out
+        cols = [fr[k][sl].tolist() for k in self._VALUE_FIELDS]
+        return [self._values_of(self._time(first_frame + idx[j], before, base), wall, *row)
+                for j, row in enumerate(zip(*cols))]
+
+    def _values_of(self, t: float, wall: float, f0, voiced, conf, level, von, vrate, vext, ton, trate,
+                   tdepth) -> TechniqueValues:
+        """A TechniqueValues from one frame's fields (:data:`_VALUE_FIELDS`): no pitch where unvoiced, no rate,
+        extent or depth where that technique is off."""
+        pitch = f0 if voiced else None
+        return TechniqueValues(
+            t, wall, self.channel,
+            pitch=pitch,
+            midi=hz_to_midi(pitch) if pitch else None,
+            confidence=conf,
+            level_db=level,
+            vibrato=von,
+            vibrato_rate=vrate if von else 0.0,
+            vibrato_extent=vext if von else 0.0,
+            tremolo=ton,
+            tremolo_rate=trate if ton else 0.0,
+            tremolo_depth=tdepth if ton else 0.0,
+        )
 
     def finish(self, stream_time: float | None = None) -> list[Event]:
         """Offs for every technique that is on (call when the stream stops).

@@ -61,7 +61,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..audio.samples import I16_SCALE, check_samples_dtype
+from ..audio.samples import F32, I16_SCALE, check_samples_dtype
 from ..detect.decoder import Decoder, DecoderConfig
 from ..detect.events import Event
 from ..detect.techniques import frame_dict
@@ -69,7 +69,6 @@ from ..errors import ParameterError, StateError
 
 __all__ = ["StreamSession", "FrameResult"]
 
-_F32 = np.dtype(np.float32)
 _TIMING_HISTORY = 4096
 
 
@@ -690,7 +689,7 @@ class StreamSession(NativeStateMixin):
                 if dtype == np.int16:
                     mix *= 1.0 / 32768.0
                 np.copyto(buf, mix, casting="same_kind")
-        elif dtype is _F32 or dtype == np.float32:
+        elif dtype is F32 or dtype == np.float32:
             np.copyto(buf, x)
         elif dtype == np.int16:
             np.multiply(x, I16_SCALE, out=buf)
