@@ -317,25 +317,16 @@ def test_a_writer_that_fails_is_a_fault_and_flush_says_so(tmp_path, error):
 def test_events_lost_behind_the_file_are_named_beside_a_record_left_out(tmp_path):
     """A record JSON cannot hold is the log's fault while it goes on; events it later drops (the file fell
     behind) are still said at close, with the records left out."""
+    sink, disk = _stalled(tmp_path, status_interval=0, on_fault=lambda line: None)
     path = tmp_path / "ev.jsonl"
-    sink = JsonlSink(path, status_interval=0, on_fault=lambda line: None)
     sink.max_pending = 1
-    sink.open()
     sink.status_interval = 1e-9
-    sink.status({"host": object()})  # a record JSON cannot hold
+    sink.status({"host": object()})  # a record JSON cannot hold: left out before the disk is reached
     assert sink.flush(timeout=10)
     assert sink.unwritable == 1 and "JSON cannot hold" in sink.fault
-    release = threading.Event()
-    real = sink._write_events
-
-    def slow(*a, **kw):
-        release.wait(10)
-        return real(*a, **kw)
-
-    sink._write_events = slow
-    for k in range(6):
+    for k in range(6):  # the first batch waits on the stalled disk, the later ones fall behind it
         sink.send(_batch(float(k)))
-    release.set()
+    disk.go.set()
     sink.close(timeout=5)
     assert sink.dropped > 0
     assert sink.fault.startswith(f"the event log {path} lost {sink.dropped} events") and "JSON cannot hold" in sink.fault
