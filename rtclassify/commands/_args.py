@@ -152,10 +152,6 @@ def check_not_an_input(option: str, out, inputs) -> None:
 def check_technique_rate(rate: float, where: str) -> None:
     """Refuse a sample rate the pitch, vibrato and tremolo trackers do not take, naming ``where`` (a file, the
     clip, the device) and the way out."""
-    from ..detect.techniques import SAMPLE_RATES
-    from ..errors import ParameterError
+    from ..detect.techniques import check_sample_rate
 
-    lo, hi = SAMPLE_RATES
-    if not lo <= rate <= hi:
-        raise ParameterError(f"{where}: {rate:g} Hz is outside the {lo}-{hi} Hz that the pitch, vibrato and tremolo "
-                             f"trackers take; run it with --no-techniques")
+    check_sample_rate(rate, f"{where}: {rate:g} Hz", "; run it with --no-techniques")

@@ -31,12 +31,21 @@ from ..audio.samples import F32, check_samples_dtype
 from ..errors import ParameterError
 from .events import Event, TechniqueValues, TremoloOff, TremoloOn, VibratoOff, VibratoOn
 
-__all__ = ["TechniqueDetector", "hz_to_midi", "frame_dict", "SAMPLE_RATES"]
+__all__ = ["TechniqueDetector", "hz_to_midi", "frame_dict", "SAMPLE_RATES", "check_sample_rate"]
 
 #: input sample rates (Hz) the native pitch tracker takes, and with it the vibrato and tremolo trackers
 SAMPLE_RATES = (4000, 384000)
 #: the longest ``value_interval`` (seconds) a TechniqueDetector takes
 MAX_VALUE_INTERVAL = 3600.0
+
+
+def check_sample_rate(rate: float, what: str, way_out: str) -> None:
+    """Refuse a sample rate the pitch, vibrato and tremolo trackers do not take (:data:`SAMPLE_RATES`): a
+    ParameterError that begins with ``what`` (the rate and where it comes from) and ends with ``way_out``."""
+    lo, hi = SAMPLE_RATES
+    if not lo <= rate <= hi:
+        raise ParameterError(f"{what} is outside the {lo}-{hi} Hz that the pitch, vibrato and tremolo trackers "
+                             f"take{way_out}")
 
 
 def hz_to_midi(hz: float) -> float:

@@ -390,18 +390,15 @@ class Listener:
 
     def _check_technique_rate(self, sr: float) -> None:
         """A rate the session takes but the pitch, vibrato and tremolo trackers (on by default) do not is refused
-        in their name, with the way out (the CLI's check_technique_rate, for the library)."""
-        from ..detect.techniques import SAMPLE_RATES
+        in their name, with the way out (as the CLI's check_technique_rate does, for the library)."""
+        from ..detect.techniques import check_sample_rate
         from .session import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
-        lo, hi = SAMPLE_RATES
-        if (isinstance(self.techniques, (bool, dict)) and self.techniques and not lo <= sr <= hi
-                and MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE):
+        if isinstance(self.techniques, (bool, dict)) and self.techniques and MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
             name = getattr(self.source, "name", None)
             where = f" (the source {name!r})" if isinstance(name, str) and name else ""
-            raise ParameterError(f"samplerate: {sr:g} Hz{where} is outside the {lo}-{hi} Hz that the pitch, vibrato "
-                                 f"and tremolo trackers take (techniques, on by default); pass techniques=False "
-                                 f"to tag without them")
+            check_sample_rate(sr, f"samplerate: {sr:g} Hz{where}",
+                              " (techniques, on by default); pass techniques=False to tag without them")
 
     def _ring_capacity(self, sr: float) -> int:
         """Samples in the ring: ``ring_seconds`` of audio plus one block, times the frame stride."""
