@@ -126,14 +126,12 @@ def test_offline_tag_throughput(benchmark, report, clf, audio):
     threads = min(2, os.cpu_count() or 1)
     multi = Classifier(clf.bundle, OnnxBackend(clf.bundle, threads=threads))
 
-    in_model = []
-
-    def timed(c, times):
+    def timed(c, times, in_model=None):
         with InferenceTime(c.backend) as model:
             t0 = time.perf_counter()
             r = c.tag(x, rate)
             times.append(time.perf_counter() - t0)
-        if times is batched:
+        if in_model is not None:
             in_model.append(model.seconds)
         return r
 
@@ -150,10 +148,9 @@ def test_offline_tag_throughput(benchmark, report, clf, audio):
         times.append(time.perf_counter() - t0)
         return np.stack([f.probs for f in frames])
 
-    times, one, per_hop = [], [], []
-    batched = times
+    times, in_model, one, per_hop = [], [], [], []
     # best of 5: a burst of load elsewhere hits a round, not the figure
-    result = benchmark.pedantic(timed, args=(multi, times), rounds=5, iterations=1, warmup_rounds=0)
+    result = benchmark.pedantic(timed, args=(multi, times, in_model), rounds=5, iterations=1, warmup_rounds=0)
     speed = seconds / min(times)
     # the machine's speed now, beside the figure (the other figures below take a while); one thread, as the
     # reference was measured: the model's share, on two threads here, is scaled by it
