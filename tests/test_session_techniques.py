@@ -99,3 +99,25 @@ def test_a_channel_among_the_tracker_options_is_refused_by_name(clf):
     with pytest.raises(ParameterError, match="techniques: 'channel' is not a tracker option"):
         clf.stream(sample_rate=16000, techniques={"channel": 3})
     assert clf.stream(sample_rate=16000, techniques={"value_interval": 0.05}) is not None
+
+
+@pytest.mark.parametrize("sr", [16000, 48000])
+def test_frame_values_are_the_trackers_at_the_outputs_own_time(clf, sr):
+    """A FrameResult (a `tag` line) carries the tracker values given last by its own time, the centre of the
+    frame its probabilities describe, not by the time the output was decided (a lookahead and a resampler
+    later): with the vibrato starting mid-clip, the first lines after its onset event say it is on."""
+    from rtclassify.detect.techniques import frame_dict
+
+    x = vibrato_tone(sr=sr, seconds=4.0, start=1.5)
+    events, frames = stream_all(clf.stream(sample_rate=sr, techniques=True, level_rate=0), x, [256])
+    values = [e for e in events if isinstance(e, TechniqueValues)]
+    assert frames and values
+    assert all(f.stream_time - f.time > 0.03 for f in frames)  # decided later than the moment described
+    for f in frames:
+        given = [v for v in values if v.stream_time <= f.time + 1e-9]
+        assert f.technique == frame_dict(given[-1] if given else None), f.time
+    on = next(e for e in events if isinstance(e, VibratoOn))
+    after = [f for f in frames if f.time >= on.stream_time + 0.021]
+    assert after and after[0].technique["vibrato"]["on"]
+    before = [f for f in frames if f.time < on.stream_time - 0.021]
+    assert before and not before[-1].technique["vibrato"]["on"]

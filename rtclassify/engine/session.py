@@ -93,8 +93,8 @@ class FrameResult:
     events : list of Event
         The events decided at this output.
     technique : dict or None
-        With techniques on: pitch, vibrato and tremolo of the newest tracker
-        frame at the time the output was decided (see
+        With techniques on: pitch, vibrato and tremolo as the trackers gave
+        them last by ``time`` (their values come every 20 ms; see
         :func:`rtclassify.detect.techniques.frame_dict`); None otherwise.
     """
 
@@ -809,11 +809,12 @@ class StreamSession(NativeStateMixin):
         if self.record_frames or self.on_frame is not None:
             technique = None
             if self._tech is not None:
-                # tracker values up to the output's last model-rate sample (always consumed already, so the
-                # choice does not depend on how the input was split into blocks)
-                t_ref = t_dec - self.resampler_latency_s
+                # the tracker's newest values at the output's own time (its frame's centre), so that a
+                # FrameResult (a `tag` line) gives the pitch, vibrato and tremolo of the moment its
+                # probabilities describe; consumed long before the output is decided, so the choice does
+                # not depend on how the input was split into blocks
                 vals, i = self._tech_values, self._tech_next
-                while i < len(vals) and vals[i].stream_time <= t_ref + 1e-9:
+                while i < len(vals) and vals[i].stream_time <= t_frame + 1e-9:
                     self._tech_now = vals[i]
                     i += 1
                 self._tech_next = i
