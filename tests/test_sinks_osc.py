@@ -12,7 +12,7 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_server import ThreadingOSCUDPServer
 
-from rtclassify.detect.events import Event, TagLevel, TagOff, TagOn, TechniqueValues, VibratoOff, VibratoOn
+from rtclassify.detect.events import Event, TagLevel, TagOff, TagOn, TechniqueValues, TremoloOn, VibratoOff, VibratoOn
 from rtclassify.errors import ParameterError, SinkError
 from rtclassify.sinks.mapping import Mapping, OscMapping
 from rtclassify.sinks.osc import OscSink, parse_destination
@@ -146,13 +146,27 @@ def test_technique_messages(receiver):
     time.sleep(0.1)
     assert [a for a, _ in receiver.messages] == ["/rtclassify/pitch", "/rtclassify/vibrato", "/rtclassify/tremolo",
                                                  "/rtclassify/vibrato", "/rtclassify/vibrato", "/rtclassify/tremolo",
-                                                 "/rtclassify/vibrato"]
+                                                 "/rtclassify/vibrato", "/rtclassify/tremolo"]
     args = [a for _, a in got + receiver.messages[len(got):]]
     assert args[0] == pytest.approx((440.0,))
     assert args[1] == pytest.approx((0.0, 0.0)) and args[2] == pytest.approx((0.0, 0.0))
     assert args[3] == pytest.approx((5.5, 40.0))
     assert args[4] == pytest.approx((5.5, 41.0)) and args[5] == pytest.approx((4.0, 3.0))
     assert args[6] == (0.0, 0.0)
+    assert args[7] == (0.0, 0.0)  # the tremolo the values left on, stopped at close
+
+
+def test_a_vibrato_or_tremolo_left_on_is_stopped_at_close(receiver):
+    """A run that ends without its flush (no VibratoOff) leaves no receiver with a vibrato or tremolo on:
+    the sink sends `0 0` for each at close, per stream, as it sends the /off of a tag left on; one that
+    stopped gets nothing more."""
+    sink = OscSink(Mapping.default(LABELS).osc, [("127.0.0.1", receiver.port)], streams=[0, 1])
+    with sink:
+        sink.send([VibratoOn(1.0, 0.0, 1, 5.5, 40.0), TremoloOn(1.0, 0.0, 0, 4.0, 3.0),
+                   VibratoOn(1.0, 0.0, 0, 6.0, 30.0), VibratoOff(1.5, 0.0, 0)])
+        assert len(receiver.wait_for(4)) == 4
+    time.sleep(0.1)
+    assert receiver.messages[4:] == [("/rtclassify/1/vibrato", (0.0, 0.0)), ("/rtclassify/0/tremolo", (0.0, 0.0))]
 
 
 def test_unknown_event_kinds_are_ignored(receiver):

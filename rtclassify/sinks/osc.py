@@ -196,15 +196,23 @@ class OscSink(EventDispatch):
     def close(self) -> None:
         with self._lock:
             try:
-                if self._on and self._addrs and self.mapping.on_off:
-                    # tags the run left on (it ended without its final flush): their /off, so that no receiver
-                    # keeps one on
+                if self._addrs:
+                    # what the run left on (it ended without its final flush): the tags' /off and `0 0` for a
+                    # vibrato or tremolo, so that no receiver keeps one on
                     self._pending = []
-                    for ch, tag in sorted(self._on, key=lambda x: (x[0] is None, x[0] or 0, x[1])):
-                        self._channel = ch
-                        self._msg(self.mapping.off_address, tag)
+                    if self.mapping.on_off:
+                        for ch, tag in sorted(self._on, key=lambda x: (x[0] is None, x[0] or 0, x[1])):
+                            self._channel = ch
+                            self._msg(self.mapping.off_address, tag)
+                    if self.mapping.technique:
+                        stopped = (0.0, 0.0)
+                        for (addr, ch), values in self._last.items():
+                            if addr in self._modulation_addresses() and values != stopped:
+                                self._channel = ch
+                                self._msg(addr, *stopped)
                     self._channel = None
-                    self._flush_pending()
+                    if self._pending:
+                        self._flush_pending()
             finally:
                 self._on.clear()
                 self._last.clear()  # the next open() sends every value again
@@ -325,6 +333,9 @@ class OscSink(EventDispatch):
             return False
         self._last[key] = values
         return True
+
+    def _modulation_addresses(self) -> tuple:
+        return (self.mapping.technique_address("vibrato"), self.mapping.technique_address("tremolo"))
 
     def _tech(self, which: str, *values) -> None:
         addr = self.mapping.technique_address(which)
