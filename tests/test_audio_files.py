@@ -193,3 +193,30 @@ def test_an_ogg_file_read_from_a_pipe_is_read_as_it_comes(tmp_path):
         n = sum(len(b) for b in blocks)
     t.join(10)
     assert n == len(x) and inf.frames == files.UNKNOWN_FRAMES
+
+
+def test_damage_inside_a_flac_is_placed_to_within_a_flac_frame(tmp_path):
+    """Where a decoding error happened is narrowed down from the failed request (up to 65536 frames, the first
+    one included, which named no place) to the first of 1024 frames that fails on a second open."""
+    import soundfile as sf
+
+    x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(SR * 8) / SR)).astype(np.float32)
+    whole = tmp_path / "whole.flac"
+    sf.write(whole, x, SR, subtype="PCM_16", format="FLAC")
+    raw = whole.read_bytes()
+    for share in (0.1, 0.6):
+        bad = bytearray(raw)
+        at = int(len(bad) * share)
+        bad[at:at + 64] = bytes(64)
+        p = tmp_path / f"bad{share}.flac"
+        p.write_bytes(bytes(bad))
+        with sf.SoundFile(p) as f:  # the reference: the first 256-frame read that fails
+            ref = 0
+            with pytest.raises(RuntimeError):
+                while len(f.read(256)):
+                    ref += 256
+        for read in (files.read_audio, lambda q: list(files.iter_blocks(q, 65536))):
+            with pytest.raises(AudioFileError, match=r"cannot decode audio at (\d+\.\d+) s \(") as err:
+                read(p)
+            said = float(err.value.args[0].split(" at ")[1].split(" s")[0])
+            assert ref / SR - 1024 / SR - 1e-3 <= said <= ref / SR + 1e-3, (share, said, ref / SR)

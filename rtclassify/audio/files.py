@@ -176,8 +176,10 @@ def _read_frames(f, path, blocksize: int, cut_short: bool = False) -> Iterator[n
                 data = f.read(step, dtype="float32", always_2d=True)
             except RuntimeError as exc:
                 if not (cut_short or (unknown and "psf_fseek" in str(exc))):
-                    at = f" at {_seconds(done, int(f.samplerate))}" if done else ""
-                    raise AudioFileError(f"{path}: cannot decode audio{at} ({exc})") from exc
+                    at = _decoding_fails_at(path, done, step)
+                    at = done if at is None else at
+                    raise AudioFileError(f"{path}: cannot decode audio at {_seconds(at, int(f.samplerate))} "
+                                         f"({exc})") from exc
                 if step == 1:
                     return
                 if own is not None:
@@ -197,6 +199,34 @@ def _read_frames(f, path, blocksize: int, cut_short: bool = False) -> Iterator[n
     finally:
         if own is not None:
             own.close()
+
+
+#: frames per request when a failed read is narrowed down (:func:`_decoding_fails_at`)
+_LOCATE_STEP = 1024
+
+
+def _decoding_fails_at(path, start: int, length: int) -> int | None:
+    """The frame at which a read of ``path`` fails, looked for from ``start`` over ``length`` frames by
+    reading a second open of it in requests of :data:`_LOCATE_STEP` frames (a damaged FLAC frame fails the
+    first request that needs it); None when that cannot be done (a pipe) or those reads go through."""
+    if not _regular_file(path):
+        return None
+    try:
+        with _open(path) as g:
+            if start:
+                g.seek(start)
+            pos = start
+            while pos < start + length:
+                try:
+                    data = g.read(_LOCATE_STEP, dtype="float32", always_2d=True)
+                except RuntimeError:
+                    return pos
+                if len(data) == 0:
+                    break
+                pos += len(data)
+    except (AudioFileError, RuntimeError):
+        pass
+    return None
 
 
 def _flac_without_length(f) -> bool:
@@ -322,7 +352,7 @@ def read_channels(path) -> tuple[np.ndarray, int]:
             try:
                 data = f.read(dtype="float32", always_2d=True)
             except RuntimeError as exc:
-                _raise_where_decoding_fails(path)
+                _raise_where_decoding_fails(path, exc)
                 raise AudioFileError(f"{path}: cannot decode audio ({exc})") from exc
         else:
             blocks = list(_read_frames(f, path, 1 << 16, cut_short=cut))
@@ -330,14 +360,16 @@ def read_channels(path) -> tuple[np.ndarray, int]:
     return data, sr
 
 
-def _raise_where_decoding_fails(path) -> None:
-    """After a whole-file read failed: read a second open of ``path`` in blocks, whose error says where the
-    damage is (to within a block); returns when that cannot be done (a pipe) or the blocks read through."""
-    if not _regular_file(path):
+def _raise_where_decoding_fails(path, exc: Exception) -> None:
+    """After a whole-file read failed with ``exc``: the AudioFileError that says where the damage is, found by
+    reading a second open of ``path`` in blocks (:func:`_decoding_fails_at`); returns when that cannot be done
+    (a pipe) or the blocks read through."""
+    at = _decoding_fails_at(path, 0, UNKNOWN_FRAMES)
+    if at is None:
         return
     with _open(path) as g:
-        for _ in _read_frames(g, path, 1 << 12):
-            pass
+        sr = int(g.samplerate)
+    raise AudioFileError(f"{path}: cannot decode audio at {_seconds(at, sr)} ({exc})") from exc
 
 
 def iter_blocks(path, blocksize: int = 65536, channel: int | None = None) -> Iterator[np.ndarray]:
