@@ -66,11 +66,37 @@ inline double parabolic_value(double a, double b, double c) noexcept {
   return d == 0.0 ? b : b - 0.25 * (a - c) * d;
 }
 
-inline double lanczos(double x) noexcept {
-  if (std::fabs(x) < 1e-12) return 1.0;
-  if (std::fabs(x) >= kLanczos) return 0.0;
-  const double px = kPi * x;
-  return kLanczos * std::sin(px) * std::sin(px / kLanczos) / (px * px);
+// The 2 kLanczos weights of the Lanczos kernel at t - first, t - first - 1, ..., t - first - 2 kLanczos + 1
+// (t in [first + kLanczos - 1, first + kLanczos): the taps around t), from one sine and cosine of the
+// fraction: sin(pi (x - j)) = (-1)^j sin(pi x), and sin(pi (x - j) / a) by the angle difference with
+// tabled sines and cosines of pi j / a.
+inline void lanczos_taps(double t, int first, double* w) noexcept {
+  constexpr int kTaps = 2 * kLanczos;
+  static const struct Table {
+    double c[kTaps], s[kTaps];
+    Table() noexcept {
+      for (int j = 0; j < kTaps; ++j) {
+        c[j] = std::cos(kPi * j / kLanczos);
+        s[j] = std::sin(kPi * j / kLanczos);
+      }
+    }
+  } table;
+  const double x0 = t - first;
+  const double s0 = std::sin(kPi * x0);
+  const double sa = std::sin(kPi * x0 / kLanczos), ca = std::cos(kPi * x0 / kLanczos);
+  for (int j = 0; j < kTaps; ++j) {
+    const double x = x0 - j;
+    if (std::fabs(x) < 1e-12) {
+      w[j] = 1.0;
+    } else if (std::fabs(x) >= kLanczos) {
+      w[j] = 0.0;
+    } else {
+      const double px = kPi * x;
+      const double s1 = (j & 1) ? -s0 : s0;
+      const double s2 = sa * table.c[j] - ca * table.s[j];
+      w[j] = kLanczos * s1 * s2 / (px * px);
+    }
+  }
 }
 
 }  // namespace
@@ -314,9 +340,10 @@ double PitchTracker::refine(double coarse, bool periodic) noexcept {
   // parabola taken instead (up to 17 cents off at periods of 4-7 samples).
   for (int t = lo2; t <= hi2; ++t) dref_[static_cast<std::size_t>(t - lo2)] = t == 0 ? 0.0 : diff_at(t < 0 ? -t : t);
   auto interp = [&](double t) {
-    double acc = 0.0;
+    double acc = 0.0, w[2 * kLanczos];
     const int i0 = static_cast<int>(std::floor(t)) - kLanczos + 1;
-    for (int i = i0; i < i0 + 2 * kLanczos; ++i) acc += dref_[static_cast<std::size_t>(i - lo2)] * lanczos(t - i);
+    lanczos_taps(t, i0, w);
+    for (int j = 0; j < 2 * kLanczos; ++j) acc += dref_[static_cast<std::size_t>(i0 + j - lo2)] * w[j];
     return acc;
   };
   constexpr int kSteps = 16;
@@ -365,8 +392,13 @@ double PitchTracker::cmnd_between(double tau) noexcept {
     for (int t = dc_known_ + 1; t <= need; ++t) dc_[static_cast<std::size_t>(t)] = diff_energy(xs, win_c_, t);
     dc_known_ = need;
   }
-  double d = 0.0;
-  for (int i = i0 - kLanczos + 1; i <= need; ++i) d += dc_[static_cast<std::size_t>(i < 0 ? -i : i)] * lanczos(tau - i);
+  double d = 0.0, w[2 * kLanczos];
+  const int first = i0 - kLanczos + 1;
+  lanczos_taps(tau, first, w);
+  for (int j = 0; j < 2 * kLanczos; ++j) {
+    const int i = first + j;
+    d += dc_[static_cast<std::size_t>(i < 0 ? -i : i)] * w[j];
+  }
   d = std::max(d, 0.0);
   double cum = (tau - i0) * d;
   for (int i = 1; i <= i0; ++i) cum += dc_[static_cast<std::size_t>(i)];
