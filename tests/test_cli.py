@@ -101,6 +101,15 @@ def test_an_unwritable_feature_cache_or_npm_cache_names_itself(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------- live
+def test_demo_names_the_clip_whose_rate_the_engine_does_not_take(tmp_path, capsys):
+    import soundfile as sf
+
+    clip = tmp_path / "slow.wav"
+    sf.write(clip, np.zeros(1000, np.float32), 500)
+    assert cli.main(["demo", "--no-display", "--no-techniques", "--clip", str(clip)]) == 1
+    assert f"{clip}: the sample rate must be a whole number of Hz from 1000 to 768000 (got 500)" in _err(capsys)
+
+
 def test_live_log_may_not_be_the_clip_the_mapping_or_a_bundle_file(tmp_path, capsys):
     import shutil
 
@@ -109,6 +118,14 @@ def test_live_log_may_not_be_the_clip_the_mapping_or_a_bundle_file(tmp_path, cap
     before = clip.read_bytes()
     assert cli.main(["demo", "--no-display", "--clip", str(clip), "--log", str(clip)]) == 2
     assert "is the clip to play" in _err(capsys)
+    # the bundled clip, played when no --clip is given, is an input too
+    from rtclassify.commands.demo import clip_path
+
+    shipped = clip_path()
+    shipped_bytes = shipped.read_bytes()
+    assert cli.main(["demo", "--no-display", "--log", str(shipped)]) == 2
+    assert "is the clip to play" in _err(capsys)
+    assert shipped.read_bytes() == shipped_bytes
     bundle = tmp_path / "b"
     shutil.copytree(default_bundle_path(), bundle)
     assert cli.main(["demo", "--no-display", "--bundle", str(bundle), "--log", str(bundle / "model.json")]) == 2

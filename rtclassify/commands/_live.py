@@ -141,11 +141,12 @@ class EventPrinter:
         pass
 
 
-def build_sinks(args, labels, mapping, title: str, channels=None):
+def build_sinks(args, labels, mapping, title: str, channels=None, clip=None):
     """The sinks asked for on the command line (not opened yet) and a description of them.
 
     ``channels``: the input channel of each stream when several channels are
     tagged as streams of their own (MIDI channel and OSC address per stream).
+    ``clip``: the audio file played (``demo``'s, the bundled one included), which the log must not replace.
     """
     from ..sinks.display import LiveDisplay
     from ..sinks.log import JsonlSink
@@ -164,7 +165,7 @@ def build_sinks(args, labels, mapping, title: str, channels=None):
             raise UsageError("--log -: standard output is used by the display; add --no-display")
         from ..model.bundle import default_bundle_path
 
-        check_not_an_input("--log", args.log, [("the clip to play", getattr(args, "clip", None)),
+        check_not_an_input("--log", args.log, [("the clip to play", clip),
                                                ("the mapping file", args.map),
                                                ("a file of the model bundle", args.bundle or default_bundle_path())])
         sinks.append(JsonlSink(args.log))
@@ -207,16 +208,16 @@ def describe_midi(sinks) -> str | None:
     return None
 
 
-def run_live(args, clf, mapping, source, title: str, *, what: str, blocksize: int, channels=None,
+def run_live(args, clf, mapping, source, title: str, *, what: str, blocksize: int, channels=None, clip=None,
              **select) -> int:
     """Build the sinks and the listener of ``listen``/``demo``, open the sinks, run (see :func:`run_listener`).
 
     ``channels``: several input channels as streams of their own; otherwise ``select`` says which
-    channel the one stream takes (``channel=``, ``mix=``).
+    channel the one stream takes (``channel=``, ``mix=``). ``clip``: the audio file played (``demo``).
     """
     from ..engine.listener import Listener
 
-    sinks, outputs = build_sinks(args, clf.labels, mapping, title, channels=channels)
+    sinks, outputs = build_sinks(args, clf.labels, mapping, title, channels=channels, clip=clip)
     if channels is not None:
         select = {"channels": channels}
     listener = Listener(clf, sinks=sinks, source=source, blocksize=blocksize, hop=args.hop,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from . import _live
-from ._args import check_technique_rate, nonempty
+from ._args import UsageError, check_technique_rate, nonempty
 
 NAME = "demo"
 HELP = "play a short bundled clip through the live engine at real-time pace (no audio hardware needed)"
@@ -49,18 +49,28 @@ def run(args) -> int:
 
     from ..audio.files import info
     from ..audio.sources import ClipSource
+    from ..engine.session import check_sample_rate
 
     clf = _live.load_classifier(args)
     mapping = _live.load_mapping(args, clf)
-    source = ClipSource.from_file(args.clip or clip_path(), blocksize=256, speed=args.speed)
+    clip = args.clip or clip_path()
+    inf = info(clip)
+    check_sample_rate(inf.sample_rate, f"{clip}: the sample rate")
     if args.techniques:
-        check_technique_rate(source.samplerate, str(args.clip or clip_path()))
-    truncation = info(args.clip or clip_path()).truncation
+        check_technique_rate(inf.sample_rate, str(clip))
+    source = ClipSource.from_file(clip, blocksize=256, speed=args.speed)
+    truncation = inf.truncation
     if truncation:
         print(f"warning: {truncation}", file=sys.stderr)
     title = f"rtclassify demo · {source.name} ({source.duration:.1f} s, {source.samplerate:g} Hz, real time)"
     channels = args.channels
     if channels is not None:
+        missing = [c for c in channels if c >= source.channels]
+        if missing:
+            n = source.channels
+            has = "1 channel (0)" if n == 1 else f"{n} channels (0-{n - 1})"
+            raise UsageError(f"--channels {_live.channels_label(channels)}: channel {missing[0]} is not in {clip}, "
+                             f"which has {has}")
         title += f" · {len(channels)} streams: channels {_live.channels_label(channels)}"
     return _live.run_live(args, clf, mapping, source, title, what="demo", blocksize=256, channels=channels,
-                          mix=source.channels > 1)
+                          clip=clip, mix=source.channels > 1)
