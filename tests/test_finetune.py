@@ -239,6 +239,27 @@ def test_pretrain_labelled_checks_its_bundle_before_pretraining(tmp_path, capsys
     assert (tmp_path / "ssl" / "bundle").read_text() == "not a bundle"
 
 
+def test_pretrain_refuses_a_training_run_folder_even_with_force(tiny_base, tmp_path, capsys, monkeypatch):
+    """A `train` run's folder (checkpoints and bundle, no encoder) is not a pretraining run: --force does not
+    let pretraining remove its files."""
+    import rtclassify.learn.pretrain as pt
+
+    audio = _pretrain_audio(tmp_path)
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("last.pt", "best.pt", "model.pt", "history.json"):
+        (out / name).write_bytes(b"a training run")
+    (out / "bundle").mkdir()
+    (out / "bundle" / "model.json").write_text("{}")
+    monkeypatch.setattr(pt, "pretrain", lambda *a, **k: pytest.fail("pretrained into a training run's folder"))
+    err = _one_line_error(capsys, ["pretrain", "--data", str(audio), "--out", str(out), "--bundle", str(tiny_base),
+                                   "--steps", "1", "--batch-size", "2", "--force"])
+    assert err.endswith(f"--out {out}: holds a training run (last.pt, best.pt, model.pt, history.json, bundle), "
+                        f"not a pretraining run; give another folder"), err
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "bundle", "history.json", "last.pt", "model.pt"]
+    assert (out / "model.pt").read_bytes() == b"a training run"
+
+
 def test_pretrain_history_run_folder_and_force(tiny_base, tmp_path, capsys, monkeypatch):
     """The supervised step's history.json replaced the pretraining history; a second run replaced the first."""
     import rtclassify.learn.pretrain as pt

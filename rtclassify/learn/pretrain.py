@@ -59,6 +59,8 @@ CHUNK_SECONDS = 1.5
 HISTORY_NAME = "pretrain_history.json"
 #: what a pretraining run leaves in its folder (with ``--labelled``, the supervised run's files and bundle too;
 #: ``history.json`` also held the pretraining history before it had a name of its own)
+#: the files only a pretraining run writes (the rest of :data:`RUN_FILES` are its supervised step's)
+PRETRAIN_FILES = ("encoder.pt", HISTORY_NAME)
 RUN_FILES = ("encoder.pt", HISTORY_NAME, "last.pt", "best.pt", "model.pt", "history.json", "curves.png", "bundle")
 
 
@@ -540,7 +542,9 @@ def check_pretrain_out(out_dir, force: bool | None = None, supervised=None) -> P
         The ``--out`` folder.
     force : bool or None
         ``False`` (the command without ``--force``) refuses a folder that holds a pretraining run (any of
-        :data:`RUN_FILES`); ``True`` or ``None`` (the Python API) lets the run replace it.
+        :data:`RUN_FILES`); ``True`` or ``None`` (the Python API) lets the run replace it. An ``--out`` that
+        holds a supervised training run's files without a pretraining run's (:data:`PRETRAIN_FILES`) is refused
+        either way.
     supervised : RunConfig, optional
         The supervised step's config (:func:`check_supervised_step`): its run folder and bundle are checked too.
 
@@ -559,14 +563,19 @@ def check_pretrain_out(out_dir, force: bool | None = None, supervised=None) -> P
     out = Path(os.path.expanduser(os.fspath(out_dir)))
     again = "pass --force to replace it, or give another folder"
 
-    def check_run_folder(folder: Path, what: str) -> None:
+    def check_run_folder(folder: Path, what: str, own: bool = False) -> None:
         if folder.exists() and not folder.is_dir():
             raise ParameterError(f"{what} {folder}: exists and is not a folder")
         held = [n for n in RUN_FILES if (folder / n).exists()] if folder.is_dir() else []
+        checkpoints = any(n in held for n in ("last.pt", "best.pt", "model.pt"))
+        if checkpoints and own and not any(n in held for n in PRETRAIN_FILES):
+            # checkpoints without an encoder: a supervised training run, which --force must not remove
+            raise ParameterError(f"{what} {folder}: holds a training run ({', '.join(held)}), not a pretraining "
+                                 "run; give another folder")
         if held and force is False:
             raise ParameterError(f"{what} {folder}: holds a pretraining run ({', '.join(held)}); {again}")
 
-    check_run_folder(out, "--out")
+    check_run_folder(out, "--out", own=True)
     if supervised is not None:
         run_dir = Path(supervised.output["dir"])
         if run_dir != out.resolve():
