@@ -73,3 +73,20 @@ def test_cli_writes_the_table(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--programs goes with --held-notes" in err and "comma-separated GM program numbers" in err
     assert np.isfinite([k["prob"] for k in rows[0]["keys"]]).all()
+
+
+def test_cli_checks_the_held_notes_before_any_other_work(tmp_path, capsys, monkeypatch):
+    """A bad --held-notes or --programs is refused before the bundle's metrics are updated, the --data split is
+    evaluated or the report folder is made (it was found only after all of that)."""
+    import rtclassify.train.evaluate as E
+    from rtclassify.cli import main
+
+    monkeypatch.setattr(E, "evaluate_real", lambda *a, **k: pytest.fail("evaluated before checking --held-notes"))
+    bundle = str(Path(rtclassify.__file__).parent / "data" / "default_bundle")
+    real = Path(__file__).resolve().parents[2] / "shared" / "data" / "sms-tools"
+    out = tmp_path / "report"
+    for extra in (["--held-notes", "NoFont"], ["--held-notes", "FluidR3_GM", "--programs", "999"],
+                  ["--held-notes", "FluidR3_GM", "--programs", "120"]):
+        assert main(["evaluate", bundle, "--real", str(real), "--out", str(out), *extra]) == 1
+        assert "held notes: " in capsys.readouterr().err
+        assert not out.exists()

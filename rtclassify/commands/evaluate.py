@@ -65,13 +65,16 @@ def run(args) -> int:
     if args.programs and not args.held_notes:
         raise ParameterError("--programs goes with --held-notes")
     programs = None
+    fonts = []
     if args.held_notes:
-        from ..train.held_notes import DEFAULT_PROGRAMS
+        from ..train.held_notes import DEFAULT_PROGRAMS, check_held_notes
 
         try:
             programs = [int(p) for p in args.programs.split(",")] if args.programs else list(DEFAULT_PROGRAMS)
         except ValueError:
             raise ParameterError(f"--programs: expected comma-separated GM program numbers, got {args.programs!r}")
+        fonts = [s.strip() for s in args.held_notes.split(",") if s.strip()]
+        check_held_notes(fonts, programs, step=args.key_step)
     # the bundle and the data are checked before the report folder is made and before any work
     bundle = load_bundle(args.bundle)
     if args.update_bundle:
@@ -152,7 +155,6 @@ def run(args) -> int:
         from ..model.classifier import Classifier
         from ..train.held_notes import format_held_notes, held_note_table
 
-        fonts = [s.strip() for s in args.held_notes.split(",") if s.strip()]
         clf = Classifier.load(args.bundle, backend="onnx", threads=args.threads)
         with console.status("rendering and tagging held notes") as status:
             rows = held_note_table(clf, fonts, programs, step=args.key_step,

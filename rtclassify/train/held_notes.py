@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import ParameterError
 
-__all__ = ["DEFAULT_PROGRAMS", "held_note_table", "format_held_notes"]
+__all__ = ["DEFAULT_PROGRAMS", "check_held_notes", "held_note_table", "format_held_notes"]
 
 #: Violin, cello, string ensemble, oboe, clarinet, flute, church organ, drawbar organ, vibraphone,
 #: marimba, trumpet, French horn, nylon guitar, acoustic piano (programs whose real recordings in
@@ -22,6 +22,23 @@ DEFAULT_PROGRAMS = (40, 42, 48, 68, 71, 73, 19, 16, 11, 12, 56, 60, 24, 0)
 #: Note onset and the stretch after it that is scored, s.
 ONSET_S = 0.1
 SKIP_S = 0.1
+
+
+def check_held_notes(soundfonts, programs=DEFAULT_PROGRAMS, step: int = 6, seconds: float = 2.0) -> None:
+    """ParameterError unless :func:`held_note_table` can run with these: known soundfonts that are installed,
+    pitched GM programs with a tag, ``step`` >= 1 and ``seconds`` in 0.3..10 (cheap: checked before other work)."""
+    from .data import gm
+    from .data.fluid import SOUNDFONTS, check_soundfonts
+
+    unknown = [s for s in soundfonts if s not in SOUNDFONTS]
+    if unknown or not soundfonts:
+        raise ParameterError(f"held notes: soundfonts must be some of {', '.join(SOUNDFONTS)}, got {list(soundfonts)}")
+    bad = [p for p in programs if not 0 <= int(p) <= 127 or gm.GM_PROGRAM_TAGS[int(p)] in (None, "drums")]
+    if bad or not programs:
+        raise ParameterError(f"held notes: programs must be pitched GM programs with a tag, got {list(programs)}")
+    if int(step) < 1 or not 0.3 <= float(seconds) <= 10.0:
+        raise ParameterError(f"held notes: step must be >= 1 and seconds in 0.3..10, got {step}, {seconds}")
+    check_soundfonts(list(soundfonts))
 
 
 def held_note_table(clf, soundfonts, programs=DEFAULT_PROGRAMS, step: int = 6, seconds: float = 2.0,
@@ -43,18 +60,10 @@ def held_note_table(clf, soundfonts, programs=DEFAULT_PROGRAMS, step: int = 6, s
         Called with one string per rendered row.
     """
     from .data import gm
-    from .data.fluid import SOUNDFONTS, FluidRenderer, check_soundfonts
+    from .data.fluid import FluidRenderer
     from .data.labels import SAMPLE_RATE
 
-    unknown = [s for s in soundfonts if s not in SOUNDFONTS]
-    if unknown or not soundfonts:
-        raise ParameterError(f"held notes: soundfonts must be some of {', '.join(SOUNDFONTS)}, got {list(soundfonts)}")
-    bad = [p for p in programs if not 0 <= int(p) <= 127 or gm.GM_PROGRAM_TAGS[int(p)] in (None, "drums")]
-    if bad or not programs:
-        raise ParameterError(f"held notes: programs must be pitched GM programs with a tag, got {list(programs)}")
-    if int(step) < 1 or not 0.3 <= float(seconds) <= 10.0:
-        raise ParameterError(f"held notes: step must be >= 1 and seconds in 0.3..10, got {step}, {seconds}")
-    check_soundfonts(list(soundfonts))
+    check_held_notes(soundfonts, programs, step, seconds)
     labels = list(clf.labels)
     renderer = FluidRenderer(32000)
     rows = []
