@@ -504,8 +504,8 @@ def test_train_data_command_finetunes_a_bundle(cnn_bundle, tmp_path):
     r = rtc(*args, "--out", str(out), "--force", timeout=300)
     assert r.returncode == 0, r.stderr
     assert Classifier.load(out).labels == ("bell", "hiss") and (out / "model.onnx").read_bytes() != before
-    r = rtc("train", "--config", "x.toml", "--force")
-    assert r.returncode == 1 and "--force: for fine-tuning with --data" in r.stderr
+    r = rtc("train", "--config", "x.toml", "--init", "x.pt")
+    assert r.returncode == 1 and "--init: for fine-tuning with --data" in r.stderr
     r = rtc("train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "tuned2"))
     assert r.returncode == 1 and "neither a folder of tag folders nor a CSV file" in r.stderr
     r = rtc("train")

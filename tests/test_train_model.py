@@ -746,3 +746,37 @@ def test_set_reaches_nested_tables(tmp_path):
     with pytest.raises(ConfigError, match=r"--set 'train.lr=.001': .001 is not a TOML number; write it as 0.001"):
         load_config(cfg, ["train.lr=.001"])
     assert load_config(cfg, ["data.dir=./d2"]).data["dir"].endswith("/d2")  # a bare path stays a string
+
+
+def test_a_bundle_another_run_wrote_is_replaced_only_with_force(tmp_path):
+    """`train --config` replaced whatever bundle stood at [output] bundle; now, as export, learn and train --data
+    do, one that another run wrote needs --force, while this run's own (a re-export, a resumed run) and the
+    package's (the recipe's path, said on the console) are replaced."""
+    import io
+    import json
+
+    from rich.console import Console
+
+    from rtclassify.train.trainer import check_outputs
+
+    def cfg(run, bundle):
+        return parse_config({"data": {"dir": "d"}, "output": {"dir": str(run), "bundle": str(bundle)}}, "c.toml",
+                            tmp_path)
+
+    def bundle_of(folder, checkpoint):
+        folder.mkdir()
+        (folder / "model.json").write_text(json.dumps({"training": {"checkpoint": str(checkpoint)}}))
+        (folder / "model.onnx").write_bytes(b"onnx")
+        return folder
+
+    console = Console(file=io.StringIO())
+    other = bundle_of(tmp_path / "other", tmp_path / "run1" / "model.pt")
+    c = cfg(tmp_path / "run2", other)
+    with pytest.raises(ConfigError, match=r"\[output\] bundle .*other.*pass --force"):
+        check_outputs(c, False, True, console, force=False)
+    check_outputs(c, False, True, console, force=True)
+    check_outputs(c, False, True, console)  # the Python API replaces, as check_bundle_out does
+    check_outputs(c, False, False, console, force=False)  # no export: the bundle is not touched
+    own = bundle_of(tmp_path / "own", tmp_path / "run2" / "model.pt")
+    check_outputs(cfg(tmp_path / "run2", own), False, True, console, force=False)
+    assert (other / "model.onnx").read_bytes() == b"onnx"

@@ -46,5 +46,6 @@ def run(args) -> int:
     from ..train.trainer import load_config, run_training
 
     cfg = load_config(args.config, args.set)
-    run_training(cfg, resume=args.resume, export=not args.no_export, evaluate_test=not args.no_test)
+    run_training(cfg, resume=args.resume, export=not args.no_export, evaluate_test=not args.no_test,
+                 force=bool(args.force))
     return 0

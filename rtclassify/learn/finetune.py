@@ -670,7 +670,7 @@ def _finetune_into(data, out: Path, run_dir: Path, bundle, init, epochs, minutes
 #: Defaults of the ``--data`` options (None on the parsed arguments: given or not can be told apart).
 _OPTION_DEFAULTS = {"epochs": 6, "minutes": 10.0, "lr": 5e-4, "val_fraction": 0.2, "windows_per_epoch": 4000,
                     "seed": 0, "threads": 1}
-_DATA_OPTIONS = ("out", "bundle", "init", "force") + tuple(_OPTION_DEFAULTS)
+_DATA_OPTIONS = ("out", "bundle", "init") + tuple(_OPTION_DEFAULTS)
 #: Options of ``rtclassify train --config`` that fine-tuning does not read.
 _CONFIG_OPTIONS = {"config": "--config", "set": "--set", "resume": "--resume", "no_export": "--no-export",
                    "no_test": "--no-test"}
@@ -691,7 +691,8 @@ def add_arguments(parser) -> None:
     g.add_argument("--init", metavar="CHECKPOINT", type=nonempty("a checkpoint file"),
                    help="start from this training checkpoint instead of the bundle")
     g.add_argument("--force", action="store_true", default=None,
-                   help="replace a bundle already at --out (whole, once the new one is written)")
+                   help="replace a bundle already at --out (whole, once the new one is written); with --config, "
+                        "one at the config's [output] bundle that another run wrote")
     d = _OPTION_DEFAULTS  # the defaults apply in run(): None here tells a given option from an absent one
     g.add_argument("--epochs", type=int, default=None, help=f"most epochs (default {d['epochs']})")
     g.add_argument("--minutes", type=float, default=None, help=f"time budget in minutes (default {d['minutes']:g})")

@@ -1030,12 +1030,34 @@ def finalize_checkpoint(trainer: Trainer, best_path: Path) -> Path:
     return out
 
 
-def check_outputs(cfg: RunConfig, resume: bool, export: bool, console) -> None:
+def _bundle_checkpoint(path: Path) -> str | None:
+    """The training checkpoint an existing bundle's model.json names (folder or .zip), or None (no bundle there,
+    an unreadable one, or one that names none)."""
+    import zipfile
+
+    try:
+        if path.is_dir():
+            text = (path / "model.json").read_text()
+        elif path.is_file() and zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                names = [n for n in z.namelist() if n.rsplit("/", 1)[-1] == "model.json"]
+                text = z.read(names[0]).decode() if names else ""
+        else:
+            return None
+        ck = json.loads(text).get("training", {}).get("checkpoint")
+    except (OSError, ValueError, AttributeError, KeyError, zipfile.BadZipFile):
+        return None
+    return ck if isinstance(ck, str) else None
+
+
+def check_outputs(cfg: RunConfig, resume: bool, export: bool, console, force: bool | None = None) -> None:
     """The run folder and the bundle path, checked before any work (features take minutes).
 
     Refuses a run folder that is a file, or that holds another run's checkpoints when not resuming (they
     would be replaced); says when there is nothing to resume and when the bundle written is the one the
-    package ships. The folder is made by :func:`run_training` once the data are checked too, so that a
+    package ships. A bundle already at [output] bundle is replaced when it is the package's (the recipe's
+    own path) or this run's (its model.json names this run's model.pt), or with ``force`` True or None (the
+    Python API); ``force=False`` (the command without ``--force``) refuses any other. The folder is made by :func:`run_training` once the data are checked too, so that a
     failed check leaves no empty folder.
     """
     from ..model.bundle import default_bundle_path
@@ -1052,15 +1074,23 @@ def check_outputs(cfg: RunConfig, resume: bool, export: bool, console) -> None:
                           f"--resume continues it, or give another output.dir (--set 'output.dir=\"...\"') or "
                           f"remove that run")
     if export:
-        try:
-            check_bundle_out(cfg.output["bundle"], "[output] bundle")
-        except ParameterError as exc:
-            raise ConfigError(f"{cfg.source}: {exc}") from None
         shipped = default_bundle_path()
+        bundle = Path(os.path.expanduser(str(cfg.output["bundle"])))
         try:
-            same = Path(cfg.output["bundle"]).resolve() == shipped.resolve()
+            same = bundle.resolve() == shipped.resolve()
         except OSError:
             same = False
+        ours = False
+        if not same and force is False:
+            ck = _bundle_checkpoint(bundle)
+            try:
+                ours = ck is not None and Path(ck).resolve() == (run_dir / "model.pt").resolve()
+            except OSError:
+                ours = False
+        try:
+            check_bundle_out(cfg.output["bundle"], "[output] bundle", force=True if (same or ours) else force)
+        except ParameterError as exc:
+            raise ConfigError(f"{cfg.source}: {exc}") from None
         if same:
             console.print(f"[yellow]this run replaces the package's shipped default bundle ({shipped}) when it "
                           f"ends[/yellow]")
@@ -1083,8 +1113,10 @@ def _evaluate_test(cfg: RunConfig, bundle: Path, test: str, out: dict, console) 
 
 
 def run_training(cfg: RunConfig, resume: bool = False, export: bool = True, evaluate_test: bool = True,
-                 console=None) -> dict:
+                 console=None, force: bool | None = None) -> dict:
     """The whole ``rtclassify train`` recipe for a :class:`RunConfig`.
+
+    ``force``: what a bundle already at [output] bundle gets (see :func:`check_outputs`).
 
     Returns
     -------
@@ -1098,7 +1130,7 @@ def run_training(cfg: RunConfig, resume: bool = False, export: bool = True, eval
     from ..model.bundle_write import make_output_folder
     from .data import load_split
 
-    check_outputs(cfg, resume, export, console)
+    check_outputs(cfg, resume, export, console, force=force)
     data_dir = Path(cfg.data["dir"])
     load_split(data_dir, cfg.data["train"])  # a folder that is not a built data set is said before the run folder
     test = cfg.data.get("test") if export and evaluate_test else None
