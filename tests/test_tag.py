@@ -61,6 +61,52 @@ def test_a_file_name_that_is_not_utf8_is_plotted(bundle_dir, signal, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_plots_are_written_with_out_once_every_file_is_tagged(bundle_dir, signal, tmp_path, capsys, monkeypatch):
+    """A run that fails on its second file leaves the first file's plot as it was, as it leaves --out (the plot
+    was written over at once); a plot path that is --out's, and an --out that is a file of the bundle, are
+    refused before any work (the plot, and the bundle's model.json, were written over)."""
+    import shutil
+
+    import rtclassify.commands.tag as tag_cmd
+
+    pytest.importorskip("matplotlib")
+    a, b = tmp_path / "a.wav", tmp_path / "b.wav"
+    sf.write(a, signal, SR)
+    sf.write(b, signal, SR)
+    out, png = tmp_path / "o.jsonl", tmp_path / "p.png"
+    out.write_text("earlier\n")
+    (tmp_path / "p-a.png").write_bytes(b"earlier plot")
+    args = ["tag", str(a), str(b), "--bundle", str(bundle_dir), "--no-techniques", "--out", str(out), "--plot",
+            str(png)]
+    real_write = tag_cmd.write_jsonl
+    calls = []
+
+    def full_disk_at_the_second_file(f, result, file_field):
+        calls.append(file_field)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real_write(f, result, file_field)
+
+    monkeypatch.setattr(tag_cmd, "write_jsonl", full_disk_at_the_second_file)
+    assert cli.main(args) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert out.read_text() == "earlier\n" and (tmp_path / "p-a.png").read_bytes() == b"earlier plot"
+    assert not (tmp_path / "p-b.png").exists() and not [p for p in os.listdir(tmp_path) if p.endswith(".part")]
+    monkeypatch.setattr(tag_cmd, "write_jsonl", real_write)
+    assert cli.main(args) == 0
+    for name in ("p-a.png", "p-b.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    same = str(tmp_path / "same.png")
+    assert cli.main(["tag", str(a), "--bundle", str(bundle_dir), "--out", same, "--plot", same]) == 2
+    assert "is the --out file" in capsys.readouterr().err
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, copy)
+    before = (copy / "model.json").read_bytes()
+    assert cli.main(["tag", str(a), "--bundle", str(copy), "--out", str(copy / "model.json")]) == 2
+    assert "is a file of the model bundle" in capsys.readouterr().err
+    assert (copy / "model.json").read_bytes() == before
+
+
 # 2 -- a model exported with a batch of 1
 def test_a_model_with_a_fixed_batch_of_one_tags_offline(clf, bundle_dir, signal, tmp_path):
     one = Classifier.load(tb.fixed_batch_bundle(bundle_dir, tmp_path / "one", 1))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import (DEFAULT_HOP_MS, add_backend, channel, check_not_an_input, check_technique_rate, drop_stdout,
-                    nonempty, seconds, threads)
+from ._args import (DEFAULT_HOP_MS, UsageError, add_backend, channel, check_not_an_input, check_technique_rate,
+                    drop_stdout, nonempty, seconds, threads)
 
 from ..model.classifier import OFFLINE_THREADS
 
@@ -196,8 +196,9 @@ def write_csv(out, result, file: str | None, header: bool) -> None:
         w.writerow(lead + [f"{t:.6f}"] + [f"{p:.{_PROB_DIGITS}f}" for p in row] + extra)
 
 
-def plot(result, path_audio: str, png: str, channel: int | None = None) -> None:
-    """Waveform (min/max envelope) above a heatmap of tag probabilities with the active spans marked."""
+def plot(result, path_audio: str, png: str, channel: int | None = None, file=None) -> None:
+    """Waveform (min/max envelope) above a heatmap of tag probabilities with the active spans marked; written to
+    ``png``, or to the binary ``file`` in the format ``png``'s extension names (PNG without one)."""
     import numpy as np
 
     from ..audio import files
@@ -252,7 +253,13 @@ def plot(result, path_audio: str, png: str, channel: int | None = None) -> None:
     ax_h.set_xlabel("time (s)")
     ax_h.set_xlim(0, max(info.duration, float(result.times[-1]) if len(result.times) else 0.0, 1e-3))
     try:
-        fig.savefig(png, dpi=100, bbox_inches="tight")
+        if file is None:
+            fig.savefig(png, dpi=100, bbox_inches="tight")
+        else:
+            import os
+
+            fig.savefig(file, format=os.path.splitext(png)[1].lstrip(".").lower() or "png", dpi=100,
+                        bbox_inches="tight")
     except (OSError, ValueError) as exc:
         from ..errors import SinkError
 
@@ -292,11 +299,11 @@ def _check_plot_format(path: str) -> None:
 
 
 class _AtomicOutput:
-    """A text file written next to ``path`` and moved over it by :meth:`commit` (an existing ``path`` stays as it
-    was until then, and for good when the run fails). A ``path`` that exists and is not a regular file (a device
-    such as /dev/stdout, a named pipe) is written directly."""
+    """A text file (``binary``: a binary one) written next to ``path`` and moved over it by :meth:`commit` (an
+    existing ``path`` stays as it was until then, and for good when the run fails). A ``path`` that exists and is
+    not a regular file (a device such as /dev/stdout, a named pipe) is written directly."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, binary: bool = False):
         import os
         import stat
         import tempfile
@@ -308,13 +315,14 @@ class _AtomicOutput:
         self.path = os.path.join(folder, name)
         self.tmp = None
         try:
+            mode = {"mode": "wb"} if binary else {"mode": "w", "encoding": "utf-8", "newline": ""}
             if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
-                self.file = open(path, "w", encoding="utf-8", newline="")
+                self.file = open(path, **mode)
                 return
             fd, self.tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
         except OSError as exc:
             raise SinkError(f"{path}: cannot write ({exc.strerror or exc})") from exc
-        self.file = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        self.file = os.fdopen(fd, **mode)
 
     def commit(self) -> None:
         import os
@@ -386,12 +394,21 @@ def run(args: argparse.Namespace) -> int:
     if args.out != "-":
         if not os.path.exists(args.out) or os.path.isdir(args.out) or stat.S_ISREG(os.stat(args.out).st_mode):
             _check_writable_folder(args.out, "--out")  # (a device or pipe is written directly)
-        check_not_an_input("--out", args.out, [("one of the audio files to tag", f) for f in args.files])
+    from ..model.bundle import default_bundle_path
+
+    inputs = [("one of the audio files to tag", f) for f in args.files]
+    inputs.append(("a file of the model bundle", args.bundle or default_bundle_path()))
+    check_not_an_input("--out", args.out, inputs)
+    pngs = plot_paths(args.plot, args.files) if args.plot else None
+    for png in pngs or ():
+        check_not_an_input("--plot", png, inputs)
+        if args.out != "-" and os.path.abspath(png) == os.path.abspath(args.out):
+            raise UsageError(f"--plot {png} is the --out file; give another name")
     clf = Classifier.load(args.bundle, backend=args.backend, threads=args.threads)
     several = len(args.files) > 1
-    pngs = plot_paths(args.plot, args.files) if args.plot else None
 
     target = None if args.out == "-" else _AtomicOutput(args.out)
+    plots: list = []  # the plots, written beside their paths and moved there with --out once every file is tagged
     out = sys.stdout if target is None else target.file
     where = "standard output" if target is None else args.out
     show_progress = sys.stderr.isatty()
@@ -428,13 +445,20 @@ def run(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise SinkError(f"cannot write to {where} ({exc.strerror or exc})") from exc
             if pngs and inf.frames:
-                plot(result, path, pngs[n], args.channel)
+                plots.append(_AtomicOutput(pngs[n], binary=True))
+                plot(result, path, pngs[n], args.channel, file=plots[-1].file)
         if target is not None:
             try:
                 target.commit()
             except OSError as exc:
                 raise SinkError(f"{args.out}: cannot write ({exc.strerror or exc})") from exc
             target = None
+        while plots:
+            try:
+                plots[0].commit()
+            except OSError as exc:
+                raise SinkError(f"{plots[0].path}: cannot write the plot ({exc.strerror or exc})") from exc
+            plots.pop(0)
     except BrokenPipeError:
         # the reader went away (e.g. `| head`): stop quietly
         if target is None:
@@ -443,4 +467,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if target is not None:
             target.discard()
+        for p in plots:
+            p.discard()
     return 0
