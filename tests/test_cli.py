@@ -83,7 +83,12 @@ def test_a_config_that_is_not_utf8_is_one_line(tmp_path, capsys):
 @pytest.mark.parametrize("argv", [["pretrain", "--data", ".", "--out", "pt", "--threads", "100000"],
                                   ["pretrain", "--data", ".", "--out", "pt", "--seed", "99999999999"],
                                   ["tag", "x.wav", "--threads", "0"],
-                                  ["evaluate", "b", "--data", "d", "--threads", "300"]])
+                                  ["evaluate", "b", "--data", "d", "--threads", "300"],
+                                  # an overflow traceback, and a floor above full scale that measured nothing
+                                  ["evaluate", "b", "--real", "d", "--rms-floor-db", "1e300"],
+                                  ["evaluate", "b", "--real", "d", "--rms-floor-db", "100"],
+                                  ["pretrain", "--data", ".", "--out", "pt", "--max-hours", "1e308"],
+                                  ["data", "build", "--out", "d", "--seed", "99999999999999999999"]])
 def test_thread_counts_and_seeds_are_bounded_at_parse_time(argv, capsys):
     assert "must be" in _usage_error(argv, capsys)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -170,17 +171,50 @@ def test_real_report_with_an_empty_file(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- 4. numbers
-@pytest.mark.parametrize("opts, word", [(["--seed", "-1"], "--seed must be an integer from 0"),
-                                        (["--lr", "inf"], "--lr must be a finite number in (0, 10]"),
-                                        (["--lr", "1e6"], "--lr must be a finite number in (0, 10]"),
-                                        (["--lr", "nan"], "--lr must be a finite number"),
-                                        (["--minutes", "inf"], "--minutes must be a finite number > 0")])
+@pytest.mark.parametrize("opts, word", [(["--seed", "-1"], "argument --seed: must be 0-4294967295"),
+                                        (["--lr", "inf"], "argument --lr: must be a finite number"),
+                                        (["--lr", "1e6"], "argument --lr: must be <= 10"),
+                                        (["--lr", "nan"], "argument --lr: must be a finite number"),
+                                        (["--minutes", "inf"], "argument --minutes: must be a finite number"),
+                                        # found only after the features were computed, naming config keys
+                                        (["--minutes", "1e9"], "argument --minutes: must be <= 10080"),
+                                        (["--threads", "100000"], "argument --threads: must be 1-256"),
+                                        (["--epochs", "2000000000"], "argument --epochs: must be 1-1000000000"),
+                                        (["--windows-per-epoch", "2000000000"],
+                                         "argument --windows-per-epoch: must be 1-1000000000")])
 def test_train_data_rejects_bad_numbers(tmp_path, capsys, opts, word):
     _tag_folders(tmp_path / "data", seconds=0.2)
-    assert cli.main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "o"), *opts]) == 1
+    with pytest.raises(SystemExit) as exc:  # refused at parse time
+        cli.main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "o"), *opts])
+    assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and word in err[0]
+    assert len(err) == 1 and word in err[0], err
     assert not (tmp_path / "o.run").exists()
+
+
+def test_finetune_settings_are_bounded_in_the_python_api_too():
+    from rtclassify.learn.finetune import check_settings
+
+    for kw, word in (({"threads": 100000}, "--threads must be an integer from 1 to 256"),
+                     ({"epochs": 2 * 10 ** 9}, "--epochs must be an integer from 1 to 1000000000"),
+                     ({"windows_per_epoch": 0}, "--windows-per-epoch must be an integer from 1"),
+                     ({"minutes": 1e9}, "--minutes must be a finite number in (0, 10080]")):
+        with pytest.raises(ParameterError, match=re.escape(word)):
+            check_settings(**kw)
+
+
+def test_pretrain_budget_and_audio_are_bounded(capsys):
+    from rtclassify.learn.pretrain import PretrainParams
+
+    for kw, word in (({"minutes": 1e9}, "minutes must be at most 10080"),
+                     ({"max_hours": 1e308}, "max_hours must be at most 1000"),
+                     ({"epochs": 1e300}, "epochs must be a number from 0 to 1000000000")):
+        with pytest.raises(ParameterError, match=re.escape(word)):
+            PretrainParams(**kw).validate()
+    for opts in (["--max-hours", "1e308"], ["--minutes", "1e9"]):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["pretrain", "--data", ".", "--out", "pt", *opts])
+        assert exc.value.code == 2 and "must be <= " in capsys.readouterr().err
 
 
 def test_train_and_pretrain_params_check_seed_and_lr(tmp_path, capsys):

@@ -48,7 +48,8 @@ def number(kind: type, what: str, lo: float | None = None, hi: float | None = No
                 raise argparse.ArgumentTypeError(f"must be >= {b(lo)}, got {text!r}")
             if lo is None:
                 raise argparse.ArgumentTypeError(f"must be <= {b(hi)}{unit}, got {text!r}")
-            raise argparse.ArgumentTypeError(f"must be {b(lo)}-{b(hi)}{unit}, got {text!r}")
+            span = f"{b(lo)}-{b(hi)}" if lo >= 0 else f"from {b(lo)} to {b(hi)}"  # not "-200-0"
+            raise argparse.ArgumentTypeError(f"must be {span}{unit}, got {text!r}")
         return v
 
     parse.__name__ = kind.__name__  # argparse names the type in "invalid <name> value" messages

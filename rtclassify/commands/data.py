@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 # the build's own limits, from a light module (the build itself loads the synthesizers)
+from ..train import MAX_SEED
 from ..train.data.limits import MAX_CLIP_SECONDS, MAX_HOURS, MIN_CLIP_SECONDS, NONMUSIC_EXTRA, SOUNDFONTS_EXTRA, SPLITS
 from ._args import names_of, nonempty, number
 
@@ -24,7 +25,7 @@ def _positive(kind):
 
 
 
-_seed = number(int, "a non-negative integer", lo=0)
+_seed = number(int, "a non-negative integer", lo=0, hi=MAX_SEED)
 _hours = number(float, "a number of hours", hi=MAX_HOURS, above=0, unit=" h")
 _clip_seconds = number(float, "a number of seconds", lo=MIN_CLIP_SECONDS, hi=MAX_CLIP_SECONDS, unit=" s")
 _probability = number(float, "a probability (0-1)", lo=0, hi=1)

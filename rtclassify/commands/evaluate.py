@@ -27,8 +27,9 @@ def add_arguments(parser) -> None:
                         default="eval", help="report folder (default: ./eval)")
     parser.add_argument("--cache", metavar="DIR", type=nonempty("a folder"),
                         help="feature cache (default: DATA/features)")
-    parser.add_argument("--rms-floor-db", type=number(float, "a level in dBFS"), default=-50.0, metavar="DB",
-                        help="a frame is sounding when its RMS exceeds this (dBFS; default -50)")
+    parser.add_argument("--rms-floor-db", type=number(float, "a level in dBFS", lo=-200.0, hi=0.0), default=-50.0,
+                        metavar="DB", help="a frame is sounding when its RMS exceeds this (dBFS, -200 to 0; default "
+                                           "-50; write a value with an exponent as --rms-floor-db=-1e2)")
     parser.add_argument("--threads", type=threads, default=OFFLINE_THREADS,
                         help=f"ONNX Runtime threads (default: the CPU's cores up to 8, {OFFLINE_THREADS} here)")
     parser.add_argument("--held-notes", metavar="FONTS",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..train import MAX_LR, MAX_SEED, MAX_TEMPERATURE, MIN_TEMPERATURE
+from ..train import (MAX_EPOCHS, MAX_LR, MAX_MINUTES, MAX_PRETRAIN_HOURS, MAX_SEED, MAX_TEMPERATURE,
+                     MIN_TEMPERATURE)
 from ._args import nonempty, number, threads
 
 
@@ -28,8 +29,8 @@ examples:
 """
 
 
-def _positive(kind):
-    return number(kind, f"a {kind.__name__}", above=0)
+def _positive(kind, hi=None):
+    return number(kind, f"a {kind.__name__}", above=0, hi=hi)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,16 +46,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "run's checkpoints and bundle, are removed when it ends)")
     p.add_argument("--bundle", metavar="IN", type=nonempty("a bundle folder or zip"),
                    help="bundle giving the frontend and CNN configuration (default: bundled)")
-    p.add_argument("--minutes", type=_positive(float), default=10.0, help="budget in minutes of CPU time (default 10)")
+    p.add_argument("--minutes", type=_positive(float, MAX_MINUTES), default=10.0,
+                   help=f"budget in minutes of CPU time (default 10; at most {MAX_MINUTES}, a week)")
     p.add_argument("--steps", type=_positive(int), default=None, help="stop after this many steps")
-    p.add_argument("--epochs", type=_positive(float), default=None,
+    p.add_argument("--epochs", type=_positive(float, MAX_EPOCHS), default=None,
                    help="stop after this many passes over the loaded audio (counted in 1.5 s chunks)")
     p.add_argument("--batch-size", type=_positive(int), default=32, help="chunks per batch (default 32)")
     p.add_argument("--lr", type=number(float, "a number", above=0, hi=MAX_LR), default=1e-3,
                    help=f"peak learning rate (default 1e-3; at most {MAX_LR:g})")
     p.add_argument("--temperature", type=number(float, "a number", lo=MIN_TEMPERATURE, hi=MAX_TEMPERATURE), default=0.2,
                    help=f"NT-Xent temperature, {MIN_TEMPERATURE:g}-{MAX_TEMPERATURE:g} (default 0.2)")
-    p.add_argument("--max-hours", type=_positive(float), default=1.0, help="most audio loaded (default 1 h)")
+    p.add_argument("--max-hours", type=_positive(float, MAX_PRETRAIN_HOURS), default=1.0,
+                   help=f"most audio loaded (default 1 h; at most {MAX_PRETRAIN_HOURS:g})")
     p.add_argument("--seed", type=number(int, "an integer", lo=0, hi=MAX_SEED), default=0,
                    help=f"random seed, 0..{MAX_SEED} (default 0)")
     p.add_argument("--threads", type=threads, default=1, help="torch threads (default 1)")

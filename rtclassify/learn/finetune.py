@@ -66,7 +66,7 @@ import numpy as np
 
 from ..audio.files import AUDIO_EXTENSIONS, audio_files_under
 from ..errors import ParameterError, require
-from ..train import MAX_LR, MAX_SEED
+from ..train import MAX_EPOCHS, MAX_LR, MAX_MINUTES, MAX_SEED, MAX_THREADS, MAX_WINDOWS
 
 __all__ = ["read_labelled_data", "state_from_onnx", "base_state", "finetune", "check_settings", "add_arguments",
            "check_config_run", "run", "run_folder", "load_init", "NONE_FOLDERS"]
@@ -527,11 +527,11 @@ def check_settings(epochs=6, minutes=10.0, lr=5e-4, val_fraction=0.2, seed=0, th
             rng = f"> {lo:g}" if hi == math.inf else f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
             raise ParameterError(f"--{name} must be a finite number {rng} (got {v!r})")
 
-    integer(epochs, "epochs", 1)
-    integer(windows_per_epoch, "windows-per-epoch", 1)
-    integer(threads, "threads", 1)
+    integer(epochs, "epochs", 1, MAX_EPOCHS)
+    integer(windows_per_epoch, "windows-per-epoch", 1, MAX_WINDOWS)
+    integer(threads, "threads", 1, MAX_THREADS)
     integer(seed, "seed", 0, MAX_SEED)
-    real(minutes, "minutes", 0.0, math.inf, hi_open=True)
+    real(minutes, "minutes", 0.0, MAX_MINUTES)
     real(lr, "lr", 0.0, MAX_LR)
     real(val_fraction, "val-fraction", 0.0, 1.0, lo_open=False, hi_open=True)
 
@@ -678,7 +678,7 @@ _CONFIG_OPTIONS = {"config": "--config", "set": "--set", "resume": "--resume", "
 
 def add_arguments(parser) -> None:
     """The ``--data`` options of ``rtclassify train``."""
-    from ..commands._args import nonempty
+    from ..commands._args import nonempty, number
 
     g = parser.add_argument_group("fine-tuning on your own labelled audio (instead of --config)")
     g.add_argument("--data", metavar="FOLDER|CSV", type=nonempty("a folder or CSV file"),
@@ -694,17 +694,21 @@ def add_arguments(parser) -> None:
                    help="replace a bundle already at --out (whole, once the new one is written); with --config, "
                         "one at the config's [output] bundle that another run wrote")
     d = _OPTION_DEFAULTS  # the defaults apply in run(): None here tells a given option from an absent one
-    g.add_argument("--epochs", type=int, default=None, help=f"most epochs (default {d['epochs']})")
-    g.add_argument("--minutes", type=float, default=None, help=f"time budget in minutes (default {d['minutes']:g})")
-    g.add_argument("--lr", type=float, default=None,
+    g.add_argument("--epochs", type=number(int, "a whole number", lo=1, hi=MAX_EPOCHS), default=None,
+                   help=f"most epochs (default {d['epochs']})")
+    g.add_argument("--minutes", type=number(float, "a number", above=0, hi=MAX_MINUTES), default=None,
+                   help=f"time budget in minutes (default {d['minutes']:g}; at most {MAX_MINUTES}, a week)")
+    g.add_argument("--lr", type=number(float, "a number", above=0, hi=MAX_LR), default=None,
                    help=f"peak learning rate (default {d['lr']:g}; at most {MAX_LR:g})")
     g.add_argument("--val-fraction", type=float, default=None,
                    help=f"share of files held out for validation, 0 to below 1 (0: none, validating on the "
                         f"training files; default {d['val_fraction']:g})")
-    g.add_argument("--windows-per-epoch", type=int, default=None,
+    g.add_argument("--windows-per-epoch", type=number(int, "a whole number", lo=1, hi=MAX_WINDOWS), default=None,
                    help=f"training windows per epoch (default {d['windows_per_epoch']})")
-    g.add_argument("--seed", type=int, default=None, help=f"random seed, 0..{MAX_SEED} (default {d['seed']})")
-    g.add_argument("--threads", type=int, default=None, help=f"torch threads (default {d['threads']})")
+    g.add_argument("--seed", type=number(int, "an integer", lo=0, hi=MAX_SEED), default=None,
+                   help=f"random seed, 0..{MAX_SEED} (default {d['seed']})")
+    g.add_argument("--threads", type=number(int, "a whole number", lo=1, hi=MAX_THREADS), default=None,
+                   help=f"torch threads, 1..{MAX_THREADS} (default {d['threads']})")
 
 
 def _option(name: str) -> str:

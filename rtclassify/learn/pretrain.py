@@ -47,7 +47,7 @@ import numpy as np
 
 from ..audio.files import AUDIO_EXTENSIONS, audio_files_under
 from ..errors import ParameterError, require
-from ..train import MAX_LR, MAX_SEED, MAX_TEMPERATURE, MIN_TEMPERATURE
+from ..train import MAX_EPOCHS, MAX_LR, MAX_MINUTES, MAX_PRETRAIN_HOURS, MAX_SEED, MAX_TEMPERATURE, MIN_TEMPERATURE
 
 __all__ = ["PretrainParams", "AudioPool", "Augmenter", "pretrain", "load_encoder", "ssl_encoder", "nt_xent",
            "check_supervised_step", "check_pretrain_out", "train_supervised_head", "toml_string", "ENCODER_FORMAT",
@@ -111,8 +111,11 @@ class PretrainParams:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ParameterError(f"{name} must be a positive number (got {v!r})")
-        if not (isinstance(self.epochs, (int, float)) and math.isfinite(self.epochs) and self.epochs >= 0):
-            raise ParameterError(f"epochs must be a number >= 0 (got {self.epochs!r})")
+        for name, hi in (("minutes", MAX_MINUTES), ("max_hours", MAX_PRETRAIN_HOURS)):
+            if getattr(self, name) > hi:
+                raise ParameterError(f"{name} must be at most {hi:g} (got {getattr(self, name)!r})")
+        if not (isinstance(self.epochs, (int, float)) and math.isfinite(self.epochs) and 0 <= self.epochs <= MAX_EPOCHS):
+            raise ParameterError(f"epochs must be a number from 0 to {MAX_EPOCHS} (got {self.epochs!r})")
         if not MIN_TEMPERATURE <= self.temperature <= MAX_TEMPERATURE:
             # below it the similarities over the temperature overflow at once; SimCLR's range is 0.05-1
             raise ParameterError(f"temperature must be {MIN_TEMPERATURE:g}-{MAX_TEMPERATURE:g} (got {self.temperature!r})")
