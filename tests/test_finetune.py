@@ -497,3 +497,30 @@ def test_an_init_checkpoint_for_other_frames_is_refused_before_the_data_is_read(
     assert f"error: --init {tmp_path / 'other.pt'}: its " in err, err
     assert ("n_mels 64, the base bundle" in err) if what == "n_mels" else ("fmax (4000.0 against 8000.0)" in err)
     assert not (tmp_path / "ft").exists() and not (tmp_path / "ft.run").exists()
+
+
+def test_an_interrupted_pretraining_keeps_its_steps(tiny_base, tmp_path, capsys, monkeypatch):
+    """Ctrl-C (or SIGTERM) during pretraining left nothing, not even the folder; now the encoder as it was at the
+    last whole step is written (marked interrupted) with its history, and the command still ends with 130."""
+    import torch
+
+    import rtclassify.learn.pretrain as pt
+
+    real, calls = pt.nt_xent, []
+
+    def interrupted_at_the_fourth_step(*a, **k):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(pt, "nt_xent", interrupted_at_the_fourth_step)
+    out = tmp_path / "ssl"
+    assert cli.main(["pretrain", "--data", str(_pretrain_audio(tmp_path)), "--out", str(out), "--bundle",
+                     str(tiny_base), "--steps", "50", "--batch-size", "2"]) == 130
+    assert "interrupted after 3 steps" in capsys.readouterr().out
+    ck = torch.load(out / "encoder.pt", map_location="cpu", weights_only=True)
+    assert ck["interrupted"] is True and ck["steps"] == 3
+    assert json.loads((out / "pretrain_history.json").read_text())[0]["step"] == 1
+    model, _ = pt.load_encoder(out / "encoder.pt")  # a usable encoder
+    assert not model.training

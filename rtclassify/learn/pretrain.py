@@ -427,69 +427,85 @@ def _pretrain_into(torch, data, out_dir: Path, bundle, p: PretrainParams, consol
     step = 0
     t0 = time.perf_counter()
     c0 = time.process_time()
+    running = None
+
+    def save(interrupted: bool) -> Path:
+        dt = time.perf_counter() - t0
+        cpu = time.process_time() - c0
+        ck = {
+            "format": ENCODER_FORMAT,
+            "model_config": cfg.to_dict(),
+            "state_dict": model.state_dict(),
+            "projector": proj.state_dict(),
+            "frontend": dict(bundle.frontend),
+            "params": asdict(p),
+            "history": history,
+            "steps": step,
+            "interrupted": interrupted,
+            "seconds": dt,
+            "cpu_seconds": cpu,
+            "data": {"folder": str(Path(data).resolve()), "files": len(pool.clips), "hours": pool.seconds / 3600},
+            "augmentations": ["random crop", "polarity", "noise", "gain", "filters", "delay", "pitch shift", "reverb"],
+        }
+        path = out_dir / "encoder.pt"
+        write_atomic(path, lambda f: torch.save(ck, f))
+        write_atomic(out_dir / HISTORY_NAME, lambda f: f.write(json.dumps(history, indent=1).encode()))
+        return path
+
     model.train()
     proj.train()
-    with Progress(TextColumn("pretraining"), BarColumn(), TextColumn("step {task.fields[step]} loss {task.fields[loss]:.3f}"),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task("pretrain", total=budget, step=0, loss=0.0)
-        running = None
-        while True:
-            elapsed = time.process_time() - c0
-            frac = elapsed / budget
-            if max_steps:
-                frac = max(frac, step / max_steps)
-            if frac >= 1.0:
-                break
-            lr = p.lr * (min(1.0, frac / 0.05) if frac < 0.05 else 0.5 * (1 + math.cos(math.pi * frac)))
-            for g in opt.param_groups:
-                g["lr"] = max(lr, p.lr * 0.01)
-            v1, v2 = [], []
-            for _ in range(p.batch_size):
-                c = pool.chunk(rng, chunk_n)
-                v1.append(_mel(fe, aug.view(c, rng)))
-                v2.append(_mel(fe, aug.view(c, rng)))
-            x = torch.from_numpy(np.stack(v1 + v2))
-            _, emb = model.logits_and_embedding(x)
-            z = proj(emb)
-            loss = nt_xent(z[:p.batch_size], z[p.batch_size:], p.temperature)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            li = float(loss.item())
-            if not math.isfinite(li):
-                raise ParameterError(f"pretraining diverged: the loss became {li} at step {step} (lr {p.lr:g}, "
-                                     f"temperature {p.temperature:g}); pretrain again with a lower learning rate")
-            running = li if running is None else 0.95 * running + 0.05 * li
-            if step % 10 == 0 or step == 1:
-                history.append({"step": step, "loss": li, "loss_smoothed": running, "lr": lr,
-                                "seconds": round(time.perf_counter() - t0, 1),
-                                "cpu_seconds": round(time.process_time() - c0, 1)})
-            bar.update(task, completed=min(budget, time.process_time() - c0), step=step, loss=running)
+    try:
+        with Progress(TextColumn("pretraining"), BarColumn(),
+                      TextColumn("step {task.fields[step]} loss {task.fields[loss]:.3f}"),
+                      TimeElapsedColumn(), console=console, transient=True) as bar:
+            task = bar.add_task("pretrain", total=budget, step=0, loss=0.0)
+            while True:
+                elapsed = time.process_time() - c0
+                frac = elapsed / budget
+                if max_steps:
+                    frac = max(frac, step / max_steps)
+                if frac >= 1.0:
+                    break
+                lr = p.lr * (min(1.0, frac / 0.05) if frac < 0.05 else 0.5 * (1 + math.cos(math.pi * frac)))
+                for g in opt.param_groups:
+                    g["lr"] = max(lr, p.lr * 0.01)
+                v1, v2 = [], []
+                for _ in range(p.batch_size):
+                    c = pool.chunk(rng, chunk_n)
+                    v1.append(_mel(fe, aug.view(c, rng)))
+                    v2.append(_mel(fe, aug.view(c, rng)))
+                x = torch.from_numpy(np.stack(v1 + v2))
+                _, emb = model.logits_and_embedding(x)
+                z = proj(emb)
+                loss = nt_xent(z[:p.batch_size], z[p.batch_size:], p.temperature)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                li = float(loss.item())
+                if not math.isfinite(li):
+                    raise ParameterError(f"pretraining diverged: the loss became {li} at step {step} (lr {p.lr:g}, "
+                                         f"temperature {p.temperature:g}); pretrain again with a lower learning rate")
+                running = li if running is None else 0.95 * running + 0.05 * li
+                if step % 10 == 0 or step == 1:
+                    history.append({"step": step, "loss": li, "loss_smoothed": running, "lr": lr,
+                                    "seconds": round(time.perf_counter() - t0, 1),
+                                    "cpu_seconds": round(time.process_time() - c0, 1)})
+                bar.update(task, completed=min(budget, time.process_time() - c0), step=step, loss=running)
+    except KeyboardInterrupt:
+        # Ctrl-C, SIGTERM: the steps made so far are kept (an encoder marked interrupted), then the command ends
+        if step:
+            model.eval()
+            path = save(interrupted=True)
+            console.print(f"interrupted after {step} steps: {path} holds the encoder as it was then")
+        raise
     model.eval()
     dt = time.perf_counter() - t0
     cpu = time.process_time() - c0
     chance = math.log(2 * p.batch_size - 1)
     console.print(f"pretrained {step} steps in {cpu / 60:.1f} CPU min ({dt / 60:.1f} min wall): NT-Xent {running:.3f} "
                   f"(chance level {chance:.3f})")
-    ck = {
-        "format": ENCODER_FORMAT,
-        "model_config": cfg.to_dict(),
-        "state_dict": model.state_dict(),
-        "projector": proj.state_dict(),
-        "frontend": dict(bundle.frontend),
-        "params": asdict(p),
-        "history": history,
-        "steps": step,
-        "seconds": dt,
-        "cpu_seconds": cpu,
-        "data": {"folder": str(Path(data).resolve()), "files": len(pool.clips), "hours": pool.seconds / 3600},
-        "augmentations": ["random crop", "polarity", "noise", "gain", "filters", "delay", "pitch shift", "reverb"],
-    }
-    path = out_dir / "encoder.pt"
-    write_atomic(path, lambda f: torch.save(ck, f))
-    (out_dir / HISTORY_NAME).write_text(json.dumps(history, indent=1))
-    return path
+    return save(interrupted=False)
 
 
 def load_encoder(path):
