@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return its exit status.
 
     0: done; 1: an error the command reported in one line; 2: wrong arguments (argparse exits with it);
-    130: interrupted (Ctrl-C); 141: standard output's reader went away. SIGTERM or SIGHUP: the command
+    130: interrupted (Ctrl-C). Standard output's reader going away (``| head``) ends a command quietly with 0,
+    as ``tag`` and a live run's ``--log -`` end (the output asked for was taken). SIGTERM or SIGHUP: the command
     unwinds (see :class:`Terminated`), then the process ends by the signal, as it would have without the
     handler (a shell reports 143 or 129).
     """
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         from .commands._args import drop_stdout
 
         drop_stdout()
-        return 141
+        return 0
     except OSError as exc:
         if not _is_unnamed_write_error(exc):
             raise

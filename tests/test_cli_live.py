@@ -432,3 +432,12 @@ def test_second_sigterm_quits_at_once(monkeypatch):
         requested._handler(signal.SIGHUP, None)
         assert exits == [128 + signal.SIGHUP]
     assert signal.getsignal(signal.SIGTERM) != requested._handler
+
+
+def test_every_command_ends_with_0_when_the_reader_of_its_output_has_gone():
+    """`rtclassify backends | head -0` exited 141 where `tag` and `demo --log -` exit 0: one rule for all."""
+    p = subprocess.Popen([sys.executable, "-m", "rtclassify", "backends"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env(), cwd=tempfile.gettempdir())
+    p.stdout.close()  # gone before the command writes anything
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 0 and "Traceback" not in err, err
