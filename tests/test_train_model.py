@@ -470,6 +470,35 @@ def test_resume_continues_and_matches(tiny_run, tmp_path):
         other.resume()
 
 
+def test_a_run_killed_between_its_checkpoints_resumes_to_the_same_best(tiny_run, tmp_path, monkeypatch):
+    """A run stopped between the two checkpoints of an improving epoch resumes and ends as the whole run does.
+    With last.pt written first, last.pt named a best epoch that best.pt did not hold: the export took older
+    weights, or (after epoch 1) resume failed on a missing best.pt."""
+    _, _, _, train, val = tiny_run
+    params = TrainParams(epochs=2, windows_per_epoch=1280, batch_size=64, lr=5e-3, threads=1, seed=3)
+    mc = ModelConfig(**TINY, lookahead_frames=2)
+    whole = Trainer(mc, params, train, val, tmp_path / "whole", TAGS)
+    whole.fit()
+    real_save, saved = Trainer.save, []
+
+    def killed_after_the_first_checkpoint(self, name):
+        path = real_save(self, name)
+        saved.append(name)
+        raise KeyboardInterrupt  # epoch 1 always improves: the kill falls between its two checkpoints
+
+    monkeypatch.setattr(Trainer, "save", killed_after_the_first_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(mc, params, train, val, tmp_path / "killed", TAGS).fit()
+    monkeypatch.setattr(Trainer, "save", real_save)
+    assert saved == ["best.pt"]
+    again = Trainer(mc, params, train, val, tmp_path / "killed", TAGS)
+    result = again.fit(resume=True)
+    assert again.best_epoch == whole.best_epoch and again.epoch == 2
+    a = load_checkpoint(result["best"])["state_dict"]
+    b = load_checkpoint(tmp_path / "whole" / "best.pt")["state_dict"]
+    assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in b)
+
+
 def test_resume_refuses_other_training_settings_and_other_data(tiny_run, tmp_path):
     import shutil
 

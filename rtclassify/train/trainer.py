@@ -896,9 +896,11 @@ class Trainer:
                     self.best_score, self.best_epoch, self.bad_epochs = score, self.epoch, 0
                 else:
                     self.bad_epochs += 1
-                self.save("last.pt")
+                # best.pt first: a run killed between the two resumes from the last.pt before and repeats
+                # this epoch (last.pt first left a last.pt whose best epoch best.pt did not hold)
                 if improved:
                     self.save("best.pt")
+                self.save("last.pt")
                 self._write_history()
                 self.console.print(
                     f"epoch {self.epoch:3d}  train {train_loss:.4f}  val {metrics['val_loss']:.4f}  "
@@ -912,7 +914,10 @@ class Trainer:
         return {"best": self.out_dir / "best.pt", "history": self.history, "stopped": stopped}
 
     def _write_history(self):
-        (self.out_dir / "history.json").write_text(json.dumps(self.history, indent=1))
+        from ..model.bundle_write import write_atomic
+
+        text = json.dumps(self.history, indent=1).encode()
+        write_atomic(self.out_dir / "history.json", lambda f: f.write(text))
         try:
             plot_history(self.history, self.out_dir / "curves.png")
         except Exception as exc:  # a plotting problem must not stop training
@@ -944,8 +949,12 @@ def plot_history(history: list[dict], path) -> Path:
     a2.set_ylim(top=1.0)
     a2.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    from ..model.bundle_write import write_atomic
+
+    try:  # through a temporary file: a run stopped while it is written leaves the earlier plot
+        write_atomic(Path(path), lambda f: fig.savefig(f, format="png", dpi=90))
+    finally:
+        plt.close(fig)
     return Path(path)
 
 
