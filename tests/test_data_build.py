@@ -559,3 +559,55 @@ def test_a_write_error_while_unpacking_is_not_blamed_on_the_tarball(tmp_path, mo
         samples.fetch_package("flute", tmp_path)
     assert str(info.value) == f"cannot unpack {tarball.name} into {tmp_path}: No space left on device"
     assert sorted(p.name for p in tmp_path.iterdir()) == [tarball.name]
+
+
+def test_a_render_worker_ends_when_the_build_is_killed(tmp_path):
+    """A build killed with SIGKILL left its spawned render workers running (hundreds of MB each, holding its
+    standard output): a worker started as the build starts them ends with it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux's")
+
+    def running(pid):  # a zombie (ended, not yet reaped by whoever adopted it) has ended
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    script = tmp_path / "parent.py"
+    ready = tmp_path / "ready"
+    script.write_text(
+        "import multiprocessing as mp, os, sys, time\n"
+        "from rtclassify.train.data.build import die_with_parent\n"
+        "def child(parent, ready):\n"
+        "    die_with_parent(parent)\n"
+        "    open(ready, 'w').close()\n"
+        "    time.sleep(120)\n"
+        "if __name__ == '__main__':\n"
+        f"    p = mp.get_context('spawn').Process(target=child, args=(os.getpid(), {str(ready)!r}))\n"
+        "    p.start()\n"
+        "    print(p.pid, flush=True)\n"
+        "    time.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    for _ in range(600):  # the child has made its request (its imports take a while)
+        if ready.exists():
+            break
+        time.sleep(0.05)
+    assert ready.exists() and running(child)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=10)
+    parent.stdout.close()
+    for _ in range(100):
+        if not running(child):
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the worker outlived its killed parent")

@@ -469,7 +469,26 @@ def _local_context(npm_cache, render_rate) -> WorkerContext:
     return _LOCAL[key]
 
 
-def _worker_init(npm_cache, render_rate):
+def die_with_parent(parent_pid: int) -> None:
+    """Have this process end (SIGTERM) when the process ``parent_pid`` that started it ends, however it ends: a
+    build killed with SIGKILL (or by the OOM killer) left its render workers running, each holding hundreds of
+    MB and the build's standard output (Linux ``PR_SET_PDEATHSIG``; elsewhere nothing is done)."""
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # it ended before the request was made
+        os._exit(1)
+
+
+def _worker_init(npm_cache, render_rate, parent_pid=None):
     """Start a clean render process: libfluidsynth is loaded before anything imports soundfile.
 
     The soundfile wheel ships its own libsndfile with the SONAME libsndfile.so.1; when it is loaded
@@ -480,6 +499,8 @@ def _worker_init(npm_cache, render_rate):
     import sys
 
     global _CTX, _INIT_ERROR
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     try:
         if "soundfile" in sys.modules and "fluidsynth" not in sys.modules:
             raise RuntimeError("render worker: soundfile was imported before fluidsynth; renders would not be "
@@ -707,7 +728,7 @@ def _render_jobs(jobs: list, workers: int, npm_cache, render_rate: int):
 
     n = max(1, min(int(workers), len(jobs)))
     pool = ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                               initargs=(npm_cache, render_rate))
+                               initargs=(npm_cache, render_rate, os.getpid()))
     finished = False
     try:
         todo = iter(jobs)
