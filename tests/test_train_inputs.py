@@ -90,7 +90,7 @@ def test_run_folder_of_a_zip_output_is_case_insensitive(learned_bundle, tmp_path
     from rtclassify.learn.finetune import finetune
     from rich.console import Console
 
-    data = _tag_folders(tmp_path / "data", seconds=0.2)  # too short for a window: stops after the run folder
+    data = _tag_folders(tmp_path / "data", seconds=0.5)  # too short for a window: stops after the run folder
     with pytest.raises(ParameterError, match="long enough"):
         finetune(data, tmp_path / "b.ZIP", bundle=write_cnn_bundle(tmp_path / "base"), epochs=1,
                  console=Console(file=io.StringIO()))
@@ -267,3 +267,26 @@ def test_train_data_and_pretrain_refuse_a_file_as_out_before_any_work(tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "exists and is not a folder" in err[0]
     assert (tmp_path / "afile.txt").read_text() == "x"
+
+
+def test_a_tag_on_in_every_sounding_frame_is_refused(tmp_path):
+    """One tag folder of continuous sound and nothing else: the tag was trained to be on for any sound (no
+    warning; its bundle turned it on for noise and near-silence)."""
+    from rich.console import Console
+
+    import soundfile as sf
+    from rtclassify.learn.finetune import finetune
+
+    (tmp_path / "data" / "beep").mkdir(parents=True)
+    for i in range(2):
+        sf.write(tmp_path / "data" / "beep" / f"{i}.wav", tone(SR, 2.0, 440.0 * (i + 1), 0.3), SR)
+    with pytest.raises(ParameterError, match=r"the tag\(s\) beep are on in every sounding frame .* '_none' folder"):
+        finetune(tmp_path / "data", tmp_path / "b", bundle=write_cnn_bundle(tmp_path / "base"), epochs=1,
+                 console=Console(file=io.StringIO()))
+    short = tmp_path / "short" / "tick"
+    short.mkdir(parents=True)
+    sf.write(short / "0.wav", tone(SR, 0.01, 440.0, 0.3), SR)
+    sf.write(short / "1.wav", tone(SR, 0.01, 880.0, 0.3), SR)
+    with pytest.raises(ParameterError, match=r"silent or shorter than one frame \(512 samples at 16000 Hz, 32 ms\)"):
+        finetune(tmp_path / "short", tmp_path / "c", bundle=write_cnn_bundle(tmp_path / "base2"), epochs=1,
+                 console=Console(file=io.StringIO()))

@@ -301,16 +301,28 @@ def read_labelled_data(data, frontend: dict, console=None) -> tuple[list, list]:
     return items, tags
 
 
-def _check_tags_sound(items, tags, data) -> None:
-    """ParameterError naming the tags that label no frame (a tag folder of silent files): such a tag would be
-    trained to be always off."""
+def _check_tags_sound(items, tags, data, frontend: dict) -> None:
+    """ParameterError naming the tags that label no frame (a tag folder of silent files, or of files shorter than
+    one frame): such a tag would be trained to be always off; and the tags on in every sounding frame of the
+    data (one tag folder of continuous sound, no negatives): such a tag would be trained to be on for any sound."""
     counts = np.zeros(len(tags), np.int64)
-    for _, _, lab in items:
+    off = np.zeros(len(tags), np.int64)  # sounding frames where the tag is off
+    for _, x, lab in items:
         counts += lab.sum(axis=0, dtype=np.int64)
+        sounding = _sounding(x, frontend)
+        if len(sounding):
+            off += (sounding[:, None] & (lab[:len(sounding)] == 0)).sum(axis=0, dtype=np.int64)
     empty = [t for t, c in zip(tags, counts) if c == 0]
     if empty:
+        n_fft, rate = int(frontend["n_fft"]), int(frontend["sample_rate"])
         raise ParameterError(f"--data: no sounding frame (above -70 dBFS) carries the tag(s) {', '.join(empty)} in "
-                             f"{data}: the files of their folders are silent; a tag needs examples of its sound")
+                             f"{data}: the files of their folders are silent or shorter than one frame ({n_fft} "
+                             f"samples at {rate} Hz, {1000 * n_fft / rate:.0f} ms); a tag needs examples of its sound")
+    always = [t for t, c in zip(tags, off) if c == 0]
+    if always:
+        raise ParameterError(f"--data: the tag(s) {', '.join(always)} are on in every sounding frame of {data}, so "
+                             f"they would be trained to be on for any sound; add audio without them (a '_none' "
+                             f"folder of other sounds, or other tags' folders)")
 
 
 def _split_files(items, tags, val_fraction: float, seed: int) -> tuple[list, list]:
@@ -602,6 +614,7 @@ def _finetune_into(data, out: Path, run_dir: Path, bundle, init, epochs, minutes
     fe = dict(base.frontend)
     init_ck = load_init(init, base) if init is not None else None  # before the data is read
     items, tags = read_labelled_data(data, fe, console)
+    _check_tags_sound(items, tags, data, fe)
     train_items, val_items = _split_files(items, tags, val_fraction, seed)
     if not val_items:
         console.print("[yellow]--val-fraction 0: validating on the training files[/]" if val_fraction == 0 else
@@ -617,7 +630,6 @@ def _finetune_into(data, out: Path, run_dir: Path, bundle, init, epochs, minutes
     if len(train_set.target_frames(W, base.lookahead_frames)) == 0:
         raise ParameterError(f"--data: no training file is long enough for one {W}-frame window "
                              f"({W * base.hop_length / base.sample_rate:.2f} s)")
-    _check_tags_sound(items, tags, data)
     # weights: calibrate an ONNX-converted start on training windows
     tt = train_set.target_frames(W, base.lookahead_frames, 4)
     calib = window_batch(train_set.mel, tt[np.linspace(0, len(tt) - 1, min(256, len(tt))).astype(int)]
