@@ -124,3 +124,20 @@ def test_learn_and_export_commands_refuse_a_bad_out_first(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["learn", "--tag", "t", str(tmp_path / "missing.wav"), "--out", ""])
     assert exc.value.code == 2 and "--out" in capsys.readouterr().err
+
+
+def test_json_reports_are_written_whole_or_not_at_all(tmp_path):
+    """The reports and histories (evaluate's <split>.json, real.json, held_notes.json, a run's history.json and
+    eval/<test>.json, pretrain_history.json) went straight into their files: a run stopped mid-write left half
+    of one. write_json_atomic leaves the earlier file when the new one cannot be written."""
+    import json
+
+    from rtclassify.model.bundle_write import write_json_atomic
+
+    dest = tmp_path / "real.json"
+    write_json_atomic(dest, {"n": 1})
+    assert json.loads(dest.read_text()) == {"n": 1}
+    with pytest.raises(TypeError):
+        write_json_atomic(dest, {"n": 2, "bad": object()})
+    assert json.loads(dest.read_text()) == {"n": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["real.json"]

@@ -303,6 +303,31 @@ def test_train_on_a_folder_that_is_not_a_data_set_leaves_no_run_folder(tmp_path,
     assert not (tmp_path / "runs").exists()
 
 
+def _splits_only(folder, *splits):
+    """A folder that reads as a built data set holding records of ``splits`` only."""
+    folder.mkdir()
+    (folder / "manifest.json").write_text("{}")
+    (folder / "manifest.jsonl").write_text("".join(json.dumps({"split": s}) + "\n" for s in splits))
+    return folder
+
+
+def test_a_data_set_without_the_split_leaves_no_folder(tmp_path, capsys, monkeypatch):
+    """A build without its val split (or the evaluated split) was refused after the run or report folder was
+    made (an empty folder left behind); it is refused before."""
+    pytest.importorskip("torch")  # the trainer's module imports it
+    from rtclassify.model.bundle import default_bundle_path
+
+    monkeypatch.chdir(tmp_path)
+    data = _splits_only(tmp_path / "d", "train", "test")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[data]\ndir = "{data}"\n[output]\ndir = "runs/x"\nbundle = "runs/b"\n')
+    assert cli.main(["train", "--config", str(cfg)]) == 1
+    assert "[data] val: the data dir" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+    assert cli.main(["evaluate", str(default_bundle_path()), "--data", str(data), "--split", "val", "--out",
+                     str(tmp_path / "ev")]) == 1
+    assert "the 'val' split has no clips" in capsys.readouterr().err and not (tmp_path / "ev").exists()
+
+
 def test_learn_says_where_the_positive_files_go(tmp_path, capsys):
     """--negatives takes every file after it: positives put after it are not lost in a bare 'required' error."""
     out = tmp_path / "b"

@@ -66,13 +66,13 @@ def test_real_report_with_the_default_bundle(tmp_path, capsys):
     assert json.loads((tmp_path / "ev" / "real.json").read_text())["onsets"]["n"] == 2
     # a floor no frame reaches: nothing is measured, and that is said, not counted as passes or as never on
     assert cli.main(["evaluate", str(default_bundle_path()), "--real", str(tmp_path), "--out",
-                     str(tmp_path / "ev2"), "--rms-floor-db", "10"]) == 0
+                     str(tmp_path / "ev2"), "--rms-floor-db", "0"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     rep = json.loads((tmp_path / "ev2" / "real.json").read_text())
     assert rep["targets"]["single_instrument"] == {} and rep["targets"]["unmeasured"] == ["flute-A4.wav"]
     assert rep["targets"]["all_pass"] is False
     assert rep["onsets"]["n"] == 0 and rep["onsets"]["unmeasured"] == 2
-    assert "single-instrument, not measured (no frame above --rms-floor-db 10 dBFS): flute-A4.wav" in out
+    assert "single-instrument, not measured (no frame above --rms-floor-db 0 dBFS): flute-A4.wav" in out
     assert "not timed for 2 (file, tag) pair(s)" in out and "never on in" not in out
 
 

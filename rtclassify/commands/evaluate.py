@@ -46,7 +46,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import json
+    import os
     from pathlib import Path
 
     from rich.console import Console
@@ -56,7 +56,7 @@ def run(args) -> int:
 
     require("sklearn", extra="train")
     from ..model.bundle import load_bundle
-    from ..model.bundle_write import make_output_folder
+    from ..model.bundle_write import make_output_folder, write_json_atomic
     from ..train.evaluate import (check_real_labels, evaluate_real, evaluate_split, format_real_table,
                                   plot_split_report)
     from ..train.export import check_metrics_bundle, update_bundle_metrics
@@ -88,79 +88,91 @@ def run(args) -> int:
             raise ParameterError(f"--data {data}: " + ("is a file; give the folder `rtclassify data build` wrote"
                                                        if data.exists() else "not found"))
         split_fingerprint(data, args.split)  # the split's manifest records, which the features are made from
+        from ..train.data import load_split
+
+        if load_split(data, args.split)[1] == 0:
+            raise ParameterError(f"--data {data}: the {args.split!r} split has no clips (a build with --splits that "
+                                 f"left it out?)")
     if args.real:
         check_real_labels(args.real, list(bundle.labels))
     console = Console()
+    created = not os.path.exists(os.path.expanduser(args.out))
     out = make_output_folder(args.out, "--out")
-    if args.data:
-        report, curves = evaluate_split(args.bundle, args.data, args.split, args.cache, threads=args.threads)
-        labels = list(report["per_tag"])
-        (out / f"{args.split}.json").write_text(json.dumps(report, indent=1))
-        plots = plot_split_report(report, curves, labels, out)
-        t = Table(title=f"{args.split}: {report['n']} frames (every {report['stride_frames']} frames)")
-        for c in ("tag", "ROC-AUC", "PR-AUC", "F1", "prevalence"):
-            t.add_column(c, justify="right" if c != "tag" else "left")
+    try:
+        if args.data:
+            report, curves = evaluate_split(args.bundle, args.data, args.split, args.cache, threads=args.threads)
+            labels = list(report["per_tag"])
+            write_json_atomic(out / f"{args.split}.json", report)
+            plots = plot_split_report(report, curves, labels, out)
+            t = Table(title=f"{args.split}: {report['n']} frames (every {report['stride_frames']} frames)")
+            for c in ("tag", "ROC-AUC", "PR-AUC", "F1", "prevalence"):
+                t.add_column(c, justify="right" if c != "tag" else "left")
 
-        def f(v):
-            return "-" if v is None else f"{v:.3f}"
+            def f(v):
+                return "-" if v is None else f"{v:.3f}"
 
-        for tag, d in report["per_tag"].items():
-            t.add_row(tag, f(d["roc_auc"]), f(d["pr_auc"]), f(d.get("f1")), f"{d['prevalence']:.3f}")
-        m = report["macro"]
-        t.add_row("[bold]macro", f(m["roc_auc"]), f(m["pr_auc"]), f(m.get("f1")), "")
-        console.print(t)
-        for span, rep in report.get("after_onset", {}).items():
-            console.print(f"first {span} after each onset: macro ROC-AUC {f(rep['macro']['roc_auc'])}, "
-                          f"PR-AUC {f(rep['macro']['pr_auc'])}")
-        for tag, rows in report.get("by_source", {}).items():
-            if len(rows) > 1:
-                console.print(f"{tag} by source (ROC-AUC, positives): " + ", ".join(
-                    f"{name} {f(d['roc_auc'])} ({d['positives']})" for name, d in rows.items()))
-        if report.get("not_in_data"):
-            console.print(f"not scored (the data has no labels for them): {', '.join(report['not_in_data'])}")
-        console.print(f"wrote {out / (args.split + '.json')}, " + ", ".join(str(p) for p in plots))
-        if args.update_bundle:
-            update_bundle_metrics(args.bundle, {args.split: report})
-    if args.real:
-        rep = evaluate_real(args.bundle, args.real, rms_floor_db=args.rms_floor_db, threads=args.threads)
-        (out / "real.json").write_text(json.dumps(rep, indent=1))
-        console.print(format_real_table(rep))
-        tg = rep["targets"]
-        for group, rows in (("single-instrument (labelled tag on >= 70% of sounding frames)",
-                             tg["single_instrument"]),
-                            ("no music (every tag off on >= 90% of frames)", tg["no_music"]),
-                            ("speech (singing on <= 10% of frames)", tg["speech_no_singing"])):
-            passed = sum(r["pass"] for r in rows.values())
-            console.print(f"{group}: {passed}/{len(rows)} pass"
-                          + ("" if passed == len(rows) else
-                             " (fail: " + ", ".join(k for k, r in rows.items() if not r["pass"]) + ")"))
-        if tg.get("unmeasured"):
-            console.print(f"single-instrument, not measured (no frame above --rms-floor-db "
-                          f"{rep['rms_floor_db']:g} dBFS): {', '.join(tg['unmeasured'])}")
-        on = rep["onsets"]
-        if on["n"]:
-            med = "-" if on["median_s"] is None else f"{1000 * on['median_s']:.0f} ms"
-            console.print(f"labelled tag's first on after the sound starts: median {med} over {on['n']} "
-                          f"(file, tag) pairs of real recordings, never on in {on['never']}")
-        if on.get("unmeasured"):
-            console.print(f"labelled tag's first on: not timed for {on['unmeasured']} (file, tag) pair(s) whose "
-                          f"recording has no sample above --rms-floor-db {rep['rms_floor_db']:g} dBFS")
-        console.print(f"wrote {out / 'real.json'}")
-        if args.update_bundle:
-            summary = {"data": Path(args.real).name, "rms_floor_db": rep["rms_floor_db"], "targets": tg,
-                       "onsets": on,
-                       "labelled_on_fraction": {k: {t: f["on_fraction_sounding"][t] for t in f["labelled"]}
-                                                for k, f in rep["files"].items() if f["labelled"]}}
-            update_bundle_metrics(args.bundle, {"real": summary})
-    if args.held_notes:
-        from ..model.classifier import Classifier
-        from ..train.held_notes import format_held_notes, held_note_table
+            for tag, d in report["per_tag"].items():
+                t.add_row(tag, f(d["roc_auc"]), f(d["pr_auc"]), f(d.get("f1")), f"{d['prevalence']:.3f}")
+            m = report["macro"]
+            t.add_row("[bold]macro", f(m["roc_auc"]), f(m["pr_auc"]), f(m.get("f1")), "")
+            console.print(t)
+            for span, rep in report.get("after_onset", {}).items():
+                console.print(f"first {span} after each onset: macro ROC-AUC {f(rep['macro']['roc_auc'])}, "
+                              f"PR-AUC {f(rep['macro']['pr_auc'])}")
+            for tag, rows in report.get("by_source", {}).items():
+                if len(rows) > 1:
+                    console.print(f"{tag} by source (ROC-AUC, positives): " + ", ".join(
+                        f"{name} {f(d['roc_auc'])} ({d['positives']})" for name, d in rows.items()))
+            if report.get("not_in_data"):
+                console.print(f"not scored (the data has no labels for them): {', '.join(report['not_in_data'])}")
+            console.print(f"wrote {out / (args.split + '.json')}, " + ", ".join(str(p) for p in plots))
+            if args.update_bundle:
+                update_bundle_metrics(args.bundle, {args.split: report})
+        if args.real:
+            rep = evaluate_real(args.bundle, args.real, rms_floor_db=args.rms_floor_db, threads=args.threads)
+            write_json_atomic(out / "real.json", rep)
+            console.print(format_real_table(rep))
+            tg = rep["targets"]
+            for group, rows in (("single-instrument (labelled tag on >= 70% of sounding frames)",
+                                 tg["single_instrument"]),
+                                ("no music (every tag off on >= 90% of frames)", tg["no_music"]),
+                                ("speech (singing on <= 10% of frames)", tg["speech_no_singing"])):
+                passed = sum(r["pass"] for r in rows.values())
+                console.print(f"{group}: {passed}/{len(rows)} pass"
+                              + ("" if passed == len(rows) else
+                                 " (fail: " + ", ".join(k for k, r in rows.items() if not r["pass"]) + ")"))
+            if tg.get("unmeasured"):
+                console.print(f"single-instrument, not measured (no frame above --rms-floor-db "
+                              f"{rep['rms_floor_db']:g} dBFS): {', '.join(tg['unmeasured'])}")
+            on = rep["onsets"]
+            if on["n"]:
+                med = "-" if on["median_s"] is None else f"{1000 * on['median_s']:.0f} ms"
+                console.print(f"labelled tag's first on after the sound starts: median {med} over {on['n']} "
+                              f"(file, tag) pairs of real recordings, never on in {on['never']}")
+            if on.get("unmeasured"):
+                console.print(f"labelled tag's first on: not timed for {on['unmeasured']} (file, tag) pair(s) whose "
+                              f"recording has no sample above --rms-floor-db {rep['rms_floor_db']:g} dBFS")
+            console.print(f"wrote {out / 'real.json'}")
+            if args.update_bundle:
+                summary = {"data": Path(args.real).name, "rms_floor_db": rep["rms_floor_db"], "targets": tg,
+                           "onsets": on,
+                           "labelled_on_fraction": {k: {t: f["on_fraction_sounding"][t] for t in f["labelled"]}
+                                                    for k, f in rep["files"].items() if f["labelled"]}}
+                update_bundle_metrics(args.bundle, {"real": summary})
+        if args.held_notes:
+            from ..model.classifier import Classifier
+            from ..train.held_notes import format_held_notes, held_note_table
 
-        clf = Classifier.load(args.bundle, backend="onnx", threads=args.threads)
-        with console.status("rendering and tagging held notes") as status:
-            rows = held_note_table(clf, fonts, programs, step=args.key_step,
-                                   progress=lambda msg: status.update(f"held notes: {msg}"))
-        (out / "held_notes.json").write_text(json.dumps(rows, indent=1))
-        console.print(format_held_notes(rows))
-        console.print(f"wrote {out / 'held_notes.json'}")
+            clf = Classifier.load(args.bundle, backend="onnx", threads=args.threads)
+            with console.status("rendering and tagging held notes") as status:
+                rows = held_note_table(clf, fonts, programs, step=args.key_step,
+                                       progress=lambda msg: status.update(f"held notes: {msg}"))
+            write_json_atomic(out / "held_notes.json", rows)
+            console.print(format_held_notes(rows))
+            console.print(f"wrote {out / 'held_notes.json'}")
+    except BaseException:
+        # refused data, a failed evaluation or Ctrl-C before anything was written: no empty folder left
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
     return 0

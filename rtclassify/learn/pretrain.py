@@ -378,7 +378,7 @@ def _pretrain_into(torch, data, out_dir: Path, bundle, p: PretrainParams, consol
     """:func:`pretrain`'s work, into the existing folder ``out_dir``."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..model.bundle_write import write_atomic
+    from ..model.bundle_write import write_atomic, write_json_atomic
     from ..train.model import ModelConfig, ShortChunkCNN
 
     torch.set_num_threads(p.threads)
@@ -449,7 +449,7 @@ def _pretrain_into(torch, data, out_dir: Path, bundle, p: PretrainParams, consol
         }
         path = out_dir / "encoder.pt"
         write_atomic(path, lambda f: torch.save(ck, f))
-        write_atomic(out_dir / HISTORY_NAME, lambda f: f.write(json.dumps(history, indent=1).encode()))
+        write_json_atomic(out_dir / HISTORY_NAME, history)
         return path
 
     model.train()

@@ -214,6 +214,15 @@ _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
+def write_json_atomic(dest, obj) -> None:
+    """``obj`` as indented JSON in ``dest``, through :func:`write_atomic` (a run stopped while it is written
+    leaves the earlier file, not half of one)."""
+    import json
+
+    text = json.dumps(obj, indent=1).encode()
+    write_atomic(Path(dest), lambda f: f.write(text))
+
+
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where the system or the file
     system has no such call (the caller falls back to two renames)."""

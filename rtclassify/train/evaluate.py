@@ -418,6 +418,8 @@ def plot_split_report(report: dict, curves: dict, tags, out_dir) -> list[Path]:
     import matplotlib.pyplot as plt
     from sklearn.metrics import precision_recall_curve
 
+    from ..model.bundle_write import write_atomic
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     y, p = np.asarray(curves["labels"]) > 0.5, curves["probs"]
@@ -444,8 +446,10 @@ def plot_split_report(report: dict, curves: dict, tags, out_dir) -> list[Path]:
     fig.suptitle(f"PR curves ({report.get('split', '')}, macro AP={'-' if ap is None else f'{ap:.3f}'})")
     fig.tight_layout()
     pr_path = out_dir / "pr_curves.png"
-    fig.savefig(pr_path, dpi=90)
-    plt.close(fig)
+    try:
+        write_atomic(pr_path, lambda f: fig.savefig(f, format="png", dpi=90))
+    finally:
+        plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(10, 3.6))
     x = np.arange(n)
@@ -458,8 +462,10 @@ def plot_split_report(report: dict, curves: dict, tags, out_dir) -> list[Path]:
     ax.set_title(f"per-tag metrics ({report.get('split', '')})")
     fig.tight_layout()
     bar_path = out_dir / "per_tag.png"
-    fig.savefig(bar_path, dpi=90)
-    plt.close(fig)
+    try:
+        write_atomic(bar_path, lambda f: fig.savefig(f, format="png", dpi=90))
+    finally:
+        plt.close(fig)
     return [pr_path, bar_path]
 
 

@@ -1107,13 +1107,14 @@ def check_outputs(cfg: RunConfig, resume: bool, export: bool, console, force: bo
 
 def _evaluate_test(cfg: RunConfig, bundle: Path, test: str, out: dict, console) -> None:
     """Evaluate a bundle folder on the run's test split: report and plots in ``<run>/eval``, metrics into the bundle."""
+    from ..model.bundle_write import write_json_atomic
     from .evaluate import evaluate_split, plot_split_report
     from .export import update_bundle_metrics
 
     report, curves = evaluate_split(bundle, Path(cfg.data["dir"]), test, cfg.data["cache"], threads=cfg.train.threads)
     rep_dir = Path(cfg.output["dir"]) / "eval"
     rep_dir.mkdir(parents=True, exist_ok=True)
-    (rep_dir / f"{test}.json").write_text(json.dumps(report, indent=1))
+    write_json_atomic(rep_dir / f"{test}.json", report)
     plot_split_report(report, curves, TAGS, rep_dir)
     update_bundle_metrics(bundle, {"test": report})
     out["test"] = report
@@ -1141,7 +1142,13 @@ def run_training(cfg: RunConfig, resume: bool = False, export: bool = True, eval
 
     check_outputs(cfg, resume, export, console, force=force)
     data_dir = Path(cfg.data["dir"])
-    load_split(data_dir, cfg.data["train"])  # a folder that is not a built data set is said before the run folder
+    # a folder that is not a built data set, or one without the training or validation split, is said before
+    # the run folder is made (the count of a split's records: no audio is read)
+    for key in ("train", "val"):
+        if load_split(data_dir, cfg.data[key])[1] == 0:
+            raise ConfigError(f"{cfg.source}: [data] {key}: the data dir {data_dir} has no {cfg.data[key]!r} split "
+                              f"(a build with --splits that left it out?); build it (rtclassify data build ... "
+                              f"--splits {cfg.data[key]})")
     test = cfg.data.get("test") if export and evaluate_test else None
     if test:  # the test evaluation comes after the training: a split that is not there is said now
         if load_split(data_dir, test)[1] == 0:  # the count of the split's records: no audio is read
