@@ -63,6 +63,10 @@ def test_help(cmd, words):
     (["listen", "--samplerate", "fast"], "whole number of Hz"),
     (["demo", "--duration", "-1"], "must be > 0"),
     (["demo", "--hop", "0"], "must be > 0"),
+    # ignored without a word before: no MIDI was sent, and devices listed no ports
+    (["demo", "--midi-api", "jack"], "--midi-api jack goes with --midi PORT or --midi-virtual NAME"),
+    (["devices", "--midi-api", "jack"], "--midi-api jack goes with --midi"),
+    (["demo", "--osc", "localhost:9000:1"], "an IPv6 address goes in brackets"),
 ])
 def test_wrong_arguments_are_one_line_and_exit_2(args, words):
     r = rtc(*args)

@@ -200,7 +200,8 @@ def test_parse_destination(spec, expected):
     assert parse_destination(spec) == expected
 
 
-@pytest.mark.parametrize("spec", ["9000", "host:", ":9000", "host:0", "host:70000", "host:port", "[::1]"])
+@pytest.mark.parametrize("spec", ["9000", "host:", ":9000", "host:0", "host:70000", "host:port", "[::1]",
+                                  "localhost:9000:1", "::1:9000"])
 def test_parse_destination_rejects(spec):
     with pytest.raises(ParameterError, match="HOST:PORT"):
         parse_destination(spec)

@@ -154,6 +154,9 @@ def build_sinks(args, labels, mapping, title: str, channels=None, clip=None):
     from ..sinks.osc import OscSink
 
     sinks, outputs = [], []
+    if args.midi_api is not None and args.midi is None and args.midi_virtual is None:
+        raise UsageError(f"--midi-api {args.midi_api} goes with --midi PORT or --midi-virtual NAME (no MIDI is sent "
+                         f"without one)")
     if args.midi is not None or args.midi_virtual is not None:
         sinks.append(MidiSink(mapping.midi, port=args.midi, virtual=args.midi_virtual, api=args.midi_api,
                               streams=channels))

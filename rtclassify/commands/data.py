@@ -74,7 +74,7 @@ def add_arguments(parser) -> None:
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     f = sub.add_parser("fetch", help="fetch the npm sample packages into the cache (npm pack)")
     f.add_argument("--npm-cache", type=nonempty("a folder"), metavar="DIR", default=None,
-                   help="cache folder (default ~/.cache/rtclassify/npm)")
+                   help="cache folder (default ~/.cache/rtclassify/npm or $RTCLASSIFY_NPM_CACHE)")
 
 
 def run(args) -> int:

@@ -22,6 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    if args.midi_api is not None and not args.midi:
+        from ._args import UsageError
+
+        raise UsageError(f"--midi-api {args.midi_api} goes with --midi (the MIDI ports are listed only with it)")
     from ..audio.devices import list_input_devices
 
     from ..errors import SinkError

@@ -77,6 +77,9 @@ def parse_destination(spec: str) -> tuple[str, int]:
         ok = bool(sep) and bool(host)
     if not ok or not (port_s.isascii() and port_s.isdigit()) or not 1 <= int(port_s) <= 65535:
         raise ParameterError(f"--osc: expected HOST:PORT with a port 1-65535, got {spec!r}")
+    if not s.startswith("[") and ":" in host:  # host:9000:1, or an IPv6 address without its brackets
+        raise ParameterError(f"--osc: expected HOST:PORT with a port 1-65535, got {spec!r} (a host holds no ':'; "
+                             f"an IPv6 address goes in brackets, as [::1]:9000)")
     return host, int(port_s)
 
 

@@ -749,7 +749,11 @@ class Trainer:
             return False
         ck = load_checkpoint(path)
         if ck["model_config"] != self.cfg.to_dict():
-            raise ConfigError(f"{path}: model config differs from the current config; cannot resume")
+            now = self.cfg.to_dict()
+            diff = [f"{k} {ck['model_config'].get(k)!r} -> {now.get(k)!r}"
+                    for k in sorted(set(now) | set(ck["model_config"])) if ck["model_config"].get(k) != now.get(k)]
+            raise ConfigError(f"{path}: [model] differs from the checkpoint's ({'; '.join(diff)}); cannot resume: "
+                              f"restore it or start a new run in another output.dir")
         conflicts = self._resume_conflicts(ck)
         if conflicts:
             raise ConfigError(f"{path}: this run differs from the checkpoint's in {'; '.join(conflicts)}; cannot "
