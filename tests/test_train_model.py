@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -809,3 +810,16 @@ def test_a_bundle_another_run_wrote_is_replaced_only_with_force(tmp_path):
     own = bundle_of(tmp_path / "own", tmp_path / "run2" / "model.pt")
     check_outputs(cfg(tmp_path / "run2", own), False, True, console, force=False)
     assert (other / "model.onnx").read_bytes() == b"onnx"
+
+
+def test_a_bad_value_from_set_is_named_as_such(tmp_path):
+    """`train --set train.epochs=abc` blamed the config file for a value the file does not hold."""
+    from rtclassify.train.trainer import load_config
+
+    cfg = tmp_path / "good.toml"
+    cfg.write_text('[data]\ndir = "d"\n[train]\nepochs = 3\n')
+    with pytest.raises(ConfigError, match=r"^--set train\.epochs=abc: \[train\] epochs must be a whole number"):
+        load_config(cfg, ["train.epochs=abc"])
+    cfg.write_text('[data]\ndir = "d"\n[train]\nepochs = "x"\n')
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(cfg))}: \[train\] epochs must be"):
+        load_config(cfg, ["train.lr=0.001"])

@@ -430,7 +430,16 @@ def load_config(path, overrides: list[str] | None = None) -> RunConfig:
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {ov!r}: {t} is a value, not a table")
         node[name] = parsed
-    return parse_config(raw, str(path))
+    try:
+        return parse_config(raw, str(path))
+    except ConfigError as exc:
+        # a value that came from --set is named as such, not blamed on the file
+        msg = str(exc)
+        for ov in reversed(overrides or []):
+            *tables, name = [part.strip() for part in ov.split("=", 1)[0].strip().split(".")]
+            if msg.startswith(f"{path}: [{'.'.join(tables)}] {name} "):
+                raise ConfigError(f"--set {ov}: {msg[len(f'{path}: '):]}") from None
+        raise
 
 
 # ----------------------------------------------------------------------------- data
