@@ -614,7 +614,7 @@ def test_train_cli_end_to_end(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert main(["train", "--config", str(cfg), "--set", f'output.dir="{tmp_path / "run2"}"']) == 1
     err = capsys.readouterr().err
-    assert "'train' split has no clips" in err and "Traceback" not in err
+    assert "has no 'train' split" in err and "Traceback" not in err
     assert not (tmp_path / "run2" / "last.pt").exists()
     # a data folder without the test split (built with --splits train,val): said before the training, not after
     fake_data(monkeypatch, seeds, {"train": 9, "val": 3, "test": 0}, "synthetic-3", provenance)
