@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 
 import numpy as np
@@ -325,17 +326,17 @@ def test_tag_names_are_checked_before_any_audio(tmp_path, monkeypatch):
 
     data = _tag_folders(tmp_path / "data", tags=("Beep", "beep"))
     _no_audio(monkeypatch)
-    with pytest.raises(ParameterError, match=rf"--data: {tmp_path / 'data' / 'beep'}: tag name 'beep' differs from "
-                                             rf"this bundle's tag 'Beep' only by case; .*comes from the folder "
-                                             rf"{tmp_path / 'data' / 'Beep'}"):
+    with pytest.raises(ParameterError, match=rf"--data: {tmp_path / 'data' / 'beep'}: tag 'beep' differs from "
+                                             rf"the tag 'Beep' of the folder {tmp_path / 'data' / 'Beep'} only by "
+                                             rf"case; give them one spelling"):
         read_labelled_data(data, DEFAULT_FRONTEND)
     (data / "beep").rename(data / "be ep")
     with pytest.raises(ParameterError, match=rf"--data: {tmp_path / 'data' / 'be ep'}: tag name must be 1-64"):
         read_labelled_data(data, DEFAULT_FRONTEND)
     csv = tmp_path / "labels.csv"
     csv.write_text("file,start,end,tag\na.wav,0,3,beep\nb.wav,0,3,beep\nb.wav,0,3,Beep\n")
-    with pytest.raises(ParameterError, match=r"labels\.csv:4: tag name 'Beep' differs from this bundle's tag "
-                                             r"'beep' only by case; .*comes from line 2"):
+    with pytest.raises(ParameterError, match=r"labels\.csv:4: tag 'Beep' differs from the tag 'beep' of line 2 "
+                                             r"only by case"):
         read_labelled_data(csv, DEFAULT_FRONTEND)
 
 
@@ -524,3 +525,15 @@ def test_an_interrupted_pretraining_keeps_its_steps(tiny_base, tmp_path, capsys,
     assert json.loads((out / "pretrain_history.json").read_text())[0]["step"] == 1
     model, _ = pt.load_encoder(out / "encoder.pt")  # a usable encoder
     assert not model.training
+
+
+def test_a_csv_row_naming_a_file_that_is_not_audio_is_named_by_its_line(tmp_path):
+    """The file's error did not say which row of the CSV listed it."""
+    from rtclassify.audio.files import AudioFileError
+    from rtclassify.learn.finetune import read_labelled_data
+
+    (tmp_path / "notes.wav").write_text("not audio")
+    csv = tmp_path / "labels.csv"
+    csv.write_text("file,start,end,tag\n\nnotes.wav,0,3,beep\n")
+    with pytest.raises(AudioFileError, match=rf"^{re.escape(str(csv))}:3: .*notes\.wav: cannot read audio"):
+        read_labelled_data(csv, DEFAULT_FRONTEND)

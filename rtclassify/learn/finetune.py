@@ -64,7 +64,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.files import AUDIO_EXTENSIONS, audio_files_under
+from ..audio.files import AUDIO_EXTENSIONS, AudioFileError, audio_files_under
 from ..errors import ParameterError, require
 from ..train import MAX_EPOCHS, MAX_LR, MAX_MINUTES, MAX_SEED, MAX_THREADS, MAX_WINDOWS
 
@@ -151,12 +151,14 @@ def _check_tag(tag: str, where: str, place: str, seen: dict) -> None:
     from .bundle_ext import check_tag_name
 
     others = [t for t in seen if t != tag]
+    clash = next((t for t in others if t.casefold() == tag.casefold()), None)
+    if clash is not None:  # another tag of the same data, not one of a bundle
+        raise ParameterError(f"{where}: tag {tag!r} differs from the tag {clash!r} of {seen[clash]} only by case; "
+                             f"give them one spelling (or two different names)")
     try:
         check_tag_name(tag, others)
     except ParameterError as exc:
-        clash = next((t for t in others if t.casefold() == tag.casefold()), None)
-        raise ParameterError(f"{where}: tag {exc}"
-                             + (f" (the tag {clash!r} comes from {seen[clash]})" if clash else "")) from None
+        raise ParameterError(f"{where}: tag {exc}") from None
     seen.setdefault(tag, place)
 
 
@@ -245,7 +247,10 @@ def read_labelled_data(data, frontend: dict, console=None) -> tuple[list, list]:
             if not path.is_file():
                 raise ParameterError(f"{data}:{first_ln}: {path}: "
                                      f"{'not a file' if path.exists() else 'no such file'}")
-            x = _load(path, frontend, warn)
+            try:
+                x = _load(path, frontend, warn)
+            except (ParameterError, AudioFileError) as exc:  # they name the file; the row listing it is named too
+                raise type(exc)(f"{data}:{first_ln}: {exc}") from exc
             n = _frames(len(x), hop, n_fft)
             centre = (np.arange(n) * hop + n_fft / 2) / sr
             lab = np.zeros((n, len(tags)), np.uint8)
