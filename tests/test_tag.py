@@ -93,7 +93,16 @@ def test_plots_are_written_with_out_once_every_file_is_tagged(bundle_dir, signal
     assert out.read_text() == "earlier\n" and (tmp_path / "p-a.png").read_bytes() == b"earlier plot"
     assert not (tmp_path / "p-b.png").exists() and not [p for p in os.listdir(tmp_path) if p.endswith(".part")]
     monkeypatch.setattr(tag_cmd, "write_jsonl", real_write)
+    real_plot, open_parts = tag_cmd.plot, []
+
+    def plot_counting_open_parts(*a, **k):  # the plots written so far wait for the commit closed (a file each
+        real_plot(*a, **k)                  # held open ran out of descriptors on a large batch)
+        fds = os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []
+        open_parts.append(sum(os.path.realpath(f"/proc/self/fd/{fd}").endswith(".part") for fd in fds))
+
+    monkeypatch.setattr(tag_cmd, "plot", plot_counting_open_parts)
     assert cli.main(args) == 0
+    assert all(n <= 2 for n in open_parts), open_parts  # --out's and the plot being written
     for name in ("p-a.png", "p-b.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     same = str(tmp_path / "same.png")

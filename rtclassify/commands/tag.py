@@ -324,6 +324,11 @@ class _AtomicOutput:
             raise SinkError(f"{path}: cannot write ({exc.strerror or exc})") from exc
         self.file = os.fdopen(fd, **mode)
 
+    def close(self) -> None:
+        """Close the file (written whole); :meth:`commit` then moves it over ``path`` (many can wait for that
+        without holding a file open each)."""
+        self.file.close()
+
     def commit(self) -> None:
         import os
 
@@ -447,6 +452,7 @@ def run(args: argparse.Namespace) -> int:
             if pngs and inf.frames:
                 plots.append(_AtomicOutput(pngs[n], binary=True))
                 plot(result, path, pngs[n], args.channel, file=plots[-1].file)
+                plots[-1].close()
         if target is not None:
             try:
                 target.commit()
