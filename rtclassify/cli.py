@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module in _command_modules():
         p = sub.add_parser(module.NAME, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP))
         module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        p.set_defaults(_run=module.run, _prints_its_output=getattr(module, "PRINTS_ITS_OUTPUT", False))
     return parser
 
 
@@ -101,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return its exit status.
 
     0: done; 1: an error the command reported in one line; 2: wrong arguments (argparse exits with it);
-    130: interrupted (Ctrl-C). Standard output's reader going away (``| head``) ends a command quietly with 0,
-    as ``tag`` and a live run's ``--log -`` end (the output asked for was taken). SIGTERM or SIGHUP: the command
+    130: interrupted (Ctrl-C); 141: standard output's reader went away (``| head``) before a command whose work
+    is elsewhere (files, a model) was done; a command whose output is what it prints (``backends``, ``devices``;
+    ``tag`` and a live run's ``--log -`` likewise) ends quietly with 0 then. SIGTERM or SIGHUP: the command
     unwinds (see :class:`Terminated`), then the process ends by the signal, as it would have without the
     handler (a shell reports 143 or 129).
     """
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         from .commands._args import drop_stdout
 
         drop_stdout()
-        return 0
+        return 0 if getattr(args, "_prints_its_output", False) else 141
     except OSError as exc:
         if not _is_unnamed_write_error(exc):
             raise

@@ -438,10 +438,28 @@ def test_second_sigterm_quits_at_once(monkeypatch):
     assert signal.getsignal(signal.SIGTERM) != requested._handler
 
 
-def test_every_command_ends_with_0_when_the_reader_of_its_output_has_gone():
-    """`rtclassify backends | head -0` exited 141 where `tag` and `demo --log -` exit 0: one rule for all."""
+def test_a_listing_ends_with_0_when_the_reader_of_its_output_has_gone():
+    """`rtclassify backends | head -0` exited 141 where `tag` and `demo --log -` exit 0: what it prints is its
+    output, taken."""
     p = subprocess.Popen([sys.executable, "-m", "rtclassify", "backends"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, env=env(), cwd=tempfile.gettempdir())
     p.stdout.close()  # gone before the command writes anything
     _, err = p.communicate(timeout=60)
     assert p.returncode == 0 and "Traceback" not in err, err
+
+
+def test_a_reader_gone_before_a_command_whose_work_is_elsewhere_is_141(monkeypatch):
+    """A training run (its product: files) stopped by `| head` is not a success; a listing is done once read."""
+    import rtclassify.commands._args as args_mod
+    import rtclassify.commands.backends as backends_cmd
+    import rtclassify.commands.train as train_cmd
+    from rtclassify import cli
+
+    def gone(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(args_mod, "drop_stdout", lambda: None)
+    monkeypatch.setattr(train_cmd, "run", gone)
+    monkeypatch.setattr(backends_cmd, "run", gone)
+    assert cli.main(["train", "--config", "x.toml"]) == 141
+    assert cli.main(["backends"]) == 0

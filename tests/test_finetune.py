@@ -501,8 +501,8 @@ def test_an_init_checkpoint_for_other_frames_is_refused_before_the_data_is_read(
 
 
 def test_an_interrupted_pretraining_keeps_its_steps(tiny_base, tmp_path, capsys, monkeypatch):
-    """Ctrl-C (or SIGTERM) during pretraining left nothing, not even the folder; now the encoder as it was at the
-    last whole step is written (marked interrupted) with its history, and the command still ends with 130."""
+    """Ctrl-C (or SIGTERM) during pretraining left nothing, not even the folder; now the encoder as it was when
+    stopped is written (marked interrupted) with its history, and the command still ends with 130."""
     import torch
 
     import rtclassify.learn.pretrain as pt
@@ -525,6 +525,14 @@ def test_an_interrupted_pretraining_keeps_its_steps(tiny_base, tmp_path, capsys,
     assert json.loads((out / "pretrain_history.json").read_text())[0]["step"] == 1
     model, _ = pt.load_encoder(out / "encoder.pt")  # a usable encoder
     assert not model.training
+    # with --force over an earlier run, the earlier run's other files (trained from its encoder) go too
+    for name in ("last.pt", "model.pt"):
+        (out / name).write_bytes(b"earlier run")
+    calls.clear()
+    time.sleep(0.05)  # the earlier files are older than the run
+    assert cli.main(["pretrain", "--data", str(tmp_path / "audio"), "--out", str(out), "--bundle", str(tiny_base),
+                     "--steps", "50", "--batch-size", "2", "--force"]) == 130
+    assert sorted(p.name for p in out.iterdir()) == ["encoder.pt", "pretrain_history.json"]
 
 
 def test_a_csv_row_naming_a_file_that_is_not_audio_is_named_by_its_line(tmp_path):

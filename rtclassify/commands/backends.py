@@ -6,6 +6,8 @@ import argparse
 import json
 
 NAME = "backends"
+#: what the command prints is its output: a reader that leaves early ends it with status 0 (see cli.main)
+PRINTS_ITS_OUTPUT = True
 HELP = "list the inference backends (onnx, torch, tensorrt) and the CUDA frontend: available, or why not"
 DESCRIPTION = """\
 List each inference backend and the CUDA frontend with "available" or the exact reason it is not

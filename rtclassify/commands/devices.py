@@ -7,6 +7,8 @@ import json
 import sys
 
 NAME = "devices"
+#: what the command prints is its output: a reader that leaves early ends it with status 0 (see cli.main)
+PRINTS_ITS_OUTPUT = True
 HELP = "list audio input devices (index, name, host API, channels, default rate) and MIDI ports"
 DESCRIPTION = """\
 List the audio input devices PortAudio sees: the index and name are what `rtclassify listen --device`

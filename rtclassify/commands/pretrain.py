@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from pathlib import Path
 
 from ..train import (MAX_EPOCHS, MAX_LR, MAX_MINUTES, MAX_PRETRAIN_HOURS, MAX_SEED, MAX_TEMPERATURE,
                      MIN_TEMPERATURE)
@@ -90,7 +92,15 @@ def run(args) -> int:
                             threads=args.threads)
     bundle = load_bundle(args.bundle)
     started = time.time()
-    path = pretrain(args.data, args.out, bundle=bundle, params=params)
+    try:
+        path = pretrain(args.data, args.out, bundle=bundle, params=params)
+    except KeyboardInterrupt:
+        # stopped with its steps kept in a new encoder.pt: with --force, the earlier run's other files (its
+        # supervised step, trained from the earlier encoder) go, so that the folder holds one run
+        enc = Path(os.path.expanduser(args.out)) / "encoder.pt"
+        if args.force and enc.is_file() and enc.stat().st_mtime >= started:
+            remove_stale_run_files(enc.parent, started)
+        raise
     print(f"encoder: {path}")
     if args.labelled:
         res = train_supervised_head(path, args.labelled, args.out, args.config, args.set)
