@@ -810,6 +810,19 @@ def test_a_bundle_another_run_wrote_is_replaced_only_with_force(tmp_path):
     own = bundle_of(tmp_path / "own", tmp_path / "run2" / "model.pt")
     check_outputs(cfg(tmp_path / "run2", own), False, True, console, force=False)
     assert (other / "model.onnx").read_bytes() == b"onnx"
+    # this run's bundle exported from elsewhere (model.json's path relative to that folder): known by content
+    import hashlib
+
+    (tmp_path / "run3").mkdir()
+    (tmp_path / "run3" / "model.pt").write_bytes(b"weights")
+    moved = bundle_of(tmp_path / "moved", "runs/run3/model.pt")
+    meta = json.loads((moved / "model.json").read_text())
+    meta["training"]["checkpoint_sha256"] = hashlib.sha256(b"weights").hexdigest()
+    (moved / "model.json").write_text(json.dumps(meta))
+    check_outputs(cfg(tmp_path / "run3", moved), True, True, console, force=False)
+    (tmp_path / "run3" / "model.pt").write_bytes(b"other weights")
+    with pytest.raises(ConfigError, match="pass --force"):
+        check_outputs(cfg(tmp_path / "run3", moved), True, True, console, force=False)
 
 
 def test_a_bad_value_from_set_is_named_as_such(tmp_path):

@@ -1052,9 +1052,9 @@ def finalize_checkpoint(trainer: Trainer, best_path: Path) -> Path:
     return out
 
 
-def _bundle_checkpoint(path: Path) -> str | None:
-    """The training checkpoint an existing bundle's model.json names (folder or .zip), or None (no bundle there,
-    an unreadable one, or one that names none)."""
+def _bundle_checkpoint(path: Path) -> tuple[str | None, str | None]:
+    """The training checkpoint an existing bundle's model.json names (folder or .zip) and its sha256, each None
+    when not given (no bundle there, an unreadable one, or one that names none)."""
     import zipfile
 
     try:
@@ -1065,11 +1065,12 @@ def _bundle_checkpoint(path: Path) -> str | None:
                 names = [n for n in z.namelist() if n.rsplit("/", 1)[-1] == "model.json"]
                 text = z.read(names[0]).decode() if names else ""
         else:
-            return None
-        ck = json.loads(text).get("training", {}).get("checkpoint")
+            return None, None
+        training = json.loads(text).get("training", {})
+        ck, sha = training.get("checkpoint"), training.get("checkpoint_sha256")
     except (OSError, ValueError, AttributeError, KeyError, zipfile.BadZipFile):
-        return None
-    return ck if isinstance(ck, str) else None
+        return None, None
+    return (ck if isinstance(ck, str) else None), (sha if isinstance(sha, str) else None)
 
 
 def check_outputs(cfg: RunConfig, resume: bool, export: bool, console, force: bool | None = None) -> None:
@@ -1104,9 +1105,15 @@ def check_outputs(cfg: RunConfig, resume: bool, export: bool, console, force: bo
             same = False
         ours = False
         if not same and force is False:
-            ck = _bundle_checkpoint(bundle)
+            # this run's own: its model.pt by content (the path in model.json is relative to where export ran)
+            ck, sha = _bundle_checkpoint(bundle)
+            model_pt = run_dir / "model.pt"
             try:
-                ours = ck is not None and Path(ck).resolve() == (run_dir / "model.pt").resolve()
+                if sha is not None and model_pt.is_file():
+                    import hashlib
+
+                    ours = hashlib.sha256(model_pt.read_bytes()).hexdigest() == sha
+                ours = ours or (ck is not None and Path(ck).resolve() == model_pt.resolve())
             except OSError:
                 ours = False
         try:
