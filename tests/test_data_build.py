@@ -232,6 +232,8 @@ def test_bad_parameters(tmp_path):
         B.build_dataset(tmp_path, 0, 1)
     with pytest.raises(ValueError, match="seed"):
         B.build_dataset(tmp_path, 0.01, -1)
+    with pytest.raises(ValueError, match=r"seed: must be an integer 0\.\.4294967295"):  # as the command line
+        B.build_dataset(tmp_path, 0.01, 2 ** 32)
     with pytest.raises(ValueError, match="clip_seconds"):
         B.build_dataset(tmp_path, 0.01, 1, clip_seconds=0.1)
     with pytest.raises(ValueError, match="manifest.json"):

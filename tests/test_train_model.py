@@ -371,6 +371,7 @@ def test_config_parsing(tmp_path):
     ("train", "seed", 1.9, "seed must be a whole number"),
     ("train", "epochs", "3", "epochs must be a whole number"),
     ("train", "time_budget_min", float("inf"), "time_budget_min must be a finite number"),
+    ("train", "time_budget_min", 1e6, "time_budget_min must be > 0 and at most 10080"),
     ("train", "gain_db", float("nan"), "gain_db must be a finite number"),
     ("train", "weight_decay", -1.0, "weight_decay must be from 0"),
     ("train", "batch_size", 10 ** 9, "batch_size must be from 1 to"),

@@ -177,9 +177,10 @@ def _read_frames(f, path, blocksize: int, cut_short: bool = False) -> Iterator[n
             except RuntimeError as exc:
                 if not (cut_short or (unknown and "psf_fseek" in str(exc))):
                     at = _decoding_fails_at(path, done, step)
-                    at = done if at is None else at
-                    raise AudioFileError(f"{path}: cannot decode audio at {_seconds(at, int(f.samplerate))} "
-                                         f"({exc})") from exc
+                    # not found again (a pipe): after what was read, when something was
+                    where = (f" at {_seconds(at, int(f.samplerate))}" if at is not None else
+                             f" after {_seconds(done, int(f.samplerate))}" if done else "")
+                    raise AudioFileError(f"{path}: cannot decode audio{where} ({exc})") from exc
                 if step == 1:
                     return
                 if own is not None:

@@ -326,8 +326,9 @@ def _check_tags_sound(items, tags, data, frontend: dict) -> None:
     always = [t for t, c in zip(tags, off) if c == 0]
     if always:
         raise ParameterError(f"--data: the tag(s) {', '.join(always)} are on in every sounding frame of {data}, so "
-                             f"they would be trained to be on for any sound; add audio without them (a '_none' "
-                             f"folder of other sounds, or other tags' folders)")
+                             f"they would be trained to be on for any sound; add audible audio without them (a "
+                             f"'_none' folder of other sounds, or other tags' folders; files under -70 dBFS or 40 dB "
+                             f"under their loudest frame count as silence)")
 
 
 def _split_files(items, tags, val_fraction: float, seed: int) -> tuple[list, list]:

@@ -57,9 +57,9 @@ def model_json(checkpoint: dict, onnx_sha256: str = "", name: str | None = None)
     th = checkpoint.get("thresholds")
     if th is None:
         raise ParameterError("checkpoint has no thresholds (a last.pt or best.pt); export the model.pt written at "
-                             "the end of training (a run stopped early writes it when resumed to its end: "
-                             "rtclassify train --config FILE --resume, with --set train.epochs=N to end it at "
-                             "epoch N)")
+                             "the end of training (a `train --config` run stopped early writes it when resumed to "
+                             "its end: rtclassify train --config FILE --resume, with --set train.epochs=N to end it "
+                             "at epoch N; a `train --data` run is run again)")
     missing = [t for t in tags if t not in th]
     if missing:
         raise ParameterError(f"checkpoint thresholds miss tag(s) {missing}")

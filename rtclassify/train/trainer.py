@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, ParameterError, require
-from . import MAX_LR, MAX_SEED
+from . import MAX_EPOCHS, MAX_LR, MAX_MINUTES, MAX_SEED, MAX_THREADS, MAX_WINDOWS
 from .features import (DEFAULT_FRONTEND, FeatureSet, clip_index, frontend_differences, grid_label_offset,
                        split_features, window_batch)
 from .model import TAGS, ModelConfig
@@ -186,7 +186,8 @@ class TrainParams:
             if not ok:
                 kind = {bool: "true or false", int: "a whole number", float: "a finite number"}.get(want, want.__name__)
                 raise ConfigError(f"[train] {k} must be {kind}, got {v!r}")
-        for k, hi in (("threads", 256), ("epochs", 10 ** 9), ("windows_per_epoch", 10 ** 9), ("batch_size", 65536),
+        for k, hi in (("threads", MAX_THREADS), ("epochs", MAX_EPOCHS), ("windows_per_epoch", MAX_WINDOWS),
+                      ("batch_size", 65536),
                       ("patience", 10 ** 6), ("val_stride", 10 ** 6), ("max_val_windows", 10 ** 9)):
             if not 1 <= int(getattr(self, k)) <= hi:
                 raise ConfigError(f"[train] {k} must be from 1 to {hi}, got {getattr(self, k)}")
@@ -204,8 +205,9 @@ class TrainParams:
             raise ConfigError(f"[train] seed must be an integer from 0 to {MAX_SEED}, got {self.seed!r}")
         if not (math.isfinite(float(self.lr)) and 0 < float(self.lr) <= MAX_LR):
             raise ConfigError(f"[train] lr must be a finite number in (0, {MAX_LR:g}], got {self.lr}")
-        if not float(self.time_budget_min) > 0:
-            raise ConfigError(f"[train] time_budget_min must be > 0, got {self.time_budget_min}")
+        if not 0 < float(self.time_budget_min) <= MAX_MINUTES:
+            raise ConfigError(f"[train] time_budget_min must be > 0 and at most {MAX_MINUTES} (a week), got "
+                              f"{self.time_budget_min}")
         if not float(self.onset_ms) > 0:
             raise ConfigError(f"[train] onset_ms must be > 0, got {self.onset_ms}")
         for k in ("mixup", "balance", "onset_fraction"):

@@ -38,6 +38,7 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
+from .. import MAX_SEED
 from ...errors import ParameterError, RtclassifyError
 from . import augment as aug_mod
 from . import gm
@@ -838,8 +839,8 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
         raise ParameterError(f"hours: must be > 0 and <= {MAX_HOURS:g}, got {hours}")
     if not np.isfinite(clip_seconds) or not MIN_CLIP_SECONDS <= clip_seconds <= MAX_CLIP_SECONDS:
         raise ParameterError(f"clip_seconds: must be {MIN_CLIP_SECONDS:g}-{MAX_CLIP_SECONDS:g}, got {clip_seconds}")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ParameterError(f"seed: must be a non-negative integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise ParameterError(f"seed: must be an integer 0..{MAX_SEED}, got {seed!r}")
     if workers is not None and int(workers) < 1:
         raise ParameterError(f"workers: must be >= 1, got {workers}")
     vibrato_p = _probability("vibrato_p", vibrato_p)
