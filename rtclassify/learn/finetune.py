@@ -327,8 +327,8 @@ def _check_tags_sound(items, tags, data, frontend: dict) -> None:
     if always:
         raise ParameterError(f"--data: the tag(s) {', '.join(always)} are on in every sounding frame of {data}, so "
                              f"they would be trained to be on for any sound; add audible audio without them (a "
-                             f"'_none' folder of other sounds, or other tags' folders; files under -70 dBFS or 40 dB "
-                             f"under their loudest frame count as silence)")
+                             f"'_none' folder of other sounds, or other tags' folders; frames under -70 dBFS, or 40 dB "
+                             f"under their file's loudest, count as silence)")
 
 
 def _split_files(items, tags, val_fraction: float, seed: int) -> tuple[list, list]:
