@@ -114,7 +114,8 @@ class PretrainParams:
         for name, hi in (("minutes", MAX_MINUTES), ("max_hours", MAX_PRETRAIN_HOURS)):
             if getattr(self, name) > hi:
                 raise ParameterError(f"{name} must be at most {hi:g} (got {getattr(self, name)!r})")
-        if not (isinstance(self.epochs, (int, float)) and math.isfinite(self.epochs) and 0 <= self.epochs <= MAX_EPOCHS):
+        if not (isinstance(self.epochs, (int, float)) and math.isfinite(self.epochs)
+                and 0 <= self.epochs <= MAX_EPOCHS):
             raise ParameterError(f"epochs must be a number from 0 to {MAX_EPOCHS} (got {self.epochs!r})")
         if not MIN_TEMPERATURE <= self.temperature <= MAX_TEMPERATURE:
             # below it the similarities over the temperature overflow at once; SimCLR's range is 0.05-1

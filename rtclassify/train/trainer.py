@@ -1081,9 +1081,10 @@ def check_outputs(cfg: RunConfig, resume: bool, export: bool, console, force: bo
     Refuses a run folder that is a file, or that holds another run's checkpoints when not resuming (they
     would be replaced); says when there is nothing to resume and when the bundle written is the one the
     package ships. A bundle already at [output] bundle is replaced when it is the package's (the recipe's
-    own path) or this run's (its model.json names this run's model.pt), or with ``force`` True or None (the
-    Python API); ``force=False`` (the command without ``--force``) refuses any other. The folder is made by :func:`run_training` once the data are checked too, so that a
-    failed check leaves no empty folder.
+    own path) or this run's (its model.json names this run's model.pt, by path or sha256), or with ``force``
+    True or None (the Python API); ``force=False`` (the command without ``--force``) refuses any other. The
+    folder is made by :func:`run_training` once the data are checked too, so that a failed check leaves no
+    empty folder.
     """
     from ..model.bundle import default_bundle_path
     from ..model.bundle_write import check_bundle_out
