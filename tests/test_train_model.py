@@ -484,7 +484,7 @@ def test_a_run_killed_between_its_checkpoints_resumes_to_the_same_best(tiny_run,
     real_save, saved = Trainer.save, []
 
     def killed_after_the_first_checkpoint(self, name):
-        path = real_save(self, name)
+        real_save(self, name)
         saved.append(name)
         raise KeyboardInterrupt  # epoch 1 always improves: the kill falls between its two checkpoints
 
