@@ -501,6 +501,33 @@ def test_a_run_killed_between_its_checkpoints_resumes_to_the_same_best(tiny_run,
     assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in b)
 
 
+def test_a_resume_of_other_settings_is_refused_before_the_features(tiny_run, tmp_path, monkeypatch):
+    """`train --config --resume` with another learning rate, model or frontend computed every feature (minutes
+    the first time) before the checkpoint refused it; a corrupt last.pt too. Both are found first now."""
+    import shutil
+
+    import rtclassify.train.data as D
+    import rtclassify.train.trainer as T
+
+    tmp, _, _, _, _ = tiny_run
+    shutil.copytree(tmp / "run", tmp_path / "run")
+    monkeypatch.setattr(T, "split_features", lambda *a, **k: pytest.fail("features made before the check"))
+    monkeypatch.setattr(D, "load_split", lambda d, split: ([], 3))  # a data set with every split
+
+    def cfg(**train):
+        return parse_config({"data": {"dir": "d"}, "model": {**TINY, "lookahead_frames": 2},
+                             "train": {"epochs": 2, "windows_per_epoch": 1280, "batch_size": 64, "lr": 5e-3,
+                                       "threads": 1, "seed": 3, **train},
+                             "output": {"dir": str(tmp_path / "run")}}, "c.toml", tmp_path)
+
+    with pytest.raises(ConfigError, match=r"last\.pt: this run differs from the checkpoint's in train\.lr 0\.005 -> "
+                                          r"0\.001; cannot resume"):
+        T.run_training(cfg(lr=1e-3), resume=True, export=False)
+    (tmp_path / "run" / "last.pt").write_bytes(b"cut short")
+    with pytest.raises(ParameterError, match="not a readable training checkpoint"):
+        T.run_training(cfg(), resume=True, export=False)
+
+
 def test_resume_refuses_other_training_settings_and_other_data(tiny_run, tmp_path):
     import shutil
 

@@ -601,6 +601,30 @@ def mel_statistics(fs: FeatureSet, max_frames: int = 200_000, seed: int = 0) -> 
     return m.mean(axis=0).astype(np.float32), np.maximum(m.std(axis=0), 1.0).astype(np.float32)
 
 
+def resume_setting_conflicts(ck: dict, model: ModelConfig, params: TrainParams, frontend: dict | None) -> list[str]:
+    """What a checkpoint's run and a run of these settings disagree on, beyond the settings a resume may change
+    (:data:`RESUME_MAY_CHANGE`): ``model.KEY`` and ``train.KEY`` entries, and ``frontend.KEY`` when ``frontend``
+    is given. The data are compared by :class:`Trainer` once their features are made."""
+    out = []
+    old_model, now_model = ck.get("model_config") or {}, model.to_dict()
+    out.extend(f"model.{k} {old_model.get(k)!r} -> {now_model.get(k)!r}"
+               for k in sorted(set(old_model) | set(now_model)) if old_model.get(k) != now_model.get(k))
+    saved = ck.get("train_params") or {}
+    defaults = TrainParams.__dataclass_fields__
+    for key, now in params.__dict__.items():
+        if key in RESUME_MAY_CHANGE:
+            continue
+        # a setting newer than the checkpoint was off there: its default, which is how older runs trained
+        was = saved[key] if key in saved else defaults[key].default
+        if was != now:
+            out.append(f"train.{key} {was!r} -> {now!r}")
+    old_fe = ck.get("frontend")
+    if old_fe is not None and frontend is not None:
+        out.extend(f"frontend.{k} {old_fe.get(k)!r} -> {frontend.get(k)!r}"
+                   for k in frontend_differences(old_fe, frontend))
+    return out
+
+
 class Trainer:
     """Trains a :class:`~rtclassify.train.model.ShortChunkCNN` on FeatureSets.
 
@@ -716,16 +740,7 @@ class Trainer:
 
     def _resume_conflicts(self, ck: dict) -> list[str]:
         """What a checkpoint's run and this one disagree on, beyond the settings a resume may change."""
-        out = []
-        saved = ck.get("train_params") or {}
-        defaults = TrainParams.__dataclass_fields__
-        for key, now in self.params.__dict__.items():
-            if key in RESUME_MAY_CHANGE:
-                continue
-            # a setting newer than the checkpoint was off there: its default, which is how older runs trained
-            was = saved[key] if key in saved else defaults[key].default
-            if was != now:
-                out.append(f"train.{key} {was!r} -> {now!r}")
+        out = [c for c in resume_setting_conflicts(ck, self.cfg, self.params, None) if c.startswith("train.")]
         frames, now_frames = ck.get("data_frames"), self._data_frames()
         if frames is not None:
             for split in ("train", "val"):
@@ -1178,8 +1193,17 @@ def run_training(cfg: RunConfig, resume: bool = False, export: bool = True, eval
             raise ConfigError(f"{cfg.source}: [data] test: the data dir {data_dir} has no {test!r} split (a build "
                               f"with --splits that left it out?); train without the test evaluation (--no-test, or "
                               f"--set 'data.test=\"\"'), or build the split (rtclassify data build ... --splits {test})")
-    make_output_folder(cfg.output["dir"], "[output] dir")
     fe = dict(cfg.frontend)
+    last = Path(cfg.output["dir"]) / "last.pt"
+    if resume and last.is_file():
+        # the checkpoint and the settings are checked before the features are made (minutes the first time);
+        # Trainer.resume checks them again with the data
+        conflicts = resume_setting_conflicts(load_checkpoint(last), cfg.model, cfg.train, fe)
+        if conflicts:
+            raise ConfigError(f"{last}: this run differs from the checkpoint's in {'; '.join(conflicts)}; cannot "
+                              f"resume (only {', '.join(RESUME_MAY_CHANGE)} may change): restore those settings "
+                              f"or start a new run in another output.dir")
+    make_output_folder(cfg.output["dir"], "[output] dir")
     train_set = split_features(data_dir, cfg.data["train"], TAGS, fe, cfg.data["cache"])
     val_set = split_features(data_dir, cfg.data["val"], TAGS, fe, cfg.data["cache"])
     console.print(f"features ready in {time.perf_counter() - t0:.0f}s: train {train_set.mel.shape[0]} frames "
