@@ -601,14 +601,15 @@ def mel_statistics(fs: FeatureSet, max_frames: int = 200_000, seed: int = 0) -> 
     return m.mean(axis=0).astype(np.float32), np.maximum(m.std(axis=0), 1.0).astype(np.float32)
 
 
-def resume_setting_conflicts(ck: dict, model: ModelConfig, params: TrainParams, frontend: dict | None) -> list[str]:
-    """What a checkpoint's run and a run of these settings disagree on, beyond the settings a resume may change
-    (:data:`RESUME_MAY_CHANGE`): ``model.KEY`` and ``train.KEY`` entries, and ``frontend.KEY`` when ``frontend``
-    is given. The data are compared by :class:`Trainer` once their features are made."""
+def _key_differences(prefix: str, old: dict, new: dict) -> list[str]:
+    """``PREFIX.KEY old -> new`` for each key whose value differs between two dicts."""
+    return [f"{prefix}{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k)]
+
+
+def _train_param_conflicts(ck: dict, params: TrainParams) -> list[str]:
+    """The training settings a checkpoint's run and ``params`` disagree on, beyond :data:`RESUME_MAY_CHANGE`."""
     out = []
-    old_model, now_model = ck.get("model_config") or {}, model.to_dict()
-    out.extend(f"model.{k} {old_model.get(k)!r} -> {now_model.get(k)!r}"
-               for k in sorted(set(old_model) | set(now_model)) if old_model.get(k) != now_model.get(k))
     saved = ck.get("train_params") or {}
     defaults = TrainParams.__dataclass_fields__
     for key, now in params.__dict__.items():
@@ -618,11 +619,28 @@ def resume_setting_conflicts(ck: dict, model: ModelConfig, params: TrainParams, 
         was = saved[key] if key in saved else defaults[key].default
         if was != now:
             out.append(f"train.{key} {was!r} -> {now!r}")
-    old_fe = ck.get("frontend")
-    if old_fe is not None and frontend is not None:
-        out.extend(f"frontend.{k} {old_fe.get(k)!r} -> {frontend.get(k)!r}"
-                   for k in frontend_differences(old_fe, frontend))
     return out
+
+
+def _frontend_conflicts(ck: dict, frontend: dict | None) -> list[str]:
+    old = ck.get("frontend")
+    if old is None or frontend is None:
+        return []
+    return [f"frontend.{k} {old.get(k)!r} -> {frontend.get(k)!r}" for k in frontend_differences(old, frontend)]
+
+
+def resume_setting_conflicts(ck: dict, model: ModelConfig, params: TrainParams, frontend: dict | None) -> list[str]:
+    """What a checkpoint's run and a run of these settings disagree on, beyond the settings a resume may change
+    (:data:`RESUME_MAY_CHANGE`): ``model.KEY`` and ``train.KEY`` entries, and ``frontend.KEY`` when ``frontend``
+    is given. The data are compared by :class:`Trainer` once their features are made."""
+    return (_key_differences("model.", ck.get("model_config") or {}, model.to_dict())
+            + _train_param_conflicts(ck, params) + _frontend_conflicts(ck, frontend))
+
+
+def _resume_refused(path, conflicts: list[str]) -> ConfigError:
+    return ConfigError(f"{path}: this run differs from the checkpoint's in {'; '.join(conflicts)}; cannot resume "
+                       f"(only {', '.join(RESUME_MAY_CHANGE)} may change): restore those settings or start a new "
+                       f"run in another output.dir")
 
 
 class Trainer:
@@ -740,7 +758,7 @@ class Trainer:
 
     def _resume_conflicts(self, ck: dict) -> list[str]:
         """What a checkpoint's run and this one disagree on, beyond the settings a resume may change."""
-        out = [c for c in resume_setting_conflicts(ck, self.cfg, self.params, None) if c.startswith("train.")]
+        out = _train_param_conflicts(ck, self.params)
         frames, now_frames = ck.get("data_frames"), self._data_frames()
         if frames is not None:
             for split in ("train", "val"):
@@ -754,11 +772,7 @@ class Trainer:
                    and not any(o.startswith(f"the {split} split") for o in out))
         if "provenance" in ck and "provenance" in self.extra and ck["provenance"] != self.extra["provenance"]:
             out.append("the data's provenance (another build of the data)")
-        old_fe, new_fe = ck.get("frontend"), self.extra.get("frontend")
-        if old_fe is not None and new_fe is not None:
-            out.extend(f"frontend.{k} {old_fe.get(k)!r} -> {new_fe.get(k)!r}"
-                       for k in frontend_differences(old_fe, new_fe))
-        return out
+        return out + _frontend_conflicts(ck, self.extra.get("frontend"))
 
     def save(self, name: str) -> Path:
         from ..model.bundle_write import write_atomic
@@ -775,16 +789,12 @@ class Trainer:
             return False
         ck = load_checkpoint(path)
         if ck["model_config"] != self.cfg.to_dict():
-            now = self.cfg.to_dict()
-            diff = [f"{k} {ck['model_config'].get(k)!r} -> {now.get(k)!r}"
-                    for k in sorted(set(now) | set(ck["model_config"])) if ck["model_config"].get(k) != now.get(k)]
+            diff = _key_differences("", ck["model_config"], self.cfg.to_dict())
             raise ConfigError(f"{path}: [model] differs from the checkpoint's ({'; '.join(diff)}); cannot resume: "
                               f"restore it or start a new run in another output.dir")
         conflicts = self._resume_conflicts(ck)
         if conflicts:
-            raise ConfigError(f"{path}: this run differs from the checkpoint's in {'; '.join(conflicts)}; cannot "
-                              f"resume (only {', '.join(RESUME_MAY_CHANGE)} may change): restore those settings "
-                              f"or start a new run in another output.dir")
+            raise _resume_refused(path, conflicts)
         self.model.load_state_dict(ck["state_dict"])
         self.opt.load_state_dict(ck["optimizer"])
         self.global_step = ck["global_step"]
@@ -1200,9 +1210,7 @@ def run_training(cfg: RunConfig, resume: bool = False, export: bool = True, eval
         # Trainer.resume checks them again with the data
         conflicts = resume_setting_conflicts(load_checkpoint(last), cfg.model, cfg.train, fe)
         if conflicts:
-            raise ConfigError(f"{last}: this run differs from the checkpoint's in {'; '.join(conflicts)}; cannot "
-                              f"resume (only {', '.join(RESUME_MAY_CHANGE)} may change): restore those settings "
-                              f"or start a new run in another output.dir")
+            raise _resume_refused(last, conflicts)
     make_output_folder(cfg.output["dir"], "[output] dir")
     train_set = split_features(data_dir, cfg.data["train"], TAGS, fe, cfg.data["cache"])
     val_set = split_features(data_dir, cfg.data["val"], TAGS, fe, cfg.data["cache"])
