@@ -46,7 +46,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import os
     from pathlib import Path
 
     from rich.console import Console
@@ -56,7 +55,7 @@ def run(args) -> int:
 
     require("sklearn", extra="train")
     from ..model.bundle import load_bundle
-    from ..model.bundle_write import make_output_folder, write_json_atomic
+    from ..model.bundle_write import output_folder, write_json_atomic
     from ..train.evaluate import (check_real_labels, evaluate_real, evaluate_split, format_real_table,
                                   plot_split_report)
     from ..train.export import check_metrics_bundle, update_bundle_metrics
@@ -96,9 +95,8 @@ def run(args) -> int:
     if args.real:
         check_real_labels(args.real, list(bundle.labels))
     console = Console()
-    created = not os.path.exists(os.path.expanduser(args.out))
-    out = make_output_folder(args.out, "--out")
-    try:
+    # refused data, a failed evaluation or Ctrl-C before anything was written: no empty folder left
+    with output_folder(args.out, "--out") as out:
         if args.data:
             report, curves = evaluate_split(args.bundle, args.data, args.split, args.cache, threads=args.threads)
             labels = list(report["per_tag"])
@@ -170,9 +168,4 @@ def run(args) -> int:
             write_json_atomic(out / "held_notes.json", rows)
             console.print(format_held_notes(rows))
             console.print(f"wrote {out / 'held_notes.json'}")
-    except BaseException:
-        # refused data, a failed evaluation or Ctrl-C before anything was written: no empty folder left
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        raise
     return 0

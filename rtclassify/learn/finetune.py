@@ -571,7 +571,7 @@ def finetune(data, out, bundle=None, init=None, epochs: int = 6, minutes: float 
     require("torch", extra="train")
     from rich.console import Console
 
-    from ..model.bundle_write import check_bundle_out, make_output_folder
+    from ..model.bundle_write import check_bundle_out, output_folder
 
     console = console or Console()
     t0 = time.perf_counter()
@@ -583,16 +583,10 @@ def finetune(data, out, bundle=None, init=None, epochs: int = 6, minutes: float 
     if Path(data).is_dir() and Path(data).resolve() in run_dir.resolve().parents:
         raise ParameterError(f"--out {out} is inside --data {data}: the bundle and its run folder {run_dir.name} "
                              f"would be read as tag folders; write them outside the data folder")
-    created = not run_dir.exists()
-    make_output_folder(run_dir, "--out's run folder")
-    try:
+    # refused data or an interruption before anything was written: no empty run folder left by this run
+    with output_folder(run_dir, "--out's run folder"):
         return _finetune_into(data, out, run_dir, bundle, init, epochs, minutes, lr, val_fraction, seed, threads,
                               windows_per_epoch, console, t0)
-    except BaseException:
-        # refused data or an interruption before anything was written: no empty run folder left by this run
-        if created and run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()
-        raise
 
 
 def run_folder(out) -> Path:

@@ -57,11 +57,11 @@ ENCODER_FORMAT = "rtclassify-ssl-encoder-1"
 CHUNK_SECONDS = 1.5
 #: the pretraining loss history in the output folder (``history.json`` there is the supervised step's)
 HISTORY_NAME = "pretrain_history.json"
-#: what a pretraining run leaves in its folder (with ``--labelled``, the supervised run's files and bundle too;
-#: ``history.json`` also held the pretraining history before it had a name of its own)
 #: the files only a pretraining run writes (the rest of :data:`RUN_FILES` are its supervised step's)
 PRETRAIN_FILES = ("encoder.pt", HISTORY_NAME)
-RUN_FILES = ("encoder.pt", HISTORY_NAME, "last.pt", "best.pt", "model.pt", "history.json", "curves.png", "bundle")
+#: what a pretraining run leaves in its folder (with ``--labelled``, the supervised run's files and bundle too;
+#: ``history.json`` also held the pretraining history before it had a name of its own)
+RUN_FILES = PRETRAIN_FILES + ("last.pt", "best.pt", "model.pt", "history.json", "curves.png", "bundle")
 
 
 @dataclass
@@ -359,20 +359,14 @@ def pretrain(data, out_dir, bundle=None, params: PretrainParams | None = None, c
     from rich.console import Console
 
     from ..model.bundle import load_bundle
-    from ..model.bundle_write import make_output_folder
+    from ..model.bundle_write import output_folder
 
     console = console or Console()
     p = (params or PretrainParams()).validate()
     bundle = bundle if bundle is not None else load_bundle(None)
-    created = not Path(out_dir).exists()
-    out_dir = make_output_folder(out_dir)
-    try:
-        return _pretrain_into(torch, data, out_dir, bundle, p, console)
-    except BaseException:
-        # an error or Ctrl-C (write_atomic leaves no half-written checkpoint): no empty folder left by this run
-        if created and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        raise
+    # an error or Ctrl-C (write_atomic leaves no half-written checkpoint): no empty folder left by this run
+    with output_folder(out_dir) as folder:
+        return _pretrain_into(torch, data, folder, bundle, p, console)
 
 
 def _pretrain_into(torch, data, out_dir: Path, bundle, p: PretrainParams, console) -> Path:

@@ -32,6 +32,7 @@ import shutil
 import stat
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ParameterError
@@ -369,3 +370,19 @@ def make_output_folder(path, what: str = "--out") -> Path:
     if not os.access(p, os.W_OK | os.X_OK):
         raise ParameterError(f"{what} {p}: the folder is not writable")
     return p
+
+
+@contextmanager
+def output_folder(path, what: str = "--out"):
+    """:func:`make_output_folder` for a block of work: ``with output_folder(p) as folder:``. When the block fails
+    (refused data, an error, Ctrl-C) and this call made the folder and nothing was written into it, the folder
+    is removed again, so that a failed run leaves no empty folder behind."""
+    p = _as_path(path, what)
+    created = not p.exists()
+    folder = make_output_folder(p, what)
+    try:
+        yield folder
+    except BaseException:
+        if created and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
