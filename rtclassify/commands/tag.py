@@ -196,9 +196,10 @@ def write_csv(out, result, file: str | None, header: bool) -> None:
         w.writerow(lead + [f"{t:.6f}"] + [f"{p:.{_PROB_DIGITS}f}" for p in row] + extra)
 
 
-def plot(result, path_audio: str, png: str, channel: int | None = None, file=None) -> None:
-    """Waveform (min/max envelope) above a heatmap of tag probabilities with the active spans marked; written to
-    ``png``, or to the binary ``file`` in the format ``png``'s extension names (PNG without one)."""
+def plot(result, path_audio: str, png: str, channel: int | None, file) -> None:
+    """Waveform (min/max envelope) above a heatmap of tag probabilities with the active spans marked, written to
+    the binary ``file`` (the temporary file of ``png``) in the format ``png``'s extension names (PNG without one;
+    ``png`` names the plot in errors)."""
     import numpy as np
 
     from ..audio import files
@@ -253,13 +254,9 @@ def plot(result, path_audio: str, png: str, channel: int | None = None, file=Non
     ax_h.set_xlabel("time (s)")
     ax_h.set_xlim(0, max(info.duration, float(result.times[-1]) if len(result.times) else 0.0, 1e-3))
     try:
-        if file is None:
-            fig.savefig(png, dpi=100, bbox_inches="tight")
-        else:
-            import os
+        import os
 
-            fig.savefig(file, format=os.path.splitext(png)[1].lstrip(".").lower() or "png", dpi=100,
-                        bbox_inches="tight")
+        fig.savefig(file, format=os.path.splitext(png)[1].lstrip(".").lower() or "png", dpi=100, bbox_inches="tight")
     except (OSError, ValueError) as exc:
         from ..errors import SinkError
 
@@ -451,7 +448,7 @@ def run(args: argparse.Namespace) -> int:
                 raise SinkError(f"cannot write to {where} ({exc.strerror or exc})") from exc
             if pngs and inf.frames:
                 plots.append(_AtomicOutput(pngs[n], binary=True))
-                plot(result, path, pngs[n], args.channel, file=plots[-1].file)
+                plot(result, path, pngs[n], args.channel, plots[-1].file)
                 plots[-1].close()
         if target is not None:
             try:
