@@ -142,3 +142,48 @@ def test_a_pipe_is_read_by_libsndfile_alone(tmp_path):
     writer.wait(20)
     assert not t.is_alive(), "info() blocked on the pipe"
     assert result and result[0].missing_frames == 0 and result[0].sample_rate == SR
+
+
+def _mp3(path, seconds, rate=SR):
+    x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
+    sf.write(path, x, rate, format="MP3")  # libsndfile (LAME) writes a Xing header with the frame count
+    return path
+
+
+def test_an_mp3_cut_short_that_declares_its_length_is_said_to_be_cut(tmp_path, capsys):
+    """An MP3 with a Xing / Info header declares its frame count; cut short, libsndfile still reports that count
+    and reads half of it without a word, as it does a WAV cut short."""
+    whole = _mp3(tmp_path / "whole.mp3", 4.0)
+    inf = files.info(whole)
+    assert files._mp3_declares_length(whole) and inf.frames == 4 * SR and inf.missing_frames == 0
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(whole.read_bytes()[:len(whole.read_bytes()) // 2])
+    inf = files.info(cut)
+    assert 0.3 * 4 * SR < inf.frames < 0.7 * 4 * SR and inf.frames + inf.missing_frames == 4 * SR
+    assert inf.truncation.startswith(f"{cut}: the file is cut short: its header declares 4.000 s of audio")
+    got, _ = files.read_audio(cut)
+    assert len(got) == inf.frames
+    with files.open_blocks(cut, 4096) as (inf2, blocks):
+        assert inf2 == inf and sum(len(b) for b in blocks) == inf.frames
+    out = tmp_path / "tags.csv"
+    bundle = tb.write_bundle(tmp_path / "bundle")
+    assert cli.main(["tag", str(cut), "--bundle", str(bundle), "--out", str(out), "--no-techniques"]) == 0
+    assert f"warning: {cut}: the file is cut short" in capsys.readouterr().err
+
+
+def test_an_mp3_without_a_length_header_is_not_called_cut(tmp_path):
+    """Without a Xing / Info header (the npm samples' encoder, ``ffmpeg -write_xing 0``) libsndfile estimates the
+    length from the file's size, so a cut file declares nothing and a whole one, whose estimate may exceed what
+    it decodes, is not called cut. Behind an ID3v2 tag the header is still found."""
+    whole = _mp3(tmp_path / "whole.mp3", 2.0)
+    raw = whole.read_bytes()
+    i = raw.index(b"Xing")
+    no_xing = tmp_path / "noxing.mp3"
+    no_xing.write_bytes(raw[:i] + b"XXXX" + raw[i + 4:])  # the header no longer names itself
+    assert not files._mp3_declares_length(no_xing)
+    cut = tmp_path / "cut_noxing.mp3"
+    cut.write_bytes(no_xing.read_bytes()[:len(raw) // 2])
+    assert files.info(cut).missing_frames == 0
+    tagged = tmp_path / "id3.mp3"  # an ID3v2.3 tag of 100 bytes (syncsafe size) before the first frame
+    tagged.write_bytes(b"ID3\x03\x00\x00" + bytes([0, 0, 0, 100]) + bytes(100) + raw[:len(raw) // 2])
+    assert files._mp3_declares_length(tagged) and files.info(tagged).missing_frames > 0

@@ -48,7 +48,7 @@ class AudioInfo:
     frames: int
     channels: int
     format: str
-    #: frames that the file's header declares beyond the audio present (a WAV or FLAC file cut short, as by
+    #: frames that the file's header declares beyond the audio present (a WAV, FLAC or MP3 file cut short, as by
     #: a recorder that was stopped or a copy that did not finish); 0 when it is whole or the format does
     #: not say. ``frames`` counts only what is present, and only that is read.
     missing_frames: int = 0
@@ -164,7 +164,7 @@ def _read_frames(f, path, blocksize: int, cut_short: bool = False) -> Iterator[n
     past its end: that request fails ("Internal psf_fseek() failed.") and leaves the handle unusable. The
     rest is then read from a fresh open of the file, sought to where the good reads ended, in requests 16
     times smaller, down to one frame; libsndfile cannot read the very last frame of such a file. A FLAC
-    ``cut_short`` (:func:`_flac_cut_short`) ends the same way, or with a decoding error at its partial last
+    ``cut_short`` (:func:`_cut_short`) ends the same way, or with a decoding error at its partial last
     frame, and is read the same way up to there. Any other decoding error is an AudioFileError that says
     where it happened.
     """
@@ -251,12 +251,16 @@ def _reopen_unknown_length(path):
     return _open(p)
 
 
-def _flac_cut_short(f, path) -> bool:
-    """True when the open file ``f`` is a FLAC with a length in its header that cannot give the last frame the
-    header declares (a file cut short, as a copy that did not finish); read on a second open of ``path`` so that
-    the caller's position stays (a pipe, which cannot be opened twice, is taken as whole)."""
+def _cut_short(f, path) -> bool:
+    """True when the open file ``f`` declares a length in its header and cannot give the last frame of it (a
+    file cut short, as a copy that did not finish): a FLAC with its total sample count, or an MP3 with a frame
+    count (a Xing, Info or VBRI header, :func:`_mp3_declares_length`; without one libsndfile estimates the
+    length from the file's size, which declares nothing). Read on a second open of ``path`` so that the
+    caller's position stays (a pipe, which cannot be opened twice, is taken as whole)."""
     declared = int(f.frames)
-    if f.format != "FLAC" or not 0 < declared < UNKNOWN_FRAMES or not _regular_file(path):
+    if f.format not in ("FLAC", "MP3") or not 0 < declared < UNKNOWN_FRAMES or not _regular_file(path):
+        return False
+    if f.format == "MP3" and not _mp3_declares_length(path):
         return False
     with _open(path) as g:
         try:
@@ -266,10 +270,39 @@ def _flac_cut_short(f, path) -> bool:
             return True
 
 
+#: bytes of an MP3 file searched for its first frame after any ID3v2 tag (junk or padding before it)
+_MP3_SYNC_SEARCH = 1 << 16
+
+
+def _mp3_declares_length(path) -> bool:
+    """True when the first MPEG audio frame of the MP3 file ``path`` is a Xing / Info header with a frame count
+    (LAME, ffmpeg, libsndfile write one) or a VBRI header (which always has one)."""
+    try:
+        with open(Path(os.fspath(path)).expanduser(), "rb") as fh:
+            head = fh.read(10)
+            start = 0
+            if len(head) == 10 and head[:3] == b"ID3":  # skip an ID3v2 tag (syncsafe size, optional footer)
+                size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (head[9] & 0x7F)
+                start = 10 + size + (10 if head[5] & 0x10 else 0)
+            fh.seek(start)
+            buf = fh.read(_MP3_SYNC_SEARCH)
+    except OSError:
+        return False
+    for i in range(len(buf) - 4):
+        if buf[i] == 0xFF and buf[i + 1] & 0xE0 == 0xE0:
+            frame = buf[i:i + 200]  # the first frame: a Xing / Info tag follows its side information
+            for tag in (b"Xing", b"Info"):
+                j = frame.find(tag)
+                if 0 <= j <= 40 and len(frame) >= j + 8:
+                    return bool(struct.unpack(">I", frame[j + 4:j + 8])[0] & 1)
+            return frame[36:40] == b"VBRI"
+    return False
+
+
 def _info_of(f, path) -> AudioInfo:
     frames = int(f.frames)
     missing = 0
-    cut = _flac_cut_short(f, path)
+    cut = _cut_short(f, path)
     if (_flac_without_length(f) and _regular_file(path)) or cut:
         # no length in the header, or less audio than it declares: count the frames (a second open, read through;
         # from a pipe, which cannot be read twice, the count stays unknown)
@@ -284,7 +317,7 @@ def _info_of(f, path) -> AudioInfo:
 
 
 def info(path) -> AudioInfo:
-    """Sample rate, length and channel count of an audio file, and what a truncated WAV or FLAC file misses."""
+    """Sample rate, length and channel count of an audio file, and what a truncated WAV, FLAC or MP3 file misses."""
     with _open(path) as f:
         return _info_of(f, path)
 
@@ -348,7 +381,7 @@ def read_channels(path) -> tuple[np.ndarray, int]:
     """
     with _open(path) as f:
         sr = int(f.samplerate)
-        cut = _flac_cut_short(f, path)
+        cut = _cut_short(f, path)
         if int(f.frames) < UNKNOWN_FRAMES and not cut:
             try:
                 data = f.read(dtype="float32", always_2d=True)
@@ -407,7 +440,8 @@ def open_blocks(path, blocksize: int = 65536, channel: int | None = None):
                                     or not 0 <= channel < f.channels):
             raise ParameterError(f"channel {channel!r} out of range: {path} has {f.channels} channel(s)")
         inf = _info_of(f, path)
-        yield inf, _blocks_of(f, path, int(blocksize), channel, inf.format == "FLAC" and inf.missing_frames > 0)
+        yield inf, _blocks_of(f, path, int(blocksize), channel,
+                             inf.missing_frames > 0 and inf.format in ("FLAC", "MP3"))
 
 
 def _blocks_of(f, path, blocksize: int, channel: int | None, cut_short: bool = False) -> Iterator[np.ndarray]:
