@@ -79,6 +79,23 @@ def test_missing_file(bdir, name):
         load_bundle(bdir)
 
 
+def test_an_unreadable_model_onnx_is_named_with_the_system_s_reason(bdir, monkeypatch):
+    """ONNX Runtime opens model.onnx by its path and says only "system error number 13": the bundle is checked
+    first. (Root reads any file, so the refusal of open() is simulated for that one path.)"""
+    import builtins
+
+    real_open, onnx = builtins.open, str(bdir / "model.onnx")
+
+    def refusing_open(file, *args, **kwargs):
+        if str(file) == onnx:
+            raise PermissionError(13, "Permission denied", onnx)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refusing_open)
+    with pytest.raises(BundleError, match=r"model\.onnx: cannot read \(Permission denied\)$"):
+        Classifier.load(bdir)
+
+
 def test_missing_file_in_zip(bdir, tmp_path):
     z = tmp_path / "b.zip"
     with zipfile.ZipFile(z, "w") as zf:

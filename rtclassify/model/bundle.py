@@ -588,8 +588,14 @@ def load_bundle(path: str | Path | None = None, *, check_frontend: bool = True) 
     bundle = _parse(path, prefix, raw, where, check_frontend)
     # model.onnx must at least exist; its contents are checked by the backend
     if path.is_dir():
-        if not (path / MODEL_ONNX).is_file():
-            raise BundleError(f"{path / MODEL_ONNX}: missing file in the model bundle")
+        onnx = path / MODEL_ONNX
+        if not onnx.is_file():
+            raise BundleError(f"{onnx}: missing file in the model bundle")
+        try:  # ONNX Runtime opens it by path and would say only "system error number 13"
+            with open(onnx, "rb"):
+                pass
+        except OSError as exc:
+            raise BundleError(f"{onnx}: cannot read ({exc.strerror or exc})") from exc
     else:
         # opening the member (without reading it) also refuses an encrypted one, an unsupported
         # compression method or a declared size over the limit now rather than when a backend loads the graph
