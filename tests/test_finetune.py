@@ -535,6 +535,46 @@ def test_an_interrupted_pretraining_keeps_its_steps(tiny_base, tmp_path, capsys,
     assert sorted(p.name for p in out.iterdir()) == ["encoder.pt", "pretrain_history.json"]
 
 
+def test_ctrl_c_in_an_optimizer_step_lets_the_step_end_before_the_encoder_is_saved(tiny_base, tmp_path, capsys,
+                                                                                 monkeypatch):
+    """A SIGINT that arrives while the optimizer updates the weights took effect there, and the interrupted
+    encoder was saved with some of them updated and its step not counted; now the step ends first."""
+    import os
+    import signal
+
+    import torch
+
+    after = {}
+    real_init = torch.optim.AdamW.__init__
+
+    def init_with_hooks(opt, *a, **k):
+        real_init(opt, *a, **k)
+        steps = []
+
+        def pre(o, args, kwargs):
+            steps.append(1)
+            if len(steps) == 4:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the fourth update begins
+
+        def post(o, args, kwargs):
+            after["weights"] = [p.detach().clone() for g in o.param_groups for p in g["params"]]
+
+        opt.register_step_pre_hook(pre)
+        opt.register_step_post_hook(post)
+
+    monkeypatch.setattr(torch.optim.AdamW, "__init__", init_with_hooks)
+    out = tmp_path / "ssl"
+    assert cli.main(["pretrain", "--data", str(_pretrain_audio(tmp_path)), "--out", str(out), "--bundle",
+                     str(tiny_base), "--steps", "50", "--batch-size", "2"]) == 130
+    assert "interrupted after 4 steps" in capsys.readouterr().out
+    ck = torch.load(out / "encoder.pt", map_location="cpu", weights_only=True)
+    assert ck["interrupted"] is True and ck["steps"] == 4
+    saved = list(ck["state_dict"].values()) + list(ck["projector"].values())
+    for w in after["weights"]:  # every weight saved is the one the fourth update gave
+        assert any(v.shape == w.shape and torch.equal(v, w) for v in saved)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_a_csv_row_naming_a_file_that_is_not_audio_is_named_by_its_line(tmp_path):
     """The file's error did not say which row of the CSV listed it."""
     from rtclassify.audio.files import AudioFileError

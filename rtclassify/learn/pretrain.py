@@ -40,6 +40,7 @@ import json
 import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -277,6 +278,30 @@ def _mel(fe, x: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ model
+@contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM arriving inside the block take effect when it ends (their handlers are swapped for
+    ones that note them, then put back and the signal raised again), so that Ctrl-C in an optimizer step does
+    not leave the weights half updated. Anywhere but the main thread (where handlers cannot be set) the block
+    just runs."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    before = {k: signal.signal(k, lambda signum, frame: caught.append(signum)) for k in kinds}
+    try:
+        yield
+    finally:
+        for k, handler in before.items():  # None: a handler that was not set from Python
+            signal.signal(k, handler if handler is not None else signal.SIG_DFL)
+        for k in dict.fromkeys(caught):
+            signal.raise_signal(k)
+
+
 def nt_xent(z1, z2, temperature: float):
     """NT-Xent (InfoNCE) loss of two batches of projections, shape (B, d) each (torch tensors).
 
@@ -475,8 +500,9 @@ def _pretrain_into(torch, data, out_dir: Path, bundle, p: PretrainParams, consol
                 loss = nt_xent(z[:p.batch_size], z[p.batch_size:], p.temperature)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                opt.step()
-                step += 1
+                with _signals_held():  # an interruption never saves weights or counts half an update
+                    opt.step()
+                    step += 1
                 li = float(loss.item())
                 if not math.isfinite(li):
                     raise ParameterError(f"pretraining diverged: the loss became {li} at step {step} (lr {p.lr:g}, "
