@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import importlib
 import pkgutil
+import re
 import signal
 import sys
 import threading
@@ -22,6 +23,12 @@ from .errors import RtclassifyError
 
 class _Parser(argparse.ArgumentParser):
     """ArgumentParser whose errors are one line and exit code 2."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # a value starting "-digit" or "-.digit" is a number, as from Python 3.13 on: before it, "-1e3" (and "-1.5e2")
+        # was taken for an unknown option and `--rms-floor-db -1e3` failed as "expected one argument"
+        self._negative_number_matcher = re.compile(r"-\.?\d")
 
     def error(self, message: str):  # noqa: D401 - argparse API
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

@@ -93,6 +93,13 @@ def test_thread_counts_and_seeds_are_bounded_at_parse_time(argv, capsys):
     assert "must be" in _usage_error(argv, capsys)
 
 
+@pytest.mark.parametrize("value", ["-1e3", "-1.5E+3", "-.5e4"])
+def test_a_negative_number_in_exponent_notation_is_a_value_not_an_option(value, capsys):
+    """Before Python 3.13, argparse took "-1e3" for an unknown option: the range check never saw it."""
+    err = _usage_error(["evaluate", "b", "--real", "d", "--rms-floor-db", value], capsys)
+    assert f"--rms-floor-db: must be from -200 to 0, got '{value}'" in err, err
+
+
 def test_an_unwritable_feature_cache_or_npm_cache_names_itself(tmp_path):
     from rtclassify.train.data.samples import fetch_package
     from rtclassify.train.features import build_feature_set
