@@ -305,12 +305,14 @@ def test_nonfinite_replaced_and_counted(clf, signals, sr):
 
 @pytest.mark.parametrize("sr", [16000, 48000])
 @pytest.mark.parametrize("channels", [1, 2])
-def test_float64_beyond_float32_counted_without_warning(clf, signals, sr, channels):
+@pytest.mark.parametrize("second", [7000, 3001])  # in another block, or in the same one (+inf and -inf together)
+def test_float64_beyond_float32_counted_without_warning(clf, signals, sr, channels, second):
     # float64 samples too large for float32 become +-inf in the cast: counted and replaced like
-    # NaN, with no RuntimeWarning on the way (the audio thread must not print)
+    # NaN, with no RuntimeWarning on the way (the audio thread must not print; a host running with
+    # warnings as errors got an exception after the samples were counted)
     x = signals[sr].astype(np.float64)
     x[3000] = 1e300
-    x[7000] = -1e300
+    x[second] = -1e300
     if channels == 2:
         x = np.stack([x, x], axis=1)
     s = clf.stream(sample_rate=sr, level_rate=0)
@@ -430,3 +432,84 @@ def test_sessions_cannot_be_copied_or_pickled(clf):
         for fn in (copy.copy, copy.deepcopy, pickle.dumps):
             with pytest.raises(TypeError, match="cannot be (copied|pickled)"):
                 fn(s)
+
+
+class _FailingAt:
+    """The real backend, raising ``exc`` on its calls numbered in ``fail_at`` (1-based)."""
+
+    def __init__(self, backend, fail_at, exc=RuntimeError("transient backend fault")):
+        self.inner, self.fail_at, self.exc, self.calls = backend, set(fail_at), exc, 0
+        self.bundle = backend.bundle
+
+    def run(self, windows):
+        self.calls += 1
+        if self.calls in self.fail_at:
+            raise self.exc
+        return self.inner.run(windows)
+
+
+def _drive(session, x, block, multi=False):
+    """Feed ``x`` in blocks; returns (outputs of stream 0 by index, events of stream 0, exceptions caught)."""
+    outs, events, errors = {}, [], []
+    X = np.stack([x, x], axis=1) if multi else x
+    for a in range(0, len(X), block):
+        try:
+            events += session.process(X[a:a + block])
+        except RuntimeError as exc:
+            errors.append(exc)
+            events += exc.events
+        frames = session.last_frames[0] if multi else session.last_frames
+        outs.update((f.index, f) for f in frames)
+    events += session.flush()
+    return outs, [e for e in events if e.channel == 0], errors
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_a_failed_backend_run_loses_its_hop_only(clf, multi):
+    """A run that raised mid-call lost the rest of the block, the outputs and events decided before it in the
+    call (a TagOff then came without its TagOn) and the frames the chunk had made after the due one, so every
+    later output was one hop off its audio. Now only the failed hop's output is missing."""
+    x = tb.demo_signal(16000, seed=3)
+
+    def make(backend):
+        c = Classifier(clf.bundle, backend)
+        if multi:
+            return c.multistream([0, 1], sample_rate=16000, max_block=1024, level_rate=0)
+        return c.stream(sample_rate=16000, max_block=1024, level_rate=0)
+
+    ref, ref_events, _ = _drive(make(clf.backend), x, 8192, multi)
+    flaky = _FailingAt(clf.backend, [12])
+    s = make(flaky)
+    got, events, errors = _drive(s, x, 8192, multi)
+    assert [str(e) for e in errors] == ["transient backend fault"]
+    missing = sorted(set(ref) - set(got))
+    assert len(missing) == 1 and set(got) <= set(ref)
+    for i, f in got.items():  # the stream stays in step: every other output is the reference's, bit for bit
+        assert np.array_equal(f.probs, ref[i].probs), i
+    assert s.counters["samples_in"] == len(x) and s.counters["failed_hops"] == 1
+    assert s.counters["hops"] == len(ref) - 1
+    for tag in clf.labels:  # the host got every event decided: each on has its off
+        ons = [e for e in events if isinstance(e, TagOn) and e.tag == tag]
+        offs = [e for e in events if isinstance(e, TagOff) and e.tag == tag]
+        assert len(ons) == len(offs), tag
+    assert sum(isinstance(e, TagOn) for e in ref_events) >= 2
+
+
+def test_a_keyboard_interrupt_in_a_run_stops_the_call_after_its_chunk(clf):
+    """Ctrl-C in a backend run: no further model run in the call, the chunk's frames still go into the ring, the
+    rest of the block is not taken in (samples_in says how far the call went), and the stream goes on after."""
+    x = tb.demo_signal(16000, seed=4)
+    flaky = _FailingAt(clf.backend, [3], KeyboardInterrupt())
+    s = Classifier(clf.bundle, flaky).stream(sample_rate=16000, max_block=1024, level_rate=0)
+    with pytest.raises(KeyboardInterrupt) as info:
+        s.process(x[:8192])
+    calls = flaky.calls
+    taken = s.counters["samples_in"]
+    assert taken % 1024 == 0 and 0 < taken < 8192 and s.counters["failed_hops"] >= 1
+    assert isinstance(info.value.events, list)
+    s.process(x[taken:])  # the host feeds the rest: the stream continues in step
+    ref = Classifier(clf.bundle, clf.backend).stream(sample_rate=16000, max_block=1024, level_rate=0)
+    ref.process(x)
+    assert flaky.calls > calls
+    assert np.array_equal(s.last_frames[-1].probs, ref.last_frames[-1].probs)
+    assert s.counters["samples_in"] == len(x)

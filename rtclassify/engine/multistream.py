@@ -204,6 +204,8 @@ class MultiStreamSession(NativeStateMixin):
         for s in self.streams:
             s.reset()
         self._hops = 0
+        self._failed_hops = 0
+        self._run_error = None
         self._timer.reset()
         self._flushed = False
         self.last_frames: list[list[FrameResult]] = [[] for _ in self.streams]
@@ -215,6 +217,7 @@ class MultiStreamSession(NativeStateMixin):
         Keys: ``streams`` (S), ``samples_in`` (input frames consumed, per
         stream), ``frames`` (frontend frames, per stream), ``hops`` (batched
         backend calls; each decided one output of every stream),
+        ``failed_hops`` (backend calls that raised: no output of any stream),
         ``late_hops`` (hops whose engine cost, for all streams together,
         exceeded the hop duration), ``compute_ms_mean``, ``compute_ms_p99``
         (engine cost per hop for all streams: conversion, resampling,
@@ -231,6 +234,7 @@ class MultiStreamSession(NativeStateMixin):
             "samples_in": first._samples_in,
             "frames": first._n_frames,
             "hops": self._hops,
+            "failed_hops": self._failed_hops,
             "late_hops": self._timer.late,
             "compute_ms_mean": mean_ms,
             "compute_ms_p99": p99_ms,
@@ -281,6 +285,11 @@ class MultiStreamSession(NativeStateMixin):
         StateError
             The session was flushed and not reset, or another thread is
             inside ``process``/``flush``/``reset`` now (a RuntimeError).
+        Exception
+            Whatever the backend raised, as :meth:`StreamSession.process`
+            raises it: after the whole block was taken in (the failed hops'
+            outputs lost, ``counters["failed_hops"]``), this call's events in
+            its ``events`` attribute.
         """
         if self._flushed:
             raise StateError("the streams were flushed; call reset() before processing more audio")
@@ -297,8 +306,11 @@ class MultiStreamSession(NativeStateMixin):
             self._push_frames([s._ingest(chunk[:, k]) for k, s in enumerate(streams)], events)
             for s in streams:
                 s._merge_techniques(events, first)
+            if self._interrupted():
+                break
         self._end_outputs()
         self._timer.add(time.perf_counter() - t0, self._hops - hops_before)
+        self._raise_run_error(events)
         return events
 
     def _deliver_frames(self) -> bool:
@@ -333,6 +345,7 @@ class MultiStreamSession(NativeStateMixin):
         self._end_outputs()
         self._timer.add(time.perf_counter() - t0, self._hops - hops_before)
         self._flushed = True
+        self._raise_run_error(events)
         return events
 
     # ------------------------------------------------------------------
@@ -366,14 +379,13 @@ class MultiStreamSession(NativeStateMixin):
                 continue
             for i, s in enumerate(streams):
                 s._window(pos[i], batch[i])
-            try:
-                probs = self._run(batch)
-            except BaseException:
+            probs = self._run_or_skip(batch, 1)
+            if probs is None:
                 # a run that fails loses this hop only: every stream's trigger moves on as _decide would have
                 # moved it (left on a frame already written, no hop would ever be due again)
                 for s in streams:
                     s._trigger += self.hop_frames
-                raise
+                continue
             for i, s in enumerate(streams):
                 s._decide(probs[i], events)
             self._hops += 1

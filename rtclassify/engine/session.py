@@ -259,6 +259,42 @@ class NativeStateMixin:
         if first is not None:
             raise first
 
+    _run_error = None  # the first exception of a backend run in the current call (see _run_or_skip)
+
+    def _run_or_skip(self, windows: np.ndarray, hops: int):
+        """The backend's outputs for ``windows``, or None when its run failed: the ``hops`` outputs are lost, not
+        the stream (the caller's triggers are already past them, its frames still go into the mel rings, the rest
+        of the block is processed), and the first exception is raised when the call ends
+        (:meth:`_raise_run_error`). After an exception that is not an Exception (KeyboardInterrupt), the model is
+        not run again in this call."""
+        err = self._run_error
+        if err is not None and not isinstance(err, Exception):
+            self._failed_hops += hops
+            return None
+        try:
+            return self._run(windows)
+        except BaseException as exc:  # noqa: BLE001 - raised by _raise_run_error once the audio is taken in
+            self._failed_hops += hops
+            if err is None:
+                self._run_error = exc
+            return None
+
+    def _interrupted(self) -> bool:
+        """A backend run of this call ended with KeyboardInterrupt or another non-Exception: stop after the chunk."""
+        err = self._run_error
+        return err is not None and not isinstance(err, Exception)
+
+    def _raise_run_error(self, events: list) -> None:
+        """Raise the first exception of a backend run in this call, if any, with ``events`` (what the call
+        decided: the outputs of the other hops, and their events) as its ``events`` attribute."""
+        exc, self._run_error = self._run_error, None
+        if exc is not None:
+            try:
+                exc.events = events
+            except (AttributeError, TypeError):
+                pass
+            raise exc
+
     def _enter(self, what: str) -> None:
         """Take the session for one ``process``/``flush``/``reset`` call (release ``self._in_use`` after it), or
         refuse with a StateError when another thread is inside one: two calls at once would interleave the
@@ -479,6 +515,8 @@ class StreamSession(NativeStateMixin):
         self._samples_in = 0
         self._block_channels = 0  # channels of this stream's 2-D blocks, once a block has shown them
         self._hops = 0
+        self._failed_hops = 0
+        self._run_error = None
         self._nonfinite_own = 0
         self._fe_nonfinite_base = self._frontend_nonfinite()
         self._last_decided = 0.0
@@ -500,7 +538,8 @@ class StreamSession(NativeStateMixin):
     def counters(self) -> dict:
         """Counters of this stream (a new dict each call).
 
-        Keys: ``samples_in``, ``frames``, ``hops``, ``late_hops`` (hops whose
+        Keys: ``samples_in``, ``frames``, ``hops``, ``failed_hops`` (hops
+        whose backend run raised: no output), ``late_hops`` (hops whose
         engine cost exceeded the hop duration), ``compute_ms_mean``,
         ``compute_ms_p99`` (engine cost per hop: conversion, resampling,
         frontend, inference, decoding; p99 over the last 4096 hops; wall-clock
@@ -517,6 +556,7 @@ class StreamSession(NativeStateMixin):
             "samples_in": self._samples_in,
             "frames": self._n_frames,
             "hops": self._hops,
+            "failed_hops": self._failed_hops,
             "late_hops": self._timer.late,
             "compute_ms_mean": mean_ms,
             "compute_ms_p99": p99_ms,
@@ -587,6 +627,12 @@ class StreamSession(NativeStateMixin):
             Whatever ``on_frame`` raised: after the whole block was taken
             in and every output handed to ``on_frame``, so the session stays
             consistent; this call's events are in the FrameResults it got.
+            Whatever the backend raised: after the whole block was taken in
+            (only the outputs of the hops whose run failed are lost, counted
+            in ``counters["failed_hops"]``), with this call's events in the
+            exception's ``events`` attribute; after a KeyboardInterrupt in a
+            run, the rest of the block is not taken in (``samples_in`` says
+            how far it went).
         """
         if self._flushed:
             raise StateError("the stream was flushed; call reset() before processing more audio")
@@ -600,8 +646,11 @@ class StreamSession(NativeStateMixin):
         hops_before = self._hops
         for start in range(0, n, mb):
             self._process_chunk(x[start:start + mb], events)
+            if self._interrupted():
+                break
         self.last_frames = frames
         self._account(t0, hops_before)
+        self._raise_run_error(events)
         return events
 
     @one_call_at_a_time(deliver=True)
@@ -625,6 +674,7 @@ class StreamSession(NativeStateMixin):
         self._end(events)
         self.last_frames = frames
         self._account(t0, hops_before)
+        self._raise_run_error(events)
         return events
 
     def _deliver_frames(self) -> bool:
@@ -700,9 +750,10 @@ class StreamSession(NativeStateMixin):
         if self._tech is not None:
             self._track(buf)
         if self._rs is not None:
-            # one pass finds that every sample is finite (a float64 sum of finite float32 samples is finite)
+            # (not a float64 sum's finiteness, as cheap, but +inf and -inf in one block warned "invalid value",
+            # which a host running with warnings as errors got as an exception after the samples were counted)
             mask = self._mask[:n]
-            if not math.isfinite(np.add.reduce(buf, dtype=np.float64)) and not np.isfinite(buf, out=mask).all():
+            if not np.isfinite(buf, out=mask).all():
                 bad = ~mask
                 self._nonfinite_own += int(np.count_nonzero(bad))
                 buf[bad] = 0.0
@@ -756,8 +807,11 @@ class StreamSession(NativeStateMixin):
             self._decide_batch(first, n, events)
 
     def _decide_batch(self, first: int, n: int, events: list) -> None:
-        """Run the first ``n`` windows of the batch buffer and decide them in order, from trigger ``first``."""
-        probs = self._run(self._win[:n])
+        """Run the first ``n`` windows of the batch buffer and decide them in order, from trigger ``first``
+        (a failed run decides none: the trigger stays past them, :meth:`_run_or_skip`)."""
+        probs = self._run_or_skip(self._win[:n], n)
+        if probs is None:
+            return
         self._trigger = first
         for i in range(n):
             self._decide(probs[i], events)
