@@ -163,6 +163,36 @@ def test_failing_sink_stops_the_listener_and_closes_the_others(clf):
     assert good.calls.count("close") == 1
 
 
+def test_a_failed_model_run_stops_the_listener_after_sending_what_its_call_decided(clf):
+    """A session call whose backend run raised carries the events it decided before the failure (``events``);
+    the listener sends them before its final offs, so a receiver never gets an off whose on it missed."""
+    sink = RecordingSink()
+    lis = Listener(clf, sinks=[sink], source=ClipSource(demo_signal(SR), SR, blocksize=256, speed=4.0))
+    real = lis.session.process
+    seen, failed = [], []
+
+    def process(block):
+        events = real(block)
+        if any(e.kind == "on" for e in seen):  # a tag is on: the next call that decides something fails
+            if events:
+                exc = RuntimeError("backend fault")
+                exc.events = failed[:] = events
+                raise exc
+        seen.extend(events)
+        return events
+
+    lis.session.process = process
+    with lis:
+        assert lis.wait(30)
+    assert "backend fault" in str(lis.error)
+    ev = onoff(sink.events)
+    ons = [t for k, t, _ in ev if k == "on"]
+    offs = [t for k, t, _ in ev if k == "off"]
+    assert sorted(ons) == sorted(offs)
+    assert failed and all(any(x is e for x in sink.events) for e in failed)
+    assert [id(e) for e in sink.events[:len(seen) + len(failed)]] == [id(e) for e in seen + failed]
+
+
 def test_on_event_exception_becomes_one_line_error(clf):
     def boom(ev):
         raise ZeroDivisionError("bad handler")

@@ -994,6 +994,12 @@ class Listener:
                 raise err if isinstance(err, RtclassifyError) else DeviceError(f"audio source failed: {err}")
         except BaseException as exc:
             self.error = _as_clear_error(exc)
+            decided = getattr(exc, "events", None)  # a failed model run: what the call decided before it
+            if decided:
+                try:
+                    self._emit(decided, time.perf_counter(), tolerant=True)
+                except BaseException:  # noqa: BLE001 - the run's error is the one to report
+                    pass
         finally:
             try:
                 # flush: TagOff for every active tag, sent before the sinks close; a sink that fails here
