@@ -186,3 +186,26 @@ def test_sample_rate_that_is_not_a_number_is_a_parameter_error_naming_it(value):
 @pytest.mark.parametrize("value", [48000, 44100.0, np.float32(22050), np.int32(16000)])
 def test_sample_rate_takes_python_and_numpy_numbers(value):
     assert TechniqueDetector(value).sample_rate == float(value)
+
+
+@pytest.mark.parametrize("offset", ["abc", "1.5", math.nan, math.inf, -math.inf, True, [1.0], 1 + 2j])
+def test_a_bad_stream_time_offset_is_refused_before_the_block_is_consumed(offset):
+    """The block was consumed and then the offset's float() failed (a ValueError naming nothing); the next
+    call's events came late. NaN and infinite offsets gave events stamped NaN or inf."""
+    sr = 16000
+    x = modulated_tone(sr, 3.0, 440.0, vib=(5.5, 40.0), start=0.3)
+    ref, det = TechniqueDetector(sr), TechniqueDetector(sr)
+    with pytest.raises(ParameterError, match=r"^stream_time_offset: must be "):
+        det.process(x[:4800], offset)
+    assert det._tracker.samples == 0
+    got = [det.process(x[a:a + 4800], a / sr)[0] for a in range(0, len(x), 4800)]
+    want = [ref.process(x[a:a + 4800], a / sr)[0] for a in range(0, len(x), 4800)]
+    assert got == want and any(got)
+
+
+@pytest.mark.parametrize("offset", [2, 2.5, np.float32(1.25), np.int64(3)])
+def test_stream_time_offsets_of_python_and_numpy_numbers_are_taken(offset):
+    det = TechniqueDetector(16000)
+    x = modulated_tone(16000, 2.0, 440.0, vib=(5.5, 40.0), start=0.3)
+    events, _ = det.process(x, offset)
+    assert events and all(math.isfinite(e.stream_time) and e.stream_time >= float(offset) for e in events)

@@ -97,6 +97,16 @@ def _tracker_options() -> set:
     return set(_native_defaults()) - {"sample_rate", "hop_length"}
 
 
+def _stream_time_offset(value) -> float:
+    """``stream_time_offset`` as a float: a finite real number (not a bool), else a ParameterError naming it."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ParameterError(f"stream_time_offset: must be a number of seconds (got {value!r})")
+    t = float(value)
+    if not math.isfinite(t):
+        raise ParameterError(f"stream_time_offset: must be finite (got {value!r})")
+    return t
+
+
 class TechniqueDetector:
     """Streaming pitch, vibrato and tremolo detector for one audio channel.
 
@@ -276,11 +286,19 @@ class TechniqueDetector:
             VibratoOn/VibratoOff/TremoloOn/TremoloOff, in time order.
         values : list of TechniqueValues
             One every ``value_interval`` seconds of stream.
+
+        Raises
+        ------
+        ParameterError
+            A bad block (see :meth:`track`), or a ``stream_time_offset``
+            that is not a finite number of seconds; nothing is consumed.
         """
         tracker = self._tracker
         first_frame = tracker.frames
         # the samples before the block matter only for an offset's times
         before = tracker.samples if stream_time_offset is not None else 0
+        # checked before the block is consumed: a refused call takes in nothing
+        base = None if stream_time_offset is None else _stream_time_offset(stream_time_offset)
         fr = self._frames(block)
         von = fr["vibrato_on"]
         n = len(von)
@@ -288,7 +306,6 @@ class TechniqueDetector:
         values: list[TechniqueValues] = []
         if n == 0:
             return events, values
-        base = None if stream_time_offset is None else float(stream_time_offset)
         wall = time.time()
         # No per-frame Python work unless a frame gives an output: a switch of either technique (rare; one
         # frame's bool, or a block's bools' bytes, compared with the state) or a value frame (every
