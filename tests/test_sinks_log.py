@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import sys
 import threading
 import time
 
@@ -170,6 +172,8 @@ class _ClosedPipe(io.StringIO):
 
 def test_the_printer_alone_ends_the_run_when_its_reader_goes_away():
     p = EventPrinter(stream=_ClosedPipe(), alone=True)
+    p.send(_batch())  # written by the printer's thread, which finds the reader gone
+    p._writer.flush(5.0)
     with pytest.raises(OutputClosed):
         p.send(_batch())
 
@@ -178,10 +182,41 @@ def test_the_printer_beside_other_outputs_goes_quiet():
     pipe = _ClosedPipe()
     p = EventPrinter(stream=pipe, alone=False)
     p.send(_batch(1.0))  # no exception: MIDI or OSC go on
+    p._writer.flush(5.0)
     assert pipe.writes == 1
     p.send(_batch(2.0))
     p.send(_batch(3.0))
+    p._writer.flush(5.0)
     assert pipe.writes == 1  # quiet: the dead pipe is not written again
+
+
+def test_a_blocked_output_does_not_hold_the_printer_s_caller():
+    """A terminal paused with Ctrl-S blocks every write to it; the printer's send was a write on the worker
+    thread, so MIDI and OSC stopped with it. Now send returns at once, the lines wait (the oldest kept, the
+    newest beyond the limit dropped and said), and they are printed when the output resumes."""
+    import threading
+    import time
+
+    gate = threading.Event()
+
+    class Paused(io.StringIO):
+        def write(self, text):
+            gate.wait(30)  # blocked until "Ctrl-Q"
+            return super().write(text)
+
+    out = Paused()
+    p = EventPrinter(stream=out, alone=True)
+    p._writer.max_pending = 50
+    t0 = time.monotonic()
+    for i in range(200):
+        p.send(_batch(float(i)))
+    assert time.monotonic() - t0 < 1.0 and out.getvalue() == ""
+    gate.set()
+    p.close(5.0)
+    printed, dropped = out.getvalue().count(" on "), p._writer.dropped
+    # the batches the writer took before it blocked, then the 50 it holds; the rest dropped and counted
+    assert 50 <= printed < 200 and printed + dropped == 200
+    assert p.fault.startswith(f"{dropped} batches of event lines not printed: standard output was blocked")
 
 
 def test_an_output_fault_the_run_went_on_through_is_reported_and_exits_1(capsys):
@@ -330,3 +365,33 @@ def test_events_lost_behind_the_file_are_named_beside_a_record_left_out(tmp_path
     sink.close(timeout=5)
     assert sink.dropped > 0
     assert sink.fault.startswith(f"the event log {path} lost {sink.dropped} events") and "JSON cannot hold" in sink.fault
+
+
+def test_the_live_outputs_warn_through_a_writer_that_a_paused_terminal_does_not_block(monkeypatch):
+    """The OSC and log outputs of `listen` and `demo` warned with a print to standard error on the worker
+    thread: with the terminal paused, one failed OSC send held every output. Their warnings now go through
+    the run's warnings writer, closed after the outputs (so the last ones are written)."""
+    from rtclassify import cli
+    from rtclassify.commands._live import Warnings, build_sinks
+    from rtclassify.sinks.mapping import Mapping
+
+    gate = threading.Event()
+
+    class Paused(io.StringIO):
+        def write(self, text):
+            gate.wait(30)
+            return super().write(text)
+
+    args = cli.build_parser().parse_args(["listen", "--osc", "127.0.0.1:9", "--no-display", "--log",
+                                          os.devnull])
+    sinks, _ = build_sinks(args, ["piano"], Mapping.default(["piano"]), "t")
+    assert isinstance(sinks[-1], Warnings)
+    err = Paused()
+    monkeypatch.setattr(sys, "stderr", err)
+    t0 = time.monotonic()
+    for s in sinks[:2]:  # the OSC sink and the log, as their faults reach them on the worker thread
+        s._on_fault(f"a fault of {type(s).__name__}")
+    assert time.monotonic() - t0 < 1.0
+    gate.set()
+    sinks[-1].close(5.0)
+    assert err.getvalue() == ("rtclassify: warning: a fault of OscSink\nrtclassify: warning: a fault of JsonlSink\n")

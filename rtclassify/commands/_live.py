@@ -98,20 +98,46 @@ class EventPrinter:
     the MIDI/OSC outputs.
 
     With ``channels`` true (several streams) each line names the event's input channel.
+
+    The lines are written by a thread of their own (:class:`~rtclassify.sinks._background.BackgroundText`): a
+    terminal paused with Ctrl-S, or a reader that stops reading, holds the printing only, not the worker
+    that feeds MIDI and OSC (lines beyond what the writer holds are dropped and counted in :attr:`fault`).
     """
 
     def __init__(self, stream=None, channels: bool = False, alone: bool = True):
+        from ..sinks._background import BackgroundText
+
         self.stream = stream or sys.stdout
         self.channels = bool(channels)
         #: the only output: when its reader goes away (``| head``) the run ends; beside MIDI, OSC or a log
         #: file the printer just goes quiet and the show goes on
         self.alone = bool(alone)
         self._closed = False
+        self._writer = BackgroundText(lambda: self.stream, name="rtclassify-print")
 
     def open(self) -> None:
         pass
 
+    @property
+    def fault(self) -> str | None:
+        """Lines the printer dropped because its output was blocked, or None."""
+        n = self._writer.dropped
+        return (f"{n} batch{'es' if n != 1 else ''} of event lines not printed: standard output was blocked "
+                f"(a paused terminal or a reader that stopped reading)") if n else None
+
     def send(self, events) -> None:
+        w = self._writer
+        if not self._closed and (w.reader_gone or w.error is not None):
+            self._closed = True
+            if w.reader_gone:
+                if self.stream is sys.stdout:
+                    drop_stdout()
+                if self.alone:
+                    raise OutputClosed("the reader of standard output went away")
+            else:  # a full disk, a device error
+                raise SinkError(f"printing the events to standard output failed: {w.error.strerror or w.error}")
+        if self._closed:
+            return
         lines = []
         for ev in events:
             t = f"{ev.stream_time:9.3f}s  ch {ev.channel:<2d}" if self.channels else f"{ev.stream_time:9.3f}s"
@@ -124,21 +150,12 @@ class EventPrinter:
                 rest = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items()
                                 if k not in ("stream_time", "wall_time", "channel", "event"))
                 lines.append(f"{t}  {ev.kind:<4s} {rest}")
-        if lines and not self._closed:
-            try:
-                print("\n".join(lines), file=self.stream, flush=True)
-            except BrokenPipeError:
-                self._closed = True
-                if self.stream is sys.stdout:
-                    drop_stdout()
-                if self.alone:
-                    raise OutputClosed("the reader of standard output went away") from None
-            except OSError as exc:  # a full disk, a device error
-                self._closed = True
-                raise SinkError(f"printing the events to standard output failed: {exc.strerror or exc}") from None
+        if lines:
+            w.write("\n".join(lines) + "\n")
 
-    def close(self) -> None:
-        pass
+    def close(self, timeout: float = 2.0) -> None:
+        """Print what is queued, waiting up to ``timeout`` seconds for a blocked output."""
+        self._writer.close(timeout)
 
 
 def build_sinks(args, labels, mapping, title: str, channels=None, clip=None):
@@ -148,12 +165,15 @@ def build_sinks(args, labels, mapping, title: str, channels=None, clip=None):
     tagged as streams of their own (MIDI channel and OSC address per stream).
     ``clip``: the audio file played (``demo``'s, the bundled one included), which the log must not replace.
     """
+    from ..sinks._background import stderr_warner
     from ..sinks.display import LiveDisplay
     from ..sinks.log import JsonlSink
     from ..sinks.midi import MidiSink
     from ..sinks.osc import OscSink
 
     sinks, outputs = [], []
+    warnings = Warnings()  # the outputs' warnings, written off the worker thread
+    warn_later = stderr_warner(warnings.writer)
     if args.midi_api is not None and args.midi is None and args.midi_virtual is None:
         raise UsageError(f"--midi-api {args.midi_api} goes with --midi PORT or --midi-virtual NAME (no MIDI is sent "
                          f"without one)")
@@ -161,7 +181,7 @@ def build_sinks(args, labels, mapping, title: str, channels=None, clip=None):
         sinks.append(MidiSink(mapping.midi, port=args.midi, virtual=args.midi_virtual, api=args.midi_api,
                               streams=channels))
     if args.osc:
-        sinks.append(OscSink(mapping.osc, args.osc, streams=channels))
+        sinks.append(OscSink(mapping.osc, args.osc, streams=channels, on_fault=warn_later))
         outputs.append("OSC " + ", ".join(args.osc))
     if args.log:
         if args.log == "-" and not args.no_display:
@@ -171,14 +191,34 @@ def build_sinks(args, labels, mapping, title: str, channels=None, clip=None):
         check_not_an_input("--log", args.log, [("the clip to play", clip),
                                                ("the mapping file", args.map),
                                                ("a file of the model bundle", args.bundle or default_bundle_path())])
-        sinks.append(JsonlSink(args.log))
+        sinks.append(JsonlSink(args.log, on_fault=warn_later))
         outputs.append(f"log {args.log}")
     if args.no_display:
         if args.log != "-":
             sinks.append(EventPrinter(channels=channels is not None, alone=not sinks))
     else:
         sinks.append(LiveDisplay(labels, title=title, channels=channels))
+    sinks.append(warnings)  # closed last: the warnings of the others' closing are written too
     return sinks, outputs
+
+
+class Warnings:
+    """Not an output: the standard-error writer of the other outputs' warnings (a paused terminal holds them,
+    not the worker), as a sink so that the listener closes it, after the outputs, waiting a while for it."""
+
+    def __init__(self):
+        from ..sinks._background import BackgroundText
+
+        self.writer = BackgroundText(lambda: sys.stderr, name="rtclassify-warn")
+
+    def open(self) -> None:
+        pass
+
+    def send(self, events) -> None:
+        pass
+
+    def close(self, timeout: float = 2.0) -> None:
+        self.writer.close(timeout)
 
 
 def open_sinks(sinks) -> None:
