@@ -94,6 +94,39 @@ def test_final_snapshot_to_a_file_ends_with_a_newline():
     assert buf.getvalue().endswith("\n")
 
 
+def test_closing_on_a_paused_terminal_gives_up_instead_of_holding_the_stop():
+    """A terminal paused with Ctrl-S blocks rich's final draw; close() waited for it without end, so SIGTERM
+    from a show-control script did not end the run until the terminal resumed."""
+    import threading
+    import time
+
+    gate = threading.Event()
+
+    class Paused(io.StringIO):
+        def write(self, text):
+            gate.wait(30)
+            return super().write(text)
+
+    d = LiveDisplay(("piano",), console=Console(file=Paused(), width=60, force_terminal=False))
+    d.open()
+    t0 = time.monotonic()
+    d.close(timeout=0.5)
+    assert time.monotonic() - t0 < 3.0
+    gate.set()
+
+
+def test_the_counters_say_bad_samples_bad_outputs_and_failed_runs_when_there_were_some():
+    """NaN samples from a driver or cable were counted (session_nonfinite_replaced) but neither the display nor
+    the summary of `listen` said so."""
+    from rtclassify.sinks.display import format_counters
+
+    base = {"dropped_samples": 0, "hops": 10, "late_hops": 0}
+    assert "bad" not in format_counters(base) and "failed" not in format_counters(base)
+    text = format_counters(dict(base, session_nonfinite_replaced=13616, session_bad_probabilities=2,
+                                session_failed_hops=1))
+    assert "bad samples replaced 13616 · bad model outputs 2 · failed model runs 1\n" in text
+
+
 def _live_frame(d, console):
     """One frame as rich Live draws it (cut to the console's height, "..." on the last line when cut)."""
     console.print(LiveRender(d.render(), vertical_overflow="ellipsis"))

@@ -18,6 +18,7 @@ audio path never waits for the terminal.
 from __future__ import annotations
 
 import collections
+import threading
 import time
 from typing import Sequence
 
@@ -136,9 +137,15 @@ class LiveDisplay:
     def status(self, counters: dict) -> None:
         self.counters = counters
 
-    def close(self) -> None:
+    def close(self, timeout: float = 2.0) -> None:
+        """Draw the last state and stop drawing; a terminal that blocks writes (paused with Ctrl-S, a stalled
+        ssh link) is given ``timeout`` seconds, then left to a daemon thread, so that a stop (SIGTERM from a
+        show-control script) still ends the run."""
         live, self._live = self._live, None
-        if live is not None:
+        if live is None:
+            return
+
+        def finish():
             try:
                 live.refresh()
                 live.stop()
@@ -146,6 +153,10 @@ class LiveDisplay:
                     live.console.line()  # rich ends the final snapshot of a file or pipe without a newline
             except Exception:  # pragma: no cover - the terminal went away
                 pass
+
+        t = threading.Thread(target=finish, name="rtclassify-display-close", daemon=True)
+        t.start()
+        t.join(timeout)
 
     # ---------------------------------------------------------------- drawing
     def render(self):
@@ -406,10 +417,16 @@ def format_counters(c: dict) -> str:
         v = c.get(key)
         return "-" if v is None else f"{v:.1f}"
 
+    # what went wrong with the input or the model, said only when it happened (NaN or infinite samples from a
+    # driver or cable, model outputs that were not probabilities, model runs that failed)
+    faults = [f"{what} {c[key]}" for key, what in (("session_nonfinite_replaced", "bad samples replaced"),
+                                                   ("session_bad_probabilities", "bad model outputs"),
+                                                   ("session_failed_hops", "failed model runs"))
+              if c.get(key)]
     return (
         f"dropped {c.get('dropped_samples', 0)} samples · overflows {c.get('input_overflows', 0)} · "
         f"late hops {c.get('late_hops', 0)}/{c.get('hops', 0)} · compute {ms('compute_ms_mean')} ms/hop "
-        f"(p99 {ms('compute_ms_p99')})\n"
+        f"(p99 {ms('compute_ms_p99')})" + "".join(f" · {f}" for f in faults) + "\n"
         f"latency ms: device {ms('latency_device_ms')} + algorithmic {ms('latency_algorithmic_ms')} + "
         f"compute {ms('latency_compute_ms')} + output {ms('latency_output_ms')} = {ms('latency_total_ms')}"
     )
