@@ -261,6 +261,47 @@ class FailingSource(StallingSource):
         self._t.start()
 
 
+def test_a_frozen_process_is_not_taken_for_a_lost_device(clf):
+    """SIGSTOP, a swap storm or a suspended VM freezes the worker and the device's callback thread alike; the
+    worker woke first, found no new audio and called the device lost (a stall measured on a clock that ran
+    while it was frozen itself), ending the show. The device now gets its full stall limit from the wake."""
+    frozen = threading.Event()
+
+    class FreezingSink(RecordingSink):
+        def send(self, events):
+            if not frozen.is_set():
+                frozen.set()
+                time.sleep(1.2)  # the worker is frozen...
+            super().send(events)
+
+    class FreezingSource(StallingSource):
+        def start(self, callback, finished=None):
+            tone = (0.5 * np.sin(2 * np.pi * 220 * np.arange(self.blocks * self.blocksize) / self.samplerate))
+            tone = tone.astype(np.float32)[:, None]
+
+            def run():
+                for i in range(self.blocks):
+                    if frozen.is_set() and not getattr(self, "_slept", False):
+                        self._slept = True
+                        time.sleep(1.25)  # ...and so is the device's callback thread, waking just after it
+                    callback(tone[i * self.blocksize:(i + 1) * self.blocksize], self.blocksize, None,
+                             CallbackFlags())
+                    time.sleep(self.blocksize / self.samplerate)
+                self.done = True
+
+            self._t = threading.Thread(target=run, daemon=True)
+            self._t.start()
+
+    sink = FreezingSink()
+    src = FreezingSource(blocks=200)
+    lis = Listener(clf, sinks=[sink], source=src, stall_timeout=0.5, level_rate=0)
+    lis.start()
+    src._t.join(30)
+    lis.stop()
+    assert frozen.is_set() and getattr(src, "done", False)
+    assert lis.error is None, lis.error
+
+
 def test_source_fault_becomes_the_listener_error(clf):
     lis = Listener(clf, source=FailingSource(blocks=20))
     with lis:

@@ -939,7 +939,7 @@ class Listener:
         S = 1 if self.channels is None else len(self.channels)
         pop_max = self._max_block * P
         poll = min(0.005, self.blocksize / sr / 2)
-        last_audio = time.monotonic()
+        last_audio = last_look = time.monotonic()
         last_status = 0.0
         status_sinks = [s for s in self.sinks if callable(getattr(s, "status", None))]
         cb_faults = self._cb_faults
@@ -951,6 +951,12 @@ class Listener:
                     break
                 n = ring.available
                 now = time.monotonic()
+                if now - last_look > 0.5 * self.stall_timeout:
+                    # this thread did not look for that long (the whole process was frozen: SIGSTOP, a swap
+                    # storm, a suspended VM; or one long call): the device gets its full stall limit from now,
+                    # as its own callback thread may just be waking too
+                    last_audio = max(last_audio, now)
+                last_look = now
                 if status_sinks and now - last_status > self.status_interval:
                     last_status = now
                     c = self.counters()
