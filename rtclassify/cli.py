@@ -18,7 +18,7 @@ import threading
 
 from . import commands as _commands_pkg
 from .commands._args import UsageError
-from .errors import RtclassifyError
+from .errors import RtclassifyError, interruption_behind
 
 
 class _Parser(argparse.ArgumentParser):
@@ -121,7 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         with _signals_unwind():
-            return int(args._run(args) or 0)
+            try:
+                return int(args._run(args) or 0)
+            except ImportError as exc:
+                stop = interruption_behind(exc)
+                if stop is None:
+                    raise
+                raise stop from None  # Ctrl-C or SIGTERM during an import (onnxruntime's turns it into this)
     except Terminated as exc:
         try:
             print(f"rtclassify: stopped by {exc.args[0]}", file=sys.stderr)

@@ -49,6 +49,20 @@ class MissingDependencyError(RtclassifyError, ImportError):
     """An optional dependency is not installed; the message names the extra or system package."""
 
 
+def interruption_behind(exc: BaseException) -> BaseException | None:
+    """The KeyboardInterrupt, or other exception that is not an Exception (SIGTERM's ``Terminated``), that
+    ``exc`` was raised from or while handling: a module whose import is interrupted (onnxruntime's) raises
+    ImportError("initialization failed") from it, which is not a missing package. None when there is none."""
+    seen = set()
+    e = exc.__cause__ or exc.__context__
+    while e is not None and id(e) not in seen:
+        if not isinstance(e, Exception):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def require(module: str, extra: str | None = None, system: str | None = None, pip: str | None = None):
     """Import an optional dependency or raise :class:`MissingDependencyError`.
 
@@ -69,6 +83,9 @@ def require(module: str, extra: str | None = None, system: str | None = None, pi
     try:
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment
+        stop = interruption_behind(exc)
+        if stop is not None:  # Ctrl-C or SIGTERM during the import: not a missing package
+            raise stop from None
         hints = []
         if extra:
             hints.append(f"pip install 'rtclassify[{extra}]'")

@@ -367,6 +367,68 @@ def test_tag_file_events_carry_the_chosen_channel(clf, tmp_path):
     assert r.events and {e.channel for e in r.events} == {2}
 
 
+def _import_interrupted_by(stop):
+    """What onnxruntime's import does when a signal's exception arrives inside it."""
+    try:
+        raise stop
+    except BaseException as exc:
+        raise ImportError("initialization failed") from exc
+
+
+def test_ctrl_c_during_an_import_is_an_interruption_not_a_traceback(monkeypatch, capsys):
+    """Ctrl-C or SIGTERM while onnxruntime was being imported (the first second of `listen`) surfaced as
+    ImportError("initialization failed"): a traceback and exit 1; through `require` it read as a missing
+    package."""
+    from rtclassify.commands import backends
+    from rtclassify.errors import MissingDependencyError, require
+
+    monkeypatch.setattr(backends, "run", lambda args: _import_interrupted_by(KeyboardInterrupt()))
+    assert cli.main(["backends"]) == 130
+    assert capsys.readouterr().err == "rtclassify: interrupted\n"
+    monkeypatch.setattr(backends, "run", lambda args: _import_interrupted_by(ValueError("broken build")))
+    with pytest.raises(ImportError, match="initialization failed"):  # a real import failure stays one
+        cli.main(["backends"])
+
+    import importlib
+
+    def interrupted_import(name):
+        _import_interrupted_by(KeyboardInterrupt())
+
+    monkeypatch.setattr(importlib, "import_module", interrupted_import)
+    with pytest.raises(KeyboardInterrupt):
+        require("onnxruntime")
+
+    def failed_import(name):
+        raise ImportError("No module named 'nothere'")
+
+    monkeypatch.setattr(importlib, "import_module", failed_import)
+    with pytest.raises(MissingDependencyError, match="nothere is not installed"):
+        require("nothere")
+
+
+def test_sigterm_during_an_import_ends_the_command_by_the_signal(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    host = tmp_path / "host.py"
+    host.write_text(
+        "import os, signal\n"
+        "from rtclassify import cli\n"
+        "from rtclassify.commands import backends\n"
+        "def run(args):\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"  # arrives inside the 'import'
+        "        signal.pause()\n"
+        "    except BaseException as exc:\n"
+        "        raise ImportError('initialization failed') from exc\n"
+        "backends.run = run\n"
+        "cli.main(['backends'])\n")
+    r = subprocess.run([sys.executable, str(host)], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert r.returncode == -signal.SIGTERM, (r.returncode, r.stderr)
+    assert r.stderr == "rtclassify: stopped by SIGTERM\n"
+
+
 def test_sigterm_in_a_host_calling_main_unwinds_the_command_then_ends_the_host(tmp_path):
     """A program running `cli.main` in-process outlived SIGTERM: the command took the signal and returned 143.
     With standard error gone (SIGHUP: a closed terminal), the message's failed write turned it into exit 1."""
