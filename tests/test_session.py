@@ -281,6 +281,25 @@ def test_a_channels_first_block_is_refused_not_read_as_two_samples(clf, channel)
     assert s.counters["samples_in"] == 64
 
 
+@pytest.mark.parametrize("channels, frames", [(2, 64), (2, 16), (8, 64), (8, 256), (16, 128)])
+def test_a_plugin_host_s_planar_buffers_are_refused(clf, channels, frames):
+    """Plugin hosts hold audio channel-major; a (2, 64) buffer went through as 2 frames of 64 channels (the
+    rule needed 64 times as many channels as frames) and the stream ran 32 times slow without a word."""
+    s = clf.stream(sample_rate=48000)
+    with pytest.raises(ParameterError, match=rf"shape \({channels}, {frames}\) looks like \(channels, frames\)"):
+        s.process(np.zeros((channels, frames), np.float32))
+    assert s.counters["samples_in"] == 0
+    s.process(np.zeros((frames, channels), np.float32))  # the same buffer frames first is taken
+    assert s.counters["samples_in"] == frames
+
+
+@pytest.mark.parametrize("shape", [(1, 2), (2, 8), (10, 16), (17, 1024), (64, 1024)])
+def test_short_first_blocks_of_a_device_are_taken(clf, shape):
+    s = clf.stream(sample_rate=48000)
+    s.process(np.zeros(shape, np.float32))
+    assert s.counters["samples_in"] == shape[0]
+
+
 def test_large_block_split(clf, signals):
     x = signals[16000]
     s = clf.stream(sample_rate=16000, max_block=256, level_rate=0)

@@ -388,7 +388,7 @@ class ClipSource:
 
     def __init__(self, audio, samplerate: float, *, blocksize: int = 256, speed: float = 1.0,
                  name: str = "clip", loop: bool = False):
-        from ..engine.session import MAX_BLOCK_CHANNELS, TRANSPOSED_CHANNELS
+        from ..engine.session import MAX_BLOCK_CHANNELS, looks_channels_first
         from .samples import I16_SCALE, check_samples_dtype
 
         a = check_samples_dtype(np.asarray(audio), "audio")
@@ -401,7 +401,7 @@ class ClipSource:
         if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
             raise ParameterError(f"audio must have shape (n,) or (n, channels) with n > 0, got {np.shape(audio)}")
         n_fr, n_ch = a.shape
-        if n_ch > MAX_BLOCK_CHANNELS or (n_fr <= TRANSPOSED_CHANNELS and n_ch >= 64 * n_fr):  # the session's rule
+        if n_ch > MAX_BLOCK_CHANNELS or looks_channels_first(n_fr, n_ch):  # the session's rule
             # (channels, n) read as (n, channels) would play seconds of audio as a few frames of many channels
             raise ParameterError(f"audio of shape {a.shape} looks like (channels, n): {n_fr} frame(s) of {n_ch} "
                                  f"channels; a clip is (n,) or (n, channels), frames first as a sound card delivers "

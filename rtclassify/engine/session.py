@@ -201,9 +201,19 @@ MAX_BATCH = 4096
 #: the most channels a 2-D block may have (more is a (channels, frames) block read the wrong way round)
 MAX_BLOCK_CHANNELS = 1024
 #: a stream's channels are taken from its first 2-D block with at least as many frames as channels; before
-#: it, a block of at most this many frames and 64 times as many channels is (channels, frames) the wrong way
-#: round (a stereo block of 128 samples or more; a 16-channel device's short first block passes)
-TRANSPOSED_CHANNELS = 8
+#: it, a block of at most this many frames and 8 times as many channels is (channels, frames) the wrong way
+#: round (:func:`looks_channels_first`)
+TRANSPOSED_CHANNELS = 16
+
+
+def looks_channels_first(n_fr: int, n_ch: int) -> bool:
+    """A (frames, channels) block of shape ``(n_fr, n_ch)`` that is surely (channels, frames) the wrong way round:
+    at most :data:`TRANSPOSED_CHANNELS` "frames" of 8 times as many "channels". That catches the planar buffers
+    of plugin hosts (JUCE, VST: channel-major) from 16 frames of stereo, 64 of 8 channels and 128 of 16 on (the
+    rule was 64 times, and 64-frame stereo buffers, a usual low-latency size, went through as 2 frames of 64
+    channels: the stream ran 32 times slow without a word), while a device's first block passes unless it
+    holds at most 16 frames of 8 times as many channels (2 frames of 16, 16 of 128)."""
+    return 0 < n_fr <= TRANSPOSED_CHANNELS and n_ch >= 8 * n_fr
 
 
 def one_call_at_a_time(deliver: bool = False):
@@ -587,7 +597,7 @@ class StreamSession(NativeStateMixin):
             if self._block_channels and n_ch != self._block_channels:
                 raise ParameterError(f"block of shape {block.shape} has {n_ch} channels, the stream's earlier "
                                      f"blocks {self._block_channels}; {transpose} (a new stream: reset())")
-            if not self._block_channels and 0 < n_fr <= TRANSPOSED_CHANNELS and n_ch >= 64 * n_fr:
+            if not self._block_channels and looks_channels_first(n_fr, n_ch):
                 raise ParameterError(f"block of shape {block.shape} looks like (channels, frames): {n_fr} "
                                      f"frame(s) of {n_ch} channels; {transpose}")
             if self.channel != "mix" and self.channel >= n_ch:
