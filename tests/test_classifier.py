@@ -91,6 +91,8 @@ def test_tag_stereo_layouts_and_channel(clf):
     (np.zeros((20, 20), np.float32), {}, "at most 8 channels"),
     (np.zeros(1000, np.float32), {"channel": 1}, "out of range"),
     (np.zeros((1000, 2), np.float32), {"channel": 2}, "out of range"),
+    # a float channel was said to be out of range
+    (np.zeros((1000, 2), np.float32), {"channel": 1.0}, r"^channel must be a whole number .*got float 1\.0$"),
     (np.zeros(1000, np.int32), {}, r"audio must be .*int32.*scale integer PCM"),
     (np.zeros(1000, np.complex64), {}, "audio must be .*complex64"),
     (np.zeros(()), {}, "shape"),
@@ -98,6 +100,15 @@ def test_tag_stereo_layouts_and_channel(clf):
 def test_tag_wrong_audio(clf, audio, kwargs, text):
     with pytest.raises(ParameterError, match=text):
         clf.tag(audio, 16000, **kwargs)
+
+
+@pytest.mark.parametrize("path", [5, None, 2.5])
+def test_tag_file_of_something_that_is_not_a_path_is_named(clf, path):
+    """tag_file(5) and tag_file(None) were bare TypeErrors from pathlib naming no parameter."""
+    from rtclassify.audio.files import AudioFileError
+
+    with pytest.raises(AudioFileError, match=rf"^an audio file's path must be a str or a path .*got {type(path).__name__}"):
+        clf.tag_file(path)
 
 
 @pytest.mark.parametrize("rate", [0, -44100, 44100.5, float("nan"), "44100"])

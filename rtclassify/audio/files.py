@@ -129,6 +129,9 @@ def _os_reason(exc: OSError) -> str:
 def _open(path):
     import soundfile as sf
 
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise AudioFileError(f"an audio file's path must be a str or a path (os.PathLike); got {type(path).__name__} "
+                             f"{path!r}")
     p = Path(os.fspath(path)).expanduser()
     try:
         st = os.stat(p)

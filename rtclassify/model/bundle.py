@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 import zipfile
 import zlib
@@ -564,6 +565,9 @@ def load_bundle(path: str | Path | None = None, *, check_frontend: bool = True) 
         path = default_bundle_path()
         if not path.exists():
             raise BundleError(f"{path}: the default model bundle is not installed")
+    if not isinstance(path, (str, os.PathLike)):
+        raise BundleError(f"the model bundle path must be a str or a path (os.PathLike), or None for the default "
+                          f"bundle; got {type(path).__name__} {path!r}")
     if isinstance(path, str) and not path.strip():
         raise BundleError("the model bundle path is empty (give a bundle folder or zip, or None for the default "
                           "bundle)")

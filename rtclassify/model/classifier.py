@@ -321,8 +321,10 @@ class Classifier:
             else:
                 raise ParameterError(f"audio must have shape (n,), (n, channels) or (channels, n) with at most "
                                      f"{MAX_CHANNELS} channels; got {a.shape}")
-            if channel is not None and not (isinstance(channel, (int, np.integer)) and not isinstance(channel, bool)
-                                            and 0 <= channel < a.shape[1]):
+            if channel is not None and not (isinstance(channel, (int, np.integer)) and not isinstance(channel, bool)):
+                raise ParameterError(f"channel must be a whole number (0-based) or None for the average; got "
+                                     f"{type(channel).__name__} {channel!r}")
+            if channel is not None and not 0 <= channel < a.shape[1]:
                 raise ParameterError(f"channel {channel!r} out of range: the audio has {a.shape[1]} channel(s)")
             ch = "mix" if channel is None else int(channel)
         elif a.ndim == 1:
