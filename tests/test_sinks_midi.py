@@ -226,6 +226,46 @@ def test_named_existing_port_and_missing_port_lists_ports(api):
         daw.close()
 
 
+@pytest.mark.parametrize("by_index", [False, True])
+def test_a_receiver_that_quits_and_comes_back_is_connected_again(api, by_index):
+    """`--midi PORT`: a DAW that crashed and was restarted got no more MIDI, and nothing was said. The sink
+    now says the port went away, connects again when it is back and sends the current state first."""
+    name = unique()
+    said = []
+    daw = Recorder(api, None, client="fake-daw", port=name)
+    sink = None
+    try:
+        spec = name
+        if by_index:
+            spec = next(i for i, p in enumerate(list_midi_outputs(api)) if name in p)
+        sink = MidiSink(Mapping.default(LABELS).midi, port=spec, api=api, on_fault=said.append)
+        sink.open()
+        time.sleep(0.2)
+        sink.send([TagOn(0.1, 0.0, 0, "brass", 1.0)])
+        assert daw.wait_for(2) == [[0x90, 41, 127], [0xB0, 25, 127]], late_clients()
+        assert not sink.check_port(force=True) and not said  # still there: nothing to do
+        daw.close()  # the DAW quits
+        time.sleep(0.3)
+        assert not sink.check_port(force=True) and sink.port_gone
+        assert said[-1].startswith(f"MIDI port {sink.port_name!r} went away")
+        sink.send([TagOn(0.2, 0.0, 0, "piano", 0.5)])  # the show goes on meanwhile
+        assert not sink.check_port(force=True)  # not back yet
+        daw = Recorder(api, None, client="fake-daw", port=name)  # restarted, under the same name
+        time.sleep(0.3)
+        assert sink.check_port(force=True) and not sink.port_gone and sink.reconnects == 1
+        assert said[-1].endswith("is back: connected again")
+        time.sleep(0.2)
+        sink.send([TagOff(0.3, 0.0, 0, "brass")])
+        got = daw.wait_for(5)
+        # the state first (the notes sounding, the last CC values), then what comes next
+        assert sorted(got[:4]) == sorted([[0x90, 41, 127], [0x90, 36, 64], [0xB0, 25, 127], [0xB0, 20, 64]])
+        assert got[4:] == [[0x80, 41, 0]], late_clients()
+    finally:
+        if sink is not None:
+            sink.close()
+        daw.close()
+
+
 def test_alsa_without_sequencer_is_one_clear_error():
     if HAVE_SEQ:
         pytest.skip("this machine has an ALSA sequencer")

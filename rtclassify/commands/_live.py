@@ -179,7 +179,7 @@ def build_sinks(args, labels, mapping, title: str, channels=None, clip=None):
                          f"without one)")
     if args.midi is not None or args.midi_virtual is not None:
         sinks.append(MidiSink(mapping.midi, port=args.midi, virtual=args.midi_virtual, api=args.midi_api,
-                              streams=channels))
+                              streams=channels, on_fault=warn_later))
     if args.osc:
         sinks.append(OscSink(mapping.osc, args.osc, streams=channels, on_fault=warn_later))
         outputs.append("OSC " + ", ".join(args.osc))

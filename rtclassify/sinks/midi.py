@@ -15,6 +15,12 @@ Several streams (``rtclassify listen --channels``, ``MidiSink(..., streams=)``):
 stream ``k`` (the k-th channel of the list) sends the same messages on MIDI
 channel ``channel + k``, so 8 streams from channel 1 use MIDI channels 1-8.
 
+Connected to an existing port (``port=``, ``--midi PORT``), the sink looks once a second (in
+:meth:`MidiSink.status`, which the listener calls) whether that port is still there: when its program quits
+(a DAW that crashed) that is said once, and when a port matching ``port`` comes back (the DAW restarted) the
+sink connects to it again and sends what is sounding and the last CC values, so the receiver has the current
+state. A virtual port needs none of this: the receiving program connects to it itself.
+
 On :meth:`MidiSink.close` every note still sounding gets its note-off. A CC
 is not sent again while its value does not change. Event kinds handled:
 ``on``, ``off``, ``level``, ``technique`` (TechniqueValues: ``pitch``/``midi``,
@@ -37,6 +43,9 @@ from . import EventDispatch, warn
 from .mapping import MidiMapping
 
 __all__ = ["MidiSink", "list_midi_outputs", "midi_api"]
+
+#: seconds between two looks at whether an existing port the sink is connected to is still there
+PORT_CHECK_S = 1.0
 
 _API_NAMES = ("alsa", "jack")
 #: seconds the JACK MIDI output is left open after the last message, so the JACK cycles deliver the queue
@@ -115,6 +124,9 @@ class MidiSink(EventDispatch):
         ``mapping.channel + k``; an event from another input channel raises
         :class:`~rtclassify.errors.SinkError`. Default: every event on
         ``mapping.channel``.
+    on_fault : callable, optional
+        Called with one line when an existing port goes away or comes back
+        (default: a warning on standard error).
 
     Raises
     ------
@@ -129,7 +141,7 @@ class MidiSink(EventDispatch):
     """
 
     def __init__(self, mapping: MidiMapping, *, port: int | str | None = None, virtual: str | None = None,
-                 api: str | None = None, client_name: str = "rtclassify", streams=None):
+                 api: str | None = None, client_name: str = "rtclassify", streams=None, on_fault=None):
         if (port is None) == (virtual is None):
             raise SinkError("MIDI output: give exactly one of an existing port or a virtual port name")
         if virtual is not None and not str(virtual).strip():
@@ -163,6 +175,13 @@ class MidiSink(EventDispatch):
         self.port_name: str | None = None
         #: with JACK, the client that notices the server stopping (see :mod:`rtclassify.sinks.jack_watch`)
         self.watch = None
+        self._on_fault = on_fault if on_fault is not None else warn
+        self._last_look = 0.0
+        #: the existing port the sink was connected to went away and no port matching ``port`` is back yet
+        self.port_gone = False
+        #: times the sink connected again to a port that came back
+        self.reconnects = 0
+        self._velocity: dict[tuple[int, int], int] = {}  # (note-on status, note) -> velocity sent
 
     @property
     def midi_channels(self) -> list[int]:
@@ -285,6 +304,75 @@ class MidiSink(EventDispatch):
                     if self.watch is not None:
                         self.watch.close()
 
+    # ------------------------------------------------------------------ the port's program quitting
+    def status(self, counters: dict) -> None:
+        """Called by the listener every status interval: looks after the connection (:meth:`check_port`)."""
+        self.check_port()
+
+    def check_port(self, force: bool = False) -> bool:
+        """For a sink connected to an existing port: look (at most every :data:`PORT_CHECK_S` seconds, unless
+        ``force``) whether the port is still offered; when it went away, say so once, and when a port matching
+        ``port`` is offered again, connect to it and send the notes sounding and the last CC values. Returns
+        True when the sink connected again."""
+        if self.virtual is not None or self._out is None:
+            return False
+        now = time.monotonic()
+        if not force and now - self._last_look < PORT_CHECK_S:
+            return False
+        self._last_look = now
+        with self._lock:
+            out = self._out
+            if out is None or self.lost:
+                return False
+            try:
+                ports = list(out.get_ports())
+            except Exception:  # noqa: BLE001 - the MIDI system itself failed: the sends will say so
+                return False
+            if not self.port_gone:
+                if self.port_name in ports:
+                    return False
+                self.port_gone = True
+                self._on_fault(f"MIDI port {self.port_name!r} went away (its program quit?): MIDI goes on when a "
+                               f"port matching {self._reconnect_spec()!r} is offered again")
+                return False
+            try:
+                again = list(out.get_ports())
+                if again != ports:  # the list is changing: look again next time, so no index shifts
+                    return False
+                idx = self._match(ports, self._reconnect_spec())
+            except SinkError:
+                return False  # not back yet (or several match: left to the next look)
+            try:
+                out.close_port()
+                out.open_port(idx, name=f"{self.client_name} out")
+            except Exception as exc:  # noqa: BLE001 - tried again at the next look
+                self._on_fault(f"cannot connect again to MIDI port {ports[idx]!r}: {exc}")
+                return False
+            self.port_name = ports[idx]
+            self.port_gone = False
+            self.reconnects += 1
+            self._resend_state(out)
+        self._on_fault(f"MIDI port {self.port_name!r} is back: connected again")
+        return True
+
+    def _reconnect_spec(self) -> str:
+        """What a port that comes back must match: the ``port`` given by name, or the name of the port given by
+        index, without the ALSA client and port numbers that a restarted program gets anew."""
+        if isinstance(self.port_spec, str) and not self.port_spec.strip().isdigit():
+            return self.port_spec
+        name = self.port_name or ""
+        head, _, tail = name.rpartition(" ")
+        nums = tail.split(":")
+        return head if head and len(nums) == 2 and all(n.isdigit() for n in nums) else name
+
+    def _resend_state(self, out) -> None:
+        """The notes sounding and the last CC values, to a receiver connected anew (the lock is held)."""
+        for on_status, cc_status, _, sounding, last_cc in self._voices:
+            for note in sounding:
+                self._raw(out, [on_status, note, self._velocity.get((on_status, note), 100)])
+            for cc, value in last_cc.items():
+                self._raw(out, [cc_status, cc, value])
+
     # ------------------------------------------------------------------ sending
     def send(self, events: Sequence) -> None:
         with self._lock:
@@ -318,8 +406,10 @@ class MidiSink(EventDispatch):
             return
         if note in self.sounding:  # retrigger: close the old one first so on/off stay paired
             self._raw(self._out, [self._off_status, note, 0])
-        self._raw(self._out, [self._status, note, self.mapping.velocity(prob)])
+        velocity = self.mapping.velocity(prob)
+        self._raw(self._out, [self._status, note, velocity])
         self.sounding[note] = name
+        self._velocity[(self._status, note)] = velocity
 
     def _note_off(self, note: int | None) -> None:
         if note is None or note not in self.sounding:
