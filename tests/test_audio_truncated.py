@@ -151,11 +151,12 @@ def _mp3(path, seconds, rate=SR):
 
 
 def test_an_mp3_cut_short_that_declares_its_length_is_said_to_be_cut(tmp_path, capsys):
-    """An MP3 with a Xing / Info header declares its frame count; cut short, libsndfile still reports that count
-    and reads half of it without a word, as it does a WAV cut short."""
+    """An MP3 with a Xing / Info header declares its frame count and its bytes; cut short, libsndfile still
+    reports that count and reads half of it without a word, as it does a WAV cut short."""
     whole = _mp3(tmp_path / "whole.mp3", 4.0)
     inf = files.info(whole)
-    assert files._mp3_declares_length(whole) and inf.frames == 4 * SR and inf.missing_frames == 0
+    assert files._mp3_declared_bytes(whole) == (0, whole.stat().st_size)
+    assert inf.frames == 4 * SR and inf.missing_frames == 0
     cut = tmp_path / "cut.mp3"
     cut.write_bytes(whole.read_bytes()[:len(whole.read_bytes()) // 2])
     inf = files.info(cut)
@@ -180,10 +181,10 @@ def test_an_mp3_without_a_length_header_is_not_called_cut(tmp_path):
     i = raw.index(b"Xing")
     no_xing = tmp_path / "noxing.mp3"
     no_xing.write_bytes(raw[:i] + b"XXXX" + raw[i + 4:])  # the header no longer names itself
-    assert not files._mp3_declares_length(no_xing)
+    assert files._mp3_declared_bytes(no_xing) is None
     cut = tmp_path / "cut_noxing.mp3"
     cut.write_bytes(no_xing.read_bytes()[:len(raw) // 2])
     assert files.info(cut).missing_frames == 0
     tagged = tmp_path / "id3.mp3"  # an ID3v2.3 tag of 100 bytes (syncsafe size) before the first frame
     tagged.write_bytes(b"ID3\x03\x00\x00" + bytes([0, 0, 0, 100]) + bytes(100) + raw[:len(raw) // 2])
-    assert files._mp3_declares_length(tagged) and files.info(tagged).missing_frames > 0
+    assert files._mp3_declared_bytes(tagged) == (110, len(raw)) and files.info(tagged).missing_frames > 0

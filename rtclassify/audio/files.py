@@ -255,16 +255,25 @@ def _reopen_unknown_length(path):
 
 
 def _cut_short(f, path) -> bool:
-    """True when the open file ``f`` declares a length in its header and cannot give the last frame of it (a
-    file cut short, as a copy that did not finish): a FLAC with its total sample count, or an MP3 with a frame
-    count (a Xing, Info or VBRI header, :func:`_mp3_declares_length`; without one libsndfile estimates the
-    length from the file's size, which declares nothing). Read on a second open of ``path`` so that the
-    caller's position stays (a pipe, which cannot be opened twice, is taken as whole)."""
+    """True when the open file ``f`` declares a length in its header and holds less (a file cut short, as a
+    copy that did not finish): a FLAC with its total sample count that cannot give the last frame of it (read on
+    a second open of ``path``, so that the caller's position stays), or an MP3 whose Xing, Info or VBRI header
+    declares more bytes of stream than the file holds (:func:`_mp3_declared_bytes`; a header check only: seeking
+    a whole VBR MP3 to its last frame makes libmpg123 print decoding complaints). Without such a header
+    libsndfile estimates an MP3's length from the file's size, which declares nothing. A pipe, which cannot be
+    opened twice, is taken as whole."""
     declared = int(f.frames)
     if f.format not in ("FLAC", "MP3") or not 0 < declared < UNKNOWN_FRAMES or not _regular_file(path):
         return False
-    if f.format == "MP3" and not _mp3_declares_length(path):
-        return False
+    if f.format == "MP3":
+        stream = _mp3_declared_bytes(path)
+        if stream is None:
+            return False
+        first, n_bytes = stream
+        try:
+            return os.stat(Path(os.fspath(path)).expanduser()).st_size - first < n_bytes
+        except OSError:
+            return False
     with _open(path) as g:
         try:
             g.seek(declared - 1)
@@ -277,9 +286,10 @@ def _cut_short(f, path) -> bool:
 _MP3_SYNC_SEARCH = 1 << 16
 
 
-def _mp3_declares_length(path) -> bool:
-    """True when the first MPEG audio frame of the MP3 file ``path`` is a Xing / Info header with a frame count
-    (LAME, ffmpeg, libsndfile write one) or a VBRI header (which always has one)."""
+def _mp3_declared_bytes(path) -> tuple[int, int] | None:
+    """Where the first MPEG audio frame of the MP3 file ``path`` starts and how many bytes of stream from there
+    its header declares: a Xing / Info header with its byte count (LAME, ffmpeg and libsndfile write one; the
+    stream's bytes from that frame on) or a VBRI header; None when there is none."""
     try:
         with open(Path(os.fspath(path)).expanduser(), "rb") as fh:
             head = fh.read(10)
@@ -290,16 +300,22 @@ def _mp3_declares_length(path) -> bool:
             fh.seek(start)
             buf = fh.read(_MP3_SYNC_SEARCH)
     except OSError:
-        return False
+        return None
     for i in range(len(buf) - 4):
         if buf[i] == 0xFF and buf[i + 1] & 0xE0 == 0xE0:
             frame = buf[i:i + 200]  # the first frame: a Xing / Info tag follows its side information
             for tag in (b"Xing", b"Info"):
                 j = frame.find(tag)
-                if 0 <= j <= 40 and len(frame) >= j + 8:
-                    return bool(struct.unpack(">I", frame[j + 4:j + 8])[0] & 1)
-            return frame[36:40] == b"VBRI"
-    return False
+                if 0 <= j <= 40 and len(frame) >= j + 16:
+                    flags = struct.unpack(">I", frame[j + 4:j + 8])[0]
+                    if not flags & 2:  # no byte count
+                        return None
+                    at = j + 8 + (4 if flags & 1 else 0)  # after the frame count, when there is one
+                    return start + i, struct.unpack(">I", frame[at:at + 4])[0]
+            if frame[36:40] == b"VBRI" and len(frame) >= 50:  # id, version, delay, quality, then the bytes
+                return start + i, struct.unpack(">I", frame[46:50])[0]
+            return None
+    return None
 
 
 def _info_of(f, path) -> AudioInfo:
