@@ -193,6 +193,29 @@ def test_a_failed_model_run_stops_the_listener_after_sending_what_its_call_decid
     assert [id(e) for e in sink.events[:len(seen) + len(failed)]] == [id(e) for e in seen + failed]
 
 
+def test_a_model_run_failing_in_the_final_flush_still_sends_its_offs(clf):
+    """The flush's exception carries its TagOffs (``events``); the listener dropped them, so the sinks got tags
+    turned on and never off."""
+    sink = RecordingSink()
+    lis = Listener(clf, sinks=[sink], source=ClipSource(demo_signal(SR)[: int(1.2 * SR)], SR, blocksize=256,
+                                                        speed=8.0))
+    real = lis.session.flush
+
+    def flush():
+        events = real()
+        exc = RuntimeError("backend fault in the flush")
+        exc.events = events
+        raise exc
+
+    lis.session.flush = flush
+    with lis:
+        assert lis.wait(30)
+    assert "backend fault in the flush" in str(lis.error)
+    ev = onoff(sink.events)
+    ons = [t for k, t, _ in ev if k == "on"]
+    assert ons and sorted(ons) == sorted(t for k, t, _ in ev if k == "off")
+
+
 def test_on_event_exception_becomes_one_line_error(clf):
     def boom(ev):
         raise ZeroDivisionError("bad handler")

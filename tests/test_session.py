@@ -532,3 +532,36 @@ def test_a_keyboard_interrupt_in_a_run_stops_the_call_after_its_chunk(clf):
     assert flaky.calls > calls
     assert np.array_equal(s.last_frames[-1].probs, ref.last_frames[-1].probs)
     assert s.counters["samples_in"] == len(x)
+
+
+def test_the_good_hops_of_a_call_whose_run_failed_still_reach_on_frame(clf):
+    """on_frame got nothing from a call that raised a failed run's error: the outputs decided before and after
+    the failed hop waited for the next call, or were lost when the host reset the session."""
+    got = []
+    flaky = _FailingAt(clf.backend, [5])
+    s = Classifier(clf.bundle, flaky).stream(sample_rate=16000, level_rate=0, on_frame=lambda fr: got.append(fr))
+    with pytest.raises(RuntimeError, match="transient backend fault"):
+        s.process(tb.demo_signal(16000, seed=5)[:16000])
+    assert got and [f.index for f in got] == [f.index for f in s.last_frames]
+
+
+def test_a_run_error_is_never_raised_by_a_later_call(clf):
+    """A run failed, then another exception (Ctrl-C in the host's thread) ended the call: the next call, whose
+    runs all went through, raised the old error."""
+    s = Classifier(clf.bundle, _FailingAt(clf.backend, [2])).stream(sample_rate=16000, max_block=1024,
+                                                                   level_rate=0)
+    x = tb.demo_signal(16000, seed=6)
+    real, n = s._ingest, [0]
+
+    def ingest(chunk):
+        n[0] += 1
+        if n[0] == 6:
+            raise KeyboardInterrupt
+        return real(chunk)
+
+    s._ingest = ingest
+    with pytest.raises(KeyboardInterrupt):
+        s.process(x[:8192])
+    s._ingest = real
+    s.process(x[8192:16384])  # no error: this call's runs all went through
+    assert s.counters["failed_hops"] == 1

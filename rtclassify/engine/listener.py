@@ -1019,6 +1019,13 @@ class Listener:
                 except BaseException as exc:
                     if self.error is None:
                         self.error = _as_clear_error(exc)
+                    decided = getattr(exc, "events", None)  # a model run failed in the flush: its final offs
+                    if decided:
+                        self._call = _IDLE
+                        try:
+                            self._emit(decided, time.perf_counter(), tolerant=True)
+                        except BaseException:  # noqa: BLE001 - the first error is the one to report
+                            pass
                 for s in status_sinks:
                     self._enter(s)
                     try:

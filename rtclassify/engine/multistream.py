@@ -294,6 +294,7 @@ class MultiStreamSession(NativeStateMixin):
         if self._flushed:
             raise StateError("the streams were flushed; call reset() before processing more audio")
         t0 = time.perf_counter()
+        self._run_error = None  # (one left by a call that another exception ended is not this call's)
         x = self._check_block(block)
         events: list[Event] = []
         self._start_outputs()
@@ -336,6 +337,7 @@ class MultiStreamSession(NativeStateMixin):
         if self._flushed:
             return []
         t0 = time.perf_counter()
+        self._run_error = None
         events: list[Event] = []
         self._start_outputs()
         hops_before = self._hops

@@ -230,8 +230,18 @@ def one_call_at_a_time(deliver: bool = False):
             self._enter(what)
             try:
                 out = fn(self, *args, **kwargs)
-            finally:
+            except Exception:
                 self._in_use.release()
+                if deliver:  # what the call decided before it failed (a failed model run) still goes to on_frame
+                    try:
+                        self._deliver_all()
+                    except Exception:  # noqa: BLE001 - the call's own error is the one raised
+                        pass
+                raise
+            except BaseException:
+                self._in_use.release()
+                raise
+            self._in_use.release()
             if deliver:
                 self._deliver_all()
             return out
@@ -647,6 +657,7 @@ class StreamSession(NativeStateMixin):
         if self._flushed:
             raise StateError("the stream was flushed; call reset() before processing more audio")
         t0 = time.perf_counter()
+        self._run_error = None  # (one left by a call that another exception ended is not this call's)
         x = self._check_block(block)
         events: list[Event] = []
         frames: list[FrameResult] = []
@@ -674,6 +685,7 @@ class StreamSession(NativeStateMixin):
         if self._flushed:
             return []
         t0 = time.perf_counter()
+        self._run_error = None
         events: list[Event] = []
         frames: list[FrameResult] = []
         self._frames_out = frames
