@@ -395,3 +395,59 @@ def test_the_live_outputs_warn_through_a_writer_that_a_paused_terminal_does_not_
     gate.set()
     sinks[-1].close(5.0)
     assert err.getvalue() == ("rtclassify: warning: a fault of OscSink\nrtclassify: warning: a fault of JsonlSink\n")
+
+
+def test_a_stop_is_not_held_by_a_paused_terminal(monkeypatch):
+    """The run's own lines ("stopping", the summary) were printed on the main thread before and after the stop:
+    with the terminal paused, SIGTERM from a show-control script did not end the run. They wait a while now,
+    then the run leaves anyway (os._exit: interpreter shutdown would wait for standard error)."""
+    from rtclassify.commands import _live
+
+    gate = threading.Event()
+
+    class Paused(io.StringIO):
+        def write(self, text):
+            gate.wait(30)
+            return super().write(text)
+
+    class Listener:  # what run_listener reads
+        error = None
+        sinks = ()
+
+        def start(self):
+            pass
+
+        def wait(self, timeout=None):
+            return True
+
+        def blocked(self, seconds):
+            return None
+
+        def stop(self, timeout=None):
+            return True
+
+        def counters(self):
+            return {"events": 3}
+
+    left = []
+    monkeypatch.setattr(sys, "stderr", Paused())
+    monkeypatch.setattr(_live, "SAY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(_live, "_stderr_blocked", False)
+    monkeypatch.setattr(_live, "hard_exit", left.append)
+    t0 = time.monotonic()
+    assert _live.run_listener(Listener(), 1.0, what="demo") == 0
+    assert time.monotonic() - t0 < 5.0 and left == [0]  # one summary line waited, the rest dropped
+    gate.set()
+
+
+def test_a_printer_write_that_fails_after_the_last_send_is_the_printer_s_fault():
+    """The failed write was raised at the next send only: one in the last batches (the final offs) was lost and
+    the run exited 0, where a failed print gave exit 1 before the printer had a thread of its own."""
+    class Full(io.StringIO):
+        def write(self, text):
+            raise OSError(28, "No space left on device")
+
+    p = EventPrinter(stream=Full(), alone=False)
+    p.send(_batch())
+    p.close(5.0)
+    assert p.fault == "printing the events to standard output failed: No space left on device"

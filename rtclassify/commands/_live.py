@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 import time
 
 from ..errors import OutputClosed, ParameterError, SinkError
@@ -120,10 +121,15 @@ class EventPrinter:
 
     @property
     def fault(self) -> str | None:
-        """Lines the printer dropped because its output was blocked, or None."""
-        n = self._writer.dropped
-        return (f"{n} batch{'es' if n != 1 else ''} of event lines not printed: standard output was blocked "
-                f"(a paused terminal or a reader that stopped reading)") if n else None
+        """Lines the printer dropped because its output was blocked, and a write that failed in its last
+        batches (after the last ``send``, which would have raised it), or None."""
+        w, faults = self._writer, []
+        if w.dropped:
+            faults.append(f"{w.dropped} batch{'es' if w.dropped != 1 else ''} of event lines not printed: standard "
+                          f"output was blocked (a paused terminal or a reader that stopped reading)")
+        if w.error is not None and not self._closed:
+            faults.append(f"printing the events to standard output failed: {w.error.strerror or w.error}")
+        return "; ".join(faults) or None
 
     def send(self, events) -> None:
         w = self._writer
@@ -219,6 +225,12 @@ class Warnings:
 
     def close(self, timeout: float = 2.0) -> None:
         self.writer.close(timeout)
+
+    @property
+    def fault(self) -> str | None:
+        """Warnings dropped because standard error was blocked, or None."""
+        n = self.writer.dropped
+        return f"{n} warning(s) not printed: standard error was blocked" if n else None
 
 
 def open_sinks(sinks) -> None:
@@ -333,9 +345,10 @@ def run_listener(listener, duration: float | None, *, what: str, stop_timeout: f
     faults = [f for f in (getattr(s, "fault", None) for s in listener.sinks) if f]
     for f in faults:  # outputs that failed during the run while the show went on
         _say(f"rtclassify {what}: error: {f}")
-    if not stopped:
-        hard_exit(1)
-    return 1 if error is not None or faults else 0
+    code = 1 if error is not None or faults else 0
+    if not stopped or _stderr_blocked:
+        hard_exit(1 if not stopped else code)
+    return code
 
 
 #: seconds the worker may spend in one output call before the run says so (the audio is then being dropped)
@@ -359,12 +372,31 @@ def _wait_watching(listener, duration: float | None, what: str, requested=None) 
                 warned = True
 
 
+#: seconds a line of the run's own (stopping, the summary) may wait for standard error
+SAY_TIMEOUT_S = 2.0
+#: a line of the run's own could not be written within SAY_TIMEOUT_S (a terminal paused with Ctrl-S): later
+#: lines are dropped, and the run leaves with os._exit (interpreter shutdown would wait for standard error)
+_stderr_blocked = False
+
+
 def _say(line: str) -> None:
-    """One line on standard error, now (nothing when standard error is gone: a closed terminal)."""
-    try:
-        print(line, file=sys.stderr, flush=True)
-    except (OSError, ValueError):
-        pass
+    """One line on standard error, now (nothing when standard error is gone: a closed terminal). A terminal
+    that blocks the write (paused with Ctrl-S) holds it up to :data:`SAY_TIMEOUT_S`: SIGTERM and Ctrl-C must
+    still stop the run (a line written before the stop began held the stop itself)."""
+    global _stderr_blocked
+    if _stderr_blocked:
+        return
+
+    def write():
+        try:
+            print(line, file=sys.stderr, flush=True)
+        except (OSError, ValueError):
+            pass
+
+    t = threading.Thread(target=write, name="rtclassify-say", daemon=True)
+    t.start()
+    t.join(SAY_TIMEOUT_S)
+    _stderr_blocked = t.is_alive()
 
 
 class _StopSignals:
@@ -438,7 +470,6 @@ def hard_exit(code: int) -> None:
     blocked writer, e.g. a full pipe, may hold standard output).
     """
     import os
-    import threading
 
     for stream in (sys.stdout, sys.stderr):
         t = threading.Thread(target=_flush_quietly, args=(stream,), daemon=True)
@@ -455,6 +486,4 @@ def _flush_quietly(stream) -> None:
 
 
 def _main_thread() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()
