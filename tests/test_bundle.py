@@ -69,7 +69,7 @@ def test_empty_path_is_refused_not_taken_for_the_working_folder(path):
 @pytest.mark.parametrize("path", [5, 2.5, ["a"], b"bundle"])
 def test_a_path_that_is_not_a_path_is_named(path):
     """Classifier.load(path=5) was a bare TypeError from pathlib naming no parameter."""
-    with pytest.raises(BundleError, match=rf"^the model bundle path must be a str or a path .*got {type(path).__name__}"):
+    with pytest.raises(ParameterError, match=rf"^the model bundle path must be a str or a path .*got {type(path).__name__}"):
         Classifier.load(path)
 
 

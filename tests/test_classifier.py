@@ -105,10 +105,17 @@ def test_tag_wrong_audio(clf, audio, kwargs, text):
 @pytest.mark.parametrize("path", [5, None, 2.5])
 def test_tag_file_of_something_that_is_not_a_path_is_named(clf, path):
     """tag_file(5) and tag_file(None) were bare TypeErrors from pathlib naming no parameter."""
-    from rtclassify.audio.files import AudioFileError
-
-    with pytest.raises(AudioFileError, match=rf"^an audio file's path must be a str or a path .*got {type(path).__name__}"):
+    with pytest.raises(ParameterError, match=rf"^an audio file's path must be a str, bytes or a path .*got "
+                                             rf"{type(path).__name__}"):
         clf.tag_file(path)
+
+
+def test_tag_file_takes_a_path_in_bytes(clf, tmp_path):
+    import soundfile as sf
+
+    path = tmp_path / "x.wav"
+    sf.write(path, np.zeros(16000, np.float32), 16000)
+    assert len(clf.tag_file(os.fsencode(path)).times) == len(clf.tag_file(path).times) > 0
 
 
 @pytest.mark.parametrize("rate", [0, -44100, 44100.5, float("nan"), "44100"])

@@ -130,9 +130,9 @@ def _open(path):
     import soundfile as sf
 
     if not isinstance(path, (str, bytes, os.PathLike)):
-        raise AudioFileError(f"an audio file's path must be a str or a path (os.PathLike); got {type(path).__name__} "
-                             f"{path!r}")
-    p = Path(os.fspath(path)).expanduser()
+        raise ParameterError(f"an audio file's path must be a str, bytes or a path (os.PathLike); got "
+                             f"{type(path).__name__} {path!r}")
+    p = Path(os.fsdecode(path)).expanduser()  # bytes as the file system spells them (surrogates kept)
     try:
         st = os.stat(p)
     except OSError as exc:  # a missing file, or a folder on the way that cannot be searched

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..detect.decoder import MAX_DURATION_S, MAX_MEDIAN_HOPS
-from ..errors import BundleError
+from ..errors import BundleError, ParameterError
 
 __all__ = ["Bundle", "load_bundle", "bundle_from_bytes", "default_bundle_path", "check_labels", "MODEL_JSON",
            "MODEL_ONNX", "WEIGHTS", "FORMAT_VERSION", "LABEL_RE", "LABEL_RULE"]
@@ -566,8 +566,8 @@ def load_bundle(path: str | Path | None = None, *, check_frontend: bool = True) 
         if not path.exists():
             raise BundleError(f"{path}: the default model bundle is not installed")
     if not isinstance(path, (str, os.PathLike)):
-        raise BundleError(f"the model bundle path must be a str or a path (os.PathLike), or None for the default "
-                          f"bundle; got {type(path).__name__} {path!r}")
+        raise ParameterError(f"the model bundle path must be a str or a path (os.PathLike), or None for the "
+                             f"default bundle; got {type(path).__name__} {path!r}")
     if isinstance(path, str) and not path.strip():
         raise BundleError("the model bundle path is empty (give a bundle folder or zip, or None for the default "
                           "bundle)")
