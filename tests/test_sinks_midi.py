@@ -266,6 +266,33 @@ def test_a_receiver_that_quits_and_comes_back_is_connected_again(api, by_index):
         daw.close()
 
 
+def test_a_port_that_comes_back_twice_over_is_said_once_and_left(api):
+    """Two ports matching the spec come back: the sink cannot tell which to take; it says so once (not at every
+    look) and connects when one of them is gone."""
+    name = unique()
+    said = []
+    daw = Recorder(api, None, client="fake-daw", port=name)
+    sink = MidiSink(Mapping.default(LABELS).midi, port=name, api=api, on_fault=said.append)
+    twins = []
+    try:
+        sink.open()
+        daw.close()
+        time.sleep(0.3)
+        sink.check_port(force=True)
+        twins = [Recorder(api, None, client=f"daw{i}", port=f"{name}-{i}") for i in range(2)]
+        time.sleep(0.3)
+        for _ in range(3):
+            assert not sink.check_port(force=True)
+        assert len(said) == 2 and said[1].startswith(f"cannot connect again: 2 MIDI ports match {name!r}")
+        twins.pop().close()
+        time.sleep(0.3)
+        assert sink.check_port(force=True) and said[-1].endswith("is back: connected again")
+    finally:
+        sink.close()
+        for t in twins:
+            t.close()
+
+
 def test_alsa_without_sequencer_is_one_clear_error():
     if HAVE_SEQ:
         pytest.skip("this machine has an ALSA sequencer")

@@ -44,8 +44,9 @@ from .mapping import MidiMapping
 
 __all__ = ["MidiSink", "list_midi_outputs", "midi_api"]
 
-#: seconds between two looks at whether an existing port the sink is connected to is still there
-PORT_CHECK_S = 1.0
+#: seconds between two looks at whether an existing port the sink is connected to is still there (a program
+#: that quits and is offered again within one look goes unnoticed: a DAW's restart takes longer)
+PORT_CHECK_S = 0.5
 
 _API_NAMES = ("alsa", "jack")
 #: seconds the JACK MIDI output is left open after the last message, so the JACK cycles deliver the queue
@@ -181,6 +182,7 @@ class MidiSink(EventDispatch):
         self.port_gone = False
         #: times the sink connected again to a port that came back
         self.reconnects = 0
+        self._reconnect_said: str | None = None  # the last problem reported while the port is gone
         self._velocity: dict[tuple[int, int], int] = {}  # (note-on status, note) -> velocity sent
 
     @property
@@ -236,8 +238,8 @@ class MidiSink(EventDispatch):
         try:
             return JackServerWatch(f"{self.client_name}-watch")
         except (ImportError, OSError) as exc:
-            warn(f"MIDI over JACK: the JACK server stopping cannot be noticed without JACK-Client and the JACK "
-                 f"library ({exc}); if it stops, MIDI output will hang")
+            self._on_fault(f"MIDI over JACK: the JACK server stopping cannot be noticed without JACK-Client and "
+                           f"the JACK library ({exc}); if it stops, MIDI output will hang")
             return None
 
     @property
@@ -290,7 +292,7 @@ class MidiSink(EventDispatch):
                     sounding.clear()
                     last_cc.clear()
                 if failed is not None:
-                    warn(f"{failed}: the notes still sounding may hang")
+                    self._on_fault(f"{failed}: the notes still sounding may hang")
             finally:
                 # JACK MIDI output is queued and written by the next JACK cycles: closing the client at once
                 # loses or garbles what is still queued (the final note-offs), so give it a few cycles
@@ -320,6 +322,7 @@ class MidiSink(EventDispatch):
         if not force and now - self._last_look < PORT_CHECK_S:
             return False
         self._last_look = now
+        said = None  # reported after the lock is released (a warning's write must not hold a send)
         with self._lock:
             out = self._out
             if out is None or self.lost:
@@ -332,28 +335,47 @@ class MidiSink(EventDispatch):
                 if self.port_name in ports:
                     return False
                 self.port_gone = True
-                self._on_fault(f"MIDI port {self.port_name!r} went away (its program quit?): MIDI goes on when a "
-                               f"port matching {self._reconnect_spec()!r} is offered again")
-                return False
-            try:
-                again = list(out.get_ports())
-                if again != ports:  # the list is changing: look again next time, so no index shifts
-                    return False
-                idx = self._match(ports, self._reconnect_spec())
-            except SinkError:
-                return False  # not back yet (or several match: left to the next look)
-            try:
-                out.close_port()
-                out.open_port(idx, name=f"{self.client_name} out")
-            except Exception as exc:  # noqa: BLE001 - tried again at the next look
-                self._on_fault(f"cannot connect again to MIDI port {ports[idx]!r}: {exc}")
-                return False
-            self.port_name = ports[idx]
-            self.port_gone = False
-            self.reconnects += 1
+                self._reconnect_said = None
+                said = (f"MIDI port {self.port_name!r} went away (its program quit?): MIDI goes on when a port "
+                        f"matching {self._reconnect_spec()!r} is offered again")
+            else:
+                said = self._reconnect(out, ports)
+        if said:
+            self._on_fault(said)
+        return not self.port_gone and said is not None
+
+    def _reconnect(self, out, ports: list[str]) -> str | None:
+        """Connect to a port matching the spec that is offered again (the lock is held); the line to report (a
+        problem only once until it changes), or None."""
+        spec = self._reconnect_spec()
+        try:
+            if list(out.get_ports()) != ports:  # the list is changing: look again next time, so no index shifts
+                return None
+            idx = self._match(ports, spec)
+        except SinkError as exc:
+            if str(exc).startswith("no MIDI port"):
+                return None  # not back yet
+            return self._once(f"cannot connect again: {exc}")  # several ports match
+        try:
+            out.close_port()
+            out.open_port(idx, name=f"{self.client_name} out")
+        except Exception as exc:  # noqa: BLE001 - tried again at the next look
+            return self._once(f"cannot connect again to MIDI port {ports[idx]!r}: {exc}")
+        self.port_name = ports[idx]
+        self.port_gone = False
+        self.reconnects += 1
+        try:
             self._resend_state(out)
-        self._on_fault(f"MIDI port {self.port_name!r} is back: connected again")
-        return True
+        except SinkError as exc:  # the next sends say it again, if it lasts
+            return f"MIDI port {self.port_name!r} is back, but sending it the current state failed: {exc}"
+        return f"MIDI port {self.port_name!r} is back: connected again"
+
+    def _once(self, line: str) -> str | None:
+        """``line``, unless it was the last one reported while the port is gone."""
+        if line == self._reconnect_said:
+            return None
+        self._reconnect_said = line
+        return line
 
     def _reconnect_spec(self) -> str:
         """What a port that comes back must match: the ``port`` given by name, or the name of the port given by
