@@ -367,7 +367,7 @@ class ClipSource:
         Frames first, as a sound card delivers them and as
         :meth:`StreamSession.process <rtclassify.engine.session.StreamSession.process>`
         takes blocks: a 2-D clip with more than 1024 channels, or with at
-        most 8 frames of 64 times as many channels, is a ``(channels, n)``
+        most 16 frames of 8 times as many channels, is a ``(channels, n)``
         clip the wrong way round and is refused, as the session refuses such
         a block (pass ``audio.T``).
     samplerate : float

@@ -291,13 +291,16 @@ def _signals_held():
         yield
         return
     caught: list[int] = []
-    kinds = (signal.SIGINT, signal.SIGTERM)
-    before = {k: signal.signal(k, lambda signum, frame: caught.append(signum)) for k in kinds}
+    before: dict = {}
     try:
+        for k in (signal.SIGTERM, signal.SIGINT):  # each put back below once it was swapped, whatever happens
+            before[k] = signal.signal(k, lambda signum, frame: caught.append(signum))
         yield
     finally:
         for k, handler in before.items():  # None: a handler that was not set from Python
             signal.signal(k, handler if handler is not None else signal.SIG_DFL)
+        # the first raises (SIGTERM's Terminated, Ctrl-C's KeyboardInterrupt); a second one arriving in the
+        # same step asked for the same stop
         for k in dict.fromkeys(caught):
             signal.raise_signal(k)
 
