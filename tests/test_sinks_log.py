@@ -219,27 +219,32 @@ def test_a_blocked_output_does_not_hold_the_printer_s_caller():
     assert p.fault.startswith(f"{dropped} batches of event lines not printed: standard output was blocked")
 
 
+class _RunListener:
+    """What run_listener reads of a listener: one that has run and stopped."""
+
+    error = None
+
+    def __init__(self, sinks=()):
+        self.sinks = sinks
+
+    def start(self):
+        pass
+
+    def wait(self, timeout=None):
+        return True
+
+    def blocked(self, seconds):
+        return None
+
+    def stop(self, timeout=None):
+        return True
+
+    def counters(self):
+        return {"events": 3}
+
+
 def test_an_output_fault_the_run_went_on_through_is_reported_and_exits_1(capsys):
-    class Listener:  # what run_listener reads
-        error = None
-
-        def __init__(self, sinks):
-            self.sinks = sinks
-
-        def start(self):
-            pass
-
-        def wait(self, timeout=None):
-            return True
-
-        def blocked(self, seconds):
-            return None
-
-        def stop(self, timeout=None):
-            return True
-
-        def counters(self):
-            return {"events": 3}
+    Listener = _RunListener
 
     class Faulty:
         fault = "the event log x.jsonl stopped after 2 events: No space left on device"
@@ -410,32 +415,13 @@ def test_a_stop_is_not_held_by_a_paused_terminal(monkeypatch):
             gate.wait(30)
             return super().write(text)
 
-    class Listener:  # what run_listener reads
-        error = None
-        sinks = ()
-
-        def start(self):
-            pass
-
-        def wait(self, timeout=None):
-            return True
-
-        def blocked(self, seconds):
-            return None
-
-        def stop(self, timeout=None):
-            return True
-
-        def counters(self):
-            return {"events": 3}
-
     left = []
     monkeypatch.setattr(sys, "stderr", Paused())
     monkeypatch.setattr(_live, "SAY_TIMEOUT_S", 0.2)
     monkeypatch.setattr(_live, "_stderr_blocked", False)
     monkeypatch.setattr(_live, "hard_exit", left.append)
     t0 = time.monotonic()
-    assert _live.run_listener(Listener(), 1.0, what="demo") == 0
+    assert _live.run_listener(_RunListener(), 1.0, what="demo") == 0
     assert time.monotonic() - t0 < 5.0 and left == [0]  # one summary line waited, the rest dropped
     gate.set()
 
