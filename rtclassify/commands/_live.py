@@ -306,6 +306,8 @@ def run_listener(listener, duration: float | None, *, what: str, stop_timeout: f
     from ..engine.listener import stop_and_finish
     from ..sinks.display import format_counters
 
+    global _stderr_blocked
+    _stderr_blocked = False  # (a host may run several listeners, one after the other)
     t0 = time.monotonic()
     interrupted = False
     # the signals' clean stop is in place before the listener starts: in between, SIGTERM would unwind the
