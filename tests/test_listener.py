@@ -325,6 +325,31 @@ def test_a_frozen_process_is_not_taken_for_a_lost_device(clf):
     assert lis.error is None, lis.error
 
 
+def test_audio_dropped_while_the_worker_was_held_does_not_put_later_times_behind(clf):
+    """A sink held the worker past the ring's length: its oldest audio was dropped (counted) and every later
+    event was stamped that much early, for the rest of the run. The session's clock now runs on over the gap:
+    the final offs come at the end of the audio the device delivered."""
+    held = []
+
+    class HoldingSink(RecordingSink):
+        def send(self, events):
+            if not held:
+                held.append(1)
+                time.sleep(1.0)  # the worker is held: the 0.25 s ring overflows
+            super().send(events)
+
+    x = demo_signal(SR)
+    sink = HoldingSink()
+    lis = Listener(clf, sinks=[sink], source=ClipSource(x, SR, blocksize=256, speed=2.0), ring_seconds=0.25)
+    with lis:
+        assert lis.wait(60)
+    c = lis.counters()
+    assert lis.error is None and c["dropped_samples"] > SR // 4
+    last = max(e.stream_time for e in sink.events)
+    assert last == pytest.approx(len(x) / SR, abs=0.05)  # the device's clock, not len(x) minus the drops
+    assert c["session_skipped_samples"] == c["dropped_samples"]
+
+
 def test_source_fault_becomes_the_listener_error(clf):
     lis = Listener(clf, source=FailingSource(blocks=20))
     with lis:

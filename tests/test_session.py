@@ -565,3 +565,56 @@ def test_a_run_error_is_never_raised_by_a_later_call(clf):
     s._ingest = real
     s.process(x[8192:16384])  # no error: this call's runs all went through
     assert s.counters["failed_hops"] == 1
+
+
+@pytest.mark.parametrize("sr", [16000, 48000])
+def test_skipped_samples_move_the_times_of_what_comes_after_the_gap(clf, sr):
+    """skip(n): the clock runs on over audio that never came (the listener's ring dropped it); the outputs and
+    events after the gap are stamped on the device's clock, as they would be had the gap been fed."""
+    x = tb.demo_signal(sr, seed=7)
+    a, gap = len(x) // 3, int(0.75 * sr)
+    ref = clf.stream(sample_rate=sr, level_rate=0)  # the same audio, the gap fed as audio (any: only times count)
+    ref.process(x[:a])
+    ref_frames = list(ref.last_frames)
+    ref.process(np.zeros(gap, np.float32))
+    ref_frames += ref.last_frames
+    s = clf.stream(sample_rate=sr)  # with levels: the flush's zeros come at the stream's end
+    s.process(x[:a])
+    before = list(s.last_frames)
+    made = s.counters["frames"]
+    s.skip(gap)
+    s.process(x[a:])
+    after = list(s.last_frames)
+    tail = s.flush()
+    assert s.counters["skipped_samples"] == gap and s.counters["samples_in"] == len(x)
+    assert s.stream_time == pytest.approx((len(x) + gap) / sr)
+    assert [f.time for f in before] == [f.time for f in ref_frames[:len(before)]]
+    b = clf.bundle
+    plain = [(f.index * b.hop_length + b.n_fft / 2) / b.sample_rate for f in after]
+    # a frame made after the gap is stamped the gap later; one made before it (the newest frames of the first
+    # outputs after it, at most the lookahead and the resampler's delay) keeps its time
+    assert [f.time for f in after] == pytest.approx([t + (gap / sr if f.index >= made else 0.0)
+                                                     for t, f in zip(plain, after)])
+    assert sum(f.index >= made for f in after) > len(after) - 3
+    assert after[0].stream_time > before[-1].stream_time + gap / sr
+    assert [s.output_time(f.index) for f in after] == pytest.approx([f.time for f in after])
+    ends = [e.stream_time for e in tail if e.kind in ("off", "level")]
+    assert ends and ends == pytest.approx([(len(x) + gap) / sr] * len(ends))
+    with pytest.raises(ParameterError, match="skip: n must be a whole number"):
+        s.skip(-1)
+
+
+def test_skipped_samples_move_the_technique_events_too(clf):
+    from _trackers import modulated_tone
+
+    sr = 16000
+    x = modulated_tone(sr, 4.0, 440.0, vib=(5.5, 40.0), start=2.0).astype(np.float32)
+    plain = clf.stream(sample_rate=sr, level_rate=0, techniques=True)
+    skipped = clf.stream(sample_rate=sr, level_rate=0, techniques=True)
+    plain.process(x[:sr])
+    skipped.process(x[:sr])
+    skipped.skip(sr // 2)
+    on_plain = [e for e in plain.process(x[sr:]) if e.kind == "vibrato_on"]
+    on_skipped = [e for e in skipped.process(x[sr:]) if e.kind == "vibrato_on"]
+    assert on_plain and len(on_plain) == len(on_skipped)
+    assert on_skipped[0].stream_time == pytest.approx(on_plain[0].stream_time + 0.5, abs=1e-9)

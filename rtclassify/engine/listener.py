@@ -941,6 +941,7 @@ class Listener:
         poll = min(0.005, self.blocksize / sr / 2)
         last_audio = last_look = time.monotonic()
         last_status = 0.0
+        dropped_seen = int(ring.dropped) // P
         status_sinks = [s for s in self.sinks if callable(getattr(s, "status", None))]
         cb_faults = self._cb_faults
         try:
@@ -983,6 +984,15 @@ class Listener:
                 last_audio = now
                 if n // P > self._max_backlog:
                     self._max_backlog = n // P
+                dropped = int(ring.dropped) // P
+                if dropped > dropped_seen:
+                    # the ring dropped its oldest frames (this thread fell behind): they were missing just before
+                    # what comes next, so the stream's clock runs on over them and the times of later events stay
+                    # the device's (they lagged by the audio dropped, for the rest of the run)
+                    self._enter(session)
+                    session.skip(dropped - dropped_seen)
+                    self._call = _IDLE
+                    dropped_seen = dropped
                 block = ring.pop(min(n, pop_max), out=buf)
                 if P > 1:  # whole frames only: pushes, pops and overflow drops all move by multiples of P
                     block = block.reshape(-1, P)[:, :S]

@@ -232,6 +232,7 @@ class MultiStreamSession(NativeStateMixin):
         return {
             "streams": len(self.streams),
             "samples_in": first._samples_in,
+            "skipped_samples": first._skipped,
             "frames": first._n_frames,
             "hops": self._hops,
             "failed_hops": self._failed_hops,
@@ -349,6 +350,17 @@ class MultiStreamSession(NativeStateMixin):
         self._flushed = True
         self._raise_run_error(events)
         return events
+
+    @one_call_at_a_time()
+    def skip(self, n: int) -> None:
+        """Let every stream's clock run on by ``n`` input frames that will never come (see
+        :meth:`StreamSession.skip <rtclassify.engine.session.StreamSession.skip>`)."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ParameterError(f"skip: n must be a whole number of frames >= 0 (got {n!r})")
+        if self._flushed:
+            raise StateError("the streams were flushed; call reset() before skipping audio")
+        for s in self.streams:
+            s._skip_samples(int(n))
 
     # ------------------------------------------------------------------
     def _start_outputs(self) -> None:

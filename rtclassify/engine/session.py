@@ -515,12 +515,49 @@ class StreamSession(NativeStateMixin):
 
     @property
     def stream_time(self) -> float:
-        """Seconds of input consumed so far."""
-        return self._samples_in / self.sample_rate
+        """Seconds of input consumed so far (and skipped, :meth:`skip`)."""
+        return (self._samples_in + self._skipped) / self.sample_rate
+
+    @one_call_at_a_time()
+    def skip(self, n: int) -> None:
+        """Let the stream's clock run on by ``n`` input samples that will never come.
+
+        A live host whose audio was dropped (the listener's ring overflowed while the worker was held up)
+        calls it where the samples are missing, so that the times of the later outputs and events stay those
+        of the audio device's clock; before, every later time lagged by the audio dropped, for the rest of
+        the run. The audio before and after the gap is joined as it is (the model hears the splice); an
+        output whose newest frame was made before the gap keeps its time. Counted in
+        ``counters["skipped_samples"]``.
+
+        Raises
+        ------
+        ParameterError
+            ``n`` not a whole number >= 0.
+        StateError
+            After :meth:`flush` (until :meth:`reset`), or while another thread is inside a call.
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ParameterError(f"skip: n must be a whole number of samples >= 0 (got {n!r})")
+        if self._flushed:
+            raise StateError("the stream was flushed; call reset() before skipping audio")
+        self._skip_samples(int(n))
+
+    def _skip_samples(self, n: int) -> None:
+        if n == 0:
+            return
+        if self._n_frames != self._skip_frame:  # frames made since the last gap: they keep the time before it
+            self._skip_s_before = self._skip_s
+            self._skip_frame = self._n_frames
+        self._skipped += n
+        self._skip_s = self._skipped / self.sample_rate
+
+    def _skip_of(self, index: int) -> float:
+        """Seconds skipped before frontend frame ``index`` (0 without a gap)."""
+        return self._skip_s if index >= self._skip_frame else self._skip_s_before
 
     def output_time(self, index: int) -> float:
-        """Time (input seconds) of the centre of frontend frame ``index``."""
-        return (index * self._hop_len + self._n_fft / 2) / self.model_rate
+        """Time (input seconds, skipped ones included) of the centre of frontend frame ``index``."""
+        return (index * self._hop_len + self._n_fft / 2) / self.model_rate + self._skip_of(index)
 
     @one_call_at_a_time()
     def reset(self) -> None:
@@ -533,6 +570,10 @@ class StreamSession(NativeStateMixin):
         self._trigger = self.hop_frames - 1 + self._L
         self.decoder.reset()
         self._samples_in = 0
+        self._skipped = 0  # input samples skipped (skip()): the stream's clock ran on without them
+        self._skip_s = 0.0  # their seconds, added to the times of the frames made after the gap
+        self._skip_frame = 0  # the first frame those seconds apply to (before it: self._skip_s_before)
+        self._skip_s_before = 0.0
         self._block_channels = 0  # channels of this stream's 2-D blocks, once a block has shown them
         self._hops = 0
         self._failed_hops = 0
@@ -574,6 +615,7 @@ class StreamSession(NativeStateMixin):
         mean_ms, p99_ms = self._timer.stats_ms()
         return {
             "samples_in": self._samples_in,
+            "skipped_samples": self._skipped,
             "frames": self._n_frames,
             "hops": self._hops,
             "failed_hops": self._failed_hops,
@@ -724,7 +766,10 @@ class StreamSession(NativeStateMixin):
 
     def _track(self, buf: np.ndarray) -> None:
         """Run the technique trackers on a chunk of input-rate mono samples (before resampling)."""
-        evs, values = self._tech.process(buf)
+        if self._skipped:  # the stream's clock, gaps included (the chunk is counted in _samples_in already)
+            evs, values = self._tech.process(buf, (self._samples_in - len(buf) + self._skipped) / self.sample_rate)
+        else:
+            evs, values = self._tech.process(buf)
         self._tech_events.extend(evs)
         self._tech_events.extend(values)
         if self.record_frames or self.on_frame is not None:  # kept for the FrameResults' `technique`
@@ -802,7 +847,7 @@ class StreamSession(NativeStateMixin):
 
     def _end(self, events: list) -> None:
         """End of stream: a TagOff for every active tag (and technique offs); no audio is accepted until :meth:`reset`."""
-        end = max(self._samples_in / self.sample_rate, self._last_decided)
+        end = max((self._samples_in + self._skipped) / self.sample_rate, self._last_decided)
         events.extend(self.decoder.flush(end, time.time()))
         if self._tech is not None:
             events.extend(self._tech.finish(end))
@@ -877,6 +922,9 @@ class StreamSession(NativeStateMixin):
         index = trig - self._L
         t_frame = (index * self._hop_len + self._n_fft / 2) / self.model_rate
         t_dec = (trig * self._hop_len + self._n_fft) / self.model_rate + self.resampler_latency_s
+        if self._skipped:  # (without a gap the times stay exactly as they were)
+            t_frame += self._skip_of(index)
+            t_dec += self._skip_s
         self._last_decided = t_dec
         evs = self.decoder.step(probs, t_dec, level_time=t_frame, wall_time=time.time())
         events.extend(evs)
