@@ -220,3 +220,16 @@ def test_damage_inside_a_flac_is_placed_to_within_a_flac_frame(tmp_path):
                 read(p)
             said = float(err.value.args[0].split(" at ")[1].split(" s")[0])
             assert ref / SR - 1024 / SR - 1e-3 <= said <= ref / SR + 1e-3, (share, said, ref / SR)
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "FLAC", "MP3"])
+def test_a_path_in_bytes_is_taken_in_every_format(tmp_path, fmt):
+    """_open took bytes, but the FLAC and MP3 length checks turned the path into a Path again and failed with
+    pathlib's TypeError."""
+    import soundfile as sf
+
+    path = tmp_path / f"x.{fmt.lower()}"
+    sf.write(path, np.zeros(SR, np.float32), SR, format=fmt)
+    a, b = files.info(os.fsencode(path)), files.info(path)
+    assert (a.frames, a.sample_rate, a.missing_frames) == (b.frames, b.sample_rate, b.missing_frames)
+    assert len(files.read_audio(os.fsencode(path))[0]) == len(files.read_audio(path)[0])

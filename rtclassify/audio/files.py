@@ -126,13 +126,19 @@ def _os_reason(exc: OSError) -> str:
     return f"cannot open ({exc.strerror or exc})"
 
 
+def _as_path(path) -> Path:
+    """``path`` (str, bytes or path-like) as a Path, ``~`` expanded; bytes as the file system spells them
+    (surrogates kept)."""
+    return Path(os.fsdecode(path)).expanduser()
+
+
 def _open(path):
     import soundfile as sf
 
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise ParameterError(f"an audio file's path must be a str, bytes or a path (os.PathLike); got "
                              f"{type(path).__name__} {path!r}")
-    p = Path(os.fsdecode(path)).expanduser()  # bytes as the file system spells them (surrogates kept)
+    p = _as_path(path)
     try:
         st = os.stat(p)
     except OSError as exc:  # a missing file, or a folder on the way that cannot be searched
@@ -241,13 +247,13 @@ def _flac_without_length(f) -> bool:
 
 def _regular_file(path) -> bool:
     try:
-        return stat.S_ISREG(os.stat(Path(os.fspath(path)).expanduser()).st_mode)
+        return stat.S_ISREG(os.stat(_as_path(path)).st_mode)
     except OSError:
         return False
 
 
 def _reopen_unknown_length(path):
-    p = Path(os.fspath(path)).expanduser()
+    p = _as_path(path)
     if not _regular_file(p):
         raise AudioFileError(f"{p}: the file's header gives no length (as a FLAC written to a pipe), so it is read "
                              "to its end twice, which a pipe cannot be; write it to a file first")
@@ -271,7 +277,7 @@ def _cut_short(f, path) -> bool:
             return False
         first, n_bytes = stream
         try:
-            return os.stat(Path(os.fspath(path)).expanduser()).st_size - first < n_bytes
+            return os.stat(_as_path(path)).st_size - first < n_bytes
         except OSError:
             return False
     with _open(path) as g:
@@ -291,7 +297,7 @@ def _mp3_declared_bytes(path) -> tuple[int, int] | None:
     its header declares: a Xing / Info header with its byte count (LAME, ffmpeg and libsndfile write one; the
     stream's bytes from that frame on) or a VBRI header; None when there is none."""
     try:
-        with open(Path(os.fspath(path)).expanduser(), "rb") as fh:
+        with open(_as_path(path), "rb") as fh:
             head = fh.read(10)
             start = 0
             if len(head) == 10 and head[:3] == b"ID3":  # skip an ID3v2 tag (syncsafe size, optional footer)
