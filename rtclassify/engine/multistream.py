@@ -39,7 +39,7 @@ from ..audio.samples import check_samples_dtype
 from ..detect.events import Event
 from ..errors import ParameterError, StateError
 from .session import (FrameResult, NativeStateMixin, StreamSession, _HopTimer, call_all,
-                      one_call_at_a_time)
+                      one_call_at_a_time, skip_count)
 
 __all__ = ["MultiStreamSession", "parse_channels"]
 
@@ -355,12 +355,9 @@ class MultiStreamSession(NativeStateMixin):
     def skip(self, n: int) -> None:
         """Let every stream's clock run on by ``n`` input frames that will never come (see
         :meth:`StreamSession.skip <rtclassify.engine.session.StreamSession.skip>`)."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ParameterError(f"skip: n must be a whole number of frames >= 0 (got {n!r})")
-        if self._flushed:
-            raise StateError("the streams were flushed; call reset() before skipping audio")
+        n = skip_count(n, self._flushed, "frames", "the streams were")
         for s in self.streams:
-            s._skip_samples(int(n))
+            s._skip_samples(n)
 
     # ------------------------------------------------------------------
     def _start_outputs(self) -> None:

@@ -52,6 +52,7 @@ anything (the running call is not disturbed).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import threading
@@ -216,6 +217,15 @@ def looks_channels_first(n_fr: int, n_ch: int) -> bool:
     return 0 < n_fr <= TRANSPOSED_CHANNELS and n_ch >= 8 * n_fr
 
 
+def skip_count(n, flushed: bool, unit: str = "samples", flushed_what: str = "the stream was") -> int:
+    """``skip(n)``'s ``n`` as an int, checked: a whole number >= 0 (of ``unit``), and no skip after a flush."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ParameterError(f"skip: n must be a whole number of {unit} >= 0 (got {n!r})")
+    if flushed:
+        raise StateError(f"{flushed_what} flushed; call reset() before skipping audio")
+    return int(n)
+
+
 def one_call_at_a_time(deliver: bool = False):
     """Decorator of a session's ``process``, ``flush`` and ``reset``: the call takes the session
     (:meth:`NativeStateMixin._enter`: refused with a StateError while another thread is inside one of them)
@@ -229,19 +239,15 @@ def one_call_at_a_time(deliver: bool = False):
         def call(self, *args, **kwargs):
             self._enter(what)
             try:
-                out = fn(self, *args, **kwargs)
+                try:
+                    out = fn(self, *args, **kwargs)
+                finally:
+                    self._in_use.release()
             except Exception:
-                self._in_use.release()
                 if deliver:  # what the call decided before it failed (a failed model run) still goes to on_frame
-                    try:
+                    with contextlib.suppress(Exception):  # the call's own error is the one raised
                         self._deliver_all()
-                    except Exception:  # noqa: BLE001 - the call's own error is the one raised
-                        pass
                 raise
-            except BaseException:
-                self._in_use.release()
-                raise
-            self._in_use.release()
             if deliver:
                 self._deliver_all()
             return out
@@ -536,24 +542,19 @@ class StreamSession(NativeStateMixin):
         StateError
             After :meth:`flush` (until :meth:`reset`), or while another thread is inside a call.
         """
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ParameterError(f"skip: n must be a whole number of samples >= 0 (got {n!r})")
-        if self._flushed:
-            raise StateError("the stream was flushed; call reset() before skipping audio")
-        self._skip_samples(int(n))
+        self._skip_samples(skip_count(n, self._flushed))
 
     def _skip_samples(self, n: int) -> None:
         if n == 0:
             return
         if self._n_frames != self._skip_frame:  # frames made since the last gap: they keep the time before it
-            self._skip_s_before = self._skip_s
+            self._skipped_before = self._skipped
             self._skip_frame = self._n_frames
         self._skipped += n
-        self._skip_s = self._skipped / self.sample_rate
 
     def _skip_of(self, index: int) -> float:
         """Seconds skipped before frontend frame ``index`` (0 without a gap)."""
-        return self._skip_s if index >= self._skip_frame else self._skip_s_before
+        return (self._skipped if index >= self._skip_frame else self._skipped_before) / self.sample_rate
 
     def output_time(self, index: int) -> float:
         """Time (input seconds, skipped ones included) of the centre of frontend frame ``index``."""
@@ -571,9 +572,8 @@ class StreamSession(NativeStateMixin):
         self.decoder.reset()
         self._samples_in = 0
         self._skipped = 0  # input samples skipped (skip()): the stream's clock ran on without them
-        self._skip_s = 0.0  # their seconds, added to the times of the frames made after the gap
-        self._skip_frame = 0  # the first frame those seconds apply to (before it: self._skip_s_before)
-        self._skip_s_before = 0.0
+        self._skip_frame = 0  # the first frame made after the last gap (before it: self._skipped_before)
+        self._skipped_before = 0
         self._block_channels = 0  # channels of this stream's 2-D blocks, once a block has shown them
         self._hops = 0
         self._failed_hops = 0
@@ -924,7 +924,7 @@ class StreamSession(NativeStateMixin):
         t_dec = (trig * self._hop_len + self._n_fft) / self.model_rate + self.resampler_latency_s
         if self._skipped:  # (without a gap the times stay exactly as they were)
             t_frame += self._skip_of(index)
-            t_dec += self._skip_s
+            t_dec += self._skipped / self.sample_rate
         self._last_decided = t_dec
         evs = self.decoder.step(probs, t_dec, level_time=t_frame, wall_time=time.time())
         events.extend(evs)
