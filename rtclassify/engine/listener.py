@@ -1010,12 +1010,7 @@ class Listener:
                 raise err if isinstance(err, RtclassifyError) else DeviceError(f"audio source failed: {err}")
         except BaseException as exc:
             self.error = _as_clear_error(exc)
-            decided = getattr(exc, "events", None)  # a failed model run: what the call decided before it
-            if decided:
-                try:
-                    self._emit(decided, time.perf_counter(), tolerant=True)
-                except BaseException:  # noqa: BLE001 - the run's error is the one to report
-                    pass
+            self._emit_decided(exc)
         finally:
             try:
                 # flush: TagOff for every active tag, sent before the sinks close; a sink that fails here
@@ -1029,13 +1024,7 @@ class Listener:
                 except BaseException as exc:
                     if self.error is None:
                         self.error = _as_clear_error(exc)
-                    decided = getattr(exc, "events", None)  # a model run failed in the flush: its final offs
-                    if decided:
-                        self._call = _IDLE
-                        try:
-                            self._emit(decided, time.perf_counter(), tolerant=True)
-                        except BaseException:  # noqa: BLE001 - the first error is the one to report
-                            pass
+                    self._emit_decided(exc)  # a model run failed in the flush: its final offs
                 for s in status_sinks:
                     self._enter(s)
                     try:
@@ -1059,6 +1048,17 @@ class Listener:
                     self._done.set()
             finally:
                 self._worker_exit.set()
+
+    def _emit_decided(self, exc: BaseException) -> None:
+        """Send the events a session call decided before its model run failed (the exception's ``events``);
+        the listener's first error stays the one to report."""
+        decided = getattr(exc, "events", None)
+        if decided:
+            self._call = _IDLE
+            try:
+                self._emit(decided, time.perf_counter(), tolerant=True)
+            except BaseException:  # noqa: BLE001 - the first error is the one to report
+                pass
 
     def _emit(self, events, t_decided: float, tolerant: bool = False) -> None:
         """Hand a batch to ``on_event`` and then to every sink.
