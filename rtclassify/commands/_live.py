@@ -171,7 +171,6 @@ def build_sinks(args, labels, mapping, title: str, channels=None, clip=None):
     tagged as streams of their own (MIDI channel and OSC address per stream).
     ``clip``: the audio file played (``demo``'s, the bundled one included), which the log must not replace.
     """
-    from ..sinks._background import stderr_warner
     from ..sinks.display import LiveDisplay
     from ..sinks.log import JsonlSink
     from ..sinks.midi import MidiSink
@@ -179,7 +178,7 @@ def build_sinks(args, labels, mapping, title: str, channels=None, clip=None):
 
     sinks, outputs = [], []
     warnings = Warnings()  # the outputs' warnings, written off the worker thread
-    warn_later = stderr_warner(warnings.writer)
+    warn_later = warnings.warn
     if args.midi_api is not None and args.midi is None and args.midi_virtual is None:
         raise UsageError(f"--midi-api {args.midi_api} goes with --midi PORT or --midi-virtual NAME (no MIDI is sent "
                          f"without one)")
@@ -216,6 +215,10 @@ class Warnings:
         from ..sinks._background import BackgroundText
 
         self.writer = BackgroundText(lambda: sys.stderr, name="rtclassify-warn")
+
+    def warn(self, line: str) -> None:
+        """An output's ``on_fault``: the line of :func:`rtclassify.sinks.warn`, queued."""
+        self.writer.write(f"rtclassify: warning: {line}\n")
 
     def open(self) -> None:
         pass
@@ -385,6 +388,8 @@ def _say(line: str) -> None:
     """One line on standard error, now (nothing when standard error is gone: a closed terminal). A terminal
     that blocks the write (paused with Ctrl-S) holds it up to :data:`SAY_TIMEOUT_S`: SIGTERM and Ctrl-C must
     still stop the run (a line written before the stop began held the stop itself)."""
+    from ..sinks._background import call_within
+
     global _stderr_blocked
     if _stderr_blocked:
         return
@@ -395,10 +400,7 @@ def _say(line: str) -> None:
         except (OSError, ValueError):
             pass
 
-    t = threading.Thread(target=write, name="rtclassify-say", daemon=True)
-    t.start()
-    t.join(SAY_TIMEOUT_S)
-    _stderr_blocked = t.is_alive()
+    _stderr_blocked = not call_within(write, SAY_TIMEOUT_S, "rtclassify-say")
 
 
 class _StopSignals:
@@ -473,10 +475,10 @@ def hard_exit(code: int) -> None:
     """
     import os
 
+    from ..sinks._background import call_within
+
     for stream in (sys.stdout, sys.stderr):
-        t = threading.Thread(target=_flush_quietly, args=(stream,), daemon=True)
-        t.start()
-        t.join(1.0)
+        call_within(lambda stream=stream: _flush_quietly(stream), 1.0, "rtclassify-flush")
     os._exit(code)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-__all__ = ["BackgroundText", "stderr_warner"]
+__all__ = ["BackgroundText", "call_within"]
 
 
 class BackgroundText:
@@ -105,11 +105,11 @@ class BackgroundText:
             self._cv.notify_all()
 
 
-def stderr_warner(writer: BackgroundText) -> Callable[[str], None]:
-    """An ``on_fault`` for the sinks that writes its warning line through ``writer`` (standard error, off the
-    worker thread), in the words of :func:`rtclassify.sinks.warn`."""
-
-    def warn_later(line: str) -> None:
-        writer.write(f"rtclassify: warning: {line}\n")
-
-    return warn_later
+def call_within(fn: Callable[[], object], timeout: float, name: str) -> bool:
+    """Run ``fn()`` in a daemon thread and wait up to ``timeout`` seconds for it; False when it is still running
+    then (a write blocked on a paused terminal or a full pipe: left to its thread, which does not keep the
+    process alive)."""
+    t = threading.Thread(target=fn, name=name, daemon=True)
+    t.start()
+    t.join(timeout)
+    return not t.is_alive()

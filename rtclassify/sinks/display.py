@@ -18,10 +18,10 @@ audio path never waits for the terminal.
 from __future__ import annotations
 
 import collections
-import threading
 import time
 from typing import Sequence
 
+from ._background import call_within
 from .mapping import clip_unit
 
 __all__ = ["LiveDisplay"]
@@ -154,9 +154,7 @@ class LiveDisplay:
             except Exception:  # pragma: no cover - the terminal went away
                 pass
 
-        t = threading.Thread(target=finish, name="rtclassify-display-close", daemon=True)
-        t.start()
-        t.join(timeout)
+        call_within(finish, timeout, "rtclassify-display-close")
 
     # ---------------------------------------------------------------- drawing
     def render(self):
