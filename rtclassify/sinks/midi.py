@@ -15,7 +15,7 @@ Several streams (``rtclassify listen --channels``, ``MidiSink(..., streams=)``):
 stream ``k`` (the k-th channel of the list) sends the same messages on MIDI
 channel ``channel + k``, so 8 streams from channel 1 use MIDI channels 1-8.
 
-Connected to an existing port (``port=``, ``--midi PORT``), the sink looks once a second (in
+Connected to an existing port (``port=``, ``--midi PORT``), the sink looks every :data:`PORT_CHECK_S` (in
 :meth:`MidiSink.status`, which the listener calls) whether that port is still there: when its program quits
 (a DAW that crashed) that is said once, and when a port matching ``port`` comes back (the DAW restarted) the
 sink connects to it again and sends what is sounding and the last CC values, so the receiver has the current
@@ -126,8 +126,9 @@ class MidiSink(EventDispatch):
         :class:`~rtclassify.errors.SinkError`. Default: every event on
         ``mapping.channel``.
     on_fault : callable, optional
-        Called with one line when an existing port goes away or comes back
-        (default: a warning on standard error).
+        Called with one line when an existing port goes away or comes back,
+        when the JACK server's stopping cannot be watched, and when the
+        final note-offs fail (default: a warning on standard error).
 
     Raises
     ------
