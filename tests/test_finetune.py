@@ -564,15 +564,21 @@ def test_ctrl_c_in_an_optimizer_step_lets_the_step_end_before_the_encoder_is_sav
 
     monkeypatch.setattr(torch.optim.AdamW, "__init__", init_with_hooks)
     out = tmp_path / "ssl"
-    assert cli.main(["pretrain", "--data", str(_pretrain_audio(tmp_path)), "--out", str(out), "--bundle",
-                     str(tiny_base), "--steps", "50", "--batch-size", "2"]) == 130
+    # Python's own Ctrl-C handler, as in a terminal: a test run started in the background (`cmd &`) inherits
+    # SIGINT ignored, and the signal would do nothing at all
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert cli.main(["pretrain", "--data", str(_pretrain_audio(tmp_path)), "--out", str(out), "--bundle",
+                         str(tiny_base), "--steps", "50", "--batch-size", "2"]) == 130
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert "interrupted after 4 steps" in capsys.readouterr().out
     ck = torch.load(out / "encoder.pt", map_location="cpu", weights_only=True)
     assert ck["interrupted"] is True and ck["steps"] == 4
     saved = list(ck["state_dict"].values()) + list(ck["projector"].values())
     for w in after["weights"]:  # every weight saved is the one the fourth update gave
         assert any(v.shape == w.shape and torch.equal(v, w) for v in saved)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_a_csv_row_naming_a_file_that_is_not_audio_is_named_by_its_line(tmp_path):
