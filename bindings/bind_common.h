@@ -144,9 +144,25 @@ inline bool flag_arg(const py::handle& v, const char* name) {
   throw py::type_error(std::string(name) + ": must be True or False (got " + describe_arg(v) + ")");
 }
 
-/// whole_arg for any C int.
+/// A whole number that fits a C int. Beyond that the message says only "far too large" (or "far
+/// too negative"): "from -2147483648 to 2147483647" would read as the valid range, which the native
+/// checks narrow and name (hold_frames: 1 to 1000, ...).
 inline int int_arg(const py::handle& v, const char* name) {
-  return static_cast<int>(whole_arg(v, name, std::numeric_limits<int>::min(), std::numeric_limits<int>::max()));
+  int overflow = 0;
+  const long long x = whole_value(v, name, overflow);
+  if (overflow > 0 || (overflow == 0 && x > std::numeric_limits<int>::max()))
+    throw py::value_error(std::string(name) + ": is far too large (got " + describe_arg(v) + ")");
+  if (overflow < 0 || x < std::numeric_limits<int>::min())
+    throw py::value_error(std::string(name) + ": is far too negative (got " + describe_arg(v) + ")");
+  return static_cast<int>(x);
+}
+
+/// A text argument (a Python str), named in the error with the values it may take (`choices`, e.g.
+/// "'htk' or 'slaney'"): pybind's own conversion would only say "incompatible constructor arguments".
+/// Which of the choices is valid stays with the native code, which names them too.
+inline std::string text_arg(const py::handle& v, const char* name, const char* choices) {
+  if (py::isinstance<py::str>(v)) return v.cast<std::string>();
+  throw py::type_error(std::string(name) + ": must be " + choices + " (got " + describe_arg(v) + ")");
 }
 
 /// whole_arg for a positive C int (sizes, rates, hops): 1 to INT_MAX.

@@ -8,7 +8,6 @@
 
 #include <complex>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -164,9 +163,8 @@ ValueError
 )doc")
       .def(py::init([](py::handle sample_rate, py::handle n_fft, py::handle hop_length, py::handle n_mels,
                        py::handle fmin, py::handle fmax, py::handle win_length,
-                       const std::string& window, const std::string& mel_scale,
-                       std::optional<std::string> norm, py::handle power,
-                       std::optional<std::string> log, py::handle amin) {
+                       py::handle window, py::handle mel_scale, py::handle norm_in, py::handle power,
+                       py::handle log_in, py::handle amin) {
              using rtc_bind::positive_int_arg;
              using rtc_bind::real_arg;
              rtc::MelConfig c;
@@ -181,14 +179,23 @@ ValueError
                  throw py::value_error("fmax: must be positive or None (got " + rtc_bind::describe_arg(fmax) + ")");
              }
              if (!win_length.is_none()) c.win_length = positive_int_arg(win_length, "win_length");
-             c.window = window;
-             c.mel_scale = mel_scale;
-             c.norm = norm.value_or("");
-             if (norm && (*norm).empty()) throw py::value_error("norm: must be None or 'slaney'");
+             using rtc_bind::text_arg;
+             constexpr const char* kNorms = "None or 'slaney'";
+             constexpr const char* kLogs = "'db', 'ln' or None";
+             c.window = text_arg(window, "window", "'hann', 'hamming', 'blackman' or 'rect'");
+             c.mel_scale = text_arg(mel_scale, "mel_scale", "'htk' or 'slaney'");
+             c.norm = "";  // None
+             if (!norm_in.is_none()) {
+               c.norm = text_arg(norm_in, "norm", kNorms);
+               if (c.norm.empty()) throw py::value_error(std::string("norm: must be ") + kNorms);
+             }
              c.power = real_arg(power, "power");
              c.amin = real_arg(amin, "amin");
-             c.log = log.value_or("");
-             if (log && (*log).empty()) throw py::value_error("log: must be 'db', 'ln' or None");
+             c.log = "";  // None: power (or magnitude) mel bands
+             if (!log_in.is_none()) {
+               c.log = text_arg(log_in, "log", kLogs);
+               if (c.log.empty()) throw py::value_error(std::string("log: must be ") + kLogs);
+             }
              return new rtc::StreamingMelFrontend(c);
            }),
            py::arg("sample_rate"), py::arg("n_fft"), py::arg("hop_length"), py::arg("n_mels"),

@@ -73,7 +73,10 @@ end follows, ``ceil(n_in * out_rate / in_rate)`` samples in all; then ``reset()`
 before new input (RuntimeError otherwise).)doc")
       .def("reset", rtc_bind::exclusive_reset<rtc::PolyphaseResampler>("Resampler.reset"),
            "Forget the input and start a new stream (RuntimeError while another thread processes).")
-      .def("max_output", &rtc::PolyphaseResampler::max_output, py::arg("n"),
+      .def(
+          "max_output",
+          [](const rtc::PolyphaseResampler& r, py::handle n) { return r.max_output(rtc_bind::size_arg(n, "n")); },
+          py::arg("n"),
            "Number of output samples a process() of ``n`` more samples returns (without ``last``).")
       .def_property_readonly("in_rate", &rtc::PolyphaseResampler::in_rate)
       .def_property_readonly("out_rate", &rtc::PolyphaseResampler::out_rate)

@@ -123,13 +123,34 @@ def test_bad_hop_length_is_named(hop, err):
      "TechniqueTracker: unknown technique parameter 'treshold'"),
     (lambda: _core.TechniqueTracker(16000, vibrato={"rate": 5}), ValueError, "vibrato: unknown vibrato parameter 'rate'"),
     (lambda: _core.VibratoTracker(200.0, extent_on=None), TypeError, "extent_on: must be a real number"),
-    (lambda: _core.TremoloTracker(200.0, onset_frames=2**40), ValueError, "onset_frames: must be from"),
+    # beyond a C int: not "from -2147483648 to 2147483647", which would read as the valid range
+    (lambda: _core.TremoloTracker(200.0, onset_frames=2**40), ValueError,
+     "onset_frames: is far too large (got 1099511627776 (int))"),
+    (lambda: _core.TechniqueTracker(16000, vibrato={"hold_frames": -2**40}), ValueError,
+     "vibrato.hold_frames: is far too negative"),
+    (lambda: _core.MelFrontend(16000, 512, 256, 64, window=None), TypeError,
+     "window: must be 'hann', 'hamming', 'blackman' or 'rect' (got None (NoneType))"),
+    (lambda: _core.MelFrontend(16000, 512, 256, 64, mel_scale=b"htk"), TypeError,
+     "mel_scale: must be 'htk' or 'slaney' (got b'htk' (bytes))"),
+    (lambda: _core.MelFrontend(16000, 512, 256, 64, norm=1), TypeError, "norm: must be None or 'slaney' (got 1 (int))"),
+    (lambda: _core.MelFrontend(16000, 512, 256, 64, log=10), TypeError, "log: must be 'db', 'ln' or None (got 10 (int))"),
 ])
 def test_bad_constructor_arguments_are_named(make, err, said):
     # pybind's own conversion would say only "incompatible constructor arguments" and print the signature
     with pytest.raises(err) as info:
         make()
     assert str(info.value).startswith(said), str(info.value)
+
+
+def test_the_frontends_text_arguments_none_and_names():
+    x = (0.5 * np.sin(2 * np.pi * 440 * np.arange(4096) / 16000)).astype(np.float32)
+    power = _core.MelFrontend(16000, 512, 256, 64, log=None, norm=None)
+    db = _core.MelFrontend(16000, 512, 256, 64, log="db", norm="slaney", window="hamming", mel_scale="slaney")
+    assert (power.config["log"], power.config["norm"]) == (None, None)
+    assert (db.config["log"], db.config["norm"], db.config["window"], db.config["mel_scale"]) == (
+        "db", "slaney", "hamming", "slaney")
+    assert power.push(x).min() >= 0.0  # power, not decibels
+    assert db.push(x).min() < 0.0
 
 
 def test_numpy_numbers_are_taken_as_constructor_arguments():
@@ -236,6 +257,8 @@ def test_a_reset_from_another_thread_is_refused_while_the_object_works():
     (lambda f, r: r.pop(-1), ValueError, "n: must be 0 or more"),
     (lambda f, r: r.pop(2.5), TypeError, "n: must be a whole number"),
     (lambda f, r: r.pop("8"), TypeError, "n: must be a whole number"),
+    (lambda f, r: _core.Resampler(48000, 16000).max_output(-1), ValueError, "n: must be 0 or more"),
+    (lambda f, r: _core.Resampler(48000, 16000).max_output(1.5), TypeError, "n: must be a whole number"),
 ])
 def test_wrong_arguments_of_the_per_block_calls_are_named(call, err, said):
     """Not pybind11's 'incompatible function arguments' and its list of signatures; the object goes on."""
