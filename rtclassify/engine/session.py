@@ -419,7 +419,10 @@ class StreamSession(NativeStateMixin):
     latency_samples : int
         Algorithmic latency at the input rate (see the module notes).
     last_frames : list of FrameResult
-        Outputs produced by the last :meth:`process` or :meth:`flush` call.
+        Outputs produced by the last :meth:`process` or :meth:`flush` call
+        to end its work (with ``record_frames``): a call made from ``on_frame``
+        ends before the outputs of the call that ran ``on_frame`` are handed
+        over, so after both it holds the inner call's.
     decoder : Decoder
     """
 
