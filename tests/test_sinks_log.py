@@ -437,3 +437,37 @@ def test_a_printer_write_that_fails_after_the_last_send_is_the_printer_s_fault()
     p.send(_batch())
     p.close(5.0)
     assert p.fault == "printing the events to standard output failed: No space left on device"
+
+
+def test_a_log_of_changes_leaves_out_the_levels_and_the_trackers_values(tmp_path):
+    """`--log-changes`: the periodic events (every tag's level at the level rate, the trackers' values 50
+    times a second) are nearly all of a live log's size; what changes and the status lines stay."""
+    from rtclassify import cli
+    from rtclassify.commands._live import build_sinks
+    from rtclassify.detect.events import TagLevel, TechniqueValues, VibratoOff, VibratoOn
+    from rtclassify.sinks.mapping import Mapping
+
+    now = time.time()
+    events = [TagOn(1.0, now, 0, "piano", 0.8), TagLevel(1.0, now, 0, "piano", 0.8),
+              TechniqueValues(1.0, now, 0), VibratoOn(1.1, now, 0, 5.5, 30.0), TagLevel(1.2, now, 0, "piano", 0.7),
+              VibratoOff(1.3, now, 0), TagOff(1.5, now, 0, "piano")]
+    kinds = {}
+    for name, extra in (("all", []), ("changes", ["--log-changes"])):
+        path = tmp_path / f"{name}.jsonl"
+        args = cli.build_parser().parse_args(["listen", "--no-display", "--log", str(path), *extra])
+        sinks, _ = build_sinks(args, ["piano"], Mapping.default(["piano"]), "t")
+        log = next(s for s in sinks if isinstance(s, JsonlSink))
+        log.open()
+        log.send(events)
+        log.status({"hops": 3})
+        log.close()
+        kinds[name] = [json.loads(x)["event"] for x in path.read_text().splitlines()]
+    assert kinds["all"] == ["on", "level", "technique", "vibrato_on", "level", "vibrato_off", "off", "status"]
+    assert kinds["changes"] == ["on", "vibrato_on", "vibrato_off", "off", "status"]
+
+
+def test_log_changes_without_a_log_is_a_usage_error(capsys):
+    from rtclassify import cli
+
+    assert cli.main(["demo", "--log-changes", "--no-display"]) == 2
+    assert "--log-changes goes with --log FILE.jsonl" in capsys.readouterr().err

@@ -93,7 +93,7 @@ def _dumps(record: dict) -> str:
 
 
 class JsonlSink:
-    """Writes every event (``levels=False`` leaves out the frequent level events) as JSONL.
+    """Writes every event as JSONL (``levels=False`` and ``values=False`` leave out the periodic ones).
 
     Parameters
     ----------
@@ -101,6 +101,10 @@ class JsonlSink:
         Output file (created or truncated) or ``"-"`` for standard output.
     levels : bool
         Also log ``level`` events (they come at the level rate for every tag).
+    values : bool
+        Also log ``technique`` events, the trackers' pitch, vibrato and tremolo values (one per
+        tracker frame, 50 a second). Without them and the levels, a log holds what changes (tags,
+        vibrato and tremolo on and off) and the status lines.
     status_interval : float
         Seconds between two status lines (0: none).
     on_fault : callable or None
@@ -110,10 +114,13 @@ class JsonlSink:
         Most events a file's writer may have waiting before batches are dropped.
     """
 
-    def __init__(self, path, *, levels: bool = True, status_interval: float = 1.0, on_fault=None,
-                 max_pending: int = 200_000):
+    def __init__(self, path, *, levels: bool = True, values: bool = True, status_interval: float = 1.0,
+                 on_fault=None, max_pending: int = 200_000):
         self.path = str(path)
         self.levels = bool(levels)
+        self.values = bool(values)
+        #: the event kinds left out
+        self._left_out = frozenset(k for k, keep in (("level", self.levels), ("technique", self.values)) if not keep)
         self.status_interval = float(status_interval)
         self.max_pending = int(max_pending)
         self._last_status = 0.0
@@ -164,7 +171,7 @@ class JsonlSink:
 
     # ------------------------------------------------------------------ the caller's side
     def send(self, events: Sequence) -> None:
-        batch = [ev for ev in events if self.levels or ev.kind != "level"]
+        batch = [ev for ev in events if ev.kind not in self._left_out]
         if self.path != "-":
             if self._accepting:
                 if batch and not self._stopped:
