@@ -438,6 +438,23 @@ def test_second_sigterm_quits_at_once(monkeypatch):
     assert signal.getsignal(signal.SIGTERM) != requested._handler
 
 
+def test_a_signal_the_run_was_started_with_ignored_stays_ignored():
+    """`nohup rtclassify listen ... &` over ssh: nohup leaves SIGHUP ignored so that the run outlives the session,
+    and the live commands' handler replaced that, so logging out stopped the show."""
+    import signal
+
+    from rtclassify.commands._live import _StopSignals
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with _StopSignals("listen") as requested:
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) == requested._handler
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
 def test_a_listing_ends_with_0_when_the_reader_of_its_output_has_gone():
     """`rtclassify backends | head -0` exited 141 where `tag` and `demo --log -` exit 0: what it prints is its
     output, taken."""

@@ -161,6 +161,26 @@ def test_level_rate():
     assert not any(isinstance(e, TagLevel) for k in range(5) for e in none.step(np.zeros(2, np.float32), k * HOP))
 
 
+def test_a_tag_that_turns_on_between_two_levels_gets_its_level_with_it():
+    """The sinks send levels from TagLevel events only: a tag's level rises with its note, not up to a level
+    period later; with level_rate=0 no level goes out at all, so nothing is left at a receiver (the sinks sent
+    a level with each TagOn, which a decoder without levels never set back to 0)."""
+    dec = make(level_rate=2.5, smoothing_s=0.0)  # levels at hops 0, 4, 8, ...
+    dec.step(np.zeros(2, np.float32), 0.0)
+    dec.step(np.zeros(2, np.float32), HOP)
+    evs = dec.step(np.array([0.2, 0.9], np.float32), 2 * HOP)
+    assert [(type(e), e.tag) for e in evs] == [(TagOn, "b"), (TagLevel, "b")]
+    assert evs[1].prob == pytest.approx(0.9)
+    assert dec.step(np.array([0.2, 0.9], np.float32), 3 * HOP) == []
+    evs = dec.step(np.array([0.2, 0.9], np.float32), 4 * HOP)  # the next level: every tag
+    assert [(type(e), e.tag) for e in evs] == [(TagLevel, "a"), (TagLevel, "b")]
+
+    none = make(level_rate=0)
+    evs = [e for k, p in enumerate([0.0, 0.9, 0.9, 0.1]) for e in none.step(np.array([p, 0.0], np.float32), k * HOP)]
+    evs += none.flush(1.0)
+    assert [(type(e), e.tag) for e in evs] == [(TagOn, "a"), (TagOff, "a")]
+
+
 def test_flush_turns_everything_off():
     dec = make(min_on_s=5.0, level_rate=0)
     dec.step(np.array([0.9, 0.9], np.float32), 0.0)

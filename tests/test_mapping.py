@@ -98,6 +98,39 @@ def test_collision_with_a_default_note_says_how_to_fix(tmp_path):
     assert m.midi.tags["organ"].note == 60 and m.midi.technique.vibrato_note is None
 
 
+def test_a_technique_note_or_cc_moved_onto_a_tags_is_refused_not_renumbering_the_tags(tmp_path):
+    """The tags' default notes and CCs skip the technique's default ones only: moving the vibrato note onto
+    guitar's (38) moved guitar to 39 and every later tag up by one, without a word."""
+    for text, said in (("[midi.technique]\nvibrato_note = 38\n", "midi.technique.vibrato_note: note 38 is also used "
+                                                                   "by midi.tags.guitar.note (default"),
+                       ("[midi.technique]\npitch_cc = 25\n", "midi.technique.pitch_cc: CC 25 is also used by "
+                                                              "midi.tags.brass.cc (default")):
+        with pytest.raises(ConfigError, match=":2: " + said.replace(".", r"\.").replace("(", r"\(")):
+            load_mapping(write(tmp_path, text), LABELS)
+    m = load_mapping(write(tmp_path, "[midi.technique]\nvibrato_note = 100\npitch_cc = 110\n"), LABELS)
+    assert [m.midi.tags[t].note for t in LABELS] == list(range(36, 48))  # moved out of the way: tags unchanged
+    assert [m.midi.tags[t].cc for t in LABELS] == list(range(20, 32))
+
+
+@pytest.mark.parametrize("text, line, key, said", [
+    ('[osc.tags]\npiano = "/rtclassify/on"\n', 2, "osc.tags.piano",
+     "/rtclassify/on is also the address of the on messages (from osc.prefix)"),
+    ('[osc.tags]\nsinging = "/rtclassify/tag/speech"\n', 2, "osc.tags.singing",
+     "/rtclassify/tag/speech is also the address of speech's level (default)"),
+    ('[osc.tags]\npiano = "/rtclassify/pitch"\n', 2, "osc.tags.piano",
+     "/rtclassify/pitch is also the address of the pitch messages (default)"),
+    ('[osc.tags]\npiano = "/x"\n[osc.technique]\nvibrato = "/x"\n', 4, "osc.technique.vibrato",
+     "/x is also the address of piano's level"),
+])
+def test_an_osc_address_two_kinds_of_message_share_is_refused(tmp_path, text, line, key, said):
+    """A receiver would take one tag's level for another's, or a float for a tag name."""
+    with pytest.raises(ConfigError) as info:
+        load_mapping(write(tmp_path, text), LABELS)
+    assert str(info.value) == f"{tmp_path / 'map.toml'}:{line}: {key}: {said}"
+    # messages that are not sent share no address
+    load_mapping(write(tmp_path, '[osc]\nlevels = false\n[osc.tags]\npiano = "/rtclassify/on"\n'), LABELS)
+
+
 def test_a_mapping_built_in_code_refuses_a_note_two_outputs_share():
     """The MIDI sink keeps one state per note: two outputs on one note would end each other's notes, so a
     MidiMapping made in code is checked as a mapping file is."""

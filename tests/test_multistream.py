@@ -331,8 +331,9 @@ def test_midi_stream_k_sends_on_channel_base_plus_k():
     sink = MidiSink(mapping, virtual="x", streams=[5, 0, 2])
     assert sink.midi_channels == [3, 4, 5]
     sink._out = out = FakeMidiOut()
-    sink.send([TagOn(1.0, 0.0, 5, "piano", 1.0), TagOn(1.0, 0.0, 0, "piano", 1.0), TagLevel(1.0, 0.0, 2, "drums", 0.5),
-               TagOn(1.1, 0.0, 2, "speech", 0.5), TagOff(1.2, 0.0, 5, "piano")])
+    sink.send([TagOn(1.0, 0.0, 5, "piano", 1.0), TagLevel(1.0, 0.0, 5, "piano", 1.0), TagOn(1.0, 0.0, 0, "piano", 1.0),
+               TagLevel(1.0, 0.0, 0, "piano", 1.0), TagLevel(1.0, 0.0, 2, "drums", 0.5),
+               TagOn(1.1, 0.0, 2, "speech", 0.5), TagLevel(1.1, 0.0, 2, "speech", 0.5), TagOff(1.2, 0.0, 5, "piano")])
     assert out.messages == [
         [0x92, 36, 127], [0xB2, 20, 127],  # stream 0 (input 5): MIDI channel 3
         [0x93, 36, 127], [0xB3, 20, 127],  # stream 1 (input 0): channel 4, the same note on its own channel
@@ -399,8 +400,8 @@ def test_osc_streams_in_the_address(udp):
     mapping = load_mapping_text('[osc.tags]\nsinging = "/voice/singing"\n', labels).osc
     assert mapping.streams == "path"
     with OscSink(mapping, [("127.0.0.1", udp.getsockname()[1])], streams=[0, 3]) as sink:
-        sink.send([TagOn(1.0, 0.0, 3, "piano", 0.75), TagLevel(1.0, 0.0, 0, "singing", 0.5),
-                   TagOff(1.1, 0.0, 3, "piano")])
+        sink.send([TagOn(1.0, 0.0, 3, "piano", 0.75), TagLevel(1.0, 0.0, 3, "piano", 0.75),
+                   TagLevel(1.0, 0.0, 0, "singing", 0.5), TagOff(1.1, 0.0, 3, "piano")])
         got = osc_receive(udp, 4)
         with pytest.raises(SinkError, match="input channel 1, which is not one of the sink's streams"):
             sink.send([TagOn(1.0, 0.0, 1, "piano", 0.75)])
@@ -414,7 +415,8 @@ def test_osc_streams_as_first_argument(udp):
     mapping = load_mapping_text('[osc]\nstreams = "argument"\nprefix = "/stage"\n', ("piano",)).osc
     assert mapping.streams == "argument"
     with OscSink(mapping, [("127.0.0.1", udp.getsockname()[1])], streams=[0, 3]) as sink:
-        sink.send([TagOn(1.0, 0.0, 3, "piano", 0.75), TagOn(1.0, 0.0, 0, "piano", 0.5)])
+        sink.send([TagOn(1.0, 0.0, 3, "piano", 0.75), TagLevel(1.0, 0.0, 3, "piano", 0.75),
+                   TagOn(1.0, 0.0, 0, "piano", 0.5), TagLevel(1.0, 0.0, 0, "piano", 0.5)])
         got = osc_receive(udp, 4)
     assert got == [("/stage/on", [3, "piano"]), ("/stage/tag/piano", [3, 0.75]),
                    ("/stage/on", [0, "piano"]), ("/stage/tag/piano", [0, 0.5])]
@@ -424,7 +426,7 @@ def test_osc_single_stream_addresses_unchanged(udp):
     from rtclassify.sinks.osc import OscSink
 
     with OscSink(OscMapping(), [("127.0.0.1", udp.getsockname()[1])]) as sink:
-        sink.send([TagOn(1.0, 0.0, 4, "piano", 0.75)])
+        sink.send([TagOn(1.0, 0.0, 4, "piano", 0.75), TagLevel(1.0, 0.0, 4, "piano", 0.75)])
         got = osc_receive(udp, 2)
     assert got == [("/rtclassify/on", ["piano"]), ("/rtclassify/tag/piano", [0.75])]
 

@@ -18,7 +18,7 @@ rtmidi = pytest.importorskip("rtmidi")
 
 from _jackd import JackServer, missing, skip_or_fail  # noqa: E402
 
-from rtclassify.detect.events import TagLevel, TagOff, TagOn, TechniqueValues, TremoloOff, TremoloOn  # noqa: E402
+from rtclassify.detect.events import TagLevel, TagOff, TagOn, TechniqueValues, TremoloOff, TremoloOn, VibratoOn  # noqa: E402
 from rtclassify.errors import SinkError  # noqa: E402
 from rtclassify.sinks.mapping import Mapping, MidiMapping, MidiTag  # noqa: E402
 from rtclassify.sinks.midi import MidiSink, list_midi_outputs  # noqa: E402
@@ -139,25 +139,33 @@ def opened_sink(api: str, mapping: MidiMapping | None = None):
     return sink, rec
 
 
+def _on(t: float, tag: str, prob: float) -> list:
+    """A tag turning on as the decoder says it: its TagOn, then its level (a sink sends levels from TagLevel
+    events only, so that a decoder without levels, level_rate = 0, leaves none at a receiver)."""
+    return [TagOn(t, 0.0, 0, tag, prob), TagLevel(t, 0.0, 0, tag, prob)]
+
+
 def test_note_on_off_and_level_cc(api):
     sink, rec = opened_sink(api)
     try:
         t = time.time()
-        sink.send([TagOn(1.0, t, 0, "piano", 1.0), TagLevel(1.0, t, 0, "piano", 0.5),
-                   TagOn(1.0, t, 0, "speech", 0.5)])
+        sink.send([TagOn(1.0, t, 0, "piano", 1.0), TagOn(1.0, t, 0, "speech", 0.5),
+                   TagLevel(1.0, t, 0, "piano", 1.0), TagLevel(1.0, t, 0, "speech", 0.5)])
+        sink.send([TagLevel(1.5, t, 0, "piano", 0.5), TagOn(1.6, t, 0, "organ", 0.9)])
         sink.send([TagOff(2.0, t, 0, "piano"), TagLevel(2.0, t, 0, "piano", 0.0)])
-        rec.wait_for(7)
+        rec.wait_for(8)
     finally:
         sink.close()
         rec.settle()
         rec.close()
     assert rec.messages == [
-        [0x90, 36, 127], [0xB0, 20, 127],   # piano on: note 36 full velocity, CC 20 = prob
+        [0x90, 36, 127], [0x90, 47, 64],     # piano on: note 36 full velocity; speech: note 47
+        [0xB0, 20, 127], [0xB0, 31, 64],     # their levels: CC 20 and 31 = prob
         [0xB0, 20, 64],                      # level 0.5
-        [0x90, 47, 64], [0xB0, 31, 64],      # speech: note 47, CC 31
+        [0x90, 37, 114],                     # organ on, no level sent with it: no CC
         [0x80, 36, 0],                       # piano off
         [0xB0, 20, 0],                       # level 0
-        [0x80, 47, 0],                       # close: the note-off of the note still sounding (speech)
+        [0x80, 47, 0], [0x80, 37, 0],        # close: the note-offs of the notes still sounding
     ], late_clients()
 
 
@@ -216,7 +224,7 @@ def test_named_existing_port_and_missing_port_lists_ports(api):
         sink.open()
         assert name in sink.port_name
         time.sleep(0.2)
-        sink.send([TagOn(0.1, 0.0, 0, "brass", 1.0)])
+        sink.send(_on(0.1, "brass", 1.0))
         sink.close()
         got = daw.wait_for(3)
         assert got == [[0x90, 41, 127], [0xB0, 25, 127], [0x80, 41, 0]], late_clients()
@@ -241,14 +249,14 @@ def test_a_receiver_that_quits_and_comes_back_is_connected_again(api, by_index):
         sink = MidiSink(Mapping.default(LABELS).midi, port=spec, api=api, on_fault=said.append)
         sink.open()
         time.sleep(0.2)
-        sink.send([TagOn(0.1, 0.0, 0, "brass", 1.0)])
+        sink.send(_on(0.1, "brass", 1.0))
         assert daw.wait_for(2) == [[0x90, 41, 127], [0xB0, 25, 127]], late_clients()
         assert not sink.check_port(force=True) and not said  # still there: nothing to do
         daw.close()  # the DAW quits
         time.sleep(0.3)
         assert not sink.check_port(force=True) and sink.port_gone
         assert said[-1].startswith(f"MIDI port {sink.port_name!r} went away")
-        sink.send([TagOn(0.2, 0.0, 0, "piano", 0.5)])  # the show goes on meanwhile
+        sink.send(_on(0.2, "piano", 0.5))  # the show goes on meanwhile
         assert not sink.check_port(force=True)  # not back yet
         daw = Recorder(api, None, client="fake-daw", port=name)  # restarted, under the same name
         time.sleep(0.3)
@@ -345,7 +353,7 @@ def test_jack_server_loss_is_a_sink_error_and_close_sends_nothing(monkeypatch):
     forever once its queue is full): send raises, and close neither sends note-offs nor waits for JACK cycles."""
     sink = _jack_sink()
     out = sink._out
-    sink.send([TagOn(0.0, tag="piano", prob=0.9)])
+    sink.send(_on(0.0, "piano", 0.9))
     assert len(out.sent) == 2 and sink.sounding
     sink.watch.lost, sink.watch.reason = True, "JACK server has been closed"
     with pytest.raises(SinkError, match=r"MIDI output 'rtclassify:tags' lost: the JACK server stopped "
@@ -415,3 +423,20 @@ def test_a_missing_python_rtmidi_names_the_pip_package(monkeypatch):
     monkeypatch.setitem(sys.modules, 'rtmidi', None)  # as where it is not installed
     with pytest.raises(MissingDependencyError, match=r"pip install python-rtmidi$"):
         midi_api(None)
+
+
+@pytest.mark.parametrize("switch", ["notes", "cc"])
+def test_the_mappings_notes_and_cc_switches_leave_the_technique_messages(switch):
+    """`notes = false` / `cc = false` switch the tags' notes / level CCs (as the example file says); the
+    vibrato and tremolo notes and the technique CCs are switched one by one (-1), and went off with them."""
+    from dataclasses import replace
+
+    sink = MidiSink(replace(Mapping.default(LABELS).midi, **{switch: False}), virtual="tags", api="jack")
+    out = sink._out = _FakeOut()
+    sink.send(_on(0.0, "piano", 0.9) + [
+        TechniqueValues(0.1, 0.0, 0, pitch=440.0, midi=69.0, vibrato_rate=5.0, vibrato_extent=30.0),
+        VibratoOn(0.1, 0.0, 0, 5.0, 30.0)])
+    tag_msgs = [m for m in out.sent if m[1] in (36, 20)]
+    assert tag_msgs == ([[0xB0, 20, 114]] if switch == "notes" else [[0x90, 36, 114]])
+    assert [m for m in out.sent if m[1] not in (36, 20)] == [
+        [0xB0, 102, 69], [0xB0, 103, 50], [0xB0, 104, 30], [0xB0, 105, 0], [0xB0, 106, 0], [0x90, 60, 127]]

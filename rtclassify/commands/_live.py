@@ -416,7 +416,8 @@ class _StopSignals:
     receiver. A second one quits at once with status 128 + the signal.
 
     The handler only records the signal; :func:`_wait_watching` sees it within 0.25 s. Installed in the
-    main thread only (elsewhere signals cannot be handled).
+    main thread only (elsewhere signals cannot be handled), and not over a signal the process was started
+    with ignored: ``nohup rtclassify listen ... &`` goes on when the ssh session that started it closes.
     """
 
     SIGNALS = ("SIGTERM", "SIGHUP")
@@ -431,7 +432,7 @@ class _StopSignals:
         if _main_thread():
             for n in self.SIGNALS:
                 sig = getattr(signal, n, None)
-                if sig is not None:
+                if sig is not None and signal.getsignal(sig) != signal.SIG_IGN:
                     self._old[sig] = signal.signal(sig, self._handler)
         return self
 

@@ -25,7 +25,10 @@ Events per hop, in this order: :class:`~rtclassify.detect.events.TagOff` and
 the smoothed probability), then one :class:`~rtclassify.detect.events.TagLevel`
 per tag (smoothed probability) when a level is due: every hop by default
 (``level_rate=None``), at most ``level_rate`` times per second of stream time,
-or never (``level_rate=0``).
+or never (``level_rate=0``). When levels are sent and none is due, a tag that
+turns on gets its TagLevel after its TagOn all the same (a receiver's level
+rises with the note, not up to a level period later); with ``level_rate=0``
+no TagLevel is ever sent, so nothing is left for a receiver to reset.
 
 Defaults come from the bundle (``thresholds``, ``decoder``); a dict of
 overrides (what a mapping file provides) replaces any of them::
@@ -379,6 +382,9 @@ class Decoder:
                 self._levels_sent = True
                 nxt = (t if self._next_level is None else self._next_level) + self._level_period
                 self._next_level = nxt if nxt > t else t + self._level_period
+            elif b2.any():  # between two levels: the tags that turned on get theirs now
+                events.extend(TagLevel(stream_time, wall_time, ch, labels[i], float(s[i])) for i in np.flatnonzero(b2))
+                self._levels_sent = True
         return events
 
     def flush(self, stream_time: float, wall_time: float = 0.0) -> list[Event]:

@@ -8,7 +8,8 @@ package data: ``rtclassify/data/mapping.example.toml``
 ``[midi]``
     ``channel`` (1-16, default 1; with several streams, ``listen
     --channels``, the channel of the first stream: stream k uses ``channel +
-    k``), ``notes`` / ``cc`` (send note on/off and level CCs, default true),
+    k``), ``notes`` / ``cc`` (send the tags' note on/off and level CCs,
+    default true; the technique's messages are switched one by one, -1),
     ``velocity_min`` / ``velocity_max`` (note-on velocity = min + prob * (max
     - min), default 1 / 127).
 ``[midi.tags.<tag>]``
@@ -479,10 +480,12 @@ def _build(data: dict, labels: tuple[str, ...], loc: _Locator, thresholds: dict 
         tech_kwargs[k] = _float(td, k, ["midi", "technique"], loc, 0.0, 1e6, getattr(base, k), lo_open=True)
     technique = MidiTechnique(**tech_kwargs)
     tag_tables = _table(md.get("tags", {}), ["midi", "tags"], labels, _TagLoc(loc, labels))
-    # a tag's default note and CC count up from NOTE_BASE and CC_BASE past the technique's own (a model of more
-    # than 24 tags would otherwise land on the vibrato note), and stop at MIDI's last (None: not sent)
-    tech_notes = {getattr(technique, k) for k in _TECH_INT if k.endswith("_note")}
-    tech_ccs = {getattr(technique, k) for k in _TECH_INT if k.endswith("_cc")}
+    # a tag's default note and CC count up from NOTE_BASE and CC_BASE past the technique's default ones (a model
+    # of more than 24 tags would otherwise land on the vibrato note), and stop at MIDI's last (None: not sent).
+    # Past the defaults, not the file's: a technique note or CC moved onto a tag's is refused below as any
+    # shared number is, instead of moving every later tag's without a word
+    tech_notes = {getattr(base, k) for k in _TECH_INT if k.endswith("_note")}
+    tech_ccs = {getattr(base, k) for k in _TECH_INT if k.endswith("_cc")}
     notes = iter([n for n in range(NOTE_BASE, 128) if n not in tech_notes])
     ccs = iter([c for c in range(CC_BASE, 120) if c not in tech_ccs])
     tags: dict[str, MidiTag] = {}
@@ -522,6 +525,7 @@ def _build(data: dict, labels: tuple[str, ...], loc: _Locator, thresholds: dict 
                      on_off=_bool(od, "on_off", ["osc"], loc, True), technique=tech_on,
                      bundle=_bool(od, "bundle", ["osc"], loc, False), tags=osc_tags,
                      technique_addresses=tech_addr, streams=streams)
+    _check_osc_unique(osc, labels, loc)
 
     # ---- decoder
     dd = _table(data.get("decoder", {}), ["decoder"], _DEC_COMMON + ("tags",), loc)
@@ -599,6 +603,37 @@ def _check_unique(tags: dict[str, MidiTag], tech: MidiTechnique, md: dict, loc: 
     others = ", ".join(k if _written(md, k) else f"{k} (default; set it to another value or -1)"
                        for k in keys if k != key)
     raise loc.error(key.split("."), f"{kind} {num} is also used by {others}")
+
+
+def _osc_uses(osc: OscMapping, labels: Sequence[str]) -> list[tuple[str, str | None, str]]:
+    """The addresses the OSC sink sends to, as (address, the mapping key that set it or None for a default,
+    what is sent there)."""
+    uses: list[tuple[str, str | None, str]] = []
+    if osc.on_off:
+        uses += [(osc.on_address, None, "the address of the on messages (from osc.prefix)"),
+                 (osc.off_address, None, "the address of the off messages (from osc.prefix)")]
+    if osc.levels:
+        uses += [(osc.tag_address(t), f"osc.tags.{t}" if osc.tags.get(t) else None,
+                  f"the address of {t}'s level" + ("" if osc.tags.get(t) else " (default)")) for t in labels]
+    if osc.technique:
+        uses += [(osc.technique_address(k), f"osc.technique.{k}" if osc.technique_addresses.get(k) else None,
+                  f"the address of the {k} messages" + ("" if osc.technique_addresses.get(k) else " (default)"))
+                 for k in ("pitch", "vibrato", "tremolo")]
+    return uses
+
+
+def _check_osc_unique(osc: OscMapping, labels: Sequence[str], loc: _Locator) -> None:
+    """Two kinds of message on one address are refused (a receiver would take a tag's level for another's, or
+    a float for a tag name), as MIDI notes and CCs used twice are."""
+    seen: dict[str, tuple[str | None, str]] = {}
+    for address, key, what in _osc_uses(osc, labels):
+        if address not in seen:
+            seen[address] = (key, what)
+            continue
+        other_key, other = seen[address]
+        # blame the key the user wrote; the message names the other use
+        blame, said = (key, other) if key is not None else (other_key or "osc.prefix", what)
+        raise loc.error(blame.split("."), f"{address} is also {said}")
 
 
 def _written(md: dict, dotted: str) -> bool:

@@ -425,7 +425,7 @@ class MidiSink(EventDispatch):
         self.messages_sent += 1
 
     def _note_on(self, note: int | None, prob: float, name: str) -> None:
-        if note is None or not self.mapping.notes:
+        if note is None:
             return
         if note in self.sounding:  # retrigger: close the old one first so on/off stay paired
             self._raw(self._out, [self._off_status, note, 0])
@@ -441,7 +441,7 @@ class MidiSink(EventDispatch):
         del self.sounding[note]
 
     def _cc(self, cc: int | None, value: int) -> None:
-        if cc is None or not self.mapping.cc:
+        if cc is None:
             return
         if self._last_cc.get(cc) == value:
             return
@@ -452,11 +452,11 @@ class MidiSink(EventDispatch):
         t = self.mapping.tags.get(ev.tag)
         return t if (t is not None and t.enabled) else None
 
+    # (the mapping's `notes` and `cc` switch the tags' notes and CCs; the technique's are switched one by one)
     def _on(self, ev) -> None:
         t = self._tag(ev)
-        if t is not None:
+        if t is not None and self.mapping.notes:
             self._note_on(t.note, ev.prob, ev.tag)
-            self._cc(t.cc, self.mapping.level(ev.prob))
 
     def _off(self, ev) -> None:
         t = self._tag(ev)
@@ -465,7 +465,7 @@ class MidiSink(EventDispatch):
 
     def _level(self, ev) -> None:
         t = self._tag(ev)
-        if t is not None:
+        if t is not None and self.mapping.cc:
             self._cc(t.cc, self.mapping.level(ev.prob))
 
     # technique values -------------------------------------------------------

@@ -108,6 +108,13 @@ def _udp_socket(family) -> socket.socket:
     return s
 
 
+def _preferred(info: list) -> tuple:
+    """Of a host's addresses (``getaddrinfo``'s answer), the first IPv4 one, else the first: a name with both
+    (``localhost`` is ``::1`` first on many systems) reaches receivers that listen on IPv4 only, as most visuals
+    software does by default; an IPv6 literal (``[::1]:9000``) or a name with IPv6 addresses only keeps them."""
+    return next((i for i in info if i[0] == socket.AF_INET), info[0])
+
+
 class OscSink(EventDispatch):
     """Sends tags (and technique values) as OSC over UDP to one or more destinations.
 
@@ -171,7 +178,7 @@ class OscSink(EventDispatch):
                 raise SinkError(f"OSC host {host!r} cannot be resolved: {exc.strerror}") from None
             except (UnicodeError, ValueError) as exc:  # e.g. an empty label: 'a..b', or one over 63 characters
                 raise SinkError(f"OSC host {host!r} is not a valid host name: {exc}") from None
-            family, _, _, _, sockaddr = info[0]
+            family, _, _, _, sockaddr = _preferred(info)
             probe = _udp_socket(family)
             try:
                 probe.connect(sockaddr)
@@ -312,8 +319,6 @@ class OscSink(EventDispatch):
         self._on.add((self._channel, ev.tag))
         if self.mapping.on_off:
             self._msg(self.mapping.on_address, ev.tag)
-        if self.mapping.levels:
-            self._msg(self.mapping.tag_address(ev.tag), ev.prob)
 
     def _tag_off(self, ev) -> None:
         self._on.discard((self._channel, ev.tag))
