@@ -49,6 +49,10 @@ class MissingDependencyError(RtclassifyError, ImportError):
     """An optional dependency is not installed; the message names the extra or system package."""
 
 
+class WeakTagWarning(UserWarning):
+    """A learned tag separates its examples from the negatives poorly and may turn on for most sounds."""
+
+
 def interruption_behind(exc: BaseException) -> BaseException | None:
     """The KeyboardInterrupt, or other exception that is not an Exception (SIGTERM's ``Terminated``), that
     ``exc`` was raised from or while handling: a module whose import is interrupted (onnxruntime's) raises

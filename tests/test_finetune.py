@@ -340,6 +340,18 @@ def test_tag_names_are_checked_before_any_audio(tmp_path, monkeypatch):
         read_labelled_data(csv, DEFAULT_FRONTEND)
 
 
+def test_a_tag_named_as_a_column_of_tags_csv_is_refused(tmp_path, monkeypatch):
+    """`tag --format csv` writes time, the tags and the trackers' columns: a tag named `time` or `pitch` gave a
+    header with that column twice, and a reader by name took the tag's probabilities for the times."""
+    from rtclassify.learn.finetune import read_labelled_data
+
+    data = _tag_folders(tmp_path / "data", tags=("beep", "Pitch"))
+    _no_audio(monkeypatch)
+    with pytest.raises(ParameterError, match=rf"--data: {tmp_path / 'data' / 'Pitch'}: tag name 'Pitch' is a column "
+                                             rf"of `rtclassify tag`'s CSV beside the tags \(file, time, pitch, "):
+        read_labelled_data(data, DEFAULT_FRONTEND)
+
+
 def test_none_folders_are_negatives_in_any_case(tmp_path):
     from rtclassify.learn.finetune import read_labelled_data
 

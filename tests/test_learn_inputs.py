@@ -393,3 +393,42 @@ def test_one_tuple_rates_and_array_shifts_are_read_as_meant(base):
         load_examples([x], 48, "positives")
     assert check_pitch_shifts(np.array([-2.0, 2.0])) == (-2.0, 2.0)
     assert check_pitch_shifts(None) == ()
+
+
+def test_a_tag_whose_examples_the_head_cannot_tell_from_the_negatives_is_said_to_be_weak(base, tmp_path, capsys):
+    """A failed cross-validation put the on threshold at its floor (0.05) without a word, and the tag was then on
+    for nearly every sound (the review: 96-100% of piano, speech, ocean and orchestra recordings)."""
+    import warnings
+
+    import soundfile as sf
+
+    from rtclassify.errors import WeakTagWarning
+
+    rng = np.random.default_rng(3)
+    noise = [(0.1 * rng.standard_normal(3 * SR)).astype(np.float32) for _ in range(4)]
+    with pytest.warns(WeakTagWarning, match=r"'hiss' is learned poorly \(cross-validated ROC-AUC 0\.[0-6]"):
+        weak = base.learn("hiss", noise[:2], negatives=noise[2:], sample_rate=SR, generic_negatives=False,
+                          mix_positives=False, pitch_shifts=())
+    rec = weak.bundle.meta["learned_tags"][-1]
+    assert rec["warning"].startswith("'hiss' is learned poorly") and rec["cv"]["cv_roc_auc"] < 0.75
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", WeakTagWarning)  # a tag it can tell apart: no warning
+        good = base.learn("bell", [bell(SR, 3.0, 1), bell(SR, 3.0, 2)], sample_rate=SR)
+    assert "warning" not in good.bundle.meta["learned_tags"][-1]
+
+    files = []
+    for i, x in enumerate(noise):
+        files.append(tmp_path / f"n{i}.wav")
+        sf.write(files[-1], x, SR)
+    capsys.readouterr()
+    assert cli.main(["learn", "--bundle", str(base.bundle.path), "--tag", "hiss", str(files[0]), str(files[1]),
+                     "--negatives", str(files[2]), str(files[3]), "--no-generic", "--no-mix", "--pitch-shifts",
+                     "none", "--out", str(tmp_path / "weak")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "warning: 'hiss' is learned poorly (cross-validated ROC-AUC 0." in err
+
+
+@pytest.mark.parametrize("name", ["time", "File", "vibrato_rate"])
+def test_a_learned_tag_named_as_a_column_of_tags_csv_is_refused(base, name):
+    with pytest.raises(ParameterError, match=rf"name {name!r} is a column of `rtclassify tag`'s CSV beside the tags"):
+        base.learn(name, [bell(SR, 3.0, 1)], sample_rate=SR)

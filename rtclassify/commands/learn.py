@@ -97,7 +97,12 @@ def run(args) -> int:
     shifts = parse_pitch_shifts(args.pitch_shifts)
     t0 = time.perf_counter()
     clf = Classifier.load(args.bundle, backend="onnx", threads=args.threads)
-    with console.status("learning") as status:
+    import warnings
+
+    from ..errors import WeakTagWarning
+
+    with console.status("learning") as status, warnings.catch_warnings():
+        warnings.simplefilter("ignore", WeakTagWarning)  # printed below from the bundle's record
         new = clf.learn(args.tag, args.positives, args.negatives or None, out=args.out,
                         generic_negatives=not args.no_generic, mix_positives=not args.no_mix,
                         features=args.features, progress=lambda stage: status.update(stage),
@@ -113,4 +118,8 @@ def run(args) -> int:
                   f"{dt:.1f} s: cross-validated ROC-AUC {auc}, threshold on {rec['thresholds']['on']:.2f} / off "
                   f"{rec['thresholds']['off']:.2f}")
     console.print(f"bundle: {args.out} (tags: {', '.join(new.labels)})")
+    if rec.get("warning"):
+        from rich.markup import escape
+
+        console.print(f"[yellow]warning:[/yellow] {escape(rec['warning'])}", highlight=False)
     return 0

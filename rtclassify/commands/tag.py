@@ -181,8 +181,9 @@ def write_csv(out, result, file: str | None, header: bool) -> None:
 
     w = csv.writer(out, lineterminator="\n")
     tech = result.techniques
-    tech_cols = ["pitch", "vibrato", "vibrato_rate", "vibrato_extent", "tremolo", "tremolo_rate",
-                 "tremolo_depth"] if tech is not None else []
+    from ..model.bundle import TECHNIQUE_COLUMNS
+
+    tech_cols = list(TECHNIQUE_COLUMNS) if tech is not None else []
     if header:
         w.writerow((["file"] if file is not None else []) + ["time"] + list(result.labels) + tech_cols)
     lead = [file_text(file)] if file is not None else []

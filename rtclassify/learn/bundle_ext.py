@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BundleError, ParameterError
-from ..model.bundle import LABEL_RE, LABEL_RULE
+from ..model.bundle import LABEL_RE, LABEL_RULE, RESERVED_TAG_NAMES
 from ..model.bundle_write import write_bundle
 
 __all__ = ["append_head", "graph_names", "learned_bundle_files", "copy_bundle", "check_tag_name"]
@@ -347,6 +347,9 @@ def check_tag_name(name, labels) -> str:
     (:data:`rtclassify.model.bundle.LABEL_RE`) and the existing labels."""
     if not isinstance(name, str) or not LABEL_RE.match(name):
         raise ParameterError(f"name must be {LABEL_RULE}; got {name!r}")
+    if name.casefold() in RESERVED_TAG_NAMES:
+        raise ParameterError(f"name {name!r} is a column of `rtclassify tag`'s CSV beside the tags "
+                             f"({', '.join(RESERVED_TAG_NAMES)}); choose another name")
     if name in labels:
         raise ParameterError(f"name {name!r} is already a tag of this bundle ({', '.join(labels)})")
     same = [t for t in labels if t.casefold() == name.casefold()]

@@ -351,6 +351,7 @@ def _fit_head(X_pos, X_neg, groups_pos, groups_neg, l2, off_ratio, max_folds, se
         on, bacc = _best_threshold(y[ok], oof[ok])
     else:
         on, bacc = 0.5, float("nan")
+    clipped = not 0.05 <= on <= 0.95
     on = float(np.clip(on, 0.05, 0.95))
     theta = fit_logistic(Z, y, w, best_l2, init=last_theta.get(best_l2))
     weight = theta[:-1] / sd
@@ -362,6 +363,7 @@ def _fit_head(X_pos, X_neg, groups_pos, groups_neg, l2, off_ratio, max_folds, se
         "cv_roc_auc": None if not np.isfinite(scores[best_l2]) else float(scores[best_l2]),
         "cv_balanced_accuracy": None if not np.isfinite(bacc) else float(bacc),
         "cv_folds": len(usable),
+        "threshold_clipped": bool(clipped),
         "n_positive": int(len(X_pos)),
         "n_negative": int(len(X_neg)),
     }

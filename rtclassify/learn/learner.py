@@ -44,7 +44,30 @@ MAX_PITCH_SHIFT = 12.0
 #: memory, growing with the length (the head's fit holds a few float64 copies of every row).
 DENSE_SECONDS = 30.0
 
+#: Under this cross-validated ROC-AUC a learned tag is said to be weak (:func:`weak_tag`).
+WEAK_CV_AUC = 0.75
+
 _GENERIC_CACHE: dict = {}
+
+
+def weak_tag(name: str, info: dict) -> str | None:
+    """Why a learned head may turn its tag on for most sounds, from its cross-validation record (``cv``), or None.
+
+    A cross-validated ROC-AUC under :data:`WEAK_CV_AUC`, or an on threshold that the best cut put beyond the
+    clip range [0.05, 0.95] (a head that cannot rank its held-out examples above the negatives draws its
+    threshold to the floor, and the tag is then on nearly everywhere)."""
+    auc = info.get("cv_roc_auc")
+    why = []
+    if auc is not None and auc < WEAK_CV_AUC:
+        why.append(f"cross-validated ROC-AUC {auc:.2f}")
+    if info.get("threshold_clipped"):
+        why.append("its on threshold is at the limit of the range it may take (0.05-0.95)")
+    if not why:
+        return None
+    return (f"{name!r} is learned poorly ({'; '.join(why)}): its examples are hard to tell apart from the "
+            f"negatives, so it may turn on for sounds that are not it. Give more or longer examples (and "
+            f"negatives like the sounds it must stay off for), or leave out --no-mix and --pitch-shifts none "
+            f"(mix_positives=False, pitch_shifts=()) if they were given, and check it on other recordings")
 
 
 def _active_rms(x: np.ndarray) -> float:
@@ -521,6 +544,14 @@ def learn_tag(clf, name: str, positives, negatives=None, sample_rate: int | None
         "cv": {k: v for k, v in head.info.items()},
         "seconds": {"embedding": round(t_embedded - t_start, 3), "fit": round(t_fit - t_embedded, 3)},
     }
+    weak = weak_tag(name, head.info)
+    if weak is not None:
+        import warnings
+
+        from ..errors import WeakTagWarning
+
+        record["warning"] = weak
+        warnings.warn(weak, WeakTagWarning, stacklevel=3)
     note("checking the new bundle")
     from ..errors import BundleError
     from ..model.backends import make_backend

@@ -44,6 +44,11 @@ LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 #: :data:`LABEL_RE` in words, for messages
 LABEL_RULE = ("1-64 letters, digits, '_', '-' or '.', starting with a letter or digit (it becomes an OSC address "
               "part and a mapping key)")
+#: the columns of ``rtclassify tag --format csv`` beside the tags' (the trackers' values)
+TECHNIQUE_COLUMNS = ("pitch", "vibrato", "vibrato_rate", "vibrato_extent", "tremolo", "tremolo_rate", "tremolo_depth")
+#: names a new tag (learned, or trained with ``train --data``) may not take, in any case: a CSV column of ``tag``
+#: would then come twice, and a reader by column name would take one for the other
+RESERVED_TAG_NAMES = ("file", "time") + TECHNIQUE_COLUMNS
 
 #: frontend keys passed to :class:`rtclassify.MelFrontend` (the first four are required)
 FRONTEND_REQUIRED = ("sample_rate", "n_fft", "hop_length", "n_mels")
