@@ -617,7 +617,26 @@ def load_bundle(path: str | Path | None = None, *, check_frontend: bool = True) 
             raise BundleError(f"{path}: not a valid zip file ({exc})") from exc
         except OSError as exc:
             raise BundleError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    _check_recorded_checksum(bundle)
     return bundle
+
+
+def _check_recorded_checksum(bundle: Bundle) -> None:
+    """A learned bundle's ``model.json`` records the sha256 of its ``model.onnx`` (its last ``learned_tags``
+    entry): a graph that does not match it (a damaged copy: one flipped byte in the weights loads and runs, with
+    every output a little off) is refused. Other bundles record none."""
+    learned = bundle.meta.get("learned_tags")
+    want = learned[-1].get("onnx_sha256") if isinstance(learned, list) and learned and isinstance(learned[-1], dict) \
+        else None
+    if not isinstance(want, str):
+        return
+    import hashlib
+
+    got = hashlib.sha256(bundle.read_bytes(MODEL_ONNX)).hexdigest()
+    if got != want:
+        raise BundleError(f"{bundle.file_label(MODEL_ONNX)}: does not match the checksum its {MODEL_JSON} records "
+                          f"(sha256 {got[:12]}..., recorded {want[:12]}...): a damaged or edited copy; copy the "
+                          f"bundle again, or learn the tag again")
 
 
 def bundle_from_bytes(files: dict, label: str, *, check_frontend: bool = True) -> Bundle:
@@ -655,5 +674,6 @@ def bundle_from_bytes(files: dict, label: str, *, check_frontend: bool = True) -
         limit = _limit(name)
         if len(files[name]) > limit:
             raise _too_large(f"{name} of {label}", limit)
-    parsed = _parse(Path(label), "", files[MODEL_JSON], where, check_frontend)
-    return dataclasses.replace(parsed, files=files)
+    parsed = dataclasses.replace(_parse(Path(label), "", files[MODEL_JSON], where, check_frontend), files=files)
+    _check_recorded_checksum(parsed)
+    return parsed
