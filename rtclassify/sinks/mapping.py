@@ -14,7 +14,8 @@ package data: ``rtclassify/data/mapping.example.toml``
     - min), default 1 / 127).
 ``[midi.tags.<tag>]``
     ``note`` (0-127, default 36 + i for the i-th tag of the model),
-    ``cc`` (0-127, default 20 + i), ``enabled`` (default true).
+    ``cc`` (0-119, default 20 + i up to 31, then the undefined 85-90 and
+    107-119: :data:`DEFAULT_CCS`), ``enabled`` (default true).
 ``[midi.technique]``
     ``pitch_cc`` (102: the f0 as a MIDI note number 0-127), ``vibrato_note``
     (60), ``vibrato_rate_cc`` (103), ``vibrato_depth_cc`` (104),
@@ -77,6 +78,11 @@ __all__ = [
 #: default note of tag i is NOTE_BASE + i; default level CC is CC_BASE + i (past the technique's notes and CCs)
 NOTE_BASE = 36
 CC_BASE = 20
+#: the CCs a tag's level may take by default, in order: the controllers MIDI leaves undefined (20-31, 85-90,
+#: 102-119). Counting on from CC 31 would give a 13th tag (a learned one) CC 32, bank select's fine half, and
+#: later ones the fine halves of the modulation wheel, data entry and the rest, which a synth on the channel
+#: acts on
+DEFAULT_CCS = tuple(range(CC_BASE, 32)) + tuple(range(85, 91)) + tuple(range(102, 120))
 
 
 def example_path() -> Path:
@@ -487,7 +493,7 @@ def _build(data: dict, labels: tuple[str, ...], loc: _Locator, thresholds: dict 
     tech_notes = {getattr(base, k) for k in _TECH_INT if k.endswith("_note")}
     tech_ccs = {getattr(base, k) for k in _TECH_INT if k.endswith("_cc")}
     notes = iter([n for n in range(NOTE_BASE, 128) if n not in tech_notes])
-    ccs = iter([c for c in range(CC_BASE, 120) if c not in tech_ccs])
+    ccs = iter([c for c in DEFAULT_CCS if c not in tech_ccs])
     tags: dict[str, MidiTag] = {}
     for tag in labels:
         t = _table(tag_tables.get(tag, {}), ["midi", "tags", tag], ("note", "cc", "enabled"), loc)
