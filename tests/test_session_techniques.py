@@ -68,6 +68,31 @@ def test_block_splits_give_the_same_techniques(clf, sr):
         assert [f.technique for f in frames] == [f.technique for f in ref_frames]
 
 
+def test_a_tag_result_keeps_the_frames_values_compactly(clf):
+    """`tag` of a long file kept every output as a FrameResult with its trackers' values as nested dicts, about
+    0.8-1.7 kB an output (over 200 MB of resident memory an hour of audio); the result keeps arrays now and
+    makes each output's technique dict on access, the same dict."""
+    import tracemalloc
+
+    from rtclassify.model.classifier import TechniqueFrames
+
+    x = np.concatenate([np.zeros(8000, np.float32), np.tile(vibrato_tone(sr=16000, seconds=4.0, start=1.0), 15)])
+    _, frames = stream_all(clf.stream(sample_rate=16000, max_block=4096, techniques=True, level_rate=0), x, [4096])
+    clf.tag(x[:16000], 16000, techniques=True)  # what a first run keeps for the next ones
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        r = clf.tag(x, 16000, techniques=True)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert isinstance(r.techniques, TechniqueFrames) and len(r.techniques) == len(r.times) == len(frames)
+    assert r.techniques == [f.technique for f in frames]  # the dicts the session gave, None pitch included
+    assert r.techniques[3:5] == [frames[3].technique, frames[4].technique]
+    assert any(t["pitch"] is None for t in r.techniques) and any(t["vibrato"]["on"] for t in r.techniques)
+    assert held / len(r.times) < 400, held / len(r.times)  # bytes per output (about 220; 670 before)
+
+
 def test_tag_result_and_jsonl(clf):
     from rtclassify.commands.tag import write_csv, write_jsonl
 
@@ -121,3 +146,21 @@ def test_frame_values_are_the_trackers_at_the_outputs_own_time(clf, sr):
     assert after and after[0].technique["vibrato"]["on"]
     before = [f for f in frames if f.time < on.stream_time - 0.021]
     assert before and not before[-1].technique["vibrato"]["on"]
+
+
+def test_tag_lines_never_go_back_in_time(clf):
+    """A vibrato or tremolo switch was written after the first line at or after its time, so the times of a
+    file's lines went back (115 times in a 10-minute file in review); it comes before that line now."""
+    from rtclassify.commands.tag import write_jsonl
+
+    x = np.concatenate([vibrato_tone(sr=16000, seconds=3.0, start=0.7), np.zeros(8000, np.float32),
+                        vibrato_tone(sr=16000, seconds=3.0, start=1.3)])
+    r = clf.tag(x, 16000, techniques=True)
+    assert r.technique_events and any(e.stream_time not in set(r.times.tolist()) for e in r.technique_events)
+    buf = io.StringIO()
+    write_jsonl(buf, r, None)
+    lines = [json.loads(line) for line in buf.getvalue().splitlines()]
+    times = [d["time"] for d in lines]
+    assert times == sorted(times)
+    switches = [d for d in lines if "technique" in d]
+    assert len(switches) == len(r.technique_events)

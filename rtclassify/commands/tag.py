@@ -23,7 +23,8 @@ DESCRIPTION = (
     "\"time\" is the time in seconds of the frame the output refers to, and "
     "tags still on at the end of a file get an \"off\" at the file's duration. "
     "csv writes a header time,<tag>,... and one row of probabilities per output. "
-    "The format follows --out's extension (.csv or .jsonl) unless --format is given. "
+    "The format follows --out's extension (.csv or .jsonl); --format sets it for any other (an extension that "
+    "names the other format is an error). "
     "With several files every object or row gets a \"file\" field or column (the bytes of a name that is not "
     "valid UTF-8 written as \\xNN). "
     "--out is written to a temporary file that replaces PATH only when every file was tagged, so a failed run "
@@ -125,8 +126,7 @@ def write_jsonl(out, result, file: str | None) -> None:
 
     labels = result.labels
     dumps = json.dumps
-    times = result.times.tolist()
-    probs = result.probs.tolist()
+    times, probs = result.times, result.probs  # (a row at a time: the whole as lists took ~0.5 kB an output)
     active = result.active
     ev, ev_t = result.events, result.event_times.tolist()
     j = 0
@@ -151,10 +151,14 @@ def write_jsonl(out, result, file: str | None) -> None:
                      + [(e.stream_time, 1, n, e) for n, e in enumerate(result.technique_events)],
                      key=lambda x: x[:3])
     techniques = result.techniques
-    for i, t in enumerate(times):
+    for i in range(len(times)):
+        t = float(times[i])
+        while j < len(pending) and pending[j][0] < t:  # a switch before this line's time goes before it
+            out.write(event_line(pending[j][3], pending[j][0]) + "\n")
+            j += 1
         d = dict(head)
         d["time"] = round(t, 6)
-        d["probs"] = {tag: round(p, _PROB_DIGITS) for tag, p in zip(labels, probs[i])}
+        d["probs"] = {tag: round(p, _PROB_DIGITS) for tag, p in zip(labels, probs[i].tolist())}
         d["active"] = [labels[k] for k in active[i].nonzero()[0]]
         if techniques is not None:
             d.update(_rounded_technique(techniques[i]))
@@ -179,15 +183,16 @@ def write_csv(out, result, file: str | None, header: bool) -> None:
     """Write one result as CSV rows (time + one probability column per tag); ``file`` as :func:`file_text` gives it."""
     import csv
 
-    w = csv.writer(out, lineterminator="\n")
-    tech = result.techniques
     from ..model.bundle import TECHNIQUE_COLUMNS
 
+    w = csv.writer(out, lineterminator="\n")
+    tech = result.techniques
     tech_cols = list(TECHNIQUE_COLUMNS) if tech is not None else []
     if header:
         w.writerow((["file"] if file is not None else []) + ["time"] + list(result.labels) + tech_cols)
     lead = [file_text(file)] if file is not None else []
-    for i, (t, row) in enumerate(zip(result.times.tolist(), result.probs.tolist())):
+    for i, (t, row) in enumerate(zip(result.times, result.probs)):
+        t, row = float(t), row.tolist()
         extra = []
         if tech is not None:
             x = tech[i]

@@ -82,9 +82,10 @@ class TagResult:
         Length of the input in seconds.
     sample_rate : int
         Input sample rate.
-    techniques : list of dict or None
-        With ``techniques=True``: per output, pitch (Hz or None), vibrato
-        {on, rate, extent} and tremolo {on, rate, depth}; None otherwise.
+    techniques : TechniqueFrames or None
+        With ``techniques=True``: per output, a dict of pitch (Hz or None),
+        vibrato {on, rate, extent} and tremolo {on, rate, depth} (a sequence
+        that makes each dict on access); None otherwise.
     technique_events : list of Event
         With ``techniques=True``: VibratoOn/Off and TremoloOn/Off, each at its
         own stream time.
@@ -101,7 +102,7 @@ class TagResult:
     event_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
     duration: float = 0.0
     sample_rate: int = 0
-    techniques: list | None = None
+    techniques: TechniqueFrames | None = None
     technique_events: list = field(default_factory=list)
     nonfinite_replaced: int = 0
 
@@ -116,53 +117,120 @@ class TagResult:
 _TECHNIQUE_SWITCHES = ("vibrato_on", "vibrato_off", "tremolo_on", "tremolo_off")
 
 
+class _Rows:
+    """Rows of one width and type, appended one at a time into blocks allocated ahead, then one array.
+
+    The outputs of a long file are kept this way: as a FrameResult each (its arrays, and its trackers' values
+    as nested dicts) they took about 0.8-1.7 kB an output, over 200 MB of resident memory an hour of audio,
+    nearly all of it Python objects around a few dozen numbers."""
+
+    BLOCK = 4096
+
+    def __init__(self, width: int, dtype):
+        self._shape, self._dtype = (self.BLOCK, width), dtype
+        self._full: list[np.ndarray] = []
+        self._cur = np.empty(self._shape, dtype)
+        self._n = 0
+
+    def append(self, row) -> None:
+        if self._n == self.BLOCK:
+            self._full.append(self._cur)
+            self._cur = np.empty(self._shape, self._dtype)
+            self._n = 0
+        self._cur[self._n] = row
+        self._n += 1
+
+    def array(self) -> np.ndarray:
+        return np.concatenate(self._full + [self._cur[:self._n]])
+
+
+#: the columns of :class:`TechniqueFrames`' array
+_TECH_COLUMNS = (("pitch", None), ("vibrato", "on"), ("vibrato", "rate"), ("vibrato", "extent"),
+                 ("tremolo", "on"), ("tremolo", "rate"), ("tremolo", "depth"))
+
+
+def _technique_row(d: dict) -> tuple:
+    """A frame's technique dict (:func:`rtclassify.detect.techniques.frame_dict`) as a row of numbers (pitch NaN
+    for None)."""
+    return tuple(np.nan if d[k] is None else d[k] if sub is None else d[k][sub] for k, sub in _TECH_COLUMNS)
+
+
+class TechniqueFrames:
+    """:attr:`TagResult.techniques`: a read-only sequence of one dict per output (see
+    :func:`rtclassify.detect.techniques.frame_dict`), made on access from one array of numbers."""
+
+    def __init__(self, values: np.ndarray):
+        self._v = values
+
+    def __len__(self) -> int:
+        return len(self._v)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        p, von, vr, ve, ton, tr, td = self._v[i].tolist()
+        return {"pitch": None if p != p else p,
+                "vibrato": {"on": bool(von), "rate": vr, "extent": ve},
+                "tremolo": {"on": bool(ton), "rate": tr, "depth": td}}
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __eq__(self, other) -> bool:
+        try:
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other))
+        except TypeError:
+            return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"<TechniqueFrames: {len(self)} outputs>"
+
+
 def _collect(session, blocks: Iterable, total: int | None, progress: Callable | None) -> TagResult:
     if progress is not None and not callable(progress):
         raise ParameterError(f"progress must be a callable progress(done, total) or None (got {progress!r})")
-    frames = []
+    n_tags = len(session.labels)
+    with_techniques = session.technique_detector is not None
+    times, probs = _Rows(1, np.float64), _Rows(n_tags, np.float32)
+    smoothed, active = _Rows(n_tags, np.float32), _Rows(n_tags, bool)
+    techniques = _Rows(len(_TECH_COLUMNS), np.float64) if with_techniques else None
     events: list = []
     event_times: list = []
     technique_events: list = []
+
+    def take(frames) -> int:
+        n_events = 0
+        for fr in frames:
+            times.append(fr.time)
+            probs.append(fr.probs)
+            smoothed.append(fr.smoothed)
+            active.append(fr.active)
+            if techniques is not None:
+                techniques.append(_technique_row(fr.technique))
+            events.extend(fr.events)
+            event_times.extend([fr.time] * len(fr.events))
+            n_events += len(fr.events)
+        return n_events
+
     done = 0
     for block in blocks:
         technique_events.extend(e for e in session.process(block) if e.kind in _TECHNIQUE_SWITCHES)
-        for fr in session.last_frames:
-            frames.append(fr)
-            events.extend(fr.events)
-            event_times.extend([fr.time] * len(fr.events))
+        take(session.last_frames)
         done += len(block)
         if progress is not None:
             progress(done, total)
     tail = session.flush()
     technique_events.extend(e for e in tail if e.kind in _TECHNIQUE_SWITCHES)
     tail = [e for e in tail if e.kind not in _TECHNIQUE_SWITCHES]
-    tail_frames = session.last_frames
-    frames.extend(tail_frames)
-    n_tail_frame_events = 0
-    for fr in tail_frames:
-        events.extend(fr.events)
-        event_times.extend([fr.time] * len(fr.events))
-        n_tail_frame_events += len(fr.events)
+    n_tail_frame_events = take(session.last_frames)
     end = session.stream_time
     final = tail[n_tail_frame_events:]
     events.extend(final)
     event_times.extend([end] * len(final))
-    n_tags = len(session.labels)
-    if frames:
-        times = np.array([fr.time for fr in frames], np.float64)
-        probs = np.stack([fr.probs for fr in frames]).astype(np.float32, copy=False)
-        smoothed = np.stack([fr.smoothed for fr in frames]).astype(np.float32, copy=False)
-        active = np.stack([fr.active for fr in frames])
-    else:
-        times = np.zeros(0, np.float64)
-        probs = np.zeros((0, n_tags), np.float32)
-        smoothed = np.zeros((0, n_tags), np.float32)
-        active = np.zeros((0, n_tags), bool)
-    with_techniques = session.technique_detector is not None
-    return TagResult(times=times, probs=probs, labels=session.labels, active=active, smoothed=smoothed,
-                     events=events, event_times=np.array(event_times, np.float64), duration=end,
-                     sample_rate=session.sample_rate,
-                     techniques=[fr.technique for fr in frames] if with_techniques else None,
+    return TagResult(times=times.array()[:, 0], probs=probs.array(), labels=session.labels, active=active.array(),
+                     smoothed=smoothed.array(), events=events, event_times=np.array(event_times, np.float64),
+                     duration=end, sample_rate=session.sample_rate,
+                     techniques=TechniqueFrames(techniques.array()) if techniques is not None else None,
                      technique_events=technique_events,
                      nonfinite_replaced=int(session.counters["nonfinite_replaced"]))
 
