@@ -286,6 +286,9 @@ def run_live(args, clf, mapping, source, title: str, *, what: str, blocksize: in
         select = {"channels": channels}
     listener = Listener(clf, sinks=sinks, source=source, blocksize=blocksize, hop=args.hop,
                         decoder=mapping.decoder.as_dict() or None, techniques=args.techniques, **select)
+    narrow = clf.bundle.narrow_band(source.samplerate, getattr(source, "name", None) or "the input")
+    if narrow:
+        print(f"rtclassify {what}: warning: {narrow}", file=sys.stderr)
     open_sinks(sinks)
     midi = describe_midi(sinks)
     if midi:

@@ -413,6 +413,10 @@ def run(args: argparse.Namespace) -> int:
         if args.out != "-" and os.path.abspath(png) == os.path.abspath(args.out):
             raise UsageError(f"--plot {png} is the --out file; give another name")
     clf = Classifier.load(args.bundle, backend=args.backend, threads=args.threads)
+    for inf in infos:
+        narrow = clf.bundle.narrow_band(inf.sample_rate, str(inf.path))
+        if narrow:
+            print(f"warning: {narrow}", file=sys.stderr)
     several = len(args.files) > 1
 
     target = None if args.out == "-" else _AtomicOutput(args.out)

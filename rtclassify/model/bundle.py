@@ -162,6 +162,22 @@ class Bundle:
         return int(self.frontend["sample_rate"])
 
     @property
+    def top_hz(self) -> float:
+        """The highest frequency the model's mel bands reach (``fmax``; half its rate when None)."""
+        fmax = self.frontend.get("fmax")
+        return float(fmax) if fmax else self.sample_rate / 2.0
+
+    def narrow_band(self, sample_rate: float, what: str) -> str | None:
+        """A warning when audio at ``sample_rate`` cannot reach the model's top band (a file at 8 or 11 kHz: the
+        model learned from sound up to :attr:`top_hz` and reads such audio badly), or None. ``what`` names the
+        audio in it."""
+        if sample_rate / 2.0 >= self.top_hz * 0.99:
+            return None
+        return (f"{what} is at {sample_rate:g} Hz, so it holds sound up to {sample_rate / 2:g} Hz; the model "
+                f"listens up to {self.top_hz:g} Hz and learned from sound that reaches it: its tags may be wrong "
+                f"(resampling cannot add what the audio lacks)")
+
+    @property
     def n_fft(self) -> int:
         return int(self.frontend["n_fft"])
 
