@@ -255,7 +255,18 @@ def test_tag_command_says_what_it_could_not_tag(bundle_dir, tmp_path, capsys):
     sf.write(short, x[:300], 16000)
     assert cli.main(["tag", str(short), "--bundle", str(bundle_dir)]) == 0
     cap = capsys.readouterr()
-    assert cap.out == "" and f"{short}: 0.019 s is shorter than one output of the model needs" in cap.err
+    assert cap.out == "" and f"{short}: 300 sample(s) (18.8 ms) are fewer than one output of the model needs" in cap.err
+    one = tmp_path / "one.wav"
+    sf.write(one, x[:1], 44100)  # said "0.000 s"
+    assert cli.main(["tag", str(one), "--bundle", str(bundle_dir), "--no-techniques"]) == 0
+    assert f"{one}: 1 sample(s) (0.0227 ms) are fewer than" in capsys.readouterr().err
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, x[:0], 16000)
+    assert cli.main(["tag", str(empty), "--bundle", str(bundle_dir), "--plot", str(tmp_path / "e.png")]) == 0
+    assert f"{empty}: no samples: nothing to tag, no plot" in capsys.readouterr().err  # no PNG, said
+    assert not (tmp_path / "e.png").exists()
+    assert cli.main(["tag", "-", "--bundle", str(bundle_dir)]) == 1  # said "-: no such file"
+    assert "-: rtclassify tag reads audio files, not standard input" in capsys.readouterr().err
 
 
 def test_tag_command_refuses_a_pipe(bundle_dir, tmp_path, capsys):

@@ -372,6 +372,9 @@ def run(args: argparse.Namespace) -> int:
 
     fmt = output_format(args.format, args.out)
     for f in args.files:
+        if f == "-":
+            raise RtclassifyError("-: rtclassify tag reads audio files, not standard input (save the stream to a "
+                                  "file first, or use Classifier.tag_file, which reads a pipe once)")
         try:
             pipe = stat.S_ISFIFO(os.stat(f).st_mode)
         except OSError:
@@ -427,7 +430,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for n, (path, inf) in enumerate(zip(args.files, infos)):
             if inf.frames == 0:
-                print(f"{path}: no samples: nothing to tag", file=sys.stderr)
+                print(f"{path}: no samples: nothing to tag" + (", no plot" if pngs else ""), file=sys.stderr)
             if show_progress and inf.duration > 20:
                 from rich.console import Console
                 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -443,8 +446,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"warning: {path}: {result.nonfinite_replaced} NaN or infinite sample(s) were taken as 0",
                       file=sys.stderr)
             if inf.frames and not len(result):
-                print(f"{path}: {inf.frames / inf.sample_rate:.3f} s is shorter than one output of the model "
-                      f"needs: nothing to tag", file=sys.stderr)
+                print(f"{path}: {inf.frames} sample(s) ({inf.frames / inf.sample_rate * 1000:.3g} ms) are fewer than "
+                      f"one output of the model needs: nothing to tag", file=sys.stderr)
             file_field = path if several else None
             try:
                 if fmt == "jsonl":
