@@ -131,6 +131,26 @@ def test_an_osc_address_two_kinds_of_message_share_is_refused(tmp_path, text, li
     load_mapping(write(tmp_path, '[osc]\nlevels = false\n[osc.tags]\npiano = "/rtclassify/on"\n'), LABELS)
 
 
+def test_a_technique_note_may_take_a_tag_note_that_is_not_sent(tmp_path):
+    """With `notes = false` the tags send no notes, so the vibrato note may take one of theirs (and with
+    `cc = false` the pitch CC a tag's CC); it was refused as a shared note."""
+    m = load_mapping(write(tmp_path, "[midi]\nnotes = false\ncc = false\n[midi.technique]\nvibrato_note = 36\n"
+                                     "pitch_cc = 20\n"), LABELS)
+    assert m.midi.technique.vibrato_note == 36 and m.midi.tags["piano"].note == 36 and not m.midi.notes
+    assert not MidiMapping(notes=False, cc=False, tags={"piano": m.midi.tags["piano"]}, technique=m.midi.technique).notes
+
+
+def test_an_osc_mapping_built_in_code_refuses_an_address_two_kinds_of_message_share():
+    from rtclassify.sinks.mapping import OscMapping
+
+    with pytest.raises(ConfigError, match=r"OscMapping: /rtclassify/on is the address of the on messages "
+                                          r"\(from osc\.prefix\) and the address of piano's level"):
+        OscMapping(tags={"piano": "/rtclassify/on"})
+    with pytest.raises(ConfigError, match=r"/x is the address of piano's level and the address of the pitch"):
+        OscMapping(tags={"piano": "/x"}, technique_addresses={"pitch": "/x"})
+    OscMapping(tags={"piano": "/x"}, technique_addresses={"pitch": "/x"}, technique=False)  # pitch is not sent
+
+
 def test_a_mapping_built_in_code_refuses_a_note_two_outputs_share():
     """The MIDI sink keeps one state per note: two outputs on one note would end each other's notes, so a
     MidiMapping made in code is checked as a mapping file is."""

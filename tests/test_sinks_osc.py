@@ -340,6 +340,25 @@ def test_a_name_with_ipv6_and_ipv4_addresses_is_sent_to_its_ipv4_one(monkeypatch
         assert r.wait_for(1)[0] == ("/rtclassify/on", ("drums",))
     finally:
         r.close()
+
+    class NoIPv4Route(socket.socket):  # an IPv6-only network: the IPv6 address is taken, not a refusal
+        def connect(self, address):
+            if self.family == socket.AF_INET:
+                raise OSError(101, "Network is unreachable")
+            return super().connect(address)
+
+    import rtclassify.sinks.osc as osc_mod
+
+    monkeypatch.setattr(osc_mod, "_udp_socket", lambda family: NoIPv4Route(family, socket.SOCK_DGRAM))
+    sink = OscSink(Mapping.default(LABELS).osc, ["localhost:9"])
+    try:
+        sink.open()
+    except SinkError as exc:  # no IPv6 loopback on this machine either
+        assert "unreachable: Network is unreachable" in str(exc)
+    else:
+        assert [family for family, _ in sink._addrs] == [socket.AF_INET6]
+        sink.close()
+    monkeypatch.undo()
     if socket.has_ipv6:
         try:
             sink = OscSink(Mapping.default(LABELS).osc, ["[::1]:9"])

@@ -18,12 +18,14 @@ DESCRIPTION = (
     "played live. "
     "jsonl (default) writes one object per model output, {\"time\": s, \"probs\": {tag: p}, \"active\": [tags]}, "
     "each followed by the events decided at that output, {\"time\": s, \"event\": \"on\"|\"off\", \"tag\": name} "
-    "(\"on\" also carries \"prob\"), and vibrato/tremolo switches, {\"time\": s, \"event\": \"on\"|\"off\", "
-    "\"technique\": \"vibrato\"|\"tremolo\"} (\"on\" also carries \"rate\" and \"extent\" or \"depth\"); "
+    "(\"on\" also carries \"prob\"); vibrato/tremolo switches, {\"time\": s, \"event\": \"on\"|\"off\", "
+    "\"technique\": \"vibrato\"|\"tremolo\"} (\"on\" also carries \"rate\" and \"extent\" or \"depth\"), come "
+    "at their own time, before the first output after it (the times never go back); "
     "\"time\" is the time in seconds of the frame the output refers to, and "
     "tags still on at the end of a file get an \"off\" at the file's duration. "
     "csv writes a header time,<tag>,... and one row of probabilities per output. "
-    "The format follows --out's extension (.csv or .jsonl); --format sets it for any other (an extension that "
+    "The format follows --out's extension (.csv, or .jsonl or .ndjson); --format sets it for any other (an "
+    "extension that "
     "names the other format is an error). "
     "With several files every object or row gets a \"file\" field or column (the bytes of a name that is not "
     "valid UTF-8 written as \\xNN). "
@@ -121,7 +123,8 @@ def output_format(fmt: str | None, out: str) -> str:
 
 
 def write_jsonl(out, result, file: str | None) -> None:
-    """Write one result as JSON lines (frames, each followed by its events); ``file`` as :func:`file_text` gives it."""
+    """Write one result as JSON lines (frames, each followed by the tag events it decided; a vibrato or tremolo
+    switch before the first frame after its time); ``file`` as :func:`file_text` gives it."""
     import json
 
     labels = result.labels

@@ -81,6 +81,24 @@ def frame_dict(values: TechniqueValues | None) -> dict:
     }
 
 
+def frame_dict_after(frame: dict, event) -> dict:
+    """``frame`` (a :func:`frame_dict`) after a newer event of the trackers: a TechniqueValues gives the whole
+    dict, a switch (VibratoOn/Off, TremoloOn/Off) its technique's part. The values come every 20 ms and a switch
+    at its own frame, so a dict built from the values alone could say a vibrato was still off just after the
+    VibratoOn before it."""
+    kind = event.kind
+    if kind == "technique":
+        return frame_dict(event)
+    if kind in ("vibrato_on", "vibrato_off", "tremolo_on", "tremolo_off"):
+        which, state = kind.split("_")
+        size = "extent" if which == "vibrato" else "depth"
+        on = state == "on"
+        frame = dict(frame)
+        frame[which] = {"on": on, "rate": float(event.rate) if on else 0.0,
+                        size: float(getattr(event, size)) if on else 0.0}
+    return frame
+
+
 @functools.lru_cache(maxsize=1)
 def _native_defaults() -> dict:
     """The native TechniqueTracker's default configuration, read once (a tracker is built to read it)."""

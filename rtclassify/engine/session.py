@@ -65,7 +65,7 @@ import numpy as np
 from ..audio.samples import F32, I16_SCALE, check_samples_dtype
 from ..detect.decoder import Decoder, DecoderConfig
 from ..detect.events import Event
-from ..detect.techniques import frame_dict
+from ..detect.techniques import frame_dict, frame_dict_after
 from ..errors import ParameterError, StateError
 
 __all__ = ["StreamSession", "FrameResult"]
@@ -591,9 +591,9 @@ class StreamSession(NativeStateMixin):
         if self._tech is not None:
             self._tech.reset()
         self._tech_events: list[Event] = []  # technique events of the chunk being processed
-        self._tech_values: list = []  # TechniqueValues not yet passed by a model output
+        self._tech_values: list = []  # TechniqueValues and switches not yet passed by a model output
         self._tech_next = 0
-        self._tech_now = None  # newest TechniqueValues at the last model output
+        self._tech_now = frame_dict(None)  # the trackers' state at the last model output
 
     def _frontend_nonfinite(self) -> int:
         return int(self._fe.nonfinite_replaced)
@@ -779,7 +779,8 @@ class StreamSession(NativeStateMixin):
             if self._tech_next:
                 del self._tech_values[:self._tech_next]
                 self._tech_next = 0
-            self._tech_values.extend(values)
+            # in time order; a switch before the values of its own frame
+            self._tech_values.extend(sorted(evs + values, key=lambda e: e.stream_time))
 
     def _merge_techniques(self, events: list, start: int) -> None:
         """Merge the chunk's technique events into ``events[start:]`` in stream-time order (stable)."""
@@ -936,16 +937,16 @@ class StreamSession(NativeStateMixin):
         if self.record_frames or self.on_frame is not None:
             technique = None
             if self._tech is not None:
-                # the tracker's newest values at the output's own time (its frame's centre), so that a
-                # FrameResult (a `tag` line) gives the pitch, vibrato and tremolo of the moment its
-                # probabilities describe; consumed long before the output is decided, so the choice does
-                # not depend on how the input was split into blocks
+                # the trackers' newest values and switches at the output's own time (its frame's centre), so
+                # that a FrameResult (a `tag` line) gives the pitch, vibrato and tremolo of the moment its
+                # probabilities describe, and agrees with the switches before it; consumed long before the
+                # output is decided, so the choice does not depend on how the input was split into blocks
                 vals, i = self._tech_values, self._tech_next
                 while i < len(vals) and vals[i].stream_time <= t_frame + 1e-9:
-                    self._tech_now = vals[i]
+                    self._tech_now = frame_dict_after(self._tech_now, vals[i])
                     i += 1
                 self._tech_next = i
-                technique = frame_dict(self._tech_now)
+                technique = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self._tech_now.items()}
             fr = FrameResult(index, t_frame, t_dec, np.array(probs, np.float32), self.decoder.smoothed.copy(),
                              self.decoder.active.copy(), evs, technique)
             if self.record_frames:

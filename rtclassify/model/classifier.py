@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Callable, Iterable
 
 import numpy as np
@@ -155,9 +156,10 @@ def _technique_row(d: dict) -> tuple:
     return tuple(np.nan if d[k] is None else d[k] if sub is None else d[k][sub] for k, sub in _TECH_COLUMNS)
 
 
-class TechniqueFrames:
+class TechniqueFrames(Sequence):
     """:attr:`TagResult.techniques`: a read-only sequence of one dict per output (see
-    :func:`rtclassify.detect.techniques.frame_dict`), made on access from one array of numbers."""
+    :func:`rtclassify.detect.techniques.frame_dict`), made on access from one array of numbers (so a change to
+    a dict it gave is not kept). Not a list: :meth:`tolist` gives one (for ``json.dumps``, say)."""
 
     def __init__(self, values: np.ndarray):
         self._v = values
@@ -175,6 +177,10 @@ class TechniqueFrames:
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
+
+    def tolist(self) -> list[dict]:
+        """The dicts as a list."""
+        return list(self)
 
     def __eq__(self, other) -> bool:
         try:

@@ -119,8 +119,6 @@ class JsonlSink:
         self.path = str(path)
         self.levels = bool(levels)
         self.values = bool(values)
-        #: the event kinds left out
-        self._left_out = frozenset(k for k, keep in (("level", self.levels), ("technique", self.values)) if not keep)
         self.status_interval = float(status_interval)
         self.max_pending = int(max_pending)
         self._last_status = 0.0
@@ -171,7 +169,8 @@ class JsonlSink:
 
     # ------------------------------------------------------------------ the caller's side
     def send(self, events: Sequence) -> None:
-        batch = [ev for ev in events if ev.kind not in self._left_out]
+        left_out = ("level" if not self.levels else None, "technique" if not self.values else None)
+        batch = [ev for ev in events if ev.kind not in left_out]
         if self.path != "-":
             if self._accepting:
                 if batch and not self._stopped:

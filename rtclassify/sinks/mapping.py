@@ -14,8 +14,8 @@ package data: ``rtclassify/data/mapping.example.toml``
     - min), default 1 / 127).
 ``[midi.tags.<tag>]``
     ``note`` (0-127, default 36 + i for the i-th tag of the model),
-    ``cc`` (0-119, default 20 + i up to 31, then the undefined 85-90 and
-    107-119: :data:`DEFAULT_CCS`), ``enabled`` (default true).
+    ``cc`` (0-119, default 20 + i up to 31, then the undefined 85-87, 89,
+    90 and 107-119: :data:`DEFAULT_CCS`), ``enabled`` (default true).
 ``[midi.technique]``
     ``pitch_cc`` (102: the f0 as a MIDI note number 0-127), ``vibrato_note``
     (60), ``vibrato_rate_cc`` (103), ``vibrato_depth_cc`` (104),
@@ -78,11 +78,11 @@ __all__ = [
 #: default note of tag i is NOTE_BASE + i; default level CC is CC_BASE + i (past the technique's notes and CCs)
 NOTE_BASE = 36
 CC_BASE = 20
-#: the CCs a tag's level may take by default, in order: the controllers MIDI leaves undefined (20-31, 85-90,
-#: 102-119). Counting on from CC 31 would give a 13th tag (a learned one) CC 32, bank select's fine half, and
-#: later ones the fine halves of the modulation wheel, data entry and the rest, which a synth on the channel
-#: acts on
-DEFAULT_CCS = tuple(range(CC_BASE, 32)) + tuple(range(85, 91)) + tuple(range(102, 120))
+#: the CCs a tag's level may take by default, in order: the controllers MIDI leaves undefined (20-31, 85-87,
+#: 89, 90, 102-119; 88 is the high-resolution velocity prefix). Counting on from CC 31 would give a 13th tag (a
+#: learned one) CC 32, bank select's fine half, and later ones the fine halves of the modulation wheel, data
+#: entry and the rest, which a synth on the channel acts on
+DEFAULT_CCS = tuple(range(CC_BASE, 32)) + (85, 86, 87, 89, 90) + tuple(range(102, 120))
 
 
 def example_path() -> Path:
@@ -173,7 +173,7 @@ class MidiMapping:
                 raise ConfigError(f"MidiMapping.tags[{tag!r}]: must be a MidiTag, got {t!r}")
         if not isinstance(self.technique, MidiTechnique):
             raise ConfigError(f"MidiMapping.technique: must be a MidiTechnique, got {self.technique!r}")
-        shared = _shared_numbers(self.tags, self.technique)
+        shared = _shared_numbers(self.tags, self.technique, self.notes, self.cc)
         if shared:
             kind, num, keys = shared[0]
             raise ConfigError(f"MidiMapping: {kind} {num} is used by {' and '.join(keys)}; each output needs a "
@@ -245,6 +245,13 @@ class OscMapping:
     def __post_init__(self):
         if self.streams not in ("path", "argument"):
             raise ConfigError(f"osc.streams: must be \"path\" or \"argument\", got {self.streams!r}")
+        # the addresses it knows (the tags given their own; a mapping file's check covers every tag)
+        seen: dict[str, str] = {}
+        for address, _, what in _osc_uses(self, tuple(self.tags)):
+            if address in seen:
+                raise ConfigError(f"OscMapping: {address} is {seen[address]} and {what}; each kind of message "
+                                  f"needs an address of its own")
+            seen[address] = what
 
 
 @dataclass(frozen=True)
@@ -527,11 +534,12 @@ def _build(data: dict, labels: tuple[str, ...], loc: _Locator, thresholds: dict 
     streams = od.get("streams", "path")
     if streams not in ("path", "argument"):
         raise loc.error(["osc", "streams"], f"must be \"path\" or \"argument\", got {streams!r}")
-    osc = OscMapping(prefix=prefix, levels=_bool(od, "levels", ["osc"], loc, True),
-                     on_off=_bool(od, "on_off", ["osc"], loc, True), technique=tech_on,
-                     bundle=_bool(od, "bundle", ["osc"], loc, False), tags=osc_tags,
-                     technique_addresses=tech_addr, streams=streams)
-    _check_osc_unique(osc, labels, loc)
+    switches = dict(prefix=prefix, levels=_bool(od, "levels", ["osc"], loc, True),
+                    on_off=_bool(od, "on_off", ["osc"], loc, True), technique=tech_on,
+                    bundle=_bool(od, "bundle", ["osc"], loc, False), streams=streams)
+    # checked with the file's places before the mapping checks them itself (without them)
+    _check_osc_unique(OscMapping(**switches), labels, loc, osc_tags, tech_addr)
+    osc = OscMapping(**switches, tags=osc_tags, technique_addresses=tech_addr)
 
     # ---- decoder
     dd = _table(data.get("decoder", {}), ["decoder"], _DEC_COMMON + ("tags",), loc)
@@ -577,18 +585,20 @@ class _TagLoc(_Locator):
         return _Locator.error(self, path, message)
 
 
-def _shared_numbers(tags: dict[str, MidiTag], tech: MidiTechnique) -> list[tuple[str, int, list[str]]]:
+def _shared_numbers(tags: dict[str, MidiTag], tech: MidiTechnique, send_notes: bool = True,
+                    send_ccs: bool = True) -> list[tuple[str, int, list[str]]]:
     """The notes and CCs that more than one enabled output uses, as (``"note"`` or ``"CC"``, number, the
     mapping keys that use it): the MIDI sink keeps one state per note, so one output's note-off would end
-    the other's note."""
+    the other's note. ``send_notes`` / ``send_ccs`` False: the tags' notes / CCs are not sent (the mapping's
+    ``notes`` / ``cc``), and take no number."""
     notes: dict[int, list[str]] = {}
     ccs: dict[int, list[str]] = {}
     for tag, t in tags.items():
         if not t.enabled:
             continue
-        if t.note is not None:
+        if t.note is not None and send_notes:
             notes.setdefault(t.note, []).append(f"midi.tags.{tag}.note")
-        if t.cc is not None:
+        if t.cc is not None and send_ccs:
             ccs.setdefault(t.cc, []).append(f"midi.tags.{tag}.cc")
     for k in _TECH_INT:
         v = getattr(tech, k)
@@ -599,7 +609,7 @@ def _shared_numbers(tags: dict[str, MidiTag], tech: MidiTechnique) -> list[tuple
 
 
 def _check_unique(tags: dict[str, MidiTag], tech: MidiTechnique, md: dict, loc: _Locator) -> None:
-    shared = _shared_numbers(tags, tech)
+    shared = _shared_numbers(tags, tech, md.get("notes", True) is not False, md.get("cc", True) is not False)
     if not shared:
         return
     kind, num, keys = shared[0]
@@ -611,28 +621,33 @@ def _check_unique(tags: dict[str, MidiTag], tech: MidiTechnique, md: dict, loc: 
     raise loc.error(key.split("."), f"{kind} {num} is also used by {others}")
 
 
-def _osc_uses(osc: OscMapping, labels: Sequence[str]) -> list[tuple[str, str | None, str]]:
+def _osc_uses(osc: OscMapping, labels: Sequence[str], tags: dict | None = None,
+              technique_addresses: dict | None = None) -> list[tuple[str, str | None, str]]:
     """The addresses the OSC sink sends to, as (address, the mapping key that set it or None for a default,
-    what is sent there)."""
+    what is sent there); ``tags`` and ``technique_addresses``: the addresses set (default: ``osc``'s)."""
+    tags = osc.tags if tags is None else tags
+    tech = osc.technique_addresses if technique_addresses is None else technique_addresses
+    root = osc.prefix.rstrip("/")
     uses: list[tuple[str, str | None, str]] = []
     if osc.on_off:
-        uses += [(osc.on_address, None, "the address of the on messages (from osc.prefix)"),
-                 (osc.off_address, None, "the address of the off messages (from osc.prefix)")]
+        uses += [(f"{root}/on", None, "the address of the on messages (from osc.prefix)"),
+                 (f"{root}/off", None, "the address of the off messages (from osc.prefix)")]
     if osc.levels:
-        uses += [(osc.tag_address(t), f"osc.tags.{t}" if osc.tags.get(t) else None,
-                  f"the address of {t}'s level" + ("" if osc.tags.get(t) else " (default)")) for t in labels]
+        uses += [(tags.get(t) or f"{root}/tag/{t}", f"osc.tags.{t}" if tags.get(t) else None,
+                  f"the address of {t}'s level" + ("" if tags.get(t) else " (default)")) for t in labels]
     if osc.technique:
-        uses += [(osc.technique_address(k), f"osc.technique.{k}" if osc.technique_addresses.get(k) else None,
-                  f"the address of the {k} messages" + ("" if osc.technique_addresses.get(k) else " (default)"))
+        uses += [(tech.get(k) or f"{root}/{k}", f"osc.technique.{k}" if tech.get(k) else None,
+                  f"the address of the {k} messages" + ("" if tech.get(k) else " (default)"))
                  for k in ("pitch", "vibrato", "tremolo")]
     return uses
 
 
-def _check_osc_unique(osc: OscMapping, labels: Sequence[str], loc: _Locator) -> None:
-    """Two kinds of message on one address are refused (a receiver would take a tag's level for another's, or
+def _check_osc_unique(osc: OscMapping, labels: Sequence[str], loc: _Locator, tags: dict,
+                      technique_addresses: dict) -> None:
+    """Two kinds of message on one address are refused (a receiver would take one tag's level for another's, or
     a float for a tag name), as MIDI notes and CCs used twice are."""
     seen: dict[str, tuple[str | None, str]] = {}
-    for address, key, what in _osc_uses(osc, labels):
+    for address, key, what in _osc_uses(osc, labels, tags, technique_addresses):
         if address not in seen:
             seen[address] = (key, what)
             continue

@@ -108,11 +108,12 @@ def _udp_socket(family) -> socket.socket:
     return s
 
 
-def _preferred(info: list) -> tuple:
-    """Of a host's addresses (``getaddrinfo``'s answer), the first IPv4 one, else the first: a name with both
+def _preferred(info: list) -> list:
+    """A host's addresses (``getaddrinfo``'s answer) to try in turn, IPv4 ones first: a name with both
     (``localhost`` is ``::1`` first on many systems) reaches receivers that listen on IPv4 only, as most visuals
-    software does by default; an IPv6 literal (``[::1]:9000``) or a name with IPv6 addresses only keeps them."""
-    return next((i for i in info if i[0] == socket.AF_INET), info[0])
+    software does by default, and one whose IPv4 address has no route (an IPv6-only network) its IPv6 one; an
+    IPv6 literal (``[::1]:9000``) or a name with IPv6 addresses only keeps them."""
+    return sorted(info, key=lambda i: i[0] != socket.AF_INET)  # (stable: getaddrinfo's order within a family)
 
 
 class OscSink(EventDispatch):
@@ -178,15 +179,21 @@ class OscSink(EventDispatch):
                 raise SinkError(f"OSC host {host!r} cannot be resolved: {exc.strerror}") from None
             except (UnicodeError, ValueError) as exc:  # e.g. an empty label: 'a..b', or one over 63 characters
                 raise SinkError(f"OSC host {host!r} is not a valid host name: {exc}") from None
-            family, _, _, _, sockaddr = _preferred(info)
-            probe = _udp_socket(family)
-            try:
-                probe.connect(sockaddr)
-            except OSError as exc:
-                raise SinkError(f"OSC host {host}:{port} is unreachable: {exc.strerror or exc}") from None
-            finally:
-                probe.close()
-            addrs.append((family, sockaddr))
+            first_error = None
+            for family, _, _, _, sockaddr in _preferred(info):  # the first address with a route
+                probe = _udp_socket(family)
+                try:
+                    probe.connect(sockaddr)
+                except OSError as exc:
+                    first_error = first_error or exc
+                    continue
+                finally:
+                    probe.close()
+                addrs.append((family, sockaddr))
+                break
+            else:
+                raise SinkError(f"OSC host {host}:{port} is unreachable: "
+                                f"{first_error.strerror or first_error}") from None
         socks = {}
         for family, _ in addrs:
             if family not in socks:
