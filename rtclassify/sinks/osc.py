@@ -181,7 +181,11 @@ class OscSink(EventDispatch):
                 raise SinkError(f"OSC host {host!r} is not a valid host name: {exc}") from None
             first_error = None
             for family, _, _, _, sockaddr in _preferred(info):  # the first address with a route
-                probe = _udp_socket(family)
+                try:
+                    probe = _udp_socket(family)
+                except OSError as exc:  # a family this system has no sockets for
+                    first_error = first_error or exc
+                    continue
                 try:
                     probe.connect(sockaddr)
                 except OSError as exc:
