@@ -377,7 +377,8 @@ def run(args: argparse.Namespace) -> int:
     for f in args.files:
         if f == "-":
             raise RtclassifyError("-: rtclassify tag reads audio files, not standard input (save the stream to a "
-                                  "file first, or use Classifier.tag_file, which reads a pipe once)")
+                                  "file first, or use Classifier.tag_file, which reads a WAV or Ogg stream "
+                                  "once)")
         try:
             pipe = stat.S_ISFIFO(os.stat(f).st_mode)
         except OSError:
@@ -385,7 +386,7 @@ def run(args: argparse.Namespace) -> int:
         if pipe:
             # its header would be read once for the checks and be gone for the tagging
             raise RtclassifyError(f"{f}: is a pipe; rtclassify tag reads audio files (save the stream to a file "
-                                  f"first, or use Classifier.tag_file, which reads it once)")
+                                  f"first, or use Classifier.tag_file, which reads a WAV or Ogg stream once)")
     infos = [audio_files.info(f) for f in args.files]  # one clear line for a missing/unsupported file
     for inf in infos:
         if inf.truncation:

@@ -418,12 +418,13 @@ class Classifier:
                  techniques: bool | dict = False) -> TagResult:
         """Tag an audio file, read block by block (any length, any rate; channels averaged unless ``channel``).
 
-        The file is opened once, so a named pipe or ``/dev/fd/N`` can be tagged too.
+        The file is opened once, so a WAV or Ogg stream in a named pipe or ``/dev/fd/N`` can be tagged
+        too (libsndfile reads FLAC and MP3 only from a file it can seek in).
 
         Parameters
         ----------
         path : str or path-like
-            An audio file soundfile reads (WAV, FLAC, OGG, MP3, ...), or a pipe.
+            An audio file soundfile reads (WAV, FLAC, OGG, MP3, ...), or a pipe of WAV or Ogg.
         channel : int, optional
             The 0-based channel to tag; default the channels' average.
         hop : float, optional
