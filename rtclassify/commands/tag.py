@@ -36,6 +36,8 @@ DESCRIPTION = (
 )
 
 _PROB_DIGITS = 5
+#: what to do with audio that is not a file (standard input, a pipe)
+_STREAM_HINT = "save the stream to a file first, or use Classifier.tag_file, which reads a WAV or Ogg stream once"
 
 FORMATS = ("jsonl", "csv")
 #: output file extensions and the format each implies
@@ -376,17 +378,14 @@ def run(args: argparse.Namespace) -> int:
     fmt = output_format(args.format, args.out)
     for f in args.files:
         if f == "-":
-            raise RtclassifyError("-: rtclassify tag reads audio files, not standard input (save the stream to a "
-                                  "file first, or use Classifier.tag_file, which reads a WAV or Ogg stream "
-                                  "once)")
+            raise RtclassifyError(f"-: rtclassify tag reads audio files, not standard input ({_STREAM_HINT})")
         try:
             pipe = stat.S_ISFIFO(os.stat(f).st_mode)
         except OSError:
             pipe = False  # info() names a missing or unreadable file
         if pipe:
             # its header would be read once for the checks and be gone for the tagging
-            raise RtclassifyError(f"{f}: is a pipe; rtclassify tag reads audio files (save the stream to a file "
-                                  f"first, or use Classifier.tag_file, which reads a WAV or Ogg stream once)")
+            raise RtclassifyError(f"{f}: is a pipe; rtclassify tag reads audio files ({_STREAM_HINT})")
     infos = [audio_files.info(f) for f in args.files]  # one clear line for a missing/unsupported file
     for inf in infos:
         if inf.truncation:

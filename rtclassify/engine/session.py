@@ -924,10 +924,9 @@ class StreamSession(NativeStateMixin):
         """Decode the model output ``probs`` (n_tags,) of the hop that is due; appends its events."""
         trig = self._trigger
         index = trig - self._L
-        t_frame = (index * self._hop_len + self._n_fft / 2) / self.model_rate
+        t_frame = self.output_time(index)
         t_dec = (trig * self._hop_len + self._n_fft) / self.model_rate + self.resampler_latency_s
-        if self._skipped:  # (without a gap the times stay exactly as they were)
-            t_frame += self._skip_of(index)
+        if self._skipped:  # (without a gap the time stays exactly as it was)
             t_dec += self._skipped / self.sample_rate
         self._last_decided = t_dec
         evs = self.decoder.step(probs, t_dec, level_time=t_frame, wall_time=time.time())

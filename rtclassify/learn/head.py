@@ -33,6 +33,8 @@ from ..errors import ParameterError
 
 __all__ = ["LinearHead", "fit_head", "fit_logistic", "roc_auc", "fold_ids", "L2_GRID", "single_thread_blas"]
 
+#: the range an ``on`` threshold is clipped to
+ON_RANGE = (0.05, 0.95)
 #: L2 strengths tried by cross-validation (on standardized features, class-balanced mean loss).
 L2_GRID = (1e-3, 1e-2, 1e-1, 1.0)
 
@@ -351,8 +353,8 @@ def _fit_head(X_pos, X_neg, groups_pos, groups_neg, l2, off_ratio, max_folds, se
         on, bacc = _best_threshold(y[ok], oof[ok])
     else:
         on, bacc = 0.5, float("nan")
-    clipped = not 0.05 <= on <= 0.95
-    on = float(np.clip(on, 0.05, 0.95))
+    clipped = not ON_RANGE[0] <= on <= ON_RANGE[1]
+    on = float(np.clip(on, *ON_RANGE))
     theta = fit_logistic(Z, y, w, best_l2, init=last_theta.get(best_l2))
     weight = theta[:-1] / sd
     bias = float(theta[-1] - np.sum(theta[:-1] * mu / sd))

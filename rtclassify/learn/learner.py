@@ -54,14 +54,16 @@ def weak_tag(name: str, info: dict) -> str | None:
     """Why a learned head may turn its tag on for most sounds, from its cross-validation record (``cv``), or None.
 
     A cross-validated ROC-AUC under :data:`WEAK_CV_AUC`, or an on threshold that the best cut put beyond the
-    clip range [0.05, 0.95] (a head that cannot rank its held-out examples above the negatives draws its
+    clip range (:data:`rtclassify.learn.head.ON_RANGE`; a head that cannot rank its held-out examples above the negatives draws its
     threshold to the floor, and the tag is then on nearly everywhere)."""
     auc = info.get("cv_roc_auc")
     why = []
     if auc is not None and auc < WEAK_CV_AUC:
         why.append(f"cross-validated ROC-AUC {auc:.2f}")
     if info.get("threshold_clipped"):
-        why.append("its on threshold is at the limit of the range it may take (0.05-0.95)")
+        from .head import ON_RANGE
+
+        why.append(f"its on threshold is at the limit of the range it may take ({ON_RANGE[0]:g}-{ON_RANGE[1]:g})")
     if not why:
         return None
     return (f"{name!r} is learned poorly ({'; '.join(why)}): its examples are hard to tell apart from the "

@@ -170,10 +170,13 @@ class TechniqueFrames(Sequence):
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(len(self)))]
-        p, von, vr, ve, ton, tr, td = self._v[i].tolist()
-        return {"pitch": None if p != p else p,
-                "vibrato": {"on": bool(von), "rate": vr, "extent": ve},
-                "tremolo": {"on": bool(ton), "rate": tr, "depth": td}}
+        d: dict = {"pitch": None, "vibrato": {}, "tremolo": {}}
+        for (k, sub), v in zip(_TECH_COLUMNS, self._v[i].tolist()):
+            if sub is None:
+                d[k] = None if v != v else v  # (pitch: NaN for None)
+            else:
+                d[k][sub] = bool(v) if sub == "on" else v
+        return d
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))

@@ -246,12 +246,11 @@ class OscMapping:
         if self.streams not in ("path", "argument"):
             raise ConfigError(f"osc.streams: must be \"path\" or \"argument\", got {self.streams!r}")
         # the addresses it knows (the tags given their own; a mapping file's check covers every tag)
-        seen: dict[str, str] = {}
-        for address, _, what in _osc_uses(self, tuple(self.tags)):
-            if address in seen:
-                raise ConfigError(f"OscMapping: {address} is {seen[address]} and {what}; each kind of message "
-                                  f"needs an address of its own")
-            seen[address] = what
+        shared = _shared_address(_osc_uses(self, tuple(self.tags)))
+        if shared:
+            address, (_, first), (_, second) = shared
+            raise ConfigError(f"OscMapping: {address} is {first} and {second}; each kind of message needs an "
+                              f"address of its own")
 
 
 @dataclass(frozen=True)
@@ -624,34 +623,42 @@ def _check_unique(tags: dict[str, MidiTag], tech: MidiTechnique, md: dict, loc: 
 def _osc_uses(osc: OscMapping, labels: Sequence[str], tags: dict | None = None,
               technique_addresses: dict | None = None) -> list[tuple[str, str | None, str]]:
     """The addresses the OSC sink sends to, as (address, the mapping key that set it or None for a default,
-    what is sent there); ``tags`` and ``technique_addresses``: the addresses set (default: ``osc``'s)."""
+    what is sent there); ``tags`` and ``technique_addresses``: the addresses set (default: ``osc``'s; ``osc``'s
+    own methods give the others)."""
     tags = osc.tags if tags is None else tags
     tech = osc.technique_addresses if technique_addresses is None else technique_addresses
-    root = osc.prefix.rstrip("/")
     uses: list[tuple[str, str | None, str]] = []
     if osc.on_off:
-        uses += [(f"{root}/on", None, "the address of the on messages (from osc.prefix)"),
-                 (f"{root}/off", None, "the address of the off messages (from osc.prefix)")]
+        uses += [(osc.on_address, None, "the address of the on messages (from osc.prefix)"),
+                 (osc.off_address, None, "the address of the off messages (from osc.prefix)")]
     if osc.levels:
-        uses += [(tags.get(t) or f"{root}/tag/{t}", f"osc.tags.{t}" if tags.get(t) else None,
+        uses += [(tags.get(t) or osc.tag_address(t), f"osc.tags.{t}" if tags.get(t) else None,
                   f"the address of {t}'s level" + ("" if tags.get(t) else " (default)")) for t in labels]
     if osc.technique:
-        uses += [(tech.get(k) or f"{root}/{k}", f"osc.technique.{k}" if tech.get(k) else None,
+        uses += [(tech.get(k) or osc.technique_address(k), f"osc.technique.{k}" if tech.get(k) else None,
                   f"the address of the {k} messages" + ("" if tech.get(k) else " (default)"))
                  for k in ("pitch", "vibrato", "tremolo")]
     return uses
+
+
+def _shared_address(uses) -> tuple | None:
+    """The first address two of ``uses`` (:func:`_osc_uses`) share, as (address, the first's (key, what), the
+    second's), or None."""
+    seen: dict[str, tuple[str | None, str]] = {}
+    for address, key, what in uses:
+        if address in seen:
+            return address, seen[address], (key, what)
+        seen[address] = (key, what)
+    return None
 
 
 def _check_osc_unique(osc: OscMapping, labels: Sequence[str], loc: _Locator, tags: dict,
                       technique_addresses: dict) -> None:
     """Two kinds of message on one address are refused (a receiver would take one tag's level for another's, or
     a float for a tag name), as MIDI notes and CCs used twice are."""
-    seen: dict[str, tuple[str | None, str]] = {}
-    for address, key, what in _osc_uses(osc, labels, tags, technique_addresses):
-        if address not in seen:
-            seen[address] = (key, what)
-            continue
-        other_key, other = seen[address]
+    shared = _shared_address(_osc_uses(osc, labels, tags, technique_addresses))
+    if shared:
+        address, (other_key, other), (key, what) = shared
         # blame the key the user wrote; the message names the other use
         blame, said = (key, other) if key is not None else (other_key or "osc.prefix", what)
         raise loc.error(blame.split("."), f"{address} is also {said}")
