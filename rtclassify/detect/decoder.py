@@ -363,8 +363,9 @@ class Decoder:
             b2 &= b3
         ch = self.channel
         labels = self.labels
-        if len(idx_off) or b2.any():
-            changed = sorted([(int(i), False) for i in idx_off] + [(int(i), True) for i in np.flatnonzero(b2)])
+        idx_on = np.flatnonzero(b2) if b2.any() else ()
+        if len(idx_off) or len(idx_on):
+            changed = sorted([(int(i), False) for i in idx_off] + [(int(i), True) for i in idx_on])
             for i, on in changed:
                 if on:
                     events.append(TagOn(stream_time, wall_time, ch, labels[i], float(s[i])))
@@ -373,17 +374,17 @@ class Decoder:
                 active[i] = on
                 held[i] = 0
         if self._level_every_hop:
-            events.extend(TagLevel(stream_time, wall_time, ch, labels[i], float(s[i])) for i in range(self.n_tags))
+            events.extend(TagLevel(stream_time, wall_time, ch, label, v) for label, v in zip(labels, s.tolist()))
             self._levels_sent = True
         elif self._level_period is not None:
             t = stream_time if level_time is None else level_time
             if self._next_level is None or t >= self._next_level - 1e-9:
-                events.extend(TagLevel(stream_time, wall_time, ch, labels[i], float(s[i])) for i in range(self.n_tags))
+                events.extend(TagLevel(stream_time, wall_time, ch, label, v) for label, v in zip(labels, s.tolist()))
                 self._levels_sent = True
                 nxt = (t if self._next_level is None else self._next_level) + self._level_period
                 self._next_level = nxt if nxt > t else t + self._level_period
-            elif b2.any():  # between two levels: the tags that turned on get theirs now
-                events.extend(TagLevel(stream_time, wall_time, ch, labels[i], float(s[i])) for i in np.flatnonzero(b2))
+            elif len(idx_on):  # between two levels: the tags that turned on get theirs now
+                events.extend(TagLevel(stream_time, wall_time, ch, labels[i], float(s[i])) for i in idx_on)
                 self._levels_sent = True
         return events
 

@@ -38,7 +38,7 @@ import numpy as np
 from ..audio.samples import check_samples_dtype
 from ..detect.events import Event
 from ..errors import ParameterError, StateError
-from .session import (FrameResult, NativeStateMixin, StreamSession, _HopTimer, call_all,
+from .session import (FrameResult, NativeStateMixin, StreamSession, _HopTimer, call_all, merge_techniques,
                       one_call_at_a_time, skip_count)
 
 __all__ = ["MultiStreamSession", "parse_channels"]
@@ -306,8 +306,7 @@ class MultiStreamSession(NativeStateMixin):
             chunk = x[start:start + mb]
             first = len(events)
             self._push_frames([s._ingest(chunk[:, k]) for k, s in enumerate(streams)], events)
-            for s in streams:
-                s._merge_techniques(events, first)
+            merge_techniques(streams, events, first)
             if self._interrupted():
                 break
         self._end_outputs()

@@ -55,6 +55,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import operator
 import threading
 import time
 from dataclasses import dataclass, field
@@ -158,6 +159,24 @@ def _positive_seconds(value, name: str) -> float:
             or not math.isfinite(value) or value <= 0:
         raise ParameterError(f"{name} must be a positive number of seconds (got {value!r})")
     return float(value)
+
+
+_STREAM_TIME = operator.attrgetter("stream_time")
+
+
+def merge_techniques(sessions, events: list, start: int) -> None:
+    """Merge the technique events that ``sessions`` (StreamSessions, in order) gathered over a chunk into
+    ``events[start:]`` in stream-time order. The sort is stable: events of one time keep the order of
+    ``events[start:]``, then of the sessions, so one merge for several streams gives what merging them one
+    after the other would."""
+    added = False
+    for s in sessions:
+        if s._tech_events:
+            events.extend(s._tech_events)
+            s._tech_events.clear()
+            added = True
+    if added:
+        events[start:] = sorted(events[start:], key=_STREAM_TIME)
 
 
 def call_all(calls) -> None:
@@ -780,14 +799,11 @@ class StreamSession(NativeStateMixin):
                 del self._tech_values[:self._tech_next]
                 self._tech_next = 0
             # in time order; a switch before the values of its own frame
-            self._tech_values.extend(sorted(evs + values, key=lambda e: e.stream_time))
+            self._tech_values.extend(sorted(evs + values, key=_STREAM_TIME))
 
     def _merge_techniques(self, events: list, start: int) -> None:
         """Merge the chunk's technique events into ``events[start:]`` in stream-time order (stable)."""
-        if self._tech_events:
-            events.extend(self._tech_events)
-            self._tech_events.clear()
-            events[start:] = sorted(events[start:], key=lambda e: e.stream_time)
+        merge_techniques((self,), events, start)
 
     def _ingest(self, x: np.ndarray) -> np.ndarray | None:
         """Convert, count, resample and run the frontend on a chunk of at most ``max_block`` samples.
