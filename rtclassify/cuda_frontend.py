@@ -344,6 +344,7 @@ _CudaMelFrontend.__name__ = _CudaMelFrontend.__qualname__ = "CudaMelFrontend"
 def __getattr__(name: str):
     if name == "CudaMelFrontend":
         if not hasattr(_core, "_CudaMelFrontend"):
-            raise AttributeError(NO_CUDA_BUILD)
+            # (obj=None: no "Did you mean: '_CudaMelFrontend'?" after the message, which named a private class)
+            raise AttributeError(NO_CUDA_BUILD, name=name, obj=None)
         return _CudaMelFrontend
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

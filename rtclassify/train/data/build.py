@@ -47,7 +47,7 @@ from . import voice as voice_mod
 from .fluid import SOUNDFONTS, FluidRenderer, check_fluidsynth, check_soundfonts
 from .labels import FLOOR_DB, HOP, N_FFT, REL_DB, FILL_GAP_FRAMES, SAMPLE_RATE, TAGS, frame_energy, label_stems, n_frames
 from .limits import MAX_CLIP_SECONDS, MAX_HOURS, MIN_CLIP_SECONDS, NONMUSIC_EXTRA, SOUNDFONTS_EXTRA, SPLITS
-from .samples import SAMPLE_INSTRUMENT_TAGS, SAMPLE_LICENSE, SampleBank, POLYPHONIC, package_name
+from .samples import SAMPLE_INSTRUMENT_TAGS, SAMPLE_LICENSE, SampleBank, POLYPHONIC, fetch_samples, package_name
 
 RECIPE = "rtclassify-synth"
 RECIPE_VERSION = 1
@@ -543,13 +543,6 @@ def check_dependencies(extra_soundfonts=(), npm_cache=None) -> None:
                    or list(cache.glob(f"{package_name(i)}-[0-9]*.tgz")) for i in SAMPLE_INSTRUMENT_TAGS):
             raise MissingDependencyError(f"npm not found and the npm cache {cache} is incomplete; install the Debian "
                                          "package npm")
-
-
-def fetch_samples(npm_cache=None, instruments=tuple(SAMPLE_INSTRUMENT_TAGS)) -> dict:
-    """Fetch (npm pack) and unpack every instrument package; ``{instrument: version}``."""
-    from .samples import fetch_package, package_version
-
-    return {i: package_version(fetch_package(i, npm_cache)) for i in instruments}
 
 
 def _sources_summary(versions: dict, extra_soundfonts=()) -> dict:

@@ -253,3 +253,9 @@ class SampleBank:
             gain = 10.0 ** ((nt.velocity - 127) / 127.0 * 40.0 / 20.0)
             y[s:s + length] += gain * seg
         return y
+
+
+def fetch_samples(npm_cache=None, instruments=tuple(SAMPLE_INSTRUMENT_TAGS)) -> dict:
+    """Fetch (npm pack) and unpack every instrument package; ``{instrument: version}`` (needs npm only, not
+    the builder's other dependencies)."""
+    return {i: package_version(fetch_package(i, npm_cache)) for i in instruments}
