@@ -53,6 +53,11 @@ class WeakTagWarning(UserWarning):
     """A learned tag separates its examples from the negatives poorly and may turn on for most sounds."""
 
 
+class BlockLayoutWarning(UserWarning):
+    """A stream's 2-D block has fewer frames than channels: it may be (channels, frames), read the wrong way
+    round (said once per stream, until a block shows the channel count)."""
+
+
 def interruption_behind(exc: BaseException) -> BaseException | None:
     """The KeyboardInterrupt, or other exception that is not an Exception (SIGTERM's ``Terminated``), that
     ``exc`` was raised from or while handling: a module whose import is interrupted (onnxruntime's) raises

@@ -463,3 +463,18 @@ def test_tag_file_progress_is_called_as_its_docstring_says(clf, tmp_path):
     clf.tag_file(path, progress=lambda done, total: calls.append((done, total)))
     assert len(calls) > 1 and calls[-1] == (n, n) and all(t == n for _, t in calls)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+def test_pickling_a_classifier_says_to_load_it_where_it_runs(clf):
+    # ONNX Runtime's "cannot pickle 'InferenceSession' object" did not say what to do (a host handing a
+    # Classifier to multiprocessing)
+    import copy
+    import pickle
+
+    for attempt in (lambda: pickle.dumps(clf), lambda: copy.deepcopy(clf)):
+        with pytest.raises(TypeError, match=r"a Classifier cannot be pickled or deep-copied .*Classifier\.load\("):
+            attempt()
+    with pytest.raises(TypeError, match="OnnxBackend objects cannot be pickled"):
+        pickle.dumps(clf.backend)
+    twin = copy.copy(clf)  # a shallow copy still works, sharing the backend
+    assert twin.backend is clf.backend and twin.labels == clf.labels

@@ -73,6 +73,11 @@ def test_events_match_offline_tagging_and_end_of_clip_turns_tags_off(clf):
     assert c["samples_in"] == c["samples_processed"] == x.shape[0]
     assert c["dropped_samples"] == 0 and c["input_overflows"] == 0
     assert c["hops"] == len(offline.times)
+    # every event sent, and of them the on/off switches (the summary's "N events" counted levels and tracker
+    # values alone, thousands of them against a few dozen switches)
+    assert c["events"] == len(got)
+    assert c["switches"] == sum(1 for e in got if e.kind not in ("level", "technique")) > 0
+    assert c["switches"] < c["events"]
     assert c["latency_algorithmic_ms"] == pytest.approx(1e3 * lis.session.latency_samples / SR)
     assert c["latency_device_ms"] == pytest.approx(1e3 * 256 / SR)
     for k in ("compute", "output", "total"):

@@ -401,6 +401,38 @@ def test_an_on_frame_exception_leaves_the_session_consistent(clf, signals):
     np.testing.assert_array_equal(np.stack([f.probs for f in got]), np.stack([f.probs for f in ref.last_frames]))
 
 
+def test_an_on_frame_exception_carries_the_calls_events(clf, signals):
+    # the technique switches and values of a call whose on_frame raised were lost (the FrameResults hold the tag
+    # events only): a host forwarding VibratoOn/Off could be left with a note sounding
+    import dataclasses
+
+    x = signals[48000]
+
+    def host_bug(*args):  # (a MultiStreamSession's on_frame also gets the stream's channel)
+        raise RuntimeError("host bug")
+
+    def plain(evs):
+        return [(type(e).__name__, {f.name: getattr(e, f.name) for f in dataclasses.fields(e) if f.name != "wall_time"})
+                for e in evs]
+
+    for multi in (False, True):
+        def make(**kw):
+            if multi:
+                return clf.multistream([0, 1], sample_rate=48000, techniques=True, max_block=4096, **kw)
+            return clf.stream(sample_rate=48000, techniques=True, max_block=4096, **kw)
+
+        s, ref = make(on_frame=host_bug), make()
+        kinds = set()
+        for i in range(0, 48000 * 3, 12000):
+            block = np.stack([x[i:i + 12000], x[i:i + 12000][::-1]], axis=1) if multi else x[i:i + 12000]
+            expected = ref.process(block)
+            with pytest.raises(RuntimeError, match="host bug") as exc:
+                s.process(block)
+            assert plain(exc.value.events) == plain(expected)
+            kinds |= {type(e).__name__ for e in expected}
+        assert "TechniqueValues" in kinds and "TagLevel" in kinds
+
+
 def test_audio_after_flush_is_a_state_error(clf, signals):
     from rtclassify.errors import RtclassifyError, StateError
 
@@ -618,3 +650,26 @@ def test_skipped_samples_move_the_technique_events_too(clf):
     on_skipped = [e for e in skipped.process(x[sr:]) if e.kind == "vibrato_on"]
     assert on_plain and len(on_plain) == len(on_skipped)
     assert on_skipped[0].stream_time == pytest.approx(on_plain[0].stream_time + 0.5, abs=1e-9)
+
+
+@pytest.mark.parametrize("channels, frames", [(16, 64), (8, 32), (32, 256)])
+def test_lasting_blocks_of_fewer_frames_than_channels_are_warned_about(clf, channels, frames):
+    # channel-major buffers of an interface with many channels pass the refusal (not surely transposed: a device's
+    # first blocks may be short) and ran the stream 4-8 times slow for ever without a word
+    from rtclassify.engine.session import NARROW_BLOCKS_WARNED
+    from rtclassify.errors import BlockLayoutWarning
+
+    s = clf.stream(sample_rate=48000)
+    block = np.zeros((channels, frames), np.float32)
+    for _ in range(NARROW_BLOCKS_WARNED - 1):
+        s.process(block)
+    with pytest.warns(BlockLayoutWarning, match=rf"shape \({channels}, {frames}\).*transpose") as w:
+        s.process(block)
+        s.process(block)  # once
+    assert len(w) == 1 and w[0].filename == __file__
+    s = clf.stream(sample_rate=48000)  # a device whose first blocks are short: no warning once one shows them
+    for _ in range(NARROW_BLOCKS_WARNED - 1):
+        s.process(np.zeros((channels // 2, channels), np.float32))
+    for _ in range(2 * NARROW_BLOCKS_WARNED):
+        s.process(np.zeros((256, channels), np.float32))
+        s.process(np.zeros((channels // 2, channels), np.float32))

@@ -353,7 +353,8 @@ def run_listener(listener, duration: float | None, *, what: str, stop_timeout: f
     if isinstance(error, OutputClosed):  # `--log - | head`: the reader has what it wanted
         how, error = "stopped (standard output closed)", None
         drop_stdout()
-    _say(f"rtclassify {what}: {how} after {elapsed:.1f} s, {c['events']} events; {summary}")
+    _say(f"rtclassify {what}: {how} after {elapsed:.1f} s, {c['events']} events ({c.get('switches', '?')} on/off, "
+         f"the rest levels and tracker values); {summary}")
     if error is not None:
         _say(f"rtclassify {what}: error: {error}")
     faults = [f for f in (getattr(s, "fault", None) for s in listener.sinks) if f]

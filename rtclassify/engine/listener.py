@@ -105,6 +105,8 @@ EXIT_STOP_TIMEOUT = 3.0
 #: counts as blocked there; one that is further along is still working and finishes the stop itself
 BLOCKED_AFTER_S = 2.0
 _IDLE = (None, 0.0)  # the worker is in none of those calls
+#: event kinds that are not an on or off (counters' ``switches`` leave them out)
+_NOT_SWITCHES = frozenset({"level", "technique"})
 
 # listeners started and not yet stopped, for the exit handler (weak: a stopped one is not kept alive)
 _live: "weakref.WeakSet[Listener]" = weakref.WeakSet()
@@ -425,6 +427,7 @@ class Listener:
         self._cb_faults = np.zeros(2, dtype=np.int64)
         self._cb_error: str | None = None
         self._events = 0
+        self._switches = 0  # of them, the on/off switches of tags and techniques (not levels or values)
         self._samples_processed = 0
         self._output_sum = 0.0
         self._output_n = 0
@@ -444,8 +447,9 @@ class Listener:
             ``hops`` (model runs), ``late_hops`` (hops whose engine cost
             exceeded the hop duration), ``compute_ms_mean`` /
             ``compute_ms_p99`` (engine cost per hop, wall-clock: it includes
-            time the OS gave the CPU to other processes), ``events``,
-            ``realtime_ratio`` (worker busy time / audio time, sinks
+            time the OS gave the CPU to other processes), ``events`` (every
+            event sent: levels and tracker values included), ``switches`` (of
+            them, the tags' and techniques' on and off), ``realtime_ratio`` (worker busy time / audio time, sinks
             included), the latency parts ``latency_device_ms``,
             ``latency_algorithmic_ms``, ``latency_compute_ms``,
             ``latency_output_ms`` and their sum ``latency_total_ms``, and the
@@ -468,6 +472,7 @@ class Listener:
             "compute_ms_mean": sc.pop("compute_ms_mean", None) if hops else None,
             "compute_ms_p99": sc.pop("compute_ms_p99", None) if hops else None,
             "events": self._events,
+            "switches": self._switches,
         }
         audio_s = self._samples_processed / sr
         c["realtime_ratio"] = self._busy / audio_s if audio_s > 0 else None
@@ -1069,6 +1074,7 @@ class Listener:
         has had the batch, so no output misses an off that another one sent.
         """
         self._events += len(events)
+        self._switches += sum(1 for e in events if e.kind not in _NOT_SWITCHES)
         cb = self.on_event
         cb_exc = None
         if cb is not None:

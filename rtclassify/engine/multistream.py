@@ -290,7 +290,8 @@ class MultiStreamSession(NativeStateMixin):
             Whatever the backend raised, as :meth:`StreamSession.process`
             raises it: after the whole block was taken in (the failed hops'
             outputs lost, ``counters["failed_hops"]``), this call's events in
-            its ``events`` attribute.
+            its ``events`` attribute. Whatever an ``on_frame`` raised, after
+            every output was handed over, with this call's events likewise.
         """
         if self._flushed:
             raise StateError("the streams were flushed; call reset() before processing more audio")

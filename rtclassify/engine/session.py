@@ -58,6 +58,7 @@ import math
 import operator
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -67,7 +68,7 @@ from ..audio.samples import F32, I16_SCALE, check_samples_dtype
 from ..detect.decoder import Decoder, DecoderConfig
 from ..detect.events import Event
 from ..detect.techniques import frame_dict, frame_dict_after
-from ..errors import ParameterError, StateError
+from ..errors import BlockLayoutWarning, ParameterError, StateError
 
 __all__ = ["StreamSession", "FrameResult"]
 
@@ -226,6 +227,11 @@ MAX_BLOCK_CHANNELS = 1024
 TRANSPOSED_CHANNELS = 16
 
 
+#: after this many 2-D blocks of fewer frames than channels (more than 2), before any block has shown the channel
+#: count, a stream warns that they may be (channels, frames) (BlockLayoutWarning, once)
+NARROW_BLOCKS_WARNED = 16
+
+
 def looks_channels_first(n_fr: int, n_ch: int) -> bool:
     """A (frames, channels) block of shape ``(n_fr, n_ch)`` that is surely (channels, frames) the wrong way round:
     at most :data:`TRANSPOSED_CHANNELS` "frames" of 8 times as many "channels". That catches the planar buffers
@@ -268,7 +274,15 @@ def one_call_at_a_time(deliver: bool = False):
                         self._deliver_all()
                 raise
             if deliver:
-                self._deliver_all()
+                try:
+                    self._deliver_all()
+                except BaseException as exc:
+                    # what on_frame raised: the call's events (a process or flush returns them) go with it, as
+                    # with a failed model run, so a host still sends its technique switches and on/offs
+                    if isinstance(out, list) and getattr(exc, "events", None) is None:
+                        with contextlib.suppress(AttributeError, TypeError):
+                            exc.events = out
+                    raise
             return out
 
         return call
@@ -597,6 +611,7 @@ class StreamSession(NativeStateMixin):
         self._skip_frame = 0  # the first frame made after the last gap (before it: self._skipped_before)
         self._skipped_before = 0
         self._block_channels = 0  # channels of this stream's 2-D blocks, once a block has shown them
+        self._narrow_blocks = 0  # 2-D blocks with fewer frames than channels while the channels are unknown
         self._hops = 0
         self._failed_hops = 0
         self._run_error = None
@@ -677,8 +692,19 @@ class StreamSession(NativeStateMixin):
             if self.channel != "mix" and self.channel >= n_ch:
                 raise ParameterError(f"channel {self.channel} out of range: the block has {n_ch} channel(s) "
                                      f"(shape (frames, channels) = {block.shape})")
-            if not self._block_channels and n_fr >= n_ch:  # a block that passed every check shows them
-                self._block_channels = n_ch
+            if not self._block_channels:
+                if n_fr >= n_ch:  # a block that passed every check shows them
+                    self._block_channels = n_ch
+                elif n_fr and n_ch > 2:
+                    # not surely the wrong way round (looks_channels_first: a device's first blocks may be short),
+                    # but (channels, frames) blocks of an interface with many channels ((16, 64), (32, 256)) would
+                    # run the stream several times slow for ever without a word: said once when it lasts
+                    self._narrow_blocks += 1
+                    if self._narrow_blocks == NARROW_BLOCKS_WARNED:
+                        warnings.warn(BlockLayoutWarning(
+                            f"{NARROW_BLOCKS_WARNED} blocks in a row have had fewer frames than channels (the last "
+                            f"of shape {block.shape}, read as {n_fr} frame(s) of {n_ch} channels); if they are "
+                            f"(channels, frames), transpose them first"), stacklevel=4)
             return block if self.channel == "mix" else block[:, self.channel]
         raise ParameterError(f"block must be 1-D (frames,) or 2-D (frames, channels); got shape {block.shape}")
 
@@ -710,7 +736,8 @@ class StreamSession(NativeStateMixin):
         Exception
             Whatever ``on_frame`` raised: after the whole block was taken
             in and every output handed to ``on_frame``, so the session stays
-            consistent; this call's events are in the FrameResults it got.
+            consistent, with this call's events (technique switches and values
+            included) in the exception's ``events`` attribute.
             Whatever the backend raised: after the whole block was taken in
             (only the outputs of the hops whose run failed are lost, counted
             in ``counters["failed_hops"]``), with this call's events in the

@@ -72,6 +72,10 @@ class Backend:
         self.embedding_dim = bundle.embedding_dim
         self._shape = (bundle.n_mels, bundle.window_frames)
 
+    def __reduce__(self):
+        raise TypeError(f"{type(self).__name__} objects cannot be pickled or deep-copied (one holds a native session); "
+                        f"make one in the process that uses it (Classifier.load, or make_backend)")
+
     def check_windows(self, windows) -> np.ndarray:
         """Validate a batch of windows; returns a C-contiguous float32 array (B, n_mels, W)."""
         w = np.asarray(windows)

@@ -262,6 +262,18 @@ class Classifier:
         self.bundle = bundle
         self.backend = backend
 
+    def __copy__(self) -> "Classifier":
+        """A shallow copy shares the bundle and the backend, as two sessions of one Classifier do."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def __reduce__(self):  # (copy.deepcopy comes here too)
+        where = getattr(self.bundle, "path", None)
+        raise TypeError(f"a Classifier cannot be pickled or deep-copied (its {self.backend.name} backend holds a "
+                        f"native session); load it in the process that uses it, with Classifier.load("
+                        f"{'' if where is None else repr(str(where))})")
+
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, backend: str = "auto", threads: int = 1) -> "Classifier":
         """Load a bundle and open its model.
