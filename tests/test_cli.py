@@ -242,6 +242,52 @@ def test_evaluate_scores_a_learned_bundle_on_the_tags_the_data_has(tmp_path, tin
     assert json.dumps(report["per_tag"]["piano"]) == json.dumps(plain["per_tag"]["piano"])
 
 
+def test_evaluate_scores_a_bundle_with_fewer_tags_than_the_data(tmp_path, tiny_data, capsys):
+    # a `train --data` bundle (piano and speech only): --data crashed in the after-onset scores (the onset mask
+    # kept every data column), --held-notes on a program whose tag it lacks ('strings' is not in list), and
+    # --real refused labels.csv's drums as an "unknown tag"
+    pytest.importorskip("sklearn")
+    pytest.importorskip("scipy")
+    import soundfile as sf
+    from _rtc_bundle import tone, write_bundle
+
+    from rtclassify.train.evaluate import evaluate_split
+
+    b = write_bundle(tmp_path / "b", labels=["piano", "speech"])
+    report, curves = evaluate_split(b, tiny_data, "test", progress=False)
+    assert list(report["per_tag"]) == ["piano", "speech"] and curves["labels"].shape[1] == 2
+    for rep in report["after_onset"].values():
+        assert list(rep["per_tag"]) == ["piano", "speech"]
+    real = tmp_path / "real"
+    real.mkdir()
+    for name in ("drum.wav", "keys.wav", "sea.wav", "rain-piano.wav"):
+        sf.write(real / name, tone(16000, 1.0, 440.0, 0.3), 16000)
+    (real / "labels.csv").write_text("file,tags,kind,note\ndrum.wav,drums,real,\nkeys.wav,piano,real,\n"
+                                     "sea.wav,,real,environmental sound; no music\nrain-piano.wav,piano,real,\n")
+    assert cli.main(["evaluate", str(b), "--real", str(real), "--out", str(tmp_path / "ev")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "not scored (labelled, but the bundle has no such tag): drums" in out
+    rep = json.loads((tmp_path / "ev" / "real.json").read_text())
+    assert rep["files"]["drum.wav"]["labelled"] == [] and rep["files"]["drum.wav"]["not_in_bundle"] == ["drums"]
+    # "no music" is what the row says (no tags, a note saying so), not a word in the file's name
+    assert set(rep["targets"]["no_music"]) == {"sea.wav"}
+    assert set(rep["targets"]["single_instrument"]) == {"keys.wav", "rain-piano.wav"}
+    (real / "labels.csv").write_text("file,tags,kind,note\ndrum.wav,drumz,real,\n")  # a misspelling still is one
+    assert cli.main(["evaluate", str(b), "--real", str(real), "--out", str(tmp_path / "ev2")]) == 1
+    assert "unknown tag(s) ['drumz']" in _err(capsys)
+
+
+def test_held_notes_leave_out_the_programs_whose_tag_the_bundle_lacks(tmp_path, capsys):
+    from _rtc_bundle import write_bundle
+
+    from rtclassify.train.held_notes import programs_of_bundle
+
+    assert programs_of_bundle([40, 0, 73, 1], ["piano", "speech"]) == ([0, 1], [40, 73])
+    b = write_bundle(tmp_path / "b", labels=["speech"])
+    assert cli.main(["evaluate", str(b), "--held-notes", "FluidR3_GM", "--out", str(tmp_path / "ev")]) == 1
+    assert "the bundle outputs none of the programs' tags (its tags: speech)" in _err(capsys)
+    assert not (tmp_path / "ev").exists()
+
 def test_a_zip_bundle_exported_with_its_weights_runs_on_the_torch_backend(tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("onnx")

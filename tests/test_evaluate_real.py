@@ -31,6 +31,9 @@ def test_onset_is_measured_from_the_first_loud_sample():
     assert on["speech"] is None
     # no sample above the floor: nothing is timed (not "never on")
     assert _onsets(np.zeros(100, np.float32), sr, res, ["piano"], TAGS, -50.0) is None
+    # a sound too short for one output is not timed either (it counted as "never on")
+    none = SimpleNamespace(times=np.zeros(0), active=np.zeros((0, 2), bool))
+    assert _onsets(np.full(100, 0.1, np.float32), sr, none, ["piano"], TAGS, -50.0) is None
     files = {"a": {"kind": "real", "onset_s": on}, "b": {"kind": "synthetic", "onset_s": {"piano": 0.0}},
              "c": {"kind": "real", "onset_s": {"piano": 0.35}},
              "d": {"kind": "real", "labelled": ["organ", "bass"], "onset_s": None}}

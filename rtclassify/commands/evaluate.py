@@ -36,9 +36,10 @@ def add_arguments(parser) -> None:
                         help="also tag single held notes of GM programs across their range, rendered through these "
                              "soundfonts (comma-separated, e.g. FluidR3_GM,TimGM6mb,STK): held_notes.json and a table")
     parser.add_argument("--programs", metavar="LIST",
-                        help="GM programs for --held-notes (comma-separated; default: violin, cello, strings, oboe, "
-                             "clarinet, flute, church and drawbar organ, vibraphone, marimba, trumpet, horn, nylon "
-                             "guitar, piano)")
+                        help="GM program numbers for --held-notes, 0-127 as FluidSynth counts them (comma-"
+                             "separated; default: 40,42,48,68,71,73,19,16,11,12,56,60,24,0: violin, cello, strings, "
+                             "oboe, clarinet, flute, church and drawbar organ, vibraphone, marimba, trumpet, horn, "
+                             "nylon guitar, piano); programs whose tag the bundle lacks are left out")
     parser.add_argument("--key-step", type=number(int, "a number of keys", lo=1, hi=127), default=6, metavar="N",
                         help="--held-notes: every N-th key of each program's range (default 6)")
     parser.add_argument("--update-bundle", action="store_true",
@@ -92,6 +93,14 @@ def run(args) -> int:
         if load_split(data, args.split)[1] == 0:
             raise ParameterError(f"--data {data}: the {args.split!r} split has no clips (a build with --splits that "
                                  f"left it out?)")
+    skipped_programs = []
+    if args.held_notes:
+        from ..train.held_notes import programs_of_bundle
+
+        programs, skipped_programs = programs_of_bundle(programs, bundle.labels)
+        if not programs:
+            raise ParameterError(f"--held-notes: the bundle outputs none of the programs' tags (its tags: "
+                                 f"{', '.join(bundle.labels)}); give --programs of its tags")
     if args.real:
         check_real_labels(args.real, list(bundle.labels))
     console = Console()
@@ -126,6 +135,7 @@ def run(args) -> int:
             console.print(f"wrote {out / (args.split + '.json')}, " + ", ".join(str(p) for p in plots))
             if args.update_bundle:
                 update_bundle_metrics(args.bundle, {args.split: report})
+                console.print(f"updated {args.bundle}'s model.json: metrics.{args.split}")
         if args.real:
             rep = evaluate_real(args.bundle, args.real, rms_floor_db=args.rms_floor_db, threads=args.threads)
             write_json_atomic(out / "real.json", rep)
@@ -142,11 +152,15 @@ def run(args) -> int:
             if tg.get("unmeasured"):
                 console.print(f"single-instrument, not measured (no frame above --rms-floor-db "
                               f"{rep['rms_floor_db']:g} dBFS): {', '.join(tg['unmeasured'])}")
+            left_out = sorted({t for f in rep["files"].values() for t in f.get("not_in_bundle", ())})
+            if left_out:
+                console.print(f"not scored (labelled, but the bundle has no such tag): {', '.join(left_out)}")
             on = rep["onsets"]
             if on["n"]:
                 med = "-" if on["median_s"] is None else f"{1000 * on['median_s']:.0f} ms"
-                console.print(f"labelled tag's first on after the sound starts: median {med} over {on['n']} "
-                              f"(file, tag) pairs of real recordings, never on in {on['never']}")
+                console.print(f"labelled tag's first on after the sound starts: median {med} over the "
+                              f"{on['n'] - on['never']} of {on['n']} (file, tag) pairs of real recordings in which "
+                              f"it came on (never on in {on['never']})")
             if on.get("unmeasured"):
                 console.print(f"labelled tag's first on: not timed for {on['unmeasured']} (file, tag) pair(s) whose "
                               f"recording has no sample above --rms-floor-db {rep['rms_floor_db']:g} dBFS")
@@ -157,6 +171,7 @@ def run(args) -> int:
                            "labelled_on_fraction": {k: {t: f["on_fraction_sounding"][t] for t in f["labelled"]}
                                                     for k, f in rep["files"].items() if f["labelled"]}}
                 update_bundle_metrics(args.bundle, {"real": summary})
+                console.print(f"updated {args.bundle}'s model.json: metrics.real")
         if args.held_notes:
             from ..model.classifier import Classifier
             from ..train.held_notes import format_held_notes, held_note_table
@@ -167,5 +182,8 @@ def run(args) -> int:
                                        progress=lambda msg: status.update(f"held notes: {msg}"))
             write_json_atomic(out / "held_notes.json", rows)
             console.print(format_held_notes(rows))
+            if skipped_programs:
+                console.print(f"left out (the bundle has no tag for them): programs "
+                              f"{', '.join(map(str, skipped_programs))}")
             console.print(f"wrote {out / 'held_notes.json'}")
     return 0

@@ -41,6 +41,14 @@ def check_held_notes(soundfonts, programs=DEFAULT_PROGRAMS, step: int = 6, secon
     check_soundfonts(list(soundfonts))
 
 
+def programs_of_bundle(programs, labels) -> tuple[list[int], list[int]]:
+    """``programs`` split into those whose tag is among the bundle's ``labels`` and those whose tag is not."""
+    from .data import gm
+
+    kept = [int(p) for p in programs if gm.GM_PROGRAM_TAGS[int(p)] in labels]
+    return kept, [int(p) for p in programs if int(p) not in kept]
+
+
 def held_note_table(clf, soundfonts, programs=DEFAULT_PROGRAMS, step: int = 6, seconds: float = 2.0,
                     velocity: int = 90, progress=None) -> list[dict]:
     """Rows ``{soundfont, program, tag, keys: [{key, prob, top, top_prob}]}``.
@@ -51,7 +59,8 @@ def held_note_table(clf, soundfonts, programs=DEFAULT_PROGRAMS, step: int = 6, s
     soundfonts : sequence of str
         Keys of :data:`rtclassify.train.data.fluid.SOUNDFONTS`.
     programs : sequence of int
-        GM programs (bank 0) with a tag; a program a soundfont lacks is skipped there.
+        GM programs (bank 0) with a tag; a program a soundfont lacks is skipped there, and one whose tag the
+        bundle does not output (a fine-tuned bundle's subset) everywhere (see :func:`programs_of_bundle`).
     step : int
         Every ``step``-th key of the program's range (:func:`gm.program_range`).
     seconds : float
@@ -72,9 +81,9 @@ def held_note_table(clf, soundfonts, programs=DEFAULT_PROGRAMS, step: int = 6, s
             presets = renderer.presets(sf)
             for prog in programs:
                 prog = int(prog)
-                if (0, prog) not in presets:
-                    continue
                 tag = gm.GM_PROGRAM_TAGS[prog]
+                if (0, prog) not in presets or tag not in labels:
+                    continue
                 lo, hi = gm.program_range(prog)
                 keys = []
                 for key in range(lo, hi + 1, int(step)):
