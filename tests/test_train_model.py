@@ -864,3 +864,12 @@ def test_a_bad_value_from_set_is_named_as_such(tmp_path):
     cfg.write_text('[data]\ndir = "d"\n[train]\nepochs = "x"\n')
     with pytest.raises(ConfigError, match=rf"^{re.escape(str(cfg))}: \[train\] epochs must be"):
         load_config(cfg, ["train.lr=0.001"])
+    # a misspelt key from --set too (it was "good.toml: [train] unknown key(s) ['epoch']"), and a nested table's
+    cfg.write_text('[data]\ndir = "d"\n[train]\nepochs = 3\n')
+    with pytest.raises(ConfigError, match=r"^--set train\.epoch=3: \[train\] unknown key\(s\) \['epoch'\]"):
+        load_config(cfg, ["train.epoch=3"])
+    with pytest.raises(ConfigError, match=r"^--set bundle\.decoder\.foo=1: "):
+        load_config(cfg, ["bundle.decoder.foo=1"])
+    cfg.write_text('[data]\ndir = "d"\n[train]\nepoch = 3\n')  # the file's own misspelling is still the file's
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(cfg))}: \[train\] unknown key"):
+        load_config(cfg, ["train.lr=0.001"])

@@ -57,6 +57,7 @@ def run(args) -> int:
     require("sklearn", extra="train")
     from ..model.bundle import load_bundle
     from ..model.bundle_write import output_folder, write_json_atomic
+    from ..train.data.limits import SPLITS
     from ..train.evaluate import (check_real_labels, evaluate_real, evaluate_split, format_real_table,
                                   plot_split_report)
     from ..train.export import check_metrics_bundle, update_bundle_metrics
@@ -93,6 +94,9 @@ def run(args) -> int:
         if load_split(data, args.split)[1] == 0:
             raise ParameterError(f"--data {data}: the {args.split!r} split has no clips (a build with --splits that "
                                  f"left it out?)")
+        from ..train.data import provenance
+
+        provenance(data)  # its manifest: a build of another recipe version is refused here, before any work
     skipped_programs = []
     if args.held_notes:
         from ..train.held_notes import programs_of_bundle
@@ -186,4 +190,12 @@ def run(args) -> int:
                 console.print(f"left out (the bundle has no tag for them): programs "
                               f"{', '.join(map(str, skipped_programs))}")
             console.print(f"wrote {out / 'held_notes.json'}")
+        # a report folder used before keeps the other kinds of report: said, so they are not read as this run's
+        written = {f"{args.split}.json", "pr_curves.png", "per_tag.png"} if args.data else set()
+        written |= {"real.json"} if args.real else set()
+        written |= {"held_notes.json"} if args.held_notes else set()
+        older = sorted(n for n in (*(f"{s}.json" for s in SPLITS), "pr_curves.png", "per_tag.png", "real.json",
+                                   "held_notes.json") if n not in written and (out / n).is_file())
+        if older:
+            console.print(f"note: {out} also holds {', '.join(older)} from an earlier evaluation (not this one's)")
     return 0

@@ -439,7 +439,9 @@ def load_config(path, overrides: list[str] | None = None) -> RunConfig:
         msg = str(exc)
         for ov in reversed(overrides or []):
             *tables, name = [part.strip() for part in ov.split("=", 1)[0].strip().split(".")]
-            if msg.startswith(f"{path}: [{'.'.join(tables)}] {name} "):
+            section = f"{path}: [{'.'.join(tables)}] "
+            named = msg.split(";")[0].split(" (")[0]  # (a list of unknown keys, before what is known)
+            if msg.startswith(f"{section}{name} ") or (msg.startswith(f"{section}unknown ") and repr(name) in named):
                 raise ConfigError(f"--set {ov}: {msg[len(f'{path}: '):]}") from None
         raise
 
@@ -1211,6 +1213,8 @@ def run_training(cfg: RunConfig, resume: bool = False, export: bool = True, eval
         conflicts = resume_setting_conflicts(load_checkpoint(last), cfg.model, cfg.train, fe)
         if conflicts:
             raise _resume_refused(last, conflicts)
+    # the manifest (its recipe version, the sources the bundle will name) before the features: minutes on a big set
+    data_prov = data_provenance(data_dir)
     make_output_folder(cfg.output["dir"], "[output] dir")
     train_set = split_features(data_dir, cfg.data["train"], TAGS, fe, cfg.data["cache"])
     val_set = split_features(data_dir, cfg.data["val"], TAGS, fe, cfg.data["cache"])
@@ -1222,7 +1226,7 @@ def run_training(cfg: RunConfig, resume: bool = False, export: bool = True, eval
         "decoder": cfg.bundle["decoder"],
         "name": cfg.output["name"],
         "config": cfg.raw,
-        "provenance": data_provenance(data_dir),
+        "provenance": data_prov,
     }
     trainer = Trainer(cfg.model, cfg.train, train_set, val_set, cfg.output["dir"], TAGS, extra, console)
     result = trainer.fit(resume=resume)

@@ -909,7 +909,9 @@ def build_dataset(out_dir, hours: float, seed: int, *, clip_seconds: float = 10.
     rendered = _render_jobs(jobs, workers, npm_cache, render_rate)
     with prog_cm as prog, closing(rendered):  # an error or Ctrl-C here ends the workers at once
         if prog is not None:
-            task = prog.add_task("", total=len(jobs))
+            # (the workers start, load the soundfonts and sample banks and render their first clips: seconds)
+            task = prog.add_task(f"starting {int(workers)} worker(s)" if int(workers) > 1 else "rendering",
+                                 total=len(jobs))
         for job, (audio, labels, meta) in rendered:
             rel_audio = f"{job.split}/{job.name}.flac"
             rel_labels = f"{job.split}/{job.name}.labels.npy"
@@ -991,13 +993,21 @@ def _check_built(data_dir, name: str) -> Path:
 
 
 def read_manifest(data_dir) -> dict:
-    """The ``manifest.json`` of a built data set (ParameterError naming the file when missing, or when the
-    build did not finish)."""
+    """The ``manifest.json`` of a built data set (ParameterError naming the file when missing, when the
+    build did not finish, or when another recipe or recipe version wrote it: its labels and clips may not
+    mean what this version's do)."""
     p = _check_built(data_dir, "manifest.json")
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
+        m = json.loads(p.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise RtclassifyError(f"{p}: invalid JSON ({exc})") from exc
+    if not isinstance(m, dict):
+        raise RtclassifyError(f"{p}: not a data manifest (a JSON object)")
+    if m.get("recipe") != RECIPE or m.get("recipe_version") != RECIPE_VERSION:
+        raise ParameterError(f"{p}: written by recipe {m.get('recipe')!r} version {m.get('recipe_version')!r}; this "
+                             f"rtclassify reads {RECIPE!r} version {RECIPE_VERSION}: build the data again with "
+                             f"rtclassify data build")
+    return m
 
 
 def split_records(data_dir, split: str) -> list[dict]:
@@ -1093,6 +1103,14 @@ def split_fingerprint(data_dir, split: str) -> str:
 def provenance(data_dir) -> dict:
     """Recipe, seed, held-out timbres, sources and licenses of a built data set (for model.json)."""
     m = read_manifest(data_dir)
+    try:
+        return _provenance_of(m)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise RtclassifyError(f"{Path(data_dir) / 'manifest.json'}: incomplete manifest (no usable {exc}); build "
+                              f"the data again with rtclassify data build") from None
+
+
+def _provenance_of(m: dict) -> dict:
     return {"recipe": m["recipe"], "recipe_version": m["recipe_version"], "seed": m["seed"],
             "hours": {s: m["splits"][s]["hours"] for s in SPLITS if s in m["splits"]},
             "clip_seconds": m["clip_seconds"],
