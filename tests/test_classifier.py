@@ -478,3 +478,4 @@ def test_pickling_a_classifier_says_to_load_it_where_it_runs(clf):
         pickle.dumps(clf.backend)
     twin = copy.copy(clf)  # a shallow copy still works, sharing the backend
     assert twin.backend is clf.backend and twin.labels == clf.labels
+    assert copy.copy(clf.backend).run is not None  # and a backend's shallow copy (it shares the session)

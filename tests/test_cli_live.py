@@ -85,6 +85,9 @@ def test_demo_runs_the_live_engine_and_logs(tmp_path, bundle):
     assert any(" on " in l for l in out) and any(" off " in l for l in out)
     summary = our_lines(r.stderr)[-1]
     assert summary.startswith("rtclassify demo: stopped after") and "dropped 0 samples" in summary
+    # without the display a line says what runs and where it goes, before any event (a silent start looked hung)
+    first = our_lines(r.stderr)[0]
+    assert first.startswith("rtclassify demo · ") and first.endswith(f"→ log {log}")
     recs = [json.loads(l) for l in log.read_text().splitlines()]
     kinds = {e["event"] for e in recs}
     assert {"on", "off", "level", "status"} <= kinds

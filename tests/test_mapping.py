@@ -42,20 +42,30 @@ def test_shipped_example_loads_and_overrides(tmp_path):
     assert m.midi.tags["speech"].cc is None and m.midi.tags["speech"].note == 47
     assert m.osc.tag_address("singing") == "/voice/singing"
     assert m.osc.tag_address("piano") == "/rtclassify/tag/piano"
-    d = m.decoder.as_dict()
-    assert d["thresholds"]["speech"] == {"on": 0.6, "off": 0.4}
-    assert d["min_on_s"] == pytest.approx(0.15)
+    # the example keeps the bundle's decoder (its values replaced the shipped model's smoothing, durations and
+    # speech and singing thresholds for anyone who started from it) and only sets the level rate
+    assert m.decoder.as_dict() == {"level_rate": 20.0}
     assert m.midi.technique.vibrato_rate_cc == 103
+    # the technique addresses follow a changed prefix (the example spelled out /rtclassify/pitch and the rest)
+    shown = example_path().read_text().replace('prefix = "/rtclassify"', 'prefix = "/show"')
+    m = load_mapping(write(tmp_path, shown), LABELS)
+    assert m.osc.technique_address("pitch") == "/show/pitch" and m.osc.tag_address("piano") == "/show/tag/piano"
 
 
-def test_example_decoder_section_is_accepted_by_the_decoder():
+def test_example_decoder_section_is_accepted_by_the_decoder(tmp_path):
     from rtclassify.detect.decoder import DecoderConfig
 
     m = load_mapping(example_path(), LABELS)
     base = DecoderConfig(labels=LABELS, thresholds={t: (0.5, 0.3) for t in LABELS})
     cfg = base.override(m.decoder.as_dict())
-    assert cfg.thresholds["speech"] == (0.6, 0.4)
-    assert cfg.min_on_s == pytest.approx(0.15) and cfg.level_rate == pytest.approx(20)
+    assert cfg.thresholds == base.thresholds and cfg.min_on_s == base.min_on_s
+    assert cfg.level_rate == pytest.approx(20)
+    # its commented keys, uncommented, are accepted as written
+    text = "\n".join(line[2:] if line.startswith(("# smoothing", "# attack_s", "# min_o", "# [decoder.tags",
+                                                   "# on =", "# off =")) else line
+                     for line in example_path().read_text().splitlines())
+    cfg = base.override(load_mapping(write(tmp_path, text), LABELS).decoder.as_dict())
+    assert cfg.thresholds["speech"] == pytest.approx((0.717, 0.502)) and cfg.min_off_s == pytest.approx(0.2)
 
 
 def test_partial_file_keeps_defaults(tmp_path):

@@ -52,8 +52,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="model bundle folder or zip (default: the bundled model)")
     add_backend(g)
     g.add_argument("--hop", type=positive_float, metavar="SEC",
-                   help=f"seconds between two model runs (default: the bundle's; {DEFAULT_HOP_MS:g} ms for the "
-                        f"shipped model)")
+                   help=f"seconds between two model runs, rounded to whole frontend frames (16 ms for the shipped "
+                        f"model; at least one) (default: the bundle's; {DEFAULT_HOP_MS:g} ms for the shipped model)")
 
 
 def add_output_arguments(p: argparse.ArgumentParser) -> None:
@@ -296,6 +296,8 @@ def run_live(args, clf, mapping, source, title: str, *, what: str, blocksize: in
     for s in sinks:
         if hasattr(s, "title"):
             s.title = f"{title}\n→ {', '.join(outputs) or 'display only'}"
+    if args.no_display:  # (the display's title says it; without it, a silent start looked like a hung one)
+        _say(f"{title} → {', '.join(outputs) or 'the events on standard output'}")
     return run_listener(listener, args.duration, what=what)
 
 

@@ -72,6 +72,12 @@ class Backend:
         self.embedding_dim = bundle.embedding_dim
         self._shape = (bundle.n_mels, bundle.window_frames)
 
+    def __copy__(self):
+        """A shallow copy shares the native session (as two sessions of one Classifier share its backend)."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
     def __reduce__(self):
         raise TypeError(f"{type(self).__name__} objects cannot be pickled or deep-copied (one holds a native session); "
                         f"make one in the process that uses it (Classifier.load, or make_backend)")
