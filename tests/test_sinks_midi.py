@@ -274,6 +274,41 @@ def test_a_receiver_that_quits_and_comes_back_is_connected_again(api, by_index):
         daw.close()
 
 
+def test_a_late_receiver_of_a_jack_virtual_port_gets_the_state(jack_server, monkeypatch):
+    """`--midi-virtual` on JACK: a DAW patched (or restarted) after rtclassify started got the note-offs of notes
+    it never saw turn on, and no level until one changed. The first receiver to connect gets what is sounding
+    and the last CC values; one joining a receiver already connected does not (the first would hear every
+    sounding note again). And the port's name is JACK's: a second instance's client is rtclassify-01."""
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", jack_server.name)
+    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
+    name = unique()
+    first = MidiSink(Mapping.default(LABELS).midi, virtual=name, api="jack")
+    second = MidiSink(Mapping.default(LABELS).midi, virtual=name, api="jack")
+    daws = []
+    try:
+        first.open()
+        second.open()
+        ports = jack_server.ports().splitlines()
+        assert first.port_name in ports and second.port_name in ports and first.port_name != second.port_name
+        first.send(_on(0.1, "brass", 1.0))
+        time.sleep(0.1)
+        assert not first.check_port(force=True)  # nobody connected yet
+        daws.append(Recorder("jack", first.port_name, jack_server))
+        time.sleep(0.2)
+        assert first.check_port(force=True)
+        assert sorted(daws[0].wait_for(2)) == sorted([[0x90, 41, 127], [0xB0, 25, 127]]), late_clients()
+        assert not first.check_port(force=True)  # still connected: once
+        daws.append(Recorder("jack", first.port_name, jack_server))
+        time.sleep(0.2)
+        assert not first.check_port(force=True)  # joining a connected receiver: nothing again
+        first.send([TagOff(0.2, 0.0, 0, "brass")])
+        assert daws[0].wait_for(3)[2:] == [[0x80, 41, 0]] and daws[1].wait_for(1) == [[0x80, 41, 0]], late_clients()
+    finally:
+        first.close()
+        second.close()
+        for d in daws:
+            d.close()
+
 def test_a_port_that_comes_back_twice_over_is_said_once_and_left(api):
     """Two ports matching the spec come back: the sink cannot tell which to take; it says so once (not at every
     look) and connects when one of them is gone."""

@@ -65,6 +65,20 @@ class JackServerWatch:
         except Exception:
             return None
 
+    def midi_outputs(self) -> set[str]:
+        """The names of the server's MIDI output ports now (empty when they cannot be read)."""
+        try:
+            return {p.name for p in self._client.get_ports(is_midi=True, is_output=True)}
+        except Exception:
+            return set()
+
+    def connections(self, port_name: str) -> set[str] | None:
+        """The ports connected to ``port_name`` now; None when they cannot be read (no such port, no server)."""
+        try:
+            return {p.name for p in self._client.get_all_connections(port_name)}
+        except Exception:
+            return None
+
     @property
     def lost(self) -> bool:
         """True once the JACK server has shut down (or shut this client out)."""

@@ -19,7 +19,9 @@ Connected to an existing port (``port=``, ``--midi PORT``), the sink looks every
 :meth:`MidiSink.status`, which the listener calls) whether that port is still there: when its program quits
 (a DAW that crashed) that is said once, and when a port matching ``port`` comes back (the DAW restarted) the
 sink connects to it again and sends what is sounding and the last CC values, so the receiver has the current
-state. A virtual port needs none of this: the receiving program connects to it itself.
+state. A virtual port is connected to by the receiving program itself; on JACK the sink looks at its
+connections as often, and the first receiver to connect while none is (a DAW started or restarted after
+rtclassify) gets the same state. On ALSA a virtual port's subscribers are not looked at.
 
 On :meth:`MidiSink.close` every note still sounding gets its note-off. A CC
 is not sent again while its value does not change. Event kinds handled:
@@ -185,6 +187,7 @@ class MidiSink(EventDispatch):
         self.reconnects = 0
         self._reconnect_said: str | None = None  # the last problem reported while the port is gone
         self._velocity: dict[tuple[int, int], int] = {}  # (note-on status, note) -> velocity sent
+        self._receivers: set[str] = set()  # a virtual JACK port's connections at the last look
 
     @property
     def midi_channels(self) -> list[int]:
@@ -205,12 +208,17 @@ class MidiSink(EventDispatch):
             return
         out = _new_midiout(self.api, self.client_name)
         try:
+            if self.on_jack:
+                self.watch = self._open_watch()
             if self.virtual is not None:
+                before = self.watch.midi_outputs() if self.watch is not None else set()
                 try:
                     out.open_virtual_port(str(self.virtual))
                 except Exception as exc:
                     raise SinkError(f"cannot create virtual MIDI port {self.virtual!r}: {exc}") from None
-                self.port_name = f"{self.client_name}:{self.virtual}"
+                # the name JACK gave it: a second instance's client is "rtclassify-01", not "rtclassify"
+                self.port_name = self._new_jack_port(before) or f"{self.client_name}:{self.virtual}"
+                self._receivers = set()
             else:
                 # rtmidi opens ports by index: re-read the list until it is the same twice in a row, so that
                 # a port appearing or vanishing meanwhile cannot shift the index onto another program's port
@@ -226,12 +234,27 @@ class MidiSink(EventDispatch):
                 except Exception as exc:
                     raise SinkError(f"cannot open MIDI port {ports[idx]!r}: {exc}") from None
                 self.port_name = ports[idx]
-            if self.on_jack:
-                self.watch = self._open_watch()
         except BaseException:
             out.delete()
+            if self.watch is not None:
+                self.watch.close()
+                self.watch = None
             raise
         self._out = out
+
+    def _new_jack_port(self, before: set[str]) -> str | None:
+        """The JACK name of the virtual port just opened: the MIDI output named ``:virtual`` that was not there
+        ``before`` (None without a watch, or when it cannot be told)."""
+        if self.watch is None:
+            return None
+        end = time.monotonic() + 0.5
+        while True:
+            new = [p for p in self.watch.midi_outputs() - before if p.endswith(f":{self.virtual}")]
+            if len(new) == 1:
+                return new[0]
+            if new or time.monotonic() > end:
+                return None
+            time.sleep(0.01)
 
     def _open_watch(self):
         from .jack_watch import JackServerWatch
@@ -317,12 +340,14 @@ class MidiSink(EventDispatch):
         ``force``) whether the port is still offered; when it went away, say so once, and when a port matching
         ``port`` is offered again, connect to it and send the notes sounding and the last CC values. Returns
         True when the sink connected again."""
-        if self.virtual is not None or self._out is None:
+        if self._out is None:
             return False
         now = time.monotonic()
         if not force and now - self._last_look < PORT_CHECK_S:
             return False
         self._last_look = now
+        if self.virtual is not None:
+            return self._check_receivers()
         said = None  # reported after the lock is released (a warning's write must not hold a send)
         with self._lock:
             out = self._out
@@ -344,6 +369,30 @@ class MidiSink(EventDispatch):
         if said:
             self._on_fault(said)
         return not self.port_gone and said is not None
+
+    def _check_receivers(self) -> bool:
+        """A virtual port on JACK: when a receiver connects while none was (a DAW started or restarted after
+        rtclassify), send it the notes sounding and the last CC values, as a port that comes back gets them.
+        Not to receivers joining others already connected: they would get every sounding note again. Returns
+        True when the state was sent."""
+        if self.watch is None or self.lost:
+            return False
+        conns = self.watch.connections(self.port_name)
+        if conns is None:
+            return False
+        first = bool(conns) and not self._receivers
+        self._receivers = conns
+        if not first:
+            return False
+        with self._lock:
+            out = self._out
+            if out is None or self.lost:
+                return False
+            try:
+                self._resend_state(out)
+            except SinkError:  # the next sends say it, if it lasts
+                return False
+        return True
 
     def _reconnect(self, out, ports: list[str]) -> str | None:
         """Connect to a port matching the spec that is offered again (the lock is held); the line to report (a
