@@ -21,7 +21,10 @@ newer half, 5.9 ms from 44.1, 48, 96 or 192 kHz to 16 kHz (soxr's streaming HQ:
 sample has arrived. Passband flat up to ``passband`` of the lower Nyquist
 frequency; from the lower Nyquist frequency on, ``attenuation_db`` down (nothing
 aliases into the band below it). Any split of the input into blocks gives
-bit-for-bit the output of one call. One thread at a time.
+bit-for-bit the output of one call. One thread at a time. Samples are not
+checked: a NaN or infinite one spreads over the filter's length of output
+(about 12 ms from 48 kHz to 16 kHz), and so can a sum beyond float32's range
+from samples near 3.4e38; replace them first, as StreamSession does.
 
 Parameters
 ----------

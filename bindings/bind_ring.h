@@ -13,8 +13,11 @@ inline void bind_ring(py::module_& m) {
   py::class_<rtc::SampleRing>(m, "SampleRing", R"doc(
 Lock-free single-producer single-consumer ring buffer of float32 samples.
 
-One thread pushes (an audio callback), one thread pops (a worker); a second
-concurrent pusher or popper raises RuntimeError. Samples must be float
+One thread pushes (an audio callback), one thread pops (a worker). A second
+pusher or popper whose call overlaps another's raises RuntimeError; calls that
+do not overlap (blocks under 16384 samples are pushed without releasing the
+GIL) are not detected and mix two streams: give each producer its own ring.
+Samples must be float
 (float32 or float64; integer PCM is refused rather than read unscaled). ``push``
 never blocks: when a block does not fit, the oldest unread samples are dropped
 and counted in ``dropped``; a block longer than the capacity keeps only its
