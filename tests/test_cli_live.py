@@ -126,6 +126,11 @@ def test_demo_sends_osc(bundle):
                 break
     finally:
         rx.close()
+    # the summary says what went out (it read the same with outputs or without)
+    # (the receiver reads once the run is over: its socket's buffer may have dropped some of them)
+    last = our_lines(r.stderr)[-1]
+    assert last.startswith("rtclassify demo: sent OSC ") and last.endswith(" datagrams")
+    assert int(last.split()[-2]) >= len(got) > 0
     from pythonosc.osc_message import OscMessage
 
     addrs = {OscMessage(d).address for d in got}

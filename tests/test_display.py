@@ -45,7 +45,14 @@ def test_render_survives_the_worker_adding_and_removing_technique_keys():
     d.send([VibratoOn(9.0, 0.0, 0, 5.5, 30.0)])
     buf = io.StringIO()
     Console(file=buf, width=100).print(d.render())
-    assert "technique: vibrato on" in buf.getvalue()
+    assert "technique: vibrato on" in buf.getvalue() and "input" not in buf.getvalue()
+    # the input's level, from the trackers' values: silence (a dead cable) and a quiet room read apart
+    from rtclassify.detect.events import TechniqueValues
+
+    d.send([TechniqueValues(9.1, 0.0, 0, level_db=-120.0)])
+    buf = io.StringIO()
+    Console(file=buf, width=100).print(d.render())
+    assert "input -120 dBFS · technique: " in buf.getvalue()
 
 
 LABELS = ("piano", "organ", "guitar", "bass", "strings", "brass", "woodwind", "mallet", "drums", "synth",

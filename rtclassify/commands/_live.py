@@ -357,6 +357,9 @@ def run_listener(listener, duration: float | None, *, what: str, stop_timeout: f
         drop_stdout()
     _say(f"rtclassify {what}: {how} after {elapsed:.1f} s, {c['events']} events ({c.get('switches', '?')} on/off, "
          f"the rest levels and tracker values); {summary}")
+    sent = sent_by_outputs(listener.sinks)
+    if sent:
+        _say(f"rtclassify {what}: sent {sent}")
     if error is not None:
         _say(f"rtclassify {what}: error: {error}")
     faults = [f for f in (getattr(s, "fault", None) for s in listener.sinks) if f]
@@ -366,6 +369,18 @@ def run_listener(listener, duration: float | None, *, what: str, stop_timeout: f
     if not stopped or _stderr_blocked:
         hard_exit(1 if not stopped else code)
     return code
+
+
+def sent_by_outputs(sinks) -> str:
+    """What the MIDI and OSC outputs sent ("MIDI 812 messages to rtclassify:tags, OSC 1630 datagrams"), or ""."""
+    parts = []
+    for s in sinks:
+        if hasattr(s, "messages_sent"):
+            parts.append(f"MIDI {s.messages_sent} messages to {getattr(s, 'port_name', None) or 'its port'}")
+        elif hasattr(s, "datagrams_sent"):
+            errors = sum(getattr(s, "send_errors", {}).values())
+            parts.append(f"OSC {s.datagrams_sent} datagrams" + (f" ({errors} failed)" if errors else ""))
+    return ", ".join(parts)
 
 
 #: seconds the worker may spend in one output call before the run says so (the audio is then being dropped)

@@ -65,6 +65,8 @@ class LiveDisplay:
         self.active = {t: False for t in self.labels}
         self.on_counts = {t: 0 for t in self.labels}
         self.technique: dict[str, str] = {}
+        #: the input's level (dBFS) at the trackers' last values, or None before any (or without the trackers)
+        self.input_db: float | None = None
         self.recent: collections.deque = collections.deque(maxlen=recent)
         self.counters: dict = {}
         self.stream_time = 0.0
@@ -103,6 +105,7 @@ class LiveDisplay:
                 self.active[ev.tag] = False
                 self.recent.appendleft((ev.stream_time, f"-{ev.tag}", ""))
             elif k == "technique":
+                self.input_db = getattr(ev, "level_db", None)
                 pitch = getattr(ev, "pitch", None)
                 self.technique["pitch"] = f"{pitch:.1f} Hz" if pitch else "-"
                 if getattr(ev, "vibrato", False):
@@ -175,8 +178,13 @@ class LiveDisplay:
         # refresh thread, and iterating the live dict would raise there and freeze the display
         technique = dict(self.technique)
         below = []
+        line = []
+        if self.input_db is not None:  # (a dead cable reads -120, a quiet room -60: every bar reads 0 in both)
+            line.append(f"input {self.input_db:.0f} dBFS")
         if technique:
-            below.append(Text("technique: " + "  ".join(f"{k} {v}" for k, v in technique.items())))
+            line.append("technique: " + "  ".join(f"{k} {v}" for k, v in technique.items()))
+        if line:
+            below.append(Text(" · ".join(line)))
         ev = "  ".join(f"{t:6.2f}s {name} {p}".rstrip() for t, name, p in list(self.recent))
         below.append(Text(f"events: {ev or '(none yet)'}", style="grey70"))
         counters = Text(f"t = {self.stream_time:.1f} s · " + format_counters(self.counters), style="grey62")

@@ -332,7 +332,13 @@ class MidiSink(EventDispatch):
 
     # ------------------------------------------------------------------ the port's program quitting
     def status(self, counters: dict) -> None:
-        """Called by the listener every status interval: looks after the connection (:meth:`check_port`)."""
+        """Called by the listener every status interval: looks after the connection (:meth:`check_port`).
+
+        Raises SinkError once the JACK server has stopped: a run whose audio came from that server too (listen
+        on a JACK device) sends nothing more and would otherwise wait for its no-audio limit, then blame the
+        device."""
+        if self.lost:
+            raise SinkError(f"MIDI output {self.port_name!r} lost: the JACK server stopped ({self.watch.reason})")
         self.check_port()
 
     def check_port(self, force: bool = False) -> bool:

@@ -65,6 +65,11 @@ _SENDER = textwrap.dedent("""
     sink.send([TagOn(0.0, tag="piano", prob=0.9)])
     print("open", flush=True)
     sys.stdin.readline()  # the server is stopped meanwhile
+    try:  # the listener's look every status interval says it without a send (no audio comes either)
+        sink.status({})
+        print("status: nothing said", flush=True)
+    except SinkError as exc:
+        print(f"status: {exc}", flush=True)
     n = 0
     try:
         for i in range(20000):  # far more than python-rtmidi's ring buffer holds
@@ -98,6 +103,7 @@ def test_midi_sink_raises_instead_of_hanging(rig_available):
             p.communicate()
         server.stop()
     lines = out.strip().splitlines()
-    assert lines[0].startswith("after 0: MIDI output 'rtclassify:tags' lost: the JACK server stopped"), out + err
-    assert lines[1].startswith("closed ") and lines[1].endswith("{}"), out  # no note-off queued behind a dead server
-    assert float(lines[1].split()[1]) < 5
+    assert lines[0].startswith("status: MIDI output 'rtclassify:tags' lost: the JACK server stopped"), out + err
+    assert lines[1].startswith("after 0: MIDI output 'rtclassify:tags' lost: the JACK server stopped"), out + err
+    assert lines[2].startswith("closed ") and lines[2].endswith("{}"), out  # no note-off queued behind a dead server
+    assert float(lines[2].split()[1]) < 5
