@@ -54,8 +54,8 @@ class WeakTagWarning(UserWarning):
 
 
 class BlockLayoutWarning(UserWarning):
-    """A stream's 2-D block has fewer frames than channels: it may be (channels, frames), read the wrong way
-    round (said once per stream, until a block shows the channel count)."""
+    """A stream's 2-D blocks keep having 4 times as many channels as frames or more: they may be (channels,
+    frames), read the wrong way round (said once per stream, unless a block first shows the channel count)."""
 
 
 def interruption_behind(exc: BaseException) -> BaseException | None:

@@ -170,3 +170,15 @@ def test_the_python_api_replaces_a_bundle_but_not_other_files(clf, tmp_path):
     assert zipfile.ZipFile(z).namelist() == ["holiday.jpg"]
     clf.save(tmp_path / "b.zip")
     assert sorted(zipfile.ZipFile(clf.save(tmp_path / "b.zip")).namelist()) == ["model.json", "model.onnx"]
+
+
+def test_the_shipped_bundle_folder_holds_its_bundle_files_only():
+    # the default config trains into it (README's rebuild), and an out folder holding other files is refused:
+    # a README put there stopped the documented recipe (its notes are rtclassify/data/DEFAULT_MODEL.md)
+    import os
+
+    from rtclassify.model.bundle_write import _is_bundle_entry
+
+    names = os.listdir(default_bundle_path())
+    assert names and all(_is_bundle_entry(n) for n in names), names
+    assert (default_bundle_path().parent / "DEFAULT_MODEL.md").is_file()

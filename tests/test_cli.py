@@ -260,10 +260,11 @@ def test_evaluate_scores_a_bundle_with_fewer_tags_than_the_data(tmp_path, tiny_d
         assert list(rep["per_tag"]) == ["piano", "speech"]
     real = tmp_path / "real"
     real.mkdir()
-    for name in ("drum.wav", "keys.wav", "sea.wav", "rain-piano.wav"):
+    for name in ("drum.wav", "keys.wav", "sea.wav", "rain-piano.wav", "band.wav"):
         sf.write(real / name, tone(16000, 1.0, 440.0, 0.3), 16000)
     (real / "labels.csv").write_text("file,tags,kind,note\ndrum.wav,drums,real,\nkeys.wav,piano,real,\n"
-                                     "sea.wav,,real,environmental sound; no music\nrain-piano.wav,piano,real,\n")
+                                     "sea.wav,,real,environmental sound; no music\nrain-piano.wav,piano,real,\n"
+                                     "band.wav,piano drums,real,\n")
     assert cli.main(["evaluate", str(b), "--real", str(real), "--out", str(tmp_path / "ev")]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "not scored (labelled, but the bundle has no such tag): drums" in out
@@ -271,6 +272,7 @@ def test_evaluate_scores_a_bundle_with_fewer_tags_than_the_data(tmp_path, tiny_d
     assert rep["files"]["drum.wav"]["labelled"] == [] and rep["files"]["drum.wav"]["not_in_bundle"] == ["drums"]
     # "no music" is what the row says (no tags, a note saying so), not a word in the file's name
     assert set(rep["targets"]["no_music"]) == {"sea.wav"}
+    # (band.wav, piano and drums, is not a single-instrument file because the bundle has no drums)
     assert set(rep["targets"]["single_instrument"]) == {"keys.wav", "rain-piano.wav"}
     (real / "labels.csv").write_text("file,tags,kind,note\ndrum.wav,drumz,real,\n")  # a misspelling still is one
     assert cli.main(["evaluate", str(b), "--real", str(real), "--out", str(tmp_path / "ev2")]) == 1

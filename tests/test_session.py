@@ -431,6 +431,18 @@ def test_an_on_frame_exception_carries_the_calls_events(clf, signals):
             assert plain(exc.value.events) == plain(expected)
             kinds |= {type(e).__name__ for e in expected}
         assert "TechniqueValues" in kinds and "TagLevel" in kinds
+    # a host raising one exception object every time gets each call's events, not the first call's
+    sentinel = RuntimeError("host bug")
+
+    def same_bug(*args):
+        raise sentinel
+
+    s, ref = clf.stream(sample_rate=48000, on_frame=same_bug), clf.stream(sample_rate=48000)
+    for i in range(0, 48000 * 2, 16000):
+        expected = ref.process(x[i:i + 16000])
+        with pytest.raises(RuntimeError) as exc:
+            s.process(x[i:i + 16000])
+        assert exc.value is sentinel and plain(exc.value.events) == plain(expected)
 
 
 def test_audio_after_flush_is_a_state_error(clf, signals):

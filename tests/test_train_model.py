@@ -870,6 +870,8 @@ def test_a_bad_value_from_set_is_named_as_such(tmp_path):
         load_config(cfg, ["train.epoch=3"])
     with pytest.raises(ConfigError, match=r"^--set bundle\.decoder\.foo=1: "):
         load_config(cfg, ["bundle.decoder.foo=1"])
+    with pytest.raises(ConfigError, match=r"^--set trian\.epochs=3: unknown table\(s\) \['trian'\]"):
+        load_config(cfg, ["trian.epochs=3"])
     cfg.write_text('[data]\ndir = "d"\n[train]\nepoch = 3\n')  # the file's own misspelling is still the file's
     with pytest.raises(ConfigError, match=rf"^{re.escape(str(cfg))}: \[train\] unknown key"):
         load_config(cfg, ["train.lr=0.001"])

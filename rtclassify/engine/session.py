@@ -227,8 +227,8 @@ MAX_BLOCK_CHANNELS = 1024
 TRANSPOSED_CHANNELS = 16
 
 
-#: after this many 2-D blocks of fewer frames than channels (more than 2), before any block has shown the channel
-#: count, a stream warns that they may be (channels, frames) (BlockLayoutWarning, once)
+#: after this many 2-D blocks of at least 4 times as many channels (more than 2) as frames, before any block has
+#: shown the channel count, a stream warns that they may be (channels, frames) (BlockLayoutWarning, once)
 NARROW_BLOCKS_WARNED = 16
 
 
@@ -278,8 +278,9 @@ def one_call_at_a_time(deliver: bool = False):
                     self._deliver_all()
                 except BaseException as exc:
                     # what on_frame raised: the call's events (a process or flush returns them) go with it, as
-                    # with a failed model run, so a host still sends its technique switches and on/offs
-                    if isinstance(out, list) and getattr(exc, "events", None) is None:
+                    # with a failed model run, so a host still sends its technique switches and on/offs (always
+                    # this call's: a host raising one exception object every time would get the first call's)
+                    if isinstance(out, list):
                         with contextlib.suppress(AttributeError, TypeError):
                             exc.events = out
                     raise
@@ -695,14 +696,15 @@ class StreamSession(NativeStateMixin):
             if not self._block_channels:
                 if n_fr >= n_ch:  # a block that passed every check shows them
                     self._block_channels = n_ch
-                elif n_fr and n_ch > 2:
+                elif n_fr and n_ch > 2 and n_ch >= 4 * n_fr:
                     # not surely the wrong way round (looks_channels_first: a device's first blocks may be short),
                     # but (channels, frames) blocks of an interface with many channels ((16, 64), (32, 256)) would
-                    # run the stream several times slow for ever without a word: said once when it lasts
+                    # run the stream several times slow for ever without a word: said once when it lasts (frames
+                    # first, 4 times as many channels as frames is rare: 64 channels in 16-frame buffers)
                     self._narrow_blocks += 1
                     if self._narrow_blocks == NARROW_BLOCKS_WARNED:
                         warnings.warn(BlockLayoutWarning(
-                            f"{NARROW_BLOCKS_WARNED} blocks in a row have had fewer frames than channels (the last "
+                            f"{NARROW_BLOCKS_WARNED} blocks have had a quarter as many frames as channels or fewer (the last "
                             f"of shape {block.shape}, read as {n_fr} frame(s) of {n_ch} channels); if they are "
                             f"(channels, frames), transpose them first"), stacklevel=4)
             return block if self.channel == "mix" else block[:, self.channel]

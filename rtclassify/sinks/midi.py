@@ -344,8 +344,9 @@ class MidiSink(EventDispatch):
     def check_port(self, force: bool = False) -> bool:
         """For a sink connected to an existing port: look (at most every :data:`PORT_CHECK_S` seconds, unless
         ``force``) whether the port is still offered; when it went away, say so once, and when a port matching
-        ``port`` is offered again, connect to it and send the notes sounding and the last CC values. Returns
-        True when the sink connected again."""
+        ``port`` is offered again, connect to it and send the notes sounding and the last CC values; for a
+        virtual port on JACK, send them to the first receiver that connects while none is. Returns True when
+        the sink connected again or sent the state to such a receiver."""
         if self._out is None:
             return False
         now = time.monotonic()
@@ -395,7 +396,7 @@ class MidiSink(EventDispatch):
             if out is None or self.lost:
                 return False
             try:
-                self._resend_state(out)
+                self._resend_state(out, retrigger=True)
             except SinkError:  # the next sends say it, if it lasts
                 return False
         return True
@@ -443,10 +444,15 @@ class MidiSink(EventDispatch):
         nums = tail.split(":")
         return head if head and len(nums) == 2 and all(n.isdigit() for n in nums) else name
 
-    def _resend_state(self, out) -> None:
-        """The notes sounding and the last CC values, to a receiver connected anew (the lock is held)."""
-        for on_status, cc_status, _, sounding, last_cc in self._voices:
+    def _resend_state(self, out, retrigger: bool = False) -> None:
+        """The notes sounding and the last CC values, to a receiver connected anew (the lock is held).
+        ``retrigger``: each note-on after a note-off, for a receiver that may have had the note-on already (it
+        connected to a virtual port up to a look before; two note-ons and one note-off could leave a voice
+        hanging on a synth that stacks them)."""
+        for on_status, cc_status, off_status, sounding, last_cc in self._voices:
             for note in sounding:
+                if retrigger:
+                    self._raw(out, [off_status, note, 0])
                 self._raw(out, [on_status, note, self._velocity.get((on_status, note), 100)])
             for cc, value in last_cc.items():
                 self._raw(out, [cc_status, cc, value])

@@ -700,7 +700,9 @@ def real_targets(files: dict) -> dict:
     """
     out = {"single_instrument": {}, "no_music": {}, "speech_no_singing": {}, "unmeasured": []}
     for name, f in files.items():
-        single = f["kind"] == "real" and len(f["labelled"]) == 1 and f["labelled"][0] != "speech"
+        # (a file labelled with tags the bundle lacks as well is not single: "piano drums" with a piano-only bundle)
+        single = f["kind"] == "real" and len(f["labelled"]) == 1 and not f.get("not_in_bundle") \
+            and f["labelled"][0] != "speech"
         if single and not f["n_sounding"]:
             out["unmeasured"].append(name)  # no sounding frame: the target says nothing of it, and it does not pass
         elif single:

@@ -441,7 +441,8 @@ def load_config(path, overrides: list[str] | None = None) -> RunConfig:
             *tables, name = [part.strip() for part in ov.split("=", 1)[0].strip().split(".")]
             section = f"{path}: [{'.'.join(tables)}] "
             named = msg.split(";")[0].split(" (")[0]  # (a list of unknown keys, before what is known)
-            if msg.startswith(f"{section}{name} ") or (msg.startswith(f"{section}unknown ") and repr(name) in named):
+            if msg.startswith(f"{section}{name} ") or (msg.startswith(f"{section}unknown ") and repr(name) in named) \
+                    or (msg.startswith(f"{path}: unknown table") and repr(tables[0]) in named):
                 raise ConfigError(f"--set {ov}: {msg[len(f'{path}: '):]}") from None
         raise
 
