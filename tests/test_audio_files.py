@@ -253,7 +253,8 @@ def test_without_libsndfile_reading_a_file_names_the_system_package(wav, tmp_pat
 from rtclassify import cli
 sys.exit(cli.main(["tag", {str(wav)!r}]))
 """
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    # (from outside the checkout: there `import rtclassify` is the installed package, not the unbuilt sources)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 1, r.stderr
     assert "Traceback" not in r.stderr
     assert "libsndfile" in r.stderr and "libsndfile1" in r.stderr

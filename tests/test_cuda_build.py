@@ -105,7 +105,7 @@ def test_cuda_symbols_follow_build_info():
         assert info["cuda_version"] is None and info["cuda_devices"] == 0
 
 
-def test_no_cuda_build_says_so(monkeypatch):
+def test_no_cuda_build_says_so(monkeypatch, tmp_path):
     # As in a build without CUDA: the native class is absent.
     monkeypatch.delattr(_core, "_CudaMelFrontend", raising=False)
     monkeypatch.delitem(rtclassify.__dict__, "CudaMelFrontend", raising=False)
@@ -116,7 +116,8 @@ def test_no_cuda_build_says_so(monkeypatch):
     # private native class) appended to it
     code = ("import rtclassify\nfrom rtclassify import _core\nif hasattr(_core, '_CudaMelFrontend'):\n"
             "    del _core._CudaMelFrontend\nrtclassify.CudaMelFrontend\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    # (from outside the checkout: there `import rtclassify` is the installed package, not the unbuilt sources)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("AttributeError: rtclassify.CudaMelFrontend is not available")
     assert last.endswith("to get it.") and "Did you mean" not in last

@@ -355,11 +355,11 @@ def run_listener(listener, duration: float | None, *, what: str, stop_timeout: f
     if isinstance(error, OutputClosed):  # `--log - | head`: the reader has what it wanted
         how, error = "stopped (standard output closed)", None
         drop_stdout()
+    sent = sent_by_outputs(listener.sinks)
+    if sent:  # (before the summary, which stays the line before any error)
+        _say(f"rtclassify {what}: sent {sent}")
     _say(f"rtclassify {what}: {how} after {elapsed:.1f} s, {c['events']} events ({c.get('switches', '?')} on/off, "
          f"the rest levels and tracker values); {summary}")
-    sent = sent_by_outputs(listener.sinks)
-    if sent:
-        _say(f"rtclassify {what}: sent {sent}")
     if error is not None:
         _say(f"rtclassify {what}: error: {error}")
     faults = [f for f in (getattr(s, "fault", None) for s in listener.sinks) if f]
