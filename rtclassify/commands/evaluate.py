@@ -109,12 +109,14 @@ def run(args) -> int:
         check_real_labels(args.real, list(bundle.labels))
     console = Console()
     # refused data, a failed evaluation or Ctrl-C before anything was written: no empty folder left
+    written: list[str] = []  # the reports this run writes (the names of the files in --out)
     with output_folder(args.out, "--out") as out:
         if args.data:
             report, curves = evaluate_split(args.bundle, args.data, args.split, args.cache, threads=args.threads)
             labels = list(report["per_tag"])
             write_json_atomic(out / f"{args.split}.json", report)
             plots = plot_split_report(report, curves, labels, out)
+            written += [f"{args.split}.json", *(p.name for p in plots)]
             t = Table(title=f"{args.split}: {report['n']} frames (every {report['stride_frames']} frames)")
             for c in ("tag", "ROC-AUC", "PR-AUC", "F1", "prevalence"):
                 t.add_column(c, justify="right" if c != "tag" else "left")
@@ -143,6 +145,7 @@ def run(args) -> int:
         if args.real:
             rep = evaluate_real(args.bundle, args.real, rms_floor_db=args.rms_floor_db, threads=args.threads)
             write_json_atomic(out / "real.json", rep)
+            written.append("real.json")
             console.print(format_real_table(rep))
             tg = rep["targets"]
             for group, rows in (("single-instrument (labelled tag on >= 70% of sounding frames)",
@@ -185,15 +188,13 @@ def run(args) -> int:
                 rows = held_note_table(clf, fonts, programs, step=args.key_step,
                                        progress=lambda msg: status.update(f"held notes: {msg}"))
             write_json_atomic(out / "held_notes.json", rows)
+            written.append("held_notes.json")
             console.print(format_held_notes(rows))
             if skipped_programs:
                 console.print(f"left out (the bundle has no tag for them): programs "
                               f"{', '.join(map(str, skipped_programs))}")
             console.print(f"wrote {out / 'held_notes.json'}")
         # a report folder used before keeps the other kinds of report: said, so they are not read as this run's
-        written = {f"{args.split}.json", "pr_curves.png", "per_tag.png"} if args.data else set()
-        written |= {"real.json"} if args.real else set()
-        written |= {"held_notes.json"} if args.held_notes else set()
         older = sorted(n for n in (*(f"{s}.json" for s in SPLITS), "pr_curves.png", "per_tag.png", "real.json",
                                    "held_notes.json") if n not in written and (out / n).is_file())
         if older:

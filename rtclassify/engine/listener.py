@@ -449,8 +449,9 @@ class Listener:
             ``compute_ms_p99`` (engine cost per hop, wall-clock: it includes
             time the OS gave the CPU to other processes), ``events`` (every
             event sent: levels and tracker values included), ``switches`` (of
-            them, the tags' and techniques' on and off), ``realtime_ratio`` (worker busy time / audio time, sinks
-            included), the latency parts ``latency_device_ms``,
+            them, the tags' and techniques' on and off), ``realtime_ratio``
+            (worker busy time / audio time, sinks included), the latency
+            parts ``latency_device_ms``,
             ``latency_algorithmic_ms``, ``latency_compute_ms``,
             ``latency_output_ms`` and their sum ``latency_total_ms``, and the
             session's other counters prefixed with ``session_``.

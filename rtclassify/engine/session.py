@@ -227,7 +227,7 @@ MAX_BLOCK_CHANNELS = 1024
 TRANSPOSED_CHANNELS = 16
 
 
-#: after this many 2-D blocks of at least 4 times as many channels (more than 2) as frames, before any block has
+#: after this many 2-D blocks of at least 4 times as many channels as frames, before any block has
 #: shown the channel count, a stream warns that they may be (channels, frames) (BlockLayoutWarning, once)
 NARROW_BLOCKS_WARNED = 16
 
@@ -612,7 +612,7 @@ class StreamSession(NativeStateMixin):
         self._skip_frame = 0  # the first frame made after the last gap (before it: self._skipped_before)
         self._skipped_before = 0
         self._block_channels = 0  # channels of this stream's 2-D blocks, once a block has shown them
-        self._narrow_blocks = 0  # 2-D blocks with fewer frames than channels while the channels are unknown
+        self._narrow_blocks = 0  # 2-D blocks of 4 times as many channels as frames while the channels are unknown
         self._hops = 0
         self._failed_hops = 0
         self._run_error = None
@@ -696,7 +696,7 @@ class StreamSession(NativeStateMixin):
             if not self._block_channels:
                 if n_fr >= n_ch:  # a block that passed every check shows them
                     self._block_channels = n_ch
-                elif n_fr and n_ch > 2 and n_ch >= 4 * n_fr:
+                elif n_fr and n_ch >= 4 * n_fr:
                     # not surely the wrong way round (looks_channels_first: a device's first blocks may be short),
                     # but (channels, frames) blocks of an interface with many channels ((16, 64), (32, 256)) would
                     # run the stream several times slow for ever without a word: said once when it lasts (frames
@@ -704,9 +704,9 @@ class StreamSession(NativeStateMixin):
                     self._narrow_blocks += 1
                     if self._narrow_blocks == NARROW_BLOCKS_WARNED:
                         warnings.warn(BlockLayoutWarning(
-                            f"{NARROW_BLOCKS_WARNED} blocks have had a quarter as many frames as channels or fewer (the last "
-                            f"of shape {block.shape}, read as {n_fr} frame(s) of {n_ch} channels); if they are "
-                            f"(channels, frames), transpose them first"), stacklevel=4)
+                            f"{NARROW_BLOCKS_WARNED} blocks have had a quarter as many frames as channels or fewer "
+                            f"(the last of shape {block.shape}, read as {n_fr} frame(s) of {n_ch} channels); if they "
+                            f"are (channels, frames), transpose them first"), stacklevel=4)
             return block if self.channel == "mix" else block[:, self.channel]
         raise ParameterError(f"block must be 1-D (frames,) or 2-D (frames, channels); got shape {block.shape}")
 

@@ -45,8 +45,10 @@ def programs_of_bundle(programs, labels) -> tuple[list[int], list[int]]:
     """``programs`` split into those whose tag is among the bundle's ``labels`` and those whose tag is not."""
     from .data import gm
 
-    kept = [int(p) for p in programs if gm.GM_PROGRAM_TAGS[int(p)] in labels]
-    return kept, [int(p) for p in programs if int(p) not in kept]
+    kept, left = [], []
+    for p in map(int, programs):
+        (kept if gm.GM_PROGRAM_TAGS[p] in labels else left).append(p)
+    return kept, left
 
 
 def held_note_table(clf, soundfonts, programs=DEFAULT_PROGRAMS, step: int = 6, seconds: float = 2.0,
@@ -74,6 +76,7 @@ def held_note_table(clf, soundfonts, programs=DEFAULT_PROGRAMS, step: int = 6, s
 
     check_held_notes(soundfonts, programs, step, seconds)
     labels = list(clf.labels)
+    programs, _ = programs_of_bundle(programs, labels)
     renderer = FluidRenderer(32000)
     rows = []
     try:
@@ -81,9 +84,9 @@ def held_note_table(clf, soundfonts, programs=DEFAULT_PROGRAMS, step: int = 6, s
             presets = renderer.presets(sf)
             for prog in programs:
                 prog = int(prog)
-                tag = gm.GM_PROGRAM_TAGS[prog]
-                if (0, prog) not in presets or tag not in labels:
+                if (0, prog) not in presets:
                     continue
+                tag = gm.GM_PROGRAM_TAGS[prog]
                 lo, hi = gm.program_range(prog)
                 keys = []
                 for key in range(lo, hi + 1, int(step)):
