@@ -112,6 +112,7 @@ struct ConfigParams<rtc::VibratoConfig> {
       {"regularity_on", &C::regularity_on},
       {"regularity_off", &C::regularity_off},
       {"jump_cents", &C::jump_cents},
+      {"trend_ratio", &C::trend_ratio},
       {"max_gap", &C::max_gap},
       {"max_glitch", &C::max_glitch},
       {"hold_frames", &C::hold_frames},
@@ -395,8 +396,8 @@ frame_rate : float
     f0 frames per second, 20 to 2000.
 **config
     rate_min, rate_max, extent_on, extent_off, regularity_on, regularity_off,
-    jump_cents, max_gap, max_glitch, hold_frames, window_periods, release_periods,
-    rate_step. A grid whose candidate fits need more than 2**20 values (too
+    jump_cents, trend_ratio, max_gap, max_glitch, hold_frames, window_periods,
+    release_periods, rate_step. A grid whose candidate fits need more than 2**20 values (too
     fine a ``rate_step`` over too wide a rate range and window) is refused: it
     would not run in real time.
 )doc")

@@ -513,18 +513,26 @@ void PitchTracker::analyze(PitchFrame& f) noexcept {
   // low sample rate, where no low-pass precedes it), the dip at the period
   // is narrower than a lag, falls between two lags and stays over the
   // threshold, and the search stops at a multiple of the period (an octave or
-  // more down). The refined period's fractions that are in range are
-  // measured between the lags (the normalized difference interpolated),
-  // shortest first, and the first under the threshold is refined and taken:
-  // YIN's first dip.
+  // more down). The refined period's fractions are measured between the
+  // lags (the normalized difference interpolated), shortest first, and the
+  // first under the threshold is refined and taken: YIN's first dip. A
+  // fraction out of range (a tone above fmax, whose period's multiple is the
+  // first in range) that dips under the threshold makes the frame unvoiced:
+  // the sound is periodic, but at a pitch outside fmin..fmax, and the
+  // multiple would read it an octave or more down.
   if (voiced) {
     const double shortest = 0.97 * sr_ / fmax_;
     for (int n = kMaxDivisor; n >= 2; --n) {
-      if (period / n < shortest) continue;
+      const double fraction = period / (n * dec_);  // in coarse samples
+      const bool in_range = period / n >= shortest;
+      if (!in_range && fraction < 2.0) continue;  // too short a lag to read
       double best_tau = 0.0;
-      const double best_v = lowest_between(period / (n * dec_), kSubSteps, best_tau);  // in coarse samples
+      const double best_v = lowest_between(fraction, kSubSteps, best_tau);
       if (best_v < threshold_) {
-        period = refine(best_tau * dec_, true);
+        if (in_range)
+          period = refine(best_tau * dec_, true);
+        else
+          voiced = false;
         break;
       }
     }

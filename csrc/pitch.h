@@ -23,10 +23,12 @@
 ///     interpolation for periods under 48 samples). When the coarse search
 ///     found the sound periodic, its cumulative mean normalized difference is
 ///     read between the lags (interpolated) at the fractions 1/4, 1/3 and 1/2
-///     of the period that are within fmax, and the shortest under the
-///     threshold is taken and refined instead (YIN's first dip): the coarse
-///     search reads whole lags, which miss the narrow dip of a bright tone at
-///     a low sample rate and stop at a multiple of its period. The
+///     of the period, and the shortest under the threshold is taken and
+///     refined instead (YIN's first dip): the coarse search reads whole lags,
+///     which miss the narrow dip of a bright tone at a low sample rate and
+///     stop at a multiple of its period. When that shortest fraction lies
+///     above fmax, the frame is unvoiced (a tone above the range would
+///     otherwise read an octave or more down). The
 ///     short window keeps fast pitch modulation (vibrato) from being smoothed
 ///     away, and the normalization keeps level changes (tremolo, decays) from
 ///     biasing it.
@@ -53,7 +55,7 @@ struct PitchFrame {
   float confidence = 0.0f;  ///< 1 - aperiodicity at the chosen lag, in [0, 1]
   float level_db = -120.0f; ///< Hann-weighted mean-square level of the last level window, dBFS (>= -120)
   float period = 0.0f;      ///< period in input samples at the chosen lag (also set when unvoiced; 0 in silence)
-  bool voiced = false;      ///< periodic enough (aperiodicity below the threshold) and above the silence level
+  bool voiced = false;      ///< periodic enough (aperiodicity below the threshold), above the silence level, f0 in range
 };
 
 /// Streaming YIN pitch tracker (decimated coarse search + full-rate refinement).

@@ -1,6 +1,7 @@
 #include "vibrato.h"
 
 #include <cmath>
+#include <string>
 
 #include "param_check.h"
 
@@ -11,6 +12,8 @@ namespace {
 const VibratoConfig& validated(double frame_rate, const VibratoConfig& c) {
   check_modulation_thresholds(frame_rate, 20, "extent", c.extent_on, c.extent_off, "cents", c);
   require_positive("jump_cents", c.jump_cents, "cents");
+  if (!(c.trend_ratio >= 0.0))
+    invalid_parameter("trend_ratio", "must be >= 0 (got " + std::to_string(c.trend_ratio) + ")");
   require_in_range("max_gap", c.max_gap, 0, 1000, "frames");
   require_in_range("max_glitch", c.max_glitch, 0, VibratoConfig::kMaxGlitch, "frames");
   check_hold_frames(c);
@@ -86,9 +89,11 @@ bool VibratoTracker::candidate() const noexcept {
 
 bool VibratoTracker::decide(bool suppress) noexcept {
   const ModulationEstimate& e = est_;
-  const bool cond_on = !suppress && e.valid && e.bracketed && e.regularity >= cfg_.regularity_on &&
+  const bool trend_ok = 2.0 * e.amplitude >= cfg_.trend_ratio * e.trend_range;
+  const bool cond_on = !suppress && e.valid && e.bracketed && trend_ok && e.regularity >= cfg_.regularity_on &&
                        e.amplitude >= cfg_.extent_on;
-  const bool cond_off = suppress || !e.valid || e.regularity < cfg_.regularity_off || e.amplitude < cfg_.extent_off;
+  const bool cond_off =
+      suppress || !e.valid || !trend_ok || e.regularity < cfg_.regularity_off || e.amplitude < cfg_.extent_off;
   return settle(cond_on, cond_off, 1.0, cfg_.extent_off, cfg_);
 }
 

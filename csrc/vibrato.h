@@ -12,10 +12,15 @@
 /// hold the last value.
 ///
 /// Vibrato turns on when the regularity (fraction of the detrended variance
-/// explained by the sinusoid) reaches `regularity_on` and the extent (half
-/// peak-to-peak, cents) reaches `extent_on`, both for `hold_frames`
-/// consecutive frames. It turns off when either falls below its `_off`
-/// threshold, or when the extent fitted over only the newest
+/// explained by the sinusoid) reaches `regularity_on`, the extent (half
+/// peak-to-peak, cents) reaches `extent_on` and the peak-to-peak extent is at
+/// least `trend_ratio` times the pitch change of the fitted trend over the
+/// window, all for `hold_frames` consecutive frames. The last rule keeps a
+/// legato melody off: notes joined by short slides are a staircase, and what
+/// the quadratic trend leaves of it repeats at the note rate, but the trend
+/// moves by about a note per period, a vibrato's centre hardly at all. It
+/// turns off when one of them falls below its `_off` threshold (the trend
+/// rule has no hysteresis), or when the extent fitted over only the newest
 /// `release_periods` periods falls below `extent_off` (so that the end of a
 /// vibrato is seen without waiting for the whole window), for `hold_frames`
 /// frames; and at once when the contour restarts.
@@ -53,6 +58,7 @@ struct VibratoConfig : ModulationConfig {
   double extent_on = 5.0;    ///< extent to turn on, cents
   double extent_off = 3.5;   ///< extent under which it turns off, cents
   double jump_cents = 80.0;  ///< f0 step that counts as a note change, cents
+  double trend_ratio = 0.6;  ///< minimum peak-to-peak extent / trend pitch change over the window
   int max_gap = 4;           ///< unvoiced frames bridged by holding the last value
   int max_glitch = 4;        ///< frames an f0 jump may last and still count as a glitch
   static constexpr int kMaxGlitch = 8;  ///< largest accepted max_glitch

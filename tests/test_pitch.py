@@ -62,6 +62,23 @@ def test_bright_low_tones_at_low_rates_are_voiced(sr, f0):
     assert np.abs(cents(out["f0"][steady][out["voiced"][steady]], f0)).max() < 10.0
 
 
+@pytest.mark.parametrize("sr", [16000, 44100, 48000])
+@pytest.mark.parametrize("kind", ["sine", "harmonic"])
+@pytest.mark.parametrize("f0", [2600.0, 3000.0, 3500.0])
+def test_tones_above_fmax_are_unvoiced_not_an_octave_down(sr, kind, f0):
+    """A tone above fmax (2000 Hz) is periodic at twice its period, which is in range: it read 1300 Hz for 2600
+    and 1500 Hz for 3000, voiced with full confidence. Its period's fraction out of range dips under the
+    threshold, so the frame is unvoiced; a tone just under fmax is still read."""
+    tr = _core.PitchTracker(sr)
+    out = tr.process(tone(kind, f0, sr))
+    steady = slice(int(0.1 * tr.frame_rate), None)
+    assert not out["voiced"][steady].any(), (sr, kind, f0, np.unique(np.round(out["f0"][steady])))
+    assert (out["f0"][steady] == 0).all()
+    out = _core.PitchTracker(sr).process(tone(kind, 1950.0, sr))
+    assert out["voiced"][steady].all()
+    assert np.abs(cents(out["f0"][steady], 1950.0)).max() < 10.0
+
+
 def test_frames_every_hop_and_default_hop_is_5_ms():
     sr = 44100
     tr = _core.PitchTracker(sr)

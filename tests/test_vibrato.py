@@ -41,6 +41,52 @@ def test_plain_tone_and_slow_glide_are_not_vibrato():
     assert not track(sr, x)["vibrato_on"].any()
 
 
+@pytest.mark.parametrize("note_s, slide_s", [(0.25, 0.03), (0.25, 0.06), (0.25, 0.12), (0.4, 0.06), (0.4, 0.12)])
+def test_legato_melody_with_short_slides_is_not_vibrato(note_s, slide_s):
+    """Notes joined by slides too gradual to count as note changes: what the quadratic trend leaves of such a
+    staircase repeats at the note rate (read as vibrato of 30-120 cents at about 4 Hz before the trend rule), but
+    the trend moves by about a note per period."""
+    fs = 200.0
+    notes = [60, 62, 64, 65, 67, 65, 64, 62, 60, 64, 67, 72, 67, 64, 60]
+    per, ns = int(note_s * fs), int(slide_s * fs)
+    midi = np.repeat(np.asarray(notes, float), per)
+    for i in range(1, len(notes)):  # a linear slide into each note, starting at its first frame
+        a, b = notes[i - 1], notes[i]
+        midi[i * per:i * per + ns] = a + (b - a) * (np.arange(1, ns + 1) / ns)
+    f0 = (440 * 2 ** ((midi - 69) / 12)).astype(np.float32)
+    assert not _core.VibratoTracker(fs).process(f0)["on"].any()
+
+
+def test_vibrato_over_a_legato_melody_is_read_in_each_note():
+    """A 6 Hz vibrato of 40 cents sung over 1 s notes joined by 60 ms slides: off for a while after each slide
+    (the window holds the note change), as after a note change without a slide, and on in most of each note."""
+    fs = 200.0
+    notes = [60, 62, 64, 65, 67, 65, 64, 62, 60]
+    midi = np.repeat(np.asarray(notes, float), 200)
+    for i in range(1, len(notes)):
+        a, b = notes[i - 1], notes[i]
+        midi[i * 200:i * 200 + 12] = a + (b - a) * (np.arange(1, 13) / 12)
+    t = np.arange(len(midi)) / fs
+    f0 = (440 * 2 ** ((midi - 69 + 0.4 * np.sin(2 * np.pi * 6.0 * t)) / 12)).astype(np.float32)
+    out = _core.VibratoTracker(fs).process(f0)
+    assert out["on"].mean() > 0.6, out["on"].mean()
+    for i in range(len(notes)):  # on in the second half of every note
+        assert out["on"][i * 200 + 100:(i + 1) * 200].all(), i
+
+
+def test_vibrato_trend_rule_off_restores_the_staircase_reading():
+    """trend_ratio=0 turns the rule off (the tracker before it): the same staircase reads as vibrato."""
+    fs = 200.0
+    notes = np.tile([60, 62, 64, 65], 6).astype(float)
+    midi = np.repeat(notes, 50)
+    for i in range(1, len(notes)):
+        a, b = notes[i - 1], notes[i]
+        midi[i * 50:i * 50 + 12] = a + (b - a) * (np.arange(1, 13) / 12)
+    f0 = (440 * 2 ** ((midi - 69) / 12)).astype(np.float32)
+    assert _core.VibratoTracker(fs, trend_ratio=0.0).process(f0)["on"].any()
+    assert not _core.VibratoTracker(fs).process(f0)["on"].any()
+
+
 def test_note_change_restarts_and_vibrato_resumes():
     sr = 16000
     a = modulated_tone(sr, 2.0, 262.0, vib=(6.0, 40.0), start=0.3)
@@ -103,7 +149,8 @@ def test_vibrato_tracker_split_invariance(cuts):
     (dict(frame_rate=5.0), "frame_rate"),
     *bad_parameters(dict(frame_rate=100.0), ("rate_min", 0.0), ("rate_min", 1e-9), ("rate_max", 40.0), ("extent_on", 0.0),
                     ("extent_off", 10.0), ("regularity_on", 1.5), ("regularity_off", 0.9), ("window_periods", 0.5),
-                    ("release_periods", 5.0), ("max_glitch", 99), ("hold_frames", 0), ("nonsense", 1)),
+                    ("release_periods", 5.0), ("max_glitch", 99), ("hold_frames", 0), ("trend_ratio", -0.1),
+                    ("nonsense", 1)),
 ])
 def test_bad_vibrato_parameters_raise_value_error_naming_them(kwargs, name):
     with pytest.raises(ValueError, match=name):
