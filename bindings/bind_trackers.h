@@ -174,6 +174,7 @@ struct ConfigParams<rtc::TechniqueConfig> {
       {"tremolo_under_vibrato", &C::tremolo_under_vibrato},
       {"exclusion", &C::exclusion},
       {"under_vibrato_regularity", &C::under_vibrato_regularity},
+      {"level_follows_pitch", &C::level_follows_pitch},
   };
 };
 
@@ -513,6 +514,11 @@ hz_pivot, tremolo_under_vibrato, exclusion, under_vibrato_regularity :
     Joint attribution of by-products: a level wobble explained by the
     vibrato's periodicity (or an f0 wobble explained by the tremolo's) is not
     reported; see csrc/technique.h.
+level_follows_pitch : bool
+    Attribute a level modulation that a cubic polynomial of the f0 (held
+    through gaps and note changes) explains, with a plausible coupling, to
+    the pitch (a trill, a pitch wobble outside the vibrato's rates), not to
+    a tremolo; see csrc/technique.h.
 vibrato, tremolo : dict, optional
     Keyword parameters of :class:`VibratoTracker` / :class:`TremoloTracker`.
 )doc")

@@ -113,7 +113,25 @@ TechniqueTracker::TechniqueTracker(double sample_rate, const TechniqueConfig& co
       pitch_(sample_rate, cfg_.hop_length, cfg_.fmin, cfg_.fmax, cfg_.threshold, cfg_.silence_db,
              cfg_.level_window_s),
       vibrato_(sub_tracker<VibratoTracker>("vibrato", pitch_.frame_rate(), cfg_.vibrato)),
-      tremolo_(sub_tracker<TremoloTracker>("tremolo", pitch_.frame_rate(), cfg_.tremolo)) {}
+      tremolo_(sub_tracker<TremoloTracker>("tremolo", pitch_.frame_rate(), cfg_.tremolo)),
+      // the tremolo's geometry: its history covers every tremolo window (only push() and contour_fit() are used)
+      held_f0_(pitch_.frame_rate(), cfg_.tremolo.rate_min, cfg_.tremolo.rate_max, cfg_.tremolo.window_periods,
+               cfg_.tremolo.rate_step) {}
+
+bool TechniqueTracker::level_follows_pitch() noexcept {
+  const ModulationEstimate& te = tremolo_.estimate();
+  const int n = std::min<int>(te.window, static_cast<int>(held_f0_.run()));
+  if (!te.valid || n < 8) return false;
+  double lo = held_f0_.value(0), hi = lo;
+  for (int age = 1; age < n; ++age) {
+    const double c = held_f0_.value(static_cast<std::size_t>(age));
+    lo = std::min(lo, c);
+    hi = std::max(hi, c);
+  }
+  const double depth = 2.0 * te.amplitude;
+  if (!(depth <= cfg_.am_per_cent * 0.5 * (hi - lo))) return false;  // too little pitch movement for this depth
+  return tremolo_.explained_by_contour(held_f0_) >= cfg_.explained_low;
+}
 
 void TechniqueTracker::reset() noexcept {
   pitch_.reset();
@@ -126,6 +144,11 @@ void TechniqueTracker::reset() noexcept {
   attribution_age_ = -1;
   clean_ = ModulationEstimate();
   clean_age_ = -1;
+  held_f0_.restart();
+  held_any_ = false;
+  held_last_ = 0.0;
+  follows_ = false;
+  follows_age_ = -1;
 }
 
 void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept {
@@ -135,6 +158,11 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
   VibratoFrame v = vibrato_.update(p.voiced ? p.f0_hz : 0.0f);
   const bool valid = p.level_db >= cfg_.silence_db && p.confidence >= cfg_.tremolo_min_confidence;
   TremoloFrame t = tremolo_.update(p.level_db, valid, cfg_.tremolo_restart_on_pitch_jump && v.restarted);
+  if (p.voiced) {
+    held_last_ = 1200.0 * std::log2(static_cast<double>(p.f0_hz) / 440.0);
+    held_any_ = true;
+  }
+  if (held_any_) held_f0_.push(held_last_);
 
   // Joint attribution of by-products (see the file comment), evaluated when
   // both trackers become candidates and then every kAttributionEvery frames.
@@ -216,8 +244,16 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
     t.regularity = static_cast<float>(clean_.regularity);
     t.depth = static_cast<float>(2.0 * clean_.crest);
   } else {
-    t.on = tremolo_.decide(veto_t);
-    t.suppressed = veto_t;
+    // a level modulation that follows the pitch (see the file comment)
+    if (!cfg_.level_follows_pitch || veto_t || !tremolo_.candidate()) {
+      follows_ = false;
+      follows_age_ = -1;
+    } else if (follows_age_ < 0 || ++follows_age_ >= kAttributionEvery) {
+      follows_age_ = 0;
+      follows_ = level_follows_pitch();
+    }
+    t.on = tremolo_.decide(veto_t || follows_);
+    t.suppressed = veto_t || follows_;
     if (tremolo_.estimate().valid) t.depth = static_cast<float>(tremolo_.reported_depth());
   }
 

@@ -52,6 +52,20 @@
 /// analysis, with the same thresholds. Refreshed every 4 frames, and made
 /// again at once after a restart of the level contour.
 ///
+/// The attribution above needs a vibrato candidate. Pitch movement that is
+/// no vibrato moves the level through the same resonances: a trill of a
+/// whole tone or more (each step restarts the vibrato's contour, and each
+/// note sounds at its own level), a pitch wobble faster or slower than the
+/// vibrato's rates. With `level_follows_pitch`, while the tremolo is a
+/// candidate (refreshed every 4 frames), its level is also fitted with a
+/// cubic polynomial of the f0 in cents held through gaps and note changes (a
+/// contour that never restarts at them); when that explains at least
+/// `explained_low` times what the tremolo's sinusoid explains, with a
+/// plausible coupling (a depth of at most `am_per_cent` dB per cent of half
+/// the f0's range over the window), the level modulation is the pitch's and
+/// is not reported as a tremolo. A tremolo's own f0 by-product (a few cents
+/// per dB in a room) is far too small a range for that coupling.
+///
 /// The analysis windows smooth fast modulations a little; with `compensate`
 /// the reported extent and depth are divided by the known response of those
 /// windows at the detected rate: for the f0 (the refinement window of W
@@ -67,6 +81,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "pitch.h"
 #include "tremolo.h"
@@ -102,6 +117,9 @@ struct TechniqueConfig {
   bool tremolo_under_vibrato = true;    ///< look for a tremolo in the level with the vibrato's by-product removed
   double exclusion = 0.1;               ///< relative distance from the vibrato's harmonics that such a tremolo needs
   double under_vibrato_regularity = 0.7;  ///< regularity_on of such a tremolo (of the level less the by-product)
+  /// Attribute a level modulation that follows the f0 across note changes (a trill, a pitch wobble outside the
+  /// vibrato's rates) to the pitch, not to a tremolo (see the file comment).
+  bool level_follows_pitch = true;
   VibratoConfig vibrato;                ///< vibrato detector parameters
   TremoloConfig tremolo;                ///< tremolo detector parameters
 };
@@ -146,6 +164,14 @@ class TechniqueTracker {
   int attribution_age_ = -1;
   ModulationEstimate clean_;  // the level's analysis with the vibrato's by-product removed
   int clean_age_ = -1;
+  // the f0 in cents held through gaps and never restarted at note changes (level_follows_pitch)
+  ModulationAnalyzer held_f0_;
+  bool held_any_ = false;
+  double held_last_ = 0.0;
+  bool follows_ = false;  // refreshed every kAttributionEvery frames
+  int follows_age_ = -1;
+  /// Whether the tremolo's level modulation follows the held f0 (see the file comment).
+  bool level_follows_pitch() noexcept;
 };
 
 }  // namespace rtc

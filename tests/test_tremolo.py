@@ -186,6 +186,65 @@ def test_plucked_decays_and_onsets_are_not_tremolo(f0, decay_s):
     assert not out["vibrato_on"].any()
 
 
+def _trill(sr: float, semitones: float, cycles_per_s: float, gain_db: float, dur: float = 3.0) -> np.ndarray:
+    """Two notes alternating (a trill of ``cycles_per_s`` cycles a second), the upper one ``gain_db`` quieter,
+    as a voice's or an instrument's resonances give each note its own level."""
+    t = np.arange(int(sr * dur)) / sr
+    upper = (np.sin(2 * np.pi * cycles_per_s * t) > 0).astype(float)
+    f0 = 440.0 * 2 ** (upper * semitones / 12)
+    ph = 2 * np.pi * np.cumsum(f0) / sr
+    x = sum(k ** -1.2 * np.sin(k * ph) for k in range(1, 9)) * 10 ** (-upper * gain_db / 20)
+    return (0.2 * x / np.abs(x).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize("semitones, cycles_per_s, gain_db", [(2, 5, 2.0), (2, 7, 1.5), (3, 9, 3.0), (4, 6, 2.5)])
+def test_a_trill_is_not_tremolo(semitones, cycles_per_s, gain_db):
+    """A trill of a whole tone or more restarts the vibrato's f0 contour at every note (no vibrato candidate, so no
+    by-product attribution), and the level alternates with the notes: read as tremolo in 73-87% of the frames of
+    such trills before level_follows_pitch."""
+    sr = 44100
+    x = _trill(sr, semitones, cycles_per_s, gain_db)
+    out = track(sr, x)
+    assert not out["tremolo_on"].any(), out["tremolo_on"].mean()
+    # the rule off: the level's alternation reads as a tremolo at the trill's rate
+    old = track(sr, x, level_follows_pitch=False)
+    assert old["tremolo_on"].mean() > 0.4
+    assert abs(np.median(old["tremolo_rate"][old["tremolo_on"]]) - cycles_per_s) < 0.3
+
+
+@pytest.mark.parametrize("rate, f0", [(2.5, 220.0), (11.0, 294.0)])
+def test_a_pitch_wobble_outside_the_vibrato_rates_through_a_body_is_not_tremolo(rate, f0):
+    """A wobble of the pitch at a rate the vibrato tracker does not report (3-10 Hz) gives it no candidate, so
+    the by-product attribution never ran and the level's wobble through the body read as tremolo (58-88% of the
+    frames, about 1.4 dB); the level follows the held f0, so it is the pitch's."""
+    sr = 44100
+    x = resonant_body(modulated_tone(sr, 4.0, f0, vib=(rate, 40.0), harmonics=20), sr, body_peaks(f0))
+    x = x.astype(np.float32)
+    out = track(sr, x)
+    assert not out["vibrato_on"].any()
+    assert out["tremolo_on"].mean() < 0.02, out["tremolo_on"].mean()
+    assert track(sr, x, level_follows_pitch=False)["tremolo_on"].mean() > 0.3
+
+
+def test_tremolo_over_a_melody_of_slower_notes_is_still_tremolo():
+    """A 6 Hz tremolo of 8 dB over held notes that change every 0.5 s (a tremolo pedal under a melody): the f0
+    steps explain little of a level that moves within each note, so the rule leaves it as it was."""
+    sr = 44100
+    notes = [196.0, 247.0, 294.0, 330.0, 294.0, 247.0]
+    t = np.arange(int(sr * 0.5)) / sr
+    parts = []
+    for f in notes:
+        ph = 2 * np.pi * f * t
+        parts.append(sum(k ** -1.2 * np.sin(k * ph) for k in range(1, 9)))
+    x = np.concatenate(parts)
+    tt = np.arange(len(x)) / sr
+    x = (0.1 * x / np.abs(x).max() * 10 ** (4 * np.sin(2 * np.pi * 6.0 * tt) / 20)).astype(np.float32)
+    on_new = track(sr, x)["tremolo_on"]
+    on_off = track(sr, x, level_follows_pitch=False)["tremolo_on"]
+    assert on_new.mean() > 0.4, on_new.mean()
+    assert np.array_equal(on_new, on_off)
+
+
 def test_release_of_a_note_is_not_tremolo():
     sr = 32000
     x = modulated_tone(sr, 3.0, 330.0)
