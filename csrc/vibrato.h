@@ -55,8 +55,8 @@ struct VibratoConfig : ModulationConfig {
   /// The shipped tuning: rates 3 to 10 Hz, regularity_on 0.6, a window of 2.5 periods.
   VibratoConfig() noexcept : ModulationConfig(3.0, 10.0, 0.6, 2.5) {}
 
-  double extent_on = 5.0;    ///< extent to turn on, cents
-  double extent_off = 3.5;   ///< extent under which it turns off, cents
+  double extent_on = 8.0;    ///< extent to turn on, cents (a random pitch wander of a few cents is no vibrato)
+  double extent_off = 5.6;   ///< extent under which it turns off, cents
   double jump_cents = 80.0;  ///< f0 step that counts as a note change, cents
   double trend_ratio = 0.6;  ///< minimum peak-to-peak extent / trend pitch change over the window
   int max_gap = 4;           ///< unvoiced frames bridged by holding the last value

@@ -74,6 +74,23 @@ def test_vibrato_over_a_legato_melody_is_read_in_each_note():
         assert out["on"][i * 200 + 100:(i + 1) * 200].all(), i
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_a_random_pitch_wander_of_a_few_cents_is_not_vibrato(seed):
+    """A held note whose pitch wanders at random by 4 cents (standard deviation, band-limited to about 12 Hz):
+    its narrow-band wobble can pass the regularity test, and with extent_on at 5 cents it read as vibrato of
+    5-8 cents in up to 12% of the frames. At 8 cents it does not; a 10-cent vibrato still does."""
+    fs = 200.0
+    rng = np.random.default_rng(seed)
+    n = int(4 * fs)
+    w = np.convolve(rng.standard_normal(n + 16), np.ones(8) / 8, mode="valid")[:n]  # ~12 Hz wide
+    cents = 4.0 * w / w.std()
+    f0 = (220 * 2 ** (cents / 1200)).astype(np.float32)
+    assert not _core.VibratoTracker(fs).process(f0)["on"].any()
+    t = np.arange(n) / fs
+    vib = (220 * 2 ** ((cents / 4 + 10 * np.sin(2 * np.pi * 5.5 * t)) / 1200)).astype(np.float32)
+    assert _core.VibratoTracker(fs).process(vib)["on"][t > 1.0].mean() > 0.9
+
+
 def test_vibrato_trend_rule_off_restores_the_staircase_reading():
     """trend_ratio=0 turns the rule off (the tracker before it): the same staircase reads as vibrato."""
     fs = 200.0
