@@ -113,12 +113,14 @@ struct ConfigParams<rtc::VibratoConfig> {
       {"regularity_off", &C::regularity_off},
       {"jump_cents", &C::jump_cents},
       {"trend_ratio", &C::trend_ratio},
+      {"trend_ratio_off", &C::trend_ratio_off},
       {"max_gap", &C::max_gap},
       {"max_glitch", &C::max_glitch},
       {"hold_frames", &C::hold_frames},
       {"window_periods", &C::window_periods},
       {"release_periods", &C::release_periods},
       {"rate_step", &C::rate_step},
+      {"bridge_periods", &C::bridge_periods},
   };
 };
 
@@ -142,6 +144,7 @@ struct ConfigParams<rtc::TremoloConfig> {
       {"release_periods", &C::release_periods},
       {"trend_ratio", &C::trend_ratio},
       {"rate_step", &C::rate_step},
+      {"bridge_periods", &C::bridge_periods},
       {"rate_stability", &C::rate_stability},
       {"stability_periods", &C::stability_periods},
       {"crest_floor", &C::crest_floor},
@@ -398,7 +401,9 @@ frame_rate : float
 **config
     rate_min, rate_max, extent_on, extent_off, regularity_on, regularity_off,
     jump_cents, trend_ratio, max_gap, max_glitch, hold_frames, window_periods,
-    release_periods, rate_step. A grid whose candidate fits need more than 2**20 values (too
+    release_periods, rate_step, bridge_periods (periods a vibrato that was on
+    stays on across a note change until the new note confirms it; 0: off at
+    once). A grid whose candidate fits need more than 2**20 values (too
     fine a ``rate_step`` over too wide a rate range and window) is refused: it
     would not run in real time.
 )doc")
@@ -446,7 +451,7 @@ frame_rate : float
     rate_min, rate_max, depth_on, depth_off, regularity_on, regularity_off,
     trend_ratio, onset_db, onset_frames, hold_frames, vibrato_explained,
     vibrato_harmonics, window_periods, release_periods, rate_step (its grid limited as
-    for VibratoTracker).
+    for VibratoTracker), bridge_periods (across an onset, as for VibratoTracker).
 )doc")
       .def(
           "process",

@@ -34,7 +34,11 @@ void check_release_periods(const ModulationConfig& c) {
 }
 
 ModulationTracker::ModulationTracker(double frame_rate, const ModulationConfig& c)
-    : fs_(frame_rate), an_(frame_rate, c.rate_min, c.rate_max, c.window_periods, c.rate_step) {}
+    : fs_(frame_rate), an_(frame_rate, c.rate_min, c.rate_max, c.window_periods, c.rate_step),
+      bridge_periods_(c.bridge_periods) {
+  if (!(c.bridge_periods >= 0.0 && c.bridge_periods <= 100.0))
+    invalid_parameter("bridge_periods", "must be in [0, 100] (got " + std::to_string(c.bridge_periods) + ")");
+}
 
 void ModulationTracker::clear() noexcept {
   an_.restart();
@@ -43,27 +47,80 @@ void ModulationTracker::clear() noexcept {
   skip_ = 0;
   on_ = false;
   pending_ = 0;
+  bridge_rate_ = 0.0;
+  bridge_amp_ = 0.0;
+  bridge_age_ = 0;
 }
 
-void ModulationTracker::refresh(bool restarted, ModulationFrame& out) noexcept {
+void ModulationTracker::refresh(bool restarted, ModulationFrame& out, bool bridgeable, double from_rate,
+                                double from_amplitude) noexcept {
   out.restarted = restarted;
   if (restarted) {
-    // the analysis of the contour before the restart says nothing about this one
-    on_ = false;
+    // the analysis of the contour before the restart says nothing about this one; a modulation that was on
+    // is bridged across a note change or an onset (a bridge running goes on at its rate)
+    const bool from_given = from_rate > 0.0;
+    if (bridgeable && on_ && bridge_periods_ > 0.0 && (bridging() || from_given || (est_.valid && est_.rate > 0.0))) {
+      if (!bridging()) {
+        bridge_amp_ = from_given ? from_amplitude : reported_amplitude();  // (before bridging() turns true)
+        bridge_rate_ = from_given ? from_rate : est_.rate;
+        bridge_age_ = 0;
+      }
+    } else {
+      on_ = false;
+      bridge_rate_ = 0.0;
+    }
     pending_ = 0;
     est_ = ModulationEstimate();
+    recent_ = ModulationEstimate();
   }
+  if (bridging()) ++bridge_age_;
   // The analysis runs every other frame (the contour moves little in one
   // frame); the decision runs every frame.
   if (!est_.valid || ++skip_ >= 2) {
     skip_ = 0;
     est_ = an_.run() >= an_.min_run() ? an_.analyze() : ModulationEstimate();
   }
-  if (est_.valid) {
+  if (bridging()) {  // what a bridge reports (the new contour's own analysis does not cover its rate yet)
+    out.rate = static_cast<float>(bridge_rate_);
+  } else if (est_.valid) {
     out.rate = static_cast<float>(est_.rate);
     out.regularity = static_cast<float>(est_.regularity);
   }
   out.on = on_;
+}
+
+bool ModulationTracker::bridged(bool vetoed, double size_scale, double size_off, const ModulationConfig& c) noexcept {
+  if (!bridging()) return false;
+  if (vetoed) {
+    on_ = false;
+    pending_ = 0;
+    bridge_rate_ = 0.0;
+    return true;
+  }
+  if (est_.valid && est_.bracketed && static_cast<int>(an_.run()) >= an_.window_for(bridge_rate_)) {
+    // the new contour's own analysis covers the bridged rate's window: it takes over
+    bridge_rate_ = 0.0;
+    pending_ = 0;
+    return false;
+  }
+  const double period = fs_ / bridge_rate_;
+  const int run = static_cast<int>(an_.run());
+  bool fails = false;
+  if (run >= std::max(8, static_cast<int>(std::lround(1.25 * period)))) {
+    const ModulationEstimate b = an_.fit(bridge_rate_, run);
+    if (b.valid && b.regularity >= c.regularity_off && size_scale * b.amplitude >= size_off) {
+      bridge_age_ = 0;  // (its size over a period or two is too rough to report: the bridge keeps the one it had)
+    } else {
+      fails = true;
+    }
+  }
+  pending_ = fails ? pending_ + 1 : 0;
+  if (pending_ >= c.hold_frames || bridge_age_ > bridge_periods_ * period) {
+    on_ = false;
+    pending_ = 0;
+    bridge_rate_ = 0.0;
+  }
+  return true;
 }
 
 double ModulationTracker::explained_by(double rate, int harmonics) noexcept {

@@ -14,6 +14,20 @@
 /// is a multiple of the fitted amplitude (the vibrato's extent is the
 /// amplitude, the tremolo's depth twice it).
 ///
+/// A restart at a note change or an onset (not at a gap or a silence; the
+/// tremolo bridges invalid frames for at most 30 ms, the noise of an attack)
+/// while the modulation is on starts a bridge instead: it stays on at the rate and
+/// size it had, and from 1.25 periods after the restart the contour since the
+/// restart is fitted at that rate every frame. A fit that keeps the regularity
+/// and the size at their `_off` thresholds confirms it (the rate and size
+/// reported stay those it had); one that does not, for `hold_frames` frames, turns it off; a
+/// bridge unconfirmed for `bridge_periods` periods ends off. The bridge ends
+/// (and the usual rules take over, still on) once the contour covers the
+/// analysis window of the bridged rate and its own analysis is valid and
+/// bracketed. A singer's vibrato over a legato line and a tremolo
+/// pedal over plucked notes go on through the notes instead of turning off at
+/// each of them and on again 1.5-3.5 periods later.
+///
 /// Lifecycle: the constructor allocates (the analyzer); nothing else does.
 #pragma once
 
@@ -43,6 +57,10 @@ struct ModulationConfig {
   double window_periods;         ///< analysis window, periods of the candidate rate
   double release_periods = 1.5;  ///< window of the release check, periods of the current rate
   double rate_step = 0.25;       ///< candidate grid spacing, Hz
+  /// Periods a modulation that was on stays on across a note change or an
+  /// onset without being confirmed on the new contour (a bridge; 0: off at once
+  /// at every restart). See the file comment.
+  double bridge_periods = 3.0;
 
  protected:
   /// Sets the defaults that differ between the trackers.
@@ -71,6 +89,8 @@ class ModulationTracker {
   double frame_rate() const noexcept { return fs_; }
   /// Newest analysis.
   const ModulationEstimate& estimate() const noexcept { return est_; }
+  /// A bridge is running (see the file comment).
+  bool bridging() const noexcept { return bridge_rate_ > 0.0; }
   /// The contour analyzer (for cross-contour fits).
   ModulationAnalyzer& analyzer() noexcept { return an_; }
   /// Share of the newest analysis explained by a periodic signal at `rate`
@@ -92,12 +112,29 @@ class ModulationTracker {
 
   /// Forgets the contour and the analysis and turns off.
   void clear() noexcept;
-  /// Ends the contour update of a frame: turns off and drops the analysis
-  /// when the contour `restarted`, analyzes when due (every other frame, and
-  /// at every frame while there is no valid analysis, so at once after a
-  /// restart) and fills the common fields of `out` (`on` is still the
-  /// previous state).
-  void refresh(bool restarted, ModulationFrame& out) noexcept;
+  /// Ends the contour update of a frame: turns off (or, when `bridgeable`,
+  /// bridges: see the file comment) and drops the analysis when the contour
+  /// `restarted`, analyzes when due (every other frame, and at every frame
+  /// while there is no valid analysis, so at once after a restart) and fills
+  /// the common fields of `out` (`on` is still the previous state).
+  /// `from_rate` / `from_amplitude` (when from_rate > 0): the rate and
+  /// amplitude a bridge starts from, instead of the newest analysis (which
+  /// may already hold frames of the new note).
+  void refresh(bool restarted, ModulationFrame& out, bool bridgeable = false, double from_rate = 0.0,
+               double from_amplitude = 0.0) noexcept;
+  /// The bridge's decision for this frame (see the file comment): true when a
+  /// bridge decided the state (read on_), false when the usual rules apply.
+  /// @param vetoed the caller vetoes the modulation at this frame (ends a bridge, off)
+  /// @param size_scale size per unit of fitted amplitude
+  /// @param size_off size under which the modulation turns off
+  bool bridged(bool vetoed, double size_scale, double size_off, const ModulationConfig& config) noexcept;
+  /// Ends a running bridge off (the sound it bridged stopped).
+  void drop_bridge() noexcept {
+    if (bridge_rate_ > 0.0) on_ = false;
+    bridge_rate_ = 0.0;
+    pending_ = 0;
+  }
+
   /// Applies the release check and the hysteresis to the newest analysis.
   /// @param cond_on the analysis meets the tracker's on conditions
   /// @param cond_off the analysis meets one of the tracker's off conditions
@@ -112,8 +149,10 @@ class ModulationTracker {
   /// Amplitude to report after settle(): the larger of the whole window's
   /// and, while on or turning on, the newest `release_periods` periods' (at
   /// the onset of a modulation the window still holds the plain part before it),
-  /// each fitted away from the troughs when the analyzer has a crest floor.
+  /// each fitted away from the troughs when the analyzer has a crest floor;
+  /// while a bridge runs, the bridge's.
   double reported_amplitude() const noexcept {
+    if (bridging()) return bridge_amp_;
     return recent_.valid ? std::max(est_.crest, recent_.crest) : est_.crest;
   }
 
@@ -124,6 +163,10 @@ class ModulationTracker {
   int skip_ = 0;             ///< frames since the last analysis
   bool on_ = false;          ///< current state
   int pending_ = 0;          ///< frames the switching condition has held
+  double bridge_periods_;    ///< ModulationConfig::bridge_periods
+  double bridge_rate_ = 0.0; ///< rate of the running bridge, Hz (0: none)
+  double bridge_amp_ = 0.0;  ///< amplitude it reports (the one before the restart)
+  int bridge_age_ = 0;       ///< frames since the bridge began or was last confirmed
 };
 
 }  // namespace rtc

@@ -211,7 +211,7 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
   t.vibrato_share = share_t_;
   v.on = vibrato_.decide(veto_v);
   v.suppressed = veto_v;
-  if (vibrato_.estimate().valid) v.extent = static_cast<float>(vibrato_.reported_extent());
+  if (vibrato_.estimate().valid || vibrato_.bridging()) v.extent = static_cast<float>(vibrato_.reported_extent());
   // A tremolo hidden under the vibrato's by-product (see the file comment).
   // (Only under a vibrato that is itself real: when the f0 wobble is the
   // tremolo's by-product, a tremolo at the vibrato's rate is the real one.)
@@ -237,7 +237,7 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
     clean_age_ = -1;
     clean_ = ModulationEstimate();
   }
-  if (use_clean) {
+  if (use_clean && !tremolo_.bridging()) {
     t.on = tremolo_.decide_with(clean_, cfg_.under_vibrato_regularity);
     t.suppressed = veto_t && !t.on;
     t.rate = static_cast<float>(clean_.rate);
@@ -254,7 +254,7 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
     }
     t.on = tremolo_.decide(veto_t || follows_);
     t.suppressed = veto_t || follows_;
-    if (tremolo_.estimate().valid) t.depth = static_cast<float>(tremolo_.reported_depth());
+    if (tremolo_.estimate().valid || tremolo_.bridging()) t.depth = static_cast<float>(tremolo_.reported_depth());
   }
 
   if (cfg_.compensate && v.rate > 0.0f && last_period_ > 0.0) {

@@ -50,6 +50,7 @@ bool TremoloTracker::rate_stable() const noexcept {
 
 void TremoloTracker::reset() noexcept {
   clear();
+  invalid_run_ = 0;
   clean_.restart();
   n_rates_ = 0;
 }
@@ -58,24 +59,35 @@ TremoloFrame TremoloTracker::update(float level_db, bool valid, bool restart) no
   TremoloFrame out;
   valid = valid && std::isfinite(level_db);
   bool re = false;
+  bool note = false;
   if (!valid) {
     if (an_.run() > 0) re = true;
     an_.restart();
+    // a few invalid frames are an attack's noise (its pitch confidence drops): bridged; more end the bridge
+    if (invalid_run_ < kBridgedInvalidS * fs_) {
+      ++invalid_run_;
+      note = true;
+    } else {
+      drop_bridge();
+    }
   } else {
+    invalid_run_ = 0;
     const std::size_t back = static_cast<std::size_t>(cfg_.onset_frames) - 1;
     if (restart) re = true;
     else if (an_.run() > back && level_db - an_.value(back) > cfg_.onset_db) re = true;
     if (re) an_.restart();
     an_.push(level_db);
+    note = re;  // a note change or an onset: bridged while on (a gap or a silence is not)
   }
-  refresh(re, out);
+  refresh(re, out, note);
   rates_[n_rates_++ % rates_.size()] = est_.valid ? static_cast<float>(est_.rate) : 0.0f;
-  if (est_.valid) out.depth = static_cast<float>(2.0 * est_.crest);
+  if (bridging()) out.depth = static_cast<float>(reported_depth());
+  else if (est_.valid) out.depth = static_cast<float>(2.0 * est_.crest);
   return out;
 }
 
 bool TremoloTracker::candidate() const noexcept {
-  return est_.valid && est_.regularity >= cfg_.regularity_off && 2.0 * est_.amplitude >= cfg_.depth_off;
+  return !bridging() && est_.valid && est_.regularity >= cfg_.regularity_off && 2.0 * est_.amplitude >= cfg_.depth_off;
 }
 
 void TremoloTracker::conditions(const ModulationEstimate& e, bool suppress, double regularity_on, bool& cond_on,
@@ -87,6 +99,7 @@ void TremoloTracker::conditions(const ModulationEstimate& e, bool suppress, doub
 }
 
 bool TremoloTracker::decide(bool suppress) noexcept {
+  if (bridged(suppress, 2.0, cfg_.depth_off, cfg_)) return on_;
   bool cond_on, cond_off;
   conditions(est_, suppress, cfg_.regularity_on, cond_on, cond_off);
   cond_on = cond_on && rate_stable();
@@ -94,6 +107,7 @@ bool TremoloTracker::decide(bool suppress) noexcept {
 }
 
 bool TremoloTracker::decide_with(const ModulationEstimate& e, double regularity_on) noexcept {
+  if (bridged(false, 2.0, cfg_.depth_off, cfg_)) return on_;
   bool cond_on, cond_off;
   conditions(e, false, regularity_on, cond_on, cond_off);
   return settle(cond_on, cond_off, 2.0, cfg_.depth_off, cfg_, false);
@@ -121,7 +135,7 @@ TremoloFrame TremoloTracker::push(float level_db, bool valid, bool restart, bool
   }
   out.suppressed = from_vibrato;
   out.on = decide(from_vibrato);
-  if (est_.valid) out.depth = static_cast<float>(reported_depth());
+  if (est_.valid || bridging()) out.depth = static_cast<float>(reported_depth());
   return out;
 }
 

@@ -134,6 +134,8 @@ class TremoloTracker : public ModulationTracker {
   std::vector<double> resid_;  // that residual
   std::vector<float> rates_;   // rate of the newest analysis at each recent frame (0: none), a ring
   std::size_t n_rates_ = 0;    // frames written to rates_
+  int invalid_run_ = 0;        // invalid frames in a row (up to the bridged span)
+  static constexpr double kBridgedInvalidS = 0.03;  // invalid frames a bridge crosses, seconds
 };
 
 }  // namespace rtc

@@ -14,6 +14,8 @@ const VibratoConfig& validated(double frame_rate, const VibratoConfig& c) {
   require_positive("jump_cents", c.jump_cents, "cents");
   if (!(c.trend_ratio >= 0.0))
     invalid_parameter("trend_ratio", "must be >= 0 (got " + std::to_string(c.trend_ratio) + ")");
+  if (!(c.trend_ratio_off >= 0.0 && c.trend_ratio_off <= c.trend_ratio))
+    invalid_parameter("trend_ratio_off", "must be in [0, trend_ratio] (got " + std::to_string(c.trend_ratio_off) + ")");
   require_in_range("max_gap", c.max_gap, 0, 1000, "frames");
   require_in_range("max_glitch", c.max_glitch, 0, VibratoConfig::kMaxGlitch, "frames");
   check_hold_frames(c);
@@ -38,6 +40,7 @@ VibratoFrame VibratoTracker::update(float f0_hz) noexcept {
   VibratoFrame out;
   const bool voiced = std::isfinite(f0_hz) && f0_hz > 0.0f;
   bool restart = false;
+  bool note_change = false;  // a restart at a jump (bridged while on), not at a gap
   if (voiced) {
     const double c = 1200.0 * std::log2(static_cast<double>(f0_hz) / 440.0);
     if (!have_last_ || gap_ > cfg_.max_gap) {
@@ -51,10 +54,15 @@ VibratoFrame VibratoTracker::update(float f0_hz) noexcept {
       // wrong lag) lasting a frame or two. Hold the last value until the new
       // one has lasted max_glitch + 1 frames.
       if (pending_n_ < cfg_.max_glitch) {
+        if (pending_n_ == 0) {  // what a bridge starts from if this is a note change (before the held frames)
+          before_rate_ = est_.valid ? est_.rate : 0.0;
+          before_amp_ = est_.valid ? reported_amplitude() : 0.0;
+        }
         glitch_[pending_n_++] = c;
         an_.push(last_cents_);
       } else {
         restart = true;
+        note_change = true;
         an_.restart();
         for (int i = 0; i < pending_n_; ++i) an_.push(glitch_[i]);
         an_.push(c);
@@ -78,29 +86,34 @@ VibratoFrame VibratoTracker::update(float f0_hz) noexcept {
       restart = true;
     }
   }
-  refresh(restart, out);
-  if (est_.valid) out.extent = static_cast<float>(est_.amplitude);
+  // a note change after held frames: the bridge starts from the analysis before them
+  const bool held = note_change && cfg_.max_glitch > 0;
+  refresh(restart, out, note_change, held ? before_rate_ : 0.0, held ? before_amp_ : 0.0);
+  if (bridging()) out.extent = static_cast<float>(reported_amplitude());
+  else if (est_.valid) out.extent = static_cast<float>(est_.amplitude);
   return out;
 }
 
 bool VibratoTracker::candidate() const noexcept {
-  return est_.valid && est_.regularity >= cfg_.regularity_off && est_.amplitude >= cfg_.extent_off;
+  return !bridging() && est_.valid && est_.regularity >= cfg_.regularity_off && est_.amplitude >= cfg_.extent_off;
 }
 
 bool VibratoTracker::decide(bool suppress) noexcept {
+  if (bridged(suppress, 1.0, cfg_.extent_off, cfg_)) return on_;
   const ModulationEstimate& e = est_;
-  const bool trend_ok = 2.0 * e.amplitude >= cfg_.trend_ratio * e.trend_range;
-  const bool cond_on = !suppress && e.valid && e.bracketed && trend_ok && e.regularity >= cfg_.regularity_on &&
+  const bool trend_on = 2.0 * e.amplitude >= cfg_.trend_ratio * e.trend_range;
+  const bool trend_off = 2.0 * e.amplitude < cfg_.trend_ratio_off * e.trend_range;
+  const bool cond_on = !suppress && e.valid && e.bracketed && trend_on && e.regularity >= cfg_.regularity_on &&
                        e.amplitude >= cfg_.extent_on;
   const bool cond_off =
-      suppress || !e.valid || !trend_ok || e.regularity < cfg_.regularity_off || e.amplitude < cfg_.extent_off;
+      suppress || !e.valid || trend_off || e.regularity < cfg_.regularity_off || e.amplitude < cfg_.extent_off;
   return settle(cond_on, cond_off, 1.0, cfg_.extent_off, cfg_);
 }
 
 VibratoFrame VibratoTracker::push(float f0_hz) noexcept {
   VibratoFrame out = update(f0_hz);
   out.on = decide(false);
-  if (est_.valid) out.extent = static_cast<float>(reported_extent());
+  if (est_.valid || bridging()) out.extent = static_cast<float>(reported_extent());
   return out;
 }
 

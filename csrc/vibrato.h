@@ -58,7 +58,8 @@ struct VibratoConfig : ModulationConfig {
   double extent_on = 8.0;    ///< extent to turn on, cents (a random pitch wander of a few cents is no vibrato)
   double extent_off = 5.6;   ///< extent under which it turns off, cents
   double jump_cents = 80.0;  ///< f0 step that counts as a note change, cents
-  double trend_ratio = 0.6;  ///< minimum peak-to-peak extent / trend pitch change over the window
+  double trend_ratio = 0.6;  ///< minimum peak-to-peak extent / trend pitch change over the window, to turn on
+  double trend_ratio_off = 0.3;  ///< that ratio under which it turns off
   int max_gap = 4;           ///< unvoiced frames bridged by holding the last value
   int max_glitch = 4;        ///< frames an f0 jump may last and still count as a glitch
   static constexpr int kMaxGlitch = 8;  ///< largest accepted max_glitch
@@ -105,6 +106,8 @@ class VibratoTracker : public ModulationTracker {
   double last_cents_ = 0.0;
   double glitch_[VibratoConfig::kMaxGlitch] = {};
   int pending_n_ = 0;
+  double before_rate_ = 0.0;  // the analysis when a pending jump began (a bridge's start)
+  double before_amp_ = 0.0;
 };
 
 }  // namespace rtc

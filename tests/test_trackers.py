@@ -13,7 +13,7 @@ from _trackers import modulated_tone, track
 
 from rtclassify import _core
 from rtclassify.detect.decoder import Decoder, DecoderConfig
-from rtclassify.detect.events import TremoloOn, VibratoOn
+from rtclassify.detect.events import TremoloOff, TremoloOn, VibratoOn
 from rtclassify.detect.techniques import TechniqueDetector
 from rtclassify.errors import ParameterError
 
@@ -113,10 +113,15 @@ def test_no_stale_tremolo_estimate_at_an_invalid_frame(cut):
     level = (-20 + 1.5 * np.sin(2 * np.pi * 6 * t)).astype(np.float32)
     valid = np.ones(len(t), bool)
     valid[cut:] = False
-    out = _core.TremoloTracker(fs, hold_frames=1).process(level, valid=valid)
+    out = _core.TremoloTracker(fs, hold_frames=1, bridge_periods=0).process(level, valid=valid)
     assert out["on"][cut - 1] and out["restarted"][cut]
     assert not out["on"][cut:].any()
     assert (out["rate"][cut:] == 0).all() and (out["depth"][cut:] == 0).all()
+    # bridged: on at the rate and depth it had for at most 30 ms of invalid frames (an attack's noise), then off
+    out = _core.TremoloTracker(fs, hold_frames=1).process(level, valid=valid)
+    assert out["on"][cut:cut + 6].all() and np.allclose(out["rate"][cut:cut + 6], out["rate"][cut - 1])
+    assert not out["on"][cut + 7:].any()
+    assert (out["rate"][cut + 7:] == 0).all() and (out["depth"][cut + 7:] == 0).all()
 
 
 def test_no_stale_tremolo_estimate_at_an_onset():
@@ -124,9 +129,13 @@ def test_no_stale_tremolo_estimate_at_an_onset():
     t = np.arange(int(3 * fs)) / fs
     level = -20 + 1.5 * np.sin(2 * np.pi * 6 * t)
     level[400:] += 12.0  # a new note: a rise faster than any tremolo restarts the contour
-    out = _core.TremoloTracker(fs, hold_frames=1).process(level.astype(np.float32))
+    out = _core.TremoloTracker(fs, hold_frames=1, bridge_periods=0).process(level.astype(np.float32))
     assert out["on"][399] and out["restarted"][400]
     assert not out["on"][400] and out["rate"][400] == 0
+    # bridged: the tremolo goes on through the new note at its rate, and the new contour confirms it
+    out = _core.TremoloTracker(fs, hold_frames=1).process(level.astype(np.float32))
+    assert out["restarted"][400] and out["on"][399:].all()
+    assert abs(out["rate"][400] - 6.0) < 0.05 and abs(out["rate"][-1] - 6.0) < 0.05
 
 
 def test_tremolo_under_vibrato_does_not_outlive_a_restart_of_the_level():
@@ -141,7 +150,7 @@ def test_tremolo_under_vibrato_does_not_outlive_a_restart_of_the_level():
                             sr, peaks)
     a, b = int(3.06 * sr), int(3.06 * sr) + int(0.008 * sr)
     x[a:b] = np.random.default_rng(0).standard_normal(b - a) * np.sqrt(np.mean(x[a - 2000:a] ** 2))
-    out = track(sr, x.astype(np.float32))
+    out = track(sr, x.astype(np.float32), tremolo={"bridge_periods": 0})
     on, t = out["tremolo_on"], out["time"]
     offs = np.flatnonzero(on[:-1] & ~on[1:]) + 1  # the frames it turned off at
     off = offs[t[offs] > 3.0][0]
@@ -149,8 +158,12 @@ def test_tremolo_under_vibrato_does_not_outlive_a_restart_of_the_level():
     # off until a whole new analysis: at least one window of the fastest rate (3 periods of 15 Hz)
     back_on = off + int(np.argmax(on[off:]))
     assert t[back_on] - t[off] >= 0.2
-    events, _ = TechniqueDetector(sr).process(x.astype(np.float32))
+    events, _ = TechniqueDetector(sr, tremolo={"bridge_periods": 0}).process(x.astype(np.float32))
     assert len([e for e in events if isinstance(e, TremoloOn)]) == 2  # the first, and one after the restart
+    # bridged (the default): the 8 ms of noise do not interrupt the tremolo
+    events, _ = TechniqueDetector(sr).process(x.astype(np.float32))
+    assert len([e for e in events if isinstance(e, TremoloOn)]) == 1
+    assert not [e for e in events if isinstance(e, TremoloOff) and 3.0 < e.stream_time < 4.9]
 
 
 # ---------------------------------------------------------------- depth compensation at x = 1

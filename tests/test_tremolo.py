@@ -245,6 +245,55 @@ def test_tremolo_over_a_melody_of_slower_notes_is_still_tremolo():
     assert np.array_equal(on_new, on_off)
 
 
+def _plucked_notes(sr: int, notes, every_s: float, trem=None) -> np.ndarray:
+    """Plucked notes (a noise burst, then harmonics decaying 20 dB a second), one every ``every_s`` seconds,
+    through a tremolo pedal ``trem`` = (rate Hz, depth dB peak-to-peak)."""
+    rng = np.random.default_rng(3)
+    n = int(sr * every_s)
+    t = np.arange(n) / sr
+    parts = []
+    for f in notes:
+        x = sum(k ** -1.0 * np.sin(2 * np.pi * k * f * t + rng.uniform(0, 2 * np.pi)) for k in range(1, 12))
+        x = x / np.abs(x).max() * 10 ** (-20 * t / 20)
+        x[:int(0.004 * sr)] += rng.standard_normal(int(0.004 * sr))  # the pick's noise
+        parts.append(x)
+    x = np.concatenate(parts)
+    if trem is not None:
+        x = x * 10 ** (trem[1] / 2 * np.sin(2 * np.pi * trem[0] * np.arange(len(x)) / sr) / 20)
+    return (0.2 * x).astype(np.float32)
+
+
+@pytest.mark.parametrize("rate", [6.0, 9.0])
+def test_a_tremolo_pedal_goes_on_through_plucked_notes(rate):
+    """Each pluck restarts the level contour (an onset, and the pick's noise makes a few frames invalid): the
+    tremolo turned off at every note and on again 3.4 periods later (46% of the frames for notes every second
+    at 6 Hz). Bridged: one segment, from the first note's detection to the end."""
+    sr = 44100
+    x = _plucked_notes(sr, [196.0, 247.0, 294.0, 330.0, 294.0, 247.0], 1.0, trem=(rate, 8.0))
+    out = track(sr, x)
+    on, t = out["tremolo_on"], out["time"]
+    first = int(np.argmax(on))
+    assert t[first] < 0.8 and on[first:].all(), np.flatnonzero(~on[first:])[:5]
+    assert np.abs(out["tremolo_rate"][first:] - rate).max() < 0.3
+    assert (out["tremolo_depth"][first:] > 4.0).all()
+    old = track(sr, x, tremolo={"bridge_periods": 0})["tremolo_on"]
+    assert old.mean() < on.mean() - 0.2
+    # the same notes without the pedal: nothing to bridge
+    assert not track(sr, _plucked_notes(sr, [196.0, 247.0, 294.0, 330.0], 1.0))["tremolo_on"].any()
+
+
+def test_a_bridge_ends_when_the_pedal_is_off_on_the_next_note():
+    """The pedal switched off between two notes: the bridge's fit at the old rate fails on the new note,
+    which turns the tremolo off within about 1.25 periods and hold_frames of the pluck."""
+    sr = 44100
+    a = _plucked_notes(sr, [196.0, 247.0], 1.0, trem=(6.0, 8.0))
+    b = _plucked_notes(sr, [294.0, 330.0], 1.0)
+    out = track(sr, np.concatenate([a, b]))
+    on, t = out["tremolo_on"], out["time"]
+    assert on[(t > 1.0) & (t < 2.0)].all()
+    assert not on[t > 2.0 + 1.25 / 6.0 + 0.1].any()  # the jump is a note change after 25 ms; hold_frames
+
+
 def test_release_of_a_note_is_not_tremolo():
     sr = 32000
     x = modulated_tone(sr, 3.0, 330.0)
@@ -267,11 +316,13 @@ def test_tremolo_tracker_on_a_level_contour():
     valid[400:420] = False
     out = _core.TremoloTracker(fs).process(level.astype(np.float32), valid=valid)
     assert out["restarted"][400]
-    assert not out["on"][400:420].any()
+    assert not out["on"][407:420].any()  # 100 ms of invalid frames: bridged for 30 ms, then off
     restart = np.zeros(len(t), bool)
     restart[500] = True
-    out = _core.TremoloTracker(fs).process(level.astype(np.float32), restart=restart)
+    out = _core.TremoloTracker(fs, bridge_periods=0).process(level.astype(np.float32), restart=restart)
     assert out["restarted"][500] and not out["on"][500]
+    out = _core.TremoloTracker(fs).process(level.astype(np.float32), restart=restart)  # a note change: bridged
+    assert out["restarted"][500] and out["on"][late].all()
 
 
 def _late_depth(level, fs, **config):

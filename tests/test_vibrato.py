@@ -100,7 +100,7 @@ def test_vibrato_trend_rule_off_restores_the_staircase_reading():
         a, b = notes[i - 1], notes[i]
         midi[i * 50:i * 50 + 12] = a + (b - a) * (np.arange(1, 13) / 12)
     f0 = (440 * 2 ** ((midi - 69) / 12)).astype(np.float32)
-    assert _core.VibratoTracker(fs, trend_ratio=0.0).process(f0)["on"].any()
+    assert _core.VibratoTracker(fs, trend_ratio=0.0, trend_ratio_off=0.0).process(f0)["on"].any()
     assert not _core.VibratoTracker(fs).process(f0)["on"].any()
 
 
@@ -108,12 +108,29 @@ def test_note_change_restarts_and_vibrato_resumes():
     sr = 16000
     a = modulated_tone(sr, 2.0, 262.0, vib=(6.0, 40.0), start=0.3)
     b = modulated_tone(sr, 2.0, 330.0, vib=(6.0, 40.0), start=0.0)
-    out = track(sr, np.concatenate([a, b]))
+    x = np.concatenate([a, b])
+    out = track(sr, x, vibrato={"bridge_periods": 0})
     t = out["time"]
     assert out["vibrato_on"][(t > 1.2) & (t < 1.95)].all()
     assert out["vibrato_on"][t > 2.0 + 3 / 6.0].all()
     # the contour restarted at the note change, so vibrato was off for a moment
     assert not out["vibrato_on"][(t > 2.0) & (t < 2.15)].all()
+    # bridged (the default): on through the note change, at the rate and extent it had until the new note's fit
+    out = track(sr, x)
+    assert out["vibrato_on"][t > 1.2].all()
+    assert np.abs(out["vibrato_rate"][t > 1.2] - 6.0).max() < 0.4  # (5.65 Hz for 15 ms as the f0 moves)
+    settled = (t > 1.2) & ((t < 2.0) | (t > 2.1))  # (the 20 ms of the f0's move read 46-49 cents before too)
+    assert np.abs(out["vibrato_extent"][settled] - 40.0).max() < 10.0  # (48 held over the bridge: the last fit)
+
+
+def test_a_bridge_ends_when_the_next_note_has_no_vibrato():
+    sr = 16000
+    a = modulated_tone(sr, 2.0, 262.0, vib=(6.0, 40.0), start=0.3)
+    b = modulated_tone(sr, 2.0, 330.0, start=0.0)
+    out = track(sr, np.concatenate([a, b]))
+    on, t = out["vibrato_on"], out["time"]
+    assert on[(t > 1.2) & (t < 1.95)].all()
+    assert not on[t > 2.0 + 1.25 / 6.0 + 0.1].any()  # the jump is a note change after 25 ms; hold_frames
 
 
 def test_vibrato_tracker_on_an_f0_contour():
