@@ -578,3 +578,28 @@ def test_a_data_set_of_another_recipe_version_is_refused_before_any_work(tmp_pat
     assert cli.main(["train", "--config", str(cfg)]) == 1
     assert "incomplete manifest (no usable 'sources')" in _err(capsys)
     assert not (tmp_path / "run").exists() and not (data / "features").exists()
+
+
+# ------------------------------------------------------------------------------------------------ --help
+def _parsers(parser, path=()):
+    """Every parser of the command line, with the words that reach it: ``()``, ``("data",)``, ``("data",
+    "build")``..."""
+    import argparse
+
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+def test_every_help_fits_an_80_column_terminal(monkeypatch):
+    """The descriptions, epilogs and usage lines written by hand (RawDescriptionHelpFormatter keeps their line
+    breaks) were wrapped near 100 columns: at 80, `listen --help` broke 6 lines mid-word, `learn --help` 17."""
+    monkeypatch.setenv("COLUMNS", "80")  # (argparse's width, as in an 80-column terminal)
+    seen = set()
+    for path, parser in _parsers(cli.build_parser()):
+        seen.add(path)
+        long = [line for line in parser.format_help().splitlines() if len(line) > 79]
+        assert long == [], f"rtclassify {' '.join(path)} --help: {long}"
+    assert {("demo",), ("listen",), ("learn",), ("pretrain",), ("data", "build")} <= seen

@@ -28,11 +28,72 @@ def env():
                 COLUMNS="100")
 
 
-def rtc(*args, timeout=120):
+def rtc(*args, timeout=120, extra_env=None):
     # run from outside the checkout: `python -m` puts the working directory first on sys.path, and the
     # package to test is the installed one (in CI the checkout has no compiled extension)
     return subprocess.run([sys.executable, "-m", "rtclassify", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env(), cwd=tempfile.gettempdir())
+                          timeout=timeout, env=dict(env(), **(extra_env or {})), cwd=tempfile.gettempdir())
+
+
+def in_a_terminal(*args, extra_env=None, until: bytes = b"", then=(), timeout=60) -> tuple[int, str]:
+    """Run ``rtclassify ARGS`` on a pseudo-terminal of 80x24 (its standard input, output and error), as in a
+    terminal window: its exit status and all it wrote, with the terminal's "\\r\\n" read as "\\n".
+
+    ``then``: signals sent to it 20 ms apart once it has written ``until``.
+    """
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+    import time
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    e = dict(env(), **{"TERM": "xterm-256color", **(extra_env or {})})
+    for k in ("COLUMNS", "LINES", "FORCE_COLOR", "TTY_COMPATIBLE"):  # (the terminal's own size and kind)
+        e.pop(k, None)
+    p = subprocess.Popen([sys.executable, "-m", "rtclassify", *args], stdin=slave, stdout=slave, stderr=slave,
+                         env=e, cwd=tempfile.gettempdir(), start_new_session=True)
+    os.close(slave)
+    out = bytearray()
+
+    def read():
+        while True:
+            try:
+                b = os.read(master, 65536)
+            except OSError:  # EIO: the program has ended (nothing holds the terminal any more)
+                return
+            if not b:
+                return
+            out.extend(b)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        if then:
+            end = time.monotonic() + timeout
+            while until not in out:
+                assert p.poll() is None and time.monotonic() < end, bytes(out).decode(errors="replace")
+                time.sleep(0.05)
+            for sig in then:
+                p.send_signal(sig)
+                time.sleep(0.02)
+        code = p.wait(timeout)
+        reader.join(10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+    return code, bytes(out).decode(e.get("PYTHONIOENCODING") or "utf-8").replace("\r\n", "\n")
+
+
+def _plain_text(terminal: str) -> str:
+    """What a terminal's output says, without its control sequences and carriage returns."""
+    import re
+
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\r", "", terminal)
 
 
 def our_lines(stderr: str) -> list[str]:
@@ -103,11 +164,63 @@ def test_demo_runs_the_live_engine_and_logs(tmp_path, bundle):
 
 
 def test_demo_with_display_draws_the_tags(bundle):
-    r = rtc("demo", "--bundle", bundle, "--duration", "1.5", "--speed", "4")
-    assert r.returncode == 0, r.stderr
+    code, out = in_a_terminal("demo", "--bundle", bundle, "--duration", "1.5", "--speed", "4")
+    assert code == 0, out
+    text = _plain_text(out)
     for tag in ("low", "high", "any"):
-        assert tag in r.stdout
-    assert "latency ms" in r.stdout and "dropped" in r.stdout
+        assert tag in text
+    assert "latency ms" in text and "dropped" in text and "→ display only" in text
+    assert "Traceback" not in text and "instead of the live display" not in text
+    assert out.index("\x1b[?25h", out.rindex("\x1b[?25l"))  # the cursor is shown again at the end
+
+
+def test_a_forced_quit_gives_the_terminal_back(bundle):
+    """A second SIGTERM (or Ctrl-C) while stopping leaves with os._exit: the cursor rich's Live had hidden stayed
+    hidden in the shell, and the quit line was glued to the display's last line ("= 128.8rtclassify demo:
+    SIGTERM again: ...")."""
+    import signal
+
+    code, out = in_a_terminal("demo", "--bundle", bundle, "--duration", "20", until=b"latency ms",
+                              then=(signal.SIGTERM, signal.SIGTERM))
+    assert code == 128 + signal.SIGTERM, out
+    assert "\x1b[?25h" in out[out.rindex("\x1b[?25l"):]  # the cursor is shown again
+    assert "\nrtclassify demo: SIGTERM again: quitting without waiting for the stop\n" in _plain_text(out), out[-300:]
+
+
+def test_without_a_terminal_the_run_prints_the_event_lines_and_says_so(bundle):
+    """On a pipe or a file (`| cat`, `> file`, nohup) or a dumb terminal rich's Live draws nothing until the
+    stop, then one snapshot: the run looked hung. It prints what --no-display prints instead."""
+    r = rtc("demo", "--bundle", bundle, "--duration", "2.5", "--speed", "4")
+    assert r.returncode == 0, r.stderr
+    lines = our_lines(r.stderr)
+    assert lines[0] == ("rtclassify demo: standard output is not a terminal: printing event lines instead of the "
+                        "live display")
+    assert lines[1].startswith("rtclassify demo · ") and lines[1].endswith("→ the events on standard output")
+    assert lines[-1].startswith("rtclassify demo: stopped after") and len(lines) == 3
+    assert any(" on " in l for l in r.stdout.splitlines()) and "latency" not in r.stdout
+    code, out = in_a_terminal("demo", "--bundle", bundle, "--duration", "2.5", "--speed", "4",
+                              extra_env={"TERM": "dumb"})
+    assert code == 0, out
+    assert "rtclassify demo: a dumb terminal (TERM=dumb): printing event lines instead of the live display\n" in out
+    assert " on " in out and "\x1b[" not in out
+
+
+def test_a_latin_1_terminal_gets_the_display_in_ascii(bundle):
+    """`LANG=en_US.ISO-8859-1 rtclassify demo`: rich's refresh thread died at its first draw (UnicodeEncodeError
+    on "→") and the display stayed blank; the lines on standard error had "\\u2192" in them."""
+    code, out = in_a_terminal("demo", "--bundle", bundle, "--duration", "1.5", "--speed", "4",
+                              extra_env={"PYTHONIOENCODING": "latin-1"})
+    assert code == 0, out
+    text = _plain_text(out)
+    assert "Traceback" not in text and "Error" not in text
+    assert "rtclassify demo | " in text and "-> display only" in text and "latency ms" in text
+    assert text.isascii()
+    r = rtc("demo", "--bundle", bundle, "--duration", "1.5", "--speed", "4", "--no-display",
+            extra_env={"PYTHONIOENCODING": "latin-1"})
+    assert r.returncode == 0, r.stderr
+    lines = our_lines(r.stderr)
+    assert lines[0].startswith("rtclassify demo | ") and lines[0].endswith(" -> the events on standard output")
+    assert "\\u" not in r.stderr and " | late hops " in lines[-1]
 
 
 def test_demo_sends_osc(bundle):

@@ -230,3 +230,75 @@ def test_a_long_tag_name_leaves_room_for_the_channels():
     header = text.splitlines()[1].split()
     assert header == ["channel", "0", "1", "2", "3"] and "not shown" not in text
     assert all(len(line.rstrip()) <= 60 for line in text.splitlines())
+
+
+def test_an_output_without_the_display_s_characters_gets_ascii_ones():
+    """In a Latin-1 (or ASCII) locale rich's refresh thread died at its first draw (UnicodeEncodeError on "→")
+    and the display stayed blank for the whole run."""
+    out = io.TextIOWrapper(io.BytesIO(), encoding="latin-1", write_through=True)
+    console = Console(file=out, width=60, height=30, color_system=None)
+    d = LiveDisplay(("piano", "a_very_long_learned_tag_take2"), title="rtclassify demo · x\n→ display only",
+                    console=console)
+    d.send([TagOn(1.0, 0.0, 0, "piano", 0.5), VibratoOn(1.0, 0.0, 0, 5.5, 30.0),
+            TechniqueValues(1.1, 0.0, 0, level_db=-20.0, pitch=440.0, vibrato=True, vibrato_rate=5.5,
+                            vibrato_extent=30.0)])
+    d.status({"hops": 3})
+    console.print(d.render())
+    text = out.buffer.getvalue().decode("latin-1")
+    assert text.isascii(), text
+    assert "rtclassify demo | x\n-> display only\n" in text
+    assert "piano  " in text and "##############.............. 0.50 ON" in text
+    name = next(line for line in text.splitlines() if line.startswith("a_very")).split()[0]
+    assert ".." in name and name.endswith("_take2")  # cut in the middle, the end kept
+    assert "vibrato 5.5 Hz +-30 c" in text and "t = 1.1 s | dropped 0 samples | " in text
+    # a UTF-8 output keeps them
+    d = LiveDisplay(("piano",), title="a · b", console=Console(file=io.StringIO(), width=60, color_system=None))
+    d.send([TagOn(1.0, 0.0, 0, "piano", 0.5)])
+    d._console.print(d.render())
+    assert "a · b" in d._console.file.getvalue() and "█" in d._console.file.getvalue()
+
+
+def test_releasing_the_terminal_ends_the_line_and_shows_the_cursor_without_blocking_on_a_paused_one():
+    """A second Ctrl-C or SIGTERM leaves with os._exit while rich's Live holds the cursor hidden: the cursor
+    stayed hidden in the shell, and the quit message was glued to the display's last line. The terminal is
+    given back first, without waiting on a terminal paused with Ctrl-S (the process must leave)."""
+    import os
+    import pty
+    import termios
+    import time
+
+    from rtclassify.sinks import display
+
+    for paused in (False, True):
+        master, slave = pty.openpty()
+        tty = open(slave, "w", encoding="utf-8", closefd=True)
+        try:
+            d = LiveDisplay(("piano",), console=Console(file=tty, width=60, height=20))
+            d.open()
+            time.sleep(0.3)  # a few draws
+            if paused:
+                termios.tcflow(slave, termios.TCOOFF)
+            t0 = time.monotonic()
+            display.release_terminal()
+            assert time.monotonic() - t0 < 1.5
+            if paused:
+                termios.tcflow(slave, termios.TCOON)
+            time.sleep(0.3)  # (rich draws no more)
+            os.set_blocking(master, False)
+            got = b""
+            while True:
+                try:
+                    got += os.read(master, 65536)
+                except BlockingIOError:
+                    break
+            assert b"\x1b[?25l" in got
+            if paused:  # nothing could be written: the draws stopped, the process can leave
+                assert not got.endswith(b"\x1b[?25h")
+            else:
+                assert got.endswith(b"\r\n\x1b[?25h"), got[-80:]
+            assert display._HOLDING == []
+            d._live._lock.release()  # (kept by release_terminal: the process was leaving)
+            d.close(timeout=2.0)
+        finally:
+            tty.close()
+            os.close(master)

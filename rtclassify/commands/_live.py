@@ -167,14 +167,16 @@ class EventPrinter:
         self._writer.close(timeout)
 
 
-def build_sinks(args, labels, mapping, title: str, channels=None, clip=None):
+def build_sinks(args, labels, mapping, title: str, channels=None, clip=None, what: str | None = None):
     """The sinks asked for on the command line (not opened yet) and a description of them.
 
     ``channels``: the input channel of each stream when several channels are
     tagged as streams of their own (MIDI channel and OSC address per stream).
     ``clip``: the audio file played (``demo``'s, the bundled one included), which the log must not replace.
+    ``what``: the command (``demo``), for the line saying that the display cannot redraw in place (standard
+    output is a file, a pipe or a dumb terminal): the event lines of ``--no-display`` are printed instead.
     """
-    from ..sinks.display import LiveDisplay
+    from ..sinks.display import LiveDisplay, cannot_redraw
     from ..sinks.log import JsonlSink
     from ..sinks.midi import MidiSink
     from ..sinks.osc import OscSink
@@ -204,11 +206,16 @@ def build_sinks(args, labels, mapping, title: str, channels=None, clip=None):
         sinks.append(JsonlSink(args.log, levels=not args.log_changes, values=not args.log_changes,
                                on_fault=warn_later))
         outputs.append(f"log {args.log}")
-    if args.no_display:
-        if args.log != "-":
-            sinks.append(EventPrinter(channels=channels is not None, alone=not sinks))
-    else:
+    display = not args.no_display
+    if display:
+        why = cannot_redraw()
+        if why:  # rich would draw nothing until the stop: the run looked hung
+            _say(f"rtclassify{' ' + what if what else ''}: {why}: printing event lines instead of the live display")
+            display = False
+    if display:
         sinks.append(LiveDisplay(labels, title=title, channels=channels))
+    elif args.log != "-":
+        sinks.append(EventPrinter(channels=channels is not None, alone=not sinks))
     sinks.append(warnings)  # closed last: the warnings of the others' closing are written too
     return sinks, outputs
 
@@ -280,8 +287,9 @@ def run_live(args, clf, mapping, source, title: str, *, what: str, blocksize: in
     channel the one stream takes (``channel=``, ``mix=``). ``clip``: the audio file played (``demo``).
     """
     from ..engine.listener import Listener
+    from ..sinks.display import LiveDisplay
 
-    sinks, outputs = build_sinks(args, clf.labels, mapping, title, channels=channels, clip=clip)
+    sinks, outputs = build_sinks(args, clf.labels, mapping, title, channels=channels, clip=clip, what=what)
     if channels is not None:
         select = {"channels": channels}
     listener = Listener(clf, sinks=sinks, source=source, blocksize=blocksize, hop=args.hop,
@@ -296,7 +304,8 @@ def run_live(args, clf, mapping, source, title: str, *, what: str, blocksize: in
     for s in sinks:
         if hasattr(s, "title"):
             s.title = f"{title}\n→ {', '.join(outputs) or 'display only'}"
-    if args.no_display:  # (the display's title says it; without it, a silent start looked like a hung one)
+    # without the display (its title says it), a line says what runs: a silent start looked like a hung one
+    if not any(isinstance(s, LiveDisplay) for s in sinks):
         _say(f"{title} → {', '.join(outputs) or 'the events on standard output'}")
     return run_listener(listener, args.duration, what=what)
 
@@ -345,6 +354,10 @@ def run_listener(listener, duration: float | None, *, what: str, stop_timeout: f
                 if old is not None:
                     signal.signal(signal.SIGINT, old)
     elapsed = time.monotonic() - t0
+    if not stopped:  # the display may still be drawing: its line ends before the summary (see hard_exit)
+        from ..sinks.display import release_terminal
+
+        release_terminal()
     try:
         c = listener.counters()
         summary = " ".join(format_counters(c).split("\n"))
@@ -416,10 +429,12 @@ def _say(line: str) -> None:
     that blocks the write (paused with Ctrl-S) holds it up to :data:`SAY_TIMEOUT_S`: SIGTERM and Ctrl-C must
     still stop the run (a line written before the stop began held the stop itself)."""
     from ..sinks._background import call_within
+    from ..sinks.display import readable
 
     global _stderr_blocked
     if _stderr_blocked:
         return
+    line = readable(line, sys.stderr)  # (→ and · in a Latin-1 or ASCII locale)
 
     def write():
         try:
@@ -481,30 +496,45 @@ def _force_quit(what: str):
 
 def _leave_now(line: str, code: int) -> None:
     """Write ``line`` to standard error and leave at once with ``code`` (from a signal handler; standard output
-    is not flushed: it may be blocked)."""
+    is not flushed: it may be blocked).
+
+    A live display's terminal is given back first (its line ended, the cursor shown: see
+    :func:`~rtclassify.sinks.display.release_terminal`), and standard error is given at most a second for the
+    line: a terminal paused with Ctrl-S blocks the write, and the process must leave.
+    """
     import os
 
-    try:
-        sys.stderr.flush()
-    except Exception:
-        pass
-    try:
-        os.write(2, f"{line}\n".encode())
-    except OSError:
-        pass
+    from ..sinks._background import call_within
+    from ..sinks.display import release_terminal
+
+    release_terminal()
+
+    def write():
+        _flush_quietly(sys.stderr)
+        try:
+            os.write(2, f"{line}\n".encode())
+        except OSError:
+            pass
+
+    call_within(write, 1.0, "rtclassify-leave")
     os._exit(code)
 
 
 def hard_exit(code: int) -> None:
     """Leave now, without atexit handlers (PortAudio's would block on a dead device).
 
-    Standard output and error are flushed, each for at most a second (a
-    blocked writer, e.g. a full pipe, may hold standard output).
+    A live display still drawing gives its terminal back (its line ended, the
+    cursor shown, without blocking: see
+    :func:`~rtclassify.sinks.display.release_terminal`). Standard output and
+    error are flushed, each for at most a second (a blocked writer, e.g. a full
+    pipe, may hold standard output).
     """
     import os
 
     from ..sinks._background import call_within
+    from ..sinks.display import release_terminal
 
+    release_terminal()
     for stream in (sys.stdout, sys.stderr):
         call_within(lambda stream=stream: _flush_quietly(stream), 1.0, "rtclassify-flush")
     os._exit(code)

@@ -10,16 +10,18 @@ from ._args import UsageError, check_technique_rate, nonempty
 NAME = "demo"
 HELP = "play a short bundled clip through the live engine at real-time pace (no audio hardware needed)"
 DESCRIPTION = """\
-Play a 25 s clip of real recordings (piano, speech, saxophone, cello, frame drum, trumpet, organ;
-CC BY 4.0, from freesound.org via sms-tools) through the same live engine as `rtclassify listen`,
-at real-time pace, with the live display and the event log. Needs no sound card and no PortAudio.
-MIDI and OSC outputs work as in `listen`.
+Play a 25 s clip of real recordings (piano, speech, saxophone, cello, frame
+drum, trumpet, organ; CC BY 4.0, from freesound.org via sms-tools) through the
+same live engine as `rtclassify listen`, at real-time pace, with the live
+display and the event log. Needs no sound card and no PortAudio. MIDI and OSC
+outputs work as in `listen`.
 
 examples:
   rtclassify demo
   rtclassify demo --no-display --log events.jsonl
   rtclassify demo --osc 127.0.0.1:9000 --midi-virtual rtclassify
-  rtclassify demo --clip band.wav --channels 0-3    (each channel of a multichannel file as a stream)
+  # each channel of a multichannel file as a stream:
+  rtclassify demo --clip band.wav --channels 0-3
 """
 
 

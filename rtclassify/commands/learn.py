@@ -10,36 +10,43 @@ from ._args import nonempty, threads
 NAME = "learn"
 HELP = "learn a new tag from a few example recordings (writes a bundle with the original tags plus the new one)"
 DESCRIPTION = """\
-Learn your own tag (a pedal, a prepared piano, your voice) from a few recordings of it. Each example
-file goes through the bundle's streaming path; the bundle's CNN embedding (the layer before its output
-head) of every window is computed, and a logistic-regression head on it (and on two log-mel averages
-of the window) is fitted in seconds on the CPU. Each example is also learned mixed into generic music,
-so the tag holds when the sound plays with the band (--no-mix for a sound heard alone), and shifted
-2 semitones up and down, so it holds over more of the instrument's register (--pitch-shifts none for a
-sound defined by its pitch).
-The output is a normal bundle: the original graph plus the new head, so the original tags give exactly
-the same outputs, and `listen --bundle OUT` sends the new tag to MIDI and OSC like the built-in ones.
---out is a new or empty folder (or a new .zip); --force replaces a bundle there, whole, and a folder that
-holds other files is never written into.
+Learn your own tag (a pedal, a prepared piano, your voice) from a few
+recordings of it. Each example file goes through the bundle's streaming path;
+the bundle's CNN embedding (the layer before its output head) of every window
+is computed, and a logistic-regression head on it (and on two log-mel averages
+of the window) is fitted in seconds on the CPU. Each example is also learned
+mixed into generic music, so the tag holds when the sound plays with the band
+(--no-mix for a sound heard alone), and shifted 2 semitones up and down, so it
+holds over more of the instrument's register (--pitch-shifts none for a sound
+defined by its pitch).
+The output is a normal bundle: the original graph plus the new head, so the
+original tags give exactly the same outputs, and `listen --bundle OUT` sends
+the new tag to MIDI and OSC like the built-in ones. --out is a new or empty
+folder (or a new .zip); --force replaces a bundle there, whole, and a folder
+that holds other files is never written into.
 
-Positive examples: recordings of the sound, up to a few seconds each (1 is enough to start, 5-10
-give a steadier tag); only their sounding frames are used. Negatives: recordings of what the tag
-must stay off for (the same instrument without the effect, the room, the rest of the band).
-Generic negatives are always added unless --no-generic: about 42 s of music covering the twelve
-built-in tags, speech and singing from the default model's data recipe (training timbres), plus
-silence, noise and hum.
+Positive examples: recordings of the sound, up to a few seconds each (1 is
+enough to start, 5-10 give a steadier tag); only their sounding frames are
+used. Negatives: recordings of what the tag must stay off for (the same
+instrument without the effect, the room, the rest of the band). Generic
+negatives are always added unless --no-generic: about 42 s of music covering
+the twelve built-in tags, speech and singing from the default model's data
+recipe (training timbres), plus silence, noise and hum.
 
 examples:
-  rtclassify learn --tag fuzz fuzz1.wav fuzz2.wav fuzz3.wav --negatives clean.wav --out fuzz_bundle
-  rtclassify learn --tag whistle w*.flac --bundle my_bundle --out my_bundle2.zip
+  rtclassify learn --tag fuzz fuzz1.wav fuzz2.wav fuzz3.wav \\
+      --negatives clean.wav --out fuzz_bundle
+  rtclassify learn --tag whistle w*.flac --bundle my_bundle \\
+      --out my_bundle2.zip
   rtclassify listen --bundle fuzz_bundle --midi-virtual rtclassify
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.usage = ("%(prog)s [-h] --tag NAME POSITIVE_FILE [POSITIVE_FILE ...] [--negatives FILE [FILE ...]] --out BUNDLE\n"
-               "       [--bundle IN] [--force] [--no-generic] [--no-mix] [--pitch-shifts LIST]\n"
+    p.usage = ("%(prog)s [-h] --tag NAME POSITIVE_FILE [POSITIVE_FILE ...]\n"
+               "       [--negatives FILE [FILE ...]] --out BUNDLE [--bundle IN] [--force]\n"
+               "       [--no-generic] [--no-mix] [--pitch-shifts LIST]\n"
                "       [--features {embedding+mel,embedding}] [--json] [--threads N]")
     # "*", checked in run(): a usage error that can say the files after --negatives all went to --negatives
     p.add_argument("positives", nargs="*", metavar="POSITIVE_FILE", help="recordings of the new sound (at least one; "

@@ -11,16 +11,20 @@ from . import _live
 NAME = "listen"
 HELP = "tag live audio from an input device and send the tags as MIDI and OSC"
 DESCRIPTION = """\
-Listen to an audio input device and tell, with low latency, which instrument families are playing
-and whether someone sings or speaks. Tags go to a MIDI port (note on/off + level CC per tag), to OSC
-destinations, to a JSONL log and to a live terminal display. Stop with Ctrl-C (every sounding note
-gets its note-off).
+Listen to an audio input device and tell, with low latency, which instrument
+families are playing and whether someone sings or speaks. Tags go to a MIDI
+port (note on/off + level CC per tag), to OSC destinations, to a JSONL log and
+to a live terminal display. Stop with Ctrl-C (every sounding note gets its
+note-off).
 
 examples:
   rtclassify listen --device 2 --midi-virtual rtclassify
-  rtclassify listen --device usb --channel 1 --osc 127.0.0.1:9000 --osc 192.168.1.20:7000
-  rtclassify listen --device usb --channels 0-7 --midi-virtual stage --osc 127.0.0.1:9000
-  rtclassify listen --device system --midi-api jack --midi-virtual tags --map mapping.toml
+  rtclassify listen --device usb --channel 1 \\
+      --osc 127.0.0.1:9000 --osc 192.168.1.20:7000
+  rtclassify listen --device usb --channels 0-7 --midi-virtual stage \\
+      --osc 127.0.0.1:9000
+  rtclassify listen --device system --midi-api jack --midi-virtual tags \\
+      --map mapping.toml
 """
 
 

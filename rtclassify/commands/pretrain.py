@@ -15,19 +15,24 @@ from ._args import nonempty, number, threads
 NAME = "pretrain"
 HELP = "self-supervised (SimCLR/CLMR-style contrastive) pretraining of the CNN encoder on unlabelled audio"
 DESCRIPTION = """\
-Pretrain the short-chunk CNN encoder on a folder of unlabelled audio (searched recursively): two
-randomly augmented views of the same 1.5 s chunk (random crop, polarity, noise, gain, filters, delay,
-pitch shift, reverb) must be recognised among the other views of the batch (InfoNCE / NT-Xent loss on
-a projection of the embedding). The encoder has the base bundle's configuration and frontend.
-Writes OUT/encoder.pt and OUT/pretrain_history.json (the loss every 10 steps). With --labelled
-DATA_DIR (an `rtclassify data build` folder) it then trains the usual supervised head with the default
-model's training loop, starting from the pretrained encoder, into OUT (last.pt, best.pt, model.pt,
-history.json, curves.png), and exports OUT/bundle. An OUT that already holds such a run is refused
-before any work unless --force. Needs the 'train' extra (torch, scipy).
+Pretrain the short-chunk CNN encoder on a folder of unlabelled audio (searched
+recursively): two randomly augmented views of the same 1.5 s chunk (random
+crop, polarity, noise, gain, filters, delay, pitch shift, reverb) must be
+recognised among the other views of the batch (InfoNCE / NT-Xent loss on a
+projection of the embedding). The encoder has the base bundle's configuration
+and frontend. Writes OUT/encoder.pt and OUT/pretrain_history.json (the loss
+every 10 steps). With --labelled DATA_DIR (an `rtclassify data build` folder)
+it then trains the usual supervised head with the default model's training
+loop, starting from the pretrained encoder, into OUT (last.pt, best.pt,
+model.pt, history.json, curves.png), and exports OUT/bundle. An OUT that
+already holds such a run is refused before any work unless --force. Needs the
+'train' extra (torch, scipy).
 
 examples:
-  nice -n 10 rtclassify pretrain --data my_recordings/ --out runs/ssl --minutes 10
-  rtclassify pretrain --data datasets/v1/train --out runs/ssl --labelled datasets/v1 --set train.time_budget_min=20
+  nice -n 10 rtclassify pretrain --data my_recordings/ --out runs/ssl \\
+      --minutes 10
+  rtclassify pretrain --data datasets/v1/train --out runs/ssl \\
+      --labelled datasets/v1 --set train.time_budget_min=20
 """
 
 

@@ -13,22 +13,127 @@ The worker thread only stores the latest values (plain attribute and dict
 writes); rich's own refresh thread draws them ``refresh_per_second`` times a
 second in place (``rich.live.Live``), so the screen does not flicker and the
 audio path never waits for the terminal.
+
+Where the output's encoding lacks one of the display's characters (→ █ · …
+±: a Latin-1 or ASCII locale) the display draws ASCII stand-ins instead
+(:data:`ASCII_GLYPHS`), decided once when it opens. On a file, a pipe or a
+dumb terminal it cannot redraw in place (:func:`cannot_redraw`): the live
+commands print the event lines of ``--no-display`` there instead.
 """
 
 from __future__ import annotations
 
 import collections
+import os
 import time
 from typing import Sequence
 
 from ._background import call_within
 from .mapping import clip_unit
 
-__all__ = ["LiveDisplay"]
+__all__ = ["LiveDisplay", "cannot_redraw", "plain", "readable", "release_terminal"]
 
 _BAR = 28
 _NAME = 16  # a tag name longer than the width allows is cut down to no less than this
 _GAP = 2  # columns between blocks of tags side by side
+
+#: the display's characters beyond ASCII and what stands for each where the output's encoding lacks them
+#: (rich's refresh thread died at its first draw on a Latin-1 terminal, and nothing was drawn again)
+ASCII_GLYPHS = {"→": "->", "·": "|", "…": "..", "±": "+-", "█": "#"}
+_PLAIN = str.maketrans(ASCII_GLYPHS)
+
+
+def lacks_glyphs(encoding: str | None) -> bool:
+    """True when text in ``encoding`` cannot hold every one of the display's characters (:data:`ASCII_GLYPHS`)."""
+    try:
+        "".join(ASCII_GLYPHS).encode(encoding or "utf-8")
+    except (UnicodeError, LookupError):
+        return True
+    return False
+
+
+def plain(text: str) -> str:
+    """``text`` with the display's characters beyond ASCII replaced by their stand-ins (``→`` by ``->``...)."""
+    return text.translate(_PLAIN)
+
+
+def readable(text: str, stream) -> str:
+    """``text`` as ``stream`` can write it: :func:`plain` where its encoding lacks the display's characters
+    (without it, standard error wrote ``\\u2192`` escapes)."""
+    return plain(text) if lacks_glyphs(getattr(stream, "encoding", None)) else text
+
+
+def cannot_redraw(console=None) -> str | None:
+    """Why the display cannot redraw in place on ``console`` (default: a rich Console on standard output), or
+    None when it can.
+
+    rich's Live draws nothing on a file, a pipe or a dumb terminal (``TERM=dumb``) until it stops, then one
+    snapshot: a run there looked hung.
+    """
+    if console is None:
+        from rich.console import Console
+
+        console = Console()
+    if not console.is_terminal:
+        return "standard output is not a terminal"
+    if console.is_dumb_terminal:
+        return f"a dumb terminal (TERM={os.environ.get('TERM', '')})"
+    return None
+
+
+#: (rich Live, file descriptor) of each display that hid a terminal's cursor and has not shown it again (open,
+#: not closed): what :func:`release_terminal` gives back
+_HOLDING: list = []
+
+
+def release_terminal(wait: float = 0.2) -> None:
+    """Give back the terminal of every display still drawing on one: end its last line and show the cursor.
+
+    For a process about to leave at once (``os._exit``: a second Ctrl-C or
+    SIGTERM, a stop that did not finish), which skips the display's close:
+    rich had hidden the cursor, and the next line was glued to the display's
+    last one. rich's drawing is stopped first (its refresh thread, and its lock
+    taken for up to ``wait`` seconds and kept, so that nothing is drawn after
+    the line ends). The line end and the show-cursor sequence are written
+    without blocking: on a terminal paused with Ctrl-S they are not written
+    (the write would wait for the terminal to resume, and the process must
+    leave).
+    """
+    while _HOLDING:
+        try:
+            live, fd = _HOLDING.pop()
+        except IndexError:  # (another thread took it)
+            return
+        refresher = getattr(live, "_refresh_thread", None)
+        if refresher is not None:
+            refresher.stop()
+        lock = getattr(live, "_lock", None)
+        if lock is not None:
+            lock.acquire(timeout=wait)
+        _write_without_blocking(fd, b"\n\x1b[?25h", wait)
+
+
+def _write_without_blocking(fd: int, data: bytes, wait: float) -> None:
+    """Write ``data`` to the terminal ``fd`` if it takes it now: through a description of its own opened
+    non-blocking (setting O_NONBLOCK on ``fd`` would set it for the shell that shares it too), else from a
+    daemon thread given ``wait`` seconds."""
+    try:
+        out = os.open(os.ttyname(fd), os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError:
+        def write():
+            try:
+                os.write(fd, data)
+            except OSError:
+                pass
+
+        call_within(write, wait, "rtclassify-release-terminal")
+        return
+    try:
+        os.write(out, data)
+    except OSError:  # BlockingIOError: paused
+        pass
+    finally:
+        os.close(out)
 
 
 class LiveDisplay:
@@ -71,6 +176,9 @@ class LiveDisplay:
         self.counters: dict = {}
         self.stream_time = 0.0
         self._live = None
+        self._holding = None  # (live, fd) in _HOLDING while the live view holds a terminal's cursor
+        #: draw ASCII stand-ins for the characters the console's encoding lacks (decided when it opens)
+        self.ascii = console is not None and lacks_glyphs(console.encoding)
         self._t0 = time.monotonic()
 
     # ---------------------------------------------------------------- sink protocol
@@ -82,10 +190,18 @@ class LiveDisplay:
 
         console = self._console or Console()
         self._console = console
+        self.ascii = lacks_glyphs(console.encoding)
         self._t0 = time.monotonic()
         self._live = Live(get_renderable=self.render, console=console, refresh_per_second=self._rate,
                           transient=False, redirect_stdout=False, redirect_stderr=False)
         self._live.start()
+        if console.is_terminal:  # the cursor is hidden until the live view stops
+            try:
+                self._holding = (self._live, console.file.fileno())
+            except (AttributeError, OSError, ValueError):
+                pass
+            else:
+                _HOLDING.append(self._holding)
 
     def send(self, events) -> None:
         if self.channels is not None:
@@ -145,6 +261,7 @@ class LiveDisplay:
         ssh link) is given ``timeout`` seconds, then left to a daemon thread, so that a stop (SIGTERM from a
         show-control script) still ends the run."""
         live, self._live = self._live, None
+        holding, self._holding = self._holding, None
         if live is None:
             return
 
@@ -156,6 +273,11 @@ class LiveDisplay:
                     live.console.line()  # rich ends the final snapshot of a file or pipe without a newline
             except Exception:  # pragma: no cover - the terminal went away
                 pass
+            else:
+                try:
+                    _HOLDING.remove(holding)  # the cursor is shown again
+                except ValueError:
+                    pass
 
         call_within(finish, timeout, "rtclassify-display-close")
 
@@ -173,7 +295,8 @@ class LiveDisplay:
         from rich.console import Group
         from rich.text import Text
 
-        title = Text(self.title, style="bold")
+        text = plain if self.ascii else str
+        title = Text(text(self.title), style="bold")
         # a copy in one C call: the worker adds and removes technique keys while this runs on rich's
         # refresh thread, and iterating the live dict would raise there and freeze the display
         technique = dict(self.technique)
@@ -184,10 +307,10 @@ class LiveDisplay:
         if technique:
             line.append("technique: " + "  ".join(f"{k} {v}" for k, v in technique.items()))
         if line:
-            below.append(Text(" · ".join(line)))
+            below.append(Text(text(" · ".join(line))))
         ev = "  ".join(f"{t:6.2f}s {name} {p}".rstrip() for t, name, p in list(self.recent))
-        below.append(Text(f"events: {ev or '(none yet)'}", style="grey70"))
-        counters = Text(f"t = {self.stream_time:.1f} s · " + format_counters(self.counters), style="grey62")
+        below.append(Text(text(f"events: {ev or '(none yet)'}"), style="grey70"))
+        counters = Text(text(f"t = {self.stream_time:.1f} s · " + format_counters(self.counters)), style="grey62")
         parts = (title, *below, counters)
         width, height = self._width(), self._height()
         bound = 0 if height is None else sum(self._lines_at_most(t, width) for t in parts)
@@ -197,8 +320,8 @@ class LiveDisplay:
                 return Group(title, view[0], *below, counters)  # fits surely (or nothing to fit): not measured
         for cut in (False, True):
             if cut:  # the title, technique and events lines cut to one line each
-                for text in (title, *below):
-                    text.no_wrap, text.overflow = True, "ellipsis"
+                for part in (title, *below):
+                    part.no_wrap, part.overflow = True, "crop" if self.ascii else "ellipsis"
             spare = height - sum(self._lines(t, width) for t in parts)
             for blocks in self._block_counts():
                 if -(-len(self.labels) // blocks) + (self.channels is not None) > spare:
@@ -316,8 +439,9 @@ class LiveDisplay:
         else:
             on = [f"{t}@{c}" for c in self.channels for t in self.labels if self.active_by_channel[c].get(t, False)]
         total = len(self.labels) * len(self.channels or (0,))
-        return Text(f"on: {', '.join(on) or 'none'} · {total - len(on)} of {total} off (too many tags to show "
-                    f"each in this terminal)", style="bold" if on else "")
+        line = (f"on: {', '.join(on) or 'none'} · {total - len(on)} of {total} off (too many tags to show each in "
+                f"this terminal)")
+        return Text(plain(line) if self.ascii else line, style="bold" if on else "")
 
     def _matrix(self, labels: Sequence[str] | None = None, width: int | None = None, least: int = 1):
         """The tags (rows) by channels (columns) matrix at ``width`` columns.
@@ -345,6 +469,7 @@ class LiveDisplay:
         table.add_column(justify="left", min_width=tag_w, no_wrap=True)
         for _ in shown:
             table.add_column(width=cell, no_wrap=True)
+        full, empty = self._glyphs()
         table.add_row(Text("channel", style="grey50"), *(Text(f"{c:>{cell}}", style="grey50") for c in shown))
         for tag in labels:
             row = []
@@ -354,10 +479,10 @@ class LiveDisplay:
                 on = self.active_by_channel[c].get(tag, False)
                 any_on = any_on or on
                 filled = int(round(p * cell))
-                bar = Text("█" * filled, style="bold green" if on else "cyan")
-                bar.append("·" * (cell - filled), style="grey37")
+                bar = Text(full * filled, style="bold green" if on else "cyan")
+                bar.append(empty * (cell - filled), style="grey37")
                 row.append(bar)
-            table.add_row(Text(shorten(tag, tag_w), style="bold" if any_on else ""), *row)
+            table.add_row(Text(self._shorten(tag, tag_w), style="bold" if any_on else ""), *row)
         return table, len(shown)
 
     def _bars(self, labels: Sequence[str] | None = None, width: int | None = None, compact: bool = False):
@@ -390,28 +515,36 @@ class LiveDisplay:
         table.add_column(width=width, no_wrap=True)
         for key, w in extras.items():
             table.add_column(justify="left" if key == "state" else "right", width=w, no_wrap=True)
+        full, empty = self._glyphs()
         for tag in labels:
             p = clip_unit(self.levels.get(tag, 0.0))
             on = self.active.get(tag, False)
             filled = int(round(p * width))
-            bar = Text("█" * filled, style="bold green" if on else "cyan")
-            bar.append("·" * (width - filled), style="grey37")
+            bar = Text(full * filled, style="bold green" if on else "cyan")
+            bar.append(empty * (width - filled), style="grey37")
             cells = {"value": f"{p:.2f}", "state": Text("ON", style="bold green") if on else Text("--", style="grey50"),
                      "count": Text(f"{self.on_counts.get(tag, 0)}x", style="grey50")}
-            table.add_row(Text(shorten(tag, tag_w), style="bold" if on else ""), bar, *(cells[k] for k in extras))
+            table.add_row(Text(self._shorten(tag, tag_w), style="bold" if on else ""), bar, *(cells[k] for k in extras))
         return table
 
+    def _glyphs(self) -> tuple[str, str]:
+        """The characters of a bar's filled and empty cells."""
+        return ("#", ".") if self.ascii else ("█", "·")
 
-def shorten(name: str, width: int) -> str:
-    """``name`` in at most ``width`` characters: its middle replaced by "…" when it is longer.
+    def _shorten(self, name: str, width: int) -> str:
+        return shorten(name, width, mark=ASCII_GLYPHS["…"] if self.ascii else "…")
+
+
+def shorten(name: str, width: int, mark: str = "…") -> str:
+    """``name`` in at most ``width`` characters: its middle replaced by ``mark`` when it is longer.
 
     The start and the end both stay, so learned tags that differ only at the
     end (``..._take1``, ``..._take2``) stay apart.
     """
     if len(name) <= width:
         return name
-    head = width // 2
-    return name[:head] + "…" + name[len(name) - (width - 1 - head):]
+    head = (width - len(mark) + 1) // 2
+    return name[:head] + mark + name[len(name) - (width - len(mark) - head):]
 
 
 def format_counters(c: dict) -> str:
