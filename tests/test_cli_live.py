@@ -128,6 +128,8 @@ def test_help(cmd, words):
     (["demo", "--midi-api", "jack"], "--midi-api jack goes with --midi PORT or --midi-virtual NAME"),
     (["devices", "--midi-api", "jack"], "--midi-api jack goes with --midi"),
     (["demo", "--osc", "localhost:9000:1"], "an IPv6 address goes in brackets"),
+    (["demo", "--midi-wait"], "--midi-wait goes with --midi PORT"),
+    (["demo", "--midi-virtual", "x", "--midi-wait"], "--midi-wait goes with --midi PORT"),
 ])
 def test_wrong_arguments_are_one_line_and_exit_2(args, words):
     r = rtc(*args)

@@ -274,6 +274,45 @@ def test_a_receiver_that_quits_and_comes_back_is_connected_again(api, by_index):
         daw.close()
 
 
+def test_a_sink_that_waits_for_its_port_connects_when_it_is_offered(api):
+    """`--midi PORT --midi-wait`: rtclassify started before the DAW. Without wait the sink refuses a port that is
+    not there; with it, it opens without one, says so once, sends nothing, and when a matching port is offered it
+    connects and sends the notes sounding and the last CC values first."""
+    name = unique()
+    said = []
+    with pytest.raises(SinkError, match="no MIDI port matches"):
+        MidiSink(Mapping.default(LABELS).midi, port=name, api=api).open()
+    sink = MidiSink(Mapping.default(LABELS).midi, port=name, api=api, on_fault=said.append, wait=True)
+    daw = None
+    try:
+        sink.open()
+        assert sink.port_name is None and sink.port_gone
+        assert len(said) == 1 and said[0].startswith(f"no MIDI port matches {name!r} yet")
+        sink.send(_on(0.1, "brass", 1.0))  # the show starts: nothing goes out, the state is kept
+        assert sink.messages_sent == 0 and not sink.check_port(force=True) and len(said) == 1
+        daw = Recorder(api, None, client="fake-daw", port=name)  # the DAW starts
+        time.sleep(0.3)
+        assert sink.check_port(force=True) and not sink.port_gone and name in sink.port_name
+        assert said[-1].endswith("is offered: connected") and sink.reconnects == 0
+        time.sleep(0.2)
+        sink.send([TagOff(0.3, 0.0, 0, "brass")])
+        got = daw.wait_for(3)
+        assert sorted(got[:2]) == sorted([[0x90, 41, 127], [0xB0, 25, 127]]), late_clients()
+        assert got[2:] == [[0x80, 41, 0]], late_clients()
+    finally:
+        sink.close()
+        if daw is not None:
+            daw.close()
+
+
+def test_waiting_for_a_port_needs_its_name():
+    for spec in (3, "3", " "):
+        with pytest.raises(SinkError, match="needs the port's name"):
+            MidiSink(Mapping.default(LABELS).midi, port=spec, wait=True)
+    with pytest.raises(SinkError, match="needs the port's name"):
+        MidiSink(Mapping.default(LABELS).midi, virtual="x", wait=True)
+
+
 def test_a_late_receiver_of_a_jack_virtual_port_gets_the_state(jack_server, monkeypatch):
     """`--midi-virtual` on JACK: a DAW patched (or restarted) after rtclassify started got the note-offs of notes
     it never saw turn on, and no level until one changed. The first receiver to connect gets what is sounding

@@ -63,6 +63,9 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
                    help="send MIDI to an existing port (index or part of its name; `rtclassify devices --midi` "
                         "lists them)")
     m.add_argument("--midi-virtual", metavar="NAME", help="create a virtual MIDI output port NAME")
+    g.add_argument("--midi-wait", action="store_true",
+                   help="with --midi PORT (a name): start even when no port matches it yet, and connect when one "
+                        "is offered (a DAW started after rtclassify)")
     g.add_argument("--midi-api", choices=("alsa", "jack"), default=None,
                    help="MIDI system (default: ALSA on Linux, the native one elsewhere)")
     g.add_argument("--osc", metavar="HOST:PORT", action="append", type=osc_destination, default=[],
@@ -187,9 +190,11 @@ def build_sinks(args, labels, mapping, title: str, channels=None, clip=None, wha
     if args.midi_api is not None and args.midi is None and args.midi_virtual is None:
         raise UsageError(f"--midi-api {args.midi_api} goes with --midi PORT or --midi-virtual NAME (no MIDI is sent "
                          f"without one)")
+    if args.midi_wait and args.midi is None:
+        raise UsageError("--midi-wait goes with --midi PORT (a virtual port is there from the start)")
     if args.midi is not None or args.midi_virtual is not None:
         sinks.append(MidiSink(mapping.midi, port=args.midi, virtual=args.midi_virtual, api=args.midi_api,
-                              streams=channels, on_fault=warn_later))
+                              streams=channels, on_fault=warn_later, wait=args.midi_wait))
     if args.osc:
         sinks.append(OscSink(mapping.osc, args.osc, streams=channels, on_fault=warn_later))
         outputs.append("OSC " + ", ".join(args.osc))
@@ -275,7 +280,8 @@ def describe_midi(sinks) -> str | None:
         if isinstance(s, MidiSink):
             chans = s.midi_channels
             which = f"ch {chans[0]}" if len(chans) == 1 else f"ch {chans[0]}-{chans[-1]}"
-            return f"MIDI {s.port_name} {which}"
+            port = s.port_name if s.port_name is not None else f"(waiting for a port matching {s.port_spec!r})"
+            return f"MIDI {port} {which}"
     return None
 
 

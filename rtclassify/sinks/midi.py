@@ -117,6 +117,12 @@ class MidiSink(EventDispatch):
     virtual : str, optional
         Name of a virtual output port to create instead (other programs
         connect to it). Exactly one of ``port`` and ``virtual``.
+    wait : bool
+        With ``port`` given by name: when no port matches it at :meth:`open`
+        (a DAW started after rtclassify), open without one, say so once, and
+        connect when a matching port is offered (the notes sounding and the
+        last CC values first, as after a port that went away and came back);
+        until then nothing is sent. Default False: no match is an error.
     api : {"alsa", "jack"}, optional
         The MIDI system; default rtmidi's default (ALSA on Linux).
     client_name : str
@@ -145,11 +151,17 @@ class MidiSink(EventDispatch):
     """
 
     def __init__(self, mapping: MidiMapping, *, port: int | str | None = None, virtual: str | None = None,
-                 api: str | None = None, client_name: str = "rtclassify", streams=None, on_fault=None):
+                 api: str | None = None, client_name: str = "rtclassify", streams=None, on_fault=None,
+                 wait: bool = False):
         if (port is None) == (virtual is None):
             raise SinkError("MIDI output: give exactly one of an existing port or a virtual port name")
         if virtual is not None and not str(virtual).strip():
             raise SinkError("MIDI output: the virtual port name is empty")
+        if wait and (port is None or isinstance(port, int) or not str(port).strip()
+                     or (str(port).strip().isascii() and str(port).strip().isdigit())):
+            raise SinkError("MIDI output: waiting for a port needs the port's name (an index names no port that is "
+                            "not there yet)")
+        self.wait = bool(wait)
         self.mapping = mapping
         self.port_spec = port
         self.virtual = virtual
@@ -228,12 +240,21 @@ class MidiSink(EventDispatch):
                     if again == ports:
                         break
                     ports = again
-                idx = self._match(ports, self.port_spec)
                 try:
-                    out.open_port(idx, name=f"{self.client_name} out")
-                except Exception as exc:
-                    raise SinkError(f"cannot open MIDI port {ports[idx]!r}: {exc}") from None
-                self.port_name = ports[idx]
+                    idx = self._match(ports, self.port_spec)
+                except SinkError as exc:
+                    if not (self.wait and str(exc).startswith("no MIDI port")):
+                        raise
+                    idx = None
+                    self.port_gone = True  # (check_port connects when a matching port is offered)
+                    self._on_fault(f"no MIDI port matches {self.port_spec!r} yet: MIDI goes out once one is offered "
+                                   f"({str(exc).partition('; ')[2]})")
+                if idx is not None:
+                    try:
+                        out.open_port(idx, name=f"{self.client_name} out")
+                    except Exception as exc:
+                        raise SinkError(f"cannot open MIDI port {ports[idx]!r}: {exc}") from None
+                    self.port_name = ports[idx]
         except BaseException:
             out.delete()
             if self.watch is not None:
@@ -413,19 +434,23 @@ class MidiSink(EventDispatch):
             if str(exc).startswith("no MIDI port"):
                 return None  # not back yet
             return self._once(f"cannot connect again: {exc}")  # several ports match
+        first = self.port_name is None  # a sink that waited for its port (wait=True) connects the first time
         try:
-            out.close_port()
+            if not first:
+                out.close_port()
             out.open_port(idx, name=f"{self.client_name} out")
         except Exception as exc:  # noqa: BLE001 - tried again at the next look
-            return self._once(f"cannot connect again to MIDI port {ports[idx]!r}: {exc}")
+            return self._once(f"cannot connect {'' if first else 'again '}to MIDI port {ports[idx]!r}: {exc}")
         self.port_name = ports[idx]
         self.port_gone = False
-        self.reconnects += 1
+        if not first:
+            self.reconnects += 1
+        what = "is offered: connected" if first else "is back: connected again"
         try:
             self._resend_state(out)
         except SinkError as exc:  # the next sends say it again, if it lasts
-            return f"MIDI port {self.port_name!r} is back, but sending it the current state failed: {exc}"
-        return f"MIDI port {self.port_name!r} is back: connected again"
+            return f"MIDI port {self.port_name!r} {what.partition(':')[0]}, but sending it the current state failed: {exc}"
+        return f"MIDI port {self.port_name!r} {what}"
 
     def _once(self, line: str) -> str | None:
         """``line``, unless it was the last one reported while the port is gone."""
@@ -477,6 +502,8 @@ class MidiSink(EventDispatch):
                 self._select(self._voices[0])
 
     def _raw(self, out, msg: list[int]) -> None:
+        if self.port_name is None and self.virtual is None:  # waiting for the port (wait=True): the state is kept
+            return
         if self.watch is not None and self.watch.lost:
             raise SinkError(f"MIDI output {self.port_name!r} lost: the JACK server stopped ({self.watch.reason})")
         try:
