@@ -400,7 +400,7 @@ frame_rate : float
     f0 frames per second, 20 to 2000.
 **config
     rate_min, rate_max, extent_on, extent_off, regularity_on, regularity_off,
-    jump_cents, trend_ratio, max_gap, max_glitch, hold_frames, window_periods,
+    jump_cents, trend_ratio, trend_ratio_off, max_gap, max_glitch, hold_frames, window_periods,
     release_periods, rate_step, bridge_periods (periods a vibrato that was on
     stays on across a note change until the new note confirms it; 0: off at
     once). A grid whose candidate fits need more than 2**20 values (too

@@ -17,7 +17,8 @@ void check_modulation_thresholds(double frame_rate, int min_frame_rate, const ch
   require_positive(on.c_str(), size_on, unit);
   if (!(size_off > 0.0 && size_off <= size_on))
     invalid_parameter(std::string(size) + "_off",
-                      "must be in (0, " + on + "] " + unit + " (got " + std::to_string(size_off) + ")");
+                      "must be in (0, " + on + " = " + std::to_string(size_on) + "] " + unit + " (got " +
+                          std::to_string(size_off) + "; set it too when lowering " + on + ")");
   if (!(c.regularity_on > 0.0 && c.regularity_on <= 1.0))
     invalid_parameter("regularity_on", "must be in (0, 1] (got " + std::to_string(c.regularity_on) + ")");
   if (!(c.regularity_off >= 0.0 && c.regularity_off <= c.regularity_on))

@@ -29,6 +29,10 @@ constexpr double kSubStep = 0.125;
 // the threshold (a dip narrower than a lag: see analyze()).
 constexpr int kBetweenSteps = 8;
 constexpr double kBetweenBelow = 2.0;
+// A fraction of the period above fmax makes the frame unvoiced (a tone above the range) when its dip is under
+// this share of the threshold: a tone in range whose fundamental is much weaker than its second harmonic
+// dips at half its period too, less deeply (its odd harmonics differ there).
+constexpr double kOutOfRangeShare = 0.5;
 
 // Sum of squared differences x[j] - x[j + tau] over j in [0, w). Eight
 // independent lanes (see lanes.h).
@@ -517,9 +521,11 @@ void PitchTracker::analyze(PitchFrame& f) noexcept {
   // lags (the normalized difference interpolated), shortest first, and the
   // first under the threshold is refined and taken: YIN's first dip. A
   // fraction out of range (a tone above fmax, whose period's multiple is the
-  // first in range) that dips under the threshold makes the frame unvoiced:
-  // the sound is periodic, but at a pitch outside fmin..fmax, and the
-  // multiple would read it an octave or more down.
+  // first in range) that dips under kOutOfRangeShare of the threshold makes
+  // the frame unvoiced: the sound is periodic, but at a pitch outside
+  // fmin..fmax, and the multiple would read it an octave or more down.
+  // Fractions shorter than two coarse samples are not read (a tone above
+  // about a third of the coarse rate still reads a multiple of its period).
   if (voiced) {
     const double shortest = 0.97 * sr_ / fmax_;
     for (int n = kMaxDivisor; n >= 2; --n) {
@@ -528,7 +534,7 @@ void PitchTracker::analyze(PitchFrame& f) noexcept {
       if (!in_range && fraction < 2.0) continue;  // too short a lag to read
       double best_tau = 0.0;
       const double best_v = lowest_between(fraction, kSubSteps, best_tau);
-      if (best_v < threshold_) {
+      if (best_v < (in_range ? threshold_ : kOutOfRangeShare * threshold_)) {
         if (in_range)
           period = refine(best_tau * dec_, true);
         else

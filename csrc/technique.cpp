@@ -122,14 +122,28 @@ bool TechniqueTracker::level_follows_pitch() noexcept {
   const ModulationEstimate& te = tremolo_.estimate();
   const int n = std::min<int>(te.window, static_cast<int>(held_f0_.run()));
   if (!te.valid || n < 8) return false;
-  double lo = held_f0_.value(0), hi = lo;
-  for (int age = 1; age < n; ++age) {
+  double lo = held_f0_.value(0), hi = lo, sum = 0.0;
+  for (int age = 0; age < n; ++age) {
     const double c = held_f0_.value(static_cast<std::size_t>(age));
     lo = std::min(lo, c);
     hi = std::max(hi, c);
+    sum += c;
   }
   const double depth = 2.0 * te.amplitude;
   if (!(depth <= cfg_.am_per_cent * 0.5 * (hi - lo))) return false;  // too little pitch movement for this depth
+  // The pitch goes back and forth at about the level's rate (a trill, a wobble: about two crossings of its mean
+  // a period). A melody's notes, each once in the window, are fitted note by note by the cubic whatever the level
+  // does within them, and cross their mean once or twice in the window.
+  const double mean = sum / n, band = 0.25 * (hi - lo);
+  int side = 0, crossings = 0;
+  for (int age = 0; age < n; ++age) {
+    const double c = held_f0_.value(static_cast<std::size_t>(age)) - mean;
+    const int s = c > band ? 1 : (c < -band ? -1 : 0);
+    if (s != 0 && side != 0 && s != side) ++crossings;
+    if (s != 0) side = s;
+  }
+  const double periods = n * te.rate / pitch_.frame_rate();
+  if (crossings < 1.5 * periods) return false;
   return tremolo_.explained_by_contour(held_f0_) >= cfg_.explained_low;
 }
 
@@ -145,6 +159,7 @@ void TechniqueTracker::reset() noexcept {
   clean_ = ModulationEstimate();
   clean_age_ = -1;
   held_f0_.restart();
+  clean_decided_ = false;
   held_any_ = false;
   held_last_ = 0.0;
   follows_ = false;
@@ -157,7 +172,9 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
   const double sr = pitch_.sample_rate();
   VibratoFrame v = vibrato_.update(p.voiced ? p.f0_hz : 0.0f);
   const bool valid = p.level_db >= cfg_.silence_db && p.confidence >= cfg_.tremolo_min_confidence;
-  TremoloFrame t = tremolo_.update(p.level_db, valid, cfg_.tremolo_restart_on_pitch_jump && v.restarted);
+  // (a tremolo decided on the level less the vibrato's by-product is bridged from that analysis)
+  TremoloFrame t = tremolo_.update(p.level_db, valid, cfg_.tremolo_restart_on_pitch_jump && v.restarted,
+                                   clean_decided_ ? clean_.rate : 0.0, clean_decided_ ? clean_.crest : 0.0);
   if (p.voiced) {
     held_last_ = 1200.0 * std::log2(static_cast<double>(p.f0_hz) / 440.0);
     held_any_ = true;
@@ -237,8 +254,10 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
     clean_age_ = -1;
     clean_ = ModulationEstimate();
   }
+  clean_decided_ = false;
   if (use_clean && !tremolo_.bridging()) {
     t.on = tremolo_.decide_with(clean_, cfg_.under_vibrato_regularity);
+    clean_decided_ = t.on;
     t.suppressed = veto_t && !t.on;
     t.rate = static_cast<float>(clean_.rate);
     t.regularity = static_cast<float>(clean_.regularity);

@@ -62,9 +62,13 @@
 /// contour that never restarts at them); when that explains at least
 /// `explained_low` times what the tremolo's sinusoid explains, with a
 /// plausible coupling (a depth of at most `am_per_cent` dB per cent of half
-/// the f0's range over the window), the level modulation is the pitch's and
-/// is not reported as a tremolo. A tremolo's own f0 by-product (a few cents
-/// per dB in a room) is far too small a range for that coupling.
+/// the f0's range over the window), and the f0 goes back and forth at about
+/// the tremolo's rate (at least 1.5 crossings of its mean per period, outside
+/// a band of a quarter of its range: a melody's notes, each once in the
+/// window, are fitted note by note by the cubic whatever the level does), the
+/// level modulation is the pitch's and is not reported as a tremolo. A tremolo's own f0
+/// by-product (a few cents per dB in a room) is far too small a range for
+/// that coupling.
 ///
 /// The analysis windows smooth fast modulations a little; with `compensate`
 /// the reported extent and depth are divided by the known response of those
@@ -164,6 +168,7 @@ class TechniqueTracker {
   int attribution_age_ = -1;
   ModulationEstimate clean_;  // the level's analysis with the vibrato's by-product removed
   int clean_age_ = -1;
+  bool clean_decided_ = false;  // the tremolo is on from clean_ (a bridge at a restart starts from it)
   // the f0 in cents held through gaps and never restarted at note changes (level_follows_pitch)
   ModulationAnalyzer held_f0_;
   bool held_any_ = false;

@@ -55,7 +55,8 @@ void TremoloTracker::reset() noexcept {
   n_rates_ = 0;
 }
 
-TremoloFrame TremoloTracker::update(float level_db, bool valid, bool restart) noexcept {
+TremoloFrame TremoloTracker::update(float level_db, bool valid, bool restart, double from_rate,
+                                    double from_amplitude) noexcept {
   TremoloFrame out;
   valid = valid && std::isfinite(level_db);
   bool re = false;
@@ -79,7 +80,7 @@ TremoloFrame TremoloTracker::update(float level_db, bool valid, bool restart) no
     an_.push(level_db);
     note = re;  // a note change or an onset: bridged while on (a gap or a silence is not)
   }
-  refresh(re, out, note);
+  refresh(re, out, note, from_rate, from_amplitude);
   rates_[n_rates_++ % rates_.size()] = est_.valid ? static_cast<float>(est_.rate) : 0.0f;
   if (bridging()) out.depth = static_cast<float>(reported_depth());
   else if (est_.valid) out.depth = static_cast<float>(2.0 * est_.crest);

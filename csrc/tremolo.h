@@ -20,7 +20,9 @@
 /// shimmer leave in a steady note drifts). It turns off when the regularity or the
 /// depth falls below its `_off` threshold, when the depth fitted over only the
 /// newest `release_periods` periods falls below `depth_off`, or when the trend
-/// rule fails, for `hold_frames` frames; and at once on a restart.
+/// rule fails, for `hold_frames` frames; at a restart, at once after more
+/// than 30 ms of invalid frames, and after an onset or a given restart once
+/// the bridge across it fails (see modulation_tracker.h).
 ///
 /// Vibrato makes the level wobble too: partials move across an instrument's
 /// resonances, and in a room the direct sound beats with reflections of
@@ -97,7 +99,12 @@ class TremoloTracker : public ModulationTracker {
 
   /// First step of a frame: updates the contour and analyzes it (the
   /// returned frame's `on` is still the previous state).
-  TremoloFrame update(float level_db, bool valid, bool restart) noexcept;
+  /// `from_rate` / `from_amplitude` (when from_rate > 0): what a bridge
+  /// starts from at a restart (the analysis the caller decided the state
+  /// from, when not the newest: TechniqueTracker's level less a vibrato's
+  /// by-product).
+  TremoloFrame update(float level_db, bool valid, bool restart, double from_rate = 0.0,
+                      double from_amplitude = 0.0) noexcept;
   /// Second step: applies the hysteresis; `suppress` vetoes a detection.
   bool decide(bool suppress) noexcept;
   /// Whether the newest analysis would keep or turn the tremolo on.

@@ -12,10 +12,12 @@ namespace {
 const VibratoConfig& validated(double frame_rate, const VibratoConfig& c) {
   check_modulation_thresholds(frame_rate, 20, "extent", c.extent_on, c.extent_off, "cents", c);
   require_positive("jump_cents", c.jump_cents, "cents");
-  if (!(c.trend_ratio >= 0.0))
-    invalid_parameter("trend_ratio", "must be >= 0 (got " + std::to_string(c.trend_ratio) + ")");
+  if (!(c.trend_ratio >= 0.0 && std::isfinite(c.trend_ratio)))
+    invalid_parameter("trend_ratio", "must be finite and >= 0 (got " + std::to_string(c.trend_ratio) + ")");
   if (!(c.trend_ratio_off >= 0.0 && c.trend_ratio_off <= c.trend_ratio))
-    invalid_parameter("trend_ratio_off", "must be in [0, trend_ratio] (got " + std::to_string(c.trend_ratio_off) + ")");
+    invalid_parameter("trend_ratio_off", "must be in [0, trend_ratio = " + std::to_string(c.trend_ratio) + "] (got " +
+                                             std::to_string(c.trend_ratio_off) +
+                                             "; set it too when lowering trend_ratio: both 0 turn the rule off)");
   require_in_range("max_gap", c.max_gap, 0, 1000, "frames");
   require_in_range("max_glitch", c.max_glitch, 0, VibratoConfig::kMaxGlitch, "frames");
   check_hold_frames(c);

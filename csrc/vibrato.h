@@ -20,10 +20,12 @@
 /// the quadratic trend leaves of it repeats at the note rate, but the trend
 /// moves by about a note per period, a vibrato's centre hardly at all. It
 /// turns off when one of them falls below its `_off` threshold (the trend
-/// rule has no hysteresis), or when the extent fitted over only the newest
-/// `release_periods` periods falls below `extent_off` (so that the end of a
-/// vibrato is seen without waiting for the whole window), for `hold_frames`
-/// frames; and at once when the contour restarts.
+/// rule's is `trend_ratio_off`), or when the extent fitted over only the
+/// newest `release_periods` periods falls below `extent_off` (so that the end
+/// of a vibrato is seen without waiting for the whole window), for
+/// `hold_frames` frames; at a restart of the contour, at once after a gap,
+/// and after a note change once the bridge across it fails (see
+/// modulation_tracker.h).
 ///
 /// The analysis runs every other frame (and at once after a restart); the
 /// hysteresis runs every frame on the newest analysis.

@@ -79,6 +79,22 @@ def test_tones_above_fmax_are_unvoiced_not_an_octave_down(sr, kind, f0):
     assert np.abs(cents(out["f0"][steady], 1950.0)).max() < 10.0
 
 
+@pytest.mark.parametrize("f0", [1100.0, 1400.0, 1600.0, 1800.0])
+def test_a_tone_in_range_with_a_weak_fundamental_is_still_read(f0):
+    """Its half period dips too (its second harmonic dominates), less deeply than a tone above fmax's: with the
+    fundamental 12 dB under the second harmonic it is read at its pitch (the first out-of-range check took
+    any dip under the threshold and unvoiced such tones from 1400 Hz on)."""
+    sr = 44100
+    t = np.arange(sr) / sr
+    amps = [10 ** (-12 / 20), 1.0, 0.5, 0.4, 0.3, 0.2]
+    x = sum(a * np.sin(2 * np.pi * (k + 1) * f0 * t) for k, a in enumerate(amps) if (k + 1) * f0 < sr / 2)
+    tr = _core.PitchTracker(sr)
+    out = tr.process((0.3 * x / np.abs(x).max()).astype(np.float32))
+    steady = slice(int(0.1 * tr.frame_rate), None)
+    assert out["voiced"][steady].all()
+    assert np.abs(cents(out["f0"][steady], f0)).max() < 10.0
+
+
 def test_frames_every_hop_and_default_hop_is_5_ms():
     sr = 44100
     tr = _core.PitchTracker(sr)

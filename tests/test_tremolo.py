@@ -226,6 +226,23 @@ def test_a_pitch_wobble_outside_the_vibrato_rates_through_a_body_is_not_tremolo(
     assert track(sr, x, level_follows_pitch=False)["tremolo_on"].mean() > 0.3
 
 
+@pytest.mark.parametrize("note_s, rate, depth", [(0.25, 4.0, 4.0), (0.25, 6.0, 6.0), (0.5, 9.0, 2.0)])
+def test_a_tremolo_over_a_legato_melody_is_not_taken_for_the_pitch(note_s, rate, depth):
+    """A plain tone (no body: its level does not depend on its pitch) playing a legato melody through a tremolo:
+    a cubic of the f0 fits a melody's level note by note (each note once in the window), and level_follows_pitch
+    turned such tremolos off (on in 22% instead of 79% at 4 Hz); the f0 must also be periodic at the level's
+    rate, which a melody is not."""
+    sr = 16000
+    midi = np.repeat([60, 62, 64, 65, 67, 65, 64, 62] * 2, int(note_s * sr)).astype(float)
+    t = np.arange(len(midi)) / sr
+    ph = 2 * np.pi * np.cumsum(440 * 2 ** ((midi - 69) / 12)) / sr
+    x = sum(k ** -1.2 * np.sin(k * ph) for k in range(1, 9)) * 10 ** (depth / 2 * np.sin(2 * np.pi * rate * t) / 20)
+    x = (0.2 * x / np.abs(x).max()).astype(np.float32)
+    on = track(sr, x)["tremolo_on"]
+    off = track(sr, x, level_follows_pitch=False)["tremolo_on"]
+    assert on.mean() >= off.mean() - 0.02, (on.mean(), off.mean())
+
+
 def test_tremolo_over_a_melody_of_slower_notes_is_still_tremolo():
     """A 6 Hz tremolo of 8 dB over held notes that change every 0.5 s (a tremolo pedal under a melody): the f0
     steps explain little of a level that moves within each note, so the rule leaves it as it was."""
@@ -292,6 +309,24 @@ def test_a_bridge_ends_when_the_pedal_is_off_on_the_next_note():
     on, t = out["tremolo_on"], out["time"]
     assert on[(t > 1.0) & (t < 2.0)].all()
     assert not on[t > 2.0 + 1.25 / 6.0 + 0.1].any()  # the jump is a note change after 25 ms; hold_frames
+
+
+def test_a_bridge_of_a_tremolo_found_under_a_vibrato_starts_from_that_analysis():
+    """A tremolo reported from the level less a vibrato's by-product (tremolo_under_vibrato), across a 20 ms dip:
+    the bridge took the rate and depth of the level's own analysis, the vibrato's by-product (4.6 Hz, 5 dB for
+    the whole second after the dip); it starts from the analysis the tremolo was reported from."""
+    sr = 16000
+    x = modulated_tone(sr, 4.0, 294.0, vib=(5.0, 60.0), trem=(8.0, 2.0), harmonics=25, start=0.0)
+    t = np.arange(len(x)) / sr
+    x[(t >= 2.0) & (t < 2.02)] = 0.0  # 20 ms of silence, then a hard attack
+    x = resonant_body(x.astype(np.float64), sr, ((900.0, 10.0, 16.0), (1800.0, 4.0, 8.0)))
+    out = track(sr, (0.2 * x / np.abs(x).max()).astype(np.float32))
+    on, ft = out["tremolo_on"], out["time"]
+    assert on[(ft > 1.0) & (ft < 2.0)].mean() > 0.8
+    bridge = on & (ft > 2.0) & (ft < 2.5)
+    assert bridge.any()
+    assert np.abs(out["tremolo_rate"][bridge] - 8.0).max() < 1.5, out["tremolo_rate"][bridge]
+    assert out["tremolo_depth"][bridge].max() < 3.0, out["tremolo_depth"][bridge]
 
 
 def test_release_of_a_note_is_not_tremolo():

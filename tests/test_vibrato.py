@@ -184,6 +184,7 @@ def test_vibrato_tracker_split_invariance(cuts):
     *bad_parameters(dict(frame_rate=100.0), ("rate_min", 0.0), ("rate_min", 1e-9), ("rate_max", 40.0), ("extent_on", 0.0),
                     ("extent_off", 10.0), ("regularity_on", 1.5), ("regularity_off", 0.9), ("window_periods", 0.5),
                     ("release_periods", 5.0), ("max_glitch", 99), ("hold_frames", 0), ("trend_ratio", -0.1),
+                    ("trend_ratio", float("inf")), ("trend_ratio_off", 0.7), ("bridge_periods", -1.0),
                     ("nonsense", 1)),
 ])
 def test_bad_vibrato_parameters_raise_value_error_naming_them(kwargs, name):
