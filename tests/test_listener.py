@@ -355,6 +355,38 @@ def test_audio_dropped_while_the_worker_was_held_does_not_put_later_times_behind
     assert c["session_skipped_samples"] == c["dropped_samples"]
 
 
+def test_max_lag_drops_the_stale_audio_of_a_stall_instead_of_replaying_it(clf):
+    """A sink held the worker for 1 s (ring 2 s): the worker then sent the events of that second's audio at once,
+    a burst of notes and levels that were over. With max_lag=0.2 the audio waiting longer than 0.2 s is dropped
+    (counted, the session's clock runs on) and the next events are of the newest audio."""
+    def run(**kw):
+        batches = []
+
+        class HoldingSink(RecordingSink):
+            def send(self, events):
+                super().send(events)
+                batches.append([e.stream_time for e in events])
+                if "held" not in batches and events[-1].stream_time > 1.0:
+                    time.sleep(1.0)  # the worker is held; the source goes on at real-time pace
+                    batches.append("held")
+
+        x = demo_signal(SR)[: 4 * SR]
+        sink = HoldingSink()
+        lis = Listener(clf, sinks=[sink], source=ClipSource(x, SR, blocksize=256, speed=1.0), **kw)
+        with lis:
+            assert lis.wait(60)
+        assert lis.error is None
+        i = batches.index("held")
+        return lis.counters(), sink, max(batches[i - 1]), min(batches[i + 1])
+
+    c, sink, t_held, t_next = run(max_lag=0.2)
+    assert c["dropped_samples"] > 0.6 * SR and c["session_skipped_samples"] == c["dropped_samples"]
+    assert t_next - t_held > 0.6  # the next events are of audio after the dropped stretch
+    assert max(e.stream_time for e in sink.events) == pytest.approx(4.0, abs=0.1)  # the device's clock
+    c0, _, t_held, t_next = run()
+    assert c0["dropped_samples"] == 0 and t_next - t_held < 0.1  # the 2 s ring held the stall: all replayed
+
+
 def test_source_fault_becomes_the_listener_error(clf):
     lis = Listener(clf, source=FailingSource(blocks=20))
     with lis:

@@ -299,7 +299,8 @@ def run_live(args, clf, mapping, source, title: str, *, what: str, blocksize: in
     if channels is not None:
         select = {"channels": channels}
     listener = Listener(clf, sinks=sinks, source=source, blocksize=blocksize, hop=args.hop,
-                        decoder=mapping.decoder.as_dict() or None, techniques=args.techniques, **select)
+                        decoder=mapping.decoder.as_dict() or None, techniques=args.techniques,
+                        max_lag=getattr(args, "max_lag", None), **select)
     narrow = clf.bundle.narrow_band(source.samplerate, getattr(source, "name", None) or "the input")
     if narrow:
         print(f"rtclassify {what}: warning: {narrow}", file=sys.stderr)

@@ -54,6 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a.add_argument("--blocksize", type=_blocksize, default=256, metavar="B",
                    help="frames per audio callback (default 256)")
     a.add_argument("--duration", type=_live.positive_float, metavar="SEC", help="stop after SEC seconds")
+    a.add_argument("--max-lag", type=_live.positive_float, default=0.5, metavar="SEC",
+                   help="audio waiting longer than SEC seconds after a stall is dropped (counted) and the run goes "
+                        "on from the newest, instead of sending the stale events at once (default 0.5)")
     _live.add_model_arguments(p)
     _live.add_output_arguments(p)
 

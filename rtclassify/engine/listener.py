@@ -215,6 +215,15 @@ class Listener:
     ring_seconds : float
         Capacity of the sample ring in seconds of audio (finite, > 0; the
         ring holds at most 2^30 samples).
+    max_lag : float or None
+        Seconds of audio (finite, > 0) the worker may have waiting before it
+        drops the oldest of it, counted in ``dropped_samples`` as a ring
+        overflow is: after a stall (the process frozen, a sink or ``on_event``
+        held up) it goes on from the newest audio, instead of replaying up to
+        ``ring_seconds`` of stale events to the sinks at once (a burst of
+        notes and levels that were over). The session's clock runs on over
+        the gap (``session.skip``). None (the default): only the ring's
+        overflow drops audio (``rtclassify listen`` sets 0.5).
     stall_timeout : float
         A device that delivers no audio for this many seconds (finite, > 0)
         while it should is treated as lost; never less than two block periods
@@ -259,7 +268,8 @@ class Listener:
                  channels=None, samplerate: float | None = None, blocksize: int | None = None, hop: float | None = None,
                  on_event: Callable | None = None, source=None, decoder: dict | None = None,
                  level_rate: float | None = None, ring_seconds: float = 2.0, stall_timeout: float = 2.0, status_interval: float = 0.1,
-                 latency="low", switch_interval: float | None = 0.001, techniques: bool | dict = True):
+                 latency="low", switch_interval: float | None = 0.001, techniques: bool | dict = True,
+                 max_lag: float | None = None):
         if channel is not None and mix:
             raise ParameterError("channel and mix: give one of them, not both")
         if channels is not None:
@@ -278,6 +288,8 @@ class Listener:
             _positive_seconds(hop, "hop")
         _positive_seconds(ring_seconds, "ring_seconds")
         _positive_seconds(stall_timeout, "stall_timeout")
+        if max_lag is not None:
+            _positive_seconds(max_lag, "max_lag")
         if not _is_real(status_interval) or not math.isfinite(status_interval) or status_interval < 0:
             raise ParameterError(f"status_interval must be a number of seconds >= 0, got {status_interval!r}")
         if switch_interval is not None and (not _is_real(switch_interval) or not math.isfinite(switch_interval)
@@ -303,6 +315,7 @@ class Listener:
         self.level_rate = level_rate
         self.techniques = techniques
         self.ring_seconds = float(ring_seconds)
+        self.max_lag = None if max_lag is None else float(max_lag)
         self.stall_timeout = float(stall_timeout)
         self.status_interval = float(status_interval)
         self.switch_interval = switch_interval
@@ -433,6 +446,7 @@ class Listener:
         self._output_n = 0
         self._busy = 0.0
         self._max_backlog = 0
+        self._lag_dropped = 0  # frames dropped for being older than max_lag (written by the worker)
 
     def counters(self) -> dict:
         """A snapshot of the counters.
@@ -442,7 +456,8 @@ class Listener:
         dict
             ``samples_in`` (pushed by the audio callback), ``samples_processed``,
             ``dropped_samples`` (ring overflow: the worker fell behind by more
-            than ``ring_seconds``), ``input_overflows`` (reported by the
+            than ``ring_seconds``; and with ``max_lag``, audio waiting longer
+            than that, dropped), ``input_overflows`` (reported by the
             device), ``max_backlog_ms`` (most audio ever waiting in the ring),
             ``hops`` (model runs), ``late_hops`` (hops whose engine cost
             exceeded the hop duration), ``compute_ms_mean`` /
@@ -464,7 +479,7 @@ class Listener:
         c = {
             "samples_in": int(ring.pushed) // P if ring is not None else 0,
             "samples_processed": self._samples_processed,
-            "dropped_samples": int(ring.dropped) // P if ring is not None else 0,
+            "dropped_samples": (int(ring.dropped) // P if ring is not None else 0) + self._lag_dropped,
             "input_overflows": int(self._overflows[0]),
             "callback_errors": int(self._cb_faults[0]),
             "max_backlog_ms": 1e3 * self._max_backlog / sr,
@@ -945,6 +960,8 @@ class Listener:
         S = 1 if self.channels is None else len(self.channels)
         pop_max = self._max_block * P
         poll = min(0.005, self.blocksize / sr / 2)
+        # max_lag in frames: at least two blocks and one pop (the backlog a worker that keeps up can have)
+        lag_frames = None if self.max_lag is None else max(int(self.max_lag * sr), 2 * self.blocksize, self._max_block)
         last_audio = last_look = time.monotonic()
         last_status = 0.0
         dropped_seen = int(ring.dropped) // P
@@ -990,6 +1007,20 @@ class Listener:
                 last_audio = now
                 if n // P > self._max_backlog:
                     self._max_backlog = n // P
+                if lag_frames is not None and n // P > lag_frames:
+                    # more waiting than max_lag (a stall): the oldest goes, as a ring overflow would, and the worker
+                    # goes on from the newest audio instead of replaying stale events at once
+                    excess = n // P - lag_frames
+                    left = excess
+                    while left > 0:
+                        take = min(left, self._max_block)
+                        ring.pop(take * P, out=buf)
+                        left -= take
+                    self._enter(session)
+                    session.skip(excess)
+                    self._call = _IDLE
+                    self._lag_dropped += excess
+                    n = ring.available
                 dropped = int(ring.dropped) // P
                 if dropped > dropped_seen:
                     # the ring dropped its oldest frames (this thread fell behind): they were missing just before
