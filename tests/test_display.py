@@ -302,3 +302,46 @@ def test_releasing_the_terminal_ends_the_line_and_shows_the_cursor_without_block
         finally:
             tty.close()
             os.close(master)
+
+
+DEMO_TITLE = "rtclassify demo · demo.flac (24.9 s, 16000 Hz, real time)\n→ display only"
+FULL_COUNTERS = {"dropped_samples": 0, "input_overflows": 0, "hops": 114, "late_hops": 0, "compute_ms_mean": 8.8,
+                 "compute_ms_p99": 15.6, "latency_device_ms": 16.0, "latency_algorithmic_ms": 112.0,
+                 "latency_compute_ms": 8.8, "latency_output_ms": 0.0, "latency_total_ms": 136.9}
+
+
+def test_a_short_terminal_cuts_the_lines_around_a_matrix_before_it_leaves_channels_out():
+    """12 streams at 40x20 showed 3 blocks of channel 0 only ("channels 1, 2, ..., 11 not shown"): more blocks were
+    tried before the title and events lines were cut, and one block of 10 channels fits with them cut."""
+    title = ("rtclassify demo · multi12.wav (24.9 s, 16000 Hz, real time) · 12 streams: channels 0-11\n"
+             "→ display only")
+    d, console = _draw(40, 20, title=title, channels=range(12))
+    d.send([TagOn(tag=tag, prob=0.9, stream_time=5.0 + i / 10, channel=i) for i, tag in enumerate(LABELS[:6])])
+    d.status(FULL_COUNTERS)
+    text = _live_frame(d, console)
+    lines = text.splitlines()
+    assert len(lines) <= 20 and "..." not in text and all(len(line.rstrip()) <= 40 for line in lines)
+    assert [line.split() for line in lines if line.startswith("channel ")] == [["channel", *map(str, range(10))]]
+    rows = {line.split()[0]: line.split()[1:] for line in lines if line.split() and line.split()[0] in LABELS}
+    assert list(rows) == list(LABELS) and all(len(cells) == 10 for cells in rows.values())
+    assert [rows[tag][i] for i, tag in enumerate(LABELS[:6])] == ["██"] * 6
+    assert lines[3 + len(LABELS)].startswith("channels 10, 11 not shown")
+    flat = " ".join(text.split())
+    assert "dropped 0" in flat and "late hops 0/114" in flat and "8.8 ms/hop" in flat and "latency 136.9 ms" in flat
+
+
+@pytest.mark.parametrize("width,height", [(40, 8), (40, 6), (40, 4), (40, 3), (60, 3), (80, 5)])
+def test_a_very_short_terminal_still_shows_the_counters_and_the_tags_that_are_on(width, height):
+    """At 40x8 the counters took 4 lines and were cut after "dropped 0 samples ·" (late hops, compute and latency
+    were not on screen): they take a short form then, and lines around them go before they do."""
+    d, console = _draw(width, height, labels=LABELS, title=DEMO_TITLE)
+    d.send([TagOn(tag="speech", prob=0.9, stream_time=4.0), TechniqueValues(4.1, 0.0, 0, level_db=-19.0, pitch=155.5)])
+    d.status(FULL_COUNTERS)
+    text = _live_frame(d, console)
+    lines = text.splitlines()
+    assert len(lines) <= height and "..." not in text and all(len(line.rstrip()) <= width for line in lines)
+    flat = " ".join(text.split())
+    assert "on: speech · 11 of 12 off" in flat
+    assert "dropped 0" in flat and "late hops 0/114" in flat and "8.8 ms/hop" in flat and "latency 136.9 ms" in flat
+    if height >= 8:  # room for the title and the events too, cut to a line each
+        assert lines[0].startswith("rtclassify demo · demo.flac") and any(x.startswith("events: ") for x in lines)

@@ -6,8 +6,12 @@ of the tag's level on that channel, bright when the tag is on.
 
 The view fits the terminal: a long tag name is cut (its middle replaced by
 "…") before the bars shrink, and tags too many for the terminal's height are
-laid out in blocks side by side, so that each tag's state and the counters
-always show.
+laid out in blocks side by side (and in a short terminal the lines around
+them are cut and the counters shortened), so that each tag's state and the
+counters show in any terminal of 3 lines by 40 columns or more
+(:meth:`LiveDisplay.render` says how). A terminal made narrower re-wraps
+the last frame's lines, and rows of it can stay above the live frame (rich
+goes back over as many rows as the frame had lines).
 
 The worker thread only stores the latest values (plain attribute and dict
 writes); rich's own refresh thread draws them ``refresh_per_second`` times a
@@ -286,11 +290,21 @@ class LiveDisplay:
         """What rich draws: the title, the tags, technique values, recent events and the counters.
 
         The tags take today's one-row-per-tag layout when it fits the console's
-        height with the lines around it; otherwise they are laid out in several
-        blocks side by side, then the lines around them are cut to one line
-        each, and as a last resort only the tags that are on are named, so that
-        every tag's state and the counters are always on screen (rich cuts off
-        whatever does not fit the terminal's height).
+        height with the lines around it. Otherwise the lines around the tags
+        are squeezed in steps: as they are, then the title, technique and events
+        lines cut to one line each, then the counters in their short form too
+        (dropped samples, overflows, late hops, compute per hop and the total
+        latency on one line that wraps, :func:`format_counters`). One bar per
+        tag takes the first step at which some number of blocks side by side
+        fits; a channel matrix takes the step and blocks that show the most
+        channels (lines are cut before channels are left out). As a last resort
+        only the tags that are on are named, and then the events line, the
+        technique line and the title are left out in turn.
+
+        So every tag's state (or the names of the tags that are on) and the
+        counters are on screen in any terminal of 3 lines or more at 40
+        columns or more (a terminal too small even for the short counters and
+        the tags that are on shows what fits, and rich ends it with "...").
         """
         from rich.console import Group
         from rich.text import Text
@@ -318,20 +332,86 @@ class LiveDisplay:
             view = self._tags(1, width)
             if height is None or view[1] + bound <= height:
                 return Group(title, view[0], *below, counters)  # fits surely (or nothing to fit): not measured
-        for cut in (False, True):
-            if cut:  # the title, technique and events lines cut to one line each
-                for part in (title, *below):
-                    part.no_wrap, part.overflow = True, "crop" if self.ascii else "ellipsis"
-            spare = height - sum(self._lines(t, width) for t in parts)
-            for blocks in self._block_counts():
-                if -(-len(self.labels) // blocks) + (self.channels is not None) > spare:
+        short = Text(text(format_counters(self.counters, short=True)), style="grey62")
+        cut = [self._cut(t) for t in (title, *below)]
+        steps = [(t, b, c, height - sum(self._lines(p, width) for p in (t, *b, c)))
+                 for t, b, c in ((title, below, counters), (cut[0], cut[1:], counters), (cut[0], cut[1:], short))]
+        views = {}  # (blocks, cut) -> what self._tags gives
+
+        def tags(blocks, step):
+            key = (blocks, step > 0 and self.channels is not None)  # (only the matrix's note is cut)
+            if key not in views:
+                views[key] = self._tags(blocks, width, cut=key[1])
+            return views[key]
+
+        def rows(blocks):
+            return -(-len(self.labels) // blocks) + (self.channels is not None)
+
+        if self.channels is None:
+            for step, (t, b, c, spare) in enumerate(steps):
+                for blocks in self._block_counts():
+                    if rows(blocks) > spare:
+                        continue  # too tall before any note: not worth drawing
+                    view = tags(blocks, step)
+                    if view is None:
+                        break  # the blocks are too narrow already; more would be narrower still
+                    if view[1] <= spare:
+                        return Group(t, view[0], *b, c)
+        else:
+            best = self._most_channels(steps, tags, rows)
+            if best is not None:
+                t, b, c, _ = steps[best[1]]
+                return Group(t, best[2], *b, c)
+        return self._last_resort(steps, width, height)
+
+    def _most_channels(self, steps, tags, rows):
+        """The matrix layout that shows the most channels, then squeezes the fewest lines around it, then takes
+        the fewest blocks: (channels shown, step, view), or None when none fits.
+
+        Parameters
+        ----------
+        steps : list of (title, lines below, counters, spare lines)
+            The lines around the tags, squeezed more at each step.
+        tags : callable
+            ``tags(blocks, step)``: what :meth:`_tags` gives for that many blocks at that step.
+        rows : callable
+            ``rows(blocks)``: the lines the matrix takes at the least in that many blocks.
+        """
+        best = None
+        for blocks in self._block_counts():
+            for step, (_, _, _, spare) in enumerate(steps):
+                if rows(blocks) > spare:
                     continue  # too tall before any note: not worth drawing
-                view = self._tags(blocks, width)
-                if view is None:
-                    break  # the blocks are too narrow already; more would be narrower still
+                view = tags(blocks, step)
+                if view is None or (best is not None and view[2] < best[0]):
+                    return best  # more blocks are narrower still: no more channels
                 if view[1] <= spare:
-                    return Group(title, view[0], *below, counters)
-        return Group(title, self._tags_on(), *below, counters)
+                    if best is None or (view[2], -step) > (best[0], -best[1]):
+                        best = (view[2], step, view[0])
+                    break  # the later steps squeeze more for as many channels
+        return best
+
+    def _last_resort(self, steps, width: int, height: int):
+        """The tags that are on instead of the tags, with the lines around them squeezed until it all fits the
+        height: the ``steps`` (title, lines below, counters, spare lines) in turn, then the short form of the
+        tags that are on, then without the lines below (the last first) and without the title."""
+        from rich.console import Group
+
+        on, on_short = self._tags_on(), self._tags_on(short=True)
+        tries = [(t, on, b, c) for t, b, c, _ in steps]
+        t, b, c, _ = steps[-1]
+        tries += [(t, on_short, b[:k], c) for k in range(len(b), -1, -1)] + [(None, on_short, [], c)]
+        for t, on, b, c in tries:
+            parts = [p for p in (t, on, *b, c) if p is not None]
+            if sum(self._lines(p, width) for p in parts) <= height:
+                break
+        return Group(*parts)
+
+    def _cut(self, text):
+        """A copy of ``text`` that takes one line per line it holds: what does not fit the width is cut."""
+        text = text.copy()
+        text.no_wrap, text.overflow = True, "crop" if self.ascii else "ellipsis"
+        return text
 
     def _width(self) -> int:
         """The console's width now (it follows a resized terminal)."""
@@ -389,13 +469,17 @@ class LiveDisplay:
         """
         return min(max([9] + [len(t) for t in self.labels]), max(_NAME, width - rest), max(9, width - least))
 
-    def _tags(self, blocks: int, width: int):
-        """The tags in ``blocks`` blocks side by side, and how many lines that takes.
+    def _tags(self, blocks: int, width: int, cut: bool = False):
+        """The tags in ``blocks`` blocks side by side, how many lines that takes and how many channels it shows.
+
+        ``cut``: the matrix's note on the channels not shown takes one line (cut at the width).
 
         Returns
         -------
-        (renderable, int) or None
-            None when a block at this width could not show each tag's state.
+        (renderable, int, int or None) or None
+            None when a block at this width could not show each tag's state
+            (for a matrix: not one channel). The channels shown are None for
+            one bar per tag.
         """
         from rich.console import Group
         from rich.table import Table
@@ -409,7 +493,7 @@ class LiveDisplay:
             views = [self._bars(chunk, cell, compact=blocks > 1) for chunk in chunks]
             if any(v is None for v in views):
                 return None
-            shown, lines = 0, rows
+            shown, lines = None, rows
         else:
             views = [self._matrix(chunk, cell, least=1 if blocks == 1 else 0) for chunk in chunks]
             shown = min(n for _, n in views)
@@ -425,13 +509,15 @@ class LiveDisplay:
                 view.add_column(width=cell, no_wrap=True)
             view.add_row(*views)
         if self.channels is None or shown == len(self.channels):
-            return view, lines
-        note = Text(f"channels {', '.join(map(str, self.channels[shown:]))} not shown: the terminal is "
-                    f"too narrow", style="grey50")
-        return Group(view, note), lines + self._lines(note, width)
+            return view, lines, shown
+        note = Text(f"channels {spans(self.channels[shown:])} not shown: the terminal is too narrow", style="grey50")
+        if cut:
+            note = self._cut(note)
+        return Group(view, note), lines + self._lines(note, width), shown
 
-    def _tags_on(self):
-        """The last resort when the tags fit no layout: the tags that are on, and how many are off."""
+    def _tags_on(self, short: bool = False):
+        """The last resort when the tags fit no layout: the tags that are on, and how many are off (and why, but
+        when ``short``)."""
         from rich.text import Text
 
         if self.channels is None:
@@ -439,8 +525,9 @@ class LiveDisplay:
         else:
             on = [f"{t}@{c}" for c in self.channels for t in self.labels if self.active_by_channel[c].get(t, False)]
         total = len(self.labels) * len(self.channels or (0,))
-        line = (f"on: {', '.join(on) or 'none'} · {total - len(on)} of {total} off (too many tags to show each in "
-                f"this terminal)")
+        line = f"on: {', '.join(on) or 'none'} · {total - len(on)} of {total} off"
+        if not short:
+            line += " (too many tags to show each in this terminal)"
         return Text(plain(line) if self.ascii else line, style="bold" if on else "")
 
     def _matrix(self, labels: Sequence[str] | None = None, width: int | None = None, least: int = 1):
@@ -547,8 +634,24 @@ def shorten(name: str, width: int, mark: str = "…") -> str:
     return name[:head] + mark + name[len(name) - (width - len(mark) - head):]
 
 
-def format_counters(c: dict) -> str:
-    """The counters as one or two short lines (what the display and ``listen`` print)."""
+def spans(numbers: Sequence[int]) -> str:
+    """``numbers`` (ascending) listed with each run of three or more in a row as ``first-last`` (``1, 3-11``)."""
+    out, i = [], 0
+    while i < len(numbers):
+        j = i
+        while j + 1 < len(numbers) and numbers[j + 1] == numbers[j] + 1:
+            j += 1
+        out += [f"{numbers[i]}-{numbers[j]}"] if j - i >= 2 else [str(n) for n in numbers[i:j + 1]]
+        i = j + 1
+    return ", ".join(out)
+
+
+def format_counters(c: dict, short: bool = False) -> str:
+    """The counters as one or two short lines (what the display and ``listen`` print).
+
+    ``short``: one line (that wraps) for a small terminal: dropped samples, overflows, late hops, the mean
+    compute per hop and the total latency, and the faults when there were any.
+    """
     if not c:
         return "counters: (starting)"
 
@@ -562,6 +665,10 @@ def format_counters(c: dict) -> str:
                                                    ("session_bad_probabilities", "bad model outputs"),
                                                    ("session_failed_hops", "failed model runs"))
               if c.get(key)]
+    if short:
+        return (f"dropped {c.get('dropped_samples', 0)} · overflows {c.get('input_overflows', 0)} · late hops "
+                f"{c.get('late_hops', 0)}/{c.get('hops', 0)} · {ms('compute_ms_mean')} ms/hop · latency "
+                f"{ms('latency_total_ms')} ms" + "".join(f" · {f}" for f in faults))
     return (
         f"dropped {c.get('dropped_samples', 0)} samples · overflows {c.get('input_overflows', 0)} · "
         f"late hops {c.get('late_hops', 0)}/{c.get('hops', 0)} · compute {ms('compute_ms_mean')} ms/hop "
