@@ -85,7 +85,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
 
 #include "pitch.h"
 #include "tremolo.h"

@@ -12,8 +12,8 @@ namespace {
 
 const TremoloConfig& validated(double frame_rate, const TremoloConfig& c) {
   check_modulation_thresholds(frame_rate, 40, "depth", c.depth_on, c.depth_off, "dB", c);
-  if (!(c.trend_ratio >= 0.0))
-    invalid_parameter("trend_ratio", "must be >= 0 (got " + std::to_string(c.trend_ratio) + ")");
+  if (!(c.trend_ratio >= 0.0 && std::isfinite(c.trend_ratio)))
+    invalid_parameter("trend_ratio", "must be finite and >= 0 (got " + std::to_string(c.trend_ratio) + ")");
   require_positive("onset_db", c.onset_db, "dB");
   require_in_range("onset_frames", c.onset_frames, 1, 64, "frames");
   check_hold_frames(c);

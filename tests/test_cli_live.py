@@ -130,6 +130,7 @@ def test_help(cmd, words):
     (["demo", "--osc", "localhost:9000:1"], "an IPv6 address goes in brackets"),
     (["demo", "--midi-wait"], "--midi-wait goes with --midi PORT"),
     (["demo", "--midi-virtual", "x", "--midi-wait"], "--midi-wait goes with --midi PORT"),
+    (["demo", "--midi", "3", "--midi-wait"], "--midi-wait needs the port's name"),
 ])
 def test_wrong_arguments_are_one_line_and_exit_2(args, words):
     r = rtc(*args)

@@ -345,3 +345,34 @@ def test_a_very_short_terminal_still_shows_the_counters_and_the_tags_that_are_on
     assert "dropped 0" in flat and "late hops 0/114" in flat and "8.8 ms/hop" in flat and "latency 136.9 ms" in flat
     if height >= 8:  # room for the title and the events too, cut to a line each
         assert lines[0].startswith("rtclassify demo · demo.flac") and any(x.startswith("events: ") for x in lines)
+
+
+@pytest.mark.parametrize("width,height,channels", [(40, 3, None), (40, 4, None), (40, 6, tuple(range(12))),
+                                                   (60, 6, tuple(range(12)))])
+def test_many_tags_on_do_not_push_the_counters_off_a_short_terminal(width, height, channels):
+    """The list of the tags that are on wrapped over as many lines as it needed and pushed the counters off the
+    bottom (12 tags on at 40x3; 12 channels with two tags on each at 40x6): it is cut to one line first."""
+    d, console = _draw(width, height, labels=LABELS, title=DEMO_TITLE, channels=channels)
+    chans = channels or (0,)
+    d.send([TagOn(tag=t, prob=0.9, stream_time=1.0, channel=c) for c in chans for t in LABELS[:12 if channels is None else 2]])
+    d.status(FULL_COUNTERS)
+    text = _live_frame(d, console)
+    flat = " ".join(text.split())
+    assert len(text.splitlines()) <= height and "..." not in text
+    assert "dropped 0" in flat and "latency 136.9 ms" in flat
+
+
+def test_names_the_console_cannot_encode_are_drawn_as_question_marks():
+    """A clip or tag name outside a Latin-1 console's characters killed rich's refresh thread (a
+    UnicodeEncodeError on the first draw) as the display's own characters did."""
+    buf = io.BytesIO()
+    console = Console(file=io.TextIOWrapper(buf, encoding="latin-1", errors="strict", write_through=True),
+                      width=80, height=30, color_system=None, force_terminal=True)
+    d = LiveDisplay(LABELS + ("鼓",), console=console, title="rtclassify demo · 鼓.wav (3.0 s) → MIDI")
+    d._console = console
+    d.ascii, d._encoding = True, "latin-1"
+    d.send([TagOn(tag="鼓", prob=0.9, stream_time=1.0)])
+    console.print(d.render())
+    out = buf.getvalue().decode("latin-1")
+    assert "? ON" in " ".join(out.split()) or "?" in out
+    assert "rtclassify demo | ?.wav (3.0 s) -> MIDI" in out  # (· and → in ASCII too)

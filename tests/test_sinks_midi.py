@@ -309,8 +309,16 @@ def test_waiting_for_a_port_needs_its_name():
     for spec in (3, "3", " "):
         with pytest.raises(SinkError, match="needs the port's name"):
             MidiSink(Mapping.default(LABELS).midi, port=spec, wait=True)
-    with pytest.raises(SinkError, match="needs the port's name"):
+    with pytest.raises(SinkError, match="a virtual port is there from the start"):
         MidiSink(Mapping.default(LABELS).midi, virtual="x", wait=True)
+
+
+def test_a_sink_still_waiting_names_what_it_waits_for():
+    """A JACK server that stopped while the sink still waited said "MIDI output None lost"; the summary said
+    "to its port"."""
+    sink = MidiSink(Mapping.default(LABELS).midi, port="fake-daw", wait=True)
+    assert sink.shown_name == "(waiting for a port matching 'fake-daw')"
+    assert sink._quoted_name() == sink.shown_name
 
 
 def test_a_late_receiver_of_a_jack_virtual_port_gets_the_state(jack_server, monkeypatch):

@@ -412,7 +412,7 @@ def test_tremolo_tracker_attributes_a_vibrato_rate_wobble_to_the_vibrato():
 @pytest.mark.parametrize("kwargs, name", [
     (dict(frame_rate=10.0), "frame_rate"),
     *bad_parameters(dict(frame_rate=200.0), ("rate_min", 1e-9), ("rate_max", 60.0), ("depth_on", 0.0), ("depth_off", 3.0),
-                    ("regularity_off", 0.95), ("trend_ratio", -1.0), ("onset_db", 0.0), ("onset_frames", 0),
+                    ("regularity_off", 0.95), ("trend_ratio", -1.0), ("trend_ratio", float("inf")), ("onset_db", 0.0), ("onset_frames", 0),
                     ("vibrato_harmonics", 9), ("vibrato_explained", 0.0), ("rate_step", 0.0),
                     ("rate_stability", 1.5), ("stability_periods", 0.0), ("crest_floor", 1.0),
                     ("crest_floor", -1.5), ("bogus", 2)),

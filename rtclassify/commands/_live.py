@@ -192,6 +192,8 @@ def build_sinks(args, labels, mapping, title: str, channels=None, clip=None, wha
                          f"without one)")
     if args.midi_wait and args.midi is None:
         raise UsageError("--midi-wait goes with --midi PORT (a virtual port is there from the start)")
+    if args.midi_wait and args.midi.strip().isascii() and args.midi.strip().isdigit():
+        raise UsageError("--midi-wait needs the port's name: an index names no port that is not there yet")
     if args.midi is not None or args.midi_virtual is not None:
         sinks.append(MidiSink(mapping.midi, port=args.midi, virtual=args.midi_virtual, api=args.midi_api,
                               streams=channels, on_fault=warn_later, wait=args.midi_wait))
@@ -280,8 +282,7 @@ def describe_midi(sinks) -> str | None:
         if isinstance(s, MidiSink):
             chans = s.midi_channels
             which = f"ch {chans[0]}" if len(chans) == 1 else f"ch {chans[0]}-{chans[-1]}"
-            port = s.port_name if s.port_name is not None else f"(waiting for a port matching {s.port_spec!r})"
-            return f"MIDI {port} {which}"
+            return f"MIDI {s.shown_name} {which}"
     return None
 
 
@@ -300,7 +301,7 @@ def run_live(args, clf, mapping, source, title: str, *, what: str, blocksize: in
         select = {"channels": channels}
     listener = Listener(clf, sinks=sinks, source=source, blocksize=blocksize, hop=args.hop,
                         decoder=mapping.decoder.as_dict() or None, techniques=args.techniques,
-                        max_lag=getattr(args, "max_lag", None), **select)
+                        max_lag=getattr(args, "max_lag", None) or None, **select)
     narrow = clf.bundle.narrow_band(source.samplerate, getattr(source, "name", None) or "the input")
     if narrow:
         print(f"rtclassify {what}: warning: {narrow}", file=sys.stderr)
@@ -396,7 +397,8 @@ def sent_by_outputs(sinks) -> str:
     parts = []
     for s in sinks:
         if hasattr(s, "messages_sent"):
-            parts.append(f"MIDI {s.messages_sent} messages to {getattr(s, 'port_name', None) or 'its port'}")
+            name = getattr(s, "shown_name", None) or getattr(s, "port_name", None) or "its port"
+            parts.append(f"MIDI {s.messages_sent} messages to {name}")
         elif hasattr(s, "datagrams_sent"):
             errors = sum(getattr(s, "send_errors", {}).values())
             parts.append(f"OSC {s.datagrams_sent} datagrams" + (f" ({errors} failed)" if errors else ""))

@@ -54,9 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a.add_argument("--blocksize", type=_blocksize, default=256, metavar="B",
                    help="frames per audio callback (default 256)")
     a.add_argument("--duration", type=_live.positive_float, metavar="SEC", help="stop after SEC seconds")
-    a.add_argument("--max-lag", type=_live.positive_float, default=0.5, metavar="SEC",
+    a.add_argument("--max-lag", type=number(float, "a number of seconds >= 0", lo=0.0), default=0.5, metavar="SEC",
                    help="audio waiting longer than SEC seconds after a stall is dropped (counted) and the run goes "
-                        "on from the newest, instead of sending the stale events at once (default 0.5)")
+                        "on from the newest, instead of sending the stale events at once (default 0.5; at least "
+                        "one pop of the worker, 4 blocks; 0: off, the 2 s ring replays them)")
     _live.add_model_arguments(p)
     _live.add_output_arguments(p)
 

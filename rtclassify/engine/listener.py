@@ -222,8 +222,11 @@ class Listener:
         held up) it goes on from the newest audio, instead of replaying up to
         ``ring_seconds`` of stale events to the sinks at once (a burst of
         notes and levels that were over). The session's clock runs on over
-        the gap (``session.skip``). None (the default): only the ring's
-        overflow drops audio (``rtclassify listen`` sets 0.5).
+        the gap (``session.skip``). At least one pop of the worker
+        (``max(4 * blocksize, 1024)`` frames, what a worker that keeps up can
+        have waiting); ``ring_seconds`` or more does nothing the ring does not.
+        None (the default): only the ring's overflow drops audio
+        (``rtclassify listen`` sets 0.5).
     stall_timeout : float
         A device that delivers no audio for this many seconds (finite, > 0)
         while it should is treated as lost; never less than two block periods
@@ -249,8 +252,8 @@ class Listener:
     Raises
     ------
     ParameterError
-        Bad channel(s), blocksize, samplerate, latency, hop, ring_seconds or
-        stall_timeout; ``sinks`` not a sequence, or a sink without ``open``,
+        Bad channel(s), blocksize, samplerate, latency, hop, ring_seconds,
+        max_lag or stall_timeout; ``sinks`` not a sequence, or a sink without ``open``,
         ``send`` or ``close``; ``on_event`` not callable; a sample rate the
         technique trackers do not take while ``techniques`` is on; a MIDI or
         OSC sink whose ``streams`` do not match the channels.
@@ -960,8 +963,8 @@ class Listener:
         S = 1 if self.channels is None else len(self.channels)
         pop_max = self._max_block * P
         poll = min(0.005, self.blocksize / sr / 2)
-        # max_lag in frames: at least two blocks and one pop (the backlog a worker that keeps up can have)
-        lag_frames = None if self.max_lag is None else max(int(self.max_lag * sr), 2 * self.blocksize, self._max_block)
+        # max_lag in frames: at least one pop (the backlog a worker that keeps up can have)
+        lag_frames = None if self.max_lag is None else max(int(self.max_lag * sr), self._max_block)
         last_audio = last_look = time.monotonic()
         last_status = 0.0
         dropped_seen = int(ring.dropped) // P

@@ -35,7 +35,7 @@ from typing import Sequence
 from ._background import call_within
 from .mapping import clip_unit
 
-__all__ = ["LiveDisplay", "cannot_redraw", "plain", "readable", "release_terminal"]
+__all__ = ["LiveDisplay", "cannot_redraw", "fit_encoding", "plain", "readable", "release_terminal"]
 
 _BAR = 28
 _NAME = 16  # a tag name longer than the width allows is cut down to no less than this
@@ -61,10 +61,28 @@ def plain(text: str) -> str:
     return text.translate(_PLAIN)
 
 
+def fit_encoding(text: str, encoding: str | None) -> str:
+    """``text`` as ``encoding`` can hold it: :func:`plain` where it lacks the display's characters, and any
+    other character it lacks (a clip's, a device's or a tag's name) as ``?`` (rich's refresh thread died on
+    the first one it could not write, and the display stayed blank for the whole run)."""
+    if not lacks_glyphs(encoding):
+        try:
+            text.encode(encoding or "utf-8")
+            return text
+        except (UnicodeError, LookupError):
+            pass
+    else:
+        text = plain(text)
+    try:
+        return text.encode(encoding or "utf-8", "replace").decode(encoding or "utf-8")
+    except LookupError:
+        return text.encode("ascii", "replace").decode("ascii")
+
+
 def readable(text: str, stream) -> str:
-    """``text`` as ``stream`` can write it: :func:`plain` where its encoding lacks the display's characters
-    (without it, standard error wrote ``\\u2192`` escapes)."""
-    return plain(text) if lacks_glyphs(getattr(stream, "encoding", None)) else text
+    """``text`` as ``stream`` can write it (:func:`fit_encoding`; without it, standard error wrote ``\\u2192``
+    escapes)."""
+    return fit_encoding(text, getattr(stream, "encoding", None))
 
 
 def cannot_redraw(console=None) -> str | None:
@@ -183,6 +201,7 @@ class LiveDisplay:
         self._holding = None  # (live, fd) in _HOLDING while the live view holds a terminal's cursor
         #: draw ASCII stand-ins for the characters the console's encoding lacks (decided when it opens)
         self.ascii = console is not None and lacks_glyphs(console.encoding)
+        self._encoding = None if console is None else console.encoding
         self._t0 = time.monotonic()
 
     # ---------------------------------------------------------------- sink protocol
@@ -195,6 +214,7 @@ class LiveDisplay:
         console = self._console or Console()
         self._console = console
         self.ascii = lacks_glyphs(console.encoding)
+        self._encoding = console.encoding
         self._t0 = time.monotonic()
         self._live = Live(get_renderable=self.render, console=console, refresh_per_second=self._rate,
                           transient=False, redirect_stdout=False, redirect_stderr=False)
@@ -309,7 +329,7 @@ class LiveDisplay:
         from rich.console import Group
         from rich.text import Text
 
-        text = plain if self.ascii else str
+        text = self._fit
         title = Text(text(self.title), style="bold")
         # a copy in one C call: the worker adds and removes technique keys while this runs on rich's
         # refresh thread, and iterating the live dict would raise there and freeze the display
@@ -394,13 +414,15 @@ class LiveDisplay:
     def _last_resort(self, steps, width: int, height: int):
         """The tags that are on instead of the tags, with the lines around them squeezed until it all fits the
         height: the ``steps`` (title, lines below, counters, spare lines) in turn, then the short form of the
-        tags that are on, then without the lines below (the last first) and without the title."""
+        tags that are on, then without the lines below (the last first) and without the title, and last that
+        short form cut to one line (many tags on must not push the counters off)."""
         from rich.console import Group
 
         on, on_short = self._tags_on(), self._tags_on(short=True)
         tries = [(t, on, b, c) for t, b, c, _ in steps]
         t, b, c, _ = steps[-1]
         tries += [(t, on_short, b[:k], c) for k in range(len(b), -1, -1)] + [(None, on_short, [], c)]
+        tries += [(None, self._cut(on_short), [], c)]
         for t, on, b, c in tries:
             parts = [p for p in (t, on, *b, c) if p is not None]
             if sum(self._lines(p, width) for p in parts) <= height:
@@ -528,7 +550,7 @@ class LiveDisplay:
         line = f"on: {', '.join(on) or 'none'} · {total - len(on)} of {total} off"
         if not short:
             line += " (too many tags to show each in this terminal)"
-        return Text(plain(line) if self.ascii else line, style="bold" if on else "")
+        return Text(self._fit(line), style="bold" if on else "")
 
     def _matrix(self, labels: Sequence[str] | None = None, width: int | None = None, least: int = 1):
         """The tags (rows) by channels (columns) matrix at ``width`` columns.
@@ -619,7 +641,11 @@ class LiveDisplay:
         return ("#", ".") if self.ascii else ("█", "·")
 
     def _shorten(self, name: str, width: int) -> str:
-        return shorten(name, width, mark=ASCII_GLYPHS["…"] if self.ascii else "…")
+        return self._fit(shorten(name, width, mark=ASCII_GLYPHS["…"] if self.ascii else "…"))
+
+    def _fit(self, text: str) -> str:
+        """``text`` as the console's encoding can hold it (:func:`fit_encoding`)."""
+        return fit_encoding(text, self._encoding) if (self.ascii or self._encoding) else text
 
 
 def shorten(name: str, width: int, mark: str = "…") -> str:

@@ -157,7 +157,10 @@ class MidiSink(EventDispatch):
             raise SinkError("MIDI output: give exactly one of an existing port or a virtual port name")
         if virtual is not None and not str(virtual).strip():
             raise SinkError("MIDI output: the virtual port name is empty")
-        if wait and (port is None or isinstance(port, int) or not str(port).strip()
+        if wait and port is None:
+            raise SinkError("MIDI output: wait goes with an existing port given by name (a virtual port is there "
+                            "from the start)")
+        if wait and (isinstance(port, int) or not str(port).strip()
                      or (str(port).strip().isascii() and str(port).strip().isdigit())):
             raise SinkError("MIDI output: waiting for a port needs the port's name (an index names no port that is "
                             "not there yet)")
@@ -359,7 +362,7 @@ class MidiSink(EventDispatch):
         on a JACK device) sends nothing more and would otherwise wait for its no-audio limit, then blame the
         device."""
         if self.lost:
-            raise SinkError(f"MIDI output {self.port_name!r} lost: the JACK server stopped ({self.watch.reason})")
+            raise SinkError(f"MIDI output {self._quoted_name()} lost: the JACK server stopped ({self.watch.reason})")
         self.check_port()
 
     def check_port(self, force: bool = False) -> bool:
@@ -452,6 +455,14 @@ class MidiSink(EventDispatch):
             return f"MIDI port {self.port_name!r} {what.partition(':')[0]}, but sending it the current state failed: {exc}"
         return f"MIDI port {self.port_name!r} {what}"
 
+    def _quoted_name(self) -> str:
+        return repr(self.port_name) if self.port_name is not None else self.shown_name
+
+    @property
+    def shown_name(self) -> str:
+        """The port's name, or what a sink still waiting for its port (wait=True) waits for."""
+        return self.port_name if self.port_name is not None else f"(waiting for a port matching {self.port_spec!r})"
+
     def _once(self, line: str) -> str | None:
         """``line``, unless it was the last one reported while the port is gone."""
         if line == self._reconnect_said:
@@ -505,7 +516,7 @@ class MidiSink(EventDispatch):
         if self.port_name is None and self.virtual is None:  # waiting for the port (wait=True): the state is kept
             return
         if self.watch is not None and self.watch.lost:
-            raise SinkError(f"MIDI output {self.port_name!r} lost: the JACK server stopped ({self.watch.reason})")
+            raise SinkError(f"MIDI output {self._quoted_name()} lost: the JACK server stopped ({self.watch.reason})")
         try:
             out.send_message(msg)
         except Exception as exc:
