@@ -376,3 +376,15 @@ def test_names_the_console_cannot_encode_are_drawn_as_question_marks():
     out = buf.getvalue().decode("latin-1")
     assert "? ON" in " ".join(out.split()) or "?" in out
     assert "rtclassify demo | ?.wav (3.0 s) -> MIDI" in out  # (· and → in ASCII too)
+
+
+def test_a_title_given_as_a_function_is_read_at_each_draw():
+    """`--midi-wait`: the title said "MIDI (waiting for a port matching 'daw')" for the whole run, also after
+    the port was connected; the live commands give the display a function that reads it at each draw."""
+    port = ["(waiting for a port matching 'daw')"]
+    d, console = _draw(100, 30, title=lambda: f"rtclassify demo\n-> MIDI {port[0]} ch 1")
+    console.print(d.render())
+    port[0] = "daw:midi_in"
+    console.print(d.render())
+    out = console.file.getvalue()
+    assert "MIDI (waiting for a port matching 'daw') ch 1" in out and "MIDI daw:midi_in ch 1" in out

@@ -306,15 +306,18 @@ def run_live(args, clf, mapping, source, title: str, *, what: str, blocksize: in
     if narrow:
         print(f"rtclassify {what}: warning: {narrow}", file=sys.stderr)
     open_sinks(sinks)
-    midi = describe_midi(sinks)
-    if midi:
-        outputs.insert(0, midi)
+
+    def heading(sep: str = "\n→ ", none: str = "display only") -> str:
+        # the MIDI part is read at each draw: a port connected after the start (--midi-wait) shows its name
+        midi = describe_midi(sinks)
+        return f"{title}{sep}{', '.join(([midi] if midi else []) + outputs) or none}"
+
     for s in sinks:
-        if hasattr(s, "title"):
-            s.title = f"{title}\n→ {', '.join(outputs) or 'display only'}"
+        if isinstance(s, LiveDisplay):
+            s.title = heading
     # without the display (its title says it), a line says what runs: a silent start looked like a hung one
     if not any(isinstance(s, LiveDisplay) for s in sinks):
-        _say(f"{title} → {', '.join(outputs) or 'the events on standard output'}")
+        _say(heading(" → ", "the events on standard output"))
     return run_listener(listener, args.duration, what=what)
 
 

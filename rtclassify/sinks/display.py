@@ -165,8 +165,10 @@ class LiveDisplay:
     ----------
     labels : sequence of str
         The tags, in the order to show them.
-    title : str
-        First line (source, rate, outputs).
+    title : str or callable
+        First line (source, rate, outputs), or a function returning it, called
+        at each draw (on rich's refresh thread: it must only read), for a title
+        that changes (a MIDI port connected after the start).
     console : rich.console.Console, optional
         Where to draw (default: a Console on standard output).
     refresh_per_second : float
@@ -330,7 +332,7 @@ class LiveDisplay:
         from rich.text import Text
 
         text = self._fit
-        title = Text(text(self.title), style="bold")
+        title = Text(text(self.title() if callable(self.title) else self.title), style="bold")
         # a copy in one C call: the worker adds and removes technique keys while this runs on rich's
         # refresh thread, and iterating the live dict would raise there and freeze the display
         technique = dict(self.technique)
