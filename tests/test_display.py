@@ -388,3 +388,40 @@ def test_a_title_given_as_a_function_is_read_at_each_draw():
     console.print(d.render())
     out = console.file.getvalue()
     assert "MIDI (waiting for a port matching 'daw') ch 1" in out and "MIDI daw:midi_in ch 1" in out
+
+
+def test_a_line_said_while_the_display_draws_goes_above_it():
+    """"stopping (Ctrl-C again to quit at once)" and the outputs' warnings went to standard error under the live
+    display, and its next frame overwrote them: while a display draws on a terminal they are printed above it."""
+    import os
+    import pty
+    import time
+
+    from rtclassify.sinks import display
+
+    assert not display.say_above("nobody draws")  # (the caller writes it to standard error then)
+    master, slave = pty.openpty()
+    tty = open(slave, "w", encoding="utf-8", closefd=True)
+    try:
+        d = LiveDisplay(("piano",), console=Console(file=tty, width=60, height=20))
+        d.open()
+        time.sleep(0.2)
+        assert display.say_above("rtclassify demo: stopping (Ctrl-C again to quit at once)")
+        time.sleep(0.3)  # more frames: the line stays above them
+        d.close()
+        assert not display.say_above("after the close")
+        os.set_blocking(master, False)
+        got = b""
+        while True:
+            try:
+                got += os.read(master, 65536)
+            except BlockingIOError:
+                break
+        text = got.decode("utf-8", "replace")
+        assert "stopping (Ctrl-C again to quit at once)" in text
+        # printed once, above the frames drawn after it (rich moves the live view down under it)
+        assert text.count("stopping (Ctrl-C again") == 1
+        assert text.rindex("piano") > text.index("stopping (Ctrl-C again")
+    finally:
+        tty.close()
+        os.close(master)

@@ -227,6 +227,23 @@ def build_sinks(args, labels, mapping, title: str, channels=None, clip=None, wha
     return sinks, outputs
 
 
+class _StderrOrAbove:
+    """Standard error, or above a live display drawing on the terminal (:func:`~rtclassify.sinks.display.say_above`:
+    a warning written under it was overwritten by the next frame)."""
+
+    def write(self, text: str) -> None:
+        from ..sinks.display import say_above
+
+        if not say_above(text.rstrip("\n")):
+            sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+_STDERR_OR_ABOVE = _StderrOrAbove()
+
+
 class Warnings:
     """Not an output: the standard-error writer of the other outputs' warnings (a paused terminal holds them,
     not the worker), as a sink so that the listener closes it, after the outputs, waiting a while for it."""
@@ -234,7 +251,7 @@ class Warnings:
     def __init__(self):
         from ..sinks._background import BackgroundText
 
-        self.writer = BackgroundText(lambda: sys.stderr, name="rtclassify-warn")
+        self.writer = BackgroundText(lambda: _STDERR_OR_ABOVE, name="rtclassify-warn")
 
     def warn(self, line: str) -> None:
         """An output's ``on_fault``: the line of :func:`rtclassify.sinks.warn`, queued."""
@@ -441,7 +458,7 @@ def _say(line: str) -> None:
     that blocks the write (paused with Ctrl-S) holds it up to :data:`SAY_TIMEOUT_S`: SIGTERM and Ctrl-C must
     still stop the run (a line written before the stop began held the stop itself)."""
     from ..sinks._background import call_within
-    from ..sinks.display import readable
+    from ..sinks.display import readable, say_above
 
     global _stderr_blocked
     if _stderr_blocked:
@@ -449,6 +466,8 @@ def _say(line: str) -> None:
     line = readable(line, sys.stderr)  # (→ and · in a Latin-1 or ASCII locale)
 
     def write():
+        if say_above(line):  # a live display drawing: above it, or its next frame would overwrite the line
+            return
         try:
             print(line, file=sys.stderr, flush=True)
         except (OSError, ValueError):

@@ -35,7 +35,7 @@ from typing import Sequence
 from ._background import call_within
 from .mapping import clip_unit
 
-__all__ = ["LiveDisplay", "cannot_redraw", "fit_encoding", "plain", "readable", "release_terminal"]
+__all__ = ["LiveDisplay", "cannot_redraw", "fit_encoding", "plain", "readable", "release_terminal", "say_above"]
 
 _BAR = 28
 _NAME = 16  # a tag name longer than the width allows is cut down to no less than this
@@ -106,6 +106,22 @@ def cannot_redraw(console=None) -> str | None:
 #: (rich Live, file descriptor) of each display that hid a terminal's cursor and has not shown it again (open,
 #: not closed): what :func:`release_terminal` gives back
 _HOLDING: list = []
+
+
+def say_above(line: str) -> bool:
+    """Print ``line`` above a live display that is drawing on a terminal (rich moves the display down under
+    it) and return True; False when none is (the caller writes the line itself). A line written to standard
+    error while the display redraws was overwritten by the next frame ("Ctrl-C again to quit at once", an
+    output's warning). The write can block on a paused terminal: call it where that is bounded."""
+    for live, _ in list(_HOLDING):
+        try:
+            console = live.console
+            console.print(fit_encoding(line, console.encoding), markup=False, highlight=False, emoji=False,
+                          soft_wrap=True)
+        except Exception:  # noqa: BLE001 - the caller writes it to standard error instead
+            return False
+        return True
+    return False
 
 
 def release_terminal(wait: float = 0.2) -> None:
