@@ -401,6 +401,8 @@ def test_a_line_said_while_the_display_draws_goes_above_it():
 
     assert not display.say_above("nobody draws")  # (the caller writes it to standard error then)
     master, slave = pty.openpty()
+    saved = os.dup(2)
+    os.dup2(slave, 2)  # standard error on the display's terminal, as in a shell
     tty = open(slave, "w", encoding="utf-8", closefd=True)
     try:
         d = LiveDisplay(("piano",), console=Console(file=tty, width=60, height=20))
@@ -423,5 +425,34 @@ def test_a_line_said_while_the_display_draws_goes_above_it():
         assert text.count("stopping (Ctrl-C again") == 1
         assert text.rindex("piano") > text.index("stopping (Ctrl-C again")
     finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        tty.close()
+        os.close(master)
+
+
+def test_a_line_is_not_said_above_the_display_when_standard_error_goes_elsewhere(tmp_path):
+    """`rtclassify listen 2> run.log`: the warnings belong in the file, not above the display."""
+    import os
+    import pty
+    import time
+
+    from rtclassify.sinks import display
+
+    master, slave = pty.openpty()
+    tty = open(slave, "w", encoding="utf-8", closefd=True)
+    saved = os.dup(2)
+    log = open(tmp_path / "run.log", "w")
+    os.dup2(log.fileno(), 2)
+    try:
+        d = LiveDisplay(("piano",), console=Console(file=tty, width=60, height=20))
+        d.open()
+        time.sleep(0.1)
+        assert not display.say_above("a warning")
+        d.close()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        log.close()
         tty.close()
         os.close(master)

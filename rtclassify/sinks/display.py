@@ -112,8 +112,14 @@ def say_above(line: str) -> bool:
     """Print ``line`` above a live display that is drawing on a terminal (rich moves the display down under
     it) and return True; False when none is (the caller writes the line itself). A line written to standard
     error while the display redraws was overwritten by the next frame ("Ctrl-C again to quit at once", an
-    output's warning). The write can block on a paused terminal: call it where that is bounded."""
-    for live, _ in list(_HOLDING):
+    output's warning). Only when standard error is that terminal too (a standard error sent to a file keeps
+    its lines). The write can block on a paused terminal: call it where that is bounded."""
+    for live, fd in list(_HOLDING):
+        try:
+            if os.ttyname(2) != os.ttyname(fd):
+                return False
+        except OSError:  # standard error is no terminal
+            return False
         try:
             console = live.console
             console.print(fit_encoding(line, console.encoding), markup=False, highlight=False, emoji=False,
