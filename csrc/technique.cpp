@@ -108,6 +108,20 @@ double bounded_response(double h) { return std::max(h, 0.5); }
 
 }  // namespace
 
+// The values of an on modulation: when this frame's pass (`good`; a bridge's always do) they are kept in
+// `last`, otherwise the last ones that did replace them (none yet: left as they are). Off: forgotten.
+static void hold_good(bool on, bool bridging, bool good, float& rate, float& size, float (&last)[2]) noexcept {
+  if (!on) {
+    last[0] = last[1] = 0.0f;
+  } else if (good || bridging) {
+    last[0] = rate;
+    last[1] = size;
+  } else if (last[0] > 0.0f) {
+    rate = last[0];
+    size = last[1];
+  }
+}
+
 TechniqueTracker::TechniqueTracker(double sample_rate, const TechniqueConfig& config)
     : cfg_(resolved(sample_rate, config)),
       pitch_(sample_rate, cfg_.hop_length, cfg_.fmin, cfg_.fmax, cfg_.threshold, cfg_.silence_db,
@@ -164,6 +178,7 @@ void TechniqueTracker::reset() noexcept {
   held_last_ = 0.0;
   follows_ = false;
   follows_age_ = -1;
+  good_v_[0] = good_v_[1] = good_t_[0] = good_t_[1] = 0.0f;
 }
 
 void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept {
@@ -184,7 +199,18 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
   // Joint attribution of by-products (see the file comment), evaluated when
   // both trackers become candidates and then every kAttributionEvery frames.
   const bool both = vibrato_.candidate() && tremolo_.candidate();
-  if (!both) {
+  if (!both && vibrato_.bridging() && tremolo_.candidate()) {
+    // A vibrato bridged across a note change has no analysis of its own: the level's wobble at its rate is
+    // its by-product when the bridged rate's harmonics explain it (as the attribution's periodic fit).
+    if (attribution_age_ < 0 || ++attribution_age_ >= kAttributionEvery) {
+      attribution_age_ = 0;
+      const double share = tremolo_.explained_by(v.rate, cfg_.harmonics);
+      share_t_ = static_cast<float>(share);
+      veto_t_ = share >= cfg_.explained_high ||
+                (share >= cfg_.explained_low && 2.0 * tremolo_.estimate().amplitude <= cfg_.am_per_cent * v.extent);
+      veto_v_ = false;
+    }
+  } else if (!both) {
     veto_v_ = veto_t_ = false;
     share_t_ = 0.0f;
     attribution_age_ = -1;
@@ -244,7 +270,9 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
     clean_ = ModulationEstimate();
   }
   bool use_clean = false;
-  if (cfg_.tremolo_under_vibrato && real_vibrato && !own) {
+  // (under a vibrato that is on: a candidate not yet on, early in a note, has the attack in the level's
+  // history, and the analysis without the by-product read 20-60 ms flashes of tremolo at 8-15 Hz there)
+  if (cfg_.tremolo_under_vibrato && real_vibrato && v.on && !own) {
     if (clean_age_ < 0 || ++clean_age_ >= kAttributionEvery) {
       clean_age_ = 0;
       clean_ = tremolo_.analyze_without(vibrato_.estimate().rate, cfg_.harmonics, vibrato_.analyzer(), cfg_.exclusion);
@@ -276,6 +304,13 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
     if (tremolo_.estimate().valid || tremolo_.bridging()) t.depth = static_cast<float>(tremolo_.reported_depth());
   }
 
+  // While on, the values come from analyses that keep it on: in the frames before an off (hold_frames) the
+  // newest analysis has already failed (a tremolo read 0.007 dB at a range edge while on: CC 106 at 0), and
+  // the last values that kept it on are reported until the off.
+  hold_good(v.on, vibrato_.bridging(), v.regularity >= cfg_.vibrato.regularity_off && v.extent >= cfg_.vibrato.extent_off,
+            v.rate, v.extent, good_v_);
+  hold_good(t.on, tremolo_.bridging(), t.regularity >= cfg_.tremolo.regularity_off && t.depth >= cfg_.tremolo.depth_off,
+            t.rate, t.depth, good_t_);
   if (cfg_.compensate && v.rate > 0.0f && last_period_ > 0.0) {
     // response of the refinement window (two periods, >= 12.5 ms, <= 1 / fmin) and of the lag
     const double win = std::clamp(2.0 * last_period_, std::min(0.0125 * sr, sr / cfg_.fmin), std::ceil(sr / cfg_.fmin));

@@ -43,8 +43,9 @@
 /// A vibrato's by-product can also hide a real tremolo: a wide vibrato
 /// through strong resonances wobbles the level more than a shallow tremolo
 /// does, so the level's own analysis finds the vibrato's rate (or a multiple)
-/// and is vetoed. With `tremolo_under_vibrato`, while a vibrato is a
-/// candidate and the level's own analysis gives no tremolo of its own, the
+/// and is vetoed. With `tremolo_under_vibrato`, while a vibrato is on (a
+/// candidate not yet on, early in a note, has the attack in the level's
+/// history) and the level's own analysis gives no tremolo of its own, the
 /// level is analyzed again with the by-product removed (its fit by harmonics
 /// of the vibrato rate and a cubic polynomial of the f0 contour, see
 /// TremoloTracker::analyze_without()); a tremolo found there at a rate at
@@ -69,6 +70,12 @@
 /// level modulation is the pitch's and is not reported as a tremolo. A tremolo's own f0
 /// by-product (a few cents per dB in a room) is far too small a range for
 /// that coupling.
+///
+/// While the vibrato is bridged across a note change (it has no analysis of
+/// its own then), a tremolo candidate that harmonics of the bridged rate
+/// explain is its by-product, as in the attribution above. And while on,
+/// each modulation reports the last rate and size that kept it on: in the
+/// `hold_frames` frames before an off the newest analysis has failed already.
 ///
 /// The analysis windows smooth fast modulations a little; with `compensate`
 /// the reported extent and depth are divided by the known response of those
@@ -173,6 +180,8 @@ class TechniqueTracker {
   bool held_any_ = false;
   double held_last_ = 0.0;
   bool follows_ = false;  // refreshed every kAttributionEvery frames
+  float good_v_[2] = {0.0f, 0.0f};  // the vibrato's last rate and extent that kept it on (before compensation)
+  float good_t_[2] = {0.0f, 0.0f};  // the tremolo's last rate and depth that kept it on
   int follows_age_ = -1;
   /// Whether the tremolo's level modulation follows the held f0 (see the file comment).
   bool level_follows_pitch() noexcept;

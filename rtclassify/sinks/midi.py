@@ -605,8 +605,9 @@ class MidiSink(EventDispatch):
         self._values("tremolo", self._num(ev, "tremolo_rate"), self._num(ev, "tremolo_depth"))
 
     def _technique_on(self, ev, which: str) -> None:
-        self._note_on(getattr(self.mapping.technique, f"{which}_note"), 1.0, which)
+        # the rate and size first: a patch that reads them when the note comes gets these, not the 0 of the off
         self._values(which, self._num(ev, "rate"), self._num(ev, "extent", "depth"))
+        self._note_on(getattr(self.mapping.technique, f"{which}_note"), 1.0, which)
 
     def _technique_off(self, ev, which: str) -> None:
         self._note_off(getattr(self.mapping.technique, f"{which}_note"))

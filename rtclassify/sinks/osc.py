@@ -36,7 +36,7 @@ one is reported through ``on_fault`` (default: one line on standard error) and
 :attr:`OscSink.fault` sums them up for the end of the run. Tags still on when
 the sink closes get their ``/off`` then (a run that ended without its final
 flush: a blocked output, a fault).
-Technique messages come at the trackers' frame rate; a value that did not
+Technique messages come every 20 ms (the trackers' values); a value that did not
 change since the last message on its address is not sent again.
 """
 
@@ -346,7 +346,7 @@ class OscSink(EventDispatch):
         return default if v is None else float(v)
 
     def _changed(self, address: str, *values) -> bool:
-        """Technique values repeat at the trackers' frame rate: send only what changed."""
+        """Technique values repeat every 20 ms: send only what changed."""
         key = (address, self._channel)
         if self._last.get(key) == values:
             return False
