@@ -35,6 +35,8 @@ void VibratoTracker::reset() noexcept {
   gap_ = 0;
   have_last_ = false;
   last_cents_ = 0.0;
+  have_prev_ = false;
+  prev_cents_ = 0.0;
   pending_n_ = 0;
 }
 
@@ -45,12 +47,23 @@ VibratoFrame VibratoTracker::update(float f0_hz) noexcept {
   bool note_change = false;  // a restart at a jump (bridged while on), not at a gap
   if (voiced) {
     const double c = 1200.0 * std::log2(static_cast<double>(f0_hz) / 440.0);
+    // Two steps the same way through one value between two notes (the pitch frame that straddles a note
+    // change) that together exceed jump_cents are a jump from the value before them, as one step would be: a
+    // 170-cent step read as 73 + 77 cents went unseen, and a vibrato was dropped instead of bridged. (A
+    // vibrato moves at most about 60 cents in two frames: 100 cents of extent at 10 Hz, 200 frames a second.)
+    const double step = c - last_cents_, before = last_cents_ - prev_cents_;
+    const double quarter = 0.25 * cfg_.jump_cents;
+    if (have_last_ && gap_ <= cfg_.max_gap && have_prev_ && pending_n_ == 0 && cfg_.max_glitch > 0 &&
+        std::fabs(step) <= cfg_.jump_cents && std::fabs(c - prev_cents_) > cfg_.jump_cents && step * before > 0.0 &&
+        std::fabs(step) > quarter && std::fabs(before) > quarter)
+      last_cents_ = prev_cents_;  // (the jump below holds the value before the straddling frame)
     if (!have_last_ || gap_ > cfg_.max_gap) {
       restart = true;
       an_.restart();
       an_.push(c);
       last_cents_ = c;
       pending_n_ = 0;
+      have_prev_ = false;
     } else if (std::fabs(c - last_cents_) > cfg_.jump_cents) {
       // A jump: a note change, or a glitch of the f0 (an octave error, a
       // wrong lag) lasting a frame or two. Hold the last value until the new
@@ -70,10 +83,13 @@ VibratoFrame VibratoTracker::update(float f0_hz) noexcept {
         an_.push(c);
         last_cents_ = c;
         pending_n_ = 0;
+        have_prev_ = false;
       }
     } else {
       pending_n_ = 0;  // what was pending were glitches
       an_.push(c);
+      prev_cents_ = last_cents_;
+      have_prev_ = true;
       last_cents_ = c;
     }
     have_last_ = true;
@@ -81,6 +97,7 @@ VibratoFrame VibratoTracker::update(float f0_hz) noexcept {
   } else {
     if (gap_ <= cfg_.max_gap) ++gap_;  // saturates: only gap_ > max_gap matters, and an int would overflow
     pending_n_ = 0;
+    have_prev_ = false;  // (two steps are read only between voiced frames in a row)
     if (have_last_ && gap_ <= cfg_.max_gap && an_.run() > 0) {
       an_.push(last_cents_);
     } else if (an_.run() > 0) {

@@ -6,9 +6,10 @@
 /// ModulationAnalyzer: a quadratic trend (the melody) plus a sinusoid is
 /// fitted over the newest `window_periods` periods of each candidate rate.
 /// The contour restarts (nothing before it is used) at a note change (a jump
-/// of more than `jump_cents` from the last value that lasts more than
-/// `max_glitch` frames; shorter excursions are f0 glitches and hold the last
-/// value) and after an unvoiced gap longer than `max_gap` frames; shorter gaps
+/// of more than `jump_cents` from the last value, or two steps the same way
+/// through one value between the notes that together exceed it, that lasts
+/// more than `max_glitch` frames; shorter excursions are f0 glitches and hold
+/// the last value) and after an unvoiced gap longer than `max_gap` frames; shorter gaps
 /// hold the last value.
 ///
 /// Vibrato turns on when the regularity (fraction of the detrended variance
@@ -108,6 +109,8 @@ class VibratoTracker : public ModulationTracker {
   double last_cents_ = 0.0;
   double glitch_[VibratoConfig::kMaxGlitch] = {};
   int pending_n_ = 0;
+  bool have_prev_ = false;    // prev_cents_ holds the accepted value before last_cents_
+  double prev_cents_ = 0.0;
   double before_rate_ = 0.0;  // the analysis when a pending jump began (a bridge's start)
   double before_amp_ = 0.0;
 };

@@ -123,6 +123,24 @@ def test_note_change_restarts_and_vibrato_resumes():
     assert np.abs(out["vibrato_extent"][settled] - 40.0).max() < 10.0  # (48 held over the bridge: the last fit)
 
 
+def test_a_note_change_read_through_one_value_between_the_notes_is_a_jump():
+    """The pitch frame that straddles a note change reads a value between the notes: a 170-cent step came as
+    73 + 77 cents, each under jump_cents, so no note change was seen and the vibrato went off (the trend rule)
+    for about 0.3 s instead of being bridged."""
+    fs = 200.0
+    notes = [60.0, 61.5, 60.0, 61.5, 63.0, 61.5, 60.0, 61.5]  # 150-cent steps: 75 + 75 through the middle
+    per = 200  # 1 s notes
+    midi = np.repeat(notes, per)
+    for i in range(1, len(notes)):
+        midi[i * per] = 0.5 * (notes[i - 1] + notes[i])  # the straddling frame
+    t = np.arange(len(midi)) / fs
+    f0 = (440 * 2 ** ((midi - 69 + 0.4 * np.sin(2 * np.pi * 5.5 * t)) / 12)).astype(np.float32)
+    out = _core.VibratoTracker(fs).process(f0)
+    assert out["restarted"][1:].sum() == len(notes) - 1  # every change a note change
+    first = int(np.argmax(out["on"]))
+    assert out["on"][first:].all()  # bridged across each
+
+
 def test_a_bridge_ends_when_the_next_note_has_no_vibrato():
     sr = 16000
     a = modulated_tone(sr, 2.0, 262.0, vib=(6.0, 40.0), start=0.3)
