@@ -258,6 +258,19 @@ def test_an_output_without_the_display_s_characters_gets_ascii_ones():
     assert "a · b" in d._console.file.getvalue() and "█" in d._console.file.getvalue()
 
 
+def _drain(master: int) -> bytes:
+    """What a pseudo-terminal's other end has written so far."""
+    import os
+
+    os.set_blocking(master, False)
+    got = b""
+    while True:
+        try:
+            got += os.read(master, 65536)
+        except BlockingIOError:
+            return got
+
+
 def test_releasing_the_terminal_ends_the_line_and_shows_the_cursor_without_blocking_on_a_paused_one():
     """A second Ctrl-C or SIGTERM leaves with os._exit while rich's Live holds the cursor hidden: the cursor
     stayed hidden in the shell, and the quit message was glued to the display's last line. The terminal is
@@ -284,13 +297,7 @@ def test_releasing_the_terminal_ends_the_line_and_shows_the_cursor_without_block
             if paused:
                 termios.tcflow(slave, termios.TCOON)
             time.sleep(0.3)  # (rich draws no more)
-            os.set_blocking(master, False)
-            got = b""
-            while True:
-                try:
-                    got += os.read(master, 65536)
-                except BlockingIOError:
-                    break
+            got = _drain(master)
             assert b"\x1b[?25l" in got
             if paused:  # nothing could be written: the draws stopped, the process can leave
                 assert not got.endswith(b"\x1b[?25h")
@@ -412,13 +419,7 @@ def test_a_line_said_while_the_display_draws_goes_above_it():
         time.sleep(0.3)  # more frames: the line stays above them
         d.close()
         assert not display.say_above("after the close")
-        os.set_blocking(master, False)
-        got = b""
-        while True:
-            try:
-                got += os.read(master, 65536)
-            except BlockingIOError:
-                break
+        got = _drain(master)
         text = got.decode("utf-8", "replace")
         assert "stopping (Ctrl-C again to quit at once)" in text
         # printed once, above the frames drawn after it (rich moves the live view down under it)
