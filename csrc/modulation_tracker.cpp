@@ -93,9 +93,7 @@ void ModulationTracker::refresh(bool restarted, ModulationFrame& out, bool bridg
 bool ModulationTracker::bridged(bool vetoed, double size_scale, double size_off, const ModulationConfig& c) noexcept {
   if (!bridging()) return false;
   if (vetoed) {
-    on_ = false;
-    pending_ = 0;
-    bridge_rate_ = 0.0;
+    drop_bridge();
     return true;
   }
   if (est_.valid && est_.bracketed && static_cast<int>(an_.run()) >= an_.window_for(bridge_rate_)) {
@@ -116,11 +114,7 @@ bool ModulationTracker::bridged(bool vetoed, double size_scale, double size_off,
     }
   }
   pending_ = fails ? pending_ + 1 : 0;
-  if (pending_ >= c.hold_frames || bridge_age_ > bridge_periods_ * period) {
-    on_ = false;
-    pending_ = 0;
-    bridge_rate_ = 0.0;
-  }
+  if (pending_ >= c.hold_frames || bridge_age_ > bridge_periods_ * period) drop_bridge();
   return true;
 }
 

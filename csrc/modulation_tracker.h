@@ -128,7 +128,7 @@ class ModulationTracker {
   /// @param size_scale size per unit of fitted amplitude
   /// @param size_off size under which the modulation turns off
   bool bridged(bool vetoed, double size_scale, double size_off, const ModulationConfig& config) noexcept;
-  /// Ends a running bridge off (the sound it bridged stopped).
+  /// Ends a running bridge off (the sound it bridged stopped, a veto, a failed or expired bridge).
   void drop_bridge() noexcept {
     if (bridge_rate_ > 0.0) on_ = false;
     bridge_rate_ = 0.0;

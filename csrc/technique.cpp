@@ -106,11 +106,9 @@ double hann_response(double x) {
 // modulation reads mostly noise). Continuous in h.
 double bounded_response(double h) { return std::max(h, 0.5); }
 
-}  // namespace
-
 // The values of an on modulation: when this frame's pass (`good`; a bridge's always do) they are kept in
 // `last`, otherwise the last ones that did replace them (none yet: left as they are). Off: forgotten.
-static void hold_good(bool on, bool bridging, bool good, float& rate, float& size, float (&last)[2]) noexcept {
+void hold_good(bool on, bool bridging, bool good, float& rate, float& size, float (&last)[2]) noexcept {
   if (!on) {
     last[0] = last[1] = 0.0f;
   } else if (good || bridging) {
@@ -121,6 +119,8 @@ static void hold_good(bool on, bool bridging, bool good, float& rate, float& siz
     size = last[1];
   }
 }
+
+}  // namespace
 
 TechniqueTracker::TechniqueTracker(double sample_rate, const TechniqueConfig& config)
     : cfg_(resolved(sample_rate, config)),

@@ -181,7 +181,7 @@ def build_sinks(args, labels, mapping, title: str, channels=None, clip=None, wha
     """
     from ..sinks.display import LiveDisplay, cannot_redraw
     from ..sinks.log import JsonlSink
-    from ..sinks.midi import MidiSink
+    from ..sinks.midi import MidiSink, is_port_index
     from ..sinks.osc import OscSink
 
     sinks, outputs = [], []
@@ -192,7 +192,7 @@ def build_sinks(args, labels, mapping, title: str, channels=None, clip=None, wha
                          f"without one)")
     if args.midi_wait and args.midi is None:
         raise UsageError("--midi-wait goes with --midi PORT (a virtual port is there from the start)")
-    if args.midi_wait and args.midi.strip().isascii() and args.midi.strip().isdigit():
+    if args.midi_wait and is_port_index(args.midi):
         raise UsageError("--midi-wait needs the port's name: an index names no port that is not there yet")
     if args.midi is not None or args.midi_virtual is not None:
         sinks.append(MidiSink(mapping.midi, port=args.midi, virtual=args.midi_virtual, api=args.midi_api,
@@ -458,7 +458,7 @@ def _say(line: str) -> None:
     that blocks the write (paused with Ctrl-S) holds it up to :data:`SAY_TIMEOUT_S`: SIGTERM and Ctrl-C must
     still stop the run (a line written before the stop began held the stop itself)."""
     from ..sinks._background import call_within
-    from ..sinks.display import readable, say_above
+    from ..sinks.display import readable
 
     global _stderr_blocked
     if _stderr_blocked:
@@ -466,10 +466,9 @@ def _say(line: str) -> None:
     line = readable(line, sys.stderr)  # (→ and · in a Latin-1 or ASCII locale)
 
     def write():
-        if say_above(line):  # a live display drawing: above it, or its next frame would overwrite the line
-            return
-        try:
-            print(line, file=sys.stderr, flush=True)
+        try:  # (above a live display drawing on the terminal: its next frame would overwrite the line)
+            _STDERR_OR_ABOVE.write(line + "\n")
+            _STDERR_OR_ABOVE.flush()
         except (OSError, ValueError):
             pass
 

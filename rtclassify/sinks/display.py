@@ -28,6 +28,7 @@ commands print the event lines of ``--no-display`` there instead.
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import time
 from typing import Sequence
@@ -47,6 +48,7 @@ ASCII_GLYPHS = {"→": "->", "·": "|", "…": "..", "±": "+-", "█": "#"}
 _PLAIN = str.maketrans(ASCII_GLYPHS)
 
 
+@functools.lru_cache(maxsize=8)  # (read for every text of every frame: the answer per encoding is fixed)
 def lacks_glyphs(encoding: str | None) -> bool:
     """True when text in ``encoding`` cannot hold every one of the display's characters (:data:`ASCII_GLYPHS`)."""
     try:

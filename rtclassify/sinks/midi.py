@@ -95,6 +95,12 @@ def _new_midiout(api_name: str | None, client_name: str):
         raise SinkError(f"cannot open the {which} MIDI system: {hint} ({exc})") from None
 
 
+def is_port_index(spec) -> bool:
+    """Whether a ``port`` spec names a port by its index in the port list (an int, or a string of digits), not
+    by (part of) its name."""
+    return isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isascii() and spec.strip().isdigit())
+
+
 def list_midi_outputs(api: str | None = None) -> list[str]:
     """Names of the MIDI input ports we could send to (other programs' inputs)."""
     out = _new_midiout(api, "rtclassify-list")
@@ -160,8 +166,7 @@ class MidiSink(EventDispatch):
         if wait and port is None:
             raise SinkError("MIDI output: wait goes with an existing port given by name (a virtual port is there "
                             "from the start)")
-        if wait and (isinstance(port, int) or not str(port).strip()
-                     or (str(port).strip().isascii() and str(port).strip().isdigit())):
+        if wait and (not str(port).strip() or is_port_index(port)):
             raise SinkError("MIDI output: waiting for a port needs the port's name (an index names no port that is "
                             "not there yet)")
         self.wait = bool(wait)
@@ -303,7 +308,7 @@ class MidiSink(EventDispatch):
     @staticmethod
     def _match(ports: list[str], spec) -> int:
         listing = "; ".join(f"{i} {p!r}" for i, p in enumerate(ports)) or "none (no program offers a MIDI input)"
-        if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isascii() and spec.strip().isdigit()):
+        if is_port_index(spec):
             i = int(spec)
             if 0 <= i < len(ports):
                 return i
