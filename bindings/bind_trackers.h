@@ -174,6 +174,7 @@ struct ConfigParams<rtc::TechniqueConfig> {
       {"harmonics", &C::harmonics},
       {"purity_weight", &C::purity_weight},
       {"hz_pivot", &C::hz_pivot},
+      {"attribution_margin", &C::attribution_margin},
       {"tremolo_under_vibrato", &C::tremolo_under_vibrato},
       {"exclusion", &C::exclusion},
       {"under_vibrato_regularity", &C::under_vibrato_regularity},
@@ -515,7 +516,7 @@ tremolo_restart_on_pitch_jump : bool
 compensate : bool
     Undo the analysis windows' smoothing of the extent and depth.
 explained_high, explained_low, am_per_cent, cents_per_db, harmonics, purity_weight,
-hz_pivot, tremolo_under_vibrato, exclusion, under_vibrato_regularity :
+hz_pivot, attribution_margin, tremolo_under_vibrato, exclusion, under_vibrato_regularity :
     Joint attribution of by-products: a level wobble explained by the
     vibrato's periodicity (or an f0 wobble explained by the tremolo's) is not
     reported; see csrc/technique.h.

@@ -71,6 +71,8 @@ TechniqueConfig resolved(double sample_rate, TechniqueConfig c) {
   require_in_range("harmonics", c.harmonics, 1, ModulationAnalyzer::kMaxHarmonics);
   if (!(c.purity_weight >= 0.0 && c.purity_weight <= 100.0))
     invalid_parameter("purity_weight", "must be in [0, 100] (got " + std::to_string(c.purity_weight) + ")");
+  if (!(c.attribution_margin >= 0.0 && c.attribution_margin <= 10.0))
+    invalid_parameter("attribution_margin", "must be in [0, 10] (got " + std::to_string(c.attribution_margin) + ")");
   if (!(c.hz_pivot >= 0.0 && c.hz_pivot <= 100.0))
     invalid_parameter("hz_pivot", "must be in [0, 100] dB/Hz (got " + std::to_string(c.hz_pivot) + ")");
   if (!(c.exclusion >= 0.0 && c.exclusion <= 0.3))
@@ -168,6 +170,7 @@ void TechniqueTracker::reset() noexcept {
   frames_ = 0;
   last_period_ = 0.0;
   veto_v_ = veto_t_ = false;
+  winner_ = 0;
   share_t_ = 0.0f;
   attribution_age_ = -1;
   clean_ = ModulationEstimate();
@@ -212,6 +215,7 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
     }
   } else if (!both) {
     veto_v_ = veto_t_ = false;
+    winner_ = 0;
     share_t_ = 0.0f;
     attribution_age_ = -1;
   } else if (attribution_age_ < 0 || ++attribution_age_ >= kAttributionEvery) {
@@ -232,7 +236,13 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
     const bool t_by_v = share_t >= cfg_.explained_high ||
                         (std::max(share_t, share_tc) >= cfg_.explained_low && depth <= cfg_.am_per_cent * extent);
     const bool v_by_t = share_v >= cfg_.explained_high || (share_v >= cfg_.explained_low && extent <= cfg_.cents_per_db * depth);
-    if (t_by_v && v_by_t) {
+    // With an attribution standing, a side that still explains the other at the low share keeps it in the
+    // weighing (at one rate each contour's periodicity explains the other's: noise on one share alone flipped
+    // a vibrato off and on every 20-60 ms)
+    const bool weigh = (t_by_v && v_by_t) ||
+                       (winner_ != 0 && (t_by_v || v_by_t) && std::max(share_t, share_tc) >= cfg_.explained_low &&
+                        share_v >= cfg_.explained_low);
+    if (weigh) {
       const double pivot = std::sqrt(cfg_.am_per_cent / cfg_.cents_per_db);  // dB per cent
       double score = std::log(std::max(depth, 1e-9) / std::max(pivot * extent, 1e-9));
       if (cfg_.hz_pivot > 0.0 && last_period_ > 0.0) {
@@ -241,11 +251,15 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
       }
       if (cfg_.purity_weight > 0.0)
         score += cfg_.purity_weight * std::log(purity(tremolo_, cfg_.harmonics) / purity(vibrato_, cfg_.harmonics));
-      if (score <= 0.0) veto_t = true;
+      // the standing attribution holds within the margin (see the file comment)
+      const double cut = winner_ > 0 ? -cfg_.attribution_margin : winner_ < 0 ? cfg_.attribution_margin : 0.0;
+      if (score <= cut) veto_t = true;
       else veto_v = true;
+      winner_ = veto_v ? 1 : -1;
     } else {
       veto_t = t_by_v;
       veto_v = v_by_t;
+      if (veto_t != veto_v) winner_ = veto_v ? 1 : -1;
     }
     veto_v_ = veto_v;
     veto_t_ = veto_t;

@@ -38,7 +38,13 @@
 ///   + purity_weight log(purity_level / purity_f0) <= 0
 /// (with hz_pivot = 0 the first term alone counts in full). A by-product is not
 /// reported (its tracker's detection is vetoed). The attribution is made when
-/// both trackers become candidates and refreshed every 4 frames.
+/// both trackers become candidates and refreshed every 4 frames; the score is
+/// noisy from one refresh to the next (a tremolo in a reverberant room whose
+/// f0 by-product is about as large as the coupling allows read as vibrato and
+/// tremolo in turn every 20-60 ms), so once one side has been taken for the
+/// real modulation the other takes over only when the score passes
+/// `attribution_margin` (log units) beyond 0 on its side, until the two stop
+/// being candidates together.
 ///
 /// A vibrato's by-product can also hide a real tremolo: a wide vibrato
 /// through strong resonances wobbles the level more than a shallow tremolo
@@ -124,6 +130,7 @@ struct TechniqueConfig {
   int harmonics = 4;                    ///< harmonics in the by-product fits (1 to 4)
   double purity_weight = 4.0;           ///< weight of the shape evidence when each looks like a by-product of the other
   double hz_pivot = 1.0;                ///< level wobble per Hz of f0 wobble that splits a room's couplings, dB/Hz (0: off)
+  double attribution_margin = 0.5;      ///< score beyond 0 that turns a standing attribution over (log units)
   bool tremolo_under_vibrato = true;    ///< look for a tremolo in the level with the vibrato's by-product removed
   double exclusion = 0.1;               ///< relative distance from the vibrato's harmonics that such a tremolo needs
   double under_vibrato_regularity = 0.7;  ///< regularity_on of such a tremolo (of the level less the by-product)
@@ -170,6 +177,7 @@ class TechniqueTracker {
   // joint attribution, refreshed every kAttributionEvery frames
   static constexpr int kAttributionEvery = 4;
   bool veto_v_ = false, veto_t_ = false;
+  int winner_ = 0;  // the standing attribution when each explains the other: +1 tremolo real, -1 vibrato real
   float share_t_ = 0.0f;
   int attribution_age_ = -1;
   ModulationEstimate clean_;  // the level's analysis with the vibrato's by-product removed

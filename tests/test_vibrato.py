@@ -219,7 +219,7 @@ def test_bad_technique_parameters_raise_parameter_error():
         TechniqueDetector(44100, value_interval=-1)
     with pytest.raises(ValueError, match="am_per_cent"):
         _core.TechniqueTracker(44100, am_per_cent=0.0)
-    for name, value in (("purity_weight", -1.0), ("hz_pivot", -0.5), ("exclusion", 0.5),
+    for name, value in (("purity_weight", -1.0), ("hz_pivot", -0.5), ("exclusion", 0.5), ("attribution_margin", -0.1),
                         ("under_vibrato_regularity", 0.2)):
         with pytest.raises(ValueError, match=name):
             _core.TechniqueTracker(44100, **{name: value})
