@@ -33,6 +33,14 @@ constexpr double kBetweenBelow = 2.0;
 // this share of the threshold: a tone in range whose fundamental is much weaker than its second harmonic
 // dips at half its period too, less deeply (its odd harmonics differ there).
 constexpr double kOutOfRangeShare = 0.5;
+// Least share of a frame's energy in the coarse search's band for it to be voiced.
+constexpr double kCoarseShare = 0.1;
+
+double mean_square(const float* x, int n) noexcept {
+  double acc = 0.0;
+  for (int i = 0; i < n; ++i) acc += static_cast<double>(x[i]) * x[i];
+  return n > 0 ? acc / n : 0.0;
+}
 
 // Sum of squared differences x[j] - x[j + tau] over j in [0, w). Eight
 // independent lanes (see lanes.h).
@@ -409,6 +417,10 @@ double PitchTracker::cmnd_between(double tau) noexcept {
   return cum > 0.0 ? d * tau / cum : 2.0;
 }
 
+bool PitchTracker::in_range(double period) const noexcept {
+  return period >= 0.97 * sr_ / fmax_ && period <= 1.03 * sr_ / fmin_;
+}
+
 void PitchTracker::analyze(PitchFrame& f) noexcept {
   // Level: Hann-weighted mean square of the last level_len_ samples.
   {
@@ -436,10 +448,11 @@ void PitchTracker::analyze(PitchFrame& f) noexcept {
     ++coarse_age_;
     const double period = refine(last_period_, coarse_voiced_);
     last_period_ = period;
+    const bool voiced = coarse_voiced_ && in_range(period);
     f.period = static_cast<float>(period);
     f.confidence = static_cast<float>(std::clamp(1.0 - coarse_ap_, 0.0, 1.0));
-    f.voiced = coarse_voiced_;
-    f.f0_hz = coarse_voiced_ && period > 0.0 ? static_cast<float>(sr_ / period) : 0.0f;
+    f.voiced = voiced;
+    f.f0_hz = voiced && period > 0.0 ? static_cast<float>(sr_ / period) : 0.0f;
     return;
   }
 
@@ -511,6 +524,15 @@ void PitchTracker::analyze(PitchFrame& f) noexcept {
       coarse_tau = best_t;
     }
   }
+  // A sound whose energy lies mostly above the coarse band (a lone tone of 5-12 kHz, a feedback whistle)
+  // survives the anti-alias filter as a clean alias that YIN, deaf to level, reads as a pitch in range: such a
+  // frame is unvoiced (under kCoarseShare of the energy in the band the search reads).
+  if (voiced && dec_ > 1) {
+    const int n_full = std::min(win_c_ * dec_, static_cast<int>(span_f_));
+    const double full = mean_square(recent(static_cast<std::size_t>(n_full)), n_full);
+    const double coarse = mean_square(xs + span_c_ - win_c_, win_c_);
+    if (coarse < kCoarseShare * full) voiced = false;
+  }
   double period = refine(coarse_tau * dec_, voiced);
   // The coarse search reads the difference at whole lags only. When the
   // sound has strong harmonics near the Nyquist frequency (a bright tone at a
@@ -530,12 +552,12 @@ void PitchTracker::analyze(PitchFrame& f) noexcept {
     const double shortest = 0.97 * sr_ / fmax_;
     for (int n = kMaxDivisor; n >= 2; --n) {
       const double fraction = period / (n * dec_);  // in coarse samples
-      const bool in_range = period / n >= shortest;
-      if (!in_range && fraction < 2.0) continue;  // too short a lag to read
+      const bool within = period / n >= shortest;
+      if (!within && fraction < 2.0) continue;  // too short a lag to read
       double best_tau = 0.0;
       const double best_v = lowest_between(fraction, kSubSteps, best_tau);
-      if (best_v < (in_range ? threshold_ : kOutOfRangeShare * threshold_)) {
-        if (in_range)
+      if (best_v < (within ? threshold_ : kOutOfRangeShare * threshold_)) {
+        if (within)
           period = refine(best_tau * dec_, true);
         else
           voiced = false;
@@ -543,6 +565,8 @@ void PitchTracker::analyze(PitchFrame& f) noexcept {
       }
     }
   }
+  // (the refinement can move a period past the range's ends: a tone of 8 kHz at 48 kHz read 2666 Hz)
+  if (voiced && !in_range(period)) voiced = false;
   coarse_valid_ = true;
   coarse_age_ = 0;
   coarse_ap_ = ap;

@@ -28,7 +28,10 @@
 ///     which miss the narrow dip of a bright tone at a low sample rate and
 ///     stop at a multiple of its period. When that shortest fraction lies
 ///     above fmax, the frame is unvoiced (a tone above the range would
-///     otherwise read an octave or more down). The
+///     otherwise read an octave or more down), and so is one whose coarse
+///     copy holds under a tenth of the input's energy (a tone above the low
+///     pass's band, which YIN, deaf to level, reads through its alias), and
+///     one whose refined period lies outside fmin..fmax with 3 % to spare. The
 ///     short window keeps fast pitch modulation (vibrato) from being smoothed
 ///     away, and the normalization keeps level changes (tremolo, decays) from
 ///     biasing it.
@@ -120,6 +123,8 @@ class PitchTracker {
   double lowest_between(double tau, int steps, double& at) noexcept;
   const float* recent(std::size_t len) const noexcept;
   const float* recent_dec(std::size_t len) const noexcept;
+  // whether a period (input samples) is within fmin..fmax, with 3% to spare
+  bool in_range(double period) const noexcept;
 
   double sr_;
   int hop_;

@@ -79,6 +79,42 @@ def test_tones_above_fmax_are_unvoiced_not_an_octave_down(sr, kind, f0):
     assert np.abs(cents(out["f0"][steady], 1950.0)).max() < 10.0
 
 
+@pytest.mark.parametrize("sr", [44100, 48000, 96000, 192000])
+@pytest.mark.parametrize("f0", [5000.0, 6000.0, 7000.0, 7999.0, 9000.0, 12000.0])
+def test_tones_far_above_the_search_band_are_unvoiced(sr, f0):
+    """A lone tone above the coarse search's band (a whistle, feedback) survives its anti-alias filter as a
+    clean alias, which YIN, deaf to level, read as a pitch at full confidence: 7999 Hz as 2666 Hz at 48 kHz,
+    9000 Hz as 2250 Hz at 44.1 kHz, 5000 Hz as 1000 Hz at 192 kHz. Under a tenth of its energy lies in that
+    band: unvoiced."""
+    tr = _core.PitchTracker(sr)
+    out = tr.process(tone("sine", f0, sr))
+    steady = slice(int(0.1 * tr.frame_rate), None)
+    assert not out["voiced"][steady].any(), (sr, f0, np.unique(np.round(out["f0"][steady])))
+
+
+@pytest.mark.parametrize("sr", [16000, 44100, 48000])
+def test_no_pitch_is_reported_outside_fmin_to_fmax(sr):
+    """The refinement could carry a period past the range's ends (2100 Hz was read at fmax 2000): every
+    reported f0 lies within fmin..fmax, 3% to spare, over a sweep of tones around both ends."""
+    for f0 in (35.0, 45.0, 48.0, 52.0, 1950.0, 2000.0, 2080.0, 2100.0, 2200.0, 2300.0, 2400.0):
+        for kind in ("sine", "sawtooth"):
+            out = _core.PitchTracker(sr).process(tone(kind, f0, sr))
+            f = out["f0"][out["voiced"]]
+            assert ((f >= 50.0 / 1.03) & (f <= 2000.0 * 1.03)).all(), (sr, f0, kind, f.min(), f.max())
+
+
+@pytest.mark.parametrize("sr", [44100, 48000, 96000])
+@pytest.mark.parametrize("f0", [110.0, 440.0, 1000.0])
+def test_bright_tones_in_range_are_still_voiced(sr, f0):
+    """The energy check leaves tones in range voiced however bright: a sawtooth with every harmonic up to
+    0.45 of the sample rate (at 1000 Hz and 96 kHz, most of its harmonics lie above the search's band)."""
+    tr = _core.PitchTracker(sr)
+    out = tr.process(tone("sawtooth", f0, sr))
+    steady = slice(int(0.1 * tr.frame_rate), None)
+    assert out["voiced"][steady].all()
+    assert np.abs(cents(out["f0"][steady], f0)).max() < 10.0
+
+
 @pytest.mark.parametrize("f0", [1100.0, 1400.0, 1600.0, 1800.0])
 def test_a_tone_in_range_with_a_weak_fundamental_is_still_read(f0):
     """Its half period dips too (its second harmonic dominates), less deeply than a tone above fmax's: with the
