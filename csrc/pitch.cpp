@@ -33,6 +33,9 @@ constexpr double kBetweenBelow = 2.0;
 // this share of the threshold: a tone in range whose fundamental is much weaker than its second harmonic
 // dips at half its period too, less deeply (its odd harmonics differ there).
 constexpr double kOutOfRangeShare = 0.5;
+// Cutoff of the high-pass before the level: DC steps and infrasound (a stage's rumble, wind or handling on a
+// microphone) are no level the ear hears, and a 6 Hz rumble under a steady tone read as a tremolo.
+constexpr double kLevelHighpassHz = 20.0;
 // Least share of a frame's energy in the coarse search's band for it to be voiced.
 constexpr double kCoarseShare = 0.1;
 
@@ -188,6 +191,16 @@ PitchTracker::PitchTracker(double sample_rate, int hop_length, double fmin, doub
     level_win_[static_cast<std::size_t>(j)] = w;
     level_win_sum_ += w;
   }
+  lring_.assign(2 * static_cast<std::size_t>(level_len_), 0.0f);
+  {
+    const double k = std::tan(kPi * kLevelHighpassHz / sample_rate);
+    const double norm = 1.0 / (1.0 + std::sqrt(2.0) * k + k * k);
+    hp_b0_ = norm;
+    hp_b1_ = -2.0 * norm;
+    hp_b2_ = norm;
+    hp_a1_ = 2.0 * (k * k - 1.0) * norm;
+    hp_a2_ = (1.0 - std::sqrt(2.0) * k + k * k) * norm;
+  }
 
   // the coarse search runs about every 10 ms
   coarse_every_ = std::max(1, static_cast<int>(std::lround(0.01 * sample_rate / hop_length)));
@@ -203,8 +216,11 @@ std::size_t PitchTracker::max_frames(std::size_t n_samples) const noexcept {
 void PitchTracker::reset() noexcept {
   std::fill(ring_.begin(), ring_.end(), 0.0f);
   std::fill(dring_.begin(), dring_.end(), 0.0f);
+  std::fill(lring_.begin(), lring_.end(), 0.0f);
   ring_pos_ = 0;
   dring_pos_ = 0;
+  lring_pos_ = 0;
+  hp_z1_ = hp_z2_ = 0.0;
   total_ = 0;
   dcount_ = 0;
   nonfinite_.reset();
@@ -239,6 +255,16 @@ std::size_t PitchTracker::process(const float* x, std::size_t n, PitchFrame* out
     ring_[ring_pos_] = v;
     ring_[ring_pos_ + ring_len_] = v;
     if (++ring_pos_ == ring_len_) ring_pos_ = 0;
+    {
+      const double y = hp_b0_ * v + hp_z1_;
+      hp_z1_ = hp_b1_ * v - hp_a1_ * y + hp_z2_;
+      hp_z2_ = hp_b2_ * v - hp_a2_ * y;
+      // (a state decaying in silence would reach the denormal range)
+      if (std::fabs(hp_z1_) < 1e-30 && std::fabs(hp_z2_) < 1e-30) hp_z1_ = hp_z2_ = 0.0;
+      const std::size_t len = static_cast<std::size_t>(level_len_);
+      lring_[lring_pos_] = lring_[lring_pos_ + len] = static_cast<float>(y);
+      if (++lring_pos_ == len) lring_pos_ = 0;
+    }
     ++total_;
     if (total_ % static_cast<std::uint64_t>(dec_) == 0) {
       const float y = dec_ > 1 ? fir_output() : v;
@@ -422,9 +448,9 @@ bool PitchTracker::in_range(double period) const noexcept {
 }
 
 void PitchTracker::analyze(PitchFrame& f) noexcept {
-  // Level: Hann-weighted mean square of the last level_len_ samples.
+  // Level: Hann-weighted mean square of the last level_len_ high-passed samples.
   {
-    const float* x = recent(static_cast<std::size_t>(level_len_));
+    const float* x = lring_.data() + lring_pos_;
     double acc = 0.0;
     for (int j = 0; j < level_len_; ++j) {
       const double v = x[j];

@@ -56,7 +56,7 @@ namespace rtc {
 struct PitchFrame {
   float f0_hz = 0.0f;       ///< fundamental frequency in Hz; 0 when unvoiced
   float confidence = 0.0f;  ///< 1 - aperiodicity at the chosen lag, in [0, 1]
-  float level_db = -120.0f; ///< Hann-weighted mean-square level of the last level window, dBFS (>= -120)
+  float level_db = -120.0f; ///< Hann-weighted mean-square level of the last level window, dBFS (>= -120), of the input high-passed at 20 Hz
   float period = 0.0f;      ///< period in input samples at the chosen lag (also set when unvoiced; 0 in silence)
   bool voiced = false;      ///< periodic enough (aperiodicity below the threshold), above the silence level, f0 in range
 };
@@ -143,10 +143,14 @@ class PitchTracker {
   std::uint64_t dcount_ = 0;
   // anti-alias FIR (empty when dec_ == 1)
   std::vector<float> fir_;
-  // level window
+  // level window, over the input high-passed at kLevelHighpassHz (a ring of level_len_ samples, same layout)
   int level_len_;
   std::vector<double> level_win_;
   double level_win_sum_;
+  std::vector<float> lring_;
+  std::size_t lring_pos_ = 0;
+  double hp_b0_ = 1.0, hp_b1_ = 0.0, hp_b2_ = 0.0, hp_a1_ = 0.0, hp_a2_ = 0.0;  // 2nd-order Butterworth high-pass
+  double hp_z1_ = 0.0, hp_z2_ = 0.0;                                          // its state (transposed direct form II)
   // coarse YIN
   int tau_min_c_, tau_max_c_, win_c_;
   int span_c_;                 // decimated samples of the coarse span
