@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -188,3 +189,53 @@ def test_an_mp3_without_a_length_header_is_not_called_cut(tmp_path):
     tagged = tmp_path / "id3.mp3"  # an ID3v2.3 tag of 100 bytes (syncsafe size) before the first frame
     tagged.write_bytes(b"ID3\x03\x00\x00" + bytes([0, 0, 0, 100]) + bytes(100) + raw[:len(raw) // 2])
     assert files._mp3_declared_bytes(tagged) == (110, len(raw)) and files.info(tagged).missing_frames > 0
+
+
+def _music(sr: int, seconds: float) -> np.ndarray:
+    """Plucked harmonic notes over a little noise (sines alone compress into pages that damage spares)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * sr)) / sr
+    x = 0.01 * rng.standard_normal(len(t))
+    for k in range(int(seconds * 2)):
+        f0, start = 220 * 2 ** (rng.integers(0, 12) / 12), 0.5 * k
+        env = np.where(t >= start, np.exp(-(t - start) * 3), 0.0)
+        x += 0.2 * env * sum(np.sin(2 * np.pi * h * f0 * t) / h for h in range(1, 8))
+    return x.astype(np.float32)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg (Debian ffmpeg) to encode the files")
+@pytest.mark.parametrize("codec, ext", [("libvorbis", "ogg"), ("libopus", "opus")])
+def test_an_ogg_damaged_inside_is_refused_not_cut_short_silently(tmp_path, codec, ext):
+    """libsndfile ends the reads of an Ogg file damaged in its middle at the damage, without an error, and its
+    count of the file's frames sometimes ends there too: the rest was lost without a word (tag exited 0 with
+    2.3 of 3.8 s read, the tags' offs where the reads ended). The file's last page declares its length (the
+    granule position): reads that end before it are an AudioFileError saying where, as for a damaged FLAC.
+    Whole files read as before."""
+    sr = 44100
+    src = tmp_path / "music.wav"
+    sf.write(src, _music(sr, 4.0), sr)
+    whole = tmp_path / f"whole.{ext}"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(src), "-c:a", codec, str(whole)], check=True)
+    data = bytearray(whole.read_bytes())
+    at = int(0.3 * len(data))
+    for i in range(at, at + 3000):
+        data[i] = (data[i] * 7 + 13) & 255
+    damaged = tmp_path / f"damaged.{ext}"
+    damaged.write_bytes(bytes(data))
+    with sf.SoundFile(whole) as f:
+        length = f.frames
+    in_blocks = 0
+    with sf.SoundFile(damaged) as f:  # (SoundFile.blocks pads a short last read: read as the readers do)
+        while len(block := f.read(65536, dtype="float32")):
+            in_blocks += len(block)
+    assert in_blocks < length  # (the premise: libsndfile's reads end early, silently)
+    with pytest.raises(files.AudioFileError, match=r"cannot decode audio after .* of the 4\.000 s the file "
+                                                   r"declares: it is damaged there"):
+        files.read_channels(damaged)
+    with pytest.raises(files.AudioFileError, match="damaged there"):
+        with files.open_blocks(damaged) as (_, blocks):
+            for _ in blocks:
+                pass
+    assert len(files.read_channels(whole)[0]) == length
+    with files.open_blocks(whole) as (inf, blocks):
+        assert sum(len(b) for b in blocks) == inf.frames == length

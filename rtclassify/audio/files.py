@@ -218,6 +218,7 @@ def _read_frames(f, path, blocksize: int, cut_short: bool = False) -> Iterator[n
                 step = max(1, step // 16)
                 continue
             if len(data) == 0:
+                _check_ogg_length(f, path, done)
                 return
             done += len(data)
             yield data
@@ -252,6 +253,59 @@ def _decoding_fails_at(path, start: int, length: int) -> int | None:
     except (AudioFileError, RuntimeError):
         pass
     return None
+
+
+def _check_ogg_length(f, path, done: int) -> None:
+    """Refuse an Ogg (Vorbis, Opus) file whose reads ended at frame ``done``, before the length it declares
+    (libsndfile's, or its last page's granule position, :func:`_ogg_granule_frames`): libsndfile ends the reads
+    of a file damaged inside at the damage, without an error, and the rest was lost without a word (read as if
+    the file ended there; libsndfile's own count of such a file sometimes ends there too). An AudioFileError
+    that says where, as for a damaged FLAC. (A file cut short at its end declares what it holds: read whole.)"""
+    if f.format != "OGG":
+        return
+    declared = int(f.frames)
+    if not 0 < declared < UNKNOWN_FRAMES:
+        return
+    declared = max(declared, _ogg_granule_frames(path, f.subtype) or 0)
+    if done < declared:
+        sr = int(f.samplerate)
+        raise AudioFileError(f"{path}: cannot decode audio after {_seconds(done, sr)} of the {_seconds(declared, sr)} "
+                             f"the file declares: it is damaged there (re-encode or repair it, or cut it before that "
+                             f"point)")
+
+
+#: bytes at the end of an Ogg file searched for its last page
+_OGG_TAIL = 1 << 16
+
+
+def _ogg_granule_frames(path, subtype: str) -> int | None:
+    """The frames an Ogg Vorbis or Opus file ``path`` declares: its last page's granule position (for Opus, less
+    the pre-skip of its OpusHead, at 48 kHz as libsndfile reads it); None for a pipe or without a readable page."""
+    if not _regular_file(path):
+        return None
+    try:
+        with open(_as_path(path), "rb") as fh:
+            head = fh.read(512)
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - _OGG_TAIL))
+            tail = fh.read(_OGG_TAIL)
+    except OSError:
+        return None
+    at = len(tail)
+    while True:
+        at = tail.rfind(b"OggS", 0, at)
+        if at < 0 or len(tail) < at + 14:
+            return None
+        if tail[at + 4] == 0:  # stream structure version 0: a page header
+            granule = struct.unpack("<q", tail[at + 6:at + 14])[0]
+            if granule >= 0:
+                break
+    if subtype == "OPUS":
+        j = head.find(b"OpusHead")
+        if j < 0 or len(head) < j + 12:
+            return None
+        granule -= struct.unpack("<H", head[j + 10:j + 12])[0]
+    return granule
 
 
 def _flac_without_length(f) -> bool:
@@ -422,7 +476,9 @@ def read_channels(path) -> tuple[np.ndarray, int]:
     with _open(path) as f:
         sr = int(f.samplerate)
         cut = _cut_short(f, path)
-        if int(f.frames) < UNKNOWN_FRAMES and not cut:
+        # (an Ogg in blocks: a whole read of an Opus file damaged inside ended at the damage where reads in blocks
+        # decode past it)
+        if int(f.frames) < UNKNOWN_FRAMES and not cut and f.format != "OGG":
             try:
                 data = f.read(dtype="float32", always_2d=True)
             except RuntimeError as exc:
