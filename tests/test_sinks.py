@@ -14,7 +14,7 @@ import pytest
 
 import rtclassify.sinks.midi as midi_mod
 from rtclassify.detect.events import TagLevel, TagOff, TagOn, TechniqueValues
-from rtclassify.errors import ConfigError, ParameterError
+from rtclassify.errors import ConfigError, ParameterError, SinkError
 from rtclassify.sinks.log import JsonlSink
 from rtclassify.sinks.mapping import Mapping, MidiMapping, MidiTag, MidiTechnique, load_mapping
 from rtclassify.sinks.midi import MidiSink
@@ -229,3 +229,58 @@ def test_osc_a_bad_event_mid_batch_still_sends_the_messages_before_it():
         assert ("/rtclassify/0/on", ["piano"]) in got and ("/rtclassify/0/off", ["piano"]) in got
     finally:
         rx.close()
+
+
+def test_the_printer_beside_other_outputs_goes_quiet_on_a_full_disk_and_says_so():
+    """`listen --no-display --osc ... > file`: a full disk ended the whole show 0.5 s later (OSC and MIDI too,
+    exit 1), so a supervisor's restart died again at once. Beside other outputs the printer goes quiet, says
+    it once, and the run's end still reports it (exit 1)."""
+    import io
+
+    from rtclassify.commands._live import EventPrinter
+    from rtclassify.detect.events import TagOn
+
+    class Full(io.StringIO):
+        writes = 0
+
+        def write(self, text):
+            self.writes += 1
+            raise OSError(28, "No space left on device")
+
+    said = []
+    out = Full()
+    p = EventPrinter(stream=out, alone=False, on_fault=said.append)
+    p.send([TagOn(1.0, 0.0, 0, "piano", 0.9)])
+    p._writer.flush(5.0)
+    for i in range(5):  # no exception: the show goes on
+        p.send([TagOn(2.0 + i, 0.0, 0, "piano", 0.9)])
+    p.close(5.0)
+    assert out.writes == 1
+    assert said == ["printing the events to standard output failed: No space left on device; no more event lines "
+                    "are printed, the other outputs go on"]
+    assert p.fault == "printing the events to standard output failed: No space left on device"
+    # alone, it is the run's end, as before
+    alone = EventPrinter(stream=Full(), alone=True)
+    alone.send([TagOn(1.0, 0.0, 0, "piano", 0.9)])
+    alone._writer.flush(5.0)
+    with pytest.raises(SinkError, match="No space left"):
+        alone.send([TagOn(2.0, 0.0, 0, "piano", 0.9)])
+
+
+def test_a_closed_standard_output_is_a_reader_gone_not_a_traceback(monkeypatch, capsys):
+    """`rtclassify listen --no-display --osc ... >&-`: sys.stdout is None, and the printer's thread died with
+    an AttributeError traceback on standard error."""
+    import sys
+    import threading
+
+    from rtclassify.sinks._background import BackgroundText
+
+    raised = []
+    monkeypatch.setattr(threading, "excepthook", lambda a: raised.append(a.exc_type))
+    monkeypatch.setattr(sys, "stdout", None)
+    w = BackgroundText(lambda: sys.stdout, name="test-print")
+    w.write("line\n")
+    w.flush(5.0)
+    w.close(5.0)
+    assert raised == []
+    assert w.reader_gone and w.error is None

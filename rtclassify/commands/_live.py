@@ -111,15 +111,18 @@ class EventPrinter:
     that feeds MIDI and OSC (lines beyond what the writer holds are dropped and counted in :attr:`fault`).
     """
 
-    def __init__(self, stream=None, channels: bool = False, alone: bool = True):
+    def __init__(self, stream=None, channels: bool = False, alone: bool = True, on_fault=None):
         from ..sinks._background import BackgroundText
 
         self.stream = stream or sys.stdout
         self.channels = bool(channels)
-        #: the only output: when its reader goes away (``| head``) the run ends; beside MIDI, OSC or a log
-        #: file the printer just goes quiet and the show goes on
+        #: the only output: when its reader goes away (``| head``) or a write fails (a full disk) the run ends;
+        #: beside MIDI, OSC or a log file the printer just goes quiet and the show goes on (a failed write is
+        #: said once through ``on_fault`` and counted in :attr:`fault`)
         self.alone = bool(alone)
+        self.on_fault = on_fault
         self._closed = False
+        self._quiet_error: str | None = None  # the failed write the printer went quiet after
         self._writer = BackgroundText(lambda: self.stream, name="rtclassify-print")
 
     def open(self) -> None:
@@ -133,7 +136,9 @@ class EventPrinter:
         if w.dropped:
             faults.append(f"{w.dropped} batch{'es' if w.dropped != 1 else ''} of event lines not printed: standard "
                           f"output was blocked (a paused terminal or a reader that stopped reading)")
-        if w.error is not None and not self._closed:
+        if self._quiet_error is not None:
+            faults.append(self._quiet_error)
+        elif w.error is not None and not self._closed:
             faults.append(f"printing the events to standard output failed: {w.error.strerror or w.error}")
         return "; ".join(faults) or None
 
@@ -147,7 +152,13 @@ class EventPrinter:
                 if self.alone:
                     raise OutputClosed("the reader of standard output went away")
             else:  # a full disk, a device error
-                raise SinkError(f"printing the events to standard output failed: {w.error.strerror or w.error}")
+                why = f"printing the events to standard output failed: {w.error.strerror or w.error}"
+                if self.alone:
+                    raise SinkError(why)
+                # beside MIDI or OSC the show goes on (it had ended 0.5 s after a disk filled up under `> file`)
+                self._quiet_error = why
+                if self.on_fault is not None:
+                    self.on_fault(f"{why}; no more event lines are printed, the other outputs go on")
         if self._closed:
             return
         lines = []
@@ -222,7 +233,7 @@ def build_sinks(args, labels, mapping, title: str, channels=None, clip=None, wha
     if display:
         sinks.append(LiveDisplay(labels, title=title, channels=channels))
     elif args.log != "-":
-        sinks.append(EventPrinter(channels=channels is not None, alone=not sinks))
+        sinks.append(EventPrinter(channels=channels is not None, alone=not sinks, on_fault=warn_later))
     sinks.append(warnings)  # closed last: the warnings of the others' closing are written too
     return sinks, outputs
 

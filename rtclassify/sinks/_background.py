@@ -38,7 +38,8 @@ class BackgroundText:
         self._stop = False
         #: writes dropped because ``max_pending`` were waiting (the stream was blocked)
         self.dropped = 0
-        #: the stream's reader went away (BrokenPipeError): nothing more is written
+        #: the stream's reader went away (BrokenPipeError, or no stream: a closed standard output): nothing more
+        #: is written
         self.reader_gone = False
         #: a write failed otherwise (an OSError: a full disk, a device error); nothing more is written
         self.error: OSError | None = None
@@ -82,8 +83,11 @@ class BackgroundText:
                     return
                 items, self._queue = self._queue, []
                 self._busy = True
+            out = self._stream()
+            if out is None:  # (sys.stdout of a process started with it closed: `>&-`)
+                self._failed(reader_gone=True)
+                return
             try:
-                out = self._stream()
                 out.write("".join(items))
                 out.flush()
             except BrokenPipeError:
