@@ -312,3 +312,19 @@ def test_median_hops_one_bound_for_the_api_the_bundle_and_the_mapping_file():
     assert bundle.MAX_MEDIAN_HOPS is decoder.MAX_MEDIAN_HOPS and mapping.MAX_MEDIAN_HOPS is decoder.MAX_MEDIAN_HOPS
     cfg = DecoderConfig.from_bundle(_FakeBundle, {"smoothing": "median", "median_hops": 1000})
     assert cfg.median_hops == 1000 and Decoder(cfg, HOP)._hist.shape == (1000, 2)
+
+
+@pytest.mark.parametrize("days", [0, 100, 365, 3650])
+@pytest.mark.parametrize("level_rate", [16000 / 768, 10.0, 7.0])
+def test_levels_keep_their_rate_after_months_of_stream(days, level_rate):
+    """An installation runs for weeks: the stream time grows and its float spacing with it (2e-9 s after 100
+    days). The next level's time was summed period by period and compared within an absolute 1e-9 s, so a level
+    was skipped now and then (at a level period of one hop even on a fresh stream). Every hop of 768 samples
+    at 16 kHz over 20000 hops: as many levels at any age of the stream."""
+    hop_samples, sr, n = 768, 16000, 20000
+    dec = make(level_rate=level_rate, hop=hop_samples / sr)
+    n0 = int(days * 86400 * sr) // hop_samples * hop_samples
+    zeros = np.zeros(2, np.float32)
+    levels = sum(isinstance(e, TagLevel) for k in range(n) for e in dec.step(zeros, (n0 + k * hop_samples) / sr))
+    expected = math.floor((n - 1) * hop_samples / sr * level_rate + 1e-6) + 1
+    assert levels == 2 * expected  # two tags

@@ -274,6 +274,7 @@ class Decoder:
         self._held[:] = _LARGE
         self._count = 0
         self._next_level = None
+        self._level_origin, self._levels_due = 0.0, 0  # next level at origin + due * period (no summed error)
         self._levels_sent = False  # a TagLevel went out since the start: flush() sends the zeros
 
     def step(self, probs: np.ndarray, stream_time: float, level_time: float | None = None,
@@ -378,11 +379,18 @@ class Decoder:
             self._levels_sent = True
         elif self._level_period is not None:
             t = stream_time if level_time is None else level_time
-            if self._next_level is None or t >= self._next_level - 1e-9:
+            # (the times of the levels are counted from an origin, not summed period by period, and compared with
+            # a tolerance relative to the period: after 100 days of stream an absolute 1e-9 s, under the times'
+            # float spacing, and the summed error skipped a level now and then)
+            if self._next_level is None or t >= self._next_level - 1e-4 * self._level_period:
                 events.extend(TagLevel(stream_time, wall_time, ch, label, v) for label, v in zip(labels, s.tolist()))
                 self._levels_sent = True
-                nxt = (t if self._next_level is None else self._next_level) + self._level_period
-                self._next_level = nxt if nxt > t else t + self._level_period
+                self._levels_due += 1
+                nxt = self._level_origin + self._levels_due * self._level_period
+                if self._next_level is None or nxt <= t:  # the first level, or a jump past the next one
+                    self._level_origin, self._levels_due = t, 1
+                    nxt = t + self._level_period
+                self._next_level = nxt
             elif len(idx_on):  # between two levels: the tags that turned on get theirs now
                 events.extend(TagLevel(stream_time, wall_time, ch, labels[i], float(s[i])) for i in idx_on)
                 self._levels_sent = True
