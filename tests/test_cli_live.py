@@ -131,6 +131,7 @@ def test_help(cmd, words):
     (["demo", "--midi-wait"], "--midi-wait goes with --midi PORT"),
     (["demo", "--midi-virtual", "x", "--midi-wait"], "--midi-wait goes with --midi PORT"),
     (["demo", "--midi", "3", "--midi-wait"], "--midi-wait needs the port's name"),
+    (["demo", "--osc-wait"], "--osc-wait goes with --osc HOST:PORT"),
 ])
 def test_wrong_arguments_are_one_line_and_exit_2(args, words):
     r = rtc(*args)

@@ -367,3 +367,128 @@ def test_a_name_with_ipv6_and_ipv4_addresses_is_sent_to_its_ipv4_one(monkeypatch
             return
         assert [family for family, _ in sink._addrs] == [socket.AF_INET6]
         sink.close()
+
+
+class _HealingSocket(_FlakySocket):
+    """A socket whose sends to one port fail until ``healed``."""
+
+    healed = False
+
+    def sendto(self, data, addr):
+        if addr[1] == self.bad_port and not self.healed:
+            raise OSError(113, "No route to host")
+        return self.sock.sendto(data, addr)
+
+
+def test_a_destination_that_works_again_is_said_and_a_new_outage_too():
+    """A monitor of an unattended run saw the first failure only, never that sending worked again nor a second
+    outage: each outage's first failure and the first send after it are said."""
+    r = Receiver()
+    said = []
+    try:
+        with OscSink(Mapping.default(LABELS).osc, [f"127.0.0.1:{r.port}"], on_fault=said.append) as sink:
+            fam = next(iter(sink._socks))
+            flaky = sink._socks[fam] = _HealingSocket(sink._socks[fam], r.port)
+            sink.send([TagOn(1.0, time.time(), 0, "piano", 0.9)])
+            sink.send([TagOff(2.0, time.time(), 0, "piano")])
+            flaky.healed = True
+            sink.send([TagOn(3.0, time.time(), 0, "drums", 0.9)])
+            flaky.healed = False
+            sink.send([TagOff(4.0, time.time(), 0, "drums")])
+            flaky.healed = True
+            sink.send([TagOn(5.0, time.time(), 0, "speech", 0.9)])
+        dest = f"127.0.0.1:{r.port}"
+        assert said == [f"OSC send to {dest} failed: No route to host; going on (failures are counted)",
+                        f"OSC send to {dest} works again (2 datagram(s) not sent so far)",
+                        f"OSC send to {dest} failed: No route to host; going on (failures are counted)",
+                        f"OSC send to {dest} works again (3 datagram(s) not sent so far)"]
+    finally:
+        r.close()
+
+
+def _route(port):
+    return socket.AF_INET, ("127.0.0.1", port)
+
+
+def test_a_host_waited_for_gets_its_messages_once_it_resolves(monkeypatch):
+    """`--osc-wait`: a run started at boot before the network is up refused to start (the host could not be
+    resolved, or had no route); with wait=True it starts, says so, drops that host's messages meanwhile and
+    sends to it once a lookup succeeds (tried every WAIT_RETRY seconds, off the sending thread)."""
+    import rtclassify.sinks.osc as osc
+
+    r = Receiver()
+    up = threading.Event()
+
+    def resolve(host, port):
+        if host == "visuals.local" and not up.is_set():
+            raise SinkError(f"OSC host {host!r} cannot be resolved: Name or service not known")
+        return _route(r.port)
+
+    monkeypatch.setattr(osc, "_resolve", resolve)
+    monkeypatch.setattr(osc, "WAIT_RETRY", 0.05)
+    said = []
+    try:
+        with pytest.raises(SinkError, match="cannot be resolved"):  # without wait: refused, as before
+            OscSink(Mapping.default(LABELS).osc, [f"visuals.local:{r.port}"]).open()
+        sink = OscSink(Mapping.default(LABELS).osc, [f"visuals.local:{r.port}"], on_fault=said.append, wait=True)
+        with sink:
+            sink.send([TagOn(1.0, time.time(), 0, "piano", 0.9)])  # dropped: not there yet
+            assert sink.datagrams_sent == 0 and not sink.send_errors
+            up.set()
+            end = time.monotonic() + 5.0
+            while not sink._addrs and time.monotonic() < end:
+                time.sleep(0.01)
+            sink.send([TagOn(2.0, time.time(), 0, "drums", 0.9)])
+        got = r.wait_for(1)
+        assert ("/rtclassify/on", ("drums",)) in got and ("/rtclassify/on", ("piano",)) not in got
+        assert said[0] == ("OSC host 'visuals.local' cannot be resolved: Name or service not known; waiting for it "
+                           "(its messages are dropped until it resolves and has a route)")
+        assert said[1] == f"OSC host visuals.local:{r.port} reached at 127.0.0.1:{r.port}: its messages go out from now on"
+        assert sink.fault is None
+        never = OscSink(Mapping.default(LABELS).osc, ["other.local:9000"], on_fault=said.append, wait=True)
+        up.clear()
+        monkeypatch.setattr(osc, "_resolve", lambda h, p: (_ for _ in ()).throw(
+            SinkError(f"OSC host {h!r} cannot be resolved: Name or service not known")))
+        with never:
+            never.send([TagOn(1.0, time.time(), 0, "piano", 0.9)])
+        assert never.fault == "OSC host other.local:9000 was never reached"
+    finally:
+        r.close()
+
+
+def test_a_name_is_looked_up_again_during_the_run(monkeypatch):
+    """A receiver whose address changed (DHCP) got nothing until the next start: the name was resolved once.
+    It is looked up again every RESOLVE_EVERY seconds, and the messages follow the new address."""
+    import rtclassify.sinks.osc as osc
+
+    old, new = Receiver(), Receiver()
+    target = [old.port]
+    monkeypatch.setattr(osc, "_resolve", lambda host, port: _route(target[0]))
+    monkeypatch.setattr(osc, "RESOLVE_EVERY", 0.05)
+    monkeypatch.setattr(osc, "WAIT_RETRY", 0.05)
+    said = []
+    try:
+        with OscSink(Mapping.default(LABELS).osc, ["visuals.local:9000"], on_fault=said.append) as sink:
+            sink.send([TagOn(1.0, time.time(), 0, "piano", 0.9)])
+            target[0] = new.port
+            end = time.monotonic() + 5.0
+            while sink._addrs[0][1][1] != new.port and time.monotonic() < end:
+                time.sleep(0.01)
+            sink.send([TagOn(2.0, time.time(), 0, "drums", 0.9)])
+        assert ("/rtclassify/on", ("piano",)) in old.wait_for(1)
+        assert ("/rtclassify/on", ("drums",)) in new.wait_for(1)
+        assert ("/rtclassify/on", ("drums",)) not in old.messages
+        assert said == [f"OSC host visuals.local:9000 now resolves to 127.0.0.1:{new.port} (was 127.0.0.1:{old.port}): "
+                        f"its messages go there from now on"]
+    finally:
+        old.close()
+        new.close()
+
+
+def test_an_ip_address_is_not_looked_up_again(monkeypatch):
+    import rtclassify.sinks.osc as osc
+
+    monkeypatch.setattr(osc, "RESOLVE_EVERY", 0.01)
+    before = {t.name for t in threading.enumerate()}
+    with OscSink(Mapping.default(LABELS).osc, ["127.0.0.1:9"]):
+        assert "rtclassify-osc-resolve" not in {t.name for t in threading.enumerate()} - before

@@ -70,6 +70,9 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
                    help="MIDI system (default: ALSA on Linux, the native one elsewhere)")
     g.add_argument("--osc", metavar="HOST:PORT", action="append", type=osc_destination, default=[],
                    help="send OSC over UDP to HOST:PORT (repeat for several destinations)")
+    g.add_argument("--osc-wait", action="store_true",
+                   help="with --osc: start even when a host cannot be resolved or reached yet (a run started at "
+                        "boot before the network is up), and send to it once it can")
     g.add_argument("--map", metavar="FILE.toml", type=nonempty("a mapping file"),
                    help="mapping file: MIDI notes/CCs, OSC addresses, decoder overrides (see "
                         "rtclassify/data/mapping.example.toml)")
@@ -208,8 +211,10 @@ def build_sinks(args, labels, mapping, title: str, channels=None, clip=None, wha
     if args.midi is not None or args.midi_virtual is not None:
         sinks.append(MidiSink(mapping.midi, port=args.midi, virtual=args.midi_virtual, api=args.midi_api,
                               streams=channels, on_fault=warn_later, wait=args.midi_wait))
+    if args.osc_wait and not args.osc:
+        raise UsageError("--osc-wait goes with --osc HOST:PORT (no OSC is sent without one)")
     if args.osc:
-        sinks.append(OscSink(mapping.osc, args.osc, streams=channels, on_fault=warn_later))
+        sinks.append(OscSink(mapping.osc, args.osc, streams=channels, on_fault=warn_later, wait=args.osc_wait))
         outputs.append("OSC " + ", ".join(args.osc))
     if args.log_changes and not args.log:
         raise UsageError("--log-changes goes with --log FILE.jsonl (no log is written without it)")

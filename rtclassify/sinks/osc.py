@@ -32,8 +32,14 @@ measure the delay).
 A send that fails during a run (the network went away, no route to the host)
 does not stop the show: the message still goes to every other destination, the
 failures are counted per destination (:attr:`OscSink.send_errors`), the first
-one is reported through ``on_fault`` (default: one line on standard error) and
-:attr:`OscSink.fault` sums them up for the end of the run. Tags still on when
+one of each outage is reported through ``on_fault`` (default: one line on
+standard error), and so is the first send that works again after it;
+:attr:`OscSink.fault` sums them up for the end of the run. A destination given
+by name is looked up again every :data:`RESOLVE_EVERY` seconds, off the sending
+thread (a receiver whose address changed, as by DHCP, got nothing until the
+next start), and with ``wait=True`` (``--osc-wait``) a host that cannot be
+resolved or reached at the start is waited for instead of refused (a run
+started at boot before the network is up): its messages are dropped until then. Tags still on when
 the sink closes get their ``/off`` then (a run that ended without its final
 flush: a blocked output, a fault).
 Technique messages come every 20 ms (the trackers' values); a value that did not
@@ -45,13 +51,19 @@ from __future__ import annotations
 import numbers
 import socket
 import threading
+import time
 from typing import Sequence
 
 from ..errors import ParameterError, SinkError, require
 from . import EventDispatch, warn
 from .mapping import OscMapping
 
-__all__ = ["OscSink", "parse_destination", "MAX_DATAGRAM"]
+__all__ = ["OscSink", "parse_destination", "MAX_DATAGRAM", "RESOLVE_EVERY"]
+
+#: seconds between two lookups of a destination given by name during a run (one being waited for: WAIT_RETRY)
+RESOLVE_EVERY = 30.0
+#: seconds between two tries of a destination that could not be resolved or reached (``wait=True``)
+WAIT_RETRY = 2.0
 
 #: the largest bundle sent (bytes): a batch larger than this (many streams) is split over several bundles,
 #: well under UDP's 65507-byte limit and the receive buffers of common OSC receivers
@@ -108,6 +120,44 @@ def _udp_socket(family) -> socket.socket:
     return s
 
 
+def _resolve(host: str, port: int) -> tuple:
+    """``(family, sockaddr)`` of the first address of ``host`` with a route (a UDP ``connect`` on a probe
+    socket, which sends nothing); a SinkError that says why otherwise."""
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except socket.gaierror as exc:
+        raise SinkError(f"OSC host {host!r} cannot be resolved: {exc.strerror}") from None
+    except (UnicodeError, ValueError) as exc:  # e.g. an empty label: 'a..b', or one over 63 characters
+        raise SinkError(f"OSC host {host!r} is not a valid host name: {exc}") from None
+    first_error = None
+    for family, _, _, _, sockaddr in _preferred(info):
+        try:
+            probe = _udp_socket(family)
+        except OSError as exc:  # a family this system has no sockets for
+            first_error = first_error or exc
+            continue
+        try:
+            probe.connect(sockaddr)
+        except OSError as exc:
+            first_error = first_error or exc
+            continue
+        finally:
+            probe.close()
+        return family, sockaddr
+    raise SinkError(f"OSC host {host}:{port} is unreachable: {first_error.strerror or first_error}") from None
+
+
+def _literal(host: str) -> bool:
+    """Whether ``host`` is an IP address (nothing to look up again), not a name."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return True
+        except (OSError, ValueError):
+            pass
+    return False
+
+
 def _preferred(info: list) -> list:
     """A host's addresses (``getaddrinfo``'s answer) to try in turn, IPv4 ones first: a name with both
     (``localhost`` is ``::1`` first on many systems) reaches receivers that listen on IPv4 only, as most visuals
@@ -142,7 +192,7 @@ class OscSink(EventDispatch):
     reaches every receiver on that network.
     """
 
-    def __init__(self, mapping: OscMapping, destinations: Sequence, streams=None, on_fault=None):
+    def __init__(self, mapping: OscMapping, destinations: Sequence, streams=None, on_fault=None, wait: bool = False):
         if not destinations:
             raise SinkError("OSC output needs at least one HOST:PORT destination")
         self.mapping = mapping
@@ -153,8 +203,14 @@ class OscSink(EventDispatch):
         self._channel: int | None = None  # the channel of the event being dispatched (several streams)
         self._addresses: dict[tuple[str, int], str] = {}
         self.destinations = [_destination(d) for d in destinations]
+        #: wait for a destination that cannot be resolved or reached at the start (see the module notes)
+        self.wait = bool(wait)
         self._socks: dict[int, socket.socket] = {}
-        self._addrs: list[tuple[int, tuple]] = []
+        # per destination: (family, sockaddr) while it has an address with a route, None while waited for
+        self._routes: list[tuple[int, tuple] | None] = []
+        self._failing: set = set()  # destinations whose last send failed (an outage being counted)
+        self._reached: set = set()  # destinations that had an address at some time of the run
+        self._stop = threading.Event()  # the resolver thread's of this opening (a new one at each open)
         self._lock = threading.Lock()
         self._pending: list = []
         self._last: dict[str, tuple] = {}
@@ -167,54 +223,91 @@ class OscSink(EventDispatch):
         self._on_fault = on_fault if on_fault is not None else warn
         self._on: set = set()  # (channel, tag) of the tags that are on: their /off is sent at close if still on
 
+    @property
+    def _addrs(self) -> list:
+        """The destinations' ``(family, sockaddr)`` that have one now."""
+        return [r for r in self._routes if r is not None]
+
     def open(self) -> None:
-        if self._addrs:
+        if self._routes:
             return
         require("pythonosc", pip="python-osc")  # the messages are built with it: missing, say so before the run
-        addrs = []
+        routes = []
         for host, port in self.destinations:
             try:
-                info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-            except socket.gaierror as exc:
-                raise SinkError(f"OSC host {host!r} cannot be resolved: {exc.strerror}") from None
-            except (UnicodeError, ValueError) as exc:  # e.g. an empty label: 'a..b', or one over 63 characters
-                raise SinkError(f"OSC host {host!r} is not a valid host name: {exc}") from None
-            first_error = None
-            for family, _, _, _, sockaddr in _preferred(info):  # the first address with a route
-                try:
-                    probe = _udp_socket(family)
-                except OSError as exc:  # a family this system has no sockets for
-                    first_error = first_error or exc
-                    continue
-                try:
-                    probe.connect(sockaddr)
-                except OSError as exc:
-                    first_error = first_error or exc
-                    continue
-                finally:
-                    probe.close()
-                addrs.append((family, sockaddr))
-                break
-            else:
-                raise SinkError(f"OSC host {host}:{port} is unreachable: "
-                                f"{first_error.strerror or first_error}") from None
+                routes.append(_resolve(host, port))
+            except SinkError as exc:
+                if not self.wait:
+                    raise
+                routes.append(None)
+                self._on_fault(f"{exc}; waiting for it (its messages are dropped until it resolves and has a route)")
         socks = {}
-        for family, _ in addrs:
-            if family not in socks:
-                s = _udp_socket(family)
-                s.setblocking(True)
-                socks[family] = s
-        self._socks, self._addrs = socks, addrs
+        for route in routes:
+            if route is not None and route[0] not in socks:
+                socks[route[0]] = self._new_socket(route[0])
+        self._socks, self._routes = socks, routes
+        self._reached = {d for d, r in zip(self.destinations, routes) if r is not None}
+        self._stop = threading.Event()
+        if any(r is None or not _literal(d[0]) for d, r in zip(self.destinations, routes)):
+            threading.Thread(target=self._resolve_loop, args=(self._stop,), name="rtclassify-osc-resolve",
+                             daemon=True).start()
+
+    @staticmethod
+    def _new_socket(family) -> socket.socket:
+        s = _udp_socket(family)
+        s.setblocking(True)
+        return s
+
+    def _resolve_loop(self, stop: threading.Event) -> None:
+        """Look the names up again now and then, and the destinations waited for more often (a thread of its
+        own: a lookup can take seconds, which the sending thread must never wait), until ``stop``."""
+        last = [time.monotonic()] * len(self.destinations)
+        while not stop.wait(min(WAIT_RETRY, RESOLVE_EVERY)):
+            now = time.monotonic()
+            for i, (host, port) in enumerate(self.destinations):
+                with self._lock:
+                    if not self._routes or stop.is_set():
+                        return
+                    route = self._routes[i]
+                if route is not None and (_literal(host) or now - last[i] < RESOLVE_EVERY):
+                    continue
+                if route is None and now - last[i] < WAIT_RETRY:
+                    continue
+                last[i] = now
+                try:
+                    new = _resolve(host, port)
+                except SinkError:
+                    continue  # waited for still, or the old address kept (its sends count their failures)
+                if new == route:
+                    continue
+                with self._lock:
+                    if not self._routes or stop.is_set():
+                        return
+                    if new[0] not in self._socks:
+                        self._socks[new[0]] = self._new_socket(new[0])
+                    self._routes[i] = new
+                    first = (host, port) not in self._reached
+                    self._reached.add((host, port))
+                where = f"{new[1][0]}:{new[1][1]}"
+                if route is None:
+                    self._on_fault(f"OSC host {host}:{port} {'reached' if first else 'reached again'} at {where}: "
+                                   f"its messages go out from now on")
+                else:
+                    self._on_fault(f"OSC host {host}:{port} now resolves to {where} (was {route[1][0]}:{route[1][1]}): "
+                                   f"its messages go there from now on")
 
     @property
     def fault(self) -> str | None:
-        """The sends that failed during the run, in one line (None when every one went out)."""
-        if not self.send_errors:
-            return None
-        return "; ".join(f"OSC to {d}: {n} datagram(s) not sent ({self._first_error[d]})"
-                         for d, n in self.send_errors.items())
+        """The sends that failed during the run and the destinations never reached (waited for in vain), in one
+        line (None when every one went out)."""
+        faults = [f"OSC to {d}: {n} datagram(s) not sent ({self._first_error[d]})" for d, n in self.send_errors.items()]
+        if self.wait:
+            faults += [f"OSC host {h}:{p} was never reached" for h, p in self.destinations
+                       if (h, p) not in self._reached]
+        return "; ".join(faults) or None
 
     def close(self) -> None:
+        self._stop.set()
         with self._lock:
             try:
                 if self._addrs:
@@ -239,12 +332,12 @@ class OscSink(EventDispatch):
                 self._last.clear()  # the next open() sends every value again
                 for s in self._socks.values():
                     s.close()
-                self._socks, self._addrs = {}, []
+                self._socks, self._routes = {}, []
 
     # ------------------------------------------------------------------ sending
     def send(self, events: Sequence) -> None:
         with self._lock:
-            if not self._addrs:
+            if not self._routes:
                 raise SinkError("OSC output is not open")
             self._pending = []
             self._batch_time = events[0].wall_time if events else 0.0
@@ -288,19 +381,29 @@ class OscSink(EventDispatch):
                 size += n
 
     def _sendto(self, data: bytes) -> None:
-        """Send to every destination; a failure is counted (and its first one reported), never raised."""
-        for family, addr in self._addrs:
+        """Send to every destination that has an address; a failure is counted (the first of each outage
+        reported, and the send that works again after it), never raised."""
+        for route in self._routes:
+            if route is None:  # waited for (wait=True)
+                continue
+            family, addr = route
+            dest = f"{addr[0]}:{addr[1]}"
             try:
                 self._socks[family].sendto(data, addr)
             except OSError as exc:
-                dest = f"{addr[0]}:{addr[1]}"
                 n = self.send_errors.get(dest, 0)
                 self.send_errors[dest] = n + 1
                 if n == 0:
                     self._first_error[dest] = exc.strerror or str(exc)
+                if dest not in self._failing:
+                    self._failing.add(dest)
                     self._on_fault(f"OSC send to {dest} failed: {exc.strerror or exc}; going on (failures are "
                                    f"counted)")
                 continue
+            if dest in self._failing:
+                self._failing.discard(dest)
+                self._on_fault(f"OSC send to {dest} works again ({self.send_errors[dest]} datagram(s) not sent so "
+                               f"far)")
             self.datagrams_sent += 1
 
     def _msg(self, address: str, *args) -> None:
