@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import pkgutil
 import re
 import signal
@@ -22,16 +23,34 @@ from .errors import RtclassifyError, interruption_behind
 
 
 class _Parser(argparse.ArgumentParser):
-    """ArgumentParser whose errors are one line and exit code 2."""
+    """ArgumentParser whose errors are one line and exit code 2. ``intermixed``: positionals may come after
+    options (``tag a.wav --out x.csv b.wav``), parsed by argparse's parse_intermixed_args (for a subcommand
+    without subcommands of its own, whose positionals are lists or single values)."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, intermixed: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        self._intermixed = intermixed
+        self._parsing_intermixed = False
         # a value starting "-digit" or "-.digit" is a number, as from Python 3.13 on: before it, "-1e3" (and "-1.5e2")
         # was taken for an unknown option and `--rms-floor-db -1e3` failed as "expected one argument"
         self._negative_number_matcher = re.compile(r"-\.?\d")
 
     def error(self, message: str):  # noqa: D401 - argparse API
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        # the parent parser hands a subcommand its arguments through parse_known_args; the intermixed parse calls
+        # parse_known_args itself (before Python 3.13), hence the guard. A "--" (what follows is positional: a
+        # file named "-x.wav") is parsed as without intermixing: the intermixed parse (of Python 3.11, at least)
+        # took an option after it for an option, and refused a "-x.wav" after it
+        given = sys.argv[1:] if args is None else list(args)
+        if not self._intermixed or self._parsing_intermixed or "--" in given:
+            return super().parse_known_args(args, namespace)
+        self._parsing_intermixed = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._parsing_intermixed = False
 
 
 class Terminated(KeyboardInterrupt):
@@ -98,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rtclassify {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in _command_modules():
-        p = sub.add_parser(module.NAME, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP))
+        p = sub.add_parser(module.NAME, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
+                           intermixed=getattr(module, "INTERMIXED", False))
         module.add_arguments(p)
         p.set_defaults(_run=module.run, _prints_its_output=getattr(module, "PRINTS_ITS_OUTPUT", False))
     return parser
@@ -107,13 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return its exit status.
 
-    0: done; 1: an error the command reported in one line; 2: wrong arguments (argparse exits with it);
+    0: done; 1: an error the command reported in one line; 2: wrong arguments (argparse exits with it); 3: ``tag
+    --keep-going`` left out files that failed (each reported in one line) and tagged the others;
     130: interrupted (Ctrl-C); 141: standard output's reader went away (``| head``) before a command whose work
     is elsewhere (files, a model) was done; a command whose output is what it prints (``backends``, ``devices``;
     ``tag`` and a live run's ``--log -`` likewise) ends quietly with 0 then. SIGTERM or SIGHUP: the command
     unwinds (see :class:`Terminated`), then the process ends by the signal, as it would have without the
     handler (a shell reports 143 or 129).
     """
+    if sys.stderr is None:  # started with standard error closed (`2>&-`, some daemons): print(file=None) would
+        sys.stderr = open(os.devnull, "w")  # write its lines into standard output, among a command's output
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):

@@ -12,28 +12,63 @@ from ..model.classifier import OFFLINE_THREADS
 
 NAME = "tag"
 HELP = "tag audio files offline (same engine as live audio): per-frame probabilities and on/off events"
-DESCRIPTION = (
-    "Tag audio files offline. Each file goes through the same streaming engine as live audio (resampling, "
-    "native log-mel frontend, model every hop, decoder), so it gives the same outputs and events as the file "
-    "played live. "
-    "jsonl (default) writes one object per model output, {\"time\": s, \"probs\": {tag: p}, \"active\": [tags]}, "
-    "each followed by the events decided at that output, {\"time\": s, \"event\": \"on\"|\"off\", \"tag\": name} "
-    "(\"on\" also carries \"prob\"); vibrato/tremolo switches, {\"time\": s, \"event\": \"on\"|\"off\", "
-    "\"technique\": \"vibrato\"|\"tremolo\"} (\"on\" also carries \"rate\" and \"extent\" or \"depth\"), come "
-    "at their own time, before the first output after it (the times never go back); "
-    "\"time\" is the time in seconds of the frame the output refers to, and "
-    "tags still on at the end of a file get an \"off\" at the file's duration. "
-    "csv writes a header time,<tag>,... and one row of probabilities per output. "
-    "The format follows --out's extension (.csv, or .jsonl or .ndjson); --format sets it for any other (an "
-    "extension that "
-    "names the other format is an error). "
-    "With several files every object or row gets a \"file\" field or column (the bytes of a name that is not "
-    "valid UTF-8 written as \\xNN). "
-    "--out is written to a temporary file that replaces PATH only when every file was tagged, so a failed run "
-    "leaves an existing PATH as it was. "
-    "--plot PNG draws the waveform above a tag-activity heatmap (needs matplotlib: the plot extra); with several "
-    "files it writes one PNG per file, NAME-<file stem>.png (NAME-<file stem>-2.png and so on for a repeated stem)."
-)
+DESCRIPTION = """\
+Tag audio files offline. Each file goes through the same streaming engine as
+live audio (resampling, native log-mel frontend, model every hop, decoder), so
+it gives the outputs and events the file would give played live.
+
+inputs:
+  Each FILE is an audio file (WAV, FLAC, OGG, MP3, AIFF, ...). A folder is not
+  searched: name its files (DIR/*.wav). Standard input (-) and pipes are
+  refused: save the stream to a file first, or use Classifier.tag_file, which
+  reads a WAV or Ogg stream once.
+
+output:
+  The format follows --out's extension: .csv, or .jsonl or .ndjson; --format
+  sets it for any other (.txt, none) and for standard output (default jsonl).
+  An extension that names the other format is an error, and so is .json: the
+  output is JSON lines, one object a line, which json.load cannot read.
+
+  jsonl: one object per model output,
+    {"time": s, "probs": {tag: p}, "active": [tags], "pitch": Hz or null,
+     "vibrato": {"on", "rate", "extent"}, "tremolo": {"on", "rate", "depth"}}
+  (pitch, vibrato and tremolo come from the trackers, on unless
+  --no-techniques), each followed by the events decided at that output,
+    {"time": s, "event": "on"|"off", "tag": name}   ("on" adds "prob").
+  Vibrato and tremolo switches come at their own time, before the first output
+  after it (the times never go back),
+    {"time": s, "event": "on"|"off", "technique": "vibrato"|"tremolo"}
+  ("on" adds "rate" and "extent" or "depth"). "time" is the centre, in
+  seconds, of the frame an output refers to; tags still on at the end of a
+  file get an "off" at the file's duration.
+
+  csv: a header, then one row per output:
+    time,<tag>,...,pitch,vibrato,vibrato_rate,vibrato_extent,tremolo,
+    tremolo_rate,tremolo_depth
+  (the tracker columns unless --no-techniques; pitch is empty where none).
+
+  With several files every object gets a "file" field, and every row a
+  leading file column (a name that is not valid UTF-8 has its bytes written
+  as \\xNN). --out is written to a temporary file that replaces PATH only when
+  the run succeeds (with --keep-going, when some file was tagged), so a failed
+  run leaves an existing PATH as it was; a write-protected PATH is refused
+  unless --force.
+
+  --plot PNG draws the waveform above a tag-activity heatmap (needs
+  matplotlib: the plot extra); with several files one PNG each,
+  NAME-<file stem>.png (NAME-<file stem>-2.png and so on for a repeated stem).
+
+exit status:
+  0    every file was tagged
+  1    an error, said in one line (an existing --out is left as it was)
+  2    wrong arguments
+  3    --keep-going: some files failed, each said in one line; the others
+       were tagged and written
+  130  interrupted (Ctrl-C)
+"""
+
+#: exit status of a --keep-going run in which some files failed and the others were tagged
+SOME_FAILED = 3
 
 _PROB_DIGITS = 5
 #: what to do with audio that is not a file (standard input, a pipe)
@@ -42,10 +77,19 @@ _STREAM_HINT = "save the stream to a file first, or use Classifier.tag_file, whi
 FORMATS = ("jsonl", "csv")
 #: output file extensions and the format each implies
 _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+#: an output file extension that names a format tag does not write (a reader would take its JSON lines for JSON)
+_JSON = ".json"
+
+
+#: file names may come after options (``tag a.wav --out x.csv b.wav``): rtclassify.cli parses this command with
+#: argparse's parse_intermixed_args
+INTERMIXED = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE", help="audio files (WAV, FLAC, OGG, MP3, AIFF, ...)")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="audio files (WAV, FLAC, OGG, MP3, AIFF, ...; not a folder, not - or a pipe)")
     parser.add_argument("--format", choices=FORMATS,
                         help="output format (default: csv for an --out ending in .csv, else jsonl)")
     parser.add_argument("--out", metavar="PATH", type=nonempty("a file (or -)"),
@@ -66,6 +110,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-techniques", dest="techniques", action="store_false",
                         help="skip the pitch, vibrato and tremolo trackers (frames then carry no pitch/vibrato/"
                         "tremolo fields)")
+    parser.add_argument("--keep-going", action="store_true",
+                        help=f"a file that cannot be read or tagged is said in one line and left out, the others "
+                             f"are tagged and written; the exit status is then {SOME_FAILED} (default: stop at the "
+                             f"first such file, exit status 1)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace a write-protected --out or --plot file (refused without it)")
 
 
 _channel = channel
@@ -110,12 +160,17 @@ def file_text(path: str) -> str:
 
 def output_format(fmt: str | None, out: str) -> str:
     """The format to write: ``--format`` when given (refused when --out's extension says the other), else from
-    --out's extension (jsonl when it has none of them, and for standard output)."""
+    --out's extension (jsonl when it has none of them, and for standard output). An --out ending in .json is
+    refused: its JSON lines are not the one JSON document a .json file holds."""
     from pathlib import Path
 
     from ..errors import ParameterError
 
-    implied = _EXTENSIONS.get(Path(out).suffix.lower()) if out != "-" else None
+    suffix = Path(out).suffix.lower() if out != "-" else ""
+    if suffix == _JSON:
+        raise ParameterError(f"--out {out}: tag writes no .json file (one JSON document): its jsonl output is one "
+                             f"object a line, which json.load cannot read; name it .jsonl (or .csv for CSV)")
+    implied = _EXTENSIONS.get(suffix)
     if fmt is None:
         return implied or "jsonl"
     if implied is not None and implied != fmt:
@@ -366,41 +421,102 @@ class _AtomicOutput:
             pass
 
 
-def run(args: argparse.Namespace) -> int:
+def _check_not_write_protected(path: str, option: str, force: bool) -> None:
+    """Fails before any work when ``path`` is a regular file that is write-protected (not writable for this user,
+    or by nobody, as ``chmod 444`` leaves it, which root could write over): moving the new file over it needs only
+    its folder writable, so it would be replaced without a word. ``force``: replace it."""
+    import os
+    import stat
+
+    from ..errors import SinkError
+
+    if force:
+        return
+    try:
+        st = os.stat(path)
+    except OSError:
+        return  # nothing there (or nothing this user may look at: opening it will say so)
+    if stat.S_ISREG(st.st_mode) and (not st.st_mode & 0o222 or not os.access(path, os.W_OK)):
+        raise SinkError(f"{option} {path}: is write-protected; pass --force to replace it, or give another file")
+
+
+def _say(line: str) -> None:
+    """Print ``line`` on standard error; nothing when standard error is closed (``2>&-``: ``sys.stderr`` is None,
+    and print(file=None) would write the line into standard output, among the tags)."""
+    if sys.stderr is not None:
+        print(line, file=sys.stderr)
+
+
+def _check_file(path: str, args: argparse.Namespace):
+    """The :class:`~rtclassify.audio.files.AudioInfo` of one input, after the checks made before any output (a
+    file that is standard input or a pipe, missing, unreadable or damaged, at a rate the engine or the trackers do
+    not take, without --channel's channel); each raises a one-line error naming the file."""
     import os
     import stat
 
     from ..audio import files as audio_files
     from ..engine.session import check_sample_rate
-    from ..errors import RtclassifyError, SinkError, require
+    from ..errors import RtclassifyError
+
+    if path == "-":
+        raise RtclassifyError(f"-: rtclassify tag reads audio files, not standard input ({_STREAM_HINT})")
+    try:
+        pipe = stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        pipe = False  # info() names a missing or unreadable file
+    if pipe:
+        # its header would be read once for the checks and be gone for the tagging
+        raise RtclassifyError(f"{path}: is a pipe; rtclassify tag reads audio files ({_STREAM_HINT})")
+    inf = audio_files.info(path)  # one clear line for a missing/unsupported file
+    if inf.truncation:
+        _say(f"warning: {inf.truncation}")
+    # before any output: a later file's rate would otherwise fail after earlier files went out
+    check_sample_rate(inf.sample_rate, f"{inf.path}: the sample rate")
+    if args.techniques and inf.frames:
+        check_technique_rate(inf.sample_rate, inf.path)
+    if args.channel is not None and args.channel >= inf.channels:
+        raise RtclassifyError(f"{inf.path}: has {inf.channels} channel(s); --channel {args.channel} is out of range")
+    return inf
+
+
+def _with_hint(exc: Exception, hint: str) -> Exception:
+    """``exc`` (one of the package's errors) with ``hint`` added to its message, of the same class where it can
+    be made from a message alone."""
+    from ..errors import RtclassifyError
+
+    text = f"{exc} ({hint})"
+    try:
+        new = type(exc)(text)
+    except TypeError:
+        new = RtclassifyError(text)
+    return new if str(new) == text else RtclassifyError(text)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Tag ``args.files``; returns the exit status (0, or :data:`SOME_FAILED` when --keep-going left files out)."""
+    import os
+    import stat
+
+    from ..errors import MissingDependencyError, RtclassifyError, SinkError, require
+    from ..model.bundle import default_bundle_path
     from ..model.classifier import Classifier
 
+    if args.out == "-" and sys.stdout is None:  # (started with standard output closed: `>&-`)
+        raise SinkError("standard output is closed; use --out FILE")
+    several = len(args.files) > 1
+    keep_going = getattr(args, "keep_going", False)  # (a Namespace made by a caller of an older version)
+    force = getattr(args, "force", False)
+    # an output that is an input is refused first (a file given that is a folder stands for no input: it is refused
+    # as a folder)
+    inputs = [("one of the audio files to tag", f) for f in args.files if not os.path.isdir(f)]
+    inputs.append(("a file of the model bundle", args.bundle or default_bundle_path()))
+    check_not_an_input("--out", args.out, inputs)
+    pngs = plot_paths(args.plot, args.files) if args.plot else None  # (a file left out keeps its plot's name)
+    for png in pngs or ():
+        check_not_an_input("--plot", png, inputs)
+        if args.out != "-" and os.path.abspath(png) == os.path.abspath(args.out):
+            raise UsageError(f"--plot {png} is the --out file; give another name")
     fmt = output_format(args.format, args.out)
-    for f in args.files:
-        if f == "-":
-            raise RtclassifyError(f"-: rtclassify tag reads audio files, not standard input ({_STREAM_HINT})")
-        try:
-            pipe = stat.S_ISFIFO(os.stat(f).st_mode)
-        except OSError:
-            pipe = False  # info() names a missing or unreadable file
-        if pipe:
-            # its header would be read once for the checks and be gone for the tagging
-            raise RtclassifyError(f"{f}: is a pipe; rtclassify tag reads audio files ({_STREAM_HINT})")
-    infos = [audio_files.info(f) for f in args.files]  # one clear line for a missing/unsupported file
-    for inf in infos:
-        if inf.truncation:
-            print(f"warning: {inf.truncation}", file=sys.stderr)
-    for inf in infos:  # before any output: a later file's rate would otherwise fail after earlier files went out
-        check_sample_rate(inf.sample_rate, f"{inf.path}: the sample rate")
-    if args.techniques:
-        for inf in infos:
-            if inf.frames:
-                check_technique_rate(inf.sample_rate, inf.path)
-    if args.channel is not None:
-        for inf in infos:
-            if args.channel >= inf.channels:
-                raise RtclassifyError(f"{inf.path}: has {inf.channels} channel(s); --channel {args.channel} "
-                                      f"is out of range")
     if args.plot:
         require("matplotlib", extra="plot")
         _check_writable_folder(args.plot, "--plot")
@@ -408,55 +524,73 @@ def run(args: argparse.Namespace) -> int:
     if args.out != "-":
         if not os.path.exists(args.out) or os.path.isdir(args.out) or stat.S_ISREG(os.stat(args.out).st_mode):
             _check_writable_folder(args.out, "--out")  # (a device or pipe is written directly)
-    from ..model.bundle import default_bundle_path
-
-    inputs = [("one of the audio files to tag", f) for f in args.files]
-    inputs.append(("a file of the model bundle", args.bundle or default_bundle_path()))
-    check_not_an_input("--out", args.out, inputs)
-    pngs = plot_paths(args.plot, args.files) if args.plot else None
+        _check_not_write_protected(args.out, "--out", force)
     for png in pngs or ():
-        check_not_an_input("--plot", png, inputs)
-        if args.out != "-" and os.path.abspath(png) == os.path.abspath(args.out):
-            raise UsageError(f"--plot {png} is the --out file; give another name")
+        _check_not_write_protected(png, "--plot", force)
+
+    failed: list[str] = []  # the files left out (--keep-going)
+
+    def file_failed(path: str, exc: RtclassifyError) -> None:
+        """A file that cannot be read or tagged: with --keep-going said in one line and left out, else raised."""
+        if isinstance(exc, (MissingDependencyError, SinkError)) or not several:
+            raise exc  # (a missing package or an output fault is not the file's: every file would fail alike)
+        if not keep_going:
+            raise _with_hint(exc, "--keep-going leaves such a file out and tags the others") from exc
+        _say(f"rtclassify {NAME}: error: {exc} (left out: --keep-going)")
+        failed.append(path)
+
+    todo = []  # (index in args.files, path, info) of the files that passed the checks
+    for n, path in enumerate(args.files):
+        try:
+            todo.append((n, path, _check_file(path, args)))
+        except RtclassifyError as exc:
+            file_failed(path, exc)
+    if not todo:
+        raise RtclassifyError(f"none of the {len(args.files)} files can be tagged (each is said above)")
     clf = Classifier.load(args.bundle, backend=args.backend, threads=args.threads)
-    for inf in infos:
+    for _, _, inf in todo:
         narrow = clf.bundle.narrow_band(inf.sample_rate, str(inf.path))
         if narrow:
-            print(f"warning: {narrow}", file=sys.stderr)
-    several = len(args.files) > 1
+            _say(f"warning: {narrow}")
 
     target = None if args.out == "-" else _AtomicOutput(args.out)
     plots: list = []  # the plots, written beside their paths and moved there with --out once every file is tagged
     out = sys.stdout if target is None else target.file
     where = "standard output" if target is None else args.out
-    show_progress = sys.stderr.isatty()
+    show_progress = sys.stderr is not None and sys.stderr.isatty()
+    header = True  # (CSV: before the first file written)
     try:
-        for n, (path, inf) in enumerate(zip(args.files, infos)):
+        for n, path, inf in todo:
             if inf.frames == 0:
-                print(f"{path}: no samples: nothing to tag" + (", no plot" if pngs else ""), file=sys.stderr)
-            if show_progress and inf.duration > 20:
-                from rich.console import Console
-                from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+                _say(f"{path}: no samples: nothing to tag" + (", no plot" if pngs else ""))
+            try:
+                if show_progress and inf.duration > 20:
+                    from rich.console import Console
+                    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-                with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                              TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
-                    task = bar.add_task(f"tagging {path}", total=max(inf.frames, 1))
-                    result = clf.tag_file(path, channel=args.channel, hop=args.hop, techniques=args.techniques,
-                                          progress=lambda done, total: bar.update(task, completed=done))
-            else:
-                result = clf.tag_file(path, channel=args.channel, hop=args.hop, techniques=args.techniques)
+                    with Progress(TextColumn("{task.description}"), BarColumn(),
+                                  TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(),
+                                  console=Console(stderr=True), transient=True) as bar:
+                        task = bar.add_task(f"tagging {path}", total=max(inf.frames, 1))
+                        result = clf.tag_file(path, channel=args.channel, hop=args.hop, techniques=args.techniques,
+                                              progress=lambda done, total: bar.update(task, completed=done))
+                else:
+                    result = clf.tag_file(path, channel=args.channel, hop=args.hop, techniques=args.techniques)
+            except RtclassifyError as exc:  # (damaged inside, past what the checks read)
+                file_failed(path, exc)
+                continue
             if result.nonfinite_replaced:
-                print(f"warning: {path}: {result.nonfinite_replaced} NaN or infinite sample(s) were taken as 0",
-                      file=sys.stderr)
+                _say(f"warning: {path}: {result.nonfinite_replaced} NaN or infinite sample(s) were taken as 0")
             if inf.frames and not len(result):
-                print(f"{path}: {inf.frames} sample(s) ({inf.frames / inf.sample_rate * 1000:.3g} ms) are fewer than "
-                      f"one output of the model needs: nothing to tag", file=sys.stderr)
+                _say(f"{path}: {inf.frames} sample(s) ({inf.frames / inf.sample_rate * 1000:.3g} ms) are fewer "
+                     f"than one output of the model needs: nothing to tag")
             file_field = path if several else None
             try:
                 if fmt == "jsonl":
                     write_jsonl(out, result, file_field)
                 else:
-                    write_csv(out, result, file_field, header=(n == 0))
+                    write_csv(out, result, file_field, header=header)
+                    header = False
                 out.flush()
             except BrokenPipeError:
                 raise
@@ -466,6 +600,8 @@ def run(args: argparse.Namespace) -> int:
                 plots.append(_AtomicOutput(pngs[n], binary=True))
                 plot(result, path, pngs[n], args.channel, plots[-1].file)
                 plots[-1].close()
+        if len(failed) == len(args.files):
+            raise RtclassifyError(f"none of the {len(args.files)} files could be tagged (each is said above)")
         if target is not None:
             try:
                 target.commit()
@@ -482,10 +618,14 @@ def run(args: argparse.Namespace) -> int:
         # the reader went away (e.g. `| head`): stop quietly
         if target is None:
             drop_stdout()
-        return 0
+        return SOME_FAILED if failed else 0
     finally:
         if target is not None:
             target.discard()
         for p in plots:
             p.discard()
+    if failed:
+        _say(f"rtclassify {NAME}: {len(failed)} of {len(args.files)} files failed and were left out (each is said "
+             f"above); the others were tagged and written to {where}")
+        return SOME_FAILED
     return 0
