@@ -124,6 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_DEVNULL = []
+
+
+def _devnull():
+    """One writable os.devnull for the process (opened once, kept open)."""
+    if not _DEVNULL:
+        _DEVNULL.append(open(os.devnull, "w"))
+    return _DEVNULL[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return its exit status.
 
@@ -136,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     handler (a shell reports 143 or 129).
     """
     if sys.stderr is None:  # started with standard error closed (`2>&-`, some daemons): print(file=None) would
-        sys.stderr = open(os.devnull, "w")  # write its lines into standard output, among a command's output
+        sys.stderr = _devnull()  # write its lines into standard output, among a command's output
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
