@@ -14,6 +14,7 @@ import pytest
 from rtclassify.commands._live import EventPrinter, run_listener
 from rtclassify.detect.events import TagOff, TagOn
 from rtclassify.errors import OutputClosed, SinkError
+from rtclassify.sinks import log as logmod
 from rtclassify.sinks.log import JsonlSink
 
 
@@ -36,19 +37,29 @@ class _FullDisk(io.StringIO):
         return super().write(text)
 
 
-def test_a_full_disk_stops_the_log_not_the_run(tmp_path):
+def _no_space(*a, **kw):
+    """``open`` of a disk that is still full (the log's tries to write its file again)."""
+    raise OSError(28, "No space left on device")
+
+
+def test_a_full_disk_stops_the_log_not_the_run(tmp_path, monkeypatch):
     said = []
     sink = JsonlSink(tmp_path / "ev.jsonl", status_interval=0, on_fault=said.append)
     sink.open()
     sink._fh.close()
     sink._fh = _FullDisk(room=1)
     for t, flushed in ((1.0, True), (2.0, False), (3.0, False)):  # written; the disk is full (no exception);
-        sink.send(_batch(t))                                         # stopped: nothing, no second report
+        sink.send(_batch(t))                                         # not written: counted, no second report
         assert sink.flush(timeout=10) is flushed  # False: what was queued was not written
-    assert sink.written == 2
-    assert said == [sink.fault]
-    assert sink.fault.startswith(f"the event log {tmp_path / 'ev.jsonl'} stopped after 2 events: No space left")
+    assert said == [f"{sink.fault}; it is tried again every 5-30 s (the events meanwhile are counted)"]
+    assert sink.written == 2 and sink.lost == 4
+    assert sink.fault == (f"the event log {tmp_path / 'ev.jsonl'} stopped after 2 events: No space left on device "
+                          f"(its last line may be cut)")
+    monkeypatch.setattr(logmod, "open", _no_space, raising=False)  # still full at the end: its last try fails
     sink.close()
+    assert sink.fault.startswith(f"the event log {tmp_path / 'ev.jsonl'} stopped after 2 events: No space left on "
+                                 f"device (its last line may be cut); the 4 events since ")
+    assert sink.fault.endswith(" were not written") and len(said) == 1
 
 
 class _StalledDisk(io.StringIO):
@@ -327,10 +338,36 @@ def test_a_record_json_cannot_hold_is_left_out_counted_and_reported_once_and_the
                                  f"event TagOn: TypeError: ")
 
 
-@pytest.mark.parametrize("error", [RuntimeError, SystemExit])
-def test_a_writer_that_fails_is_a_fault_and_flush_says_so(tmp_path, error):
-    """Any failure in the writer thread, not only OSError and ValueError, is reported like a full disk, and
-    flush() says False: what was queued was not written."""
+def test_a_write_that_fails_otherwise_is_a_fault_like_a_full_disk(tmp_path):
+    """A write that fails with any Exception, not only OSError and ValueError, is a failure of the file like a
+    full disk: reported, flush() says False, the events are counted and the file is tried again."""
+    path = tmp_path / "ev.jsonl"
+    said = []
+    sink = JsonlSink(path, status_interval=0, on_fault=said.append)
+    sink.open()
+    sink.send(_batch(1.0))
+    assert sink.flush(timeout=10)
+    real = sink._write_events
+
+    def broken(*a, **kw):
+        raise RuntimeError("a bug in the writer")
+
+    sink._write_events = broken
+    sink.send(_batch(2.0))
+    assert sink.flush(timeout=10) is False
+    assert sink.fault == f"the event log {path} stopped after 2 events: a bug in the writer (its last line may be cut)"
+    assert len(said) == 1 and said[0].startswith(sink.fault)
+    sink._write_events = real
+    sink.close(timeout=5)  # one last try at the end: written again, with the line that says what is missing
+    lines = _strict_lines(path)
+    assert [x["event"] for x in lines] == ["on", "off", "log_gap"] and lines[-1]["lost_events"] == 2
+    assert sink.fault.startswith(f"the event log {path} lost 2 events while its file could not be written (once, ")
+
+
+def test_a_writer_that_fails_is_a_fault_and_flush_says_so(tmp_path):
+    """A failure of the writer thread itself (not an Exception) stops the log for good, is reported like a full
+    disk, and flush() says False: what was queued was not written."""
+    error = SystemExit
     path = tmp_path / "ev.jsonl"
     said = []
     sink = JsonlSink(path, status_interval=0, on_fault=said.append)
@@ -343,7 +380,7 @@ def test_a_writer_that_fails_is_a_fault_and_flush_says_so(tmp_path, error):
 
     sink._write_events = broken
     sink.send(_batch(2.0))
-    assert sink.flush(timeout=10) is False  # the log stopped / the writer is gone
+    assert sink.flush(timeout=10) is False  # the writer is gone
     assert said == [sink.fault]
     assert sink.fault == f"the event log {path} stopped after 2 events: a bug in the writer (its last line may be cut)"
     sink.send(_batch(3.0))  # not queued for a log that stopped, nor a status line
@@ -471,3 +508,272 @@ def test_log_changes_without_a_log_is_a_usage_error(capsys):
 
     assert cli.main(["demo", "--log-changes", "--no-display"]) == 2
     assert "--log-changes goes with --log FILE.jsonl" in capsys.readouterr().err
+
+
+def _events(path):
+    return [(x["event"], x.get("stream_time")) for x in _strict_lines(path)]
+
+
+def test_a_restarted_run_appends_to_the_log_and_marks_its_start(tmp_path):
+    """The log was opened with mode "w": a supervisor's restart with the same --log path erased the log of the
+    run that had just failed. A run now appends, and one that appends to a log with lines in it says where it
+    starts (after a newline when the run before was cut in the middle of a line)."""
+    path = tmp_path / "ev.jsonl"
+    for t in (1.0, 5.0):
+        sink = JsonlSink(path, status_interval=0)
+        sink.open()
+        sink.send(_batch(t))
+        sink.close()
+    lines = _strict_lines(path)
+    assert [(x["event"], x.get("stream_time")) for x in lines] == [
+        ("on", 1.0), ("off", 1.5), ("log_start", None), ("on", 5.0), ("off", 5.5)]
+    start = lines[2]
+    assert start["pid"] == os.getpid() and abs(start["wall_time"] - time.time()) < 60 and "version" in start
+    with open(path, "a") as f:  # a run killed in the middle of a line
+        f.write('{"stream_time": 6.0, "wall_')
+    sink = JsonlSink(path, status_interval=0)
+    sink.open()
+    sink.send(_batch(9.0))
+    sink.close()
+    text = path.read_text().splitlines()
+    assert text[5] == '{"stream_time": 6.0, "wall_'  # the cut line alone: every other line is whole
+    assert [json.loads(x)["event"] for x in text[6:]] == ["log_start", "on", "off"]
+
+
+def test_a_new_log_has_no_start_line(tmp_path):
+    path = tmp_path / "ev.jsonl"
+    sink = JsonlSink(path, status_interval=0)
+    sink.open()
+    sink.send(_batch())
+    sink.close()
+    assert [x["event"] for x in _strict_lines(path)] == ["on", "off"]
+
+
+def test_a_log_truncated_under_the_writer_goes_on_from_its_new_end(tmp_path):
+    """logrotate's copytruncate: the writer kept its offset, so the truncated file began with as many NUL bytes
+    as it had held (one line that is not JSON, and a sparse file that looks as large as before)."""
+    path = tmp_path / "ev.jsonl"
+    sink = JsonlSink(path, status_interval=0)
+    sink.open()
+    for t in range(50):
+        sink.send(_batch(float(t)))
+    assert sink.flush(timeout=10)
+    os.truncate(path, 0)  # (after the copy)
+    sink.send(_batch(100.0))
+    assert sink.flush(timeout=10)
+    sink.close()
+    data = path.read_bytes()
+    assert b"\0" not in data
+    assert _events(path) == [("on", 100.0), ("off", 100.5)]
+
+
+def test_a_renamed_or_deleted_log_is_opened_again(tmp_path, monkeypatch):
+    """logrotate's rename and create: the writer wrote on in the renamed file for the rest of the run (and a log
+    deleted to free space held its space for ever). The writer looks at the path (at most every CHECK_MOVED_S,
+    from its own thread) and opens it again when it names another file or none."""
+    monkeypatch.setattr(logmod, "CHECK_MOVED_S", 0.0, raising=False)  # a look before every write
+    path = tmp_path / "ev.jsonl"
+    sink = JsonlSink(path, status_interval=0)
+    sink.open()
+    sink.send(_batch(1.0))
+    assert sink.flush(timeout=10)
+    os.rename(path, tmp_path / "ev.jsonl.1")
+    path.write_text("")  # logrotate's create
+    sink.send(_batch(2.0))
+    assert sink.flush(timeout=10)
+    assert _events(tmp_path / "ev.jsonl.1") == [("on", 1.0), ("off", 1.5)]
+    assert _events(path) == [("on", 2.0), ("off", 2.5)]
+    os.rename(path, tmp_path / "ev.jsonl.2")  # and a rotation with no create: the log creates it
+    sink.send(_batch(3.0))
+    assert sink.flush(timeout=10)
+    assert _events(path) == [("on", 3.0), ("off", 3.5)]
+    os.unlink(path)  # deleted
+    sink.send(_batch(4.0))
+    sink.close()
+    assert _events(tmp_path / "ev.jsonl.2") == [("on", 2.0), ("off", 2.5)]
+    assert _events(path) == [("on", 4.0), ("off", 4.5)]
+    assert sink.reopened == 3 and sink.fault is None
+
+
+def test_the_path_is_looked_at_from_the_writer_thread_at_most_every_check_interval(tmp_path, monkeypatch):
+    """The look at the path is the writer's: never on the caller's (the engine's worker's) thread, and not for
+    every write."""
+    path = tmp_path / "ev.jsonl"
+    looks = []
+    real_stat = os.stat
+
+    def stat(p, *a, **kw):
+        if str(p) == str(path):
+            looks.append(threading.current_thread().name)
+        return real_stat(p, *a, **kw)
+
+    monkeypatch.setattr(logmod, "CHECK_MOVED_S", 0.3, raising=False)
+    sink = JsonlSink(path, status_interval=1e-9)
+    sink.open()
+    monkeypatch.setattr(os, "stat", stat)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.0:
+        sink.send(_batch())
+        sink.status({"hops": 1})
+        assert sink.flush(timeout=10)
+    sink.close()
+    assert set(looks) == {"rtclassify-log"} and 1 <= len(looks) <= 4
+
+
+def test_a_full_disk_that_frees_up_is_written_again_and_the_gap_is_said(tmp_path, monkeypatch):
+    """A write that failed (a full disk) closed the log for the rest of the run, even once space was freed.
+    Now the events are counted while it cannot be written, the file is tried again (append, with a growing
+    wait), and the first line written again says how many events were lost, and when; the failure and the
+    recovery are each said once."""
+    path = tmp_path / "ev.jsonl"
+    said = []
+    sink = JsonlSink(path, status_interval=0, on_fault=said.append)
+    sink.retry_interval = (0.05, 0.2)
+    sink.open()
+    sink._fh.close()
+    sink._fh = _FullDisk(room=1)
+    monkeypatch.setattr(logmod, "open", _no_space, raising=False)  # still full when it is tried again
+    sink.send(_batch(1.0))  # written
+    assert sink.flush(timeout=10)
+    sink.send(_batch(2.0))  # fails
+    assert sink.flush(timeout=10) is False
+    for t in (3.0, 4.0, 5.0, 6.0):  # tried again (and failed) for some of these: counted
+        time.sleep(0.06)
+        sink.send(_batch(t))
+        assert sink.flush(timeout=10) is False
+    monkeypatch.undo()  # space freed
+    time.sleep(0.25)
+    sink.send(_batch(7.0))
+    assert sink.flush(timeout=10)
+    sink.send(_batch(8.0))
+    sink.close()
+    assert len(said) == 2
+    assert said[0] == (f"the event log {path} stopped after 2 events: No space left on device (its last line may "
+                       f"be cut); it is tried again every 0.05-0.2 s (the events meanwhile are counted)")
+    assert said[1].startswith(f"the event log {path} is written again since ")
+    assert said[1].endswith(' were not written (No space left on device); a "log_gap" line in it says so')
+    assert " 10 events since " in said[1]
+    assert sink.lost == 10 and sink.written == 6
+    lines = _strict_lines(path)
+    assert [x["event"] for x in lines] == ["log_gap", "on", "off", "on", "off"]
+    gap = lines[0]
+    assert gap["lost_events"] == 10 and gap["lost_status_lines"] == 0 and gap["error"] == "No space left on device"
+    assert (gap["first_stream_time"], gap["last_stream_time"]) == (2.0, 6.5)
+    assert gap["since"] <= gap["wall_time"] <= time.time()
+    assert sink.fault.startswith(f"the event log {path} lost 10 events while its file could not be written "
+                                 f"(once, first at ") and sink.fault.endswith(': No space left on device); '
+                                                                              'its "log_gap" line says when')
+
+
+def test_the_tries_to_write_again_wait_longer_each_time(tmp_path, monkeypatch):
+    """After each try that fails the wait doubles, up to the longest (``retry_interval``)."""
+    sink = JsonlSink(tmp_path / "ev.jsonl", status_interval=0, retry_interval=(0.05, 0.2), on_fault=lambda x: None)
+    sink.open()
+    sink._fh.close()
+    sink._fh = _FullDisk(room=0)
+    tries = []
+
+    def no_space(*a, **kw):
+        tries.append(time.monotonic())
+        _no_space()
+
+    monkeypatch.setattr(logmod, "open", no_space, raising=False)
+    sink.send(_batch(1.0))
+    assert sink.flush(timeout=10) is False
+    waits = []
+    for t in (3.0, 4.0, 5.0, 6.0):
+        time.sleep(sink._outage.wait + 0.02)
+        sink.send(_batch(t))
+        assert sink.flush(timeout=10) is False
+        waits.append(sink._outage.wait)
+    assert waits == [0.1, 0.2, 0.2, 0.2] and len(tries) == 4
+    sink.close()  # one last try
+    assert len(tries) == 5 and " were not written" in sink.fault
+
+
+class _Clock:
+    """The log module's ``time`` with a wall clock and a monotonic clock the test sets."""
+
+    wall = 1_800_000_000.0
+    mono = 1000.0
+
+    def time(self):
+        return self.wall
+
+    def monotonic(self):
+        return self.mono
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+def test_a_disk_that_fills_up_again_soon_is_counted_and_said_after_a_while(tmp_path, monkeypatch):
+    """A disk that keeps filling up: each time is in the log (a log_gap line) and in the fault at the end; within
+    QUIET_S of a failure that was said, a new one is said in one line once that time is over."""
+    clock = _Clock()
+    monkeypatch.setattr(logmod, "time", clock)
+    path = tmp_path / "ev.jsonl"
+    said = []
+    sink = JsonlSink(path, status_interval=1e-9, on_fault=said.append)
+    sink.open()
+    for k in range(2):
+        with sink._lock:
+            sink._fh.close()
+            sink._fh = _FullDisk(room=0)
+        sink.send(_batch(float(k)))
+        clock.mono += 1
+        sink.status({"hops": k})
+        assert sink.flush(timeout=10) is False
+        clock.mono += 6  # the first try, after 5 s
+        sink.send(_batch(k + 0.7))
+        assert sink.flush(timeout=10)
+    assert len(said) == 2 and "it is tried again" in said[0] and "is written again" in said[1]
+    clock.mono += 600
+    sink.send(_batch(3.0))
+    assert sink.flush(timeout=10)
+    assert said[2:] == [f"the event log {path} could not be written 1 more time since {logmod._clock(clock.wall)} "
+                        f'(No space left on device): 2 more events not written; it is written again (its "log_gap" '
+                        f"lines say when)"]
+    monkeypatch.undo()
+    sink.close()
+    gaps = [x for x in _strict_lines(path) if x["event"] == "log_gap"]
+    assert [(g["lost_events"], g["lost_status_lines"]) for g in gaps] == [(2, 1), (2, 1)]
+    assert sink.outages == 2 and sink.lost == 4 and len(said) == 3
+    assert sink.fault.startswith(f"the event log {path} lost 4 events while its file could not be written (2 times, ")
+    assert sink.fault.endswith('its "log_gap" lines say when')
+
+
+def test_status_lines_are_paced_on_the_monotonic_clock(tmp_path, monkeypatch):
+    """A wall clock stepped back (NTP on a board without a real-time clock) silenced the status lines for as
+    long as the step; a step forward does not flood them either. Their wall_time is still the wall clock's."""
+    clock = _Clock()
+    monkeypatch.setattr(logmod, "time", clock)
+    path = tmp_path / "ev.jsonl"
+    sink = JsonlSink(path, status_interval=1.0)
+    sink.open()
+
+    def run(seconds):
+        for _ in range(int(seconds * 10)):
+            clock.wall += 0.1
+            clock.mono += 0.1
+            sink.status({"hops": 0})
+
+    run(10)
+    clock.wall -= 3600.0  # stepped back an hour
+    run(10)
+    clock.wall += 7200.0  # and forward two
+    run(10)
+    monkeypatch.undo()
+    sink.close()
+    walls = [x["wall_time"] for x in _strict_lines(path)]
+    assert 28 <= len(walls) <= 32
+    assert sum(1 for w in walls if w < 1_800_000_000.0) >= 9  # the ten seconds after the step back
+    assert max(walls) > 1_800_003_600.0
+
+
+def test_a_bad_retry_interval_is_a_parameter_error(tmp_path):
+    from rtclassify.errors import ParameterError
+
+    for bad in ((0, 5), (10, 5), "x", (1,)):
+        with pytest.raises(ParameterError, match="retry_interval"):
+            JsonlSink(tmp_path / "ev.jsonl", retry_interval=bad)
