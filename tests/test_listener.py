@@ -990,3 +990,36 @@ def test_on_event_refusal_says_it_is_called_per_event(clf):
     with pytest.raises(ParameterError, match=r"^on_event must be callable \(a function called once per event, "
                                              r"on_event\(event\)\), got 5$"):
         Listener(clf, source=ClipSource(np.zeros(1000, np.float32), SR), on_event=5)
+
+
+def test_the_status_lines_carry_the_outputs_faults(clf, tmp_path):
+    """A monitor of an unattended run reads the log's status lines: an OSC destination failing mid-run was said
+    once on standard error and never in them. They carry each output's fault so far (its count grows while
+    the outage lasts)."""
+    import json
+
+    from rtclassify.sinks.log import JsonlSink
+
+    class Flaky(RecordingSink):
+        def __init__(self):
+            super().__init__()
+            self.failed = 0
+
+        def send(self, events):
+            super().send(events)
+            self.failed += 1
+
+        @property
+        def fault(self):
+            return f"test output: {self.failed} batch(es) not sent" if self.failed else None
+
+    path = tmp_path / "ev.jsonl"
+    log = JsonlSink(path, status_interval=0.05)
+    lis = Listener(clf, sinks=[Flaky(), log], source=ClipSource(demo_signal(SR)[: 2 * SR], SR, blocksize=256,
+                                                                 speed=4.0))
+    assert lis.counters()["output_faults"] == []
+    with lis:
+        assert lis.wait(30)
+    status = [r for r in map(json.loads, path.read_text().splitlines()) if r.get("event") == "status"]
+    counts = [int(r["output_faults"][0].split()[2]) for r in status if r["output_faults"]]
+    assert len(counts) >= 2 and counts == sorted(counts) and counts[-1] > counts[0]

@@ -471,8 +471,12 @@ class Listener:
             (worker busy time / audio time, sinks included), the latency
             parts ``latency_device_ms``,
             ``latency_algorithmic_ms``, ``latency_compute_ms``,
-            ``latency_output_ms`` and their sum ``latency_total_ms``, and the
-            session's other counters prefixed with ``session_``.
+            ``latency_output_ms`` and their sum ``latency_total_ms``,
+            ``output_faults`` (the outputs' faults so far, one line each, as
+            the run's end reports them: an OSC destination's failed sends with
+            their count, a log's lost events; a count that stops growing is an
+            outage that ended), and the session's other counters prefixed with
+            ``session_``.
         """
         ring = self._ring
         sr = self.source.samplerate
@@ -492,6 +496,8 @@ class Listener:
             "compute_ms_p99": sc.pop("compute_ms_p99", None) if hops else None,
             "events": self._events,
             "switches": self._switches,
+            # (in the status lines a monitor of an unattended run reads: they said nothing of an outage)
+            "output_faults": [f for f in (getattr(s, "fault", None) for s in self.sinks) if f],
         }
         audio_s = self._samples_processed / sr
         c["realtime_ratio"] = self._busy / audio_s if audio_s > 0 else None
