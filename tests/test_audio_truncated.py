@@ -239,3 +239,17 @@ def test_an_ogg_damaged_inside_is_refused_not_cut_short_silently(tmp_path, codec
     assert len(files.read_channels(whole)[0]) == length
     with files.open_blocks(whole) as (inf, blocks):
         assert sum(len(b) for b in blocks) == inf.frames == length
+
+
+@pytest.mark.parametrize("rate", [8000, 12000, 16000, 24000, 48000])
+def test_a_whole_opus_file_at_any_of_its_rates_is_read_whole(tmp_path, rate):
+    """libsndfile decodes an Opus file at the rate of its header when that is 8, 12, 16 or 24 kHz, and the last
+    page's granule position counts 48 kHz samples: the check of an Ogg file's length took a 16 kHz file for one
+    three times longer and refused every such file as damaged."""
+    x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(3 * rate) / rate)).astype(np.float32)
+    path = tmp_path / "voice.opus"
+    sf.write(path, x, rate, format="OGG", subtype="OPUS")
+    data, sr = files.read_channels(path)
+    assert sr == rate and len(data) == 3 * rate
+    with files.open_blocks(path) as (inf, blocks):
+        assert sum(len(b) for b in blocks) == inf.frames == 3 * rate

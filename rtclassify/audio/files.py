@@ -266,7 +266,7 @@ def _check_ogg_length(f, path, done: int) -> None:
     declared = int(f.frames)
     if not 0 < declared < UNKNOWN_FRAMES:
         return
-    declared = max(declared, _ogg_granule_frames(path, f.subtype) or 0)
+    declared = max(declared, _ogg_granule_frames(path, f.subtype, int(f.samplerate)) or 0)
     if done < declared:
         sr = int(f.samplerate)
         raise AudioFileError(f"{path}: cannot decode audio after {_seconds(done, sr)} of the {_seconds(declared, sr)} "
@@ -278,9 +278,11 @@ def _check_ogg_length(f, path, done: int) -> None:
 _OGG_TAIL = 1 << 16
 
 
-def _ogg_granule_frames(path, subtype: str) -> int | None:
-    """The frames an Ogg Vorbis or Opus file ``path`` declares: its last page's granule position (for Opus, less
-    the pre-skip of its OpusHead, at 48 kHz as libsndfile reads it); None for a pipe or without a readable page."""
+def _ogg_granule_frames(path, subtype: str, sample_rate: int) -> int | None:
+    """The frames an Ogg Vorbis or Opus file ``path`` declares at ``sample_rate`` (libsndfile's): its last page's
+    granule position (for Opus a count at 48 kHz, less the pre-skip of its OpusHead, converted to the rate
+    libsndfile decodes it at: the header's 8, 12, 16 or 24 kHz, else 48 kHz); None for a pipe or without a
+    readable page."""
     if not _regular_file(path):
         return None
     try:
@@ -305,6 +307,7 @@ def _ogg_granule_frames(path, subtype: str) -> int | None:
         if j < 0 or len(head) < j + 12:
             return None
         granule -= struct.unpack("<H", head[j + 10:j + 12])[0]
+        granule = granule * sample_rate // 48000
     return granule
 
 
