@@ -284,3 +284,27 @@ def test_a_closed_standard_output_is_a_reader_gone_not_a_traceback(monkeypatch, 
     w.close(5.0)
     assert raised == []
     assert w.reader_gone and w.error is None
+
+
+@pytest.mark.parametrize("alone", [False, True])
+def test_the_printer_with_standard_output_closed_goes_quiet_or_ends_the_run(monkeypatch, alone):
+    """`listen --no-display --osc ... >&-`: the printer's next send called drop_stdout() on a None stdout and the
+    AttributeError ended the whole run, OSC and MIDI with it. Beside other outputs it goes quiet; alone, the run
+    ends as when the reader went away."""
+    import sys
+
+    from rtclassify.commands._live import EventPrinter
+    from rtclassify.errors import OutputClosed
+
+    monkeypatch.setattr(sys, "stdout", None)
+    p = EventPrinter(alone=alone)
+    p.send([TagOn(1.0, 0.0, 0, "piano", 0.9)])
+    p._writer.flush(5.0)
+    if alone:
+        with pytest.raises(OutputClosed):
+            p.send([TagOn(2.0, 0.0, 0, "piano", 0.9)])
+    else:
+        for i in range(3):
+            p.send([TagOn(2.0 + i, 0.0, 0, "piano", 0.9)])
+    p.close(5.0)
+    assert p.fault is None

@@ -121,6 +121,8 @@ def drop_stdout() -> None:
     import os
     import sys
 
+    if sys.stdout is None:  # (started with standard output closed: nothing to flush)
+        return
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

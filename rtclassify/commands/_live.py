@@ -150,7 +150,7 @@ class EventPrinter:
         if not self._closed and (w.reader_gone or w.error is not None):
             self._closed = True
             if w.reader_gone:
-                if self.stream is sys.stdout:
+                if self.stream is not None and self.stream is sys.stdout:
                     drop_stdout()
                 if self.alone:
                     raise OutputClosed("the reader of standard output went away")
