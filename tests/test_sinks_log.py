@@ -777,3 +777,29 @@ def test_a_bad_retry_interval_is_a_parameter_error(tmp_path):
     for bad in ((0, 5), (10, 5), "x", (1,)):
         with pytest.raises(ParameterError, match="retry_interval"):
             JsonlSink(tmp_path / "ev.jsonl", retry_interval=bad)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (every write of it fails: ENOSPC)")
+def test_events_lost_at_a_failed_flush_are_not_also_counted_as_written():
+    """On a full disk the failure shows at the flush, after buffered writes: those events were said as written
+    before the log stopped ("stopped after 2 events") and counted as lost too."""
+    said = []
+    sink = JsonlSink("/dev/full", status_interval=0, on_fault=said.append)
+    sink.open()
+    sink.send(_batch(1.0))
+    assert sink.flush(timeout=10) is False
+    sink.close(timeout=5)
+    assert sink.written == 0 and sink.lost == 2
+    assert said[0].startswith("the event log /dev/full stopped after 0 events: No space left on device")
+    assert sink.fault.startswith("the event log /dev/full stopped after 0 events")
+
+
+def test_a_log_to_a_closed_standard_output_says_so(monkeypatch):
+    """`demo --no-display --log - >&-` ended with "the event log is not open"."""
+    import sys
+
+    from rtclassify.errors import SinkError
+
+    monkeypatch.setattr(sys, "stdout", None)
+    with pytest.raises(SinkError, match="standard output, which is closed; give --log FILE"):
+        JsonlSink("-").open()

@@ -257,6 +257,7 @@ class JsonlSink:
         self._abandoned = False  # close() gave up on a stalled writer, which closes the file when it is done
         self._writer_stopped = False  # the writer has taken its stop item (and decided who closes the file)
         self._writer_failed = False
+        self._unflushed = 0  # events written since the file's last flush (the writer's)
         self._busy = False  # the writer is writing a set of items
 
     # ------------------------------------------------------------------ opening
@@ -264,6 +265,8 @@ class JsonlSink:
         if self._fh is not None:
             return
         if self.path == "-":
+            if sys.stdout is None:  # (started with standard output closed: `>&-`)
+                raise SinkError("the event log goes to standard output, which is closed; give --log FILE")
             self._fh = sys.stdout
             return
         p = Path(self.path)
@@ -278,6 +281,7 @@ class JsonlSink:
         self._abandoned = False
         self._writer_stopped = False
         self._writer_failed = False
+        self._unflushed = 0  # events written since the file's last flush (the writer's)
         self._stopped = False
         self._outage = None
         self._next_check = time.monotonic() + CHECK_MOVED_S
@@ -419,12 +423,14 @@ class JsonlSink:
                         ok = False
                     if ok:
                         done.append((item, self.written - before))
+                        self._unflushed += self.written - before
                     else:
                         self._lost_unflushed(done, item)
                         fh = None
                 if fh is not None:  # caught up: one flush for everything written
                     try:
                         fh.flush()
+                        self._unflushed = 0
                     except Exception as exc:  # noqa: BLE001 - OSError, ValueError (closed) or a file's own
                         self._failed(exc)
                         self._lost_unflushed(done)
@@ -553,6 +559,7 @@ class JsonlSink:
             self.written -= n
             self._count_lost(item)
         done.clear()
+        self._unflushed = 0
         if failed is not None:
             self._count_lost(failed)
 
@@ -648,11 +655,13 @@ class JsonlSink:
             return
         now = time.monotonic()
         said = now >= self._quiet_until
-        o = self._outage = _Outage(str(why), self.written, self.retry_interval[0], said)
+        # (the events written since the last flush are counted as lost, not as written before the outage)
+        written = self.written - self._unflushed
+        o = self._outage = _Outage(str(why), written, self.retry_interval[0], said)
         self.outages += 1
         if self._first_outage is None:
             self._first_outage = (o.since, o.why)
-        self.fault = f"the event log {self.path} stopped after {self.written} events: {why} (its last line may be cut)"
+        self.fault = f"the event log {self.path} stopped after {written} events: {why} (its last line may be cut)"
         if said:
             self._quiet_until = now + QUIET_S
             self._quiet_since = o.since
