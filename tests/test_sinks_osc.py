@@ -419,7 +419,7 @@ def test_a_host_waited_for_gets_its_messages_once_it_resolves(monkeypatch):
     r = Receiver()
     up = threading.Event()
 
-    def resolve(host, port):
+    def resolve(host, port, keep=None):
         if host == "visuals.local" and not up.is_set():
             raise SinkError(f"OSC host {host!r} cannot be resolved: Name or service not known")
         return _route(r.port)
@@ -447,7 +447,7 @@ def test_a_host_waited_for_gets_its_messages_once_it_resolves(monkeypatch):
         assert sink.fault is None
         never = OscSink(Mapping.default(LABELS).osc, ["other.local:9000"], on_fault=said.append, wait=True)
         up.clear()
-        monkeypatch.setattr(osc, "_resolve", lambda h, p: (_ for _ in ()).throw(
+        monkeypatch.setattr(osc, "_resolve", lambda h, p, keep=None: (_ for _ in ()).throw(
             SinkError(f"OSC host {h!r} cannot be resolved: Name or service not known")))
         with never:
             never.send([TagOn(1.0, time.time(), 0, "piano", 0.9)])
@@ -463,7 +463,7 @@ def test_a_name_is_looked_up_again_during_the_run(monkeypatch):
 
     old, new = Receiver(), Receiver()
     target = [old.port]
-    monkeypatch.setattr(osc, "_resolve", lambda host, port: _route(target[0]))
+    monkeypatch.setattr(osc, "_resolve", lambda host, port, keep=None: _route(target[0]))
     monkeypatch.setattr(osc, "RESOLVE_EVERY", 0.05)
     monkeypatch.setattr(osc, "WAIT_RETRY", 0.05)
     said = []
@@ -492,3 +492,27 @@ def test_an_ip_address_is_not_looked_up_again(monkeypatch):
     before = {t.name for t in threading.enumerate()}
     with OscSink(Mapping.default(LABELS).osc, ["127.0.0.1:9"]):
         assert "rtclassify-osc-resolve" not in {t.name for t in threading.enumerate()} - before
+
+
+def test_a_name_with_several_addresses_keeps_the_one_in_use(monkeypatch):
+    """A name whose addresses come in another order at each lookup (round-robin DNS, a host on wired and
+    wireless networks) moved the destination back and forth every 30 s: the address in use is kept while it is
+    still one of the name's."""
+    import rtclassify.sinks.osc as osc
+
+    a = (socket.AF_INET, socket.SOCK_DGRAM, 17, "", ("127.0.0.2", 9000))
+    b = (socket.AF_INET, socket.SOCK_DGRAM, 17, "", ("127.0.0.3", 9000))
+    answers = [[a, b], [b, a], [b]]
+    monkeypatch.setattr(osc.socket, "getaddrinfo", lambda *args, **kw: answers.pop(0))
+    first = osc._resolve("visuals.local", 9000)
+    assert first == (socket.AF_INET, ("127.0.0.2", 9000))
+    assert osc._resolve("visuals.local", 9000, keep=first) == first  # answered b first: a kept
+    assert osc._resolve("visuals.local", 9000, keep=first) == (socket.AF_INET, ("127.0.0.3", 9000))  # a gone
+
+
+def test_the_fault_line_can_be_read_while_a_send_fails_for_the_first_time():
+    """Listener.counters(), which a host may call from any thread, reads every output's fault: a destination
+    counted before its first error was kept raised KeyError there."""
+    sink = OscSink(Mapping.default(LABELS).osc, ["127.0.0.1:9"])
+    sink.send_errors["127.0.0.1:9"] = 1  # (the moment between the two updates of a first failure)
+    assert sink.fault == "OSC to 127.0.0.1:9: 1 datagram(s) not sent (failed)"

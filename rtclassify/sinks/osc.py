@@ -120,9 +120,11 @@ def _udp_socket(family) -> socket.socket:
     return s
 
 
-def _resolve(host: str, port: int) -> tuple:
+def _resolve(host: str, port: int, keep: tuple | None = None) -> tuple:
     """``(family, sockaddr)`` of the first address of ``host`` with a route (a UDP ``connect`` on a probe
-    socket, which sends nothing); a SinkError that says why otherwise."""
+    socket, which sends nothing); ``keep`` (the one in use) when it is still one of the host's addresses with a
+    route (a name with several, whose order changes from one lookup to the next: round-robin DNS, a host on
+    wired and wireless networks); a SinkError that says why otherwise."""
     try:
         info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     except socket.gaierror as exc:
@@ -130,7 +132,11 @@ def _resolve(host: str, port: int) -> tuple:
     except (UnicodeError, ValueError) as exc:  # e.g. an empty label: 'a..b', or one over 63 characters
         raise SinkError(f"OSC host {host!r} is not a valid host name: {exc}") from None
     first_error = None
-    for family, _, _, _, sockaddr in _preferred(info):
+    candidates = [(family, sockaddr) for family, _, _, _, sockaddr in _preferred(info)]
+    if keep is not None and keep in candidates:
+        candidates.remove(keep)
+        candidates.insert(0, keep)
+    for family, sockaddr in candidates:
         try:
             probe = _udp_socket(family)
         except OSError as exc:  # a family this system has no sockets for
@@ -275,7 +281,7 @@ class OscSink(EventDispatch):
                     continue
                 last[i] = now
                 try:
-                    new = _resolve(host, port)
+                    new = _resolve(host, port, keep=route)
                 except SinkError:
                     continue  # waited for still, or the old address kept (its sends count their failures)
                 if new == route:
@@ -300,7 +306,10 @@ class OscSink(EventDispatch):
     def fault(self) -> str | None:
         """The sends that failed during the run and the destinations never reached (waited for in vain), in one
         line (None when every one went out)."""
-        faults = [f"OSC to {d}: {n} datagram(s) not sent ({self._first_error[d]})" for d, n in self.send_errors.items()]
+        # (a copy of the counts, and the first errors read with a default: a host may read this from another
+        # thread, through Listener.counters(), while a send fails for the first time)
+        faults = [f"OSC to {d}: {n} datagram(s) not sent ({self._first_error.get(d, 'failed')})"
+                  for d, n in list(self.send_errors.items())]
         if self.wait:
             faults += [f"OSC host {h}:{p} was never reached" for h, p in self.destinations
                        if (h, p) not in self._reached]
@@ -392,9 +401,9 @@ class OscSink(EventDispatch):
                 self._socks[family].sendto(data, addr)
             except OSError as exc:
                 n = self.send_errors.get(dest, 0)
-                self.send_errors[dest] = n + 1
                 if n == 0:
                     self._first_error[dest] = exc.strerror or str(exc)
+                self.send_errors[dest] = n + 1
                 if dest not in self._failing:
                     self._failing.add(dest)
                     self._on_fault(f"OSC send to {dest} failed: {exc.strerror or exc}; going on (failures are "
