@@ -265,17 +265,48 @@ def test_tag_command_says_what_it_could_not_tag(bundle_dir, tmp_path, capsys):
     assert cli.main(["tag", str(empty), "--bundle", str(bundle_dir), "--plot", str(tmp_path / "e.png")]) == 0
     assert f"{empty}: no samples: nothing to tag, no plot" in capsys.readouterr().err  # no PNG, said
     assert not (tmp_path / "e.png").exists()
-    assert cli.main(["tag", "-", "--bundle", str(bundle_dir)]) == 1  # said "-: no such file"
-    assert "-: rtclassify tag reads audio files, not standard input" in capsys.readouterr().err
+    assert cli.main(["tag", "-", str(one), "--bundle", str(bundle_dir)]) == 1  # said "-: no such file"
+    assert "-: standard input can be tagged as the only FILE, not among others" in capsys.readouterr().err
 
 
-def test_tag_command_refuses_a_pipe(bundle_dir, tmp_path, capsys):
+def test_tag_command_refuses_a_pipe_among_other_files(bundle_dir, tmp_path, capsys):
     import os
 
     fifo = tmp_path / "in.wav"
     os.mkfifo(fifo)  # never opened: the check reads only its type
-    assert cli.main(["tag", str(fifo), "--bundle", str(bundle_dir)]) == 1
-    assert f"{fifo}: is a pipe" in capsys.readouterr().err
+    other = tmp_path / "a.wav"
+    sf.write(other, tb.demo_signal(16000)[:16000], 16000)
+    assert cli.main(["tag", str(other), str(fifo), "--bundle", str(bundle_dir)]) == 1
+    assert f"{fifo}: a pipe can be tagged as the only FILE" in capsys.readouterr().err
+
+
+def test_tag_command_reads_standard_input_and_a_pipe_alone(bundle_dir, tmp_path):
+    """`ffmpeg -i take.m4a -f wav - | rtclassify tag -` (a format libsndfile cannot read, converted on the fly)
+    was refused: standard input or a pipe, the only FILE, is read once as it comes, as a file gives it."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    x = tb.demo_signal(16000)[: 2 * 16000]
+    wav = tmp_path / "a.wav"
+    sf.write(wav, x, 16000)
+    cmd = [sys.executable, "-m", "rtclassify.cli", "tag", "--bundle", str(bundle_dir), "--format", "csv"]
+    from_file = subprocess.run(cmd + [str(wav)], capture_output=True, timeout=120)
+    assert from_file.returncode == 0, from_file.stderr
+    from_stdin = subprocess.run(cmd + ["-"], input=wav.read_bytes(), capture_output=True, timeout=120)
+    assert from_stdin.returncode == 0, from_stdin.stderr
+    assert from_stdin.stdout == from_file.stdout and from_file.stdout.count(b"\n") > 10
+    fifo = tmp_path / "in.wav"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(wav.read_bytes()))
+    writer.start()
+    from_pipe = subprocess.run(cmd + [str(fifo)], capture_output=True, timeout=120)
+    writer.join(30)
+    assert from_pipe.returncode == 0, from_pipe.stderr
+    assert from_pipe.stdout == from_file.stdout
+    bad = subprocess.run(cmd + ["-"], input=b"not audio", capture_output=True, timeout=120)
+    assert bad.returncode == 1 and b"- (standard input): cannot read audio" in bad.stderr
 
 
 def test_tag_command_plot(bundle_dir, tmp_path):

@@ -19,9 +19,9 @@ it gives the outputs and events the file would give played live.
 
 inputs:
   Each FILE is an audio file (WAV, FLAC, OGG, MP3, AIFF, ...). A folder is not
-  searched: name its files (DIR/*.wav). Standard input (-) and pipes are
-  refused: save the stream to a file first, or use Classifier.tag_file, which
-  reads a WAV or Ogg stream once.
+  searched: name its files (DIR/*.wav). Standard input (-) or a pipe is read
+  once, as the only FILE, as a WAV or Ogg stream (a format libsndfile cannot
+  read: ffmpeg -i take.m4a -f wav - | rtclassify tag -).
 
 output:
   The format follows --out's extension: .csv, or .jsonl or .ndjson; --format
@@ -72,7 +72,7 @@ SOME_FAILED = 3
 
 _PROB_DIGITS = 5
 #: what to do with audio that is not a file (standard input, a pipe)
-_STREAM_HINT = "save the stream to a file first, or use Classifier.tag_file, which reads a WAV or Ogg stream once"
+_STREAM_HINT = "save the stream to a file first, or tag it alone: a WAV or Ogg stream is read once"
 
 FORMATS = ("jsonl", "csv")
 #: output file extensions and the format each implies
@@ -89,7 +89,7 @@ INTERMIXED = True
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("files", nargs="+", metavar="FILE",
-                        help="audio files (WAV, FLAC, OGG, MP3, AIFF, ...; not a folder, not - or a pipe)")
+                        help="audio files (WAV, FLAC, OGG, MP3, AIFF, ...; not a folder; - or a pipe alone)")
     parser.add_argument("--format", choices=FORMATS,
                         help="output format (default: csv for an --out ending in .csv, else jsonl)")
     parser.add_argument("--out", metavar="PATH", type=nonempty("a file (or -)"),
@@ -447,26 +447,34 @@ def _say(line: str) -> None:
         print(line, file=sys.stderr)
 
 
-def _check_file(path: str, args: argparse.Namespace):
-    """The :class:`~rtclassify.audio.files.AudioInfo` of one input, after the checks made before any output (a
-    file that is standard input or a pipe, missing, unreadable or damaged, at a rate the engine or the trackers do
-    not take, without --channel's channel); each raises a one-line error naming the file."""
+def _is_stream(path: str) -> bool:
+    """Whether ``path`` is standard input (``-``) or a pipe (``<(...)``, a named pipe): audio read once."""
     import os
     import stat
 
+    if path == "-":
+        return True
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        return False  # info() names a missing or unreadable file
+
+
+def _check_file(path: str, args: argparse.Namespace):
+    """The :class:`~rtclassify.audio.files.AudioInfo` of one input, after the checks made before any output (a
+    file missing, unreadable or damaged, at a rate the engine or the trackers do not take, without --channel's
+    channel); each raises a one-line error naming the file. None for standard input or a pipe, the only FILE:
+    read once, by the tagging (which checks it as it opens it)."""
     from ..audio import files as audio_files
     from ..engine.session import check_sample_rate
     from ..errors import RtclassifyError
 
-    if path == "-":
-        raise RtclassifyError(f"-: rtclassify tag reads audio files, not standard input ({_STREAM_HINT})")
-    try:
-        pipe = stat.S_ISFIFO(os.stat(path).st_mode)
-    except OSError:
-        pipe = False  # info() names a missing or unreadable file
-    if pipe:
-        # its header would be read once for the checks and be gone for the tagging
-        raise RtclassifyError(f"{path}: is a pipe; rtclassify tag reads audio files ({_STREAM_HINT})")
+    if _is_stream(path):
+        # its header would be read once for the checks and be gone for the tagging: the only input, read once
+        if len(args.files) == 1:
+            return None
+        what = "standard input" if path == "-" else "a pipe"
+        raise RtclassifyError(f"{path}: {what} can be tagged as the only FILE, not among others ({_STREAM_HINT})")
     inf = audio_files.info(path)  # one clear line for a missing/unsupported file
     if inf.truncation:
         _say(f"warning: {inf.truncation}")
@@ -479,17 +487,21 @@ def _check_file(path: str, args: argparse.Namespace):
     return inf
 
 
-def _with_hint(exc: Exception, hint: str) -> Exception:
-    """``exc`` (one of the package's errors) with ``hint`` added to its message, of the same class where it can
-    be made from a message alone."""
+def _reworded(exc: Exception, text: str) -> Exception:
+    """One of the package's errors with the message ``text``, of ``exc``'s class where it can be made from a
+    message alone."""
     from ..errors import RtclassifyError
 
-    text = f"{exc} ({hint})"
     try:
         new = type(exc)(text)
     except TypeError:
         new = RtclassifyError(text)
     return new if str(new) == text else RtclassifyError(text)
+
+
+def _with_hint(exc: Exception, hint: str) -> Exception:
+    """``exc`` (one of the package's errors) with ``hint`` added to its message."""
+    return _reworded(exc, f"{exc} ({hint})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -549,7 +561,7 @@ def run(args: argparse.Namespace) -> int:
         raise RtclassifyError(f"none of the {len(args.files)} files can be tagged (each is said above)")
     clf = Classifier.load(args.bundle, backend=args.backend, threads=args.threads)
     for _, _, inf in todo:
-        narrow = clf.bundle.narrow_band(inf.sample_rate, str(inf.path))
+        narrow = clf.bundle.narrow_band(inf.sample_rate, str(inf.path)) if inf is not None else None
         if narrow:
             _say(f"warning: {narrow}")
 
@@ -561,10 +573,16 @@ def run(args: argparse.Namespace) -> int:
     header = True  # (CSV: before the first file written)
     try:
         for n, path, inf in todo:
-            if inf.frames == 0:
+            if inf is not None and inf.frames == 0:
                 _say(f"{path}: no samples: nothing to tag" + (", no plot" if pngs else ""))
+            source = "/dev/stdin" if path == "-" else path  # (standard input or a pipe: opened once, as it comes)
             try:
-                if show_progress and inf.duration > 20:
+                if inf is None:
+                    result = clf.tag_file(source, channel=args.channel, hop=args.hop, techniques=args.techniques)
+                    narrow = clf.bundle.narrow_band(result.sample_rate, path)
+                    if narrow:
+                        _say(f"warning: {narrow}")
+                elif show_progress and inf.duration > 20:
                     from rich.console import Console
                     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -577,13 +595,18 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     result = clf.tag_file(path, channel=args.channel, hop=args.hop, techniques=args.techniques)
             except RtclassifyError as exc:  # (damaged inside, past what the checks read)
+                if path == "-":  # named as the user gave it
+                    exc = _reworded(exc, str(exc).replace("/dev/stdin", "- (standard input)"))
                 file_failed(path, exc)
                 continue
             if result.nonfinite_replaced:
                 _say(f"warning: {path}: {result.nonfinite_replaced} NaN or infinite sample(s) were taken as 0")
-            if inf.frames and not len(result):
-                _say(f"{path}: {inf.frames} sample(s) ({inf.frames / inf.sample_rate * 1000:.3g} ms) are fewer "
+            frames = inf.frames if inf is not None else int(round(result.duration * result.sample_rate))
+            if frames and not len(result):
+                _say(f"{path}: {frames} sample(s) ({frames / result.sample_rate * 1000:.3g} ms) are fewer "
                      f"than one output of the model needs: nothing to tag")
+            elif inf is None and not frames:
+                _say(f"{path}: no samples: nothing to tag" + (", no plot" if pngs else ""))
             file_field = path if several else None
             try:
                 if fmt == "jsonl":
@@ -596,7 +619,7 @@ def run(args: argparse.Namespace) -> int:
                 raise
             except OSError as exc:
                 raise SinkError(f"cannot write to {where} ({exc.strerror or exc})") from exc
-            if pngs and inf.frames:
+            if pngs and frames:
                 plots.append(_AtomicOutput(pngs[n], binary=True))
                 plot(result, path, pngs[n], args.channel, plots[-1].file)
                 plots[-1].close()
