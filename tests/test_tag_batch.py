@@ -177,8 +177,9 @@ def test_tag_help_names_the_columns_fields_inputs_and_exit_statuses(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for words in ("pitch,vibrato,vibrato_rate,vibrato_extent,tremolo,", "tremolo_rate,tremolo_depth",
                   "leading file column", '"file" field', '"probs"', '"active"', '"pitch"', '"vibrato"',
-                  '"tremolo"', '"event"', '"technique"', "A folder is not searched", "Standard input (-) or a pipe is read",
-                  "save the stream to a file first", "exit status:", "130"):
+                  '"tremolo"', '"event"', '"technique"', "A folder is not searched",
+                  "Standard input (-) or a pipe is read once, as the only FILE", "-f wav - | rtclassify tag -",
+                  "exit status:", "130"):
         assert words in text, words
 
 
