@@ -213,3 +213,18 @@ def test_file_names_may_follow_options(bundle_dir, signal, tmp_path, capsys):
     out = tmp_path / "o.csv"
     assert cli.main(["tag", str(a), "--out", str(out), str(b), "--bundle", str(bundle_dir), "--no-techniques"]) == 0
     assert {r.split(",")[0] for r in out.read_text().splitlines()[1:]} == {str(a), str(b)}
+
+
+def test_with_file_names_a_single_file_too(bundle_dir, signal, tmp_path, capsys):
+    """`for f in *.wav; do rtclassify tag "$f" >> all.jsonl; done` lost which file each line came from: the
+    file field came with several files only."""
+    a = tmp_path / "a.wav"
+    sf.write(a, signal, SR)
+    assert cli.main(["tag", str(a), "--bundle", str(bundle_dir), "--no-techniques", "--with-file"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines and all(x["file"] == str(a) for x in lines)
+    out = tmp_path / "a.csv"
+    assert cli.main(["tag", str(a), "--bundle", str(bundle_dir), "--no-techniques", "--with-file", "--out",
+                     str(out)]) == 0
+    rows = out.read_text().splitlines()
+    assert rows[0].startswith("file,time,") and all(r.startswith(f"{a},") for r in rows[1:])

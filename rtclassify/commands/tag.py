@@ -47,12 +47,12 @@ output:
     tremolo_rate,tremolo_depth
   (the tracker columns unless --no-techniques; pitch is empty where none).
 
-  With several files every object gets a "file" field, and every row a
-  leading file column (a name that is not valid UTF-8 has its bytes written
-  as \\xNN). --out is written to a temporary file that replaces PATH only when
-  the run succeeds (with --keep-going, when some file was tagged), so a failed
-  run leaves an existing PATH as it was; a write-protected PATH is refused
-  unless --force.
+  With several files (or --with-file) every object gets a "file" field, and
+  every row a leading file column (a name that is not valid UTF-8 has its
+  bytes written as \\xNN). --out is written to a temporary file that replaces
+  PATH only when the run succeeds (with --keep-going, when some file was
+  tagged), so a failed run leaves an existing PATH as it was; a write-protected
+  PATH is refused unless --force.
 
   --plot PNG draws the waveform above a tag-activity heatmap (needs
   matplotlib: the plot extra); with several files one PNG each,
@@ -114,6 +114,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"a file that cannot be read or tagged is said in one line and left out, the others "
                              f"are tagged and written; the exit status is then {SOME_FAILED} (default: stop at the "
                              f"first such file, exit status 1)")
+    parser.add_argument("--with-file", action="store_true",
+                        help="the file field or column for a single FILE too (as several files get it: a script "
+                             "that tags one file at a time into one output keeps the names)")
     parser.add_argument("--force", action="store_true",
                         help="replace a write-protected --out or --plot file (refused without it)")
 
@@ -607,7 +610,7 @@ def run(args: argparse.Namespace) -> int:
                      f"than one output of the model needs: nothing to tag")
             elif inf is None and not frames:
                 _say(f"{path}: no samples: nothing to tag" + (", no plot" if pngs else ""))
-            file_field = path if several else None
+            file_field = path if several or getattr(args, "with_file", False) else None
             try:
                 if fmt == "jsonl":
                     write_jsonl(out, result, file_field)
