@@ -226,6 +226,7 @@ def test_learning_twice_chains_the_heads(learned):
     assert [t["tag"] for t in clf3.bundle.meta["learned_tags"]] == ["bell", "hum120"]
 
 
+@pytest.mark.filterwarnings("ignore::rtclassify.errors.WeakTagWarning")  # (the tiny test model)
 def test_examples_of_different_rates_and_files(base, tmp_path):
     import soundfile as sf
 

@@ -33,6 +33,13 @@ negatives are always added unless --no-generic: about 42 s of music covering
 the twelve built-in tags, speech and singing from the default model's data
 recipe (training timbres), plus silence, noise and hum.
 
+A warning (weak tag) says when the head may turn the tag on for sounds that
+are not it: in cross-validation, the examples themselves cannot be told from
+your negatives or the generic ones, or the tag is on for over a tenth of a kind
+of negatives, or (--no-generic) it takes over a tenth of the generic ones for
+its sound. Either way, check the tag over the band or the room alone before a
+show: rtclassify tag --bundle OUT band.wav.
+
 examples:
   rtclassify learn --tag fuzz fuzz1.wav fuzz2.wav fuzz3.wav \\
       --negatives clean.wav --out fuzz_bundle
@@ -62,7 +69,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true",
                    help="replace an existing bundle at --out (a folder holding other files is still refused)")
     p.add_argument("--no-generic", action="store_true",
-                   help="do not add the generic negatives (then --negatives is required)")
+                   help="do not add the generic negatives (then --negatives is required; such a head never meets "
+                        "other music, speech or noise: it is scored on them after, and a warning says when it "
+                        "takes over a tenth of them for its sound)")
     p.add_argument("--no-mix", action="store_true",
                    help="do not also learn from copies of the examples mixed into generic music (better for a "
                         "sound that is heard alone, worse when it plays with the band; see rtclassify/learn/RESULTS.md)")

@@ -244,7 +244,7 @@ class LinearHead:
 
 def fit_head(X_pos: np.ndarray, X_neg: np.ndarray, groups_pos: np.ndarray | None = None,
              groups_neg: np.ndarray | None = None, l2: float | None = None, off_ratio: float = 0.7,
-             max_folds: int = 4, seed: int = 0) -> LinearHead:
+             max_folds: int = 4, seed: int = 0, kinds_pos=None, kinds_neg=None) -> LinearHead:
     """Fit a :class:`LinearHead` (see the module notes).
 
     Parameters
@@ -267,6 +267,13 @@ def fit_head(X_pos: np.ndarray, X_neg: np.ndarray, groups_pos: np.ndarray | None
         Most cross-validation folds.
     seed : int
         Fold assignment seed.
+    kinds_pos, kinds_neg : sequence of str, optional
+        What each row is (the positives' ``"examples"``, ``"shifted"`` or ``"mixed"`` copies, the negatives'
+        ``"yours"`` or ``"generic"``): the head's info then also holds the cross-validated ROC-AUC of each
+        kind of positive against each kind of negative (``cv_roc_auc_by_kind``, keys ``"POS/NEG"``) and the
+        share of each kind of negative the on threshold takes in cross-validation (``cv_on_share_by_kind``).
+        The pooled figure can hide a tag that cannot tell the examples from the user's negatives behind easy
+        rows (mixed copies against clean negatives, the generic negatives).
 
     Returns
     -------
@@ -278,10 +285,31 @@ def fit_head(X_pos: np.ndarray, X_neg: np.ndarray, groups_pos: np.ndarray | None
         No rows in a class, mismatched dimensions or non-finite embeddings.
     """
     with single_thread_blas():
-        return _fit_head(X_pos, X_neg, groups_pos, groups_neg, l2, off_ratio, max_folds, seed)
+        head = _fit_head(X_pos, X_neg, groups_pos, groups_neg, l2, off_ratio, max_folds, seed,
+                         None if kinds_pos is None else np.asarray(kinds_pos, str),
+                         None if kinds_neg is None else np.asarray(kinds_neg, str))
+    return head
 
 
-def _fit_head(X_pos, X_neg, groups_pos, groups_neg, l2, off_ratio, max_folds, seed) -> LinearHead:
+def _by_kind(y, oof, kinds, on) -> tuple[dict, dict]:
+    """Cross-validated ROC-AUC of each kind of positive against each kind of negative (rows scored out of fold),
+    and the share of each kind of negative at or above ``on``."""
+    ok = ~np.isnan(oof)
+    auc, share = {}, {}
+    pos_kinds = sorted(set(kinds[(y == 1) & ok]))
+    neg_kinds = sorted(set(kinds[(y == 0) & ok]))
+    for nk in neg_kinds:
+        neg = (y == 0) & ok & (kinds == nk)
+        share[nk] = round(float(np.mean(oof[neg] >= on)), 5)
+        for pk in pos_kinds:
+            pos = (y == 1) & ok & (kinds == pk)
+            rows = pos | neg
+            auc[f"{pk}/{nk}"] = round(float(roc_auc(y[rows], oof[rows])), 5)
+    return auc, share
+
+
+def _fit_head(X_pos, X_neg, groups_pos, groups_neg, l2, off_ratio, max_folds, seed, kinds_pos=None,
+              kinds_neg=None) -> LinearHead:
     X_pos = np.asarray(X_pos, np.float64)
     X_neg = np.asarray(X_neg, np.float64)
     if X_pos.ndim != 2 or X_neg.ndim != 2 or X_pos.shape[1] != X_neg.shape[1]:
@@ -294,6 +322,11 @@ def _fit_head(X_pos, X_neg, groups_pos, groups_neg, l2, off_ratio, max_folds, se
         raise ParameterError("embeddings hold NaN or infinite values")
     if not 0.0 < off_ratio <= 1.0:
         raise ParameterError(f"off_ratio must be in (0, 1] (got {off_ratio})")
+    if (kinds_pos is not None and len(kinds_pos) != len(X_pos)) or \
+            (kinds_neg is not None and len(kinds_neg) != len(X_neg)):
+        raise ParameterError(f"kinds_pos / kinds_neg must give one kind per row ({len(X_pos)} / {len(X_neg)}); got "
+                             f"{None if kinds_pos is None else len(kinds_pos)} / "
+                             f"{None if kinds_neg is None else len(kinds_neg)}")
     gp = np.arange(len(X_pos)) if groups_pos is None else np.asarray(groups_pos, np.int64)
     gn = np.arange(len(X_neg)) if groups_neg is None else np.asarray(groups_neg, np.int64)
     X = np.concatenate([X_pos, X_neg])
@@ -369,4 +402,7 @@ def _fit_head(X_pos, X_neg, groups_pos, groups_neg, l2, off_ratio, max_folds, se
         "n_positive": int(len(X_pos)),
         "n_negative": int(len(X_neg)),
     }
+    if kinds_pos is not None and kinds_neg is not None and ok.any():
+        info["cv_roc_auc_by_kind"], info["cv_on_share_by_kind"] = _by_kind(
+            y, oof, np.concatenate([kinds_pos, kinds_neg]), on)
     return LinearHead(weight=weight, bias=bias, on=on, off=float(on * off_ratio), info=info)
