@@ -217,6 +217,7 @@ def test_subprocess_demo_log_refusal_keeps_the_mapping(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------- evaluate
+@pytest.mark.filterwarnings("ignore::rtclassify.errors.WeakTagWarning")  # (the tiny test model)
 def test_evaluate_scores_a_learned_bundle_on_the_tags_the_data_has(tmp_path, tiny_data):
     pytest.importorskip("torch")
     pytest.importorskip("onnx")
