@@ -338,15 +338,21 @@ def test_a_record_json_cannot_hold_is_left_out_counted_and_reported_once_and_the
                                  f"event TagOn: TypeError: ")
 
 
-def test_a_write_that_fails_otherwise_is_a_fault_like_a_full_disk(tmp_path):
-    """A write that fails with any Exception, not only OSError and ValueError, is a failure of the file like a
-    full disk: reported, flush() says False, the events are counted and the file is tried again."""
+def _log_with_one_batch(tmp_path):
+    """An open log (no status lines) that wrote one batch: its path, the lines it said and the sink."""
     path = tmp_path / "ev.jsonl"
     said = []
     sink = JsonlSink(path, status_interval=0, on_fault=said.append)
     sink.open()
     sink.send(_batch(1.0))
     assert sink.flush(timeout=10)
+    return path, said, sink
+
+
+def test_a_write_that_fails_otherwise_is_a_fault_like_a_full_disk(tmp_path):
+    """A write that fails with any Exception, not only OSError and ValueError, is a failure of the file like a
+    full disk: reported, flush() says False, the events are counted and the file is tried again."""
+    path, said, sink = _log_with_one_batch(tmp_path)
     real = sink._write_events
 
     def broken(*a, **kw):
@@ -368,12 +374,7 @@ def test_a_writer_that_fails_is_a_fault_and_flush_says_so(tmp_path):
     """A failure of the writer thread itself (not an Exception) stops the log for good, is reported like a full
     disk, and flush() says False: what was queued was not written."""
     error = SystemExit
-    path = tmp_path / "ev.jsonl"
-    said = []
-    sink = JsonlSink(path, status_interval=0, on_fault=said.append)
-    sink.open()
-    sink.send(_batch(1.0))
-    assert sink.flush(timeout=10)
+    path, said, sink = _log_with_one_batch(tmp_path)
 
     def broken(*a, **kw):
         raise error("a bug in the writer")
