@@ -470,3 +470,13 @@ def test_a_tag_learned_without_the_generic_negatives_is_scored_on_them(base):
     assert 0.0 <= share <= 1.0
     said = [str(w.message) for w in caught if issubclass(w.category, WeakTagWarning)]
     assert any("of the generic music, speech and noise for its sound" in m for m in said) == (share > 0.1)
+
+
+@pytest.mark.filterwarnings("ignore::rtclassify.errors.WeakTagWarning")  # (the tiny test model)
+def test_an_example_whose_channels_cancel_says_so(base):
+    """A stereo take whose right channel is the left one inverted was called "silent (digital silence)"."""
+    x = bell(SR, 2.0, 1)
+    with pytest.raises(ParameterError, match=r"positives\[0\]: its channels cancel when averaged \(the peak falls "
+                                             r"from .* dBFS to .* dBFS: one channel is the other's inverse\?\)"):
+        base.learn("x", [np.stack([x, -x], axis=1)], sample_rate=SR)
+    base.learn("x", [np.stack([x, 0.5 * x], axis=1)], sample_rate=SR, pitch_shifts=())  # (a real stereo take)

@@ -77,12 +77,21 @@ def _mono(a: np.ndarray, where: str) -> np.ndarray:
     if a.ndim == 2:
         n0, n1 = a.shape
         if n1 <= MAX_CHANNELS and n0 >= n1:
-            a = a.mean(axis=1, dtype=np.float64)
+            axis = 1
         elif n0 <= MAX_CHANNELS and n0 < n1:
-            a = a.mean(axis=0, dtype=np.float64)
+            axis = 0
         else:
             raise ParameterError(f"{where}: audio must have shape (n,), (n, channels) or (channels, n) with at most "
                                  f"{MAX_CHANNELS} channels; got {a.shape}")
+        peak = float(np.max(np.abs(a))) if a.size else 0.0
+        a = a.mean(axis=axis, dtype=np.float64)
+        mixed = float(np.max(np.abs(a))) if a.size else 0.0
+        if peak > 1e-4 and np.isfinite(peak) and mixed < 1e-3 * peak:
+            # (a channel that is another's inverse, as a miswired or polarity-flipped stereo take: it was called
+            # digital silence)
+            raise ParameterError(f"{where}: its channels cancel when averaged (the peak falls from "
+                                 f"{20 * np.log10(peak):.1f} dBFS to {20 * np.log10(max(mixed, 1e-10)):.1f} dBFS: "
+                                 f"one channel is the other's inverse?); give one channel, or fix its polarity")
     elif a.ndim != 1:
         raise ParameterError(f"{where}: audio must have shape (n,), (n, channels) or (channels, n); got {a.shape}")
     a = np.ascontiguousarray(a, dtype=np.float32)
