@@ -289,7 +289,7 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
   if (cfg_.tremolo_under_vibrato && real_vibrato && v.on && !own) {
     if (clean_age_ < 0 || ++clean_age_ >= kAttributionEvery) {
       clean_age_ = 0;
-      // (a tremolo on from this analysis keeps it down to half the exclusion: a rate near its edge, 6.0 Hz under
+      // (a tremolo on from this analysis keeps it down to 3/4 of the exclusion: a rate near its edge, 6.0 Hz under
       // a 5.5 Hz vibrato, was in and out of it from one refresh to the next, the tremolo on and off with it)
       const double exclusion = clean_decided_ ? 0.75 * cfg_.exclusion : cfg_.exclusion;
       clean_ = tremolo_.analyze_without(vibrato_.estimate().rate, cfg_.harmonics, vibrato_.analyzer(), exclusion);

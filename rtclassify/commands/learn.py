@@ -35,10 +35,12 @@ recipe (training timbres), plus silence, noise and hum.
 
 A warning (weak tag) says when the head may turn the tag on for sounds that
 are not it: in cross-validation, the examples themselves cannot be told from
-your negatives or the generic ones, or the tag is on for over a tenth of a kind
-of negatives, or (--no-generic) it takes over a tenth of the generic ones for
-its sound. Either way, check the tag over the band or the room alone before a
-show: rtclassify tag --bundle OUT band.wav.
+your negatives or the generic ones, or the tag is on for over a tenth of your
+negatives, or (--no-generic) it takes over a quarter of the generic ones for
+its sound. The summary line gives the share of the generic and of your
+negatives the tag is on for in cross-validation (the generic music holds every
+built-in family: a good tag takes some). Either way, check the tag over the
+band or the room alone before a show: rtclassify tag --bundle OUT band.wav.
 
 examples:
   rtclassify learn --tag fuzz fuzz1.wav fuzz2.wav fuzz3.wav \\
@@ -47,6 +49,14 @@ examples:
       --out my_bundle2.zip
   rtclassify listen --bundle fuzz_bundle --midi-virtual rtclassify
 """
+
+
+def _on_shares(cv: dict) -> str:
+    """", on for 9% of the generic negatives and 0% of yours in cross-validation" (nothing without the figures)."""
+    shares = cv.get("cv_on_share_by_kind") or {}
+    parts = [f"{100 * shares[k]:.0f}% of {what}" for k, what in (("generic", "the generic negatives"),
+                                                                  ("yours", "yours")) if k in shares]
+    return f", on for {' and '.join(parts)} in cross-validation" if parts else ""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -71,7 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-generic", action="store_true",
                    help="do not add the generic negatives (then --negatives is required; such a head never meets "
                         "other music, speech or noise: it is scored on them after, and a warning says when it "
-                        "takes over a tenth of them for its sound)")
+                        "takes over a quarter of them for its sound)")
     p.add_argument("--no-mix", action="store_true",
                    help="do not also learn from copies of the examples mixed into generic music (better for a "
                         "sound that is heard alone, worse when it plays with the band; see rtclassify/learn/RESULTS.md)")
@@ -132,7 +142,7 @@ def run(args) -> int:
     console.print(f"learned tag {args.tag!r} from {len(rec['positives'])} example(s) "
                   f"({rec['windows']['positive']} windows; {rec['windows']['negative']} negative windows) in "
                   f"{dt:.1f} s: cross-validated ROC-AUC {auc}, threshold on {rec['thresholds']['on']:.2f} / off "
-                  f"{rec['thresholds']['off']:.2f}")
+                  f"{rec['thresholds']['off']:.2f}{_on_shares(cv)}")
     console.print(f"bundle: {args.out} (tags: {', '.join(new.labels)})")
     if rec.get("warning"):
         from rich.markup import escape
