@@ -253,3 +253,12 @@ def test_a_whole_opus_file_at_any_of_its_rates_is_read_whole(tmp_path, rate):
     assert sr == rate and len(data) == 3 * rate
     with files.open_blocks(path) as (inf, blocks):
         assert sum(len(b) for b in blocks) == inf.frames == 3 * rate
+
+
+def test_a_wav_stream_s_declared_length_leaves_out_a_streaming_writer_s_placeholder():
+    """`ffmpeg ... -f wav -` writes a data size of 0xFFFFFFFF, which libsndfile reports as 2**31 - 1 frames of 16-bit
+    mono: no declared length, or every such stream would be called cut short."""
+    inf = files.AudioInfo("-", 44100, 2 ** 31 - 1, 1, "WAV")
+    assert files.stream_declared_frames(inf, "PCM_16") is None
+    assert files.stream_declared_frames(files.AudioInfo("-", 44100, 169600, 1, "WAV"), "PCM_16") == 169600
+    assert files.stream_declared_frames(files.AudioInfo("-", 44100, 169600, 1, "OGG"), "VORBIS") is None

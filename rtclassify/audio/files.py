@@ -11,7 +11,7 @@ import os
 import stat
 import struct
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -52,6 +52,9 @@ class AudioInfo:
     #: a recorder that was stopped or a copy that did not finish); 0 when it is whole or the format does
     #: not say. ``frames`` counts only what is present, and only that is read.
     missing_frames: int = 0
+    #: for a WAV stream (a pipe, standard input, opened by :func:`open_blocks`): the frames its header declares,
+    #: which only reading it through can check (:attr:`frames` is then that count too); None otherwise
+    stream_frames: int | None = None
 
     @property
     def duration(self) -> float:
@@ -113,6 +116,23 @@ def _wav_missing_frames(path, frames_present: int) -> int:
                     fh.seek(size + (size % 2), os.SEEK_CUR)
     except (OSError, struct.error):
         return 0
+
+
+#: bytes a sample of each PCM subtype takes (a WAV stream's declared length, :func:`stream_declared_frames`)
+_SAMPLE_BYTES = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
+                 "ULAW": 1, "ALAW": 1}
+
+
+def stream_declared_frames(inf: "AudioInfo", subtype: str) -> int | None:
+    """The frames a WAV stream's header declares (read from a pipe, whose header cannot be read again), or None when
+    it declares none: not a WAV of plain samples, or a streaming writer's placeholder (``ffmpeg ... -f wav -``
+    writes a data size of 0xFFFFFFFF, which libsndfile reports as about 2**31 bytes of frames)."""
+    width = _SAMPLE_BYTES.get(subtype)
+    if inf.format not in ("WAV", "WAVEX") or width is None or not 0 < inf.frames < UNKNOWN_FRAMES:
+        return None
+    if inf.frames * inf.channels * width >= _UNKNOWN_DATA_SIZE:
+        return None
+    return int(inf.frames)
 
 
 def _os_reason(exc: OSError) -> str:
@@ -539,6 +559,8 @@ def open_blocks(path, blocksize: int = 65536, channel: int | None = None):
                                     or not 0 <= channel < f.channels):
             raise ParameterError(f"channel {channel!r} out of range: {path} has {f.channels} channel(s)")
         inf = _info_of(f, path)
+        if not _regular_file(path):  # (a stream's header was read once, by libsndfile)
+            inf = replace(inf, stream_frames=stream_declared_frames(inf, f.subtype))
         yield inf, _blocks_of(f, path, int(blocksize), channel,
                              inf.missing_frames > 0 and inf.format in ("FLAC", "MP3"))
 

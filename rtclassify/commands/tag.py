@@ -585,6 +585,11 @@ def run(args: argparse.Namespace) -> int:
                     narrow = clf.bundle.narrow_band(result.sample_rate, path)
                     if narrow:
                         _say(f"warning: {narrow}")
+                    if result.missing_frames:  # (a writer that died: its header declared more)
+                        sr = result.sample_rate
+                        _say(f"warning: {path}: the stream is cut short: its header declares "
+                             f"{result.duration + result.missing_frames / sr:.3f} s of audio and "
+                             f"{result.duration:.3f} s came; only that is tagged")
                 elif show_progress and inf.duration > 20:
                     from rich.console import Console
                     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn

@@ -92,6 +92,10 @@ class TagResult:
         own stream time.
     nonfinite_replaced : int
         NaN or infinite input samples, taken as 0.
+    missing_frames : int
+        Frames a WAV stream's header declared beyond what came (:meth:`Classifier.tag_file` of a pipe or
+        standard input cut short: a writer that died); 0 otherwise (a cut file is said by
+        :func:`rtclassify.audio.files.info` before it is read).
     """
 
     times: np.ndarray
@@ -106,6 +110,7 @@ class TagResult:
     techniques: TechniqueFrames | None = None
     technique_events: list = field(default_factory=list)
     nonfinite_replaced: int = 0
+    missing_frames: int = 0
 
     def __len__(self) -> int:
         return len(self.times)
@@ -477,7 +482,11 @@ class Classifier:
             session = self.stream(sample_rate=info.sample_rate, max_block=OFFLINE_BLOCK, hop=hop,
                                   channel=channel or 0, decoder=decoder, level_rate=level_rate, techniques=techniques,
                                   batch=OFFLINE_BATCH)
-            return _collect(session, blocks, info.frames, progress)
+            result = _collect(session, blocks, info.frames, progress)
+            if info.stream_frames is not None:
+                read = int(round(result.duration * info.sample_rate))
+                result.missing_frames = max(0, info.stream_frames - read)
+            return result
 
     def learn(self, name: str, positives, negatives=None, sample_rate: int | None = None, **options) -> "Classifier":
         """A classifier with this one's tags plus ``name``, learned from examples.
