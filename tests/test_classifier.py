@@ -291,26 +291,28 @@ def test_tag_command_reads_standard_input_and_a_pipe_alone(bundle_dir, tmp_path)
     x = tb.demo_signal(16000)[: 2 * 16000]
     wav = tmp_path / "a.wav"
     sf.write(wav, x, 16000)
+    # (run outside the checkout: `python -m` puts the working directory first on sys.path, and the package to test
+    # is the installed one; in CI the checkout has no compiled extension)
     cmd = [sys.executable, "-m", "rtclassify.cli", "tag", "--bundle", str(bundle_dir), "--format", "csv"]
-    from_file = subprocess.run(cmd + [str(wav)], capture_output=True, timeout=120)
+    from_file = subprocess.run(cmd + [str(wav)], capture_output=True, timeout=120, cwd=tmp_path)
     assert from_file.returncode == 0, from_file.stderr
-    from_stdin = subprocess.run(cmd + ["-"], input=wav.read_bytes(), capture_output=True, timeout=120)
+    from_stdin = subprocess.run(cmd + ["-"], input=wav.read_bytes(), capture_output=True, timeout=120, cwd=tmp_path)
     assert from_stdin.returncode == 0, from_stdin.stderr
     assert from_stdin.stdout == from_file.stdout and from_file.stdout.count(b"\n") > 10
     fifo = tmp_path / "in.wav"
     os.mkfifo(fifo)
     writer = threading.Thread(target=lambda: fifo.write_bytes(wav.read_bytes()))
     writer.start()
-    from_pipe = subprocess.run(cmd + [str(fifo)], capture_output=True, timeout=120)
+    from_pipe = subprocess.run(cmd + [str(fifo)], capture_output=True, timeout=120, cwd=tmp_path)
     writer.join(30)
     assert from_pipe.returncode == 0, from_pipe.stderr
     assert from_pipe.stdout == from_file.stdout
-    bad = subprocess.run(cmd + ["-"], input=b"not audio", capture_output=True, timeout=120)
+    bad = subprocess.run(cmd + ["-"], input=b"not audio", capture_output=True, timeout=120, cwd=tmp_path)
     assert bad.returncode == 1 and b"- (standard input): cannot read audio" in bad.stderr
     assert b"cut short" not in from_stdin.stderr
     # a writer that died: the WAV header declares 2 s, a quarter of it came (a cut file is said by info(); a
     # stream's header is read once, and the stream was tagged as far as it went without a word)
-    cut = subprocess.run(cmd + ["-"], input=wav.read_bytes()[: 44 + 16000], capture_output=True, timeout=120)
+    cut = subprocess.run(cmd + ["-"], input=wav.read_bytes()[: 44 + 16000], capture_output=True, timeout=120, cwd=tmp_path)
     assert cut.returncode == 0
     assert b"warning: -: the stream is cut short: its header declares 2.000 s of audio and 0.500 s came" in cut.stderr
 

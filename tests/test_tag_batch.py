@@ -126,10 +126,10 @@ def test_tag_in_a_process_with_standard_error_or_output_closed(bundle_dir, signa
     a = tmp_path / "a.wav"
     sf.write(a, signal, SR)
     cmd = [sys.executable, "-m", "rtclassify.cli", "tag", str(a), "--bundle", str(bundle_dir), "--no-techniques"]
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=120,
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=120, cwd=tmp_path,
                        preexec_fn=lambda: os.close(2))
     assert p.returncode == 0 and [json.loads(line) for line in p.stdout.decode().splitlines()]
-    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120,
+    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120, cwd=tmp_path,
                        preexec_fn=lambda: os.close(1))
     assert p.returncode == 1
     assert p.stderr.decode().strip() == "rtclassify tag: error: standard output is closed; use --out FILE"
@@ -141,7 +141,7 @@ def test_an_error_with_standard_error_closed_does_not_land_among_the_output(bund
     a, _, _, damaged = files
     cmd = [sys.executable, "-m", "rtclassify.cli", "tag", str(a), str(damaged), "--bundle", str(bundle_dir),
            "--no-techniques"]
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=120,
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=120, cwd=tmp_path,
                        preexec_fn=lambda: os.close(2))
     assert p.returncode == 1
     lines = p.stdout.decode().splitlines()
