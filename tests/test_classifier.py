@@ -312,7 +312,8 @@ def test_tag_command_reads_standard_input_and_a_pipe_alone(bundle_dir, tmp_path)
     assert b"cut short" not in from_stdin.stderr
     # a writer that died: the WAV header declares 2 s, a quarter of it came (a cut file is said by info(); a
     # stream's header is read once, and the stream was tagged as far as it went without a word)
-    cut = subprocess.run(cmd + ["-"], input=wav.read_bytes()[: 44 + 16000], capture_output=True, timeout=120, cwd=tmp_path)
+    cut = subprocess.run(cmd + ["-"], input=wav.read_bytes()[: 44 + 16000], capture_output=True, timeout=120,
+                         cwd=tmp_path)
     assert cut.returncode == 0
     assert b"warning: -: the stream is cut short: its header declares 2.000 s of audio and 0.500 s came" in cut.stderr
 
