@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "denormals.h"
+
 namespace rtc {
 
 namespace {
@@ -92,6 +94,7 @@ void StreamingMelFrontend::emit(float* out) noexcept {
 template <typename In>
 size_t StreamingMelFrontend::push_impl(const In* x, size_t n, float* out,
                                        size_t max_frames) noexcept {
+  const DenormalsOff denormals_off;  // (see denormals.h)
   const size_t nfft = static_cast<size_t>(cfg_.n_fft);
   const size_t n_mels = static_cast<size_t>(cfg_.n_mels);
   if (frames_for(n) > max_frames) return 0;  // documented: nothing is consumed

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "denormals.h"
 #include "lanes.h"
 #include "param_check.h"
 
@@ -245,6 +246,7 @@ float PitchTracker::fir_output() const noexcept {
 }
 
 std::size_t PitchTracker::process(const float* x, std::size_t n, PitchFrame* out) noexcept {
+  const DenormalsOff denormals_off;  // (see denormals.h)
   std::size_t n_out = 0;
   for (std::size_t i = 0; i < n; ++i) {
     float v = x[i];

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "denormals.h"
 #include "param_check.h"
 
 namespace rtc {
@@ -153,6 +154,7 @@ size_t PolyphaseResampler::emit_ready(float* out, size_t limit) noexcept {
 }
 
 size_t PolyphaseResampler::process(const float* x, size_t n, float* out, size_t cap) {
+  const DenormalsOff denormals_off;  // (see denormals.h)
   if (finished_) throw std::logic_error("resampler: the stream has ended (finish()); call reset() first");
   if (cap < max_output(n))
     throw std::invalid_argument("out: room for " + std::to_string(cap) + " samples, " +
@@ -173,6 +175,7 @@ size_t PolyphaseResampler::pending_output() const noexcept {
 }
 
 size_t PolyphaseResampler::finish(float* out, size_t cap) {
+  const DenormalsOff denormals_off;  // (see denormals.h)
   if (finished_) return 0;
   const size_t need = pending_output();
   if (cap < need)

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "denormals.h"
 #include "param_check.h"
 
 namespace rtc {
@@ -344,6 +345,7 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
 }
 
 std::size_t TechniqueTracker::process(const float* x, std::size_t n, TechniqueFrame* out) noexcept {
+  const DenormalsOff denormals_off;  // (see denormals.h)
   std::size_t n_out = 0;
   std::size_t i = 0;
   const std::size_t hop = static_cast<std::size_t>(pitch_.hop_length());
