@@ -256,12 +256,11 @@ void TechniqueTracker::track(const PitchFrame& p, TechniqueFrame& out) noexcept 
       const double cut = winner_ > 0 ? -cfg_.attribution_margin : winner_ < 0 ? cfg_.attribution_margin : 0.0;
       if (score <= cut) veto_t = true;
       else veto_v = true;
-      winner_ = veto_v ? 1 : -1;
     } else {
       veto_t = t_by_v;
       veto_v = v_by_t;
-      if (veto_t != veto_v) winner_ = veto_v ? 1 : -1;
     }
+    if (veto_t != veto_v) winner_ = veto_v ? 1 : -1;  // (the weighing always takes one side)
     veto_v_ = veto_v;
     veto_t_ = veto_t;
   }

@@ -444,10 +444,8 @@ def _check_not_write_protected(path: str, option: str, force: bool) -> None:
 
 
 def _say(line: str) -> None:
-    """Print ``line`` on standard error; nothing when standard error is closed (``2>&-``: ``sys.stderr`` is None,
-    and print(file=None) would write the line into standard output, among the tags)."""
-    if sys.stderr is not None:
-        print(line, file=sys.stderr)
+    """Print ``line`` on standard error (closed, ``2>&-``, it is os.devnull: :func:`rtclassify.cli.main`)."""
+    print(line, file=sys.stderr)
 
 
 def _is_stream(path: str) -> bool:
@@ -572,12 +570,10 @@ def run(args: argparse.Namespace) -> int:
     plots: list = []  # the plots, written beside their paths and moved there with --out once every file is tagged
     out = sys.stdout if target is None else target.file
     where = "standard output" if target is None else args.out
-    show_progress = sys.stderr is not None and sys.stderr.isatty()
+    show_progress = sys.stderr.isatty()
     header = True  # (CSV: before the first file written)
     try:
         for n, path, inf in todo:
-            if inf is not None and inf.frames == 0:
-                _say(f"{path}: no samples: nothing to tag" + (", no plot" if pngs else ""))
             source = "/dev/stdin" if path == "-" else path  # (standard input or a pipe: opened once, as it comes)
             try:
                 if inf is None:
@@ -610,11 +606,11 @@ def run(args: argparse.Namespace) -> int:
             if result.nonfinite_replaced:
                 _say(f"warning: {path}: {result.nonfinite_replaced} NaN or infinite sample(s) were taken as 0")
             frames = inf.frames if inf is not None else int(round(result.duration * result.sample_rate))
-            if frames and not len(result):
+            if not frames:
+                _say(f"{path}: no samples: nothing to tag" + (", no plot" if pngs else ""))
+            elif not len(result):
                 _say(f"{path}: {frames} sample(s) ({frames / result.sample_rate * 1000:.3g} ms) are fewer "
                      f"than one output of the model needs: nothing to tag")
-            elif inf is None and not frames:
-                _say(f"{path}: no samples: nothing to tag" + (", no plot" if pngs else ""))
             file_field = path if several or getattr(args, "with_file", False) else None
             try:
                 if fmt == "jsonl":

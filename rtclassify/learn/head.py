@@ -285,10 +285,9 @@ def fit_head(X_pos: np.ndarray, X_neg: np.ndarray, groups_pos: np.ndarray | None
         No rows in a class, mismatched dimensions or non-finite embeddings.
     """
     with single_thread_blas():
-        head = _fit_head(X_pos, X_neg, groups_pos, groups_neg, l2, off_ratio, max_folds, seed,
+        return _fit_head(X_pos, X_neg, groups_pos, groups_neg, l2, off_ratio, max_folds, seed,
                          None if kinds_pos is None else np.asarray(kinds_pos, str),
                          None if kinds_neg is None else np.asarray(kinds_neg, str))
-    return head
 
 
 def _by_kind(y, oof, kinds, on) -> tuple[dict, dict]:

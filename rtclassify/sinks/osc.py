@@ -396,10 +396,10 @@ class OscSink(EventDispatch):
             if route is None:  # waited for (wait=True)
                 continue
             family, addr = route
-            dest = f"{addr[0]}:{addr[1]}"
             try:
                 self._socks[family].sendto(data, addr)
             except OSError as exc:
+                dest = f"{addr[0]}:{addr[1]}"
                 n = self.send_errors.get(dest, 0)
                 if n == 0:
                     self._first_error[dest] = exc.strerror or str(exc)
@@ -409,7 +409,8 @@ class OscSink(EventDispatch):
                     self._on_fault(f"OSC send to {dest} failed: {exc.strerror or exc}; going on (failures are "
                                    f"counted)")
                 continue
-            if dest in self._failing:
+            # (the destination's name is made only during an outage: this runs for every datagram)
+            if self._failing and (dest := f"{addr[0]}:{addr[1]}") in self._failing:
                 self._failing.discard(dest)
                 self._on_fault(f"OSC send to {dest} works again ({self.send_errors[dest]} datagram(s) not sent so "
                                f"far)")
